@@ -4,3 +4,11 @@
 //!
 //! Data flows one way: `template` (parse) → `model` → `render` → `plan` →
 //! a target (`systemd` or `fleet`).
+
+pub mod cli;
+pub mod compile;
+pub mod diagnostic;
+pub mod escape;
+pub mod model;
+pub mod render;
+pub mod template;

@@ -1,0 +1,99 @@
+//! The command line: clap definitions (their doc comments are the `--help`
+//! text) and dispatch to one module per command.
+
+mod output;
+mod render;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::compile::compile;
+use crate::diagnostic::Problems;
+use crate::model::Instance;
+use crate::template::Template;
+
+/// Compile an app template into systemd units that run Docker containers,
+/// and apply them.
+///
+/// Write an app's services once in `unitgen.yaml`, declare named instances
+/// (live, staging, one per customer) and let unitgen generate one unit per
+/// service, a Docker network per instance, and keep a host converged to it.
+#[derive(Debug, Parser)]
+#[command(name = "unitgen", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print or write the units of one instance.
+    ///
+    /// Without --out, every unit goes to stdout, each after a `# ==> NAME <==`
+    /// line, sorted by name. With --out DIR, one file per unit is written to
+    /// DIR (only files whose content changed are touched), and this instance's
+    /// units that no longer exist are removed; other files are left alone.
+    Render(render::RenderArgs),
+    /// Check the template and every declared instance, writing nothing.
+    Validate(validate::ValidateArgs),
+}
+
+/// Where the template is and which values to use: shared by every command
+/// that compiles an instance.
+#[derive(Debug, Clone, Args)]
+pub struct TemplateArgs {
+    /// The app template or deployments file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "unitgen.yaml"
+    )]
+    pub file: PathBuf,
+    /// Set or override an instance value (repeatable): `--set version=1.5.0`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+}
+
+impl TemplateArgs {
+    pub fn load(&self) -> Result<Template, Problems> {
+        Template::load(&self.file)
+    }
+
+    pub fn compile(&self, instance: &str) -> Result<Instance, Problems> {
+        compile(&self.load()?, instance, &self.set)
+    }
+}
+
+fn parse_set(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{arg}` is not KEY=VALUE")),
+    }
+}
+
+/// What a command ends with: success, "there are differences" (2, for CI
+/// drift checks), or an error already reported (1).
+pub enum Outcome {
+    Clean,
+    Differs,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render(args) => render::run(args),
+        Command::Validate(args) => validate::run(args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Differs) => ExitCode::from(2),
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}

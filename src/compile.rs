@@ -1,0 +1,881 @@
+//! Template + instance name → a resolved [`model::Instance`]. Every template
+//! expression is evaluated here and every value checked; all problems found
+//! are returned together, each pointing at the text it is about.
+
+pub mod syntax;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use indexmap::IndexMap;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
+use crate::escape::sh_quote;
+use crate::model::{Healthcheck, Instance, Port, Restart, Service, Volume, VolumeSource};
+use crate::template::schema::{
+    DependsOn, KeyValues, SERVICE_KEYS, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
+};
+use crate::template::{Loaded, Template};
+use syntax::VolumeSpec;
+
+/// Seconds Docker waits for a container to stop before killing it, as
+/// `docker stop` does by default.
+const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
+
+/// Compiles `instance` of `template`. `set` holds `--set key=value`
+/// overrides, applied over the instance's declared values.
+pub fn compile(
+    template: &Template,
+    instance: &str,
+    set: &[(String, String)],
+) -> Result<Instance, Problems> {
+    let mut problems = Problems::default();
+    let app_file = &template.app;
+    let app = match &app_file.doc.app {
+        Some(app) => {
+            if let Err(msg) = syntax::check_app_or_instance_name(&app.value) {
+                problems.push(
+                    Problem::new(msg)
+                        .at(&app_file.at(&app.referenced))
+                        .label("app name")
+                        .help(format!("try `{}`", syntax::suggest_name(&app.value, '_'))),
+                );
+            }
+            app.value.clone()
+        }
+        None => {
+            problems.push(
+                Problem::new(format!("{} has no `app:` name", app_file.file.name())).help(
+                    "add `app: myapp` at the top: it prefixes every unit, container and network",
+                ),
+            );
+            String::new()
+        }
+    };
+
+    let instances_file = template.instances_file();
+    let declared = instances_file
+        .doc
+        .instances
+        .as_ref()
+        .and_then(|m| m.iter().find(|(k, _)| k.value == instance));
+    if let Err(msg) = syntax::check_app_or_instance_name(instance) {
+        let mut problem =
+            Problem::new(msg).help(format!("try `{}`", syntax::suggest_name(instance, '_')));
+        if let Some((key, _)) = declared {
+            problem = problem
+                .at(&instances_file.at(&key.referenced))
+                .label("instance name");
+        }
+        problems.push(problem);
+    }
+
+    let mut values: BTreeMap<String, Value> = BTreeMap::new();
+    if let Some((_, Some(declared_values))) = declared {
+        for (key, value) in declared_values {
+            values.insert(key.value.clone(), scalar_value(&value.value.0));
+        }
+    }
+    for (key, value) in set {
+        values.insert(key.clone(), scalar_value(value));
+    }
+    values.insert("app".into(), Value::from(app.clone()));
+    values.insert("instance".into(), Value::from(instance));
+
+    let volume_decls = app_file.doc.volumes.as_ref();
+    let mut compiler = ServiceCompiler {
+        file: app_file,
+        env: template_env(),
+        values,
+        instance_declared: declared.is_some(),
+        instance: instance.to_string(),
+        prefix: format!("{app}-{instance}"),
+        volume_decls,
+        problems,
+    };
+
+    let mut services = Vec::new();
+    let mut service_locations = HashMap::new();
+    match &app_file.doc.services {
+        Some(defs) if !defs.value.is_empty() => {
+            for (name, entry) in &defs.value {
+                let name_at = app_file.at(&name.referenced);
+                service_locations.insert(name.value.clone(), name_at.clone());
+                if let Some(service) = compiler.service(name, &name_at, entry) {
+                    services.push(service);
+                }
+            }
+        }
+        Some(defs) => compiler.problems.push(
+            Problem::new("the app has no services")
+                .at(&app_file.at(&defs.referenced))
+                .help("add one, e.g. `web: nginx:1.27`"),
+        ),
+        None => compiler.problems.push(
+            Problem::new(format!("{} has no `services:`", app_file.file.name()))
+                .help("add `services:` with at least one service, e.g. `web: nginx:1.27`"),
+        ),
+    }
+
+    let mut problems = compiler.problems;
+    check_depends_on(&app_file.doc, app_file, &services, &mut problems);
+    check_host_ports(&services, &service_locations, &mut problems);
+    let services = if problems.is_empty() {
+        dependency_order(services)
+    } else {
+        services
+    };
+    problems.into_result(Instance {
+        app,
+        instance: instance.to_string(),
+        source: template.source_name(),
+        services,
+    })
+}
+
+/// Instance values as template values: `true`/`false` and whole numbers
+/// become booleans and numbers (so `{% if debug %}` works), anything else
+/// stays the text written (`1.10` is not `1.1`).
+fn scalar_value(text: &str) -> Value {
+    match text {
+        "true" => Value::from(true),
+        "false" => Value::from(false),
+        _ => match text.parse::<i64>() {
+            Ok(n) if n.to_string() == text => Value::from(n),
+            _ => Value::from(text),
+        },
+    }
+}
+
+fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_debug(true);
+    env
+}
+
+struct ServiceCompiler<'a> {
+    file: &'a Loaded,
+    env: Environment<'static>,
+    values: BTreeMap<String, Value>,
+    instance_declared: bool,
+    instance: String,
+    prefix: String,
+    volume_decls: Option<&'a IndexMap<Spanned<String>, VolumeDecl>>,
+    problems: Problems,
+}
+
+impl ServiceCompiler<'_> {
+    fn at(&self, spanned: &serde_saphyr::Location) -> Location {
+        self.file.at(spanned)
+    }
+
+    fn problem(&mut self, at: &Location, message: impl Into<String>) {
+        self.problems.push(Problem::new(message).at(at));
+    }
+
+    /// Evaluates template expressions in one string value.
+    fn expand(&mut self, text: &str, at: &Location) -> Option<String> {
+        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+            return Some(text.to_string());
+        }
+        match self.env.render_str(text, &self.values) {
+            Ok(out) => Some(out),
+            Err(err) => {
+                self.problems.push(self.template_problem(text, at, &err));
+                None
+            }
+        }
+    }
+
+    fn template_problem(&self, text: &str, at: &Location, err: &minijinja::Error) -> Problem {
+        let range = err.range();
+        let inner = value_location(at, text);
+        let here = match (&inner, range.clone()) {
+            (Some(inner), Some(r)) => inner.narrow(r.start, r.end - r.start),
+            _ => at.clone(),
+        };
+        if err.kind() == minijinja::ErrorKind::UndefinedError {
+            let expr = range
+                .map(|r| text[r].trim().to_string())
+                .unwrap_or_else(|| "a value".into());
+            let var = expr
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .find(|s| !s.is_empty())
+                .unwrap_or(&expr)
+                .to_string();
+            let mut known: Vec<&str> = self.values.keys().map(String::as_str).collect();
+            known.sort();
+            let help = match did_you_mean(&var, known.iter().copied()) {
+                Some(hint) => hint,
+                None if self.instance_declared => format!(
+                    "add `{var}` to instance `{}` under `instances:`, or pass `--set {var}=VALUE`; known values: {}",
+                    self.instance,
+                    known.join(", ")
+                ),
+                None => format!(
+                    "instance `{}` is not declared under `instances:`; declare it with a `{var}` value, or pass `--set {var}=VALUE`",
+                    self.instance
+                ),
+            };
+            Problem::new(format!(
+                "undefined variable `{var}` in instance `{}`",
+                self.instance
+            ))
+            .at(&here)
+            .label("undefined")
+            .help(help)
+        } else {
+            let detail = err
+                .detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| err.kind().to_string());
+            Problem::new(format!("template error: {detail}"))
+                .at(&here)
+                .label("in this expression")
+        }
+    }
+
+    fn expand_spanned(&mut self, value: &Spanned<String>) -> Option<(String, Location)> {
+        let at = self.at(&value.referenced);
+        let out = self.expand(&value.value, &at)?;
+        if out.contains('\0') {
+            self.problem(&at, "values cannot contain a NUL byte");
+            return None;
+        }
+        Some((out, at))
+    }
+
+    fn expand_scalar(&mut self, value: &Spanned<Scalar>) -> Option<(String, Location)> {
+        let spanned = Spanned::new(value.value.0.clone(), value.referenced, value.defined);
+        self.expand_spanned(&spanned)
+    }
+
+    /// `command: npm start` is split like a shell would; a list is taken as is.
+    fn words(&mut self, words: &Spanned<Words>, split: bool) -> Option<Vec<String>> {
+        let at = self.at(&words.referenced);
+        match &words.value {
+            Words::One(text) => {
+                let expanded = self.expand(text, &at)?;
+                if !split {
+                    return Some(vec![expanded]);
+                }
+                match shlex::split(&expanded) {
+                    Some(w) => Some(w),
+                    None => {
+                        self.problem(
+                            &at,
+                            "unbalanced quotes: write the command as a list instead",
+                        );
+                        None
+                    }
+                }
+            }
+            Words::List(list) => {
+                let mut out = Vec::new();
+                for item in list {
+                    out.push(self.expand_scalar(item)?.0);
+                }
+                Some(out)
+            }
+        }
+    }
+
+    fn key_values(
+        &mut self,
+        kv: &Spanned<KeyValues>,
+        what: &str,
+        check_names: bool,
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |this: &mut Self, key: String, value: String, at: &Location| {
+            if check_names && let Err(msg) = syntax::check_env_name(&key) {
+                this.problem(at, msg);
+                return;
+            }
+            if out.iter().any(|(k, _)| *k == key) {
+                this.problem(at, format!("{what} `{key}` is set twice"));
+                return;
+            }
+            out.push((key, value));
+        };
+        match &kv.value {
+            KeyValues::Map(pairs) => {
+                for (key, value) in pairs {
+                    let key_at = self.at(&key.referenced);
+                    let Some(value) = value else {
+                        self.problems.push(
+                            Problem::new(format!("{what} `{}` has no value", key.value))
+                                .at(&key_at)
+                                .help(format!(
+                                    "units do not inherit your shell's environment; write `{}: \"\"` for an empty value",
+                                    key.value
+                                )),
+                        );
+                        continue;
+                    };
+                    if let Some((value, _)) = self.expand_scalar(value) {
+                        push(self, key.value.clone(), value, &key_at);
+                    }
+                }
+            }
+            KeyValues::List(items) => {
+                for item in items {
+                    let Some((text, at)) = self.expand_spanned(item) else {
+                        continue;
+                    };
+                    match text.split_once('=') {
+                        Some((key, value)) => push(self, key.to_string(), value.to_string(), &at),
+                        None => self.problems.push(
+                            Problem::new(format!("`{text}` has no `=`"))
+                                .at(&at)
+                                .help("write `NAME=value`, or use a map"),
+                        ),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn service(
+        &mut self,
+        name: &Spanned<String>,
+        name_at: &Location,
+        entry: &Spanned<ServiceEntry>,
+    ) -> Option<Service> {
+        if let Err(msg) = syntax::check_service_name(&name.value) {
+            self.problems.push(
+                Problem::new(msg)
+                    .at(name_at)
+                    .label("service name")
+                    .help(format!("try `{}`", syntax::suggest_name(&name.value, '-'))),
+            );
+        }
+        let entry_at = self.at(&entry.referenced);
+        let empty = ServiceDef::default();
+        let (def, image) = match &entry.value {
+            ServiceEntry::Image(image) => (&empty, Some((image.clone(), entry_at.clone()))),
+            ServiceEntry::Full(def) => {
+                let image = def
+                    .image
+                    .as_ref()
+                    .map(|i| (i.value.clone(), self.at(&i.referenced)));
+                (def.as_ref(), image)
+            }
+        };
+        let mut service = Service {
+            name: name.value.clone(),
+            stop_grace_seconds: DEFAULT_STOP_GRACE_SECONDS,
+            ..Service::default()
+        };
+        match image {
+            Some((image, at)) => {
+                if let Some(image) = self.expand(&image, &at) {
+                    if let Err(msg) = syntax::check_image(&image) {
+                        self.problem(&at, msg);
+                    }
+                    service.image = image;
+                }
+            }
+            None => self.problems.push(
+                Problem::new(format!("service `{}` has no `image`", name.value))
+                    .at(name_at)
+                    .help(did_you_mean_key(def).unwrap_or_else(|| "add `image: NAME:TAG`".into())),
+            ),
+        }
+        if let Some(command) = &def.command {
+            service.command = self.words(command, true);
+        }
+        if let Some(entrypoint) = &def.entrypoint {
+            service.entrypoint = self.words(entrypoint, true);
+            if service.entrypoint.as_ref().is_some_and(|e| e.is_empty()) {
+                self.problem(&self.at(&entrypoint.referenced), "the entrypoint is empty");
+            }
+        }
+        if let Some(env) = &def.environment {
+            service.environment = self.key_values(env, "environment variable", true);
+        }
+        if let Some(labels) = &def.labels {
+            service.labels = self.key_values(labels, "label", false);
+        }
+        if let Some(files) = &def.env_file {
+            for file in self.words(files, false).unwrap_or_default() {
+                if !file.starts_with('/') {
+                    self.problems.push(
+                        Problem::new(format!("env_file `{file}` is relative"))
+                            .at(&self.at(&files.referenced))
+                            .help("Docker reads it on the host when the unit starts: give an absolute host path"),
+                    );
+                }
+                service.env_files.push(file);
+            }
+        }
+        for port in def.ports.iter().flatten() {
+            let Some((text, at)) = self.expand_scalar(port) else {
+                continue;
+            };
+            match syntax::parse_port(&text) {
+                Ok(port) => service.ports.push(port),
+                Err(msg) => self.problems.push(Problem::new(msg).at(&at).label("port")),
+            }
+        }
+        for volume in def.volumes.iter().flatten() {
+            let Some((text, at)) = self.expand_spanned(volume) else {
+                continue;
+            };
+            match syntax::parse_volume(&text) {
+                Ok(spec) => service.volumes.push(self.volume(spec)),
+                Err(msg) => self
+                    .problems
+                    .push(Problem::new(msg).at(&at).label("volume")),
+            }
+        }
+        service.user = def
+            .user
+            .as_ref()
+            .and_then(|u| self.expand_scalar(u))
+            .map(|v| v.0);
+        service.working_dir = def
+            .working_dir
+            .as_ref()
+            .and_then(|w| self.expand_spanned(w))
+            .map(|v| v.0);
+        service.hostname = def
+            .hostname
+            .as_ref()
+            .and_then(|h| self.expand_spanned(h))
+            .map(|v| v.0);
+        if let Some(restart) = &def.restart {
+            let at = self.at(&restart.referenced);
+            service.restart = match restart.value.as_str() {
+                "no" => Restart::No,
+                "always" | "unless-stopped" => Restart::Always,
+                s if s == "on-failure" || s.starts_with("on-failure:") => Restart::OnFailure,
+                other => {
+                    self.problems.push(
+                        Problem::new(format!("unknown restart policy `{other}`"))
+                            .at(&at)
+                            .help("use no, always, unless-stopped or on-failure"),
+                    );
+                    Restart::default()
+                }
+            };
+        }
+        if let Some(hc) = &def.healthcheck {
+            service.healthcheck = self.healthcheck(hc);
+        }
+        if let Some(mem) = &def.mem_limit
+            && let Some((text, at)) = self.expand_scalar(mem)
+        {
+            match syntax::check_memory(&text) {
+                Ok(m) => service.memory = Some(m),
+                Err(msg) => self.problem(&at, msg),
+            }
+        }
+        if let Some(cpus) = &def.cpus
+            && let Some((text, at)) = self.expand_scalar(cpus)
+        {
+            match syntax::check_cpus(&text) {
+                Ok(()) => service.cpus = Some(text),
+                Err(msg) => self.problem(&at, msg),
+            }
+        }
+        for (list, out) in [
+            (&def.cap_add, &mut service.cap_add),
+            (&def.cap_drop, &mut service.cap_drop),
+        ] {
+            for cap in list.iter().flatten() {
+                if let Some((c, _)) = self.expand_spanned(cap) {
+                    out.push(c);
+                }
+            }
+        }
+        service.read_only = def.read_only.unwrap_or(false);
+        service.init = def.init.unwrap_or(false);
+        if let Some(tmpfs) = &def.tmpfs {
+            service.tmpfs = self.words(tmpfs, false).unwrap_or_default();
+        }
+        if let Some(grace) = &def.stop_grace_period
+            && let Some((text, at)) = self.expand_spanned(grace)
+        {
+            match syntax::parse_duration(&text) {
+                Ok(secs) => service.stop_grace_seconds = secs,
+                Err(msg) => self.problem(&at, msg),
+            }
+        }
+        service.stop_signal = def
+            .stop_signal
+            .as_ref()
+            .and_then(|s| self.expand_spanned(s))
+            .map(|v| v.0);
+        for arg in def.docker_args.iter().flatten() {
+            if let Some((a, _)) = self.expand_spanned(arg) {
+                service.docker_args.push(a);
+            }
+        }
+        if let Some(depends) = &def.depends_on {
+            service.depends_on = self.depends_on(depends);
+        }
+        if let Some(sections) = &def.systemd {
+            service.systemd = self.systemd_keys(sections);
+        }
+        Some(service)
+    }
+
+    fn volume(&self, spec: VolumeSpec<'_>) -> Volume {
+        match spec {
+            VolumeSpec::Named {
+                name,
+                target,
+                read_only,
+            } => {
+                let decl = self
+                    .volume_decls
+                    .and_then(|d| d.iter().find(|(k, _)| k.value == name))
+                    .map(|(_, v)| v);
+                let external = decl.is_some_and(|d| d.external);
+                let docker_name = match decl.and_then(|d| d.name.as_ref()) {
+                    Some(n) if external => n.value.clone(),
+                    _ if external => name.to_string(),
+                    _ => format!("{}-{name}", self.prefix),
+                };
+                Volume {
+                    source: VolumeSource::Named {
+                        docker_name,
+                        external,
+                    },
+                    target: target.to_string(),
+                    read_only,
+                }
+            }
+            VolumeSpec::Bind {
+                path,
+                target,
+                read_only,
+            } => Volume {
+                source: VolumeSource::Bind(path.to_string()),
+                target: target.to_string(),
+                read_only,
+            },
+            VolumeSpec::Anonymous { target } => Volume {
+                source: VolumeSource::Anonymous,
+                target: target.to_string(),
+                read_only: false,
+            },
+        }
+    }
+
+    fn healthcheck(&mut self, hc: &crate::template::schema::Healthcheck) -> Option<Healthcheck> {
+        if hc.disable {
+            return Some(Healthcheck::Disabled);
+        }
+        let test = hc.test.as_ref()?;
+        let at = self.at(&test.referenced);
+        let command = match &test.value {
+            Words::One(_) => self.words(test, false)?.remove(0),
+            Words::List(_) => {
+                let words = self.words(test, false)?;
+                match words.split_first() {
+                    Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => rest
+                        .iter()
+                        .map(|w| sh_quote(w))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    Some((kind, [shell])) if kind == "CMD-SHELL" => shell.clone(),
+                    Some((kind, [])) if kind == "NONE" => return Some(Healthcheck::Disabled),
+                    _ => {
+                        self.problems.push(
+                            Problem::new("a healthcheck test list starts with CMD, CMD-SHELL or NONE")
+                                .at(&at)
+                                .help("e.g. `test: [CMD, wget, -q, -O-, http://localhost/]` or `test: wget -q -O- http://localhost/`"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut duration = |d: &Option<Spanned<String>>| -> Option<String> {
+            let (text, at) = self.expand_spanned(d.as_ref()?)?;
+            match syntax::parse_duration(&text) {
+                Ok(_) => Some(text),
+                Err(msg) => {
+                    self.problem(&at, msg);
+                    None
+                }
+            }
+        };
+        Some(Healthcheck::Check {
+            command,
+            interval: duration(&hc.interval),
+            timeout: duration(&hc.timeout),
+            start_period: duration(&hc.start_period),
+            retries: hc.retries.as_ref().map(|r| r.value),
+        })
+    }
+
+    fn depends_on(&mut self, depends: &Spanned<DependsOn>) -> Vec<String> {
+        match &depends.value {
+            DependsOn::List(names) => names.iter().map(|n| n.value.clone()).collect(),
+            DependsOn::Map(pairs) => {
+                for (_, detail) in pairs {
+                    if let Some(cond) = &detail.condition
+                        && !matches!(cond.value.as_str(), "service_started" | "service_healthy")
+                    {
+                        self.problems.push(
+                                Problem::new(format!("depends_on condition `{}` is not supported", cond.value))
+                                    .at(&self.at(&cond.referenced))
+                                    .help("use service_started or service_healthy (a dependency with a healthcheck is always awaited until healthy)"),
+                            );
+                    }
+                }
+                pairs.iter().map(|(n, _)| n.value.clone()).collect()
+            }
+        }
+    }
+
+    fn systemd_keys(
+        &mut self,
+        sections: &IndexMap<Spanned<String>, IndexMap<Spanned<String>, Spanned<Words>>>,
+    ) -> BTreeMap<String, Vec<(String, String)>> {
+        let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (section, keys) in sections {
+            let section_at = self.at(&section.referenced);
+            let known = ["Unit", "Service", "Install"];
+            if !known.contains(&section.value.as_str()) && !section.value.starts_with("X-") {
+                self.problems.push(
+                    Problem::new(format!("unknown unit section `{}`", section.value))
+                        .at(&section_at)
+                        .help(did_you_mean(&section.value, known).unwrap_or_else(|| {
+                            "use Unit, Service, Install, or an `X-` section of your own".into()
+                        })),
+                );
+                continue;
+            }
+            for (key, value) in keys {
+                let key_at = self.at(&key.referenced);
+                if !key.value.chars().all(|c| c.is_ascii_alphanumeric())
+                    || !key.value.starts_with(|c: char| c.is_ascii_uppercase())
+                {
+                    self.problem(
+                        &key_at,
+                        format!("`{}` is not a systemd key name", key.value),
+                    );
+                    continue;
+                }
+                for v in self.words(value, false).unwrap_or_default() {
+                    if v.contains('\n') {
+                        self.problem(
+                            &self.at(&value.referenced),
+                            "a unit value cannot span lines",
+                        );
+                        continue;
+                    }
+                    out.entry(section.value.clone())
+                        .or_default()
+                        .push((key.value.clone(), v));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where a scalar's own text starts in the file, if it can be mapped one to
+/// one (plain or simply quoted), so errors can underline a part of it.
+fn value_location(at: &Location, value: &str) -> Option<Location> {
+    let text = at.file.inner().as_str();
+    let start = at.span.offset();
+    let raw = text.get(start..start + at.span.len())?;
+    if raw == value {
+        return Some(at.clone());
+    }
+    let quoted = raw.len() >= 2
+        && (raw.starts_with('"') || raw.starts_with('\''))
+        && raw.ends_with(&raw[..1])
+        && &raw[1..raw.len() - 1] == value;
+    quoted.then(|| at.narrow(1, value.len()))
+}
+
+/// A "did you mean" for the first misspelt key of a service without image.
+fn did_you_mean_key(def: &ServiceDef) -> Option<String> {
+    def.image
+        .is_none()
+        .then(|| did_you_mean("image", SERVICE_KEYS.iter().copied()))?
+}
+
+/// Unknown `depends_on` targets and dependency cycles.
+fn check_depends_on(
+    doc: &crate::template::schema::Document,
+    file: &Loaded,
+    services: &[Service],
+    problems: &mut Problems,
+) {
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let Some(defs) = &doc.services else { return };
+    for (name, entry) in &defs.value {
+        let ServiceEntry::Full(def) = &entry.value else {
+            continue;
+        };
+        let Some(depends) = &def.depends_on else {
+            continue;
+        };
+        let targets: Vec<&Spanned<String>> = match &depends.value {
+            DependsOn::List(names) => names.iter().collect(),
+            DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).collect(),
+        };
+        for target in targets {
+            let at = file.at(&target.referenced);
+            if target.value == name.value {
+                problems.push(
+                    Problem::new(format!("service `{}` depends on itself", name.value)).at(&at),
+                );
+            } else if !names.contains(&target.value.as_str()) {
+                problems.push(
+                    Problem::new(format!(
+                        "`{}` depends on `{}`, which is not a service",
+                        name.value, target.value
+                    ))
+                    .at(&at)
+                    .label("unknown service")
+                    .help(
+                        did_you_mean(&target.value, names.iter().copied())
+                            .unwrap_or_else(|| format!("services are: {}", names.join(", "))),
+                    ),
+                );
+            }
+        }
+    }
+    // Cycles: a depth-first walk that reports each cycle once, at the
+    // dependency that closes it.
+    let by_name: HashMap<&str, &Service> = services.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the path, 2 = done
+    fn visit<'a>(
+        name: &'a str,
+        by_name: &HashMap<&'a str, &'a Service>,
+        state: &mut HashMap<&'a str, u8>,
+        path: &mut Vec<&'a str>,
+        cycles: &mut Vec<Vec<String>>,
+    ) {
+        state.insert(name, 1);
+        path.push(name);
+        for dep in &by_name[name].depends_on {
+            let dep = dep.as_str();
+            if !by_name.contains_key(dep) || dep == name {
+                continue;
+            }
+            match state.get(dep) {
+                Some(1) => {
+                    let start = path.iter().position(|n| *n == dep).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        path[start..].iter().map(|s| s.to_string()).collect();
+                    cycle.push(dep.to_string());
+                    cycles.push(cycle);
+                }
+                Some(_) => {}
+                None => visit(dep, by_name, state, path, cycles),
+            }
+        }
+        path.pop();
+        state.insert(name, 2);
+    }
+    let mut cycles = Vec::new();
+    for service in services {
+        if !state.contains_key(service.name.as_str()) {
+            visit(
+                &service.name,
+                &by_name,
+                &mut state,
+                &mut Vec::new(),
+                &mut cycles,
+            );
+        }
+    }
+    for cycle in cycles {
+        let last = &cycle[cycle.len() - 2];
+        let closing = &cycle[cycle.len() - 1];
+        let at = depends_location(doc, file, last, closing);
+        let mut problem = Problem::new(format!("dependency cycle: {}", cycle.join(" → ")))
+            .label("closes the cycle")
+            .help("services start in depends_on order, so a cycle can never start; remove one of these dependencies");
+        if let Some(at) = at {
+            problem = problem.at(&at);
+        }
+        problems.push(problem);
+    }
+}
+
+fn depends_location(
+    doc: &crate::template::schema::Document,
+    file: &Loaded,
+    service: &str,
+    target: &str,
+) -> Option<Location> {
+    let defs = doc.services.as_ref()?;
+    let (_, entry) = defs.value.iter().find(|(k, _)| k.value == service)?;
+    let ServiceEntry::Full(def) = &entry.value else {
+        return None;
+    };
+    let depends = def.depends_on.as_ref()?;
+    let found = match &depends.value {
+        DependsOn::List(names) => names.iter().find(|n| n.value == target),
+        DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).find(|n| n.value == target),
+    }?;
+    Some(file.at(&found.referenced))
+}
+
+/// Two services of one instance cannot publish the same host port.
+fn check_host_ports(
+    services: &[Service],
+    locations: &HashMap<String, Location>,
+    problems: &mut Problems,
+) {
+    let mut seen: Vec<(&Port, &str)> = Vec::new();
+    for service in services {
+        for port in &service.ports {
+            let Some(host_port) = port.host_port else {
+                continue;
+            };
+            let clash = seen.iter().find(|(other, _)| {
+                other.host_port == Some(host_port)
+                    && other.protocol == port.protocol
+                    && (other.host_ip.is_none()
+                        || port.host_ip.is_none()
+                        || other.host_ip == port.host_ip)
+            });
+            if let Some((_, other_service)) = clash {
+                let mut problem = Problem::new(format!(
+                    "host port {host_port}/{} is published by both `{other_service}` and `{}`",
+                    port.protocol.as_str(),
+                    service.name
+                ))
+                .label("second publisher")
+                .help("give one of them another host port, or leave the host port out to let Docker choose");
+                if let Some(at) = locations.get(&service.name) {
+                    problem = problem.at(at);
+                }
+                problems.push(problem);
+            }
+            seen.push((port, &service.name));
+        }
+    }
+}
+
+/// Orders services so that each comes after what it depends on, keeping the
+/// template's order otherwise (stable output).
+fn dependency_order(services: Vec<Service>) -> Vec<Service> {
+    let mut remaining = services;
+    let mut placed: HashSet<String> = HashSet::new();
+    let mut ordered: Vec<Service> = Vec::with_capacity(remaining.len());
+    while !remaining.is_empty() {
+        let ready = remaining
+            .iter()
+            .position(|s| s.depends_on.iter().all(|d| placed.contains(d)))
+            .expect("cycles are rejected before ordering");
+        let service = remaining.remove(ready);
+        placed.insert(service.name.clone());
+        ordered.push(service);
+    }
+    ordered
+}

@@ -1,0 +1,399 @@
+//! Parsers for the small value languages inside a service definition
+//! (ports, volumes, durations, names), shared by compile and import.
+//! Each returns a message fit to show under the offending text.
+
+use std::net::IpAddr;
+
+use crate::model::{Port, Protocol};
+
+/// App and instance names: lowercase letters, digits and `_`. No `-`, since
+/// `-` joins app, instance and service in every unit name and must stay
+/// unambiguous.
+pub fn check_app_or_instance_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name: use 1 to 48 lowercase letters, digits and `_`, starting with a letter or digit"
+        ))
+    }
+}
+
+/// Service names: a DNS label (they are host names on the instance network),
+/// not `network` (the instance's network unit) and not ending in `-announce`
+/// (sidekick units).
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let label = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !label {
+        return Err(format!(
+            "`{name}` is not a valid service name: use 1 to 63 lowercase letters, digits and `-` (it is the service's host name on the instance network)"
+        ));
+    }
+    if name == "network" || name.ends_with("-announce") {
+        return Err(format!(
+            "`{name}` is reserved: unitgen names the instance network unit `network` and sidekicks `<service>-announce`"
+        ));
+    }
+    Ok(())
+}
+
+/// The nearest valid name, for hints: `Acme-Corp` → `acme_corp`.
+pub fn suggest_name(name: &str, separator: char) -> String {
+    name.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c
+            } else {
+                separator
+            }
+        })
+        .collect::<String>()
+        .trim_matches(separator)
+        .to_string()
+}
+
+/// `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `127.0.0.1::8000`, `53/udp`.
+pub fn parse_port(text: &str) -> Result<Port, String> {
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, "tcp")) => (spec, Protocol::Tcp),
+        Some((spec, "udp")) => (spec, Protocol::Udp),
+        Some((_, other)) => return Err(format!("unknown protocol `{other}`: use tcp or udp")),
+        None => (text, Protocol::Tcp),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host_ip, host_port, container) = match parts.as_slice() {
+        [c] => (None, None, *c),
+        [h, c] => (None, Some(*h), *c),
+        [ip, h, c] => (Some(*ip), Some(*h).filter(|h| !h.is_empty()), *c),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a port: write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER (IPv6 addresses are not supported here)"
+            ));
+        }
+    };
+    if let Some(ip) = host_ip {
+        ip.parse::<IpAddr>()
+            .map_err(|_| format!("`{ip}` is not an IP address"))?;
+    }
+    let number = |p: &str, what: &str| -> Result<u16, String> {
+        if p.contains('-') {
+            return Err(format!(
+                "port ranges like `{p}` are not supported: list each port"
+            ));
+        }
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{p}` is not a valid {what} port (1-65535)")),
+        }
+    };
+    Ok(Port {
+        host_ip: host_ip.map(str::to_string),
+        host_port: host_port.map(|h| number(h, "host")).transpose()?,
+        container_port: number(container, "container")?,
+        protocol,
+    })
+}
+
+/// A volume as written: `data:/var/lib/x`, `/srv/conf:/etc/x:ro`, `/cache`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VolumeSpec<'a> {
+    Named {
+        name: &'a str,
+        target: &'a str,
+        read_only: bool,
+    },
+    Bind {
+        path: &'a str,
+        target: &'a str,
+        read_only: bool,
+    },
+    Anonymous {
+        target: &'a str,
+    },
+}
+
+pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [target] => {
+            check_container_path(target)?;
+            return Ok(VolumeSpec::Anonymous { target });
+        }
+        [s, t] => (*s, *t, None),
+        [s, t, m] => (*s, *t, Some(*m)),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a volume: write SOURCE:TARGET[:ro]"
+            ));
+        }
+    };
+    let read_only = match mode {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => return Err(format!("unknown volume mode `{other}`: use ro or rw")),
+    };
+    check_container_path(target)?;
+    if source.starts_with('/') {
+        Ok(VolumeSpec::Bind {
+            path: source,
+            target,
+            read_only,
+        })
+    } else if source.starts_with('.') || source.starts_with('~') {
+        Err(format!(
+            "bind mount source `{source}` is relative: units run on the host, not in your checkout, so give an absolute host path"
+        ))
+    } else if is_docker_name(source) {
+        Ok(VolumeSpec::Named {
+            name: source,
+            target,
+            read_only,
+        })
+    } else {
+        Err(format!(
+            "`{source}` is neither a volume name (letters, digits, `_`, `.`, `-`) nor an absolute host path"
+        ))
+    }
+}
+
+fn check_container_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!("container path `{path}` must be absolute"))
+    }
+}
+
+/// Names Docker accepts for containers, networks and volumes.
+pub fn is_docker_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// A Go-style duration as Docker and compose take it (`1m30s`, `500ms`);
+/// returns it in whole seconds, rounded up.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let err = || format!("`{text}` is not a duration: write e.g. `10s`, `1m30s` or `500ms`");
+    if text.is_empty() {
+        return Err(err());
+    }
+    let mut rest = text;
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(err)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(err()),
+        };
+        nanos += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok((nanos / 1e9).ceil() as u64)
+}
+
+/// `512m`, `1g`, `1073741824`: what `docker run --memory` takes.
+pub fn check_memory(text: &str) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["", "b", "k", "m", "g", "kb", "mb", "gb"].contains(&unit);
+    if ok {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "`{text}` is not a memory size: write e.g. `512m` or `2g`"
+        ))
+    }
+}
+
+pub fn check_cpus(text: &str) -> Result<(), String> {
+    match text.parse::<f64>() {
+        Ok(n) if n > 0.0 => Ok(()),
+        _ => Err(format!(
+            "`{text}` is not a number of CPUs: write e.g. `0.5` or `2`"
+        )),
+    }
+}
+
+/// Environment variable names as a shell would accept them.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid environment variable name: use letters, digits and `_`, not starting with a digit"
+        ))
+    }
+}
+
+/// Docker image references: registry/path:tag@digest.
+pub fn check_image(image: &str) -> Result<(), String> {
+    let ok = !image.is_empty()
+        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{image}` is not a valid image reference"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_in_every_compose_short_form() {
+        let p = parse_port("8000").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port),
+            (None, None, 8000)
+        );
+        let p = parse_port("8080:8000").unwrap();
+        assert_eq!((p.host_port, p.container_port), (Some(8080), 8000));
+        let p = parse_port("127.0.0.1:8080:8000").unwrap();
+        assert_eq!(p.publish_arg(), "127.0.0.1:8080:8000");
+        let p = parse_port("127.0.0.1::8000").unwrap();
+        assert_eq!(p.publish_arg(), "127.0.0.1::8000");
+        let p = parse_port("53/udp").unwrap();
+        assert_eq!(
+            (p.protocol, p.publish_arg()),
+            (Protocol::Udp, "53/udp".into())
+        );
+    }
+
+    #[test]
+    fn bad_ports_say_why() {
+        assert!(
+            parse_port("80:http")
+                .unwrap_err()
+                .contains("`http` is not a valid container port")
+        );
+        assert!(parse_port("70000").unwrap_err().contains("1-65535"));
+        assert!(
+            parse_port("8000/sctp")
+                .unwrap_err()
+                .contains("unknown protocol")
+        );
+        assert!(
+            parse_port("8000-8010:8000-8010")
+                .unwrap_err()
+                .contains("ranges")
+        );
+        assert!(parse_port("nope:1:2").unwrap_err().contains("not an IP"));
+    }
+
+    #[test]
+    fn volumes_named_bind_anonymous() {
+        assert_eq!(
+            parse_volume("data:/var/lib/pg").unwrap(),
+            VolumeSpec::Named {
+                name: "data",
+                target: "/var/lib/pg",
+                read_only: false
+            }
+        );
+        assert_eq!(
+            parse_volume("/srv/conf:/etc/app:ro").unwrap(),
+            VolumeSpec::Bind {
+                path: "/srv/conf",
+                target: "/etc/app",
+                read_only: true
+            }
+        );
+        assert_eq!(
+            parse_volume("/cache").unwrap(),
+            VolumeSpec::Anonymous { target: "/cache" }
+        );
+        assert!(
+            parse_volume("./conf:/etc/app")
+                .unwrap_err()
+                .contains("relative")
+        );
+        assert!(
+            parse_volume("data:relative")
+                .unwrap_err()
+                .contains("must be absolute")
+        );
+        assert!(
+            parse_volume("data:/x:rx")
+                .unwrap_err()
+                .contains("unknown volume mode")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(10));
+        assert_eq!(parse_duration("1m30s"), Ok(90));
+        assert_eq!(parse_duration("500ms"), Ok(1));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("ten seconds").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_app_or_instance_name("blog").is_ok());
+        assert!(check_app_or_instance_name("customer_42").is_ok());
+        assert!(check_app_or_instance_name("acme-corp").is_err());
+        assert!(check_app_or_instance_name("Live").is_err());
+        assert!(check_service_name("web-api").is_ok());
+        assert!(check_service_name("web_api").is_err());
+        assert!(
+            check_service_name("network")
+                .unwrap_err()
+                .contains("reserved")
+        );
+        assert!(
+            check_service_name("web-announce")
+                .unwrap_err()
+                .contains("reserved")
+        );
+        assert_eq!(suggest_name("Acme-Corp", '_'), "acme_corp");
+    }
+
+    #[test]
+    fn memory_cpus_env_images() {
+        assert_eq!(check_memory("512M"), Ok("512m".into()));
+        assert!(check_memory("lots").is_err());
+        assert!(check_cpus("0.5").is_ok());
+        assert!(check_cpus("-1").is_err());
+        assert!(check_env_name("DATABASE_URL").is_ok());
+        assert!(check_env_name("1X").is_err());
+        assert!(check_image("ghcr.io/acme/blog:1.4.2").is_ok());
+        assert!(check_image("bad image").is_err());
+    }
+}

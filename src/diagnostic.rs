@@ -1,0 +1,187 @@
+//! Errors that point at the user's text: every problem found in a template
+//! carries the file, the byte range of the offending text and, where one
+//! helps, a hint. They are reported together through miette, which draws the
+//! `file:line:column` header, the snippet and the underline.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+
+/// A loaded input file: its name as shown to the user and its text.
+pub type SourceFile = Arc<NamedSource<String>>;
+
+/// Where in a source file something was written.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub file: SourceFile,
+    pub span: SourceSpan,
+}
+
+impl Location {
+    /// The location of a value that serde-saphyr recorded while parsing `file`.
+    pub fn from_yaml(file: &SourceFile, at: &serde_saphyr::Location) -> Self {
+        let span = at.span();
+        let offset = span.byte_offset().unwrap_or(0) as usize;
+        let len = span.byte_len().unwrap_or(0) as usize;
+        Location {
+            file: file.clone(),
+            span: (offset, len).into(),
+        }
+    }
+
+    /// A sub-range of this location, for pointing into a templated string.
+    pub fn narrow(&self, start: usize, len: usize) -> Self {
+        Location {
+            file: self.file.clone(),
+            span: (self.span.offset() + start, len).into(),
+        }
+    }
+}
+
+/// One problem in the user's input.
+#[derive(Debug)]
+pub struct Problem {
+    pub message: String,
+    pub at: Option<Location>,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Self {
+        Problem {
+            message: message.into(),
+            at: None,
+            label: None,
+            help: None,
+        }
+    }
+
+    pub fn at(mut self, at: &Location) -> Self {
+        self.at = Some(at.clone());
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl Diagnostic for Problem {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.at
+            .as_ref()
+            .map(|at| at.file.as_ref() as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let at = self.at.as_ref()?;
+        let label = self.label.clone().or_else(|| Some(String::from("here")));
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            label, at.span,
+        ))))
+    }
+}
+
+/// Every problem found in one run, reported at once.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn push(&mut self, problem: Problem) {
+        self.0.push(problem);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was found, else every problem.
+    pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl From<Problem> for Problems {
+    fn from(problem: Problem) -> Self {
+        Problems(vec![problem])
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => write!(f, "{} problems found", many.len()),
+        }
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Diagnostic for Problems {
+    // A single problem is shown as itself; several as a list of related
+    // diagnostics, each with its own snippet.
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.0.as_slice() {
+            [one] => one.help(),
+            _ => None,
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        match self.0.as_slice() {
+            [one] => one.source_code(),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        match self.0.as_slice() {
+            [one] => one.labels(),
+            _ => None,
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.0.len() < 2 {
+            return None;
+        }
+        Some(Box::new(self.0.iter().map(|p| p as &dyn Diagnostic)))
+    }
+}
+
+/// "did you mean `environment`?" for a misspelt name, when one is close.
+pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(wrong, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`?"))
+}

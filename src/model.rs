@@ -1,0 +1,211 @@
+//! One instance of an app, fully resolved: every template expression
+//! evaluated, every value checked. Rendering reads only this.
+
+use std::collections::BTreeMap;
+
+/// An app deployed as one named instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub app: String,
+    pub instance: String,
+    /// The file the user passed, recorded in every unit.
+    pub source: String,
+    /// Services in dependency order: each after everything it depends on.
+    pub services: Vec<Service>,
+}
+
+impl Instance {
+    /// `<app>-<instance>`: the prefix of every unit, container, network and
+    /// scoped volume. App and instance names cannot contain `-`, so two
+    /// different (app, instance) pairs never share a prefix.
+    pub fn prefix(&self) -> String {
+        format!("{}-{}", self.app, self.instance)
+    }
+
+    /// The Docker network all services of this instance join.
+    pub fn network(&self) -> String {
+        self.prefix()
+    }
+
+    pub fn network_unit(&self) -> String {
+        format!("{}-network.service", self.prefix())
+    }
+
+    pub fn container(&self, service: &str) -> String {
+        format!("{}-{}", self.prefix(), service)
+    }
+
+    pub fn service_unit(&self, service: &str) -> String {
+        format!("{}-{}.service", self.prefix(), service)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Every named volume this instance uses, by its Docker name.
+    pub fn volume_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .services
+            .iter()
+            .flat_map(|s| &s.volumes)
+            .filter_map(|v| match &v.source {
+                VolumeSource::Named {
+                    docker_name,
+                    external: false,
+                } => Some(docker_name.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    /// Replaces the image's command (`CMD`).
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's entrypoint: the first word is the program, the
+    /// rest are placed before the command.
+    pub entrypoint: Option<Vec<String>>,
+    pub environment: Vec<(String, String)>,
+    pub env_files: Vec<String>,
+    pub ports: Vec<Port>,
+    pub volumes: Vec<Volume>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub hostname: Option<String>,
+    pub restart: Restart,
+    pub healthcheck: Option<Healthcheck>,
+    pub labels: Vec<(String, String)>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    pub init: bool,
+    pub depends_on: Vec<String>,
+    /// Seconds Docker waits after the stop signal before it kills.
+    pub stop_grace_seconds: u64,
+    pub stop_signal: Option<String>,
+    pub docker_args: Vec<String>,
+    /// Extra unit keys: section → (key, value) in the order written.
+    pub systemd: BTreeMap<String, Vec<(String, String)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A published port: `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `53/udp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub host_ip: Option<String>,
+    /// None: Docker picks a free host port.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl Port {
+    /// The `docker run --publish` value.
+    pub fn publish_arg(&self) -> String {
+        let mut arg = String::new();
+        if let Some(ip) = &self.host_ip {
+            arg.push_str(ip);
+            arg.push(':');
+            if self.host_port.is_none() {
+                arg.push(':');
+            }
+        }
+        if let Some(port) = self.host_port {
+            arg.push_str(&format!("{port}:"));
+        }
+        arg.push_str(&self.container_port.to_string());
+        if self.protocol == Protocol::Udp {
+            arg.push_str("/udp");
+        }
+        arg
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A Docker volume; scoped to the instance unless declared external.
+    Named { docker_name: String, external: bool },
+    /// A host path.
+    Bind(String),
+    /// A fresh anonymous volume (only a container path was given).
+    Anonymous,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: VolumeSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl Volume {
+    /// The `docker run --volume` value.
+    pub fn volume_arg(&self) -> String {
+        let mut arg = match &self.source {
+            VolumeSource::Named { docker_name, .. } => format!("{docker_name}:{}", self.target),
+            VolumeSource::Bind(path) => format!("{path}:{}", self.target),
+            VolumeSource::Anonymous => self.target.clone(),
+        };
+        if self.read_only {
+            arg.push_str(":ro");
+        }
+        arg
+    }
+}
+
+/// How systemd restarts the container when it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    No,
+    #[default]
+    Always,
+    OnFailure,
+}
+
+impl Restart {
+    pub fn systemd_value(self) -> &'static str {
+        match self {
+            Restart::No => "no",
+            Restart::Always => "always",
+            Restart::OnFailure => "on-failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Healthcheck {
+    /// Turn off the image's own healthcheck.
+    Disabled,
+    Check {
+        /// A shell command line, run by Docker with `/bin/sh -c`.
+        command: String,
+        interval: Option<String>,
+        timeout: Option<String>,
+        retries: Option<u32>,
+        start_period: Option<String>,
+    },
+}

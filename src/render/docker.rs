@@ -1,0 +1,129 @@
+//! The Docker command lines of a service unit, as argument lists. Quoting
+//! happens later, in one place (`escape`).
+
+use crate::model::{Healthcheck, Instance, Service};
+
+/// Path of the Docker CLI in units: Debian's and Docker's packages both put it here.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// `docker run` for a service, as groups of arguments: one flag (with its
+/// value) per group, the image and its arguments last. Units show one group
+/// per line, so that a changed flag is a one-line diff.
+pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut flag = |name: &str, value: &str| groups.push(vec![name.to_string(), value.to_string()]);
+
+    flag("--name", &instance.container(&service.name));
+    flag("--network", &instance.network());
+    flag("--network-alias", &service.name);
+    if let Some(hostname) = &service.hostname {
+        flag("--hostname", hostname);
+    }
+    flag("--label", &format!("unitgen.app={}", instance.app));
+    flag(
+        "--label",
+        &format!("unitgen.instance={}", instance.instance),
+    );
+    flag("--label", &format!("unitgen.service={}", service.name));
+    for (key, value) in &service.labels {
+        flag("--label", &format!("{key}={value}"));
+    }
+    for file in &service.env_files {
+        flag("--env-file", file);
+    }
+    for (key, value) in &service.environment {
+        flag("--env", &format!("{key}={value}"));
+    }
+    for port in &service.ports {
+        flag("--publish", &port.publish_arg());
+    }
+    for volume in &service.volumes {
+        flag("--volume", &volume.volume_arg());
+    }
+    for tmpfs in &service.tmpfs {
+        flag("--tmpfs", tmpfs);
+    }
+    if let Some(user) = &service.user {
+        flag("--user", user);
+    }
+    if let Some(dir) = &service.working_dir {
+        flag("--workdir", dir);
+    }
+    if let Some(memory) = &service.memory {
+        flag("--memory", memory);
+    }
+    if let Some(cpus) = &service.cpus {
+        flag("--cpus", cpus);
+    }
+    for cap in &service.cap_add {
+        flag("--cap-add", cap);
+    }
+    for cap in &service.cap_drop {
+        flag("--cap-drop", cap);
+    }
+    if let Some(signal) = &service.stop_signal {
+        flag("--stop-signal", signal);
+    }
+    match &service.healthcheck {
+        Some(Healthcheck::Disabled) => groups.push(vec!["--no-healthcheck".into()]),
+        Some(Healthcheck::Check {
+            command,
+            interval,
+            timeout,
+            retries,
+            start_period,
+        }) => {
+            groups.push(vec!["--health-cmd".into(), command.clone()]);
+            for (name, value) in [
+                ("--health-interval", interval),
+                ("--health-timeout", timeout),
+                ("--health-start-period", start_period),
+            ] {
+                if let Some(value) = value {
+                    groups.push(vec![name.into(), value.clone()]);
+                }
+            }
+            if let Some(retries) = retries {
+                groups.push(vec!["--health-retries".into(), retries.to_string()]);
+            }
+        }
+        None => {}
+    }
+    if service.read_only {
+        groups.push(vec!["--read-only".into()]);
+    }
+    if service.init {
+        groups.push(vec!["--init".into()]);
+    }
+    for arg in &service.docker_args {
+        groups.push(vec![arg.clone()]);
+    }
+    let mut tail = Vec::new();
+    if let Some((program, entry_args)) = service.entrypoint.as_ref().and_then(|e| e.split_first()) {
+        groups.push(vec!["--entrypoint".into(), program.clone()]);
+        tail.extend(entry_args.iter().cloned());
+    }
+    let mut last = vec![service.image.clone()];
+    last.extend(tail);
+    last.extend(service.command.iter().flatten().cloned());
+    groups.push(last);
+    groups
+}
+
+/// Waits until the container runs (and is healthy, when it has a
+/// healthcheck), and fails as soon as it has exited or turned unhealthy, so
+/// that systemd's start job reports what really happened.
+pub fn wait_ready_script(container: &str, healthcheck: bool) -> String {
+    let (format, ready, failed) = if healthcheck {
+        (
+            "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+            "running/healthy",
+            "running/unhealthy|exited/*|dead/*",
+        )
+    } else {
+        ("{{.State.Status}}", "running", "exited|dead")
+    };
+    format!(
+        "while :; do case $(docker inspect --format '{format}' {container} 2>/dev/null) in {ready}) exit 0;; {failed}) exit 1;; esac; sleep 0.2; done"
+    )
+}

@@ -1,0 +1,298 @@
+//! The YAML shapes a user writes, as parsed: every value keeps where it was
+//! written (`Spanned`) so that later checks can point at it. Key names follow
+//! docker-compose wherever compose has the concept.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A name as written, with its place (map keys: services, instances, …).
+pub type Name = Spanned<String>;
+
+/// One YAML file: an app template, a deployments file, or both in one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// The app's name: the first part of every unit, container and network.
+    pub app: Option<Name>,
+    /// Path of the app template, when this file only declares instances.
+    pub template: Option<Spanned<String>>,
+    pub services: Option<Spanned<IndexMap<Name, Spanned<ServiceEntry>>>>,
+    pub volumes: Option<IndexMap<Name, VolumeDecl>>,
+    pub instances: Option<IndexMap<Name, Option<InstanceValues>>>,
+}
+
+/// An instance's values, available to template expressions.
+pub type InstanceValues = IndexMap<Name, Spanned<Scalar>>;
+
+/// Service keys unitgen understands, for "did you mean" hints.
+pub const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "volumes",
+    "user",
+    "working_dir",
+    "hostname",
+    "restart",
+    "healthcheck",
+    "labels",
+    "mem_limit",
+    "cpus",
+    "cap_add",
+    "cap_drop",
+    "read_only",
+    "tmpfs",
+    "depends_on",
+    "stop_grace_period",
+    "stop_signal",
+    "init",
+    "docker_args",
+    "systemd",
+];
+
+/// Top-level keys, for "did you mean" hints.
+pub const DOCUMENT_KEYS: &[&str] = &["app", "template", "services", "volumes", "instances"];
+
+/// `cache: redis:7` (just an image) or a full service definition.
+#[derive(Debug)]
+pub enum ServiceEntry {
+    Image(String),
+    Full(Box<ServiceDef>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    pub image: Option<Spanned<String>>,
+    pub command: Option<Spanned<Words>>,
+    pub entrypoint: Option<Spanned<Words>>,
+    pub environment: Option<Spanned<KeyValues>>,
+    pub env_file: Option<Spanned<Words>>,
+    pub ports: Option<Vec<Spanned<Scalar>>>,
+    pub volumes: Option<Vec<Spanned<String>>>,
+    pub user: Option<Spanned<Scalar>>,
+    pub working_dir: Option<Spanned<String>>,
+    pub hostname: Option<Spanned<String>>,
+    pub restart: Option<Spanned<String>>,
+    pub healthcheck: Option<Healthcheck>,
+    pub labels: Option<Spanned<KeyValues>>,
+    pub mem_limit: Option<Spanned<Scalar>>,
+    pub cpus: Option<Spanned<Scalar>>,
+    pub cap_add: Option<Vec<Spanned<String>>>,
+    pub cap_drop: Option<Vec<Spanned<String>>>,
+    pub read_only: Option<bool>,
+    pub tmpfs: Option<Spanned<Words>>,
+    pub depends_on: Option<Spanned<DependsOn>>,
+    pub stop_grace_period: Option<Spanned<String>>,
+    pub stop_signal: Option<Spanned<String>>,
+    pub init: Option<bool>,
+    pub docker_args: Option<Vec<Spanned<String>>>,
+    /// Extra unit keys per section: `{Service: {TimeoutStartSec: 300}}`.
+    pub systemd: Option<IndexMap<Name, IndexMap<Name, Spanned<Words>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    pub test: Option<Spanned<Words>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<u32>>,
+    pub start_period: Option<Spanned<String>>,
+    #[serde(default)]
+    pub disable: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeDecl {
+    /// Use the volume by this exact name, shared with whatever else uses it,
+    /// instead of one scoped to the instance.
+    #[serde(default)]
+    pub external: bool,
+    pub name: Option<Spanned<String>>,
+}
+
+/// Any YAML scalar, kept as the text the user wrote (`1.10` stays `1.10`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub String);
+
+/// One word or a list of words: `command: npm start` or `command: [npm, start]`.
+#[derive(Debug)]
+pub enum Words {
+    One(String),
+    List(Vec<Spanned<Scalar>>),
+}
+
+/// A map (`{KEY: value}`) or a list of `KEY=value` strings, as compose allows
+/// for `environment` and `labels`. A map value may be null (`KEY:`).
+#[derive(Debug)]
+pub enum KeyValues {
+    Map(Vec<(Name, Option<Spanned<Scalar>>)>),
+    List(Vec<Spanned<String>>),
+}
+
+/// `depends_on: [db]` or compose's long form `depends_on: {db: {condition: …}}`.
+#[derive(Debug)]
+pub enum DependsOn {
+    List(Vec<Name>),
+    Map(Vec<(Name, DependsOnDetail)>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependsOnDetail {
+    pub condition: Option<Spanned<String>>,
+    pub restart: Option<bool>,
+    pub required: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        // Asking for a string keeps the scalar's own text.
+        d.deserialize_string(ScalarVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = ServiceEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an image (`redis:7`) or a service definition (a map)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ServiceEntry, E> {
+                Ok(ServiceEntry::Image(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ServiceEntry, E> {
+                Ok(ServiceEntry::Full(Box::default()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ServiceEntry, A::Error> {
+                ServiceDef::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|def| ServiceEntry::Full(Box::new(def)))
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct WordsVisitor;
+        impl<'de> Visitor<'de> for WordsVisitor {
+            type Value = Words;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Words, E> {
+                Ok(Words::One(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Words, E> {
+                Ok(Words::One(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Words, E> {
+                Ok(Words::One(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Words, E> {
+                Ok(Words::One(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Words, E> {
+                Ok(Words::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Words, A::Error> {
+                let mut words = Vec::new();
+                while let Some(word) = seq.next_element()? {
+                    words.push(word);
+                }
+                Ok(Words::List(words))
+            }
+        }
+        d.deserialize_any(WordsVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyValuesVisitor;
+        impl<'de> Visitor<'de> for KeyValuesVisitor {
+            type Value = KeyValues;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of names to values, or a list of `NAME=value` strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyValues, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(KeyValues::Map(pairs))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyValues, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(KeyValues::List(items))
+            }
+        }
+        d.deserialize_any(KeyValuesVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for DependsOn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct DependsVisitor;
+        impl<'de> Visitor<'de> for DependsVisitor {
+            type Value = DependsOn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of service names, or a map of service names to conditions")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DependsOn, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some((name, detail)) =
+                    map.next_entry::<Name, Option<DependsOnDetail>>()?
+                {
+                    pairs.push((name, detail.unwrap_or_default()));
+                }
+                Ok(DependsOn::Map(pairs))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DependsOn, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element()? {
+                    names.push(name);
+                }
+                Ok(DependsOn::List(names))
+            }
+        }
+        d.deserialize_any(DependsVisitor)
+    }
+}
