@@ -141,8 +141,8 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
 
 fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Problem {
     let full = err.without_snippet().to_string();
-    let message = strip_location_prefix(&full).to_string();
-    let mut problem = Problem::new(message.clone());
+    let message = strip_location_suffix(strip_location_prefix(&full)).to_string();
+    let mut problem = Problem::new(short_message(&message));
     if let Some(loc) = err.location() {
         let mut at = Location::from_yaml(file, &loc);
         if at.span.len() <= 1 {
@@ -169,6 +169,35 @@ fn strip_location_prefix(message: &str) -> &str {
         Some((place, msg)) if place.contains(" column ") => msg,
         _ => message,
     }
+}
+
+/// Some messages end with " at line N, column M" instead.
+fn strip_location_suffix(message: &str) -> &str {
+    match message.rsplit_once(" at line ") {
+        Some((msg, place)) if place.contains(", column ") => msg,
+        _ => message,
+    }
+}
+
+/// "unknown field `x`, expected one of …" is long; the list goes to the hint.
+/// Duplicate keys name serde-saphyr's option to allow them; unitgen never does.
+fn short_message(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return format!(
+            "unknown key {}",
+            rest.split(", expected").next().unwrap_or(rest)
+        );
+    }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        return format!(
+            "duplicate key `{}`",
+            rest.split(", set ").next().unwrap_or(rest)
+        );
+    }
+    if message == "expected string scalar" {
+        return "expected a string".into();
+    }
+    message.to_string()
 }
 
 fn label_for(message: &str) -> String {
@@ -211,6 +240,14 @@ mod tests {
             "unknown field"
         );
         assert_eq!(strip_location_prefix("line of sight"), "line of sight");
+        assert_eq!(
+            strip_location_suffix("unknown field `x` at line 5, column 5"),
+            "unknown field `x`"
+        );
+        assert_eq!(
+            short_message("unknown field `x`, expected one of a, b"),
+            "unknown key `x`"
+        );
     }
 
     #[test]
