@@ -194,10 +194,12 @@ fn short_message(message: &str) -> String {
             rest.split(", set ").next().unwrap_or(rest)
         );
     }
-    if message == "expected string scalar" {
-        return "expected a string".into();
+    match message {
+        "expected string scalar" => "expected a string".into(),
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a map".into(),
+        _ => message.to_string(),
     }
-    message.to_string()
 }
 
 fn label_for(message: &str) -> String {

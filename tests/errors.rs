@@ -1,0 +1,248 @@
+//! Bad input, one class per case: the message, where it points (file:line:
+//! column) and the hint, as the user sees them; and nothing written.
+
+use std::process::{Command, Output};
+
+struct Case {
+    yaml: &'static str,
+    args: &'static [&'static str],
+    message: &'static str,
+    at: &'static str,
+    hint: Option<&'static str>,
+}
+
+fn run(yaml: &str, args: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out_dir = dir.path().join("units");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+    cmd.env("NO_COLOR", "1")
+        .env("COLUMNS", "200")
+        .current_dir(dir.path());
+    if args.is_empty() {
+        cmd.args(["render", "live", "--out"]).arg(&out_dir);
+    } else {
+        cmd.args(args);
+    }
+    (cmd.output().unwrap(), dir)
+}
+
+const GOOD_WEB: &str = "app: shop\nservices:\n  web:\n    image: shop:1\n";
+
+#[test]
+fn each_class_of_bad_input_is_located_and_explained() {
+    let cases = [
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    enviroment: {A: b}\n",
+            args: &[],
+            message: "unknown key `enviroment`",
+            at: "unitgen.yaml:5:5",
+            hint: Some("did you mean `environment`?"),
+        },
+        Case {
+            yaml: "app: shop\nservies:\n  web: shop:1\n",
+            args: &[],
+            message: "unknown key `servies`",
+            at: "unitgen.yaml:2:1",
+            hint: Some("did you mean `services`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: 8080\n",
+            args: &[],
+            message: "expected a list",
+            at: "unitgen.yaml:5:12",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web: shop:1\n  web: shop:2\n",
+            args: &[],
+            message: "duplicate key `web`",
+            at: "unitgen.yaml:4:3",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"8080:http\"]\n",
+            args: &[],
+            message: "`http` is not a valid container port",
+            at: "unitgen.yaml:5:13",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    volumes: [\"./data:/data\"]\n",
+            args: &[],
+            message: "bind mount source `./data` is relative",
+            at: "unitgen.yaml:5:15",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    volumes: [\"data:/x:rx\"]\n",
+            args: &[],
+            message: "unknown volume mode `rx`",
+            at: "unitgen.yaml:5:15",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    depends_on: [dbb]\n  db: postgres:16\n",
+            args: &[],
+            message: "`web` depends on `dbb`, which is not a service",
+            at: "unitgen.yaml:5:18",
+            hint: Some("did you mean `db`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n",
+            args: &[],
+            message: "dependency cycle: a → b → c → a",
+            at: "unitgen.yaml:11:18",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"8080:80\"]\n  api:\n    image: y\n    ports: [\"8080:81\"]\n",
+            args: &[],
+            message: "host port 8080/tcp is published by both `web` and `api`",
+            at: "unitgen.yaml:6:3",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  Web_1: x\n",
+            args: &[],
+            message: "`Web_1` is not a valid service name",
+            at: "unitgen.yaml:3:3",
+            hint: Some("try `web-1`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  network: x\n",
+            args: &[],
+            message: "`network` is reserved",
+            at: "unitgen.yaml:3:3",
+            hint: None,
+        },
+        Case {
+            yaml: "app: my-shop\nservices:\n  web: x\n",
+            args: &[],
+            message: "`my-shop` is not a valid name",
+            at: "unitgen.yaml:1:6",
+            hint: Some("try `my_shop`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web: x\ninstances:\n  Live: {}\n",
+            args: &["validate"],
+            message: "`Live` is not a valid name",
+            at: "unitgen.yaml:5:3",
+            hint: Some("try `live`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ versoin }}\"\ninstances:\n  live: {version: 1}\n",
+            args: &[],
+            message: "undefined variable `versoin` in instance `live`",
+            at: "unitgen.yaml:4:21",
+            hint: Some("did you mean `version`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ version }}\"\n",
+            args: &[],
+            message: "undefined variable `version` in instance `live`",
+            at: "unitgen.yaml:4:21",
+            hint: Some("pass `--set version=VALUE`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ version | nope }}\"\n",
+            args: &["render", "x", "--set", "version=1"],
+            message: "template error: filter nope is unknown",
+            at: "unitgen.yaml:4:",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    environment: {A: b}\n",
+            args: &[],
+            message: "service `web` has no `image`",
+            at: "unitgen.yaml:3:3",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    environment: {TOKEN: }\n",
+            args: &[],
+            message: "environment variable `TOKEN` has no value",
+            at: "unitgen.yaml:5:19",
+            hint: Some("units do not inherit your shell's environment"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    restart: sometimes\n",
+            args: &[],
+            message: "unknown restart policy `sometimes`",
+            at: "unitgen.yaml:5:14",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Servce: {Nice: 5}}\n",
+            args: &[],
+            message: "unknown unit section `Servce`",
+            at: "unitgen.yaml:5:15",
+            hint: Some("did you mean `Service`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_grace_period: soon\n",
+            args: &[],
+            message: "`soon` is not a duration",
+            at: "unitgen.yaml:5:24",
+            hint: None,
+        },
+    ];
+    for case in cases {
+        let (out, dir) = run(case.yaml, case.args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", case.message);
+        assert!(
+            err.contains(case.message),
+            "expected {:?} in:\n{err}",
+            case.message
+        );
+        assert!(
+            err.contains(case.at),
+            "expected location {:?} in:\n{err}",
+            case.at
+        );
+        if let Some(hint) = case.hint {
+            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
+        }
+        assert!(
+            !dir.path().join("units").exists(),
+            "nothing is written on error"
+        );
+    }
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_at_once() {
+    let yaml = "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"80:http\"]\n    depends_on: [nope]\n  api:\n    image: \"{{ missing }}\"\n";
+    let (out, _dir) = run(yaml, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("3 problems found"), "{err}");
+    for expected in [
+        "`http` is not a valid",
+        "depends on `nope`",
+        "undefined variable `missing`",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn missing_file_says_how_to_point_at_one() {
+    let (out, dir) = run(GOOD_WEB, &["render", "live", "-f", "nope.yaml"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("cannot read nope.yaml"), "{err}");
+    assert!(err.contains("-f FILE"));
+    drop(dir);
+}
+
+#[test]
+fn a_good_file_renders() {
+    let (out, _dir) = run(GOOD_WEB, &["render", "live"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

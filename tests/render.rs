@@ -1,0 +1,257 @@
+//! `unitgen render` and `unitgen validate` as a user runs them: the units of
+//! every example (as reviewed snapshots), their validity for systemd, their
+//! isolation between instances, and the folder workflow for pull requests.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use unitgen::template::Template;
+
+fn unitgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unitgen")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// Every example's entry file (the one that declares instances).
+fn examples() -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        for file in ["unitgen.yaml", "deployments.yaml"] {
+            if dir.join(file).exists() {
+                found.push((name.clone(), dir.join(file)));
+            }
+        }
+    }
+    found.sort();
+    assert!(
+        found.len() >= 3,
+        "expected at least three examples, found {found:?}"
+    );
+    found
+}
+
+fn instances(file: &Path) -> Vec<String> {
+    let names = Template::load(file).unwrap().instance_names();
+    assert!(
+        names.len() >= 2,
+        "{} should declare two instances",
+        file.display()
+    );
+    names
+}
+
+fn render(file: &Path, instance: &str) -> String {
+    let out = unitgen(&["render", instance, "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "render {instance} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn examples_render_as_reviewed() {
+    for (example, file) in examples() {
+        for instance in instances(&file) {
+            insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+                insta::assert_snapshot!(format!("{example}-{instance}"), render(&file, &instance));
+            });
+        }
+    }
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for (_, file) in examples() {
+        for instance in instances(&file) {
+            assert_eq!(render(&file, &instance), render(&file, &instance));
+        }
+    }
+}
+
+/// Names a rendered instance claims on a host: units, containers, networks, volumes.
+fn claimed_names(units: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut words = units.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if let Some(unit) = word.strip_prefix("# ==> ") {
+            names.insert(format!("unit:{unit}"));
+        }
+        if word == "==>" {
+            names.insert(format!("unit:{}", words.peek().unwrap()));
+        }
+        match word {
+            "--name" => names.insert(format!("container:{}", words.peek().unwrap())),
+            "--network" => names.insert(format!("network:{}", words.peek().unwrap())),
+            "--volume" => {
+                let spec = words.peek().unwrap().trim_matches('"');
+                let source = spec.split(':').next().unwrap();
+                // Host paths are shared on purpose; named volumes must not be.
+                source.starts_with('/') || names.insert(format!("volume:{source}"))
+            }
+            _ => false,
+        };
+    }
+    names
+}
+
+#[test]
+fn two_instances_share_no_unit_container_network_or_volume() {
+    for (example, file) in examples() {
+        let all = instances(&file);
+        let a = claimed_names(&render(&file, &all[0]));
+        let b = claimed_names(&render(&file, &all[1]));
+        assert!(a.iter().any(|n| n.starts_with("container:")));
+        assert!(a.iter().any(|n| n.starts_with("network:")));
+        let shared: Vec<_> = a.intersection(&b).collect();
+        assert!(
+            shared.is_empty(),
+            "{example}: {} and {} share {shared:?}",
+            all[0],
+            all[1]
+        );
+    }
+}
+
+#[test]
+fn every_example_passes_systemd_analyze_verify() {
+    for (example, file) in examples() {
+        for instance in instances(&file) {
+            let dir = tempfile::tempdir().unwrap();
+            let out = unitgen(&[
+                "render",
+                &instance,
+                "-f",
+                file.to_str().unwrap(),
+                "--out",
+                dir.path().to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let mut units: Vec<PathBuf> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            units.sort();
+            let verify = Command::new("systemd-analyze")
+                .args(["verify", "--man=no"])
+                .args(&units)
+                .output()
+                .expect("systemd-analyze is installed");
+            // verify can exit 0 and still complain: stderr is the verdict.
+            assert_eq!(
+                stderr(&verify),
+                "",
+                "{example}/{instance}: systemd-analyze verify complained"
+            );
+            assert!(verify.status.success());
+        }
+    }
+}
+
+const BLOG: &str = "examples/blog/unitgen.yaml";
+
+#[test]
+fn out_folder_is_written_checked_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("README.md"), "not ours").unwrap();
+    std::fs::write(
+        dir.path().join("other.service"),
+        "[Unit]\nDescription=not ours\n",
+    )
+    .unwrap();
+
+    let out = unitgen(&["render", "live", "-f", BLOG, "--out", out_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = unitgen(&["render", "staging", "-f", BLOG, "--out", out_dir]);
+    assert!(out.status.success());
+    assert!(dir.path().join("blog-live-web.service").exists());
+    assert!(dir.path().join("blog-staging-web.service").exists());
+
+    let check = unitgen(&["render", "live", "-f", BLOG, "--out", out_dir, "--check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    // A template change makes the committed units out of date.
+    let check = unitgen(&[
+        "render",
+        "live",
+        "-f",
+        BLOG,
+        "--out",
+        out_dir,
+        "--check",
+        "--set",
+        "version=9.9",
+    ]);
+    assert_eq!(check.status.code(), Some(2));
+    assert!(
+        stdout(&check).contains("out of date:"),
+        "{}",
+        stdout(&check)
+    );
+    assert!(stdout(&check).contains("blog-live-web.service"));
+    assert!(
+        !stdout(&check).contains("blog-live-db.service"),
+        "only what changed is named"
+    );
+
+    // A unit of this instance that is no longer rendered is stale, and removed.
+    let stale = dir.path().join("blog-live-old.service");
+    let mut text = std::fs::read_to_string(dir.path().join("blog-live-cache.service")).unwrap();
+    text = text.replace("Service=cache", "Service=old");
+    std::fs::write(&stale, text).unwrap();
+    let check = unitgen(&["render", "live", "-f", BLOG, "--out", out_dir, "--check"]);
+    assert_eq!(check.status.code(), Some(2));
+    assert!(stdout(&check).contains("stale:"));
+    assert!(stale.exists(), "--check changes nothing");
+    let out = unitgen(&["render", "live", "-f", BLOG, "--out", out_dir]);
+    assert!(out.status.success());
+    assert!(!stale.exists());
+    assert!(
+        dir.path().join("blog-staging-web.service").exists(),
+        "other instance untouched"
+    );
+    assert!(dir.path().join("README.md").exists());
+    assert!(dir.path().join("other.service").exists());
+}
+
+#[test]
+fn undeclared_instance_renders_with_set_values() {
+    let out = unitgen(&[
+        "render",
+        "preview",
+        "-f",
+        BLOG,
+        "--set",
+        "version=2.0",
+        "--set",
+        "port=9000",
+        "--set",
+        "db_password=x",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ghcr.io/acme/blog:2.0"));
+    assert!(stdout(&out).contains("--name blog-preview-web"));
+}
+
+#[test]
+fn set_overrides_a_declared_value() {
+    let out = unitgen(&["render", "live", "-f", BLOG, "--set", "version=1.4.3"]);
+    assert!(stdout(&out).contains("ghcr.io/acme/blog:1.4.3"));
+    assert!(!stdout(&out).contains("1.4.2"));
+}
