@@ -1,8 +1,11 @@
 //! The command line: clap definitions (their doc comments are the `--help`
 //! text) and dispatch to one module per command.
 
-mod output;
+mod apply;
+mod host;
 mod render;
+mod rollback;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -39,6 +42,27 @@ enum Command {
     Render(render::RenderArgs),
     /// Check the template and every declared instance, writing nothing.
     Validate(validate::ValidateArgs),
+    /// Show what `apply` would change on this host, as a diff of the units.
+    ///
+    /// Exits 0 when the host already matches the template, 2 when something
+    /// would change (so CI can detect drift), 1 on error.
+    #[command(alias = "diff")]
+    Plan(apply::PlanArgs),
+    /// Bring this host's systemd to the instance's units.
+    ///
+    /// New units are enabled and started, changed ones restarted, removed ones
+    /// stopped, disabled and deleted; unchanged units are not touched. Jobs run
+    /// concurrently in dependency order and each result is awaited. If any unit
+    /// fails to come up, the previous revision is restored. Each successful
+    /// apply is recorded as a revision in the state directory.
+    Apply(apply::ApplyArgs),
+    /// Show every service of an instance with its state and container.
+    Status(status::StatusArgs),
+    /// Re-apply an earlier revision (by default the previous one).
+    Rollback(rollback::RollbackArgs),
+    /// Stop and remove an instance's units and network (volumes are kept
+    /// unless --volumes is given).
+    Destroy(rollback::DestroyArgs),
 }
 
 /// Where the template is and which values to use: shared by every command
@@ -61,6 +85,25 @@ pub struct TemplateArgs {
 impl TemplateArgs {
     pub fn load(&self) -> Result<Template, Problems> {
         Template::load(&self.file)
+    }
+
+    /// The app's name, for commands that act on what is installed and need
+    /// no instance values.
+    pub fn app_name(&self) -> Result<String, Problems> {
+        let template = self.load()?;
+        template
+            .app
+            .doc
+            .app
+            .as_ref()
+            .map(|a| a.value.clone())
+            .ok_or_else(|| {
+                crate::diagnostic::Problem::new(format!(
+                    "{} has no `app:` name",
+                    template.app.file.name()
+                ))
+                .into()
+            })
     }
 
     pub fn compile(&self, instance: &str) -> Result<Instance, Problems> {
@@ -87,6 +130,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => render::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => apply::plan(args),
+        Command::Apply(args) => apply::apply(args),
+        Command::Status(args) => status::run(args),
+        Command::Rollback(args) => rollback::rollback(args),
+        Command::Destroy(args) => rollback::destroy(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

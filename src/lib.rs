@@ -8,7 +8,13 @@
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
+pub mod docker;
 pub mod escape;
 pub mod model;
+pub mod plan;
+pub mod progress;
 pub mod render;
+pub mod state;
+pub mod systemd;
 pub mod template;
+pub mod unit_dir;

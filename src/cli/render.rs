@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
-use super::output::{diff_folder, write_folder};
 use super::{Outcome, TemplateArgs};
+use crate::plan::Plan;
 use crate::render::Renderer;
+use crate::unit_dir;
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -29,7 +30,6 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
     let units = Renderer::default().render(&instance);
     let Some(dir) = &args.out else {
-        let mut stdout = std::io::stdout().lock();
         let mut text = String::new();
         for (i, unit) in units.iter().enumerate() {
             if i > 0 {
@@ -38,26 +38,34 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
             text.push_str(&format!("# ==> {} <==\n{}", unit.name, unit.text));
         }
         // A closed pipe (`unitgen render live | head`) is not an error.
-        match stdout.write_all(text.as_bytes()) {
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             other => other.into_diagnostic()?,
         }
         return Ok(Outcome::Clean);
     };
-    let diff = diff_folder(dir, &instance.app, &instance.instance, &units)
+    let present = unit_dir::read_installed(dir, &instance.app, &instance.instance)
         .into_diagnostic()
         .wrap_err_with(|| format!("reading {}", dir.display()))?;
+    let plan = Plan::new(&present, &units);
     if args.check {
-        for (label, names) in [
-            ("missing", &diff.added),
-            ("out of date", &diff.changed),
-            ("stale", &diff.stale),
-        ] {
+        let names = [
+            (
+                "missing",
+                plan.add.iter().map(|u| &u.name).collect::<Vec<_>>(),
+            ),
+            (
+                "out of date",
+                plan.change.iter().map(|c| &c.new.name).collect(),
+            ),
+            ("stale", plan.remove.iter().map(|u| &u.name).collect()),
+        ];
+        for (label, names) in names {
             for name in names {
                 println!("{label}: {}", dir.join(name).display());
             }
         }
-        if diff.is_empty() {
+        if plan.is_empty() {
             eprintln!("{} units in {} are up to date", units.len(), dir.display());
             return Ok(Outcome::Clean);
         }
@@ -69,15 +77,15 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         );
         return Ok(Outcome::Differs);
     }
-    write_folder(dir, &units, &diff)
+    unit_dir::write_plan(dir, &plan)
         .into_diagnostic()
         .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
     eprintln!(
         "{}: {} written, {} removed, {} unchanged",
         dir.display(),
-        diff.added.len() + diff.changed.len(),
-        diff.stale.len(),
-        units.len() - diff.added.len() - diff.changed.len()
+        plan.add.len() + plan.change.len(),
+        plan.remove.len(),
+        plan.keep.len()
     );
     Ok(Outcome::Clean)
 }

@@ -1,0 +1,169 @@
+//! `unitgen plan` and `unitgen apply`: show and make the changes that bring
+//! a host to an instance's template.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use miette::{Result, miette};
+
+use super::host::HostArgs;
+use super::{Outcome, TemplateArgs};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::render::{Renderer, UnitFile};
+use crate::state::InstanceState;
+use crate::systemd::converge::{self, Failure, Host};
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The instance to compare with what is installed.
+    pub instance: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The instance to bring up to date (e.g. `staging`).
+    pub instance: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Seconds every started or restarted unit must stay up before the
+    /// apply counts as successful (catches containers that start, then exit).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    pub settle: u64,
+}
+
+pub fn plan(args: PlanArgs) -> Result<Outcome> {
+    let instance = args.template.compile(&args.instance)?;
+    let desired = Renderer::default().render(&instance);
+    let installed = args.host.installed(&instance.app, &instance.instance)?;
+    let plan = Plan::new(&installed, &desired);
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    print!("{}", plan.describe(color));
+    Ok(if plan.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Differs
+    })
+}
+
+pub fn apply(args: ApplyArgs) -> Result<Outcome> {
+    let instance = args.template.compile(&args.instance)?;
+    let desired = Renderer::default().render(&instance);
+    let name = instance.prefix();
+    let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
+    let installed = args.host.installed(&instance.app, &instance.instance)?;
+    let settle = Duration::from_secs(args.settle);
+    converge_and_record(
+        &args.host.host(),
+        &state,
+        &name,
+        &installed,
+        &desired,
+        instance.volume_names(),
+        None,
+        settle,
+    )?;
+    Ok(Outcome::Clean)
+}
+
+/// Shared by apply and rollback: converge, report, record the revision.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site each in apply and rollback; a struct would only rename them"
+)]
+pub fn converge_and_record(
+    host: &Host,
+    state: &InstanceState,
+    name: &str,
+    installed: &[UnitFile],
+    desired: &[UnitFile],
+    volumes: Vec<String>,
+    rollback_of: Option<u32>,
+    settle: Duration,
+) -> Result<()> {
+    let progress = Progress::default();
+    let plan = Plan::new(installed, desired);
+    let latest = state
+        .revisions()
+        .map_err(|e| miette!("reading revisions: {e}"))?
+        .pop();
+    if !plan.is_empty() {
+        progress.line(&format!(
+            "{name}: {}",
+            plan.describe(false).lines().last().unwrap_or_default()
+        ));
+    }
+    let options = converge::Options { settle };
+    match converge::converge(host, installed, desired, &options, &progress) {
+        Ok(done) => {
+            let unchanged = plan.is_empty()
+                && latest
+                    .as_ref()
+                    .is_some_and(|l| l.digest == crate::state::units_digest(desired));
+            if unchanged && done.started.is_empty() {
+                progress.line(&format!(
+                    "{name} is up to date (revision {})",
+                    latest.map_or(0, |l| l.number)
+                ));
+                return Ok(());
+            }
+            let revision = state
+                .record(desired, volumes, rollback_of)
+                .map_err(|e| miette!("recording the revision: {e}"))?;
+            progress.line(&format!(
+                "{name} is at revision {}: {} started, {} restarted, {} removed, {} untouched",
+                revision.number,
+                done.started.len(),
+                done.restarted.len(),
+                done.removed.len(),
+                plan.keep.len()
+                    - done
+                        .started
+                        .iter()
+                        .filter(|s| plan.keep.contains(s))
+                        .count(),
+            ));
+            Ok(())
+        }
+        Err(failure) => Err(failure_report(name, failure)),
+    }
+}
+
+fn failure_report(name: &str, failure: Failure) -> miette::Report {
+    let mut text = format!("apply of {name} failed: {}", failure.message);
+    if let Some((unit, log)) = &failure.unit
+        && !log.is_empty()
+    {
+        text.push_str(&format!("\n\nlast lines logged by {unit}:\n"));
+        for line in log.lines() {
+            text.push_str(&format!("  | {line}\n"));
+        }
+    }
+    text.push_str(if failure.rolled_back {
+        "\nthe previous revision was restored and is running again"
+    } else {
+        "\nthe previous revision could NOT be restored: check `unitgen status`"
+    });
+    miette!("{text}")
+}

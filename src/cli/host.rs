@@ -1,0 +1,97 @@
+//! Options shared by the commands that act on a host: where its units and
+//! state are, and how to reach its systemd.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use miette::{IntoDiagnostic, Result, WrapErr};
+
+use crate::render::UnitFile;
+use crate::state::{DEFAULT_STATE_DIR, InstanceState, Lock};
+use crate::systemd::converge::Host;
+use crate::unit_dir;
+
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Act on the systemd whose root file system is DIR (a container or a
+    /// machine image, e.g. /proc/PID/root): units go to DIR/etc/systemd/system,
+    /// state to DIR/var/lib/unitgen, D-Bus and journal are read there.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where unit files are written [default: /etc/systemd/system, or
+    /// ~/.config/systemd/user with --user].
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Where revisions are recorded [default: /var/lib/unitgen, or
+    /// ~/.local/state/unitgen with --user].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// D-Bus address of the systemd manager [default: the system bus, or the
+    /// session bus with --user].
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+    /// Talk to your user's systemd instead of the system's.
+    #[arg(long)]
+    pub user: bool,
+}
+
+impl HostArgs {
+    pub fn host(&self) -> Host {
+        let home = || PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+        let unit_dir = match (&self.unit_dir, &self.root, self.user) {
+            (Some(dir), _, _) => dir.clone(),
+            (None, Some(root), _) => root.join("etc/systemd/system"),
+            (None, None, true) => home().join(".config/systemd/user"),
+            (None, None, false) => PathBuf::from("/etc/systemd/system"),
+        };
+        let bus = self.bus.clone().or_else(|| {
+            self.root.as_ref().map(|root| {
+                format!(
+                    "unix:path={}",
+                    root.join("run/dbus/system_bus_socket").display()
+                )
+            })
+        });
+        Host {
+            unit_dir,
+            bus,
+            user: self.user,
+            root: self.root.clone(),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        match (&self.state_dir, &self.root, self.user) {
+            (Some(dir), _, _) => dir.clone(),
+            (None, Some(root), _) => root.join(DEFAULT_STATE_DIR.trim_start_matches('/')),
+            (None, None, true) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".local/state/unitgen"),
+            (None, None, false) => PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
+
+    pub fn state(&self, app: &str, instance: &str) -> InstanceState {
+        InstanceState::new(&self.state_dir(), app, instance)
+    }
+
+    /// Locks an instance for a change, saying so if another unitgen holds it.
+    pub fn lock(&self, app: &str, instance: &str) -> Result<(InstanceState, Lock)> {
+        let state = self.state(app, instance);
+        let lock = state
+            .lock(|| {
+                eprintln!("waiting for another unitgen working on {app}-{instance} to finish...")
+            })
+            .into_diagnostic()
+            .wrap_err_with(|| {
+                format!("locking {app}-{instance} in {}", self.state_dir().display())
+            })?;
+        Ok((state, lock))
+    }
+
+    pub fn installed(&self, app: &str, instance: &str) -> Result<Vec<UnitFile>> {
+        let host = self.host();
+        unit_dir::read_installed(&host.unit_dir, app, instance)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))
+    }
+}

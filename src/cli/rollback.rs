@@ -1,0 +1,124 @@
+//! `unitgen rollback` and `unitgen destroy`.
+
+use std::time::Duration;
+
+use clap::Args;
+use miette::{Result, miette};
+
+use super::apply::converge_and_record;
+use super::host::HostArgs;
+use super::{Outcome, TemplateArgs};
+use crate::progress::Progress;
+use crate::systemd::converge;
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The instance to roll back.
+    pub instance: String,
+    /// The revision to go back to [default: the one before the current].
+    #[arg(long, value_name = "N")]
+    pub to: Option<u32>,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Seconds every restarted unit must stay up (see `apply --settle`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    pub settle: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The instance to remove from this host.
+    pub instance: String,
+    /// Also delete the instance's named volumes (its data). Without this,
+    /// volumes are kept, so a destroy never loses data by accident.
+    #[arg(long)]
+    pub volumes: bool,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
+    let app = args.template.app_name()?;
+    let name = format!("{app}-{}", args.instance);
+    let (state, _lock) = args.host.lock(&app, &args.instance)?;
+    let revisions = state
+        .revisions()
+        .map_err(|e| miette!("reading revisions of {name}: {e}"))?;
+    let Some(current) = revisions.last() else {
+        return Err(miette!("{name} has no recorded revision to roll back from"));
+    };
+    let target = match args.to {
+        Some(n) => n,
+        None => revisions
+            .iter()
+            .rev()
+            .find(|r| r.digest != current.digest)
+            .map(|r| r.number)
+            .ok_or_else(|| miette!("{name} has no earlier revision than {}", current.number))?,
+    };
+    let revision = state.load(target).map_err(|_| {
+        let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
+        miette!(
+            "{name} has no revision {target}; recorded: {}",
+            known.join(", ")
+        )
+    })?;
+    eprintln!("rolling {name} back to revision {target}");
+    let installed = args.host.installed(&app, &args.instance)?;
+    converge_and_record(
+        &args.host.host(),
+        &state,
+        &name,
+        &installed,
+        &revision.units,
+        revision.info.volumes,
+        Some(target),
+        Duration::from_secs(args.settle),
+    )?;
+    Ok(Outcome::Clean)
+}
+
+pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
+    let app = args.template.app_name()?;
+    let name = format!("{app}-{}", args.instance);
+    let (state, lock) = args.host.lock(&app, &args.instance)?;
+    let installed = args.host.installed(&app, &args.instance)?;
+    let volumes: Vec<String> = state
+        .revisions()
+        .ok()
+        .and_then(|r| r.last().cloned())
+        .map(|r| r.volumes)
+        .unwrap_or_default();
+    let progress = Progress::default();
+    if installed.is_empty() {
+        progress.line(&format!("{name} has no units installed"));
+    } else {
+        converge::remove_all(&args.host.host(), &installed, &progress)
+            .map_err(|f| miette!("destroying {name}: {}", f.message))?;
+        progress.line(&format!(
+            "{name}: {} units stopped and removed",
+            installed.len()
+        ));
+    }
+    if args.volumes {
+        let failed = crate::docker::remove_volumes(&volumes);
+        if let Some((volume, why)) = failed.first() {
+            return Err(miette!("could not remove volume {volume}: {why}"));
+        }
+        progress.line(&format!("{name}: volumes removed: {}", volumes.join(", ")));
+        drop(lock);
+        state
+            .remove()
+            .map_err(|e| miette!("forgetting {name}'s revisions: {e}"))?;
+    } else if !volumes.is_empty() {
+        progress.line(&format!(
+            "{name}: volumes kept: {} (destroy again with --volumes to delete them)",
+            volumes.join(", ")
+        ));
+    }
+    Ok(Outcome::Clean)
+}

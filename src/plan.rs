@@ -1,0 +1,181 @@
+//! What would change: the units an instance renders to, against the units
+//! installed for it. Pure: comparing texts, showing diffs.
+
+use std::fmt::Write as _;
+
+use similar::{ChangeTag, TextDiff};
+
+use crate::render::UnitFile;
+
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub old: UnitFile,
+    pub new: UnitFile,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub add: Vec<UnitFile>,
+    pub change: Vec<Changed>,
+    pub remove: Vec<UnitFile>,
+    /// Units whose text is identical: left alone, containers keep running.
+    pub keep: Vec<String>,
+}
+
+impl Plan {
+    pub fn new(installed: &[UnitFile], desired: &[UnitFile]) -> Plan {
+        let mut plan = Plan::default();
+        for unit in desired {
+            match installed.iter().find(|i| i.name == unit.name) {
+                None => plan.add.push(unit.clone()),
+                Some(old) if old.text == unit.text => plan.keep.push(unit.name.clone()),
+                Some(old) => plan.change.push(Changed {
+                    old: old.clone(),
+                    new: unit.clone(),
+                }),
+            }
+        }
+        for unit in installed {
+            if !desired.iter().any(|d| d.name == unit.name) {
+                plan.remove.push(unit.clone());
+            }
+        }
+        plan
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.change.is_empty() && self.remove.is_empty()
+    }
+
+    /// The plan as a reviewer reads it: one line per unit, then the diff of
+    /// every changed unit. `color` adds ANSI colours (for a terminal).
+    pub fn describe(&self, color: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut out = String::new();
+        for unit in &self.add {
+            let _ = writeln!(
+                out,
+                "{} {} (new: enable and start)",
+                paint("32", "+"),
+                unit.name
+            );
+        }
+        for change in &self.change {
+            let _ = writeln!(
+                out,
+                "{} {} (changed: restart)",
+                paint("33", "~"),
+                change.new.name
+            );
+        }
+        for unit in &self.remove {
+            let _ = writeln!(
+                out,
+                "{} {} (removed: stop, disable, delete)",
+                paint("31", "-"),
+                unit.name
+            );
+        }
+        if self.is_empty() {
+            let _ = writeln!(out, "no changes: {} units up to date", self.keep.len());
+        } else {
+            let _ = writeln!(
+                out,
+                "{} to add, {} to change, {} to remove, {} unchanged",
+                self.add.len(),
+                self.change.len(),
+                self.remove.len(),
+                self.keep.len()
+            );
+        }
+        for change in &self.change {
+            out.push('\n');
+            out.push_str(&unified_diff(&change.old, &change.new, color));
+        }
+        out
+    }
+}
+
+/// A unified diff of one unit, `git diff` style.
+pub fn unified_diff(old: &UnitFile, new: &UnitFile, color: bool) -> String {
+    let diff = TextDiff::from_lines(&old.text, &new.text);
+    let mut out = String::new();
+    let header = format!("--- {}\n+++ {}\n", old.name, new.name);
+    out.push_str(&if color {
+        format!("\x1b[1m{header}\x1b[0m")
+    } else {
+        header
+    });
+    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
+        let head = hunk.header().to_string();
+        let _ = writeln!(
+            out,
+            "{}",
+            if color {
+                format!("\x1b[36m{head}\x1b[0m")
+            } else {
+                head
+            }
+        );
+        for change in hunk.iter_changes() {
+            let (sign, code) = match change.tag() {
+                ChangeTag::Delete => ("-", "31"),
+                ChangeTag::Insert => ("+", "32"),
+                ChangeTag::Equal => (" ", ""),
+            };
+            let line = format!("{sign}{}", change.value().trim_end_matches('\n'));
+            if color && !code.is_empty() {
+                let _ = writeln!(out, "\x1b[{code}m{line}\x1b[0m");
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(name: &str, text: &str) -> UnitFile {
+        UnitFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn sorts_units_into_add_change_remove_keep() {
+        let installed = [unit("a", "1\n"), unit("b", "1\n"), unit("c", "1\n")];
+        let desired = [unit("a", "1\n"), unit("b", "2\n"), unit("d", "1\n")];
+        let plan = Plan::new(&installed, &desired);
+        assert_eq!(plan.keep, ["a"]);
+        assert_eq!(plan.change[0].new.name, "b");
+        assert_eq!(plan.remove[0].name, "c");
+        assert_eq!(plan.add[0].name, "d");
+        assert!(!plan.is_empty());
+        assert!(Plan::new(&installed, &installed).is_empty());
+    }
+
+    #[test]
+    fn describes_changes_with_a_line_diff() {
+        let installed = [unit("web.service", "[Service]\nA=1\nB=2\n")];
+        let desired = [unit("web.service", "[Service]\nA=1\nB=3\n")];
+        let text = Plan::new(&installed, &desired).describe(false);
+        assert!(text.contains("~ web.service (changed: restart)"));
+        assert!(text.contains("-B=2\n+B=3\n"), "{text}");
+        assert!(!text.contains("\x1b["), "no colour unless asked");
+        assert!(
+            Plan::new(&installed, &desired)
+                .describe(true)
+                .contains("\x1b[32m+B=3")
+        );
+    }
+}

@@ -1,0 +1,383 @@
+//! Converging a host to an instance's units over D-Bus: the heart of
+//! `apply`, `rollback` and `destroy`.
+//!
+//! Order of work, and why:
+//! 1. removed units are stopped, disabled and deleted first, so that the
+//!    ports and names they hold are free for what comes next;
+//! 2. new and changed files are written atomically and systemd reloads once;
+//! 3. one batch of jobs: start for new units, restart for changed ones (and
+//!    start for unchanged ones found stopped). They are enqueued together
+//!    and systemd runs them in dependency order (`After=`), in parallel
+//!    where the order allows;
+//! 4. every touched unit must still be up after a settle time, so a
+//!    container that starts and then exits is caught;
+//! 5. if anything failed, the files found at the start are restored and the
+//!    units that were changed are brought back as they were.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::render::UnitFile;
+use crate::systemd::{JobKind, JobOutcome, JobResult, Systemd};
+use crate::unit_dir;
+
+/// Where a host's units live and how to reach its systemd.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub unit_dir: PathBuf,
+    /// D-Bus address of the manager; None for the system (or session) bus.
+    pub bus: Option<String>,
+    pub user: bool,
+    /// Root of the host's file system when it is not `/` (a container):
+    /// its journal is read from there.
+    pub root: Option<PathBuf>,
+}
+
+impl Host {
+    pub fn connect(&self) -> Result<Systemd, Failure> {
+        Systemd::connect(self.bus.as_deref(), self.user).map_err(|e| Failure::new(e.to_string()))
+    }
+
+    /// The last lines a unit logged, for error reports.
+    pub fn journal_tail(&self, unit: &str, lines: usize) -> String {
+        let mut cmd = Command::new("journalctl");
+        cmd.args(["--no-pager", "--output=cat", "-n", &lines.to_string()]);
+        if let Some(root) = &self.root {
+            cmd.arg(format!("--root={}", root.display()));
+        }
+        cmd.arg(if self.user { "--user-unit" } else { "--unit" })
+            .arg(unit);
+        match cmd.output() {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+            Err(e) => format!("(journalctl could not run: {e})"),
+        }
+    }
+}
+
+/// Why a convergence did not complete.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    /// The unit that failed and its last log lines.
+    pub unit: Option<(String, String)>,
+    /// Whether the previous revision was restored.
+    pub rolled_back: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            unit: None,
+            rolled_back: false,
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+pub struct Options {
+    /// How long touched units must stay up after their jobs are done.
+    pub settle: Duration,
+}
+
+/// What a successful convergence did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Makes the host run exactly `desired` for an instance whose installed
+/// units are `installed`. On failure, restores `installed`.
+pub fn converge(
+    host: &Host,
+    installed: &[UnitFile],
+    desired: &[UnitFile],
+    options: &Options,
+    progress: &Progress,
+) -> Result<Outcome, Failure> {
+    let plan = Plan::new(installed, desired);
+    let systemd = host.connect()?;
+    // Unchanged units that are not running (stopped by hand, failed, or
+    // never started) are started too: apply converges.
+    let mut idle = Vec::new();
+    for name in &plan.keep {
+        let state = systemd
+            .unit_state(name)
+            .map_err(|e| Failure::new(e.to_string()))?;
+        if !state.is_active() {
+            idle.push(name.clone());
+        }
+    }
+    if plan.is_empty() && idle.is_empty() {
+        return Ok(Outcome::default());
+    }
+    match run(host, &systemd, &plan, &idle, options, progress) {
+        Ok(outcome) => Ok(outcome),
+        Err(mut failure) => {
+            if let Some((unit, _)) = &failure.unit {
+                let log = host.journal_tail(unit, 15);
+                failure.unit = Some((unit.clone(), log));
+            }
+            progress.line("restoring the previous revision");
+            match restore(host, &systemd, &plan, progress) {
+                Ok(()) => failure.rolled_back = true,
+                Err(e) => failure.message.push_str(&format!(
+                    "; restoring the previous revision failed too: {}",
+                    e.message
+                )),
+            }
+            Err(failure)
+        }
+    }
+}
+
+fn names(units: &[UnitFile]) -> Vec<String> {
+    units.iter().map(|u| u.name.clone()).collect()
+}
+
+fn bus(e: crate::systemd::Error) -> Failure {
+    Failure::new(e.to_string())
+}
+
+fn run(
+    host: &Host,
+    systemd: &Systemd,
+    plan: &Plan,
+    idle: &[String],
+    options: &Options,
+    progress: &Progress,
+) -> Result<Outcome, Failure> {
+    let mut outcome = Outcome::default();
+    if !plan.remove.is_empty() {
+        let removed = names(&plan.remove);
+        stop(systemd, &removed, progress)?;
+        systemd.disable(&removed).map_err(bus)?;
+        for name in &removed {
+            unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
+        }
+        outcome.removed = removed;
+    }
+    let written: Plan = Plan {
+        remove: Vec::new(),
+        ..plan.clone()
+    };
+    unit_dir::write_plan(&host.unit_dir, &written)?;
+    systemd.reload().map_err(bus)?;
+    if !plan.add.is_empty() {
+        systemd.enable(&names(&plan.add)).map_err(bus)?;
+    }
+
+    let mut batch: Vec<(String, JobKind)> = Vec::new();
+    batch.extend(plan.add.iter().map(|u| (u.name.clone(), JobKind::Start)));
+    batch.extend(idle.iter().map(|n| (n.clone(), JobKind::Start)));
+    batch.extend(
+        plan.change
+            .iter()
+            .map(|c| (c.new.name.clone(), JobKind::Restart)),
+    );
+    let starts: Vec<String> = batch
+        .iter()
+        .filter(|(_, k)| *k == JobKind::Start)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let restarts: Vec<String> = batch
+        .iter()
+        .filter(|(_, k)| *k == JobKind::Restart)
+        .map(|(n, _)| n.clone())
+        .collect();
+    // Starts and restarts go out as one batch so systemd can order them
+    // against each other; two calls would serialize the two groups.
+    start_and_restart(systemd, &starts, &restarts, progress)?;
+
+    settle(systemd, &batch, options, progress)?;
+    outcome.started = starts;
+    outcome.restarted = restarts;
+    Ok(outcome)
+}
+
+fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), Failure> {
+    let outcomes = watched(systemd, &[(JobKind::Stop, units)], progress)?;
+    first_failure(&outcomes, "stop")
+}
+
+fn start_and_restart(
+    systemd: &Systemd,
+    starts: &[String],
+    restarts: &[String],
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let outcomes = watched(
+        systemd,
+        &[(JobKind::Start, starts), (JobKind::Restart, restarts)],
+        progress,
+    )?;
+    first_failure(&outcomes, "start")
+}
+
+/// Enqueues the jobs and reports each result as it arrives.
+fn watched(
+    systemd: &Systemd,
+    groups: &[(JobKind, &[String])],
+    progress: &Progress,
+) -> Result<Vec<JobOutcome>, Failure> {
+    let requests: Vec<(JobKind, String)> = groups
+        .iter()
+        .flat_map(|(kind, units)| units.iter().map(move |u| (*kind, u.clone())))
+        .collect();
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pending: Vec<String> = requests.iter().map(|(_, u)| u.clone()).collect();
+    progress.status(&format!("waiting for {}", pending.join(", ")));
+    let verbs: HashMap<String, JobKind> = requests.iter().map(|(k, u)| (u.clone(), *k)).collect();
+    let outcomes = systemd
+        .run_jobs(&requests, &mut |outcome: &JobOutcome| {
+            pending.retain(|u| u != &outcome.unit);
+            let verb = match verbs.get(&outcome.unit) {
+                Some(JobKind::Start) => "start",
+                Some(JobKind::Restart) => "restart",
+                _ => "stop",
+            };
+            let mark = if outcome.result == JobResult::Done {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            progress.line(&format!(
+                "  {verb:<7} {:<40} {mark} ({})",
+                outcome.unit, outcome.result
+            ));
+            if !pending.is_empty() {
+                progress.status(&format!("waiting for {}", pending.join(", ")));
+            }
+        })
+        .map_err(bus)?;
+    progress.finish();
+    Ok(outcomes)
+}
+
+fn first_failure(outcomes: &[JobOutcome], what: &str) -> Result<(), Failure> {
+    // A stop of a unit systemd no longer knows is nothing to do.
+    let failed = outcomes.iter().find(|o| {
+        o.result != JobResult::Done && !(what == "stop" && o.result == JobResult::NotLoaded)
+    });
+    match failed {
+        None => Ok(()),
+        Some(o) => Err(Failure {
+            message: format!("{} did not {what}: job {}", o.unit, o.result),
+            unit: Some((o.unit.clone(), String::new())),
+            rolled_back: false,
+        }),
+    }
+}
+
+/// Every unit just started or restarted must stay active, without systemd
+/// restarting it, for the settle time.
+fn settle(
+    systemd: &Systemd,
+    batch: &[(String, JobKind)],
+    options: &Options,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    if batch.is_empty() || options.settle.is_zero() {
+        return Ok(());
+    }
+    let mut before = HashMap::new();
+    for (unit, _) in batch {
+        before.insert(unit.clone(), systemd.unit_state(unit).map_err(bus)?);
+    }
+    progress.status(&format!(
+        "checking that {} units stay up for {:?}",
+        batch.len(),
+        options.settle
+    ));
+    std::thread::sleep(options.settle);
+    progress.finish();
+    for (unit, _) in batch {
+        let now = systemd.unit_state(unit).map_err(bus)?;
+        let restarted = now.n_restarts != before[unit].n_restarts;
+        if !now.is_active() || restarted {
+            return Err(Failure {
+                message: format!(
+                    "{unit} did not stay up: {} ({}){}",
+                    now.active_state,
+                    now.sub_state,
+                    if restarted {
+                        ", restarted by systemd"
+                    } else {
+                        ""
+                    }
+                ),
+                unit: Some((unit.clone(), String::new())),
+                rolled_back: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Puts back the unit files found before `plan` was applied and brings the
+/// units back as they were: new ones stopped and deleted, changed ones
+/// restarted with their old text, removed ones started again.
+fn restore(
+    host: &Host,
+    systemd: &Systemd,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let added = names(&plan.add);
+    if !added.is_empty() {
+        let _ = stop(systemd, &added, progress);
+        let _ = systemd.disable(&added);
+        for name in &added {
+            unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
+        }
+    }
+    for change in &plan.change {
+        unit_dir::write_atomic(
+            &host.unit_dir.join(&change.old.name),
+            change.old.text.as_bytes(),
+        )?;
+    }
+    for unit in &plan.remove {
+        unit_dir::write_atomic(&host.unit_dir.join(&unit.name), unit.text.as_bytes())?;
+    }
+    systemd.reload().map_err(bus)?;
+    let removed = names(&plan.remove);
+    if !removed.is_empty() {
+        systemd.enable(&removed).map_err(bus)?;
+    }
+    let changed: Vec<String> = plan.change.iter().map(|c| c.old.name.clone()).collect();
+    for unit in changed.iter().chain(&removed) {
+        let _ = systemd.reset_failed(unit);
+    }
+    start_and_restart(systemd, &removed, &changed, progress)
+}
+
+/// Stops, disables and deletes every unit of an instance (`destroy`).
+pub fn remove_all(host: &Host, installed: &[UnitFile], progress: &Progress) -> Result<(), Failure> {
+    let systemd = host.connect()?;
+    let all = names(installed);
+    stop(&systemd, &all, progress)?;
+    systemd.disable(&all).map_err(bus)?;
+    for name in &all {
+        unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
+    }
+    systemd.reload().map_err(bus)?;
+    for name in &all {
+        // A unit that failed stays listed until its failed state is reset.
+        let _ = systemd.reset_failed(name);
+    }
+    Ok(())
+}
