@@ -2,14 +2,20 @@
 //! fleet's HTTP API (`/fleet/v1`, the API fleetctl uses), as templates whose
 //! copies the cluster runs.
 //!
-//! `api` is the client (a small HTTP/1.1 over TCP or a unix socket).
+//! `api` is the client (a small HTTP/1.1 over TCP or a unix socket), and
+//! `rollout` plans and applies an instance's templates, rolling changed ones
+//! one copy at a time because fleet cannot change a unit in place.
 
 use std::fmt;
 use std::io;
 
 pub mod api;
+pub mod rollout;
 
 pub use api::{FleetClient, JobState, Unit, UnitState};
+pub use rollout::{
+    Action, ApplyOptions, Copy, FleetPlan, PlannedUnit, UnitStatus, apply, destroy, plan, status,
+};
 
 /// Something that went wrong talking to fleet, with what unitgen was doing
 /// at the time ("submitting blog-staging-web@.service").
