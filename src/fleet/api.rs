@@ -449,6 +449,10 @@ struct Response {
     body: Vec<u8>,
 }
 
+// fleet's largest answer is a page of 100 units; this only stops a broken
+// or hostile server from making us allocate without bound.
+const MAX_BODY: usize = 64 << 20;
+
 fn bad(detail: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, detail.into())
 }
@@ -508,10 +512,16 @@ fn read_response(reader: &mut impl BufRead, method: &str) -> io::Result<Response
     } else if chunked {
         read_chunked(reader, &mut body)?;
     } else if let Some(length) = content_length {
+        if length > MAX_BODY {
+            return Err(bad(format!("body of {length} bytes is too large")));
+        }
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
     } else {
-        reader.read_to_end(&mut body)?;
+        reader.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
+        if body.len() > MAX_BODY {
+            return Err(bad("body is too large"));
+        }
     }
     Ok(Response {
         status,
@@ -532,6 +542,9 @@ fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> io::Result<()>
             return Ok(());
         }
         let start = body.len();
+        if size > MAX_BODY - start {
+            return Err(bad("body is too large"));
+        }
         body.resize(start + size, 0);
         reader.read_exact(&mut body[start..])?;
         if !read_line(reader)?.is_empty() {
@@ -590,6 +603,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             "HTTP/1.1 200 OK\r\nContent-Len",
+            "HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
         ] {
             let err = parse(raw, "GET").unwrap_err();
             assert!(
