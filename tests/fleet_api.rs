@@ -953,3 +953,90 @@ fn errors_from_fleet_are_shown_with_what_unitgen_was_doing() {
         json!({"name": "blog-staging-web@.service", "desiredState": "inactive"})
     );
 }
+
+#[test]
+fn a_sidekick_of_a_sidekick_follows_its_chain() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    // Sorts before the announcer it follows, so only the chain orders it.
+    let logs = (
+        "blog-staging-web-a-logs@.service".to_owned(),
+        "[Service]\nExecStart=/usr/bin/ship-logs %i\n\n[X-Fleet]\nMachineOf=blog-staging-web-announce@%i.service\n"
+            .to_owned(),
+    );
+    let p = plan(
+        &client,
+        PREFIX,
+        &[web("nginx:1.25"), announce(), logs.clone()],
+    )
+    .unwrap();
+    let logs_plan = p.units.iter().find(|u| u.name == logs.0).unwrap();
+    assert_eq!(logs_plan.sidekick_of.as_deref(), Some(ANNOUNCE));
+    apply(&client, &p, &opts(2), &mut |_| {}).unwrap();
+    for i in 1..=2 {
+        let machine = fake
+            .unit(&format!("blog-staging-web@{i}.service"))
+            .unwrap()
+            .machine_id;
+        let shipper = fake
+            .unit(&format!("blog-staging-web-a-logs@{i}.service"))
+            .unwrap();
+        assert_eq!(
+            (shipper.machine_id, shipper.current_state.as_str()),
+            (machine, "launched")
+        );
+    }
+
+    fake.clear_log();
+    run(
+        &client,
+        &[web("nginx:1.27"), announce(), logs.clone()],
+        &opts(1),
+    )
+    .unwrap();
+    let first: Vec<String> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.contains("@1."))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "DESTROY blog-staging-web-a-logs@1.service",
+            "DESTROY blog-staging-web-announce@1.service",
+            "DESTROY blog-staging-web@1.service",
+            "SUBMIT blog-staging-web@1.service",
+            "SET blog-staging-web@1.service launched",
+            "SUBMIT blog-staging-web-announce@1.service",
+            "SET blog-staging-web-announce@1.service launched",
+            "SUBMIT blog-staging-web-a-logs@1.service",
+            "SET blog-staging-web-a-logs@1.service launched",
+        ]
+    );
+
+    fake.clear_log();
+    run(&client, &[web("nginx:1.27")], &opts(1)).unwrap();
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 6);
+    assert!(
+        writes[..3].iter().all(|w| w.contains("a-logs")),
+        "{writes:#?}"
+    );
+}
+
+#[test]
+fn sidekicks_following_each_other_in_a_circle_get_a_leader() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let unit = |name: &str, other: &str| {
+        (
+            format!("blog-staging-{name}@.service"),
+            format!(
+                "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineOf=blog-staging-{other}@%i.service\n"
+            ),
+        )
+    };
+    let p = plan(&client, PREFIX, &[unit("a", "b"), unit("b", "a")]).unwrap();
+    let leaders: Vec<Option<&str>> = p.units.iter().map(|u| u.sidekick_of.as_deref()).collect();
+    assert_eq!(leaders, [None, Some("blog-staging-a@.service")]);
+}

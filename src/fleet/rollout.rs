@@ -14,7 +14,8 @@
 //! by instance (`MachineOf=blog-staging-web@%i.service`) is that service's
 //! sidekick. It has exactly the copies its service has (same instance
 //! names), and is rolled together with its service, since destroying a
-//! service copy also stops the sidekick bound to it.
+//! service copy also stops the sidekick bound to it. A sidekick of a
+//! sidekick joins the same service, started after the one it follows.
 //!
 //! Units without `@` (a timer, a global unit) are handled as one copy of
 //! themselves: replaced by destroy + submit + start. One that names another
@@ -301,10 +302,42 @@ pub fn plan(
                         .is_some_and(|&service_desired| service_desired || !is_desired)
             });
     }
+    // Sidekicks that follow each other in a circle cannot all be scheduled
+    // by fleet; the first by name leads the others so each is applied.
+    for i in 0..units.len() {
+        let mut next = units[i].sidekick_of.clone();
+        for _ in 0..units.len() {
+            let Some(service) = next else { break };
+            if service == units[i].name {
+                units[i].sidekick_of = None;
+                break;
+            }
+            next = units
+                .iter()
+                .find(|u| u.name == service)
+                .and_then(|u| u.sidekick_of.clone());
+        }
+    }
     Ok(FleetPlan {
         prefix: prefix.to_owned(),
         units,
     })
+}
+
+/// The services above a unit, nearest first (a sidekick of a sidekick has
+/// two). `plan` leaves no circles.
+fn services_of<'a>(plan: &'a FleetPlan, unit: &'a PlannedUnit) -> Vec<&'a str> {
+    let mut chain = Vec::new();
+    let mut next = unit.sidekick_of.as_deref();
+    while let Some(service) = next.filter(|_| chain.len() < plan.units.len()) {
+        chain.push(service);
+        next = plan
+            .units
+            .iter()
+            .find(|u| u.name == service)
+            .and_then(|u| u.sidekick_of.as_deref());
+    }
+    chain
 }
 
 /// Converges fleet to the plan: new units submitted and `copies_for_new`
@@ -327,11 +360,18 @@ pub fn apply(
         .iter()
         .filter(|u| u.sidekick_of.is_none() && u.action != Action::Remove)
     {
-        let sidekicks: Vec<&PlannedUnit> = plan
+        // Nearer sidekicks first: one that follows another needs it placed.
+        let mut sidekicks: Vec<(usize, &PlannedUnit)> = plan
             .units
             .iter()
-            .filter(|u| u.sidekick_of.as_deref() == Some(&main.name) && u.action != Action::Remove)
+            .filter(|u| u.action != Action::Remove)
+            .filter_map(|u| {
+                let services = services_of(plan, u);
+                (services.last() == Some(&main.name.as_str())).then_some((services.len(), u))
+            })
             .collect();
+        sidekicks.sort_by_key(|&(depth, u)| (depth, &u.name));
+        let sidekicks: Vec<&PlannedUnit> = sidekicks.into_iter().map(|(_, u)| u).collect();
         if main.action == Action::Unchanged
             && sidekicks.iter().all(|s| s.action == Action::Unchanged)
         {
@@ -340,10 +380,12 @@ pub fn apply(
         run.converge(main, &sidekicks)?;
     }
     // Sidekicks go before the services they are bound to.
-    let (sidekicks, mains): (Vec<&PlannedUnit>, Vec<&PlannedUnit>) = plan
+    let mut removed: Vec<(usize, &PlannedUnit)> = plan
         .with_action(Action::Remove)
-        .partition(|u| u.sidekick_of.is_some());
-    for unit in sidekicks.into_iter().chain(mains) {
+        .map(|u| (services_of(plan, u).len(), u))
+        .collect();
+    removed.sort_by_key(|&(depth, u)| (std::cmp::Reverse(depth), &u.name));
+    for (_, unit) in removed {
         for copy in &unit.copies {
             run.destroy(&copy.name)?;
         }
