@@ -40,7 +40,7 @@ pub enum Action {
 /// A unit fleet runs: a copy of a template (`web@2.service`, instance `2`),
 /// or a plain unit itself (instance empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copy {
+pub struct UnitCopy {
     pub name: String,
     pub instance: String,
     pub desired_state: JobState,
@@ -57,7 +57,7 @@ pub struct PlannedUnit {
     /// What the instance wants (`None` when the unit is being removed).
     pub desired: Option<Vec<UnitOption>>,
     /// What fleet runs: a template's copies, or a plain unit itself.
-    pub copies: Vec<Copy>,
+    pub copies: Vec<UnitCopy>,
     /// The service template this one is a sidekick of.
     pub sidekick_of: Option<String>,
 }
@@ -219,7 +219,7 @@ pub fn plan(
     }
 
     let mut current: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
-    let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
+    let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     for unit in client.list_units()? {
         if !unit.name.starts_with(prefix) {
             continue;
@@ -236,7 +236,7 @@ pub fn plan(
             }
             Name::Instance { template, instance } => (template, instance.to_owned()),
         };
-        copies.entry(owner).or_default().push(Copy {
+        copies.entry(owner).or_default().push(UnitCopy {
             name: unit.name,
             instance,
             desired_state,
@@ -400,7 +400,7 @@ pub fn apply(
 struct Member<'a> {
     unit: &'a PlannedUnit,
     desired: &'a [UnitOption],
-    copies: BTreeMap<&'a str, &'a Copy>,
+    copies: BTreeMap<&'a str, &'a UnitCopy>,
 }
 
 impl Member<'_> {
