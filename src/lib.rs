@@ -2,14 +2,16 @@
 //! containers, and apply them to a host (systemd over D-Bus) or a cluster
 //! (fleet).
 //!
-//! Data flows one way: `template` (parse) → `model` → `render` → `plan` →
-//! a target (`systemd` or `fleet`).
+//! Data flows one way: `template` (parse) → `compile` → `model` → `render`
+//! → `plan` → a target: `systemd` (one host, over D-Bus) or `fleet` (a
+//! cluster, over fleet's HTTP API).
 
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod docker;
 pub mod escape;
+pub mod fleet;
 pub mod model;
 pub mod plan;
 pub mod progress;
@@ -18,3 +20,4 @@ pub mod state;
 pub mod systemd;
 pub mod template;
 pub mod unit_dir;
+pub mod unit_file;

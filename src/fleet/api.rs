@@ -1,0 +1,710 @@
+//! A client for fleet's v1 HTTP API (fleet's `Documentation/api-v1.md`,
+//! `schema/v1.json`).
+//!
+//! fleet listens on a unix socket by default (`unix:///var/run/fleet.sock`),
+//! which no common blocking HTTP crate speaks simply, so this carries its own
+//! minimal HTTP/1.1: one request per connection (`Connection: close`),
+//! responses framed by Content-Length, chunked encoding, or end of stream.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{ErrorKind, FleetError};
+use crate::unit_file::UnitOption;
+
+/// A unit's desired or current state in fleet (`job.JobState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Inactive,
+    Loaded,
+    Launched,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Inactive => "inactive",
+            JobState::Loaded => "loaded",
+            JobState::Launched => "launched",
+        }
+    }
+}
+
+/// fleet's Unit entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unit {
+    pub name: String,
+    #[serde(default)]
+    pub options: Vec<UnitOption>,
+    #[serde(default, deserialize_with = "state_or_empty")]
+    pub desired_state: Option<JobState>,
+    #[serde(default, deserialize_with = "state_or_empty")]
+    pub current_state: Option<JobState>,
+    #[serde(default, rename = "machineID")]
+    pub machine_id: String,
+}
+
+/// fleet's UnitState entity: what systemd reports for a unit on a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitState {
+    pub name: String,
+    #[serde(default)]
+    pub hash: String,
+    #[serde(default, rename = "machineID")]
+    pub machine_id: String,
+    #[serde(default)]
+    pub systemd_load_state: String,
+    #[serde(default)]
+    pub systemd_active_state: String,
+    #[serde(default)]
+    pub systemd_sub_state: String,
+}
+
+// fleet leaves currentState empty for a unit it has not scheduled.
+fn state_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<JobState>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => JobState::deserialize(serde::de::value::StrDeserializer::new(s)).map(Some),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnitPage {
+    #[serde(default)]
+    units: Vec<Unit>,
+    #[serde(default)]
+    next_page_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnitStatePage {
+    #[serde(default)]
+    states: Vec<UnitState>,
+    #[serde(default)]
+    next_page_token: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SetUnit<'a> {
+    name: &'a str,
+    desired_state: JobState,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    options: &'a [UnitOption],
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorEntity,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntity {
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Tcp { authority: String },
+    Unix(PathBuf),
+}
+
+/// A connection to one fleet API endpoint.
+#[derive(Debug, Clone)]
+pub struct FleetClient {
+    endpoint: String,
+    transport: Transport,
+    /// Path prefix before `/fleet/v1` (from an `http://host:port/prefix` endpoint).
+    base: String,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+}
+
+// Guards against a server that keeps handing out page tokens.
+const MAX_PAGES: usize = 10_000;
+
+impl FleetClient {
+    /// `unix:///var/run/fleet.sock` (fleet's default) or `http://host:port`;
+    /// like fleetctl, a bare `host:port` means http.
+    pub fn new(endpoint: &str) -> Result<Self, FleetError> {
+        let invalid =
+            |detail: String| FleetError::new("connecting to fleet", ErrorKind::Endpoint(detail));
+        let (transport, base) = if let Some(path) = endpoint.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(invalid(format!(
+                    "`{endpoint}`: a unix endpoint needs an absolute path, e.g. unix:///var/run/fleet.sock"
+                )));
+            }
+            (Transport::Unix(PathBuf::from(path)), String::new())
+        } else {
+            let rest = match endpoint.split_once("://") {
+                Some(("http", rest)) => rest,
+                Some((scheme, _)) => {
+                    return Err(invalid(format!(
+                        "`{endpoint}`: unsupported scheme `{scheme}` (use http:// or unix://)"
+                    )));
+                }
+                None => endpoint,
+            };
+            let (authority, path) = match rest.find('/') {
+                Some(at) => rest.split_at(at),
+                None => (rest, ""),
+            };
+            if authority.is_empty() {
+                return Err(invalid(format!("`{endpoint}` has no host")));
+            }
+            let authority = if authority
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                authority.to_owned()
+            } else {
+                format!("{authority}:80")
+            };
+            (
+                Transport::Tcp { authority },
+                path.trim_end_matches('/').to_owned(),
+            )
+        };
+        Ok(FleetClient {
+            endpoint: endpoint.to_owned(),
+            transport,
+            base,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Overrides the connect timeout and the per-read/write timeout.
+    pub fn with_timeouts(mut self, connect: Duration, io: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.io_timeout = io;
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Every unit fleet knows, following `nextPageToken` across pages.
+    pub fn list_units(&self) -> Result<Vec<Unit>, FleetError> {
+        let doing = "listing fleet units";
+        let mut units = Vec::new();
+        self.pages(doing, "/units", &[], |body| {
+            let page: UnitPage = decode(doing, body)?;
+            units.extend(page.units);
+            Ok(page.next_page_token)
+        })?;
+        Ok(units)
+    }
+
+    /// One unit, or `None` when fleet has no unit by that name (404).
+    pub fn get_unit(&self, name: &str) -> Result<Option<Unit>, FleetError> {
+        let doing = format!("reading {name}");
+        let response = self.call(&doing, "GET", &unit_path(name), None)?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let body = check(&doing, response)?;
+        decode(&doing, &body).map(Some)
+    }
+
+    /// `PUT /fleet/v1/units/NAME`. With options this creates the unit (fleet
+    /// ignores them if the unit already exists!); without, it only sets the
+    /// desired state of an existing unit.
+    pub fn put_unit(
+        &self,
+        name: &str,
+        desired: JobState,
+        options: &[UnitOption],
+    ) -> Result<(), FleetError> {
+        let doing = if options.is_empty() {
+            format!("setting {name} to {}", desired.as_str())
+        } else {
+            format!("submitting {name}")
+        };
+        let body = serde_json::to_vec(&SetUnit {
+            name,
+            desired_state: desired,
+            options,
+        })
+        .map_err(|e| FleetError::new(&doing, ErrorKind::Protocol(e.to_string())))?;
+        let response = self.call(&doing, "PUT", &unit_path(name), Some(&body))?;
+        check(&doing, response).map(drop)
+    }
+
+    /// `DELETE /fleet/v1/units/NAME`: stops the unit wherever it runs and
+    /// forgets it. fleet answers 404 if there is no such unit.
+    pub fn delete_unit(&self, name: &str) -> Result<(), FleetError> {
+        let doing = format!("destroying {name}");
+        let response = self.call(&doing, "DELETE", &unit_path(name), None)?;
+        check(&doing, response).map(drop)
+    }
+
+    /// `GET /fleet/v1/state`, optionally only for one unit name, across pages.
+    pub fn list_state(&self, unit_name: Option<&str>) -> Result<Vec<UnitState>, FleetError> {
+        let doing = match unit_name {
+            Some(name) => format!("reading the state of {name}"),
+            None => "reading unit states".to_owned(),
+        };
+        let query: Vec<(&str, &str)> = unit_name.map(|n| ("unitName", n)).into_iter().collect();
+        let mut states = Vec::new();
+        self.pages(&doing, "/state", &query, |body| {
+            let page: UnitStatePage = decode(&doing, body)?;
+            states.extend(page.states);
+            Ok(page.next_page_token)
+        })?;
+        Ok(states)
+    }
+
+    fn pages(
+        &self,
+        doing: &str,
+        resource: &str,
+        query: &[(&str, &str)],
+        mut take: impl FnMut(&[u8]) -> Result<String, FleetError>,
+    ) -> Result<(), FleetError> {
+        let mut token = String::new();
+        for _ in 0..MAX_PAGES {
+            let mut params = query.to_vec();
+            if !token.is_empty() {
+                params.push(("nextPageToken", &token));
+            }
+            let mut target = format!("/fleet/v1{resource}");
+            for (i, (key, value)) in params.iter().enumerate() {
+                target.push(if i == 0 { '?' } else { '&' });
+                target.push_str(&format!("{key}={}", percent_encode(value, b"")));
+            }
+            let body = check(doing, self.call(doing, "GET", &target, None)?)?;
+            let next = take(&body)?;
+            if next.is_empty() {
+                return Ok(());
+            }
+            if next == token {
+                return Err(FleetError::new(
+                    doing,
+                    ErrorKind::Protocol(format!(
+                        "fleet returned the same nextPageToken `{next}` twice"
+                    )),
+                ));
+            }
+            token = next;
+        }
+        Err(FleetError::new(
+            doing,
+            ErrorKind::Protocol(format!("more than {MAX_PAGES} pages")),
+        ))
+    }
+
+    fn call(
+        &self,
+        doing: &str,
+        method: &str,
+        target: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, FleetError> {
+        let io_error = |source| {
+            FleetError::new(
+                doing,
+                ErrorKind::Io {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                },
+            )
+        };
+        let (mut stream, host): (Box<dyn Stream>, &str) = match &self.transport {
+            Transport::Tcp { authority } => (
+                Box::new(self.connect_tcp(authority).map_err(io_error)?),
+                authority,
+            ),
+            Transport::Unix(path) => {
+                let stream = UnixStream::connect(path).map_err(io_error)?;
+                stream
+                    .set_read_timeout(Some(self.io_timeout))
+                    .map_err(io_error)?;
+                stream
+                    .set_write_timeout(Some(self.io_timeout))
+                    .map_err(io_error)?;
+                // Go's server wants a Host header; fleetctl sends this one.
+                (Box::new(stream), "domain-sock")
+            }
+        };
+        let request = encode_request(method, &format!("{}{target}", self.base), host, body);
+        stream.write_all(&request).map_err(io_error)?;
+        stream.flush().map_err(io_error)?;
+        read_response(&mut BufReader::new(stream), method).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => {
+                FleetError::new(doing, ErrorKind::Protocol(e.to_string()))
+            }
+            _ => io_error(e),
+        })
+    }
+
+    fn connect_tcp(&self, authority: &str) -> io::Result<TcpStream> {
+        let mut last = io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("`{authority}` resolves to no address"),
+        );
+        for addr in authority.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(self.io_timeout))?;
+                    stream.set_write_timeout(Some(self.io_timeout))?;
+                    return Ok(stream);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+fn unit_path(name: &str) -> String {
+    // `@` and `:` are legal in a path segment and common in unit names.
+    format!("/fleet/v1/units/{}", percent_encode(name, b"@:"))
+}
+
+fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn decode<'a, T: Deserialize<'a>>(doing: &str, body: &'a [u8]) -> Result<T, FleetError> {
+    serde_json::from_slice(body).map_err(|e| {
+        FleetError::new(
+            doing,
+            ErrorKind::Protocol(format!("invalid JSON from fleet: {e}")),
+        )
+    })
+}
+
+/// The body of a 2xx response, or fleet's error as a `FleetError`.
+fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
+    if (200..300).contains(&response.status) {
+        return Ok(response.body);
+    }
+    let message = match serde_json::from_slice::<ErrorBody>(&response.body) {
+        Ok(body) if !body.error.message.is_empty() => body.error.message,
+        _ => {
+            let text = String::from_utf8_lossy(&response.body);
+            let text = text.trim();
+            if text.is_empty() {
+                response.reason
+            } else {
+                text.chars().take(200).collect()
+            }
+        }
+    };
+    Err(FleetError::new(
+        doing,
+        ErrorKind::Api {
+            status: response.status,
+            message,
+        },
+    ))
+}
+
+fn encode_request(method: &str, target: &str, host: &str, body: Option<&[u8]>) -> Vec<u8> {
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unitgen/{}\r\nAccept: application/json\r\nConnection: close\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body.unwrap_or_default());
+    request
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    reason: String,
+    body: Vec<u8>,
+}
+
+// fleet's largest answer is a page of 100 units; this only stops a broken
+// or hostile server from making us allocate without bound.
+const MAX_BODY: usize = 64 << 20;
+
+fn bad(detail: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, detail.into())
+}
+
+fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
+    let mut line = Vec::new();
+    // Bounded so a garbage stream cannot grow a line without end.
+    reader.take(64 * 1024).read_until(b'\n', &mut line)?;
+    if !line.ends_with(b"\n") {
+        return Err(bad("connection closed in the middle of a line"));
+    }
+    let line = String::from_utf8(line).map_err(|_| bad("header is not UTF-8"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn read_response(reader: &mut impl BufRead, method: &str) -> io::Result<Response> {
+    let status_line = read_line(reader)?;
+    let mut parts = status_line.splitn(3, ' ');
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(bad(format!("bad status line `{status_line}`")));
+    };
+    let status: u16 = code
+        .parse()
+        .ok()
+        .filter(|_| version.starts_with("HTTP/1."))
+        .ok_or_else(|| bad(format!("bad status line `{status_line}`")))?;
+    let reason = parts.next().unwrap_or_default().to_owned();
+
+    let mut content_length = None;
+    let mut chunked = false;
+    loop {
+        let line = read_line(reader)?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad header line `{line}`")))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("bad Content-Length `{value}`")))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .to_ascii_lowercase()
+                .split(',')
+                .any(|c| c.trim() == "chunked");
+        }
+    }
+
+    let mut body = Vec::new();
+    if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
+        // No body by definition (RFC 9112 §6.3).
+    } else if chunked {
+        read_chunked(reader, &mut body)?;
+    } else if let Some(length) = content_length {
+        if length > MAX_BODY {
+            return Err(bad(format!("body of {length} bytes is too large")));
+        }
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
+        if body.len() > MAX_BODY {
+            return Err(bad("body is too large"));
+        }
+    }
+    Ok(Response {
+        status,
+        reason,
+        body,
+    })
+}
+
+fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        let line = read_line(reader)?;
+        let size = line.split(';').next().unwrap_or_default().trim();
+        let size =
+            usize::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size `{line}`")))?;
+        if size == 0 {
+            // Skip trailers up to the blank line that ends the message.
+            while !read_line(reader)?.is_empty() {}
+            return Ok(());
+        }
+        let start = body.len();
+        if size > MAX_BODY - start {
+            return Err(bad("body is too large"));
+        }
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        if !read_line(reader)?.is_empty() {
+            return Err(bad("chunk not followed by CRLF"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, method: &str) -> io::Result<Response> {
+        read_response(&mut io::Cursor::new(raw.as_bytes().to_vec()), method)
+    }
+
+    #[test]
+    fn content_length_body() {
+        let r = parse(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing",
+            "GET",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.status, r.reason.as_str(), r.body.as_slice()),
+            (200, "OK", &b"{}"[..])
+        );
+    }
+
+    #[test]
+    fn chunked_body_with_extension_and_trailer() {
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        assert_eq!(parse(raw, "GET").unwrap().body, b"{\"a\":1}");
+    }
+
+    #[test]
+    fn body_until_close_and_no_body_for_204() {
+        assert_eq!(
+            parse("HTTP/1.0 200 OK\r\n\r\nabc", "GET").unwrap().body,
+            b"abc"
+        );
+        assert!(
+            parse("HTTP/1.1 204 No Content\r\n\r\n", "PUT")
+                .unwrap()
+                .body
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn malformed_responses_are_invalid_data() {
+        for raw in [
+            "garbage\r\n\r\n",
+            "HTTP/1.1 abc OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            "HTTP/1.1 200 OK\r\nContent-Len",
+            "HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        ] {
+            let err = parse(raw, "GET").unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                ),
+                "{raw:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_encoding() {
+        let request = encode_request("PUT", "/fleet/v1/units/a%40.service", "h:1", Some(b"{}"));
+        let text = String::from_utf8(request).unwrap();
+        assert!(text.starts_with("PUT /fleet/v1/units/a%40.service HTTP/1.1\r\nHost: h:1\r\n"));
+        assert!(text.contains("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"));
+        let get = String::from_utf8(encode_request("GET", "/x", "h", None)).unwrap();
+        assert!(!get.contains("Content-Length") && get.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn unit_names_in_paths_and_queries() {
+        assert_eq!(unit_path("web@1.service"), "/fleet/v1/units/web@1.service");
+        assert_eq!(
+            unit_path("a\\x b.service"),
+            "/fleet/v1/units/a%5Cx%20b.service"
+        );
+        assert_eq!(percent_encode("web@1.service", b""), "web%401.service");
+    }
+
+    #[test]
+    fn endpoints() {
+        let c = FleetClient::new("unix:///var/run/fleet.sock").unwrap();
+        assert!(
+            matches!(c.transport, Transport::Unix(ref p) if p.as_os_str() == "/var/run/fleet.sock")
+        );
+        let c = FleetClient::new("http://10.0.0.1:49153/").unwrap();
+        assert!(
+            matches!(c.transport, Transport::Tcp { ref authority } if authority == "10.0.0.1:49153")
+        );
+        assert_eq!(c.base, "");
+        let c = FleetClient::new("http://fleet.example/api").unwrap();
+        assert!(
+            matches!(c.transport, Transport::Tcp { ref authority } if authority == "fleet.example:80")
+        );
+        assert_eq!(c.base, "/api");
+        let c = FleetClient::new("127.0.0.1:8080").unwrap();
+        assert!(
+            matches!(c.transport, Transport::Tcp { ref authority } if authority == "127.0.0.1:8080")
+        );
+        for bad in ["https://x", "unix://relative.sock", "http://"] {
+            let err = FleetClient::new(bad).unwrap_err();
+            assert!(matches!(err.kind, ErrorKind::Endpoint(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn fleet_error_entity_becomes_the_message() {
+        let response = Response {
+            status: 409,
+            reason: "Conflict".into(),
+            body:
+                br#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#
+                    .to_vec(),
+        };
+        let err = check("submitting x@.service", response).unwrap_err();
+        assert_eq!(err.status(), Some(409));
+        assert_eq!(
+            err.to_string(),
+            "submitting x@.service: fleet answered 409: unit does not exist and options field empty"
+        );
+        let plain = Response {
+            status: 502,
+            reason: "Bad Gateway".into(),
+            body: Vec::new(),
+        };
+        assert_eq!(
+            check("x", plain).unwrap_err().to_string(),
+            "x: fleet answered 502: Bad Gateway"
+        );
+    }
+
+    #[test]
+    fn unit_json_matches_fleet_schema() {
+        let unit: Unit = serde_json::from_str(
+            r#"{"name":"a@1.service","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}],
+                "desiredState":"launched","currentState":"","machineID":"m1"}"#,
+        )
+        .unwrap();
+        assert_eq!(unit.desired_state, Some(JobState::Launched));
+        assert_eq!(unit.current_state, None);
+        assert_eq!(unit.machine_id, "m1");
+        let body = serde_json::to_string(&SetUnit {
+            name: "a@1.service",
+            desired_state: JobState::Launched,
+            options: &[],
+        })
+        .unwrap();
+        assert_eq!(body, r#"{"name":"a@1.service","desiredState":"launched"}"#);
+    }
+}

@@ -1,0 +1,778 @@
+//! Planning and applying an instance's units on fleet.
+//!
+//! Services are template units (`blog-staging-web@.service`); the cluster
+//! runs copies of them (`blog-staging-web@1.service`, ...), each created from
+//! the template's options as fleetctl does (fleetctl/fleetctl.go
+//! `lazyCreateUnits`). fleet cannot change a unit in place: a PUT of new
+//! options under an existing name is ignored (api/units.go `set`), so a
+//! changed template is replaced and its running copies rolled one at a time:
+//! destroy copy N, submit the new template (before the first copy only),
+//! start copy N, wait until fleet reports it launched and systemd reports it
+//! active, then copy N+1. Which copies exist is never changed by a roll.
+//!
+//! Sidekicks: a template whose `[X-Fleet] MachineOf=` names a service's copy
+//! by instance (`MachineOf=blog-staging-web@%i.service`) is that service's
+//! sidekick. It has exactly the copies its service has (same instance
+//! names), and is rolled together with its service, since destroying a
+//! service copy also stops the sidekick bound to it. A sidekick of a
+//! sidekick joins the same service, started after the one it follows.
+//!
+//! Units without `@` (a timer, a global unit) are handled as one copy of
+//! themselves: replaced by destroy + submit + start. One that names another
+//! such unit in `MachineOf=` is its sidekick in the same way.
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::api::{FleetClient, JobState, UnitState};
+use super::{ErrorKind, FleetError};
+use crate::unit_file::{self, UnitOption};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Add,
+    Change,
+    Remove,
+    Unchanged,
+}
+
+/// A unit fleet runs: a copy of a template (`web@2.service`, instance `2`),
+/// or a plain unit itself (instance empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitCopy {
+    pub name: String,
+    pub instance: String,
+    pub desired_state: JobState,
+    pub options: Vec<UnitOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedUnit {
+    /// A template (`x@.service`) or a plain unit name.
+    pub name: String,
+    pub action: Action,
+    /// What fleet holds under this name now.
+    pub current: Option<Vec<UnitOption>>,
+    /// What the instance wants (`None` when the unit is being removed).
+    pub desired: Option<Vec<UnitOption>>,
+    /// What fleet runs: a template's copies, or a plain unit itself.
+    pub copies: Vec<UnitCopy>,
+    /// The service template this one is a sidekick of.
+    pub sidekick_of: Option<String>,
+}
+
+impl PlannedUnit {
+    pub fn is_template(&self) -> bool {
+        matches!(classify(&self.name), Name::Template)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetPlan {
+    pub prefix: String,
+    /// Sorted by name.
+    pub units: Vec<PlannedUnit>,
+}
+
+impl FleetPlan {
+    pub fn with_action(&self, action: Action) -> impl Iterator<Item = &PlannedUnit> {
+        self.units.iter().filter(move |u| u.action == action)
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.units.iter().any(|u| u.action != Action::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Copies started for a service that has none yet in fleet.
+    pub copies_for_new: u32,
+    /// How long one copy may take to be launched and active.
+    pub wait_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            copies_for_new: 1,
+            wait_timeout: Duration::from_secs(120),
+            // fleetctl polls every 500ms when it waits for a unit.
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One unit of an instance as fleet sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    pub name: String,
+    pub desired_state: Option<JobState>,
+    pub current_state: Option<JobState>,
+    pub machine_id: String,
+    /// What systemd reports, if the unit is loaded on a machine.
+    pub systemd: Option<UnitState>,
+}
+
+enum Name<'a> {
+    Plain,
+    Template,
+    Instance { template: String, instance: &'a str },
+}
+
+// As fleet's unit.NewUnitNameInfo: everything between the first `@` and
+// the last `.` is the instance.
+fn classify(name: &str) -> Name<'_> {
+    let Some(dot) = name.rfind('.') else {
+        return Name::Plain;
+    };
+    let (base, suffix) = name.split_at(dot);
+    match base.split_once('@') {
+        None => Name::Plain,
+        Some((_, "")) => Name::Template,
+        Some((stem, instance)) => Name::Instance {
+            template: format!("{stem}@{suffix}"),
+            instance,
+        },
+    }
+}
+
+/// `web@.service` + `2` → `web@2.service`; a plain unit is its own copy.
+fn copy_name(unit: &str, instance: &str) -> String {
+    match unit.split_once("@.") {
+        Some((stem, suffix)) => format!("{stem}@{instance}.{suffix}"),
+        None => unit.to_owned(),
+    }
+}
+
+// Copies in numeric order (2 before 10), then any named ones.
+fn instance_key(instance: &str) -> (u8, u64, &str) {
+    match instance.parse::<u64>() {
+        Ok(n) => (0, n, instance),
+        Err(_) => (1, 0, instance),
+    }
+}
+
+/// The units a unit must share a machine with (`[X-Fleet] MachineOf=`).
+fn machine_of(options: &[UnitOption]) -> impl Iterator<Item = &str> {
+    options
+        .iter()
+        .filter(|o| {
+            o.section == "X-Fleet" && (o.name == "MachineOf" || o.name == "X-ConditionMachineOf")
+        })
+        .map(|o| o.value.as_str())
+}
+
+/// The unit this one is a sidekick of, by its `MachineOf=`: a template
+/// follows a template by instance (`x@%i.service` → `x@.service`), a plain
+/// unit follows a plain unit by name.
+fn followed(unit: &str, options: &[UnitOption]) -> Option<String> {
+    let template = matches!(classify(unit), Name::Template);
+    machine_of(options).find_map(|value| match (template, classify(value)) {
+        (
+            true,
+            Name::Instance {
+                template,
+                instance: "%i",
+            },
+        ) => Some(template),
+        (false, Name::Plain) => Some(value.to_owned()),
+        _ => None,
+    })
+}
+
+fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
+    FleetError::new(doing, ErrorKind::Rollout(detail.into()))
+}
+
+/// Compares the instance's desired units (file name, unit text) with what
+/// fleet holds under `prefix`.
+pub fn plan(
+    client: &FleetClient,
+    prefix: &str,
+    desired: &[(String, String)],
+) -> Result<FleetPlan, FleetError> {
+    let mut wanted: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
+    for (name, text) in desired {
+        let doing = format!("planning {name}");
+        if !name.starts_with(prefix) {
+            return Err(rollout_error(
+                doing,
+                format!("the name does not start with `{prefix}`"),
+            ));
+        }
+        if let Name::Instance { template, .. } = classify(name) {
+            return Err(rollout_error(
+                doing,
+                format!("give the template `{template}`, fleet runs the copies"),
+            ));
+        }
+        let options = unit_file::parse(text).map_err(|e| rollout_error(&doing, e.to_string()))?;
+        if options.is_empty() {
+            return Err(rollout_error(doing, "the unit has no options"));
+        }
+        if wanted.insert(name.clone(), options).is_some() {
+            return Err(rollout_error(doing, "the unit is given twice"));
+        }
+    }
+
+    let mut current: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
+    let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
+    for unit in client.list_units()? {
+        if !unit.name.starts_with(prefix) {
+            continue;
+        }
+        let desired_state = unit.desired_state.unwrap_or(JobState::Inactive);
+        let (owner, instance) = match classify(&unit.name) {
+            Name::Template => {
+                current.insert(unit.name, unit.options);
+                continue;
+            }
+            Name::Plain => {
+                current.insert(unit.name.clone(), unit.options.clone());
+                (unit.name.clone(), String::new())
+            }
+            Name::Instance { template, instance } => (template, instance.to_owned()),
+        };
+        copies.entry(owner).or_default().push(UnitCopy {
+            name: unit.name,
+            instance,
+            desired_state,
+            options: unit.options,
+        });
+    }
+
+    let mut names: Vec<String> = wanted
+        .keys()
+        .chain(current.keys())
+        .chain(copies.keys())
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut units: Vec<PlannedUnit> = names
+        .into_iter()
+        .map(|name| {
+            let desired = wanted.get(&name).cloned();
+            let current = current.remove(&name);
+            let mut copies = copies.remove(&name).unwrap_or_default();
+            copies.sort_by(|a, b| instance_key(&a.instance).cmp(&instance_key(&b.instance)));
+            let action = match &desired {
+                None => Action::Remove,
+                Some(_) if current.is_none() && copies.is_empty() => Action::Add,
+                Some(d)
+                    if current.as_ref() != Some(d) || copies.iter().any(|c| &c.options != d) =>
+                {
+                    Action::Change
+                }
+                Some(_) => Action::Unchanged,
+            };
+            PlannedUnit {
+                name,
+                action,
+                current,
+                desired,
+                copies,
+                sidekick_of: None,
+            }
+        })
+        .collect();
+
+    // A desired sidekick follows a desired service; a removed one, whatever
+    // it followed. A sidekick whose service goes away stands on its own.
+    let desired_names: BTreeMap<String, bool> = units
+        .iter()
+        .map(|u| (u.name.clone(), u.desired.is_some()))
+        .collect();
+    for unit in &mut units {
+        let options = unit
+            .desired
+            .as_ref()
+            .or(unit.current.as_ref())
+            .or(unit.copies.first().map(|c| &c.options));
+        let is_desired = unit.desired.is_some();
+        unit.sidekick_of = options
+            .and_then(|options| followed(&unit.name, options))
+            .filter(|service| {
+                service != &unit.name
+                    && desired_names
+                        .get(service)
+                        .is_some_and(|&service_desired| service_desired || !is_desired)
+            });
+    }
+    // Sidekicks that follow each other in a circle cannot all be scheduled
+    // by fleet; the first by name leads the others so each is applied.
+    for i in 0..units.len() {
+        let mut next = units[i].sidekick_of.clone();
+        for _ in 0..units.len() {
+            let Some(service) = next else { break };
+            if service == units[i].name {
+                units[i].sidekick_of = None;
+                break;
+            }
+            next = units
+                .iter()
+                .find(|u| u.name == service)
+                .and_then(|u| u.sidekick_of.clone());
+        }
+    }
+    Ok(FleetPlan {
+        prefix: prefix.to_owned(),
+        units,
+    })
+}
+
+/// The services above a unit, nearest first (a sidekick of a sidekick has
+/// two). `plan` leaves no circles.
+fn services_of<'a>(plan: &'a FleetPlan, unit: &'a PlannedUnit) -> Vec<&'a str> {
+    let mut chain = Vec::new();
+    let mut next = unit.sidekick_of.as_deref();
+    while let Some(service) = next.filter(|_| chain.len() < plan.units.len()) {
+        chain.push(service);
+        next = plan
+            .units
+            .iter()
+            .find(|u| u.name == service)
+            .and_then(|u| u.sidekick_of.as_deref());
+    }
+    chain
+}
+
+/// Converges fleet to the plan: new units submitted and `copies_for_new`
+/// copies started, changed ones rolled copy by copy, removed ones destroyed,
+/// unchanged ones not touched. If a roll fails, the copies it touched and
+/// the template are put back as they were, and the error says so.
+pub fn apply(
+    client: &FleetClient,
+    plan: &FleetPlan,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), FleetError> {
+    let mut run = Run {
+        client,
+        options,
+        progress,
+    };
+    for main in plan
+        .units
+        .iter()
+        .filter(|u| u.sidekick_of.is_none() && u.action != Action::Remove)
+    {
+        // Nearer sidekicks first: one that follows another needs it placed.
+        let mut sidekicks: Vec<(usize, &PlannedUnit)> = plan
+            .units
+            .iter()
+            .filter(|u| u.action != Action::Remove)
+            .filter_map(|u| {
+                let services = services_of(plan, u);
+                (services.last() == Some(&main.name.as_str())).then_some((services.len(), u))
+            })
+            .collect();
+        sidekicks.sort_by_key(|&(depth, u)| (depth, &u.name));
+        let sidekicks: Vec<&PlannedUnit> = sidekicks.into_iter().map(|(_, u)| u).collect();
+        if main.action == Action::Unchanged
+            && sidekicks.iter().all(|s| s.action == Action::Unchanged)
+        {
+            continue;
+        }
+        run.converge(main, &sidekicks)?;
+    }
+    // Sidekicks go before the services they are bound to.
+    let mut removed: Vec<(usize, &PlannedUnit)> = plan
+        .with_action(Action::Remove)
+        .map(|u| (services_of(plan, u).len(), u))
+        .collect();
+    removed.sort_by_key(|&(depth, u)| (std::cmp::Reverse(depth), &u.name));
+    for (_, unit) in removed {
+        for copy in &unit.copies {
+            run.destroy(&copy.name)?;
+        }
+        if unit.is_template() && unit.current.is_some() {
+            run.destroy(&unit.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// A unit of a service group being converged: the service, or a sidekick.
+struct Member<'a> {
+    unit: &'a PlannedUnit,
+    desired: &'a [UnitOption],
+    copies: BTreeMap<&'a str, &'a UnitCopy>,
+}
+
+impl Member<'_> {
+    fn needs_roll(&self, instance: &str) -> bool {
+        self.copies
+            .get(instance)
+            .is_none_or(|c| c.options != self.desired)
+    }
+
+    fn template_differs(&self) -> bool {
+        self.unit.is_template() && self.unit.current.as_deref() != Some(self.desired)
+    }
+}
+
+struct Run<'a, 'p> {
+    client: &'a FleetClient,
+    options: &'a ApplyOptions,
+    progress: &'p mut dyn FnMut(&str),
+}
+
+impl Run<'_, '_> {
+    fn converge(
+        &mut self,
+        main: &PlannedUnit,
+        sidekicks: &[&PlannedUnit],
+    ) -> Result<(), FleetError> {
+        let members: Vec<Member> = std::iter::once(main)
+            .chain(sidekicks.iter().copied())
+            .map(|unit| Member {
+                unit,
+                desired: unit.desired.as_deref().unwrap_or_default(),
+                copies: unit
+                    .copies
+                    .iter()
+                    .map(|c| (c.instance.as_str(), c))
+                    .collect(),
+            })
+            .collect();
+        let instances: Vec<String> = if !main.is_template() {
+            vec![String::new()]
+        } else if main.action == Action::Add {
+            (1..=self.options.copies_for_new)
+                .map(|n| n.to_string())
+                .collect()
+        } else {
+            main.copies.iter().map(|c| c.instance.clone()).collect()
+        };
+
+        let mut replaced: Vec<usize> = Vec::new();
+        let mut touched: Vec<(&str, Vec<usize>)> = Vec::new();
+        for instance in &instances {
+            let main_rolls = members[0].needs_roll(instance);
+            let rolling: Vec<usize> = (0..members.len())
+                .filter(|&m| main_rolls || members[m].needs_roll(instance))
+                .collect();
+            if rolling.is_empty() {
+                continue;
+            }
+            touched.push((instance, rolling.clone()));
+            if let Err(e) = self.roll(&members, instance, &rolling, &mut replaced) {
+                return Err(self.roll_back(&members, &touched, &replaced, e));
+            }
+        }
+        // A changed template with no copies to roll is still replaced.
+        for m in 0..members.len() {
+            if members[m].template_differs() && !replaced.contains(&m) {
+                replaced.push(m);
+                if let Err(e) = self.replace_template(&members[m]) {
+                    return Err(self.roll_back(&members, &touched, &replaced, e));
+                }
+            }
+        }
+        // A sidekick has the copies its service has, no others.
+        for member in &members[1..] {
+            for (instance, copy) in &member.copies {
+                if !instances.iter().any(|i| i == instance) {
+                    self.destroy(&copy.name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn roll(
+        &mut self,
+        members: &[Member],
+        instance: &str,
+        rolling: &[usize],
+        replaced: &mut Vec<usize>,
+    ) -> Result<(), FleetError> {
+        // Sidekicks first: they are bound to their service's copy.
+        for &m in rolling.iter().rev() {
+            if let Some(copy) = members[m].copies.get(instance) {
+                self.destroy(&copy.name)?;
+            }
+        }
+        let main_state = members[0].copies.get(instance).map(|c| c.desired_state);
+        for &m in rolling {
+            let member = &members[m];
+            if member.template_differs() && !replaced.contains(&m) {
+                // Recorded first: a failed submit has already destroyed the old one.
+                replaced.push(m);
+                self.replace_template(member)?;
+            }
+            let state = member
+                .copies
+                .get(instance)
+                .map(|c| c.desired_state)
+                .or(main_state)
+                .unwrap_or(JobState::Launched);
+            self.start(
+                &copy_name(&member.unit.name, instance),
+                member.desired,
+                state,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn replace_template(&mut self, member: &Member) -> Result<(), FleetError> {
+        let name = &member.unit.name;
+        if member.unit.current.is_some() {
+            self.destroy(name)?;
+        }
+        (self.progress)(&format!("submitting {name}"));
+        // Templates are submitted inactive, as fleetctl submit does: fleet
+        // never runs a template itself.
+        self.client
+            .put_unit(name, JobState::Inactive, member.desired)
+    }
+
+    /// Creates a copy and brings it to `state`, waiting until it runs if launched.
+    fn start(
+        &mut self,
+        name: &str,
+        options: &[UnitOption],
+        state: JobState,
+    ) -> Result<(), FleetError> {
+        (self.progress)(&format!("submitting {name}"));
+        self.client.put_unit(name, JobState::Inactive, options)?;
+        if state == JobState::Inactive {
+            return Ok(());
+        }
+        (self.progress)(&format!("starting {name}"));
+        self.client.put_unit(name, state, &[])?;
+        // A global unit runs everywhere and has no single state to wait for.
+        let global = unit_file::section_value(options, "X-Fleet", "Global").is_some_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "true" | "yes" | "1" | "on" | "t"
+            )
+        });
+        if state == JobState::Launched && !global {
+            self.wait_running(name)?;
+        }
+        Ok(())
+    }
+
+    fn wait_running(&mut self, name: &str) -> Result<(), FleetError> {
+        (self.progress)(&format!("waiting for {name}"));
+        let doing = format!("waiting for {name} to run");
+        let deadline = Instant::now() + self.options.wait_timeout;
+        loop {
+            let unit = self.client.get_unit(name)?;
+            let state = self
+                .client
+                .list_state(Some(name))?
+                .into_iter()
+                .find(|s| s.name == name);
+            let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
+            let seen = match &state {
+                Some(s) if launched && s.systemd_active_state == "active" => {
+                    (self.progress)(&format!("{name} is running on machine {}", s.machine_id));
+                    return Ok(());
+                }
+                Some(s) if s.systemd_active_state == "failed" => {
+                    return Err(rollout_error(
+                        doing,
+                        format!(
+                            "{name} failed on machine {} (systemd: {}/{})",
+                            s.machine_id, s.systemd_active_state, s.systemd_sub_state
+                        ),
+                    ));
+                }
+                Some(s) => format!(
+                    "systemd reports {}/{} on machine {}",
+                    s.systemd_active_state, s.systemd_sub_state, s.machine_id
+                ),
+                None if unit.as_ref().is_some_and(|u| u.machine_id.is_empty()) => {
+                    "fleet has not scheduled it to any machine (do its X-Fleet Conflicts/MachineOf leave none?)"
+                        .to_owned()
+                }
+                None => "no machine reports a state for it yet".to_owned(),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(rollout_error(
+                    doing,
+                    format!("not running after {:?}: {seen}", self.options.wait_timeout),
+                ));
+            }
+            thread::sleep(self.options.poll_interval.min(deadline - now));
+        }
+    }
+
+    fn destroy(&mut self, name: &str) -> Result<(), FleetError> {
+        (self.progress)(&format!("destroying {name}"));
+        self.client.delete_unit(name)
+    }
+
+    /// Puts back what a failed roll touched: the copies as they were (with
+    /// their old options and desired state) and the old templates.
+    fn roll_back(
+        &mut self,
+        members: &[Member],
+        touched: &[(&str, Vec<usize>)],
+        replaced: &[usize],
+        mut error: FleetError,
+    ) -> FleetError {
+        let mut restored = Vec::new();
+        let mut failed = Vec::new();
+        let mut attempt = |result: Result<(), FleetError>| match result {
+            Err(e) if e.status() != Some(404) => failed.push(e.to_string()),
+            _ => {}
+        };
+        for &m in replaced {
+            let unit = members[m].unit;
+            attempt(self.client.delete_unit(&unit.name));
+            if let Some(old) = &unit.current {
+                let result = self.client.put_unit(&unit.name, JobState::Inactive, old);
+                if result.is_ok() {
+                    restored.push(unit.name.clone());
+                }
+                attempt(result);
+            }
+        }
+        for (instance, rolling) in touched.iter().rev() {
+            for &m in rolling.iter().rev() {
+                let name = copy_name(&members[m].unit.name, instance);
+                (self.progress)(&format!("rolling back {name}"));
+                attempt(self.client.delete_unit(&name));
+            }
+            for &m in rolling {
+                if let Some(copy) = members[m].copies.get(instance) {
+                    let result = self
+                        .client
+                        .put_unit(&copy.name, JobState::Inactive, &copy.options)
+                        .and_then(|()| match copy.desired_state {
+                            JobState::Inactive => Ok(()),
+                            state => self.client.put_unit(&copy.name, state, &[]),
+                        });
+                    if result.is_ok() {
+                        restored.push(copy.name.clone());
+                    }
+                    attempt(result);
+                }
+            }
+        }
+        if !touched.is_empty() || !replaced.is_empty() {
+            error.notes.push(if restored.is_empty() {
+                "rolled back: removed what this apply had started".to_owned()
+            } else {
+                format!("rolled back: restored {} as before", restored.join(", "))
+            });
+        }
+        for failure in failed {
+            error.notes.push(format!("rollback incomplete: {failure}"));
+        }
+        error
+    }
+}
+
+/// Every unit fleet holds under `prefix`, with what systemd reports for it.
+pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, FleetError> {
+    let mut states: BTreeMap<String, UnitState> = client
+        .list_state(None)?
+        .into_iter()
+        .filter(|s| s.name.starts_with(prefix))
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let mut units: Vec<UnitStatus> = client
+        .list_units()?
+        .into_iter()
+        .filter(|u| u.name.starts_with(prefix))
+        .map(|u| UnitStatus {
+            systemd: states.remove(&u.name),
+            name: u.name,
+            desired_state: u.desired_state,
+            current_state: u.current_state,
+            machine_id: u.machine_id,
+        })
+        .collect();
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(units)
+}
+
+/// Destroys every unit fleet holds under `prefix`: sidekick copies, then
+/// the other copies, then templates. Returns the names destroyed.
+pub fn destroy(
+    client: &FleetClient,
+    prefix: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, FleetError> {
+    let mut units: Vec<(u8, String)> = client
+        .list_units()?
+        .into_iter()
+        .filter(|u| u.name.starts_with(prefix))
+        .map(|u| {
+            let rank = match classify(&u.name) {
+                Name::Template => 2,
+                _ if machine_of(&u.options).next().is_some() => 0,
+                _ => 1,
+            };
+            (rank, u.name)
+        })
+        .collect();
+    units.sort();
+    let mut destroyed = Vec::new();
+    for (_, name) in units {
+        progress(&format!("destroying {name}"));
+        match client.delete_unit(&name) {
+            // Already gone: someone else destroyed it meanwhile.
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
+            Ok(()) => destroyed.push(name),
+        }
+    }
+    Ok(destroyed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(matches!(classify("web@.service"), Name::Template));
+        assert!(matches!(classify("web.service"), Name::Plain));
+        assert!(matches!(classify("noext"), Name::Plain));
+        match classify("blog-web@12.service") {
+            Name::Instance { template, instance } => {
+                assert_eq!((template.as_str(), instance), ("blog-web@.service", "12"));
+            }
+            _ => panic!("not an instance"),
+        }
+        assert_eq!(copy_name("blog-web@.service", "3"), "blog-web@3.service");
+        assert_eq!(copy_name("blog-backup.timer", ""), "blog-backup.timer");
+    }
+
+    #[test]
+    fn copies_sort_numerically() {
+        let mut instances = vec!["10", "2", "a", "1"];
+        instances.sort_by_key(|i| instance_key(i));
+        assert_eq!(instances, ["1", "2", "10", "a"]);
+    }
+
+    #[test]
+    fn sidekicks_are_found_through_machine_of() {
+        let options =
+            unit_file::parse("[X-Fleet]\nMachineOf=blog-web@%i.service\nConflicts=x@*.service\n")
+                .unwrap();
+        let followed_by = |name| followed(name, &options);
+        assert_eq!(
+            followed_by("blog-ann@.service").as_deref(),
+            Some("blog-web@.service")
+        );
+        assert_eq!(followed_by("blog-ann.service"), None);
+        let pinned = unit_file::parse("[X-Fleet]\nMachineOf=blog-db.service\n").unwrap();
+        assert_eq!(followed("blog-ann@.service", &pinned), None);
+        assert_eq!(
+            followed("blog-backup.timer", &pinned).as_deref(),
+            Some("blog-db.service")
+        );
+    }
+}

@@ -1,0 +1,1042 @@
+//! unitgen's fleet client and rollout against a fake fleet API that enforces
+//! fleet's contract (see tests/support/fake_fleet.rs for the sources).
+
+mod support {
+    pub mod fake_fleet;
+}
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::fake_fleet::{FakeFleet, MACHINES};
+use unitgen::fleet::{
+    Action, ApplyOptions, ErrorKind, FleetClient, FleetError, JobState, apply, destroy, plan,
+    status,
+};
+use unitgen::unit_file::{UnitOption, parse};
+
+const PREFIX: &str = "blog-staging-";
+const WEB: &str = "blog-staging-web@.service";
+const ANNOUNCE: &str = "blog-staging-web-announce@.service";
+
+fn web(image: &str) -> (String, String) {
+    let text = format!(
+        "[Unit]\n\
+         Description=blog staging web (copy %i)\n\
+         After=docker.service\n\
+         Requires=docker.service\n\
+         \n\
+         [Service]\n\
+         ExecStartPre=-/usr/bin/docker rm -f blog-staging-web-%i\n\
+         ExecStart=/usr/bin/docker run --rm --name blog-staging-web-%i \\\n  -p 8080:80 {image}\n\
+         ExecStop=/usr/bin/docker stop blog-staging-web-%i\n\
+         \n\
+         [X-Fleet]\n\
+         Conflicts=blog-staging-web@*.service\n"
+    );
+    (WEB.to_owned(), text)
+}
+
+fn announce() -> (String, String) {
+    let text = "[Unit]\n\
+                Description=announce blog staging web %i in etcd\n\
+                BindsTo=blog-staging-web@%i.service\n\
+                After=blog-staging-web@%i.service\n\
+                \n\
+                [Service]\n\
+                ExecStart=/bin/sh -c 'while :; do etcdctl set /blog/staging/web/%i up --ttl 60; sleep 45; done'\n\
+                ExecStop=/usr/bin/etcdctl rm /blog/staging/web/%i\n\
+                \n\
+                [X-Fleet]\n\
+                MachineOf=blog-staging-web@%i.service\n";
+    (ANNOUNCE.to_owned(), text.to_owned())
+}
+
+fn opts(copies: u32) -> ApplyOptions {
+    ApplyOptions {
+        copies_for_new: copies,
+        wait_timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(5),
+    }
+}
+
+fn run(
+    client: &FleetClient,
+    desired: &[(String, String)],
+    options: &ApplyOptions,
+) -> Result<Vec<String>, FleetError> {
+    let plan = plan(client, PREFIX, desired)?;
+    let mut progress = Vec::new();
+    apply(client, &plan, options, &mut |line| {
+        progress.push(line.to_owned())
+    })?;
+    Ok(progress)
+}
+
+fn started(copies: u32) -> (FakeFleet, FleetClient) {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    run(&client, &[web("nginx:1.25"), announce()], &opts(copies)).unwrap();
+    fake.clear_log();
+    (fake, client)
+}
+
+fn opt(section: &str, name: &str, value: &str) -> UnitOption {
+    UnitOption::new(section, name, value)
+}
+
+fn options_json(options: &[UnitOption]) -> serde_json::Value {
+    serde_json::to_value(options).unwrap()
+}
+
+fn exec_start(fake: &FakeFleet, name: &str) -> String {
+    fake.unit(name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .option("Service", "ExecStart")
+        .unwrap()
+        .to_owned()
+}
+
+// ---- the contract the fake enforces -------------------------------------
+
+#[test]
+fn creating_a_unit_without_options_is_409() {
+    let fake = FakeFleet::start();
+    let (status, body) = fake.raw(
+        "PUT",
+        "/fleet/v1/units/a.service",
+        Some("application/json"),
+        r#"{"desiredState":"launched"}"#,
+    );
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], 409);
+    assert_eq!(
+        body["error"]["message"],
+        "unit does not exist and options field empty"
+    );
+}
+
+#[test]
+fn updating_a_unit_without_desired_state_is_409() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    client
+        .put_unit(
+            "a.service",
+            JobState::Inactive,
+            &[opt("Service", "ExecStart", "/bin/true")],
+        )
+        .unwrap();
+    let (status, body) = fake.raw(
+        "PUT",
+        "/fleet/v1/units/a.service",
+        Some("application/json"),
+        r#"{"options":[{"section":"Service","name":"ExecStart","value":"/bin/false"}]}"#,
+    );
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["error"]["message"],
+        "must provide DesiredState to update existing unit"
+    );
+}
+
+#[test]
+fn invalid_unit_names_are_400() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let options = [opt("Service", "ExecStart", "/bin/true")];
+    for (name, message) in [
+        ("nodot", r#"unit name must contain ".""#),
+        ("trailing.", r#"unit name cannot end in ".""#),
+        ("a.conf", r#"invalid unit type: "conf""#),
+        ("@a.service", r#"unit name cannot start in "@""#),
+        ("a b.service", "invalid character ' ' in unit name"),
+    ] {
+        let err = client
+            .put_unit(name, JobState::Inactive, &options)
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400), "{name}: {err}");
+        assert!(err.to_string().contains(message), "{name}: {err}");
+    }
+    assert!(fake.units().is_empty());
+}
+
+#[test]
+fn contradicting_x_fleet_options_are_400() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    for (x_fleet, message) in [
+        (
+            "MachineID=machine-1\nConflicts=a@*.service",
+            "MachineID cannot be used with Conflicts",
+        ),
+        (
+            "MachineID=machine-1\nMachineOf=b.service",
+            "MachineID cannot be used with Peers",
+        ),
+        (
+            "MachineID=machine-1\nGlobal=true",
+            "MachineID cannot be used with Global",
+        ),
+        (
+            "Global=true\nMachineOf=b.service",
+            "Global cannot be used with Peers",
+        ),
+        (
+            "Global=yes\nConflicts=a@*.service",
+            "Global cannot be used with Conflicts",
+        ),
+        (
+            "MachineOf=web@1.service\nConflicts=web@*.service",
+            r#"unresolvable requirements: peer "web@1.service" matches conflict "web@*.service""#,
+        ),
+    ] {
+        let options = parse(&format!(
+            "[Service]\nExecStart=/bin/true\n[X-Fleet]\n{x_fleet}\n"
+        ))
+        .unwrap();
+        let err = client
+            .put_unit("a.service", JobState::Launched, &options)
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400), "{x_fleet}: {err}");
+        assert!(err.to_string().ends_with(message), "{x_fleet}: {err}");
+    }
+    // The last Global value wins (job/job.go IsGlobal), so this is valid.
+    let options = parse(
+        "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\nGlobal=false\nConflicts=x*\n",
+    )
+    .unwrap();
+    client
+        .put_unit("a.service", JobState::Inactive, &options)
+        .unwrap();
+}
+
+#[test]
+fn missing_units_are_404() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    assert_eq!(client.get_unit("nope.service").unwrap(), None);
+    let (status, body) = fake.raw("GET", "/fleet/v1/units/nope.service", None, "");
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (404, Some("unit does not exist"))
+    );
+    let err = client.delete_unit("nope.service").unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(
+        err.to_string(),
+        "destroying nope.service: fleet answered 404: unit does not exist"
+    );
+}
+
+#[test]
+fn other_requests_fleet_refuses() {
+    let fake = FakeFleet::start();
+    let unit = r#"{"options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}]}"#;
+    // api/serialization.go validateContentType.
+    let (status, _) = fake.raw("PUT", "/fleet/v1/units/a.service", Some("text/plain"), unit);
+    assert_eq!(status, 415);
+    let (status, _) = fake.raw("PUT", "/fleet/v1/units/a.service", None, unit);
+    assert_eq!(status, 415);
+    let (status, body) = fake.raw(
+        "PUT",
+        "/fleet/v1/units/a.service",
+        Some("application/json; charset=utf-8"),
+        r#"{"name":"b.service","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}]}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        r#"name in URL "a.service" differs from unit name in request body "b.service""#
+    );
+    let (status, _) = fake.raw(
+        "PUT",
+        "/fleet/v1/units/a.service",
+        Some("application/json"),
+        "{not json",
+    );
+    assert_eq!(status, 400);
+    let (status, _) = fake.raw("POST", "/fleet/v1/units", Some("application/json"), unit);
+    assert_eq!(status, 405);
+    let (status, _) = fake.raw("GET", "/fleet/v1/units/", None, "");
+    assert_eq!(status, 404);
+    let (status, _) = fake.raw("GET", "/fleet/v1/units?nextPageToken=garbage", None, "");
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn a_template_cannot_be_activated() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let options = [opt("Service", "ExecStart", "/bin/true")];
+    client
+        .put_unit("t@.service", JobState::Inactive, &options)
+        .unwrap();
+    let err = client
+        .put_unit("t@.service", JobState::Launched, &[])
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(
+        err.to_string()
+            .contains(r#"cannot activate template "t@.service""#),
+        "{err}"
+    );
+}
+
+#[test]
+fn units_and_states_are_read_across_pages() {
+    let fake = FakeFleet::start();
+    fake.set_page_size(2);
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    for i in 1..=5 {
+        let options = [opt("Service", "ExecStart", &format!("/bin/sleep {i}"))];
+        client
+            .put_unit(&format!("u{i}.service"), JobState::Launched, &options)
+            .unwrap();
+    }
+    fake.clear_log();
+    let names: Vec<String> = client
+        .list_units()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "u1.service",
+            "u2.service",
+            "u3.service",
+            "u4.service",
+            "u5.service"
+        ]
+    );
+    assert_eq!(fake.summaries(), ["LIST", "LIST", "LIST"]);
+    let tokens: Vec<String> = fake
+        .log()
+        .iter()
+        .filter_map(|r| {
+            r.query
+                .iter()
+                .find(|(k, _)| k == "nextPageToken")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(tokens.len(), 2);
+
+    // A full last page still carries a token; the page after it is empty.
+    client.delete_unit("u5.service").unwrap();
+    fake.clear_log();
+    assert_eq!(client.list_units().unwrap().len(), 4);
+    assert_eq!(fake.summaries(), ["LIST", "LIST", "LIST"]);
+
+    fake.clear_log();
+    let states = client.list_state(None).unwrap();
+    assert_eq!(states.len(), 4);
+    assert_eq!(fake.summaries().len(), 3);
+    let one = client.list_state(Some("u2.service")).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].name, "u2.service");
+    assert!(MACHINES.contains(&one[0].machine_id.as_str()));
+}
+
+#[test]
+fn a_put_of_changed_options_is_silently_ignored() {
+    // This is why a changed unit must be destroyed and re-created.
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let old = [opt(
+        "Service",
+        "ExecStart",
+        "/usr/bin/docker run nginx:1.25",
+    )];
+    let new = [opt(
+        "Service",
+        "ExecStart",
+        "/usr/bin/docker run nginx:1.27",
+    )];
+    client
+        .put_unit("web.service", JobState::Launched, &old)
+        .unwrap();
+    client
+        .put_unit("web.service", JobState::Launched, &new)
+        .unwrap();
+    let unit = client.get_unit("web.service").unwrap().unwrap();
+    assert_eq!(unit.options, old);
+    assert_eq!(unit.desired_state, Some(JobState::Launched));
+    assert_eq!(fake.log()[0].status, 201);
+    assert_eq!(fake.log()[1].status, 204);
+    assert_eq!(
+        fake.log()[1].body.as_ref().unwrap()["options"],
+        options_json(&new)
+    );
+}
+
+#[test]
+fn the_fake_cluster_honours_conflicts_and_machine_of() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let web = parse(&web("nginx").1).unwrap();
+    let announce = parse(&announce().1).unwrap();
+    for i in 1..=4 {
+        client
+            .put_unit(
+                &format!("blog-staging-web@{i}.service"),
+                JobState::Launched,
+                &web,
+            )
+            .unwrap();
+    }
+    for i in 1..=3 {
+        client
+            .put_unit(
+                &format!("blog-staging-web-announce@{i}.service"),
+                JobState::Launched,
+                &announce,
+            )
+            .unwrap();
+    }
+    let machine = |name: &str| fake.unit(name).unwrap().machine_id;
+    let mut machines: Vec<String> = (1..=3)
+        .map(|i| machine(&format!("blog-staging-web@{i}.service")))
+        .collect();
+    machines.sort();
+    assert_eq!(machines, MACHINES);
+    // Three machines, so the fourth copy has nowhere to go.
+    let fourth = fake.unit("blog-staging-web@4.service").unwrap();
+    assert_eq!(
+        (fourth.machine_id.as_str(), fourth.current_state.as_str()),
+        ("", "inactive")
+    );
+    for i in 1..=3 {
+        assert_eq!(
+            machine(&format!("blog-staging-web-announce@{i}.service")),
+            machine(&format!("blog-staging-web@{i}.service"))
+        );
+    }
+}
+
+// ---- the client ----------------------------------------------------------
+
+#[test]
+fn the_client_speaks_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeFleet::start_unix(&dir.path().join("fleet.sock"));
+    assert!(fake.endpoint().starts_with("unix:///"));
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    run(&client, &[web("nginx:1.25"), announce()], &opts(2)).unwrap();
+    let names: Vec<String> = client
+        .list_units()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let (status, _) = fake.raw("GET", "/fleet/v1/units", None, "");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_client_reads_chunked_answers() {
+    let fake = FakeFleet::start();
+    fake.set_chunked(true);
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let options = parse(&web("nginx").1).unwrap();
+    client
+        .put_unit("blog-staging-web@1.service", JobState::Launched, &options)
+        .unwrap();
+    let unit = client
+        .get_unit("blog-staging-web@1.service")
+        .unwrap()
+        .unwrap();
+    assert_eq!(unit.options, options);
+    assert_eq!(client.list_units().unwrap().len(), 1);
+    let err = client.delete_unit("nope.service").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "destroying nope.service: fleet answered 404: unit does not exist"
+    );
+}
+
+#[test]
+fn an_unreachable_fleet_says_what_was_being_done_and_where() {
+    let fake = FakeFleet::start();
+    let endpoint = fake.endpoint().to_owned();
+    drop(fake);
+    let client = FleetClient::new(&endpoint)
+        .unwrap()
+        .with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
+    let err = plan(&client, PREFIX, &[web("nginx")]).unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Io { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "listing fleet units: cannot talk to fleet at {endpoint}: "
+        )),
+        "{text}"
+    );
+}
+
+// ---- plan and apply ------------------------------------------------------
+
+#[test]
+fn apply_submits_new_templates_and_starts_copies() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let desired = [web("nginx:1.25"), announce()];
+    let plan = plan(&client, PREFIX, &desired).unwrap();
+    assert_eq!(plan.with_action(Action::Add).count(), 2);
+    let sidekick = plan.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
+    assert_eq!(sidekick.sidekick_of.as_deref(), Some(WEB));
+    fake.clear_log();
+    // systemd reports each copy "activating" three times before "active".
+    fake.set_activation_polls(3);
+
+    apply(&client, &plan, &opts(2), &mut |_| {}).unwrap();
+    assert_eq!(
+        fake.writes(),
+        [
+            "SUBMIT blog-staging-web@.service",
+            "SUBMIT blog-staging-web@1.service",
+            "SET blog-staging-web@1.service launched",
+            "SUBMIT blog-staging-web-announce@.service",
+            "SUBMIT blog-staging-web-announce@1.service",
+            "SET blog-staging-web-announce@1.service launched",
+            "SUBMIT blog-staging-web@2.service",
+            "SET blog-staging-web@2.service launched",
+            "SUBMIT blog-staging-web-announce@2.service",
+            "SET blog-staging-web-announce@2.service launched",
+        ]
+    );
+    let template = fake.unit(WEB).unwrap();
+    assert_eq!(
+        (
+            template.desired_state.as_str(),
+            template.machine_id.as_str()
+        ),
+        ("inactive", "")
+    );
+    let options = options_json(&parse(&web("nginx:1.25").1).unwrap());
+    for i in 1..=2 {
+        let copy = fake.unit(&format!("blog-staging-web@{i}.service")).unwrap();
+        assert_eq!(copy.current_state, "launched");
+        assert_eq!(serde_json::to_value(&copy.options).unwrap(), options);
+        let sidekick = fake
+            .unit(&format!("blog-staging-web-announce@{i}.service"))
+            .unwrap();
+        assert_eq!(sidekick.machine_id, copy.machine_id);
+    }
+    assert_ne!(
+        fake.unit("blog-staging-web@1.service").unwrap().machine_id,
+        fake.unit("blog-staging-web@2.service").unwrap().machine_id
+    );
+    // Each copy was waited for: its state polled until active.
+    let log = fake.summaries();
+    let set = log
+        .iter()
+        .position(|l| l == "SET blog-staging-web@1.service launched")
+        .unwrap();
+    let next = log
+        .iter()
+        .position(|l| l == "SUBMIT blog-staging-web-announce@.service")
+        .unwrap();
+    let polls = log[set..next]
+        .iter()
+        .filter(|l| *l == "STATE blog-staging-web@1.service")
+        .count();
+    assert_eq!(polls, 4, "{log:#?}");
+}
+
+#[test]
+fn apply_replaces_a_changed_service_one_copy_at_a_time() {
+    let (fake, client) = started(3);
+    let before: Vec<String> = (1..=3)
+        .map(|i| {
+            fake.unit(&format!("blog-staging-web@{i}.service"))
+                .unwrap()
+                .machine_id
+        })
+        .collect();
+
+    let desired = [web("nginx:1.27"), announce()];
+    let plan = plan(&client, PREFIX, &desired).unwrap();
+    let web_plan = plan.units.iter().find(|u| u.name == WEB).unwrap();
+    assert_eq!(web_plan.action, Action::Change);
+    assert_eq!(web_plan.copies.len(), 3);
+    assert_eq!(
+        plan.units
+            .iter()
+            .find(|u| u.name == ANNOUNCE)
+            .unwrap()
+            .action,
+        Action::Unchanged
+    );
+    apply(&client, &plan, &opts(1), &mut |_| {}).unwrap();
+
+    // The units now hold the NEW options: same copies, all launched.
+    let new_options = options_json(&parse(&web("nginx:1.27").1).unwrap());
+    assert_eq!(
+        serde_json::to_value(&fake.unit(WEB).unwrap().options).unwrap(),
+        new_options
+    );
+    let copies: Vec<_> = fake
+        .units()
+        .into_iter()
+        .filter(|u| u.name.starts_with("blog-staging-web@") && u.name != WEB)
+        .collect();
+    assert_eq!(copies.len(), 3);
+    for copy in &copies {
+        assert_eq!(
+            serde_json::to_value(&copy.options).unwrap(),
+            new_options,
+            "{}",
+            copy.name
+        );
+        assert_eq!(copy.current_state, "launched");
+        assert!(exec_start(&fake, &copy.name).ends_with("nginx:1.27"));
+    }
+    let after: Vec<String> = (1..=3)
+        .map(|i| {
+            fake.unit(&format!("blog-staging-web@{i}.service"))
+                .unwrap()
+                .machine_id
+        })
+        .collect();
+    assert_eq!(before, after, "each copy came back where its slot was free");
+
+    // destroy copy N, submit the new template (once), start copy N, wait
+    // until it runs, and only then copy N+1.
+    let mut expected = Vec::new();
+    for i in 1..=3 {
+        expected.push(format!("DESTROY blog-staging-web-announce@{i}.service"));
+        expected.push(format!("DESTROY blog-staging-web@{i}.service"));
+        if i == 1 {
+            expected.push("DESTROY blog-staging-web@.service".to_owned());
+            expected.push("SUBMIT blog-staging-web@.service".to_owned());
+        }
+        expected.push(format!("SUBMIT blog-staging-web@{i}.service"));
+        expected.push(format!("SET blog-staging-web@{i}.service launched"));
+        expected.push(format!("SUBMIT blog-staging-web-announce@{i}.service"));
+        expected.push(format!(
+            "SET blog-staging-web-announce@{i}.service launched"
+        ));
+    }
+    assert_eq!(fake.writes(), expected);
+    let log = fake.summaries();
+    for i in 1..3 {
+        let started = log
+            .iter()
+            .position(|l| *l == format!("SET blog-staging-web@{i}.service launched"))
+            .unwrap();
+        let next = log
+            .iter()
+            .position(|l| *l == format!("DESTROY blog-staging-web-announce@{}.service", i + 1))
+            .unwrap();
+        assert!(
+            log[started..next].contains(&format!("STATE blog-staging-web@{i}.service")),
+            "copy {i} not waited for before copy {}: {log:#?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn a_changed_sidekick_alone_rolls_only_the_sidekick() {
+    let (fake, client) = started(2);
+    let (name, text) = announce();
+    let changed = (name, text.replace("--ttl 60", "--ttl 90"));
+    run(&client, &[web("nginx:1.25"), changed], &opts(1)).unwrap();
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|w| !w.contains("blog-staging-web@")),
+        "{:#?}",
+        fake.writes()
+    );
+    assert!(exec_start(&fake, "blog-staging-web-announce@2.service").contains("--ttl 90"));
+}
+
+#[test]
+fn copies_keep_their_desired_state_through_a_roll() {
+    let (fake, client) = started(2);
+    client
+        .put_unit("blog-staging-web-announce@2.service", JobState::Loaded, &[])
+        .unwrap();
+    client
+        .put_unit("blog-staging-web@2.service", JobState::Loaded, &[])
+        .unwrap();
+    run(&client, &[web("nginx:1.27"), announce()], &opts(1)).unwrap();
+    let second = fake.unit("blog-staging-web@2.service").unwrap();
+    assert_eq!(second.desired_state, "loaded");
+    assert!(exec_start(&fake, "blog-staging-web@2.service").ends_with("nginx:1.27"));
+    assert_eq!(
+        fake.unit("blog-staging-web@1.service")
+            .unwrap()
+            .desired_state,
+        "launched"
+    );
+}
+
+#[test]
+fn apply_destroys_removed_units() {
+    let (fake, client) = started(2);
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25")]).unwrap();
+    assert_eq!(
+        plan.with_action(Action::Remove)
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        [ANNOUNCE]
+    );
+    apply(&client, &plan, &opts(1), &mut |_| {}).unwrap();
+    assert_eq!(
+        fake.writes(),
+        [
+            "DESTROY blog-staging-web-announce@1.service",
+            "DESTROY blog-staging-web-announce@2.service",
+            "DESTROY blog-staging-web-announce@.service",
+        ]
+    );
+    let names: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
+    assert_eq!(
+        names,
+        [
+            "blog-staging-web@.service",
+            "blog-staging-web@1.service",
+            "blog-staging-web@2.service"
+        ]
+    );
+}
+
+#[test]
+fn unchanged_units_are_not_touched() {
+    let (fake, client) = started(2);
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25"), announce()]).unwrap();
+    assert!(!plan.has_changes());
+    apply(&client, &plan, &opts(5), &mut |_| {}).unwrap();
+    assert_eq!(fake.writes(), Vec::<String>::new());
+    assert!(fake.log().iter().all(|r| r.method == "GET"));
+}
+
+#[test]
+fn plain_units_are_replaced_whole() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let timer = |when: &str| {
+        (
+            "blog-staging-backup.timer".to_owned(),
+            format!("[Timer]\nOnCalendar={when}\n\n[X-Fleet]\nMachineOf=blog-staging-db.service\n"),
+        )
+    };
+    let db = (
+        "blog-staging-db.service".to_owned(),
+        "[Service]\nExecStart=/usr/bin/docker run postgres:16\n".to_owned(),
+    );
+    run(&client, &[db.clone(), timer("daily")], &opts(3)).unwrap();
+    assert_eq!(fake.units().len(), 2, "a plain unit has no copies");
+    fake.clear_log();
+    run(&client, &[db, timer("hourly")], &opts(3)).unwrap();
+    assert_eq!(
+        fake.writes(),
+        [
+            "DESTROY blog-staging-backup.timer",
+            "SUBMIT blog-staging-backup.timer",
+            "SET blog-staging-backup.timer launched",
+        ]
+    );
+    let timer = fake.unit("blog-staging-backup.timer").unwrap();
+    assert_eq!(timer.option("Timer", "OnCalendar"), Some("hourly"));
+    assert_eq!(
+        timer.machine_id,
+        fake.unit("blog-staging-db.service").unwrap().machine_id
+    );
+}
+
+#[test]
+fn status_and_destroy_cover_one_instance_only() {
+    let (fake, client) = started(2);
+    let live = FleetClient::new(fake.endpoint()).unwrap();
+    let (_, text) = web("nginx:1.25");
+    let live_web = text.replace("blog-staging-", "blog-live-");
+    live.put_unit(
+        "blog-live-web@1.service",
+        JobState::Launched,
+        &parse(&live_web).unwrap(),
+    )
+    .unwrap();
+
+    let units = status(&client, PREFIX).unwrap();
+    assert_eq!(units.len(), 6);
+    let copy = units
+        .iter()
+        .find(|u| u.name == "blog-staging-web@1.service")
+        .unwrap();
+    assert_eq!(copy.current_state, Some(JobState::Launched));
+    let systemd = copy.systemd.as_ref().unwrap();
+    assert_eq!(
+        (
+            systemd.systemd_active_state.as_str(),
+            systemd.machine_id.as_str()
+        ),
+        ("active", copy.machine_id.as_str())
+    );
+    assert!(
+        units
+            .iter()
+            .find(|u| u.name == WEB)
+            .unwrap()
+            .systemd
+            .is_none()
+    );
+
+    fake.clear_log();
+    let destroyed = destroy(&client, PREFIX, &mut |_| {}).unwrap();
+    assert_eq!(destroyed.len(), 6);
+    let writes = fake.writes();
+    assert_eq!(
+        writes[..2],
+        [
+            "DESTROY blog-staging-web-announce@1.service",
+            "DESTROY blog-staging-web-announce@2.service"
+        ]
+    );
+    assert_eq!(
+        writes[4..],
+        [
+            "DESTROY blog-staging-web-announce@.service",
+            "DESTROY blog-staging-web@.service"
+        ]
+    );
+    let names: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["blog-live-web@1.service"]);
+    assert!(destroy(&client, PREFIX, &mut |_| {}).unwrap().is_empty());
+}
+
+#[test]
+fn plan_rejects_what_it_cannot_submit() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cases = [
+        (
+            ("blog-live-web@.service", "[Service]\nExecStart=/bin/true\n"),
+            "does not start with `blog-staging-`",
+        ),
+        (
+            (
+                "blog-staging-web@1.service",
+                "[Service]\nExecStart=/bin/true\n",
+            ),
+            "give the template `blog-staging-web@.service`",
+        ),
+        (
+            ("blog-staging-web@.service", "[Service]\nno equals sign\n"),
+            "planning blog-staging-web@.service: line 2:",
+        ),
+        (
+            ("blog-staging-web@.service", "# nothing\n"),
+            "the unit has no options",
+        ),
+    ];
+    for ((name, text), message) in cases {
+        let err = plan(&client, PREFIX, &[(name.to_owned(), text.to_owned())]).unwrap_err();
+        assert!(err.to_string().contains(message), "{name}: {err}");
+    }
+    assert!(fake.log().is_empty(), "rejected before asking fleet");
+}
+
+// ---- failures ------------------------------------------------------------
+
+#[test]
+fn a_template_fleet_rejects_is_reported_and_the_old_copy_restored() {
+    let (fake, client) = started(2);
+    let (name, text) = web("nginx:1.27");
+    let invalid = (
+        name,
+        text.replace("[X-Fleet]\n", "[X-Fleet]\nMachineID=machine-1\n"),
+    );
+    let err = run(&client, &[invalid, announce()], &opts(1)).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(err.status(), Some(400));
+    assert!(
+        message.starts_with(
+            "submitting blog-staging-web@.service: fleet answered 400: MachineID cannot be used with Conflicts; rolled back: restored "
+        ),
+        "{message}"
+    );
+    // The previous revision runs again: the template and both copies, old options.
+    assert!(
+        fake.unit(WEB)
+            .unwrap()
+            .option("Service", "ExecStart")
+            .unwrap()
+            .ends_with("nginx:1.25")
+    );
+    for i in 1..=2 {
+        let copy = format!("blog-staging-web@{i}.service");
+        assert!(exec_start(&fake, &copy).ends_with("nginx:1.25"), "{copy}");
+        assert_eq!(fake.unit(&copy).unwrap().current_state, "launched");
+        assert_eq!(
+            fake.unit(&format!("blog-staging-web-announce@{i}.service"))
+                .unwrap()
+                .current_state,
+            "launched"
+        );
+    }
+    assert_eq!(fake.units().len(), 6);
+}
+
+#[test]
+fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
+    let (fake, client) = started(3);
+    fake.fail_units_containing("nginx:broken");
+    let err = run(&client, &[web("nginx:broken"), announce()], &opts(1)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("waiting for blog-staging-web@1.service to run: blog-staging-web@1.service failed on machine"),
+        "{message}"
+    );
+    assert!(message.contains("rolled back: restored"), "{message}");
+    // Copy 2 and 3 were never touched.
+    assert!(
+        !fake
+            .writes()
+            .iter()
+            .any(|w| w.contains("@2.") || w.contains("@3.")),
+        "{:#?}",
+        fake.writes()
+    );
+    for i in 1..=3 {
+        assert!(
+            exec_start(&fake, &format!("blog-staging-web@{i}.service")).ends_with("nginx:1.25")
+        );
+    }
+    assert!(
+        fake.unit(WEB)
+            .unwrap()
+            .option("Service", "ExecStart")
+            .unwrap()
+            .ends_with("nginx:1.25")
+    );
+}
+
+#[test]
+fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_millis(200),
+        ..opts(4)
+    };
+    let err = run(&client, &[web("nginx:1.25")], &options).unwrap_err();
+    let message = err.to_string();
+    assert!(message.starts_with("waiting for blog-staging-web@4.service to run: not running after 200ms: fleet has not scheduled it"), "{message}");
+    assert!(
+        message.ends_with("rolled back: removed what this apply had started"),
+        "{message}"
+    );
+    assert!(fake.units().is_empty(), "{:#?}", fake.units());
+}
+
+#[test]
+fn errors_from_fleet_are_shown_with_what_unitgen_was_doing() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let err = client
+        .put_unit("blog-staging-web@.service", JobState::Inactive, &[])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "setting blog-staging-web@.service to inactive: fleet answered 409: unit does not exist and options field empty"
+    );
+    let body = fake.log()[0].body.clone().unwrap();
+    assert_eq!(
+        body,
+        json!({"name": "blog-staging-web@.service", "desiredState": "inactive"})
+    );
+}
+
+#[test]
+fn a_sidekick_of_a_sidekick_follows_its_chain() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    // Sorts before the announcer it follows, so only the chain orders it.
+    let logs = (
+        "blog-staging-web-a-logs@.service".to_owned(),
+        "[Service]\nExecStart=/usr/bin/ship-logs %i\n\n[X-Fleet]\nMachineOf=blog-staging-web-announce@%i.service\n"
+            .to_owned(),
+    );
+    let p = plan(
+        &client,
+        PREFIX,
+        &[web("nginx:1.25"), announce(), logs.clone()],
+    )
+    .unwrap();
+    let logs_plan = p.units.iter().find(|u| u.name == logs.0).unwrap();
+    assert_eq!(logs_plan.sidekick_of.as_deref(), Some(ANNOUNCE));
+    apply(&client, &p, &opts(2), &mut |_| {}).unwrap();
+    for i in 1..=2 {
+        let machine = fake
+            .unit(&format!("blog-staging-web@{i}.service"))
+            .unwrap()
+            .machine_id;
+        let shipper = fake
+            .unit(&format!("blog-staging-web-a-logs@{i}.service"))
+            .unwrap();
+        assert_eq!(
+            (shipper.machine_id, shipper.current_state.as_str()),
+            (machine, "launched")
+        );
+    }
+
+    fake.clear_log();
+    run(
+        &client,
+        &[web("nginx:1.27"), announce(), logs.clone()],
+        &opts(1),
+    )
+    .unwrap();
+    let first: Vec<String> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.contains("@1."))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "DESTROY blog-staging-web-a-logs@1.service",
+            "DESTROY blog-staging-web-announce@1.service",
+            "DESTROY blog-staging-web@1.service",
+            "SUBMIT blog-staging-web@1.service",
+            "SET blog-staging-web@1.service launched",
+            "SUBMIT blog-staging-web-announce@1.service",
+            "SET blog-staging-web-announce@1.service launched",
+            "SUBMIT blog-staging-web-a-logs@1.service",
+            "SET blog-staging-web-a-logs@1.service launched",
+        ]
+    );
+
+    fake.clear_log();
+    run(&client, &[web("nginx:1.27")], &opts(1)).unwrap();
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 6);
+    assert!(
+        writes[..3].iter().all(|w| w.contains("a-logs")),
+        "{writes:#?}"
+    );
+}
+
+#[test]
+fn sidekicks_following_each_other_in_a_circle_get_a_leader() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let unit = |name: &str, other: &str| {
+        (
+            format!("blog-staging-{name}@.service"),
+            format!(
+                "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineOf=blog-staging-{other}@%i.service\n"
+            ),
+        )
+    };
+    let p = plan(&client, PREFIX, &[unit("a", "b"), unit("b", "a")]).unwrap();
+    let leaders: Vec<Option<&str>> = p.units.iter().map(|u| u.sidekick_of.as_deref()).collect();
+    assert_eq!(leaders, [None, Some("blog-staging-a@.service")]);
+}

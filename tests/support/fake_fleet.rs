@@ -1,0 +1,1090 @@
+//! A fake fleet API server for tests: fleet is archived upstream and cannot
+//! run here, so this enforces the contract of fleet's v1 HTTP API as fleet's
+//! own source defines it, and simulates a small cluster behind it.
+//!
+//! Sources (github.com/coreos/fleet):
+//! - api/units.go: routes, `set` (create vs update, 201/204/409/400),
+//!   `ValidateName`, `ValidateOptions`, 404 on GET/DELETE of a missing unit;
+//! - api/state.go: `GET /fleet/v1/state` filtered by `machineID`/`unitName`;
+//! - api/pagination.go: page tokens (base64url of little-endian
+//!   {Limit u16, Page u16}), `extractUnitPageData` paging;
+//! - api/serialization.go: Content-Type check (415), error entity JSON;
+//! - schema/v1-json.go: entity field names and state enums;
+//! - job/job.go: `[X-Fleet]` requirements, `%n %N %p %i` substitution;
+//! - unit/unit.go: X-Fleet multi-value parsing, unit name info (template,
+//!   instance);
+//! - agent/state.go `AbleToRun`, engine/reconciler.go: scheduling rules;
+//!   engine/scheduler.go's least-loaded choice.
+//!
+//! Not simulated: Global units (scheduled everywhere), machine metadata (the
+//! fake machines have none, so a unit requiring metadata never schedules),
+//! `Replaces=`, go-systemd's line-length sanity check, the `/machines` and
+//! `/discovery` resources. The state `hash` is a SHA-256 stand-in where
+//! fleet uses SHA-1 of the serialized unit.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The fake cluster's machines.
+pub const MACHINES: [&str; 3] = ["machine-1", "machine-2", "machine-3"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opt {
+    pub section: String,
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUnit {
+    pub name: String,
+    pub options: Vec<Opt>,
+    pub desired_state: String,
+    pub current_state: String,
+    pub machine_id: String,
+    /// `/state` answers that have shown this unit still activating.
+    activating_seen: u32,
+}
+
+impl FakeUnit {
+    pub fn option(&self, section: &str, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|o| o.section == section && o.name == name)
+            .map(|o| o.value.as_str())
+    }
+}
+
+/// One request the fake answered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Percent-decoded path.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+impl Request {
+    /// A short form for asserting order: `LIST`, `GET x`, `SUBMIT x`
+    /// (PUT with options), `SET x launched` (PUT of desiredState only),
+    /// `DESTROY x`, `STATE x` (state of one unit), `STATE`.
+    pub fn summary(&self) -> String {
+        let item = self.path.strip_prefix("/fleet/v1/units/").unwrap_or("");
+        let body = self.body.as_ref();
+        let has_options = body
+            .and_then(|b| b.get("options"))
+            .and_then(Value::as_array)
+            .is_some_and(|o| !o.is_empty());
+        let state = body
+            .and_then(|b| b.get("desiredState"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match (self.method.as_str(), self.path.as_str()) {
+            ("GET", "/fleet/v1/units") => "LIST".to_owned(),
+            ("GET", "/fleet/v1/state") => match self.query.iter().find(|(k, _)| k == "unitName") {
+                Some((_, name)) => format!("STATE {name}"),
+                None => "STATE".to_owned(),
+            },
+            ("GET", _) => format!("GET {item}"),
+            ("PUT", _) if has_options => format!("SUBMIT {item}"),
+            ("PUT", _) => format!("SET {item} {state}"),
+            ("DELETE", _) => format!("DESTROY {item}"),
+            (method, path) => format!("{method} {path}"),
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.method == "PUT" || self.method == "DELETE"
+    }
+}
+
+struct Cluster {
+    units: BTreeMap<String, FakeUnit>,
+    log: Vec<Request>,
+    /// fleet's page-token limit (100 in fleet, configurable in later ones).
+    page_size: u16,
+    /// `/state` answers showing a launched unit "activating" before "active".
+    activation_polls: u32,
+    /// Launched units with an option value containing this fail in systemd.
+    failing_marker: Option<String>,
+    chunked: bool,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+pub struct FakeFleet {
+    endpoint: String,
+    cluster: Arc<Mutex<Cluster>>,
+    stop: Arc<AtomicBool>,
+    wake: Box<dyn Fn() + Send>,
+    thread: Option<JoinHandle<()>>,
+    socket: Option<PathBuf>,
+}
+
+impl FakeFleet {
+    /// Serves on 127.0.0.1 with a free port.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake fleet");
+        let addr = listener.local_addr().unwrap();
+        Self::serve(Listener::Tcp(listener), format!("http://{addr}"), None)
+    }
+
+    /// Serves on a unix socket, as fleet does by default.
+    pub fn start_unix(path: &Path) -> Self {
+        let listener = UnixListener::bind(path).expect("bind fake fleet socket");
+        let endpoint = format!("unix://{}", path.display());
+        Self::serve(
+            Listener::Unix(listener, path.to_owned()),
+            endpoint,
+            Some(path.to_owned()),
+        )
+    }
+
+    fn serve(listener: Listener, endpoint: String, socket: Option<PathBuf>) -> Self {
+        let cluster = Arc::new(Mutex::new(Cluster {
+            units: BTreeMap::new(),
+            log: Vec::new(),
+            page_size: 100,
+            activation_polls: 1,
+            failing_marker: None,
+            chunked: false,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake: Box<dyn Fn() + Send> = match &listener {
+            Listener::Tcp(l) => {
+                let addr = l.local_addr().unwrap();
+                Box::new(move || drop(TcpStream::connect(addr)))
+            }
+            Listener::Unix(_, path) => {
+                let path = path.clone();
+                Box::new(move || drop(UnixStream::connect(&path)))
+            }
+        };
+        let thread = {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            thread::spawn(move || {
+                loop {
+                    let stream: Box<dyn Stream> = match &listener {
+                        Listener::Tcp(l) => match l.accept() {
+                            Ok((s, _)) => {
+                                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                                Box::new(s)
+                            }
+                            Err(_) => continue,
+                        },
+                        Listener::Unix(l, _) => match l.accept() {
+                            Ok((s, _)) => {
+                                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                                Box::new(s)
+                            }
+                            Err(_) => continue,
+                        },
+                    };
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    handle_connection(stream, &cluster);
+                }
+            })
+        };
+        FakeFleet {
+            endpoint,
+            cluster,
+            stop,
+            wake,
+            thread: Some(thread),
+            socket,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster.lock().unwrap()
+    }
+
+    pub fn set_page_size(&self, size: u16) {
+        self.cluster().page_size = size;
+    }
+
+    pub fn set_activation_polls(&self, polls: u32) {
+        self.cluster().activation_polls = polls;
+    }
+
+    pub fn fail_units_containing(&self, marker: &str) {
+        self.cluster().failing_marker = Some(marker.to_owned());
+    }
+
+    pub fn set_chunked(&self, chunked: bool) {
+        self.cluster().chunked = chunked;
+    }
+
+    pub fn unit(&self, name: &str) -> Option<FakeUnit> {
+        self.cluster().units.get(name).cloned()
+    }
+
+    pub fn units(&self) -> Vec<FakeUnit> {
+        self.cluster().units.values().cloned().collect()
+    }
+
+    pub fn log(&self) -> Vec<Request> {
+        self.cluster().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.cluster().log.clear();
+    }
+
+    /// Summaries of every request, in order.
+    pub fn summaries(&self) -> Vec<String> {
+        self.cluster().log.iter().map(Request::summary).collect()
+    }
+
+    /// Summaries of the PUT and DELETE requests, in order.
+    pub fn writes(&self) -> Vec<String> {
+        self.cluster()
+            .log
+            .iter()
+            .filter(|r| r.is_write())
+            .map(Request::summary)
+            .collect()
+    }
+
+    /// Sends one raw request (for contract tests that need requests
+    /// unitgen's client would never send) and returns status and JSON body.
+    pub fn raw(
+        &self,
+        method: &str,
+        target: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        let mut request =
+            format!("{method} {target} HTTP/1.1\r\nHost: fleet\r\nConnection: close\r\n");
+        if let Some(ct) = content_type {
+            request.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let mut response = Vec::new();
+        if let Some(path) = &self.socket {
+            let mut s = UnixStream::connect(path).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            s.read_to_end(&mut response).unwrap();
+        } else {
+            let addr = self.endpoint.trim_start_matches("http://");
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            s.read_to_end(&mut response).unwrap();
+        }
+        let text = String::from_utf8(response).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap()
+        };
+        (status, body)
+    }
+}
+
+impl Drop for FakeFleet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        (self.wake)();
+        if let Some(thread) = self.thread.take() {
+            thread.join().ok();
+        }
+        if let Some(path) = &self.socket {
+            std::fs::remove_file(path).ok();
+        }
+    }
+}
+
+// ---- HTTP ---------------------------------------------------------------
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn handle_connection(stream: Box<dyn Stream>, cluster: &Mutex<Cluster>) {
+    let mut reader = BufReader::new(stream);
+    let Some(request) = read_request(&mut reader) else {
+        return;
+    };
+    let mut cluster = cluster.lock().unwrap();
+    let (status, body) = route(&mut cluster, &request);
+    cluster.log.push(Request {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        body: serde_json::from_slice(&request.body).ok(),
+        status,
+    });
+    let chunked = cluster.chunked;
+    drop(cluster);
+    let mut stream = reader.into_inner();
+    write_response(&mut stream, status, body, chunked).ok();
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<HttpRequest> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    Some(HttpRequest {
+        method,
+        path: percent_decode(path),
+        query,
+        headers,
+        body,
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if let (b'%', Some(Ok(b))) = (bytes[i], hex.map(|h| u8::from_str_radix(h, 16))) {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_response(
+    stream: &mut dyn Stream,
+    status: u16,
+    body: Option<Value>,
+    chunked: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        415 => "Unsupported Media Type",
+        _ => "Error",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+    let Some(body) = body else {
+        head.push_str("\r\n");
+        return stream.write_all(head.as_bytes());
+    };
+    let body = serde_json::to_vec(&body).unwrap();
+    head.push_str("Content-Type: application/json\r\n");
+    let mut out = if chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        let mut out = head.into_bytes();
+        // Small chunks, so a body spans several.
+        for chunk in body.chunks(7) {
+            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        head.into_bytes()
+    };
+    if !chunked {
+        out.extend_from_slice(&body);
+    }
+    stream.write_all(&out)
+}
+
+type Answer = (u16, Option<Value>);
+
+// api/serialization.go sendError: {"error":{"code":..,"message":..}}.
+fn error(code: u16, message: &str) -> Answer {
+    (
+        code,
+        Some(json!({"error": {"code": code, "message": message}})),
+    )
+}
+
+// ---- API (api/units.go, api/state.go) ------------------------------------
+
+fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
+    // Go's net/http rejects an HTTP/1.1 request without Host.
+    if !request.headers.iter().any(|(n, _)| n == "host") {
+        return error(400, "missing required Host header");
+    }
+    let method = request.method.as_str();
+    match request.path.as_str() {
+        "/fleet/v1/units" => match method {
+            "GET" => list_units(cluster, request),
+            _ => error(405, "only GET supported against this resource"),
+        },
+        "/fleet/v1/state" => match method {
+            "GET" => list_states(cluster, request),
+            _ => error(405, "only GET supported against this resource"),
+        },
+        path => {
+            // api/path.go isItemPath: base/* with no further `/`.
+            let item = path
+                .strip_prefix("/fleet/v1/units/")
+                .filter(|i| !i.is_empty() && !i.contains('/'));
+            match (item, method) {
+                (None, _) => error(404, ""),
+                (Some(item), "GET") => match cluster.units.get(item) {
+                    Some(unit) => (200, Some(unit_json(unit))),
+                    None => error(404, "unit does not exist"),
+                },
+                (Some(item), "DELETE") => match cluster.units.remove(item) {
+                    Some(_) => {
+                        reconcile(cluster);
+                        (204, None)
+                    }
+                    None => error(404, "unit does not exist"),
+                },
+                (Some(item), "PUT") => set_unit(cluster, request, item),
+                (Some(_), _) => error(
+                    405,
+                    "only GET, PUT and DELETE supported against this resource",
+                ),
+            }
+        }
+    }
+}
+
+fn unit_json(unit: &FakeUnit) -> Value {
+    json!({
+        "name": unit.name,
+        "options": unit.options,
+        "desiredState": unit.desired_state,
+        "currentState": unit.current_state,
+        "machineID": unit.machine_id,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    options: Vec<Opt>,
+    #[serde(default)]
+    desired_state: String,
+}
+
+fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer {
+    // api/serialization.go validateContentType.
+    let types: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if types.len() != 1 {
+        return error(
+            415,
+            &format!("expected 1 Content-Type, got {}", types.len()),
+        );
+    }
+    if types[0].split(';').next().unwrap_or("").trim() != "application/json" {
+        return error(415, "only acceptable Content-Type is application/json");
+    }
+    let body: SetBody = match serde_json::from_slice(&request.body) {
+        Ok(body) => body,
+        Err(e) => return error(400, &format!("unable to decode body: {e}")),
+    };
+    let name = if body.name.is_empty() {
+        item
+    } else {
+        body.name.as_str()
+    };
+    if name != item {
+        return error(
+            400,
+            &format!("name in URL {item:?} differs from unit name in request body {name:?}"),
+        );
+    }
+    if let Err(e) = validate_name(name) {
+        return error(400, &e);
+    }
+    // Stricter than fleet, which stores any string: unitgen must never send
+    // a state outside schema/v1-json.go's enum.
+    if !["", "inactive", "loaded", "launched"].contains(&body.desired_state.as_str()) {
+        return error(
+            400,
+            &format!("invalid value {:?} for JobState", body.desired_state),
+        );
+    }
+
+    let Some(existing) = cluster.units.get_mut(name) else {
+        if body.options.is_empty() {
+            return error(409, "unit does not exist and options field empty");
+        }
+        if let Err(e) = validate_options(&body.options) {
+            return error(400, &e);
+        }
+        let desired = if body.desired_state.is_empty() {
+            "inactive".to_owned()
+        } else {
+            body.desired_state
+        };
+        cluster.units.insert(
+            name.to_owned(),
+            FakeUnit {
+                name: name.to_owned(),
+                options: body.options,
+                desired_state: desired,
+                current_state: "inactive".to_owned(),
+                machine_id: String::new(),
+                activating_seen: 0,
+            },
+        );
+        reconcile(cluster);
+        return (201, None);
+    };
+
+    // An existing unit: the options in the body are IGNORED, only the
+    // desired state is taken. This is why a changed unit must be destroyed
+    // and re-created.
+    if body.desired_state.is_empty() {
+        return error(409, "must provide DesiredState to update existing unit");
+    }
+    if is_template(name) && body.desired_state != "inactive" {
+        return error(400, &format!("cannot activate template {name:?}"));
+    }
+    existing.desired_state = body.desired_state;
+    reconcile(cluster);
+    (204, None)
+}
+
+const VALID_UNIT_TYPES: [&str; 13] = [
+    "service",
+    "socket",
+    "busname",
+    "target",
+    "snapshot",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "timer",
+    "path",
+    "slice",
+    "scope",
+];
+
+// api/units.go ValidateName (after systemd's unit_name_is_valid).
+fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("unit name cannot be empty".into());
+    }
+    if name.len() > 256 {
+        return Err("unit name exceeds maximum length (256)".into());
+    }
+    let Some(dot) = name.rfind('.') else {
+        return Err(r#"unit name must contain ".""#.into());
+    };
+    if dot == name.len() - 1 {
+        return Err(r#"unit name cannot end in ".""#.into());
+    }
+    let suffix = &name[dot + 1..];
+    if !VALID_UNIT_TYPES.contains(&suffix) {
+        return Err(format!("invalid unit type: {suffix:?}"));
+    }
+    if let Some(c) = name[..dot]
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !":-_.\\@".contains(*c))
+    {
+        return Err(format!("invalid character {c:?} in unit name"));
+    }
+    if name.starts_with('@') {
+        return Err(r#"unit name cannot start in "@""#.into());
+    }
+    Ok(())
+}
+
+// api/units.go ValidateOptions. The job has no name there, so no specifier
+// substitution happens during validation.
+fn validate_options(options: &[Opt]) -> Result<(), String> {
+    let req = requirements("", options);
+    let conflicts = req.conflicts();
+    let peers = req.peers();
+    for peer in &peers {
+        for conflict in &conflicts {
+            if glob_match(conflict, peer) {
+                return Err(format!(
+                    "unresolvable requirements: peer {peer:?} matches conflict {conflict:?}"
+                ));
+            }
+        }
+    }
+    let (has_peers, has_conflicts) = (!peers.is_empty(), !conflicts.is_empty());
+    let has_target = req.required_target().is_some();
+    let global = req.is_global();
+    match () {
+        _ if has_target && has_peers => Err("MachineID cannot be used with Peers".into()),
+        _ if has_target && has_conflicts => Err("MachineID cannot be used with Conflicts".into()),
+        _ if has_target && global => Err("MachineID cannot be used with Global".into()),
+        _ if global && has_peers => Err("Global cannot be used with Peers".into()),
+        _ if global && has_conflicts => Err("Global cannot be used with Conflicts".into()),
+        _ => Ok(()),
+    }
+}
+
+// unit/unit.go UnitNameInfo.
+fn is_template(name: &str) -> bool {
+    let base = name.rsplit_once('.').map_or(name, |(b, _)| b);
+    base.split_once('@')
+        .is_some_and(|(_, instance)| instance.is_empty())
+}
+
+/// The `[X-Fleet]` requirements of a unit (job/job.go `requirements`).
+struct Requirements(BTreeMap<String, Vec<String>>);
+
+fn requirements(unit_name: &str, options: &[Opt]) -> Requirements {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for opt in options.iter().filter(|o| o.section == "X-Fleet") {
+        let values = multivalue(&opt.value)
+            .into_iter()
+            .map(|v| unit_printf(&v, unit_name));
+        map.entry(opt.name.clone()).or_default().extend(values);
+    }
+    Requirements(map)
+}
+
+impl Requirements {
+    fn values(&self, keys: &[&str]) -> Vec<String> {
+        keys.iter()
+            .flat_map(|k| self.0.get(*k).cloned().unwrap_or_default())
+            .collect()
+    }
+    fn conflicts(&self) -> Vec<String> {
+        self.values(&["X-Conflicts", "Conflicts"])
+    }
+    fn peers(&self) -> Vec<String> {
+        self.values(&["X-ConditionMachineOf", "MachineOf"])
+    }
+    fn required_target(&self) -> Option<String> {
+        [
+            "MachineID",
+            "X-ConditionMachineID",
+            "X-ConditionMachineBootID",
+        ]
+        .iter()
+        .find_map(|k| self.0.get(*k).and_then(|v| v.first().cloned()))
+    }
+    fn wants_metadata(&self) -> bool {
+        !self
+            .values(&["X-ConditionMachineMetadata", "MachineMetadata"])
+            .is_empty()
+    }
+    // job/job.go IsGlobal: the last value wins.
+    fn is_global(&self) -> bool {
+        self.0
+            .get("Global")
+            .and_then(|v| v.last())
+            .is_some_and(|v| matches!(v.to_lowercase().as_str(), "true" | "yes" | "1" | "on" | "t"))
+    }
+}
+
+// unit/unit.go parseMultivalueLine: `"a=b" "c=d"` holds two values.
+fn multivalue(line: &str) -> Vec<String> {
+    if !(line.starts_with('"') && line.ends_with('"')) {
+        return vec![line.to_owned()];
+    }
+    let (mut values, mut current, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => values.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    values.push(current);
+    values
+}
+
+// job/job.go unitPrintf: %n full name, %N name without suffix, %p prefix,
+// %i instance. Only applied when the unit has a name.
+fn unit_printf(value: &str, unit_name: &str) -> String {
+    let Some((name, _)) = unit_name.rsplit_once('.') else {
+        return value.to_owned();
+    };
+    let (prefix, instance) = name.split_once('@').unwrap_or((name, ""));
+    value
+        .replace("%n", unit_name)
+        .replace("%N", name)
+        .replace("%p", prefix)
+        .replace("%i", instance)
+}
+
+/// Go's path.Match: `*` (no `/`), `?`, `[...]` classes with ranges and `^`,
+/// `\` escapes. A malformed pattern matches nothing, as fleet ignores the
+/// error (agent/state.go globMatches).
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    glob_at(&p, &n).unwrap_or(false)
+}
+
+fn glob_at(p: &[char], n: &[char]) -> Option<bool> {
+    match p.first() {
+        None => Some(n.is_empty()),
+        Some('*') => {
+            for i in 0..=n.len() {
+                if glob_at(&p[1..], &n[i..])? {
+                    return Some(true);
+                }
+                if i < n.len() && n[i] == '/' {
+                    break;
+                }
+            }
+            Some(false)
+        }
+        Some('?') => Some(!n.is_empty() && n[0] != '/' && glob_at(&p[1..], &n[1..])?),
+        Some('[') => {
+            let close = p.iter().skip(1).position(|&c| c == ']')? + 1;
+            let class = &p[1..close];
+            let (negated, class) = match class.first() {
+                Some('^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            let Some(&c) = n.first() else {
+                return Some(false);
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == '-' {
+                    hit |= class[i] <= c && c <= class[i + 2];
+                    i += 3;
+                } else {
+                    hit |= class[i] == c;
+                    i += 1;
+                }
+            }
+            Some(hit != negated && glob_at(&p[close + 1..], &n[1..])?)
+        }
+        Some('\\') => {
+            let &escaped = p.get(1)?;
+            Some(n.first() == Some(&escaped) && glob_at(&p[2..], &n[1..])?)
+        }
+        Some(&c) => Some(n.first() == Some(&c) && glob_at(&p[1..], &n[1..])?),
+    }
+}
+
+// ---- the simulated cluster -------------------------------------------------
+
+// agent/state.go AbleToRun, against the units scheduled on `machine`.
+fn able_to_run(cluster: &Cluster, unit: &FakeUnit, machine: &str) -> bool {
+    let req = requirements(&unit.name, &unit.options);
+    if req.required_target().is_some_and(|t| t != machine) || req.wants_metadata() {
+        return false;
+    }
+    let local: Vec<&FakeUnit> = cluster
+        .units
+        .values()
+        .filter(|u| u.machine_id == machine && u.name != unit.name)
+        .collect();
+    if !req
+        .peers()
+        .iter()
+        .all(|peer| local.iter().any(|u| &u.name == peer))
+    {
+        return false;
+    }
+    let conflicts = req.conflicts();
+    !local.iter().any(|other| {
+        conflicts.iter().any(|c| glob_match(c, &other.name))
+            || requirements(&other.name, &other.options)
+                .conflicts()
+                .iter()
+                .any(|c| glob_match(c, &unit.name))
+    })
+}
+
+/// engine/reconciler.go: unschedule inactive units and units their machine
+/// can no longer run; schedule the others on the least-loaded able machine.
+/// Templates are never scheduled. Scheduled units reach their desired
+/// state at once; `/state` models systemd taking its time.
+fn reconcile(cluster: &mut Cluster) {
+    let names: Vec<String> = cluster.units.keys().cloned().collect();
+    for _ in 0..=names.len() {
+        let mut changed = false;
+        for name in &names {
+            let Some(unit) = cluster.units.get(name).cloned() else {
+                continue;
+            };
+            let wants_machine = unit.desired_state != "inactive" && !is_template(&unit.name);
+            let machine = if !wants_machine {
+                String::new()
+            } else if !unit.machine_id.is_empty() && able_to_run(cluster, &unit, &unit.machine_id) {
+                unit.machine_id.clone()
+            } else {
+                MACHINES
+                    .iter()
+                    .filter(|m| able_to_run(cluster, &unit, m))
+                    .min_by_key(|m| {
+                        cluster
+                            .units
+                            .values()
+                            .filter(|u| u.machine_id == **m)
+                            .count()
+                    })
+                    .map(|m| m.to_string())
+                    .unwrap_or_default()
+            };
+            let current = if machine.is_empty() {
+                "inactive".to_owned()
+            } else {
+                unit.desired_state.clone()
+            };
+            let entry = cluster.units.get_mut(name).unwrap();
+            if entry.machine_id != machine || entry.current_state != current {
+                if entry.machine_id != machine {
+                    entry.activating_seen = 0;
+                }
+                entry.machine_id = machine;
+                entry.current_state = current;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+fn list_units(cluster: &Cluster, request: &HttpRequest) -> Answer {
+    let units: Vec<Value> = cluster.units.values().map(unit_json).collect();
+    page(cluster, request, "units", units)
+}
+
+fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
+    let filter = |key: &str| {
+        request
+            .query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let (machine, unit_name) = (filter("machineID"), filter("unitName"));
+    let (polls, marker) = (cluster.activation_polls, cluster.failing_marker.clone());
+    let mut states = Vec::new();
+    for unit in cluster.units.values_mut() {
+        if unit.machine_id.is_empty()
+            || machine.as_ref().is_some_and(|m| m != &unit.machine_id)
+            || unit_name.as_ref().is_some_and(|n| n != &unit.name)
+        {
+            continue;
+        }
+        let (active, sub) = match unit.current_state.as_str() {
+            "launched"
+                if marker
+                    .as_ref()
+                    .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m))) =>
+            {
+                ("failed", "failed")
+            }
+            "launched" if unit.activating_seen < polls => {
+                unit.activating_seen += 1;
+                ("activating", "start")
+            }
+            "launched" => ("active", "running"),
+            _ => ("inactive", "dead"),
+        };
+        let hash = Sha256::digest(serde_json::to_vec(&unit.options).unwrap());
+        states.push(json!({
+            "name": unit.name,
+            "hash": hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "machineID": unit.machine_id,
+            "systemdLoadState": "loaded",
+            "systemdActiveState": active,
+            "systemdSubState": sub,
+        }));
+    }
+    page(cluster, request, "states", states)
+}
+
+// api/pagination.go + extractUnitPageData: a token is base64url of the
+// little-endian {Limit, Page}; its limit must equal the server's. A full
+// last page still carries a next token, whose page comes back empty.
+fn page(cluster: &Cluster, request: &HttpRequest, field: &str, items: Vec<Value>) -> Answer {
+    let tokens: Vec<&String> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k == "nextPageToken")
+        .map(|(_, v)| v)
+        .collect();
+    let page_number = match tokens.as_slice() {
+        [] => 1,
+        [token] => match decode_token(token) {
+            Some((limit, _)) if limit != cluster.page_size => {
+                return error(400, &format!("token limit must be {}", cluster.page_size));
+            }
+            Some((_, 0)) => return error(400, "token page must be greater than zero"),
+            Some((_, page)) => page,
+            None => return error(400, "invalid value of nextPageToken query parameter"),
+        },
+        _ => return error(400, "too many values for page token"),
+    };
+    let limit = usize::from(cluster.page_size);
+    let start = usize::from(page_number - 1) * limit;
+    let mut stop = usize::from(page_number) * limit;
+    let mut body = serde_json::Map::new();
+    if start < items.len() {
+        if stop > items.len() {
+            stop = items.len();
+        } else {
+            body.insert(
+                "nextPageToken".into(),
+                encode_token(cluster.page_size, page_number + 1).into(),
+            );
+        }
+        body.insert(field.into(), items[start..stop].to_vec().into());
+    }
+    (200, Some(Value::Object(body)))
+}
+
+const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn encode_token(limit: u16, page: u16) -> String {
+    let bytes = [limit.to_le_bytes(), page.to_le_bytes()].concat();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64_URL[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn decode_token(token: &str) -> Option<(u16, u16)> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in token.trim_end_matches('=').bytes() {
+        let v = BASE64_URL.iter().position(|&b| b == c)? as u32;
+        bits = bits << 6 | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    (bytes.len() == 4).then(|| {
+        (
+            u16::from_le_bytes([bytes[0], bytes[1]]),
+            u16::from_le_bytes([bytes[2], bytes[3]]),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_like_go() {
+        // Go: base64.URLEncoding of LittleEndian {Limit: 100, Page: 2}.
+        assert_eq!(encode_token(100, 2), "ZAACAA==");
+        assert_eq!(decode_token("ZAACAA=="), Some((100, 2)));
+        assert_eq!(decode_token("!!"), None);
+    }
+
+    #[test]
+    fn globs_like_go_path_match() {
+        assert!(glob_match("web@*.service", "web@1.service"));
+        assert!(!glob_match("web@*.service", "db@1.service"));
+        assert!(glob_match("web@?.service", "web@1.service"));
+        assert!(glob_match("web@[0-9].service", "web@7.service"));
+        assert!(!glob_match("web@[^0-9].service", "web@7.service"));
+        assert!(!glob_match("a*", "a/b"));
+        assert!(!glob_match("web@[.service", "web@[.service"));
+    }
+
+    #[test]
+    fn specifiers_and_multivalues() {
+        assert_eq!(
+            unit_printf("web@%i.service", "ann@3.service"),
+            "web@3.service"
+        );
+        assert_eq!(
+            unit_printf("%p-%N-%n", "ann@3.service"),
+            "ann-ann@3-ann@3.service"
+        );
+        assert_eq!(unit_printf("web@%i.service", ""), "web@%i.service");
+        assert_eq!(multivalue(r#""a=b" "c=d""#), ["a=b", "c=d"]);
+        assert_eq!(multivalue("plain value"), ["plain value"]);
+    }
+}
