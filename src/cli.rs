@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::compile::compile;
+use crate::compile::{Overrides, compile};
 use crate::diagnostic::Problems;
-use crate::model::Instance;
+use crate::model::{EtcdApi, Instance};
 use crate::template::Template;
 
 /// Compile an app template into systemd units that run Docker containers,
@@ -80,6 +80,19 @@ pub struct TemplateArgs {
     /// Set or override an instance value (repeatable): `--set version=1.5.0`.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    /// etcd endpoints where sidekicks announce services and consumers find
+    /// them (overrides `etcd.endpoints` of the file; turns discovery on).
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub etcd: Option<Vec<String>>,
+    /// The etcd API sidekicks use (overrides `etcd.api`).
+    #[arg(long, value_enum, value_name = "API")]
+    pub etcd_api: Option<EtcdApiArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EtcdApiArg {
+    V2,
+    V3,
 }
 
 impl TemplateArgs {
@@ -106,8 +119,19 @@ impl TemplateArgs {
             })
     }
 
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            set: self.set.clone(),
+            etcd: self.etcd.clone(),
+            etcd_api: self.etcd_api.map(|api| match api {
+                EtcdApiArg::V2 => EtcdApi::V2,
+                EtcdApiArg::V3 => EtcdApi::V3,
+            }),
+        }
+    }
+
     pub fn compile(&self, instance: &str) -> Result<Instance, Problems> {
-        compile(&self.load()?, instance, &self.set)
+        compile(&self.load()?, instance, &self.overrides())
     }
 }
 

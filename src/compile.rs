@@ -12,12 +12,30 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::escape::sh_quote;
-use crate::model::{Healthcheck, Instance, Port, Restart, Service, Volume, VolumeSource};
+use crate::model::{
+    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Port, Restart, Service, Volume,
+    VolumeSource,
+};
 use crate::template::schema::{
     DependsOn, KeyValues, SERVICE_KEYS, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
 };
 use crate::template::{Loaded, Template};
 use syntax::VolumeSpec;
+
+/// What the command line adds to or changes in the files.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--set key=value`: instance values.
+    pub set: Vec<(String, String)>,
+    /// `--etcd URL,...`: etcd endpoints (turns discovery on).
+    pub etcd: Option<Vec<String>>,
+    /// `--etcd-api v2|v3`.
+    pub etcd_api: Option<EtcdApi>,
+}
+
+const DEFAULT_ETCD_TTL_SECONDS: u64 = 30;
+const DEFAULT_ETCD_WAIT_SECONDS: u64 = 60;
+const DEFAULT_ETCD_PREFIX: &str = "/unitgen";
 
 /// Seconds Docker waits for a container to stop before killing it, as
 /// `docker stop` does by default.
@@ -28,8 +46,9 @@ const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
 pub fn compile(
     template: &Template,
     instance: &str,
-    set: &[(String, String)],
+    overrides: &Overrides,
 ) -> Result<Instance, Problems> {
+    let set = &overrides.set;
     let mut problems = Problems::default();
     let app_file = &template.app;
     let app = match &app_file.doc.app {
@@ -118,6 +137,8 @@ pub fn compile(
         ),
     }
 
+    let discovery = compiler.discovery(instances_file, overrides);
+    let fleet = compiler.fleet(instances_file, &services);
     let mut problems = compiler.problems;
     check_depends_on(&app_file.doc, app_file, &services, &mut problems);
     check_host_ports(&services, &service_locations, &mut problems);
@@ -131,6 +152,8 @@ pub fn compile(
         instance: instance.to_string(),
         source: template.source_name(),
         services,
+        discovery,
+        fleet,
     })
 }
 
@@ -166,7 +189,7 @@ struct ServiceCompiler<'a> {
     problems: Problems,
 }
 
-impl ServiceCompiler<'_> {
+impl<'a> ServiceCompiler<'a> {
     fn at(&self, spanned: &serde_saphyr::Location) -> Location {
         self.file.at(spanned)
     }
@@ -522,6 +545,115 @@ impl ServiceCompiler<'_> {
             service.systemd = self.systemd_keys(sections);
         }
         Some(service)
+    }
+
+    /// The `etcd:` block of the instances file, with `--etcd` overrides.
+    fn discovery(&mut self, file: &'a Loaded, overrides: &Overrides) -> Option<Discovery> {
+        let decl = file.doc.etcd.as_ref();
+        let mut discovery = Discovery {
+            endpoints: Vec::new(),
+            api: EtcdApi::V3,
+            ttl_seconds: DEFAULT_ETCD_TTL_SECONDS,
+            prefix: DEFAULT_ETCD_PREFIX.to_string(),
+            address: None,
+            wait_seconds: DEFAULT_ETCD_WAIT_SECONDS,
+        };
+        if let Some(decl) = decl {
+            let saved = std::mem::replace(&mut self.file, file);
+            discovery.endpoints = self.words(&decl.endpoints, false).unwrap_or_default();
+            if let Some(api) = &decl.api {
+                match api.value.as_str() {
+                    "v3" => discovery.api = EtcdApi::V3,
+                    "v2" => discovery.api = EtcdApi::V2,
+                    other => self.problems.push(
+                        Problem::new(format!("unknown etcd api `{other}`"))
+                            .at(&self.at(&api.referenced))
+                            .help("use v3 (leases) or v2 (keys with a TTL, as fleet-era clusters use)"),
+                    ),
+                }
+            }
+            for (field, out) in [
+                (&decl.ttl, &mut discovery.ttl_seconds),
+                (&decl.wait, &mut discovery.wait_seconds),
+            ] {
+                if let Some((text, at)) = field.as_ref().and_then(|f| self.expand_spanned(f)) {
+                    match syntax::parse_duration(&text) {
+                        Ok(0) => self.problem(&at, "must be at least 1s"),
+                        Ok(secs) => *out = secs,
+                        Err(msg) => self.problem(&at, msg),
+                    }
+                }
+            }
+            if let Some((prefix, at)) = decl.prefix.as_ref().and_then(|p| self.expand_spanned(p)) {
+                if !prefix.starts_with('/') || prefix.contains(char::is_whitespace) {
+                    self.problem(
+                        &at,
+                        format!("etcd prefix `{prefix}` must start with `/` and contain no spaces"),
+                    );
+                }
+                discovery.prefix = prefix;
+            }
+            discovery.address = decl
+                .address
+                .as_ref()
+                .and_then(|a| self.expand_spanned(a))
+                .map(|a| a.0);
+            self.file = saved;
+        }
+        if let Some(endpoints) = &overrides.etcd {
+            discovery.endpoints = endpoints.clone();
+        }
+        if let Some(api) = overrides.etcd_api {
+            discovery.api = api;
+        }
+        if discovery.endpoints.is_empty() {
+            return None;
+        }
+        for endpoint in &discovery.endpoints {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                let mut problem =
+                    Problem::new(format!("etcd endpoint `{endpoint}` is not an http(s) URL"))
+                        .help("write e.g. `http://127.0.0.1:2379`");
+                if let Some(decl) = decl {
+                    problem = problem.at(&file.at(&decl.endpoints.referenced));
+                }
+                self.problems.push(problem);
+            }
+        }
+        Some(discovery)
+    }
+
+    /// The `fleet:` block of the instances file.
+    fn fleet(&mut self, file: &Loaded, services: &[Service]) -> FleetOptions {
+        let mut fleet = FleetOptions {
+            copies: 1,
+            ..FleetOptions::default()
+        };
+        let Some(decl) = &file.doc.fleet else {
+            return fleet;
+        };
+        for (key, value) in decl.metadata.iter().flatten() {
+            fleet
+                .metadata
+                .push(format!("{}={}", key.value, value.value.0));
+        }
+        for name in decl.global.iter().flatten() {
+            if services.iter().any(|s| s.name == name.value) {
+                fleet.global.push(name.value.clone());
+            } else {
+                self.problems.push(
+                    Problem::new(format!(
+                        "fleet global service `{}` is not a service",
+                        name.value
+                    ))
+                    .at(&file.at(&name.referenced)),
+                );
+            }
+        }
+        if let Some(copies) = &decl.copies {
+            fleet.copies = copies.value;
+        }
+        fleet
     }
 
     fn volume(&self, spec: VolumeSpec<'_>) -> Volume {

@@ -12,6 +12,37 @@ pub struct Instance {
     pub source: String,
     /// Services in dependency order: each after everything it depends on.
     pub services: Vec<Service>,
+    /// Where services are announced, when they are (etcd configured).
+    pub discovery: Option<Discovery>,
+    pub fleet: FleetOptions,
+}
+
+/// Announcing services in etcd, and resolving dependencies from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub endpoints: Vec<String>,
+    pub api: EtcdApi,
+    pub ttl_seconds: u64,
+    /// Keys are `<prefix>/<app>/<instance>/<service>/<host>`.
+    pub prefix: String,
+    /// Announced for ports published on all interfaces; None: detect.
+    pub address: Option<String>,
+    pub wait_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdApi {
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetOptions {
+    /// `MachineMetadata=` values, `key=value`.
+    pub metadata: Vec<String>,
+    /// Services that run on every machine (`Global=true`).
+    pub global: Vec<String>,
+    pub copies: u32,
 }
 
 impl Instance {
@@ -41,6 +72,21 @@ impl Instance {
 
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn announce_unit(&self, service: &str) -> String {
+        format!("{}-{}-announce.service", self.prefix(), service)
+    }
+
+    /// The etcd key folder where a service's copies announce themselves.
+    pub fn discovery_key(&self, discovery: &Discovery, service: &str) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            discovery.prefix.trim_end_matches('/'),
+            self.app,
+            self.instance,
+            service
+        )
     }
 
     /// Every named volume this instance uses, by its Docker name.

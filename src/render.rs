@@ -3,6 +3,7 @@
 //! goes into them. Pure and deterministic: the same instance always renders
 //! to the same bytes.
 
+pub mod discovery;
 pub mod docker;
 
 use std::fmt::Write as _;
@@ -10,8 +11,8 @@ use std::fmt::Write as _;
 use minijinja::{Environment, context};
 use sha2::{Digest, Sha256};
 
-use crate::escape::{systemd_command, systemd_value};
-use crate::model::{Healthcheck, Instance, Service};
+use crate::escape::{systemd_arg, systemd_command, systemd_value};
+use crate::model::{Discovery, EtcdApi, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
 /// One generated unit file.
@@ -19,6 +20,20 @@ use docker::DOCKER;
 pub struct UnitFile {
     pub name: String,
     pub text: String,
+}
+
+/// Which manager the units are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    /// The system manager of one host (`/etc/systemd/system`).
+    #[default]
+    System,
+    /// A user's manager: no `docker.service` to depend on, started with
+    /// the user's `default.target`.
+    User,
+    /// A fleet cluster: template units (`name@.service`) so the cluster
+    /// decides how many copies run, spread over machines with `[X-Fleet]`.
+    Fleet,
 }
 
 /// Key of the digest line in `[X-Unitgen]`.
@@ -31,10 +46,17 @@ const STOP_MARGIN_SECONDS: u64 = 30;
 
 pub struct Renderer {
     env: Environment<'static>,
+    flavour: Flavour,
 }
 
 impl Default for Renderer {
     fn default() -> Self {
+        Renderer::new(Flavour::System)
+    }
+}
+
+impl Renderer {
+    pub fn new(flavour: Flavour) -> Self {
         let mut env = Environment::new();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -48,43 +70,66 @@ impl Default for Renderer {
         for (name, source) in [
             ("service.j2", include_str!("../templates/units/service.j2")),
             ("network.j2", include_str!("../templates/units/network.j2")),
+            (
+                "announce.j2",
+                include_str!("../templates/units/announce.j2"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("embedded unit templates are valid");
         }
-        Renderer { env }
+        Renderer { env, flavour }
     }
-}
 
-impl Renderer {
     /// Every unit of an instance, sorted by name.
     pub fn render(&self, instance: &Instance) -> Vec<UnitFile> {
-        let mut units = vec![self.network_unit(instance)];
-        units.extend(
-            instance
-                .services
-                .iter()
-                .map(|s| self.service_unit(instance, s)),
-        );
+        let mut units = Vec::new();
+        if self.flavour != Flavour::Fleet {
+            units.push(self.network_unit(instance));
+        }
+        for service in &instance.services {
+            units.push(self.service_unit(instance, service));
+            if let Some(discovery) = &instance.discovery
+                && discovery::announced_port(service).is_some()
+            {
+                units.push(self.announce_unit(instance, discovery, service));
+            }
+        }
         units.sort_by(|a, b| a.name.cmp(&b.name));
         units
     }
 
+    /// `blog-live-web.service`, or the template `blog-live-web@.service` for fleet.
+    fn unit_name(&self, base: &str) -> String {
+        match self.flavour {
+            Flavour::Fleet => format!("{base}@.service"),
+            _ => format!("{base}.service"),
+        }
+    }
+
+    /// What a unit's `[Install]` section hooks it into.
+    fn wanted_by(&self) -> Option<&'static str> {
+        match self.flavour {
+            Flavour::System => Some("multi-user.target"),
+            Flavour::User => Some("default.target"),
+            // fleet starts units itself.
+            Flavour::Fleet => None,
+        }
+    }
+
     fn network_unit(&self, instance: &Instance) -> UnitFile {
         let network = instance.network();
-        let create = format!(
-            "docker network inspect {network} >/dev/null 2>&1 || docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
-            instance.app, instance.instance
-        );
         let text = self.fill(
             "network.j2",
             context! {
                 source => systemd_value(&instance.source),
                 app => &instance.app,
                 instance => &instance.instance,
+                requires => self.docker_dependency(),
+                wanted_by => self.wanted_by(),
                 remove => systemd_command(&[DOCKER, "network", "rm", &network]),
+                create => systemd_command(&["/bin/sh", "-c", &create_network_script(instance)]),
                 network,
-                create => systemd_command(&["/bin/sh", "-c", &create]),
             },
         );
         UnitFile {
@@ -93,21 +138,68 @@ impl Renderer {
         }
     }
 
+    /// A user manager has no docker.service to require.
+    fn docker_dependency(&self) -> Option<&'static str> {
+        (self.flavour != Flavour::User).then_some("docker.service")
+    }
+
     fn service_unit(&self, instance: &Instance, service: &Service) -> UnitFile {
         let container = instance.container(&service.name);
+        let base = format!("{}-{}", instance.prefix(), service.name);
         let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
-        let requires = vec!["docker.service".to_string(), instance.network_unit()];
-        let wants: Vec<String> = service
-            .depends_on
-            .iter()
-            .map(|d| instance.service_unit(d))
+        let mut requires: Vec<String> = self
+            .docker_dependency()
+            .into_iter()
+            .map(String::from)
             .collect();
+        let mut wants = Vec::new();
+        let mut exec_start_pre: Vec<(&str, String)> = Vec::new();
+        if self.flavour == Flavour::Fleet {
+            // No network unit on a cluster: each copy makes sure its
+            // machine has the instance network.
+            exec_start_pre.push((
+                "Create the instance network on this machine unless it exists.",
+                systemd_command(&["/bin/sh", "-c", &create_network_script(instance)]),
+            ));
+        } else {
+            requires.push(instance.network_unit());
+            // Wants, not Requires: a restarted dependency must not restart
+            // its dependents, so an apply touches only what changed.
+            wants.extend(service.depends_on.iter().map(|d| instance.service_unit(d)));
+        }
         let mut after = requires.clone();
         after.extend(wants.iter().cloned());
+        exec_start_pre.push((
+            "Remove a container left over from an unclean stop, so the name is free.",
+            format!(
+                "-{}",
+                systemd_command(&[DOCKER, "rm", "--force", &container])
+            ),
+        ));
 
-        let mut docker_run = vec![vec![DOCKER.to_string(), "run".into(), "--rm".into()]];
-        docker_run.extend(docker::run_args(instance, service));
-        let docker_run = docker_run
+        let mut run_groups = vec![vec![DOCKER.to_string(), "run".into(), "--rm".into()]];
+        if let Some(discovery) = &instance.discovery {
+            let announced: Vec<&Service> = service
+                .depends_on
+                .iter()
+                .filter_map(|d| instance.service(d))
+                .filter(|d| discovery::announced_port(d).is_some())
+                .collect();
+            if !announced.is_empty() {
+                let env_file = format!("/run/unitgen/{container}.env");
+                exec_start_pre.push((
+                    "Read the addresses of dependencies from etcd (waiting for them to be announced).",
+                    systemd_command(&[
+                        "/bin/sh",
+                        "-c",
+                        &discovery::resolve_script(instance, discovery, &announced, &env_file),
+                    ]),
+                ));
+                run_groups.push(vec!["--env-file".into(), env_file]);
+            }
+        }
+        run_groups.extend(docker::run_args(instance, service));
+        let docker_run = run_groups
             .iter()
             .map(|group| systemd_command(group))
             .collect::<Vec<_>>()
@@ -119,6 +211,7 @@ impl Renderer {
             .filter(|(section, _)| !["Unit", "Service", "Install"].contains(&section.as_str()))
             .map(|(section, entries)| (section.clone(), entries.clone()))
             .collect();
+        let x_fleet = self.x_fleet(instance, &service.name, None);
         let grace = service.stop_grace_seconds.to_string();
         let text = self.fill(
             "service.j2",
@@ -134,6 +227,7 @@ impl Renderer {
                 requires,
                 wants,
                 after,
+                exec_start_pre,
                 remove_container => systemd_command(&[DOCKER, "rm", "--force", &container]),
                 docker_run,
                 healthcheck,
@@ -146,14 +240,100 @@ impl Renderer {
                 restart => service.restart.systemd_value(),
                 timeout_start => TIMEOUT_START,
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
+                wanted_by => self.wanted_by(),
                 extra_unit => extra_keys(service, "Unit"),
                 extra_service => extra_keys(service, "Service"),
+                // Keys the user sets replace unitgen's own, rather than
+                // appearing twice.
+                overridden => extra_keys(service, "Service").into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
                 extra_install => extra_keys(service, "Install"),
                 extra_sections,
+                x_fleet,
             },
         );
         UnitFile {
-            name: instance.service_unit(&service.name),
+            name: self.unit_name(&base),
+            text: with_digest(text),
+        }
+    }
+
+    /// `[X-Fleet]` lines: one copy per machine (or every machine, for global
+    /// services), the instance's machine metadata, and for a sidekick, the
+    /// machine of the copy it serves.
+    fn x_fleet(
+        &self,
+        instance: &Instance,
+        service: &str,
+        sidekick_of: Option<&str>,
+    ) -> Vec<String> {
+        if self.flavour != Flavour::Fleet {
+            return Vec::new();
+        }
+        let base = format!("{}-{service}", instance.prefix());
+        let mut lines = Vec::new();
+        if let Some(service_template) = sidekick_of {
+            lines.push(format!(
+                "MachineOf={}",
+                service_template.replace("@.", "@%i.")
+            ));
+        } else if instance.fleet.global.iter().any(|g| g == service) {
+            lines.push("Global=true".to_string());
+        } else {
+            lines.push(format!("Conflicts={base}@*.service"));
+        }
+        for metadata in &instance.fleet.metadata {
+            lines.push(format!("MachineMetadata={}", systemd_value(metadata)));
+        }
+        lines
+    }
+
+    fn announce_unit(
+        &self,
+        instance: &Instance,
+        discovery: &Discovery,
+        service: &Service,
+    ) -> UnitFile {
+        let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
+        let service_template = self.unit_name(&format!("{}-{}", instance.prefix(), service.name));
+        // A sidekick serves the copy of its own number (`%i`) under fleet.
+        let service_unit = match self.flavour {
+            Flavour::Fleet => service_template.replace("@.", "@%i."),
+            _ => service_template.clone(),
+        };
+        let endpoints = discovery.endpoints.join(",");
+        let text = self.fill(
+            "announce.j2",
+            context! {
+                source => systemd_value(&instance.source),
+                app => &instance.app,
+                instance => &instance.instance,
+                service => &service.name,
+                key => instance.discovery_key(discovery, &service.name),
+                api => match discovery.api { EtcdApi::V2 => "v2", EtcdApi::V3 => "v3" },
+                api_number => match discovery.api { EtcdApi::V2 => "2", EtcdApi::V3 => "3" },
+                interval => discovery::refresh_interval(discovery),
+                ttl => discovery.ttl_seconds,
+                healthcheck,
+                description => systemd_value(&format!(
+                    "{} {}: announce {} in etcd",
+                    instance.app, instance.instance, service.name
+                )),
+                service_unit => &service_unit,
+                endpoints_env => systemd_arg(&format!("ETCDCTL_ENDPOINTS={endpoints}")),
+                endpoints => systemd_value(&endpoints),
+                announce => systemd_command(&[
+                    "/bin/sh",
+                    "-c",
+                    &discovery::announce_script(instance, discovery, service, healthcheck),
+                ]),
+                withdraw => systemd_command(&["/bin/sh", "-c", &discovery::withdraw_script(instance, discovery, service)]),
+                // Enabled into its service: it starts whenever the service does.
+                wanted_by => (self.flavour != Flavour::Fleet).then(|| service_unit.clone()),
+                x_fleet => self.x_fleet(instance, &service.name, Some(&service_template)),
+            },
+        );
+        UnitFile {
+            name: self.unit_name(&format!("{}-{}-announce", instance.prefix(), service.name)),
             text: with_digest(text),
         }
     }
@@ -164,6 +344,14 @@ impl Renderer {
             .and_then(|t| t.render(ctx))
             .expect("embedded unit templates render with every model")
     }
+}
+
+fn create_network_script(instance: &Instance) -> String {
+    let network = instance.network();
+    format!(
+        "docker network inspect {network} >/dev/null 2>&1 || docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
+        instance.app, instance.instance
+    )
 }
 
 /// The user's extra keys for one section of a service unit.
@@ -200,27 +388,33 @@ pub fn digest_matches(text: &str) -> bool {
 }
 
 /// Whose unit a file is, read from its `[X-Unitgen]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
     pub app: String,
     pub instance: String,
-    /// None for the instance's network unit.
+    /// The service a service unit runs; None for the network unit and sidekicks.
     pub service: Option<String>,
+    /// The service a sidekick announces.
+    pub announces: Option<String>,
+    /// Where a sidekick announces: etcd key folder, API and endpoints.
+    pub key: Option<String>,
+    pub etcd_api: Option<String>,
+    pub endpoints: Option<String>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
 pub fn owner(text: &str) -> Option<Owner> {
     let section = text.split("\n[X-Unitgen]\n").nth(1)?;
-    let mut owner = Owner {
-        app: String::new(),
-        instance: String::new(),
-        service: None,
-    };
+    let mut owner = Owner::default();
     for line in section.lines().take_while(|l| !l.starts_with('[')) {
         match line.split_once('=') {
             Some(("App", v)) => owner.app = v.to_string(),
             Some(("Instance", v)) => owner.instance = v.to_string(),
             Some(("Service", v)) => owner.service = Some(v.to_string()),
+            Some(("Announces", v)) => owner.announces = Some(v.to_string()),
+            Some(("Key", v)) => owner.key = Some(v.to_string()),
+            Some(("EtcdApi", v)) => owner.etcd_api = Some(v.to_string()),
+            Some(("Endpoints", v)) => owner.endpoints = Some(v.to_string()),
             _ => {}
         }
     }

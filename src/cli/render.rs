@@ -8,7 +8,7 @@ use miette::{IntoDiagnostic, Result, WrapErr};
 
 use super::{Outcome, TemplateArgs};
 use crate::plan::Plan;
-use crate::render::Renderer;
+use crate::render::{Flavour, Renderer};
 use crate::unit_dir;
 
 #[derive(Debug, Args)]
@@ -24,11 +24,21 @@ pub struct RenderArgs {
     /// exit with 2 if any are (for CI in a repository that commits its units).
     #[arg(long, requires = "out")]
     pub check: bool,
+    /// Render for a fleet cluster: each service as a template unit
+    /// (`NAME@.service`) whose copies `[X-Fleet]` spreads over machines, for
+    /// `fleetctl submit` or `unitgen apply --fleet`.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 pub fn run(args: RenderArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
-    let units = Renderer::default().render(&instance);
+    let flavour = if args.fleet {
+        Flavour::Fleet
+    } else {
+        Flavour::System
+    };
+    let units = Renderer::new(flavour).render(&instance);
     let Some(dir) = &args.out else {
         let mut text = String::new();
         for (i, unit) in units.iter().enumerate() {

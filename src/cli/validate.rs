@@ -24,7 +24,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
     let mut problems = Problems::default();
     let mut services = 0;
     for name in &names {
-        match compile(&template, name, &args.template.set) {
+        match compile(&template, name, &args.template.overrides()) {
             Ok(instance) => services = instance.services.len(),
             // The same template problem shows up once per instance: keep the first.
             Err(found) => {

@@ -23,6 +23,40 @@ pub struct Document {
     pub services: Option<Spanned<IndexMap<Name, Spanned<ServiceEntry>>>>,
     pub volumes: Option<IndexMap<Name, VolumeDecl>>,
     pub instances: Option<IndexMap<Name, Option<InstanceValues>>>,
+    /// Service discovery across hosts: where sidekicks announce services.
+    pub etcd: Option<EtcdDecl>,
+    /// Options for the fleet target.
+    pub fleet: Option<FleetDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdDecl {
+    /// One URL or a list: `http://10.0.0.1:2379`.
+    pub endpoints: Spanned<Words>,
+    /// `v3` (default: leases with keep-alive) or `v2` (keys with a TTL).
+    pub api: Option<Spanned<String>>,
+    /// How long an announcement outlives a sidekick that died (default 30s).
+    pub ttl: Option<Spanned<String>>,
+    /// Root of unitgen's keys (default `/unitgen`).
+    pub prefix: Option<Spanned<String>>,
+    /// The address to announce for ports published on all interfaces
+    /// (default: the host's first address, `hostname -I`).
+    pub address: Option<Spanned<String>>,
+    /// How long a consumer waits at start for its dependencies' addresses
+    /// (default 60s).
+    pub wait: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetDecl {
+    /// Machine metadata every unit requires: `{region: eu}`.
+    pub metadata: Option<IndexMap<Name, Spanned<Scalar>>>,
+    /// Services that run one copy on every machine.
+    pub global: Option<Vec<Name>>,
+    /// Copies started for a service new to the cluster (default 1).
+    pub copies: Option<Spanned<u32>>,
 }
 
 /// An instance's values, available to template expressions.
@@ -58,7 +92,15 @@ pub const SERVICE_KEYS: &[&str] = &[
 ];
 
 /// Top-level keys, for "did you mean" hints.
-pub const DOCUMENT_KEYS: &[&str] = &["app", "template", "services", "volumes", "instances"];
+pub const DOCUMENT_KEYS: &[&str] = &[
+    "app",
+    "template",
+    "services",
+    "volumes",
+    "instances",
+    "etcd",
+    "fleet",
+];
 
 /// `cache: redis:7` (just an image) or a full service definition.
 #[derive(Debug)]
