@@ -2,6 +2,7 @@
 //! text) and dispatch to one module per command.
 
 mod apply;
+mod fleet;
 mod host;
 mod render;
 mod rollback;

@@ -7,11 +7,12 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use miette::{Result, miette};
 
+use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::render::{Renderer, UnitFile};
+use crate::render::UnitFile;
 use crate::state::InstanceState;
 use crate::systemd::converge::{self, Failure, Host};
 
@@ -23,6 +24,8 @@ pub struct PlanArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -47,18 +50,23 @@ pub struct ApplyArgs {
     /// apply counts as successful (catches containers that start, then exit).
     #[arg(long, value_name = "SECONDS", default_value_t = 3)]
     pub settle: u64,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
-    let desired = Renderer::default().render(&instance);
-    let installed = args.host.installed(&instance.app, &instance.instance)?;
-    let plan = Plan::new(&installed, &desired);
     let color = match args.color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
+    if args.fleet.fleet {
+        return fleet::plan(&args.fleet, &instance, color);
+    }
+    let desired = args.host.renderer().render(&instance);
+    let installed = args.host.installed(&instance.app, &instance.instance)?;
+    let plan = Plan::new(&installed, &desired);
     print!("{}", plan.describe(color));
     Ok(if plan.is_empty() {
         Outcome::Clean
@@ -69,7 +77,10 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
-    let desired = Renderer::default().render(&instance);
+    if args.fleet.fleet {
+        return fleet::apply(&args.fleet, &instance);
+    }
+    let desired = args.host.renderer().render(&instance);
     let name = instance.prefix();
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let installed = args.host.installed(&instance.app, &instance.instance)?;

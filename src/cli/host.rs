@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
-use crate::render::UnitFile;
+use crate::render::{Flavour, Renderer, UnitFile};
 use crate::state::{DEFAULT_STATE_DIR, InstanceState, Lock};
 use crate::systemd::converge::Host;
 use crate::unit_dir;
@@ -58,6 +58,16 @@ impl HostArgs {
             user: self.user,
             root: self.root.clone(),
         }
+    }
+
+    /// Units for a user's manager differ from the system's (no
+    /// docker.service, default.target).
+    pub fn renderer(&self) -> Renderer {
+        Renderer::new(if self.user {
+            Flavour::User
+        } else {
+            Flavour::System
+        })
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -6,6 +6,7 @@ use clap::Args;
 use miette::{Result, miette};
 
 use super::apply::converge_and_record;
+use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::progress::Progress;
@@ -39,6 +40,8 @@ pub struct DestroyArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
@@ -84,6 +87,9 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     let app = args.template.app_name()?;
+    if args.fleet.fleet {
+        return fleet::destroy(&args.fleet, &app, &args.instance);
+    }
     let name = format!("{app}-{}", args.instance);
     let (state, lock) = args.host.lock(&app, &args.instance)?;
     let installed = args.host.installed(&app, &args.instance)?;

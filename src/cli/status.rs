@@ -5,6 +5,7 @@ use clap::Args;
 use miette::Result;
 use serde::Serialize;
 
+use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::docker::{self, Container};
@@ -21,6 +22,8 @@ pub struct StatusArgs {
     /// Print JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +45,9 @@ struct Status {
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
     let app = args.template.app_name()?;
+    if args.fleet.fleet {
+        return fleet::status(&args.fleet, &app, &args.instance, args.json);
+    }
     let installed = args.host.installed(&app, &args.instance)?;
     let revision = args
         .host

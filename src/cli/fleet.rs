@@ -1,0 +1,204 @@
+//! The fleet target of `plan`, `apply`, `status` and `destroy` (`--fleet`):
+//! the same commands, against fleet's HTTP API instead of one host's systemd.
+
+use std::time::Duration;
+
+use clap::Args;
+use miette::{Result, miette};
+
+use super::Outcome;
+use crate::fleet::{self, Action, ApplyOptions, FleetClient, FleetPlan};
+use crate::model::Instance;
+use crate::plan::unified_diff;
+use crate::progress::Progress;
+use crate::render::{Flavour, Renderer, UnitFile};
+use crate::unit_file;
+
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Act on a fleet cluster through fleet's HTTP API instead of this host's
+    /// systemd (tested against a fake of fleet's documented API; see README).
+    #[arg(long)]
+    pub fleet: bool,
+    /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "unix:///var/run/fleet.sock",
+        requires = "fleet"
+    )]
+    pub endpoint: String,
+    /// With --fleet: seconds one copy may take to be launched and active.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 120,
+        requires = "fleet"
+    )]
+    pub wait: u64,
+}
+
+impl FleetArgs {
+    fn client(&self) -> Result<FleetClient> {
+        FleetClient::new(&self.endpoint).map_err(|e| miette!("{e}"))
+    }
+}
+
+fn prefix(app: &str, instance: &str) -> String {
+    format!("{app}-{instance}-")
+}
+
+fn fleet_plan(args: &FleetArgs, instance: &Instance) -> Result<(FleetClient, FleetPlan)> {
+    let units = Renderer::new(Flavour::Fleet).render(instance);
+    let desired: Vec<(String, String)> = units.into_iter().map(|u| (u.name, u.text)).collect();
+    let client = args.client()?;
+    let plan = fleet::plan(
+        &client,
+        &prefix(&instance.app, &instance.instance),
+        &desired,
+    )
+    .map_err(|e| miette!("{e}"))?;
+    Ok((client, plan))
+}
+
+pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcome> {
+    let (_, plan) = fleet_plan(args, instance)?;
+    let text_of = |options: &Option<Vec<unit_file::UnitOption>>, name: &str| UnitFile {
+        name: name.to_string(),
+        text: options
+            .as_deref()
+            .map(unit_file::to_text)
+            .unwrap_or_default(),
+    };
+    for unit in &plan.units {
+        let copies = unit.copies.len();
+        let line = match unit.action {
+            Action::Add => format!(
+                "+ {} (new: submit{})",
+                unit.name,
+                if unit.is_template() {
+                    ", start copies"
+                } else {
+                    ""
+                }
+            ),
+            Action::Change => format!(
+                "~ {} (changed: roll {copies} running copies one at a time)",
+                unit.name
+            ),
+            Action::Remove => format!(
+                "- {} (removed: destroy it and its {copies} copies)",
+                unit.name
+            ),
+            Action::Unchanged => continue,
+        };
+        println!("{line}");
+    }
+    let count = |a| plan.with_action(a).count();
+    println!(
+        "{} to add, {} to change, {} to remove, {} unchanged",
+        count(Action::Add),
+        count(Action::Change),
+        count(Action::Remove),
+        count(Action::Unchanged)
+    );
+    for unit in plan.with_action(Action::Change) {
+        println!();
+        print!(
+            "{}",
+            unified_diff(
+                &text_of(&unit.current, &unit.name),
+                &text_of(&unit.desired, &unit.name),
+                color
+            )
+        );
+    }
+    Ok(if plan.has_changes() {
+        Outcome::Differs
+    } else {
+        Outcome::Clean
+    })
+}
+
+pub fn apply(args: &FleetArgs, instance: &Instance) -> Result<Outcome> {
+    let (client, plan) = fleet_plan(args, instance)?;
+    let progress = Progress::default();
+    let name = instance.prefix();
+    if !plan.has_changes() {
+        progress.line(&format!(
+            "{name} is up to date in fleet ({})",
+            client.endpoint()
+        ));
+        return Ok(Outcome::Clean);
+    }
+    let options = ApplyOptions {
+        copies_for_new: instance.fleet.copies,
+        wait_timeout: Duration::from_secs(args.wait),
+        ..ApplyOptions::default()
+    };
+    fleet::apply(&client, &plan, &options, &mut |step: &str| {
+        progress.line(&format!("  {step}"))
+    })
+    .map_err(|e| miette!("apply of {name} to fleet failed: {e}"))?;
+    progress.line(&format!(
+        "{name} is up to date in fleet ({})",
+        client.endpoint()
+    ));
+    Ok(Outcome::Clean)
+}
+
+pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result<Outcome> {
+    let client = args.client()?;
+    let units = fleet::status(&client, &prefix(app, instance)).map_err(|e| miette!("{e}"))?;
+    if json {
+        let rows: Vec<serde_json::Value> = units
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "unit": u.name,
+                    "desired_state": u.desired_state,
+                    "current_state": u.current_state,
+                    "machine_id": u.machine_id,
+                    "systemd": u.systemd,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("status serializes")
+        );
+        return Ok(Outcome::Clean);
+    }
+    println!(
+        "{:<40} {:<10} {:<10} {:<12} SYSTEMD",
+        "UNIT", "DESIRED", "CURRENT", "MACHINE"
+    );
+    for unit in &units {
+        let state = |s: Option<fleet::JobState>| s.map_or("-", |s| s.as_str());
+        let systemd = unit.systemd.as_ref().map_or("-".to_string(), |s| {
+            format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
+        });
+        println!(
+            "{:<40} {:<10} {:<10} {:<12} {systemd}",
+            unit.name,
+            state(unit.desired_state),
+            state(unit.current_state),
+            unit.machine_id.chars().take(12).collect::<String>(),
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
+    let client = args.client()?;
+    let progress = Progress::default();
+    let destroyed = fleet::destroy(&client, &prefix(app, instance), &mut |step: &str| {
+        progress.line(&format!("  {step}"))
+    })
+    .map_err(|e| miette!("{e}"))?;
+    progress.line(&format!(
+        "{app}-{instance}: {} units destroyed in fleet",
+        destroyed.len()
+    ));
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,207 @@
+//! `unitgen render|plan|apply|status|destroy --fleet` as a user runs them,
+//! against the fake of fleet's API (fleet itself cannot run here).
+
+mod support {
+    pub mod fake_fleet;
+}
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::fake_fleet::FakeFleet;
+
+/// `metadata`: require machine metadata the fake's machines do not have,
+/// so only for rendering.
+fn template(dir: &Path, greeting: &str, metadata: bool) {
+    let yaml = format!(
+        "app: shop\n\
+         services:\n\
+         \x20 db:\n\
+         \x20   image: postgres:16\n\
+         \x20 web:\n\
+         \x20   image: shop:1\n\
+         \x20   ports: [\"8080:80\"]\n\
+         \x20   environment: {{GREETING: \"{greeting}\"}}\n\
+         \x20   depends_on: [db]\n\
+         instances:\n\
+         \x20 live: {{}}\n\
+         etcd:\n\
+         \x20 endpoints: http://10.0.0.1:2379\n\
+         fleet:\n\
+         \x20 copies: 2\n"
+    ) + if metadata {
+        "  metadata: {role: web}\n"
+    } else {
+        ""
+    };
+    std::fs::write(dir.join("unitgen.yaml"), yaml).unwrap();
+}
+
+fn unitgen(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn render_fleet_gives_template_units_with_x_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hi", true);
+    let out = unitgen(dir.path(), &["render", "live", "--fleet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let units = text(&out.stdout);
+    for name in [
+        "shop-live-web@.service",
+        "shop-live-web-announce@.service",
+        "shop-live-db@.service",
+    ] {
+        assert!(
+            units.contains(&format!("# ==> {name} <==")),
+            "{name} missing:\n{units}"
+        );
+    }
+    assert!(
+        !units.contains("network.service"),
+        "no network unit on a cluster"
+    );
+    assert!(units.contains("Conflicts=shop-live-web@*.service"));
+    assert!(units.contains("MachineOf=shop-live-web@%i.service"));
+    assert!(units.contains("BindsTo=shop-live-web@%i.service"));
+    assert!(units.contains("MachineMetadata=role=web"));
+    assert!(!units.contains("[Install]"), "fleet starts units itself");
+}
+
+#[test]
+fn apply_replaces_a_changed_service_copy_by_copy() {
+    let fleet = FakeFleet::start();
+    let endpoint = fleet.endpoint().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_args = ["--fleet", "--endpoint", endpoint.as_str()];
+    template(dir.path(), "hello", false);
+
+    let mut args = vec!["apply", "live"];
+    args.extend(fleet_args);
+    let out = unitgen(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let web_copies: Vec<_> = fleet
+        .units()
+        .into_iter()
+        .filter(|u| u.name.starts_with("shop-live-web@") && u.name != "shop-live-web@.service")
+        .collect();
+    assert_eq!(
+        web_copies.len(),
+        2,
+        "fleet.copies: 2 copies of a new service: {:?}\n{}",
+        fleet.summaries(),
+        text(&out.stderr)
+    );
+    assert!(
+        web_copies
+            .iter()
+            .all(|u| u.desired_state == "launched" && u.current_state == "launched")
+    );
+    assert!(
+        fleet.unit("shop-live-web-announce@1.service").is_some(),
+        "sidekick beside copy 1"
+    );
+
+    let mut plan = vec!["plan", "live"];
+    plan.extend(fleet_args);
+    assert_eq!(
+        unitgen(dir.path(), &plan).status.code(),
+        Some(0),
+        "nothing to do right after apply"
+    );
+
+    template(dir.path(), "bonjour", false);
+    let out = unitgen(dir.path(), &plan);
+    assert_eq!(out.status.code(), Some(2));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("~ shop-live-web@.service"), "{shown}");
+    assert!(
+        shown.contains("GREETING=bonjour"),
+        "the plan shows the changed line:\n{shown}"
+    );
+    assert!(!shown.contains("~ shop-live-db@.service"));
+
+    fleet.clear_log();
+    let out = unitgen(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for copy in ["shop-live-web@1.service", "shop-live-web@2.service"] {
+        let unit = fleet.unit(copy).unwrap();
+        let exec = unit.option("Service", "ExecStart").unwrap();
+        assert!(
+            exec.contains("GREETING=bonjour"),
+            "{copy} runs the new template: {exec}"
+        );
+        assert_eq!(unit.current_state, "launched");
+    }
+    let writes = fleet.writes();
+    assert!(
+        !writes.iter().any(|w| w.contains("shop-live-db")),
+        "db untouched: {writes:?}"
+    );
+    let pos = |needle: &str| {
+        writes
+            .iter()
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{needle} not in {writes:?}"))
+    };
+    assert!(pos("DESTROY shop-live-web@1.service") < pos("SUBMIT shop-live-web@1.service"));
+    assert!(
+        pos("SUBMIT shop-live-web@1.service") < pos("DESTROY shop-live-web@2.service"),
+        "one copy at a time"
+    );
+
+    let mut status = vec!["status", "live", "--json"];
+    status.extend(fleet_args);
+    let out = unitgen(dir.path(), &status);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["unit"] == "shop-live-web@2.service" && r["current_state"] == "launched")
+    );
+
+    let mut destroy = vec!["destroy", "live"];
+    destroy.extend(fleet_args);
+    let out = unitgen(dir.path(), &destroy);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        fleet
+            .units()
+            .iter()
+            .all(|u| !u.name.starts_with("shop-live-"))
+    );
+}
+
+#[test]
+fn fleet_errors_say_what_unitgen_was_doing() {
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hi", false);
+    let out = unitgen(
+        dir.path(),
+        &[
+            "apply",
+            "live",
+            "--fleet",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("127.0.0.1:1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
