@@ -4,3 +4,5 @@
 //!
 //! Data flows one way: `template` (parse) → `model` → `render` → `plan` →
 //! a target (`systemd` or `fleet`).
+
+pub mod systemd;

@@ -1,0 +1,391 @@
+//! The low-level systemd client: reload, enqueue jobs and await their
+//! results, enable and disable unit files, read a unit's state. Everything
+//! goes through systemd's D-Bus API (the manager at
+//! `org.freedesktop.systemd1`), never through `systemctl`.
+
+mod dbus;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use zbus::blocking::{Connection, MessageIterator, connection};
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::OwnedObjectPath;
+
+use dbus::{ManagerProxy, ServiceProxy, UnitProxy};
+
+/// How many `JobRemoved` signals may wait unread while jobs are enqueued.
+/// zbus stops reading the socket (and so the replies to our own calls) when
+/// a stream's queue is full, so this bounds the size of one batch of jobs,
+/// dependencies included.
+const JOB_SIGNAL_QUEUE: usize = 4096;
+
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+
+/// A connection to one systemd manager.
+pub struct Systemd {
+    conn: Connection,
+    manager: ManagerProxy<'static>,
+}
+
+/// The kind of job [`Systemd::run_jobs`] enqueues for each unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl JobKind {
+    fn doing(self) -> &'static str {
+        match self {
+            JobKind::Start => "starting",
+            JobKind::Stop => "stopping",
+            JobKind::Restart => "restarting",
+        }
+    }
+}
+
+/// What became of the job enqueued for one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub unit: String,
+    pub result: JobResult,
+}
+
+/// A job's result as systemd reports it in `JobRemoved`, plus the two ways
+/// a job can fail to be enqueued at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    Done,
+    Canceled,
+    Timeout,
+    Failed,
+    Dependency,
+    Skipped,
+    /// systemd has no such unit (no unit file), or, for a stop, the unit is
+    /// not loaded and not running: there was nothing to do.
+    NotLoaded,
+    /// systemd refused to enqueue the job (masked unit, bad unit file,
+    /// destructive transaction ...): the D-Bus error name and message.
+    Rejected(String),
+    /// Any other result word systemd reports.
+    Other(String),
+}
+
+impl JobResult {
+    fn from_signal(result: &str) -> Self {
+        match result {
+            "done" => JobResult::Done,
+            "canceled" => JobResult::Canceled,
+            "timeout" => JobResult::Timeout,
+            "failed" => JobResult::Failed,
+            "dependency" => JobResult::Dependency,
+            "skipped" => JobResult::Skipped,
+            other => JobResult::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobResult::Done => f.write_str("done"),
+            JobResult::Canceled => f.write_str("canceled"),
+            JobResult::Timeout => f.write_str("timeout"),
+            JobResult::Failed => f.write_str("failed"),
+            JobResult::Dependency => f.write_str("dependency failed"),
+            JobResult::Skipped => f.write_str("skipped"),
+            JobResult::NotLoaded => f.write_str("not loaded"),
+            JobResult::Rejected(why) => write!(f, "rejected: {why}"),
+            JobResult::Other(word) => f.write_str(word),
+        }
+    }
+}
+
+/// A unit's state as systemd sees it. The service fields are zero or empty
+/// for units that are not services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub unit: String,
+    /// `loaded`, `not-found`, `bad-setting`, `error` or `masked`.
+    pub load_state: String,
+    /// `active`, `inactive`, `failed`, `activating`, `deactivating` ...
+    pub active_state: String,
+    /// The unit type's own state: `running`, `exited`, `dead` ...
+    pub sub_state: String,
+    /// When the unit last became active, in microseconds since the epoch
+    /// (0: never).
+    pub active_enter_timestamp: u64,
+    /// How often systemd restarted the service (`Restart=`).
+    pub n_restarts: u32,
+    /// The service's main process (0: none).
+    pub main_pid: u32,
+    /// `success`, `exit-code`, `signal`, `timeout` ...
+    pub result: String,
+    /// The exit status of the main process's last run.
+    pub exec_main_status: i32,
+}
+
+impl UnitState {
+    pub fn is_loaded(&self) -> bool {
+        self.load_state == "loaded"
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active_state == "active"
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.active_state == "failed"
+    }
+}
+
+/// A D-Bus call to systemd failed; says what unitgen was doing.
+#[derive(Debug)]
+pub struct Error {
+    doing: String,
+    cause: Cause,
+}
+
+#[derive(Debug)]
+enum Cause {
+    Bus(Box<zbus::Error>),
+    Disconnected,
+}
+
+impl Error {
+    fn new(doing: impl Into<String>, cause: zbus::Error) -> Self {
+        Error {
+            doing: doing.into(),
+            cause: Cause::Bus(Box::new(cause)),
+        }
+    }
+
+    /// The D-Bus error name systemd answered with, such as
+    /// `org.freedesktop.systemd1.NoSuchUnit`, if it answered with one.
+    pub fn dbus_name(&self) -> Option<String> {
+        match &self.cause {
+            Cause::Bus(e) => refusal(e).map(|(name, _)| name),
+            Cause::Disconnected => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            Cause::Bus(e) => write!(f, "{}: {e}", self.doing),
+            Cause::Disconnected => write!(f, "{}: the D-Bus connection closed", self.doing),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::Bus(e) => Some(e.as_ref()),
+            Cause::Disconnected => None,
+        }
+    }
+}
+
+/// The error name and message of an error systemd (or the bus) answered a
+/// call with, as opposed to a broken connection.
+fn refusal(e: &zbus::Error) -> Option<(String, String)> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, message, _) => {
+            Some((name.to_string(), message.clone().unwrap_or_default()))
+        }
+        zbus::Error::FDO(fdo) => Some((
+            fdo.name().to_string(),
+            fdo.description().unwrap_or_default().to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+impl Systemd {
+    /// Connects to a systemd manager and subscribes to its job signals.
+    ///
+    /// `address`: a D-Bus address (e.g.
+    /// `unix:path=/proc/123/root/run/dbus/system_bus_socket`); `None` means
+    /// the system bus, or the session bus if `user`.
+    pub fn connect(address: Option<&str>, user: bool) -> Result<Self, Error> {
+        let (doing, builder) = match (address, user) {
+            (Some(address), _) => (
+                format!("connecting to D-Bus at {address}"),
+                connection::Builder::address(address),
+            ),
+            (None, false) => (
+                "connecting to the system bus".to_owned(),
+                connection::Builder::system(),
+            ),
+            (None, true) => (
+                "connecting to the session bus".to_owned(),
+                connection::Builder::session(),
+            ),
+        };
+        let conn = builder
+            .and_then(|b| b.build())
+            .map_err(|e| Error::new(&doing, e))?;
+        let manager = ManagerProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .map_err(|e| Error::new(&doing, e))?;
+        // Without a subscription systemd emits no JobRemoved to this client.
+        manager
+            .subscribe()
+            .map_err(|e| Error::new("subscribing to systemd's job signals", e))?;
+        Ok(Systemd { conn, manager })
+    }
+
+    /// Makes systemd re-read all unit files (`daemon-reload`); returns once
+    /// the reload is complete.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.manager
+            .reload()
+            .map_err(|e| Error::new("reloading systemd's unit files", e))
+    }
+
+    /// The manager's state: `running`, `degraded`, `starting`, `stopping` ...
+    pub fn system_state(&self) -> Result<String, Error> {
+        self.manager
+            .system_state()
+            .map_err(|e| Error::new("reading systemd's SystemState", e))
+    }
+
+    /// Enqueues one job per unit, all at once (mode `replace`), then waits
+    /// for every one of them to finish and returns each unit's result, in
+    /// the order of `units`.
+    ///
+    /// A unit systemd cannot enqueue a job for (no such unit, masked, a stop
+    /// of a unit that is not loaded ...) gets [`JobResult::NotLoaded`] or
+    /// [`JobResult::Rejected`] instead of failing the whole batch. `Err` means
+    /// the bus itself failed.
+    pub fn run_jobs(&self, kind: JobKind, units: &[String]) -> Result<Vec<JobOutcome>, Error> {
+        let waiting_for = || format!("waiting for jobs {} {}", kind.doing(), units.join(", "));
+        // Open the signal stream before enqueueing: a job can finish before
+        // its enqueue call has returned.
+        let rule = dbus::job_removed_rule().map_err(|e| Error::new(waiting_for(), e))?;
+        let mut removed = MessageIterator::for_match_rule(rule, &self.conn, Some(JOB_SIGNAL_QUEUE))
+            .map_err(|e| Error::new(waiting_for(), e))?;
+
+        let mut results: Vec<Option<JobResult>> = vec![None; units.len()];
+        // One job can stand for several units: systemd merges jobs.
+        let mut pending: HashMap<OwnedObjectPath, Vec<usize>> = HashMap::new();
+        for (i, unit) in units.iter().enumerate() {
+            let enqueued = match kind {
+                JobKind::Start => self.manager.start_unit(unit, "replace"),
+                JobKind::Stop => self.manager.stop_unit(unit, "replace"),
+                JobKind::Restart => self.manager.restart_unit(unit, "replace"),
+            };
+            match enqueued {
+                Ok(job) => pending.entry(job).or_default().push(i),
+                Err(e) => match refusal(&e) {
+                    Some((name, _)) if name == NO_SUCH_UNIT => {
+                        results[i] = Some(JobResult::NotLoaded)
+                    }
+                    Some((name, message)) => {
+                        results[i] = Some(JobResult::Rejected(format!("{name}: {message}")));
+                    }
+                    None => return Err(Error::new(format!("{} {unit}", kind.doing()), e)),
+                },
+            }
+        }
+
+        while !pending.is_empty() {
+            let message = match removed.next() {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return Err(Error::new(waiting_for(), e)),
+                None => {
+                    return Err(Error {
+                        doing: waiting_for(),
+                        cause: Cause::Disconnected,
+                    });
+                }
+            };
+            let (_id, job, _unit, result): (u32, OwnedObjectPath, String, String) = message
+                .body()
+                .deserialize()
+                .map_err(|e| Error::new(waiting_for(), e))?;
+            for i in pending.remove(&job).unwrap_or_default() {
+                results[i] = Some(JobResult::from_signal(&result));
+            }
+        }
+
+        Ok(units
+            .iter()
+            .zip(results)
+            .map(|(unit, result)| JobOutcome {
+                unit: unit.clone(),
+                result: result.expect("every unit was enqueued, refused or awaited"),
+            })
+            .collect())
+    }
+
+    /// Enables unit files (`EnableUnitFiles`, persistent, replacing symlinks
+    /// in the way). Like `systemctl enable` it only creates symlinks: call
+    /// [`Systemd::reload`] for the running manager to see the new wants.
+    pub fn enable(&self, unit_files: &[String]) -> Result<(), Error> {
+        let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
+        self.manager
+            .enable_unit_files(&files, false, true)
+            .map(drop)
+            .map_err(|e| Error::new(format!("enabling {}", unit_files.join(", ")), e))
+    }
+
+    /// Disables unit files (`DisableUnitFiles`, persistent). See
+    /// [`Systemd::enable`] about reloading.
+    pub fn disable(&self, unit_files: &[String]) -> Result<(), Error> {
+        let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
+        self.manager
+            .disable_unit_files(&files, false)
+            .map(drop)
+            .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
+    }
+
+    /// Reads a unit's state. A unit without a unit file reads as
+    /// `load_state == "not-found"`, inactive.
+    pub fn unit_state(&self, unit: &str) -> Result<UnitState, Error> {
+        let doing = format!("reading the state of {unit}");
+        let bus = |e| Error::new(&doing, e);
+        // LoadUnit, unlike GetUnit, also answers for units systemd has not
+        // loaded (yet, or any more).
+        let path = self.manager.load_unit(unit).map_err(bus)?;
+        let props = UnitProxy::builder(&self.conn)
+            .path(path.clone())
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(bus)?;
+        let mut state = UnitState {
+            unit: unit.to_owned(),
+            load_state: props.load_state().map_err(bus)?,
+            active_state: props.active_state().map_err(bus)?,
+            sub_state: props.sub_state().map_err(bus)?,
+            active_enter_timestamp: props.active_enter_timestamp().map_err(bus)?,
+            n_restarts: 0,
+            main_pid: 0,
+            result: String::new(),
+            exec_main_status: 0,
+        };
+        if unit.ends_with(".service") && state.is_loaded() {
+            let service = ServiceProxy::builder(&self.conn)
+                .path(path)
+                .and_then(|b| b.cache_properties(CacheProperties::No).build())
+                .map_err(bus)?;
+            state.n_restarts = service.n_restarts().map_err(bus)?;
+            state.main_pid = service.main_pid().map_err(bus)?;
+            state.result = service.result().map_err(bus)?;
+            state.exec_main_status = service.exec_main_status().map_err(bus)?;
+        }
+        Ok(state)
+    }
+
+    /// Resets a unit's `failed` state (`ResetFailedUnit`).
+    pub fn reset_failed(&self, unit: &str) -> Result<(), Error> {
+        self.manager
+            .reset_failed_unit(unit)
+            .map_err(|e| Error::new(format!("resetting the failed state of {unit}"), e))
+    }
+}

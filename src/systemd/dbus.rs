@@ -1,0 +1,101 @@
+//! The parts of systemd's D-Bus API (org.freedesktop.systemd1) that unitgen
+//! calls, as zbus proxies. Names and signatures follow
+//! org.freedesktop.systemd1(5).
+
+use zbus::zvariant::OwnedObjectPath;
+
+/// A change `EnableUnitFiles`/`DisableUnitFiles` made: (type, symlink, target).
+pub(crate) type UnitFileChange = (String, String, String);
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_async = false,
+    blocking_name = "ManagerProxy"
+)]
+pub(crate) trait Manager {
+    fn subscribe(&self) -> zbus::Result<()>;
+
+    /// Answers once the reload is complete.
+    fn reload(&self) -> zbus::Result<()>;
+
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
+
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<UnitFileChange>>;
+
+    #[zbus(property)]
+    fn system_state(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false,
+    blocking_name = "UnitProxy"
+)]
+pub(crate) trait Unit {
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn active_enter_timestamp(&self) -> zbus::Result<u64>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false,
+    blocking_name = "ServiceProxy"
+)]
+pub(crate) trait Service {
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+
+    #[zbus(property, name = "MainPID")]
+    fn main_pid(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
+/// The match rule for the manager's `JobRemoved(u id, o job, s unit, s result)`.
+pub(crate) fn job_removed_rule() -> zbus::Result<zbus::OwnedMatchRule> {
+    Ok(zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.systemd1")?
+        .path("/org/freedesktop/systemd1")?
+        .interface("org.freedesktop.systemd1.Manager")?
+        .member("JobRemoved")?
+        .build()
+        .to_owned()
+        .into())
+}
