@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up what unitgen's tests need on this machine, and nothing else:
-# Debian's docker.io, busybox-static and etcd; a running dockerd; and the
-# local test image unitgen-test/busybox:1 (no registry is reachable).
+# Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
+# boot a sandboxed systemd from the machine's own /usr); a running dockerd;
+# and the local test image unitgen-test/busybox:1 (no registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ DOCKERD_WAIT_SECS=60
 say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
-for pkg in docker.io busybox-static etcd-server etcd-client; do
+for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi

@@ -369,7 +369,8 @@ impl Systemd {
             result: String::new(),
             exec_main_status: 0,
         };
-        if unit.ends_with(".service") && state.is_loaded() {
+        // Also for a service whose unit file is gone: it may still run.
+        if unit.ends_with(".service") {
             let service = ServiceProxy::builder(&self.conn)
                 .path(path)
                 .and_then(|b| b.cache_properties(CacheProperties::No).build())
