@@ -390,3 +390,38 @@ impl Systemd {
             .map_err(|e| Error::new(format!("resetting the failed state of {unit}"), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_results_read_systemds_words() {
+        for (word, result) in [
+            ("done", JobResult::Done),
+            ("canceled", JobResult::Canceled),
+            ("timeout", JobResult::Timeout),
+            ("failed", JobResult::Failed),
+            ("dependency", JobResult::Dependency),
+            ("skipped", JobResult::Skipped),
+            ("frozen", JobResult::Other("frozen".into())),
+        ] {
+            assert_eq!(JobResult::from_signal(word), result);
+        }
+        assert_eq!(JobResult::Dependency.to_string(), "dependency failed");
+        assert_eq!(JobResult::NotLoaded.to_string(), "not loaded");
+    }
+
+    #[test]
+    fn errors_say_what_unitgen_was_doing() {
+        let err = Error::new(
+            "starting blog-staging-web.service",
+            zbus::Error::InvalidReply,
+        );
+        assert_eq!(
+            err.to_string(),
+            "starting blog-staging-web.service: Invalid D-Bus method reply"
+        );
+        assert_eq!(err.dbus_name(), None);
+    }
+}

@@ -50,9 +50,10 @@ impl Sandbox {
     }
 
     /// Containers whose name starts with `prefix` belong to this sandbox:
-    /// they go away on `reboot()` (as a real reboot would take them) and
-    /// when the sandbox is dropped. Containers outlive the sandbox's systemd
-    /// otherwise: the engine is the host's.
+    /// leftovers of an earlier, killed run are removed now, and they go away
+    /// on `reboot()` (as a real reboot would take them) and when the sandbox
+    /// is dropped. Otherwise they would outlive the sandbox's systemd: the
+    /// engine is the host's.
     pub fn own_containers(&mut self, prefix: &str) {
         docker::remove_containers(prefix);
         self.container_prefixes.push(prefix.to_owned());
