@@ -265,7 +265,7 @@ impl Systemd {
     /// [`JobResult::Rejected`] instead of failing the whole batch. `Err` means
     /// the bus itself failed.
     pub fn run_jobs(&self, kind: JobKind, units: &[String]) -> Result<Vec<JobOutcome>, Error> {
-        let waiting_for = || format!("waiting for jobs {} {}", kind.doing(), units.join(", "));
+        let waiting_for = || format!("{} {}", kind.doing(), units.join(", "));
         // Open the signal stream before enqueueing: a job can finish before
         // its enqueue call has returned.
         let rule = dbus::job_removed_rule().map_err(|e| Error::new(waiting_for(), e))?;
@@ -326,7 +326,7 @@ impl Systemd {
     }
 
     /// Enables unit files (`EnableUnitFiles`, persistent, replacing symlinks
-    /// in the way). Like `systemctl enable` it only creates symlinks: call
+    /// in the way). Unlike `systemctl enable` it does not reload: call
     /// [`Systemd::reload`] for the running manager to see the new wants.
     pub fn enable(&self, unit_files: &[String]) -> Result<(), Error> {
         let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
