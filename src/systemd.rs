@@ -151,7 +151,7 @@ pub struct Error {
 
 #[derive(Debug)]
 enum Cause {
-    Bus(zbus::Error),
+    Bus(Box<zbus::Error>),
     Disconnected,
 }
 
@@ -159,7 +159,7 @@ impl Error {
     fn new(doing: impl Into<String>, cause: zbus::Error) -> Self {
         Error {
             doing: doing.into(),
-            cause: Cause::Bus(cause),
+            cause: Cause::Bus(Box::new(cause)),
         }
     }
 
@@ -185,7 +185,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.cause {
-            Cause::Bus(e) => Some(e),
+            Cause::Bus(e) => Some(e.as_ref()),
             Cause::Disconnected => None,
         }
     }
@@ -257,6 +257,12 @@ impl Systemd {
             .map_err(|e| Error::new("reading systemd's SystemState", e))
     }
 
+    /// One job of the same kind per unit, as one batch (see [`Systemd::run_batch`]).
+    pub fn run_jobs(&self, kind: JobKind, units: &[String]) -> Result<Vec<JobOutcome>, Error> {
+        let jobs: Vec<(JobKind, String)> = units.iter().map(|u| (kind, u.clone())).collect();
+        self.run_batch(&jobs, &mut |_| {})
+    }
+
     /// Enqueues every job at once (mode `replace`), so systemd can order
     /// them against each other and run them in parallel, then waits for
     /// each to finish. `on_done` hears of each result as it arrives; the
@@ -266,7 +272,7 @@ impl Systemd {
     /// of a unit that is not loaded ...) gets [`JobResult::NotLoaded`] or
     /// [`JobResult::Rejected`] instead of failing the whole batch. `Err` means
     /// the bus itself failed.
-    pub fn run_jobs(
+    pub fn run_batch(
         &self,
         jobs: &[(JobKind, String)],
         on_done: &mut dyn FnMut(&JobOutcome),
@@ -342,7 +348,7 @@ impl Systemd {
     }
 
     /// Enables unit files (`EnableUnitFiles`, persistent, replacing symlinks
-    /// in the way). Like `systemctl enable` it only creates symlinks: call
+    /// in the way). Unlike `systemctl enable` it does not reload: call
     /// [`Systemd::reload`] for the running manager to see the new wants.
     pub fn enable(&self, unit_files: &[String]) -> Result<(), Error> {
         let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
@@ -385,7 +391,8 @@ impl Systemd {
             result: String::new(),
             exec_main_status: 0,
         };
-        if unit.ends_with(".service") && state.is_loaded() {
+        // Also for a service whose unit file is gone: it may still run.
+        if unit.ends_with(".service") {
             let service = ServiceProxy::builder(&self.conn)
                 .path(path)
                 .and_then(|b| b.cache_properties(CacheProperties::No).build())
@@ -403,5 +410,40 @@ impl Systemd {
         self.manager
             .reset_failed_unit(unit)
             .map_err(|e| Error::new(format!("resetting the failed state of {unit}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_results_read_systemds_words() {
+        for (word, result) in [
+            ("done", JobResult::Done),
+            ("canceled", JobResult::Canceled),
+            ("timeout", JobResult::Timeout),
+            ("failed", JobResult::Failed),
+            ("dependency", JobResult::Dependency),
+            ("skipped", JobResult::Skipped),
+            ("frozen", JobResult::Other("frozen".into())),
+        ] {
+            assert_eq!(JobResult::from_signal(word), result);
+        }
+        assert_eq!(JobResult::Dependency.to_string(), "dependency failed");
+        assert_eq!(JobResult::NotLoaded.to_string(), "not loaded");
+    }
+
+    #[test]
+    fn errors_say_what_unitgen_was_doing() {
+        let err = Error::new(
+            "starting blog-staging-web.service",
+            zbus::Error::InvalidReply,
+        );
+        assert_eq!(
+            err.to_string(),
+            "starting blog-staging-web.service: Invalid D-Bus method reply"
+        );
+        assert_eq!(err.dbus_name(), None);
     }
 }

@@ -1,9 +1,8 @@
 //! unitgen's fleet client and rollout against a fake fleet API that enforces
 //! fleet's contract (see tests/support/fake_fleet.rs for the sources).
 
-mod support {
-    pub mod fake_fleet;
-}
+#[path = "support/lib.rs"]
+mod support;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! `unitgen render|plan|apply|status|destroy --fleet` as a user runs them,
 //! against the fake of fleet's API (fleet itself cannot run here).
 
-mod support {
-    pub mod fake_fleet;
-}
+#[path = "support/lib.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -242,7 +242,7 @@ fn watched(
     progress.status(&format!("waiting for {}", pending.join(", ")));
     let verbs: HashMap<String, JobKind> = requests.iter().map(|(k, u)| (u.clone(), *k)).collect();
     let outcomes = systemd
-        .run_jobs(&requests, &mut |outcome: &JobOutcome| {
+        .run_batch(&requests, &mut |outcome: &JobOutcome| {
             pending.retain(|u| u != &outcome.unit);
             let verb = match verbs.get(&outcome.unit) {
                 Some(JobKind::Start) => "start",

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Brings up what unitgen's tests need on this machine, and nothing else:
+# Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
+# boot a sandboxed systemd from the machine's own /usr); a running dockerd;
+# and the local test image unitgen-test/busybox:1 (no registry is reachable).
+# Idempotent: every step is skipped when its result is already there.
+set -euo pipefail
+
+IMAGE=unitgen-test/busybox:1
+APPLETS="sh ls cat echo env sleep httpd wget nc printf test true false kill nslookup
+hostname id mkdir rm cp tr head tail grep sed wc"
+DOCKERD_LOG=/var/log/unitgen-dockerd.log
+DOCKERD_WAIT_SECS=60
+
+say() { printf 'testbed: %s\n' "$*"; }
+
+missing=()
+for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "packages already installed"
+fi
+
+if docker info >/dev/null 2>&1; then
+  say "dockerd already running"
+else
+  say "starting dockerd (log: $DOCKERD_LOG)"
+  setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+  for ((i = 0; i < DOCKERD_WAIT_SECS * 2; i++)); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! docker info >/dev/null 2>&1; then
+    say "dockerd did not answer within ${DOCKERD_WAIT_SECS}s; last lines of its log:"
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+    exit 1
+  fi
+  say "dockerd is up"
+fi
+
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  say "image $IMAGE already built"
+else
+  say "building image $IMAGE from /usr/bin/busybox"
+  build=$(mktemp -d "${TMPDIR:-/var/tmp}/unitgen-image.XXXXXX")
+  trap 'rm -rf "$build"' EXIT
+  mkdir -p "$build/bin"
+  cp /usr/bin/busybox "$build/bin/busybox"
+  for applet in $APPLETS; do
+    ln -s busybox "$build/bin/$applet"
+  done
+  tar -C "$build" -c . | docker import - "$IMAGE" >/dev/null
+  say "image $IMAGE built"
+fi

@@ -1,0 +1,46 @@
+//! Support code shared by the integration tests: the real test bed (Docker,
+//! a sandboxed systemd, etcd) and the fake fleet API. A test file includes it with
+//!
+//! ```ignore
+//! #[path = "support/lib.rs"]
+//! mod support;
+//! ```
+//!
+//! (A `tests/support.rs` would be built as a test binary of its own.)
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses only part of the support code"
+)]
+
+pub mod docker;
+pub mod etcd;
+pub mod fake_fleet;
+pub mod net;
+pub mod sandbox;
+
+/// A fresh directory for one test's files, under cargo's target/tmp, and
+/// never under /tmp: a sandbox's systemd empties /tmp as it sees it.
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap_or_else(|e| panic!("creating a temporary directory: {e}"))
+}
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most `timeout`.
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

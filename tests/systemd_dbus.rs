@@ -1,0 +1,248 @@
+//! unitgen's systemd D-Bus client against a real systemd (a sandbox) that
+//! runs real containers on the host's Docker engine.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::docker::{container_id, is_running};
+use support::net::{free_port, http_get};
+use support::sandbox::Sandbox;
+use support::wait_for;
+use unitgen::systemd::{JobKind, JobOutcome, JobResult, Systemd};
+
+const WEB: &str = "ug-dbus-test-web.service";
+const BROKEN: &str = "ug-dbus-test-broken.service";
+const CONTAINER: &str = "ug-dbus-test-web";
+const BODY: &str = "ug-dbus-test";
+
+fn web_unit(port: u16) -> String {
+    format!(
+        "[Unit]
+Description=unitgen D-Bus test web server
+Requires=docker.service
+After=docker.service
+
+[Service]
+# Fails the start if the docker CLI cannot reach the engine from here.
+ExecStartPre=/usr/bin/docker info --format '{{{{.ServerVersion}}}}'
+# --init: httpd as PID 1 would ignore docker stop's SIGTERM for 10 s.
+ExecStart=/usr/bin/docker run --rm --init --name {CONTAINER} -p 127.0.0.1:{port}:80 \\
+    unitgen-test/busybox:1 sh -c 'mkdir -p /www && echo {BODY} >/www/index.html && exec httpd -f -p 80 -h /www'
+ExecStop=/usr/bin/docker stop {CONTAINER}
+# docker run exits with the container's status: 128 + SIGTERM once stopped.
+SuccessExitStatus=143
+
+[Install]
+WantedBy=multi-user.target
+"
+    )
+}
+
+const BROKEN_UNIT: &str = "[Unit]
+Description=unitgen D-Bus test unit that fails
+
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+";
+
+fn units(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn outcome(unit: &str, result: JobResult) -> JobOutcome {
+    JobOutcome {
+        unit: unit.to_owned(),
+        result,
+    }
+}
+
+/// Waits until the web container answers with its page.
+fn serves(port: u16) -> bool {
+    wait_for(Duration::from_secs(30), || {
+        http_get(port, "/").filter(|(status, body)| *status == 200 && body.trim() == BODY)
+    })
+    .is_some()
+}
+
+fn start_web(sandbox: &Sandbox, systemd: &Systemd) -> u16 {
+    let port = free_port();
+    std::fs::write(sandbox.unit_dir().join(WEB), web_unit(port)).unwrap();
+    std::fs::write(sandbox.unit_dir().join(BROKEN), BROKEN_UNIT).unwrap();
+    systemd.reload().unwrap();
+    let outcomes = systemd
+        .run_jobs(JobKind::Start, &units(&[WEB, BROKEN]))
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            outcome(WEB, JobResult::Done),
+            outcome(BROKEN, JobResult::Failed)
+        ],
+        "{}\n{}",
+        sandbox.journal(WEB),
+        sandbox.journal(BROKEN)
+    );
+    port
+}
+
+#[test]
+fn start_restart_stop_enable_and_reboot_a_container_unit() {
+    let mut sandbox = Sandbox::boot();
+    sandbox.own_containers("ug-dbus-test-");
+    let systemd = sandbox.systemd();
+
+    // Both jobs at once: the good unit starts, the broken one fails.
+    let port = start_web(&sandbox, &systemd);
+    let web = systemd.unit_state(WEB).unwrap();
+    assert!(web.is_active(), "{web:?}\n{}", sandbox.journal(WEB));
+    assert_ne!(web.main_pid, 0);
+    assert_ne!(web.active_enter_timestamp, 0);
+    assert!(
+        serves(port),
+        "nothing served on 127.0.0.1:{port}\n{}",
+        sandbox.journal(WEB)
+    );
+    let broken = systemd.unit_state(BROKEN).unwrap();
+    assert!(broken.is_failed(), "{broken:?}");
+    assert_eq!(
+        (broken.result.as_str(), broken.exec_main_status),
+        ("exit-code", 1)
+    );
+
+    // Restart: a new container.
+    let first = container_id(CONTAINER).expect("the web container exists");
+    let restarted = systemd.run_jobs(JobKind::Restart, &units(&[WEB])).unwrap();
+    assert_eq!(
+        restarted,
+        [outcome(WEB, JobResult::Done)],
+        "{}",
+        sandbox.journal(WEB)
+    );
+    assert!(
+        serves(port),
+        "nothing served after restart\n{}",
+        sandbox.journal(WEB)
+    );
+    let second = container_id(CONTAINER).expect("the web container exists after restart");
+    assert_ne!(first, second, "restart kept the same container");
+
+    // Stop: the container goes away.
+    let stopped = systemd.run_jobs(JobKind::Stop, &units(&[WEB])).unwrap();
+    assert_eq!(
+        stopped,
+        [outcome(WEB, JobResult::Done)],
+        "{}",
+        sandbox.journal(WEB)
+    );
+    let web = systemd.unit_state(WEB).unwrap();
+    assert_eq!(
+        web.active_state,
+        "inactive",
+        "{web:?}\n{}",
+        sandbox.journal(WEB)
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (!is_running(CONTAINER))
+            .then_some(()))
+        .is_some(),
+        "the container still runs after stop"
+    );
+
+    // Enable: the wants symlink, as `systemctl enable` makes it.
+    systemd.enable(&units(&[WEB])).unwrap();
+    let link = sandbox.unit_dir().join("multi-user.target.wants").join(WEB);
+    let target = std::fs::read_link(&link).expect("the wants symlink exists");
+    assert_eq!(
+        target,
+        std::path::Path::new("/etc/systemd/system").join(WEB)
+    );
+
+    // After a reboot the enabled unit is up again; the other is not.
+    sandbox.reboot();
+    let systemd = sandbox.systemd();
+    let web = systemd.unit_state(WEB).unwrap();
+    assert!(web.is_active(), "{web:?}\n{}", sandbox.journal(WEB));
+    assert!(
+        serves(port),
+        "nothing served after reboot\n{}",
+        sandbox.journal(WEB)
+    );
+    assert_eq!(systemd.unit_state(BROKEN).unwrap().active_state, "inactive");
+
+    // Disable removes the symlink again.
+    systemd.disable(&units(&[WEB])).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "{} still exists",
+        link.display()
+    );
+}
+
+#[test]
+fn units_without_unit_file_and_failed_units() {
+    let sandbox = Sandbox::boot();
+    let systemd = sandbox.systemd();
+    let missing = "ug-dbus-test-missing.service";
+
+    // Neither start nor stop of a unit that does not exist hangs.
+    let outcomes = systemd.run_jobs(JobKind::Stop, &units(&[missing])).unwrap();
+    assert_eq!(outcomes, [outcome(missing, JobResult::NotLoaded)]);
+    let outcomes = systemd
+        .run_jobs(JobKind::Start, &units(&[missing]))
+        .unwrap();
+    assert_eq!(outcomes, [outcome(missing, JobResult::NotLoaded)]);
+    let state = systemd.unit_state(missing).unwrap();
+    assert_eq!(
+        (state.load_state.as_str(), state.active_state.as_str()),
+        ("not-found", "inactive")
+    );
+    assert!(!state.is_loaded());
+
+    // A masked unit is refused, with systemd's reason.
+    std::os::unix::fs::symlink(
+        "/dev/null",
+        sandbox.unit_dir().join("ug-dbus-test-masked.service"),
+    )
+    .unwrap();
+    systemd.reload().unwrap();
+    let outcomes = systemd
+        .run_jobs(JobKind::Start, &units(&["ug-dbus-test-masked.service"]))
+        .unwrap();
+    assert!(
+        matches!(&outcomes[0].result, JobResult::Rejected(why) if why.contains("UnitMasked")),
+        "{outcomes:?}"
+    );
+
+    // A failed unit stays failed until reset.
+    std::fs::write(sandbox.unit_dir().join(BROKEN), BROKEN_UNIT).unwrap();
+    systemd.reload().unwrap();
+    let outcomes = systemd.run_jobs(JobKind::Start, &units(&[BROKEN])).unwrap();
+    assert_eq!(outcomes, [outcome(BROKEN, JobResult::Failed)]);
+    assert!(systemd.unit_state(BROKEN).unwrap().is_failed());
+    systemd.reset_failed(BROKEN).unwrap();
+    assert_eq!(systemd.unit_state(BROKEN).unwrap().active_state, "inactive");
+
+    // Bus errors say what unitgen was doing.
+    let err = systemd.reset_failed(missing).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("resetting the failed state of {missing}: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn connecting_to_a_missing_bus_is_an_error_not_a_panic() {
+    let err = match Systemd::connect(Some("unix:path=/nonexistent/unitgen/bus"), false) {
+        Ok(_) => panic!("connected to a bus that does not exist"),
+        Err(err) => err,
+    };
+    assert!(
+        err.to_string()
+            .starts_with("connecting to D-Bus at unix:path=/nonexistent/unitgen/bus: "),
+        "{err}"
+    );
+}
