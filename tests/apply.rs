@@ -1,0 +1,527 @@
+//! `unitgen apply` and friends against the real thing: a sandboxed systemd
+//! (PID 1 in its own namespaces), the host's Docker engine, real containers.
+//! Every check looks at what runs and what it serves.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::docker::{container_id, docker, is_running};
+use support::net::{free_port, http_get};
+use support::sandbox::Sandbox;
+use support::{tempdir, wait_for};
+
+/// A three-service app on the busybox test image: `web` serves on a host
+/// port, `api` serves a page naming its instance, `worker` just runs.
+/// `api_command` and `api_image` let tests break one service.
+struct App {
+    name: String,
+    greeting: String,
+    api_image: String,
+    api_command: Option<String>,
+    with_worker: bool,
+    extra_env: Vec<(String, String)>,
+}
+
+impl App {
+    fn new(name: &str) -> App {
+        App {
+            name: name.to_string(),
+            greeting: "hello".into(),
+            api_image: "unitgen-test/busybox:1".into(),
+            api_command: None,
+            with_worker: true,
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn yaml(&self, instances: &[(&str, u16)]) -> String {
+        let api_command = self.api_command.clone().unwrap_or_else(|| {
+            r#"[sh, -c, 'mkdir -p /www && echo "api of $INSTANCE says $GREETING" > /www/index.html && exec httpd -f -p 80 -h /www']"#.into()
+        });
+        let mut env = format!(
+            "      INSTANCE: \"{{{{ instance }}}}\"\n      GREETING: {}\n",
+            json(&self.greeting)
+        );
+        for (k, v) in &self.extra_env {
+            env.push_str(&format!("      {k}: {}\n", json(v)));
+        }
+        let worker = if self.with_worker {
+            "  worker:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    init: true\n    depends_on: [api]\n"
+        } else {
+            ""
+        };
+        let mut yaml = format!(
+            "app: {name}\n\
+             services:\n\
+             \x20 api:\n\
+             \x20   image: {api_image}\n\
+             \x20   command: {api_command}\n\
+             \x20   init: true\n\
+             \x20   volumes: [\"data:/data\"]\n\
+             \x20   environment:\n{env}\
+             \x20 web:\n\
+             \x20   image: unitgen-test/busybox:1\n\
+             \x20   command: [sh, -c, 'mkdir -p /www && echo \"web of $INSTANCE\" > /www/index.html && exec httpd -f -p 80 -h /www']\n\
+             \x20   environment: {{INSTANCE: \"{{{{ instance }}}}\"}}\n\
+             \x20   init: true\n\
+             \x20   ports: [\"127.0.0.1:{{{{ port }}}}:80\"]\n\
+             \x20   depends_on: [api]\n\
+             {worker}\
+             instances:\n",
+            name = self.name,
+            api_image = self.api_image,
+        );
+        for (instance, port) in instances {
+            yaml.push_str(&format!("  {instance}: {{port: {port}}}\n"));
+        }
+        yaml
+    }
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// One test's world: a sandbox, a folder with the template, cleanup of the
+/// containers, networks and volumes the app creates on the host's engine.
+struct World {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    app: String,
+}
+
+impl World {
+    fn new(app: &str) -> World {
+        let mut sandbox = Sandbox::boot();
+        sandbox.own_containers(&format!("{app}-"));
+        World {
+            sandbox,
+            dir: tempdir("apply-"),
+            app: app.to_string(),
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("unitgen.yaml")
+    }
+
+    fn write(&self, yaml: &str) {
+        std::fs::write(self.file(), yaml).unwrap();
+    }
+
+    fn unitgen(&self, args: &[&str]) -> Output {
+        let root = self.sandbox.root();
+        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(args)
+            .arg("-f")
+            .arg(self.file())
+            .arg("--root")
+            .arg(&root)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ unitgen {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn apply(&self, instance: &str) -> Output {
+        self.unitgen(&["apply", instance, "--settle", "2"])
+    }
+
+    fn apply_ok(&self, instance: &str) {
+        let out = self.apply(instance);
+        assert!(
+            out.status.success(),
+            "apply {instance} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn container(&self, instance: &str, service: &str) -> String {
+        format!("{}-{instance}-{service}", self.app)
+    }
+
+    fn id(&self, instance: &str, service: &str) -> String {
+        container_id(&self.container(instance, service))
+            .unwrap_or_else(|| panic!("no container for {service}"))
+    }
+
+    fn active(&self, unit: &str) -> String {
+        let out = self.sandbox.systemctl(["is-active", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs `sh -c script` inside a service's container.
+    fn exec(&self, instance: &str, service: &str, script: &str) -> String {
+        let out = docker([
+            "exec",
+            &self.container(instance, service),
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(
+            out.status.success(),
+            "exec in {service}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn unit_file(&self, name: &str) -> PathBuf {
+        self.sandbox.unit_dir().join(name)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Containers go with the sandbox; networks and volumes live in the
+        // host's engine and would outlast it.
+        let list = |kind: &str| {
+            let out = docker([
+                kind,
+                "ls",
+                "--quiet",
+                "--filter",
+                &format!("name={}-", self.app),
+            ]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        support::docker::remove_containers(&format!("{}-", self.app));
+        for network in list("network") {
+            docker(["network", "rm", &network]);
+        }
+        for volume in list("volume") {
+            docker(["volume", "rm", "--force", &volume]);
+        }
+    }
+}
+
+fn serves(port: u16) -> Option<String> {
+    wait_for(Duration::from_secs(10), || {
+        http_get(port, "/")
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+    })
+}
+
+#[test]
+fn apply_starts_every_service_serves_and_resolves_names_on_the_instance_network() {
+    let world = World::new("ugone");
+    let port = free_port();
+    let app = App::new("ugone");
+    world.write(&app.yaml(&[("live", port)]));
+
+    world.apply_ok("live");
+    for unit in [
+        "ugone-live-network",
+        "ugone-live-api",
+        "ugone-live-web",
+        "ugone-live-worker",
+    ] {
+        assert_eq!(world.active(&format!("{unit}.service")), "active", "{unit}");
+    }
+    assert!(serves(port).is_some(), "web answers on its published port");
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
+
+    // 9. plan: nothing to do right after apply, exit 2 after an edit.
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0));
+    let mut edited = App::new("ugone");
+    edited.greeting = "bonjour".into();
+    world.write(&edited.yaml(&[("live", port)]));
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2));
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(shown.contains("~ ugone-live-api.service"), "{shown}");
+    assert!(shown.contains("+    --env GREETING=bonjour"), "{shown}");
+
+    // status shows each service, its state and its container.
+    let status = world.unitgen(&["status", "live", "--json"]);
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let api = status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["service"] == "api")
+        .unwrap();
+    assert_eq!(api["active_state"], "active");
+    assert_eq!(api["container"]["image"], "unitgen-test/busybox:1");
+    assert!(
+        world
+            .id("live", "api")
+            .starts_with(api["container"]["id"].as_str().unwrap())
+    );
+}
+
+#[test]
+fn two_instances_side_by_side_each_reach_their_own_peers() {
+    let world = World::new("ugtwo");
+    let (live_port, staging_port) = (free_port(), free_port());
+    world.write(&App::new("ugtwo").yaml(&[("live", live_port), ("staging", staging_port)]));
+    world.apply_ok("live");
+    world.apply_ok("staging");
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
+    assert_eq!(
+        world.exec("staging", "web", "wget -qO- http://api/"),
+        "api of staging says hello\n"
+    );
+    assert!(serves(live_port).is_some() && serves(staging_port).is_some());
+    assert_ne!(world.id("live", "api"), world.id("staging", "api"));
+}
+
+#[test]
+fn a_change_replaces_only_its_container_and_a_removal_only_its_unit() {
+    let world = World::new("ugchg");
+    let port = free_port();
+    let mut app = App::new("ugchg");
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    let before = |s| world.id("live", s);
+    let (api, web, worker) = (before("api"), before("web"), before("worker"));
+
+    app.greeting = "bonjour".into();
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    assert_ne!(
+        world.id("live", "api"),
+        api,
+        "the changed service got a new container"
+    );
+    assert_eq!(world.id("live", "web"), web, "web untouched");
+    assert_eq!(world.id("live", "worker"), worker, "worker untouched");
+    assert_eq!(
+        world.exec("live", "api", "printf %s \"$GREETING\""),
+        "bonjour"
+    );
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says bonjour\n"
+    );
+
+    // A no-op apply touches nothing.
+    let api = world.id("live", "api");
+    world.apply_ok("live");
+    assert_eq!(world.id("live", "api"), api);
+
+    app.with_worker = false;
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    assert!(
+        !world.unit_file("ugchg-live-worker.service").exists(),
+        "unit file deleted"
+    );
+    assert!(
+        container_id(&world.container("live", "worker")).is_none(),
+        "container gone"
+    );
+    assert_ne!(world.active("ugchg-live-worker.service"), "active");
+    assert_eq!(world.id("live", "api"), api);
+    assert_eq!(world.id("live", "web"), web);
+}
+
+#[test]
+fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving() {
+    let world = World::new("ugbad");
+    let port = free_port();
+    let good = App::new("ugbad");
+    world.write(&good.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    let good_units = std::fs::read_to_string(world.unit_file("ugbad-live-api.service")).unwrap();
+
+    // An image that does not exist (no registry is reachable).
+    let mut missing_image = App::new("ugbad");
+    missing_image.api_image = "unitgen-test/no-such-image:1".into();
+    world.write(&missing_image.yaml(&[("live", port)]));
+    let out = world.apply("live");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("ugbad-live-api.service"),
+        "names the unit: {err}"
+    );
+    assert!(err.contains("no-such-image"), "shows the unit's log: {err}");
+    assert!(err.contains("previous revision was restored"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(world.unit_file("ugbad-live-api.service")).unwrap(),
+        good_units
+    );
+    assert_eq!(world.active("ugbad-live-api.service"), "active");
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
+    assert!(serves(port).is_some());
+
+    // A command that starts, then exits.
+    let mut exits = App::new("ugbad");
+    exits.api_command = Some("[sh, -c, 'sleep 0.5; exit 3']".into());
+    world.write(&exits.yaml(&[("live", port)]));
+    let out = world.apply("live");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("ugbad-live-api.service"), "{err}");
+    assert!(err.contains("previous revision was restored"), "{err}");
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
+
+    // The template is good again: plan sees exactly the revision that runs.
+    world.write(&good.yaml(&[("live", port)]));
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}
+
+#[test]
+fn rollback_returns_to_the_previous_revision_and_destroy_keeps_volumes_unless_asked() {
+    let world = World::new("ugrb");
+    let port = free_port();
+    let mut app = App::new("ugrb");
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    world.exec("live", "api", "echo precious > /data/file");
+    app.greeting = "v2".into();
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    assert_eq!(world.exec("live", "api", "printf %s \"$GREETING\""), "v2");
+
+    let out = world.unitgen(&["rollback", "live", "--settle", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        world.exec("live", "api", "printf %s \"$GREETING\""),
+        "hello"
+    );
+    assert_eq!(
+        world.exec("live", "api", "cat /data/file"),
+        "precious\n",
+        "volume kept across restarts"
+    );
+    let out = world.unitgen(&["rollback", "live", "--to", "2", "--settle", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(world.exec("live", "api", "printf %s \"$GREETING\""), "v2");
+    let out = world.unitgen(&["rollback", "live", "--to", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no revision 99"));
+
+    let out = world.unitgen(&["destroy", "live"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for unit in [
+        "ugrb-live-api.service",
+        "ugrb-live-web.service",
+        "ugrb-live-network.service",
+    ] {
+        assert!(!world.unit_file(unit).exists(), "{unit} deleted");
+    }
+    assert!(container_id("ugrb-live-api").is_none());
+    assert!(
+        !docker(["network", "inspect", "ugrb-live"]).status.success(),
+        "network removed"
+    );
+    assert!(
+        docker(["volume", "inspect", "ugrb-live-data"])
+            .status
+            .success(),
+        "volume kept"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("volumes kept: ugrb-live-data"));
+
+    world.apply_ok("live");
+    assert_eq!(
+        world.exec("live", "api", "cat /data/file"),
+        "precious\n",
+        "data survived destroy"
+    );
+    let out = world.unitgen(&["destroy", "live", "--volumes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !docker(["volume", "inspect", "ugrb-live-data"])
+            .status
+            .success(),
+        "volume removed"
+    );
+}
+
+#[test]
+fn hostile_values_reach_the_container_byte_for_byte() {
+    let world = World::new("ugenv");
+    let port = free_port();
+    let hostile = [
+        ("SPACES", "two  spaces and a trailing one "),
+        ("QUOTES", r#"it's "quoted" and 'single'"#),
+        ("BACKSLASH", r"C:\path\ and \n not a newline \\ done"),
+        ("PERCENT", "100% %n %i %% specifiers"),
+        ("DOLLAR", "$HOME ${HOME} $$ $1 cost: $5"),
+        ("SEMICOLON", "a; b ; ;"),
+        ("NEWLINES", "line one\nline two\n\nlast"),
+        ("UNICODE", "ünïcödé 日本語 🚀"),
+        ("EMPTY", ""),
+        ("MIXED", "a\tb \"c\" 'd' \\e $f %g ;h\ni"),
+    ];
+    let mut app = App::new("ugenv");
+    app.extra_env = hostile
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    world.write(&app.yaml(&[("live", port)]));
+    world.apply_ok("live");
+    for (key, value) in hostile {
+        let got = world.exec("live", "api", &format!("printf %s \"${key}\""));
+        assert_eq!(got, value, "{key} arrived changed");
+    }
+}
+
+#[test]
+fn an_applied_instance_comes_back_after_a_reboot() {
+    let mut world = World::new("ugboot");
+    let port = free_port();
+    world.write(&App::new("ugboot").yaml(&[("live", port)]));
+    world.apply_ok("live");
+    assert!(serves(port).is_some());
+    world.sandbox.reboot();
+    let up = wait_for(Duration::from_secs(60), || {
+        is_running("ugboot-live-web").then_some(())
+    });
+    assert!(up.is_some(), "web runs again after reboot");
+    assert!(serves(port).is_some(), "and serves");
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
+    // State survived too: nothing to apply.
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}
