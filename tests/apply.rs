@@ -350,7 +350,9 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
 
     // An image that does not exist (no registry is reachable).
     let mut missing_image = App::new("ugbad");
-    missing_image.api_image = "unitgen-test/no-such-image:1".into();
+    // A registry on a closed loopback port: the pull fails at once, and no
+    // traffic leaves the machine.
+    missing_image.api_image = "127.0.0.1:9/unitgen-test/no-such-image:1".into();
     world.write(&missing_image.yaml(&[("live", port)]));
     let out = world.apply("live");
     let err = String::from_utf8_lossy(&out.stderr);
