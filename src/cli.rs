@@ -1,6 +1,7 @@
 //! The command line: clap definitions (their doc comments are the `--help`
 //! text) and dispatch to one module per command.
 
+mod import;
 mod output;
 mod render;
 mod validate;
@@ -39,6 +40,29 @@ enum Command {
     Render(render::RenderArgs),
     /// Check the template and every declared instance, writing nothing.
     Validate(validate::ValidateArgs),
+    /// Write the unitgen template equivalent to a docker-compose file.
+    ///
+    /// `unitgen import docker-compose.yml -o unitgen.yaml`, then review the
+    /// template and deploy it. Keys unitgen has are carried over under the
+    /// same name (long port and volume syntax written short); options that
+    /// are one `docker run` flag (privileged, extra_hosts, ulimits, logging,
+    /// …) go to `docker_args`; secrets and configs backed by a file become
+    /// read-only bind mounts; relative host paths are resolved against the
+    /// compose file's folder.
+    ///
+    /// Compose variables become instance values: `${TAG:-1.27}` is written
+    /// `{{ tag }}`, and the one instance declared (`default`, or --instance)
+    /// gets `tag: 1.27`, or the value from the `.env` file beside the compose
+    /// file. `$$` stays a literal `$`. To deploy the app several times, add
+    /// instances, each with its own values.
+    ///
+    /// What cannot be carried over as written (build, custom networks,
+    /// container_name, profiles, unknown keys, …) is printed as a warning
+    /// with its place in the compose file, and listed at the top of the
+    /// template; nothing is dropped silently. Exits with 0 when the template
+    /// was written, 1 when the compose file cannot be read or the template
+    /// needs fixing before it validates.
+    Import(import::ImportArgs),
 }
 
 /// Where the template is and which values to use: shared by every command
@@ -87,6 +111,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => render::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod escape;
+pub mod import;
 pub mod model;
 pub mod render;
 pub mod template;
