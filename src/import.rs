@@ -180,13 +180,25 @@ struct Globals<'n> {
 }
 
 impl<'a> Importer<'a> {
+    /// Warns about `key` of the service being converted (or of the file).
     fn warn(&mut self, at: &YamlLocation, key: &str, message: impl Into<String>) {
+        let service = self.service.clone();
+        self.warn_about(service, at, key, message.into());
+    }
+
+    fn warn_about(
+        &mut self,
+        service: Option<String>,
+        at: &YamlLocation,
+        key: &str,
+        message: String,
+    ) {
         self.warnings.push(Warning {
             line: at.line(),
             column: at.column(),
-            service: self.service.clone(),
+            service,
             key: key.to_string(),
-            message: message.into(),
+            message,
         });
     }
 
@@ -419,24 +431,26 @@ impl<'a> Importer<'a> {
         interpolate::resolve(pieces, &|name| self.value_of(name))
     }
 
-    /// A string value as a unitgen template.
-    fn text(&mut self, node: &Node, key: &str) -> Option<String> {
+    /// A scalar's pieces, its variables recorded; a problem if it is not a
+    /// scalar.
+    fn scalar_pieces(&mut self, node: &Node, key: &str) -> Option<Vec<Piece>> {
         let Some(text) = node.scalar() else {
             self.expected(node, key, "a string");
             return None;
         };
-        let pieces = self.pieces(&text, &node.at, key);
+        Some(self.pieces(&text, &node.at, key))
+    }
+
+    /// A string value as a unitgen template.
+    fn text(&mut self, node: &Node, key: &str) -> Option<String> {
+        let pieces = self.scalar_pieces(node, key)?;
         Some(interpolate::template(&pieces))
     }
 
     /// A string whose variables are replaced by their values, for keys that
     /// cannot hold a template (the app name).
     fn plain_text(&mut self, node: &Node, key: &str) -> Option<String> {
-        let Some(text) = node.scalar() else {
-            self.expected(node, key, "a string");
-            return None;
-        };
-        let pieces = self.pieces(&text, &node.at, key);
+        let pieces = self.scalar_pieces(node, key)?;
         Some(self.resolve(&pieces))
     }
 
@@ -454,11 +468,7 @@ impl<'a> Importer<'a> {
         key: &str,
         check: impl Fn(&str) -> Result<T, String>,
     ) -> Option<Scalar> {
-        let Some(text) = node.scalar() else {
-            self.expected(node, key, "a string or a number");
-            return None;
-        };
-        let pieces = self.pieces(&text, &node.at, key);
+        let pieces = self.scalar_pieces(node, key)?;
         if let Err(msg) = check(&self.resolve(&pieces)) {
             self.warn(&node.at, key, format!("not carried over: {msg}"));
             return None;
@@ -694,17 +704,12 @@ impl<'a> Importer<'a> {
             } else {
                 "has"
             };
-            self.service = service;
-            self.warn(
-                &at,
-                "variables",
-                format!(
-                    "`${{{variable}}}` {why} no default: instance value `{name}` is empty in `{}`; set it for each instance",
-                    self.options.instance
-                ),
+            let message = format!(
+                "`${{{variable}}}` {why} no default: instance value `{name}` is empty in `{}`; set it for each instance",
+                self.options.instance
             );
+            self.warn_about(service, &at, "variables", message);
         }
-        self.service = None;
         out
     }
 

@@ -992,7 +992,7 @@ impl Importer<'_> {
                 (_, None) => format!("/{source}"),
             };
             let file = top.and_then(|t| t.get(&source)).and_then(|d| d.get("file"));
-            let Some(file) = file.and_then(|f| f.scalar().map(|text| (text, f.at))) else {
+            let Some((path, path_at)) = file.and_then(|f| Some((f.scalar()?, f.at))) else {
                 self.warn(
                     &item.at,
                     kind,
@@ -1000,7 +1000,7 @@ impl Importer<'_> {
                 );
                 continue;
             };
-            let mut pieces = self.pieces(&file.0, &file.1, kind);
+            let mut pieces = self.pieces(&path, &path_at, kind);
             self.host_path(&mut pieces, &item.at, kind);
             out.push(
                 "volumes",
