@@ -922,6 +922,27 @@ mod tests {
     }
 
     #[test]
+    fn docker_run_flags_go_to_docker_args() {
+        let compose = "services:\n  web:\n    image: nginx\n    privileged: true\n    tty: false\n    shm_size: 1g\n    dns: [1.1.1.1]\n    extra_hosts: {db: 10.0.0.2}\n    sysctls: [net.core.somaxconn=1024]\n    devices:\n      - /dev/fuse\n      - {source: /dev/sda, target: /dev/xvda}\n    pid: service:db\n";
+        let imported = run(compose, &options());
+        assert!(
+            imported.yaml.contains(
+                "    docker_args:\n      - --privileged\n      - --shm-size=1g\n      - --dns=1.1.1.1\n      - --add-host=db:10.0.0.2\n      - --sysctl=net.core.somaxconn=1024\n      - --device=/dev/fuse\n"
+            ),
+            "{}",
+            imported.yaml
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "web: devices: the long form is not carried over",
+                "web: pid: `service:db` is not carried over",
+            ]
+        );
+    }
+
+    #[test]
     fn values_are_quoted_only_where_yaml_needs_it() {
         let out = body(
             "services:\n  web:\n    image: nginx\n    environment:\n      A: \"yes\"\n      B: \"a: b\"\n      C: \"x #y\"\n      D: \"*star\"\n      E: \"{{.Name}}\"\n      F: 1.10\n      G: \"0755\"\n      H: plain text\n",

@@ -1066,7 +1066,12 @@ impl Importer<'_> {
             Kind::Text(_) | Kind::Number(_) => self.flag_value(flag, node, name, out),
             Kind::List(items) => {
                 for item in items {
-                    self.flag_value(flag, item, name, out);
+                    if item.scalar().is_some() {
+                        self.flag_value(flag, item, name, out);
+                    } else {
+                        // `devices: [{source: …}]`, `gpus: [{driver: …}]`.
+                        self.warn(&item.at, name, "the long form is not carried over");
+                    }
                 }
             }
             Kind::Map(entries) => {
