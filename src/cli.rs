@@ -4,6 +4,7 @@
 mod apply;
 mod fleet;
 mod host;
+mod import;
 mod render;
 mod rollback;
 mod status;
@@ -64,6 +65,29 @@ enum Command {
     /// Stop and remove an instance's units and network (volumes are kept
     /// unless --volumes is given).
     Destroy(rollback::DestroyArgs),
+    /// Write the unitgen template equivalent to a docker-compose file.
+    ///
+    /// `unitgen import docker-compose.yml -o unitgen.yaml`, then review the
+    /// template and deploy it. Keys unitgen has are carried over under the
+    /// same name (long port and volume syntax written short); options that
+    /// are one `docker run` flag (privileged, extra_hosts, ulimits, logging,
+    /// …) go to `docker_args`; secrets and configs backed by a file become
+    /// read-only bind mounts; relative host paths are resolved against the
+    /// compose file's folder.
+    ///
+    /// Compose variables become instance values: `${TAG:-1.27}` is written
+    /// `{{ tag }}`, and the one instance declared (`default`, or --instance)
+    /// gets `tag: 1.27`, or the value from the `.env` file beside the compose
+    /// file. `$$` stays a literal `$`. To deploy the app several times, add
+    /// instances, each with its own values.
+    ///
+    /// What cannot be carried over as written (build, custom networks,
+    /// container_name, profiles, unknown keys, …) is printed as a warning
+    /// with its place in the compose file, and listed at the top of the
+    /// template; nothing is dropped silently. Exits with 0 when the template
+    /// was written, 1 when the compose file cannot be read or the template
+    /// needs fixing before it validates.
+    Import(import::ImportArgs),
 }
 
 /// Where the template is and which values to use: shared by every command
@@ -160,6 +184,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Rollback(args) => rollback::rollback(args),
         Command::Destroy(args) => rollback::destroy(args),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

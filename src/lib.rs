@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod docker;
 pub mod escape;
 pub mod fleet;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod progress;

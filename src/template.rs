@@ -139,7 +139,8 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     }
 }
 
-fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Problem {
+/// A YAML syntax or shape error as a problem pointing at its place.
+pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Problem {
     let full = err.without_snippet().to_string();
     let message = strip_location_suffix(strip_location_prefix(&full)).to_string();
     let mut problem = Problem::new(short_message(&message));
@@ -226,7 +227,8 @@ fn unknown_key_hint(message: &str) -> Option<String> {
         .or_else(|| (!expected.is_empty()).then(|| format!("valid keys: {}", expected.join(", "))))
 }
 
-fn display_path(path: &Path) -> String {
+/// A path as shown in messages: as given, without a leading `./`.
+pub(crate) fn display_path(path: &Path) -> String {
     let shown = path.strip_prefix("./").unwrap_or(path);
     shown.display().to_string()
 }

@@ -255,3 +255,11 @@ fn set_overrides_a_declared_value() {
     assert!(stdout(&out).contains("ghcr.io/acme/blog:1.4.3"));
     assert!(!stdout(&out).contains("1.4.2"));
 }
+
+#[test]
+fn every_example_validates() {
+    for (example, file) in examples() {
+        let out = unitgen(&["validate", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{example}: {}", stderr(&out));
+    }
+}

@@ -1,0 +1,158 @@
+//! `unitgen import`: write the unitgen template equivalent to a compose file.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use miette::{IntoDiagnostic, NamedSource, Result, WrapErr, miette};
+
+use super::Outcome;
+use crate::compile::{compile, syntax};
+use crate::import::{Options, import, parse_dotenv};
+use crate::template::{Template, display_path, parse};
+use crate::unit_dir::write_atomic;
+
+/// The files compose looks for, in its order.
+const COMPOSE_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The compose file [default: the first of compose.yaml, compose.yml,
+    /// docker-compose.yaml and docker-compose.yml found here].
+    pub compose: Option<PathBuf>,
+    /// Write the template to FILE instead of printing it.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With --output: replace FILE if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// The app name [default: the compose file's `name:`, else its folder's
+    /// name, made a valid app name].
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub app: Option<String>,
+    /// The instance to declare; it gets the compose variables' values.
+    #[arg(long, value_name = "NAME", default_value = "default", value_parser = parse_name)]
+    pub instance: String,
+}
+
+fn parse_name(name: &str) -> Result<String, String> {
+    syntax::check_app_or_instance_name(name)
+        .map(|()| name.to_string())
+        .map_err(|msg| format!("{msg} (try `{}`)", syntax::suggest_name(name, '_')))
+}
+
+pub fn run(args: ImportArgs) -> Result<Outcome> {
+    let path = match &args.compose {
+        Some(path) => path.clone(),
+        None => find_compose_file()?,
+    };
+    if let Some(output) = &args.output
+        && output.exists()
+        && !args.force
+    {
+        return Err(miette!(
+            help = "pass --force to replace it",
+            "{} exists already",
+            output.display()
+        ));
+    }
+    let text = std::fs::read_to_string(&path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))
+        .into_diagnostic()
+        .wrap_err("cannot resolve the compose file's folder")?;
+    // Compose reads `.env` beside the compose file for its variables.
+    let dotenv = match std::fs::read_to_string(dir.join(".env")) {
+        Ok(text) => parse_dotenv(&text),
+        Err(_) => Vec::new(),
+    };
+    let options = Options {
+        app: args.app.clone(),
+        instance: args.instance.clone(),
+        dir,
+        home: std::env::var_os("HOME").map(PathBuf::from),
+        dotenv,
+    };
+    let file = Arc::new(NamedSource::new(display_path(&path), text));
+    let imported = import(&file, &options)?;
+    for warning in &imported.warnings {
+        eprintln!(
+            "warning: {}:{}:{}: {warning}",
+            file.name(),
+            warning.line,
+            warning.column
+        );
+    }
+
+    // The template must compile as written; if it does not, that is a gap
+    // in the importer, reported against the output.
+    let shown = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<imported template>"));
+    let check = parse(&shown, imported.yaml.clone()).and_then(|app| {
+        let template = Template {
+            app,
+            deployments: None,
+        };
+        compile(&template, &args.instance, &Default::default())
+    });
+
+    match &args.output {
+        Some(output) => write_atomic(output, imported.yaml.as_bytes())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", output.display()))?,
+        None => match std::io::stdout().write_all(imported.yaml.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.into_diagnostic()?,
+        },
+    }
+    let services = match imported.services {
+        1 => "1 service".to_string(),
+        n => format!("{n} services"),
+    };
+    let warnings = match imported.warnings.len() {
+        0 => "everything carried over".to_string(),
+        1 => "1 warning, also listed at the top of the template".to_string(),
+        n => format!("{n} warnings, also listed at the top of the template"),
+    };
+    let into = match &args.output {
+        Some(output) => format!(" into {}", output.display()),
+        None => String::new(),
+    };
+    eprintln!(
+        "imported {services} from {}{into} as app `{}`, instance `{}`: {warnings}",
+        file.name(),
+        imported.app,
+        args.instance
+    );
+    if let Err(problems) = check {
+        eprintln!(
+            "the imported template does not compile yet: fix these, then run `unitgen validate`"
+        );
+        return Err(problems.into());
+    }
+    Ok(Outcome::Clean)
+}
+
+fn find_compose_file() -> Result<PathBuf> {
+    COMPOSE_FILES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            miette!(
+                help = "pass the compose file: `unitgen import path/to/docker-compose.yml`",
+                "no compose file here (looked for {})",
+                COMPOSE_FILES.join(", ")
+            )
+        })
+}

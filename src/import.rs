@@ -1,0 +1,1058 @@
+//! `unitgen import`: a docker-compose file → the equivalent unitgen template,
+//! plus a warning for everything that could not be carried over as written.
+//! Pure: the caller reads the files and decides where the output goes.
+//!
+//! Compose keys that unitgen has are copied under the same name; keys that
+//! are one `docker run` flag go to `docker_args`; what neither can express is
+//! warned about, never dropped silently. Compose variables (`${TAG:-1.0}`)
+//! become instance values (`{{ tag }}`), their defaults the values of the one
+//! instance declared.
+
+mod emit;
+mod interpolate;
+mod node;
+mod service;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_saphyr::Location as YamlLocation;
+
+use crate::compile::syntax;
+use crate::diagnostic::{Location, Problem, Problems, SourceFile};
+use emit::{Map, Scalar, Value};
+use interpolate::Piece;
+use node::{Key, Kind, Node};
+
+/// What the importer needs besides the compose file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The app name; when `None`, compose's `name:` or the folder's name.
+    pub app: Option<String>,
+    /// The one instance to declare.
+    pub instance: String,
+    /// The compose file's folder, absolute: relative paths are resolved
+    /// against it, as compose does.
+    pub dir: PathBuf,
+    /// The home folder, for `~/…` paths.
+    pub home: Option<PathBuf>,
+    /// Variables from the `.env` file beside the compose file.
+    pub dotenv: Vec<(String, String)>,
+}
+
+/// An imported template.
+#[derive(Debug)]
+pub struct Imported {
+    /// The unitgen template, ready to write.
+    pub yaml: String,
+    pub app: String,
+    pub services: usize,
+    /// Everything not carried over as written, in file order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something in the compose file that the template does not say as compose
+/// did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub line: u64,
+    pub column: u64,
+    /// The compose service it is about, if any.
+    pub service: Option<String>,
+    /// The compose key it is about: `build`, `deploy.replicas`, `networks`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(service) = &self.service {
+            write!(f, "{service}: ")?;
+        }
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Converts the compose file `file` into a unitgen template.
+pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems> {
+    let root = node::read(file)?;
+    let mut importer = Importer {
+        file,
+        options,
+        values: IndexMap::new(),
+        warnings: Vec::new(),
+        problems: Problems::default(),
+        service: None,
+        names: HashMap::new(),
+        networks_used: IndexMap::new(),
+        named_volumes: Vec::new(),
+        restarts_all: true,
+    };
+    match importer.document(&root) {
+        Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
+            yaml,
+            app,
+            services,
+            warnings: importer.warnings,
+        }),
+        _ => Err(importer.problems),
+    }
+}
+
+/// Reads a `.env` file as compose does: `NAME=value` lines, `#` comments,
+/// an optional `export`, values optionally in quotes.
+pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        let value = value.trim();
+        let value = match value.chars().next() {
+            Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
+                let inner = &value[1..value.len() - 1];
+                if q == '"' {
+                    inner.replace("\\n", "\n").replace("\\\"", "\"")
+                } else {
+                    inner.to_string()
+                }
+            }
+            _ => value
+                .split_once(" #")
+                .map_or(value, |(v, _)| v)
+                .trim_end()
+                .to_string(),
+        };
+        vars.push((name.to_string(), value));
+    }
+    vars
+}
+
+/// An instance value made from a compose variable.
+struct InstanceValue {
+    variable: String,
+    value: Option<String>,
+    /// The first default the compose file gives it.
+    default: Option<String>,
+    /// Used somewhere where it needs a value (not only in `${V:+…}`).
+    needed: bool,
+    /// Left out of the instance: used where an empty value is invalid.
+    undeclared: bool,
+    required: bool,
+    /// Where it was first used.
+    at: YamlLocation,
+    service: Option<String>,
+}
+
+struct Importer<'a> {
+    file: &'a SourceFile,
+    options: &'a Options,
+    /// Instance values by unitgen name, in order of first use.
+    values: IndexMap<String, InstanceValue>,
+    warnings: Vec<Warning>,
+    problems: Problems,
+    /// The compose service being converted, for warnings.
+    service: Option<String>,
+    /// Compose service name → unitgen service name.
+    names: HashMap<String, String>,
+    /// Compose network → the services that joined it.
+    networks_used: IndexMap<String, Vec<String>>,
+    /// Named volumes services use, for the note on their new names.
+    named_volumes: Vec<String>,
+    /// Every service says how it restarts.
+    restarts_all: bool,
+}
+
+/// Top-level compose keys read before the services, which refer to them.
+#[derive(Default)]
+struct Globals<'n> {
+    secrets: Option<&'n Node>,
+    configs: Option<&'n Node>,
+    networks: Option<(&'n Key, &'n Node)>,
+}
+
+impl<'a> Importer<'a> {
+    /// Warns about `key` of the service being converted (or of the file).
+    fn warn(&mut self, at: &YamlLocation, key: &str, message: impl Into<String>) {
+        let service = self.service.clone();
+        self.warn_about(service, at, key, message.into());
+    }
+
+    fn warn_about(
+        &mut self,
+        service: Option<String>,
+        at: &YamlLocation,
+        key: &str,
+        message: String,
+    ) {
+        self.warnings.push(Warning {
+            line: at.line(),
+            column: at.column(),
+            service,
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    fn error(&mut self, at: &YamlLocation, message: impl Into<String>) {
+        let location = Location::from_yaml(self.file, at);
+        self.problems.push(Problem::new(message).at(&location));
+    }
+
+    /// Reports a node of the wrong shape.
+    fn expected(&mut self, node: &Node, key: &str, what: &str) {
+        let whose = match &self.service {
+            Some(service) => format!(" of service `{service}`"),
+            None => String::new(),
+        };
+        self.error(
+            &node.at,
+            format!("`{key}`{whose}: expected {what}, found {}", node.what()),
+        );
+    }
+
+    /// The whole file → the template text, app name and number of services.
+    fn document(&mut self, root: &Node) -> Option<(String, String, usize)> {
+        let Some(entries) = root.entries() else {
+            self.expected(root, "the compose file", "a map with `services:`");
+            return None;
+        };
+        let mut globals = Globals::default();
+        let mut compose_name = None;
+        let mut services_node = None;
+        let mut volumes_node = None;
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "services" => services_node = Some(value),
+                "volumes" => volumes_node = Some(value),
+                "name" => compose_name = self.plain_text(value, "name"),
+                // Obsolete in compose too.
+                "version" => {}
+                "secrets" => globals.secrets = Some(value),
+                "configs" => globals.configs = Some(value),
+                "networks" => globals.networks = Some((key, value)),
+                "include" => self.warn(
+                    &key.at,
+                    "include",
+                    "other compose files are not imported: import each one and merge the services by hand",
+                ),
+                // Extension fields hold YAML anchors; their content is
+                // carried over where it is merged in.
+                name if name.starts_with("x-") => {}
+                other => self.warn(
+                    &key.at,
+                    other,
+                    "not a compose key unitgen knows: not carried over",
+                ),
+            }
+        }
+        let app = self.app_name(compose_name.as_deref());
+        let project = project_name(compose_name.as_deref(), &self.options.dir, &app);
+
+        let Some(services_node) = services_node else {
+            self.error(&root.at, "the compose file has no `services:`");
+            return None;
+        };
+        let Some(service_entries) = services_node.entries() else {
+            self.expected(
+                services_node,
+                "services",
+                "a map of service names to definitions",
+            );
+            return None;
+        };
+        if service_entries.is_empty() {
+            self.error(&services_node.at, "the compose file has no services");
+            return None;
+        }
+        self.name_services(service_entries);
+        let mut services = Map::default();
+        for (key, def) in service_entries {
+            self.service = Some(key.name.clone());
+            if let Some(value) = self.service_def(key, def, &globals, &project) {
+                services.set(&self.names[&key.name].clone(), value);
+            }
+        }
+        self.service = None;
+        if let Some((key, networks)) = globals.networks {
+            self.top_networks(key, networks);
+        }
+        let volumes = volumes_node.and_then(|v| self.top_volumes(v, &app));
+
+        services.spaced = true;
+        let mut doc = Map {
+            spaced: true,
+            ..Map::default()
+        };
+        doc.set("app", Value::text(&app));
+        let count = services.entries.len();
+        doc.set("services", Value::Map(services));
+        if let Some(volumes) = volumes {
+            doc.set("volumes", Value::Map(volumes));
+        }
+        let values = self.instance_values();
+        let mut instances = Map::default();
+        instances.set(&self.options.instance, Value::Map(values));
+        doc.set("instances", Value::Map(instances));
+
+        self.warnings.sort_by_key(|w| (w.line, w.column));
+        let mut text = self.header();
+        doc.write(&mut text);
+        Some((text, app, count))
+    }
+
+    /// `--app`, else compose's `name:`, else the folder's name, made valid.
+    fn app_name(&self, compose_name: Option<&str>) -> String {
+        if let Some(app) = &self.options.app {
+            return app.clone();
+        }
+        let folder = self.options.dir.file_name().map(|n| n.to_string_lossy());
+        let source = compose_name
+            .map(str::to_string)
+            .or(folder.map(|f| f.into_owned()));
+        let mut name = syntax::suggest_name(source.as_deref().unwrap_or(""), '_');
+        name.truncate(48);
+        let name = name.trim_end_matches('_').to_string();
+        if name.is_empty() { "app".into() } else { name }
+    }
+
+    /// unitgen service names are DNS labels: `my_db` becomes `my-db`.
+    fn name_services(&mut self, entries: &[(Key, Node)]) {
+        let mut taken: Vec<String> = Vec::new();
+        for (key, _) in entries {
+            let mut name = syntax::suggest_name(&key.name, '-');
+            if syntax::check_service_name(&name).is_err() {
+                name = format!("{}-svc", name.trim_end_matches("-announce"));
+            }
+            name.truncate(63);
+            let base = name.trim_end_matches('-').to_string();
+            name = base.clone();
+            let mut n = 2;
+            while taken.contains(&name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            taken.push(name.clone());
+            self.names.insert(key.name.clone(), name);
+        }
+    }
+
+    // ---- Scalars, with compose variables ----
+
+    /// A string's pieces, its variables recorded as instance values.
+    fn pieces(&mut self, text: &str, at: &YamlLocation, key: &str) -> Vec<Piece> {
+        match interpolate::parse(text) {
+            Ok(pieces) => {
+                self.record(&pieces, at);
+                pieces
+            }
+            Err(msg) => {
+                self.warn(at, key, format!("kept as written: {msg}"));
+                vec![Piece::Text(text.to_string())]
+            }
+        }
+    }
+
+    fn record(&mut self, pieces: &[Piece], at: &YamlLocation) {
+        for piece in interpolate::variables(pieces) {
+            let (variable, default, needed, required) = match piece {
+                Piece::Var {
+                    name,
+                    default,
+                    required,
+                } => {
+                    let literal = default.as_deref().and_then(interpolate::literal);
+                    (name, literal, default.is_none(), *required)
+                }
+                Piece::IfSet { name, .. } => (name, None, false, false),
+                Piece::Text(_) => continue,
+            };
+            let from_env = self
+                .options
+                .dotenv
+                .iter()
+                .rev()
+                .find(|(k, _)| k == variable)
+                .map(|(_, v)| v.clone());
+            let service = self.service.clone();
+            let entry = self
+                .values
+                .entry(interpolate::value_name(variable))
+                .or_insert_with(|| InstanceValue {
+                    variable: variable.clone(),
+                    value: from_env,
+                    default: None,
+                    needed: false,
+                    undeclared: false,
+                    required: false,
+                    at: *at,
+                    service,
+                });
+            entry.needed |= needed;
+            entry.required |= required;
+            let Some(default) = default else {
+                continue;
+            };
+            match &entry.default {
+                None => {
+                    entry.value.get_or_insert_with(|| default.clone());
+                    entry.default = Some(default);
+                }
+                Some(first) if *first != default => {
+                    let message = format!(
+                        "`${{{variable}}}` has two defaults, `{first}` and `{default}`: instance `{}` uses `{}`",
+                        self.options.instance,
+                        entry.value.as_deref().unwrap_or_default()
+                    );
+                    self.warn(at, "variables", message);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The value a variable has in the imported instance.
+    fn value_of(&self, variable: &str) -> String {
+        self.values
+            .get(&interpolate::value_name(variable))
+            .and_then(|v| v.value.clone())
+            .unwrap_or_default()
+    }
+
+    fn resolve(&self, pieces: &[Piece]) -> String {
+        interpolate::resolve(pieces, &|name| self.value_of(name))
+    }
+
+    /// A scalar's pieces, its variables recorded; a problem if it is not a
+    /// scalar.
+    fn scalar_pieces(&mut self, node: &Node, key: &str) -> Option<Vec<Piece>> {
+        let Some(text) = node.scalar() else {
+            self.expected(node, key, "a string");
+            return None;
+        };
+        Some(self.pieces(&text, &node.at, key))
+    }
+
+    /// A string value as a unitgen template.
+    fn text(&mut self, node: &Node, key: &str) -> Option<String> {
+        let pieces = self.scalar_pieces(node, key)?;
+        Some(interpolate::template(&pieces))
+    }
+
+    /// A string whose variables are replaced by their values, for keys that
+    /// cannot hold a template (the app name).
+    fn plain_text(&mut self, node: &Node, key: &str) -> Option<String> {
+        let pieces = self.scalar_pieces(node, key)?;
+        Some(self.resolve(&pieces))
+    }
+
+    /// A value for a key that takes a string or a number: numbers stay
+    /// unquoted.
+    fn scalar(&mut self, node: &Node, key: &str) -> Option<Scalar> {
+        self.checked(node, key, |_| Ok(()))
+    }
+
+    /// A scalar whose value, as the imported instance sees it, must pass
+    /// unitgen's `check`; else it is not carried over.
+    fn checked<T>(
+        &mut self,
+        node: &Node,
+        key: &str,
+        check: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Scalar> {
+        let pieces = self.scalar_pieces(node, key)?;
+        if let Err(msg) = check(&self.resolve(&pieces)) {
+            self.warn(&node.at, key, format!("not carried over: {msg}"));
+            return None;
+        }
+        Some(match &node.kind {
+            Kind::Number(n) if is_decimal(n) => Scalar::Plain(n.clone()),
+            Kind::Bool(b) => Scalar::Plain(b.to_string()),
+            _ => Scalar::Text(interpolate::template(&pieces)),
+        })
+    }
+
+    /// `true`/`false`; a variable is replaced by its value, since these keys
+    /// cannot hold a template.
+    fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        if let Some(b) = node.boolean() {
+            return Some(b);
+        }
+        let resolved = self.plain_text(node, key)?;
+        match node::parse_bool(&resolved) {
+            Some(b) => {
+                self.warn(
+                    &node.at,
+                    key,
+                    format!("`{key}` cannot vary by instance in unitgen: written as its value here, `{b}`"),
+                );
+                Some(b)
+            }
+            None => {
+                self.expected(node, key, "true or false");
+                None
+            }
+        }
+    }
+
+    /// `command: npm start` or `command: [npm, start]`.
+    fn words(&mut self, node: &Node, key: &str) -> Option<Value> {
+        match &node.kind {
+            Kind::List(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    out.push(self.scalar(item, key)?);
+                }
+                Some(Value::List(out))
+            }
+            _ => self.text(node, key).map(Value::text),
+        }
+    }
+
+    /// A string or a list of strings, as the list's nodes.
+    fn string_list<'n>(&mut self, node: &'n Node, key: &str) -> Vec<&'n Node> {
+        match &node.kind {
+            Kind::List(items) => items.iter().collect(),
+            Kind::Text(_) | Kind::Number(_) => vec![node],
+            Kind::Null => Vec::new(),
+            _ => {
+                self.expected(node, key, "a string or a list");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A map, or a list of `KEY=value` strings (`environment`, `labels`). A
+    /// value is `None` where compose takes it from its own environment (`KEY:`
+    /// or a bare `KEY`).
+    fn key_values(&mut self, node: &Node, key: &str) -> Vec<(String, Option<Scalar>)> {
+        let mut out = Vec::new();
+        match &node.kind {
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let value = match v.kind {
+                        Kind::Null => None,
+                        _ => self.scalar(v, key),
+                    };
+                    out.push((k.name.clone(), value));
+                }
+            }
+            Kind::List(items) => {
+                for item in items {
+                    let Some(text) = item.scalar() else {
+                        self.expected(item, key, "a `NAME=value` string");
+                        continue;
+                    };
+                    match text.split_once('=') {
+                        Some((k, v)) => {
+                            let pieces = self.pieces(v, &item.at, key);
+                            let template = interpolate::template(&pieces);
+                            out.push((k.to_string(), Some(Scalar::Text(template))));
+                        }
+                        None => out.push((text, None)),
+                    }
+                }
+            }
+            Kind::Null => {}
+            _ => self.expected(node, key, "a map or a list of `NAME=value` strings"),
+        }
+        out
+    }
+
+    // ---- Top level ----
+
+    fn top_networks(&mut self, key: &Key, node: &Node) {
+        let mut custom = Vec::new();
+        for (net, def) in node.entries().unwrap_or_default() {
+            let external = def.get("external").and_then(Node::boolean) == Some(true);
+            if external {
+                let users = self
+                    .networks_used
+                    .get(&net.name)
+                    .cloned()
+                    .unwrap_or_default();
+                let users = match users.as_slice() {
+                    [] if net.name == "default" => "all services".to_string(),
+                    // Declared, joined by none: nothing to carry over.
+                    [] => continue,
+                    _ => format!("services {}", users.join(", ")),
+                };
+                self.warn(
+                    &net.at,
+                    &format!("networks.{}", net.name),
+                    format!(
+                        "external network: {users} joined it under compose; unitgen does not connect them to it (add `docker network connect` where needed)"
+                    ),
+                );
+            } else if net.name != "default" || def.entries().is_some_and(|e| !e.is_empty()) {
+                custom.push(format!("`{}`", net.name));
+            }
+        }
+        if !custom.is_empty() {
+            self.warn(
+                &key.at,
+                "networks",
+                format!(
+                    "{} not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other",
+                    custom.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn top_volumes(&mut self, node: &Node, app: &str) -> Option<Map> {
+        let Some(entries) = node.entries() else {
+            self.expected(node, "volumes", "a map of volume names");
+            return None;
+        };
+        let mut out = Map::default();
+        let mut scoped = Vec::new();
+        for (name, def) in entries {
+            let mut decl = Map::default();
+            let external = def.get("external");
+            let exact_name = def.get("name").and_then(Node::scalar).or_else(|| {
+                // Old form: `external: {name: x}`.
+                external.and_then(|e| e.get("name")).and_then(Node::scalar)
+            });
+            let is_external =
+                external.is_some_and(|e| e.boolean() == Some(true) || e.get("name").is_some());
+            if is_external || exact_name.is_some() {
+                decl.set("external", Value::plain("true"));
+                if let Some(exact) = &exact_name {
+                    decl.set("name", Value::text(exact));
+                }
+                if !is_external {
+                    self.warn(
+                        &name.at,
+                        &format!("volumes.{}", name.name),
+                        format!(
+                            "compose names it exactly `{}`: declared `external` to keep that name, so every instance shares it",
+                            exact_name.unwrap_or_default()
+                        ),
+                    );
+                }
+            } else {
+                scoped.push(name.name.clone());
+            }
+            for (k, _) in def.entries().unwrap_or_default() {
+                if !["external", "name"].contains(&k.name.as_str()) {
+                    self.warn(
+                        &k.at,
+                        &format!("volumes.{}.{}", name.name, k.name),
+                        "not carried over: unitgen's volumes use Docker's default driver",
+                    );
+                }
+            }
+            out.set(&name.name, Value::Map(decl));
+        }
+        scoped.retain(|v| self.named_volumes.contains(v));
+        if !scoped.is_empty() {
+            let instance = &self.options.instance;
+            let names: Vec<String> = scoped
+                .iter()
+                .map(|v| format!("`{app}-{instance}-{v}`"))
+                .collect();
+            self.warn(
+                &node.at,
+                "volumes",
+                format!(
+                    "unitgen names each instance's volumes itself ({}): they start empty; copy the data over from the volumes compose made",
+                    names.join(", ")
+                ),
+            );
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The imported instance's values; a variable with no value gets an empty
+    /// one, and a warning.
+    fn instance_values(&mut self) -> Map {
+        let mut out = Map::default();
+        let mut missing = Vec::new();
+        for (name, v) in &self.values {
+            if v.undeclared {
+                continue;
+            }
+            let value = v.value.clone().unwrap_or_default();
+            if v.value.is_none() && v.needed {
+                missing.push((
+                    name.clone(),
+                    v.variable.clone(),
+                    v.required,
+                    v.at,
+                    v.service.clone(),
+                ));
+            }
+            let scalar = if is_decimal(&value) {
+                Scalar::Plain(value)
+            } else {
+                Scalar::Text(value)
+            };
+            out.set(name, Value::Scalar(scalar));
+        }
+        for (name, variable, required, at, service) in missing {
+            let why = if required {
+                "is required and has"
+            } else {
+                "has"
+            };
+            let message = format!(
+                "`${{{variable}}}` {why} no default: instance value `{name}` is empty in `{}`; set it for each instance",
+                self.options.instance
+            );
+            self.warn_about(service, &at, "variables", message);
+        }
+        out
+    }
+
+    /// Comments at the top: where the template came from, and what was not
+    /// carried over.
+    fn header(&self) -> String {
+        let mut lines = vec![
+            format!("Imported by `unitgen import` from {}.", self.file.name()),
+            "Each service runs as a systemd unit (`docker run`); the services of an".into(),
+            "instance share one network, where they find each other by name.".into(),
+        ];
+        if !self.restarts_all {
+            lines
+                .push("Services without `restart:` are restarted when they stop (compose's".into());
+            lines.push("default was not to).".into());
+        }
+        if let Some((name, value)) = self.values.iter().next() {
+            lines.push(String::new());
+            lines.push(format!(
+                "Compose variables are instance values now (`${{{}}}` became `{{{{ {name} }}}}`):",
+                value.variable
+            ));
+            lines.push(format!(
+                "instance `{}` holds their defaults, or their values from .env. Add an",
+                self.options.instance
+            ));
+            lines.push("instance for each deployment, with its own values.".into());
+        }
+        if !self.warnings.is_empty() {
+            lines.push(String::new());
+            lines.push("Not carried over as written (review before deploying):".into());
+            for warning in &self.warnings {
+                lines.extend(wrap(&format!("- {warning}"), 76, "  "));
+            }
+        }
+        let mut out = String::new();
+        for line in lines {
+            emit::comment_line("", &line, &mut out);
+        }
+        out
+    }
+}
+
+/// The compose project name, as compose derives it: the name it gives the
+/// images it builds starts with it.
+fn project_name(compose_name: Option<&str>, dir: &Path, app: &str) -> String {
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let source = compose_name
+        .map(str::to_string)
+        .or(folder)
+        .unwrap_or_default();
+    let name: String = source
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
+    let name = name.trim_start_matches(['_', '-']).to_string();
+    if name.is_empty() {
+        app.to_string()
+    } else {
+        name
+    }
+}
+
+/// A number unitgen can take unquoted as a value: `8080`, `0.5`.
+fn is_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    let all_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    // `0755` reads as octal to some parsers.
+    let leading_zero = int.len() > 1 && int.starts_with('0');
+    all_digits(int) && all_digits(frac) && !leading_zero
+}
+
+/// Wraps `text` at `width` columns, continuing lines with `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+            line.push_str(indent);
+        } else if !line.is_empty() && line != indent {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use miette::NamedSource;
+
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            app: None,
+            instance: "default".into(),
+            dir: PathBuf::from("/srv/shop"),
+            home: Some(PathBuf::from("/home/me")),
+            dotenv: Vec::new(),
+        }
+    }
+
+    fn run(compose: &str, options: &Options) -> Imported {
+        let file = Arc::new(NamedSource::new("compose.yaml", compose.to_string()));
+        import(&file, options).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// The template without its header comments.
+    fn body(compose: &str) -> String {
+        let yaml = run(compose, &options()).yaml;
+        yaml.lines()
+            .skip_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    fn messages(compose: &str) -> Vec<String> {
+        let imported = run(compose, &options());
+        imported.warnings.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn long_port_syntax_is_written_short() {
+        let out = body(
+            "services:\n  web:\n    image: nginx\n    ports:\n      - target: 80\n        published: 8080\n        host_ip: 127.0.0.1\n        protocol: tcp\n      - target: 53\n        protocol: udp\n      - {target: 443, host_ip: 127.0.0.1}\n      - 9000\n",
+        );
+        assert!(
+            out.contains(r#"ports: ["127.0.0.1:8080:80", 53/udp, "127.0.0.1::443", 9000]"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn long_volume_syntax_is_written_short() {
+        let out = body(
+            "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: /srv/conf\n        target: /etc/nginx\n        read_only: true\n      - type: volume\n        source: cache\n        target: /var/cache\n      - type: volume\n        target: /scratch\n      - type: tmpfs\n        target: /run\n        tmpfs: {size: 64m}\n      - ./html:/usr/share/nginx/html:ro,cached\n      - ~/certs:/certs\n",
+        );
+        assert!(out.contains("      - /srv/conf:/etc/nginx:ro\n"), "{out}");
+        assert!(out.contains("      - cache:/var/cache\n"), "{out}");
+        assert!(out.contains("      - /scratch\n"), "{out}");
+        assert!(
+            out.contains("      - /srv/shop/html:/usr/share/nginx/html:ro\n"),
+            "{out}"
+        );
+        assert!(out.contains("      - /home/me/certs:/certs\n"), "{out}");
+        assert!(out.contains(r#"tmpfs: ["/run:size=64m"]"#), "{out}");
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_and_warned_about() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    env_file: ../web.env\n    volumes: [\"./data/:/data\"]\n",
+        );
+        assert_eq!(
+            warnings,
+            [
+                "web: env_file: `../web.env` is relative to the compose file: written as `/srv/web.env`; it must exist on every host that runs the units",
+                "web: volumes: `./data/` is relative to the compose file: written as `/srv/shop/data/`; it must exist on every host that runs the units",
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_become_instance_values() {
+        let mut options = options();
+        options.dotenv = vec![("TAG".into(), "2.1".into())];
+        options.instance = "live".into();
+        let compose = "services:\n  web:\n    image: \"nginx:${TAG:-1.27}\"\n    ports: [\"${PORT:-8080}:80\"]\n    environment:\n      GREETING: ${GREETING:-hello world}\n      PRICE: $$5\n      SECRET: ${SECRET:?must be set}\n      DATA: ${DATA:-./data}\n    volumes: [\"${DATA:-./data}:/data\"]\n";
+        let imported = run(compose, &options);
+        let yaml = &imported.yaml;
+        assert!(yaml.contains(r#"image: "nginx:{{ tag }}""#), "{yaml}");
+        assert!(yaml.contains(r#"ports: ["{{ port }}:80"]"#), "{yaml}");
+        assert!(yaml.contains("PRICE: $5\n"), "{yaml}");
+        assert!(yaml.contains(r#"volumes: ["{{ data }}:/data"]"#), "{yaml}");
+        assert!(
+            yaml.ends_with(
+                "instances:\n  live:\n    tag: 2.1\n    port: 8080\n    greeting: hello world\n    secret: \"\"\n    data: /srv/shop/data\n"
+            ),
+            "{yaml}"
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(warnings.contains(&"web: variables: `${SECRET}` is required and has no default: instance value `secret` is empty in `live`; set it for each instance".to_string()), "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("instance value `data` is now `/srv/shop/data`")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_variable_is_one_value_wherever_it_is_used() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    volumes: [\"${DATA:-./data}:/data\"]\n    environment:\n      DATA: ${DATA:-./data}\n      PORT: ${PORT:-80}\n      ALT: ${PORT:-8080}\n",
+        );
+        assert_eq!(
+            warnings,
+            [
+                "web: volumes: `./data` is relative to the compose file: instance value `data` is now `/srv/shop/data`; it must exist on every host that runs the units",
+                "web: variables: `${PORT}` has two defaults, `80` and `8080`: instance `default` uses `80`",
+            ]
+        );
+    }
+
+    #[test]
+    fn docker_run_flags_go_to_docker_args() {
+        let compose = "services:\n  web:\n    image: nginx\n    privileged: true\n    tty: false\n    shm_size: 1g\n    dns: [1.1.1.1]\n    extra_hosts: {db: 10.0.0.2}\n    sysctls: [net.core.somaxconn=1024]\n    devices:\n      - /dev/fuse\n      - {source: /dev/sda, target: /dev/xvda}\n    pid: service:db\n";
+        let imported = run(compose, &options());
+        assert!(
+            imported.yaml.contains(
+                "    docker_args:\n      - --privileged\n      - --shm-size=1g\n      - --dns=1.1.1.1\n      - --add-host=db:10.0.0.2\n      - --sysctl=net.core.somaxconn=1024\n      - --device=/dev/fuse\n"
+            ),
+            "{}",
+            imported.yaml
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "web: devices: the long form is not carried over",
+                "web: pid: `service:db` is not carried over",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_quoted_only_where_yaml_needs_it() {
+        let out = body(
+            "services:\n  web:\n    image: nginx\n    environment:\n      A: \"yes\"\n      B: \"a: b\"\n      C: \"x #y\"\n      D: \"*star\"\n      E: \"{{.Name}}\"\n      F: 1.10\n      G: \"0755\"\n      H: plain text\n",
+        );
+        for line in [
+            "      A: \"yes\"\n",
+            "      B: \"a: b\"\n",
+            "      C: \"x #y\"\n",
+            "      D: \"*star\"\n",
+            "      E: \"{% raw %}{{.Name}}{% endraw %}\"\n",
+            "      F: 1.10\n",
+            "      G: \"0755\"\n",
+            "      H: plain text\n",
+        ] {
+            assert!(out.contains(line), "{line} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn merge_keys_and_key_order_are_kept() {
+        let out = body(
+            "x-base: &base\n  restart: always\n  init: true\nservices:\n  web:\n    image: nginx\n    <<: *base\n    user: \"1000\"\n",
+        );
+        assert_eq!(
+            out,
+            "app: shop\n\nservices:\n  web:\n    image: nginx\n    user: \"1000\"\n    restart: always\n    init: true\n\ninstances:\n  default: {}\n"
+        );
+    }
+
+    #[test]
+    fn names_are_made_valid() {
+        let mut options = options();
+        let compose = "name: My Shop\nservices:\n  Web_App: {image: nginx}\n  network: {image: busybox}\n  cache:\n    image: redis:7\n";
+        let imported = run(compose, &options);
+        assert_eq!(imported.app, "my_shop");
+        assert!(
+            imported.yaml.contains(
+                "\n  web-app:\n    image: nginx\n    docker_args: [--network-alias=Web_App]\n"
+            ),
+            "{}",
+            imported.yaml
+        );
+        assert!(
+            imported.yaml.contains("\n  network-svc:\n"),
+            "{}",
+            imported.yaml
+        );
+        assert!(
+            imported.yaml.contains("\n  cache: redis:7\n"),
+            "{}",
+            imported.yaml
+        );
+        options.app = Some("shop".into());
+        assert_eq!(run(compose, &options).app, "shop");
+        assert_eq!(
+            run("services: {web: {image: x}}", &self::options()).app,
+            "shop"
+        );
+    }
+
+    #[test]
+    fn shape_errors_point_at_the_text() {
+        let file = Arc::new(NamedSource::new(
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx\n    ports: 80\n".to_string(),
+        ));
+        let problems = import(&file, &options()).unwrap_err();
+        assert_eq!(problems.0.len(), 1);
+        let problem = &problems.0[0];
+        assert_eq!(
+            problem.message,
+            "`ports` of service `web`: expected a list, found a number"
+        );
+        assert_eq!(problem.at.as_ref().unwrap().span.offset(), 45);
+    }
+
+    #[test]
+    fn dotenv_lines() {
+        let vars = parse_dotenv(
+            "# comment\nTAG=1.2\nexport PW=\"a \\\"b\\\"\"\nQ='x # y'\nC=v # note\n\nEMPTY=\n",
+        );
+        let expect = [
+            ("TAG", "1.2"),
+            ("PW", "a \"b\""),
+            ("Q", "x # y"),
+            ("C", "v"),
+            ("EMPTY", ""),
+        ];
+        let expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(vars, expect);
+    }
+
+    #[test]
+    fn decimals_and_wrapping() {
+        assert!(is_decimal("8080") && is_decimal("0.5") && is_decimal("-1") && is_decimal("0"));
+        assert!(!is_decimal("0755") && !is_decimal("1e3") && !is_decimal("1.") && !is_decimal(""));
+        assert_eq!(
+            wrap("- one two three four", 10, "  "),
+            ["- one two", "  three", "  four"]
+        );
+        assert_eq!(
+            project_name(Some("My Shop!"), Path::new("/x"), "app"),
+            "myshop"
+        );
+        assert_eq!(
+            project_name(None, Path::new("/srv/Big_Project"), "app"),
+            "big_project"
+        );
+    }
+}

@@ -1,0 +1,1152 @@
+//! One compose service → one unitgen service, key by key.
+
+use std::path::{Component, PathBuf};
+
+use serde_saphyr::Location as YamlLocation;
+
+use super::emit::{Map, Scalar, Value};
+use super::interpolate::{self, Piece};
+use super::node::{Key, Kind, Node};
+use super::{Globals, Importer};
+use crate::compile::syntax;
+
+impl Importer<'_> {
+    pub(super) fn service_def(
+        &mut self,
+        key: &Key,
+        def: &Node,
+        globals: &Globals,
+        project: &str,
+    ) -> Option<Value> {
+        let entries = match def.entries() {
+            Some(entries) => entries,
+            None => {
+                let message = format!(
+                    "service `{}`: expected a service definition (a map), found {}",
+                    key.name,
+                    def.what()
+                );
+                self.error(&def.at, message);
+                return None;
+            }
+        };
+        let mut out = Map::default();
+        let new_name = self.names[&key.name].clone();
+        if new_name != key.name {
+            let mut message = format!(
+                "renamed to `{new_name}`: unitgen service names are DNS labels (lowercase letters, digits, `-`)"
+            );
+            if new_name != key.name.to_lowercase() {
+                message.push_str(&format!(
+                    "; a network alias keeps `{}` reachable by its old name",
+                    key.name
+                ));
+                out.push(
+                    "docker_args",
+                    Scalar::Text(format!("--network-alias={}", key.name)),
+                );
+            }
+            self.warn(&key.at, "name", message);
+        }
+        for (k, value) in entries {
+            self.service_key(k, value, def, &mut out, globals, project);
+        }
+        self.restarts_all &= out.get("restart").is_some();
+        // Extra flags read best after the keys unitgen has.
+        if let Some(i) = out.entries.iter().position(|e| e.key == "docker_args") {
+            let args = out.entries.remove(i);
+            out.entries.push(args);
+        }
+        if def.get("image").is_none() && def.get("build").is_none() {
+            self.error(
+                &key.at,
+                format!("service `{}` has neither `image` nor `build`", key.name),
+            );
+        }
+        // `cache: redis:7` when there is nothing but the image.
+        match out.entries.as_slice() {
+            [entry] if entry.key == "image" && entry.comment.is_empty() => {
+                Some(entry.value.clone())
+            }
+            _ => Some(Value::Map(out)),
+        }
+    }
+
+    fn service_key(
+        &mut self,
+        key: &Key,
+        value: &Node,
+        def: &Node,
+        out: &mut Map,
+        globals: &Globals,
+        project: &str,
+    ) {
+        let name = key.name.as_str();
+        match name {
+            "image" => {
+                if let Some(image) = self.text(value, name) {
+                    out.set("image", Value::text(image));
+                }
+            }
+            "build" => {
+                let context = match &value.kind {
+                    Kind::Map(_) => value.get("context").and_then(Node::scalar),
+                    _ => value.scalar(),
+                }
+                .unwrap_or_else(|| ".".into());
+                if def.get("image").is_some() {
+                    self.warn(
+                        &key.at,
+                        name,
+                        format!(
+                            "unitgen runs images, it does not build them: build {context} and push it as `image` before deploying"
+                        ),
+                    );
+                } else {
+                    let service = self.service.clone().unwrap_or_default();
+                    let image = format!("{project}-{}", service.to_lowercase());
+                    self.warn(
+                        &key.at,
+                        name,
+                        format!(
+                            "unitgen runs images, it does not build them: `image` is set to `{image}`, the name compose gives the image it builds from {context}; push that image to a registry and put its name there"
+                        ),
+                    );
+                    out.set("image", Value::text(&image));
+                    out.comment(
+                        "image",
+                        format!("TODO: compose built this image from {context}: push it and name it here."),
+                    );
+                }
+            }
+            "command" | "entrypoint" => {
+                if let Some(words) = self.words(value, name) {
+                    let empty = matches!(&words, Value::List(l) if l.is_empty())
+                        || words == Value::text("");
+                    if name == "entrypoint" && empty {
+                        self.warn(
+                            &key.at,
+                            name,
+                            "an empty entrypoint (reset to none) is not carried over: the image's own is used",
+                        );
+                    } else {
+                        out.set(name, words);
+                    }
+                }
+            }
+            "environment" => self.environment(value, out),
+            "env_file" => self.env_files(value, out),
+            "ports" => self.ports(value, out),
+            "volumes" => self.volumes(value, out),
+            "tmpfs" => {
+                for item in self.string_list(value, name) {
+                    if let Some(t) = self.text(item, name) {
+                        out.push("tmpfs", Scalar::Text(t));
+                    }
+                }
+            }
+            "user" => {
+                if let Some(user) = self.scalar(value, name) {
+                    out.set(name, Value::Scalar(user));
+                }
+            }
+            "working_dir" | "hostname" | "stop_signal" => {
+                if let Some(text) = self.text(value, name) {
+                    out.set(name, Value::text(text));
+                }
+            }
+            "restart" => self.restart(key, value, out),
+            "stop_grace_period" => {
+                if let Some(duration) = self.checked(value, name, syntax::parse_duration) {
+                    out.set(name, Value::Scalar(duration));
+                }
+            }
+            "healthcheck" => self.healthcheck(value, out),
+            "labels" => {
+                for (k, v) in self.key_values(value, name) {
+                    let v = v.unwrap_or_else(|| Scalar::Text(String::new()));
+                    out.map("labels").set(&k, Value::Scalar(v));
+                }
+            }
+            "mem_limit" => self.limit(value, name, name, syntax::check_memory, out),
+            "cpus" => self.limit(value, name, name, syntax::check_cpus, out),
+            "cap_add" | "cap_drop" => {
+                for item in self.string_list(value, name) {
+                    if let Some(cap) = self.text(item, name) {
+                        out.push(name, Scalar::Text(cap));
+                    }
+                }
+            }
+            "read_only" | "init" => {
+                if let Some(b) = self.boolean(value, name) {
+                    out.set(name, Value::plain(b.to_string()));
+                }
+            }
+            "depends_on" => self.depends_on(value, out),
+            "deploy" => self.deploy(value, out),
+            "container_name" => {
+                let service = self.service.clone().unwrap_or_default();
+                let unit_name = self.names[&service].clone();
+                let mut message = format!(
+                    "unitgen names containers itself (`<app>-<instance>-{unit_name}`), so that instances never collide"
+                );
+                if let Some(container) = value.scalar()
+                    && container != unit_name
+                {
+                    message.push_str(&format!(
+                        "; a network alias keeps `{container}` reachable by that name from the other services"
+                    ));
+                    out.push("docker_args", Scalar::Text(format!("--network-alias={container}")));
+                }
+                self.warn(&key.at, name, message);
+            }
+            "networks" => self.service_networks(value, out),
+            "network_mode" => self.warn(
+                &key.at,
+                name,
+                "not carried over: every service runs on its instance's network, where the others find it by name",
+            ),
+            "links" => {
+                let aliased: Vec<String> = value
+                    .items()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Node::scalar)
+                    .filter(|l| l.contains(':'))
+                    .collect();
+                let mut message = "not needed: services find each other by name on the instance network".to_string();
+                if !aliased.is_empty() {
+                    message.push_str(&format!(
+                        "; the aliases in {} are not carried over: use the services' names",
+                        aliased.join(", ")
+                    ));
+                }
+                self.warn(&key.at, name, message);
+            }
+            "external_links" => self.warn(
+                &key.at,
+                name,
+                "not carried over: containers outside the instance are not on its network",
+            ),
+            "expose" => self.warn(
+                &key.at,
+                name,
+                "not needed: every port of a service is reachable by the others on the instance network",
+            ),
+            "profiles" => self.warn(
+                &key.at,
+                name,
+                "unitgen has no profiles: this service is part of every instance; remove it if it should not run",
+            ),
+            "extends" => self.warn(
+                &key.at,
+                name,
+                "not resolved: copy the keys of the service it extends into this one",
+            ),
+            "secrets" | "configs" => {
+                let top = if name == "secrets" {
+                    globals.secrets
+                } else {
+                    globals.configs
+                };
+                self.file_mounts(key, value, top, out);
+            }
+            "logging" => self.logging(value, out),
+            "ulimits" => self.ulimits(value, out),
+            "scale" => self.warn(
+                &key.at,
+                name,
+                "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
+            ),
+            "volumes_from" => self.warn(
+                &key.at,
+                name,
+                "not carried over: mount the same named volumes in both services instead",
+            ),
+            "develop" => self.warn(&key.at, name, "for development only: not carried over"),
+            other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
+                Some((_, flag)) => self.docker_flag(key, flag, value, out),
+                None if other.starts_with("x-") => {
+                    self.warn(&key.at, other, "extension field: not carried over")
+                }
+                None => self.warn(
+                    &key.at,
+                    other,
+                    "not carried over: unitgen has no such key; if `docker run` has a flag for it, add that to `docker_args`",
+                ),
+            },
+        }
+    }
+
+    fn environment(&mut self, node: &Node, out: &mut Map) {
+        for (name, value) in self.key_values(node, "environment") {
+            let valid = syntax::check_env_name(&name).is_ok();
+            if value.is_none() && !valid {
+                self.warn(
+                    &node.at,
+                    "environment",
+                    format!("`{name}` has no value, and no instance value can stand for it: not carried over"),
+                );
+                continue;
+            }
+            let value = value.unwrap_or_else(|| {
+                // Compose passes the variable of its own environment: the
+                // instance's value of that name now.
+                let pieces = vec![Piece::Var {
+                    name: name.clone(),
+                    default: None,
+                    required: false,
+                }];
+                self.record(&pieces, &node.at);
+                let value_name = interpolate::value_name(&name);
+                let mut message = format!(
+                    "`{name}` has no value: compose takes it from the environment it runs in; it is now the instance value `{value_name}`"
+                );
+                if let Some(v) = self.values.get_mut(&value_name) {
+                    // Said here, not again as a variable without default.
+                    v.needed = false;
+                    if v.value.is_none() {
+                        message.push_str(&format!(
+                            ", empty in `{}`: set it for each instance",
+                            self.options.instance
+                        ));
+                    }
+                }
+                self.warn(&node.at, "environment", message);
+                Scalar::Text(interpolate::template(&pieces))
+            });
+            if valid {
+                out.map("environment").set(&name, Value::Scalar(value));
+            } else {
+                let text = match value {
+                    Scalar::Text(t) | Scalar::Plain(t) => t,
+                };
+                out.push("docker_args", Scalar::Text(format!("--env={name}={text}")));
+            }
+        }
+    }
+
+    fn env_files(&mut self, node: &Node, out: &mut Map) {
+        let items: Vec<&Node> = match &node.kind {
+            Kind::List(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        for item in items {
+            let path_node = match &item.kind {
+                Kind::Map(entries) => {
+                    for (k, _) in entries {
+                        if !["path", "required"].contains(&k.name.as_str()) {
+                            self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over");
+                        }
+                    }
+                    if item.get("required").and_then(Node::boolean) == Some(false) {
+                        self.warn(
+                            &item.at,
+                            "env_file",
+                            "`required: false` is not carried over: the unit fails to start if the file is missing",
+                        );
+                    }
+                    match item.get("path") {
+                        Some(path) => path,
+                        None => {
+                            self.expected(item, "env_file", "a map with `path`");
+                            continue;
+                        }
+                    }
+                }
+                _ => item,
+            };
+            let Some(text) = path_node.scalar() else {
+                self.expected(path_node, "env_file", "a path");
+                continue;
+            };
+            let mut pieces = self.pieces(&text, &path_node.at, "env_file");
+            self.host_path(&mut pieces, &path_node.at, "env_file");
+            out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
+        }
+    }
+
+    fn ports(&mut self, node: &Node, out: &mut Map) {
+        let Some(items) = node.items() else {
+            self.expected(node, "ports", "a list");
+            return;
+        };
+        for item in items {
+            let pieces = match &item.kind {
+                Kind::Map(entries) => self.long_port(item, entries),
+                _ => match item.scalar() {
+                    Some(text) => self.pieces(&text, &item.at, "ports"),
+                    None => {
+                        self.expected(item, "ports", "a port");
+                        continue;
+                    }
+                },
+            };
+            let resolved = self.resolve(&pieces);
+            let valid = syntax::parse_port(&resolved);
+            if self.usable(valid, &pieces, &item.at, "ports") {
+                let port = match &item.kind {
+                    Kind::Number(n) => Scalar::Plain(n.clone()),
+                    _ => Scalar::Text(interpolate::template(&pieces)),
+                };
+                out.push("ports", port);
+            }
+        }
+    }
+
+    /// `{target: 80, published: 8080, host_ip: 127.0.0.1, protocol: udp}` →
+    /// `127.0.0.1:8080:80/udp`.
+    fn long_port(&mut self, item: &Node, entries: &[(Key, Node)]) -> Vec<Piece> {
+        let part = |this: &mut Self, key: &str| -> Vec<Piece> {
+            match item.get(key).and_then(Node::scalar) {
+                Some(text) => this.pieces(&text, &item.at, "ports"),
+                None => Vec::new(),
+            }
+        };
+        let target = part(self, "target");
+        let published = part(self, "published");
+        let host_ip = part(self, "host_ip");
+        let protocol = part(self, "protocol");
+        for (k, _) in entries {
+            // `mode: host` is what `docker run -p` does; `ingress` is swarm's.
+            if !["target", "published", "host_ip", "protocol", "mode"].contains(&k.name.as_str()) {
+                self.warn(&k.at, &format!("ports.{}", k.name), "not carried over");
+            }
+        }
+        let mut pieces = Vec::new();
+        if !host_ip.is_empty() {
+            pieces.extend(host_ip);
+            pieces.push(Piece::Text(":".into()));
+        }
+        if !published.is_empty() {
+            pieces.extend(published);
+            pieces.push(Piece::Text(":".into()));
+        } else if !pieces.is_empty() {
+            pieces.push(Piece::Text(":".into()));
+        }
+        pieces.extend(target);
+        if !protocol.is_empty() && interpolate::literal(&protocol).as_deref() != Some("tcp") {
+            pieces.push(Piece::Text("/".into()));
+            pieces.extend(protocol);
+        }
+        merge_text(pieces)
+    }
+
+    fn volumes(&mut self, node: &Node, out: &mut Map) {
+        let Some(items) = node.items() else {
+            self.expected(node, "volumes", "a list");
+            return;
+        };
+        for item in items {
+            let parts = match &item.kind {
+                Kind::Map(_) => match self.long_volume(item, out) {
+                    Some(parts) => parts,
+                    None => continue,
+                },
+                _ => match item.scalar() {
+                    Some(text) => {
+                        let pieces = self.pieces(&text, &item.at, "volumes");
+                        interpolate::split(&pieces, ':')
+                    }
+                    None => {
+                        self.expected(item, "volumes", "a volume");
+                        continue;
+                    }
+                },
+            };
+            if let Some(volume) = self.volume(parts, &item.at) {
+                out.push("volumes", Scalar::Text(volume));
+            }
+        }
+    }
+
+    /// `SOURCE:TARGET[:MODE]`, split at `:` → the unitgen volume: relative
+    /// host paths made absolute, modes unitgen lacks dropped with a warning.
+    fn volume(&mut self, mut parts: Vec<Vec<Piece>>, at: &YamlLocation) -> Option<String> {
+        if parts.len() == 3 {
+            let mode = self.resolve(&parts[2]);
+            let mut kept = Vec::new();
+            for flag in mode.split(',') {
+                match flag {
+                    "ro" | "rw" => kept.push(flag),
+                    // Only meaningful on macOS.
+                    "cached" | "delegated" | "consistent" => {}
+                    other => self.warn(
+                        at,
+                        "volumes",
+                        format!(
+                            "mode `{other}` is not carried over: unitgen mounts with ro or rw only"
+                        ),
+                    ),
+                }
+            }
+            if kept.contains(&"ro") {
+                parts[2] = vec![Piece::Text("ro".into())];
+            } else {
+                parts.pop();
+            }
+        }
+        if parts.len() >= 2 {
+            let source = self.resolve(&parts[0]);
+            if source.starts_with(['.', '~', '/']) {
+                self.host_path(&mut parts[0], at, "volumes");
+            } else if syntax::is_docker_name(&source) && !self.named_volumes.contains(&source) {
+                self.named_volumes.push(source);
+            }
+        }
+        let text = parts
+            .iter()
+            .map(|p| interpolate::template(p))
+            .collect::<Vec<_>>()
+            .join(":");
+        let resolved = parts
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect::<Vec<_>>()
+            .join(":");
+        let valid = syntax::parse_volume(&resolved).map(|_| ());
+        let pieces: Vec<Piece> = parts.concat();
+        self.usable(valid, &pieces, at, "volumes").then_some(text)
+    }
+
+    /// Whether a port or volume is carried over: when it is valid, or when it
+    /// would be once its variables without a value get one. Those are then
+    /// left out of the instance, so that validation asks for them; anything
+    /// else invalid is warned about and left out.
+    fn usable<T>(
+        &mut self,
+        valid: Result<T, String>,
+        pieces: &[Piece],
+        at: &YamlLocation,
+        key: &str,
+    ) -> bool {
+        let Err(msg) = valid else {
+            return true;
+        };
+        let missing: Vec<String> = interpolate::variables(pieces)
+            .into_iter()
+            .filter_map(|piece| match piece {
+                Piece::Var { name, .. } => Some(interpolate::value_name(name)),
+                _ => None,
+            })
+            .filter(|name| self.values.get(name).is_some_and(|v| v.value.is_none()))
+            .collect();
+        if missing.is_empty() {
+            self.warn(at, key, format!("not carried over: {msg}"));
+            return false;
+        }
+        for name in &missing {
+            if let Some(v) = self.values.get_mut(name) {
+                v.undeclared = true;
+            }
+        }
+        self.warn(
+            at,
+            key,
+            format!(
+                "needs a value for `{}` in each instance: compose took it from its environment; until it is set, the template does not validate",
+                missing.join("`, `")
+            ),
+        );
+        true
+    }
+
+    /// Compose's long volume syntax, as the parts of the short one. A tmpfs
+    /// goes to `tmpfs` instead.
+    fn long_volume(&mut self, item: &Node, out: &mut Map) -> Option<Vec<Vec<Piece>>> {
+        let kind = item
+            .get("type")
+            .and_then(Node::scalar)
+            .unwrap_or_else(|| "volume".into());
+        let part = |this: &mut Self, key: &str| -> Option<Vec<Piece>> {
+            let text = item.get(key).and_then(Node::scalar)?;
+            Some(this.pieces(&text, &item.at, "volumes"))
+        };
+        let Some(target) = part(self, "target") else {
+            self.expected(item, "volumes", "a volume with `target`");
+            return None;
+        };
+        let source = part(self, "source");
+        for (k, v) in item.entries().unwrap_or_default() {
+            let key = format!("volumes.{}", k.name);
+            match k.name.as_str() {
+                "type" | "source" | "target" | "read_only" | "consistency" => {}
+                "bind" if v.get("propagation").is_some() || v.get("selinux").is_some() => {
+                    self.warn(&k.at, &key, "propagation and selinux options are not carried over")
+                }
+                "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
+                    .warn(
+                        &k.at,
+                        &key,
+                        "`create_host_path: false` is not carried over: Docker creates a missing host folder",
+                    ),
+                "bind" => {}
+                "tmpfs" if kind == "tmpfs" => {}
+                other => self.warn(&k.at, &format!("volumes.{other}"), "not carried over"),
+            }
+        }
+        let read_only = item.get("read_only").and_then(Node::boolean) == Some(true);
+        match kind.as_str() {
+            "volume" | "bind" => {
+                let mut parts = Vec::new();
+                if let Some(source) = source {
+                    parts.push(source);
+                }
+                parts.push(target);
+                if read_only {
+                    parts.push(vec![Piece::Text("ro".into())]);
+                }
+                Some(parts)
+            }
+            "tmpfs" => {
+                let mut text = interpolate::template(&target);
+                let options = item.get("tmpfs");
+                let mut opts = Vec::new();
+                for opt in ["size", "mode"] {
+                    if let Some(v) = options.and_then(|o| o.get(opt)).and_then(Node::scalar) {
+                        opts.push(format!("{opt}={v}"));
+                    }
+                }
+                if !opts.is_empty() {
+                    text = format!("{text}:{}", opts.join(","));
+                }
+                out.push("tmpfs", Scalar::Text(text));
+                None
+            }
+            other => {
+                self.warn(
+                    &item.at,
+                    "volumes",
+                    format!("a volume of type `{other}` is not carried over"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Makes a relative or `~` host path absolute, as compose resolves it,
+    /// and says so: unitgen's units run on a host, not in the checkout.
+    fn host_path(&mut self, pieces: &mut [Piece], at: &YamlLocation, key: &str) {
+        let resolved = self.resolve(pieces);
+        // Empty: a variable without value, warned about as such.
+        if resolved.is_empty() || resolved.starts_with('/') {
+            return;
+        }
+        let Some(absolute) = self.absolute(&resolved) else {
+            return;
+        };
+        let new_default = match pieces {
+            [Piece::Text(text)] => {
+                *text = absolute.clone();
+                None
+            }
+            [Piece::Text(text), ..] if text.starts_with(['.', '~']) => {
+                *text = self.absolute(text).unwrap_or_else(|| text.clone());
+                None
+            }
+            [Piece::Var { name, .. }] => Some(name.clone()),
+            _ => {
+                self.warn(
+                    at,
+                    key,
+                    format!("`{resolved}` is relative: unitgen needs an absolute host path"),
+                );
+                return;
+            }
+        };
+        let detail = match new_default {
+            Some(variable) => {
+                let value_name = interpolate::value_name(&variable);
+                if let Some(v) = self.values.get_mut(&value_name) {
+                    v.value = Some(absolute.clone());
+                }
+                format!("instance value `{value_name}` is now `{absolute}`")
+            }
+            None => format!("written as `{absolute}`"),
+        };
+        let relative_to = if resolved.starts_with('~') {
+            "your home folder"
+        } else {
+            "the compose file"
+        };
+        self.warn(
+            at,
+            key,
+            format!(
+                "`{resolved}` is relative to {relative_to}: {detail}; it must exist on every host that runs the units"
+            ),
+        );
+    }
+
+    /// `./data` → `<compose folder>/data`, `~/x` → `<home>/x`, lexically.
+    fn absolute(&self, path: &str) -> Option<String> {
+        let joined = match path.strip_prefix('~') {
+            Some(rest) => self
+                .options
+                .home
+                .as_ref()?
+                .join(rest.trim_start_matches('/')),
+            None => self.options.dir.join(path),
+        };
+        let mut normal = PathBuf::new();
+        for component in joined.components() {
+            match component {
+                Component::ParentDir => {
+                    normal.pop();
+                }
+                Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        let mut text = normal.to_string_lossy().into_owned();
+        if path.ends_with('/') && !text.ends_with('/') {
+            text.push('/');
+        }
+        Some(text)
+    }
+
+    fn restart(&mut self, key: &Key, node: &Node, out: &mut Map) {
+        let Some(policy) = self.plain_text(node, "restart") else {
+            return;
+        };
+        let known = matches!(
+            policy.as_str(),
+            "no" | "always" | "unless-stopped" | "on-failure"
+        ) || policy.starts_with("on-failure:");
+        if known {
+            out.set("restart", Value::text(policy));
+        } else {
+            self.warn(
+                &key.at,
+                "restart",
+                format!("unknown restart policy `{policy}`: not carried over"),
+            );
+        }
+    }
+
+    fn healthcheck(&mut self, node: &Node, out: &mut Map) {
+        let Some(entries) = node.entries() else {
+            self.expected(node, "healthcheck", "a map");
+            return;
+        };
+        let mut check = Map::default();
+        for (k, v) in entries {
+            let key = format!("healthcheck.{}", k.name);
+            match k.name.as_str() {
+                "test" => {
+                    let is_none = v.items().and_then(|i| i.first()).and_then(Node::scalar)
+                        == Some("NONE".into());
+                    if is_none {
+                        check.set("disable", Value::plain("true"));
+                    } else if let Some(words) = self.words(v, &key) {
+                        check.set("test", words);
+                    }
+                }
+                "interval" | "timeout" | "start_period" => {
+                    if let Some(d) = self.checked(v, &key, syntax::parse_duration) {
+                        check.set(&k.name, Value::Scalar(d));
+                    }
+                }
+                "retries" => match self.plain_text(v, &key) {
+                    Some(n) if n.parse::<u32>().is_ok() => check.set("retries", Value::plain(n)),
+                    Some(n) => self.warn(
+                        &v.at,
+                        &key,
+                        format!("`{n}` is not a number: not carried over"),
+                    ),
+                    None => {}
+                },
+                "disable" => {
+                    if self.boolean(v, &key) == Some(true) {
+                        check.set("disable", Value::plain("true"));
+                    }
+                }
+                _ => self.warn(
+                    &k.at,
+                    &key,
+                    "not carried over: unitgen has no such healthcheck key",
+                ),
+            }
+        }
+        out.set("healthcheck", Value::Map(check));
+    }
+
+    /// `mem_limit` or `cpus`, from the key of that name or from `deploy`.
+    fn limit<T>(
+        &mut self,
+        node: &Node,
+        key: &str,
+        target: &str,
+        check: impl Fn(&str) -> Result<T, String>,
+        out: &mut Map,
+    ) {
+        let Some(value) = self.checked(node, key, check) else {
+            return;
+        };
+        match out.get(target) {
+            Some(Value::Scalar(old)) if *old != value => self.warn(
+                &node.at,
+                key,
+                format!("`{target}` is set twice, differently: the first one is kept"),
+            ),
+            _ => out.set(target, Value::Scalar(value)),
+        }
+    }
+
+    fn depends_on(&mut self, node: &Node, out: &mut Map) {
+        let keys: Vec<Key>;
+        let names: Vec<(&Key, Option<&Node>)>;
+        match &node.kind {
+            Kind::List(items) => {
+                keys = items
+                    .iter()
+                    .filter_map(|i| {
+                        Some(Key {
+                            name: i.scalar()?,
+                            at: i.at,
+                        })
+                    })
+                    .collect();
+                names = keys.iter().map(|k| (k, None)).collect();
+            }
+            Kind::Map(entries) => names = entries.iter().map(|(k, v)| (k, Some(v))).collect(),
+            _ => {
+                self.expected(node, "depends_on", "a list or a map");
+                return;
+            }
+        }
+        for (name, detail) in names {
+            let Some(target) = self.names.get(&name.name).cloned() else {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}` is not a service of this file: not carried over",
+                        name.name
+                    ),
+                );
+                continue;
+            };
+            let condition = detail
+                .and_then(|d| d.get("condition"))
+                .and_then(Node::scalar);
+            if condition.as_deref() == Some("service_completed_successfully") {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}`: unitgen starts a service after its dependencies have started (and are healthy, if they have a healthcheck); it does not wait for one to finish",
+                        name.name
+                    ),
+                );
+            }
+            if detail
+                .and_then(|d| d.get("required"))
+                .and_then(Node::boolean)
+                == Some(false)
+            {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}`: `required: false` is not carried over: the dependency is required",
+                        name.name
+                    ),
+                );
+            }
+            out.push("depends_on", Scalar::Text(target));
+        }
+    }
+
+    fn deploy(&mut self, node: &Node, out: &mut Map) {
+        let Some(entries) = node.entries() else {
+            self.expected(node, "deploy", "a map");
+            return;
+        };
+        for (k, v) in entries {
+            let key = format!("deploy.{}", k.name);
+            match k.name.as_str() {
+                "resources" => self.resources(v, out),
+                "restart_policy" => self.restart_policy(k, v, out),
+                "replicas" if v.scalar().as_deref() == Some("1") => {}
+                "replicas" => self.warn(
+                    &k.at,
+                    &key,
+                    "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
+                ),
+                "mode" if v.scalar().as_deref() == Some("replicated") => {}
+                _ => self.warn(&k.at, &key, "swarm only: not carried over"),
+            }
+        }
+    }
+
+    fn resources(&mut self, node: &Node, out: &mut Map) {
+        for (k, v) in node.entries().unwrap_or_default() {
+            for (lk, lv) in v.entries().unwrap_or_default() {
+                let key = format!("deploy.resources.{}.{}", k.name, lk.name);
+                match (k.name.as_str(), lk.name.as_str()) {
+                    ("limits", "memory") => {
+                        self.limit(lv, &key, "mem_limit", syntax::check_memory, out)
+                    }
+                    ("limits", "cpus") => self.limit(lv, &key, "cpus", syntax::check_cpus, out),
+                    ("limits", "pids") => self.flag_value("--pids-limit", lv, &key, out),
+                    ("reservations", "memory") => {
+                        self.flag_value("--memory-reservation", lv, &key, out)
+                    }
+                    _ => self.warn(&lk.at, &key, "not carried over"),
+                }
+            }
+        }
+    }
+
+    fn restart_policy(&mut self, key: &Key, node: &Node, out: &mut Map) {
+        for (k, v) in node.entries().unwrap_or_default() {
+            let path = format!("deploy.restart_policy.{}", k.name);
+            if k.name != "condition" {
+                self.warn(&k.at, &path, "not carried over");
+                continue;
+            }
+            let policy = match v.scalar().as_deref() {
+                Some("none") => "no",
+                Some("on-failure") => "on-failure",
+                Some("any") => "always",
+                _ => {
+                    self.warn(&v.at, &path, "unknown condition: not carried over");
+                    continue;
+                }
+            };
+            if out.get("restart").is_some() {
+                self.warn(&key.at, &path, "`restart` is set too: it is kept");
+            } else {
+                out.set("restart", Value::text(policy));
+            }
+        }
+    }
+
+    fn service_networks(&mut self, node: &Node, out: &mut Map) {
+        let service = self.service.clone().unwrap_or_default();
+        let mut joined = Vec::new();
+        match &node.kind {
+            Kind::List(items) => joined.extend(items.iter().filter_map(Node::scalar)),
+            Kind::Map(entries) => {
+                for (net, detail) in entries {
+                    joined.push(net.name.clone());
+                    for (k, v) in detail.entries().unwrap_or_default() {
+                        let key = format!("networks.{}.{}", net.name, k.name);
+                        match k.name.as_str() {
+                            "aliases" => {
+                                for alias in self.string_list(v, &key) {
+                                    if let Some(alias) = self.text(alias, &key) {
+                                        out.push(
+                                            "docker_args",
+                                            Scalar::Text(format!("--network-alias={alias}")),
+                                        );
+                                    }
+                                }
+                            }
+                            _ => self.warn(&k.at, &key, "not carried over"),
+                        }
+                    }
+                }
+            }
+            _ => self.expected(node, "networks", "a list or a map"),
+        }
+        for net in joined {
+            self.networks_used
+                .entry(net)
+                .or_default()
+                .push(service.clone());
+        }
+    }
+
+    /// `secrets` and `configs` backed by a file are bind mounts, as compose
+    /// makes them outside swarm: carried over as read-only volumes.
+    fn file_mounts(&mut self, key: &Key, node: &Node, top: Option<&Node>, out: &mut Map) {
+        let kind = key.name.as_str();
+        for item in node.items().unwrap_or_default() {
+            let (source, target) = match &item.kind {
+                Kind::Map(_) => (
+                    item.get("source").and_then(Node::scalar),
+                    item.get("target").and_then(Node::scalar),
+                ),
+                _ => (item.scalar(), None),
+            };
+            let Some(source) = source else {
+                self.expected(item, kind, "a name, or a map with `source`");
+                continue;
+            };
+            for extra in ["uid", "gid", "mode"] {
+                if item.get(extra).is_some() {
+                    self.warn(
+                        &item.at,
+                        &format!("{kind}.{extra}"),
+                        "not carried over: the mount keeps the host file's owner and mode",
+                    );
+                }
+            }
+            let target = match (kind, target) {
+                (_, Some(t)) if t.starts_with('/') => t,
+                ("secrets", Some(t)) => format!("/run/secrets/{t}"),
+                ("secrets", None) => format!("/run/secrets/{source}"),
+                (_, Some(t)) => format!("/{t}"),
+                (_, None) => format!("/{source}"),
+            };
+            let file = top.and_then(|t| t.get(&source)).and_then(|d| d.get("file"));
+            let Some((path, path_at)) = file.and_then(|f| Some((f.scalar()?, f.at))) else {
+                self.warn(
+                    &item.at,
+                    kind,
+                    format!("`{source}` is not backed by a `file:`: not carried over; mount it with a bind volume"),
+                );
+                continue;
+            };
+            let mut pieces = self.pieces(&path, &path_at, kind);
+            self.host_path(&mut pieces, &item.at, kind);
+            out.push(
+                "volumes",
+                Scalar::Text(format!("{}:{target}:ro", interpolate::template(&pieces))),
+            );
+        }
+    }
+
+    fn logging(&mut self, node: &Node, out: &mut Map) {
+        for (k, v) in node.entries().unwrap_or_default() {
+            match k.name.as_str() {
+                "driver" => self.flag_value("--log-driver", v, "logging.driver", out),
+                "options" => {
+                    for (name, value) in v.entries().unwrap_or_default() {
+                        if let Some(value) = self.text(value, "logging.options") {
+                            out.push(
+                                "docker_args",
+                                Scalar::Text(format!("--log-opt={}={value}", name.name)),
+                            );
+                        }
+                    }
+                }
+                other => self.warn(&k.at, &format!("logging.{other}"), "not carried over"),
+            }
+        }
+    }
+
+    fn ulimits(&mut self, node: &Node, out: &mut Map) {
+        for (k, v) in node.entries().unwrap_or_default() {
+            let limit = match (&v.kind, v.get("soft"), v.get("hard")) {
+                (Kind::Map(_), Some(soft), Some(hard)) => soft
+                    .scalar()
+                    .zip(hard.scalar())
+                    .map(|(s, h)| format!("{s}:{h}")),
+                _ => v.scalar(),
+            };
+            match limit {
+                Some(limit) => out.push(
+                    "docker_args",
+                    Scalar::Text(format!("--ulimit={}={limit}", k.name)),
+                ),
+                None => self.expected(v, "ulimits", "a number or `{soft, hard}`"),
+            }
+        }
+    }
+
+    /// A compose key that is one `docker run` flag.
+    fn docker_flag(&mut self, key: &Key, flag: &str, node: &Node, out: &mut Map) {
+        let name = key.name.as_str();
+        let value = node.scalar().unwrap_or_default();
+        let unsupported = match name {
+            "pid" | "ipc" => value.starts_with("service:"),
+            "pull_policy" => !matches!(value.as_str(), "always" | "missing" | "never"),
+            _ => false,
+        };
+        if unsupported {
+            self.warn(&key.at, name, format!("`{value}` is not carried over"));
+            return;
+        }
+        match &node.kind {
+            Kind::Bool(true) => out.push("docker_args", Scalar::Text(flag.to_string())),
+            Kind::Bool(false) | Kind::Null => {}
+            Kind::Text(_) | Kind::Number(_) => self.flag_value(flag, node, name, out),
+            Kind::List(items) => {
+                for item in items {
+                    if item.scalar().is_some() {
+                        self.flag_value(flag, item, name, out);
+                    } else {
+                        // `devices: [{source: …}]`, `gpus: [{driver: …}]`.
+                        self.warn(&item.at, name, "the long form is not carried over");
+                    }
+                }
+            }
+            Kind::Map(entries) => {
+                // `extra_hosts: {db: 10.0.0.2}` is `--add-host db:10.0.0.2`.
+                let separator = if name == "extra_hosts" { ":" } else { "=" };
+                for (k, v) in entries {
+                    let arg = match v.kind {
+                        Kind::Null => format!("{flag}={}", k.name),
+                        _ => match self.text(v, name) {
+                            Some(v) => format!("{flag}={}{separator}{v}", k.name),
+                            None => continue,
+                        },
+                    };
+                    out.push("docker_args", Scalar::Text(arg));
+                }
+            }
+        }
+    }
+
+    /// `--flag=value` into `docker_args`.
+    fn flag_value(&mut self, flag: &str, node: &Node, key: &str, out: &mut Map) {
+        if let Some(value) = self.text(node, key) {
+            out.push("docker_args", Scalar::Text(format!("{flag}={value}")));
+        }
+    }
+}
+
+/// Compose keys that are one `docker run` flag: carried over in `docker_args`.
+const DOCKER_FLAGS: &[(&str, &str)] = &[
+    ("privileged", "--privileged"),
+    ("stdin_open", "--interactive"),
+    ("tty", "--tty"),
+    ("oom_kill_disable", "--oom-kill-disable"),
+    ("shm_size", "--shm-size"),
+    ("pids_limit", "--pids-limit"),
+    ("mem_reservation", "--memory-reservation"),
+    ("memswap_limit", "--memory-swap"),
+    ("mem_swappiness", "--memory-swappiness"),
+    ("oom_score_adj", "--oom-score-adj"),
+    ("cpu_shares", "--cpu-shares"),
+    ("cpuset", "--cpuset-cpus"),
+    ("cpu_quota", "--cpu-quota"),
+    ("cpu_period", "--cpu-period"),
+    ("platform", "--platform"),
+    ("runtime", "--runtime"),
+    ("userns_mode", "--userns"),
+    ("cgroup_parent", "--cgroup-parent"),
+    ("cgroup", "--cgroupns"),
+    ("mac_address", "--mac-address"),
+    ("domainname", "--domainname"),
+    ("pid", "--pid"),
+    ("ipc", "--ipc"),
+    ("uts", "--uts"),
+    ("dns", "--dns"),
+    ("dns_search", "--dns-search"),
+    ("dns_opt", "--dns-option"),
+    ("security_opt", "--security-opt"),
+    ("devices", "--device"),
+    ("group_add", "--group-add"),
+    ("device_cgroup_rules", "--device-cgroup-rule"),
+    ("sysctls", "--sysctl"),
+    ("extra_hosts", "--add-host"),
+    ("storage_opt", "--storage-opt"),
+    ("gpus", "--gpus"),
+    ("pull_policy", "--pull"),
+];
+
+/// Joins neighbouring literal pieces.
+fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
+    for piece in pieces {
+        match (out.last_mut(), piece) {
+            (Some(Piece::Text(last)), Piece::Text(text)) => last.push_str(&text),
+            (_, piece) => out.push(piece),
+        }
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! `unitgen import`, run as a user runs it: compose files in a temporary
+//! folder, the built binary, assertions on the template and the warnings.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// What a run of the binary left behind.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn unitgen(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("unitgen runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A project folder named `shop` holding `docker-compose.yml`.
+struct Project {
+    _tmp: TempDir,
+    dir: PathBuf,
+}
+
+impl Project {
+    fn new(compose: &str) -> Project {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("shop");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("docker-compose.yml"), compose).unwrap();
+        Project { _tmp: tmp, dir }
+    }
+
+    fn file(self, name: &str, text: &str) -> Project {
+        fs::write(self.dir.join(name), text).unwrap();
+        self
+    }
+
+    fn import(&self, args: &[&str]) -> Run {
+        let mut all = vec!["import", "docker-compose.yml"];
+        all.extend(args);
+        unitgen(&self.dir, &all)
+    }
+
+    /// Imports into `unitgen.yaml`, expecting success, and returns the run.
+    fn import_ok(&self, args: &[&str]) -> Run {
+        let mut all = vec!["-o", "unitgen.yaml"];
+        all.extend(args);
+        let run = self.import(&all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    }
+
+    fn template(&self) -> String {
+        fs::read_to_string(self.dir.join("unitgen.yaml")).unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        unitgen(&self.dir, args)
+    }
+}
+
+#[test]
+fn every_example_compose_file_imports_validates_and_renders() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut imported = 0;
+    for entry in fs::read_dir(&examples).unwrap() {
+        let compose = entry.unwrap().path().join("docker-compose.yml");
+        if !compose.exists() {
+            continue;
+        }
+        let tmp = TempDir::new().unwrap();
+        let out = tmp.path().join("unitgen.yaml");
+        let (compose, out) = (compose.to_str().unwrap(), out.to_str().unwrap());
+        let run = unitgen(tmp.path(), &["import", compose, "-o", out]);
+        assert_eq!(run.code, 0, "import {compose}: {}", run.stderr);
+        let run = unitgen(tmp.path(), &["validate", "-f", out]);
+        assert_eq!(run.code, 0, "validate {compose}: {}", run.stderr);
+        let run = unitgen(tmp.path(), &["render", "default", "-f", out]);
+        assert_eq!(run.code, 0, "render {compose}: {}", run.stderr);
+        assert!(run.stdout.contains("ExecStart=/usr/bin/docker run"));
+        imported += 1;
+    }
+    assert!(imported > 0, "no example has a docker-compose.yml");
+}
+
+#[test]
+fn prints_to_stdout_and_warns_on_stderr() {
+    let project = Project::new("services:\n  web:\n    image: nginx:1.27\n    expose: [80]\n");
+    let run = project.import(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("# Imported by `unitgen import` from docker-compose.yml.\n")
+    );
+    assert!(
+        run.stdout
+            .ends_with("app: shop\n\nservices:\n  web: nginx:1.27\n\ninstances:\n  default: {}\n")
+    );
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:4:5: web: expose: not needed: every port of a service is reachable by the others on the instance network\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(
+        "imported 1 service from docker-compose.yml as app `shop`, instance `default`: 1 warning"
+    ));
+}
+
+/// Each kind of thing that is not carried over is named with its service and
+/// key, on stderr and at the top of the template.
+#[test]
+fn warnings_name_the_service_and_the_key() {
+    let project = Project::new(
+        r#"services:
+  web:
+    build: ./web
+    container_name: shop_web
+    networks:
+      front:
+        aliases: [www]
+    links: [db]
+    expose: ["8000"]
+    ports: ["8000-8001:8000-8001"]
+    volumes: ["./static:/static"]
+    secrets: [api_key]
+    deploy:
+      replicas: 3
+    frobnicate: true
+  db:
+    image: postgres:16
+    profiles: [debug]
+    extends:
+      file: common.yml
+      service: base
+    networks: [back]
+networks:
+  front:
+  back:
+secrets:
+  api_key:
+    environment: API_KEY
+"#,
+    );
+    let run = project.import_ok(&[]);
+    let expected = [
+        (
+            "3:5",
+            "web: build: unitgen runs images, it does not build them",
+        ),
+        (
+            "4:5",
+            "web: container_name: unitgen names containers itself",
+        ),
+        (
+            "8:5",
+            "web: links: not needed: services find each other by name",
+        ),
+        ("9:5", "web: expose: not needed"),
+        (
+            "10:13",
+            "web: ports: not carried over: port ranges like `8000-8001` are not supported",
+        ),
+        (
+            "11:15",
+            "web: volumes: `./static` is relative to the compose file",
+        ),
+        (
+            "12:15",
+            "web: secrets: `api_key` is not backed by a `file:`",
+        ),
+        ("14:7", "web: deploy.replicas: not carried over"),
+        (
+            "15:5",
+            "web: frobnicate: not carried over: unitgen has no such key",
+        ),
+        ("18:5", "db: profiles: unitgen has no profiles"),
+        ("19:5", "db: extends: not resolved"),
+        ("23:1", "networks: `front`, `back` not carried over"),
+    ];
+    // The header's list, its wrapped lines joined again.
+    let header = project
+        .template()
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (place, start) in expected {
+        let line = format!("warning: docker-compose.yml:{place}: {start}");
+        assert!(run.stderr.contains(&line), "{line}\nnot in\n{}", run.stderr);
+        let listed = format!("- {start}");
+        assert!(header.contains(&listed), "{listed}\nnot in\n{header}");
+    }
+    assert_eq!(run.stderr.matches("warning: ").count(), expected.len());
+    // What could be carried over was, in another form.
+    let template = project.template();
+    assert!(template.contains("    # TODO: compose built this image from ./web"));
+    assert!(template.contains("    image: shop-web\n"));
+    assert!(template.contains("docker_args: [--network-alias=shop_web, --network-alias=www]"));
+    let run = project.run(&["validate", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn variables_become_values_of_the_declared_instance() {
+    let project = Project::new(
+        r#"name: Web Shop
+services:
+  web:
+    image: "ghcr.io/acme/shop:${TAG:-1.0}"
+    ports: ["127.0.0.1:${PORT:-8080}:8000"]
+    environment:
+      DATABASE_URL: postgres://shop:${DB_PASSWORD}@db/shop
+      PRICE_FORMAT: $$%.2f
+"#,
+    )
+    .file(".env", "DB_PASSWORD=s3cret\n");
+    let run = project.import_ok(&["--instance", "live"]);
+    assert!(run.stderr.contains("as app `web_shop`, instance `live`"));
+    let template = project.template();
+    for line in [
+        "    image: \"ghcr.io/acme/shop:{{ tag }}\"\n",
+        "    ports: [\"127.0.0.1:{{ port }}:8000\"]\n",
+        "      DATABASE_URL: \"postgres://shop:{{ db_password }}@db/shop\"\n",
+        "      PRICE_FORMAT: $%.2f\n",
+        "instances:\n  live:\n    tag: 1.0\n    port: 8080\n    db_password: s3cret\n",
+    ] {
+        assert!(template.contains(line), "{line}not in\n{template}");
+    }
+    // Another instance is one more entry with its own values.
+    let two = template.replace(
+        "instances:\n",
+        "instances:\n  staging:\n    tag: 1.1-rc1\n    port: 8081\n    db_password: staging\n",
+    );
+    fs::write(project.dir.join("unitgen.yaml"), two).unwrap();
+    let run = project.run(&["render", "staging", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("ghcr.io/acme/shop:1.1-rc1"));
+    assert!(run.stdout.contains("--publish 127.0.0.1:8081:8000"));
+    assert!(run.stdout.contains("--env PRICE_FORMAT=$$%%.2f"));
+}
+
+/// Values YAML or the template language would misread reach Docker as the
+/// compose file wrote them.
+#[test]
+fn tricky_values_survive_the_round_trip() {
+    let values = [
+        ("COLON", "a: b"),
+        ("HASH", "x #y"),
+        ("YES", "yes"),
+        ("BRACES", "{{.Name}}"),
+        ("STAR", "*all"),
+        ("AMP", "&ref"),
+        ("QUOTES", "say \"hi\" and 'bye'"),
+        ("NUMBER", "1.10"),
+        ("OCTAL", "0755"),
+        ("EMPTY", ""),
+    ];
+    let mut compose = "services:\n  web:\n    image: nginx\n    environment:\n".to_string();
+    for (name, value) in values {
+        let yaml_value = format!("'{}'", value.replace('\'', "''"));
+        compose.push_str(&format!("      {name}: {yaml_value}\n"));
+    }
+    let project = Project::new(&compose);
+    project.import_ok(&[]);
+    let template = unitgen::template::Template::load(&project.dir.join("unitgen.yaml")).unwrap();
+    let instance = unitgen::compile::compile(&template, "default", &Default::default()).unwrap();
+    let environment: Vec<(&str, &str)> = instance.services[0]
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(environment, values);
+}
+
+#[test]
+fn an_existing_output_file_is_kept_unless_forced() {
+    let project =
+        Project::new("services:\n  web:\n    image: nginx\n").file("unitgen.yaml", "mine\n");
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("unitgen.yaml exists already"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--force"));
+    assert_eq!(project.template(), "mine\n");
+    project.import_ok(&["--force"]);
+    assert!(project.template().contains("web: nginx"));
+}
+
+#[test]
+fn the_app_name_is_chosen_or_derived() {
+    let project = Project::new("services:\n  web:\n    image: nginx\n");
+    let run = project.import_ok(&["--force", "--app", "store"]);
+    assert!(run.stderr.contains("as app `store`"));
+    assert!(project.template().contains("\napp: store\n"));
+    let run = project.import(&["--app", "My-Store"]);
+    assert_eq!(run.code, 2, "a usage error");
+    assert!(run.stderr.contains("try `my_store`"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_compose_yaml_is_reported_at_its_place() {
+    let project = Project::new("services:\n  web:\n    image: [nginx\n  db: {}\n");
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("docker-compose.yml:"), "{}", run.stderr);
+    let project = Project::new("services:\n  web:\n    image: nginx\n    ports: 80\n");
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("`ports` of service `web`: expected a list, found a number"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:4:12"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_compose_file_is_an_error() {
+    let tmp = TempDir::new().unwrap();
+    let run = unitgen(tmp.path(), &["import"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("no compose file here"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A port made of a variable compose took from its environment is kept; the
+/// template then asks for the value instead of losing the port.
+#[test]
+fn a_port_without_its_value_is_kept_and_asked_for() {
+    let project =
+        Project::new("services:\n  web:\n    image: nginx\n    ports: [\"${WEB_PORT}:80\"]\n");
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(
+        "warning: docker-compose.yml:4:13: web: ports: needs a value for `web_port` in each instance"
+    ));
+    assert!(
+        run.stderr
+            .contains("undefined variable `web_port` in instance `default`")
+    );
+    assert!(
+        project
+            .template()
+            .contains("ports: [\"{{ web_port }}:80\"]")
+    );
+    let run = project.run(&[
+        "render",
+        "default",
+        "-f",
+        "unitgen.yaml",
+        "--set",
+        "web_port=8080",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("--publish 8080:80"));
+}
