@@ -527,3 +527,45 @@ fn an_applied_instance_comes_back_after_a_reboot() {
     // State survived too: nothing to apply.
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
 }
+
+/// The README's first command applies examples/hello: it must come up and
+/// serve what its web service fetched from `api` by name.
+#[test]
+fn the_readme_example_comes_up_and_serves() {
+    let mut sandbox = Sandbox::boot();
+    sandbox.own_containers("hello-");
+    let port = free_port().to_string();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/unitgen.yaml");
+    let root = sandbox.root();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(args)
+            .args(["-f", file, "--set", &format!("port={port}")])
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["apply", "staging"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = wait_for(Duration::from_secs(20), || {
+        http_get(port.parse().unwrap(), "/")
+            .filter(|(s, b)| *s == 200 && !b.is_empty())
+            .map(|(_, b)| b)
+    });
+    assert_eq!(
+        page.as_deref(),
+        Some("Hello from staging (hello 1.1-rc1)\n")
+    );
+    let out = run(&["destroy", "staging", "--volumes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    docker(["network", "rm", "hello-staging"]);
+}
