@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
 
-use crate::render::UnitFile;
+use crate::render::{UnitFile, digest_matches};
 
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -20,6 +20,10 @@ pub struct Plan {
     pub remove: Vec<UnitFile>,
     /// Units whose text is identical: left alone, containers keep running.
     pub keep: Vec<String>,
+    /// Installed units whose text no longer matches the digest unitgen
+    /// wrote into them: someone edited them by hand, and applying will
+    /// overwrite (or remove) that edit.
+    pub hand_edited: Vec<String>,
 }
 
 impl Plan {
@@ -38,6 +42,9 @@ impl Plan {
         for unit in installed {
             if !desired.iter().any(|d| d.name == unit.name) {
                 plan.remove.push(unit.clone());
+            }
+            if !digest_matches(&unit.text) {
+                plan.hand_edited.push(unit.name.clone());
             }
         }
         plan
@@ -92,6 +99,13 @@ impl Plan {
                 self.change.len(),
                 self.remove.len(),
                 self.keep.len()
+            );
+        }
+        for name in &self.hand_edited {
+            let _ = writeln!(
+                out,
+                "{} {name} was edited by hand since unitgen wrote it: applying overwrites the edit",
+                paint("31", "!")
             );
         }
         for change in &self.change {
@@ -162,6 +176,29 @@ mod tests {
         assert_eq!(plan.add[0].name, "d");
         assert!(!plan.is_empty());
         assert!(Plan::new(&installed, &installed).is_empty());
+    }
+
+    #[test]
+    fn notices_units_edited_by_hand() {
+        let good = UnitFile {
+            name: "a.service".into(),
+            text: format!("[Unit]\n{}", crate::render::DIGEST_KEY)
+                + &crate::render::content_digest("[Unit]\n")
+                + "\n",
+        };
+        let mut edited = good.clone();
+        edited.text = edited.text.replace("[Unit]", "[Unit]\nNice=5");
+        assert!(
+            Plan::new(std::slice::from_ref(&good), std::slice::from_ref(&good))
+                .hand_edited
+                .is_empty()
+        );
+        let plan = Plan::new(&[edited], &[good]);
+        assert_eq!(plan.hand_edited, ["a.service"]);
+        assert!(
+            plan.describe(false)
+                .contains("! a.service was edited by hand")
+        );
     }
 
     #[test]
