@@ -29,10 +29,22 @@ pub struct RevisionInfo {
     pub applied_at: u64,
     /// Digest of the rendered units: equal digests, equal revisions.
     pub digest: String,
+    /// Digest of what they were rendered from: the template files, the
+    /// instance name and the command-line overrides.
+    #[serde(default)]
+    pub inputs: String,
     /// Named volumes the instance used (kept on destroy unless --volumes).
     pub volumes: Vec<String>,
     /// Set when this revision re-applied an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u32>,
+}
+
+/// What a revision records besides its units.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub inputs: String,
+    pub volumes: Vec<String>,
     pub rollback_of: Option<u32>,
 }
 
@@ -128,8 +140,7 @@ impl InstanceState {
     pub fn record(
         &self,
         units: &[UnitFile],
-        volumes: Vec<String>,
-        rollback_of: Option<u32>,
+        provenance: Provenance,
     ) -> std::io::Result<RevisionInfo> {
         let number = self.revisions()?.last().map_or(1, |r| r.number + 1);
         let dir = self.revisions_dir().join(format!("{number:04}"));
@@ -147,8 +158,9 @@ impl InstanceState {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             digest: units_digest(units),
-            volumes,
-            rollback_of,
+            inputs: provenance.inputs,
+            volumes: provenance.volumes,
+            rollback_of: provenance.rollback_of,
         };
         let json = serde_json::to_string_pretty(&info).map_err(std::io::Error::other)?;
         write_atomic(&tmp.join("revision.json"), json.as_bytes())?;
@@ -189,10 +201,25 @@ mod tests {
             name: "blog-live-web.service".into(),
             text: "[Unit]\n".into(),
         }];
+        let volumes = vec!["blog-live-data".to_string()];
         let first = state
-            .record(&units, vec!["blog-live-data".into()], None)
+            .record(
+                &units,
+                Provenance {
+                    volumes,
+                    ..Provenance::default()
+                },
+            )
             .unwrap();
-        let second = state.record(&units, vec![], Some(1)).unwrap();
+        let second = state
+            .record(
+                &units,
+                Provenance {
+                    rollback_of: Some(1),
+                    ..Provenance::default()
+                },
+            )
+            .unwrap();
         assert_eq!((first.number, second.number), (1, 2));
         assert_eq!(state.revisions().unwrap().len(), 2);
         let loaded = state.load(1).unwrap();

@@ -104,6 +104,18 @@ impl Template {
         self.instances_file().file.name().to_string()
     }
 
+    /// A digest of everything an instance is rendered from: the text of
+    /// the files, the instance name and the command-line overrides.
+    pub fn inputs_digest(&self, instance: &str, overrides: &crate::compile::Overrides) -> String {
+        let mut all = String::new();
+        for loaded in std::iter::once(&self.app).chain(&self.deployments) {
+            all.push_str(loaded.file.inner());
+            all.push('\0');
+        }
+        all.push_str(&format!("{instance}\0{overrides:?}"));
+        crate::render::content_digest(&all)
+    }
+
     /// Names of the declared instances, in file order.
     pub fn instance_names(&self) -> Vec<String> {
         self.instances_file()

@@ -10,10 +10,11 @@ use miette::{Result, miette};
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
+use crate::compile::compile;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
-use crate::state::InstanceState;
+use crate::state::{InstanceState, Provenance};
 use crate::systemd::converge::{self, Failure, Host};
 
 #[derive(Debug, Args)]
@@ -76,7 +77,9 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
-    let instance = args.template.compile(&args.instance)?;
+    let template = args.template.load()?;
+    let overrides = args.template.overrides();
+    let instance = compile(&template, &args.instance, &overrides)?;
     if args.fleet.fleet {
         return fleet::apply(&args.fleet, &instance);
     }
@@ -91,26 +94,24 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
         &name,
         &installed,
         &desired,
-        instance.volume_names(),
-        None,
+        Provenance {
+            inputs: template.inputs_digest(&instance.instance, &overrides),
+            volumes: instance.volume_names(),
+            rollback_of: None,
+        },
         settle,
     )?;
     Ok(Outcome::Clean)
 }
 
 /// Shared by apply and rollback: converge, report, record the revision.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site each in apply and rollback; a struct would only rename them"
-)]
 pub fn converge_and_record(
     host: &Host,
     state: &InstanceState,
     name: &str,
     installed: &[UnitFile],
     desired: &[UnitFile],
-    volumes: Vec<String>,
-    rollback_of: Option<u32>,
+    provenance: Provenance,
     settle: Duration,
 ) -> Result<()> {
     let progress = Progress::default();
@@ -140,7 +141,7 @@ pub fn converge_and_record(
                 return Ok(());
             }
             let revision = state
-                .record(desired, volumes, rollback_of)
+                .record(desired, provenance)
                 .map_err(|e| miette!("recording the revision: {e}"))?;
             progress.line(&format!(
                 "{name} is at revision {}: {} started, {} restarted, {} removed, {} untouched",

@@ -10,6 +10,7 @@ use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::progress::Progress;
+use crate::state::Provenance;
 use crate::systemd::converge;
 
 #[derive(Debug, Args)]
@@ -78,8 +79,11 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         &name,
         &installed,
         &revision.units,
-        revision.info.volumes,
-        Some(target),
+        Provenance {
+            inputs: revision.info.inputs,
+            volumes: revision.info.volumes,
+            rollback_of: Some(target),
+        },
         Duration::from_secs(args.settle),
     )?;
     Ok(Outcome::Clean)
