@@ -263,3 +263,17 @@ fn every_example_validates() {
         assert!(out.status.success(), "{example}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn user_units_do_without_the_system_docker_service() {
+    let out = unitgen(&["render", "live", "-f", BLOG, "--user"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units = stdout(&out);
+    assert!(
+        !units.contains("docker.service"),
+        "a user manager has no docker.service"
+    );
+    assert!(units.contains("WantedBy=default.target"));
+    assert!(!units.contains("multi-user.target"));
+    assert!(units.contains("Requires=blog-live-network.service"));
+}

@@ -27,16 +27,20 @@ pub struct RenderArgs {
     /// Render for a fleet cluster: each service as a template unit
     /// (`NAME@.service`) whose copies `[X-Fleet]` spreads over machines, for
     /// `fleetctl submit` or `unitgen apply --fleet`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "user")]
     pub fleet: bool,
+    /// Render for a user's systemd (`systemctl --user`): no dependency on
+    /// the system's docker.service, started with `default.target`.
+    #[arg(long)]
+    pub user: bool,
 }
 
 pub fn run(args: RenderArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
-    let flavour = if args.fleet {
-        Flavour::Fleet
-    } else {
-        Flavour::System
+    let flavour = match (args.fleet, args.user) {
+        (true, _) => Flavour::Fleet,
+        (false, true) => Flavour::User,
+        (false, false) => Flavour::System,
     };
     let units = Renderer::new(flavour).render(&instance);
     let Some(dir) = &args.out else {
