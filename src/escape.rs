@@ -15,12 +15,19 @@
 /// A lone `;` is quoted too, since older systemd treated it as a command
 /// separator.
 pub fn systemd_arg(arg: &str) -> String {
-    let plain = !arg.is_empty() && arg.chars().all(is_plain_word_char);
-    let mut out = String::with_capacity(arg.len() + 2);
-    if !plain {
-        out.push('"');
+    if !arg.is_empty() && arg.chars().all(is_plain_word_char) {
+        return arg.replace('%', "%%").replace('$', "$$");
     }
-    for c in arg.chars() {
+    let mut out = String::with_capacity(arg.len() + 2);
+    out.push('"');
+    push_quoted(&mut out, arg);
+    out.push('"');
+    out
+}
+
+/// Appends `text` escaped for the inside of a double-quoted systemd word.
+fn push_quoted(out: &mut String, text: &str) {
+    for c in text.chars() {
         match c {
             '%' => out.push_str("%%"),
             '$' => out.push_str("$$"),
@@ -33,9 +40,22 @@ pub fn systemd_arg(arg: &str) -> String {
             c => out.push(c),
         }
     }
-    if !plain {
-        out.push('"');
+}
+
+/// A `/bin/sh -c` command line whose script is shown one statement per
+/// line: systemd joins a line ending in `\` with the next (the backslash
+/// becomes a space), inside quotes too, so each element of `script` must
+/// end where sh may continue on the same line (`;`, `do`, `then`, `in`,
+/// `;;`, `|`, `&&`, …).
+pub fn systemd_shell(script: &[&str]) -> String {
+    let mut out = String::from("/bin/sh -c \"");
+    for (i, line) in script.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" \\\n        ");
+        }
+        push_quoted(&mut out, line);
     }
+    out.push('"');
     out
 }
 
@@ -84,7 +104,7 @@ mod tests {
     /// Splits a systemd command line the way systemd 252 does (words, double
     /// quotes, C escapes, `%%`, `$$`) so the tests can check the round trip.
     fn systemd_split(line: &str) -> Vec<String> {
-        let line = line.replace("%%", "%");
+        let line = line.replace("\\\n", " ").replace("%%", "%");
         let mut words = Vec::new();
         let mut chars = line.chars().peekable();
         loop {
@@ -176,6 +196,19 @@ mod tests {
         let line = systemd_command(&args);
         let expected: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         assert_eq!(systemd_split(&line), expected);
+    }
+
+    #[test]
+    fn a_shell_script_keeps_one_statement_per_line_and_its_bytes() {
+        let script = ["x=\"$1\";", "printf '%s\\n' \"$x\";", "echo 100% done"];
+        let line = systemd_shell(&script);
+        assert_eq!(line.lines().count(), 3, "{line}");
+        assert!(line.lines().take(2).all(|l| l.ends_with(" \\")));
+        let words = systemd_split(&line);
+        assert_eq!(words[..2], ["/bin/sh", "-c"]);
+        // Continuations become spaces; the statements arrive intact.
+        let joined = words[2].split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(joined, script.join(" "));
     }
 
     #[test]

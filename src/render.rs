@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use minijinja::{Environment, context};
 use sha2::{Digest, Sha256};
 
-use crate::escape::{systemd_arg, systemd_command, systemd_value};
+use crate::escape::{systemd_arg, systemd_command, systemd_shell, systemd_value};
 use crate::model::{Discovery, EtcdApi, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
@@ -128,7 +128,7 @@ impl Renderer {
                 requires => self.docker_dependency(),
                 wanted_by => self.wanted_by(),
                 remove => systemd_command(&[DOCKER, "network", "rm", &network]),
-                create => systemd_command(&["/bin/sh", "-c", &create_network_script(instance)]),
+                create => shell(&create_network_script(instance)),
                 network,
             },
         );
@@ -159,7 +159,7 @@ impl Renderer {
             // machine has the instance network.
             exec_start_pre.push((
                 "Create the instance network on this machine unless it exists.",
-                systemd_command(&["/bin/sh", "-c", &create_network_script(instance)]),
+                shell(&create_network_script(instance)),
             ));
         } else {
             requires.push(instance.network_unit());
@@ -231,11 +231,7 @@ impl Renderer {
                 remove_container => systemd_command(&[DOCKER, "rm", "--force", &container]),
                 docker_run,
                 healthcheck,
-                wait_ready => systemd_command(&[
-                    "/bin/sh",
-                    "-c",
-                    &docker::wait_ready_script(&container, healthcheck),
-                ]),
+                wait_ready => shell(&docker::wait_ready_script(&container, healthcheck)),
                 docker_stop => systemd_command(&[DOCKER, "stop", "--time", &grace, &container]),
                 restart => service.restart.systemd_value(),
                 timeout_start => TIMEOUT_START,
@@ -346,12 +342,20 @@ impl Renderer {
     }
 }
 
-fn create_network_script(instance: &Instance) -> String {
+fn create_network_script(instance: &Instance) -> Vec<String> {
     let network = instance.network();
-    format!(
-        "docker network inspect {network} >/dev/null 2>&1 || docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
-        instance.app, instance.instance
-    )
+    vec![
+        format!("docker network inspect {network} >/dev/null 2>&1 ||"),
+        format!(
+            "  docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
+            instance.app, instance.instance
+        ),
+    ]
+}
+
+fn shell(script: &[String]) -> String {
+    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+    systemd_shell(&lines)
 }
 
 /// The user's extra keys for one section of a service unit.

@@ -112,8 +112,11 @@ pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
 
 /// Waits until the container runs (and is healthy, when it has a
 /// healthcheck), and fails as soon as it has exited or turned unhealthy, so
-/// that systemd's start job reports what really happened.
-pub fn wait_ready_script(container: &str, healthcheck: bool) -> String {
+/// that systemd's start job reports what really happened. It also gives up
+/// when `docker run` itself has exited (`$MAINPID`, which systemd sets for
+/// ExecStartPost): systemd would otherwise wait for this script until
+/// TimeoutStartSec. One statement per element (see `escape::systemd_shell`).
+pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
     let (format, ready, failed) = if healthcheck {
         (
             "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
@@ -123,7 +126,14 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> String {
     } else {
         ("{{.State.Status}}", "running", "exited|dead")
     };
-    format!(
-        "while :; do case $(docker inspect --format '{format}' {container} 2>/dev/null) in {ready}) exit 0;; {failed}) exit 1;; esac; sleep 0.2; done"
-    )
+    vec![
+        "while :; do".into(),
+        format!("  case $(docker inspect --format '{format}' {container} 2>/dev/null) in"),
+        format!("    {ready}) exit 0;;"),
+        format!("    {failed}) exit 1;;"),
+        "  esac;".into(),
+        "  kill -0 \"$MAINPID\" 2>/dev/null || exit 1;".into(),
+        "  sleep 0.2;".into(),
+        "done".into(),
+    ]
 }
