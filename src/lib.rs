@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod docker;
 pub mod escape;
+pub mod etcd;
 pub mod fleet;
 pub mod import;
 pub mod model;

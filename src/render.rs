@@ -306,7 +306,7 @@ impl Renderer {
                 service => &service.name,
                 key => instance.discovery_key(discovery, &service.name),
                 api => match discovery.api { EtcdApi::V2 => "v2", EtcdApi::V3 => "v3" },
-                api_number => match discovery.api { EtcdApi::V2 => "2", EtcdApi::V3 => "3" },
+                api_number => discovery::api_number(discovery.api),
                 interval => discovery::refresh_interval(discovery),
                 ttl => discovery.ttl_seconds,
                 healthcheck,
@@ -316,7 +316,8 @@ impl Renderer {
                 )),
                 service_unit => &service_unit,
                 endpoints_env => systemd_arg(&format!("ETCDCTL_ENDPOINTS={endpoints}")),
-                endpoints => systemd_value(&endpoints),
+                // systemd reads nothing in `[X-Unitgen]`: values stand as they are.
+                endpoints => &endpoints,
                 announce => systemd_command(&[
                     "/bin/sh",
                     "-c",

@@ -5,14 +5,12 @@
 #[path = "support/lib.rs"]
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::docker::{container_id, docker, is_running};
-use support::net::{free_port, http_get};
-use support::sandbox::Sandbox;
-use support::{tempdir, wait_for};
+use support::net::free_port;
+use support::wait_for;
+use support::world::{World, serves};
 
 /// A three-service app on the busybox test image: `web` serves on a host
 /// port, `api` serves a page naming its instance, `worker` just runs.
@@ -84,137 +82,6 @@ impl App {
 
 fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap()
-}
-
-/// One test's world: a sandbox, a folder with the template, cleanup of the
-/// containers, networks and volumes the app creates on the host's engine.
-struct World {
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
-    app: String,
-}
-
-impl World {
-    fn new(app: &str) -> World {
-        let mut sandbox = Sandbox::boot();
-        sandbox.own_containers(&format!("{app}-"));
-        World {
-            sandbox,
-            dir: tempdir("apply-"),
-            app: app.to_string(),
-        }
-    }
-
-    fn file(&self) -> PathBuf {
-        self.dir.path().join("unitgen.yaml")
-    }
-
-    fn write(&self, yaml: &str) {
-        std::fs::write(self.file(), yaml).unwrap();
-    }
-
-    fn unitgen(&self, args: &[&str]) -> Output {
-        let root = self.sandbox.root();
-        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
-            .args(args)
-            .arg("-f")
-            .arg(self.file())
-            .arg("--root")
-            .arg(&root)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ unitgen {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn apply(&self, instance: &str) -> Output {
-        self.unitgen(&["apply", instance, "--settle", "2"])
-    }
-
-    fn apply_ok(&self, instance: &str) {
-        let out = self.apply(instance);
-        assert!(
-            out.status.success(),
-            "apply {instance} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn container(&self, instance: &str, service: &str) -> String {
-        format!("{}-{instance}-{service}", self.app)
-    }
-
-    fn id(&self, instance: &str, service: &str) -> String {
-        container_id(&self.container(instance, service))
-            .unwrap_or_else(|| panic!("no container for {service}"))
-    }
-
-    fn active(&self, unit: &str) -> String {
-        let out = self.sandbox.systemctl(["is-active", unit]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Runs `sh -c script` inside a service's container.
-    fn exec(&self, instance: &str, service: &str, script: &str) -> String {
-        let out = docker([
-            "exec",
-            &self.container(instance, service),
-            "sh",
-            "-c",
-            script,
-        ]);
-        assert!(
-            out.status.success(),
-            "exec in {service}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn unit_file(&self, name: &str) -> PathBuf {
-        self.sandbox.unit_dir().join(name)
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        // Containers go with the sandbox; networks and volumes live in the
-        // host's engine and would outlast it.
-        let list = |kind: &str| {
-            let out = docker([
-                kind,
-                "ls",
-                "--quiet",
-                "--filter",
-                &format!("name={}-", self.app),
-            ]);
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        support::docker::remove_containers(&format!("{}-", self.app));
-        for network in list("network") {
-            docker(["network", "rm", &network]);
-        }
-        for volume in list("volume") {
-            docker(["volume", "rm", "--force", &volume]);
-        }
-    }
-}
-
-fn serves(port: u16) -> Option<String> {
-    wait_for(Duration::from_secs(10), || {
-        http_get(port, "/")
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, b)| b)
-    })
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! `unitgen status`: every service of an instance with its unit state and
-//! container.
+//! `unitgen status`: every service of an instance with its unit state, its
+//! container, and what its sidekick announced in etcd.
+
+use std::collections::{BTreeMap, HashMap};
 
 use clap::Args;
 use miette::Result;
@@ -9,7 +11,8 @@ use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::docker::{self, Container};
-use crate::render;
+use crate::model::EtcdApi;
+use crate::{etcd, render};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -30,9 +33,56 @@ pub struct StatusArgs {
 struct Row {
     unit: String,
     service: Option<String>,
+    /// For a sidekick: the service it announces.
+    announces: Option<String>,
     active_state: String,
     sub_state: String,
     container: Option<Container>,
+    /// For a service with a sidekick: what etcd holds for it now.
+    announced: Option<Announced>,
+}
+
+/// A service's announcements, read from the etcd its sidekick writes to.
+#[derive(Debug, Serialize)]
+struct Announced {
+    /// The key folder; each host announces under `<key>/<hostname>`.
+    key: String,
+    etcd_api: String,
+    endpoints: String,
+    /// Hostname → the address it announced.
+    hosts: BTreeMap<String, String>,
+    /// Why etcd could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Announced {
+    /// Reads what a sidekick (described by its unit's owner) announced.
+    fn read(owner: &render::Owner) -> Option<Announced> {
+        let key = owner.key.clone()?;
+        let endpoints = owner.endpoints.clone()?;
+        let etcd_api = owner.etcd_api.clone()?;
+        let api = match etcd_api.as_str() {
+            "v2" => Some(EtcdApi::V2),
+            "v3" => Some(EtcdApi::V3),
+            _ => None,
+        };
+        let read = match api {
+            Some(api) => etcd::announcements(api, &endpoints, &key),
+            None => Err(format!("unknown etcd API `{etcd_api}`")),
+        };
+        let (hosts, error) = match read {
+            Ok(hosts) => (hosts, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        };
+        Some(Announced {
+            key,
+            etcd_api,
+            endpoints,
+            hosts,
+            error,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -60,18 +110,28 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         .host()
         .connect()
         .map_err(|f| miette::miette!("{}", f.message))?;
+    let owners: Vec<render::Owner> = installed
+        .iter()
+        .map(|unit| render::owner(&unit.text).unwrap_or_default())
+        .collect();
+    let mut announced: HashMap<String, Announced> = owners
+        .iter()
+        .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
+        .collect();
     let mut units = Vec::new();
-    for unit in &installed {
+    for (unit, owner) in installed.iter().zip(owners) {
         let state = systemd
             .unit_state(&unit.name)
             .map_err(|e| miette::miette!("{e}"))?;
-        let service = render::owner(&unit.text).and_then(|o| o.service);
-        let container = service
+        let container = owner
+            .service
             .as_ref()
             .and_then(|s| docker::inspect(&format!("{app}-{}-{s}", args.instance)));
         units.push(Row {
             unit: unit.name.clone(),
-            service,
+            announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
+            service: owner.service,
+            announces: owner.announces,
             active_state: state.active_state,
             sub_state: state.sub_state,
             container,
@@ -104,7 +164,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         revision.map_or("none recorded".into(), |r| r.to_string())
     );
     println!(
-        "{:<12} {:<22} {:<14} {:<30} STARTED",
+        "{:<16} {:<22} {:<14} {:<30} STARTED",
         "SERVICE", "STATE", "CONTAINER", "IMAGE"
     );
     for row in &status.units {
@@ -112,14 +172,38 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             Some(c) => (c.id.as_str(), c.image.as_str(), c.started_at.as_str()),
             None => ("-", "-", "-"),
         };
+        let name = match (&row.service, &row.announces) {
+            (Some(service), _) => service.clone(),
+            (None, Some(announced)) => format!("({announced} sidekick)"),
+            (None, None) => "(network)".to_string(),
+        };
         println!(
-            "{:<12} {:<22} {:<14} {:<30} {}",
-            row.service.as_deref().unwrap_or("(network)"),
+            "{name:<16} {:<22} {:<14} {:<30} {}",
             format!("{} ({})", row.active_state, row.sub_state),
             id,
             image,
             started
         );
+        if let Some(announced) = &row.announced {
+            print_announced(announced);
+        }
     }
     Ok(Outcome::Clean)
+}
+
+/// The lines under a service: each host's address, or why there is none.
+fn print_announced(announced: &Announced) {
+    let at = format!(
+        "{}/ in etcd {} at {}",
+        announced.key, announced.etcd_api, announced.endpoints
+    );
+    if let Some(error) = &announced.error {
+        println!("  announced: unknown, reading {at} failed: {error}");
+    } else if announced.hosts.is_empty() {
+        println!("  announced: nothing under {at}");
+    } else {
+        for (host, address) in &announced.hosts {
+            println!("  announced: {address} by {host}, under {at}");
+        }
+    }
 }

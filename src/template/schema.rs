@@ -43,8 +43,8 @@ pub struct EtcdDecl {
     /// The address to announce for ports published on all interfaces
     /// (default: the host's first address, `hostname -I`).
     pub address: Option<Spanned<String>>,
-    /// How long a consumer waits at start for its dependencies' addresses
-    /// (default 60s).
+    /// How long a consumer waits at start, in all, for its dependencies to
+    /// be announced (default 60s).
     pub wait: Option<Spanned<String>>,
 }
 

@@ -18,6 +18,7 @@ pub mod etcd;
 pub mod fake_fleet;
 pub mod net;
 pub mod sandbox;
+pub mod world;
 
 /// A fresh directory for one test's files, under cargo's target/tmp, and
 /// never under /tmp: a sandbox's systemd empties /tmp as it sees it.

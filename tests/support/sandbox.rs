@@ -142,6 +142,24 @@ impl Sandbox {
         self.start();
     }
 
+    /// A host dying hard: SIGKILL to the sandbox's systemd, now. Every
+    /// process of its PID namespace dies with it and nothing gets to clean
+    /// up (no `ExecStop=`, no `ExecStopPost=`). Its containers live in the
+    /// host's engine and keep running until the sandbox is rebooted or
+    /// dropped.
+    pub fn power_off(&self) {
+        let pid = self.pid.to_string();
+        let out = Command::new("kill")
+            .args(["-KILL", &pid])
+            .output()
+            .unwrap_or_else(|e| panic!("running kill: {e}"));
+        assert!(out.status.success(), "kill -KILL {pid} failed");
+        let gone = wait_for(Duration::from_secs(10), || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(gone.is_some(), "the sandbox's systemd ({pid}) did not die");
+    }
+
     fn start(&mut self) {
         // The last boot's pid must not be taken for this one's.
         let _ = std::fs::remove_file(self.path("pid"));

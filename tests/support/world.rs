@@ -1,0 +1,145 @@
+//! One end-to-end test's world: a sandboxed systemd, a folder with the
+//! app's template, `unitgen` run against that sandbox, and cleanup of the
+//! containers, networks and volumes the app creates on the host's engine.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::docker::{container_id, docker};
+use super::net::http_get;
+use super::sandbox::Sandbox;
+use super::{tempdir, wait_for};
+
+pub struct World {
+    pub sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    app: String,
+}
+
+impl World {
+    /// A fresh sandbox for app `app`, whose containers, networks and volumes
+    /// (all named `<app>-…`) this world owns.
+    pub fn new(app: &str) -> World {
+        let mut sandbox = Sandbox::boot();
+        sandbox.own_containers(&format!("{app}-"));
+        World {
+            sandbox,
+            dir: tempdir("world-"),
+            app: app.to_string(),
+        }
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("unitgen.yaml")
+    }
+
+    pub fn write(&self, yaml: &str) {
+        std::fs::write(self.file(), yaml).unwrap();
+    }
+
+    /// `unitgen ARGS -f FILE --root SANDBOX`, echoed for failure messages.
+    pub fn unitgen(&self, args: &[&str]) -> Output {
+        let root = self.sandbox.root();
+        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(args)
+            .arg("-f")
+            .arg(self.file())
+            .arg("--root")
+            .arg(&root)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ unitgen {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn apply(&self, instance: &str) -> Output {
+        self.unitgen(&["apply", instance, "--settle", "2"])
+    }
+
+    pub fn apply_ok(&self, instance: &str) {
+        let out = self.apply(instance);
+        assert!(
+            out.status.success(),
+            "apply {instance} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn container(&self, instance: &str, service: &str) -> String {
+        format!("{}-{instance}-{service}", self.app)
+    }
+
+    pub fn id(&self, instance: &str, service: &str) -> String {
+        container_id(&self.container(instance, service))
+            .unwrap_or_else(|| panic!("no container for {service}"))
+    }
+
+    pub fn active(&self, unit: &str) -> String {
+        let out = self.sandbox.systemctl(["is-active", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs `sh -c script` inside a service's container.
+    pub fn exec(&self, instance: &str, service: &str, script: &str) -> String {
+        let out = docker([
+            "exec",
+            &self.container(instance, service),
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(
+            out.status.success(),
+            "exec in {service}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn unit_file(&self, name: &str) -> PathBuf {
+        self.sandbox.unit_dir().join(name)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Containers go with the sandbox; networks and volumes live in the
+        // host's engine and would outlast it.
+        let list = |kind: &str| {
+            let out = docker([
+                kind,
+                "ls",
+                "--quiet",
+                "--filter",
+                &format!("name={}-", self.app),
+            ]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        super::docker::remove_containers(&format!("{}-", self.app));
+        for network in list("network") {
+            docker(["network", "rm", &network]);
+        }
+        for volume in list("volume") {
+            docker(["volume", "rm", "--force", &volume]);
+        }
+    }
+}
+
+/// The body of `GET /` on 127.0.0.1:`port` once it answers 200, within 10s.
+pub fn serves(port: u16) -> Option<String> {
+    wait_for(Duration::from_secs(10), || {
+        http_get(port, "/")
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+    })
+}
