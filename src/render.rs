@@ -189,11 +189,7 @@ impl Renderer {
                 let env_file = format!("/run/unitgen/{container}.env");
                 exec_start_pre.push((
                     "Read the addresses of dependencies from etcd (waiting for them to be announced).",
-                    systemd_command(&[
-                        "/bin/sh",
-                        "-c",
-                        &discovery::resolve_script(instance, discovery, &announced, &env_file),
-                    ]),
+                    shell(&discovery::resolve_script(instance, discovery, &announced, &env_file)),
                 ));
                 run_groups.push(vec!["--env-file".into(), env_file]);
             }
@@ -318,12 +314,8 @@ impl Renderer {
                 endpoints_env => systemd_arg(&format!("ETCDCTL_ENDPOINTS={endpoints}")),
                 // systemd reads nothing in `[X-Unitgen]`: values stand as they are.
                 endpoints => &endpoints,
-                announce => systemd_command(&[
-                    "/bin/sh",
-                    "-c",
-                    &discovery::announce_script(instance, discovery, service, healthcheck),
-                ]),
-                withdraw => systemd_command(&["/bin/sh", "-c", &discovery::withdraw_script(instance, discovery, service)]),
+                announce => shell(&discovery::announce_script(instance, discovery, service, healthcheck)),
+                withdraw => shell(&discovery::withdraw_script(instance, discovery, service)),
                 // Enabled into its service: it starts whenever the service does.
                 wanted_by => (self.flavour != Flavour::Fleet).then(|| service_unit.clone()),
                 x_fleet => self.x_fleet(instance, &service.name, Some(&service_template)),

@@ -5,10 +5,12 @@
 #[path = "support/lib.rs"]
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use support::docker::{container_id, docker, is_running};
-use support::net::free_port;
+use support::net::{free_port, http_get};
+use support::sandbox::Sandbox;
 use support::wait_for;
 use support::world::{World, serves};
 

@@ -345,7 +345,8 @@ fn the_resolver_prefers_this_host_skips_other_hosts_loopback_and_gives_up_after_
         dir.path().join("dead/web.env").to_str().unwrap(),
     );
     let started = Instant::now();
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let out = // systemd joins the script's lines with spaces, as here.
+    Command::new("sh").arg("-c").arg(script.join(" ")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     // One round of two calls that time out (5s each), not one per second.
     assert!(
@@ -371,7 +372,11 @@ fn the_resolver_prefers_this_host_skips_other_hosts_loopback_and_gives_up_after_
                 &[api_service],
                 env_file.to_str().unwrap(),
             );
-            Command::new("sh").arg("-c").arg(script).output().unwrap()
+            Command::new("sh")
+                .arg("-c")
+                .arg(script.join(" "))
+                .output()
+                .unwrap()
         };
         let put = |host: &str, value: &str| {
             let key = format!("/unitgen/ugdres/live/api/{host}");

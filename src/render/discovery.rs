@@ -25,54 +25,63 @@ pub fn announced_port(service: &Service) -> Option<&Port> {
 /// The sidekick's main loop: while the container runs (and is healthy, if it
 /// has a healthcheck), write `host:port` as Docker published it under
 /// `<key>/<hostname>`, with a lease (v3) or TTL (v2); otherwise withdraw it.
+/// One statement per element (see `escape::systemd_shell`).
 pub fn announce_script(
     instance: &Instance,
     discovery: &Discovery,
     service: &Service,
     healthcheck: bool,
-) -> String {
+) -> Vec<String> {
     let container = instance.container(&service.name);
     let port = announced_port(service).expect("only services with ports are announced");
     let key = sh_quote(&instance.discovery_key(discovery, &service.name));
     let ttl = discovery.ttl_seconds;
-    let interval = refresh_interval(discovery);
     let ready = if healthcheck {
         "running/healthy"
     } else {
         "running/*"
     };
-    let host = match &discovery.address {
+    let wildcard_host = match &discovery.address {
         Some(address) => format!("host={}", sh_quote(address)),
         None => "host=$(hostname -I | cut -d' ' -f1)".to_string(),
     };
-    let publish = match discovery.api {
-        EtcdApi::V3 => format!(
-            "if [ -z \"$lease\" ] || ! etcdctl lease keep-alive --once \"$lease\" >/dev/null 2>&1; then \
-lease=$(etcdctl lease grant {ttl} | sed -n 's/^lease \\([0-9a-f]*\\) granted.*/\\1/p'); fi; \
-etcdctl put --lease=\"$lease\" \"$key\" \"$addr\" >/dev/null"
+    let mut script = vec![
+        format!("key={key}/$(hostname); lease=;"),
+        "while :; do".to_string(),
+        format!(
+            "  case $(docker inspect --format '{{{{.State.Status}}}}/{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' {container} 2>/dev/null) in"
         ),
-        EtcdApi::V2 => format!("etcdctl set \"$key\" \"$addr\" --ttl {ttl} >/dev/null"),
-    };
-    let withdraw = withdraw_command(discovery.api);
-    format!(
-        "key={key}/$(hostname); lease=; \
-while :; do \
-case $(docker inspect --format '{{{{.State.Status}}}}/{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' {container} 2>/dev/null) in \
-{ready}) \
-published=$(docker port {container} {port}/{proto} | head -n 1); \
-if [ -n \"$published\" ]; then \
-host=${{published%:*}}; \
-case \"$host\" in 0.0.0.0|::|\"[::]\") {host};; esac; \
-addr=\"$host:${{published##*:}}\"; \
-{publish}; \
-fi;; \
-*) {withdraw} >/dev/null 2>&1;; \
-esac; \
-sleep {interval}; \
-done",
-        port = port.container_port,
-        proto = port.protocol.as_str(),
-    )
+        format!("    {ready})"),
+        format!(
+            "      published=$(docker port {container} {}/{} | head -n 1);",
+            port.container_port,
+            port.protocol.as_str()
+        ),
+        "      if [ -n \"$published\" ]; then".to_string(),
+        "        host=${published%:*};".to_string(),
+        format!("        case \"$host\" in 0.0.0.0|::|\"[::]\") {wildcard_host};; esac;"),
+        "        addr=\"$host:${published##*:}\";".to_string(),
+    ];
+    match discovery.api {
+        EtcdApi::V3 => script.extend([
+            "        if [ -z \"$lease\" ] || ! etcdctl lease keep-alive --once \"$lease\" >/dev/null 2>&1; then".to_string(),
+            format!("          lease=$(etcdctl lease grant {ttl} | sed -n 's/^lease \\([0-9a-f]*\\) granted.*/\\1/p');"),
+            "        fi;".to_string(),
+            "        etcdctl put --lease=\"$lease\" \"$key\" \"$addr\" >/dev/null;".to_string(),
+        ]),
+        EtcdApi::V2 => script.push(format!("        etcdctl set \"$key\" \"$addr\" --ttl {ttl} >/dev/null;")),
+    }
+    script.extend([
+        "      fi;;".to_string(),
+        format!(
+            "    *) {} >/dev/null 2>&1;;",
+            withdraw_command(discovery.api)
+        ),
+        "  esac;".to_string(),
+        format!("  sleep {};", refresh_interval(discovery)),
+        "done".to_string(),
+    ]);
+    script
 }
 
 fn withdraw_command(api: EtcdApi) -> &'static str {
@@ -84,12 +93,18 @@ fn withdraw_command(api: EtcdApi) -> &'static str {
 
 /// Removes the announcement when the sidekick stops. Errors still reach
 /// the journal; etcdctl's "1 key deleted" does not.
-pub fn withdraw_script(instance: &Instance, discovery: &Discovery, service: &Service) -> String {
-    format!(
-        "key={}/$(hostname); {} >/dev/null",
-        sh_quote(&instance.discovery_key(discovery, &service.name)),
-        withdraw_command(discovery.api)
-    )
+pub fn withdraw_script(
+    instance: &Instance,
+    discovery: &Discovery,
+    service: &Service,
+) -> Vec<String> {
+    vec![
+        format!(
+            "key={}/$(hostname);",
+            sh_quote(&instance.discovery_key(discovery, &service.name))
+        ),
+        format!("{} >/dev/null", withdraw_command(discovery.api)),
+    ]
 }
 
 /// Writes `<DEP>_HOST`, `<DEP>_PORT` and `<DEP>_ADDR` of every announced
@@ -105,23 +120,32 @@ pub fn withdraw_script(instance: &Instance, discovery: &Discovery, service: &Ser
 /// port on the instance network (`db:5432`); etcd then only says that it is
 /// up. A dependency on another host is reached at the address it announced,
 /// skipping loopback ones, which only mean something on their own host.
+/// One statement per element (see `escape::systemd_shell`).
 pub fn resolve_script(
     instance: &Instance,
     discovery: &Discovery,
     dependencies: &[&Service],
     env_file: &str,
-) -> String {
+) -> Vec<String> {
     let env_dir = env_file.rsplit_once('/').map_or(".", |(dir, _)| dir);
     // A consumer's unit does not set etcdctl's environment as a
     // sidekick's does: the script brings its own.
-    let mut script = format!(
-        "export ETCDCTL_API={} ETCDCTL_ENDPOINTS={}; here=$(hostname); deadline=$(($(date +%s)+{})); mkdir -p {}; f={}; : > \"$f\"; ",
-        api_number(discovery.api),
-        sh_quote(&discovery.endpoints.join(",")),
-        discovery.wait_seconds,
-        sh_quote(env_dir),
-        sh_quote(&format!("{env_file}.tmp")),
-    );
+    let mut script = vec![
+        format!(
+            "export ETCDCTL_API={} ETCDCTL_ENDPOINTS={};",
+            api_number(discovery.api),
+            sh_quote(&discovery.endpoints.join(","))
+        ),
+        format!(
+            "here=$(hostname); deadline=$(($(date +%s)+{}));",
+            discovery.wait_seconds
+        ),
+        format!(
+            "mkdir -p {}; f={}; : > \"$f\";",
+            sh_quote(env_dir),
+            sh_quote(&format!("{env_file}.tmp"))
+        ),
+    ];
     let (read_here, read_all) = match discovery.api {
         EtcdApi::V3 => (
             "etcdctl get --print-value-only \"$key/$here\"",
@@ -140,19 +164,28 @@ pub fn resolve_script(
             "{}: no address announced under {key}/ after {}s",
             dep.name, discovery.wait_seconds
         );
-        script.push_str(&format!(
-            "key={key}; \
-until addr=$({read_here}) && [ -n \"$addr\" ] && addr={local} || \
-{{ addr=$({read_all} | grep -v -e '^127\\.' -e '^\\[::1\\]:' -e '^localhost:' | head -n 1) && [ -n \"$addr\" ]; }}; do \
-if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo {missing} >&2; rm -f \"$f\"; exit 1; fi; sleep 1; done; \
-printf '%s\\n' \"{var}_HOST=${{addr%:*}}\" \"{var}_PORT=${{addr##*:}}\" \"{var}_ADDR=$addr\" >> \"$f\"; ",
-            key = sh_quote(&key),
-            local = sh_quote(&local),
-            missing = sh_quote(&missing),
-            var = env_prefix(&dep.name),
-        ));
+        let var = env_prefix(&dep.name);
+        script.extend([
+            format!("key={};", sh_quote(&key)),
+            format!(
+                "until addr=$({read_here}) && [ -n \"$addr\" ] && addr={} ||",
+                sh_quote(&local)
+            ),
+            format!(
+                "  {{ addr=$({read_all} | grep -v -e '^127\\.' -e '^\\[::1\\]:' -e '^localhost:' | head -n 1) && [ -n \"$addr\" ]; }}; do"
+            ),
+            format!(
+                "  if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo {} >&2; rm -f \"$f\"; exit 1; fi;",
+                sh_quote(&missing)
+            ),
+            "  sleep 1;".to_string(),
+            "done;".to_string(),
+            format!(
+                "printf '%s\\n' \"{var}_HOST=${{addr%:*}}\" \"{var}_PORT=${{addr##*:}}\" \"{var}_ADDR=$addr\" >> \"$f\";"
+            ),
+        ]);
     }
-    script.push_str(&format!("mv \"$f\" {}", sh_quote(env_file)));
+    script.push(format!("mv \"$f\" {}", sh_quote(env_file)));
     script
 }
 
