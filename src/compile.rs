@@ -4,7 +4,8 @@
 
 pub mod syntax;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -845,6 +846,8 @@ fn check_depends_on(
     problems: &mut Problems,
 ) {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    // A set: looking each target up in the list was quadratic.
+    let known: HashSet<&str> = names.iter().copied().collect();
     let Some(defs) = &doc.services else { return };
     for (name, entry) in &defs.value {
         let ServiceEntry::Full(def) = &entry.value else {
@@ -863,7 +866,7 @@ fn check_depends_on(
                 problems.push(
                     Problem::new(format!("service `{}` depends on itself", name.value)).at(&at),
                 );
-            } else if !names.contains(&target.value.as_str()) {
+            } else if !known.contains(target.value.as_str()) {
                 problems.push(
                     Problem::new(format!(
                         "`{}` depends on `{}`, which is not a service",
@@ -995,19 +998,74 @@ fn check_host_ports(
 }
 
 /// Orders services so that each comes after what it depends on, keeping the
-/// template's order otherwise (stable output).
+/// template's order otherwise (stable output): each step places the first
+/// service, in template order, whose dependencies are all placed. A heap of
+/// ready positions keeps this linear-logarithmic; scanning and removing from
+/// the list made big templates quadratic.
 fn dependency_order(services: Vec<Service>) -> Vec<Service> {
-    let mut remaining = services;
-    let mut placed: HashSet<String> = HashSet::new();
-    let mut ordered: Vec<Service> = Vec::with_capacity(remaining.len());
-    while !remaining.is_empty() {
-        let ready = remaining
-            .iter()
-            .position(|s| s.depends_on.iter().all(|d| placed.contains(d)))
-            .expect("cycles are rejected before ordering");
-        let service = remaining.remove(ready);
-        placed.insert(service.name.clone());
-        ordered.push(service);
+    let position: HashMap<&str, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut waiting_on: Vec<usize> = services.iter().map(|s| s.depends_on.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
+    for (i, service) in services.iter().enumerate() {
+        for dep in &service.depends_on {
+            dependents[position[dep.as_str()]].push(i);
+        }
     }
-    ordered
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..services.len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(services.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &dependent in &dependents[i] {
+            waiting_on[dependent] -= 1;
+            if waiting_on[dependent] == 0 {
+                ready.push(Reverse(dependent));
+            }
+        }
+    }
+    assert_eq!(
+        order.len(),
+        services.len(),
+        "cycles are rejected before ordering"
+    );
+    let mut slots: Vec<Option<Service>> = services.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each service is placed once"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, depends_on: &[&str]) -> Service {
+        Service {
+            name: name.into(),
+            depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+            ..Service::default()
+        }
+    }
+
+    #[test]
+    fn dependencies_first_template_order_otherwise() {
+        let services = vec![
+            service("web", &["api", "cache"]),
+            service("api", &["db", "db"]),
+            service("cache", &[]),
+            service("db", &[]),
+            service("worker", &["db"]),
+        ];
+        let order: Vec<String> = dependency_order(services)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(order, ["cache", "db", "api", "web", "worker"]);
+    }
 }

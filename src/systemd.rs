@@ -405,6 +405,35 @@ impl Systemd {
         Ok(state)
     }
 
+    /// The `ActiveState` of each unit, in the order given, in one call
+    /// (`ListUnitsByNames`) where [`Systemd::unit_state`] takes nine per
+    /// unit. A unit without a unit file reads as `inactive`.
+    pub fn active_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
+        if units.is_empty() {
+            return Ok(Vec::new());
+        }
+        let doing = || format!("reading the state of {}", units.join(", "));
+        let names: Vec<&str> = units.iter().map(String::as_str).collect();
+        let listed = self
+            .manager
+            .list_units_by_names(&names)
+            .map_err(|e| Error::new(doing(), e))?;
+        let by_name: HashMap<&str, &str> = listed
+            .iter()
+            .map(|unit| (unit.0.as_str(), unit.3.as_str()))
+            .collect();
+        units
+            .iter()
+            .map(|unit| match by_name.get(unit.as_str()) {
+                Some(state) => Ok((*state).to_owned()),
+                None => Err(Error::new(
+                    doing(),
+                    zbus::Error::Failure(format!("systemd did not list {unit}")),
+                )),
+            })
+            .collect()
+    }
+
     /// Resets a unit's `failed` state (`ResetFailedUnit`).
     pub fn reset_failed(&self, unit: &str) -> Result<(), Error> {
         self.manager

@@ -111,6 +111,12 @@ fn start_restart_stop_enable_and_reboot_a_container_unit() {
         (broken.result.as_str(), broken.exec_main_status),
         ("exit-code", 1)
     );
+    assert_eq!(
+        systemd
+            .active_states(&units(&[BROKEN, "ug-dbus-test-missing.service", WEB]))
+            .unwrap(),
+        ["failed", "inactive", "active"]
+    );
 
     // Restart: a new container.
     let first = container_id(CONTAINER).expect("the web container exists");

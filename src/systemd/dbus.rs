@@ -7,6 +7,22 @@ use zbus::zvariant::OwnedObjectPath;
 /// A change `EnableUnitFiles`/`DisableUnitFiles` made: (type, symlink, target).
 pub(crate) type UnitFileChange = (String, String, String);
 
+/// One unit as `ListUnits` describes it: (name, description, load state,
+/// active state, sub state, followed unit, object path, job id, job type,
+/// job path).
+pub(crate) type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
@@ -27,6 +43,9 @@ pub(crate) trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
 
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// Loads the units as `LoadUnit` does and lists each, in the order asked.
+    fn list_units_by_names(&self, names: &[&str]) -> zbus::Result<Vec<ListedUnit>>;
 
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
