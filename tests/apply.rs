@@ -438,3 +438,35 @@ fn the_readme_example_comes_up_and_serves() {
     );
     docker(["network", "rm", "hello-staging"]);
 }
+
+#[test]
+fn two_applies_of_one_instance_at_once_never_interleave() {
+    let world = World::new("uglock");
+    let port = free_port();
+    world.write(&App::new("uglock").yaml(&[("live", port)]));
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| world.unitgen(&["apply", "live", "--settle", "1"]));
+        // Let the first take the lock.
+        std::thread::sleep(Duration::from_millis(300));
+        let second = s.spawn(|| world.unitgen(&["apply", "live", "--settle", "1"]));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        second_err.contains("waiting for another unitgen working on uglock-live"),
+        "{second_err}"
+    );
+    // The second found the first's work done: nothing left to change.
+    assert!(second_err.contains("is up to date"), "{second_err}");
+    assert!(serves(port).is_some());
+}
