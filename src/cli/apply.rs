@@ -15,7 +15,7 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::state::{InstanceState, Provenance};
-use crate::systemd::converge::{self, Failure, Host};
+use crate::systemd::converge::{self, Failure, Host, HostAfter};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -172,10 +172,12 @@ fn failure_report(name: &str, failure: Failure) -> miette::Report {
             text.push_str(&format!("  | {line}\n"));
         }
     }
-    text.push_str(if failure.rolled_back {
-        "\nthe previous revision was restored and is running again"
-    } else {
-        "\nthe previous revision could NOT be restored: check `unitgen status`"
+    text.push_str(match failure.host {
+        HostAfter::Untouched => "\nnothing on the host was changed",
+        HostAfter::Restored => "\nthe previous revision was restored and is running again",
+        HostAfter::NotRestored => {
+            "\nthe previous revision could NOT be restored: check `unitgen status`"
+        }
     });
     miette!("{text}")
 }

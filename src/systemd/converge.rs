@@ -64,8 +64,18 @@ pub struct Failure {
     pub message: String,
     /// The unit that failed and its last log lines.
     pub unit: Option<(String, String)>,
-    /// Whether the previous revision was restored.
-    pub rolled_back: bool,
+    pub host: HostAfter,
+}
+
+/// What the host runs after a failed convergence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAfter {
+    /// It failed before anything was changed.
+    Untouched,
+    /// Things were changed, and the previous revision was put back.
+    Restored,
+    /// Things were changed, and putting the previous revision back failed.
+    NotRestored,
 }
 
 impl Failure {
@@ -73,7 +83,7 @@ impl Failure {
         Failure {
             message: message.into(),
             unit: None,
-            rolled_back: false,
+            host: HostAfter::Untouched,
         }
     }
 }
@@ -130,13 +140,16 @@ pub fn converge(
                 failure.unit = Some((unit.clone(), log));
             }
             progress.line("restoring the previous revision");
-            match restore(host, &systemd, &plan, progress) {
-                Ok(()) => failure.rolled_back = true,
-                Err(e) => failure.message.push_str(&format!(
-                    "; restoring the previous revision failed too: {}",
-                    e.message
-                )),
-            }
+            failure.host = match restore(host, &systemd, &plan, progress) {
+                Ok(()) => HostAfter::Restored,
+                Err(e) => {
+                    failure.message.push_str(&format!(
+                        "; restoring the previous revision failed too: {}",
+                        e.message
+                    ));
+                    HostAfter::NotRestored
+                }
+            };
             Err(failure)
         }
     }
@@ -277,7 +290,7 @@ fn first_failure(outcomes: &[JobOutcome], what: &str) -> Result<(), Failure> {
         Some(o) => Err(Failure {
             message: format!("{} did not {what}: job {}", o.unit, o.result),
             unit: Some((o.unit.clone(), String::new())),
-            rolled_back: false,
+            host: HostAfter::Untouched,
         }),
     }
 }
@@ -320,7 +333,7 @@ fn settle(
                     }
                 ),
                 unit: Some((unit.clone(), String::new())),
-                rolled_back: false,
+                host: HostAfter::Untouched,
             });
         }
     }
