@@ -18,7 +18,7 @@ use crate::model::{
     VolumeSource,
 };
 use crate::template::schema::{
-    DependsOn, KeyValues, SERVICE_KEYS, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
+    DependsOn, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
 };
 use crate::template::{Loaded, Template};
 use syntax::VolumeSpec;
@@ -406,7 +406,7 @@ impl<'a> ServiceCompiler<'a> {
             None => self.problems.push(
                 Problem::new(format!("service `{}` has no `image`", name.value))
                     .at(name_at)
-                    .help(did_you_mean_key(def).unwrap_or_else(|| "add `image: NAME:TAG`".into())),
+                    .help("add `image: NAME:TAG`"),
             ),
         }
         if let Some(command) = &def.command {
@@ -615,7 +615,8 @@ impl<'a> ServiceCompiler<'a> {
                 let mut problem =
                     Problem::new(format!("etcd endpoint `{endpoint}` is not an http(s) URL"))
                         .help("write e.g. `http://127.0.0.1:2379`");
-                if let Some(decl) = decl {
+                // Point at the file only when the endpoint came from it.
+                if let (Some(decl), None) = (decl, &overrides.etcd) {
                     problem = problem.at(&file.at(&decl.endpoints.referenced));
                 }
                 self.problems.push(problem);
@@ -829,13 +830,6 @@ fn value_location(at: &Location, value: &str) -> Option<Location> {
         && raw.ends_with(&raw[..1])
         && &raw[1..raw.len() - 1] == value;
     quoted.then(|| at.narrow(1, value.len()))
-}
-
-/// A "did you mean" for the first misspelt key of a service without image.
-fn did_you_mean_key(def: &ServiceDef) -> Option<String> {
-    def.image
-        .is_none()
-        .then(|| did_you_mean("image", SERVICE_KEYS.iter().copied()))?
 }
 
 /// Unknown `depends_on` targets and dependency cycles.

@@ -74,10 +74,6 @@ impl Instance {
         self.services.iter().find(|s| s.name == name)
     }
 
-    pub fn announce_unit(&self, service: &str) -> String {
-        format!("{}-{}-announce.service", self.prefix(), service)
-    }
-
     /// The etcd key folder where a service's copies announce themselves.
     pub fn discovery_key(&self, discovery: &Discovery, service: &str) -> String {
         format!(

@@ -54,6 +54,21 @@ impl Plan {
         self.add.is_empty() && self.change.is_empty() && self.remove.is_empty()
     }
 
+    /// One line: how many units are added, changed, removed and kept.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            format!("no changes: {} units up to date", self.keep.len())
+        } else {
+            format!(
+                "{} to add, {} to change, {} to remove, {} unchanged",
+                self.add.len(),
+                self.change.len(),
+                self.remove.len(),
+                self.keep.len()
+            )
+        }
+    }
+
     /// The plan as a reviewer reads it: one line per unit, then the diff of
     /// every changed unit. `color` adds ANSI colours (for a terminal).
     pub fn describe(&self, color: bool) -> String {
@@ -89,18 +104,7 @@ impl Plan {
                 unit.name
             );
         }
-        if self.is_empty() {
-            let _ = writeln!(out, "no changes: {} units up to date", self.keep.len());
-        } else {
-            let _ = writeln!(
-                out,
-                "{} to add, {} to change, {} to remove, {} unchanged",
-                self.add.len(),
-                self.change.len(),
-                self.remove.len(),
-                self.keep.len()
-            );
-        }
+        let _ = writeln!(out, "{}", self.summary());
         for name in &self.hand_edited {
             let _ = writeln!(
                 out,

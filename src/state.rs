@@ -104,9 +104,21 @@ impl InstanceState {
             Err(e) => return Err(e),
         };
         for entry in entries {
-            let path = entry?.path().join("revision.json");
-            let Ok(text) = fs::read_to_string(&path) else {
+            let entry = entry?;
+            // `.NNNN.tmp`: a revision being written, or left by a crash.
+            if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
+            }
+            let path = entry.path().join("revision.json");
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", path.display()),
+                    ));
+                }
             };
             let info: RevisionInfo = serde_json::from_str(&text)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;

@@ -162,15 +162,6 @@ impl Error {
             cause: Cause::Bus(Box::new(cause)),
         }
     }
-
-    /// The D-Bus error name systemd answered with, such as
-    /// `org.freedesktop.systemd1.NoSuchUnit`, if it answered with one.
-    pub fn dbus_name(&self) -> Option<String> {
-        match &self.cause {
-            Cause::Bus(e) => refusal(e).map(|(name, _)| name),
-            Cause::Disconnected => None,
-        }
-    }
 }
 
 impl fmt::Display for Error {
@@ -473,6 +464,5 @@ mod tests {
             err.to_string(),
             "starting blog-staging-web.service: Invalid D-Bus method reply"
         );
-        assert_eq!(err.dbus_name(), None);
     }
 }

@@ -4,7 +4,7 @@
 
 pub mod schema;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use miette::NamedSource;
@@ -16,7 +16,6 @@ use schema::Document;
 #[derive(Debug)]
 pub struct Loaded {
     pub file: SourceFile,
-    pub path: PathBuf,
     pub doc: Document,
 }
 
@@ -142,11 +141,7 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let result = serde_saphyr::from_str::<Document>(&text);
     let file = Arc::new(NamedSource::new(name, text));
     match result {
-        Ok(doc) => Ok(Loaded {
-            file,
-            path: path.to_path_buf(),
-            doc,
-        }),
+        Ok(doc) => Ok(Loaded { file, doc }),
         Err(err) => Err(yaml_problem(&err, &file).into()),
     }
 }

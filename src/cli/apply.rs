@@ -120,11 +120,13 @@ pub fn converge_and_record(
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
-    if !plan.is_empty() {
+    for unit in &plan.hand_edited {
         progress.line(&format!(
-            "{name}: {}",
-            plan.describe(false).lines().last().unwrap_or_default()
+            "warning: {unit} was edited by hand since unitgen wrote it; the edit is overwritten"
         ));
+    }
+    if !plan.is_empty() {
+        progress.line(&format!("{name}: {}", plan.summary()));
     }
     let options = converge::Options { settle };
     match converge::converge(host, installed, desired, &options, &progress) {

@@ -72,7 +72,13 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     // Compose reads `.env` beside the compose file for its variables.
     let dotenv = match std::fs::read_to_string(dir.join(".env")) {
         Ok(text) => parse_dotenv(&text),
-        Err(_) => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(miette::miette!(
+                "cannot read {}: {e}",
+                dir.join(".env").display()
+            ));
+        }
     };
     let options = Options {
         app: args.app.clone(),

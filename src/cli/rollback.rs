@@ -97,10 +97,12 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     let name = format!("{app}-{}", args.instance);
     let (state, lock) = args.host.lock(&app, &args.instance)?;
     let installed = args.host.installed(&app, &args.instance)?;
+    // The volumes to remove are known only from the recorded revisions:
+    // a revision that cannot be read must stop `--volumes`, not shrink it.
     let volumes: Vec<String> = state
         .revisions()
-        .ok()
-        .and_then(|r| r.last().cloned())
+        .map_err(|e| miette!("reading revisions of {name}: {e}"))?
+        .pop()
         .map(|r| r.volumes)
         .unwrap_or_default();
     let progress = Progress::default();

@@ -105,37 +105,40 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         .revisions()
         .ok()
         .and_then(|r| r.last().map(|r| r.number));
-    let systemd = args
-        .host
-        .host()
-        .connect()
-        .map_err(|f| miette::miette!("{}", f.message))?;
-    let owners: Vec<render::Owner> = installed
-        .iter()
-        .map(|unit| render::owner(&unit.text).unwrap_or_default())
-        .collect();
-    let mut announced: HashMap<String, Announced> = owners
-        .iter()
-        .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
-        .collect();
     let mut units = Vec::new();
-    for (unit, owner) in installed.iter().zip(owners) {
-        let state = systemd
-            .unit_state(&unit.name)
-            .map_err(|e| miette::miette!("{e}"))?;
-        let container = owner
-            .service
-            .as_ref()
-            .and_then(|s| docker::inspect(&format!("{app}-{}-{s}", args.instance)));
-        units.push(Row {
-            unit: unit.name.clone(),
-            announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
-            service: owner.service,
-            announces: owner.announces,
-            active_state: state.active_state,
-            sub_state: state.sub_state,
-            container,
-        });
+    // Nothing installed: say so without needing systemd at all.
+    if !installed.is_empty() {
+        let systemd = args
+            .host
+            .host()
+            .connect()
+            .map_err(|f| miette::miette!("{}", f.message))?;
+        let owners: Vec<render::Owner> = installed
+            .iter()
+            .map(|unit| render::owner(&unit.text).unwrap_or_default())
+            .collect();
+        let mut announced: HashMap<String, Announced> = owners
+            .iter()
+            .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
+            .collect();
+        for (unit, owner) in installed.iter().zip(owners) {
+            let state = systemd
+                .unit_state(&unit.name)
+                .map_err(|e| miette::miette!("{e}"))?;
+            let container = owner
+                .service
+                .as_ref()
+                .and_then(|s| docker::inspect(&format!("{app}-{}-{s}", args.instance)));
+            units.push(Row {
+                unit: unit.name.clone(),
+                announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
+                service: owner.service,
+                announces: owner.announces,
+                active_state: state.active_state,
+                sub_state: state.sub_state,
+                container,
+            });
+        }
     }
     let status = Status {
         app: app.clone(),

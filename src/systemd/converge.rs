@@ -351,8 +351,10 @@ fn restore(
 ) -> Result<(), Failure> {
     let added = names(&plan.add);
     if !added.is_empty() {
-        let _ = stop(systemd, &added, progress);
-        let _ = systemd.disable(&added);
+        // A new unit that cannot be stopped means the old revision is not
+        // what runs: that must surface as a failed restore.
+        stop(systemd, &added, progress)?;
+        systemd.disable(&added).map_err(bus)?;
         for name in &added {
             unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
         }

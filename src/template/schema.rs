@@ -62,46 +62,6 @@ pub struct FleetDecl {
 /// An instance's values, available to template expressions.
 pub type InstanceValues = IndexMap<Name, Spanned<Scalar>>;
 
-/// Service keys unitgen understands, for "did you mean" hints.
-pub const SERVICE_KEYS: &[&str] = &[
-    "image",
-    "command",
-    "entrypoint",
-    "environment",
-    "env_file",
-    "ports",
-    "volumes",
-    "user",
-    "working_dir",
-    "hostname",
-    "restart",
-    "healthcheck",
-    "labels",
-    "mem_limit",
-    "cpus",
-    "cap_add",
-    "cap_drop",
-    "read_only",
-    "tmpfs",
-    "depends_on",
-    "stop_grace_period",
-    "stop_signal",
-    "init",
-    "docker_args",
-    "systemd",
-];
-
-/// Top-level keys, for "did you mean" hints.
-pub const DOCUMENT_KEYS: &[&str] = &[
-    "app",
-    "template",
-    "services",
-    "volumes",
-    "instances",
-    "etcd",
-    "fleet",
-];
-
 /// `cache: redis:7` (just an image) or a full service definition.
 #[derive(Debug)]
 pub enum ServiceEntry {
