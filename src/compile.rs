@@ -563,11 +563,10 @@ impl<'a> ServiceCompiler<'a> {
             let saved = std::mem::replace(&mut self.file, file);
             discovery.endpoints = self.words(&decl.endpoints, false).unwrap_or_default();
             if let Some(api) = &decl.api {
-                match api.value.as_str() {
-                    "v3" => discovery.api = EtcdApi::V3,
-                    "v2" => discovery.api = EtcdApi::V2,
-                    other => self.problems.push(
-                        Problem::new(format!("unknown etcd api `{other}`"))
+                match EtcdApi::parse(&api.value) {
+                    Some(parsed) => discovery.api = parsed,
+                    None => self.problems.push(
+                        Problem::new(format!("unknown etcd api `{}`", api.value))
                             .at(&self.at(&api.referenced))
                             .help("use v3 (leases) or v2 (keys with a TTL, as fleet-era clusters use)"),
                     ),

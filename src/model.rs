@@ -36,6 +36,22 @@ pub enum EtcdApi {
     V3,
 }
 
+impl EtcdApi {
+    /// As written in templates and in `[X-Unitgen]`: `v2`, `v3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EtcdApi::V2 => "v2",
+            EtcdApi::V3 => "v3",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EtcdApi> {
+        [EtcdApi::V2, EtcdApi::V3]
+            .into_iter()
+            .find(|api| api.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetOptions {
     /// `MachineMetadata=` values, `key=value`.

@@ -12,7 +12,7 @@ use minijinja::{Environment, context};
 use sha2::{Digest, Sha256};
 
 use crate::escape::{systemd_arg, systemd_command, systemd_shell, systemd_value};
-use crate::model::{Discovery, EtcdApi, Healthcheck, Instance, Service};
+use crate::model::{Discovery, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
 /// One generated unit file.
@@ -301,7 +301,7 @@ impl Renderer {
                 instance => &instance.instance,
                 service => &service.name,
                 key => instance.discovery_key(discovery, &service.name),
-                api => match discovery.api { EtcdApi::V2 => "v2", EtcdApi::V3 => "v3" },
+                api => discovery.api.as_str(),
                 api_number => discovery::api_number(discovery.api),
                 interval => discovery::refresh_interval(discovery),
                 ttl => discovery.ttl_seconds,

@@ -129,7 +129,7 @@ pub fn converge_and_record(
         progress.line(&format!("{name}: {}", plan.summary()));
     }
     let options = converge::Options { settle };
-    match converge::converge(host, installed, desired, &options, &progress) {
+    match converge::converge(host, &plan, &options, &progress) {
         Ok(done) => {
             let unchanged = plan.is_empty()
                 && latest

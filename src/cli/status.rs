@@ -62,11 +62,7 @@ impl Announced {
         let key = owner.key.clone()?;
         let endpoints = owner.endpoints.clone()?;
         let etcd_api = owner.etcd_api.clone()?;
-        let api = match etcd_api.as_str() {
-            "v2" => Some(EtcdApi::V2),
-            "v3" => Some(EtcdApi::V3),
-            _ => None,
-        };
+        let api = EtcdApi::parse(&etcd_api);
         let read = match api {
             Some(api) => etcd::announcements(api, &endpoints, &key),
             None => Err(format!("unknown etcd API `{etcd_api}`")),

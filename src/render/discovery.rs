@@ -49,7 +49,8 @@ pub fn announce_script(
         format!("key={key}/$(hostname); lease=;"),
         "while :; do".to_string(),
         format!(
-            "  case $(docker inspect --format '{{{{.State.Status}}}}/{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{end}}}}' {container} 2>/dev/null) in"
+            "  case $(docker inspect --format '{}' {container} 2>/dev/null) in",
+            super::docker::STATE_AND_HEALTH
         ),
         format!("    {ready})"),
         format!(

@@ -110,6 +110,11 @@ pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
     groups
 }
 
+/// `docker inspect --format` for `running/healthy`, `running/` (no
+/// healthcheck), `exited/`…
+pub const STATE_AND_HEALTH: &str =
+    "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}";
+
 /// Waits until the container runs (and is healthy, when it has a
 /// healthcheck), and fails as soon as it has exited or turned unhealthy, so
 /// that systemd's start job reports what really happened. It also gives up
@@ -119,7 +124,7 @@ pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
     let (format, ready, failed) = if healthcheck {
         (
-            "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+            STATE_AND_HEALTH,
             "running/healthy",
             "running/unhealthy|exited/*|dead/*",
         )

@@ -107,16 +107,15 @@ pub struct Outcome {
     pub removed: Vec<String>,
 }
 
-/// Makes the host run exactly `desired` for an instance whose installed
-/// units are `installed`. On failure, restores `installed`.
+/// Carries out `plan` (installed → desired units of one instance) so the
+/// host runs exactly the desired units. On failure, restores the installed
+/// ones.
 pub fn converge(
     host: &Host,
-    installed: &[UnitFile],
-    desired: &[UnitFile],
+    plan: &Plan,
     options: &Options,
     progress: &Progress,
 ) -> Result<Outcome, Failure> {
-    let plan = Plan::new(installed, desired);
     let systemd = host.connect()?;
     // Unchanged units that are not running (stopped by hand, failed, or
     // never started) are started too: apply converges. One call for all of
@@ -132,7 +131,7 @@ pub fn converge(
     if plan.is_empty() && idle.is_empty() {
         return Ok(Outcome::default());
     }
-    match run(host, &systemd, &plan, &idle, options, progress) {
+    match run(host, &systemd, plan, &idle, options, progress) {
         Ok(outcome) => Ok(outcome),
         Err(mut failure) => {
             if let Some((unit, _)) = &failure.unit {
@@ -140,7 +139,7 @@ pub fn converge(
                 failure.unit = Some((unit.clone(), log));
             }
             progress.line("restoring the previous revision");
-            failure.host = match restore(host, &systemd, &plan, progress) {
+            failure.host = match restore(host, &systemd, plan, progress) {
                 Ok(()) => HostAfter::Restored,
                 Err(e) => {
                     failure.message.push_str(&format!(
@@ -176,44 +175,24 @@ fn run(
         let removed = names(&plan.remove);
         stop(systemd, &removed, progress)?;
         systemd.disable(&removed).map_err(bus)?;
-        for name in &removed {
-            unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
-        }
         outcome.removed = removed;
     }
-    let written: Plan = Plan {
-        remove: Vec::new(),
-        ..plan.clone()
-    };
-    unit_dir::write_plan(&host.unit_dir, &written)?;
+    // Removed files go, new and changed ones are written: then one reload.
+    unit_dir::write_plan(&host.unit_dir, plan)?;
     systemd.reload().map_err(bus)?;
     if !plan.add.is_empty() {
         systemd.enable(&names(&plan.add)).map_err(bus)?;
     }
 
-    let mut batch: Vec<(String, JobKind)> = Vec::new();
-    batch.extend(plan.add.iter().map(|u| (u.name.clone(), JobKind::Start)));
-    batch.extend(idle.iter().map(|n| (n.clone(), JobKind::Start)));
-    batch.extend(
-        plan.change
-            .iter()
-            .map(|c| (c.new.name.clone(), JobKind::Restart)),
-    );
-    let starts: Vec<String> = batch
-        .iter()
-        .filter(|(_, k)| *k == JobKind::Start)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let restarts: Vec<String> = batch
-        .iter()
-        .filter(|(_, k)| *k == JobKind::Restart)
-        .map(|(n, _)| n.clone())
-        .collect();
+    let mut starts = names(&plan.add);
+    starts.extend(idle.iter().cloned());
+    let restarts: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
     // Starts and restarts go out as one batch so systemd can order them
     // against each other; two calls would serialize the two groups.
     start_and_restart(systemd, &starts, &restarts, progress)?;
 
-    settle(systemd, &batch, options, progress)?;
+    let touched: Vec<String> = starts.iter().chain(&restarts).cloned().collect();
+    settle(systemd, &touched, options, progress)?;
     outcome.started = starts;
     outcome.restarted = restarts;
     Ok(outcome)
@@ -299,25 +278,25 @@ fn first_failure(outcomes: &[JobOutcome], what: &str) -> Result<(), Failure> {
 /// restarting it, for the settle time.
 fn settle(
     systemd: &Systemd,
-    batch: &[(String, JobKind)],
+    touched: &[String],
     options: &Options,
     progress: &Progress,
 ) -> Result<(), Failure> {
-    if batch.is_empty() || options.settle.is_zero() {
+    if touched.is_empty() || options.settle.is_zero() {
         return Ok(());
     }
     let mut before = HashMap::new();
-    for (unit, _) in batch {
+    for unit in touched {
         before.insert(unit.clone(), systemd.unit_state(unit).map_err(bus)?);
     }
     progress.status(&format!(
         "checking that {} units stay up for {:?}",
-        batch.len(),
+        touched.len(),
         options.settle
     ));
     std::thread::sleep(options.settle);
     progress.finish();
-    for (unit, _) in batch {
+    for unit in touched {
         let now = systemd.unit_state(unit).map_err(bus)?;
         let restarted = now.n_restarts != before[unit].n_restarts;
         if !now.is_active() || restarted {
