@@ -94,14 +94,8 @@ enum Command {
 /// that compiles an instance.
 #[derive(Debug, Clone, Args)]
 pub struct TemplateArgs {
-    /// The app template or deployments file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "unitgen.yaml"
-    )]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: FileArgs,
     /// Set or override an instance value (repeatable): `--set version=1.5.0`.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
@@ -120,13 +114,26 @@ pub enum EtcdApiArg {
     V3,
 }
 
-impl TemplateArgs {
+/// Only where the template is: for commands that act on what is installed
+/// and need no instance values (status, rollback, destroy).
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// The app template or deployments file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "unitgen.yaml"
+    )]
+    pub file: PathBuf,
+}
+
+impl FileArgs {
     pub fn load(&self) -> Result<Template, Problems> {
         Template::load(&self.file)
     }
 
-    /// The app's name, for commands that act on what is installed and need
-    /// no instance values.
+    /// The app's name.
     pub fn app_name(&self) -> Result<String, Problems> {
         let template = self.load()?;
         template
@@ -142,6 +149,12 @@ impl TemplateArgs {
                 ))
                 .into()
             })
+    }
+}
+
+impl TemplateArgs {
+    pub fn load(&self) -> Result<Template, Problems> {
+        self.file.load()
     }
 
     pub fn overrides(&self) -> Overrides {

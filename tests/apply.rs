@@ -409,13 +409,14 @@ fn the_readme_example_comes_up_and_serves() {
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_unitgen"))
             .args(args)
-            .args(["-f", file, "--set", &format!("port={port}")])
+            .args(["-f", file])
             .arg("--root")
             .arg(&root)
             .output()
             .unwrap()
     };
-    let out = run(&["apply", "staging"]);
+    let set_port = format!("port={port}");
+    let out = run(&["apply", "staging", "--set", &set_port]);
     assert!(
         out.status.success(),
         "{}",

@@ -49,10 +49,23 @@ pub struct ApplyArgs {
     pub host: HostArgs,
     /// Seconds every started or restarted unit must stay up before the
     /// apply counts as successful (catches containers that start, then exit).
-    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3,
+        conflicts_with = "fleet"
+    )]
     pub settle: u64,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// With --fleet: seconds one copy may take to be launched and active.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 120,
+        requires = "fleet"
+    )]
+    pub fleet_wait: u64,
 }
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
@@ -81,7 +94,7 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
     let overrides = args.template.overrides();
     let instance = compile(&template, &args.instance, &overrides)?;
     if args.fleet.fleet {
-        return fleet::apply(&args.fleet, &instance);
+        return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait));
     }
     let desired = args.host.renderer().render(&instance);
     let name = instance.prefix();
@@ -89,7 +102,7 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
     converge_and_record(
-        &args.host.host(),
+        &args.host.host()?,
         &state,
         &name,
         &installed,

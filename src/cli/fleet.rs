@@ -18,7 +18,7 @@ use crate::unit_file;
 pub struct FleetArgs {
     /// Act on a fleet cluster through fleet's HTTP API instead of this host's
     /// systemd (tested against a fake of fleet's documented API; see README).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["root", "unit_dir", "state_dir", "bus", "user"])]
     pub fleet: bool,
     /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`.
     #[arg(
@@ -28,14 +28,6 @@ pub struct FleetArgs {
         requires = "fleet"
     )]
     pub endpoint: String,
-    /// With --fleet: seconds one copy may take to be launched and active.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 120,
-        requires = "fleet"
-    )]
-    pub wait: u64,
 }
 
 impl FleetArgs {
@@ -120,7 +112,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
     })
 }
 
-pub fn apply(args: &FleetArgs, instance: &Instance) -> Result<Outcome> {
+pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Outcome> {
     let (client, plan) = fleet_plan(args, instance)?;
     let progress = Progress::default();
     let name = instance.prefix();
@@ -133,7 +125,7 @@ pub fn apply(args: &FleetArgs, instance: &Instance) -> Result<Outcome> {
     }
     let options = ApplyOptions {
         copies_for_new: instance.fleet.copies,
-        wait_timeout: Duration::from_secs(args.wait),
+        wait_timeout: wait,
         ..ApplyOptions::default()
     };
     fleet::apply(&client, &plan, &options, &mut |step: &str| {

@@ -36,12 +36,11 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    pub fn host(&self) -> Host {
-        let home = || PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    pub fn host(&self) -> Result<Host> {
         let unit_dir = match (&self.unit_dir, &self.root, self.user) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(root), _) => root.join("etc/systemd/system"),
-            (None, None, true) => home().join(".config/systemd/user"),
+            (None, None, true) => home()?.join(".config/systemd/user"),
             (None, None, false) => PathBuf::from("/etc/systemd/system"),
         };
         let bus = self.bus.clone().or_else(|| {
@@ -52,12 +51,12 @@ impl HostArgs {
                 )
             })
         });
-        Host {
+        Ok(Host {
             unit_dir,
             bus,
             user: self.user,
             root: self.root.clone(),
-        }
+        })
     }
 
     /// Units for a user's manager differ from the system's (no
@@ -70,38 +69,46 @@ impl HostArgs {
         })
     }
 
-    pub fn state_dir(&self) -> PathBuf {
-        match (&self.state_dir, &self.root, self.user) {
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        Ok(match (&self.state_dir, &self.root, self.user) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(root), _) => root.join(DEFAULT_STATE_DIR.trim_start_matches('/')),
-            (None, None, true) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".local/state/unitgen"),
+            (None, None, true) => home()?.join(".local/state/unitgen"),
             (None, None, false) => PathBuf::from(DEFAULT_STATE_DIR),
-        }
+        })
     }
 
-    pub fn state(&self, app: &str, instance: &str) -> InstanceState {
-        InstanceState::new(&self.state_dir(), app, instance)
+    pub fn state(&self, app: &str, instance: &str) -> Result<InstanceState> {
+        Ok(InstanceState::new(&self.state_dir()?, app, instance))
     }
 
     /// Locks an instance for a change, saying so if another unitgen holds it.
     pub fn lock(&self, app: &str, instance: &str) -> Result<(InstanceState, Lock)> {
-        let state = self.state(app, instance);
+        let state = self.state(app, instance)?;
+        let dir = self.state_dir()?;
         let lock = state
             .lock(|| {
                 eprintln!("waiting for another unitgen working on {app}-{instance} to finish...")
             })
             .into_diagnostic()
-            .wrap_err_with(|| {
-                format!("locking {app}-{instance} in {}", self.state_dir().display())
-            })?;
+            .wrap_err_with(|| format!("locking {app}-{instance} in {}", dir.display()))?;
         Ok((state, lock))
     }
 
     pub fn installed(&self, app: &str, instance: &str) -> Result<Vec<UnitFile>> {
-        let host = self.host();
+        let host = self.host()?;
         unit_dir::read_installed(&host.unit_dir, app, instance)
             .into_diagnostic()
             .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))
+    }
+}
+
+/// The user's home, for `--user` defaults; refusing rather than guessing.
+fn home() -> Result<PathBuf> {
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => Ok(PathBuf::from(home)),
+        _ => Err(miette::miette!(
+            "HOME is not set: pass --unit-dir and --state-dir with --user"
+        )),
     }
 }

@@ -8,7 +8,7 @@ use miette::{Result, miette};
 use super::apply::converge_and_record;
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
-use super::{Outcome, TemplateArgs};
+use super::{FileArgs, Outcome};
 use crate::progress::Progress;
 use crate::state::Provenance;
 use crate::systemd::converge;
@@ -21,7 +21,7 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "N")]
     pub to: Option<u32>,
     #[command(flatten)]
-    pub template: TemplateArgs,
+    pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
     /// Seconds every restarted unit must stay up (see `apply --settle`).
@@ -38,7 +38,7 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub volumes: bool,
     #[command(flatten)]
-    pub template: TemplateArgs,
+    pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -74,7 +74,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     eprintln!("rolling {name} back to revision {target}");
     let installed = args.host.installed(&app, &args.instance)?;
     converge_and_record(
-        &args.host.host(),
+        &args.host.host()?,
         &state,
         &name,
         &installed,
@@ -109,7 +109,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     if installed.is_empty() {
         progress.line(&format!("{name} has no units installed"));
     } else {
-        converge::remove_all(&args.host.host(), &installed, &progress)
+        converge::remove_all(&args.host.host()?, &installed, &progress)
             .map_err(|f| miette!("destroying {name}: {}", f.message))?;
         progress.line(&format!(
             "{name}: {} units stopped and removed",

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
-use super::{Outcome, TemplateArgs};
+use super::{FileArgs, Outcome};
 use crate::docker::{self, Container};
 use crate::model::EtcdApi;
 use crate::{etcd, render};
@@ -19,7 +19,7 @@ pub struct StatusArgs {
     /// The instance to show.
     pub instance: String,
     #[command(flatten)]
-    pub template: TemplateArgs,
+    pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
     /// Print JSON (for scripts) instead of a table.
@@ -97,7 +97,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     let installed = args.host.installed(&app, &args.instance)?;
     let revision = args
         .host
-        .state(&app, &args.instance)
+        .state(&app, &args.instance)?
         .revisions()
         .ok()
         .and_then(|r| r.last().map(|r| r.number));
@@ -106,7 +106,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if !installed.is_empty() {
         let systemd = args
             .host
-            .host()
+            .host()?
             .connect()
             .map_err(|f| miette::miette!("{}", f.message))?;
         let owners: Vec<render::Owner> = installed
@@ -153,7 +153,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         println!(
             "{app}-{} is not installed in {}",
             args.instance,
-            args.host.host().unit_dir.display()
+            args.host.host()?.unit_dir.display()
         );
         return Ok(Outcome::Clean);
     }
