@@ -180,8 +180,9 @@ fn parse_set(arg: &str) -> Result<(String, String), String> {
     }
 }
 
-/// What a command ends with: success, "there are differences" (2, for CI
-/// drift checks), or an error already reported (1).
+/// How a successful command ends: clean (exit 0), or "there are
+/// differences" (exit 2, for CI drift checks). Errors (exit 1) are the `Err`
+/// side, reported by `main`.
 pub enum Outcome {
     Clean,
     Differs,

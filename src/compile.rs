@@ -42,8 +42,8 @@ const DEFAULT_ETCD_PREFIX: &str = "/unitgen";
 /// `docker stop` does by default.
 const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
 
-/// Compiles `instance` of `template`. `set` holds `--set key=value`
-/// overrides, applied over the instance's declared values.
+/// Compiles `instance` of `template`, with the command line's overrides
+/// (`--set` values over the instance's declared ones, `--etcd`, `--etcd-api`).
 pub fn compile(
     template: &Template,
     instance: &str,
@@ -122,9 +122,7 @@ pub fn compile(
             for (name, entry) in &defs.value {
                 let name_at = app_file.at(&name.referenced);
                 service_locations.insert(name.value.clone(), name_at.clone());
-                if let Some(service) = compiler.service(name, &name_at, entry) {
-                    services.push(service);
-                }
+                services.push(compiler.service(name, &name_at, entry));
             }
         }
         Some(defs) => compiler.problems.push(
@@ -368,7 +366,7 @@ impl<'a> ServiceCompiler<'a> {
         name: &Spanned<String>,
         name_at: &Location,
         entry: &Spanned<ServiceEntry>,
-    ) -> Option<Service> {
+    ) -> Service {
         if let Err(msg) = syntax::check_service_name(&name.value) {
             self.problems.push(
                 Problem::new(msg)
@@ -545,7 +543,7 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(sections) = &def.systemd {
             service.systemd = self.systemd_keys(sections);
         }
-        Some(service)
+        service
     }
 
     /// The `etcd:` block of the instances file, with `--etcd` overrides.

@@ -78,6 +78,8 @@ impl Instance {
         format!("{}-network.service", self.prefix())
     }
 
+    /// A service's container name, which is also the base of its unit
+    /// names (`<name>.service`, `<name>@.service`, `<name>-announce.service`).
     pub fn container(&self, service: &str) -> String {
         format!("{}-{}", self.prefix(), service)
     }

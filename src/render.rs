@@ -145,7 +145,7 @@ impl Renderer {
 
     fn service_unit(&self, instance: &Instance, service: &Service) -> UnitFile {
         let container = instance.container(&service.name);
-        let base = format!("{}-{}", instance.prefix(), service.name);
+        let base = &container;
         let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
         let mut requires: Vec<String> = self
             .docker_dependency()
@@ -244,7 +244,7 @@ impl Renderer {
             },
         );
         UnitFile {
-            name: self.unit_name(&base),
+            name: self.unit_name(base),
             text: with_digest(text),
         }
     }
@@ -261,7 +261,7 @@ impl Renderer {
         if self.flavour != Flavour::Fleet {
             return Vec::new();
         }
-        let base = format!("{}-{service}", instance.prefix());
+        let base = instance.container(service);
         let mut lines = Vec::new();
         if let Some(service_template) = sidekick_of {
             lines.push(format!(
@@ -286,7 +286,7 @@ impl Renderer {
         service: &Service,
     ) -> UnitFile {
         let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
-        let service_template = self.unit_name(&format!("{}-{}", instance.prefix(), service.name));
+        let service_template = self.unit_name(&instance.container(&service.name));
         // A sidekick serves the copy of its own number (`%i`) under fleet.
         let service_unit = match self.flavour {
             Flavour::Fleet => service_template.replace("@.", "@%i."),
@@ -322,7 +322,7 @@ impl Renderer {
             },
         );
         UnitFile {
-            name: self.unit_name(&format!("{}-{}-announce", instance.prefix(), service.name)),
+            name: self.unit_name(&format!("{}-announce", instance.container(&service.name))),
             text: with_digest(text),
         }
     }

@@ -3,7 +3,9 @@
 
 use crate::model::{Healthcheck, Instance, Service};
 
-/// Path of the Docker CLI in units: Debian's and Docker's packages both put it here.
+/// Path of the Docker CLI in `Exec*=` lines (systemd wants absolute paths
+/// there): Debian's and Docker's packages both put it here. The shell
+/// scripts in units run `docker` from systemd's default PATH.
 pub const DOCKER: &str = "/usr/bin/docker";
 
 /// `docker run` for a service, as groups of arguments: one flag (with its
