@@ -110,7 +110,7 @@ pub fn compile(
         values,
         instance_declared: declared.is_some(),
         instance: instance.to_string(),
-        prefix: format!("{app}-{instance}"),
+        prefix: crate::model::prefix(&app, instance),
         volume_decls,
         problems,
     };

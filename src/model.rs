@@ -3,6 +3,12 @@
 
 use std::collections::BTreeMap;
 
+/// `<app>-<instance>`: the one place the naming rule is written (see
+/// [`Instance::prefix`]).
+pub fn prefix(app: &str, instance: &str) -> String {
+    format!("{app}-{instance}")
+}
+
 /// An app deployed as one named instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -66,7 +72,7 @@ impl Instance {
     /// scoped volume. App and instance names cannot contain `-`, so two
     /// different (app, instance) pairs never share a prefix.
     pub fn prefix(&self) -> String {
-        format!("{}-{}", self.app, self.instance)
+        prefix(&self.app, &self.instance)
     }
 
     /// The Docker network all services of this instance join.

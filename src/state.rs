@@ -67,7 +67,7 @@ pub struct Lock {
 impl InstanceState {
     pub fn new(state_dir: &Path, app: &str, instance: &str) -> Self {
         InstanceState {
-            dir: state_dir.join(format!("{app}-{instance}")),
+            dir: state_dir.join(crate::model::prefix(app, instance)),
         }
     }
 

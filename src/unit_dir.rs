@@ -19,7 +19,7 @@ pub fn read_installed(dir: &Path, app: &str, instance: &str) -> std::io::Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(units),
         Err(e) => return Err(e),
     };
-    let prefix = format!("{app}-{instance}-");
+    let prefix = format!("{}-", crate::model::prefix(app, instance));
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();

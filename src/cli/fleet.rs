@@ -37,7 +37,7 @@ impl FleetArgs {
 }
 
 fn prefix(app: &str, instance: &str) -> String {
-    format!("{app}-{instance}-")
+    format!("{}-", crate::model::prefix(app, instance))
 }
 
 fn fleet_plan(args: &FleetArgs, instance: &Instance) -> Result<(FleetClient, FleetPlan)> {

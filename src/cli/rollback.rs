@@ -47,7 +47,7 @@ pub struct DestroyArgs {
 
 pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     let app = args.template.app_name()?;
-    let name = format!("{app}-{}", args.instance);
+    let name = crate::model::prefix(&app, &args.instance);
     let (state, _lock) = args.host.lock(&app, &args.instance)?;
     let revisions = state
         .revisions()
@@ -94,7 +94,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         return fleet::destroy(&args.fleet, &app, &args.instance);
     }
-    let name = format!("{app}-{}", args.instance);
+    let name = crate::model::prefix(&app, &args.instance);
     let (state, lock) = args.host.lock(&app, &args.instance)?;
     let installed = args.host.installed(&app, &args.instance)?;
     // The volumes to remove are known only from the recorded revisions:

@@ -11,7 +11,7 @@ use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{FileArgs, Outcome};
 use crate::docker::{self, Container};
-use crate::model::EtcdApi;
+use crate::model::{self, EtcdApi};
 use crate::{etcd, render};
 
 #[derive(Debug, Args)]
@@ -121,10 +121,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             let state = systemd
                 .unit_state(&unit.name)
                 .map_err(|e| miette::miette!("{e}"))?;
-            let container = owner
-                .service
-                .as_ref()
-                .and_then(|s| docker::inspect(&format!("{app}-{}-{s}", args.instance)));
+            let container = owner.service.as_ref().and_then(|s| {
+                docker::inspect(&format!("{}-{s}", model::prefix(&app, &args.instance)))
+            });
             units.push(Row {
                 unit: unit.name.clone(),
                 announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
