@@ -27,7 +27,19 @@ use crate::template::Template;
 /// (live, staging, one per customer) and let unitgen generate one unit per
 /// service, a Docker network per instance, and keep a host converged to it.
 #[derive(Debug, Parser)]
-#[command(name = "unitgen", version, max_term_width = 100)]
+#[command(
+    name = "unitgen",
+    version,
+    max_term_width = 100,
+    after_help = "Typical session (reads ./unitgen.yaml; -f FILE for another):
+  unitgen validate                      check the template and every instance
+  unitgen plan staging                  what would change on this host (exit 2 if anything)
+  unitgen apply staging                 make it so; the last good revision stays on failure
+  unitgen status staging                services, states, containers
+  unitgen render staging --out units/   the units as files, to commit and review
+
+Run `unitgen COMMAND --help` for each command's options."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
