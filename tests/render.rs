@@ -277,3 +277,47 @@ fn user_units_do_without_the_system_docker_service() {
     assert!(!units.contains("multi-user.target"));
     assert!(units.contains("Requires=blog-live-network.service"));
 }
+
+#[test]
+fn etcd_on_the_command_line_turns_discovery_on() {
+    let hello = "examples/hello/unitgen.yaml";
+    let plain = stdout(&unitgen(&["render", "live", "-f", hello]));
+    assert!(
+        !plain.contains("-announce.service"),
+        "no etcd, no sidekicks"
+    );
+
+    let out = unitgen(&[
+        "render",
+        "live",
+        "-f",
+        hello,
+        "--etcd",
+        "http://10.0.0.1:2379,http://10.0.0.2:2379",
+        "--etcd-api",
+        "v2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units = stdout(&out);
+    assert!(
+        units.contains("# ==> hello-live-web-announce.service <=="),
+        "web publishes a port"
+    );
+    assert!(
+        !units.contains("hello-live-api-announce"),
+        "api publishes none"
+    );
+    assert!(units.contains("Environment=ETCDCTL_API=2"));
+    assert!(
+        units.contains("Environment=ETCDCTL_ENDPOINTS=http://10.0.0.1:2379,http://10.0.0.2:2379")
+    );
+    assert!(units.contains("--ttl 30"), "v2 keys carry a TTL");
+
+    let bad = unitgen(&["render", "live", "-f", hello, "--etcd", "10.0.0.1:2379"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("etcd endpoint `10.0.0.1:2379` is not an http(s) URL"),
+        "{}",
+        stderr(&bad)
+    );
+}
