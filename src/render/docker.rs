@@ -134,13 +134,16 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         ("{{.State.Status}}", "running", "exited|dead")
     };
     vec![
+        // Quick polls while a container usually comes up, then slower ones:
+        // each `docker inspect` costs the CPU a starting engine wants.
+        "n=0;".into(),
         "while :; do".into(),
         format!("  case $(docker inspect --format '{format}' {container} 2>/dev/null) in"),
         format!("    {ready}) exit 0;;"),
         format!("    {failed}) exit 1;;"),
         "  esac;".into(),
         "  kill -0 \"$MAINPID\" 2>/dev/null || exit 1;".into(),
-        "  sleep 0.2;".into(),
+        "  n=$((n+1)); if [ $n -lt 25 ]; then sleep 0.2; else sleep 1; fi;".into(),
         "done".into(),
     ]
 }
