@@ -321,3 +321,33 @@ fn etcd_on_the_command_line_turns_discovery_on() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn validate_warns_when_instances_would_share_a_host_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"8080:80\"]\ninstances:\n  live: {}\n  staging: {}\n",
+    )
+    .unwrap();
+    let out = unitgen(&["validate", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "a warning, not an error: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "warning: instances `live` (web) and `staging` (web) both publish host port 8080/tcp"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let examples = unitgen(&["validate", "-f", BLOG]);
+    assert!(
+        !stderr(&examples).contains("warning"),
+        "{}",
+        stderr(&examples)
+    );
+}

@@ -1,11 +1,14 @@
 //! `unitgen validate`: check the template and every declared instance.
 
+use std::collections::BTreeMap;
+
 use clap::Args;
 use miette::Result;
 
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::diagnostic::Problems;
+use crate::model::Instance;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -22,10 +25,10 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         names.push("default".into());
     }
     let mut problems = Problems::default();
-    let mut services = 0;
+    let mut compiled = Vec::new();
     for name in &names {
         match compile(&template, name, &args.template.overrides()) {
-            Ok(instance) => services = instance.services.len(),
+            Ok(instance) => compiled.push(instance),
             // The same template problem shows up once per instance: keep the first.
             Err(found) => {
                 for problem in found.0 {
@@ -43,11 +46,42 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
     if !problems.is_empty() {
         return Err(problems.into());
     }
+    for warning in shared_host_ports(&compiled) {
+        eprintln!("warning: {warning}");
+    }
     eprintln!(
         "{}: {} services, instances {} are valid",
         template.source_name(),
-        services,
+        compiled.first().map_or(0, |i| i.services.len()),
         names.join(", ")
     );
     Ok(Outcome::Clean)
+}
+
+/// Instances that publish the same host port cannot run on one host side by
+/// side. They may be meant for different hosts, so this is a warning.
+fn shared_host_ports(instances: &[Instance]) -> Vec<String> {
+    let mut seen: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for instance in instances {
+        for service in &instance.services {
+            for port in &service.ports {
+                let Some(host_port) = port.host_port else {
+                    continue;
+                };
+                let key = format!("{host_port}/{}", port.protocol.as_str());
+                match seen.get(&key) {
+                    Some((other, other_service)) if *other != instance.instance => warnings.push(format!(
+                        "instances `{other}` ({other_service}) and `{}` ({}) both publish host port {key}: they cannot run on the same host",
+                        instance.instance, service.name
+                    )),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(key, (&instance.instance, &service.name));
+                    }
+                }
+            }
+        }
+    }
+    warnings
 }
