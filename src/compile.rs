@@ -773,7 +773,7 @@ impl<'a> ServiceCompiler<'a> {
         let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         for (section, keys) in sections {
             let section_at = self.at(&section.referenced);
-            let known = ["Unit", "Service", "Install"];
+            let known = crate::model::UNIT_SECTIONS;
             if !known.contains(&section.value.as_str()) && !section.value.starts_with("X-") {
                 self.problems.push(
                     Problem::new(format!("unknown unit section `{}`", section.value))

@@ -9,6 +9,9 @@ pub fn prefix(app: &str, instance: &str) -> String {
     format!("{app}-{instance}")
 }
 
+/// The unit sections unitgen itself writes, which `systemd:` extras join.
+pub const UNIT_SECTIONS: [&str; 3] = ["Unit", "Service", "Install"];
+
 /// An app deployed as one named instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -160,7 +163,8 @@ pub struct Service {
     pub stop_grace_seconds: u64,
     pub stop_signal: Option<String>,
     pub docker_args: Vec<String>,
-    /// Extra unit keys: section → (key, value) in the order written.
+    /// Extra unit keys: section → (key, value) in the order written; a
+    /// section other than [`UNIT_SECTIONS`] is an `X-` one of the user's.
     pub systemd: BTreeMap<String, Vec<(String, String)>>,
 }
 

@@ -204,9 +204,10 @@ impl Renderer {
         let extra_sections: Vec<(String, Vec<(String, String)>)> = service
             .systemd
             .iter()
-            .filter(|(section, _)| !["Unit", "Service", "Install"].contains(&section.as_str()))
+            .filter(|(section, _)| !crate::model::UNIT_SECTIONS.contains(&section.as_str()))
             .map(|(section, entries)| (section.clone(), entries.clone()))
             .collect();
+        let extra_service = extra_keys(service, "Service");
         let x_fleet = self.x_fleet(instance, &service.name, None);
         let grace = service.stop_grace_seconds.to_string();
         let text = self.fill(
@@ -234,10 +235,10 @@ impl Renderer {
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
                 wanted_by => self.wanted_by(),
                 extra_unit => extra_keys(service, "Unit"),
-                extra_service => extra_keys(service, "Service"),
+                extra_service => &extra_service,
                 // Keys the user sets replace unitgen's own, rather than
                 // appearing twice.
-                overridden => extra_keys(service, "Service").into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                overridden => extra_service.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
                 extra_install => extra_keys(service, "Install"),
                 extra_sections,
                 x_fleet,
