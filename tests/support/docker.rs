@@ -6,9 +6,15 @@ use std::sync::OnceLock;
 /// Runs `scripts/testbed.sh` once per test process: installs what is
 /// missing, starts dockerd, builds the test image. So `cargo test` alone
 /// works on a fresh machine.
+///
+/// It also takes the machine-wide test-bed lock and holds it until the test
+/// process exits: the tests use fixed app names on the one Docker engine, so
+/// two checkouts running their suites at once would remove each other's
+/// containers. With the lock, their test binaries take turns.
 pub fn ensure_testbed() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
+        hold_testbed_lock()?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
         let out = Command::new(script)
             .output()
@@ -27,6 +33,23 @@ pub fn ensure_testbed() {
     if let Err(message) = result {
         panic!("the test bed is not ready: {message}");
     }
+}
+
+/// Waits for, then keeps (for the life of the process) an exclusive lock on
+/// a file outside every checkout. The kernel drops it when the process ends,
+/// however it ends.
+fn hold_testbed_lock() -> Result<(), String> {
+    static LOCK: OnceLock<std::fs::File> = OnceLock::new();
+    const PATH: &str = "/var/tmp/unitgen-testbed.lock";
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PATH)
+        .map_err(|e| format!("opening {PATH}: {e}"))?;
+    file.lock().map_err(|e| format!("locking {PATH}: {e}"))?;
+    let _ = LOCK.set(file);
+    Ok(())
 }
 
 /// Runs the docker CLI against the machine's engine.
