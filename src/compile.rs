@@ -149,7 +149,6 @@ pub fn compile(
     problems.into_result(Instance {
         app,
         instance: instance.to_string(),
-        source: template.source_name(),
         services,
         discovery,
         fleet,

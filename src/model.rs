@@ -17,8 +17,6 @@ pub const UNIT_SECTIONS: [&str; 3] = ["Unit", "Service", "Install"];
 pub struct Instance {
     pub app: String,
     pub instance: String,
-    /// The file the user passed, recorded in every unit.
-    pub source: String,
     /// Services in dependency order: each after everything it depends on.
     pub services: Vec<Service>,
     /// Where services are announced, when they are (etcd configured).

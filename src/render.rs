@@ -122,7 +122,6 @@ impl Renderer {
         let text = self.fill(
             "network.j2",
             context! {
-                source => systemd_value(&instance.source),
                 app => &instance.app,
                 instance => &instance.instance,
                 requires => self.docker_dependency(),
@@ -213,7 +212,6 @@ impl Renderer {
         let text = self.fill(
             "service.j2",
             context! {
-                source => systemd_value(&instance.source),
                 app => &instance.app,
                 instance => &instance.instance,
                 service => &service.name,
@@ -297,7 +295,6 @@ impl Renderer {
         let text = self.fill(
             "announce.j2",
             context! {
-                source => systemd_value(&instance.source),
                 app => &instance.app,
                 instance => &instance.instance,
                 service => &service.name,

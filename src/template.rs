@@ -98,7 +98,8 @@ impl Template {
         self.deployments.as_ref().unwrap_or(&self.app)
     }
 
-    /// The name units say they were generated from: the file the user passed.
+    /// The file the user passed, as typed: for messages only, never for
+    /// unit text (units must not depend on where they were rendered from).
     pub fn source_name(&self) -> String {
         self.instances_file().file.name().to_string()
     }

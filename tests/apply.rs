@@ -5,6 +5,7 @@
 #[path = "support/lib.rs"]
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -136,6 +137,34 @@ fn apply_starts_every_service_serves_and_resolves_names_on_the_instance_network(
         world
             .id("live", "api")
             .starts_with(api["container"]["id"].as_str().unwrap())
+    );
+}
+
+// Regression: units recorded the template path as typed, so `plan -f
+// /abs/app.yaml` after `apply -f app.yaml` (or a teammate's checkout
+// elsewhere) saw every unit changed and apply restarted everything.
+#[test]
+fn where_the_template_is_read_from_changes_no_unit() {
+    let world = World::new("ugwhere");
+    let port = free_port();
+    world.write(&App::new("ugwhere").yaml(&[("live", port)]));
+    let apply = world.unitgen_in(
+        world.dir(),
+        Path::new("unitgen.yaml"),
+        &["apply", "live", "--settle", "1"],
+    );
+    assert!(apply.status.success(), "apply from the template's folder");
+
+    let checkout = support::tempdir("checkout-");
+    let copy = checkout.path().join("app.yaml");
+    std::fs::copy(world.file(), &copy).unwrap();
+    let elsewhere = support::tempdir("elsewhere-");
+    let plan = world.unitgen_in(elsewhere.path(), &copy, &["plan", "live"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan from another folder, another checkout, an absolute path: {}",
+        String::from_utf8_lossy(&plan.stdout)
     );
 }
 

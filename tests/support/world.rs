@@ -2,7 +2,7 @@
 //! app's template, `unitgen` run against that sandbox, and cleanup of the
 //! containers, networks and volumes the app creates on the host's engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -38,13 +38,25 @@ impl World {
         std::fs::write(self.file(), yaml).unwrap();
     }
 
+    /// The folder the template is in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// `unitgen ARGS -f FILE --root SANDBOX`, echoed for failure messages.
     pub fn unitgen(&self, args: &[&str]) -> Output {
+        self.unitgen_in(self.dir(), &self.file(), args)
+    }
+
+    /// `unitgen ARGS -f FILE --root SANDBOX` run from folder `cwd`, with
+    /// FILE as given (relative to `cwd` or absolute).
+    pub fn unitgen_in(&self, cwd: &Path, file: &Path, args: &[&str]) -> Output {
         let root = self.sandbox.root();
         let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .current_dir(cwd)
             .args(args)
             .arg("-f")
-            .arg(self.file())
+            .arg(file)
             .arg("--root")
             .arg(&root)
             .env("NO_COLOR", "1")
