@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Brings up what unitgen's tests need on this machine, and nothing else:
 # Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
-# boot a sandboxed systemd from the machine's own /usr); a running dockerd;
-# and the local test image unitgen-test/busybox:1 (no registry is reachable).
+# boot a sandboxed systemd from the machine's own /usr); restic and rclone
+# (backups); a running dockerd; and the local test image
+# unitgen-test/busybox:1 (no registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
 IMAGE=unitgen-test/busybox:1
 APPLETS="sh ls cat echo env sleep httpd wget nc printf test true false kill nslookup
-hostname id mkdir rm cp tr head tail grep sed wc"
+hostname id mkdir rm cp tr head tail grep sed wc tar find cmp"
 DOCKERD_LOG=/var/log/unitgen-dockerd.log
 DOCKERD_WAIT_SECS=60
 
 say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
-for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus; do
+for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi
@@ -46,7 +47,12 @@ else
   say "dockerd is up"
 fi
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# The image records its applet list in a label: a list that grew since it
+# was built (a test needs `tar`) rebuilds it. Containers of the old image
+# keep running; `docker import` only moves the tag.
+applets_label=$(echo $APPLETS)
+built=$(docker image inspect --format '{{index .Config.Labels "unitgen.applets"}}' "$IMAGE" 2>/dev/null || true)
+if [[ $built == "$applets_label" ]]; then
   say "image $IMAGE already built"
 else
   say "building image $IMAGE from /usr/bin/busybox"
@@ -57,6 +63,6 @@ else
   for applet in $APPLETS; do
     ln -s busybox "$build/bin/$applet"
   done
-  tar -C "$build" -c . | docker import - "$IMAGE" >/dev/null
+  tar -C "$build" -c . | docker import --change "LABEL unitgen.applets=\"$applets_label\"" - "$IMAGE" >/dev/null
   say "image $IMAGE built"
 fi
