@@ -5,6 +5,7 @@ mod apply;
 mod fleet;
 mod host;
 mod import;
+mod output;
 mod render;
 mod rollback;
 mod status;

@@ -351,3 +351,29 @@ fn validate_warns_when_instances_would_share_a_host_port() {
         stderr(&examples)
     );
 }
+
+// Regression: `unitgen plan ... | head` panicked on the closed pipe (exit
+// 101). A reader that goes away is not an error: no panic, no message, and
+// the command's own outcome stands.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let units = tempfile::tempdir().unwrap();
+    let unit_dir = units.path().to_str().unwrap();
+    let file = "examples/blog/unitgen.yaml";
+    for (args, code) in [
+        (vec!["render", "live", "-f", file], 0),
+        (vec!["plan", "live", "-f", file, "--unit-dir", unit_dir], 2),
+    ] {
+        // The read end is closed before unitgen writes a byte: its first
+        // write fails with EPIPE every time.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}

@@ -9,6 +9,7 @@ use miette::{Result, miette};
 
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
+use super::output::out;
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::plan::Plan;
@@ -81,7 +82,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let desired = args.host.renderer().render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let plan = Plan::new(&installed, &desired);
-    print!("{}", plan.describe(color));
+    out!("{}", plan.describe(color))?;
     Ok(if plan.is_empty() {
         Outcome::Clean
     } else {

@@ -7,6 +7,7 @@ use clap::Args;
 use miette::{Result, miette};
 
 use super::Outcome;
+use super::output::{out, outln};
 use crate::fleet::{self, Action, ApplyOptions, FleetClient, FleetPlan};
 use crate::model::Instance;
 use crate::plan::unified_diff;
@@ -84,26 +85,26 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             ),
             Action::Unchanged => continue,
         };
-        println!("{line}");
+        outln!("{line}")?;
     }
     let count = |a| plan.with_action(a).count();
-    println!(
+    outln!(
         "{} to add, {} to change, {} to remove, {} unchanged",
         count(Action::Add),
         count(Action::Change),
         count(Action::Remove),
         count(Action::Unchanged)
-    );
+    )?;
     for unit in plan.with_action(Action::Change) {
-        println!();
-        print!(
+        outln!()?;
+        out!(
             "{}",
             unified_diff(
                 &text_of(&unit.current, &unit.name),
                 &text_of(&unit.desired, &unit.name),
                 color
             )
-        );
+        )?;
     }
     Ok(if plan.has_changes() {
         Outcome::Differs
@@ -155,28 +156,31 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("status serializes")
-        );
+        )?;
         return Ok(Outcome::Clean);
     }
-    println!(
+    outln!(
         "{:<40} {:<10} {:<10} {:<12} SYSTEMD",
-        "UNIT", "DESIRED", "CURRENT", "MACHINE"
-    );
+        "UNIT",
+        "DESIRED",
+        "CURRENT",
+        "MACHINE"
+    )?;
     for unit in &units {
         let state = |s: Option<fleet::JobState>| s.map_or("-", |s| s.as_str());
         let systemd = unit.systemd.as_ref().map_or("-".to_string(), |s| {
             format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
         });
-        println!(
+        outln!(
             "{:<40} {:<10} {:<10} {:<12} {systemd}",
             unit.name,
             state(unit.desired_state),
             state(unit.current_state),
             unit.machine_id.chars().take(12).collect::<String>(),
-        );
+        )?;
     }
     Ok(Outcome::Clean)
 }

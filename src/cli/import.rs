@@ -1,6 +1,5 @@
 //! `unitgen import`: write the unitgen template equivalent to a compose file.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,6 +7,7 @@ use clap::Args;
 use miette::{IntoDiagnostic, NamedSource, Result, WrapErr, miette};
 
 use super::Outcome;
+use super::output::out;
 use crate::compile::{compile, syntax};
 use crate::import::{Options, import, parse_dotenv};
 use crate::template::{Template, display_path, parse};
@@ -116,10 +116,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         Some(output) => write_atomic(output, imported.yaml.as_bytes())
             .into_diagnostic()
             .wrap_err_with(|| format!("writing {}", output.display()))?,
-        None => match std::io::stdout().write_all(imported.yaml.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.into_diagnostic()?,
-        },
+        None => out!("{}", imported.yaml)?,
     }
     let services = match imported.services {
         1 => "1 service".to_string(),

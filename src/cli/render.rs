@@ -1,11 +1,11 @@
 //! `unitgen render`: print or write an instance's units.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
+use super::output::{out, outln};
 use super::{Outcome, TemplateArgs};
 use crate::plan::Plan;
 use crate::render::{Flavour, Renderer};
@@ -51,11 +51,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
             }
             text.push_str(&format!("# ==> {} <==\n{}", unit.name, unit.text));
         }
-        // A closed pipe (`unitgen render live | head`) is not an error.
-        match std::io::stdout().lock().write_all(text.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.into_diagnostic()?,
-        }
+        out!("{text}")?;
         return Ok(Outcome::Clean);
     };
     let present = unit_dir::read_installed(dir, &instance.app, &instance.instance)
@@ -76,7 +72,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         ];
         for (label, names) in names {
             for name in names {
-                println!("{label}: {}", dir.join(name).display());
+                outln!("{label}: {}", dir.join(name).display())?;
             }
         }
         if plan.is_empty() {

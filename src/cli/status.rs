@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
+use super::output::outln;
 use super::{FileArgs, Outcome};
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
@@ -142,29 +143,32 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         units,
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
-        );
+        )?;
         return Ok(Outcome::Clean);
     }
     if status.units.is_empty() {
-        println!(
+        outln!(
             "{app}-{} is not installed in {}",
             args.instance,
             args.host.host()?.unit_dir.display()
-        );
+        )?;
         return Ok(Outcome::Clean);
     }
-    println!(
+    outln!(
         "{app}-{}: revision {}",
         args.instance,
         revision.map_or("none recorded".into(), |r| r.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "{:<16} {:<22} {:<14} {:<30} STARTED",
-        "SERVICE", "STATE", "CONTAINER", "IMAGE"
-    );
+        "SERVICE",
+        "STATE",
+        "CONTAINER",
+        "IMAGE"
+    )?;
     for row in &status.units {
         let (id, image, started) = match &row.container {
             Some(c) => (c.id.as_str(), c.image.as_str(), c.started_at.as_str()),
@@ -175,33 +179,34 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             (None, Some(announced)) => format!("({announced} sidekick)"),
             (None, None) => "(network)".to_string(),
         };
-        println!(
+        outln!(
             "{name:<16} {:<22} {:<14} {:<30} {}",
             format!("{} ({})", row.active_state, row.sub_state),
             id,
             image,
             started
-        );
+        )?;
         if let Some(announced) = &row.announced {
-            print_announced(announced);
+            print_announced(announced)?;
         }
     }
     Ok(Outcome::Clean)
 }
 
 /// The lines under a service: each host's address, or why there is none.
-fn print_announced(announced: &Announced) {
+fn print_announced(announced: &Announced) -> Result<()> {
     let at = format!(
         "{}/ in etcd {} at {}",
         announced.key, announced.etcd_api, announced.endpoints
     );
     if let Some(error) = &announced.error {
-        println!("  announced: unknown, reading {at} failed: {error}");
+        outln!("  announced: unknown, reading {at} failed: {error}")?;
     } else if announced.hosts.is_empty() {
-        println!("  announced: nothing under {at}");
+        outln!("  announced: nothing under {at}")?;
     } else {
         for (host, address) in &announced.hosts {
-            println!("  announced: {address} by {host}, under {at}");
+            outln!("  announced: {address} by {host}, under {at}")?;
         }
     }
+    Ok(())
 }
