@@ -22,8 +22,16 @@ impl Location {
     /// The location of a value that serde-saphyr recorded while parsing `file`.
     pub fn from_yaml(file: &SourceFile, at: &serde_saphyr::Location) -> Self {
         let span = at.span();
-        let offset = span.byte_offset().unwrap_or(0) as usize;
-        let len = span.byte_len().unwrap_or(0) as usize;
+        // Syntax errors come from the scanner, which knows only line and
+        // column (in characters): the byte offset is computed from them, or
+        // every such error would point at the file's first byte.
+        let (offset, len) = match (span.byte_offset(), span.byte_len()) {
+            (Some(offset), len) => (offset as usize, len.unwrap_or(0) as usize),
+            (None, _) => (
+                byte_offset(file.inner(), at.line() as usize, at.column() as usize),
+                1,
+            ),
+        };
         Location {
             file: file.clone(),
             span: (offset, len).into(),
@@ -37,6 +45,22 @@ impl Location {
             span: (self.span.offset() + start, len).into(),
         }
     }
+}
+
+/// The byte offset of a 1-based line and column (counted in characters),
+/// clamped to the text.
+fn byte_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>();
+    let rest = &text[line_start.min(text.len())..];
+    let within = rest
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(rest.len(), |(i, _)| i);
+    (line_start + within).min(text.len())
 }
 
 /// One problem in the user's input.
@@ -184,4 +208,19 @@ pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_become_a_byte_offset() {
+        let text = "a: 1\nb: ü\n  c: 2\n";
+        assert_eq!(byte_offset(text, 1, 1), 0);
+        assert_eq!(byte_offset(text, 2, 4), 8);
+        // Columns count characters: `ü` is two bytes.
+        assert_eq!(byte_offset(text, 3, 3), 13);
+        assert_eq!(byte_offset(text, 9, 9), text.len());
+    }
 }

@@ -187,6 +187,21 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:5:24",
             hint: None,
         },
+        // Regression: YAML syntax errors were all reported at 1:1.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n   command: [a]\n",
+            args: &[],
+            message: "did not find expected key",
+            at: "unitgen.yaml:5:4",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n      command: [a]\n",
+            args: &[],
+            message: "mapping values are not allowed in this context",
+            at: "unitgen.yaml:5:14",
+            hint: None,
+        },
     ];
     for case in cases {
         let (out, dir) = run(case.yaml, case.args);
