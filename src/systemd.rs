@@ -152,6 +152,8 @@ pub struct Error {
 #[derive(Debug)]
 enum Cause {
     Bus(Box<zbus::Error>),
+    /// No connection at all: the error, and what it likely means.
+    Unreachable(Box<zbus::Error>, String),
     Disconnected,
 }
 
@@ -168,6 +170,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
             Cause::Bus(e) => write!(f, "{}: {e}", self.doing),
+            Cause::Unreachable(e, hint) => write!(f, "{}: {e}\n{hint}", self.doing),
             Cause::Disconnected => write!(f, "{}: the D-Bus connection closed", self.doing),
         }
     }
@@ -176,9 +179,41 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.cause {
-            Cause::Bus(e) => Some(e.as_ref()),
+            Cause::Bus(e) | Cause::Unreachable(e, _) => Some(e.as_ref()),
             Cause::Disconnected => None,
         }
+    }
+}
+
+/// What a failed connection to systemd's bus most likely means, and what
+/// to do about it: the bare "Failed to connect to address
+/// unix:path=/var/run/dbus/system_bus_socket" leaves a user guessing.
+fn unreachable_hint(address: Option<&str>, user: bool) -> String {
+    const CHOOSE: &str = "--root DIR acts on a systemd whose root file system is DIR \
+        (e.g. /proc/PID/root of a container that runs systemd), --bus ADDRESS on the \
+        manager at that D-Bus address";
+    match (address, user) {
+        (Some(address), _) => format!(
+            "nothing answers at {address}: is systemd running there, with its D-Bus? {CHOOSE}."
+        ),
+        (None, true) => "your user's systemd does not answer on the session bus: --user \
+            needs a login session (`systemctl --user status` works, XDG_RUNTIME_DIR or \
+            DBUS_SESSION_BUS_ADDRESS is set). Without --user, unitgen acts on the system's \
+            systemd."
+            .to_owned(),
+        (None, false) => match std::fs::read_to_string("/proc/1/comm") {
+            Ok(pid1) if pid1.trim() != "systemd" => format!(
+                "systemd is not running here: PID 1 is `{}`, so there is no systemd to \
+                apply to (a container, or a machine booted without it). Run unitgen on a \
+                host booted with systemd, or point it at one: {CHOOSE}.",
+                pid1.trim()
+            ),
+            _ => format!(
+                "systemd's system bus does not answer: is D-Bus running \
+                (`systemctl status dbus.socket`)? Or point unitgen at another systemd: \
+                {CHOOSE}."
+            ),
+        },
     }
 }
 
@@ -219,13 +254,15 @@ impl Systemd {
                 connection::Builder::session(),
             ),
         };
-        let conn = builder
-            .and_then(|b| b.build())
-            .map_err(|e| Error::new(&doing, e))?;
+        let conn = builder.and_then(|b| b.build()).map_err(|e| Error {
+            doing,
+            cause: Cause::Unreachable(Box::new(e), unreachable_hint(address, user)),
+        })?;
+        let doing = "asking systemd for its manager";
         let manager = ManagerProxy::builder(&conn)
             .cache_properties(CacheProperties::No)
             .build()
-            .map_err(|e| Error::new(&doing, e))?;
+            .map_err(|e| Error::new(doing, e))?;
         // Without a subscription systemd emits no JobRemoved to this client.
         manager
             .subscribe()

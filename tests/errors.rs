@@ -261,3 +261,34 @@ fn a_good_file_renders() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Regression: with no systemd to talk to, apply said only "Failed to connect
+// to address unix:path=/var/run/dbus/system_bus_socket".
+#[test]
+fn no_systemd_to_talk_to_is_explained_and_changes_nothing() {
+    let (out, dir) = run(
+        GOOD_WEB,
+        &[
+            "apply",
+            "live",
+            "--unit-dir",
+            "units",
+            "--state-dir",
+            "state",
+            "--bus",
+            "unix:path=no-such-bus",
+        ],
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "nothing answers at unix:path=no-such-bus",
+        "is systemd running there",
+        "--root DIR",
+        "--bus ADDRESS",
+        "nothing on the host was changed",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+    assert!(!dir.path().join("units").exists(), "no unit written");
+}
