@@ -127,6 +127,9 @@ pub enum EtcdApiArg {
     V3,
 }
 
+/// The template read when no `-f FILE` is given.
+const DEFAULT_FILE: &str = "unitgen.yaml";
+
 /// Only where the template is: for commands that act on what is installed
 /// and need no instance values (status, rollback, destroy).
 #[derive(Debug, Clone, Args)]
@@ -136,7 +139,7 @@ pub struct FileArgs {
         short = 'f',
         long = "file",
         value_name = "FILE",
-        default_value = "unitgen.yaml"
+        default_value = DEFAULT_FILE
     )]
     pub file: PathBuf,
 }

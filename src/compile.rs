@@ -526,11 +526,14 @@ impl<'a> ServiceCompiler<'a> {
                 Err(msg) => self.problem(&at, msg),
             }
         }
-        service.stop_signal = def
-            .stop_signal
-            .as_ref()
-            .and_then(|s| self.expand_spanned(s))
-            .map(|v| v.0);
+        if let Some(signal) = &def.stop_signal
+            && let Some((text, at)) = self.expand_spanned(signal)
+        {
+            match syntax::signal_number(&text) {
+                Ok(number) => service.stop_signal = Some((text, number)),
+                Err(msg) => self.problem(&at, msg),
+            }
+        }
         for arg in def.docker_args.iter().flatten() {
             if let Some((a, _)) = self.expand_spanned(arg) {
                 service.docker_args.push(a);

@@ -159,11 +159,24 @@ pub struct Service {
     pub depends_on: Vec<String>,
     /// Seconds Docker waits after the stop signal before it kills.
     pub stop_grace_seconds: u64,
-    pub stop_signal: Option<String>,
+    /// `--stop-signal` as written and its number: the container's exit
+    /// status after a clean stop is 128 + that number.
+    pub stop_signal: Option<(String, u8)>,
     pub docker_args: Vec<String>,
     /// Extra unit keys: section → (key, value) in the order written; a
     /// section other than [`UNIT_SECTIONS`] is an `X-` one of the user's.
     pub systemd: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// Linux's SIGTERM, Docker's default stop signal.
+const SIGTERM: u8 = 15;
+
+impl Service {
+    /// The exit status of `docker run` when the container ends on its stop
+    /// signal: 128 + the signal's number (143 for SIGTERM, 130 for SIGINT).
+    pub fn clean_stop_status(&self) -> u16 {
+        128 + u16::from(self.stop_signal.as_ref().map_or(SIGTERM, |(_, n)| *n))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -54,10 +54,18 @@ impl Plan {
         self.add.is_empty() && self.change.is_empty() && self.remove.is_empty()
     }
 
+    /// Whether nothing of the instance is installed yet (a first apply).
+    pub fn installs_from_nothing(&self) -> bool {
+        self.keep.is_empty() && self.change.is_empty() && self.remove.is_empty()
+    }
+
     /// One line: how many units are added, changed, removed and kept.
     pub fn summary(&self) -> String {
         if self.is_empty() {
-            format!("no changes: {} units up to date", self.keep.len())
+            format!(
+                "no changes: {} up to date",
+                crate::progress::count(self.keep.len(), "unit")
+            )
         } else {
             format!(
                 "{} to add, {} to change, {} to remove, {} unchanged",
@@ -120,9 +128,12 @@ impl Plan {
     }
 }
 
-/// A unified diff of one unit, `git diff` style.
+/// A unified diff of one unit, `git diff` style. The `Digest=` line is left
+/// out: it changes whenever anything above it does, so it would add a hunk
+/// to every diff and tell the reviewer nothing.
 pub fn unified_diff(old: &UnitFile, new: &UnitFile, color: bool) -> String {
-    let diff = TextDiff::from_lines(&old.text, &new.text);
+    let (old_text, new_text) = (without_digest(&old.text), without_digest(&new.text));
+    let diff = TextDiff::from_lines(old_text, new_text);
     let mut out = String::new();
     let header = format!("--- {}\n+++ {}\n", old.name, new.name);
     out.push_str(&if color {
@@ -156,6 +167,14 @@ pub fn unified_diff(old: &UnitFile, new: &UnitFile, color: bool) -> String {
         }
     }
     out
+}
+
+/// A unit's text up to its `Digest=` line (the whole text if it has none).
+fn without_digest(text: &str) -> &str {
+    match text.rfind(&format!("\n{}", crate::render::DIGEST_KEY)) {
+        Some(pos) => &text[..=pos],
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +231,19 @@ mod tests {
         let text = Plan::new(&installed, &desired).describe(false);
         assert!(text.contains("~ web.service (changed: restart)"));
         assert!(text.contains("-B=2\n+B=3\n"), "{text}");
+        let digests = Plan::new(
+            &[unit(
+                "web.service",
+                "[Service]\nA=1\nB=2\nDigest=sha256:1\n",
+            )],
+            &[unit(
+                "web.service",
+                "[Service]\nA=1\nB=3\nDigest=sha256:2\n",
+            )],
+        )
+        .describe(false);
+        assert!(digests.contains("+B=3\n"), "{digests}");
+        assert!(!digests.contains("Digest="), "no digest hunk: {digests}");
         assert!(!text.contains("\x1b["), "no colour unless asked");
         assert!(
             Plan::new(&installed, &desired)

@@ -69,7 +69,27 @@ fn draw(text: &str, elapsed: Duration) {
     );
 }
 
+/// `1 unit`, `3 units`: a count and its noun (regular plurals only).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 impl Progress {
+    /// A wait worth mentioning (a pull, the settle time): on a terminal the
+    /// ticking status line; elsewhere, so that a log does not go silent, one
+    /// line saying what is awaited.
+    pub fn waiting(&self, text: &str) {
+        if self.live.is_some() {
+            self.status(text);
+        } else {
+            self.line(&format!("{text} ..."));
+        }
+    }
+
     fn with_status(&self, change: impl FnOnce(&mut Status)) {
         if let Some(live) = &self.live {
             let (lock, _) = &*live.shared;
@@ -128,5 +148,15 @@ impl Drop for Progress {
                 let _ = ticker.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(super::count(1, "unit"), "1 unit");
+        assert_eq!(super::count(0, "unit"), "0 units");
+        assert_eq!(super::count(3, "service"), "3 services");
     }
 }

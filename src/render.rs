@@ -228,6 +228,8 @@ impl Renderer {
                 healthcheck,
                 wait_ready => shell(&docker::wait_ready_script(&container, healthcheck)),
                 docker_stop => systemd_command(&[DOCKER, "stop", "--time", &grace, &container]),
+                clean_stop_status => service.clean_stop_status(),
+                stop_signal => service.stop_signal.as_ref().map_or("SIGTERM", |(name, _)| name.as_str()),
                 restart => service.restart.systemd_value(),
                 timeout_start => TIMEOUT_START,
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),

@@ -187,6 +187,13 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:5:24",
             hint: None,
         },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_signal: SIGFOO\n",
+            args: &[],
+            message: "`SIGFOO` is not a signal",
+            at: "unitgen.yaml:5:18",
+            hint: None,
+        },
         // Regression: YAML syntax errors were all reported at 1:1.
         Case {
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n   command: [a]\n",

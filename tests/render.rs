@@ -209,6 +209,15 @@ fn out_folder_is_written_checked_and_pruned() {
         !stdout(&check).contains("blog-live-db.service"),
         "only what changed is named"
     );
+    // Regression: the hint dropped `-f FILE` (and the values), so running
+    // it rendered another template.
+    assert!(
+        stderr(&check).contains(&format!(
+            "run `unitgen render live -f {BLOG} --set version=9.9 --out {out_dir}`"
+        )),
+        "{}",
+        stderr(&check)
+    );
 
     // A unit of this instance that is no longer rendered is stale, and removed.
     let stale = dir.path().join("blog-live-old.service");
@@ -376,4 +385,26 @@ fn a_closed_pipe_is_not_an_error() {
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{args:?}");
     }
+}
+
+#[test]
+fn the_stop_signal_sets_the_exit_status_of_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(
+        &file,
+        "app: sig\nservices:\n  web: {image: x, stop_signal: SIGINT}\n  db: x\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let out = unitgen(&["render", "live", "-f", file.to_str().unwrap()]);
+    let units = stdout(&out);
+    let unit = |name: &str| {
+        let start = units.find(&format!("# ==> {name} <==")).unwrap();
+        units[start..].split("\n# ==> ").next().unwrap().to_string()
+    };
+    // 128 + SIGINT (2): what `docker run` exits with when the container
+    // ends on the signal `docker stop` sent.
+    assert!(unit("sig-live-web.service").contains("\nSuccessExitStatus=130\n"));
+    assert!(unit("sig-live-web.service").contains("--stop-signal SIGINT"));
+    assert!(unit("sig-live-db.service").contains("\nSuccessExitStatus=143\n"));
 }

@@ -191,6 +191,9 @@ fn failure_report(name: &str, failure: Failure) -> miette::Report {
     text.push_str(match failure.host {
         HostAfter::Untouched => "\nnothing on the host was changed",
         HostAfter::Restored => "\nthe previous revision was restored and is running again",
+        HostAfter::Cleared => {
+            "\nnothing of it was running before: the units this apply had started were stopped and removed"
+        }
         HostAfter::NotRestored => {
             "\nthe previous revision could NOT be restored: check `unitgen status`"
         }

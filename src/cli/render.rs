@@ -76,14 +76,17 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
             }
         }
         if plan.is_empty() {
-            eprintln!("{} units in {} are up to date", units.len(), dir.display());
+            eprintln!(
+                "{} in {} up to date",
+                crate::progress::count(units.len(), "unit"),
+                dir.display()
+            );
             return Ok(Outcome::Clean);
         }
         eprintln!(
-            "units in {} are out of date: run `unitgen render {} --out {}`",
+            "units in {} are out of date: run `{}`",
             dir.display(),
-            args.instance,
-            dir.display()
+            render_again(&args, dir)
         );
         return Ok(Outcome::Differs);
     }
@@ -98,4 +101,39 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         plan.keep.len()
     );
     Ok(Outcome::Clean)
+}
+
+/// The command line that brings `dir` up to date: this one, without `--check`.
+fn render_again(args: &RenderArgs, dir: &std::path::Path) -> String {
+    let mut words = vec![
+        "unitgen".to_string(),
+        "render".into(),
+        args.instance.clone(),
+    ];
+    let file = &args.template.file.file;
+    if file != std::path::Path::new(super::DEFAULT_FILE) {
+        words.extend(["-f".into(), file.display().to_string()]);
+    }
+    for (key, value) in &args.template.set {
+        words.extend(["--set".into(), format!("{key}={value}")]);
+    }
+    if let Some(endpoints) = &args.template.etcd {
+        words.extend(["--etcd".into(), endpoints.join(",")]);
+    }
+    if let Some(api) = args.template.etcd_api {
+        let api = match api {
+            super::EtcdApiArg::V2 => "v2",
+            super::EtcdApiArg::V3 => "v3",
+        };
+        words.extend(["--etcd-api".into(), api.into()]);
+    }
+    if args.fleet {
+        words.push("--fleet".into());
+    }
+    if args.user {
+        words.push("--user".into());
+    }
+    words.extend(["--out".into(), dir.display().to_string()]);
+    let quoted: Vec<String> = words.iter().map(|w| crate::escape::sh_quote(w)).collect();
+    quoted.join(" ")
 }

@@ -112,8 +112,8 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         converge::remove_all(&args.host.host()?, &installed, &progress)
             .map_err(|f| miette!("destroying {name}: {}", f.message))?;
         progress.line(&format!(
-            "{name}: {} units stopped and removed",
-            installed.len()
+            "{name}: {} stopped and removed",
+            crate::progress::count(installed.len(), "unit")
         ));
     }
     if args.volumes {
@@ -121,7 +121,11 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         if let Some((volume, why)) = failed.first() {
             return Err(miette!("could not remove volume {volume}: {why}"));
         }
-        progress.line(&format!("{name}: volumes removed: {}", volumes.join(", ")));
+        progress.line(&if volumes.is_empty() {
+            format!("{name}: no named volumes to remove")
+        } else {
+            format!("{name}: volumes removed: {}", volumes.join(", "))
+        });
         drop(lock);
         state
             .remove()

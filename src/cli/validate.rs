@@ -50,10 +50,16 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         eprintln!("warning: {warning}");
     }
     eprintln!(
-        "{}: {} services, instances {} are valid",
+        "{}: {}, {} {} {} valid",
         template.source_name(),
-        compiled.first().map_or(0, |i| i.services.len()),
-        names.join(", ")
+        crate::progress::count(compiled.first().map_or(0, |i| i.services.len()), "service"),
+        if names.len() == 1 {
+            "instance"
+        } else {
+            "instances"
+        },
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" },
     );
     Ok(Outcome::Clean)
 }

@@ -218,6 +218,79 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok((nanos / 1e9).ceil() as u64)
 }
 
+/// Linux's signal numbers by name, as Docker's `--stop-signal` reads them
+/// (without `SIG`, any case); `RTMIN+n` and `RTMAX-n` are computed.
+const SIGNALS: [(&str, u8); 36] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("IOT", 6),
+    ("BUS", 7),
+    ("FPE", 8),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+    ("STKFLT", 16),
+    ("CHLD", 17),
+    ("CLD", 17),
+    ("CONT", 18),
+    ("STOP", 19),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("URG", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("IO", 29),
+    ("POLL", 29),
+    ("PWR", 30),
+    ("SYS", 31),
+    ("RTMIN", 34),
+    ("RTMAX", 64),
+];
+
+/// The number of a stop signal written as Docker takes it: `SIGINT`, `int`,
+/// `2`, `SIGRTMIN+3`.
+pub fn signal_number(text: &str) -> Result<u8, String> {
+    let err = || {
+        format!("`{text}` is not a signal: write e.g. `SIGINT`, `SIGQUIT` or a number from 1 to 64")
+    };
+    if let Ok(n) = text.parse::<u8>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(err())
+        };
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let offset = |base: &str, sign: char| -> Option<u8> {
+        let n: u8 = name.strip_prefix(base)?.strip_prefix(sign)?.parse().ok()?;
+        (1..=15).contains(&n).then_some(n)
+    };
+    if let Some(n) = offset("RTMIN", '+') {
+        return Ok(34 + n);
+    }
+    if let Some(n) = offset("RTMAX", '-') {
+        return Ok(64 - n);
+    }
+    SIGNALS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, number)| *number)
+        .ok_or_else(err)
+}
+
 /// `512m`, `1g`, `1073741824`: what `docker run --memory` takes.
 pub fn check_memory(text: &str) -> Result<String, String> {
     let lower = text.to_ascii_lowercase();
@@ -353,6 +426,24 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown volume mode")
         );
+    }
+
+    #[test]
+    fn signals_read_as_docker_reads_them() {
+        for (text, number) in [
+            ("SIGINT", 2),
+            ("int", 2),
+            ("TERM", 15),
+            ("9", 9),
+            ("SIGRTMIN+3", 37),
+            ("SIGRTMAX-1", 63),
+            ("SIGRTMAX", 64),
+        ] {
+            assert_eq!(signal_number(text), Ok(number), "{text}");
+        }
+        for bad in ["SIGFOO", "0", "65", "SIGRTMIN+16", ""] {
+            assert!(signal_number(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
     for cap in &service.cap_drop {
         flag("--cap-drop", cap);
     }
-    if let Some(signal) = &service.stop_signal {
+    if let Some((signal, _)) = &service.stop_signal {
         flag("--stop-signal", signal);
     }
     match &service.healthcheck {

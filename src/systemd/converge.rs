@@ -74,6 +74,9 @@ pub enum HostAfter {
     Untouched,
     /// Things were changed, and the previous revision was put back.
     Restored,
+    /// Nothing of the instance was installed before (a first apply): what
+    /// it had started was stopped and removed again.
+    Cleared,
     /// Things were changed, and putting the previous revision back failed.
     NotRestored,
 }
@@ -138,8 +141,13 @@ pub fn converge(
                 let log = host.journal_tail(unit, 15);
                 failure.unit = Some((unit.clone(), log));
             }
-            progress.line("restoring the previous revision");
+            progress.line(if plan.installs_from_nothing() {
+                "removing what this apply started (nothing ran before)"
+            } else {
+                "restoring the previous revision"
+            });
             failure.host = match restore(host, &systemd, plan, progress) {
+                Ok(()) if plan.installs_from_nothing() => HostAfter::Cleared,
                 Ok(()) => HostAfter::Restored,
                 Err(e) => {
                     failure.message.push_str(&format!(
@@ -289,10 +297,11 @@ fn settle(
     for unit in touched {
         before.insert(unit.clone(), systemd.unit_state(unit).map_err(bus)?);
     }
-    progress.status(&format!(
-        "checking that {} units stay up for {:?}",
-        touched.len(),
-        options.settle
+    progress.waiting(&format!(
+        "checking that {} {} up for {}s",
+        crate::progress::count(touched.len(), "unit"),
+        if touched.len() == 1 { "stays" } else { "stay" },
+        options.settle.as_secs_f32()
     ));
     std::thread::sleep(options.settle);
     progress.finish();
