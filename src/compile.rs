@@ -173,7 +173,26 @@ fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
+    env.add_filter("required", required);
     env
+}
+
+/// `{{ secret | required("set a password") }}`: the value, or an error with
+/// the message while it is missing or empty (compose's `${SECRET:?message}`).
+fn required(value: Value, message: String) -> Result<Value, minijinja::Error> {
+    if value.is_undefined() || value.is_none() || value.as_str() == Some("") {
+        let why = if message.is_empty() {
+            "no message given".into()
+        } else {
+            message
+        };
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("a required value is missing: {why}"),
+        ))
+    } else {
+        Ok(value)
+    }
 }
 
 struct ServiceCompiler<'a> {

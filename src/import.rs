@@ -9,11 +9,12 @@
 //! instance declared.
 
 mod emit;
+mod extends;
 mod interpolate;
 mod node;
 mod service;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,8 @@ pub struct Options {
     pub home: Option<PathBuf>,
     /// Variables from the `.env` file beside the compose file.
     pub dotenv: Vec<(String, String)>,
+    /// Reads another compose file (`extends: {file: …}`).
+    pub read: fn(&Path) -> std::io::Result<String>,
 }
 
 /// An imported template.
@@ -89,6 +92,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         networks_used: IndexMap::new(),
         named_volumes: Vec::new(),
         restarts_all: true,
+        varying_defaults: HashSet::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -140,13 +144,12 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 struct InstanceValue {
     variable: String,
     value: Option<String>,
-    /// The first default the compose file gives it.
-    default: Option<String>,
     /// Used somewhere where it needs a value (not only in `${V:+…}`).
     needed: bool,
     /// Left out of the instance: used where an empty value is invalid.
     undeclared: bool,
-    required: bool,
+    /// `${V:?message}`: the message.
+    required: Option<String>,
     /// Where it was first used.
     at: YamlLocation,
     service: Option<String>,
@@ -169,6 +172,9 @@ struct Importer<'a> {
     named_volumes: Vec<String>,
     /// Every service says how it restarts.
     restarts_all: bool,
+    /// Variables given different defaults at different uses: each use keeps
+    /// its own.
+    varying_defaults: HashSet<String>,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -225,6 +231,7 @@ impl<'a> Importer<'a> {
             self.expected(root, "the compose file", "a map with `services:`");
             return None;
         };
+        self.varying_defaults = varying_defaults(root);
         let mut globals = Globals::default();
         let mut compose_name = None;
         let mut services_node = None;
@@ -275,8 +282,11 @@ impl<'a> Importer<'a> {
         }
         self.name_services(service_entries);
         let mut services = Map::default();
+        let dir = self.options.dir.clone();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
+            let extended = self.extended(def, service_entries, &dir, 0);
+            let def = extended.as_ref().unwrap_or(def);
             if let Some(value) = self.service_def(key, def, &globals, &project) {
                 services.set(&self.names[&key.name].clone(), value);
             }
@@ -350,7 +360,8 @@ impl<'a> Importer<'a> {
     /// A string's pieces, its variables recorded as instance values.
     fn pieces(&mut self, text: &str, at: &YamlLocation, key: &str) -> Vec<Piece> {
         match interpolate::parse(text) {
-            Ok(pieces) => {
+            Ok(mut pieces) => {
+                interpolate::keep_defaults(&mut pieces, &self.varying_defaults);
                 self.record(&pieces, at);
                 pieces
             }
@@ -368,11 +379,16 @@ impl<'a> Importer<'a> {
                     name,
                     default,
                     required,
+                    per_use,
                 } => {
-                    let literal = default.as_deref().and_then(interpolate::literal);
-                    (name, literal, default.is_none(), *required)
+                    // A default kept at its use is not the instance's value.
+                    let literal = default
+                        .as_deref()
+                        .filter(|_| !per_use)
+                        .and_then(interpolate::literal);
+                    (name, literal, default.is_none(), required.clone())
                 }
-                Piece::IfSet { name, .. } => (name, None, false, false),
+                Piece::IfSet { name, .. } => (name, None, false, None),
                 Piece::Text(_) => continue,
             };
             let from_env = self
@@ -389,32 +405,18 @@ impl<'a> Importer<'a> {
                 .or_insert_with(|| InstanceValue {
                     variable: variable.clone(),
                     value: from_env,
-                    default: None,
                     needed: false,
                     undeclared: false,
-                    required: false,
+                    required: None,
                     at: *at,
                     service,
                 });
             entry.needed |= needed;
-            entry.required |= required;
-            let Some(default) = default else {
-                continue;
-            };
-            match &entry.default {
-                None => {
-                    entry.value.get_or_insert_with(|| default.clone());
-                    entry.default = Some(default);
-                }
-                Some(first) if *first != default => {
-                    let message = format!(
-                        "`${{{variable}}}` has two defaults, `{first}` and `{default}`: instance `{}` uses `{}`",
-                        self.options.instance,
-                        entry.value.as_deref().unwrap_or_default()
-                    );
-                    self.warn(at, "variables", message);
-                }
-                Some(_) => {}
+            if required.is_some() && entry.required.is_none() {
+                entry.required = required;
+            }
+            if let Some(default) = default {
+                entry.value.get_or_insert(default);
             }
         }
     }
@@ -642,8 +644,10 @@ impl<'a> Importer<'a> {
             } else {
                 scoped.push(name.name.clone());
             }
-            for (k, _) in def.entries().unwrap_or_default() {
-                if !["external", "name"].contains(&k.name.as_str()) {
+            for (k, v) in def.entries().unwrap_or_default() {
+                // `driver: local` is Docker's default driver: nothing changes.
+                let default_driver = k.name == "driver" && v.scalar().as_deref() == Some("local");
+                if !["external", "name"].contains(&k.name.as_str()) && !default_driver {
                     self.warn(
                         &k.at,
                         &format!("volumes.{}.{}", name.name, k.name),
@@ -681,16 +685,21 @@ impl<'a> Importer<'a> {
             if v.undeclared {
                 continue;
             }
-            let value = v.value.clone().unwrap_or_default();
-            if v.value.is_none() && v.needed {
+            if v.value.is_none() && (v.needed || v.required.is_some()) {
                 missing.push((
                     name.clone(),
                     v.variable.clone(),
-                    v.required,
+                    v.required.clone(),
                     v.at,
                     v.service.clone(),
                 ));
             }
+            // A required value is left out until given, so that rendering
+            // fails with compose's message, as compose refuses to start.
+            if v.value.is_none() && v.required.is_some() {
+                continue;
+            }
+            let value = v.value.clone().unwrap_or_default();
             let scalar = if is_decimal(&value) {
                 Scalar::Plain(value)
             } else {
@@ -698,16 +707,16 @@ impl<'a> Importer<'a> {
             };
             out.set(name, Value::Scalar(scalar));
         }
+        let instance = &self.options.instance;
         for (name, variable, required, at, service) in missing {
-            let why = if required {
-                "is required and has"
-            } else {
-                "has"
+            let message = match required {
+                Some(why) => format!(
+                    "`${{{variable}}}` is required (\"{why}\"): instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
+                ),
+                None => format!(
+                    "`${{{variable}}}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
+                ),
             };
-            let message = format!(
-                "`${{{variable}}}` {why} no default: instance value `{name}` is empty in `{}`; set it for each instance",
-                self.options.instance
-            );
             self.warn_about(service, &at, "variables", message);
         }
         out
@@ -774,6 +783,40 @@ fn project_name(compose_name: Option<&str>, dir: &Path, app: &str) -> String {
     }
 }
 
+/// The variables the file gives more than one default (`${V:-}` here,
+/// `${V:-127.0.0.1:8125}` there): compose applies each at its own use.
+fn varying_defaults(root: &Node) -> HashSet<String> {
+    fn walk(node: &Node, defaults: &mut HashMap<String, HashSet<String>>) {
+        match &node.kind {
+            Kind::List(items) => items.iter().for_each(|i| walk(i, defaults)),
+            Kind::Map(entries) => entries.iter().for_each(|(_, v)| walk(v, defaults)),
+            Kind::Text(text) => {
+                let pieces = interpolate::parse(text).unwrap_or_default();
+                for piece in interpolate::variables(&pieces) {
+                    if let Piece::Var {
+                        name,
+                        default: Some(default),
+                        ..
+                    } = piece
+                    {
+                        let text =
+                            interpolate::literal(default).unwrap_or_else(|| format!("{default:?}"));
+                        defaults.entry(name.clone()).or_default().insert(text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut defaults = HashMap::new();
+    walk(root, &mut defaults);
+    defaults
+        .into_iter()
+        .filter(|(_, d)| d.len() > 1)
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// A number unitgen can take unquoted as a value: `8080`, `0.5`.
 fn is_decimal(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
@@ -816,6 +859,7 @@ mod tests {
             dir: PathBuf::from("/srv/shop"),
             home: Some(PathBuf::from("/home/me")),
             dotenv: Vec::new(),
+            read: |path| std::fs::read_to_string(path),
         }
     }
 
@@ -893,12 +937,16 @@ mod tests {
         assert!(yaml.contains(r#"volumes: ["{{ data }}:/data"]"#), "{yaml}");
         assert!(
             yaml.ends_with(
-                "instances:\n  live:\n    tag: 2.1\n    port: 8080\n    greeting: hello world\n    secret: \"\"\n    data: /srv/shop/data\n"
+                "instances:\n  live:\n    tag: 2.1\n    port: 8080\n    greeting: hello world\n    data: /srv/shop/data\n"
             ),
             "{yaml}"
         );
         let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
-        assert!(warnings.contains(&"web: variables: `${SECRET}` is required and has no default: instance value `secret` is empty in `live`; set it for each instance".to_string()), "{warnings:?}");
+        assert!(
+            yaml.contains(r#"SECRET: "{{ secret | required(\"must be set\") }}""#),
+            "{yaml}"
+        );
+        assert!(warnings.contains(&"web: variables: `${SECRET}` is required (\"must be set\"): instance `live` has no value `secret`, so it does not render until one is set, as compose refuses to start without it".to_string()), "{warnings:?}");
         assert!(
             warnings
                 .iter()
@@ -907,18 +955,28 @@ mod tests {
         );
     }
 
+    /// Issue 9: `${STATSD_ADDR:-}` here and `${STATSD_ADDR:-127.0.0.1:8125}`
+    /// there gave the first default everywhere.
     #[test]
-    fn a_variable_is_one_value_wherever_it_is_used() {
-        let warnings = messages(
-            "services:\n  web:\n    image: nginx\n    volumes: [\"${DATA:-./data}:/data\"]\n    environment:\n      DATA: ${DATA:-./data}\n      PORT: ${PORT:-80}\n      ALT: ${PORT:-8080}\n",
-        );
+    fn each_use_keeps_its_own_default() {
+        let compose = "services:\n  web:\n    image: nginx\n    volumes: [\"${DATA:-./data}:/data\"]\n    environment:\n      DATA: ${DATA:-./data}\n      STATSD: ${STATSD_ADDR:-}\n      ALT: ${STATSD_ADDR:-127.0.0.1:8125}\n";
+        let imported = run(compose, &options());
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(
             warnings,
             [
                 "web: volumes: `./data` is relative to the compose file: instance value `data` is now `/srv/shop/data`; it must exist on every host that runs the units",
-                "web: variables: `${PORT}` has two defaults, `80` and `8080`: instance `default` uses `80`",
             ]
         );
+        let yaml = &imported.yaml;
+        for line in [
+            "      DATA: \"{{ data }}\"\n",
+            "      STATSD: \"{{ statsd_addr or \\\"\\\" }}\"\n",
+            "      ALT: \"{{ statsd_addr or \\\"127.0.0.1:8125\\\" }}\"\n",
+            "  default:\n    data: /srv/shop/data\n    statsd_addr: \"\"\n",
+        ] {
+            assert!(yaml.contains(line), "{line} in\n{yaml}");
+        }
     }
 
     #[test]

@@ -139,13 +139,29 @@ fn load_file(path: &Path) -> Result<Loaded, Problems> {
 /// Parses one file, turning serde-saphyr's error into a located problem.
 pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let name = display_path(path);
-    let result = serde_saphyr::from_str::<Document>(&text);
+    let result = serde_saphyr::from_str_with_options::<Document>(&text, yaml_options());
     let file = Arc::new(NamedSource::new(name, text));
     match result {
         Ok(doc) => Ok(Loaded { file, doc }),
         Err(err) => Err(yaml_problem(&err, &file).into()),
     }
 }
+
+/// How unitgen reads YAML (templates and compose files alike). Aliases are
+/// bounded by the events they replay, not by how many there are per anchor:
+/// real compose files use one anchor a hundred times (Sentry's
+/// `*restart_policy`), which the alias/anchor ratio heuristic refused, while
+/// a "billion laughs" bomb is stopped after 100,000 replayed events, before
+/// it can take more than a few megabytes.
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! { enforce_alias_anchor_ratio: false },
+        alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: MAX_REPLAYED_EVENTS },
+    }
+}
+
+/// Events aliases may replay in one file, in all.
+const MAX_REPLAYED_EVENTS: usize = 100_000;
 
 /// A YAML syntax or shape error as a problem pointing at its place.
 pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Problem {

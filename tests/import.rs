@@ -143,9 +143,6 @@ fn warnings_name_the_service_and_the_key() {
   db:
     image: postgres:16
     profiles: [debug]
-    extends:
-      file: common.yml
-      service: base
     networks: [back]
 networks:
   front:
@@ -188,8 +185,7 @@ secrets:
             "web: frobnicate: not carried over: unitgen has no such key",
         ),
         ("18:5", "db: profiles: unitgen has no profiles"),
-        ("19:5", "db: extends: not resolved"),
-        ("23:1", "networks: `front`, `back` not carried over"),
+        ("20:1", "networks: `front`, `back` not carried over"),
     ];
     // The header's list, its wrapped lines joined again.
     let header = project
@@ -380,4 +376,238 @@ fn a_port_without_its_value_is_kept_and_asked_for() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("--publish 8080:80"));
+}
+
+// ---- Real-world shapes (issue 9): each modelled on a project's compose file ----
+
+/// Sentry self-hosted: one `&restart_policy` anchor merged into a hundred
+/// services. The alias/anchor ratio heuristic refused it ("budget breached").
+#[test]
+fn one_anchor_used_a_hundred_times_loads() {
+    let mut compose =
+        "x-restart-policy: &restart_policy\n  restart: unless-stopped\nservices:\n".to_string();
+    for i in 0..120 {
+        compose.push_str(&format!(
+            "  worker{i}:\n    <<: *restart_policy\n    image: \"getsentry/sentry:${{SENTRY_IMAGE:-nightly}}\"\n"
+        ));
+    }
+    let project = Project::new(&compose);
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("imported 120 services"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert_eq!(
+        template.matches("    restart: unless-stopped\n").count(),
+        120
+    );
+    let run = project.run(&["validate", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A "billion laughs" bomb: nine levels of ten aliases each would expand to
+/// 10^9 strings. Refused at once, with the file and place, having read
+/// little (the test would run out of memory or time otherwise).
+#[test]
+fn an_alias_bomb_is_refused() {
+    let mut compose = "a0: &a0 [lol]\n".to_string();
+    for level in 1..10 {
+        let prev = format!("*a{}", level - 1);
+        let list = [prev.as_str(); 10].join(", ");
+        compose.push_str(&format!("a{level}: &a{level} [{list}]\n"));
+    }
+    compose.push_str("services:\n  web:\n    image: nginx\n    labels: *a9\n");
+    let project = Project::new(&compose);
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("docker-compose.yml:"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+/// Immich and friends: `mem_limit: 1.5G`, and `${IMMICH_HOST-}:2283:2283`
+/// (an empty host IP: all interfaces); `driver: local` is Docker's default.
+#[test]
+fn memory_with_a_fraction_an_empty_host_ip_and_the_local_driver() {
+    let project = Project::new(
+        r#"services:
+  immich-server:
+    image: ghcr.io/immich-app/immich-server:release
+    mem_limit: 1.5G
+    ports: ["${IMMICH_HOST-}:2283:2283"]
+    volumes: [model-cache:/cache]
+volumes:
+  model-cache:
+    driver: local
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        !run.stderr.contains("warning: docker-compose.yml:10"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(template.contains("    mem_limit: 1.5G\n"), "{template}");
+    assert!(
+        template.contains("    ports: [\"{{ immich_host }}:2283:2283\"]\n"),
+        "{template}"
+    );
+    let run = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("--memory 1.5g"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("--publish 2283:2283 "),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Sentry again: `${STATSD_ADDR:-}` in one service and
+/// `${STATSD_ADDR:-127.0.0.1:8125}` in another. Each use keeps its default.
+#[test]
+fn defaults_belong_to_each_use() {
+    let project = Project::new(
+        r#"services:
+  web:
+    image: getsentry/sentry:nightly
+    environment:
+      SENTRY_STATSD_ADDR: "${STATSD_ADDR:-}"
+  snuba:
+    image: getsentry/snuba:nightly
+    environment:
+      SNUBA_STATSD_ADDR: "${STATSD_ADDR:-127.0.0.1:8125}"
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("two defaults"), "{}", run.stderr);
+    let run = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("--env SENTRY_STATSD_ADDR= "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("--env SNUBA_STATSD_ADDR=127.0.0.1:8125 "),
+        "{}",
+        run.stdout
+    );
+    // A value set for the instance wins at both uses, as in compose.
+    let run = project.run(&[
+        "render",
+        "default",
+        "-f",
+        "unitgen.yaml",
+        "--set",
+        "statsd_addr=statsd:9125",
+    ]);
+    assert_eq!(
+        run.stdout.matches("STATSD_ADDR=statsd:9125").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+}
+
+/// Outline, Supabase: `${SECRET_KEY:?...}`. compose refuses to start
+/// without it; so does unitgen, quoting the message.
+#[test]
+fn a_required_variable_fails_with_its_message() {
+    let project = Project::new(
+        r#"services:
+  outline:
+    image: outlinewiki/outline:0.80
+    environment:
+      SECRET_KEY: ${SECRET_KEY:?Generate one with openssl rand -hex 32}
+"#,
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert!(run.stderr.contains(
+        "warning: docker-compose.yml:5:19: outline: variables: `${SECRET_KEY}` is required (\"Generate one with openssl rand -hex 32\")"
+    ), "{}", run.stderr);
+    let run = project.run(&["validate", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("a required value is missing: Generate one with openssl"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("unitgen.yaml:"), "{}", run.stderr);
+    let run = project.run(&[
+        "render",
+        "default",
+        "-f",
+        "unitgen.yaml",
+        "--set",
+        "secret_key=abc",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("--env SECRET_KEY=abc"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Zulip, Mastodon: `extends` of a service of the same file and of another
+/// file. The base's keys are merged in (maps by key, ports joined), as
+/// compose does; it was refused with "has neither image nor build".
+#[test]
+fn extends_merges_the_base_service() {
+    let project = Project::new(
+        r#"services:
+  web:
+    extends:
+      file: common.yml
+      service: rails
+    command: bundle exec puma
+    volumes: ["/srv/mastodon/public:/mastodon/public"]
+  sidekiq:
+    extends: web
+    command: bundle exec sidekiq
+    volumes: ["/srv/mastodon/tmp:/tmp"]
+    environment:
+      - DB_POOL=25
+"#,
+    )
+    .file(
+        "common.yml",
+        "services:\n  rails:\n    image: ghcr.io/mastodon/mastodon:v4.3\n    environment: {RAILS_ENV: production, DB_POOL: 5}\n    restart: always\n    frobnicate: yes\n",
+    );
+    let run = project.import_ok(&[]);
+    // A key of the other file that is not carried over is warned at the
+    // `extends` that brought it in.
+    assert!(
+        run.stderr
+            .contains("warning: docker-compose.yml:3:5: web: frobnicate: not carried over"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(template.contains(
+        "  sidekiq:\n    image: ghcr.io/mastodon/mastodon:v4.3\n    environment:\n      RAILS_ENV: production\n      DB_POOL: \"25\"\n    restart: always\n    command: bundle exec sidekiq\n    volumes: [\"/srv/mastodon/public:/mastodon/public\", \"/srv/mastodon/tmp:/tmp\"]\n"
+    ), "{template}");
+    let run = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("--env DB_POOL=25"), "{}", run.stdout);
+
+    // An unknown base is an error at the `extends`.
+    let project = Project::new("services:\n  web:\n    extends: base\n    image: x\n");
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("`extends`: this file has no service `base`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:3:5"),
+        "{}",
+        run.stderr
+    );
 }

@@ -86,6 +86,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         dir,
         home: std::env::var_os("HOME").map(PathBuf::from),
         dotenv,
+        read: |path| std::fs::read_to_string(path),
     };
     let file = Arc::new(NamedSource::new(display_path(&path), text));
     let imported = import(&file, &options)?;

@@ -66,6 +66,8 @@ pub fn suggest_name(name: &str, separator: char) -> String {
 }
 
 /// `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `127.0.0.1::8000`, `53/udp`.
+/// An empty IP (`:8080:8000`, what compose's `${IP-}:8080:8000` gives) means
+/// all interfaces, as in compose.
 pub fn parse_port(text: &str) -> Result<Port, String> {
     let (spec, protocol) = match text.rsplit_once('/') {
         Some((spec, "tcp")) => (spec, Protocol::Tcp),
@@ -84,6 +86,7 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
             ));
         }
     };
+    let host_ip = host_ip.filter(|ip| !ip.is_empty());
     if let Some(ip) = host_ip {
         ip.parse::<IpAddr>()
             .map_err(|_| format!("`{ip}` is not an IP address"))?;
@@ -291,19 +294,24 @@ pub fn signal_number(text: &str) -> Result<u8, String> {
         .ok_or_else(err)
 }
 
-/// `512m`, `1g`, `1073741824`: what `docker run --memory` takes.
+/// `512m`, `1g`, `1.5G`, `2GiB`, `1073741824`: what `docker run --memory`
+/// takes (Docker's and compose's `RAMInBytes`: a number, an optional unit
+/// b/k/m/g/t/p, an optional `i` and `b`). Written lowercase.
 pub fn check_memory(text: &str) -> Result<String, String> {
     let lower = text.to_ascii_lowercase();
     let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number = digits.trim_end_matches(' ');
     let unit = &lower[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && ["", "b", "k", "m", "g", "kb", "mb", "gb"].contains(&unit);
-    if ok {
-        Ok(lower)
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let all_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let rest = unit.strip_prefix(['k', 'm', 'g', 't', 'p']).unwrap_or(unit);
+    let rest = rest.strip_prefix('i').unwrap_or(rest);
+    let unit_ok = rest.is_empty() || rest == "b";
+    if all_digits(whole) && all_digits(fraction) && unit_ok {
+        Ok(format!("{number}{unit}"))
     } else {
         Err(format!(
-            "`{text}` is not a memory size: write e.g. `512m` or `2g`"
+            "`{text}` is not a memory size: write e.g. `512m`, `1.5g` or `2g`"
         ))
     }
 }
@@ -361,6 +369,11 @@ mod tests {
         assert_eq!(p.publish_arg(), "127.0.0.1:8080:8000");
         let p = parse_port("127.0.0.1::8000").unwrap();
         assert_eq!(p.publish_arg(), "127.0.0.1::8000");
+        let p = parse_port(":2283:2283").unwrap();
+        assert_eq!(
+            (p.host_ip.clone(), p.publish_arg()),
+            (None, "2283:2283".into())
+        );
         let p = parse_port("53/udp").unwrap();
         assert_eq!(
             (p.protocol, p.publish_arg()),
@@ -479,7 +492,13 @@ mod tests {
     #[test]
     fn memory_cpus_env_images() {
         assert_eq!(check_memory("512M"), Ok("512m".into()));
+        assert_eq!(check_memory("1.5G"), Ok("1.5g".into()));
+        assert_eq!(check_memory("2GiB"), Ok("2gib".into()));
+        assert_eq!(check_memory("1 g"), Ok("1g".into()));
+        assert_eq!(check_memory("1073741824"), Ok("1073741824".into()));
         assert!(check_memory("lots").is_err());
+        assert!(check_memory("1.5.2g").is_err());
+        assert!(check_memory("1gg").is_err());
         assert!(check_cpus("0.5").is_ok());
         assert!(check_cpus("-1").is_err());
         assert!(check_env_name("DATABASE_URL").is_ok());

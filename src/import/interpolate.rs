@@ -5,7 +5,10 @@
 //!
 //! An instance value is always set, so compose's difference between an unset
 //! and an empty variable (`${V-x}` against `${V:-x}`) does not exist here:
-//! both forms read as "when empty".
+//! both forms read as "when empty". A variable given different defaults at
+//! different uses keeps each default at its use (`{{ v or "x" }}`); one
+//! required with `${V:?message}` fails the render with that message while it
+//! has no value (`{{ v | required("message") }}`).
 
 /// A string as compose reads it: literal text and variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +18,11 @@ pub enum Piece {
     Var {
         name: String,
         default: Option<Vec<Piece>>,
-        required: bool,
+        /// `${VAR:?message}`: the message (possibly empty).
+        required: Option<String>,
+        /// The default is written at this use, not taken as the instance's
+        /// value (the variable has other defaults elsewhere).
+        per_use: bool,
     },
     /// `${VAR:+alternative}`: the alternative when VAR is not empty.
     IfSet {
@@ -53,7 +60,8 @@ pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
             piece = Piece::Var {
                 name: after[..len].to_string(),
                 default: None,
-                required: false,
+                required: None,
+                per_use: false,
             };
             rest = &after[len..];
         }
@@ -114,19 +122,22 @@ fn braced(inner: &str) -> Result<Piece, String> {
         Ok(Piece::Var {
             name,
             default: None,
-            required: false,
+            required: None,
+            per_use: false,
         })
     } else if let Some(default) = arg("-") {
         Ok(Piece::Var {
             name,
             default: Some(parse(default)?),
-            required: false,
+            required: None,
+            per_use: false,
         })
-    } else if arg("?").is_some() {
+    } else if let Some(message) = arg("?") {
         Ok(Piece::Var {
             name,
             default: None,
-            required: true,
+            required: Some(message.to_string()),
+            per_use: false,
         })
     } else if let Some(then) = arg("+") {
         Ok(Piece::IfSet {
@@ -181,10 +192,19 @@ pub fn template(pieces: &[Piece]) -> String {
                     out.push_str(text);
                 }
             }
-            Piece::Var { name, default, .. } => match default {
-                Some(d) if literal(d).is_none() => {
+            Piece::Var {
+                name,
+                default,
+                required,
+                per_use,
+            } => match (default, required) {
+                (Some(d), _) if *per_use || literal(d).is_none() => {
                     out.push_str(&format!("{{{{ {} or {} }}}}", value_name(name), expr(d)));
                 }
+                (_, Some(message)) => out.push_str(&format!(
+                    "{{{{ {} | required({message:?}) }}}}",
+                    value_name(name)
+                )),
                 _ => out.push_str(&format!("{{{{ {} }}}}", value_name(name))),
             },
             Piece::IfSet { name, then } => out.push_str(&format!(
@@ -203,8 +223,15 @@ fn expr(pieces: &[Piece]) -> String {
         .iter()
         .map(|piece| match piece {
             Piece::Text(text) => format!("{text:?}"),
-            Piece::Var { name, default, .. } => match default {
-                Some(d) if literal(d).is_none() => format!("({} or {})", value_name(name), expr(d)),
+            Piece::Var {
+                name,
+                default,
+                per_use,
+                ..
+            } => match default {
+                Some(d) if *per_use || literal(d).is_none() => {
+                    format!("({} or {})", value_name(name), expr(d))
+                }
                 _ => value_name(name),
             },
             Piece::IfSet { name, then } => {
@@ -240,6 +267,25 @@ pub fn resolve(pieces: &[Piece], value: &dyn Fn(&str) -> String) -> String {
         }
     }
     out
+}
+
+/// Marks the uses of `variables` as keeping their own default.
+pub fn keep_defaults(pieces: &mut [Piece], variables: &std::collections::HashSet<String>) {
+    for piece in pieces {
+        match piece {
+            Piece::Text(_) => {}
+            Piece::Var {
+                name,
+                default,
+                per_use,
+                ..
+            } => {
+                *per_use = default.is_some() && variables.contains(name.as_str());
+                keep_defaults(default.as_deref_mut().unwrap_or_default(), variables);
+            }
+            Piece::IfSet { then, .. } => keep_defaults(then, variables),
+        }
+    }
 }
 
 /// Every variable in the pieces, nested ones too, in order of appearance.
@@ -294,7 +340,8 @@ mod tests {
         Piece::Var {
             name: name.into(),
             default: default.map(|d| vec![Piece::Text(d.into())]),
-            required: false,
+            required: None,
+            per_use: false,
         }
     }
 
@@ -318,8 +365,13 @@ mod tests {
             vec![Piece::Var {
                 name: "PW".into(),
                 default: None,
-                required: true
+                required: Some("set a password".into()),
+                per_use: false,
             }]
+        );
+        assert_eq!(
+            convert("${PW:?set a password}"),
+            "{{ pw | required(\"set a password\") }}"
         );
         assert_eq!(
             convert("-v${DEBUG:+ --debug}"),

@@ -9,11 +9,13 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::diagnostic::{Problems, SourceFile};
 
+#[derive(Clone)]
 pub struct Node {
     pub at: Location,
     pub kind: Kind,
 }
 
+#[derive(Clone)]
 pub enum Kind {
     Null,
     Bool(bool),
@@ -24,6 +26,7 @@ pub enum Kind {
     Map(Vec<(Key, Node)>),
 }
 
+#[derive(Clone)]
 pub struct Key {
     pub name: String,
     pub at: Location,
@@ -33,7 +36,8 @@ pub struct Key {
 /// `yes` and `on` stay text.
 pub fn read(file: &SourceFile) -> Result<Node, Problems> {
     let text = file.inner().as_str();
-    let options = serde_saphyr::options! { strict_booleans: true };
+    let mut options = crate::template::yaml_options();
+    options.strict_booleans = true;
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
         Ok(raw) => Ok(Node::from_raw(raw, text)),
         Err(err) => Err(crate::template::yaml_problem(&err, file).into()),

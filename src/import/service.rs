@@ -238,11 +238,6 @@ impl Importer<'_> {
                 name,
                 "unitgen has no profiles: this service is part of every instance; remove it if it should not run",
             ),
-            "extends" => self.warn(
-                &key.at,
-                name,
-                "not resolved: copy the keys of the service it extends into this one",
-            ),
             "secrets" | "configs" => {
                 let top = if name == "secrets" {
                     globals.secrets
@@ -295,7 +290,8 @@ impl Importer<'_> {
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
                     default: None,
-                    required: false,
+                    required: None,
+                    per_use: false,
                 }];
                 self.record(&pieces, &node.at);
                 let value_name = interpolate::value_name(&name);

@@ -1,0 +1,250 @@
+//! Compose's `extends`: a service built on another one, of this file
+//! (`extends: base`) or of another (`extends: {file: common.yml, service:
+//! base}`). The base's keys are merged under the service's own, as compose
+//! merges them, before the service is converted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use miette::NamedSource;
+use serde_saphyr::Location as YamlLocation;
+
+use super::Importer;
+use super::node::{self, Key, Kind, Node};
+
+/// How deep `extends` may chain (a → b → c …) before it is taken for a loop.
+const MAX_DEPTH: usize = 16;
+
+/// Lists that compose joins (the service's items after the base's) rather
+/// than replaces.
+const JOINED_LISTS: &[&str] = &[
+    "cap_add",
+    "cap_drop",
+    "configs",
+    "devices",
+    "dns",
+    "dns_search",
+    "env_file",
+    "expose",
+    "external_links",
+    "extra_hosts",
+    "group_add",
+    "links",
+    "ports",
+    "secrets",
+    "security_opt",
+    "tmpfs",
+    "volumes",
+];
+
+/// Lists of `NAME=value` that compose merges by name, as maps.
+const NAMED_LISTS: &[&str] = &["environment", "labels", "sysctls"];
+
+impl Importer<'_> {
+    /// The service with everything it extends merged in; `None` when it
+    /// extends nothing. `services` are the services of the file `def` is in,
+    /// `dir` that file's folder.
+    pub(super) fn extended(
+        &mut self,
+        def: &Node,
+        services: &[(Key, Node)],
+        dir: &Path,
+        depth: usize,
+    ) -> Option<Node> {
+        let (extends_key, extends) = def.entries()?.iter().find(|(k, _)| k.name == "extends")?;
+        let at = extends_key.at;
+        let (base_name, file) = match &extends.kind {
+            Kind::Text(name) => (name.clone(), None),
+            Kind::Map(_) => {
+                let Some(service) = extends.get("service").and_then(Node::scalar) else {
+                    self.expected(extends, "extends", "a map with `service`");
+                    return Some(without_extends(def));
+                };
+                (service, extends.get("file").and_then(Node::scalar))
+            }
+            _ => {
+                self.expected(extends, "extends", "a service name or a map");
+                return Some(without_extends(def));
+            }
+        };
+        if depth >= MAX_DEPTH {
+            self.error(
+                &at,
+                format!("`extends` goes {MAX_DEPTH} services deep: it loops back on itself"),
+            );
+            return Some(without_extends(def));
+        }
+        let base = match &file {
+            None => {
+                let Some((_, base)) = services.iter().find(|(k, _)| k.name == base_name) else {
+                    self.error(
+                        &at,
+                        format!("`extends`: this file has no service `{base_name}`"),
+                    );
+                    return Some(without_extends(def));
+                };
+                self.extended(base, services, dir, depth + 1)
+                    .unwrap_or_else(|| base.clone())
+            }
+            Some(file) => self.base_from_file(file, &base_name, dir, &at, depth)?,
+        };
+        Some(merge(base, without_extends(def), None))
+    }
+
+    /// Service `name` of the compose file `file` (relative to `dir`),
+    /// itself extended, with every place moved to `at`: warnings about its
+    /// keys point at the `extends` that brought them in.
+    fn base_from_file(
+        &mut self,
+        file: &str,
+        name: &str,
+        dir: &Path,
+        at: &YamlLocation,
+        depth: usize,
+    ) -> Option<Node> {
+        let path = dir.join(file);
+        let text = match (self.options.read)(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error(
+                    at,
+                    format!("`extends`: cannot read {}: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        let source = Arc::new(NamedSource::new(path.display().to_string(), text));
+        let root = match node::read(&source) {
+            Ok(root) => root,
+            Err(problems) => {
+                for problem in problems.0 {
+                    self.problems.push(problem);
+                }
+                return None;
+            }
+        };
+        let services = root
+            .get("services")
+            .and_then(Node::entries)
+            .unwrap_or_default();
+        let Some((_, base)) = services.iter().find(|(k, _)| k.name == name) else {
+            self.error(
+                at,
+                format!("`extends`: {} has no service `{name}`", path.display()),
+            );
+            return None;
+        };
+        let base_dir = path.parent().unwrap_or(dir).to_path_buf();
+        if base_dir != self.options.dir {
+            self.warn(
+                at,
+                "extends",
+                format!(
+                    "relative paths in `{name}` of {file} are taken relative to this compose file, not to {}",
+                    base_dir.display()
+                ),
+            );
+        }
+        let mut base = self
+            .extended(base, services, &base_dir, depth + 1)
+            .unwrap_or_else(|| base.clone());
+        relocate(&mut base, at);
+        Some(base)
+    }
+}
+
+fn without_extends(def: &Node) -> Node {
+    let mut def = def.clone();
+    if let Kind::Map(entries) = &mut def.kind {
+        entries.retain(|(k, _)| k.name != "extends");
+    }
+    def
+}
+
+/// `over` on top of `base`, as compose merges a service onto the one it
+/// extends: maps key by key, joined lists joined, anything else replaced.
+fn merge(base: Node, over: Node, key: Option<&str>) -> Node {
+    if key.is_some_and(|k| NAMED_LISTS.contains(&k))
+        && let (Some(base_entries), Some(over_entries)) = (named(&base), named(&over))
+    {
+        return Node {
+            at: over.at,
+            kind: Kind::Map(merge_entries(base_entries, over_entries)),
+        };
+    }
+    match (base.kind, over.kind) {
+        (Kind::Map(base_entries), Kind::Map(over_entries)) => Node {
+            at: over.at,
+            kind: Kind::Map(merge_entries(base_entries, over_entries)),
+        },
+        (Kind::List(mut base_items), Kind::List(over_items))
+            if key.is_some_and(|k| JOINED_LISTS.contains(&k)) =>
+        {
+            for item in over_items {
+                let text = item.scalar();
+                if text.is_none() || base_items.iter().all(|b| b.scalar() != text) {
+                    base_items.push(item);
+                }
+            }
+            Node {
+                at: over.at,
+                kind: Kind::List(base_items),
+            }
+        }
+        (_, kind) => Node { at: over.at, kind },
+    }
+}
+
+fn merge_entries(base: Vec<(Key, Node)>, over: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
+    let mut out = base;
+    for (key, value) in over {
+        match out.iter().position(|(k, _)| k.name == key.name) {
+            Some(i) => {
+                let (_, old) = out.remove(i);
+                let merged = merge(old, value, Some(&key.name));
+                out.insert(i, (key, merged));
+            }
+            None => out.push((key, value)),
+        }
+    }
+    out
+}
+
+/// A map, or a list of `NAME=value` (or bare `NAME`) as map entries.
+fn named(node: &Node) -> Option<Vec<(Key, Node)>> {
+    match &node.kind {
+        Kind::Map(entries) => Some(entries.clone()),
+        Kind::List(items) => items
+            .iter()
+            .map(|item| {
+                let text = item.scalar()?;
+                let (name, value) = match text.split_once('=') {
+                    Some((name, value)) => (name.to_string(), Kind::Text(value.to_string())),
+                    None => (text, Kind::Null),
+                };
+                Some((
+                    Key { name, at: item.at },
+                    Node {
+                        at: item.at,
+                        kind: value,
+                    },
+                ))
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+fn relocate(node: &mut Node, at: &YamlLocation) {
+    node.at = *at;
+    match &mut node.kind {
+        Kind::List(items) => items.iter_mut().for_each(|i| relocate(i, at)),
+        Kind::Map(entries) => {
+            for (key, value) in entries {
+                key.at = *at;
+                relocate(value, at);
+            }
+        }
+        _ => {}
+    }
+}
