@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::fake_fleet::{FakeFleet, MACHINES};
+use unitgen::fleet::api::unit_hash;
 use unitgen::fleet::{
     Action, ApplyOptions, ErrorKind, FleetClient, FleetError, JobState, apply, destroy, plan,
     status,
@@ -72,8 +73,16 @@ fn run(
     Ok(progress)
 }
 
-fn started(copies: u32) -> (FakeFleet, FleetClient) {
+/// A fake whose machines forget destroyed units after 0.2 s (live fleet
+/// took 1-3 s), so that rolls in these tests wait briefly.
+fn fake() -> FakeFleet {
     let fake = FakeFleet::start();
+    fake.set_forget_delay(Duration::from_millis(200));
+    fake
+}
+
+fn started(copies: u32) -> (FakeFleet, FleetClient) {
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     run(&client, &[web("nginx:1.25"), announce()], &opts(copies)).unwrap();
     fake.clear_log();
@@ -285,6 +294,7 @@ fn a_template_cannot_be_activated() {
 #[test]
 fn units_and_states_are_read_across_pages() {
     let fake = FakeFleet::start();
+    fake.set_forget_delay(Duration::ZERO);
     fake.set_page_size(2);
     let client = FleetClient::new(fake.endpoint()).unwrap();
     for i in 1..=5 {
@@ -340,8 +350,8 @@ fn units_and_states_are_read_across_pages() {
 }
 
 #[test]
-fn a_put_of_changed_options_is_silently_ignored() {
-    // This is why a changed unit must be destroyed and re-created.
+fn a_put_of_changed_options_replaces_the_unit_but_not_its_process() {
+    // As live fleet v1.0 does (api/units.go: MatchUnitFiles, then create).
     let fake = FakeFleet::start();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let old = [opt(
@@ -361,13 +371,91 @@ fn a_put_of_changed_options_is_silently_ignored() {
         .put_unit("web.service", JobState::Launched, &new)
         .unwrap();
     let unit = client.get_unit("web.service").unwrap().unwrap();
-    assert_eq!(unit.options, old);
+    assert_eq!(unit.options, new);
     assert_eq!(unit.desired_state, Some(JobState::Launched));
     assert_eq!(fake.log()[0].status, 201);
-    assert_eq!(fake.log()[1].status, 204);
+    assert_eq!(fake.log()[1].status, 201);
+    // The new file is loaded (its hash in the state), the old process runs.
+    let state = &client.list_state(Some("web.service")).unwrap()[0];
+    assert_eq!(state.hash, unit_hash(&new));
+    assert_eq!(fake.process("web.service"), Some(unit_hash(&old)));
+    // The same options again only set the state.
+    client
+        .put_unit("web.service", JobState::Loaded, &new)
+        .unwrap();
+    assert_eq!(fake.log()[4].status, 204);
+}
+
+#[test]
+fn templates_report_current_state_inactive() {
+    let fake = FakeFleet::start();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let (name, text) = web("nginx");
+    client
+        .put_unit(&name, JobState::Inactive, &parse(&text).unwrap())
+        .unwrap();
+    let unit = client.get_unit(&name).unwrap().unwrap();
+    assert_eq!(unit.current_state, Some(JobState::Inactive));
     assert_eq!(
-        fake.log()[1].body.as_ref().unwrap()["options"],
-        options_json(&new)
+        fake.raw("GET", "/fleet/v1/units", None, "").1["units"][0]["currentState"],
+        "inactive"
+    );
+}
+
+#[test]
+fn a_destroyed_copy_still_shows_its_old_state_for_a_while() {
+    let fake = FakeFleet::start();
+    fake.set_forget_delay(Duration::from_secs(60));
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let old = parse(&web("nginx:1.25").1).unwrap();
+    client
+        .put_unit("blog-staging-web@1.service", JobState::Launched, &old)
+        .unwrap();
+    client.delete_unit("blog-staging-web@1.service").unwrap();
+    assert_eq!(client.get_unit("blog-staging-web@1.service").unwrap(), None);
+    let states = client
+        .list_state(Some("blog-staging-web@1.service"))
+        .unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        (
+            states[0].hash.as_str(),
+            states[0].systemd_active_state.as_str()
+        ),
+        (unit_hash(&old).as_str(), "active")
+    );
+    assert_eq!(
+        fake.process("blog-staging-web@1.service"),
+        Some(unit_hash(&old))
+    );
+}
+
+#[test]
+fn a_copy_resubmitted_before_fleet_forgot_the_old_one_keeps_the_old_process() {
+    // What unitgen's client did before: destroy, submit, start, wait until
+    // fleet says launched and systemd says active. Against live fleet the
+    // agent then cancels the stop with the start: the new unit file is
+    // loaded, the OLD process runs on, and every check passes.
+    let fake = FakeFleet::start();
+    fake.set_forget_delay(Duration::from_secs(60));
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let name = "blog-staging-web@1.service";
+    let old = parse(&web("nginx:1.25").1).unwrap();
+    let new = parse(&web("nginx:1.27").1).unwrap();
+    client.put_unit(name, JobState::Launched, &old).unwrap();
+
+    client.delete_unit(name).unwrap();
+    client.put_unit(name, JobState::Inactive, &new).unwrap();
+    client.put_unit(name, JobState::Launched, &[]).unwrap();
+    let unit = client.get_unit(name).unwrap().unwrap();
+    let state = &client.list_state(Some(name)).unwrap()[0];
+    assert_eq!(unit.current_state, Some(JobState::Launched));
+    assert_eq!(state.systemd_active_state, "active");
+    assert_eq!(state.hash, unit_hash(&new));
+    assert_eq!(
+        fake.process(name),
+        Some(unit_hash(&old)),
+        "the old container still runs"
     );
 }
 
@@ -480,7 +568,7 @@ fn an_unreachable_fleet_says_what_was_being_done_and_where() {
 
 #[test]
 fn apply_submits_new_templates_and_starts_copies() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let desired = [web("nginx:1.25"), announce()];
     let plan = plan(&client, PREFIX, &desired).unwrap();
@@ -593,6 +681,14 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
         );
         assert_eq!(copy.current_state, "launched");
         assert!(exec_start(&fake, &copy.name).ends_with("nginx:1.27"));
+        // The process is the new one: each old copy was forgotten by
+        // fleet before its replacement was submitted.
+        assert_eq!(
+            fake.process(&copy.name),
+            Some(unit_hash(&parse(&web("nginx:1.27").1).unwrap())),
+            "{} still runs the old unit file",
+            copy.name
+        );
     }
     let after: Vec<String> = (1..=3)
         .map(|i| {
@@ -718,7 +814,7 @@ fn unchanged_units_are_not_touched() {
 
 #[test]
 fn plain_units_are_replaced_whole() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let timer = |when: &str| {
         (
@@ -788,7 +884,7 @@ fn status_and_destroy_cover_one_instance_only() {
     );
 
     fake.clear_log();
-    let destroyed = destroy(&client, PREFIX, &mut |_| {}).unwrap();
+    let destroyed = destroy(&client, PREFIX, &opts(1), &mut |_| {}).unwrap();
     assert_eq!(destroyed.len(), 6);
     let writes = fake.writes();
     assert_eq!(
@@ -807,12 +903,16 @@ fn status_and_destroy_cover_one_instance_only() {
     );
     let names: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
     assert_eq!(names, ["blog-live-web@1.service"]);
-    assert!(destroy(&client, PREFIX, &mut |_| {}).unwrap().is_empty());
+    assert!(
+        destroy(&client, PREFIX, &opts(1), &mut |_| {})
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn plan_rejects_what_it_cannot_submit() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let cases = [
         (
@@ -918,8 +1018,97 @@ fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
 }
 
 #[test]
+fn a_roll_waits_for_fleet_to_forget_the_old_copy_and_says_so_on_timeout() {
+    let (fake, client) = started(2);
+    // The machines never stop the destroyed copies.
+    fake.set_forget_delay(Duration::from_secs(600));
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_millis(300),
+        ..opts(1)
+    };
+    let err = run(&client, &[web("nginx:1.27"), announce()], &options).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("waiting for fleet to forget blog-staging-web@1.service: its machines still report it after 300ms: blog-staging-web@1.service is still active/running on machine machine-"),
+        "{message}"
+    );
+    // The new copy was never submitted under the old one's name.
+    assert!(
+        !fake
+            .writes()
+            .contains(&"SUBMIT blog-staging-web@1.service".to_owned()),
+        "{:#?}",
+        fake.writes()
+    );
+    // The rollback could not restore copy 1 either, and says so.
+    assert!(
+        message.contains(
+            "rollback incomplete: waiting for fleet to forget blog-staging-web@1.service"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_rollback_checks_every_restored_copy_and_names_those_not_running() {
+    let (fake, client) = started(2);
+    // Every announce copy fails from now on, the restored one too.
+    fake.fail_units_containing("announce blog staging web");
+    let err = run(&client, &[web("nginx:1.27"), announce()], &opts(1)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("waiting for blog-staging-web-announce@1.service to run: blog-staging-web-announce@1.service failed on machine"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("blog-staging-web-announce@1.service as before"),
+        "a copy that does not run is not called restored: {message}"
+    );
+    assert!(
+        message.contains("rollback incomplete: waiting for blog-staging-web-announce@1.service to run: blog-staging-web-announce@1.service failed on machine"),
+        "{message}"
+    );
+    // The service's copy is back, running its old unit file.
+    let old = unit_hash(&parse(&web("nginx:1.25").1).unwrap());
+    assert_eq!(fake.process("blog-staging-web@1.service"), Some(old));
+}
+
+#[test]
+fn plan_and_apply_replace_a_copy_that_does_not_run() {
+    let (fake, client) = started(2);
+    fake.stop_process("blog-staging-web-announce@2.service");
+    let desired = [web("nginx:1.25"), announce()];
+    let planned = plan(&client, PREFIX, &desired).unwrap();
+    let sidekick = planned.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
+    assert_eq!(sidekick.action, Action::Change);
+    let stopped = &sidekick.copies[1];
+    assert_eq!(stopped.name, "blog-staging-web-announce@2.service");
+    let why = stopped.not_running.as_deref().unwrap();
+    assert!(
+        why.starts_with("systemd reports inactive/dead on machine machine-"),
+        "{why}"
+    );
+    assert_eq!(sidekick.copies[0].not_running, None);
+
+    apply(&client, &planned, &opts(1), &mut |_| {}).unwrap();
+    assert_eq!(
+        fake.writes(),
+        [
+            "DESTROY blog-staging-web-announce@2.service",
+            "SUBMIT blog-staging-web-announce@2.service",
+            "SET blog-staging-web-announce@2.service launched",
+        ]
+    );
+    assert!(
+        fake.process("blog-staging-web-announce@2.service")
+            .is_some()
+    );
+    assert!(!plan(&client, PREFIX, &desired).unwrap().has_changes());
+}
+
+#[test]
 fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let options = ApplyOptions {
         wait_timeout: Duration::from_millis(200),
@@ -937,7 +1126,7 @@ fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
 
 #[test]
 fn errors_from_fleet_are_shown_with_what_unitgen_was_doing() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let err = client
         .put_unit("blog-staging-web@.service", JobState::Inactive, &[])
@@ -955,7 +1144,7 @@ fn errors_from_fleet_are_shown_with_what_unitgen_was_doing() {
 
 #[test]
 fn a_sidekick_of_a_sidekick_follows_its_chain() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     // Sorts before the announcer it follows, so only the chain orders it.
     let logs = (
@@ -1025,7 +1214,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
 
 #[test]
 fn sidekicks_following_each_other_in_a_circle_get_a_leader() {
-    let fake = FakeFleet::start();
+    let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let unit = |name: &str, other: &str| {
         (

@@ -75,6 +75,15 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
                     ""
                 }
             ),
+            Action::Change
+                if unit.current == unit.desired
+                    && unit
+                        .copies
+                        .iter()
+                        .all(|c| Some(&c.options) == unit.desired.as_ref()) =>
+            {
+                format!("~ {} (not running: replace the copies below)", unit.name)
+            }
             Action::Change => format!(
                 "~ {} (changed: roll {copies} running copies one at a time)",
                 unit.name
@@ -86,6 +95,11 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             Action::Unchanged => continue,
         };
         outln!("{line}")?;
+        for copy in &unit.copies {
+            if let Some(why) = &copy.not_running {
+                outln!("    {} is not running: {why}", copy.name)?;
+            }
+        }
     }
     let count = |a| plan.with_action(a).count();
     outln!(
@@ -188,9 +202,12 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
 pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
     let client = args.client()?;
     let progress = Progress::default();
-    let destroyed = fleet::destroy(&client, &prefix(app, instance), &mut |step: &str| {
-        progress.line(&format!("  {step}"))
-    })
+    let destroyed = fleet::destroy(
+        &client,
+        &prefix(app, instance),
+        &ApplyOptions::default(),
+        &mut |step: &str| progress.line(&format!("  {step}")),
+    )
     .map_err(|e| miette!("{e}"))?;
     progress.line(&format!(
         "{app}-{instance}: {} units destroyed in fleet",

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use sha1::{Digest, Sha1};
 
 use super::{ErrorKind, FleetError};
 use crate::unit_file::UnitOption;
@@ -66,6 +67,34 @@ pub struct UnitState {
     pub systemd_active_state: String,
     #[serde(default)]
     pub systemd_sub_state: String,
+}
+
+/// The hash fleet reports in a unit's state (`UnitState.hash`): SHA-1 of the
+/// unit file as go-systemd serializes its options (unit/unit.go `Hash`):
+/// options grouped by section in order of first appearance, a blank line
+/// between sections. Checked against a live fleet v1.0.
+pub fn unit_hash(options: &[UnitOption]) -> String {
+    let mut sections: Vec<(&str, Vec<&UnitOption>)> = Vec::new();
+    for option in options {
+        match sections.iter_mut().find(|(s, _)| *s == option.section) {
+            Some((_, list)) => list.push(option),
+            None => sections.push((&option.section, vec![option])),
+        }
+    }
+    let mut text = String::new();
+    for (i, (section, list)) in sections.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(&format!("[{section}]\n"));
+        for option in list {
+            text.push_str(&format!("{}={}\n", option.name, option.value));
+        }
+    }
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 // fleet leaves currentState empty for a unit it has not scheduled.
@@ -220,9 +249,9 @@ impl FleetClient {
         decode(&doing, &body).map(Some)
     }
 
-    /// `PUT /fleet/v1/units/NAME`. With options this creates the unit (fleet
-    /// ignores them if the unit already exists!); without, it only sets the
-    /// desired state of an existing unit.
+    /// `PUT /fleet/v1/units/NAME`. With options this creates the unit, or
+    /// replaces an existing one whose options differ (fleet answers 201 either
+    /// way); without, it only sets the desired state of an existing unit.
     pub fn put_unit(
         &self,
         name: &str,
@@ -686,6 +715,21 @@ mod tests {
         assert_eq!(
             check("x", plain).unwrap_err().to_string(),
             "x: fleet answered 502: Bad Gateway"
+        );
+    }
+
+    #[test]
+    fn unit_hash_is_the_one_live_fleet_reports() {
+        // A unit submitted to fleet v1.0.0-15, whose state carried this hash.
+        let options = [
+            UnitOption::new("Unit", "Description", "x y"),
+            UnitOption::new("Service", "ExecStart", "/bin/sleep 1000"),
+            UnitOption::new("X-Fleet", "Conflicts", "flt-hash@*.service"),
+            UnitOption::new("Service", "Restart", "always"),
+        ];
+        assert_eq!(
+            unit_hash(&options),
+            "abc50d91e5e29767240c0facbd3b8bb4a879148e"
         );
     }
 

@@ -3,12 +3,20 @@
 //! Services are template units (`blog-staging-web@.service`); the cluster
 //! runs copies of them (`blog-staging-web@1.service`, ...), each created from
 //! the template's options as fleetctl does (fleetctl/fleetctl.go
-//! `lazyCreateUnits`). fleet cannot change a unit in place: a PUT of new
-//! options under an existing name is ignored (api/units.go `set`), so a
-//! changed template is replaced and its running copies rolled one at a time:
-//! destroy copy N, submit the new template (before the first copy only),
-//! start copy N, wait until fleet reports it launched and systemd reports it
-//! active, then copy N+1. Which copies exist is never changed by a roll.
+//! `lazyCreateUnits`). A changed template is replaced and its running
+//! copies rolled one at a time: destroy copy N, submit the new template
+//! (before the first copy only), wait until fleet has forgotten the old copy
+//! N, start the new one, wait until fleet reports it launched and its
+//! machine reports the NEW unit file (by hash) active, then copy N+1. Which
+//! copies exist is never changed by a roll.
+//!
+//! Why wait for fleet to forget: a destroyed copy's state (and process)
+//! outlives it by a second or more. A copy submitted again under the same
+//! name meanwhile is handled by its machine's agent in one pass, where the
+//! start cancels the stop: the new unit file is loaded, the OLD process keeps
+//! running, and systemd reports it active (seen on a live fleet v1.0).
+//! Re-submitting the options to the live copy (fleet replaces a unit whose
+//! options differ) would not restart it either.
 //!
 //! Sidekicks: a template whose `[X-Fleet] MachineOf=` names a service's copy
 //! by instance (`MachineOf=blog-staging-web@%i.service`) is that service's
@@ -25,7 +33,7 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::api::{FleetClient, JobState, UnitState};
+use super::api::{FleetClient, JobState, Unit, UnitState, unit_hash};
 use super::{ErrorKind, FleetError};
 use crate::unit_file::{self, UnitOption};
 
@@ -45,6 +53,10 @@ pub struct UnitCopy {
     pub instance: String,
     pub desired_state: JobState,
     pub options: Vec<UnitOption>,
+    /// Why a copy that should run does not (a dead sidekick, a failed
+    /// container, an older unit file on its machine), if so: the copy is
+    /// replaced by the next apply.
+    pub not_running: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +195,38 @@ fn followed(unit: &str, options: &[UnitOption]) -> Option<String> {
     })
 }
 
+/// Why a launched copy is not running its unit file, from fleet's unit and
+/// the states its machines report; `None` when it runs (or is starting).
+fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
+    let hash = unit_hash(&unit.options);
+    let state = states
+        .iter()
+        .find(|s| s.name == unit.name && s.machine_id == unit.machine_id);
+    match state {
+        _ if unit.machine_id.is_empty() => Some("fleet has not placed it on a machine".to_owned()),
+        None => Some(format!(
+            "machine {} reports no state for it",
+            unit.machine_id
+        )),
+        Some(s) if s.hash != hash => Some(format!(
+            "machine {} runs another unit file under its name (hash {})",
+            s.machine_id, s.hash
+        )),
+        // `activating/auto-restart` is a restart loop, not a start.
+        Some(s)
+            if matches!(s.systemd_active_state.as_str(), "active" | "reloading")
+                || (s.systemd_active_state == "activating"
+                    && s.systemd_sub_state != "auto-restart") =>
+        {
+            None
+        }
+        Some(s) => Some(format!(
+            "systemd reports {}/{} on machine {}",
+            s.systemd_active_state, s.systemd_sub_state, s.machine_id
+        )),
+    }
+}
+
 fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
@@ -220,7 +264,13 @@ pub fn plan(
 
     let mut current: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
-    for unit in client.list_units()? {
+    let units = client.list_units()?;
+    let states: Vec<UnitState> = client
+        .list_state(None)?
+        .into_iter()
+        .filter(|s| s.name.starts_with(prefix))
+        .collect();
+    for unit in units {
         if !unit.name.starts_with(prefix) {
             continue;
         }
@@ -236,11 +286,15 @@ pub fn plan(
             }
             Name::Instance { template, instance } => (template, instance.to_owned()),
         };
+        let not_running = (desired_state == JobState::Launched)
+            .then(|| why_not_running(&unit, &states))
+            .flatten();
         copies.entry(owner).or_default().push(UnitCopy {
             name: unit.name,
             instance,
             desired_state,
             options: unit.options,
+            not_running,
         });
     }
 
@@ -263,7 +317,10 @@ pub fn plan(
                 None => Action::Remove,
                 Some(_) if current.is_none() && copies.is_empty() => Action::Add,
                 Some(d)
-                    if current.as_ref() != Some(d) || copies.iter().any(|c| &c.options != d) =>
+                    if current.as_ref() != Some(d)
+                        || copies
+                            .iter()
+                            .any(|c| &c.options != d || c.not_running.is_some()) =>
                 {
                     Action::Change
                 }
@@ -407,7 +464,7 @@ impl Member<'_> {
     fn needs_roll(&self, instance: &str) -> bool {
         self.copies
             .get(instance)
-            .is_none_or(|c| c.options != self.desired)
+            .is_none_or(|c| c.options != self.desired || c.not_running.is_some())
     }
 
     fn template_differs(&self) -> bool {
@@ -497,6 +554,8 @@ impl Run<'_, '_> {
                 self.destroy(&copy.name)?;
             }
         }
+        // Their machines stop them while the new ones are prepared; each
+        // start below waits until its name is forgotten.
         let main_state = members[0].copies.get(instance).map(|c| c.desired_state);
         for &m in rolling {
             let member = &members[m];
@@ -532,13 +591,16 @@ impl Run<'_, '_> {
             .put_unit(name, JobState::Inactive, member.desired)
     }
 
-    /// Creates a copy and brings it to `state`, waiting until it runs if launched.
+    /// Creates a copy and brings it to `state`, waiting until it runs if
+    /// launched. A copy destroyed under the same name must be forgotten by
+    /// fleet first (see the module's comment).
     fn start(
         &mut self,
         name: &str,
         options: &[UnitOption],
         state: JobState,
     ) -> Result<(), FleetError> {
+        self.wait_forgotten(&[name.to_owned()])?;
         (self.progress)(&format!("submitting {name}"));
         self.client.put_unit(name, JobState::Inactive, options)?;
         if state == JobState::Inactive {
@@ -554,24 +616,31 @@ impl Run<'_, '_> {
             )
         });
         if state == JobState::Launched && !global {
-            self.wait_running(name)?;
+            self.wait_running(name, options)?;
         }
         Ok(())
     }
 
-    fn wait_running(&mut self, name: &str) -> Result<(), FleetError> {
+    /// Waits until fleet reports the copy launched on a machine and that
+    /// machine reports this unit file (by its hash) active.
+    fn wait_running(&mut self, name: &str, options: &[UnitOption]) -> Result<(), FleetError> {
         (self.progress)(&format!("waiting for {name}"));
         let doing = format!("waiting for {name} to run");
+        let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
             let unit = self.client.get_unit(name)?;
-            let state = self
-                .client
-                .list_state(Some(name))?
-                .into_iter()
-                .find(|s| s.name == name);
+            let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
+            let states = self.client.list_state(Some(name))?;
+            let state = states
+                .iter()
+                .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
-            let seen = match &state {
+            let seen = match state {
+                Some(s) if s.hash != hash => format!(
+                    "machine {} still reports another unit file under this name (hash {}, not {hash}), {}/{}",
+                    s.machine_id, s.hash, s.systemd_active_state, s.systemd_sub_state
+                ),
                 Some(s) if launched && s.systemd_active_state == "active" => {
                     (self.progress)(&format!("{name} is running on machine {}", s.machine_id));
                     return Ok(());
@@ -586,14 +655,20 @@ impl Run<'_, '_> {
                     ));
                 }
                 Some(s) => format!(
-                    "systemd reports {}/{} on machine {}",
-                    s.systemd_active_state, s.systemd_sub_state, s.machine_id
+                    "fleet reports it {}, systemd reports {}/{} on machine {}",
+                    unit.as_ref()
+                        .and_then(|u| u.current_state)
+                        .map_or("not scheduled", JobState::as_str),
+                    s.systemd_active_state,
+                    s.systemd_sub_state,
+                    s.machine_id
                 ),
-                None if unit.as_ref().is_some_and(|u| u.machine_id.is_empty()) => {
+                None if unit.is_none() => "fleet no longer has the unit".to_owned(),
+                None if placed.is_empty() => {
                     "fleet has not scheduled it to any machine (do its X-Fleet Conflicts/MachineOf leave none?)"
                         .to_owned()
                 }
-                None => "no machine reports a state for it yet".to_owned(),
+                None => format!("machine {placed} reports no state for it yet"),
             };
             let now = Instant::now();
             if now >= deadline {
@@ -611,8 +686,22 @@ impl Run<'_, '_> {
         self.client.delete_unit(name)
     }
 
+    /// Waits until no machine reports a state for any of `names`: their
+    /// machines have stopped and unloaded them.
+    fn wait_forgotten(&mut self, names: &[String]) -> Result<(), FleetError> {
+        wait_forgotten(
+            self.client,
+            names,
+            self.options.wait_timeout,
+            self.options.poll_interval,
+            self.progress,
+        )
+    }
+
     /// Puts back what a failed roll touched: the copies as they were (with
-    /// their old options and desired state) and the old templates.
+    /// their old options and desired state) and the old templates; then
+    /// checks that every restored copy that should run does, sidekicks
+    /// included, and says which do not.
     fn roll_back(
         &mut self,
         members: &[Member],
@@ -643,33 +732,85 @@ impl Run<'_, '_> {
                 (self.progress)(&format!("rolling back {name}"));
                 attempt(self.client.delete_unit(&name));
             }
+            // The service's copy before its sidekicks, each running before
+            // the next: a sidekick is placed with, and bound to, its service.
             for &m in rolling {
-                if let Some(copy) = members[m].copies.get(instance) {
-                    let result = self
-                        .client
-                        .put_unit(&copy.name, JobState::Inactive, &copy.options)
-                        .and_then(|()| match copy.desired_state {
-                            JobState::Inactive => Ok(()),
-                            state => self.client.put_unit(&copy.name, state, &[]),
-                        });
-                    if result.is_ok() {
-                        restored.push(copy.name.clone());
-                    }
-                    attempt(result);
+                let Some(copy) = members[m].copies.get(instance) else {
+                    continue;
+                };
+                let result = self.start(&copy.name, &copy.options, copy.desired_state);
+                if result.is_ok() {
+                    restored.push(copy.name.clone());
                 }
+                attempt(result);
             }
         }
         if !touched.is_empty() || !replaced.is_empty() {
             error.notes.push(if restored.is_empty() {
                 "rolled back: removed what this apply had started".to_owned()
+            } else if failed.is_empty() {
+                format!(
+                    "rolled back: restored {} as before, each running again",
+                    restored.join(", ")
+                )
             } else {
-                format!("rolled back: restored {} as before", restored.join(", "))
+                format!("rolled back: restored {}", restored.join(", "))
             });
         }
         for failure in failed {
             error.notes.push(format!("rollback incomplete: {failure}"));
         }
         error
+    }
+}
+
+/// Waits until no machine reports a state for any of `names`.
+fn wait_forgotten(
+    client: &FleetClient,
+    names: &[String],
+    timeout: Duration,
+    poll: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), FleetError> {
+    let deadline = Instant::now() + timeout;
+    let mut told = false;
+    loop {
+        let left: Vec<UnitState> = client
+            .list_state(match names {
+                [one] => Some(one.as_str()),
+                _ => None,
+            })?
+            .into_iter()
+            .filter(|s| names.contains(&s.name))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if !told {
+            let names: Vec<&str> = left.iter().map(|s| s.name.as_str()).collect();
+            progress(&format!("waiting for fleet to forget {}", names.join(", ")));
+            told = true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let seen: Vec<String> = left
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} is still {}/{} on machine {}",
+                        s.name, s.systemd_active_state, s.systemd_sub_state, s.machine_id
+                    )
+                })
+                .collect();
+            return Err(rollout_error(
+                format!("waiting for fleet to forget {}", names.join(", ")),
+                format!(
+                    "its machines still report it after {timeout:?}: {}",
+                    seen.join("; ")
+                ),
+            ));
+        }
+        thread::sleep(poll.min(deadline - now));
     }
 }
 
@@ -698,10 +839,14 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
 }
 
 /// Destroys every unit fleet holds under `prefix`: sidekick copies, then
-/// the other copies, then templates. Returns the names destroyed.
+/// the other copies, then templates; then waits (up to the options' wait
+/// timeout) until their machines have stopped them, which is when each
+/// machine's last copy has removed the instance network. Returns the names
+/// destroyed.
 pub fn destroy(
     client: &FleetClient,
     prefix: &str,
+    options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>, FleetError> {
     let mut units: Vec<(u8, String)> = client
@@ -728,6 +873,13 @@ pub fn destroy(
             Ok(()) => destroyed.push(name),
         }
     }
+    wait_forgotten(
+        client,
+        &destroyed,
+        options.wait_timeout,
+        options.poll_interval,
+        progress,
+    )?;
     Ok(destroyed)
 }
 

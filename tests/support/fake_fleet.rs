@@ -3,7 +3,8 @@
 //! own source defines it, and simulates a small cluster behind it.
 //!
 //! Sources (github.com/coreos/fleet):
-//! - api/units.go: routes, `set` (create vs update, 201/204/409/400),
+//! - api/units.go: routes, `set` (create, replace when the options differ,
+//!   update of the desired state; 201/204/409/400),
 //!   `ValidateName`, `ValidateOptions`, 404 on GET/DELETE of a missing unit;
 //! - api/state.go: `GET /fleet/v1/state` filtered by `machineID`/`unitName`;
 //! - api/pagination.go: page tokens (base64url of little-endian
@@ -16,11 +17,27 @@
 //! - agent/state.go `AbleToRun`, engine/reconciler.go: scheduling rules;
 //!   engine/scheduler.go's least-loaded choice.
 //!
+//! What a live fleet (v1.0.0-15, ../shared/fleet) showed, and the fake
+//! does too:
+//! - a PUT of different options under an existing name replaces the unit
+//!   (201); a running copy keeps its process with the new file loaded;
+//! - after a DELETE, the unit's last state stays in `/fleet/v1/state` for a
+//!   while (1-3 s live; `set_forget_delay` here) and its process runs on;
+//! - a unit submitted under that name while the old state is still there
+//!   and placed on the same machine is the agent's stop and start in one
+//!   pass: the start cancels the stop, the OLD process keeps running with
+//!   the NEW unit file loaded, and systemd reports it active;
+//! - template units report `currentState: "inactive"`;
+//! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
+//!
+//! `process` tells which unit file a copy's running process was started
+//! from, which no API answer shows: that is what tests check to catch a
+//! replacement that did not happen.
+//!
 //! Not simulated: Global units (scheduled everywhere), machine metadata (the
 //! fake machines have none, so a unit requiring metadata never schedules),
 //! `Replaces=`, go-systemd's line-length sanity check, the `/machines` and
-//! `/discovery` resources. The state `hash` is a SHA-256 stand-in where
-//! fleet uses SHA-1 of the serialized unit.
+//! `/discovery` resources.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,11 +47,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha1::{Digest, Sha1};
 
 /// The fake cluster's machines.
 pub const MACHINES: [&str; 3] = ["machine-1", "machine-2", "machine-3"];
@@ -55,6 +72,10 @@ pub struct FakeUnit {
     pub machine_id: String,
     /// `/state` answers that have shown this unit still activating.
     activating_seen: u32,
+    /// The hash of the unit file the running process was started from.
+    process: Option<String>,
+    /// Stopped by systemd while fleet still has it launched.
+    stopped: bool,
 }
 
 impl FakeUnit {
@@ -122,6 +143,20 @@ struct Cluster {
     /// Launched units with an option value containing this fail in systemd.
     failing_marker: Option<String>,
     chunked: bool,
+    /// How long a destroyed unit's state (and process) outlives it.
+    forget_delay: Duration,
+    /// Destroyed units whose machine has not caught up yet.
+    leftovers: Vec<Leftover>,
+}
+
+/// A destroyed unit the agent of its machine has not stopped yet.
+struct Leftover {
+    name: String,
+    machine_id: String,
+    /// The hash of the unit file loaded on the machine.
+    hash: String,
+    process: String,
+    until: Instant,
 }
 
 enum Listener {
@@ -168,6 +203,8 @@ impl FakeFleet {
             activation_polls: 1,
             failing_marker: None,
             chunked: false,
+            forget_delay: Duration::from_secs(1),
+            leftovers: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Box<dyn Fn() + Send> = match &listener {
@@ -235,6 +272,41 @@ impl FakeFleet {
 
     pub fn fail_units_containing(&self, marker: &str) {
         self.cluster().failing_marker = Some(marker.to_owned());
+    }
+
+    /// How long a destroyed unit still shows in `/state` and runs (1 s by
+    /// default; live fleet took 1-3 s).
+    pub fn set_forget_delay(&self, delay: Duration) {
+        self.cluster().forget_delay = delay;
+    }
+
+    /// The hash of the unit file the process running under `name` was
+    /// started from, if one runs (a destroyed unit's runs until its
+    /// machine forgets it).
+    pub fn process(&self, name: &str) -> Option<String> {
+        let mut cluster = self.cluster();
+        forget_expired(&mut cluster);
+        cluster
+            .units
+            .get(name)
+            .and_then(|u| u.process.clone())
+            .or_else(|| {
+                cluster
+                    .leftovers
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(|l| l.process.clone())
+            })
+    }
+
+    /// systemd on its machine stops a launched unit behind fleet's back (a
+    /// sidekick stopped by `BindsTo=` when its service restarted): fleet
+    /// still says launched, the state says inactive/dead.
+    pub fn stop_process(&self, name: &str) {
+        let mut cluster = self.cluster();
+        let unit = cluster.units.get_mut(name).expect("a unit to stop");
+        unit.process = None;
+        unit.stopped = true;
     }
 
     pub fn set_chunked(&self, chunked: bool) {
@@ -497,7 +569,18 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                     None => error(404, "unit does not exist"),
                 },
                 (Some(item), "DELETE") => match cluster.units.remove(item) {
-                    Some(_) => {
+                    Some(unit) => {
+                        // The machine stops the unit a little later.
+                        if let Some(process) = unit.process {
+                            let until = Instant::now() + cluster.forget_delay;
+                            cluster.leftovers.push(Leftover {
+                                hash: unit_hash(&unit.options),
+                                name: unit.name,
+                                machine_id: unit.machine_id,
+                                process,
+                                until,
+                            });
+                        }
                         reconcile(cluster);
                         (204, None)
                     }
@@ -599,20 +682,30 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
                 current_state: "inactive".to_owned(),
                 machine_id: String::new(),
                 activating_seen: 0,
+                process: None,
+                stopped: false,
             },
         );
         reconcile(cluster);
         return (201, None);
     };
 
-    // An existing unit: the options in the body are IGNORED, only the
-    // desired state is taken. This is why a changed unit must be destroyed
-    // and re-created.
     if body.desired_state.is_empty() {
         return error(409, "must provide DesiredState to update existing unit");
     }
     if is_template(name) && body.desired_state != "inactive" {
         return error(400, &format!("cannot activate template {name:?}"));
+    }
+    // Different options replace the unit (api/units.go: MatchUnitFiles,
+    // then create). A running process is not restarted for it.
+    if !body.options.is_empty() && body.options != existing.options {
+        if let Err(e) = validate_options(&body.options) {
+            return error(400, &e);
+        }
+        existing.options = body.options;
+        existing.desired_state = body.desired_state;
+        reconcile(cluster);
+        return (201, None);
     }
     existing.desired_state = body.desired_state;
     reconcile(cluster);
@@ -901,14 +994,35 @@ fn reconcile(cluster: &mut Cluster) {
             } else {
                 unit.desired_state.clone()
             };
+            let started = current == "launched" && unit.process.is_none();
+            // The agent's stop of the destroyed unit and start of this one in
+            // one pass: the start cancels the stop, the old process runs on.
+            let inherited = started
+                .then(|| {
+                    cluster
+                        .leftovers
+                        .iter()
+                        .position(|l| l.name == *name && l.machine_id == machine)
+                })
+                .flatten()
+                .map(|at| cluster.leftovers.remove(at).process);
             let entry = cluster.units.get_mut(name).unwrap();
             if entry.machine_id != machine || entry.current_state != current {
                 if entry.machine_id != machine {
                     entry.activating_seen = 0;
                 }
                 entry.machine_id = machine;
-                entry.current_state = current;
+                entry.current_state = current.clone();
                 changed = true;
+            }
+            if started {
+                // An inherited process is already up: no "activating".
+                if inherited.is_some() {
+                    entry.activating_seen = u32::MAX;
+                }
+                entry.process = Some(inherited.unwrap_or_else(|| unit_hash(&entry.options)));
+            } else if current != "launched" {
+                entry.process = None;
             }
         }
         if !changed {
@@ -931,8 +1045,29 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             .map(|(_, v)| v.clone())
     };
     let (machine, unit_name) = (filter("machineID"), filter("unitName"));
+    forget_expired(cluster);
     let (polls, marker) = (cluster.activation_polls, cluster.failing_marker.clone());
     let mut states = Vec::new();
+    for leftover in &cluster.leftovers {
+        if machine.as_ref().is_some_and(|m| m != &leftover.machine_id)
+            || unit_name.as_ref().is_some_and(|n| n != &leftover.name)
+        {
+            continue;
+        }
+        states.push(json!({
+            "name": leftover.name,
+            "hash": leftover.hash,
+            "machineID": leftover.machine_id,
+            "systemdLoadState": "loaded",
+            "systemdActiveState": "active",
+            "systemdSubState": "running",
+        }));
+    }
+    let leftovers: Vec<(String, String)> = cluster
+        .leftovers
+        .iter()
+        .map(|l| (l.name.clone(), l.machine_id.clone()))
+        .collect();
     for unit in cluster.units.values_mut() {
         if unit.machine_id.is_empty()
             || machine.as_ref().is_some_and(|m| m != &unit.machine_id)
@@ -948,6 +1083,7 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             {
                 ("failed", "failed")
             }
+            "launched" if unit.stopped => ("inactive", "dead"),
             "launched" if unit.activating_seen < polls => {
                 unit.activating_seen += 1;
                 ("activating", "start")
@@ -955,10 +1091,14 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "launched" => ("active", "running"),
             _ => ("inactive", "dead"),
         };
-        let hash = Sha256::digest(serde_json::to_vec(&unit.options).unwrap());
+        // Until its machine has stopped the destroyed unit of the same
+        // name, that one's state is what the machine reports.
+        if cluster_leftover(&leftovers, &unit.name, &unit.machine_id) {
+            continue;
+        }
         states.push(json!({
             "name": unit.name,
-            "hash": hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "hash": unit_hash(&unit.options),
             "machineID": unit.machine_id,
             "systemdLoadState": "loaded",
             "systemdActiveState": active,
@@ -966,6 +1106,42 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         }));
     }
     page(cluster, request, "states", states)
+}
+
+fn cluster_leftover(leftovers: &[(String, String)], name: &str, machine: &str) -> bool {
+    leftovers.iter().any(|(n, m)| n == name && m == machine)
+}
+
+fn forget_expired(cluster: &mut Cluster) {
+    let now = Instant::now();
+    cluster.leftovers.retain(|l| l.until > now);
+}
+
+// unit/unit.go Hash: SHA-1 of go-systemd's serialization (options grouped
+// by section in order of first appearance, a blank line between sections).
+fn unit_hash(options: &[Opt]) -> String {
+    let mut sections: Vec<&str> = Vec::new();
+    for option in options {
+        if !sections.contains(&option.section.as_str()) {
+            sections.push(&option.section);
+        }
+    }
+    let text = sections
+        .iter()
+        .map(|section| {
+            let lines: String = options
+                .iter()
+                .filter(|o| o.section == *section)
+                .map(|o| format!("{}={}\n", o.name, o.value))
+                .collect();
+            format!("[{section}]\n{lines}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 // api/pagination.go + extractUnitPageData: a token is base64url of the
