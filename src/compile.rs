@@ -2,6 +2,7 @@
 //! expression is evaluated here and every value checked; all problems found
 //! are returned together, each pointing at the text it is about.
 
+pub mod directives;
 pub mod syntax;
 
 use std::cmp::Reverse;
@@ -12,9 +13,9 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
-use crate::escape::sh_quote;
+use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size, sh_quote};
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Port, Restart, Service, Volume,
+    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Protocol, Restart, Service, Volume,
     VolumeSource,
 };
 use crate::template::schema::{
@@ -169,11 +170,22 @@ fn scalar_value(text: &str) -> Value {
     }
 }
 
+/// The work one templated value may make the engine do (minijinja's fuel:
+/// about one unit per instruction or per 64 bytes produced). Real values
+/// use a few hundred; a runaway loop stops here, in milliseconds, with an
+/// error at the value, instead of taking gigabytes.
+const TEMPLATE_FUEL: u64 = 100_000;
+
+/// How deep macros and recursive loops may nest in one value.
+const TEMPLATE_RECURSION: usize = 64;
+
 fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
     env.add_filter("required", required);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_recursion_limit(TEMPLATE_RECURSION);
     env
 }
 
@@ -215,15 +227,30 @@ impl<'a> ServiceCompiler<'a> {
         self.problems.push(Problem::new(message).at(at));
     }
 
-    /// Evaluates template expressions in one string value.
+    /// Evaluates template expressions in one string value, and checks what
+    /// every value must be: free of NUL (no process argument can hold one)
+    /// and no longer than a unit can carry.
     fn expand(&mut self, text: &str, at: &Location) -> Option<String> {
-        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
-            return Some(text.to_string());
-        }
-        match self.env.render_str(text, &self.values) {
-            Ok(out) => Some(out),
-            Err(err) => {
-                self.problems.push(self.template_problem(text, at, &err));
+        let out = if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+            text.to_string()
+        } else {
+            match self.env.render_str(text, &self.values) {
+                Ok(out) => out,
+                Err(err) => {
+                    self.problems.push(self.template_problem(text, at, &err));
+                    return None;
+                }
+            }
+        };
+        let refused = if out.contains('\0') {
+            Err("values cannot contain a NUL byte".to_string())
+        } else {
+            check_size(&out)
+        };
+        match refused {
+            Ok(()) => Some(out),
+            Err(msg) => {
+                self.problem(at, msg);
                 None
             }
         }
@@ -266,6 +293,13 @@ impl<'a> ServiceCompiler<'a> {
             .at(&here)
             .label("undefined")
             .help(help)
+        } else if err.kind() == minijinja::ErrorKind::OutOfFuel {
+            Problem::new("this value's template does too much work")
+                .at(&here)
+                .label("stopped here")
+                .help(format!(
+                    "unitgen stops a value's template after {TEMPLATE_FUEL} steps (loops and output count): a unit value is meant to be short"
+                ))
         } else {
             let detail = err
                 .detail()
@@ -280,10 +314,6 @@ impl<'a> ServiceCompiler<'a> {
     fn expand_spanned(&mut self, value: &Spanned<String>) -> Option<(String, Location)> {
         let at = self.at(&value.referenced);
         let out = self.expand(&value.value, &at)?;
-        if out.contains('\0') {
-            self.problem(&at, "values cannot contain a NUL byte");
-            return None;
-        }
         Some((out, at))
     }
 
@@ -564,7 +594,35 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(sections) = &def.systemd {
             service.systemd = self.systemd_keys(sections);
         }
+        self.check_service_texts(&service, name_at);
         service
+    }
+
+    /// What no single value shows: a NUL from a source that is not
+    /// templated (e.g. a YAML `"\0"` escape), and the total size, since one
+    /// `docker run` line carries all of a service's values.
+    fn check_service_texts(&mut self, service: &Service, at: &Location) {
+        let texts = service.texts();
+        if texts.iter().any(|t| t.contains('\0')) {
+            self.problem(
+                at,
+                format!("a value of service `{}` contains a NUL byte", service.name),
+            );
+        }
+        // Each value also costs its flag and quotes on the line.
+        let bytes: usize = texts.iter().map(|t| t.len() + 16).sum();
+        if bytes > MAX_SERVICE_BYTES {
+            self.problems.push(
+                Problem::new(format!(
+                    "service `{}` carries {} KiB of values; unitgen writes at most {} KiB per service",
+                    service.name,
+                    bytes / 1024,
+                    MAX_SERVICE_BYTES / 1024
+                ))
+                .at(at)
+                .help("systemd cannot load a unit with a line over 1 MiB, and one `docker run` line holds them all: move large data into a file (`env_file`, a volume)"),
+            );
+        }
     }
 
     /// The `etcd:` block of the instances file, with `--etcd` overrides.
@@ -604,7 +662,9 @@ impl<'a> ServiceCompiler<'a> {
                 }
             }
             if let Some((prefix, at)) = decl.prefix.as_ref().and_then(|p| self.expand_spanned(p)) {
-                if !prefix.starts_with('/') || prefix.contains(char::is_whitespace) {
+                if !prefix.starts_with('/')
+                    || prefix.contains(|c: char| c.is_whitespace() || c.is_control())
+                {
                     self.problem(
                         &at,
                         format!("etcd prefix `{prefix}` must start with `/` and contain no spaces"),
@@ -629,10 +689,8 @@ impl<'a> ServiceCompiler<'a> {
             return None;
         }
         for endpoint in &discovery.endpoints {
-            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-                let mut problem =
-                    Problem::new(format!("etcd endpoint `{endpoint}` is not an http(s) URL"))
-                        .help("write e.g. `http://127.0.0.1:2379`");
+            if let Err(msg) = syntax::check_etcd_endpoint(endpoint) {
+                let mut problem = Problem::new(msg).help("write e.g. `http://127.0.0.1:2379`");
                 // Point at the file only when the endpoint came from it.
                 if let (Some(decl), None) = (decl, &overrides.etcd) {
                     problem = problem.at(&file.at(&decl.endpoints.referenced));
@@ -653,6 +711,28 @@ impl<'a> ServiceCompiler<'a> {
             return fleet;
         };
         for (key, value) in decl.metadata.iter().flatten() {
+            // fleet reads `MachineMetadata=` as space-separated `key=value`s.
+            let plain = |text: &str| {
+                !text.is_empty()
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c))
+            };
+            for (text, at) in [
+                (&key.value, &key.referenced),
+                (&value.value.0, &value.referenced),
+            ] {
+                if !plain(text) {
+                    self.problems.push(
+                        Problem::new(format!(
+                            "fleet metadata `{}` is not a plain word",
+                            text.escape_debug()
+                        ))
+                        .at(&file.at(at))
+                        .help("use letters, digits and `.`, `_`, `-`, `:`, `/`"),
+                    );
+                }
+            }
             fleet
                 .metadata
                 .push(format!("{}={}", key.value, value.value.0));
@@ -795,7 +875,8 @@ impl<'a> ServiceCompiler<'a> {
         for (section, keys) in sections {
             let section_at = self.at(&section.referenced);
             let known = crate::model::UNIT_SECTIONS;
-            if !known.contains(&section.value.as_str()) && !section.value.starts_with("X-") {
+            let own = section.value.starts_with("X-");
+            if !known.contains(&section.value.as_str()) && !own {
                 self.problems.push(
                     Problem::new(format!("unknown unit section `{}`", section.value))
                         .at(&section_at)
@@ -805,22 +886,56 @@ impl<'a> ServiceCompiler<'a> {
                 );
                 continue;
             }
+            if own && !is_systemd_name(&section.value) {
+                self.problems.push(
+                    Problem::new(format!("`{}` is not a unit section name", section.value))
+                        .at(&section_at)
+                        .help("after `X-`, use letters, digits, `-` and `_`"),
+                );
+                continue;
+            }
             for (key, value) in keys {
                 let key_at = self.at(&key.referenced);
-                if !key.value.chars().all(|c| c.is_ascii_alphanumeric())
-                    || !key.value.starts_with(|c: char| c.is_ascii_uppercase())
-                {
-                    self.problem(
-                        &key_at,
-                        format!("`{}` is not a systemd key name", key.value),
+                if !is_systemd_name(&key.value) {
+                    self.problems.push(
+                        Problem::new(format!("`{}` is not a systemd key name", key.value))
+                            .at(&key_at)
+                            .help("use letters, digits, `-` and `_`, starting with a letter"),
                     );
                     continue;
                 }
+                // systemd ignores keys of its own sections it does not know
+                // (with a warning in the journal): a typo would silently
+                // drop the setting. `X-` keys are for the user.
+                if !own
+                    && !key.value.starts_with("X-")
+                    && !directives::is_known(&section.value, &key.value)
+                {
+                    let hint = did_you_mean(&key.value, directives::known(&section.value))
+                        .unwrap_or_else(|| {
+                            "see `man systemd.directives`; a key of your own starts with `X-` (the list is systemd 252's, from scripts/systemd-directives)".to_string()
+                        });
+                    self.problems.push(
+                        Problem::new(format!(
+                            "systemd has no key `{}` in [{}]",
+                            key.value, section.value
+                        ))
+                        .at(&key_at)
+                        .label("unknown key")
+                        .help(hint),
+                    );
+                    continue;
+                }
+                let value_at = self.at(&value.referenced);
                 for v in self.words(value, false).unwrap_or_default() {
-                    if v.contains('\n') {
-                        self.problem(
-                            &self.at(&value.referenced),
-                            "a unit value cannot span lines",
+                    // The value is systemd syntax, written as it is: it must
+                    // stay one directive.
+                    if let Err(msg) = check_raw_value(&v) {
+                        self.problems.push(
+                            Problem::new(msg)
+                                .at(&value_at)
+                                .label("value")
+                                .help("a `systemd:` value is written into the unit as it is; pass text with line breaks through `environment` instead, which unitgen escapes"),
                         );
                         continue;
                     }
@@ -832,6 +947,15 @@ impl<'a> ServiceCompiler<'a> {
         }
         out
     }
+}
+
+/// A section or key name systemd reads as one word: a letter, then letters,
+/// digits, `-` and `_`.
+fn is_systemd_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Where a scalar's own text starts in the file, if it can be mapped one to
@@ -972,26 +1096,37 @@ fn depends_location(
     Some(file.at(&found.referenced))
 }
 
-/// Two services of one instance cannot publish the same host port.
+/// Two services of one instance cannot publish the same host port. Each
+/// (port, protocol) keeps who took it on all addresses and on each address,
+/// so the check stays linear in the number of ports.
 fn check_host_ports(
     services: &[Service],
     locations: &HashMap<String, Location>,
     problems: &mut Problems,
 ) {
-    let mut seen: Vec<(&Port, &str)> = Vec::new();
+    #[derive(Default)]
+    struct Taken<'a> {
+        /// The first publisher on all addresses.
+        everywhere: Option<&'a str>,
+        /// The first publisher on each address.
+        by_ip: HashMap<&'a str, &'a str>,
+        /// The first publisher on any one address.
+        any_ip: Option<&'a str>,
+    }
+    let mut taken: HashMap<(u16, Protocol), Taken> = HashMap::new();
     for service in services {
         for port in &service.ports {
             let Some(host_port) = port.host_port else {
                 continue;
             };
-            let clash = seen.iter().find(|(other, _)| {
-                other.host_port == Some(host_port)
-                    && other.protocol == port.protocol
-                    && (other.host_ip.is_none()
-                        || port.host_ip.is_none()
-                        || other.host_ip == port.host_ip)
-            });
-            if let Some((_, other_service)) = clash {
+            let slot = taken.entry((host_port, port.protocol)).or_default();
+            let clash = match &port.host_ip {
+                None => slot.everywhere.or(slot.any_ip),
+                Some(ip) => slot
+                    .everywhere
+                    .or_else(|| slot.by_ip.get(ip.as_str()).copied()),
+            };
+            if let Some(other_service) = clash {
                 let mut problem = Problem::new(format!(
                     "host port {host_port}/{} is published by both `{other_service}` and `{}`",
                     port.protocol.as_str(),
@@ -1004,7 +1139,15 @@ fn check_host_ports(
                 }
                 problems.push(problem);
             }
-            seen.push((port, &service.name));
+            match &port.host_ip {
+                None => {
+                    slot.everywhere.get_or_insert(&service.name);
+                }
+                Some(ip) => {
+                    slot.by_ip.entry(ip).or_insert(&service.name);
+                    slot.any_ip.get_or_insert(&service.name);
+                }
+            }
         }
     }
 }

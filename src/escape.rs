@@ -2,6 +2,22 @@
 //! `Exec*=` syntax and POSIX `sh`. Every argument of every generated command
 //! line goes through here, so that values with `%`, `$`, quotes, spaces,
 //! backslashes, newlines or non-ASCII text reach the process byte for byte.
+//!
+//! It also holds the one rule for text that stands in a unit file as it is
+//! ([`check_raw_value`]): systemd ends a line at `\n`, `\r` and NUL, joins a
+//! line ending in a backslash with the next, and trims spaces around a
+//! value, so such text is refused rather than written.
+
+/// The longest value unitgen writes into a unit: systemd reads at most
+/// 1 MiB per (joined) line (`LONG_LINE_MAX`) and refuses to load a unit with
+/// a longer one; escaping can grow a value up to four times, and one
+/// `docker run` line carries all of a service's values (see
+/// [`MAX_SERVICE_BYTES`]).
+pub const MAX_VALUE_BYTES: usize = 32 * 1024;
+
+/// The most text one service may carry in all its values together, so that
+/// its `ExecStart=` line, escaped, stays well under systemd's 1 MiB.
+pub const MAX_SERVICE_BYTES: usize = 128 * 1024;
 
 /// Quotes one argument for a systemd `Exec*=` line.
 ///
@@ -15,28 +31,53 @@
 /// A lone `;` is quoted too, since older systemd treated it as a command
 /// separator.
 pub fn systemd_arg(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(is_plain_word_char) {
-        return arg.replace('%', "%%").replace('$', "$$");
+    systemd_word(arg, Dollars::Double)
+}
+
+/// One word as systemd's word splitting reads it back: plain, or quoted.
+fn systemd_word(word: &str, dollars: Dollars) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    if !word.is_empty() && word.chars().all(is_plain_word_char) {
+        for c in word.chars() {
+            match c {
+                '%' => out.push_str("%%"),
+                '$' if dollars == Dollars::Double => out.push_str("$$"),
+                c => out.push(c),
+            }
+        }
+        return out;
     }
-    let mut out = String::with_capacity(arg.len() + 2);
     out.push('"');
-    push_quoted(&mut out, arg);
+    push_quoted(&mut out, word, dollars);
     out.push('"');
     out
 }
 
+/// Whether systemd expands `$VAR` in the value being quoted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dollars {
+    /// `Exec*=` lines: `$` is written `$$`.
+    Double,
+    /// `Environment=`: `$` stands for itself.
+    Keep,
+}
+
 /// Appends `text` escaped for the inside of a double-quoted systemd word.
-fn push_quoted(out: &mut String, text: &str) {
+fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
     for c in text.chars() {
         match c {
             '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
+            '$' if dollars == Dollars::Double => out.push_str("$$"),
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            // `\xNN` is one byte: right for ASCII controls only. A C1
+            // control (U+0080-U+009F) as `\x85` would reach the process as a
+            // lone byte that is not UTF-8; `\u0085` is the character.
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -53,7 +94,7 @@ pub fn systemd_shell(script: &[&str]) -> String {
         if i > 0 {
             out.push_str(" \\\n        ");
         }
-        push_quoted(&mut out, line);
+        push_quoted(&mut out, line, Dollars::Double);
     }
     out.push('"');
     out
@@ -72,15 +113,63 @@ pub fn systemd_command<S: AsRef<str>>(args: &[S]) -> String {
         .join(" ")
 }
 
-/// Escapes a value for a non-command systemd key (`Description=`, …), where
-/// only specifiers are expanded. Line breaks cannot be represented in such a
-/// value, so they become spaces.
+/// Quotes one `NAME=value` assignment for `Environment=`: as an `Exec*=`
+/// argument, except that systemd expands no `$VAR` there, so `$` stays.
+pub fn systemd_env(assignment: &str) -> String {
+    systemd_word(assignment, Dollars::Keep)
+}
+
+/// Escapes a value for a non-command systemd key (`Description=`,
+/// `MachineMetadata=`, …), where only specifiers are expanded. The value
+/// must pass [`check_raw_value`] (compile refuses those that do not).
 pub fn systemd_value(value: &str) -> String {
-    value
-        .replace('%', "%%")
-        .replace(['\n', '\r'], " ")
-        .trim_end_matches('\\')
-        .to_string()
+    debug_assert!(check_raw_value(value).is_ok(), "{value:?}");
+    value.replace('%', "%%")
+}
+
+/// Whether `value` can stand, as written, as the whole value of one unit-file
+/// directive and be read back by systemd exactly: `Err` says why not.
+pub fn check_raw_value(value: &str) -> Result<(), String> {
+    if let Some(c) = value.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
+        return Err(format!(
+            "a unit value cannot contain {}: systemd ends the line there, and the rest would be read as directives of its own",
+            match c {
+                '\n' => "a line feed (\\n)",
+                '\r' => "a carriage return (\\r)",
+                _ => "a NUL byte",
+            }
+        ));
+    }
+    if ends_in_continuation(value) {
+        return Err(
+            "a unit value cannot end in a backslash: systemd would join the next line of the unit to it"
+                .into(),
+        );
+    }
+    if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+        return Err(
+            "a unit value cannot start or end with a space or tab: systemd drops them".into(),
+        );
+    }
+    check_size(value)
+}
+
+/// Whether `value` fits in a unit (see [`MAX_VALUE_BYTES`]).
+pub fn check_size(value: &str) -> Result<(), String> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "this value is {} bytes long; unitgen writes at most {} KiB per value (systemd cannot load a unit with a line over 1 MiB)",
+            value.len(),
+            MAX_VALUE_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// True when `line` ends in a backslash that is not itself escaped: systemd
+/// then joins the next line to it.
+pub fn ends_in_continuation(line: &str) -> bool {
+    line.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
 
 /// Quotes one word for POSIX `sh`, e.g. to build a healthcheck command that
@@ -124,7 +213,15 @@ mod tests {
                             'r' => word.push('\r'),
                             'x' => {
                                 let hex: String = chars.by_ref().take(2).collect();
-                                word.push(u8::from_str_radix(&hex, 16).unwrap() as char);
+                                let byte = u8::from_str_radix(&hex, 16).unwrap();
+                                assert!(byte.is_ascii(), "\\x{hex} is not a character");
+                                word.push(byte as char);
+                            }
+                            'u' => {
+                                let hex: String = chars.by_ref().take(4).collect();
+                                word.push(
+                                    char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap(),
+                                );
                             }
                             other => word.push(other),
                         },
@@ -166,6 +263,7 @@ mod tests {
         "tab\there",
         "cr\rhere",
         "bell\u{7}",
+        "c1\u{85}\u{9f}",
         "héllo wörld ✓",
         "--flag=value with space",
         "'single' and \"double\" and \\ and $ and %",
@@ -242,8 +340,47 @@ mod tests {
     }
 
     #[test]
-    fn values_for_plain_keys_escape_specifiers_and_drop_line_breaks() {
-        assert_eq!(systemd_value("blog: 100% \nfun\\"), "blog: 100%%  fun");
+    fn values_for_plain_keys_escape_specifiers() {
+        assert_eq!(systemd_value("blog: 100% fun"), "blog: 100%% fun");
+    }
+
+    #[test]
+    fn raw_values_that_would_break_the_line_are_refused() {
+        for bad in [
+            "a\nb",
+            "hi\r[Service]\rExecStartPre=/bin/touch /tmp/pwned",
+            "nul\0",
+            "ends \\",
+            "three \\\\\\",
+            " leading",
+            "trailing\t",
+        ] {
+            assert!(check_raw_value(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "",
+            "plain",
+            "a\\\\",
+            "GREETING=hi there",
+            "100%",
+            "a\u{85}b",
+        ] {
+            assert_eq!(check_raw_value(good), Ok(()), "{good:?}");
+        }
+        assert!(check_raw_value(&"x".repeat(MAX_VALUE_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn c1_controls_are_written_as_characters_not_bytes() {
+        // `\x85` would be one byte (not UTF-8) after systemd unquotes it.
+        assert_eq!(systemd_arg("a\u{85}b"), r#""a\u0085b""#);
+        assert_eq!(systemd_arg("bell\u{7}"), r#""bell\x07""#);
+    }
+
+    #[test]
+    fn environment_assignments_keep_dollars() {
+        assert_eq!(systemd_env("A=$HOME 100%"), r#""A=$HOME 100%%""#);
+        assert_eq!(systemd_env("A=$HOME"), "A=$HOME");
     }
 
     #[test]

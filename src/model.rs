@@ -177,6 +177,68 @@ impl Service {
     pub fn clean_stop_status(&self) -> u16 {
         128 + u16::from(self.stop_signal.as_ref().map_or(SIGTERM, |(_, n)| *n))
     }
+
+    /// Every text the service's units carry, for checks over all of them.
+    pub fn texts(&self) -> Vec<&str> {
+        let mut texts = vec![self.name.as_str(), self.image.as_str()];
+        let lists = [
+            self.command.as_deref(),
+            self.entrypoint.as_deref(),
+            Some(&self.env_files[..]),
+            Some(&self.tmpfs[..]),
+            Some(&self.cap_add[..]),
+            Some(&self.cap_drop[..]),
+            Some(&self.depends_on[..]),
+            Some(&self.docker_args[..]),
+        ];
+        texts.extend(lists.into_iter().flatten().flatten().map(String::as_str));
+        let pairs = self
+            .environment
+            .iter()
+            .chain(&self.labels)
+            .chain(self.systemd.values().flatten());
+        for (key, value) in pairs {
+            texts.extend([key.as_str(), value.as_str()]);
+        }
+        texts.extend(self.systemd.keys().map(String::as_str));
+        let optional = [
+            &self.user,
+            &self.working_dir,
+            &self.hostname,
+            &self.memory,
+            &self.cpus,
+        ];
+        texts.extend(optional.into_iter().flatten().map(String::as_str));
+        texts.extend(self.stop_signal.as_ref().map(|(name, _)| name.as_str()));
+        for port in &self.ports {
+            texts.extend(port.host_ip.as_deref());
+        }
+        for volume in &self.volumes {
+            texts.push(&volume.target);
+            match &volume.source {
+                VolumeSource::Named { docker_name, .. } => texts.push(docker_name),
+                VolumeSource::Bind(path) => texts.push(path),
+                VolumeSource::Anonymous => {}
+            }
+        }
+        if let Some(Healthcheck::Check {
+            command,
+            interval,
+            timeout,
+            start_period,
+            ..
+        }) = &self.healthcheck
+        {
+            texts.push(command);
+            texts.extend(
+                [interval, timeout, start_period]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
+        }
+        texts
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,10 +8,10 @@ pub mod docker;
 
 use std::fmt::Write as _;
 
-use minijinja::{Environment, context};
+use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
 
-use crate::escape::{systemd_arg, systemd_command, systemd_shell, systemd_value};
+use crate::escape::{check_raw_value, systemd_command, systemd_env, systemd_shell, systemd_value};
 use crate::model::{Discovery, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
@@ -67,6 +67,7 @@ impl Renderer {
                 .expect("static syntax config"),
         );
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_formatter(unit_formatter);
         for (name, source) in [
             ("service.j2", include_str!("../templates/units/service.j2")),
             ("network.j2", include_str!("../templates/units/network.j2")),
@@ -126,7 +127,7 @@ impl Renderer {
                 instance => &instance.instance,
                 requires => self.docker_dependency(),
                 wanted_by => self.wanted_by(),
-                remove => systemd_command(&[DOCKER, "network", "rm", &network]),
+                remove => escaped(systemd_command(&[DOCKER, "network", "rm", &network])),
                 create => shell(&create_network_script(instance)),
                 network,
             },
@@ -152,7 +153,7 @@ impl Renderer {
             .map(String::from)
             .collect();
         let mut wants = Vec::new();
-        let mut exec_start_pre: Vec<(&str, String)> = Vec::new();
+        let mut exec_start_pre: Vec<(&str, Value)> = Vec::new();
         if self.flavour == Flavour::Fleet {
             // No network unit on a cluster: each copy makes sure its
             // machine has the instance network.
@@ -170,10 +171,10 @@ impl Renderer {
         after.extend(wants.iter().cloned());
         exec_start_pre.push((
             "Remove a container left over from an unclean stop, so the name is free.",
-            format!(
+            escaped(format!(
                 "-{}",
                 systemd_command(&[DOCKER, "rm", "--force", &container])
-            ),
+            )),
         ));
 
         let mut run_groups = vec![vec![DOCKER.to_string(), "run".into(), "--rm".into()]];
@@ -223,11 +224,11 @@ impl Renderer {
                 wants,
                 after,
                 exec_start_pre,
-                remove_container => systemd_command(&[DOCKER, "rm", "--force", &container]),
-                docker_run,
+                remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", &container])),
+                docker_run => escaped(docker_run),
                 healthcheck,
                 wait_ready => shell(&docker::wait_ready_script(&container, healthcheck)),
-                docker_stop => systemd_command(&[DOCKER, "stop", "--time", &grace, &container]),
+                docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", &grace, &container])),
                 clean_stop_status => service.clean_stop_status(),
                 stop_signal => service.stop_signal.as_ref().map_or("SIGTERM", |(name, _)| name.as_str()),
                 restart => service.restart.systemd_value(),
@@ -311,8 +312,8 @@ impl Renderer {
                     instance.app, instance.instance, service.name
                 )),
                 service_unit => &service_unit,
-                endpoints_env => systemd_arg(&format!("ETCDCTL_ENDPOINTS={endpoints}")),
-                // systemd reads nothing in `[X-Unitgen]`: values stand as they are.
+                endpoints_env => escaped(systemd_env(&format!("ETCDCTL_ENDPOINTS={endpoints}"))),
+                // Compile admits only plain URLs, so they stand as they are.
                 endpoints => &endpoints,
                 announce => shell(&discovery::announce_script(instance, discovery, service, healthcheck)),
                 withdraw => shell(&discovery::withdraw_script(instance, discovery, service)),
@@ -346,9 +347,51 @@ fn create_network_script(instance: &Instance) -> Vec<String> {
     ]
 }
 
-fn shell(script: &[String]) -> String {
+fn shell(script: &[String]) -> Value {
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
-    systemd_shell(&lines)
+    escaped(systemd_shell(&lines))
+}
+
+/// Text already escaped for a unit file by `escape` (a command line, which
+/// may continue over several lines), to be written as it is.
+fn escaped(text: String) -> Value {
+    Value::from_safe_string(text)
+}
+
+/// Writes each `{{ value }}` of a unit template, keeping the one rule for
+/// unit files: no value adds, ends or joins a line. Escaped command lines
+/// may only continue a line (`\` before the line break); any other text
+/// must stand as it is ([`check_raw_value`]'s line rules). Compile refuses
+/// what breaks the rule, so a breach here is a bug: rendering stops rather
+/// than write a unit whose meaning a value changed.
+fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), Error> {
+    let text = value.to_string();
+    let breach = if value.is_safe() {
+        let mut rest = text.as_str();
+        let mut breach = text
+            .contains(['\r', '\0'])
+            .then_some("a carriage return or NUL");
+        while let Some(at) = rest.find('\n') {
+            if !rest[..at].ends_with('\\') {
+                breach = Some("a line break that is not a continuation");
+            }
+            rest = &rest[at + 1..];
+        }
+        breach.map(str::to_string)
+    } else if text.contains(['\n', '\r', '\0']) || crate::escape::ends_in_continuation(&text) {
+        Some(check_raw_value(&text).err().unwrap_or_default())
+    } else {
+        None
+    };
+    match breach {
+        Some(why) => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("unescaped value {text:?} would change the unit's lines: {why}"),
+        )),
+        None => out
+            .write_str(&text)
+            .map_err(|_| Error::from(ErrorKind::WriteFailure)),
+    }
 }
 
 /// The user's extra keys for one section of a service unit.

@@ -12,6 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::escape::ends_in_continuation;
+
 /// One `Name=Value` line of a unit file, with the section it sits in.
 /// Serializes exactly as fleet's `UnitOption` (`{section, name, value}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,13 +51,6 @@ impl std::error::Error for ParseError {}
 
 fn is_comment(line: &str) -> bool {
     line.starts_with('#') || line.starts_with(';')
-}
-
-/// True when the line ends in a backslash that is not itself escaped
-/// (`foo\\` is a literal backslash, not a continuation).
-fn ends_in_continuation(line: &str) -> bool {
-    let trailing = line.bytes().rev().take_while(|&b| b == b'\\').count();
-    trailing % 2 == 1
 }
 
 /// Parses unit text into its options, in file order.

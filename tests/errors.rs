@@ -299,3 +299,84 @@ fn no_systemd_to_talk_to_is_explained_and_changes_nothing() {
     }
     assert!(!dir.path().join("units").exists(), "no unit written");
 }
+
+/// Values that would change a unit's lines, or that systemd could not load,
+/// are refused where they are written (issue 7: unit injection, limits).
+#[test]
+fn each_unsafe_value_is_refused_where_it_is_written() {
+    let cases = [
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {TimeouvStartSec: 10s}}\n",
+            args: &[],
+            message: "systemd has no key `TimeouvStartSec` in [Service]",
+            at: "unitgen.yaml:5:25",
+            hint: Some("did you mean `TimeoutStartSec`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {Environment: \"GREETING={{ greeting }}\"}}\n",
+            args: &[
+                "render",
+                "live",
+                "--set",
+                "greeting=hi\r[Service]\rExecStartPre=/bin/touch /tmp/pwned",
+            ],
+            message: "a unit value cannot contain a carriage return",
+            at: "unitgen.yaml:5:38",
+            hint: Some("through `environment` instead"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {Environment: \"A=b\\\\\"}}\n",
+            args: &[],
+            message: "a unit value cannot end in a backslash",
+            at: "unitgen.yaml:5:38",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {\"X-a]\\n[Service\": {K: v}}\n",
+            args: &[],
+            message: "is not a unit section name",
+            at: "unitgen.yaml:5:15",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"80:80\"]\netcd:\n  endpoints: \"http://a:2379\\nExecStartPre=/bin/x\"\n",
+            args: &[],
+            message: "etcd endpoint `http://a:2379\\nExecStartPre=/bin/x` has a character",
+            at: "unitgen.yaml:7:14",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    command: [\"{% for i in range(100000) %}{{ 'x' * 10000 }}{% endfor %}\"]\n",
+            args: &[],
+            message: "this value's template does too much work",
+            at: "unitgen.yaml:5:",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    environment: {BIG: \"{{ 'x' * 40000 }}\"}\n",
+            args: &[],
+            message: "unitgen writes at most 32 KiB per value",
+            at: "unitgen.yaml:5:24",
+            hint: None,
+        },
+    ];
+    for case in cases {
+        let (out, dir) = run(case.yaml, case.args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", case.message);
+        assert!(
+            err.contains(case.message),
+            "expected {:?} in:\n{err}",
+            case.message
+        );
+        assert!(
+            err.contains(case.at),
+            "expected location {:?} in:\n{err}",
+            case.at
+        );
+        if let Some(hint) = case.hint {
+            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
+        }
+        assert!(!dir.path().join("units").exists());
+    }
+}

@@ -49,6 +49,30 @@ pub fn check_service_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An etcd endpoint: an http(s) URL of plain characters. It is written into
+/// units and scripts, and etcdctl reads a comma-separated list of them.
+pub fn check_etcd_endpoint(endpoint: &str) -> Result<(), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"));
+    let shown = endpoint.escape_debug();
+    match rest {
+        None => Err(format!("etcd endpoint `{shown}` is not an http(s) URL")),
+        Some("") => Err(format!("etcd endpoint `{shown}` has no host")),
+        Some(rest)
+            if !rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:[]/~".contains(c)) =>
+        {
+            Err(format!(
+                "etcd endpoint `{shown}` has a character a URL of a host and port does not (only letters, digits and `.-_:[]/~`)"
+            ))
+        }
+        Some(_) if endpoint.len() > 256 => Err(format!("etcd endpoint `{shown}` is too long")),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The nearest valid name, for hints: `Acme-Corp` → `acme_corp`.
 pub fn suggest_name(name: &str, separator: char) -> String {
     name.to_lowercase()
