@@ -83,8 +83,17 @@ impl App {
     }
 }
 
+/// A YAML double-quoted string (JSON's, with the controls JSON leaves
+/// as they are, DEL and C1, escaped too: YAML does not allow them raw).
 fn json(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
+    serde_json::to_string(s)
+        .unwrap()
+        .chars()
+        .map(|c| match c {
+            '\u{7f}'..='\u{9f}' => format!("\\u{:04x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 #[test]
@@ -389,6 +398,10 @@ fn hostile_values_reach_the_container_byte_for_byte() {
         ("SEMICOLON", "a; b ; ;"),
         ("NEWLINES", "line one\nline two\n\nlast"),
         ("UNICODE", "ünïcödé 日本語 🚀"),
+        // Regression (issue 7): C1 controls arrived as U+FFFD, escaped as one byte.
+        ("C1", "a\u{85}b\u{9f}c\u{80}"),
+        ("CONTROL", "bell\u{7} esc\u{1b} del\u{7f} cr\r tab\t"),
+        ("INJECTION", "hi\r[Service]\rExecStartPre=/bin/touch /pwned\n\\"),
         ("EMPTY", ""),
         ("MIXED", "a\tb \"c\" 'd' \\e $f %g ;h\ni"),
     ];
