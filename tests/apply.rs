@@ -401,7 +401,10 @@ fn hostile_values_reach_the_container_byte_for_byte() {
         // Regression (issue 7): C1 controls arrived as U+FFFD, escaped as one byte.
         ("C1", "a\u{85}b\u{9f}c\u{80}"),
         ("CONTROL", "bell\u{7} esc\u{1b} del\u{7f} cr\r tab\t"),
-        ("INJECTION", "hi\r[Service]\rExecStartPre=/bin/touch /pwned\n\\"),
+        (
+            "INJECTION",
+            "hi\r[Service]\rExecStartPre=/bin/touch /pwned\n\\",
+        ),
         ("EMPTY", ""),
         ("MIXED", "a\tb \"c\" 'd' \\e $f %g ;h\ni"),
     ];
