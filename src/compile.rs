@@ -522,15 +522,20 @@ impl<'a> ServiceCompiler<'a> {
             service.restart = match restart.value.as_str() {
                 "no" => Restart::No,
                 "always" | "unless-stopped" => Restart::Always,
-                s if s == "on-failure" || s.starts_with("on-failure:") => Restart::OnFailure,
-                other => {
-                    self.problems.push(
-                        Problem::new(format!("unknown restart policy `{other}`"))
-                            .at(&at)
-                            .help("use no, always, unless-stopped or on-failure"),
-                    );
-                    Restart::default()
-                }
+                "on-failure" => Restart::OnFailure { max_restarts: None },
+                other => match other.strip_prefix("on-failure:").map(|n| n.parse::<u32>()) {
+                    Some(Ok(n)) => Restart::OnFailure {
+                        max_restarts: Some(n),
+                    },
+                    _ => {
+                        self.problems.push(
+                            Problem::new(format!("unknown restart policy `{other}`"))
+                                .at(&at)
+                                .help("use no, always, unless-stopped, on-failure or on-failure:N (at most N restarts)"),
+                        );
+                        Restart::default()
+                    }
+                },
             };
         }
         if let Some(hc) = &def.healthcheck {
@@ -589,7 +594,23 @@ impl<'a> ServiceCompiler<'a> {
             }
         }
         if let Some(depends) = &def.depends_on {
-            service.depends_on = self.depends_on(depends);
+            (service.depends_on, service.restarts_with) = self.depends_on(depends);
+        }
+        service.oneshot = def.oneshot.unwrap_or(false);
+        if service.oneshot {
+            match (&def.restart, service.restart) {
+                // A oneshot runs once: compose's `restart: "no"`.
+                (None, _) => service.restart = Restart::No,
+                (Some(_), Restart::No | Restart::OnFailure { .. }) => {}
+                (Some(restart), Restart::Always) => self.problems.push(
+                    Problem::new(format!(
+                        "`{}` is a oneshot: it cannot be restarted `{}`",
+                        name.value, restart.value
+                    ))
+                    .at(&self.at(&restart.referenced))
+                    .help("a oneshot runs to completion once per start: use `no` or `on-failure` (to retry a failure)"),
+                ),
+            }
         }
         if let Some(sections) = &def.systemd {
             service.systemd = self.systemd_keys(sections);
@@ -847,22 +868,35 @@ impl<'a> ServiceCompiler<'a> {
         })
     }
 
-    fn depends_on(&mut self, depends: &Spanned<DependsOn>) -> Vec<String> {
+    /// The services this one depends on, and those whose restart restarts it.
+    fn depends_on(&mut self, depends: &Spanned<DependsOn>) -> (Vec<String>, Vec<String>) {
         match &depends.value {
-            DependsOn::List(names) => names.iter().map(|n| n.value.clone()).collect(),
+            DependsOn::List(names) => (names.iter().map(|n| n.value.clone()).collect(), Vec::new()),
             DependsOn::Map(pairs) => {
-                for (_, detail) in pairs {
+                let mut restarts_with = Vec::new();
+                for (name, detail) in pairs {
                     if let Some(cond) = &detail.condition
-                        && !matches!(cond.value.as_str(), "service_started" | "service_healthy")
+                        && !matches!(
+                            cond.value.as_str(),
+                            "service_started"
+                                | "service_healthy"
+                                | "service_completed_successfully"
+                        )
                     {
                         self.problems.push(
                                 Problem::new(format!("depends_on condition `{}` is not supported", cond.value))
                                     .at(&self.at(&cond.referenced))
-                                    .help("use service_started or service_healthy (a dependency with a healthcheck is always awaited until healthy)"),
+                                    .help("use service_started, service_healthy or service_completed_successfully (a dependency with a healthcheck is always awaited until healthy, a oneshot until it exited)"),
                             );
                     }
+                    if detail.restart == Some(true) {
+                        restarts_with.push(name.value.clone());
+                    }
                 }
-                pairs.iter().map(|(n, _)| n.value.clone()).collect()
+                (
+                    pairs.iter().map(|(n, _)| n.value.clone()).collect(),
+                    restarts_with,
+                )
             }
         }
     }
@@ -996,6 +1030,32 @@ fn check_depends_on(
             DependsOn::List(names) => names.iter().collect(),
             DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).collect(),
         };
+        // Waiting for a service to complete means it must be a oneshot.
+        if let DependsOn::Map(pairs) = &depends.value {
+            for (target, detail) in pairs {
+                let Some(condition) = &detail.condition else {
+                    continue;
+                };
+                let is_oneshot = services
+                    .iter()
+                    .find(|s| s.name == target.value)
+                    .map(|s| s.oneshot);
+                if condition.value == "service_completed_successfully" && is_oneshot == Some(false)
+                {
+                    problems.push(
+                        Problem::new(format!(
+                            "`{}` waits for `{}` to complete, but `{}` is not a oneshot",
+                            name.value, target.value, target.value
+                        ))
+                        .at(&file.at(&condition.referenced))
+                        .help(format!(
+                            "add `oneshot: true` to `{}`: it then runs to completion once per start, before its dependents",
+                            target.value
+                        )),
+                    );
+                }
+            }
+        }
         for target in targets {
             let at = file.at(&target.referenced);
             if target.value == name.value {

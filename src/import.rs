@@ -91,7 +91,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         names: HashMap::new(),
         networks_used: IndexMap::new(),
         named_volumes: Vec::new(),
-        restarts_all: true,
+        oneshots: HashSet::new(),
         varying_defaults: HashSet::new(),
     };
     match importer.document(&root) {
@@ -170,8 +170,9 @@ struct Importer<'a> {
     networks_used: IndexMap<String, Vec<String>>,
     /// Named volumes services use, for the note on their new names.
     named_volumes: Vec<String>,
-    /// Every service says how it restarts.
-    restarts_all: bool,
+    /// Compose services others wait for with
+    /// `condition: service_completed_successfully`: oneshots.
+    oneshots: HashSet<String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -281,6 +282,7 @@ impl<'a> Importer<'a> {
             return None;
         }
         self.name_services(service_entries);
+        self.oneshots = awaited_to_complete(service_entries);
         let mut services = Map::default();
         let dir = self.options.dir.clone();
         for (key, def) in service_entries {
@@ -730,11 +732,10 @@ impl<'a> Importer<'a> {
             "Each service runs as a systemd unit (`docker run`); the services of an".into(),
             "instance share one network, where they find each other by name.".into(),
         ];
-        if !self.restarts_all {
-            lines
-                .push("Services without `restart:` are restarted when they stop (compose's".into());
-            lines.push("default was not to).".into());
-        }
+        lines.push(
+            "Services compose would not restart say `restart: \"no\"` (compose's default;".into(),
+        );
+        lines.push("unitgen's is `always`).".into());
         if let Some((name, value)) = self.values.iter().next() {
             lines.push(String::new());
             lines.push(format!(
@@ -781,6 +782,21 @@ fn project_name(compose_name: Option<&str>, dir: &Path, app: &str) -> String {
     } else {
         name
     }
+}
+
+/// The services some other service waits for with `depends_on: {name:
+/// {condition: service_completed_successfully}}`.
+fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
+    services
+        .iter()
+        .filter_map(|(_, def)| def.get("depends_on")?.entries())
+        .flatten()
+        .filter(|(_, detail)| {
+            detail.get("condition").and_then(Node::scalar).as_deref()
+                == Some("service_completed_successfully")
+        })
+        .map(|(name, _)| name.name.clone())
+        .collect()
 }
 
 /// The variables the file gives more than one default (`${V:-}` here,
@@ -1038,7 +1054,7 @@ mod tests {
         assert_eq!(imported.app, "my_shop");
         assert!(
             imported.yaml.contains(
-                "\n  web-app:\n    image: nginx\n    docker_args: [--network-alias=Web_App]\n"
+                "\n  web-app:\n    image: nginx\n    restart: \"no\"\n    docker_args: [--network-alias=Web_App]\n"
             ),
             "{}",
             imported.yaml
@@ -1049,7 +1065,9 @@ mod tests {
             imported.yaml
         );
         assert!(
-            imported.yaml.contains("\n  cache: redis:7\n"),
+            imported
+                .yaml
+                .contains("\n  cache:\n    image: redis:7\n    restart: \"no\"\n"),
             "{}",
             imported.yaml
         );

@@ -156,7 +156,15 @@ pub struct Service {
     pub read_only: bool,
     pub tmpfs: Vec<String>,
     pub init: bool,
+    /// Services started before this one (and awaited: running, healthy, or
+    /// for a one-shot, exited successfully).
     pub depends_on: Vec<String>,
+    /// Dependencies whose restart (or stop) restarts (or stops) this
+    /// service too: compose's `depends_on: {db: {restart: true}}`.
+    pub restarts_with: Vec<String>,
+    /// Runs to completion once per start of the instance (an init job):
+    /// its dependents start only after it exited 0.
+    pub oneshot: bool,
     /// Seconds Docker waits after the stop signal before it kills.
     pub stop_grace_seconds: u64,
     /// `--stop-signal` as written and its number: the container's exit
@@ -326,7 +334,11 @@ pub enum Restart {
     No,
     #[default]
     Always,
-    OnFailure,
+    /// Restart when it fails; with Docker's `on-failure:N`, at most N times
+    /// after each start.
+    OnFailure {
+        max_restarts: Option<u32>,
+    },
 }
 
 impl Restart {
@@ -334,7 +346,17 @@ impl Restart {
         match self {
             Restart::No => "no",
             Restart::Always => "always",
-            Restart::OnFailure => "on-failure",
+            Restart::OnFailure { .. } => "on-failure",
+        }
+    }
+
+    /// `StartLimitBurst=` that lets a unit start once and restart N times.
+    pub fn start_limit_burst(self) -> Option<u32> {
+        match self {
+            Restart::OnFailure {
+                max_restarts: Some(n),
+            } => Some(n.saturating_add(1)),
+            _ => None,
         }
     }
 }

@@ -163,9 +163,18 @@ impl Renderer {
             ));
         } else {
             requires.push(instance.network_unit());
-            // Wants, not Requires: a restarted dependency must not restart
-            // its dependents, so an apply touches only what changed.
-            wants.extend(service.depends_on.iter().map(|d| instance.service_unit(d)));
+            for dep in &service.depends_on {
+                // A oneshot's failure must fail its dependents' start:
+                // Requires. Other dependencies are Wants: a restarted
+                // dependency must not restart its dependents, so an apply
+                // touches only what changed.
+                let unit = instance.service_unit(dep);
+                if instance.service(dep).is_some_and(|d| d.oneshot) {
+                    requires.push(unit);
+                } else {
+                    wants.push(unit);
+                }
+            }
         }
         let mut after = requires.clone();
         after.extend(wants.iter().cloned());
@@ -232,7 +241,12 @@ impl Renderer {
                 clean_stop_status => service.clean_stop_status(),
                 stop_signal => service.stop_signal.as_ref().map_or("SIGTERM", |(name, _)| name.as_str()),
                 restart => service.restart.systemd_value(),
-                timeout_start => TIMEOUT_START,
+                start_limit_burst => service.restart.start_limit_burst(),
+                // fleet places copies itself: no dependencies between units.
+                part_of => if self.flavour == Flavour::Fleet { Vec::new() } else { service.restarts_with.iter().map(|d| instance.service_unit(d)).collect() },
+                oneshot => service.oneshot,
+                // Like compose, a oneshot is waited for as long as it runs.
+                timeout_start => if service.oneshot { "infinity" } else { TIMEOUT_START },
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
                 wanted_by => self.wanted_by(),
                 extra_unit => extra_keys(service, "Unit"),

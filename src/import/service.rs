@@ -51,7 +51,12 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
-        self.restarts_all &= out.get("restart").is_some();
+        if self.oneshots.contains(&key.name) {
+            self.oneshot(&mut out, def);
+        } else if out.get("restart").is_none() {
+            // Compose restarts nothing unless told; unitgen's default is `always`.
+            out.set("restart", Value::text("no"));
+        }
         // Extra flags read best after the keys unitgen has.
         if let Some(i) = out.entries.iter().position(|e| e.key == "docker_args") {
             let args = out.entries.remove(i);
@@ -811,6 +816,7 @@ impl Importer<'_> {
                 return;
             }
         }
+        let mut targets = Vec::new();
         for (name, detail) in names {
             let Some(target) = self.names.get(&name.name).cloned() else {
                 self.warn(
@@ -823,19 +829,6 @@ impl Importer<'_> {
                 );
                 continue;
             };
-            let condition = detail
-                .and_then(|d| d.get("condition"))
-                .and_then(Node::scalar);
-            if condition.as_deref() == Some("service_completed_successfully") {
-                self.warn(
-                    &name.at,
-                    "depends_on",
-                    format!(
-                        "`{}`: unitgen starts a service after its dependencies have started (and are healthy, if they have a healthcheck); it does not wait for one to finish",
-                        name.name
-                    ),
-                );
-            }
             if detail
                 .and_then(|d| d.get("required"))
                 .and_then(Node::boolean)
@@ -850,8 +843,49 @@ impl Importer<'_> {
                     ),
                 );
             }
-            out.push("depends_on", Scalar::Text(target));
+            // Conditions need not be written: unitgen always waits for a
+            // dependency to run, be healthy (with a healthcheck), or to
+            // complete (a oneshot).
+            let restart = detail
+                .and_then(|d| d.get("restart"))
+                .and_then(Node::boolean)
+                == Some(true);
+            targets.push((target, restart));
         }
+        if targets.iter().any(|(_, restart)| *restart) {
+            let map = out.map("depends_on");
+            for (target, restart) in targets {
+                let mut detail = Map::default();
+                if restart {
+                    detail.set("restart", Value::plain("true"));
+                }
+                map.set(&target, Value::Map(detail));
+            }
+        } else {
+            for (target, _) in targets {
+                out.push("depends_on", Scalar::Text(target));
+            }
+        }
+    }
+
+    /// A service others wait for with `service_completed_successfully`: it
+    /// runs to completion once per start of the instance.
+    fn oneshot(&mut self, out: &mut Map, def: &Node) {
+        if let Some(Value::Scalar(Scalar::Text(policy))) = out.get("restart")
+            && !(policy == "no" || policy.starts_with("on-failure"))
+        {
+            let policy = policy.clone();
+            let at = def.get("restart").map_or(def.at, |r| r.at);
+            self.warn(
+                &at,
+                "restart",
+                format!(
+                    "others wait for this service to complete, so it is a oneshot, run once per start: `restart: {policy}` (run it again after it completed) is not carried over"
+                ),
+            );
+            out.entries.retain(|e| e.key != "restart");
+        }
+        out.set("oneshot", Value::plain("true"));
     }
 
     fn deploy(&mut self, node: &Node, out: &mut Map) {
@@ -896,26 +930,48 @@ impl Importer<'_> {
     }
 
     fn restart_policy(&mut self, key: &Key, node: &Node, out: &mut Map) {
+        let path = |k: &Key| format!("deploy.restart_policy.{}", k.name);
+        let mut policy = None;
+        let mut max_attempts = None;
         for (k, v) in node.entries().unwrap_or_default() {
-            let path = format!("deploy.restart_policy.{}", k.name);
-            if k.name != "condition" {
-                self.warn(&k.at, &path, "not carried over");
-                continue;
+            match k.name.as_str() {
+                "condition" => match v.scalar().as_deref() {
+                    Some("none") => policy = Some("no"),
+                    Some("on-failure") => policy = Some("on-failure"),
+                    Some("any") => policy = Some("always"),
+                    _ => self.warn(&v.at, &path(k), "unknown condition: not carried over"),
+                },
+                "max_attempts" => match v.scalar().map(|n| n.parse::<u32>()) {
+                    Some(Ok(n)) => max_attempts = Some((n, k)),
+                    _ => self.expected(v, &path(k), "a number"),
+                },
+                _ => self.warn(&k.at, &path(k), "not carried over"),
             }
-            let policy = match v.scalar().as_deref() {
-                Some("none") => "no",
-                Some("on-failure") => "on-failure",
-                Some("any") => "always",
-                _ => {
-                    self.warn(&v.at, &path, "unknown condition: not carried over");
-                    continue;
-                }
-            };
-            if out.get("restart").is_some() {
-                self.warn(&key.at, &path, "`restart` is set too: it is kept");
-            } else {
-                out.set("restart", Value::text(policy));
+        }
+        // Docker's on-failure:N is what compose makes of these two.
+        let policy = match (policy, max_attempts) {
+            (Some("on-failure"), Some((n, _))) => Some(format!("on-failure:{n}")),
+            (policy, Some((_, k))) => {
+                self.warn(
+                    &k.at,
+                    &path(k),
+                    "counts only with `condition: on-failure`: not carried over",
+                );
+                policy.map(str::to_string)
             }
+            (policy, None) => policy.map(str::to_string),
+        };
+        let Some(policy) = policy else {
+            return;
+        };
+        if out.get("restart").is_some() {
+            self.warn(
+                &key.at,
+                "deploy.restart_policy",
+                "`restart` is set too: it is kept",
+            );
+        } else {
+            out.set("restart", Value::text(policy));
         }
     }
 

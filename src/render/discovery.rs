@@ -19,7 +19,8 @@ pub fn refresh_interval(discovery: &Discovery) -> u64 {
 
 /// The port a service is announced by: its first published one.
 pub fn announced_port(service: &Service) -> Option<&Port> {
-    service.ports.first()
+    // A oneshot has exited by the time anything could reach it.
+    service.ports.first().filter(|_| !service.oneshot)
 }
 
 /// The sidekick's main loop: while the container runs (and is healthy, if it

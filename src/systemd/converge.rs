@@ -195,6 +195,11 @@ fn run(
     let mut starts = names(&plan.add);
     starts.extend(idle.iter().cloned());
     let restarts: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
+    // A unit's start rate limit (a service's `on-failure:N`) counts from
+    // this apply on, as Docker counts restarts from a container's start.
+    for unit in starts.iter().chain(&restarts) {
+        let _ = systemd.reset_failed(unit);
+    }
     // Starts and restarts go out as one batch so systemd can order them
     // against each other; two calls would serialize the two groups.
     start_and_restart(systemd, &starts, &restarts, progress)?;

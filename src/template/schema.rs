@@ -92,6 +92,8 @@ pub struct ServiceDef {
     pub read_only: Option<bool>,
     pub tmpfs: Option<Spanned<Words>>,
     pub depends_on: Option<Spanned<DependsOn>>,
+    /// Runs to completion once per start of the instance (an init job).
+    pub oneshot: Option<bool>,
     pub stop_grace_period: Option<Spanned<String>>,
     pub stop_signal: Option<Spanned<String>>,
     pub init: Option<bool>,
