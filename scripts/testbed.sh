@@ -2,8 +2,9 @@
 # Brings up what unitgen's tests need on this machine, and nothing else:
 # Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
 # boot a sandboxed systemd from the machine's own /usr); restic and rclone
-# (backups); a running dockerd; and the local test image
-# unitgen-test/busybox:1 (no registry is reachable).
+# (backups); docker-registry (the tests run one on loopback for real pulls);
+# a running dockerd; and the local test image unitgen-test/busybox:1 (no
+# outside registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ DOCKERD_WAIT_SECS=60
 say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
-for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone; do
+for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi
@@ -28,6 +29,17 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "packages already installed"
+fi
+
+# The tests start their own registry on a loopback port; the package's
+# service (port 5000 on every interface) is not wanted.
+if [ -e /etc/systemd/system/multi-user.target.wants/docker-registry.service ]; then
+  say "disabling the docker-registry package's own service"
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry.service >/dev/null 2>&1
+  else
+    rm /etc/systemd/system/multi-user.target.wants/docker-registry.service
+  fi
 fi
 
 if docker info >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ mod fleet;
 mod host;
 mod import;
 mod output;
+mod pull;
 mod render;
 mod rollback;
 mod status;
@@ -71,6 +72,13 @@ enum Command {
     /// fails to come up, the previous revision is restored. Each successful
     /// apply is recorded as a revision in the state directory.
     Apply(apply::ApplyArgs),
+    /// Fetch every image of an instance, changing nothing else.
+    ///
+    /// For mutable tags (`redis:7`): after a pull, `plan` shows each service
+    /// whose tag now names another image than its container runs, and
+    /// `apply` restarts it onto the new image. `apply --pull always` does both
+    /// in one step.
+    Pull(pull::PullArgs),
     /// Show every service of an instance with its state and container.
     Status(status::StatusArgs),
     /// Re-apply an earlier revision (by default the previous one).
@@ -211,6 +219,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => apply::plan(args),
         Command::Apply(args) => apply::apply(args),
+        Command::Pull(args) => pull::run(args),
         Command::Status(args) => status::run(args),
         Command::Rollback(args) => rollback::rollback(args),
         Command::Destroy(args) => rollback::destroy(args),

@@ -1,6 +1,8 @@
-//! The few questions unitgen asks Docker directly (for `status` and
-//! `destroy --volumes`), through the `docker` CLI the units use too.
+//! The few questions unitgen asks Docker directly (images to pull before an
+//! apply, `status`, `destroy --volumes`), through the `docker` CLI the units
+//! use too.
 
+use std::collections::HashMap;
 use std::process::Command;
 
 /// A container as `docker inspect` reports it.
@@ -55,4 +57,56 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
         }
     }
     failed
+}
+
+/// The ID of the image a reference names on this host (`docker image
+/// inspect`); None when the host does not have it.
+pub fn image_id(image: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !id.is_empty()).then_some(id)
+}
+
+/// Fetches an image from its registry. `Err` is Docker's own message.
+pub fn pull(image: &str) -> Result<(), String> {
+    match Command::new("docker")
+        .args(["pull", "--quiet", image])
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) => Err(format!("running docker: {e}")),
+    }
+}
+
+/// The ID of the image each existing container (by name) was created
+/// from, in one `docker inspect`; containers that do not exist are left out.
+pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
+    if names.is_empty() {
+        return HashMap::new();
+    }
+    let Ok(out) = Command::new("docker")
+        .args([
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{.Name}}\t{{.Image}}",
+        ])
+        .args(names)
+        .output()
+    else {
+        return HashMap::new();
+    };
+    // Exits 1 when some container is missing, still listing the others.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, image) = line.split_once('\t')?;
+            Some((name.trim_start_matches('/').to_string(), image.to_string()))
+        })
+        .collect()
 }

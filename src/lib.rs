@@ -3,7 +3,7 @@
 //! (fleet).
 //!
 //! Data flows one way: `template` (parse) → `compile` → `model` → `render`
-//! → `plan` → a target: `systemd` (one host, over D-Bus) or `fleet` (a
+//! → `plan` (images fetched first: `pull`) → a target: `systemd` (one host, over D-Bus) or `fleet` (a
 //! cluster, over fleet's HTTP API).
 
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod import;
 pub mod model;
 pub mod plan;
 pub mod progress;
+pub mod pull;
 pub mod render;
 pub mod state;
 pub mod systemd;

@@ -13,6 +13,14 @@ pub struct Changed {
     pub new: UnitFile,
 }
 
+/// A unit whose text is unchanged but whose container runs another image
+/// than its image reference names on this host now (the tag moved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub unit: String,
+    pub image: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub add: Vec<UnitFile>,
@@ -20,6 +28,8 @@ pub struct Plan {
     pub remove: Vec<UnitFile>,
     /// Units whose text is identical: left alone, containers keep running.
     pub keep: Vec<String>,
+    /// Unchanged units whose image tag moved: restarted onto the new image.
+    pub moved: Vec<Moved>,
     /// Installed units whose text no longer matches the digest unitgen
     /// wrote into them: someone edited them by hand, and applying will
     /// overwrite (or remove) that edit.
@@ -50,13 +60,28 @@ impl Plan {
         plan
     }
 
+    /// Marks unchanged units whose image moved (see [`crate::pull::moved`]):
+    /// they are restarted rather than kept.
+    pub fn with_moved(mut self, moved: Vec<Moved>) -> Plan {
+        self.keep
+            .retain(|unit| !moved.iter().any(|m| &m.unit == unit));
+        self.moved = moved;
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.change.is_empty() && self.remove.is_empty()
+        self.add.is_empty()
+            && self.change.is_empty()
+            && self.remove.is_empty()
+            && self.moved.is_empty()
     }
 
     /// Whether nothing of the instance is installed yet (a first apply).
     pub fn installs_from_nothing(&self) -> bool {
-        self.keep.is_empty() && self.change.is_empty() && self.remove.is_empty()
+        self.keep.is_empty()
+            && self.change.is_empty()
+            && self.remove.is_empty()
+            && self.moved.is_empty()
     }
 
     /// One line: how many units are added, changed, removed and kept.
@@ -67,8 +92,13 @@ impl Plan {
                 crate::progress::count(self.keep.len(), "unit")
             )
         } else {
+            let moved = if self.moved.is_empty() {
+                String::new()
+            } else {
+                format!(", {} to restart (image moved)", self.moved.len())
+            };
             format!(
-                "{} to add, {} to change, {} to remove, {} unchanged",
+                "{} to add, {} to change, {} to remove{moved}, {} unchanged",
                 self.add.len(),
                 self.change.len(),
                 self.remove.len(),
@@ -102,6 +132,15 @@ impl Plan {
                 "{} {} (changed: restart)",
                 paint("33", "~"),
                 change.new.name
+            );
+        }
+        for moved in &self.moved {
+            let _ = writeln!(
+                out,
+                "{} {} (image {} moved: restart onto it)",
+                paint("33", "~"),
+                moved.unit,
+                moved.image
             );
         }
         for unit in &self.remove {

@@ -225,6 +225,9 @@ impl Renderer {
                 app => &instance.app,
                 instance => &instance.instance,
                 service => &service.name,
+                // What apply pulls before it restarts anything (checked
+                // image references: nothing to escape).
+                image => &service.image,
                 description => systemd_value(&format!(
                     "{} {}: {} ({})",
                     instance.app, instance.instance, service.name, service.image
@@ -448,6 +451,8 @@ pub struct Owner {
     pub instance: String,
     /// The service a service unit runs; None for the network unit and sidekicks.
     pub service: Option<String>,
+    /// The image a service unit runs.
+    pub image: Option<String>,
     /// The service a sidekick announces.
     pub announces: Option<String>,
     /// Where a sidekick announces: etcd key folder, API and endpoints.
@@ -465,6 +470,7 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("App", v)) => owner.app = v.to_string(),
             Some(("Instance", v)) => owner.instance = v.to_string(),
             Some(("Service", v)) => owner.service = Some(v.to_string()),
+            Some(("Image", v)) => owner.image = Some(v.to_string()),
             Some(("Announces", v)) => owner.announces = Some(v.to_string()),
             Some(("Key", v)) => owner.key = Some(v.to_string()),
             Some(("EtcdApi", v)) => owner.etcd_api = Some(v.to_string()),

@@ -1,6 +1,7 @@
 //! `unitgen plan` and `unitgen apply`: show and make the changes that bring
 //! a host to an instance's template.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::pull::{self, PullPolicy, ServiceImage};
 use crate::render::UnitFile;
 use crate::state::{InstanceState, Provenance};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
@@ -31,6 +33,28 @@ pub struct PlanArgs {
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+/// `--pull`: when apply fetches images (as compose's `pull_policy`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PullArg {
+    /// Fetch only the images this host does not have.
+    Missing,
+    /// Fetch every image of the instance, so a moved tag (`redis:7`) is
+    /// seen; a service whose tag moved is restarted onto the new image.
+    Always,
+    /// Fetch nothing; an image the host does not have fails the apply.
+    Never,
+}
+
+impl PullArg {
+    pub fn policy(self) -> PullPolicy {
+        match self {
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Always => PullPolicy::Always,
+            PullArg::Never => PullPolicy::Never,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,6 +81,16 @@ pub struct ApplyArgs {
         conflicts_with = "fleet"
     )]
     pub settle: u64,
+    /// When to fetch images. They are fetched, all at once, before anything
+    /// is stopped or restarted; if one cannot be had, nothing is changed.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = PullArg::Missing,
+        conflicts_with = "fleet"
+    )]
+    pub pull: PullArg,
     #[command(flatten)]
     pub fleet: FleetArgs,
     /// With --fleet: seconds one copy may take to be launched and active.
@@ -81,7 +115,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     }
     let desired = args.host.renderer().render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
-    let plan = Plan::new(&installed, &desired);
+    let plan = plan_for_host(&installed, &desired);
     out!("{}", plan.describe(color))?;
     Ok(if plan.is_empty() {
         Outcome::Clean
@@ -113,9 +147,31 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
             volumes: instance.volume_names(),
             rollback_of: None,
         },
-        settle,
+        How {
+            settle,
+            pull: args.pull.policy(),
+        },
     )?;
     Ok(Outcome::Clean)
+}
+
+/// The plan, with the unchanged services whose image tag has moved on this
+/// host since their container was created (they are restarted).
+fn plan_for_host(installed: &[UnitFile], desired: &[UnitFile]) -> Plan {
+    let plan = Plan::new(installed, desired);
+    let kept: BTreeMap<String, ServiceImage> = pull::service_images(desired)
+        .into_iter()
+        .filter(|(unit, _)| plan.keep.contains(unit))
+        .collect();
+    let moved = pull::moved(&kept);
+    plan.with_moved(moved)
+}
+
+/// How apply and rollback bring units up.
+pub struct How {
+    /// See `apply --settle`.
+    pub settle: Duration,
+    pub pull: PullPolicy,
 }
 
 /// Shared by apply and rollback: converge, report, record the revision.
@@ -126,10 +182,19 @@ pub fn converge_and_record(
     installed: &[UnitFile],
     desired: &[UnitFile],
     provenance: Provenance,
-    settle: Duration,
+    how: How,
 ) -> Result<()> {
+    let How { settle, pull } = how;
     let progress = Progress::default();
-    let plan = Plan::new(installed, desired);
+    let images = pull::service_images(desired);
+    if pull == PullPolicy::Always {
+        // Before the plan: what was fetched decides which tags moved.
+        let all = images.values().map(|s| s.image.clone()).collect();
+        pull::fetch(&all, pull, &progress).map_err(|unavailable| {
+            failure_report(name, Failure::untouched(pull::describe(&unavailable)))
+        })?;
+    }
+    let plan = plan_for_host(installed, desired);
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
@@ -142,7 +207,24 @@ pub fn converge_and_record(
     if !plan.is_empty() {
         progress.line(&format!("{name}: {}", plan.summary()));
     }
-    let options = converge::Options { settle };
+    // The images of the units about to start, fetched before anything stops.
+    let prepare = |units: &[String]| {
+        let needed: BTreeSet<String> = units
+            .iter()
+            .filter_map(|unit| images.get(unit).map(|s| s.image.clone()))
+            .collect();
+        let policy = match pull {
+            // Already fetched above; only what is still missing.
+            PullPolicy::Always => PullPolicy::Missing,
+            other => other,
+        };
+        pull::fetch(&needed, policy, &progress)
+            .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))
+    };
+    let options = converge::Options {
+        settle,
+        prepare: &prepare,
+    };
     match converge::converge(host, &plan, &options, &progress) {
         Ok(done) => {
             let unchanged = plan.is_empty()

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use miette::{Result, miette};
 
-use super::apply::converge_and_record;
+use super::apply::{How, converge_and_record};
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{FileArgs, Outcome};
@@ -84,7 +84,12 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             volumes: revision.info.volumes,
             rollback_of: Some(target),
         },
-        Duration::from_secs(args.settle),
+        How {
+            settle: Duration::from_secs(args.settle),
+            // A revision's images were on this host when it ran: fetch
+            // only what has been removed since.
+            pull: crate::pull::PullPolicy::Missing,
+        },
     )?;
     Ok(Outcome::Clean)
 }

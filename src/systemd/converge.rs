@@ -82,6 +82,11 @@ pub enum HostAfter {
 }
 
 impl Failure {
+    /// A failure before anything on the host was changed.
+    pub fn untouched(message: impl Into<String>) -> Self {
+        Failure::new(message)
+    }
+
     fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
@@ -97,9 +102,13 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-pub struct Options {
+pub struct Options<'a> {
     /// How long touched units must stay up after their jobs are done.
     pub settle: Duration,
+    /// Called with every unit about to be started or restarted, before
+    /// anything on the host is changed (apply fetches their images here);
+    /// an error ends the convergence with the host untouched.
+    pub prepare: &'a dyn Fn(&[String]) -> Result<(), Failure>,
 }
 
 /// What a successful convergence did.
@@ -134,6 +143,10 @@ pub fn converge(
     if plan.is_empty() && idle.is_empty() {
         return Ok(Outcome::default());
     }
+    let mut starting = names(&plan.add);
+    starting.extend(idle.iter().cloned());
+    starting.extend(restarts(plan));
+    (options.prepare)(&starting)?;
     match run(host, &systemd, plan, &idle, options, progress) {
         Ok(outcome) => Ok(outcome),
         Err(mut failure) => {
@@ -160,6 +173,14 @@ pub fn converge(
             Err(failure)
         }
     }
+}
+
+/// Changed units, and unchanged ones whose image moved.
+fn restarts(plan: &Plan) -> Vec<String> {
+    let changed = plan.change.iter().map(|c| c.new.name.clone());
+    changed
+        .chain(plan.moved.iter().map(|m| m.unit.clone()))
+        .collect()
 }
 
 fn names(units: &[UnitFile]) -> Vec<String> {
@@ -194,7 +215,7 @@ fn run(
 
     let mut starts = names(&plan.add);
     starts.extend(idle.iter().cloned());
-    let restarts: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
+    let restarts = restarts(plan);
     // A unit's start rate limit (a service's `on-failure:N`) counts from
     // this apply on, as Docker counts restarts from a container's start.
     for unit in starts.iter().chain(&restarts) {

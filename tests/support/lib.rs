@@ -17,6 +17,7 @@ pub mod docker;
 pub mod etcd;
 pub mod fake_fleet;
 pub mod net;
+pub mod registry;
 pub mod sandbox;
 pub mod world;
 

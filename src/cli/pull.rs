@@ -1,0 +1,33 @@
+//! `unitgen pull`: fetch every image of an instance, changing nothing else.
+
+use std::collections::BTreeSet;
+
+use clap::Args;
+use miette::{Result, miette};
+
+use super::{Outcome, TemplateArgs};
+use crate::progress::{Progress, count};
+use crate::pull::{self, PullPolicy};
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The instance whose images to fetch (e.g. `staging`).
+    pub instance: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+}
+
+pub fn run(args: PullArgs) -> Result<Outcome> {
+    let instance = args.template.compile(&args.instance)?;
+    let images: BTreeSet<String> = instance.services.iter().map(|s| s.image.clone()).collect();
+    let progress = Progress::default();
+    pull::fetch(&images, PullPolicy::Always, &progress)
+        .map_err(|unavailable| miette!("{}", pull::describe(&unavailable)))?;
+    progress.line(&format!(
+        "{}: {} pulled; `unitgen plan {}` shows the services whose image moved",
+        instance.prefix(),
+        count(images.len(), "image"),
+        instance.instance
+    ));
+    Ok(Outcome::Clean)
+}
