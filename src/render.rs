@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod docker;
+pub mod fleet;
 
 use std::fmt::Write as _;
 
@@ -154,13 +155,17 @@ impl Renderer {
             .collect();
         let mut wants = Vec::new();
         let mut exec_start_pre: Vec<(&str, Value)> = Vec::new();
+        let mut fleet_placement = None;
         if self.flavour == Flavour::Fleet {
             // No network unit on a cluster: each copy makes sure its
             // machine has the instance network.
             exec_start_pre.push((
-                "Create the instance network on this machine unless it exists.",
-                shell(&create_network_script(instance)),
+                "Create the instance network on this machine unless it exists (one at a time).",
+                shell(&fleet::ensure_network_script(instance)),
             ));
+            let deps = fleet::dependencies(instance, service);
+            wants.extend(deps.units.iter().cloned());
+            fleet_placement = Some(deps);
         } else {
             requires.push(instance.network_unit());
             for dep in &service.depends_on {
@@ -178,6 +183,17 @@ impl Renderer {
         }
         let mut after = requires.clone();
         after.extend(wants.iter().cloned());
+        // Under fleet nothing enables the sidekick into its service: the
+        // copy wants it, so it comes back whenever the copy (re)starts.
+        if self.flavour == Flavour::Fleet
+            && instance.discovery.is_some()
+            && discovery::announced_port(service).is_some()
+        {
+            wants.push(
+                self.unit_name(&format!("{container}-announce"))
+                    .replace("@.", "@%i."),
+            );
+        }
         exec_start_pre.push((
             "Remove a container left over from an unclean stop, so the name is free.",
             escaped(format!(
@@ -217,7 +233,15 @@ impl Renderer {
             .map(|(section, entries)| (section.clone(), entries.clone()))
             .collect();
         let extra_service = extra_keys(service, "Service");
-        let x_fleet = self.x_fleet(instance, &service.name, None);
+        let (x_fleet, fleet_notes) = match &fleet_placement {
+            Some(deps) => (
+                fleet::service_x_fleet(instance, &service.name, deps.machine_of.as_deref()),
+                deps.notes.clone(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let release_network = (self.flavour == Flavour::Fleet)
+            .then(|| shell(&fleet::release_network_script(instance)));
         let grace = service.stop_grace_seconds.to_string();
         let text = self.fill(
             "service.j2",
@@ -260,42 +284,14 @@ impl Renderer {
                 extra_install => extra_keys(service, "Install"),
                 extra_sections,
                 x_fleet,
+                fleet_notes,
+                release_network,
             },
         );
         UnitFile {
             name: self.unit_name(base),
             text: with_digest(text),
         }
-    }
-
-    /// `[X-Fleet]` lines: one copy per machine (or every machine, for global
-    /// services), the instance's machine metadata, and for a sidekick, the
-    /// machine of the copy it serves.
-    fn x_fleet(
-        &self,
-        instance: &Instance,
-        service: &str,
-        sidekick_of: Option<&str>,
-    ) -> Vec<String> {
-        if self.flavour != Flavour::Fleet {
-            return Vec::new();
-        }
-        let base = instance.container(service);
-        let mut lines = Vec::new();
-        if let Some(service_template) = sidekick_of {
-            lines.push(format!(
-                "MachineOf={}",
-                service_template.replace("@.", "@%i.")
-            ));
-        } else if instance.fleet.global.iter().any(|g| g == service) {
-            lines.push("Global=true".to_string());
-        } else {
-            lines.push(format!("Conflicts={base}@*.service"));
-        }
-        for metadata in &instance.fleet.metadata {
-            lines.push(format!("MachineMetadata={}", systemd_value(metadata)));
-        }
-        lines
     }
 
     fn announce_unit(
@@ -336,7 +332,11 @@ impl Renderer {
                 withdraw => shell(&discovery::withdraw_script(instance, discovery, service)),
                 // Enabled into its service: it starts whenever the service does.
                 wanted_by => (self.flavour != Flavour::Fleet).then(|| service_unit.clone()),
-                x_fleet => self.x_fleet(instance, &service.name, Some(&service_template)),
+                x_fleet => if self.flavour == Flavour::Fleet {
+                    fleet::sidekick_x_fleet(instance, &service_unit)
+                } else {
+                    Vec::new()
+                },
             },
         );
         UnitFile {

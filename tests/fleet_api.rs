@@ -1202,6 +1202,34 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
         ]
     );
 
+    // The middle of the chain changes alone: what follows it rolls too
+    // (destroying its copy stops and unschedules theirs), not what it follows.
+    fake.clear_log();
+    let (name, text) = announce();
+    let changed = (name, text.replace("--ttl 60", "--ttl 90"));
+    run(
+        &client,
+        &[web("nginx:1.27"), changed, logs.clone()],
+        &opts(1),
+    )
+    .unwrap();
+    let first: Vec<String> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.contains("@1."))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "DESTROY blog-staging-web-a-logs@1.service",
+            "DESTROY blog-staging-web-announce@1.service",
+            "SUBMIT blog-staging-web-announce@1.service",
+            "SET blog-staging-web-announce@1.service launched",
+            "SUBMIT blog-staging-web-a-logs@1.service",
+            "SET blog-staging-web-a-logs@1.service launched",
+        ]
+    );
+
     fake.clear_log();
     run(&client, &[web("nginx:1.27")], &opts(1)).unwrap();
     let writes = fake.writes();

@@ -75,6 +75,73 @@ fn render_fleet_gives_template_units_with_x_fleet() {
     assert!(units.contains("BindsTo=shop-live-web@%i.service"));
     assert!(units.contains("MachineMetadata=role=web"));
     assert!(!units.contains("[Install]"), "fleet starts units itself");
+
+    // web reaches db by name on the instance network, which is per machine:
+    // copy N of web runs on the machine of copy N of db, after it.
+    let web = units
+        .split("# ==> ")
+        .find(|u| u.starts_with("shop-live-web@.service"))
+        .unwrap();
+    assert!(
+        web.contains("\nMachineOf=shop-live-db@%i.service\n"),
+        "{web}"
+    );
+    assert!(
+        web.contains("\nWants=shop-live-db@%i.service shop-live-web-announce@%i.service\n"),
+        "the sidekick comes back whenever its copy restarts: {web}"
+    );
+    assert!(
+        web.contains("\nAfter=docker.service shop-live-db@%i.service\n"),
+        "{web}"
+    );
+    // Network: created under a lock, removed by the last container.
+    assert!(web.contains("flock --wait 60 9"), "{web}");
+    assert!(
+        web.contains("ExecStopPost=-/bin/sh -c \"exec 9>>/run/lock/unitgen-network-shop-live.lock"),
+        "{web}"
+    );
+}
+
+#[test]
+fn render_fleet_places_a_dependency_group_with_one_anchor() {
+    // web needs db and cache by name; api is announced in etcd and found
+    // there, so it is placed freely.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "app: shop\n\
+        services:\n\
+        \x20 cache: {image: redis:7}\n\
+        \x20 db: {image: postgres:16}\n\
+        \x20 api: {image: api:1, ports: [\"9000:9000\"]}\n\
+        \x20 web: {image: shop:1, depends_on: [db, cache, api]}\n\
+        instances:\n\
+        \x20 live: {}\n\
+        etcd:\n\
+        \x20 endpoints: http://10.0.0.1:2379\n";
+    std::fs::write(dir.path().join("unitgen.yaml"), yaml).unwrap();
+    let out = unitgen(dir.path(), &["render", "live", "--fleet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let units = text(&out.stdout);
+    let unit = |name: &str| {
+        units
+            .split("# ==> ")
+            .find(|u| u.starts_with(&format!("shop-live-{name}@.service")))
+            .unwrap()
+            .to_owned()
+    };
+    // cache (first in the template without such a dependency) anchors.
+    assert!(!unit("cache").contains("MachineOf="));
+    assert!(unit("db").contains("\nMachineOf=shop-live-cache@%i.service\n"));
+    let web = unit("web");
+    assert!(
+        web.contains("\nMachineOf=shop-live-cache@%i.service\n"),
+        "{web}"
+    );
+    assert_eq!(web.matches("MachineOf=").count(), 1, "{web}");
+    assert!(
+        web.contains("\nWants=shop-live-db@%i.service shop-live-cache@%i.service\n"),
+        "{web}"
+    );
+    assert!(!unit("api").contains("MachineOf="), "found through etcd");
 }
 
 #[test]

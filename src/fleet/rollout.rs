@@ -509,10 +509,20 @@ impl Run<'_, '_> {
         let mut replaced: Vec<usize> = Vec::new();
         let mut touched: Vec<(&str, Vec<usize>)> = Vec::new();
         for instance in &instances {
-            let main_rolls = members[0].needs_roll(instance);
-            let rolling: Vec<usize> = (0..members.len())
-                .filter(|&m| main_rolls || members[m].needs_roll(instance))
-                .collect();
+            // A unit rolls with the one it follows: destroying that copy
+            // stops (BindsTo=) and unschedules (MachineOf=) its own. Members
+            // come nearer-first, so the one followed is decided before.
+            let mut rolling: Vec<usize> = Vec::new();
+            for m in 0..members.len() {
+                let follows_rolling = members[m]
+                    .unit
+                    .sidekick_of
+                    .as_ref()
+                    .is_some_and(|s| rolling.iter().any(|&r| &members[r].unit.name == s));
+                if follows_rolling || members[m].needs_roll(instance) {
+                    rolling.push(m);
+                }
+            }
             if rolling.is_empty() {
                 continue;
             }

@@ -1,0 +1,205 @@
+//! What only fleet-flavoured units have: a fleet cluster has no network unit
+//! (each copy looks after the instance network on its machine), places
+//! copies with `[X-Fleet]`, and can only give a service its dependencies by
+//! name where they run on the same machine.
+
+use crate::escape::{sh_quote, systemd_value};
+use crate::model::{Instance, Service};
+
+use super::discovery;
+
+/// Lock file serialising network changes of one instance on one machine.
+fn lock_file(network: &str) -> String {
+    format!("/run/lock/unitgen-network-{network}.lock")
+}
+
+/// Makes sure this machine has exactly one network of the instance. Copies
+/// of several services start at once (a `fleetctl start`, a reboot): without
+/// the lock, each would see no network and create one, and Docker allows two
+/// networks of one name, after which every `docker run --network NAME`
+/// fails as ambiguous. Duplicates made earlier are repaired: the empty
+/// extras are removed; two in use cannot be merged and fail the start with
+/// a message saying so. One statement per element (see
+/// `escape::systemd_shell`).
+pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
+    let network = instance.network();
+    let quoted = sh_quote(&network);
+    vec![
+        format!("exec 9>>{};", lock_file(&network)),
+        format!("flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"),
+        format!(
+            "ids=$(docker network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}');"
+        ),
+        format!(
+            "if [ -z \"$ids\" ]; then exec docker network create --label unitgen.app={} --label unitgen.instance={} {quoted} >/dev/null; fi;",
+            sh_quote(&instance.app),
+            sh_quote(&instance.instance)
+        ),
+        "busy=$(for id in $ids; do if [ -n \"$(docker network inspect --format '{{range .Containers}}x{{end}}' $id)\" ]; then echo $id; fi; done);".into(),
+        format!(
+            "if [ $(echo \"$busy\" | grep -c .) -gt 1 ]; then echo \"several Docker networks named {network} are in use (\"$busy\"): stop their containers and remove all but one\" >&2; exit 1; fi;"
+        ),
+        "keep=${busy:-$(echo \"$ids\" | head -n 1)};".into(),
+        format!(
+            "for id in $ids; do if [ \"$id\" != \"$keep\" ]; then echo \"removing a duplicate Docker network {network} ($id)\" >&2; docker network rm $id >/dev/null; fi; done"
+        ),
+    ]
+}
+
+/// Removes the instance network once the last container of the instance on
+/// this machine is gone, so that `destroy` leaves no network on any
+/// machine. Docker refuses to remove a network in use, and the lock keeps a
+/// copy that is starting from losing the network it just made sure of.
+pub fn release_network_script(instance: &Instance) -> Vec<String> {
+    let network = instance.network();
+    let quoted = sh_quote(&network);
+    vec![
+        format!("exec 9>>{};", lock_file(&network)),
+        "flock --wait 60 9 || exit 0;".into(),
+        format!(
+            "if [ -z \"$(docker network inspect --format '{{{{range .Containers}}}}x{{{{end}}}}' {quoted} 2>/dev/null)\" ]; then docker network rm {quoted} >/dev/null 2>&1; fi;"
+        ),
+        "exit 0".into(),
+    ]
+}
+
+/// How a copy of `service` gets its dependencies under fleet: unit names
+/// to `Wants=`/`After=`, the unit it must share a machine with
+/// (`[X-Fleet] MachineOf=`), and notes on what fleet cannot express.
+///
+/// A dependency announced in etcd is read from there (the copy waits for
+/// it) and may run anywhere. Any other is reached by name on the instance
+/// network, which exists per machine, so copy N of a service and copy N of
+/// each such dependency must share a machine. Services linked that way form
+/// a group, and copy N of every member is placed with copy N of the group's
+/// anchor: its first service (in template order) that has no such
+/// dependency itself. One anchor, rather than one `MachineOf=` per
+/// dependency, keeps every group schedulable (two dependencies placed
+/// independently would rarely share a machine).
+pub struct Dependencies {
+    pub units: Vec<String>,
+    pub machine_of: Option<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn dependencies(instance: &Instance, service: &Service) -> Dependencies {
+    let mut deps = Dependencies {
+        units: Vec::new(),
+        machine_of: None,
+        notes: Vec::new(),
+    };
+    let copy = |name: &str| format!("{}@%i.service", instance.container(name));
+    for name in &service.depends_on {
+        if is_global(instance, name) {
+            deps.notes.push(format!(
+                "depends_on {name}: a global service, expected on every machine (not ordered)"
+            ));
+        } else if is_global(instance, &service.name) && by_name(instance, name) {
+            deps.notes.push(format!(
+                "depends_on {name}: fleet cannot place a global service with another \
+                 (Global= excludes MachineOf=), so {name} is reached by name only where a \
+                 copy of it runs on the same machine; announce it in etcd to find it anywhere"
+            ));
+        } else if by_name(instance, name) {
+            deps.units.push(copy(name));
+        }
+    }
+    let anchor = anchor(instance, &service.name);
+    if anchor != service.name {
+        deps.machine_of = Some(copy(&anchor));
+    }
+    deps
+}
+
+fn is_global(instance: &Instance, service: &str) -> bool {
+    instance.fleet.global.iter().any(|g| g == service)
+}
+
+/// Whether a dependency is reached by name (not read from etcd).
+fn by_name(instance: &Instance, dependency: &str) -> bool {
+    let announced = instance.discovery.is_some()
+        && instance
+            .service(dependency)
+            .is_some_and(|d| discovery::announced_port(d).is_some());
+    !announced
+}
+
+/// The dependencies a service must share a machine with.
+fn placed_with<'a>(instance: &'a Instance, service: &'a Service) -> impl Iterator<Item = &'a str> {
+    service
+        .depends_on
+        .iter()
+        .map(String::as_str)
+        .filter(move |d| {
+            !is_global(instance, &service.name)
+                && !is_global(instance, d)
+                && instance.service(d).is_some()
+                && by_name(instance, d)
+        })
+}
+
+/// The anchor of the group `service` belongs to (itself when alone).
+fn anchor(instance: &Instance, service: &str) -> String {
+    let mut group = vec![service.to_owned()];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for other in &instance.services {
+            let linked = placed_with(instance, other).any(|d| group.iter().any(|g| g == d))
+                || group.iter().any(|g| {
+                    instance
+                        .service(g)
+                        .is_some_and(|g| placed_with(instance, g).any(|d| d == other.name))
+                });
+            if linked && !group.contains(&other.name) {
+                group.push(other.name.clone());
+                grew = true;
+            }
+        }
+    }
+    let members = instance.services.iter().filter(|s| group.contains(&s.name));
+    members
+        .clone()
+        .find(|s| placed_with(instance, s).next().is_none())
+        .or(members.clone().next())
+        .map_or_else(|| service.to_owned(), |s| s.name.clone())
+}
+
+/// A service's `[X-Fleet]` lines: one copy per machine (or every machine,
+/// for a global service), placed with the dependencies it must share a
+/// machine with, on machines with the instance's metadata.
+pub fn service_x_fleet(
+    instance: &Instance,
+    service: &str,
+    machine_of: Option<&str>,
+) -> Vec<String> {
+    let mut lines: Vec<String> = machine_of
+        .map(|u| format!("MachineOf={u}"))
+        .into_iter()
+        .collect();
+    if instance.fleet.global.iter().any(|g| g == service) {
+        lines.push("Global=true".to_string());
+    } else {
+        lines.push(format!(
+            "Conflicts={}@*.service",
+            instance.container(service)
+        ));
+    }
+    lines.extend(metadata(instance));
+    lines
+}
+
+/// A sidekick's `[X-Fleet]` lines: the machine of the copy it serves.
+pub fn sidekick_x_fleet(instance: &Instance, service_copy: &str) -> Vec<String> {
+    let mut lines = vec![format!("MachineOf={service_copy}")];
+    lines.extend(metadata(instance));
+    lines
+}
+
+fn metadata(instance: &Instance) -> impl Iterator<Item = String> + '_ {
+    instance
+        .fleet
+        .metadata
+        .iter()
+        .map(|m| format!("MachineMetadata={}", systemd_value(m)))
+}
