@@ -81,6 +81,11 @@ impl Instance {
         self.prefix()
     }
 
+    /// `<app>-<instance>.target`: the whole instance, as one unit.
+    pub fn target(&self) -> String {
+        format!("{}.target", self.prefix())
+    }
+
     pub fn network_unit(&self) -> String {
         format!("{}-network.service", self.prefix())
     }

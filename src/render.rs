@@ -72,6 +72,7 @@ impl Renderer {
         for (name, source) in [
             ("service.j2", include_str!("../templates/units/service.j2")),
             ("network.j2", include_str!("../templates/units/network.j2")),
+            ("target.j2", include_str!("../templates/units/target.j2")),
             (
                 "announce.j2",
                 include_str!("../templates/units/announce.j2"),
@@ -87,6 +88,7 @@ impl Renderer {
     pub fn render(&self, instance: &Instance) -> Vec<UnitFile> {
         let mut units = Vec::new();
         if self.flavour != Flavour::Fleet {
+            units.push(self.target_unit(instance));
             units.push(self.network_unit(instance));
         }
         for service in &instance.services {
@@ -109,13 +111,38 @@ impl Renderer {
         }
     }
 
-    /// What a unit's `[Install]` section hooks it into.
-    fn wanted_by(&self) -> Option<&'static str> {
+    /// What the instance target's `[Install]` section hooks it into.
+    fn boot_target(&self) -> &'static str {
         match self.flavour {
-            Flavour::System => Some("multi-user.target"),
-            Flavour::User => Some("default.target"),
-            // fleet starts units itself.
-            Flavour::Fleet => None,
+            Flavour::User => "default.target",
+            _ => "multi-user.target",
+        }
+    }
+
+    /// The instance target, which a unit is wanted by and part of; None
+    /// under fleet, which starts units itself and has no such target.
+    fn instance_target(&self, instance: &Instance) -> Option<String> {
+        (self.flavour != Flavour::Fleet).then(|| instance.target())
+    }
+
+    fn target_unit(&self, instance: &Instance) -> UnitFile {
+        let name = instance.target();
+        let text = self.fill(
+            "target.j2",
+            context! {
+                app => &instance.app,
+                instance => &instance.instance,
+                name => &name,
+                description => systemd_value(&format!(
+                    "{} {}: the whole instance",
+                    instance.app, instance.instance
+                )),
+                wanted_by => self.boot_target(),
+            },
+        );
+        UnitFile {
+            name,
+            text: with_digest(text),
         }
     }
 
@@ -127,7 +154,8 @@ impl Renderer {
                 app => &instance.app,
                 instance => &instance.instance,
                 requires => self.docker_dependency(),
-                wanted_by => self.wanted_by(),
+                instance_target => instance.target(),
+                wanted_by => instance.target(),
                 remove => escaped(systemd_command(&[DOCKER, "network", "rm", &network])),
                 create => shell(&create_network_script(instance)),
                 network,
@@ -275,7 +303,8 @@ impl Renderer {
                 // Like compose, a oneshot is waited for as long as it runs.
                 timeout_start => if service.oneshot { "infinity" } else { TIMEOUT_START },
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
-                wanted_by => self.wanted_by(),
+                instance_target => self.instance_target(instance),
+                wanted_by => self.instance_target(instance),
                 extra_unit => extra_keys(service, "Unit"),
                 extra_service => &extra_service,
                 // Keys the user sets replace unitgen's own, rather than
@@ -325,6 +354,7 @@ impl Renderer {
                     instance.app, instance.instance, service.name
                 )),
                 service_unit => &service_unit,
+                instance_target => self.instance_target(instance),
                 endpoints_env => escaped(systemd_env(&format!("ETCDCTL_ENDPOINTS={endpoints}"))),
                 // Compile admits only plain URLs, so they stand as they are.
                 endpoints => &endpoints,

@@ -137,7 +137,7 @@ impl InstanceState {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".service") {
+            if name.ends_with(".service") || name.ends_with(".target") {
                 units.push(UnitFile {
                     text: fs::read_to_string(entry.path())?,
                     name,

@@ -19,15 +19,15 @@ pub fn read_installed(dir: &Path, app: &str, instance: &str) -> std::io::Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(units),
         Err(e) => return Err(e),
     };
-    let prefix = format!("{}-", crate::model::prefix(app, instance));
+    let prefix = crate::model::prefix(app, instance);
+    let target = format!("{prefix}.target");
+    let prefix = format!("{prefix}-");
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Cheap filter first: only this instance's names can be its units.
-        if !name.starts_with(&prefix)
-            || !name.ends_with(".service")
-            || !entry.file_type()?.is_file()
-        {
+        let ours = name == target || (name.starts_with(&prefix) && name.ends_with(".service"));
+        if !ours || !entry.file_type()?.is_file() {
             continue;
         }
         let text = fs::read_to_string(entry.path())?;

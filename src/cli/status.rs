@@ -177,6 +177,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         let name = match (&row.service, &row.announces) {
             (Some(service), _) => service.clone(),
             (None, Some(announced)) => format!("({announced} sidekick)"),
+            (None, None) if row.unit.ends_with(".target") => "(instance)".to_string(),
             (None, None) => "(network)".to_string(),
         };
         outln!(

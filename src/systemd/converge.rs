@@ -206,16 +206,25 @@ fn run(
         systemd.disable(&removed).map_err(bus)?;
         outcome.removed = removed;
     }
-    // Removed files go, new and changed ones are written: then one reload.
+    // Removed files go, new and changed ones are written and enabled: then
+    // one reload, which also makes the targets they are wanted by (the
+    // instance target, multi-user.target) see their new wants.
     unit_dir::write_plan(&host.unit_dir, plan)?;
-    systemd.reload().map_err(bus)?;
     if !plan.add.is_empty() {
         systemd.enable(&names(&plan.add)).map_err(bus)?;
     }
+    let changed: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
+    reenable(systemd, &changed)?;
+    systemd.reload().map_err(bus)?;
 
     let mut starts = names(&plan.add);
     starts.extend(idle.iter().cloned());
-    let restarts = restarts(plan);
+    // Restarting the instance target would restart every unit that is part
+    // of it: a changed target is only started (a no-op when it runs).
+    let (targets, restarts): (Vec<String>, Vec<String>) = restarts(plan)
+        .into_iter()
+        .partition(|name| name.ends_with(".target"));
+    starts.extend(targets);
     // A unit's start rate limit (a service's `on-failure:N`) counts from
     // this apply on, as Docker counts restarts from a container's start.
     for unit in starts.iter().chain(&restarts) {
@@ -230,6 +239,16 @@ fn run(
     outcome.started = starts;
     outcome.restarted = restarts;
     Ok(outcome)
+}
+
+/// A changed unit's `[Install]` section may have changed (what it is
+/// wanted by): its enablement symlinks are made anew from the new text.
+fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
+    if !units.is_empty() {
+        systemd.disable(units).map_err(bus)?;
+        systemd.enable(units).map_err(bus)?;
+    }
+    Ok(())
 }
 
 fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), Failure> {
@@ -382,16 +401,21 @@ fn restore(
     for unit in &plan.remove {
         unit_dir::write_atomic(&host.unit_dir.join(&unit.name), unit.text.as_bytes())?;
     }
-    systemd.reload().map_err(bus)?;
     let removed = names(&plan.remove);
     if !removed.is_empty() {
         systemd.enable(&removed).map_err(bus)?;
     }
     let changed: Vec<String> = plan.change.iter().map(|c| c.old.name.clone()).collect();
+    reenable(systemd, &changed)?;
+    systemd.reload().map_err(bus)?;
     for unit in changed.iter().chain(&removed) {
         let _ = systemd.reset_failed(unit);
     }
-    start_and_restart(systemd, &removed, &changed, progress)
+    let (targets, changed): (Vec<String>, Vec<String>) = changed
+        .into_iter()
+        .partition(|name| name.ends_with(".target"));
+    let starts: Vec<String> = removed.into_iter().chain(targets).collect();
+    start_and_restart(systemd, &starts, &changed, progress)
 }
 
 /// Stops, disables and deletes every unit of an instance (`destroy`).
