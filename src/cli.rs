@@ -212,6 +212,20 @@ pub enum Outcome {
     Differs,
 }
 
+/// fleet starts units on machines unitgen never writes to, so the env file
+/// a unit with secrets reads would not be there.
+fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
+    match instance.services.iter().find(|s| !s.secrets.is_empty()) {
+        Some(service) => Err(miette::miette!(
+            help =
+                "apply this instance to each host without --fleet, or pass the values another way",
+            "service `{}` has secrets, which unitgen cannot deliver to fleet machines",
+            service.name
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -15,8 +15,8 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size, sh_quote};
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Protocol, Restart, Service, Volume,
-    VolumeSource,
+    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Protocol, Restart, Secret, SecretEnv,
+    SecretSource, Service, Volume, VolumeSource,
 };
 use crate::template::schema::{
     DependsOn, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
@@ -113,8 +113,14 @@ pub fn compile(
         instance: instance.to_string(),
         prefix: crate::model::prefix(&app, instance),
         volume_decls,
+        secret_names: Vec::new(),
         problems,
     };
+    let mut secrets = compiler.secret_decls(instances_file);
+    // Every declared name, also of a declaration with a problem of its own.
+    compiler.secret_names = (instances_file.doc.secrets.iter())
+        .flat_map(|decls| decls.keys().map(|name| name.value.clone()))
+        .collect();
 
     let mut services = Vec::new();
     let mut service_locations = HashMap::new();
@@ -137,6 +143,12 @@ pub fn compile(
         ),
     }
 
+    // Only secrets some service uses are read on the host.
+    secrets.retain(|secret| {
+        services
+            .iter()
+            .any(|s| s.secrets.iter().any(|e| e.secret == secret.name))
+    });
     let discovery = compiler.discovery(instances_file, overrides);
     let fleet = compiler.fleet(instances_file, &services);
     let mut problems = compiler.problems;
@@ -153,6 +165,7 @@ pub fn compile(
         services,
         discovery,
         fleet,
+        secrets,
     })
 }
 
@@ -215,6 +228,8 @@ struct ServiceCompiler<'a> {
     instance: String,
     prefix: String,
     volume_decls: Option<&'a IndexMap<Spanned<String>, VolumeDecl>>,
+    /// The secrets declared under `secrets:`, which services may refer to.
+    secret_names: Vec<String>,
     problems: Problems,
 }
 
@@ -467,6 +482,21 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(env) = &def.environment {
             service.environment = self.key_values(env, "environment variable", true);
         }
+        if let Some(secrets) = &def.secrets {
+            service.secrets = self.secret_envs(secrets);
+            for env in &service.secrets {
+                if service.environment.iter().any(|(k, _)| *k == env.variable) {
+                    self.problems.push(
+                        Problem::new(format!(
+                            "`{}` is set both in `environment` and in `secrets`",
+                            env.variable
+                        ))
+                        .at(&self.at(&secrets.referenced))
+                        .help("keep it in `secrets` only: `environment` values are visible to every local user"),
+                    );
+                }
+            }
+        }
         if let Some(labels) = &def.labels {
             service.labels = self.key_values(labels, "label", false);
         }
@@ -644,6 +674,159 @@ impl<'a> ServiceCompiler<'a> {
                 .help("systemd cannot load a unit with a line over 1 MiB, and one `docker run` line holds them all: move large data into a file (`env_file`, a volume)"),
             );
         }
+    }
+
+    /// The top-level `secrets:` of the instances file: each secret's source,
+    /// with template expressions evaluated, but nothing read yet.
+    fn secret_decls(&mut self, file: &'a Loaded) -> Vec<Secret> {
+        let Some(decls) = &file.doc.secrets else {
+            return Vec::new();
+        };
+        let saved = std::mem::replace(&mut self.file, file);
+        // A relative `file:` is relative to the file that declares it.
+        let base = std::path::Path::new(file.file.name())
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .to_path_buf();
+        let mut secrets = Vec::new();
+        for (name, decl) in decls {
+            let name_at = self.at(&name.referenced);
+            if let Err(msg) = syntax::check_secret_name(&name.value) {
+                self.problem(&name_at, msg);
+                continue;
+            }
+            let decl_value = &decl.value;
+            let given = [
+                decl_value.file.is_some(),
+                decl_value.environment.is_some(),
+                decl_value.command.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                self.problems.push(
+                    Problem::new(format!(
+                        "secret `{}` needs exactly one source",
+                        name.value
+                    ))
+                    .at(&name_at)
+                    .help("give one of `file: PATH`, `environment: VARIABLE` or `command: pass show NAME`"),
+                );
+                continue;
+            }
+            let source = if let Some(path) = &decl_value.file {
+                self.expand_spanned(path)
+                    .map(|(path, at)| (SecretSource::File(base.join(path)), at))
+            } else if let Some(variable) = &decl_value.environment {
+                self.expand_spanned(variable).and_then(
+                    |(variable, at)| match syntax::check_env_name(&variable) {
+                        Ok(()) => Some((SecretSource::Environment(variable), at)),
+                        Err(msg) => {
+                            self.problem(&at, msg);
+                            None
+                        }
+                    },
+                )
+            } else if let Some(command) = &decl_value.command {
+                let at = self.at(&command.referenced);
+                match self.words(command, true) {
+                    Some(words) if words.is_empty() => {
+                        self.problem(&at, "the command is empty");
+                        None
+                    }
+                    Some(words) => Some((SecretSource::Command(words), at)),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            if let Some((source, at)) = source {
+                secrets.push(Secret {
+                    name: name.value.clone(),
+                    source,
+                    at,
+                });
+            }
+        }
+        self.file = saved;
+        secrets
+    }
+
+    /// A service's `secrets:`: environment variable → secret name.
+    fn secret_envs(&mut self, kv: &Spanned<KeyValues>) -> Vec<SecretEnv> {
+        let mut pairs: Vec<(String, String, Location)> = Vec::new();
+        match &kv.value {
+            KeyValues::Map(entries) => {
+                for (variable, secret) in entries {
+                    let at = self.at(&variable.referenced);
+                    let Some(secret) = secret else {
+                        self.problems.push(
+                            Problem::new(format!("`{}` names no secret", variable.value))
+                                .at(&at)
+                                .help(format!("write `{}: SECRET_NAME`", variable.value)),
+                        );
+                        continue;
+                    };
+                    if let Some((secret, secret_at)) = self.expand_scalar(secret) {
+                        if let Err(msg) = syntax::check_env_name(&variable.value) {
+                            self.problem(&at, msg);
+                            continue;
+                        }
+                        pairs.push((variable.value.clone(), secret, secret_at));
+                    }
+                }
+            }
+            KeyValues::List(items) => {
+                for item in items {
+                    let Some((text, at)) = self.expand_spanned(item) else {
+                        continue;
+                    };
+                    match text.split_once('=') {
+                        Some((variable, secret)) => {
+                            if let Err(msg) = syntax::check_env_name(variable) {
+                                self.problem(&at, msg);
+                                continue;
+                            }
+                            pairs.push((variable.to_string(), secret.to_string(), at));
+                        }
+                        None => self.problems.push(
+                            Problem::new(format!("`{text}` says which secret, but not as which variable"))
+                                .at(&at)
+                                .help(format!(
+                                    "unitgen gives a secret to the container as an environment variable: write `secrets: {{{}: {text}}}`",
+                                    text.to_uppercase().replace(['-', '.'], "_")
+                                )),
+                        ),
+                    }
+                }
+            }
+        }
+        let mut out: Vec<SecretEnv> = Vec::new();
+        for (variable, secret, at) in pairs {
+            if out.iter().any(|e| e.variable == variable) {
+                self.problem(&at, format!("`{variable}` is set twice"));
+                continue;
+            }
+            if !self.secret_names.contains(&secret) {
+                let help = did_you_mean(&secret, self.secret_names.iter().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "declare it under the top-level `secrets:`, e.g. `secrets: {{{secret}: {{file: /etc/unitgen/{secret}}}}}`"
+                        )
+                    });
+                self.problems.push(
+                    Problem::new(format!("unknown secret `{secret}`"))
+                        .at(&at)
+                        .label("not declared")
+                        .help(help),
+                );
+                continue;
+            }
+            out.push(SecretEnv {
+                variable,
+                secret,
+                digest: None,
+            });
+        }
+        out
     }
 
     /// The `etcd:` block of the instances file, with `--etcd` overrides.

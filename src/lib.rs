@@ -3,8 +3,10 @@
 //! (fleet).
 //!
 //! Data flows one way: `template` (parse) → `compile` → `model` → `render`
-//! → `plan` (images fetched first: `pull`) → a target: `systemd` (one host, over D-Bus) or `fleet` (a
-//! cluster, over fleet's HTTP API).
+//! → `plan` (images fetched first: `pull`) → a target: `systemd` (one host,
+//! over D-Bus) or `fleet` (a cluster, over fleet's HTTP API). On a host,
+//! `secrets` reads the secret values between `model` and `render`: only
+//! their keyed digests reach the units, the values go to root-only env files.
 
 pub mod cli;
 pub mod compile;
@@ -19,6 +21,7 @@ pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod render;
+pub mod secrets;
 pub mod state;
 pub mod systemd;
 pub mod template;

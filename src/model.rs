@@ -2,6 +2,9 @@
 //! evaluated, every value checked. Rendering reads only this.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::diagnostic::Location;
 
 /// `<app>-<instance>`: the one place the naming rule is written (see
 /// [`Instance::prefix`]).
@@ -22,6 +25,38 @@ pub struct Instance {
     /// Where services are announced, when they are (etcd configured).
     pub discovery: Option<Discovery>,
     pub fleet: FleetOptions,
+    /// The secrets services use, by name, where their values come from.
+    pub secrets: Vec<Secret>,
+}
+
+/// A secret: a value that never goes into a unit file, read on the host by
+/// `plan` and `apply` (see `crate::secrets`).
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub name: String,
+    pub source: SecretSource,
+    /// Where the source was declared, for errors in reading it.
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    /// A variable of unitgen's own environment.
+    Environment(String),
+    /// A program and its arguments; its standard output is the value.
+    Command(Vec<String>),
+}
+
+/// An environment variable of a service whose value is a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEnv {
+    pub variable: String,
+    /// The name of the secret (see [`Instance::secrets`]).
+    pub secret: String,
+    /// A keyed digest of the value, once read on a host: it goes into the
+    /// unit so that a changed value changes the unit, and reveals nothing.
+    pub digest: Option<String>,
 }
 
 /// Announcing services in etcd, and resolving dependencies from it.
@@ -145,6 +180,8 @@ pub struct Service {
     /// rest are placed before the command.
     pub entrypoint: Option<Vec<String>>,
     pub environment: Vec<(String, String)>,
+    /// Variables set from secrets, through a root-only env file.
+    pub secrets: Vec<SecretEnv>,
     pub env_files: Vec<String>,
     pub ports: Vec<Port>,
     pub volumes: Vec<Volume>,

@@ -8,6 +8,7 @@ pub mod docker;
 pub mod fleet;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
@@ -48,6 +49,8 @@ const STOP_MARGIN_SECONDS: u64 = 30;
 pub struct Renderer {
     env: Environment<'static>,
     flavour: Flavour,
+    /// The state directory as the units see it: secrets env files are there.
+    state_dir: PathBuf,
 }
 
 impl Default for Renderer {
@@ -81,7 +84,18 @@ impl Renderer {
             env.add_template(name, source)
                 .expect("embedded unit templates are valid");
         }
-        Renderer { env, flavour }
+        Renderer {
+            env,
+            flavour,
+            state_dir: PathBuf::from(crate::state::DEFAULT_STATE_DIR),
+        }
+    }
+
+    /// Where units find the secrets env files: under this state directory
+    /// (default `/var/lib/unitgen`).
+    pub fn with_state_dir(mut self, dir: PathBuf) -> Self {
+        self.state_dir = dir;
+        self
     }
 
     /// Every unit of an instance, sorted by name.
@@ -247,7 +261,12 @@ impl Renderer {
                 run_groups.push(vec!["--env-file".into(), env_file]);
             }
         }
-        run_groups.extend(docker::run_args(instance, service));
+        let secrets_file = (!service.secrets.is_empty()).then(|| {
+            crate::secrets::env_file(&self.state_dir, &instance.prefix(), &service.name)
+                .to_string_lossy()
+                .into_owned()
+        });
+        run_groups.extend(docker::run_args(instance, service, secrets_file.as_deref()));
         let docker_run = run_groups
             .iter()
             .map(|group| systemd_command(group))
@@ -315,6 +334,15 @@ impl Renderer {
                 x_fleet,
                 fleet_notes,
                 release_network,
+                // Names and digests only: `VARIABLE SECRET [hmac-sha256:…]`.
+                secrets => service.secrets.iter().map(|env| {
+                    let mut line = format!("{} {}", env.variable, env.secret);
+                    if let Some(digest) = &env.digest {
+                        line.push(' ');
+                        line.push_str(digest);
+                    }
+                    line
+                }).collect::<Vec<_>>(),
             },
         );
         UnitFile {

@@ -11,6 +11,7 @@
 //! ```
 
 use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -71,10 +72,23 @@ impl InstanceState {
         }
     }
 
+    /// `<app>-<instance>`.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Takes the instance's lock. If another unitgen holds it, says so
     /// through `waiting` and waits for it: two applies never interleave.
     pub fn lock(&self, waiting: impl FnOnce()) -> std::io::Result<Lock> {
-        fs::create_dir_all(&self.dir)?;
+        // Root-only: revisions show how services are set up, and secrets
+        // live here too.
+        if let Some(state_dir) = self.dir.parent() {
+            create_private_dir(state_dir)?;
+        }
+        create_private_dir(&self.dir)?;
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -189,6 +203,16 @@ impl InstanceState {
     }
 }
 
+/// Creates `dir` (and missing parents) as 0700, and makes an existing one
+/// 0700 (state folders of older versions were 0755).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
 /// One digest over all of an instance's units (names and texts).
 pub fn units_digest(units: &[UnitFile]) -> String {
     let mut all = String::new();
@@ -243,8 +267,14 @@ mod tests {
     #[test]
     fn a_second_lock_waits_for_the_first() {
         let dir = tempfile::tempdir().unwrap();
+        // A state folder left 0755 by an older version is made root-only.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
         let held = state.lock(|| panic!("nobody holds it yet")).unwrap();
+        for dir in [dir.path().to_path_buf(), dir.path().join("blog-live")] {
+            let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is root-only", dir.display());
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let path = dir.path().to_path_buf();
         let waiter = std::thread::spawn(move || {

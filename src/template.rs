@@ -77,6 +77,14 @@ impl Template {
                     .and_then(|i| i.keys().next())
                     .map(|k| &k.referenced),
             ),
+            (
+                "secrets",
+                app.doc
+                    .secrets
+                    .as_ref()
+                    .and_then(|s| s.keys().next())
+                    .map(|k| &k.referenced),
+            ),
         ] {
             if let Some(loc) = value {
                 problems.push(

@@ -63,14 +63,20 @@ pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {
 /// the target, so a reader (systemd on reload) sees the old file or the new
 /// one, never half of one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    // Unit files are world-readable like any in /etc.
+    write_atomic_mode(path, contents, 0o644)
+}
+
+/// [`write_atomic`] with the file's mode. The temporary file is created
+/// 0600 (tempfile's default) and gets `mode` before anything is written.
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".unitgen-")
         .tempfile_in(dir)?;
-    tmp.write_all(contents)?;
-    // tempfile creates 0600; unit files are world-readable like any in /etc.
     tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -209,6 +209,57 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:5:14",
             hint: None,
         },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PASSWORD: db_pasword}\nsecrets:\n  db_password: {file: pw}\n",
+            args: &[],
+            message: "unknown secret `db_pasword`",
+            at: "unitgen.yaml:5:25",
+            hint: Some("did you mean `db_password`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: [db_password]\nsecrets:\n  db_password: {file: pw}\n",
+            args: &[],
+            message: "`db_password` says which secret, but not as which variable",
+            at: "unitgen.yaml:5:15",
+            hint: Some("write `secrets: {DB_PASSWORD: db_password}`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PASSWORD: pw}\nsecrets:\n  pw: {file: a, environment: B}\n",
+            args: &[],
+            message: "secret `pw` needs exactly one source",
+            at: "unitgen.yaml:7:3",
+            hint: Some("give one of `file: PATH`, `environment: VARIABLE`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    environment: {PASSWORD: x}\n    secrets: {PASSWORD: pw}\nsecrets:\n  pw: {file: a}\n",
+            args: &[],
+            message: "`PASSWORD` is set both in `environment` and in `secrets`",
+            at: "unitgen.yaml:6:14",
+            hint: Some("keep it in `secrets` only"),
+        },
+        // Secrets are read by plan and apply, never by render or validate;
+        // a source that cannot be read points at its declaration.
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PASSWORD: pw}\nsecrets:\n  pw: {file: missing.txt}\n",
+            args: &["plan", "live"],
+            message: "secret `pw`: cannot read missing.txt: No such file",
+            at: "unitgen.yaml:7:14",
+            hint: Some("read by `plan` and `apply`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PASSWORD: pw}\nsecrets:\n  pw: {environment: UNITGEN_TEST_NEVER_SET}\n",
+            args: &["plan", "live"],
+            message: "secret `pw`: `UNITGEN_TEST_NEVER_SET` is not set in unitgen's environment",
+            at: "unitgen.yaml:7:21",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PASSWORD: pw}\nsecrets:\n  pw: {command: \"false --quiet\"}\n",
+            args: &["plan", "live"],
+            message: "secret `pw`: `false --quiet` failed (exit status: 1)",
+            at: "unitgen.yaml:7:17",
+            hint: None,
+        },
     ];
     for case in cases {
         let (out, dir) = run(case.yaml, case.args);
@@ -379,4 +430,42 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
         }
         assert!(!dir.path().join("units").exists());
     }
+}
+
+#[test]
+fn a_secret_docker_cannot_pass_on_is_refused_without_showing_it() {
+    // printf writes "s3cr3t", a line break and "v4lue": octal escapes keep
+    // the value itself out of the template (whose text errors show).
+    let yaml = r#"app: shop
+services:
+  db:
+    image: x
+    secrets: {KEY: key}
+secrets:
+  key: {command: [printf, '\163\063\143\162\063\164\n\166\064\154\165\145']}
+"#;
+    let (out, _dir) = run(yaml, &["plan", "live"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("secret `key`: the value spans several lines"),
+        "{err}"
+    );
+    assert!(err.contains("unitgen.yaml:7:"), "{err}");
+    assert!(
+        !err.contains("s3cr3t") && !err.contains("v4lue"),
+        "the value is never shown:\n{err}"
+    );
+}
+
+#[test]
+fn secrets_are_refused_with_fleet() {
+    let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
+    let (out, _dir) = run(yaml, &["render", "live", "--fleet"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("service `db` has secrets, which unitgen cannot deliver to fleet machines"),
+        "{err}"
+    );
 }

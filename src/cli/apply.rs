@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use miette::{Result, miette};
+use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
@@ -17,6 +17,7 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pull::{self, PullPolicy, ServiceImage};
 use crate::render::UnitFile;
+use crate::secrets;
 use crate::state::{InstanceState, Provenance};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
 
@@ -104,16 +105,23 @@ pub struct ApplyArgs {
 }
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
-    let instance = args.template.compile(&args.instance)?;
+    let mut instance = args.template.compile(&args.instance)?;
     let color = match args.color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     if args.fleet.fleet {
+        super::refuse_secrets_on_fleet(&instance)?;
         return fleet::plan(&args.fleet, &instance, color);
     }
-    let desired = args.host.renderer().render(&instance);
+    if !instance.secrets.is_empty() {
+        let values = secrets::read(&instance)?;
+        let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
+        let key = secrets::Key::load_or_ephemeral(store.dir()).into_diagnostic()?;
+        secrets::seal(&mut instance, &values, &key);
+    }
+    let desired = args.host.renderer()?.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let plan = plan_for_host(&installed, &desired);
     out!("{}", plan.describe(color))?;
@@ -127,19 +135,35 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
     let template = args.template.load()?;
     let overrides = args.template.overrides();
-    let instance = compile(&template, &args.instance, &overrides)?;
+    let mut instance = compile(&template, &args.instance, &overrides)?;
     if args.fleet.fleet {
+        super::refuse_secrets_on_fleet(&instance)?;
         return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait));
     }
-    let desired = args.host.renderer().render(&instance);
-    let name = instance.prefix();
+    // Read before taking the lock: a password manager may ask for a passphrase.
+    let values = secrets::read(&instance)?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
+    let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
+    let env_files = if instance.secrets.is_empty() {
+        Vec::new()
+    } else {
+        let key = secrets::Key::load_or_create(store.dir())
+            .into_diagnostic()
+            .wrap_err("creating the key of the secrets' digests")?;
+        secrets::seal(&mut instance, &values, &key)
+    };
+    let desired = args.host.renderer()?.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
+    // Secrets first: a unit that changes because a secret did must find
+    // the new value when it restarts.
+    let previous = store
+        .install(&env_files)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("writing secrets into {}", store.dir().display()))?;
     converge_and_record(
         &args.host.host()?,
         &state,
-        &name,
         &installed,
         &desired,
         Provenance {
@@ -151,7 +175,12 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
             settle,
             pull: args.pull.policy(),
         },
+        Some((&store, previous)),
     )?;
+    store
+        .prune(&env_files)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("removing stale secrets from {}", store.dir().display()))?;
     Ok(Outcome::Clean)
 }
 
@@ -175,16 +204,20 @@ pub struct How {
 }
 
 /// Shared by apply and rollback: converge, report, record the revision.
+///
+/// `secrets`: the secrets folder and what apply replaced in it, put back if
+/// the previous revision is restored.
 pub fn converge_and_record(
     host: &Host,
     state: &InstanceState,
-    name: &str,
     installed: &[UnitFile],
     desired: &[UnitFile],
     provenance: Provenance,
     how: How,
+    secrets: Option<(&secrets::Store, secrets::Previous)>,
 ) -> Result<()> {
     let How { settle, pull } = how;
+    let name = &state.name();
     let progress = Progress::default();
     let images = pull::service_images(desired);
     if pull == PullPolicy::Always {
@@ -256,7 +289,17 @@ pub fn converge_and_record(
             ));
             Ok(())
         }
-        Err(failure) => Err(failure_report(name, failure)),
+        Err(mut failure) => {
+            if let Some((store, previous)) = secrets
+                && let Err(e) = store.restore(previous)
+            {
+                failure.message.push_str(&format!(
+                    "; restoring the previous secrets in {} failed too: {e}",
+                    store.dir().display()
+                ));
+            }
+            Err(failure_report(name, failure))
+        }
     }
 }
 

@@ -60,22 +60,28 @@ impl HostArgs {
     }
 
     /// Units for a user's manager differ from the system's (no
-    /// docker.service, default.target).
-    pub fn renderer(&self) -> Renderer {
-        Renderer::new(if self.user {
+    /// docker.service, default.target); units name secrets files by the
+    /// path the host's systemd sees.
+    pub fn renderer(&self) -> Result<Renderer> {
+        let flavour = if self.user {
             Flavour::User
         } else {
             Flavour::System
-        })
+        };
+        Ok(Renderer::new(flavour).with_state_dir(self.state_dir_seen_by_units()?))
     }
 
     pub fn state_dir(&self) -> Result<PathBuf> {
-        Ok(match (&self.state_dir, &self.root, self.user) {
-            (Some(dir), _, _) => dir.clone(),
-            (None, Some(root), _) => root.join(DEFAULT_STATE_DIR.trim_start_matches('/')),
-            (None, None, true) => home()?.join(".local/state/unitgen"),
-            (None, None, false) => PathBuf::from(DEFAULT_STATE_DIR),
-        })
+        match (&self.state_dir, &self.root) {
+            (None, Some(root)) => Ok(root.join(DEFAULT_STATE_DIR.trim_start_matches('/'))),
+            _ => self.state_dir_seen_by_units(),
+        }
+    }
+
+    /// The state directory as the host's own systemd sees it: with --root,
+    /// the path inside that root.
+    pub fn state_dir_seen_by_units(&self) -> Result<PathBuf> {
+        default_state_dir(self.state_dir.as_deref(), self.user)
     }
 
     pub fn state(&self, app: &str, instance: &str) -> Result<InstanceState> {
@@ -101,6 +107,15 @@ impl HostArgs {
             .into_diagnostic()
             .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))
     }
+}
+
+/// `--state-dir`, or the default for the system's or the user's manager.
+pub fn default_state_dir(given: Option<&std::path::Path>, user: bool) -> Result<PathBuf> {
+    Ok(match (given, user) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, true) => home()?.join(".local/state/unitgen"),
+        (None, false) => PathBuf::from(DEFAULT_STATE_DIR),
+    })
 }
 
 /// The user's home, for `--user` defaults; refusing rather than guessing.

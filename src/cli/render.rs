@@ -42,7 +42,17 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         (false, true) => Flavour::User,
         (false, false) => Flavour::System,
     };
-    let units = Renderer::new(flavour).render(&instance);
+    let mut renderer = Renderer::new(flavour);
+    match flavour {
+        Flavour::Fleet => super::refuse_secrets_on_fleet(&instance)?,
+        Flavour::User if instance.services.iter().any(|s| !s.secrets.is_empty()) => {
+            renderer = renderer.with_state_dir(super::host::default_state_dir(None, true)?);
+        }
+        _ => {}
+    }
+    // Secrets are not read: units show which secret each variable gets,
+    // and `plan`/`apply` add the digests of the values.
+    let units = renderer.render(&instance);
     let Some(dir) = &args.out else {
         let mut text = String::new();
         for (i, unit) in units.iter().enumerate() {

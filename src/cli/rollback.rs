@@ -76,7 +76,6 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     converge_and_record(
         &args.host.host()?,
         &state,
-        &name,
         &installed,
         &revision.units,
         Provenance {
@@ -90,6 +89,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // only what has been removed since.
             pull: crate::pull::PullPolicy::Missing,
         },
+        None,
     )?;
     Ok(Outcome::Clean)
 }
@@ -121,6 +121,14 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             crate::progress::count(installed.len(), "unit")
         ));
     }
+    // Secrets go with the units that used them, whatever happens to volumes.
+    let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);
+    store.remove().map_err(|e| {
+        miette!(
+            "removing {name}'s secrets from {}: {e}",
+            store.dir().display()
+        )
+    })?;
     if args.volumes {
         let failed = crate::docker::remove_volumes(&volumes);
         if let Some((volume, why)) = failed.first() {

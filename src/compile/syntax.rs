@@ -362,6 +362,21 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Secret names appear in units (`Secret=VAR NAME …`): one word.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid secret name: use letters, digits, `_`, `-` and `.`"
+        ))
+    }
+}
+
 /// Docker image references: registry/path:tag@digest.
 pub fn check_image(image: &str) -> Result<(), String> {
     let ok = !image.is_empty()

@@ -11,7 +11,12 @@ pub const DOCKER: &str = "/usr/bin/docker";
 /// `docker run` for a service, as groups of arguments: one flag (with its
 /// value) per group, the image and its arguments last. Units show one group
 /// per line, so that a changed flag is a one-line diff.
-pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
+/// `secrets_file`: the root-only env file with the service's secrets.
+pub fn run_args(
+    instance: &Instance,
+    service: &Service,
+    secrets_file: Option<&str>,
+) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut flag = |name: &str, value: &str| groups.push(vec![name.to_string(), value.to_string()]);
 
@@ -31,6 +36,11 @@ pub fn run_args(instance: &Instance, service: &Service) -> Vec<Vec<String>> {
         flag("--label", &format!("{key}={value}"));
     }
     for file in &service.env_files {
+        flag("--env-file", file);
+    }
+    // Only the path is on the command line: the Docker client reads the
+    // file and hands the values to the engine over its socket.
+    if let Some(file) = secrets_file {
         flag("--env-file", file);
     }
     for (key, value) in &service.environment {

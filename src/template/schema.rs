@@ -27,6 +27,22 @@ pub struct Document {
     pub etcd: Option<EtcdDecl>,
     /// Options for the fleet target.
     pub fleet: Option<FleetDecl>,
+    /// Where secret values come from, by name (services say which they get).
+    pub secrets: Option<IndexMap<Name, Spanned<SecretDecl>>>,
+}
+
+/// One secret's source: exactly one of a file, a variable of unitgen's own
+/// environment, or a command's output (a password manager).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// A file on the machine running unitgen; relative to the file that
+    /// declares the secret.
+    pub file: Option<Spanned<String>>,
+    /// The name of an environment variable of `unitgen apply` itself.
+    pub environment: Option<Spanned<String>>,
+    /// A command whose standard output is the value: `pass show blog/db`.
+    pub command: Option<Spanned<Words>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +92,8 @@ pub struct ServiceDef {
     pub command: Option<Spanned<Words>>,
     pub entrypoint: Option<Spanned<Words>>,
     pub environment: Option<Spanned<KeyValues>>,
+    /// Environment variables whose values are secrets: `{POSTGRES_PASSWORD: db_password}`.
+    pub secrets: Option<Spanned<KeyValues>>,
     pub env_file: Option<Spanned<Words>>,
     pub ports: Option<Vec<Spanned<Scalar>>>,
     pub volumes: Option<Vec<Spanned<String>>>,
