@@ -1,0 +1,258 @@
+//! Secrets against the real thing: a sandboxed systemd, the host's Docker
+//! engine, real containers. The container must see each value byte for byte,
+//! and no local user may find it anywhere else: not in unit files, render or
+//! plan output, revisions, `systemctl show`, nor any process's command line.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use support::world::World;
+
+/// Distinctive cores: escaped or not, a leak would contain them.
+const DB_CORE: &str = "Zq9db-s3cr3t";
+const TOKEN_CORE: &str = "Tk7api-t0ken";
+const SMTP_CORE: &str = "Mx4smtp-pw";
+const NEW_DB_CORE: &str = "Rn2db-r0tated";
+
+/// Around each core, what quoting gets wrong: spaces at both ends, quotes,
+/// `$`, `%`, a backslash, `#`, `=`, a tab, non-ASCII and a C1 control.
+fn hostile(core: &str) -> String {
+    format!(" {core} \"q\" 'x' $HOME %n \\ #c =é\u{85}\t ")
+}
+
+fn yaml(dir: &Path) -> String {
+    format!(
+        r#"app: sekret
+services:
+  db:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    environment: {{PLAIN: visible}}
+    secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, SMTP_PASSWORD: smtp}}
+  web:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+secrets:
+  db_password: {{file: db_password}}
+  api_token: {{environment: SEKRET_API_TOKEN}}
+  smtp: {{command: [cat, "{smtp}"]}}
+instances:
+  live: {{}}
+"#,
+        smtp = dir.join("smtp").display()
+    )
+}
+
+/// `unitgen ARGS` against the world's sandbox (but `render`, which knows
+/// no host), with the token in its environment (the `environment:` source).
+fn unitgen(world: &World, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+    cmd.args(args).arg("-f").arg(world.file());
+    if args[0] != "render" {
+        cmd.arg("--root").arg(world.sandbox.root());
+    }
+    let out = cmd
+        .env("NO_COLOR", "1")
+        .env("SEKRET_API_TOKEN", hostile(TOKEN_CORE))
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ unitgen {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for core in [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE] {
+        assert!(
+            !text.contains(core),
+            "{what} shows a secret ({core}):\n{text}"
+        );
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Watches every process's command line on the machine (the sandbox's
+/// processes are visible from here) until stopped; returns those that
+/// showed a secret.
+struct CmdlineWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl CmdlineWatch {
+    fn start() -> CmdlineWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut leaks = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                leaks.extend(cmdlines_with_secrets());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            leaks
+        });
+        CmdlineWatch { stop, thread }
+    }
+
+    fn leaks(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn cmdlines_with_secrets() -> Vec<String> {
+    let mut leaks = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE]
+            .iter()
+            .any(|core| cmdline.contains(core))
+        {
+            leaks.push(cmdline);
+        }
+    }
+    leaks
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
+    let world = World::new("sekret");
+    let dir = world.file().parent().unwrap().to_path_buf();
+    // As `echo … > file` and password managers write them: one line break.
+    std::fs::write(dir.join("db_password"), hostile(DB_CORE) + "\n").unwrap();
+    std::fs::write(dir.join("smtp"), hostile(SMTP_CORE) + "\n").unwrap();
+    world.write(&yaml(&dir));
+
+    let watch = CmdlineWatch::start();
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    let leaks = watch.leaks();
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    assert_no_secret("apply", &text(&out));
+    assert!(leaks.is_empty(), "command lines showed secrets: {leaks:#?}");
+    // The attached `docker run` clients, now.
+    assert!(cmdlines_with_secrets().is_empty());
+
+    // The container sees each value exactly (the trailing line break of the
+    // file and of the command's output dropped).
+    let seen = |variable: &str| world.exec("live", "db", &format!("printf '%s' \"${variable}\""));
+    assert_eq!(seen("DB_PASSWORD"), hostile(DB_CORE));
+    assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
+    assert_eq!(seen("SMTP_PASSWORD"), hostile(SMTP_CORE));
+    assert_eq!(seen("PLAIN"), "visible");
+
+    // Nowhere a local user can look.
+    let unit = "sekret-live-db.service";
+    let unit_text = std::fs::read_to_string(world.unit_file(unit)).unwrap();
+    assert_no_secret("the unit file", &unit_text);
+    assert!(
+        unit_text.contains("--env-file /var/lib/unitgen/sekret-live/secrets/db.env"),
+        "{unit_text}"
+    );
+    assert!(
+        unit_text.contains("Secret=DB_PASSWORD db_password hmac-sha256:"),
+        "{unit_text}"
+    );
+    let show = world.sandbox.systemctl(["show", unit]);
+    assert!(show.status.success());
+    assert_no_secret("systemctl show", &text(&show));
+    let render = unitgen(&world, &["render", "live"]);
+    assert!(render.status.success());
+    assert_no_secret("render", &text(&render));
+    let plan = unitgen(&world, &["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "nothing to do after apply");
+    assert_no_secret("plan", &text(&plan));
+
+    let state_dir = world.sandbox.root().join("var/lib/unitgen");
+    let instance_dir = state_dir.join("sekret-live");
+    for revision_file in files_under(&instance_dir.join("revisions")) {
+        let bytes = std::fs::read(&revision_file).unwrap();
+        assert_no_secret(
+            &revision_file.display().to_string(),
+            &String::from_utf8_lossy(&bytes),
+        );
+    }
+
+    // The one place the values are: root-only, written by apply.
+    let env_file = instance_dir.join("secrets/db.env");
+    let meta = std::fs::metadata(&env_file).unwrap();
+    assert_eq!((meta.uid(), mode(&env_file)), (0, 0o600));
+    for dir in [&state_dir, &instance_dir, &instance_dir.join("secrets")] {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    }
+    assert!(!instance_dir.join("secrets/web.env").exists());
+
+    // A new value: plan says which secret changed, without the value;
+    // apply restarts that service only, and it sees the new value.
+    let db_before = world.id("live", "db");
+    let web_before = world.id("live", "web");
+    std::fs::write(dir.join("db_password"), hostile(NEW_DB_CORE) + "\n").unwrap();
+    let plan = unitgen(&world, &["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "a changed secret is a change");
+    let shown = text(&plan);
+    assert_no_secret("plan", &shown);
+    assert!(shown.contains("~ sekret-live-db.service"), "{shown}");
+    assert!(
+        shown.contains("-Secret=DB_PASSWORD db_password hmac-sha256:")
+            && shown.contains("+Secret=DB_PASSWORD db_password hmac-sha256:"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("-Secret=API_TOKEN") && !shown.contains("+Secret=API_TOKEN"),
+        "only the changed secret shows as changed:\n{shown}"
+    );
+
+    let watch = CmdlineWatch::start();
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    let leaks = watch.leaks();
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    assert!(leaks.is_empty(), "command lines showed secrets: {leaks:#?}");
+    assert_ne!(world.id("live", "db"), db_before, "db restarted");
+    assert_eq!(world.id("live", "web"), web_before, "web untouched");
+    assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
+    assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
+
+    // destroy takes the secrets with the units.
+    let out = unitgen(&world, &["destroy", "live"]);
+    assert!(out.status.success(), "destroy failed: {}", text(&out));
+    assert!(!instance_dir.join("secrets").exists());
+}
