@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::etcd::Etcd;
 use support::fake_fleet::FakeFleet;
 
 /// `metadata`: require machine metadata the fake's machines do not have,
@@ -232,7 +233,8 @@ fn apply_replaces_a_changed_service_copy_by_copy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        rows.as_array()
+        rows["units"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|r| r["unit"] == "shop-live-web@2.service" && r["current_state"] == "launched")
@@ -270,4 +272,40 @@ fn fleet_errors_say_what_unitgen_was_doing() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn status_fleet_shows_what_the_sidekicks_announced() {
+    // A real etcd; the fake fleet holds the units (nothing runs them), so
+    // the key is written here as the sidekick on machine `fleet2` would.
+    let etcd = Etcd::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hi", false);
+    let yaml = std::fs::read_to_string(dir.path().join("unitgen.yaml"))
+        .unwrap()
+        .replace("http://10.0.0.1:2379", &etcd.endpoint());
+    std::fs::write(dir.path().join("unitgen.yaml"), yaml).unwrap();
+    let fleet = FakeFleet::start();
+    let fleet_args = ["--fleet", "--endpoint", fleet.endpoint()];
+    let mut apply = vec!["apply", "live"];
+    apply.extend(fleet_args);
+    let out = unitgen(dir.path(), &apply);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    etcd.put("/unitgen/shop/live/web/fleet2", "10.1.2.3:8080");
+
+    let mut status = vec!["status", "live"];
+    status.extend(fleet_args);
+    let out = unitgen(dir.path(), &status);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains(
+            "web:\n  announced: 10.1.2.3:8080 by fleet2, under /unitgen/shop/live/web/ in etcd v3"
+        ),
+        "{table}"
+    );
+    status.push("--json");
+    let out = unitgen(dir.path(), &status);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["announced"]["web"]["hosts"]["fleet2"], "10.1.2.3:8080");
 }

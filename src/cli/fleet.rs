@@ -8,6 +8,7 @@ use miette::{Result, miette};
 
 use super::Outcome;
 use super::output::{out, outln};
+use super::status::{Announced, print_announced};
 use crate::fleet::{self, Action, ApplyOptions, FleetClient, FleetPlan};
 use crate::model::Instance;
 use crate::plan::unified_diff;
@@ -157,6 +158,14 @@ pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Ou
 pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result<Outcome> {
     let client = args.client()?;
     let units = fleet::status(&client, &prefix(app, instance)).map_err(|e| miette!("{e}"))?;
+    // What each sidekick template says it announces, read from etcd as the
+    // host target's status does.
+    let announced: Vec<(String, Announced)> = units
+        .iter()
+        .filter(|u| u.name.contains("@."))
+        .filter_map(|u| crate::render::owner(&unit_file::to_text(&u.options)))
+        .filter_map(|owner| Some((owner.announces.clone()?, Announced::read(&owner)?)))
+        .collect();
     if json {
         let rows: Vec<serde_json::Value> = units
             .iter()
@@ -170,9 +179,22 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
                 })
             })
             .collect();
+        let announced: serde_json::Map<String, serde_json::Value> = announced
+            .iter()
+            .map(|(service, a)| {
+                (
+                    service.clone(),
+                    serde_json::to_value(a).expect("serializes"),
+                )
+            })
+            .collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(&rows).expect("status serializes")
+            serde_json::to_string_pretty(&serde_json::json!({
+                "units": rows,
+                "announced": announced,
+            }))
+            .expect("status serializes")
         )?;
         return Ok(Outcome::Clean);
     }
@@ -195,6 +217,10 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
             state(unit.current_state),
             unit.machine_id.chars().take(12).collect::<String>(),
         )?;
+    }
+    for (service, announcement) in &announced {
+        outln!("{service}:")?;
+        print_announced(announcement)?;
     }
     Ok(Outcome::Clean)
 }

@@ -45,7 +45,7 @@ struct Row {
 
 /// A service's announcements, read from the etcd its sidekick writes to.
 #[derive(Debug, Serialize)]
-struct Announced {
+pub(super) struct Announced {
     /// The key folder; each host announces under `<key>/<hostname>`.
     key: String,
     etcd_api: String,
@@ -59,7 +59,7 @@ struct Announced {
 
 impl Announced {
     /// Reads what a sidekick (described by its unit's owner) announced.
-    fn read(owner: &render::Owner) -> Option<Announced> {
+    pub(super) fn read(owner: &render::Owner) -> Option<Announced> {
         let key = owner.key.clone()?;
         let endpoints = owner.endpoints.clone()?;
         let etcd_api = owner.etcd_api.clone()?;
@@ -195,7 +195,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
 }
 
 /// The lines under a service: each host's address, or why there is none.
-fn print_announced(announced: &Announced) -> Result<()> {
+pub(super) fn print_announced(announced: &Announced) -> Result<()> {
     let at = format!(
         "{}/ in etcd {} at {}",
         announced.key, announced.etcd_api, announced.endpoints

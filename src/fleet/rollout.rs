@@ -126,6 +126,7 @@ pub struct UnitStatus {
     pub machine_id: String,
     /// What systemd reports, if the unit is loaded on a machine.
     pub systemd: Option<UnitState>,
+    pub options: Vec<UnitOption>,
 }
 
 enum Name<'a> {
@@ -842,6 +843,7 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
             desired_state: u.desired_state,
             current_state: u.current_state,
             machine_id: u.machine_id,
+            options: u.options,
         })
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
