@@ -5,6 +5,7 @@
 
 pub mod converge;
 mod dbus;
+pub mod explain;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -126,6 +127,14 @@ pub struct UnitState {
     pub result: String,
     /// The exit status of the main process's last run.
     pub exec_main_status: i32,
+    /// How it ended: 1 exited (status is its exit code), 2 killed and 3
+    /// dumped core (status is the signal); 0 not yet.
+    pub exec_main_code: i32,
+    /// The main process of the last run (kept after it exited; 0: none).
+    pub exec_main_pid: u32,
+    /// The current (or last) run of the unit, in hex as the journal's
+    /// `_SYSTEMD_INVOCATION_ID` has it; empty if it never ran.
+    pub invocation_id: String,
 }
 
 impl UnitState {
@@ -418,6 +427,14 @@ impl Systemd {
             main_pid: 0,
             result: String::new(),
             exec_main_status: 0,
+            exec_main_code: 0,
+            exec_main_pid: 0,
+            invocation_id: props
+                .invocation_id()
+                .map_err(bus)?
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
         };
         // Also for a service whose unit file is gone: it may still run.
         if unit.ends_with(".service") {
@@ -429,6 +446,8 @@ impl Systemd {
             state.main_pid = service.main_pid().map_err(bus)?;
             state.result = service.result().map_err(bus)?;
             state.exec_main_status = service.exec_main_status().map_err(bus)?;
+            state.exec_main_code = service.exec_main_code().map_err(bus)?;
+            state.exec_main_pid = service.exec_main_pid().map_err(bus)?;
         }
         Ok(state)
     }

@@ -266,8 +266,90 @@ fn a_failed_first_apply_says_nothing_ran_before_and_removes_what_it_started() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("previous revision"), "{err}");
     assert!(err.contains("nothing of it was running before"), "{err}");
+    assert!(
+        err.contains("ugfirst-live-api.service: the container exited with status 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "| starting up
+  | giving up
+"
+        ),
+        "{err}"
+    );
     for unit in ["ugfirst-live-api.service", "ugfirst-live-network.service"] {
         assert!(!world.unit_file(unit).exists(), "{unit} removed");
     }
     assert!(container_id("ugfirst-live-api").is_none());
+}
+
+#[test]
+fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
+    let world = World::new("ugwhy");
+    let long_line = format!("api run two: {}", "a-long-word ".repeat(12).trim_end());
+    let app = |run: &str, api_serves: bool, worker_exits: bool| {
+        let api_page = if api_serves {
+            "mkdir -p /www && echo ok > /www/index.html && "
+        } else {
+            // No index page: the health probe's wget gets 404.
+            "mkdir -p /www && "
+        };
+        let worker = if worker_exits {
+            format!("echo worker {run}; exit 4")
+        } else {
+            format!("echo worker {run}; exec sleep 1000000")
+        };
+        format!(
+            "app: ugwhy\n\
+             services:\n\
+             \x20 api:\n\
+             \x20   image: unitgen-test/busybox:1\n\
+             \x20   command: [sh, -c, 'echo \"{long}\"; {api_page}exec httpd -f -p 80 -h /www']\n\
+             \x20   init: true\n\
+             \x20   healthcheck: {{test: [CMD, wget, -q, -O, /dev/null, \"http://127.0.0.1/\"], interval: 1s, retries: 2}}\n\
+             \x20 worker:\n\
+             \x20   image: unitgen-test/busybox:1\n\
+             \x20   command: [sh, -c, '{worker}']\n\
+             \x20   init: true\n\
+             instances:\n\
+             \x20 live: {{}}\n",
+            long = if run == "one" {
+                "api run one".to_string()
+            } else {
+                long_line.clone()
+            },
+        )
+    };
+    world.write(&app("one", true, false));
+    world.apply_ok("live");
+
+    world.write(&app("two", false, true));
+    let out = world.apply("live");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Each failed unit, with its reason.
+    assert!(
+        err.contains("ugwhy-live-api.service: the container turned unhealthy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("health probe exited 1"),
+        "Docker's health log: {err}"
+    );
+    assert!(err.contains("404"), "the probe's own output: {err}");
+    assert!(
+        err.contains("ugwhy-live-worker.service: the container exited with status 4"),
+        "{err}"
+    );
+    // The containers' own lines of this start, whole.
+    assert!(err.contains(&format!("| {long_line}\n")), "{err}");
+    assert!(err.contains("| worker two"), "{err}");
+    assert!(!err.contains("run one"), "no line of an earlier run: {err}");
+    assert!(
+        !err.contains("No such container"),
+        "no housekeeping noise: {err}"
+    );
+    assert!(err.contains("previous revision was restored"), "{err}");
+    assert_eq!(world.exec("live", "api", "cat /www/index.html"), "ok\n");
 }

@@ -2,7 +2,7 @@
 //! a host to an instance's template.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -303,16 +303,21 @@ pub fn converge_and_record(
     }
 }
 
+/// The failure as the user reads it: each failed unit explained (printed as
+/// plain lines, so that long log lines are never wrapped mid-word), then
+/// one error saying what failed and what the host runs now.
 fn failure_report(name: &str, failure: Failure) -> miette::Report {
-    let mut text = format!("apply of {name} failed: {}", failure.message);
-    if let Some((unit, log)) = &failure.unit
-        && !log.is_empty()
-    {
-        text.push_str(&format!("\n\nlast lines logged by {unit}:\n"));
-        for line in log.lines() {
-            text.push_str(&format!("  | {line}\n"));
+    let mut stderr = std::io::stderr().lock();
+    for explanation in &failure.explained {
+        let _ = writeln!(stderr);
+        for line in explanation.lines() {
+            let _ = writeln!(stderr, "{line}");
         }
     }
+    if !failure.explained.is_empty() {
+        let _ = writeln!(stderr);
+    }
+    let mut text = format!("apply of {name} failed: {}", failure.message);
     text.push_str(match failure.host {
         HostAfter::Untouched => "\nnothing on the host was changed",
         HostAfter::Restored => "\nthe previous revision was restored and is running again",

@@ -127,33 +127,48 @@ pub fn run_args(
 pub const STATE_AND_HEALTH: &str =
     "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}";
 
+/// The prefix of the lines the readiness check writes to the journal when a
+/// start fails, so that apply can tell them from the container's own.
+pub const NOTE: &str = "unitgen:";
+
 /// Waits until the container runs (and is healthy, when it has a
 /// healthcheck), and fails as soon as it has exited or turned unhealthy, so
 /// that systemd's start job reports what really happened. It also gives up
 /// when `docker run` itself has exited (`$MAINPID`, which systemd sets for
 /// ExecStartPost): systemd would otherwise wait for this script until
-/// TimeoutStartSec. One statement per element (see `escape::systemd_shell`).
+/// TimeoutStartSec. On failure it writes why (Docker's health log, the exit
+/// status) to the journal, in lines starting with [`NOTE`].
+/// One statement per element (see `escape::systemd_shell`).
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
-    let (format, ready, failed) = if healthcheck {
+    let (format, ready, unhealthy) = if healthcheck {
         (
-            STATE_AND_HEALTH,
-            "running/healthy",
-            "running/unhealthy|exited/*|dead/*",
+            "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}/{{.State.ExitCode}}",
+            "running/healthy/*",
+            Some("running/unhealthy/*"),
         )
     } else {
-        ("{{.State.Status}}", "running", "exited|dead")
+        ("{{.State.Status}}/{{.State.ExitCode}}", "running/*", None)
     };
-    vec![
+    let mut script = vec![
         // Quick polls while a container usually comes up, then slower ones:
         // each `docker inspect` costs the CPU a starting engine wants.
         "n=0;".into(),
         "while :; do".into(),
-        format!("  case $(docker inspect --format '{format}' {container} 2>/dev/null) in"),
+        format!("  s=$(docker inspect --format '{format}' {container} 2>/dev/null);"),
+        "  case $s in".into(),
         format!("    {ready}) exit 0;;"),
-        format!("    {failed}) exit 1;;"),
+    ];
+    if let Some(unhealthy) = unhealthy {
+        script.push(format!(
+            "    {unhealthy}) docker inspect --format '{{{{range .State.Health.Log}}}}{NOTE} health probe exited {{{{.ExitCode}}}}: {{{{json .Output}}}}{{{{println}}}}{{{{end}}}}' {container} >&2; exit 1;;"
+        ));
+    }
+    script.extend([
+        format!("    exited/*|dead/*) echo \"{NOTE} the container exited with status ${{s##*/}}\" >&2; exit 1;;"),
         "  esac;".into(),
-        "  kill -0 \"$MAINPID\" 2>/dev/null || exit 1;".into(),
+        format!("  kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
         "  n=$((n+1)); if [ $n -lt 25 ]; then sleep 0.2; else sleep 1; fi;".into(),
         "done".into(),
-    ]
+    ]);
+    script
 }

@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
+use crate::systemd::explain::{Evidence, Explanation, explain};
 use crate::systemd::{JobKind, JobOutcome, JobResult, Systemd};
 use crate::unit_dir;
 
@@ -41,29 +41,16 @@ impl Host {
     pub fn connect(&self) -> Result<Systemd, Failure> {
         Systemd::connect(self.bus.as_deref(), self.user).map_err(|e| Failure::new(e.to_string()))
     }
-
-    /// The last lines a unit logged, for error reports.
-    pub fn journal_tail(&self, unit: &str, lines: usize) -> String {
-        let mut cmd = Command::new("journalctl");
-        cmd.args(["--no-pager", "--output=cat", "-n", &lines.to_string()]);
-        if let Some(root) = &self.root {
-            cmd.arg(format!("--root={}", root.display()));
-        }
-        cmd.arg(if self.user { "--user-unit" } else { "--unit" })
-            .arg(unit);
-        match cmd.output() {
-            Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-            Err(e) => format!("(journalctl could not run: {e})"),
-        }
-    }
 }
 
 /// Why a convergence did not complete.
 #[derive(Debug)]
 pub struct Failure {
     pub message: String,
-    /// The unit that failed and its last log lines.
-    pub unit: Option<(String, String)>,
+    /// What was seen of each unit that failed, when it failed.
+    evidence: Vec<Evidence>,
+    /// Each failed unit, explained (once the convergence has ended).
+    pub explained: Vec<Explanation>,
     pub host: HostAfter,
 }
 
@@ -90,7 +77,8 @@ impl Failure {
     fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
-            unit: None,
+            evidence: Vec::new(),
+            explained: Vec::new(),
             host: HostAfter::Untouched,
         }
     }
@@ -150,10 +138,11 @@ pub fn converge(
     match run(host, &systemd, plan, &idle, options, progress) {
         Ok(outcome) => Ok(outcome),
         Err(mut failure) => {
-            if let Some((unit, _)) = &failure.unit {
-                let log = host.journal_tail(unit, 15);
-                failure.unit = Some((unit.clone(), log));
-            }
+            failure.explained = failure
+                .evidence
+                .iter()
+                .map(|evidence| explain(host, evidence))
+                .collect();
             progress.line(if plan.installs_from_nothing() {
                 "removing what this apply started (nothing ran before)"
             } else {
@@ -232,10 +221,30 @@ fn run(
     }
     // Starts and restarts go out as one batch so systemd can order them
     // against each other; two calls would serialize the two groups.
-    start_and_restart(systemd, &starts, &restarts, progress)?;
+    let jobs = start_and_restart(systemd, &starts, &restarts, progress);
 
-    let touched: Vec<String> = starts.iter().chain(&restarts).cloned().collect();
-    settle(systemd, &touched, options, progress)?;
+    // Units whose job succeeded are watched for the settle time even when
+    // others failed: every unit that does not come up is reported.
+    let failed_jobs: Vec<String> = match &jobs {
+        Err(failure) => failure.evidence.iter().map(|e| e.unit.clone()).collect(),
+        Ok(()) => Vec::new(),
+    };
+    let touched: Vec<String> = starts
+        .iter()
+        .chain(&restarts)
+        .filter(|unit| !failed_jobs.contains(unit))
+        .cloned()
+        .collect();
+    let settled = settle(systemd, &touched, options, progress);
+    match (jobs, settled) {
+        (Ok(()), Ok(())) => {}
+        (Err(failure), Ok(())) | (Ok(()), Err(failure)) => return Err(failure),
+        (Err(mut jobs), Err(settled)) => {
+            jobs.message = format!("{}; {}", jobs.message, settled.message);
+            jobs.evidence.extend(settled.evidence);
+            return Err(jobs);
+        }
+    }
     outcome.started = starts;
     outcome.restarted = restarts;
     Ok(outcome)
@@ -253,7 +262,7 @@ fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
 
 fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let outcomes = watched(systemd, &[(JobKind::Stop, units)], progress)?;
-    first_failure(&outcomes, "stop")
+    failures(systemd, &outcomes, "stop")
 }
 
 fn start_and_restart(
@@ -267,7 +276,7 @@ fn start_and_restart(
         &[(JobKind::Start, starts), (JobKind::Restart, restarts)],
         progress,
     )?;
-    first_failure(&outcomes, "start")
+    failures(systemd, &outcomes, "start")
 }
 
 /// Enqueues the jobs and reports each result as it arrives.
@@ -312,23 +321,44 @@ fn watched(
     Ok(outcomes)
 }
 
-fn first_failure(outcomes: &[JobOutcome], what: &str) -> Result<(), Failure> {
+/// Every job that did not succeed, as one failure with what was seen of
+/// each unit (read now: a restart by systemd would replace it).
+fn failures(systemd: &Systemd, outcomes: &[JobOutcome], what: &str) -> Result<(), Failure> {
     // A stop of a unit systemd no longer knows is nothing to do.
-    let failed = outcomes.iter().find(|o| {
-        o.result != JobResult::Done && !(what == "stop" && o.result == JobResult::NotLoaded)
-    });
-    match failed {
-        None => Ok(()),
-        Some(o) => Err(Failure {
-            message: format!("{} did not {what}: job {}", o.unit, o.result),
-            unit: Some((o.unit.clone(), String::new())),
-            host: HostAfter::Untouched,
-        }),
+    let failed: Vec<&JobOutcome> = outcomes
+        .iter()
+        .filter(|o| {
+            o.result != JobResult::Done && !(what == "stop" && o.result == JobResult::NotLoaded)
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
     }
+    let mut evidence = Vec::new();
+    for outcome in &failed {
+        evidence.push(Evidence {
+            unit: outcome.unit.clone(),
+            job: Some(outcome.result.clone()),
+            state: systemd.unit_state(&outcome.unit).map_err(bus)?,
+            restarted: false,
+        });
+    }
+    let list: Vec<&str> = failed.iter().map(|o| o.unit.as_str()).collect();
+    Err(Failure {
+        message: format!("did not {what}: {}", list.join(", ")),
+        evidence,
+        explained: Vec::new(),
+        host: HostAfter::Untouched,
+    })
 }
 
+/// How often the settle time looks at the units: often enough to see a
+/// failed unit before systemd restarts it (`RestartSec=5s`), so that what
+/// is explained is the failed run.
+const SETTLE_POLL: Duration = Duration::from_millis(400);
+
 /// Every unit just started or restarted must stay active, without systemd
-/// restarting it, for the settle time.
+/// restarting it, for the settle time. Every unit that does not is reported.
 fn settle(
     systemd: &Systemd,
     touched: &[String],
@@ -348,29 +378,52 @@ fn settle(
         if touched.len() == 1 { "stays" } else { "stay" },
         options.settle.as_secs_f32()
     ));
-    std::thread::sleep(options.settle);
+    let deadline = Instant::now() + options.settle;
+    let mut failed: Vec<Evidence> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(left.min(SETTLE_POLL));
+        let states = systemd.active_states(touched).map_err(bus)?;
+        for (unit, state) in touched.iter().zip(states) {
+            if state != "active" && !failed.iter().any(|f| &f.unit == unit) {
+                failed.push(Evidence {
+                    unit: unit.clone(),
+                    job: None,
+                    state: systemd.unit_state(unit).map_err(bus)?,
+                    restarted: false,
+                });
+            }
+        }
+        if left.is_zero() {
+            break;
+        }
+    }
     progress.finish();
     for unit in touched {
+        if failed.iter().any(|f| &f.unit == unit) {
+            continue;
+        }
+        // Failed and restarted between two looks.
         let now = systemd.unit_state(unit).map_err(bus)?;
-        let restarted = now.n_restarts != before[unit].n_restarts;
-        if !now.is_active() || restarted {
-            return Err(Failure {
-                message: format!(
-                    "{unit} did not stay up: {} ({}){}",
-                    now.active_state,
-                    now.sub_state,
-                    if restarted {
-                        ", restarted by systemd"
-                    } else {
-                        ""
-                    }
-                ),
-                unit: Some((unit.clone(), String::new())),
-                host: HostAfter::Untouched,
+        if now.n_restarts != before[unit].n_restarts || !now.is_active() {
+            failed.push(Evidence {
+                unit: unit.clone(),
+                job: None,
+                restarted: now.is_active(),
+                state: now,
             });
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = failed.iter().map(|f| f.unit.as_str()).collect();
+    Err(Failure {
+        message: format!("did not stay up: {}", list.join(", ")),
+        evidence: failed,
+        explained: Vec::new(),
+        host: HostAfter::Untouched,
+    })
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the

@@ -84,6 +84,9 @@ pub(crate) trait Unit {
 
     #[zbus(property)]
     fn active_enter_timestamp(&self) -> zbus::Result<u64>;
+
+    #[zbus(property, name = "InvocationID")]
+    fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
 }
 
 #[zbus::proxy(
@@ -104,6 +107,12 @@ pub(crate) trait Service {
 
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+
+    #[zbus(property)]
+    fn exec_main_code(&self) -> zbus::Result<i32>;
+
+    #[zbus(property, name = "ExecMainPID")]
+    fn exec_main_pid(&self) -> zbus::Result<u32>;
 }
 
 /// The match rule for the manager's `JobRemoved(u id, o job, s unit, s result)`.

@@ -1,0 +1,286 @@
+//! Why a unit did not come up, told from what systemd and the journal kept
+//! of that one start: the reason (Docker's health probes, the container's
+//! exit status, a failed dependency, a timeout) and the container's own last
+//! lines. Only lines of that start (its invocation) and of `docker run`
+//! itself (its main process) are shown: no earlier runs, none of the
+//! housekeeping commands around it.
+
+use std::process::Command;
+
+use crate::render::docker::NOTE;
+use crate::systemd::{JobResult, UnitState};
+
+use super::converge::Host;
+
+/// How many of the container's last lines a report shows.
+const LOG_LINES: usize = 15;
+
+/// What was known of a unit when it was found failed. Read at once: a
+/// restart by systemd (`Restart=`) begins a new invocation.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub unit: String,
+    /// The start or restart job's result, if that job failed.
+    pub job: Option<JobResult>,
+    pub state: UnitState,
+    /// Found running again after systemd restarted it within the settle time.
+    pub restarted: bool,
+}
+
+/// A failed unit, explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub unit: String,
+    pub reason: String,
+    /// unitgen's notes from the readiness check (e.g. the health probes).
+    pub notes: Vec<String>,
+    /// The container's last lines, from this start only.
+    pub log: Vec<String>,
+}
+
+impl Explanation {
+    /// The explanation as lines for a terminal or a log, never wrapped.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("{}: {}", self.unit, self.reason)];
+        lines.extend(self.notes.iter().map(|note| format!("  {note}")));
+        if !self.log.is_empty() {
+            lines.push("  its container's last lines (this start):".into());
+            lines.extend(self.log.iter().map(|line| format!("  | {line}")));
+        }
+        lines
+    }
+}
+
+/// Explains a failed unit from the evidence and its journal.
+pub fn explain(host: &Host, evidence: &Evidence) -> Explanation {
+    let entries = if evidence.state.invocation_id.is_empty() || evidence.restarted {
+        // A run systemd has already replaced: its invocation is not known.
+        Vec::new()
+    } else {
+        journal(host, &evidence.state.invocation_id)
+    };
+    explain_from(evidence, &entries)
+}
+
+/// One journal line of a unit's run: the process that wrote it, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub pid: u32,
+    pub message: String,
+}
+
+/// The pure part of [`explain`].
+pub fn explain_from(evidence: &Evidence, entries: &[Entry]) -> Explanation {
+    let notes: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.message.strip_prefix(NOTE))
+        .map(|note| note.trim().to_string())
+        .collect();
+    let main = evidence.state.exec_main_pid;
+    let log: Vec<String> = entries
+        .iter()
+        .filter(|e| main != 0 && e.pid == main)
+        .map(|e| e.message.clone())
+        .collect();
+    let log = log[log.len().saturating_sub(LOG_LINES)..].to_vec();
+    let mut notes_shown = notes.clone();
+    let reason = match (&evidence.job, notes.as_slice()) {
+        (Some(JobResult::Dependency), _) => {
+            notes_shown.clear();
+            "not started: a unit it requires failed".to_string()
+        }
+        (_, [first, ..]) if first.starts_with("health probe") => {
+            "the container turned unhealthy; Docker's last health probes:".to_string()
+        }
+        (_, [only]) => {
+            notes_shown.clear();
+            only.clone()
+        }
+        _ => from_state(evidence),
+    };
+    Explanation {
+        unit: evidence.unit.clone(),
+        reason,
+        notes: notes_shown,
+        log: if evidence.job == Some(JobResult::Dependency) {
+            Vec::new()
+        } else {
+            log
+        },
+    }
+}
+
+/// The reason systemd's own state gives.
+fn from_state(evidence: &Evidence) -> String {
+    let state = &evidence.state;
+    if evidence.restarted {
+        return format!(
+            "it exited and was restarted by systemd ({} restarts so far)",
+            state.n_restarts
+        );
+    }
+    match state.result.as_str() {
+        "timeout" => "it did not become ready within its start timeout (TimeoutStartSec=)".into(),
+        "start-limit-hit" => "it was restarted too often (its start limit was hit)".into(),
+        _ if state.exec_main_code == 1 && state.exec_main_status != 0 => {
+            exit_status(state.exec_main_status)
+        }
+        _ if matches!(state.exec_main_code, 2 | 3) => {
+            format!("docker run was killed by signal {}", state.exec_main_status)
+        }
+        "" | "success" => format!("it is {} ({})", state.active_state, state.sub_state),
+        other => format!(
+            "it is {} ({}), result `{other}`",
+            state.active_state, state.sub_state
+        ),
+    }
+}
+
+/// `docker run`'s exit status, which is the container's.
+fn exit_status(status: i32) -> String {
+    match status {
+        125 => "docker run failed (exit status 125: Docker could not create or start the container)".into(),
+        137 => "the container was killed (exit status 137: SIGKILL, by `docker stop` after the grace period or by the OOM killer)".into(),
+        n if n > 128 => format!("the container exited with status {n} (signal {})", n - 128),
+        n => format!("the container exited with status {n}"),
+    }
+}
+
+/// Every line the unit's processes logged in one run (`_SYSTEMD_INVOCATION_ID`).
+fn journal(host: &Host, invocation: &str) -> Vec<Entry> {
+    let mut cmd = Command::new("journalctl");
+    cmd.args([
+        "--no-pager",
+        "--output=json",
+        "--output-fields=MESSAGE,_PID",
+    ]);
+    if let Some(root) = &host.root {
+        cmd.arg(format!("--root={}", root.display()));
+    }
+    if host.user {
+        cmd.arg("--user");
+    }
+    cmd.arg(format!("_SYSTEMD_INVOCATION_ID={invocation}"));
+    let Ok(out) = cmd.output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(parse_entry)
+        .collect()
+}
+
+/// One line of `journalctl --output=json`. A message that is not UTF-8 is
+/// an array of bytes there.
+fn parse_entry(line: &str) -> Option<Entry> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    let pid = entry.get("_PID")?.as_str()?.parse().ok()?;
+    let message = match entry.get("MESSAGE")? {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(bytes) => {
+            let bytes: Vec<u8> = bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => return None,
+    };
+    Some(Entry { pid, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(job: Option<JobResult>, main_pid: u32, code: i32, status: i32) -> Evidence {
+        Evidence {
+            unit: "shop-live-api.service".into(),
+            job,
+            state: UnitState {
+                unit: "shop-live-api.service".into(),
+                load_state: "loaded".into(),
+                active_state: "activating".into(),
+                sub_state: "auto-restart".into(),
+                active_enter_timestamp: 0,
+                n_restarts: 0,
+                main_pid: 0,
+                result: "exit-code".into(),
+                exec_main_status: status,
+                exec_main_code: code,
+                exec_main_pid: main_pid,
+                invocation_id: "ab12".into(),
+            },
+            restarted: false,
+        }
+    }
+
+    fn entry(pid: u32, message: &str) -> Entry {
+        Entry {
+            pid,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn an_unhealthy_start_shows_the_probes_and_only_the_containers_lines() {
+        let entries = [
+            entry(7, "Error: No such container: shop-live-api"),
+            entry(9, "listening on :80"),
+            entry(
+                11,
+                "unitgen: health probe exited 1: \"wget: server returned error: HTTP/1.1 404\\n\"",
+            ),
+            entry(9, "GET /health 404"),
+        ];
+        let explained = explain_from(&failed(Some(JobResult::Failed), 9, 2, 15), &entries);
+        assert_eq!(
+            explained.reason,
+            "the container turned unhealthy; Docker's last health probes:"
+        );
+        assert_eq!(
+            explained.notes,
+            ["health probe exited 1: \"wget: server returned error: HTTP/1.1 404\\n\""]
+        );
+        assert_eq!(explained.log, ["listening on :80", "GET /health 404"]);
+    }
+
+    #[test]
+    fn an_exit_is_told_with_its_status() {
+        let explained = explain_from(&failed(Some(JobResult::Failed), 9, 1, 3), &[]);
+        assert_eq!(explained.reason, "the container exited with status 3");
+        let note = [entry(11, "unitgen: the container exited with status 3")];
+        let explained = explain_from(&failed(Some(JobResult::Failed), 9, 0, 0), &note);
+        assert_eq!(explained.reason, "the container exited with status 3");
+        assert!(explained.notes.is_empty());
+        let explained = explain_from(&failed(None, 9, 1, 137), &[]);
+        assert!(
+            explained.reason.contains("137: SIGKILL"),
+            "{}",
+            explained.reason
+        );
+    }
+
+    #[test]
+    fn a_dependency_failure_names_no_log() {
+        let explained = explain_from(
+            &failed(Some(JobResult::Dependency), 9, 0, 0),
+            &[entry(9, "unrelated")],
+        );
+        assert_eq!(explained.reason, "not started: a unit it requires failed");
+        assert!(explained.log.is_empty());
+    }
+
+    #[test]
+    fn journal_lines_read_text_and_bytes() {
+        assert_eq!(
+            parse_entry(r#"{"MESSAGE":"hello","_PID":"42"}"#),
+            Some(entry(42, "hello"))
+        );
+        assert_eq!(
+            parse_entry(r#"{"MESSAGE":[104,105,255],"_PID":"42"}"#),
+            Some(entry(42, "hi\u{fffd}"))
+        );
+        assert_eq!(parse_entry(r#"{"MESSAGE":null,"_PID":"42"}"#), None);
+    }
+}
