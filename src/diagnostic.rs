@@ -161,6 +161,11 @@ impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.as_slice() {
             [one] => write!(f, "{one}"),
+            many if many.len() > MAX_SHOWN => write!(
+                f,
+                "{} problems found (the first {MAX_SHOWN} are shown)",
+                many.len()
+            ),
             many => write!(f, "{} problems found", many.len()),
         }
     }
@@ -196,9 +201,15 @@ impl Diagnostic for Problems {
         if self.0.len() < 2 {
             return None;
         }
-        Some(Box::new(self.0.iter().map(|p| p as &dyn Diagnostic)))
+        Some(Box::new(
+            self.0.iter().take(MAX_SHOWN).map(|p| p as &dyn Diagnostic),
+        ))
     }
 }
+
+/// How many problems one report shows: past that, more of them helps no
+/// one, and drawing each snippet of a big file costs time.
+const MAX_SHOWN: usize = 50;
 
 /// "did you mean `environment`?" for a misspelt name, when one is close.
 pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {

@@ -55,17 +55,36 @@ impl Template {
         }
         let dir = path.parent().unwrap_or(Path::new(""));
         let app_path = dir.join(&template_ref.value);
-        let app = match std::fs::read_to_string(&app_path) {
-            Ok(text) => parse(&app_path, text)?,
-            Err(e) => {
+        let read = template_path(dir, &template_ref.value).and_then(|()| {
+            std::fs::read(&app_path).map_err(|e| {
+                Problem::new(format!("cannot read template {}: {e}", app_path.display()))
+            })
+        });
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(problem) => {
+                problems.push(problem.at(&at).label("this file").help(
+                    "the path is relative to the deployments file; unitgen reads the template only from that folder or below",
+                ));
+                return Err(problems);
+            }
+        };
+        let app = match utf8(&app_path, bytes).and_then(|text| parse(&app_path, text)) {
+            Ok(app) => app,
+            // Say what is wrong inside the file only if it is a template:
+            // any other file's text (`template: ../../etc/shadow`) stays
+            // out of the message.
+            Err(errors) if !looks_like_a_template(&app_path) => {
+                drop(errors);
                 problems.push(
-                    Problem::new(format!("cannot read template {}: {e}", app_path.display()))
+                    Problem::new(format!("{} is not an app template", app_path.display()))
                         .at(&at)
                         .label("this file")
-                        .help("the path is relative to the deployments file"),
+                        .help("an app template is a YAML file with `app:` and `services:`"),
                 );
                 return Err(problems);
             }
+            Err(errors) => return Err(errors),
         };
         for (key, value) in [
             ("template", app.doc.template.as_ref().map(|t| &t.referenced)),
@@ -136,12 +155,70 @@ impl Template {
 }
 
 fn load_file(path: &Path) -> Result<Loaded, Problems> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(path, text),
+    match std::fs::read(path) {
+        Ok(bytes) => parse(path, utf8(path, bytes)?),
         Err(e) => Err(Problem::new(format!("cannot read {}: {e}", path.display()))
             .help("run unitgen in the folder that holds unitgen.yaml, or pass `-f FILE`")
             .into()),
     }
+}
+
+/// The file's text, or where its first byte that is not UTF-8 is.
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, Problems> {
+    let err = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(err) => err,
+    };
+    let offset = err.utf8_error().valid_up_to();
+    let byte = err.as_bytes()[offset];
+    // The text up to the bad byte is the file's own; the byte shows as `�`.
+    let shown = String::from_utf8_lossy(err.as_bytes()).into_owned();
+    let file: SourceFile = Arc::new(NamedSource::new(display_path(path), shown));
+    let at = Location {
+        file,
+        span: (offset, '\u{fffd}'.len_utf8()).into(),
+    };
+    Err(Problem::new(format!(
+        "{} is not UTF-8 text: byte 0x{byte:02X} is not part of a UTF-8 character",
+        display_path(path)
+    ))
+    .at(&at)
+    .label("not UTF-8")
+    .help("unitgen reads templates as UTF-8: convert the file (e.g. `iconv -f latin1 -t utf-8 FILE`), or write the character as a YAML escape (`\"\\u00e9\"`)")
+    .into())
+}
+
+/// Where a deployments file's `template:` may point: a relative path to a
+/// file in the deployments file's folder or below (symbolic links
+/// followed), so that a deployments file cannot make unitgen read, and
+/// quote in its errors, files elsewhere on the machine.
+fn template_path(dir: &Path, named: &str) -> Result<(), Problem> {
+    if Path::new(named).is_absolute() {
+        return Err(Problem::new(format!(
+            "template {named} is an absolute path"
+        )));
+    }
+    let cannot = |e: std::io::Error| Problem::new(format!("cannot read template {named}: {e}"));
+    let base = dir
+        .canonicalize()
+        .or_else(|_| std::env::current_dir())
+        .map_err(cannot)?;
+    let target = dir.join(named).canonicalize().map_err(cannot)?;
+    if !target.starts_with(&base) {
+        return Err(Problem::new(format!(
+            "template {named} is outside the deployments file's folder"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the file has a top-level `app:` or `services:` line, i.e. is
+/// meant as an app template (with some mistake in it, even in its syntax).
+fn looks_like_a_template(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .any(|line| line.starts_with("app:") || line.starts_with("services:"))
 }
 
 /// Parses one file, turning serde-saphyr's error into a located problem.
@@ -175,7 +252,10 @@ const MAX_REPLAYED_EVENTS: usize = 100_000;
 pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Problem {
     let full = err.without_snippet().to_string();
     let message = strip_location_suffix(strip_location_prefix(&full)).to_string();
-    let mut problem = Problem::new(short_message(&message));
+    let mut problem = match err.without_snippet() {
+        serde_saphyr::Error::Budget { breach, .. } => budget_problem(breach),
+        _ => Problem::new(short_message(&message)),
+    };
     if let Some(loc) = err.location() {
         let mut at = Location::from_yaml(file, &loc);
         if at.span.len() <= 1 {
@@ -191,6 +271,24 @@ pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Prob
         problem = problem.help(hint);
     }
     problem
+}
+
+/// The YAML reader's limits (serde-saphyr's defaults, which guard against
+/// alias bombs and runaway input), said in the user's words.
+fn budget_problem(breach: &serde_saphyr::budget::BudgetBreach) -> Problem {
+    use serde_saphyr::budget::BudgetBreach::*;
+    let limit = serde_saphyr::Budget::default();
+    let what = match breach {
+        Nodes { .. } => format!("more than {} YAML values", limit.max_nodes),
+        Events { .. } => format!("more than {} YAML events", limit.max_events),
+        Aliases { .. } => format!("more than {} aliases (`*name`)", limit.max_aliases),
+        Anchors { .. } => format!("more than {} anchors (`&name`)", limit.max_anchors),
+        Depth { .. } => format!("lists and maps nested more than {} deep", limit.max_depth),
+        Documents { .. } => format!("more than {} YAML documents", limit.max_documents),
+        other => format!("a YAML limit ({other:?})"),
+    };
+    Problem::new(format!("the file is too big for unitgen: {what}"))
+        .help("a template this size is a mistake or an attack (e.g. aliases that expand exponentially); split it, or generate less")
 }
 
 /// serde-saphyr prefixes "line N column M: "; miette shows the place itself.

@@ -469,3 +469,89 @@ fn secrets_are_refused_with_fleet() {
         "{err}"
     );
 }
+
+// Regression (issue 7): "stream did not contain valid UTF-8", with no place.
+#[test]
+fn a_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        b"app: shop\nservices:\n  web: caf\xe9:1\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["render", "live"])
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unitgen.yaml is not UTF-8 text: byte 0xE9"),
+        "{err}"
+    );
+    assert!(err.contains("unitgen.yaml:3:11"), "{err}");
+    assert!(err.contains("iconv"), "{err}");
+}
+
+// Regression (issue 7): `template: ../../../etc/shadow` printed the file's
+// first lines in the error.
+#[test]
+fn a_template_path_reads_only_templates_in_the_deployments_folder_and_quotes_no_other_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("secret.txt");
+    std::fs::write(&outside, "root:$6$SECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(project.join("notes.txt"), "password: SECRET-IN-FOLDER\n[\n").unwrap();
+    for (named, message) in [
+        (
+            "../secret.txt",
+            "template ../secret.txt is outside the deployments file's folder",
+        ),
+        (outside.to_str().unwrap(), "is an absolute path"),
+        ("notes.txt", "is not an app template"),
+    ] {
+        std::fs::write(
+            project.join("deployments.yaml"),
+            format!("template: {named}\ninstances:\n  live: {{}}\n"),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(["render", "live", "-f", "deployments.yaml"])
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .current_dir(&project)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(message),
+            "{named}: expected {message:?} in:\n{err}"
+        );
+        assert!(err.contains("deployments.yaml:1:11"), "{err}");
+        assert!(
+            !err.contains("SECRET"),
+            "{named}: the file's text is shown:\n{err}"
+        );
+    }
+}
+
+// Regression (issue 7): the YAML reader's limit said `Nodes { nodes: 250001 }`.
+#[test]
+fn the_yaml_size_limit_is_said_in_words_where_it_is_reached() {
+    let mut yaml = String::from("app: shop\nservices:\n  web:\n    image: x\n    command:\n");
+    for _ in 0..250_001 {
+        yaml.push_str("      - a\n");
+    }
+    let (out, _dir) = run(&yaml, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the file is too big for unitgen: more than 250000 YAML values"),
+        "{err}"
+    );
+    assert!(err.contains("unitgen.yaml:2499"), "{err}");
+}

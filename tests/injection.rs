@@ -1,0 +1,551 @@
+//! No value can change a unit's meaning beyond its own (issue 7). Every
+//! source of text that reaches a unit file gets hostile values; the units
+//! are read back the way systemd reads them (`support/systemd_syntax.rs`)
+//! and compared, directive by directive, with the units rendered from a
+//! harmless placeholder: the same directives, and in each, the placeholder
+//! replaced by exactly the hostile value. A value that cannot be written so
+//! must be refused with a located error.
+//!
+//! The proptest suites at the end run the same check over generated values,
+//! and mutate the examples' templates to check that nothing panics and that
+//! every unit rendered from them reads back as unitgen's own parser reads it.
+
+#[path = "support/systemd_syntax.rs"]
+mod systemd_syntax;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{LazyLock, Mutex};
+
+use proptest::prelude::*;
+use unitgen::compile::{Overrides, compile};
+use unitgen::render::{Flavour, Renderer, UnitFile};
+use unitgen::template::{self, Template};
+
+use systemd_syntax::{Directive, meaning, parse};
+
+const PLACEHOLDER: &str = "PLACEHOLDER";
+
+/// How a source treats a value it cannot carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Escaped (a `docker run` argument): anything but NUL is accepted and
+    /// must arrive exactly.
+    Escaped,
+    /// Written as systemd syntax (`systemd:` values): accepted only if it
+    /// stays one directive, compared as written.
+    Raw,
+    /// Checked against a strict syntax (names, URLs, …): refusing is fine.
+    Checked,
+}
+
+/// One place a value can come from, as a template with `{{ v }}` there.
+struct Source {
+    name: &'static str,
+    kind: Kind,
+    /// Service `web`'s extra lines (indented 4), or `None` for `template`.
+    web: &'static str,
+    /// Top-level lines after `services:` (etcd, fleet).
+    top: &'static str,
+}
+
+const SOURCES: &[Source] = &[
+    Source {
+        name: "environment value",
+        kind: Kind::Escaped,
+        web: "    environment: {GREETING: \"{{ v }}\"}\n",
+        top: "",
+    },
+    Source {
+        name: "label",
+        kind: Kind::Escaped,
+        web: "    labels: {note: \"{{ v }}\"}\n",
+        top: "",
+    },
+    Source {
+        name: "command word",
+        kind: Kind::Escaped,
+        web: "    command: [echo, \"{{ v }}\"]\n",
+        top: "",
+    },
+    Source {
+        name: "entrypoint word",
+        kind: Kind::Escaped,
+        web: "    entrypoint: [/bin/sh, \"{{ v }}\"]\n",
+        top: "",
+    },
+    Source {
+        name: "user",
+        kind: Kind::Escaped,
+        web: "    user: \"{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "working_dir",
+        kind: Kind::Escaped,
+        web: "    working_dir: \"/srv/{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "env_file",
+        kind: Kind::Escaped,
+        web: "    env_file: \"/etc/{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "healthcheck",
+        kind: Kind::Escaped,
+        web: "    healthcheck: {test: [CMD-SHELL, \"{{ v }}\"]}\n",
+        top: "",
+    },
+    Source {
+        name: "docker_args",
+        kind: Kind::Escaped,
+        web: "    docker_args: [\"--add-host={{ v }}\"]\n",
+        top: "",
+    },
+    Source {
+        name: "tmpfs",
+        kind: Kind::Escaped,
+        web: "    tmpfs: \"/run/{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "systemd: Environment",
+        kind: Kind::Raw,
+        web: "    systemd: {Service: {Environment: \"GREETING={{ v }}\", ProtectSystem: strict}}\n",
+        top: "",
+    },
+    Source {
+        name: "systemd: Description",
+        kind: Kind::Raw,
+        web: "    systemd: {Unit: {Description: \"web {{ v }}\"}, Service: {ProtectSystem: strict}}\n",
+        top: "",
+    },
+    Source {
+        name: "systemd: X- section",
+        kind: Kind::Raw,
+        web: "    systemd: {X-Mine: {Note: \"{{ v }} here\"}}\n",
+        top: "",
+    },
+    Source {
+        name: "image",
+        kind: Kind::Checked,
+        web: "    image: \"busybox:{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "hostname",
+        kind: Kind::Checked,
+        web: "    hostname: \"{{ v }}\"\n",
+        top: "",
+    },
+    Source {
+        name: "volume",
+        kind: Kind::Checked,
+        web: "    volumes: [\"/srv/{{ v }}:/data\"]\n",
+        top: "",
+    },
+    Source {
+        name: "etcd endpoint",
+        kind: Kind::Checked,
+        web: "",
+        top: "etcd: {endpoints: \"http://{{ v }}:2379\"}\n",
+    },
+    Source {
+        name: "etcd prefix",
+        kind: Kind::Checked,
+        web: "",
+        top: "etcd: {endpoints: \"http://127.0.0.1:2379\", prefix: \"/{{ v }}\"}\n",
+    },
+    Source {
+        name: "etcd address",
+        kind: Kind::Checked,
+        web: "",
+        top: "etcd: {endpoints: \"http://127.0.0.1:2379\", address: \"{{ v }}\"}\n",
+    },
+];
+
+/// A template with `api` depending on an announced `web`, so that every
+/// kind of unit (network, service, sidekick, resolving consumer) renders.
+fn template_text(source: &Source) -> String {
+    let web_image = if source.web.contains("image:") {
+        ""
+    } else {
+        "    image: busybox:1\n"
+    };
+    let etcd = if source.top.is_empty() {
+        "etcd: {endpoints: \"http://127.0.0.1:2379\"}\n"
+    } else {
+        source.top
+    };
+    format!(
+        "app: inj\n\
+         services:\n\
+         \x20 web:\n{web_image}{web}\
+         \x20   ports: [\"8080:80\"]\n\
+         \x20 api:\n\
+         \x20   image: busybox:1\n\
+         \x20   depends_on: [web]\n\
+         {etcd}\
+         fleet: {{metadata: {{region: eu}}}}\n\
+         instances:\n\
+         \x20 live: {{}}\n",
+        web = source.web,
+    )
+}
+
+/// Rendered units, each with the flavour it was rendered for.
+type Units = Vec<(Flavour, UnitFile)>;
+
+/// The units of `text` with `v` set (as `--set v=…`), in every flavour, or
+/// the problems compile found.
+fn render_with(text: &str, value: &str) -> Result<Units, String> {
+    let loaded = template::parse(Path::new("unitgen.yaml"), text.to_string())
+        .map_err(|e| format!("parse: {e:?}"))?;
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    let overrides = Overrides {
+        set: vec![("v".into(), value.into())],
+        ..Overrides::default()
+    };
+    let instance = compile(&template, "live", &overrides).map_err(|problems| {
+        // A refusal must point at the text it is about.
+        for problem in &problems.0 {
+            assert!(
+                problem.at.is_some(),
+                "refusal without a location: {}",
+                problem.message
+            );
+        }
+        format!("{problems:?}")
+    })?;
+    let mut units = Vec::new();
+    for (flavour, renderer) in RENDERERS.iter() {
+        for unit in renderer.render(&instance) {
+            units.push((*flavour, unit));
+        }
+    }
+    Ok(units)
+}
+
+/// The units of each source rendered with the placeholder, made once.
+static BENIGN: LazyLock<Mutex<HashMap<&str, Units>>> = LazyLock::new(Mutex::default);
+
+static RENDERERS: LazyLock<Vec<(Flavour, Renderer)>> = LazyLock::new(|| {
+    [Flavour::System, Flavour::User, Flavour::Fleet]
+        .into_iter()
+        .map(|f| (f, Renderer::new(f)))
+        .collect()
+});
+
+/// What each directive means, with the digest (which hashes the rest) left
+/// out. `raw`: compare `systemd:` values as written, since they are systemd
+/// syntax by contract (their specifiers are the template author's).
+fn meanings(unit: &UnitFile, raw: bool) -> Vec<(String, String, Vec<Vec<u8>>)> {
+    let directives: Vec<Directive> = parse(&unit.text)
+        .unwrap_or_else(|e| panic!("systemd would not read {}: {e}\n{}", unit.name, unit.text));
+    directives
+        .into_iter()
+        .filter(|d| d.key != "Digest")
+        .map(|d| {
+            let meaning = if raw {
+                vec![d.value.as_bytes().to_vec()]
+            } else {
+                meaning(&d).unwrap_or_else(|e| {
+                    panic!(
+                        "systemd would refuse {}={} in {}: {e}",
+                        d.key, d.value, unit.name
+                    )
+                })
+            };
+            (d.section, d.key, meaning)
+        })
+        .collect()
+}
+
+fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The check itself, for one source and one value. Returns whether the
+/// value was accepted.
+fn check(source: &Source, value: &str) -> bool {
+    let text = template_text(source);
+    let benign = BENIGN
+        .lock()
+        .unwrap()
+        .entry(source.name)
+        .or_insert_with(|| {
+            render_with(&text, PLACEHOLDER)
+                .unwrap_or_else(|e| panic!("{}: the placeholder is refused: {e}", source.name))
+        })
+        .clone();
+    let hostile = match render_with(&text, value) {
+        Ok(units) => units,
+        Err(problems) => {
+            assert!(
+                source.kind != Kind::Escaped || value.contains('\0'),
+                "{}: {value:?} could have been escaped but was refused: {problems}",
+                source.name
+            );
+            return false;
+        }
+    };
+    assert_eq!(benign.len(), hostile.len(), "{}: {value:?}", source.name);
+    let raw = source.kind == Kind::Raw;
+    for ((flavour, benign), (_, hostile)) in benign.iter().zip(&hostile) {
+        assert_eq!(benign.name, hostile.name);
+        if !benign.text.contains(PLACEHOLDER) {
+            // A unit the value does not reach stays as it was, byte for byte.
+            assert_eq!(benign.text, hostile.text, "{}: {value:?}", source.name);
+            continue;
+        }
+        let expected: Vec<_> = meanings(benign, raw)
+            .into_iter()
+            .map(|(section, key, words)| {
+                let words = words
+                    .iter()
+                    .map(|w| replace(w, PLACEHOLDER.as_bytes(), value.as_bytes()))
+                    .collect::<Vec<_>>();
+                (section, key, words)
+            })
+            .collect();
+        let got = meanings(hostile, raw);
+        if source.kind == Kind::Checked {
+            // A checked value may be normalised (`/prefix/` → `/prefix`):
+            // it must still add, drop or reorder no directive.
+            let shape = |m: &[(String, String, Vec<Vec<u8>>)]| {
+                m.iter()
+                    .map(|(s, k, _)| (s.clone(), k.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                shape(&got),
+                shape(&expected),
+                "{} ({flavour:?}, {}): {value:?} changed the unit:\n{}",
+                source.name,
+                hostile.name,
+                hostile.text
+            );
+            continue;
+        }
+        assert_eq!(
+            got, expected,
+            "{} ({flavour:?}, {}): {value:?} changed the unit:\n{}",
+            source.name, hostile.name, hostile.text
+        );
+    }
+    true
+}
+
+/// Values from the issue and from systemd's syntax: every line end, line
+/// continuation, comment and section syntax, quoting, specifiers, variables,
+/// C0 and C1 controls.
+const HOSTILE: &[&str] = &[
+    "hi\r[Service]\rExecStartPre=/bin/touch /tmp/pwned",
+    "hi\n[Service]\nExecStartPre=/bin/touch /tmp/pwned",
+    "hi\0ExecStartPre=/bin/touch /tmp/pwned",
+    "swallow\\",
+    "two\\\\",
+    "x\\\r\nProtectSystem=false",
+    "\r\n",
+    "#not a comment",
+    "; nor this",
+    "[Section]",
+    "a = b",
+    "100% %n %i %%",
+    "$HOME ${HOME} $$",
+    "quote \" and ' and \\\" and \\x41",
+    " leading and trailing ",
+    "\t",
+    "a ; b",
+    ";",
+    "a\u{85}b\u{9f}c\u{80}",
+    "\u{feff}bom",
+    "bell\u{7} esc\u{1b} del\u{7f}",
+    "line\u{2028}sep",
+    "ünïcödé 日本語 🚀",
+    ".include /etc/shadow",
+    "",
+];
+
+#[test]
+fn hostile_values_from_every_source_mean_exactly_themselves() {
+    for source in SOURCES {
+        let mut accepted = 0;
+        for value in HOSTILE {
+            accepted += usize::from(check(source, value));
+        }
+        if source.kind == Kind::Escaped {
+            assert_eq!(
+                accepted,
+                HOSTILE.len() - 1,
+                "{}: only NUL is refused",
+                source.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_issue_injections_are_refused_where_they_cannot_be_escaped() {
+    let env = &SOURCES[10];
+    assert_eq!(env.name, "systemd: Environment");
+    for value in [
+        "hi\r[Service]\rExecStartPre=/bin/touch /tmp/pwned",
+        "hi\n[Service]\nExecStartPre=/bin/touch /tmp/pwned",
+        "swallow\\",
+    ] {
+        assert!(!check(env, value), "{value:?} was accepted");
+    }
+    let endpoint = SOURCES.iter().find(|s| s.name == "etcd endpoint").unwrap();
+    assert!(!check(endpoint, "a\nExecStartPre=/bin/touch /tmp/pwned"));
+}
+
+/// `--etcd` endpoints come from the command line, not the file.
+#[test]
+fn etcd_endpoints_on_the_command_line_are_checked_too() {
+    let text = template_text(&SOURCES[0]);
+    let loaded = template::parse(Path::new("unitgen.yaml"), text).unwrap();
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    let overrides = Overrides {
+        set: vec![("v".into(), "x".into())],
+        etcd: Some(vec![
+            "http://a:2379\nExecStartPre=/bin/touch /tmp/pwned".into(),
+        ]),
+        ..Overrides::default()
+    };
+    let problems = compile(&template, "live", &overrides).unwrap_err();
+    assert!(
+        format!("{problems:?}").contains("etcd endpoint"),
+        "{problems:?}"
+    );
+}
+
+/// Characters that matter to systemd's, sh's or YAML's syntax, and any other.
+fn hostile_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            '\n', '\r', '\0', '\\', '%', '$', '"', '\'', ' ', '\t', ';', '#', '[', ']', '=',
+            '{', '}', '\u{85}', '\u{9f}', '\u{7f}', '\u{1b}', '\u{feff}', '\u{2028}', 'x',
+        ]),
+        1 => any::<char>(),
+    ]
+}
+
+fn hostile_value() -> impl Strategy<Value = String> {
+    prop::collection::vec(hostile_char(), 0..16).prop_map(String::from_iter)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The escaper alone: any argument, as systemd splits it back.
+    #[test]
+    fn any_argument_survives_systemd_word_splitting(arg in hostile_value()) {
+        prop_assume!(!arg.contains('\0'));
+        let line = format!("/bin/echo {}", unitgen::escape::systemd_arg(&arg));
+        let argv = systemd_syntax::exec_argv(&line).unwrap();
+        prop_assert_eq!(&argv[1], arg.as_bytes());
+        let unit = format!("[Service]\nExecStart={line}\n");
+        prop_assert_eq!(parse(&unit).unwrap().len(), 1);
+    }
+
+    /// Compile and render: any value, from any source, means itself or is
+    /// refused.
+    #[test]
+    fn any_value_from_any_source_means_itself_or_is_refused(
+        source in 0..SOURCES.len(),
+        value in hostile_value(),
+    ) {
+        check(&SOURCES[source], &value);
+    }
+}
+
+/// The single-file examples, the seeds of the template fuzzing.
+fn seeds() -> Vec<String> {
+    [
+        "examples/blog/unitgen.yaml",
+        "examples/hello/unitgen.yaml",
+        "examples/voting/unitgen.yaml",
+    ]
+    .iter()
+    .map(|p| std::fs::read_to_string(p).unwrap())
+    .collect()
+}
+
+/// An edit of a template: at a position (a fraction of its length), delete
+/// some bytes and insert some text.
+fn mutation() -> impl Strategy<Value = (f64, usize, String)> {
+    (0.0..1.0f64, 0..4usize, hostile_value())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Parser and compiler over mutated examples: no panic, and every unit
+    /// rendered reads back, line by line, as unitgen's own parser (which
+    /// knows only `\n` line ends) reads it: no hidden line end anywhere.
+    #[test]
+    fn mutated_examples_never_panic_and_render_units_systemd_reads_as_intended(
+        seed in 0..3usize,
+        edits in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let mut text = seeds()[seed].clone();
+        for (at, delete, insert) in edits {
+            let mut pos = ((text.len() as f64) * at) as usize;
+            while !text.is_char_boundary(pos) {
+                pos -= 1;
+            }
+            let mut end = (pos + delete).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            text.replace_range(pos..end, &insert);
+        }
+        let Ok(loaded) = template::parse(Path::new("unitgen.yaml"), text) else {
+            return Ok(());
+        };
+        let template = Template { app: loaded, deployments: None };
+        for instance in template.instance_names() {
+            let Ok(model) = compile(&template, &instance, &Overrides::default()) else {
+                continue;
+            };
+            for flavour in [Flavour::System, Flavour::Fleet] {
+                for unit in RENDERERS.iter().find(|(f, _)| *f == flavour).unwrap().1.render(&model) {
+                    let systemd: Vec<(String, String, String)> = parse(&unit.text)
+                        .unwrap_or_else(|e| panic!("{e}\n{}", unit.text))
+                        .into_iter()
+                        .map(|d| (d.section, d.key, d.value))
+                        .collect();
+                    let ours: Vec<(String, String, String)> = unitgen::unit_file::parse(&unit.text)
+                        .unwrap()
+                        .into_iter()
+                        .map(|o| (o.section, o.name, o.value))
+                        .collect();
+                    prop_assert_eq!(systemd, ours, "{}", unit.text);
+                    for d in parse(&unit.text).unwrap() {
+                        prop_assert!(meaning(&d).is_ok(), "{}={}", d.key, d.value);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The unit injections of issue 7, tried against a real, sandboxed systemd
+//! 252. First a control: a unit written the way unitgen used to write such
+//! values does run the injected command there. Then unitgen: the same
+//! values, from the file, from `--set` and as etcd endpoints, change nothing
+//! (the apply is refused where the value is written, the running unit keeps
+//! its `ProtectSystem=`, no injected command runs), and through
+//! `environment` they reach the container exactly.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use support::net::free_port;
+use support::sandbox::Sandbox;
+use support::world::World;
+
+const INJECTIONS: &[&str] = &[
+    "hi\r[Service]\rExecStartPre=/bin/touch /pwned",
+    "hi\n[Service]\nExecStartPre=/bin/touch /pwned",
+    "hi\0ExecStartPre=/bin/touch /pwned",
+    // Joins the next line, `ProtectSystem=strict`, into this value.
+    "swallow\\",
+];
+
+fn show(sandbox: &Sandbox, unit: &str, property: &str) -> String {
+    let out = sandbox.systemctl(["show", "--value", "-p", property, unit]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_carriage_return_in_a_raw_unit_value_runs_a_command_in_real_systemd() {
+    // The control experiment: what the old rendering of
+    // `Environment: "GREETING={{ greeting }}"` gave systemd.
+    let sandbox = Sandbox::boot();
+    let unit = "[Unit]\nDescription=control\n\n[Service]\nType=oneshot\n\
+                Environment=GREETING=hi\r[Service]\rExecStartPre=/bin/touch /pwned-control\n\
+                ExecStart=/bin/true\n";
+    std::fs::write(sandbox.unit_dir().join("ugctl-control.service"), unit).unwrap();
+    sandbox.systemctl(["daemon-reload"]);
+    sandbox.systemctl(["start", "ugctl-control.service"]);
+    assert!(
+        sandbox.root().join("pwned-control").exists(),
+        "the sandbox's systemd did not read `\\r` as a line end: the test below would prove nothing"
+    );
+}
+
+#[test]
+fn the_issue_injections_change_nothing_in_real_systemd() {
+    let world = World::new("ugsafe");
+    let port = free_port();
+    let template = |greeting: &str| {
+        format!(
+            "app: ugsafe\n\
+             services:\n\
+             \x20 web:\n\
+             \x20   image: unitgen-test/busybox:1\n\
+             \x20   command: [sh, -c, 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www']\n\
+             \x20   init: true\n\
+             \x20   ports: [\"127.0.0.1:{port}:80\"]\n\
+             \x20   environment: {{ESCAPED: \"{{{{ greeting }}}}\"}}\n\
+             \x20   systemd:\n\
+             \x20     Service:\n\
+             \x20       Environment: \"GREETING={{{{ greeting }}}}\"\n\
+             \x20       ProtectSystem: strict\n\
+             instances:\n\
+             \x20 live: {{greeting: {}}}\n",
+            serde_json::to_string(greeting).unwrap()
+        )
+    };
+    world.write(&template("hello"));
+    world.apply_ok("live");
+    let unit = "ugsafe-live-web.service";
+    let unit_file = world.unit_file(unit);
+    let applied = std::fs::read_to_string(&unit_file).unwrap();
+    let container = world.id("live", "web");
+    assert_eq!(show(&world.sandbox, unit, "ProtectSystem"), "strict");
+
+    for injection in INJECTIONS {
+        // From the file.
+        world.write(&template(injection));
+        let out = world.apply("live");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{injection:?} was applied");
+        assert!(
+            err.contains("unitgen.yaml:") && err.contains("cannot"),
+            "{injection:?}: no located refusal:\n{err}"
+        );
+        // From the command line (which cannot carry a NUL).
+        world.write(&template("hello"));
+        if !injection.contains('\0') {
+            let set = format!("greeting={injection}");
+            let out = world.unitgen(&["apply", "live", "--set", &set]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "--set {injection:?} was applied"
+            );
+        }
+    }
+    let endpoint = "http://127.0.0.1:2379\nExecStartPre=/bin/touch /pwned";
+    let out = world.unitgen(&["apply", "live", "--etcd", endpoint]);
+    assert_eq!(out.status.code(), Some(1), "the etcd endpoint was applied");
+
+    // Nothing changed: same unit file, same container, settings kept, and
+    // no injected command ran.
+    assert_eq!(std::fs::read_to_string(&unit_file).unwrap(), applied);
+    assert_eq!(world.id("live", "web"), container);
+    assert_eq!(show(&world.sandbox, unit, "ProtectSystem"), "strict");
+    assert_eq!(show(&world.sandbox, unit, "NeedDaemonReload"), "no");
+    assert!(!world.sandbox.root().join("pwned").exists());
+
+    // Where unitgen escapes (a `docker run` argument), the same text is
+    // just a value: it arrives exactly and runs nothing.
+    let carried = INJECTIONS[0];
+    let mut escaped_only =
+        template("hello").replace("       Environment: \"GREETING={{ greeting }}\"\n", "");
+    escaped_only = escaped_only.replace(
+        "{greeting: \"hello\"}",
+        &format!("{{greeting: {}}}", serde_json::to_string(carried).unwrap()),
+    );
+    world.write(&escaped_only);
+    world.apply_ok("live");
+    assert_eq!(world.exec("live", "web", "printf %s \"$ESCAPED\""), carried);
+    assert_eq!(show(&world.sandbox, unit, "ProtectSystem"), "strict");
+    assert!(!world.sandbox.root().join("pwned").exists());
+}
