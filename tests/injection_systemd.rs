@@ -112,11 +112,12 @@ fn the_issue_injections_change_nothing_in_real_systemd() {
     // just a value: it arrives exactly and runs nothing.
     let carried = INJECTIONS[0];
     let mut escaped_only =
-        template("hello").replace("       Environment: \"GREETING={{ greeting }}\"\n", "");
+        template("hello").replace("        Environment: \"GREETING={{ greeting }}\"\n", "");
     escaped_only = escaped_only.replace(
         "{greeting: \"hello\"}",
         &format!("{{greeting: {}}}", serde_json::to_string(carried).unwrap()),
     );
+    assert!(!escaped_only.contains("GREETING"), "{escaped_only}");
     world.write(&escaped_only);
     world.apply_ok("live");
     assert_eq!(world.exec("live", "web", "printf %s \"$ESCAPED\""), carried);
