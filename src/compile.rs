@@ -892,15 +892,20 @@ impl<'a> ServiceCompiler<'a> {
         if discovery.endpoints.is_empty() {
             return None;
         }
-        for endpoint in &discovery.endpoints {
-            if let Err(msg) = syntax::check_etcd_endpoint(endpoint) {
-                let mut problem = Problem::new(msg).help("write e.g. `http://127.0.0.1:2379`");
-                // Point at the file only when the endpoint came from it.
-                if let (Some(decl), None) = (decl, &overrides.etcd) {
-                    problem = problem.at(&file.at(&decl.endpoints.referenced));
-                }
-                self.problems.push(problem);
+        // One `ETCDCTL_ENDPOINTS=` line carries them all.
+        let together = check_size(&discovery.endpoints.join(","));
+        for msg in discovery
+            .endpoints
+            .iter()
+            .filter_map(|e| syntax::check_etcd_endpoint(e).err())
+            .chain(together.err())
+        {
+            let mut problem = Problem::new(msg).help("write e.g. `http://127.0.0.1:2379`");
+            // Point at the file only when the endpoint came from it.
+            if let (Some(decl), None) = (decl, &overrides.etcd) {
+                problem = problem.at(&file.at(&decl.endpoints.referenced));
             }
+            self.problems.push(problem);
         }
         Some(discovery)
     }
