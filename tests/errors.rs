@@ -404,6 +404,20 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
         Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    command: [\"{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}{% endfor %}{% endfor %}{% endfor %}\"]\n",
+            args: &[],
+            message: "this value's template does too much work",
+            at: "unitgen.yaml:5:",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    command: [\"{% macro f(n) %}{{ f(n+1) }}{% endmacro %}{{ f(0) }}\"]\n",
+            args: &[],
+            message: "template error: recursion limit exceeded",
+            at: "unitgen.yaml:5:35",
+            hint: None,
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    environment: {BIG: \"{{ 'x' * 40000 }}\"}\n",
             args: &[],
             message: "unitgen writes at most 32 KiB per value",

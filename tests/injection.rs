@@ -416,6 +416,40 @@ fn the_issue_injections_are_refused_where_they_cannot_be_escaped() {
     assert!(!check(endpoint, "a\nExecStartPre=/bin/touch /tmp/pwned"));
 }
 
+/// Names become parts of unit, container and network names: anything but
+/// their plain syntax is refused.
+#[test]
+fn hostile_app_and_instance_names_are_refused() {
+    let with_v = Overrides {
+        set: vec![("v".into(), "x".into())],
+        ..Overrides::default()
+    };
+    let text = template_text(&SOURCES[0]);
+    let loaded = template::parse(Path::new("unitgen.yaml"), text.clone()).unwrap();
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    assert!(
+        compile(&template, "live", &with_v).is_ok(),
+        "the control compiles"
+    );
+    for value in HOSTILE {
+        assert!(compile(&template, value, &with_v).is_err(), "{value:?}");
+        let app = text.replace(
+            "app: inj",
+            &format!("app: {}", serde_json::to_string(value).unwrap()),
+        );
+        if let Ok(loaded) = template::parse(Path::new("unitgen.yaml"), app) {
+            let template = Template {
+                app: loaded,
+                deployments: None,
+            };
+            assert!(compile(&template, "live", &with_v).is_err(), "{value:?}");
+        }
+    }
+}
+
 /// `--etcd` endpoints come from the command line, not the file.
 #[test]
 fn etcd_endpoints_on_the_command_line_are_checked_too() {
@@ -479,16 +513,19 @@ proptest! {
     }
 }
 
-/// The single-file examples, the seeds of the template fuzzing.
-fn seeds() -> Vec<String> {
-    [
-        "examples/blog/unitgen.yaml",
-        "examples/hello/unitgen.yaml",
-        "examples/voting/unitgen.yaml",
+/// The examples, the seeds of the template fuzzing: each a list of
+/// (file name, text), the first the one passed with `-f`.
+fn seeds() -> Vec<Vec<(&'static str, String)>> {
+    let read = |p: &str| std::fs::read_to_string(Path::new("examples").join(p)).unwrap();
+    vec![
+        vec![("unitgen.yaml", read("blog/unitgen.yaml"))],
+        vec![("unitgen.yaml", read("hello/unitgen.yaml"))],
+        vec![("unitgen.yaml", read("voting/unitgen.yaml"))],
+        vec![
+            ("deployments.yaml", read("wiki/deployments.yaml")),
+            ("app.yaml", read("wiki/app.yaml")),
+        ],
     ]
-    .iter()
-    .map(|p| std::fs::read_to_string(p).unwrap())
-    .collect()
 }
 
 /// An edit of a template: at a position (a fraction of its length), delete
@@ -505,10 +542,13 @@ proptest! {
     /// knows only `\n` line ends) reads it: no hidden line end anywhere.
     #[test]
     fn mutated_examples_never_panic_and_render_units_systemd_reads_as_intended(
-        seed in 0..3usize,
+        seed in 0..4usize,
+        file in 0..2usize,
         edits in prop::collection::vec(mutation(), 1..4),
     ) {
-        let mut text = seeds()[seed].clone();
+        let mut files = seeds().swap_remove(seed);
+        let file = file % files.len();
+        let text = &mut files[file].1;
         for (at, delete, insert) in edits {
             let mut pos = ((text.len() as f64) * at) as usize;
             while !text.is_char_boundary(pos) {
@@ -520,10 +560,13 @@ proptest! {
             }
             text.replace_range(pos..end, &insert);
         }
-        let Ok(loaded) = template::parse(Path::new("unitgen.yaml"), text) else {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let Ok(template) = Template::load(&dir.path().join(files[0].0)) else {
             return Ok(());
         };
-        let template = Template { app: loaded, deployments: None };
         for instance in template.instance_names() {
             let Ok(model) = compile(&template, &instance, &Overrides::default()) else {
                 continue;
