@@ -13,10 +13,10 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
-use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size, sh_quote};
+use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size};
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, Healthcheck, Instance, Protocol, Restart, Secret, SecretEnv,
-    SecretSource, Service, Volume, VolumeSource,
+    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
+    SecretEnv, SecretSource, Service, Volume, VolumeSource,
 };
 use crate::template::schema::{
     DependsOn, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
@@ -1014,17 +1014,17 @@ impl<'a> ServiceCompiler<'a> {
         }
         let test = hc.test.as_ref()?;
         let at = self.at(&test.referenced);
-        let command = match &test.value {
-            Words::One(_) => self.words(test, false)?.remove(0),
+        let test = match &test.value {
+            Words::One(_) => HealthTest::Shell(self.words(test, false)?.remove(0)),
             Words::List(_) => {
                 let words = self.words(test, false)?;
                 match words.split_first() {
-                    Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => rest
-                        .iter()
-                        .map(|w| sh_quote(w))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    Some((kind, [shell])) if kind == "CMD-SHELL" => shell.clone(),
+                    Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => {
+                        HealthTest::Exec(rest.to_vec())
+                    }
+                    Some((kind, [shell])) if kind == "CMD-SHELL" => {
+                        HealthTest::Shell(shell.clone())
+                    }
                     Some((kind, [])) if kind == "NONE" => return Some(Healthcheck::Disabled),
                     _ => {
                         self.problems.push(
@@ -1048,7 +1048,7 @@ impl<'a> ServiceCompiler<'a> {
             }
         };
         Some(Healthcheck::Check {
-            command,
+            test,
             interval: duration(&hc.interval),
             timeout: duration(&hc.timeout),
             start_period: duration(&hc.start_period),

@@ -84,6 +84,9 @@ pub fn pull(image: &str) -> Result<(), String> {
 
 /// The ID of the image each existing container (by name) was created
 /// from, in one `docker inspect`; containers that do not exist are left out.
+/// A container run from the image an exec-form healthcheck is built into
+/// (see `render::docker::health_image`) gives the ID of the service's own
+/// image, which that image records in a label.
 pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
     if names.is_empty() {
         return HashMap::new();
@@ -94,7 +97,7 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
             "--type",
             "container",
             "--format",
-            "{{.Name}}\t{{.Image}}",
+            "{{.Name}}\t{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}",
         ])
         .args(names)
         .output()

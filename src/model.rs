@@ -272,14 +272,17 @@ impl Service {
             }
         }
         if let Some(Healthcheck::Check {
-            command,
+            test,
             interval,
             timeout,
             start_period,
             ..
         }) = &self.healthcheck
         {
-            texts.push(command);
+            match test {
+                HealthTest::Shell(command) => texts.push(command),
+                HealthTest::Exec(argv) => texts.extend(argv.iter().map(String::as_str)),
+            }
             texts.extend(
                 [interval, timeout, start_period]
                     .into_iter()
@@ -408,11 +411,20 @@ pub enum Healthcheck {
     /// Turn off the image's own healthcheck.
     Disabled,
     Check {
-        /// A shell command line, run by Docker with `/bin/sh -c`.
-        command: String,
+        test: HealthTest,
         interval: Option<String>,
         timeout: Option<String>,
         retries: Option<u32>,
         start_period: Option<String>,
     },
+}
+
+/// What Docker runs to check a container's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthTest {
+    /// `CMD-SHELL`: a command line run with the container's `/bin/sh -c`.
+    Shell(String),
+    /// `CMD`: a program and its arguments, run without a shell, so that
+    /// images with none (distroless, scratch) can be checked.
+    Exec(Vec<String>),
 }

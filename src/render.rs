@@ -244,6 +244,12 @@ impl Renderer {
             )),
         ));
 
+        if let Some((_, build)) = docker::health_image(instance, service) {
+            exec_start_pre.push((
+                "Docker runs an exec-form healthcheck without a shell only from an image: add it to one.",
+                shell(&build),
+            ));
+        }
         let mut run_groups = vec![vec![DOCKER.to_string(), "run".into(), "--rm".into()]];
         if let Some(discovery) = &instance.discovery {
             let announced: Vec<&Service> = service

@@ -174,3 +174,51 @@ fn waiting_for_completion_needs_a_oneshot() {
     );
     assert!(stderr.contains("unitgen.yaml:6:14"), "{stderr}");
 }
+
+/// Loki's image is distroless: `test: [CMD, /usr/bin/loki, -health]` must
+/// run without a shell. `--health-cmd` always runs one, so the test goes into
+/// an image built on the service's own (see tests/compose_apply.rs for it
+/// running).
+#[test]
+fn an_exec_form_healthcheck_runs_without_a_shell() {
+    let units = render(
+        r#"app: shop
+services:
+  loki:
+    image: "grafana/loki:3.1"
+    healthcheck:
+      test: [CMD, /usr/bin/loki, -health, "it's 100%"]
+      interval: 5s
+      retries: 3
+  shell:
+    image: "grafana/loki:3.1"
+    healthcheck:
+      test: [CMD-SHELL, "wget -q -O- http://localhost:3100/ready || exit 1"]
+instances:
+  live: {}
+"#,
+    );
+    let loki = unit(&units, "shop-live-loki.service");
+    assert!(
+        loki.contains(concat!(
+            "        printf '%%s\\\\n' 'FROM grafana/loki:3.1' \\\"LABEL unitgen.base-image=$$base\\\" ",
+            "'HEALTHCHECK CMD [\\\"/usr/bin/loki\\\",\\\"-health\\\",\\\"it'\\\\''s 100%%\\\"]' | \\\n",
+            "          docker build --quiet --tag unitgen-health/shop-live-loki - >/dev/null\"\n"
+        )),
+        "{loki}"
+    );
+    assert!(!loki.contains("--health-cmd"), "{loki}");
+    assert!(loki.contains("    --health-interval 5s \\\n"), "{loki}");
+    assert!(
+        loki.contains("    unitgen-health/shop-live-loki\n"),
+        "{loki}"
+    );
+    let shell = unit(&units, "shop-live-shell.service");
+    assert!(
+        shell.contains(
+            "    --health-cmd \"wget -q -O- http://localhost:3100/ready || exit 1\" \\\n"
+        ),
+        "{shell}"
+    );
+    assert!(shell.contains("    grafana/loki:3.1\n"), "{shell}");
+}

@@ -1,7 +1,8 @@
 //! The Docker command lines of a service unit, as argument lists. Quoting
 //! happens later, in one place (`escape`).
 
-use crate::model::{Healthcheck, Instance, Service};
+use crate::escape::sh_quote;
+use crate::model::{HealthTest, Healthcheck, Instance, Service};
 
 /// Path of the Docker CLI in `Exec*=` lines (systemd wants absolute paths
 /// there): Debian's and Docker's packages both put it here. The shell
@@ -79,13 +80,17 @@ pub fn run_args(
     match &service.healthcheck {
         Some(Healthcheck::Disabled) => groups.push(vec!["--no-healthcheck".into()]),
         Some(Healthcheck::Check {
-            command,
+            test,
             interval,
             timeout,
             retries,
             start_period,
         }) => {
-            groups.push(vec!["--health-cmd".into(), command.clone()]);
+            // An exec-form test is in the image `health_image` builds:
+            // `--health-cmd` is always run with a shell.
+            if let HealthTest::Shell(command) = test {
+                groups.push(vec!["--health-cmd".into(), command.clone()]);
+            }
             for (name, value) in [
                 ("--health-interval", interval),
                 ("--health-timeout", timeout),
@@ -115,11 +120,51 @@ pub fn run_args(
         groups.push(vec!["--entrypoint".into(), program.clone()]);
         tail.extend(entry_args.iter().cloned());
     }
-    let mut last = vec![service.image.clone()];
+    let image = match health_image(instance, service) {
+        Some((tag, _)) => tag,
+        None => service.image.clone(),
+    };
+    let mut last = vec![image];
     last.extend(tail);
     last.extend(service.command.iter().flatten().cloned());
     groups.push(last);
     groups
+}
+
+/// For an exec-form healthcheck (`[CMD, program, args…]`): the local image
+/// the service runs instead of its own, and the script that builds it. It is
+/// the service's image plus a `HEALTHCHECK CMD [...]` (JSON: no shell), since
+/// `docker run --health-cmd` always runs its command with the container's
+/// `/bin/sh`, which distroless and scratch images do not have; Docker's API
+/// takes an exec-form test only at container creation, which the CLI does
+/// not expose. `--health-interval` and the other timings stay on `docker
+/// run`, which Docker merges with the image's test. The build adds no layer
+/// and is cached: it takes a moment at each start.
+pub fn health_image(instance: &Instance, service: &Service) -> Option<(String, Vec<String>)> {
+    let Some(Healthcheck::Check {
+        test: HealthTest::Exec(argv),
+        ..
+    }) = &service.healthcheck
+    else {
+        return None;
+    };
+    let tag = format!("unitgen-health/{}", instance.container(&service.name));
+    let json = serde_json::to_string(argv).expect("strings serialize");
+    let image = sh_quote(&service.image);
+    // The label names the image it was built on, so that a moved tag of
+    // the service's image is still seen (`pull::moved`).
+    let script = vec![
+        format!("base=$(docker image inspect --format '{{{{.Id}}}}' {image} 2>/dev/null) ||"),
+        format!("  {{ docker pull --quiet {image} >/dev/null &&"),
+        format!("    base=$(docker image inspect --format '{{{{.Id}}}}' {image}); }} || exit 1;"),
+        format!(
+            "printf '%s\\n' {} \"LABEL unitgen.base-image=$base\" {} |",
+            sh_quote(&format!("FROM {}", service.image)),
+            sh_quote(&format!("HEALTHCHECK CMD {json}"))
+        ),
+        format!("  docker build --quiet --tag {tag} - >/dev/null"),
+    ];
+    Some((tag, script))
 }
 
 /// `docker inspect --format` for `running/healthy`, `running/` (no

@@ -148,7 +148,13 @@ pub fn converge(
             } else {
                 "restoring the previous revision"
             });
-            failure.host = match restore(host, &systemd, plan, progress) {
+            let running_before: Vec<String> = plan
+                .keep
+                .iter()
+                .filter(|unit| !idle.contains(unit))
+                .cloned()
+                .collect();
+            failure.host = match restore(host, &systemd, plan, &running_before, progress) {
                 Ok(()) if plan.installs_from_nothing() => HostAfter::Cleared,
                 Ok(()) => HostAfter::Restored,
                 Err(e) => {
@@ -428,11 +434,14 @@ fn settle(
 
 /// Puts back the unit files found before `plan` was applied and brings the
 /// units back as they were: new ones stopped and deleted, changed ones
-/// restarted with their old text, removed ones started again.
+/// restarted with their old text, removed ones started again, and unchanged
+/// ones that ran before (`running_before`) started if the failure took them
+/// down (the dependents of a oneshot that failed, which `Require` it).
 fn restore(
     host: &Host,
     systemd: &Systemd,
     plan: &Plan,
+    running_before: &[String],
     progress: &Progress,
 ) -> Result<(), Failure> {
     let added = names(&plan.add);
@@ -461,13 +470,21 @@ fn restore(
     let changed: Vec<String> = plan.change.iter().map(|c| c.old.name.clone()).collect();
     reenable(systemd, &changed)?;
     systemd.reload().map_err(bus)?;
-    for unit in changed.iter().chain(&removed) {
-        let _ = systemd.reset_failed(unit);
-    }
     let (targets, changed): (Vec<String>, Vec<String>) = changed
         .into_iter()
         .partition(|name| name.ends_with(".target"));
-    let starts: Vec<String> = removed.into_iter().chain(targets).collect();
+    let states = systemd.active_states(running_before).map_err(bus)?;
+    let mut starts: Vec<String> = removed.into_iter().chain(targets).collect();
+    starts.extend(
+        running_before
+            .iter()
+            .zip(states)
+            .filter(|(_, state)| state != "active")
+            .map(|(unit, _)| unit.clone()),
+    );
+    for unit in changed.iter().chain(&starts) {
+        let _ = systemd.reset_failed(unit);
+    }
     start_and_restart(systemd, &starts, &changed, progress)
 }
 

@@ -1,0 +1,169 @@
+//! What compose files mean, run for real (issue 9): a sandboxed systemd, the
+//! host's Docker engine, real containers. An image without a shell becomes
+//! healthy by its exec-form healthcheck; a oneshot init container runs to
+//! completion before its dependents, and its failure fails their start.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::process::Command;
+
+use support::docker::{docker, ensure_testbed};
+use support::world::World;
+
+/// An image holding only a static busybox at `/x/busybox`: no `/bin/sh`,
+/// like distroless and scratch images.
+const NO_SHELL: &str = "unitgen-test/noshell:1";
+
+fn build_image_without_a_shell() {
+    ensure_testbed();
+    if docker(["image", "inspect", NO_SHELL]).status.success() {
+        return;
+    }
+    let dir = support::tempdir("noshell-");
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    std::fs::copy("/usr/bin/busybox", dir.path().join("x/busybox")).unwrap();
+    let tar = dir.path().join("root.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg("x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = docker(["import", tar.to_str().unwrap(), NO_SHELL]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = docker(["inspect", "--format", format, container]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Loki's image is distroless and its compose file checks it with
+/// `test: ["CMD", "/usr/bin/loki", "-health"]`. It used to be run through
+/// `/bin/sh`, so the service never became healthy and its start failed.
+#[test]
+fn an_image_without_a_shell_becomes_healthy_by_its_exec_form_check() {
+    build_image_without_a_shell();
+    let world = World::new("ugnosh");
+    world.write(&format!(
+        r#"app: ugnosh
+services:
+  api:
+    image: {NO_SHELL}
+    command: [/x/busybox, httpd, -f, -p, "80", -h, /x]
+    healthcheck:
+      test: [CMD, /x/busybox, wget, -q, -O, /dev/null, "http://127.0.0.1/busybox"]
+      interval: 1s
+      retries: 30
+  web:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    depends_on: [api]
+instances:
+  live: {{}}
+"#
+    ));
+    world.apply_ok("live");
+    let api = world.container("live", "api");
+    assert_eq!(inspect(&api, "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(
+        inspect(&api, "{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","/x/busybox","wget","-q","-O","/dev/null","http://127.0.0.1/busybox"]"#
+    );
+    // There really is no shell to run a check with.
+    assert!(
+        !docker(["exec", &api, "/bin/sh", "-c", "true"])
+            .status
+            .success()
+    );
+    assert_eq!(world.active("ugnosh-live-web.service"), "active");
+    assert!(
+        world
+            .exec("live", "web", "wget -q -O- http://api/busybox | wc -c")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // A second apply changes nothing: the image build is part of the start,
+    // not of the units' text.
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}
+
+fn init_app(init_script: &str) -> String {
+    format!(
+        r#"app: uginit
+services:
+  init:
+    image: unitgen-test/busybox:1
+    oneshot: true
+    command: [sh, -c, {init_script:?}]
+    volumes: ["data:/data"]
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'cat /data/flag > /seen && exec sleep 1000000']
+    init: true
+    volumes: ["data:/data"]
+    depends_on:
+      init: {{condition: service_completed_successfully}}
+instances:
+  live: {{}}
+"#
+    )
+}
+
+/// Immich's and paperless's `chown`/bucket init containers: the dependent
+/// starts only after the init container wrote its file and exited 0; a
+/// failing init fails the dependent's start with the init's log, and apply
+/// puts the previous revision back.
+#[test]
+fn a_oneshot_init_runs_before_its_dependent_and_its_failure_fails_the_apply() {
+    let world = World::new("uginit");
+    // Slow on purpose: a dependent started before it finished finds no file.
+    world.write(&init_app("sleep 2; echo ready > /data/flag"));
+    world.apply_ok("live");
+    assert_eq!(world.active("uginit-live-init.service"), "active");
+    assert!(
+        inspect(&world.container("live", "init"), "{{.State.Status}}").is_empty(),
+        "the init container ran to completion and is gone"
+    );
+    assert_eq!(world.active("uginit-live-web.service"), "active");
+    assert_eq!(world.exec("live", "web", "cat /seen"), "ready\n");
+    let good_init = std::fs::read_to_string(world.unit_file("uginit-live-init.service")).unwrap();
+
+    world.write(&init_app(
+        "echo 'init: the bucket cannot be created' >&2; exit 3",
+    ));
+    let out = world.apply("live");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("uginit-live-init.service"),
+        "names the oneshot: {err}"
+    );
+    assert!(
+        err.contains("the bucket cannot be created"),
+        "shows the oneshot's log: {err}"
+    );
+    assert!(err.contains("previous revision was restored"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(world.unit_file("uginit-live-init.service")).unwrap(),
+        good_init
+    );
+    assert_eq!(world.active("uginit-live-init.service"), "active");
+    assert_eq!(world.active("uginit-live-web.service"), "active");
+    assert_eq!(world.exec("live", "web", "cat /seen"), "ready\n");
+}
