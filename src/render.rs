@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
 
-use crate::escape::{check_raw_value, systemd_command, systemd_env, systemd_shell, systemd_value};
+use crate::escape::{
+    ends_in_continuation, systemd_command, systemd_env, systemd_shell, systemd_value,
+};
 use crate::model::{Discovery, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
@@ -441,30 +443,13 @@ fn escaped(text: String) -> Value {
 
 /// Writes each `{{ value }}` of a unit template, keeping the one rule for
 /// unit files: no value adds, ends or joins a line. Escaped command lines
-/// may only continue a line (`\` before the line break); any other text
-/// must stand as it is ([`check_raw_value`]'s line rules). Compile refuses
-/// what breaks the rule, so a breach here is a bug: rendering stops rather
-/// than write a unit whose meaning a value changed.
+/// may only continue a line (`\` before the line break); other text may
+/// not break one at all. Compile refuses what breaks the rule (see
+/// `escape::check_raw_value`), so a breach here is a bug: rendering stops
+/// rather than write a unit whose meaning a value changed.
 fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), Error> {
     let text = value.to_string();
-    let breach = if value.is_safe() {
-        let mut rest = text.as_str();
-        let mut breach = text
-            .contains(['\r', '\0'])
-            .then_some("a carriage return or NUL");
-        while let Some(at) = rest.find('\n') {
-            if !rest[..at].ends_with('\\') {
-                breach = Some("a line break that is not a continuation");
-            }
-            rest = &rest[at + 1..];
-        }
-        breach.map(str::to_string)
-    } else if text.contains(['\n', '\r', '\0']) || crate::escape::ends_in_continuation(&text) {
-        Some(check_raw_value(&text).err().unwrap_or_default())
-    } else {
-        None
-    };
-    match breach {
+    match line_breach(&text, value.is_safe()) {
         Some(why) => Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("unescaped value {text:?} would change the unit's lines: {why}"),
@@ -473,6 +458,22 @@ fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), 
             .write_str(&text)
             .map_err(|_| Error::from(ErrorKind::WriteFailure)),
     }
+}
+
+/// How `text` would add, end or join a unit line, if it would. An escaped
+/// command line may continue over lines, with `\` before each break.
+fn line_breach(text: &str, escaped: bool) -> Option<&'static str> {
+    if text.contains(['\r', '\0']) {
+        return Some("a carriage return or NUL ends the line");
+    }
+    if ends_in_continuation(text) {
+        return Some("a trailing backslash joins the next line");
+    }
+    let mut lines = text.split('\n');
+    lines.next_back();
+    lines
+        .any(|line| !(escaped && ends_in_continuation(line)))
+        .then_some("a line break starts a new directive")
 }
 
 /// The user's extra keys for one section of a service unit.
@@ -543,4 +544,25 @@ pub fn owner(text: &str) -> Option<Owner> {
         }
     }
     (!owner.app.is_empty() && !owner.instance.is_empty()).then_some(owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_escaped_command_lines_may_continue_a_line() {
+        assert_eq!(line_breach("plain value", false), None);
+        assert_eq!(line_breach("a \\\n    b", true), None);
+        for (text, escaped) in [
+            ("a \\\n    b", false),
+            ("a\nExecStartPre=/bin/x", true),
+            ("a\r[Service]", true),
+            ("nul\0", false),
+            ("joins\\", true),
+            ("joins\\", false),
+        ] {
+            assert!(line_breach(text, escaped).is_some(), "{text:?}");
+        }
+    }
 }
