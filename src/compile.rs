@@ -889,6 +889,16 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(api) = overrides.etcd_api {
             discovery.api = api;
         }
+        // etcdctl reads `a,b` as two endpoints: so do we, so that each is
+        // checked on its own.
+        discovery.endpoints = discovery
+            .endpoints
+            .iter()
+            .flat_map(|e| e.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(String::from)
+            .collect();
         if discovery.endpoints.is_empty() {
             return None;
         }
