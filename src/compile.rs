@@ -665,13 +665,13 @@ impl<'a> ServiceCompiler<'a> {
         if bytes > MAX_SERVICE_BYTES {
             self.problems.push(
                 Problem::new(format!(
-                    "service `{}` carries {} KiB of values; unitgen writes at most {} KiB per service",
+                    "service `{}` has {} KiB of values, over the {} KiB limit",
                     service.name,
                     bytes / 1024,
                     MAX_SERVICE_BYTES / 1024
                 ))
                 .at(at)
-                .help("systemd cannot load a unit with a line over 1 MiB, and one `docker run` line holds them all: move large data into a file (`env_file`, a volume)"),
+                .help("one `docker run` line holds them all, and systemd cannot load a unit with a line over 1 MiB: move large data into a file (`env_file`, a volume)"),
             );
         }
     }

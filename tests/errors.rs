@@ -424,6 +424,20 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             at: "unitgen.yaml:5:24",
             hint: None,
         },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    environment: {A: \"{{ 'x' * 30000 }}\", B: \"{{ 'x' * 30000 }}\", C: \"{{ 'x' * 30000 }}\", D: \"{{ 'x' * 30000 }}\", E: \"{{ 'x' * 30000 }}\"}\n",
+            args: &[],
+            message: "service `web` has 146 KiB of values, over the 128 KiB limit",
+            at: "unitgen.yaml:3:3",
+            hint: Some("move large data into a file"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    environment: {BIG: \"{{ 'x' * 40000 }}\"}\n",
+            args: &[],
+            message: "unitgen writes at most 32 KiB per value",
+            at: "unitgen.yaml:5:24",
+            hint: None,
+        },
     ];
     for case in cases {
         let (out, dir) = run(case.yaml, case.args);
