@@ -127,6 +127,11 @@ pub struct TemplateArgs {
     /// The etcd API sidekicks use (overrides `etcd.api`).
     #[arg(long, value_enum, value_name = "API")]
     pub etcd_api: Option<EtcdApiArg>,
+    /// Accept an instance not declared under `instances:`, and `--set` keys
+    /// that no instance declares and no expression uses. Without it they are
+    /// errors, since they are most likely typos.
+    #[arg(long)]
+    pub allow_undeclared: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -189,6 +194,7 @@ impl TemplateArgs {
                 EtcdApiArg::V2 => EtcdApi::V2,
                 EtcdApiArg::V3 => EtcdApi::V3,
             }),
+            allow_undeclared: self.allow_undeclared,
         }
     }
 

@@ -33,6 +33,10 @@ pub struct Overrides {
     pub etcd: Option<Vec<String>>,
     /// `--etcd-api v2|v3`.
     pub etcd_api: Option<EtcdApi>,
+    /// `--allow-undeclared`: an instance not declared under `instances:`,
+    /// and `--set` keys no instance declares and no expression uses, are
+    /// accepted (otherwise they are taken for typos).
+    pub allow_undeclared: bool,
 }
 
 const DEFAULT_ETCD_TTL_SECONDS: u64 = 30;
@@ -81,6 +85,9 @@ pub fn compile(
         .instances
         .as_ref()
         .and_then(|m| m.iter().find(|(k, _)| k.value == instance));
+    if declared.is_none() && !overrides.allow_undeclared {
+        problems.push(undeclared_instance(template, instance));
+    }
     if let Err(msg) = syntax::check_app_or_instance_name(instance) {
         let mut problem =
             Problem::new(msg).help(format!("try `{}`", syntax::suggest_name(instance, '_')));
@@ -104,10 +111,16 @@ pub fn compile(
     values.insert("app".into(), Value::from(app.clone()));
     values.insert("instance".into(), Value::from(instance));
 
+    // `--set` keys this instance does not declare are checked against the
+    // expressions once every value is compiled: track which names they use.
+    let declared_keys = declared_value_names(template);
+    let check_set =
+        !overrides.allow_undeclared && set.iter().any(|(key, _)| !declared_keys.contains(key));
     let volume_decls = app_file.doc.volumes.as_ref();
     let mut compiler = ServiceCompiler {
         file: app_file,
         env: template_env(),
+        used: check_set.then(HashSet::new),
         values,
         instance_declared: declared.is_some(),
         instance: instance.to_string(),
@@ -152,6 +165,13 @@ pub fn compile(
     let discovery = compiler.discovery(instances_file, overrides);
     let fleet = compiler.fleet(instances_file, &services);
     let mut problems = compiler.problems;
+    if let Some(used) = &compiler.used {
+        for (key, _) in set {
+            if !declared_keys.contains(key) && !used.contains(key) {
+                problems.push(undeclared_set(key, &declared_keys, used));
+            }
+        }
+    }
     check_depends_on(&app_file.doc, app_file, &services, &mut problems);
     check_host_ports(&services, &service_locations, &mut problems);
     let services = if problems.is_empty() {
@@ -167,6 +187,52 @@ pub fn compile(
         fleet,
         secrets,
     })
+}
+
+/// Every value name any instance declares.
+fn declared_value_names(template: &Template) -> HashSet<String> {
+    let instances = template.instances_file().doc.instances.iter().flatten();
+    instances
+        .flat_map(|(_, values)| values.iter().flatten())
+        .map(|(key, _)| key.value.clone())
+        .collect()
+}
+
+/// An instance name that is not declared: most likely a typo.
+fn undeclared_instance(template: &Template, instance: &str) -> Problem {
+    let names = template.instance_names();
+    let problem = Problem::new(format!(
+        "instance `{instance}` is not declared under `instances:`"
+    ));
+    let help = match did_you_mean(instance, names.iter().map(String::as_str)) {
+        Some(hint) => format!("{hint} (or pass --allow-undeclared to use `{instance}` anyway)"),
+        None if names.is_empty() => {
+            format!("declare it (`instances: {{{instance}: {{}}}}`), or pass --allow-undeclared")
+        }
+        None => format!(
+            "declared: {}; declare `{instance}` there, or pass --allow-undeclared",
+            names.join(", ")
+        ),
+    };
+    problem.help(help)
+}
+
+/// A `--set` key no instance declares and no expression uses: most likely a typo.
+fn undeclared_set(key: &str, declared: &HashSet<String>, used: &HashSet<String>) -> Problem {
+    let mut known: Vec<&str> = declared.iter().chain(used).map(String::as_str).collect();
+    known.sort();
+    known.dedup();
+    let help = match did_you_mean(key, known.iter().copied()) {
+        Some(hint) => format!("{hint} (or pass --allow-undeclared to set `{key}` anyway)"),
+        None => format!(
+            "known values: {}; pass --allow-undeclared to set it anyway",
+            known.join(", ")
+        ),
+    };
+    Problem::new(format!(
+        "`--set {key}`: no instance or expression uses `{key}`"
+    ))
+    .help(help)
 }
 
 /// Instance values as template values: `true`/`false` and whole numbers
@@ -223,6 +289,8 @@ fn required(value: Value, message: String) -> Result<Value, minijinja::Error> {
 struct ServiceCompiler<'a> {
     file: &'a Loaded,
     env: Environment<'static>,
+    /// The names template expressions use, when asked for (`--set` checks).
+    used: Option<HashSet<String>>,
     values: BTreeMap<String, Value>,
     instance_declared: bool,
     instance: String,
@@ -249,6 +317,11 @@ impl<'a> ServiceCompiler<'a> {
         let out = if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             text.to_string()
         } else {
+            if let Some(used) = &mut self.used
+                && let Ok(parsed) = self.env.template_from_str(text)
+            {
+                used.extend(parsed.undeclared_variables(false));
+            }
             match self.env.render_str(text, &self.values) {
                 Ok(out) => out,
                 Err(err) => {

@@ -25,6 +25,10 @@ fn run(yaml: &str, args: &[&str]) -> (Output, tempfile::TempDir) {
     } else {
         cmd.args(args);
     }
+    // Most cases declare no instance: the undeclared one is not what they test.
+    if matches!(args.first(), None | Some(&("render" | "plan" | "apply"))) {
+        cmd.arg("--allow-undeclared");
+    }
     (cmd.output().unwrap(), dir)
 }
 
@@ -582,4 +586,59 @@ fn the_yaml_size_limit_is_said_in_words_where_it_is_reached() {
         "{err}"
     );
     assert!(err.contains("unitgen.yaml:2499"), "{err}");
+}
+
+#[test]
+fn a_typo_in_an_instance_name_or_a_set_key_is_an_error_unless_allowed() {
+    let yaml = "app: shop\nservices:\n  web: \"shop:{{ version }}\"\ninstances:\n  staging: {version: 1}\n  live: {version: 1}\n";
+    let render = |args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("unitgen.yaml"), yaml).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = render(&["render", "stagng"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("instance `stagng` is not declared under `instances:`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `staging`?"), "{err}");
+
+    let out = render(&["render", "live", "--set", "verison=2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`--set verison`: no instance or expression uses `verison`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `version`?"), "{err}");
+
+    // A value no instance declares is fine when an expression uses it, and
+    // anything goes when asked for.
+    let yaml_uses = render(&["render", "live", "--set", "version=2"]);
+    assert!(yaml_uses.status.success());
+    for args in [
+        &[
+            "render",
+            "stagng",
+            "--set",
+            "version=1",
+            "--allow-undeclared",
+        ][..],
+        &["render", "live", "--set", "verison=2", "--allow-undeclared"],
+    ] {
+        let out = render(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -252,6 +252,7 @@ fn undeclared_instance_renders_with_set_values() {
         "port=9000",
         "--set",
         "db_password=x",
+        "--allow-undeclared",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("ghcr.io/acme/blog:2.0"));

@@ -137,6 +137,9 @@ fn render_again(args: &RenderArgs, dir: &std::path::Path) -> String {
         };
         words.extend(["--etcd-api".into(), api.into()]);
     }
+    if args.template.allow_undeclared {
+        words.push("--allow-undeclared".into());
+    }
     if args.fleet {
         words.push("--fleet".into());
     }

@@ -24,10 +24,13 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         // instance named `default`.
         names.push("default".into());
     }
+    let mut overrides = args.template.overrides();
+    // The `default` stand-in is declared nowhere, by design.
+    overrides.allow_undeclared |= template.instance_names().is_empty();
     let mut problems = Problems::default();
     let mut compiled = Vec::new();
     for name in &names {
-        match compile(&template, name, &args.template.overrides()) {
+        match compile(&template, name, &overrides) {
             Ok(instance) => compiled.push(instance),
             // The same template problem shows up once per instance: keep the first.
             Err(found) => {
