@@ -55,7 +55,7 @@ pub fn compile(
     overrides: &Overrides,
 ) -> Result<Instance, Problems> {
     let set = &overrides.set;
-    let mut problems = Problems::default();
+    let mut problems = Problems(template.unknown_keys());
     let app_file = &template.app;
     let app = match &app_file.doc.app {
         Some(app) => {

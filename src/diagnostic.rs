@@ -64,7 +64,7 @@ fn byte_offset(text: &str, line: usize, column: usize) -> usize {
 }
 
 /// One problem in the user's input.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Problem {
     pub message: String,
     pub at: Option<Location>,

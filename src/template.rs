@@ -3,13 +3,14 @@
 //! file, so that deployments live one level above the app).
 
 pub mod schema;
+mod unknown_keys;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use miette::NamedSource;
 
-use crate::diagnostic::{Location, Problem, Problems, SourceFile, did_you_mean};
+use crate::diagnostic::{Location, Problem, Problems, SourceFile};
 use schema::Document;
 
 /// A parsed YAML file and the text it came from.
@@ -17,6 +18,9 @@ use schema::Document;
 pub struct Loaded {
     pub file: SourceFile,
     pub doc: Document,
+    /// Keys the schema does not have: reported with every other problem
+    /// that compiling finds, not instead of them.
+    pub unknown_keys: Vec<Problem>,
 }
 
 impl Loaded {
@@ -118,6 +122,12 @@ impl Template {
             app,
             deployments: Some(first),
         })
+    }
+
+    /// Every unknown key of the files, each where it was written.
+    pub fn unknown_keys(&self) -> Vec<Problem> {
+        let files = std::iter::once(&self.app).chain(&self.deployments);
+        files.flat_map(|f| f.unknown_keys.iter().cloned()).collect()
     }
 
     /// The file that declares instances.
@@ -227,7 +237,11 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let result = serde_saphyr::from_str_with_options::<Document>(&text, yaml_options());
     let file = Arc::new(NamedSource::new(name, text));
     match result {
-        Ok(doc) => Ok(Loaded { file, doc }),
+        Ok(doc) => Ok(Loaded {
+            unknown_keys: unknown_keys::find(file.inner(), &file),
+            file,
+            doc,
+        }),
         Err(err) => Err(yaml_problem(&err, &file).into()),
     }
 }
@@ -266,9 +280,6 @@ pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Prob
             at.span = (at.span.offset(), word.max(1)).into();
         }
         problem = problem.at(&at).label(label_for(&message));
-    }
-    if let Some(hint) = unknown_key_hint(&message) {
-        problem = problem.help(hint);
     }
     problem
 }
@@ -310,15 +321,9 @@ fn strip_location_suffix(message: &str) -> &str {
     }
 }
 
-/// "unknown field `x`, expected one of …" is long; the list goes to the hint.
 /// Duplicate keys name serde-saphyr's option to allow them; unitgen never does.
+/// (Unknown keys are not parse errors: see `unknown_keys`.)
 fn short_message(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        return format!(
-            "unknown key {}",
-            rest.split(", expected").next().unwrap_or(rest)
-        );
-    }
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
         return format!(
             "duplicate key `{}`",
@@ -334,27 +339,11 @@ fn short_message(message: &str) -> String {
 }
 
 fn label_for(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        "unknown key".into()
-    } else if message.starts_with("duplicate") {
+    if message.starts_with("duplicate") {
         "duplicate key".into()
     } else {
         "here".into()
     }
-}
-
-/// For "unknown field `enviroment`, expected one of a, b, …": the closest
-/// expected key, or the list of valid keys.
-fn unknown_key_hint(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (wrong, rest) = rest.split_once('`')?;
-    let expected: Vec<&str> = rest
-        .split_once("expected one of ")
-        .or_else(|| rest.split_once("expected "))
-        .map(|(_, list)| list.split(", ").map(|k| k.trim_matches('`')).collect())
-        .unwrap_or_default();
-    did_you_mean(wrong, expected.iter().copied())
-        .or_else(|| (!expected.is_empty()).then(|| format!("valid keys: {}", expected.join(", "))))
 }
 
 /// A path as shown in messages: as given, without a leading `./`.
@@ -379,16 +368,8 @@ mod tests {
             "unknown field `x`"
         );
         assert_eq!(
-            short_message("unknown field `x`, expected one of a, b"),
-            "unknown key `x`"
+            short_message("duplicate mapping key: web, set DuplicateKeyPolicy"),
+            "duplicate key `web`"
         );
-    }
-
-    #[test]
-    fn misspelt_key_gets_a_suggestion() {
-        let hint = unknown_key_hint(
-            "unknown field `enviroment`, expected one of image, environment, ports",
-        );
-        assert_eq!(hint.as_deref(), Some("did you mean `environment`?"));
     }
 }

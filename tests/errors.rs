@@ -304,6 +304,47 @@ fn all_problems_of_a_file_are_reported_at_once() {
     }
 }
 
+// Regression: one unknown key stopped the parse and hid the file's other
+// problems (seven mistakes, one reported).
+#[test]
+fn unknown_keys_are_reported_with_every_other_problem_each_at_its_place() {
+    let yaml = "app: shop\n\
+                services:\n\
+                \x20 web:\n\
+                \x20   image: \"shop:{{ versoin }}\"\n\
+                \x20   enviroment: {A: b}\n\
+                \x20   ports: [\"80:http\"]\n\
+                \x20   depends_on: [dbb]\n\
+                \x20   restart: sometimes\n\
+                \x20   healthcheck: {tset: [NONE]}\n\
+                \x20 db:\n\
+                \x20   image: postgres:16\n\
+                \x20   stop_grace_period: soon\n\
+                instances:\n\
+                \x20 live: {version: 1}\n";
+    let (out, _dir) = run(yaml, &["validate"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("7 problems found"), "{err}");
+    for (message, at) in [
+        ("unknown key `enviroment`", "unitgen.yaml:5:5"),
+        ("unknown key `tset`", "unitgen.yaml:9:19"),
+        ("undefined variable `versoin`", "unitgen.yaml:4:21"),
+        ("`http` is not a valid container port", "unitgen.yaml:6:13"),
+        ("depends on `dbb`", "unitgen.yaml:7:18"),
+        ("unknown restart policy `sometimes`", "unitgen.yaml:8:14"),
+        ("`soon` is not a duration", "unitgen.yaml:12:24"),
+    ] {
+        let shown = err
+            .split("  × ")
+            .find(|p| p.lines().next().is_some_and(|l| l.contains(message)))
+            .unwrap_or_else(|| panic!("expected {message:?} in:\n{err}"));
+        assert!(shown.contains(at), "{message} at {at}:\n{shown}");
+    }
+    assert!(err.contains("did you mean `environment`?"), "{err}");
+    assert!(err.contains("did you mean `test`?"), "{err}");
+}
+
 #[test]
 fn missing_file_says_how_to_point_at_one() {
     let (out, dir) = run(GOOD_WEB, &["render", "live", "-f", "nope.yaml"]);

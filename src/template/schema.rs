@@ -1,6 +1,7 @@
 //! The YAML shapes a user writes, as parsed: every value keeps where it was
 //! written (`Spanned`) so that later checks can point at it. Key names follow
-//! docker-compose wherever compose has the concept.
+//! docker-compose wherever compose has the concept. Keys a struct does not
+//! have are skipped here and reported, all of them, by `unknown_keys`.
 
 use std::fmt;
 
@@ -14,7 +15,6 @@ pub type Name = Spanned<String>;
 
 /// One YAML file: an app template, a deployments file, or both in one.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Document {
     /// The app's name: the first part of every unit, container and network.
     pub app: Option<Name>,
@@ -34,7 +34,6 @@ pub struct Document {
 /// One secret's source: exactly one of a file, a variable of unitgen's own
 /// environment, or a command's output (a password manager).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SecretDecl {
     /// A file on the machine running unitgen; relative to the file that
     /// declares the secret.
@@ -46,7 +45,6 @@ pub struct SecretDecl {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EtcdDecl {
     /// One URL or a list: `http://10.0.0.1:2379`.
     pub endpoints: Spanned<Words>,
@@ -65,7 +63,6 @@ pub struct EtcdDecl {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FleetDecl {
     /// Machine metadata every unit requires: `{region: eu}`.
     pub metadata: Option<IndexMap<Name, Spanned<Scalar>>>,
@@ -86,7 +83,6 @@ pub enum ServiceEntry {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceDef {
     pub image: Option<Spanned<String>>,
     pub command: Option<Spanned<Words>>,
@@ -121,7 +117,6 @@ pub struct ServiceDef {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Healthcheck {
     pub test: Option<Spanned<Words>>,
     pub interval: Option<Spanned<String>>,
@@ -133,7 +128,6 @@ pub struct Healthcheck {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VolumeDecl {
     /// Use the volume by this exact name, shared with whatever else uses it,
     /// instead of one scoped to the instance.
@@ -169,7 +163,6 @@ pub enum DependsOn {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DependsOnDetail {
     pub condition: Option<Spanned<String>>,
     pub restart: Option<bool>,
