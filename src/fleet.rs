@@ -14,8 +14,8 @@ pub mod rollout;
 
 pub use api::{FleetClient, JobState, Unit, UnitState};
 pub use rollout::{
-    Action, ApplyOptions, FleetPlan, PlannedUnit, UnitCopy, UnitStatus, apply, destroy, plan,
-    status,
+    Action, ApplyOptions, Destroyed, FleetPlan, PlannedUnit, UnitCopy, UnitStatus, apply, destroy,
+    plan, run_everywhere, status,
 };
 
 /// Something that went wrong talking to fleet, with what unitgen was doing

@@ -82,6 +82,10 @@ impl Renderer {
                 "announce.j2",
                 include_str!("../templates/units/announce.j2"),
             ),
+            (
+                "fleet-cleanup.j2",
+                include_str!("../templates/units/fleet-cleanup.j2"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("embedded unit templates are valid");
@@ -295,8 +299,6 @@ impl Renderer {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        let release_network = (self.flavour == Flavour::Fleet)
-            .then(|| shell(&fleet::release_network_script(instance)));
         let grace = service.stop_grace_seconds.to_string();
         let text = self.fill(
             "service.j2",
@@ -341,7 +343,6 @@ impl Renderer {
                 extra_sections,
                 x_fleet,
                 fleet_notes,
-                release_network,
                 // Names and digests only: `VARIABLE SECRET [hmac-sha256:…]`.
                 secrets => service.secrets.iter().map(|env| {
                     let mut line = format!("{} {}", env.variable, env.secret);
@@ -408,6 +409,27 @@ impl Renderer {
         UnitFile {
             name: self.unit_name(&format!("{}-announce", instance.container(&service.name))),
             text: with_digest(text),
+        }
+    }
+
+    /// The unit `destroy --fleet` runs on every machine (of the instance's
+    /// metadata) after the instance's units are gone, to remove its network.
+    pub fn fleet_cleanup_unit(&self, app: &str, instance: &str, metadata: &[String]) -> UnitFile {
+        let network = crate::model::prefix(app, instance);
+        let text = self.fill(
+            "fleet-cleanup.j2",
+            context! {
+                app,
+                instance,
+                cleanup => shell(&fleet::cleanup_script(app, instance)),
+                // As the instance's units had them (escaped already).
+                metadata => metadata.iter().map(|m| format!("MachineMetadata={m}")).collect::<Vec<_>>(),
+                network => &network,
+            },
+        );
+        UnitFile {
+            name: format!("{network}-network-cleanup.service"),
+            text,
         }
     }
 

@@ -11,7 +11,7 @@ use support::fake_fleet::{FakeFleet, MACHINES};
 use unitgen::fleet::api::unit_hash;
 use unitgen::fleet::{
     Action, ApplyOptions, ErrorKind, FleetClient, FleetError, JobState, apply, destroy, plan,
-    status,
+    run_everywhere, status,
 };
 use unitgen::unit_file::{UnitOption, parse};
 
@@ -884,7 +884,9 @@ fn status_and_destroy_cover_one_instance_only() {
     );
 
     fake.clear_log();
-    let destroyed = destroy(&client, PREFIX, &opts(1), &mut |_| {}).unwrap();
+    let destroyed = destroy(&client, PREFIX, &opts(1), &mut |_| {})
+        .unwrap()
+        .units;
     assert_eq!(destroyed.len(), 6);
     let writes = fake.writes();
     assert_eq!(
@@ -906,6 +908,7 @@ fn status_and_destroy_cover_one_instance_only() {
     assert!(
         destroy(&client, PREFIX, &opts(1), &mut |_| {})
             .unwrap()
+            .units
             .is_empty()
     );
 }
@@ -1255,4 +1258,53 @@ fn sidekicks_following_each_other_in_a_circle_get_a_leader() {
     let p = plan(&client, PREFIX, &[unit("a", "b"), unit("b", "a")]).unwrap();
     let leaders: Vec<Option<&str>> = p.units.iter().map(|u| u.sidekick_of.as_deref()).collect();
     assert_eq!(leaders, [None, Some("blog-staging-a@.service")]);
+}
+
+#[test]
+fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cleanup = parse(
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\n",
+    )
+    .unwrap();
+    let mut progress = Vec::new();
+    run_everywhere(
+        &client,
+        "blog-staging-network-cleanup.service",
+        &cleanup,
+        &opts(1),
+        &mut |l| progress.push(l.to_owned()),
+    )
+    .unwrap();
+    assert!(
+        progress.contains(&"running blog-staging-network-cleanup.service on 3 machines".to_owned()),
+        "{progress:#?}"
+    );
+    assert_eq!(
+        fake.writes(),
+        [
+            "DESTROY blog-staging-network-cleanup.service",
+            "SUBMIT blog-staging-network-cleanup.service",
+            "DESTROY blog-staging-network-cleanup.service",
+        ]
+    );
+    assert!(fake.units().is_empty());
+
+    // Where it fails, the error names the machine and where to look.
+    fake.fail_units_containing("/bin/true");
+    let err = run_everywhere(
+        &client,
+        "blog-staging-network-cleanup.service",
+        &cleanup,
+        &opts(1),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("running blog-staging-network-cleanup.service on every machine: failed on machine machine-1 (failed/failed; `journalctl -u blog-staging-network-cleanup.service` there says why)"),
+        "{err}"
+    );
+    assert!(fake.units().is_empty(), "destroyed after a failure too");
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::thread;
 
 use support::docker::{docker, ensure_testbed};
+use unitgen::render::{Flavour, Renderer};
 use unitgen::unit_file;
 
 // Names unique to this test file on the shared engine: app `fltnet`, one
@@ -46,13 +47,18 @@ fn script(instance: &str, key: &str, marker: &str) -> String {
         .find(|u| u.starts_with(&format!("fltnet-{instance}-a@.service")))
         .unwrap();
     let options = unit_file::parse(unit.split_once('\n').unwrap().1).unwrap();
-    let line = options
+    let line = &options
         .iter()
         .find(|o| o.name == key && o.value.contains(marker))
         .unwrap_or_else(|| panic!("no {key} with {marker}"))
-        .value
-        .trim_start_matches('-');
+        .value;
+    unescape(line)
+}
+
+/// The script of a `/bin/sh -c "..."` command line.
+fn unescape(line: &str) -> String {
     let quoted = line
+        .trim_start_matches('-')
         .strip_prefix("/bin/sh -c \"")
         .and_then(|l| l.strip_suffix('"'))
         .unwrap();
@@ -179,31 +185,36 @@ fn a_duplicated_network_is_repaired_or_reported() {
 }
 
 #[test]
-fn the_last_container_to_stop_removes_the_network() {
+fn destroy_s_cleanup_unit_removes_the_network_once_the_containers_are_gone() {
     ensure_testbed();
     remove_networks("fltnet-t3");
     let ensure = script("t3", "ExecStartPre", "flock");
-    let release = script("t3", "ExecStopPost", "network rm");
+    let unit = Renderer::new(Flavour::Fleet).fleet_cleanup_unit("fltnet", "t3", &[]);
+    let options = unit_file::parse(&unit.text).unwrap();
+    let cleanup = unescape(unit_file::section_value(&options, "Service", "ExecStart").unwrap());
     assert!(sh(&ensure).status.success());
+    create_duplicate("fltnet-t3");
     docker(["rm", "-f", "fltnet-t3-b"]);
     let out = docker([
         "run",
         "-d",
         "--name",
         "fltnet-t3-b",
-        "--network",
-        "fltnet-t3",
+        "--label",
+        "unitgen.app=fltnet",
+        "--label",
+        "unitgen.instance=t3",
         "unitgen-test/busybox:1",
         "sleep",
         "60",
     ]);
     assert!(out.status.success(), "{out:?}");
-    // Another copy still uses it: it stays.
-    assert!(sh(&release).status.success());
-    assert_eq!(networks("fltnet-t3").len(), 1);
+    // A container of the instance is still there (stopping): it waits.
+    let waiting = thread::spawn(move || sh(&cleanup));
+    thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(networks("fltnet-t3").len(), 2, "removed while in use");
     docker(["rm", "-f", "fltnet-t3-b"]);
-    assert!(sh(&release).status.success());
-    assert!(networks("fltnet-t3").is_empty());
-    // Nothing left to remove is no failure.
-    assert!(sh(&release).status.success());
+    let out = waiting.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(networks("fltnet-t3").is_empty(), "every copy removed");
 }

@@ -228,16 +228,25 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
 pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
     let client = args.client()?;
     let progress = Progress::default();
-    let destroyed = fleet::destroy(
-        &client,
-        &prefix(app, instance),
-        &ApplyOptions::default(),
-        &mut |step: &str| progress.line(&format!("  {step}")),
-    )
-    .map_err(|e| miette!("{e}"))?;
+    let options = ApplyOptions::default();
+    let mut step = |step: &str| progress.line(&format!("  {step}"));
+    let destroyed = fleet::destroy(&client, &prefix(app, instance), &options, &mut step)
+        .map_err(|e| miette!("{e}"))?;
+    // fleet unloads a destroyed unit's file before systemd stops it, so no
+    // ExecStopPost of the copies runs: a one-shot unit on every machine
+    // removes the instance network once the containers are gone.
+    let cleanup =
+        Renderer::new(Flavour::Fleet).fleet_cleanup_unit(app, instance, &destroyed.metadata);
+    let unit = unit_file::parse(&cleanup.text).expect("the cleanup unit parses");
+    fleet::run_everywhere(&client, &cleanup.name, &unit, &options, &mut step).map_err(|e| {
+        miette!(
+            "{app}-{instance}: {} units destroyed in fleet, but the Docker network may be left: {e}",
+            destroyed.units.len()
+        )
+    })?;
     progress.line(&format!(
-        "{app}-{instance}: {} units destroyed in fleet",
-        destroyed.len()
+        "{app}-{instance}: {} units destroyed in fleet, its network removed from every machine",
+        destroyed.units.len()
     ));
     Ok(Outcome::Clean)
 }

@@ -114,6 +114,26 @@ struct UnitPage {
     next_page_token: String,
 }
 
+/// fleet's Machine entity.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Machine {
+    pub id: String,
+    #[serde(default, rename = "primaryIP")]
+    pub primary_ip: String,
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MachinePage {
+    #[serde(default)]
+    machines: Vec<Machine>,
+    #[serde(default)]
+    next_page_token: String,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UnitStatePage {
@@ -279,6 +299,18 @@ impl FleetClient {
         let doing = format!("destroying {name}");
         let response = self.call(&doing, "DELETE", &unit_path(name), None)?;
         check(&doing, response).map(drop)
+    }
+
+    /// Every machine of the cluster (`GET /fleet/v1/machines`), across pages.
+    pub fn list_machines(&self) -> Result<Vec<Machine>, FleetError> {
+        let doing = "listing fleet machines";
+        let mut machines = Vec::new();
+        self.pages(doing, "/machines", &[], |body| {
+            let page: MachinePage = decode(doing, body)?;
+            machines.extend(page.machines);
+            Ok(page.next_page_token)
+        })?;
+        Ok(machines)
     }
 
     /// `GET /fleet/v1/state`, optionally only for one unit name, across pages.

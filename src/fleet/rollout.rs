@@ -850,30 +850,44 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
     Ok(units)
 }
 
+/// What `destroy` did: the units destroyed, and the `MachineMetadata=`
+/// they required (where the instance ran).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    pub units: Vec<String>,
+    pub metadata: Vec<String>,
+}
+
 /// Destroys every unit fleet holds under `prefix`: sidekick copies, then
 /// the other copies, then templates; then waits (up to the options' wait
-/// timeout) until their machines have stopped them, which is when each
-/// machine's last copy has removed the instance network. Returns the names
-/// destroyed.
+/// timeout) until their machines have unloaded them.
 pub fn destroy(
     client: &FleetClient,
     prefix: &str,
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<Vec<String>, FleetError> {
-    let mut units: Vec<(u8, String)> = client
-        .list_units()?
-        .into_iter()
-        .filter(|u| u.name.starts_with(prefix))
-        .map(|u| {
-            let rank = match classify(&u.name) {
-                Name::Template => 2,
-                _ if machine_of(&u.options).next().is_some() => 0,
-                _ => 1,
-            };
-            (rank, u.name)
-        })
-        .collect();
+) -> Result<Destroyed, FleetError> {
+    let mut metadata: Vec<String> = Vec::new();
+    let mut units: Vec<(u8, String)> = Vec::new();
+    for unit in client.list_units()? {
+        if !unit.name.starts_with(prefix) {
+            continue;
+        }
+        for option in &unit.options {
+            if option.section == "X-Fleet"
+                && option.name == "MachineMetadata"
+                && !metadata.contains(&option.value)
+            {
+                metadata.push(option.value.clone());
+            }
+        }
+        let rank = match classify(&unit.name) {
+            Name::Template => 2,
+            _ if machine_of(&unit.options).next().is_some() => 0,
+            _ => 1,
+        };
+        units.push((rank, unit.name));
+    }
     units.sort();
     let mut destroyed = Vec::new();
     for (_, name) in units {
@@ -892,7 +906,114 @@ pub fn destroy(
         options.poll_interval,
         progress,
     )?;
-    Ok(destroyed)
+    Ok(Destroyed {
+        units: destroyed,
+        metadata,
+    })
+}
+
+/// Runs a one-shot global unit once on every machine that can run it (by
+/// its `MachineMetadata=`), waits until each reports it done, and destroys
+/// it again. An error names each machine where it failed or never ran.
+pub fn run_everywhere(
+    client: &FleetClient,
+    name: &str,
+    unit: &[UnitOption],
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), FleetError> {
+    let doing = format!("running {name} on every machine");
+    let wanted: Vec<&str> = unit
+        .iter()
+        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
+        .map(|o| o.value.as_str())
+        .collect();
+    let machines: Vec<String> = client
+        .list_machines()?
+        .into_iter()
+        .filter(|m| has_metadata(&m.metadata, &wanted))
+        .map(|m| m.id)
+        .collect();
+    // One left by an earlier run that was cut short.
+    match client.delete_unit(name) {
+        Err(e) if e.status() != Some(404) => return Err(e),
+        _ => {}
+    }
+    wait_forgotten(
+        client,
+        &[name.to_owned()],
+        options.wait_timeout,
+        options.poll_interval,
+        progress,
+    )?;
+    progress(&format!("running {name} on {} machines", machines.len()));
+    client.put_unit(name, JobState::Launched, unit)?;
+    let deadline = Instant::now() + options.wait_timeout;
+    let outcome = loop {
+        let states = client.list_state(Some(name))?;
+        let state = |m: &str| states.iter().find(|s| s.name == name && s.machine_id == m);
+        let failed: Vec<String> = machines
+            .iter()
+            .filter_map(|m| state(m).map(|s| (m, s)))
+            .filter(|(_, s)| s.systemd_active_state == "failed")
+            .map(|(m, s)| {
+                format!(
+                    "failed on machine {m} ({}/{}; `journalctl -u {name}` there says why)",
+                    s.systemd_active_state, s.systemd_sub_state
+                )
+            })
+            .collect();
+        let pending: Vec<&String> = machines
+            .iter()
+            .filter(|m| {
+                state(m).is_none_or(|s| {
+                    s.systemd_active_state != "active" && s.systemd_active_state != "failed"
+                })
+            })
+            .collect();
+        if pending.is_empty() {
+            break if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
+            };
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let mut problems = failed;
+            problems.extend(pending.iter().map(|m| {
+                format!(
+                    "machine {m} did not finish it in {:?}{}",
+                    options.wait_timeout,
+                    state(m).map_or(String::new(), |s| format!(
+                        " ({}/{})",
+                        s.systemd_active_state, s.systemd_sub_state
+                    ))
+                )
+            }));
+            break Err(problems.join("; "));
+        }
+        thread::sleep(options.poll_interval.min(deadline - now));
+    };
+    progress(&format!("destroying {name}"));
+    client.delete_unit(name)?;
+    outcome.map_err(|detail| rollout_error(doing, detail))
+}
+
+/// Whether a machine's metadata meets `MachineMetadata=` requirements
+/// (`key=value`; several values of one key are alternatives).
+fn has_metadata(metadata: &BTreeMap<String, String>, wanted: &[&str]) -> bool {
+    let mut keys: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for requirement in wanted {
+        if let Some((key, value)) = requirement.split_once('=') {
+            keys.entry(key).or_default().push(value);
+        }
+    }
+    keys.iter().all(|(key, values)| {
+        metadata
+            .get(*key)
+            .is_some_and(|v| values.contains(&v.as_str()))
+    })
 }
 
 #[cfg(test)]

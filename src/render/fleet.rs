@@ -1,5 +1,6 @@
 //! What only fleet-flavoured units have: a fleet cluster has no network unit
-//! (each copy looks after the instance network on its machine), places
+//! (each copy makes sure of the instance network on its machine, and
+//! `destroy --fleet` runs a cleanup unit everywhere to remove it), places
 //! copies with `[X-Fleet]`, and can only give a service its dependencies by
 //! name where they run on the same machine.
 
@@ -46,20 +47,34 @@ pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
     ]
 }
 
-/// Removes the instance network once the last container of the instance on
-/// this machine is gone, so that `destroy` leaves no network on any
-/// machine. Docker refuses to remove a network in use, and the lock keeps a
-/// copy that is starting from losing the network it just made sure of.
-pub fn release_network_script(instance: &Instance) -> Vec<String> {
-    let network = instance.network();
+/// Removes the instance network from this machine once no container of
+/// the instance is left (waiting up to 2 minutes for those still
+/// stopping), every copy of it if a race left several. Run by the cleanup
+/// unit `destroy --fleet` starts on every machine.
+pub fn cleanup_script(app: &str, instance: &str) -> Vec<String> {
+    let network = crate::model::prefix(app, instance);
     let quoted = sh_quote(&network);
     vec![
-        format!("exec 9>>{};", lock_file(&network)),
-        "flock --wait 60 9 || exit 0;".into(),
+        "n=0;".into(),
         format!(
-            "if [ -z \"$(docker network inspect --format '{{{{range .Containers}}}}x{{{{end}}}}' {quoted} 2>/dev/null)\" ]; then docker network rm {quoted} >/dev/null 2>&1; fi;"
+            "while [ -n \"$(docker ps -aq --filter label=unitgen.app={} --filter label=unitgen.instance={})\" ]; do",
+            sh_quote(app),
+            sh_quote(instance)
         ),
-        "exit 0".into(),
+        format!(
+            "  n=$((n+1)); if [ $n -ge 120 ]; then echo 'containers of {network} still exist after 2 minutes: network kept' >&2; exit 1; fi;"
+        ),
+        "  sleep 1;".into(),
+        "done;".into(),
+        format!("exec 9>>{};", lock_file(&network)),
+        format!(
+            "flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"
+        ),
+        format!(
+            "for id in $(docker network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}'); do"
+        ),
+        "  docker network rm $id >/dev/null || exit 1;".into(),
+        "done".into(),
     ]
 }
 

@@ -34,10 +34,13 @@
 //! from, which no API answer shows: that is what tests check to catch a
 //! replacement that did not happen.
 //!
-//! Not simulated: Global units (scheduled everywhere), machine metadata (the
-//! fake machines have none, so a unit requiring metadata never schedules),
-//! `Replaces=`, go-systemd's line-length sanity check, the `/machines` and
-//! `/discovery` resources.
+//! Global units run on every machine at once (each reports a state; fleet
+//! itself never schedules them), as one-shot units that stay
+//! `active/exited`. `/machines` lists the three machines.
+//!
+//! Not simulated: machine metadata (the fake machines have none, so a unit
+//! requiring metadata never schedules), `Replaces=`, go-systemd's
+//! line-length sanity check, the `/discovery` resource.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -553,6 +556,16 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "GET" => list_units(cluster, request),
             _ => error(405, "only GET supported against this resource"),
         },
+        "/fleet/v1/machines" => match method {
+            "GET" => {
+                let machines: Vec<Value> = MACHINES
+                    .iter()
+                    .map(|m| json!({"id": m, "primaryIP": "127.0.0.1", "metadata": {}}))
+                    .collect();
+                page(cluster, request, "machines", machines)
+            }
+            _ => error(405, "only GET supported against this resource"),
+        },
         "/fleet/v1/state" => match method {
             "GET" => list_states(cluster, request),
             _ => error(405, "only GET supported against this resource"),
@@ -970,6 +983,15 @@ fn reconcile(cluster: &mut Cluster) {
             let Some(unit) = cluster.units.get(name).cloned() else {
                 continue;
             };
+            if requirements(&unit.name, &unit.options).is_global() {
+                let entry = cluster.units.get_mut(name).unwrap();
+                entry.current_state = if is_template(name) {
+                    "inactive".to_owned()
+                } else {
+                    entry.desired_state.clone()
+                };
+                continue;
+            }
             let wants_machine = unit.desired_state != "inactive" && !is_template(&unit.name);
             let machine = if !wants_machine {
                 String::new()
@@ -1068,6 +1090,30 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         .iter()
         .map(|l| (l.name.clone(), l.machine_id.clone()))
         .collect();
+    for unit in cluster.units.values() {
+        let global = requirements(&unit.name, &unit.options).is_global();
+        if !global || unit.current_state != "launched" {
+            continue;
+        }
+        let failing = marker
+            .as_ref()
+            .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m)));
+        for m in MACHINES {
+            if machine.as_ref().is_some_and(|f| f != m)
+                || unit_name.as_ref().is_some_and(|n| n != &unit.name)
+            {
+                continue;
+            }
+            states.push(json!({
+                "name": unit.name,
+                "hash": unit_hash(&unit.options),
+                "machineID": m,
+                "systemdLoadState": "loaded",
+                "systemdActiveState": if failing { "failed" } else { "active" },
+                "systemdSubState": if failing { "failed" } else { "exited" },
+            }));
+        }
+    }
     for unit in cluster.units.values_mut() {
         if unit.machine_id.is_empty()
             || machine.as_ref().is_some_and(|m| m != &unit.machine_id)
