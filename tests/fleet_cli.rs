@@ -1,5 +1,5 @@
 //! `unitgen render|plan|apply|status|destroy --fleet` as a user runs them,
-//! against the fake of fleet's API (fleet itself cannot run here).
+//! against the fake of fleet's API (scripts/fleet-live checks a live fleet).
 
 #[path = "support/lib.rs"]
 mod support;

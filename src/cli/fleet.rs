@@ -19,7 +19,8 @@ use crate::unit_file;
 #[derive(Debug, Clone, Args)]
 pub struct FleetArgs {
     /// Act on a fleet cluster through fleet's HTTP API instead of this host's
-    /// systemd (tested against a fake of fleet's documented API; see README).
+    /// systemd (checked against a live fleet v1.0 by scripts/fleet-live; see
+    /// README).
     #[arg(long, conflicts_with_all = ["root", "unit_dir", "state_dir", "bus", "user"])]
     pub fleet: bool,
     /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`.

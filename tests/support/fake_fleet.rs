@@ -1,6 +1,8 @@
-//! A fake fleet API server for tests: fleet is archived upstream and cannot
-//! run here, so this enforces the contract of fleet's v1 HTTP API as fleet's
-//! own source defines it, and simulates a small cluster behind it.
+//! A fake fleet API server for tests: fleet is archived upstream and in no
+//! registry (a live one needs the binaries of ../shared/fleet, which only
+//! scripts/fleet-live uses), so this enforces the contract of fleet's v1 HTTP
+//! API as fleet's own source defines it and a live fleet showed, and
+//! simulates a small cluster behind it.
 //!
 //! Sources (github.com/coreos/fleet):
 //! - api/units.go: routes, `set` (create, replace when the options differ,
