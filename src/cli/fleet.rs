@@ -200,7 +200,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         return Ok(Outcome::Clean);
     }
     outln!(
-        "{:<40} {:<10} {:<10} {:<12} SYSTEMD",
+        "{:<40} {:<10} {:<10} {:<32} SYSTEMD",
         "UNIT",
         "DESIRED",
         "CURRENT",
@@ -212,11 +212,11 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
             format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
         });
         outln!(
-            "{:<40} {:<10} {:<10} {:<12} {systemd}",
+            "{:<40} {:<10} {:<10} {:<32} {systemd}",
             unit.name,
             state(unit.desired_state),
             state(unit.current_state),
-            unit.machine_id.chars().take(12).collect::<String>(),
+            unit.machine_id,
         )?;
     }
     for (service, announcement) in &announced {
