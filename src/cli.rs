@@ -2,15 +2,22 @@
 //! text) and dispatch to one module per command.
 
 mod apply;
+mod control;
+mod exec;
 mod fleet;
+mod history;
 mod host;
 mod import;
+mod installed;
+mod logs;
+mod ls;
 mod output;
 mod pull;
 mod render;
 mod rollback;
 mod status;
 mod validate;
+mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +27,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::compile::{Overrides, compile};
 use crate::diagnostic::Problems;
 use crate::model::{EtcdApi, Instance};
+use crate::systemd::JobKind;
 use crate::template::Template;
 
 /// Compile an app template into systemd units that run Docker containers,
@@ -81,6 +89,47 @@ enum Command {
     Pull(pull::PullArgs),
     /// Show every service of an instance with its state and container.
     Status(status::StatusArgs),
+    /// Start an installed instance, or some of its services.
+    ///
+    /// Every unit of the instance (or the named services' units and
+    /// sidekicks) is started in one batch, in dependency order; each job is
+    /// awaited and its result printed. A service's dependencies start with it.
+    Start(control::ControlArgs),
+    /// Stop an installed instance, or some of its services.
+    ///
+    /// Stopped units stay installed and enabled: they start again at boot,
+    /// with `unitgen start`, or with the next apply.
+    Stop(control::ControlArgs),
+    /// Restart an installed instance, or some of its services.
+    ///
+    /// Only the named services get new containers; their dependencies and
+    /// dependents keep running.
+    Restart(control::ControlArgs),
+    /// Show the journal of an instance's services, interleaved.
+    ///
+    /// Each line is prefixed by its service (`web | …`), in the order
+    /// logged: what the containers printed, and systemd's own lines about
+    /// their units. `-f` follows, `-n 50` shows the last 50 lines, `--since
+    /// "10 min ago"` only recent ones.
+    Logs(logs::LogsArgs),
+    /// Run a shell, or a command, in a service's container.
+    ///
+    /// `unitgen exec live web` opens a shell (bash where the image has it,
+    /// else sh); `unitgen exec live db -- psql -U postgres` runs a command.
+    /// With a terminal on both ends the container gets one too. The exit
+    /// code is the command's.
+    Exec(exec::ExecArgs),
+    /// List every app and instance on this host.
+    ///
+    /// From the installed units and the state directory: the last revision
+    /// applied, when, and how many services are up.
+    Ls(ls::LsArgs),
+    /// Show the revisions of an instance and what each changed.
+    ///
+    /// One line per apply (or rollback) recorded on this host: its number
+    /// (what `rollback --to` takes), when, and the services it added,
+    /// changed or removed.
+    History(history::HistoryArgs),
     /// Re-apply an earlier revision (by default the previous one).
     Rollback(rollback::RollbackArgs),
     /// Stop and remove an instance's units and network (volumes are kept
@@ -241,6 +290,13 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::apply(args),
         Command::Pull(args) => pull::run(args),
         Command::Status(args) => status::run(args),
+        Command::Start(args) => control::run(JobKind::Start, args),
+        Command::Stop(args) => control::run(JobKind::Stop, args),
+        Command::Restart(args) => control::run(JobKind::Restart, args),
+        Command::Logs(args) => logs::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::History(args) => history::run(args),
         Command::Rollback(args) => rollback::rollback(args),
         Command::Destroy(args) => rollback::destroy(args),
         Command::Import(args) => import::run(args),

@@ -213,6 +213,26 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// The (app, instance) of every instance with a folder in the state
+/// directory, sorted.
+pub fn instances(state_dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(state_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        // App names have no `-`: the first one ends the app.
+        if let Some((app, instance)) = name.split_once('-') {
+            found.push((app.to_string(), instance.to_string()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// One digest over all of an instance's units (names and texts).
 pub fn units_digest(units: &[UnitFile]) -> String {
     let mut all = String::new();

@@ -39,6 +39,31 @@ pub fn read_installed(dir: &Path, app: &str, instance: &str) -> std::io::Result<
     Ok(units)
 }
 
+/// Every unit file in `dir` that unitgen generated, of any app and
+/// instance, with its owner; sorted by name.
+pub fn read_all(dir: &Path) -> std::io::Result<Vec<(UnitFile, render::Owner)>> {
+    let mut units = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(units),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let unit_like = name.ends_with(".service") || name.ends_with(".target");
+        if !unit_like || name.starts_with('.') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(entry.path())?;
+        if let Some(owner) = render::owner(&text) {
+            units.push((UnitFile { name, text }, owner));
+        }
+    }
+    units.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(units)
+}
+
 /// Makes `dir` hold what the plan wants: added and changed units written,
 /// removed ones deleted. Untouched files keep their bytes and mtime.
 pub fn write_plan(dir: &Path, plan: &Plan) -> std::io::Result<()> {

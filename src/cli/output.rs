@@ -49,3 +49,9 @@ pub fn write(args: fmt::Arguments<'_>) -> Result<()> {
             .wrap_err("writing to standard output"),
     }
 }
+
+/// Whether the reader has gone away: a command that could go on for ever
+/// (`logs --follow`) stops.
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}

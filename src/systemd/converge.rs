@@ -488,6 +488,37 @@ fn restore(
     start_and_restart(systemd, &starts, &changed, progress)
 }
 
+/// Runs one kind of job on units of an instance (`unitgen start|stop|
+/// restart`): one batch, so systemd orders the jobs by the units'
+/// dependencies, each awaited and reported as apply's are. A unit that
+/// fails comes back with its last log lines.
+pub fn control(
+    host: &Host,
+    kind: JobKind,
+    units: &[String],
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let systemd = host.connect()?;
+    if kind != JobKind::Stop {
+        // A unit that failed before (or hit its start limit) starts afresh.
+        for unit in units {
+            let _ = systemd.reset_failed(unit);
+        }
+    }
+    let outcomes = watched(&systemd, &[(kind, units)], progress)?;
+    let what = match kind {
+        JobKind::Start => "start",
+        JobKind::Stop => "stop",
+        JobKind::Restart => "restart",
+    };
+    first_failure(&outcomes, what).map_err(|mut failure| {
+        if let Some((unit, _)) = &failure.unit {
+            failure.unit = Some((unit.clone(), host.journal_tail(unit, 15)));
+        }
+        failure
+    })
+}
+
 /// Stops, disables and deletes every unit of an instance (`destroy`).
 pub fn remove_all(host: &Host, installed: &[UnitFile], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;

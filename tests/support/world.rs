@@ -15,6 +15,8 @@ pub struct World {
     pub sandbox: Sandbox,
     dir: tempfile::TempDir,
     app: String,
+    /// Other apps this world deploys (and cleans up after).
+    others: Vec<String>,
 }
 
 impl World {
@@ -27,7 +29,15 @@ impl World {
             sandbox,
             dir: tempdir("world-"),
             app: app.to_string(),
+            others: Vec::new(),
         }
+    }
+
+    /// Another app in the same sandbox, whose containers, networks and
+    /// volumes this world owns too.
+    pub fn also_own(&mut self, app: &str) {
+        self.sandbox.own_containers(&format!("{app}-"));
+        self.others.push(app.to_string());
     }
 
     pub fn file(&self) -> PathBuf {
@@ -43,7 +53,7 @@ impl World {
         self.dir.path()
     }
 
-    /// `unitgen ARGS -f FILE --root SANDBOX`, echoed for failure messages.
+    /// `unitgen ARGS --file FILE --root SANDBOX`, echoed for failure messages.
     pub fn unitgen(&self, args: &[&str]) -> Output {
         self.unitgen_in(self.dir(), &self.file(), args)
     }
@@ -55,7 +65,8 @@ impl World {
         let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
             .current_dir(cwd)
             .args(args)
-            .arg("-f")
+            // The long form: `logs` takes -f for --follow.
+            .arg("--file")
             .arg(file)
             .arg("--root")
             .arg(&root)
@@ -124,25 +135,21 @@ impl Drop for World {
     fn drop(&mut self) {
         // Containers go with the sandbox; networks and volumes live in the
         // host's engine and would outlast it.
-        let list = |kind: &str| {
-            let out = docker([
-                kind,
-                "ls",
-                "--quiet",
-                "--filter",
-                &format!("name={}-", self.app),
-            ]);
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        super::docker::remove_containers(&format!("{}-", self.app));
-        for network in list("network") {
-            docker(["network", "rm", &network]);
-        }
-        for volume in list("volume") {
-            docker(["volume", "rm", "--force", &volume]);
+        for app in std::iter::once(&self.app).chain(&self.others) {
+            let list = |kind: &str| {
+                let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
+            super::docker::remove_containers(&format!("{app}-"));
+            for network in list("network") {
+                docker(["network", "rm", &network]);
+            }
+            for volume in list("volume") {
+                docker(["volume", "rm", "--force", &volume]);
+            }
         }
     }
 }

@@ -1,0 +1,61 @@
+//! `unitgen start|stop|restart INSTANCE [SERVICE...]`: systemd jobs for an
+//! installed instance, over D-Bus, awaited and reported as apply's are.
+
+use clap::Args;
+use miette::{Result, miette};
+
+use super::host::HostArgs;
+use super::installed::Installed;
+use super::{FileArgs, Outcome};
+use crate::progress::{Progress, count};
+use crate::systemd::JobKind;
+use crate::systemd::converge;
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The instance.
+    pub instance: String,
+    /// Only these services (with their sidekicks) [default: every unit of
+    /// the instance].
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub template: FileArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
+    let installed = Installed::read(&args.template, &args.host, &args.instance)?;
+    let name = installed.name();
+    // Not interleaved with an apply, rollback or destroy of the instance.
+    let (_state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
+    let units: Vec<String> = installed
+        .select(&args.services)?
+        .into_iter()
+        .map(|(unit, _)| unit.name.clone())
+        // Restarting the instance target would restart each unit a second
+        // time (they are part of it); its units are restarted directly.
+        .filter(|unit| !(kind == JobKind::Restart && unit.ends_with(".target")))
+        .collect();
+    let progress = Progress::default();
+    converge::control(&args.host.host()?, kind, &units, &progress).map_err(|failure| {
+        let mut text = format!("{name}: {}", failure.message);
+        if let Some((unit, log)) = &failure.unit
+            && !log.is_empty()
+        {
+            text.push_str(&format!("\n\nlast lines logged by {unit}:\n"));
+            for line in log.lines() {
+                text.push_str(&format!("  | {line}\n"));
+            }
+        }
+        miette!("{text}")
+    })?;
+    let done = match kind {
+        JobKind::Start => "started",
+        JobKind::Stop => "stopped",
+        JobKind::Restart => "restarted",
+    };
+    progress.line(&format!("{name}: {} {done}", count(units.len(), "unit")));
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,142 @@
+//! `unitgen history INSTANCE`: the revisions recorded on this host, when
+//! each was applied and what it changed, service by service. `rollback --to
+//! N` takes these numbers.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+
+use clap::Args;
+use miette::{Result, miette};
+use serde::Serialize;
+
+use super::host::HostArgs;
+use super::output::outln;
+use super::{FileArgs, Outcome, when};
+use crate::render::{self, UnitFile};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The instance.
+    pub instance: String,
+    #[command(flatten)]
+    pub template: FileArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Entry {
+    revision: u32,
+    /// ISO 8601, UTC.
+    applied_at: String,
+    #[serde(skip)]
+    applied_secs: u64,
+    /// Set when this revision re-applied an earlier one.
+    rollback_of: Option<u32>,
+    /// The last revision: what the host was last brought to.
+    current: bool,
+    added: Vec<String>,
+    changed: Vec<String>,
+    removed: Vec<String>,
+}
+
+pub fn run(args: HistoryArgs) -> Result<Outcome> {
+    let app = args.template.app_name()?;
+    let name = crate::model::prefix(&app, &args.instance);
+    let state = args.host.state(&app, &args.instance)?;
+    let infos = state
+        .revisions()
+        .map_err(|e| miette!("reading revisions of {name}: {e}"))?;
+    let mut entries = Vec::new();
+    let mut before: BTreeMap<String, String> = BTreeMap::new();
+    for (i, info) in infos.iter().enumerate() {
+        let revision = state
+            .load(info.number)
+            .map_err(|e| miette!("reading revision {} of {name}: {e}", info.number))?;
+        let now = parts(&revision.units);
+        let mut entry = Entry {
+            revision: info.number,
+            applied_at: when::iso(info.applied_at),
+            applied_secs: info.applied_at,
+            rollback_of: info.rollback_of,
+            current: i + 1 == infos.len(),
+            added: Vec::new(),
+            changed: Vec::new(),
+            removed: Vec::new(),
+        };
+        for (part, text) in &now {
+            match before.get(part) {
+                None => entry.added.push(part.clone()),
+                Some(old) if old != text => entry.changed.push(part.clone()),
+                Some(_) => {}
+            }
+        }
+        entry.removed = before
+            .keys()
+            .filter(|part| !now.contains_key(*part))
+            .cloned()
+            .collect();
+        entries.push(entry);
+        before = now;
+    }
+
+    if args.json {
+        let json = serde_json::to_string_pretty(&entries).expect("history serializes");
+        outln!("{json}")?;
+        return Ok(Outcome::Clean);
+    }
+    if entries.is_empty() {
+        outln!("{name} has no recorded revision on this host")?;
+        return Ok(Outcome::Clean);
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let now = when::now();
+    outln!("{:<9} {:<21} CHANGES", "REVISION", "APPLIED")?;
+    for entry in &entries {
+        let applied = if terminal {
+            when::ago(entry.applied_secs, now)
+        } else {
+            entry.applied_at.clone()
+        };
+        let mut what = Vec::new();
+        if let Some(of) = entry.rollback_of {
+            what.push(format!("rollback to {of}:"));
+        }
+        for (verb, parts) in [
+            ("added", &entry.added),
+            ("changed", &entry.changed),
+            ("removed", &entry.removed),
+        ] {
+            if !parts.is_empty() {
+                what.push(format!("{verb} {}", parts.join(", ")));
+            }
+        }
+        if what.is_empty() || what.len() == 1 && entry.rollback_of.is_some() {
+            what.push("no change".to_string());
+        }
+        if entry.current {
+            what.push("(current)".to_string());
+        }
+        outln!("{:<9} {applied:<21} {}", entry.revision, what.join(" "))?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// The parts of an instance a revision's units make, with their text: a
+/// service (its unit and its sidekick together), `network`, `target`.
+fn parts(units: &[UnitFile]) -> BTreeMap<String, String> {
+    let mut parts: BTreeMap<String, String> = BTreeMap::new();
+    for unit in units {
+        let owner = render::owner(&unit.text).unwrap_or_default();
+        let part = match (owner.service, owner.announces) {
+            (Some(service), _) | (None, Some(service)) => service,
+            (None, None) if unit.name.ends_with(".target") => "target".to_string(),
+            (None, None) => "network".to_string(),
+        };
+        parts.entry(part).or_default().push_str(&unit.text);
+    }
+    parts
+}

@@ -1,0 +1,81 @@
+//! An instance as installed on this host: its unit files and whose each
+//! is, read from their `[X-Unitgen]` sections. What the operating commands
+//! (start, stop, restart, logs, exec) act on: the host, not the template.
+
+use miette::{Result, miette};
+
+use super::FileArgs;
+use super::host::HostArgs;
+use crate::render::{self, Owner, UnitFile};
+
+pub struct Installed {
+    pub app: String,
+    pub instance: String,
+    /// Sorted by unit name.
+    pub units: Vec<(UnitFile, Owner)>,
+}
+
+impl Installed {
+    /// The installed units of `instance` of the template's app; an error
+    /// when there are none.
+    pub fn read(file: &FileArgs, host: &HostArgs, instance: &str) -> Result<Installed> {
+        let app = file.app_name()?;
+        let units: Vec<(UnitFile, Owner)> = host
+            .installed(&app, instance)?
+            .into_iter()
+            .map(|unit| {
+                let owner = render::owner(&unit.text).unwrap_or_default();
+                (unit, owner)
+            })
+            .collect();
+        if units.is_empty() {
+            return Err(miette!(
+                "{} is not installed in {} (apply it first)",
+                crate::model::prefix(&app, instance),
+                host.host()?.unit_dir.display()
+            ));
+        }
+        Ok(Installed {
+            app,
+            instance: instance.to_string(),
+            units,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        crate::model::prefix(&self.app, &self.instance)
+    }
+
+    /// The services installed, in unit-name order.
+    pub fn services(&self) -> Vec<&str> {
+        self.units
+            .iter()
+            .filter_map(|(_, owner)| owner.service.as_deref())
+            .collect()
+    }
+
+    /// The units of the named services (each service's unit and its
+    /// sidekick), or, when none is named, every unit of the instance.
+    /// A name that is not an installed service is refused, naming those
+    /// that are.
+    pub fn select(&self, services: &[String]) -> Result<Vec<&(UnitFile, Owner)>> {
+        let known = self.services();
+        if let Some(unknown) = services.iter().find(|s| !known.contains(&s.as_str())) {
+            return Err(miette!(
+                "{} has no service `{unknown}`; installed: {}",
+                self.name(),
+                known.join(", ")
+            ));
+        }
+        Ok(self
+            .units
+            .iter()
+            .filter(|(_, owner)| {
+                services.is_empty()
+                    || services.iter().any(|s| {
+                        owner.service.as_ref() == Some(s) || owner.announces.as_ref() == Some(s)
+                    })
+            })
+            .collect())
+    }
+}

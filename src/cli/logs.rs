@@ -1,0 +1,166 @@
+//! `unitgen logs INSTANCE [SERVICE...]`: the journal of an instance's
+//! units, interleaved in time order, each line prefixed by its service (as
+//! `docker compose logs` does). Read with `journalctl`, from the host's
+//! journal or, with --root, the one under that root.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use clap::Args;
+use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
+
+use super::host::HostArgs;
+use super::installed::Installed;
+use super::output::{self, outln};
+use super::{FileArgs, Outcome};
+use crate::render::{Owner, UnitFile};
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The instance.
+    pub instance: String,
+    /// Only these services (with their sidekicks) [default: every unit of
+    /// the instance].
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Keep printing new lines as they are logged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many of the last lines to show (of all units together).
+    #[arg(short = 'n', long, value_name = "LINES")]
+    pub lines: Option<u32>,
+    /// Only lines from this time on: `"10 min ago"`, `today`, `2026-11-29 10:00`
+    /// (anything `journalctl --since` takes).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// The app template or deployments file (`-f` is --follow here, as in
+    /// `journalctl` and `docker logs`).
+    #[arg(long = "file", value_name = "FILE", default_value = "unitgen.yaml")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+pub fn run(args: LogsArgs) -> Result<Outcome> {
+    let template = FileArgs {
+        file: args.file.clone(),
+    };
+    let installed = Installed::read(&template, &args.host, &args.instance)?;
+    let selected = installed.select(&args.services)?;
+    let prefixes: Vec<(String, String)> = selected
+        .iter()
+        .filter(|(unit, _)| !unit.name.ends_with(".target"))
+        .map(|(unit, owner)| (unit.name.clone(), label(unit, owner)))
+        .collect();
+    let width = prefixes.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+
+    let host = args.host.host()?;
+    let mut journalctl = Command::new("journalctl");
+    journalctl.args(["--no-pager", "--output=json", "--all"]);
+    if let Some(root) = &host.root {
+        journalctl.arg(format!("--root={}", root.display()));
+    }
+    if let Some(lines) = args.lines {
+        journalctl.arg(format!("--lines={lines}"));
+    }
+    if let Some(since) = &args.since {
+        journalctl.arg(format!("--since={since}"));
+    }
+    if args.follow {
+        journalctl.arg("--follow");
+    }
+    let unit_flag = if host.user { "--user-unit" } else { "--unit" };
+    for (unit, _) in &prefixes {
+        journalctl.arg(unit_flag).arg(unit);
+    }
+    let mut child = journalctl
+        .stdout(Stdio::piped())
+        .spawn()
+        .into_diagnostic()
+        .wrap_err("running journalctl")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.into_diagnostic().wrap_err("reading journalctl")?;
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let Some(prefix) = unit_of(&entry, host.user)
+            .and_then(|unit| prefixes.iter().find(|(u, _)| u == unit))
+            .map(|(_, prefix)| prefix)
+        else {
+            continue;
+        };
+        let time = if args.timestamps {
+            format!("{} ", timestamp(&entry))
+        } else {
+            String::new()
+        };
+        outln!("{prefix:<width$} | {time}{}", message(&entry))?;
+        if output::closed() {
+            break;
+        }
+    }
+    // Following ends only when the reader goes away (or on Ctrl-C, which
+    // reaches journalctl too).
+    let _ = child.kill();
+    let status = child.wait().into_diagnostic()?;
+    if !status.success() && !output::closed() && !args.follow {
+        return Err(miette!("journalctl failed ({status})"));
+    }
+    Ok(Outcome::Clean)
+}
+
+/// How a unit's lines are prefixed: its service, `web-announce` for a
+/// sidekick, `network` for the network unit.
+fn label(unit: &UnitFile, owner: &Owner) -> String {
+    match (&owner.service, &owner.announces) {
+        (Some(service), _) => service.clone(),
+        (None, Some(announced)) => format!("{announced}-announce"),
+        (None, None) => unit
+            .name
+            .trim_end_matches(".service")
+            .rsplit('-')
+            .next()
+            .unwrap_or(&unit.name)
+            .to_string(),
+    }
+}
+
+/// The unit an entry is about: the one that logged it, or for systemd's
+/// own lines ("Started …"), the one they are about.
+fn unit_of(entry: &serde_json::Value, user: bool) -> Option<&str> {
+    let about = if user { "USER_UNIT" } else { "UNIT" };
+    let logged_by = if user {
+        "_SYSTEMD_USER_UNIT"
+    } else {
+        "_SYSTEMD_UNIT"
+    };
+    entry[about].as_str().or(entry[logged_by].as_str())
+}
+
+/// `MESSAGE` is a string, or an array of bytes when it is not UTF-8.
+fn message(entry: &serde_json::Value) -> String {
+    match &entry["MESSAGE"] {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(bytes) => {
+            let bytes: Vec<u8> = bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The entry's time (`__REALTIME_TIMESTAMP`, microseconds) in UTC.
+fn timestamp(entry: &serde_json::Value) -> String {
+    entry["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .and_then(|us| us.parse::<u64>().ok())
+        .map_or_else(|| "-".to_string(), |us| super::when::iso(us / 1_000_000))
+}

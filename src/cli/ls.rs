@@ -1,0 +1,160 @@
+//! `unitgen ls`: every app and instance on this host, from the installed
+//! units and the state directory: revision, when applied, services up.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+
+use clap::Args;
+use miette::{IntoDiagnostic as _, Result, WrapErr as _};
+use serde::Serialize;
+
+use super::host::HostArgs;
+use super::output::outln;
+use super::{Outcome, when};
+use crate::state::{self, InstanceState};
+use crate::unit_dir;
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    app: String,
+    instance: String,
+    /// The last revision applied, if any was recorded.
+    revision: Option<u32>,
+    /// When it was applied (ISO 8601, UTC).
+    applied_at: Option<String>,
+    #[serde(skip)]
+    applied_secs: Option<u64>,
+    /// Units installed (0: only revisions are left, e.g. after destroy).
+    units: usize,
+    services: usize,
+    /// Services whose unit is active; None when systemd could not be asked.
+    services_up: Option<usize>,
+}
+
+pub fn run(args: LsArgs) -> Result<Outcome> {
+    let host = args.host.host()?;
+    let installed = unit_dir::read_all(&host.unit_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))?;
+    let state_dir = args.host.state_dir()?;
+    let mut instances: BTreeMap<(String, String), Vec<(String, bool)>> = BTreeMap::new();
+    for (app, instance) in state::instances(&state_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", state_dir.display()))?
+    {
+        instances.entry((app, instance)).or_default();
+    }
+    for (unit, owner) in installed {
+        instances
+            .entry((owner.app, owner.instance))
+            .or_default()
+            .push((unit.name, owner.service.is_some()));
+    }
+
+    // One call for every service unit of every instance.
+    let service_units: Vec<String> = instances
+        .values()
+        .flatten()
+        .filter(|(_, is_service)| *is_service)
+        .map(|(unit, _)| unit.clone())
+        .collect();
+    let active: Option<BTreeMap<String, bool>> = if service_units.is_empty() {
+        Some(BTreeMap::new())
+    } else {
+        match host.connect() {
+            Ok(systemd) => match systemd.active_states(&service_units) {
+                Ok(states) => Some(
+                    service_units
+                        .iter()
+                        .cloned()
+                        .zip(states.iter().map(|s| s == "active"))
+                        .collect(),
+                ),
+                Err(e) => {
+                    eprintln!("warning: services up unknown: {e}");
+                    None
+                }
+            },
+            Err(failure) => {
+                eprintln!("warning: services up unknown: {}", failure.message);
+                None
+            }
+        }
+    };
+
+    let mut rows = Vec::new();
+    for ((app, instance), units) in instances {
+        let last = InstanceState::new(&state_dir, &app, &instance)
+            .revisions()
+            .ok()
+            .and_then(|r| r.last().cloned());
+        let services: Vec<&String> = units
+            .iter()
+            .filter(|(_, is_service)| *is_service)
+            .map(|(unit, _)| unit)
+            .collect();
+        rows.push(Row {
+            revision: last.as_ref().map(|r| r.number),
+            applied_at: last.as_ref().map(|r| when::iso(r.applied_at)),
+            applied_secs: last.as_ref().map(|r| r.applied_at),
+            units: units.len(),
+            services: services.len(),
+            services_up: active
+                .as_ref()
+                .map(|active| services.iter().filter(|u| active[u.as_str()]).count()),
+            app,
+            instance,
+        });
+    }
+
+    if args.json {
+        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        outln!("{json}")?;
+        return Ok(Outcome::Clean);
+    }
+    if rows.is_empty() {
+        outln!(
+            "no instance on this host (units in {}, state in {})",
+            host.unit_dir.display(),
+            state_dir.display()
+        )?;
+        return Ok(Outcome::Clean);
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let now = when::now();
+    outln!(
+        "{:<16} {:<16} {:<9} {:<21} SERVICES",
+        "APP",
+        "INSTANCE",
+        "REVISION",
+        "APPLIED"
+    )?;
+    for row in &rows {
+        let applied = match row.applied_secs {
+            Some(secs) if terminal => when::ago(secs, now),
+            Some(secs) => when::iso(secs),
+            None => "-".to_string(),
+        };
+        let services = match (row.units, row.services_up) {
+            (0, _) => "not installed (revisions kept)".to_string(),
+            (_, Some(up)) => format!("{up}/{} up", row.services),
+            (_, None) => format!("?/{}", row.services),
+        };
+        outln!(
+            "{:<16} {:<16} {:<9} {applied:<21} {services}",
+            row.app,
+            row.instance,
+            row.revision.map_or("-".to_string(), |r| r.to_string()),
+        )?;
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,72 @@
+//! Times as commands print them: ISO 8601 in UTC (`2026-11-29T10:02:03Z`),
+//! and "3 min ago" for people at a terminal.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch, now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-29T10:02:03Z`.
+pub fn iso(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// "just now", "42 s ago", "3 min ago", "5 h ago", "2 days ago".
+pub fn ago(secs: u64, now: u64) -> String {
+    let elapsed = now.saturating_sub(secs);
+    match elapsed {
+        0..=1 => "just now".to_string(),
+        2..=59 => format!("{elapsed} s ago"),
+        60..=3599 => format!("{} min ago", elapsed / 60),
+        3600..=172_799 => format!("{} h ago", elapsed / 3600),
+        _ => format!("{} days ago", elapsed / 86_400),
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso(1_795_687_323), "2026-11-26T10:02:03Z");
+    }
+
+    #[test]
+    fn ago_reads_naturally() {
+        assert_eq!(ago(100, 100), "just now");
+        assert_eq!(ago(100, 142), "42 s ago");
+        assert_eq!(ago(0, 190), "3 min ago");
+        assert_eq!(ago(0, 5 * 3600 + 10), "5 h ago");
+        assert_eq!(ago(0, 3 * 86_400), "3 days ago");
+    }
+}
