@@ -40,16 +40,14 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         .collect();
     let progress = Progress::default();
     converge::control(&args.host.host()?, kind, &units, &progress).map_err(|failure| {
-        let mut text = format!("{name}: {}", failure.message);
-        if let Some((unit, log)) = &failure.unit
-            && !log.is_empty()
-        {
-            text.push_str(&format!("\n\nlast lines logged by {unit}:\n"));
-            for line in log.lines() {
-                text.push_str(&format!("  | {line}\n"));
+        // As apply reports it: each failed unit explained, in plain lines.
+        for explanation in &failure.explained {
+            eprintln!();
+            for line in explanation.lines() {
+                eprintln!("{line}");
             }
         }
-        miette!("{text}")
+        miette!("{name}: {}", failure.message)
     })?;
     let done = match kind {
         JobKind::Start => "started",

@@ -491,7 +491,7 @@ fn restore(
 /// Runs one kind of job on units of an instance (`unitgen start|stop|
 /// restart`): one batch, so systemd orders the jobs by the units'
 /// dependencies, each awaited and reported as apply's are. A unit that
-/// fails comes back with its last log lines.
+/// fails comes back explained.
 pub fn control(
     host: &Host,
     kind: JobKind,
@@ -511,10 +511,12 @@ pub fn control(
         JobKind::Stop => "stop",
         JobKind::Restart => "restart",
     };
-    first_failure(&outcomes, what).map_err(|mut failure| {
-        if let Some((unit, _)) = &failure.unit {
-            failure.unit = Some((unit.clone(), host.journal_tail(unit, 15)));
-        }
+    failures(&systemd, &outcomes, what).map_err(|mut failure| {
+        failure.explained = failure
+            .evidence
+            .iter()
+            .map(|evidence| explain(host, evidence))
+            .collect();
         failure
     })
 }
