@@ -2,6 +2,7 @@
 //! text) and dispatch to one module per command.
 
 mod apply;
+mod completions;
 mod control;
 mod exec;
 mod fleet;
@@ -11,6 +12,7 @@ mod import;
 mod installed;
 mod logs;
 mod ls;
+mod man;
 mod output;
 mod pull;
 mod render;
@@ -158,6 +160,18 @@ enum Command {
     /// was written, 1 when the compose file cannot be read or the template
     /// needs fixing before it validates.
     Import(import::ImportArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    ///
+    /// bash: `unitgen completions bash > /etc/bash_completion.d/unitgen`;
+    /// zsh: into a folder of your `$fpath` as `_unitgen`; fish:
+    /// `unitgen completions fish > ~/.config/fish/completions/unitgen.fish`.
+    /// The Debian package installs all three.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write every page with --out DIR.
+    ///
+    /// `unitgen man | man -l -` reads it now. The Debian package installs
+    /// the pages.
+    Man(man::ManArgs),
 }
 
 /// Where the template is and which values to use: shared by every command
@@ -300,6 +314,8 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => rollback::rollback(args),
         Command::Destroy(args) => rollback::destroy(args),
         Command::Import(args) => import::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
