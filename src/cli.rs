@@ -9,6 +9,7 @@ mod fleet;
 mod history;
 mod host;
 mod import;
+mod init;
 mod installed;
 mod logs;
 mod ls;
@@ -159,6 +160,14 @@ enum Command {
     /// template; nothing is dropped silently. Exits with 0 when the template
     /// was written, 1 when the compose file cannot be read or the template
     /// needs fixing before it validates.
+    /// Write a commented starting template (or one from a compose file).
+    ///
+    /// `unitgen init` writes `unitgen.yaml`: two services and two instances,
+    /// with a comment on each key, valid as it is. `unitgen init --from
+    /// docker-compose.yml` writes the template imported from the compose
+    /// file instead (see `unitgen import`). An existing file is kept unless
+    /// --force is given.
+    Init(init::InitArgs),
     Import(import::ImportArgs),
     /// Print a shell completion script (bash, zsh or fish).
     ///
@@ -313,6 +322,7 @@ pub fn main() -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Rollback(args) => rollback::rollback(args),
         Command::Destroy(args) => rollback::destroy(args),
+        Command::Init(args) => init::run(args),
         Command::Import(args) => import::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

@@ -100,3 +100,79 @@ fn man_pages_render_with_man() {
         "`unitgen man` prints the main page"
     );
 }
+
+fn unitgen_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unitgen")
+}
+
+#[test]
+fn init_writes_a_commented_template_that_validates_and_keeps_an_existing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("my-shop");
+    std::fs::create_dir(&folder).unwrap();
+    let init = unitgen_in(&folder, &["init"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let written = std::fs::read_to_string(folder.join("unitgen.yaml")).unwrap();
+    assert!(written.contains("app: my_shop"), "named after its folder");
+    assert!(
+        written
+            .lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+            > 10
+    );
+    let validate = unitgen_in(&folder, &["validate"]);
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let render = unitgen_in(&folder, &["render", "staging"]);
+    assert!(stdout(&render).contains("# ==> my_shop-staging-web.service <=="));
+
+    std::fs::write(folder.join("unitgen.yaml"), "app: mine\n").unwrap();
+    let again = unitgen_in(&folder, &["init"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(
+        std::fs::read_to_string(folder.join("unitgen.yaml")).unwrap(),
+        "app: mine\n"
+    );
+}
+
+#[test]
+fn init_from_a_compose_file_imports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  web:\n    image: \"nginx:${TAG:-1.27}\"\n    ports: [\"8080:80\"]\n",
+    )
+    .unwrap();
+    let init = unitgen_in(
+        dir.path(),
+        &["init", "--from", "docker-compose.yml", "--app", "shop"],
+    );
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let written = std::fs::read_to_string(dir.path().join("unitgen.yaml")).unwrap();
+    assert!(written.contains("app: shop"), "{written}");
+    assert!(written.contains("{{ tag }}"), "{written}");
+    let validate = unitgen_in(dir.path(), &["validate"]);
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+}

@@ -41,7 +41,7 @@ pub struct ImportArgs {
     pub instance: String,
 }
 
-fn parse_name(name: &str) -> Result<String, String> {
+pub fn parse_name(name: &str) -> Result<String, String> {
     syntax::check_app_or_instance_name(name)
         .map(|()| name.to_string())
         .map_err(|msg| format!("{msg} (try `{}`)", syntax::suggest_name(name, '_')))
