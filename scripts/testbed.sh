@@ -3,8 +3,9 @@
 # Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
 # boot a sandboxed systemd from the machine's own /usr); restic and rclone
 # (backups); docker-registry (the tests run one on loopback for real pulls);
-# a running dockerd; and the local test image unitgen-test/busybox:1 (no
-# outside registry is reachable).
+# python3-jsonschema (a real validator for `unitgen schema`) and man-db
+# (the generated manual pages, read with man); a running dockerd; and the
+# local test image unitgen-test/busybox:1 (no outside registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -17,7 +18,8 @@ DOCKERD_WAIT_SECS=60
 say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
-for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry; do
+for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
+  python3-jsonschema man-db; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi

@@ -18,6 +18,7 @@ mod output;
 mod pull;
 mod render;
 mod rollback;
+mod schema;
 mod status;
 mod validate;
 mod when;
@@ -169,6 +170,14 @@ enum Command {
     /// --force is given.
     Init(init::InitArgs),
     Import(import::ImportArgs),
+    /// Print the JSON Schema of unitgen's YAML files, for editors.
+    ///
+    /// Generated from the types the parser reads templates and deployments
+    /// files into. Save it (`unitgen schema > unitgen.schema.json`) and put
+    /// `# yaml-language-server: $schema=./unitgen.schema.json` at the top of
+    /// unitgen.yaml: editors with the YAML language server then complete
+    /// keys and flag mistakes as you type.
+    Schema(schema::SchemaArgs),
     /// Print a shell completion script (bash, zsh or fish).
     ///
     /// bash: `unitgen completions bash > /etc/bash_completion.d/unitgen`;
@@ -324,6 +333,7 @@ pub fn main() -> ExitCode {
         Command::Destroy(args) => rollback::destroy(args),
         Command::Init(args) => init::run(args),
         Command::Import(args) => import::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     };

@@ -176,3 +176,84 @@ fn init_from_a_compose_file_imports_it() {
         String::from_utf8_lossy(&validate.stderr)
     );
 }
+
+/// Validates a YAML file's data against a JSON Schema with Python's
+/// `jsonschema` (a real, independent validator); the errors, if any.
+fn schema_errors(schema: &std::path::Path, yaml: &str) -> Vec<String> {
+    let data: serde_json::Value = serde_saphyr::from_str(yaml).expect("test YAML parses");
+    // Each error with the reasons under it (an `anyOf` says why each
+    // alternative failed).
+    let program = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        def show(e):\n\
+        \x20   print(e.message)\n\
+        \x20   for c in e.context or []: show(c)\n\
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)):\n\
+        \x20   show(e)\n";
+    // Debian's python3 and python3-jsonschema, as scripts/testbed.sh installs them.
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", program])
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    serde_json::to_writer(child.stdin.take().unwrap(), &data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the validator failed (is python3-jsonschema installed? scripts/testbed.sh installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("unitgen.schema.json");
+    let out = unitgen(&["schema"]);
+    assert!(out.status.success());
+    std::fs::write(&schema, &out.stdout).unwrap();
+
+    let mut checked = 0;
+    for example in std::fs::read_dir("examples").unwrap() {
+        for file in std::fs::read_dir(example.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".yaml") && !name.contains("compose") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert_eq!(
+                    schema_errors(&schema, &text),
+                    Vec::<String>::new(),
+                    "{name}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "every example's files: {checked}");
+
+    for (broken, expected) in [
+        (
+            "app: shop\nservices:\n  web:\n    image: shop:1\n    enviroment: {A: b}\n",
+            "'enviroment' was unexpected",
+        ),
+        (
+            "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: 8080\n",
+            "8080 is not of type 'array', 'null'",
+        ),
+        (
+            "app: shop\nservices:\n  web: [shop]\n",
+            "['shop'] is not valid",
+        ),
+    ] {
+        let errors = schema_errors(&schema, broken);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} in {errors:?}"
+        );
+    }
+}

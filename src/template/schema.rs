@@ -3,9 +3,11 @@
 //! docker-compose wherever compose has the concept. Keys a struct does not
 //! have are skipped here and reported, all of them, by `unknown_keys`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -14,61 +16,83 @@ use serde_saphyr::Spanned;
 pub type Name = Spanned<String>;
 
 /// One YAML file: an app template, a deployments file, or both in one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Document {
     /// The app's name: the first part of every unit, container and network.
+    #[schemars(with = "Option<String>")]
     pub app: Option<Name>,
     /// Path of the app template, when this file only declares instances.
+    #[schemars(with = "Option<String>")]
     pub template: Option<Spanned<String>>,
+    #[schemars(with = "Option<IndexMap<String, ServiceEntry>>")]
     pub services: Option<Spanned<IndexMap<Name, Spanned<ServiceEntry>>>>,
+    #[schemars(with = "Option<IndexMap<String, VolumeDecl>>")]
     pub volumes: Option<IndexMap<Name, VolumeDecl>>,
+    #[schemars(with = "Option<IndexMap<String, Option<IndexMap<String, Scalar>>>>")]
     pub instances: Option<IndexMap<Name, Option<InstanceValues>>>,
     /// Service discovery across hosts: where sidekicks announce services.
     pub etcd: Option<EtcdDecl>,
     /// Options for the fleet target.
     pub fleet: Option<FleetDecl>,
     /// Where secret values come from, by name (services say which they get).
+    #[schemars(with = "Option<IndexMap<String, SecretDecl>>")]
     pub secrets: Option<IndexMap<Name, Spanned<SecretDecl>>>,
 }
 
 /// One secret's source: exactly one of a file, a variable of unitgen's own
 /// environment, or a command's output (a password manager).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SecretDecl {
     /// A file on the machine running unitgen; relative to the file that
     /// declares the secret.
+    #[schemars(with = "Option<String>")]
     pub file: Option<Spanned<String>>,
     /// The name of an environment variable of `unitgen apply` itself.
+    #[schemars(with = "Option<String>")]
     pub environment: Option<Spanned<String>>,
     /// A command whose standard output is the value: `pass show blog/db`.
+    #[schemars(with = "Option<Words>")]
     pub command: Option<Spanned<Words>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct EtcdDecl {
     /// One URL or a list: `http://10.0.0.1:2379`.
+    #[schemars(with = "Words")]
     pub endpoints: Spanned<Words>,
     /// `v3` (default: leases with keep-alive) or `v2` (keys with a TTL).
+    #[schemars(with = "Option<String>")]
     pub api: Option<Spanned<String>>,
     /// How long an announcement outlives a sidekick that died (default 30s).
+    #[schemars(with = "Option<String>")]
     pub ttl: Option<Spanned<String>>,
     /// Root of unitgen's keys (default `/unitgen`).
+    #[schemars(with = "Option<String>")]
     pub prefix: Option<Spanned<String>>,
     /// The address to announce for ports published on all interfaces
     /// (default: the host's first address, `hostname -I`).
+    #[schemars(with = "Option<String>")]
     pub address: Option<Spanned<String>>,
     /// How long a consumer waits at start, in all, for its dependencies to
     /// be announced (default 60s).
+    #[schemars(with = "Option<String>")]
     pub wait: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FleetDecl {
     /// Machine metadata every unit requires: `{region: eu}`.
+    #[schemars(with = "Option<IndexMap<String, Scalar>>")]
     pub metadata: Option<IndexMap<Name, Spanned<Scalar>>>,
     /// Services that run one copy on every machine.
+    #[schemars(with = "Option<Vec<String>>")]
     pub global: Option<Vec<Name>>,
     /// Copies started for a service new to the cluster (default 1).
+    #[schemars(with = "Option<u32>")]
     pub copies: Option<Spanned<u32>>,
 }
 
@@ -82,57 +106,89 @@ pub enum ServiceEntry {
     Full(Box<ServiceDef>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServiceDef {
+    #[schemars(with = "Option<String>")]
     pub image: Option<Spanned<String>>,
+    #[schemars(with = "Option<Words>")]
     pub command: Option<Spanned<Words>>,
+    #[schemars(with = "Option<Words>")]
     pub entrypoint: Option<Spanned<Words>>,
+    #[schemars(with = "Option<KeyValues>")]
     pub environment: Option<Spanned<KeyValues>>,
     /// Environment variables whose values are secrets: `{POSTGRES_PASSWORD: db_password}`.
+    #[schemars(with = "Option<KeyValues>")]
     pub secrets: Option<Spanned<KeyValues>>,
+    #[schemars(with = "Option<Words>")]
     pub env_file: Option<Spanned<Words>>,
+    #[schemars(with = "Option<Vec<Scalar>>")]
     pub ports: Option<Vec<Spanned<Scalar>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub volumes: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<Scalar>")]
     pub user: Option<Spanned<Scalar>>,
+    #[schemars(with = "Option<String>")]
     pub working_dir: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub hostname: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
     pub healthcheck: Option<Healthcheck>,
+    #[schemars(with = "Option<KeyValues>")]
     pub labels: Option<Spanned<KeyValues>>,
+    #[schemars(with = "Option<Scalar>")]
     pub mem_limit: Option<Spanned<Scalar>>,
+    #[schemars(with = "Option<Scalar>")]
     pub cpus: Option<Spanned<Scalar>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub cap_add: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub cap_drop: Option<Vec<Spanned<String>>>,
     pub read_only: Option<bool>,
+    #[schemars(with = "Option<Words>")]
     pub tmpfs: Option<Spanned<Words>>,
+    #[schemars(with = "Option<DependsOn>")]
     pub depends_on: Option<Spanned<DependsOn>>,
     /// Runs to completion once per start of the instance (an init job).
     pub oneshot: Option<bool>,
+    #[schemars(with = "Option<String>")]
     pub stop_grace_period: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub stop_signal: Option<Spanned<String>>,
     pub init: Option<bool>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub docker_args: Option<Vec<Spanned<String>>>,
     /// Extra unit keys per section: `{Service: {TimeoutStartSec: 300}}`.
+    #[schemars(with = "Option<IndexMap<String, IndexMap<String, Words>>>")]
     pub systemd: Option<IndexMap<Name, IndexMap<Name, Spanned<Words>>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Healthcheck {
+    #[schemars(with = "Option<Words>")]
     pub test: Option<Spanned<Words>>,
+    #[schemars(with = "Option<String>")]
     pub interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<u32>")]
     pub retries: Option<Spanned<u32>>,
+    #[schemars(with = "Option<String>")]
     pub start_period: Option<Spanned<String>>,
     #[serde(default)]
     pub disable: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct VolumeDecl {
     /// Use the volume by this exact name, shared with whatever else uses it,
     /// instead of one scoped to the instance.
     #[serde(default)]
     pub external: bool,
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
 }
 
@@ -162,8 +218,10 @@ pub enum DependsOn {
     Map(Vec<(Name, DependsOnDetail)>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct DependsOnDetail {
+    #[schemars(with = "Option<String>")]
     pub condition: Option<Spanned<String>>,
     pub restart: Option<bool>,
     pub required: Option<bool>,
@@ -309,5 +367,94 @@ impl<'de> Deserialize<'de> for DependsOn {
             }
         }
         d.deserialize_any(DependsVisitor)
+    }
+}
+
+// JSON Schemas of the shapes read by the hand-written deserializers above
+// (`unitgen schema`): they must accept exactly what those accept.
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A string, number or boolean, kept as written.",
+            "type": ["string", "number", "boolean"]
+        })
+    }
+}
+
+impl JsonSchema for ServiceEntry {
+    fn schema_name() -> Cow<'static, str> {
+        "ServiceEntry".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An image (`redis:7`) or a service definition.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "null"},
+                generator.subschema_for::<ServiceDef>()
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Words {
+    fn schema_name() -> Cow<'static, str> {
+        "Words".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "One string (split like a shell would) or a list of words.",
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                {"type": "array", "items": generator.subschema_for::<Scalar>()}
+            ]
+        })
+    }
+}
+
+impl JsonSchema for KeyValues {
+    fn schema_name() -> Cow<'static, str> {
+        "KeyValues".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A map of names to values, or a list of `NAME=value` strings.",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean", "null"]}
+                },
+                {"type": "array", "items": {"type": "string"}}
+            ]
+        })
+    }
+}
+
+impl JsonSchema for DependsOn {
+    fn schema_name() -> Cow<'static, str> {
+        "DependsOn".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A list of service names, or a map of service names to conditions.",
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [{"type": "null"}, generator.subschema_for::<DependsOnDetail>()]
+                    }
+                }
+            ]
+        })
     }
 }
