@@ -1308,3 +1308,16 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
     );
     assert!(fake.units().is_empty(), "destroyed after a failure too");
 }
+
+#[test]
+fn a_global_unit_is_not_taken_for_one_that_does_not_run() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cache = (
+        "blog-staging-cache@.service".to_owned(),
+        "[Service]\nExecStart=/usr/bin/docker run redis\n\n[X-Fleet]\nGlobal=true\n".to_owned(),
+    );
+    run(&client, std::slice::from_ref(&cache), &opts(1)).unwrap();
+    let planned = plan(&client, PREFIX, &[cache]).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+}

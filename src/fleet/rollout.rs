@@ -196,6 +196,16 @@ fn followed(unit: &str, options: &[UnitOption]) -> Option<String> {
     })
 }
 
+/// `[X-Fleet] Global=` as job/job.go reads it.
+fn is_global(options: &[UnitOption]) -> bool {
+    unit_file::section_value(options, "X-Fleet", "Global").is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "yes" | "1" | "on" | "t"
+        )
+    })
+}
+
 /// Why a launched copy is not running its unit file, from fleet's unit and
 /// the states its machines report; `None` when it runs (or is starting).
 fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
@@ -287,7 +297,8 @@ pub fn plan(
             }
             Name::Instance { template, instance } => (template, instance.to_owned()),
         };
-        let not_running = (desired_state == JobState::Launched)
+        // A global unit has no one machine: not checked here.
+        let not_running = (desired_state == JobState::Launched && !is_global(&unit.options))
             .then(|| why_not_running(&unit, &states))
             .flatten();
         copies.entry(owner).or_default().push(UnitCopy {
@@ -620,13 +631,7 @@ impl Run<'_, '_> {
         (self.progress)(&format!("starting {name}"));
         self.client.put_unit(name, state, &[])?;
         // A global unit runs everywhere and has no single state to wait for.
-        let global = unit_file::section_value(options, "X-Fleet", "Global").is_some_and(|v| {
-            matches!(
-                v.to_ascii_lowercase().as_str(),
-                "true" | "yes" | "1" | "on" | "t"
-            )
-        });
-        if state == JobState::Launched && !global {
+        if state == JobState::Launched && !is_global(options) {
             self.wait_running(name, options)?;
         }
         Ok(())
