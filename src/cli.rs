@@ -49,7 +49,7 @@ use crate::template::Template;
   unitgen validate                      check the template and every instance
   unitgen plan staging                  what would change on this host (exit 2 if anything)
   unitgen apply staging                 make it so; the last good revision stays on failure
-  unitgen status staging                services, states, containers
+  unitgen status staging                services, states, containers (exit 3 if one is down)
   unitgen render staging --out units/   the units as files, to commit and review
 
 Run `unitgen COMMAND --help` for each command's options."
@@ -72,17 +72,25 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Show what `apply` would change on this host, as a diff of the units.
     ///
-    /// Exits 0 when the host already matches the template, 2 when something
-    /// would change (so CI can detect drift), 1 on error.
+    /// Compares the host's real state, not only files: units not enabled,
+    /// stopped or failed, files systemd has not loaded (daemon-reload
+    /// pending), units that may run an old configuration after an
+    /// interrupted apply, missing containers, and drop-ins (`systemctl
+    /// edit`) that change a unit's meaning.
+    ///
+    /// Exits 0 only when the host runs exactly the template, 2 when
+    /// something differs (so CI can detect drift), 1 on error.
     #[command(alias = "diff")]
     Plan(apply::PlanArgs),
     /// Bring this host's systemd to the instance's units.
     ///
     /// New units are enabled and started, changed ones restarted, removed ones
-    /// stopped, disabled and deleted; unchanged units are not touched. Jobs run
-    /// concurrently in dependency order and each result is awaited. If any unit
-    /// fails to come up, the previous revision is restored. Each successful
-    /// apply is recorded as a revision in the state directory.
+    /// stopped, disabled and deleted; unchanged units are not touched unless
+    /// they need repair (see `plan`): enabled, started, or restarted to run
+    /// their file. Jobs run concurrently in dependency order and each result
+    /// is awaited. If any unit fails to come up, the previous revision is
+    /// restored. Each successful apply is recorded as a revision in the state
+    /// directory; an apply killed halfway is completed by the next one.
     Apply(apply::ApplyArgs),
     /// Fetch every image of an instance, changing nothing else.
     ///
@@ -92,6 +100,16 @@ enum Command {
     /// in one step.
     Pull(pull::PullArgs),
     /// Show every service of an instance with its state and container.
+    ///
+    /// Exits as `systemctl status` does, so scripts can use it: 0 when every
+    /// unit is active and the installed units are the latest revision as
+    /// applied; 3 when a unit is not active (stopped, failed, restarting) or
+    /// the units are not as applied (an apply did not finish, a file was
+    /// changed, the revisions cannot be read); 4 when the instance is not
+    /// installed; 1 on error.
+    ///
+    /// Works from the installed units and the state directory alone: if the
+    /// template is broken or gone, the app is found from what is installed.
     Status(status::StatusArgs),
     /// Start an installed instance, or some of its services.
     ///
@@ -138,6 +156,9 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Stop and remove an instance's units and network (volumes are kept
     /// unless --volumes is given).
+    ///
+    /// Works from the installed units and the state directory alone: if the
+    /// template is broken or gone, the app is found from what is installed.
     Destroy(rollback::DestroyArgs),
     /// Write the unitgen template equivalent to a docker-compose file.
     ///
@@ -292,11 +313,17 @@ fn parse_set(arg: &str) -> Result<(String, String), String> {
 }
 
 /// How a successful command ends: clean (exit 0), or "there are
-/// differences" (exit 2, for CI drift checks). Errors (exit 1) are the `Err`
-/// side, reported by `main`.
+/// differences" (exit 2, for CI drift checks), or, for `status`, the codes
+/// `systemctl status` uses. Errors (exit 1) are the `Err` side, reported by
+/// `main`.
 pub enum Outcome {
     Clean,
     Differs,
+    /// Installed, but not every unit runs, or not as applied (exit 3, as
+    /// `systemctl status` for a unit that is not active).
+    NotRunning,
+    /// Nothing installed (exit 4, as `systemctl status` for no such unit).
+    NotInstalled,
 }
 
 /// fleet starts units on machines unitgen never writes to, so the env file
@@ -340,6 +367,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Differs) => ExitCode::from(2),
+        Ok(Outcome::NotRunning) => ExitCode::from(3),
+        Ok(Outcome::NotInstalled) => ExitCode::from(4),
         Err(report) => {
             eprintln!("{report:?}");
             ExitCode::FAILURE

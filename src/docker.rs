@@ -1,6 +1,6 @@
 //! The few questions unitgen asks Docker directly (images to pull before an
-//! apply, `status`, `destroy --volumes`), through the `docker` CLI the units
-//! use too.
+//! apply, containers for `plan` and `status`, `destroy --volumes`), through
+//! the `docker` CLI the units use too.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -112,4 +112,31 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
             Some((name.trim_start_matches('/').to_string(), image.to_string()))
         })
         .collect()
+}
+
+/// The names of an instance's running containers (found by the labels its
+/// units give them), in one call.
+pub fn running_containers(app: &str, instance: &str) -> Result<Vec<String>, String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=unitgen.app={app}"),
+            "--filter",
+            &format!("label=unitgen.instance={instance}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .map_err(|e| format!("running docker ps: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker ps failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }

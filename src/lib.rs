@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod docker;
 pub mod escape;
 pub mod etcd;
+pub mod fault;
 pub mod fleet;
 pub mod import;
 pub mod model;

@@ -1,5 +1,6 @@
 //! What would change: the units an instance renders to, against the units
-//! installed for it. Pure: comparing texts, showing diffs.
+//! installed for it, and against what the host's systemd makes of them.
+//! Pure: comparing texts and observed states, showing diffs.
 
 use std::fmt::Write as _;
 
@@ -34,6 +35,120 @@ pub struct Plan {
     /// wrote into them: someone edited them by hand, and applying will
     /// overwrite (or remove) that edit.
     pub hand_edited: Vec<String>,
+    /// Units whose file is right but whose state on the host is not (see
+    /// [`Plan::observe`]): apply repairs them.
+    pub repair: Vec<Repair>,
+    /// Drop-ins merged into a unit (`systemctl edit`): hand edits that
+    /// change its meaning. Apply leaves them in place, so the host does not
+    /// run exactly the template while they exist.
+    pub drop_ins: Vec<(String, Vec<String>)>,
+    /// An earlier apply stopped before it recorded its revision (killed,
+    /// or the state directory could not be written): why this plan cannot
+    /// say "up to date" even if everything else matches.
+    pub unfinished: Option<String>,
+}
+
+/// What systemd (and Docker) say about one installed unit of the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub unit: String,
+    /// `enabled`, `disabled`, `linked` ...
+    pub unit_file_state: String,
+    pub need_daemon_reload: bool,
+    pub active_state: String,
+    pub sub_state: String,
+    pub drop_ins: Vec<String>,
+    /// It was started before an interrupted apply changed its file, so it
+    /// may run the old configuration.
+    pub old_configuration: bool,
+    /// It runs a container (a service unit) that Docker does not list as
+    /// running.
+    pub container_missing: bool,
+}
+
+/// One way a unit on the host differs from its applied file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Not enabled: it would not start at boot.
+    NotEnabled(String),
+    /// The file on disk is not what systemd loaded (`daemon-reload` pending).
+    NotReloaded,
+    /// Present but not running: stopped, failed, or never started.
+    NotRunning { active: String, sub: String },
+    /// Started before its file last changed: it may run an old configuration.
+    OldConfiguration,
+    /// The unit is active but its container is not running.
+    ContainerMissing,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::NotEnabled(state) if state.is_empty() => f.write_str("not enabled"),
+            Fault::NotEnabled(state) => write!(f, "not enabled ({state})"),
+            Fault::NotReloaded => f.write_str("file changed since systemd loaded it"),
+            Fault::NotRunning { active, sub } => write!(f, "{active} ({sub})"),
+            Fault::OldConfiguration => {
+                f.write_str("may run an old configuration (an apply was interrupted)")
+            }
+            Fault::ContainerMissing => f.write_str("its container is not running"),
+        }
+    }
+}
+
+/// A unit to repair and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub unit: String,
+    pub faults: Vec<Fault>,
+}
+
+impl Repair {
+    pub fn enable(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::NotEnabled(_)))
+    }
+
+    pub fn reload(&self) -> bool {
+        self.faults.contains(&Fault::NotReloaded)
+    }
+
+    /// Not running: a start (after any reload) runs the file as it is.
+    pub fn start(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::NotRunning { .. }))
+    }
+
+    /// Running, but not what its file says: only a restart fixes that.
+    pub fn restart(&self) -> bool {
+        !self.start()
+            && self.faults.iter().any(|f| {
+                matches!(
+                    f,
+                    Fault::NotReloaded | Fault::OldConfiguration | Fault::ContainerMissing
+                )
+            })
+    }
+
+    /// What apply will do, e.g. `enable, start`.
+    fn actions(&self) -> String {
+        let mut actions = Vec::new();
+        if self.enable() {
+            actions.push("enable");
+        }
+        if self.reload() {
+            actions.push("reload");
+        }
+        if self.start() {
+            actions.push("start");
+        }
+        if self.restart() {
+            actions.push("restart");
+        }
+        actions.join(", ")
+    }
 }
 
 impl Plan {
@@ -69,6 +184,8 @@ impl Plan {
         self
     }
 
+    /// No unit file to add, change or remove, no image moved (the host's
+    /// state aside).
     pub fn is_empty(&self) -> bool {
         self.add.is_empty()
             && self.change.is_empty()
@@ -84,9 +201,89 @@ impl Plan {
             && self.moved.is_empty()
     }
 
-    /// One line: how many units are added, changed, removed and kept.
+    /// The host runs exactly these units: files, systemd's state and the
+    /// record all match. Only then does `plan` say "up to date".
+    pub fn is_up_to_date(&self) -> bool {
+        self.is_empty()
+            && self.repair.is_empty()
+            && self.drop_ins.is_empty()
+            && self.unfinished.is_none()
+    }
+
+    /// Adds what systemd says about the plan's installed units: faults to
+    /// repair on units whose file stays (a changed unit is restarted
+    /// anyway, so only its enablement counts), and drop-ins.
+    pub fn observe(&mut self, observed: &[Observed]) {
+        for seen in observed {
+            let kept = self.keep.contains(&seen.unit);
+            let changed = self.change.iter().any(|c| c.new.name == seen.unit)
+                || self.moved.iter().any(|m| m.unit == seen.unit);
+            if !kept && !changed {
+                continue;
+            }
+            let mut faults = Vec::new();
+            // `static`: no [Install] section, nothing to enable.
+            if !matches!(seen.unit_file_state.as_str(), "enabled" | "static") {
+                faults.push(Fault::NotEnabled(seen.unit_file_state.clone()));
+            }
+            if kept {
+                if seen.need_daemon_reload {
+                    faults.push(Fault::NotReloaded);
+                }
+                if seen.active_state != "active" {
+                    faults.push(Fault::NotRunning {
+                        active: seen.active_state.clone(),
+                        sub: seen.sub_state.clone(),
+                    });
+                } else if seen.old_configuration {
+                    faults.push(Fault::OldConfiguration);
+                } else if seen.container_missing {
+                    faults.push(Fault::ContainerMissing);
+                }
+            }
+            if !faults.is_empty() {
+                self.repair.push(Repair {
+                    unit: seen.unit.clone(),
+                    faults,
+                });
+            }
+            if !seen.drop_ins.is_empty() {
+                self.drop_ins
+                    .push((seen.unit.clone(), seen.drop_ins.clone()));
+            }
+        }
+    }
+
+    /// Units apply enables: the new ones and those found not enabled.
+    pub fn to_enable(&self) -> Vec<String> {
+        let repaired = self.repair.iter().filter(|r| r.enable());
+        let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
+        units.extend(repaired.map(|r| r.unit.clone()));
+        units
+    }
+
+    /// Units apply starts: the new ones and those found not running.
+    pub fn to_start(&self) -> Vec<String> {
+        let repaired = self.repair.iter().filter(|r| r.start());
+        let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
+        units.extend(repaired.map(|r| r.unit.clone()));
+        units
+    }
+
+    /// Units apply restarts: the changed ones, those whose image moved and
+    /// those that run something other than their file.
+    pub fn to_restart(&self) -> Vec<String> {
+        let repaired = self.repair.iter().filter(|r| r.restart());
+        let mut units: Vec<String> = self.change.iter().map(|c| c.new.name.clone()).collect();
+        units.extend(self.moved.iter().map(|m| m.unit.clone()));
+        units.extend(repaired.map(|r| r.unit.clone()));
+        units
+    }
+
+    /// One line: how many units are added, changed, removed, repaired and
+    /// kept.
     pub fn summary(&self) -> String {
-        if self.is_empty() {
+        if self.is_up_to_date() {
             format!(
                 "no changes: {} up to date",
                 crate::progress::count(self.keep.len(), "unit")
@@ -95,14 +292,24 @@ impl Plan {
             let moved = if self.moved.is_empty() {
                 String::new()
             } else {
-                format!(", {} to restart (image moved)", self.moved.len())
+                format!("{} to restart (image moved), ", self.moved.len())
+            };
+            let repair = if self.repair.is_empty() {
+                String::new()
+            } else {
+                format!("{} to repair, ", self.repair.len())
             };
             format!(
-                "{} to add, {} to change, {} to remove{moved}, {} unchanged",
+                "{} to add, {} to change, {} to remove, {moved}{repair}{} unchanged",
                 self.add.len(),
                 self.change.len(),
                 self.remove.len(),
                 self.keep.len()
+                    - self
+                        .repair
+                        .iter()
+                        .filter(|r| self.keep.contains(&r.unit))
+                        .count()
             )
         }
     }
@@ -151,7 +358,30 @@ impl Plan {
                 unit.name
             );
         }
+        for repair in &self.repair {
+            let faults: Vec<String> = repair.faults.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                out,
+                "{} {} ({}: {})",
+                paint("33", "*"),
+                repair.unit,
+                faults.join(", "),
+                repair.actions()
+            );
+        }
         let _ = writeln!(out, "{}", self.summary());
+        if let Some(why) = &self.unfinished {
+            let _ = writeln!(out, "{} {why}", paint("31", "!"));
+        }
+        for (unit, paths) in &self.drop_ins {
+            let _ = writeln!(
+                out,
+                "{} {unit} has drop-ins that change its meaning: {} (hand edits, e.g. `systemctl edit`: \
+                 apply leaves them in place; move the setting into the template and delete them)",
+                paint("31", "!"),
+                paths.join(", ")
+            );
+        }
         for name in &self.hand_edited {
             let _ = writeln!(
                 out,
@@ -260,6 +490,126 @@ mod tests {
         assert!(
             plan.describe(false)
                 .contains("! a.service was edited by hand")
+        );
+    }
+
+    fn seen(unit: &str) -> Observed {
+        Observed {
+            unit: unit.into(),
+            unit_file_state: "enabled".into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn a_host_that_runs_exactly_the_files_is_up_to_date() {
+        let units = [unit("a", "1\n"), unit("b", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[seen("a"), seen("b")]);
+        assert!(plan.is_up_to_date(), "{plan:?}");
+        assert_eq!(plan.summary(), "no changes: 2 units up to date");
+    }
+
+    #[test]
+    fn units_not_enabled_stopped_or_not_reloaded_are_repaired() {
+        let units = [unit("a", "1\n"), unit("b", "1\n"), unit("c", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        let disabled = Observed {
+            unit_file_state: "disabled".into(),
+            ..seen("a")
+        };
+        let failed = Observed {
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            ..seen("b")
+        };
+        let stale = Observed {
+            need_daemon_reload: true,
+            ..seen("c")
+        };
+        plan.observe(&[disabled, failed, stale]);
+        assert!(!plan.is_up_to_date());
+        assert_eq!(plan.to_enable(), ["a"]);
+        assert_eq!(plan.to_start(), ["b"]);
+        assert_eq!(plan.to_restart(), ["c"]);
+        let text = plan.describe(false);
+        assert!(
+            text.contains("* a (not enabled (disabled): enable)"),
+            "{text}"
+        );
+        assert!(text.contains("* b (failed (failed): start)"), "{text}");
+        assert!(
+            text.contains("* c (file changed since systemd loaded it: reload, restart)"),
+            "{text}"
+        );
+        assert!(text.contains("3 to repair, 0 unchanged"), "{text}");
+    }
+
+    #[test]
+    fn a_unit_without_an_install_section_needs_no_enabling() {
+        let units = [unit("a", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[Observed {
+            unit_file_state: "static".into(),
+            ..seen("a")
+        }]);
+        assert!(plan.is_up_to_date(), "{plan:?}");
+    }
+
+    #[test]
+    fn old_configurations_missing_containers_and_drop_ins_are_reported() {
+        let units = [unit("a", "1\n"), unit("b", "1\n"), unit("c", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[
+            Observed {
+                old_configuration: true,
+                ..seen("a")
+            },
+            Observed {
+                container_missing: true,
+                ..seen("b")
+            },
+            Observed {
+                drop_ins: vec!["/etc/systemd/system/c.d/override.conf".into()],
+                ..seen("c")
+            },
+        ]);
+        assert_eq!(plan.to_restart(), ["a", "b"]);
+        assert!(!plan.is_up_to_date(), "a drop-in is not the template");
+        let text = plan.describe(false);
+        assert!(
+            text.contains(
+                "! c has drop-ins that change its meaning: /etc/systemd/system/c.d/override.conf"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_changed_unit_is_restarted_anyway_but_enabled_if_it_was_not() {
+        let mut plan = Plan::new(&[unit("a", "1\n")], &[unit("a", "2\n")]);
+        plan.observe(&[Observed {
+            unit_file_state: "disabled".into(),
+            active_state: "failed".into(),
+            ..seen("a")
+        }]);
+        assert_eq!(plan.to_enable(), ["a"]);
+        assert!(plan.to_start().is_empty());
+        assert_eq!(plan.to_restart(), ["a"]);
+    }
+
+    #[test]
+    fn an_unfinished_apply_is_never_up_to_date() {
+        let units = [unit("a", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[seen("a")]);
+        plan.unfinished = Some("an earlier apply did not finish".into());
+        assert!(!plan.is_up_to_date());
+        assert!(
+            plan.describe(false)
+                .contains("! an earlier apply did not finish")
         );
     }
 

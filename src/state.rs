@@ -5,27 +5,34 @@
 //! ```text
 //! /var/lib/unitgen/blog-staging/
 //!   lock                    held (flock) while a command changes the instance
+//!   applying.json           an apply under way (or killed): see `Intent`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied
 //! ```
+//!
+//! Revisions may hold what a unit file holds, so the folder is root's alone:
+//! folders 0700, files 0600, tightened on every change of an instance.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::render::UnitFile;
-use crate::unit_dir::write_atomic;
+use crate::unit_dir::write_atomic_mode;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitgen";
+
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
 
 /// What a revision records beside its unit files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevisionInfo {
-    pub number: u32,
+    pub number: u64,
     /// Seconds since the epoch when it was applied.
     pub applied_at: u64,
     /// Digest of the rendered units: equal digests, equal revisions.
@@ -38,7 +45,59 @@ pub struct RevisionInfo {
     pub volumes: Vec<String>,
     /// Set when this revision re-applied an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_of: Option<u32>,
+    pub rollback_of: Option<u64>,
+}
+
+/// An apply under way, written (atomically) before it touches the host and
+/// removed once its revision is recorded. Found by a later command, it
+/// says that apply was interrupted, and which units may still run the
+/// configuration from before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Digest of the units being applied (as in [`RevisionInfo::digest`]).
+    pub digest: String,
+    /// When the apply began, in microseconds since the epoch.
+    pub started_at: u64,
+    /// Units restarted to run a new configuration: they may still run the
+    /// old one if the apply stopped before restarting them.
+    pub restart: Vec<String>,
+    /// When systemd had loaded the new files (µs since the epoch), once it
+    /// had: a unit active since then runs them.
+    #[serde(default)]
+    pub loaded_at: Option<u64>,
+}
+
+impl Intent {
+    pub fn new(digest: String, restart: Vec<String>) -> Intent {
+        Intent {
+            digest,
+            started_at: now_micros(),
+            restart,
+            loaded_at: None,
+        }
+    }
+
+    /// Whether `unit`, active since `active_since`, may run a configuration
+    /// older than its file. `manager_started`: when the host's systemd
+    /// started; one started after the apply began loaded the files as they
+    /// are now (and so did every unit it started).
+    pub fn may_run_old(&self, unit: &str, active_since: u64, manager_started: u64) -> bool {
+        if !self.restart.iter().any(|u| u == unit) {
+            return false;
+        }
+        let mut loaded = self.loaded_at.unwrap_or(u64::MAX);
+        if manager_started > self.started_at {
+            loaded = loaded.min(manager_started);
+        }
+        active_since < loaded
+    }
+}
+
+/// Microseconds since the epoch, the unit of systemd's timestamps.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros().try_into().unwrap_or(u64::MAX))
 }
 
 /// What a revision records besides its units.
@@ -46,7 +105,7 @@ pub struct RevisionInfo {
 pub struct Provenance {
     pub inputs: String,
     pub volumes: Vec<String>,
-    pub rollback_of: Option<u32>,
+    pub rollback_of: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +141,8 @@ impl InstanceState {
 
     /// Takes the instance's lock. If another unitgen holds it, says so
     /// through `waiting` and waits for it: two applies never interleave.
+    /// Also tightens the folder's permissions (see the module doc), for
+    /// folders made by earlier versions.
     pub fn lock(&self, waiting: impl FnOnce()) -> std::io::Result<Lock> {
         // Root-only: revisions show how services are set up, and secrets
         // live here too.
@@ -89,10 +150,12 @@ impl InstanceState {
             create_private_dir(state_dir)?;
         }
         create_private_dir(&self.dir)?;
+        tighten(&self.dir)?;
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(PRIVATE_FILE)
             .open(self.dir.join("lock"))?;
         match file.try_lock() {
             Ok(()) => {}
@@ -107,6 +170,40 @@ impl InstanceState {
 
     fn revisions_dir(&self) -> PathBuf {
         self.dir.join("revisions")
+    }
+
+    fn intent_path(&self) -> PathBuf {
+        self.dir.join("applying.json")
+    }
+
+    /// Records an apply's intent before it touches the host (or updates it
+    /// as it goes). Atomic: a crash leaves the old record or the new one.
+    pub fn begin(&self, intent: &Intent) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(intent).map_err(std::io::Error::other)?;
+        write_atomic_mode(&self.intent_path(), json.as_bytes(), PRIVATE_FILE).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.intent_path().display()))
+        })
+    }
+
+    /// The intent of an apply that did not finish, if one did not.
+    pub fn intent(&self) -> std::io::Result<Option<Intent>> {
+        let path = self.intent_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| std::io::Error::other(format!("{}: unreadable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// The apply is over: its revision is recorded, or the host is back as
+    /// it was.
+    pub fn finish(&self) -> std::io::Result<()> {
+        crate::unit_dir::remove_if_exists(&self.intent_path())
     }
 
     /// Every recorded revision, oldest first.
@@ -134,15 +231,16 @@ impl InstanceState {
                     ));
                 }
             };
-            let info: RevisionInfo = serde_json::from_str(&text)
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            let info: RevisionInfo = serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::other(format!("{}: unreadable: {e}", path.display()))
+            })?;
             infos.push(info);
         }
         infos.sort_by_key(|i| i.number);
         Ok(infos)
     }
 
-    pub fn load(&self, number: u32) -> std::io::Result<Revision> {
+    pub fn load(&self, number: u64) -> std::io::Result<Revision> {
         let dir = self.revisions_dir().join(format!("{number:04}"));
         let info: RevisionInfo =
             serde_json::from_str(&fs::read_to_string(dir.join("revision.json"))?)
@@ -168,30 +266,47 @@ impl InstanceState {
         units: &[UnitFile],
         provenance: Provenance,
     ) -> std::io::Result<RevisionInfo> {
-        let number = self.revisions()?.last().map_or(1, |r| r.number + 1);
+        let number = match self.revisions()?.last() {
+            None => 1,
+            Some(last) => last.number.checked_add(1).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "revision {} is the last number there is: move {} away to start again",
+                    last.number,
+                    self.revisions_dir().display()
+                ))
+            })?,
+        };
         let dir = self.revisions_dir().join(format!("{number:04}"));
         // Written into a temporary folder and renamed, so a crash never
         // leaves a half-recorded revision.
         let tmp = self.revisions_dir().join(format!(".{number:04}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp)?;
+        fs::set_permissions(
+            self.revisions_dir(),
+            fs::Permissions::from_mode(PRIVATE_DIR),
+        )?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(PRIVATE_DIR))?;
         for unit in units {
-            write_atomic(&tmp.join(&unit.name), unit.text.as_bytes())?;
+            write_atomic_mode(&tmp.join(&unit.name), unit.text.as_bytes(), PRIVATE_FILE)?;
         }
         let info = RevisionInfo {
             number,
-            applied_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            applied_at: now_micros() / 1_000_000,
             digest: units_digest(units),
             inputs: provenance.inputs,
             volumes: provenance.volumes,
             rollback_of: provenance.rollback_of,
         };
         let json = serde_json::to_string_pretty(&info).map_err(std::io::Error::other)?;
-        write_atomic(&tmp.join("revision.json"), json.as_bytes())?;
+        write_atomic_mode(&tmp.join("revision.json"), json.as_bytes(), PRIVATE_FILE)?;
         fs::rename(&tmp, &dir)?;
         Ok(info)
+    }
+
+    /// The instance's folder, for messages.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Forgets the instance (after destroy): its revisions and lock.
@@ -233,10 +348,31 @@ pub fn instances(state_dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     Ok(found)
 }
 
-/// One digest over all of an instance's units (names and texts).
+/// Makes a folder and everything in it private: folders 0700, files 0600.
+fn tighten(dir: &Path) -> std::io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            tighten(&entry.path())?;
+        } else if kind.is_file() {
+            let mode = entry.metadata()?.permissions().mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(entry.path(), fs::Permissions::from_mode(PRIVATE_FILE))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One digest over all of an instance's units (names and texts), in any
+/// order.
 pub fn units_digest(units: &[UnitFile]) -> String {
+    let mut sorted: Vec<&UnitFile> = units.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut all = String::new();
-    for unit in units {
+    for unit in sorted {
         all.push_str(&unit.name);
         all.push('\0');
         all.push_str(&unit.text);
@@ -282,6 +418,93 @@ mod tests {
         assert_eq!(loaded.units, units);
         assert_eq!(loaded.info.volumes, ["blog-live-data"]);
         assert_eq!(state.load(2).unwrap().info.rollback_of, Some(1));
+    }
+
+    #[test]
+    fn an_interrupted_apply_says_which_units_may_run_an_old_configuration() {
+        let mut intent = Intent::new("sha256:x".into(), vec!["web".into()]);
+        intent.started_at = 1_000;
+        // Not reloaded yet: whatever runs started from the old files.
+        assert!(intent.may_run_old("web", 5_000, 10));
+        assert!(!intent.may_run_old("db", 5_000, 10), "not restarted by it");
+        intent.loaded_at = Some(2_000);
+        assert!(
+            intent.may_run_old("web", 1_500, 10),
+            "active before the reload"
+        );
+        assert!(!intent.may_run_old("web", 2_500, 10), "restarted after it");
+        // A manager started (booted) after the apply began loaded the files
+        // as they are.
+        intent.loaded_at = None;
+        assert!(!intent.may_run_old("web", 3_500, 3_000));
+        assert!(
+            intent.may_run_old("web", 3_500, 500),
+            "booted before the apply"
+        );
+    }
+
+    #[test]
+    fn the_intent_is_written_read_back_and_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let _lock = state.lock(|| {}).unwrap();
+        assert_eq!(state.intent().unwrap(), None);
+        let intent = Intent::new("sha256:x".into(), vec!["web".into()]);
+        state.begin(&intent).unwrap();
+        assert_eq!(state.intent().unwrap(), Some(intent));
+        state.finish().unwrap();
+        assert_eq!(state.intent().unwrap(), None);
+        std::fs::write(state.dir().join("applying.json"), "garbage").unwrap();
+        let err = state.intent().unwrap_err().to_string();
+        assert!(err.contains("applying.json: unreadable"), "{err}");
+    }
+
+    #[test]
+    fn the_state_folder_is_private_and_tightened_when_found_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("unitgen");
+        let state = InstanceState::new(&root, "blog", "live");
+        std::fs::create_dir_all(state.dir().join("revisions/0001")).unwrap();
+        let old = state.dir().join("revisions/0001/revision.json");
+        std::fs::write(&old, "{}").unwrap();
+        for path in [&root, &state.dir().to_path_buf()] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
+        drop(state.lock(|| {}).unwrap());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(state.dir()), 0o700);
+        assert_eq!(mode(&state.dir().join("revisions/0001")), 0o700);
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(mode(&state.dir().join("lock")), 0o600);
+    }
+
+    #[test]
+    fn revision_numbers_do_not_wrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let units = vec![UnitFile {
+            name: "blog-live-web.service".into(),
+            text: "[Unit]\n".into(),
+        }];
+        let first = state.record(&units, Provenance::default()).unwrap();
+        let at = |n: u64| state.dir().join(format!("revisions/{n:04}"));
+        let json =
+            |n: u64| format!(r#"{{"number": {n}, "applied_at": 0, "digest": "", "volumes": []}}"#);
+        std::fs::rename(at(first.number), at(4_294_967_295)).unwrap();
+        std::fs::write(at(4_294_967_295).join("revision.json"), json(4_294_967_295)).unwrap();
+        assert_eq!(
+            state.record(&units, Provenance::default()).unwrap().number,
+            4_294_967_296
+        );
+        std::fs::create_dir_all(at(u64::MAX)).unwrap();
+        std::fs::write(at(u64::MAX).join("revision.json"), json(u64::MAX)).unwrap();
+        let err = state.record(&units, Provenance::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("is the last number there is"),
+            "{err}"
+        );
     }
 
     #[test]

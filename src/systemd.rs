@@ -6,6 +6,7 @@
 pub mod converge;
 mod dbus;
 pub mod explain;
+pub mod observe;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -135,6 +136,14 @@ pub struct UnitState {
     /// The current (or last) run of the unit, in hex as the journal's
     /// `_SYSTEMD_INVOCATION_ID` has it; empty if it never ran.
     pub invocation_id: String,
+    /// `enabled`, `disabled`, `static`, `linked` ... (empty: no unit file).
+    pub unit_file_state: String,
+    /// The unit file (or a drop-in) on disk is not what systemd loaded: a
+    /// `daemon-reload` is pending.
+    pub need_daemon_reload: bool,
+    /// Drop-in files (`systemctl edit`, `set-property` ...) that systemd
+    /// merged into the unit.
+    pub drop_in_paths: Vec<String>,
 }
 
 impl UnitState {
@@ -148,6 +157,11 @@ impl UnitState {
 
     pub fn is_failed(&self) -> bool {
         self.active_state == "failed"
+    }
+
+    /// Enabled: it starts at boot (`enabled-runtime` would not survive one).
+    pub fn is_enabled(&self) -> bool {
+        self.unit_file_state == "enabled"
     }
 }
 
@@ -285,6 +299,13 @@ impl Systemd {
         self.manager
             .reload()
             .map_err(|e| Error::new("reloading systemd's unit files", e))
+    }
+
+    /// When the manager started, in microseconds since the epoch.
+    pub fn started_at(&self) -> Result<u64, Error> {
+        self.manager
+            .userspace_timestamp()
+            .map_err(|e| Error::new("reading systemd's UserspaceTimestamp", e))
     }
 
     /// The manager's state: `running`, `degraded`, `starting`, `stopping` ...
@@ -435,6 +456,9 @@ impl Systemd {
                 .iter()
                 .map(|byte| format!("{byte:02x}"))
                 .collect(),
+            unit_file_state: props.unit_file_state().map_err(bus)?,
+            need_daemon_reload: props.need_daemon_reload().map_err(bus)?,
+            drop_in_paths: props.drop_in_paths().map_err(bus)?,
         };
         // Also for a service whose unit file is gone: it may still run.
         if unit.ends_with(".service") {
@@ -453,7 +477,7 @@ impl Systemd {
     }
 
     /// The `ActiveState` of each unit, in the order given, in one call
-    /// (`ListUnitsByNames`) where [`Systemd::unit_state`] takes nine per
+    /// (`ListUnitsByNames`) where [`Systemd::unit_state`] takes twelve per
     /// unit. A unit without a unit file reads as `inactive`.
     pub fn active_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
         if units.is_empty() {

@@ -106,3 +106,14 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Re
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Fails, changing nothing, unless files can be created in `dir`: asked
+/// before an apply touches anything, so that a read-only unit directory
+/// stops it while the host is still as it was.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    tempfile::Builder::new()
+        .prefix(".unitgen-")
+        .tempfile_in(dir)
+        .map(drop)
+}

@@ -13,13 +13,15 @@ use super::host::HostArgs;
 use super::output::out;
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
+use crate::fault;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pull::{self, PullPolicy, ServiceImage};
 use crate::render::UnitFile;
 use crate::secrets;
-use crate::state::{InstanceState, Provenance};
+use crate::state::{InstanceState, Intent, Provenance, now_micros, units_digest};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
+use crate::systemd::observe::observe;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -123,13 +125,57 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     }
     let desired = args.host.renderer()?.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
-    let plan = plan_for_host(&installed, &desired);
+    let state = args.host.state(&instance.app, &instance.instance)?;
+    let (plan, _) = host_plan(&args.host.host()?, &state, &installed, &desired)?;
     out!("{}", plan.describe(color))?;
-    Ok(if plan.is_empty() {
+    Ok(if plan.is_up_to_date() {
         Outcome::Clean
     } else {
         Outcome::Differs
     })
+}
+
+/// The plan against the host's real state: the unit files, what systemd
+/// (and Docker) make of them, and the state directory's record (a revision
+/// that matches the installed units; an apply that did not finish).
+pub fn host_plan(
+    host: &Host,
+    state: &InstanceState,
+    installed: &[UnitFile],
+    desired: &[UnitFile],
+) -> Result<(Plan, Option<Intent>)> {
+    let mut plan = plan_for_host(installed, desired);
+    let intent = state.intent().map_err(|e| miette!("{e}"))?;
+    let latest = state
+        .revisions()
+        .map_err(|e| miette!("reading revisions: {e}"))?
+        .pop();
+    let recorded = latest
+        .as_ref()
+        .is_some_and(|l| l.digest == units_digest(installed));
+    if !installed.is_empty() && !recorded {
+        let dir = state.dir().display();
+        plan.unfinished = Some(match (&intent, &latest) {
+            (Some(_), _) => format!(
+                "an earlier apply did not finish (it was stopped, or could not record its \
+                 revision in {dir}): applying completes it"
+            ),
+            (None, None) => {
+                format!("no revision in {dir} records the installed units: applying records one")
+            }
+            (None, Some(latest)) => format!(
+                "the installed units are not revision {} as recorded in {dir}: applying records them",
+                latest.number
+            ),
+        });
+    }
+    if !plan.keep.is_empty() || !plan.change.is_empty() {
+        let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
+        let observed =
+            observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
+        plan.observe(&observed);
+    }
+    Ok((plan, intent))
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
@@ -207,6 +253,11 @@ pub struct How {
 ///
 /// `secrets`: the secrets folder and what apply replaced in it, put back if
 /// the previous revision is restored.
+///
+/// Crash-safe: the intent is recorded before the host is touched and
+/// removed once the revision is recorded, so a run killed at any point
+/// leaves a record from which the next `plan` tells the truth and the next
+/// `apply` repairs (see [`crate::state::Intent`]).
 pub fn converge_and_record(
     host: &Host,
     state: &InstanceState,
@@ -227,7 +278,8 @@ pub fn converge_and_record(
             failure_report(name, Failure::untouched(pull::describe(&unavailable)))
         })?;
     }
-    let plan = plan_for_host(installed, desired);
+    let (plan, intent) = host_plan(host, state, installed, desired)
+        .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
@@ -237,10 +289,43 @@ pub fn converge_and_record(
             "warning: {unit} was edited by hand since unitgen wrote it; the edit is overwritten"
         ));
     }
-    if !plan.is_empty() {
-        progress.line(&format!("{name}: {}", plan.summary()));
+    for (unit, paths) in &plan.drop_ins {
+        progress.line(&format!(
+            "warning: {unit} has drop-ins that change its meaning, left in place: {}",
+            paths.join(", ")
+        ));
     }
-    // The images of the units about to start, fetched before anything stops.
+    if plan.is_empty() && plan.repair.is_empty() && plan.unfinished.is_none() {
+        if intent.is_some() {
+            // Killed after its revision was recorded: nothing left to do.
+            let _ = state.finish();
+        }
+        progress.line(&format!(
+            "{name} is up to date (revision {})",
+            latest.map_or(0, |l| l.number)
+        ));
+        return Ok(());
+    }
+    progress.line(&format!("{name}: {}", plan.summary()));
+    for repair in &plan.repair {
+        let faults: Vec<String> = repair.faults.iter().map(ToString::to_string).collect();
+        progress.line(&format!(
+            "  repair  {:<40} {}",
+            repair.unit,
+            faults.join(", ")
+        ));
+    }
+
+    let digest = units_digest(desired);
+    // A target runs nothing of its own: only units that run a process can
+    // run an old configuration.
+    let restarts = plan.to_restart().into_iter();
+    let intent = Intent::new(
+        digest.clone(),
+        restarts.filter(|u| !u.ends_with(".target")).collect(),
+    );
+    // Before anything on the host changes: the images of the units about to
+    // start are fetched, then the intent is recorded (see `Intent`).
     let prepare = |units: &[String]| {
         let needed: BTreeSet<String> = units
             .iter()
@@ -252,43 +337,30 @@ pub fn converge_and_record(
             other => other,
         };
         pull::fetch(&needed, policy, &progress)
-            .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))
+            .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))?;
+        state
+            .begin(&intent)
+            .map_err(|e| Failure::untouched(format!("recording what it is about to do: {e}")))?;
+        fault::point("after-intent");
+        Ok(())
+    };
+    let on_loaded = || {
+        let loaded = Intent {
+            loaded_at: Some(now_micros()),
+            ..intent.clone()
+        };
+        // Without it, a later run restarts these units once more: safe.
+        if let Err(e) = state.begin(&loaded) {
+            progress.line(&format!("warning: {e}"));
+        }
     };
     let options = converge::Options {
         settle,
         prepare: &prepare,
+        on_loaded: &on_loaded,
     };
-    match converge::converge(host, &plan, &options, &progress) {
-        Ok(done) => {
-            let unchanged = plan.is_empty()
-                && latest
-                    .as_ref()
-                    .is_some_and(|l| l.digest == crate::state::units_digest(desired));
-            if unchanged && done.started.is_empty() {
-                progress.line(&format!(
-                    "{name} is up to date (revision {})",
-                    latest.map_or(0, |l| l.number)
-                ));
-                return Ok(());
-            }
-            let revision = state
-                .record(desired, provenance)
-                .map_err(|e| miette!("recording the revision: {e}"))?;
-            progress.line(&format!(
-                "{name} is at revision {}: {} started, {} restarted, {} removed, {} untouched",
-                revision.number,
-                done.started.len(),
-                done.restarted.len(),
-                done.removed.len(),
-                plan.keep.len()
-                    - done
-                        .started
-                        .iter()
-                        .filter(|s| plan.keep.contains(s))
-                        .count(),
-            ));
-            Ok(())
-        }
+    let done = match converge::converge(host, &plan, &options, &progress) {
+        Ok(done) => done,
         Err(mut failure) => {
             if let Some((store, previous)) = secrets
                 && let Err(e) = store.restore(previous)
@@ -298,9 +370,46 @@ pub fn converge_and_record(
                     store.dir().display()
                 ));
             }
-            Err(failure_report(name, failure))
+            if failure.host != HostAfter::NotRestored {
+                // The host runs the recorded revision again (or never
+                // stopped running it).
+                let _ = state.finish();
+            }
+            return Err(failure_report(name, failure));
         }
+    };
+    fault::point("before-record");
+    let number = match latest {
+        Some(latest) if latest.digest == digest => latest.number,
+        _ => {
+            let revision = state.record(desired, provenance).map_err(|e| {
+                miette!(
+                    "apply of {name}: the host runs the new units, but recording the revision \
+                     failed: {e}\n`unitgen plan` shows the instance as unrecorded until an apply \
+                     records it"
+                )
+            })?;
+            revision.number
+        }
+    };
+    fault::point("after-record");
+    if let Err(e) = state.finish() {
+        progress.line(&format!("warning: {e}"));
     }
+    let repaired = plan.repair.iter().filter(|r| r.start() || r.restart());
+    let untouched = plan.keep.len().saturating_sub(repaired.count());
+    let enabled = if done.enabled.is_empty() {
+        String::new()
+    } else {
+        format!("{} enabled, ", done.enabled.len())
+    };
+    progress.line(&format!(
+        "{name} is at revision {number}: {enabled}{} started, {} restarted, {} removed, {untouched} untouched",
+        done.started.len(),
+        done.restarted.len(),
+        done.removed.len(),
+    ));
+    Ok(())
 }
 
 /// The failure as the user reads it: each failed unit explained (printed as

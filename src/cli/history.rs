@@ -29,13 +29,13 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Serialize)]
 struct Entry {
-    revision: u32,
+    revision: u64,
     /// ISO 8601, UTC.
     applied_at: String,
     #[serde(skip)]
     applied_secs: u64,
     /// Set when this revision re-applied an earlier one.
-    rollback_of: Option<u32>,
+    rollback_of: Option<u64>,
     /// The last revision: what the host was last brought to.
     current: bool,
     added: Vec<String>,

@@ -1,12 +1,13 @@
 //! Options shared by the commands that act on a host: where its units and
 //! state are, and how to reach its systemd.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
-use crate::render::{Flavour, Renderer, UnitFile};
+use super::FileArgs;
+use crate::render::{self, Flavour, Renderer, UnitFile};
 use crate::state::{DEFAULT_STATE_DIR, InstanceState, Lock};
 use crate::systemd::converge::Host;
 use crate::unit_dir;
@@ -116,6 +117,81 @@ pub fn default_state_dir(given: Option<&std::path::Path>, user: bool) -> Result<
         (None, true) => home()?.join(".local/state/unitgen"),
         (None, false) => PathBuf::from(DEFAULT_STATE_DIR),
     })
+}
+
+impl HostArgs {
+    /// The app an instance belongs to, for the commands that act on what is
+    /// installed (status, rollback, destroy): from the template if it can be
+    /// read; otherwise from the installed units and the state directory
+    /// alone, so that a broken or deleted template cannot keep anyone from
+    /// inspecting or removing what runs.
+    pub fn app_of(&self, file: &FileArgs, instance: &str) -> Result<String> {
+        let problem = match file.app_name() {
+            Ok(app) => return Ok(app),
+            Err(problem) => miette::Report::new(problem),
+        };
+        let mut apps = self.installed_apps(instance);
+        apps.sort();
+        apps.dedup();
+        match apps.as_slice() {
+            [app] => {
+                let first = format!("{problem}");
+                eprintln!(
+                    "warning: {} could not be read ({}); acting on what is installed for app {app}",
+                    file.file.display(),
+                    first.lines().next().unwrap_or_default()
+                );
+                Ok(app.clone())
+            }
+            [] => Err(problem),
+            several => Err(problem.wrap_err(format!(
+                "the template cannot be read, and several apps have an instance `{instance}` \
+                 installed ({}): fix the template to choose one",
+                several.join(", ")
+            ))),
+        }
+    }
+
+    /// The apps with an instance of that name in the unit directory or the
+    /// state directory (read from the `[X-Unitgen]` section of their units).
+    fn installed_apps(&self, instance: &str) -> Vec<String> {
+        let suffix = format!("-{instance}");
+        let entries = |dir: &Path| -> Vec<PathBuf> {
+            let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            entries.map(|e| e.path()).collect()
+        };
+        let name_of = |path: &Path| path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut units = Vec::new();
+        if let Ok(host) = self.host() {
+            units.extend(entries(&host.unit_dir).into_iter().filter(|path| {
+                name_of(path)
+                    .is_some_and(|n| n.ends_with(".service") && n.contains(&format!("{suffix}-")))
+            }));
+        }
+        if let Ok(dir) = self.state_dir() {
+            for folder in entries(&dir) {
+                if !name_of(&folder).is_some_and(|n| n.ends_with(&suffix)) {
+                    continue;
+                }
+                // The latest revision; `.NNNN.tmp` folders are unfinished.
+                let latest = entries(&folder.join("revisions"))
+                    .into_iter()
+                    .filter(|p| name_of(p).is_some_and(|n| !n.starts_with('.')))
+                    .max();
+                if let Some(latest) = latest {
+                    units.extend(entries(&latest));
+                }
+            }
+        }
+        units
+            .iter()
+            .filter(|path| name_of(path).is_some_and(|n| n.ends_with(".service")))
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .filter_map(|text| render::owner(&text))
+            .filter(|owner| owner.instance == instance)
+            .map(|owner| owner.app)
+            .collect()
+    }
 }
 
 /// The user's home, for `--user` defaults; refusing rather than guessing.

@@ -28,7 +28,7 @@ struct Row {
     app: String,
     instance: String,
     /// The last revision applied, if any was recorded.
-    revision: Option<u32>,
+    revision: Option<u64>,
     /// When it was applied (ISO 8601, UTC).
     applied_at: Option<String>,
     #[serde(skip)]

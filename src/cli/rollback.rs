@@ -19,7 +19,7 @@ pub struct RollbackArgs {
     pub instance: String,
     /// The revision to go back to [default: the one before the current].
     #[arg(long, value_name = "N")]
-    pub to: Option<u32>,
+    pub to: Option<u64>,
     #[command(flatten)]
     pub template: FileArgs,
     #[command(flatten)]
@@ -46,7 +46,7 @@ pub struct DestroyArgs {
 }
 
 pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
-    let app = args.template.app_name()?;
+    let app = args.host.app_of(&args.template, &args.instance)?;
     let name = crate::model::prefix(&app, &args.instance);
     let (state, _lock) = args.host.lock(&app, &args.instance)?;
     let revisions = state
@@ -95,7 +95,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
-    let app = args.template.app_name()?;
+    let app = args.host.app_of(&args.template, &args.instance)?;
     if args.fleet.fleet {
         return fleet::destroy(&args.fleet, &app, &args.instance);
     }
@@ -129,6 +129,10 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             store.dir().display()
         )
     })?;
+    // Whatever an interrupted apply left to do is moot now.
+    state
+        .finish()
+        .map_err(|e| miette!("forgetting {name}'s unfinished apply: {e}"))?;
     if args.volumes {
         let failed = crate::docker::remove_volumes(&volumes);
         if let Some((volume, why)) = failed.first() {

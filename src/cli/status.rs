@@ -86,22 +86,50 @@ impl Announced {
 struct Status {
     app: String,
     instance: String,
-    revision: Option<u32>,
+    /// The latest recorded revision.
+    revision: Option<u64>,
+    /// Why the recorded revisions could not be read, if they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision_error: Option<String>,
+    /// Whether the installed units are the latest revision, as applied
+    /// (no apply interrupted since).
+    as_applied: bool,
     units: Vec<Row>,
 }
 
+impl Status {
+    /// The exit code's meaning (see `unitgen status --help`).
+    fn outcome(&self) -> Outcome {
+        if self.units.is_empty() {
+            Outcome::NotInstalled
+        } else if self.as_applied && self.units.iter().all(|u| u.active_state == "active") {
+            Outcome::Clean
+        } else {
+            Outcome::NotRunning
+        }
+    }
+}
+
 pub fn run(args: StatusArgs) -> Result<Outcome> {
-    let app = args.template.app_name()?;
+    let app = args.host.app_of(&args.template, &args.instance)?;
     if args.fleet.fleet {
         return fleet::status(&args.fleet, &app, &args.instance, args.json);
     }
     let installed = args.host.installed(&app, &args.instance)?;
-    let revision = args
-        .host
-        .state(&app, &args.instance)?
-        .revisions()
-        .ok()
-        .and_then(|r| r.last().map(|r| r.number));
+    let state = args.host.state(&app, &args.instance)?;
+    let (revision, revision_error) = match state.revisions() {
+        Ok(revisions) => (revisions.last().cloned(), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let unfinished = match state.intent() {
+        Ok(intent) => intent.is_some(),
+        Err(e) => return Err(miette::miette!("{e}")),
+    };
+    let as_applied = !unfinished
+        && revision
+            .as_ref()
+            .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
@@ -140,6 +168,8 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         app: app.clone(),
         instance: args.instance.clone(),
         revision,
+        revision_error,
+        as_applied,
         units,
     };
     if args.json {
@@ -147,7 +177,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         )?;
-        return Ok(Outcome::Clean);
+        return Ok(status.outcome());
     }
     if status.units.is_empty() {
         outln!(
@@ -155,13 +185,22 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             args.instance,
             args.host.host()?.unit_dir.display()
         )?;
-        return Ok(Outcome::Clean);
+        return Ok(status.outcome());
     }
-    outln!(
-        "{app}-{}: revision {}",
-        args.instance,
-        revision.map_or("none recorded".into(), |r| r.to_string())
-    )?;
+    let recorded = match (&status.revision_error, revision) {
+        (Some(error), _) => format!("revision unknown: {error}"),
+        (None, None) => "no revision recorded".to_string(),
+        (None, Some(number)) if as_applied => format!("revision {number}"),
+        (None, Some(number)) if unfinished => {
+            format!("revision {number}, but a later apply did not finish (see `unitgen plan`)")
+        }
+        (None, Some(number)) => {
+            format!(
+                "revision {number}, but the installed units differ from it (see `unitgen plan`)"
+            )
+        }
+    };
+    outln!("{app}-{}: {recorded}", args.instance)?;
     outln!(
         "{:<16} {:<22} {:<14} {:<30} STARTED",
         "SERVICE",
@@ -191,7 +230,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             print_announced(announced)?;
         }
     }
-    Ok(Outcome::Clean)
+    Ok(status.outcome())
 }
 
 /// The lines under a service: each host's address, or why there is none.

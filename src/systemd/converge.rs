@@ -4,11 +4,13 @@
 //! Order of work, and why:
 //! 1. removed units are stopped, disabled and deleted first, so that the
 //!    ports and names they hold are free for what comes next;
-//! 2. new and changed files are written atomically and systemd reloads once;
-//! 3. one batch of jobs: start for new units, restart for changed ones (and
-//!    start for unchanged ones found stopped). They are enqueued together
-//!    and systemd runs them in dependency order (`After=`), in parallel
-//!    where the order allows;
+//! 2. new and changed files are written atomically; new units, and
+//!    unchanged ones found not enabled, are enabled; systemd reloads once;
+//! 3. one batch of jobs: start for new units and unchanged ones found
+//!    stopped, restart for changed ones and unchanged ones that run
+//!    something else than their file (see [`Plan::observe`]). They are
+//!    enqueued together and systemd runs them in dependency order
+//!    (`After=`), in parallel where the order allows;
 //! 4. every touched unit must still be up after a settle time, so a
 //!    container that starts and then exits is caught;
 //! 5. if anything failed, the files found at the start are restored and the
@@ -18,6 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::fault;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
@@ -97,6 +100,9 @@ pub struct Options<'a> {
     /// anything on the host is changed (apply fetches their images here);
     /// an error ends the convergence with the host untouched.
     pub prepare: &'a dyn Fn(&[String]) -> Result<(), Failure>,
+    /// Called once systemd has loaded the new unit files: from then on, a
+    /// unit that (re)starts runs them.
+    pub on_loaded: &'a dyn Fn(),
 }
 
 /// What a successful convergence did.
@@ -105,38 +111,31 @@ pub struct Outcome {
     pub started: Vec<String>,
     pub restarted: Vec<String>,
     pub removed: Vec<String>,
+    /// Units found not enabled, now enabled.
+    pub enabled: Vec<String>,
 }
 
-/// Carries out `plan` (installed → desired units of one instance) so the
-/// host runs exactly the desired units. On failure, restores the installed
-/// ones.
+/// Carries out `plan` (installed → desired units of one instance, and the
+/// repairs of what the host got wrong: see [`Plan::observe`]) so the host
+/// runs exactly the desired units. On failure, restores the installed ones.
 pub fn converge(
     host: &Host,
     plan: &Plan,
     options: &Options,
     progress: &Progress,
 ) -> Result<Outcome, Failure> {
-    let systemd = host.connect()?;
-    // Unchanged units that are not running (stopped by hand, failed, or
-    // never started) are started too: apply converges. One call for all of
-    // them, so that an apply with nothing to do stays nearly free.
-    let states = systemd.active_states(&plan.keep).map_err(bus)?;
-    let idle: Vec<String> = plan
-        .keep
-        .iter()
-        .zip(states)
-        .filter(|(_, state)| state != "active")
-        .map(|(name, _)| name.clone())
-        .collect();
-    if plan.is_empty() && idle.is_empty() {
+    if plan.is_empty() && plan.repair.is_empty() {
         return Ok(Outcome::default());
     }
-    let mut starting = names(&plan.add);
-    starting.extend(idle.iter().cloned());
-    starting.extend(restarts(plan));
+    let systemd = host.connect()?;
+    let mut starting = plan.to_start();
+    starting.extend(plan.to_restart());
     (options.prepare)(&starting)?;
-    match run(host, &systemd, plan, &idle, options, progress) {
+    let mut touched = false;
+    match run(host, &systemd, plan, options, progress, &mut touched) {
         Ok(outcome) => Ok(outcome),
+        // Nothing was changed: nothing to restore.
+        Err(failure) if !touched => Err(failure),
         Err(mut failure) => {
             failure.explained = failure
                 .evidence
@@ -148,6 +147,7 @@ pub fn converge(
             } else {
                 "restoring the previous revision"
             });
+            let idle = plan.to_start();
             let running_before: Vec<String> = plan
                 .keep
                 .iter()
@@ -170,14 +170,6 @@ pub fn converge(
     }
 }
 
-/// Changed units, and unchanged ones whose image moved.
-fn restarts(plan: &Plan) -> Vec<String> {
-    let changed = plan.change.iter().map(|c| c.new.name.clone());
-    changed
-        .chain(plan.moved.iter().map(|m| m.unit.clone()))
-        .collect()
-}
-
 fn names(units: &[UnitFile]) -> Vec<String> {
     units.iter().map(|u| u.name.clone()).collect()
 }
@@ -186,37 +178,56 @@ fn bus(e: crate::systemd::Error) -> Failure {
     Failure::new(e.to_string())
 }
 
+/// `touched` turns true before the first change to the host, so that a
+/// failure before it is reported as one that changed nothing.
 fn run(
     host: &Host,
     systemd: &Systemd,
     plan: &Plan,
-    idle: &[String],
     options: &Options,
     progress: &Progress,
+    touched: &mut bool,
 ) -> Result<Outcome, Failure> {
     let mut outcome = Outcome::default();
+    if !plan.is_empty() {
+        unit_dir::check_writable(&host.unit_dir).map_err(|e| {
+            Failure::new(format!(
+                "cannot write unit files to {}: {e}",
+                host.unit_dir.display()
+            ))
+        })?;
+    }
     if !plan.remove.is_empty() {
         let removed = names(&plan.remove);
+        *touched = true;
         stop(systemd, &removed, progress)?;
         systemd.disable(&removed).map_err(bus)?;
         outcome.removed = removed;
+        fault::point("after-stop");
     }
-    // Removed files go, new and changed ones are written and enabled: then
-    // one reload, which also makes the targets they are wanted by (the
-    // instance target, multi-user.target) see their new wants.
+    // Removed files go, new and changed ones are written and enabled (from
+    // the files on disk, with units found not enabled): then one reload,
+    // which also makes the targets they are wanted by (the instance target,
+    // multi-user.target) see their new wants.
+    *touched = true;
     unit_dir::write_plan(&host.unit_dir, plan)?;
-    if !plan.add.is_empty() {
-        systemd.enable(&names(&plan.add)).map_err(bus)?;
+    fault::point("after-write-units");
+    let enable = plan.to_enable();
+    if !enable.is_empty() {
+        systemd.enable(&enable).map_err(bus)?;
     }
     let changed: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
     reenable(systemd, &changed)?;
+    fault::point("after-enable");
     systemd.reload().map_err(bus)?;
+    (options.on_loaded)();
+    fault::point("after-reload");
 
-    let mut starts = names(&plan.add);
-    starts.extend(idle.iter().cloned());
+    let mut starts = plan.to_start();
     // Restarting the instance target would restart every unit that is part
     // of it: a changed target is only started (a no-op when it runs).
-    let (targets, restarts): (Vec<String>, Vec<String>) = restarts(plan)
+    let (targets, restarts): (Vec<String>, Vec<String>) = plan
+        .to_restart()
         .into_iter()
         .partition(|name| name.ends_with(".target"));
     starts.extend(targets);
@@ -228,6 +239,7 @@ fn run(
     // Starts and restarts go out as one batch so systemd can order them
     // against each other; two calls would serialize the two groups.
     let jobs = start_and_restart(systemd, &starts, &restarts, progress);
+    fault::point("after-start");
 
     // Units whose job succeeded are watched for the settle time even when
     // others failed: every unit that does not come up is reported.
@@ -235,13 +247,13 @@ fn run(
         Err(failure) => failure.evidence.iter().map(|e| e.unit.clone()).collect(),
         Ok(()) => Vec::new(),
     };
-    let touched: Vec<String> = starts
+    let to_settle: Vec<String> = starts
         .iter()
         .chain(&restarts)
         .filter(|unit| !failed_jobs.contains(unit))
         .cloned()
         .collect();
-    let settled = settle(systemd, &touched, options, progress);
+    let settled = settle(systemd, &to_settle, options, progress);
     match (jobs, settled) {
         (Ok(()), Ok(())) => {}
         (Err(failure), Ok(())) | (Ok(()), Err(failure)) => return Err(failure),
@@ -251,6 +263,12 @@ fn run(
             return Err(jobs);
         }
     }
+    outcome.enabled = plan
+        .repair
+        .iter()
+        .filter(|r| r.enable())
+        .map(|r| r.unit.clone())
+        .collect();
     outcome.started = starts;
     outcome.restarted = restarts;
     Ok(outcome)
@@ -454,14 +472,13 @@ fn restore(
             unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
         }
     }
-    for change in &plan.change {
-        unit_dir::write_atomic(
-            &host.unit_dir.join(&change.old.name),
-            change.old.text.as_bytes(),
-        )?;
-    }
-    for unit in &plan.remove {
-        unit_dir::write_atomic(&host.unit_dir.join(&unit.name), unit.text.as_bytes())?;
+    // Only files that differ are written back: with a unit directory that
+    // became read-only, a restore that needs no write still succeeds.
+    for unit in plan.change.iter().map(|c| &c.old).chain(&plan.remove) {
+        let path = host.unit_dir.join(&unit.name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(unit.text.as_str()) {
+            unit_dir::write_atomic(&path, unit.text.as_bytes())?;
+        }
     }
     let removed = names(&plan.remove);
     if !removed.is_empty() {

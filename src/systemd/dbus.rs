@@ -64,6 +64,11 @@ pub(crate) trait Manager {
 
     #[zbus(property)]
     fn system_state(&self) -> zbus::Result<String>;
+
+    /// When the manager started (µs since the epoch): a reboot, or a
+    /// re-exec, sets it anew.
+    #[zbus(property)]
+    fn userspace_timestamp(&self) -> zbus::Result<u64>;
 }
 
 #[zbus::proxy(
@@ -87,6 +92,15 @@ pub(crate) trait Unit {
 
     #[zbus(property, name = "InvocationID")]
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
+
+    #[zbus(property)]
+    fn unit_file_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
+
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[zbus::proxy(

@@ -210,6 +210,9 @@ mod tests {
                 exec_main_code: code,
                 exec_main_pid: main_pid,
                 invocation_id: "ab12".into(),
+                unit_file_state: "enabled".into(),
+                need_daemon_reload: false,
+                drop_in_paths: Vec::new(),
             },
             restarted: false,
         }

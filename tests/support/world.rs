@@ -55,12 +55,21 @@ impl World {
 
     /// `unitgen ARGS --file FILE --root SANDBOX`, echoed for failure messages.
     pub fn unitgen(&self, args: &[&str]) -> Output {
-        self.unitgen_in(self.dir(), &self.file(), args)
+        self.run(self.dir(), &self.file(), args, &[])
+    }
+
+    /// [`World::unitgen`] with more environment variables.
+    pub fn unitgen_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.run(self.dir(), &self.file(), args, env)
     }
 
     /// `unitgen ARGS -f FILE --root SANDBOX` run from folder `cwd`, with
     /// FILE as given (relative to `cwd` or absolute).
     pub fn unitgen_in(&self, cwd: &Path, file: &Path, args: &[&str]) -> Output {
+        self.run(cwd, file, args, &[])
+    }
+
+    fn run(&self, cwd: &Path, file: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let root = self.sandbox.root();
         let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
             .current_dir(cwd)
@@ -71,6 +80,7 @@ impl World {
             .arg("--root")
             .arg(&root)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         eprintln!(

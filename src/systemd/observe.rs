@@ -1,0 +1,75 @@
+//! What the host makes of an instance's installed units, for `plan` and
+//! `apply` to compare with the template: systemd's view of each unit
+//! (enabled, loaded as on disk, running, drop-ins), Docker's of each
+//! container, and, after an interrupted apply, which units may still run
+//! the configuration from before it.
+
+use crate::docker;
+use crate::plan::{Observed, Plan};
+use crate::render::{self, UnitFile};
+use crate::state::Intent;
+use crate::systemd::{Error, Systemd};
+
+/// Observes every unit of `plan` that is installed and stays (kept or
+/// changed). `installed`: the unit files found on the host; `intent`: the
+/// record of an apply that did not finish.
+pub fn observe(
+    systemd: &Systemd,
+    installed: &[UnitFile],
+    plan: &Plan,
+    intent: Option<&Intent>,
+) -> Result<Vec<Observed>, Error> {
+    let mut names: Vec<&String> = plan.keep.iter().collect();
+    names.extend(plan.change.iter().map(|c| &c.new.name));
+    let manager_started = match intent {
+        Some(_) => systemd.started_at()?,
+        None => 0,
+    };
+    let mut observed = Vec::new();
+    // (index in `observed`, owner, container name) of the running units
+    // that run a container.
+    let mut with_container = Vec::new();
+    for name in names {
+        let state = systemd.unit_state(name)?;
+        let old_configuration = state.is_active()
+            && intent.is_some_and(|i| {
+                i.may_run_old(name, state.active_enter_timestamp, manager_started)
+            });
+        let owner = installed
+            .iter()
+            .find(|u| &u.name == name)
+            .and_then(|u| render::owner(&u.text));
+        // A oneshot's container is done once the unit is active (exited).
+        if state.is_active()
+            && state.sub_state == "running"
+            && let Some(owner) = owner
+            && let Some(service) = &owner.service
+        {
+            let container = format!(
+                "{}-{service}",
+                crate::model::prefix(&owner.app, &owner.instance)
+            );
+            with_container.push((observed.len(), owner, container));
+        }
+        observed.push(Observed {
+            unit: name.clone(),
+            unit_file_state: state.unit_file_state,
+            need_daemon_reload: state.need_daemon_reload,
+            active_state: state.active_state,
+            sub_state: state.sub_state,
+            drop_ins: state.drop_in_paths,
+            old_configuration,
+            container_missing: false,
+        });
+    }
+    // One question to Docker, and only if some active unit runs a container.
+    if let Some((_, owner, _)) = with_container.first() {
+        let running = docker::running_containers(&owner.app, &owner.instance).map_err(|e| {
+            Error::new("listing the instance's containers", zbus::Error::Failure(e))
+        })?;
+        for (index, _, container) in &with_container {
+            observed[*index].container_missing = !running.contains(container);
+        }
+    }
+    Ok(observed)
+}

@@ -1,0 +1,286 @@
+//! `plan` and `apply` against the host's real state, in a sandboxed systemd
+//! with real containers: units disabled, stopped, loaded from an older
+//! file or changed by drop-ins are seen and repaired, and an apply killed
+//! at any step is completed by the next one, also across a reboot.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Output;
+use std::time::Duration;
+
+use support::docker::is_running;
+use support::net::free_port;
+use support::wait_for;
+use support::world::{World, serves};
+
+/// `api` serves its greeting, `web` a page on a host port, and an optional
+/// `extra` service just runs (tests add and remove it).
+fn yaml(app: &str, greeting: &str, extra: Option<&str>, port: u16) -> String {
+    let mut yaml = format!(
+        "app: {app}
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+    environment: {{GREETING: \"{greeting}\"}}
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+    ports: [\"127.0.0.1:{{{{ port }}}}:80\"]
+"
+    );
+    if let Some(extra) = extra {
+        yaml.push_str(&format!(
+            "  {extra}:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    init: true\n"
+        ));
+    }
+    yaml.push_str(&format!("instances:\n  live: {{port: {port}}}\n"));
+    yaml
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The greeting the running `api` container was started with.
+fn greeting(world: &World) -> String {
+    world.exec("live", "api", "printf %s \"$GREETING\"")
+}
+
+fn is_enabled(world: &World, unit: &str) -> String {
+    let out = world.sandbox.systemctl(["is-enabled", unit]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn plan(world: &World) -> (Option<i32>, String) {
+    let out = world.unitgen(&["plan", "live"]);
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
+    let world = World::new("ugfix");
+    let port = free_port();
+    world.write(&yaml("ugfix", "v1", Some("extra"), port));
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Disabled by hand: would not come back after a reboot.
+    world
+        .sandbox
+        .systemctl(["disable", "ugfix-live-web.service"]);
+    // Stopped by hand.
+    world
+        .sandbox
+        .systemctl(["stop", "ugfix-live-extra.service"]);
+    // api runs a configuration its file no longer has: started from a
+    // changed file, then the file was put back without a daemon-reload.
+    let api = world.unit_file("ugfix-live-api.service");
+    let applied = std::fs::read_to_string(&api).unwrap();
+    std::fs::write(&api, applied.replace("GREETING=v1", "GREETING=stale")).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    world
+        .sandbox
+        .systemctl(["restart", "ugfix-live-api.service"]);
+    assert_eq!(greeting(&world), "stale");
+    std::fs::write(&api, &applied).unwrap();
+
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("* ugfix-live-web.service (not enabled (disabled): enable)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("* ugfix-live-extra.service (inactive (dead): start)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "* ugfix-live-api.service (file changed since systemd loaded it: reload, restart)"
+        ),
+        "{shown}"
+    );
+
+    world.apply_ok("live");
+    assert_eq!(is_enabled(&world, "ugfix-live-web.service"), "enabled");
+    assert_eq!(world.active("ugfix-live-extra.service"), "active");
+    assert_eq!(greeting(&world), "v1", "api restarted with its file");
+    assert_eq!(plan(&world).0, Some(0));
+
+    // A drop-in (what `systemctl edit` writes) changes the unit's meaning.
+    let drop_in_dir = world.unit_file("ugfix-live-web.service.d");
+    std::fs::create_dir_all(&drop_in_dir).unwrap();
+    std::fs::write(
+        drop_in_dir.join("override.conf"),
+        "[Service]\nEnvironment=EXTRA=1\n",
+    )
+    .unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "! ugfix-live-web.service has drop-ins that change its meaning: \
+             /etc/systemd/system/ugfix-live-web.service.d/override.conf"
+        ),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("drop-ins that change its meaning, left in place"));
+    std::fs::remove_dir_all(&drop_in_dir).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+}
+
+/// Issue 7 item 3: killed right after writing unit files, the next apply
+/// started them but never enabled them (nothing ran after a reboot), or
+/// restarted nothing (the old container kept serving) while `plan` said
+/// "up to date". Each step of an apply is killed in turn here.
+#[test]
+fn an_apply_killed_at_any_step_is_completed_by_the_next_and_survives_a_reboot() {
+    let mut world = World::new("ugkill");
+    let port = free_port();
+    world.write(&yaml("ugkill", "v0", Some("extra0"), port));
+    world.apply_ok("live");
+
+    let points = [
+        "after-intent",
+        "after-stop",
+        "after-write-units",
+        "after-enable",
+        "after-reload",
+        "after-start",
+        "before-record",
+        "after-record",
+    ];
+    let mut last = 0;
+    for (i, point) in points.iter().enumerate() {
+        let version = i + 1;
+        let (greeting_now, extra) = (format!("v{version}"), format!("extra{version}"));
+        // Each step: api changes, a service is added and one removed.
+        world.write(&yaml("ugkill", &greeting_now, Some(&extra), port));
+        let killed = world.unitgen_with(
+            &["apply", "live", "--settle", "1"],
+            &[("UNITGEN_FAULT", point)],
+        );
+        assert_eq!(
+            killed.status.signal(),
+            Some(6),
+            "{point}: apply was not aborted: {}",
+            text(&killed)
+        );
+
+        // In between, plan tells the truth: only after the revision was
+        // recorded does the host run exactly the template.
+        let (code, shown) = plan(&world);
+        let expected = if *point == "after-record" { 0 } else { 2 };
+        assert_eq!(code, Some(expected), "{point}: plan said\n{shown}");
+
+        world.apply_ok("live");
+        for unit in ["api", "web", &extra] {
+            let unit = format!("ugkill-live-{unit}.service");
+            assert_eq!(is_enabled(&world, &unit), "enabled", "{point}: {unit}");
+            assert_eq!(world.active(&unit), "active", "{point}: {unit}");
+        }
+        assert_eq!(
+            greeting(&world),
+            greeting_now,
+            "{point}: api runs the new file"
+        );
+        let removed = format!("ugkill-live-extra{i}.service");
+        assert!(!world.unit_file(&removed).exists(), "{point}: {removed}");
+        assert!(!is_running(&format!("ugkill-live-extra{i}")), "{point}");
+        let (code, shown) = plan(&world);
+        assert_eq!(
+            code,
+            Some(0),
+            "{point}: after the next apply, plan said\n{shown}"
+        );
+        last = version;
+    }
+
+    world.sandbox.reboot();
+    let up = wait_for(Duration::from_secs(60), || {
+        (is_running("ugkill-live-api") && is_running(&format!("ugkill-live-extra{last}")))
+            .then_some(())
+    });
+    assert!(up.is_some(), "the instance runs again after a reboot");
+    assert_eq!(greeting(&world), format!("v{last}"));
+    assert!(serves(port).is_some());
+    assert_eq!(plan(&world).0, Some(0));
+}
+
+fn mount(world: &World, args: &[&str]) {
+    let out = world.sandbox.exec("mount", args);
+    assert!(out.status.success(), "mount {args:?}: {}", text(&out));
+}
+
+fn umount(world: &World, path: &str) {
+    let out = world.sandbox.exec("umount", [path]);
+    assert!(out.status.success(), "umount {path}: {}", text(&out));
+}
+
+/// Issue 7 item 8: with a read-only unit directory apply said the previous
+/// revision could NOT be restored (nothing had been changed); with a full
+/// state directory the host was changed, apply said only "recording the
+/// revision", and the next plan said "up to date".
+#[test]
+fn a_read_only_unit_dir_and_a_full_state_dir_are_told_truthfully() {
+    let world = World::new("ugfull");
+    let port = free_port();
+    world.write(&yaml("ugfull", "v1", None, port));
+    world.apply_ok("live");
+    world.write(&yaml("ugfull", "v2", None, port));
+
+    const UNITS: &str = "/etc/systemd/system";
+    mount(&world, &["--bind", UNITS, UNITS]);
+    mount(&world, &["-o", "remount,ro,bind", UNITS]);
+    let out = world.apply("live");
+    umount(&world, UNITS);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot write unit files"), "{said}");
+    assert!(said.contains("nothing on the host was changed"), "{said}");
+    assert!(!said.contains("could NOT be restored"), "{said}");
+    assert_eq!(greeting(&world), "v1");
+
+    // A state directory with room for the lock and the apply's intent, and
+    // not for the revision (tmpfs counts its root folder as one inode).
+    const STATE: &str = "/var/lib/unitgen";
+    mount(
+        &world,
+        &["-t", "tmpfs", "-o", "nr_inodes=5", "tmpfs", STATE],
+    );
+    let out = world.apply("live");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("the host runs the new units"), "{said}");
+    assert!(said.contains("No space left on device"), "{said}");
+    assert_eq!(greeting(&world), "v2", "the host was changed");
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("an earlier apply did not finish"), "{shown}");
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(3));
+
+    // The old state directory again: it records revision 1 (v1).
+    umount(&world, STATE);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("the installed units are not revision 1 as recorded"),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(greeting(&world), "v2");
+}

@@ -1,0 +1,118 @@
+//! `unitgen status` and `destroy` against a sandboxed systemd: exit codes a
+//! script can use, and both working from what is installed when the
+//! template is broken or gone.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::process::Output;
+
+use support::docker::container_id;
+use support::world::World;
+
+const APP: &str = "app: ugstat
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sleep, \"1000000\"]
+    init: true
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sleep, \"1000000\"]
+    init: true
+instances:
+  live: {}
+";
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn status(world: &World) -> (Option<i32>, String) {
+    let out = world.unitgen(&["status", "live"]);
+    (out.status.code(), text(&out))
+}
+
+// Issue 15 item 6: status exited 0 with a unit failed or nothing installed.
+#[test]
+fn status_exits_as_systemctl_status_does() {
+    let world = World::new("ugstat");
+    world.write(APP);
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(4), "not installed: {said}");
+    assert!(said.contains("ugstat-live is not installed"), "{said}");
+
+    world.apply_ok("live");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("ugstat-live: revision 1\n"), "{said}");
+    let json = world.unitgen(&["status", "live", "--json"]);
+    assert_eq!(json.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["as_applied"], true);
+
+    world
+        .sandbox
+        .systemctl(["stop", "ugstat-live-worker.service"]);
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "a unit is not active: {said}");
+    assert!(said.contains("inactive (dead)"), "{said}");
+    world.apply_ok("live");
+    assert_eq!(status(&world).0, Some(0));
+
+    // Issue 7 item 8: a garbage revision.json read as "none recorded".
+    let revision = world
+        .sandbox
+        .root()
+        .join("var/lib/unitgen/ugstat-live/revisions/0001/revision.json");
+    let good = std::fs::read_to_string(&revision).unwrap();
+    std::fs::write(&revision, "garbage").unwrap();
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains(&format!(
+            "revision unknown: {}: unreadable",
+            revision.display()
+        )),
+        "{said}"
+    );
+    std::fs::write(&revision, good).unwrap();
+    assert_eq!(status(&world).0, Some(0));
+}
+
+// Issue 15 item 7: status and destroy refused to work with a broken template
+// ("unknown key"), so what ran could be neither inspected nor removed.
+#[test]
+fn status_and_destroy_work_from_what_is_installed_when_the_template_is_broken_or_gone() {
+    let world = World::new("ugorph");
+    let app = APP.replace("ugstat", "ugorph");
+    world.write(&app);
+    world.apply_ok("live");
+
+    world.write(&app.replace("image:", "imag:"));
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("could not be read"), "{said}");
+    assert!(
+        said.contains("acting on what is installed for app ugorph"),
+        "{said}"
+    );
+    assert!(said.contains("api"), "{said}");
+
+    std::fs::remove_file(world.file()).unwrap();
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+
+    let out = world.unitgen(&["destroy", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!world.unit_file("ugorph-live-api.service").exists());
+    assert!(container_id("ugorph-live-api").is_none());
+    // The state directory still knows the app (its volumes are kept).
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(4), "{said}");
+    assert!(said.contains("ugorph-live is not installed"), "{said}");
+}
