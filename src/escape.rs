@@ -187,12 +187,12 @@ pub fn sh_quote(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Splits a systemd command line the way systemd 252 does (words, double
     /// quotes, C escapes, `%%`, `$$`) so the tests can check the round trip.
-    fn systemd_split(line: &str) -> Vec<String> {
+    pub(crate) fn systemd_split(line: &str) -> Vec<String> {
         let line = line.replace("\\\n", " ").replace("%%", "%");
         let mut words = Vec::new();
         let mut chars = line.chars().peekable();

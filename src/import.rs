@@ -9,6 +9,7 @@
 //! instance declared.
 
 mod emit;
+mod env_file;
 mod extends;
 mod interpolate;
 mod node;

@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod docker;
+pub mod env_file;
 pub mod fleet;
 
 use std::fmt::Write as _;
@@ -250,6 +251,12 @@ impl Renderer {
             )),
         ));
 
+        if !service.env_files.is_empty() {
+            exec_start_pre.push((
+                "Read the env files as compose does (quotes, export, comments, ${VAR}) into the form docker run takes.",
+                shell(&env_file::convert_script(&service.env_files, &container)),
+            ));
+        }
         if let Some((_, build)) = docker::health_image(instance, service) {
             exec_start_pre.push((
                 "Docker runs an exec-form healthcheck without a shell only from an image: add it to one.",

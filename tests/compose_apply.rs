@@ -167,3 +167,70 @@ fn a_oneshot_init_runs_before_its_dependent_and_its_failure_fails_the_apply() {
     assert_eq!(world.active("uginit-live-web.service"), "active");
     assert_eq!(world.exec("live", "web", "cat /seen"), "ready\n");
 }
+
+/// Outline's and Netbox's env files quote their secrets:
+/// `SECRET_KEY='r(m)9...'`. `docker run --env-file` alone passed the quotes
+/// on; compose strips them, and so does unitgen now.
+#[test]
+fn an_env_file_delivers_what_compose_would() {
+    let world = World::new("ugenvf");
+    let env_file = world.dir().join("outline.env");
+    std::fs::write(
+        &env_file,
+        r#"# Generate with: openssl rand -hex 32
+SECRET_KEY='r(m)9$x "q" %n'
+export DATABASE_URL="postgres://outline:pass@db/outline"
+URL=https://wiki.example.com # the public address
+FORCE_HTTPS=false
+  REDIS_URL = redis://cache:6379
+CALLBACK="${URL}/auth"
+"#,
+    )
+    .unwrap();
+    world.write(&format!(
+        r#"app: ugenvf
+services:
+  outline:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    env_file: {env_file:?}
+    environment:
+      FORCE_HTTPS: "true"
+instances:
+  live: {{}}
+"#
+    ));
+    world.apply_ok("live");
+    let env = world.exec("live", "outline", "env");
+    for line in [
+        "SECRET_KEY=r(m)9$x \"q\" %n",
+        "DATABASE_URL=postgres://outline:pass@db/outline",
+        "URL=https://wiki.example.com",
+        // `environment` wins over the env file, as in compose.
+        "FORCE_HTTPS=true",
+        "REDIS_URL=redis://cache:6379",
+        "CALLBACK=https://wiki.example.com/auth",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} not in\n{env}");
+    }
+
+    // A value on several lines cannot be given to docker run: the start
+    // fails, naming the line; the last good revision keeps running.
+    std::fs::write(&env_file, "SECRET_KEY=\"line one\nline two\"\n").unwrap();
+    let out = world.unitgen(&["apply", "live", "--settle", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Nothing in the template changed: apply starts nothing, so restart.
+    assert!(out.status.success(), "{err}");
+    let out = world
+        .sandbox
+        .systemctl(["restart", "ugenvf-live-outline.service"]);
+    assert!(!out.status.success());
+    let journal = world.sandbox.journal("ugenvf-live-outline.service");
+    assert!(
+        journal.contains(
+            "outline.env:1: SECRET_KEY: a value on several lines cannot be given to docker run"
+        ),
+        "{journal}"
+    );
+}

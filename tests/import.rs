@@ -685,3 +685,34 @@ fn init_containers_and_restart_policies_keep_their_meaning() {
             .contains("  web:\n    image: nginx:1\n    restart: \"no\"\n")
     );
 }
+
+/// An env file is read when the unit starts, as compose reads it; what a
+/// unit cannot deliver the same way (a value over several lines, a variable
+/// of compose's own environment) is warned at the `env_file` naming it.
+#[test]
+fn env_file_lines_a_unit_cannot_deliver_are_warned_at_the_env_file() {
+    let project = Project::new(
+        "services:\n  outline:\n    image: outlinewiki/outline:0.80\n    env_file: ./outline.env\n",
+    )
+    .file(
+        "outline.env",
+        "SECRET_KEY='r(m)9'\nURL=https://wiki.example.com\nCALLBACK=${URL}/auth\nHOME_DIR=${HOME}/data\nCERT=\"-----BEGIN\nabc\n-----END\"\n",
+    );
+    let run = project.import_ok(&[]);
+    let path = project.dir.join("outline.env");
+    let path = path.canonicalize().unwrap();
+    for line in [
+        format!(
+            "warning: docker-compose.yml:4:15: outline: env_file: {}:4: `HOME_DIR` uses `$HOME`, which compose takes from its environment",
+            path.display()
+        ),
+        format!(
+            "warning: docker-compose.yml:4:15: outline: env_file: {}:5: `CERT` spans several lines",
+            path.display()
+        ),
+    ] {
+        assert!(run.stderr.contains(&line), "{line}\nnot in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("SECRET_KEY"), "{}", run.stderr);
+    assert!(!run.stderr.contains("CALLBACK"), "{}", run.stderr);
+}

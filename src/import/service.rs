@@ -363,6 +363,14 @@ impl Importer<'_> {
             };
             let mut pieces = self.pieces(&text, &path_node.at, "env_file");
             self.host_path(&mut pieces, &path_node.at, "env_file");
+            // Read here, as compose would: what a unit cannot deliver the
+            // same way is said at this `env_file`.
+            let path = self.resolve(&pieces);
+            if let Ok(content) = (self.options.read)(std::path::Path::new(&path)) {
+                for (line, why) in super::env_file::differences(&content) {
+                    self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
+                }
+            }
             out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
         }
     }

@@ -36,8 +36,12 @@ pub fn run_args(
     for (key, value) in &service.labels {
         flag("--label", &format!("{key}={value}"));
     }
-    for file in &service.env_files {
-        flag("--env-file", file);
+    if !service.env_files.is_empty() {
+        // Read as compose reads them, by the unit before it starts.
+        flag(
+            "--env-file",
+            &super::env_file::converted_path(&instance.container(&service.name)),
+        );
     }
     // Only the path is on the command line: the Docker client reads the
     // file and hands the values to the engine over its socket.
