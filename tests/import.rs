@@ -716,3 +716,44 @@ fn env_file_lines_a_unit_cannot_deliver_are_warned_at_the_env_file() {
     assert!(!run.stderr.contains("SECRET_KEY"), "{}", run.stderr);
     assert!(!run.stderr.contains("CALLBACK"), "{}", run.stderr);
 }
+
+/// Loki's compose file checks its distroless image with an exec-form test.
+/// It is carried over as written, and the unit runs it without a shell (no
+/// `--health-cmd`, which Docker runs with `/bin/sh`).
+#[test]
+fn an_exec_form_healthcheck_stays_exec_form() {
+    let project = Project::new(
+        r#"services:
+  loki:
+    image: grafana/loki:3.1.0
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "/usr/bin/loki", "-health"]
+      interval: 10s
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains(
+            "    healthcheck:\n      test: [CMD, /usr/bin/loki, -health]\n      interval: 10s\n"
+        ),
+        "{template}"
+    );
+    let run = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("--health-cmd"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(r#"'HEALTHCHECK CMD [\"/usr/bin/loki\",\"-health\"]'"#),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("    unitgen-health/shop-default-loki\n"),
+        "{}",
+        run.stdout
+    );
+}
