@@ -306,11 +306,11 @@ impl Store {
     }
 
     /// Puts back what [`Store::install`] replaced (after a failed apply).
-    pub fn restore(&self, previous: Previous) -> io::Result<()> {
-        for (name, old) in previous.0 {
+    pub fn restore(&self, previous: &Previous) -> io::Result<()> {
+        for (name, old) in &previous.0 {
             let path = self.dir.join(name);
             match old {
-                Some(bytes) => write_private(&path, &bytes)?,
+                Some(bytes) => write_private(&path, bytes)?,
                 None => crate::unit_dir::remove_if_exists(&path)?,
             }
         }
@@ -477,7 +477,7 @@ mod tests {
         let second = seal(&mut instance, &changed, &key(7));
         let previous = store.install(&second).unwrap();
         assert!(fs::read_to_string(&path).unwrap().contains("TOKEN=new"));
-        store.restore(previous).unwrap();
+        store.restore(&previous).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), first[0].text);
         assert_eq!(mode(&path), 0o600);
 

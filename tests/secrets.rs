@@ -19,6 +19,7 @@ const DB_CORE: &str = "Zq9db-s3cr3t";
 const TOKEN_CORE: &str = "Tk7api-t0ken";
 const SMTP_CORE: &str = "Mx4smtp-pw";
 const NEW_DB_CORE: &str = "Rn2db-r0tated";
+const FAILED_DB_CORE: &str = "Fb8db-n3ver";
 
 /// Around each core, what quoting gets wrong: spaces at both ends, quotes,
 /// `$`, `%`, a backslash, `#`, `=`, a tab, non-ASCII and a C1 control.
@@ -26,13 +27,14 @@ fn hostile(core: &str) -> String {
     format!(" {core} \"q\" 'x' $HOME %n \\ #c =é\u{85}\t ")
 }
 
-fn yaml(dir: &Path) -> String {
+/// `db_command`: what db runs (a command that exits breaks it).
+fn yaml(dir: &Path, db_command: &str) -> String {
     format!(
         r#"app: sekret
 services:
   db:
     image: unitgen-test/busybox:1
-    command: [sleep, "1000000"]
+    command: {db_command}
     init: true
     environment: {{PLAIN: visible}}
     secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, SMTP_PASSWORD: smtp}}
@@ -50,6 +52,8 @@ instances:
         smtp = dir.join("smtp").display()
     )
 }
+
+const SLEEP: &str = r#"[sleep, "1000000"]"#;
 
 /// `unitgen ARGS` against the world's sandbox (but `render`, which knows
 /// no host), with the token in its environment (the `environment:` source).
@@ -82,7 +86,7 @@ fn text(out: &Output) -> String {
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    for core in [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE] {
+    for core in [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE, FAILED_DB_CORE] {
         assert!(
             !text.contains(core),
             "{what} shows a secret ({core}):\n{text}"
@@ -140,7 +144,7 @@ fn cmdlines_with_secrets() -> Vec<String> {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE]
+        if [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE, FAILED_DB_CORE]
             .iter()
             .any(|core| cmdline.contains(core))
         {
@@ -161,7 +165,7 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     // As `echo … > file` and password managers write them: one line break.
     std::fs::write(dir.join("db_password"), hostile(DB_CORE) + "\n").unwrap();
     std::fs::write(dir.join("smtp"), hostile(SMTP_CORE) + "\n").unwrap();
-    world.write(&yaml(&dir));
+    world.write(&yaml(&dir, SLEEP));
 
     let watch = CmdlineWatch::start();
     let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
@@ -250,6 +254,24 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(world.id("live", "web"), web_before, "web untouched");
     assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
     assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
+
+    // A failed apply puts the previous secret back with the previous unit.
+    std::fs::write(dir.join("db_password"), hostile(FAILED_DB_CORE) + "\n").unwrap();
+    world.write(&yaml(&dir, r#"[sh, -c, "exit 3"]"#));
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a db that exits fails the apply"
+    );
+    assert_no_secret("a failed apply", &text(&out));
+    let restored = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        restored.contains(NEW_DB_CORE) && !restored.contains(FAILED_DB_CORE),
+        "the previous secret is back"
+    );
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
 
     // destroy takes the secrets with the units.
     let out = unitgen(&world, &["destroy", "live"]);

@@ -201,12 +201,6 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
     let desired = args.host.renderer()?.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
-    // Secrets first: a unit that changes because a secret did must find
-    // the new value when it restarts.
-    let previous = store
-        .install(&env_files)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("writing secrets into {}", store.dir().display()))?;
     converge_and_record(
         &args.host.host()?,
         &state,
@@ -221,7 +215,7 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
             settle,
             pull: args.pull.policy(),
         },
-        Some((&store, previous)),
+        Some((&store, &env_files)),
     )?;
     store
         .prune(&env_files)
@@ -251,8 +245,8 @@ pub struct How {
 
 /// Shared by apply and rollback: converge, report, record the revision.
 ///
-/// `secrets`: the secrets folder and what apply replaced in it, put back if
-/// the previous revision is restored.
+/// `secrets`: the secrets folder and the env files apply writes into it,
+/// before any unit (re)starts; what they replaced is put back on failure.
 ///
 /// Crash-safe: the intent is recorded before the host is touched and
 /// removed once the revision is recorded, so a run killed at any point
@@ -265,7 +259,7 @@ pub fn converge_and_record(
     desired: &[UnitFile],
     provenance: Provenance,
     how: How,
-    secrets: Option<(&secrets::Store, secrets::Previous)>,
+    secrets: Option<(&secrets::Store, &[secrets::EnvFile])>,
 ) -> Result<()> {
     let How { settle, pull } = how;
     let name = &state.name();
@@ -354,21 +348,44 @@ pub fn converge_and_record(
             progress.line(&format!("warning: {e}"));
         }
     };
+    // Secrets first: a unit restarted for a new secret must find it.
+    let previous = match secrets {
+        Some((store, files)) => Some((
+            store,
+            store.install(files).map_err(|e| {
+                failure_report(
+                    name,
+                    Failure::untouched(format!(
+                        "writing secrets into {}: {e}",
+                        store.dir().display()
+                    )),
+                )
+            })?,
+        )),
+        None => None,
+    };
+    let put_back_secrets = || match &previous {
+        Some((store, previous)) => store.restore(previous).map_err(|e| {
+            Failure::untouched(format!(
+                "putting the previous secrets back into {}: {e}",
+                store.dir().display()
+            ))
+        }),
+        None => Ok(()),
+    };
     let options = converge::Options {
         settle,
         prepare: &prepare,
         on_loaded: &on_loaded,
+        before_restore: &put_back_secrets,
     };
     let done = match converge::converge(host, &plan, &options, &progress) {
         Ok(done) => done,
         Err(mut failure) => {
-            if let Some((store, previous)) = secrets
-                && let Err(e) = store.restore(previous)
-            {
-                failure.message.push_str(&format!(
-                    "; restoring the previous secrets in {} failed too: {e}",
-                    store.dir().display()
-                ));
+            // Also when it failed before changing any unit (then nothing
+            // called it); putting the same bytes back twice is harmless.
+            if let Err(e) = put_back_secrets() {
+                failure.message.push_str(&format!("; {}", e.message));
             }
             if failure.host != HostAfter::NotRestored {
                 // The host runs the recorded revision again (or never

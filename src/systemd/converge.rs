@@ -103,6 +103,10 @@ pub struct Options<'a> {
     /// Called once systemd has loaded the new unit files: from then on, a
     /// unit that (re)starts runs them.
     pub on_loaded: &'a dyn Fn(),
+    /// Called when a failed convergence puts the previous revision back,
+    /// before any unit is restarted (apply puts the previous secrets back
+    /// here, so the restarted units read them).
+    pub before_restore: &'a dyn Fn() -> Result<(), Failure>,
 }
 
 /// What a successful convergence did.
@@ -154,7 +158,9 @@ pub fn converge(
                 .filter(|unit| !idle.contains(unit))
                 .cloned()
                 .collect();
-            failure.host = match restore(host, &systemd, plan, &running_before, progress) {
+            let restored = (options.before_restore)()
+                .and_then(|()| restore(host, &systemd, plan, &running_before, progress));
+            failure.host = match restored {
                 Ok(()) if plan.installs_from_nothing() => HostAfter::Cleared,
                 Ok(()) => HostAfter::Restored,
                 Err(e) => {
