@@ -3,9 +3,10 @@
 # Debian's docker.io, busybox-static and etcd; systemd and dbus (the tests
 # boot a sandboxed systemd from the machine's own /usr); restic and rclone
 # (backups); docker-registry (the tests run one on loopback for real pulls);
-# python3-jsonschema (a real validator for `unitgen schema`) and man-db
-# (the generated manual pages, read with man); a running dockerd; and the
-# local test image unitgen-test/busybox:1 (no outside registry is reachable).
+# python3-jsonschema (a real validator for `unitgen schema`), man-db (the
+# generated manual pages, read with man) and cargo-deb (the Debian package);
+# a running dockerd; and the local test image unitgen-test/busybox:1 (no
+# outside registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -31,6 +32,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "packages already installed"
+fi
+
+# cargo-deb builds the Debian package that tests/deb.rs installs. Compiled
+# from crates.io once per machine (about two minutes on two cores).
+if cargo deb --version >/dev/null 2>&1; then
+  say "cargo-deb already installed"
+else
+  say "installing cargo-deb (cargo install)"
+  cargo install --quiet --locked cargo-deb --version '~3.8'
 fi
 
 # The tests start their own registry on a loopback port; the package's
