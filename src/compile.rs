@@ -1531,6 +1531,36 @@ fn dependency_order(services: Vec<Service>) -> Vec<Service> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn secret_sources_are_per_instance_and_only_used_ones_are_kept() {
+        let text = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {PW: pw}\n\
+                    secrets:\n  pw: {file: \"{{ instance }}/pw\"}\n  unused: {command: \"false\"}\n\
+                    instances:\n  live: {}\n";
+        let app =
+            crate::template::parse(std::path::Path::new("conf/unitgen.yaml"), text.into()).unwrap();
+        let template = Template {
+            app,
+            deployments: None,
+        };
+        let instance = compile(&template, "live", &Overrides::default()).unwrap();
+        let names: Vec<&str> = instance.secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["pw"], "an unused secret is never read");
+        // Relative to the file that declares it.
+        assert_eq!(
+            instance.secrets[0].source,
+            SecretSource::File("conf/live/pw".into())
+        );
+        assert_eq!(
+            instance.services[0].secrets,
+            [SecretEnv {
+                variable: "PW".into(),
+                secret: "pw".into(),
+                digest: None,
+            }]
+        );
+        assert!(instance.services[0].environment.is_empty());
+    }
+
     fn service(name: &str, depends_on: &[&str]) -> Service {
         Service {
             name: name.into(),

@@ -120,7 +120,9 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     if !instance.secrets.is_empty() {
         let values = secrets::read(&instance)?;
         let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
-        let key = secrets::Key::load_or_ephemeral(store.dir()).into_diagnostic()?;
+        let key = secrets::Key::load_or_ephemeral(store.dir())
+            .into_diagnostic()
+            .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
         secrets::seal(&mut instance, &values, &key);
     }
     let desired = args.host.renderer()?.render(&instance);
