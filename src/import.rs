@@ -93,6 +93,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         networks_used: IndexMap::new(),
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
+        healthchecked: HashSet::new(),
         varying_defaults: HashSet::new(),
     };
     match importer.document(&root) {
@@ -174,6 +175,9 @@ struct Importer<'a> {
     /// Compose services others wait for with
     /// `condition: service_completed_successfully`: oneshots.
     oneshots: HashSet<String>,
+    /// Compose services with a healthcheck of their own (or extending one,
+    /// which may bring it).
+    healthchecked: HashSet<String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -284,6 +288,11 @@ impl<'a> Importer<'a> {
         }
         self.name_services(service_entries);
         self.oneshots = awaited_to_complete(service_entries);
+        self.healthchecked = service_entries
+            .iter()
+            .filter(|(_, def)| def.get("healthcheck").is_some() || def.get("extends").is_some())
+            .map(|(name, _)| name.name.clone())
+            .collect();
         let mut services = Map::default();
         let dir = self.options.dir.clone();
         for (key, def) in service_entries {

@@ -757,3 +757,29 @@ fn an_exec_form_healthcheck_stays_exec_form() {
         run.stdout
     );
 }
+
+/// `condition: service_healthy` on a service whose healthcheck is its
+/// image's own: compose waits for it, unitgen only for a healthcheck it is
+/// given. Warned at the condition's service, not silently weaker.
+#[test]
+fn waiting_for_an_image_healthcheck_is_warned() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:16
+  cache:
+    image: redis:7
+    healthcheck: {test: [CMD, redis-cli, ping]}
+  web:
+    image: nginx:1
+    depends_on:
+      db: {condition: service_healthy}
+      cache: {condition: service_healthy}
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(run.stderr.contains(
+        "warning: docker-compose.yml:10:7: web: depends_on: `db`: compose waits until it is healthy by its image's own healthcheck"
+    ), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("warning: ").count(), 1, "{}", run.stderr);
+}

@@ -851,6 +851,21 @@ impl Importer<'_> {
                     ),
                 );
             }
+            let condition = detail
+                .and_then(|d| d.get("condition"))
+                .and_then(Node::scalar);
+            if condition.as_deref() == Some("service_healthy")
+                && !self.healthchecked.contains(&name.name)
+            {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}`: compose waits until it is healthy by its image's own healthcheck; unitgen waits for a healthcheck only when the template has one: add `healthcheck` to `{target}`",
+                        name.name
+                    ),
+                );
+            }
             // Conditions need not be written: unitgen always waits for a
             // dependency to run, be healthy (with a healthcheck), or to
             // complete (a oneshot).
