@@ -4,9 +4,10 @@
 # boot a sandboxed systemd from the machine's own /usr); restic and rclone
 # (backups); docker-registry (the tests run one on loopback for real pulls);
 # python3-jsonschema (a real validator for `unitgen schema`), man-db (the
-# generated manual pages, read with man) and cargo-deb (the Debian package);
-# a running dockerd; and the local test image unitgen-test/busybox:1 (no
-# outside registry is reachable).
+# generated manual pages, read with man), strace (a test checks where
+# unitgen writes) and cargo-deb (the Debian package); a running dockerd; and
+# the local test image unitgen-test/busybox:1 (no outside registry is
+# reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db; do
+  python3-jsonschema man-db strace; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi

@@ -93,7 +93,8 @@ fn status_and_destroy_work_from_what_is_installed_when_the_template_is_broken_or
     world.write(&app);
     world.apply_ok("live");
 
-    world.write(&app.replace("image:", "imag:"));
+    // A YAML syntax error: nothing of the file can be read.
+    world.write("app: ugorph\nservices:\n  api: {image: [\n");
     let (code, said) = status(&world);
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("could not be read"), "{said}");
