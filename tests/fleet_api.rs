@@ -1119,7 +1119,7 @@ fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
     };
     let err = run(&client, &[web("nginx:1.25")], &options).unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("waiting for blog-staging-web@4.service to run: not running after 200ms: fleet has not scheduled it"), "{message}");
+    assert!(message.starts_with("waiting for blog-staging-web@4.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
     assert!(
         message.ends_with("rolled back: removed what this apply had started"),
         "{message}"

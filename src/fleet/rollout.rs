@@ -6,15 +6,17 @@
 //! `lazyCreateUnits`). A changed template is replaced and its running
 //! copies rolled one at a time: destroy copy N, submit the new template
 //! (before the first copy only), wait until fleet has forgotten the old copy
-//! N, start the new one, wait until fleet reports it launched and its
-//! machine reports the NEW unit file (by hash) active, then copy N+1. Which
+//! N, submit the new one loaded, wait until its machine reports the NEW unit
+//! file (by hash) loaded and not running, launch it, wait until fleet reports
+//! it launched and that machine reports it active, then copy N+1. Which
 //! copies exist is never changed by a roll.
 //!
-//! Why wait for fleet to forget: a destroyed copy's state (and process)
-//! outlives it by a second or more. A copy submitted again under the same
-//! name meanwhile is handled by its machine's agent in one pass, where the
-//! start cancels the stop: the new unit file is loaded, the OLD process keeps
-//! running, and systemd reports it active (seen on a live fleet v1.0).
+//! Why the waits: a destroyed copy's process outlives it by as long as its
+//! container takes to stop, and its state by a second or more, or not at all
+//! (fleet drops it once it has asked systemd to stop the unit). A start of
+//! the same name issued meanwhile cancels the pending stop: the new unit file
+//! is loaded, the OLD process keeps running, and systemd reports it active
+//! (seen on a live fleet v1.0). Loaded and inactive means nothing runs.
 //! Re-submitting the options to the live copy (fleet replaces a unit whose
 //! options differ) would not restart it either.
 //!
@@ -624,17 +626,75 @@ impl Run<'_, '_> {
     ) -> Result<(), FleetError> {
         self.wait_forgotten(&[name.to_owned()])?;
         (self.progress)(&format!("submitting {name}"));
-        self.client.put_unit(name, JobState::Inactive, options)?;
         if state == JobState::Inactive {
-            return Ok(());
+            return self.client.put_unit(name, JobState::Inactive, options);
         }
-        (self.progress)(&format!("starting {name}"));
-        self.client.put_unit(name, state, &[])?;
         // A global unit runs everywhere and has no single state to wait for.
-        if state == JobState::Launched && !is_global(options) {
+        if is_global(options) {
+            return self.client.put_unit(name, state, options);
+        }
+        // Loaded first, launched only once its machine has stopped whatever
+        // ran under the name: fleet drops a destroyed copy's state as soon as
+        // it has asked systemd to stop it, and a start issued while that stop
+        // is pending cancels it (the old container runs on).
+        self.client.put_unit(name, JobState::Loaded, options)?;
+        self.wait_loaded(name, options)?;
+        if state == JobState::Launched {
+            (self.progress)(&format!("starting {name}"));
+            self.client.put_unit(name, state, &[])?;
             self.wait_running(name, options)?;
         }
         Ok(())
+    }
+
+    /// Waits until fleet reports the copy loaded on a machine and that
+    /// machine reports this unit file (by its hash) not running: any
+    /// process of an earlier unit of the same name has ended.
+    fn wait_loaded(&mut self, name: &str, options: &[UnitOption]) -> Result<(), FleetError> {
+        let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
+        let hash = unit_hash(options);
+        let deadline = Instant::now() + self.options.wait_timeout;
+        let mut told = false;
+        loop {
+            let unit = self.client.get_unit(name)?;
+            let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
+            let states = self.client.list_state(Some(name))?;
+            let state = states
+                .iter()
+                .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
+            let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
+            let seen = match state {
+                Some(s)
+                    if loaded
+                        && s.hash == hash
+                        && matches!(s.systemd_active_state.as_str(), "inactive" | "failed") =>
+                {
+                    return Ok(());
+                }
+                Some(s) => format!(
+                    "machine {} reports {}/{} (unit file hash {}, this one {hash})",
+                    s.machine_id, s.systemd_active_state, s.systemd_sub_state, s.hash
+                ),
+                None if unit.is_none() => "fleet no longer has the unit".to_owned(),
+                None if placed.is_empty() => {
+                    "fleet has not scheduled it to any machine (do its X-Fleet Conflicts/MachineOf leave none?)"
+                        .to_owned()
+                }
+                None => format!("machine {placed} reports no state for it yet"),
+            };
+            if !told && state.is_some_and(|s| s.systemd_active_state == "deactivating") {
+                (self.progress)(&format!("waiting for the old {name} to stop"));
+                told = true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(rollout_error(
+                    doing,
+                    format!("not loaded after {:?}: {seen}", self.options.wait_timeout),
+                ));
+            }
+            thread::sleep(self.options.poll_interval.min(deadline - now));
+        }
     }
 
     /// Waits until fleet reports the copy launched on a machine and that

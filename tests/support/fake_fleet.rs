@@ -23,8 +23,10 @@
 //! does too:
 //! - a PUT of different options under an existing name replaces the unit
 //!   (201); a running copy keeps its process with the new file loaded;
-//! - after a DELETE, the unit's last state stays in `/fleet/v1/state` for a
-//!   while (1-3 s live; `set_forget_delay` here) and its process runs on;
+//! - after a DELETE, the unit's process runs on while systemd stops it
+//!   (seconds; `set_forget_delay` here), and its last state shows in
+//!   `/fleet/v1/state` for part of that time only (the first half here);
+//!   a unit loaded under the name meanwhile reports `deactivating`;
 //! - a unit submitted under that name while the old state is still there
 //!   and placed on the same machine is the agent's stop and start in one
 //!   pass: the start cancels the stop, the OLD process keeps running with
@@ -161,6 +163,9 @@ struct Leftover {
     /// The hash of the unit file loaded on the machine.
     hash: String,
     process: String,
+    /// Until when its state shows: live fleet drops it as soon as it has
+    /// asked systemd to stop the unit, which may take much longer.
+    state_until: Instant,
     until: Instant,
 }
 
@@ -588,7 +593,9 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                         // The machine stops the unit a little later.
                         if let Some(process) = unit.process {
                             let until = Instant::now() + cluster.forget_delay;
+                            let state_until = Instant::now() + cluster.forget_delay / 2;
                             cluster.leftovers.push(Leftover {
+                                state_until,
                                 hash: unit_hash(&unit.options),
                                 name: unit.name,
                                 machine_id: unit.machine_id,
@@ -1072,8 +1079,10 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
     forget_expired(cluster);
     let (polls, marker) = (cluster.activation_polls, cluster.failing_marker.clone());
     let mut states = Vec::new();
+    let now = Instant::now();
     for leftover in &cluster.leftovers {
-        if machine.as_ref().is_some_and(|m| m != &leftover.machine_id)
+        if leftover.state_until <= now
+            || machine.as_ref().is_some_and(|m| m != &leftover.machine_id)
             || unit_name.as_ref().is_some_and(|n| n != &leftover.name)
         {
             continue;
@@ -1087,10 +1096,11 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "systemdSubState": "running",
         }));
     }
-    let leftovers: Vec<(String, String)> = cluster
+    // (name, machine, whether its state still shows)
+    let leftovers: Vec<(String, String, bool)> = cluster
         .leftovers
         .iter()
-        .map(|l| (l.name.clone(), l.machine_id.clone()))
+        .map(|l| (l.name.clone(), l.machine_id.clone(), l.state_until > now))
         .collect();
     for unit in cluster.units.values() {
         let global = requirements(&unit.name, &unit.options).is_global();
@@ -1123,7 +1133,17 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         {
             continue;
         }
+        // Until its machine has stopped the destroyed unit of the same
+        // name, that one's state is what the machine reports.
+        let stopping = leftovers
+            .iter()
+            .find(|(n, m, _)| *n == unit.name && *m == unit.machine_id);
+        if stopping.is_some_and(|(_, _, shown)| *shown) {
+            continue;
+        }
         let (active, sub) = match unit.current_state.as_str() {
+            // The new file is loaded; the old process is still stopping.
+            _ if stopping.is_some() && unit.process.is_none() => ("deactivating", "stop-sigterm"),
             "launched"
                 if marker
                     .as_ref()
@@ -1139,11 +1159,6 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "launched" => ("active", "running"),
             _ => ("inactive", "dead"),
         };
-        // Until its machine has stopped the destroyed unit of the same
-        // name, that one's state is what the machine reports.
-        if cluster_leftover(&leftovers, &unit.name, &unit.machine_id) {
-            continue;
-        }
         states.push(json!({
             "name": unit.name,
             "hash": unit_hash(&unit.options),
@@ -1154,10 +1169,6 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         }));
     }
     page(cluster, request, "states", states)
-}
-
-fn cluster_leftover(leftovers: &[(String, String)], name: &str, machine: &str) -> bool {
-    leftovers.iter().any(|(n, m)| n == name && m == machine)
 }
 
 fn forget_expired(cluster: &mut Cluster) {
