@@ -334,9 +334,15 @@ impl Plan {
             );
         }
         for change in &self.change {
+            let secrets = changed_secrets(&change.old.text, &change.new.text);
+            let because = if secrets.is_empty() {
+                String::new()
+            } else {
+                format!("; new value of {}", secrets.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "{} {} (changed: restart)",
+                "{} {} (changed: restart{because})",
                 paint("33", "~"),
                 change.new.name
             );
@@ -395,6 +401,23 @@ impl Plan {
         }
         out
     }
+}
+
+/// The variables whose secret has a new value in `new`, told by the digests
+/// of their `Secret=VARIABLE SECRET DIGEST` lines (a unit holds no value).
+fn changed_secrets(old: &str, new: &str) -> Vec<String> {
+    fn by_variable(text: &str) -> std::collections::BTreeMap<&str, &str> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("Secret="))
+            .filter_map(|rest| rest.split_once(' '))
+            .collect()
+    }
+    let old = by_variable(old);
+    by_variable(new)
+        .into_iter()
+        .filter(|(variable, rest)| old.get(variable).is_some_and(|before| before != rest))
+        .map(|(variable, _)| format!("secret {variable}"))
+        .collect()
 }
 
 /// A unified diff of one unit, `git diff` style. The `Digest=` line is left
@@ -611,6 +634,23 @@ mod tests {
             plan.describe(false)
                 .contains("! an earlier apply did not finish")
         );
+    }
+
+    #[test]
+    fn a_new_secret_value_is_named_without_the_value() {
+        let old = "[Service]\n[X-Unitgen]\nSecret=A a hmac-sha256:1\nSecret=B b hmac-sha256:2\n";
+        let new = "[Service]\n[X-Unitgen]\nSecret=A a hmac-sha256:1\nSecret=B b hmac-sha256:3\n";
+        let text =
+            Plan::new(&[unit("db.service", old)], &[unit("db.service", new)]).describe(false);
+        assert!(
+            text.contains("~ db.service (changed: restart; new value of secret B)"),
+            "{text}"
+        );
+        let other = Plan::new(
+            &[unit("db.service", "A=1\n")],
+            &[unit("db.service", "A=2\n")],
+        );
+        assert!(other.describe(false).contains("(changed: restart)\n"));
     }
 
     #[test]

@@ -234,7 +234,12 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(plan.status.code(), Some(2), "a changed secret is a change");
     let shown = text(&plan);
     assert_no_secret("plan", &shown);
-    assert!(shown.contains("~ sekret-live-db.service"), "{shown}");
+    assert!(
+        shown.contains(
+            "~ sekret-live-db.service (changed: restart; new value of secret DB_PASSWORD)"
+        ),
+        "{shown}"
+    );
     assert!(
         shown.contains("-Secret=DB_PASSWORD db_password hmac-sha256:")
             && shown.contains("+Secret=DB_PASSWORD db_password hmac-sha256:"),
