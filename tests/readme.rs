@@ -13,7 +13,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -34,9 +34,14 @@ const WALKED: &[&str] = &[
     "unitgen apply staging",
     "unitgen pull staging",
     "unitgen status staging",
+    "unitgen restart staging web",
+    "unitgen ls",
+    "unitgen history staging",
     "unitgen rollback staging",
     "unitgen destroy staging",
     "unitgen import docker-compose.yml -o unitgen.yaml",
+    "unitgen init",
+    "unitgen schema > unitgen.schema.json",
     "unitgen render live --out units/",
     "git diff units/",
     "unitgen render live --out units/ --check",
@@ -50,6 +55,22 @@ const NOT_WALKED: &[(&str, &str)] = &[
         "builds a release binary into /usr/local; its example (apply + curl) is walked here",
     ),
     ("scripts/test", "runs this very suite"),
+    (
+        "unitgen logs staging -f",
+        "follows until interrupted; tests/operate.rs follows logs with -f",
+    ),
+    (
+        "unitgen exec staging db -- psql",
+        "the hello example has no database; tests/operate.rs runs exec",
+    ),
+    (
+        "unitgen completions bash > /etc/bash_completion.d/unitgen",
+        "writes into /etc; tests/cli.rs checks the completion scripts",
+    ),
+    (
+        "unitgen man | man -l -",
+        "tests/cli.rs renders the man pages with man",
+    ),
 ];
 
 /// The command lines of the README's `sh` blocks: comments dropped, `&&`
@@ -98,6 +119,11 @@ fn every_command_line_the_readme_shows_is_walked() {
     }
 }
 
+/// The commands that act on the host: the sandbox stands in for it.
+const HOST_COMMANDS: &[&str] = &[
+    "plan", "apply", "status", "restart", "ls", "history", "rollback", "destroy",
+];
+
 struct Walk {
     sandbox: Sandbox,
     dir: tempfile::TempDir,
@@ -111,18 +137,30 @@ impl Walk {
         assert!(WALKED.contains(&line), "{line} is not in WALKED");
         self.walked.insert(line);
         let words: Vec<&str> = line.split_whitespace().collect();
-        let mut cmd = match words[0] {
-            "unitgen" => Command::new(env!("CARGO_BIN_EXE_unitgen")),
-            other => Command::new(other),
+        let mut cmd = if line.contains(" > ") {
+            // A shell line: the shell finds this build's unitgen first.
+            let bin = Path::new(env!("CARGO_BIN_EXE_unitgen")).parent().unwrap();
+            let path = format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let mut sh = Command::new("sh");
+            sh.args(["-c", line]).env("PATH", path);
+            sh
+        } else {
+            let mut cmd = match words[0] {
+                "unitgen" => Command::new(env!("CARGO_BIN_EXE_unitgen")),
+                other => Command::new(other),
+            };
+            cmd.args(&words[1..]);
+            if words[0] == "unitgen" && HOST_COMMANDS.contains(&words[1]) {
+                cmd.arg("--root").arg(self.sandbox.root());
+            }
+            cmd
         };
-        cmd.args(&words[1..])
-            .current_dir(self.dir.path().join(folder))
+        cmd.current_dir(self.dir.path().join(folder))
             .env("NO_COLOR", "1");
-        if words[0] == "unitgen"
-            && ["plan", "apply", "status", "rollback", "destroy"].contains(&words[1])
-        {
-            cmd.arg("--root").arg(self.sandbox.root());
-        }
         let out = cmd.output().unwrap();
         eprintln!(
             "$ {line}\n{}{}",
@@ -249,6 +287,21 @@ fn the_readme_walked_through() {
     walk.ok("unitgen apply staging", "");
     let newer = "Hello from staging (ugreadme 1.1)\n";
     assert_eq!(curl(staging, newer).as_deref(), Some(newer));
+    let web = container_id("ugreadme-staging-web").unwrap();
+    walk.ok("unitgen restart staging web", "");
+    assert_ne!(
+        container_id("ugreadme-staging-web"),
+        Some(web),
+        "a new container"
+    );
+    let out = walk.ok("unitgen ls", "");
+    assert!(stdout(&out).contains("ugreadme"), "{}", stdout(&out));
+    let out = walk.ok("unitgen history staging", "");
+    assert!(
+        stdout(&out).contains('2'),
+        "two revisions: {}",
+        stdout(&out)
+    );
     walk.ok("unitgen rollback staging", "");
     assert_eq!(curl(staging, greeting).as_deref(), Some(greeting));
     let out = walk.ok("unitgen destroy staging", "");
@@ -275,6 +328,17 @@ fn the_readme_walked_through() {
         "voting",
     );
     assert!(walk.path("voting/unitgen.yaml").exists());
+
+    // A new app from scratch, and the schema for editors.
+    std::fs::create_dir_all(walk.path("new")).unwrap();
+    walk.ok("unitgen init", "new");
+    assert!(walk.path("new/unitgen.yaml").exists());
+    walk.ok("unitgen schema > unitgen.schema.json", "new");
+    let schema = std::fs::read_to_string(walk.path("new/unitgen.schema.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&schema).is_ok(),
+        "{schema}"
+    );
 
     // Rendered units in pull requests.
     let root = walk.path("");
