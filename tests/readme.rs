@@ -56,6 +56,15 @@ const NOT_WALKED: &[(&str, &str)] = &[
     ),
     ("scripts/test", "runs this very suite"),
     (
+        "cargo install --locked cargo-deb",
+        "installs a build tool once; tests/deb.rs builds and installs the package",
+    ),
+    ("scripts/deb", "tests/deb.rs builds the package"),
+    (
+        "apt-get install ./target/debian/unitgen_*.deb",
+        "tests/deb.rs installs the package with apt-get",
+    ),
+    (
         "unitgen logs staging -f",
         "follows until interrupted; tests/operate.rs follows logs with -f",
     ),
