@@ -12,6 +12,8 @@ pub struct Container {
     pub image: String,
     pub status: String,
     pub started_at: String,
+    /// `healthy`, `starting` or `unhealthy`; None without a healthcheck.
+    pub health: Option<String>,
 }
 
 /// The container of that name, if one exists.
@@ -22,7 +24,8 @@ pub fn inspect(name: &str) -> Option<Container> {
             "--type",
             "container",
             "--format",
-            "{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t{{.State.StartedAt}}",
+            "{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t{{.State.StartedAt}}\t\
+             {{if .State.Health}}{{.State.Health.Status}}{{end}}",
             name,
         ])
         .output()
@@ -37,6 +40,7 @@ pub fn inspect(name: &str) -> Option<Container> {
         image: fields.next()?.to_string(),
         status: fields.next()?.to_string(),
         started_at: fields.next()?.to_string(),
+        health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
     })
 }
 

@@ -44,6 +44,7 @@ services:
     command: [sh, -c, 'echo "api of $INSTANCE says {greeting}"; mkdir -p /www && echo "$INSTANCE" > /www/index.html && exec httpd -f -p 80 -h /www']
     environment: {{INSTANCE: "{{{{ instance }}}}"}}
     init: true
+    healthcheck: {{test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1/"], interval: 2s}}
   web:
     image: unitgen-test/busybox:1
     command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www']
@@ -178,6 +179,41 @@ fn restart_stop_and_start_touch_only_the_named_services() {
         api,
         "api untouched"
     );
+    // status marks what is not as applied, and shows health and restarts.
+    let table = stdout(&world.unitgen(&["status", "live"]));
+    let line = |service: &str| {
+        table
+            .lines()
+            .find(|l| {
+                l.get(2..)
+                    .is_some_and(|l| l.starts_with(&format!("{service} ")))
+            })
+            .unwrap_or_else(|| panic!("{service} in {table}"))
+            .to_string()
+    };
+    assert!(line("web").starts_with("! web"), "{table}");
+    assert!(line("api").starts_with("  api"), "{table}");
+    assert!(line("api").contains(" healthy "), "{table}");
+    assert!(table.contains("! not as applied"), "{table}");
+    let json = world.unitgen(&["status", "live", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let api_row = json["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["service"] == "api")
+        .unwrap()
+        .clone();
+    assert_eq!(api_row["container"]["health"], "healthy");
+    assert_eq!(api_row["restarts"], 0);
+    assert_eq!(api_row["as_applied"], true);
+    assert!(
+        api_row["container"]["started_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
     let start = world.unitgen(&["start", "live", "web"]);
     assert!(start.status.success(), "{}", stderr(&start));
     assert!(serves(port).is_some(), "web serves again");
@@ -186,6 +222,8 @@ fn restart_stop_and_start_touch_only_the_named_services() {
         api,
         "api untouched"
     );
+    let table = stdout(&world.unitgen(&["status", "live"]));
+    assert!(!table.contains('!'), "all as applied again: {table}");
 
     // The whole instance, in dependency order, each job awaited: when stop
     // returns, everything is down; when start returns, everything is up.

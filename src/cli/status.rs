@@ -2,6 +2,7 @@
 //! container, and what its sidekick announced in etcd.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal as _;
 
 use clap::Args;
 use miette::Result;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::output::outln;
-use super::{FileArgs, Outcome};
+use super::{FileArgs, Outcome, when};
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
 use crate::{etcd, render};
@@ -38,7 +39,13 @@ struct Row {
     announces: Option<String>,
     active_state: String,
     sub_state: String,
+    /// How often systemd restarted the unit since it was last started
+    /// (`NRestarts`).
+    restarts: u32,
     container: Option<Container>,
+    /// Whether the unit is as the latest revision applied it: its file is
+    /// that revision's, unedited, and it is active.
+    as_applied: bool,
     /// For a service with a sidekick: what etcd holds for it now.
     announced: Option<Announced>,
 }
@@ -129,6 +136,13 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         && revision
             .as_ref()
             .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    // The units as the latest revision recorded them, to mark each one
+    // that is not as applied.
+    let recorded_units: HashMap<String, String> = revision
+        .as_ref()
+        .and_then(|r| state.load(r.number).ok())
+        .map(|r| r.units.into_iter().map(|u| (u.name, u.text)).collect())
+        .unwrap_or_default();
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
     // Nothing installed: say so without needing systemd at all.
@@ -153,6 +167,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             let container = owner.service.as_ref().and_then(|s| {
                 docker::inspect(&format!("{}-{s}", model::prefix(&app, &args.instance)))
             });
+            let as_applied = state.active_state == "active"
+                && render::digest_matches(&unit.text)
+                && recorded_units.get(&unit.name) == Some(&unit.text);
             units.push(Row {
                 unit: unit.name.clone(),
                 announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
@@ -160,7 +177,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                 announces: owner.announces,
                 active_state: state.active_state,
                 sub_state: state.sub_state,
+                restarts: state.n_restarts,
                 container,
+                as_applied,
             });
         }
     }
@@ -201,17 +220,30 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         }
     };
     outln!("{app}-{}: {recorded}", args.instance)?;
+    // "3 min ago" for a person at a terminal; the time itself otherwise.
+    let terminal = std::io::stdout().is_terminal();
+    let now = when::now();
     outln!(
-        "{:<16} {:<22} {:<14} {:<30} STARTED",
+        "  {:<16} {:<20} {:<9} {:<8} {:<12} {:<28} STARTED",
         "SERVICE",
         "STATE",
+        "HEALTH",
+        "RESTARTS",
         "CONTAINER",
         "IMAGE"
     )?;
     for row in &status.units {
-        let (id, image, started) = match &row.container {
-            Some(c) => (c.id.as_str(), c.image.as_str(), c.started_at.as_str()),
-            None => ("-", "-", "-"),
+        let (id, image, health, started) = match &row.container {
+            Some(c) => (
+                c.id.as_str(),
+                c.image.as_str(),
+                c.health.as_deref().unwrap_or("-"),
+                match when::parse_iso(&c.started_at) {
+                    Some(secs) if terminal => when::ago(secs, now),
+                    _ => c.started_at.clone(),
+                },
+            ),
+            None => ("-", "-", "-", "-".to_string()),
         };
         let name = match (&row.service, &row.announces) {
             (Some(service), _) => service.clone(),
@@ -219,16 +251,21 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             (None, None) if row.unit.ends_with(".target") => "(instance)".to_string(),
             (None, None) => "(network)".to_string(),
         };
+        let mark = if row.as_applied { ' ' } else { '!' };
         outln!(
-            "{name:<16} {:<22} {:<14} {:<30} {}",
+            "{mark} {name:<16} {:<20} {health:<9} {:<8} {id:<12} {image:<28} {started}",
             format!("{} ({})", row.active_state, row.sub_state),
-            id,
-            image,
-            started
+            row.restarts,
         )?;
         if let Some(announced) = &row.announced {
             print_announced(announced)?;
         }
+    }
+    if status.units.iter().any(|row| !row.as_applied) {
+        outln!(
+            "! not as applied: not active, or its unit file is not the recorded \
+             revision's (edited, or an apply did not finish): `unitgen plan`, `unitgen apply`"
+        )?;
     }
     Ok(status.outcome())
 }

@@ -35,6 +35,34 @@ pub fn ago(secs: u64, now: u64) -> String {
     }
 }
 
+/// Seconds since the epoch of an RFC 3339 time in UTC as Docker writes it
+/// (`2026-11-29T10:02:03.123456789Z`); None for anything else (Docker's
+/// zero time included).
+pub fn parse_iso(text: &str) -> Option<u64> {
+    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+    let mut date = date.split('-').map(|p| p.parse::<u64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let time = time.split('.').next()?;
+    let mut time = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (hour, minute, second) = (time.next()??, time.next()??, time.next()??);
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a date on or after it (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let yoe = year - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`, for days on or after the epoch).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -59,6 +87,17 @@ mod tests {
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso(1_795_687_323), "2026-11-26T10:02:03Z");
+    }
+
+    #[test]
+    fn docker_times_parse() {
+        assert_eq!(
+            parse_iso("2026-11-26T10:02:03.123456789Z"),
+            Some(1_795_687_323)
+        );
+        assert_eq!(parse_iso("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_iso("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_iso("yesterday"), None);
     }
 
     #[test]
