@@ -638,19 +638,21 @@ impl Run<'_, '_> {
         // it has asked systemd to stop it, and a start issued while that stop
         // is pending cancels it (the old container runs on).
         self.client.put_unit(name, JobState::Loaded, options)?;
-        self.wait_loaded(name, options)?;
+        let stopped_failed = self.wait_loaded(name, options)?;
         if state == JobState::Launched {
             (self.progress)(&format!("starting {name}"));
             self.client.put_unit(name, state, &[])?;
-            self.wait_running(name, options)?;
+            self.wait_running(name, options, stopped_failed)?;
         }
         Ok(())
     }
 
     /// Waits until fleet reports the copy loaded on a machine and that
     /// machine reports this unit file (by its hash) not running: any
-    /// process of an earlier unit of the same name has ended.
-    fn wait_loaded(&mut self, name: &str, options: &[UnitOption]) -> Result<(), FleetError> {
+    /// process of an earlier unit of the same name has ended. Says whether
+    /// that one ended `failed` (as a destroyed copy does: fleet unloads its
+    /// file first, so its `SuccessExitStatus=` is gone when it stops).
+    fn wait_loaded(&mut self, name: &str, options: &[UnitOption]) -> Result<bool, FleetError> {
         let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
@@ -669,7 +671,7 @@ impl Run<'_, '_> {
                         && s.hash == hash
                         && matches!(s.systemd_active_state.as_str(), "inactive" | "failed") =>
                 {
-                    return Ok(());
+                    return Ok(s.systemd_active_state == "failed");
                 }
                 Some(s) => format!(
                     "machine {} reports {}/{} (unit file hash {}, this one {hash})",
@@ -698,8 +700,15 @@ impl Run<'_, '_> {
     }
 
     /// Waits until fleet reports the copy launched on a machine and that
-    /// machine reports this unit file (by its hash) active.
-    fn wait_running(&mut self, name: &str, options: &[UnitOption]) -> Result<(), FleetError> {
+    /// machine reports this unit file (by its hash) active. When the unit
+    /// was `failed` before this start, `failed` counts only once the start
+    /// has been seen under way (any other state first).
+    fn wait_running(
+        &mut self,
+        name: &str,
+        options: &[UnitOption],
+        mut stale_failed: bool,
+    ) -> Result<(), FleetError> {
         (self.progress)(&format!("waiting for {name}"));
         let doing = format!("waiting for {name} to run");
         let hash = unit_hash(options);
@@ -712,6 +721,9 @@ impl Run<'_, '_> {
                 .iter()
                 .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
+            if state.is_some_and(|s| s.hash == hash && s.systemd_active_state != "failed") {
+                stale_failed = false;
+            }
             let seen = match state {
                 Some(s) if s.hash != hash => format!(
                     "machine {} still reports another unit file under this name (hash {}, not {hash}), {}/{}",
@@ -721,7 +733,7 @@ impl Run<'_, '_> {
                     (self.progress)(&format!("{name} is running on machine {}", s.machine_id));
                     return Ok(());
                 }
-                Some(s) if s.systemd_active_state == "failed" => {
+                Some(s) if s.systemd_active_state == "failed" && !stale_failed => {
                     return Err(rollout_error(
                         doing,
                         format!(

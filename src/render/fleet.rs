@@ -73,7 +73,8 @@ pub fn cleanup_script(app: &str, instance: &str) -> Vec<String> {
         format!(
             "for id in $(docker network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}'); do"
         ),
-        "  docker network rm $id >/dev/null || exit 1;".into(),
+        // Gone meanwhile (another machine on the same engine) is no failure.
+        "  docker network rm $id >/dev/null || ! docker network inspect $id >/dev/null 2>&1 || exit 1;".into(),
         "done".into(),
     ]
 }
