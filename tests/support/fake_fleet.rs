@@ -26,7 +26,10 @@
 //! - after a DELETE, the unit's process runs on while systemd stops it
 //!   (seconds; `set_forget_delay` here), and its last state shows in
 //!   `/fleet/v1/state` for part of that time only (the first half here);
-//!   a unit loaded under the name meanwhile reports `deactivating`;
+//!   a unit loaded under the name meanwhile reports `deactivating`, then
+//!   `failed` (fleet unloads a destroyed unit's file before systemd stops
+//!   it, so the stop ends failed), and still `failed` in the first answer
+//!   after it is launched;
 //! - a unit submitted under that name while the old state is still there
 //!   and placed on the same machine is the agent's stop and start in one
 //!   pass: the start cancels the stop, the OLD process keeps running with
@@ -83,6 +86,9 @@ pub struct FakeUnit {
     process: Option<String>,
     /// Stopped by systemd while fleet still has it launched.
     stopped: bool,
+    /// `/state` answers still showing the failed stop of the unit this one
+    /// replaced, after it was launched.
+    stale_failed: u32,
 }
 
 impl FakeUnit {
@@ -154,6 +160,10 @@ struct Cluster {
     forget_delay: Duration,
     /// Destroyed units whose machine has not caught up yet.
     leftovers: Vec<Leftover>,
+    /// (name, machine) of destroyed units whose stop ended `failed`: live
+    /// fleet unloads the file first, so `SuccessExitStatus=` is gone. A unit
+    /// loaded under the name there shows that until it is started.
+    failed_stops: Vec<(String, String)>,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -215,6 +225,7 @@ impl FakeFleet {
             chunked: false,
             forget_delay: Duration::from_secs(1),
             leftovers: Vec::new(),
+            failed_stops: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Box<dyn Fn() + Send> = match &listener {
@@ -706,6 +717,7 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
                 activating_seen: 0,
                 process: None,
                 stopped: false,
+                stale_failed: 0,
             },
         );
         reconcile(cluster);
@@ -1037,7 +1049,21 @@ fn reconcile(cluster: &mut Cluster) {
                 })
                 .flatten()
                 .map(|at| cluster.leftovers.remove(at).process);
+            let failed_stop = started
+                && inherited.is_none()
+                && cluster
+                    .failed_stops
+                    .iter()
+                    .any(|(n, m)| n == name && *m == machine);
+            if started {
+                cluster
+                    .failed_stops
+                    .retain(|(n, m)| !(n == name && *m == machine));
+            }
             let entry = cluster.units.get_mut(name).unwrap();
+            if failed_stop {
+                entry.stale_failed = 1;
+            }
             if entry.machine_id != machine || entry.current_state != current {
                 if entry.machine_id != machine {
                     entry.activating_seen = 0;
@@ -1096,6 +1122,7 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "systemdSubState": "running",
         }));
     }
+    let failed_stops = cluster.failed_stops.clone();
     // (name, machine, whether its state still shows)
     let leftovers: Vec<(String, String, bool)> = cluster
         .leftovers
@@ -1144,17 +1171,29 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         let (active, sub) = match unit.current_state.as_str() {
             // The new file is loaded; the old process is still stopping.
             _ if stopping.is_some() && unit.process.is_none() => ("deactivating", "stop-sigterm"),
+            "loaded"
+                if failed_stops
+                    .iter()
+                    .any(|(n, m)| *n == unit.name && *m == unit.machine_id) =>
+            {
+                ("failed", "failed")
+            }
+            "launched" if unit.stale_failed > 0 => {
+                unit.stale_failed -= 1;
+                ("failed", "failed")
+            }
+            "launched" if unit.stopped => ("inactive", "dead"),
+            // A start that fails goes through activating too.
+            "launched" if unit.activating_seen < polls => {
+                unit.activating_seen += 1;
+                ("activating", "start")
+            }
             "launched"
                 if marker
                     .as_ref()
                     .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m))) =>
             {
                 ("failed", "failed")
-            }
-            "launched" if unit.stopped => ("inactive", "dead"),
-            "launched" if unit.activating_seen < polls => {
-                unit.activating_seen += 1;
-                ("activating", "start")
             }
             "launched" => ("active", "running"),
             _ => ("inactive", "dead"),
@@ -1173,7 +1212,12 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
 
 fn forget_expired(cluster: &mut Cluster) {
     let now = Instant::now();
-    cluster.leftovers.retain(|l| l.until > now);
+    let (ended, left): (Vec<Leftover>, Vec<Leftover>) =
+        cluster.leftovers.drain(..).partition(|l| l.until <= now);
+    cluster.leftovers = left;
+    cluster
+        .failed_stops
+        .extend(ended.into_iter().map(|l| (l.name, l.machine_id)));
 }
 
 // unit/unit.go Hash: SHA-1 of go-systemd's serialization (options grouped
