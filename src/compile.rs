@@ -121,6 +121,7 @@ pub fn compile(
         file: app_file,
         env: template_env(),
         used: check_set.then(HashSet::new),
+        context: Value::from(values.clone()),
         values,
         instance_declared: declared.is_some(),
         instance: instance.to_string(),
@@ -292,6 +293,8 @@ struct ServiceCompiler<'a> {
     /// The names template expressions use, when asked for (`--set` checks).
     used: Option<HashSet<String>>,
     values: BTreeMap<String, Value>,
+    /// `values` as the engine takes them, built once: not per templated value.
+    context: Value,
     instance_declared: bool,
     instance: String,
     prefix: String,
@@ -322,7 +325,7 @@ impl<'a> ServiceCompiler<'a> {
             {
                 used.extend(parsed.undeclared_variables(false));
             }
-            match self.env.render_str(text, &self.values) {
+            match self.env.render_str(text, self.context.clone()) {
                 Ok(out) => out,
                 Err(err) => {
                     self.problems.push(self.template_problem(text, at, &err));

@@ -16,32 +16,50 @@ pub struct Container {
     pub health: Option<String>,
 }
 
+/// `docker inspect --format` of a [`Container`], after its name.
+const CONTAINER_FORMAT: &str = "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t\
+     {{.State.StartedAt}}\t{{if .State.Health}}{{.State.Health.Status}}{{end}}";
+
 /// The container of that name, if one exists.
 pub fn inspect(name: &str) -> Option<Container> {
-    let out = Command::new("docker")
+    inspect_all(&[name.to_string()]).remove(name)
+}
+
+/// The containers of these names that exist, by name, in one `docker
+/// inspect` (one engine call for all: status of an instance stays fast).
+pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
+    if names.is_empty() {
+        return HashMap::new();
+    }
+    let Ok(out) = Command::new("docker")
         .args([
             "inspect",
             "--type",
             "container",
             "--format",
-            "{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t{{.State.StartedAt}}\t\
-             {{if .State.Health}}{{.State.Health.Status}}{{end}}",
-            name,
+            CONTAINER_FORMAT,
         ])
+        .args(names)
         .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut fields = text.trim_end().split('\t');
-    Some(Container {
-        id: fields.next()?.chars().take(12).collect(),
-        image: fields.next()?.to_string(),
-        status: fields.next()?.to_string(),
-        started_at: fields.next()?.to_string(),
-        health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
-    })
+    else {
+        return HashMap::new();
+    };
+    // Exits 1 when some container is missing, still listing the others.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let name = fields.next()?.trim_start_matches('/').to_string();
+            let container = Container {
+                id: fields.next()?.chars().take(12).collect(),
+                image: fields.next()?.to_string(),
+                status: fields.next()?.to_string(),
+                started_at: fields.next()?.to_string(),
+                health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
+            };
+            Some((name, container))
+        })
+        .collect()
 }
 
 /// Removes named volumes; a volume that does not exist is not an error.

@@ -8,6 +8,8 @@
 //! line ending in a backslash with the next, and trims spaces around a
 //! value, so such text is refused rather than written.
 
+use std::fmt::Write as _;
+
 /// The longest value unitgen writes into a unit: systemd reads at most
 /// 1 MiB per (joined) line (`LONG_LINE_MAX`) and refuses to load a unit with
 /// a longer one; escaping can grow a value up to four times, and one
@@ -37,20 +39,36 @@ pub fn systemd_arg(arg: &str) -> String {
 /// One word as systemd's word splitting reads it back: plain, or quoted.
 fn systemd_word(word: &str, dollars: Dollars) -> String {
     let mut out = String::with_capacity(word.len() + 2);
-    if !word.is_empty() && word.chars().all(is_plain_word_char) {
-        for c in word.chars() {
-            match c {
-                '%' => out.push_str("%%"),
-                '$' if dollars == Dollars::Double => out.push_str("$$"),
-                c => out.push(c),
-            }
-        }
-        return out;
+    push_word(&mut out, word, dollars);
+    out
+}
+
+/// Appends [`systemd_word`]'s quoting of `word` to `out`.
+fn push_word(out: &mut String, word: &str, dollars: Dollars) {
+    if !word.is_empty() && word.bytes().all(is_plain_word_byte) {
+        push_doubling(out, word, dollars);
+        return;
     }
     out.push('"');
-    push_quoted(&mut out, word, dollars);
+    push_quoted(out, word, dollars);
     out.push('"');
-    out
+}
+
+/// Appends a plain word, doubling `%` (and `$`, for `Dollars::Double`).
+/// Runs of other characters are copied whole: this is on the path of every
+/// argument of every unit.
+fn push_doubling(out: &mut String, word: &str, dollars: Dollars) {
+    let mut rest = word;
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| b == b'%' || (b == b'$' && dollars == Dollars::Double))
+    {
+        // ASCII at `at`: a char boundary, and the character is doubled.
+        out.push_str(&rest[..=at]);
+        out.push_str(&rest[at..=at]);
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Whether systemd expands `$VAR` in the value being quoted.
@@ -64,23 +82,36 @@ enum Dollars {
 
 /// Appends `text` escaped for the inside of a double-quoted systemd word.
 fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
-    for c in text.chars() {
-        match c {
-            '%' => out.push_str("%%"),
-            '$' if dollars == Dollars::Double => out.push_str("$$"),
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
+    let mut plain_from = 0;
+    for (at, c) in text.char_indices() {
+        let escape = match c {
+            '%' => "%%",
+            '$' if dollars == Dollars::Double => "$$",
+            '\\' => "\\\\",
+            '"' => "\\\"",
+            '\n' => "\\n",
+            '\t' => "\\t",
+            '\r' => "\\r",
+            c if c.is_control() => "",
+            // Most text needs no escape: copied in runs below.
+            _ => continue,
+        };
+        out.push_str(&text[plain_from..at]);
+        plain_from = at + c.len_utf8();
+        if escape.is_empty() {
             // `\xNN` is one byte: right for ASCII controls only. A C1
             // control (U+0080-U+009F) as `\x85` would reach the process as a
             // lone byte that is not UTF-8; `\u0085` is the character.
-            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+            let _ = if c.is_ascii_control() {
+                write!(out, "\\x{:02x}", c as u32)
+            } else {
+                write!(out, "\\u{:04x}", c as u32)
+            };
+        } else {
+            out.push_str(escape);
         }
     }
+    out.push_str(&text[plain_from..]);
 }
 
 /// A `/bin/sh -c` command line whose script is shown one statement per
@@ -100,17 +131,22 @@ pub fn systemd_shell(script: &[&str]) -> String {
     out
 }
 
-/// Characters that may stand unquoted in a systemd command-line word.
-fn is_plain_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_-+=.,/:@%$".contains(c)
+/// Bytes that may stand unquoted in a systemd command-line word (all ASCII:
+/// any other character is quoted).
+fn is_plain_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_-+=.,/:@%$".contains(&b)
 }
 
 /// Joins arguments into one systemd command line (a single logical line).
 pub fn systemd_command<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter()
-        .map(|a| systemd_arg(a.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(args.iter().map(|a| a.as_ref().len() + 3).sum());
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        push_word(&mut out, arg.as_ref(), Dollars::Double);
+    }
+    out
 }
 
 /// Quotes one `NAME=value` assignment for `Environment=`: as an `Exec*=`

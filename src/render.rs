@@ -477,8 +477,16 @@ fn escaped(text: String) -> Value {
 /// `escape::check_raw_value`), so a breach here is a bug: rendering stops
 /// rather than write a unit whose meaning a value changed.
 fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), Error> {
-    let text = value.to_string();
-    match line_breach(&text, value.is_safe()) {
+    // Strings (nearly every value) are written without a copy.
+    let owned;
+    let text = match value.as_str() {
+        Some(text) => text,
+        None => {
+            owned = value.to_string();
+            &owned
+        }
+    };
+    match line_breach(text, value.is_safe()) {
         Some(why) => Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("unescaped value {text:?} would change the unit's lines: {why}"),

@@ -160,25 +160,35 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             .iter()
             .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
             .collect();
-        for (unit, owner) in installed.iter().zip(owners) {
-            let state = systemd
-                .unit_state(&unit.name)
-                .map_err(|e| miette::miette!("{e}"))?;
-            let container = owner.service.as_ref().and_then(|s| {
-                docker::inspect(&format!("{}-{s}", model::prefix(&app, &args.instance)))
-            });
+        // One systemd call and one engine call for all units, not one each.
+        let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
+        let states = systemd
+            .summaries(&names)
+            .map_err(|e| miette::miette!("{e}"))?;
+        let container_of =
+            |service: &String| format!("{}-{service}", model::prefix(&app, &args.instance));
+        let mut containers = docker::inspect_all(
+            &owners
+                .iter()
+                .filter_map(|o| o.service.as_ref().map(container_of))
+                .collect::<Vec<_>>(),
+        );
+        for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
             let as_applied = state.active_state == "active"
                 && render::digest_matches(&unit.text)
                 && recorded_units.get(&unit.name) == Some(&unit.text);
             units.push(Row {
                 unit: unit.name.clone(),
                 announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
+                container: owner
+                    .service
+                    .as_ref()
+                    .and_then(|s| containers.remove(&container_of(s))),
                 service: owner.service,
                 announces: owner.announces,
                 active_state: state.active_state,
                 sub_state: state.sub_state,
                 restarts: state.n_restarts,
-                container,
                 as_applied,
             });
         }
