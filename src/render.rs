@@ -492,7 +492,7 @@ fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), 
             format!("unescaped value {text:?} would change the unit's lines: {why}"),
         )),
         None => out
-            .write_str(&text)
+            .write_str(text)
             .map_err(|_| Error::from(ErrorKind::WriteFailure)),
     }
 }
