@@ -2,6 +2,7 @@
 //! text) and dispatch to one module per command.
 
 mod apply;
+mod backup;
 mod completions;
 mod control;
 mod exec;
@@ -160,6 +161,25 @@ enum Command {
     /// Works from the installed units and the state directory alone: if the
     /// template is broken or gone, the app is found from what is installed.
     Destroy(rollback::DestroyArgs),
+    /// Back up an instance now: runs its backup unit and reports the snapshot.
+    ///
+    /// The same unit its timer starts on schedule (`backup.schedule`): dumps
+    /// taken in the running containers, volumes copied (paused or stopped
+    /// first where `consistency` says so), one restic snapshot tagged with
+    /// app, instance and revision, then retention (`backup.keep`). Exits 1,
+    /// with the unit's last log lines, when it fails.
+    Backup(backup::BackupArgs),
+    /// List an instance's snapshots: id, time, revision and size.
+    Backups(backup::BackupsArgs),
+    /// Restore an instance's data from a snapshot (the latest by default).
+    ///
+    /// Stops the instance's services, empties and refills each backed-up
+    /// volume, starts each dumped service alone and feeds its dump to its
+    /// `restore` command (once it runs, or is healthy), then starts the rest.
+    /// With --into OTHER, the snapshot of INSTANCE is restored into OTHER
+    /// (another instance of the same app): only OTHER's volumes are written.
+    /// Asks for confirmation on a terminal; --yes otherwise.
+    Restore(backup::RestoreArgs),
     /// Write the unitgen template equivalent to a docker-compose file.
     ///
     /// `unitgen import docker-compose.yml -o unitgen.yaml`, then review the
@@ -363,6 +383,9 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Backups(args) => backup::backups(args),
+        Command::Restore(args) => backup::restore(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

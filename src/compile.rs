@@ -2,6 +2,7 @@
 //! expression is evaluated here and every value checked; all problems found
 //! are returned together, each pointing at the text it is about.
 
+mod backup;
 pub mod directives;
 pub mod syntax;
 
@@ -165,6 +166,12 @@ pub fn compile(
     });
     let discovery = compiler.discovery(instances_file, overrides);
     let fleet = compiler.fleet(instances_file, &services);
+    let backup = compiler.backup(
+        instances_file,
+        app_file.doc.services.as_ref().map(|d| &d.value),
+        &services,
+        &template.instance_names(),
+    );
     let mut problems = compiler.problems;
     if let Some(used) = &compiler.used {
         for (key, _) in set {
@@ -187,6 +194,7 @@ pub fn compile(
         discovery,
         fleet,
         secrets,
+        backup,
     })
 }
 

@@ -208,6 +208,28 @@ pub fn ends_in_continuation(line: &str) -> bool {
     line.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
 
+/// One `Environment=` assignment, `"NAME=value"`: systemd unquotes it and
+/// expands specifiers, but (unlike `Exec*=`) does not expand `$`.
+pub fn systemd_environment(name: &str, value: &str) -> String {
+    let mut out = String::from("\"");
+    out.push_str(name);
+    out.push('=');
+    for c in value.chars() {
+        match c {
+            '%' => out.push_str("%%"),
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Quotes one word for POSIX `sh`, e.g. to build a healthcheck command that
 /// Docker runs through `/bin/sh -c`.
 pub fn sh_quote(word: &str) -> String {
@@ -359,6 +381,14 @@ pub(crate) mod tests {
             "/usr/bin/docker run --name blog-live-web -p 8080:80"
         );
         assert_eq!(systemd_arg("POSTGRES_DB=blog"), "POSTGRES_DB=blog");
+    }
+
+    #[test]
+    fn environment_values_keep_dollars_and_escape_the_rest() {
+        assert_eq!(
+            systemd_environment("R", r#"/srv/$x "50%"\"#),
+            r#""R=/srv/$x \"50%%\"\\""#
+        );
     }
 
     #[test]

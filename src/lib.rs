@@ -8,6 +8,7 @@
 //! `secrets` reads the secret values between `model` and `render`: only
 //! their keyed digests reach the units, the values go to root-only env files.
 
+pub mod backup;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;

@@ -1,6 +1,8 @@
 //! One instance of an app, fully resolved: every template expression
 //! evaluated, every value checked. Rendering reads only this.
 
+pub mod backup;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -27,6 +29,8 @@ pub struct Instance {
     pub fleet: FleetOptions,
     /// The secrets services use, by name, where their values come from.
     pub secrets: Vec<Secret>,
+    /// Scheduled backups of the instance's data, when configured.
+    pub backup: Option<backup::Backup>,
 }
 
 /// A secret: a value that never goes into a unit file, read on the host by
@@ -133,6 +137,11 @@ impl Instance {
 
     pub fn service_unit(&self, service: &str) -> String {
         format!("{}-{}.service", self.prefix(), service)
+    }
+
+    /// The oneshot that backs the instance up (its timer: `.timer`).
+    pub fn backup_unit(&self) -> String {
+        format!("{}-backup.service", self.prefix())
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
 
-use crate::render::{UnitFile, digest_matches};
+use crate::render::{UnitFile, digest_matches, started_by_apply};
 
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -46,6 +46,9 @@ pub struct Plan {
     /// or the state directory could not be written): why this plan cannot
     /// say "up to date" even if everything else matches.
     pub unfinished: Option<String>,
+    /// Units that something else starts (a timer, `OnFailure=`): apply
+    /// installs, changes and removes them, but never starts them.
+    pub triggered: Vec<String>,
 }
 
 /// What systemd (and Docker) say about one installed unit of the plan.
@@ -154,6 +157,11 @@ impl Repair {
 impl Plan {
     pub fn new(installed: &[UnitFile], desired: &[UnitFile]) -> Plan {
         let mut plan = Plan::default();
+        for unit in desired.iter().chain(installed) {
+            if !started_by_apply(unit) && !plan.triggered.contains(&unit.name) {
+                plan.triggered.push(unit.name.clone());
+            }
+        }
         for unit in desired {
             match installed.iter().find(|i| i.name == unit.name) {
                 None => plan.add.push(unit.clone()),
@@ -182,6 +190,15 @@ impl Plan {
             .retain(|unit| !moved.iter().any(|m| &m.unit == unit));
         self.moved = moved;
         self
+    }
+
+    /// Of `units`, those apply starts or restarts itself.
+    pub fn started_by_apply(&self, units: &[String]) -> Vec<String> {
+        units
+            .iter()
+            .filter(|u| !self.triggered.contains(u))
+            .cloned()
+            .collect()
     }
 
     /// No unit file to add, change or remove, no image moved (the host's
@@ -226,7 +243,12 @@ impl Plan {
             if !matches!(seen.unit_file_state.as_str(), "enabled" | "static") {
                 faults.push(Fault::NotEnabled(seen.unit_file_state.clone()));
             }
-            if kept {
+            // Not running is how a unit a timer starts should be found.
+            if kept && self.triggered.contains(&seen.unit) {
+                if seen.need_daemon_reload {
+                    faults.push(Fault::NotReloaded);
+                }
+            } else if kept {
                 if seen.need_daemon_reload {
                     faults.push(Fault::NotReloaded);
                 }
@@ -259,7 +281,7 @@ impl Plan {
         let repaired = self.repair.iter().filter(|r| r.enable());
         let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
         units.extend(repaired.map(|r| r.unit.clone()));
-        units
+        self.started_by_apply(&units)
     }
 
     /// Units apply starts: the new ones and those found not running.
@@ -267,7 +289,7 @@ impl Plan {
         let repaired = self.repair.iter().filter(|r| r.start());
         let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
         units.extend(repaired.map(|r| r.unit.clone()));
-        units
+        self.started_by_apply(&units)
     }
 
     /// Units apply restarts: the changed ones, those whose image moved and
@@ -277,7 +299,7 @@ impl Plan {
         let mut units: Vec<String> = self.change.iter().map(|c| c.new.name.clone()).collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
         units.extend(repaired.map(|r| r.unit.clone()));
-        units
+        self.started_by_apply(&units)
     }
 
     /// One line: how many units are added, changed, removed, repaired and
@@ -326,12 +348,12 @@ impl Plan {
         };
         let mut out = String::new();
         for unit in &self.add {
-            let _ = writeln!(
-                out,
-                "{} {} (new: enable and start)",
-                paint("32", "+"),
-                unit.name
-            );
+            let what = if self.triggered.contains(&unit.name) {
+                "new: install; started by its trigger"
+            } else {
+                "new: enable and start"
+            };
+            let _ = writeln!(out, "{} {} ({what})", paint("32", "+"), unit.name);
         }
         for change in &self.change {
             let secrets = changed_secrets(&change.old.text, &change.new.text);
@@ -340,9 +362,14 @@ impl Plan {
             } else {
                 format!("; new value of {}", secrets.join(", "))
             };
+            let what = if self.triggered.contains(&change.new.name) {
+                "changed: rewrite; runs the new text next time"
+            } else {
+                "changed: restart"
+            };
             let _ = writeln!(
                 out,
-                "{} {} (changed: restart{because})",
+                "{} {} ({what}{because})",
                 paint("33", "~"),
                 change.new.name
             );

@@ -3,6 +3,7 @@
 //! goes into them. Pure and deterministic: the same instance always renders
 //! to the same bytes.
 
+mod backup;
 pub mod discovery;
 pub mod docker;
 pub mod env_file;
@@ -87,6 +88,19 @@ impl Renderer {
                 "fleet-cleanup.j2",
                 include_str!("../templates/units/fleet-cleanup.j2"),
             ),
+            ("backup.j2", include_str!("../templates/units/backup.j2")),
+            (
+                "backup-check.j2",
+                include_str!("../templates/units/backup-check.j2"),
+            ),
+            (
+                "backup-timer.j2",
+                include_str!("../templates/units/backup-timer.j2"),
+            ),
+            (
+                "backup-failed.j2",
+                include_str!("../templates/units/backup-failed.j2"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("embedded unit templates are valid");
@@ -119,6 +133,12 @@ impl Renderer {
             {
                 units.push(self.announce_unit(instance, discovery, service));
             }
+        }
+        // Backups are per host: a fleet cluster gets none.
+        if self.flavour != Flavour::Fleet
+            && let Some(backup) = &instance.backup
+        {
+            units.extend(self.backup_units(instance, backup));
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
         units
@@ -537,6 +557,17 @@ pub fn content_digest(text: &str) -> String {
     hex
 }
 
+/// Whether apply starts (and restarts) this unit, rather than a timer or
+/// another unit's `OnFailure=`.
+pub fn started_by_apply(unit: &UnitFile) -> bool {
+    owner(&unit.text).is_none_or(|o| o.started_by.is_none())
+}
+
+/// The kinds of unit file unitgen writes.
+pub fn is_unit_file_name(name: &str) -> bool {
+    name.ends_with(".service") || name.ends_with(".timer") || name.ends_with(".target")
+}
+
 /// Whether a unit file's digest line still matches its content.
 pub fn digest_matches(text: &str) -> bool {
     let Some(pos) = text.rfind(DIGEST_KEY) else {
@@ -561,6 +592,11 @@ pub struct Owner {
     pub key: Option<String>,
     pub etcd_api: Option<String>,
     pub endpoints: Option<String>,
+    /// What starts the unit when it is not apply (a timer, `OnFailure=`):
+    /// apply installs it but never starts or restarts it.
+    pub started_by: Option<String>,
+    /// A timer's calendar expression.
+    pub schedule: Option<String>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
@@ -577,6 +613,8 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("Key", v)) => owner.key = Some(v.to_string()),
             Some(("EtcdApi", v)) => owner.etcd_api = Some(v.to_string()),
             Some(("Endpoints", v)) => owner.endpoints = Some(v.to_string()),
+            Some(("StartedBy", v)) => owner.started_by = Some(v.to_string()),
+            Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
             _ => {}
         }
     }

@@ -434,6 +434,7 @@ mod tests {
             discovery: None,
             fleet: Default::default(),
             secrets: Vec::new(),
+            backup: None,
         }
     }
 

@@ -249,7 +249,7 @@ impl InstanceState {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".service") || name.ends_with(".target") {
+            if crate::render::is_unit_file_name(&name) {
                 units.push(UnitFile {
                     text: fs::read_to_string(entry.path())?,
                     name,

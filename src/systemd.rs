@@ -15,7 +15,7 @@ use zbus::blocking::{Connection, MessageIterator, connection};
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 
-use dbus::{ListedUnit, ManagerProxy, ServiceProxy, UnitProxy};
+use dbus::{ListedUnit, ManagerProxy, ServiceProxy, TimerProxy, UnitProxy};
 
 /// How many `JobRemoved` signals may wait unread while jobs are enqueued.
 /// zbus stops reading the socket (and so the replies to our own calls) when
@@ -483,6 +483,22 @@ impl Systemd {
             state.exec_main_pid = service.exec_main_pid().map_err(bus)?;
         }
         Ok(state)
+    }
+
+    /// A timer's next and last elapse, in microseconds since the epoch
+    /// (0: none).
+    pub fn timer_times(&self, timer: &str) -> Result<(u64, u64), Error> {
+        let doing = format!("reading the times of {timer}");
+        let bus = |e| Error::new(&doing, e);
+        let path = self.manager.load_unit(timer).map_err(bus)?;
+        let props = TimerProxy::builder(&self.conn)
+            .path(path)
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(bus)?;
+        Ok((
+            props.next_elapse_usec_realtime().map_err(bus)?,
+            props.last_trigger_usec().map_err(bus)?,
+        ))
     }
 
     /// The `ActiveState` of each unit, in the order given, in one call

@@ -108,6 +108,10 @@ impl Template {
                     .and_then(|s| s.keys().next())
                     .map(|k| &k.referenced),
             ),
+            (
+                "backup",
+                app.doc.backup.as_ref().map(|b| &b.repository.referenced),
+            ),
         ] {
             if let Some(loc) = value {
                 problems.push(

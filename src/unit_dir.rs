@@ -26,7 +26,8 @@ pub fn read_installed(dir: &Path, app: &str, instance: &str) -> std::io::Result<
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Cheap filter first: only this instance's names can be its units.
-        let ours = name == target || (name.starts_with(&prefix) && name.ends_with(".service"));
+        let ours =
+            name == target || (name.starts_with(&prefix) && render::is_unit_file_name(&name));
         if !ours || !entry.file_type()?.is_file() {
             continue;
         }

@@ -12,6 +12,7 @@ use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::output::outln;
 use super::{FileArgs, Outcome, when};
+use crate::backup::status::{self as backup_status, BackupStatus};
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
 use crate::{etcd, render};
@@ -102,6 +103,8 @@ struct Status {
     /// (no apply interrupted since).
     as_applied: bool,
     units: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<BackupStatus>,
 }
 
 impl Status {
@@ -145,6 +148,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         .unwrap_or_default();
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
+    let mut backup = None;
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
         let systemd = args
@@ -160,6 +164,20 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             .iter()
             .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
             .collect();
+        let prefix = model::prefix(&app, &args.instance);
+        backup = backup_status::read(
+            &systemd,
+            &installed,
+            &format!("{prefix}-backup.service"),
+            &args.host.state_dir()?.join(&prefix),
+        )
+        .map_err(|e| miette::miette!("{e}"))?;
+        // Backup units and timers are summed up under `backup`.
+        let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) = installed
+            .iter()
+            .zip(owners)
+            .filter(|(unit, owner)| owner.started_by.is_none() && !unit.name.ends_with(".timer"))
+            .unzip();
         // One systemd call and one engine call for all units, not one each.
         let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
         let states = systemd
@@ -200,6 +218,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         revision_error,
         as_applied,
         units,
+        backup,
     };
     if args.json {
         outln!(
@@ -276,6 +295,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             "! not as applied: not active, or its unit file is not the recorded \
              revision's (edited, or an apply did not finish): `unitgen plan`, `unitgen apply`"
         )?;
+    }
+    if let Some(backup) = &status.backup {
+        backup_status::print(backup);
     }
     Ok(status.outcome())
 }

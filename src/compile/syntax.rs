@@ -26,8 +26,8 @@ pub fn check_app_or_instance_name(name: &str) -> Result<(), String> {
 }
 
 /// Service names: a DNS label (they are host names on the instance network),
-/// not `network` (the instance's network unit) and not ending in `-announce`
-/// (sidekick units).
+/// not `network` (the instance's network unit), not ending in `-announce`
+/// (sidekick units), not `backup` nor `backup-…` (the backup units).
 pub fn check_service_name(name: &str) -> Result<(), String> {
     let label = !name.is_empty()
         && name.len() <= 63
@@ -44,6 +44,11 @@ pub fn check_service_name(name: &str) -> Result<(), String> {
     if name == "network" || name.ends_with("-announce") {
         return Err(format!(
             "`{name}` is reserved: unitgen names the instance network unit `network` and sidekicks `<service>-announce`"
+        ));
+    }
+    if name == "backup" || name.starts_with("backup-") {
+        return Err(format!(
+            "`{name}` is reserved: unitgen names the instance's backup units `backup` and `backup-…`"
         ));
     }
     Ok(())

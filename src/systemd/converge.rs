@@ -223,7 +223,7 @@ fn run(
         systemd.enable(&enable).map_err(bus)?;
     }
     let changed: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
-    reenable(systemd, &changed)?;
+    reenable(systemd, &plan.started_by_apply(&changed))?;
     fault::point("after-enable");
     systemd.reload().map_err(bus)?;
     (options.on_loaded)();
@@ -486,11 +486,12 @@ fn restore(
             unit_dir::write_atomic(&path, unit.text.as_bytes())?;
         }
     }
-    let removed = names(&plan.remove);
+    let removed = plan.started_by_apply(&names(&plan.remove));
     if !removed.is_empty() {
         systemd.enable(&removed).map_err(bus)?;
     }
     let changed: Vec<String> = plan.change.iter().map(|c| c.old.name.clone()).collect();
+    let changed = plan.started_by_apply(&changed);
     reenable(systemd, &changed)?;
     systemd.reload().map_err(bus)?;
     let (targets, changed): (Vec<String>, Vec<String>) = changed

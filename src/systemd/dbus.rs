@@ -129,6 +129,20 @@ pub(crate) trait Service {
     fn exec_main_pid(&self) -> zbus::Result<u32>;
 }
 
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Timer",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false,
+    blocking_name = "TimerProxy"
+)]
+pub(crate) trait Timer {
+    #[zbus(property, name = "NextElapseUSecRealtime")]
+    fn next_elapse_usec_realtime(&self) -> zbus::Result<u64>;
+
+    #[zbus(property, name = "LastTriggerUSec")]
+    fn last_trigger_usec(&self) -> zbus::Result<u64>;
+}
+
 /// The match rule for the manager's `JobRemoved(u id, o job, s unit, s result)`.
 pub(crate) fn job_removed_rule() -> zbus::Result<zbus::OwnedMatchRule> {
     Ok(zbus::MatchRule::builder()

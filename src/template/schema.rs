@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+pub mod backup;
+
 /// A name as written, with its place (map keys: services, instances, …).
 pub type Name = Spanned<String>;
 
@@ -35,6 +37,8 @@ pub struct Document {
     pub etcd: Option<EtcdDecl>,
     /// Options for the fleet target.
     pub fleet: Option<FleetDecl>,
+    /// Backups of each instance's data: repository, schedule, retention.
+    pub backup: Option<backup::BackupDecl>,
     /// Where secret values come from, by name (services say which they get).
     #[schemars(with = "Option<IndexMap<String, SecretDecl>>")]
     pub secrets: Option<IndexMap<Name, Spanned<SecretDecl>>>,
@@ -162,6 +166,8 @@ pub struct ServiceDef {
     /// Extra unit keys per section: `{Service: {TimeoutStartSec: 300}}`.
     #[schemars(with = "Option<IndexMap<String, IndexMap<String, Words>>>")]
     pub systemd: Option<IndexMap<Name, IndexMap<Name, Spanned<Words>>>>,
+    /// What of this service is backed up, and how.
+    pub backup: Option<backup::ServiceBackupDecl>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,0 +1,233 @@
+//! The host side of backups, for the commands that act on them now
+//! (`backup`, `backups`, `restore`, `status`): restic run from unitgen
+//! itself against the instance's repository, and what the backup unit
+//! recorded. The scheduled backups themselves are units (see
+//! `render::backup`).
+
+pub mod restore;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::backup::{self as model, Backup};
+
+/// The restic binary, from PATH (Debian's `restic` package: /usr/bin).
+const RESTIC: &str = "restic";
+
+/// An instance's restic repository, as unitgen reaches it from where it
+/// runs. With `--root DIR`, local paths (repository, password and
+/// environment files) are the ones under DIR, as the units there see them.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    repository: String,
+    password_file: PathBuf,
+    environment: Vec<(String, String)>,
+}
+
+/// One snapshot, as `restic snapshots --json` lists it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub short_id: String,
+    pub time: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Snapshot {
+    /// The revision the instance was at when it was taken.
+    pub fn revision(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(model::REVISION_TAG))
+    }
+
+    /// Whether it is a snapshot of this app's instance.
+    pub fn is_of(&self, app: &str, instance: &str) -> bool {
+        self.tags.contains(&model::app_tag(app))
+            && self.tags.contains(&model::instance_tag(instance))
+    }
+}
+
+/// The last successful backup, as the backup unit records it in the
+/// instance's state folder.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LastBackup {
+    /// Seconds since the epoch.
+    pub time: u64,
+    pub snapshot: String,
+    pub revision: String,
+}
+
+impl LastBackup {
+    pub const FILE: &str = "last-backup.json";
+
+    /// None when no backup has succeeded yet (or the record is unreadable).
+    pub fn read(instance_state_dir: &Path) -> Option<LastBackup> {
+        let text = std::fs::read_to_string(instance_state_dir.join(Self::FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+impl Repository {
+    pub fn new(backup: &Backup, root: Option<&Path>) -> Result<Repository, String> {
+        let on_host = |path: &str| match root {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        };
+        let repository = match backup
+            .repository
+            .strip_prefix("local:")
+            .unwrap_or(&backup.repository)
+        {
+            local if local.starts_with('/') => on_host(local).display().to_string(),
+            _ => backup.repository.clone(),
+        };
+        let mut environment = Vec::new();
+        if let Some(file) = &backup.environment_file {
+            let path = on_host(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some((name, value)) = line.split_once('=') {
+                    let value = value.trim().trim_matches('"').trim_matches('\'');
+                    environment.push((name.trim().to_string(), value.to_string()));
+                }
+            }
+        }
+        Ok(Repository {
+            repository,
+            password_file: on_host(&backup.password_file),
+            environment,
+        })
+    }
+
+    /// `restic ARGS` against this repository, with no cache of its own.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(RESTIC);
+        cmd.envs(self.environment.iter().map(|(k, v)| (k, v)))
+            .env("RESTIC_REPOSITORY", &self.repository)
+            .env("RESTIC_PASSWORD_FILE", &self.password_file)
+            .arg("--no-cache")
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn output(&self, args: &[&str]) -> Result<Vec<u8>, String> {
+        let out = self
+            .command(args)
+            .output()
+            .map_err(|e| format!("running restic: {e}"))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "restic {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// The instance's snapshots, oldest first.
+    pub fn snapshots(&self, app: &str, instance: &str) -> Result<Vec<Snapshot>, String> {
+        let tags = format!("{},{}", model::app_tag(app), model::instance_tag(instance));
+        let json = self.output(&["snapshots", "--json", "--tag", &tags])?;
+        let mut list: Vec<Snapshot> = serde_json::from_slice(&json)
+            .map_err(|e| format!("reading restic's snapshot list: {e}"))?;
+        list.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(list)
+    }
+
+    /// The size of the data a snapshot restores, in bytes.
+    pub fn size(&self, snapshot: &str) -> Result<u64, String> {
+        #[derive(Deserialize)]
+        struct Stats {
+            total_size: u64,
+        }
+        let json = self.output(&["stats", "--json", "--mode", "restore-size", snapshot])?;
+        serde_json::from_slice::<Stats>(&json)
+            .map(|s| s.total_size)
+            .map_err(|e| format!("reading restic's stats: {e}"))
+    }
+
+    /// `restic dump SNAPSHOT PATH`, its standard output to be piped on.
+    pub fn dump(&self, snapshot: &str, path: &str) -> Command {
+        let mut cmd = self.command(["dump", snapshot, path]);
+        cmd.stdout(Stdio::piped());
+        cmd
+    }
+}
+
+/// The last lines a unit logged (its last run, the backup script's own
+/// messages included), for error reports.
+pub fn journal_tail(host: &crate::systemd::converge::Host, unit: &str, lines: usize) -> String {
+    let mut cmd = Command::new("journalctl");
+    cmd.args(["--no-pager", "--output=cat", "-n", &lines.to_string()]);
+    if let Some(root) = &host.root {
+        cmd.arg(format!("--root={}", root.display()));
+    }
+    cmd.arg(if host.user { "--user-unit" } else { "--unit" })
+        .arg(unit);
+    match cmd.output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+        Err(e) => format!("(journalctl could not run: {e})"),
+    }
+}
+
+/// A byte count for people: `1.4 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    let mut value = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
+        if value < 1024.0 || unit == "TiB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+        value /= 1024.0;
+    }
+    unreachable!("the loop returns at TiB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn snapshots_know_their_instance_and_revision() {
+        let snapshot = Snapshot {
+            id: "abc".into(),
+            short_id: "abc".into(),
+            time: "2026-11-29T10:00:00Z".into(),
+            tags: vec![
+                "unitgen".into(),
+                "app:blog".into(),
+                "instance:live".into(),
+                "revision:4".into(),
+            ],
+        };
+        assert!(snapshot.is_of("blog", "live"));
+        assert!(!snapshot.is_of("blog", "staging"));
+        assert_eq!(snapshot.revision(), Some("4"));
+    }
+}

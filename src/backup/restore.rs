@@ -1,0 +1,226 @@
+//! `unitgen restore`: put a snapshot's data back into an instance (its
+//! own, or another instance of the same app), through the host's systemd
+//! and Docker.
+//!
+//! Order, and why: the instance's services (and its backup timer) stop
+//! first, so nothing writes while volumes are replaced; each volume is
+//! emptied and refilled from its tar in the snapshot; then each service
+//! that was dumped is started alone (its start job waits until it is
+//! running, or healthy when it has a healthcheck) and its restore command
+//! reads the dump; last, everything that was stopped starts again.
+
+use std::process::{Command, Stdio};
+
+use super::Repository;
+use crate::model::backup::{Backup, Consistency, dump_path, volume_path};
+use crate::model::{Instance, VolumeSource};
+use crate::progress::Progress;
+use crate::render::{UnitFile, owner};
+use crate::systemd::converge::Host;
+use crate::systemd::{JobKind, JobResult, Systemd};
+
+/// One service's share of a restore, in the target instance's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub service: String,
+    pub unit: String,
+    pub container: String,
+    /// (name in the snapshot, the target's Docker volume).
+    pub volumes: Vec<(String, String)>,
+    /// The command that reads the service's dump, when it was dumped.
+    pub restore: Option<String>,
+}
+
+/// What restoring a snapshot of `source` (its backup settings) into
+/// `target` replaces. Only the target's own volumes (named after its
+/// prefix) are ever written.
+pub fn parts(source: &Backup, target: &Instance) -> Result<Vec<Part>, String> {
+    let prefix = format!("{}-", target.prefix());
+    let mut parts = Vec::new();
+    for part in &source.services {
+        let service = target
+            .service(&part.service)
+            .ok_or_else(|| format!("{} has no service `{}`", target.prefix(), part.service))?;
+        let mut volumes = Vec::new();
+        for volume in &part.volumes {
+            let docker_name = service
+                .volumes
+                .iter()
+                .find_map(|v| match &v.source {
+                    VolumeSource::Named {
+                        docker_name,
+                        external: false,
+                    } if docker_name.strip_prefix(&prefix) == Some(volume.name.as_str()) => {
+                        Some(docker_name.clone())
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "service `{}` of {} has no volume `{}` of its own",
+                        part.service,
+                        target.prefix(),
+                        volume.name
+                    )
+                })?;
+            volumes.push((volume.name.clone(), docker_name));
+        }
+        // The target's own restore command, compiled with its values.
+        let own = target
+            .backup
+            .as_ref()
+            .and_then(|b| b.services.iter().find(|s| s.service == part.service))
+            .map(|s| &s.consistency);
+        let restore = match (own, &part.consistency) {
+            (Some(Consistency::Dump { restore, .. }), _)
+            | (None, Consistency::Dump { restore, .. }) => Some(restore.clone()),
+            _ => None,
+        };
+        parts.push(Part {
+            service: part.service.clone(),
+            unit: target.service_unit(&part.service),
+            container: target.container(&part.service),
+            volumes,
+            restore,
+        });
+    }
+    Ok(parts)
+}
+
+/// Everything the restore needs to know.
+pub struct Restore<'a> {
+    pub host: &'a Host,
+    pub repository: &'a Repository,
+    pub snapshot: &'a str,
+    /// The image whose `sh` and `tar` write volume data.
+    pub helper_image: &'a str,
+    pub target: &'a Instance,
+    pub parts: &'a [Part],
+    /// The target's installed units.
+    pub installed: &'a [UnitFile],
+}
+
+impl Restore<'_> {
+    pub fn run(&self, progress: &Progress) -> Result<(), String> {
+        let systemd = self.host.connect().map_err(|f| f.message)?;
+        let services: Vec<String> = self
+            .installed
+            .iter()
+            .filter(|u| owner(&u.text).is_some_and(|o| o.service.is_some()))
+            .map(|u| u.name.clone())
+            .collect();
+        let backup_unit = self.target.backup_unit();
+        let timer = backup_unit.replace(".service", ".timer");
+        let timer_installed = self.installed.iter().any(|u| u.name == timer);
+
+        progress.line(&format!("stopping {}", services.join(", ")));
+        let mut stops = services.clone();
+        stops.push(backup_unit);
+        if timer_installed {
+            stops.push(timer.clone());
+        }
+        jobs(&systemd, JobKind::Stop, &stops)?;
+
+        for part in self.parts {
+            for (name, volume) in &part.volumes {
+                progress.line(&format!("restoring volume {volume}"));
+                pipe(
+                    self.repository.dump(self.snapshot, &volume_path(name)),
+                    self.volume_writer(volume),
+                )
+                .map_err(|e| format!("restoring volume {volume}: {e}"))?;
+            }
+        }
+        for part in self.parts {
+            let Some(restore) = &part.restore else {
+                continue;
+            };
+            progress.line(&format!("starting {} to restore its dump", part.unit));
+            jobs(&systemd, JobKind::Start, std::slice::from_ref(&part.unit))?;
+            let mut reader = Command::new("docker");
+            reader
+                .args(["exec", "-i", &part.container, "sh", "-c", restore])
+                .stdout(Stdio::null());
+            pipe(
+                self.repository
+                    .dump(self.snapshot, &dump_path(&part.service)),
+                reader,
+            )
+            .map_err(|e| format!("restoring the dump of {}: {e}", part.service))?;
+        }
+
+        let mut starts = services;
+        if timer_installed {
+            starts.push(timer);
+        }
+        progress.line(&format!("starting {}", starts.join(", ")));
+        jobs(&systemd, JobKind::Start, &starts)
+    }
+
+    /// A helper container that empties a volume, then unpacks a tar from
+    /// its standard input into it.
+    fn volume_writer(&self, volume: &str) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "run",
+            "--rm",
+            "-i",
+            "--network=none",
+            "--volume",
+            &format!("{volume}:/data"),
+            self.helper_image,
+            "sh",
+            "-c",
+            // Globs that match nothing stay as written; `rm -f` ignores them.
+            "cd /data && rm -rf -- * .[!.]* ..?* && tar -x -f - -C /data",
+        ])
+        .stdout(Stdio::null());
+        cmd
+    }
+}
+
+/// Runs one batch of jobs; any result but done (or, for a stop, a unit
+/// that is not there) is an error.
+fn jobs(systemd: &Systemd, kind: JobKind, units: &[String]) -> Result<(), String> {
+    let outcomes = systemd.run_jobs(kind, units).map_err(|e| e.to_string())?;
+    for outcome in outcomes {
+        let fine = outcome.result == JobResult::Done
+            || (kind == JobKind::Stop && outcome.result == JobResult::NotLoaded);
+        if !fine {
+            return Err(format!("{}: job {}", outcome.unit, outcome.result));
+        }
+    }
+    Ok(())
+}
+
+/// `from | to`, both checked.
+fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
+    let mut source = from
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running restic: {e}"))?;
+    let stdout = source.stdout.take().expect("dump's stdout is piped");
+    let sink = to
+        .stdin(Stdio::from(stdout))
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("running docker: {e}"));
+    let source = source
+        .wait_with_output()
+        .map_err(|e| format!("waiting for restic: {e}"))?;
+    if !source.status.success() {
+        return Err(format!(
+            "restic dump failed: {}",
+            String::from_utf8_lossy(&source.stderr).trim()
+        ));
+    }
+    let sink = sink?;
+    if !sink.status.success() {
+        return Err(format!(
+            "writing failed ({}): {}",
+            sink.status,
+            String::from_utf8_lossy(&sink.stderr).trim()
+        ));
+    }
+    Ok(())
+}

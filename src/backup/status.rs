@@ -1,0 +1,199 @@
+//! An instance's backups as `status` shows them: the last good backup,
+//! the result of the last run, the next scheduled one, and whether the
+//! last good one is too old (older than twice the schedule's interval).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+
+use super::LastBackup;
+use crate::render::{UnitFile, owner};
+use crate::systemd::Systemd;
+
+#[derive(Debug, Serialize)]
+pub struct BackupStatus {
+    /// The timer's calendar expression.
+    pub schedule: String,
+    /// The last backup that succeeded, as the backup unit recorded it.
+    pub last_good: Option<LastBackup>,
+    /// How the last run ended: systemd's result (`success`, `exit-code`, …),
+    /// or `running`.
+    pub last_run: String,
+    /// When the timer fires next, in seconds since the epoch.
+    pub next: Option<u64>,
+    /// Seconds between two scheduled runs, when systemd could say.
+    pub interval: Option<u64>,
+    /// The last good backup is older than twice the interval (or there is
+    /// none although the timer has fired).
+    pub overdue: bool,
+}
+
+/// None when the instance has no backup units installed.
+pub fn read(
+    systemd: &Systemd,
+    installed: &[UnitFile],
+    backup_unit: &str,
+    instance_state_dir: &Path,
+) -> Result<Option<BackupStatus>, String> {
+    let timer = backup_unit.replace(".service", ".timer");
+    let Some(timer_file) = installed.iter().find(|u| u.name == timer) else {
+        return Ok(None);
+    };
+    let schedule = owner(&timer_file.text)
+        .and_then(|o| o.schedule)
+        .unwrap_or_default();
+    let (next, last_trigger) = systemd.timer_times(&timer).map_err(|e| e.to_string())?;
+    let state = systemd.unit_state(backup_unit).map_err(|e| e.to_string())?;
+    let last_run = match state.active_state.as_str() {
+        "activating" => "running".to_string(),
+        _ if last_trigger == 0 && state.result == "success" => "never ran".to_string(),
+        _ => state.result,
+    };
+    let last_good = LastBackup::read(instance_state_dir);
+    let interval = interval_seconds(&schedule);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let overdue = match (&last_good, interval) {
+        (Some(last), Some(interval)) => now.saturating_sub(last.time) > 2 * interval,
+        (None, _) => last_trigger != 0,
+        _ => false,
+    };
+    Ok(Some(BackupStatus {
+        schedule,
+        last_good,
+        last_run,
+        next: (next != 0).then_some(next / 1_000_000),
+        interval,
+        overdue,
+    }))
+}
+
+/// The lines `status` prints under the services.
+pub fn print(status: &BackupStatus) {
+    let last = match &status.last_good {
+        Some(last) => format!(
+            "{}, snapshot {} (revision {})",
+            format_utc(last.time),
+            last.snapshot,
+            last.revision
+        ),
+        None => "none yet".to_string(),
+    };
+    println!("backup: last good {last}; last run: {}", status.last_run);
+    println!(
+        "  next {} (schedule `{}`{})",
+        status.next.map_or("not scheduled".to_string(), format_utc),
+        status.schedule,
+        status
+            .interval
+            .map_or(String::new(), |i| format!(", every {}", format_interval(i)))
+    );
+    if status.overdue {
+        println!("  OVERDUE: no good backup within twice the schedule's interval");
+    }
+}
+
+/// The time between the next two elapses of a calendar expression, as
+/// `systemd-analyze calendar` computes them.
+fn interval_seconds(schedule: &str) -> Option<u64> {
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", "--iterations=2", schedule])
+        .env("TZ", "UTC")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<i64> = text
+        .lines()
+        .filter_map(|l| {
+            let (key, value) = l.trim().split_once(": ")?;
+            matches!(key, "Next elapse" | "Iter. #2").then(|| parse_utc(value))?
+        })
+        .collect();
+    match times[..] {
+        [a, b] if b > a => Some((b - a) as u64),
+        _ => None,
+    }
+}
+
+/// `Mon 2026-11-30 00:00:00 UTC` → seconds since the epoch.
+fn parse_utc(text: &str) -> Option<i64> {
+    let mut words = text.split_whitespace();
+    let _weekday = words.next()?;
+    let date: Vec<i64> = words
+        .next()?
+        .split('-')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let time: Vec<i64> = words
+        .next()?
+        .split(':')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let ([y, m, d], [hh, mm, ss]) = (date[..].try_into().ok()?, time[..].try_into().ok()?);
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Days since 1970-01-01 of a Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch → `2026-11-29 10:03:16 UTC`.
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // The inverse of days_from_civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// `1d`, `6h`, `10s`: an interval for people.
+pub fn format_interval(secs: u64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_convert_both_ways() {
+        let t = parse_utc("Sun 2026-11-29 10:03:16 UTC").unwrap();
+        assert_eq!(format_utc(t as u64), "2026-11-29 10:03:16 UTC");
+        assert_eq!(parse_utc("Thu 1970-01-01 00:00:00 UTC"), Some(0));
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn intervals_come_from_systemds_calendar() {
+        assert_eq!(interval_seconds("daily"), Some(86_400));
+        assert_eq!(interval_seconds("*:*:0/10"), Some(10));
+        assert_eq!(format_interval(86_400), "1d");
+        assert_eq!(format_interval(90), "90s");
+    }
+}

@@ -1,0 +1,296 @@
+//! `unitgen backup`, `unitgen backups` and `unitgen restore`: an
+//! instance's backups, now (the schedule is its units' job).
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use clap::Args;
+use miette::{Result, miette};
+use serde::Serialize;
+
+use super::host::HostArgs;
+use super::{Outcome, TemplateArgs};
+use crate::backup::restore::{self, Restore};
+use crate::backup::{LastBackup, Repository, Snapshot, human_size};
+use crate::model::Instance;
+use crate::model::backup::Backup;
+use crate::progress::Progress;
+use crate::systemd::{JobKind, JobResult};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The instance to back up now.
+    pub instance: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    /// The instance whose snapshots to list.
+    pub instance: String,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The instance whose backup to restore.
+    pub instance: String,
+    /// The snapshot: an id from `unitgen backups`, or `latest`.
+    #[arg(long, value_name = "ID", default_value = "latest")]
+    pub snapshot: String,
+    /// Restore into this other instance of the same app instead (e.g. live's
+    /// data into staging): only its volumes are written.
+    #[arg(long, value_name = "INSTANCE")]
+    pub into: Option<String>,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// The instance and its backup settings, or why there are none.
+fn with_backup(template: &TemplateArgs, instance: &str) -> Result<(Instance, Backup)> {
+    let compiled = template.compile(instance)?;
+    match compiled.backup.clone() {
+        Some(backup) => Ok((compiled, backup)),
+        None => Err(miette!(
+            "{} has no backups: add a `backup:` block (repository, password_file, …) to the instances file",
+            compiled.prefix()
+        )),
+    }
+}
+
+fn repository(host: &HostArgs, backup: &Backup) -> Result<Repository> {
+    Repository::new(backup, host.root.as_deref()).map_err(|e| miette!("{e}"))
+}
+
+pub fn backup(args: BackupArgs) -> Result<Outcome> {
+    let (instance, _) = with_backup(&args.template, &args.instance)?;
+    let host = args.host.host()?;
+    let unit = instance.backup_unit();
+    let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
+    let progress = Progress::default();
+    progress.status(&format!("running {unit}"));
+    let outcome = systemd
+        .run_jobs(JobKind::Start, std::slice::from_ref(&unit))
+        .map_err(|e| miette!("{e}"))?;
+    progress.finish();
+    match &outcome[0].result {
+        JobResult::Done => {}
+        JobResult::NotLoaded => {
+            return Err(miette!(
+                "{unit} is not installed: run `unitgen apply {}` first",
+                instance.instance
+            ));
+        }
+        failed => {
+            let log = crate::backup::journal_tail(&host, &unit, 15);
+            return Err(miette!(
+                "the backup of {} failed: job {failed}\n\nlast lines logged by {unit}:\n{}",
+                instance.prefix(),
+                log.lines()
+                    .map(|l| format!("  | {l}\n"))
+                    .collect::<String>()
+            ));
+        }
+    }
+    let state = args.host.state_dir()?.join(instance.prefix());
+    match LastBackup::read(&state) {
+        Some(last) => println!(
+            "{}: snapshot {} saved (revision {})",
+            instance.prefix(),
+            last.snapshot,
+            last.revision
+        ),
+        None => println!("{}: backup done", instance.prefix()),
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Debug, Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    snapshot: Snapshot,
+    revision: Option<String>,
+    /// Bytes the snapshot restores.
+    size: Option<u64>,
+}
+
+pub fn backups(args: BackupsArgs) -> Result<Outcome> {
+    let (instance, backup) = with_backup(&args.template, &args.instance)?;
+    let repo = repository(&args.host, &backup)?;
+    let snapshots = repo
+        .snapshots(&instance.app, &instance.instance)
+        .map_err(|e| miette!("{e}"))?;
+    let listed: Vec<Listed> = snapshots
+        .into_iter()
+        .map(|snapshot| Listed {
+            revision: snapshot.revision().map(str::to_string),
+            size: repo.size(&snapshot.id).ok(),
+            snapshot,
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).expect("snapshots serialize")
+        );
+        return Ok(Outcome::Clean);
+    }
+    if listed.is_empty() {
+        println!(
+            "{}: no snapshots in {}",
+            instance.prefix(),
+            backup.repository
+        );
+        return Ok(Outcome::Clean);
+    }
+    println!(
+        "{:<10} {:<20} {:<10} SIZE",
+        "SNAPSHOT", "TIME (UTC)", "REVISION"
+    );
+    for item in &listed {
+        println!(
+            "{:<10} {:<20} {:<10} {}",
+            item.snapshot.short_id,
+            short_time(&item.snapshot.time),
+            item.revision.as_deref().unwrap_or("-"),
+            item.size.map_or("?".into(), human_size)
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `2026-11-29T10:00:01.123Z` → `2026-11-29 10:00:01`.
+fn short_time(time: &str) -> String {
+    time.get(..19).unwrap_or(time).replace('T', " ")
+}
+
+pub fn restore(args: RestoreArgs) -> Result<Outcome> {
+    let (source, backup) = with_backup(&args.template, &args.instance)?;
+    let target = match &args.into {
+        Some(other) if other == &args.instance => {
+            return Err(miette!("--into names the instance itself: leave it out"));
+        }
+        Some(other) => args.template.compile(other)?,
+        None => source.clone(),
+    };
+    let parts = restore::parts(&backup, &target).map_err(|e| miette!("{e}"))?;
+    let repo = repository(&args.host, &backup)?;
+    let snapshots = repo
+        .snapshots(&source.app, &source.instance)
+        .map_err(|e| miette!("{e}"))?;
+    let snapshot = match args.snapshot.as_str() {
+        "latest" => snapshots.last(),
+        id => snapshots
+            .iter()
+            .find(|s| s.id.starts_with(id) || s.short_id == id),
+    }
+    .ok_or_else(|| {
+        miette!(
+            "no snapshot `{}` of {} in {} (see `unitgen backups {}`)",
+            args.snapshot,
+            source.prefix(),
+            backup.repository,
+            source.instance
+        )
+    })?
+    .clone();
+
+    let volumes: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.volumes.iter().map(|(_, v)| v.as_str()))
+        .collect();
+    let dumps: Vec<&str> = parts
+        .iter()
+        .filter(|p| p.restore.is_some())
+        .map(|p| p.service.as_str())
+        .collect();
+    eprintln!(
+        "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n  its services are stopped meanwhile",
+        snapshot.short_id,
+        source.prefix(),
+        short_time(&snapshot.time),
+        snapshot.revision().unwrap_or("?"),
+        target.prefix(),
+        if volumes.is_empty() {
+            "none".into()
+        } else {
+            volumes.join(", ")
+        },
+        if dumps.is_empty() {
+            "none".into()
+        } else {
+            dumps.join(", ")
+        },
+    );
+    if !args.yes {
+        confirm(&target.prefix())?;
+    }
+
+    let (_state, _lock) = args.host.lock(&target.app, &target.instance)?;
+    let installed = args.host.installed(&target.app, &target.instance)?;
+    if installed.is_empty() {
+        return Err(miette!(
+            "{} is not installed on this host: apply it first",
+            target.prefix()
+        ));
+    }
+    let progress = Progress::default();
+    Restore {
+        host: &args.host.host()?,
+        repository: &repo,
+        snapshot: &snapshot.id,
+        helper_image: &backup.helper_image,
+        target: &target,
+        parts: &parts,
+        installed: &installed,
+    }
+    .run(&progress)
+    .map_err(|e| {
+        miette!(
+            "restore into {} failed: {e}\nits services may be stopped: check `unitgen status {}`",
+            target.prefix(),
+            target.instance
+        )
+    })?;
+    progress.line(&format!(
+        "{} restored from snapshot {}",
+        target.prefix(),
+        snapshot.short_id
+    ));
+    Ok(Outcome::Clean)
+}
+
+/// On a terminal, the user types the instance's name; elsewhere `--yes`
+/// is required.
+fn confirm(target: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette!(
+            "restore replaces the data of {target}: pass --yes to confirm when not on a terminal"
+        ));
+    }
+    eprint!("type `{target}` to go on: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| miette!("reading the answer: {e}"))?;
+    if answer.trim() == target {
+        Ok(())
+    } else {
+        Err(miette!("not confirmed: nothing was changed"))
+    }
+}

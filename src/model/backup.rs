@@ -1,0 +1,120 @@
+//! An instance's backups, resolved: where the restic repository is, when
+//! backups and checks run, what each service contributes and how it is
+//! kept consistent while it is read.
+
+/// The instance's backup settings (the `backup:` block of the deployments
+/// file, with the instance's values filled in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// restic's repository: a path or an `sftp:`/`rest:`/`s3:` URL, with
+    /// no credentials in it (those go in `environment_file`).
+    pub repository: String,
+    /// Read by restic when it runs; never copied into a unit.
+    pub password_file: String,
+    pub environment_file: Option<String>,
+    /// systemd calendar expressions (`OnCalendar=`).
+    pub schedule: String,
+    pub check: String,
+    pub randomized_delay_seconds: u64,
+    /// `--keep-<period> N` for `restic forget --prune`, in a fixed order.
+    pub keep: Vec<(KeepPeriod, u32)>,
+    /// A shell command run by the failure hook unit.
+    pub on_failure: Option<String>,
+    pub helper_image: String,
+    /// What each service contributes, in the instance's service order.
+    pub services: Vec<ServiceBackup>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeepPeriod {
+    Last,
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl KeepPeriod {
+    pub const ALL: [KeepPeriod; 6] = [
+        KeepPeriod::Last,
+        KeepPeriod::Hourly,
+        KeepPeriod::Daily,
+        KeepPeriod::Weekly,
+        KeepPeriod::Monthly,
+        KeepPeriod::Yearly,
+    ];
+
+    /// As written under `keep:` and in restic's `--keep-<period>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepPeriod::Last => "last",
+            KeepPeriod::Hourly => "hourly",
+            KeepPeriod::Daily => "daily",
+            KeepPeriod::Weekly => "weekly",
+            KeepPeriod::Monthly => "monthly",
+            KeepPeriod::Yearly => "yearly",
+        }
+    }
+}
+
+/// One service's part of the instance's backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceBackup {
+    pub service: String,
+    pub volumes: Vec<BackedUpVolume>,
+    pub consistency: Consistency,
+}
+
+/// A named volume as the snapshot knows it (`name`, the template's name,
+/// the same in every instance) and as Docker does in this instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackedUpVolume {
+    pub name: String,
+    pub docker_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consistency {
+    /// Volumes are copied while the container runs.
+    Live,
+    /// The container is paused while its volumes are copied.
+    Pause,
+    /// The service is stopped while its volumes are copied.
+    Stop,
+    /// A command in the running container writes a dump to its standard
+    /// output; `restore` reads it back from its standard input.
+    Dump { dump: String, restore: String },
+}
+
+impl Consistency {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Consistency::Live => "live",
+            Consistency::Pause => "pause",
+            Consistency::Stop => "stop",
+            Consistency::Dump { .. } => "dump",
+        }
+    }
+}
+
+/// Paths inside a snapshot, the same for every instance of an app, so that
+/// one instance's snapshot restores into another.
+pub fn volume_path(volume: &str) -> String {
+    format!("/volumes/{volume}.tar")
+}
+
+pub fn dump_path(service: &str) -> String {
+    format!("/dumps/{service}")
+}
+
+/// restic tags: every snapshot of an instance carries the first two.
+pub fn app_tag(app: &str) -> String {
+    format!("app:{app}")
+}
+
+pub fn instance_tag(instance: &str) -> String {
+    format!("instance:{instance}")
+}
+
+pub const REVISION_TAG: &str = "revision:";
