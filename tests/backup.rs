@@ -269,9 +269,11 @@ fn the_timer_backs_up_by_itself_and_a_failed_backup_runs_the_hook_and_resumes_th
     seed(&world, "broken", "broken files");
 
     // Nobody runs `unitgen backup timed`: its timer does, within seconds.
+    // (Until the first run, there is not even a repository to list.)
     let fired = wait_for(Duration::from_secs(90), || {
-        let listed = snapshots(&world, "timed");
-        (!listed.is_empty()).then_some(listed)
+        let out = world.unitgen(&["backups", "timed", "--json"]);
+        let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        (out.status.success() && !listed.is_empty()).then_some(listed)
     });
     assert!(
         fired.is_some(),

@@ -683,3 +683,74 @@ fn a_typo_in_an_instance_name_or_a_set_key_is_an_error_unless_allowed() {
         );
     }
 }
+
+/// An app with a `db` service and an instance with backups configured; the
+/// placeholders are the service's `backup:` and the instance block's extra keys.
+fn backup_yaml(service_backup: &str, block: &str) -> String {
+    format!(
+        "app: shop\nservices:\n  db:\n    image: db:1\n    volumes: [\"data:/d\"]\n    backup: {service_backup}\ninstances: {{live: {{}}}}\nbackup:\n  password_file: /etc/shop/pw\n{block}"
+    )
+}
+
+#[test]
+fn backup_keys_are_checked() {
+    let repo = "  repository: /srv/backup\n";
+    let cases = [
+        (
+            backup_yaml("{consistency: frozen}", repo),
+            "unknown consistency `frozen`",
+            "unitgen.yaml:6:27",
+            "use live",
+        ),
+        (
+            backup_yaml("{dump: pg_dump}", repo),
+            "`dump` and `restore` go together",
+            "unitgen.yaml:6:20",
+            "give both commands",
+        ),
+        (
+            backup_yaml("{volumes: [cache]}", repo),
+            "`cache` is not a named volume of service `db`",
+            "unitgen.yaml:6:24",
+            "its volumes: data",
+        ),
+        (
+            backup_yaml("{}", "  repository: rest:https://u:pw@host/x\n"),
+            "the repository URL holds a password",
+            "unitgen.yaml:10:15",
+            "environment_file",
+        ),
+        (
+            backup_yaml("{}", &format!("{repo}  keep: {{dayly: 7}}\n")),
+            "unknown retention period `dayly`",
+            "unitgen.yaml:11:10",
+            "did you mean `daily`?",
+        ),
+        (
+            backup_yaml("{}", &format!("{repo}  instances: [liv]\n")),
+            "`liv` is not a declared instance",
+            "unitgen.yaml:11:15",
+            "did you mean `live`?",
+        ),
+        (
+            backup_yaml("{}", repo)
+                .replace("backup: {}\n", "backup: null\n")
+                .replace("    backup: null\n", ""),
+            "no service says what to back up",
+            "unitgen.yaml:",
+            "add `backup: {}`",
+        ),
+    ];
+    for (yaml, message, at, hint) in cases {
+        let (out, dir) = run(&yaml, &[]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{message}: {err}");
+        assert!(err.contains(message), "expected {message:?} in:\n{err}");
+        assert!(err.contains(at), "expected location {at:?} in:\n{err}");
+        assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
+        assert!(
+            !dir.path().join("units").exists(),
+            "nothing is written on error"
+        );
+    }
+}

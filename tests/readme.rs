@@ -80,6 +80,26 @@ const NOT_WALKED: &[(&str, &str)] = &[
         "unitgen man | man -l -",
         "tests/cli.rs renders the man pages with man",
     ),
+    (
+        "unitgen backup live",
+        "the hello example has no backups; tests/backup.rs runs backup, backups and restore (--snapshot, --into)",
+    ),
+    (
+        "unitgen backups live",
+        "the hello example has no backups; tests/backup.rs runs backup, backups and restore (--snapshot, --into)",
+    ),
+    (
+        "unitgen restore live --into staging",
+        "the hello example has no backups; tests/backup.rs runs backup, backups and restore (--snapshot, --into)",
+    ),
+    (
+        "unitgen restore live",
+        "the hello example has no backups; tests/backup.rs runs backup, backups and restore (--snapshot, --into)",
+    ),
+    (
+        "unitgen restore live --snapshot 4f3a9c1e",
+        "the hello example has no backups; tests/backup.rs runs backup, backups and restore (--snapshot, --into)",
+    ),
 ];
 
 /// The command lines of the README's `sh` blocks: comments dropped, `&&`
