@@ -129,13 +129,19 @@ impl Repository {
             .command(args)
             .output()
             .map_err(|e| format!("running restic: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             Ok(out.stdout)
+        } else if stderr.contains("Is there a repository at the following location?") {
+            Err(format!(
+                "there is no repository at {} yet: no backup has run (`unitgen backup INSTANCE` makes one)",
+                self.repository
+            ))
         } else {
             Err(format!(
                 "restic {} failed: {}",
                 args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                stderr.trim()
             ))
         }
     }

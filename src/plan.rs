@@ -521,6 +521,36 @@ mod tests {
     }
 
     #[test]
+    fn units_a_timer_starts_are_installed_but_never_started_by_apply() {
+        let owned = |extra: &str| {
+            format!("[Service]\nType=oneshot\n\n[X-Unitgen]\nApp=blog\nInstance=live\n{extra}")
+        };
+        let backup = unit(
+            "blog-live-backup.service",
+            &owned("StartedBy=blog-live-backup.timer\n"),
+        );
+        let timer = unit("blog-live-backup.timer", &owned(""));
+        let plan = Plan::new(&[], &[backup.clone(), timer]);
+        assert_eq!(plan.triggered, ["blog-live-backup.service"]);
+        assert_eq!(
+            plan.started_by_apply(&[
+                "blog-live-backup.service".into(),
+                "blog-live-backup.timer".into()
+            ]),
+            ["blog-live-backup.timer"]
+        );
+        assert!(
+            plan.describe(false)
+                .contains("+ blog-live-backup.service (new: install; started by its trigger)")
+        );
+        // Still recognized when only installed (being removed).
+        assert_eq!(
+            Plan::new(&[backup], &[]).triggered,
+            ["blog-live-backup.service"]
+        );
+    }
+
+    #[test]
     fn notices_units_edited_by_hand() {
         let good = UnitFile {
             name: "a.service".into(),

@@ -160,6 +160,15 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
     assert!(listed[0]["size"].as_u64().unwrap() > 0);
     assert_eq!(world.active("ugbk-live-files.service"), "active");
     assert_eq!(world.active("ugbk-live-backup.timer"), "active");
+    // A backup unit found inactive (as it should be between runs) is no
+    // drift: plan says up to date.
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
 
     // Lose the data, then restore it: byte for byte, and serving again.
     world.exec("live", "db", "rm -rf /db/*");

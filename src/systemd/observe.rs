@@ -30,6 +30,11 @@ pub fn observe(
     // that run a container.
     let mut with_container = Vec::new();
     for name in names {
+        // A template (`x@.service`, e.g. a failure hook) has no state of
+        // its own: only its instances do, and systemd refuses to load it.
+        if name.contains("@.") {
+            continue;
+        }
         let state = systemd.unit_state(name)?;
         let old_configuration = state.is_active()
             && intent.is_some_and(|i| {
