@@ -234,3 +234,44 @@ instances:
         "{journal}"
     );
 }
+
+/// Netbox's workers say `restart: on-failure:3`: Docker restarts them at
+/// most three times. The count used to be lost (restarted forever). A unit
+/// now stops after its N restarts, and the next apply starts it again.
+#[test]
+fn on_failure_n_restarts_n_times_then_stays_failed_until_the_next_apply() {
+    let world = World::new("ugonfail");
+    world.write(
+        r#"app: ugonfail
+services:
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'sleep 2; exit 1']
+    restart: on-failure:2
+instances:
+  live: {}
+"#,
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = "ugonfail-live-worker.service";
+    let gave_up = support::wait_for(std::time::Duration::from_secs(90), || {
+        (world.active(unit) == "failed").then_some(())
+    });
+    assert!(gave_up.is_some(), "still {}", world.active(unit));
+    // One run and two restarts: three containers exited.
+    let journal = world.sandbox.journal(unit);
+    assert_eq!(journal.matches("status=1/FAILURE").count(), 3, "{journal}");
+    // The next apply starts it again: its restarts count from there.
+    let out = world.unitgen(&["apply", "live", "--settle", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(world.active(unit), "active");
+}
