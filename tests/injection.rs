@@ -37,6 +37,12 @@ enum Kind {
     Raw,
     /// Checked against a strict syntax (names, URLs, …): refusing is fine.
     Checked,
+    /// A word of a shell script in a command line (`env_file`'s paths, which
+    /// the unit reads before the start): anything but NUL is accepted, and it
+    /// must add, drop or reorder no directive. Its text is quoted for `sh`
+    /// inside systemd's quoting, so it is not compared word for word here;
+    /// `render::env_file`'s tests run that round trip through a real `sh`.
+    ShellWord,
 }
 
 /// One place a value can come from, as a template with `{{ v }}` there.
@@ -88,7 +94,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "env_file",
-        kind: Kind::Escaped,
+        kind: Kind::ShellWord,
         web: "    env_file: \"/etc/{{ v }}\"\n",
         top: "",
     },
@@ -298,7 +304,7 @@ fn check(source: &Source, value: &str) -> bool {
         Ok(units) => units,
         Err(problems) => {
             assert!(
-                source.kind != Kind::Escaped || value.contains('\0'),
+                !matches!(source.kind, Kind::Escaped | Kind::ShellWord) || value.contains('\0'),
                 "{}: {value:?} could have been escaped but was refused: {problems}",
                 source.name
             );
@@ -325,7 +331,7 @@ fn check(source: &Source, value: &str) -> bool {
             })
             .collect();
         let got = meanings(hostile, raw);
-        if source.kind == Kind::Checked {
+        if matches!(source.kind, Kind::Checked | Kind::ShellWord) {
             // A checked value may be normalised (`/prefix/` → `/prefix`):
             // it must still add, drop or reorder no directive.
             let shape = |m: &[(String, String, Vec<Vec<u8>>)]| {
