@@ -5,7 +5,10 @@
 # (backups); docker-registry (the tests run one on loopback for real pulls);
 # python3-jsonschema (a real validator for `unitgen schema`), man-db (the
 # generated manual pages, read with man), strace (a test checks where
-# unitgen writes) and cargo-deb (the Debian package); a running dockerd; and
+# unitgen writes), curl (tests/fleet_network.rs talks to Docker's socket;
+# scripts/fleet-live and the README's example fetch pages), procps (`kill`,
+# which the sandbox teardown runs; not in minimal Debian images) and
+# cargo-deb (the Debian package); a running dockerd; and
 # the local test image unitgen-test/busybox:1 (no outside registry is
 # reachable).
 # Idempotent: every step is skipped when its result is already there.
@@ -21,7 +24,7 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db strace; do
+  python3-jsonschema man-db strace curl procps; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi
