@@ -15,6 +15,7 @@ use super::installed::Installed;
 use super::output::{self, outln};
 use super::{FileArgs, Outcome};
 use crate::render::{Owner, UnitFile};
+use crate::systemd::journal;
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -99,7 +100,8 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
         } else {
             String::new()
         };
-        outln!("{prefix:<width$} | {time}{}", message(&entry))?;
+        let message = journal::message(&entry).unwrap_or_default();
+        outln!("{prefix:<width$} | {time}{message}")?;
         if output::closed() {
             break;
         }
@@ -140,21 +142,6 @@ fn unit_of(entry: &serde_json::Value, user: bool) -> Option<&str> {
         "_SYSTEMD_UNIT"
     };
     entry[about].as_str().or(entry[logged_by].as_str())
-}
-
-/// `MESSAGE` is a string, or an array of bytes when it is not UTF-8.
-fn message(entry: &serde_json::Value) -> String {
-    match &entry["MESSAGE"] {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Array(bytes) => {
-            let bytes: Vec<u8> = bytes
-                .iter()
-                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        _ => String::new(),
-    }
 }
 
 /// The entry's time (`__REALTIME_TIMESTAMP`, microseconds) in UTC.

@@ -11,6 +11,7 @@ use crate::render::docker::NOTE;
 use crate::systemd::{JobResult, UnitState};
 
 use super::converge::Host;
+use super::journal;
 
 /// How many of the container's last lines a report shows.
 const LOG_LINES: usize = 15;
@@ -175,17 +176,7 @@ fn journal(host: &Host, invocation: &str) -> Vec<Entry> {
 fn parse_entry(line: &str) -> Option<Entry> {
     let entry: serde_json::Value = serde_json::from_str(line).ok()?;
     let pid = entry.get("_PID")?.as_str()?.parse().ok()?;
-    let message = match entry.get("MESSAGE")? {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Array(bytes) => {
-            let bytes: Vec<u8> = bytes
-                .iter()
-                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        _ => return None,
-    };
+    let message = journal::message(&entry)?;
     Some(Entry { pid, message })
 }
 
