@@ -1,6 +1,7 @@
-//! Template + instance name → a resolved [`model::Instance`]. Every template
-//! expression is evaluated here and every value checked; all problems found
-//! are returned together, each pointing at the text it is about.
+//! Template + instance name → a resolved
+//! [`model::Instance`](crate::model::Instance). Every template expression is
+//! evaluated here and every value checked; all problems found are returned
+//! together, each pointing at the text it is about.
 
 mod backup;
 pub mod directives;
