@@ -30,10 +30,9 @@ pub struct HistoryArgs {
 #[derive(Debug, Serialize)]
 struct Entry {
     revision: u64,
-    /// ISO 8601, UTC.
-    applied_at: String,
-    #[serde(skip)]
-    applied_secs: u64,
+    /// ISO 8601, UTC, in JSON.
+    #[serde(serialize_with = "when::serialize_iso")]
+    applied_at: u64,
     /// Set when this revision re-applied an earlier one.
     rollback_of: Option<u64>,
     /// The last revision: what the host was last brought to.
@@ -59,8 +58,7 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
         let now = parts(&revision.units);
         let mut entry = Entry {
             revision: info.number,
-            applied_at: when::iso(info.applied_at),
-            applied_secs: info.applied_at,
+            applied_at: info.applied_at,
             rollback_of: info.rollback_of,
             current: i + 1 == infos.len(),
             added: Vec::new(),
@@ -97,9 +95,9 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
     outln!("{:<9} {:<21} CHANGES", "REVISION", "APPLIED")?;
     for entry in &entries {
         let applied = if terminal {
-            when::ago(entry.applied_secs, now)
+            when::ago(entry.applied_at, now)
         } else {
-            entry.applied_at.clone()
+            when::iso(entry.applied_at)
         };
         let mut what = Vec::new();
         if let Some(of) = entry.rollback_of {

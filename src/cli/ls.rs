@@ -29,10 +29,9 @@ struct Row {
     instance: String,
     /// The last revision applied, if any was recorded.
     revision: Option<u64>,
-    /// When it was applied (ISO 8601, UTC).
-    applied_at: Option<String>,
-    #[serde(skip)]
-    applied_secs: Option<u64>,
+    /// When it was applied (ISO 8601, UTC, in JSON).
+    #[serde(serialize_with = "when::serialize_iso_opt")]
+    applied_at: Option<u64>,
     /// Units installed (0: only revisions are left, e.g. after destroy).
     units: usize,
     services: usize,
@@ -104,8 +103,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             .collect();
         rows.push(Row {
             revision: last.as_ref().map(|r| r.number),
-            applied_at: last.as_ref().map(|r| when::iso(r.applied_at)),
-            applied_secs: last.as_ref().map(|r| r.applied_at),
+            applied_at: last.as_ref().map(|r| r.applied_at),
             units: units.len(),
             services: services.len(),
             services_up: active
@@ -139,7 +137,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         "APPLIED"
     )?;
     for row in &rows {
-        let applied = match row.applied_secs {
+        let applied = match row.applied_at {
             Some(secs) if terminal => when::ago(secs, now),
             Some(secs) => when::iso(secs),
             None => "-".to_string(),

@@ -23,6 +23,23 @@ pub fn iso(secs: u64) -> String {
     )
 }
 
+/// Writes seconds since the epoch as [`iso`] text (in JSON output), so a
+/// struct holds the time once, as a number.
+pub fn serialize_iso<S: serde::Serializer>(secs: &u64, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(&iso(*secs))
+}
+
+/// [`serialize_iso`] for a time that may be missing (`null`).
+pub fn serialize_iso_opt<S: serde::Serializer>(
+    secs: &Option<u64>,
+    to: S,
+) -> Result<S::Ok, S::Error> {
+    match secs {
+        Some(secs) => to.serialize_some(&iso(*secs)),
+        None => to.serialize_none(),
+    }
+}
+
 /// "just now", "42 s ago", "3 min ago", "5 h ago", "2 days ago".
 pub fn ago(secs: u64, now: u64) -> String {
     let elapsed = now.saturating_sub(secs);
@@ -107,5 +124,31 @@ mod tests {
         assert_eq!(ago(0, 190), "3 min ago");
         assert_eq!(ago(0, 5 * 3600 + 10), "5 h ago");
         assert_eq!(ago(0, 3 * 86_400), "3 days ago");
+    }
+
+    #[test]
+    fn times_are_iso_text_in_json() {
+        #[derive(serde::Serialize)]
+        struct Row {
+            #[serde(serialize_with = "serialize_iso")]
+            at: u64,
+            #[serde(serialize_with = "serialize_iso_opt")]
+            known: Option<u64>,
+            #[serde(serialize_with = "serialize_iso_opt")]
+            unknown: Option<u64>,
+        }
+        let row = Row {
+            at: 951_782_400,
+            known: Some(1_795_687_323),
+            unknown: None,
+        };
+        assert_eq!(
+            serde_json::to_value(row).unwrap(),
+            serde_json::json!({
+                "at": "2000-02-29T00:00:00Z",
+                "known": "2026-11-26T10:02:03Z",
+                "unknown": null,
+            })
+        );
     }
 }
