@@ -16,9 +16,11 @@ pub struct Container {
     pub health: Option<String>,
 }
 
-/// `docker inspect --format` of a [`Container`], after its name.
+/// `docker inspect --format` of a [`Container`], after its name. `index`:
+/// a container without a healthcheck has no `Health` key, and naming a
+/// missing key fails the whole template in Docker's inspect.
 const CONTAINER_FORMAT: &str = "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t\
-     {{.State.StartedAt}}\t{{if .State.Health}}{{.State.Health.Status}}{{end}}";
+     {{.State.StartedAt}}\t{{with index .State \"Health\"}}{{.Status}}{{end}}";
 
 /// The container of that name, if one exists.
 pub fn inspect(name: &str) -> Option<Container> {
