@@ -30,28 +30,10 @@ pub fn inspect(name: &str) -> Option<Container> {
 /// The containers of these names that exist, by name, in one `docker
 /// inspect` (one engine call for all: status of an instance stays fast).
 pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
-    if names.is_empty() {
-        return HashMap::new();
-    }
-    let Ok(out) = Command::new("docker")
-        .args([
-            "inspect",
-            "--type",
-            "container",
-            "--format",
-            CONTAINER_FORMAT,
-        ])
-        .args(names)
-        .output()
-    else {
-        return HashMap::new();
-    };
-    // Exits 1 when some container is missing, still listing the others.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            let name = fields.next()?.trim_start_matches('/').to_string();
+    inspect_containers(names, CONTAINER_FORMAT)
+        .into_iter()
+        .filter_map(|(name, rest)| {
+            let mut fields = rest.split('\t');
             let container = Container {
                 id: fields.next()?.chars().take(12).collect(),
                 image: fields.next()?.to_string(),
@@ -60,6 +42,30 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
                 health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
             };
             Some((name, container))
+        })
+        .collect()
+}
+
+/// One `docker inspect --type container` of all `names` with `format`,
+/// which must start with `{{.Name}}\t`: each existing container's name and
+/// the rest of its line. Docker exits 1 when some container is missing,
+/// still listing the others; a docker that cannot run lists none.
+fn inspect_containers(names: &[String], format: &str) -> Vec<(String, String)> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let Ok(out) = Command::new("docker")
+        .args(["inspect", "--type", "container", "--format", format])
+        .args(names)
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once('\t')?;
+            Some((name.trim_start_matches('/').to_string(), rest.to_string()))
         })
         .collect()
 }
@@ -112,30 +118,12 @@ pub fn pull(image: &str) -> Result<(), String> {
 /// (see `render::docker::health_image`) gives the ID of the service's own
 /// image, which that image records in a label.
 pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
-    if names.is_empty() {
-        return HashMap::new();
-    }
-    let Ok(out) = Command::new("docker")
-        .args([
-            "inspect",
-            "--type",
-            "container",
-            "--format",
-            "{{.Name}}\t{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}",
-        ])
-        .args(names)
-        .output()
-    else {
-        return HashMap::new();
-    };
-    // Exits 1 when some container is missing, still listing the others.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (name, image) = line.split_once('\t')?;
-            Some((name.trim_start_matches('/').to_string(), image.to_string()))
-        })
-        .collect()
+    inspect_containers(
+        names,
+        "{{.Name}}\t{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}",
+    )
+    .into_iter()
+    .collect()
 }
 
 /// The names of an instance's running containers (found by the labels its
