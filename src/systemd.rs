@@ -506,35 +506,44 @@ impl Systemd {
     /// (`ListUnitsByNames`) where [`Systemd::unit_state`] takes twelve per
     /// unit. A unit without a unit file reads as `inactive`.
     pub fn active_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
-        if units.is_empty() {
-            return Ok(Vec::new());
-        }
-        let doing = || format!("reading the state of {}", units.join(", "));
-        let names: Vec<&str> = units.iter().map(String::as_str).collect();
-        let listed = self
-            .manager
-            .list_units_by_names(&names)
-            .map_err(|e| Error::new(doing(), e))?;
-        let by_name: HashMap<&str, &str> = listed
-            .iter()
-            .map(|unit| (unit.0.as_str(), unit.3.as_str()))
-            .collect();
-        units
-            .iter()
-            .map(|unit| match by_name.get(unit.as_str()) {
-                Some(state) => Ok((*state).to_owned()),
-                None => Err(Error::new(
-                    doing(),
-                    zbus::Error::Failure(format!("systemd did not list {unit}")),
-                )),
-            })
-            .collect()
+        Ok(self
+            .list_by_names(units)?
+            .into_iter()
+            .map(|listed| listed.3)
+            .collect())
     }
 
     /// What `status` shows of each unit, in the order given: one call for
     /// all (`ListUnitsByNames`), plus one property read per service for its
     /// restart count, where [`Systemd::unit_state`] takes twelve per unit.
     pub fn summaries(&self, units: &[String]) -> Result<Vec<UnitSummary>, Error> {
+        let listed = self.list_by_names(units)?;
+        units
+            .iter()
+            .zip(listed)
+            .map(|(unit, listed)| {
+                let n_restarts = if unit.ends_with(".service") {
+                    let bus = |e| Error::new(format!("reading the restart count of {unit}"), e);
+                    ServiceProxy::builder(&self.conn)
+                        .path(listed.6.clone())
+                        .and_then(|b| b.cache_properties(CacheProperties::No).build())
+                        .and_then(|service| service.n_restarts())
+                        .map_err(bus)?
+                } else {
+                    0
+                };
+                Ok(UnitSummary {
+                    active_state: listed.3,
+                    sub_state: listed.4,
+                    n_restarts,
+                })
+            })
+            .collect()
+    }
+
+    /// Each unit as `ListUnitsByNames` lists it, in the order given, in one
+    /// call; a unit systemd leaves out is an error that names it.
+    fn list_by_names(&self, units: &[String]) -> Result<Vec<ListedUnit>, Error> {
         if units.is_empty() {
             return Ok(Vec::new());
         }
@@ -548,28 +557,12 @@ impl Systemd {
             listed.iter().map(|unit| (unit.0.as_str(), unit)).collect();
         units
             .iter()
-            .map(|unit| {
-                let Some(listed) = by_name.get(unit.as_str()) else {
-                    return Err(Error::new(
-                        doing(),
-                        zbus::Error::Failure(format!("systemd did not list {unit}")),
-                    ));
-                };
-                let n_restarts = if unit.ends_with(".service") {
-                    let bus = |e| Error::new(format!("reading the restart count of {unit}"), e);
-                    ServiceProxy::builder(&self.conn)
-                        .path(listed.6.clone())
-                        .and_then(|b| b.cache_properties(CacheProperties::No).build())
-                        .and_then(|service| service.n_restarts())
-                        .map_err(bus)?
-                } else {
-                    0
-                };
-                Ok(UnitSummary {
-                    active_state: listed.3.clone(),
-                    sub_state: listed.4.clone(),
-                    n_restarts,
-                })
+            .map(|unit| match by_name.get(unit.as_str()) {
+                Some(listed) => Ok((*listed).clone()),
+                None => Err(Error::new(
+                    doing(),
+                    zbus::Error::Failure(format!("systemd did not list {unit}")),
+                )),
             })
             .collect()
     }
