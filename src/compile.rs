@@ -6,6 +6,7 @@
 mod backup;
 pub mod directives;
 pub mod syntax;
+pub mod values;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -101,14 +102,16 @@ pub fn compile(
         problems.push(problem);
     }
 
+    let merged = template.entries().merge(instance, &mut problems);
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
-    if let Some((_, Some(declared_values))) = declared {
-        for (key, value) in declared_values {
-            values.insert(key.value.clone(), scalar_value(&value.value.0));
-        }
+    for (key, value) in &merged.values {
+        values.insert(key.value.clone(), values::to_template(&value.value));
     }
     for (key, value) in set {
-        values.insert(key.clone(), scalar_value(value));
+        if let Some(problem) = values::set_refused(key) {
+            problems.push(problem);
+        }
+        values.insert(key.clone(), values::scalar_value(value));
     }
     values.insert("app".into(), Value::from(app.clone()));
     values.insert("instance".into(), Value::from(instance));
@@ -138,11 +141,19 @@ pub fn compile(
         .flat_map(|decls| decls.keys().map(|name| name.value.clone()))
         .collect();
 
+    let left_out = merged.left_out(
+        instances_file,
+        app_file.doc.services.as_ref().map(|d| &d.value),
+        &mut compiler.problems,
+    );
     let mut services = Vec::new();
     let mut service_locations = HashMap::new();
     match &app_file.doc.services {
         Some(defs) if !defs.value.is_empty() => {
             for (name, entry) in &defs.value {
+                if left_out.contains_key(&name.value) {
+                    continue;
+                }
                 let name_at = app_file.at(&name.referenced);
                 service_locations.insert(name.value.clone(), name_at.clone());
                 services.push(compiler.service(name, &name_at, entry));
@@ -181,7 +192,7 @@ pub fn compile(
             }
         }
     }
-    check_depends_on(&app_file.doc, app_file, &services, &mut problems);
+    check_depends_on(&app_file.doc, app_file, &services, &left_out, &mut problems);
     check_host_ports(&services, &service_locations, &mut problems);
     let services = if problems.is_empty() {
         dependency_order(services)
@@ -201,15 +212,16 @@ pub fn compile(
 
 /// Every value name any instance declares.
 fn declared_value_names(template: &Template) -> HashSet<String> {
-    let instances = template.instances_file().doc.instances.iter().flatten();
-    instances
-        .flat_map(|(_, values)| values.iter().flatten())
-        .map(|(key, _)| key.value.clone())
+    let doc = &template.instances_file().doc;
+    let instances = doc.instances.iter().flat_map(|m| m.values());
+    (instances.chain(&doc.defaults))
+        .flat_map(|entry| entry.value.values.keys())
+        .map(|key| key.value.clone())
         .collect()
 }
 
 /// An instance name that is not declared: most likely a typo.
-fn undeclared_instance(template: &Template, instance: &str) -> Problem {
+pub fn undeclared_instance(template: &Template, instance: &str) -> Problem {
     let names = template.instance_names();
     let problem = Problem::new(format!(
         "instance `{instance}` is not declared under `instances:`"
@@ -243,20 +255,6 @@ fn undeclared_set(key: &str, declared: &HashSet<String>, used: &HashSet<String>)
         "`--set {key}`: no instance or expression uses `{key}`"
     ))
     .help(help)
-}
-
-/// Instance values as template values: `true`/`false` and whole numbers
-/// become booleans and numbers (so `{% if debug %}` works), anything else
-/// stays the text written (`1.10` is not `1.1`).
-fn scalar_value(text: &str) -> Value {
-    match text {
-        "true" => Value::from(true),
-        "false" => Value::from(false),
-        _ => match text.parse::<i64>() {
-            Ok(n) if n.to_string() == text => Value::from(n),
-            _ => Value::from(text),
-        },
-    }
 }
 
 /// The work one templated value may make the engine do (minijinja's fuel:
@@ -1296,6 +1294,7 @@ fn check_depends_on(
     doc: &crate::template::schema::Document,
     file: &Loaded,
     services: &[Service],
+    left_out: &HashMap<String, Location>,
     problems: &mut Problems,
 ) {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
@@ -1309,6 +1308,9 @@ fn check_depends_on(
         let Some(depends) = &def.depends_on else {
             continue;
         };
+        if left_out.contains_key(&name.value) {
+            continue;
+        }
         let targets: Vec<&Spanned<String>> = match &depends.value {
             DependsOn::List(names) => names.iter().collect(),
             DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).collect(),
@@ -1345,7 +1347,9 @@ fn check_depends_on(
                 problems.push(
                     Problem::new(format!("service `{}` depends on itself", name.value)).at(&at),
                 );
-            } else if !known.contains(target.value.as_str()) {
+            } else if !known.contains(target.value.as_str())
+                && !left_out.contains_key(&target.value)
+            {
                 problems.push(
                     Problem::new(format!(
                         "`{}` depends on `{}`, which is not a service",

@@ -100,6 +100,7 @@ impl Template {
                     .and_then(|i| i.keys().next())
                     .map(|k| &k.referenced),
             ),
+            ("defaults", app.doc.defaults.as_ref().map(|d| &d.referenced)),
             (
                 "secrets",
                 app.doc
@@ -137,6 +138,14 @@ impl Template {
     /// The file that declares instances.
     pub fn instances_file(&self) -> &Loaded {
         self.deployments.as_ref().unwrap_or(&self.app)
+    }
+
+    /// The entries instances are merged from (`compile::values`).
+    pub fn entries(&self) -> crate::compile::values::Entries<'_> {
+        crate::compile::values::Entries {
+            file: self.instances_file(),
+            site: false,
+        }
     }
 
     /// The file the user passed, as typed: for messages only, never for
@@ -241,12 +250,43 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let result = serde_saphyr::from_str_with_options::<Document>(&text, yaml_options());
     let file = Arc::new(NamedSource::new(name, text));
     match result {
-        Ok(doc) => Ok(Loaded {
-            unknown_keys: unknown_keys::find(file.inner(), &file),
-            file,
-            doc,
-        }),
+        Ok(mut doc) => {
+            let entries = doc.instances.iter_mut().flat_map(|m| m.values_mut());
+            for entry in entries.chain(doc.defaults.as_mut()) {
+                keep_scalar_text(&mut entry.value, file.inner());
+            }
+            Ok(Loaded {
+                unknown_keys: unknown_keys::find(file.inner(), &file),
+                file,
+                doc,
+            })
+        }
         Err(err) => Err(yaml_problem(&err, &file).into()),
+    }
+}
+
+/// The YAML reader types plain scalars (`1.10` is read as the number 1.1,
+/// `yes` as true); instance values keep the text the user wrote, as every
+/// other scalar in a template does.
+pub(crate) fn keep_scalar_text(decl: &mut schema::InstanceDecl, text: &str) {
+    for value in decl.values_mut() {
+        schema::Value::scalars_mut(value, &mut |scalar| {
+            let span = scalar.referenced.span();
+            let (Some(offset), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+                return;
+            };
+            let Some(written) = text.get(offset as usize..(offset + len) as usize) else {
+                return;
+            };
+            // Quoted, block, tagged and aliased scalars were read as strings
+            // (or come from elsewhere): only plain one-line text is taken.
+            let plain = !written.is_empty()
+                && !written.starts_with(['"', '\'', '|', '>', '!', '&', '*'])
+                && !written.contains('\n');
+            if plain && let schema::Value::Scalar(s) = &mut scalar.value {
+                s.0 = written.trim().to_string();
+            }
+        });
     }
 }
 

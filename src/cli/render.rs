@@ -33,9 +33,18 @@ pub struct RenderArgs {
     /// the system's docker.service, started with `default.target`.
     #[arg(long)]
     pub user: bool,
+    /// Print the instance's values as its templates see them, instead of
+    /// its units: the app's `defaults:`, then the instance it `extends`,
+    /// then its own entry, then `--set`, merged (maps key by key, lists
+    /// and scalars replaced), with the services it leaves out.
+    #[arg(long, conflicts_with_all = ["out", "fleet", "user"])]
+    pub values: bool,
 }
 
 pub fn run(args: RenderArgs) -> Result<Outcome> {
+    if args.values {
+        return values(&args);
+    }
     let instance = args.template.compile(&args.instance)?;
     let flavour = match (args.fleet, args.user) {
         (true, _) => Flavour::Fleet,
@@ -110,6 +119,34 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         plan.remove.len(),
         plan.keep.len()
     );
+    Ok(Outcome::Clean)
+}
+
+/// `--values`: the merged entry, without compiling the units (so that it
+/// helps with the values a template finds wrong).
+fn values(args: &RenderArgs) -> Result<Outcome> {
+    let template = args.template.load()?;
+    let mut problems = crate::diagnostic::Problems(template.unknown_keys());
+    let merged = template.entries().merge(&args.instance, &mut problems);
+    let declared = template.instance_names().contains(&args.instance);
+    if !declared && !args.template.allow_undeclared {
+        problems.push(crate::compile::undeclared_instance(
+            &template,
+            &args.instance,
+        ));
+    }
+    for (key, _) in &args.template.set {
+        if let Some(problem) = crate::compile::values::set_refused(key) {
+            problems.push(problem);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.into());
+    }
+    out!(
+        "{}",
+        crate::compile::values::to_yaml(&merged, &args.template.set)
+    )?;
     Ok(Outcome::Clean)
 }
 

@@ -13,6 +13,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 pub mod backup;
+pub mod instance;
+
+pub use instance::{InstanceDecl, ServiceSwitch, Value};
 
 /// A name as written, with its place (map keys: services, instances, …).
 pub type Name = Spanned<String>;
@@ -31,8 +34,12 @@ pub struct Document {
     pub services: Option<Spanned<IndexMap<Name, Spanned<ServiceEntry>>>>,
     #[schemars(with = "Option<IndexMap<String, VolumeDecl>>")]
     pub volumes: Option<IndexMap<Name, VolumeDecl>>,
-    #[schemars(with = "Option<IndexMap<String, Option<IndexMap<String, Scalar>>>>")]
-    pub instances: Option<IndexMap<Name, Option<InstanceValues>>>,
+    /// The app's instances, each with its values (see `InstanceDecl`).
+    #[schemars(with = "Option<IndexMap<String, InstanceDecl>>")]
+    pub instances: Option<IndexMap<Name, Spanned<InstanceDecl>>>,
+    /// Values (and service switches) every instance starts from.
+    #[schemars(with = "Option<InstanceDecl>")]
+    pub defaults: Option<Spanned<InstanceDecl>>,
     /// Service discovery across hosts: where sidekicks announce services.
     pub etcd: Option<EtcdDecl>,
     /// Options for the fleet target.
@@ -99,9 +106,6 @@ pub struct FleetDecl {
     #[schemars(with = "Option<u32>")]
     pub copies: Option<Spanned<u32>>,
 }
-
-/// An instance's values, available to template expressions.
-pub type InstanceValues = IndexMap<Name, Spanned<Scalar>>;
 
 /// `cache: redis:7` (just an image) or a full service definition.
 #[derive(Debug)]

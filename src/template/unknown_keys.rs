@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::schema::{
     DependsOnDetail, Document, EtcdDecl, FleetDecl, Healthcheck, Scalar, SecretDecl, ServiceDef,
-    VolumeDecl,
+    ServiceSwitch, VolumeDecl,
 };
 use crate::diagnostic::{Location, Problem, SourceFile, did_you_mean};
 
@@ -51,7 +51,19 @@ fn document(node: &Node, found: &mut Found) {
             "secrets" => each_map(value, found, struct_of::<SecretDecl>),
             "etcd" => struct_of::<EtcdDecl>(value, found),
             "fleet" => struct_of::<FleetDecl>(value, found),
+            "instances" => each_map(value, found, instance),
+            "defaults" => instance(value, found),
             _ => {}
+        }
+    }
+}
+
+/// An instance entry: its values are any keys; `services:` has switches.
+fn instance(node: &Node, found: &mut Found) {
+    let Node::Map(entries) = node else { return };
+    for (key, value) in entries {
+        if key.value.0 == "services" {
+            each_map(value, found, struct_of::<ServiceSwitch>);
         }
     }
 }

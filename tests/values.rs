@@ -1,0 +1,138 @@
+//! Instance values that scale: lists and maps usable in expressions, the
+//! app's `defaults:`, `extends:` (merged key by key), services left out of
+//! one instance, `render --values`; and each mistake in them located.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn unitgen(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .current_dir(dir)
+        .output()
+        .expect("run unitgen")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn project(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("unitgen.yaml"), yaml).unwrap();
+    dir
+}
+
+const SHOP: &str = r#"app: shop
+services:
+  web:
+    image: "nginx:{{ version }}"
+    environment:
+      DOMAINS: "{{ domains | join(',') }}"
+      DB: "{{ db.host }}:{{ db.port }}"
+    depends_on: [db]
+  db: "postgres:{{ db.version }}"
+  worker: "busybox:{{ version }}"
+defaults:
+  version: 1.10
+  db: {host: db, port: 5432, version: 16}
+instances:
+  live:
+    domains: [shop.example.com, www.shop.example.com]
+  staging:
+    extends: live
+    domains: [staging.shop.example.com]
+    db: {host: db-staging}
+    services: {worker: {enabled: false}}
+"#;
+
+#[test]
+fn lists_maps_defaults_and_extends_reach_the_units() {
+    let dir = project(SHOP);
+    let out = unitgen(dir.path(), &["render", "live"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let live = text(&out.stdout);
+    assert!(
+        live.contains("DOMAINS=shop.example.com,www.shop.example.com"),
+        "{live}"
+    );
+    assert!(live.contains("--env DB=db:5432"), "{live}");
+    // `1.10` is the text written, not the number 1.1.
+    assert!(live.contains("nginx:1.10"), "{live}");
+    assert!(
+        live.contains("# ==> shop-live-worker.service <=="),
+        "{live}"
+    );
+
+    let out = unitgen(dir.path(), &["render", "staging"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let staging = text(&out.stdout);
+    // Its own list replaces live's; its map is merged into defaults' key by key.
+    assert!(
+        staging.contains("DOMAINS=staging.shop.example.com \\"),
+        "{staging}"
+    );
+    assert!(staging.contains("--env DB=db-staging:5432"), "{staging}");
+    assert!(staging.contains("postgres:16"), "{staging}");
+    assert!(!staging.contains("worker"), "worker is left out: {staging}");
+}
+
+#[test]
+fn render_values_prints_the_merged_entry() {
+    let dir = project(SHOP);
+    let out = unitgen(
+        dir.path(),
+        &["render", "staging", "--values", "--set", "version=1.11"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("values-staging", text(&out.stdout));
+    });
+}
+
+#[test]
+fn mistakes_in_instance_entries_are_located() {
+    let dir = project(
+        r#"app: shop
+services:
+  web:
+    image: nginx:1
+    depends_on: [db]
+  db: postgres:16
+defaults:
+  region: eu
+instances:
+  a: {extends: b}
+  b: {extends: a}
+  c: {extends: live, host: one, instance: x}
+  d:
+    services: {db: {enabled: false}, wrker: {enabled: false, enbled: true}}
+"#,
+    );
+    let out = unitgen(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("values-errors", text(&out.stderr));
+    });
+    // `--set` cannot set a reserved key either.
+    let out = unitgen(dir.path(), &["render", "d", "--set", "extends=a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`--set extends=…`: `extends` cannot be set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn files_without_the_new_keys_read_as_before() {
+    let dir = project(
+        "app: shop\nservices:\n  web: \"nginx:{{ v }}\"\ninstances:\n  live: {v: 1.27}\n  bare:\n",
+    );
+    let out = unitgen(dir.path(), &["render", "bare", "--set", "v=1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = unitgen(dir.path(), &["render", "live", "--values"]);
+    assert_eq!(text(&out.stdout), "v: \"1.27\"\n");
+}
