@@ -8,9 +8,12 @@
 # unitgen writes), curl (tests/fleet_network.rs talks to Docker's socket;
 # scripts/fleet-live and the README's example fetch pages), procps (`kill`,
 # which the sandbox teardown runs; not in minimal Debian images) and
-# cargo-deb (the Debian package); a running dockerd; and
-# the local test image unitgen-test/busybox:1 (no outside registry is
-# reachable).
+# cargo-deb (the Debian package); bind9-utils (`named-checkzone` reads
+# what `unitgen dns` prints), dnsmasq-base (a real resolver on loopback for
+# `dns --check`), octoDNS in a venv and Mermaid's parser from npm under
+# $TOOLS (outside the repository: `octodns-validate` and the parser check
+# `dns` and `docs` output); a running dockerd; and the local test image
+# unitgen-test/busybox:1 (no outside registry is reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -24,11 +27,14 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db strace curl procps; do
+  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi
 done
+# Node.js may come from elsewhere than Debian (then Debian's npm conflicts
+# with it): only a machine without npm gets Debian's.
+command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -45,6 +51,26 @@ if cargo deb --version >/dev/null 2>&1; then
 else
   say "installing cargo-deb (cargo install)"
   cargo install --quiet --locked cargo-deb --version '~3.8'
+fi
+
+# Tools the tests run from $TOOLS (tests/support/tools.rs finds them there).
+TOOLS=${UNITGEN_TEST_TOOLS:-/opt/unitgen-testbed}
+if [ -x "$TOOLS/octodns/bin/octodns-validate" ]; then
+  say "octodns already installed"
+else
+  say "installing octodns into $TOOLS/octodns (a venv)"
+  rm -rf "$TOOLS/octodns"
+  python3 -m venv "$TOOLS/octodns"
+  "$TOOLS/octodns/bin/pip" install --quiet 'octodns~=1.22'
+fi
+if [ -f "$TOOLS/mermaid/node_modules/mermaid/package.json" ] && [ -f "$TOOLS/mermaid/node_modules/jsdom/package.json" ]; then
+  say "mermaid already installed"
+else
+  # jsdom 26 is the last to run on Debian 12's Node.js 18.
+  say "installing mermaid and jsdom into $TOOLS/mermaid (npm)"
+  mkdir -p "$TOOLS/mermaid"
+  printf '{"name": "unitgen-mermaid-check", "private": true}\n' >"$TOOLS/mermaid/package.json"
+  npm install --prefix "$TOOLS/mermaid" --no-audit --no-fund --silent 'mermaid@^11' 'jsdom@^26'
 fi
 
 # The tests start their own registry on a loopback port; the package's

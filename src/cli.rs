@@ -5,6 +5,8 @@ mod apply;
 mod backup;
 mod completions;
 mod control;
+mod dns;
+mod docs;
 mod exec;
 mod fleet;
 mod history;
@@ -180,6 +182,25 @@ enum Command {
     /// (another instance of the same app): only OTHER's volumes are written.
     /// Asks for confirmation on a terminal; --yes otherwise.
     Restore(backup::RestoreArgs),
+    /// Print the DNS records the routes need, or check that DNS has them.
+    ///
+    /// Each routed domain points at the public address(es) of the host(s)
+    /// serving it (A and AAAA records), or is a CNAME to a host's DNS name
+    /// where the site gives one. unitgen calls no provider: put the output
+    /// into your zone file (`--format bind`) or octoDNS's config folder
+    /// (`--format octodns --out zones/`), then `unitgen dns --check` asks a
+    /// resolver whether every domain points at its host (exit 1 if not).
+    Dns(dns::DnsArgs),
+    /// Write the site's documentation as Markdown, generated from the files.
+    ///
+    /// `unitgen docs --out docs/` writes `README.md` (hosts, apps,
+    /// instances, where each runs, domains, backups) and one page per app
+    /// (services with image and version per instance, ports, volumes,
+    /// dependencies, discovery names, routes, TLS, backups) with a Mermaid
+    /// diagram GitHub and GitLab draw. The output depends only on the files:
+    /// commit it and review it in pull requests, and `--check` in CI exits 2
+    /// when it is out of date.
+    Docs(docs::DocsArgs),
     /// Write the unitgen template equivalent to a docker-compose file.
     ///
     /// `unitgen import docker-compose.yml -o unitgen.yaml`, then review the
@@ -303,6 +324,13 @@ impl FileArgs {
     }
 }
 
+/// What `dns` and `docs` read: every instance of the file, compiled, with
+/// its host and routes.
+fn site_view(file: &FileArgs) -> Result<crate::site_view::SiteView, Problems> {
+    let template = file.load()?;
+    crate::site_view::SiteView::from_template(&template, &Overrides::default())
+}
+
 impl TemplateArgs {
     pub fn load(&self) -> Result<Template, Problems> {
         self.file.load()
@@ -386,6 +414,8 @@ pub fn main() -> ExitCode {
         Command::Backup(args) => backup::backup(args),
         Command::Backups(args) => backup::backups(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Dns(args) => dns::run(args),
+        Command::Docs(args) => docs::run(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -45,11 +45,25 @@ const WALKED: &[&str] = &[
     "unitgen render live --out units/",
     "git diff units/",
     "unitgen render live --out units/ --check",
+    "unitgen docs --out docs/",
+    "unitgen docs --out docs/ --check",
 ];
 
 /// Command lines the README shows that a test cannot run as shown, and
 /// where they are covered instead.
 const NOT_WALKED: &[(&str, &str)] = &[
+    (
+        "unitgen dns --format bind",
+        "the hello example routes no domain; tests/dns.rs checks the zone lines with named-checkzone",
+    ),
+    (
+        "unitgen dns --format octodns --out zones/",
+        "the hello example routes no domain; tests/dns.rs checks the files with octodns-validate",
+    ),
+    (
+        "unitgen dns --check",
+        "asks a resolver; tests/dns.rs runs the check against dnsmasq on loopback",
+    ),
     (
         "scripts/install",
         "builds a release binary into /usr/local; its example (apply + curl) is walked here",
@@ -406,6 +420,12 @@ fn the_readme_walked_through() {
         "{}",
         stdout(&out)
     );
+    // The docs of the same template, kept as current as its units.
+    walk.ok("unitgen docs --out docs/", "");
+    let overview = std::fs::read_to_string(walk.path("docs/README.md")).unwrap();
+    assert!(overview.contains("[ugreadme](ugreadme.md)"), "{overview}");
+    let out = walk.ok("unitgen docs --out docs/ --check", "");
+    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
 
     let missed: Vec<&&str> = WALKED
         .iter()

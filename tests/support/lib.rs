@@ -19,6 +19,7 @@ pub mod fake_fleet;
 pub mod net;
 pub mod registry;
 pub mod sandbox;
+pub mod tools;
 pub mod world;
 
 /// A fresh directory for one test's files, under cargo's target/tmp, and

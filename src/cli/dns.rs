@@ -1,0 +1,133 @@
+//! `unitgen dns`: the DNS records the site's routes need, and whether the
+//! world's DNS has them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use miette::{IntoDiagnostic, Result, WrapErr};
+
+use super::output::{out, outln};
+use super::{FileArgs, Outcome};
+use crate::dns::{self, bind, check, octodns, resolve};
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// `bind`: zone-file lines, for inside each zone's file (after its SOA
+    /// and NS records). `octodns`: one YAML file per zone, `ZONE.yaml`, as
+    /// octoDNS's YamlProvider reads them from its `directory`.
+    #[arg(long, value_enum, default_value = "bind")]
+    pub format: Format,
+    /// A zone the records go into (repeatable): each domain goes to the
+    /// longest zone it is in, and only these zones are printed. Without it,
+    /// each domain's zone is its last two labels (`blog.example.com` →
+    /// `example.com`): name the zone under suffixes such as `co.uk`.
+    #[arg(long = "zone", value_name = "ZONE")]
+    pub zones: Vec<String>,
+    /// The records' time to live, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub ttl: u32,
+    /// Write one file per zone into DIR (`ZONE.zone` or `ZONE.yaml`)
+    /// instead of printing them.
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
+    pub out: Option<PathBuf>,
+    /// Print nothing; resolve every routed domain instead and list those
+    /// that do not point at their host (exit 1 if any).
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: the resolver to ask (default: the first nameserver of
+    /// /etc/resolv.conf).
+    #[arg(long, value_name = "IP:PORT", requires = "check")]
+    pub resolver: Option<SocketAddr>,
+    /// With --check: how long to wait for each answer, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3.0,
+        requires = "check"
+    )]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Bind,
+    Octodns,
+}
+
+pub fn run(args: DnsArgs) -> Result<Outcome> {
+    let site = super::site_view(&args.file)?;
+    let needs = dns::needs(&site)?;
+    if needs.is_empty() {
+        eprintln!(
+            "{}: no instance routes a domain: no record is needed",
+            site.source
+        );
+        return Ok(Outcome::Clean);
+    }
+    if args.check {
+        return check(&args, &needs);
+    }
+    let (zones, outside) = dns::zones(&needs, &args.zones)?;
+    for domain in &outside {
+        eprintln!("warning: {domain} is in none of the zones given with --zone: left out");
+    }
+    let files: Vec<(String, String)> = zones
+        .iter()
+        .map(|zone| match args.format {
+            Format::Bind => (bind::file_name(zone), bind::zone(zone, args.ttl)),
+            Format::Octodns => (octodns::file_name(zone), octodns::zone(zone, args.ttl)),
+        })
+        .collect();
+    let Some(dir) = &args.out else {
+        let texts: Vec<&str> = files.iter().map(|(_, text)| text.as_str()).collect();
+        out!("{}", texts.join("\n"))?;
+        return Ok(Outcome::Clean);
+    };
+    std::fs::create_dir_all(dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("creating {}", dir.display()))?;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        crate::unit_dir::write_atomic(&path, text.as_bytes())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+        outln!("{}", path.display())?;
+    }
+    Ok(Outcome::Clean)
+}
+
+fn check(args: &DnsArgs, needs: &[dns::Need]) -> Result<Outcome> {
+    let server = match args.resolver {
+        Some(server) => server,
+        None => resolve::system_resolver()
+            .into_diagnostic()
+            .wrap_err("finding the system's resolver (pass --resolver IP:PORT)")?,
+    };
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .into_diagnostic()
+        .wrap_err("--timeout")?;
+    let wrong = check::check(needs, server, timeout);
+    for need in needs {
+        match wrong.iter().find(|w| w.domain == need.domain) {
+            Some(w) => outln!("wrong  {} {}", w.domain, w.why)?,
+            None => outln!("ok     {} ({})", need.domain, need.hosts.join(", "))?,
+        }
+    }
+    if wrong.is_empty() {
+        eprintln!(
+            "{} point at their hosts (asked {server})",
+            crate::progress::count(needs.len(), "domain")
+        );
+        return Ok(Outcome::Clean);
+    }
+    Err(miette::miette!(
+        help = "set the records `unitgen dns` prints at your DNS provider; changes can take the old records' TTL to be seen",
+        "{} of {} do not point at their host (asked {server})",
+        wrong.len(),
+        crate::progress::count(needs.len(), "domain"),
+    ))
+}

@@ -1,0 +1,122 @@
+//! What `dns` and `docs` read of a deployment: the hosts with their public
+//! addresses, and every deployed instance compiled, with the host that runs
+//! it and the domains routed to it. Both commands take only this view, so
+//! they work the same from a single app's deployments file as from a site
+//! file that lists many apps.
+
+use std::net::IpAddr;
+
+use crate::compile::{Overrides, compile};
+use crate::diagnostic::Problems;
+use crate::model;
+use crate::template::Template;
+
+#[derive(Debug, Clone)]
+pub struct SiteView {
+    /// The file it was read from, as typed: for titles and messages.
+    pub source: String,
+    pub hosts: Vec<Host>,
+    pub apps: Vec<App>,
+}
+
+/// A machine that runs instances, as the outside world reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    /// Its public addresses: the A and AAAA records of the domains it serves.
+    pub addresses: Vec<IpAddr>,
+    /// A DNS name the host is known by (a provider's name for the machine
+    /// or its load balancer): its domains are CNAMEs to it instead.
+    pub cname: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub instances: Vec<Deployed>,
+}
+
+/// One instance of an app, where it runs and what is routed to it.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub instance: model::Instance,
+    /// The host that runs it; None when the file does not say (a single
+    /// app's deployments file runs wherever it is applied).
+    pub host: Option<String>,
+    pub routes: Vec<Route>,
+}
+
+/// Domains (and an optional path prefix) sent to one service's port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub domains: Vec<String>,
+    pub path: Option<String>,
+    pub service: String,
+    pub port: u16,
+    pub tls: Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// A certificate obtained by the router over ACME.
+    Acme,
+    /// A certificate and key from files on the host.
+    Files {
+        certificate: String,
+    },
+}
+
+impl Tls {
+    pub fn describe(&self) -> String {
+        match self {
+            Tls::Off => "off".into(),
+            Tls::Acme => "ACME (HTTP-01)".into(),
+            Tls::Files { certificate } => format!("certificate file {certificate}"),
+        }
+    }
+}
+
+impl SiteView {
+    /// The view of a single app's template or deployments file: every
+    /// declared instance compiled, with no host (the file does not name
+    /// one).
+    pub fn from_template(template: &Template, overrides: &Overrides) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let mut instances = Vec::new();
+        let mut name = None;
+        for instance in template.instance_names() {
+            match compile(template, &instance, overrides) {
+                Ok(instance) => {
+                    name.get_or_insert_with(|| instance.app.clone());
+                    instances.push(Deployed {
+                        instance,
+                        host: None,
+                        routes: Vec::new(),
+                    });
+                }
+                Err(found) => problems.0.extend(found.0),
+            }
+        }
+        let apps = match name {
+            Some(name) => vec![App { name, instances }],
+            None => Vec::new(),
+        };
+        problems.into_result(SiteView {
+            source: template.source_name(),
+            hosts: Vec::new(),
+            apps,
+        })
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Every deployed instance with its app, in file order.
+    pub fn deployed(&self) -> impl Iterator<Item = (&App, &Deployed)> {
+        self.apps
+            .iter()
+            .flat_map(|app| app.instances.iter().map(move |d| (app, d)))
+    }
+}

@@ -1,0 +1,207 @@
+//! `unitgen docs` as a user runs it: the pages of the examples (as
+//! reviewed snapshots), their Mermaid diagrams read by Mermaid's own
+//! parser, and the `--check` workflow for CI.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::tools;
+
+fn unitgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unitgen")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The examples documented, by the file a user passes.
+const EXAMPLES: [(&str, &str); 1] = [("wiki", "examples/wiki/deployments.yaml")];
+
+/// Runs `unitgen docs` into `dir`; every page, sorted by name.
+fn docs(file: &str, dir: &Path) -> Vec<(String, String)> {
+    let out = unitgen(&["docs", "-f", file, "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut pages: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn docs_of_the_examples_are_as_reviewed() {
+    for (example, file) in EXAMPLES {
+        let dir = support::tempdir("docs");
+        let pages = docs(file, dir.path());
+        let all: Vec<String> = pages
+            .iter()
+            .map(|(name, text)| format!("# ==> {name} <==\n{text}"))
+            .collect();
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(format!("docs-{example}"), all.join("\n"));
+        });
+    }
+}
+
+/// The ```mermaid blocks of a Markdown page.
+fn mermaid_blocks(page: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match (&mut current, line) {
+            (None, "```mermaid") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), line) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed mermaid block");
+    blocks
+}
+
+#[test]
+fn every_diagram_parses_with_mermaid() {
+    let dir = support::tempdir("docs-mermaid");
+    let mut files = Vec::new();
+    for (example, file) in EXAMPLES {
+        let out = dir.path().join(example);
+        for (name, page) in docs(file, &out) {
+            for (i, block) in mermaid_blocks(&page).into_iter().enumerate() {
+                let path = dir.path().join(format!("{example}-{name}-{i}.mmd"));
+                std::fs::write(&path, block).unwrap();
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.len() >= EXAMPLES.len(),
+        "every app page has a diagram"
+    );
+    // A broken diagram (a label whose quote is not closed), so that this
+    // test is seen to fail on one.
+    let broken = dir.path().join("broken.mmd");
+    std::fs::write(&broken, "flowchart LR\n  s0[\"web --> s1\n").unwrap();
+    let out = Command::new(tools::system("node"))
+        .arg("tests/support/mermaid-parse.mjs")
+        .args(&files)
+        .arg(&broken)
+        .env("MERMAID_DIR", tools::path("mermaid"))
+        .output()
+        .unwrap();
+    let said = stdout(&out);
+    for file in &files {
+        assert!(
+            said.contains(&format!("ok {}\n", file.display())),
+            "{} does not parse:\n{said}{}\n{}",
+            file.display(),
+            stderr(&out),
+            std::fs::read_to_string(file).unwrap()
+        );
+    }
+    assert!(
+        said.contains(&format!("error {}: Parse error", broken.display())),
+        "the broken diagram was not refused:\n{said}{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn check_says_when_the_docs_are_out_of_date() {
+    let dir = support::tempdir("docs-check");
+    let out_dir = dir.path().join("docs");
+    let file = "examples/wiki/deployments.yaml";
+    let check = |expect: i32| {
+        let out = unitgen(&[
+            "docs",
+            "-f",
+            file,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--check",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(expect),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    // Nothing written yet: every page is missing, and --check writes none.
+    assert!(check(2).contains("out of date: "));
+    assert!(!out_dir.exists());
+    let pages = docs(file, &out_dir);
+    assert_eq!(
+        pages.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["README.md", "wiki.md"]
+    );
+    check(0);
+    // A page edited by hand, a page of an app no longer there, and a file
+    // of the user's.
+    let stale = pages[1].1.replace("App `wiki`", "App `old`");
+    std::fs::write(out_dir.join("old.md"), stale).unwrap();
+    std::fs::write(out_dir.join("notes.md"), "# Notes\nkept\n").unwrap();
+    std::fs::write(
+        out_dir.join("wiki.md"),
+        pages[1].1.replace("postgres:16", "postgres:15"),
+    )
+    .unwrap();
+    let said = check(2);
+    assert!(
+        said.contains("out of date: ") && said.contains("wiki.md"),
+        "{said}"
+    );
+    assert!(
+        said.contains("stale: ") && said.contains("old.md"),
+        "{said}"
+    );
+    assert!(!said.contains("notes.md"), "{said}");
+    docs(file, &out_dir);
+    check(0);
+    assert!(!out_dir.join("old.md").exists());
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("notes.md")).unwrap(),
+        "# Notes\nkept\n"
+    );
+    // A page unitgen did not write is never overwritten.
+    std::fs::write(out_dir.join("wiki.md"), "# My own wiki page\n").unwrap();
+    let out = unitgen(&["docs", "-f", file, "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("wiki.md was not written by `unitgen docs`"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("wiki.md")).unwrap(),
+        "# My own wiki page\n"
+    );
+}
