@@ -5,6 +5,7 @@
 //! from them; `sync` writes the pages into a folder and removes only pages
 //! it wrote before.
 
+pub mod live;
 pub mod mermaid;
 
 use std::path::Path;
@@ -24,16 +25,17 @@ pub struct Page {
     pub text: String,
 }
 
-/// Every page, sorted by name.
-pub fn pages(site: &SiteView) -> Vec<Page> {
+/// Every page, sorted by name. With `live`, each page ends with what the
+/// host reports now.
+pub fn pages(site: &SiteView, live: Option<&live::Live>) -> Vec<Page> {
     let mut pages = vec![Page {
         name: OVERVIEW.into(),
-        text: overview(site),
+        text: overview(site, live),
     }];
     for app in &site.apps {
         pages.push(Page {
             name: app_page_name(&app.name),
-            text: app_page(site, app),
+            text: app_page(site, app, live),
         });
     }
     pages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -51,7 +53,7 @@ fn header(site: &SiteView) -> String {
     )
 }
 
-fn overview(site: &SiteView) -> String {
+fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
     let mut page = header(site);
     page.push_str(&format!("# Site `{}`\n\n", inline(&site.source)));
     let mut counts = vec![
@@ -143,10 +145,13 @@ fn overview(site: &SiteView) -> String {
         rows.sort();
         page.extend(rows.into_iter().map(|(_, r)| r));
     }
+    if let Some(live) = live {
+        page.push_str(&live::overview_section(live));
+    }
     page
 }
 
-fn app_page(site: &SiteView, app: &App) -> String {
+fn app_page(site: &SiteView, app: &App, live: Option<&live::Live>) -> String {
     let mut page = header(site);
     page.push_str(&format!(
         "# App `{}`\n\n[Site overview]({OVERVIEW})\n\n",
@@ -220,6 +225,9 @@ fn app_page(site: &SiteView, app: &App) -> String {
                 join(&contents),
             ]));
         }
+    }
+    if let Some(live) = live {
+        page.push_str(&live::app_section(app, live));
     }
     page
 }

@@ -205,3 +205,88 @@ fn check_says_when_the_docs_are_out_of_date() {
         "# My own wiki page\n"
     );
 }
+
+/// `docs --live` on a sandboxed host: an applied and backed-up instance with
+/// its revision, states, images and image ids, and its last backup, as the
+/// host reports them; an instance not applied said to be absent.
+#[test]
+fn live_docs_say_what_the_host_runs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use support::docker::docker;
+    use support::world::World;
+
+    const IMAGE: &str = "unitgen-test/busybox:1";
+    let world = World::new("ugdocs");
+    world.write(&format!(
+        r#"app: ugdocs
+services:
+  web:
+    image: {IMAGE}
+    command: [httpd, -f, -p, "80", -h, /bin]
+    init: true
+    depends_on: [db]
+  db:
+    image: {IMAGE}
+    command: [sh, -c, 'mkdir -p /db && exec httpd -f -p 80 -h /db']
+    init: true
+    volumes: ["dbdata:/db"]
+    backup:
+      dump: tar -c -C /db .
+      restore: tar -x -C /db
+backup:
+  repository: /var/backups/ugdocs-{{{{ instance }}}}
+  password_file: /etc/ugdocs/restic-password
+  helper_image: {IMAGE}
+  keep: {{daily: 7}}
+instances:
+  live: {{}}
+  staging: {{}}
+"#
+    ));
+    let password = world.sandbox.root().join("etc/ugdocs/restic-password");
+    std::fs::create_dir_all(password.parent().unwrap()).unwrap();
+    std::fs::write(&password, "ugdocs-password").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    world.apply_ok("live");
+    let backup = world.unitgen(&["backup", "live"]);
+    assert!(backup.status.success(), "{}", stderr(&backup));
+
+    let out_dir = world.dir().join("docs");
+    let out = world.unitgen(&["docs", "--out", out_dir.to_str().unwrap(), "--live"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(out_dir.join("ugdocs.md")).unwrap();
+    let overview = std::fs::read_to_string(out_dir.join("README.md")).unwrap();
+    let live = &page[page.find("## Live on").expect("a live section")..];
+    assert!(live.contains("revision 1, applied 20"), "{live}");
+    for service in ["web", "db"] {
+        let container = world.container("live", service);
+        let image_id = docker(["inspect", "--format", "{{.Image}}", &container]);
+        let image_id = String::from_utf8_lossy(&image_id.stdout).trim().to_string();
+        assert!(image_id.starts_with("sha256:"), "{image_id}");
+        let row = format!("| `{service}` | active (running) | `{IMAGE}` | `{image_id}` |");
+        assert!(live.contains(&row), "{row} not in\n{live}");
+    }
+    // The last backup is the snapshot `backup` just took.
+    let snapshots = world.unitgen(&["backups", "live", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&snapshots.stdout).unwrap();
+    let id = listed[0]["short_id"].as_str().unwrap();
+    assert!(
+        live.contains("last backup: 20") && live.contains(id),
+        "{id} not in\n{live}"
+    );
+    assert!(
+        live.contains("### `staging`\n\nNot installed on this host."),
+        "{live}"
+    );
+    assert!(
+        overview.contains("| `ugdocs/live` | revision 1, applied 20"),
+        "{overview}"
+    );
+    assert!(overview.contains("| 2 of 2 |"), "{overview}");
+
+    // Without --live, the pages say nothing of the host.
+    let out = world.unitgen(&["docs", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(out_dir.join("ugdocs.md")).unwrap();
+    assert!(!page.contains("Live on"), "{page}");
+}

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
+use super::host::HostArgs;
 use super::output::outln;
-use super::{FileArgs, Outcome};
-use crate::docs;
+use super::{FileArgs, Outcome, status, when};
+use crate::docker;
+use crate::docs::{self, live};
+use crate::site_view::SiteView;
 
 #[derive(Debug, Args)]
 pub struct DocsArgs {
@@ -20,13 +23,25 @@ pub struct DocsArgs {
     pub out: PathBuf,
     /// Change nothing; list the pages that are out of date and exit with 2
     /// if any are (for CI in a repository that commits its docs).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     pub check: bool,
+    /// Add what this host reports now: each installed instance's revision
+    /// and when it was applied, its services' unit states, images and image
+    /// ids, and its last backup (as `status` reads them). The pages then
+    /// change with the host and the clock: for a snapshot, not for review.
+    #[arg(long)]
+    pub live: bool,
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 pub fn run(args: DocsArgs) -> Result<Outcome> {
     let site = super::site_view(&args.file)?;
-    let pages = docs::pages(&site);
+    let live = match args.live {
+        true => Some(read_live(&site, &args.host)?),
+        false => None,
+    };
+    let pages = docs::pages(&site, live.as_ref());
     let dir = &args.out;
     let changes = docs::sync(dir, &pages, args.check)
         .into_diagnostic()
@@ -62,4 +77,71 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
         changes.unchanged
     );
     Ok(Outcome::Clean)
+}
+
+/// What this host reports about every instance of the site, read as
+/// `status` reads it.
+fn read_live(site: &SiteView, host: &HostArgs) -> Result<live::Live> {
+    let mut instances = Vec::new();
+    for (app, deployed) in site.deployed() {
+        let instance = &deployed.instance;
+        let status = status::read(host, &app.name, &instance.instance)?;
+        if status.units.is_empty() {
+            instances.push(live::InstanceLive {
+                app: app.name.clone(),
+                instance: instance.instance.clone(),
+                installed: None,
+            });
+            continue;
+        }
+        let containers: Vec<String> = instance
+            .services
+            .iter()
+            .map(|s| instance.container(&s.name))
+            .collect();
+        let image_ids = docker::container_image_ids(&containers);
+        let services = status
+            .units
+            .iter()
+            .filter_map(|row| {
+                let service = row.service.clone()?;
+                Some(live::ServiceLive {
+                    image_id: image_ids.get(&instance.container(&service)).cloned(),
+                    image: row.container.as_ref().map(|c| c.image.clone()),
+                    state: format!("{} ({})", row.active_state, row.sub_state),
+                    service,
+                })
+            })
+            .collect();
+        instances.push(live::InstanceLive {
+            app: app.name.clone(),
+            instance: instance.instance.clone(),
+            installed: Some(live::Installed {
+                revision: status.revision.zip(status.applied_at),
+                as_applied: status.as_applied,
+                services,
+                last_backup: status
+                    .backup
+                    .as_ref()
+                    .and_then(|b| b.last_good.as_ref())
+                    .map(|last| (last.time, last.snapshot.clone())),
+                backups_scheduled: status.backup.is_some(),
+            }),
+        });
+    }
+    Ok(live::Live {
+        host: host_name(host),
+        read_at: when::now(),
+        instances,
+    })
+}
+
+/// The name the host calls itself (with --root, that root's).
+fn host_name(host: &HostArgs) -> String {
+    let file = match &host.root {
+        Some(root) => root.join("etc/hostname"),
+        None => "/proc/sys/kernel/hostname".into(),
+    };
+    std::fs::read_to_string(file)
+        .map_or_else(|_| "this host".into(), |name| name.trim().to_string())
 }

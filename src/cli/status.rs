@@ -33,17 +33,17 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Row {
+pub(super) struct Row {
     unit: String,
-    service: Option<String>,
+    pub(super) service: Option<String>,
     /// For a sidekick: the service it announces.
     announces: Option<String>,
-    active_state: String,
-    sub_state: String,
+    pub(super) active_state: String,
+    pub(super) sub_state: String,
     /// How often systemd restarted the unit since it was last started
     /// (`NRestarts`).
     restarts: u32,
-    container: Option<Container>,
+    pub(super) container: Option<Container>,
     /// Whether the unit is as the latest revision applied it: its file is
     /// that revision's, unedited, and it is active.
     as_applied: bool,
@@ -91,20 +91,26 @@ impl Announced {
 }
 
 #[derive(Debug, Serialize)]
-struct Status {
+pub(super) struct Status {
     app: String,
     instance: String,
     /// The latest recorded revision.
-    revision: Option<u64>,
+    pub(super) revision: Option<u64>,
+    /// When it was applied, in seconds since the epoch.
+    #[serde(skip)]
+    pub(super) applied_at: Option<u64>,
     /// Why the recorded revisions could not be read, if they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     revision_error: Option<String>,
     /// Whether the installed units are the latest revision, as applied
     /// (no apply interrupted since).
-    as_applied: bool,
-    units: Vec<Row>,
+    pub(super) as_applied: bool,
+    pub(super) units: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    backup: Option<BackupStatus>,
+    pub(super) backup: Option<BackupStatus>,
+    /// An apply began and did not finish.
+    #[serde(skip)]
+    unfinished: bool,
 }
 
 impl Status {
@@ -125,101 +131,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         return fleet::status(&args.fleet, &app, &args.instance, args.json);
     }
-    let installed = args.host.installed(&app, &args.instance)?;
-    let state = args.host.state(&app, &args.instance)?;
-    let (revision, revision_error) = match state.revisions() {
-        Ok(revisions) => (revisions.last().cloned(), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let unfinished = match state.intent() {
-        Ok(intent) => intent.is_some(),
-        Err(e) => return Err(miette::miette!("{e}")),
-    };
-    let as_applied = !unfinished
-        && revision
-            .as_ref()
-            .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
-    // The units as the latest revision recorded them, to mark each one
-    // that is not as applied.
-    let recorded_units: HashMap<String, String> = revision
-        .as_ref()
-        .and_then(|r| state.load(r.number).ok())
-        .map(|r| r.units.into_iter().map(|u| (u.name, u.text)).collect())
-        .unwrap_or_default();
-    let revision = revision.map(|r| r.number);
-    let mut units = Vec::new();
-    let mut backup = None;
-    // Nothing installed: say so without needing systemd at all.
-    if !installed.is_empty() {
-        let systemd = args
-            .host
-            .host()?
-            .connect()
-            .map_err(|f| miette::miette!("{}", f.message))?;
-        let owners: Vec<render::Owner> = installed
-            .iter()
-            .map(|unit| render::owner(&unit.text).unwrap_or_default())
-            .collect();
-        let mut announced: HashMap<String, Announced> = owners
-            .iter()
-            .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
-            .collect();
-        let prefix = model::prefix(&app, &args.instance);
-        backup = backup_status::read(
-            &systemd,
-            &installed,
-            &format!("{prefix}-backup.service"),
-            &args.host.state_dir()?.join(&prefix),
-        )
-        .map_err(|e| miette::miette!("{e}"))?;
-        // Backup units and timers are summed up under `backup`.
-        let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) = installed
-            .iter()
-            .zip(owners)
-            .filter(|(unit, owner)| owner.started_by.is_none() && !unit.name.ends_with(".timer"))
-            .unzip();
-        // One systemd call and one engine call for all units, not one each.
-        let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
-        let states = systemd
-            .summaries(&names)
-            .map_err(|e| miette::miette!("{e}"))?;
-        let container_of =
-            |service: &String| format!("{}-{service}", model::prefix(&app, &args.instance));
-        let mut containers = docker::inspect_all(
-            &owners
-                .iter()
-                .filter_map(|o| o.service.as_ref().map(container_of))
-                .collect::<Vec<_>>(),
-        );
-        for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
-            let as_applied = state.active_state == "active"
-                && render::digest_matches(&unit.text)
-                && recorded_units.get(&unit.name) == Some(&unit.text);
-            units.push(Row {
-                unit: unit.name.clone(),
-                announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
-                container: owner
-                    .service
-                    .as_ref()
-                    .and_then(|s| containers.remove(&container_of(s))),
-                service: owner.service,
-                announces: owner.announces,
-                active_state: state.active_state,
-                sub_state: state.sub_state,
-                restarts: state.n_restarts,
-                as_applied,
-            });
-        }
-    }
-    let status = Status {
-        app: app.clone(),
-        instance: args.instance.clone(),
-        revision,
-        revision_error,
-        as_applied,
-        units,
-        backup,
-    };
+    let status = read(&args.host, &app, &args.instance)?;
+    let (revision, as_applied, unfinished) =
+        (status.revision, status.as_applied, status.unfinished);
     if args.json {
         outln!(
             "{}",
@@ -300,6 +214,108 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         backup_status::print(backup);
     }
     Ok(status.outcome())
+}
+
+/// What `status` shows of an installed instance, read from the host: its
+/// units' states, containers, announcements, revision and backups.
+pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status> {
+    let installed = host.installed(app, instance)?;
+    let state = host.state(app, instance)?;
+    let (revision, revision_error) = match state.revisions() {
+        Ok(revisions) => (revisions.last().cloned(), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let unfinished = match state.intent() {
+        Ok(intent) => intent.is_some(),
+        Err(e) => return Err(miette::miette!("{e}")),
+    };
+    let as_applied = !unfinished
+        && revision
+            .as_ref()
+            .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    // The units as the latest revision recorded them, to mark each one
+    // that is not as applied.
+    let recorded_units: HashMap<String, String> = revision
+        .as_ref()
+        .and_then(|r| state.load(r.number).ok())
+        .map(|r| r.units.into_iter().map(|u| (u.name, u.text)).collect())
+        .unwrap_or_default();
+    let applied_at = revision.as_ref().map(|r| r.applied_at);
+    let revision = revision.map(|r| r.number);
+    let mut units = Vec::new();
+    let mut backup = None;
+    // Nothing installed: say so without needing systemd at all.
+    if !installed.is_empty() {
+        let systemd = host
+            .host()?
+            .connect()
+            .map_err(|f| miette::miette!("{}", f.message))?;
+        let owners: Vec<render::Owner> = installed
+            .iter()
+            .map(|unit| render::owner(&unit.text).unwrap_or_default())
+            .collect();
+        let mut announced: HashMap<String, Announced> = owners
+            .iter()
+            .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
+            .collect();
+        let prefix = model::prefix(app, instance);
+        backup = backup_status::read(
+            &systemd,
+            &installed,
+            &format!("{prefix}-backup.service"),
+            &host.state_dir()?.join(&prefix),
+        )
+        .map_err(|e| miette::miette!("{e}"))?;
+        // Backup units and timers are summed up under `backup`.
+        let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) = installed
+            .iter()
+            .zip(owners)
+            .filter(|(unit, owner)| owner.started_by.is_none() && !unit.name.ends_with(".timer"))
+            .unzip();
+        // One systemd call and one engine call for all units, not one each.
+        let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
+        let states = systemd
+            .summaries(&names)
+            .map_err(|e| miette::miette!("{e}"))?;
+        let container_of = |service: &String| format!("{}-{service}", model::prefix(app, instance));
+        let mut containers = docker::inspect_all(
+            &owners
+                .iter()
+                .filter_map(|o| o.service.as_ref().map(container_of))
+                .collect::<Vec<_>>(),
+        );
+        for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
+            let as_applied = state.active_state == "active"
+                && render::digest_matches(&unit.text)
+                && recorded_units.get(&unit.name) == Some(&unit.text);
+            units.push(Row {
+                unit: unit.name.clone(),
+                announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
+                container: owner
+                    .service
+                    .as_ref()
+                    .and_then(|s| containers.remove(&container_of(s))),
+                service: owner.service,
+                announces: owner.announces,
+                active_state: state.active_state,
+                sub_state: state.sub_state,
+                restarts: state.n_restarts,
+                as_applied,
+            });
+        }
+    }
+    let status = Status {
+        app: app.to_string(),
+        instance: instance.to_string(),
+        revision,
+        applied_at,
+        revision_error,
+        as_applied,
+        units,
+        backup,
+        unfinished,
+    };
+    Ok(status)
 }
 
 /// The lines under a service: each host's address, or why there is none.

@@ -1,0 +1,146 @@
+//! What `docs --live` adds: what the host reports now about the instances
+//! it runs (read by `status`'s own code), as a section of each page. Unlike
+//! the rest of the docs, it changes with the host and the clock.
+
+use super::{code, escape, row};
+use crate::backup::status::format_utc;
+use crate::site_view::App;
+
+/// The host's report, as read at `read_at`.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The host's name, as it calls itself.
+    pub host: String,
+    /// Seconds since the epoch.
+    pub read_at: u64,
+    pub instances: Vec<InstanceLive>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceLive {
+    pub app: String,
+    pub instance: String,
+    /// None: no unit of the instance is installed on this host.
+    pub installed: Option<Installed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The latest revision applied, and when (seconds since the epoch).
+    pub revision: Option<(u64, u64)>,
+    /// The units are that revision's, every one active.
+    pub as_applied: bool,
+    pub services: Vec<ServiceLive>,
+    /// The last backup that succeeded: when, and its restic snapshot.
+    pub last_backup: Option<(u64, String)>,
+    /// The instance has backups scheduled on this host.
+    pub backups_scheduled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceLive {
+    pub service: String,
+    /// systemd's `active (running)`.
+    pub state: String,
+    /// The image the container was started from, and that image's id.
+    pub image: Option<String>,
+    pub image_id: Option<String>,
+}
+
+impl Live {
+    fn of<'a>(&'a self, app: &'a str) -> impl Iterator<Item = &'a InstanceLive> + 'a {
+        self.instances.iter().filter(move |i| i.app == app)
+    }
+
+    fn heading(&self) -> String {
+        format!(
+            "\n## Live on `{}`, {}\n\n",
+            self.host.replace('`', "'"),
+            format_utc(self.read_at)
+        )
+    }
+}
+
+fn revision(installed: &Installed) -> String {
+    match installed.revision {
+        Some((number, at)) => {
+            let drift = if installed.as_applied {
+                ""
+            } else {
+                " (not as applied: see `unitgen status`)"
+            };
+            format!("revision {number}, applied {}{drift}", format_utc(at))
+        }
+        None => "no revision recorded".into(),
+    }
+}
+
+fn last_backup(installed: &Installed) -> String {
+    match (&installed.last_backup, installed.backups_scheduled) {
+        (Some((at, snapshot)), _) => format!("{} ({})", format_utc(*at), code(snapshot)),
+        (None, true) => "none yet".into(),
+        (None, false) => "not scheduled".into(),
+    }
+}
+
+/// The overview's section: one line per instance of the site.
+pub fn overview_section(live: &Live) -> String {
+    let mut text = live.heading();
+    text.push_str(
+        "| Instance | Revision | Services active | Last backup |\n| --- | --- | --- | --- |\n",
+    );
+    for instance in &live.instances {
+        let name = code(&format!("{}/{}", instance.app, instance.instance));
+        let Some(installed) = &instance.installed else {
+            text.push_str(&row(&[
+                name,
+                "not installed on this host".into(),
+                String::new(),
+                String::new(),
+            ]));
+            continue;
+        };
+        let active = installed
+            .services
+            .iter()
+            .filter(|s| s.state.starts_with("active"))
+            .count();
+        text.push_str(&row(&[
+            name,
+            escape(&revision(installed)),
+            format!("{active} of {}", installed.services.len()),
+            last_backup(installed),
+        ]));
+    }
+    text
+}
+
+/// An app page's section: each instance's services as they run now.
+pub fn app_section(app: &App, live: &Live) -> String {
+    let mut text = live.heading();
+    for instance in live.of(&app.name) {
+        text.push_str(&format!(
+            "### `{}`\n\n",
+            instance.instance.replace('`', "'")
+        ));
+        let Some(installed) = &instance.installed else {
+            text.push_str("Not installed on this host.\n\n");
+            continue;
+        };
+        text.push_str(&format!(
+            "{}; last backup: {}.\n\n| Service | State | Image | Image id |\n| --- | --- | --- | --- |\n",
+            escape(&revision(installed)),
+            last_backup(installed)
+        ));
+        for service in &installed.services {
+            text.push_str(&row(&[
+                code(&service.service),
+                escape(&service.state),
+                service.image.as_deref().map(code).unwrap_or_default(),
+                service.image_id.as_deref().map(code).unwrap_or_default(),
+            ]));
+        }
+        text.push('\n');
+    }
+    text
+}
