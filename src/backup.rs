@@ -25,6 +25,8 @@ pub struct Repository {
     repository: String,
     password_file: PathBuf,
     environment: Vec<(String, String)>,
+    /// The lock the units take around restic (see `model::lock_file`).
+    lock_file: PathBuf,
 }
 
 /// One snapshot, as `restic snapshots --json` lists it.
@@ -72,6 +74,31 @@ impl LastBackup {
     }
 }
 
+/// How the last run of the backup unit ended, as its `ExecStopPost=`
+/// records it in the instance's state folder: failures too, with their
+/// time, which systemd itself forgets at the next boot.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LastRun {
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// systemd's result (`success`, `exit-code`, `signal`, `timeout`, …),
+    /// or `interrupted` (stopped while it ran).
+    pub result: String,
+}
+
+impl LastRun {
+    pub const FILE: &str = "last-backup-run.json";
+
+    pub fn read(instance_state_dir: &Path) -> Option<LastRun> {
+        let text = std::fs::read_to_string(instance_state_dir.join(Self::FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.result == "success"
+    }
+}
+
 impl Repository {
     pub fn new(backup: &Backup, root: Option<&Path>) -> Result<Repository, String> {
         let on_host = |path: &str| match root {
@@ -105,7 +132,35 @@ impl Repository {
             repository,
             password_file: on_host(&backup.password_file),
             environment,
+            lock_file: on_host(&model::lock_file(&backup.repository)),
         })
+    }
+
+    /// Takes the repository's lock, as the backup and check units do, so
+    /// that unitgen's own restic runs neither fail on theirs nor fail them
+    /// (restic 0.14 cannot wait for a lock). Says so when it has to wait.
+    pub fn lock(&self) -> Result<std::fs::File, String> {
+        let failed = |e: std::io::Error| format!("locking {}: {e}", self.lock_file.display());
+        if let Some(dir) = self.lock_file.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&self.lock_file)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "waiting for a backup or check of {} to finish...",
+                    self.repository
+                );
+                file.lock().map_err(failed)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        Ok(file)
     }
 
     /// `restic ARGS` against this repository, with no cache of its own.

@@ -54,6 +54,14 @@ pub fn service_images(units: &[UnitFile]) -> BTreeMap<String, ServiceImage> {
         .collect()
 }
 
+/// The images backup units run (`helper_image`), read from `[X-Unitgen]`.
+pub fn helper_images(units: &[UnitFile]) -> BTreeSet<String> {
+    units
+        .iter()
+        .filter_map(|unit| owner(&unit.text)?.helper_image)
+        .collect()
+}
+
 /// An image that could not be had, and Docker's reason.
 #[derive(Debug)]
 pub struct Unavailable {

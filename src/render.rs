@@ -597,6 +597,9 @@ pub struct Owner {
     pub started_by: Option<String>,
     /// A timer's calendar expression.
     pub schedule: Option<String>,
+    /// The image a backup unit runs to read and write volume data: not a
+    /// service, but fetched by apply like one.
+    pub helper_image: Option<String>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
@@ -615,6 +618,7 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("Endpoints", v)) => owner.endpoints = Some(v.to_string()),
             Some(("StartedBy", v)) => owner.started_by = Some(v.to_string()),
             Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
+            Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
             _ => {}
         }
     }

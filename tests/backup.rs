@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use support::docker::docker;
 use support::net::free_port;
+use support::registry::{Registry, image_id, push, untag};
 use support::wait_for;
 use support::world::{World, serves};
 
@@ -22,6 +23,11 @@ const S3_KEY: &str = "AKIA-ugbk-not-for-units-5512";
 /// unpacks one) and a files service whose volume is copied while it is
 /// paused; `files` serves its volume on the instance's port.
 fn app(name: &str, backup: &str) -> String {
+    app_with(name, backup, "")
+}
+
+/// [`app`] with more services (after these).
+fn app_with(name: &str, backup: &str, services: &str) -> String {
     format!(
         r#"app: {name}
 services:
@@ -39,7 +45,7 @@ services:
     volumes: ["dbdata:/db"]
     backup:
       dump: "{{{{ dump }}}}"
-      restore: "rm -rf /db/* && tar -x -C /db"
+      restore: "rm -rf /db/* && tar -x -C /db"{services}
 backup:
   password_file: /etc/{name}/restic-password
   helper_image: "{{{{ helper }}}}"
@@ -257,23 +263,150 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
     }
 }
 
+/// A service copied while stopped (`consistency: stop`): on SIGTERM it
+/// notes the stop in its own volume, so a snapshot that holds the note was
+/// taken after the stop. `reader` restarts (and stops) with it (`PartOf=`).
+const STOPPED_SERVICE: &str = r#"
+  cache:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'trap "echo stopped >> /data/stops; exit 0" TERM; httpd -f -p 80 -h /data & wait']
+    init: true
+    volumes: ["cache:/data"]
+    backup: {consistency: stop}
+  reader:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    depends_on: {cache: {condition: service_started, restart: true}}"#;
+
+/// A helper image (sh and tar) whose tar refuses a volume holding a
+/// `.fail-backup` file: a copy that fails where a test says.
+fn build_failing_helper(reference: &str) {
+    let mut build = Command::new("docker")
+        .args(["build", "--quiet", "--tag", reference, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = r#"#!/bin/sh
+if [ -e /data/.fail-backup ]; then echo "tar: refusing /data (.fail-backup)" >&2; exit 2; fi
+exec busybox tar "$@"
+"#;
+    let dockerfile = format!(
+        "FROM {IMAGE}\nRUN rm /bin/tar && printf '{}' > /bin/tar && chmod 755 /bin/tar\n",
+        script.replace('\n', "\\n")
+    );
+    use std::io::Write as _;
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = build.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Removes a local image when dropped.
+struct LocalImage(String);
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        docker(["rmi", "--force", &self.0]);
+    }
+}
+
+/// `restic ARGS` from the host against a repository in the sandbox, with
+/// the right password whatever the sandbox's password file says now.
+fn restic(world: &World, repository: &str, args: &[&str]) -> Output {
+    let password = support::tempdir("restic-password-");
+    let file = password.path().join("password");
+    std::fs::write(&file, PASSWORD).unwrap();
+    Command::new("restic")
+        .arg("--no-cache")
+        .args(args)
+        .env(
+            "RESTIC_REPOSITORY",
+            world
+                .sandbox
+                .root()
+                .join(repository.trim_start_matches('/')),
+        )
+        .env("RESTIC_PASSWORD_FILE", &file)
+        .output()
+        .unwrap()
+}
+
+/// The `stops` notes in a snapshot's copy of the `cache` volume.
+fn stops_in_snapshot(world: &World, repository: &str, snapshot: &str) -> String {
+    let tar = restic(world, repository, &["dump", snapshot, "/volumes/cache.tar"]);
+    let tar = ok(&tar, "restic dump").into_bytes();
+    let mut read = Command::new("tar")
+        .args(["-x", "-O", "-f", "-", "./stops"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    read.stdin.take().unwrap().write_all(&tar).unwrap();
+    ok(&read.wait_with_output().unwrap(), "tar -x ./stops")
+}
+
+/// Until `unit` is active again (a backup starts what it stopped without
+/// waiting for it).
+fn active_again(world: &World, unit: &str) {
+    let active = wait_for(Duration::from_secs(30), || {
+        (world.active(unit) == "active").then_some(())
+    });
+    assert!(
+        active.is_some(),
+        "{unit} was not started again:\n{}",
+        world.sandbox.journal(unit)
+    );
+}
+
 #[test]
-fn the_timer_backs_up_by_itself_and_a_failed_backup_runs_the_hook_and_resumes_the_paused_service() {
+fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave_services_running()
+{
     let world = World::new("ugbkf");
+    let registry = Registry::start();
+    // The helper image is only in the registry: apply must fetch it.
+    let helper = registry.image("ugbkf/helper:1");
+    let _helper_image = LocalImage(helper.clone());
+    build_failing_helper(&helper);
+    push(&helper);
+    untag(&helper);
     let (timed_port, broken_port) = (free_port(), free_port());
-    let yaml = app(
+    // A dump that fails (after writing half its output) once told to.
+    let dump = "if [ -e /db/.fail-dump ]; then echo partial; exit 3; fi; tar -c -C /db .";
+    let yaml = app_with(
         "ugbkf",
-        "  repository: /var/backups/ugbkf\n  schedule: \"{{ schedule }}\"\n  randomized_delay: 0s\n  \
+        "  repository: \"/var/backups/ugbkf-{{ instance }}\"\n  schedule: \"{{ schedule }}\"\n  randomized_delay: 0s\n  \
          on_failure: 'echo \"$FAILED_UNIT\" > /var/tmp/ugbkf-hook-$INSTANCE'\n",
+        STOPPED_SERVICE,
     ) + &format!(
         "instances:\n  \
-         timed: {{port: {timed_port}, schedule: '*:*:0/5', dump: 'tar -c -C /db .', helper: '{IMAGE}'}}\n  \
-         broken: {{port: {broken_port}, schedule: monthly, dump: 'echo partial; exit 3', helper: '{IMAGE}'}}\n"
+         timed: {{port: {timed_port}, schedule: '*:*:0/5', dump: '{dump}', helper: '{helper}'}}\n  \
+         broken: {{port: {broken_port}, schedule: monthly, dump: '{dump}', helper: '{helper}'}}\n"
     );
     world.write(&yaml);
     secret(&world, "/etc/ugbkf/restic-password", PASSWORD);
-    world.apply_ok("timed");
+
+    // `--pull never` and no helper image on the host: refused, untouched.
+    let out = world.unitgen(&["apply", "broken", "--pull", "never"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&helper), "{err}");
+    assert!(err.contains("nothing on the host was changed"), "{err}");
+    // The default policy fetches it with the services' images.
     world.apply_ok("broken");
+    assert!(image_id(&helper).is_some(), "apply did not pull {helper}");
+    world.apply_ok("timed");
     seed(&world, "timed", "timed files");
     seed(&world, "broken", "broken files");
 
@@ -284,13 +417,78 @@ fn the_timer_backs_up_by_itself_and_a_failed_backup_runs_the_hook_and_resumes_th
         let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
         (out.status.success() && !listed.is_empty()).then_some(listed)
     });
-    assert!(
-        fired.is_some(),
-        "no snapshot from the timer:\n{}",
-        world.sandbox.journal("ugbkf-timed-backup.service")
-    );
+    let fired = fired.unwrap_or_else(|| {
+        panic!(
+            "no snapshot from the timer:\n{}",
+            world.sandbox.journal("ugbkf-timed-backup.service")
+        )
+    });
+    // From now on restic fails: the repository's password is wrong.
+    secret(&world, "/etc/ugbkf/restic-password", "not-the-password");
+    // `cache` was stopped before its volume was copied: the snapshot holds
+    // the note it wrote when stopped.
+    let first = fired[0]["id"].as_str().unwrap();
+    let stops = stops_in_snapshot(&world, "/var/backups/ugbkf-timed", first);
+    assert!(stops.starts_with("stopped\n"), "{stops:?}");
 
-    // A dump that fails: the unit fails, no snapshot, the hook runs.
+    // A failed run is recorded with its time, and after twice the interval
+    // (5s) without a good one, status says OVERDUE.
+    let status = wait_for(Duration::from_secs(60), || {
+        let out = world.unitgen(&["status", "timed", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let backup = &status["backup"];
+        (backup["overdue"] == true && backup["last_run"] == "failed (exit-code)")
+            .then(|| backup.clone())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no failed run recorded or not overdue:\n{}",
+            world.sandbox.journal("ugbkf-timed-backup.service")
+        )
+    });
+    assert!(
+        status["last_run_time"].as_u64().unwrap() > status["last_good"]["time"].as_u64().unwrap(),
+        "{status}"
+    );
+    // (Its exit code says whether every service runs: not the point here.)
+    let text = String::from_utf8(world.unitgen(&["status", "timed"]).stdout).unwrap();
+    assert!(
+        text.contains("last run: failed (exit-code) at 20"),
+        "{text}"
+    );
+    let good = status["last_good"]["snapshot"].as_str().unwrap();
+    assert!(text.contains(&format!("snapshot {good}")), "{text}");
+    assert!(text.contains("OVERDUE"), "{text}");
+    assert!(
+        world
+            .sandbox
+            .journal("ugbkf-timed-backup.service")
+            .contains("wrong password"),
+        "restic's own reason is logged"
+    );
+    let hook = |instance: &str| {
+        let file = world
+            .sandbox
+            .root()
+            .join(format!("var/tmp/ugbkf-hook-{instance}"));
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(&file).ok()
+        })
+    };
+    assert_eq!(
+        hook("timed").as_deref(),
+        Some("ugbkf-timed-backup.service\n")
+    );
+    world
+        .sandbox
+        .systemctl(["stop", "ugbkf-timed-backup.timer"]);
+    for service in ["cache", "reader"] {
+        active_again(&world, &format!("ugbkf-timed-{service}.service"));
+    }
+
+    // A dump that fails: the unit fails, no snapshot, the hook runs, and
+    // status shows the failure.
+    world.exec("broken", "db", "touch /db/.fail-dump");
     let out = world.unitgen(&["backup", "broken"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -299,39 +497,25 @@ fn the_timer_backs_up_by_itself_and_a_failed_backup_runs_the_hook_and_resumes_th
         snapshots(&world, "broken").is_empty(),
         "a failed backup left a snapshot"
     );
-    let hook = world.sandbox.root().join("var/tmp/ugbkf-hook-broken");
-    let ran = wait_for(Duration::from_secs(20), || {
-        std::fs::read_to_string(&hook).ok()
-    });
-    assert_eq!(ran.as_deref(), Some("ugbkf-broken-backup.service\n"));
-    let status = ok(&world.unitgen(&["status", "broken"]), "status");
-    assert!(status.contains("last run: exit-code"), "{status}");
+    assert_eq!(
+        hook("broken").as_deref(),
+        Some("ugbkf-broken-backup.service\n")
+    );
+    let status = String::from_utf8(world.unitgen(&["status", "broken"]).stdout).unwrap();
+    assert!(
+        status.contains("last good none yet; last run: failed (exit-code) at 20"),
+        "{status}"
+    );
+    assert!(status.contains("OVERDUE"), "{status}");
+    world.exec("broken", "db", "rm /db/.fail-dump");
 
     // A copy that fails while `files` is paused: it is unpaused all the same.
-    let missing = "helper=127.0.0.1:9/unitgen-test/no-such-helper:1";
-    let out = world.unitgen(&[
-        "apply",
-        "broken",
-        "--settle",
-        "0",
-        "--set",
-        missing,
-        "--set",
-        "dump=tar -c -C /db .",
-    ]);
-    ok(&out, "apply broken");
-    let out = world.unitgen(&[
-        "backup",
-        "broken",
-        "--set",
-        missing,
-        "--set",
-        "dump=tar -c -C /db .",
-    ]);
+    world.exec("broken", "files", "touch /srv/.fail-backup");
+    let out = world.unitgen(&["backup", "broken"]);
     assert_eq!(out.status.code(), Some(1));
     let journal = world.sandbox.journal("ugbkf-broken-backup.service");
     assert!(
-        journal.contains("no-such-helper"),
+        journal.contains("refusing"),
         "failed on the copy:\n{journal}"
     );
     let paused = docker([
@@ -342,7 +526,53 @@ fn the_timer_backs_up_by_itself_and_a_failed_backup_runs_the_hook_and_resumes_th
     ]);
     assert_eq!(String::from_utf8_lossy(&paused.stdout).trim(), "running");
     assert_eq!(serves(broken_port).as_deref(), Some("broken files\n"));
+    world.exec("broken", "files", "rm /srv/.fail-backup");
+
+    // A copy that fails while `cache` is stopped: it is started again, and
+    // so is `reader`, which stopped with it.
+    world.exec("broken", "cache", "touch /data/.fail-backup");
+    let out = world.unitgen(&["backup", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        world
+            .sandbox
+            .journal("ugbkf-broken-backup.service")
+            .contains("refusing /data"),
+        "failed on the copy of cache"
+    );
+    for service in ["cache", "reader"] {
+        active_again(&world, &format!("ugbkf-broken-{service}.service"));
+    }
+    assert_eq!(
+        world.exec("broken", "cache", "cat /data/stops"),
+        "stopped\n",
+        "stopped once, for the copy"
+    );
     assert!(snapshots(&world, "broken").is_empty());
+
+    // `unitgen pull` fetches the helper image too.
+    let pulled = support::tempdir("ugbkf-pull-");
+    let service_image = registry.image("ugbkf/service:1");
+    registry.push_new("ugbkf/service:1", "ugbkf-pull");
+    untag(&helper);
+    std::fs::write(
+        pulled.path().join("unitgen.yaml"),
+        format!(
+            "app: ugbkfp\nservices:\n  db:\n    image: {service_image}\n    volumes: [\"data:/d\"]\n    backup: {{}}\n\
+             backup:\n  repository: /var/backups/ugbkfp\n  password_file: /etc/ugbkfp/password\n  helper_image: {helper}\n\
+             instances:\n  one: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["pull", "one", "--file"])
+        .arg(pulled.path().join("unitgen.yaml"))
+        .output()
+        .unwrap();
+    ok(&out, "unitgen pull");
+    assert!(image_id(&helper).is_some(), "pull did not fetch {helper}");
+    assert!(image_id(&service_image).is_some());
+    docker(["rmi", &service_image]);
 }
 
 /// `rclone serve restic` on a loopback port, stopped on drop.
@@ -356,7 +586,8 @@ impl Drop for RestServer {
 }
 
 #[test]
-fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says() {
+fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_runs_wait_for_each_other()
+ {
     let world = World::new("ugbkr");
     let (port, rest_port) = (free_port(), free_port());
     let dir = support::tempdir("rclone-");
@@ -384,7 +615,14 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
         + &instance("live", port, "");
     world.write(&yaml);
     secret(&world, "/etc/ugbkr/restic-password", PASSWORD);
-    world.apply_ok("live");
+    // A state directory of its own (inside the sandbox's root, where the
+    // backup unit reads the applied revision).
+    let unitgen = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--state-dir", "/var/lib/ugbkr-state"]);
+        world.unitgen(&all)
+    };
+    ok(&unitgen(&["apply", "live", "--settle", "2"]), "apply");
     seed(&world, "live", "version 1");
 
     let mut states = Vec::new();
@@ -395,7 +633,8 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
             &format!("echo 'version {version}' > /srv/index.html"),
         );
         world.exec("live", "db", &format!("echo {version} > /db/version"));
-        ok(&world.unitgen(&["backup", "live"]), "backup");
+        let out = ok(&unitgen(&["backup", "live"]), "backup");
+        assert!(out.contains("(revision 1)"), "{out}");
         states.push((
             fingerprint("ugbkr-live-dbdata"),
             fingerprint("ugbkr-live-files"),
@@ -404,6 +643,9 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
     // keep: {last: 2}: the first of three is gone.
     let listed = snapshots(&world, "live");
     assert_eq!(listed.len(), 2, "{listed:?}");
+    for snapshot in &listed {
+        assert_eq!(snapshot["revision"], "1", "{snapshot}");
+    }
     assert!(
         std::fs::read_dir(dir.path().join("snapshots"))
             .unwrap()
@@ -415,7 +657,7 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
     // An older snapshot by id, then the latest, both from the REST server.
     let second = listed[0]["short_id"].as_str().unwrap().to_string();
     ok(
-        &world.unitgen(&["restore", "live", "--snapshot", &second, "--yes"]),
+        &unitgen(&["restore", "live", "--snapshot", &second, "--yes"]),
         "restore --snapshot",
     );
     assert_eq!(
@@ -426,10 +668,7 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
         states[1]
     );
     assert_eq!(serves(port).as_deref(), Some("version 2\n"));
-    ok(
-        &world.unitgen(&["restore", "live", "--yes"]),
-        "restore latest",
-    );
+    ok(&unitgen(&["restore", "live", "--yes"]), "restore latest");
     assert_eq!(
         (
             fingerprint("ugbkr-live-dbdata"),
@@ -437,5 +676,104 @@ fn a_rest_repository_served_by_rclone_works_and_retention_keeps_what_keep_says()
         ),
         states[2]
     );
+
+    // Runs against one repository wait for each other instead of failing
+    // on restic's lock (restic 0.14 cannot wait): while another restic
+    // holds it (here a backup that reads its standard input, started
+    // inside the sandbox under the repository's lock file, as the units
+    // take it), the check and the backup unit both wait, then succeed; so
+    // does `unitgen backups`.
+    let check_unit =
+        std::fs::read_to_string(world.unit_file("ugbkr-live-backup-check.service")).unwrap();
+    let lock = check_unit
+        .split("exec 9>>")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the check unit takes a lock file")
+        .to_string();
+    let mut holder = Command::new("nsenter")
+        .arg(format!("--target={}", world.sandbox.pid()))
+        .args(["-m", "-p", "-u", "-i", "-C", "-r", "-w", "flock", &lock])
+        .args([
+            "restic",
+            "--no-cache",
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "holder",
+        ])
+        .env(
+            "RESTIC_REPOSITORY",
+            format!("rest:http://127.0.0.1:{rest_port}/"),
+        )
+        .env("RESTIC_PASSWORD_FILE", "/etc/ugbkr/restic-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = wait_for(Duration::from_secs(20), || {
+        let locks = std::fs::read_dir(dir.path().join("locks")).ok()?;
+        (locks.count() > 0).then_some(())
+    });
+    assert!(locked.is_some(), "the holder took no restic lock");
+    let (check, backup) = (
+        "ugbkr-live-backup-check.service",
+        "ugbkr-live-backup.service",
+    );
+    ok(
+        &world
+            .sandbox
+            .systemctl(["start", "--no-block", check, backup]),
+        "systemctl start",
+    );
+    let listing = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["backups", "live", "--json", "--file"])
+        .arg(world.file())
+        .arg("--root")
+        .arg(world.sandbox.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for unit in [check, backup] {
+        let waiting = wait_for(Duration::from_secs(30), || {
+            world
+                .sandbox
+                .journal(unit)
+                .contains("waiting for another backup or check of this repository")
+                .then_some(())
+        });
+        assert!(
+            waiting.is_some(),
+            "{unit} did not wait:\n{}",
+            world.sandbox.journal(unit)
+        );
+        assert_eq!(world.active(unit), "activating", "{unit}");
+    }
+    {
+        use std::io::Write as _;
+        let mut input = holder.stdin.take().unwrap();
+        input.write_all(b"held\n").unwrap();
+    }
+    assert!(
+        holder.wait().unwrap().success(),
+        "the holder's backup failed"
+    );
+    for unit in [check, backup] {
+        let done = wait_for(Duration::from_secs(60), || {
+            let state = world.active(unit);
+            (state != "activating").then_some(state)
+        });
+        assert_eq!(
+            done.as_deref(),
+            Some("inactive"),
+            "{unit}:\n{}",
+            world.sandbox.journal(unit)
+        );
+    }
+    let listing = listing.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&listing.stderr);
+    assert!(listing.status.success(), "{err}");
+    assert!(err.contains("waiting for a backup or check"), "{err}");
     drop(server);
 }

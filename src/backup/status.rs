@@ -1,13 +1,14 @@
 //! An instance's backups as `status` shows them: the last good backup,
-//! the result of the last run, the next scheduled one, and whether the
-//! last good one is too old (older than twice the schedule's interval).
+//! how and when the last run ended (failures included, as the backup unit
+//! recorded them), the next scheduled one, and whether the last good one
+//! is too old (older than twice the schedule's interval).
 
 use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
 
-use super::LastBackup;
+use super::{LastBackup, LastRun};
 use crate::render::{UnitFile, owner};
 use crate::systemd::Systemd;
 
@@ -17,15 +18,18 @@ pub struct BackupStatus {
     pub schedule: String,
     /// The last backup that succeeded, as the backup unit recorded it.
     pub last_good: Option<LastBackup>,
-    /// How the last run ended: systemd's result (`success`, `exit-code`, …),
-    /// or `running`.
+    /// How the last run ended: `success`, `failed (exit-code)` (systemd's
+    /// result), `interrupted`, `running`, or `never ran`.
     pub last_run: String,
+    /// When the last run ended, in seconds since the epoch, as the backup
+    /// unit recorded it.
+    pub last_run_time: Option<u64>,
     /// When the timer fires next, in seconds since the epoch.
     pub next: Option<u64>,
     /// Seconds between two scheduled runs, when systemd could say.
     pub interval: Option<u64>,
     /// The last good backup is older than twice the interval (or there is
-    /// none although the timer has fired).
+    /// none although a run was due).
     pub overdue: bool,
 }
 
@@ -45,10 +49,16 @@ pub fn read(
         .unwrap_or_default();
     let (next, last_trigger) = systemd.timer_times(&timer).map_err(|e| e.to_string())?;
     let state = systemd.unit_state(backup_unit).map_err(|e| e.to_string())?;
-    let last_run = match state.active_state.as_str() {
-        "activating" => "running".to_string(),
+    let recorded = LastRun::read(instance_state_dir);
+    let last_run = match (state.active_state.as_str(), &recorded) {
+        ("activating", _) => "running".to_string(),
+        (_, Some(run)) if run.succeeded() => "success".to_string(),
+        (_, Some(run)) if run.result == "interrupted" => run.result.clone(),
+        (_, Some(run)) => format!("failed ({})", run.result),
+        // No record (yet): what systemd remembers since it started.
         _ if last_trigger == 0 && state.result == "success" => "never ran".to_string(),
-        _ => state.result,
+        _ if state.result == "success" => state.result,
+        _ => format!("failed ({})", state.result),
     };
     let last_good = LastBackup::read(instance_state_dir);
     let interval = interval_seconds(&schedule);
@@ -57,13 +67,15 @@ pub fn read(
         .map_or(0, |d| d.as_secs());
     let overdue = match (&last_good, interval) {
         (Some(last), Some(interval)) => now.saturating_sub(last.time) > 2 * interval,
-        (None, _) => last_trigger != 0,
+        // Never a good one, although one was due or tried.
+        (None, _) => last_trigger != 0 || recorded.is_some(),
         _ => false,
     };
     Ok(Some(BackupStatus {
         schedule,
         last_good,
         last_run,
+        last_run_time: recorded.map(|r| r.time),
         next: (next != 0).then_some(next / 1_000_000),
         interval,
         overdue,
@@ -81,7 +93,14 @@ pub fn print(status: &BackupStatus) {
         ),
         None => "none yet".to_string(),
     };
-    println!("backup: last good {last}; last run: {}", status.last_run);
+    let run_time = match (status.last_run.as_str(), status.last_run_time) {
+        ("running" | "never ran", _) | (_, None) => String::new(),
+        (_, Some(time)) => format!(" at {}", format_utc(time)),
+    };
+    println!(
+        "backup: last good {last}; last run: {}{run_time}",
+        status.last_run
+    );
     println!(
         "  next {} (schedule `{}`{})",
         status.next.map_or("not scheduled".to_string(), format_utc),

@@ -267,9 +267,16 @@ pub fn converge_and_record(
     let name = &state.name();
     let progress = Progress::default();
     let images = pull::service_images(desired);
+    // Started by timers, not by apply: fetched whenever apply changes
+    // anything, so that a missing one fails now, not the night's backup.
+    let helpers = pull::helper_images(desired);
     if pull == PullPolicy::Always {
         // Before the plan: what was fetched decides which tags moved.
-        let all = images.values().map(|s| s.image.clone()).collect();
+        let all = images
+            .values()
+            .map(|s| s.image.clone())
+            .chain(helpers.iter().cloned())
+            .collect();
         pull::fetch(&all, pull, &progress).map_err(|unavailable| {
             failure_report(name, Failure::untouched(pull::describe(&unavailable)))
         })?;
@@ -326,6 +333,7 @@ pub fn converge_and_record(
         let needed: BTreeSet<String> = units
             .iter()
             .filter_map(|unit| images.get(unit).map(|s| s.image.clone()))
+            .chain(helpers.iter().cloned())
             .collect();
         let policy = match pull {
             // Already fetched above; only what is still missing.

@@ -130,6 +130,7 @@ struct Listed {
 pub fn backups(args: BackupsArgs) -> Result<Outcome> {
     let (instance, backup) = with_backup(&args.template, &args.instance)?;
     let repo = repository(&args.host, &backup)?;
+    let _lock = repo.lock().map_err(|e| miette!("{e}"))?;
     let snapshots = repo
         .snapshots(&instance.app, &instance.instance)
         .map_err(|e| miette!("{e}"))?;
@@ -188,9 +189,12 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     };
     let parts = restore::parts(&backup, &target).map_err(|e| miette!("{e}"))?;
     let repo = repository(&args.host, &backup)?;
+    let lock = repo.lock().map_err(|e| miette!("{e}"))?;
     let snapshots = repo
         .snapshots(&source.app, &source.instance)
         .map_err(|e| miette!("{e}"))?;
+    // Not held while a person reads the question.
+    drop(lock);
     let snapshot = match args.snapshot.as_str() {
         "latest" => snapshots.last(),
         id => snapshots
@@ -240,6 +244,8 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     }
 
     let (_state, _lock) = args.host.lock(&target.app, &target.instance)?;
+    // Held to the end: no backup or check of the repository runs meanwhile.
+    let _repository_lock = repo.lock().map_err(|e| miette!("{e}"))?;
     let installed = args.host.installed(&target.app, &target.instance)?;
     if installed.is_empty() {
         return Err(miette!(

@@ -24,7 +24,7 @@ pub struct HostArgs {
     #[arg(long, value_name = "DIR")]
     pub unit_dir: Option<PathBuf>,
     /// Where revisions are recorded [default: /var/lib/unitgen, or
-    /// ~/.local/state/unitgen with --user].
+    /// ~/.local/state/unitgen with --user]; with --root, a path inside DIR.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// D-Bus address of the systemd manager [default: the system bus, or the
@@ -72,11 +72,14 @@ impl HostArgs {
         Ok(Renderer::new(flavour).with_state_dir(self.state_dir_seen_by_units()?))
     }
 
+    /// The state directory as unitgen reaches it: with --root, under DIR
+    /// (the units there, which read and write it too, see the path inside).
     pub fn state_dir(&self) -> Result<PathBuf> {
-        match (&self.state_dir, &self.root) {
-            (None, Some(root)) => Ok(root.join(DEFAULT_STATE_DIR.trim_start_matches('/'))),
-            _ => self.state_dir_seen_by_units(),
-        }
+        let seen = self.state_dir_seen_by_units()?;
+        Ok(match &self.root {
+            Some(root) => root.join(seen.strip_prefix("/").unwrap_or(&seen)),
+            None => seen,
+        })
     }
 
     /// The state directory as the host's own systemd sees it: with --root,
@@ -113,7 +116,10 @@ impl HostArgs {
 /// `--state-dir`, or the default for the system's or the user's manager.
 pub fn default_state_dir(given: Option<&std::path::Path>, user: bool) -> Result<PathBuf> {
     Ok(match (given, user) {
-        (Some(dir), _) => dir.to_path_buf(),
+        // Absolute: units (the backup's, secrets' env files) name it.
+        (Some(dir), _) => std::path::absolute(dir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("--state-dir {}", dir.display()))?,
         (None, true) => home()?.join(".local/state/unitgen"),
         (None, false) => PathBuf::from(DEFAULT_STATE_DIR),
     })

@@ -1,4 +1,5 @@
-//! `unitgen pull`: fetch every image of an instance, changing nothing else.
+//! `unitgen pull`: fetch every image of an instance (its backup's helper
+//! image too), changing nothing else.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +20,12 @@ pub struct PullArgs {
 
 pub fn run(args: PullArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
-    let images: BTreeSet<String> = instance.services.iter().map(|s| s.image.clone()).collect();
+    let images: BTreeSet<String> = instance
+        .services
+        .iter()
+        .map(|s| s.image.clone())
+        .chain(instance.backup.iter().map(|b| b.helper_image.clone()))
+        .collect();
     let progress = Progress::default();
     pull::fetch(&images, PullPolicy::Always, &progress)
         .map_err(|unavailable| miette!("{}", pull::describe(&unavailable)))?;

@@ -54,7 +54,11 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     let mut renderer = Renderer::new(flavour);
     match flavour {
         Flavour::Fleet => super::refuse_secrets_on_fleet(&instance)?,
-        Flavour::User if instance.services.iter().any(|s| !s.secrets.is_empty()) => {
+        // Units that name the state directory: secrets' env files, backups.
+        Flavour::User
+            if instance.backup.is_some()
+                || instance.services.iter().any(|s| !s.secrets.is_empty()) =>
+        {
             renderer = renderer.with_state_dir(super::host::default_state_dir(None, true)?);
         }
         _ => {}

@@ -118,3 +118,38 @@ pub fn instance_tag(instance: &str) -> String {
 }
 
 pub const REVISION_TAG: &str = "revision:";
+
+/// The lock file that serializes restic runs against one repository on
+/// this host: the backup and check units of every instance backed up
+/// there, and `unitgen backups`/`restore`. restic 0.14 has no
+/// `--retry-lock`: an operation that needs an exclusive lock (`check`,
+/// `forget --prune`) fails at once while any other holds a lock, so two
+/// timers firing together would fail each other. `/run/lock` is writable
+/// by every user (Debian: mode 1777), for user units too.
+pub fn lock_file(repository: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    // `local:/srv/b/` and `/srv/b` are the same repository.
+    let key = repository.strip_prefix("local:").unwrap_or(repository);
+    let key = key
+        .strip_suffix('/')
+        .filter(|k| !k.is_empty())
+        .unwrap_or(key);
+    let hash = Sha256::digest(key.as_bytes());
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("/run/lock/unitgen-restic-{hex}.lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_file;
+
+    #[test]
+    fn one_repository_one_lock_however_it_is_written() {
+        assert_eq!(
+            lock_file("/srv/backup/blog"),
+            lock_file("local:/srv/backup/blog/")
+        );
+        assert_ne!(lock_file("/srv/backup/blog"), lock_file("/srv/backup/wiki"));
+        assert!(lock_file("rest:http://127.0.0.1:8000/").starts_with("/run/lock/unitgen-restic-"));
+    }
+}

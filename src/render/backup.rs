@@ -14,9 +14,13 @@ use minijinja::context;
 use minijinja::Value;
 
 use super::{Flavour, Renderer, UnitFile, escaped, shell, with_digest};
-use crate::escape::{sh_quote, systemd_command, systemd_environment, systemd_value};
+use crate::escape::{sh_quote, systemd_environment, systemd_value};
 use crate::model::Instance;
 use crate::model::backup::{self, Backup, Consistency, ServiceBackup};
+
+/// How the last run ended, written by the backup unit's `ExecStopPost=`
+/// into the instance's state folder (see `crate::backup::LastRun`).
+const LAST_RUN_FILE: &str = crate::backup::LastRun::FILE;
 
 /// Where the units stage dumps and volume copies, under `CacheDirectory=`.
 const STAGING: &str = "\"$CACHE_DIRECTORY/staging\"";
@@ -36,6 +40,7 @@ impl Renderer {
             password_file => systemd_environment("RESTIC_PASSWORD_FILE", &backup.password_file),
             environment_file => backup.environment_file.as_deref().map(systemd_value),
             on_failure => hook,
+            lock => backup::lock_file(&backup.repository),
         };
         let backup_unit = instance.backup_unit();
         let check_unit = format!("{prefix}-backup-check.service");
@@ -51,6 +56,11 @@ impl Renderer {
                         what => what_is_saved(backup),
                         timer => timer_name(&backup_unit),
                         requires => self.docker_dependency(),
+                        state => systemd_environment(
+                            "UNITGEN_STATE",
+                            &self.state_dir.join(&prefix).to_string_lossy(),
+                        ),
+                        helper_image => systemd_value(&backup.helper_image),
                         prepare => shell(&prepare_script(backup)),
                         steps => backup_steps(instance, backup),
                         resume => escaped(format!("-{}", shell(&resume_script(instance, backup)))),
@@ -67,8 +77,7 @@ impl Renderer {
                             "{} {}: check the backup repository {}", instance.app, instance.instance, backup.repository
                         )),
                         timer => timer_name(&check_unit),
-                        unlock => systemd_command(&["restic", "unlock"]),
-                        check => systemd_command(&["restic", "check"]),
+                        check => shell(&check_script(backup)),
                         ..common.clone()
                     },
                 )),
@@ -155,8 +164,21 @@ fn what_is_saved(backup: &Backup) -> String {
         .join(", ")
 }
 
-/// Refuses secrets others can read, creates the repository on first use,
-/// and clears stale locks (left by a restic that was killed).
+/// Takes the repository's lock (see [`backup::lock_file`]), waiting for
+/// the backup or check of another unit that holds it, and says so in the
+/// log. Held by the script until it ends.
+fn lock_lines(backup: &Backup) -> Vec<String> {
+    let lock = sh_quote(&backup::lock_file(&backup.repository));
+    vec![
+        format!("exec 9>>{lock};"),
+        "flock -n 9 || { echo 'waiting for another backup or check of this repository to finish'; flock 9; };".into(),
+    ]
+}
+
+/// Refuses secrets others can read, creates the repository on first use
+/// (only when restic says there is none: a wrong password or an unreachable
+/// server is an error, said as restic says it), and clears stale locks
+/// (left by a restic that was killed).
 fn prepare_script(backup: &Backup) -> Vec<String> {
     let mut script = Vec::new();
     let files = std::iter::once(&backup.password_file).chain(&backup.environment_file);
@@ -173,8 +195,22 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
         ));
         script.push("esac;".into());
     }
-    script.push("restic cat config >/dev/null 2>&1 || restic init;".into());
+    script.extend(lock_lines(backup));
+    script.push("if ! out=$(restic cat config 2>&1 >/dev/null); then".into());
+    script.push("  case $out in".into());
+    script.push("    *'Is there a repository at the following location?'*) restic init;;".into());
+    script.push("    *) echo \"$out\" >&2; exit 1;;".into());
+    script.push("  esac;".into());
+    script.push("fi;".into());
     script.push("restic unlock".into());
+    script
+}
+
+/// The check unit's one command: under the repository's lock, clear stale
+/// locks, then `restic check`.
+fn check_script(backup: &Backup) -> Vec<String> {
+    let mut script = lock_lines(backup);
+    script.push("restic unlock && restic check".into());
     script
 }
 
@@ -193,7 +229,7 @@ fn backup_steps(instance: &Instance, backup: &Backup) -> Vec<(String, Value)> {
     }
     steps.push((
         "One snapshot of everything staged, tagged with app, instance and revision.".into(),
-        shell(&snapshot_script(instance)),
+        shell(&snapshot_script(instance, backup)),
     ));
     if !backup.keep.is_empty() {
         let mut forget = vec![
@@ -209,9 +245,17 @@ fn backup_steps(instance: &Instance, backup: &Backup) -> Vec<(String, Value)> {
             forget.push(count.to_string());
         }
         forget.push("--prune".into());
+        let mut script = lock_lines(backup);
+        script.push(
+            forget
+                .iter()
+                .map(|word| sh_quote(word))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         steps.push((
             "Retention: forget what `keep` does not keep, and prune.".into(),
-            escaped(systemd_command(&forget)),
+            shell(&script),
         ));
     }
     steps
@@ -228,11 +272,7 @@ fn tags(instance: &Instance) -> String {
 fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (String, Value) {
     let container = instance.container(&part.service);
     let unit = instance.service_unit(&part.service);
-    let marker = format!(
-        "\"$RUNTIME_DIRECTORY/{}-{}\"",
-        part.consistency.as_str(),
-        part.service
-    );
+    let marker = marker(part);
     let mut script = vec!["set -e;".to_string()];
     let comment;
     match &part.consistency {
@@ -266,8 +306,15 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
                 "{}: stop the service, copy its volumes, start it.",
                 part.service
             );
+            // Stopping it also stops the services that restart with it
+            // (PartOf=): the marker lists the units that were active, and
+            // all of them are started again.
             script.push(format!("if systemctl -q is-active {unit}; then"));
-            script.push(format!("  touch {marker}; systemctl stop {unit};"));
+            script.push(format!(
+                "  for u in {}; do if systemctl -q is-active $u; then echo $u; fi; done > {marker};",
+                stopped_with(instance, &part.service).join(" ")
+            ));
+            script.push(format!("  systemctl stop {unit};"));
             script.push("fi;".into());
         }
     }
@@ -279,21 +326,33 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
             backup::volume_path(&volume.name)
         ));
     }
-    script.extend(resume_lines(&container, &unit, &part.consistency, &marker));
+    script.extend(resume_lines(&container, &part.consistency, &marker));
     (comment, shell(&script))
 }
 
+/// The units a stop of `service`'s unit stops: its own and those of the
+/// services that restart with it (`PartOf=`, followed as systemd does).
+fn stopped_with(instance: &Instance, service: &str) -> Vec<String> {
+    let mut names = vec![service.to_string()];
+    let mut i = 0;
+    while i < names.len() {
+        for other in &instance.services {
+            if other.restarts_with.contains(&names[i]) && !names.contains(&other.name) {
+                names.push(other.name.clone());
+            }
+        }
+        i += 1;
+    }
+    names.iter().map(|n| instance.service_unit(n)).collect()
+}
+
 /// Undoes a pause or stop if (and only if) the backup did it: the marker
-/// file says so. Run after the copy, and again by `ExecStopPost=`.
-fn resume_lines(
-    container: &str,
-    unit: &str,
-    consistency: &Consistency,
-    marker: &str,
-) -> Vec<String> {
+/// file says so (for a stop, it lists the units to start). Run after the
+/// copy, and again by `ExecStopPost=`.
+fn resume_lines(container: &str, consistency: &Consistency, marker: &str) -> Vec<String> {
     let resume = match consistency {
         Consistency::Pause => format!("docker unpause {container}"),
-        Consistency::Stop => format!("systemctl start --no-block {unit}"),
+        Consistency::Stop => format!("systemctl start --no-block $(cat {marker})"),
         _ => return Vec::new(),
     };
     vec![format!(
@@ -301,34 +360,57 @@ fn resume_lines(
     )]
 }
 
+fn marker(part: &ServiceBackup) -> String {
+    format!(
+        "\"$RUNTIME_DIRECTORY/{}-{}\"",
+        part.consistency.as_str(),
+        part.service
+    )
+}
+
+/// `ExecStopPost=`: resumes what the backup paused or stopped, drops the
+/// staged copies, and records how the run ended (systemd's result, e.g.
+/// `exit-code`, with the time) for `status`, which must show a failed
+/// backup even after systemd forgot it (a reboot).
 fn resume_script(instance: &Instance, backup: &Backup) -> Vec<String> {
     let mut script = Vec::new();
     for part in &backup.services {
-        let marker = format!(
-            "\"$RUNTIME_DIRECTORY/{}-{}\"",
-            part.consistency.as_str(),
-            part.service
-        );
         script.extend(resume_lines(
             &instance.container(&part.service),
-            &instance.service_unit(&part.service),
             &part.consistency,
-            &marker,
+            &marker(part),
         ));
     }
-    script.push(format!("rm -rf {STAGING}"));
+    script.push(format!("rm -rf {STAGING};"));
+    // A clean exit on SIGTERM (a stop job) is no success.
+    script.push("mkdir -p \"$UNITGEN_STATE\";".into());
+    script.push("result=$SERVICE_RESULT;".into());
+    script.push(
+        "if [ \"$result\" = success ] && [ \"$EXIT_CODE\" = killed ]; then result=interrupted; fi;"
+            .into(),
+    );
+    script.push(format!(
+        "printf '{{\"time\":%s,\"result\":\"%s\"}}\\n' \"$(date +%s)\" \"$result\" > \"$UNITGEN_STATE/.{run}\" &&",
+        run = LAST_RUN_FILE
+    ));
+    script.push(format!(
+        "mv \"$UNITGEN_STATE/.{run}\" \"$UNITGEN_STATE/{run}\"",
+        run = LAST_RUN_FILE
+    ));
     script
 }
 
 /// Backs up the staging folder (paths in the snapshot: `/volumes/<name>.tar`,
 /// `/dumps/<service>`) and records the snapshot as the last good backup.
-fn snapshot_script(instance: &Instance) -> Vec<String> {
+fn snapshot_script(instance: &Instance, backup: &Backup) -> Vec<String> {
     let tags = tags(instance);
-    vec![
-        "set -e;".into(),
-        "rev=$(ls \"$UNITGEN_STATE/revisions\" 2>/dev/null | sed -n 's/^0*\\([0-9][0-9]*\\)$/\\1/p' | tail -n 1);".into(),
-        "rev=${rev:-unknown};".into(),
-        format!("cd {STAGING};"),
+    let mut script = vec!["set -e;".to_string()];
+    // The latest revision folder (`0001`, …, `10000`: numerically).
+    script.push("rev=$(ls \"$UNITGEN_STATE/revisions\" 2>/dev/null | sed -n 's/^0*\\([0-9][0-9]*\\)$/\\1/p' | sort -n | tail -n 1);".into());
+    script.push("rev=${rev:-unknown};".into());
+    script.push(format!("cd {STAGING};"));
+    script.extend(lock_lines(backup));
+    script.extend([
         format!("restic backup --json --tag unitgen,{tags},{}$rev . > \"$RUNTIME_DIRECTORY/summary\";", backup::REVISION_TAG),
         "snapshot=$(sed -n 's/.*\"snapshot_id\":\"\\([0-9a-f]*\\)\".*/\\1/p' \"$RUNTIME_DIRECTORY/summary\");".into(),
         "test -n \"$snapshot\";".into(),
@@ -336,5 +418,6 @@ fn snapshot_script(instance: &Instance) -> Vec<String> {
         "printf '{\"time\":%s,\"snapshot\":\"%s\",\"revision\":\"%s\"}\\n' \"$(date +%s)\" \"$snapshot\" \"$rev\" > \"$UNITGEN_STATE/.last-backup.json\";".into(),
         "mv \"$UNITGEN_STATE/.last-backup.json\" \"$UNITGEN_STATE/last-backup.json\";".into(),
         "echo \"snapshot $snapshot saved (revision $rev)\"".into(),
-    ]
+    ]);
+    script
 }
