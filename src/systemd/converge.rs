@@ -291,7 +291,14 @@ fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
 }
 
 fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), Failure> {
-    let outcomes = watched(systemd, &[(JobKind::Stop, units)], progress)?;
+    // A template (`blog-live-backup-failed@.service`) runs nothing itself
+    // and systemd refuses jobs for it: its instances end on their own.
+    let units: Vec<String> = units
+        .iter()
+        .filter(|u| !u.contains("@."))
+        .cloned()
+        .collect();
+    let outcomes = watched(systemd, &[(JobKind::Stop, &units)], progress)?;
     failures(systemd, &outcomes, "stop")
 }
 
