@@ -22,6 +22,7 @@ mod pull;
 mod render;
 mod rollback;
 mod schema;
+mod site;
 mod status;
 mod validate;
 mod when;
@@ -32,8 +33,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::compile::{Overrides, compile};
-use crate::diagnostic::Problems;
+use crate::diagnostic::{Problem, Problems};
 use crate::model::{EtcdApi, Instance};
+use crate::site::Site;
 use crate::systemd::JobKind;
 use crate::template::Template;
 
@@ -290,52 +292,114 @@ const DEFAULT_FILE: &str = "unitgen.yaml";
 /// and need no instance values (status, rollback, destroy).
 #[derive(Debug, Clone, Args)]
 pub struct FileArgs {
-    /// The app template or deployments file.
+    /// The app template, deployments file or site file [default:
+    /// unitgen.yaml, or site.yaml when there is no unitgen.yaml]. With a
+    /// site file, name instances APP/INSTANCE (plain INSTANCE when the site
+    /// has one app).
     #[arg(
         short = 'f',
         long = "file",
         value_name = "FILE",
-        default_value = DEFAULT_FILE
+        default_value = DEFAULT_FILE,
+        hide_default_value = true
     )]
     pub file: PathBuf,
 }
 
+/// What a file holds: one app (its template, or a deployments file naming
+/// it), or a site (hosts and apps).
+pub enum Opened {
+    App(Box<Template>),
+    Site(Site),
+}
+
 impl FileArgs {
-    pub fn load(&self) -> Result<Template, Problems> {
-        Template::load(&self.file)
+    /// The file to read: as given, or `site.yaml` when the default
+    /// `unitgen.yaml` is not there and it is.
+    pub fn path(&self) -> PathBuf {
+        let site = std::path::Path::new(crate::site::DEFAULT_FILE);
+        if self.file == std::path::Path::new(DEFAULT_FILE) && !self.file.exists() && site.exists() {
+            return site.to_path_buf();
+        }
+        self.file.clone()
     }
 
-    /// The app's name.
-    pub fn app_name(&self) -> Result<String, Problems> {
-        let template = self.load()?;
-        template
-            .app
-            .doc
-            .app
-            .as_ref()
-            .map(|a| a.value.clone())
-            .ok_or_else(|| {
-                crate::diagnostic::Problem::new(format!(
-                    "{} has no `app:` name",
-                    template.app.file.name()
-                ))
-                .into()
-            })
+    pub fn open(&self) -> Result<Opened, Problems> {
+        let path = self.path();
+        let text = crate::template::read_text(&path)?;
+        if crate::site::is_site(&text) {
+            return Site::parse(&path, text).map(Opened::Site);
+        }
+        Template::load(&path).map(|t| Opened::App(Box::new(t)))
+    }
+
+    /// The app's template and the instance `target` names: `INSTANCE`, or
+    /// `APP/INSTANCE` (a site file's apps; one app's own name is accepted).
+    pub fn select(&self, target: &str) -> Result<(Template, String), Problems> {
+        match self.open()? {
+            Opened::App(template) => {
+                let instance = match target.split_once('/') {
+                    Some((app, instance)) => {
+                        let name = app_name(&template)?;
+                        if app != name {
+                            return Err(Problem::new(format!(
+                                "{} is app `{name}`, not `{app}`",
+                                template.source_name()
+                            ))
+                            .help(format!(
+                                "name the instance `{instance}` or `{name}/{instance}`"
+                            ))
+                            .into());
+                        }
+                        instance
+                    }
+                    None => target,
+                };
+                Ok((*template, instance.to_string()))
+            }
+            Opened::Site(mut site) => {
+                let (index, instance) = site.select(target)?;
+                Ok((site.apps.swap_remove(index).template, instance))
+            }
+        }
+    }
+
+    /// The app and instance `target` names, for commands that act on what
+    /// is installed: `APP/INSTANCE` needs no file at all.
+    pub fn app_and_instance(&self, target: &str) -> Result<(String, String), Problems> {
+        if let Some((app, instance)) = target.split_once('/') {
+            return Ok((app.to_string(), instance.to_string()));
+        }
+        let (template, instance) = self.select(target)?;
+        Ok((app_name(&template)?, instance))
     }
 }
 
 /// What `dns` and `docs` read: every instance of the file, compiled, with
 /// its host and routes.
 fn site_view(file: &FileArgs) -> Result<crate::site_view::SiteView, Problems> {
-    let template = file.load()?;
-    crate::site_view::SiteView::from_template(&template, &Overrides::default())
+    match file.open()? {
+        Opened::App(template) => {
+            crate::site_view::SiteView::from_template(&template, &Overrides::default())
+        }
+        Opened::Site(site) => crate::site_view::SiteView::from_site(&site, &Overrides::default()),
+    }
+}
+
+/// The app's name, as its template says.
+fn app_name(template: &Template) -> Result<String, Problems> {
+    template
+        .app
+        .doc
+        .app
+        .as_ref()
+        .map(|a| a.value.clone())
+        .ok_or_else(|| {
+            Problem::new(format!("{} has no `app:` name", template.app.file.name())).into()
+        })
 }
 
 impl TemplateArgs {
-    pub fn load(&self) -> Result<Template, Problems> {
-        self.file.load()
-    }
-
     pub fn overrides(&self) -> Overrides {
         Overrides {
             set: self.set.clone(),
@@ -348,8 +412,10 @@ impl TemplateArgs {
         }
     }
 
-    pub fn compile(&self, instance: &str) -> Result<Instance, Problems> {
-        compile(&self.load()?, instance, &self.overrides())
+    /// Compiles the instance `target` names (see `FileArgs::select`).
+    pub fn compile(&self, target: &str) -> Result<Instance, Problems> {
+        let (template, instance) = self.file.select(target)?;
+        compile(&template, &instance, &self.overrides())
     }
 }
 

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod pull;
 pub mod render;
 pub mod secrets;
+pub mod site;
 pub mod site_view;
 pub mod state;
 pub mod systemd;

@@ -109,6 +109,42 @@ impl SiteView {
         })
     }
 
+    /// The view of a site file: its hosts, and every instance of every app
+    /// compiled, with the host the site assigns it to.
+    pub fn from_site(site: &crate::site::Site, overrides: &Overrides) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let mut apps = Vec::new();
+        for app in &site.apps {
+            let mut instances = Vec::new();
+            for placed in &app.instances {
+                match compile(&app.template, &placed.instance, overrides) {
+                    Ok(instance) => instances.push(Deployed {
+                        instance,
+                        host: Some(placed.host.clone()),
+                        routes: Vec::new(),
+                    }),
+                    Err(found) => problems.0.extend(found.0),
+                }
+            }
+            apps.push(App {
+                name: app.name.clone(),
+                instances,
+            });
+        }
+        let hosts = (site.hosts.iter())
+            .map(|host| Host {
+                name: host.name.clone(),
+                addresses: host.addresses.clone(),
+                cname: None,
+            })
+            .collect();
+        problems.into_result(SiteView {
+            source: site.file.name().to_string(),
+            hosts,
+            apps,
+        })
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }

@@ -3,7 +3,7 @@
 //! file, so that deployments live one level above the app).
 
 pub mod schema;
-mod unknown_keys;
+pub(crate) mod unknown_keys;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ pub struct Loaded {
     /// Keys the schema does not have: reported with every other problem
     /// that compiling finds, not instead of them.
     pub unknown_keys: Vec<Problem>,
+    /// Whether this is an app's part of a site file (where an instance
+    /// says which `host:` runs it).
+    pub in_site: bool,
 }
 
 impl Loaded {
@@ -42,6 +45,12 @@ impl Template {
     /// Reads `path` and, if it names one, the app template beside it.
     pub fn load(path: &Path) -> Result<Template, Problems> {
         let first = load_file(path)?;
+        Template::with_deployments(first, path.parent().unwrap_or(Path::new("")))
+    }
+
+    /// `first`, and the app template it names (`template:`, relative to
+    /// `dir`), if it names one.
+    pub(crate) fn with_deployments(first: Loaded, dir: &Path) -> Result<Template, Problems> {
         let Some(template_ref) = &first.doc.template else {
             return Ok(Template {
                 app: first,
@@ -57,7 +66,6 @@ impl Template {
                     .help("keep the services in the template file it points to"),
             );
         }
-        let dir = path.parent().unwrap_or(Path::new(""));
         let app_path = dir.join(&template_ref.value);
         let read = template_path(dir, &template_ref.value).and_then(|()| {
             std::fs::read(&app_path).map_err(|e| {
@@ -144,7 +152,7 @@ impl Template {
     pub fn entries(&self) -> crate::compile::values::Entries<'_> {
         crate::compile::values::Entries {
             file: self.instances_file(),
-            site: false,
+            site: self.instances_file().in_site,
         }
     }
 
@@ -178,10 +186,15 @@ impl Template {
 }
 
 fn load_file(path: &Path) -> Result<Loaded, Problems> {
+    parse(path, read_text(path)?)
+}
+
+/// A file the user named, as UTF-8 text.
+pub(crate) fn read_text(path: &Path) -> Result<String, Problems> {
     match std::fs::read(path) {
-        Ok(bytes) => parse(path, utf8(path, bytes)?),
+        Ok(bytes) => utf8(path, bytes),
         Err(e) => Err(Problem::new(format!("cannot read {}: {e}", path.display()))
-            .help("run unitgen in the folder that holds unitgen.yaml, or pass `-f FILE`")
+            .help("run unitgen in the folder that holds unitgen.yaml (or site.yaml), or pass `-f FILE`")
             .into()),
     }
 }
@@ -251,17 +264,23 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let file = Arc::new(NamedSource::new(name, text));
     match result {
         Ok(mut doc) => {
-            let entries = doc.instances.iter_mut().flat_map(|m| m.values_mut());
-            for entry in entries.chain(doc.defaults.as_mut()) {
-                keep_scalar_text(&mut entry.value, file.inner());
-            }
+            keep_values_text(&mut doc, file.inner());
             Ok(Loaded {
                 unknown_keys: unknown_keys::find(file.inner(), &file),
                 file,
                 doc,
+                in_site: false,
             })
         }
         Err(err) => Err(yaml_problem(&err, &file).into()),
+    }
+}
+
+/// Every instance value of `doc` as written (see `keep_scalar_text`).
+pub(crate) fn keep_values_text(doc: &mut Document, text: &str) {
+    let entries = doc.instances.iter_mut().flat_map(|m| m.values_mut());
+    for entry in entries.chain(doc.defaults.as_mut()) {
+        keep_scalar_text(&mut entry.value, text);
     }
 }
 

@@ -65,6 +65,14 @@ const NOT_WALKED: &[(&str, &str)] = &[
         "asks a resolver; tests/dns.rs runs the check against dnsmasq on loopback",
     ),
     (
+        "unitgen plan --host web1",
+        "the walk's file is one app, not a site; tests/site.rs applies and plans a site by --host",
+    ),
+    (
+        "unitgen apply --host web1",
+        "the walk's file is one app, not a site; tests/site.rs applies and plans a site by --host",
+    ),
+    (
         "scripts/install",
         "builds a release binary into /usr/local; its example (apply + curl) is walked here",
     ),

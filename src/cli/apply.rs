@@ -11,6 +11,7 @@ use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::output::out;
+use super::site::{self, SiteHostArgs};
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::fault;
@@ -22,13 +23,18 @@ use crate::secrets;
 use crate::state::{InstanceState, Intent, Provenance, now_micros, units_digest};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
 use crate::systemd::observe::observe;
+use crate::template::Template;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The instance to compare with what is installed.
-    pub instance: String,
+    /// The instance to compare with what is installed (`APP/INSTANCE` with
+    /// a site file). Without it, with a site file: every instance the site
+    /// assigns to this host.
+    pub instance: Option<String>,
     #[command(flatten)]
     pub template: TemplateArgs,
+    #[command(flatten)]
+    pub site_host: SiteHostArgs,
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]
@@ -69,10 +75,14 @@ pub enum Color {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The instance to bring up to date (e.g. `staging`).
-    pub instance: String,
+    /// The instance to bring up to date (e.g. `staging`; `APP/INSTANCE`
+    /// with a site file). Without it, with a site file: every instance the
+    /// site assigns to this host, app by app.
+    pub instance: Option<String>,
     #[command(flatten)]
     pub template: TemplateArgs,
+    #[command(flatten)]
+    pub site_host: SiteHostArgs,
     #[command(flatten)]
     pub host: HostArgs,
     /// Seconds every started or restarted unit must stay up before the
@@ -107,7 +117,30 @@ pub struct ApplyArgs {
 }
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
-    let mut instance = args.template.compile(&args.instance)?;
+    let mut differs = false;
+    let fleet = args.fleet.fleet;
+    site::each_target(
+        &args.template.file,
+        args.instance.as_deref(),
+        &args.site_host,
+        &args.host,
+        fleet,
+        "plan",
+        |template, instance| {
+            differs |= !plan_one(&args, template, instance)?;
+            Ok(())
+        },
+    )?;
+    Ok(if differs {
+        Outcome::Differs
+    } else {
+        Outcome::Clean
+    })
+}
+
+/// Plans one instance; whether it is up to date.
+fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool> {
+    let mut instance = compile(template, instance, &args.template.overrides())?;
     let color = match args.color {
         Color::Always => true,
         Color::Never => false,
@@ -115,7 +148,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     };
     if args.fleet.fleet {
         super::refuse_secrets_on_fleet(&instance)?;
-        return fleet::plan(&args.fleet, &instance, color);
+        return fleet::plan(&args.fleet, &instance, color).map(|o| matches!(o, Outcome::Clean));
     }
     if !instance.secrets.is_empty() {
         let values = secrets::read(&instance)?;
@@ -130,11 +163,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let state = args.host.state(&instance.app, &instance.instance)?;
     let (plan, _) = host_plan(&args.host.host()?, &state, &installed, &desired)?;
     out!("{}", plan.describe(color))?;
-    Ok(if plan.is_up_to_date() {
-        Outcome::Clean
-    } else {
-        Outcome::Differs
-    })
+    Ok(plan.is_up_to_date())
 }
 
 /// The plan against the host's real state: the unit files, what systemd
@@ -181,12 +210,25 @@ pub fn host_plan(
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
-    let template = args.template.load()?;
+    site::each_target(
+        &args.template.file,
+        args.instance.as_deref(),
+        &args.site_host,
+        &args.host,
+        args.fleet.fleet,
+        "apply",
+        |template, instance| apply_one(&args, template, instance),
+    )?;
+    Ok(Outcome::Clean)
+}
+
+fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()> {
     let overrides = args.template.overrides();
-    let mut instance = compile(&template, &args.instance, &overrides)?;
+    let mut instance = compile(template, instance, &overrides)?;
     if args.fleet.fleet {
         super::refuse_secrets_on_fleet(&instance)?;
-        return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait));
+        return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait))
+            .map(|_| ());
     }
     // Read before taking the lock: a password manager may ask for a passphrase.
     let values = secrets::read(&instance)?;
@@ -223,7 +265,7 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
         .prune(&env_files)
         .into_diagnostic()
         .wrap_err_with(|| format!("removing stale secrets from {}", store.dir().display()))?;
-    Ok(Outcome::Clean)
+    Ok(())
 }
 
 /// The plan, with the unchanged services whose image tag has moved on this

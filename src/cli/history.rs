@@ -43,9 +43,9 @@ struct Entry {
 }
 
 pub fn run(args: HistoryArgs) -> Result<Outcome> {
-    let app = args.template.app_name()?;
-    let name = crate::model::prefix(&app, &args.instance);
-    let state = args.host.state(&app, &args.instance)?;
+    let (app, instance) = args.template.app_and_instance(&args.instance)?;
+    let name = crate::model::prefix(&app, &instance);
+    let state = args.host.state(&app, &instance)?;
     let infos = state
         .revisions()
         .map_err(|e| miette!("reading revisions of {name}: {e}"))?;

@@ -131,11 +131,15 @@ impl HostArgs {
     /// read; otherwise from the installed units and the state directory
     /// alone, so that a broken or deleted template cannot keep anyone from
     /// inspecting or removing what runs.
-    pub fn app_of(&self, file: &FileArgs, instance: &str) -> Result<String> {
-        let problem = match file.app_name() {
-            Ok(app) => return Ok(app),
+    ///
+    /// `target` is `INSTANCE` or `APP/INSTANCE` (see `FileArgs::select`);
+    /// the app and the instance are returned.
+    pub fn app_of(&self, file: &FileArgs, target: &str) -> Result<(String, String)> {
+        let problem = match file.app_and_instance(target) {
+            Ok(found) => return Ok(found),
             Err(problem) => miette::Report::new(problem),
         };
+        let instance = target;
         let mut apps = self.installed_apps(instance);
         apps.sort();
         apps.dedup();
@@ -144,15 +148,15 @@ impl HostArgs {
                 let first = format!("{problem}");
                 eprintln!(
                     "warning: {} could not be read ({}); acting on what is installed for app {app}",
-                    file.file.display(),
+                    file.path().display(),
                     first.lines().next().unwrap_or_default()
                 );
-                Ok(app.clone())
+                Ok((app.clone(), instance.to_string()))
             }
             [] => Err(problem),
             several => Err(problem.wrap_err(format!(
                 "the template cannot be read, and several apps have an instance `{instance}` \
-                 installed ({}): fix the template to choose one",
+                 installed ({}): fix the template to choose one, or name it APP/INSTANCE",
                 several.join(", ")
             ))),
         }

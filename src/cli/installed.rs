@@ -18,8 +18,10 @@ pub struct Installed {
 impl Installed {
     /// The installed units of `instance` of the template's app; an error
     /// when there are none.
-    pub fn read(file: &FileArgs, host: &HostArgs, instance: &str) -> Result<Installed> {
-        let app = file.app_name()?;
+    /// `target` is `INSTANCE` or `APP/INSTANCE` (see `FileArgs::select`).
+    pub fn read(file: &FileArgs, host: &HostArgs, target: &str) -> Result<Installed> {
+        let (app, instance) = file.app_and_instance(target)?;
+        let instance = instance.as_str();
         let units: Vec<(UnitFile, Owner)> = host
             .installed(&app, instance)?
             .into_iter()

@@ -129,15 +129,12 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
 /// `--values`: the merged entry, without compiling the units (so that it
 /// helps with the values a template finds wrong).
 fn values(args: &RenderArgs) -> Result<Outcome> {
-    let template = args.template.load()?;
+    let (template, instance) = args.template.file.select(&args.instance)?;
     let mut problems = crate::diagnostic::Problems(template.unknown_keys());
-    let merged = template.entries().merge(&args.instance, &mut problems);
-    let declared = template.instance_names().contains(&args.instance);
+    let merged = template.entries().merge(&instance, &mut problems);
+    let declared = template.instance_names().contains(&instance);
     if !declared && !args.template.allow_undeclared {
-        problems.push(crate::compile::undeclared_instance(
-            &template,
-            &args.instance,
-        ));
+        problems.push(crate::compile::undeclared_instance(&template, &instance));
     }
     for (key, _) in &args.template.set {
         if let Some(problem) = crate::compile::values::set_refused(key) {

@@ -46,9 +46,9 @@ pub struct DestroyArgs {
 }
 
 pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
-    let app = args.host.app_of(&args.template, &args.instance)?;
-    let name = crate::model::prefix(&app, &args.instance);
-    let (state, _lock) = args.host.lock(&app, &args.instance)?;
+    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
+    let name = crate::model::prefix(&app, &instance);
+    let (state, _lock) = args.host.lock(&app, &instance)?;
     let revisions = state
         .revisions()
         .map_err(|e| miette!("reading revisions of {name}: {e}"))?;
@@ -72,7 +72,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         )
     })?;
     eprintln!("rolling {name} back to revision {target}");
-    let installed = args.host.installed(&app, &args.instance)?;
+    let installed = args.host.installed(&app, &instance)?;
     converge_and_record(
         &args.host.host()?,
         &state,
@@ -95,13 +95,13 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
-    let app = args.host.app_of(&args.template, &args.instance)?;
+    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     if args.fleet.fleet {
-        return fleet::destroy(&args.fleet, &app, &args.instance);
+        return fleet::destroy(&args.fleet, &app, &instance);
     }
-    let name = crate::model::prefix(&app, &args.instance);
-    let (state, lock) = args.host.lock(&app, &args.instance)?;
-    let installed = args.host.installed(&app, &args.instance)?;
+    let name = crate::model::prefix(&app, &instance);
+    let (state, lock) = args.host.lock(&app, &instance)?;
+    let installed = args.host.installed(&app, &instance)?;
     // The volumes to remove are known only from the recorded revisions:
     // a revision that cannot be read must stop `--volumes`, not shrink it.
     let volumes: Vec<String> = state

@@ -127,11 +127,11 @@ impl Status {
 }
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
-    let app = args.host.app_of(&args.template, &args.instance)?;
+    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     if args.fleet.fleet {
-        return fleet::status(&args.fleet, &app, &args.instance, args.json);
+        return fleet::status(&args.fleet, &app, &instance, args.json);
     }
-    let status = read(&args.host, &app, &args.instance)?;
+    let status = read(&args.host, &app, &instance)?;
     let (revision, as_applied, unfinished) =
         (status.revision, status.as_applied, status.unfinished);
     if args.json {
@@ -144,7 +144,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if status.units.is_empty() {
         outln!(
             "{app}-{} is not installed in {}",
-            args.instance,
+            instance,
             args.host.host()?.unit_dir.display()
         )?;
         return Ok(status.outcome());
@@ -162,7 +162,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             )
         }
     };
-    outln!("{app}-{}: {recorded}", args.instance)?;
+    outln!("{app}-{}: {recorded}", instance)?;
     // "3 min ago" for a person at a terminal; the time itself otherwise.
     let terminal = std::io::stdout().is_terminal();
     let now = when::now();

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use clap::Args;
 use miette::Result;
 
-use super::{Outcome, TemplateArgs};
-use crate::compile::compile;
+use super::{Opened, Outcome, TemplateArgs};
+use crate::compile::{Overrides, compile};
 use crate::diagnostic::Problems;
 use crate::model::Instance;
+use crate::template::Template;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -17,41 +18,58 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> Result<Outcome> {
-    let template = args.template.load()?;
-    let mut names = template.instance_names();
-    if names.is_empty() {
-        // Nothing declared: check the template as it would render for an
-        // instance named `default`.
-        names.push("default".into());
-    }
-    let mut overrides = args.template.overrides();
-    // The `default` stand-in is declared nowhere, by design.
-    overrides.allow_undeclared |= template.instance_names().is_empty();
+    let overrides = args.template.overrides();
+    let site = match args.template.file.open()? {
+        Opened::App(template) => return app(&template, &overrides),
+        Opened::Site(site) => site,
+    };
+    // The whole site at once: every app's problems, then what no app alone
+    // can see.
     let mut problems = Problems::default();
     let mut compiled = Vec::new();
-    for name in &names {
-        match compile(&template, name, &overrides) {
-            Ok(instance) => compiled.push(instance),
-            // The same template problem shows up once per instance: keep the first.
-            Err(found) => {
-                for problem in found.0 {
-                    let duplicate = problems.0.iter().any(|p| {
-                        p.message == problem.message
-                            && p.at.as_ref().map(|a| a.span) == problem.at.as_ref().map(|a| a.span)
-                    });
-                    if !duplicate {
-                        problems.push(problem);
-                    }
-                }
-            }
-        }
+    for app in &site.apps {
+        let (instances, found) = compile_all(&app.template, &overrides);
+        compiled.extend(instances);
+        add_unique(&mut problems, found);
     }
+    if problems.is_empty() {
+        problems = crate::site::host_port_clashes(&site, &compiled);
+    }
+    if !problems.is_empty() {
+        return Err(problems.into());
+    }
+    let instances = site.apps.iter().map(|a| a.instances.len()).sum();
+    eprintln!(
+        "{}: {}, {}, {} valid",
+        site.file.name(),
+        crate::progress::count(site.hosts.len(), "host"),
+        crate::progress::count(site.apps.len(), "app"),
+        crate::progress::count(instances, "instance"),
+    );
+    for host in &site.hosts {
+        let placed: Vec<String> = (site.on_host(&host.name).iter())
+            .map(|(app, placed)| format!("{}/{}", app.name, placed.instance))
+            .collect();
+        let placed = if placed.is_empty() {
+            "nothing".to_string()
+        } else {
+            placed.join(", ")
+        };
+        eprintln!("  {}: {placed}", host.name);
+    }
+    Ok(Outcome::Clean)
+}
+
+/// One app's file (a template, or a deployments file naming one).
+fn app(template: &Template, overrides: &Overrides) -> Result<Outcome> {
+    let (compiled, problems) = compile_all(template, overrides);
     if !problems.is_empty() {
         return Err(problems.into());
     }
     for warning in shared_host_ports(&compiled) {
         eprintln!("warning: {warning}");
     }
+    let names: Vec<&str> = compiled.iter().map(|i| i.instance.as_str()).collect();
     eprintln!(
         "{}: {}, {} {} {} valid",
         template.source_name(),
@@ -65,6 +83,43 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         if names.len() == 1 { "is" } else { "are" },
     );
     Ok(Outcome::Clean)
+}
+
+/// Every declared instance compiled (or, when none is declared, the
+/// template as it would render for an instance named `default`), and the
+/// problems found.
+fn compile_all(template: &Template, overrides: &Overrides) -> (Vec<Instance>, Problems) {
+    let mut names = template.instance_names();
+    let mut overrides = overrides.clone();
+    if names.is_empty() {
+        names.push("default".into());
+        // The `default` stand-in is declared nowhere, by design.
+        overrides.allow_undeclared = true;
+    }
+    let mut problems = Problems::default();
+    let mut compiled = Vec::new();
+    for name in &names {
+        match compile(template, name, &overrides) {
+            Ok(instance) => compiled.push(instance),
+            Err(found) => add_unique(&mut problems, found),
+        }
+    }
+    (compiled, problems)
+}
+
+/// The same problem shows up once per instance (a template's, or a
+/// shared entry's): keep the first.
+fn add_unique(problems: &mut Problems, found: Problems) {
+    for problem in found.0 {
+        let duplicate = problems.0.iter().any(|p| {
+            p.message == problem.message
+                && p.at.as_ref().map(|a| (a.span, a.file.name()))
+                    == problem.at.as_ref().map(|a| (a.span, a.file.name()))
+        });
+        if !duplicate {
+            problems.push(problem);
+        }
+    }
 }
 
 /// Instances that publish the same host port cannot run on one host side by

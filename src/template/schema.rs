@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 
 pub mod backup;
 pub mod instance;
+pub mod site;
 
 pub use instance::{InstanceDecl, ServiceSwitch, Value};
 

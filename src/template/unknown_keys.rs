@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use super::schema::site::{HostDecl, SiteDoc};
 use super::schema::{
     DependsOnDetail, Document, EtcdDecl, FleetDecl, Healthcheck, Scalar, SecretDecl, ServiceDef,
     ServiceSwitch, VolumeDecl,
@@ -25,6 +26,30 @@ pub fn find(text: &str, file: &SourceFile) -> Vec<Problem> {
     };
     let mut found = Vec::new();
     document(&root, &mut found);
+    problems(found, file)
+}
+
+/// The same for a site file: its hosts, and each app's part (the keys of
+/// a deployments file).
+pub fn find_site(text: &str, file: &SourceFile) -> Vec<Problem> {
+    let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, super::yaml_options()) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if let Node::Map(entries) = &root {
+        known::<SiteDoc>(entries, &mut found);
+        for (key, value) in entries {
+            match key.value.0.as_str() {
+                "hosts" => each_map(value, &mut found, struct_of::<HostDecl>),
+                "apps" => each_map(value, &mut found, document),
+                _ => {}
+            }
+        }
+    }
+    problems(found, file)
+}
+
+fn problems(found: Found, file: &SourceFile) -> Vec<Problem> {
     found
         .into_iter()
         .map(|(key, expected)| {

@@ -1,0 +1,158 @@
+//! `plan` and `apply` without an instance: everything a site file assigns
+//! to this host, app by app (one lock per instance), with one summary.
+
+use std::collections::BTreeSet;
+
+use clap::Args;
+use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
+
+use super::host::HostArgs;
+use super::{FileArgs, Opened};
+use crate::site::Site;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Args)]
+pub struct SiteHostArgs {
+    /// With a site file and no instance: which of the site's hosts this
+    /// machine is [default: the machine's host name].
+    #[arg(long = "host", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+impl SiteHostArgs {
+    fn name(&self) -> Result<String> {
+        if let Some(name) = &self.name {
+            return Ok(name.clone());
+        }
+        let read = std::fs::read_to_string("/proc/sys/kernel/hostname");
+        let name = read.map(|n| n.trim().to_string()).unwrap_or_default();
+        if name.is_empty() {
+            return Err(miette!(
+                "cannot read this machine's host name: pass --host NAME (a host of the site)"
+            ));
+        }
+        Ok(name)
+    }
+}
+
+/// Runs `act` on the instance named, or, without one, on every instance the
+/// site assigns to this host; then says what was done, what failed, and
+/// which instances of the site's apps are installed here but no longer
+/// assigned to it (left alone: destroying is said, never done silently).
+pub fn each_target(
+    file: &FileArgs,
+    instance: Option<&str>,
+    site_host: &SiteHostArgs,
+    host: &HostArgs,
+    fleet: bool,
+    verb: &str,
+    mut act: impl FnMut(&Template, &str) -> Result<()>,
+) -> Result<()> {
+    if let Some(target) = instance {
+        if site_host.name.is_some() {
+            return Err(miette!(
+                help = format!(
+                    "`unitgen {verb}` without an instance acts on what the site assigns to --host"
+                ),
+                "--host names a site's host, for a {verb} of all its instances: not with `{target}`"
+            ));
+        }
+        let (template, instance) = file.select(target)?;
+        return act(&template, &instance);
+    }
+    let site = match file.open()? {
+        Opened::Site(site) => site,
+        Opened::App(template) => {
+            return Err(miette!(
+                help = format!(
+                    "`unitgen {verb} INSTANCE`; declared: {}",
+                    template.instance_names().join(", ")
+                ),
+                "{verb} needs an instance: {} is not a site file",
+                template.source_name()
+            ));
+        }
+    };
+    if fleet {
+        return Err(miette!(
+            "with --fleet, name the instance: `unitgen {verb} APP/INSTANCE --fleet`"
+        ));
+    }
+    let name = site_host.name()?;
+    let hosts: Vec<&str> = site.hosts.iter().map(|h| h.name.as_str()).collect();
+    if !hosts.contains(&name.as_str()) {
+        return Err(miette!(
+            help = format!(
+                "pass --host NAME, one of: {} (the default is this machine's host name)",
+                hosts.join(", ")
+            ),
+            "`{name}` is not a host of {}",
+            site.file.name()
+        ));
+    }
+    let targets = site.on_host(&name);
+    let listed: Vec<String> = (targets.iter())
+        .map(|(app, placed)| format!("{}/{}", app.name, placed.instance))
+        .collect();
+    eprintln!(
+        "{}: host {name} runs {}",
+        site.file.name(),
+        if listed.is_empty() {
+            "nothing".to_string()
+        } else {
+            listed.join(", ")
+        }
+    );
+    let mut failed = Vec::new();
+    for ((app, placed), label) in targets.iter().zip(&listed) {
+        if let Err(report) = act(&app.template, &placed.instance) {
+            eprintln!("{report:?}");
+            failed.push(label.clone());
+        }
+    }
+    let left = left_alone(&site, &listed, host)?;
+    let file_arg = file.path().display().to_string();
+    for label in &left {
+        eprintln!(
+            "left alone: {label} is installed here, but {} does not assign it to host {name}; \
+             `unitgen destroy {label} -f {file_arg}` removes it",
+            site.file.name()
+        );
+    }
+    let done = listed.len() - failed.len();
+    eprintln!(
+        "host {name}: {verb}: {done} of {} done{}{}",
+        crate::progress::count(listed.len(), "instance"),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(", failed: {}", failed.join(", "))
+        },
+        if left.is_empty() {
+            String::new()
+        } else {
+            format!(", {} left alone", left.len())
+        },
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(miette!("{verb} failed for {}", failed.join(", ")))
+    }
+}
+
+/// Instances of the site's apps installed on this host that the site does
+/// not assign to it (any more), as `APP/INSTANCE`.
+fn left_alone(site: &Site, assigned: &[String], host: &HostArgs) -> Result<Vec<String>> {
+    let unit_dir = host.host()?.unit_dir;
+    let installed = crate::unit_dir::read_all(&unit_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading units in {}", unit_dir.display()))?;
+    let apps = site.app_names();
+    let left: BTreeSet<String> = (installed.into_iter())
+        .filter(|(_, owner)| apps.contains(&owner.app.as_str()))
+        .map(|(_, owner)| format!("{}/{}", owner.app, owner.instance))
+        .filter(|label| !assigned.contains(label))
+        .collect();
+    Ok(left.into_iter().collect())
+}

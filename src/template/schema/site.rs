@@ -1,0 +1,29 @@
+//! The site file: every host and every deployed app in one file. Each app
+//! is what a deployments file holds today (`template:`, `defaults:`,
+//! `instances:`, `backup:`, `secrets:`, `etcd:`, `fleet:`), under its name.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Document, Name, Words};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SiteDoc {
+    /// The machines, by name (what `--host` and an instance's `host:` say).
+    #[schemars(with = "Option<IndexMap<String, HostDecl>>")]
+    pub hosts: Option<Spanned<IndexMap<Name, Spanned<HostDecl>>>>,
+    /// The deployed apps, by name (each template's `app:`).
+    #[schemars(with = "IndexMap<String, Document>")]
+    pub apps: Option<Spanned<IndexMap<Name, Spanned<Document>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HostDecl {
+    /// The host's public address, IPv4 or IPv6, or a list of both.
+    #[schemars(with = "Words")]
+    pub address: Option<Spanned<Words>>,
+}

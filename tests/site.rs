@@ -1,0 +1,175 @@
+//! The site file: hosts and apps in one file. The example site validates
+//! and renders; site-level mistakes are located in the site file; `apply`
+//! with no instance brings up exactly what the site assigns to `--host`.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::net::free_port;
+use support::world::{World, serves};
+
+fn unitgen(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .current_dir(dir)
+        .output()
+        .expect("run unitgen")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const EXAMPLE: &str = "examples/site";
+const EXAMPLE_INSTANCES: [&str; 4] = ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"];
+
+#[test]
+fn the_example_site_validates_and_renders_as_reviewed() {
+    let dir = Path::new(EXAMPLE);
+    // site.yaml is the default file when there is no unitgen.yaml.
+    let out = unitgen(dir, &["validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("site.yaml: 2 hosts, 2 apps, 4 instances valid"),
+        "{}",
+        text(&out.stderr)
+    );
+    for target in EXAMPLE_INSTANCES {
+        let out = unitgen(dir, &["render", target]);
+        assert!(out.status.success(), "{target}: {}", text(&out.stderr));
+        let name = format!("site-{}", target.replace('/', "-"));
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(name, text(&out.stdout));
+        });
+    }
+    // staging extends live and leaves the worker out.
+    let staging = text(&unitgen(dir, &["render", "blog/staging"]).stdout);
+    assert!(!staging.contains("worker"), "{staging}");
+    assert!(staging.contains("ALLOWED_HOSTS=staging.blog.example.com"));
+    // A plain instance name is ambiguous with two apps: the error says how.
+    let out = unitgen(dir, &["render", "staging"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("name it APP/INSTANCE: blog/staging"));
+}
+
+#[test]
+fn site_mistakes_are_located_in_the_site_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = |name: &str| {
+        format!(
+            "app: {name}\nservices:\n  web:\n    image: nginx:1\n    ports: [\"{{{{ port }}}}:80\"]\n"
+        )
+    };
+    std::fs::write(dir.path().join("shop.yaml"), app("shop")).unwrap();
+    std::fs::write(dir.path().join("blog.yaml"), app("blog")).unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  web1: {address: 203.0.113.10}\n  web2: {address: [203.0.113.300]}\n  web3: {adress: 10.0.0.1}\napps:\n  shop:\n    template: shop.yaml\n    instances:\n      live: {host: web1, port: 8080}\n      staging: {host: wbe2, port: 8081}\n      preview: {port: 8082}\n  blogg:\n    template: blog.yaml\n    volumes: {data: {}}\n    instances:\n      live: {host: web1, port: 80}\n",
+    )
+    .unwrap();
+    let out = unitgen(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("site-errors", text(&out.stderr));
+    });
+
+    // What no app alone can see: two apps publishing one port on one host.
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  web1: {address: \"2001:db8::1\"}\n  web2: {address: 203.0.113.20}\napps:\n  shop:\n    template: shop.yaml\n    instances:\n      live: {host: web1, port: 8080}\n      staging: {host: web2, port: 8080}\n  blog:\n    template: blog.yaml\n    instances:\n      live: {host: web1, port: 8080}\n",
+    )
+    .unwrap();
+    let out = unitgen(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("site-port-clash", text(&out.stderr));
+    });
+}
+
+/// An app on the test image: `web` serves a page naming its app and
+/// instance on a host port; `worker` just runs.
+fn app_template(app: &str) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{app} $INSTANCE" > /www/index.html && exec httpd -f -p 80 -h /www']
+    environment: {{INSTANCE: "{{{{ instance }}}}"}}
+    init: true
+    ports: ["127.0.0.1:{{{{ port }}}}:80"]
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+"#
+    )
+}
+
+#[test]
+fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
+    let mut world = World::new("ugsitea");
+    world.also_own("ugsiteb");
+    let dir = world.dir().to_path_buf();
+    std::fs::write(dir.join("a.yaml"), app_template("ugsitea")).unwrap();
+    std::fs::write(dir.join("b.yaml"), app_template("ugsiteb")).unwrap();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let site = |with_one: bool| {
+        let one = if with_one {
+            format!("      one: {{host: h1, port: {p1}}}\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "hosts:\n  h1: {{address: 192.0.2.1}}\n  h2: {{address: 192.0.2.2}}\napps:\n  ugsitea:\n    template: a.yaml\n    instances:\n{one}      two: {{host: h2, port: {p2}}}\n  ugsiteb:\n    template: b.yaml\n    instances:\n      three:\n        host: h1\n        port: {p3}\n        services: {{worker: {{enabled: false}}}}\n"
+        )
+    };
+    std::fs::write(dir.join("site.yaml"), site(true)).unwrap();
+    let file = Path::new("site.yaml");
+    let run = |args: &[&str]| world.unitgen_in(&dir, file, args);
+
+    let out = run(&["apply", "--host", "h1", "--settle", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("host h1: apply: 2 of 2 instances done"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(serves(p1).as_deref(), Some("ugsitea one\n"));
+    assert_eq!(serves(p3).as_deref(), Some("ugsiteb three\n"));
+    assert_eq!(world.active("ugsitea-one-worker.service"), "active");
+    // Exactly what h1 runs: not h2's instance, not the worker three leaves out.
+    assert!(!world.unit_file("ugsitea-two-web.service").exists());
+    assert!(!world.unit_file("ugsiteb-three-worker.service").exists());
+    let plan = run(&["plan", "--host", "h1"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+
+    // The same machine playing h2 gets the other instance.
+    let out = run(&["apply", "--host", "h2", "--settle", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(serves(p2).as_deref(), Some("ugsitea two\n"));
+
+    // An instance the site no longer assigns to h1 is left running, and
+    // the apply says so and how to remove it.
+    std::fs::write(dir.join("site.yaml"), site(false)).unwrap();
+    let out = run(&["apply", "--host", "h1", "--settle", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("left alone: ugsitea/one is installed here")
+            && said.contains("`unitgen destroy ugsitea/one -f site.yaml` removes it"),
+        "{said}"
+    );
+    assert_eq!(world.active("ugsitea-one-web.service"), "active");
+    // APP/INSTANCE works for the commands on what is installed, too.
+    let status = run(&["status", "ugsiteb/three"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stdout));
+    let out = run(&["destroy", "ugsitea/one"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!world.unit_file("ugsitea-one-web.service").exists());
+}
