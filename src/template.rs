@@ -260,13 +260,21 @@ fn looks_like_a_template(path: &Path) -> bool {
 /// Parses one file, turning serde-saphyr's error into a located problem.
 pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let name = display_path(path);
-    let result = serde_saphyr::from_str_with_options::<Document>(&text, yaml_options());
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(&text, yaml_options(), |yaml| {
+            unknown_keys::skipped::deserialize::<_, Document>(yaml)
+        });
     let file = Arc::new(NamedSource::new(name, text));
     match result {
-        Ok(mut doc) => {
+        Ok((mut doc, skipped_a_key)) => {
             keep_values_text(&mut doc, file.inner());
             Ok(Loaded {
-                unknown_keys: unknown_keys::find(file.inner(), &file),
+                // Read again, for where each one is, only if there are any.
+                unknown_keys: if skipped_a_key {
+                    unknown_keys::find(file.inner(), &file)
+                } else {
+                    Vec::new()
+                },
                 file,
                 doc,
                 in_site: false,

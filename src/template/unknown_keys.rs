@@ -2,7 +2,10 @@
 //! not know; this pass over the same text reports each one where it was
 //! written, with a suggestion, so that one misspelt key does not hide the
 //! file's other problems. The valid keys are read from the schema's own
-//! structs, so the two cannot disagree.
+//! structs, so the two cannot disagree. The typed parse tells whether
+//! there are any (`skipped`), so that a file without them is read once.
+
+pub mod skipped;
 
 use std::fmt;
 
