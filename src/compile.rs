@@ -22,7 +22,7 @@ use crate::model::{
     SecretEnv, SecretSource, Service, Volume, VolumeSource,
 };
 use crate::template::schema::{
-    DependsOn, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
+    DependsOn, EtcdDecl, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
 };
 use crate::template::{Loaded, Template};
 use syntax::VolumeSpec;
@@ -176,7 +176,12 @@ pub fn compile(
             .iter()
             .any(|s| s.secrets.iter().any(|e| e.secret == secret.name))
     });
-    let discovery = compiler.discovery(instances_file, overrides);
+    // In a site file, an app without `etcd:` uses its instance's host's.
+    let etcd = instances_file.doc.etcd.as_ref().or_else(|| {
+        let host = merged.host.as_ref()?;
+        instances_file.host_etcd.get(&host.value)
+    });
+    let discovery = compiler.discovery(instances_file, etcd, overrides);
     let fleet = compiler.fleet(instances_file, &services);
     let backup = compiler.backup(
         instances_file,
@@ -913,8 +918,12 @@ impl<'a> ServiceCompiler<'a> {
     }
 
     /// The `etcd:` block of the instances file, with `--etcd` overrides.
-    fn discovery(&mut self, file: &'a Loaded, overrides: &Overrides) -> Option<Discovery> {
-        let decl = file.doc.etcd.as_ref();
+    fn discovery(
+        &mut self,
+        file: &'a Loaded,
+        decl: Option<&EtcdDecl>,
+        overrides: &Overrides,
+    ) -> Option<Discovery> {
         let mut discovery = Discovery {
             endpoints: Vec::new(),
             api: EtcdApi::V3,

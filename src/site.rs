@@ -8,14 +8,15 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use miette::NamedSource;
 use serde::Deserialize;
 
 use crate::compile::values::Entries;
 use crate::diagnostic::{Location, Problem, Problems, SourceFile, did_you_mean};
 use crate::model::Instance;
-use crate::template::schema::Words;
 use crate::template::schema::site::SiteDoc;
+use crate::template::schema::{EtcdDecl, Words};
 use crate::template::{self, Loaded, Template};
 
 /// The file a site is read from when no `-f FILE` is given and there is
@@ -111,6 +112,9 @@ impl Site {
             });
         }
         let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let host_etcd: IndexMap<String, EtcdDecl> = (doc.hosts.iter().flat_map(|h| &h.value))
+            .filter_map(|(name, decl)| Some((name.value.clone(), decl.value.etcd.clone()?)))
+            .collect();
 
         let mut apps = Vec::new();
         let dir = path.parent().unwrap_or(Path::new(""));
@@ -160,6 +164,7 @@ impl Site {
                 doc,
                 unknown_keys: Vec::new(),
                 in_site: true,
+                host_etcd: host_etcd.clone(),
             };
             let template = match Template::with_deployments(loaded, dir) {
                 Ok(template) => template,

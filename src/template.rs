@@ -8,6 +8,7 @@ pub(crate) mod unknown_keys;
 use std::path::Path;
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use miette::NamedSource;
 
 use crate::diagnostic::{Location, Problem, Problems, SourceFile};
@@ -24,6 +25,9 @@ pub struct Loaded {
     /// Whether this is an app's part of a site file (where an instance
     /// says which `host:` runs it).
     pub in_site: bool,
+    /// In a site file: each host's `etcd:`, for the instances it runs
+    /// when the app has none of its own.
+    pub host_etcd: IndexMap<String, schema::EtcdDecl>,
 }
 
 impl Loaded {
@@ -278,6 +282,7 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
                 file,
                 doc,
                 in_site: false,
+                host_etcd: IndexMap::new(),
             })
         }
         Err(err) => Err(yaml_problem(&err, &file).into()),

@@ -98,7 +98,7 @@ fn app_template(app: &str) -> String {
         r#"app: {app}
 services:
   web:
-    image: unitgen-test/busybox:1
+    image: "{{{{ image }}}}"
     command: [sh, -c, 'mkdir -p /www && echo "{app} $INSTANCE" > /www/index.html && exec httpd -f -p 80 -h /www']
     environment: {{INSTANCE: "{{{{ instance }}}}"}}
     init: true
@@ -119,17 +119,17 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
     std::fs::write(dir.join("a.yaml"), app_template("ugsitea")).unwrap();
     std::fs::write(dir.join("b.yaml"), app_template("ugsiteb")).unwrap();
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
-    let site = |with_one: bool| {
+    let site = |with_one: bool, more: &str| {
         let one = if with_one {
             format!("      one: {{host: h1, port: {p1}}}\n")
         } else {
             String::new()
         };
         format!(
-            "hosts:\n  h1: {{address: 192.0.2.1}}\n  h2: {{address: 192.0.2.2}}\napps:\n  ugsitea:\n    template: a.yaml\n    instances:\n{one}      two: {{host: h2, port: {p2}}}\n  ugsiteb:\n    template: b.yaml\n    instances:\n      three:\n        host: h1\n        port: {p3}\n        services: {{worker: {{enabled: false}}}}\n"
+            "hosts:\n  h1: {{address: 192.0.2.1}}\n  h2: {{address: 192.0.2.2}}\napps:\n  ugsitea:\n    template: a.yaml\n    defaults: {{image: unitgen-test/busybox:1}}\n    instances:\n{one}      two: {{host: h2, port: {p2}}}\n  ugsiteb:\n    template: b.yaml\n    defaults: {{image: unitgen-test/busybox:1}}\n    instances:\n      three:\n        host: h1\n        port: {p3}\n        services: {{worker: {{enabled: false}}}}\n{more}"
         )
     };
-    std::fs::write(dir.join("site.yaml"), site(true)).unwrap();
+    std::fs::write(dir.join("site.yaml"), site(true, "")).unwrap();
     let file = Path::new("site.yaml");
     let run = |args: &[&str]| world.unitgen_in(&dir, file, args);
 
@@ -156,7 +156,7 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
 
     // An instance the site no longer assigns to h1 is left running, and
     // the apply says so and how to remove it.
-    std::fs::write(dir.join("site.yaml"), site(false)).unwrap();
+    std::fs::write(dir.join("site.yaml"), site(false, "")).unwrap();
     let out = run(&["apply", "--host", "h1", "--settle", "1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stderr);
@@ -172,4 +172,78 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
     let out = run(&["destroy", "ugsitea/one"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!world.unit_file("ugsitea-one-web.service").exists());
+
+    // One instance failing does not stop the others; the summary names it.
+    let broken = format!(
+        "      four: {{host: h1, port: {}, image: unitgen-test/missing:1}}\n",
+        free_port()
+    );
+    std::fs::write(dir.join("site.yaml"), site(false, &broken)).unwrap();
+    let out = run(&["apply", "--host", "h1", "--pull", "never", "--settle", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("host h1: apply: 1 of 2 instances done, failed: ugsiteb/four"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(serves(p3).as_deref(), Some("ugsiteb three\n"));
+}
+
+#[test]
+fn a_hosts_etcd_serves_the_apps_without_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = |name: &str, etcd: &str| {
+        format!(
+            "app: {name}\nservices:\n  web:\n    image: nginx:1\n    ports: [\"8080:80\"]\n{etcd}"
+        )
+    };
+    std::fs::write(dir.path().join("shop.yaml"), app("shop", "")).unwrap();
+    std::fs::write(dir.path().join("blog.yaml"), app("blog", "")).unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  h1:\n    address: 192.0.2.1\n    etcd: {endpoints: \"http://10.0.0.1:2379\", prefix: /h1}\n  h2: {address: 192.0.2.2}\napps:\n  shop:\n    template: shop.yaml\n    instances:\n      live: {host: h1}\n      other: {host: h2}\n  blog:\n    template: blog.yaml\n    etcd: {endpoints: \"http://10.9.9.9:2379\"}\n    instances:\n      live: {host: h1}\n",
+    )
+    .unwrap();
+    let render = |target: &str| {
+        let out = unitgen(dir.path(), &["render", target]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let on_h1 = render("shop/live");
+    assert!(
+        on_h1.contains("# ==> shop-live-web-announce.service <=="),
+        "{on_h1}"
+    );
+    assert!(
+        on_h1.contains("http://10.0.0.1:2379") && on_h1.contains("/h1/"),
+        "{on_h1}"
+    );
+    // h2 has no etcd: no sidekick.
+    assert!(!render("shop/other").contains("announce"));
+    // An app's own `etcd:` wins over its host's.
+    let own = render("blog/live");
+    assert!(
+        own.contains("http://10.9.9.9:2379") && !own.contains("10.0.0.1"),
+        "{own}"
+    );
+}
+
+#[test]
+fn app_slash_instance_names_one_apps_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web: nginx:1\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let out = unitgen(dir.path(), &["render", "shop/live"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("# ==> shop-live-web.service <=="));
+    let out = unitgen(dir.path(), &["render", "blog/live"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unitgen.yaml is app `shop`, not `blog`"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -69,7 +69,7 @@ pub struct SecretDecl {
     pub command: Option<Spanned<Words>>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct EtcdDecl {
     /// One URL or a list: `http://10.0.0.1:2379`.
@@ -208,7 +208,7 @@ pub struct VolumeDecl {
 pub struct Scalar(pub String);
 
 /// One word or a list of words: `command: npm start` or `command: [npm, start]`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Words {
     One(String),
     List(Vec<Spanned<Scalar>>),

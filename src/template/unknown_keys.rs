@@ -43,13 +43,23 @@ pub fn find_site(text: &str, file: &SourceFile) -> Vec<Problem> {
         known::<SiteDoc>(entries, &mut found);
         for (key, value) in entries {
             match key.value.0.as_str() {
-                "hosts" => each_map(value, &mut found, struct_of::<HostDecl>),
+                "hosts" => each_map(value, &mut found, host),
                 "apps" => each_map(value, &mut found, document),
                 _ => {}
             }
         }
     }
     problems(found, file)
+}
+
+fn host(node: &Node, found: &mut Found) {
+    let Node::Map(entries) = node else { return };
+    known::<HostDecl>(entries, found);
+    for (key, value) in entries {
+        if key.value.0 == "etcd" {
+            struct_of::<EtcdDecl>(value, found);
+        }
+    }
 }
 
 fn problems(found: Found, file: &SourceFile) -> Vec<Problem> {

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Document, Name, Words};
+use super::{Document, EtcdDecl, Name, Words};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -26,4 +26,7 @@ pub struct HostDecl {
     /// The host's public address, IPv4 or IPv6, or a list of both.
     #[schemars(with = "Words")]
     pub address: Option<Spanned<Words>>,
+    /// The etcd cluster this host's instances announce to and find each
+    /// other through, for apps without an `etcd:` of their own.
+    pub etcd: Option<EtcdDecl>,
 }
