@@ -50,12 +50,13 @@ use crate::template::Template;
     name = "unitgen",
     version,
     max_term_width = 100,
-    after_help = "Typical session (reads ./unitgen.yaml; -f FILE for another):
+    after_help = "Typical session (reads ./unitgen.yaml, else ./site.yaml; -f FILE for another):
   unitgen validate                      check the template and every instance
   unitgen plan staging                  what would change on this host (exit 2 if anything)
   unitgen apply staging                 make it so; the last good revision stays on failure
   unitgen status staging                services, states, containers (exit 3 if one is down)
   unitgen render staging --out units/   the units as files, to commit and review
+  unitgen apply --host web1             with a site file: every instance it assigns to web1
 
 Run `unitgen COMMAND --help` for each command's options."
 )]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use unitgen::site::Site;
 use unitgen::template::Template;
 
 fn unitgen(args: &[&str]) -> Output {
@@ -30,7 +31,7 @@ fn examples() -> Vec<(String, PathBuf)> {
     for entry in std::fs::read_dir("examples").unwrap() {
         let dir = entry.unwrap().path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        for file in ["unitgen.yaml", "deployments.yaml"] {
+        for file in ["unitgen.yaml", "deployments.yaml", "site.yaml"] {
             if dir.join(file).exists() {
                 found.push((name.clone(), dir.join(file)));
             }
@@ -44,8 +45,20 @@ fn examples() -> Vec<(String, PathBuf)> {
     found
 }
 
+/// The instances a file declares; `APP/INSTANCE` in a site file.
 fn instances(file: &Path) -> Vec<String> {
-    let names = Template::load(file).unwrap().instance_names();
+    let names = if file.ends_with("site.yaml") {
+        let site = Site::load(file).unwrap();
+        (site.apps.iter())
+            .flat_map(|app| {
+                app.instances
+                    .iter()
+                    .map(|p| format!("{}/{}", app.name, p.instance))
+            })
+            .collect()
+    } else {
+        Template::load(file).unwrap().instance_names()
+    };
     assert!(
         names.len() >= 2,
         "{} should declare two instances",
@@ -69,7 +82,8 @@ fn examples_render_as_reviewed() {
     for (example, file) in examples() {
         for instance in instances(&file) {
             insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-                insta::assert_snapshot!(format!("{example}-{instance}"), render(&file, &instance));
+                let name = format!("{example}-{}", instance.replace('/', "-"));
+                insta::assert_snapshot!(name, render(&file, &instance));
             });
         }
     }

@@ -26,10 +26,9 @@ fn text(bytes: &[u8]) -> String {
 }
 
 const EXAMPLE: &str = "examples/site";
-const EXAMPLE_INSTANCES: [&str; 4] = ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"];
 
 #[test]
-fn the_example_site_validates_and_renders_as_reviewed() {
+fn the_example_site_validates() {
     let dir = Path::new(EXAMPLE);
     // site.yaml is the default file when there is no unitgen.yaml.
     let out = unitgen(dir, &["validate"]);
@@ -39,14 +38,8 @@ fn the_example_site_validates_and_renders_as_reviewed() {
         "{}",
         text(&out.stderr)
     );
-    for target in EXAMPLE_INSTANCES {
-        let out = unitgen(dir, &["render", target]);
-        assert!(out.status.success(), "{target}: {}", text(&out.stderr));
-        let name = format!("site-{}", target.replace('/', "-"));
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!(name, text(&out.stdout));
-        });
-    }
+    // Each instance renders as reviewed (snapshots/site-*), and passes
+    // `systemd-analyze verify`: tests/render.rs, with the other examples.
     // staging extends live and leaves the worker out.
     let staging = text(&unitgen(dir, &["render", "blog/staging"]).stdout);
     assert!(!staging.contains("worker"), "{staging}");
