@@ -129,7 +129,7 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
     let out = run(&["apply", "--host", "h1", "--settle", "1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("host h1: apply: 2 of 2 instances done"),
+        text(&out.stderr).contains("host h1: 2 of 2 instances applied"),
         "{}",
         text(&out.stderr)
     );
@@ -175,7 +175,7 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
     let out = run(&["apply", "--host", "h1", "--pull", "never", "--settle", "1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("host h1: apply: 1 of 2 instances done, failed: ugsiteb/four"),
+        text(&out.stderr).contains("host h1: 1 of 2 instances applied, failed: ugsiteb/four"),
         "{}",
         text(&out.stderr)
     );

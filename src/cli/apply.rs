@@ -125,7 +125,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
         &args.site_host,
         &args.host,
         fleet,
-        "plan",
+        ("plan", "planned"),
         |template, instance| {
             differs |= !plan_one(&args, template, instance)?;
             Ok(())
@@ -216,7 +216,7 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
         &args.site_host,
         &args.host,
         args.fleet.fleet,
-        "apply",
+        ("apply", "applied"),
         |template, instance| apply_one(&args, template, instance),
     )?;
     Ok(Outcome::Clean)

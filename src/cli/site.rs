@@ -45,7 +45,7 @@ pub fn each_target(
     site_host: &SiteHostArgs,
     host: &HostArgs,
     fleet: bool,
-    verb: &str,
+    (verb, done_word): (&str, &str),
     mut act: impl FnMut(&Template, &str) -> Result<()>,
 ) -> Result<()> {
     if let Some(target) = instance {
@@ -121,7 +121,7 @@ pub fn each_target(
     }
     let done = listed.len() - failed.len();
     eprintln!(
-        "host {name}: {verb}: {done} of {} done{}{}",
+        "host {name}: {done} of {} {done_word}{}{}",
         crate::progress::count(listed.len(), "instance"),
         if failed.is_empty() {
             String::new()
