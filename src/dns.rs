@@ -131,7 +131,7 @@ fn answer(site: &SiteView, domain: &str, hosts: &[String]) -> Result<Answer, Pro
 /// Host names as DNS has them (RFC 1123 labels, or `_` for service
 /// names): everything else would break a zone file's line or be refused by
 /// a provider.
-fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err("a name has 1 to 253 characters".into());
     }

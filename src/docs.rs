@@ -49,13 +49,22 @@ fn app_page_name(app: &str) -> String {
 fn header(site: &SiteView) -> String {
     format!(
         "{MARKER} from {}: edit that file and run it again, not this page. -->\n\n",
-        site.source
+        file_name(site)
     )
+}
+
+/// The site's file name without its folder: the pages read the same
+/// wherever `unitgen docs` was run from.
+fn file_name(site: &SiteView) -> &str {
+    Path::new(&site.source)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(&site.source)
 }
 
 fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
     let mut page = header(site);
-    page.push_str(&format!("# Site `{}`\n\n", inline(&site.source)));
+    page.push_str(&format!("# Site `{}`\n\n", inline(file_name(site))));
     let mut counts = vec![
         crate::progress::count(site.apps.len(), "app"),
         crate::progress::count(site.deployed().count(), "instance"),
@@ -73,7 +82,10 @@ fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
                 .map(|a| code(&a.to_string()))
                 .collect();
             if let Some(cname) = &host.cname {
-                addresses.push(format!("alias of {}", code(cname)));
+                addresses.push(format!(
+                    "known as {} (its domains are CNAMEs to it)",
+                    code(cname)
+                ));
             }
             let runs: Vec<String> = site
                 .deployed()

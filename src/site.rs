@@ -35,6 +35,8 @@ pub struct Host {
     pub name: String,
     /// Public addresses, IPv4 and/or IPv6, in file order.
     pub addresses: Vec<IpAddr>,
+    /// The DNS name its domains are CNAMEs to, lower case, no final dot.
+    pub cname: Option<String>,
 }
 
 #[derive(Debug)]
@@ -81,19 +83,36 @@ impl Site {
         let mut hosts = Vec::new();
         for (name, decl) in doc.hosts.iter().flat_map(|h| &h.value) {
             let mut addresses = Vec::new();
-            let Some(address) = &decl.value.address else {
-                problems.push(
-                    Problem::new(format!("host `{}` has no `address:`", name.value))
-                        .at(&at(&name.referenced))
-                        .help("add its public address: `address: 203.0.113.10` (IPv4, IPv6, or a list of both)"),
-                );
-                continue;
-            };
-            let written: Vec<(String, Location)> = match &address.value {
-                Words::One(one) => vec![(one.clone(), at(&address.referenced))],
-                Words::List(list) => (list.iter())
-                    .map(|a| (a.value.0.clone(), at(&a.referenced)))
-                    .collect(),
+            let cname = decl.value.cname.as_ref().and_then(|cname| {
+                let name = cname.value.trim_end_matches('.').to_ascii_lowercase();
+                match crate::dns::check_name(&name) {
+                    Ok(()) => Some(name),
+                    Err(why) => {
+                        problems.push(
+                            Problem::new(format!("`{}` is not a DNS name: {why}", cname.value))
+                                .at(&at(&cname.referenced))
+                                .label("not a DNS name"),
+                        );
+                        None
+                    }
+                }
+            });
+            let written: Vec<(String, Location)> = match &decl.value.address {
+                Some(address) => match &address.value {
+                    Words::One(one) => vec![(one.clone(), at(&address.referenced))],
+                    Words::List(list) => (list.iter())
+                        .map(|a| (a.value.0.clone(), at(&a.referenced)))
+                        .collect(),
+                },
+                None if decl.value.cname.is_some() => Vec::new(),
+                None => {
+                    problems.push(
+                        Problem::new(format!("host `{}` has no `address:`", name.value))
+                            .at(&at(&name.referenced))
+                            .help("add its public address: `address: 203.0.113.10` (IPv4, IPv6, or a list of both), or the DNS name it is known by: `cname: lb-1.provider.example`"),
+                    );
+                    continue;
+                }
             };
             for (text, where_) in written {
                 match text.parse::<IpAddr>() {
@@ -109,6 +128,7 @@ impl Site {
             hosts.push(Host {
                 name: name.value.clone(),
                 addresses,
+                cname,
             });
         }
         let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();

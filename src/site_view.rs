@@ -135,7 +135,7 @@ impl SiteView {
             .map(|host| Host {
                 name: host.name.clone(),
                 addresses: host.addresses.clone(),
-                cname: None,
+                cname: host.cname.clone(),
             })
             .collect();
         problems.into_result(SiteView {

@@ -14,47 +14,37 @@ use std::time::Duration;
 use support::tools;
 use unitgen::compile::Overrides;
 use unitgen::dns::{self, bind, check, octodns};
-use unitgen::site_view::{Host, Route, SiteView, Tls};
-use unitgen::template::Template;
+use unitgen::site::Site;
+use unitgen::site_view::{Route, SiteView, Tls};
 
-/// The wiki example on two hosts: acme on web1 (IPv4 and IPv6), globex on
-/// edge, known by a provider's name; acme answers on two domains, one of
-/// them at a zone's apex, and globex on one of another zone.
+/// The example site (its hosts: web1 by address, web2 by a provider's
+/// name), each instance routed from the domains its values name.
 fn site() -> SiteView {
-    let template = Template::load(Path::new("examples/wiki/deployments.yaml")).unwrap();
-    let mut site = SiteView::from_template(&template, &Overrides::default()).unwrap();
-    site.hosts = vec![
-        Host {
-            name: "web1".into(),
-            addresses: vec![
-                "203.0.113.10".parse().unwrap(),
-                "2001:db8::10".parse().unwrap(),
-            ],
-            cname: None,
-        },
-        Host {
-            name: "edge".into(),
-            addresses: Vec::new(),
-            cname: Some("lb-7.provider.example.net".into()),
-        },
-    ];
-    let route = |domains: &[&str]| Route {
+    let site = Site::load(Path::new("examples/site/site.yaml")).unwrap();
+    let mut site = SiteView::from_site(&site, &Overrides::default()).unwrap();
+    let route = |service: &str, domains: &[&str]| Route {
         domains: domains.iter().map(|d| d.to_string()).collect(),
         path: None,
-        service: "outline".into(),
+        service: service.into(),
         port: 3000,
         tls: Tls::Acme,
     };
-    let instances = &mut site.apps[0].instances;
-    instances[0].host = Some("web1".into());
-    instances[0].routes = vec![route(&[
-        "acme.example",
-        "wiki.acme.example",
-        "wiki2.acme.example",
-        "wiki10.acme.example",
-    ])];
-    instances[1].host = Some("edge".into());
-    instances[1].routes = vec![route(&["docs.globex.example"])];
+    for app in &mut site.apps {
+        for deployed in &mut app.instances {
+            let domains: &[&str] = match (app.name.as_str(), deployed.instance.instance.as_str()) {
+                ("blog", "live") => &["blog.example.com", "www.blog.example.com", "example.com"],
+                ("blog", "staging") => &[
+                    "staging.blog.example.com",
+                    "app2.example.com",
+                    "app10.example.com",
+                ],
+                ("wiki", "acme") => &["wiki.acme.example"],
+                ("wiki", "globex") => &["docs.globex.example"],
+                other => panic!("{other:?} is not in the example"),
+            };
+            deployed.routes = vec![route("web", domains)];
+        }
+    }
     site
 }
 
@@ -66,7 +56,7 @@ fn zones() -> Vec<dns::Zone> {
 fn bind_lines_pass_named_checkzone() {
     let dir = support::tempdir("dns-bind");
     let zones = zones();
-    assert_eq!(zones.len(), 2);
+    assert_eq!(zones.len(), 3);
     for zone in &zones {
         // The lines go inside a zone file that has its own SOA and NS.
         let file = dir.path().join(bind::file_name(zone));
@@ -89,7 +79,7 @@ fn bind_lines_pass_named_checkzone() {
         );
     }
     // What the zone file then serves, as BIND itself reads it back.
-    let acme = zones.iter().find(|z| z.origin == "acme.example").unwrap();
+    let acme = zones.iter().find(|z| z.origin == "example.com").unwrap();
     let file = dir.path().join(bind::file_name(acme));
     let out = Command::new(tools::system("named-checkzone"))
         .args(["-D", "-o", "-"])
@@ -99,8 +89,8 @@ fn bind_lines_pass_named_checkzone() {
         .unwrap();
     let canonical = String::from_utf8_lossy(&out.stdout);
     for line in [
-        "acme.example.\t\t\t\t      300 IN A\t203.0.113.10",
-        "wiki.acme.example.\t\t\t      300 IN AAAA\t2001:db8::10",
+        "example.com. 300 IN A 203.0.113.10",
+        "www.blog.example.com. 300 IN A 203.0.113.10",
     ] {
         let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
@@ -159,7 +149,7 @@ fn octodns_files_pass_octodns_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{said}");
-    for record in ["wiki10.acme.example.", "docs.globex.example."] {
+    for record in ["app10.example.com.", "docs.globex.example."] {
         assert!(
             said.lines()
                 .any(|l| l.contains("Create <") && l.contains(record)),
@@ -215,18 +205,24 @@ fn check_reports_the_domains_that_do_not_point_at_their_host() {
     let resolver = dnsmasq(&[
         // Authoritative for these: a name or type it has no record for is
         // NXDOMAIN or empty, not forwarded (there is nowhere to forward to).
+        "--local=/com/",
         "--local=/example/",
         "--local=/net/",
-        // Right: both of web1's addresses.
-        "--host-record=wiki.acme.example,203.0.113.10,2001:db8::10",
+        // Right: web1's address.
+        "--host-record=blog.example.com,203.0.113.10",
+        "--host-record=app2.example.com,203.0.113.10",
+        "--host-record=app10.example.com,203.0.113.10",
         // Wrong: an old address.
-        "--host-record=wiki2.acme.example,198.51.100.7",
-        // Half right: the IPv6 address is missing.
-        "--host-record=acme.example,203.0.113.10",
-        // Right: a CNAME to edge's name.
-        "--host-record=lb-7.provider.example.net,192.0.2.70",
-        "--cname=docs.globex.example,lb-7.provider.example.net",
-        // wiki10.acme.example: not there at all.
+        "--host-record=www.blog.example.com,198.51.100.7",
+        // Wrong: an IPv6 address web1 does not have.
+        "--host-record=example.com,203.0.113.10,2001:db8::99",
+        // staging.blog.example.com: not there at all.
+        // Right: a CNAME to web2's name.
+        "--host-record=lb-7.hosting.example.net,203.0.113.20",
+        "--cname=wiki.acme.example,lb-7.hosting.example.net",
+        // Wrong: a CNAME to another name.
+        "--host-record=old-lb.hosting.example.net,192.0.2.70",
+        "--cname=docs.globex.example,old-lb.hosting.example.net",
     ]);
     let needs = dns::needs(&site()).unwrap();
     let wrong = check::check(&needs, resolver.addr, Duration::from_secs(2));
@@ -238,13 +234,17 @@ fn check_reports_the_domains_that_do_not_point_at_their_host() {
         found,
         [
             (
-                "acme.example",
-                "resolves to 203.0.113.10, not to 203.0.113.10, 2001:db8::10 (web1)"
+                "docs.globex.example",
+                "is a CNAME to old-lb.hosting.example.net, not to lb-7.hosting.example.net (web2)"
             ),
-            ("wiki10.acme.example", "does not exist (NXDOMAIN)"),
             (
-                "wiki2.acme.example",
-                "resolves to 198.51.100.7, not to 203.0.113.10, 2001:db8::10 (web1)"
+                "example.com",
+                "resolves to 203.0.113.10, 2001:db8::99, not to 203.0.113.10 (web1)"
+            ),
+            ("staging.blog.example.com", "does not exist (NXDOMAIN)"),
+            (
+                "www.blog.example.com",
+                "resolves to 198.51.100.7, not to 203.0.113.10 (web1)"
             ),
         ]
     );

@@ -27,7 +27,10 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The examples documented, by the file a user passes.
-const EXAMPLES: [(&str, &str); 1] = [("wiki", "examples/wiki/deployments.yaml")];
+const EXAMPLES: [(&str, &str); 2] = [
+    ("site", "examples/site/site.yaml"),
+    ("wiki", "examples/wiki/deployments.yaml"),
+];
 
 /// Runs `unitgen docs` into `dir`; every page, sorted by name.
 fn docs(file: &str, dir: &Path) -> Vec<(String, String)> {

@@ -23,10 +23,15 @@ pub struct SiteDoc {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HostDecl {
-    /// The host's public address, IPv4 or IPv6, or a list of both.
+    /// The host's public address, IPv4 or IPv6, or a list of both: the
+    /// A and AAAA records of the domains it serves (`unitgen dns`).
     #[schemars(with = "Words")]
     pub address: Option<Spanned<Words>>,
     /// The etcd cluster this host's instances announce to and find each
     /// other through, for apps without an `etcd:` of their own.
     pub etcd: Option<EtcdDecl>,
+    /// The DNS name the host is known by (a provider's name for the machine
+    /// or its load balancer): the domains it serves are CNAMEs to it.
+    #[schemars(with = "Option<String>")]
+    pub cname: Option<Spanned<String>>,
 }
