@@ -44,6 +44,12 @@ fn the_example_site_validates() {
     let staging = text(&unitgen(dir, &["render", "blog/staging"]).stdout);
     assert!(!staging.contains("worker"), "{staging}");
     assert!(staging.contains("ALLOWED_HOSTS=staging.blog.example.com"));
+    // The merged entry: defaults under the instance's own values, its host.
+    let out = unitgen(dir, &["render", "wiki/globex", "--values"]);
+    assert_eq!(
+        text(&out.stdout),
+        "language: de_DE\ndomain: docs.globex.example\nport: 8102\nversion: \"0.81.1\"\nhost: web2\n"
+    );
     // A plain instance name is ambiguous with two apps: the error says how.
     let out = unitgen(dir, &["render", "staging"]);
     assert_eq!(out.status.code(), Some(1));

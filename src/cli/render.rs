@@ -36,7 +36,8 @@ pub struct RenderArgs {
     /// Print the instance's values as its templates see them, instead of
     /// its units: the app's `defaults:`, then the instance it `extends`,
     /// then its own entry, then `--set`, merged (maps key by key, lists
-    /// and scalars replaced), with the services it leaves out.
+    /// and scalars replaced), with the services it leaves out and (in a
+    /// site file) its host.
     #[arg(long, conflicts_with_all = ["out", "fleet", "user"])]
     pub values: bool,
 }

@@ -292,7 +292,8 @@ pub fn scalar_value(text: &str) -> minijinja::Value {
 }
 
 /// The merged entry as YAML, in file order, each scalar typed as templates
-/// see it (`unitgen render --values`).
+/// see it, then the services left out and the host (`unitgen render
+/// --values`).
 pub fn to_yaml(merged: &Merged, set: &[(String, String)]) -> String {
     let mut values: IndexMap<String, Shown> = merged
         .values
@@ -318,6 +319,10 @@ pub fn to_yaml(merged: &Merged, set: &[(String, String)]) -> String {
             services.insert(name, IndexMap::from([("enabled", false)]));
         }
         let block = IndexMap::from([("services", services)]);
+        text.push_str(&serde_saphyr::to_string(&block).unwrap_or_default());
+    }
+    if let Some(host) = &merged.host {
+        let block = IndexMap::from([("host", &host.value)]);
         text.push_str(&serde_saphyr::to_string(&block).unwrap_or_default());
     }
     text
