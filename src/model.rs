@@ -2,6 +2,7 @@
 //! evaluated, every value checked. Rendering reads only this.
 
 pub mod backup;
+pub mod route;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub struct Instance {
     pub secrets: Vec<Secret>,
     /// Scheduled backups of the instance's data, when configured.
     pub backup: Option<backup::Backup>,
+    /// The instance's domains, served by the host's router.
+    pub routes: Vec<route::Route>,
+    /// The host's router settings; None when the instance has no routes.
+    pub router: Option<route::Router>,
 }
 
 /// A secret: a value that never goes into a unit file, read on the host by
@@ -139,6 +144,12 @@ impl Instance {
         format!("{}-{}.service", self.prefix(), service)
     }
 
+    /// The oneshot that writes (and, stopped, removes) the instance's
+    /// routes for the host's router.
+    pub fn routes_unit(&self) -> String {
+        format!("{}-routes.service", self.prefix())
+    }
+
     /// The oneshot that backs the instance up (its timer: `.timer`).
     pub fn backup_unit(&self) -> String {
         format!("{}-backup.service", self.prefix())
@@ -199,6 +210,9 @@ pub struct Service {
     pub hostname: Option<String>,
     pub restart: Restart,
     pub healthcheck: Option<Healthcheck>,
+    /// The path the router polls (`GET`, 2xx or 3xx is healthy) on a
+    /// routed port of the service.
+    pub health_path: Option<String>,
     pub labels: Vec<(String, String)>,
     pub memory: Option<String>,
     pub cpus: Option<String>,

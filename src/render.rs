@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod docker;
 pub mod env_file;
 pub mod fleet;
+pub mod route;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::escape::{
     ends_in_continuation, systemd_command, systemd_env, systemd_shell, systemd_value,
 };
+use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
 use crate::model::{Discovery, Healthcheck, Instance, Service};
 use docker::DOCKER;
 
@@ -101,6 +103,8 @@ impl Renderer {
                 "backup-failed.j2",
                 include_str!("../templates/units/backup-failed.j2"),
             ),
+            ("router.j2", include_str!("../templates/units/router.j2")),
+            ("routes.j2", include_str!("../templates/units/routes.j2")),
         ] {
             env.add_template(name, source)
                 .expect("embedded unit templates are valid");
@@ -133,6 +137,12 @@ impl Renderer {
             {
                 units.push(self.announce_unit(instance, discovery, service));
             }
+        }
+        // A host's router serves the routes; a cluster's routes are etcd's.
+        if self.flavour != Flavour::Fleet
+            && let Some(unit) = self.routes_unit(instance)
+        {
+            units.push(unit);
         }
         // Backups are per host: a fleet cluster gets none.
         if self.flavour != Flavour::Fleet
@@ -457,6 +467,64 @@ impl Renderer {
         UnitFile {
             name: format!("{network}-network-cleanup.service"),
             text,
+        }
+    }
+
+    /// The unit that puts the instance's routes where the router reads
+    /// them, while the instance runs.
+    fn routes_unit(&self, instance: &Instance) -> Option<UnitFile> {
+        let router = instance.router.as_ref()?;
+        let yaml = route::dynamic_file(instance)?;
+        let dir = router.dynamic_dir().display().to_string();
+        let file = format!("{dir}/{}", Router::dynamic_file_name(&instance.prefix()));
+        let mut routed: Vec<String> = (instance.routes.iter())
+            .map(|r| instance.service_unit(&r.service))
+            .collect();
+        routed.sort();
+        routed.dedup();
+        let text = self.fill(
+            "routes.j2",
+            context! {
+                app => &instance.app,
+                instance => &instance.instance,
+                description => systemd_value(&format!(
+                    "{} {}: routes, served by the host's router",
+                    instance.app, instance.instance
+                )),
+                router_unit => ROUTER_UNIT,
+                after => routed,
+                instance_target => instance.target(),
+                file => &file,
+                write => shell(&route::write_script(&dir, &file, &yaml)),
+                remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
+            },
+        );
+        Some(UnitFile {
+            name: instance.routes_unit(),
+            text: with_digest(text),
+        })
+    }
+
+    /// The host's router: one Traefik for every instance with routes.
+    pub fn router_unit(&self, router: &Router) -> UnitFile {
+        let text = self.fill(
+            "router.j2",
+            context! {
+                image => &router.image,
+                http_port => router.http_port,
+                https_port => router.https_port,
+                dynamic_dir => router.dynamic_dir().display().to_string(),
+                requires => self.docker_dependency(),
+                remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", ROUTER_CONTAINER])),
+                make_folders => route::make_folders_commands(router).map(escaped),
+                docker_run => escaped(route::docker_run(router)),
+                docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", "30", ROUTER_CONTAINER])),
+                wanted_by => self.boot_target(),
+            },
+        );
+        UnitFile {
+            name: ROUTER_UNIT.to_string(),
+            text: with_digest(text),
         }
     }
 

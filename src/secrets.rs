@@ -435,6 +435,8 @@ mod tests {
             fleet: Default::default(),
             secrets: Vec::new(),
             backup: None,
+            routes: Vec::new(),
+            router: None,
         }
     }
 

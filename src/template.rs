@@ -135,6 +135,12 @@ impl Template {
                 );
             }
         }
+        if app.doc.router.is_some() {
+            problems.push(Problem::new(format!(
+                "the app template {} cannot have `router`: it belongs in the deployments file",
+                app.file.name()
+            )));
+        }
         problems.into_result(Template {
             app,
             deployments: Some(first),

@@ -754,3 +754,129 @@ fn backup_keys_are_checked() {
         );
     }
 }
+
+/// A template whose `live` instance has one route, as `route` says (the
+/// lines from `hosts:` on, indented under the list item).
+fn routed(route: &str, more: &str) -> String {
+    format!(
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8001:80\", \"81\"]\ninstances:\n  live:\n    routes:\n      - {route}\n{more}"
+    )
+}
+
+#[test]
+fn bad_routes_are_located_and_explained() {
+    let cases = [
+        (
+            routed(
+                "hosts: a.example\n        service: webb\n        port: 80",
+                "",
+            ),
+            "no service `webb` in the app template",
+            "unitgen.yaml:10:18",
+            Some("did you mean `web`?"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 8080",
+                "",
+            ),
+            "service `web` does not publish port 8080",
+            "unitgen.yaml:11:15",
+            Some("`web` publishes 80, 81"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 81",
+                "",
+            ),
+            "port 81 of `web` is published on a host port Docker chooses",
+            "unitgen.yaml:11:15",
+            Some("publish it on a fixed host port"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 80",
+                "  staging:\n    routes:\n      - {hosts: [b.example, a.example], service: web, port: 80}\n",
+            ),
+            "`a.example` is also routed by instance `staging`",
+            "unitgen.yaml:9:16",
+            Some("one router serves every instance"),
+        ),
+        (
+            routed(
+                "hosts: [a.example, B.example]\n        service: web\n        port: 80",
+                "",
+            ),
+            "`B.example` has uppercase letters",
+            "unitgen.yaml:9:28",
+            Some("write `b.example`"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        path: api\n        service: web\n        port: 80",
+                "",
+            ),
+            "the path `api` does not start with `/`",
+            "unitgen.yaml:10:15",
+            None,
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 80\n        tls: acmee",
+                "",
+            ),
+            "unknown tls `acmee`",
+            "unitgen.yaml:12:14",
+            Some("use `acme`"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        servce: web\n        port: 80",
+                "",
+            ),
+            "unknown key `servce`",
+            "unitgen.yaml:10:9",
+            Some("did you mean `service`?"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        servce: web\n        port: 80",
+                "",
+            ),
+            "this route has no `service`",
+            "unitgen.yaml:9:9",
+            Some("a route needs `hosts`"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 80",
+                "router:\n  acme: {ca_server: \"http://ca.example\"}\n",
+            ),
+            "`http://ca.example` is not an https:// URL",
+            "unitgen.yaml:13:21",
+            None,
+        ),
+        (
+            routed(
+                "hosts: a.example\n        service: web\n        port: 80\n        https_redirect: true\n        tls: off",
+                "",
+            ),
+            "`https_redirect` needs TLS",
+            "unitgen.yaml:12:25",
+            None,
+        ),
+    ];
+    for (yaml, message, at, hint) in cases {
+        let (out, _dir) = run(&yaml, &["validate"]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{message}: {err}");
+        assert!(err.contains(message), "expected {message:?} in:\n{err}");
+        assert!(
+            err.contains(at),
+            "expected location {at:?} for {message:?} in:\n{err}"
+        );
+        if let Some(hint) = hint {
+            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
+        }
+    }
+}

@@ -15,10 +15,12 @@ use super::site::{self, SiteHostArgs};
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::fault;
+use crate::model::route::ROUTER_UNIT;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pull::{self, PullPolicy, ServiceImage};
 use crate::render::UnitFile;
+use crate::router;
 use crate::secrets;
 use crate::state::{InstanceState, Intent, Provenance, now_micros, units_digest};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
@@ -232,7 +234,10 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     }
     // Read before taking the lock: a password manager may ask for a passphrase.
     let values = secrets::read(&instance)?;
+    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
+    let host = args.host.host()?;
+    refuse_claimed_routes(&host, &instance)?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let env_files = if instance.secrets.is_empty() {
         Vec::new()
@@ -242,11 +247,22 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             .wrap_err("creating the key of the secrets' digests")?;
         secrets::seal(&mut instance, &values, &key)
     };
-    let desired = args.host.renderer()?.render(&instance);
+    let renderer = args.host.renderer()?;
+    let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
+    if let Some(router) = &instance.router {
+        router::install_files(
+            host.root.as_deref(),
+            router,
+            &instance.prefix(),
+            &route_files,
+        )
+        .into_diagnostic()
+        .wrap_err_with(|| format!("copying route files into {}", router.files_dir().display()))?;
+    }
     converge_and_record(
-        &args.host.host()?,
+        &host,
         &state,
         &installed,
         &desired,
@@ -265,7 +281,60 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         .prune(&env_files)
         .into_diagnostic()
         .wrap_err_with(|| format!("removing stale secrets from {}", store.dir().display()))?;
+    let progress = Progress::default();
+    let name = instance.prefix();
+    match &instance.router {
+        Some(router) => {
+            let unit = renderer.router_unit(router);
+            let change = router::ensure(&host, &unit, &progress).map_err(|f| {
+                miette!(
+                    "{name} is applied, but its router ({ROUTER_UNIT}) did not start: {}",
+                    f.message
+                )
+            })?;
+            let said = match change {
+                router::RouterChange::Unchanged => "up to date",
+                router::RouterChange::Started => "started",
+                router::RouterChange::Installed => "installed and started",
+                router::RouterChange::Changed => "changed and restarted",
+            };
+            progress.line(&format!("{ROUTER_UNIT} ({}): {said}", router.image));
+        }
+        None => {
+            // Routes this instance had are gone with its routes unit.
+            if let Some(file) = installed.iter().find_map(routes_file) {
+                router::after_destroy(&host, &file, &name, &progress)
+                    .map_err(|f| miette!("removing {name}'s routes: {}", f.message))?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The routes file an installed routes unit writes (`[X-Unitgen] Routes=`).
+pub fn routes_file(unit: &UnitFile) -> Option<std::path::PathBuf> {
+    let section = unit.text.split("\n[X-Unitgen]\n").nth(1)?;
+    section
+        .lines()
+        .find_map(|line| line.strip_prefix("Routes="))
+        .map(std::path::PathBuf::from)
+}
+
+/// Refuses, before anything changes, a host + path another app's instance
+/// already routes on this host (`validate` finds those of one file).
+fn refuse_claimed_routes(host: &Host, instance: &crate::model::Instance) -> Result<()> {
+    let Some(router) = &instance.router else {
+        return Ok(());
+    };
+    let taken = router::claimed_elsewhere(host.root.as_deref(), router, instance);
+    match taken.first() {
+        None => Ok(()),
+        Some((claim, file)) => Err(miette!(
+            "{} routes {claim}, which {file} on this host routes already; nothing was changed\n\
+             one router serves every app of a host: each host name and path may go to one instance",
+            instance.prefix()
+        )),
+    }
 }
 
 /// The plan, with the unchanged services whose image tag has moved on this

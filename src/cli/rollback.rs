@@ -114,12 +114,19 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     if installed.is_empty() {
         progress.line(&format!("{name} has no units installed"));
     } else {
-        converge::remove_all(&args.host.host()?, &installed, &progress)
+        let host = args.host.host()?;
+        converge::remove_all(&host, &installed, &progress)
             .map_err(|f| miette!("destroying {name}: {}", f.message))?;
         progress.line(&format!(
             "{name}: {} stopped and removed",
             crate::progress::count(installed.len(), "unit")
         ));
+        // Stopping the routes unit removed the routes file; the router
+        // goes too when it serves no other instance.
+        if let Some(file) = installed.iter().find_map(super::apply::routes_file) {
+            crate::router::after_destroy(&host, &file, &name, &progress)
+                .map_err(|f| miette!("destroying {name}'s routes: {}", f.message))?;
+        }
     }
     // Secrets go with the units that used them, whatever happens to volumes.
     let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);

@@ -15,6 +15,7 @@ use super::{FileArgs, Outcome, when};
 use crate::backup::status::{self as backup_status, BackupStatus};
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
+use crate::router::status::{self as route_status, RouteStatus};
 use crate::{etcd, render};
 
 #[derive(Debug, Args)]
@@ -108,6 +109,12 @@ pub(super) struct Status {
     pub(super) units: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) backup: Option<BackupStatus>,
+    /// The routes the host's router serves for the instance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) routes: Vec<RouteStatus>,
+    /// Why they could not be read, if they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routes_error: Option<String>,
     /// An apply began and did not finish.
     #[serde(skip)]
     unfinished: bool,
@@ -192,6 +199,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             (Some(service), _) => service.clone(),
             (None, Some(announced)) => format!("({announced} sidekick)"),
             (None, None) if row.unit.ends_with(".target") => "(instance)".to_string(),
+            (None, None) if row.unit.ends_with("-routes.service") => "(routes)".to_string(),
             (None, None) => "(network)".to_string(),
         };
         let mark = if row.as_applied { ' ' } else { '!' };
@@ -212,6 +220,25 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     }
     if let Some(backup) = &status.backup {
         backup_status::print(backup);
+    }
+    if let Some(error) = &status.routes_error {
+        outln!("routes: unknown: {error}")?;
+    }
+    if !status.routes.is_empty() {
+        outln!("  {:<44} {:<28} CERTIFICATE", "ROUTE", "BACKEND")?;
+        for route in &status.routes {
+            let certificate = match (route.tls.as_str(), &route.expires) {
+                ("off", _) => "-".to_string(),
+                (tls, Some(expires)) => format!("{tls}, expires {expires}"),
+                ("acme", None) => "acme, not issued yet".to_string(),
+                (tls, None) => format!("{tls}, unreadable"),
+            };
+            outln!(
+                "  {:<44} {:<28} {certificate}",
+                route.url,
+                route.backends.join(" ")
+            )?;
+        }
     }
     Ok(status.outcome())
 }
@@ -244,6 +271,16 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
     let mut backup = None;
+    let (routes, routes_error) = match installed.iter().find_map(super::apply::routes_file) {
+        Some(file) => {
+            let prefix = model::prefix(app, instance);
+            match route_status::read(host.host()?.root.as_deref(), &file, &prefix) {
+                Ok(routes) => (routes, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        }
+        None => (Vec::new(), None),
+    };
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
         let systemd = host
@@ -313,6 +350,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         as_applied,
         units,
         backup,
+        routes,
+        routes_error,
         unfinished,
     };
     Ok(status)

@@ -46,6 +46,11 @@ pub fn check_service_name(name: &str) -> Result<(), String> {
             "`{name}` is reserved: unitgen names the instance network unit `network` and sidekicks `<service>-announce`"
         ));
     }
+    if name == "routes" {
+        return Err(format!(
+            "`{name}` is reserved: unitgen names the instance's routes unit `routes`"
+        ));
+    }
     if name == "backup" || name.starts_with("backup-") {
         return Err(format!(
             "`{name}` is reserved: unitgen names the instance's backup units `backup` and `backup-…`"

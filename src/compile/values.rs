@@ -13,6 +13,7 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::template::Loaded;
 use crate::template::schema::instance::{BUILT_IN, RESERVED};
+use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{DependsOn, InstanceDecl, Name, ServiceEntry, ServiceSwitch, Value};
 
 type ServiceDefs = IndexMap<Name, Spanned<ServiceEntry>>;
@@ -23,7 +24,7 @@ pub struct Merged {
     pub values: IndexMap<Name, Spanned<Value>>,
     pub services: IndexMap<Name, Spanned<ServiceSwitch>>,
     /// As written by the last entry of the chain that has `routes:`.
-    pub routes: Option<Spanned<Value>>,
+    pub routes: Option<RouteDecls>,
     pub host: Option<Name>,
 }
 

@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 
 pub mod backup;
 pub mod instance;
+pub mod route;
 pub mod site;
 
 pub use instance::{InstanceDecl, ServiceSwitch, Value};
@@ -47,6 +48,8 @@ pub struct Document {
     pub fleet: Option<FleetDecl>,
     /// Backups of each instance's data: repository, schedule, retention.
     pub backup: Option<backup::BackupDecl>,
+    /// The host's router (Traefik), which serves the instances' `routes:`.
+    pub router: Option<route::RouterDecl>,
     /// Where secret values come from, by name (services say which they get).
     #[schemars(with = "Option<IndexMap<String, SecretDecl>>")]
     pub secrets: Option<IndexMap<Name, Spanned<SecretDecl>>>,
@@ -144,6 +147,10 @@ pub struct ServiceDef {
     #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
     pub healthcheck: Option<Healthcheck>,
+    /// The path the router polls on the service's routed port (`/healthz`):
+    /// a backend that does not answer 2xx or 3xx gets no requests.
+    #[schemars(with = "Option<String>")]
+    pub health_path: Option<Spanned<String>>,
     #[schemars(with = "Option<KeyValues>")]
     pub labels: Option<Spanned<KeyValues>>,
     #[schemars(with = "Option<Scalar>")]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use super::schema::route::{AcmeDecl, RouteDecl, RouterDecl, TlsFiles};
 use super::schema::site::{HostDecl, SiteDoc};
 use super::schema::{
     DependsOnDetail, Document, EtcdDecl, FleetDecl, Healthcheck, Scalar, SecretDecl, ServiceDef,
@@ -91,6 +92,7 @@ fn document(node: &Node, found: &mut Found) {
             "fleet" => struct_of::<FleetDecl>(value, found),
             "instances" => each_map(value, found, instance),
             "defaults" => instance(value, found),
+            "router" => router(value, found),
             _ => {}
         }
     }
@@ -100,8 +102,10 @@ fn document(node: &Node, found: &mut Found) {
 fn instance(node: &Node, found: &mut Found) {
     let Node::Map(entries) = node else { return };
     for (key, value) in entries {
-        if key.value.0 == "services" {
-            each_map(value, found, struct_of::<ServiceSwitch>);
+        match key.value.0.as_str() {
+            "services" => each_map(value, found, struct_of::<ServiceSwitch>),
+            "routes" => routes(value, found),
+            _ => {}
         }
     }
 }
@@ -115,6 +119,30 @@ fn service(node: &Node, found: &mut Found) {
             // The long form: `{db: {condition: service_healthy}}`.
             "depends_on" => each_map(value, found, struct_of::<DependsOnDetail>),
             _ => {}
+        }
+    }
+}
+
+fn router(node: &Node, found: &mut Found) {
+    let Node::Map(entries) = node else { return };
+    known::<RouterDecl>(entries, found);
+    for (key, value) in entries {
+        if key.value.0 == "acme" {
+            struct_of::<AcmeDecl>(value, found);
+        }
+    }
+}
+
+/// The `routes:` of an instance entry: a list of routes.
+fn routes(node: &Node, found: &mut Found) {
+    let Node::Seq(items) = node else { return };
+    for item in items {
+        let Node::Map(route) = item else { continue };
+        known::<RouteDecl>(route, found);
+        for (key, value) in route {
+            if key.value.0 == "tls" {
+                struct_of::<TlsFiles>(value, found);
+            }
         }
     }
 }
@@ -148,7 +176,7 @@ fn known<'de, T: Deserialize<'de>>(entries: &[(Spanned<Scalar>, Node)], found: &
 /// Any YAML value, keeping where its map keys were written.
 enum Node {
     Map(Vec<(Spanned<Scalar>, Node)>),
-    Seq,
+    Seq(Vec<Node>),
     Scalar,
 }
 
@@ -182,8 +210,11 @@ impl<'de> Deserialize<'de> for Node {
                 Ok(Node::Scalar)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                while seq.next_element::<Node>()?.is_some() {}
-                Ok(Node::Seq)
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Node>()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
                 let mut entries = Vec::new();

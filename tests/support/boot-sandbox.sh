@@ -170,6 +170,10 @@ inner() {
   mount -t sysfs -o ro sysfs "$root/sys"
   mkdir -p "$root/hostrun"
   mount --bind /run "$root/hostrun"
+  # A folder shared with the machine at the same path: what a unit writes
+  # there is what the machine's Docker engine mounts into a container.
+  mkdir -p "$dir/shared" "$root$dir/shared"
+  mount --bind "$dir/shared" "$root$dir/shared"
 
   if [[ ! -e $dir/prepared ]]; then
     prepare_root "$root"

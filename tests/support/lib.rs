@@ -17,9 +17,11 @@ pub mod docker;
 pub mod etcd;
 pub mod fake_fleet;
 pub mod net;
+pub mod pebble;
 pub mod registry;
 pub mod sandbox;
 pub mod tools;
+pub mod traefik;
 pub mod world;
 
 /// A fresh directory for one test's files, under cargo's target/tmp, and

@@ -83,6 +83,13 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("connecting to the sandbox's systemd: {e}"))
     }
 
+    /// A folder at the same path inside the sandbox and on the machine:
+    /// files a unit writes there are the files the machine's Docker engine
+    /// mounts (elsewhere, the sandbox's writes land in its overlay).
+    pub fn shared_dir(&self) -> PathBuf {
+        self.path("shared")
+    }
+
     /// `/etc/systemd/system` of the sandbox, seen from the host.
     pub fn unit_dir(&self) -> PathBuf {
         self.root().join("etc/systemd/system")

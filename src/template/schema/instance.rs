@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use super::route::{RouteDecl, RouteDecls};
 use super::{Name, Scalar};
 
 /// Keys of an instance entry that are not values.
@@ -29,9 +30,9 @@ pub struct InstanceDecl {
     pub extends: Option<Name>,
     /// Per-service switches: `{worker: {enabled: false}}`.
     pub services: Option<Spanned<IndexMap<Name, Spanned<ServiceSwitch>>>>,
-    /// The instance's domains (issue 11 gives this its shape; kept as
-    /// written until then).
-    pub routes: Option<Spanned<Value>>,
+    /// The instance's domains: which host names (and paths) the host's
+    /// router sends to which service.
+    pub routes: Option<RouteDecls>,
     /// The host that runs the instance (site files only).
     pub host: Option<Name>,
 }
@@ -169,7 +170,11 @@ impl JsonSchema for InstanceDecl {
                     "type": "object",
                     "additionalProperties": generator.subschema_for::<ServiceSwitch>()
                 },
-                "routes": {"description": "The instance's domains."},
+                "routes": {
+                    "description": "The instance's domains: which host names (and paths) the host's router sends to which service.",
+                    "type": "array",
+                    "items": generator.subschema_for::<RouteDecl>()
+                },
                 "host": {
                     "description": "The host that runs the instance (site files only).",
                     "type": "string"

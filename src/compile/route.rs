@@ -1,0 +1,590 @@
+//! The `routes:` of an instance and the deployments file's `router:` →
+//! [`model::route`](crate::model::route). Route values are the instance's
+//! own data and are taken literally (no template expressions): that keeps
+//! every instance's claims readable without compiling it, so that two
+//! instances claiming one host + path are found by either.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::ServiceCompiler;
+use crate::diagnostic::{Location, Problem, did_you_mean};
+use crate::model::route::{
+    Acme, Backend, DEFAULT_ACME_CA_SERVER, DEFAULT_ROUTER_DIRECTORY, DEFAULT_ROUTER_IMAGE, Route,
+    RouteFile, Router, Tls,
+};
+use crate::model::{Protocol, Service};
+use crate::template::Loaded;
+use crate::template::schema::Words;
+use crate::template::schema::route::{RouteDecl, RouteDecls, RouterDecl, TlsDecl};
+
+impl ServiceCompiler<'_> {
+    /// The instance's routes, checked against its compiled services.
+    /// `others` are the other instances' declared routes (by instance
+    /// name): a host + path claimed twice is refused.
+    pub(super) fn routes(
+        &mut self,
+        file: &Loaded,
+        decls: &RouteDecls,
+        services: &[Service],
+        others: &[(&str, &RouteDecls)],
+    ) -> Vec<Route> {
+        let base = file_folder(file);
+        let mut routes: Vec<Route> = Vec::new();
+        let mut claimed: Vec<(Claim, Location)> = Vec::new();
+        for decl in &decls.value {
+            let item_at = file.at(&decl.referenced);
+            let decl = &decl.value;
+            let missing: Vec<&str> = [
+                ("hosts", decl.hosts.is_none()),
+                ("service", decl.service.is_none()),
+                ("port", decl.port.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(key, missing)| missing.then_some(key))
+            .collect();
+            let (Some(hosts_decl), Some(service_decl), Some(port)) =
+                (&decl.hosts, &decl.service, &decl.port)
+            else {
+                self.problems.push(
+                    Problem::new(format!("this route has no `{}`", missing.join("`, `")))
+                        .at(&item_at)
+                        .label("route")
+                        .help("a route needs `hosts` (its names), `service` and `port` (the container port the service publishes)"),
+                );
+                continue;
+            };
+            let hosts = self.host_names(file, hosts_decl);
+            let aliases: Vec<String> = (decl.aliases.iter().flatten())
+                .filter(|alias| self.host_name(&alias.value, &file.at(&alias.referenced)))
+                .map(|alias| alias.value.clone())
+                .collect();
+            let path = decl.path.as_ref().and_then(|p| {
+                let at = file.at(&p.referenced);
+                match check_path(&p.value) {
+                    Ok(()) => Some(p.value.clone()),
+                    Err(msg) => {
+                        self.problems.push(Problem::new(msg).at(&at).label("path"));
+                        None
+                    }
+                }
+            });
+            let path_given = decl.path.as_ref().map(|p| &p.value);
+            for (name, host_at) in named_places(file, decl) {
+                let Some(claim) = claims(&[name], path_given).pop() else {
+                    continue;
+                };
+                if let Some((_, first)) = claimed.iter().find(|(c, _)| *c == claim) {
+                    self.problems.push(
+                        Problem::new(format!("{claim} is routed twice in this instance"))
+                            .at(&host_at)
+                            .label("second route")
+                            .help(format!(
+                                "the first route for it is at {}; give one of them another host or path",
+                                line_of(first)
+                            )),
+                    );
+                    continue;
+                }
+                for (other, other_decls) in others {
+                    let theirs = other_decls.value.iter().flat_map(|d| {
+                        claims(
+                            &decl_names(&d.value),
+                            d.value.path.as_ref().map(|p| &p.value),
+                        )
+                    });
+                    if theirs.into_iter().any(|c| c == claim) {
+                        self.problems.push(
+                            Problem::new(format!(
+                                "{claim} is also routed by instance `{other}`"
+                            ))
+                            .at(&host_at)
+                            .label("claimed twice")
+                            .help("one router serves every instance of a host: each host name and path may go to one instance only"),
+                        );
+                    }
+                }
+                claimed.push((claim, host_at.clone()));
+            }
+            let service_at = file.at(&service_decl.referenced);
+            let service = services.iter().find(|s| s.name == service_decl.value);
+            let backend = match service {
+                Some(service) => self.backend(service, port, &file.at(&port.referenced)),
+                None => {
+                    let mut problem = Problem::new(format!(
+                        "no service `{}` in the app template",
+                        service_decl.value
+                    ))
+                    .at(&service_at)
+                    .label("unknown service");
+                    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+                    problem = problem.help(
+                        did_you_mean(&service_decl.value, names.iter().copied())
+                            .unwrap_or_else(|| format!("the services: {}", names.join(", "))),
+                    );
+                    self.problems.push(problem);
+                    None
+                }
+            };
+            let tls = match &decl.tls {
+                None => Tls::Acme,
+                Some(tls) => match &tls.value {
+                    TlsDecl::Mode(mode) if mode == "acme" => Tls::Acme,
+                    TlsDecl::Mode(mode) if mode == "off" => Tls::Off,
+                    TlsDecl::Mode(other) => {
+                        self.problems.push(
+                            Problem::new(format!("unknown tls `{other}`"))
+                                .at(&file.at(&tls.referenced))
+                                .help("use `acme` (a certificate from the router's ACME CA), `off`, or `{certificate: FILE, key: FILE}`"),
+                        );
+                        Tls::Off
+                    }
+                    TlsDecl::Files(files) => Tls::Files {
+                        certificate: route_file(&base, &files.certificate.value, "crt"),
+                        key: route_file(&base, &files.key.value, "key"),
+                    },
+                },
+            };
+            let https_redirect = match &decl.https_redirect {
+                Some(redirect) if redirect.value && !tls.is_on() => {
+                    self.problems.push(
+                        Problem::new("`https_redirect` needs TLS, and this route has `tls: off`")
+                            .at(&file.at(&redirect.referenced))
+                            .help("turn TLS on (`tls: acme`), or leave `https_redirect` out"),
+                    );
+                    false
+                }
+                Some(redirect) => redirect.value,
+                None => tls.is_on(),
+            };
+            let basic_auth = decl
+                .basic_auth
+                .as_ref()
+                .map(|file| route_file(&base, &file.value, "htpasswd"));
+            let (Some(backend), Some(service)) = (backend, service) else {
+                continue;
+            };
+            if hosts.is_empty() {
+                continue;
+            }
+            let name = route_name(&self.prefix, &service.name, &routes);
+            let mut route = Route {
+                name,
+                hosts,
+                aliases,
+                path,
+                service: service.name.clone(),
+                port: port.value,
+                backend,
+                tls,
+                https_redirect,
+                basic_auth,
+                health_path: service.health_path.clone(),
+            };
+            // Files are named after the route, which is unique on the host.
+            let route_name = route.name.clone();
+            for file in route.files_mut() {
+                file.name = format!("{route_name}.{}", file.name);
+            }
+            routes.push(route);
+        }
+        routes
+    }
+
+    /// The host names of `hosts:`, each checked.
+    fn host_names(&mut self, file: &Loaded, hosts: &Spanned<Words>) -> Vec<String> {
+        let at = file.at(&hosts.referenced);
+        let names: Vec<(String, Location)> = match &hosts.value {
+            Words::One(name) => vec![(name.clone(), at.clone())],
+            Words::List(list) => list
+                .iter()
+                .map(|n| (n.value.0.clone(), file.at(&n.referenced)))
+                .collect(),
+        };
+        if names.is_empty() {
+            self.problems.push(
+                Problem::new("a route needs at least one host name")
+                    .at(&at)
+                    .help("`hosts: blog.example.com`"),
+            );
+        }
+        names
+            .into_iter()
+            .filter(|(name, at)| self.host_name(name, at))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Whether `name` is a host name a router can match and a CA can
+    /// certify; says why not where it was written.
+    fn host_name(&mut self, name: &str, at: &Location) -> bool {
+        match check_host_name(name) {
+            Ok(()) => true,
+            Err((msg, help)) => {
+                self.problems
+                    .push(Problem::new(msg).at(at).label("host name").help(help));
+                false
+            }
+        }
+    }
+
+    /// Where the router connects for a service's container port: the port
+    /// must be published (TCP) with a fixed host port.
+    fn backend(
+        &mut self,
+        service: &Service,
+        port: &Spanned<u16>,
+        at: &Location,
+    ) -> Option<Backend> {
+        let published = service
+            .ports
+            .iter()
+            .find(|p| p.container_port == port.value && p.protocol == Protocol::Tcp);
+        let Some(published) = published else {
+            let listed: Vec<String> = (service.ports.iter())
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .map(|p| p.container_port.to_string())
+                .collect();
+            let help = if listed.is_empty() {
+                format!(
+                    "the router reaches a service through a port it publishes: add `ports: [\"127.0.0.1:8001:{}\"]` to `{}`",
+                    port.value, service.name
+                )
+            } else {
+                format!("`{}` publishes {}", service.name, listed.join(", "))
+            };
+            self.problems.push(
+                Problem::new(format!(
+                    "service `{}` does not publish port {}",
+                    service.name, port.value
+                ))
+                .at(at)
+                .label("container port")
+                .help(help),
+            );
+            return None;
+        };
+        let Some(host_port) = published.host_port else {
+            self.problems.push(
+                Problem::new(format!(
+                    "port {} of `{}` is published on a host port Docker chooses, which the router cannot know",
+                    port.value, service.name
+                ))
+                .at(at)
+                .label("container port")
+                .help(format!(
+                    "publish it on a fixed host port: `127.0.0.1:8001:{}` (loopback: only the router reaches it)",
+                    port.value
+                )),
+            );
+            return None;
+        };
+        let address = match published.host_ip.as_deref() {
+            None | Some("0.0.0.0") => "127.0.0.1",
+            Some("::") => "::1",
+            Some(ip) => ip,
+        };
+        Some(Backend {
+            address: address.to_string(),
+            port: host_port,
+        })
+    }
+
+    /// The host's router settings (`router:`), or the defaults.
+    pub(super) fn router(&mut self, file: &Loaded) -> Router {
+        let empty = RouterDecl::default();
+        let decl = file.doc.router.as_ref().unwrap_or(&empty);
+        let mut router = Router {
+            image: DEFAULT_ROUTER_IMAGE.to_string(),
+            http_port: 80,
+            https_port: 443,
+            address: None,
+            directory: PathBuf::from(DEFAULT_ROUTER_DIRECTORY),
+            acme: Acme {
+                email: None,
+                ca_server: DEFAULT_ACME_CA_SERVER.to_string(),
+                ca_certificate: None,
+            },
+        };
+        if let Some(image) = &decl.image {
+            let at = file.at(&image.referenced);
+            match super::syntax::check_image(&image.value) {
+                Ok(()) => router.image = image.value.clone(),
+                Err(msg) => self.problems.push(Problem::new(msg).at(&at)),
+            }
+        }
+        for (given, out) in [
+            (&decl.http_port, &mut router.http_port),
+            (&decl.https_port, &mut router.https_port),
+        ] {
+            if let Some(port) = given {
+                if port.value == 0 {
+                    self.problems
+                        .push(Problem::new("port 0 is not a port").at(&file.at(&port.referenced)));
+                } else {
+                    *out = port.value;
+                }
+            }
+        }
+        if router.http_port == router.https_port {
+            let at = decl.https_port.as_ref().or(decl.http_port.as_ref());
+            let mut problem = Problem::new(format!(
+                "the router's HTTP and HTTPS ports are both {}",
+                router.http_port
+            ))
+            .help("give `http_port` and `https_port` different ports");
+            if let Some(port) = at {
+                problem = problem.at(&file.at(&port.referenced));
+            }
+            self.problems.push(problem);
+        }
+        if let Some(address) = &decl.address {
+            match address.value.parse::<std::net::IpAddr>() {
+                Ok(_) => router.address = Some(address.value.clone()),
+                Err(_) => self.problems.push(
+                    Problem::new(format!("`{}` is not an IP address", address.value))
+                        .at(&file.at(&address.referenced))
+                        .help("`127.0.0.1`, `::1`, or leave `address` out to listen on all"),
+                ),
+            }
+        }
+        let absolute = |this: &mut Self, value: &Spanned<String>, what: &str| {
+            let ok = value.value.starts_with('/') && plain_text(&value.value);
+            if !ok {
+                this.problems.push(
+                    Problem::new(format!("`{}` is not an absolute path", value.value))
+                        .at(&file.at(&value.referenced))
+                        .help(format!("{what}: give its absolute path on the host")),
+                );
+            }
+            ok.then(|| value.value.clone())
+        };
+        if let Some(dir) = &decl.directory
+            && let Some(dir) = absolute(self, dir, "the router's folder")
+        {
+            router.directory = PathBuf::from(dir);
+        }
+        if let Some(acme) = &decl.acme {
+            if let Some(email) = &acme.email {
+                let ok = email.value.contains('@') && plain_text(&email.value);
+                if ok {
+                    router.acme.email = Some(email.value.clone());
+                } else {
+                    self.problems.push(
+                        Problem::new(format!("`{}` is not an email address", email.value))
+                            .at(&file.at(&email.referenced)),
+                    );
+                }
+            }
+            if let Some(server) = &acme.ca_server {
+                let ok = server.value.starts_with("https://") && plain_text(&server.value);
+                if ok {
+                    router.acme.ca_server = server.value.clone();
+                } else {
+                    self.problems.push(
+                        Problem::new(format!("`{}` is not an https:// URL", server.value))
+                            .at(&file.at(&server.referenced))
+                            .help("the CA's ACME directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory"),
+                    );
+                }
+            }
+            if let Some(ca) = &acme.ca_certificate {
+                router.acme.ca_certificate = absolute(self, ca, "a PEM file the router mounts");
+            }
+        }
+        router
+    }
+}
+
+/// What a route claims on the router: one host name and a path prefix.
+#[derive(Debug, PartialEq, Eq)]
+struct Claim {
+    host: String,
+    /// The prefix, without a trailing `/` (`""` is every path).
+    path: String,
+}
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "`{}`", self.host)
+        } else {
+            write!(f, "`{}{}`", self.host, self.path)
+        }
+    }
+}
+
+/// Every name a route answers for, each where it was written.
+fn named_places(file: &Loaded, decl: &RouteDecl) -> Vec<(String, Location)> {
+    let mut names = match &decl.hosts {
+        None => Vec::new(),
+        Some(hosts) => match &hosts.value {
+            Words::One(name) => vec![(name.clone(), file.at(&hosts.referenced))],
+            Words::List(list) => list
+                .iter()
+                .map(|n| (n.value.0.clone(), file.at(&n.referenced)))
+                .collect(),
+        },
+    };
+    let aliases = decl.aliases.iter().flatten();
+    names.extend(aliases.map(|a| (a.value.clone(), file.at(&a.referenced))));
+    names
+}
+
+/// Every name a route answers for: its hosts and its aliases.
+fn decl_names(decl: &RouteDecl) -> Vec<String> {
+    let mut names = match decl.hosts.as_ref().map(|h| &h.value) {
+        None => Vec::new(),
+        Some(Words::One(name)) => vec![name.clone()],
+        Some(Words::List(list)) => list.iter().map(|n| n.value.0.clone()).collect(),
+    };
+    names.extend(decl.aliases.iter().flatten().map(|a| a.value.clone()));
+    names
+}
+
+fn claims(names: &[String], path: Option<&String>) -> Vec<Claim> {
+    let path = path.map_or("", |p| p.trim_end_matches('/'));
+    names
+        .iter()
+        .map(|host| Claim {
+            host: host.to_ascii_lowercase(),
+            path: path.to_string(),
+        })
+        .collect()
+}
+
+/// `line N` of a location, for pointing at a second place in a help.
+fn line_of(at: &Location) -> String {
+    let text = at.file.inner();
+    let line = text[..at.span.offset().min(text.len())]
+        .lines()
+        .count()
+        .max(1);
+    format!("line {line}")
+}
+
+/// `<prefix>-<service>`, or `-2`, `-3`, … for more routes to one service.
+fn route_name(prefix: &str, service: &str, earlier: &[Route]) -> String {
+    let same = earlier.iter().filter(|r| r.service == service).count();
+    match same {
+        0 => format!("{prefix}-{service}"),
+        n => format!("{prefix}-{service}-{}", n + 1),
+    }
+}
+
+/// A file of the user's the router reads; its name gets the route's name
+/// in front once that is known.
+fn route_file(base: &Path, given: &str, extension: &str) -> RouteFile {
+    RouteFile {
+        source: base.join(given),
+        name: extension.to_string(),
+        digest: None,
+    }
+}
+
+/// The folder of the file that declared something: relative paths start there.
+fn file_folder(file: &Loaded) -> PathBuf {
+    Path::new(file.file.name())
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf()
+}
+
+/// Printable ASCII with no space, quote or backtick: safe in a Traefik
+/// rule, a YAML scalar and a unit line alike.
+fn plain_text(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'`' | b'"' | b'\'' | b'\\'))
+}
+
+/// A DNS name of lowercase labels: what Traefik's `Host()` matches and
+/// what an ACME CA certifies.
+fn check_host_name(name: &str) -> Result<(), (String, String)> {
+    let help =
+        "a host name like `blog.example.com`: lowercase letters, digits, `-` and dots".to_string();
+    if name.starts_with("*.") {
+        return Err((
+            format!("`{name}` is a wildcard"),
+            "routes match exact names (HTTP-01 cannot certify wildcards): list the names, or add them as aliases".into(),
+        ));
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err((
+            format!("`{name}` has uppercase letters"),
+            format!(
+                "host names are matched in lowercase: write `{}`",
+                name.to_ascii_lowercase()
+            ),
+        ));
+    }
+    let labels_ok = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if labels_ok {
+        Ok(())
+    } else {
+        Err((format!("`{name}` is not a host name"), help))
+    }
+}
+
+/// A path prefix: starts with `/`, plain characters only.
+pub(super) fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("the path `{path}` does not start with `/`"));
+    }
+    let ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'%'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the path `{path}` has characters a path prefix cannot: use letters, digits and `/-_.~%`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert!(check_host_name("blog.example.com").is_ok());
+        assert!(check_host_name("localhost").is_ok());
+        assert!(check_host_name("Blog.example.com").is_err());
+        assert!(check_host_name("*.example.com").is_err());
+        assert!(check_host_name("a..b").is_err());
+        assert!(check_host_name("-a.b").is_err());
+        assert!(check_host_name("a b").is_err());
+        assert!(check_host_name("a`b").is_err());
+    }
+
+    #[test]
+    fn paths() {
+        assert!(check_path("/api").is_ok());
+        assert!(check_path("/api/v1").is_ok());
+        assert!(check_path("api").is_err());
+        assert!(check_path("/a`)||Host(`x").is_err());
+    }
+
+    #[test]
+    fn claims_ignore_a_trailing_slash() {
+        let names = vec!["a.example".to_string()];
+        assert_eq!(
+            claims(&names, Some(&"/api/".to_string())),
+            claims(&names, Some(&"/api".to_string()))
+        );
+        assert_eq!(claims(&names, Some(&"/".to_string())), claims(&names, None));
+    }
+}

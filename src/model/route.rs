@@ -1,0 +1,190 @@
+//! Routes: an instance's domains, served by the host's router (Traefik v3).
+//!
+//! How routing is laid out, along the one-way flow:
+//!
+//! - `template::schema::route`: the keys as written: `routes:` in an
+//!   instance entry (`RouteDecl`), `router:` in the deployments file
+//!   (`RouterDecl`), a service's `health_path`.
+//! - `compile::route`: checks them (unknown service, a port the service does
+//!   not publish, two instances claiming one host + path, bad names) into
+//!   this module's [`Route`]s (in `Instance::routes`) and [`Router`]
+//!   (`Instance::router`).
+//! - `render::route`: an instance's routes → one Traefik dynamic
+//!   configuration file (`<app>-<instance>.yaml`, file provider); the
+//!   router's own unit is `templates/units/router.j2`.
+//! - Traefik names (routers, services, middlewares) all start with the
+//!   instance's prefix, so that files of different instances never clash
+//!   in Traefik's one namespace per provider.
+//!
+//! Backends are reached through the port a service publishes on the host:
+//! the router runs with the host's network, so a route's backend is
+//! `http://<published address>:<host port>`, the same address a router on
+//! another host (etcd) would use.
+
+use std::path::PathBuf;
+
+/// The official image, pinned: a new Traefik is a change you apply.
+pub const DEFAULT_ROUTER_IMAGE: &str = "traefik:v3.7";
+pub const DEFAULT_ROUTER_DIRECTORY: &str = "/var/lib/unitgen/router";
+/// Let's Encrypt's production directory (Traefik's own default).
+pub const DEFAULT_ACME_CA_SERVER: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The unit and container that run the host's router.
+pub const ROUTER_UNIT: &str = "unitgen-router.service";
+pub const ROUTER_CONTAINER: &str = "unitgen-router";
+
+/// Traefik's entry points, as the dynamic files name them.
+pub const HTTP_ENTRY_POINT: &str = "web";
+pub const HTTPS_ENTRY_POINT: &str = "websecure";
+/// The certificate resolver routes with `tls: acme` use.
+pub const ACME_RESOLVER: &str = "unitgen";
+
+/// One route of an instance: requests for `hosts` (and `path`) go to
+/// `service`'s container `port`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique among the instance's routes and, prefixed, on the host:
+    /// `<app>-<instance>-<service>`, then `-2`, `-3`, … for more routes to
+    /// the same service.
+    pub name: String,
+    /// Served as they are; the first is the main name aliases go to.
+    pub hosts: Vec<String>,
+    /// Redirected permanently to `hosts[0]`, path kept.
+    pub aliases: Vec<String>,
+    /// A path prefix (`/api`), or every path.
+    pub path: Option<String>,
+    pub service: String,
+    pub port: u16,
+    /// Where the router connects: the published address and host port.
+    pub backend: Backend,
+    pub tls: Tls,
+    /// HTTP requests are redirected to HTTPS (only with TLS).
+    pub https_redirect: bool,
+    /// An htpasswd file on the machine running unitgen.
+    pub basic_auth: Option<RouteFile>,
+    /// The service's `health_path`: the router polls it and sends no
+    /// request to a backend that fails it.
+    pub health_path: Option<String>,
+}
+
+impl Route {
+    /// The users' files the router reads for this route.
+    pub fn files(&self) -> Vec<&RouteFile> {
+        let mut files = Vec::new();
+        if let Tls::Files { certificate, key } = &self.tls {
+            files.extend([certificate, key]);
+        }
+        files.extend(self.basic_auth.as_ref());
+        files
+    }
+
+    pub fn files_mut(&mut self) -> Vec<&mut RouteFile> {
+        let mut files = Vec::new();
+        if let Tls::Files { certificate, key } = &mut self.tls {
+            files.push(certificate);
+            files.push(key);
+        }
+        files.extend(self.basic_auth.as_mut());
+        files
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Backend {
+    pub fn url(&self) -> String {
+        if self.address.contains(':') {
+            format!("http://[{}]:{}", self.address, self.port)
+        } else {
+            format!("http://{}:{}", self.address, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// A certificate from the router's ACME CA (HTTP-01).
+    Acme,
+    /// A certificate and key the user has: copied to the router's folder.
+    Files {
+        certificate: RouteFile,
+        key: RouteFile,
+    },
+}
+
+impl Tls {
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Tls::Off)
+    }
+}
+
+/// A file of the user's that the router reads: apply copies it into the
+/// router's folder (`files/<app>-<instance>/<name>`), so that the router
+/// container needs no access to where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteFile {
+    /// On the machine running unitgen (relative paths already joined to
+    /// the folder of the file that named it).
+    pub source: PathBuf,
+    /// Its name in the instance's folder of the router's files.
+    pub name: String,
+    /// A digest of its content once read on the host: it goes into the
+    /// dynamic file, so that a new certificate changes the file and
+    /// Traefik reloads it.
+    pub digest: Option<String>,
+}
+
+/// The host's router: one Traefik for every app and instance with routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub image: String,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// Listen on this address only; None: every address.
+    pub address: Option<String>,
+    /// The host folder of the router's files (see [`Router::dynamic_dir`]).
+    pub directory: PathBuf,
+    pub acme: Acme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    pub email: Option<String>,
+    pub ca_server: String,
+    /// A PEM file on the host the router trusts for the CA's HTTPS.
+    pub ca_certificate: Option<String>,
+}
+
+impl Router {
+    /// One dynamic configuration file per instance; Traefik watches it.
+    pub fn dynamic_dir(&self) -> PathBuf {
+        self.directory.join("dynamic")
+    }
+
+    /// Copies of the users' certificates, keys and htpasswd files.
+    pub fn files_dir(&self) -> PathBuf {
+        self.directory.join("files")
+    }
+
+    /// The ACME account and certificates (`acme.json`, 0600): kept across
+    /// restarts, so that a restart does not ask the CA again.
+    pub fn acme_dir(&self) -> PathBuf {
+        self.directory.join("acme")
+    }
+
+    /// `<app>-<instance>.yaml` in [`Router::dynamic_dir`].
+    pub fn dynamic_file_name(prefix: &str) -> String {
+        format!("{prefix}.yaml")
+    }
+}
+
+/// Where the router container sees its folders (mounted from the host's).
+pub const CONTAINER_DYNAMIC_DIR: &str = "/etc/unitgen-router/dynamic";
+pub const CONTAINER_FILES_DIR: &str = "/etc/unitgen-router/files";
+pub const CONTAINER_ACME_DIR: &str = "/etc/unitgen-router/acme";
+pub const CONTAINER_CA_CERTIFICATE: &str = "/etc/unitgen-router/ca.pem";

@@ -1,0 +1,452 @@
+//! An instance's routes → its Traefik dynamic configuration file (the file
+//! provider reads every file of the router's `dynamic/` folder). Each route
+//! becomes:
+//!
+//! - `<route>`: the route itself, on the HTTPS entry point with TLS (an ACME
+//!   certificate for its names, or the copied certificate files), or on the
+//!   HTTP one with `tls: off`;
+//! - `<route>-http`: with TLS, the same rule on the HTTP entry point,
+//!   redirecting to HTTPS (or serving, with `https_redirect: false`);
+//! - `<route>-alias`, `<route>-alias-http`: the aliases, redirected to the
+//!   main name, path kept;
+//! - the service `<route>`: the backend's URL, health-checked on the
+//!   service's `health_path`.
+//!
+//! The header lists what the file claims (`# claim: host/path`), so that an
+//! apply of another app can refuse a host + path this one routes.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::docker::DOCKER;
+use crate::escape::{sh_quote, systemd_command};
+use crate::model::Instance;
+use crate::model::route::{
+    ACME_RESOLVER, CONTAINER_ACME_DIR, CONTAINER_CA_CERTIFICATE, CONTAINER_DYNAMIC_DIR,
+    CONTAINER_FILES_DIR, HTTP_ENTRY_POINT, HTTPS_ENTRY_POINT, ROUTER_CONTAINER, Route, RouteFile,
+    Router, Tls,
+};
+
+/// How often the router polls a backend's health path, and how long it waits.
+const HEALTH_INTERVAL: &str = "2s";
+const HEALTH_TIMEOUT: &str = "1s";
+
+/// The start of a header line naming one host + path the file routes.
+pub const CLAIM: &str = "# claim: ";
+
+/// The dynamic configuration of `instance`'s routes; None when it has none.
+pub fn dynamic_file(instance: &Instance) -> Option<String> {
+    let router = instance.router.as_ref()?;
+    if instance.routes.is_empty() {
+        return None;
+    }
+    let prefix = instance.prefix();
+    let mut http = Http::default();
+    let mut certificates = Vec::new();
+    let to_https = format!("{prefix}-to-https");
+    for route in &instance.routes {
+        add_route(&mut http, route, &prefix, &to_https, router);
+        if let Tls::Files { certificate, key } = &route.tls {
+            certificates.push(Certificate {
+                cert_file: container_path(&prefix, certificate),
+                key_file: container_path(&prefix, key),
+            });
+        }
+    }
+    if instance.routes.iter().any(|r| r.https_redirect) {
+        http.middlewares.insert(
+            to_https,
+            Middleware {
+                redirect_scheme: Some(RedirectScheme {
+                    scheme: "https",
+                    port: port_text(router.https_port, 443),
+                    permanent: true,
+                }),
+                ..Middleware::default()
+            },
+        );
+    }
+    let dynamic = Dynamic {
+        http,
+        tls: (!certificates.is_empty()).then_some(TlsStore { certificates }),
+    };
+    let body = serde_saphyr::to_string(&dynamic).expect("the dynamic configuration serializes");
+    Some(format!("{}{body}", header(instance)))
+}
+
+/// `mkdir` of the router's folders (the ACME one private), one command
+/// line each.
+pub fn make_folders_commands(router: &Router) -> [String; 2] {
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    let (dynamic, files) = (path(router.dynamic_dir()), path(router.files_dir()));
+    let acme = path(router.acme_dir());
+    [
+        systemd_command(&["/bin/mkdir", "-p", &dynamic, &files]),
+        systemd_command(&["/bin/mkdir", "-p", "-m", "0700", &acme]),
+    ]
+}
+
+/// The router's `docker run`: Traefik's static configuration as flags.
+pub fn docker_run(router: &Router) -> String {
+    let dir = |p: std::path::PathBuf| p.display().to_string();
+    let listen = router.address.as_deref().map_or(String::new(), |a| {
+        if a.contains(':') {
+            format!("[{a}]")
+        } else {
+            a.to_string()
+        }
+    });
+    let resolver = format!("--certificatesResolvers.{ACME_RESOLVER}.acme");
+    let mut groups: Vec<Vec<String>> = vec![
+        vec![DOCKER.into(), "run".into(), "--rm".into()],
+        vec!["--name".into(), ROUTER_CONTAINER.into()],
+        vec!["--network".into(), "host".into()],
+        vec!["--label".into(), "unitgen.role=router".into()],
+        vec![
+            "--volume".into(),
+            format!("{}:{CONTAINER_DYNAMIC_DIR}:ro", dir(router.dynamic_dir())),
+        ],
+        vec![
+            "--volume".into(),
+            format!("{}:{CONTAINER_FILES_DIR}:ro", dir(router.files_dir())),
+        ],
+        vec![
+            "--volume".into(),
+            format!("{}:{CONTAINER_ACME_DIR}", dir(router.acme_dir())),
+        ],
+    ];
+    if let Some(ca) = &router.acme.ca_certificate {
+        groups.push(vec![
+            "--volume".into(),
+            format!("{ca}:{CONTAINER_CA_CERTIFICATE}:ro"),
+        ]);
+        // lego (Traefik's ACME client) trusts these for the CA's HTTPS.
+        groups.push(vec![
+            "--env".into(),
+            format!("LEGO_CA_CERTIFICATES={CONTAINER_CA_CERTIFICATE}"),
+        ]);
+    }
+    // `traefik FLAGS…`: the official image's entrypoint runs it as given.
+    groups.push(vec![router.image.clone(), "traefik".into()]);
+    let mut flags = vec![
+        "--global.checkNewVersion=false".to_string(),
+        "--global.sendAnonymousUsage=false".into(),
+        format!(
+            "--entryPoints.{HTTP_ENTRY_POINT}.address={listen}:{}",
+            router.http_port
+        ),
+        format!(
+            "--entryPoints.{HTTPS_ENTRY_POINT}.address={listen}:{}",
+            router.https_port
+        ),
+        format!("--providers.file.directory={CONTAINER_DYNAMIC_DIR}"),
+        "--providers.file.watch=true".into(),
+        format!("{resolver}.storage={CONTAINER_ACME_DIR}/acme.json"),
+        format!("{resolver}.caServer={}", router.acme.ca_server),
+        format!("{resolver}.httpChallenge.entryPoint={HTTP_ENTRY_POINT}"),
+    ];
+    if let Some(email) = &router.acme.email {
+        flags.push(format!("{resolver}.email={email}"));
+    }
+    groups.extend(flags.into_iter().map(|flag| vec![flag]));
+    groups
+        .iter()
+        .map(|group| {
+            let words: Vec<&str> = group.iter().map(String::as_str).collect();
+            systemd_command(&words)
+        })
+        .collect::<Vec<_>>()
+        .join(" \\\n    ")
+}
+
+/// The shell script that writes `yaml` to `file` in `dir` atomically:
+/// every line of the file is one quoted word of a `printf`.
+pub fn write_script(dir: &str, file: &str, yaml: &str) -> Vec<String> {
+    let tmp = format!("{file}.tmp");
+    let mut script = vec![
+        format!("mkdir -p {} &&", sh_quote(dir)),
+        "printf '%s\\n'".to_string(),
+    ];
+    script.extend(yaml.lines().map(sh_quote));
+    script.push(format!(
+        "> {tmp} && mv -f {tmp} {}",
+        sh_quote(file),
+        tmp = sh_quote(&tmp)
+    ));
+    script
+}
+
+/// What the file is and what it claims, as YAML comments.
+fn header(instance: &Instance) -> String {
+    let mut out = format!(
+        "# unitgen: the routes of {} {}, written by `unitgen apply` (edits are overwritten).\n",
+        instance.app, instance.instance
+    );
+    for route in &instance.routes {
+        for host in route.hosts.iter().chain(&route.aliases) {
+            out.push_str(&format!(
+                "{CLAIM}{host}{}\n",
+                route.path.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    for route in &instance.routes {
+        for file in route.files() {
+            // A changed certificate changes this file: Traefik reloads it.
+            if let Some(digest) = &file.digest {
+                out.push_str(&format!("# file: {} {digest}\n", file.name));
+            }
+        }
+    }
+    out
+}
+
+/// Where the router container reads a copied file.
+fn container_path(prefix: &str, file: &RouteFile) -> String {
+    format!("{CONTAINER_FILES_DIR}/{prefix}/{}", file.name)
+}
+
+/// `":8443"`-style port for redirects, none for the scheme's default.
+fn port_text(port: u16, default: u16) -> Option<String> {
+    (port != default).then(|| port.to_string())
+}
+
+fn add_route(http: &mut Http, route: &Route, prefix: &str, to_https: &str, router: &Router) {
+    let name = &route.name;
+    let hosts_rule = |hosts: &[String]| {
+        let any = hosts
+            .iter()
+            .map(|h| format!("Host(`{h}`)"))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        let any = if hosts.len() > 1 {
+            format!("({any})")
+        } else {
+            any
+        };
+        match &route.path {
+            Some(path) => format!("{any} && PathPrefix(`{path}`)"),
+            None => any,
+        }
+    };
+    let rule = hosts_rule(&route.hosts);
+    let mut middlewares = Vec::new();
+    if let Some(file) = &route.basic_auth {
+        let auth = format!("{name}-auth");
+        http.middlewares.insert(
+            auth.clone(),
+            Middleware {
+                basic_auth: Some(BasicAuth {
+                    users_file: container_path(prefix, file),
+                }),
+                ..Middleware::default()
+            },
+        );
+        middlewares.push(auth);
+    }
+    let tls = match &route.tls {
+        Tls::Off => None,
+        Tls::Acme => Some(RouterTls {
+            cert_resolver: Some(ACME_RESOLVER),
+            domains: vec![Domain {
+                main: route.hosts[0].clone(),
+                sans: route.hosts[1..]
+                    .iter()
+                    .chain(&route.aliases)
+                    .cloned()
+                    .collect(),
+            }],
+        }),
+        Tls::Files { .. } => Some(RouterTls::default()),
+    };
+    let serve = |entry_point: &'static str, tls: Option<RouterTls>| RouterConfig {
+        entry_points: vec![entry_point],
+        rule: rule.clone(),
+        service: name.clone(),
+        middlewares: middlewares.clone(),
+        tls,
+    };
+    match &tls {
+        None => {
+            http.routers
+                .insert(name.clone(), serve(HTTP_ENTRY_POINT, None));
+        }
+        Some(tls) => {
+            http.routers
+                .insert(name.clone(), serve(HTTPS_ENTRY_POINT, Some(tls.clone())));
+            let plain = if route.https_redirect {
+                RouterConfig {
+                    middlewares: vec![to_https.to_string()],
+                    ..serve(HTTP_ENTRY_POINT, None)
+                }
+            } else {
+                serve(HTTP_ENTRY_POINT, None)
+            };
+            http.routers.insert(format!("{name}-http"), plain);
+        }
+    }
+    if !route.aliases.is_empty() {
+        let to_main = format!("{name}-to-main");
+        let (scheme, port) = match &tls {
+            Some(_) => ("https", port_text(router.https_port, 443)),
+            None => ("http", port_text(router.http_port, 80)),
+        };
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        http.middlewares.insert(
+            to_main.clone(),
+            Middleware {
+                redirect_regex: Some(RedirectRegex {
+                    regex: r"^https?://[^/]+/(.*)$".into(),
+                    replacement: format!("{scheme}://{}{port}/${{1}}", route.hosts[0]),
+                    permanent: true,
+                }),
+                ..Middleware::default()
+            },
+        );
+        let alias = |entry_point: &'static str, tls: Option<RouterTls>| RouterConfig {
+            entry_points: vec![entry_point],
+            rule: hosts_rule(&route.aliases),
+            service: name.clone(),
+            middlewares: vec![to_main.clone()],
+            tls,
+        };
+        http.routers
+            .insert(format!("{name}-alias-http"), alias(HTTP_ENTRY_POINT, None));
+        if let Some(tls) = &tls {
+            http.routers.insert(
+                format!("{name}-alias"),
+                alias(HTTPS_ENTRY_POINT, Some(tls.clone())),
+            );
+        }
+    }
+    http.services.insert(
+        name.clone(),
+        ServiceConfig {
+            load_balancer: LoadBalancer {
+                servers: vec![Server {
+                    url: route.backend.url(),
+                }],
+                health_check: route.health_path.as_ref().map(|path| HealthCheck {
+                    path: path.clone(),
+                    interval: HEALTH_INTERVAL,
+                    timeout: HEALTH_TIMEOUT,
+                }),
+            },
+        },
+    );
+}
+
+// Traefik's dynamic configuration, as much of it as unitgen writes.
+
+#[derive(Serialize)]
+struct Dynamic {
+    http: Http,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsStore>,
+}
+
+#[derive(Default, Serialize)]
+struct Http {
+    routers: IndexMap<String, RouterConfig>,
+    services: IndexMap<String, ServiceConfig>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    middlewares: IndexMap<String, Middleware>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouterConfig {
+    entry_points: Vec<&'static str>,
+    rule: String,
+    service: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    middlewares: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<RouterTls>,
+}
+
+#[derive(Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouterTls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_resolver: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    domains: Vec<Domain>,
+}
+
+#[derive(Clone, Serialize)]
+struct Domain {
+    main: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sans: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceConfig {
+    load_balancer: LoadBalancer,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadBalancer {
+    servers: Vec<Server>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check: Option<HealthCheck>,
+}
+
+#[derive(Serialize)]
+struct Server {
+    url: String,
+}
+
+#[derive(Serialize)]
+struct HealthCheck {
+    path: String,
+    interval: &'static str,
+    timeout: &'static str,
+}
+
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Middleware {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_scheme: Option<RedirectScheme>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_regex: Option<RedirectRegex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Serialize)]
+struct RedirectScheme {
+    scheme: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+    permanent: bool,
+}
+
+#[derive(Serialize)]
+struct RedirectRegex {
+    regex: String,
+    replacement: String,
+    permanent: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BasicAuth {
+    users_file: String,
+}
+
+#[derive(Serialize)]
+struct TlsStore {
+    certificates: Vec<Certificate>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Certificate {
+    cert_file: String,
+    key_file: String,
+}

@@ -1,0 +1,225 @@
+//! The host's router (see `model::route` for the whole layout): what
+//! `apply` and `destroy` do beside an instance's own units. An instance's
+//! routes file is written by its routes unit (recorded, planned and rolled
+//! back like any unit); the router unit is the host's, shared by every
+//! instance with routes, and the users' certificate, key and htpasswd files
+//! are copied where the router reads them.
+
+pub mod certificate;
+pub mod status;
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use crate::model::Instance;
+use crate::model::route::{ROUTER_UNIT, Router};
+use crate::progress::Progress;
+use crate::render::{UnitFile, content_digest};
+use crate::systemd::JobKind;
+use crate::systemd::converge::{self, Failure, Host};
+use crate::unit_dir;
+
+/// `path` on the host: under its root when unitgen acts on one (`--root`).
+fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
+    match root {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Reads the users' files the routes have the router read, and records a
+/// digest of each in the model (it goes into the routes file, so that a
+/// renewed certificate changes it). Their contents, for [`install_files`].
+pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut contents = Vec::new();
+    for route in &mut instance.routes {
+        let host = route.hosts.first().cloned().unwrap_or_default();
+        for file in route.files_mut() {
+            let bytes = fs::read(&file.source)
+                .map_err(|e| format!("route {host}: cannot read {}: {e}", file.source.display()))?;
+            file.digest = Some(content_digest(&String::from_utf8_lossy(&bytes)));
+            contents.push((file.name.clone(), bytes));
+        }
+    }
+    Ok(contents)
+}
+
+/// Writes the instance's copies into the router's folder (0600, in a 0700
+/// folder of the instance's), and removes copies no route names any more.
+pub fn install_files(
+    root: Option<&Path>,
+    router: &Router,
+    prefix: &str,
+    contents: &[(String, Vec<u8>)],
+) -> std::io::Result<()> {
+    let dir = on_host(root, &router.files_dir().join(prefix));
+    if contents.is_empty() {
+        return remove_dir(&dir);
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+    for (name, bytes) in contents {
+        unit_dir::write_atomic_mode(&dir.join(name), bytes, 0o600)?;
+    }
+    for entry in fs::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !contents.iter().any(|(n, _)| *n == name) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What [`ensure`] did to the router unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterChange {
+    Unchanged,
+    Started,
+    Installed,
+    Changed,
+}
+
+/// The installed router unit, if any.
+pub fn installed(host: &Host) -> Option<UnitFile> {
+    let text = fs::read_to_string(host.unit_dir.join(ROUTER_UNIT)).ok()?;
+    Some(UnitFile {
+        name: ROUTER_UNIT.to_string(),
+        text,
+    })
+}
+
+/// Installs (or updates) the router unit, enables it, and makes sure it
+/// runs the installed file: restarted when it changed, started when it
+/// was not running. Traefik reads each instance's routes file itself.
+pub fn ensure(host: &Host, unit: &UnitFile, progress: &Progress) -> Result<RouterChange, Failure> {
+    let present = installed(host);
+    let change = match &present {
+        None => RouterChange::Installed,
+        Some(p) if p.text != unit.text => RouterChange::Changed,
+        Some(_) => RouterChange::Unchanged,
+    };
+    let systemd = host.connect()?;
+    if change != RouterChange::Unchanged {
+        unit_dir::write_atomic(&host.unit_dir.join(ROUTER_UNIT), unit.text.as_bytes())?;
+        systemd
+            .reload()
+            .map_err(|e| Failure::untouched(e.to_string()))?;
+    }
+    let names = [ROUTER_UNIT.to_string()];
+    systemd
+        .enable(&names)
+        .map_err(|e| Failure::untouched(e.to_string()))?;
+    let active = systemd
+        .active_states(&names)
+        .map_err(|e| Failure::untouched(e.to_string()))?
+        .first()
+        .is_some_and(|s| s == "active");
+    match (change, active) {
+        (RouterChange::Unchanged, true) => Ok(RouterChange::Unchanged),
+        (RouterChange::Unchanged, false) => {
+            converge::control(host, JobKind::Start, &names, progress)?;
+            Ok(RouterChange::Started)
+        }
+        (change, _) => {
+            converge::control(host, JobKind::Restart, &names, progress)?;
+            Ok(change)
+        }
+    }
+}
+
+/// The routes files other instances have in the router's folder.
+pub fn other_routes(root: Option<&Path>, dynamic_dir: &Path, prefix: &str) -> Vec<String> {
+    let own = Router::dynamic_file_name(prefix);
+    let entries = fs::read_dir(on_host(root, dynamic_dir))
+        .into_iter()
+        .flatten();
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && *n != own)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The claims (`host/path`) of `instance` that another instance's routes
+/// file in the router's folder makes too, with that file's name.
+pub fn claimed_elsewhere(
+    root: Option<&Path>,
+    router: &Router,
+    instance: &Instance,
+) -> Vec<(String, String)> {
+    let prefix = instance.prefix();
+    let own: Vec<String> = (instance.routes.iter())
+        .flat_map(|r| {
+            let path = r.path.as_deref().unwrap_or("").trim_end_matches('/');
+            r.hosts
+                .iter()
+                .chain(&r.aliases)
+                .map(move |h| format!("{h}{path}"))
+        })
+        .collect();
+    let dir = router.dynamic_dir();
+    let mut taken = Vec::new();
+    for name in other_routes(root, &dir, &prefix) {
+        let text = fs::read_to_string(on_host(root, &dir.join(&name))).unwrap_or_default();
+        for line in text.lines() {
+            let Some(claim) = line.strip_prefix(crate::render::route::CLAIM) else {
+                continue;
+            };
+            let claim = claim.trim_end_matches('/');
+            if own.iter().any(|c| c == claim) {
+                taken.push((claim.to_string(), name.clone()));
+            }
+        }
+    }
+    taken
+}
+
+/// After an instance's routes unit was removed (`destroy`): its copied
+/// files go, and so does the router when no other instance has routes.
+pub fn after_destroy(
+    host: &Host,
+    routes_file: &Path,
+    prefix: &str,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let Some(dynamic_dir) = routes_file.parent() else {
+        return Ok(());
+    };
+    let router_dir = dynamic_dir.parent().unwrap_or(dynamic_dir);
+    let root = host.root.as_deref();
+    remove_dir(&on_host(root, &router_dir.join("files").join(prefix)))?;
+    let others = other_routes(root, dynamic_dir, prefix);
+    let Some(unit) = installed(host) else {
+        return Ok(());
+    };
+    if others.is_empty() {
+        converge::remove_all(host, std::slice::from_ref(&unit), progress)?;
+        progress.line(&format!(
+            "{ROUTER_UNIT}: no instance has routes any more: stopped and removed"
+        ));
+    } else {
+        progress.line(&format!(
+            "{ROUTER_UNIT} stays: it serves the routes of {}",
+            others
+                .iter()
+                .map(|n| n.trim_end_matches(".yaml"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}

