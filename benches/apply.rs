@@ -1,11 +1,15 @@
-//! How long `unitgen apply` takes on a real host: a sandboxed systemd (see
-//! tests/support/sandbox.rs) driving the machine's Docker engine, with a
-//! 20-service app on the local test image. Compared with starting the same
-//! containers by hand with `docker run -d`, in parallel.
+//! How long `unitgen apply`, `status` and `destroy` take on a real host: a
+//! sandboxed systemd (see tests/support/sandbox.rs) driving the machine's
+//! Docker engine, with a 20-service app on the local test image. Measured
+//! in the same runs, interleaved, beside the alternatives a user would
+//! pick: `docker-compose up -d` / `down` (Debian's docker-compose 1.29, on
+//! the same services as a compose file; skipped when it is not installed:
+//! `scripts/bench apply` installs it) and the same containers started by
+//! hand with `docker run -d`, all at once.
 //!
 //! Needs root and the test bed (`scripts/testbed.sh`); run it with
-//! `cargo bench --bench apply` or `scripts/bench`. Reports timings; never
-//! fails on them.
+//! `scripts/bench apply` (or `cargo bench --bench apply`). Reports timings;
+//! never fails on them.
 
 #[path = "../tests/support/lib.rs"]
 #[allow(
@@ -34,7 +38,53 @@ const SERVICES: usize = 20;
 const IMAGE: &str = "unitgen-test/busybox:1";
 /// Names of the hand-started containers and their network.
 const PLAIN: &str = "benchplain";
-const REPS: usize = 5;
+/// The compose project of the same services.
+const COMPOSE: &str = "benchcompose";
+const REPS: usize = 3;
+
+/// What is measured, in the order printed: each of unitgen's figures is
+/// followed by its alternative's.
+#[derive(Clone, Copy)]
+enum Step {
+    ApplyFromScratch,
+    ComposeUp,
+    PlainRun,
+    ApplyFromScratchNoSettle,
+    ApplyNoOp,
+    ComposeUpNoOp,
+    ApplyOneChanged,
+    ApplyOneChangedNoSettle,
+    Status,
+    ComposePs,
+    Destroy,
+    ComposeDown,
+    PlainRemove,
+}
+
+const STEPS: [(Step, &str); 13] = [
+    (
+        Step::ApplyFromScratch,
+        "unitgen apply from scratch (default)",
+    ),
+    (Step::ComposeUp, "docker-compose up -d from scratch"),
+    (Step::PlainRun, "docker network create + 20 docker run -d"),
+    (
+        Step::ApplyFromScratchNoSettle,
+        "unitgen apply from scratch, --settle 0",
+    ),
+    (Step::ApplyNoOp, "unitgen apply, nothing changed"),
+    (Step::ComposeUpNoOp, "docker-compose up -d, nothing changed"),
+    (Step::ApplyOneChanged, "unitgen apply, one service changed"),
+    (
+        Step::ApplyOneChangedNoSettle,
+        "unitgen apply, one changed, --settle 0",
+    ),
+    (Step::Status, "unitgen status"),
+    (Step::ComposePs, "docker-compose ps"),
+    (Step::Destroy, "unitgen destroy"),
+    (Step::ComposeDown, "docker-compose down"),
+    (Step::PlainRemove, "20 docker rm -f + docker network rm"),
+];
 
 fn main() {
     // /proc/self belongs to the effective user.
@@ -45,70 +95,94 @@ fn main() {
     let mut sandbox = Sandbox::boot();
     sandbox.own_containers(&format!("{APP}-{INSTANCE}-"));
     sandbox.own_containers(&format!("{PLAIN}-"));
+    sandbox.own_containers(&format!("{COMPOSE}_"));
     let dir = support::tempdir("bench-apply-");
     let bench = Bench {
         root: sandbox.root(),
         file: dir.path().join("unitgen.yaml"),
+        compose_file: dir.path().join("docker-compose.yml"),
         port: free_port(),
     };
+    std::fs::write(&bench.compose_file, compose_yaml(free_port())).expect("writing compose");
+    let compose = compose_version();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "{SERVICES} services on {IMAGE} (+1 network unit), sandboxed systemd pid {}, {cores} cores, {REPS} runs\n",
+        "{SERVICES} services on {IMAGE} (+1 network unit), sandboxed systemd pid {}, {cores} cores, {REPS} runs",
         sandbox.pid()
     );
+    match &compose {
+        Some(version) => println!("alternative: {version}\n"),
+        None => println!("docker-compose is not installed: its lines are skipped\n"),
+    }
 
-    let mut times: Vec<(&str, Vec<Duration>)> = [
-        "apply from scratch, --settle 0",
-        "apply from scratch, default settle (3s)",
-        "apply, nothing changed",
-        "apply, one service changed, --settle 0",
-        "apply, one service changed, default settle",
-        "destroy",
-        "docker network create + 20 docker run -d",
-        "20 docker rm -f + docker network rm",
-    ]
-    .into_iter()
-    .map(|name| (name, Vec::new()))
-    .collect();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); STEPS.len()];
+    let mut time = |step: Step, took: Duration| times[step as usize].push(took);
     let mut revision = 0;
     for _ in 0..REPS {
         revision += 1;
         bench.write(revision);
-        times[0]
-            .1
-            .push(bench.unitgen(&["apply", INSTANCE, "--settle", "0"]));
+        time(Step::ApplyFromScratch, bench.unitgen(&["apply", INSTANCE]));
         bench.check_running(SERVICES);
-        times[2].1.push(bench.unitgen(&["apply", INSTANCE]));
+        time(Step::ApplyNoOp, bench.unitgen(&["apply", INSTANCE]));
+        time(Step::Status, bench.unitgen(&["status", INSTANCE]));
         revision += 1;
         bench.write(revision);
-        times[3]
-            .1
-            .push(bench.unitgen(&["apply", INSTANCE, "--settle", "0"]));
+        time(Step::ApplyOneChanged, bench.unitgen(&["apply", INSTANCE]));
         revision += 1;
         bench.write(revision);
-        times[4].1.push(bench.unitgen(&["apply", INSTANCE]));
+        time(
+            Step::ApplyOneChangedNoSettle,
+            bench.unitgen(&["apply", INSTANCE, "--settle", "0"]),
+        );
         bench.check_running(SERVICES);
-        times[5].1.push(bench.unitgen(&["destroy", INSTANCE]));
+        time(Step::Destroy, bench.unitgen(&["destroy", INSTANCE]));
         bench.check_running(0);
 
-        times[1].1.push(bench.unitgen(&["apply", INSTANCE]));
+        time(
+            Step::ApplyFromScratchNoSettle,
+            bench.unitgen(&["apply", INSTANCE, "--settle", "0"]),
+        );
         bench.check_running(SERVICES);
         bench.unitgen(&["destroy", INSTANCE]);
 
+        if compose.is_some() {
+            time(Step::ComposeUp, bench.compose(&["up", "-d"]));
+            assert_eq!(running(&format!("{COMPOSE}_")), SERVICES);
+            time(Step::ComposeUpNoOp, bench.compose(&["up", "-d"]));
+            time(Step::ComposePs, bench.compose(&["ps"]));
+            time(Step::ComposeDown, bench.compose(&["down"]));
+            assert_eq!(running(&format!("{COMPOSE}_")), 0);
+        }
+
         let (up, down) = bench.plain_docker();
-        times[6].1.push(up);
-        times[7].1.push(down);
+        time(Step::PlainRun, up);
+        time(Step::PlainRemove, down);
     }
-    for (name, samples) in &times {
-        report(name, samples, None);
+    for ((_, name), samples) in STEPS.iter().zip(&times) {
+        if !samples.is_empty() {
+            report(name, samples, None);
+        }
     }
     drop(sandbox);
     remove_networks();
 }
 
+/// `docker-compose version`'s first line; None when it is not installed.
+fn compose_version() -> Option<String> {
+    let out = Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status
+        .success()
+        .then(|| text.lines().next().unwrap_or_default().to_owned())
+}
+
 struct Bench {
     root: PathBuf,
     file: PathBuf,
+    compose_file: PathBuf,
     port: u16,
 }
 
@@ -133,6 +207,21 @@ impl Bench {
             .expect("running unitgen");
         let took = start.elapsed();
         check(&out, &format!("unitgen {}", args.join(" ")));
+        took
+    }
+
+    /// Runs `docker-compose -p benchcompose -f FILE ARGS`; panics unless it
+    /// succeeds.
+    fn compose(&self, args: &[&str]) -> Duration {
+        let start = Instant::now();
+        let out = Command::new("docker-compose")
+            .args(["--ansi", "never", "-p", COMPOSE, "-f"])
+            .arg(&self.compose_file)
+            .args(args)
+            .output()
+            .expect("running docker-compose");
+        let took = start.elapsed();
+        check(&out, &format!("docker-compose {}", args.join(" ")));
         took
     }
 
@@ -220,7 +309,11 @@ fn running(prefix: &str) -> usize {
 
 /// Networks outlive the sandbox: the engine is the host's.
 fn remove_networks() {
-    for name in [format!("{APP}-{INSTANCE}"), PLAIN.to_string()] {
+    for name in [
+        format!("{APP}-{INSTANCE}"),
+        PLAIN.to_string(),
+        format!("{COMPOSE}_default"),
+    ] {
         let _ = docker(["network", "rm", &name]);
     }
 }
@@ -259,5 +352,26 @@ fn template_yaml(revision: u32, port: u16) -> String {
         }
     }
     y.push_str(&format!("instances:\n  {INSTANCE}: {{port: {port}}}\n"));
+    y
+}
+
+/// The same services as a compose file: same image, commands, init, env
+/// and published port (its own, so that both never compete for one).
+fn compose_yaml(port: u16) -> String {
+    let mut y = String::from("version: \"2.4\"\nservices:\n");
+    for i in 0..SERVICES {
+        let command: Vec<String> = service_command(i)
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect();
+        y.push_str(&format!(
+            "  {}:\n    image: {IMAGE}\n    command: [{}]\n    init: true\n    environment:\n      INSTANCE: {INSTANCE}\n",
+            service_name(i),
+            command.join(", ")
+        ));
+        if i == 0 {
+            y.push_str(&format!("    ports: [\"127.0.0.1:{port}:80\"]\n"));
+        }
+    }
     y
 }

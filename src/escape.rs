@@ -120,7 +120,17 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
 /// end where sh may continue on the same line (`;`, `do`, `then`, `in`,
 /// `;;`, `|`, `&&`, …).
 pub fn systemd_shell(script: &[&str]) -> String {
-    let mut out = String::from("/bin/sh -c \"");
+    systemd_script("/bin/sh", script)
+}
+
+/// [`systemd_shell`] for a script that needs bash (`read -t`, process
+/// substitution), which every systemd distribution ships as `/bin/bash`.
+pub fn systemd_bash(script: &[&str]) -> String {
+    systemd_script("/bin/bash", script)
+}
+
+fn systemd_script(shell: &str, script: &[&str]) -> String {
+    let mut out = format!("{shell} -c \"");
     for (i, line) in script.iter().enumerate() {
         if i > 0 {
             out.push_str(" \\\n        ");

@@ -17,7 +17,7 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
 
 use crate::escape::{
-    ends_in_continuation, systemd_command, systemd_env, systemd_shell, systemd_value,
+    ends_in_continuation, systemd_bash, systemd_command, systemd_env, systemd_shell, systemd_value,
 };
 use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
 use crate::model::{Discovery, Healthcheck, Instance, Service};
@@ -357,7 +357,7 @@ impl Renderer {
                 remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", &container])),
                 docker_run => escaped(docker_run),
                 healthcheck,
-                wait_ready => shell(&docker::wait_ready_script(&container, healthcheck)),
+                wait_ready => bash(&docker::wait_ready_script(&container, healthcheck)),
                 docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", &grace, &container])),
                 clean_stop_status => service.clean_stop_status(),
                 stop_signal => service.stop_signal.as_ref().map_or("SIGTERM", |(name, _)| name.as_str()),
@@ -550,6 +550,12 @@ fn create_network_script(instance: &Instance) -> Vec<String> {
 fn shell(script: &[String]) -> Value {
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
     escaped(systemd_shell(&lines))
+}
+
+/// [`shell`] for a bash script.
+fn bash(script: &[String]) -> Value {
+    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+    escaped(systemd_bash(&lines))
 }
 
 /// Text already escaped for a unit file by `escape` (a command line, which

@@ -322,7 +322,12 @@ fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
         )
     };
     world.write(&app("one", true, false));
-    world.apply_ok("live");
+    let out = world.apply("live");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // api's start waited until Docker found it healthy: proven, it is not
+    // watched for the settle time; only worker (no healthcheck) may be.
+    assert!(!err.contains("checking that 2 units"), "{err}");
 
     world.write(&app("two", false, true));
     let out = world.apply("live");

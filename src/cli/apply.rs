@@ -87,12 +87,16 @@ pub struct ApplyArgs {
     pub site_host: SiteHostArgs,
     #[command(flatten)]
     pub host: HostArgs,
-    /// Seconds every started or restarted unit must stay up before the
-    /// apply counts as successful (catches containers that start, then exit).
+    /// Seconds every started or restarted unit must stay up, counted from
+    /// its own start, before the apply counts as successful: catches
+    /// containers that start, then exit. Units start in parallel, so this
+    /// adds at most what is left of the window of the units that started
+    /// last; a service with a healthcheck is proven once healthy (its start
+    /// waits for that) and is not waited for. 0: no check.
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 3,
+        default_value_t = 1,
         conflicts_with = "fleet"
     )]
     pub settle: u64,

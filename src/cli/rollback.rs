@@ -25,7 +25,7 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Seconds every restarted unit must stay up (see `apply --settle`).
-    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     pub settle: u64,
 }
 

@@ -182,28 +182,52 @@ pub const NOTE: &str = "unitgen:";
 
 /// Waits until the container runs (and is healthy, when it has a
 /// healthcheck), and fails as soon as it has exited or turned unhealthy, so
-/// that systemd's start job reports what really happened. It also gives up
-/// when `docker run` itself has exited (`$MAINPID`, which systemd sets for
-/// ExecStartPost): systemd would otherwise wait for this script until
-/// TimeoutStartSec. On failure it writes why (Docker's health log, the exit
-/// status) to the journal, in lines starting with [`NOTE`].
-/// One statement per element (see `escape::systemd_shell`).
+/// that systemd's start job reports what really happened. On failure it
+/// writes why (Docker's health log, the exit status) to the journal, in
+/// lines starting with [`NOTE`].
+///
+/// It waits on Docker's events rather than asking over and over: with
+/// twenty units starting at once, a `docker inspect` per unit every few
+/// tenths of a second took the CPU the engine needed to start them. Race
+/// free: the events are read from just before the current state is looked
+/// at (`--since`, which the engine replays), so a change between the two is
+/// seen by one or the other. Engine calls per start: one `docker events`
+/// and one `docker inspect`. `docker events --filter container=` matches
+/// name prefixes too (`web` would see `web-worker`): the template prints
+/// only this container's events, and blank lines for others.
+///
+/// It also gives up when `docker run` itself has exited (`$MAINPID`, which
+/// systemd sets for ExecStartPost; checked once a second without an event,
+/// no engine call): a container that was never created sends no event, and
+/// systemd would wait for this script until TimeoutStartSec.
+/// bash (`read -t`, process substitution); one statement per element (see
+/// `escape::systemd_shell`).
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
-    let (format, ready, unhealthy) = if healthcheck {
+    // Both the current state (`docker inspect`) and the events read as
+    // `WORD[/HEALTH] EXIT-CODE`, so one `case` judges either.
+    let (state, events, ready, unhealthy) = if healthcheck {
         (
-            "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}/{{.State.ExitCode}}",
-            "running/healthy/*",
-            Some("running/unhealthy/*"),
+            "{{.State.Status}}{{if .State.Health}}/{{.State.Health.Status}}{{end}} {{.State.ExitCode}}",
+            "--filter event=start --filter event=die --filter event=health_status",
+            "'running/healthy '*|'health_status: healthy '*",
+            Some("'running/unhealthy '*|'health_status: unhealthy '*"),
         )
     } else {
-        ("{{.State.Status}}/{{.State.ExitCode}}", "running/*", None)
+        (
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "--filter event=start --filter event=die",
+            "'running '*|'start '*",
+            None,
+        )
     };
     let mut script = vec![
-        // Quick polls while a container usually comes up, then slower ones:
-        // each `docker inspect` costs the CPU a starting engine wants.
-        "n=0;".into(),
+        "since=$(date +%s.%N);".to_string(),
+        format!(
+            "exec 3< <(exec docker events --since \"$since\" --filter container={container} {events} --format '{{{{if eq .Actor.Attributes.name \"{container}\"}}}}{{{{.Action}}}} {{{{index .Actor.Attributes \"exitCode\"}}}}{{{{end}}}}');"
+        ),
+        "trap \"kill $! 2>/dev/null\" EXIT;".into(),
+        format!("s=$(docker inspect --format '{state}' {container} 2>/dev/null);"),
         "while :; do".into(),
-        format!("  s=$(docker inspect --format '{format}' {container} 2>/dev/null);"),
         "  case $s in".into(),
         format!("    {ready}) exit 0;;"),
     ];
@@ -213,10 +237,13 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         ));
     }
     script.extend([
-        format!("    exited/*|dead/*) echo \"{NOTE} the container exited with status ${{s##*/}}\" >&2; exit 1;;"),
+        format!("    exited*|dead*|'die '*) echo \"{NOTE} the container exited with status ${{s##* }}\" >&2; exit 1;;"),
         "  esac;".into(),
-        format!("  kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
-        "  n=$((n+1)); if [ $n -lt 25 ]; then sleep 0.2; else sleep 1; fi;".into(),
+        "  while :; do".into(),
+        "    IFS= read -r -t 1 s <&3 && break;".into(),
+        format!("    [ $? -gt 128 ] || {{ echo '{NOTE} docker events ended before the container was ready' >&2; exit 1; }};"),
+        format!("    kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
+        "  done;".into(),
         "done".into(),
     ]);
     script

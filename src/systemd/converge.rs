@@ -11,8 +11,9 @@
 //!    something else than their file (see [`Plan::observe`]). They are
 //!    enqueued together and systemd runs them in dependency order
 //!    (`After=`), in parallel where the order allows;
-//! 4. every touched unit must still be up after a settle time, so a
-//!    container that starts and then exits is caught;
+//! 4. every touched unit must stay up for the settle time counted from its
+//!    own start, so a container that starts and then exits is caught (see
+//!    [`settle`] for why this costs no fixed wait on every apply);
 //! 5. if anything failed, the files found at the start are restored and the
 //!    units that were changed are brought back as they were.
 
@@ -94,7 +95,8 @@ impl From<std::io::Error> for Failure {
 }
 
 pub struct Options<'a> {
-    /// How long touched units must stay up after their jobs are done.
+    /// How long each touched unit must stay up after its own job is done
+    /// (see [`settle`]).
     pub settle: Duration,
     /// Called with every unit about to be started or restarted, before
     /// anything on the host is changed (apply fetches their images here);
@@ -244,7 +246,9 @@ fn run(
     }
     // Starts and restarts go out as one batch so systemd can order them
     // against each other; two calls would serialize the two groups.
-    let jobs = start_and_restart(systemd, &starts, &restarts, progress);
+    let mut ended = HashMap::new();
+    let watch = (!options.settle.is_zero()).then_some(&mut ended);
+    let jobs = start_and_restart(systemd, &starts, &restarts, progress, watch);
     fault::point("after-start");
 
     // Units whose job succeeded are watched for the settle time even when
@@ -253,11 +257,11 @@ fn run(
         Err(failure) => failure.evidence.iter().map(|e| e.unit.clone()).collect(),
         Ok(()) => Vec::new(),
     };
-    let to_settle: Vec<String> = starts
+    let to_settle: Vec<(String, Ended)> = starts
         .iter()
         .chain(&restarts)
         .filter(|unit| !failed_jobs.contains(unit))
-        .cloned()
+        .filter_map(|unit| Some((unit.clone(), ended.remove(unit)?)))
         .collect();
     let settled = settle(systemd, &to_settle, options, progress);
     match (jobs, settled) {
@@ -298,29 +302,43 @@ fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), 
         .filter(|u| !u.contains("@."))
         .cloned()
         .collect();
-    let outcomes = watched(systemd, &[(JobKind::Stop, &units)], progress)?;
+    let outcomes = watched(systemd, &[(JobKind::Stop, &units)], progress, None)?;
     failures(systemd, &outcomes, "stop")
 }
 
+/// A unit whose start or restart job succeeded, as it was then.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    at: Instant,
+    /// systemd's count of its own restarts of the unit (`Restart=`): one
+    /// that rose since is a unit that went down, however briefly.
+    restarts: u32,
+}
+
+/// `ended`: filled with each unit whose job succeeded (see [`Ended`]).
 fn start_and_restart(
     systemd: &Systemd,
     starts: &[String],
     restarts: &[String],
     progress: &Progress,
+    ended: Option<&mut HashMap<String, Ended>>,
 ) -> Result<(), Failure> {
     let outcomes = watched(
         systemd,
         &[(JobKind::Start, starts), (JobKind::Restart, restarts)],
         progress,
+        ended,
     )?;
     failures(systemd, &outcomes, "start")
 }
 
-/// Enqueues the jobs and reports each result as it arrives.
+/// Enqueues the jobs and reports each result as it arrives; with `ended`,
+/// notes each unit whose job succeeded, as it was then.
 fn watched(
     systemd: &Systemd,
     groups: &[(JobKind, &[String])],
     progress: &Progress,
+    mut ended: Option<&mut HashMap<String, Ended>>,
 ) -> Result<Vec<JobOutcome>, Failure> {
     let requests: Vec<(JobKind, String)> = groups
         .iter()
@@ -334,6 +352,15 @@ fn watched(
     let verbs: HashMap<String, JobKind> = requests.iter().map(|(k, u)| (u.clone(), *k)).collect();
     let outcomes = systemd
         .run_batch(&requests, &mut |outcome: &JobOutcome| {
+            if let Some(ended) = ended.as_mut().filter(|_| outcome.result == JobResult::Done) {
+                let at = Instant::now();
+                // Unread, the count is taken as 0: a restart since is
+                // still seen, and a unit that cannot be read fails later.
+                let restarts = systemd
+                    .summaries(std::slice::from_ref(&outcome.unit))
+                    .map_or(0, |s| s[0].n_restarts);
+                ended.insert(outcome.unit.clone(), Ended { at, restarts });
+            }
             pending.retain(|u| u != &outcome.unit);
             let verb = match verbs.get(&outcome.unit) {
                 Some(JobKind::Start) => "start",
@@ -389,39 +416,66 @@ fn failures(systemd: &Systemd, outcomes: &[JobOutcome], what: &str) -> Result<()
     })
 }
 
-/// How often the settle time looks at the units: often enough to see a
-/// failed unit before systemd restarts it (`RestartSec=5s`), so that what
-/// is explained is the failed run.
-const SETTLE_POLL: Duration = Duration::from_millis(400);
+/// How often the settle time looks at the units (one `ListUnitsByNames`
+/// for all of them): often enough to see a failed unit before systemd
+/// restarts it (`RestartSec=5s`), so that what is explained is the failed
+/// run.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
 
 /// Every unit just started or restarted must stay active, without systemd
-/// restarting it, for the settle time. Every unit that does not is reported.
+/// restarting it, for the settle time counted from the end of its own job;
+/// every unit that does not is reported.
+///
+/// Why this costs no fixed wait on every apply: a container that starts
+/// and then exits is caught by watching it, and the watch of each unit
+/// runs from its own start, while the other units are still starting
+/// (systemd runs the batch in parallel; a look at the end sees whatever
+/// went down meanwhile: not active, or restarted by systemd). So only what
+/// is left of the window of the units that started last is waited for,
+/// and not even that for units already proven by their start:
+/// - a service whose container has a healthcheck: its start waited until
+///   Docker found it healthy, which is the proof a time window only
+///   guesses at;
+/// - a oneshot that completed, a target: done once their job is.
+///
+/// The window catches what dies at once (a bad flag, a missing file, a
+/// crash on start); what fails later is a healthcheck's job.
 fn settle(
     systemd: &Systemd,
-    touched: &[String],
+    touched: &[(String, Ended)],
     options: &Options,
     progress: &Progress,
 ) -> Result<(), Failure> {
     if touched.is_empty() || options.settle.is_zero() {
         return Ok(());
     }
-    let mut before = HashMap::new();
-    for unit in touched {
-        before.insert(unit.clone(), systemd.unit_state(unit).map_err(bus)?);
-    }
-    progress.waiting(&format!(
-        "checking that {} {} up for {}s",
-        crate::progress::count(touched.len(), "unit"),
-        if touched.len() == 1 { "stays" } else { "stay" },
-        options.settle.as_secs_f32()
-    ));
-    let deadline = Instant::now() + options.settle;
+    let units: Vec<String> = touched.iter().map(|(unit, _)| unit.clone()).collect();
+    let now = systemd.summaries(&units).map_err(bus)?;
+    // Containers are named as their unit, without `.service` (see
+    // `model::Instance::container` and `service_unit`); a unit without a
+    // container (a sidekick) is simply not listed.
+    let running: Vec<String> = units
+        .iter()
+        .zip(&now)
+        .filter(|(_, summary)| summary.sub_state == "running")
+        .filter_map(|(unit, _)| unit.strip_suffix(".service").map(str::to_owned))
+        .collect();
+    let containers = crate::docker::inspect_all(&running);
+    let healthy = |unit: &str| {
+        let container = unit.strip_suffix(".service").unwrap_or(unit);
+        containers
+            .get(container)
+            .is_some_and(|c| c.health.as_deref() == Some("healthy"))
+    };
+    let deadline = touched
+        .iter()
+        .zip(&now)
+        .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
+        .map(|((_, ended), _)| ended.at + options.settle)
+        .max();
     let mut failed: Vec<Evidence> = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(left.min(SETTLE_POLL));
-        let states = systemd.active_states(touched).map_err(bus)?;
-        for (unit, state) in touched.iter().zip(states) {
+    let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
+        for (unit, state) in units.iter().zip(states) {
             if state != "active" && !failed.iter().any(|f| &f.unit == unit) {
                 failed.push(Evidence {
                     unit: unit.clone(),
@@ -431,23 +485,48 @@ fn settle(
                 });
             }
         }
-        if left.is_zero() {
-            break;
+        Ok(())
+    };
+    look(
+        now.iter().map(|s| s.active_state.clone()).collect(),
+        &mut failed,
+    )?;
+    if let Some(deadline) = deadline.filter(|d| *d > Instant::now()) {
+        let waiting = touched
+            .iter()
+            .zip(&now)
+            .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
+            .count();
+        progress.waiting(&format!(
+            "checking that {} {} up for {}s after {} start",
+            crate::progress::count(waiting, "unit"),
+            if waiting == 1 { "stays" } else { "stay" },
+            options.settle.as_secs_f32(),
+            if waiting == 1 { "its" } else { "their" },
+        ));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(SETTLE_POLL));
+            look(systemd.active_states(&units).map_err(bus)?, &mut failed)?;
         }
+        progress.finish();
     }
-    progress.finish();
-    for unit in touched {
+    // Failed and restarted between two looks (or before the first).
+    let last = systemd.summaries(&units).map_err(bus)?;
+    for ((unit, ended), summary) in touched.iter().zip(last) {
         if failed.iter().any(|f| &f.unit == unit) {
             continue;
         }
-        // Failed and restarted between two looks.
-        let now = systemd.unit_state(unit).map_err(bus)?;
-        if now.n_restarts != before[unit].n_restarts || !now.is_active() {
+        if summary.n_restarts != ended.restarts || summary.active_state != "active" {
+            let state = systemd.unit_state(unit).map_err(bus)?;
             failed.push(Evidence {
                 unit: unit.clone(),
                 job: None,
-                restarted: now.is_active(),
-                state: now,
+                restarted: state.is_active(),
+                state,
             });
         }
     }
@@ -516,7 +595,7 @@ fn restore(
     for unit in changed.iter().chain(&starts) {
         let _ = systemd.reset_failed(unit);
     }
-    start_and_restart(systemd, &starts, &changed, progress)
+    start_and_restart(systemd, &starts, &changed, progress, None)
 }
 
 /// Runs one kind of job on units of an instance (`unitgen start|stop|
@@ -536,7 +615,7 @@ pub fn control(
             let _ = systemd.reset_failed(unit);
         }
     }
-    let outcomes = watched(&systemd, &[(kind, units)], progress)?;
+    let outcomes = watched(&systemd, &[(kind, units)], progress, None)?;
     let what = match kind {
         JobKind::Start => "start",
         JobKind::Stop => "stop",
