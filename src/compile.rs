@@ -196,7 +196,13 @@ pub fn compile(
             let others = other_routes(template, instance);
             let others: Vec<_> = others.iter().map(|(n, r)| (n.as_str(), r)).collect();
             let routes = compiler.routes(instances_file, decls, &services, &others);
-            (routes, Some(compiler.router(instances_file)))
+            let mut router = compiler.router(instances_file);
+            // Traefik's etcd provider speaks the v3 API only: with v2, the
+            // routes stay in the host's files.
+            router.etcd = (discovery.as_ref())
+                .filter(|d| d.api == EtcdApi::V3)
+                .map(|d| d.endpoints.clone());
+            (routes, Some(router))
         }
         None => (Vec::new(), None),
     };

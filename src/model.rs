@@ -144,6 +144,13 @@ impl Instance {
         format!("{}-{}.service", self.prefix(), service)
     }
 
+    /// The etcd the instance's routes are written to (see `model::route`):
+    /// with routes and a v3 etcd; None: they are a file on the host.
+    pub fn routes_in_etcd(&self) -> Option<&Discovery> {
+        self.router.as_ref()?.etcd.as_ref()?;
+        self.discovery.as_ref()
+    }
+
     /// The oneshot that writes (and, stopped, removes) the instance's
     /// routes for the host's router.
     pub fn routes_unit(&self) -> String {

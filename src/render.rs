@@ -423,6 +423,9 @@ impl Renderer {
                 interval => discovery::refresh_interval(discovery),
                 ttl => discovery.ttl_seconds,
                 healthcheck,
+                route_servers => (discovery::routes_announced(instance, service).iter())
+                    .map(|r| route::etcd::servers_folder(r))
+                    .collect::<Vec<_>>(),
                 description => systemd_value(&format!(
                     "{} {}: announce {} in etcd",
                     instance.app, instance.instance, service.name
@@ -476,7 +479,9 @@ impl Renderer {
         let router = instance.router.as_ref()?;
         let yaml = route::dynamic_file(instance)?;
         let dir = router.dynamic_dir().display().to_string();
-        let file = format!("{dir}/{}", Router::dynamic_file_name(&instance.prefix()));
+        let prefix = instance.prefix();
+        let file = format!("{dir}/{}", Router::dynamic_file_name(&prefix));
+        let etcd = instance.routes_in_etcd();
         let mut routed: Vec<String> = (instance.routes.iter())
             .map(|r| instance.service_unit(&r.service))
             .collect();
@@ -497,6 +502,12 @@ impl Renderer {
                 file => &file,
                 write => shell(&route::write_script(&dir, &file, &yaml)),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
+                etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default()))),
+                etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix))),
+                etcd_root => route::etcd::ROOT_KEY,
+                // Compile admits only plain URLs, so they stand as they are.
+                etcd_endpoints => etcd.map(|d| d.endpoints.join(",")),
+                etcd_endpoints_env => etcd.map(|d| escaped(systemd_env(&format!("ETCDCTL_ENDPOINTS={}", d.endpoints.join(","))))),
             },
         );
         Some(UnitFile {

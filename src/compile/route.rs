@@ -306,6 +306,8 @@ impl ServiceCompiler<'_> {
                 ca_server: DEFAULT_ACME_CA_SERVER.to_string(),
                 ca_certificate: None,
             },
+            // Set by `compile` once the deployment's etcd is known.
+            etcd: None,
         };
         if let Some(image) = &decl.image {
             let at = file.at(&image.referenced);

@@ -20,6 +20,13 @@
 //! the router runs with the host's network, so a route's backend is
 //! `http://<published address>:<host port>`, the same address a router on
 //! another host (etcd) would use.
+//!
+//! With etcd (v3 API) configured, routes go to etcd instead of the file
+//! (`render::route::etcd`): the routes unit writes the routers, middlewares
+//! and service options under Traefik's KV layout (root key `traefik`), and
+//! each routed service's announce sidekick writes its backend's URL under
+//! its lease, so that a dead host's backends expire. Every host's router
+//! reads etcd as well as its folder.
 
 use std::path::PathBuf;
 
@@ -150,6 +157,10 @@ pub struct Router {
     /// The host folder of the router's files (see [`Router::dynamic_dir`]).
     pub directory: PathBuf,
     pub acme: Acme,
+    /// The etcd (v3 API) endpoints whose routes the router also serves,
+    /// when the deployment uses etcd: every host's router then reaches every
+    /// host's instances (see `render::route::etcd`).
+    pub etcd: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

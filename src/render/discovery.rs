@@ -3,7 +3,9 @@
 //! They use only what a host already has (sh, docker, etcdctl), so unitgen
 //! itself need not be installed where the units run.
 
+use super::route::etcd as route_etcd;
 use crate::escape::sh_quote;
+use crate::model::route::Route;
 use crate::model::{Discovery, EtcdApi, Instance, Port, Service};
 
 /// `DB_HOST`, `DB_PORT`, `DB_ADDR` for service `db`.
@@ -23,9 +25,21 @@ pub fn announced_port(service: &Service) -> Option<&Port> {
     service.ports.first().filter(|_| !service.oneshot)
 }
 
+/// The routes to `service` whose backends its sidekick writes to etcd
+/// (see `render::route::etcd`): with routes in etcd, all of them.
+pub fn routes_announced<'a>(instance: &'a Instance, service: &Service) -> Vec<&'a Route> {
+    match instance.routes_in_etcd() {
+        Some(discovery) if discovery.api == EtcdApi::V3 => (instance.routes.iter())
+            .filter(|r| r.service == service.name)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The sidekick's main loop: while the container runs (and is healthy, if it
 /// has a healthcheck), write `host:port` as Docker published it under
 /// `<key>/<hostname>`, with a lease (v3) or TTL (v2); otherwise withdraw it.
+/// With routes in etcd, the service's backends go under the same lease.
 /// One statement per element (see `escape::systemd_shell`).
 pub fn announce_script(
     instance: &Instance,
@@ -46,6 +60,7 @@ pub fn announce_script(
         Some(address) => format!("host={}", sh_quote(address)),
         None => "host=$(hostname -I | cut -d' ' -f1)".to_string(),
     };
+    let routes = routes_announced(instance, service);
     let mut script = vec![
         format!("key={key}/$(hostname); lease=;"),
         "while :; do".to_string(),
@@ -73,10 +88,21 @@ pub fn announce_script(
         ]),
         EtcdApi::V2 => script.push(format!("        etcdctl set \"$key\" \"$addr\" --ttl {ttl} >/dev/null;")),
     }
+    script.extend(route_etcd::announce_lines(
+        &routes,
+        &container,
+        &wildcard_host,
+    ));
+    script.push("      fi;;".to_string());
+    script.push("    *)".to_string());
+    script.extend(
+        route_etcd::withdraw_lines(&routes)
+            .into_iter()
+            .map(|line| format!("      {} 2>&1", line.trim_end_matches(';')) + ";"),
+    );
     script.extend([
-        "      fi;;".to_string(),
         format!(
-            "    *) {} >/dev/null 2>&1;;",
+            "      {} >/dev/null 2>&1;;",
             withdraw_command(discovery.api)
         ),
         "  esac;".to_string(),
@@ -100,13 +126,15 @@ pub fn withdraw_script(
     discovery: &Discovery,
     service: &Service,
 ) -> Vec<String> {
-    vec![
-        format!(
-            "key={}/$(hostname);",
-            sh_quote(&instance.discovery_key(discovery, &service.name))
-        ),
-        format!("{} >/dev/null", withdraw_command(discovery.api)),
-    ]
+    let mut script = vec![format!(
+        "key={}/$(hostname);",
+        sh_quote(&instance.discovery_key(discovery, &service.name))
+    )];
+    script.extend(route_etcd::withdraw_lines(&routes_announced(
+        instance, service,
+    )));
+    script.push(format!("{} >/dev/null", withdraw_command(discovery.api)));
+    script
 }
 
 /// Writes `<DEP>_HOST`, `<DEP>_PORT` and `<DEP>_ADDR` of every announced

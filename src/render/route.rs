@@ -15,6 +15,8 @@
 //! The header lists what the file claims (`# claim: host/path`), so that an
 //! apply of another app can refuse a host + path this one routes.
 
+pub mod etcd;
+
 use indexmap::IndexMap;
 use serde::Serialize;
 
@@ -34,8 +36,30 @@ const HEALTH_TIMEOUT: &str = "1s";
 /// The start of a header line naming one host + path the file routes.
 pub const CLAIM: &str = "# claim: ";
 
-/// The dynamic configuration of `instance`'s routes; None when it has none.
+/// The dynamic configuration file of `instance`'s routes; None when it has
+/// none. With routes in etcd, it holds only its header: the claims, which
+/// an apply of another app on this host checks.
 pub fn dynamic_file(instance: &Instance) -> Option<String> {
+    let dynamic = dynamic(instance)?;
+    if instance.routes_in_etcd().is_some() {
+        return Some(format!(
+            "{}# The routes are in etcd, under {}/.\n",
+            header(instance),
+            etcd::ROOT_KEY
+        ));
+    }
+    let body = serde_saphyr::to_string(&dynamic).expect("the dynamic configuration serializes");
+    Some(format!("{}{body}", header(instance)))
+}
+
+/// `instance`'s routes as etcd keys and values (see [`etcd`]); None when it
+/// has none.
+pub fn etcd_pairs(instance: &Instance) -> Option<Vec<(String, String)>> {
+    Some(etcd::pairs(&dynamic(instance)?, &instance.prefix()))
+}
+
+/// Traefik's dynamic configuration of `instance`'s routes.
+fn dynamic(instance: &Instance) -> Option<Dynamic> {
     let router = instance.router.as_ref()?;
     if instance.routes.is_empty() {
         return None;
@@ -66,12 +90,10 @@ pub fn dynamic_file(instance: &Instance) -> Option<String> {
             },
         );
     }
-    let dynamic = Dynamic {
+    Some(Dynamic {
         http,
         tls: (!certificates.is_empty()).then_some(TlsStore { certificates }),
-    };
-    let body = serde_saphyr::to_string(&dynamic).expect("the dynamic configuration serializes");
-    Some(format!("{}{body}", header(instance)))
+    })
 }
 
 /// `mkdir` of the router's folders (the ACME one private), one command
@@ -147,6 +169,18 @@ pub fn docker_run(router: &Router) -> String {
     ];
     if let Some(email) = &router.acme.email {
         flags.push(format!("{resolver}.email={email}"));
+    }
+    if let Some(endpoints) = &router.etcd {
+        // Traefik's etcd client takes `host:port`; compile admits only
+        // plain URLs.
+        let endpoints: Vec<&str> = (endpoints.iter())
+            .map(|e| e.strip_prefix("http://").unwrap_or(e).trim_end_matches('/'))
+            .collect();
+        flags.push(format!(
+            "--providers.etcd.endpoints={}",
+            endpoints.join(",")
+        ));
+        flags.push(format!("--providers.etcd.rootkey={}", etcd::ROOT_KEY));
     }
     groups.extend(flags.into_iter().map(|flag| vec![flag]));
     groups
@@ -339,7 +373,7 @@ fn add_route(http: &mut Http, route: &Route, prefix: &str, to_https: &str, route
 // Traefik's dynamic configuration, as much of it as unitgen writes.
 
 #[derive(Serialize)]
-struct Dynamic {
+pub struct Dynamic {
     http: Http,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsStore>,

@@ -1,0 +1,226 @@
+//! Routes across hosts: an instance's routes in etcd, under Traefik's KV
+//! layout (`traefik/http/routers/<name>/rule`, …), where every host's
+//! router reads them (`--providers.etcd`).
+//!
+//! Two writers share the layout, so that a dead host drops out by itself:
+//!
+//! - the instance's routes unit writes what does not depend on where the
+//!   instance runs: routers, middlewares, the services' health checks and
+//!   the TLS certificates' files; stopping it removes them;
+//! - each routed service's announce sidekick writes its own backend's URL,
+//!   `traefik/http/services/<route>/loadbalancer/servers/<hostname>/url`,
+//!   under the lease of its announcement: when the host dies, the lease
+//!   expires and the backend leaves every router. The host name keeps two
+//!   hosts' copies apart, as the announcements' keys do.
+//!
+//! Every Traefik name of an instance starts with `<app>-<instance>-` (app
+//! and instance names have no `-`), so the routes unit clears the
+//! instance's old keys by prefix, without touching another instance's.
+
+use serde_json::Value;
+
+use super::Dynamic;
+use crate::escape::sh_quote;
+use crate::model::route::Route;
+
+/// Traefik's root key (`--providers.etcd.rootkey`). No leading `/`:
+/// Traefik v3 does not find keys under `/traefik`.
+pub const ROOT_KEY: &str = "traefik";
+
+/// The folders the routes unit owns, each holding names that start with
+/// `<prefix>-`.
+const OWNED: [&str; 3] = ["http/routers", "http/middlewares", "tls/certificates"];
+
+/// The folder of a route's backends (one key per host below it).
+pub fn servers_folder(route: &Route) -> String {
+    format!(
+        "{ROOT_KEY}/http/services/{}/loadbalancer/servers",
+        route.name
+    )
+}
+
+/// `dynamic` as etcd keys and values, without the backends (the
+/// sidekicks' part). Traefik reads field names in any case; they are
+/// written lowercase, as Traefik's documentation does. Lists are numbered,
+/// except the TLS certificates, which every instance adds to one list:
+/// theirs are numbered `<prefix>-<n>`.
+pub fn pairs(dynamic: &Dynamic, prefix: &str) -> Vec<(String, String)> {
+    let value = serde_json::to_value(dynamic).expect("the dynamic configuration serializes");
+    value_pairs(&value, prefix)
+}
+
+fn value_pairs(value: &Value, prefix: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    flatten(value, ROOT_KEY.to_string(), prefix, &mut pairs);
+    pairs.retain(|(key, _)| !is_server_key(key));
+    pairs
+}
+
+fn is_server_key(key: &str) -> bool {
+    key.starts_with(&format!("{ROOT_KEY}/http/services/")) && key.contains("/loadbalancer/servers/")
+}
+
+fn flatten(value: &Value, key: String, prefix: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        // A part that is on without options (`tls: {}`): Traefik's KV
+        // says so with `true`.
+        Value::Object(map) if map.is_empty() => out.push((key, "true".to_string())),
+        Value::Object(map) => {
+            for (name, child) in map {
+                flatten(child, format!("{key}/{}", name.to_lowercase()), prefix, out);
+            }
+        }
+        Value::Array(items) => {
+            let shared = key == format!("{ROOT_KEY}/tls/certificates");
+            for (i, child) in items.iter().enumerate() {
+                let index = if shared {
+                    format!("{prefix}-{i}")
+                } else {
+                    i.to_string()
+                };
+                flatten(child, format!("{key}/{index}"), prefix, out);
+            }
+        }
+        Value::String(text) => out.push((key, text.clone())),
+        Value::Null => {}
+        other => out.push((key, other.to_string())),
+    }
+}
+
+/// The routes unit's start: clear the instance's old keys (routes it no
+/// longer has must not stay), then write `pairs`. One statement per
+/// element (see `escape::systemd_shell`); fails when etcd does not answer.
+pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
+    let mut script = remove_script(prefix);
+    for (key, value) in pairs {
+        // `--`: a value may start with `-`.
+        script.push(format!(
+            "etcdctl put -- {} {} >/dev/null;",
+            sh_quote(key),
+            sh_quote(value)
+        ));
+    }
+    script
+}
+
+/// The routes unit's stop: remove the instance's routers, middlewares,
+/// certificates and service options. The backends stay their sidekicks'
+/// to remove (a service may outlive its route for a moment).
+pub fn remove_script(prefix: &str) -> Vec<String> {
+    let mut script = vec!["set -e;".to_string()];
+    for folder in OWNED {
+        script.push(format!(
+            "etcdctl del --prefix {} >/dev/null;",
+            sh_quote(&format!("{ROOT_KEY}/{folder}/{prefix}-"))
+        ));
+    }
+    script.extend([
+        format!(
+            "etcdctl get --prefix --keys-only {} | grep -v -e '^$' -e '/loadbalancer/servers/' |",
+            sh_quote(&format!("{ROOT_KEY}/http/services/{prefix}-"))
+        ),
+        "  while read -r key; do etcdctl del \"$key\" >/dev/null; done;".to_string(),
+    ]);
+    script
+}
+
+/// The sidekick's part, for each route to the service: its backend's URL
+/// under the host's key, with the announcement's lease (`$lease`). The
+/// address is what Docker published for the route's port; one published
+/// on every interface is announced as the announcement's is (`$host`'s
+/// rule, `wildcard_host`). One statement per element.
+pub fn announce_lines(routes: &[&Route], container: &str, wildcard_host: &str) -> Vec<String> {
+    let mut script = Vec::new();
+    for route in routes {
+        let key = format!("{}/$(hostname)/url", sh_quote(&servers_folder(route)));
+        script.extend([
+            format!(
+                "        published=$(docker port {container} {}/tcp | head -n 1);",
+                route.port
+            ),
+            "        if [ -n \"$published\" ]; then".to_string(),
+            "          host=${published%:*};".to_string(),
+            format!("          case \"$host\" in 0.0.0.0|::|\"[::]\") {wildcard_host};; esac;"),
+            format!(
+                "          etcdctl put --lease=\"$lease\" {key} \"http://$host:${{published##*:}}\" >/dev/null;"
+            ),
+            "        fi;".to_string(),
+        ]);
+    }
+    script
+}
+
+/// Removes the host's backends of `routes` (the sidekick's withdrawal).
+pub fn withdraw_lines(routes: &[&Route]) -> Vec<String> {
+    routes
+        .iter()
+        .map(|route| {
+            format!(
+                "etcdctl del {}/$(hostname)/url >/dev/null;",
+                sh_quote(&servers_folder(route))
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_dynamic_configuration_becomes_traefiks_keys_without_the_backends() {
+        let dynamic = json!({
+            "http": {
+                "routers": {"blog-live-web": {
+                    "entryPoints": ["websecure"],
+                    "rule": "Host(`blog.example.com`)",
+                    "service": "blog-live-web",
+                    "tls": {},
+                }},
+                "services": {"blog-live-web": {"loadBalancer": {
+                    "servers": [{"url": "http://127.0.0.1:8080"}],
+                    "healthCheck": {"path": "/healthz"},
+                }}},
+                "middlewares": {"blog-live-to-https": {"redirectScheme": {
+                    "scheme": "https", "permanent": true,
+                }}},
+            },
+            "tls": {"certificates": [{"certFile": "/c.pem", "keyFile": "/k.pem"}]},
+        });
+        let pairs = value_pairs(&dynamic, "blog-live");
+        let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        assert_eq!(
+            text,
+            [
+                "traefik/http/middlewares/blog-live-to-https/redirectscheme/permanent true",
+                "traefik/http/middlewares/blog-live-to-https/redirectscheme/scheme https",
+                "traefik/http/routers/blog-live-web/entrypoints/0 websecure",
+                "traefik/http/routers/blog-live-web/rule Host(`blog.example.com`)",
+                "traefik/http/routers/blog-live-web/service blog-live-web",
+                "traefik/http/routers/blog-live-web/tls true",
+                "traefik/http/services/blog-live-web/loadbalancer/healthcheck/path /healthz",
+                "traefik/tls/certificates/blog-live-0/certfile /c.pem",
+                "traefik/tls/certificates/blog-live-0/keyfile /k.pem",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_single_words_of_the_script_and_old_keys_go_first() {
+        let script = write_script(
+            "blog-live",
+            &[("traefik/x".into(), "-a' $(reboot) `b`".into())],
+        );
+        let clear = script
+            .iter()
+            .position(|l| l.contains("del --prefix traefik/http/routers/blog-live-"))
+            .unwrap();
+        let put = script.iter().position(|l| l.contains("put")).unwrap();
+        assert!(clear < put);
+        assert_eq!(
+            script[put],
+            r#"etcdctl put -- traefik/x '-a'\'' $(reboot) `b`' >/dev/null;"#
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Routes across hosts, end to end: a real etcd, two sandboxed systemd
+//! "hosts" and a real Traefik. Host A runs the router; host B runs an
+//! instance whose routes its routes unit writes to etcd and whose backend
+//! its announce sidekick writes under its lease. A request through A's
+//! router reaches B's container; B dies (SIGKILL to its systemd) and its
+//! backend leaves the router when the lease expires, though the container
+//! itself (in the machine's engine) still serves.
+//!
+//! Both sandboxes share the machine's Docker engine and loopback, where one
+//! router container and one pair of ports fit: B's router, which apply
+//! starts as on any host with routes, is stopped before A's starts, as on a
+//! host that DNS does not point at.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use support::etcd::Etcd;
+use support::net::{free_port, http_get};
+use support::traefik::{self, get, wait_until};
+use support::world::World;
+
+const FRONT: &str = "ugrxfront";
+const BACK: &str = "ugrxback";
+/// The announcements' lease: short, so that the test waits little.
+const TTL_SECONDS: u64 = 4;
+/// Traefik applies a change from etcd within about two seconds.
+const ROUTED: Duration = Duration::from_secs(60);
+
+struct Shared {
+    etcd: String,
+    http: u16,
+    https: u16,
+}
+
+/// App `app`'s template: one busybox web server saying `<app> of
+/// <instance>`, published on loopback, routed by `domain` in etcd.
+fn template(world: &World, app: &str, domain: &str, port: u16, shared: &Shared) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{app} of {{{{ instance }}}}" > /www/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{port}:8000"]
+instances:
+  live:
+    routes:
+      - hosts: {domain}
+        service: web
+        port: 8000
+        tls: off
+etcd:
+  endpoints: {etcd}
+  ttl: {TTL_SECONDS}s
+router:
+  image: {image}
+  directory: {router_dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+"#,
+        etcd = shared.etcd,
+        image = traefik::IMAGE,
+        router_dir = world.sandbox.shared_dir().join("router").display(),
+        http = shared.http,
+        https = shared.https,
+    )
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A host of its own name: the last part of its backends' keys.
+fn host(app: &str, name: &str) -> World {
+    let world = World::new(app);
+    ok(&world.sandbox.exec("hostname", [name]), "hostname");
+    world
+}
+
+/// Every key under `prefix`.
+fn keys(etcd: &Etcd, prefix: &str) -> Vec<String> {
+    let out = etcd.etcdctl(3, &["get", "--prefix", "--keys-only", prefix]);
+    ok(&out, "etcdctl get");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires() {
+    let etcd = Etcd::start(false);
+    let shared = Shared {
+        etcd: etcd.endpoint(),
+        http: free_port(),
+        https: free_port(),
+    };
+    let (front_port, back_port) = (free_port(), free_port());
+    let mut a = host(FRONT, "ugrx-a");
+    a.sandbox.own_containers("unitgen-router");
+    let b = host(BACK, "ugrx-b");
+    b.write(&template(&b, BACK, "back.example.test", back_port, &shared));
+    a.write(&template(
+        &a,
+        FRONT,
+        "front.example.test",
+        front_port,
+        &shared,
+    ));
+
+    // B: the instance. Its routes go to etcd; its own router is stopped.
+    b.apply_ok("live");
+    ok(
+        &b.sandbox.systemctl(["stop", "unitgen-router.service"]),
+        "stopping B's router",
+    );
+    let back = "traefik/http/services/ugrxback-live-web/loadbalancer/servers/ugrx-b/url";
+    assert_eq!(
+        etcd.get(back).as_deref(),
+        Some(format!("http://127.0.0.1:{back_port}").as_str()),
+        "B's sidekick writes its backend",
+    );
+    assert_eq!(
+        etcd.get("traefik/http/routers/ugrxback-live-web/rule")
+            .as_deref(),
+        Some("Host(`back.example.test`)")
+    );
+
+    // A: plan shows the routes unit; apply starts the router, which reads
+    // etcd.
+    let plan = a.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        shown.contains("+ ugrxfront-live-routes.service (new"),
+        "{shown}"
+    );
+    a.apply_ok("live");
+    assert_eq!(a.active("unitgen-router.service"), "active");
+
+    // Through A's router: B's instance, and A's own.
+    let body = |text: &'static str| {
+        move |answer: &traefik::Answer| answer.status == 200 && answer.body.trim() == text
+    };
+    wait_until(
+        ROUTED,
+        "back.example.test through A's router",
+        || get("http", "back.example.test", shared.http, "/", None),
+        body("ugrxback of live"),
+    );
+    wait_until(
+        ROUTED,
+        "front.example.test through A's router",
+        || get("http", "front.example.test", shared.http, "/", None),
+        body("ugrxfront of live"),
+    );
+
+    // B dies: its lease expires, and its backend leaves the router.
+    b.sandbox.power_off();
+    let expired = Duration::from_secs(TTL_SECONDS + 10);
+    let gone = wait_until(
+        expired,
+        "B's backend leaving the router after its lease",
+        || get("http", "back.example.test", shared.http, "/", None),
+        |answer| matches!(answer.status, 404 | 503),
+    );
+    assert_eq!(etcd.get(back), None, "{gone:?}");
+    assert!(
+        http_get(back_port, "/").is_some_and(|(status, _)| status == 200),
+        "B's container still serves: only the lease took it out of the router"
+    );
+    assert_eq!(
+        get("http", "front.example.test", shared.http, "/", None).map(|a| a.status),
+        Some(200)
+    );
+
+    // destroy on A removes A's instance's keys (and, as no routes are left
+    // on A, its router).
+    ok(&a.unitgen(&["destroy", "live"]), "destroy live on A");
+    assert_eq!(
+        keys(&etcd, "traefik/http/routers/ugrxfront-"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        keys(&etcd, "traefik/http/services/ugrxfront-"),
+        Vec::<String>::new()
+    );
+    assert!(!keys(&etcd, "traefik/http/routers/ugrxback-").is_empty());
+}
