@@ -123,7 +123,10 @@ pub fn compile(
     let declared_keys = declared_value_names(template);
     let check_set =
         !overrides.allow_undeclared && set.iter().any(|(key, _)| !declared_keys.contains(key));
-    let volume_decls = app_file.doc.volumes.as_ref();
+    // By name: each service's volumes are looked up here.
+    let volume_decls = (app_file.doc.volumes.iter().flatten())
+        .map(|(name, decl)| (name.value.as_str(), decl))
+        .collect();
     let mut compiler = ServiceCompiler {
         file: app_file,
         env: template_env(),
@@ -344,7 +347,7 @@ struct ServiceCompiler<'a> {
     instance_declared: bool,
     instance: String,
     prefix: String,
-    volume_decls: Option<&'a IndexMap<Spanned<String>, VolumeDecl>>,
+    volume_decls: HashMap<&'a str, &'a VolumeDecl>,
     /// The secrets declared under `secrets:`, which services may refer to.
     secret_names: Vec<String>,
     problems: Problems,
@@ -1116,10 +1119,7 @@ impl<'a> ServiceCompiler<'a> {
                 target,
                 read_only,
             } => {
-                let decl = self
-                    .volume_decls
-                    .and_then(|d| d.iter().find(|(k, _)| k.value == name))
-                    .map(|(_, v)| v);
+                let decl = self.volume_decls.get(name);
                 let external = decl.is_some_and(|d| d.external);
                 let docker_name = match decl.and_then(|d| d.name.as_ref()) {
                     Some(n) if external => n.value.clone(),

@@ -10,6 +10,7 @@ pub mod env_file;
 pub mod fleet;
 pub mod route;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -130,8 +131,13 @@ impl Renderer {
             units.push(self.target_unit(instance));
             units.push(self.network_unit(instance));
         }
+        // Dependencies are looked up by name: a scan per dependency would
+        // grow with the square of the number of services.
+        let by_name: HashMap<&str, &Service> = (instance.services.iter())
+            .map(|s| (s.name.as_str(), s))
+            .collect();
         for service in &instance.services {
-            units.push(self.service_unit(instance, service));
+            units.push(self.service_unit(instance, &by_name, service));
             if let Some(discovery) = &instance.discovery
                 && discovery::announced_port(service).is_some()
             {
@@ -223,7 +229,12 @@ impl Renderer {
         (self.flavour != Flavour::User).then_some("docker.service")
     }
 
-    fn service_unit(&self, instance: &Instance, service: &Service) -> UnitFile {
+    fn service_unit(
+        &self,
+        instance: &Instance,
+        by_name: &HashMap<&str, &Service>,
+        service: &Service,
+    ) -> UnitFile {
         let container = instance.container(&service.name);
         let base = &container;
         let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
@@ -253,7 +264,7 @@ impl Renderer {
                 // dependency must not restart its dependents, so an apply
                 // touches only what changed.
                 let unit = instance.service_unit(dep);
-                if instance.service(dep).is_some_and(|d| d.oneshot) {
+                if by_name.get(dep.as_str()).is_some_and(|d| d.oneshot) {
                     requires.push(unit);
                 } else {
                     wants.push(unit);
@@ -298,7 +309,7 @@ impl Renderer {
             let announced: Vec<&Service> = service
                 .depends_on
                 .iter()
-                .filter_map(|d| instance.service(d))
+                .filter_map(|d| by_name.get(d.as_str()).copied())
                 .filter(|d| discovery::announced_port(d).is_some())
                 .collect();
             if !announced.is_empty() {
