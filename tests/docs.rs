@@ -209,9 +209,10 @@ fn check_says_when_the_docs_are_out_of_date() {
     );
 }
 
-/// `docs --live` on a sandboxed host: an applied and backed-up instance with
-/// its revision, states, images and image ids, and its last backup, as the
-/// host reports them; an instance not applied said to be absent.
+/// `docs --live` on a sandboxed host of a site: an applied and backed-up
+/// instance with its revision, states, images and image ids, and its last
+/// backup, as the host reports them; an instance not applied said to be
+/// absent; instances of another host left out.
 #[test]
 fn live_docs_say_what_the_host_runs() {
     use std::os::unix::fs::PermissionsExt as _;
@@ -220,8 +221,10 @@ fn live_docs_say_what_the_host_runs() {
 
     const IMAGE: &str = "unitgen-test/busybox:1";
     let world = World::new("ugdocs");
-    world.write(&format!(
-        r#"app: ugdocs
+    std::fs::write(
+        world.dir().join("app.yaml"),
+        format!(
+            r#"app: ugdocs
 services:
   web:
     image: {IMAGE}
@@ -236,14 +239,29 @@ services:
     backup:
       dump: tar -c -C /db .
       restore: tar -x -C /db
-backup:
-  repository: /var/backups/ugdocs-{{{{ instance }}}}
-  password_file: /etc/ugdocs/restic-password
-  helper_image: {IMAGE}
-  keep: {{daily: 7}}
-instances:
-  live: {{}}
-  staging: {{}}
+"#
+        ),
+    )
+    .unwrap();
+    // A site: live (applied) and staging (not) on this host, remote on
+    // another.
+    world.write(&format!(
+        r#"hosts:
+  here: {{address: 192.0.2.1}}
+  there: {{address: 192.0.2.2}}
+apps:
+  ugdocs:
+    template: app.yaml
+    backup:
+      repository: /var/backups/ugdocs-{{{{ instance }}}}
+      password_file: /etc/ugdocs/restic-password
+      helper_image: {IMAGE}
+      keep: {{daily: 7}}
+    defaults: {{host: here}}
+    instances:
+      live: {{}}
+      staging: {{}}
+      remote: {{host: there}}
 "#
     ));
     let password = world.sandbox.root().join("etc/ugdocs/restic-password");
@@ -255,7 +273,14 @@ instances:
     assert!(backup.status.success(), "{}", stderr(&backup));
 
     let out_dir = world.dir().join("docs");
-    let out = world.unitgen(&["docs", "--out", out_dir.to_str().unwrap(), "--live"]);
+    let out = world.unitgen(&[
+        "docs",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--live",
+        "--host",
+        "here",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let page = std::fs::read_to_string(out_dir.join("ugdocs.md")).unwrap();
     let overview = std::fs::read_to_string(out_dir.join("README.md")).unwrap();
@@ -286,6 +311,23 @@ instances:
         "{overview}"
     );
     assert!(overview.contains("| 2 of 2 |"), "{overview}");
+    // Only what the site assigns to this host is read.
+    assert!(live.contains("## Live on `here`"), "{live}");
+    assert!(!live.contains("remote"), "{live}");
+    let out = world.unitgen(&[
+        "docs",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--live",
+        "--host",
+        "nowhere",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`nowhere` is not a host of"),
+        "{}",
+        stderr(&out)
+    );
 
     // Without --live, the pages say nothing of the host.
     let out = world.unitgen(&["docs", "--out", out_dir.to_str().unwrap()]);

@@ -7,6 +7,7 @@ use miette::{IntoDiagnostic, Result, WrapErr};
 
 use super::host::HostArgs;
 use super::output::outln;
+use super::site::SiteHostArgs;
 use super::{FileArgs, Outcome, status, when};
 use crate::docker;
 use crate::docs::{self, live};
@@ -31,6 +32,11 @@ pub struct DocsArgs {
     /// change with the host and the clock: for a snapshot, not for review.
     #[arg(long)]
     pub live: bool,
+    /// With --live and a site file: which of the site's hosts this machine
+    /// is; only the instances the site assigns to it are read [default: the
+    /// machine's host name].
+    #[arg(long = "host", value_name = "NAME", requires = "live")]
+    pub site_host: Option<String>,
     #[command(flatten)]
     pub host: HostArgs,
 }
@@ -38,7 +44,7 @@ pub struct DocsArgs {
 pub fn run(args: DocsArgs) -> Result<Outcome> {
     let site = super::site_view(&args.file)?;
     let live = match args.live {
-        true => Some(read_live(&site, &args.host)?),
+        true => Some(read_live(&site, &args)?),
         false => None,
     };
     let pages = docs::pages(&site, live.as_ref());
@@ -79,11 +85,35 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// What this host reports about every instance of the site, read as
-/// `status` reads it.
-fn read_live(site: &SiteView, host: &HostArgs) -> Result<live::Live> {
+/// What this host reports about the instances it runs (with a site file:
+/// those the site assigns to it), read as `status` reads it.
+fn read_live(site: &SiteView, args: &DocsArgs) -> Result<live::Live> {
+    let host = &args.host;
+    let name = if site.hosts.is_empty() {
+        host_name(host)
+    } else {
+        let name = SiteHostArgs {
+            name: args.site_host.clone(),
+        }
+        .name()?;
+        if site.host(&name).is_none() {
+            let hosts: Vec<&str> = site.hosts.iter().map(|h| h.name.as_str()).collect();
+            return Err(miette::miette!(
+                help = format!(
+                    "pass --host NAME, one of: {} (the default is this machine's host name)",
+                    hosts.join(", ")
+                ),
+                "`{name}` is not a host of {}",
+                site.source
+            ));
+        }
+        name
+    };
     let mut instances = Vec::new();
     for (app, deployed) in site.deployed() {
+        if deployed.host.as_ref().is_some_and(|h| *h != name) {
+            continue;
+        }
         let instance = &deployed.instance;
         let status = status::read(host, &app.name, &instance.instance)?;
         if status.units.is_empty() {
@@ -130,7 +160,7 @@ fn read_live(site: &SiteView, host: &HostArgs) -> Result<live::Live> {
         });
     }
     Ok(live::Live {
-        host: host_name(host),
+        host: name,
         read_at: when::now(),
         instances,
     })

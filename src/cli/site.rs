@@ -20,7 +20,7 @@ pub struct SiteHostArgs {
 }
 
 impl SiteHostArgs {
-    fn name(&self) -> Result<String> {
+    pub(super) fn name(&self) -> Result<String> {
         if let Some(name) = &self.name {
             return Ok(name.clone());
         }
