@@ -5,7 +5,7 @@
 
 mod backup;
 pub mod directives;
-mod route;
+pub(crate) mod route;
 pub mod syntax;
 pub mod values;
 

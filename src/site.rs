@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use miette::NamedSource;
 use serde::Deserialize;
 
+use crate::compile::route::Claim;
 use crate::compile::values::Entries;
 use crate::diagnostic::{Location, Problem, Problems, SourceFile, did_you_mean};
 use crate::model::Instance;
@@ -322,6 +323,41 @@ impl Site {
         let app = self.apps.iter().find(|a| a.name == app)?;
         app.instances.iter().find(|p| p.instance == instance)
     }
+}
+
+/// One host name and path routed by instances of two apps: each app sees
+/// only its own instances' routes. Located at the second claim (in the
+/// site file).
+pub fn route_clashes(site: &Site) -> Problems {
+    let mut problems = Problems::default();
+    let mut claimed: Vec<(Claim, String)> = Vec::new();
+    for app in &site.apps {
+        let file = app.template.instances_file();
+        let entries = Entries { file, site: true };
+        let mut mine = Vec::new();
+        for placed in &app.instances {
+            // Problems of the entries are the compiler's to report.
+            let merged = entries.merge(&placed.instance, &mut Problems::default());
+            let Some(decls) = &merged.routes else {
+                continue;
+            };
+            let label = format!("{}/{}", app.name, placed.instance);
+            for (claim, at) in crate::compile::route::claimed_places(file, decls) {
+                if let Some((_, other)) = claimed.iter().find(|(c, _)| *c == claim) {
+                    problems.push(
+                        Problem::new(format!("{claim} is routed by {other} and by {label}"))
+                            .at(&at)
+                            .label("claimed twice")
+                            .help("a host name and path go to one instance of one app: give one of them another name or path"),
+                    );
+                }
+                mine.push((claim, label.clone()));
+            }
+        }
+        // Within an app the compiler says it (at each of its instances).
+        claimed.extend(mine);
+    }
+    problems
 }
 
 /// Two instances on one host that publish the same host port: neither app

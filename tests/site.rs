@@ -88,6 +88,18 @@ fn site_mistakes_are_located_in_the_site_file() {
     insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("site-port-clash", text(&out.stderr));
     });
+
+    // And one domain routed by two apps (on any hosts).
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  web1: {address: 192.0.2.1}\n  web2: {address: 192.0.2.2}\napps:\n  shop:\n    template: shop.yaml\n    instances:\n      live:\n        host: web1\n        port: 8080\n        routes: [{hosts: [shop.example.com, www.example.com], service: web, port: 80}]\n  blog:\n    template: blog.yaml\n    instances:\n      live:\n        host: web2\n        port: 8080\n        routes: [{hosts: www.example.com, service: web, port: 80}]\n",
+    )
+    .unwrap();
+    let out = unitgen(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("site-route-clash", text(&out.stderr));
+    });
 }
 
 /// An app on the test image: `web` serves a page naming its app and

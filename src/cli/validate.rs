@@ -34,6 +34,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
     }
     if problems.is_empty() {
         problems = crate::site::host_port_clashes(&site, &compiled);
+        problems.0.extend(crate::site::route_clashes(&site).0);
     }
     if !problems.is_empty() {
         return Err(problems.into());

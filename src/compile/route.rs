@@ -401,7 +401,7 @@ impl ServiceCompiler<'_> {
 
 /// What a route claims on the router: one host name and a path prefix.
 #[derive(Debug, PartialEq, Eq)]
-struct Claim {
+pub(crate) struct Claim {
     host: String,
     /// The prefix, without a trailing `/` (`""` is every path).
     path: String,
@@ -415,6 +415,19 @@ impl std::fmt::Display for Claim {
             write!(f, "`{}{}`", self.host, self.path)
         }
     }
+}
+
+/// Every claim of an instance's routes, each where its name is written
+/// (for the site's check across apps).
+pub(crate) fn claimed_places(file: &Loaded, decls: &RouteDecls) -> Vec<(Claim, Location)> {
+    let mut claimed = Vec::new();
+    for decl in &decls.value {
+        let path = decl.value.path.as_ref().map(|p| &p.value);
+        for (name, at) in named_places(file, &decl.value) {
+            claimed.extend(claims(&[name], path).into_iter().map(|c| (c, at.clone())));
+        }
+    }
+    claimed
 }
 
 /// Every name a route answers for, each where it was written.
