@@ -68,12 +68,18 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     // and `plan`/`apply` add the digests of the values.
     let units = renderer.render(&instance);
     let Some(dir) = &args.out else {
-        let mut text = String::new();
+        // One write of text sized up front: thousands of units are megabytes,
+        // which growing a string (or a write per unit) would copy again.
+        let header = "\n# ==>  <==\n".len();
+        let size = units.iter().map(|u| header + u.name.len() + u.text.len());
+        let mut text = String::with_capacity(size.sum());
         for (i, unit) in units.iter().enumerate() {
             if i > 0 {
                 text.push('\n');
             }
-            text.push_str(&format!("# ==> {} <==\n{}", unit.name, unit.text));
+            for part in ["# ==> ", &unit.name, " <==\n", &unit.text] {
+                text.push_str(part);
+            }
         }
         out!("{text}")?;
         return Ok(Outcome::Clean);
