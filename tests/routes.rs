@@ -288,12 +288,21 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         shown.contains("+        '# claim: old.two.example.test'"),
         "{shown}"
     );
+    assert!(!shown.contains("the host's router"), "{shown}");
     world.apply_ok("two");
     wait_until(
         ROUTED,
         "the new alias redirects",
         || get("http", "old.two.example.test", http, "/x", None),
         redirect_to(&format!("https://two.example.test:{https}/x")),
+    );
+    // rollback puts the previous routes back.
+    ok(&world.unitgen(&["rollback", "two"]), "rollback two");
+    wait_until(
+        ROUTED,
+        "the new alias is gone again",
+        || get("http", "old.two.example.test", http, "/x", None),
+        |a| a.status == 404,
     );
 
     // (5) destroy removes the routes; the router stays while another

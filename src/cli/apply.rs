@@ -164,12 +164,28 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
             .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
         secrets::seal(&mut instance, &values, &key);
     }
-    let desired = args.host.renderer()?.render(&instance);
+    // Their digests are in the routes unit: a renewed certificate shows.
+    router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let host = args.host.host()?;
+    refuse_claimed_routes(&host, &instance)?;
+    let renderer = args.host.renderer()?;
+    let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
-    let (plan, _) = host_plan(&args.host.host()?, &state, &installed, &desired)?;
+    let (plan, _) = host_plan(&host, &state, &installed, &desired)?;
     out!("{}", plan.describe(color))?;
-    Ok(plan.is_up_to_date())
+    // The host's router, which apply installs or updates after the units.
+    let router_plan = instance.router.as_ref().map(|router| {
+        let present: Vec<UnitFile> = router::installed(&host).into_iter().collect();
+        Plan::new(&present, &[renderer.router_unit(router)])
+    });
+    match &router_plan {
+        Some(router_plan) if !router_plan.is_empty() => {
+            out!("the host's router:\n{}", router_plan.describe(color))?;
+        }
+        _ => {}
+    }
+    Ok(plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_empty()))
 }
 
 /// The plan against the host's real state: the unit files, what systemd

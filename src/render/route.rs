@@ -68,8 +68,9 @@ fn dynamic(instance: &Instance) -> Option<Dynamic> {
     let mut http = Http::default();
     let mut certificates = Vec::new();
     let to_https = format!("{prefix}-to-https");
+    let names = certificate_names(instance);
     for route in &instance.routes {
-        add_route(&mut http, route, &prefix, &to_https, router);
+        add_route(&mut http, route, &prefix, &to_https, router, &names);
         if let Tls::Files { certificate, key } = &route.tls {
             certificates.push(Certificate {
                 cert_file: container_path(&prefix, certificate),
@@ -245,7 +246,30 @@ fn port_text(port: u16, default: u16) -> Option<String> {
     (port != default).then(|| port.to_string())
 }
 
-fn add_route(http: &mut Http, route: &Route, prefix: &str, to_https: &str, router: &Router) {
+/// For each main host of an ACME route, every name the instance's ACME
+/// routes with that main host answer for: the routes share one
+/// certificate (a route for `/api` of the same name orders no second one).
+fn certificate_names(instance: &Instance) -> IndexMap<&str, Vec<String>> {
+    let mut names: IndexMap<&str, Vec<String>> = IndexMap::new();
+    for route in instance.routes.iter().filter(|r| r.tls == Tls::Acme) {
+        let all = names.entry(&route.hosts[0]).or_default();
+        for name in route.hosts.iter().chain(&route.aliases) {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
+fn add_route(
+    http: &mut Http,
+    route: &Route,
+    prefix: &str,
+    to_https: &str,
+    router: &Router,
+    certificate_names: &IndexMap<&str, Vec<String>>,
+) {
     let name = &route.name;
     let hosts_rule = |hosts: &[String]| {
         let any = hosts
@@ -280,17 +304,17 @@ fn add_route(http: &mut Http, route: &Route, prefix: &str, to_https: &str, route
     }
     let tls = match &route.tls {
         Tls::Off => None,
-        Tls::Acme => Some(RouterTls {
-            cert_resolver: Some(ACME_RESOLVER),
-            domains: vec![Domain {
-                main: route.hosts[0].clone(),
-                sans: route.hosts[1..]
-                    .iter()
-                    .chain(&route.aliases)
-                    .cloned()
-                    .collect(),
-            }],
-        }),
+        Tls::Acme => {
+            let main = &route.hosts[0];
+            let all = certificate_names.get(main.as_str());
+            Some(RouterTls {
+                cert_resolver: Some(ACME_RESOLVER),
+                domains: vec![Domain {
+                    main: main.clone(),
+                    sans: all.into_iter().flatten().skip(1).cloned().collect(),
+                }],
+            })
+        }
         Tls::Files { .. } => Some(RouterTls::default()),
     };
     let serve = |entry_point: &'static str, tls: Option<RouterTls>| RouterConfig {
