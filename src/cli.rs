@@ -331,7 +331,9 @@ impl FileArgs {
         if crate::site::is_site(&text) {
             return Site::parse(&path, text).map(Opened::Site);
         }
-        Template::load(&path).map(|t| Opened::App(Box::new(t)))
+        let dir = path.parent().unwrap_or(std::path::Path::new(""));
+        let first = crate::template::parse(&path, text)?;
+        Template::with_deployments(first, dir).map(|t| Opened::App(Box::new(t)))
     }
 
     /// The app's template and the instance `target` names: `INSTANCE`, or
