@@ -1,11 +1,13 @@
-//! Reading announcements back from etcd (for `status`), through the same
-//! `etcdctl` the sidekicks use, so unitgen needs no etcd client of its own.
+//! Reading announcements (for `status`) and routes (for `apply`'s claim
+//! check) back from etcd, through the same `etcdctl` the sidekicks use, so
+//! unitgen needs no etcd client of its own.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 use crate::model::EtcdApi;
 use crate::render::discovery::api_number;
+use crate::render::route::etcd as route_etcd;
 
 /// Every host's announcement under `key` (a service's key folder): host →
 /// address. Empty when nothing is announced; an error when etcd cannot be
@@ -56,6 +58,45 @@ pub fn announcements(
     Ok(found)
 }
 
+/// What the routers in etcd (Traefik's KV, `render::route::etcd`) route,
+/// except those whose name starts with `skip` (an instance's own):
+/// (`host/path`, router name) for each name of each rule, as
+/// `router::claims` says them. Only the v3 API holds routes.
+pub fn route_claims(endpoints: &str, skip: &str) -> Result<Vec<(String, String)>, String> {
+    let folder = format!("{}/http/routers/", route_etcd::ROOT_KEY);
+    let out = etcdctl(EtcdApi::V3, endpoints, &["get", "--prefix", &folder])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut claims = Vec::new();
+    for pair in lines.chunks(2) {
+        if let [key, rule] = pair
+            && let Some(name) = key
+                .strip_prefix(&folder)
+                .and_then(|k| k.strip_suffix("/rule"))
+            && !name.starts_with(skip)
+        {
+            claims.extend(rule_claims(rule).into_iter().map(|c| (c, name.to_string())));
+        }
+    }
+    Ok(claims)
+}
+
+/// `host/path` for each ``Host(`…`)`` of a rule unitgen wrote (its names
+/// or'ed, and'ed with at most one ``PathPrefix(`…`)``).
+fn rule_claims(rule: &str) -> Vec<String> {
+    let quoted = |after: &str| -> Vec<String> {
+        (rule.split(after).skip(1))
+            .filter_map(|rest| rest.split('`').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let path = quoted("PathPrefix(`").pop().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    (quoted("Host(`").into_iter())
+        .map(|host| format!("{host}{path}"))
+        .collect()
+}
+
 /// Runs etcdctl with short timeouts: `status` must not hang on a dead etcd.
 /// Settings go in the environment, which replaces the caller's: v3
 /// etcdctl refuses a flag that an `ETCDCTL_*` variable also sets.
@@ -78,5 +119,19 @@ fn etcdctl(api: EtcdApi, endpoints: &str, args: &[&str]) -> Result<Output, Strin
         Ok(out)
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rule_claims;
+
+    #[test]
+    fn a_rule_claims_each_of_its_names_with_its_path() {
+        assert_eq!(rule_claims("Host(`a.test`)"), ["a.test"]);
+        assert_eq!(
+            rule_claims("(Host(`a.test`) || Host(`b.test`)) && PathPrefix(`/api/`)"),
+            ["a.test/api", "b.test/api"]
+        );
     }
 }

@@ -154,6 +154,20 @@ pub fn other_routes(root: Option<&Path>, dynamic_dir: &Path, prefix: &str) -> Ve
     names
 }
 
+/// What `instance`'s routes claim: `host/path` for each name they serve or
+/// redirect (no trailing `/`).
+pub fn claims(instance: &Instance) -> Vec<String> {
+    (instance.routes.iter())
+        .flat_map(|r| {
+            let path = r.path.as_deref().unwrap_or("").trim_end_matches('/');
+            r.hosts
+                .iter()
+                .chain(&r.aliases)
+                .map(move |h| format!("{h}{path}"))
+        })
+        .collect()
+}
+
 /// The claims (`host/path`) of `instance` that another instance's routes
 /// file in the router's folder makes too, with that file's name.
 pub fn claimed_elsewhere(
@@ -162,15 +176,7 @@ pub fn claimed_elsewhere(
     instance: &Instance,
 ) -> Vec<(String, String)> {
     let prefix = instance.prefix();
-    let own: Vec<String> = (instance.routes.iter())
-        .flat_map(|r| {
-            let path = r.path.as_deref().unwrap_or("").trim_end_matches('/');
-            r.hosts
-                .iter()
-                .chain(&r.aliases)
-                .map(move |h| format!("{h}{path}"))
-        })
-        .collect();
+    let own = claims(instance);
     let dir = router.dynamic_dir();
     let mut taken = Vec::new();
     for name in other_routes(root, &dir, &prefix) {

@@ -4,7 +4,8 @@
 //! its announce sidekick writes under its lease. A request through A's
 //! router reaches B's container; B dies (SIGKILL to its systemd) and its
 //! backend leaves the router when the lease expires, though the container
-//! itself (in the machine's engine) still serves.
+//! itself (in the machine's engine) still serves. A name B routes is
+//! refused to an instance on A.
 //!
 //! Both sandboxes share the machine's Docker engine and loopback, where one
 //! router container and one pair of ports fit: B's router, which apply
@@ -165,6 +166,21 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         || get("http", "front.example.test", shared.http, "/", None),
         body("ugrxfront of live"),
     );
+
+    // A name another host's instance routes in etcd is refused on A.
+    let front = template(&a, FRONT, "front.example.test", front_port, &shared);
+    a.write(&front.replace(
+        "      - hosts: front.example.test",
+        "      - hosts: [front.example.test, back.example.test]",
+    ));
+    let refused = a.apply("live");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && said.contains("routes back.example.test, which router ugrxback-live-web"),
+        "{said}"
+    );
+    a.write(&front);
 
     // B dies: its lease expires, and its backend leaves the router.
     b.sandbox.power_off();

@@ -347,12 +347,26 @@ fn refuse_claimed_routes(host: &Host, instance: &crate::model::Instance) -> Resu
         return Ok(());
     };
     let taken = router::claimed_elsewhere(host.root.as_deref(), router, instance);
-    match taken.first() {
-        None => Ok(()),
-        Some((claim, file)) => Err(miette!(
+    if let Some((claim, file)) = taken.first() {
+        return Err(miette!(
             "{} routes {claim}, which {file} on this host routes already; nothing was changed\n\
              one router serves every app of a host: each host name and path may go to one instance",
             instance.prefix()
+        ));
+    }
+    // With routes in etcd, every host's router serves every instance's.
+    let Some(discovery) = instance.routes_in_etcd() else {
+        return Ok(());
+    };
+    let prefix = instance.prefix();
+    let in_etcd = crate::etcd::route_claims(&discovery.endpoints.join(","), &format!("{prefix}-"))
+        .map_err(|e| miette!("reading the routes in etcd: {e}; nothing was changed"))?;
+    let own = router::claims(instance);
+    match in_etcd.iter().find(|(claim, _)| own.contains(claim)) {
+        None => Ok(()),
+        Some((claim, router)) => Err(miette!(
+            "{prefix} routes {claim}, which router {router} in etcd routes already; nothing was changed\n\
+             every host's router serves the routes in etcd: each host name and path may go to one instance"
         )),
     }
 }
