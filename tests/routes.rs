@@ -270,6 +270,19 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     );
     assert!(web.contains("acme, expires 20"), "{web}");
     assert!(line("https://one.example.test/api").contains(&format!("127.0.0.1:{}", ports.one.1)));
+    // (2) The ACME storage outlives the router: restarted, it serves the
+    // certificate it had (a new order would have another serial).
+    let restarted = world
+        .sandbox
+        .systemctl(["restart", "unitgen-router.service"]);
+    assert!(restarted.status.success(), "{restarted:?}");
+    wait_until(
+        ROUTED,
+        "https://one.example.test/ after the router's restart",
+        || get("https", "one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
+    assert_eq!(served_certificate("one.example.test", https), issued);
     let status_two = ok(&world.unitgen(&["status", "two"]), "status two");
     assert!(status_two.contains("files, expires 20"), "{status_two}");
 

@@ -83,10 +83,11 @@ pub fn wait_until(
 }
 
 /// The certificate the server at 127.0.0.1:`port` presents for `host`
-/// (SNI), as `openssl x509 -noout -subject -issuer -enddate` shows it.
+/// (SNI), as `openssl x509 -noout -subject -ext subjectAltName -serial
+/// -enddate` shows it.
 pub fn served_certificate(host: &str, port: u16) -> String {
     let script = format!(
-        "openssl s_client -connect 127.0.0.1:{port} -servername {host} </dev/null 2>/dev/null | openssl x509 -noout -subject -ext subjectAltName -enddate"
+        "openssl s_client -connect 127.0.0.1:{port} -servername {host} </dev/null 2>/dev/null | openssl x509 -noout -subject -ext subjectAltName -serial -enddate"
     );
     let out = Command::new("sh")
         .args(["-c", &script])
