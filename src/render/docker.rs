@@ -180,6 +180,21 @@ pub const STATE_AND_HEALTH: &str =
 /// start fails, so that apply can tell them from the container's own.
 pub const NOTE: &str = "unitgen:";
 
+/// The Docker event of a healthcheck's verdict.
+const HEALTH_EVENT: &str = "health_status";
+
+/// Whether a service unit's start waits until its container is healthy
+/// (its text has the readiness check of [`wait_ready_script`] for a
+/// container with a healthcheck): once its start job is done, Docker has
+/// found it healthy.
+pub fn start_waits_for_health(unit_text: &str) -> bool {
+    unit_text
+        .lines()
+        .skip_while(|line| !line.starts_with("ExecStartPost="))
+        .take_while(|line| line.ends_with('\\') || line.starts_with("ExecStartPost="))
+        .any(|line| line.contains(&format!("--filter event={HEALTH_EVENT}")))
+}
+
 /// Waits until the container runs (and is healthy, when it has a
 /// healthcheck), and fails as soon as it has exited or turned unhealthy, so
 /// that systemd's start job reports what really happened. On failure it
@@ -203,19 +218,20 @@ pub const NOTE: &str = "unitgen:";
 /// bash (`read -t`, process substitution); one statement per element (see
 /// `escape::systemd_shell`).
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
+    let health_events = format!("--filter event={HEALTH_EVENT}");
     // Both the current state (`docker inspect`) and the events read as
     // `WORD[/HEALTH] EXIT-CODE`, so one `case` judges either.
     let (state, events, ready, unhealthy) = if healthcheck {
         (
             "{{.State.Status}}{{if .State.Health}}/{{.State.Health.Status}}{{end}} {{.State.ExitCode}}",
-            "--filter event=start --filter event=die --filter event=health_status",
+            format!("--filter event=start --filter event=die {health_events}"),
             "'running/healthy '*|'health_status: healthy '*",
             Some("'running/unhealthy '*|'health_status: unhealthy '*"),
         )
     } else {
         (
             "{{.State.Status}} {{.State.ExitCode}}",
-            "--filter event=start --filter event=die",
+            "--filter event=start --filter event=die".to_string(),
             "'running '*|'start '*",
             None,
         )
@@ -247,4 +263,31 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         "done".into(),
     ]);
     script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service unit's lines around its readiness check, as rendered.
+    fn unit(healthcheck: bool, command: &str) -> String {
+        let script = wait_ready_script("shop-live-api", healthcheck);
+        let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+        format!(
+            "[Service]\nExecStart=/usr/bin/docker run --rm shop/api sh -c {}\nExecStartPost={}\nExecStop=/usr/bin/docker stop shop-live-api\n",
+            sh_quote(command),
+            crate::escape::systemd_bash(&lines)
+        )
+    }
+
+    #[test]
+    fn a_start_waits_for_health_only_with_the_healthcheck_readiness_check() {
+        assert!(start_waits_for_health(&unit(true, "serve")));
+        assert!(!start_waits_for_health(&unit(false, "serve")));
+        // The words in a service's own command do not count.
+        assert!(!start_waits_for_health(&unit(
+            false,
+            "echo --filter event=health_status"
+        )));
+    }
 }

@@ -18,7 +18,7 @@
 //!    units that were changed are brought back as they were.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::fault;
@@ -263,7 +263,7 @@ fn run(
         .filter(|unit| !failed_jobs.contains(unit))
         .filter_map(|unit| Some((unit.clone(), ended.remove(unit)?)))
         .collect();
-    let settled = settle(systemd, &to_settle, options, progress);
+    let settled = settle(systemd, &host.unit_dir, &to_settle, options, progress);
     match (jobs, settled) {
         (Ok(()), Ok(())) => {}
         (Err(failure), Ok(())) | (Ok(()), Err(failure)) => return Err(failure),
@@ -434,14 +434,15 @@ const SETTLE_POLL: Duration = Duration::from_millis(250);
 /// is left of the window of the units that started last is waited for,
 /// and not even that for units already proven by their start:
 /// - a service whose container has a healthcheck: its start waited until
-///   Docker found it healthy, which is the proof a time window only
-///   guesses at;
+///   Docker found it healthy (see `render::docker::start_waits_for_health`),
+///   which is the proof a time window only guesses at;
 /// - a oneshot that completed, a target: done once their job is.
 ///
 /// The window catches what dies at once (a bad flag, a missing file, a
 /// crash on start); what fails later is a healthcheck's job.
 fn settle(
     systemd: &Systemd,
+    unit_dir: &Path,
     touched: &[(String, Ended)],
     options: &Options,
     progress: &Progress,
@@ -451,28 +452,18 @@ fn settle(
     }
     let units: Vec<String> = touched.iter().map(|(unit, _)| unit.clone()).collect();
     let now = systemd.summaries(&units).map_err(bus)?;
-    // Containers are named as their unit, without `.service` (see
-    // `model::Instance::container` and `service_unit`); a unit without a
-    // container (a sidekick) is simply not listed.
-    let running: Vec<String> = units
-        .iter()
-        .zip(&now)
-        .filter(|(_, summary)| summary.sub_state == "running")
-        .filter_map(|(unit, _)| unit.strip_suffix(".service").map(str::to_owned))
-        .collect();
-    let containers = crate::docker::inspect_all(&running);
+    // Read from the files systemd loaded: no engine call.
     let healthy = |unit: &str| {
-        let container = unit.strip_suffix(".service").unwrap_or(unit);
-        containers
-            .get(container)
-            .is_some_and(|c| c.health.as_deref() == Some("healthy"))
+        std::fs::read_to_string(unit_dir.join(unit))
+            .is_ok_and(|text| crate::render::docker::start_waits_for_health(&text))
     };
-    let deadline = touched
+    // The units that must wait out their window: running, not proven.
+    let windows: Vec<Instant> = touched
         .iter()
         .zip(&now)
         .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
         .map(|((_, ended), _)| ended.at + options.settle)
-        .max();
+        .collect();
     let mut failed: Vec<Evidence> = Vec::new();
     let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
         for (unit, state) in units.iter().zip(states) {
@@ -491,12 +482,9 @@ fn settle(
         now.iter().map(|s| s.active_state.clone()).collect(),
         &mut failed,
     )?;
-    if let Some(deadline) = deadline.filter(|d| *d > Instant::now()) {
-        let waiting = touched
-            .iter()
-            .zip(&now)
-            .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
-            .count();
+    let deadline = windows.iter().max().filter(|d| **d > Instant::now());
+    if let Some(&deadline) = deadline {
+        let waiting = windows.len();
         progress.waiting(&format!(
             "checking that {} {} up for {}s after {} start",
             crate::progress::count(waiting, "unit"),
