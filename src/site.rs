@@ -63,6 +63,12 @@ pub fn is_site(text: &str) -> bool {
     struct Peek {
         apps: Option<serde::de::IgnoredAny>,
     }
+    // Reading the file to know costs as much as parsing a template: a text
+    // that cannot spell the key `apps` (nor escape it, nor encode it) is
+    // none.
+    if !text.contains("apps") && !text.contains('\\') && !text.contains("binary") {
+        return false;
+    }
     serde_saphyr::from_str_with_options::<Peek>(text, template::yaml_options())
         .is_ok_and(|peek| peek.apps.is_some())
 }
@@ -397,4 +403,23 @@ pub fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Problems {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_site;
+
+    #[test]
+    fn a_site_is_told_by_its_top_level_apps_however_written() {
+        for site in ["apps:\n  blog: {}\n", "{apps: {}}\n", "\"\\x61pps\": {}\n"] {
+            assert!(is_site(site), "{site:?}");
+        }
+        for other in [
+            "app: blog\nservices: {}\n",
+            "app: apps\nx: {apps: 1}\n",
+            "a\\b: [\n",
+        ] {
+            assert!(!is_site(other), "{other:?}");
+        }
+    }
 }
