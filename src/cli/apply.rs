@@ -167,7 +167,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     // Their digests are in the routes unit: a renewed certificate shows.
     router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
     let host = args.host.host()?;
-    refuse_claimed_routes(&host, &instance)?;
+    // Not etcd's claims: plan reads the host only (etcd may be out of reach).
+    refuse_claimed_routes(&host, &instance, EtcdClaims::Skip)?;
     let renderer = args.host.renderer()?;
     let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
@@ -257,7 +258,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
-    refuse_claimed_routes(&host, &instance)?;
+    refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let env_files = if instance.secrets.is_empty() {
         Vec::new()
@@ -340,9 +341,20 @@ pub fn routes_file(unit: &UnitFile) -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
+/// Whether [`refuse_claimed_routes`] also reads the claims in etcd.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EtcdClaims {
+    Check,
+    Skip,
+}
+
 /// Refuses, before anything changes, a host + path another app's instance
 /// already routes on this host (`validate` finds those of one file).
-fn refuse_claimed_routes(host: &Host, instance: &crate::model::Instance) -> Result<()> {
+fn refuse_claimed_routes(
+    host: &Host,
+    instance: &crate::model::Instance,
+    etcd: EtcdClaims,
+) -> Result<()> {
     let Some(router) = &instance.router else {
         return Ok(());
     };
@@ -358,6 +370,9 @@ fn refuse_claimed_routes(host: &Host, instance: &crate::model::Instance) -> Resu
     let Some(discovery) = instance.routes_in_etcd() else {
         return Ok(());
     };
+    if etcd == EtcdClaims::Skip {
+        return Ok(());
+    }
     let prefix = instance.prefix();
     let in_etcd = crate::etcd::route_claims(&discovery.endpoints.join(","), &format!("{prefix}-"))
         .map_err(|e| miette!("reading the routes in etcd: {e}; nothing was changed"))?;
