@@ -45,7 +45,9 @@ pub fn needs(site: &SiteView) -> Result<Vec<Need>, Problems> {
     let mut served: BTreeMap<String, (BTreeSet<String>, Vec<String>)> = BTreeMap::new();
     for (app, deployed) in site.deployed() {
         let name = format!("{}/{}", app.name, deployed.instance.instance);
-        let domains = deployed.routes.iter().flat_map(|r| &r.domains);
+        // Aliases too: the router answers them with a redirect.
+        let domains =
+            (deployed.instance.routes.iter()).flat_map(|r| r.hosts.iter().chain(&r.aliases));
         let Some(host) = &deployed.host else {
             if let Some(domain) = domains.into_iter().next() {
                 problems.push(
@@ -323,7 +325,28 @@ fn natural_key(name: &str) -> Vec<Piece<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::site_view::{App, Deployed, Host, Route, Tls};
+    use crate::model::route::{Backend, Route, Tls};
+    use crate::site_view::{App, Deployed, Host};
+
+    /// A route of `domains` to service web's port 80.
+    pub(crate) fn route(domains: &[&str]) -> Route {
+        Route {
+            name: "blog-web".into(),
+            hosts: domains.iter().map(|d| d.to_string()).collect(),
+            aliases: Vec::new(),
+            path: None,
+            service: "web".into(),
+            port: 80,
+            backend: Backend {
+                address: "127.0.0.1".into(),
+                port: 8080,
+            },
+            tls: Tls::Acme,
+            https_redirect: true,
+            basic_auth: None,
+            health_path: None,
+        }
+    }
 
     pub(crate) fn site() -> SiteView {
         let host = |name: &str, addresses: &[&str], cname: Option<&str>| Host {
@@ -340,17 +363,10 @@ mod tests {
                 fleet: Default::default(),
                 secrets: Vec::new(),
                 backup: None,
-                routes: Vec::new(),
+                routes: vec![route(domains)],
                 router: None,
             },
             host: Some(host.into()),
-            routes: vec![Route {
-                domains: domains.iter().map(|d| d.to_string()).collect(),
-                path: None,
-                service: "web".into(),
-                port: 80,
-                tls: Tls::Acme,
-            }],
         };
         SiteView {
             source: "site.yaml".into(),
@@ -444,7 +460,8 @@ mod tests {
     #[test]
     fn names_that_would_break_a_zone_file_are_refused() {
         let mut site = site();
-        site.apps[0].instances[0].routes[0].domains = vec!["evil.example.com. IN A 1.2.3.4".into()];
+        site.apps[0].instances[0].instance.routes[0].aliases =
+            vec!["evil.example.com. IN A 1.2.3.4".into()];
         let err = needs(&site).unwrap_err();
         assert!(err.0[0].message.contains("not a DNS name"), "{err:?}");
     }

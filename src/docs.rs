@@ -10,6 +10,7 @@ pub mod mermaid;
 
 use std::path::Path;
 
+use crate::model::route::{Route, Tls};
 use crate::model::{self, Instance, VolumeSource};
 use crate::site_view::{App, Deployed, SiteView};
 
@@ -133,22 +134,46 @@ fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
     }
     let routed: Vec<(&App, &Deployed)> = site
         .deployed()
-        .filter(|(_, d)| !d.routes.is_empty())
+        .filter(|(_, d)| !d.instance.routes.is_empty())
         .collect();
     if !routed.is_empty() {
         page.push_str("\n## Domains\n\n| Domain | Instance | Service | Host | TLS |\n| --- | --- | --- | --- | --- |\n");
         let mut rows = Vec::new();
         for (app, deployed) in routed {
-            for route in &deployed.routes {
-                for domain in &route.domains {
+            for route in &deployed.instance.routes {
+                let path = route.path.as_deref().unwrap_or("");
+                let target = code(&format!("{}:{}", route.service, route.port));
+                for domain in &route.hosts {
                     rows.push((
                         domain.clone(),
                         row(&[
-                            code(&format!("{domain}{}", route.path.as_deref().unwrap_or(""))),
+                            code(&format!("{domain}{path}")),
                             instance_link(app, deployed),
-                            code(&format!("{}:{}", route.service, route.port)),
+                            target.clone(),
                             host_cell(deployed),
-                            escape(&route.tls.describe()),
+                            escape(&tls(route)),
+                        ]),
+                    ));
+                }
+                for alias in &route.aliases {
+                    rows.push((
+                        alias.clone(),
+                        row(&[
+                            code(alias),
+                            instance_link(app, deployed),
+                            format!(
+                                "redirect to {}",
+                                join(
+                                    &route
+                                        .hosts
+                                        .iter()
+                                        .take(1)
+                                        .map(|h| code(h))
+                                        .collect::<Vec<_>>()
+                                )
+                            ),
+                            host_cell(deployed),
+                            escape(&tls(route)),
                         ]),
                     ));
                 }
@@ -192,17 +217,27 @@ fn app_page(site: &SiteView, app: &App, live: Option<&live::Live>) -> String {
     for name in names {
         page.push_str(&service_table(app, name));
     }
-    if app.instances.iter().any(|d| !d.routes.is_empty()) {
-        page.push_str("\n## Routes\n\n| Instance | Domains | Path | Service | TLS |\n| --- | --- | --- | --- | --- |\n");
+    if app.instances.iter().any(|d| !d.instance.routes.is_empty()) {
+        page.push_str("\n## Routes\n\n| Instance | Domains | Redirected here | Path | Service | TLS | Access |\n| --- | --- | --- | --- | --- | --- | --- |\n");
         for deployed in &app.instances {
-            for route in &deployed.routes {
-                let domains: Vec<String> = route.domains.iter().map(|d| code(d)).collect();
+            for route in &deployed.instance.routes {
+                let domains: Vec<String> = route.hosts.iter().map(|d| code(d)).collect();
+                let aliases: Vec<String> = route.aliases.iter().map(|d| code(d)).collect();
+                let mut target = code(&format!("{}:{}", route.service, route.port));
+                if let Some(health) = &route.health_path {
+                    target.push_str(&format!(", health {}", code(health)));
+                }
                 page.push_str(&row(&[
                     code(&deployed.instance.instance),
                     join(&domains),
+                    join(&aliases),
                     route.path.as_deref().map_or("/".into(), code),
-                    code(&format!("{}:{}", route.service, route.port)),
-                    escape(&route.tls.describe()),
+                    target,
+                    escape(&tls(route)),
+                    match &route.basic_auth {
+                        Some(file) => format!("basic auth ({})", code(&file_name_of(&file.source))),
+                        None => "public".into(),
+                    },
                 ]));
             }
         }
@@ -348,14 +383,36 @@ fn backup_summary(backup: Option<&model::backup::Backup>) -> String {
 }
 
 fn domains(deployed: &Deployed) -> Vec<String> {
-    let mut domains: Vec<String> = deployed
-        .routes
-        .iter()
-        .flat_map(|r| &r.domains)
+    let mut domains: Vec<String> = (deployed.instance.routes.iter())
+        .flat_map(|r| &r.hosts)
         .map(|d| code(d))
         .collect();
     domains.dedup();
     domains
+}
+
+/// A route's TLS, in words.
+fn tls(route: &Route) -> String {
+    let mut text = match &route.tls {
+        Tls::Off => "off".to_string(),
+        Tls::Acme => "ACME certificate (HTTP-01)".into(),
+        Tls::Files { certificate, .. } => {
+            format!("certificate file {}", file_name_of(&certificate.source))
+        }
+    };
+    if route.https_redirect {
+        text.push_str(", HTTP redirected to HTTPS");
+    }
+    text
+}
+
+/// A file's name without its folder: the folder depends on where unitgen
+/// ran, the pages must not.
+fn file_name_of(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn host_cell(deployed: &Deployed) -> String {

@@ -1,6 +1,6 @@
 //! What `dns` and `docs` read of a deployment: the hosts with their public
-//! addresses, and every deployed instance compiled, with the host that runs
-//! it and the domains routed to it. Both commands take only this view, so
+//! addresses, and every deployed instance compiled (its routes included),
+//! with the host that runs it. Both commands take only this view, so
 //! they work the same from a single app's deployments file as from a site
 //! file that lists many apps.
 
@@ -36,45 +36,13 @@ pub struct App {
     pub instances: Vec<Deployed>,
 }
 
-/// One instance of an app, where it runs and what is routed to it.
+/// One instance of an app (its routes included) and where it runs.
 #[derive(Debug, Clone)]
 pub struct Deployed {
     pub instance: model::Instance,
     /// The host that runs it; None when the file does not say (a single
     /// app's deployments file runs wherever it is applied).
     pub host: Option<String>,
-    pub routes: Vec<Route>,
-}
-
-/// Domains (and an optional path prefix) sent to one service's port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub domains: Vec<String>,
-    pub path: Option<String>,
-    pub service: String,
-    pub port: u16,
-    pub tls: Tls,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tls {
-    Off,
-    /// A certificate obtained by the router over ACME.
-    Acme,
-    /// A certificate and key from files on the host.
-    Files {
-        certificate: String,
-    },
-}
-
-impl Tls {
-    pub fn describe(&self) -> String {
-        match self {
-            Tls::Off => "off".into(),
-            Tls::Acme => "ACME (HTTP-01)".into(),
-            Tls::Files { certificate } => format!("certificate file {certificate}"),
-        }
-    }
 }
 
 /// The instance's routes as the view shows them: every name a route

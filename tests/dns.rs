@@ -1,102 +1,107 @@
-//! `unitgen dns` output read by the DNS tools it is for: BIND's
-//! `named-checkzone` and octoDNS's `octodns-validate`; and `dns --check`
-//! against a real resolver (dnsmasq on loopback) that answers right for
-//! some domains and wrong for others.
+//! `unitgen dns` on the example site, read by the tools its output is for:
+//! BIND's `named-checkzone` and octoDNS's `octodns-validate`; and `dns
+//! --check` against a real resolver (dnsmasq on loopback) that answers
+//! right for some domains and wrong for others.
 
 #[path = "support/lib.rs"]
 mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use support::tools;
-use unitgen::compile::Overrides;
-use unitgen::dns::{self, bind, check, octodns};
-use unitgen::site::Site;
-use unitgen::site_view::{Route, SiteView, Tls};
 
-/// The example site (its hosts: web1 by address, web2 by a provider's
-/// name), each instance routed from the domains its values name.
-fn site() -> SiteView {
-    let site = Site::load(Path::new("examples/site/site.yaml")).unwrap();
-    let mut site = SiteView::from_site(&site, &Overrides::default()).unwrap();
-    let route = |service: &str, domains: &[&str]| Route {
-        domains: domains.iter().map(|d| d.to_string()).collect(),
-        path: None,
-        service: service.into(),
-        port: 3000,
-        tls: Tls::Acme,
-    };
-    for app in &mut site.apps {
-        for deployed in &mut app.instances {
-            let domains: &[&str] = match (app.name.as_str(), deployed.instance.instance.as_str()) {
-                ("blog", "live") => &["blog.example.com", "www.blog.example.com", "example.com"],
-                ("blog", "staging") => &[
-                    "staging.blog.example.com",
-                    "app2.example.com",
-                    "app10.example.com",
-                ],
-                ("wiki", "acme") => &["wiki.acme.example"],
-                ("wiki", "globex") => &["docs.globex.example"],
-                other => panic!("{other:?} is not in the example"),
-            };
-            deployed.routes = vec![route("web", domains)];
-        }
-    }
-    site
+const SITE: &str = "examples/site/site.yaml";
+
+fn unitgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unitgen")
 }
 
-fn zones() -> Vec<dns::Zone> {
-    dns::zones(&dns::needs(&site()).unwrap(), &[]).unwrap().0
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `unitgen dns -f SITE --format FORMAT --out DIR`: the files, by name.
+fn zone_files(format: &str, dir: &Path) -> Vec<(String, String)> {
+    let out = unitgen(&[
+        "dns",
+        "-f",
+        SITE,
+        "--format",
+        format,
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
 fn bind_lines_pass_named_checkzone() {
     let dir = support::tempdir("dns-bind");
-    let zones = zones();
-    assert_eq!(zones.len(), 3);
-    for zone in &zones {
+    let files = zone_files("bind", &dir.path().join("out"));
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "acme.example.zone",
+            "example.com.zone",
+            "globex.example.zone"
+        ]
+    );
+    // What stdout prints is what --out writes.
+    let out = unitgen(&["dns", "-f", SITE]);
+    let texts: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(text(&out.stdout), texts.join("\n"));
+    for (name, lines) in &files {
+        let origin = name.trim_end_matches(".zone");
         // The lines go inside a zone file that has its own SOA and NS.
-        let file = dir.path().join(bind::file_name(zone));
-        let text = format!(
-            "$TTL 3600\n@ IN SOA ns1.{o}. hostmaster.{o}. 1 7200 3600 1209600 300\n@ IN NS ns1.{o}.\nns1 IN A 192.0.2.53\n{}",
-            bind::zone(zone, 300),
-            o = zone.origin
+        let zone = dir.path().join(format!("db.{origin}"));
+        let whole = format!(
+            "$TTL 3600\n@ IN SOA ns1.{origin}. hostmaster.{origin}. 1 7200 3600 1209600 300\n@ IN NS ns1.{origin}.\nns1 IN A 192.0.2.53\n{lines}"
         );
-        std::fs::write(&file, &text).unwrap();
+        std::fs::write(&zone, &whole).unwrap();
         let out = Command::new(tools::system("named-checkzone"))
-            .args(["-k", "fail", "-n", "fail", "-i", "full"])
-            .arg(&zone.origin)
-            .arg(&file)
+            .args(["-k", "fail", "-n", "fail", "-i", "full", "-D", "-o", "-"])
+            .arg(origin)
+            .arg(&zone)
             .output()
             .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && said.contains("OK"),
-            "{text}\n{said}"
-        );
-    }
-    // What the zone file then serves, as BIND itself reads it back.
-    let acme = zones.iter().find(|z| z.origin == "example.com").unwrap();
-    let file = dir.path().join(bind::file_name(acme));
-    let out = Command::new(tools::system("named-checkzone"))
-        .args(["-D", "-o", "-"])
-        .arg(&acme.origin)
-        .arg(&file)
-        .output()
-        .unwrap();
-    let canonical = String::from_utf8_lossy(&out.stdout);
-    for line in [
-        "example.com. 300 IN A 203.0.113.10",
-        "www.blog.example.com. 300 IN A 203.0.113.10",
-    ] {
+        let said = text(&out.stdout);
+        assert!(out.status.success(), "{whole}\n{said}{}", text(&out.stderr));
+        // What BIND serves from it, as it reads it back.
         let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(
-            canonical.lines().any(|l| words(l) == words(line)),
-            "{line:?} not in\n{canonical}"
-        );
+        let served: Vec<String> = said.lines().map(words).collect();
+        let expected: &[&str] = match origin {
+            "example.com" => &[
+                "blog.example.com. 300 IN A 203.0.113.10",
+                "staging.blog.example.com. 300 IN A 203.0.113.10",
+                "www.blog.example.com. 300 IN A 203.0.113.10",
+            ],
+            "acme.example" => &["wiki.acme.example. 300 IN CNAME lb-7.hosting.example.net."],
+            _ => &["docs.globex.example. 300 IN CNAME lb-7.hosting.example.net."],
+        };
+        for record in expected {
+            assert!(
+                served.iter().any(|l| l == record),
+                "{record:?} not in\n{said}"
+            );
+        }
     }
 }
 
@@ -104,55 +109,51 @@ fn bind_lines_pass_named_checkzone() {
 fn octodns_files_pass_octodns_validate() {
     let dir = support::tempdir("dns-octodns");
     let zones_dir = dir.path().join("zones");
-    std::fs::create_dir(&zones_dir).unwrap();
-    let zones = zones();
+    let files = zone_files("octodns", &zones_dir);
     let mut config = format!(
         "providers:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    directory: {}\n  dump:\n    class: octodns.provider.yaml.YamlProvider\n    directory: {}\nzones:\n",
         zones_dir.display(),
         dir.path().join("dump").display()
     );
-    for zone in &zones {
-        std::fs::write(
-            zones_dir.join(octodns::file_name(zone)),
-            octodns::zone(zone, 300),
-        )
-        .unwrap();
+    for (name, _) in &files {
+        let zone = name.trim_end_matches("yaml");
         config.push_str(&format!(
-            "  {}.:\n    sources: [config]\n    targets: [dump]\n",
-            zone.origin
+            "  {zone}:\n    sources: [config]\n    targets: [dump]\n"
         ));
     }
     let config_file = dir.path().join("config.yaml");
     std::fs::write(&config_file, config).unwrap();
+    let all: Vec<String> = files.iter().map(|(n, t)| format!("{n}:\n{t}")).collect();
     let out = Command::new(tools::path("octodns/bin/octodns-validate"))
         .arg("--config-file")
         .arg(&config_file)
         .output()
         .unwrap();
-    let files: Vec<String> = zones.iter().map(|z| octodns::zone(z, 300)).collect();
     assert!(
         out.status.success(),
         "{}\n{}",
-        files.join("\n"),
-        String::from_utf8_lossy(&out.stderr)
+        all.join("\n"),
+        text(&out.stderr)
     );
-    // octoDNS read the records, not an empty zone: a dry-run sync plans
-    // to create each of them in the target.
+    // octoDNS read the records, not empty zones: a dry-run sync plans to
+    // create each of them in the target.
     let out = Command::new(tools::path("octodns/bin/octodns-sync"))
         .arg("--config-file")
         .arg(&config_file)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{said}");
-    for record in ["app10.example.com.", "docs.globex.example."] {
+    for record in [
+        "blog.example.com.",
+        "www.blog.example.com.",
+        "staging.blog.example.com.",
+        "wiki.acme.example.",
+        "docs.globex.example.",
+    ] {
         assert!(
             said.lines()
-                .any(|l| l.contains("Create <") && l.contains(record)),
+                .any(|l| l.contains("Create <") && l.contains(&format!(" {record},"))),
             "{record} not planned:\n{said}"
         );
     }
@@ -183,18 +184,28 @@ fn dnsmasq(records: &[&str]) -> Resolver {
             "--listen-address=127.0.0.1",
             "--user=root",
             "--pid-file",
+            // Authoritative for these: a name or type it has no record for
+            // is NXDOMAIN or empty, not forwarded (there is nowhere to).
+            "--local=/com/",
+            "--local=/example/",
+            "--local=/net/",
         ])
         .arg(format!("--port={port}"))
         .args(records)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let resolver = Resolver { child, addr };
-    // Ready once it answers anything.
     let up = support::wait_for(Duration::from_secs(10), || {
-        dns::resolve::query(addr, "ready.test", dns::Kind::A, Duration::from_millis(200)).ok()
+        unitgen::dns::resolve::query(
+            addr,
+            "ready.example",
+            unitgen::dns::Kind::A,
+            Duration::from_millis(200),
+        )
+        .ok()
     });
     assert!(up.is_some(), "dnsmasq did not answer on {addr}");
     resolver
@@ -202,20 +213,11 @@ fn dnsmasq(records: &[&str]) -> Resolver {
 
 #[test]
 fn check_reports_the_domains_that_do_not_point_at_their_host() {
-    let resolver = dnsmasq(&[
-        // Authoritative for these: a name or type it has no record for is
-        // NXDOMAIN or empty, not forwarded (there is nowhere to forward to).
-        "--local=/com/",
-        "--local=/example/",
-        "--local=/net/",
+    let wrong = dnsmasq(&[
         // Right: web1's address.
         "--host-record=blog.example.com,203.0.113.10",
-        "--host-record=app2.example.com,203.0.113.10",
-        "--host-record=app10.example.com,203.0.113.10",
-        // Wrong: an old address.
-        "--host-record=www.blog.example.com,198.51.100.7",
-        // Wrong: an IPv6 address web1 does not have.
-        "--host-record=example.com,203.0.113.10,2001:db8::99",
+        // Wrong: an old address, and an IPv6 address web1 does not have.
+        "--host-record=www.blog.example.com,198.51.100.7,2001:db8::99",
         // staging.blog.example.com: not there at all.
         // Right: a CNAME to web2's name.
         "--host-record=lb-7.hosting.example.net,203.0.113.20",
@@ -224,28 +226,52 @@ fn check_reports_the_domains_that_do_not_point_at_their_host() {
         "--host-record=old-lb.hosting.example.net,192.0.2.70",
         "--cname=docs.globex.example,old-lb.hosting.example.net",
     ]);
-    let needs = dns::needs(&site()).unwrap();
-    let wrong = check::check(&needs, resolver.addr, Duration::from_secs(2));
-    let found: Vec<(&str, &str)> = wrong
-        .iter()
-        .map(|w| (w.domain.as_str(), w.why.as_str()))
-        .collect();
+    let resolver = wrong.addr.to_string();
+    let out = unitgen(&[
+        "dns",
+        "-f",
+        SITE,
+        "--check",
+        "--resolver",
+        &resolver,
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_eq!(
-        found,
-        [
-            (
-                "docs.globex.example",
-                "is a CNAME to old-lb.hosting.example.net, not to lb-7.hosting.example.net (web2)"
-            ),
-            (
-                "example.com",
-                "resolves to 203.0.113.10, 2001:db8::99, not to 203.0.113.10 (web1)"
-            ),
-            ("staging.blog.example.com", "does not exist (NXDOMAIN)"),
-            (
-                "www.blog.example.com",
-                "resolves to 198.51.100.7, not to 203.0.113.10 (web1)"
-            ),
-        ]
+        text(&out.stdout),
+        "ok     blog.example.com (web1)\n\
+         wrong  docs.globex.example is a CNAME to old-lb.hosting.example.net, not to lb-7.hosting.example.net (web2)\n\
+         wrong  staging.blog.example.com does not exist (NXDOMAIN)\n\
+         ok     wiki.acme.example (web2)\n\
+         wrong  www.blog.example.com resolves to 198.51.100.7, 2001:db8::99, not to 203.0.113.10 (web1)\n"
     );
+    let said = text(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("3 of 5 domains do not point at their host"),
+        "{said}"
+    );
+
+    // Once DNS has the records `unitgen dns` printed, the check passes.
+    let right = dnsmasq(&[
+        "--host-record=blog.example.com,203.0.113.10",
+        "--host-record=www.blog.example.com,203.0.113.10",
+        "--host-record=staging.blog.example.com,203.0.113.10",
+        "--host-record=lb-7.hosting.example.net,203.0.113.20",
+        "--cname=wiki.acme.example,lb-7.hosting.example.net",
+        "--cname=docs.globex.example,lb-7.hosting.example.net",
+    ]);
+    let resolver = right.addr.to_string();
+    let out = unitgen(&["dns", "-f", SITE, "--check", "--resolver", &resolver]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("5 domains point at their hosts"));
 }

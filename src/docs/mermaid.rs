@@ -6,7 +6,7 @@
 use crate::site_view::App;
 
 /// The diagram's text, without the Markdown fence.
-pub fn flowchart(app: &App) -> String {
+pub fn flowchart<'a>(app: &'a App) -> String {
     let mut text = String::from("flowchart LR\n");
     // Services as the first instance has them (every instance has the same
     // services, but for those an instance leaves out).
@@ -45,32 +45,42 @@ pub fn flowchart(app: &App) -> String {
         }
     }
     let mut domains: Vec<&str> = Vec::new();
-    for deployed in &app.instances {
-        for route in &deployed.routes {
-            for domain in &route.domains {
-                let d = match domains.iter().position(|d| d == domain) {
-                    Some(d) => d,
-                    None => {
-                        domains.push(domain);
-                        text.push_str(&format!(
-                            "  d{}([\"{}\"])\n",
-                            domains.len() - 1,
-                            label(domain)
-                        ));
-                        domains.len() - 1
-                    }
-                };
-                let Some(service) = id(&route.service) else {
-                    continue;
-                };
-                let path = route.path.as_deref().unwrap_or("");
+    // The node of a domain, declared the first time it is seen.
+    let mut node =
+        |domain: &'a str, text: &mut String| match domains.iter().position(|d| *d == domain) {
+            Some(d) => d,
+            None => {
+                domains.push(domain);
                 text.push_str(&format!(
-                    "  d{d} -->|\"{}\"| {service}\n",
-                    label(&format!(
-                        "{}{path} → :{}",
-                        deployed.instance.instance, route.port
-                    ))
+                    "  d{}([\"{}\"])\n",
+                    domains.len() - 1,
+                    label(domain)
                 ));
+                domains.len() - 1
+            }
+        };
+    for deployed in &app.instances {
+        for route in &deployed.instance.routes {
+            let Some(service) = id(&route.service) else {
+                continue;
+            };
+            let path = route.path.as_deref().unwrap_or("");
+            let edge = label(&format!(
+                "{}{path} → :{}",
+                deployed.instance.instance, route.port
+            ));
+            for domain in &route.hosts {
+                let d = node(domain, &mut text);
+                text.push_str(&format!("  d{d} -->|\"{edge}\"| {service}\n"));
+            }
+            // An alias is redirected to the route's first name.
+            let Some(main) = route.hosts.first() else {
+                continue;
+            };
+            for alias in &route.aliases {
+                let a = node(alias, &mut text);
+                let main = node(main, &mut text);
+                text.push_str(&format!("  d{a} -.->|\"redirect\"| d{main}\n"));
             }
         }
     }
