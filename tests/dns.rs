@@ -275,3 +275,52 @@ fn check_reports_the_domains_that_do_not_point_at_their_host() {
     );
     assert!(text(&out.stderr).contains("5 domains point at their hosts"));
 }
+
+/// `plan` of a routed instance warns about its domains that do not point at
+/// its host (and only its own), without failing; where it cannot check, it
+/// says why.
+#[test]
+fn plan_warns_about_domains_that_do_not_point_at_the_host() {
+    let dns = dnsmasq(&[
+        "--host-record=blog.example.com,203.0.113.10",
+        "--host-record=www.blog.example.com,198.51.100.7",
+    ]);
+    let dir = support::tempdir("dns-plan");
+    let unit_dir = dir.path().join("units");
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&unit_dir).unwrap();
+    let plan = |file: &str, instance: &str| {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(["plan", instance, "-f", file, "--unit-dir"])
+            .arg(&unit_dir)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env("NO_COLOR", "1")
+            .env("UNITGEN_DNS_RESOLVER", dns.addr.to_string())
+            .output()
+            .unwrap()
+    };
+    // Nothing installed: the plan differs (2), whatever DNS says.
+    let out = plan(SITE, "blog/live");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let warnings: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("dns"))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "warning: dns: www.blog.example.com resolves to 198.51.100.7, not to 203.0.113.10 (web1) (asked {}; `unitgen dns` prints the records)",
+            dns.addr
+        )]
+    );
+    // A single app's file names no host: nothing to point at, said once.
+    let out = plan("examples/blog/unitgen.yaml", "live");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("dns: blog/live: domains not checked: the file names no host"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -186,6 +186,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         }
         _ => {}
     }
+    // Warns only: DNS is not the host's state, and may lag behind on purpose.
+    super::dns::warn_in_plan(&args.template.file, &instance);
     Ok(plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_empty()))
 }
 

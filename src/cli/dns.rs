@@ -131,3 +131,58 @@ fn check(args: &DnsArgs, needs: &[dns::Need]) -> Result<Outcome> {
         crate::progress::count(needs.len(), "domain"),
     ))
 }
+
+/// How long `plan` waits for DNS answers: it warns, it must not hang.
+const PLAN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The resolver `plan` asks instead of the system's, as `IP:PORT`.
+pub const RESOLVER_VARIABLE: &str = "UNITGEN_DNS_RESOLVER";
+
+/// `plan`'s DNS check of one instance with routes: each of its domains that
+/// does not point at its host is a warning, never an error, and the check
+/// takes at most about [`PLAN_TIMEOUT`]. Where it cannot be checked (no
+/// site hosts to point at, no resolver), it says why once.
+pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
+    if instance.routes.is_empty() {
+        return;
+    }
+    let name = format!("{}/{}", instance.app, instance.instance);
+    let not_checked = |why: &str| eprintln!("dns: {name}: domains not checked: {why}");
+    let Ok(site) = super::site_view(file) else {
+        return not_checked("the file does not compile as a whole");
+    };
+    if site.hosts.is_empty() {
+        return not_checked(
+            "the file names no host whose address they should point at (a site file's `hosts:` do)",
+        );
+    }
+    let needs = match dns::needs(&site) {
+        Ok(needs) => needs,
+        Err(problems) => {
+            let first = problems.0.first().map_or("", |p| p.message.as_str());
+            return not_checked(first);
+        }
+    };
+    let mine: Vec<dns::Need> = needs
+        .into_iter()
+        .filter(|n| n.instances.contains(&name))
+        .collect();
+    let server = match std::env::var(RESOLVER_VARIABLE) {
+        Ok(given) => match given.parse() {
+            Ok(server) => server,
+            Err(_) => {
+                return not_checked(&format!("${RESOLVER_VARIABLE} is not IP:PORT: `{given}`"));
+            }
+        },
+        Err(_) => match resolve::system_resolver() {
+            Ok(server) => server,
+            Err(e) => return not_checked(&format!("no resolver to ask: {e}")),
+        },
+    };
+    for wrong in check::check(&mine, server, PLAN_TIMEOUT) {
+        eprintln!(
+            "warning: dns: {} {} (asked {server}; `unitgen dns` prints the records)",
+            wrong.domain, wrong.why
+        );
+    }
+}
