@@ -45,27 +45,6 @@ pub struct Deployed {
     pub host: Option<String>,
 }
 
-/// The instance's routes as the view shows them: every name a route
-/// answers for (its hosts, then its aliases).
-fn routes_of(instance: &model::Instance) -> Vec<Route> {
-    let routes = instance.routes.iter();
-    routes
-        .map(|route| Route {
-            domains: route.hosts.iter().chain(&route.aliases).cloned().collect(),
-            path: route.path.clone(),
-            service: route.service.clone(),
-            port: route.port,
-            tls: match &route.tls {
-                model::route::Tls::Off => Tls::Off,
-                model::route::Tls::Acme => Tls::Acme,
-                model::route::Tls::Files { certificate, .. } => Tls::Files {
-                    certificate: certificate.source.display().to_string(),
-                },
-            },
-        })
-        .collect()
-}
-
 impl SiteView {
     /// The view of a single app's template or deployments file: every
     /// declared instance compiled, with no host (the file does not name
@@ -79,7 +58,6 @@ impl SiteView {
                 Ok(instance) => {
                     name.get_or_insert_with(|| instance.app.clone());
                     instances.push(Deployed {
-                        routes: routes_of(&instance),
                         instance,
                         host: None,
                     });
@@ -108,7 +86,6 @@ impl SiteView {
             for placed in &app.instances {
                 match compile(&app.template, &placed.instance, overrides) {
                     Ok(instance) => instances.push(Deployed {
-                        routes: routes_of(&instance),
                         instance,
                         host: Some(placed.host.clone()),
                     }),

@@ -140,8 +140,9 @@ pub const RESOLVER_VARIABLE: &str = "UNITGEN_DNS_RESOLVER";
 
 /// `plan`'s DNS check of one instance with routes: each of its domains that
 /// does not point at its host is a warning, never an error, and the check
-/// takes at most about [`PLAN_TIMEOUT`]. Where it cannot be checked (no
-/// site hosts to point at, no resolver), it says why once.
+/// takes at most about [`PLAN_TIMEOUT`]. Only a site file says where
+/// domains point: with a single app's file nothing is checked. Where a site
+/// cannot be checked (no resolver, a host with no address), it says why.
 pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
     if instance.routes.is_empty() {
         return;
@@ -151,10 +152,10 @@ pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
     let Ok(site) = super::site_view(file) else {
         return not_checked("the file does not compile as a whole");
     };
+    // A single app's file names no host: DNS is the site's business, and
+    // plan says nothing of it (as documented) rather than a note each time.
     if site.hosts.is_empty() {
-        return not_checked(
-            "the file names no host whose address they should point at (a site file's `hosts:` do)",
-        );
+        return;
     }
     let needs = match dns::needs(&site) {
         Ok(needs) => needs,
