@@ -207,14 +207,20 @@ pub fn start_waits_for_health(unit_text: &str) -> bool {
 /// free: the events are read from just before the current state is looked
 /// at (`--since`, which the engine replays), so a change between the two is
 /// seen by one or the other. Engine calls per start: one `docker events`
-/// and one `docker inspect`. `docker events --filter container=` matches
+/// and one `docker inspect` (more only for a start slower than a second,
+/// see below). `docker events --filter container=` matches
 /// name prefixes too (`web` would see `web-worker`): the template prints
 /// only this container's events, and blank lines for others.
 ///
-/// It also gives up when `docker run` itself has exited (`$MAINPID`, which
-/// systemd sets for ExecStartPost; checked once a second without an event,
-/// no engine call): a container that was never created sends no event, and
-/// systemd would wait for this script until TimeoutStartSec.
+/// Each second without an event, it also looks at the state again: the
+/// engine replays only its last 256 events, which a loaded machine starting
+/// many containers can outrun before `docker events` has connected, and a
+/// failed `docker inspect` reads as "not there yet" (seen once at a load
+/// average of 26: a unit whose container ran waited out TimeoutStartSec). A
+/// start that is ready within the second makes no such call. And it gives
+/// up when `docker run` itself has exited (`$MAINPID`, which systemd sets
+/// for ExecStartPost): a container that was never created sends no event,
+/// and systemd would wait for this script until TimeoutStartSec.
 /// bash (`read -t`, process substitution); one statement per element (see
 /// `escape::systemd_shell`).
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
@@ -259,6 +265,7 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         "    IFS= read -r -t 1 s <&3 && break;".into(),
         format!("    [ $? -gt 128 ] || {{ echo '{NOTE} docker events ended before the container was ready' >&2; exit 1; }};"),
         format!("    kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
+        format!("    s=$(docker inspect --format '{state}' {container} 2>/dev/null); break;"),
         "  done;".into(),
         "done".into(),
     ]);
