@@ -231,6 +231,45 @@ impl Repository {
     }
 }
 
+/// Waits while the instance's backup unit runs, saying so (on a terminal,
+/// with the time waited so far). apply, rollback and restore call it with
+/// the instance's lock held, before they look at or touch anything: a
+/// backup pauses or stops services for its copies, and a change meanwhile
+/// would see them down (and roll back) or take them away under it. Waiting,
+/// rather than refusing, is what a deploy pipeline wants: it runs late by
+/// the backup's length instead of failing on the night's schedule; Ctrl-C
+/// leaves everything untouched. A backup the timer starts meanwhile waits
+/// for the lock in turn (see the backup unit's `ExecStartPre=`).
+pub fn await_running(
+    systemd: &crate::systemd::Systemd,
+    unit: &str,
+    progress: &crate::progress::Progress,
+) -> Result<(), String> {
+    let running = || -> Result<bool, String> {
+        let state = systemd.unit_state(unit).map_err(|e| e.to_string())?;
+        Ok(matches!(
+            state.active_state.as_str(),
+            "activating" | "deactivating" | "reloading"
+        ))
+    };
+    if !running()? {
+        return Ok(());
+    }
+    let since = std::time::Instant::now();
+    progress.waiting(&format!(
+        "waiting for the running backup ({unit}) to finish: it may pause or stop services"
+    ));
+    while running()? {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    progress.finish();
+    progress.line(&format!(
+        "{unit} finished after {}s; going on",
+        since.elapsed().as_secs()
+    ));
+    Ok(())
+}
+
 /// The last lines a unit logged (its last run, the backup script's own
 /// messages included), for error reports.
 pub fn journal_tail(host: &crate::systemd::converge::Host, unit: &str, lines: usize) -> String {

@@ -20,7 +20,8 @@ const PASSWORD: &str = "correct-horse-ugbk-secret-7731";
 const S3_KEY: &str = "AKIA-ugbk-not-for-units-5512";
 
 /// A "database" (its dump is a tar of its data folder on stdout, its restore
-/// unpacks one) and a files service whose volume is copied while it is
+/// unpacks one; healthy `ready_after` seconds after each start) and a files
+/// service whose volume is copied while it is
 /// paused; `files` serves its volume on the instance's port.
 fn app(name: &str, backup: &str) -> String {
     app_with(name, backup, "")
@@ -40,12 +41,15 @@ services:
     backup: {{consistency: pause}}
   db:
     image: {IMAGE}
-    command: [sh, -c, 'mkdir -p /db && exec httpd -f -p 80 -h /db']
+    # Healthy only `ready_after` seconds after it starts.
+    command: [sh, -c, 'mkdir -p /db; (sleep {{{{ ready_after }}}}; touch /tmp/ready) & exec httpd -f -p 80 -h /db']
     init: true
+    healthcheck: {{test: "test -e /tmp/ready", interval: 300ms}}
     volumes: ["dbdata:/db"]
     backup:
       dump: "{{{{ dump }}}}"
-      restore: "rm -rf /db/* && tar -x -C /db"{services}
+      # Notes (outside the volume) whether it ran on a healthy database.
+      restore: "if [ -e /tmp/ready ]; then echo healthy; else echo starting; fi >> /tmp/restores; rm -rf /db/* && tar -x -C /db"{services}
 backup:
   password_file: /etc/{name}/restic-password
   helper_image: "{{{{ helper }}}}"
@@ -53,8 +57,10 @@ backup:
     )
 }
 
-fn instance(name: &str, port: u16, extra: &str) -> String {
-    format!("  {name}: {{port: {port}, dump: 'tar -c -C /db .', helper: '{IMAGE}'{extra}}}\n")
+fn instance(name: &str, port: u16, helper: &str, ready_after: u32) -> String {
+    format!(
+        "  {name}: {{port: {port}, dump: 'tar -c -C /db .', helper: '{helper}', ready_after: {ready_after}}}\n"
+    )
 }
 
 /// Writes a secret file (mode 0600) where the sandbox's units read it.
@@ -116,16 +122,25 @@ fn seed(world: &World, instance: &str, page: &str) {
     );
 }
 
+/// The restores below run on a database that turns healthy 2s after it
+/// starts, with a helper image whose ENTRYPOINT would swallow the copy
+/// command were it not overridden (it only echoes its arguments).
 #[test]
 fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_instance() {
     let world = World::new("ugbk");
+    let helper = "ugbk/helper-with-entrypoint:1";
+    let _helper_image = LocalImage(helper.into());
+    build_image(
+        helper,
+        &format!("FROM {IMAGE}\nENTRYPOINT [\"echo\", \"helper entrypoint:\"]\n"),
+    );
     let (live_port, staging_port) = (free_port(), free_port());
     let yaml = app(
         "ugbk",
         "  repository: /var/backups/ugbk\n  environment_file: /etc/ugbk/s3.env\n  keep: {daily: 7}\n",
     ) + "instances:\n"
-        + &instance("live", live_port, "")
-        + &instance("staging", staging_port, "");
+        + &instance("live", live_port, helper, 2)
+        + &instance("staging", staging_port, helper, 2);
     world.write(&yaml);
     secret(&world, "/etc/ugbk/restic-password", PASSWORD);
     secret(
@@ -185,6 +200,8 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
         "restore live",
     );
     assert_eq!(live(), live_before);
+    // Its restore command ran once the database was healthy, not before.
+    assert_eq!(world.exec("live", "db", "cat /tmp/restores"), "healthy\n");
     for service in ["files", "db"] {
         assert_eq!(
             world.active(&format!("ugbk-live-{service}.service")),
@@ -197,10 +214,30 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
         "row 1\nrow 2\n"
     );
 
-    // Without --yes and off a terminal, restore refuses and changes nothing.
+    // Without --yes and off a terminal, restore refuses and changes
+    // nothing: staging keeps its data and keeps running.
+    let staging_before = staging();
+    let staging_started = docker([
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}}",
+        "ugbk-staging-db",
+    ]);
     let refused = world.unitgen(&["restore", "live", "--into", "staging"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(staging(), staging_before);
+    assert_eq!(serves(staging_port).as_deref(), Some("staging files\n"));
+    let staging_now = docker([
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}}",
+        "ugbk-staging-db",
+    ]);
+    assert_eq!(
+        staging_now.stdout, staging_started.stdout,
+        "staging's database was not restarted"
+    );
 
     // live's backup into staging: staging gets live's data, live is untouched.
     ok(
@@ -210,6 +247,10 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
     assert_eq!(staging(), live_before);
     assert_eq!(live(), live_before);
     assert_eq!(serves(staging_port).as_deref(), Some("live files\n"));
+    assert_eq!(
+        world.exec("staging", "db", "cat /tmp/restores"),
+        "healthy\n"
+    );
     assert!(
         snapshots(&world, "staging").is_empty(),
         "staging has no snapshot of its own"
@@ -279,9 +320,8 @@ const STOPPED_SERVICE: &str = r#"
     init: true
     depends_on: {cache: {condition: service_started, restart: true}}"#;
 
-/// A helper image (sh and tar) whose tar refuses a volume holding a
-/// `.fail-backup` file: a copy that fails where a test says.
-fn build_failing_helper(reference: &str) {
+/// `docker build` of a Dockerfile (FROM a local image: no registry).
+fn build_image(reference: &str, dockerfile: &str) {
     let mut build = Command::new("docker")
         .args(["build", "--quiet", "--tag", reference, "-"])
         .stdin(std::process::Stdio::piped())
@@ -289,14 +329,6 @@ fn build_failing_helper(reference: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let script = r#"#!/bin/sh
-if [ -e /data/.fail-backup ]; then echo "tar: refusing /data (.fail-backup)" >&2; exit 2; fi
-exec busybox tar "$@"
-"#;
-    let dockerfile = format!(
-        "FROM {IMAGE}\nRUN rm /bin/tar && printf '{}' > /bin/tar && chmod 755 /bin/tar\n",
-        script.replace('\n', "\\n")
-    );
     use std::io::Write as _;
     build
         .stdin
@@ -309,6 +341,24 @@ exec busybox tar "$@"
         out.status.success(),
         "docker build: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A helper image (sh and tar) whose tar refuses a volume holding a
+/// `.fail-backup` file (a copy that fails where a test says) and waits
+/// while it holds a `.hold-backup` file (a backup that lasts).
+fn build_failing_helper(reference: &str) {
+    let script = r#"#!/bin/sh
+if [ -e /data/.fail-backup ]; then echo "tar: refusing /data (.fail-backup)" >&2; exit 2; fi
+while [ -e /data/.hold-backup ]; do sleep 0.1; done
+exec busybox tar "$@"
+"#;
+    build_image(
+        reference,
+        &format!(
+            "FROM {IMAGE}\nRUN rm /bin/tar && printf '{}' > /bin/tar && chmod 755 /bin/tar\n",
+            script.replace('\n', "\\n")
+        ),
     );
 }
 
@@ -391,8 +441,8 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
         STOPPED_SERVICE,
     ) + &format!(
         "instances:\n  \
-         timed: {{port: {timed_port}, schedule: '*:*:0/5', dump: '{dump}', helper: '{helper}'}}\n  \
-         broken: {{port: {broken_port}, schedule: monthly, dump: '{dump}', helper: '{helper}'}}\n"
+         timed: {{port: {timed_port}, schedule: '*:*:0/5', dump: '{dump}', helper: '{helper}', ready_after: 0}}\n  \
+         broken: {{port: {broken_port}, schedule: monthly, dump: '{dump}', helper: '{helper}', ready_after: 0}}\n"
     );
     world.write(&yaml);
     secret(&world, "/etc/ugbkf/restic-password", PASSWORD);
@@ -472,6 +522,31 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     let good = status["last_good"]["snapshot"].as_str().unwrap();
     assert!(text.contains(&format!("snapshot {good}")), "{text}");
     assert!(text.contains("OVERDUE"), "{text}");
+    // `docs --live` says it as status does.
+    let docs = world.dir().join("docs");
+    ok(
+        &world.unitgen(&["docs", "--out", docs.to_str().unwrap(), "--live"]),
+        "docs --live",
+    );
+    let page = std::fs::read_to_string(docs.join("ugbkf.md")).unwrap();
+    let live = &page[page.find("## Live on").expect("a live section")..];
+    let timed = &live[live.find("### `timed`").expect("timed's section")..];
+    let timed = &timed[..timed[4..].find("### ").map_or(timed.len(), |end| end + 4)];
+    assert!(
+        timed.contains(&format!("`{good}`"))
+            && timed.contains("; last run failed (exit-code) at 20")
+            && timed.contains("; **OVERDUE: no good backup"),
+        "{timed}"
+    );
+    let overview = std::fs::read_to_string(docs.join("README.md")).unwrap();
+    let row = overview
+        .lines()
+        .find(|l| l.starts_with("| `ugbkf/timed` |"))
+        .unwrap_or_else(|| panic!("{overview}"));
+    assert!(
+        row.contains("last run failed") && row.contains("OVERDUE"),
+        "{row}"
+    );
     assert!(
         world
             .sandbox
@@ -563,6 +638,96 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     );
     assert!(snapshots(&world, "broken").is_empty());
 
+    // A backup that starts while unitgen changes the instance (here: its
+    // lock held, as apply holds it) waits for it.
+    world.exec(
+        "broken",
+        "cache",
+        "rm /data/.fail-backup && touch /data/.hold-backup",
+    );
+    let backup_unit = "ugbkf-broken-backup.service";
+    let lock = std::fs::File::options()
+        .append(true)
+        .open(
+            world
+                .sandbox
+                .root()
+                .join("var/lib/unitgen/ugbkf-broken/lock"),
+        )
+        .unwrap();
+    lock.lock().unwrap();
+    ok(
+        &world
+            .sandbox
+            .systemctl(["start", "--no-block", backup_unit]),
+        "systemctl start",
+    );
+    let waiting = wait_for(Duration::from_secs(30), || {
+        world
+            .sandbox
+            .journal(backup_unit)
+            .contains("waiting for unitgen to finish changing this instance")
+            .then_some(())
+    });
+    assert!(waiting.is_some(), "{}", world.sandbox.journal(backup_unit));
+    assert_eq!(world.active("ugbkf-broken-cache.service"), "active");
+    drop(lock);
+    // Then it stops `cache` and copies it (held by `.hold-backup`): an
+    // apply meanwhile waits for the backup, saying so, instead of finding
+    // `cache` down and rolling back.
+    let cache_unit = "ugbkf-broken-cache.service";
+    let stopped = wait_for(Duration::from_secs(30), || {
+        (world.active(cache_unit) == "inactive").then_some(())
+    });
+    assert!(stopped.is_some(), "{}", world.sandbox.journal(backup_unit));
+    let said = world.dir().join("apply-during-backup.log");
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["apply", "broken", "--settle", "2", "--file"])
+        .arg(world.file())
+        .arg("--root")
+        .arg(world.sandbox.root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    let told = wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(&said)
+            .unwrap()
+            .contains("waiting for the running backup (ugbkf-broken-backup.service) to finish")
+            .then_some(())
+    });
+    assert!(
+        told.is_some(),
+        "{}",
+        std::fs::read_to_string(&said).unwrap()
+    );
+    assert!(apply.try_wait().unwrap().is_none(), "apply did not wait");
+    assert_eq!(world.active(cache_unit), "inactive");
+    let released = docker([
+        "run",
+        "--rm",
+        "--volume",
+        "ugbkf-broken-cache:/d",
+        IMAGE,
+        "rm",
+        "/d/.hold-backup",
+    ]);
+    ok(&released, "removing .hold-backup");
+    let applied = apply.wait().unwrap();
+    let said = std::fs::read_to_string(&said).unwrap();
+    assert!(applied.success(), "{said}");
+    assert!(
+        said.contains("ugbkf-broken-backup.service finished after"),
+        "{said}"
+    );
+    for service in ["cache", "reader", "files", "db"] {
+        assert_eq!(
+            world.active(&format!("ugbkf-broken-{service}.service")),
+            "active"
+        );
+    }
+    assert_eq!(snapshots(&world, "broken").len(), 1, "the backup succeeded");
+
     // `unitgen pull` fetches the helper image too.
     let pulled = support::tempdir("ugbkf-pull-");
     let service_image = registry.image("ugbkf/service:1");
@@ -635,7 +800,7 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
         "ugbkr",
         &format!("  repository: rest:http://127.0.0.1:{rest_port}/\n  keep: {{last: 2}}\n"),
     ) + "instances:\n"
-        + &instance("live", port, "");
+        + &instance("live", port, IMAGE, 0);
     world.write(&yaml);
     secret(&world, "/etc/ugbkr/restic-password", PASSWORD);
     // A state directory of its own (inside the sandbox's root, where the

@@ -112,6 +112,8 @@ impl Restore<'_> {
         let backup_unit = self.target.backup_unit();
         let timer = backup_unit.replace(".service", ".timer");
         let timer_installed = self.installed.iter().any(|u| u.name == timer);
+        // Not stopped halfway: a running backup finishes first.
+        super::await_running(&systemd, &backup_unit, progress)?;
 
         progress.line(&format!("stopping {}", services.join(", ")));
         let mut stops = services.clone();
@@ -166,10 +168,12 @@ impl Restore<'_> {
             "--rm",
             "-i",
             "--network=none",
+            // Not the image's ENTRYPOINT, if it has one: its `sh` itself.
+            "--entrypoint",
+            "sh",
             "--volume",
             &format!("{volume}:/data"),
             self.helper_image,
-            "sh",
             "-c",
             // Globs that match nothing stay as written; `rm -f` ignores them.
             "cd /data && rm -rf -- * .[!.]* ..?* && tar -x -f - -C /data",

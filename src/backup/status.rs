@@ -12,7 +12,7 @@ use super::{LastBackup, LastRun};
 use crate::render::{UnitFile, owner};
 use crate::systemd::Systemd;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BackupStatus {
     /// The timer's calendar expression.
     pub schedule: String,
@@ -82,6 +82,25 @@ pub fn read(
     }))
 }
 
+/// What `status` (and `docs --live`) flags when the last good backup is
+/// too old.
+pub const OVERDUE: &str = "OVERDUE: no good backup within twice the schedule's interval";
+
+impl BackupStatus {
+    /// How the last run ended, and when: `failed (exit-code) at 2026-…`.
+    pub fn last_run_text(&self) -> String {
+        match (self.last_run.as_str(), self.last_run_time) {
+            ("running" | "never ran", _) | (_, None) => self.last_run.clone(),
+            (_, Some(time)) => format!("{} at {}", self.last_run, format_utc(time)),
+        }
+    }
+
+    /// The last run did not succeed (it failed or was interrupted).
+    pub fn last_run_failed(&self) -> bool {
+        !matches!(self.last_run.as_str(), "success" | "running" | "never ran")
+    }
+}
+
 /// The lines `status` prints under the services.
 pub fn print(status: &BackupStatus) {
     let last = match &status.last_good {
@@ -93,13 +112,9 @@ pub fn print(status: &BackupStatus) {
         ),
         None => "none yet".to_string(),
     };
-    let run_time = match (status.last_run.as_str(), status.last_run_time) {
-        ("running" | "never ran", _) | (_, None) => String::new(),
-        (_, Some(time)) => format!(" at {}", format_utc(time)),
-    };
     println!(
-        "backup: last good {last}; last run: {}{run_time}",
-        status.last_run
+        "backup: last good {last}; last run: {}",
+        status.last_run_text()
     );
     println!(
         "  next {} (schedule `{}`{})",
@@ -110,7 +125,7 @@ pub fn print(status: &BackupStatus) {
             .map_or(String::new(), |i| format!(", every {}", format_interval(i)))
     );
     if status.overdue {
-        println!("  OVERDUE: no good backup within twice the schedule's interval");
+        println!("  {OVERDUE}");
     }
 }
 

@@ -33,6 +33,12 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     let units: Vec<String> = installed
         .select(&args.services)?
         .into_iter()
+        // What timers start (a backup, a check) is only stopped here: a
+        // start would run a backup now, and it waits for this command's
+        // lock. Templates take no jobs.
+        .filter(|(unit, owner)| {
+            !unit.name.contains("@.") && (kind == JobKind::Stop || owner.started_by.is_none())
+        })
         .map(|(unit, _)| unit.name.clone())
         // Restarting the instance target would restart each unit a second
         // time (they are part of it); its units are restarted directly.

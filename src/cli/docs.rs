@@ -150,12 +150,7 @@ fn read_live(site: &SiteView, args: &DocsArgs) -> Result<live::Live> {
                 revision: status.revision.zip(status.applied_at),
                 as_applied: status.as_applied,
                 services,
-                last_backup: status
-                    .backup
-                    .as_ref()
-                    .and_then(|b| b.last_good.as_ref())
-                    .map(|last| (last.time, last.snapshot.clone())),
-                backups_scheduled: status.backup.is_some(),
+                backup: status.backup.clone(),
             }),
         });
     }

@@ -3,7 +3,7 @@
 //! the rest of the docs, it changes with the host and the clock.
 
 use super::{code, escape, row};
-use crate::backup::status::format_utc;
+use crate::backup::status::{self, BackupStatus, format_utc};
 use crate::site_view::App;
 
 /// The host's report, as read at `read_at`.
@@ -31,10 +31,9 @@ pub struct Installed {
     /// The units are that revision's, every one active.
     pub as_applied: bool,
     pub services: Vec<ServiceLive>,
-    /// The last backup that succeeded: when, and its restic snapshot.
-    pub last_backup: Option<(u64, String)>,
-    /// The instance has backups scheduled on this host.
-    pub backups_scheduled: bool,
+    /// Its backups as `status` reads them; None when none are scheduled
+    /// on this host.
+    pub backup: Option<BackupStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,12 +74,23 @@ fn revision(installed: &Installed) -> String {
     }
 }
 
+/// The last good backup; and, as `status` says them, a last run that
+/// failed and a last good backup that is overdue.
 fn last_backup(installed: &Installed) -> String {
-    match (&installed.last_backup, installed.backups_scheduled) {
-        (Some((at, snapshot)), _) => format!("{} ({})", format_utc(*at), code(snapshot)),
-        (None, true) => "none yet".into(),
-        (None, false) => "not scheduled".into(),
+    let Some(backup) = &installed.backup else {
+        return "not scheduled".into();
+    };
+    let mut text = match &backup.last_good {
+        Some(last) => format!("{} ({})", format_utc(last.time), code(&last.snapshot)),
+        None => "none yet".into(),
+    };
+    if backup.last_run_failed() {
+        text.push_str(&format!("; last run {}", escape(&backup.last_run_text())));
     }
+    if backup.overdue {
+        text.push_str(&format!("; **{}**", escape(status::OVERDUE)));
+    }
+    text
 }
 
 /// The overview's section: one line per instance of the site.

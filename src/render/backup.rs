@@ -195,6 +195,16 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
         ));
         script.push("esac;".into());
     }
+    // Not while unitgen changes the instance (apply, rollback, restore
+    // hold its lock): wait for it, then go on (see `backup::await_running`
+    // for the other way round).
+    script.extend([
+        "mkdir -p \"$UNITGEN_STATE\";".into(),
+        "exec 8>>\"$UNITGEN_STATE/lock\";".into(),
+        "flock -n 8 || { echo 'waiting for unitgen to finish changing this instance'; flock 8; };"
+            .into(),
+        "exec 8>&-;".into(),
+    ]);
     script.extend(lock_lines(backup));
     script.push("if ! out=$(restic cat config 2>&1 >/dev/null); then".into());
     script.push("  case $out in".into());
@@ -319,8 +329,10 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
         }
     }
     for volume in &part.volumes {
+        // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
+        // `tar …` as its arguments instead of running it.
         script.push(format!(
-            "docker run --rm --network=none --volume {}:/data:ro {} tar -c -C /data . > {STAGING}{};",
+            "docker run --rm --network=none --entrypoint tar --volume {}:/data:ro {} -c -C /data . > {STAGING}{};",
             volume.docker_name,
             sh_quote(&backup.helper_image),
             backup::volume_path(&volume.name)
