@@ -42,9 +42,9 @@ services:
   db:
     image: {IMAGE}
     # Healthy only `ready_after` seconds after it starts.
-    command: [sh, -c, 'mkdir -p /db; (sleep {{{{ ready_after }}}}; touch /tmp/ready) & exec httpd -f -p 80 -h /db']
+    command: [sh, -c, 'mkdir -p /db /tmp; (sleep {{{{ ready_after }}}}; touch /tmp/ready) & exec httpd -f -p 80 -h /db']
     init: true
-    healthcheck: {{test: "test -e /tmp/ready", interval: 300ms}}
+    healthcheck: {{test: "test -e /tmp/ready", interval: 300ms, start_period: 60s}}
     volumes: ["dbdata:/db"]
     backup:
       dump: "{{{{ dump }}}}"

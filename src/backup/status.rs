@@ -224,6 +224,30 @@ mod tests {
     }
 
     #[test]
+    fn the_last_run_says_how_and_when_it_ended() {
+        let status = |last_run: &str, time| BackupStatus {
+            schedule: "daily".into(),
+            last_good: None,
+            last_run: last_run.into(),
+            last_run_time: time,
+            next: None,
+            interval: None,
+            overdue: false,
+        };
+        let failed = status("failed (exit-code)", Some(951_782_400));
+        assert_eq!(
+            failed.last_run_text(),
+            "failed (exit-code) at 2000-02-29 00:00:00 UTC"
+        );
+        assert!(failed.last_run_failed());
+        assert!(status("interrupted", Some(0)).last_run_failed());
+        assert!(!status("success", Some(0)).last_run_failed());
+        assert!(!status("running", Some(0)).last_run_failed());
+        assert_eq!(status("running", Some(0)).last_run_text(), "running");
+        assert_eq!(status("never ran", None).last_run_text(), "never ran");
+    }
+
+    #[test]
     fn intervals_come_from_systemds_calendar() {
         assert_eq!(interval_seconds("daily"), Some(86_400));
         assert_eq!(interval_seconds("*:*:0/10"), Some(10));
