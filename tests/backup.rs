@@ -727,6 +727,9 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
         );
     }
     assert_eq!(snapshots(&world, "broken").len(), 1, "the backup succeeded");
+    // Restarting the whole instance runs no backup (its timer does).
+    ok(&world.unitgen(&["restart", "broken"]), "restart broken");
+    assert_eq!(snapshots(&world, "broken").len(), 1, "restart ran a backup");
 
     // `unitgen pull` fetches the helper image too.
     let pulled = support::tempdir("ugbkf-pull-");
