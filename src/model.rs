@@ -38,6 +38,10 @@ pub struct Instance {
     pub router: Option<route::Router>,
 }
 
+/// What a routed service's stand-in adds to its container and unit names
+/// (`blog-live-web.next`, `blog-live-web.next.service`).
+pub const STANDIN_SUFFIX: &str = ".next";
+
 /// A secret: a value that never goes into a unit file, read on the host by
 /// `plan` and `apply` (see `crate::secrets`).
 #[derive(Debug, Clone)]
@@ -160,6 +164,26 @@ impl Instance {
     /// The oneshot that backs the instance up (its timer: `.timer`).
     pub fn backup_unit(&self) -> String {
         format!("{}-backup.service", self.prefix())
+    }
+
+    /// The container ports of `service` that routes send traffic to,
+    /// sorted: a new version of the service is deployed beside the old one
+    /// (see `systemd::handover`).
+    pub fn routed_ports(&self, service: &str) -> Vec<u16> {
+        let mut ports: Vec<u16> = (self.routes.iter())
+            .filter(|r| r.service == service)
+            .map(|r| r.port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// The stand-in of a routed service during a deploy: its new version,
+    /// beside the old one. `.` is in no service name, so no service's
+    /// container or unit can be named so.
+    pub fn standin_container(&self, service: &str) -> String {
+        format!("{}{STANDIN_SUFFIX}", self.container(service))
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

@@ -8,6 +8,15 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::render::{UnitFile, digest_matches, started_by_apply};
 
+/// How `plan` describes a changed routed service (see `systemd::handover`).
+pub const ROUTED_REPLACE: &str =
+    "changed: zero-downtime replace: new version beside the old, traffic switched once healthy";
+
+/// Whether a unit runs a service that routes send to (`Routed=`).
+pub fn is_routed(text: &str) -> bool {
+    crate::render::owner(text).is_some_and(|o| !o.routed.is_empty())
+}
+
 #[derive(Debug, Clone)]
 pub struct Changed {
     pub old: UnitFile,
@@ -364,6 +373,8 @@ impl Plan {
             };
             let what = if self.triggered.contains(&change.new.name) {
                 "changed: rewrite; runs the new text next time"
+            } else if is_routed(&change.new.text) {
+                ROUTED_REPLACE
             } else {
                 "changed: restart"
             };

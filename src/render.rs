@@ -21,7 +21,7 @@ use crate::escape::{
     ends_in_continuation, systemd_bash, systemd_command, systemd_env, systemd_shell, systemd_value,
 };
 use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
-use crate::model::{Discovery, Healthcheck, Instance, Service};
+use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUFFIX, Service};
 use docker::DOCKER;
 
 /// One generated unit file.
@@ -235,6 +235,47 @@ impl Renderer {
         by_name: &HashMap<&str, &Service>,
         service: &Service,
     ) -> UnitFile {
+        self.service_unit_of(instance, by_name, service, None)
+    }
+
+    /// The stand-in of a routed service (see `systemd::handover`): its unit
+    /// as it is, but for its names (`blog-live-web.next`), its ports (only
+    /// the routed ones, on loopback ports Docker picks: the old container
+    /// still holds the service's own) and its `[X-Unitgen-Standin]` section
+    /// (so that no command counts it among the instance's units). None for
+    /// a service that no route reaches.
+    pub fn standin_unit(&self, instance: &Instance, service: &str) -> Option<UnitFile> {
+        let routed = instance.routed_ports(service);
+        let mut standin = instance.service(service)?.clone();
+        if routed.is_empty() || standin.oneshot {
+            return None;
+        }
+        standin.name = format!("{service}{STANDIN_SUFFIX}");
+        standin.ports = (routed.into_iter())
+            .map(|container_port| Port {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: None,
+                container_port,
+                protocol: Protocol::Tcp,
+            })
+            .collect();
+        // Not restarted with its dependencies: it lives for one apply.
+        standin.restarts_with.clear();
+        let by_name: HashMap<&str, &Service> = (instance.services.iter())
+            .map(|s| (s.name.as_str(), s))
+            .collect();
+        Some(self.service_unit_of(instance, &by_name, &standin, Some(service)))
+    }
+
+    /// `standin_of`: the service whose stand-in this is (its secrets file
+    /// is the service's own).
+    fn service_unit_of(
+        &self,
+        instance: &Instance,
+        by_name: &HashMap<&str, &Service>,
+        service: &Service,
+        standin_of: Option<&str>,
+    ) -> UnitFile {
         let container = instance.container(&service.name);
         let base = &container;
         let healthcheck = matches!(service.healthcheck, Some(Healthcheck::Check { .. }));
@@ -322,7 +363,8 @@ impl Renderer {
             }
         }
         let secrets_file = (!service.secrets.is_empty()).then(|| {
-            crate::secrets::env_file(&self.state_dir, &instance.prefix(), &service.name)
+            let owner = standin_of.unwrap_or(&service.name);
+            crate::secrets::env_file(&self.state_dir, &instance.prefix(), owner)
                 .to_string_lossy()
                 .into_owned()
         });
@@ -377,6 +419,8 @@ impl Renderer {
                 // fleet places copies itself: no dependencies between units.
                 part_of => if self.flavour == Flavour::Fleet { Vec::new() } else { service.restarts_with.iter().map(|d| instance.service_unit(d)).collect() },
                 oneshot => service.oneshot,
+                standin_of,
+                routed => if standin_of.is_none() && self.flavour != Flavour::Fleet { instance.routed_ports(&service.name) } else { Vec::new() },
                 // Like compose, a oneshot is waited for as long as it runs.
                 timeout_start => if service.oneshot { "infinity" } else { TIMEOUT_START },
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
@@ -696,6 +740,9 @@ pub struct Owner {
     /// The image a backup unit runs to read and write volume data: not a
     /// service, but fetched by apply like one.
     pub helper_image: Option<String>,
+    /// The container ports routes send to: a new version is deployed
+    /// beside the old one (see `systemd::handover`).
+    pub routed: Vec<u16>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
@@ -715,6 +762,9 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("StartedBy", v)) => owner.started_by = Some(v.to_string()),
             Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
             Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
+            Some(("Routed", v)) => {
+                owner.routed = v.split(' ').filter_map(|p| p.parse().ok()).collect();
+            }
             _ => {}
         }
     }

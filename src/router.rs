@@ -21,7 +21,7 @@ use crate::systemd::converge::{self, Failure, Host};
 use crate::unit_dir;
 
 /// `path` on the host: under its root when unitgen acts on one (`--root`).
-fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
+pub fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
     match root {
         Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
         None => path.to_path_buf(),

@@ -6,6 +6,7 @@
 //! /var/lib/unitgen/blog-staging/
 //!   lock                    held (flock) while a command changes the instance
 //!   applying.json           an apply under way (or killed): see `Intent`
+//!   handover.json           a routed service's switch under way: `systemd::handover`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied

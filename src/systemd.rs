@@ -6,6 +6,7 @@
 pub mod converge;
 mod dbus;
 pub mod explain;
+pub mod handover;
 pub mod journal;
 pub mod observe;
 

@@ -15,7 +15,7 @@ use super::site::{self, SiteHostArgs};
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::fault;
-use crate::model::route::ROUTER_UNIT;
+use crate::model::route::{ROUTER_UNIT, Router};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::pull::{self, PullPolicy, ServiceImage};
@@ -24,6 +24,7 @@ use crate::router;
 use crate::secrets;
 use crate::state::{InstanceState, Intent, Provenance, now_micros, units_digest};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
+use crate::systemd::handover::{self, Handover, Routed};
 use crate::systemd::observe::observe;
 use crate::template::Template;
 
@@ -272,6 +273,12 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     };
     let renderer = args.host.renderer()?;
     let desired = renderer.render(&instance);
+    // A handover an earlier apply left half done goes first: its stand-in
+    // may be what the router sends traffic to.
+    let record = state.dir().join(handover::RECORD);
+    handover::repair(&host, &record, &Progress::default())
+        .map_err(|f| failure_report(&instance.prefix(), f))?;
+    let handover = handover_of(&renderer, &instance, &host, record);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
     if let Some(router) = &instance.router {
@@ -297,6 +304,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         How {
             settle,
             pull: args.pull.policy(),
+            handover,
         },
         Some((&store, &env_files)),
     )?;
@@ -405,6 +413,47 @@ pub struct How {
     /// See `apply --settle`.
     pub settle: Duration,
     pub pull: PullPolicy,
+    /// The instance's routed services, replaced without downtime (apply).
+    pub handover: Option<Handover>,
+}
+
+/// What apply needs to replace the instance's routed services without
+/// downtime (see `systemd::handover`); None without routes.
+fn handover_of(
+    renderer: &crate::render::Renderer,
+    instance: &crate::model::Instance,
+    host: &Host,
+    record: std::path::PathBuf,
+) -> Option<Handover> {
+    let router = instance.router.as_ref()?;
+    let file = router
+        .dynamic_dir()
+        .join(Router::dynamic_file_name(&instance.prefix()));
+    let services = (instance.services.iter())
+        .filter_map(|service| {
+            let standin = renderer.standin_unit(instance, &service.name)?;
+            let routes = (instance.routes.iter())
+                .filter(|r| r.service == service.name)
+                .map(|r| handover::Route {
+                    name: r.name.clone(),
+                    container_port: r.port,
+                    host: r.hosts.first().cloned().unwrap_or_default(),
+                    health_path: r.health_path.clone(),
+                })
+                .collect();
+            Some(Routed {
+                unit: instance.service_unit(&service.name),
+                standin,
+                standin_container: instance.standin_container(&service.name),
+                routes,
+            })
+        })
+        .collect();
+    Some(Handover {
+        routes_file: router::on_host(host.root.as_deref(), &file),
+        record,
+        services,
+    })
 }
 
 /// Shared by apply and rollback: converge, report, record the revision.
@@ -425,7 +474,11 @@ pub fn converge_and_record(
     how: How,
     secrets: Option<(&secrets::Store, &[secrets::EnvFile])>,
 ) -> Result<()> {
-    let How { settle, pull } = how;
+    let How {
+        settle,
+        pull,
+        handover,
+    } = how;
     let name = &state.name();
     let progress = Progress::default();
     let images = pull::service_images(desired);
@@ -551,6 +604,37 @@ pub fn converge_and_record(
         }),
         None => Ok(()),
     };
+    // A routed service's new version starts beside the old one and takes
+    // the traffic over before anything else changes (see `handover`).
+    let switched = match &handover {
+        Some(handover) => {
+            let changed: BTreeSet<String> = (handover.services.iter())
+                .filter(|s| plan.change.iter().any(|c| c.new.name == s.unit))
+                .filter_map(|s| images.get(&s.unit).map(|i| i.image.clone()))
+                .collect();
+            let policy = match pull {
+                PullPolicy::Always => PullPolicy::Missing,
+                other => other,
+            };
+            let switch = pull::fetch(&changed, policy, &progress)
+                .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))
+                .and_then(|()| handover.switch(host, &plan, &progress));
+            match switch {
+                Ok(switched) => switched,
+                Err(mut failure) => {
+                    if let Err(e) = put_back_secrets() {
+                        failure.message.push_str(&format!("; {}", e.message));
+                    }
+                    return Err(failure_report(name, failure));
+                }
+            }
+        }
+        None => None,
+    };
+    let switch_back = |switched: Option<handover::Switched>| match switched {
+        Some(switched) => switched.finish(host, &progress),
+        None => Ok(()),
+    };
     let options = converge::Options {
         settle,
         prepare: &prepare,
@@ -569,6 +653,10 @@ pub fn converge_and_record(
                 // The host runs the recorded revision again (or never
                 // stopped running it).
                 let _ = state.finish();
+            }
+            // The router goes back to the service's own unit (restored).
+            if let Err(e) = switch_back(switched) {
+                failure.message.push_str(&format!("; {}", e.message));
             }
             return Err(failure_report(name, failure));
         }
@@ -591,6 +679,12 @@ pub fn converge_and_record(
     if let Err(e) = state.finish() {
         progress.line(&format!("warning: {e}"));
     }
+    switch_back(switched).map_err(|failure| {
+        miette!(
+            "{name} is at revision {number}, but switching its router back failed: {}",
+            failure.message
+        )
+    })?;
     let repaired = plan.repair.iter().filter(|r| r.start() || r.restart());
     let untouched = plan.keep.len().saturating_sub(repaired.count());
     let enabled = if done.enabled.is_empty() {

@@ -88,6 +88,9 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // A revision's images were on this host when it ran: fetch
             // only what has been removed since.
             pull: crate::pull::PullPolicy::Missing,
+            // A rollback restarts routed services as any other: it has
+            // no template to render their stand-ins from.
+            handover: None,
         },
         None,
     )?;
@@ -111,6 +114,11 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         .map(|r| r.volumes)
         .unwrap_or_default();
     let progress = Progress::default();
+    // A stand-in a killed apply left is no unit of the instance's: it goes
+    // first (the routes go with the routes unit below).
+    let record = state.dir().join(crate::systemd::handover::RECORD);
+    crate::systemd::handover::abandon(&args.host.host()?, &record, &progress)
+        .map_err(|f| miette!("destroying {name}: {}", f.message))?;
     if installed.is_empty() {
         progress.line(&format!("{name} has no units installed"));
     } else {

@@ -78,6 +78,13 @@ impl Failure {
         Failure::new(message)
     }
 
+    /// Explains each failed unit from what was seen of it.
+    pub(super) fn explain(&mut self, host: &Host) {
+        self.explained = (self.evidence.iter())
+            .map(|evidence| explain(host, evidence))
+            .collect();
+    }
+
     fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
@@ -294,7 +301,11 @@ fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), Failure> {
+pub(super) fn stop(
+    systemd: &Systemd,
+    units: &[String],
+    progress: &Progress,
+) -> Result<(), Failure> {
     // A template (`blog-live-backup-failed@.service`) runs nothing itself
     // and systemd refuses jobs for it: its instances end on their own.
     let units: Vec<String> = units
@@ -308,7 +319,7 @@ fn stop(systemd: &Systemd, units: &[String], progress: &Progress) -> Result<(), 
 
 /// A unit whose start or restart job succeeded, as it was then.
 #[derive(Debug, Clone, Copy)]
-struct Ended {
+pub(super) struct Ended {
     at: Instant,
     /// systemd's count of its own restarts of the unit (`Restart=`): one
     /// that rose since is a unit that went down, however briefly.
@@ -316,7 +327,7 @@ struct Ended {
 }
 
 /// `ended`: filled with each unit whose job succeeded (see [`Ended`]).
-fn start_and_restart(
+pub(super) fn start_and_restart(
     systemd: &Systemd,
     starts: &[String],
     restarts: &[String],

@@ -1,0 +1,625 @@
+//! Zero-downtime deploys of routed services: when apply changes a service
+//! that the host's router sends traffic to, the new version takes the
+//! traffic over before the old one stops.
+//!
+//! Two containers of one service cannot publish the same host port at
+//! once, and the router reaches a service through that port (see
+//! `model::route`). So the new version first runs as a *stand-in*: the
+//! service's unit as rendered for this apply, named
+//! `<app>-<instance>-<service>.next` (a `.` is in no service name), with
+//! only the routed container ports published, on loopback ports Docker
+//! picks. In order:
+//!
+//! 1. the stand-in starts beside the old container; its start job waits
+//!    for the container (and its healthcheck), then the router's health
+//!    path (any HTTP answer without one) must answer on its port;
+//! 2. the instance's routes file is rewritten (atomically) with the
+//!    stand-in's address in place of the service's: Traefik reloads the
+//!    file, and the old container gets no new request; it keeps running
+//!    for [`DRAIN`] to finish the requests it has;
+//! 3. apply converges as always: the service's own unit restarts onto the
+//!    new version, on the service's own port (nothing routes there now);
+//! 4. once that answers too, the routes file is put back as it was (it
+//!    names the service's own port), the stand-in drains, then it is
+//!    stopped and deleted.
+//!
+//! So units and routes files stay exactly what `render` shows: the stand-in
+//! lives for one apply. A failure before the switch (the stand-in does not
+//! start or never becomes healthy) removes the stand-in and fails the apply
+//! with nothing else changed: the old version never stopped serving. A
+//! failure of step 3 restores the previous revision as any failed apply
+//! does, behind the stand-in, and step 4 switches back to it.
+//!
+//! Crash safety: before the stand-in starts, `handover.json` in the
+//! instance's state folder records the routes file as it was, the
+//! stand-ins and (once known) the routes file that names them. The next
+//! apply finishes an interrupted handover before anything else:
+//! if the router still reads the stand-in's file, the service's own port
+//! is waited for and the file put back, then the stand-ins go. A reboot
+//! needs none of it: the stand-in is not enabled, and the routes unit
+//! writes its own file at boot.
+//!
+//! Limits: a request that takes longer than [`DRAIN`] is cut when the old
+//! container stops; the new and the old version serve side by side for a
+//! moment (both must accept the same data, e.g. the same database schema);
+//! the service's own published port (not the router) is down while its
+//! unit restarts, as today.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::converge::{Failure, Host};
+use crate::fault;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::render::UnitFile;
+use crate::unit_dir;
+
+/// How long the old container keeps running once the router no longer
+/// sends it new requests: Traefik applies a changed file well within a
+/// second (its provider throttle, 2s, only delays a second change that
+/// closely follows one), and requests already under way have the rest.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a new version may take to answer on its routed port once its
+/// container runs (and is healthy, with a healthcheck).
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+const POLL: Duration = Duration::from_millis(250);
+
+/// The record of a handover under way, in the instance's state folder.
+pub const RECORD: &str = "handover.json";
+
+/// A routed service that apply may replace without downtime.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The service's unit (`blog-live-web.service`).
+    pub unit: String,
+    /// The stand-in: its unit as rendered for this apply, renamed.
+    pub standin: UnitFile,
+    pub standin_container: String,
+    pub routes: Vec<Route>,
+}
+
+/// One route to a routed service, as the routes file names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Its service in the routes file (Traefik's name).
+    pub name: String,
+    pub container_port: u16,
+    /// Sent as `Host:` by the health probe.
+    pub host: String,
+    /// What the router polls: a 2xx or 3xx answer is healthy. None: any
+    /// HTTP answer is.
+    pub health_path: Option<String>,
+}
+
+/// What apply hands over: the instance's routed services, and where the
+/// router reads its routes.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    /// The instance's routes file on this host.
+    pub routes_file: PathBuf,
+    /// [`RECORD`] in the instance's state folder.
+    pub record: PathBuf,
+    pub services: Vec<Routed>,
+}
+
+/// A handover under way, as recorded (see the module's comment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    routes_file: PathBuf,
+    /// The routes file before the switch: it names the services' own ports.
+    previous: String,
+    /// The routes file that names the stand-ins, once written.
+    switched: Option<String>,
+    standins: Vec<String>,
+    /// What must answer before `previous` is put back.
+    probes: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Probe {
+    url: String,
+    host: String,
+    health_path: Option<String>,
+}
+
+/// The traffic switched to stand-ins: [`Switched::finish`] switches back.
+#[derive(Debug)]
+pub struct Switched {
+    record_path: PathBuf,
+    record: Record,
+}
+
+impl Handover {
+    /// Steps 1 and 2: for each routed service that `plan` changes and that
+    /// runs and is routed now, starts its stand-in, waits until it is
+    /// healthy and switches the routes file to it. None when no service
+    /// needs it (they restart as any other). A failure leaves the host as
+    /// it was: the stand-ins are removed, the old versions never stopped.
+    pub fn switch(
+        &self,
+        host: &Host,
+        plan: &Plan,
+        progress: &Progress,
+    ) -> Result<Option<Switched>, Failure> {
+        let Ok(previous) = fs::read_to_string(&self.routes_file) else {
+            // Not routed yet: nothing to keep serving.
+            return Ok(None);
+        };
+        let changed: Vec<&str> = plan.change.iter().map(|c| c.new.name.as_str()).collect();
+        let candidates: Vec<&Routed> = (self.services.iter())
+            .filter(|s| changed.contains(&s.unit.as_str()))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let systemd = host.connect()?;
+        let units: Vec<String> = candidates.iter().map(|s| s.unit.clone()).collect();
+        let states = systemd
+            .active_states(&units)
+            .map_err(|e| Failure::untouched(e.to_string()))?;
+        let urls = backend_urls(&previous);
+        // Only what serves now, through a backend the file names.
+        let services: Vec<&Routed> = (candidates.into_iter().zip(states))
+            .filter(|(_, state)| state == "active")
+            .map(|(s, _)| s)
+            .filter(|s| {
+                s.routes
+                    .iter()
+                    .all(|r| urls.iter().any(|(n, _)| *n == r.name))
+            })
+            .collect();
+        if services.is_empty() {
+            return Ok(None);
+        }
+        let url_of = |name: &str| {
+            (urls.iter())
+                .find(|(n, _)| n == name)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default()
+        };
+        let mut record = Record {
+            routes_file: self.routes_file.clone(),
+            previous: previous.clone(),
+            switched: None,
+            standins: services.iter().map(|s| s.standin.name.clone()).collect(),
+            probes: (services.iter())
+                .flat_map(|s| &s.routes)
+                .map(|r| Probe {
+                    url: url_of(&r.name),
+                    host: r.host.clone(),
+                    health_path: r.health_path.clone(),
+                })
+                .collect(),
+        };
+        write_record(&self.record, &record)?;
+        let names: Vec<&str> = services.iter().map(|s| s.unit.as_str()).collect();
+        progress.line(&format!(
+            "zero-downtime: starting the new version of {} beside the old",
+            names.join(", ")
+        ));
+        let started = self.start_standins(host, &services, progress);
+        let switched = started.and_then(|ports| {
+            let mut text = previous.clone();
+            for (service, ports) in services.iter().zip(&ports) {
+                for (route, port) in service.routes.iter().zip(ports) {
+                    let url = format!("http://127.0.0.1:{port}");
+                    wait_healthy(&url, route, &service.standin_container)?;
+                    text = replace_url(&text, &url_of(&route.name), &url);
+                }
+            }
+            Ok(text)
+        });
+        let switched = match switched {
+            Ok(text) => text,
+            Err(mut failure) => {
+                if let Err(e) = remove_standins(host, &record.standins, progress) {
+                    failure.message.push_str(&format!(
+                        "; removing the new version's stand-in failed too: {}",
+                        e.message
+                    ));
+                } else {
+                    let _ = fs::remove_file(&self.record);
+                }
+                failure
+                    .message
+                    .push_str("\nthe old version kept serving all along; the new one was removed");
+                return Err(failure);
+            }
+        };
+        record.switched = Some(switched.clone());
+        write_record(&self.record, &record)?;
+        unit_dir::write_atomic(&self.routes_file, switched.as_bytes())?;
+        progress.line(&format!(
+            "zero-downtime: traffic switched to {}; the old version drains for {}s",
+            record.standins.join(", "),
+            DRAIN.as_secs()
+        ));
+        fault::point("after-switch");
+        std::thread::sleep(DRAIN);
+        Ok(Some(Switched {
+            record_path: self.record.clone(),
+            record,
+        }))
+    }
+
+    /// Writes, starts and locates the stand-ins: the host port of each
+    /// routed container port, per service.
+    fn start_standins(
+        &self,
+        host: &Host,
+        services: &[&Routed],
+        progress: &Progress,
+    ) -> Result<Vec<Vec<u16>>, Failure> {
+        let systemd = host.connect()?;
+        for service in services {
+            unit_dir::write_atomic(
+                &host.unit_dir.join(&service.standin.name),
+                service.standin.text.as_bytes(),
+            )?;
+        }
+        systemd
+            .reload()
+            .map_err(|e| Failure::untouched(e.to_string()))?;
+        let names: Vec<String> = services.iter().map(|s| s.standin.name.clone()).collect();
+        for name in &names {
+            let _ = systemd.reset_failed(name);
+        }
+        super::converge::start_and_restart(&systemd, &names, &[], progress, None).map_err(
+            |mut failure| {
+                failure.explain(host);
+                failure.message = format!("the new version {}", failure.message);
+                failure
+            },
+        )?;
+        services
+            .iter()
+            .map(|s| {
+                (s.routes.iter())
+                    .map(|r| published_port(&s.standin_container, r.container_port))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Switched {
+    /// Step 4, once apply has converged (or restored the previous
+    /// revision): when the services' own ports answer, the routes file is
+    /// put back (unless apply's routes unit wrote a new one meanwhile),
+    /// and the stand-ins drain and go.
+    pub fn finish(self, host: &Host, progress: &Progress) -> Result<(), Failure> {
+        switch_back(host, &self.record_path, &self.record, progress)
+    }
+}
+
+fn switch_back(
+    host: &Host,
+    record_path: &Path,
+    record: &Record,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let current = fs::read_to_string(&record.routes_file).ok();
+    if record.switched.is_some() && current == record.switched {
+        for probe in &record.probes {
+            let route = Route {
+                name: String::new(),
+                container_port: 0,
+                host: probe.host.clone(),
+                health_path: probe.health_path.clone(),
+            };
+            wait_healthy(&probe.url, &route, "the service").map_err(|mut failure| {
+                failure.message.push_str(&format!(
+                    "\nthe router still sends the traffic to {}: run `unitgen apply` again once the service answers",
+                    record.standins.join(", ")
+                ));
+                failure
+            })?;
+        }
+        unit_dir::write_atomic(&record.routes_file, record.previous.as_bytes())?;
+        progress.line(&format!(
+            "zero-downtime: traffic switched back to the service's own unit; {} drains for {}s",
+            record.standins.join(", "),
+            DRAIN.as_secs()
+        ));
+        std::thread::sleep(DRAIN);
+    }
+    remove_standins(host, &record.standins, progress)?;
+    match fs::remove_file(record_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Finishes a handover an earlier apply left (killed): see the module's
+/// comment. Nothing to do without a record.
+pub fn repair(host: &Host, record_path: &Path, progress: &Progress) -> Result<(), Failure> {
+    let Some(record) = read_record(record_path)? else {
+        return Ok(());
+    };
+    progress.line(&format!(
+        "zero-downtime: finishing the handover an earlier apply left ({})",
+        record.standins.join(", ")
+    ));
+    switch_back(host, record_path, &record, progress)
+}
+
+/// Removes the stand-ins of a handover an earlier apply left, without
+/// switching anything back (`destroy`: the routes go with the instance).
+pub fn abandon(host: &Host, record_path: &Path, progress: &Progress) -> Result<(), Failure> {
+    let Some(record) = read_record(record_path)? else {
+        return Ok(());
+    };
+    remove_standins(host, &record.standins, progress)?;
+    fs::remove_file(record_path)?;
+    Ok(())
+}
+
+fn read_record(path: &Path) -> Result<Option<Record>, Failure> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Failure::untouched(format!("reading {}: {e}", path.display())))
+}
+
+/// Stops and deletes stand-ins (never enabled: nothing else to undo).
+fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
+    let systemd = host.connect()?;
+    super::converge::stop(&systemd, names, progress)?;
+    for name in names {
+        unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
+    }
+    systemd
+        .reload()
+        .map_err(|e| Failure::untouched(e.to_string()))?;
+    for name in names {
+        let _ = systemd.reset_failed(name);
+    }
+    Ok(())
+}
+
+fn write_record(path: &Path, record: &Record) -> Result<(), Failure> {
+    let json = serde_json::to_string_pretty(record).expect("a record serializes");
+    unit_dir::write_atomic_mode(path, json.as_bytes(), 0o600)?;
+    Ok(())
+}
+
+/// The host port Docker picked for a stand-in's container port.
+fn published_port(container: &str, port: u16) -> Result<u16, Failure> {
+    let out = Command::new("docker")
+        .args(["port", container, &format!("{port}/tcp")])
+        .output()
+        .map_err(|e| Failure::untouched(format!("running docker port: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    (text.lines())
+        .find_map(|line| line.rsplit_once(':')?.1.trim().parse().ok())
+        .ok_or_else(|| {
+            Failure::untouched(format!(
+                "the new version's container {container} publishes no port for {port}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        })
+}
+
+/// Polls `url` as the router would, until it answers or [`HEALTHY_WITHIN`].
+fn wait_healthy(url: &str, route: &Route, what: &str) -> Result<(), Failure> {
+    let path = route.health_path.as_deref().unwrap_or("/");
+    let deadline = Instant::now() + HEALTHY_WITHIN;
+    let mut last;
+    loop {
+        last = probe(url, &route.host, path);
+        match &last {
+            Ok(status) if route.health_path.is_none() || (200..400).contains(status) => {
+                return Ok(());
+            }
+            _ if Instant::now() >= deadline => break,
+            _ => std::thread::sleep(POLL),
+        }
+    }
+    let seen = match last {
+        Ok(status) => format!("it answered {status}"),
+        Err(e) => e,
+    };
+    Err(Failure::untouched(format!(
+        "{what} did not become healthy within {}s: GET {path} on {url} (Host: {}): {seen}",
+        HEALTHY_WITHIN.as_secs(),
+        route.host
+    )))
+}
+
+/// One `GET` over HTTP/1.1: the status, or why there was none.
+fn probe(url: &str, host: &str, path: &str) -> Result<u16, String> {
+    let authority = url.strip_prefix("http://").unwrap_or(url);
+    let (address, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| format!("no port in {url}"))?;
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| format!("bad port in {url}"))?;
+    let socket: SocketAddr = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{address} has no address"))?;
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&socket, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unitgen\r\nConnection: close\r\n\r\n"
+    );
+    // One write: a server may answer (and close) after the first packet.
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 32];
+    let mut read = 0;
+    while read < 12 {
+        match stream.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..read]);
+    line.strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|status| status.parse().ok())
+        .ok_or_else(|| "no HTTP answer (the connection closed)".to_string())
+}
+
+/// Each service of a routes file with the URL of its (first) server.
+fn backend_urls(text: &str) -> Vec<(String, String)> {
+    #[derive(Deserialize)]
+    struct File {
+        http: Option<Http>,
+    }
+    #[derive(Deserialize)]
+    struct Http {
+        #[serde(default)]
+        services: indexmap::IndexMap<String, Service>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Service {
+        load_balancer: Option<LoadBalancer>,
+    }
+    #[derive(Deserialize)]
+    struct LoadBalancer {
+        #[serde(default)]
+        servers: Vec<Server>,
+    }
+    #[derive(Deserialize)]
+    struct Server {
+        url: String,
+    }
+    let Ok(file) = serde_saphyr::from_str::<File>(text) else {
+        return Vec::new();
+    };
+    (file
+        .http
+        .map(|h| h.services)
+        .unwrap_or_default()
+        .into_iter())
+    .filter_map(|(name, service)| {
+        let server = service.load_balancer?.servers.into_iter().next()?;
+        Some((name, server.url))
+    })
+    .collect()
+}
+
+/// `text` with every `url:` whose value is `old` naming `new` instead:
+/// only backend addresses change, byte for byte the rest stays.
+fn replace_url(text: &str, old: &str, new: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let replaced = line.split_once("url: ").and_then(|(before, value)| {
+            let bare = value.trim_end();
+            let quote = bare.chars().next().filter(|c| *c == '"' || *c == '\'');
+            let unquoted = match quote {
+                Some(q) => bare.strip_prefix(q)?.strip_suffix(q)?,
+                None => bare,
+            };
+            (unquoted == old).then(|| {
+                let q = quote.map(String::from).unwrap_or_default();
+                let end = &value[bare.len()..];
+                format!("{before}url: {q}{new}{q}{end}")
+            })
+        });
+        out.push_str(replaced.as_deref().unwrap_or(line));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = concat!(
+        "# unitgen: the routes of blog live\n",
+        "http:\n",
+        "  routers:\n",
+        "    blog-live-web:\n",
+        "      rule: Host(`blog.example.test`)\n",
+        "      service: blog-live-web\n",
+        "  services:\n",
+        "    blog-live-web:\n",
+        "      loadBalancer:\n",
+        "        servers:\n",
+        "        - url: http://127.0.0.1:18090\n",
+        "    blog-live-api:\n",
+        "      loadBalancer:\n",
+        "        servers:\n",
+        "        - url: 'http://127.0.0.1:180901'\n",
+    );
+
+    #[test]
+    fn reads_each_services_backend() {
+        assert_eq!(
+            backend_urls(FILE),
+            vec![
+                (
+                    "blog-live-web".to_string(),
+                    "http://127.0.0.1:18090".to_string()
+                ),
+                (
+                    "blog-live-api".to_string(),
+                    "http://127.0.0.1:180901".to_string()
+                ),
+            ]
+        );
+        assert!(backend_urls("not: [yaml").is_empty());
+    }
+
+    #[test]
+    fn switches_only_the_named_backend_and_back() {
+        let switched = replace_url(FILE, "http://127.0.0.1:18090", "http://127.0.0.1:40001");
+        assert!(switched.contains("- url: http://127.0.0.1:40001\n"));
+        // A URL the old one is a prefix of is another backend: kept.
+        assert!(switched.contains("- url: 'http://127.0.0.1:180901'\n"));
+        assert_eq!(switched.lines().count(), FILE.lines().count());
+        let back = replace_url(
+            &switched,
+            "http://127.0.0.1:40001",
+            "http://127.0.0.1:18090",
+        );
+        assert_eq!(back, FILE);
+        let quoted = replace_url(FILE, "http://127.0.0.1:180901", "http://[::1]:7");
+        assert!(quoted.contains("- url: 'http://[::1]:7'\n"));
+    }
+
+    #[test]
+    fn probes_speak_http() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 256];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buffer).unwrap();
+                request.extend_from_slice(&buffer[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        assert_eq!(probe(&url, "blog.example.test", "/healthz"), Ok(503));
+        let request = server.join().unwrap();
+        assert!(request.starts_with("GET /healthz HTTP/1.1\r\nHost: blog.example.test\r\n"));
+        // Nobody listens there any more.
+        assert!(probe(&url, "blog.example.test", "/").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Zero-downtime deploys of a routed service, end to end: a sandboxed
+//! systemd runs the instance and the host's router (real Traefik), and a
+//! load loop sends requests through the router by domain, the way users
+//! would, while apply deploys new versions: a good one, one killed in the
+//! middle of its switch (repaired by the next apply), and a broken one.
+//! Every request must succeed. One sandbox and one router serve it all.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use support::docker::is_running;
+use support::net::free_port;
+use support::traefik::{self, get, wait_until};
+use support::world::World;
+
+const APP: &str = "ugbluegreen";
+const DOMAIN: &str = "live.bluegreen.test";
+/// The load: a request every 50 ms (20 per second), one at a time.
+const EVERY: Duration = Duration::from_millis(50);
+
+/// `web` answers with its version; `healthy: false` makes a broken
+/// version: no health file, so both its healthcheck and the router's
+/// health path fail.
+fn template(world: &World, http: u16, https: u16, port: u16) -> String {
+    let router_dir = world.sandbox.shared_dir().join("router");
+    format!(
+        r#"app: {APP}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{{{{ version }}}}" > /www/index.html && {{% if healthy %}}echo ok > /www/healthz && {{% endif %}}exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{port}:8000"]
+    health_path: /healthz
+    healthcheck: {{test: [CMD-SHELL, "test -f /www/healthz"], interval: 1s, retries: 2}}
+instances:
+  live:
+    version: v1
+    healthy: true
+    routes:
+      - hosts: {DOMAIN}
+        service: web
+        port: 8000
+        tls: off
+router:
+  image: {image}
+  directory: {router_dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+"#,
+        image = traefik::IMAGE,
+        router_dir = router_dir.display(),
+    )
+}
+
+/// What one request through the router got: the body of a 200, or why not.
+type Answer = Result<String, String>;
+
+fn request(port: u16) -> Answer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200 ") => Ok(body.trim().to_string()),
+        _ => Err(text.lines().next().unwrap_or("no answer").to_string()),
+    }
+}
+
+/// Requests at 20 per second until stopped, on loopback only.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Answer>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                answers.push(request(port));
+                std::thread::sleep(EVERY);
+            }
+            answers
+        });
+        Load { stop, thread }
+    }
+
+    /// Every answer, after two more seconds of load.
+    fn stop(self) -> Vec<Answer> {
+        std::thread::sleep(Duration::from_secs(2));
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The versions that answered, in order, each once per run of answers;
+/// panics on any failed request.
+fn versions(answers: &[Answer]) -> Vec<String> {
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    let mut runs: Vec<String> = Vec::new();
+    for body in answers.iter().flatten() {
+        if runs.last() != Some(body) {
+            runs.push(body.clone());
+        }
+    }
+    runs
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn routed_service_is_replaced_without_a_failed_request() {
+    let mut world = World::new(APP);
+    world.sandbox.own_containers("unitgen-router");
+    let (http, https, port) = (free_port(), free_port(), free_port());
+    world.write(&template(&world, http, https, port));
+    world.apply_ok("live");
+    wait_until(
+        Duration::from_secs(60),
+        "the router serves v1",
+        || get("http", DOMAIN, http, "/", None),
+        |a| a.status == 200 && a.body.trim() == "v1",
+    );
+    let web = world.container("live", "web");
+    let standin = format!("{web}.next");
+    let standin_unit = world.unit_file(&format!("{standin}.service"));
+
+    // plan says the routed service is replaced without downtime.
+    let plan = world.unitgen(&["plan", "live", "--set", "version=v2"]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        shown.contains(&format!("~ {web}.service (changed: zero-downtime replace")),
+        "{shown}"
+    );
+
+    // A new version: beside the old one, then the traffic switches.
+    let load = Load::start(http);
+    let seen_both = std::thread::spawn({
+        let (web, standin) = (web.clone(), standin.clone());
+        move || {
+            support::wait_for(Duration::from_secs(60), || {
+                (is_running(&web) && is_running(&standin)).then_some(())
+            })
+            .is_some()
+        }
+    });
+    let out = world.unitgen(&["apply", "live", "--settle", "1", "--set", "version=v2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answers = load.stop();
+    assert_eq!(versions(&answers), ["v1", "v2"], "{answers:?}");
+    assert!(seen_both.join().unwrap(), "v2 never ran beside v1");
+    assert!(
+        stderr(&out).contains("traffic switched to"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(is_running(&web));
+    assert!(!is_running(&standin), "the stand-in outlived the apply");
+    assert!(!standin_unit.exists());
+
+    // Killed (as kill -9) once the traffic went to the new version's
+    // stand-in: the next apply switches back, removes it, then deploys.
+    let load = Load::start(http);
+    let killed = world.unitgen_with(
+        &["apply", "live", "--settle", "1", "--set", "version=v3"],
+        &[("UNITGEN_FAULT", "after-switch")],
+    );
+    assert!(!killed.status.success());
+    assert!(
+        is_running(&standin),
+        "the fault point comes after the switch"
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "1", "--set", "version=v3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finishing the handover an earlier apply left"),
+        "{}",
+        stderr(&out)
+    );
+    let answers = load.stop();
+    // v3 from the stand-in, v2 again once it was switched back, then v3.
+    assert_eq!(versions(&answers).last().map(String::as_str), Some("v3"));
+    assert!(!is_running(&standin));
+    assert!(!standin_unit.exists());
+
+    // A broken version: its stand-in never becomes healthy; apply fails,
+    // v3 kept serving, the broken container is gone, the revision stays.
+    let load = Load::start(http);
+    let out = world.unitgen(&[
+        "apply",
+        "live",
+        "--settle",
+        "1",
+        "--set",
+        "version=v4",
+        "--set",
+        "healthy=false",
+    ]);
+    let answers = load.stop();
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("the old version kept serving all along; the new one was removed"),
+        "{said}"
+    );
+    assert_eq!(versions(&answers), ["v3"], "{answers:?}");
+    assert!(!is_running(&standin));
+    assert!(!standin_unit.exists());
+    let plan = world.unitgen(&["plan", "live", "--set", "version=v3"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
