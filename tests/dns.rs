@@ -8,20 +8,12 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::tools;
+use support::{tools, unitgen};
 
 const SITE: &str = "examples/site/site.yaml";
-
-fn unitgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run unitgen")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -39,16 +31,7 @@ fn zone_files(format: &str, dir: &Path) -> Vec<(String, String)> {
         dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
+    support::files_in(dir)
 }
 
 #[test]

@@ -8,15 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::tools;
-
-fn unitgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run unitgen")
-}
+use support::{tools, unitgen};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -36,16 +28,7 @@ const EXAMPLES: [(&str, &str); 2] = [
 fn docs(file: &str, dir: &Path) -> Vec<(String, String)> {
     let out = unitgen(&["docs", "-f", file, "--out", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut pages: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    pages.sort();
-    pages
+    support::files_in(dir)
 }
 
 #[test]

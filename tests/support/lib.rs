@@ -33,6 +33,30 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .unwrap_or_else(|e| panic!("creating a temporary directory: {e}"))
 }
 
+/// Runs the unitgen binary under test, without colours in its messages.
+pub fn unitgen(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unitgen")
+}
+
+/// Every file in `dir` as (name, text), sorted by name: what a command
+/// that writes a folder (`dns --out`, `docs --out`) left there.
+pub fn files_in(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Polls `check` every 100 ms until it gives `Some`, for at most `timeout`.
 pub fn wait_for<T>(
     timeout: std::time::Duration,
