@@ -132,6 +132,12 @@ pub fn systemd_bash(script: &[&str]) -> String {
 fn systemd_script(shell: &str, script: &[&str]) -> String {
     let mut out = format!("{shell} -c \"");
     for (i, line) in script.iter().enumerate() {
+        // systemd reads a continued line that starts with either as a
+        // comment, and drops it.
+        assert!(
+            !line.trim_start().starts_with([';', '#']),
+            "a script line systemd would drop: {line}"
+        );
         if i > 0 {
             out.push_str(" \\\n        ");
         }
@@ -254,9 +260,42 @@ pub fn sh_quote(word: &str) -> String {
     }
 }
 
+/// Quotes one word of an `etcdctl txn` request line (`put -- KEY VALUE`):
+/// etcdctl splits the line at spaces and reads a word in double quotes as a
+/// Go string literal (`strconv.Unquote`), which takes Go's escapes and no
+/// raw line break. A word it cannot unquote would be read as empty, so
+/// every character that needs it is escaped.
+pub fn txn_quote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('"');
+    for c in word.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn txn_words_are_go_strings_that_keep_every_character() {
+        assert_eq!(txn_quote("Host(`a`) && b"), r#""Host(`a`) && b""#);
+        assert_eq!(txn_quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(txn_quote("l1\nl2\t\u{85}é"), r#""l1\nl2\x09\u0085é""#);
+    }
 
     /// Splits a systemd command line the way systemd 252 does (words, double
     /// quotes, C escapes, `%%`, `$$`) so the tests can check the round trip.

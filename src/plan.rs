@@ -12,9 +12,22 @@ use crate::render::{UnitFile, digest_matches, started_by_apply};
 pub const ROUTED_REPLACE: &str =
     "changed: zero-downtime replace: new version beside the old, traffic switched once healthy";
 
+/// How `plan` describes a changed routes unit (see [`reloads_on_change`]).
+pub const ROUTES_RELOAD: &str =
+    "changed: reload: the routes are rewritten in place, the old ones served until then";
+
 /// Whether a unit runs a service that routes send to (`Routed=`).
 pub fn is_routed(text: &str) -> bool {
     crate::render::owner(text).is_some_and(|o| !o.routed.is_empty())
+}
+
+/// Whether a changed unit is reloaded rather than restarted: an instance's
+/// routes unit, whose reload writes its routes over the old ones in one
+/// step (`templates/units/routes.j2`), where a restart's stop would remove
+/// them first and the router would miss the instance for a moment. A unit
+/// without `ExecReload=` (an older revision's) is restarted all the same.
+pub fn reloads_on_change(text: &str) -> bool {
+    crate::render::owner(text).is_some_and(|o| o.routes.is_some())
 }
 
 #[derive(Debug, Clone)]
@@ -301,13 +314,25 @@ impl Plan {
         self.started_by_apply(&units)
     }
 
-    /// Units apply restarts: the changed ones, those whose image moved and
-    /// those that run something other than their file.
+    /// Units apply restarts: the changed ones (but those it reloads), those
+    /// whose image moved and those that run something other than their file.
     pub fn to_restart(&self) -> Vec<String> {
         let repaired = self.repair.iter().filter(|r| r.restart());
-        let mut units: Vec<String> = self.change.iter().map(|c| c.new.name.clone()).collect();
+        let mut units: Vec<String> = (self.change.iter())
+            .filter(|c| !reloads_on_change(&c.new.text))
+            .map(|c| c.new.name.clone())
+            .collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
         units.extend(repaired.map(|r| r.unit.clone()));
+        self.started_by_apply(&units)
+    }
+
+    /// Changed units apply reloads (see [`reloads_on_change`]).
+    pub fn to_reload(&self) -> Vec<String> {
+        let units: Vec<String> = (self.change.iter())
+            .filter(|c| reloads_on_change(&c.new.text))
+            .map(|c| c.new.name.clone())
+            .collect();
         self.started_by_apply(&units)
     }
 
@@ -375,6 +400,8 @@ impl Plan {
                 "changed: rewrite; runs the new text next time"
             } else if is_routed(&change.new.text) {
                 ROUTED_REPLACE
+            } else if reloads_on_change(&change.new.text) {
+                ROUTES_RELOAD
             } else {
                 "changed: restart"
             };

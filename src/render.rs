@@ -743,6 +743,8 @@ pub struct Owner {
     /// The container ports routes send to: a new version is deployed
     /// beside the old one (see `systemd::handover`).
     pub routed: Vec<u16>,
+    /// The routes file a routes unit writes (`templates/units/routes.j2`).
+    pub routes: Option<String>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
@@ -762,6 +764,7 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("StartedBy", v)) => owner.started_by = Some(v.to_string()),
             Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
             Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
+            Some(("Routes", v)) => owner.routes = Some(v.to_string()),
             Some(("Routed", v)) => {
                 owner.routed = v.split(' ').filter_map(|p| p.parse().ok()).collect();
             }

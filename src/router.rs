@@ -194,8 +194,16 @@ pub fn claimed_elsewhere(
     taken
 }
 
+/// Whether the router unit has Traefik read etcd too: then it may serve
+/// routes of other hosts' instances, which nothing on this host shows.
+pub fn reads_etcd(unit: &UnitFile) -> bool {
+    unit.text.contains(crate::render::route::ETCD_PROVIDER)
+}
+
 /// After an instance's routes unit was removed (`destroy`): its copied
-/// files go, and so does the router when no other instance has routes.
+/// files go, and so does the router when no other instance on the host has
+/// routes and it does not read etcd (see [`reads_etcd`]: DNS may send any
+/// routed name to it, and only the one who points DNS knows).
 pub fn after_destroy(
     host: &Host,
     routes_file: &Path,
@@ -212,7 +220,12 @@ pub fn after_destroy(
     let Some(unit) = installed(host) else {
         return Ok(());
     };
-    if others.is_empty() {
+    if others.is_empty() && reads_etcd(&unit) {
+        progress.line(&format!(
+            "{ROUTER_UNIT} stays: it serves the routes in etcd, those of other hosts' instances too \
+             (on a host DNS does not point at: systemctl disable --now {ROUTER_UNIT})"
+        ));
+    } else if others.is_empty() {
         converge::remove_all(host, std::slice::from_ref(&unit), progress)?;
         progress.line(&format!(
             "{ROUTER_UNIT}: no instance has routes any more: stopped and removed"

@@ -39,6 +39,9 @@ pub enum JobKind {
     Start,
     Stop,
     Restart,
+    /// Reload when it runs and can (`ExecReload=`), else restart (which
+    /// starts it when it does not run).
+    ReloadOrRestart,
 }
 
 impl JobKind {
@@ -47,6 +50,7 @@ impl JobKind {
             JobKind::Start => "starting",
             JobKind::Stop => "stopping",
             JobKind::Restart => "restarting",
+            JobKind::ReloadOrRestart => "reloading",
         }
     }
 }
@@ -362,6 +366,7 @@ impl Systemd {
                 JobKind::Start => self.manager.start_unit(unit, "replace"),
                 JobKind::Stop => self.manager.stop_unit(unit, "replace"),
                 JobKind::Restart => self.manager.restart_unit(unit, "replace"),
+                JobKind::ReloadOrRestart => self.manager.reload_or_restart_unit(unit, "replace"),
             };
             let refused = match enqueued {
                 Ok(job) => {

@@ -5,7 +5,9 @@
 //! router reaches B's container; B dies (SIGKILL to its systemd) and its
 //! backend leaves the router when the lease expires, though the container
 //! itself (in the machine's engine) still serves. A name B routes is
-//! refused to an instance on A.
+//! refused to an instance on A. A change of one of A's routes rewrites its
+//! keys in one transaction, with its other route served throughout; and A's
+//! router outlives A's last instance, since it serves B's routes too.
 //!
 //! Both sandboxes share the machine's Docker engine and loopback, where one
 //! router container and one pair of ports fit: B's router, which apply
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use support::etcd::Etcd;
 use support::net::{free_port, http_get};
-use support::traefik::{self, get, wait_until};
+use support::traefik::{self, Load, bodies, get, wait_until};
 use support::world::World;
 
 const FRONT: &str = "ugrxfront";
@@ -37,8 +39,16 @@ struct Shared {
 }
 
 /// App `app`'s template: one busybox web server saying `<app> of
-/// <instance>`, published on loopback, routed by `domain` in etcd.
-fn template(world: &World, app: &str, domain: &str, port: u16, shared: &Shared) -> String {
+/// <instance>`, published on loopback, routed by `domain` in etcd; `more`:
+/// more routes.
+fn template(
+    world: &World,
+    app: &str,
+    domain: &str,
+    port: u16,
+    shared: &Shared,
+    more: &str,
+) -> String {
     format!(
         r#"app: {app}
 services:
@@ -53,7 +63,7 @@ instances:
       - hosts: {domain}
         service: web
         port: 8000
-        tls: off
+        tls: off{more}
 etcd:
   endpoints: {etcd}
   ttl: {TTL_SECONDS}s
@@ -112,14 +122,18 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     let mut a = host(FRONT, "ugrx-a");
     a.sandbox.own_containers("unitgen-router");
     let b = host(BACK, "ugrx-b");
-    b.write(&template(&b, BACK, "back.example.test", back_port, &shared));
-    a.write(&template(
-        &a,
-        FRONT,
-        "front.example.test",
-        front_port,
+    b.write(&template(
+        &b,
+        BACK,
+        "back.example.test",
+        back_port,
         &shared,
+        "",
     ));
+    // A's instance has a second route, which it changes below.
+    let admin = "\n      - hosts: admin.front.example.test\n        service: web\n        port: 8000\n        tls: off";
+    let front = template(&a, FRONT, "front.example.test", front_port, &shared, admin);
+    a.write(&front);
 
     // B: the instance. Its routes go to etcd; its own router is stopped.
     b.apply_ok("live");
@@ -168,7 +182,6 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     );
 
     // A name another host's instance routes in etcd is refused on A.
-    let front = template(&a, FRONT, "front.example.test", front_port, &shared);
     a.write(&front.replace(
         "      - hosts: front.example.test",
         "      - hosts: [front.example.test, back.example.test]",
@@ -181,6 +194,62 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         "{said}"
     );
     a.write(&front);
+
+    // A change of A's second route (an alias added) is one transaction:
+    // its first route is served throughout, and none of that route's keys
+    // was deleted (a key deleted and put again is created anew).
+    let unchanged = "traefik/http/routers/ugrxfront-live-web/";
+    let (before, first) = etcd.revisions(unchanged);
+    let load = Load::start(shared.http, "front.example.test");
+    a.write(&front.replace(
+        "admin.front.example.test",
+        "admin.front.example.test\n        aliases: [old.front.example.test]",
+    ));
+    a.apply_ok("live");
+    wait_until(
+        ROUTED,
+        "the new alias redirects through A's router",
+        || get("http", "old.front.example.test", shared.http, "/", None),
+        |answer| matches!(answer.status, 301 | 308),
+    );
+    assert_eq!(bodies(&load.stop()), ["ugrxfront of live"]);
+    let (_, after) = etcd.revisions(unchanged);
+    assert_eq!(after.len(), first.len());
+    assert!(after.iter().all(|k| k.created < before), "{after:?}");
+    let (_, changed) = etcd.revisions("traefik/http/routers/ugrxfront-live-");
+    let mut written: Vec<i64> = (changed.iter())
+        .filter(|k| k.modified > before)
+        .map(|k| k.modified)
+        .collect();
+    written.dedup();
+    assert_eq!(written.len(), 1, "written in one revision: {changed:?}");
+
+    // destroy on A removes A's instance's keys; A's router stays, as it
+    // still routes B's instance (etcd routing is configured).
+    let said = ok(&a.unitgen(&["destroy", "live"]), "destroy live on A");
+    assert!(
+        said.contains("unitgen-router.service stays: it serves the routes in etcd"),
+        "{said}"
+    );
+    assert_eq!(
+        keys(&etcd, "traefik/http/routers/ugrxfront-"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        keys(&etcd, "traefik/http/services/ugrxfront-"),
+        Vec::<String>::new()
+    );
+    assert_eq!(a.active("unitgen-router.service"), "active");
+    wait_until(
+        ROUTED,
+        "front.example.test no longer routed",
+        || get("http", "front.example.test", shared.http, "/", None),
+        |answer| answer.status == 404,
+    );
+    assert_eq!(
+        get("http", "back.example.test", shared.http, "/", None).map(|a| a.body),
+        Some("ugrxback of live\n".to_string())
+    );
 
     // B dies: its lease expires, and its backend leaves the router.
     b.sandbox.power_off();
@@ -195,22 +264,6 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     assert!(
         http_get(back_port, "/").is_some_and(|(status, _)| status == 200),
         "B's container still serves: only the lease took it out of the router"
-    );
-    assert_eq!(
-        get("http", "front.example.test", shared.http, "/", None).map(|a| a.status),
-        Some(200)
-    );
-
-    // destroy on A removes A's instance's keys (and, as no routes are left
-    // on A, its router).
-    ok(&a.unitgen(&["destroy", "live"]), "destroy live on A");
-    assert_eq!(
-        keys(&etcd, "traefik/http/routers/ugrxfront-"),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        keys(&etcd, "traefik/http/services/ugrxfront-"),
-        Vec::<String>::new()
     );
     assert!(!keys(&etcd, "traefik/http/routers/ugrxback-").is_empty());
 }

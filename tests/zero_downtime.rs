@@ -8,27 +8,22 @@
 #[path = "support/lib.rs"]
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use support::docker::is_running;
 use support::net::free_port;
-use support::traefik::{self, get, wait_until};
+use support::traefik::{self, Load, Presence, bodies, get, wait_until};
 use support::world::World;
 
 const APP: &str = "ugbluegreen";
 const DOMAIN: &str = "live.bluegreen.test";
-/// The load: a request every 50 ms (20 per second), one at a time.
-const EVERY: Duration = Duration::from_millis(50);
+/// A second route of the instance, which one apply changes.
+const ADMIN: &str = "admin.bluegreen.test";
 
 /// `web` answers with its version; `healthy: false` makes a broken
 /// version: no health file, so both its healthcheck and the router's
-/// health path fail.
-fn template(world: &World, http: u16, https: u16, port: u16) -> String {
+/// health path fail. `admin` is more of the second route's keys.
+fn template(world: &World, http: u16, https: u16, port: u16, admin: &str) -> String {
     let router_dir = world.sandbox.shared_dir().join("router");
     format!(
         r#"app: {APP}
@@ -49,6 +44,10 @@ instances:
         service: web
         port: 8000
         tls: off
+      - hosts: {ADMIN}
+        service: web
+        port: 8000
+        tls: off{admin}
 router:
   image: {image}
   directory: {router_dir}
@@ -61,77 +60,6 @@ router:
     )
 }
 
-/// What one request through the router got: the body of a 200, or why not.
-type Answer = Result<String, String>;
-
-fn request(port: u16) -> Answer {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200 ") => Ok(body.trim().to_string()),
-        _ => Err(text.lines().next().unwrap_or("no answer").to_string()),
-    }
-}
-
-/// Requests at 20 per second until stopped, on loopback only.
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<Answer>>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut answers = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                answers.push(request(port));
-                std::thread::sleep(EVERY);
-            }
-            answers
-        });
-        Load { stop, thread }
-    }
-
-    /// Every answer, after two more seconds of load.
-    fn stop(self) -> Vec<Answer> {
-        std::thread::sleep(Duration::from_secs(2));
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
-/// The versions that answered, in order, each once per run of answers;
-/// panics on any failed request.
-fn versions(answers: &[Answer]) -> Vec<String> {
-    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        answers.len()
-    );
-    let mut runs: Vec<String> = Vec::new();
-    for body in answers.iter().flatten() {
-        if runs.last() != Some(body) {
-            runs.push(body.clone());
-        }
-    }
-    runs
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -141,7 +69,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
     let mut world = World::new(APP);
     world.sandbox.own_containers("unitgen-router");
     let (http, https, port) = (free_port(), free_port(), free_port());
-    world.write(&template(&world, http, https, port));
+    world.write(&template(&world, http, https, port, ""));
     world.apply_ok("live");
     wait_until(
         Duration::from_secs(60),
@@ -149,6 +77,29 @@ fn routed_service_is_replaced_without_a_failed_request() {
         || get("http", DOMAIN, http, "/", None),
         |a| a.status == 200 && a.body.trim() == "v1",
     );
+
+    // A change of one route (an alias added) leaves the instance's other
+    // routes served throughout: the routes file is swapped, never missing.
+    let load = Load::start(http, DOMAIN);
+    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugbluegreen-live.yaml");
+    let presence = Presence::watch(&routes_file);
+    let alias = "\n        aliases: [old.admin.bluegreen.test]";
+    world.write(&template(&world, http, https, port, alias));
+    let plan = world.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        shown.contains("~ ugbluegreen-live-routes.service (changed: reload"),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    wait_until(
+        Duration::from_secs(60),
+        "the new alias redirects",
+        || get("http", "old.admin.bluegreen.test", http, "/", None),
+        |a| matches!(a.status, 301 | 308),
+    );
+    assert_eq!(presence.stop(), 0, "the routes file went missing");
+    assert_eq!(bodies(&load.stop()), ["v1"]);
     let web = world.container("live", "web");
     let standin = format!("{web}.next");
     let standin_unit = world.unit_file(&format!("{standin}.service"));
@@ -162,7 +113,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
     );
 
     // A new version: beside the old one, then the traffic switches.
-    let load = Load::start(http);
+    let load = Load::start(http, DOMAIN);
     let seen_both = std::thread::spawn({
         let (web, standin) = (web.clone(), standin.clone());
         move || {
@@ -175,7 +126,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
     let out = world.unitgen(&["apply", "live", "--settle", "1", "--set", "version=v2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let answers = load.stop();
-    assert_eq!(versions(&answers), ["v1", "v2"], "{answers:?}");
+    assert_eq!(bodies(&answers), ["v1", "v2"], "{answers:?}");
     assert!(seen_both.join().unwrap(), "v2 never ran beside v1");
     assert!(
         stderr(&out).contains("traffic switched to"),
@@ -188,7 +139,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
 
     // Killed (as kill -9) once the traffic went to the new version's
     // stand-in: the next apply switches back, removes it, then deploys.
-    let load = Load::start(http);
+    let load = Load::start(http, DOMAIN);
     let killed = world.unitgen_with(
         &["apply", "live", "--settle", "1", "--set", "version=v3"],
         &[("UNITGEN_FAULT", "after-switch")],
@@ -207,13 +158,13 @@ fn routed_service_is_replaced_without_a_failed_request() {
     );
     let answers = load.stop();
     // v3 from the stand-in, v2 again once it was switched back, then v3.
-    assert_eq!(versions(&answers).last().map(String::as_str), Some("v3"));
+    assert_eq!(bodies(&answers).last().map(String::as_str), Some("v3"));
     assert!(!is_running(&standin));
     assert!(!standin_unit.exists());
 
     // A broken version: its stand-in never becomes healthy; apply fails,
     // v3 kept serving, the broken container is gone, the revision stays.
-    let load = Load::start(http);
+    let load = Load::start(http, DOMAIN);
     let out = world.unitgen(&[
         "apply",
         "live",
@@ -231,7 +182,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
         said.contains("the old version kept serving all along; the new one was removed"),
         "{said}"
     );
-    assert_eq!(versions(&answers), ["v3"], "{answers:?}");
+    assert_eq!(bodies(&answers), ["v3"], "{answers:?}");
     assert!(!is_running(&standin));
     assert!(!standin_unit.exists());
     let plan = world.unitgen(&["plan", "live", "--set", "version=v3"]);

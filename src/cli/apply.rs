@@ -543,7 +543,7 @@ pub fn converge_and_record(
     let digest = units_digest(desired);
     // A target runs nothing of its own: only units that run a process can
     // run an old configuration.
-    let restarts = plan.to_restart().into_iter();
+    let restarts = plan.to_restart().into_iter().chain(plan.to_reload());
     let intent = Intent::new(
         digest.clone(),
         restarts.filter(|u| !u.ends_with(".target")).collect(),
@@ -692,8 +692,13 @@ pub fn converge_and_record(
     } else {
         format!("{} enabled, ", done.enabled.len())
     };
+    let reloaded = if done.reloaded.is_empty() {
+        String::new()
+    } else {
+        format!("{} reloaded, ", done.reloaded.len())
+    };
     progress.line(&format!(
-        "{name} is at revision {number}: {enabled}{} started, {} restarted, {} removed, {untouched} untouched",
+        "{name} is at revision {number}: {enabled}{} started, {} restarted, {reloaded}{} removed, {untouched} untouched",
         done.started.len(),
         done.restarted.len(),
         done.removed.len(),

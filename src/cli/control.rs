@@ -59,6 +59,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         JobKind::Start => "started",
         JobKind::Stop => "stopped",
         JobKind::Restart => "restarted",
+        JobKind::ReloadOrRestart => "reloaded",
     };
     progress.line(&format!("{name}: {} {done}", count(units.len(), "unit")));
     Ok(Outcome::Clean)

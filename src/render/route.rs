@@ -36,6 +36,9 @@ const HEALTH_TIMEOUT: &str = "1s";
 /// The start of a header line naming one host + path the file routes.
 pub const CLAIM: &str = "# claim: ";
 
+/// The router's flag that has it read etcd too (see [`etcd`]).
+pub const ETCD_PROVIDER: &str = "--providers.etcd.endpoints=";
+
 /// The dynamic configuration file of `instance`'s routes; None when it has
 /// none. With routes in etcd, it holds only its header: the claims, which
 /// an apply of another app on this host checks.
@@ -177,10 +180,7 @@ pub fn docker_run(router: &Router) -> String {
         let endpoints: Vec<&str> = (endpoints.iter())
             .map(|e| e.strip_prefix("http://").unwrap_or(e).trim_end_matches('/'))
             .collect();
-        flags.push(format!(
-            "--providers.etcd.endpoints={}",
-            endpoints.join(",")
-        ));
+        flags.push(format!("{ETCD_PROVIDER}{}", endpoints.join(",")));
         flags.push(format!("--providers.etcd.rootkey={}", etcd::ROOT_KEY));
     }
     groups.extend(flags.into_iter().map(|flag| vec![flag]));

@@ -8,7 +8,8 @@
 //!    unchanged ones found not enabled, are enabled; systemd reloads once;
 //! 3. one batch of jobs: start for new units and unchanged ones found
 //!    stopped, restart for changed ones and unchanged ones that run
-//!    something else than their file (see [`Plan::observe`]). They are
+//!    something else than their file (see [`Plan::observe`]), reload for
+//!    changed routes units (see [`crate::plan::reloads_on_change`]). They are
 //!    enqueued together and systemd runs them in dependency order
 //!    (`After=`), in parallel where the order allows;
 //! 4. every touched unit must stay up for the settle time counted from its
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::fault;
-use crate::plan::Plan;
+use crate::plan::{Plan, reloads_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::systemd::explain::{Evidence, Explanation, explain};
@@ -123,6 +124,7 @@ pub struct Options<'a> {
 pub struct Outcome {
     pub started: Vec<String>,
     pub restarted: Vec<String>,
+    pub reloaded: Vec<String>,
     pub removed: Vec<String>,
     /// Units found not enabled, now enabled.
     pub enabled: Vec<String>,
@@ -143,6 +145,7 @@ pub fn converge(
     let systemd = host.connect()?;
     let mut starting = plan.to_start();
     starting.extend(plan.to_restart());
+    starting.extend(plan.to_reload());
     (options.prepare)(&starting)?;
     let mut touched = false;
     match run(host, &systemd, plan, options, progress, &mut touched) {
@@ -246,16 +249,26 @@ fn run(
         .into_iter()
         .partition(|name| name.ends_with(".target"));
     starts.extend(targets);
+    let reloads = plan.to_reload();
     // A unit's start rate limit (a service's `on-failure:N`) counts from
     // this apply on, as Docker counts restarts from a container's start.
-    for unit in starts.iter().chain(&restarts) {
+    for unit in starts.iter().chain(&restarts).chain(&reloads) {
         let _ = systemd.reset_failed(unit);
     }
-    // Starts and restarts go out as one batch so systemd can order them
-    // against each other; two calls would serialize the two groups.
+    // Starts, restarts and reloads go out as one batch so systemd can order
+    // them against each other; several calls would serialize the groups.
     let mut ended = HashMap::new();
     let watch = (!options.settle.is_zero()).then_some(&mut ended);
-    let jobs = start_and_restart(systemd, &starts, &restarts, progress, watch);
+    let jobs = start_and_restart(
+        systemd,
+        &Jobs {
+            starts: &starts,
+            restarts: &restarts,
+            reloads: &reloads,
+        },
+        progress,
+        watch,
+    );
     fault::point("after-start");
 
     // Units whose job succeeded are watched for the settle time even when
@@ -267,6 +280,7 @@ fn run(
     let to_settle: Vec<(String, Ended)> = starts
         .iter()
         .chain(&restarts)
+        .chain(&reloads)
         .filter(|unit| !failed_jobs.contains(unit))
         .filter_map(|unit| Some((unit.clone(), ended.remove(unit)?)))
         .collect();
@@ -288,6 +302,7 @@ fn run(
         .collect();
     outcome.started = starts;
     outcome.restarted = restarts;
+    outcome.reloaded = reloads;
     Ok(outcome)
 }
 
@@ -326,17 +341,29 @@ pub(super) struct Ended {
     restarts: u32,
 }
 
+/// The units of one batch of jobs, by what is done to each.
+#[derive(Default)]
+pub(super) struct Jobs<'a> {
+    pub starts: &'a [String],
+    pub restarts: &'a [String],
+    /// Reloaded if they run and can, else restarted.
+    pub reloads: &'a [String],
+}
+
 /// `ended`: filled with each unit whose job succeeded (see [`Ended`]).
 pub(super) fn start_and_restart(
     systemd: &Systemd,
-    starts: &[String],
-    restarts: &[String],
+    jobs: &Jobs,
     progress: &Progress,
     ended: Option<&mut HashMap<String, Ended>>,
 ) -> Result<(), Failure> {
     let outcomes = watched(
         systemd,
-        &[(JobKind::Start, starts), (JobKind::Restart, restarts)],
+        &[
+            (JobKind::Start, jobs.starts),
+            (JobKind::Restart, jobs.restarts),
+            (JobKind::ReloadOrRestart, jobs.reloads),
+        ],
         progress,
         ended,
     )?;
@@ -376,6 +403,7 @@ fn watched(
             let verb = match verbs.get(&outcome.unit) {
                 Some(JobKind::Start) => "start",
                 Some(JobKind::Restart) => "restart",
+                Some(JobKind::ReloadOrRestart) => "reload",
                 _ => "stop",
             };
             let mark = if outcome.result == JobResult::Done {
@@ -582,6 +610,10 @@ fn restore(
     let (targets, changed): (Vec<String>, Vec<String>) = changed
         .into_iter()
         .partition(|name| name.ends_with(".target"));
+    // The previous routes go back in place, as they were replaced.
+    let (reloads, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {
+        (plan.change.iter()).any(|c| &c.old.name == name && reloads_on_change(&c.old.text))
+    });
     let states = systemd.active_states(running_before).map_err(bus)?;
     let mut starts: Vec<String> = removed.into_iter().chain(targets).collect();
     starts.extend(
@@ -591,10 +623,15 @@ fn restore(
             .filter(|(_, state)| state != "active")
             .map(|(unit, _)| unit.clone()),
     );
-    for unit in changed.iter().chain(&starts) {
+    for unit in changed.iter().chain(&starts).chain(&reloads) {
         let _ = systemd.reset_failed(unit);
     }
-    start_and_restart(systemd, &starts, &changed, progress, None)
+    let jobs = Jobs {
+        starts: &starts,
+        restarts: &changed,
+        reloads: &reloads,
+    };
+    start_and_restart(systemd, &jobs, progress, None)
 }
 
 /// Runs one kind of job on units of an instance (`unitgen start|stop|
@@ -619,6 +656,7 @@ pub fn control(
         JobKind::Start => "start",
         JobKind::Stop => "stop",
         JobKind::Restart => "restart",
+        JobKind::ReloadOrRestart => "reload",
     };
     failures(&systemd, &outcomes, what).map_err(|mut failure| {
         failure.explained = failure

@@ -42,6 +42,8 @@ pub(crate) trait Manager {
 
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
 
+    fn reload_or_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
 
     /// Loads the units as `LoadUnit` does and lists each, in the order asked.

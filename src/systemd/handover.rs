@@ -273,13 +273,20 @@ impl Handover {
         for name in &names {
             let _ = systemd.reset_failed(name);
         }
-        super::converge::start_and_restart(&systemd, &names, &[], progress, None).map_err(
-            |mut failure| {
-                failure.explain(host);
-                failure.message = format!("the new version {}", failure.message);
-                failure
+        super::converge::start_and_restart(
+            &systemd,
+            &super::converge::Jobs {
+                starts: &names,
+                ..Default::default()
             },
-        )?;
+            progress,
+            None,
+        )
+        .map_err(|mut failure| {
+            failure.explain(host);
+            failure.message = format!("the new version {}", failure.message);
+            failure
+        })?;
         services
             .iter()
             .map(|s| {

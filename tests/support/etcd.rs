@@ -106,6 +106,26 @@ impl Etcd {
         );
     }
 
+    /// etcd's current revision, and the creation and last modification
+    /// revisions of each key under `prefix` (v3 API).
+    pub fn revisions(&self, prefix: &str) -> (i64, Vec<KeyRevisions>) {
+        let out = self.etcdctl(3, &["get", "--prefix", prefix, "-w", "json"]);
+        assert!(
+            out.status.success(),
+            "etcdctl get --prefix {prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let number = |v: &serde_json::Value| v.as_i64().unwrap_or_else(|| panic!("{answer}"));
+        let keys = (answer["kvs"].as_array().into_iter().flatten())
+            .map(|kv| KeyRevisions {
+                created: number(&kv["create_revision"]),
+                modified: number(&kv["mod_revision"]),
+            })
+            .collect();
+        (number(&answer["header"]["revision"]), keys)
+    }
+
     /// A key's value through the v2 API (needs `start(true)`).
     pub fn get_v2(&self, key: &str) -> Option<String> {
         let out = self.etcdctl(2, &["get", key]);
@@ -120,6 +140,13 @@ impl Etcd {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
     }
+}
+
+/// When a key was created (again, after a delete) and last written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRevisions {
+    pub created: i64,
+    pub modified: i64,
 }
 
 impl Drop for Etcd {

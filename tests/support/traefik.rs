@@ -3,8 +3,13 @@
 //! and requests to it the way a user makes them: `curl --resolve`, so that
 //! a domain reaches the router on loopback whatever DNS says.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::wait_for;
@@ -94,4 +99,115 @@ pub fn served_certificate(host: &str, port: u16) -> String {
         .output()
         .unwrap_or_else(|e| panic!("running openssl: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The load: a request every 50 ms (20 per second), one at a time.
+const EVERY: Duration = Duration::from_millis(50);
+
+/// What one request of a [`Load`] got: the body of a 200, or why not.
+pub type Served = Result<String, String>;
+
+/// `GET /` with `Host: domain` on 127.0.0.1:`port`, plain HTTP.
+fn request(port: u16, domain: &str) -> Served {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200 ") => Ok(body.trim().to_string()),
+        _ => Err(text.lines().next().unwrap_or("no answer").to_string()),
+    }
+}
+
+/// Requests for `domain` through the router at 20 per second until
+/// stopped, on loopback only.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Served>>,
+}
+
+impl Load {
+    pub fn start(port: u16, domain: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let domain = domain.to_string();
+        let thread = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                answers.push(request(port, &domain));
+                std::thread::sleep(EVERY);
+            }
+            answers
+        });
+        Load { stop, thread }
+    }
+
+    /// Every answer, after two more seconds of load.
+    pub fn stop(self) -> Vec<Served> {
+        std::thread::sleep(Duration::from_secs(2));
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The bodies that answered, in order, each once per run of answers;
+/// panics on any failed request.
+pub fn bodies(answers: &[Served]) -> Vec<String> {
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    let mut runs: Vec<String> = Vec::new();
+    for body in answers.iter().flatten() {
+        if runs.last() != Some(body) {
+            runs.push(body.clone());
+        }
+    }
+    runs
+}
+
+/// Watches that a file stays in place (a routes file while apply rewrites
+/// it): looks every millisecond, far more often than the moment a remove
+/// and a new write would leave it missing.
+pub struct Presence {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<usize>,
+}
+
+impl Presence {
+    pub fn watch(path: &Path) -> Presence {
+        assert!(path.exists(), "{} is not there to watch", path.display());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let mut missing = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if !path.exists() {
+                    missing += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            missing
+        });
+        Presence { stop, thread }
+    }
+
+    /// How many looks found the file missing.
+    pub fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }

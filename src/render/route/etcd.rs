@@ -14,13 +14,18 @@
 //!   hosts' copies apart, as the announcements' keys do.
 //!
 //! Every Traefik name of an instance starts with `<app>-<instance>-` (app
-//! and instance names have no `-`), so the routes unit clears the
+//! and instance names have no `-`), so the routes unit finds the
 //! instance's old keys by prefix, without touching another instance's.
+//!
+//! The routes unit writes in one transaction: the new keys, and the
+//! removal of the instance's keys it no longer has. Traefik reads etcd's
+//! keys as they are at one revision, so a router never sees the instance's
+//! routes half written, or missing while they are rewritten.
 
 use serde_json::Value;
 
 use super::Dynamic;
-use crate::escape::sh_quote;
+use crate::escape::{sh_quote, txn_quote};
 use crate::model::route::Route;
 
 /// Traefik's root key (`--providers.etcd.rootkey`). No leading `/`:
@@ -87,20 +92,63 @@ fn flatten(value: &Value, key: String, prefix: &str, out: &mut Vec<(String, Stri
     }
 }
 
-/// The routes unit's start: clear the instance's old keys (routes it no
-/// longer has must not stay), then write `pairs`. One statement per
-/// element (see `escape::systemd_shell`); fails when etcd does not answer.
+/// The routes unit's start (and reload): one `etcdctl txn` that puts
+/// `pairs` and deletes the instance's other keys (routes it no longer has
+/// must not stay; etcd refuses a transaction that deletes a key it puts).
+/// etcd takes at most `--max-txn-ops` (128 by default) operations in one
+/// transaction: with more, each goes alone, the puts first, so that the
+/// routes are never missing, only briefly mixed. One statement per element
+/// (see `escape::systemd_shell`); fails when etcd does not answer.
 pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
-    let mut script = remove_script(prefix);
+    let owned: Vec<String> = (owned_prefixes(prefix).iter())
+        .map(|p| format!("etcdctl get --prefix --keys-only {}", sh_quote(p)))
+        .collect();
+    let mut script = vec![
+        "set -e;".to_string(),
+        format!("keys=$({});", owned.join(" && ")),
+        // The operations, one per line: the puts, then the deletes.
+        "ops=$(printf '%s\\n'".to_string(),
+    ];
     for (key, value) in pairs {
         // `--`: a value may start with `-`.
-        script.push(format!(
-            "etcdctl put -- {} {} >/dev/null;",
-            sh_quote(key),
-            sh_quote(value)
-        ));
+        let op = format!("put -- {} {}", txn_quote(key), txn_quote(value));
+        script.push(sh_quote(&op));
     }
+    // Not at the start of the next line: systemd drops a continued line
+    // that starts with `;` (a comment).
+    script.last_mut().expect("the printf").push(';');
+    script.extend([
+        "for key in $keys; do case \"$key\" in".to_string(),
+        // The backends are the sidekicks'.
+        "  */loadbalancer/servers/*) ;;".to_string(),
+    ]);
+    let wanted: Vec<String> = pairs.iter().map(|(key, _)| sh_quote(key)).collect();
+    if let Some((last, rest)) = wanted.split_last() {
+        script.extend(rest.iter().map(|key| format!("  {key} |")));
+        script.push(format!("  {last}) ;;"));
+    }
+    script.extend([
+        "  *) printf 'del \"%s\"\\n' \"$key\";;".to_string(),
+        "esac; done);".to_string(),
+        // No comparisons (the empty first part): the operations always run.
+        "if ! said=$(printf '\\n%s\\n\\n\\n' \"$ops\" | etcdctl txn 2>&1); then".to_string(),
+        "  case \"$said\" in *'too many operations'*) ;; *) echo \"$said\" >&2; exit 1;; esac;"
+            .to_string(),
+        "  printf '%s\\n' \"$ops\" | while IFS= read -r op; do".to_string(),
+        "    printf '\\n%s\\n\\n\\n' \"$op\" | etcdctl txn >/dev/null;".to_string(),
+        "  done;".to_string(),
+        "fi".to_string(),
+    ]);
     script
+}
+
+/// The key prefixes under which every key is the routes unit's but the
+/// backends: `<folder>/<prefix>-` for each folder of Traefik's layout it
+/// writes.
+fn owned_prefixes(prefix: &str) -> Vec<String> {
+    (OWNED.iter().chain(&["http/services"]))
+        .map(|folder| format!("{ROOT_KEY}/{folder}/{prefix}-"))
+        .collect()
 }
 
 /// The routes unit's stop: remove the instance's routers, middlewares,
@@ -207,20 +255,25 @@ mod tests {
     }
 
     #[test]
-    fn values_are_single_words_of_the_script_and_old_keys_go_first() {
-        let script = write_script(
-            "blog-live",
-            &[("traefik/x".into(), "-a' $(reboot) `b`".into())],
-        );
-        let clear = script
+    fn one_transaction_puts_every_pair_and_deletes_only_keys_no_longer_wanted() {
+        let key = "traefik/http/routers/blog-live-web/rule";
+        let script = write_script("blog-live", &[(key.into(), r#"-a' $(reboot) "q""#.into())]);
+        // The put is one word of the shell's `printf`, a Go string for etcdctl.
+        let put = format!(r#"'put -- "{key}" "-a'\'' $(reboot) \"q\""'"#);
+        // (The last ends the `printf`.)
+        assert!(script.contains(&format!("{put};")), "{script:#?}");
+        // A key that is still wanted is not deleted (etcd refuses a
+        // transaction that puts and deletes one key), nor the backends.
+        assert!(script.contains(&format!("  {key}) ;;")));
+        assert!(script.contains(&"  */loadbalancer/servers/*) ;;".to_string()));
+        let txns = script
             .iter()
-            .position(|l| l.contains("del --prefix traefik/http/routers/blog-live-"))
-            .unwrap();
-        let put = script.iter().position(|l| l.contains("put")).unwrap();
-        assert!(clear < put);
+            .filter(|l| l.contains("| etcdctl txn"))
+            .count();
         assert_eq!(
-            script[put],
-            r#"etcdctl put -- traefik/x '-a'\'' $(reboot) `b`' >/dev/null;"#
+            txns, 2,
+            "one transaction, and one per operation past etcd's limit"
         );
+        assert!(!script.iter().any(|l| l.contains("etcdctl put")));
     }
 }
