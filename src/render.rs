@@ -586,6 +586,8 @@ impl Renderer {
                 docker_run => escaped(route::docker_run(router)),
                 docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", "30", ROUTER_CONTAINER])),
                 wanted_by => self.boot_target(),
+                settings => router.settings(),
+                directory => router.directory.display().to_string(),
             },
         );
         UnitFile {

@@ -12,6 +12,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::Problem;
 use crate::model::Instance;
 use crate::model::route::{ROUTER_UNIT, Router};
 use crate::progress::Progress;
@@ -86,6 +87,8 @@ fn remove_dir(dir: &Path) -> std::io::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouterChange {
     Unchanged,
+    /// Its file changed in what it records only: rewritten, not restarted.
+    Recorded,
     Started,
     Installed,
     Changed,
@@ -100,6 +103,71 @@ pub fn installed(host: &Host) -> Option<UnitFile> {
     })
 }
 
+/// A value the router unit records in its `[X-Unitgen]` section.
+fn recorded<'a>(unit: &'a UnitFile, key: &str) -> Option<&'a str> {
+    let section = unit.text.split("\n[X-Unitgen]\n").nth(1)?;
+    (section.lines()).find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Whether two router units run the same router: they differ, if at all,
+/// in what they record (`[X-Unitgen]`, the last section) only.
+fn runs_the_same(a: &UnitFile, b: &UnitFile) -> bool {
+    let running = |u: &UnitFile| u.text.split("\n[X-Unitgen]\n").next().map(str::to_owned);
+    running(a) == running(b)
+}
+
+/// Refuses, before anything changes, an apply whose router settings
+/// differ from the installed router's while that router serves other
+/// instances: one router serves every app of the host, and the last
+/// apply's `router:` would change it for all of them without a word.
+/// `replace`: the user means to (`apply --replace-router`). A router unit
+/// of an older unitgen records no settings: it is not compared.
+pub fn refuse_other_settings(
+    host: &Host,
+    instance: &Instance,
+    unit: &UnitFile,
+    replace: bool,
+) -> Result<(), Problem> {
+    let (Some(router), Some(present)) = (&instance.router, installed(host)) else {
+        return Ok(());
+    };
+    let (Some(theirs), Some(ours)) = (recorded(&present, "Settings"), recorded(unit, "Settings"))
+    else {
+        return Ok(());
+    };
+    if replace || theirs == ours {
+        return Ok(());
+    }
+    let prefix = instance.prefix();
+    let root = host.root.as_deref();
+    let mut others = other_routes(root, &router.dynamic_dir(), &prefix);
+    if let Some(dir) = recorded(&present, "Directory") {
+        let dir = Path::new(dir).join("dynamic");
+        others.extend(other_routes(root, &dir, &prefix));
+    }
+    others.sort();
+    others.dedup();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<&str> = others.iter().map(|n| n.trim_end_matches(".yaml")).collect();
+    let mut problem = Problem::new(format!(
+        "{prefix}'s router settings differ from those of {ROUTER_UNIT}, which serves {} on this host; nothing was changed",
+        users.join(", ")
+    ))
+    .label("this apply's router")
+    .help(format!(
+        "the installed router: {theirs}\nthis apply's router:  {ours}{}\n\
+         one router serves every app of a host: give every `router:` of this host the same \
+         settings, or apply with --replace-router to change the router for all of them",
+        if router.declared_at.is_none() { " (the defaults: no `router:` block)" } else { "" }
+    ));
+    if let Some(at) = &router.declared_at {
+        problem = problem.at(at);
+    }
+    Err(problem)
+}
+
 /// Installs (or updates) the router unit, enables it, and makes sure it
 /// runs the installed file: restarted when it changed, started when it
 /// was not running. Traefik reads each instance's routes file itself.
@@ -107,6 +175,9 @@ pub fn ensure(host: &Host, unit: &UnitFile, progress: &Progress) -> Result<Route
     let present = installed(host);
     let change = match &present {
         None => RouterChange::Installed,
+        // Only what it records changed (an upgrade of unitgen): rewritten,
+        // not restarted.
+        Some(p) if p.text != unit.text && runs_the_same(p, unit) => RouterChange::Recorded,
         Some(p) if p.text != unit.text => RouterChange::Changed,
         Some(_) => RouterChange::Unchanged,
     };
@@ -127,8 +198,8 @@ pub fn ensure(host: &Host, unit: &UnitFile, progress: &Progress) -> Result<Route
         .first()
         .is_some_and(|s| s == "active");
     match (change, active) {
-        (RouterChange::Unchanged, true) => Ok(RouterChange::Unchanged),
-        (RouterChange::Unchanged, false) => {
+        (RouterChange::Unchanged | RouterChange::Recorded, true) => Ok(change),
+        (RouterChange::Unchanged | RouterChange::Recorded, false) => {
             converge::control(host, JobKind::Start, &names, progress)?;
             Ok(RouterChange::Started)
         }

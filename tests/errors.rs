@@ -880,3 +880,75 @@ fn bad_routes_are_located_and_explained() {
         }
     }
 }
+
+/// Issue 11's follow-up: `router:` settings came from whichever app applied
+/// last. An apply whose router differs from the installed one while it
+/// serves another instance is refused, before anything changes, pointing
+/// at this file's `router:` and naming both routers' settings.
+#[test]
+fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
+    let yaml = routed(
+        "hosts: a.example\n        service: web\n        port: 80\n        tls: off",
+        "router:\n  http_port: 8080\n  https_port: 8443\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("unitgen.yaml"), &yaml).unwrap();
+    // A host (--root) whose router another app's apply installed, with the
+    // defaults, and that serves that app's instance.
+    let root = dir.path().join("host");
+    let units = root.join("etc/systemd/system");
+    let dynamic = root.join("var/lib/unitgen/router/dynamic");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&dynamic).unwrap();
+    std::fs::write(
+        units.join("unitgen-router.service"),
+        "[Service]\nExecStart=/bin/true\n\n[X-Unitgen]\nRole=router\n\
+         Settings=image traefik:v3.7, ports 80 and 443 on every address\n\
+         Directory=/var/lib/unitgen/router\n",
+    )
+    .unwrap();
+    std::fs::write(dynamic.join("blog-live.yaml"), "# claim: blog.example\n").unwrap();
+    let unitgen = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .current_dir(dir.path())
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
+
+    let out = unitgen(&["apply", "live"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "shop-live's router settings differ from those of unitgen-router.service",
+        "which serves blog-live on this host; nothing was changed",
+        "unitgen.yaml:14:14",
+        "this apply's router",
+        "the installed router: image traefik:v3.7, ports 80 and 443",
+        "this apply's router:  image traefik:v3.7, ports 8080 and 8443",
+        "--replace-router",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+    let written: Vec<_> = std::fs::read_dir(&units).unwrap().flatten().collect();
+    assert_eq!(written.len(), 1, "only the router unit: {written:?}");
+
+    // plan says that apply would refuse it.
+    let out = unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("! apply refuses this router change without --replace-router"),
+        "{shown}"
+    );
+
+    // With --replace-router, apply goes past the check (and here fails to
+    // reach the host's systemd, which this test does not have).
+    let out = unitgen(&["apply", "live", "--replace-router"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("router settings differ"), "{err}");
+}

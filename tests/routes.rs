@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::docker::is_running;
+use support::docker::{container_id, is_running};
 use support::net::free_port;
 use support::pebble::Pebble;
 use support::traefik::{self, Answer, get, get_as, served_certificate, wait_until};
@@ -306,7 +306,23 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         "{shown}"
     );
     assert!(!shown.contains("the host's router"), "{shown}");
-    world.apply_ok("two");
+    // A router unit of an older unitgen records no settings: apply records
+    // them without restarting the router.
+    let router_unit = world.unit_file("unitgen-router.service");
+    let older: String = (std::fs::read_to_string(&router_unit).unwrap().lines())
+        .filter(|l| !l.starts_with("Settings=") && !l.starts_with("Directory="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&router_unit, older).unwrap();
+    let router_before = container_id("unitgen-router");
+    let out = world.apply("two");
+    let said = ok(&out, "apply two");
+    let said = said + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("up to date (its settings recorded)"),
+        "{said}"
+    );
+    assert_eq!(container_id("unitgen-router"), router_before);
     wait_until(
         ROUTED,
         "the new alias redirects",

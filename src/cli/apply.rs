@@ -121,6 +121,11 @@ pub struct ApplyArgs {
         requires = "fleet"
     )]
     pub fleet_wait: u64,
+    /// Change the host's router to this file's `router:` settings even
+    /// though it serves other instances (whose files may say otherwise).
+    /// Without it, such an apply is refused and changes nothing.
+    #[arg(long, conflicts_with = "fleet")]
+    pub replace_router: bool,
 }
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
@@ -184,6 +189,12 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     match &router_plan {
         Some(router_plan) if !router_plan.is_empty() => {
             out!("the host's router:\n{}", router_plan.describe(color))?;
+            let unit = &router_plan.change.first().map(|c| &c.new);
+            if let Some(refused) = unit
+                .and_then(|unit| router::refuse_other_settings(&host, &instance, unit, false).err())
+            {
+                out!("! apply refuses this router change without --replace-router: {refused}")?;
+            }
         }
         _ => {}
     }
@@ -262,6 +273,12 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
+    let renderer = args.host.renderer()?;
+    if let Some(router) = &instance.router {
+        let unit = renderer.router_unit(router);
+        router::refuse_other_settings(&host, &instance, &unit, args.replace_router)
+            .map_err(miette::Report::new)?;
+    }
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let env_files = if instance.secrets.is_empty() {
         Vec::new()
@@ -271,7 +288,6 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             .wrap_err("creating the key of the secrets' digests")?;
         secrets::seal(&mut instance, &values, &key)
     };
-    let renderer = args.host.renderer()?;
     let desired = renderer.render(&instance);
     // A handover an earlier apply left half done goes first: its stand-in
     // may be what the router sends traffic to.
@@ -325,6 +341,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             })?;
             let said = match change {
                 router::RouterChange::Unchanged => "up to date",
+                router::RouterChange::Recorded => "up to date (its settings recorded)",
                 router::RouterChange::Started => "started",
                 router::RouterChange::Installed => "installed and started",
                 router::RouterChange::Changed => "changed and restarted",

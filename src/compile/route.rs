@@ -308,6 +308,7 @@ impl ServiceCompiler<'_> {
             },
             // Set by `compile` once the deployment's etcd is known.
             etcd: None,
+            declared_at: declared_at(file, decl),
         };
         if let Some(image) = &decl.image {
             let at = file.at(&image.referenced);
@@ -567,6 +568,32 @@ pub(super) fn check_path(path: &str) -> Result<(), String> {
             "the path `{path}` has characters a path prefix cannot: use letters, digits and `/-_.~%`"
         ))
     }
+}
+
+/// The text of a `router:` block: from its first key's value to its last's.
+fn declared_at(file: &Loaded, decl: &RouterDecl) -> Option<Location> {
+    let acme = decl.acme.as_ref();
+    let strings = [
+        decl.image.as_ref(),
+        decl.address.as_ref(),
+        decl.directory.as_ref(),
+        acme.and_then(|a| a.email.as_ref()),
+        acme.and_then(|a| a.ca_server.as_ref()),
+        acme.and_then(|a| a.ca_certificate.as_ref()),
+    ];
+    let ports = [decl.http_port.as_ref(), decl.https_port.as_ref()];
+    let spans: Vec<Location> = (strings.iter().flatten())
+        .map(|s| file.at(&s.referenced))
+        .chain(ports.iter().flatten().map(|p| file.at(&p.referenced)))
+        .collect();
+    let start = spans.iter().map(|l| l.span.offset()).min()?;
+    let end = (spans.iter())
+        .map(|l| l.span.offset() + l.span.len())
+        .max()?;
+    Some(Location {
+        file: spans[0].file.clone(),
+        span: (start, end - start).into(),
+    })
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@
 
 use std::path::PathBuf;
 
+use crate::diagnostic::Location;
+
 /// The official image, pinned: a new Traefik is a change you apply.
 pub const DEFAULT_ROUTER_IMAGE: &str = "traefik:v3.7";
 pub const DEFAULT_ROUTER_DIRECTORY: &str = "/var/lib/unitgen/router";
@@ -147,7 +149,7 @@ pub struct RouteFile {
 }
 
 /// The host's router: one Traefik for every app and instance with routes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Router {
     pub image: String,
     pub http_port: u16,
@@ -161,6 +163,8 @@ pub struct Router {
     /// when the deployment uses etcd: every host's router then reaches every
     /// host's instances (see `render::route::etcd`).
     pub etcd: Option<Vec<String>>,
+    /// The `router:` block these settings come from; None: the defaults.
+    pub declared_at: Option<Location>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,32 @@ pub struct Acme {
 }
 
 impl Router {
+    /// What makes this router what it is, in one line. The router unit
+    /// records it (`[X-Unitgen] Settings=`): an apply whose router differs
+    /// from the one that serves other instances is refused (see
+    /// `router::refuse_other_settings`).
+    pub fn settings(&self) -> String {
+        let address = self.address.as_deref().unwrap_or("every address");
+        let mut text = format!(
+            "image {}, ports {} and {} on {address}, folder {}, ACME CA {}",
+            self.image,
+            self.http_port,
+            self.https_port,
+            self.directory.display(),
+            self.acme.ca_server
+        );
+        if let Some(email) = &self.acme.email {
+            text.push_str(&format!(" (account {email})"));
+        }
+        if let Some(ca) = &self.acme.ca_certificate {
+            text.push_str(&format!(", CA certificate {ca}"));
+        }
+        if let Some(endpoints) = &self.etcd {
+            text.push_str(&format!(", etcd {}", endpoints.join(",")));
+        }
+        text
+    }
+
     /// One dynamic configuration file per instance; Traefik watches it.
     pub fn dynamic_dir(&self) -> PathBuf {
         self.directory.join("dynamic")

@@ -77,7 +77,9 @@ pub struct TlsFiles {
 }
 
 /// The host's router (`router:` in the deployments file): one Traefik per
-/// host, shared by every app and instance that has routes.
+/// host, shared by every app and instance that has routes, so every
+/// `router:` of a host must say the same (apply refuses one that differs
+/// from the router other instances use, unless `--replace-router`).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RouterDecl {
