@@ -252,9 +252,22 @@ fn run(
     let reloads = plan.to_reload();
     // A unit's start rate limit (a service's `on-failure:N`) counts from
     // this apply on, as Docker counts restarts from a container's start.
-    for unit in starts.iter().chain(&restarts).chain(&reloads) {
-        let _ = systemd.reset_failed(unit);
-    }
+    let touched: Vec<String> = (starts.iter().chain(&restarts).chain(&reloads))
+        .cloned()
+        .collect();
+    systemd.reset_failed_all(&touched);
+    // systemd's count of its own restarts of each unit (`Restart=`), before
+    // the jobs: one that rose since is a unit that went down, however
+    // briefly. Read now, not as each job ends: that would hold up the
+    // reading of the other jobs' ends while systemd is busiest.
+    let restarts_before: HashMap<String, u32> = if options.settle.is_zero() {
+        HashMap::new()
+    } else {
+        let summaries = systemd.summaries(&touched).map_err(bus)?;
+        (touched.iter().cloned())
+            .zip(summaries.iter().map(|s| s.n_restarts))
+            .collect()
+    };
     // Starts, restarts and reloads go out as one batch so systemd can order
     // them against each other; several calls would serialize the groups.
     let mut ended = HashMap::new();
@@ -282,7 +295,13 @@ fn run(
         .chain(&restarts)
         .chain(&reloads)
         .filter(|unit| !failed_jobs.contains(unit))
-        .filter_map(|unit| Some((unit.clone(), ended.remove(unit)?)))
+        .filter_map(|unit| {
+            let ended = Ended {
+                at: ended.remove(unit)?,
+                restarts: restarts_before.get(unit).copied().unwrap_or(0),
+            };
+            Some((unit.clone(), ended))
+        })
         .collect();
     let settled = settle(systemd, &host.unit_dir, &to_settle, options, progress);
     match (jobs, settled) {
@@ -332,12 +351,13 @@ pub(super) fn stop(
     failures(systemd, &outcomes, "stop")
 }
 
-/// A unit whose start or restart job succeeded, as it was then.
+/// A unit whose start or restart job succeeded.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ended {
+    /// When its job ended.
     at: Instant,
-    /// systemd's count of its own restarts of the unit (`Restart=`): one
-    /// that rose since is a unit that went down, however briefly.
+    /// systemd's count of its own restarts of the unit (`Restart=`) before
+    /// the job: one that rose since is a unit that went down.
     restarts: u32,
 }
 
@@ -350,12 +370,12 @@ pub(super) struct Jobs<'a> {
     pub reloads: &'a [String],
 }
 
-/// `ended`: filled with each unit whose job succeeded (see [`Ended`]).
+/// `ended`: filled with when the job of each unit whose job succeeded ended.
 pub(super) fn start_and_restart(
     systemd: &Systemd,
     jobs: &Jobs,
     progress: &Progress,
-    ended: Option<&mut HashMap<String, Ended>>,
+    ended: Option<&mut HashMap<String, Instant>>,
 ) -> Result<(), Failure> {
     let outcomes = watched(
         systemd,
@@ -371,12 +391,12 @@ pub(super) fn start_and_restart(
 }
 
 /// Enqueues the jobs and reports each result as it arrives; with `ended`,
-/// notes each unit whose job succeeded, as it was then.
+/// notes when the job of each unit whose job succeeded ended.
 fn watched(
     systemd: &Systemd,
     groups: &[(JobKind, &[String])],
     progress: &Progress,
-    mut ended: Option<&mut HashMap<String, Ended>>,
+    mut ended: Option<&mut HashMap<String, Instant>>,
 ) -> Result<Vec<JobOutcome>, Failure> {
     let requests: Vec<(JobKind, String)> = groups
         .iter()
@@ -391,13 +411,7 @@ fn watched(
     let outcomes = systemd
         .run_batch(&requests, &mut |outcome: &JobOutcome| {
             if let Some(ended) = ended.as_mut().filter(|_| outcome.result == JobResult::Done) {
-                let at = Instant::now();
-                // Unread, the count is taken as 0: a restart since is
-                // still seen, and a unit that cannot be read fails later.
-                let restarts = systemd
-                    .summaries(std::slice::from_ref(&outcome.unit))
-                    .map_or(0, |s| s[0].n_restarts);
-                ended.insert(outcome.unit.clone(), Ended { at, restarts });
+                ended.insert(outcome.unit.clone(), Instant::now());
             }
             pending.retain(|u| u != &outcome.unit);
             let verb = match verbs.get(&outcome.unit) {
@@ -547,7 +561,7 @@ fn settle(
         if failed.iter().any(|f| &f.unit == unit) {
             continue;
         }
-        if summary.n_restarts != ended.restarts || summary.active_state != "active" {
+        if summary.n_restarts > ended.restarts || summary.active_state != "active" {
             let state = systemd.unit_state(unit).map_err(bus)?;
             failed.push(Evidence {
                 unit: unit.clone(),
@@ -623,9 +637,10 @@ fn restore(
             .filter(|(_, state)| state != "active")
             .map(|(unit, _)| unit.clone()),
     );
-    for unit in changed.iter().chain(&starts).chain(&reloads) {
-        let _ = systemd.reset_failed(unit);
-    }
+    let touched: Vec<String> = (changed.iter().chain(&starts).chain(&reloads))
+        .cloned()
+        .collect();
+    systemd.reset_failed_all(&touched);
     let jobs = Jobs {
         starts: &starts,
         restarts: &changed,
@@ -647,9 +662,7 @@ pub fn control(
     let systemd = host.connect()?;
     if kind != JobKind::Stop {
         // A unit that failed before (or hit its start limit) starts afresh.
-        for unit in units {
-            let _ = systemd.reset_failed(unit);
-        }
+        systemd.reset_failed_all(units);
     }
     let outcomes = watched(&systemd, &[(kind, units)], progress, None)?;
     let what = match kind {
@@ -678,9 +691,7 @@ pub fn remove_all(host: &Host, installed: &[UnitFile], progress: &Progress) -> R
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
     }
     systemd.reload().map_err(bus)?;
-    for name in &all {
-        // A unit that failed stays listed until its failed state is reset.
-        let _ = systemd.reset_failed(name);
-    }
+    // A unit that failed stays listed until its failed state is reset.
+    systemd.reset_failed_all(&all);
     Ok(())
 }

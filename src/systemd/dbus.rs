@@ -36,20 +36,10 @@ pub(crate) trait Manager {
     /// Answers once the reload is complete.
     fn reload(&self) -> zbus::Result<()>;
 
-    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-
-    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-
-    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-
-    fn reload_or_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
 
     /// Loads the units as `LoadUnit` does and lists each, in the order asked.
     fn list_units_by_names(&self, names: &[&str]) -> zbus::Result<Vec<ListedUnit>>;
-
-    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
     fn enable_unit_files(
         &self,

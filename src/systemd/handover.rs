@@ -270,9 +270,7 @@ impl Handover {
             .reload()
             .map_err(|e| Failure::untouched(e.to_string()))?;
         let names: Vec<String> = services.iter().map(|s| s.standin.name.clone()).collect();
-        for name in &names {
-            let _ = systemd.reset_failed(name);
-        }
+        systemd.reset_failed_all(&names);
         super::converge::start_and_restart(
             &systemd,
             &super::converge::Jobs {
@@ -391,9 +389,7 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
     systemd
         .reload()
         .map_err(|e| Failure::untouched(e.to_string()))?;
-    for name in names {
-        let _ = systemd.reset_failed(name);
-    }
+    systemd.reset_failed_all(names);
     Ok(())
 }
 
