@@ -203,25 +203,32 @@ pub fn start_waits_for_health(unit_text: &str) -> bool {
 ///
 /// It waits on Docker's events rather than asking over and over: with
 /// twenty units starting at once, a `docker inspect` per unit every few
-/// tenths of a second took the CPU the engine needed to start them. Race
-/// free: the events are read from just before the current state is looked
-/// at (`--since`, which the engine replays), so a change between the two is
-/// seen by one or the other. Engine calls per start: one `docker events`
-/// and one `docker inspect` (more only for a start slower than a second,
-/// see below). `docker events --filter container=` matches
-/// name prefixes too (`web` would see `web-worker`): the template prints
-/// only this container's events, and blank lines for others.
+/// tenths of a second took the CPU the engine needed to start them. The
+/// events are read from the moment this check starts (`--since`, which the
+/// engine replays to a reader that connects later): systemd runs it as soon
+/// as `docker run` has been executed, long before the client has asked the
+/// engine to create the container, so the container's own `start` (or
+/// `die`) is among them, and no look at its state is needed first. The
+/// container of the unit's previous run has ended before (`ExecStopPost=`
+/// removed it), so none of its events is. One engine call per start: one
+/// `docker events`, plus one look a second for a start slower than that
+/// (see below). `docker events --filter container=` matches name prefixes
+/// too (`web` would see `web-worker`): the template prints only this
+/// container's events, and blank lines for others.
 ///
-/// Each second without an event, it also looks at the state again: the
-/// engine replays only its last 256 events, which a loaded machine starting
-/// many containers can outrun before `docker events` has connected, and a
-/// failed `docker inspect` reads as "not there yet" (seen once at a load
-/// average of 26: a unit whose container ran waited out TimeoutStartSec). A
-/// start that is ready within the second makes no such call. And it gives
-/// up when `docker run` itself has exited (`$MAINPID`, which systemd sets
-/// for ExecStartPost): a container that was never created sends no event,
-/// and systemd would wait for this script until TimeoutStartSec.
-/// bash (`read -t`, process substitution); one statement per element (see
+/// Each second without an event, it looks at the state: the engine replays
+/// only its last 256 events, which a loaded machine starting many
+/// containers can outrun before `docker events` has connected, and a
+/// container that started before the check did (it would take a stalled
+/// scheduler) sends no event later; a failed `docker inspect` reads as "not
+/// there yet" (seen once at a load average of 26: a unit whose container
+/// ran waited out TimeoutStartSec). A start that is ready within the second
+/// makes no such call. And it gives up when `docker run` itself has exited
+/// (`$MAINPID`, which systemd sets for ExecStartPost): a container that was
+/// never created sends no event, and systemd would wait for this script
+/// until TimeoutStartSec. bash (`read -t`, process substitution,
+/// `$EPOCHREALTIME` from bash 5 on, whose decimal point follows the locale;
+/// older ones ask `date`); one statement per element (see
 /// `escape::systemd_shell`).
 pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
     let health_events = format!("--filter event={HEALTH_EVENT}");
@@ -243,12 +250,13 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         )
     };
     let mut script = vec![
-        "since=$(date +%s.%N);".to_string(),
+        "since=${EPOCHREALTIME/,/.};".to_string(),
+        "[ -n \"$since\" ] || since=$(date +%s.%N);".into(),
         format!(
             "exec 3< <(exec docker events --since \"$since\" --filter container={container} {events} --format '{{{{if eq .Actor.Attributes.name \"{container}\"}}}}{{{{.Action}}}} {{{{index .Actor.Attributes \"exitCode\"}}}}{{{{end}}}}');"
         ),
         "trap \"kill $! 2>/dev/null\" EXIT;".into(),
-        format!("s=$(docker inspect --format '{state}' {container} 2>/dev/null);"),
+        "s=;".into(),
         "while :; do".into(),
         "  case $s in".into(),
         format!("    {ready}) exit 0;;"),
