@@ -339,32 +339,63 @@ impl FileArgs {
     /// The app's template and the instance `target` names: `INSTANCE`, or
     /// `APP/INSTANCE` (a site file's apps; one app's own name is accepted).
     pub fn select(&self, target: &str) -> Result<(Template, String), Problems> {
+        let mut chosen = self.select_many(&[target.to_string()])?;
+        let (index, instance) = chosen.instances.pop().expect("one target, one instance");
+        Ok((chosen.templates.swap_remove(index), instance))
+    }
+
+    /// The instances `targets` name (see `select`), from one read of the file.
+    pub fn select_many(&self, targets: &[String]) -> Result<Chosen, Problems> {
         match self.open()? {
             Opened::App(template) => {
-                let instance = match target.split_once('/') {
-                    Some((app, instance)) => {
-                        let name = app_name(&template)?;
-                        if app != name {
-                            return Err(Problem::new(format!(
-                                "{} is app `{name}`, not `{app}`",
-                                template.source_name()
-                            ))
-                            .help(format!(
-                                "name the instance `{instance}` or `{name}/{instance}`"
-                            ))
-                            .into());
-                        }
-                        instance
-                    }
-                    None => target,
-                };
-                Ok((*template, instance.to_string()))
+                let instances = (targets.iter())
+                    .map(|target| Ok((0, own_instance(&template, target)?.to_string())))
+                    .collect::<Result<_, Problems>>()?;
+                Ok(Chosen {
+                    templates: vec![*template],
+                    instances,
+                })
             }
-            Opened::Site(mut site) => {
-                let (index, instance) = site.select(target)?;
-                Ok((site.apps.swap_remove(index).template, instance))
+            Opened::Site(site) => {
+                let instances = (targets.iter())
+                    .map(|target| site.select(target))
+                    .collect::<Result<_, Problem>>()?;
+                Ok(Chosen {
+                    templates: site.apps.into_iter().map(|app| app.template).collect(),
+                    instances,
+                })
             }
         }
+    }
+
+    /// Every instance the file declares: a site file's, app by app.
+    pub fn select_all(&self) -> Result<Chosen, Problems> {
+        let chosen = match self.open()? {
+            Opened::App(template) => Chosen {
+                instances: (template.instance_names().into_iter())
+                    .map(|name| (0, name))
+                    .collect(),
+                templates: vec![*template],
+            },
+            Opened::Site(site) => Chosen {
+                instances: (site.apps.iter().enumerate())
+                    .flat_map(|(index, app)| {
+                        app.instances
+                            .iter()
+                            .map(move |p| (index, p.instance.clone()))
+                    })
+                    .collect(),
+                templates: site.apps.into_iter().map(|app| app.template).collect(),
+            },
+        };
+        if chosen.instances.is_empty() {
+            return Err(
+                Problem::new(format!("{} declares no instances", self.path().display()))
+                    .help("declare them under `instances:`, or name one with --allow-undeclared")
+                    .into(),
+            );
+        }
+        Ok(chosen)
     }
 
     /// The app and instance `target` names, for commands that act on what
@@ -387,6 +418,33 @@ fn site_view(file: &FileArgs) -> Result<crate::site_view::SiteView, Problems> {
         }
         Opened::Site(site) => crate::site_view::SiteView::from_site(&site, &Overrides::default()),
     }
+}
+
+/// The instance `target` names in a one-app file: `INSTANCE`, or
+/// `APP/INSTANCE` with the file's own app name.
+fn own_instance<'t>(template: &Template, target: &'t str) -> Result<&'t str, Problems> {
+    let Some((app, instance)) = target.split_once('/') else {
+        return Ok(target);
+    };
+    let name = app_name(template)?;
+    if app != name {
+        return Err(Problem::new(format!(
+            "{} is app `{name}`, not `{app}`",
+            template.source_name()
+        ))
+        .help(format!(
+            "name the instance `{instance}` or `{name}/{instance}`"
+        ))
+        .into());
+    }
+    Ok(instance)
+}
+
+/// Instances chosen on the command line, each with the index of its app's
+/// template (one template, or a site file's apps in file order).
+pub struct Chosen {
+    pub templates: Vec<Template>,
+    pub instances: Vec<(usize, String)>,
 }
 
 /// The app's name, as its template says.
@@ -419,6 +477,28 @@ impl TemplateArgs {
     pub fn compile(&self, target: &str) -> Result<Instance, Problems> {
         let (template, instance) = self.file.select(target)?;
         compile(&template, &instance, &self.overrides())
+    }
+
+    /// Compiles chosen instances, on all cores, in their order; the
+    /// problems of every one that fails.
+    pub fn compile_chosen(&self, chosen: &Chosen) -> Result<Vec<Instance>, Problems> {
+        let overrides = self.overrides();
+        let results = crate::parallel::map(&chosen.instances, 1, |(index, name)| {
+            compile(&chosen.templates[*index], name, &overrides)
+        });
+        let mut instances = Vec::with_capacity(results.len());
+        let mut problems = Problems(Vec::new());
+        for result in results {
+            match result {
+                Ok(instance) => instances.push(instance),
+                Err(more) => problems.0.extend(more.0),
+            }
+        }
+        if problems.is_empty() {
+            Ok(instances)
+        } else {
+            Err(problems)
+        }
     }
 }
 

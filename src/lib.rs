@@ -21,6 +21,7 @@ pub mod fault;
 pub mod fleet;
 pub mod import;
 pub mod model;
+pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod pull;

@@ -53,6 +53,10 @@ const TIMEOUT_START: &str = "5min";
 /// Extra time systemd allows past Docker's own stop grace period.
 const STOP_MARGIN_SECONDS: u64 = 30;
 
+/// A service unit takes some 20µs to render, a thread some 50µs to start:
+/// only instances with many services are worth splitting over cores.
+const SERVICES_PER_THREAD: usize = 64;
+
 pub struct Renderer {
     env: Environment<'static>,
     flavour: Flavour,
@@ -136,13 +140,19 @@ impl Renderer {
         let by_name: HashMap<&str, &Service> = (instance.services.iter())
             .map(|s| (s.name.as_str(), s))
             .collect();
-        for service in &instance.services {
-            units.push(self.service_unit(instance, &by_name, service));
-            if let Some(discovery) = &instance.discovery
-                && discovery::announced_port(service).is_some()
-            {
-                units.push(self.announce_unit(instance, discovery, service));
-            }
+        // Each service's units depend on nothing rendered before them: a big
+        // instance's are rendered on all cores.
+        let per_service =
+            crate::parallel::map(&instance.services, SERVICES_PER_THREAD, |service| {
+                let unit = self.service_unit(instance, &by_name, service);
+                let announce = (instance.discovery.as_ref())
+                    .filter(|_| discovery::announced_port(service).is_some())
+                    .map(|discovery| self.announce_unit(instance, discovery, service));
+                (unit, announce)
+            });
+        for (unit, announce) in per_service {
+            units.push(unit);
+            units.extend(announce);
         }
         // A host's router serves the routes; a cluster's routes are etcd's.
         if self.flavour != Flavour::Fleet
@@ -662,7 +672,10 @@ fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), 
 /// How `text` would add, end or join a unit line, if it would. An escaped
 /// command line may continue over lines, with `\` before each break.
 fn line_breach(text: &str, escaped: bool) -> Option<&'static str> {
-    if text.contains(['\r', '\0']) {
+    // Byte searches (memchr), not a char-set scan: every value of every
+    // unit passes here.
+    let bytes = text.as_bytes();
+    if bytes.contains(&b'\r') || bytes.contains(&0) {
         return Some("a carriage return or NUL ends the line");
     }
     if ends_in_continuation(text) {

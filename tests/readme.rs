@@ -45,6 +45,7 @@ const WALKED: &[&str] = &[
     "unitgen render live --out units/",
     "git diff units/",
     "unitgen render live --out units/ --check",
+    "unitgen render --all --out units/ --check",
     "unitgen docs --out docs/",
     "unitgen docs --out docs/ --check",
 ];
@@ -428,6 +429,9 @@ fn the_readme_walked_through() {
         "{}",
         stdout(&out)
     );
+    // Both instances' units (staging's written above), checked in one run.
+    let out = walk.ok("unitgen render --all --out units/ --check", "");
+    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
     // The docs of the same template, kept as current as its units.
     walk.ok("unitgen docs --out docs/", "");
     let overview = std::fs::read_to_string(walk.path("docs/README.md")).unwrap();

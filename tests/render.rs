@@ -423,3 +423,96 @@ fn the_stop_signal_sets_the_exit_status_of_a_clean_stop() {
     assert!(unit("sig-live-web.service").contains("--stop-signal SIGINT"));
     assert!(unit("sig-live-db.service").contains("\nSuccessExitStatus=143\n"));
 }
+
+#[test]
+fn several_instances_render_in_one_run_as_each_alone() {
+    for (_, file) in examples() {
+        let path = file.to_str().unwrap();
+        let names = instances(&file);
+        let alone: Vec<String> = names.iter().map(|name| render(&file, name)).collect();
+        // On stdout: each instance's units in the order named, as if
+        // rendered one after the other.
+        let mut args = vec!["render"];
+        args.extend(names.iter().map(String::as_str));
+        args.extend(["-f", path]);
+        let together = unitgen(&args);
+        assert!(together.status.success(), "{}", stderr(&together));
+        assert_eq!(stdout(&together), alone.join("\n"), "{path}");
+        let all = unitgen(&["render", "--all", "-f", path]);
+        assert_eq!(stdout(&all), alone.join("\n"), "--all of {path}");
+
+        // Into a folder: exactly the files each instance writes alone.
+        let one_by_one = tempfile::tempdir().unwrap();
+        for name in &names {
+            let dir = one_by_one.path().to_str().unwrap();
+            let out = unitgen(&["render", name, "-f", path, "--out", dir]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let at_once = tempfile::tempdir().unwrap();
+        let dir = at_once.path().to_str().unwrap();
+        let out = unitgen(&["render", "--all", "-f", path, "--out", dir]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            folder_files(at_once.path()),
+            folder_files(one_by_one.path())
+        );
+        let check = unitgen(&["render", "--all", "-f", path, "--out", dir, "--check"]);
+        assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    }
+
+    // One instance's change is found, and named, by a check of all.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = unitgen(&["render", "--all", "-f", BLOG, "--out", out_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let web = dir.path().join("blog-staging-web.service");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(&web, text.replace("RestartSec=5s", "RestartSec=1s")).unwrap();
+    let check = unitgen(&["render", "--all", "-f", BLOG, "--out", out_dir, "--check"]);
+    assert_eq!(check.status.code(), Some(2));
+    assert_eq!(
+        stdout(&check),
+        format!("out of date: {}\n", web.display()),
+        "only the edited file is named"
+    );
+    assert!(
+        stderr(&check).contains(&format!(
+            "run `unitgen render --all -f {BLOG} --out {out_dir}`"
+        )),
+        "{}",
+        stderr(&check)
+    );
+}
+
+#[test]
+fn render_all_refuses_a_file_without_instances_and_values_wants_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(&file, "app: lonely\nservices:\n  web: nginx:1.27\n").unwrap();
+    let out = unitgen(&["render", "--all", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("declares no instances"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = unitgen(&["render", "live", "staging", "--values", "-f", BLOG]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("one instance"), "{}", stderr(&out));
+}
+
+/// Every file of a folder, by name, with its text.
+fn folder_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} is empty", dir.display());
+    files
+}

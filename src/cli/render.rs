@@ -8,13 +8,20 @@ use miette::{IntoDiagnostic, Result, WrapErr};
 use super::output::{out, outln};
 use super::{Outcome, TemplateArgs};
 use crate::plan::Plan;
-use crate::render::{Flavour, Renderer};
+use crate::render::{Flavour, Renderer, UnitFile};
 use crate::unit_dir;
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The instance to render (e.g. `live`, `staging`).
-    pub instance: String,
+    /// The instances to render (e.g. `live staging`); with a site file,
+    /// APP/INSTANCE.
+    #[arg(value_name = "INSTANCE", required_unless_present = "all")]
+    pub instances: Vec<String>,
+    /// Render every instance the file declares (a site file: every app's),
+    /// in one run: how a repository that commits its units keeps all of
+    /// them up to date (`--all --out units/ --check` in CI).
+    #[arg(long, conflicts_with = "instances")]
+    pub all: bool,
     #[command(flatten)]
     pub template: TemplateArgs,
     /// Write one file per unit into DIR instead of printing them.
@@ -38,7 +45,7 @@ pub struct RenderArgs {
     /// then its own entry, then `--set`, merged (maps key by key, lists
     /// and scalars replaced), with the services it leaves out and (in a
     /// site file) its host.
-    #[arg(long, conflicts_with_all = ["out", "fleet", "user"])]
+    #[arg(long, conflicts_with_all = ["out", "fleet", "user", "all"])]
     pub values: bool,
 }
 
@@ -46,7 +53,13 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     if args.values {
         return values(&args);
     }
-    let instance = args.template.compile(&args.instance)?;
+    let chosen = if args.all {
+        args.template.file.select_all()?
+    } else {
+        args.template.file.select_many(&args.instances)?
+    };
+    let instances = args.template.compile_chosen(&chosen)?;
+    drop(chosen);
     let flavour = match (args.fleet, args.user) {
         (true, _) => Flavour::Fleet,
         (false, true) => Flavour::User,
@@ -54,89 +67,117 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     };
     let mut renderer = Renderer::new(flavour);
     match flavour {
-        Flavour::Fleet => super::refuse_secrets_on_fleet(&instance)?,
+        Flavour::Fleet => {
+            for instance in &instances {
+                super::refuse_secrets_on_fleet(instance)?;
+            }
+        }
         // Units that name the state directory: secrets' env files, backups.
         Flavour::User
-            if instance.backup.is_some()
-                || instance.services.iter().any(|s| !s.secrets.is_empty()) =>
+            if instances.iter().any(|instance| {
+                instance.backup.is_some() || instance.services.iter().any(|s| !s.secrets.is_empty())
+            }) =>
         {
             renderer = renderer.with_state_dir(super::host::default_state_dir(None, true)?);
         }
         _ => {}
     }
     // Secrets are not read: units show which secret each variable gets,
-    // and `plan`/`apply` add the digests of the values.
-    let units = renderer.render(&instance);
+    // and `plan`/`apply` add the digests of the values. Each instance's
+    // units are written out before the next is rendered: 10 instances of a
+    // big app are tens of megabytes, which need not all be held at once.
     let Some(dir) = &args.out else {
-        // One write of text sized up front: thousands of units are megabytes,
-        // which growing a string (or a write per unit) would copy again.
-        let header = "\n# ==>  <==\n".len();
-        let size = units.iter().map(|u| header + u.name.len() + u.text.len());
-        let mut text = String::with_capacity(size.sum());
-        for (i, unit) in units.iter().enumerate() {
-            if i > 0 {
-                text.push('\n');
-            }
-            for part in ["# ==> ", &unit.name, " <==\n", &unit.text] {
-                text.push_str(part);
-            }
+        for (i, instance) in instances.iter().enumerate() {
+            print_units(&renderer.render(instance), i > 0)?;
         }
-        out!("{text}")?;
         return Ok(Outcome::Clean);
     };
-    let present = unit_dir::read_installed(dir, &instance.app, &instance.instance)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading {}", dir.display()))?;
-    let plan = Plan::new(&present, &units);
-    if args.check {
-        let names = [
-            (
-                "missing",
-                plan.add.iter().map(|u| &u.name).collect::<Vec<_>>(),
-            ),
-            (
-                "out of date",
-                plan.change.iter().map(|c| &c.new.name).collect(),
-            ),
-            ("stale", plan.remove.iter().map(|u| &u.name).collect()),
-        ];
-        for (label, names) in names {
-            for name in names {
-                outln!("{label}: {}", dir.join(name).display())?;
+    let (mut units, mut written, mut removed, mut unchanged) = (0, 0, 0, 0);
+    let mut up_to_date = true;
+    for instance in &instances {
+        let rendered = renderer.render(instance);
+        let present = unit_dir::read_installed(dir, &instance.app, &instance.instance)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading {}", dir.display()))?;
+        let plan = Plan::new(&present, &rendered);
+        units += rendered.len();
+        if args.check {
+            let names = [
+                (
+                    "missing",
+                    plan.add.iter().map(|u| &u.name).collect::<Vec<_>>(),
+                ),
+                (
+                    "out of date",
+                    plan.change.iter().map(|c| &c.new.name).collect(),
+                ),
+                ("stale", plan.remove.iter().map(|u| &u.name).collect()),
+            ];
+            for (label, names) in names {
+                for name in names {
+                    outln!("{label}: {}", dir.join(name).display())?;
+                }
             }
+            up_to_date &= plan.is_empty();
+            continue;
         }
-        if plan.is_empty() {
-            eprintln!(
-                "{} in {} up to date",
-                crate::progress::count(units.len(), "unit"),
-                dir.display()
-            );
-            return Ok(Outcome::Clean);
-        }
-        eprintln!(
-            "units in {} are out of date: run `{}`",
-            dir.display(),
-            render_again(&args, dir)
-        );
-        return Ok(Outcome::Differs);
+        unit_dir::write_plan(dir, &plan)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
+        written += plan.add.len() + plan.change.len();
+        removed += plan.remove.len();
+        unchanged += plan.keep.len();
     }
-    unit_dir::write_plan(dir, &plan)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
+    if !args.check {
+        eprintln!(
+            "{}: {written} written, {removed} removed, {unchanged} unchanged",
+            dir.display()
+        );
+        return Ok(Outcome::Clean);
+    }
+    if up_to_date {
+        eprintln!(
+            "{} in {} up to date",
+            crate::progress::count(units, "unit"),
+            dir.display()
+        );
+        return Ok(Outcome::Clean);
+    }
     eprintln!(
-        "{}: {} written, {} removed, {} unchanged",
+        "units in {} are out of date: run `{}`",
         dir.display(),
-        plan.add.len() + plan.change.len(),
-        plan.remove.len(),
-        plan.keep.len()
+        render_again(&args, dir)
     );
-    Ok(Outcome::Clean)
+    Ok(Outcome::Differs)
+}
+
+/// Units as `head` shows several files (after a blank line if `more`
+/// follows earlier ones), in one write of text sized up front: thousands
+/// of units are megabytes, which growing a string (or a write per unit)
+/// would copy again.
+fn print_units(units: &[UnitFile], more: bool) -> Result<()> {
+    let header = "\n# ==>  <==\n".len();
+    let size = units.iter().map(|u| header + u.name.len() + u.text.len());
+    let mut text = String::with_capacity(size.sum());
+    for (i, unit) in units.iter().enumerate() {
+        if i > 0 || more {
+            text.push('\n');
+        }
+        for part in ["# ==> ", &unit.name, " <==\n", &unit.text] {
+            text.push_str(part);
+        }
+    }
+    out!("{text}")?;
+    Ok(())
 }
 
 /// `--values`: the merged entry, without compiling the units (so that it
 /// helps with the values a template finds wrong).
 fn values(args: &RenderArgs) -> Result<Outcome> {
-    let (template, instance) = args.template.file.select(&args.instance)?;
+    let [target] = args.instances.as_slice() else {
+        miette::bail!("--values shows one instance's values: name one instance");
+    };
+    let (template, instance) = args.template.file.select(target)?;
     let mut problems = crate::diagnostic::Problems(template.unknown_keys());
     let merged = template.entries().merge(&instance, &mut problems);
     let declared = template.instance_names().contains(&instance);
@@ -160,11 +201,11 @@ fn values(args: &RenderArgs) -> Result<Outcome> {
 
 /// The command line that brings `dir` up to date: this one, without `--check`.
 fn render_again(args: &RenderArgs, dir: &std::path::Path) -> String {
-    let mut words = vec![
-        "unitgen".to_string(),
-        "render".into(),
-        args.instance.clone(),
-    ];
+    let mut words = vec!["unitgen".to_string(), "render".into()];
+    if args.all {
+        words.push("--all".into());
+    }
+    words.extend(args.instances.iter().cloned());
     let file = &args.template.file.file;
     if file != std::path::Path::new(super::DEFAULT_FILE) {
         words.extend(["-f".into(), file.display().to_string()]);
