@@ -1,7 +1,8 @@
 //! The machine's Docker engine, as the tests use it.
 
+use std::fs::File;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Runs `scripts/testbed.sh` once per test process: installs what is
 /// missing, starts dockerd, builds the test image. So `cargo test` alone
@@ -10,11 +11,16 @@ use std::sync::OnceLock;
 /// It also takes the machine-wide test-bed lock and holds it until the test
 /// process exits: the tests use fixed app names on the one Docker engine, so
 /// two checkouts running their suites at once would remove each other's
-/// containers. With the lock, their test binaries take turns.
+/// containers. With the lock, their test binaries take turns. Under
+/// `scripts/test`, which holds the lock for its whole run and runs the
+/// binaries of one checkout side by side, `UNITGEN_TESTBED_LOCKED=1` says so
+/// and the binary takes it no more.
 pub fn ensure_testbed() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
-        hold_testbed_lock()?;
+        if std::env::var_os(LOCKED_BY_RUNNER).is_none() {
+            hold_testbed_lock()?;
+        }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
         let out = Command::new(script)
             .output()
@@ -35,21 +41,58 @@ pub fn ensure_testbed() {
     }
 }
 
+/// Set by `scripts/test` for the binaries it runs while it holds the
+/// test-bed lock.
+const LOCKED_BY_RUNNER: &str = "UNITGEN_TESTBED_LOCKED";
+
 /// Waits for, then keeps (for the life of the process) an exclusive lock on
 /// a file outside every checkout. The kernel drops it when the process ends,
 /// however it ends.
 fn hold_testbed_lock() -> Result<(), String> {
-    static LOCK: OnceLock<std::fs::File> = OnceLock::new();
-    const PATH: &str = "/var/tmp/unitgen-testbed.lock";
+    static LOCK: OnceLock<File> = OnceLock::new();
+    let _ = LOCK.set(lock_file("/var/tmp/unitgen-testbed.lock")?);
+    Ok(())
+}
+
+/// Makes this test process the only one on the machine that owns container
+/// names starting with `prefix`, for the rest of its life: waits while
+/// another owns them. `scripts/test` runs test binaries side by side, and a
+/// name that several tests use (the host router's `unitgen-router`) must not
+/// be removed under one test by another. A name only one test uses costs one
+/// lock no one waits for.
+pub fn claim_names(prefix: &str) {
+    // The prefixes this process owns, and their locked files (kept open).
+    static HELD: Mutex<Vec<(String, File)>> = Mutex::new(Vec::new());
+    const DIR: &str = "/var/tmp/unitgen-testbed-names";
+    assert!(
+        !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+        "a container name prefix, not {prefix:?}"
+    );
+    // Held while waiting: a second lock of the same file by this process
+    // (another thread) would wait for the first forever.
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    if held.iter().any(|(p, _)| p == prefix) {
+        return;
+    }
+    std::fs::create_dir_all(DIR).unwrap_or_else(|e| panic!("creating {DIR}: {e}"));
+    let file = lock_file(&format!("{DIR}/{prefix}.lock")).unwrap_or_else(|e| panic!("{e}"));
+    held.push((prefix.to_owned(), file));
+}
+
+/// Opens (creating it) and exclusively locks the file at `path`, waiting
+/// while another process holds it.
+fn lock_file(path: &str) -> Result<File, String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(PATH)
-        .map_err(|e| format!("opening {PATH}: {e}"))?;
-    file.lock().map_err(|e| format!("locking {PATH}: {e}"))?;
-    let _ = LOCK.set(file);
-    Ok(())
+        .open(path)
+        .map_err(|e| format!("opening {path}: {e}"))?;
+    file.lock().map_err(|e| format!("locking {path}: {e}"))?;
+    Ok(file)
 }
 
 /// Runs the docker CLI against the machine's engine.

@@ -53,8 +53,10 @@ impl Sandbox {
     /// leftovers of an earlier, killed run are removed now, and they go away
     /// on `reboot()` (as a real reboot would take them) and when the sandbox
     /// is dropped. Otherwise they would outlive the sandbox's systemd: the
-    /// engine is the host's.
+    /// engine is the host's. Waits while another test process owns them
+    /// ([`docker::claim_names`]).
     pub fn own_containers(&mut self, prefix: &str) {
+        docker::claim_names(prefix);
         docker::remove_containers(prefix);
         self.container_prefixes.push(prefix.to_owned());
     }
