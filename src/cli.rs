@@ -391,7 +391,7 @@ impl FileArgs {
         if chosen.instances.is_empty() {
             return Err(
                 Problem::new(format!("{} declares no instances", self.path().display()))
-                    .help("declare them under `instances:`, or name one with --allow-undeclared")
+                    .help("declare them under `instances:` (an undeclared one renders by name, with --allow-undeclared)")
                     .into(),
             );
         }
