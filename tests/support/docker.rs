@@ -11,16 +11,20 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 /// It also takes the machine-wide test-bed lock and holds it until the test
 /// process exits: the tests use fixed app names on the one Docker engine, so
 /// two checkouts running their suites at once would remove each other's
-/// containers. With the lock, their test binaries take turns. Under
-/// `scripts/test`, which holds the lock for its whole run and runs the
-/// binaries of one checkout side by side, `UNITGEN_TESTBED_LOCKED=1` says so
-/// and the binary takes it no more.
+/// containers. With the lock, their test binaries take turns.
+///
+/// `scripts/test` runs `scripts/testbed.sh` first, then holds the lock for
+/// its whole run and runs the binaries of one checkout side by side; it sets
+/// `UNITGEN_TESTBED_LOCKED=1`, and the binaries take the lock no more nor
+/// run the script again (its package check would take the packages that
+/// tests/deb.rs's apt-get is configuring at that moment for missing).
 pub fn ensure_testbed() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
-        if std::env::var_os(LOCKED_BY_RUNNER).is_none() {
-            hold_testbed_lock()?;
+        if std::env::var_os(LOCKED_BY_RUNNER).is_some() {
+            return Ok(());
         }
+        hold_testbed_lock()?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed.sh");
         let out = Command::new(script)
             .output()
@@ -41,8 +45,8 @@ pub fn ensure_testbed() {
     }
 }
 
-/// Set by `scripts/test` for the binaries it runs while it holds the
-/// test-bed lock.
+/// Set by `scripts/test` for the binaries it runs, once the test bed is up
+/// and while it holds the test-bed lock.
 const LOCKED_BY_RUNNER: &str = "UNITGEN_TESTBED_LOCKED";
 
 /// Waits for, then keeps (for the life of the process) an exclusive lock on
