@@ -40,7 +40,7 @@ const IMAGE: &str = "unitgen-test/busybox:1";
 const PLAIN: &str = "benchplain";
 /// The compose project of the same services.
 const COMPOSE: &str = "benchcompose";
-const REPS: usize = 3;
+const REPS: usize = 7;
 
 /// What is measured, in the order printed: each of unitgen's figures is
 /// followed by its alternative's.

@@ -18,7 +18,8 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
 
 use crate::escape::{
-    ends_in_continuation, systemd_bash, systemd_command, systemd_env, systemd_shell, systemd_value,
+    ends_in_continuation, sh_quote, systemd_bash, systemd_command, systemd_env, systemd_shell,
+    systemd_value,
 };
 use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
 use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUFFIX, Service};
@@ -225,6 +226,7 @@ impl Renderer {
                 wanted_by => instance.target(),
                 remove => escaped(systemd_command(&[DOCKER, "network", "rm", &network])),
                 create => shell(&create_network_script(instance)),
+                remove_leftovers => shell(&remove_leftovers_script(instance)),
                 network,
             },
         );
@@ -335,13 +337,16 @@ impl Renderer {
                     .replace("@.", "@%i."),
             );
         }
-        exec_start_pre.push((
-            "Remove a container left over from an unclean stop, so the name is free.",
-            escaped(format!(
-                "-{}",
-                systemd_command(&[DOCKER, "rm", "--force", &container])
-            )),
-        ));
+        if self.flavour == Flavour::Fleet {
+            // Elsewhere the network unit does it, for all services at once.
+            exec_start_pre.push((
+                "Remove a container left over from an unclean stop, so the name is free.",
+                escaped(format!(
+                    "-{}",
+                    systemd_command(&[DOCKER, "rm", "--force", &container])
+                )),
+            ));
+        }
 
         if !service.env_files.is_empty() {
             exec_start_pre.push((
@@ -622,6 +627,26 @@ fn create_network_script(instance: &Instance) -> Vec<String> {
             "  docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
             instance.app, instance.instance
         ),
+    ]
+}
+
+/// Removes the instance's containers still on its network when the
+/// network unit starts. None of its services runs then (each requires the
+/// network unit, so starts after it and stops before it): a container that
+/// is there is left over from a host whose systemd stopped without stopping
+/// them (killed, or a container that runs systemd restarted), and holds a
+/// name a service needs. One engine call when there is none, where a
+/// `docker rm` before each service's start cost a call per service (a
+/// service's own `ExecStopPost=` removes its container whenever it stops).
+fn remove_leftovers_script(instance: &Instance) -> Vec<String> {
+    vec![
+        format!(
+            "ids=$(docker ps --all --quiet --filter network={} --filter label=unitgen.app={} --filter label=unitgen.instance={});",
+            sh_quote(&instance.network()),
+            sh_quote(&instance.app),
+            sh_quote(&instance.instance)
+        ),
+        "[ -z \"$ids\" ] || docker rm --force $ids >/dev/null".into(),
     ]
 }
 

@@ -438,6 +438,33 @@ fn an_applied_instance_comes_back_after_a_reboot() {
     );
     // State survived too: nothing to apply.
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+
+    // systemd killed while the engine keeps the containers running: at the
+    // next boot the network unit removes them, so every service starts
+    // afresh under its own name, at the first try.
+    let before = world.id("live", "web");
+    world.sandbox.power_off();
+    assert!(
+        is_running("ugboot-live-web"),
+        "the container outlives systemd"
+    );
+    world.sandbox.restart_systemd_only();
+    let replaced = wait_for(Duration::from_secs(60), || {
+        let now = container_id("ugboot-live-web")?;
+        (now != before && world.active("ugboot-live-web.service") == "active").then_some(())
+    });
+    assert!(replaced.is_some(), "web runs in a new container");
+    for service in ["api", "web", "worker"] {
+        let unit = format!("ugboot-live-{service}.service");
+        let out = world
+            .sandbox
+            .systemctl(["show", "--value", "-p", "NRestarts", &unit]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{unit}");
+    }
+    assert_eq!(
+        world.exec("live", "web", "wget -qO- http://api/"),
+        "api of live says hello\n"
+    );
 }
 
 /// The README's first command applies examples/hello: it must come up and

@@ -151,6 +151,19 @@ impl Sandbox {
         self.start();
     }
 
+    /// Kills the sandbox's systemd and boots it again on the same overlay
+    /// while its containers keep running in the host's engine: a container
+    /// that runs systemd restarted, or systemd killed on a host whose
+    /// engine outlives it. Unlike [`Sandbox::reboot`], owned containers
+    /// stay: what the units make of them is what is tested.
+    pub fn restart_systemd_only(&mut self) {
+        if let Some(Launcher { mut child, stdin }) = self.launcher.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+        self.start();
+    }
+
     /// A host dying hard: SIGKILL to the sandbox's systemd, now. Every
     /// process of its PID namespace dies with it and nothing gets to clean
     /// up (no `ExecStop=`, no `ExecStopPost=`). Its containers live in the
