@@ -17,7 +17,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
-use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size};
+use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size, check_specifiers};
 use crate::model::{
     Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
     SecretEnv, SecretSource, Service, Volume, VolumeSource,
@@ -1302,6 +1302,18 @@ impl<'a> ServiceCompiler<'a> {
                                 .at(&value_at)
                                 .label("value")
                                 .help("a `systemd:` value is written into the unit as it is; pass text with line breaks through `environment` instead, which unitgen escapes"),
+                        );
+                        continue;
+                    }
+                    // systemd expands specifiers in its own keys (not in
+                    // `X-` ones): one it cannot resolve loses the directive.
+                    let own_key = !section.value.starts_with("X-") && !key.value.starts_with("X-");
+                    if let Some(Err(msg)) = own_key.then(|| check_specifiers(&v)) {
+                        self.problems.push(
+                            Problem::new(msg)
+                                .at(&value_at)
+                                .label("value")
+                                .help("write `%%` for a literal `%`; specifiers such as `%n` and `%i` are systemd's (see `man systemd.unit`)"),
                         );
                         continue;
                     }

@@ -206,6 +206,28 @@ pub fn check_raw_value(value: &str) -> Result<(), String> {
     check_size(value)
 }
 
+/// Whether every `%` of a value written as it is starts a specifier systemd
+/// can resolve: `%%`, or `%` and a letter (`%n`, `%i`, …). Anything else
+/// (`%.`, a final `%`) makes systemd drop the whole directive.
+pub fn check_specifiers(value: &str) -> Result<(), String> {
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        match chars.next() {
+            Some(next) if next == '%' || next.is_ascii_alphabetic() => {}
+            next => {
+                let what = next.map_or("the end of the value".to_string(), |c| format!("`%{c}`"));
+                return Err(format!(
+                    "{what} is no systemd specifier: systemd would drop this directive"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `value` fits in a unit (see [`MAX_VALUE_BYTES`]).
 pub fn check_size(value: &str) -> Result<(), String> {
     if value.len() > MAX_VALUE_BYTES {
@@ -438,6 +460,16 @@ pub(crate) mod tests {
             systemd_environment("R", r#"/srv/$x "50%"\"#),
             r#""R=/srv/$x \"50%%\"\\""#
         );
+    }
+
+    #[test]
+    fn raw_values_may_only_hold_specifiers_systemd_resolves() {
+        for good in ["%n.service", "100%%", "https://example.com/%i", "plain"] {
+            assert!(check_specifiers(good).is_ok(), "{good}");
+        }
+        for bad in ["https://docs%.example.com", "50%", "%-x", "%é"] {
+            assert!(check_specifiers(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

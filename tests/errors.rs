@@ -428,6 +428,14 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
         Case {
+            // A `%` systemd cannot resolve would make it drop the line.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Unit: {Documentation: \"https://docs%.example.com\"}}\n",
+            args: &[],
+            message: "`%.` is no systemd specifier",
+            at: "unitgen.yaml:5:37",
+            hint: Some("write `%%` for a literal `%`"),
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {\"X-a]\\n[Service\": {K: v}}\n",
             args: &[],
             message: "is not a unit section name",
