@@ -480,25 +480,21 @@ impl TemplateArgs {
     }
 
     /// Compiles chosen instances, on all cores, in their order; the
-    /// problems of every one that fails.
+    /// problems of every one that fails (each problem once).
     pub fn compile_chosen(&self, chosen: &Chosen) -> Result<Vec<Instance>, Problems> {
         let overrides = self.overrides();
         let results = crate::parallel::map(&chosen.instances, 1, |(index, name)| {
             compile(&chosen.templates[*index], name, &overrides)
         });
         let mut instances = Vec::with_capacity(results.len());
-        let mut problems = Problems(Vec::new());
+        let mut problems = Problems::default();
         for result in results {
             match result {
                 Ok(instance) => instances.push(instance),
-                Err(more) => problems.0.extend(more.0),
+                Err(found) => problems.extend_unique(found),
             }
         }
-        if problems.is_empty() {
-            Ok(instances)
-        } else {
-            Err(problems)
-        }
+        problems.into_result(instances)
     }
 }
 

@@ -141,6 +141,22 @@ impl Problems {
         self.0.is_empty()
     }
 
+    /// Adds the problems `found` has that are not here yet: a problem of a
+    /// template (or of an entry instances share) is found once per
+    /// instance compiled, and is reported once.
+    pub fn extend_unique(&mut self, found: Problems) {
+        for problem in found.0 {
+            let duplicate = self.0.iter().any(|p| {
+                p.message == problem.message
+                    && p.at.as_ref().map(|a| (a.span, a.file.name()))
+                        == problem.at.as_ref().map(|a| (a.span, a.file.name()))
+            });
+            if !duplicate {
+                self.push(problem);
+            }
+        }
+    }
+
     /// `Ok(value)` when nothing was found, else every problem.
     pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
         if self.0.is_empty() {

@@ -497,6 +497,23 @@ fn render_all_refuses_a_file_without_instances_and_values_wants_one_instance() {
         stderr(&out)
     );
 
+    // A mistake of the template is one mistake, however many instances.
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {TimeouvStartSec: 10s}}\ninstances:\n  live: {}\n  staging: {}\n",
+    )
+    .unwrap();
+    let out = unitgen(&["render", "--all", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out)
+            .matches("systemd has no key `TimeouvStartSec`")
+            .count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+
     let out = unitgen(&["render", "live", "staging", "--values", "-f", BLOG]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("one instance"), "{}", stderr(&out));

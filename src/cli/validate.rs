@@ -30,7 +30,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
     for app in &site.apps {
         let (instances, found) = compile_all(&app.template, &overrides);
         compiled.extend(instances);
-        add_unique(&mut problems, found);
+        problems.extend_unique(found);
     }
     if problems.is_empty() {
         problems = crate::site::host_port_clashes(&site, &compiled);
@@ -102,25 +102,10 @@ fn compile_all(template: &Template, overrides: &Overrides) -> (Vec<Instance>, Pr
     for name in &names {
         match compile(template, name, &overrides) {
             Ok(instance) => compiled.push(instance),
-            Err(found) => add_unique(&mut problems, found),
+            Err(found) => problems.extend_unique(found),
         }
     }
     (compiled, problems)
-}
-
-/// The same problem shows up once per instance (a template's, or a
-/// shared entry's): keep the first.
-fn add_unique(problems: &mut Problems, found: Problems) {
-    for problem in found.0 {
-        let duplicate = problems.0.iter().any(|p| {
-            p.message == problem.message
-                && p.at.as_ref().map(|a| (a.span, a.file.name()))
-                    == problem.at.as_ref().map(|a| (a.span, a.file.name()))
-        });
-        if !duplicate {
-            problems.push(problem);
-        }
-    }
 }
 
 /// Instances that publish the same host port cannot run on one host side by
