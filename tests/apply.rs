@@ -515,29 +515,29 @@ fn two_applies_of_one_instance_at_once_never_interleave() {
     let world = World::new("uglock");
     let port = free_port();
     world.write(&App::new("uglock").yaml(&[("live", port)]));
+    // Started together: whichever takes the instance's lock second (which
+    // one is up to the scheduler) must wait, then find nothing left to do.
     let (first, second) = std::thread::scope(|s| {
         let first = s.spawn(|| world.unitgen(&["apply", "live", "--settle", "1"]));
-        // Let the first take the lock.
-        std::thread::sleep(Duration::from_millis(300));
         let second = s.spawn(|| world.unitgen(&["apply", "live", "--settle", "1"]));
         (first.join().unwrap(), second.join().unwrap())
     });
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    let second_err = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        second_err.contains("waiting for another unitgen working on uglock-live"),
-        "{second_err}"
-    );
-    // The second found the first's work done: nothing left to change.
-    assert!(second_err.contains("is up to date"), "{second_err}");
+    for out in [&first, &second] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let said = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let waited = |err: &str| err.contains("waiting for another unitgen working on uglock-live");
+    let (waiter, worker) = match (said(&first), said(&second)) {
+        (a, b) if waited(&a) && !waited(&b) => (a, b),
+        (a, b) if waited(&b) && !waited(&a) => (b, a),
+        (a, b) => panic!("exactly one apply should wait for the other:\n{a}\n---\n{b}"),
+    };
+    assert!(worker.contains(" to add,"), "{worker}");
+    // The waiter found the other's work done: nothing left to change.
+    assert!(waiter.contains("is up to date"), "{waiter}");
     assert!(serves(port).is_some());
 }

@@ -917,7 +917,7 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
             .systemctl(["start", "--no-block", check, backup]),
         "systemctl start",
     );
-    let listing = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+    let mut listing = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["backups", "live", "--json", "--file"])
         .arg(world.file())
         .arg("--root")
@@ -926,6 +926,30 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Its standard error, line by line as it comes: the holder must not let
+    // go before the listing has found the lock taken (a slow start of the
+    // listing would otherwise find it free, and prove nothing).
+    let listing_err = {
+        let stderr = listing.stderr.take().unwrap();
+        let (lines, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        received
+    };
+    let mut err = String::new();
+    while !err.contains("waiting for a backup or check") {
+        match listing_err.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => err += &(line + "\n"),
+            Err(_) => panic!("`unitgen backups` did not wait for the lock:\n{err}"),
+        }
+    }
     for unit in [check, backup] {
         let waiting = wait_for(Duration::from_secs(30), || {
             world
@@ -963,8 +987,9 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
         );
     }
     let listing = listing.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&listing.stderr);
+    err.extend(listing_err.iter().map(|line| line + "\n"));
     assert!(listing.status.success(), "{err}");
-    assert!(err.contains("waiting for a backup or check"), "{err}");
+    let snapshots: serde_json::Value = serde_json::from_slice(&listing.stdout).expect("JSON");
+    assert!(snapshots.as_array().is_some_and(|s| !s.is_empty()), "{err}");
     drop(server);
 }
