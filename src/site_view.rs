@@ -62,7 +62,7 @@ impl SiteView {
                         host: None,
                     });
                 }
-                Err(found) => problems.0.extend(found.0),
+                Err(found) => problems.extend_unique(found),
             }
         }
         let apps = match name {
@@ -89,7 +89,7 @@ impl SiteView {
                         instance,
                         host: Some(placed.host.clone()),
                     }),
-                    Err(found) => problems.0.extend(found.0),
+                    Err(found) => problems.extend_unique(found),
                 }
             }
             apps.push(App {

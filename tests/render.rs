@@ -503,16 +503,24 @@ fn render_all_refuses_a_file_without_instances_and_values_wants_one_instance() {
         "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {TimeouvStartSec: 10s}}\ninstances:\n  live: {}\n  staging: {}\n",
     )
     .unwrap();
-    let out = unitgen(&["render", "--all", "-f", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stderr(&out)
-            .matches("systemd has no key `TimeouvStartSec`")
-            .count(),
-        1,
-        "{}",
-        stderr(&out)
-    );
+    let docs = dir.path().join("docs");
+    for args in [
+        &["render", "--all"][..],
+        &["dns"],
+        &["docs", "--out", docs.to_str().unwrap()],
+    ] {
+        let out = unitgen(&[args, &["-f", file.to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            stderr(&out)
+                .matches("systemd has no key `TimeouvStartSec`")
+                .count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!docs.exists(), "docs were written despite the mistake");
 
     let out = unitgen(&["render", "live", "staging", "--values", "-f", BLOG]);
     assert_eq!(out.status.code(), Some(1));
