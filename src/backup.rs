@@ -270,6 +270,38 @@ pub fn await_running(
     Ok(())
 }
 
+/// The units the instance's backup stopped for its copies and starts again
+/// when it ends: the stop markers it keeps in its runtime directory (see
+/// `render::backup`), which systemd removes when the backup ends. Empty
+/// when no backup runs.
+pub fn stopped_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -> Vec<String> {
+    let runtime = if host.user {
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => return Vec::new(),
+        }
+    } else {
+        crate::router::on_host(host.root.as_deref(), Path::new("/run"))
+    };
+    let dir = runtime.join(format!("unitgen/{prefix}-backup"));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut units: Vec<String> = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("stop-"))
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    units.sort();
+    units.dedup();
+    units
+}
+
 /// The last lines a unit logged (its last run, the backup script's own
 /// messages included), for error reports.
 pub fn journal_tail(host: &crate::systemd::converge::Host, unit: &str, lines: usize) -> String {

@@ -71,6 +71,18 @@ pub struct Plan {
     /// Units that something else starts (a timer, `OnFailure=`): apply
     /// installs, changes and removes them, but never starts them.
     pub triggered: Vec<String>,
+    /// Units the instance's running backup stopped for its copies (see
+    /// [`Plan::held_by_backup`]).
+    pub held: Option<Held>,
+}
+
+/// Units that are down because a backup stopped them for its copies: not
+/// drift, since the backup starts them again when it ends (and apply waits
+/// for it before it looks at anything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub backup: String,
+    pub units: Vec<String>,
 }
 
 /// What systemd (and Docker) say about one installed unit of the plan.
@@ -247,6 +259,34 @@ impl Plan {
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
             && self.unfinished.is_none()
+    }
+
+    /// Takes the units `backup` stopped (and will start again) out of the
+    /// repairs: their not running is the backup's doing. Only a stopped or
+    /// starting unit is held: a failed one failed by itself, and its other
+    /// faults (not enabled, not reloaded) stay.
+    pub fn held_by_backup(&mut self, backup: &str, stopped: &[String]) {
+        let mut held = Vec::new();
+        for repair in &mut self.repair {
+            if !stopped.contains(&repair.unit) {
+                continue;
+            }
+            let before = repair.faults.len();
+            repair.faults.retain(|fault| {
+                !matches!(fault, Fault::NotRunning { active, .. }
+                    if matches!(active.as_str(), "inactive" | "activating" | "deactivating"))
+            });
+            if repair.faults.len() < before {
+                held.push(repair.unit.clone());
+            }
+        }
+        self.repair.retain(|repair| !repair.faults.is_empty());
+        if !held.is_empty() {
+            self.held = Some(Held {
+                backup: backup.to_string(),
+                units: held,
+            });
+        }
     }
 
     /// Adds what systemd says about the plan's installed units: faults to
@@ -441,6 +481,17 @@ impl Plan {
             );
         }
         let _ = writeln!(out, "{}", self.summary());
+        if let Some(held) = &self.held {
+            let _ = writeln!(
+                out,
+                "{} {} stopped by the running backup ({}) for its copies: it starts {} again \
+                 when it ends, and apply waits for it",
+                paint("36", "i"),
+                held.units.join(", "),
+                held.backup,
+                if held.units.len() == 1 { "it" } else { "them" },
+            );
+        }
         if let Some(why) = &self.unfinished {
             let _ = writeln!(out, "{} {why}", paint("31", "!"));
         }
@@ -537,6 +588,59 @@ fn without_digest(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_backup_holds_only_the_units_it_stopped_and_only_their_stop() {
+        let not_running = |active: &str| Fault::NotRunning {
+            active: active.into(),
+            sub: "dead".into(),
+        };
+        let mut plan = Plan {
+            keep: vec!["db".into(), "web".into(), "cache".into(), "log".into()],
+            repair: vec![
+                Repair {
+                    unit: "db".into(),
+                    faults: vec![not_running("inactive")],
+                },
+                Repair {
+                    unit: "cache".into(),
+                    faults: vec![not_running("failed")],
+                },
+                Repair {
+                    unit: "log".into(),
+                    faults: vec![
+                        Fault::NotEnabled("disabled".into()),
+                        not_running("inactive"),
+                    ],
+                },
+                Repair {
+                    unit: "web".into(),
+                    faults: vec![not_running("inactive")],
+                },
+            ],
+            ..Plan::default()
+        };
+        plan.held_by_backup("b", &["db".into(), "cache".into(), "log".into()]);
+        assert_eq!(
+            plan.held,
+            Some(Held {
+                backup: "b".into(),
+                units: vec!["db".into(), "log".into()],
+            })
+        );
+        let left: Vec<(&str, &[Fault])> = (plan.repair.iter())
+            .map(|r| (r.unit.as_str(), r.faults.as_slice()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("cache", &[not_running("failed")][..]),
+                ("log", &[Fault::NotEnabled("disabled".into())][..]),
+                ("web", &[not_running("inactive")][..]),
+            ]
+        );
+        assert!(!plan.is_up_to_date());
+    }
 
     fn unit(name: &str, text: &str) -> UnitFile {
         UnitFile {

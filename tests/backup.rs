@@ -680,6 +680,19 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
         (world.active(cache_unit) == "inactive").then_some(())
     });
     assert!(stopped.is_some(), "{}", world.sandbox.journal(backup_unit));
+    // `plan` meanwhile tells the backup's stop from drift: the host is as
+    // applied, and the stopped units come back when the backup ends.
+    let planned = world.unitgen(&["plan", "broken"]);
+    let shown = String::from_utf8_lossy(&planned.stdout);
+    assert_eq!(planned.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("no changes"), "{shown}");
+    assert!(
+        shown.contains(
+            "ugbkf-broken-cache.service, ugbkf-broken-reader.service stopped by the running \
+             backup (ugbkf-broken-backup.service)"
+        ),
+        "{shown}"
+    );
     let said = world.dir().join("apply-during-backup.log");
     let mut apply = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["apply", "broken", "--settle", "2", "--file"])

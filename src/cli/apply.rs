@@ -179,7 +179,11 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
-    let (plan, _) = host_plan(&host, &state, &installed, &desired)?;
+    let (mut plan, _) = host_plan(&host, &state, &installed, &desired)?;
+    let stopped = crate::backup::stopped_for_copies(&host, &instance.prefix());
+    if !stopped.is_empty() {
+        plan.held_by_backup(&instance.backup_unit(), &stopped);
+    }
     out!("{}", plan.describe(color))?;
     // The host's router, which apply installs or updates after the units.
     let router_plan = instance.router.as_ref().map(|router| {
