@@ -132,16 +132,24 @@ pub fn systemd_bash(script: &[&str]) -> String {
 fn systemd_script(shell: &str, script: &[&str]) -> String {
     let mut out = format!("{shell} -c \"");
     for (i, line) in script.iter().enumerate() {
-        // systemd reads a continued line that starts with either as a
-        // comment, and drops it.
-        assert!(
-            !line.trim_start().starts_with([';', '#']),
-            "a script line systemd would drop: {line}"
-        );
-        if i > 0 {
-            out.push_str(" \\\n        ");
+        if i == 0 {
+            push_quoted(&mut out, line, Dollars::Double);
+            continue;
         }
-        push_quoted(&mut out, line, Dollars::Double);
+        out.push_str(" \\\n        ");
+        // systemd reads a continued line whose first character (after
+        // blanks) is `;` or `#` as a comment, and drops it: that character
+        // is written as a C escape, which reads back as itself.
+        let text = line.trim_start();
+        let (blanks, text) = line.split_at(line.len() - text.len());
+        push_quoted(&mut out, blanks, Dollars::Double);
+        match text.strip_prefix(['#', ';']) {
+            Some(rest) => {
+                let _ = write!(out, "\\x{:02x}", text.as_bytes()[0]);
+                push_quoted(&mut out, rest, Dollars::Double);
+            }
+            None => push_quoted(&mut out, text, Dollars::Double),
+        }
     }
     out.push('"');
     out
@@ -436,6 +444,26 @@ pub(crate) mod tests {
         // Continuations become spaces; the statements arrive intact.
         let joined = words[2].split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(joined, script.join(" "));
+    }
+
+    #[test]
+    fn a_script_line_starting_like_a_comment_is_kept() {
+        // A user's command (a backup's `on_failure`) may be any line.
+        for first in ["# a comment to sh", "; true", "  #x"] {
+            let script = ["true;", first, "echo done"];
+            let line = systemd_shell(&script);
+            let unit = format!("[Service]\nExecStart={line}\n");
+            let joined: Vec<&str> = unit.lines().collect();
+            assert!(
+                joined[2..]
+                    .iter()
+                    .all(|l| !l.trim_start().starts_with(['#', ';'])),
+                "{unit}"
+            );
+            let words = systemd_split(&line);
+            let normal = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(normal(&words[2]), normal(&script.join(" ")), "{line}");
+        }
     }
 
     #[test]

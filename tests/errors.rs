@@ -741,6 +741,29 @@ fn backup_keys_are_checked() {
             "did you mean `live`?",
         ),
         (
+            // Written as it is into `Description=`: the backslash would join
+            // the unit's next line to it (the render used to panic).
+            backup_yaml("{}", "  repository: '/srv/backup\\'\n"),
+            "cannot end in a backslash",
+            "unitgen.yaml:10:15",
+            "",
+        ),
+        (
+            backup_yaml(
+                "{}",
+                &format!("{repo}  environment_file: \"/etc/shop/env\\r[Service]\"\n"),
+            ),
+            "cannot contain a carriage return",
+            "unitgen.yaml:11:21",
+            "",
+        ),
+        (
+            backup_yaml("{}", &format!("{repo}  schedule: 'daily\\'\n")),
+            "is not a calendar expression",
+            "unitgen.yaml:11:13",
+            "OnCalendar",
+        ),
+        (
             backup_yaml("{}", repo)
                 .replace("backup: {}\n", "backup: null\n")
                 .replace("    backup: null\n", ""),

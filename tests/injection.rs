@@ -24,7 +24,8 @@ use unitgen::template::{self, Template};
 
 use systemd_syntax::{Directive, meaning, parse};
 
-const PLACEHOLDER: &str = "PLACEHOLDER";
+/// Lowercase: a host name must be.
+const PLACEHOLDER: &str = "placeholder";
 
 /// How a source treats a value it cannot carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,12 @@ struct Source {
     web: &'static str,
     /// Top-level lines after `services:` (etcd, fleet).
     top: &'static str,
+    /// The instance's entry (`{}` when empty).
+    entry: &'static str,
+    /// Whether the value is written into the file as a YAML string where
+    /// `{{ v }}` stands (for keys read as written, without expressions),
+    /// rather than set with `--set v=…`.
+    literal: bool,
 }
 
 const SOURCES: &[Source] = &[
@@ -61,116 +68,336 @@ const SOURCES: &[Source] = &[
         kind: Kind::Escaped,
         web: "    environment: {GREETING: \"{{ v }}\"}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "label",
         kind: Kind::Escaped,
         web: "    labels: {note: \"{{ v }}\"}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "command word",
         kind: Kind::Escaped,
         web: "    command: [echo, \"{{ v }}\"]\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "entrypoint word",
         kind: Kind::Escaped,
         web: "    entrypoint: [/bin/sh, \"{{ v }}\"]\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "user",
         kind: Kind::Escaped,
         web: "    user: \"{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "working_dir",
         kind: Kind::Escaped,
         web: "    working_dir: \"/srv/{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "env_file",
         kind: Kind::ShellWord,
         web: "    env_file: \"/etc/{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "healthcheck",
         kind: Kind::Escaped,
         web: "    healthcheck: {test: [CMD-SHELL, \"{{ v }}\"]}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "docker_args",
         kind: Kind::Escaped,
         web: "    docker_args: [\"--add-host={{ v }}\"]\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "tmpfs",
         kind: Kind::Escaped,
         web: "    tmpfs: \"/run/{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "systemd: Environment",
         kind: Kind::Raw,
         web: "    systemd: {Service: {Environment: \"GREETING={{ v }}\", ProtectSystem: strict}}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "systemd: Description",
         kind: Kind::Raw,
         web: "    systemd: {Unit: {Description: \"web {{ v }}\"}, Service: {ProtectSystem: strict}}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "systemd: X- section",
         kind: Kind::Raw,
         web: "    systemd: {X-Mine: {Note: \"{{ v }} here\"}}\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "image",
         kind: Kind::Checked,
         web: "    image: \"busybox:{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "hostname",
         kind: Kind::Escaped,
         web: "    hostname: \"{{ v }}\"\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "volume",
         kind: Kind::Checked,
         web: "    volumes: [\"/srv/{{ v }}:/data\"]\n",
         top: "",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "etcd endpoint",
         kind: Kind::Checked,
         web: "",
         top: "etcd: {endpoints: \"http://{{ v }}:2379\"}\n",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "etcd prefix",
         kind: Kind::Checked,
         web: "",
         top: "etcd: {endpoints: \"http://127.0.0.1:2379\", prefix: \"/{{ v }}\"}\n",
+        entry: "",
+        literal: false,
     },
     Source {
         name: "etcd address",
         kind: Kind::Checked,
         web: "",
         top: "etcd: {endpoints: \"http://127.0.0.1:2379\", address: \"{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "cap_add",
+        kind: Kind::Escaped,
+        web: "    cap_add: [\"{{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "health_path",
+        kind: Kind::Checked,
+        web: "    health_path: \"/{{ v }}\"\n",
+        top: "",
+        entry: ROUTED,
+        literal: false,
+    },
+    Source {
+        name: "route host",
+        kind: Kind::Checked,
+        web: "",
+        top: "",
+        entry: "{routes: [{hosts: \"{{ v }}.example.com\", service: web, port: 80}]}",
+        literal: true,
+    },
+    Source {
+        name: "route alias",
+        kind: Kind::Checked,
+        web: "",
+        top: "",
+        entry: "{routes: [{hosts: a.example.com, aliases: [\"{{ v }}\"], service: web, port: 80}]}",
+        literal: true,
+    },
+    Source {
+        name: "route path",
+        kind: Kind::Checked,
+        web: "",
+        top: "",
+        entry: "{routes: [{hosts: a.example.com, path: \"/{{ v }}\", service: web, port: 80}]}",
+        literal: true,
+    },
+    Source {
+        name: "route path (etcd)",
+        kind: Kind::Checked,
+        web: "",
+        top: "etcd: {endpoints: \"http://127.0.0.1:2379\", api: v3}\n",
+        entry: "{routes: [{hosts: a.example.com, path: \"/{{ v }}\", service: web, port: 80}]}",
+        literal: true,
+    },
+    Source {
+        name: "router image",
+        kind: Kind::Checked,
+        web: "",
+        top: "router: {image: \"traefik:{{ v }}\"}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "router directory",
+        kind: Kind::Checked,
+        web: "",
+        top: "router: {directory: \"/srv/{{ v }}\"}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "router acme email",
+        kind: Kind::Checked,
+        web: "",
+        top: "router: {acme: {email: \"{{ v }}@example.com\"}}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "router acme ca_server",
+        kind: Kind::Checked,
+        web: "",
+        top: "router: {acme: {ca_server: \"https://ca.example/{{ v }}\"}}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "router acme ca_certificate",
+        kind: Kind::Checked,
+        web: "",
+        top: "router: {acme: {ca_certificate: \"/etc/{{ v }}\"}}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "backup repository",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: \"/srv/{{ v }}\", password_file: /etc/pw}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup password_file",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: \"/etc/{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup environment_file",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, environment_file: \"/etc/{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup schedule",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, schedule: \"daily{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup check",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, check: \"{{ v }}weekly\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup on_failure",
+        kind: Kind::ShellWord,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, on_failure: \"{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup helper_image",
+        kind: Kind::Checked,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, helper_image: \"busybox:{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup dump",
+        kind: Kind::ShellWord,
+        web: "    volumes: [\"data:/data\"]\n    backup: {dump: \"{{ v }}\", restore: cat}\n",
+        top: "backup: {repository: /srv/b, password_file: /etc/pw}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "secret file",
+        kind: Kind::Checked,
+        web: "    secrets: {PW: pw}\n",
+        top: "secrets: {pw: {file: \"/etc/{{ v }}\"}}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "secret name",
+        kind: Kind::Checked,
+        web: "    secrets: {PW: \"{{ v }}\"}\n",
+        top: "secrets: {\"{{ v }}\": {file: /etc/pw}}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "fleet metadata",
+        kind: Kind::Checked,
+        web: "",
+        top: "fleet: {metadata: {region: \"{{ v }}\"}}\n",
+        entry: "",
+        literal: true,
     },
 ];
+
+/// An instance entry with a route to `web`, for sources of the router.
+const ROUTED: &str = "{routes: [{hosts: a.example.com, service: web, port: 80}]}";
+
+/// `web`'s lines for sources of the backup: a volume it backs up.
+const BACKED_UP: &str = "    volumes: [\"data:/data\"]\n    backup: {}\n";
 
 /// A template with `api` depending on an announced `web`, so that every
 /// kind of unit (network, service, sidekick, resolving consumer) renders.
@@ -180,10 +407,20 @@ fn template_text(source: &Source) -> String {
     } else {
         "    image: busybox:1\n"
     };
-    let etcd = if source.top.is_empty() {
-        "etcd: {endpoints: \"http://127.0.0.1:2379\"}\n"
+    let etcd = if source.top.contains("etcd:") {
+        ""
     } else {
-        source.top
+        "etcd: {endpoints: \"http://127.0.0.1:2379\"}\n"
+    };
+    let fleet = if source.top.contains("fleet:") {
+        ""
+    } else {
+        "fleet: {metadata: {region: eu}}\n"
+    };
+    let entry = if source.entry.is_empty() {
+        "{}"
+    } else {
+        source.entry
     };
     format!(
         "app: inj\n\
@@ -193,29 +430,34 @@ fn template_text(source: &Source) -> String {
          \x20 api:\n\
          \x20   image: busybox:1\n\
          \x20   depends_on: [web]\n\
-         {etcd}\
-         fleet: {{metadata: {{region: eu}}}}\n\
+         {top}{etcd}{fleet}\
          instances:\n\
-         \x20 live: {{}}\n",
+         \x20 live: {entry}\n",
         web = source.web,
+        top = source.top,
     )
 }
 
 /// Rendered units, each with the flavour it was rendered for.
 type Units = Vec<(Flavour, UnitFile)>;
 
-/// The units of `text` with `v` set (as `--set v=…`), in every flavour, or
-/// the problems compile found.
-fn render_with(text: &str, value: &str) -> Result<Units, String> {
-    let loaded = template::parse(Path::new("unitgen.yaml"), text.to_string())
-        .map_err(|e| format!("parse: {e:?}"))?;
+/// The units of `source`'s template with `value` in it (set as `--set
+/// v=…`, or written into the file), in every flavour, or the problems
+/// compile found.
+fn render_with(source: &Source, value: &str) -> Result<Units, String> {
+    let mut text = template_text(source);
+    let mut overrides = Overrides::default();
+    if source.literal {
+        let quoted = serde_json::to_string(value).unwrap();
+        text = text.replace("{{ v }}", &quoted[1..quoted.len() - 1]);
+    } else {
+        overrides.set.push(("v".into(), value.into()));
+    }
+    let loaded =
+        template::parse(Path::new("unitgen.yaml"), text).map_err(|e| format!("parse: {e:?}"))?;
     let template = Template {
         app: loaded,
         deployments: None,
-    };
-    let overrides = Overrides {
-        set: vec![("v".into(), value.into())],
-        ..Overrides::default()
     };
     let instance = compile(&template, "live", &overrides).map_err(|problems| {
         // A refusal must point at the text it is about.
@@ -290,17 +532,17 @@ fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 /// The check itself, for one source and one value. Returns whether the
 /// value was accepted.
 fn check(source: &Source, value: &str) -> bool {
-    let text = template_text(source);
     let benign = BENIGN
         .lock()
-        .unwrap()
+        // A failed check (panicked while holding it) leaves the map whole.
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(source.name)
         .or_insert_with(|| {
-            render_with(&text, PLACEHOLDER)
+            render_with(source, PLACEHOLDER)
                 .unwrap_or_else(|e| panic!("{}: the placeholder is refused: {e}", source.name))
         })
         .clone();
-    let hostile = match render_with(&text, value) {
+    let hostile = match render_with(source, value) {
         Ok(units) => units,
         Err(problems) => {
             assert!(
@@ -391,20 +633,29 @@ const HOSTILE: &[&str] = &[
 
 #[test]
 fn hostile_values_from_every_source_mean_exactly_themselves() {
+    // Every source and value is tried, and every failure reported at once.
+    let mut failures = Vec::new();
     for source in SOURCES {
         let mut accepted = 0;
         for value in HOSTILE {
-            accepted += usize::from(check(source, value));
+            match std::panic::catch_unwind(|| check(source, value)) {
+                Ok(ok) => accepted += usize::from(ok),
+                Err(panic) => failures.push(format!(
+                    "{} with {value:?}: {}",
+                    source.name,
+                    panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("panicked")
+                )),
+            }
         }
-        if source.kind == Kind::Escaped {
-            assert_eq!(
-                accepted,
-                HOSTILE.len() - 1,
-                "{}: only NUL is refused",
-                source.name
-            );
+        if source.kind == Kind::Escaped && accepted != HOSTILE.len() - 1 {
+            failures.push(format!("{}: only NUL may be refused", source.name));
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use serde_saphyr::Spanned;
 
 use super::{ServiceCompiler, syntax};
 use crate::diagnostic::{Problem, did_you_mean};
+use crate::escape::check_raw_value;
 use crate::model::backup::{BackedUpVolume, Backup, Consistency, KeepPeriod, ServiceBackup};
 use crate::model::{Service, VolumeSource};
 use crate::template::Loaded;
@@ -79,12 +80,15 @@ impl<'a> ServiceCompiler<'a> {
             }
         }
         let repository = self.expand_spanned(&decl.repository);
-        if let Some((repository, at)) = &repository
-            && let Some(msg) = repository_problem(repository)
-        {
-            self.problems.push(Problem::new(msg).at(at).label("repository").help(
-                "put credentials in `environment_file` (a 0600 file of NAME=value lines), never in the template",
-            ));
+        if let Some((repository, at)) = &repository {
+            if let Some(msg) = repository_problem(repository) {
+                self.problems.push(Problem::new(msg).at(at).label("repository").help(
+                    "put credentials in `environment_file` (a 0600 file of NAME=value lines), never in the template",
+                ));
+            } else if let Err(msg) = check_raw_value(repository) {
+                // The units' `Description=` names it as it is.
+                self.problem(at, msg);
+            }
         }
         let absolute = |this: &mut Self, value: &Spanned<String>| {
             let (path, at) = this.expand_spanned(value)?;
@@ -96,6 +100,9 @@ impl<'a> ServiceCompiler<'a> {
                             "a file on the host, read when the backup runs: give its absolute path",
                         ),
                 );
+            } else if let Err(msg) = check_raw_value(&path) {
+                // `EnvironmentFile=` takes the path as it is.
+                this.problem(&at, msg);
             }
             Some(path)
         };
@@ -109,7 +116,7 @@ impl<'a> ServiceCompiler<'a> {
                 return Some(default.to_string());
             };
             let (text, at) = this.expand_spanned(value)?;
-            if text.trim().is_empty() || text.chars().any(char::is_control) {
+            if !is_calendar_text(&text) {
                 this.problems.push(
                     Problem::new(format!("`{text}` is not a calendar expression"))
                         .at(&at)
@@ -294,6 +301,19 @@ impl<'a> ServiceCompiler<'a> {
     }
 }
 
+/// Whether `text` is made only of what systemd's calendar syntax uses
+/// (`Mon..Fri *-*-1/2 03:00:00 Europe/Berlin`, `daily`, `*-*~07`): it is
+/// written into `OnCalendar=` as it is, where a `%`, a backslash or a
+/// space at either end would change what systemd reads.
+fn is_calendar_text(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" *-:.,~/_+".contains(&b))
+}
+
 /// Credentials in a repository URL would be copied into unit files.
 fn repository_problem(repository: &str) -> Option<String> {
     if repository.trim().is_empty() || repository.chars().any(char::is_control) {
@@ -309,7 +329,26 @@ fn repository_problem(repository: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::repository_problem;
+    use super::{is_calendar_text, repository_problem};
+
+    #[test]
+    fn calendar_text_is_what_on_calendar_reads_as_written() {
+        for good in [
+            "daily",
+            "*-*-* 02:30:00",
+            "Mon..Fri 22:30",
+            "*-*~07/1",
+            "Sat,Sun 10:00 Europe/Berlin",
+            "03:00 Etc/GMT+5",
+        ] {
+            assert!(is_calendar_text(good), "{good}");
+        }
+        for bad in [
+            "", "daily\\", " daily", "daily ", "100%", "%H:00", "a\tb", "é",
+        ] {
+            assert!(!is_calendar_text(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn repository_urls_with_passwords_are_refused() {
