@@ -290,6 +290,38 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     let status_two = ok(&world.unitgen(&["status", "two"]), "status two");
     assert!(status_two.contains("files, expires 20"), "{status_two}");
 
+    // A router image that cannot be had fails the apply before anything
+    // changes: the router that serves every instance keeps running.
+    let router_unit = std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap();
+    let missing = "127.0.0.1:1/unitgen-test/no-such-router:1";
+    world.write(
+        &template(&world, &ports, &pebble, "www.two.example.test").replace(traefik::IMAGE, missing),
+    );
+    let out = world.unitgen(&["apply", "two", "--replace-router"]);
+    // As said, without the report's line breaks and frame.
+    let squeezed = |text: &str| -> String {
+        (text.chars())
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    let err = squeezed(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for said in [
+        format!("the router's image {missing} could not be had"),
+        "nothing on the host was changed".into(),
+    ] {
+        assert!(err.contains(&squeezed(&said)), "{said:?} in {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap(),
+        router_unit
+    );
+    let served = get("https", "one.example.test", https, "/", Some(&root));
+    assert!(
+        served.as_ref().is_some_and(body_is("web of one")),
+        "{served:?}"
+    );
+
     // (5) plan shows a route change; apply makes it; the router stays up.
     world.write(&template(
         &world,

@@ -282,6 +282,21 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         let unit = renderer.router_unit(router);
         router::refuse_other_settings(&host, &instance, &unit, args.replace_router)
             .map_err(miette::Report::new)?;
+        // Fetched while nothing is touched, as the services' images are: a
+        // router that cannot start once the units have changed would leave
+        // every instance of the host without routes.
+        if router::installed(&host).is_none_or(|present| present.text != unit.text) {
+            let image = BTreeSet::from([router.image.clone()]);
+            pull::fetch(&image, args.pull.policy(), &Progress::default()).map_err(
+                |unavailable| {
+                    miette!(
+                        "apply of {} failed: the router's {}\nnothing on the host was changed",
+                        instance.prefix(),
+                        pull::describe(&unavailable)
+                    )
+                },
+            )?;
+        }
     }
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let env_files = if instance.secrets.is_empty() {

@@ -1,5 +1,5 @@
 //! `unitgen pull`: fetch every image of an instance (its backup's helper
-//! image too), changing nothing else.
+//! image and its router's too), changing nothing else.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +25,7 @@ pub fn run(args: PullArgs) -> Result<Outcome> {
         .iter()
         .map(|s| s.image.clone())
         .chain(instance.backup.iter().map(|b| b.helper_image.clone()))
+        .chain(instance.router.iter().map(|r| r.image.clone()))
         .collect();
     let progress = Progress::default();
     pull::fetch(&images, PullPolicy::Always, &progress)
