@@ -11,6 +11,7 @@ pub mod status;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::diagnostic::Problem;
 use crate::model::Instance;
@@ -170,8 +171,16 @@ pub fn refuse_other_settings(
 
 /// Installs (or updates) the router unit, enables it, and makes sure it
 /// runs the installed file: restarted when it changed, started when it
-/// was not running. Traefik reads each instance's routes file itself.
-pub fn ensure(host: &Host, unit: &UnitFile, progress: &Progress) -> Result<RouterChange, Failure> {
+/// was not running; either way it must stay up for `settle`, as apply's
+/// units must. A changed router that does not is replaced by the one that
+/// ran before: it serves every instance of the host. Traefik reads each
+/// instance's routes file itself.
+pub fn ensure(
+    host: &Host,
+    unit: &UnitFile,
+    settle: Duration,
+    progress: &Progress,
+) -> Result<RouterChange, Failure> {
     let present = installed(host);
     let change = match &present {
         None => RouterChange::Installed,
@@ -200,12 +209,32 @@ pub fn ensure(host: &Host, unit: &UnitFile, progress: &Progress) -> Result<Route
     match (change, active) {
         (RouterChange::Unchanged | RouterChange::Recorded, true) => Ok(change),
         (RouterChange::Unchanged | RouterChange::Recorded, false) => {
-            converge::control(host, JobKind::Start, &names, progress)?;
+            converge::control(host, JobKind::Start, &names, settle, progress)?;
             Ok(RouterChange::Started)
         }
         (change, _) => {
-            converge::control(host, JobKind::Restart, &names, progress)?;
-            Ok(change)
+            let Err(mut failure) =
+                converge::control(host, JobKind::Restart, &names, settle, progress)
+            else {
+                return Ok(change);
+            };
+            if let Some(previous) = &present {
+                let put_back = unit_dir::write_atomic(
+                    &host.unit_dir.join(ROUTER_UNIT),
+                    previous.text.as_bytes(),
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|()| systemd.reload().map_err(|e| e.to_string()))
+                .and_then(|()| {
+                    converge::control(host, JobKind::Restart, &names, settle, progress)
+                        .map_err(|f| f.message)
+                });
+                failure.message += &match put_back {
+                    Ok(()) => "; the router that ran before was put back and runs".to_string(),
+                    Err(e) => format!("; putting back the router that ran before failed: {e}"),
+                };
+            }
+            Err(failure)
         }
     }
 }

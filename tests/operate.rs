@@ -255,6 +255,28 @@ fn restart_stop_and_start_touch_only_the_named_services() {
         "{}",
         stderr(&unknown)
     );
+
+    // A restarted container that exits at once is a failed restart, as it
+    // is a failed apply: not "restarted" (here one that runs only once).
+    let flaky = r#"  flaky:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'if [ -e /v/ran ]; then echo "ran before: giving up"; exit 3; fi; touch /v/ran; exec sleep 1d']
+    volumes: ["runs:/v"]
+"#;
+    world.write(&app("ugctl", port, "hi").replace("instances:\n", &format!("{flaky}instances:\n")));
+    world.apply_ok("live");
+    let restart = world.unitgen(&["restart", "live", "flaky"]);
+    assert_eq!(restart.status.code(), Some(1), "{}", stderr(&restart));
+    for said in [
+        "ugctl-live: did not stay up: ugctl-live-flaky.service",
+        "ran before: giving up",
+    ] {
+        assert!(
+            stderr(&restart).contains(said),
+            "{said:?} in {}",
+            stderr(&restart)
+        );
+    }
 }
 
 #[test]

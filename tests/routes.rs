@@ -322,6 +322,34 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         "{served:?}"
     );
 
+    // A changed router that exits at once (an image without traefik) is
+    // caught as apply's units are, and the router that ran before is put
+    // back: the host's routing does not end with one app's mistake.
+    world.write(
+        &template(&world, &ports, &pebble, "www.two.example.test")
+            .replace(traefik::IMAGE, "unitgen-test/busybox:1"),
+    );
+    let out = world.unitgen(&["apply", "two", "--replace-router"]);
+    let err = squeezed(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for said in [
+        "its router (unitgen-router.service) did not start: did not stay up: unitgen-router.service",
+        "the router that ran before was put back and runs",
+    ] {
+        assert!(err.contains(&squeezed(said)), "{said:?} in {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap(),
+        router_unit
+    );
+    assert_eq!(world.active("unitgen-router.service"), "active");
+    wait_until(
+        ROUTED,
+        "https://one.example.test/ from the router put back",
+        || get("https", "one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
+
     // (5) plan shows a route change; apply makes it; the router stays up.
     world.write(&template(
         &world,

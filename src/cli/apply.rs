@@ -97,7 +97,7 @@ pub struct ApplyArgs {
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 1,
+        default_value_t = DEFAULT_SETTLE,
         conflicts_with = "fleet"
     )]
     pub settle: u64,
@@ -127,6 +127,10 @@ pub struct ApplyArgs {
     #[arg(long, conflicts_with = "fleet")]
     pub replace_router: bool,
 }
+
+/// How long a started unit must stay up by default (`--settle`; `unitgen
+/// start` and `restart` use it too).
+pub const DEFAULT_SETTLE: u64 = 1;
 
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let mut differs = false;
@@ -352,7 +356,13 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     match &instance.router {
         Some(router) => {
             let unit = renderer.router_unit(router);
-            let change = router::ensure(&host, &unit, &progress).map_err(|f| {
+            let change = router::ensure(&host, &unit, settle, &progress).map_err(|f| {
+                for explanation in &f.explained {
+                    eprintln!();
+                    for line in explanation.lines() {
+                        eprintln!("{line}");
+                    }
+                }
                 miette!(
                     "{name} is applied, but its router ({ROUTER_UNIT}) did not start: {}",
                     f.message

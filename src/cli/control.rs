@@ -45,7 +45,8 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         .filter(|unit| !(kind == JobKind::Restart && unit.ends_with(".target")))
         .collect();
     let progress = Progress::default();
-    converge::control(&args.host.host()?, kind, &units, &progress).map_err(|failure| {
+    let settle = std::time::Duration::from_secs(super::apply::DEFAULT_SETTLE);
+    converge::control(&args.host.host()?, kind, &units, settle, &progress).map_err(|failure| {
         // As apply reports it: each failed unit explained, in plain lines.
         for explanation in &failure.explained {
             eprintln!();

@@ -303,7 +303,13 @@ fn run(
             Some((unit.clone(), ended))
         })
         .collect();
-    let settled = settle(systemd, &host.unit_dir, &to_settle, options, progress);
+    let settled = settle(
+        systemd,
+        &host.unit_dir,
+        &to_settle,
+        options.settle,
+        progress,
+    );
     match (jobs, settled) {
         (Ok(()), Ok(())) => {}
         (Err(failure), Ok(())) | (Ok(()), Err(failure)) => return Err(failure),
@@ -497,10 +503,10 @@ fn settle(
     systemd: &Systemd,
     unit_dir: &Path,
     touched: &[(String, Ended)],
-    options: &Options,
+    window: Duration,
     progress: &Progress,
 ) -> Result<(), Failure> {
-    if touched.is_empty() || options.settle.is_zero() {
+    if touched.is_empty() || window.is_zero() {
         return Ok(());
     }
     let units: Vec<String> = touched.iter().map(|(unit, _)| unit.clone()).collect();
@@ -515,7 +521,7 @@ fn settle(
         .iter()
         .zip(&now)
         .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
-        .map(|((_, ended), _)| ended.at + options.settle)
+        .map(|((_, ended), _)| ended.at + window)
         .collect();
     let mut failed: Vec<Evidence> = Vec::new();
     let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
@@ -542,7 +548,7 @@ fn settle(
             "checking that {} {} up for {}s after {} start",
             crate::progress::count(waiting, "unit"),
             if waiting == 1 { "stays" } else { "stay" },
-            options.settle.as_secs_f32(),
+            window.as_secs_f32(),
             if waiting == 1 { "its" } else { "their" },
         ));
         loop {
@@ -650,35 +656,57 @@ fn restore(
 }
 
 /// Runs one kind of job on units of an instance (`unitgen start|stop|
-/// restart`): one batch, so systemd orders the jobs by the units'
-/// dependencies, each awaited and reported as apply's are. A unit that
-/// fails comes back explained.
+/// restart`, the router): one batch, so systemd orders the jobs by the
+/// units' dependencies, each awaited and reported as apply's are; then,
+/// as apply's, every unit started must stay up for `settle` (see
+/// [`settle`]), so a container that starts and exits is not reported as
+/// started. A unit that fails comes back explained.
 pub fn control(
     host: &Host,
     kind: JobKind,
     units: &[String],
+    settle_for: Duration,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let systemd = host.connect()?;
+    let watch = kind != JobKind::Stop && !settle_for.is_zero();
     if kind != JobKind::Stop {
         // A unit that failed before (or hit its start limit) starts afresh.
         systemd.reset_failed_all(units);
     }
-    let outcomes = watched(&systemd, &[(kind, units)], progress, None)?;
+    let restarts_before: Vec<u32> = if watch {
+        let summaries = systemd.summaries(units).map_err(bus)?;
+        summaries.iter().map(|s| s.n_restarts).collect()
+    } else {
+        Vec::new()
+    };
+    let mut ended = HashMap::new();
+    let outcomes = watched(
+        &systemd,
+        &[(kind, units)],
+        progress,
+        watch.then_some(&mut ended),
+    )?;
     let what = match kind {
         JobKind::Start => "start",
         JobKind::Stop => "stop",
         JobKind::Restart => "restart",
         JobKind::ReloadOrRestart => "reload",
     };
-    failures(&systemd, &outcomes, what).map_err(|mut failure| {
-        failure.explained = failure
-            .evidence
-            .iter()
+    let explained = |mut failure: Failure| {
+        failure.explained = (failure.evidence.iter())
             .map(|evidence| explain(host, evidence))
             .collect();
         failure
-    })
+    };
+    failures(&systemd, &outcomes, what).map_err(explained)?;
+    let touched: Vec<(String, Ended)> = (units.iter().zip(restarts_before))
+        .filter_map(|(unit, restarts)| {
+            let at = ended.remove(unit)?;
+            Some((unit.clone(), Ended { at, restarts }))
+        })
+        .collect();
+    settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)
 }
 
 /// Stops, disables and deletes every unit of an instance (`destroy`).
