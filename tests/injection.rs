@@ -849,3 +849,160 @@ proptest! {
         }
     }
 }
+
+/// The template `unitgen import` makes of `compose`, compiled for its
+/// instance `default`, with its text; or why not.
+fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), String> {
+    let file = std::sync::Arc::new(miette::NamedSource::new(
+        "docker-compose.yml",
+        compose.to_string(),
+    ));
+    let options = unitgen::import::Options {
+        app: Some("imp".into()),
+        instance: "default".into(),
+        dir: "/srv/imp".into(),
+        home: None,
+        dotenv: Vec::new(),
+        read: |path| std::fs::read_to_string(path),
+    };
+    let imported =
+        unitgen::import::import(&file, &options).map_err(|p| format!("import: {p:?}"))?;
+    let loaded = template::parse(Path::new("unitgen.yaml"), imported.yaml.clone())
+        .map_err(|e| format!("parse: {e:?}\n{}", imported.yaml))?;
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    let instance = compile(&template, "default", &Overrides::default())
+        .map_err(|p| format!("compile: {p:?}\n{}", imported.yaml))?;
+    Ok((instance, imported.yaml))
+}
+
+/// A value as a compose file's double-quoted YAML string (characters YAML
+/// does not allow in a file as escapes).
+fn yaml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Values that compose reads as themselves (no `$`: compose interpolates
+/// it) and that can stand in a compose file (no NUL).
+fn compose_value() -> impl Strategy<Value = String> {
+    hostile_value().prop_map(|v| v.replace(['$', '\0'], ""))
+}
+
+/// Template syntax in compose values, which the import must keep literal.
+fn template_like() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        "{% raw %}",
+        "{% endraw %}",
+        "{%- endraw -%}",
+        "{{ instance }}",
+        "{{.Name}}",
+        "\\u{7}",
+        "\"",
+        "'",
+        "\\",
+        "{",
+        "}",
+        " ",
+    ]);
+    prop::collection::vec(
+        prop_oneof![piece.prop_map(String::from), compose_value()],
+        0..6,
+    )
+    .prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// compose import: an environment value, a label, a command word and a
+    /// variable's default reach the compiled service exactly as compose
+    /// would hand them to the container; names quoted in the template's
+    /// comments (a container's, a network's, a build's) stay in them.
+    #[test]
+    fn compose_values_mean_themselves_after_import(
+        text in prop_oneof![compose_value(), template_like()],
+        default in prop_oneof![compose_value(), template_like()],
+    ) {
+        // In a default, `}` ends the variable.
+        let default = default.replace('}', "");
+        let compose = format!(
+            "services:\n  web:\n    image: busybox:1\n    command: [echo, {v}]\n    \
+             environment:\n      V: {v}\n      D: {d}\n      E: {e}\n    labels:\n      note: {v}\n    \
+             container_name: {v}\n    build: {v}\n    networks: [{v}]\nnetworks:\n  {v}: {{}}\n",
+            v = yaml_string(&text),
+            d = yaml_string(&format!("${{X:-{default}}}")),
+            // A default holding a variable is an expression at its use.
+            e = yaml_string(&format!("${{Y:-{default}${{Z}}}}")),
+        );
+        let (instance, _) = import_compose(&compose).map_err(TestCaseError::fail)?;
+        let web = &instance.services[0];
+        prop_assert_eq!(
+            &web.environment,
+            &vec![
+                ("V".to_string(), text.clone()),
+                ("D".to_string(), default.clone()),
+                ("E".to_string(), default.clone()),
+            ]
+        );
+        prop_assert_eq!(&web.labels[..1], &[("note".to_string(), text.clone())]);
+        prop_assert_eq!(web.command.as_deref(), Some(&["echo".to_string(), text.clone()][..]));
+        prop_assert_eq!(instance.services.len(), 1);
+        // The container's name is kept as a network alias.
+        prop_assert_eq!(
+            &web.docker_args,
+            &vec![format!("--network-alias={text}")]
+        );
+    }
+}
+
+/// Found by the property above: `{% endraw %}` in a value ended the import's
+/// raw block; a default's control character was written in Rust's escape
+/// syntax, which the template language cannot read; a container name went
+/// into the template unprotected; a BOM in a value was written as it is,
+/// which no YAML reader takes inside a document; a network's name, quoted
+/// in a comment, ended the comment with its line break (its next line
+/// became a key of the template).
+#[test]
+fn template_syntax_and_controls_in_compose_values_stay_literal() {
+    let compose = "services:\n  web:\n    image: busybox:1\n    \
+                   container_name: \"{{ instance }}\"\n    environment:\n      \
+                   A: \"{% endraw %}{{ instance }}{% raw %}\"\n      \
+                   B: \"${X:-a\\u0007\\u2028${Z}}\"\n      \
+                   C: \"\\uFEFFbom\"\n    \
+                   networks: [\"front\\ndefaults: {evil: 1}\"]\n\
+                   networks: {\"front\\ndefaults: {evil: 1}\": {}}\n";
+    let (instance, yaml) = import_compose(compose).unwrap();
+    let web = &instance.services[0];
+    let literal = "{% endraw %}{{ instance }}{% raw %}";
+    assert_eq!(
+        web.environment,
+        [
+            ("A".to_string(), literal.to_string()),
+            ("B".to_string(), "a\u{7}\u{2028}".to_string()),
+            ("C".to_string(), "\u{feff}bom".to_string()),
+        ]
+    );
+    assert_eq!(web.docker_args, ["--network-alias={{ instance }}"]);
+    let header = yaml.split("\napp:").next().unwrap();
+    assert!(header.lines().all(|l| l.starts_with('#')), "{yaml}");
+}

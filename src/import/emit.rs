@@ -142,12 +142,38 @@ fn write_map(map: &Map, indent: usize, out: &mut String) {
     }
 }
 
-/// `# line`, or a bare `#` for an empty line.
+/// `# line`, or a bare `#` for an empty line. Comments quote the compose
+/// file (a network's or a container's name): a line break or a character
+/// YAML does not allow in a file is written as an escape, so that no text
+/// of the compose file ends the comment and becomes keys of the template.
 pub fn comment_line(pad: &str, line: &str, out: &mut String) {
-    match line {
-        "" => out.push_str(&format!("{pad}#\n")),
-        _ => out.push_str(&format!("{pad}# {line}\n")),
+    if line.is_empty() {
+        out.push_str(&format!("{pad}#\n"));
+        return;
     }
+    out.push_str(pad);
+    out.push_str("# ");
+    for c in line.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+}
+
+/// Characters written as escapes: controls (C0 and C1, tab aside), the
+/// byte-order mark and the noncharacters YAML does not allow in a file,
+/// and the line and paragraph separators, which YAML 1.1 readers take for
+/// line breaks.
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}'
+        )
 }
 
 fn scalar(s: &Scalar, flow: bool) -> String {
@@ -173,7 +199,7 @@ pub fn quote(text: &str, flow: bool) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }
@@ -200,7 +226,7 @@ fn is_plain_safe(text: &str, flow: bool) -> bool {
         || text.contains(['#', '{', '}'])
         // In `[…]`, older parsers also stop at any `:`.
         || (flow && text.contains([',', '[', ']', ':']))
-        || text.chars().any(|c| c.is_control());
+        || text.chars().any(|c| c == '\t' || needs_escape(c));
     starts_ok && !breaks && !reads_as_other_type(text)
 }
 
@@ -277,6 +303,17 @@ mod tests {
     }
 
     #[test]
+    fn a_comment_stays_one_comment_line() {
+        let mut out = String::new();
+        comment_line(
+            "  ",
+            "`front\ninstances: {x: {}}\r\u{2028}\u{85}`",
+            &mut out,
+        );
+        assert_eq!(out, "  # `front\\ninstances: {x: {}}\\r\\u2028\\u0085`\n");
+    }
+
+    #[test]
     fn every_quoted_scalar_reads_back_the_same() {
         let hostile = [
             "8080:80",
@@ -296,6 +333,8 @@ mod tests {
             "\n",
             "tab\there",
             "\u{7}",
+            "\u{feff}bom",
+            "line\u{2028}sep\u{85}",
             "é ü",
             "- x",
             "? x",

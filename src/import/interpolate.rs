@@ -186,7 +186,10 @@ pub fn template(pieces: &[Piece]) -> String {
         match piece {
             Piece::Text(text) => {
                 let before_template = text.ends_with('{') && i + 1 < pieces.len();
-                if ["{{", "{%", "{#"].iter().any(|m| text.contains(m)) || before_template {
+                if text.contains("endraw") {
+                    // It would end a raw block early: a string expression.
+                    out.push_str(&format!("{{{{ {} }}}}", string_literal(text)));
+                } else if ["{{", "{%", "{#"].iter().any(|m| text.contains(m)) || before_template {
                     out.push_str(&format!("{{% raw %}}{text}{{% endraw %}}"));
                 } else {
                     out.push_str(text);
@@ -217,12 +220,38 @@ pub fn template(pieces: &[Piece]) -> String {
     out
 }
 
+/// Text of the compose file taken as it is (a name, a key), as a unitgen
+/// template that renders exactly it.
+pub fn verbatim(text: &str) -> String {
+    template(&[Piece::Text(text.to_string())])
+}
+
+/// `text` as a string literal of the template language: its escapes are
+/// JSON's (`\u0007`), not Rust's (`\u{7}`, which `{:?}` writes).
+fn string_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The pieces as one template expression, for a default that holds variables.
 fn expr(pieces: &[Piece]) -> String {
     let parts: Vec<String> = pieces
         .iter()
         .map(|piece| match piece {
-            Piece::Text(text) => format!("{text:?}"),
+            Piece::Text(text) => string_literal(text),
             Piece::Var {
                 name,
                 default,

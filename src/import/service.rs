@@ -43,7 +43,10 @@ impl Importer<'_> {
                 ));
                 out.push(
                     "docker_args",
-                    Scalar::Text(format!("--network-alias={}", key.name)),
+                    Scalar::Text(format!(
+                        "--network-alias={}",
+                        interpolate::verbatim(&key.name)
+                    )),
                 );
             }
             self.warn(&key.at, "name", message);
@@ -201,7 +204,13 @@ impl Importer<'_> {
                     message.push_str(&format!(
                         "; a network alias keeps `{container}` reachable by that name from the other services"
                     ));
-                    out.push("docker_args", Scalar::Text(format!("--network-alias={container}")));
+                    out.push(
+                        "docker_args",
+                        Scalar::Text(format!(
+                            "--network-alias={}",
+                            interpolate::verbatim(&container)
+                        )),
+                    );
                 }
                 self.warn(&key.at, name, message);
             }
@@ -322,7 +331,10 @@ impl Importer<'_> {
                 let text = match value {
                     Scalar::Text(t) | Scalar::Plain(t) => t,
                 };
-                out.push("docker_args", Scalar::Text(format!("--env={name}={text}")));
+                out.push(
+                    "docker_args",
+                    Scalar::Text(format!("--env={}={text}", interpolate::verbatim(&name))),
+                );
             }
         }
     }
@@ -1093,7 +1105,10 @@ impl Importer<'_> {
                         if let Some(value) = self.text(value, "logging.options") {
                             out.push(
                                 "docker_args",
-                                Scalar::Text(format!("--log-opt={}={value}", name.name)),
+                                Scalar::Text(format!(
+                                    "--log-opt={}={value}",
+                                    interpolate::verbatim(&name.name)
+                                )),
                             );
                         }
                     }
@@ -1115,7 +1130,11 @@ impl Importer<'_> {
             match limit {
                 Some(limit) => out.push(
                     "docker_args",
-                    Scalar::Text(format!("--ulimit={}={limit}", k.name)),
+                    Scalar::Text(format!(
+                        "--ulimit={}={}",
+                        interpolate::verbatim(&k.name),
+                        interpolate::verbatim(&limit)
+                    )),
                 ),
                 None => self.expected(v, "ulimits", "a number or `{soft, hard}`"),
             }
@@ -1154,9 +1173,11 @@ impl Importer<'_> {
                 let separator = if name == "extra_hosts" { ":" } else { "=" };
                 for (k, v) in entries {
                     let arg = match v.kind {
-                        Kind::Null => format!("{flag}={}", k.name),
+                        Kind::Null => format!("{flag}={}", interpolate::verbatim(&k.name)),
                         _ => match self.text(v, name) {
-                            Some(v) => format!("{flag}={}{separator}{v}", k.name),
+                            Some(v) => {
+                                format!("{flag}={}{separator}{v}", interpolate::verbatim(&k.name))
+                            }
                             None => continue,
                         },
                     };
