@@ -350,6 +350,24 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         body_is("web of one"),
     );
 
+    // A router that is not running is not "up to date": plan says apply
+    // starts it, and apply does.
+    world.write(&template(&world, &ports, &pebble, "www.two.example.test"));
+    let stopped = world.sandbox.systemctl(["stop", "unitgen-router.service"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let plan = world.unitgen(&["plan", "two"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("* unitgen-router.service (inactive (dead): start)"),
+        "{shown}"
+    );
+    let applied = world.unitgen(&["apply", "two"]);
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(said.contains("): started"), "{said}");
+    assert!(ok(&world.unitgen(&["plan", "two"]), "plan two").contains("no changes"));
+
     // (5) plan shows a route change; apply makes it; the router stays up.
     world.write(&template(
         &world,

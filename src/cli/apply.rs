@@ -190,12 +190,23 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     }
     out!("{}", plan.describe(color))?;
     // The host's router, which apply installs or updates after the units.
-    let router_plan = instance.router.as_ref().map(|router| {
-        let present: Vec<UnitFile> = router::installed(&host).into_iter().collect();
-        Plan::new(&present, &[renderer.router_unit(router)])
-    });
+    let router_plan = match &instance.router {
+        None => None,
+        Some(router) => {
+            let present: Vec<UnitFile> = router::installed(&host).into_iter().collect();
+            let mut router_plan = Plan::new(&present, &[renderer.router_unit(router)]);
+            // Its state too: apply starts a router that is not running.
+            if !router_plan.keep.is_empty() {
+                let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
+                let observed =
+                    observe(&systemd, &present, &router_plan, None).map_err(|e| miette!("{e}"))?;
+                router_plan.observe(&observed);
+            }
+            Some(router_plan)
+        }
+    };
     match &router_plan {
-        Some(router_plan) if !router_plan.is_empty() => {
+        Some(router_plan) if !router_plan.is_up_to_date() => {
             out!("the host's router:\n{}", router_plan.describe(color))?;
             let unit = &router_plan.change.first().map(|c| &c.new);
             if let Some(refused) = unit
@@ -208,7 +219,7 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     }
     // Warns only: DNS is not the host's state, and may lag behind on purpose.
     super::dns::warn_in_plan(&args.template.file, &instance);
-    Ok(plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_empty()))
+    Ok(plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_up_to_date()))
 }
 
 /// The plan against the host's real state: the unit files, what systemd
