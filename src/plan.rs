@@ -74,6 +74,11 @@ pub struct Plan {
     /// Units the instance's running backup stopped for its copies (see
     /// [`Plan::held_by_backup`]).
     pub held: Option<Held>,
+    /// The instance's secrets env files that are missing on the host or hold
+    /// other values than its secrets (deleted or edited by hand): the
+    /// containers run with what they read at their start, but their next
+    /// start (a reboot) would not. Apply writes them again.
+    pub stale_secrets: Vec<String>,
 }
 
 /// Units that are down because a backup stopped them for its copies: not
@@ -259,6 +264,7 @@ impl Plan {
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
             && self.unfinished.is_none()
+            && self.stale_secrets.is_empty()
     }
 
     /// Takes the units `backup` stopped (and will start again) out of the
@@ -490,6 +496,14 @@ impl Plan {
                 held.units.join(", "),
                 held.backup,
                 if held.units.len() == 1 { "it" } else { "them" },
+            );
+        }
+        for file in &self.stale_secrets {
+            let _ = writeln!(
+                out,
+                "{} secrets file {file} is missing or was changed by hand: applying writes it \
+                 again (the running containers read it at their start; their next start needs it)",
+                paint("31", "!")
             );
         }
         if let Some(why) = &self.unfinished {

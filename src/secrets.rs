@@ -305,6 +305,21 @@ impl Store {
         Ok(Previous(previous))
     }
 
+    /// The files of `files` that are missing here or hold something else
+    /// (see [`crate::plan::Plan::stale_secrets`]).
+    pub fn stale(&self, files: &[EnvFile]) -> io::Result<Vec<String>> {
+        let mut stale = Vec::new();
+        for file in files {
+            match fs::read(self.dir.join(&file.name)) {
+                Ok(bytes) if bytes == file.text.as_bytes() => {}
+                Ok(_) => stale.push(file.name.clone()),
+                Err(e) if e.kind() == ErrorKind::NotFound => stale.push(file.name.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(stale)
+    }
+
     /// Puts back what [`Store::install`] replaced (after a failed apply).
     pub fn restore(&self, previous: &Previous) -> io::Result<()> {
         for (name, old) in &previous.0 {

@@ -278,6 +278,37 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(mode(&env_file), 0o600);
     assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
 
+    // A secrets file deleted on the host is not "up to date": the next
+    // start of db (a reboot) would fail without it. plan says so, without
+    // the value; apply writes it again, restarting nothing.
+    std::fs::write(dir.join("db_password"), hostile(NEW_DB_CORE) + "\n").unwrap();
+    world.write(&yaml(&dir, SLEEP));
+    std::fs::remove_file(&env_file).unwrap();
+    let plan = unitgen(&world, &["plan", "live"]);
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert_no_secret("plan", &shown);
+    assert!(
+        shown.contains("! secrets file db.env is missing or was changed by hand"),
+        "{shown}"
+    );
+    let db_before = world.id("live", "db");
+    let out = unitgen(&world, &["apply", "live"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    assert!(
+        text(&out).contains("wrote the secrets file db.env again"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.id("live", "db"), db_before, "db untouched");
+    assert!(
+        std::fs::read_to_string(&env_file)
+            .unwrap()
+            .contains(NEW_DB_CORE)
+    );
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(unitgen(&world, &["plan", "live"]).status.code(), Some(0));
+
     // destroy takes the secrets with the units.
     let out = unitgen(&world, &["destroy", "live"]);
     assert!(out.status.success(), "destroy failed: {}", text(&out));

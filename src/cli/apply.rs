@@ -166,14 +166,16 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         super::refuse_secrets_on_fleet(&instance)?;
         return fleet::plan(&args.fleet, &instance, color).map(|o| matches!(o, Outcome::Clean));
     }
-    if !instance.secrets.is_empty() {
+    let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
+    let env_files = if instance.secrets.is_empty() {
+        Vec::new()
+    } else {
         let values = secrets::read(&instance)?;
-        let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
         let key = secrets::Key::load_or_ephemeral(store.dir())
             .into_diagnostic()
             .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
-        secrets::seal(&mut instance, &values, &key);
-    }
+        secrets::seal(&mut instance, &values, &key)
+    };
     // Their digests are in the routes unit: a renewed certificate shows.
     router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
     let host = args.host.host()?;
@@ -184,6 +186,17 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
     let (mut plan, _) = host_plan(&host, &state, &installed, &desired)?;
+    if !installed.is_empty() {
+        plan.stale_secrets = store
+            .stale(&env_files)
+            .into_diagnostic()
+            .wrap_err_with(|| {
+                format!(
+                    "reading the secrets in {} (root-only)",
+                    store.dir().display()
+                )
+            })?;
+    }
     let stopped = crate::backup::stopped_for_copies(&host, &instance.prefix());
     if !stopped.is_empty() {
         plan.held_by_backup(&instance.backup_unit(), &stopped);
@@ -559,8 +572,16 @@ pub fn converge_and_record(
         crate::backup::await_running(&systemd, &backup_unit, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
-    let (plan, intent) = host_plan(host, state, installed, desired)
+    let (mut plan, intent) = host_plan(host, state, installed, desired)
         .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
+    if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
+        plan.stale_secrets = store.stale(files).map_err(|e| {
+            miette!(
+                "apply of {name} failed: reading the secrets in {}: {e}\nnothing on the host was changed",
+                store.dir().display()
+            )
+        })?;
+    }
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
@@ -577,6 +598,24 @@ pub fn converge_and_record(
         ));
     }
     if plan.is_empty() && plan.repair.is_empty() && plan.unfinished.is_none() {
+        // The units are as applied; only secrets files to write again.
+        if let Some((store, files)) = secrets.filter(|_| !plan.stale_secrets.is_empty()) {
+            store.install(files).map_err(|e| {
+                miette!(
+                    "apply of {name} failed: writing secrets into {}: {e}",
+                    store.dir().display()
+                )
+            })?;
+            progress.line(&format!(
+                "{name}: wrote the secrets file{} {} again (missing or changed by hand)",
+                if plan.stale_secrets.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                plan.stale_secrets.join(", ")
+            ));
+        }
         if intent.is_some() {
             // Killed after its revision was recorded: nothing left to do.
             let _ = state.finish();
