@@ -1006,3 +1006,94 @@ fn template_syntax_and_controls_in_compose_values_stay_literal() {
     let header = yaml.split("\napp:").next().unwrap();
     assert!(header.lines().all(|l| l.starts_with('#')), "{yaml}");
 }
+
+/// A template whose instance `live` has `routes` routes of the largest
+/// shape (TLS files, an alias, a path, basic auth, a health check), each
+/// with `aliases` more aliases of 253 characters; with etcd, the routes
+/// are written there.
+fn many_routes(dir: &Path, routes: usize, aliases: usize, etcd: bool) -> Template {
+    let long = |i: usize, j: usize| {
+        let label = "a".repeat(61);
+        format!(
+            "{label}.{label}.{label}.{:0>59}",
+            format!("x{i}-{j}.example")
+        )
+    };
+    let mut text = String::from(
+        "app: many\nservices:\n  web:\n    image: busybox:1\n    health_path: /healthz\n    \
+         ports: [\"127.0.0.1:8080:80\"]\ninstances:\n  live:\n    routes:\n",
+    );
+    for i in 0..routes {
+        let mut names = vec![format!("www-{i}.example.com")];
+        names.extend((0..aliases).map(|j| long(i, j)));
+        text.push_str(&format!(
+            "      - hosts: [host-{i}.example.com]\n        aliases: [{}]\n        \
+             path: /path-{i}\n        service: web\n        port: 80\n        \
+             basic_auth: ./users\n        tls: {{certificate: ./a.crt, key: ./a.key}}\n",
+            names.join(", ")
+        ));
+    }
+    if etcd {
+        text.push_str("etcd: {endpoints: \"http://127.0.0.1:2379\"}\n");
+    }
+    let file = dir.join("unitgen.yaml");
+    std::fs::write(&file, text).unwrap();
+    Template::load(&file).unwrap()
+}
+
+/// The most of something (routes, aliases) an instance is allowed, by
+/// bisection: `accepted(n)` must hold up to some n and fail after it.
+fn largest_accepted(
+    mut accepted: impl FnMut(usize) -> bool,
+    mut low: usize,
+    mut high: usize,
+) -> usize {
+    assert!(
+        accepted(low) && !accepted(high),
+        "{low}..{high} brackets no limit"
+    );
+    while high - low > 1 {
+        let mid = (low + high) / 2;
+        if accepted(mid) { low = mid } else { high = mid }
+    }
+    low
+}
+
+/// systemd refuses to load a unit with a (joined) line over 1 MiB, and the
+/// routes unit writes all of an instance's routes in one command line:
+/// found with 200 routes through etcd, or 1,200 long aliases, whose routes
+/// unit failed to load at apply. The largest instance compile accepts, in
+/// routes and in aliases, with routes in a file or in etcd, renders a routes
+/// unit systemd loads; one more is refused where the routes are written.
+#[test]
+fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for file in ["users", "a.crt", "a.key"] {
+        std::fs::write(dir.path().join(file), "x\n").unwrap();
+    }
+    let compiled = |routes, aliases, etcd| {
+        let template = many_routes(dir.path(), routes, aliases, etcd);
+        compile(&template, "live", &Overrides::default())
+    };
+    for etcd in [false, true] {
+        let most_routes = largest_accepted(|n| compiled(n, 0, etcd).is_ok(), 1, 300);
+        let most_aliases = largest_accepted(|n| compiled(1, n, etcd).is_ok(), 1, 800);
+        for (routes, aliases) in [(most_routes, 0), (1, most_aliases)] {
+            let instance = compiled(routes, aliases, etcd).unwrap();
+            let renderer = &RENDERERS[0].1;
+            let unit = (renderer.render(&instance).into_iter())
+                .find(|u| u.name.ends_with("-routes.service"))
+                .unwrap();
+            if let Err(e) = parse(&unit.text) {
+                panic!("{routes} routes, {aliases} aliases, etcd {etcd}: {e}");
+            }
+        }
+        let problems = compiled(most_routes + 1, 0, etcd).unwrap_err();
+        let problem = &problems.0[0];
+        assert!(
+            problem.message.contains("too many for one routes unit"),
+            "{problem:?}"
+        );
+        assert!(problem.at.is_some());
+    }
+}

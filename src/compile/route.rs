@@ -189,6 +189,22 @@ impl ServiceCompiler<'_> {
             }
             routes.push(route);
         }
+        let cost: usize = routes.iter().map(line_cost).sum();
+        if cost > ROUTES_LINE_BUDGET {
+            self.problems.push(
+                Problem::new(format!(
+                    "these {} routes are too many for one routes unit: its command line would be about {} KiB, and systemd cannot load a unit with a line over 1 MiB",
+                    routes.len(),
+                    cost / 1024
+                ))
+                .at(&file.at(&decls.referenced))
+                .label("routes")
+                .help(format!(
+                    "an instance's routes unit carries all its routes (about {} KiB each, more for long names): give some of the names to another instance, or serve several names through one route's `hosts` and `aliases`",
+                    ROUTE_LINE_COST / 1024
+                )),
+            );
+        }
         routes
     }
 
@@ -398,6 +414,27 @@ impl ServiceCompiler<'_> {
         }
         router
     }
+}
+
+/// The most a routes unit's longest (joined) line may take: systemd
+/// refuses to load a unit with a line over 1 MiB (`LONG_LINE_MAX`), and the
+/// routes unit writes all of an instance's routes in one command line (the
+/// Traefik file, or the etcd transaction, its largest).
+const ROUTES_LINE_BUDGET: usize = 960 * 1024;
+
+/// A bound on what one route costs on that line, measured on the largest
+/// shapes (TLS files, an alias, a path, basic auth, a health check; etcd's
+/// keys, about 4.7 KiB), with room to spare.
+const ROUTE_LINE_COST: usize = 6 * 1024;
+
+/// A bound on the bytes `route` adds to its routes unit's command line:
+/// each of its names appears in it up to six times (claims, rules, the
+/// certificate's names, etcd keys), escaped.
+fn line_cost(route: &Route) -> usize {
+    let names: usize = (route.hosts.iter().chain(&route.aliases))
+        .map(|n| n.len() + 8)
+        .sum();
+    ROUTE_LINE_COST + 8 * (names + route.path.as_ref().map_or(0, String::len))
 }
 
 /// What a route claims on the router: one host name and a path prefix.

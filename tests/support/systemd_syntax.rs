@@ -109,10 +109,10 @@ pub fn parse(unit: &str) -> Result<Vec<Directive>, String> {
             }
             None => buf,
         };
-        let mut escaped = false;
-        for &b in &line {
-            escaped = !escaped && b == b'\\';
-        }
+        // systemd scans the whole line, an escape taking the next byte: the
+        // line ends escaped when its last run of backslashes is odd (read
+        // from the end, so that a long continued line costs no square).
+        let escaped = line.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
         if escaped {
             let last = line.len() - 1;
             line[last] = b' ';
