@@ -121,6 +121,9 @@ pub enum Fault {
     OldConfiguration,
     /// The unit is active but its container is not running.
     ContainerMissing,
+    /// A routes unit is active but the routes file it wrote is missing or
+    /// was changed: the router does not route as applied.
+    RoutesNotWritten,
 }
 
 impl std::fmt::Display for Fault {
@@ -134,6 +137,9 @@ impl std::fmt::Display for Fault {
                 f.write_str("may run an old configuration (an apply was interrupted)")
             }
             Fault::ContainerMissing => f.write_str("its container is not running"),
+            Fault::RoutesNotWritten => {
+                f.write_str("its routes file is missing or was changed by hand")
+            }
         }
     }
 }
@@ -174,6 +180,12 @@ impl Repair {
             })
     }
 
+    /// Running, but its routes file is not what it wrote: a reload writes
+    /// it again (see [`reloads_on_change`]).
+    pub fn rewrite(&self) -> bool {
+        !self.start() && self.faults.contains(&Fault::RoutesNotWritten)
+    }
+
     /// What apply will do, e.g. `enable, start`.
     fn actions(&self) -> String {
         let mut actions = Vec::new();
@@ -188,6 +200,9 @@ impl Repair {
         }
         if self.restart() {
             actions.push("restart");
+        }
+        if self.rewrite() {
+            actions.push("reload: write the routes again");
         }
         actions.join(", ")
     }
@@ -373,13 +388,34 @@ impl Plan {
         self.started_by_apply(&units)
     }
 
-    /// Changed units apply reloads (see [`reloads_on_change`]).
+    /// Changed units apply reloads (see [`reloads_on_change`]), and routes
+    /// units whose file is not as they wrote it.
     pub fn to_reload(&self) -> Vec<String> {
-        let units: Vec<String> = (self.change.iter())
+        let mut units: Vec<String> = (self.change.iter())
             .filter(|c| reloads_on_change(&c.new.text))
             .map(|c| c.new.name.clone())
             .collect();
+        let rewritten = self.repair.iter().filter(|r| r.rewrite());
+        units.extend(rewritten.map(|r| r.unit.clone()));
         self.started_by_apply(&units)
+    }
+
+    /// Records that the kept routes unit `unit` does not find its routes
+    /// file as it wrote it (`plan` and `apply` read the file; see
+    /// [`Fault::RoutesNotWritten`]). Nothing to add when the unit is not
+    /// running: its start writes the file.
+    pub fn routes_not_written(&mut self, unit: &str) {
+        if !self.keep.iter().any(|k| k == unit) {
+            return;
+        }
+        match self.repair.iter_mut().find(|r| r.unit == unit) {
+            Some(repair) if repair.start() => {}
+            Some(repair) => repair.faults.push(Fault::RoutesNotWritten),
+            None => self.repair.push(Repair {
+                unit: unit.to_string(),
+                faults: vec![Fault::RoutesNotWritten],
+            }),
+        }
     }
 
     /// One line: how many units are added, changed, removed, repaired and
@@ -602,6 +638,35 @@ fn without_digest(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_routes_file_not_as_written_is_rewritten_by_a_reload_unless_a_start_writes_it() {
+        let routes = "[Service]\nExecReload=/bin/true\n\n[X-Unitgen]\nRoutes=/r/a.yaml\n";
+        let mut plan = Plan::new(
+            &[unit("a-routes.service", routes)],
+            &[unit("a-routes.service", routes)],
+        );
+        plan.routes_not_written("a-routes.service");
+        plan.routes_not_written("not-kept.service");
+        assert_eq!(plan.to_reload(), ["a-routes.service"]);
+        assert!(plan.to_start().is_empty() && plan.to_restart().is_empty());
+        assert!(!plan.is_up_to_date());
+
+        let mut stopped = Plan::new(
+            &[unit("a-routes.service", routes)],
+            &[unit("a-routes.service", routes)],
+        );
+        stopped.observe(&[Observed {
+            unit: "a-routes.service".into(),
+            unit_file_state: "enabled".into(),
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            ..Observed::default()
+        }]);
+        stopped.routes_not_written("a-routes.service");
+        assert_eq!(stopped.to_start(), ["a-routes.service"]);
+        assert!(stopped.to_reload().is_empty());
+    }
 
     #[test]
     fn a_running_backup_holds_only_the_units_it_stopped_and_only_their_stop() {

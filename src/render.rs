@@ -550,7 +550,7 @@ impl Renderer {
         let yaml = route::dynamic_file(instance)?;
         let dir = router.dynamic_dir().display().to_string();
         let prefix = instance.prefix();
-        let file = format!("{dir}/{}", Router::dynamic_file_name(&prefix));
+        let file = router.dynamic_file(&prefix).display().to_string();
         let etcd = instance.routes_in_etcd();
         let mut routed: Vec<String> = (instance.routes.iter())
             .map(|r| instance.service_unit(&r.service))

@@ -368,6 +368,40 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     assert!(said.contains("): started"), "{said}");
     assert!(ok(&world.unitgen(&["plan", "two"]), "plan two").contains("no changes"));
 
+    // Nor is a deleted routes file (the router then has no routes for the
+    // instance): plan says so, apply writes it again with a reload.
+    let routes_file = world
+        .sandbox
+        .shared_dir()
+        .join(format!("router/dynamic/{APP}-one.yaml"));
+    let routes_text = std::fs::read_to_string(&routes_file).unwrap();
+    std::fs::remove_file(&routes_file).unwrap();
+    wait_until(
+        ROUTED,
+        "one.example.test unrouted once its file is gone",
+        || get("http", "one.example.test", http, "/", None),
+        |answer| answer.status == 404,
+    );
+    let plan = world.unitgen(&["plan", "one"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* {APP}-one-routes.service (its routes file is missing or was changed by hand: \
+             reload: write the routes again)"
+        )),
+        "{shown}"
+    );
+    ok(&world.unitgen(&["apply", "one"]), "apply one");
+    assert_eq!(std::fs::read_to_string(&routes_file).unwrap(), routes_text);
+    wait_until(
+        ROUTED,
+        "https://one.example.test/ routed again",
+        || get("https", "one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
+    assert!(ok(&world.unitgen(&["plan", "one"]), "plan one").contains("no changes"));
+
     // (5) plan shows a route change; apply makes it; the router stays up.
     world.write(&template(
         &world,

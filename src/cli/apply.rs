@@ -185,7 +185,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
-    let (mut plan, _) = host_plan(&host, &state, &installed, &desired)?;
+    let routes = written_routes(&host, &instance);
+    let (mut plan, _) = host_plan(&host, &state, &installed, &desired, routes.as_ref())?;
     if !installed.is_empty() {
         plan.stale_secrets = store
             .stale(&env_files)
@@ -243,6 +244,7 @@ pub fn host_plan(
     state: &InstanceState,
     installed: &[UnitFile],
     desired: &[UnitFile],
+    routes: Option<&WrittenRoutes>,
 ) -> Result<(Plan, Option<Intent>)> {
     let mut plan = plan_for_host(installed, desired);
     let intent = state.intent().map_err(|e| miette!("{e}"))?;
@@ -274,6 +276,13 @@ pub fn host_plan(
         let observed =
             observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
         plan.observe(&observed);
+    }
+    // What the routes unit wrote is the router's input: deleted or edited,
+    // the instance is not routed as applied.
+    if let Some(routes) = routes
+        && std::fs::read_to_string(&routes.path).ok().as_deref() != Some(routes.text.as_str())
+    {
+        plan.routes_not_written(&routes.unit);
     }
     Ok((plan, intent))
 }
@@ -368,6 +377,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             settle,
             pull: args.pull.policy(),
             handover,
+            routes: written_routes(&host, &instance),
         },
         Some((&store, &env_files)),
     )?;
@@ -485,6 +495,31 @@ pub struct How {
     pub pull: PullPolicy,
     /// The instance's routed services, replaced without downtime (apply).
     pub handover: Option<Handover>,
+    /// The instance's routes file as its routes unit writes it (apply):
+    /// one found otherwise is written again.
+    pub routes: Option<WrittenRoutes>,
+}
+
+/// The routes file an instance's routes unit writes, as it should read
+/// (see [`Plan::routes_not_written`]).
+pub struct WrittenRoutes {
+    unit: String,
+    /// On the host (under `--root`).
+    path: std::path::PathBuf,
+    text: String,
+}
+
+fn written_routes(host: &Host, instance: &crate::model::Instance) -> Option<WrittenRoutes> {
+    let router = instance.router.as_ref()?;
+    let yaml = crate::render::route::dynamic_file(instance)?;
+    Some(WrittenRoutes {
+        unit: instance.routes_unit(),
+        path: router::on_host(
+            host.root.as_deref(),
+            &router.dynamic_file(&instance.prefix()),
+        ),
+        text: crate::render::route::written(&yaml),
+    })
 }
 
 /// What apply needs to replace the instance's routed services without
@@ -548,6 +583,7 @@ pub fn converge_and_record(
         settle,
         pull,
         handover,
+        routes: how_routes,
     } = how;
     let name = &state.name();
     let progress = Progress::default();
@@ -572,7 +608,7 @@ pub fn converge_and_record(
         crate::backup::await_running(&systemd, &backup_unit, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
-    let (mut plan, intent) = host_plan(host, state, installed, desired)
+    let (mut plan, intent) = host_plan(host, state, installed, desired, how_routes.as_ref())
         .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
         plan.stale_secrets = store.stale(files).map_err(|e| {

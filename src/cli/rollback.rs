@@ -91,6 +91,9 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // A rollback restarts routed services as any other: it has
             // no template to render their stand-ins from.
             handover: None,
+            // Nor the routes file's expected text: its unit's start or
+            // reload writes it.
+            routes: None,
         },
         None,
     )?;

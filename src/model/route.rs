@@ -222,6 +222,11 @@ impl Router {
     pub fn dynamic_file_name(prefix: &str) -> String {
         format!("{prefix}.yaml")
     }
+
+    /// The file the routes unit of the instance `prefix` writes.
+    pub fn dynamic_file(&self, prefix: &str) -> PathBuf {
+        self.dynamic_dir().join(Self::dynamic_file_name(prefix))
+    }
 }
 
 /// Where the router container sees its folders (mounted from the host's).

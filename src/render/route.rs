@@ -194,8 +194,14 @@ pub fn docker_run(router: &Router) -> String {
         .join(" \\\n    ")
 }
 
+/// What [`write_script`] writes: `yaml`, each line ended by a line break.
+pub fn written(yaml: &str) -> String {
+    yaml.lines().map(|line| format!("{line}\n")).collect()
+}
+
 /// The shell script that writes `yaml` to `file` in `dir` atomically:
-/// every line of the file is one quoted word of a `printf`.
+/// every line of the file is one quoted word of a `printf` (see
+/// [`written`]).
 pub fn write_script(dir: &str, file: &str, yaml: &str) -> Vec<String> {
     let tmp = format!("{file}.tmp");
     let mut script = vec![
