@@ -496,11 +496,11 @@ impl<'a> ServiceCompiler<'a> {
         &mut self,
         kv: &Spanned<KeyValues>,
         what: &str,
-        check_names: bool,
+        check_name: fn(&str) -> Result<(), String>,
     ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut push = |this: &mut Self, key: String, value: String, at: &Location| {
-            if check_names && let Err(msg) = syntax::check_env_name(&key) {
+            if let Err(msg) = check_name(&key) {
                 this.problem(at, msg);
                 return;
             }
@@ -605,7 +605,8 @@ impl<'a> ServiceCompiler<'a> {
             }
         }
         if let Some(env) = &def.environment {
-            service.environment = self.key_values(env, "environment variable", true);
+            service.environment =
+                self.key_values(env, "environment variable", syntax::check_env_name);
         }
         if let Some(secrets) = &def.secrets {
             service.secrets = self.secret_envs(secrets);
@@ -623,7 +624,7 @@ impl<'a> ServiceCompiler<'a> {
             }
         }
         if let Some(labels) = &def.labels {
-            service.labels = self.key_values(labels, "label", false);
+            service.labels = self.key_values(labels, "label", syntax::check_label_name);
         }
         if let Some(files) = &def.env_file {
             for file in self.words(files, false).unwrap_or_default() {

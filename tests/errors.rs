@@ -402,6 +402,22 @@ fn no_systemd_to_talk_to_is_explained_and_changes_nothing() {
 fn each_unsafe_value_is_refused_where_it_is_written() {
     let cases = [
         Case {
+            // Docker keeps the last of two labels of one name: this one
+            // would make the container another instance's for `status`.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    labels: {note: hi, unitgen.instance: other}\n",
+            args: &[],
+            message: "`unitgen.instance` is unitgen's",
+            at: "unitgen.yaml:5:24",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    labels: [\"a b=c\"]\n",
+            args: &[],
+            message: "`a b` is not a label name Docker reads back",
+            at: "unitgen.yaml:5:14",
+            hint: None,
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {TimeouvStartSec: 10s}}\n",
             args: &[],
             message: "systemd has no key `TimeouvStartSec` in [Service]",

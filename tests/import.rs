@@ -783,3 +783,30 @@ fn waiting_for_an_image_healthcheck_is_warned() {
     ), "{}", run.stderr);
     assert_eq!(run.stderr.matches("warning: ").count(), 1, "{}", run.stderr);
 }
+
+#[test]
+fn labels_docker_would_read_otherwise_or_unitgen_owns_are_warned_not_carried() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    labels:\n      keep: yes\n      \"a b\": c\n      unitgen.instance: other\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr
+            .contains("web: labels: not carried over: `a b` is not a label name"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("web: labels: not carried over: `unitgen.instance` is unitgen's"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        project
+            .template()
+            .contains("    labels:\n      keep: \"yes\"\n")
+    );
+    let validate = project.run(&["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+}

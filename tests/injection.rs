@@ -80,6 +80,14 @@ const SOURCES: &[Source] = &[
         literal: false,
     },
     Source {
+        name: "label name",
+        kind: Kind::Checked,
+        web: "    labels: [\"{{ v }}=x\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
         name: "command word",
         kind: Kind::Escaped,
         web: "    command: [echo, \"{{ v }}\"]\n",

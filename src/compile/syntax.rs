@@ -372,6 +372,26 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A label's name as `docker run --label NAME=value` reads it back: Docker
+/// ends the name at the first `=` and refuses one that is empty or holds
+/// whitespace. Names under `unitgen.` are unitgen's own: they tell which
+/// app, instance and service a container is (`status`, the network unit's
+/// clean-up) and which image it runs (`plan`), and Docker keeps the last of
+/// two labels of one name, so a service may not set them.
+pub fn check_label_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('=') || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{name}` is not a label name Docker reads back: no `=`, no whitespace, not empty"
+        ));
+    }
+    if name.starts_with("unitgen.") {
+        return Err(format!(
+            "`{name}` is unitgen's: labels under `unitgen.` say which app, instance and service a container is, and which image it runs"
+        ));
+    }
+    Ok(())
+}
+
 /// Secret names appear in units (`Secret=VAR NAME …`): one word.
 pub fn check_secret_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

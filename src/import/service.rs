@@ -172,6 +172,10 @@ impl Importer<'_> {
             "healthcheck" => self.healthcheck(value, out),
             "labels" => {
                 for (k, v) in self.key_values(value, name) {
+                    if let Err(msg) = syntax::check_label_name(&k) {
+                        self.warn(&value.at, name, format!("not carried over: {msg}"));
+                        continue;
+                    }
                     let v = v.unwrap_or_else(|| Scalar::Text(String::new()));
                     out.map("labels").set(&k, Value::Scalar(v));
                 }
