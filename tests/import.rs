@@ -810,3 +810,35 @@ fn labels_docker_would_read_otherwise_or_unitgen_owns_are_warned_not_carried() {
     let validate = project.run(&["validate"]);
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 }
+
+/// immich's compose file names its container `${CONTAINER_NAME}` (from
+/// `.env`): the alias that keeps the name reachable is that name, not the
+/// text `${CONTAINER_NAME}`.
+#[test]
+fn a_container_name_from_a_variable_is_the_alias_it_names() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    container_name: ${CONTAINER_NAME}\n",
+    )
+    .file(".env", "CONTAINER_NAME=shop_web\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr
+            .contains("a network alias keeps `shop_web` reachable"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        project
+            .template()
+            .contains("docker_args: [\"--network-alias={{ container_name }}\"]"),
+        "{}",
+        project.template()
+    );
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains("--network-alias=shop_web"),
+        "{}",
+        render.stdout
+    );
+}

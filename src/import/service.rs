@@ -202,7 +202,14 @@ impl Importer<'_> {
                 let mut message = format!(
                     "unitgen names containers itself (`<app>-<instance>-{unit_name}`), so that instances never collide"
                 );
-                if let Some(container) = value.scalar()
+                // `${CONTAINER_NAME}` is the name compose gives it: the alias
+                // is the same template, and the message says its value.
+                let pieces = match value.scalar() {
+                    Some(_) => self.scalar_pieces(value, name),
+                    None => None,
+                };
+                if let Some(pieces) = pieces
+                    && let container = self.resolve(&pieces)
                     && container != unit_name
                 {
                     message.push_str(&format!(
@@ -212,7 +219,7 @@ impl Importer<'_> {
                         "docker_args",
                         Scalar::Text(format!(
                             "--network-alias={}",
-                            interpolate::verbatim(&container)
+                            interpolate::template(&pieces)
                         )),
                     );
                 }
