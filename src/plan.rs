@@ -79,6 +79,10 @@ pub struct Plan {
     /// containers run with what they read at their start, but their next
     /// start (a reboot) would not. Apply writes them again.
     pub stale_secrets: Vec<String>,
+    /// The copies of the routes' certificate, key and htpasswd files in the
+    /// router's folder that are missing or hold something else: the router
+    /// serves or checks with them. Apply copies them again.
+    pub stale_route_files: Vec<String>,
 }
 
 /// Units that are down because a backup stopped them for its copies: not
@@ -280,6 +284,7 @@ impl Plan {
             && self.drop_ins.is_empty()
             && self.unfinished.is_none()
             && self.stale_secrets.is_empty()
+            && self.stale_route_files.is_empty()
     }
 
     /// Takes the units `backup` stopped (and will start again) out of the
@@ -539,6 +544,14 @@ impl Plan {
                 out,
                 "{} secrets file {file} is missing or was changed by hand: applying writes it \
                  again (the running containers read it at their start; their next start needs it)",
+                paint("31", "!")
+            );
+        }
+        for file in &self.stale_route_files {
+            let _ = writeln!(
+                out,
+                "{} the router's copy of {file} is missing or was changed by hand: applying \
+                 copies it again",
                 paint("31", "!")
             );
         }

@@ -77,6 +77,21 @@ pub fn install_files(
     Ok(())
 }
 
+/// The files of `contents` that [`install_files`] would write again: missing
+/// in the router's folder, or holding something else.
+pub fn stale_files(
+    root: Option<&Path>,
+    router: &Router,
+    prefix: &str,
+    contents: &[(String, Vec<u8>)],
+) -> Vec<String> {
+    let dir = on_host(root, &router.files_dir().join(prefix));
+    (contents.iter())
+        .filter(|(name, bytes)| fs::read(dir.join(name)).ok().as_ref() != Some(bytes))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 fn remove_dir(dir: &Path) -> std::io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

@@ -402,6 +402,39 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     );
     assert!(ok(&world.unitgen(&["plan", "one"]), "plan one").contains("no changes"));
 
+    // And a deleted copy of a route's file (here the htpasswd file that
+    // basic auth checks against): plan says so, apply copies it again.
+    let copies = world
+        .sandbox
+        .shared_dir()
+        .join(format!("router/files/{APP}-two"));
+    let copy = (std::fs::read_dir(&copies).unwrap().flatten())
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "htpasswd"))
+        .expect("a copy of users.htpasswd");
+    let copy_name = copy.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::remove_file(&copy).unwrap();
+    let source = world.dir().join("users.htpasswd");
+    let named = format!("{} (as {copy_name})", source.display());
+    let plan = world.unitgen(&["plan", "two"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "! the router's copy of {named} is missing or was changed by hand"
+        )),
+        "{shown}"
+    );
+    let applied = world.unitgen(&["apply", "two"]);
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("copied {named} into the router's folder again")),
+        "{said}"
+    );
+    assert!(copy.exists());
+    assert!(ok(&world.unitgen(&["plan", "two"]), "plan two").contains("no changes"));
+
     // (5) plan shows a route change; apply makes it; the router stays up.
     world.write(&template(
         &world,

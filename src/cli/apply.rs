@@ -177,7 +177,7 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         secrets::seal(&mut instance, &values, &key)
     };
     // Their digests are in the routes unit: a renewed certificate shows.
-    router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
     let host = args.host.host()?;
     // Not etcd's claims: plan reads the host only (etcd may be out of reach).
     refuse_claimed_routes(&host, &instance, EtcdClaims::Skip)?;
@@ -187,6 +187,7 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     let state = args.host.state(&instance.app, &instance.instance)?;
     let routes = written_routes(&host, &instance);
     let (mut plan, _) = host_plan(&host, &state, &installed, &desired, routes.as_ref())?;
+    plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
     if !installed.is_empty() {
         plan.stale_secrets = store
             .stale(&env_files)
@@ -354,14 +355,19 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
     if let Some(router) = &instance.router {
-        router::install_files(
-            host.root.as_deref(),
-            router,
-            &instance.prefix(),
-            &route_files,
-        )
-        .into_diagnostic()
-        .wrap_err_with(|| format!("copying route files into {}", router.files_dir().display()))?;
+        let (root, prefix) = (host.root.as_deref(), instance.prefix());
+        let repaired = stale_route_copies(&host, &instance, &installed, &route_files);
+        router::install_files(root, router, &prefix, &route_files)
+            .into_diagnostic()
+            .wrap_err_with(|| {
+                format!("copying route files into {}", router.files_dir().display())
+            })?;
+        if !repaired.is_empty() {
+            Progress::default().line(&format!(
+                "{prefix}: copied {} into the router's folder again (missing or changed by hand)",
+                repaired.join(", ")
+            ));
+        }
     }
     converge_and_record(
         &host,
@@ -498,6 +504,33 @@ pub struct How {
     /// The instance's routes file as its routes unit writes it (apply):
     /// one found otherwise is written again.
     pub routes: Option<WrittenRoutes>,
+}
+
+/// The copies in the router's folder of the routes' certificate, key and
+/// htpasswd files that are missing or differ from their originals, where
+/// the originals are what the installed routes were made with (a new or
+/// renewed file shows as a change of the routes instead).
+fn stale_route_copies(
+    host: &Host,
+    instance: &crate::model::Instance,
+    installed: &[UnitFile],
+    contents: &[(String, Vec<u8>)],
+) -> Vec<String> {
+    let Some(router) = &instance.router else {
+        return Vec::new();
+    };
+    let (root, prefix) = (host.root.as_deref(), instance.prefix());
+    let stale = router::stale_files(root, router, &prefix, contents);
+    let files = instance.routes.iter().flat_map(|route| route.files());
+    (files.filter(|file| stale.contains(&file.name)))
+        .filter(|file| {
+            file.digest.as_ref().is_some_and(|digest| {
+                let line = format!("# file: {} {digest}", file.name);
+                installed.iter().any(|unit| unit.text.contains(&line))
+            })
+        })
+        .map(|file| format!("{} (as {})", file.source.display(), file.name))
+        .collect()
 }
 
 /// The routes file an instance's routes unit writes, as it should read
