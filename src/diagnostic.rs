@@ -75,7 +75,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(message: impl Into<String>) -> Self {
         Problem {
-            message: message.into(),
+            message: printable(message.into()),
             at: None,
             label: None,
             help: None,
@@ -88,14 +88,35 @@ impl Problem {
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.label = Some(printable(label.into()));
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(printable(help.into()));
         self
     }
+}
+
+/// `text` with its control characters (but line feeds and tabs) written as
+/// escapes: messages quote the user's values, and a carriage return, an
+/// escape sequence or a backspace in one would rewrite what the terminal
+/// shows of the error.
+fn printable(text: String) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text;
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            '\r' => "\\r".to_string(),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 impl fmt::Display for Problem {
@@ -240,6 +261,19 @@ pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_of_quoted_values_are_shown_as_escapes() {
+        let problem = Problem::new("`a\rb\u{1b}[2Jc\u{9b}` is not a name\nsecond line")
+            .help("x\u{8}")
+            .label("\u{7}");
+        assert_eq!(
+            problem.message,
+            "`a\\rb\\u{1b}[2Jc\\u{9b}` is not a name\nsecond line"
+        );
+        assert_eq!(problem.help.as_deref(), Some("x\\u{8}"));
+        assert_eq!(problem.label.as_deref(), Some("\\u{7}"));
+    }
 
     #[test]
     fn line_and_column_become_a_byte_offset() {

@@ -402,6 +402,15 @@ fn no_systemd_to_talk_to_is_explained_and_changes_nothing() {
 fn each_unsafe_value_is_refused_where_it_is_written() {
     let cases = [
         Case {
+            // A message quoting a value shows its control characters as
+            // escapes: an escape sequence would repaint the terminal.
+            yaml: "app: shop\nservices:\n  web:\n    image: \"{{ v }}\"\n",
+            args: &["render", "live", "--set", "v=x\u{1b}[2J\ry"],
+            message: "`x\\u{1b}[2J\\ry` is not a valid image reference",
+            at: "unitgen.yaml:4:12",
+            hint: None,
+        },
+        Case {
             // Docker keeps the last of two labels of one name: this one
             // would make the container another instance's for `status`.
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    labels: {note: hi, unitgen.instance: other}\n",
