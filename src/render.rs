@@ -225,8 +225,7 @@ impl Renderer {
                 instance_target => instance.target(),
                 wanted_by => instance.target(),
                 remove => escaped(systemd_command(&[DOCKER, "network", "rm", &network])),
-                create => shell(&create_network_script(instance)),
-                remove_leftovers => shell(&remove_leftovers_script(instance)),
+                create => shell(&network_script(instance)),
                 network,
             },
         );
@@ -619,34 +618,35 @@ impl Renderer {
     }
 }
 
-fn create_network_script(instance: &Instance) -> Vec<String> {
-    let network = instance.network();
-    vec![
-        format!("docker network inspect {network} >/dev/null 2>&1 ||"),
-        format!(
-            "  docker network create --label unitgen.app={} --label unitgen.instance={} {network}",
-            instance.app, instance.instance
-        ),
-    ]
-}
-
-/// Removes the instance's containers still on its network when the
-/// network unit starts. None of its services runs then (each requires the
-/// network unit, so starts after it and stops before it): a container that
-/// is there is left over from a host whose systemd stopped without stopping
-/// them (killed, or a container that runs systemd restarted), and holds a
-/// name a service needs. One engine call when there is none, where a
-/// `docker rm` before each service's start cost a call per service (a
-/// service's own `ExecStopPost=` removes its container whenever it stops).
-fn remove_leftovers_script(instance: &Instance) -> Vec<String> {
+/// Creates the instance's network, and when it was there already, removes
+/// the instance's containers still on it. None of its services runs then
+/// (each requires the network unit, so starts after it and stops before
+/// it): such a container is left over from a host whose systemd stopped
+/// without stopping them (killed, or a container that runs systemd
+/// restarted), and holds a name a service needs. A network that was just
+/// created has no container on it, so an apply from scratch makes one
+/// engine call here, before any service can start (a look first, then the
+/// create and the leftovers' search, cost three in a row); a `docker rm`
+/// before each service's start cost a call per service (a service's own
+/// `ExecStopPost=` removes its container whenever it stops).
+fn network_script(instance: &Instance) -> Vec<String> {
+    let network = sh_quote(&instance.network());
+    let (app, name) = (sh_quote(&instance.app), sh_quote(&instance.instance));
     vec![
         format!(
-            "ids=$(docker ps --all --quiet --filter network={} --filter label=unitgen.app={} --filter label=unitgen.instance={});",
-            sh_quote(&instance.network()),
-            sh_quote(&instance.app),
-            sh_quote(&instance.instance)
+            "if ! out=$({DOCKER} network create --label unitgen.app={app} --label unitgen.instance={name} {network} 2>&1); then"
         ),
-        "[ -z \"$ids\" ] || docker rm --force $ids >/dev/null".into(),
+        // Not created: fine when it exists; else why the create failed.
+        format!(
+            "  {DOCKER} network inspect {network} >/dev/null 2>&1 || {{ echo \"$out\" >&2; exit 1; }};"
+        ),
+        format!(
+            "  ids=$({DOCKER} ps --all --quiet --filter network={network} --filter label=unitgen.app={app} --filter label=unitgen.instance={name});"
+        ),
+        // A leftover that cannot be removed makes its service's start fail,
+        // which says why; the network itself is there.
+        format!("  [ -z \"$ids\" ] || {DOCKER} rm --force $ids >/dev/null || :;"),
+        "fi".into(),
     ]
 }
 

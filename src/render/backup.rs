@@ -13,6 +13,7 @@ use minijinja::context;
 
 use minijinja::Value;
 
+use super::docker::DOCKER;
 use super::{Flavour, Renderer, UnitFile, escaped, shell, with_digest};
 use crate::escape::{sh_quote, systemd_environment, systemd_value};
 use crate::model::Instance;
@@ -292,7 +293,7 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
                 part.service
             );
             script.push(format!(
-                "docker exec {container} sh -c {} > {STAGING}{};",
+                "{DOCKER} exec {container} sh -c {} > {STAGING}{};",
                 sh_quote(dump),
                 backup::dump_path(&part.service)
             ));
@@ -306,9 +307,9 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
                 part.service
             );
             script.push(format!(
-                "if [ \"$(docker inspect --format '{{{{.State.Running}}}}' {container} 2>/dev/null)\" = true ]; then"
+                "if [ \"$({DOCKER} inspect --format '{{{{.State.Running}}}}' {container} 2>/dev/null)\" = true ]; then"
             ));
-            script.push(format!("  touch {marker}; docker pause {container};"));
+            script.push(format!("  touch {marker}; {DOCKER} pause {container};"));
             script.push("fi;".into());
         }
         Consistency::Stop => {
@@ -332,7 +333,7 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
         // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
         // `tar …` as its arguments instead of running it.
         script.push(format!(
-            "docker run --rm --network=none --entrypoint tar --volume {}:/data:ro {} -c -C /data . > {STAGING}{};",
+            "{DOCKER} run --rm --network=none --entrypoint tar --volume {}:/data:ro {} -c -C /data . > {STAGING}{};",
             volume.docker_name,
             sh_quote(&backup.helper_image),
             backup::volume_path(&volume.name)
@@ -363,7 +364,7 @@ fn stopped_with(instance: &Instance, service: &str) -> Vec<String> {
 /// copy, and again by `ExecStopPost=`.
 fn resume_lines(container: &str, consistency: &Consistency, marker: &str) -> Vec<String> {
     let resume = match consistency {
-        Consistency::Pause => format!("docker unpause {container}"),
+        Consistency::Pause => format!("{DOCKER} unpause {container}"),
         Consistency::Stop => format!("systemctl start --no-block $(cat {marker})"),
         _ => return Vec::new(),
     };

@@ -3,6 +3,7 @@
 //! They use only what a host already has (sh, docker, etcdctl), so unitgen
 //! itself need not be installed where the units run.
 
+use super::docker::DOCKER;
 use super::route::etcd as route_etcd;
 use crate::escape::sh_quote;
 use crate::model::route::Route;
@@ -65,12 +66,12 @@ pub fn announce_script(
         format!("key={key}/$(hostname); lease=;"),
         "while :; do".to_string(),
         format!(
-            "  case $(docker inspect --format '{}' {container} 2>/dev/null) in",
+            "  case $({DOCKER} inspect --format '{}' {container} 2>/dev/null) in",
             super::docker::STATE_AND_HEALTH
         ),
         format!("    {ready})"),
         format!(
-            "      published=$(docker port {container} {}/{} | head -n 1);",
+            "      published=$({DOCKER} port {container} {}/{} | head -n 1);",
             port.container_port,
             port.protocol.as_str()
         ),

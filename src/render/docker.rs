@@ -4,9 +4,13 @@
 use crate::escape::sh_quote;
 use crate::model::{HealthTest, Healthcheck, Instance, Service};
 
-/// Path of the Docker CLI in `Exec*=` lines (systemd wants absolute paths
-/// there): Debian's and Docker's packages both put it here. The shell
-/// scripts in units run `docker` from systemd's default PATH.
+/// Path of the Docker CLI in every line of a unit, `Exec*=` lines and the
+/// shell scripts in them alike: systemd wants absolute paths in `Exec*=`,
+/// and Debian's `docker.io` and Docker's `docker-ce-cli` both install the
+/// CLI here. The scripts name it too, rather than take `docker` from
+/// systemd's PATH, where another one (a /usr/local/bin/docker of another
+/// version) would come first: one client for the `docker run` and the
+/// readiness check that judges it.
 pub const DOCKER: &str = "/usr/bin/docker";
 
 /// `docker run` for a service, as groups of arguments: one flag (with its
@@ -158,15 +162,15 @@ pub fn health_image(instance: &Instance, service: &Service) -> Option<(String, V
     // The label names the image it was built on, so that a moved tag of
     // the service's image is still seen (`pull::moved`).
     let script = vec![
-        format!("base=$(docker image inspect --format '{{{{.Id}}}}' {image} 2>/dev/null) ||"),
-        format!("  {{ docker pull --quiet {image} >/dev/null &&"),
-        format!("    base=$(docker image inspect --format '{{{{.Id}}}}' {image}); }} || exit 1;"),
+        format!("base=$({DOCKER} image inspect --format '{{{{.Id}}}}' {image} 2>/dev/null) ||"),
+        format!("  {{ {DOCKER} pull --quiet {image} >/dev/null &&"),
+        format!("    base=$({DOCKER} image inspect --format '{{{{.Id}}}}' {image}); }} || exit 1;"),
         format!(
             "printf '%s\\n' {} \"LABEL unitgen.base-image=$base\" {} |",
             sh_quote(&format!("FROM {}", service.image)),
             sh_quote(&format!("HEALTHCHECK CMD {json}"))
         ),
-        format!("  docker build --quiet --tag {tag} - >/dev/null"),
+        format!("  {DOCKER} build --quiet --tag {tag} - >/dev/null"),
     ];
     Some((tag, script))
 }
@@ -253,7 +257,7 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         "since=${EPOCHREALTIME/,/.};".to_string(),
         "[ -n \"$since\" ] || since=$(date +%s.%N);".into(),
         format!(
-            "exec 3< <(exec docker events --since \"$since\" --filter container={container} {events} --format '{{{{if eq .Actor.Attributes.name \"{container}\"}}}}{{{{.Action}}}} {{{{index .Actor.Attributes \"exitCode\"}}}}{{{{end}}}}');"
+            "exec 3< <(exec {DOCKER} events --since \"$since\" --filter container={container} {events} --format '{{{{if eq .Actor.Attributes.name \"{container}\"}}}}{{{{.Action}}}} {{{{index .Actor.Attributes \"exitCode\"}}}}{{{{end}}}}');"
         ),
         "trap \"kill $! 2>/dev/null\" EXIT;".into(),
         "s=;".into(),
@@ -263,7 +267,7 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
     ];
     if let Some(unhealthy) = unhealthy {
         script.push(format!(
-            "    {unhealthy}) docker inspect --format '{{{{range .State.Health.Log}}}}{NOTE} health probe exited {{{{.ExitCode}}}}: {{{{json .Output}}}}{{{{println}}}}{{{{end}}}}' {container} >&2; exit 1;;"
+            "    {unhealthy}) {DOCKER} inspect --format '{{{{range .State.Health.Log}}}}{NOTE} health probe exited {{{{.ExitCode}}}}: {{{{json .Output}}}}{{{{println}}}}{{{{end}}}}' {container} >&2; exit 1;;"
         ));
     }
     script.extend([
@@ -273,7 +277,7 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
         "    IFS= read -r -t 1 s <&3 && break;".into(),
         format!("    [ $? -gt 128 ] || {{ echo '{NOTE} docker events ended before the container was ready' >&2; exit 1; }};"),
         format!("    kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
-        format!("    s=$(docker inspect --format '{state}' {container} 2>/dev/null); break;"),
+        format!("    s=$({DOCKER} inspect --format '{state}' {container} 2>/dev/null); break;"),
         "  done;".into(),
         "done".into(),
     ]);

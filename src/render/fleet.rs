@@ -8,6 +8,7 @@ use crate::escape::{sh_quote, systemd_value};
 use crate::model::{Instance, Service};
 
 use super::discovery;
+use super::docker::DOCKER;
 
 /// Lock file serialising network changes of one instance on one machine.
 fn lock_file(network: &str) -> String {
@@ -27,22 +28,26 @@ pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
     let quoted = sh_quote(&network);
     vec![
         format!("exec 9>>{};", lock_file(&network)),
-        format!("flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"),
         format!(
-            "ids=$(docker network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}');"
+            "flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"
         ),
         format!(
-            "if [ -z \"$ids\" ]; then exec docker network create --label unitgen.app={} --label unitgen.instance={} {quoted} >/dev/null; fi;",
+            "ids=$({DOCKER} network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}');"
+        ),
+        format!(
+            "if [ -z \"$ids\" ]; then exec {DOCKER} network create --label unitgen.app={} --label unitgen.instance={} {quoted} >/dev/null; fi;",
             sh_quote(&instance.app),
             sh_quote(&instance.instance)
         ),
-        "busy=$(for id in $ids; do if [ -n \"$(docker network inspect --format '{{range .Containers}}x{{end}}' $id)\" ]; then echo $id; fi; done);".into(),
+        format!(
+            "busy=$(for id in $ids; do if [ -n \"$({DOCKER} network inspect --format '{{{{range .Containers}}}}x{{{{end}}}}' $id)\" ]; then echo $id; fi; done);"
+        ),
         format!(
             "if [ $(echo \"$busy\" | grep -c .) -gt 1 ]; then echo \"several Docker networks named {network} are in use (\"$busy\"): stop their containers and remove all but one\" >&2; exit 1; fi;"
         ),
         "keep=${busy:-$(echo \"$ids\" | head -n 1)};".into(),
         format!(
-            "for id in $ids; do if [ \"$id\" != \"$keep\" ]; then echo \"removing a duplicate Docker network {network} ($id)\" >&2; docker network rm $id >/dev/null; fi; done"
+            "for id in $ids; do if [ \"$id\" != \"$keep\" ]; then echo \"removing a duplicate Docker network {network} ($id)\" >&2; {DOCKER} network rm $id >/dev/null; fi; done"
         ),
     ]
 }
@@ -57,7 +62,7 @@ pub fn cleanup_script(app: &str, instance: &str) -> Vec<String> {
     vec![
         "n=0;".into(),
         format!(
-            "while [ -n \"$(docker ps -aq --filter label=unitgen.app={} --filter label=unitgen.instance={})\" ]; do",
+            "while [ -n \"$({DOCKER} ps -aq --filter label=unitgen.app={} --filter label=unitgen.instance={})\" ]; do",
             sh_quote(app),
             sh_quote(instance)
         ),
@@ -71,10 +76,12 @@ pub fn cleanup_script(app: &str, instance: &str) -> Vec<String> {
             "flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"
         ),
         format!(
-            "for id in $(docker network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}'); do"
+            "for id in $({DOCKER} network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}'); do"
         ),
         // Gone meanwhile (another machine on the same engine) is no failure.
-        "  docker network rm $id >/dev/null || ! docker network inspect $id >/dev/null 2>&1 || exit 1;".into(),
+        format!(
+            "  {DOCKER} network rm $id >/dev/null || ! {DOCKER} network inspect $id >/dev/null 2>&1 || exit 1;"
+        ),
         "done".into(),
     ]
 }
