@@ -255,8 +255,14 @@ pub fn ends_in_continuation(line: &str) -> bool {
 }
 
 /// One `Environment=` assignment, `"NAME=value"`: systemd unquotes it and
-/// expands specifiers, but (unlike `Exec*=`) does not expand `$`.
+/// expands specifiers, but (unlike `Exec*=`) does not expand `$`. systemd
+/// ignores an assignment whose value holds an ASCII control character
+/// other than a line feed (`env_value_is_valid`): compile refuses those.
 pub fn systemd_environment(name: &str, value: &str) -> String {
+    debug_assert!(
+        !value.chars().any(|c| c.is_ascii_control() && c != '\n'),
+        "{value:?}"
+    );
     let mut out = String::from("\"");
     out.push_str(name);
     out.push('=');

@@ -103,6 +103,15 @@ impl<'a> ServiceCompiler<'a> {
             } else if let Err(msg) = check_raw_value(&path) {
                 // `EnvironmentFile=` takes the path as it is.
                 this.problem(&at, msg);
+            } else if path.chars().any(|c| c.is_ascii_control()) {
+                // systemd ignores an `Environment=` assignment whose value
+                // holds one (`RESTIC_PASSWORD_FILE` would not be set).
+                this.problem(
+                    &at,
+                    format!(
+                        "`{path}` has a control character: systemd would not pass it to restic"
+                    ),
+                );
             }
             Some(path)
         };
