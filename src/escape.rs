@@ -81,38 +81,73 @@ enum Dollars {
 }
 
 /// Appends `text` escaped for the inside of a double-quoted systemd word.
+/// This is on the path of every script line of every unit: the text is
+/// searched byte by byte for what needs an escape (a table lookup), and the
+/// runs between are copied whole, rather than decoded char by char.
 fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (at, c) in text.char_indices() {
-        let escape = match c {
-            '%' => "%%",
-            '$' if dollars == Dollars::Double => "$$",
-            '\\' => "\\\\",
-            '"' => "\\\"",
-            '\n' => "\\n",
-            '\t' => "\\t",
-            '\r' => "\\r",
-            c if c.is_control() => "",
-            // Most text needs no escape: copied in runs below.
-            _ => continue,
+    let mut at = 0;
+    while let Some(found) = bytes[at..]
+        .iter()
+        .position(|&b| MAY_NEED_ESCAPE[b as usize])
+    {
+        at += found;
+        let byte = bytes[at];
+        let escape = match byte {
+            b'%' => "%%",
+            b'$' if dollars == Dollars::Double => "$$",
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            b'\t' => "\\t",
+            b'\r' => "\\r",
+            // `\xNN` is one byte: right for ASCII controls only.
+            0..=0x1f | 0x7f => "",
+            // A C1 control (U+0080-U+009F, `0xC2 0x80-0x9F` in UTF-8) as
+            // `\x85` would reach the process as a lone byte that is not
+            // UTF-8; `\u0085` is the character.
+            0xc2 if matches!(bytes.get(at + 1), Some(0x80..=0x9f)) => "",
+            // `$` kept, or another character starting with 0xC2.
+            _ => {
+                at += 1;
+                continue;
+            }
         };
         out.push_str(&text[plain_from..at]);
-        plain_from = at + c.len_utf8();
-        if escape.is_empty() {
-            // `\xNN` is one byte: right for ASCII controls only. A C1
-            // control (U+0080-U+009F) as `\x85` would reach the process as a
-            // lone byte that is not UTF-8; `\u0085` is the character.
-            let _ = if c.is_ascii_control() {
-                write!(out, "\\x{:02x}", c as u32)
-            } else {
-                write!(out, "\\u{:04x}", c as u32)
-            };
-        } else {
+        if !escape.is_empty() {
             out.push_str(escape);
+            at += 1;
+        } else if byte == 0xc2 {
+            let _ = write!(out, "\\u{:04x}", bytes[at + 1]);
+            at += 2;
+        } else {
+            let _ = write!(out, "\\x{byte:02x}");
+            at += 1;
         }
+        plain_from = at;
     }
     out.push_str(&text[plain_from..]);
 }
+
+/// The bytes [`push_quoted`] stops at: the characters it escapes, ASCII
+/// controls, `$` (escaped in `Exec*=` lines only) and 0xC2, the first byte
+/// of the C1 controls (and of other characters, which are kept).
+const MAY_NEED_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    let mut i = 0;
+    let others = b"%$\\\"\x7f\xc2";
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// A `/bin/sh -c` command line whose script is shown one statement per
 /// line: systemd joins a line ending in `\` with the next (the backslash

@@ -14,23 +14,42 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
+    let parts = chunks(items, min_per_thread, |part| {
+        part.iter().map(&f).collect::<Vec<R>>()
+    });
+    let mut results = Vec::with_capacity(items.len());
+    for part in parts {
+        results.extend(part);
+    }
+    results
+}
+
+/// `f` of consecutive shares of the items, one share per thread (as
+/// [`map`] splits them), in the items' order: for work that needs state of
+/// its own per thread (a template engine, the problems found).
+pub fn chunks<T, R, F>(items: &[T], min_per_thread: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&[T]) -> R + Sync,
+{
     let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let threads = cores.min(items.len() / min_per_thread.max(1)).max(1);
     if threads == 1 {
-        return items.iter().map(&f).collect();
+        return vec![f(items)];
     }
     let chunk = items.len().div_ceil(threads);
     thread::scope(|scope| {
         let f = &f;
         let rest: Vec<_> = (items.chunks(chunk).skip(1))
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .map(|part| scope.spawn(move || f(part)))
             .collect();
         // This thread takes the first share rather than wait idle.
-        let mut results: Vec<R> = Vec::with_capacity(items.len());
-        results.extend(items[..chunk].iter().map(f));
+        let mut results = Vec::with_capacity(threads);
+        results.push(f(&items[..chunk]));
         for handle in rest {
             match handle.join() {
-                Ok(part) => results.extend(part),
+                Ok(part) => results.push(part),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
@@ -50,5 +69,9 @@ mod tests {
             assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         }
         assert!(map(&[] as &[u8], 1, |b| *b).is_empty());
+        for min in [1, 7, 64, 2_000] {
+            let parts = super::chunks(&items, min, |part| part.to_vec());
+            assert_eq!(parts.concat(), items);
+        }
     }
 }

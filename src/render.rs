@@ -11,7 +11,6 @@ pub mod fleet;
 pub mod route;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
@@ -722,19 +721,31 @@ fn extra_keys(service: &Service, section: &str) -> Vec<(String, String)> {
 /// section, `[X-Unitgen]`, so that later commands can tell a hand-edited
 /// unit from one unitgen wrote.
 fn with_digest(mut text: String) -> String {
-    let digest = content_digest(&text);
-    let _ = writeln!(text, "{DIGEST_KEY}{digest}");
+    let hash = Sha256::digest(text.as_bytes());
+    // One growth at most: a unit is kilobytes, copied again by each one.
+    text.reserve_exact(DIGEST_KEY.len() + DIGEST_TEXT_LEN + 1);
+    text.push_str(DIGEST_KEY);
+    push_digest(&mut text, &hash);
+    text.push('\n');
     text
 }
 
+/// `sha256:` and 64 hex digits.
+const DIGEST_TEXT_LEN: usize = "sha256:".len() + 64;
+
 pub fn content_digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(71);
-    hex.push_str("sha256:");
+    let mut digest = String::with_capacity(DIGEST_TEXT_LEN);
+    push_digest(&mut digest, &Sha256::digest(text.as_bytes()));
+    digest
+}
+
+fn push_digest(out: &mut String, hash: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("sha256:");
     for byte in hash {
-        let _ = write!(hex, "{byte:02x}");
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0xf)] as char);
     }
-    hex
 }
 
 /// Whether apply starts (and restarts) this unit, rather than a timer or

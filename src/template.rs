@@ -2,6 +2,7 @@
 //! it, either in one file or split (`template: ./app.yaml` in a deployments
 //! file, so that deployments live one level above the app).
 
+mod parallel_parse;
 pub mod schema;
 pub(crate) mod unknown_keys;
 
@@ -270,10 +271,14 @@ fn looks_like_a_template(path: &Path) -> bool {
 /// Parses one file, turning serde-saphyr's error into a located problem.
 pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let name = display_path(path);
-    let result =
-        serde_saphyr::with_deserializer_from_str_with_options(&text, yaml_options(), |yaml| {
-            unknown_keys::skipped::deserialize::<_, Document>(yaml)
-        });
+    let result = match parallel_parse::parse(&text) {
+        Some(read) => Ok(read),
+        None => {
+            serde_saphyr::with_deserializer_from_str_with_options(&text, yaml_options(), |yaml| {
+                unknown_keys::skipped::deserialize::<_, Document>(yaml)
+            })
+        }
+    };
     let file = Arc::new(NamedSource::new(name, text));
     match result {
         Ok((mut doc, skipped_a_key)) => {
