@@ -224,6 +224,22 @@ const SOURCES: &[Source] = &[
         literal: false,
     },
     Source {
+        name: "external volume name",
+        kind: Kind::Checked,
+        web: "    volumes: [\"shared:/shared\"]\n",
+        top: "volumes: {shared: {external: true, name: \"ext{{ v }}\"}}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "docker_args flag",
+        kind: Kind::Escaped,
+        web: "    docker_args: [\"{{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
         name: "cap_add",
         kind: Kind::Escaped,
         web: "    cap_add: [\"{{ v }}\"]\n",
