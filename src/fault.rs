@@ -7,7 +7,8 @@
 //! The points, in the order an apply passes them: `after-intent`,
 //! `after-stop`, `after-write-units`, `after-enable`, `after-reload`,
 //! `after-start`, `before-record`, `after-record`; with a routed service
-//! (`systemd::handover`), `after-switch` comes before `after-intent`.
+//! (`systemd::handover`), `after-switch` comes before `after-intent`; with
+//! a changed router, `after-router-write` comes after `after-record`.
 
 /// The variable that names the point to abort at.
 pub const VAR: &str = "UNITGEN_FAULT";

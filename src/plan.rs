@@ -405,20 +405,20 @@ impl Plan {
         self.started_by_apply(&units)
     }
 
-    /// Records that the kept routes unit `unit` does not find its routes
-    /// file as it wrote it (`plan` and `apply` read the file; see
-    /// [`Fault::RoutesNotWritten`]). Nothing to add when the unit is not
-    /// running: its start writes the file.
-    pub fn routes_not_written(&mut self, unit: &str) {
+    /// Adds a fault of the kept unit `unit` that systemd does not show: a
+    /// file it wrote that is gone ([`Fault::RoutesNotWritten`]), a restart
+    /// an apply was killed before ([`Fault::OldConfiguration`]). Nothing to
+    /// add when the unit is not running: its start repairs both.
+    pub fn found(&mut self, unit: &str, fault: Fault) {
         if !self.keep.iter().any(|k| k == unit) {
             return;
         }
         match self.repair.iter_mut().find(|r| r.unit == unit) {
-            Some(repair) if repair.start() => {}
-            Some(repair) => repair.faults.push(Fault::RoutesNotWritten),
+            Some(repair) if repair.start() || repair.faults.contains(&fault) => {}
+            Some(repair) => repair.faults.push(fault),
             None => self.repair.push(Repair {
                 unit: unit.to_string(),
-                faults: vec![Fault::RoutesNotWritten],
+                faults: vec![fault],
             }),
         }
     }
@@ -659,8 +659,8 @@ mod tests {
             &[unit("a-routes.service", routes)],
             &[unit("a-routes.service", routes)],
         );
-        plan.routes_not_written("a-routes.service");
-        plan.routes_not_written("not-kept.service");
+        plan.found("a-routes.service", Fault::RoutesNotWritten);
+        plan.found("not-kept.service", Fault::RoutesNotWritten);
         assert_eq!(plan.to_reload(), ["a-routes.service"]);
         assert!(plan.to_start().is_empty() && plan.to_restart().is_empty());
         assert!(!plan.is_up_to_date());
@@ -676,7 +676,7 @@ mod tests {
             sub_state: "dead".into(),
             ..Observed::default()
         }]);
-        stopped.routes_not_written("a-routes.service");
+        stopped.found("a-routes.service", Fault::RoutesNotWritten);
         assert_eq!(stopped.to_start(), ["a-routes.service"]);
         assert!(stopped.to_reload().is_empty());
     }

@@ -197,21 +197,37 @@ pub fn ensure(
     progress: &Progress,
 ) -> Result<RouterChange, Failure> {
     let present = installed(host);
+    let pending = pending_marker(host, unit);
     let change = match &present {
         None => RouterChange::Installed,
         // Only what it records changed (an upgrade of unitgen): rewritten,
         // not restarted.
         Some(p) if p.text != unit.text && runs_the_same(p, unit) => RouterChange::Recorded,
         Some(p) if p.text != unit.text => RouterChange::Changed,
+        // Written by an apply that was killed before it restarted it.
+        Some(_) if pending.as_deref().is_some_and(Path::exists) => RouterChange::Changed,
         Some(_) => RouterChange::Unchanged,
     };
     let systemd = host.connect()?;
+    if change == RouterChange::Changed
+        && let Some(marker) = &pending
+    {
+        if let Some(dir) = marker.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        unit_dir::write_atomic(marker, b"")?;
+    }
     if change != RouterChange::Unchanged {
         unit_dir::write_atomic(&host.unit_dir.join(ROUTER_UNIT), unit.text.as_bytes())?;
         systemd
             .reload()
             .map_err(|e| Failure::untouched(e.to_string()))?;
     }
+    crate::fault::point("after-router-write");
+    let done = || match &pending {
+        Some(marker) => unit_dir::remove_if_exists(marker).map_err(Failure::from),
+        None => Ok(()),
+    };
     let names = [ROUTER_UNIT.to_string()];
     systemd
         .enable(&names)
@@ -231,6 +247,7 @@ pub fn ensure(
             let Err(mut failure) =
                 converge::control(host, JobKind::Restart, &names, settle, progress)
             else {
+                done()?;
                 return Ok(change);
             };
             if let Some(previous) = &present {
@@ -244,7 +261,7 @@ pub fn ensure(
                     converge::control(host, JobKind::Restart, &names, settle, progress)
                         .map_err(|f| f.message)
                 });
-                failure.message += &match put_back {
+                failure.message += &match put_back.and_then(|()| done().map_err(|f| f.message)) {
                     Ok(()) => "; the router that ran before was put back and runs".to_string(),
                     Err(e) => format!("; putting back the router that ran before failed: {e}"),
                 };
@@ -252,6 +269,23 @@ pub fn ensure(
             Err(failure)
         }
     }
+}
+
+/// Where [`ensure`] marks a restart of the router as due, in the router's
+/// folder: written before a changed router unit is, removed once the
+/// router runs it, so that an apply killed in between is completed by the
+/// next (which finds the file as it wants it, and nothing else would tell
+/// that the router still runs the one before). None for a router unit that
+/// records no folder (an older unitgen's).
+fn pending_marker(host: &Host, unit: &UnitFile) -> Option<PathBuf> {
+    let dir = recorded(unit, "Directory")?;
+    Some(on_host(host.root.as_deref(), Path::new(dir)).join("restart-pending"))
+}
+
+/// Whether an apply was killed after it changed the router's unit and
+/// before the router ran it (see [`pending_marker`]).
+pub fn restart_pending(host: &Host, unit: &UnitFile) -> bool {
+    pending_marker(host, unit).is_some_and(|marker| marker.exists())
 }
 
 /// The routes files other instances have in the router's folder.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::docker::{container_id, is_running};
+use support::docker::{container_id, docker, is_running};
 use support::net::free_port;
 use support::pebble::Pebble;
 use support::traefik::{self, Answer, get, get_as, served_certificate, wait_until};
@@ -506,10 +506,49 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         )
         .is_some_and(|a| a.status == 200)
     );
+
+    // An apply killed after it changed the router's unit, before the router
+    // ran it: the file is as wanted, the router runs the one before. plan
+    // says so and the next apply restarts it (here onto the same Traefik
+    // under another name).
+    let alias = "unitgen-test/traefik-alias:1";
+    docker(["tag", traefik::IMAGE, alias]);
+    let running_image = || {
+        let out = docker(["inspect", "--format", "{{.Config.Image}}", "unitgen-router"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    world.write(
+        &template(&world, &ports, &pebble, "www.two.example.test").replace(traefik::IMAGE, alias),
+    );
+    let killed = world.unitgen_with(
+        &["apply", "two"],
+        &[("UNITGEN_FAULT", "after-router-write")],
+    );
+    assert!(!killed.status.success(), "the fault did not fire");
+    let router_text = std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap();
+    assert!(router_text.contains(alias), "{router_text}");
+    assert_eq!(running_image(), traefik::IMAGE);
+    let plan = world.unitgen(&["plan", "two"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "* unitgen-router.service (may run an old configuration (an apply was interrupted): restart)"
+        ),
+        "{shown}"
+    );
+    let applied = world.unitgen(&["apply", "two"]);
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(said.contains("changed and restarted"), "{said}");
+    assert_eq!(running_image(), alias);
+    assert!(ok(&world.unitgen(&["plan", "two"]), "plan two").contains("no changes"));
+
     let destroyed = world.unitgen(&["destroy", "two"]);
     let said = String::from_utf8_lossy(&destroyed.stderr).into_owned();
     ok(&destroyed, "destroy two");
     assert!(said.contains("stopped and removed"), "{said}");
     assert!(!world.unit_file("unitgen-router.service").exists());
     assert!(!is_running("unitgen-router"));
+    docker(["rmi", alias]);
 }

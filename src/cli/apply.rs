@@ -209,13 +209,18 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         None => None,
         Some(router) => {
             let present: Vec<UnitFile> = router::installed(&host).into_iter().collect();
-            let mut router_plan = Plan::new(&present, &[renderer.router_unit(router)]);
-            // Its state too: apply starts a router that is not running.
+            let unit = renderer.router_unit(router);
+            let mut router_plan = Plan::new(&present, std::slice::from_ref(&unit));
+            // Its state too: apply starts a router that is not running, and
+            // restarts one an apply was killed before it restarted.
             if !router_plan.keep.is_empty() {
                 let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
                 let observed =
                     observe(&systemd, &present, &router_plan, None).map_err(|e| miette!("{e}"))?;
                 router_plan.observe(&observed);
+                if router::restart_pending(&host, &unit) {
+                    router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
+                }
             }
             Some(router_plan)
         }
@@ -283,7 +288,7 @@ pub fn host_plan(
     if let Some(routes) = routes
         && std::fs::read_to_string(&routes.path).ok().as_deref() != Some(routes.text.as_str())
     {
-        plan.routes_not_written(&routes.unit);
+        plan.found(&routes.unit, crate::plan::Fault::RoutesNotWritten);
     }
     Ok((plan, intent))
 }
@@ -534,7 +539,7 @@ fn stale_route_copies(
 }
 
 /// The routes file an instance's routes unit writes, as it should read
-/// (see [`Plan::routes_not_written`]).
+/// (see [`Plan::found`]).
 pub struct WrittenRoutes {
     unit: String,
     /// On the host (under `--root`).
