@@ -453,6 +453,14 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
         Case {
+            // Nor can it resolve `%z` ("Invalid slot"): the line is dropped.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Unit: {Description: \"zone %z\"}}\n",
+            args: &[],
+            message: "`%z` is no systemd specifier",
+            at: "unitgen.yaml:5:35",
+            hint: None,
+        },
+        Case {
             // A `%` systemd cannot resolve would make it drop the line.
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Unit: {Documentation: \"https://docs%.example.com\"}}\n",
             args: &[],

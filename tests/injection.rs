@@ -698,6 +698,10 @@ fn hostile_units_pass_systemd_analyze_verify() {
         "quote \" ' \\\" \\x41 100% %n $HOME ${HOME} $$ a ; b ü\u{85}\t#x",
         "line\nbreak\r\n[Service]\\",
         "50%;\u{2028}\u{feff}é\u{1b}$",
+        // Specifiers, for `systemd:` values (which keep them): those
+        // accepted must be ones systemd resolves. (No space: `Environment=`
+        // is written as it is, and systemd splits it into words there.)
+        "%n%i%h%C%%z%y",
     ];
     let mut written = Vec::new();
     for (i, source) in SOURCES.iter().enumerate() {
