@@ -1016,3 +1016,22 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     assert!(!out.status.success());
     assert!(!err.contains("router settings differ"), "{err}");
 }
+
+/// Units name the state directory (the backup's `Environment=`, the
+/// secrets' env files): one they could not name is refused before anything
+/// (systemd ignores an `Environment=` value with a control character).
+#[test]
+fn a_state_directory_units_cannot_name_is_refused() {
+    let (out, dir) = run(
+        GOOD_WEB,
+        &["plan", "live", "--state-dir", "/tmp/unitgen\tstate"],
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the state directory \"/tmp/unitgen\\tstate\" is not UTF-8 text")
+            && err.contains("control"),
+        "{err}"
+    );
+    assert!(!dir.path().join("units").exists());
+}

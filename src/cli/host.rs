@@ -115,14 +115,24 @@ impl HostArgs {
 
 /// `--state-dir`, or the default for the system's or the user's manager.
 pub fn default_state_dir(given: Option<&std::path::Path>, user: bool) -> Result<PathBuf> {
-    Ok(match (given, user) {
+    let dir = match (given, user) {
         // Absolute: units (the backup's, secrets' env files) name it.
         (Some(dir), _) => std::path::absolute(dir)
             .into_diagnostic()
             .wrap_err_with(|| format!("--state-dir {}", dir.display()))?,
         (None, true) => home()?.join(".local/state/unitgen"),
         (None, false) => PathBuf::from(DEFAULT_STATE_DIR),
-    })
+    };
+    // Units name it: as text, which systemd takes in `Environment=` only
+    // without control characters.
+    match dir.to_str() {
+        Some(text) if !text.chars().any(char::is_control) => Ok(dir),
+        _ => Err(miette::miette!(
+            help = "give another folder with --state-dir",
+            "the state directory {:?} is not UTF-8 text without control characters, which units can name",
+            dir
+        )),
+    }
 }
 
 impl HostArgs {
