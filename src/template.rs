@@ -211,7 +211,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Problems> {
 }
 
 /// The file's text, or where its first byte that is not UTF-8 is.
-fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, Problems> {
+pub(crate) fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, Problems> {
     let err = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(err) => err,

@@ -842,3 +842,26 @@ fn a_container_name_from_a_variable_is_the_alias_it_names() {
         render.stdout
     );
 }
+
+#[test]
+fn a_compose_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {
+    let project = Project::new("");
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        b"services:\n  web:\n    image: nginx\n    environment:\n      A: \"caf\xe9\"\n",
+    )
+    .unwrap();
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not UTF-8 text: byte 0xE9"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:5:14"),
+        "{}",
+        run.stderr
+    );
+    assert!(!project.dir.join("unitgen.yaml").exists());
+}

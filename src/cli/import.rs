@@ -62,9 +62,11 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             output.display()
         ));
     }
-    let text = std::fs::read_to_string(&path)
+    let bytes = std::fs::read(&path)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    // Not UTF-8: said where, as for templates.
+    let text = crate::template::utf8(&path, bytes)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))
         .into_diagnostic()
