@@ -107,39 +107,132 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
     }
 }
 
-/// Reads a `.env` file as compose does: `NAME=value` lines, `#` comments,
-/// an optional `export`, values optionally in quotes.
+/// Reads a `.env` file as compose does (compose-go's dotenv): `NAME=value`
+/// (or `NAME: value`) lines, `#` comments, an optional `export`; a value in
+/// single quotes as written, in double quotes with escapes (`\n`, `\"`,
+/// `\\`, `\$`) and over several lines; unquoted up to a ` #` comment; in
+/// both but single quotes, `${VAR}` of the lines before expanded.
 pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.is_empty() || name.starts_with('#') {
+    // Where in `text` a slice of it starts.
+    let start = |part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
+    // Just after the line break that ends the line `from` is in.
+    let after_line = |from: usize| text[from..].find('\n').map_or(text.len(), |i| from + i + 1);
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        let line_start = pos;
+        pos = after_line(line_start);
+        let line = text[line_start..pos]
+            .trim_end_matches(['\n', '\r'])
+            .trim_start();
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let value = value.trim();
-        let value = match value.chars().next() {
-            Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
-                let inner = &value[1..value.len() - 1];
-                if q == '"' {
-                    inner.replace("\\n", "\n").replace("\\\"", "\"")
+        // `NAME=value`, or YAML's `NAME: value`.
+        let Some(at) = line.find(['=', ':']) else {
+            continue;
+        };
+        let name = line[..at].trim();
+        let named = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.';
+        if name.is_empty() || !name.bytes().all(named) {
+            continue;
+        }
+        let source = line[at + 1..].trim_start_matches([' ', '\t']);
+        let value = match source.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                // A quoted value may go on over the next lines.
+                let Some((inner, after)) = quoted(&text[start(source) + 1..], quote) else {
+                    // Unclosed: compose refuses the file; nothing more is read.
+                    break;
+                };
+                pos = after_line(start(after));
+                if quote == '"' {
+                    expand(&unescape(&inner), &vars)
                 } else {
-                    inner.to_string()
+                    inner
                 }
             }
-            _ => value
-                .split_once(" #")
-                .map_or(value, |(v, _)| v)
-                .trim_end()
-                .to_string(),
+            _ => {
+                let value = source.split_once(" #").map_or(source, |(v, _)| v);
+                expand(value.trim_end(), &vars)
+            }
         };
-        vars.push((name.to_string(), value));
+        match vars.iter_mut().find(|(n, _)| n == name) {
+            Some(var) => var.1 = value,
+            None => vars.push((name.to_string(), value)),
+        }
     }
     vars
+}
+
+/// The text of a quoted value up to its closing `quote` (a backslash keeps
+/// the next character, itself kept too but before a quote), and what
+/// follows; None when it is not closed.
+fn quoted(text: &str, quote: char) -> Option<(String, &str)> {
+    let mut inner = String::new();
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if c == quote && !escaped {
+            return Some((inner, &text[i + 1..]));
+        }
+        if c == '\\' && !escaped {
+            escaped = true;
+            continue;
+        }
+        if escaped && c != quote {
+            inner.push('\\');
+        }
+        escaped = false;
+        inner.push(c);
+    }
+    None
+}
+
+/// A double-quoted value's escapes, as compose reads them (Go's: `\n`,
+/// `\t`, `\\`, …; `\$` is a literal `$`; any other stays as written).
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('a') => out.push('\u{7}'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some('$') => out.push_str("$$"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// `${VAR}`, `$VAR`, `${VAR:-default}`… of the lines before, as compose
+/// expands them in `.env` (`$$` is a `$`); a value it cannot read stays as
+/// written.
+fn expand(value: &str, vars: &[(String, String)]) -> String {
+    match interpolate::parse(value) {
+        Ok(pieces) => interpolate::resolve(&pieces, &|name| {
+            vars.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        }),
+        Err(_) => value.to_string(),
+    }
 }
 
 /// An instance value made from a compose variable.
@@ -1103,6 +1196,38 @@ mod tests {
             "`ports` of service `web`: expected a list, found a number"
         );
         assert_eq!(problem.at.as_ref().unwrap().span.offset(), 45);
+    }
+
+    /// compose-go's dotenv rules, as `docker compose config` reads them.
+    #[test]
+    fn dotenv_values_read_as_compose_reads_them() {
+        let vars = parse_dotenv(concat!(
+            "HOST=db\n",
+            "URL=postgres://${HOST}:5432/app\n",
+            "QUOTED=\"x\" # a comment after the quotes\n",
+            "PATHS=\"C:\\\\new\\tdir\"\n",
+            "LITERAL='${HOST} \\n'\n",
+            "DOLLAR=\"\\$HOST $$HOST\"\n",
+            "MULTI=\"one\ntwo\"\n",
+            "YAML: style\n",
+            "DEFAULT=${NOPE:-fallback}\n",
+            "HOST=later\n",
+        ));
+        let get = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("URL"), Some("postgres://db:5432/app"));
+        assert_eq!(get("QUOTED"), Some("x"));
+        assert_eq!(get("PATHS"), Some("C:\\new\tdir"));
+        assert_eq!(get("LITERAL"), Some("${HOST} \\n"));
+        assert_eq!(get("DOLLAR"), Some("$HOST $HOST"));
+        assert_eq!(get("MULTI"), Some("one\ntwo"));
+        assert_eq!(get("YAML"), Some("style"));
+        assert_eq!(get("DEFAULT"), Some("fallback"));
+        assert_eq!(get("HOST"), Some("later"), "a later line wins");
+        assert_eq!(vars.len(), 9);
     }
 
     #[test]

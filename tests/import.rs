@@ -865,3 +865,26 @@ fn a_compose_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {
     );
     assert!(!project.dir.join("unitgen.yaml").exists());
 }
+
+/// `.env` as compose reads it: a quoted value with a comment after it, and
+/// a value built from an earlier one (immich's and many others' `.env`).
+#[test]
+fn dotenv_values_are_what_compose_reads() {
+    let project = Project::new(
+        "services:\n  web:\n    image: \"nginx:${TAG}\"\n    environment:\n      URL: ${URL}\n",
+    )
+    .file(
+        ".env",
+        "TAG=\"1.27\" # pinned\nHOST=db\nURL=postgres://${HOST}:5432/app\n",
+    );
+    project.import_ok(&[]);
+    let template = project.template();
+    assert!(template.contains("    tag: 1.27\n"), "{template}");
+    assert!(
+        template.contains("    url: postgres://db:5432/app\n"),
+        "{template}"
+    );
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(render.stdout.contains("nginx:1.27"), "{}", render.stdout);
+}
