@@ -17,7 +17,9 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
-use crate::escape::{MAX_SERVICE_BYTES, check_raw_value, check_size, check_specifiers};
+use crate::escape::{
+    MAX_SERVICE_BYTES, check_environment_words, check_raw_value, check_size, check_specifiers,
+};
 use crate::model::{
     Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
     SecretEnv, SecretSource, Service, Volume, VolumeSource,
@@ -1350,13 +1352,24 @@ impl<'a> ServiceCompiler<'a> {
                     // systemd expands specifiers in its own keys (not in
                     // `X-` ones): one it cannot resolve loses the directive.
                     let own_key = !section.value.starts_with("X-") && !key.value.starts_with("X-");
-                    if let Some(Err(msg)) = own_key.then(|| check_specifiers(&v)) {
-                        self.problems.push(
-                            Problem::new(msg)
-                                .at(&value_at)
-                                .label("value")
-                                .help("write `%%` for a literal `%`; specifiers such as `%n` and `%i` are systemd's (see `man systemd.unit`)"),
-                        );
+                    let specifiers_help = "write `%%` for a literal `%`; specifiers such as `%n` and `%i` are systemd's (see `man systemd.unit`)";
+                    let checked = own_key.then(|| {
+                        check_specifiers(&v)
+                            .map_err(|msg| (msg, specifiers_help))
+                            .and_then(|()| match key.value.as_str() {
+                                // systemd drops each word that is not one.
+                                "Environment" => check_environment_words(&v).map_err(|msg| {
+                                    (
+                                        msg,
+                                        "or pass it through `environment`, which unitgen quotes",
+                                    )
+                                }),
+                                _ => Ok(()),
+                            })
+                    });
+                    if let Some(Err((msg, help))) = checked {
+                        self.problems
+                            .push(Problem::new(msg).at(&value_at).label("value").help(help));
                         continue;
                     }
                     out.entry(section.value.clone())

@@ -283,6 +283,70 @@ pub fn check_specifiers(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether systemd takes every word of a raw `Environment=` value as an
+/// assignment: it splits the value at blanks (quotes group, C escapes are
+/// read) and ignores, with a warning, each word that is not `NAME=value`
+/// with a valid name and a value without control characters (a line feed
+/// aside). `Environment: "GREETING=hi there"` sets `GREETING=hi` only.
+pub fn check_environment_words(value: &str) -> Result<(), String> {
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars
+            .next_if(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+            .is_some()
+        {}
+        if chars.peek().is_none() {
+            return Ok(());
+        }
+        let mut word = String::new();
+        let mut quote = None;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (_, '\\') => word.push(match chars.next() {
+                    Some('a') => '\u{7}',
+                    Some('b') => '\u{8}',
+                    Some('f') => '\u{c}',
+                    Some('n') => '\n',
+                    Some('r') => '\r',
+                    Some('t') => '\t',
+                    Some('v') => '\u{b}',
+                    // `\xNN`, octal: whatever they stand for, a control
+                    // character is what to look for (the first digit says).
+                    Some('x') => match chars.next() {
+                        Some('0' | '1') => '\u{1}',
+                        Some('7') if chars.peek().is_some_and(|c| c.eq_ignore_ascii_case(&'f')) => {
+                            '\u{7f}'
+                        }
+                        _ => 'x',
+                    },
+                    Some('0') => '\u{0}',
+                    Some(other) => other,
+                    None => return Err("a value cannot end in a lone backslash".into()),
+                }),
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, ' ' | '\t' | '\n' | '\r') => break,
+                (_, c) => word.push(c),
+            }
+        }
+        if quote.is_some() {
+            return Err(format!(
+                "an unclosed quote: systemd would ignore this `Environment=` ({value})"
+            ));
+        }
+        let assignment = word.split_once('=').filter(|(name, value)| {
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !value.chars().any(|c| c.is_ascii_control() && c != '\n')
+        });
+        if assignment.is_none() {
+            return Err(format!(
+                "systemd would ignore `{word}` here: each word of an `Environment=` is one `NAME=value` (quote a value with spaces: `\"NAME=a b\"`), without control characters"
+            ));
+        }
+    }
+}
+
 /// Whether `value` fits in a unit (see [`MAX_VALUE_BYTES`]).
 pub fn check_size(value: &str) -> Result<(), String> {
     if value.len() > MAX_VALUE_BYTES {
@@ -567,6 +631,31 @@ pub(crate) mod tests {
             "%c",
         ] {
             assert!(check_specifiers(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_environment_values_must_be_assignments_systemd_takes() {
+        for good in [
+            "A=b",
+            "A=b C=d",
+            "\"A=hi there\" 'B=x y'",
+            "PATH=/usr/bin:%h/bin",
+            "A=",
+            "A=line\\nbreak",
+        ] {
+            assert_eq!(check_environment_words(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "GREETING=hi there",
+            "a = b",
+            "=x",
+            "1A=x",
+            "A=tab\\there",
+            "A=\\x01",
+            "\"A=unclosed",
+        ] {
+            assert!(check_environment_words(bad).is_err(), "{bad}");
         }
     }
 

@@ -453,6 +453,14 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
         Case {
+            // systemd splits `Environment=` into words and ignores `there`.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {Environment: \"GREETING=hi there\"}}\n",
+            args: &[],
+            message: "systemd would ignore `there` here",
+            at: "unitgen.yaml:5:38",
+            hint: Some("through `environment`"),
+        },
+        Case {
             // Nor can it resolve `%z` ("Invalid slot"): the line is dropped.
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Unit: {Description: \"zone %z\"}}\n",
             args: &[],

@@ -699,9 +699,10 @@ fn hostile_units_pass_systemd_analyze_verify() {
         "line\nbreak\r\n[Service]\\",
         "50%;\u{2028}\u{feff}é\u{1b}$",
         // Specifiers, for `systemd:` values (which keep them): those
-        // accepted must be ones systemd resolves. (No space: `Environment=`
-        // is written as it is, and systemd splits it into words there.)
+        // accepted must be ones systemd resolves.
         "%n%i%h%C%%z%y",
+        // Words, for `Environment=` as written (systemd splits it there).
+        "a = b",
     ];
     let mut written = Vec::new();
     for (i, source) in SOURCES.iter().enumerate() {
