@@ -706,6 +706,11 @@ fn hostile_units_pass_systemd_analyze_verify() {
     ];
     let mut written = Vec::new();
     for (i, source) in SOURCES.iter().enumerate() {
+        // `systemd:` values are written as they are: every hostile value.
+        let values: Vec<&str> = match source.kind {
+            Kind::Raw => values.iter().chain(HOSTILE).copied().collect(),
+            _ => values.to_vec(),
+        };
         for (j, value) in values.iter().enumerate() {
             let Ok(units) = render_app(source, value, &format!("inj{i}v{j}")) else {
                 continue;

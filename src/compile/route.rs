@@ -598,11 +598,26 @@ pub(super) fn check_path(path: &str) -> Result<(), String> {
     let ok = path
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'%'));
-    if ok {
+    if !ok {
+        return Err(format!(
+            "the path `{path}` has characters a path prefix cannot: use letters, digits and `/-_.~%`"
+        ));
+    }
+    // A `%` starts an escape of two hex digits: Traefik parses the health
+    // path as a URL, and no request path holds a lone `%`.
+    let bytes = path.as_bytes();
+    let escapes_ok = (bytes.iter().enumerate())
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if escapes_ok {
         Ok(())
     } else {
         Err(format!(
-            "the path `{path}` has characters a path prefix cannot: use letters, digits and `/-_.~%`"
+            "the path `{path}` has a `%` that starts no escape: write `%` and two hex digits (`%20`)"
         ))
     }
 }
@@ -655,6 +670,10 @@ mod tests {
         assert!(check_path("/api/v1").is_ok());
         assert!(check_path("api").is_err());
         assert!(check_path("/a`)||Host(`x").is_err());
+        assert!(check_path("/caf%C3%A9").is_ok());
+        for lone in ["/100%", "/a%zz", "/a%2"] {
+            assert!(check_path(lone).is_err(), "{lone}");
+        }
     }
 
     #[test]
