@@ -1023,7 +1023,9 @@ proptest! {
         let compose = format!(
             "services:\n  web:\n    image: busybox:1\n    command: [echo, {v}]\n    \
              environment:\n      V: {v}\n      D: {d}\n      E: {e}\n    labels:\n      note: {v}\n    \
-             container_name: {v}\n    build: {v}\n    networks: [{v}]\nnetworks:\n  {v}: {{}}\n",
+             container_name: {v}\n    build: {v}\n    networks: [{v}]\n    \
+             working_dir: {v}\n    hostname: {v}\n    entrypoint: [sh, {v}]\n    \
+             healthcheck: {{test: {v}}}\nnetworks:\n  {v}: {{}}\n",
             v = yaml_string(&text),
             d = yaml_string(&format!("${{X:-{default}}}")),
             // A default holding a variable is an expression at its use.
@@ -1043,10 +1045,16 @@ proptest! {
         prop_assert_eq!(web.command.as_deref(), Some(&["echo".to_string(), text.clone()][..]));
         prop_assert_eq!(instance.services.len(), 1);
         // The container's name is kept as a network alias.
-        prop_assert_eq!(
-            &web.docker_args,
-            &vec![format!("--network-alias={text}")]
-        );
+        let alias = (text != "web").then(|| format!("--network-alias={text}"));
+        prop_assert_eq!(&web.docker_args, &Vec::from_iter(alias));
+        prop_assert_eq!(web.working_dir.as_deref(), Some(text.as_str()));
+        prop_assert_eq!(web.hostname.as_deref(), Some(text.as_str()));
+        prop_assert_eq!(web.entrypoint.as_deref(), Some(&["sh".to_string(), text.clone()][..]));
+        let health = match &web.healthcheck {
+            Some(unitgen::model::Healthcheck::Check { test, .. }) => Some(test.clone()),
+            _ => None,
+        };
+        prop_assert_eq!(health, Some(unitgen::model::HealthTest::Shell(text.clone())));
     }
 }
 
