@@ -693,7 +693,6 @@ fn hostile_values_from_every_source_mean_exactly_themselves() {
 /// checked in one run.)
 #[test]
 fn hostile_units_pass_systemd_analyze_verify() {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let values = [
         "quote \" ' \\\" \\x41 100% %n $HOME ${HOME} $$ a ; b ü\u{85}\t#x",
         "line\nbreak\r\n[Service]\\",
@@ -704,33 +703,42 @@ fn hostile_units_pass_systemd_analyze_verify() {
         // Words, for `Environment=` as written (systemd splits it there).
         "a = b",
     ];
-    let mut written = Vec::new();
-    for (i, source) in SOURCES.iter().enumerate() {
-        // `systemd:` values are written as they are: every hostile value.
-        let values: Vec<&str> = match source.kind {
-            Kind::Raw => values.iter().chain(HOSTILE).copied().collect(),
-            _ => values.to_vec(),
-        };
-        for (j, value) in values.iter().enumerate() {
-            let Ok(units) = render_app(source, value, &format!("inj{i}v{j}")) else {
-                continue;
+    // System units, then user units (`--user`, as systemd's user manager).
+    for flavour in [Flavour::System, Flavour::User] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let mut written = Vec::new();
+        for (i, source) in SOURCES.iter().enumerate() {
+            // `systemd:` values are written as they are: every hostile value.
+            let values: Vec<&str> = match source.kind {
+                Kind::Raw => values.iter().chain(HOSTILE).copied().collect(),
+                _ => values.to_vec(),
             };
-            for (_, unit) in units.iter().filter(|(f, _)| *f == Flavour::System) {
-                let path = dir.path().join(&unit.name);
-                std::fs::write(&path, &unit.text).unwrap();
-                written.push(path);
+            for (j, value) in values.iter().enumerate() {
+                let Ok(units) = render_app(source, value, &format!("inj{i}v{j}")) else {
+                    continue;
+                };
+                for (_, unit) in units.iter().filter(|(f, _)| *f == flavour) {
+                    let path = dir.path().join(&unit.name);
+                    std::fs::write(&path, &unit.text).unwrap();
+                    written.push(path);
+                }
             }
         }
+        assert!(written.len() > 150, "{} units", written.len());
+        let mut verify = std::process::Command::new("systemd-analyze");
+        if flavour == Flavour::User {
+            // The user manager needs a runtime directory to start.
+            verify.arg("--user").env("XDG_RUNTIME_DIR", dir.path());
+        }
+        let verify = verify
+            .args(["verify", "--man=no"])
+            .args(&written)
+            .output()
+            .expect("systemd-analyze is installed");
+        // verify can exit 0 and still complain: stderr is the verdict.
+        assert_eq!(String::from_utf8_lossy(&verify.stderr), "", "{flavour:?}");
+        assert!(verify.status.success(), "{flavour:?}");
     }
-    assert!(written.len() > 150, "{} units", written.len());
-    let verify = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&written)
-        .output()
-        .expect("systemd-analyze is installed");
-    // verify can exit 0 and still complain: stderr is the verdict.
-    assert_eq!(String::from_utf8_lossy(&verify.stderr), "");
-    assert!(verify.status.success());
 }
 
 #[test]
