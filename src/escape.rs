@@ -320,7 +320,15 @@ pub fn check_environment_words(value: &str) -> Result<(), String> {
                         _ => 'x',
                     },
                     Some('0') => '\u{0}',
-                    Some(other) => other,
+                    // What systemd's C unescaping takes (`\s` is a space,
+                    // `\u…` and octal stand for characters); any other
+                    // escape makes it ignore the whole directive.
+                    Some(c @ ('\\' | '"' | '\'' | 's' | 'u' | 'U' | '1'..='7')) => c,
+                    Some(other) => {
+                        return Err(format!(
+                            "`\\{other}` is no escape systemd knows: it would ignore this `Environment=` (write `\\\\` for a backslash)"
+                        ));
+                    }
                     None => return Err("a value cannot end in a lone backslash".into()),
                 }),
                 (None, '"' | '\'') => quote = Some(c),
@@ -653,6 +661,7 @@ pub(crate) mod tests {
             "1A=x",
             "A=tab\\there",
             "A=\\x01",
+            "A=C:\\dir",
             "\"A=unclosed",
         ] {
             assert!(check_environment_words(bad).is_err(), "{bad}");
