@@ -311,7 +311,8 @@ impl<'a> ServiceCompiler<'a> {
 }
 
 /// Whether `text` is made only of what systemd's calendar syntax uses
-/// (`Mon..Fri *-*-1/2 03:00:00 Europe/Berlin`, `daily`, `*-*~07`): it is
+/// (`Mon..Fri *-*-1/2 03:00:00 Europe/Berlin`, `daily`, `*-*~07`,
+/// `@1700000000`): it is
 /// written into `OnCalendar=` as it is, where a `%`, a backslash or a
 /// space at either end would change what systemd reads.
 fn is_calendar_text(text: &str) -> bool {
@@ -320,7 +321,7 @@ fn is_calendar_text(text: &str) -> bool {
         && !text.ends_with(' ')
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" *-:.,~/_+".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b" *-:.,~/_+@".contains(&b))
 }
 
 /// Credentials in a repository URL would be copied into unit files.
@@ -349,6 +350,7 @@ mod tests {
             "*-*~07/1",
             "Sat,Sun 10:00 Europe/Berlin",
             "03:00 Etc/GMT+5",
+            "@1700000000",
         ] {
             assert!(is_calendar_text(good), "{good}");
         }
