@@ -203,7 +203,7 @@ instances:
         loki.contains(concat!(
             "        printf '%%s\\\\n' 'FROM grafana/loki:3.1' \\\"LABEL unitgen.base-image=$$base\\\" ",
             "'HEALTHCHECK CMD [\\\"/usr/bin/loki\\\",\\\"-health\\\",\\\"it'\\\\''s 100%%\\\"]' | \\\n",
-            "          docker build --quiet --tag unitgen-health/shop-live-loki - >/dev/null\"\n"
+            "          /usr/bin/docker build --quiet --tag unitgen-health/shop-live-loki - >/dev/null\"\n"
         )),
         "{loki}"
     );
