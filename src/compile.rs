@@ -710,7 +710,17 @@ impl<'a> ServiceCompiler<'a> {
             .working_dir
             .as_ref()
             .and_then(|w| self.expand_spanned(w))
-            .map(|v| v.0);
+            .map(|(dir, at)| {
+                // Docker refuses to start a container in a relative one.
+                if !dir.starts_with('/') {
+                    self.problems.push(
+                        Problem::new(format!("working_dir `{dir}` is not an absolute path"))
+                            .at(&at)
+                            .help("the folder in the container the command runs in: `/app`"),
+                    );
+                }
+                dir
+            });
         service.hostname = def
             .hostname
             .as_ref()

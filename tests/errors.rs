@@ -73,6 +73,14 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // Docker refuses it at the start: "it needs to be an absolute path".
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    working_dir: app/src\n",
+            args: &[],
+            message: "working_dir `app/src` is not an absolute path",
+            at: "unitgen.yaml:5:18",
+            hint: Some("`/app`"),
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    volumes: [\"./data:/data\"]\n",
             args: &[],
             message: "bind mount source `./data` is relative",

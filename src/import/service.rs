@@ -158,7 +158,16 @@ impl Importer<'_> {
                     out.set(name, Value::Scalar(user));
                 }
             }
-            "working_dir" | "hostname" | "stop_signal" => {
+            "working_dir" => {
+                let absolute = |dir: &str| match dir.starts_with('/') {
+                    true => Ok(()),
+                    false => Err(format!("`{dir}` is not an absolute path, which Docker needs")),
+                };
+                if let Some(dir) = self.checked(value, name, absolute) {
+                    out.set(name, Value::Scalar(dir));
+                }
+            }
+            "hostname" | "stop_signal" => {
                 if let Some(text) = self.text(value, name) {
                     out.set(name, Value::text(text));
                 }
