@@ -193,8 +193,27 @@ fn systemd_script(shell: &str, script: &[&str]) -> String {
 /// Bytes that may stand unquoted in a systemd command-line word (all ASCII:
 /// any other character is quoted).
 fn is_plain_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"_-+=.,/:@%$".contains(&b)
+    PLAIN_WORD_BYTE[usize::from(b)]
 }
+
+/// [`is_plain_word_byte`] as a table: it is asked of every byte of every
+/// argument of every unit.
+const PLAIN_WORD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let mut i = 0;
+    let others = b"_-+=.,/:@%$";
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Joins arguments into one systemd command line (a single logical line).
 pub fn systemd_command<S: AsRef<str>>(args: &[S]) -> String {

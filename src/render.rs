@@ -382,11 +382,13 @@ impl Renderer {
                 .into_owned()
         });
         run_groups.extend(docker::run_args(instance, service, secrets_file.as_deref()));
-        let docker_run = run_groups
-            .iter()
-            .map(|group| systemd_command(group))
-            .collect::<Vec<_>>()
-            .join(" \\\n    ");
+        let mut docker_run = String::new();
+        for (i, group) in run_groups.iter().enumerate() {
+            if i > 0 {
+                docker_run.push_str(" \\\n    ");
+            }
+            docker_run.push_str(&systemd_command(group));
+        }
 
         let extra_sections: Vec<(String, Vec<(String, String)>)> = service
             .systemd
@@ -696,20 +698,23 @@ fn unit_formatter(out: &mut Output, _: &mut State, value: &Value) -> Result<(), 
 /// How `text` would add, end or join a unit line, if it would. An escaped
 /// command line may continue over lines, with `\` before each break.
 fn line_breach(text: &str, escaped: bool) -> Option<&'static str> {
-    // Byte searches (memchr), not a char-set scan: every value of every
-    // unit passes here.
-    let bytes = text.as_bytes();
-    if bytes.contains(&b'\r') || bytes.contains(&0) {
-        return Some("a carriage return or NUL ends the line");
+    // One pass over the bytes (most values are a few words, for which a
+    // search per character kind costs more than the search itself): every
+    // value of every unit passes here.
+    let mut breaks_line = false;
+    for (at, byte) in text.bytes().enumerate() {
+        match byte {
+            b'\r' | 0 => return Some("a carriage return or NUL ends the line"),
+            b'\n' if !breaks_line => {
+                breaks_line = !(escaped && ends_in_continuation(&text[..at]));
+            }
+            _ => {}
+        }
     }
     if ends_in_continuation(text) {
         return Some("a trailing backslash joins the next line");
     }
-    let mut lines = text.split('\n');
-    lines.next_back();
-    lines
-        .any(|line| !(escaped && ends_in_continuation(line)))
-        .then_some("a line break starts a new directive")
+    breaks_line.then_some("a line break starts a new directive")
 }
 
 /// The user's extra keys for one section of a service unit.

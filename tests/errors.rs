@@ -1051,3 +1051,70 @@ fn a_state_directory_units_cannot_name_is_refused() {
     );
     assert!(!dir.path().join("units").exists());
 }
+
+/// A template of 1,000 services (read in two halves at once, see
+/// src/template/parallel_parse.rs) with `mistake` replacing the line of
+/// service `at`'s image; the line number of that line.
+fn big_template(mistakes: &[(usize, &str)]) -> String {
+    let mut yaml = String::from("app: shop\nservices:\n");
+    for i in 0..1_000 {
+        let image = (mistakes.iter())
+            .find(|(at, _)| *at == i)
+            .map_or("    image: shop:1", |(_, line)| line);
+        yaml.push_str(&format!(
+            "  svc{i:04}:\n{image}\n    command: [/bin/serve, --id, \"{i}\"]\n    environment: {{ID: \"{i}\"}}\n"
+        ));
+    }
+    yaml
+}
+
+/// The line of service `i`'s image in [`big_template`].
+fn image_line(i: usize) -> usize {
+    2 + 4 * i + 2
+}
+
+// Errors in a big template are found where they are, whichever half of it
+// they are in, as in a small one.
+#[test]
+fn mistakes_in_a_big_template_are_located_in_either_half() {
+    let cases = [
+        (
+            big_template(&[(900, "    image: shop:1\n    ports: 8080")]),
+            "expected a list".to_string(),
+            format!("unitgen.yaml:{}:12", image_line(900) + 1),
+        ),
+        (
+            big_template(&[(950, "    image: shop:1\n  svc0003: {image: x}")]),
+            "duplicate key `svc0003`".to_string(),
+            format!("unitgen.yaml:{}:3", image_line(950) + 1),
+        ),
+        (
+            big_template(&[
+                (10, "    image: \"{{ nope }}\""),
+                (990, "    image: \"{{ nope }}\""),
+            ]),
+            "undefined variable `nope`".to_string(),
+            format!("unitgen.yaml:{}:", image_line(990)),
+        ),
+    ];
+    for (yaml, message, at) in cases {
+        assert!(yaml.len() > 64 * 1024, "big enough to be read in halves");
+        let (out, _dir) = run(&yaml, &[]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&message), "expected {message:?} in:\n{err}");
+        assert!(err.contains(&at), "expected location {at:?} in:\n{err}");
+    }
+    // Both halves' problems, in file order.
+    let (out, _dir) = run(
+        &big_template(&[
+            (10, "    image: \"{{ nope }}\""),
+            (990, "    image: \"{{ nope }}\""),
+        ]),
+        &[],
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    let first = err.find(&format!("unitgen.yaml:{}:", image_line(10)));
+    let second = err.find(&format!("unitgen.yaml:{}:", image_line(990)));
+    assert!(first.is_some() && first < second, "{err}");
+}

@@ -152,19 +152,23 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
 }
 
 /// Units as `head` shows several files (after a blank line if `more`
-/// follows earlier ones), in one write of text sized up front: thousands
-/// of units are megabytes, which growing a string (or a write per unit)
-/// would copy again.
+/// follows earlier ones), written in chunks of some 64 KiB: thousands of
+/// units are megabytes, which one string would take fresh from the system
+/// (page by page, the system zeroing each) only to copy them out, and a
+/// write per unit would be thousands of system calls.
 fn print_units(units: &[UnitFile], more: bool) -> Result<()> {
-    let header = "\n# ==>  <==\n".len();
-    let size = units.iter().map(|u| header + u.name.len() + u.text.len());
-    let mut text = String::with_capacity(size.sum());
+    const CHUNK: usize = 64 * 1024;
+    let mut text = String::with_capacity(2 * CHUNK);
     for (i, unit) in units.iter().enumerate() {
         if i > 0 || more {
             text.push('\n');
         }
         for part in ["# ==> ", &unit.name, " <==\n", &unit.text] {
             text.push_str(part);
+        }
+        if text.len() >= CHUNK {
+            out!("{text}")?;
+            text.clear();
         }
     }
     out!("{text}")?;
