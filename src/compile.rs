@@ -779,7 +779,11 @@ impl<'a> ServiceCompiler<'a> {
             (&def.cap_drop, &mut service.cap_drop),
         ] {
             for cap in list.iter().flatten() {
-                if let Some((c, _)) = self.expand_spanned(cap) {
+                if let Some((c, at)) = self.expand_spanned(cap) {
+                    // Docker refuses to start a container with another.
+                    if let Err(msg) = syntax::check_capability(&c) {
+                        self.problem(&at, msg);
+                    }
                     out.push(c);
                 }
             }
@@ -788,6 +792,15 @@ impl<'a> ServiceCompiler<'a> {
         service.init = def.init.unwrap_or(false);
         if let Some(tmpfs) = &def.tmpfs {
             service.tmpfs = self.words(tmpfs, false).unwrap_or_default();
+            // Docker refuses to start a container with a relative one.
+            for mount in &service.tmpfs {
+                if !mount.starts_with('/') {
+                    self.problem(
+                        &self.at(&tmpfs.referenced),
+                        format!("tmpfs `{mount}` is not an absolute path in the container"),
+                    );
+                }
+            }
         }
         if let Some(grace) = &def.stop_grace_period
             && let Some((text, at)) = self.expand_spanned(grace)

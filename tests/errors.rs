@@ -73,6 +73,22 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // Docker refuses it at the start: "unknown capability".
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cap_add: [NET_BIND_SERVCE]\n",
+            args: &[],
+            message: "`NET_BIND_SERVCE` is not a Linux capability",
+            at: "unitgen.yaml:5:15",
+            hint: None,
+        },
+        Case {
+            // Docker refuses it at the start: "mount path must be absolute".
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    tmpfs: [run]\n",
+            args: &[],
+            message: "tmpfs `run` is not an absolute path in the container",
+            at: "unitgen.yaml:5:12",
+            hint: None,
+        },
+        Case {
             // Docker refuses it at the start: "it needs to be an absolute path".
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    working_dir: app/src\n",
             args: &[],

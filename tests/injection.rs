@@ -240,14 +240,6 @@ const SOURCES: &[Source] = &[
         literal: false,
     },
     Source {
-        name: "cap_add",
-        kind: Kind::Escaped,
-        web: "    cap_add: [\"{{ v }}\"]\n",
-        top: "",
-        entry: "",
-        literal: false,
-    },
-    Source {
         name: "health_path",
         kind: Kind::Checked,
         web: "    health_path: \"/{{ v }}\"\n",

@@ -392,6 +392,68 @@ pub fn check_label_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The Linux capabilities, as `docker run --cap-add` names them (without
+/// `CAP_`; any case; `ALL` for every one).
+const CAPABILITIES: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+    "ALL",
+];
+
+/// A capability Docker knows: it refuses to start a container with another
+/// ("invalid CapAdd: unknown capability").
+pub fn check_capability(cap: &str) -> Result<(), String> {
+    let upper = cap.to_ascii_uppercase();
+    let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if CAPABILITIES.contains(&name) {
+        return Ok(());
+    }
+    let mut message = format!("`{cap}` is not a Linux capability");
+    if let Some(hint) = crate::diagnostic::did_you_mean(name, CAPABILITIES.iter().copied()) {
+        message.push_str(&format!(": {hint}"));
+    }
+    Err(message)
+}
+
 /// Secret names appear in units (`Secret=VAR NAME …`): one word.
 pub fn check_secret_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

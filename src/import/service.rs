@@ -147,9 +147,13 @@ impl Importer<'_> {
             "ports" => self.ports(value, out),
             "volumes" => self.volumes(value, out),
             "tmpfs" => {
+                let absolute = |mount: &str| match mount.starts_with('/') {
+                    true => Ok(()),
+                    false => Err(format!("`{mount}` is not an absolute path, which Docker needs")),
+                };
                 for item in self.string_list(value, name) {
-                    if let Some(t) = self.text(item, name) {
-                        out.push("tmpfs", Scalar::Text(t));
+                    if let Some(t) = self.checked(item, name, absolute) {
+                        out.push("tmpfs", t);
                     }
                 }
             }
@@ -193,8 +197,8 @@ impl Importer<'_> {
             "cpus" => self.limit(value, name, name, syntax::check_cpus, out),
             "cap_add" | "cap_drop" => {
                 for item in self.string_list(value, name) {
-                    if let Some(cap) = self.text(item, name) {
-                        out.push(name, Scalar::Text(cap));
+                    if let Some(cap) = self.checked(item, name, syntax::check_capability) {
+                        out.push(name, cap);
                     }
                 }
             }
