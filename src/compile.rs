@@ -133,6 +133,16 @@ pub fn compile(
     let volume_decls = (app_file.doc.volumes.iter().flatten())
         .map(|(name, decl)| (name.value.as_str(), decl))
         .collect();
+    // A shared volume's own name is given to Docker as it is: one that is
+    // not a volume name is refused by Docker, or (`/etc`) read as a host
+    // folder to bind-mount.
+    for decl in app_file.doc.volumes.iter().flatten().map(|(_, d)| d) {
+        if let Some(name) = &decl.name
+            && let Err(msg) = syntax::check_volume_name(&name.value)
+        {
+            problems.push(Problem::new(msg).at(&app_file.at(&name.referenced)));
+        }
+    }
     let mut compiler = ServiceCompiler {
         file: app_file,
         env: template_env(),

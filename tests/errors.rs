@@ -73,6 +73,14 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // Docker would bind-mount the host's /etc for this "volume".
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    volumes: [\"shared:/s\"]\nvolumes:\n  shared: {external: true, name: /etc}\n",
+            args: &[],
+            message: "`/etc` is not a Docker volume name",
+            at: "unitgen.yaml:7:34",
+            hint: None,
+        },
+        Case {
             // Docker refuses it at the start: "unknown capability".
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cap_add: [NET_BIND_SERVCE]\n",
             args: &[],

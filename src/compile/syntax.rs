@@ -392,6 +392,22 @@ pub fn check_label_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A name Docker's local volume driver takes (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`).
+pub fn check_volume_name(name: &str) -> Result<(), String> {
+    let ok = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Docker volume name: two or more letters, digits, `_`, `.` or `-`, starting with a letter or digit"
+        ))
+    }
+}
+
 /// The Linux capabilities, as `docker run --cap-add` names them (without
 /// `CAP_`; any case; `ALL` for every one).
 const CAPABILITIES: &[&str] = &[
