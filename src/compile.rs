@@ -334,6 +334,32 @@ fn undeclared_set(key: &str, declared: &HashSet<String>, used: &HashSet<String>)
     .help(help)
 }
 
+/// The commonest templated text, one value put into text
+/// (`https://{{ domain }}/`), as the engine would write it, without
+/// compiling a template for it (which costs more than the rest of a
+/// service's compile), and the name it uses. None for any other text
+/// (filters, expressions, statements, whitespace control, a name that is
+/// no value, a final line break, which the engine drops): the engine
+/// evaluates those.
+fn substitute_one<'t>(
+    text: &'t str,
+    values: &BTreeMap<String, Value>,
+) -> Option<(String, &'t str)> {
+    let (before, rest) = text.split_once("{{")?;
+    let (inner, after) = rest.split_once("}}")?;
+    let plain = |part: &str| !["{{", "{%", "{#"].iter().any(|m| part.contains(m));
+    let name = inner.trim_matches(' ');
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let literal = ["true", "false", "none", "True", "False", "None"].contains(&name);
+    if !plain(before) || !plain(after) || !identifier || literal || text.ends_with(['\n', '\r']) {
+        return None;
+    }
+    // Undefined names are the engine's to report.
+    let value = values.get(name)?;
+    Some((format!("{before}{value}{after}"), name))
+}
+
 /// The work one templated value may make the engine do (minijinja's fuel:
 /// about one unit per instruction or per 64 bytes produced). Real values
 /// use a few hundred; a runaway loop stops here, in milliseconds, with an
@@ -421,6 +447,11 @@ impl<'a> ServiceCompiler<'a> {
     fn expand(&mut self, text: &str, at: &Location) -> Option<String> {
         let out = if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             text.to_string()
+        } else if let Some((out, name)) = substitute_one(text, &self.values) {
+            if let Some(used) = &mut self.used {
+                used.insert(name.to_string());
+            }
+            out
         } else {
             if let Some(used) = &mut self.used
                 && let Ok(parsed) = self.env.template_from_str(text)
@@ -1775,6 +1806,53 @@ mod tests {
             .filter_map(|p| p.at.as_ref().map(|at| at.span.offset()))
             .collect();
         assert!(offsets.is_sorted(), "{messages:#?}");
+    }
+
+    #[test]
+    fn one_value_put_into_text_is_what_the_engine_writes() {
+        let values: BTreeMap<String, Value> = [
+            ("domain", Value::from("shop.example.com")),
+            ("tag", Value::from("1.10")),
+            ("list", Value::from(vec!["a", "b"])),
+            ("empty", Value::from("")),
+            ("none", Value::from("a value named none")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let env = template_env();
+        let context = Value::from(values.clone());
+        for text in [
+            "https://{{ domain }}/svc",
+            "{{domain}}",
+            "{{   tag   }}",
+            "x{{ list }}y",
+            "{{ empty }}",
+            "}} {{ domain }} }}",
+            "a { b {{ tag }} c } d",
+        ] {
+            let (fast, _) = substitute_one(text, &values).expect(text);
+            assert_eq!(
+                fast,
+                env.render_str(text, context.clone()).unwrap(),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "{{ domain | upper }}",
+            "{{- domain }}",
+            "{{ domain }}{{ tag }}",
+            "{{ domain }}{% if true %}x{% endif %}",
+            "{# c #}{{ domain }}",
+            "{{ nope }}",
+            "{{ none }}",
+            "{{ domain }}\n",
+            "{{ do main }}",
+            "{{ 1domain }}",
+            "{{\tdomain }}",
+        ] {
+            assert_eq!(substitute_one(text, &values), None, "{text:?}");
+        }
     }
 
     fn service(name: &str, depends_on: &[&str]) -> Service {
