@@ -766,7 +766,20 @@ impl<'a> ServiceCompiler<'a> {
             .hostname
             .as_ref()
             .and_then(|h| self.expand_spanned(h))
-            .map(|v| v.0);
+            .map(|(name, at)| {
+                // Linux takes at most 64 bytes: Docker refuses to run a
+                // container with a longer one.
+                if name.len() > 64 {
+                    self.problem(
+                        &at,
+                        format!(
+                            "this hostname is {} bytes long; Linux takes at most 64",
+                            name.len()
+                        ),
+                    );
+                }
+                name
+            });
         if let Some(restart) = &def.restart {
             let at = self.at(&restart.referenced);
             service.restart = match restart.value.as_str() {

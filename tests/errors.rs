@@ -81,6 +81,14 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // Docker refuses to run it ("invalid hostname" from Linux).
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    hostname: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+            args: &[],
+            message: "this hostname is 65 bytes long; Linux takes at most 64",
+            at: "unitgen.yaml:5:15",
+            hint: None,
+        },
+        Case {
             // Docker refuses it at the start: "unknown capability".
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cap_add: [NET_BIND_SERVCE]\n",
             args: &[],

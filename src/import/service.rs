@@ -171,7 +171,16 @@ impl Importer<'_> {
                     out.set(name, Value::Scalar(dir));
                 }
             }
-            "hostname" | "stop_signal" => {
+            "hostname" => {
+                let short = |host: &str| match host.len() <= 64 {
+                    true => Ok(()),
+                    false => Err(format!("a hostname of {} bytes: Linux takes at most 64", host.len())),
+                };
+                if let Some(host) = self.checked(value, name, short) {
+                    out.set(name, Value::Scalar(host));
+                }
+            }
+            "stop_signal" => {
                 if let Some(text) = self.text(value, name) {
                     out.set(name, Value::text(text));
                 }
