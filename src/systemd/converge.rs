@@ -194,16 +194,6 @@ fn names(units: &[UnitFile]) -> Vec<String> {
     units.iter().map(|u| u.name.clone()).collect()
 }
 
-/// [`names`], less template units (`x-backup-failed@.service`): systemd
-/// looks up and loads only their instances (`OnFailure=` names one), and
-/// refuses the template's own name ("missing the instance name").
-fn instance_names(units: &[UnitFile]) -> Vec<String> {
-    (units.iter())
-        .filter(|u| !u.name.contains("@."))
-        .map(|u| u.name.clone())
-        .collect()
-}
-
 fn bus(e: crate::systemd::Error) -> Failure {
     Failure::new(e.to_string())
 }
@@ -235,7 +225,7 @@ fn run(
         outcome.removed = removed;
         fault::point("after-stop");
     }
-    let fresh = only_adds(plan) && !systemd.any_known(&instance_names(&plan.add));
+    let fresh = only_adds(plan) && !systemd.any_known(&names(&plan.add));
     // Removed files go, new and changed ones are written and enabled (from
     // the files on disk, with units found not enabled): then one reload,
     // which also makes the targets they are wanted by (the instance target,
@@ -251,7 +241,7 @@ fn run(
     reenable(systemd, &plan.started_by_apply(&changed))?;
     fault::point("after-enable");
     // See `only_adds`.
-    let reload_later = fresh && systemd.load_all(&instance_names(&plan.add)).map_err(bus)?;
+    let reload_later = fresh && systemd.load_all(&names(&plan.add)).map_err(bus)?;
     if !reload_later {
         systemd.reload().map_err(bus)?;
     }
