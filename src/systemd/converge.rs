@@ -241,7 +241,8 @@ fn run(
     reenable(systemd, &plan.started_by_apply(&changed))?;
     fault::point("after-enable");
     // See `only_adds`.
-    let reload_later = fresh && systemd.load_all(&names(&plan.add)).map_err(bus)?;
+    let reload_later =
+        fresh && (systemd.loaded_from(&names(&plan.add), &host.unit_dir)).map_err(bus)?;
     if !reload_later {
         systemd.reload().map_err(bus)?;
     }
@@ -350,15 +351,14 @@ fn run(
 /// Whether `plan` only adds units: then, when systemd did not know any of
 /// them before their files were written ([`Systemd::any_known`]), their
 /// jobs start before the reload instead of after it. systemd loads a unit
-/// it does not know from its file when first named (by a job, or by
-/// [`Systemd::load_all`], which checks that each loads; else the reload
-/// comes first, as for every other apply), from the same file a reload
-/// would find, so nothing needs the reload before those jobs: it only
-/// makes the targets loaded before this apply (`multi-user.target`) see
-/// their new wants. And it costs: systemd reruns every generator and
-/// rereads every unit, 0.1 s on an idle host and most of a second on a busy
-/// one, all of it before the first container could start. After the jobs,
-/// it is done while the settle window runs.
+/// it does not know from its file when a job (or
+/// [`Systemd::loaded_from`], which checks it) first names it, so nothing
+/// needs the reload before those jobs: it only makes the targets loaded
+/// before this apply (`multi-user.target`) see their new wants. And it
+/// costs: systemd reruns every generator and rereads every unit, 0.1 s on
+/// an idle host and most of a second on a busy one, all of it before the
+/// first container could start. After the jobs, it is done while the
+/// settle window runs.
 fn only_adds(plan: &Plan) -> bool {
     !plan.add.is_empty()
         && plan.change.is_empty()
