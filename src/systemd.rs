@@ -12,7 +12,6 @@ pub mod observe;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 
 use futures_util::future::join_all;
 use zbus::blocking::{Connection, MessageIterator, connection};
@@ -331,49 +330,6 @@ impl Systemd {
         self.manager
             .reload()
             .map_err(|e| Error::new("reloading systemd's unit files", e))
-    }
-
-    /// Whether systemd has any of these units in memory (loaded, or found
-    /// missing when something named it): one `GetUnit` each, all sent at
-    /// once. An answer other than "no such unit" counts as yes.
-    pub fn any_known(&self, units: &[String]) -> bool {
-        let calls: Vec<(&str, &str)> = units.iter().map(|u| ("GetUnit", u.as_str())).collect();
-        self.call_manager_all(&calls)
-            .iter()
-            .any(|reply| match reply {
-                Ok(_) => true,
-                Err(e) => refusal(e).is_none_or(|(name, _)| name != NO_SUCH_UNIT),
-            })
-    }
-
-    /// Loads these units (systemd loads a unit it does not know yet from
-    /// disk when first named) and says whether each came out loaded from
-    /// the file of that name in `unit_dir` (the folder as this process sees
-    /// it, maybe under the host's root). For units it did not know before
-    /// ([`Systemd::any_known`]), jobs for them then run those files without
-    /// a `daemon-reload`. One call loads and lists them all, then one read
-    /// of each unit's file, all sent at once; a read that fails answers no.
-    pub fn loaded_from(&self, units: &[String], unit_dir: &Path) -> Result<bool, Error> {
-        let listed = self.list_by_names(units)?;
-        if listed.iter().any(|unit| unit.2 != "loaded") {
-            return Ok(false);
-        }
-        let get = ("org.freedesktop.systemd1.Unit", "FragmentPath");
-        let calls: Vec<(&str, &str, &str, (&str, &str))> = (listed.iter())
-            .map(|listed| (listed.6.as_str(), PROPERTIES, "Get", get))
-            .collect();
-        let replies = self.call_all(&calls);
-        Ok(units.iter().zip(replies).all(|(name, reply)| {
-            let fragment = (reply.ok())
-                .and_then(|reply| reply.body().deserialize::<OwnedValue>().ok())
-                .and_then(|value| String::try_from(value).ok());
-            fragment.as_deref().map(Path::new).is_some_and(|path| {
-                path.file_name().is_some_and(|file| file == name.as_str())
-                    && (path.parent())
-                        .and_then(|dir| dir.strip_prefix("/").ok())
-                        .is_some_and(|dir| unit_dir.ends_with(dir))
-            })
-        }))
     }
 
     /// When the manager started, in microseconds since the epoch.

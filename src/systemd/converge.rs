@@ -5,9 +5,7 @@
 //! 1. removed units are stopped, disabled and deleted first, so that the
 //!    ports and names they hold are free for what comes next;
 //! 2. new and changed files are written atomically; new units, and
-//!    unchanged ones found not enabled, are enabled; systemd reloads once
-//!    (for an apply that only adds units, after step 3: see
-//!    [`only_adds`]);
+//!    unchanged ones found not enabled, are enabled; systemd reloads once;
 //! 3. one batch of jobs: start for new units and unchanged ones found
 //!    stopped, restart for changed ones and unchanged ones that run
 //!    something else than their file (see [`Plan::observe`]), reload for
@@ -225,7 +223,6 @@ fn run(
         outcome.removed = removed;
         fault::point("after-stop");
     }
-    let fresh = only_adds(plan) && !systemd.any_known(&names(&plan.add));
     // Removed files go, new and changed ones are written and enabled (from
     // the files on disk, with units found not enabled): then one reload,
     // which also makes the targets they are wanted by (the instance target,
@@ -240,12 +237,7 @@ fn run(
     let changed: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
     reenable(systemd, &plan.started_by_apply(&changed))?;
     fault::point("after-enable");
-    // See `only_adds`.
-    let reload_later =
-        fresh && (systemd.loaded_from(&names(&plan.add), &host.unit_dir)).map_err(bus)?;
-    if !reload_later {
-        systemd.reload().map_err(bus)?;
-    }
+    systemd.reload().map_err(bus)?;
     (options.on_loaded)();
     fault::point("after-reload");
 
@@ -263,16 +255,12 @@ fn run(
     let touched: Vec<String> = (starts.iter().chain(&restarts).chain(&reloads))
         .cloned()
         .collect();
-    // Units systemd loaded only now (see `only_adds`) have neither failed
-    // nor restarted: nothing to reset or read before their jobs.
-    if !reload_later {
-        systemd.reset_failed_all(&touched);
-    }
+    systemd.reset_failed_all(&touched);
     // systemd's count of its own restarts of each unit (`Restart=`), before
     // the jobs: one that rose since is a unit that went down, however
     // briefly. Read now, not as each job ends: that would hold up the
     // reading of the other jobs' ends while systemd is busiest.
-    let restarts_before: HashMap<String, u32> = if options.settle.is_zero() || reload_later {
+    let restarts_before: HashMap<String, u32> = if options.settle.is_zero() {
         HashMap::new()
     } else {
         let summaries = systemd.summaries(&touched).map_err(bus)?;
@@ -295,11 +283,6 @@ fn run(
         watch,
     );
     fault::point("after-start");
-    if reload_later && jobs.is_ok() {
-        // Counts towards the settle window that follows (its deadlines
-        // are the jobs' ends). A failed apply is restored, which reloads.
-        systemd.reload().map_err(bus)?;
-    }
 
     // Units whose job succeeded are watched for the settle time even when
     // others failed: every unit that does not come up is reported.
@@ -346,25 +329,6 @@ fn run(
     outcome.restarted = restarts;
     outcome.reloaded = reloads;
     Ok(outcome)
-}
-
-/// Whether `plan` only adds units: then, when systemd did not know any of
-/// them before their files were written ([`Systemd::any_known`]), their
-/// jobs start before the reload instead of after it. systemd loads a unit
-/// it does not know from its file when a job (or
-/// [`Systemd::loaded_from`], which checks it) first names it, so nothing
-/// needs the reload before those jobs: it only makes the targets loaded
-/// before this apply (`multi-user.target`) see their new wants. And it
-/// costs: systemd reruns every generator and rereads every unit, 0.1 s on
-/// an idle host and most of a second on a busy one, all of it before the
-/// first container could start. After the jobs, it is done while the
-/// settle window runs.
-fn only_adds(plan: &Plan) -> bool {
-    !plan.add.is_empty()
-        && plan.change.is_empty()
-        && plan.remove.is_empty()
-        && plan.moved.is_empty()
-        && plan.repair.is_empty()
 }
 
 /// A changed unit's `[Install]` section may have changed (what it is
