@@ -226,7 +226,11 @@ fn run(
     // Removed files go, new and changed ones are written and enabled (from
     // the files on disk, with units found not enabled): then one reload,
     // which also makes the targets they are wanted by (the instance target,
-    // multi-user.target) see their new wants.
+    // multi-user.target) see their new wants. The reload comes before any
+    // start, even from scratch where systemd would load the new units when
+    // first named: a unit started before a reload loses its start count at
+    // it, so `restart: on-failure:N` restarted once more than N (tests/
+    // compose_apply.rs on_failure_n_...).
     *touched = true;
     unit_dir::write_plan(&host.unit_dir, plan)?;
     fault::point("after-write-units");
