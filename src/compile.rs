@@ -357,7 +357,24 @@ fn substitute_one<'t>(
     }
     // Undefined names are the engine's to report.
     let value = values.get(name)?;
-    Some((format!("{before}{value}{after}"), name))
+    Some((format!("{before}{}{after}", Written(value)), name))
+}
+
+/// A value as `{{ }}` writes it: as minijinja does, but a boolean as YAML
+/// and compose write it (`true`, not Jinja's `True`): `debug: true` put
+/// into `DEBUG={{ debug }}` must give the container what compose gives it
+/// for `DEBUG=${DEBUG}` (apps compare with "true").
+struct Written<'v>(&'v Value);
+
+impl std::fmt::Display for Written<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.kind() {
+            minijinja::value::ValueKind::Bool => {
+                f.write_str(if self.0.is_true() { "true" } else { "false" })
+            }
+            _ => self.0.fmt(f),
+        }
+    }
 }
 
 /// The work one templated value may make the engine do (minijinja's fuel:
@@ -376,6 +393,12 @@ fn template_env() -> Environment<'static> {
     env.add_filter("required", required);
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_recursion_limit(TEMPLATE_RECURSION);
+    env.set_formatter(|out, state, value| match value.kind() {
+        minijinja::value::ValueKind::Bool => {
+            write!(out, "{}", Written(value)).map_err(minijinja::Error::from)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     env
 }
 
@@ -1829,6 +1852,7 @@ mod tests {
             ("list", Value::from(vec!["a", "b"])),
             ("empty", Value::from("")),
             ("none", Value::from("a value named none")),
+            ("debug", values::scalar_value("true")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -1843,6 +1867,7 @@ mod tests {
             "{{ empty }}",
             "}} {{ domain }} }}",
             "a { b {{ tag }} c } d",
+            "DEBUG={{ debug }}",
         ] {
             let (fast, _) = substitute_one(text, &values).expect(text);
             assert_eq!(
@@ -1850,6 +1875,14 @@ mod tests {
                 env.render_str(text, context.clone()).unwrap(),
                 "{text:?}"
             );
+        }
+        // A boolean is written as YAML and compose write it, not as Jinja.
+        for (text, written) in [
+            ("DEBUG={{ debug }}", "DEBUG=true"),
+            ("{{ not debug }}", "false"),
+            ("{{ debug and 'yes' }}", "yes"),
+        ] {
+            assert_eq!(env.render_str(text, context.clone()).unwrap(), written);
         }
         for text in [
             "{{ domain | upper }}",

@@ -888,3 +888,20 @@ fn dotenv_values_are_what_compose_reads() {
     assert_eq!(render.code, 0, "{}", render.stderr);
     assert!(render.stdout.contains("nginx:1.27"), "{}", render.stdout);
 }
+
+/// `DEBUG=true` in `.env` reaches the container as `true`, as compose
+/// passes it: the imported value is a YAML boolean, which the template
+/// engine alone would write as `True` (apps compare with "true").
+#[test]
+fn a_boolean_from_dotenv_reaches_the_container_as_written() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx:1.27\n    environment:\n      DEBUG: ${DEBUG}\n      OFF: ${OFF:-false}\n",
+    )
+    .file(".env", "DEBUG=true\n");
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for env in ["--env DEBUG=true ", "--env OFF=false "] {
+        assert!(render.stdout.contains(env), "{env:?} in {}", render.stdout);
+    }
+}
