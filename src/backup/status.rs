@@ -76,7 +76,8 @@ pub fn read(
         last_good,
         last_run,
         last_run_time: recorded.map(|r| r.time),
-        next: (next != 0).then_some(next / 1_000_000),
+        // 0: none; infinity while the backup runs (the timer waits for it).
+        next: (next != 0 && next != u64::MAX).then_some(next / 1_000_000),
         interval,
         overdue,
     }))
@@ -118,7 +119,11 @@ pub fn print(status: &BackupStatus) {
     );
     println!(
         "  next {} (schedule `{}`{})",
-        status.next.map_or("not scheduled".to_string(), format_utc),
+        match (status.next, status.last_run.as_str()) {
+            (Some(next), _) => format_utc(next),
+            (None, "running") => "after this run".to_string(),
+            (None, _) => "not scheduled".to_string(),
+        },
         status.schedule,
         status
             .interval
