@@ -186,19 +186,15 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
     let routes = written_routes(&host, &instance);
-    let (mut plan, _) = host_plan(&host, &state, &installed, &desired, routes.as_ref())?;
+    let (mut plan, _) = host_plan(
+        &host,
+        &state,
+        &installed,
+        &desired,
+        routes.as_ref(),
+        Some((&store, &env_files)),
+    )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
-    if !installed.is_empty() {
-        plan.stale_secrets = store
-            .stale(&env_files)
-            .into_diagnostic()
-            .wrap_err_with(|| {
-                format!(
-                    "reading the secrets in {} (root-only)",
-                    store.dir().display()
-                )
-            })?;
-    }
     let stopped = crate::backup::stopped_for_copies(&host, &instance.prefix());
     if !stopped.is_empty() {
         plan.held_by_backup(&instance.backup_unit(), &stopped);
@@ -251,6 +247,7 @@ pub fn host_plan(
     installed: &[UnitFile],
     desired: &[UnitFile],
     routes: Option<&WrittenRoutes>,
+    secrets: Option<(&secrets::Store, &[secrets::EnvFile])>,
 ) -> Result<(Plan, Option<Intent>)> {
     let mut plan = plan_for_host(installed, desired);
     let intent = state.intent().map_err(|e| miette!("{e}"))?;
@@ -289,6 +286,15 @@ pub fn host_plan(
         && std::fs::read_to_string(&routes.path).ok().as_deref() != Some(routes.text.as_str())
     {
         plan.found(&routes.unit, crate::plan::Fault::RoutesNotWritten);
+    }
+    // The secrets files apply wrote: the units' next start reads them.
+    if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
+        plan.stale_secrets = store.stale(files).map_err(|e| {
+            miette!(
+                "reading the secrets in {} (root-only): {e}",
+                store.dir().display()
+            )
+        })?;
     }
     Ok((plan, intent))
 }
@@ -646,16 +652,15 @@ pub fn converge_and_record(
         crate::backup::await_running(&systemd, &backup_unit, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
-    let (mut plan, intent) = host_plan(host, state, installed, desired, how_routes.as_ref())
-        .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
-    if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
-        plan.stale_secrets = store.stale(files).map_err(|e| {
-            miette!(
-                "apply of {name} failed: reading the secrets in {}: {e}\nnothing on the host was changed",
-                store.dir().display()
-            )
-        })?;
-    }
+    let (plan, intent) = host_plan(
+        host,
+        state,
+        installed,
+        desired,
+        how_routes.as_ref(),
+        secrets,
+    )
+    .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
