@@ -283,13 +283,14 @@ pub fn stopped_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -
     } else {
         crate::router::on_host(host.root.as_deref(), Path::new("/run"))
     };
-    let dir = runtime.join(format!("unitgen/{prefix}-backup"));
+    let dir = runtime.join(model::runtime_directory(prefix));
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
+    let stop = format!("{}-", model::Consistency::Stop.as_str());
     let mut units: Vec<String> = entries
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("stop-"))
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stop))
         .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
         .flat_map(|text| {
             text.split_whitespace()

@@ -104,6 +104,14 @@ pub fn volume_path(volume: &str) -> String {
     format!("/volumes/{volume}.tar")
 }
 
+/// The backup unit's `RuntimeDirectory=` (under /run, or the user's
+/// runtime folder): where it keeps, while it runs, the marks of what it
+/// paused or stopped (`<consistency>-<service>`), which systemd removes
+/// when it ends.
+pub fn runtime_directory(prefix: &str) -> String {
+    format!("unitgen/{prefix}-backup")
+}
+
 pub fn dump_path(service: &str) -> String {
     format!("/dumps/{service}")
 }

@@ -37,6 +37,7 @@ impl Renderer {
             app => &instance.app,
             instance => &instance.instance,
             prefix => &prefix,
+            runtime_directory => backup::runtime_directory(&prefix),
             repository => systemd_environment("RESTIC_REPOSITORY", &backup.repository),
             password_file => systemd_environment("RESTIC_PASSWORD_FILE", &backup.password_file),
             environment_file => backup.environment_file.as_deref().map(systemd_value),
