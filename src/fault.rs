@@ -1,14 +1,28 @@
 //! Fault injection, for tests only: `UNITGEN_FAULT=<point>` makes unitgen
-//! abort at that point of an apply, as a `kill -9` would (no destructor
-//! runs, nothing is cleaned up), so tests can check that the next apply
+//! abort at that point of a command, as a `kill -9` would (no destructor
+//! runs, nothing is cleaned up), so tests can check that the next command
 //! repairs whatever was left half done. Unset, a point costs one lookup of
 //! the environment.
 //!
-//! The points, in the order an apply passes them: `after-intent`,
+//! The points of an apply, in the order it passes them: `after-intent`,
 //! `after-stop`, `after-write-units`, `after-enable`, `after-reload`,
 //! `after-start`, `before-record`, `after-record`; with a routed service
 //! (`systemd::handover`), `after-switch` comes before `after-intent`; with
-//! a changed router, `after-router-write` comes after `after-record`.
+//! a changed router, `after-router-write` comes after `after-record`. A
+//! rollback passes the same points (no handover, no router).
+//!
+//! A destroy's: `after-intent` (its intent recorded, nothing changed),
+//! `after-stop` (its units stopped and disabled, their files still there),
+//! `after-remove-units` (the files deleted, systemd not reloaded), with
+//! routes `after-unroute` (the router's copies removed, the router too when
+//! it served no other instance), `after-remove-secrets`, and with
+//! `--volumes` `after-remove-volumes` (before the state folder goes).
+//!
+//! A restore's: `after-intent` (its record written, nothing changed),
+//! `after-stop` (the services stopped), `after-restore-volume` (after each
+//! volume refilled, the first one first), `after-restore-dump` (after each
+//! dump read back), `after-start` (everything started again, its record not
+//! yet removed).
 
 /// The variable that names the point to abort at.
 pub const VAR: &str = "UNITGEN_FAULT";

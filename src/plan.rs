@@ -68,6 +68,11 @@ pub struct Plan {
     /// or the state directory could not be written): why this plan cannot
     /// say "up to date" even if everything else matches.
     pub unfinished: Option<String>,
+    /// A restore that did not finish (see [`crate::state::Restoring`]): the
+    /// instance's data may be half restored, whatever its units run. Apply
+    /// cannot mend that, only the restore run again: the plan is not up to
+    /// date until then.
+    pub restore: Option<String>,
     /// Units that something else starts (a timer, `OnFailure=`): apply
     /// installs, changes and removes them, but never starts them.
     pub triggered: Vec<String>,
@@ -283,6 +288,7 @@ impl Plan {
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
             && self.unfinished.is_none()
+            && self.restore.is_none()
             && self.stale_secrets.is_empty()
             && self.stale_route_files.is_empty()
     }
@@ -555,7 +561,7 @@ impl Plan {
                 paint("31", "!")
             );
         }
-        if let Some(why) = &self.unfinished {
+        for why in self.unfinished.iter().chain(&self.restore) {
             let _ = writeln!(out, "{} {why}", paint("31", "!"));
         }
         for (unit, paths) in &self.drop_ins {
@@ -924,6 +930,13 @@ mod tests {
         assert!(
             plan.describe(false)
                 .contains("! an earlier apply did not finish")
+        );
+        plan.unfinished = None;
+        plan.restore = Some("a restore of snapshot 4f3a9c1e did not finish".into());
+        assert!(!plan.is_up_to_date());
+        assert!(
+            plan.describe(false)
+                .contains("! a restore of snapshot 4f3a9c1e did not finish")
         );
     }
 

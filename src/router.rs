@@ -375,7 +375,7 @@ pub fn after_destroy(
              (on a host DNS does not point at: systemctl disable --now {ROUTER_UNIT})"
         ));
     } else if others.is_empty() {
-        converge::remove_all(host, std::slice::from_ref(&unit), progress)?;
+        converge::remove_all(host, std::slice::from_ref(&unit.name), progress)?;
         progress.line(&format!(
             "{ROUTER_UNIT}: no instance has routes any more: stopped and removed"
         ));

@@ -5,7 +5,8 @@
 //! ```text
 //! /var/lib/unitgen/blog-staging/
 //!   lock                    held (flock) while a command changes the instance
-//!   applying.json           an apply under way (or killed): see `Intent`
+//!   applying.json           an apply, rollback or destroy under way (or killed): see `Intent`
+//!   restoring.json          a restore under way (or killed): see `Restoring`
 //!   handover.json           a routed service's switch under way: `systemd::handover`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
@@ -20,6 +21,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::render::UnitFile;
@@ -49,15 +51,29 @@ pub struct RevisionInfo {
     pub rollback_of: Option<u64>,
 }
 
-/// An apply under way, written (atomically) before it touches the host and
-/// removed once its revision is recorded. Found by a later command, it
-/// says that apply was interrupted, and which units may still run the
-/// configuration from before it.
+/// A command under way on an instance, recorded in the instance's folder
+/// (atomically) before it touches the host and removed once it is done.
+/// Found by a later command, it says that one was interrupted (killed, or
+/// stopped by a failure it could not undo), and what finishes it.
+pub trait UnderWay: Serialize + DeserializeOwned {
+    /// Its file in the instance's folder.
+    const FILE: &'static str;
+}
+
+/// An apply, rollback or destroy under way, written (atomically) before it
+/// touches the host and removed once it is done (an apply's or rollback's
+/// revision recorded, a destroy's last file removed). Found by a later
+/// command, it says that command was interrupted, and, for an apply, which
+/// units may still run the configuration from before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
-    /// Digest of the units being applied (as in [`RevisionInfo::digest`]).
+    /// The command, and what finishing it needs.
+    #[serde(default)]
+    pub command: Command,
+    /// Digest of the units being applied (as in [`RevisionInfo::digest`]);
+    /// empty for a destroy.
     pub digest: String,
-    /// When the apply began, in microseconds since the epoch.
+    /// When the command began, in microseconds since the epoch.
     pub started_at: u64,
     /// Units restarted to run a new configuration: they may still run the
     /// old one if the apply stopped before restarting them.
@@ -68,12 +84,47 @@ pub struct Intent {
     pub loaded_at: Option<u64>,
 }
 
+impl UnderWay for Intent {
+    const FILE: &'static str = "applying.json";
+}
+
+/// Which command recorded an [`Intent`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// `apply` (and every intent written before this field existed).
+    #[default]
+    Apply,
+    /// `rollback` to this revision: running `rollback` again goes on to
+    /// it, not to the revision before the one it recorded.
+    Rollback { to: u64 },
+    /// `destroy`: every unit it removes and the routes file its routes unit
+    /// wrote, kept because their files go one by one, so that the next
+    /// destroy finishes the job even when nothing is left installed.
+    Destroy {
+        units: Vec<String>,
+        routes: Option<PathBuf>,
+    },
+}
+
 impl Intent {
     pub fn new(digest: String, restart: Vec<String>) -> Intent {
         Intent {
+            command: Command::Apply,
             digest,
             started_at: now_micros(),
             restart,
+            loaded_at: None,
+        }
+    }
+
+    /// A destroy of these units (see [`Command::Destroy`]).
+    pub fn destroy(units: Vec<String>, routes: Option<PathBuf>) -> Intent {
+        Intent {
+            command: Command::Destroy { units, routes },
+            digest: String::new(),
+            started_at: now_micros(),
+            restart: Vec::new(),
             loaded_at: None,
         }
     }
@@ -91,6 +142,60 @@ impl Intent {
             loaded = loaded.min(manager_started);
         }
         active_since < loaded
+    }
+}
+
+/// A restore under way (`restoring.json`), written before it stops the
+/// instance's services and removed once they run again on the restored
+/// data. Unlike an apply's intent, no apply finishes it: the volumes may be
+/// half emptied or half refilled, and only the restore, run again, puts the
+/// snapshot's data back (each volume is emptied and refilled whole, so a
+/// restore can always be run again, as restic's can). Apply starts what it
+/// stopped, keeps this record, and says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restoring {
+    /// The snapshot's id.
+    pub snapshot: String,
+    /// The instance the snapshot is of (`live` of `restore live --into
+    /// staging`).
+    pub from: String,
+    /// The instance restored into, when not `from` itself.
+    pub into: Option<String>,
+    /// The Docker volumes it replaces.
+    pub volumes: Vec<String>,
+    /// The services whose dump it reads back.
+    #[serde(default)]
+    pub dumps: Vec<String>,
+    /// When it began, in microseconds since the epoch.
+    pub started_at: u64,
+}
+
+impl UnderWay for Restoring {
+    const FILE: &'static str = "restoring.json";
+}
+
+impl Restoring {
+    /// What the user reads: what was interrupted, and what finishes it.
+    pub fn describe(&self) -> String {
+        let short = self.snapshot.get(..8).unwrap_or(&self.snapshot);
+        let into = self
+            .into
+            .as_ref()
+            .map_or(String::new(), |into| format!(" --into {into}"));
+        let data: Vec<String> = (self.volumes.iter())
+            .map(|volume| format!("volume {volume}"))
+            .chain(
+                self.dumps
+                    .iter()
+                    .map(|service| format!("the dump of {service}")),
+            )
+            .collect();
+        format!(
+            "a restore of snapshot {short} did not finish: {} may be half restored; \
+             `unitgen restore {} --snapshot {short}{into}` finishes it",
+            data.join(", "),
+            self.from
+        )
     }
 }
 
@@ -173,22 +278,20 @@ impl InstanceState {
         self.dir.join("revisions")
     }
 
-    fn intent_path(&self) -> PathBuf {
-        self.dir.join("applying.json")
+    /// Records a command under way before it touches the host (or updates
+    /// the record as it goes). Atomic: a crash leaves the old record or the
+    /// new one.
+    pub fn begin<T: UnderWay>(&self, record: &T) -> std::io::Result<()> {
+        let path = self.dir.join(T::FILE);
+        let json = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+        write_atomic_mode(&path, json.as_bytes(), PRIVATE_FILE)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
 
-    /// Records an apply's intent before it touches the host (or updates it
-    /// as it goes). Atomic: a crash leaves the old record or the new one.
-    pub fn begin(&self, intent: &Intent) -> std::io::Result<()> {
-        let json = serde_json::to_string_pretty(intent).map_err(std::io::Error::other)?;
-        write_atomic_mode(&self.intent_path(), json.as_bytes(), PRIVATE_FILE).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", self.intent_path().display()))
-        })
-    }
-
-    /// The intent of an apply that did not finish, if one did not.
-    pub fn intent(&self) -> std::io::Result<Option<Intent>> {
-        let path = self.intent_path();
+    /// The record of a command of this kind that did not finish, if one
+    /// did not.
+    pub fn under_way<T: UnderWay>(&self) -> std::io::Result<Option<T>> {
+        let path = self.dir.join(T::FILE);
         match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -201,10 +304,20 @@ impl InstanceState {
         }
     }
 
-    /// The apply is over: its revision is recorded, or the host is back as
-    /// it was.
-    pub fn finish(&self) -> std::io::Result<()> {
-        crate::unit_dir::remove_if_exists(&self.intent_path())
+    /// The intent of an apply, rollback or destroy that did not finish.
+    pub fn intent(&self) -> std::io::Result<Option<Intent>> {
+        self.under_way()
+    }
+
+    /// The restore that did not finish, if one did not.
+    pub fn restoring(&self) -> std::io::Result<Option<Restoring>> {
+        self.under_way()
+    }
+
+    /// The command is over: an apply's revision is recorded, or the host is
+    /// back as it was; a destroy or restore is done.
+    pub fn finish<T: UnderWay>(&self) -> std::io::Result<()> {
+        crate::unit_dir::remove_if_exists(&self.dir.join(T::FILE))
     }
 
     /// Every recorded revision, oldest first.
@@ -453,11 +566,49 @@ mod tests {
         let intent = Intent::new("sha256:x".into(), vec!["web".into()]);
         state.begin(&intent).unwrap();
         assert_eq!(state.intent().unwrap(), Some(intent));
-        state.finish().unwrap();
+        state.finish::<Intent>().unwrap();
         assert_eq!(state.intent().unwrap(), None);
         std::fs::write(state.dir().join("applying.json"), "garbage").unwrap();
         let err = state.intent().unwrap_err().to_string();
         assert!(err.contains("applying.json: unreadable"), "{err}");
+    }
+
+    #[test]
+    fn each_command_under_way_has_its_own_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let _lock = state.lock(|| {}).unwrap();
+        // Written by versions before `command`: an apply's.
+        std::fs::write(
+            state.dir().join("applying.json"),
+            r#"{"digest": "sha256:x", "started_at": 1, "restart": []}"#,
+        )
+        .unwrap();
+        assert_eq!(state.intent().unwrap().unwrap().command, Command::Apply);
+        let destroy = Intent::destroy(vec!["blog-live-web.service".into()], None);
+        state.begin(&destroy).unwrap();
+        let restoring = Restoring {
+            snapshot: "4f3a9c1e0123".into(),
+            from: "live".into(),
+            into: Some("staging".into()),
+            volumes: vec!["blog-staging-data".into()],
+            dumps: vec!["db".into()],
+            started_at: 1,
+        };
+        state.begin(&restoring).unwrap();
+        assert_eq!(state.intent().unwrap(), Some(destroy));
+        // An apply's end leaves an interrupted restore on record: only the
+        // restore run again puts its data back.
+        state.finish::<Intent>().unwrap();
+        assert_eq!(state.restoring().unwrap(), Some(restoring.clone()));
+        assert_eq!(
+            restoring.describe(),
+            "a restore of snapshot 4f3a9c1e did not finish: volume blog-staging-data, the dump of \
+             db may be half restored; `unitgen restore live --snapshot 4f3a9c1e --into staging` \
+             finishes it"
+        );
+        state.finish::<Restoring>().unwrap();
+        assert_eq!(state.restoring().unwrap(), None);
     }
 
     #[test]

@@ -458,6 +458,16 @@ impl Systemd {
             .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
     }
 
+    /// Whether a unit's file is enabled, as its symlinks on disk say now
+    /// (`GetUnitFileState`): the unit's `UnitFileState` is what systemd read
+    /// before its last reload, so a unit disabled since (by a destroy
+    /// killed before its reload) still reads as enabled there.
+    pub fn unit_file_state(&self, unit: &str) -> Result<String, Error> {
+        self.manager
+            .get_unit_file_state(unit)
+            .map_err(|e| Error::new(format!("reading whether {unit} is enabled"), e))
+    }
+
     /// Reads a unit's state. A unit without a unit file reads as
     /// `load_state == "not-found"`, inactive.
     pub fn unit_state(&self, unit: &str) -> Result<UnitState, Error> {

@@ -1006,3 +1006,101 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
     assert!(snapshots.as_array().is_some_and(|s| !s.is_empty()), "{err}");
     drop(server);
 }
+
+/// A restore killed halfway left the services stopped and the data half
+/// restored with nothing saying so: `plan` offered to start the services,
+/// `apply` started them on the half-restored data and said all was well.
+/// Now its record says what was interrupted until the restore, run again,
+/// finishes (apply starts the services and keeps saying so).
+#[test]
+fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
+    let world = World::new("ugrk");
+    let port = free_port();
+    let yaml = app("ugrk", "  repository: /var/backups/ugrk\n")
+        + "instances:\n"
+        + &instance("live", port, IMAGE, 1);
+    world.write(&yaml);
+    secret(&world, "/etc/ugrk/restic-password", PASSWORD);
+    world.apply_ok("live");
+    seed(&world, "live", "live files");
+    let live = || {
+        (
+            fingerprint("ugrk-live-dbdata"),
+            fingerprint("ugrk-live-files"),
+        )
+    };
+    let before = live();
+    ok(&world.unitgen(&["backup", "live"]), "backup live");
+    let short = snapshots(&world, "live")[0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    world.exec("live", "db", "rm -rf /db/*");
+    world.exec("live", "files", "rm -rf /srv/*");
+
+    // Killed with the files volume refilled and the database's dump not
+    // yet read back: its services are stopped.
+    let killed = world.unitgen_with(
+        &["restore", "live", "--yes"],
+        &[("UNITGEN_FAULT", "after-restore-volume")],
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert_eq!(world.active("ugrk-live-db.service"), "inactive");
+    let told = format!(
+        "a restore of snapshot {short} did not finish: volume ugrk-live-files, the dump of db \
+         may be half restored; `unitgen restore live --snapshot {short}` finishes it"
+    );
+    let plan = world.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(shown.contains(&told), "{shown}");
+    let status = world.unitgen(&["status", "live"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&status.stdout).contains(&told));
+
+    // apply starts what the restore stopped, and does not call that done.
+    let applied = world.apply("live");
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(said.contains(&told), "{said}");
+    assert!(!said.contains("up to date"), "{said}");
+    for unit in ["files.service", "db.service", "backup.timer"] {
+        assert_eq!(
+            world.active(&format!("ugrk-live-{unit}")),
+            "active",
+            "{unit}"
+        );
+    }
+    assert_ne!(live(), before, "the database is still empty");
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plan.stdout).contains(&told));
+
+    // Killed once more, after it started everything again: run as told, it
+    // finishes, and everything is as backed up.
+    let killed = world.unitgen_with(
+        &["restore", "live", "--yes"],
+        &[("UNITGEN_FAULT", "after-start")],
+    );
+    assert!(!killed.status.success());
+    assert!(String::from_utf8_lossy(&world.unitgen(&["plan", "live"]).stdout).contains(&told));
+    ok(
+        &world.unitgen(&["restore", "live", "--snapshot", &short, "--yes"]),
+        "restore as told",
+    );
+    assert_eq!(live(), before);
+    assert_eq!(serves(port).as_deref(), Some("live files\n"));
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+}

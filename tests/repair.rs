@@ -284,3 +284,189 @@ fn a_read_only_unit_dir_and_a_full_state_dir_are_told_truthfully() {
     assert_eq!(plan(&world).0, Some(0));
     assert_eq!(greeting(&world), "v2");
 }
+
+/// `web` routed by the host's router (plain HTTP, behind basic auth, so the
+/// router holds a copy of the htpasswd file), `api` with a greeting and a
+/// secret.
+fn routed_yaml(world: &World, app: &str, greeting: &str, ports: (u16, u16, u16)) -> String {
+    let (port, http, https) = ports;
+    format!(
+        "app: {app}
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+    environment: {{GREETING: \"{greeting}\"}}
+    secrets: {{TOKEN: token}}
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+    ports: [\"127.0.0.1:{{{{ port }}}}:80\"]
+secrets:
+  token: {{file: token.txt}}
+instances:
+  live:
+    port: {port}
+    routes:
+      - hosts: live.example.test
+        service: web
+        port: 80
+        tls: off
+        basic_auth: users.htpasswd
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+",
+        image = support::traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+    )
+}
+
+fn killed_at(world: &World, args: &[&str], point: &str) {
+    let killed = world.unitgen_with(args, &[("UNITGEN_FAULT", point)]);
+    assert_eq!(
+        killed.status.signal(),
+        Some(6),
+        "{args:?} was not aborted at {point}: {}",
+        text(&killed)
+    );
+}
+
+/// The crash-safety promise beyond apply: a rollback killed halfway was
+/// not seen by `plan` (killed before it changed anything, plan said "up to
+/// date") and, killed after it recorded its revision, running it again
+/// rolled back the rollback; a destroy killed after it removed the unit
+/// files left the router running and its copies in place, since the next
+/// destroy found nothing installed, and `plan` never said a destroy was
+/// interrupted.
+#[test]
+fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command() {
+    let mut world = World::new("ugcrash");
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    let out = std::process::Command::new("openssl")
+        .args(["passwd", "-apr1", "wonderland"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(world.dir().join("users.htpasswd"), format!("alice:{hash}")).unwrap();
+    std::fs::write(world.dir().join("token.txt"), "s3cr3t-ugcrash\n").unwrap();
+    world.write(&routed_yaml(&world, "ugcrash", "v1", ports));
+    world.apply_ok("live");
+    world.write(&routed_yaml(&world, "ugcrash", "v2", ports));
+    world.apply_ok("live");
+    assert_eq!(greeting(&world), "v2");
+
+    // Rollback killed before it changed anything: the host still runs the
+    // template, but not what was asked for.
+    killed_at(&world, &["rollback", "live"], "after-intent");
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "an earlier rollback to revision 1 did not finish: `unitgen rollback live` finishes it"
+        ),
+        "{shown}"
+    );
+    let status = world.unitgen(&["status", "live"]);
+    assert_eq!(status.status.code(), Some(3), "{}", text(&status));
+    assert!(text(&status).contains("a rollback to revision 1 did not finish"));
+    let out = world.unitgen(&["rollback", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(greeting(&world), "v1");
+
+    // Rollback (to revision 2 now) killed after it recorded revision 4:
+    // running it again finishes it instead of going back to revision 3.
+    killed_at(&world, &["rollback", "live"], "after-record");
+    assert_eq!(greeting(&world), "v2");
+    let out = world.unitgen(&["rollback", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("finishing the rollback to revision 2"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(greeting(&world), "v2");
+    assert_eq!(plan(&world).0, Some(0), "v2 is the template");
+
+    let destroy_note =
+        "an earlier destroy of ugcrash-live did not finish: `unitgen destroy live` finishes it";
+    let routed = || {
+        support::traefik::get_as(
+            Some("alice:wonderland"),
+            "http",
+            "live.example.test",
+            ports.1,
+            "/",
+            None,
+        )
+    };
+    // Destroy killed with its units stopped, their files still there: plan
+    // says so, and apply brings the instance back.
+    killed_at(&world, &["destroy", "live"], "after-stop");
+    assert_eq!(world.active("ugcrash-live-api.service"), "inactive");
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains(destroy_note), "{shown}");
+    world.apply_ok("live");
+    assert_eq!(greeting(&world), "v2");
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Killed after the router went (this was its only routed instance):
+    // apply brings the router back too.
+    killed_at(&world, &["destroy", "live"], "after-unroute");
+    assert!(!world.unit_file("unitgen-router.service").exists());
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains(destroy_note), "{shown}");
+    world.apply_ok("live");
+    assert_eq!(world.active("unitgen-router.service"), "active");
+    support::traefik::wait_until(
+        Duration::from_secs(30),
+        "live.example.test is routed again",
+        routed,
+        |a| a.status == 200 && a.body.trim() == "web",
+    );
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Killed with the unit files deleted: nothing of the instance is
+    // installed, yet the router, its copies and the secrets are still
+    // there. The next destroy removes them.
+    killed_at(&world, &["destroy", "live"], "after-remove-units");
+    assert!(!world.unit_file("ugcrash-live-api.service").exists());
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains(destroy_note), "{shown}");
+    assert!(shown.contains("+ ugcrash-live-api.service"), "{shown}");
+    let out = world.unitgen(&["destroy", "live"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("finishing the destroy that was interrupted"),
+        "{said}"
+    );
+    assert!(said.contains("no instance has routes any more"), "{said}");
+    assert!(!world.unit_file("unitgen-router.service").exists());
+    assert!(!is_running("unitgen-router"));
+    let router_files = world.sandbox.shared_dir().join("router/files/ugcrash-live");
+    assert!(!router_files.exists(), "{}", router_files.display());
+    let state = world.sandbox.root().join("var/lib/unitgen/ugcrash-live");
+    assert!(!state.join("secrets").exists(), "the secrets went");
+    assert!(!state.join("applying.json").exists(), "the destroy is done");
+    for service in ["api", "web"] {
+        assert!(!is_running(&format!("ugcrash-live-{service}")));
+    }
+    let networks = support::docker::docker(["network", "ls", "-q", "--filter", "name=ugcrash-"]);
+    assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "");
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(!shown.contains(destroy_note), "{shown}");
+    // And once more: nothing left to do is no error.
+    let out = world.unitgen(&["destroy", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+}

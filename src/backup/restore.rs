@@ -12,6 +12,7 @@
 use std::process::{Command, Stdio};
 
 use super::Repository;
+use crate::fault;
 use crate::model::backup::{Backup, Consistency, dump_path, volume_path};
 use crate::model::{Instance, VolumeSource};
 use crate::progress::Progress;
@@ -122,15 +123,20 @@ impl Restore<'_> {
             stops.push(timer.clone());
         }
         jobs(&systemd, JobKind::Stop, &stops)?;
+        fault::point("after-stop");
 
         for part in self.parts {
             for (name, volume) in &part.volumes {
                 progress.line(&format!("restoring volume {volume}"));
+                // A writer a killed restore left may still be at work on
+                // the volume: it goes before this one starts.
+                remove_container(&writer_name(volume))?;
                 pipe(
                     self.repository.dump(self.snapshot, &volume_path(name)),
                     self.volume_writer(volume),
                 )
                 .map_err(|e| format!("restoring volume {volume}: {e}"))?;
+                fault::point("after-restore-volume");
             }
         }
         for part in self.parts {
@@ -149,6 +155,7 @@ impl Restore<'_> {
                 reader,
             )
             .map_err(|e| format!("restoring the dump of {}: {e}", part.service))?;
+            fault::point("after-restore-dump");
         }
 
         let mut starts = services;
@@ -156,7 +163,9 @@ impl Restore<'_> {
             starts.push(timer);
         }
         progress.line(&format!("starting {}", starts.join(", ")));
-        jobs(&systemd, JobKind::Start, &starts)
+        jobs(&systemd, JobKind::Start, &starts)?;
+        fault::point("after-start");
+        Ok(())
     }
 
     /// A helper container that empties a volume, then unpacks a tar from
@@ -168,6 +177,8 @@ impl Restore<'_> {
             "--rm",
             "-i",
             "--network=none",
+            "--name",
+            &writer_name(volume),
             // Not the image's ENTRYPOINT, if it has one: its `sh` itself.
             "--entrypoint",
             "sh",
@@ -180,6 +191,26 @@ impl Restore<'_> {
         ])
         .stdout(Stdio::null());
         cmd
+    }
+}
+
+/// The helper container that writes `volume` (`.` is in no container name
+/// of a service).
+fn writer_name(volume: &str) -> String {
+    format!("{volume}.restore")
+}
+
+/// Removes a container, if there is one by that name.
+fn remove_container(name: &str) -> Result<(), String> {
+    let out = Command::new("docker")
+        .args(["rm", "--force", name])
+        .output()
+        .map_err(|e| format!("running docker: {e}"))?;
+    let why = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || why.contains("No such container") {
+        Ok(())
+    } else {
+        Err(format!("removing container {name}: {}", why.trim()))
     }
 }
 

@@ -22,7 +22,9 @@ use crate::pull::{self, PullPolicy, ServiceImage};
 use crate::render::UnitFile;
 use crate::router;
 use crate::secrets;
-use crate::state::{InstanceState, Intent, Provenance, now_micros, units_digest};
+use crate::state::{
+    Command, InstanceState, Intent, Provenance, RevisionInfo, now_micros, units_digest,
+};
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
 use crate::systemd::handover::{self, Handover, Routed};
 use crate::systemd::observe::observe;
@@ -255,25 +257,11 @@ pub fn host_plan(
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
-    let recorded = latest
-        .as_ref()
-        .is_some_and(|l| l.digest == units_digest(installed));
-    if !installed.is_empty() && !recorded {
-        let dir = state.dir().display();
-        plan.unfinished = Some(match (&intent, &latest) {
-            (Some(_), _) => format!(
-                "an earlier apply did not finish (it was stopped, or could not record its \
-                 revision in {dir}): applying completes it"
-            ),
-            (None, None) => {
-                format!("no revision in {dir} records the installed units: applying records one")
-            }
-            (None, Some(latest)) => format!(
-                "the installed units are not revision {} as recorded in {dir}: applying records them",
-                latest.number
-            ),
-        });
-    }
+    plan.unfinished = unfinished(state, intent.as_ref(), latest.as_ref(), installed);
+    plan.restore = state
+        .restoring()
+        .map_err(|e| miette!("{e}"))?
+        .map(|restoring| restoring.describe());
     if !plan.keep.is_empty() || !plan.change.is_empty() {
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
         let observed =
@@ -297,6 +285,60 @@ pub fn host_plan(
         })?;
     }
     Ok((plan, intent))
+}
+
+/// Why the state directory's record says the host is not as its last
+/// command left it: that command did not finish (see [`Intent`]), or no
+/// recorded revision matches the installed units. None when it did.
+fn unfinished(
+    state: &InstanceState,
+    intent: Option<&Intent>,
+    latest: Option<&RevisionInfo>,
+    installed: &[UnitFile],
+) -> Option<String> {
+    let dir = state.dir().display();
+    let name = state.name();
+    // The command line names the instance alone (app names have no `-`).
+    let instance = name.split_once('-').map_or(name.as_str(), |(_, i)| i);
+    let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
+    match intent {
+        Some(Intent {
+            command: Command::Destroy { .. },
+            ..
+        }) => {
+            return Some(format!(
+                "an earlier destroy of {name} did not finish: `unitgen destroy {instance}` \
+                 finishes it; applying brings the instance back"
+            ));
+        }
+        Some(Intent {
+            command: Command::Rollback { to },
+            digest,
+            ..
+        }) if !(recorded && latest.is_some_and(|l| &l.digest == digest)) => {
+            return Some(format!(
+                "an earlier rollback to revision {to} did not finish: `unitgen rollback \
+                 {instance}` finishes it; applying brings the template's units instead"
+            ));
+        }
+        _ => {}
+    }
+    if installed.is_empty() || recorded {
+        return None;
+    }
+    Some(match (intent, latest) {
+        (Some(_), _) => format!(
+            "an earlier apply did not finish (it was stopped, or could not record its \
+             revision in {dir}): applying completes it"
+        ),
+        (None, None) => {
+            format!("no revision in {dir} records the installed units: applying records one")
+        }
+        (None, Some(latest)) => format!(
+            "the installed units are not revision {} as recorded in {dir}: applying records them",
+            latest.number
+        ),
+    })
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
@@ -697,12 +739,14 @@ pub fn converge_and_record(
         }
         if intent.is_some() {
             // Killed after its revision was recorded: nothing left to do.
-            let _ = state.finish();
+            let _ = state.finish::<Intent>();
         }
-        progress.line(&format!(
-            "{name} is up to date (revision {})",
-            latest.map_or(0, |l| l.number)
-        ));
+        let number = latest.map_or(0, |l| l.number);
+        progress.line(&match &plan.restore {
+            None => format!("{name} is up to date (revision {number})"),
+            // Not up to date: its data may not be what it should.
+            Some(restore) => format!("{name}: its units are revision {number}, but {restore}"),
+        });
         return Ok(());
     }
     progress.line(&format!("{name}: {}", plan.summary()));
@@ -719,10 +763,16 @@ pub fn converge_and_record(
     // A target runs nothing of its own: only units that run a process can
     // run an old configuration.
     let restarts = plan.to_restart().into_iter().chain(plan.to_reload());
-    let intent = Intent::new(
-        digest.clone(),
-        restarts.filter(|u| !u.ends_with(".target")).collect(),
-    );
+    let intent = Intent {
+        command: match provenance.rollback_of {
+            Some(to) => Command::Rollback { to },
+            None => Command::Apply,
+        },
+        ..Intent::new(
+            digest.clone(),
+            restarts.filter(|u| !u.ends_with(".target")).collect(),
+        )
+    };
     // Before anything on the host changes: the images of the units about to
     // start are fetched, then the intent is recorded (see `Intent`).
     let prepare = |units: &[String]| {
@@ -827,7 +877,7 @@ pub fn converge_and_record(
             if failure.host != HostAfter::NotRestored {
                 // The host runs the recorded revision again (or never
                 // stopped running it).
-                let _ = state.finish();
+                let _ = state.finish::<Intent>();
             }
             // The router goes back to the service's own unit (restored).
             if let Err(e) = switch_back(switched) {
@@ -851,7 +901,7 @@ pub fn converge_and_record(
         }
     };
     fault::point("after-record");
-    if let Err(e) = state.finish() {
+    if let Err(e) = state.finish::<Intent>() {
         progress.line(&format!("warning: {e}"));
     }
     switch_back(switched).map_err(|failure| {
@@ -878,6 +928,9 @@ pub fn converge_and_record(
         done.restarted.len(),
         done.removed.len(),
     ));
+    if let Some(restore) = &plan.restore {
+        progress.line(&format!("{name}: warning: {restore}"));
+    }
     Ok(())
 }
 

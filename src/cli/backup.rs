@@ -11,9 +11,11 @@ use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::backup::restore::{self, Restore};
 use crate::backup::{LastBackup, Repository, Snapshot, human_size};
+use crate::fault;
 use crate::model::Instance;
 use crate::model::backup::Backup;
 use crate::progress::Progress;
+use crate::state::{Restoring, now_micros};
 use crate::systemd::{JobKind, JobResult};
 
 #[derive(Debug, Args)]
@@ -243,7 +245,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         confirm(&target.prefix())?;
     }
 
-    let (_state, _lock) = args.host.lock(&target.app, &target.instance)?;
+    let (state, _lock) = args.host.lock(&target.app, &target.instance)?;
     // Held to the end: no backup or check of the repository runs meanwhile.
     let _repository_lock = repo.lock().map_err(|e| miette!("{e}"))?;
     let installed = args.host.installed(&target.app, &target.instance)?;
@@ -254,6 +256,23 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         ));
     }
     let progress = Progress::default();
+    // Before its services stop: a restore killed from here on is seen by
+    // `plan`, `status` and `apply`, and finished by running it again.
+    let restoring = Restoring {
+        snapshot: snapshot.id.clone(),
+        from: source.instance.clone(),
+        into: args.into.clone(),
+        volumes: volumes.iter().map(ToString::to_string).collect(),
+        dumps: dumps.iter().map(ToString::to_string).collect(),
+        started_at: now_micros(),
+    };
+    state.begin(&restoring).map_err(|e| {
+        miette!(
+            "restore into {} failed: recording what it is about to do: {e}\nnothing was changed",
+            target.prefix()
+        )
+    })?;
+    fault::point("after-intent");
     Restore {
         host: &args.host.host()?,
         repository: &repo,
@@ -266,9 +285,17 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     .run(&progress)
     .map_err(|e| {
         miette!(
-            "restore into {} failed: {e}\nits services may be stopped: check `unitgen status {}`",
+            "restore into {} failed: {e}\nits services may be stopped and its volumes half \
+             restored: `unitgen restore` again finishes it once the cause is mended; `unitgen \
+             apply {}` starts its services on the data as it is",
             target.prefix(),
             target.instance
+        )
+    })?;
+    state.finish::<Restoring>().map_err(|e| {
+        miette!(
+            "{} is restored, but forgetting the restore's record failed: {e}",
+            target.prefix()
         )
     })?;
     progress.line(&format!(

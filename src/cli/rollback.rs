@@ -9,8 +9,9 @@ use super::apply::{How, converge_and_record};
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
 use super::{FileArgs, Outcome};
+use crate::fault;
 use crate::progress::Progress;
-use crate::state::Provenance;
+use crate::state::{Command, Intent, Provenance};
 use crate::systemd::converge;
 
 #[derive(Debug, Args)]
@@ -55,9 +56,23 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     let Some(current) = revisions.last() else {
         return Err(miette!("{name} has no recorded revision to roll back from"));
     };
-    let target = match args.to {
-        Some(n) => n,
-        None => revisions
+    // A rollback killed halfway (or after it recorded its revision) is
+    // finished, not rolled back in turn: the revision before the current
+    // one may be the very one it was leaving.
+    let interrupted = match state.intent().map_err(|e| miette!("{e}"))? {
+        Some(Intent {
+            command: Command::Rollback { to },
+            ..
+        }) => Some(to),
+        _ => None,
+    };
+    let target = match (args.to, interrupted) {
+        (Some(n), _) => n,
+        (None, Some(to)) => {
+            eprintln!("{name}: finishing the rollback to revision {to} that was interrupted");
+            to
+        }
+        (None, None) => revisions
             .iter()
             .rev()
             .find(|r| r.digest != current.digest)
@@ -117,27 +132,57 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         .map(|r| r.volumes)
         .unwrap_or_default();
     let progress = Progress::default();
+    // A destroy killed halfway recorded what it was removing: its files go
+    // one by one, and the routes file names the router's folder.
+    let (mut units, routes) = match state.intent().map_err(|e| miette!("{e}"))? {
+        Some(Intent {
+            command: Command::Destroy { units, routes },
+            ..
+        }) => {
+            progress.line(&format!(
+                "{name}: finishing the destroy that was interrupted"
+            ));
+            (units, routes)
+        }
+        _ => (Vec::new(), None),
+    };
+    for unit in &installed {
+        if !units.contains(&unit.name) {
+            units.push(unit.name.clone());
+        }
+    }
+    let routes = installed
+        .iter()
+        .find_map(super::apply::routes_file)
+        .or(routes);
+    // Before the host changes: a kill from here on is seen by `plan` and
+    // finished by the next destroy (see `Intent`).
+    state
+        .begin(&Intent::destroy(units.clone(), routes.clone()))
+        .map_err(|e| miette!("destroying {name}: recording what it is about to do: {e}"))?;
+    fault::point("after-intent");
+    let host = args.host.host()?;
     // A stand-in a killed apply left is no unit of the instance's: it goes
     // first (the routes go with the routes unit below).
     let record = state.dir().join(crate::systemd::handover::RECORD);
-    crate::systemd::handover::abandon(&args.host.host()?, &record, &progress)
+    crate::systemd::handover::abandon(&host, &record, &progress)
         .map_err(|f| miette!("destroying {name}: {}", f.message))?;
-    if installed.is_empty() {
+    if units.is_empty() {
         progress.line(&format!("{name} has no units installed"));
     } else {
-        let host = args.host.host()?;
-        converge::remove_all(&host, &installed, &progress)
+        converge::remove_all(&host, &units, &progress)
             .map_err(|f| miette!("destroying {name}: {}", f.message))?;
         progress.line(&format!(
             "{name}: {} stopped and removed",
-            crate::progress::count(installed.len(), "unit")
+            crate::progress::count(units.len(), "unit")
         ));
-        // Stopping the routes unit removed the routes file; the router
-        // goes too when it serves no other instance.
-        if let Some(file) = installed.iter().find_map(super::apply::routes_file) {
-            crate::router::after_destroy(&host, &file, &name, &progress)
-                .map_err(|f| miette!("destroying {name}'s routes: {}", f.message))?;
-        }
+    }
+    // Stopping the routes unit removed the routes file; the router goes
+    // too when it serves no other instance.
+    if let Some(file) = &routes {
+        crate::router::after_destroy(&host, file, &name, &progress)
+            .map_err(|f| miette!("destroying {name}'s routes: {}", f.message))?;
+        fault::point("after-unroute");
     }
     // Secrets go with the units that used them, whatever happens to volumes.
     let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);
@@ -147,29 +192,38 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             store.dir().display()
         )
     })?;
-    // Whatever an interrupted apply left to do is moot now.
-    state
-        .finish()
-        .map_err(|e| miette!("forgetting {name}'s unfinished apply: {e}"))?;
+    fault::point("after-remove-secrets");
     if args.volumes {
         let failed = crate::docker::remove_volumes(&volumes);
         if let Some((volume, why)) = failed.first() {
-            return Err(miette!("could not remove volume {volume}: {why}"));
+            return Err(miette!(
+                "could not remove volume {volume}: {why}\n\
+                 everything else of {name} is removed: `unitgen destroy {instance} --volumes` \
+                 finishes the job"
+            ));
         }
         progress.line(&if volumes.is_empty() {
             format!("{name}: no named volumes to remove")
         } else {
             format!("{name}: volumes removed: {}", volumes.join(", "))
         });
+        fault::point("after-remove-volumes");
         drop(lock);
+        // The intent goes with the rest: the last step.
         state
             .remove()
             .map_err(|e| miette!("forgetting {name}'s revisions: {e}"))?;
-    } else if !volumes.is_empty() {
+        return Ok(Outcome::Clean);
+    }
+    if !volumes.is_empty() {
         progress.line(&format!(
             "{name}: volumes kept: {} (destroy again with --volumes to delete them)",
             volumes.join(", ")
         ));
     }
+    // Done: the revisions stay (for `ls`, `history` and a later apply).
+    state
+        .finish::<Intent>()
+        .map_err(|e| miette!("destroying {name}: forgetting its record: {e}"))?;
     Ok(Outcome::Clean)
 }

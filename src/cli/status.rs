@@ -16,6 +16,7 @@ use crate::backup::status::{self as backup_status, BackupStatus};
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
 use crate::router::status::{self as route_status, RouteStatus};
+use crate::state::Command;
 use crate::{etcd, render};
 
 #[derive(Debug, Args)]
@@ -115,9 +116,13 @@ pub(super) struct Status {
     /// Why they could not be read, if they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     routes_error: Option<String>,
-    /// An apply began and did not finish.
+    /// An apply, rollback or destroy began and did not finish: which.
     #[serde(skip)]
-    unfinished: bool,
+    unfinished: Option<String>,
+    /// A restore that did not finish (see `state::Restoring`): what, and
+    /// what finishes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_unfinished: Option<String>,
 }
 
 impl Status {
@@ -125,7 +130,10 @@ impl Status {
     fn outcome(&self) -> Outcome {
         if self.units.is_empty() {
             Outcome::NotInstalled
-        } else if self.as_applied && self.units.iter().all(|u| u.active_state == "active") {
+        } else if self.as_applied
+            && self.restore_unfinished.is_none()
+            && self.units.iter().all(|u| u.active_state == "active")
+        {
             Outcome::Clean
         } else {
             Outcome::NotRunning
@@ -139,8 +147,8 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         return fleet::status(&args.fleet, &app, &instance, args.json);
     }
     let status = read(&args.host, &app, &instance)?;
-    let (revision, as_applied, unfinished) =
-        (status.revision, status.as_applied, status.unfinished);
+    let (revision, as_applied) = (status.revision, status.as_applied);
+    let unfinished = status.unfinished.clone();
     if args.json {
         outln!(
             "{}",
@@ -154,14 +162,18 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             instance,
             args.host.host()?.unit_dir.display()
         )?;
+        if let Some(unfinished) = &unfinished {
+            outln!("! {unfinished} (see `unitgen plan`)")?;
+        }
         return Ok(status.outcome());
     }
     let recorded = match (&status.revision_error, revision) {
         (Some(error), _) => format!("revision unknown: {error}"),
         (None, None) => "no revision recorded".to_string(),
         (None, Some(number)) if as_applied => format!("revision {number}"),
-        (None, Some(number)) if unfinished => {
-            format!("revision {number}, but a later apply did not finish (see `unitgen plan`)")
+        (None, Some(number)) if unfinished.is_some() => {
+            let unfinished = unfinished.as_deref().unwrap_or_default();
+            format!("revision {number}, but {unfinished} (see `unitgen plan`)")
         }
         (None, Some(number)) => {
             format!(
@@ -218,6 +230,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
              revision's (edited, or an apply did not finish): `unitgen plan`, `unitgen apply`"
         )?;
     }
+    if let Some(restore) = &status.restore_unfinished {
+        outln!("! {restore}")?;
+    }
     if let Some(backup) = &status.backup {
         backup_status::print(backup);
     }
@@ -252,11 +267,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         Ok(revisions) => (revisions.last().cloned(), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let unfinished = match state.intent() {
-        Ok(intent) => intent.is_some(),
-        Err(e) => return Err(miette::miette!("{e}")),
-    };
-    let as_applied = !unfinished
+    let unfinished = state
+        .intent()
+        .map_err(|e| miette::miette!("{e}"))?
+        .map(|intent| match intent.command {
+            Command::Apply => "a later apply did not finish".to_string(),
+            Command::Rollback { to } => format!("a rollback to revision {to} did not finish"),
+            Command::Destroy { .. } => "a destroy did not finish".to_string(),
+        });
+    let restore_unfinished = state
+        .restoring()
+        .map_err(|e| miette::miette!("{e}"))?
+        .map(|restoring| restoring.describe());
+    let as_applied = unfinished.is_none()
         && revision
             .as_ref()
             .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
@@ -353,6 +376,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         routes,
         routes_error,
         unfinished,
+        restore_unfinished,
     };
     Ok(status)
 }

@@ -713,17 +713,27 @@ pub fn control(
     settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)
 }
 
-/// Stops, disables and deletes every unit of an instance (`destroy`).
-pub fn remove_all(host: &Host, installed: &[UnitFile], progress: &Progress) -> Result<(), Failure> {
+/// Stops, disables and deletes units: every unit of an instance (`destroy`;
+/// files an interrupted destroy removed already are fine), or the router.
+pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
-    let all = names(installed);
-    stop(&systemd, &all, progress)?;
-    systemd.disable(&all).map_err(bus)?;
-    for name in &all {
+    stop(&systemd, units, progress)?;
+    // A file an interrupted destroy removed was disabled before: systemd
+    // refuses to disable a unit it has no file of.
+    let present: Vec<String> = (units.iter())
+        .filter(|name| host.unit_dir.join(name).exists())
+        .cloned()
+        .collect();
+    if !present.is_empty() {
+        systemd.disable(&present).map_err(bus)?;
+    }
+    fault::point("after-stop");
+    for name in units {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
     }
+    fault::point("after-remove-units");
     systemd.reload().map_err(bus)?;
     // A unit that failed stays listed until its failed state is reset.
-    systemd.reset_failed_all(&all);
+    systemd.reset_failed_all(units);
     Ok(())
 }

@@ -58,7 +58,7 @@ pub fn observe(
         }
         observed.push(Observed {
             unit: name.clone(),
-            unit_file_state: state.unit_file_state,
+            unit_file_state: systemd.unit_file_state(name)?,
             need_daemon_reload: state.need_daemon_reload,
             active_state: state.active_state,
             sub_state: state.sub_state,
