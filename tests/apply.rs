@@ -293,6 +293,23 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
         "api of live says hello\n"
     );
 
+    // A new service whose first container exits and which systemd restarts
+    // within the settle time, the next container running on: caught, by a
+    // look during the gap or by its restart count at the end (which apply
+    // does not read before the start of a unit new to it: the reset before
+    // its job set it to 0).
+    let flaps_once = "  flap:\n    image: unitgen-test/busybox:1\n    command: [sh, -c, 'if [ -e /v/ran ]; then exec sleep 1000000; fi; touch /v/ran; sleep 0.3; exit 3']\n    init: true\n    volumes: [\"flap:/v\"]\n    systemd: {Service: {RestartSec: 100ms}}\n";
+    let flapping = good.yaml(&[("live", port)]);
+    world.write(&flapping.replace("instances:\n", &format!("{flaps_once}instances:\n")));
+    let out = world.unitgen(&["apply", "live", "--settle", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("did not stay up: ugbad-live-flap.service"),
+        "{err}"
+    );
+    assert_eq!(world.active("ugbad-live-flap.service"), "inactive");
+
     // The template is good again: plan sees exactly the revision that runs.
     world.write(&good.yaml(&[("live", port)]));
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));

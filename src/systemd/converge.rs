@@ -263,12 +263,21 @@ fn run(
     // systemd's count of its own restarts of each unit (`Restart=`), before
     // the jobs: one that rose since is a unit that went down, however
     // briefly. Read now, not as each job ends: that would hold up the
-    // reading of the other jobs' ends while systemd is busiest.
+    // reading of the other jobs' ends while systemd is busiest. The reset
+    // just above set every count to 0, and only a unit systemd ran before
+    // can have been restarted since (one waiting out its `RestartSec=`):
+    // a unit new to this apply counts from 0 unread, so an apply from
+    // scratch reads none.
     let restarts_before: HashMap<String, u32> = if options.settle.is_zero() {
         HashMap::new()
     } else {
-        let summaries = systemd.summaries(&touched).map_err(bus)?;
-        (touched.iter().cloned())
+        let added = names(&plan.add);
+        let known: Vec<String> = (touched.iter())
+            .filter(|unit| !added.contains(unit))
+            .cloned()
+            .collect();
+        let summaries = systemd.summaries(&known).map_err(bus)?;
+        (known.into_iter())
             .zip(summaries.iter().map(|s| s.n_restarts))
             .collect()
     };
@@ -557,10 +566,12 @@ fn settle(
         ));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            // The look at the deadline is the last one, below.
+            if left <= SETTLE_POLL {
+                std::thread::sleep(left);
                 break;
             }
-            std::thread::sleep(left.min(SETTLE_POLL));
+            std::thread::sleep(SETTLE_POLL);
             look(systemd.active_states(&units).map_err(bus)?, &mut failed)?;
         }
         progress.finish();
