@@ -1080,6 +1080,23 @@ fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plan.stdout).contains(&told));
+    // Nor is the half-restored data backed up, by hand or by the timer: it
+    // would be the newest snapshot.
+    let refused = world.unitgen(&["backup", "live"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("not backed up: a restore of snapshot"), "{said}");
+    let started = world
+        .sandbox
+        .systemctl(["start", "ugrk-live-backup.service"]);
+    assert!(!started.status.success());
+    assert!(
+        world
+            .sandbox
+            .journal("ugrk-live-backup.service")
+            .contains("a restore of this instance did not finish")
+    );
+    assert_eq!(snapshots(&world, "live").len(), 1);
 
     // Killed once more, after it started everything again: run as told, it
     // finishes, and everything is as backed up.

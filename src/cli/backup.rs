@@ -79,6 +79,15 @@ fn repository(host: &HostArgs, backup: &Backup) -> Result<Repository> {
 
 pub fn backup(args: BackupArgs) -> Result<Outcome> {
     let (instance, _) = with_backup(&args.template, &args.instance)?;
+    // The unit refuses it too (for its timer); said here without a run.
+    let state = args.host.state(&instance.app, &instance.instance)?;
+    if let Some(restoring) = state.restoring().map_err(|e| miette!("{e}"))? {
+        return Err(miette!(
+            "{}: not backed up: {}",
+            instance.prefix(),
+            restoring.describe()
+        ));
+    }
     let host = args.host.host()?;
     let unit = instance.backup_unit();
     let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;

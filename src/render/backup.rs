@@ -18,6 +18,7 @@ use super::{Flavour, Renderer, UnitFile, escaped, shell, with_digest};
 use crate::escape::{sh_quote, systemd_environment, systemd_value};
 use crate::model::Instance;
 use crate::model::backup::{self, Backup, Consistency, ServiceBackup};
+use crate::state::{Restoring, UnderWay as _};
 
 /// How the last run ended, written by the backup unit's `ExecStopPost=`
 /// into the instance's state folder (see `crate::backup::LastRun`).
@@ -207,6 +208,17 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
             .into(),
         "exec 8>&-;".into(),
     ]);
+    // A restore that did not finish may have left the data half restored:
+    // backed up, it would become the newest snapshot and, by retention,
+    // push out the good ones. The run fails instead (its hook runs).
+    script.push(format!(
+        "if [ -e \"$UNITGEN_STATE/{}\" ]; then echo {} >&2; exit 1; fi;",
+        Restoring::FILE,
+        sh_quote(
+            "a restore of this instance did not finish: its data may be half restored, and is \
+             not backed up until the restore, run again, finishes it (see unitgen status)"
+        )
+    ));
     script.extend(lock_lines(backup));
     script.push("if ! out=$(restic cat config 2>&1 >/dev/null); then".into());
     script.push("  case $out in".into());
