@@ -1085,7 +1085,10 @@ fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
     let refused = world.unitgen(&["backup", "live"]);
     let said = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{said}");
-    assert!(said.contains("not backed up: a restore of snapshot"), "{said}");
+    assert!(
+        said.contains("not backed up: a restore of snapshot"),
+        "{said}"
+    );
     let started = world
         .sandbox
         .systemctl(["start", "ugrk-live-backup.service"]);
