@@ -270,11 +270,12 @@ pub fn await_running(
     Ok(())
 }
 
-/// The units the instance's backup stopped for its copies and starts again
-/// when it ends: the stop markers it keeps in its runtime directory (see
-/// `render::backup`), which systemd removes when the backup ends. Empty
-/// when no backup runs.
-pub fn stopped_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -> Vec<String> {
+/// The units the instance's backup stopped or paused for its copies and
+/// resumes when it ends: its markers in its runtime directory (see
+/// `render::backup`; a stop marker lists the units it stopped, a pause
+/// marker is named after the service), which systemd removes when the
+/// backup ends. Empty when no backup runs.
+pub fn held_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -> Vec<String> {
     let runtime = if host.user {
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(dir) => PathBuf::from(dir),
@@ -288,16 +289,18 @@ pub fn stopped_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -
         return Vec::new();
     };
     let stop = format!("{}-", model::Consistency::Stop.as_str());
-    let mut units: Vec<String> = entries
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stop))
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let pause = format!("{}-", model::Consistency::Pause.as_str());
+    let mut units: Vec<String> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&stop) {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                units.extend(text.split_whitespace().map(str::to_string));
+            }
+        } else if let Some(service) = name.strip_prefix(&pause) {
+            units.push(format!("{prefix}-{service}.service"));
+        }
+    }
     units.sort();
     units.dedup();
     units
@@ -338,6 +341,43 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_units_a_running_backup_holds_come_from_its_markers() {
+        let root = tempfile::tempdir().unwrap();
+        let host = crate::systemd::converge::Host {
+            unit_dir: root.path().join("etc/systemd/system"),
+            bus: None,
+            user: false,
+            root: Some(root.path().to_path_buf()),
+        };
+        assert!(
+            held_for_copies(&host, "shop-live").is_empty(),
+            "no backup runs"
+        );
+        let dir = root
+            .path()
+            .join("run")
+            .join(model::runtime_directory("shop-live"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // What the backup script writes: a stop marker lists the units it
+        // stopped; a pause marker is empty, named after its service.
+        std::fs::write(
+            dir.join("stop-db"),
+            "shop-live-db.service\nshop-live-reader.service\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("pause-files"), "").unwrap();
+        std::fs::write(dir.join("staging-note"), "not a marker").unwrap();
+        assert_eq!(
+            held_for_copies(&host, "shop-live"),
+            [
+                "shop-live-db.service",
+                "shop-live-files.service",
+                "shop-live-reader.service"
+            ]
+        );
+    }
 
     #[test]
     fn sizes_read_well() {

@@ -109,8 +109,9 @@ enum Command {
     ///
     /// Exits as `systemctl status` does, so scripts can use it: 0 when every
     /// unit is active and the installed units are the latest revision as
-    /// applied; 3 when a unit is not active (stopped, failed, restarting) or
-    /// the units are not as applied (an apply did not finish, a file was
+    /// applied; 3 when a unit is not active (stopped, failed, restarting), a
+    /// service's container is not running (removed, or paused), or the
+    /// units are not as applied (an apply did not finish, a file was
     /// changed, the revisions cannot be read); 4 when the instance is not
     /// installed; 1 on error.
     ///

@@ -126,9 +126,10 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
     .collect()
 }
 
-/// The names of an instance's running containers (found by the labels its
-/// units give them), in one call.
-pub fn running_containers(app: &str, instance: &str) -> Result<Vec<String>, String> {
+/// An instance's containers that Docker runs (found by the labels its
+/// units give them), each with whether it is paused (`docker pause`: it
+/// runs no code, but `docker ps` lists it), in one call.
+pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, bool>, String> {
     let out = Command::new("docker")
         .args([
             "ps",
@@ -137,7 +138,7 @@ pub fn running_containers(app: &str, instance: &str) -> Result<Vec<String>, Stri
             "--filter",
             &format!("label=unitgen.instance={instance}"),
             "--format",
-            "{{.Names}}",
+            "{{.Names}}\t{{.State}}",
         ])
         .output()
         .map_err(|e| format!("running docker ps: {e}"))?;
@@ -149,6 +150,22 @@ pub fn running_containers(app: &str, instance: &str) -> Result<Vec<String>, Stri
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_owned)
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, state)| (name.to_owned(), state == "paused"))
         .collect())
+}
+
+/// Resumes a container `docker pause` froze.
+pub fn unpause(container: &str) -> Result<(), String> {
+    let out = Command::new("docker")
+        .args(["unpause", container])
+        .output()
+        .map_err(|e| format!("running docker unpause: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker unpause {container} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
 }

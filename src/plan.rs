@@ -115,6 +115,8 @@ pub struct Observed {
     /// It runs a container (a service unit) that Docker does not list as
     /// running.
     pub container_missing: bool,
+    /// The container it runs (named), which Docker lists as paused.
+    pub container_paused: Option<String>,
 }
 
 /// One way a unit on the host differs from its applied file.
@@ -130,6 +132,9 @@ pub enum Fault {
     OldConfiguration,
     /// The unit is active but its container is not running.
     ContainerMissing,
+    /// The unit is active but its container is paused (`docker pause`):
+    /// it answers nothing, though Docker lists it as up.
+    ContainerPaused { container: String },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -146,6 +151,9 @@ impl std::fmt::Display for Fault {
                 f.write_str("may run an old configuration (an apply was interrupted)")
             }
             Fault::ContainerMissing => f.write_str("its container is not running"),
+            Fault::ContainerPaused { container } => {
+                write!(f, "its container {container} is paused")
+            }
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
             }
@@ -189,6 +197,15 @@ impl Repair {
             })
     }
 
+    /// Its container is paused: apply resumes it (before any restart: a
+    /// frozen container cannot act on its stop signal).
+    pub fn paused_container(&self) -> Option<&str> {
+        self.faults.iter().find_map(|f| match f {
+            Fault::ContainerPaused { container } => Some(container.as_str()),
+            _ => None,
+        })
+    }
+
     /// Running, but its routes file is not what it wrote: a reload writes
     /// it again (see [`reloads_on_change`]).
     pub fn rewrite(&self) -> bool {
@@ -212,6 +229,9 @@ impl Repair {
         }
         if self.rewrite() {
             actions.push("reload: write the routes again");
+        }
+        if self.paused_container().is_some() {
+            actions.push("unpause");
         }
         actions.join(", ")
     }
@@ -293,20 +313,24 @@ impl Plan {
             && self.stale_route_files.is_empty()
     }
 
-    /// Takes the units `backup` stopped (and will start again) out of the
-    /// repairs: their not running is the backup's doing. Only a stopped or
-    /// starting unit is held: a failed one failed by itself, and its other
-    /// faults (not enabled, not reloaded) stay.
-    pub fn held_by_backup(&mut self, backup: &str, stopped: &[String]) {
+    /// Takes the units `backup` stopped or paused (and will resume) out of
+    /// the repairs: their not running is the backup's doing. Only a stopped
+    /// or starting unit, or a paused container, is held: a failed one
+    /// failed by itself, and its other faults (not enabled, not reloaded)
+    /// stay.
+    pub fn held_by_backup(&mut self, backup: &str, held_units: &[String]) {
         let mut held = Vec::new();
         for repair in &mut self.repair {
-            if !stopped.contains(&repair.unit) {
+            if !held_units.contains(&repair.unit) {
                 continue;
             }
             let before = repair.faults.len();
-            repair.faults.retain(|fault| {
-                !matches!(fault, Fault::NotRunning { active, .. }
-                    if matches!(active.as_str(), "inactive" | "activating" | "deactivating"))
+            repair.faults.retain(|fault| match fault {
+                Fault::NotRunning { active, .. } => {
+                    !matches!(active.as_str(), "inactive" | "activating" | "deactivating")
+                }
+                Fault::ContainerPaused { .. } => false,
+                _ => true,
             });
             if repair.faults.len() < before {
                 held.push(repair.unit.clone());
@@ -355,6 +379,14 @@ impl Plan {
                     faults.push(Fault::OldConfiguration);
                 } else if seen.container_missing {
                     faults.push(Fault::ContainerMissing);
+                }
+                // Resumed whatever else is done: a restart too needs it.
+                if let Some(container) = &seen.container_paused
+                    && seen.active_state == "active"
+                {
+                    faults.push(Fault::ContainerPaused {
+                        container: container.clone(),
+                    });
                 }
             }
             if !faults.is_empty() {
@@ -537,8 +569,8 @@ impl Plan {
         if let Some(held) = &self.held {
             let _ = writeln!(
                 out,
-                "{} {} stopped by the running backup ({}) for its copies: it starts {} again \
-                 when it ends, and apply waits for it",
+                "{} {} stopped or paused by the running backup ({}) for its copies: it \
+                 resumes {} when it ends, and apply waits for it",
                 paint("36", "i"),
                 held.units.join(", "),
                 held.backup,
@@ -715,15 +747,24 @@ mod tests {
                     unit: "web".into(),
                     faults: vec![not_running("inactive")],
                 },
+                Repair {
+                    unit: "files".into(),
+                    faults: vec![Fault::ContainerPaused {
+                        container: "x-files".into(),
+                    }],
+                },
             ],
             ..Plan::default()
         };
-        plan.held_by_backup("b", &["db".into(), "cache".into(), "log".into()]);
+        plan.held_by_backup(
+            "b",
+            &["db".into(), "cache".into(), "log".into(), "files".into()],
+        );
         assert_eq!(
             plan.held,
             Some(Held {
                 backup: "b".into(),
-                units: vec!["db".into(), "log".into()],
+                units: vec!["db".into(), "log".into(), "files".into()],
             })
         );
         let left: Vec<(&str, &[Fault])> = (plan.repair.iter())

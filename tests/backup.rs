@@ -688,7 +688,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     assert!(shown.contains("no changes"), "{shown}");
     assert!(
         shown.contains(
-            "ugbkf-broken-cache.service, ugbkf-broken-reader.service stopped by the running \
+            "ugbkf-broken-cache.service, ugbkf-broken-reader.service stopped or paused by the running \
              backup (ugbkf-broken-backup.service)"
         ),
         "{shown}"

@@ -140,6 +140,40 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     std::fs::remove_dir_all(&drop_in_dir).unwrap();
     world.sandbox.systemctl(["daemon-reload"]);
     assert_eq!(plan(&world).0, Some(0));
+
+    // Paused by hand (`docker pause`): Docker still lists it as up and the
+    // unit is active, but it answers nothing.
+    let web = world.container("live", "web");
+    let started = world.id("live", "web");
+    let paused = support::docker::docker(["pause", &web]);
+    assert!(paused.status.success(), "{}", text(&paused));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* ugfix-live-web.service (its container {web} is paused: unpause)"
+        )),
+        "{shown}"
+    );
+    let out = world.unitgen(&["status", "live"]);
+    let (code, shown) = (out.status.code(), text(&out));
+    assert_eq!(code, Some(3), "not as applied: {shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("! web") && l.contains("paused")),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("resumed {web}, which was paused")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(serves(port).as_deref(), Some("web\n"), "serves again");
+    assert_eq!(world.id("live", "web"), started, "resumed, not restarted");
+    assert_eq!(plan(&world).0, Some(0));
 }
 
 /// Issue 7 item 3: killed right after writing unit files, the next apply

@@ -197,9 +197,9 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         Some((&store, &env_files)),
     )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
-    let stopped = crate::backup::stopped_for_copies(&host, &instance.prefix());
-    if !stopped.is_empty() {
-        plan.held_by_backup(&instance.backup_unit(), &stopped);
+    let held = crate::backup::held_for_copies(&host, &instance.prefix());
+    if !held.is_empty() {
+        plan.held_by_backup(&instance.backup_unit(), &held);
     }
     out!("{}", plan.describe(color))?;
     // The host's router, which apply installs or updates after the units.
@@ -285,6 +285,28 @@ pub fn host_plan(
         })?;
     }
     Ok((plan, intent))
+}
+
+/// Resumes the containers `plan` found paused (`docker pause` by hand, or
+/// a backup killed between its pause and its resume), and takes that fault
+/// out of the plan.
+fn resume_paused(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan> {
+    for repair in &mut plan.repair {
+        let Some(container) = repair.paused_container().map(str::to_owned) else {
+            continue;
+        };
+        crate::docker::unpause(&container).map_err(|e| {
+            miette!("apply of {name} failed: {e}\nnothing else on the host was changed")
+        })?;
+        progress.line(&format!(
+            "{name}: resumed {container}, which was paused (`docker pause`)"
+        ));
+        repair
+            .faults
+            .retain(|f| !matches!(f, crate::plan::Fault::ContainerPaused { .. }));
+    }
+    plan.repair.retain(|repair| !repair.faults.is_empty());
+    Ok(plan)
 }
 
 /// Why the state directory's record says the host is not as its last
@@ -718,6 +740,10 @@ pub fn converge_and_record(
             paths.join(", ")
         ));
     }
+    // A paused container is resumed where it is: nothing restarts for it
+    // (and a unit restarted for another reason needs it to act on its stop
+    // signal).
+    let plan = resume_paused(name, plan, &progress)?;
     if plan.is_empty() && plan.repair.is_empty() && plan.unfinished.is_none() {
         // The units are as applied; only secrets files to write again.
         if let Some((store, files)) = secrets.filter(|_| !plan.stale_secrets.is_empty()) {

@@ -132,7 +132,10 @@ impl Status {
             Outcome::NotInstalled
         } else if self.as_applied
             && self.restore_unfinished.is_none()
-            && self.units.iter().all(|u| u.active_state == "active")
+            && self
+                .units
+                .iter()
+                .all(|u| u.active_state == "active" && u.as_applied)
         {
             Outcome::Clean
         } else {
@@ -199,7 +202,11 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             Some(c) => (
                 c.id.as_str(),
                 c.image.as_str(),
-                c.health.as_deref().unwrap_or("-"),
+                // Docker's state when it is not plain running (`paused`).
+                match (c.status.as_str(), c.health.as_deref()) {
+                    ("running", health) => health.unwrap_or("-"),
+                    (other, _) => other,
+                },
                 match when::parse_iso(&c.started_at) {
                     Some(secs) if terminal => when::ago(secs, now),
                     _ => c.started_at.clone(),
@@ -226,8 +233,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     }
     if status.units.iter().any(|row| !row.as_applied) {
         outln!(
-            "! not as applied: not active, or its unit file is not the recorded \
-             revision's (edited, or an apply did not finish): `unitgen plan`, `unitgen apply`"
+            "! not as applied: not active, its container not running (gone, or paused), or its \
+             unit file is not the recorded revision's (edited, or an apply did not finish): \
+             `unitgen plan`, `unitgen apply`"
         )?;
     }
     if let Some(restore) = &status.restore_unfinished {
@@ -345,16 +353,22 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 .collect::<Vec<_>>(),
         );
         for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
+            let container =
+                (owner.service.as_ref()).and_then(|s| containers.remove(&container_of(s)));
+            // A running service unit runs its container: one that is gone,
+            // or paused (`docker pause`: listed as up, answers nothing), is
+            // not as applied.
+            let container_runs = owner.service.is_none()
+                || state.sub_state != "running"
+                || container.as_ref().is_some_and(|c| c.status == "running");
             let as_applied = state.active_state == "active"
+                && container_runs
                 && render::digest_matches(&unit.text)
                 && recorded_units.get(&unit.name) == Some(&unit.text);
             units.push(Row {
                 unit: unit.name.clone(),
                 announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
-                container: owner
-                    .service
-                    .as_ref()
-                    .and_then(|s| containers.remove(&container_of(s))),
+                container,
                 service: owner.service,
                 announces: owner.announces,
                 active_state: state.active_state,

@@ -65,6 +65,7 @@ pub fn observe(
             drop_ins: state.drop_in_paths,
             old_configuration,
             container_missing: false,
+            container_paused: None,
         });
     }
     // One question to Docker, and only if some active unit runs a container.
@@ -73,7 +74,11 @@ pub fn observe(
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
         for (index, _, container) in &with_container {
-            observed[*index].container_missing = !running.contains(container);
+            match running.get(container) {
+                None => observed[*index].container_missing = true,
+                Some(true) => observed[*index].container_paused = Some(container.clone()),
+                Some(false) => {}
+            }
         }
     }
     Ok(observed)
