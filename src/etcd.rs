@@ -81,6 +81,30 @@ pub fn route_claims(endpoints: &str, skip: &str) -> Result<Vec<(String, String)>
     Ok(claims)
 }
 
+/// The keys the routes unit of the instance `prefix` writes in etcd (see
+/// `render::route::etcd`), as they are now: everything under its prefixes
+/// but the sidekicks' backends. Keys and values alternate on etcdctl's
+/// lines; a value holding a line break (which unitgen never writes) reads
+/// as something else, which is what it is.
+pub fn instance_routes(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for owned in route_etcd::owned_prefixes(prefix) {
+        let out = etcdctl(EtcdApi::V3, endpoints, &["get", "--prefix", &owned])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.chunks(2) {
+            match pair {
+                [key, _] if route_etcd::is_server_key(key) => {}
+                [key, value] => pairs.push((key.to_string(), value.to_string())),
+                [key] => pairs.push((key.to_string(), String::new())),
+                _ => {}
+            }
+        }
+    }
+    pairs.sort();
+    Ok(pairs)
+}
+
 /// `host/path` for each ``Host(`…`)`` of a rule unitgen wrote (its names
 /// or'ed, and'ed with at most one ``PathPrefix(`…`)``).
 fn rule_claims(rule: &str) -> Vec<String> {

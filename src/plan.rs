@@ -138,6 +138,9 @@ pub enum Fault {
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
+    /// A routes unit is active but the keys it wrote in etcd are missing
+    /// or were changed: no host's router routes the instance as applied.
+    RoutesNotInEtcd,
 }
 
 impl std::fmt::Display for Fault {
@@ -156,6 +159,9 @@ impl std::fmt::Display for Fault {
             }
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
+            }
+            Fault::RoutesNotInEtcd => {
+                f.write_str("its routes in etcd are missing or were changed by hand")
             }
         }
     }
@@ -209,7 +215,9 @@ impl Repair {
     /// Running, but its routes file is not what it wrote: a reload writes
     /// it again (see [`reloads_on_change`]).
     pub fn rewrite(&self) -> bool {
-        !self.start() && self.faults.contains(&Fault::RoutesNotWritten)
+        !self.start()
+            && (self.faults.iter())
+                .any(|f| matches!(f, Fault::RoutesNotWritten | Fault::RoutesNotInEtcd))
     }
 
     /// What apply will do, e.g. `enable, start`.

@@ -224,6 +224,48 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     written.dedup();
     assert_eq!(written.len(), 1, "written in one revision: {changed:?}");
 
+    // A's keys deleted by hand in etcd: every router stops routing the
+    // name, and plan says so (it said "no changes" and apply did nothing);
+    // apply writes them again.
+    let plan = |world: &World| {
+        let out = world.unitgen(&["plan", "live"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, shown) = plan(&a);
+    assert_eq!(code, Some(0), "the keys as written are no drift: {shown}");
+    let rule = "traefik/http/routers/ugrxfront-live-web/rule";
+    ok(&etcd.etcdctl(3, &["del", rule]), "etcdctl del");
+    let (code, shown) = plan(&a);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "* ugrxfront-live-routes.service (its routes in etcd are missing or were changed \
+             by hand: reload: write the routes again)"
+        ),
+        "{shown}"
+    );
+    wait_until(
+        ROUTED,
+        "front.example.test unrouted without its rule",
+        || get("http", "front.example.test", shared.http, "/", None),
+        |answer| answer.status == 404,
+    );
+    a.apply_ok("live");
+    assert_eq!(
+        etcd.get(rule).as_deref(),
+        Some("Host(`front.example.test`)")
+    );
+    wait_until(
+        ROUTED,
+        "front.example.test routed again",
+        || get("http", "front.example.test", shared.http, "/", None),
+        body("ugrxfront of live"),
+    );
+    assert_eq!(plan(&a).0, Some(0));
+
     // destroy on A removes A's instance's keys; A's router stays, as it
     // still routes B's instance (etcd routing is configured).
     let said = ok(&a.unitgen(&["destroy", "live"]), "destroy live on A");

@@ -275,6 +275,24 @@ pub fn host_plan(
     {
         plan.found(&routes.unit, crate::plan::Fault::RoutesNotWritten);
     }
+    // With routes in etcd, the keys are the routers' input: deleted or
+    // edited there (etcdctl by hand, another tool), no router routes the
+    // instance as applied. Only a running routes unit is asked about: a
+    // start writes them anyway.
+    if let Some(routes) = routes
+        && let Some(etcd) = &routes.etcd
+        && plan.keep.contains(&routes.unit)
+    {
+        let found = crate::etcd::instance_routes(&etcd.endpoints, &etcd.prefix).map_err(|e| {
+            miette!(
+                "reading the instance's routes in etcd at {}: {e}",
+                etcd.endpoints
+            )
+        })?;
+        if found != etcd.pairs {
+            plan.found(&routes.unit, crate::plan::Fault::RoutesNotInEtcd);
+        }
+    }
     // The secrets files apply wrote: the units' next start reads them.
     if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
         plan.stale_secrets = store.stale(files).map_err(|e| {
@@ -615,6 +633,15 @@ pub struct WrittenRoutes {
     /// On the host (under `--root`).
     path: std::path::PathBuf,
     text: String,
+    /// With routes in etcd: what the routes unit writes there.
+    etcd: Option<EtcdRoutes>,
+}
+
+pub struct EtcdRoutes {
+    endpoints: String,
+    prefix: String,
+    /// The keys and values, sorted.
+    pairs: Vec<(String, String)>,
 }
 
 fn written_routes(host: &Host, instance: &crate::model::Instance) -> Option<WrittenRoutes> {
@@ -627,6 +654,15 @@ fn written_routes(host: &Host, instance: &crate::model::Instance) -> Option<Writ
             &router.dynamic_file(&instance.prefix()),
         ),
         text: crate::render::route::written(&yaml),
+        etcd: instance.routes_in_etcd().map(|discovery| {
+            let mut pairs = crate::render::route::etcd_pairs(instance).unwrap_or_default();
+            pairs.sort();
+            EtcdRoutes {
+                endpoints: discovery.endpoints.join(","),
+                prefix: instance.prefix(),
+                pairs,
+            }
+        }),
     })
 }
 

@@ -61,7 +61,8 @@ fn value_pairs(value: &Value, prefix: &str) -> Vec<(String, String)> {
     pairs
 }
 
-fn is_server_key(key: &str) -> bool {
+/// A backend's key: its announce sidekick's, not the routes unit's.
+pub fn is_server_key(key: &str) -> bool {
     key.starts_with(&format!("{ROOT_KEY}/http/services/")) && key.contains("/loadbalancer/servers/")
 }
 
@@ -145,7 +146,7 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
 /// The key prefixes under which every key is the routes unit's but the
 /// backends: `<folder>/<prefix>-` for each folder of Traefik's layout it
 /// writes.
-fn owned_prefixes(prefix: &str) -> Vec<String> {
+pub fn owned_prefixes(prefix: &str) -> Vec<String> {
     (OWNED.iter().chain(&["http/services"]))
         .map(|folder| format!("{ROOT_KEY}/{folder}/{prefix}-"))
         .collect()
