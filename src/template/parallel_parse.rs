@@ -159,13 +159,29 @@ impl Split {
         if !text[block.clone()].is_ascii() {
             return None;
         }
-        // Balance the bytes each half reads: the first reads everything
-        // but the second's services.
-        let target = end.saturating_sub(text.len() / 2);
-        let (cut, name) = starts
-            .iter()
-            .skip(1)
-            .min_by_key(|(start, _)| start.abs_diff(target))?;
+        // Balance the work of the halves: the first reads everything but
+        // the second's services. Comment lines cost the reader little (an
+        // imported template opens with a long one): only other bytes count.
+        let mut marks: Vec<usize> = starts.iter().map(|(start, _)| *start).collect();
+        marks.push(end);
+        let mut work_before = Vec::with_capacity(marks.len());
+        let mut work = 0;
+        for line in Lines::new(text) {
+            while work_before.len() < marks.len() && marks[work_before.len()] <= line.start {
+                work_before.push(work);
+            }
+            if !text[line.clone()].trim_start().starts_with('#') {
+                work += line.len() + 1;
+            }
+        }
+        work_before.resize(marks.len(), work);
+        let block_end = work_before[starts.len()];
+        let (cut, name) = (1..starts.len())
+            .min_by_key(|&i| {
+                let second = block_end - work_before[i];
+                (work - second).abs_diff(second)
+            })
+            .map(|i| &starts[i])?;
         let second_reads_prefix = prefix.contains('&') || !prefix.is_ascii();
         Some(Split {
             first: header.end..*cut,
@@ -278,6 +294,20 @@ mod tests {
         assert_eq!(skipped, one_skipped);
         // Every value and every place (spans are compared by Debug).
         assert_eq!(format!("{halves:?}"), format!("{one:?}"));
+    }
+
+    #[test]
+    fn the_halves_share_the_services_not_the_comments() {
+        // An imported template opens with a long comment (what import did
+        // not carry over), which costs the reader little.
+        let comment = "# a long note about volumes the import renamed\n".repeat(4_000);
+        let text = format!("{comment}{}", services(2_000));
+        let split = Split::find(&text).expect("a plain template splits");
+        let second_half = text[split.second.clone()].matches("\n  svc").count() + 1;
+        assert!(
+            (900..=1_100).contains(&second_half),
+            "the second half reads {second_half} of 2000 services"
+        );
     }
 
     #[test]
