@@ -56,9 +56,16 @@ pub fn observe(
             );
             with_container.push((observed.len(), owner, container));
         }
+        // A unit's own UnitFileState is what systemd read before its last
+        // reload: a unit a killed destroy (or apply) disabled and did not
+        // reload reads as enabled there. After one, read it from disk.
+        let unit_file_state = match intent {
+            Some(_) => systemd.unit_file_state(name)?,
+            None => state.unit_file_state,
+        };
         observed.push(Observed {
             unit: name.clone(),
-            unit_file_state: systemd.unit_file_state(name)?,
+            unit_file_state,
             need_daemon_reload: state.need_daemon_reload,
             active_state: state.active_state,
             sub_state: state.sub_state,
