@@ -344,22 +344,6 @@ const SOURCES: &[Source] = &[
         literal: false,
     },
     Source {
-        name: "backup schedule",
-        kind: Kind::Checked,
-        web: BACKED_UP,
-        top: "backup: {repository: /srv/b, password_file: /etc/pw, schedule: \"daily{{ v }}\"}\n",
-        entry: "",
-        literal: false,
-    },
-    Source {
-        name: "backup check",
-        kind: Kind::Checked,
-        web: BACKED_UP,
-        top: "backup: {repository: /srv/b, password_file: /etc/pw, check: \"{{ v }}weekly\"}\n",
-        entry: "",
-        literal: false,
-    },
-    Source {
         name: "backup on_failure",
         kind: Kind::ShellWord,
         web: BACKED_UP,

@@ -320,7 +320,7 @@ impl<'a> ServiceCompiler<'a> {
 /// `@1700000000`): it is
 /// written into `OnCalendar=` as it is, where a `%`, a backslash or a
 /// space at either end would change what systemd reads.
-fn is_calendar_text(text: &str) -> bool {
+pub(super) fn is_calendar_text(text: &str) -> bool {
     !text.is_empty()
         && !text.starts_with(' ')
         && !text.ends_with(' ')

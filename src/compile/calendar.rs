@@ -614,6 +614,43 @@ mod tests {
         }
     }
 
+    /// What reaches `OnCalendar=` is a calendar or nothing: every line
+    /// end, continuation, comment, specifier and quote is refused, wherever
+    /// it is put in an expression systemd takes.
+    #[test]
+    fn hostile_text_never_passes_for_a_calendar() {
+        let hostile = [
+            "\n[Service]\nExecStartPre=/bin/touch /tmp/pwned",
+            "\r",
+            "\\",
+            "%n",
+            "%%",
+            "#x",
+            ";x",
+            "$HOME",
+            "\"",
+            "'",
+            "\t",
+            "\0",
+            "\u{85}",
+            " Mon",
+            "ü",
+        ];
+        for text in hostile {
+            for expression in [
+                format!("daily{text}"),
+                format!("{text}weekly"),
+                format!("*-*-* 03:00{text}"),
+                format!("Mon{text} 03:00"),
+                format!("03:00 Europe/Berlin{text}"),
+            ] {
+                let taken = super::super::backup::is_calendar_text(&expression)
+                    && problem(&expression).is_none();
+                assert!(!taken, "{expression:?} was taken");
+            }
+        }
+    }
+
     /// Thousands of expressions, made as calendar expressions are (and
     /// some of them then damaged), read both ways: the same ones refused.
     #[test]
