@@ -298,7 +298,7 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
     // look during the gap or by its restart count at the end (which apply
     // does not read before the start of a unit new to it: the reset before
     // its job set it to 0), and removed again.
-    let flaps_once = "  flap:\n    image: unitgen-test/busybox:1\n    command: [sh, -c, 'if [ -e /v/ran ]; then exec sleep 1000000; fi; touch /v/ran; sleep 0.3; exit 3']\n    init: true\n    volumes: [\"flap:/v\"]\n    systemd: {Service: {RestartSec: 100ms}}\n";
+    let flaps_once = "  flap:\n    image: unitgen-test/busybox:1\n    command: [sh, -c, 'if [ -e /v/ran ]; then exec sleep 1000000; fi; touch /v/ran; sleep 0.3; exit 3']\n    stop_grace_period: 1s\n    volumes: [\"flap:/v\"]\n    systemd: {Service: {RestartSec: 100ms}}\n";
     let flapping = good.yaml(&[("live", port)]);
     world.write(&flapping.replace("instances:\n", &format!("{flaps_once}instances:\n")));
     let out = world.apply("live");
@@ -306,6 +306,9 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("ugbad-live-flap.service"), "{err}");
     assert!(err.contains("previous revision was restored"), "{err}");
+    // Without init, sh ignores the stop signal: killed after the grace
+    // period, the unit failed as it stopped; with its file gone it must not
+    // stay listed as failed.
     assert_eq!(world.active("ugbad-live-flap.service"), "inactive");
 
     // The template is good again: plan sees exactly the revision that runs.

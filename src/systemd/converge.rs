@@ -625,6 +625,10 @@ fn restore(
         for name in &added {
             unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
         }
+        // One that failed (its container killed at stop, say) would stay
+        // listed as failed with its file gone: `systemctl --failed` and the
+        // monitoring that reads it would report a unit that is not there.
+        systemd.reset_failed_all(&added);
     }
     // Only files that differ are written back: with a unit directory that
     // became read-only, a restore that needs no write still succeeds.
