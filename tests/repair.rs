@@ -219,6 +219,20 @@ fn an_apply_killed_at_any_step_is_completed_by_the_next_and_survives_a_reboot() 
         let (code, shown) = plan(&world);
         let expected = if *point == "after-record" { 0 } else { 2 };
         assert_eq!(code, Some(expected), "{point}: plan said\n{shown}");
+        // status tells whether the host runs a recorded revision as
+        // applied: before the kill changed anything (the old one), or once
+        // the new one was recorded; not in between.
+        let status = world.unitgen(&["status", "live"]);
+        let expected = match *point {
+            "after-intent" | "after-record" => 0,
+            _ => 3,
+        };
+        assert_eq!(
+            status.status.code(),
+            Some(expected),
+            "{point}: status said\n{}",
+            text(&status)
+        );
 
         world.apply_ok("live");
         for unit in ["api", "web", &extra] {

@@ -275,22 +275,31 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         Ok(revisions) => (revisions.last().cloned(), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let recorded = revision
+        .as_ref()
+        .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    // As `plan` reads it: an apply or rollback killed after it recorded
+    // its revision had nothing left to do (the next apply clears its
+    // record), so it is not reported as unfinished.
     let unfinished = state
         .intent()
         .map_err(|e| miette::miette!("{e}"))?
-        .map(|intent| match intent.command {
-            Command::Apply => "a later apply did not finish".to_string(),
-            Command::Rollback { to } => format!("a rollback to revision {to} did not finish"),
-            Command::Destroy { .. } => "a destroy did not finish".to_string(),
+        .and_then(|intent| match intent.command {
+            Command::Apply if recorded => None,
+            Command::Apply => Some("a later apply did not finish".to_string()),
+            Command::Rollback { .. }
+                if recorded && revision.as_ref().is_some_and(|r| r.digest == intent.digest) =>
+            {
+                None
+            }
+            Command::Rollback { to } => Some(format!("a rollback to revision {to} did not finish")),
+            Command::Destroy { .. } => Some("a destroy did not finish".to_string()),
         });
     let restore_unfinished = state
         .restoring()
         .map_err(|e| miette::miette!("{e}"))?
         .map(|restoring| restoring.describe());
-    let as_applied = unfinished.is_none()
-        && revision
-            .as_ref()
-            .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    let as_applied = unfinished.is_none() && recorded;
     // The units as the latest revision recorded them, to mark each one
     // that is not as applied.
     let recorded_units: HashMap<String, String> = revision
