@@ -156,8 +156,8 @@ impl Intent {
 pub struct Restoring {
     /// The snapshot's id.
     pub snapshot: String,
-    /// The instance the snapshot is of (`live` of `restore live --into
-    /// staging`).
+    /// The instance the snapshot is of, as `APP/INSTANCE` (`blog/live` of
+    /// `restore live --into staging`).
     pub from: String,
     /// The instance restored into, when not `from` itself.
     pub into: Option<String>,

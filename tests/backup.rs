@@ -1053,7 +1053,7 @@ fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
     assert_eq!(world.active("ugrk-live-db.service"), "inactive");
     let told = format!(
         "a restore of snapshot {short} did not finish: volume ugrk-live-files, the dump of db \
-         may be half restored; `unitgen restore live --snapshot {short}` finishes it"
+         may be half restored; `unitgen restore ugrk/live --snapshot {short}` finishes it"
     );
     let plan = world.unitgen(&["plan", "live"]);
     let shown = String::from_utf8_lossy(&plan.stdout);

@@ -417,7 +417,7 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     assert_eq!(code, Some(2), "{shown}");
     assert!(
         shown.contains(
-            "an earlier rollback to revision 1 did not finish: `unitgen rollback live` finishes it"
+            "an earlier rollback to revision 1 did not finish: `unitgen rollback ugcrash/live` finishes it"
         ),
         "{shown}"
     );
@@ -442,8 +442,7 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     assert_eq!(greeting(&world), "v2");
     assert_eq!(plan(&world).0, Some(0), "v2 is the template");
 
-    let destroy_note =
-        "an earlier destroy of ugcrash-live did not finish: `unitgen destroy live` finishes it";
+    let destroy_note = "an earlier destroy of ugcrash-live did not finish: `unitgen destroy ugcrash/live` finishes it";
     let routed = || {
         support::traefik::get_as(
             Some("alice:wonderland"),

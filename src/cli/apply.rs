@@ -338,8 +338,9 @@ fn unfinished(
 ) -> Option<String> {
     let dir = state.dir().display();
     let name = state.name();
-    // The command line names the instance alone (app names have no `-`).
-    let instance = name.split_once('-').map_or(name.as_str(), |(_, i)| i);
+    // `APP/INSTANCE`, which every command takes, with an app's own file as
+    // with a site file (app names have no `-`).
+    let instance = name.replacen('-', "/", 1);
     let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
     match intent {
         Some(Intent {

@@ -269,7 +269,9 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     // `plan`, `status` and `apply`, and finished by running it again.
     let restoring = Restoring {
         snapshot: snapshot.id.clone(),
-        from: source.instance.clone(),
+        // As the command line to finish it names it: `APP/INSTANCE` works
+        // with a site file and with the app's own.
+        from: format!("{}/{}", source.app, source.instance),
         into: args.into.clone(),
         volumes: volumes.iter().map(ToString::to_string).collect(),
         dumps: dumps.iter().map(ToString::to_string).collect(),
