@@ -232,6 +232,15 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // The seconds overflowed the stop timeout's margin: the unit
+            // said TimeoutStopSec=29s (a debug build panicked).
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_grace_period: 18446744073709551615s\n",
+            args: &[],
+            message: "is longer than a duration can be",
+            at: "unitgen.yaml:5:24",
+            hint: None,
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_signal: SIGFOO\n",
             args: &[],
             message: "`SIGFOO` is not a signal",

@@ -252,6 +252,15 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         nanos += value * scale;
         rest = &rest[unit_len..];
     }
+    // Docker's durations are Go's, at most 2^63-1 ns (about 292 years);
+    // systemd's are longer. Beyond that Docker refuses the value at the
+    // container's start, and the seconds would overflow what is added to
+    // them (a stop timeout's margin) into a short timeout.
+    if nanos > i64::MAX as f64 {
+        return Err(format!(
+            "`{text}` is longer than a duration can be (at most 2562047h, about 292 years)"
+        ));
+    }
     Ok((nanos / 1e9).ceil() as u64)
 }
 
@@ -613,6 +622,10 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(1));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ten seconds").is_err());
+        // Go's longest duration, and past it.
+        assert_eq!(parse_duration("2562047h"), Ok(9_223_369_200));
+        assert!(parse_duration("2562048h").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err());
     }
 
     #[test]
