@@ -350,7 +350,23 @@ pub fn check_memory(text: &str) -> Result<String, String> {
     let rest = unit.strip_prefix(['k', 'm', 'g', 't', 'p']).unwrap_or(unit);
     let rest = rest.strip_prefix('i').unwrap_or(rest);
     let unit_ok = rest.is_empty() || rest == "b";
+    // Docker counts bytes in a signed 64-bit number: past it, it refuses
+    // the size at the container's start.
+    let scale = match unit.chars().next() {
+        Some('k') => 1024f64,
+        Some('m') => 1024f64.powi(2),
+        Some('g') => 1024f64.powi(3),
+        Some('t') => 1024f64.powi(4),
+        Some('p') => 1024f64.powi(5),
+        _ => 1.0,
+    };
+    let fits = |n: f64| n * scale <= i64::MAX as f64;
     if all_digits(whole) && all_digits(fraction) && unit_ok {
+        if !number.parse::<f64>().is_ok_and(fits) {
+            return Err(format!(
+                "`{text}` is more memory than Docker can count (at most 8191p)"
+            ));
+        }
         Ok(format!("{number}{unit}"))
     } else {
         Err(format!(
@@ -361,7 +377,8 @@ pub fn check_memory(text: &str) -> Result<String, String> {
 
 pub fn check_cpus(text: &str) -> Result<(), String> {
     match text.parse::<f64>() {
-        Ok(n) if n > 0.0 => Ok(()),
+        // Docker counts billionths of a CPU in a signed 64-bit number.
+        Ok(n) if n > 0.0 && n * 1e9 <= i64::MAX as f64 => Ok(()),
         _ => Err(format!(
             "`{text}` is not a number of CPUs: write e.g. `0.5` or `2`"
         )),
@@ -659,6 +676,18 @@ mod tests {
         assert!(check_memory("lots").is_err());
         assert!(check_memory("1.5.2g").is_err());
         assert!(check_memory("1gg").is_err());
+        // What Docker can count, and past it.
+        assert!(check_memory("8191p").is_ok());
+        assert!(check_memory("8193p").is_err());
+        assert!(check_memory("99999999999999999999").is_err());
+        for (cpus, ok) in [
+            ("0.5", true),
+            ("64", true),
+            ("inf", false),
+            ("1e308", false),
+        ] {
+            assert_eq!(check_cpus(cpus).is_ok(), ok, "{cpus}");
+        }
         assert!(check_cpus("0.5").is_ok());
         assert!(check_cpus("-1").is_err());
         assert!(check_env_name("DATABASE_URL").is_ok());
