@@ -421,6 +421,11 @@ fn short_message(message: &str) -> String {
         "expected string scalar" => "expected a string".into(),
         "expected sequence start" => "expected a list".into(),
         "expected mapping start" => "expected a map".into(),
+        // serde-saphyr names the Rust type a number did not fit.
+        "invalid u8" => "expected a whole number from 0 to 255".into(),
+        "invalid u16" => "expected a whole number from 0 to 65535".into(),
+        "invalid u32" => "expected a whole number from 0 to 4294967295".into(),
+        "invalid u64" => "expected a whole number from 0 to 18446744073709551615".into(),
         _ => message.to_string(),
     }
 }

@@ -241,6 +241,14 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            // Said as serde-saphyr says it: `invalid u32`.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    healthcheck: {test: [CMD, x], retries: 99999999999}\n",
+            args: &[],
+            message: "expected a whole number from 0 to 4294967295",
+            at: "unitgen.yaml:5:44",
+            hint: None,
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_signal: SIGFOO\n",
             args: &[],
             message: "`SIGFOO` is not a signal",
