@@ -422,6 +422,11 @@ fn short_message(message: &str) -> String {
         "expected sequence start" => "expected a list".into(),
         "expected mapping start" => "expected a map".into(),
         // serde-saphyr names the Rust type a number did not fit.
+        // The reader's own guard, before the budget's depth limit (flow
+        // lists, `[[[…]]]`): said as that limit is.
+        "recursion limit exceeded" => {
+            "the file is too big for unitgen: lists and maps nested too deep".into()
+        }
         "invalid u8" => "expected a whole number from 0 to 255".into(),
         "invalid u16" => "expected a whole number from 0 to 65535".into(),
         "invalid u32" => "expected a whole number from 0 to 4294967295".into(),

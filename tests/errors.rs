@@ -733,6 +733,28 @@ fn the_yaml_size_limit_is_said_in_words_where_it_is_reached() {
         "{err}"
     );
     assert!(err.contains("unitgen.yaml:2499"), "{err}");
+
+    // Nesting, in maps and in lists (the reader's own guard, which lists
+    // reach first, said `recursion limit exceeded`).
+    for nested in [
+        format!("{}1{}", "{a: ".repeat(100_000), "}".repeat(100_000)),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    ] {
+        // An instance value may be any YAML: the reader's limits, not the
+        // key's type, stop it.
+        let yaml = format!(
+            "app: shop\nservices:\n  web:\n    image: x\ninstances:\n  live: {{deep: {nested}}}\n"
+        );
+        let (out, _dir) = run(&yaml, &[]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        let shown = &err[..err.len().min(2_000)];
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(
+            err.contains("the file is too big for unitgen: lists and maps nested"),
+            "{shown}"
+        );
+        assert!(err.contains("unitgen.yaml:6:"), "{shown}");
+    }
 }
 
 #[test]
