@@ -129,6 +129,19 @@ impl Intent {
         }
     }
 
+    /// Whether the command this records had nothing left to do when it was
+    /// interrupted: an apply or a rollback killed after it recorded its
+    /// revision, the installed units being `latest` (`recorded`) and, for a
+    /// rollback, the revision it went to. A destroy is never done while its
+    /// record is there. `plan` and `status` both read an intent this way.
+    pub fn left_nothing_to_do(&self, latest: Option<&RevisionInfo>, recorded: bool) -> bool {
+        match self.command {
+            Command::Apply => recorded,
+            Command::Rollback { .. } => recorded && latest.is_some_and(|l| l.digest == self.digest),
+            Command::Destroy { .. } => false,
+        }
+    }
+
     /// Whether `unit`, active since `active_since`, may run a configuration
     /// older than its file. `manager_started`: when the host's systemd
     /// started; one started after the apply began loaded the files as they
@@ -498,6 +511,30 @@ pub fn units_digest(units: &[UnitFile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_intent_is_done_once_its_revision_is_what_is_installed() {
+        let latest = RevisionInfo {
+            number: 3,
+            applied_at: 0,
+            digest: "sha256:three".into(),
+            inputs: String::new(),
+            volumes: Vec::new(),
+            rollback_of: Some(1),
+        };
+        let apply = Intent::new("sha256:three".into(), Vec::new());
+        assert!(apply.left_nothing_to_do(Some(&latest), true));
+        assert!(!apply.left_nothing_to_do(Some(&latest), false));
+        // A rollback is done only at the revision it went to.
+        let rollback = |digest: &str| Intent {
+            command: Command::Rollback { to: 1 },
+            ..Intent::new(digest.into(), Vec::new())
+        };
+        assert!(rollback("sha256:three").left_nothing_to_do(Some(&latest), true));
+        assert!(!rollback("sha256:one").left_nothing_to_do(Some(&latest), true));
+        let destroy = Intent::destroy(Vec::new(), None);
+        assert!(!destroy.left_nothing_to_do(Some(&latest), true));
+    }
 
     #[test]
     fn revisions_are_numbered_and_read_back() {

@@ -342,7 +342,7 @@ fn unfinished(
     // with a site file (app names have no `-`).
     let instance = name.replacen('-', "/", 1);
     let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
-    match intent {
+    match intent.filter(|i| !i.left_nothing_to_do(latest, recorded)) {
         Some(Intent {
             command: Command::Destroy { .. },
             ..
@@ -354,9 +354,8 @@ fn unfinished(
         }
         Some(Intent {
             command: Command::Rollback { to },
-            digest,
             ..
-        }) if !(recorded && latest.is_some_and(|l| &l.digest == digest)) => {
+        }) => {
             return Some(format!(
                 "an earlier rollback to revision {to} did not finish: `unitgen rollback \
                  {instance}` finishes it; applying brings the template's units instead"

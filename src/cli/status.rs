@@ -284,16 +284,11 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let unfinished = state
         .intent()
         .map_err(|e| miette::miette!("{e}"))?
-        .and_then(|intent| match intent.command {
-            Command::Apply if recorded => None,
-            Command::Apply => Some("a later apply did not finish".to_string()),
-            Command::Rollback { .. }
-                if recorded && revision.as_ref().is_some_and(|r| r.digest == intent.digest) =>
-            {
-                None
-            }
-            Command::Rollback { to } => Some(format!("a rollback to revision {to} did not finish")),
-            Command::Destroy { .. } => Some("a destroy did not finish".to_string()),
+        .filter(|intent| !intent.left_nothing_to_do(revision.as_ref(), recorded))
+        .map(|intent| match intent.command {
+            Command::Apply => "a later apply did not finish".to_string(),
+            Command::Rollback { to } => format!("a rollback to revision {to} did not finish"),
+            Command::Destroy { .. } => "a destroy did not finish".to_string(),
         });
     let restore_unfinished = state
         .restoring()
