@@ -130,8 +130,9 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
 /// units give them), each with whether it is paused (`docker pause`: it
 /// runs no code, but `docker ps` lists it), in one call.
 pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, bool>, String> {
-    let out = Command::new("docker")
-        .args([
+    let listed = run(
+        "docker ps",
+        &[
             "ps",
             "--filter",
             &format!("label=unitgen.app={app}"),
@@ -139,16 +140,9 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, b
             &format!("label=unitgen.instance={instance}"),
             "--format",
             "{{.Names}}\t{{.State}}",
-        ])
-        .output()
-        .map_err(|e| format!("running docker ps: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "docker ps failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
+        ],
+    )?;
+    Ok(listed
         .lines()
         .filter_map(|line| line.split_once('\t'))
         .map(|(name, state)| (name.to_owned(), state == "paused"))
@@ -157,15 +151,25 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, b
 
 /// Resumes a container `docker pause` froze.
 pub fn unpause(container: &str) -> Result<(), String> {
+    run(
+        &format!("docker unpause {container}"),
+        &["unpause", container],
+    )
+    .map(drop)
+}
+
+/// The docker CLI's standard output, or why it failed: `what` (the
+/// command, as messages name it) and Docker's own message.
+fn run(what: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new("docker")
-        .args(["unpause", container])
+        .args(args)
         .output()
-        .map_err(|e| format!("running docker unpause: {e}"))?;
+        .map_err(|e| format!("running {what}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "docker unpause {container} failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
