@@ -140,13 +140,7 @@ const MAY_NEED_ESCAPE: [bool; 256] = {
         table[byte] = true;
         byte += 1;
     }
-    let mut i = 0;
-    let others = b"%$\\\"\x7f\xc2";
-    while i < others.len() {
-        table[others[i] as usize] = true;
-        i += 1;
-    }
-    table
+    with_bytes(table, b"%$\\\"\x7f\xc2")
 };
 
 /// A `/bin/sh -c` command line whose script is shown one statement per
@@ -206,14 +200,18 @@ const PLAIN_WORD_BYTE: [bool; 256] = {
         table[byte] = b.is_ascii_alphanumeric();
         byte += 1;
     }
+    with_bytes(table, b"_-+=.,/:@%$")
+};
+
+/// `table` with each of `bytes` marked too (for the byte tables above).
+const fn with_bytes(mut table: [bool; 256], bytes: &[u8]) -> [bool; 256] {
     let mut i = 0;
-    let others = b"_-+=.,/:@%$";
-    while i < others.len() {
-        table[others[i] as usize] = true;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
         i += 1;
     }
     table
-};
+}
 
 /// Joins arguments into one systemd command line (a single logical line).
 pub fn systemd_command<S: AsRef<str>>(args: &[S]) -> String {
