@@ -666,42 +666,12 @@ mod tests {
         let pick = |choices: &[&'static str], next: &mut dyn FnMut(usize) -> usize| {
             choices[next(choices.len())]
         };
-        // Mostly values some field takes, some that none takes.
-        let numbers = [
-            "0",
-            "1",
-            "2",
-            "3",
-            "5",
-            "7",
-            "10",
-            "12",
-            "15",
-            "23",
-            "28",
-            "30",
-            "31",
-            "45",
-            "59",
-            "2024",
-            "2030",
-            "0",
-            "1",
-            "2",
-            "3",
-            "5",
-            "7",
-            "10",
-            "12",
-            "15",
-            "23",
-            "28",
-            "30",
-            "31",
-            "45",
-            "59",
-            "2024",
-            "2030",
+        // Everyday values three times in four, else bounds and beyond.
+        let common = [
+            "0", "1", "2", "3", "5", "7", "10", "12", "15", "23", "28", "30", "31", "45", "59",
+            "2024", "2030",
+        ];
+        let edges = [
             "60",
             "24",
             "32",
@@ -715,6 +685,10 @@ mod tests {
             "007",
             "99999999999",
         ];
+        let number = |next: &mut dyn FnMut(usize) -> usize| match next(4) {
+            0 => edges[next(edges.len())],
+            _ => common[next(common.len())],
+        };
         let field = |next: &mut dyn FnMut(usize) -> usize, seconds: bool| -> String {
             if next(4) == 0 {
                 return "*".into();
@@ -724,13 +698,13 @@ mod tests {
                 if i > 0 {
                     text.push(',');
                 }
-                text.push_str(numbers[next(numbers.len())]);
+                text.push_str(number(next));
                 if seconds && next(4) == 0 {
                     text.push_str([".5", ".25", ".1234567", "."][next(4)]);
                 }
                 if next(4) == 0 {
                     text.push_str("..");
-                    text.push_str(numbers[next(numbers.len())]);
+                    text.push_str(number(next));
                 }
                 if next(4) == 0 {
                     text.push('/');
