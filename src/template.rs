@@ -3,6 +3,7 @@
 //! file, so that deployments live one level above the app).
 
 mod parallel_parse;
+mod plain_yaml;
 pub mod schema;
 pub(crate) mod unknown_keys;
 
@@ -271,7 +272,10 @@ fn looks_like_a_template(path: &Path) -> bool {
 /// Parses one file, turning serde-saphyr's error into a located problem.
 pub fn parse(path: &Path, text: String) -> Result<Loaded, Problems> {
     let name = display_path(path);
-    let result = match parallel_parse::parse(&text) {
+    // The quick reader takes most templates; what it does not is read by
+    // serde-saphyr (big ones on two cores), which also gives every error.
+    let quick = plain_yaml::read(&text).or_else(|| parallel_parse::parse(&text));
+    let result = match quick {
         Some(read) => Ok(read),
         None => {
             serde_saphyr::with_deserializer_from_str_with_options(&text, yaml_options(), |yaml| {

@@ -1,5 +1,6 @@
-//! A big template read on two cores. Reading YAML is sequential, and for a
-//! template of a thousand services it is half of `unitgen render`; but the
+//! A big template that `plain_yaml` does not take (block scalars, anchors,
+//! …) read by serde-saphyr on two cores. Reading YAML is sequential, and
+//! for a template of a thousand services it is half of `unitgen render`; but the
 //! entries of `services:` are independent, so its second half can be read
 //! by another thread while this one reads the rest.
 //!

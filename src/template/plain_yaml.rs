@@ -1,0 +1,1659 @@
+//! A fast reader for the plain YAML most templates are written in: block
+//! maps and lists, one-line scalars (plain or quoted) and one-line lists
+//! and maps in brackets, comments. Reading a template of a thousand
+//! services with serde-saphyr was most of `unitgen render`; this reads the
+//! same text several times faster.
+//!
+//! It is only a shortcut. It gives up at the first thing outside that
+//! subset (anchors, tags, block and multi-line scalars, empty values, tabs,
+//! a scalar whose type YAML would have to guess), and at the first value
+//! the schema does not take, and the caller then reads the file with
+//! serde-saphyr as always. So errors are always serde-saphyr's, and a document this reader
+//! does return is the one serde-saphyr returns, locations included: it
+//! hands the schema's types the same calls (`Spanned` included) for the
+//! same text (`tests::agrees_with_serde_saphyr` checks it on every template
+//! in the repository and on generated ones).
+
+use std::fmt;
+
+use serde::de::value::{SeqDeserializer, StrDeserializer, U32Deserializer};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
+
+use super::schema::Document;
+
+/// The document of `text` and whether a key was skipped (see
+/// `unknown_keys::skipped`); None when the text is not plain enough, or
+/// not a valid template, and must be read by serde-saphyr.
+pub fn read(text: &str) -> Option<(Document, bool)> {
+    let mut root = Reader::new(text)?.document()?;
+    let Some(second) = second_half_of_services(&mut root) else {
+        return typed(&root);
+    };
+    // The entries of `services:` are independent: a big template's second
+    // half is typed on another core.
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| typed(&second));
+        (typed(&root), second.join())
+    });
+    let ((mut doc, first_skipped), (rest, second_skipped)) = (first?, second.ok()??);
+    doc.services.as_mut()?.value.extend(rest.services?.value);
+    Some((doc, first_skipped || second_skipped))
+}
+
+fn typed(root: &Node) -> Option<(Document, bool)> {
+    super::unknown_keys::skipped::deserialize::<_, Document>(NodeDe(root)).ok()
+}
+
+/// Below this many services a second thread costs more than it saves.
+const MIN_SERVICES_TO_SPLIT: usize = 128;
+
+/// A document of only `services:`, with the second half of the services
+/// of `root` (taken from it), if there are enough and cores to spare.
+fn second_half_of_services<'a>(root: &mut Node<'a>) -> Option<Node<'a>> {
+    let Node::Map { entries, at } = root else {
+        return None;
+    };
+    let (
+        key,
+        Node::Map {
+            entries: services,
+            at: services_at,
+        },
+    ) = entries
+        .iter_mut()
+        .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?
+    else {
+        return None;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || services.len() < MIN_SERVICES_TO_SPLIT {
+        return None;
+    }
+    let second = services.split_off(services.len() / 2);
+    let services = Node::Map {
+        entries: second,
+        at: *services_at,
+    };
+    Some(Node::Map {
+        entries: vec![(key.clone(), services)],
+        at: *at,
+    })
+}
+
+/// serde-saphyr's limits, with room to spare: a file near them is read by
+/// serde-saphyr, which refuses it with its own message.
+const MAX_NODES: usize = 100_000;
+const MAX_DEPTH: usize = 32;
+const MAX_KEY_CHARS: usize = 512;
+const MAX_BYTES: usize = 16 << 20;
+
+/// Where a node is, as serde-saphyr's `Location` says it: line and column
+/// from 1, offset and length in characters, and in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    line: u32,
+    column: u32,
+    offset: u32,
+    len: u32,
+    byte_offset: u32,
+    byte_len: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Node<'a> {
+    Scalar {
+        text: std::borrow::Cow<'a, str>,
+        plain: bool,
+        at: Mark,
+    },
+    List {
+        items: Vec<Node<'a>>,
+        at: Mark,
+    },
+    Map {
+        entries: Vec<(Node<'a>, Node<'a>)>,
+        at: Mark,
+    },
+}
+
+/// A line with something on it other than a comment.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    /// Byte offset of the line's first byte.
+    start: usize,
+    /// Byte offset of its end (the `\n`, or the end of the text).
+    end: usize,
+    /// Its leading spaces.
+    indent: usize,
+    /// Its number, from 1.
+    number: u32,
+    /// The characters before it.
+    char_start: usize,
+    /// Whether it is all ASCII (its bytes are its characters).
+    ascii: bool,
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    lines: Vec<Line>,
+    /// The next line not yet read.
+    next: usize,
+    nodes: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Option<Self> {
+        // Tabs, CRs and other controls are left to serde-saphyr: they have
+        // rules of their own. So are the characters YAML reads as line
+        // breaks or spaces beyond ASCII, and a byte order mark.
+        let unusual = |c: char| {
+            matches!(
+                c,
+                '\u{80}'
+                    ..='\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+        };
+        if text.len() > MAX_BYTES
+            || text.bytes().any(|b| (b < b' ' && b != b'\n') || b == 0x7f)
+            || (!text.is_ascii() && text.chars().any(unusual))
+        {
+            return None;
+        }
+        let mut lines = Vec::new();
+        let (mut start, mut char_start) = (0, 0);
+        for (number, content) in text.split('\n').enumerate() {
+            let end = start + content.len();
+            let ascii = content.is_ascii();
+            let indent = content.len() - content.trim_start_matches(' ').len();
+            let rest = &content[indent..];
+            if indent == 0
+                && (rest.starts_with("---") || rest.starts_with("...") || rest.starts_with('%'))
+            {
+                return None;
+            }
+            if !rest.is_empty() && !rest.starts_with('#') {
+                lines.push(Line {
+                    start,
+                    end,
+                    indent,
+                    number: number as u32 + 1,
+                    char_start,
+                    ascii,
+                });
+            }
+            start = end + 1;
+            char_start += if ascii {
+                content.len()
+            } else {
+                content.chars().count()
+            } + 1;
+        }
+        Some(Reader {
+            text,
+            lines,
+            next: 0,
+            nodes: 0,
+        })
+    }
+
+    /// The whole text: one block map.
+    fn document(mut self) -> Option<Node<'a>> {
+        let first = *self.lines.first()?;
+        if first.indent != 0 || self.key_end(first, 0).is_none() {
+            return None;
+        }
+        self.next = 1;
+        let root = self.block_map(first, 0, 1)?;
+        (self.next == self.lines.len()).then_some(root)
+    }
+
+    fn bytes(&self, line: Line) -> &'a [u8] {
+        &self.text.as_bytes()[line.start..line.end]
+    }
+
+    fn mark(&self, line: Line, column: usize, len: usize) -> Mark {
+        let start = line.start + column;
+        let chars = |bytes: &str| bytes.chars().count();
+        // In an ASCII line a byte is a character.
+        let (char_column, char_len) = if line.ascii {
+            (column, len)
+        } else {
+            (
+                chars(&self.text[line.start..start]),
+                chars(&self.text[start..start + len]),
+            )
+        };
+        Mark {
+            line: line.number,
+            column: char_column as u32 + 1,
+            offset: (line.char_start + char_column) as u32,
+            len: char_len as u32,
+            byte_offset: start as u32,
+            byte_len: len as u32,
+        }
+    }
+
+    fn count(&mut self, depth: usize) -> Option<()> {
+        self.nodes += 1;
+        (self.nodes <= MAX_NODES && depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// The next line, if it is deeper than `indent`.
+    fn deeper(&self, indent: usize) -> Option<Line> {
+        self.lines
+            .get(self.next)
+            .filter(|l| l.indent > indent)
+            .copied()
+    }
+
+    /// Whether `line` is a list entry (`-` then a space or its end) at `column`.
+    fn is_entry(&self, line: Line, column: usize) -> bool {
+        let bytes = self.bytes(line);
+        bytes.get(column) == Some(&b'-') && matches!(bytes.get(column + 1), None | Some(b' '))
+    }
+
+    /// A block map whose first key starts at `column` of `line` (already
+    /// taken); its other keys are the following lines at that indentation.
+    fn block_map(&mut self, line: Line, column: usize, depth: usize) -> Option<Node<'a>> {
+        self.count(depth)?;
+        let at = self.mark(line, column, 0);
+        let mut entries: Vec<(Node<'a>, Node<'a>)> = Vec::new();
+        let (mut line, mut column) = (line, column);
+        loop {
+            let key_end = self.key_end(line, column)?;
+            let key = self.key(line, column, key_end, depth + 1)?;
+            let value = self.value_after(line, key_end + 1, column, depth + 1)?;
+            entries.push((key, value));
+            match self.lines.get(self.next) {
+                Some(&next) if next.indent == column && !self.is_entry(next, column) => {
+                    self.next += 1;
+                    (line, column) = (next, next.indent);
+                }
+                Some(next) if next.indent > column => return None,
+                _ => break,
+            }
+        }
+        no_duplicate_keys(&entries)?;
+        Some(Node::Map { entries, at })
+    }
+
+    /// A block list whose first `-` is at `column` of `line` (already
+    /// taken); `indentless` when it stands at its key's indentation.
+    fn block_list(
+        &mut self,
+        line: Line,
+        column: usize,
+        indentless: bool,
+        depth: usize,
+    ) -> Option<Node<'a>> {
+        self.count(depth)?;
+        let mut at = None;
+        let mut items = Vec::new();
+        let mut line = line;
+        loop {
+            let bytes = self.bytes(line);
+            let start = column + 1 + count_spaces(&bytes[(column + 1).min(bytes.len())..]);
+            // serde-saphyr places an indentless list at its first item.
+            at.get_or_insert(self.mark(line, if indentless { start } else { column }, 0));
+            if start >= bytes.len() || bytes[start] == b'#' || self.is_entry(line, start) {
+                // An entry whose value is on the next lines, or a list in
+                // a list: rare enough to leave to serde-saphyr.
+                return None;
+            }
+            let item = if self.key_end(line, start).is_some() {
+                self.block_map(line, start, depth + 1)?
+            } else {
+                let item = self.inline(line, start, depth + 1)?;
+                if self.deeper(column).is_some() {
+                    return None;
+                }
+                item
+            };
+            items.push(item);
+            match self.lines.get(self.next) {
+                Some(&next) if next.indent == column && self.is_entry(next, column) => {
+                    self.next += 1;
+                    line = next;
+                }
+                Some(next) if next.indent > column => return None,
+                _ => break,
+            }
+        }
+        Some(Node::List { items, at: at? })
+    }
+
+    /// The value of a map entry whose `:` is just before `from` on `line`,
+    /// in a map whose keys are at `indent`.
+    fn value_after(
+        &mut self,
+        line: Line,
+        from: usize,
+        indent: usize,
+        depth: usize,
+    ) -> Option<Node<'a>> {
+        let bytes = self.bytes(line);
+        let start = from + count_spaces(&bytes[from..]);
+        if start < bytes.len() && bytes[start] != b'#' {
+            let value = self.inline(line, start, depth)?;
+            // More on deeper lines would continue a plain scalar.
+            return self.deeper(indent).is_none().then_some(value);
+        }
+        let next = self.lines.get(self.next).copied();
+        match next {
+            Some(next) if next.indent > indent => {
+                self.next += 1;
+                let column = next.indent;
+                if self.is_entry(next, column) {
+                    self.block_list(next, column, false, depth)
+                } else if self.key_end(next, column).is_some() {
+                    self.block_map(next, column, depth)
+                } else {
+                    None // a scalar on a line of its own
+                }
+            }
+            // A list may stand at its key's indentation.
+            Some(next) if next.indent == indent && self.is_entry(next, indent) => {
+                self.next += 1;
+                self.block_list(next, indent, true, depth)
+            }
+            // An empty value (`volumes: {data:}`), a null.
+            _ => {
+                self.count(depth)?;
+                Some(Node::Scalar {
+                    text: "".into(),
+                    plain: true,
+                    at: self.mark(line, from - 1, 0),
+                })
+            }
+        }
+    }
+
+    /// Where the `:` of a key starting at `column` of `line` is, if the line
+    /// holds one there.
+    fn key_end(&self, line: Line, column: usize) -> Option<usize> {
+        let bytes = self.bytes(line);
+        let end = match bytes.get(column)? {
+            b'"' | b'\'' => {
+                let close = quoted_end(bytes, column)?;
+                close + count_spaces(&bytes[close..])
+            }
+            _ => {
+                plain_start(bytes, column, false)?;
+                let mut i = column;
+                loop {
+                    match bytes.get(i) {
+                        None => return None,
+                        Some(b':') if matches!(bytes.get(i + 1), None | Some(b' ')) => break i,
+                        Some(b'#') if bytes[i - 1] == b' ' => return None,
+                        _ => i += 1,
+                    }
+                }
+            }
+        };
+        (bytes.get(end) == Some(&b':')
+            && matches!(bytes.get(end + 1), None | Some(b' '))
+            && end - column <= MAX_KEY_CHARS)
+            .then_some(end)
+    }
+
+    fn key(&mut self, line: Line, column: usize, colon: usize, depth: usize) -> Option<Node<'a>> {
+        let bytes = self.bytes(line);
+        let node = if matches!(bytes[column], b'"' | b'\'') {
+            self.quoted(line, column, depth)?.0
+        } else {
+            let end = column + trimmed_len(&bytes[column..colon]);
+            self.plain(line, column, end, depth)?
+        };
+        // `<<` merges and `?` keys are serde-saphyr's.
+        match &node {
+            Node::Scalar {
+                text, plain: true, ..
+            } if text == "<<" => None,
+            _ => Some(node),
+        }
+    }
+
+    /// A value that ends on its own line: a bracketed list, `{}`, a quoted
+    /// or a plain scalar. Nothing but a comment may follow it.
+    fn inline(&mut self, line: Line, column: usize, depth: usize) -> Option<Node<'a>> {
+        let bytes = self.bytes(line);
+        let (node, end) = match bytes[column] {
+            b'[' | b'{' => self.flow(line, column, depth)?,
+            b'"' | b'\'' => self.quoted(line, column, depth)?,
+            _ => {
+                plain_start(bytes, column, false)?;
+                let mut end = column;
+                while end < bytes.len() && !(bytes[end] == b'#' && bytes[end - 1] == b' ') {
+                    if bytes[end] == b':' && matches!(bytes.get(end + 1), None | Some(b' ')) {
+                        return None; // a map where a scalar was expected
+                    }
+                    end += 1;
+                }
+                let trimmed = column + trimmed_len(&bytes[column..end]);
+                (self.plain(line, column, trimmed, depth)?, trimmed)
+            }
+        };
+        let rest = &bytes[end..];
+        let spaces = count_spaces(rest);
+        (spaces == rest.len() || (spaces > 0 && rest[spaces] == b'#')).then_some(node)
+    }
+
+    fn plain(&mut self, line: Line, start: usize, end: usize, depth: usize) -> Option<Node<'a>> {
+        self.count(depth)?;
+        Some(Node::Scalar {
+            text: self.text[line.start + start..line.start + end].into(),
+            plain: true,
+            at: self.mark(line, start, end - start),
+        })
+    }
+
+    /// A quoted scalar starting at `column`, and where it ends. Double
+    /// quotes with a backslash (escapes) are serde-saphyr's.
+    fn quoted(&mut self, line: Line, column: usize, depth: usize) -> Option<(Node<'a>, usize)> {
+        self.count(depth)?;
+        let bytes = self.bytes(line);
+        let end = quoted_end(bytes, column)?;
+        let inner = &self.text[line.start + column + 1..line.start + end - 1];
+        let text = if bytes[column] == b'\'' && inner.contains('\'') {
+            inner.replace("''", "'").into()
+        } else if bytes[column] == b'"' && inner.contains('\\') {
+            unescape(inner)?.into()
+        } else {
+            inner.into()
+        };
+        let at = self.mark(line, column, end - column);
+        Some((
+            Node::Scalar {
+                text,
+                plain: false,
+                at,
+            },
+            end,
+        ))
+    }
+
+    /// A value in brackets or braces, on one line (`[a, "b"]`,
+    /// `{volumes: [files]}`), or a scalar inside one; and where it ends.
+    fn flow(&mut self, line: Line, column: usize, depth: usize) -> Option<(Node<'a>, usize)> {
+        match self.bytes(line)[column] {
+            b'[' => self.flow_list(line, column, depth),
+            b'{' => self.flow_map(line, column, depth),
+            b'"' | b'\'' => self.quoted(line, column, depth),
+            _ => self.flow_plain(line, column, depth),
+        }
+    }
+
+    fn flow_list(&mut self, line: Line, column: usize, depth: usize) -> Option<(Node<'a>, usize)> {
+        self.count(depth)?;
+        let at = self.mark(line, column, 1);
+        let mut items = Vec::new();
+        let end = self.flow_entries(line, column, b']', |reader, i| {
+            let (item, end) = reader.flow(line, i, depth + 1)?;
+            items.push(item);
+            Some(end)
+        })?;
+        Some((Node::List { items, at }, end))
+    }
+
+    fn flow_map(&mut self, line: Line, column: usize, depth: usize) -> Option<(Node<'a>, usize)> {
+        self.count(depth)?;
+        let at = self.mark(line, column, 1);
+        let mut entries = Vec::new();
+        let end = self.flow_entries(line, column, b'}', |reader, i| {
+            let bytes = reader.bytes(line);
+            let (key, colon) = match bytes[i] {
+                b'"' | b'\'' => reader.quoted(line, i, depth + 1)?,
+                b'[' | b'{' => return None,
+                _ => reader.flow_plain(line, i, depth + 1)?,
+            };
+            // `key: value`; `{a:1}` and keys without values are serde-saphyr's.
+            if bytes.get(colon) != Some(&b':') || bytes.get(colon + 1) != Some(&b' ') {
+                return None;
+            }
+            let start = colon + 1 + count_spaces(&bytes[colon + 1..]);
+            bytes.get(start)?;
+            let (value, end) = reader.flow(line, start, depth + 1)?;
+            entries.push((key, value));
+            Some(end)
+        })?;
+        no_duplicate_keys(&entries)?;
+        Some((Node::Map { entries, at }, end))
+    }
+
+    /// The entries of a flow list or map opened at `column`, each read by
+    /// `entry` from where it starts (returning where it ends), up to the
+    /// `close` bracket; where the collection ends.
+    fn flow_entries(
+        &mut self,
+        line: Line,
+        column: usize,
+        close: u8,
+        mut entry: impl FnMut(&mut Self, usize) -> Option<usize>,
+    ) -> Option<usize> {
+        let bytes = self.bytes(line);
+        let mut i = column + 1;
+        i += count_spaces(&bytes[i..]);
+        if bytes.get(i) == Some(&close) {
+            return Some(i + 1);
+        }
+        loop {
+            bytes.get(i)?;
+            i = entry(self, i)?;
+            i += count_spaces(&bytes[i..]);
+            match *bytes.get(i)? {
+                b',' => {
+                    i += 1;
+                    i += count_spaces(&bytes[i..]);
+                    // `[a, ]`: a trailing comma is serde-saphyr's.
+                    if bytes.get(i).is_none_or(|&b| b == close) {
+                        return None;
+                    }
+                }
+                b if b == close => return Some(i + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A plain scalar inside brackets or braces, and where it ends: at a
+    /// `,`, a closing bracket or a `:` that makes it a key.
+    fn flow_plain(&mut self, line: Line, column: usize, depth: usize) -> Option<(Node<'a>, usize)> {
+        let bytes = self.bytes(line);
+        plain_start(bytes, column, true)?;
+        let mut i = column;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b',' | b']' | b'}' => break,
+                b'[' | b'{' => return None,
+                b'#' if bytes[i - 1] == b' ' => return None,
+                b':' if matches!(bytes.get(i + 1), None | Some(b' ' | b',' | b']' | b'}')) => break,
+                _ => i += 1,
+            }
+        }
+        let end = column + trimmed_len(&bytes[column..i]);
+        Some((self.plain(line, column, end, depth)?, end))
+    }
+}
+
+/// The text of a double-quoted scalar with YAML's escapes (`\n`, `\"`,
+/// `\u00e9`, …); None for the rare ones left to serde-saphyr (`\N`, `\_`,
+/// `\L`, `\P`: Unicode line breaks and spaces).
+fn unescape(inner: &str) -> Option<String> {
+    let mut text = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        let hex = |chars: &mut std::str::Chars, digits: usize| {
+            let code: String = chars.take(digits).collect();
+            (code.len() == digits && code.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| char::from_u32(u32::from_str_radix(&code, 16).ok()?))
+                .flatten()
+        };
+        text.push(match chars.next()? {
+            '0' => '\0',
+            'a' => '\x07',
+            'b' => '\x08',
+            't' => '\t',
+            'n' => '\n',
+            'v' => '\x0b',
+            'f' => '\x0c',
+            'r' => '\r',
+            'e' => '\x1b',
+            c @ (' ' | '"' | '/' | '\\') => c,
+            'x' => hex(&mut chars, 2)?,
+            'u' => hex(&mut chars, 4)?,
+            'U' => hex(&mut chars, 8)?,
+            _ => return None,
+        });
+    }
+    Some(text)
+}
+
+/// Where a quoted scalar starting at `column` ends (after its closing quote).
+fn quoted_end(bytes: &[u8], column: usize) -> Option<usize> {
+    let quote = bytes[column];
+    let mut i = column + 1;
+    loop {
+        match *bytes.get(i)? {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// Whether a plain scalar may start at `column` (YAML's indicators may not
+/// start one, but for `-`, `?` and `:` before a character that can follow).
+fn plain_start(bytes: &[u8], column: usize, in_flow: bool) -> Option<()> {
+    let first = *bytes.get(column)?;
+    let next = bytes.get(column + 1).copied();
+    let ok = match first {
+        b'-' | b'?' | b':' => match next {
+            None | Some(b' ') => false,
+            Some(b',' | b'[' | b']' | b'{' | b'}') => !in_flow,
+            Some(_) => true,
+        },
+        b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
+        | b'"' | b'%' | b'@' | b'`' => false,
+        _ => true,
+    };
+    ok.then_some(())
+}
+
+fn count_spaces(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|&&b| b == b' ').count()
+}
+
+fn trimmed_len(bytes: &[u8]) -> usize {
+    bytes.len() - bytes.iter().rev().take_while(|&&b| b == b' ').count()
+}
+
+/// None if two keys of a map are the same text, or may be the same number:
+/// serde-saphyr refuses duplicates (and compares numbers by value).
+fn no_duplicate_keys(entries: &[(Node, Node)]) -> Option<()> {
+    let text = |key: &Node| match key {
+        Node::Scalar { text, plain, .. } => {
+            let numeric =
+                *plain && text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+            (!numeric).then(|| text.to_string())
+        }
+        _ => None,
+    };
+    if entries.len() < 16 {
+        for (i, (key, _)) in entries.iter().enumerate() {
+            let key = text(key)?;
+            if entries[..i]
+                .iter()
+                .any(|(other, _)| matches!(other, Node::Scalar { text, .. } if **text == *key))
+            {
+                return None;
+            }
+        }
+        return Some(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for (key, _) in entries {
+        if !seen.insert(text(key)?) {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Any reason to leave the file to serde-saphyr; which one does not matter.
+#[derive(Debug)]
+struct GiveUp;
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("not plain YAML")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl de::Error for GiveUp {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        GiveUp
+    }
+}
+
+/// serde-saphyr's `Spanned` asks for this newtype, and reads the map that
+/// follows the marker key.
+const SPANNED_NAME: &str = "__yaml_spanned";
+const SPANNED_MARKER: &str = "__serde_saphyr_private_spanned";
+
+/// Text serde-saphyr reads as null: a string field refuses it.
+fn is_null(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Plain text that serde-saphyr, asked for any type, surely reads as a
+/// string: not a YAML 1.1 boolean, nor `inf` or `nan`; and if it starts
+/// like a number (a digit or a dot, after a sign), with a character no
+/// number has in any of its spellings (`10min`) or more dots than one
+/// (`1.4.2`, `10.0.0.1`).
+fn surely_a_string(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
+    let words = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "inf", "infinity", "nan",
+    ];
+    if words.contains(&unsigned) {
+        return false;
+    }
+    if !unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return true;
+    }
+    let numeric = |b: u8| b.is_ascii_digit() || b"+-._:abcdefinotxy".contains(&b);
+    lower.bytes().any(|b| !numeric(b)) || lower.matches('.').count() > 1
+}
+
+/// A whole number as serde-saphyr reads it too: digits, no leading zero.
+fn whole_number(text: &str) -> Option<u64> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    (digits && !text.is_empty() && (text == "0" || !text.starts_with('0')))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+struct NodeDe<'n, 'a>(&'n Node<'a>);
+
+impl<'n, 'a> NodeDe<'n, 'a> {
+    /// The text of a scalar that is no null.
+    fn text(&self) -> Result<&'n str, GiveUp> {
+        match self.0 {
+            Node::Scalar { text, plain, .. } if !(*plain && is_null(text)) => Ok(text),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// The text of a plain whole number.
+    fn number(&self) -> Result<u64, GiveUp> {
+        match self.0 {
+            Node::Scalar {
+                text, plain: true, ..
+            } => whole_number(text).ok_or(GiveUp),
+            _ => Err(GiveUp),
+        }
+    }
+}
+
+macro_rules! whole_numbers {
+    ($($method:ident $visit:ident $ty:ty),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+            visitor.$visit(<$ty>::try_from(self.number()?).map_err(|_| GiveUp)?)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
+    type Error = GiveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::Map { .. } => self.deserialize_map(visitor),
+            Node::List { .. } => self.deserialize_seq(visitor),
+            Node::Scalar {
+                text, plain: false, ..
+            } => visitor.visit_str(text),
+            Node::Scalar { text, .. } if is_null(text) => visitor.visit_unit(),
+            Node::Scalar { text, .. } => match text.as_ref() {
+                "true" | "True" | "TRUE" => visitor.visit_bool(true),
+                "false" | "False" | "FALSE" => visitor.visit_bool(false),
+                text if surely_a_string(text) => visitor.visit_str(text),
+                _ => visitor.visit_u64(self.number()?),
+            },
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::Scalar {
+                text, plain: true, ..
+            } => match text.as_ref() {
+                "true" | "True" | "TRUE" => visitor.visit_bool(true),
+                "false" | "False" | "FALSE" => visitor.visit_bool(false),
+                _ => Err(GiveUp),
+            },
+            _ => Err(GiveUp),
+        }
+    }
+
+    whole_numbers!(
+        deserialize_u8 visit_u8 u8, deserialize_u16 visit_u16 u16,
+        deserialize_u32 visit_u32 u32, deserialize_u64 visit_u64 u64,
+        deserialize_i8 visit_i8 i8, deserialize_i16 visit_i16 i16,
+        deserialize_i32 visit_i32 i32, deserialize_i64 visit_i64 i64
+    );
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_str(self.text()?)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_str(self.text()?)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_str(self.text()?)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::Scalar {
+                text, plain: true, ..
+            } if is_null(text) => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::Scalar {
+                text, plain: true, ..
+            } if is_null(text) => visitor.visit_unit(),
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, GiveUp> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, GiveUp> {
+        if name == SPANNED_NAME {
+            visitor.visit_newtype_struct(SpannedDe(self.0))
+        } else {
+            visitor.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::List { items, .. } => {
+                let mut items = items.iter();
+                let value = visitor.visit_seq(Items(&mut items))?;
+                items.next().is_none().then_some(value).ok_or(GiveUp)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, GiveUp> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, GiveUp> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        match self.0 {
+            Node::Map { entries, .. } => {
+                let mut entries = Entries {
+                    entries: entries.iter(),
+                    value: None,
+                };
+                let value = visitor.visit_map(&mut entries)?;
+                entries
+                    .entries
+                    .next()
+                    .is_none()
+                    .then_some(value)
+                    .ok_or(GiveUp)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, GiveUp> {
+        self.deserialize_map(visitor)
+    }
+
+    // serde-saphyr reads a skipped value as any other (and may refuse it).
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        self.deserialize_any(visitor)
+    }
+
+    // The schema reads no floats, characters, bytes nor enums from YAML: a
+    // file that asks for one is serde-saphyr's.
+    fn deserialize_f32<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+}
+
+struct Items<'i, 'n, 'a>(&'i mut std::slice::Iter<'n, Node<'a>>);
+
+impl<'de> SeqAccess<'de> for Items<'_, '_, '_> {
+    type Error = GiveUp;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, GiveUp> {
+        self.0
+            .next()
+            .map(|item| seed.deserialize(NodeDe(item)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct Entries<'n, 'a> {
+    entries: std::slice::Iter<'n, (Node<'a>, Node<'a>)>,
+    value: Option<&'n Node<'a>>,
+}
+
+impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
+    type Error = GiveUp;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, GiveUp> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        self.value = Some(value);
+        seed.deserialize(NodeDe(key)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
+        seed.deserialize(NodeDe(self.value.take().ok_or(GiveUp)?))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+/// What serde-saphyr gives `Spanned<T>`: a map of the marker, the value,
+/// and where it was referenced and defined (the same place: no aliases).
+struct SpannedDe<'n, 'a>(&'n Node<'a>);
+
+impl<'de> Deserializer<'de> for SpannedDe<'_, '_> {
+    type Error = GiveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_map(SpannedFields {
+            node: self.0,
+            field: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct SpannedFields<'n, 'a> {
+    node: &'n Node<'a>,
+    field: usize,
+}
+
+const SPANNED_FIELDS: [&str; 4] = [SPANNED_MARKER, "value", "referenced", "defined"];
+
+impl<'de> MapAccess<'de> for SpannedFields<'_, '_> {
+    type Error = GiveUp;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, GiveUp> {
+        let Some(name) = SPANNED_FIELDS.get(self.field) else {
+            return Ok(None);
+        };
+        seed.deserialize(StrDeserializer::new(name)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
+        self.field += 1;
+        match self.field {
+            1 => seed.deserialize(true.into_deserializer()),
+            2 => seed.deserialize(NodeDe(self.node)),
+            _ => seed.deserialize(LocationDe(mark_of(self.node))),
+        }
+    }
+}
+
+fn mark_of(node: &Node) -> Mark {
+    match node {
+        Node::Scalar { at, .. } | Node::List { at, .. } | Node::Map { at, .. } => *at,
+    }
+}
+
+/// A `serde_saphyr::Location`: `{line, column, span: {offset, len,
+/// byte_info: [offset, len]}, source_id}`.
+struct LocationDe(Mark);
+
+impl<'de> Deserializer<'de> for LocationDe {
+    type Error = GiveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_map(LocationFields {
+            at: self.0,
+            field: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct LocationFields {
+    at: Mark,
+    field: usize,
+}
+
+const LOCATION_FIELDS: [&str; 4] = ["line", "column", "span", "source_id"];
+
+impl<'de> MapAccess<'de> for LocationFields {
+    type Error = GiveUp;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, GiveUp> {
+        let Some(name) = LOCATION_FIELDS.get(self.field) else {
+            return Ok(None);
+        };
+        seed.deserialize(StrDeserializer::new(name)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
+        self.field += 1;
+        let at = self.at;
+        match self.field {
+            1 => seed.deserialize(U32Deserializer::new(at.line)),
+            2 => seed.deserialize(U32Deserializer::new(at.column)),
+            3 => seed.deserialize(SpanDe(at)),
+            _ => seed.deserialize(U32Deserializer::new(0)),
+        }
+    }
+}
+
+struct SpanDe(Mark);
+
+impl<'de> Deserializer<'de> for SpanDe {
+    type Error = GiveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        visitor.visit_map(SpanFields {
+            at: self.0,
+            field: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct SpanFields {
+    at: Mark,
+    field: usize,
+}
+
+const SPAN_FIELDS: [&str; 3] = ["offset", "len", "byte_info"];
+
+impl<'de> MapAccess<'de> for SpanFields {
+    type Error = GiveUp;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, GiveUp> {
+        let Some(name) = SPAN_FIELDS.get(self.field) else {
+            return Ok(None);
+        };
+        seed.deserialize(StrDeserializer::new(name)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
+        self.field += 1;
+        let at = self.at;
+        match self.field {
+            1 => seed.deserialize(U32Deserializer::new(at.offset)),
+            2 => seed.deserialize(U32Deserializer::new(at.len)),
+            _ => seed.deserialize(SeqDeserializer::new(
+                [at.byte_offset, at.byte_len].into_iter(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn saphyr(text: &str) -> Result<(Document, bool), serde_saphyr::Error> {
+        serde_saphyr::with_deserializer_from_str_with_options(
+            text,
+            super::super::yaml_options(),
+            |yaml| super::super::unknown_keys::skipped::deserialize::<_, Document>(yaml),
+        )
+    }
+
+    /// Whether the quick reader read `text`; when it did, it must have read
+    /// what serde-saphyr reads, to the last location.
+    fn agrees(text: &str) -> bool {
+        let Some(quick) = read(text) else {
+            return false;
+        };
+        let slow = saphyr(text).unwrap_or_else(|e| {
+            panic!("serde-saphyr refuses what the quick reader read: {e}\n{text}")
+        });
+        let (quick, slow) = (format!("{quick:#?}"), format!("{slow:#?}"));
+        if quick != slow {
+            let diff = similar::TextDiff::from_lines(&slow, &quick);
+            panic!(
+                "the quick reader disagrees:\n{}\n{text}",
+                diff.unified_diff().context_radius(8)
+            );
+        }
+        true
+    }
+
+    fn yaml_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                yaml_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_saphyr_on_every_yaml_file_of_the_repository() {
+        let mut files = Vec::new();
+        for dir in ["examples", "templates"] {
+            yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), &mut files);
+        }
+        let read = files
+            .iter()
+            .filter(|file| agrees(&std::fs::read_to_string(file).unwrap()))
+            .count();
+        // The examples are the plain YAML this reader is for.
+        assert!(
+            read * 2 > files.len(),
+            "read quickly: {read} of {}",
+            files.len()
+        );
+    }
+
+    /// The YAML in the tests' raw strings (templates with hostile values,
+    /// compose files, mistakes): any text will do, since the quick reader
+    /// must read it as serde-saphyr does or not at all.
+    #[test]
+    fn agrees_with_serde_saphyr_on_the_yaml_in_the_tests() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let (mut texts, mut read) = (0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for text in string_literals(&source) {
+                if text.contains("services:") || text.contains("app:") {
+                    texts += 1;
+                    read += usize::from(agrees(&text));
+                }
+            }
+        }
+        assert!(
+            texts > 100 && read * 4 > texts,
+            "read quickly: {read} of {texts}"
+        );
+    }
+
+    /// The string literals of Rust source, roughly (`"…"` unescaped, and
+    /// `r#"…"#`): a test's input, not a compiler's.
+    fn string_literals(source: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find('"') {
+            if rest[..start].ends_with("r#") {
+                let Some(end) = rest[start + 1..].find("\"#") else {
+                    break;
+                };
+                found.push(rest[start + 1..start + 1 + end].to_string());
+                rest = &rest[start + 1 + end + 2..];
+                continue;
+            }
+            let mut text = String::new();
+            let mut chars = rest[start + 1..].char_indices();
+            let mut end = rest.len() - start - 1;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    '\\' => match chars.next().map(|(_, c)| c) {
+                        Some('n') => text.push('\n'),
+                        Some('t') => text.push('\t'),
+                        Some('r') => text.push('\r'),
+                        Some('0') => text.push('\0'),
+                        // A line continuation: the next line's indentation goes.
+                        Some('\n') => {
+                            let skip = chars.clone().take_while(|(_, c)| c.is_whitespace()).count();
+                            if skip > 0 {
+                                chars.nth(skip - 1);
+                            }
+                        }
+                        Some(c) => text.push(c),
+                        None => {}
+                    },
+                    c => text.push(c),
+                }
+            }
+            found.push(text);
+            rest = &rest[start + 1 + end..];
+        }
+        found
+    }
+
+    /// What the quick reader is for: each of these is read by it (and
+    /// read as serde-saphyr reads it).
+    #[test]
+    fn reads_the_yaml_templates_are_written_in() {
+        for text in [
+            "app: blog\nservices:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n",
+            "services:\n  web:\n    command:\n    - serve\n    - --port=80\n    environment:\n      A: b\n",
+            "services:\n  web:\n    image: x\n    labels: {a: b, 'c': \"d\"}\n    depends_on: []\n",
+            "services:\n  db:\n    image: postgres\n    volumes: [\"data:/var/lib/postgresql\"]\nvolumes:\n  data: {external: true}\n",
+            "services:\n  web:\n    image: x\n    labels:\n      a:\n      b: c # note\n",
+            "# Café — the menu\nservices:\n  web:\n    image: x\n    environment:\n      NAME: \"caf\\u00e9 \\\"menu\\\"\"\n      CITY: Zürich\n",
+            "services:\n  web:\n    image: x\n    healthcheck:\n      test: [CMD-SHELL, 'curl -f http://localhost || exit 1']\n      retries: 3\ninstances:\n  live: {version: 1.4.2, port: 8080}\n",
+        ] {
+            assert!(agrees(text), "not read quickly:\n{text}");
+        }
+    }
+
+    /// Text that YAML may read as null, booleans, numbers or structure, or
+    /// that a reader may cut in the wrong place.
+    const TRICKY: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "true",
+        "True",
+        "TRUE",
+        "tRUE",
+        "false",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "n",
+        "0",
+        "00",
+        "007",
+        "1",
+        "42",
+        "-1",
+        "+1",
+        "1.5",
+        ".5",
+        "1e3",
+        "0x1F",
+        "0X1F",
+        "0o17",
+        "0b101",
+        "1_000",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "-.nan",
+        "nan",
+        "inf",
+        "Infinity",
+        "18446744073709551616",
+        "4294967296",
+        "10min",
+        "5s",
+        "512m",
+        "redis:7",
+        "a: b",
+        "a:b",
+        "a #b",
+        "a#b",
+        "#x",
+        "- x",
+        "-x",
+        "--listen",
+        "?x",
+        "? x",
+        ":x",
+        "x:",
+        "x: ",
+        "[a]",
+        "{a}",
+        "{}",
+        "[]",
+        "a,b",
+        "a]",
+        "a}",
+        "*x",
+        "&x",
+        "!x",
+        "|",
+        ">",
+        "%x",
+        "@x",
+        "`x",
+        "it's",
+        "a  b",
+        "{{ domain }}",
+        "https://{{ domain }}/x",
+        "0.0.0.0:8080",
+        "127.0.0.1:10000:8080",
+        "1.4.2",
+        "0.82.0",
+        "1..2",
+        ".5.",
+        "1.2e3.4",
+        "de_DE",
+        "+inf",
+        "-Infinity",
+        "+nan",
+        "+",
+        "+x",
+        "beef",
+        "0xbeef",
+        "e5",
+        "1e5",
+        "1:30",
+        "2001-12-14",
+        "x\\y",
+        "a''b",
+        "<<",
+        "define",
+        "CMD-SHELL",
+        "é",
+        "a\"b",
+        "naïve café",
+        "日本",
+        "x\u{a0}y",
+        "\u{85}",
+        "\u{2028}",
+    ];
+
+    /// A small random generator (xorshift), so that a failing seed can be
+    /// replayed.
+    struct Dice(u64);
+
+    impl Dice {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        fn pick<'t>(&mut self, from: &[&'t str]) -> &'t str {
+            from[self.below(from.len())]
+        }
+
+        /// A scalar: tricky or ordinary text, plain or quoted.
+        fn scalar(&mut self) -> String {
+            let text = if self.below(4) == 0 {
+                self.pick(TRICKY).to_string()
+            } else {
+                self.pick(&[
+                    "web",
+                    "postgres:16",
+                    "{{ version }}",
+                    "8080",
+                    "x y",
+                    "a#b",
+                    "10s",
+                ])
+                .to_string()
+            };
+            match self.below(5) {
+                // Escapes, valid or not, as written.
+                4 => format!(
+                    "\"{}\"",
+                    self.pick(&[
+                        r"a\nb",
+                        r"\u00e9t\u00E9",
+                        r"\x41",
+                        r"\N",
+                        r"\t",
+                        r"\/",
+                        r"\\",
+                        r#"\""#,
+                        r"\q",
+                        r"\u12",
+                        r"\UFFFFFFFF",
+                        r"\U0001F600",
+                        r"\ud800",
+                        r"\e[0m",
+                        r"\ ",
+                        r"x\",
+                    ])
+                ),
+                0 => format!("'{}'", text.replace('\'', "''")),
+                1 => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
+                _ => text,
+            }
+        }
+
+        /// Spaces, a comment or nothing after a value.
+        fn line_end(&mut self) -> &'static str {
+            ["", "", "", "  ", " # note", "  #: x", " # café — ok"][self.below(7)]
+        }
+
+        /// A value at `indent` after `key:`: a scalar, a list or a map, in
+        /// block or flow style.
+        fn value(&mut self, indent: usize, depth: usize) -> String {
+            let pad = " ".repeat(indent + 2);
+            match self.below(if depth > 2 { 2 } else { 6 }) {
+                0 if self.below(4) == 0 => format!("{}\n", self.line_end()),
+                0 | 1 => format!(" {}{}\n", self.scalar(), self.line_end()),
+                2 => {
+                    let items: Vec<String> = (0..self.below(4)).map(|_| self.scalar()).collect();
+                    format!(" [{}]{}\n", items.join(", "), self.line_end())
+                }
+                3 => {
+                    let entries: Vec<String> = (0..self.below(3))
+                        .map(|_| {
+                            format!(
+                                "{}: {}",
+                                self.pick(&["a", "b", "KEY", "\"q\""]),
+                                self.scalar()
+                            )
+                        })
+                        .collect();
+                    format!(" {{{}}}{}\n", entries.join(", "), self.line_end())
+                }
+                4 => {
+                    let pad = if self.below(3) == 0 {
+                        " ".repeat(indent)
+                    } else {
+                        pad
+                    };
+                    let mut text = format!("{}\n", self.line_end());
+                    for _ in 0..1 + self.below(3) {
+                        text += &format!("{pad}-{}", self.value(pad.len(), depth + 1));
+                    }
+                    text
+                }
+                _ => {
+                    let mut text = format!("{}\n", self.line_end());
+                    for _ in 0..1 + self.below(3) {
+                        if self.below(5) == 0 {
+                            text += &format!("{}# a comment\n\n", " ".repeat(self.below(8)));
+                        }
+                        let key = self
+                            .pick(&["Service", "KEY", "a", "b", "'quoted'", "\"x\"", "1", "<<"]);
+                        text += &format!("{pad}{key}:{}", self.value(indent + 2, depth + 1));
+                    }
+                    text
+                }
+            }
+        }
+
+        /// A list of scalars after `key:`, in flow or block style.
+        fn list(&mut self, indent: usize) -> String {
+            let items: Vec<String> = (0..1 + self.below(3)).map(|_| self.scalar()).collect();
+            if self.below(2) == 0 {
+                return format!(" [{}]{}\n", items.join(", "), self.line_end());
+            }
+            let pad = " ".repeat(indent + 2 * self.below(2));
+            let lines: Vec<String> = items
+                .iter()
+                .map(|item| format!("{pad}- {item}{}\n", self.line_end()))
+                .collect();
+            format!("\n{}", lines.concat())
+        }
+
+        /// A map of `keys` to scalars after `key:`, in flow or block style.
+        fn map(&mut self, indent: usize, keys: &[&str]) -> String {
+            let count = 1 + self.below(3);
+            let entries: Vec<(String, String)> = (0..count)
+                .map(|_| (self.pick(keys).to_string(), self.scalar()))
+                .collect();
+            if self.below(3) == 0 {
+                let entries: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                return format!(" {{{}}}{}\n", entries.join(", "), self.line_end());
+            }
+            let pad = " ".repeat(indent + 2);
+            let lines: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{pad}{k}: {v}{}\n", self.line_end()))
+                .collect();
+            format!("\n{}", lines.concat())
+        }
+
+        /// A template: services with the schema's keys (most values of the
+        /// shape the key takes), instances and defaults with values of
+        /// every shape, and keys the schema lacks.
+        fn template(&mut self) -> String {
+            let mut text = format!("app: {}\nservices:\n", self.pick(&["blog", "x", "'q'"]));
+            const KEYS: &[&str] = &["KEY", "a", "'q'", "\"d\"", "PORT"];
+            for n in 0..1 + self.below(3) {
+                text += &format!("  s{n}:\n");
+                let mut keys = vec![
+                    "image",
+                    "command",
+                    "environment",
+                    "ports",
+                    "volumes",
+                    "depends_on",
+                    "restart",
+                    "init",
+                    "systemd",
+                    "healthcheck",
+                    "mem_limit",
+                    "labels",
+                    "user",
+                    "unknown_key",
+                    "oneshot",
+                    "tmpfs",
+                    "env_file",
+                    "docker_args",
+                ];
+                for _ in 0..1 + self.below(6) {
+                    // Mostly distinct keys: a duplicate only fails the file.
+                    let key = keys.swap_remove(self.below(keys.len()));
+                    let value = match key {
+                        "image" | "restart" | "user" | "mem_limit" => {
+                            format!(" {}{}\n", self.scalar(), self.line_end())
+                        }
+                        "init" | "oneshot" => format!(
+                            " {}\n",
+                            self.pick(&["true", "false", "True", "yes", "'true'", "1"])
+                        ),
+                        "command" | "tmpfs" | "env_file" if self.below(2) == 0 => {
+                            format!(" {}\n", self.scalar())
+                        }
+                        "command" | "tmpfs" | "env_file" | "ports" | "volumes" | "docker_args" => {
+                            self.list(4)
+                        }
+                        "environment" | "labels" if self.below(3) == 0 => self.list(4),
+                        "environment" | "labels" => self.map(4, KEYS),
+                        "depends_on" => self.list(4),
+                        "systemd" => format!(
+                            "\n      Service:{}",
+                            self.map(6, &["TimeoutStartSec", "Nice", "X"])
+                        ),
+                        "healthcheck" => format!(
+                            "\n      test:{}      interval: {}\n",
+                            self.list(6),
+                            self.scalar()
+                        ),
+                        _ => self.value(4, 0),
+                    };
+                    text += &format!("    {key}:{value}");
+                }
+            }
+            for section in ["instances", "defaults"] {
+                if self.below(2) == 0 {
+                    text += &format!("{section}:\n");
+                    for name in ["live", "staging"] {
+                        text += &format!("  {name}:{}", self.value(2, 1));
+                    }
+                }
+            }
+            text
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// Generated templates, tricky scalars in every place and style:
+        /// whatever the quick reader reads, serde-saphyr reads the same.
+        #[test]
+        fn agrees_with_serde_saphyr_on_generated_templates(seed in 1..u64::MAX) {
+            agrees(&Dice(seed).template());
+        }
+    }
+}
