@@ -158,6 +158,49 @@ pub fn systemd_bash(script: &[&str]) -> String {
     systemd_script("/bin/bash", script)
 }
 
+/// A [`systemd_bash`] command line that many units share but for one word
+/// (a container's name), escaped once: the pieces around the word.
+pub struct PreparedBash {
+    pieces: Vec<String>,
+}
+
+impl PreparedBash {
+    /// `script` with `placeholder` wherever the word goes, never where a
+    /// line starts.
+    pub fn new(script: &[&str], placeholder: &str) -> Self {
+        // Escaping maps each character on its own, but for a `#` or `;`
+        // that starts a line: the escaped script is the escaped pieces
+        // around the escaped word.
+        assert!(
+            !script
+                .iter()
+                .any(|line| line.trim_start().starts_with(placeholder)),
+            "{placeholder} starts a line"
+        );
+        let mut hole = String::new();
+        push_quoted(&mut hole, placeholder, Dollars::Double);
+        let pieces: Vec<String> = (systemd_bash(script).split(&hole))
+            .map(String::from)
+            .collect();
+        let holes: usize = script.iter().map(|l| l.matches(placeholder).count()).sum();
+        assert_eq!(pieces.len(), holes + 1, "{placeholder} reads as other text");
+        PreparedBash { pieces }
+    }
+
+    /// The command line with `word` for the placeholder.
+    pub fn with(&self, word: &str) -> String {
+        let bytes = self.pieces.iter().map(String::len).sum::<usize>();
+        let mut out = String::with_capacity(bytes + self.pieces.len() * word.len() * 2);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                push_quoted(&mut out, word, Dollars::Double);
+            }
+            out.push_str(piece);
+        }
+        out
+    }
+}
+
 fn systemd_script(shell: &str, script: &[&str]) -> String {
     let mut out = format!("{shell} -c \"");
     for (i, line) in script.iter().enumerate() {
@@ -223,6 +266,45 @@ pub fn systemd_command<S: AsRef<str>>(args: &[S]) -> String {
         push_word(&mut out, arg.as_ref(), Dollars::Double);
     }
     out
+}
+
+/// A command line written one group of words per line (`docker run`: the
+/// program, then each flag with its value), so that a changed flag is a
+/// one-line diff: systemd joins a line ending in ` \` with the next. The
+/// words are quoted as by [`systemd_command`], into the one string.
+pub struct CommandLines {
+    text: String,
+}
+
+impl CommandLines {
+    /// The command's first line: the program and its first words.
+    pub fn new(first: &[&str]) -> Self {
+        // A service's `docker run` is most of a kilobyte: no regrowth.
+        let mut lines = CommandLines {
+            text: String::with_capacity(1024),
+        };
+        lines.push_words(first);
+        lines
+    }
+
+    /// Adds a line of `words`.
+    pub fn line(&mut self, words: &[&str]) {
+        self.text.push_str(" \\\n    ");
+        self.push_words(words);
+    }
+
+    fn push_words(&mut self, words: &[&str]) {
+        for (i, word) in words.iter().enumerate() {
+            if i > 0 {
+                self.text.push(' ');
+            }
+            push_word(&mut self.text, word, Dollars::Double);
+        }
+    }
+
+    pub fn into_text(self) -> String {
+        self.text
+    }
 }
 
 /// Quotes one `NAME=value` assignment for `Environment=`: as an `Exec*=`

@@ -2,7 +2,10 @@
 //! a big instance, compiling many instances. Scoped threads, no pool: the
 //! work comes in one batch per command, so a pool would outlive its use.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::thread;
 
 /// `f` of every item, in the items' order, on up to one thread per core;
@@ -24,6 +27,66 @@ where
     results
 }
 
+/// `f` of every item on up to one thread per core, each item taken by the
+/// next free thread, handed to `consume` on this thread in the items' order
+/// as soon as it and those before it are done: the results of many big
+/// items (the units of ten instances) are written out while the later ones
+/// are being made, and need not all be held at once. An item is dropped on
+/// the thread that made its result, not left for this one to drop at the end.
+/// Stops at the first error of `consume`.
+pub fn map_in_order<T, R, E, F, C>(items: Vec<T>, f: F, mut consume: C) -> Result<(), E>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync,
+    C: FnMut(R) -> Result<(), E>,
+{
+    let workers = cores().min(items.len());
+    if workers <= 1 {
+        return items.into_iter().try_for_each(|item| consume(f(item)));
+    }
+    let count = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let stop = AtomicBool::new(false);
+    let (done, results) = mpsc::channel();
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            let done = done.clone();
+            let (queue, stop, f) = (&queue, &stop, &f);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // The lock is held only to take the next item.
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((index, item)) = next else { break };
+                    if done.send((index, f(item))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+        // Results that came before their turn: at most about one per thread.
+        let mut early = BTreeMap::new();
+        let mut due = 0;
+        // A thread that panicked sends nothing more: the scope then
+        // panics on its own, and the results after its item stay unused.
+        for (index, result) in results {
+            early.insert(index, result);
+            while let Some(result) = early.remove(&due) {
+                due += 1;
+                if let Err(e) = consume(result) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            if due == count {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// `f` of consecutive shares of the items, one share per thread (as
 /// [`map`] splits them), in the items' order: for work that needs state of
 /// its own per thread (a template engine, the problems found).
@@ -33,8 +96,7 @@ where
     R: Send,
     F: Fn(&[T]) -> R + Sync,
 {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = cores.min(items.len() / min_per_thread.max(1)).max(1);
+    let threads = cores().min(items.len() / min_per_thread.max(1)).max(1);
     if threads == 1 {
         return vec![f(items)];
     }
@@ -57,9 +119,13 @@ where
     })
 }
 
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::map;
+    use super::{map, map_in_order};
 
     #[test]
     fn keeps_the_order_of_the_items_whatever_the_split() {
@@ -73,5 +139,29 @@ mod tests {
             let parts = super::chunks(&items, min, |part| part.to_vec());
             assert_eq!(parts.concat(), items);
         }
+    }
+
+    #[test]
+    fn hands_results_over_in_order_and_stops_at_the_first_error() {
+        // Early items take longest, so later ones are done before their turn.
+        let slow_first = |i: u64| {
+            std::thread::sleep(std::time::Duration::from_millis(12 - i));
+            i * 2
+        };
+        let mut seen = Vec::new();
+        let all = map_in_order((0..12).collect(), slow_first, |r| {
+            seen.push(r);
+            Ok::<_, ()>(())
+        });
+        assert_eq!(all, Ok(()));
+        assert_eq!(seen, (0..12).map(|i| i * 2).collect::<Vec<_>>());
+
+        let mut seen = Vec::new();
+        let stopped = map_in_order((0..12).collect(), slow_first, |r| {
+            seen.push(r);
+            if r == 6 { Err(r) } else { Ok(()) }
+        });
+        assert_eq!(stopped, Err(6));
+        assert_eq!(seen, [0, 2, 4, 6]);
     }
 }

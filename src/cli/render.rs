@@ -83,51 +83,61 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         _ => {}
     }
     // Secrets are not read: units show which secret each variable gets,
-    // and `plan`/`apply` add the digests of the values. Each instance's
-    // units are written out before the next is rendered: 10 instances of a
-    // big app are tens of megabytes, which need not all be held at once.
+    // and `plan`/`apply` add the digests of the values. Instances are
+    // rendered on all cores and their units written out in order, each
+    // instance's as soon as it is ready: 10 instances of a big app are tens
+    // of megabytes, which need not all be held at once.
+    let render = |instance: crate::model::Instance| {
+        let units = renderer.render(&instance);
+        (instance.app, instance.instance, units)
+    };
     let Some(dir) = &args.out else {
-        for (i, instance) in instances.iter().enumerate() {
-            print_units(&renderer.render(instance), i > 0)?;
-        }
+        let mut more = false;
+        crate::parallel::map_in_order(instances, render, |(_, _, units)| {
+            print_units(&units, std::mem::replace(&mut more, true))
+        })?;
         return Ok(Outcome::Clean);
     };
     let (mut units, mut written, mut removed, mut unchanged) = (0, 0, 0, 0);
     let mut up_to_date = true;
-    for instance in &instances {
-        let rendered = renderer.render(instance);
-        let present = unit_dir::read_installed(dir, &instance.app, &instance.instance)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("reading {}", dir.display()))?;
-        let plan = Plan::new(&present, &rendered);
-        units += rendered.len();
-        if args.check {
-            let names = [
-                (
-                    "missing",
-                    plan.add.iter().map(|u| &u.name).collect::<Vec<_>>(),
-                ),
-                (
-                    "out of date",
-                    plan.change.iter().map(|c| &c.new.name).collect(),
-                ),
-                ("stale", plan.remove.iter().map(|u| &u.name).collect()),
-            ];
-            for (label, names) in names {
-                for name in names {
-                    outln!("{label}: {}", dir.join(name).display())?;
+    crate::parallel::map_in_order(
+        instances,
+        render,
+        |(app, instance, rendered)| -> Result<()> {
+            let present = unit_dir::read_installed(dir, &app, &instance)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", dir.display()))?;
+            let plan = Plan::new(&present, &rendered);
+            units += rendered.len();
+            if args.check {
+                let names = [
+                    (
+                        "missing",
+                        plan.add.iter().map(|u| &u.name).collect::<Vec<_>>(),
+                    ),
+                    (
+                        "out of date",
+                        plan.change.iter().map(|c| &c.new.name).collect(),
+                    ),
+                    ("stale", plan.remove.iter().map(|u| &u.name).collect()),
+                ];
+                for (label, names) in names {
+                    for name in names {
+                        outln!("{label}: {}", dir.join(name).display())?;
+                    }
                 }
+                up_to_date &= plan.is_empty();
+                return Ok(());
             }
-            up_to_date &= plan.is_empty();
-            continue;
-        }
-        unit_dir::write_plan(dir, &plan)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
-        written += plan.add.len() + plan.change.len();
-        removed += plan.remove.len();
-        unchanged += plan.keep.len();
-    }
+            unit_dir::write_plan(dir, &plan)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
+            written += plan.add.len() + plan.change.len();
+            removed += plan.remove.len();
+            unchanged += plan.keep.len();
+            Ok(())
+        },
+    )?;
     if !args.check {
         eprintln!(
             "{}: {written} written, {removed} removed, {unchanged} unchanged",

@@ -1,7 +1,9 @@
 //! The Docker command lines of a service unit, as argument lists. Quoting
 //! happens later, in one place (`escape`).
 
-use crate::escape::sh_quote;
+use std::sync::LazyLock;
+
+use crate::escape::{CommandLines, PreparedBash, sh_quote};
 use crate::model::{HealthTest, Healthcheck, Instance, Service};
 
 /// Path of the Docker CLI in every line of a unit, `Exec*=` lines and the
@@ -13,80 +15,75 @@ use crate::model::{HealthTest, Healthcheck, Instance, Service};
 /// readiness check that judges it.
 pub const DOCKER: &str = "/usr/bin/docker";
 
-/// `docker run` for a service, as groups of arguments: one flag (with its
-/// value) per group, the image and its arguments last. Units show one group
-/// per line, so that a changed flag is a one-line diff.
+/// Adds the lines of `docker run` for a service to `run`: one flag (with
+/// its value) per line, the image and its arguments last. Units show one
+/// flag per line, so that a changed flag is a one-line diff.
 /// `secrets_file`: the root-only env file with the service's secrets.
-pub fn run_args(
+pub fn push_run_args(
+    run: &mut CommandLines,
     instance: &Instance,
     service: &Service,
     secrets_file: Option<&str>,
-) -> Vec<Vec<String>> {
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut flag = |name: &str, value: &str| groups.push(vec![name.to_string(), value.to_string()]);
-
-    flag("--name", &instance.container(&service.name));
-    flag("--network", &instance.network());
-    flag("--network-alias", &service.name);
+) {
+    let container = instance.container(&service.name);
+    run.line(&["--name", &container]);
+    run.line(&["--network", &instance.network()]);
+    run.line(&["--network-alias", &service.name]);
     if let Some(hostname) = &service.hostname {
-        flag("--hostname", hostname);
+        run.line(&["--hostname", hostname]);
     }
-    flag("--label", &format!("unitgen.app={}", instance.app));
-    flag(
+    run.line(&["--label", &format!("unitgen.app={}", instance.app)]);
+    run.line(&[
         "--label",
         &format!("unitgen.instance={}", instance.instance),
-    );
-    flag("--label", &format!("unitgen.service={}", service.name));
+    ]);
+    run.line(&["--label", &format!("unitgen.service={}", service.name)]);
     for (key, value) in &service.labels {
-        flag("--label", &format!("{key}={value}"));
+        run.line(&["--label", &format!("{key}={value}")]);
     }
     if !service.env_files.is_empty() {
         // Read as compose reads them, by the unit before it starts.
-        flag(
-            "--env-file",
-            &super::env_file::converted_path(&instance.container(&service.name)),
-        );
+        run.line(&["--env-file", &super::env_file::converted_path(&container)]);
     }
     // Only the path is on the command line: the Docker client reads the
     // file and hands the values to the engine over its socket.
     if let Some(file) = secrets_file {
-        flag("--env-file", file);
+        run.line(&["--env-file", file]);
     }
     for (key, value) in &service.environment {
-        flag("--env", &format!("{key}={value}"));
+        run.line(&["--env", &format!("{key}={value}")]);
     }
     for port in &service.ports {
-        flag("--publish", &port.publish_arg());
+        run.line(&["--publish", &port.publish_arg()]);
     }
     for volume in &service.volumes {
-        flag("--volume", &volume.volume_arg());
+        run.line(&["--volume", &volume.volume_arg()]);
     }
     for tmpfs in &service.tmpfs {
-        flag("--tmpfs", tmpfs);
+        run.line(&["--tmpfs", tmpfs]);
     }
-    if let Some(user) = &service.user {
-        flag("--user", user);
-    }
-    if let Some(dir) = &service.working_dir {
-        flag("--workdir", dir);
-    }
-    if let Some(memory) = &service.memory {
-        flag("--memory", memory);
-    }
-    if let Some(cpus) = &service.cpus {
-        flag("--cpus", cpus);
+    let flags = [
+        ("--user", &service.user),
+        ("--workdir", &service.working_dir),
+        ("--memory", &service.memory),
+        ("--cpus", &service.cpus),
+    ];
+    for (flag, value) in flags {
+        if let Some(value) = value {
+            run.line(&[flag, value]);
+        }
     }
     for cap in &service.cap_add {
-        flag("--cap-add", cap);
+        run.line(&["--cap-add", cap]);
     }
     for cap in &service.cap_drop {
-        flag("--cap-drop", cap);
+        run.line(&["--cap-drop", cap]);
     }
     if let Some((signal, _)) = &service.stop_signal {
-        flag("--stop-signal", signal);
+        run.line(&["--stop-signal", signal]);
     }
     match &service.healthcheck {
-        Some(Healthcheck::Disabled) => groups.push(vec!["--no-healthcheck".into()]),
+        Some(Healthcheck::Disabled) => run.line(&["--no-healthcheck"]),
         Some(Healthcheck::Check {
             test,
             interval,
@@ -97,7 +94,7 @@ pub fn run_args(
             // An exec-form test is in the image `health_image` builds:
             // `--health-cmd` is always run with a shell.
             if let HealthTest::Shell(command) = test {
-                groups.push(vec!["--health-cmd".into(), command.clone()]);
+                run.line(&["--health-cmd", command]);
             }
             for (name, value) in [
                 ("--health-interval", interval),
@@ -105,38 +102,34 @@ pub fn run_args(
                 ("--health-start-period", start_period),
             ] {
                 if let Some(value) = value {
-                    groups.push(vec![name.into(), value.clone()]);
+                    run.line(&[name, value]);
                 }
             }
             if let Some(retries) = retries {
-                groups.push(vec!["--health-retries".into(), retries.to_string()]);
+                run.line(&["--health-retries", &retries.to_string()]);
             }
         }
         None => {}
     }
     if service.read_only {
-        groups.push(vec!["--read-only".into()]);
+        run.line(&["--read-only"]);
     }
     if service.init {
-        groups.push(vec!["--init".into()]);
+        run.line(&["--init"]);
     }
     for arg in &service.docker_args {
-        groups.push(vec![arg.clone()]);
+        run.line(&[arg]);
     }
-    let mut tail = Vec::new();
-    if let Some((program, entry_args)) = service.entrypoint.as_ref().and_then(|e| e.split_first()) {
-        groups.push(vec!["--entrypoint".into(), program.clone()]);
-        tail.extend(entry_args.iter().cloned());
+    let mut entry_args: &[String] = &[];
+    if let Some((program, args)) = service.entrypoint.as_ref().and_then(|e| e.split_first()) {
+        run.line(&["--entrypoint", program]);
+        entry_args = args;
     }
-    let image = match health_image(instance, service) {
-        Some((tag, _)) => tag,
-        None => service.image.clone(),
-    };
-    let mut last = vec![image];
-    last.extend(tail);
-    last.extend(service.command.iter().flatten().cloned());
-    groups.push(last);
-    groups
+    let health_tag = health_image(instance, service).map(|(tag, _)| tag);
+    let mut last = vec![health_tag.as_deref().unwrap_or(&service.image)];
+    last.extend(entry_args.iter().map(String::as_str));
+    last.extend(service.command.iter().flatten().map(String::as_str));
+    run.line(&last);
 }
 
 /// For an exec-form healthcheck (`[CMD, program, args…]`): the local image
@@ -197,6 +190,21 @@ pub fn start_waits_for_health(unit_text: &str) -> bool {
         .skip_while(|line| !line.starts_with("ExecStartPost="))
         .take_while(|line| line.ends_with('\\') || line.starts_with("ExecStartPost="))
         .any(|line| line.contains(&format!("--filter event={HEALTH_EVENT}")))
+}
+
+/// The `ExecStartPost=` command of a service unit: [`wait_ready_script`],
+/// escaped. The script is the same for every container but for its name,
+/// so it is escaped once per process rather than once per unit.
+pub fn wait_ready_command(container: &str, healthcheck: bool) -> String {
+    const CONTAINER: &str = "CONTAINER";
+    static PREPARED: LazyLock<[PreparedBash; 2]> = LazyLock::new(|| {
+        [false, true].map(|healthcheck| {
+            let script = wait_ready_script(CONTAINER, healthcheck);
+            let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+            PreparedBash::new(&lines, CONTAINER)
+        })
+    });
+    PREPARED[usize::from(healthcheck)].with(container)
 }
 
 /// Waits until the container runs (and is healthy, when it has a
@@ -297,6 +305,21 @@ mod tests {
             sh_quote(command),
             crate::escape::systemd_bash(&lines)
         )
+    }
+
+    #[test]
+    fn the_readiness_command_is_its_script_escaped_for_any_container() {
+        for container in ["shop-live-api", "a%b$c", "x\"y\\z", "é \u{85}"] {
+            for healthcheck in [false, true] {
+                let script = wait_ready_script(container, healthcheck);
+                let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+                assert_eq!(
+                    wait_ready_command(container, healthcheck),
+                    crate::escape::systemd_bash(&lines),
+                    "{container}"
+                );
+            }
+        }
     }
 
     #[test]
