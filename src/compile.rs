@@ -573,8 +573,9 @@ impl<'a> ServiceCompiler<'a> {
     }
 
     fn expand_scalar(&mut self, value: &Spanned<Scalar>) -> Option<(String, Location)> {
-        let spanned = Spanned::new(value.value.0.clone(), value.referenced, value.defined);
-        self.expand_spanned(&spanned)
+        let at = self.at(&value.referenced);
+        let out = self.expand(&value.value.0, &at)?;
+        Some((out, at))
     }
 
     /// `command: npm start` is split like a shell would; a list is taken as is.

@@ -45,12 +45,26 @@ fn systemd_word(word: &str, dollars: Dollars) -> String {
 
 /// Appends [`systemd_word`]'s quoting of `word` to `out`.
 fn push_word(out: &mut String, word: &str, dollars: Dollars) {
-    if !word.is_empty() && word.bytes().all(is_plain_word_byte) {
-        push_doubling(out, word, dollars);
+    push_word_of(out, &[word], dollars);
+}
+
+/// [`push_word`] of the word that is `parts` one after the other: each
+/// character is quoted on its own, so the parts need no joining first.
+fn push_word_of(out: &mut String, parts: &[&str], dollars: Dollars) {
+    let plain = parts.iter().any(|part| !part.is_empty())
+        && parts
+            .iter()
+            .all(|part| part.bytes().all(is_plain_word_byte));
+    if plain {
+        for part in parts {
+            push_doubling(out, part, dollars);
+        }
         return;
     }
     out.push('"');
-    push_quoted(out, word, dollars);
+    for part in parts {
+        push_quoted(out, part, dollars);
+    }
     out.push('"');
 }
 
@@ -291,6 +305,14 @@ impl CommandLines {
     pub fn line(&mut self, words: &[&str]) {
         self.text.push_str(" \\\n    ");
         self.push_words(words);
+    }
+
+    /// Adds a line of `flag` and its value, given in parts (`KEY`, `=`,
+    /// `value`) that are quoted as one word.
+    pub fn flag(&mut self, flag: &str, value: &[&str]) {
+        self.line(&[flag]);
+        self.text.push(' ');
+        push_word_of(&mut self.text, value, Dollars::Double);
     }
 
     fn push_words(&mut self, words: &[&str]) {
@@ -543,6 +565,32 @@ pub fn txn_quote(word: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_quote_each_word_as_a_command_line_does() {
+        let mut lines = CommandLines::new(&["/usr/bin/docker", "run"]);
+        let mut expected = vec![systemd_command(&["/usr/bin/docker", "run"])];
+        for word in [
+            "plain",
+            "",
+            "a b",
+            "%n $HOME",
+            "tab\there",
+            "é\u{85}x",
+            "\"q\\",
+        ] {
+            lines.line(&["--x", word]);
+            expected.push(systemd_command(&["--x", word]));
+            // A value in parts is quoted as the one word they make.
+            let middle = word.char_indices().nth(word.chars().count() / 2);
+            let (head, tail) = word.split_at(middle.map_or(word.len(), |(at, _)| at));
+            lines.flag("--env", &["K=", head, "", tail]);
+            expected.push(systemd_command(&["--env", &format!("K={word}")]));
+            lines.flag("--label", &[head, tail]);
+            expected.push(systemd_command(&["--label", word]));
+        }
+        assert_eq!(lines.into_text(), expected.join(" \\\n    "));
+    }
 
     #[test]
     fn txn_words_are_go_strings_that_keep_every_character() {

@@ -121,7 +121,18 @@ impl Instance {
     /// scoped volume. App and instance names cannot contain `-`, so two
     /// different (app, instance) pairs never share a prefix.
     pub fn prefix(&self) -> String {
-        prefix(&self.app, &self.instance)
+        self.prefixed(&[])
+    }
+
+    /// The prefix followed by `parts`, in one allocation: rendering asks
+    /// for several such names per unit.
+    fn prefixed(&self, parts: &[&str]) -> String {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut name = String::with_capacity(self.app.len() + 1 + self.instance.len() + len);
+        for part in [&*self.app, "-", &self.instance].iter().chain(parts) {
+            name.push_str(part);
+        }
+        name
     }
 
     /// The Docker network all services of this instance join.
@@ -131,21 +142,21 @@ impl Instance {
 
     /// `<app>-<instance>.target`: the whole instance, as one unit.
     pub fn target(&self) -> String {
-        format!("{}.target", self.prefix())
+        self.prefixed(&[".target"])
     }
 
     pub fn network_unit(&self) -> String {
-        format!("{}-network.service", self.prefix())
+        self.prefixed(&["-network.service"])
     }
 
     /// A service's container name, which is also the base of its unit
     /// names (`<name>.service`, `<name>@.service`, `<name>-announce.service`).
     pub fn container(&self, service: &str) -> String {
-        format!("{}-{}", self.prefix(), service)
+        self.prefixed(&["-", service])
     }
 
     pub fn service_unit(&self, service: &str) -> String {
-        format!("{}-{}.service", self.prefix(), service)
+        self.prefixed(&["-", service, ".service"])
     }
 
     /// The etcd the instance's routes are written to (see `model::route`):

@@ -1,7 +1,11 @@
 //! Independent work spread over the machine's cores: rendering the units of
 //! a big instance, compiling many instances. Scoped threads, no pool: the
 //! work comes in one batch per command, so a pool would outlive its use.
+//! Work split again inside a share (an instance's services, when instances
+//! are spread over the cores already) stays on the share's thread: more
+//! threads than cores would only take turns, each with memory of its own.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +58,7 @@ where
             let done = done.clone();
             let (queue, stop, f) = (&queue, &stop, &f);
             scope.spawn(move || {
+                IN_SHARE.set(true);
                 while !stop.load(Ordering::Relaxed) {
                     // The lock is held only to take the next item.
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
@@ -104,11 +109,18 @@ where
     thread::scope(|scope| {
         let f = &f;
         let rest: Vec<_> = (items.chunks(chunk).skip(1))
-            .map(|part| scope.spawn(move || f(part)))
+            .map(|part| {
+                scope.spawn(move || {
+                    IN_SHARE.set(true);
+                    f(part)
+                })
+            })
             .collect();
         // This thread takes the first share rather than wait idle.
         let mut results = Vec::with_capacity(threads);
+        IN_SHARE.set(true);
         results.push(f(&items[..chunk]));
+        IN_SHARE.set(false);
         for handle in rest {
             match handle.join() {
                 Ok(part) => results.push(part),
@@ -119,7 +131,16 @@ where
     })
 }
 
+thread_local! {
+    /// Whether this thread does one share of work spread over the cores.
+    static IN_SHARE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The threads work may be spread over from this one.
 fn cores() -> usize {
+    if IN_SHARE.get() {
+        return 1;
+    }
     thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
@@ -139,6 +160,29 @@ mod tests {
             let parts = super::chunks(&items, min, |part| part.to_vec());
             assert_eq!(parts.concat(), items);
         }
+    }
+
+    #[test]
+    fn work_split_inside_a_share_stays_on_its_thread() {
+        let inner: Vec<usize> = (0..100).collect();
+        let on_own_thread = |_: &u8| {
+            let me = std::thread::current().id();
+            (super::chunks(&inner, 1, |_| std::thread::current().id()).iter()).all(|id| *id == me)
+        };
+        assert_eq!(map(&[0, 1], 1, on_own_thread), [true, true]);
+        let mut seen = Vec::new();
+        map_in_order(
+            vec![0, 1, 2],
+            |i| on_own_thread(&i),
+            |same| {
+                seen.push(same);
+                Ok::<_, ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, [true, true, true]);
+        // This thread's own share is over: it may split work again.
+        assert!(!super::IN_SHARE.get());
     }
 
     #[test]

@@ -382,7 +382,13 @@ impl Renderer {
                 .to_string_lossy()
                 .into_owned()
         });
-        docker::push_run_args(&mut docker_run, instance, service, secrets_file.as_deref());
+        docker::push_run_args(
+            &mut docker_run,
+            instance,
+            service,
+            &container,
+            secrets_file.as_deref(),
+        );
 
         let extra_sections: Vec<(String, Vec<(String, String)>)> = service
             .systemd
@@ -399,6 +405,7 @@ impl Renderer {
             None => (Vec::new(), Vec::new()),
         };
         let grace = service.stop_grace_seconds.to_string();
+        let instance_target = self.instance_target(instance);
         let text = self.fill(
             "service.j2",
             context! {
@@ -434,8 +441,8 @@ impl Renderer {
                 // Like compose, a oneshot is waited for as long as it runs.
                 timeout_start => if service.oneshot { "infinity" } else { TIMEOUT_START },
                 timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
-                instance_target => self.instance_target(instance),
-                wanted_by => self.instance_target(instance),
+                instance_target => &instance_target,
+                wanted_by => &instance_target,
                 extra_unit => extra_keys(service, "Unit"),
                 extra_service => &extra_service,
                 // Keys the user sets replace unitgen's own, rather than
@@ -745,14 +752,16 @@ fn extra_keys(service: &Service, section: &str) -> Vec<(String, String)> {
 /// Appends `Digest=sha256:…` (of everything before it) to the unit's last
 /// section, `[X-Unitgen]`, so that later commands can tell a hand-edited
 /// unit from one unitgen wrote.
-fn with_digest(mut text: String) -> String {
+fn with_digest(text: String) -> String {
     let hash = Sha256::digest(text.as_bytes());
-    // One growth at most: a unit is kilobytes, copied again by each one.
-    text.reserve_exact(DIGEST_KEY.len() + DIGEST_TEXT_LEN + 1);
-    text.push_str(DIGEST_KEY);
-    push_digest(&mut text, &hash);
-    text.push('\n');
-    text
+    // A copy of just the unit's size: the template's buffer is sized for
+    // the longest units, and thousands of units are held until written.
+    let mut unit = String::with_capacity(text.len() + DIGEST_KEY.len() + DIGEST_TEXT_LEN + 1);
+    unit.push_str(&text);
+    unit.push_str(DIGEST_KEY);
+    push_digest(&mut unit, &hash);
+    unit.push('\n');
+    unit
 }
 
 /// `sha256:` and 64 hex digits.

@@ -18,32 +18,30 @@ pub const DOCKER: &str = "/usr/bin/docker";
 /// Adds the lines of `docker run` for a service to `run`: one flag (with
 /// its value) per line, the image and its arguments last. Units show one
 /// flag per line, so that a changed flag is a one-line diff.
-/// `secrets_file`: the root-only env file with the service's secrets.
+/// `container`: the service's container name; `secrets_file`: the
+/// root-only env file with the service's secrets.
 pub fn push_run_args(
     run: &mut CommandLines,
     instance: &Instance,
     service: &Service,
+    container: &str,
     secrets_file: Option<&str>,
 ) {
-    let container = instance.container(&service.name);
-    run.line(&["--name", &container]);
+    run.line(&["--name", container]);
     run.line(&["--network", &instance.network()]);
     run.line(&["--network-alias", &service.name]);
     if let Some(hostname) = &service.hostname {
         run.line(&["--hostname", hostname]);
     }
-    run.line(&["--label", &format!("unitgen.app={}", instance.app)]);
-    run.line(&[
-        "--label",
-        &format!("unitgen.instance={}", instance.instance),
-    ]);
-    run.line(&["--label", &format!("unitgen.service={}", service.name)]);
+    run.flag("--label", &["unitgen.app=", &instance.app]);
+    run.flag("--label", &["unitgen.instance=", &instance.instance]);
+    run.flag("--label", &["unitgen.service=", &service.name]);
     for (key, value) in &service.labels {
-        run.line(&["--label", &format!("{key}={value}")]);
+        run.flag("--label", &[key, "=", value]);
     }
     if !service.env_files.is_empty() {
         // Read as compose reads them, by the unit before it starts.
-        run.line(&["--env-file", &super::env_file::converted_path(&container)]);
+        run.line(&["--env-file", &super::env_file::converted_path(container)]);
     }
     // Only the path is on the command line: the Docker client reads the
     // file and hands the values to the engine over its socket.
@@ -51,7 +49,7 @@ pub fn push_run_args(
         run.line(&["--env-file", file]);
     }
     for (key, value) in &service.environment {
-        run.line(&["--env", &format!("{key}={value}")]);
+        run.flag("--env", &[key, "=", value]);
     }
     for port in &service.ports {
         run.line(&["--publish", &port.publish_arg()]);
