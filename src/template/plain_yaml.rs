@@ -1530,8 +1530,10 @@ mod tests {
                         if self.below(5) == 0 {
                             text += &format!("{}# a comment\n\n", " ".repeat(self.below(8)));
                         }
-                        let key = self
-                            .pick(&["Service", "KEY", "a", "b", "'quoted'", "\"x\"", "1", "<<"]);
+                        let key = self.pick(&[
+                            "Service", "KEY", "a", "b", "'quoted'", "\"x\"", "1", "<<", "on",
+                            "true", "~", "-x", "0x1",
+                        ]);
                         text += &format!("{pad}{key}:{}", self.value(indent + 2, depth + 1));
                     }
                     text
