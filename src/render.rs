@@ -13,7 +13,9 @@ pub mod route;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use minijinja::value::{Object, Serde};
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value, context};
 use sha2::{Digest, Sha256};
 
@@ -408,60 +410,97 @@ impl Renderer {
         let instance_target = self.instance_target(instance);
         let text = self.fill(
             "service.j2",
-            context! {
-                app => &instance.app,
-                instance => &instance.instance,
-                service => &service.name,
+            Value::from_object(ServiceValues {
+                app: Value::from(&*instance.app),
+                instance: Value::from(&*instance.instance),
+                service: Value::from(&*service.name),
                 // What apply pulls before it restarts anything (checked
                 // image references: nothing to escape).
-                image => &service.image,
-                description => systemd_value(&format!(
+                image: Value::from(&*service.image),
+                description: Value::from(systemd_value(&format!(
                     "{} {}: {} ({})",
                     instance.app, instance.instance, service.name, service.image
-                )),
+                ))),
                 // Joined here: a filter call per unit costs more.
-                requires => requires.join(" "),
-                wants => wants.join(" "),
-                after => after.join(" "),
-                exec_start_pre,
-                remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", &container])),
-                docker_run => escaped(docker_run.into_text()),
-                healthcheck,
-                wait_ready => escaped(docker::wait_ready_command(&container, healthcheck)),
-                docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", &grace, &container])),
-                clean_stop_status => service.clean_stop_status(),
-                stop_signal => service.stop_signal.as_ref().map_or("SIGTERM", |(name, _)| name.as_str()),
-                restart => service.restart.systemd_value(),
-                start_limit_burst => service.restart.start_limit_burst(),
+                requires: Value::from(requires.join(" ")),
+                wants: Value::from(wants.join(" ")),
+                after: Value::from(after.join(" ")),
+                exec_start_pre: Value::from(Serde(&exec_start_pre)),
+                remove_container: escaped(systemd_command(&[DOCKER, "rm", "--force", &container])),
+                docker_run: escaped(docker_run.into_text()),
+                healthcheck: Value::from(healthcheck),
+                wait_ready: escaped(docker::wait_ready_command(&container, healthcheck)),
+                docker_stop: escaped(systemd_command(&[
+                    DOCKER, "stop", "--time", &grace, &container,
+                ])),
+                clean_stop_status: Value::from(service.clean_stop_status()),
+                stop_signal: Value::from(
+                    service
+                        .stop_signal
+                        .as_ref()
+                        .map_or("SIGTERM", |(name, _)| name.as_str()),
+                ),
+                restart: Value::from(service.restart.systemd_value()),
+                start_limit_burst: Value::from(service.restart.start_limit_burst()),
                 // fleet places copies itself: no dependencies between units.
-                part_of => if self.flavour == Flavour::Fleet { String::new() } else { words(service.restarts_with.iter().map(|d| instance.service_unit(d))) },
-                oneshot => service.oneshot,
-                standin_of,
-                routed => if standin_of.is_none() && self.flavour != Flavour::Fleet { words(instance.routed_ports(&service.name)) } else { String::new() },
+                part_of: Value::from(if self.flavour == Flavour::Fleet {
+                    String::new()
+                } else {
+                    words(
+                        service
+                            .restarts_with
+                            .iter()
+                            .map(|d| instance.service_unit(d)),
+                    )
+                }),
+                oneshot: Value::from(service.oneshot),
+                standin_of: Value::from(standin_of),
+                routed: Value::from(if standin_of.is_none() && self.flavour != Flavour::Fleet {
+                    words(instance.routed_ports(&service.name))
+                } else {
+                    String::new()
+                }),
                 // Like compose, a oneshot is waited for as long as it runs.
-                timeout_start => if service.oneshot { "infinity" } else { TIMEOUT_START },
-                timeout_stop => format!("{}s", service.stop_grace_seconds + STOP_MARGIN_SECONDS),
-                instance_target => &instance_target,
-                wanted_by => &instance_target,
-                extra_unit => extra_keys(service, "Unit"),
-                extra_service => &extra_service,
+                timeout_start: Value::from(if service.oneshot {
+                    "infinity"
+                } else {
+                    TIMEOUT_START
+                }),
+                timeout_stop: Value::from(format!(
+                    "{}s",
+                    service.stop_grace_seconds + STOP_MARGIN_SECONDS
+                )),
+                instance_target: Value::from(instance_target),
+                extra_unit: Value::from(Serde(extra_keys(service, "Unit"))),
                 // Keys the user sets replace unitgen's own, rather than
                 // appearing twice.
-                overridden => extra_service.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-                extra_install => extra_keys(service, "Install"),
-                extra_sections,
-                x_fleet,
-                fleet_notes,
+                overridden: Value::from(
+                    extra_service
+                        .iter()
+                        .map(|(k, _)| k.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                extra_service: Value::from(Serde(extra_service)),
+                extra_install: Value::from(Serde(extra_keys(service, "Install"))),
+                extra_sections: Value::from(Serde(extra_sections)),
+                x_fleet: Value::from(x_fleet),
+                fleet_notes: Value::from(fleet_notes),
                 // Names and digests only: `VARIABLE SECRET [hmac-sha256:…]`.
-                secrets => service.secrets.iter().map(|env| {
-                    let mut line = format!("{} {}", env.variable, env.secret);
-                    if let Some(digest) = &env.digest {
-                        line.push(' ');
-                        line.push_str(digest);
-                    }
-                    line
-                }).collect::<Vec<_>>(),
-            },
+                secrets: Value::from(
+                    service
+                        .secrets
+                        .iter()
+                        .map(|env| {
+                            let mut line = format!("{} {}", env.variable, env.secret);
+                            if let Some(digest) = &env.digest {
+                                line.push(' ');
+                                line.push_str(digest);
+                            }
+                            line
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }),
         );
         UnitFile {
             name: self.unit_name(base),
@@ -618,6 +657,89 @@ impl Renderer {
             .get_template(template)
             .and_then(|t| t.render(ctx))
             .expect("embedded unit templates render with every model")
+    }
+}
+
+/// What `service.j2` reads, by the names it reads them by: the template
+/// looks each name up as it runs, and a map of them all (`context!`) is
+/// searched key by key, some fifty times per unit.
+#[derive(Debug)]
+struct ServiceValues {
+    app: Value,
+    instance: Value,
+    service: Value,
+    image: Value,
+    description: Value,
+    requires: Value,
+    wants: Value,
+    after: Value,
+    exec_start_pre: Value,
+    remove_container: Value,
+    docker_run: Value,
+    healthcheck: Value,
+    wait_ready: Value,
+    docker_stop: Value,
+    clean_stop_status: Value,
+    stop_signal: Value,
+    restart: Value,
+    start_limit_burst: Value,
+    part_of: Value,
+    oneshot: Value,
+    standin_of: Value,
+    routed: Value,
+    timeout_start: Value,
+    timeout_stop: Value,
+    /// Also what the unit is wanted by.
+    instance_target: Value,
+    extra_unit: Value,
+    overridden: Value,
+    extra_service: Value,
+    extra_install: Value,
+    extra_sections: Value,
+    x_fleet: Value,
+    fleet_notes: Value,
+    secrets: Value,
+}
+
+impl Object for ServiceValues {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let value = match key.as_str()? {
+            "app" => &self.app,
+            "instance" => &self.instance,
+            "service" => &self.service,
+            "image" => &self.image,
+            "description" => &self.description,
+            "requires" => &self.requires,
+            "wants" => &self.wants,
+            "after" => &self.after,
+            "exec_start_pre" => &self.exec_start_pre,
+            "remove_container" => &self.remove_container,
+            "docker_run" => &self.docker_run,
+            "healthcheck" => &self.healthcheck,
+            "wait_ready" => &self.wait_ready,
+            "docker_stop" => &self.docker_stop,
+            "clean_stop_status" => &self.clean_stop_status,
+            "stop_signal" => &self.stop_signal,
+            "restart" => &self.restart,
+            "start_limit_burst" => &self.start_limit_burst,
+            "part_of" => &self.part_of,
+            "oneshot" => &self.oneshot,
+            "standin_of" => &self.standin_of,
+            "routed" => &self.routed,
+            "timeout_start" => &self.timeout_start,
+            "timeout_stop" => &self.timeout_stop,
+            "instance_target" | "wanted_by" => &self.instance_target,
+            "extra_unit" => &self.extra_unit,
+            "overridden" => &self.overridden,
+            "extra_service" => &self.extra_service,
+            "extra_install" => &self.extra_install,
+            "extra_sections" => &self.extra_sections,
+            "x_fleet" => &self.x_fleet,
+            "fleet_notes" => &self.fleet_notes,
+            "secrets" => &self.secrets,
+            _ => return None,
+        };
+        Some(value.clone())
     }
 }
 
