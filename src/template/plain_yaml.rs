@@ -14,7 +14,10 @@
 //! same text (`tests::agrees_with_serde_saphyr` checks it on every template
 //! in the repository and on generated ones).
 
+use std::cell::Cell;
 use std::fmt;
+
+use serde::Deserialize;
 
 use serde::de::value::{SeqDeserializer, StrDeserializer, U32Deserializer};
 use serde::de::{
@@ -43,7 +46,13 @@ pub fn read(text: &str) -> Option<(Document, bool)> {
 }
 
 fn typed(root: &Node) -> Option<(Document, bool)> {
-    super::unknown_keys::skipped::deserialize::<_, Document>(NodeDe(root)).ok()
+    let skipped = Cell::new(false);
+    let doc = Document::deserialize(NodeDe {
+        node: root,
+        skipped: &skipped,
+    })
+    .ok()?;
+    Some((doc, skipped.get()))
 }
 
 /// Below this many services a second thread costs more than it saves.
@@ -743,12 +752,23 @@ fn whole_number(text: &str) -> Option<u64> {
         .flatten()
 }
 
-struct NodeDe<'n, 'a>(&'n Node<'a>);
+/// Serde's view of a node. `skipped` notes that a value was skipped (a
+/// key the schema lacks), as `unknown_keys::skipped` does for serde-saphyr.
+#[derive(Clone, Copy)]
+struct NodeDe<'n, 'a> {
+    node: &'n Node<'a>,
+    skipped: &'n Cell<bool>,
+}
 
 impl<'n, 'a> NodeDe<'n, 'a> {
+    /// The same view of another node.
+    fn of(self, node: &'n Node<'a>) -> Self {
+        NodeDe { node, ..self }
+    }
+
     /// The text of a scalar that is no null.
     fn text(&self) -> Result<&'n str, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Scalar { text, plain, .. } if !(*plain && is_null(text)) => Ok(text),
             _ => Err(GiveUp),
         }
@@ -756,7 +776,7 @@ impl<'n, 'a> NodeDe<'n, 'a> {
 
     /// The text of a plain whole number.
     fn number(&self) -> Result<u64, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Scalar {
                 text, plain: true, ..
             } => whole_number(text).ok_or(GiveUp),
@@ -777,7 +797,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     type Error = GiveUp;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Map { .. } => self.deserialize_map(visitor),
             Node::List { .. } => self.deserialize_seq(visitor),
             Node::Scalar {
@@ -794,7 +814,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Scalar {
                 text, plain: true, ..
             } => match text.as_ref() {
@@ -826,7 +846,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Scalar {
                 text, plain: true, ..
             } if is_null(text) => visitor.visit_none(),
@@ -835,7 +855,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Scalar {
                 text, plain: true, ..
             } if is_null(text) => visitor.visit_unit(),
@@ -857,17 +877,20 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, GiveUp> {
         if name == SPANNED_NAME {
-            visitor.visit_newtype_struct(SpannedDe(self.0))
+            visitor.visit_newtype_struct(SpannedDe(self))
         } else {
             visitor.visit_newtype_struct(self)
         }
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::List { items, .. } => {
                 let mut items = items.iter();
-                let value = visitor.visit_seq(Items(&mut items))?;
+                let value = visitor.visit_seq(Items {
+                    items: &mut items,
+                    de: self,
+                })?;
                 items.next().is_none().then_some(value).ok_or(GiveUp)
             }
             _ => Err(GiveUp),
@@ -888,11 +911,12 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        match self.0 {
+        match self.node {
             Node::Map { entries, .. } => {
                 let mut entries = Entries {
                     entries: entries.iter(),
                     value: None,
+                    de: self,
                 };
                 let value = visitor.visit_map(&mut entries)?;
                 entries
@@ -915,8 +939,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         self.deserialize_map(visitor)
     }
 
-    // serde-saphyr reads a skipped value as any other (and may refuse it).
+    // Serde skips a value of a key the schema lacks. serde-saphyr reads it
+    // as any other (and may refuse it).
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
+        self.skipped.set(true);
         self.deserialize_any(visitor)
     }
 
@@ -952,7 +978,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
     }
 }
 
-struct Items<'i, 'n, 'a>(&'i mut std::slice::Iter<'n, Node<'a>>);
+struct Items<'i, 'n, 'a> {
+    items: &'i mut std::slice::Iter<'n, Node<'a>>,
+    de: NodeDe<'n, 'a>,
+}
 
 impl<'de> SeqAccess<'de> for Items<'_, '_, '_> {
     type Error = GiveUp;
@@ -961,20 +990,21 @@ impl<'de> SeqAccess<'de> for Items<'_, '_, '_> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, GiveUp> {
-        self.0
+        self.items
             .next()
-            .map(|item| seed.deserialize(NodeDe(item)))
+            .map(|item| seed.deserialize(self.de.of(item)))
             .transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
+        Some(self.items.len())
     }
 }
 
 struct Entries<'n, 'a> {
     entries: std::slice::Iter<'n, (Node<'a>, Node<'a>)>,
     value: Option<&'n Node<'a>>,
+    de: NodeDe<'n, 'a>,
 }
 
 impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
@@ -988,11 +1018,12 @@ impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
             return Ok(None);
         };
         self.value = Some(value);
-        seed.deserialize(NodeDe(key)).map(Some)
+        seed.deserialize(self.de.of(key)).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
-        seed.deserialize(NodeDe(self.value.take().ok_or(GiveUp)?))
+        let value = self.value.take().ok_or(GiveUp)?;
+        seed.deserialize(self.de.of(value))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -1002,14 +1033,14 @@ impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
 
 /// What serde-saphyr gives `Spanned<T>`: a map of the marker, the value,
 /// and where it was referenced and defined (the same place: no aliases).
-struct SpannedDe<'n, 'a>(&'n Node<'a>);
+struct SpannedDe<'n, 'a>(NodeDe<'n, 'a>);
 
 impl<'de> Deserializer<'de> for SpannedDe<'_, '_> {
     type Error = GiveUp;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
         visitor.visit_map(SpannedFields {
-            node: self.0,
+            de: self.0,
             field: 0,
         })
     }
@@ -1022,7 +1053,7 @@ impl<'de> Deserializer<'de> for SpannedDe<'_, '_> {
 }
 
 struct SpannedFields<'n, 'a> {
-    node: &'n Node<'a>,
+    de: NodeDe<'n, 'a>,
     field: usize,
 }
 
@@ -1045,8 +1076,8 @@ impl<'de> MapAccess<'de> for SpannedFields<'_, '_> {
         self.field += 1;
         match self.field {
             1 => seed.deserialize(true.into_deserializer()),
-            2 => seed.deserialize(NodeDe(self.node)),
-            _ => seed.deserialize(LocationDe(mark_of(self.node))),
+            2 => seed.deserialize(self.de),
+            _ => seed.deserialize(LocationDe(mark_of(self.de.node))),
         }
     }
 }
