@@ -766,33 +766,25 @@ fn trimmed_len(bytes: &[u8]) -> usize {
 /// None if two keys of a map are the same text, or may be the same number:
 /// serde-saphyr refuses duplicates (and compares numbers by value).
 fn no_duplicate_keys(entries: &[(Node, Node)]) -> Option<()> {
-    let text = |key: &Node| match key {
-        Node::Scalar { text, plain, .. } => {
-            let numeric =
-                *plain && text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
-            (!numeric).then(|| text.to_string())
-        }
-        _ => None,
-    };
-    if entries.len() < 16 {
-        for (i, (key, _)) in entries.iter().enumerate() {
-            let key = text(key)?;
-            if entries[..i]
-                .iter()
-                .any(|(other, _)| matches!(other, Node::Scalar { text, .. } if **text == *key))
-            {
-                return None;
+    fn text<'k>((key, _): &'k (Node, Node)) -> Option<&'k str> {
+        match key {
+            Node::Scalar { text, plain, .. } => {
+                let numeric = *plain
+                    && text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+                (!numeric).then_some(text.as_ref())
             }
-        }
-        return Some(());
-    }
-    let mut seen = std::collections::HashSet::with_capacity(entries.len());
-    for (key, _) in entries {
-        if !seen.insert(text(key)?) {
-            return None;
+            _ => None,
         }
     }
-    Some(())
+    let keys = entries.iter().map(text).collect::<Option<Vec<&str>>>()?;
+    // A few keys are compared pairwise; many (`services:`) through a set.
+    if keys.len() < 16 {
+        return (1..keys.len())
+            .all(|i| !keys[..i].contains(&keys[i]))
+            .then_some(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.into_iter().all(|key| seen.insert(key)).then_some(())
 }
 
 /// Any reason to leave the file to serde-saphyr; which one does not matter.
@@ -829,19 +821,19 @@ fn is_null(text: &str) -> bool {
 /// number has in any of its spellings (`10min`) or more dots than one
 /// (`1.4.2`, `10.0.0.1`).
 fn surely_a_string(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
     let words = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "inf", "infinity", "nan",
     ];
-    if words.contains(&unsigned) {
+    if words.iter().any(|word| unsigned.eq_ignore_ascii_case(word)) {
         return false;
     }
     if !unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return true;
     }
-    let numeric = |b: u8| b.is_ascii_digit() || b"+-._:abcdefinotxy".contains(&b);
-    lower.bytes().any(|b| !numeric(b)) || lower.matches('.').count() > 1
+    let numeric =
+        |b: u8| b.is_ascii_digit() || b"+-._:abcdefinotxy".contains(&b.to_ascii_lowercase());
+    text.bytes().any(|b| !numeric(b)) || text.matches('.').count() > 1
 }
 
 /// A whole number as serde-saphyr reads it too: digits, no leading zero.
@@ -977,7 +969,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, GiveUp> {
         if name == SPANNED_NAME {
-            visitor.visit_newtype_struct(SpannedDe(self))
+            visitor.visit_newtype_struct(fields(SpannedOf(self)))
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -1131,18 +1123,31 @@ impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
     }
 }
 
-/// What serde-saphyr gives `Spanned<T>`: a map of the marker, the value,
-/// and where it was referenced and defined (the same place: no aliases).
-struct SpannedDe<'n, 'a>(NodeDe<'n, 'a>);
+/// A struct of serde-saphyr's that it reads as a map of fixed fields (the
+/// map its own deserializer synthesizes): `Spanned`, `Location`, `Span`.
+trait FixedFields: Copy {
+    const NAMES: &'static [&'static str];
 
-impl<'de> Deserializer<'de> for SpannedDe<'_, '_> {
+    /// Field `index` of `NAMES`, read by `seed`.
+    fn value<'de, S: DeserializeSeed<'de>>(self, index: usize, seed: S)
+    -> Result<S::Value, GiveUp>;
+}
+
+/// Serde's view of one: a map, whatever type is asked for.
+struct Fields<T> {
+    of: T,
+    next: usize,
+}
+
+fn fields<T: FixedFields>(of: T) -> Fields<T> {
+    Fields { of, next: 0 }
+}
+
+impl<'de, T: FixedFields> Deserializer<'de> for Fields<T> {
     type Error = GiveUp;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(SpannedFields {
-            de: self.0,
-            field: 0,
-        })
+        visitor.visit_map(self)
     }
 
     serde::forward_to_deserialize_any! {
@@ -1152,32 +1157,42 @@ impl<'de> Deserializer<'de> for SpannedDe<'_, '_> {
     }
 }
 
-struct SpannedFields<'n, 'a> {
-    de: NodeDe<'n, 'a>,
-    field: usize,
-}
-
-const SPANNED_FIELDS: [&str; 4] = [SPANNED_MARKER, "value", "referenced", "defined"];
-
-impl<'de> MapAccess<'de> for SpannedFields<'_, '_> {
+impl<'de, T: FixedFields> MapAccess<'de> for Fields<T> {
     type Error = GiveUp;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, GiveUp> {
-        let Some(name) = SPANNED_FIELDS.get(self.field) else {
+        let Some(name) = T::NAMES.get(self.next) else {
             return Ok(None);
         };
         seed.deserialize(StrDeserializer::new(name)).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
-        self.field += 1;
-        match self.field {
-            1 => seed.deserialize(true.into_deserializer()),
-            2 => seed.deserialize(self.de),
-            _ => seed.deserialize(LocationDe(mark_of(self.de.node))),
+        self.next += 1;
+        self.of.value(self.next - 1, seed)
+    }
+}
+
+/// What serde-saphyr gives `Spanned<T>`: the marker, the value, and where
+/// it was referenced and defined (the same place: no aliases).
+#[derive(Clone, Copy)]
+struct SpannedOf<'n, 'a>(NodeDe<'n, 'a>);
+
+impl FixedFields for SpannedOf<'_, '_> {
+    const NAMES: &'static [&'static str] = &[SPANNED_MARKER, "value", "referenced", "defined"];
+
+    fn value<'de, S: DeserializeSeed<'de>>(
+        self,
+        index: usize,
+        seed: S,
+    ) -> Result<S::Value, GiveUp> {
+        match index {
+            0 => seed.deserialize(true.into_deserializer()),
+            1 => seed.deserialize(self.0),
+            _ => seed.deserialize(fields(mark_of(self.0.node))),
         }
     }
 }
@@ -1188,104 +1203,40 @@ fn mark_of(node: &Node) -> Mark {
     }
 }
 
-/// A `serde_saphyr::Location`: `{line, column, span: {offset, len,
-/// byte_info: [offset, len]}, source_id}`.
-struct LocationDe(Mark);
+/// A mark as a `serde_saphyr::Location`.
+impl FixedFields for Mark {
+    const NAMES: &'static [&'static str] = &["line", "column", "span", "source_id"];
 
-impl<'de> Deserializer<'de> for LocationDe {
-    type Error = GiveUp;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(LocationFields {
-            at: self.0,
-            field: 0,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-struct LocationFields {
-    at: Mark,
-    field: usize,
-}
-
-const LOCATION_FIELDS: [&str; 4] = ["line", "column", "span", "source_id"];
-
-impl<'de> MapAccess<'de> for LocationFields {
-    type Error = GiveUp;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, GiveUp> {
-        let Some(name) = LOCATION_FIELDS.get(self.field) else {
-            return Ok(None);
-        };
-        seed.deserialize(StrDeserializer::new(name)).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
-        self.field += 1;
-        let at = self.at;
-        match self.field {
-            1 => seed.deserialize(U32Deserializer::new(at.line)),
-            2 => seed.deserialize(U32Deserializer::new(at.column)),
-            3 => seed.deserialize(SpanDe(at)),
+    fn value<'de, S: DeserializeSeed<'de>>(
+        self,
+        index: usize,
+        seed: S,
+    ) -> Result<S::Value, GiveUp> {
+        match index {
+            0 => seed.deserialize(U32Deserializer::new(self.line)),
+            1 => seed.deserialize(U32Deserializer::new(self.column)),
+            2 => seed.deserialize(fields(SpanOf(self))),
             _ => seed.deserialize(U32Deserializer::new(0)),
         }
     }
 }
 
-struct SpanDe(Mark);
+/// A mark as a `serde_saphyr::Span`: characters, then `byte_info` in bytes.
+#[derive(Clone, Copy)]
+struct SpanOf(Mark);
 
-impl<'de> Deserializer<'de> for SpanDe {
-    type Error = GiveUp;
+impl FixedFields for SpanOf {
+    const NAMES: &'static [&'static str] = &["offset", "len", "byte_info"];
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(SpanFields {
-            at: self.0,
-            field: 0,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-struct SpanFields {
-    at: Mark,
-    field: usize,
-}
-
-const SPAN_FIELDS: [&str; 3] = ["offset", "len", "byte_info"];
-
-impl<'de> MapAccess<'de> for SpanFields {
-    type Error = GiveUp;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, GiveUp> {
-        let Some(name) = SPAN_FIELDS.get(self.field) else {
-            return Ok(None);
-        };
-        seed.deserialize(StrDeserializer::new(name)).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
-        self.field += 1;
-        let at = self.at;
-        match self.field {
-            1 => seed.deserialize(U32Deserializer::new(at.offset)),
-            2 => seed.deserialize(U32Deserializer::new(at.len)),
+    fn value<'de, S: DeserializeSeed<'de>>(
+        self,
+        index: usize,
+        seed: S,
+    ) -> Result<S::Value, GiveUp> {
+        let at = self.0;
+        match index {
+            0 => seed.deserialize(U32Deserializer::new(at.offset)),
+            1 => seed.deserialize(U32Deserializer::new(at.len)),
             _ => seed.deserialize(SeqDeserializer::new(
                 [at.byte_offset, at.byte_len].into_iter(),
             )),
