@@ -49,6 +49,8 @@ pub struct Overrides {
 }
 
 const DEFAULT_ETCD_TTL_SECONDS: u64 = 30;
+/// etcd's `MaxLeaseTTL`.
+const ETCD_MAX_TTL_SECONDS: u64 = 9_000_000_000;
 const DEFAULT_ETCD_WAIT_SECONDS: u64 = 60;
 const DEFAULT_ETCD_PREFIX: &str = "/unitgen";
 
@@ -877,15 +879,21 @@ impl<'a> ServiceCompiler<'a> {
         service.read_only = def.read_only.unwrap_or(false);
         service.init = def.init.unwrap_or(false);
         if let Some(tmpfs) = &def.tmpfs {
-            service.tmpfs = self.words(tmpfs, false).unwrap_or_default();
-            // Docker refuses to start a container with a relative one.
-            for mount in &service.tmpfs {
-                if !mount.starts_with('/') {
-                    self.problem(
-                        &self.at(&tmpfs.referenced),
-                        format!("tmpfs `{mount}` is not an absolute path in the container"),
-                    );
+            let mounts: Vec<(String, Location)> = match &tmpfs.value {
+                Words::One(text) => {
+                    let at = self.at(&tmpfs.referenced);
+                    self.expand(text, &at)
+                        .map(|t| (t, at))
+                        .into_iter()
+                        .collect()
                 }
+                Words::List(list) => list.iter().filter_map(|m| self.expand_scalar(m)).collect(),
+            };
+            for (mount, at) in mounts {
+                if let Err(msg) = syntax::check_tmpfs(&mount) {
+                    self.problem(&at, msg);
+                }
+                service.tmpfs.push(mount);
             }
         }
         if let Some(grace) = &def.stop_grace_period
@@ -1150,6 +1158,13 @@ impl<'a> ServiceCompiler<'a> {
                 if let Some((text, at)) = field.as_ref().and_then(|f| self.expand_spanned(f)) {
                     match syntax::parse_duration(&text) {
                         Ok(0) => self.problem(&at, "must be at least 1s"),
+                        // etcd refuses a longer lease (v3) when the sidekick
+                        // asks for it; v2 keys take it too, and a TTL means
+                        // the same whichever API is chosen.
+                        Ok(secs) if secs > ETCD_MAX_TTL_SECONDS => self.problem(
+                            &at,
+                            format!("`{text}` is longer than etcd keeps a lease (at most {ETCD_MAX_TTL_SECONDS}s, about 285 years)"),
+                        ),
                         Ok(secs) => *out = secs,
                         Err(msg) => self.problem(&at, msg),
                     }
@@ -1260,6 +1275,15 @@ impl<'a> ServiceCompiler<'a> {
             }
         }
         if let Some(copies) = &decl.copies {
+            // 0 would start nothing for a new service, and apply would then
+            // call the cluster up to date.
+            if copies.value == 0 {
+                self.problems.push(
+                    Problem::new("fleet copies must be at least 1")
+                        .at(&file.at(&copies.referenced))
+                        .help("to run a service nowhere, switch it off: `services: {worker: {enabled: false}}`"),
+                );
+            }
             fleet.copies = copies.value;
         }
         fleet
@@ -1336,7 +1360,7 @@ impl<'a> ServiceCompiler<'a> {
         };
         let mut duration = |d: &Option<Spanned<String>>| -> Option<String> {
             let (text, at) = self.expand_spanned(d.as_ref()?)?;
-            match syntax::parse_duration(&text) {
+            match syntax::check_health_duration(&text) {
                 Ok(_) => Some(text),
                 Err(msg) => {
                     self.problem(&at, msg);

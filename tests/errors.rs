@@ -101,7 +101,8 @@ fn each_class_of_bad_input_is_located_and_explained() {
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    tmpfs: [run]\n",
             args: &[],
             message: "tmpfs `run` is not an absolute path in the container",
-            at: "unitgen.yaml:5:12",
+            // The mount itself, not the list.
+            at: "unitgen.yaml:5:13",
             hint: None,
         },
         Case {
@@ -247,6 +248,57 @@ fn each_class_of_bad_input_is_located_and_explained() {
             message: "expected a whole number from 0 to 4294967295",
             at: "unitgen.yaml:5:44",
             hint: None,
+        },
+        // Values Docker, the kernel or etcd refused (or misread) only when
+        // the unit started.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    tmpfs: [/run, \"/tmp:size=99999999999999999999\"]\n",
+            args: &[],
+            message: "of `/tmp` is more than the kernel",
+            at: "unitgen.yaml:5:19",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    tmpfs: /tmp:size=0\n",
+            args: &[],
+            message: "tmpfs option `size=0` of `/tmp` means no",
+            at: "unitgen.yaml:5:12",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\netcd:\n  endpoints: http://127.0.0.1:2379\n  ttl: 9000000001s\n",
+            args: &[],
+            message: "`9000000001s` is longer than etcd keeps a lease",
+            at: "unitgen.yaml:7:8",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    healthcheck: {test: [CMD, x], interval: 500us}\n",
+            args: &[],
+            message: "`500us` is shorter than Docker lets a",
+            at: "unitgen.yaml:5:45",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    mem_limit: 1m\n",
+            args: &[],
+            message: "`1m` is less memory than Docker gives a container",
+            at: "unitgen.yaml:5:16",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    cpus: 0.001\n",
+            args: &[],
+            message: "`0.001` is fewer CPUs than Docker can give a",
+            at: "unitgen.yaml:5:11",
+            hint: None,
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\nfleet:\n  copies: 0\n",
+            args: &[],
+            message: "fleet copies must be at least 1",
+            at: "unitgen.yaml:6:11",
+            hint: Some("switch it off"),
         },
         Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_signal: SIGFOO\n",

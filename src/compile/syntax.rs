@@ -225,6 +225,23 @@ pub fn is_docker_name(name: &str) -> bool {
 /// A Go-style duration as Docker and compose take it (`1m30s`, `500ms`);
 /// returns it in whole seconds, rounded up.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
+    Ok(parse_duration_nanos(text)?.div_ceil(1_000_000_000))
+}
+
+/// A healthcheck's `interval`, `timeout` or `start_period`: Docker refuses
+/// one shorter than a millisecond (0 means its default) when it creates the
+/// container, which for a unit is at its start.
+pub fn check_health_duration(text: &str) -> Result<(), String> {
+    match parse_duration_nanos(text)? {
+        1..1_000_000 => Err(format!(
+            "`{text}` is shorter than Docker lets a healthcheck wait (at least 1ms; 0s means Docker's default)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A Go-style duration in nanoseconds, as Go counts it (at most 2^63-1).
+fn parse_duration_nanos(text: &str) -> Result<u64, String> {
     let err = || format!("`{text}` is not a duration: write e.g. `10s`, `1m30s` or `500ms`");
     if text.is_empty() {
         return Err(err());
@@ -261,7 +278,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "`{text}` is longer than a duration can be (at most 2562047h, about 292 years)"
         ));
     }
-    Ok((nanos / 1e9).ceil() as u64)
+    Ok(nanos.ceil() as u64)
 }
 
 /// Linux's signal numbers by name, as Docker's `--stop-signal` reads them
@@ -362,9 +379,17 @@ pub fn check_memory(text: &str) -> Result<String, String> {
     };
     let fits = |n: f64| n * scale <= i64::MAX as f64;
     if all_digits(whole) && all_digits(fraction) && unit_ok {
-        if !number.parse::<f64>().is_ok_and(fits) {
+        let Some(bytes) = number.parse::<f64>().ok().filter(|&n| fits(n)) else {
             return Err(format!(
                 "`{text}` is more memory than Docker can count (at most 8191p)"
+            ));
+        };
+        // Docker's floor, checked when it creates the container (0 is no
+        // limit, as when the key is left out).
+        let bytes = bytes * scale;
+        if bytes > 0.0 && bytes < DOCKER_MIN_MEMORY {
+            return Err(format!(
+                "`{text}` is less memory than Docker gives a container (at least 6m)"
             ));
         }
         Ok(format!("{number}{unit}"))
@@ -375,10 +400,145 @@ pub fn check_memory(text: &str) -> Result<String, String> {
     }
 }
 
+/// `/run` or `/run:rw,size=64m,mode=1777`: what `docker run --tmpfs` takes.
+/// Docker itself refuses an option it does not know when it creates the
+/// container, and the kernel a bad value when it mounts it: both at the
+/// unit's start. Worse, the kernel reads a size too big for it as another
+/// size (it wraps) and a size of 0 as no limit at all. So the options are
+/// checked here, the numbers as the kernel reads them.
+pub fn check_tmpfs(mount: &str) -> Result<(), String> {
+    let (path, options) = mount.split_once(':').unwrap_or((mount, ""));
+    if !path.starts_with('/') {
+        return Err(format!(
+            "tmpfs `{path}` is not an absolute path in the container"
+        ));
+    }
+    if options.is_empty() {
+        return Ok(());
+    }
+    for option in options.split(',') {
+        let (name, value) = option.split_once('=').unwrap_or((option, ""));
+        // One page is 4 KiB: a size counted in pages is checked as bytes.
+        let checked = match name {
+            "size" => check_tmpfs_size(value, 1),
+            "nr_blocks" | "nr_inodes" => check_tmpfs_size(value, 4096),
+            "mode" => match u32::from_str_radix(value, 8) {
+                Ok(0..=0o7777) => Ok(()),
+                _ => Err("is not a mode: write octal digits, e.g. `1777`, at most `7777`".into()),
+            },
+            "uid" | "gid" => match value.parse::<u32>() {
+                // (uid_t)-1 is no one: the kernel refuses it.
+                Ok(id) if id != u32::MAX => Ok(()),
+                _ => Err("is not a user or group id: write a number from 0 to 4294967294".into()),
+            },
+            "mpol" if !value.is_empty() => Ok(()),
+            _ if !option.contains('=') && TMPFS_FLAGS.contains(&name) => Ok(()),
+            _ => Err(format!(
+                "is not a tmpfs option Docker knows: use `size=`, `mode=`, `uid=`, `gid=`, `nr_inodes=`, `nr_blocks=`, `mpol=` or a mount flag ({})",
+                TMPFS_FLAGS.join(", ")
+            )),
+        };
+        checked.map_err(|why| format!("tmpfs option `{option}` of `{path}` {why}"))?;
+    }
+    Ok(())
+}
+
+/// The mount flags Docker's `--tmpfs` takes (moby's mount flag table).
+const TMPFS_FLAGS: &[&str] = &[
+    "defaults",
+    "ro",
+    "rw",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "exec",
+    "noexec",
+    "sync",
+    "async",
+    "dirsync",
+    "mand",
+    "nomand",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+/// A tmpfs size as the kernel's `memparse` reads it (`64m`, `1G`, `4096`),
+/// `unit` bytes each; a size also as a share of the host's RAM (`50%`).
+fn check_tmpfs_size(value: &str, unit: u64) -> Result<(), String> {
+    let bad = || Err("is not a size: write e.g. `64m`, `1g` or `50%` (of the host's RAM)".into());
+    if let Some(percent) = value.strip_suffix('%') {
+        return match percent.parse::<u8>() {
+            Ok(1..=100) => Ok(()),
+            Ok(0) => Err(TMPFS_ZERO.into()),
+            _ if percent.chars().all(|c| c.is_ascii_digit()) && !percent.is_empty() => {
+                Err("is more than the host's RAM: at most `100%`".into())
+            }
+            _ => bad(),
+        };
+    }
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: u64 = match value[digits.len()..].to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        "e" => 1 << 60,
+        _ => return bad(),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return bad();
+    }
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale)?.checked_mul(unit))
+        .filter(|&b| b <= i64::MAX as u64);
+    match bytes {
+        None => Err("is more than the kernel can count (at most 8191p bytes)".into()),
+        Some(0) => Err(TMPFS_ZERO.into()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// 0 is no limit to the kernel: a tmpfs that can fill the host's RAM.
+const TMPFS_ZERO: &str = "means no limit to the kernel (the tmpfs can fill the host's RAM): give a size, or leave the option out for the kernel's default (half the RAM)";
+
+/// Docker's smallest memory limit (`linuxMinMemory`, 6 MiB).
+const DOCKER_MIN_MEMORY: f64 = 6.0 * 1024.0 * 1024.0;
+
+/// `0.5`, `2`: what `docker run --cpus` takes. The most a host allows is
+/// its number of CPUs, which only the host knows: Docker says so at start.
 pub fn check_cpus(text: &str) -> Result<(), String> {
     match text.parse::<f64>() {
         // Docker counts billionths of a CPU in a signed 64-bit number.
-        Ok(n) if n > 0.0 && n * 1e9 <= i64::MAX as f64 => Ok(()),
+        Ok(n) if n > 0.0 && n * 1e9 <= i64::MAX as f64 => {
+            // The kernel's CFS quota is at least 1ms of each 100ms period:
+            // below that the container fails to start.
+            if n < 0.01 {
+                Err(format!(
+                    "`{text}` is fewer CPUs than Docker can give a container (at least 0.01)"
+                ))
+            } else {
+                Ok(())
+            }
+        }
         _ => Err(format!(
             "`{text}` is not a number of CPUs: write e.g. `0.5` or `2`"
         )),
@@ -643,6 +803,70 @@ mod tests {
         assert_eq!(parse_duration("2562047h"), Ok(9_223_369_200));
         assert!(parse_duration("2562048h").is_err());
         assert!(parse_duration("18446744073709551615s").is_err());
+        assert_eq!(parse_duration("1.1s"), Ok(2));
+        assert_eq!(parse_duration("1ns"), Ok(1));
+        // Docker's shortest healthcheck wait; 0 is its default.
+        assert!(check_health_duration("1ms").is_ok());
+        assert!(check_health_duration("0s").is_ok());
+        assert!(check_health_duration("999us").is_err());
+        assert!(check_health_duration("1ns").is_err());
+    }
+
+    // Values the kernel took at the container's start as another size (it
+    // wraps past 2^64) or as no limit (0), or refused then (Docker's
+    // unknown options, `-1`, `abc`): each tried by hand with Docker 20.10
+    // on Linux 6.18.
+    #[test]
+    fn tmpfs_options_as_docker_and_the_kernel_read_them() {
+        for ok in [
+            "/run",
+            "/run:size=64m",
+            "/run:rw,size=64M,mode=1777,uid=1000,gid=0,noexec",
+            "/run:size=50%",
+            "/run:size=100%",
+            "/run:size=7e",
+            "/run:nr_inodes=1k,nr_blocks=10",
+            "/run:mpol=default",
+            "/run:size=9223372036854775807",
+        ] {
+            assert_eq!(check_tmpfs(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("run", "not an absolute path"),
+            ("/run:size=0", "no limit"),
+            ("/run:size=0%", "no limit"),
+            ("/run:nr_blocks=0", "no limit"),
+            ("/run:size=-1", "not a size"),
+            ("/run:size=abc", "not a size"),
+            ("/run:size=1.5g", "not a size"),
+            ("/run:size=10x", "not a size"),
+            ("/run:size=", "not a size"),
+            (
+                "/run:size=99999999999999999999",
+                "more than the kernel can count",
+            ),
+            (
+                "/run:size=18446744073709551615",
+                "more than the kernel can count",
+            ),
+            ("/run:size=8e", "more than the kernel can count"),
+            (
+                "/run:nr_blocks=9223372036854775807",
+                "more than the kernel can count",
+            ),
+            ("/run:size=101%", "more than the host's RAM"),
+            ("/run:size=99999999999999%", "more than the host's RAM"),
+            ("/run:mode=abc", "not a mode"),
+            ("/run:mode=77777", "not a mode"),
+            ("/run:uid=-1", "not a user or group id"),
+            ("/run:gid=4294967295", "not a user or group id"),
+            ("/run:inode64", "not a tmpfs option Docker knows"),
+            ("/run:size=64m,", "not a tmpfs option Docker knows"),
+            ("/run:ro=1", "not a tmpfs option Docker knows"),
+        ] {
+            let err = check_tmpfs(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -680,11 +904,19 @@ mod tests {
         assert!(check_memory("8191p").is_ok());
         assert!(check_memory("8193p").is_err());
         assert!(check_memory("99999999999999999999").is_err());
+        // Docker's floor (6 MiB); 0 is no limit.
+        assert!(check_memory("6m").is_ok());
+        assert!(check_memory("6291455").is_err());
+        assert!(check_memory("1k").is_err());
+        assert!(check_memory("0").is_ok());
         for (cpus, ok) in [
             ("0.5", true),
             ("64", true),
             ("inf", false),
             ("1e308", false),
+            // The kernel's smallest CPU quota.
+            ("0.01", true),
+            ("0.009", false),
         ] {
             assert_eq!(check_cpus(cpus).is_ok(), ok, "{cpus}");
         }
