@@ -1,9 +1,33 @@
 //! The few questions unitgen asks Docker directly (images to pull before an
 //! apply, containers for `plan` and `status`, `destroy --volumes`), through
-//! the `docker` CLI the units use too.
+//! the `docker` CLI the units use too ([`DOCKER`]).
 
 use std::collections::HashMap;
 use std::process::Command;
+
+/// Path of the Docker CLI: in every line of a unit (`Exec*=` lines and the
+/// shell scripts in them alike) and in every call unitgen makes itself
+/// ([`command`]). systemd wants absolute paths in `Exec*=`, and Debian's
+/// `docker.io` and Docker's `docker-ce-cli` both install the CLI here. The
+/// scripts name it too, rather than take `docker` from systemd's PATH, where
+/// another one (a /usr/local/bin/docker of another version) would come
+/// first: one client for the `docker run` and the readiness check that
+/// judges it.
+///
+/// unitgen's own calls (pull, plan's and status's look at the containers,
+/// exec, restore) use this path too, not the first `docker` on the user's
+/// PATH: what unitgen checks must be what systemd runs. A PATH docker (a
+/// wrapper, another version, Podman's shim) could see another engine or
+/// answer otherwise, and `plan` would call a host up to date on the word of
+/// a client its units never run. Not the other way round (units taking the
+/// PATH docker unitgen finds): units are rendered for a host, often on
+/// another machine (`render --out`, fleet), whose PATH unitgen cannot see.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// A `docker` command, of the CLI the units run ([`DOCKER`]).
+pub fn command() -> Command {
+    Command::new(DOCKER)
+}
 
 /// A container as `docker inspect` reports it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,7 +78,7 @@ fn inspect_containers(names: &[String], format: &str) -> Vec<(String, String)> {
     if names.is_empty() {
         return Vec::new();
     }
-    let Ok(out) = Command::new("docker")
+    let Ok(out) = command()
         .args(["inspect", "--type", "container", "--format", format])
         .args(names)
         .output()
@@ -75,7 +99,7 @@ fn inspect_containers(names: &[String], format: &str) -> Vec<(String, String)> {
 pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
     let mut failed = Vec::new();
     for name in names {
-        match Command::new("docker").args(["volume", "rm", name]).output() {
+        match command().args(["volume", "rm", name]).output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => {
                 let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -83,7 +107,7 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
                     failed.push((name.clone(), why));
                 }
             }
-            Err(e) => failed.push((name.clone(), format!("running docker: {e}"))),
+            Err(e) => failed.push((name.clone(), format!("running {DOCKER}: {e}"))),
         }
     }
     failed
@@ -92,7 +116,7 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
 /// The ID of the image a reference names on this host (`docker image
 /// inspect`); None when the host does not have it.
 pub fn image_id(image: &str) -> Option<String> {
-    let out = Command::new("docker")
+    let out = command()
         .args(["image", "inspect", "--format", "{{.Id}}", image])
         .output()
         .ok()?;
@@ -102,13 +126,10 @@ pub fn image_id(image: &str) -> Option<String> {
 
 /// Fetches an image from its registry. `Err` is Docker's own message.
 pub fn pull(image: &str) -> Result<(), String> {
-    match Command::new("docker")
-        .args(["pull", "--quiet", image])
-        .output()
-    {
+    match command().args(["pull", "--quiet", image]).output() {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        Err(e) => Err(format!("running docker: {e}")),
+        Err(e) => Err(format!("running {DOCKER}: {e}")),
     }
 }
 
@@ -161,7 +182,7 @@ pub fn unpause(container: &str) -> Result<(), String> {
 /// The docker CLI's standard output, or why it failed: `what` (the
 /// command, as messages name it) and Docker's own message.
 fn run(what: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
+    let out = command()
         .args(args)
         .output()
         .map_err(|e| format!("running {what}: {e}"))?;

@@ -6,6 +6,7 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -372,6 +373,39 @@ fn logs_show_what_the_containers_printed_and_exec_runs_in_the_right_container() 
         &["sh", "-c", "exit 3"],
     );
     assert_eq!(code.status.code(), Some(3), "the command's exit code");
+
+    // unitgen runs the Docker CLI its units run (/usr/bin/docker), not the
+    // first `docker` on the user's PATH: here one that knows no container.
+    // It was taken before: exec said "uglogs-live-api has no container".
+    let elsewhere = support::tempdir("path-docker-");
+    let fake = elsewhere.path().join("docker");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"Error: No such container: $*\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        elsewhere.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_path_docker = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["exec", "live", "api", "--root"])
+        .arg(world.sandbox.root())
+        .arg("-f")
+        .arg(&file)
+        .args(["--", "sh", "-c", "echo $INSTANCE"])
+        .env("PATH", &path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&with_path_docker),
+        "live\n",
+        "{}",
+        stderr(&with_path_docker)
+    );
     let shell = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["exec", "live", "api", "-f"])
         .arg(&file)

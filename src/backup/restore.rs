@@ -145,7 +145,7 @@ impl Restore<'_> {
             };
             progress.line(&format!("starting {} to restore its dump", part.unit));
             jobs(&systemd, JobKind::Start, std::slice::from_ref(&part.unit))?;
-            let mut reader = Command::new("docker");
+            let mut reader = crate::docker::command();
             reader
                 .args(["exec", "-i", &part.container, "sh", "-c", restore])
                 .stdout(Stdio::null());
@@ -171,7 +171,7 @@ impl Restore<'_> {
     /// A helper container that empties a volume, then unpacks a tar from
     /// its standard input into it.
     fn volume_writer(&self, volume: &str) -> Command {
-        let mut cmd = Command::new("docker");
+        let mut cmd = crate::docker::command();
         cmd.args([
             "run",
             "--rm",
@@ -202,10 +202,10 @@ fn writer_name(volume: &str) -> String {
 
 /// Removes a container, if there is one by that name.
 fn remove_container(name: &str) -> Result<(), String> {
-    let out = Command::new("docker")
+    let out = crate::docker::command()
         .args(["rm", "--force", name])
         .output()
-        .map_err(|e| format!("running docker: {e}"))?;
+        .map_err(|e| format!("running {}: {e}", crate::docker::DOCKER))?;
     let why = String::from_utf8_lossy(&out.stderr);
     if out.status.success() || why.contains("No such container") {
         Ok(())
@@ -239,7 +239,7 @@ fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
         .stdin(Stdio::from(stdout))
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("running docker: {e}"));
+        .map_err(|e| format!("running {}: {e}", crate::docker::DOCKER));
     let source = source
         .wait_with_output()
         .map_err(|e| format!("waiting for restic: {e}"))?;

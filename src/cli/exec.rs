@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal as _;
 use std::os::unix::process::CommandExt as _;
-use std::process::Command;
 
 use clap::Args;
 use miette::{Result, miette};
@@ -49,7 +48,7 @@ pub fn run(args: ExecArgs) -> Result<Outcome> {
             ));
         }
     }
-    let mut docker = Command::new("docker");
+    let mut docker = crate::docker::command();
     docker.args(["exec", "--interactive"]);
     // A terminal for the container only when this side has one: a piped
     // `unitgen exec ... < script` must not get terminal line endings.
@@ -65,5 +64,5 @@ pub fn run(args: ExecArgs) -> Result<Outcome> {
     // Replaces unitgen: signals, the terminal and the exit code are the
     // command's own.
     let error = docker.exec();
-    Err(miette!("running docker: {error}"))
+    Err(miette!("running {}: {error}", crate::docker::DOCKER))
 }

@@ -6,14 +6,8 @@ use std::sync::LazyLock;
 use crate::escape::{CommandLines, PreparedBash, sh_quote};
 use crate::model::{HealthTest, Healthcheck, Instance, Service};
 
-/// Path of the Docker CLI in every line of a unit, `Exec*=` lines and the
-/// shell scripts in them alike: systemd wants absolute paths in `Exec*=`,
-/// and Debian's `docker.io` and Docker's `docker-ce-cli` both install the
-/// CLI here. The scripts name it too, rather than take `docker` from
-/// systemd's PATH, where another one (a /usr/local/bin/docker of another
-/// version) would come first: one client for the `docker run` and the
-/// readiness check that judges it.
-pub const DOCKER: &str = "/usr/bin/docker";
+/// The Docker CLI every line of a unit names (see there why a fixed path).
+pub use crate::docker::DOCKER;
 
 /// Adds the lines of `docker run` for a service to `run`: one flag (with
 /// its value) per line, the image and its arguments last. Units show one

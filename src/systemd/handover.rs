@@ -49,7 +49,6 @@ use std::fs;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -401,10 +400,10 @@ fn write_record(path: &Path, record: &Record) -> Result<(), Failure> {
 
 /// The host port Docker picked for a stand-in's container port.
 fn published_port(container: &str, port: u16) -> Result<u16, Failure> {
-    let out = Command::new("docker")
+    let out = crate::docker::command()
         .args(["port", container, &format!("{port}/tcp")])
         .output()
-        .map_err(|e| Failure::untouched(format!("running docker port: {e}")))?;
+        .map_err(|e| Failure::untouched(format!("running {} port: {e}", crate::docker::DOCKER)))?;
     let text = String::from_utf8_lossy(&out.stdout);
     (text.lines())
         .find_map(|line| line.rsplit_once(':')?.1.trim().parse().ok())
