@@ -743,17 +743,21 @@ impl Object for ServiceValues {
     }
 }
 
-/// Creates the instance's network, and when it was there already, removes
-/// the instance's containers still on it. None of its services runs then
-/// (each requires the network unit, so starts after it and stops before
-/// it): such a container is left over from a host whose systemd stopped
-/// without stopping them (killed, or a container that runs systemd
-/// restarted), and holds a name a service needs. A network that was just
-/// created has no container on it, so an apply from scratch makes one
-/// engine call here, before any service can start (a look first, then the
-/// create and the leftovers' search, cost three in a row); a `docker rm`
-/// before each service's start cost a call per service (a service's own
-/// `ExecStopPost=` removes its container whenever it stops).
+/// Creates the instance's network (if it is not there), then removes the
+/// instance's containers left over, whatever their state and whether the
+/// network was there or not. None of its services runs then (each requires
+/// the network unit, so starts after it and stops before it): such a
+/// container is left over from a host whose systemd stopped without
+/// stopping them (killed, or a container that runs systemd restarted), or
+/// from a `docker run` killed between creating and starting its container,
+/// and holds a name a service needs. Its network may be gone (removed by
+/// hand, or by the network unit's stop: a stopped container does not keep
+/// it), so the leftovers are found by the instance's labels alone, which
+/// only its own containers carry (`unitgen.app` and `unitgen.instance`,
+/// matched exactly): never another app's or instance's. Two engine calls
+/// before any service can start; a `docker rm` before each service's start
+/// cost a call per service (a service's own `ExecStopPost=` removes its
+/// container whenever it stops).
 fn network_script(instance: &Instance) -> Vec<String> {
     let network = sh_quote(&instance.network());
     let (app, name) = (sh_quote(&instance.app), sh_quote(&instance.instance));
@@ -765,13 +769,13 @@ fn network_script(instance: &Instance) -> Vec<String> {
         format!(
             "  {DOCKER} network inspect {network} >/dev/null 2>&1 || {{ echo \"$out\" >&2; exit 1; }};"
         ),
+        "fi;".into(),
         format!(
-            "  ids=$({DOCKER} ps --all --quiet --filter network={network} --filter label=unitgen.app={app} --filter label=unitgen.instance={name});"
+            "ids=$({DOCKER} ps --all --quiet --filter label=unitgen.app={app} --filter label=unitgen.instance={name});"
         ),
         // A leftover that cannot be removed makes its service's start fail,
         // which says why; the network itself is there.
-        format!("  [ -z \"$ids\" ] || {DOCKER} rm --force $ids >/dev/null || :;"),
-        "fi".into(),
+        format!("[ -z \"$ids\" ] || {DOCKER} rm --force $ids >/dev/null || :"),
     ]
 }
 

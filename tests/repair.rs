@@ -67,7 +67,7 @@ fn plan(world: &World) -> (Option<i32>, String) {
 
 #[test]
 fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
-    let world = World::new("ugfix");
+    let mut world = World::new("ugfix");
     let port = free_port();
     world.write(&yaml("ugfix", "v1", Some("extra"), port));
     world.apply_ok("live");
@@ -173,6 +173,64 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     );
     assert_eq!(serves(port).as_deref(), Some("web\n"), "serves again");
     assert_eq!(world.id("live", "web"), started, "resumed, not restarted");
+    assert_eq!(plan(&world).0, Some(0));
+
+    // A stopped container left with web's name (a `docker run` killed after
+    // creating it), whose network was then removed by hand: the network
+    // unit looked for leftovers only when the network was there already,
+    // so every apply failed on web's `docker run --name`. Containers of
+    // another instance and of another app, stopped too, are not leftovers.
+    let stopped = world.sandbox.systemctl(["stop", "ugfix-live.target"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let all_stopped = wait_for(Duration::from_secs(60), || {
+        let gone = ["api", "web", "extra"]
+            .iter()
+            .all(|s| support::docker::container_id(&world.container("live", s)).is_none());
+        (gone && world.active("ugfix-live-network.service") == "inactive").then_some(())
+    });
+    assert!(all_stopped.is_some(), "the instance stops");
+    let by_hand = |args: &[&str]| {
+        let out = support::docker::docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+    };
+    // (The network unit's stop may have left it: its removal is allowed
+    // to fail while Docker still detaches the containers.)
+    if !support::docker::docker(["network", "inspect", "ugfix-live"])
+        .status
+        .success()
+    {
+        by_hand(&["network", "create", "ugfix-live"]);
+    }
+    let create = |name: &str, app: &str, instance: &str, network: &str| {
+        by_hand(&[
+            "create",
+            "--name",
+            name,
+            "--label",
+            &format!("unitgen.app={app}"),
+            "--label",
+            &format!("unitgen.instance={instance}"),
+            "--network",
+            network,
+            "unitgen-test/busybox:1",
+            "true",
+        ]);
+    };
+    create("ugfix-live-web", "ugfix", "live", "ugfix-live");
+    create("ugfix-other-web", "ugfix", "other", "bridge");
+    world.also_own("ugfixother");
+    create("ugfixother-live-web", "ugfixother", "live", "bridge");
+    by_hand(&["network", "rm", "ugfix-live"]);
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(serves(port).as_deref(), Some("web\n"), "web runs again");
+    assert!(is_running("ugfix-live-web"), "web's own container");
+    for other in ["ugfix-other-web", "ugfixother-live-web"] {
+        assert!(
+            support::docker::container_id(other).is_some(),
+            "{other} is another's: kept"
+        );
+    }
     assert_eq!(plan(&world).0, Some(0));
 }
 
