@@ -103,7 +103,17 @@ if docker info >/dev/null 2>&1; then
   say "dockerd already running"
 else
   say "starting dockerd (log: $DOCKERD_LOG)"
-  setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+  # Without the caller's other open files: scripts/test (fd 9) and `flock
+  # LOCK scripts/testbed.sh` hold the test-bed lock on one, and a dockerd
+  # that inherited it would hold the lock as long as it runs, so every later
+  # test run on the machine would wait for it forever.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
+    exec setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null
+  ) &
   for ((i = 0; i < DOCKERD_WAIT_SECS * 2; i++)); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
