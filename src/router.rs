@@ -240,12 +240,12 @@ pub fn ensure(
     match (change, active) {
         (RouterChange::Unchanged | RouterChange::Recorded, true) => Ok(change),
         (RouterChange::Unchanged | RouterChange::Recorded, false) => {
-            converge::control(host, JobKind::Start, &names, settle, progress)?;
+            converge::control(host, &[(JobKind::Start, &names)], settle, progress)?;
             Ok(RouterChange::Started)
         }
         (change, _) => {
             let Err(mut failure) =
-                converge::control(host, JobKind::Restart, &names, settle, progress)
+                converge::control(host, &[(JobKind::Restart, &names)], settle, progress)
             else {
                 done()?;
                 return Ok(change);
@@ -258,7 +258,7 @@ pub fn ensure(
                 .map_err(|e| e.to_string())
                 .and_then(|()| systemd.reload().map_err(|e| e.to_string()))
                 .and_then(|()| {
-                    converge::control(host, JobKind::Restart, &names, settle, progress)
+                    converge::control(host, &[(JobKind::Restart, &names)], settle, progress)
                         .map_err(|f| f.message)
                 });
                 failure.message += &match put_back.and_then(|()| done().map_err(|f| f.message)) {

@@ -266,6 +266,28 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     );
     assert_eq!(plan(&a).0, Some(0));
 
+    // `unitgen restart` reloads the routes unit, as apply does: a restart's
+    // stop deleted the instance's routers from etcd, and every host's router
+    // answered 404 until the services were up and the routes written again.
+    // None of the keys was deleted (a key deleted and put again is created
+    // anew).
+    let (before, first) = etcd.revisions(unchanged);
+    let said = ok(&a.unitgen(&["restart", "live"]), "restart live on A");
+    let (_, after) = etcd.revisions(unchanged);
+    assert_eq!(after.len(), first.len());
+    assert!(after.iter().all(|k| k.created < before), "{after:?}");
+    assert!(
+        said.contains("its routes reloaded (ugrxfront-live-routes.service)"),
+        "{said}"
+    );
+    wait_until(
+        ROUTED,
+        "front.example.test served after the restart",
+        || get("http", "front.example.test", shared.http, "/", None),
+        body("ugrxfront of live"),
+    );
+    assert_eq!(plan(&a).0, Some(0));
+
     // destroy on A removes A's instance's keys; A's router stays, as it
     // still routes B's instance (etcd routing is configured).
     let said = ok(&a.unitgen(&["destroy", "live"]), "destroy live on A");

@@ -8,6 +8,7 @@ use super::host::HostArgs;
 use super::installed::Installed;
 use super::{FileArgs, Outcome};
 use crate::progress::{Progress, count};
+use crate::render::{Owner, UnitFile};
 use crate::systemd::JobKind;
 use crate::systemd::converge;
 
@@ -30,7 +31,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     let name = installed.name();
     // Not interleaved with an apply, rollback or destroy of the instance.
     let (_state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
-    let units: Vec<String> = installed
+    let selected: Vec<_> = installed
         .select(&args.services)?
         .into_iter()
         // What timers start (a backup, a check) is only stopped here: a
@@ -39,14 +40,33 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         .filter(|(unit, owner)| {
             !unit.name.contains("@.") && (kind == JobKind::Stop || owner.started_by.is_none())
         })
-        .map(|(unit, _)| unit.name.clone())
         // Restarting the instance target would restart each unit a second
         // time (they are part of it); its units are restarted directly.
-        .filter(|unit| !(kind == JobKind::Restart && unit.ends_with(".target")))
+        .filter(|(unit, _)| !(kind == JobKind::Restart && unit.name.ends_with(".target")))
         .collect();
+    // The routes unit is reloaded, not restarted, as apply reloads it when
+    // it changed (`plan::reloads_on_change`): it runs nothing, and a
+    // restart's stop removes the instance's routes before writing them
+    // again once its services are up. The router answered 404 meanwhile,
+    // and with routes in etcd every host's router did, for every host the
+    // instance runs on. A reload writes them over the old ones (and starts
+    // the unit if it is not running).
+    let (reloads, units): (Vec<_>, Vec<_>) = (selected.into_iter())
+        .partition(|(_, owner)| kind == JobKind::Restart && owner.routes.is_some());
+    let names = |units: Vec<&(UnitFile, Owner)>| -> Vec<String> {
+        units
+            .into_iter()
+            .map(|(unit, _)| unit.name.clone())
+            .collect()
+    };
+    let (reloads, units) = (names(reloads), names(units));
     let progress = Progress::default();
     let settle = std::time::Duration::from_secs(super::apply::DEFAULT_SETTLE);
-    converge::control(&args.host.host()?, kind, &units, settle, &progress).map_err(|failure| {
+    let jobs = [
+        (kind, units.as_slice()),
+        (JobKind::ReloadOrRestart, reloads.as_slice()),
+    ];
+    converge::control(&args.host.host()?, &jobs, settle, &progress).map_err(|failure| {
         // As apply reports it: each failed unit explained, in plain lines.
         for explanation in &failure.explained {
             eprintln!();
@@ -62,6 +82,10 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         JobKind::Restart => "restarted",
         JobKind::ReloadOrRestart => "reloaded",
     };
-    progress.line(&format!("{name}: {} {done}", count(units.len(), "unit")));
+    let mut said = format!("{name}: {} {done}", count(units.len(), "unit"));
+    if !reloads.is_empty() {
+        said.push_str(&format!(", its routes reloaded ({})", reloads.join(", ")));
+    }
+    progress.line(&said);
     Ok(Outcome::Clean)
 }

@@ -674,51 +674,54 @@ fn restore(
     start_and_restart(systemd, &jobs, progress, None)
 }
 
-/// Runs one kind of job on units of an instance (`unitgen start|stop|
-/// restart`, the router): one batch, so systemd orders the jobs by the
-/// units' dependencies, each awaited and reported as apply's are; then,
-/// as apply's, every unit started must stay up for `settle` (see
-/// [`settle`]), so a container that starts and exits is not reported as
-/// started. A unit that fails comes back explained.
+/// Runs jobs on units of an instance (`unitgen start|stop|restart`, the
+/// router): one batch, so systemd orders the jobs by the units' dependencies,
+/// each awaited and reported as apply's are; then, as apply's, every unit
+/// started must stay up for `settle` (see [`settle`]), so a container that
+/// starts and exits is not reported as started. A unit that fails comes
+/// back explained. `jobs`: units by the kind of job each gets (a restart
+/// reloads the routes unit: see `cli::control`).
 pub fn control(
     host: &Host,
-    kind: JobKind,
-    units: &[String],
+    jobs: &[(JobKind, &[String])],
     settle_for: Duration,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let systemd = host.connect()?;
-    let watch = kind != JobKind::Stop && !settle_for.is_zero();
-    if kind != JobKind::Stop {
+    let units: Vec<String> = jobs.iter().flat_map(|(_, u)| u.iter().cloned()).collect();
+    let stop = (jobs.iter())
+        .filter(|(_, units)| !units.is_empty())
+        .all(|(kind, _)| *kind == JobKind::Stop);
+    let watch = !stop && !settle_for.is_zero();
+    if !stop {
         // A unit that failed before (or hit its start limit) starts afresh.
-        systemd.reset_failed_all(units);
+        systemd.reset_failed_all(&units);
     }
     let restarts_before: Vec<u32> = if watch {
-        let summaries = systemd.summaries(units).map_err(bus)?;
+        let summaries = systemd.summaries(&units).map_err(bus)?;
         summaries.iter().map(|s| s.n_restarts).collect()
     } else {
         Vec::new()
     };
     let mut ended = HashMap::new();
-    let outcomes = watched(
-        &systemd,
-        &[(kind, units)],
-        progress,
-        watch.then_some(&mut ended),
-    )?;
-    let what = match kind {
-        JobKind::Start => "start",
-        JobKind::Stop => "stop",
-        JobKind::Restart => "restart",
-        JobKind::ReloadOrRestart => "reload",
-    };
+    let outcomes = watched(&systemd, jobs, progress, watch.then_some(&mut ended))?;
+    let mut what: Vec<&str> = (jobs.iter())
+        .filter(|(_, units)| !units.is_empty())
+        .map(|(kind, _)| match kind {
+            JobKind::Start => "start",
+            JobKind::Stop => "stop",
+            JobKind::Restart => "restart",
+            JobKind::ReloadOrRestart => "reload",
+        })
+        .collect();
+    what.dedup();
     let explained = |mut failure: Failure| {
         failure.explained = (failure.evidence.iter())
             .map(|evidence| explain(host, evidence))
             .collect();
         failure
     };
-    failures(&systemd, &outcomes, what).map_err(explained)?;
+    failures(&systemd, &outcomes, &what.join(" or ")).map_err(explained)?;
     let touched: Vec<(String, Ended)> = (units.iter().zip(restarts_before))
         .filter_map(|(unit, restarts)| {
             let at = ended.remove(unit)?;
