@@ -6,7 +6,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use support::docker::docker;
@@ -1131,4 +1131,82 @@ fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
         String::from_utf8_lossy(&plan.stdout)
     );
     assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+}
+
+/// The processes whose parent is `pid`, each with its command line.
+fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+        let ppid = (stat.rsplit_once(')'))
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            found.push((child, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// Whether a process runs (a zombie does not).
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+        .unwrap_or(false)
+}
+
+/// A restore killed with SIGKILL left its processes running: restic still
+/// dumping, and `docker exec` still feeding the dump to the database, with
+/// unitgen gone and the next command free to start. Now they die with it.
+#[test]
+fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
+    let world = World::new("ugrd");
+    let port = free_port();
+    // A database that reads nothing of its dump for 10 minutes: the dump,
+    // bigger than every buffer on the way, keeps restic waiting.
+    let yaml = app("ugrd", "  repository: /var/backups/ugrd\n")
+        .replace("rm -rf /db/* && tar -x -C /db\"", "sleep 600\"")
+        + "instances:\n"
+        + &instance("live", port, IMAGE, 0);
+    assert!(yaml.contains("sleep 600"));
+    world.write(&yaml);
+    secret(&world, "/etc/ugrd/restic-password", PASSWORD);
+    world.apply_ok("live");
+    world.exec("live", "db", "head -c 8000000 /dev/urandom > /db/big");
+    ok(&world.unitgen(&["backup", "live"]), "backup live");
+
+    let mut restore = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["restore", "live", "--yes", "--file"])
+        .arg(world.file())
+        .arg("--root")
+        .arg(world.sandbox.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let feeding = wait_for(Duration::from_secs(60), || {
+        let running = children(restore.id());
+        let find = |what: &str| running.iter().find(|(_, line)| line.contains(what));
+        Some([find("restic --no-cache dump")?.0, find("docker exec")?.0])
+    });
+    let Some(pids) = feeding else {
+        let _ = restore.kill();
+        panic!("the restore never fed the database its dump");
+    };
+    restore.kill().unwrap();
+    restore.wait().unwrap();
+    let gone = wait_for(Duration::from_secs(30), || {
+        pids.iter().all(|&pid| !is_alive(pid)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "restic and docker exec ({pids:?}) outlived the restore"
+    );
 }

@@ -228,8 +228,11 @@ fn jobs(systemd: &Systemd, kind: JobKind, units: &[String]) -> Result<(), String
     Ok(())
 }
 
-/// `from | to`, both checked.
+/// `from | to`, both checked. Both die with unitgen (see
+/// [`dies_with_unitgen`]).
 fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
+    dies_with_unitgen(&mut from);
+    dies_with_unitgen(&mut to);
     let mut source = from
         .stderr(Stdio::piped())
         .spawn()
@@ -258,4 +261,34 @@ fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Makes the process `cmd` starts get SIGTERM when unitgen dies, however it
+/// dies (`kill -9` too). Otherwise a restore killed halfway left its restic
+/// dump and its `docker run`/`docker exec` running, still writing into the
+/// instance's volume or database while the next command (the restore run
+/// again, or an apply that starts the services) went on. SIGTERM, not
+/// SIGKILL: restic then removes its lock from the repository, and `docker
+/// run` passes the signal on to its container.
+///
+/// The kernel sends the signal when the thread that spawned the process
+/// ends: `pipe` spawns and waits on one thread.
+fn dies_with_unitgen(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: prctl and getppid are, and
+    // it allocates nothing (the error is a raw OS error).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // unitgen died before the prctl: no signal would come.
+            if u32::try_from(libc::getppid()) != Ok(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
