@@ -30,6 +30,20 @@ pub fn reloads_on_change(text: &str) -> bool {
     crate::render::owner(text).is_some_and(|o| o.routes.is_some())
 }
 
+/// How `plan` describes a changed network unit (see [`starts_on_change`]).
+pub const NETWORK_REWRITE: &str =
+    "changed: rewrite: the network stays, its next start runs the new text";
+
+/// Whether a changed unit is started (nothing to do when it runs) rather
+/// than restarted: an instance's network unit. Its network's name follows
+/// from the unit's name, so a new text of it (an upgrade of unitgen) only
+/// changes what its next start runs. A restart would restart every service
+/// of the instance with it (they require it), reported as untouched, and a
+/// routed one without its zero-downtime handover.
+pub fn starts_on_change(text: &str) -> bool {
+    crate::render::owner(text).is_some_and(|o| o.network.is_some())
+}
+
 #[derive(Debug, Clone)]
 pub struct Changed {
     pub old: UnitFile,
@@ -415,6 +429,11 @@ impl Plan {
         let repaired = self.repair.iter().filter(|r| r.enable());
         let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
         units.extend(repaired.map(|r| r.unit.clone()));
+        units.extend(
+            (self.change.iter())
+                .filter(|c| starts_on_change(&c.new.text))
+                .map(|c| c.new.name.clone()),
+        );
         self.started_by_apply(&units)
     }
 
@@ -423,6 +442,11 @@ impl Plan {
         let repaired = self.repair.iter().filter(|r| r.start());
         let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
         units.extend(repaired.map(|r| r.unit.clone()));
+        units.extend(
+            (self.change.iter())
+                .filter(|c| starts_on_change(&c.new.text))
+                .map(|c| c.new.name.clone()),
+        );
         self.started_by_apply(&units)
     }
 
@@ -431,7 +455,7 @@ impl Plan {
     pub fn to_restart(&self) -> Vec<String> {
         let repaired = self.repair.iter().filter(|r| r.restart());
         let mut units: Vec<String> = (self.change.iter())
-            .filter(|c| !reloads_on_change(&c.new.text))
+            .filter(|c| !reloads_on_change(&c.new.text) && !starts_on_change(&c.new.text))
             .map(|c| c.new.name.clone())
             .collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
@@ -535,6 +559,8 @@ impl Plan {
                 ROUTED_REPLACE
             } else if reloads_on_change(&change.new.text) {
                 ROUTES_RELOAD
+            } else if starts_on_change(&change.new.text) {
+                NETWORK_REWRITE
             } else {
                 "changed: restart"
             };
@@ -967,6 +993,27 @@ mod tests {
         assert_eq!(plan.to_enable(), ["a"]);
         assert!(plan.to_start().is_empty());
         assert_eq!(plan.to_restart(), ["a"]);
+    }
+
+    // A changed network unit was restarted, which restarted every service
+    // of the instance (they require it) while apply called them untouched.
+    #[test]
+    fn a_changed_network_unit_is_only_started() {
+        let network = |comment: &str| {
+            unit(
+                "blog-live-network.service",
+                &format!("# {comment}\n[X-Unitgen]\nApp=blog\nInstance=live\nNetwork=blog-live\n"),
+            )
+        };
+        let mut plan = Plan::new(&[network("old")], &[network("new")]);
+        plan.observe(&[seen("blog-live-network.service")]);
+        assert_eq!(plan.to_start(), ["blog-live-network.service"]);
+        assert!(plan.to_restart().is_empty());
+        let text = plan.describe(false);
+        assert!(
+            text.contains(&format!("~ blog-live-network.service ({NETWORK_REWRITE})")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -956,6 +956,8 @@ pub struct Owner {
     pub routed: Vec<u16>,
     /// The routes file a routes unit writes (`templates/units/routes.j2`).
     pub routes: Option<String>,
+    /// The Docker network a network unit makes (`templates/units/network.j2`).
+    pub network: Option<String>,
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
@@ -976,6 +978,7 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
             Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
             Some(("Routes", v)) => owner.routes = Some(v.to_string()),
+            Some(("Network", v)) => owner.network = Some(v.to_string()),
             Some(("Routed", v)) => {
                 owner.routed = v.split(' ').filter_map(|p| p.parse().ok()).collect();
             }

@@ -232,6 +232,39 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
         );
     }
     assert_eq!(plan(&world).0, Some(0));
+
+    // The network unit as another unitgen wrote it (an upgrade changes its
+    // script): apply restarted it, which restarted every service with it
+    // (they require it), and called them untouched. Now it is rewritten,
+    // and the services keep their containers.
+    let running = ["api", "web", "extra"].map(|s| world.id("live", s));
+    let network = world.unit_file("ugfix-live-network.service");
+    let applied = std::fs::read_to_string(&network).unwrap();
+    std::fs::write(
+        &network,
+        applied.replace("# Create the network", "# Create it"),
+    )
+    .unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "~ ugfix-live-network.service ({})",
+            unitgen::plan::NETWORK_REWRITE
+        )),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("restart "), "{}", text(&out));
+    assert_eq!(
+        ["api", "web", "extra"].map(|s| world.id("live", s)),
+        running,
+        "no service restarted"
+    );
+    assert_eq!(std::fs::read_to_string(&network).unwrap(), applied);
+    assert_eq!(plan(&world).0, Some(0));
 }
 
 /// Issue 7 item 3: killed right after writing unit files, the next apply

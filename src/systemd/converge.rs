@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::fault;
-use crate::plan::{Plan, reloads_on_change};
+use crate::plan::{Plan, reloads_on_change, starts_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::systemd::explain::{Evidence, Explanation, explain};
@@ -646,9 +646,11 @@ fn restore(
     let changed = plan.started_by_apply(&changed);
     reenable(systemd, &changed)?;
     systemd.reload().map_err(bus)?;
-    let (targets, changed): (Vec<String>, Vec<String>) = changed
-        .into_iter()
-        .partition(|name| name.ends_with(".target"));
+    // Only started, as apply starts them (see `plan::starts_on_change`).
+    let (targets, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {
+        name.ends_with(".target")
+            || (plan.change.iter()).any(|c| &c.old.name == name && starts_on_change(&c.old.text))
+    });
     // The previous routes go back in place, as they were replaced.
     let (reloads, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {
         (plan.change.iter()).any(|c| &c.old.name == name && reloads_on_change(&c.old.text))
