@@ -145,7 +145,9 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "tmpfs",
-        kind: Kind::Escaped,
+        // After its first `:` come Docker's tmpfs options, checked as Docker
+        // and the kernel read them (`syntax::check_tmpfs`).
+        kind: Kind::Checked,
         web: "    tmpfs: \"/run/{{ v }}\"\n",
         top: "",
         entry: "",
