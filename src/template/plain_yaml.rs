@@ -14,6 +14,7 @@
 //! same text (the `agrees_with_serde_saphyr` tests check it on every
 //! template in the repository and on generated ones).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -30,19 +31,29 @@ use super::schema::Document;
 /// `unknown_keys::skipped`); None when the text is not plain enough, or
 /// not a valid template, and must be read by serde-saphyr.
 pub fn read(text: &str) -> Option<(Document, bool)> {
-    let mut root = Reader::new(text)?.document()?;
-    let Some(second) = second_half_of_services(&mut root) else {
-        return typed(&root);
+    let mut reader = Reader::new(text)?;
+    let Some(second) = reader.split_services() else {
+        return typed(&reader.document()?);
     };
     // The entries of `services:` are independent: a big template's second
-    // half is typed on another core.
+    // half is read and typed on another core while this one does the rest.
     let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| typed(&second));
-        (typed(&root), second.join())
+        let second = scope.spawn(|| second.read());
+        (reader.read_first_half(), second.join().ok().flatten())
     });
-    let ((mut doc, first_skipped), (rest, second_skipped)) = (first?, second.ok()??);
-    doc.services.as_mut()?.value.extend(rest.services?.value);
-    Some((doc, first_skipped || second_skipped))
+    let (mut first, second) = (first?, second?);
+    // What one reader of the whole file would have refused: too many nodes
+    // (the second half counted its map and `services` key again), or a
+    // service named in both halves.
+    let names: Vec<&str> = (first.names.iter().chain(&second.names))
+        .map(|name| name.as_ref())
+        .collect();
+    if first.nodes + second.nodes - 2 > MAX_NODES || !all_distinct(&names) {
+        return None;
+    }
+    let services = &mut first.doc.services.as_mut()?.value;
+    services.extend(second.doc.services?.value);
+    Some((first.doc, first.skipped || second.skipped))
 }
 
 fn typed(root: &Node) -> Option<(Document, bool)> {
@@ -58,37 +69,61 @@ fn typed(root: &Node) -> Option<(Document, bool)> {
 /// Below this many services a second thread costs more than it saves.
 const MIN_SERVICES_TO_SPLIT: usize = 128;
 
-/// A document of only `services:`, with the second half of the services
-/// of `root` (taken from it), if there are enough and cores to spare.
-fn second_half_of_services<'a>(root: &mut Node<'a>) -> Option<Node<'a>> {
-    let Node::Map { entries, at } = root else {
-        return None;
-    };
-    let (
-        key,
-        Node::Map {
-            entries: services,
-            at: services_at,
-        },
-    ) = entries
-        .iter_mut()
-        .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?
-    else {
-        return None;
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 || services.len() < MIN_SERVICES_TO_SPLIT {
-        return None;
+/// The second half of a big `services:` block, taken out of a reader's
+/// lines to be read on its own (see [`Reader::split_services`]).
+struct ServicesHalf<'a> {
+    /// A reader of only the half's lines, from its first entry on.
+    reader: Reader<'a>,
+    /// The line of `services:`, and the first line of the file.
+    key_line: Line,
+    first_line: Line,
+}
+
+/// What a reader of half the services read.
+struct HalfRead<'a> {
+    doc: Document,
+    /// Whether a key was skipped.
+    skipped: bool,
+    nodes: usize,
+    /// The names of its services.
+    names: Vec<Cow<'a, str>>,
+}
+
+impl<'a> ServicesHalf<'a> {
+    /// A document of only `services:`, with the half's entries.
+    fn read(mut self) -> Option<HalfRead<'a>> {
+        let reader = &mut self.reader;
+        let first = *reader.lines.first()?;
+        reader.next = 1;
+        let key = reader.key(self.key_line, 0, "services".len(), 2)?;
+        let services = reader.block_map(first, first.indent(), 2)?;
+        if reader.next != reader.lines.len() {
+            return None;
+        }
+        let names = service_names(&services)?;
+        let root = Node::Map {
+            entries: vec![(key, services)],
+            at: reader.mark(self.first_line, 0, 0),
+        };
+        let (doc, skipped) = typed(&root)?;
+        Some(HalfRead {
+            doc,
+            skipped,
+            nodes: reader.nodes,
+            names,
+        })
     }
-    let second = services.split_off(services.len() / 2);
-    let services = Node::Map {
-        entries: second,
-        at: *services_at,
+}
+
+/// The names of a `services:` map's entries; None if one may be a number
+/// (see [`comparable_key`]).
+fn service_names<'a>(services: &Node<'a>) -> Option<Vec<Cow<'a, str>>> {
+    let Node::Map { entries, .. } = services else {
+        return None;
     };
-    Some(Node::Map {
-        entries: vec![(key.clone(), services)],
-        at: *at,
-    })
+    (entries.iter())
+        .map(|(key, _)| comparable_key(key).cloned())
+        .collect()
 }
 
 /// Under serde-saphyr's limits (250,000 nodes, 1,000,000 events, a depth
@@ -115,7 +150,7 @@ struct Mark {
 #[derive(Debug, Clone)]
 enum Node<'a> {
     Scalar {
-        text: std::borrow::Cow<'a, str>,
+        text: Cow<'a, str>,
         plain: bool,
         at: Mark,
     },
@@ -129,21 +164,41 @@ enum Node<'a> {
     },
 }
 
-/// A line with something on it other than a comment.
+/// A line with something on it other than a comment. In 32-bit numbers
+/// (a text is at most `MAX_BYTES`): a big template has tens of thousands
+/// of lines, and half the size is half the memory to fill.
 #[derive(Debug, Clone, Copy)]
 struct Line {
     /// Byte offset of the line's first byte.
-    start: usize,
+    start: u32,
     /// Byte offset of its end (the `\n`, or the end of the text).
-    end: usize,
+    end: u32,
     /// Its leading spaces.
-    indent: usize,
+    indent: u32,
     /// Its number, from 1.
     number: u32,
     /// The characters before it.
-    char_start: usize,
+    char_start: u32,
     /// Whether it is all ASCII (its bytes are its characters).
     ascii: bool,
+}
+
+impl Line {
+    fn start(self) -> usize {
+        self.start as usize
+    }
+
+    fn end(self) -> usize {
+        self.end as usize
+    }
+
+    fn indent(self) -> usize {
+        self.indent as usize
+    }
+
+    fn char_start(self) -> usize {
+        self.char_start as usize
+    }
 }
 
 struct Reader<'a> {
@@ -166,13 +221,24 @@ impl<'a> Reader<'a> {
                     ..='\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
             )
         };
+        // Whole chunks at a time, without an early exit: that the compiler
+        // turns into vector instructions (a byte at a time took longer than
+        // reading the lines).
+        let control = |chunk: &[u8]| {
+            (chunk.iter()).fold(false, |found, &b| {
+                found | ((b < b' ' && b != b'\n') | (b == 0x7f))
+            })
+        };
         if text.len() > MAX_BYTES
-            || text.bytes().any(|b| (b < b' ' && b != b'\n') || b == 0x7f)
+            || text.as_bytes().chunks(256).any(control)
             || (!text.is_ascii() && text.chars().any(unusual))
         {
             return None;
         }
-        let mut lines = Vec::new();
+        let line_breaks = (text.as_bytes().chunks(256))
+            .map(|chunk| chunk.iter().filter(|&&b| b == b'\n').count())
+            .sum::<usize>();
+        let mut lines = Vec::with_capacity(line_breaks + 1);
         let (mut start, mut char_start) = (0, 0);
         for (number, content) in text.split('\n').enumerate() {
             let end = start + content.len();
@@ -186,11 +252,11 @@ impl<'a> Reader<'a> {
             }
             if !rest.is_empty() && !rest.starts_with('#') {
                 lines.push(Line {
-                    start,
-                    end,
-                    indent,
+                    start: start as u32,
+                    end: end as u32,
+                    indent: indent as u32,
                     number: number as u32 + 1,
-                    char_start,
+                    char_start: char_start as u32,
                     ascii,
                 });
             }
@@ -209,10 +275,77 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Takes the second half of the entries of a big top-level
+    /// `services:` block out of the lines, for another reader: what is
+    /// left reads as the file with only the first half, and the half as
+    /// the rest of the block, every node in the same place.
+    fn split_services(&mut self) -> Option<ServicesHalf<'a>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        const KEY: &[u8] = b"services:";
+        let key_index = (self.lines.iter()).position(|&line| {
+            let bytes = self.bytes(line);
+            let spaces = count_spaces(bytes.get(KEY.len()..).unwrap_or_default());
+            let after = KEY.len() + spaces;
+            line.indent() == 0
+                && bytes.starts_with(KEY)
+                // Nothing after the key but a comment.
+                && (after == bytes.len() || (spaces > 0 && bytes[after] == b'#'))
+        })?;
+        let first = *self.lines.get(key_index + 1)?;
+        if first.indent() == 0 || self.is_entry(first, first.indent()) {
+            return None;
+        }
+        // The block ends at the first line less indented than its entries;
+        // the reader of the rest reads whatever that line is.
+        let end = (key_index + 1..self.lines.len())
+            .find(|&i| self.lines[i].indent() < first.indent())
+            .unwrap_or(self.lines.len());
+        let entries: Vec<usize> = (key_index + 1..end)
+            .filter(|&i| self.lines[i].indent() == first.indent())
+            .collect();
+        if entries.len() < MIN_SERVICES_TO_SPLIT {
+            return None;
+        }
+        let cut = entries[entries.len() / 2];
+        let half: Vec<Line> = self.lines.drain(cut..end).collect();
+        Some(ServicesHalf {
+            reader: Reader {
+                text: self.text,
+                lines: half,
+                next: 0,
+                nodes: 0,
+            },
+            key_line: self.lines[key_index],
+            first_line: self.lines[0],
+        })
+    }
+
+    /// The document with the first half of the services (after a
+    /// [`Reader::split_services`]).
+    fn read_first_half(mut self) -> Option<HalfRead<'a>> {
+        let root = self.document()?;
+        let Node::Map { entries, .. } = &root else {
+            return None;
+        };
+        let (_, services) = (entries.iter())
+            .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?;
+        let names = service_names(services)?;
+        let (doc, skipped) = typed(&root)?;
+        Some(HalfRead {
+            doc,
+            skipped,
+            nodes: self.nodes,
+            names,
+        })
+    }
+
     /// The whole text: one block map.
-    fn document(mut self) -> Option<Node<'a>> {
+    fn document(&mut self) -> Option<Node<'a>> {
         let first = *self.lines.first()?;
-        if first.indent != 0 || self.key_end(first, 0).is_none() {
+        if first.indent() != 0 || self.key_end(first, 0).is_none() {
             return None;
         }
         self.next = 1;
@@ -221,25 +354,25 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&self, line: Line) -> &'a [u8] {
-        &self.text.as_bytes()[line.start..line.end]
+        &self.text.as_bytes()[line.start()..line.end()]
     }
 
     fn mark(&self, line: Line, column: usize, len: usize) -> Mark {
-        let start = line.start + column;
+        let start = line.start() + column;
         let chars = |bytes: &str| bytes.chars().count();
         // In an ASCII line a byte is a character.
         let (char_column, char_len) = if line.ascii {
             (column, len)
         } else {
             (
-                chars(&self.text[line.start..start]),
+                chars(&self.text[line.start()..start]),
                 chars(&self.text[start..start + len]),
             )
         };
         Mark {
             line: line.number,
             column: char_column as u32 + 1,
-            offset: (line.char_start + char_column) as u32,
+            offset: (line.char_start() + char_column) as u32,
             len: char_len as u32,
             byte_offset: start as u32,
             byte_len: len as u32,
@@ -255,7 +388,7 @@ impl<'a> Reader<'a> {
     fn deeper(&self, indent: usize) -> Option<Line> {
         self.lines
             .get(self.next)
-            .filter(|l| l.indent > indent)
+            .filter(|l| l.indent() > indent)
             .copied()
     }
 
@@ -278,11 +411,11 @@ impl<'a> Reader<'a> {
             let value = self.value_after(line, key_end + 1, column, depth + 1)?;
             entries.push((key, value));
             match self.lines.get(self.next) {
-                Some(&next) if next.indent == column && !self.is_entry(next, column) => {
+                Some(&next) if next.indent() == column && !self.is_entry(next, column) => {
                     self.next += 1;
-                    (line, column) = (next, next.indent);
+                    (line, column) = (next, next.indent());
                 }
-                Some(next) if next.indent > column => return None,
+                Some(next) if next.indent() > column => return None,
                 _ => break,
             }
         }
@@ -324,11 +457,11 @@ impl<'a> Reader<'a> {
             };
             items.push(item);
             match self.lines.get(self.next) {
-                Some(&next) if next.indent == column && self.is_entry(next, column) => {
+                Some(&next) if next.indent() == column && self.is_entry(next, column) => {
                     self.next += 1;
                     line = next;
                 }
-                Some(next) if next.indent > column => return None,
+                Some(next) if next.indent() > column => return None,
                 _ => break,
             }
         }
@@ -353,9 +486,9 @@ impl<'a> Reader<'a> {
         }
         let next = self.lines.get(self.next).copied();
         match next {
-            Some(next) if next.indent > indent => {
+            Some(next) if next.indent() > indent => {
                 self.next += 1;
-                let column = next.indent;
+                let column = next.indent();
                 if self.is_entry(next, column) {
                     self.block_list(next, column, false, depth)
                 } else if self.key_end(next, column).is_some() {
@@ -365,7 +498,7 @@ impl<'a> Reader<'a> {
                 }
             }
             // A list may stand at its key's indentation.
-            Some(next) if next.indent == indent && self.is_entry(next, indent) => {
+            Some(next) if next.indent() == indent && self.is_entry(next, indent) => {
                 self.next += 1;
                 self.block_list(next, indent, true, depth)
             }
@@ -461,7 +594,7 @@ impl<'a> Reader<'a> {
     fn plain(&mut self, line: Line, start: usize, end: usize, depth: usize) -> Option<Node<'a>> {
         self.count(depth)?;
         Some(Node::Scalar {
-            text: self.text[line.start + start..line.start + end].into(),
+            text: self.text[line.start() + start..line.start() + end].into(),
             plain: true,
             at: self.mark(line, start, end - start),
         })
@@ -473,7 +606,7 @@ impl<'a> Reader<'a> {
         self.count(depth)?;
         let bytes = self.bytes(line);
         let end = quoted_end(bytes, column)?;
-        let inner = &self.text[line.start + column + 1..line.start + end - 1];
+        let inner = &self.text[line.start() + column + 1..line.start() + end - 1];
         let text = if bytes[column] == b'\'' && inner.contains('\'') {
             inner.replace("''", "'").into()
         } else if bytes[column] == b'"' && inner.contains('\\') {
@@ -516,7 +649,7 @@ impl<'a> Reader<'a> {
         }
         let text = self.text;
         let (mut value, mut blank_lines, mut indent) = (String::new(), 0, None);
-        let first = line.end + 1;
+        let first = line.end() + 1;
         let (mut start, mut stop) = (first, text.len());
         while start < text.len() {
             let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
@@ -554,7 +687,7 @@ impl<'a> Reader<'a> {
         if strip {
             value.pop();
         }
-        while self.lines.get(self.next).is_some_and(|l| l.start < start) {
+        while self.lines.get(self.next).is_some_and(|l| l.start() < start) {
             self.next += 1;
         }
         // serde-saphyr places it from its first character to where the
@@ -562,13 +695,13 @@ impl<'a> Reader<'a> {
         let header_chars = if line.ascii {
             bytes.len()
         } else {
-            text[line.start..line.end].chars().count()
+            text[line.start()..line.end()].chars().count()
         };
         let len = (stop - first - n) as u32;
         let at = Mark {
             line: line.number + 1,
             column: n as u32 + 1,
-            offset: (line.char_start + header_chars + 1 + n) as u32,
+            offset: (line.char_start() + header_chars + 1 + n) as u32,
             len,
             byte_offset: (first + n) as u32,
             byte_len: len,
@@ -766,25 +899,32 @@ fn trimmed_len(bytes: &[u8]) -> usize {
 /// None if two keys of a map are the same text, or may be the same number:
 /// serde-saphyr refuses duplicates (and compares numbers by value).
 fn no_duplicate_keys(entries: &[(Node, Node)]) -> Option<()> {
-    fn text<'k>((key, _): &'k (Node, Node)) -> Option<&'k str> {
-        match key {
-            Node::Scalar { text, plain, .. } => {
-                let numeric = *plain
-                    && text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
-                (!numeric).then_some(text.as_ref())
-            }
-            _ => None,
+    let keys = (entries.iter())
+        .map(|(key, _)| comparable_key(key).map(|key| key.as_ref()))
+        .collect::<Option<Vec<&str>>>()?;
+    all_distinct(&keys).then_some(())
+}
+
+/// A key's text, if comparing texts is comparing keys: not for a key that
+/// may be a number, or is not a scalar.
+fn comparable_key<'n, 'a>(key: &'n Node<'a>) -> Option<&'n Cow<'a, str>> {
+    match key {
+        Node::Scalar { text, plain, .. } => {
+            let numeric =
+                *plain && text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+            (!numeric).then_some(text)
         }
+        _ => None,
     }
-    let keys = entries.iter().map(text).collect::<Option<Vec<&str>>>()?;
+}
+
+fn all_distinct(keys: &[&str]) -> bool {
     // A few keys are compared pairwise; many (`services:`) through a set.
     if keys.len() < 16 {
-        return (1..keys.len())
-            .all(|i| !keys[..i].contains(&keys[i]))
-            .then_some(());
+        return (1..keys.len()).all(|i| !keys[..i].contains(&keys[i]));
     }
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    keys.into_iter().all(|key| seen.insert(key)).then_some(())
+    keys.iter().all(|key| seen.insert(key))
 }
 
 /// Any reason to leave the file to serde-saphyr; which one does not matter.
@@ -1686,9 +1826,20 @@ mod tests {
         /// every shape, and keys the schema lacks.
         fn template(&mut self) -> String {
             let mut text = format!("app: {}\nservices:\n", self.pick(&["blog", "x", "'q'"]));
-            const KEYS: &[&str] = &["KEY", "a", "'q'", "\"d\"", "PORT"];
             for n in 0..1 + self.below(3) {
-                text += &format!("  s{n}:\n");
+                text += &self.service(&format!("s{n}"));
+            }
+            text += &self.instances();
+            text
+        }
+
+        /// A service with some of the schema's keys (most values of the
+        /// shape the key takes), and keys the schema lacks.
+        fn service(&mut self, name: &str) -> String {
+            const KEYS: &[&str] = &["KEY", "a", "'q'", "\"d\"", "PORT"];
+            let mut text = String::new();
+            {
+                text += &format!("  {name}:\n");
                 let mut keys = vec![
                     "image",
                     "command",
@@ -1744,6 +1895,13 @@ mod tests {
                     text += &format!("    {key}:{value}");
                 }
             }
+            text
+        }
+
+        /// `instances:` and `defaults:`, or either, or neither, with values
+        /// of every shape.
+        fn instances(&mut self) -> String {
+            let mut text = String::new();
             for section in ["instances", "defaults"] {
                 if self.below(2) == 0 {
                     text += &format!("{section}:\n");
@@ -1803,6 +1961,73 @@ mod tests {
             read += usize::from(agrees(&text));
         }
         assert!(read > 300, "read quickly: {read} of 3000");
+    }
+
+    /// A big `services:` block is read in two halves on two cores (see
+    /// `Reader::split_services`): read as one reader reads it, whatever
+    /// stands around the place it is cut (a literal block, comments, blank
+    /// lines, a less indented comment) and after the block; and refused
+    /// when a service is named in both halves.
+    #[test]
+    fn agrees_with_serde_saphyr_on_big_templates_read_in_halves() {
+        let (mut read, mut refused_duplicates) = (0, 0);
+        for seed in 1..48u64 {
+            let mut dice = Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let count = MIN_SERVICES_TO_SPLIT + dice.below(40);
+            let mut text = format!(
+                "# a big template\napp: big\nservices:{}\n",
+                dice.pick(&["", " # the services", "  "])
+            );
+            // In some files a service of the second half has the name of
+            // one of the first: serde-saphyr refuses them.
+            let duplicate = (dice.below(6) == 0).then(|| count / 2 + 1 + dice.below(count / 2 - 1));
+            for n in 0..count {
+                let name = match duplicate {
+                    Some(at) if n == at => format!("s{}", dice.below(count / 2)),
+                    _ => format!("s{n}"),
+                };
+                // Mostly services of the kind big templates have; one in
+                // many with tricky scalars in every style, which the quick
+                // reader often leaves to serde-saphyr.
+                text += &if dice.below(600) == 0 {
+                    dice.service(&name)
+                } else {
+                    format!(
+                        "  {name}:\n    image: app/{name}:1.{n}\n    command:{}    environment:\n      PORT: \"80{n}\"\n      {}: \"{{{{ instance }}}}\"\n    ports: [\"{n}:80\"]\n",
+                        dice.pick(&[
+                            " [serve, --port, \"80\"]\n",
+                            " |\n      run\n\n        --fast\n",
+                            " |-\n      run\n    # less\n"
+                        ]),
+                        dice.pick(&["HOST", "'q'", "\"d\""]),
+                    )
+                };
+                text += ["", "", "", "\n", "    # note\n", "# note\n", " # note\n"][dice.below(7)];
+            }
+            if dice.below(2) == 0 {
+                text += "volumes:\n  data: {}\n";
+            }
+            text += &if dice.below(4) == 0 {
+                dice.instances()
+            } else {
+                "instances:\n  live: {domain: a.example}\n  staging:\n".to_string()
+            };
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if let Some(mut reader) = Reader::new(&text).filter(|_| cores > 1) {
+                assert!(reader.split_services().is_some(), "not cut:\n{text}");
+            }
+            let agreed = agrees(&text);
+            read += usize::from(agreed);
+            if duplicate.is_some() {
+                assert!(!agreed, "a service named twice was read:\n{text}");
+                refused_duplicates += 1;
+            }
+        }
+        assert!(read > 15, "read quickly: {read} of 47");
+        assert!(
+            refused_duplicates > 2,
+            "{refused_duplicates} with a name twice"
+        );
     }
 
     proptest::proptest! {
