@@ -51,8 +51,14 @@ pub enum Flavour {
 /// Key of the digest line in `[X-Unitgen]`.
 pub const DIGEST_KEY: &str = "Digest=";
 
-/// How long a start may take: it includes pulling the image.
+/// How long a start may take: it includes pulling the image, and the wait
+/// for dependencies announced in etcd (at most `etcd.wait`, 60 s unless set).
 const TIMEOUT_START: &str = "5min";
+const TIMEOUT_START_SECONDS: u64 = 5 * 60;
+/// What `TIMEOUT_START` leaves a start besides the default wait: a longer
+/// wait gets a longer timeout, or systemd would end the start before the
+/// wait does, with "timeout" rather than the missing address in the log.
+const START_BESIDES_WAIT_SECONDS: u64 = 240;
 /// Extra time systemd allows past Docker's own stop grace period.
 const STOP_MARGIN_SECONDS: u64 = 30;
 
@@ -362,6 +368,7 @@ impl Renderer {
             ));
         }
         let mut docker_run = CommandLines::new(&[DOCKER, "run", "--rm"]);
+        let mut discovery_wait = None;
         if let Some(discovery) = &instance.discovery {
             let announced: Vec<&Service> = service
                 .depends_on
@@ -376,6 +383,7 @@ impl Renderer {
                     shell(&discovery::resolve_script(instance, discovery, &announced, &env_file)),
                 ));
                 docker_run.line(&["--env-file", &env_file]);
+                discovery_wait = Some(discovery.wait_seconds);
             }
         }
         let secrets_file = (!service.secrets.is_empty()).then(|| {
@@ -461,10 +469,12 @@ impl Renderer {
                     String::new()
                 }),
                 // Like compose, a oneshot is waited for as long as it runs.
-                timeout_start: Value::from(if service.oneshot {
-                    "infinity"
-                } else {
-                    TIMEOUT_START
+                timeout_start: Value::from(match discovery_wait {
+                    _ if service.oneshot => "infinity".to_string(),
+                    Some(wait) if wait + START_BESIDES_WAIT_SECONDS > TIMEOUT_START_SECONDS => {
+                        format!("{}s", wait + START_BESIDES_WAIT_SECONDS)
+                    }
+                    _ => TIMEOUT_START.to_string(),
                 }),
                 timeout_stop: Value::from(format!(
                     "{}s",

@@ -403,6 +403,43 @@ fn a_closed_pipe_is_not_an_error() {
 }
 
 #[test]
+fn a_start_lasts_as_long_as_the_wait_for_dependencies_in_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    let render = |wait: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "app: w\netcd: {{endpoints: http://10.0.0.1:2379{wait}}}\nservices:\n  db: {{image: x, ports: [\"5432:5432\"]}}\n  api: {{image: x, depends_on: [db]}}\n  job: {{image: x, depends_on: [db], oneshot: true}}\ninstances:\n  live: {{}}\n"
+            ),
+        )
+        .unwrap();
+        let out = unitgen(&["render", "live", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let units = stdout(&out);
+        move |name: &str| {
+            let start = units.find(&format!("# ==> {name} <==")).unwrap();
+            let unit = units[start..].split("\n# ==> ").next().unwrap();
+            let line = unit.lines().find(|l| l.starts_with("TimeoutStartSec="));
+            line.unwrap().to_string()
+        }
+    };
+    // The default wait (60 s) fits in the usual 5 minutes.
+    let default = render("");
+    assert_eq!(default("w-live-api.service"), "TimeoutStartSec=5min");
+    // A longer wait: systemd must not end the start before the wait ends
+    // (the unit's log would say "timeout", not which address is missing).
+    let long = render(", wait: 10m");
+    assert_eq!(long("w-live-api.service"), "TimeoutStartSec=840s");
+    assert_eq!(
+        long("w-live-db.service"),
+        "TimeoutStartSec=5min",
+        "waits for nothing"
+    );
+    assert_eq!(long("w-live-job.service"), "TimeoutStartSec=infinity");
+}
+
+#[test]
 fn the_stop_signal_sets_the_exit_status_of_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("unitgen.yaml");
