@@ -37,10 +37,7 @@ pub fn read(text: &str) -> Option<(Document, bool)> {
     };
     // The entries of `services:` are independent: a big template's second
     // half is read and typed on another core while this one does the rest.
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| second.read());
-        (reader.read_first_half(), second.join().ok().flatten())
-    });
+    let (first, second) = crate::parallel::join(|| reader.read_first_half(), || second.read());
     let (mut first, second) = (first?, second?);
     // What one reader of the whole file would have refused: too many nodes
     // (the second half counted its map and `services` key again), or a
