@@ -192,7 +192,7 @@ thread_local! {
 }
 
 /// The threads work may be spread over from this one.
-fn cores() -> usize {
+pub fn cores() -> usize {
     if IN_SHARE.get() {
         return 1;
     }

@@ -54,6 +54,7 @@ pub const DIGEST_KEY: &str = "Digest=";
 /// How long a start may take: it includes pulling the image, and the wait
 /// for dependencies announced in etcd (at most `etcd.wait`, 60 s unless set).
 const TIMEOUT_START: &str = "5min";
+/// `TIMEOUT_START` in seconds (written as it is in the units already out there).
 const TIMEOUT_START_SECONDS: u64 = 5 * 60;
 /// What `TIMEOUT_START` leaves a start besides the default wait: a longer
 /// wait gets a longer timeout, or systemd would end the start before the

@@ -97,16 +97,28 @@ impl<'a> ServicesHalf<'a> {
         if reader.next != reader.lines.len() {
             return None;
         }
-        let names = service_names(&services)?;
         let root = Node::Map {
             entries: vec![(key, services)],
             at: reader.mark(self.first_line, 0, 0),
         };
-        let (doc, skipped) = typed(&root)?;
+        HalfRead::of(&root, reader.nodes)
+    }
+}
+
+impl<'a> HalfRead<'a> {
+    /// What a reader that read `nodes` nodes into the document `root` read.
+    fn of(root: &Node<'a>, nodes: usize) -> Option<Self> {
+        let Node::Map { entries, .. } = root else {
+            return None;
+        };
+        let (_, services) = (entries.iter())
+            .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?;
+        let names = service_names(services)?;
+        let (doc, skipped) = typed(root)?;
         Some(HalfRead {
             doc,
             skipped,
-            nodes: reader.nodes,
+            nodes,
             names,
         })
     }
@@ -277,8 +289,8 @@ impl<'a> Reader<'a> {
     /// left reads as the file with only the first half, and the half as
     /// the rest of the block, every node in the same place.
     fn split_services(&mut self) -> Option<ServicesHalf<'a>> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 {
+        // Not inside work already spread over the cores (see `parallel`).
+        if crate::parallel::cores() < 2 {
             return None;
         }
         const KEY: &[u8] = b"services:";
@@ -324,19 +336,7 @@ impl<'a> Reader<'a> {
     /// [`Reader::split_services`]).
     fn read_first_half(mut self) -> Option<HalfRead<'a>> {
         let root = self.document()?;
-        let Node::Map { entries, .. } = &root else {
-            return None;
-        };
-        let (_, services) = (entries.iter())
-            .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?;
-        let names = service_names(services)?;
-        let (doc, skipped) = typed(&root)?;
-        Some(HalfRead {
-            doc,
-            skipped,
-            nodes: self.nodes,
-            names,
-        })
+        HalfRead::of(&root, self.nodes)
     }
 
     /// The whole text: one block map.
@@ -2009,8 +2009,7 @@ mod tests {
             } else {
                 "instances:\n  live: {domain: a.example}\n  staging:\n".to_string()
             };
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            if let Some(mut reader) = Reader::new(&text).filter(|_| cores > 1) {
+            if let Some(mut reader) = Reader::new(&text).filter(|_| crate::parallel::cores() > 1) {
                 assert!(reader.split_services().is_some(), "not cut:\n{text}");
             }
             let agreed = agrees(&text);
