@@ -257,11 +257,14 @@ fn restart_stop_and_start_touch_only_the_named_services() {
         stderr(&unknown)
     );
 
-    // A restarted container that exits at once is a failed restart, as it
-    // is a failed apply: not "restarted" (here one that runs only once).
+    // A restarted container that exits soon after its start is a failed
+    // restart, as it is a failed apply: not "restarted" (here one that runs
+    // only once). It exits 0.3 s after starting, inside the settle time:
+    // one that exits at once may be caught by its start job instead ("did
+    // not restart"), whichever of the two sees it first.
     let flaky = r#"  flaky:
     image: unitgen-test/busybox:1
-    command: [sh, -c, 'if [ -e /v/ran ]; then echo "ran before: giving up"; exit 3; fi; touch /v/ran; exec sleep 1d']
+    command: [sh, -c, 'if [ -e /v/ran ]; then echo "ran before: giving up"; sleep 0.3; exit 3; fi; touch /v/ran; exec sleep 1d']
     volumes: ["runs:/v"]
 "#;
     world.write(&app("ugctl", port, "hi").replace("instances:\n", &format!("{flaky}instances:\n")));
