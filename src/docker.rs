@@ -1,6 +1,9 @@
 //! The few questions unitgen asks Docker directly (images to pull before an
 //! apply, containers for `plan` and `status`, `destroy --volumes`), through
-//! the `docker` CLI the units use too ([`DOCKER`]).
+//! the `docker` CLI the units use too ([`DOCKER`]), in the Docker
+//! environment the units get ([`environment`]).
+
+pub mod environment;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -24,9 +27,15 @@ use std::process::Command;
 /// another machine (`render --out`, fleet), whose PATH unitgen cannot see.
 pub const DOCKER: &str = "/usr/bin/docker";
 
-/// A `docker` command, of the CLI the units run ([`DOCKER`]).
+/// A `docker` command, of the CLI the units run ([`DOCKER`]): once a
+/// command has named the host it acts on ([`environment::follow`]), with
+/// the `DOCKER_*` variables of that host's units instead of unitgen's own.
 pub fn command() -> Command {
-    Command::new(DOCKER)
+    let mut command = Command::new(DOCKER);
+    if let Some(units) = environment::followed() {
+        units.apply(&mut command);
+    }
+    command
 }
 
 /// A container as `docker inspect` reports it.

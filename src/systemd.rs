@@ -346,6 +346,14 @@ impl Systemd {
             .map_err(|e| Error::new("reading systemd's SystemState", e))
     }
 
+    /// The environment the manager gives every unit before the unit's own
+    /// `Environment=`: `KEY=VALUE` entries.
+    pub fn environment(&self) -> Result<Vec<String>, Error> {
+        self.manager
+            .environment()
+            .map_err(|e| Error::new("reading systemd's Environment", e))
+    }
+
     /// One job of the same kind per unit, as one batch (see [`Systemd::run_batch`]).
     pub fn run_jobs(&self, kind: JobKind, units: &[String]) -> Result<Vec<JobOutcome>, Error> {
         let jobs: Vec<(JobKind, String)> = units.iter().map(|u| (kind, u.clone())).collect();

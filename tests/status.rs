@@ -117,3 +117,74 @@ fn status_and_destroy_work_from_what_is_installed_when_the_template_is_broken_or
     assert_eq!(code, Some(4), "{said}");
     assert!(said.contains("ugorph-live is not installed"), "{said}");
 }
+
+// unitgen's docker calls look at the engine the units run on: the Docker
+// environment of the sandbox's systemd (DOCKER_HOST=unix:///hostrun/
+// docker.sock, the host's /run/docker.sock, reached through --root), not
+// the shell's. Before, this shell's DOCKER_HOST made apply look for the
+// image in an engine that does not exist (and fail), and DOCKER_CONTEXT
+// named a context that does not exist.
+#[test]
+fn apply_status_and_exec_follow_the_units_docker_environment_not_the_shells() {
+    let world = World::new("ugdenv");
+    world.write(&APP.replace("ugstat", "ugdenv"));
+    let lying = [
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ("DOCKER_CONTEXT", "no-such-context"),
+    ];
+    let warned = |said: &str| {
+        let host = "warning: unitgen's environment has DOCKER_HOST=unix:///nonexistent/docker.sock, \
+                    but the units get DOCKER_HOST=unix:///hostrun/docker.sock from systemd's manager";
+        assert_eq!(said.matches(host).count(), 1, "one warning: {said}");
+        assert!(
+            said.contains(
+                "`systemctl set-environment DOCKER_HOST=unix:///nonexistent/docker.sock`"
+            ),
+            "{said}"
+        );
+        assert!(
+            said.contains(
+                "has DOCKER_CONTEXT=no-such-context, but the units get no DOCKER_CONTEXT"
+            ),
+            "{said}"
+        );
+    };
+
+    let out = world.unitgen_with(&["apply", "live", "--settle", "2"], &lying);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    warned(&said);
+    let api = world.id("live", "api");
+
+    let out = world.unitgen_with(&["status", "live"], &lying);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    warned(&said);
+    assert!(
+        said.contains(&api[..12]),
+        "the running api container: {said}"
+    );
+    let json = world.unitgen_with(&["status", "live", "--json"], &lying);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["as_applied"], true, "{json}");
+
+    let out = world.unitgen_with(&["plan", "live"], &lying);
+    assert_eq!(out.status.code(), Some(0), "up to date: {}", text(&out));
+
+    // `exec`'s command comes last, after the options World adds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["exec", "live", "worker", "--file"])
+        .arg(world.file())
+        .arg("--root")
+        .arg(world.sandbox.root())
+        .args(["--", "echo", "in worker"])
+        .envs(lying)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in worker\n",
+        "{}",
+        text(&out)
+    );
+}

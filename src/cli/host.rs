@@ -16,7 +16,8 @@ use crate::unit_dir;
 pub struct HostArgs {
     /// Act on the systemd whose root file system is DIR (a container or a
     /// machine image, e.g. /proc/PID/root): units go to DIR/etc/systemd/system,
-    /// state to DIR/var/lib/unitgen, D-Bus and journal are read there.
+    /// state to DIR/var/lib/unitgen, D-Bus and journal are read there, and
+    /// so is the Docker socket the units use.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Where unit files are written [default: /etc/systemd/system, or
@@ -31,7 +32,10 @@ pub struct HostArgs {
     /// session bus with --user].
     #[arg(long, value_name = "ADDRESS")]
     pub bus: Option<String>,
-    /// Talk to your user's systemd instead of the system's.
+    /// Talk to your user's systemd instead of the system's. Either way,
+    /// unitgen's docker calls take DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG,
+    /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH from that manager's environment
+    /// (where the units take them), not from yours.
     #[arg(long)]
     pub user: bool,
 }
@@ -52,12 +56,17 @@ impl HostArgs {
                 )
             })
         });
-        Ok(Host {
+        let host = Host {
             unit_dir,
             bus,
             user: self.user,
             root: self.root.clone(),
-        })
+        };
+        // This command acts on that host: its docker calls look at the
+        // engine the host's units use.
+        let units_host = host.clone();
+        crate::docker::environment::follow(move || units_host.docker_environment());
+        Ok(host)
     }
 
     /// Units for a user's manager differ from the system's (no

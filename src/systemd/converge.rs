@@ -22,13 +22,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::fault;
 use crate::plan::{Plan, reloads_on_change, starts_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::systemd::explain::{Evidence, Explanation, explain};
 use crate::systemd::{JobKind, JobOutcome, JobResult, Systemd};
 use crate::unit_dir;
+use crate::{docker, fault};
 
 /// Where a host's units live and how to reach its systemd.
 #[derive(Debug, Clone)]
@@ -45,6 +45,38 @@ pub struct Host {
 impl Host {
     pub fn connect(&self) -> Result<Systemd, Failure> {
         Systemd::connect(self.bus.as_deref(), self.user).map_err(|e| Failure::new(e.to_string()))
+    }
+
+    /// The Docker environment this host's units get from their manager, as
+    /// unitgen reaches it (see [`docker::environment`]), after a warning
+    /// for each variable unitgen's own environment sets otherwise. None,
+    /// after a warning, when the manager cannot be asked: unitgen's docker
+    /// calls then keep unitgen's environment (the command fails anyway
+    /// where it needs systemd).
+    pub fn docker_environment(&self) -> Option<docker::environment::Environment> {
+        let entries = self
+            .connect()
+            .map_err(|f| f.message)
+            .and_then(|systemd| systemd.environment().map_err(|e| e.to_string()));
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(why) => {
+                let why = why.lines().next().unwrap_or_default().to_owned();
+                eprintln!(
+                    "warning: could not read the Docker environment of the units from \
+                     systemd ({why}); unitgen's docker calls use unitgen's own environment"
+                );
+                return None;
+            }
+        };
+        let units = docker::environment::Environment::of_manager(&entries);
+        for disagreement in units.disagreements(|name| std::env::var(name).ok()) {
+            eprintln!("{}", disagreement.warning(self.user));
+        }
+        Some(match &self.root {
+            Some(root) => units.seen_from(root),
+            None => units,
+        })
     }
 }
 

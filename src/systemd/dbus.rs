@@ -61,6 +61,11 @@ pub(crate) trait Manager {
     #[zbus(property)]
     fn system_state(&self) -> zbus::Result<String>;
 
+    /// What every unit's environment starts from: `KEY=VALUE` entries
+    /// (`DefaultEnvironment=`, `systemctl set-environment`).
+    #[zbus(property)]
+    fn environment(&self) -> zbus::Result<Vec<String>>;
+
     /// When the manager started (µs since the epoch): a reboot, or a
     /// re-exec, sets it anew.
     #[zbus(property)]
