@@ -180,13 +180,18 @@ fn a_moved_tag_is_restarted_onto_with_pull_always() {
     let third = registry.build("ugtag/web:1", "third");
     registry::push(&reference);
     assert!(docker(["tag", &second, &reference]).status.success());
-    // `pull` acts on the Docker engine only: no --root.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(["pull", "live", "-f"])
-        .arg(world.file())
-        .output()
-        .unwrap();
+    // `pull` pulls into the engine of the host's units (the sandbox's
+    // DOCKER_HOST), not the one a stray DOCKER_HOST of the shell names.
+    let out = world.unitgen_with(
+        &["pull", "live"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
+        "warned about the shell's engine: {}",
+        stderr(&out)
+    );
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(2));
     let shown = String::from_utf8_lossy(&plan.stdout);

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use clap::Args;
 use miette::{Result, miette};
 
+use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::progress::{Progress, count};
 use crate::pull::{self, PullPolicy};
@@ -16,10 +17,16 @@ pub struct PullArgs {
     pub instance: String,
     #[command(flatten)]
     pub template: TemplateArgs,
+    // The host whose units will run the images: they are pulled into the
+    // Docker engine its units use (its manager's DOCKER_HOST, ...), the
+    // one `plan` and `apply` look at.
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 pub fn run(args: PullArgs) -> Result<Outcome> {
     let instance = args.template.compile(&args.instance)?;
+    args.host.host()?;
     let images: BTreeSet<String> = instance
         .services
         .iter()
