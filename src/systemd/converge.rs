@@ -562,12 +562,12 @@ fn settle(
             .is_ok_and(|text| crate::render::docker::start_waits_for_health(&text))
     };
     // The units that must wait out their window: running, not proven.
-    let windows: Vec<Instant> = touched
+    let (waited, windows): (Vec<&String>, Vec<Instant>) = touched
         .iter()
         .zip(&now)
         .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
-        .map(|((_, ended), _)| ended.at + window)
-        .collect();
+        .map(|((unit, ended), _)| (unit, ended.at + window))
+        .unzip();
     let mut failed: Vec<Evidence> = Vec::new();
     let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
         for (unit, state) in units.iter().zip(states) {
@@ -624,6 +624,21 @@ fn settle(
             });
         }
     }
+    // A container that ended inside its window, whose unit still looks
+    // active: `docker run --rm` ends only once the engine has removed the
+    // container, which on a busy host takes longer than the rest of the
+    // window. One engine call for all.
+    let waited: Vec<&String> = (waited.into_iter())
+        .filter(|unit| !failed.iter().any(|f| &f.unit == *unit))
+        .collect();
+    for unit in containers_ended(unit_dir, &waited) {
+        failed.push(Evidence {
+            unit: unit.clone(),
+            job: None,
+            state: systemd.unit_state(unit).map_err(bus)?,
+            restarted: false,
+        });
+    }
     if failed.is_empty() {
         return Ok(());
     }
@@ -634,6 +649,27 @@ fn settle(
         explained: Vec::new(),
         host: HostAfter::Untouched,
     })
+}
+
+/// The service units among `units` whose container exists and is not
+/// running (exited, being removed). A container that is missing is left to
+/// systemd's states: a `docker` that cannot reach the engine lists none.
+fn containers_ended<'u>(unit_dir: &Path, units: &[&'u String]) -> Vec<&'u String> {
+    let containers: Vec<(&String, String)> = (units.iter())
+        .filter_map(|&unit| {
+            let text = std::fs::read_to_string(unit_dir.join(unit)).ok()?;
+            let owner = crate::render::owner(&text)?;
+            let service = owner.service?;
+            let prefix = crate::model::prefix(&owner.app, &owner.instance);
+            Some((unit, format!("{prefix}-{service}")))
+        })
+        .collect();
+    let names: Vec<String> = containers.iter().map(|(_, name)| name.clone()).collect();
+    let found = docker::inspect_all(&names);
+    (containers.into_iter())
+        .filter(|(_, name)| found.get(name).is_some_and(|c| c.status != "running"))
+        .map(|(unit, _)| unit)
+        .collect()
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the
