@@ -972,6 +972,18 @@ pub struct Owner {
 }
 
 /// The owner of a unit file unitgen wrote; None for any other file.
+impl Owner {
+    /// The container a service unit runs (`<app>-<instance>-<service>`, as
+    /// `model::Instance::container` names it); None for other units.
+    pub fn container(&self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        Some(format!(
+            "{}-{service}",
+            crate::model::prefix(&self.app, &self.instance)
+        ))
+    }
+}
+
 pub fn owner(text: &str) -> Option<Owner> {
     let section = text.split("\n[X-Unitgen]\n").nth(1)?;
     let mut owner = Owner::default();

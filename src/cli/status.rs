@@ -349,16 +349,14 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         let states = systemd
             .summaries(&names)
             .map_err(|e| miette::miette!("{e}"))?;
-        let container_of = |service: &String| format!("{}-{service}", model::prefix(app, instance));
         let mut containers = docker::inspect_all(
             &owners
                 .iter()
-                .filter_map(|o| o.service.as_ref().map(container_of))
+                .filter_map(render::Owner::container)
                 .collect::<Vec<_>>(),
         );
         for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
-            let container =
-                (owner.service.as_ref()).and_then(|s| containers.remove(&container_of(s)));
+            let container = owner.container().and_then(|c| containers.remove(&c));
             // A running service unit runs its container: one that is gone,
             // or paused (`docker pause`: listed as up, answers nothing), is
             // not as applied.

@@ -556,17 +556,21 @@ fn settle(
     }
     let units: Vec<String> = touched.iter().map(|(unit, _)| unit.clone()).collect();
     let now = systemd.summaries(&units).map_err(bus)?;
+    // The units that must wait out their window: running, not proven by
+    // their start (a healthcheck's), with their container if they run one.
     // Read from the files systemd loaded: no engine call.
-    let healthy = |unit: &str| {
-        std::fs::read_to_string(unit_dir.join(unit))
-            .is_ok_and(|text| crate::render::docker::start_waits_for_health(&text))
-    };
-    // The units that must wait out their window: running, not proven.
-    let (waited, windows): (Vec<&String>, Vec<Instant>) = touched
+    let (waited, windows): (Vec<(&String, Option<String>)>, Vec<Instant>) = touched
         .iter()
         .zip(&now)
-        .filter(|((unit, _), summary)| summary.sub_state == "running" && !healthy(unit))
-        .map(|((unit, ended), _)| (unit, ended.at + window))
+        .filter(|(_, summary)| summary.sub_state == "running")
+        .filter_map(|((unit, ended), _)| {
+            let text = std::fs::read_to_string(unit_dir.join(unit)).unwrap_or_default();
+            if crate::render::docker::start_waits_for_health(&text) {
+                return None;
+            }
+            let container = crate::render::owner(&text).and_then(|o| o.container());
+            Some(((unit, container), ended.at + window))
+        })
         .unzip();
     let mut failed: Vec<Evidence> = Vec::new();
     let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
@@ -628,10 +632,11 @@ fn settle(
     // active: `docker run --rm` ends only once the engine has removed the
     // container, which on a busy host takes longer than the rest of the
     // window. One engine call for all.
-    let waited: Vec<&String> = (waited.into_iter())
-        .filter(|unit| !failed.iter().any(|f| &f.unit == *unit))
+    let waited: Vec<(&String, String)> = (waited.into_iter())
+        .filter(|(unit, _)| !failed.iter().any(|f| &f.unit == *unit))
+        .filter_map(|(unit, container)| Some((unit, container?)))
         .collect();
-    for unit in containers_ended(unit_dir, &waited) {
+    for unit in containers_ended(&waited) {
         failed.push(Evidence {
             unit: unit.clone(),
             job: None,
@@ -651,24 +656,16 @@ fn settle(
     })
 }
 
-/// The service units among `units` whose container exists and is not
-/// running (exited, being removed). A container that is missing is left to
-/// systemd's states: a `docker` that cannot reach the engine lists none.
-fn containers_ended<'u>(unit_dir: &Path, units: &[&'u String]) -> Vec<&'u String> {
-    let containers: Vec<(&String, String)> = (units.iter())
-        .filter_map(|&unit| {
-            let text = std::fs::read_to_string(unit_dir.join(unit)).ok()?;
-            let owner = crate::render::owner(&text)?;
-            let service = owner.service?;
-            let prefix = crate::model::prefix(&owner.app, &owner.instance);
-            Some((unit, format!("{prefix}-{service}")))
-        })
-        .collect();
-    let names: Vec<String> = containers.iter().map(|(_, name)| name.clone()).collect();
+/// The units among `units` (each with its container) whose container
+/// exists and is not running (exited, being removed). A container that is
+/// missing is left to systemd's states: a `docker` that cannot reach the
+/// engine lists none.
+fn containers_ended<'u>(units: &[(&'u String, String)]) -> Vec<&'u String> {
+    let names: Vec<String> = units.iter().map(|(_, name)| name.clone()).collect();
     let found = docker::inspect_all(&names);
-    (containers.into_iter())
+    (units.iter())
         .filter(|(_, name)| found.get(name).is_some_and(|c| c.status != "running"))
-        .map(|(unit, _)| unit)
+        .map(|&(unit, _)| unit)
         .collect()
 }
 

@@ -48,12 +48,8 @@ pub fn observe(
         if state.is_active()
             && state.sub_state == "running"
             && let Some(owner) = owner
-            && let Some(service) = &owner.service
+            && let Some(container) = owner.container()
         {
-            let container = format!(
-                "{}-{service}",
-                crate::model::prefix(&owner.app, &owner.instance)
-            );
             with_container.push((observed.len(), owner, container));
         }
         // A unit's own UnitFileState is what systemd read before its last
