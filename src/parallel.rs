@@ -1,5 +1,6 @@
-//! Independent work spread over the machine's cores: rendering the units of
-//! a big instance, compiling many instances. Scoped threads, no pool: the
+//! Independent work spread over the machine's cores: reading a big
+//! template's services, compiling and rendering them, compiling many
+//! instances. Scoped threads, no pool: the
 //! work comes in one batch per command, so a pool would outlive its use.
 //! Work split again inside a share (an instance's services, when instances
 //! are spread over the cores already) stays on the share's thread: more
@@ -8,7 +9,7 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread;
 
@@ -92,9 +93,17 @@ where
     })
 }
 
-/// `f` of consecutive shares of the items, one share per thread (as
-/// [`map`] splits them), in the items' order: for work that needs state of
-/// its own per thread (a template engine, the problems found).
+/// `f` of consecutive pieces of the items, in the items' order, on up to
+/// one thread per core (each with at least `min_per_thread` items): for
+/// work that needs state of its own per piece (a template engine, the
+/// problems found).
+///
+/// Each thread takes the next piece when done with its last, rather than
+/// a fixed share: the cores of a shared machine do not run at one speed
+/// (on the 2-core machine of the benchmarks, one of two threads rendering
+/// halves of a big instance took a third longer than the other in most
+/// runs, and a fixed half made the other wait), and a thread that starts
+/// late finds the work done, rather than holding the rest up.
 pub fn chunks<T, R, F>(items: &[T], min_per_thread: usize, f: F) -> Vec<R>
 where
     T: Sync,
@@ -105,86 +114,43 @@ where
     if threads == 1 {
         return vec![f(items)];
     }
-    let chunk = items.len().div_ceil(threads);
-    let shares: Vec<Share<&[T]>> = items.chunks(chunk).map(Share::new).collect();
-    thread::scope(|scope| {
-        let (f, shares) = (&f, &shares);
-        let rest: Vec<_> = (shares.iter().skip(1))
-            .map(|share| {
-                scope.spawn(move || {
-                    IN_SHARE.set(true);
-                    share.take().map(f)
-                })
-            })
-            .collect();
-        // This thread takes the first share rather than wait idle, then
-        // any share whose thread has not started yet (see `Share`).
+    // Pieces small enough for a slow thread to leave a fair part of the
+    // work to the others, big enough that each costs little on its own.
+    let piece = (items.len() / (threads * PIECES_PER_THREAD))
+        .max(min_per_thread / PIECES_PER_THREAD)
+        .max(1);
+    let pieces: Vec<&[T]> = items.chunks(piece).collect();
+    let next = AtomicUsize::new(0);
+    let take_pieces = || {
         IN_SHARE.set(true);
-        let mut results = Vec::with_capacity(threads);
-        results.push(f(shares[0]
-            .take()
-            .expect("the first share is this thread's")));
-        let done_here: Vec<Option<R>> = (shares.iter().skip(1))
-            .map(|share| share.take().map(f))
-            .collect();
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&piece) = pieces.get(index) else {
+                break;
+            };
+            done.push((index, f(piece)));
+        }
         IN_SHARE.set(false);
-        for (handle, done_here) in rest.into_iter().zip(done_here) {
-            match handle.join() {
-                Ok(done_there) => {
-                    results.push(done_there.or(done_here).expect("every share is done"))
-                }
+        done
+    };
+    let mut done = thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(take_pieces)).collect();
+        let mut done = take_pieces();
+        for other in others {
+            match other.join() {
+                Ok(theirs) => done.extend(theirs),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        results
-    })
+        done
+    });
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
-/// `a()` on this thread and `b()` on another, at once where the cores
-/// allow; or both here, one after the other, if `b`'s thread has not
-/// started by the time `a` is done (see `Share`).
-pub fn join<A, B>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B)
-where
-    B: Send,
-{
-    if cores() == 1 {
-        return (a(), b());
-    }
-    let b = Share::new(b);
-    thread::scope(|scope| {
-        let b = &b;
-        let there = scope.spawn(move || {
-            IN_SHARE.set(true);
-            b.take().map(|b| b())
-        });
-        IN_SHARE.set(true);
-        let a = a();
-        let here = b.take().map(|b| b());
-        IN_SHARE.set(false);
-        match there.join() {
-            Ok(there) => (a, there.or(here).expect("b is done on one thread")),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
-}
-
-/// Work meant for a thread of its own, done by whichever thread takes it
-/// first: its own, or the thread that spawned it, once done with its own
-/// work. A thread can start late: on the 2-core machine of the benchmarks,
-/// with the other core busy, one start in ten to a hundred took 1 to 5 ms
-/// (50 us at the median), a tenth of a render, and waiting for it would
-/// cost more than doing the work here.
-struct Share<W>(Mutex<Option<W>>);
-
-impl<W> Share<W> {
-    fn new(work: W) -> Self {
-        Share(Mutex::new(Some(work)))
-    }
-
-    fn take(&self) -> Option<W> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
+/// How many pieces [`chunks`] cuts each thread's part of the work into.
+const PIECES_PER_THREAD: usize = 8;
 
 thread_local! {
     /// Whether this thread does one share of work spread over the cores.
@@ -241,31 +207,9 @@ mod tests {
     }
 
     #[test]
-    fn work_meant_for_a_late_thread_is_done_by_the_one_that_spawned_it() {
-        if super::cores() == 1 {
-            return; // nothing is spread over the cores
-        }
-        let me = std::thread::current().id();
-        let mut here = 0;
-        for _ in 0..200 {
-            let (a, b) = super::join(|| 1, || std::thread::current().id());
-            assert_eq!(a, 1);
-            here += usize::from(b == me);
-        }
-        // `a` is done at once: most often before `b`'s thread has started.
-        assert!(here > 0, "b always waited for its own thread");
-        // `a` waits until `b` has started on its own thread.
-        let started = std::sync::Barrier::new(2);
-        let (_, b) = super::join(
-            || started.wait(),
-            || {
-                started.wait();
-                std::thread::current().id()
-            },
-        );
-        assert_ne!(b, me);
-        // Shares of small work, often done here in their threads' place:
-        // each once, in order.
+    fn small_work_is_done_once_in_order_whichever_thread_takes_it() {
+        // Pieces of small work, often all done here before the other
+        // threads have started: each once, in order.
         let items: Vec<usize> = (0..64).collect();
         for _ in 0..200 {
             assert_eq!(
@@ -274,6 +218,42 @@ mod tests {
             );
         }
         assert!(!super::IN_SHARE.get());
+    }
+
+    #[test]
+    fn a_slow_thread_leaves_the_pieces_it_has_not_taken_to_the_others() {
+        if super::cores() == 1 {
+            return; // nothing is spread over the cores
+        }
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let me = std::thread::current().id();
+        let items: Vec<usize> = (0..64).collect();
+        let done_elsewhere = AtomicUsize::new(0);
+        let pieces = super::chunks(&items, 1, |piece| {
+            if std::thread::current().id() == me {
+                // This thread is slow: it is still at its first piece when
+                // the others have done every other one (or a minute passed).
+                let started = std::time::Instant::now();
+                while done_elsewhere.load(Ordering::SeqCst) + 1 < 64 / piece.len()
+                    && started.elapsed() < std::time::Duration::from_secs(60)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            } else {
+                done_elsewhere.fetch_add(1, Ordering::SeqCst);
+            }
+            (std::thread::current().id(), piece.to_vec())
+        });
+        let here = pieces.iter().filter(|(thread, _)| *thread == me).count();
+        assert_eq!(
+            here,
+            1,
+            "the slow thread took one piece of {}",
+            pieces.len()
+        );
+        assert!(pieces.len() > super::cores(), "{} pieces", pieces.len());
+        let in_order: Vec<usize> = pieces.into_iter().flat_map(|(_, piece)| piece).collect();
+        assert_eq!(in_order, items);
     }
 
     #[test]

@@ -32,25 +32,61 @@ use super::schema::Document;
 /// not a valid template, and must be read by serde-saphyr.
 pub fn read(text: &str) -> Option<(Document, bool)> {
     let mut reader = Reader::new(text)?;
-    let Some(second) = reader.split_services() else {
+    let parts = reader.split_services();
+    if parts.is_empty() {
         return typed(&reader.document()?);
-    };
-    // The entries of `services:` are independent: a big template's second
-    // half is read and typed on another core while this one does the rest.
-    let (first, second) = crate::parallel::join(|| reader.read_first_half(), || second.read());
-    let (mut first, second) = (first?, second?);
+    }
+    // The entries of `services:` are independent: a big template's are
+    // read and typed in parts on all cores, the first with the rest of the
+    // file, each part by the next thread free (see `parallel::chunks`).
+    let work = std::iter::once(Part::Rest(reader)).chain(parts.into_iter().map(Part::Services));
+    let mut reads = Vec::new();
+    // A part that does not read stops the others: the file is read whole.
+    crate::parallel::map_in_order(work.collect(), Part::read, |read| {
+        reads.push(read.ok_or(GiveUp)?);
+        Ok::<_, GiveUp>(())
+    })
+    .ok()?;
     // What one reader of the whole file would have refused: too many nodes
-    // (the second half counted its map and `services` key again), or a
-    // service named in both halves.
-    let names: Vec<&str> = (first.names.iter().chain(&second.names))
+    // (each part after the first counted its map and `services` key
+    // again), or a service named in two parts.
+    let nodes = reads.iter().map(|read| read.nodes).sum::<usize>() - 2 * (reads.len() - 1);
+    let names: Vec<&str> = (reads.iter())
+        .flat_map(|read| &read.names)
         .map(|name| name.as_ref())
         .collect();
-    if first.nodes + second.nodes - 2 > MAX_NODES || !all_distinct(&names) {
+    if nodes > MAX_NODES || !all_distinct(&names) {
         return None;
     }
-    let services = &mut first.doc.services.as_mut()?.value;
-    services.extend(second.doc.services?.value);
-    Some((first.doc, first.skipped || second.skipped))
+    drop(names);
+    let mut reads = reads.into_iter();
+    let first = reads.next()?;
+    let (mut doc, mut skipped) = (first.doc, first.skipped);
+    let services = &mut doc.services.as_mut()?.value;
+    for read in reads {
+        services.extend(read.doc.services?.value);
+        skipped |= read.skipped;
+    }
+    Some((doc, skipped))
+}
+
+/// One part of a big template read on its own (see `Reader::split_services`).
+enum Part<'a> {
+    /// The file without the services split off.
+    Rest(Reader<'a>),
+    Services(ServicesPart<'a>),
+}
+
+impl<'a> Part<'a> {
+    fn read(self) -> Option<PartRead<'a>> {
+        match self {
+            Part::Rest(mut reader) => {
+                let root = reader.document()?;
+                PartRead::of(&root, reader.nodes)
+            }
+            Part::Services(part) => part.read(),
+        }
+    }
 }
 
 fn typed(root: &Node) -> Option<(Document, bool)> {
@@ -63,21 +99,25 @@ fn typed(root: &Node) -> Option<(Document, bool)> {
     Some((doc, skipped.get()))
 }
 
-/// Below this many services a second thread costs more than it saves.
-const MIN_SERVICES_TO_SPLIT: usize = 128;
+/// Below this many services in a part, reading it on its own costs more
+/// than it saves.
+const MIN_SERVICES_PER_PART: usize = 64;
 
-/// The second half of a big `services:` block, taken out of a reader's
-/// lines to be read on its own (see [`Reader::split_services`]).
-struct ServicesHalf<'a> {
-    /// A reader of only the half's lines, from its first entry on.
+/// How many parts a big `services:` block is cut into per core.
+const PARTS_PER_CORE: usize = 4;
+
+/// Consecutive entries of a big `services:` block, taken out of a
+/// reader's lines to be read on their own (see [`Reader::split_services`]).
+struct ServicesPart<'a> {
+    /// A reader of only the part's lines, from its first entry on.
     reader: Reader<'a>,
     /// The line of `services:`, and the first line of the file.
     key_line: Line,
     first_line: Line,
 }
 
-/// What a reader of half the services read.
-struct HalfRead<'a> {
+/// What a reader of a part of the file read.
+struct PartRead<'a> {
     doc: Document,
     /// Whether a key was skipped.
     skipped: bool,
@@ -86,9 +126,9 @@ struct HalfRead<'a> {
     names: Vec<Cow<'a, str>>,
 }
 
-impl<'a> ServicesHalf<'a> {
-    /// A document of only `services:`, with the half's entries.
-    fn read(mut self) -> Option<HalfRead<'a>> {
+impl<'a> ServicesPart<'a> {
+    /// A document of only `services:`, with the part's entries.
+    fn read(mut self) -> Option<PartRead<'a>> {
         let reader = &mut self.reader;
         let first = *reader.lines.first()?;
         reader.next = 1;
@@ -101,11 +141,11 @@ impl<'a> ServicesHalf<'a> {
             entries: vec![(key, services)],
             at: reader.mark(self.first_line, 0, 0),
         };
-        HalfRead::of(&root, reader.nodes)
+        PartRead::of(&root, reader.nodes)
     }
 }
 
-impl<'a> HalfRead<'a> {
+impl<'a> PartRead<'a> {
     /// What a reader that read `nodes` nodes into the document `root` read.
     fn of(root: &Node<'a>, nodes: usize) -> Option<Self> {
         let Node::Map { entries, .. } = root else {
@@ -115,7 +155,7 @@ impl<'a> HalfRead<'a> {
             .find(|(key, _)| matches!(key, Node::Scalar { text, .. } if text == "services"))?;
         let names = service_names(services)?;
         let (doc, skipped) = typed(root)?;
-        Some(HalfRead {
+        Some(PartRead {
             doc,
             skipped,
             nodes,
@@ -284,17 +324,20 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Takes the second half of the entries of a big top-level
-    /// `services:` block out of the lines, for another reader: what is
-    /// left reads as the file with only the first half, and the half as
-    /// the rest of the block, every node in the same place.
-    fn split_services(&mut self) -> Option<ServicesHalf<'a>> {
+    /// Takes the entries of a big top-level `services:` block but its
+    /// first ones out of the lines, in parts of consecutive entries, each
+    /// for a reader of its own: what is left reads as the file with only
+    /// the first entries, and each part as the rest of the block, every
+    /// node in the same place. None taken (an empty list) for a file with
+    /// no such block, or one too small to be worth it.
+    fn split_services(&mut self) -> Vec<ServicesPart<'a>> {
         // Not inside work already spread over the cores (see `parallel`).
-        if crate::parallel::cores() < 2 {
-            return None;
+        let cores = crate::parallel::cores();
+        if cores < 2 {
+            return Vec::new();
         }
         const KEY: &[u8] = b"services:";
-        let key_index = (self.lines.iter()).position(|&line| {
+        let Some(key_index) = (self.lines.iter()).position(|&line| {
             let bytes = self.bytes(line);
             let spaces = count_spaces(bytes.get(KEY.len()..).unwrap_or_default());
             let after = KEY.len() + spaces;
@@ -302,10 +345,14 @@ impl<'a> Reader<'a> {
                 && bytes.starts_with(KEY)
                 // Nothing after the key but a comment.
                 && (after == bytes.len() || (spaces > 0 && bytes[after] == b'#'))
-        })?;
-        let first = *self.lines.get(key_index + 1)?;
+        }) else {
+            return Vec::new();
+        };
+        let Some(&first) = self.lines.get(key_index + 1) else {
+            return Vec::new();
+        };
         if first.indent() == 0 || self.is_entry(first, first.indent()) {
-            return None;
+            return Vec::new();
         }
         // The block ends at the first line less indented than its entries;
         // the reader of the rest reads whatever that line is.
@@ -315,28 +362,33 @@ impl<'a> Reader<'a> {
         let entries: Vec<usize> = (key_index + 1..end)
             .filter(|&i| self.lines[i].indent() == first.indent())
             .collect();
-        if entries.len() < MIN_SERVICES_TO_SPLIT {
-            return None;
+        // Several parts per core, so that a core the machine runs slower
+        // leaves its share to the others (see `parallel::chunks`).
+        let parts = (cores * PARTS_PER_CORE).min(entries.len() / MIN_SERVICES_PER_PART);
+        if parts < 2 {
+            return Vec::new();
         }
-        let cut = entries[entries.len() / 2];
-        let half: Vec<Line> = self.lines.drain(cut..end).collect();
-        Some(ServicesHalf {
-            reader: Reader {
-                text: self.text,
-                lines: half,
-                next: 0,
-                nodes: 0,
-            },
-            key_line: self.lines[key_index],
-            first_line: self.lines[0],
-        })
-    }
-
-    /// The document with the first half of the services (after a
-    /// [`Reader::split_services`]).
-    fn read_first_half(mut self) -> Option<HalfRead<'a>> {
-        let root = self.document()?;
-        HalfRead::of(&root, self.nodes)
+        let cuts: Vec<usize> = (1..parts)
+            .map(|i| entries[i * entries.len() / parts])
+            .collect();
+        let mut taken: Vec<Line> = self.lines.drain(cuts[0]..end).collect();
+        let (key_line, first_line) = (self.lines[key_index], self.lines[0]);
+        // Cut from the last part to the first, each off the end of the rest.
+        let mut split = Vec::with_capacity(cuts.len());
+        for &cut in cuts.iter().rev() {
+            split.push(ServicesPart {
+                reader: Reader {
+                    text: self.text,
+                    lines: taken.split_off(cut - cuts[0]),
+                    next: 0,
+                    nodes: 0,
+                },
+                key_line,
+                first_line,
+            });
+        }
+        split.reverse();
+        split
     }
 
     /// The whole text: one block map.
@@ -1960,23 +2012,24 @@ mod tests {
         assert!(read > 300, "read quickly: {read} of 3000");
     }
 
-    /// A big `services:` block is read in two halves on two cores (see
+    /// A big `services:` block is read in parts on all cores (see
     /// `Reader::split_services`): read as one reader reads it, whatever
-    /// stands around the place it is cut (a literal block, comments, blank
+    /// stands around the places it is cut (a literal block, comments, blank
     /// lines, a less indented comment) and after the block; and refused
-    /// when a service is named in both halves.
+    /// when a service is named in two parts.
     #[test]
-    fn agrees_with_serde_saphyr_on_big_templates_read_in_halves() {
+    fn agrees_with_serde_saphyr_on_big_templates_read_in_parts() {
         let (mut read, mut refused_duplicates) = (0, 0);
         for seed in 1..48u64 {
             let mut dice = Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let count = MIN_SERVICES_TO_SPLIT + dice.below(40);
+            // From two parts to more than two cores have.
+            let count = MIN_SERVICES_PER_PART * (2 + dice.below(8)) + dice.below(40);
             let mut text = format!(
                 "# a big template\napp: big\nservices:{}\n",
                 dice.pick(&["", " # the services", "  "])
             );
-            // In some files a service of the second half has the name of
-            // one of the first: serde-saphyr refuses them.
+            // In some files a service of a later part has the name of one
+            // of an earlier part: serde-saphyr refuses them.
             let duplicate = (dice.below(6) == 0).then(|| count / 2 + 1 + dice.below(count / 2 - 1));
             for n in 0..count {
                 let name = match duplicate {
@@ -2010,7 +2063,10 @@ mod tests {
                 "instances:\n  live: {domain: a.example}\n  staging:\n".to_string()
             };
             if let Some(mut reader) = Reader::new(&text).filter(|_| crate::parallel::cores() > 1) {
-                assert!(reader.split_services().is_some(), "not cut:\n{text}");
+                let parts = reader.split_services().len() + 1;
+                let expected =
+                    (crate::parallel::cores() * PARTS_PER_CORE).min(count / MIN_SERVICES_PER_PART);
+                assert_eq!(parts, expected, "not cut as expected:\n{text}");
             }
             let agreed = agrees(&text);
             read += usize::from(agreed);
