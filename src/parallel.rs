@@ -149,6 +149,24 @@ where
     done.into_iter().map(|(_, result)| result).collect()
 }
 
+/// `f` of every item, moved into it, in the items' order, each item taken
+/// by the next free thread (this one too, as [`chunks`] does).
+pub fn map_owned<T, R, F>(items: Vec<T>, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync,
+{
+    let cells: Vec<Mutex<Option<T>>> = (items.into_iter())
+        .map(|item| Mutex::new(Some(item)))
+        .collect();
+    let take = |cell: &Mutex<Option<T>>| {
+        let item = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
+        f(item.expect("each item is taken once"))
+    };
+    map(&cells, 1, take)
+}
+
 /// How many pieces [`chunks`] cuts each thread's part of the work into.
 const PIECES_PER_THREAD: usize = 8;
 
@@ -181,6 +199,9 @@ mod tests {
             let parts = super::chunks(&items, min, |part| part.to_vec());
             assert_eq!(parts.concat(), items);
         }
+        let owned: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let lengths = super::map_owned(owned.clone(), |s: String| s.len());
+        assert_eq!(lengths, owned.iter().map(String::len).collect::<Vec<_>>());
     }
 
     #[test]

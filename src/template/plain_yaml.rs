@@ -38,15 +38,11 @@ pub fn read(text: &str) -> Option<(Document, bool)> {
     }
     // The entries of `services:` are independent: a big template's are
     // read and typed in parts on all cores, the first with the rest of the
-    // file, each part by the next thread free (see `parallel::chunks`).
+    // file, each part by the next free thread (see `parallel::chunks`).
     let work = std::iter::once(Part::Rest(reader)).chain(parts.into_iter().map(Part::Services));
-    let mut reads = Vec::new();
-    // A part that does not read stops the others: the file is read whole.
-    crate::parallel::map_in_order(work.collect(), Part::read, |read| {
-        reads.push(read.ok_or(GiveUp)?);
-        Ok::<_, GiveUp>(())
-    })
-    .ok()?;
+    let reads: Vec<PartRead> = crate::parallel::map_owned(work.collect(), Part::read)
+        .into_iter()
+        .collect::<Option<_>>()?;
     // What one reader of the whole file would have refused: too many nodes
     // (each part after the first counted its map and `services` key
     // again), or a service named in two parts.
