@@ -62,6 +62,9 @@ const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
 /// with many services are worth splitting over cores.
 const SERVICES_PER_THREAD: usize = 64;
 
+/// The most copies of a service fleet is asked to run (see `fleet.copies`).
+const MAX_FLEET_COPIES: u32 = 1000;
+
 /// Compiles `instance` of `template`, with the command line's overrides
 /// (`--set` values over the instance's declared ones, `--etcd`, `--etcd-api`).
 pub fn compile(
@@ -1282,6 +1285,17 @@ impl<'a> ServiceCompiler<'a> {
                     Problem::new("fleet copies must be at least 1")
                         .at(&file.at(&copies.referenced))
                         .help("to run a service nowhere, switch it off: `services: {worker: {enabled: false}}`"),
+                );
+            } else if copies.value > MAX_FLEET_COPIES {
+                // apply submits and starts every copy, one unit each: a
+                // slip of the keyboard would have it submit millions.
+                self.problems.push(
+                    Problem::new(format!(
+                        "fleet copies must be at most {MAX_FLEET_COPIES}, not {}",
+                        copies.value
+                    ))
+                    .at(&file.at(&copies.referenced))
+                    .help("each copy runs on a machine of its own (`Conflicts=`): more copies than machines stay unscheduled"),
                 );
             }
             fleet.copies = copies.value;

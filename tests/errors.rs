@@ -301,6 +301,13 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: Some("switch it off"),
         },
         Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\nfleet:\n  copies: 4000000000\n",
+            args: &[],
+            message: "fleet copies must be at most 1000, not 4000000000",
+            at: "unitgen.yaml:6:11",
+            hint: Some("machine of its own"),
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    stop_signal: SIGFOO\n",
             args: &[],
             message: "`SIGFOO` is not a signal",

@@ -106,8 +106,8 @@ pub struct FleetDecl {
     /// Services that run one copy on every machine.
     #[schemars(with = "Option<Vec<String>>")]
     pub global: Option<Vec<Name>>,
-    /// Copies started for a service new to the cluster (default 1).
-    #[schemars(with = "Option<u32>")]
+    /// Copies started for a service new to the cluster (default 1, at most 1000).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 1000))]
     pub copies: Option<Spanned<u32>>,
 }
 
