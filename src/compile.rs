@@ -14,9 +14,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use minijinja::{Environment, UndefinedBehavior, Value};
-use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::escape::{
@@ -469,7 +469,7 @@ impl<'a> ServiceCompiler<'a> {
         }
     }
 
-    fn at(&self, spanned: &serde_saphyr::Location) -> Location {
+    fn at(&self, spanned: &crate::template::spanned::At) -> Location {
         self.file.at(spanned)
     }
 

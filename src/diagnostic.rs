@@ -19,13 +19,12 @@ pub struct Location {
 }
 
 impl Location {
-    /// The location of a value that serde-saphyr recorded while parsing `file`.
-    pub fn from_yaml(file: &SourceFile, at: &serde_saphyr::Location) -> Self {
-        let span = at.span();
+    /// The location of a value of `file` at the place its reader recorded.
+    pub fn from_yaml(file: &SourceFile, at: &crate::template::spanned::At) -> Self {
         // Syntax errors come from the scanner, which knows only line and
         // column (in characters): the byte offset is computed from them, or
         // every such error would point at the file's first byte.
-        let (offset, len) = match (span.byte_offset(), span.byte_len()) {
+        let (offset, len) = match (at.byte_offset(), at.byte_len()) {
             (Some(offset), len) => (offset as usize, len.unwrap_or(0) as usize),
             (None, _) => (
                 byte_offset(file.inner(), at.line() as usize, at.column() as usize),

@@ -308,7 +308,7 @@ impl<'a> Importer<'a> {
     }
 
     fn error(&mut self, at: &YamlLocation, message: impl Into<String>) {
-        let location = Location::from_yaml(self.file, at);
+        let location = Location::from_yaml(self.file, &at.into());
         self.problems.push(Problem::new(message).at(&location));
     }
 

@@ -84,7 +84,7 @@ impl Site {
             serde_saphyr::from_str_with_options::<SiteDoc>(&text, template::yaml_options());
         let file: SourceFile = Arc::new(NamedSource::new(template::display_path(path), text));
         let doc = parsed.map_err(|err| Problems::from(template::yaml_problem(&err, &file)))?;
-        let at = |loc: &serde_saphyr::Location| Location::from_yaml(&file, loc);
+        let at = |loc: &template::spanned::At| Location::from_yaml(&file, loc);
         let mut problems = Problems(template::unknown_keys::find_site(file.inner(), &file));
 
         let mut hosts = Vec::new();

@@ -5,6 +5,7 @@
 mod parallel_parse;
 mod plain_yaml;
 pub mod schema;
+pub mod spanned;
 pub(crate) mod unknown_keys;
 
 use std::path::Path;
@@ -33,7 +34,7 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn at(&self, spanned: &serde_saphyr::Location) -> Location {
+    pub fn at(&self, spanned: &spanned::At) -> Location {
         Location::from_yaml(&self.file, spanned)
     }
 }
@@ -318,8 +319,8 @@ pub(crate) fn keep_values_text(doc: &mut Document, text: &str) {
 pub(crate) fn keep_scalar_text(decl: &mut schema::InstanceDecl, text: &str) {
     for value in decl.values_mut() {
         schema::Value::scalars_mut(value, &mut |scalar| {
-            let span = scalar.referenced.span();
-            let (Some(offset), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+            let at = &scalar.referenced;
+            let (Some(offset), Some(len)) = (at.byte_offset(), at.byte_len()) else {
                 return;
             };
             let Some(written) = text.get(offset as usize..(offset + len) as usize) else {
@@ -362,7 +363,7 @@ pub(crate) fn yaml_problem(err: &serde_saphyr::Error, file: &SourceFile) -> Prob
         _ => Problem::new(short_message(&message)),
     };
     if let Some(loc) = err.location() {
-        let mut at = Location::from_yaml(file, &loc);
+        let mut at = Location::from_yaml(file, &spanned::At::from(&loc));
         if at.span.len() <= 1 {
             // Widen a one-character mark to the word it starts.
             let text = file.inner().as_str();

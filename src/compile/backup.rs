@@ -1,8 +1,8 @@
 //! The `backup:` keys → [`model::backup::Backup`]: the instance's block
 //! from the deployments file, each service's part from the app template.
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
-use serde_saphyr::Spanned;
 
 use super::{ServiceCompiler, syntax};
 use crate::diagnostic::{Problem, did_you_mean};

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::Spanned;
+use crate::template::spanned::Spanned;
 
 use super::ServiceCompiler;
 use crate::diagnostic::{Location, Problem, did_you_mean};

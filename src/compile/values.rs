@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::template::Loaded;

@@ -10,9 +10,11 @@
 //! does not take, and the caller then reads the file with serde-saphyr as
 //! always. So errors are always serde-saphyr's, and a document this reader
 //! does return is the one serde-saphyr returns, locations included: it
-//! hands the schema's types the same calls (`Spanned` included) for the
-//! same text (the `agrees_with_serde_saphyr` tests check it on every
-//! template in the repository and on generated ones).
+//! hands the schema's types the same calls for the same text, but for a
+//! [`Spanned`](super::spanned::Spanned) value's place, which it hands over
+//! in one call where serde-saphyr takes some twenty (the
+//! `agrees_with_serde_saphyr` tests check it on every template in the
+//! repository and on generated ones).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -20,12 +22,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use serde::de::value::{SeqDeserializer, StrDeserializer, U32Deserializer};
-use serde::de::{
-    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::value::BytesDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::schema::Document;
+use super::spanned::{self, At};
 
 /// The document of `text` and whether a key was skipped (see
 /// `unknown_keys::skipped`); None when the text is not plain enough, or
@@ -180,17 +181,8 @@ const MAX_DEPTH: usize = 32;
 const MAX_KEY_CHARS: usize = 512;
 const MAX_BYTES: usize = 16 << 20;
 
-/// Where a node is, as serde-saphyr's `Location` says it: line and column
-/// from 1, offset and length in characters, and in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Mark {
-    line: u32,
-    column: u32,
-    offset: u32,
-    len: u32,
-    byte_offset: u32,
-    byte_len: u32,
-}
+/// Where a node is: as serde-saphyr's `Location` says it.
+type Mark = At;
 
 #[derive(Debug, Clone)]
 enum Node<'a> {
@@ -414,14 +406,14 @@ impl<'a> Reader<'a> {
                 chars(&self.text[start..start + len]),
             )
         };
-        Mark {
-            line: line.number,
-            column: char_column as u32 + 1,
-            offset: (line.char_start() + char_column) as u32,
-            len: char_len as u32,
-            byte_offset: start as u32,
-            byte_len: len as u32,
-        }
+        At::new(
+            line.number,
+            char_column as u32 + 1,
+            (line.char_start() + char_column) as u32,
+            char_len as u32,
+            start as u32,
+            len as u32,
+        )
     }
 
     fn count(&mut self, depth: usize) -> Option<()> {
@@ -743,14 +735,14 @@ impl<'a> Reader<'a> {
             text[line.start()..line.end()].chars().count()
         };
         let len = (stop - first - n) as u32;
-        let at = Mark {
-            line: line.number + 1,
-            column: n as u32 + 1,
-            offset: (line.char_start() + header_chars + 1 + n) as u32,
+        let at = At::new(
+            line.number + 1,
+            n as u32 + 1,
+            (line.char_start() + header_chars + 1 + n) as u32,
             len,
-            byte_offset: (first + n) as u32,
-            byte_len: len,
-        };
+            (first + n) as u32,
+            len,
+        );
         Some((
             Node::Scalar {
                 text: value.into(),
@@ -990,11 +982,6 @@ impl de::Error for GiveUp {
     }
 }
 
-/// serde-saphyr's `Spanned` asks for this newtype, and reads the map that
-/// follows the marker key.
-const SPANNED_NAME: &str = "__yaml_spanned";
-const SPANNED_MARKER: &str = "__serde_saphyr_private_spanned";
-
 /// Text serde-saphyr reads as null: a string field refuses it.
 fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
@@ -1153,8 +1140,12 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, GiveUp> {
-        if name == SPANNED_NAME {
-            visitor.visit_newtype_struct(fields(SpannedOf(self)))
+        if name == spanned::NEWTYPE_NAME {
+            let at = spanned::at_bytes(&mark_of(self.node));
+            visitor.visit_seq(SpannedSeq {
+                value: Some(self),
+                at: Some(at),
+            })
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -1308,76 +1299,27 @@ impl<'de> MapAccess<'de> for &mut Entries<'_, '_> {
     }
 }
 
-/// A struct of serde-saphyr's that it reads as a map of fixed fields (the
-/// map its own deserializer synthesizes): `Spanned`, `Location`, `Span`.
-trait FixedFields: Copy {
-    const NAMES: &'static [&'static str];
-
-    /// Field `index` of `NAMES`, read by `seed`.
-    fn value<'de, S: DeserializeSeed<'de>>(self, index: usize, seed: S)
-    -> Result<S::Value, GiveUp>;
+/// What [`Spanned`](super::spanned::Spanned) takes from this reader in one
+/// call (see its `deserialize`): the value, then its place as bytes, where
+/// it was referenced and defined alike (this reader takes no aliases).
+struct SpannedSeq<'n, 'a> {
+    value: Option<NodeDe<'n, 'a>>,
+    at: Option<[u8; 24]>,
 }
 
-/// Serde's view of one: a map, whatever type is asked for.
-struct Fields<T> {
-    of: T,
-    next: usize,
-}
-
-fn fields<T: FixedFields>(of: T) -> Fields<T> {
-    Fields { of, next: 0 }
-}
-
-impl<'de, T: FixedFields> Deserializer<'de> for Fields<T> {
+impl<'de> SeqAccess<'de> for SpannedSeq<'_, '_> {
     type Error = GiveUp;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-impl<'de, T: FixedFields> MapAccess<'de> for Fields<T> {
-    type Error = GiveUp;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
+    fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, GiveUp> {
-        let Some(name) = T::NAMES.get(self.next) else {
-            return Ok(None);
-        };
-        seed.deserialize(StrDeserializer::new(name)).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
-        self.next += 1;
-        self.of.value(self.next - 1, seed)
-    }
-}
-
-/// What serde-saphyr gives `Spanned<T>`: the marker, the value, and where
-/// it was referenced and defined (the same place: no aliases).
-#[derive(Clone, Copy)]
-struct SpannedOf<'n, 'a>(NodeDe<'n, 'a>);
-
-impl FixedFields for SpannedOf<'_, '_> {
-    const NAMES: &'static [&'static str] = &[SPANNED_MARKER, "value", "referenced", "defined"];
-
-    fn value<'de, S: DeserializeSeed<'de>>(
-        self,
-        index: usize,
-        seed: S,
-    ) -> Result<S::Value, GiveUp> {
-        match index {
-            0 => seed.deserialize(true.into_deserializer()),
-            1 => seed.deserialize(self.0),
-            _ => seed.deserialize(fields(mark_of(self.0.node))),
+        seed: T,
+    ) -> Result<Option<T::Value>, GiveUp> {
+        if let Some(value) = self.value.take() {
+            return seed.deserialize(value).map(Some);
+        }
+        match self.at.take() {
+            Some(at) => seed.deserialize(BytesDeserializer::new(&at)).map(Some),
+            None => Ok(None),
         }
     }
 }
@@ -1385,47 +1327,6 @@ impl FixedFields for SpannedOf<'_, '_> {
 fn mark_of(node: &Node) -> Mark {
     match node {
         Node::Scalar { at, .. } | Node::List { at, .. } | Node::Map { at, .. } => *at,
-    }
-}
-
-/// A mark as a `serde_saphyr::Location`.
-impl FixedFields for Mark {
-    const NAMES: &'static [&'static str] = &["line", "column", "span", "source_id"];
-
-    fn value<'de, S: DeserializeSeed<'de>>(
-        self,
-        index: usize,
-        seed: S,
-    ) -> Result<S::Value, GiveUp> {
-        match index {
-            0 => seed.deserialize(U32Deserializer::new(self.line)),
-            1 => seed.deserialize(U32Deserializer::new(self.column)),
-            2 => seed.deserialize(fields(SpanOf(self))),
-            _ => seed.deserialize(U32Deserializer::new(0)),
-        }
-    }
-}
-
-/// A mark as a `serde_saphyr::Span`: characters, then `byte_info` in bytes.
-#[derive(Clone, Copy)]
-struct SpanOf(Mark);
-
-impl FixedFields for SpanOf {
-    const NAMES: &'static [&'static str] = &["offset", "len", "byte_info"];
-
-    fn value<'de, S: DeserializeSeed<'de>>(
-        self,
-        index: usize,
-        seed: S,
-    ) -> Result<S::Value, GiveUp> {
-        let at = self.0;
-        match index {
-            0 => seed.deserialize(U32Deserializer::new(at.offset)),
-            1 => seed.deserialize(U32Deserializer::new(at.len)),
-            _ => seed.deserialize(SeqDeserializer::new(
-                [at.byte_offset, at.byte_len].into_iter(),
-            )),
-        }
     }
 }
 

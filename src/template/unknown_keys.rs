@@ -9,9 +9,9 @@ pub mod skipped;
 
 use std::fmt;
 
+use crate::template::spanned::Spanned;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
 
 use super::schema::route::{AcmeDecl, RouteDecl, RouterDecl, TlsFiles};
 use super::schema::site::{HostDecl, SiteDoc};

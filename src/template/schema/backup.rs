@@ -3,10 +3,10 @@
 //! (where to, when, how long to keep). The instance keys form one block so
 //! that it can move as a whole into a site file.
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use super::Name;
 

@@ -6,11 +6,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
 
 use super::route::{RouteDecl, RouteDecls};
 use super::{Name, Scalar};

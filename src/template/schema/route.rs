@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::template::spanned::Spanned;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_saphyr::Spanned;
 
 use super::{Name, Words};
 

@@ -2,10 +2,10 @@
 //! is what a deployments file holds today (`template:`, `defaults:`,
 //! `instances:`, `backup:`, `secrets:`, `etcd:`, `fleet:`), under its name.
 
+use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use super::{Document, EtcdDecl, Name, Words};
 
