@@ -1607,10 +1607,11 @@ fn check_depends_on(
             }
         }
         for target in targets {
-            let at = file.at(&target.referenced);
+            // Made only for a problem: most dependencies have none.
+            let at = || file.at(&target.referenced);
             if target.value == name.value {
                 problems.push(
-                    Problem::new(format!("service `{}` depends on itself", name.value)).at(&at),
+                    Problem::new(format!("service `{}` depends on itself", name.value)).at(&at()),
                 );
             } else if !known.contains(target.value.as_str())
                 && !left_out.contains_key(&target.value)
@@ -1620,7 +1621,7 @@ fn check_depends_on(
                         "`{}` depends on `{}`, which is not a service",
                         name.value, target.value
                     ))
-                    .at(&at)
+                    .at(&at())
                     .label("unknown service")
                     .help(
                         did_you_mean(&target.value, names.iter().copied())
