@@ -14,7 +14,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
@@ -30,6 +29,7 @@ use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{
     DependsOn, EtcdDecl, KeyValues, Scalar, ServiceDef, ServiceEntry, VolumeDecl, Words,
 };
+use crate::template::spanned::Spanned;
 use crate::template::{Loaded, Template};
 use syntax::VolumeSpec;
 

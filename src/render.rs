@@ -977,7 +977,6 @@ pub struct Owner {
     pub network: Option<String>,
 }
 
-/// The owner of a unit file unitgen wrote; None for any other file.
 impl Owner {
     /// The container a service unit runs (`<app>-<instance>-<service>`, as
     /// `model::Instance::container` names it); None for other units.
@@ -990,6 +989,7 @@ impl Owner {
     }
 }
 
+/// The owner of a unit file unitgen wrote; None for any other file.
 pub fn owner(text: &str) -> Option<Owner> {
     let section = text.split("\n[X-Unitgen]\n").nth(1)?;
     let mut owner = Owner::default();

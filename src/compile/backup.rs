@@ -1,7 +1,6 @@
 //! The `backup:` keys → [`model::backup::Backup`]: the instance's block
 //! from the deployments file, each service's part from the app template.
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 
 use super::{ServiceCompiler, syntax};
@@ -12,6 +11,7 @@ use crate::model::{Service, VolumeSource};
 use crate::template::Loaded;
 use crate::template::schema::backup::{BackupDecl, ServiceBackupDecl};
 use crate::template::schema::{Name, ServiceEntry};
+use crate::template::spanned::Spanned;
 
 const DEFAULT_SCHEDULE: &str = "daily";
 const DEFAULT_CHECK: &str = "weekly";

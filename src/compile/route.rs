@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::template::spanned::Spanned;
-
 use super::ServiceCompiler;
 use crate::diagnostic::{Location, Problem, did_you_mean};
 use crate::model::route::{
@@ -18,6 +16,7 @@ use crate::model::{Protocol, Service};
 use crate::template::Loaded;
 use crate::template::schema::Words;
 use crate::template::schema::route::{RouteDecl, RouteDecls, RouterDecl, TlsDecl};
+use crate::template::spanned::Spanned;
 
 impl ServiceCompiler<'_> {
     /// The instance's routes, checked against its compiled services.

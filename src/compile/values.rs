@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
@@ -15,6 +14,7 @@ use crate::template::Loaded;
 use crate::template::schema::instance::{BUILT_IN, RESERVED};
 use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{DependsOn, InstanceDecl, Name, ServiceEntry, ServiceSwitch, Value};
+use crate::template::spanned::Spanned;
 
 type ServiceDefs = IndexMap<Name, Spanned<ServiceEntry>>;
 

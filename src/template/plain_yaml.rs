@@ -181,23 +181,20 @@ const MAX_DEPTH: usize = 32;
 const MAX_KEY_CHARS: usize = 512;
 const MAX_BYTES: usize = 16 << 20;
 
-/// Where a node is: as serde-saphyr's `Location` says it.
-type Mark = At;
-
 #[derive(Debug, Clone)]
 enum Node<'a> {
     Scalar {
         text: Cow<'a, str>,
         plain: bool,
-        at: Mark,
+        at: At,
     },
     List {
         items: Vec<Node<'a>>,
-        at: Mark,
+        at: At,
     },
     Map {
         entries: Vec<(Node<'a>, Node<'a>)>,
-        at: Mark,
+        at: At,
     },
 }
 
@@ -394,7 +391,7 @@ impl<'a> Reader<'a> {
         &self.text.as_bytes()[line.start()..line.end()]
     }
 
-    fn mark(&self, line: Line, column: usize, len: usize) -> Mark {
+    fn mark(&self, line: Line, column: usize, len: usize) -> At {
         let start = line.start() + column;
         let chars = |bytes: &str| bytes.chars().count();
         // In an ASCII line a byte is a character.
@@ -1141,7 +1138,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, GiveUp> {
         if name == spanned::NEWTYPE_NAME {
-            let at = spanned::at_bytes(&mark_of(self.node));
+            let at = spanned::at_bytes(&at_of(self.node));
             visitor.visit_seq(SpannedSeq {
                 value: Some(self),
                 at: Some(at),
@@ -1324,7 +1321,7 @@ impl<'de> SeqAccess<'de> for SpannedSeq<'_, '_> {
     }
 }
 
-fn mark_of(node: &Node) -> Mark {
+fn at_of(node: &Node) -> At {
     match node {
         Node::Scalar { at, .. } | Node::List { at, .. } | Node::Map { at, .. } => *at,
     }

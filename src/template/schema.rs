@@ -6,11 +6,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::template::spanned::Spanned;
 
 pub mod backup;
 pub mod instance;

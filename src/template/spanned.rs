@@ -256,12 +256,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ReprVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let first = match map.next_key::<KeyOrMarker>()? {
-            Some(KeyOrMarker::Marker) => None,
-            Some(KeyOrMarker::Key(key)) => Some(Some(key)),
-            None => Some(None),
-        };
-        if let Some(first) = first {
+        let first = map.next_key::<String>()?;
+        if first.as_deref() != Some(MARKER) {
             // A map of the user's, not serde-saphyr's spanned map.
             return plain(T::deserialize(de::value::MapAccessDeserializer::new(
                 PrependKey { first, rest: map },
@@ -269,15 +265,13 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ReprVisitor<T> {
         }
         map.next_value::<IgnoredAny>()?;
         let (mut value, mut referenced, mut defined) = (None, None, None);
-        while let Some(field) = map.next_key::<KeyOrMarker>()? {
-            match field {
-                KeyOrMarker::Key(key) if key == "value" => value = Some(map.next_value()?),
-                KeyOrMarker::Key(key) if key == "referenced" => {
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "value" => value = Some(map.next_value()?),
+                "referenced" => {
                     referenced = Some(At::from(&map.next_value::<serde_saphyr::Location>()?))
                 }
-                KeyOrMarker::Key(key) if key == "defined" => {
-                    defined = Some(At::from(&map.next_value::<serde_saphyr::Location>()?))
-                }
+                "defined" => defined = Some(At::from(&map.next_value::<serde_saphyr::Location>()?)),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -289,21 +283,6 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ReprVisitor<T> {
             value,
             referenced,
             defined: defined.unwrap_or(referenced),
-        })
-    }
-}
-
-/// A map key: serde-saphyr's marker, or any other.
-enum KeyOrMarker {
-    Marker,
-    Key(String),
-}
-
-impl<'de> Deserialize<'de> for KeyOrMarker {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|key| match key == MARKER {
-            true => KeyOrMarker::Marker,
-            false => KeyOrMarker::Key(key),
         })
     }
 }

@@ -9,7 +9,6 @@ pub mod skipped;
 
 use std::fmt;
 
-use crate::template::spanned::Spanned;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -20,6 +19,7 @@ use super::schema::{
     ServiceSwitch, VolumeDecl,
 };
 use crate::diagnostic::{Location, Problem, SourceFile, did_you_mean};
+use crate::template::spanned::Spanned;
 
 /// Every key of `text` that its place in the schema does not have. Nothing
 /// when the text is not a map of maps the typed parse could read either

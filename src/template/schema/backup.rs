@@ -3,12 +3,12 @@
 //! (where to, when, how long to keep). The instance keys form one block so
 //! that it can move as a whole into a site file.
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::Name;
+use crate::template::spanned::Spanned;
 
 /// A service's `backup:`: its volumes (all or some), copied `live`, while
 /// `pause`d or `stop`ped, or a `dump` command run in the container with

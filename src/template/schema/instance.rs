@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
@@ -14,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::route::{RouteDecl, RouteDecls};
 use super::{Name, Scalar};
+use crate::template::spanned::Spanned;
 
 /// Keys of an instance entry that are not values.
 pub const RESERVED: [&str; 4] = ["extends", "services", "routes", "host"];

@@ -6,12 +6,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::template::spanned::Spanned;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::{Name, Words};
+use crate::template::spanned::Spanned;
 
 /// An instance's `routes:`, as written.
 pub type RouteDecls = Spanned<Vec<Spanned<RouteDecl>>>;

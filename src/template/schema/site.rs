@@ -2,12 +2,12 @@
 //! is what a deployments file holds today (`template:`, `defaults:`,
 //! `instances:`, `backup:`, `secrets:`, `etcd:`, `fleet:`), under its name.
 
-use crate::template::spanned::Spanned;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Document, EtcdDecl, Name, Words};
+use crate::template::spanned::Spanned;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
