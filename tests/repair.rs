@@ -8,7 +8,7 @@ mod support;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::docker::is_running;
 use support::net::free_port;
@@ -357,6 +357,124 @@ fn an_apply_killed_at_any_step_is_completed_by_the_next_and_survives_a_reboot() 
     assert_eq!(greeting(&world), format!("v{last}"));
     assert!(serves(port).is_some());
     assert_eq!(plan(&world).0, Some(0));
+}
+
+/// The same promise at moments no fault point names: an apply killed
+/// (SIGKILL) at moments spread over its run, its jobs half done, in its
+/// settle window, or while it puts back the revision before a failed
+/// change, leaves a host of which `plan` says "up to date" only when it
+/// runs the template, and which the next apply brings to the template.
+#[test]
+fn an_apply_killed_at_any_moment_leaves_plan_truthful_and_is_finished_by_the_next() {
+    let world = World::new("ugsig9");
+    let port = free_port();
+    let good = |version: usize| {
+        yaml(
+            "ugsig9",
+            &format!("v{version}"),
+            Some(&format!("extra{version}")),
+            port,
+        )
+    };
+    // api's new container exits 0.3 s after its start: a failed change,
+    // which apply undoes.
+    let failing =
+        |version: usize| good(version).replace("exec httpd -f -p 80 -h /www", "sleep 0.3; exit 3");
+    world.write(&good(0));
+    world.apply_ok("live");
+    let apply = ["apply", "live", "--settle", "1"];
+
+    // How long each kind of apply takes here, only to spread the kills
+    // over it.
+    let mut version = 1;
+    world.write(&good(version));
+    let started = Instant::now();
+    assert!(world.unitgen(&apply).status.success());
+    let change = started.elapsed();
+    runs_exactly(&world, version, "a change applied");
+    world.write(&failing(version + 1));
+    let started = Instant::now();
+    assert_eq!(world.unitgen(&apply).status.code(), Some(1));
+    let failure = started.elapsed();
+    runs_exactly(&world, version, "a failed change undone");
+
+    for (template, took, moments) in [
+        (&good as &dyn Fn(usize) -> String, change, 5),
+        (&failing, failure, 4),
+    ] {
+        for moment in 1..=moments {
+            let before = version;
+            version += 1;
+            world.write(&template(version));
+            let mut child = world.spawn(&apply);
+            std::thread::sleep(took * moment / (moments + 1));
+            let finished = child.try_wait().unwrap();
+            if finished.is_none() {
+                child.kill().unwrap();
+            }
+            let status = child.wait().unwrap();
+            let at = format!(
+                "v{version} killed at {moment}/{} of {took:?} ({status})",
+                moments + 1
+            );
+
+            let (code, shown) = plan(&world);
+            eprintln!("{at}: plan exited {code:?}");
+            match code {
+                // Up to date: the host must run exactly this template.
+                Some(0) => runs_exactly(
+                    &world,
+                    version,
+                    &format!("{at}: plan said up to date\n{shown}"),
+                ),
+                Some(2) => assert!(
+                    finished.is_none_or(|s| !s.success()),
+                    "{at}: the apply had succeeded, yet plan said\n{shown}"
+                ),
+                _ => panic!("{at}: plan said\n{shown}"),
+            }
+
+            // The next apply of a good template finishes the job.
+            version += 1;
+            world.write(&good(version));
+            let next = world.unitgen(&apply);
+            assert!(
+                next.status.success(),
+                "{at}: the next apply failed:\n{}",
+                text(&next)
+            );
+            runs_exactly(&world, version, &format!("{at}: after the next apply"));
+            for old in [before, version - 1] {
+                let unit = format!("ugsig9-live-extra{old}.service");
+                assert!(!world.unit_file(&unit).exists(), "{at}: {unit} left behind");
+                assert!(
+                    !is_running(&format!("ugsig9-live-extra{old}")),
+                    "{at}: extra{old} still runs"
+                );
+            }
+            let (code, shown) = plan(&world);
+            assert_eq!(
+                code,
+                Some(0),
+                "{at}: after the next apply, plan said\n{shown}"
+            );
+        }
+    }
+}
+
+/// The host runs the template of `version` (see [`yaml`]): its units
+/// enabled and active, and api serving that version's greeting.
+fn runs_exactly(world: &World, version: usize, context: &str) {
+    for service in ["api", "web", &format!("extra{version}")] {
+        let unit = format!("ugsig9-live-{service}.service");
+        assert_eq!(is_enabled(world, &unit), "enabled", "{context}: {unit}");
+        assert_eq!(world.active(&unit), "active", "{context}: {unit}");
+    }
+    assert_eq!(
+        greeting(world),
+        format!("v{version}"),
+        "{context}: api's greeting"
+    );
 }
 
 fn mount(world: &World, args: &[&str]) {

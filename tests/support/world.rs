@@ -3,7 +3,7 @@
 //! containers, networks and volumes the app creates on the host's engine.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use super::docker::{container_id, docker};
@@ -69,17 +69,33 @@ impl World {
         self.run(cwd, file, args, &[])
     }
 
-    fn run(&self, cwd: &Path, file: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let root = self.sandbox.root();
-        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+    /// `unitgen ARGS --file FILE --root SANDBOX` started, not waited for
+    /// (its output discarded): for tests that kill it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(self.dir(), &self.file(), args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn command(&self, cwd: &Path, file: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+        command
             .current_dir(cwd)
             .args(args)
             // The long form: `logs` takes -f for --follow.
             .arg("--file")
             .arg(file)
             .arg("--root")
-            .arg(&root)
-            .env("NO_COLOR", "1")
+            .arg(self.sandbox.root())
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn run(&self, cwd: &Path, file: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self
+            .command(cwd, file, args)
             .envs(env.iter().copied())
             .output()
             .unwrap();
