@@ -42,6 +42,9 @@ pub struct Options {
     pub home: Option<PathBuf>,
     /// Variables from the `.env` file beside the compose file.
     pub dotenv: Vec<(String, String)>,
+    /// The active compose profiles (`--profile`, `COMPOSE_PROFILES`); `*`
+    /// activates all.
+    pub profiles: Vec<String>,
     /// Reads another compose file (`extends: {file: …}`).
     pub read: fn(&Path) -> std::io::Result<String>,
 }
@@ -379,6 +382,9 @@ impl<'a> Importer<'a> {
             self.error(&services_node.at, "the compose file has no services");
             return None;
         }
+        // `extends` may name any service of the file, even one left out.
+        let all_entries = service_entries;
+        let service_entries = &self.select_profiles(all_entries);
         self.name_services(service_entries);
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
@@ -390,7 +396,7 @@ impl<'a> Importer<'a> {
         let dir = self.options.dir.clone();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
-            let extended = self.extended(def, service_entries, &dir, 0);
+            let extended = self.extended(def, all_entries, &dir, 0);
             let def = extended.as_ref().unwrap_or(def);
             if let Some(value) = self.service_def(key, def, &globals, &project) {
                 services.set(&self.names[&key.name].clone(), value);
@@ -422,6 +428,84 @@ impl<'a> Importer<'a> {
         let mut text = self.header();
         doc.write(&mut text);
         Some((text, app, count))
+    }
+
+    /// The services `docker compose up` runs: those without `profiles`,
+    /// those of an active profile, and those these depend on or link to.
+    /// Compose refuses a file whose enabled service depends on a disabled
+    /// one; here the dependency is kept instead, and said so. Every
+    /// `profiles` is warned about: an instance has no profiles, it runs
+    /// every service of its template.
+    fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
+        let active = &self.options.profiles;
+        let profiles_of = |def: &Node| -> Option<(YamlLocation, Vec<String>)> {
+            let (key, list) = def.entries()?.iter().find(|(k, _)| k.name == "profiles")?;
+            let names = list
+                .items()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Node::scalar)
+                .collect::<Vec<_>>();
+            Some((key.at, names))
+        };
+        let enabled_alone = |def: &Node| match profiles_of(def) {
+            None => true,
+            Some((_, names)) => {
+                names.is_empty()
+                    || active.iter().any(|a| a == "*")
+                    || names.iter().any(|n| active.contains(n))
+            }
+        };
+        let mut enabled: Vec<bool> = entries.iter().map(|(_, def)| enabled_alone(def)).collect();
+        // Why a disabled service is kept after all: who needs it.
+        let mut needed_by: HashMap<usize, String> = HashMap::new();
+        let mut todo: Vec<usize> = (0..entries.len()).filter(|&i| enabled[i]).collect();
+        while let Some(i) = todo.pop() {
+            for dep in needs(&entries[i].1) {
+                let Some(j) = entries.iter().position(|(k, _)| k.name == dep) else {
+                    continue;
+                };
+                if !enabled[j] {
+                    enabled[j] = true;
+                    needed_by.insert(j, entries[i].0.name.clone());
+                    todo.push(j);
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        for (i, (key, def)) in entries.iter().enumerate() {
+            let Some((at, names)) = profiles_of(def) else {
+                kept.push((key.clone(), def.clone()));
+                continue;
+            };
+            let inactive = match names.as_slice() {
+                [one] => format!("profile `{one}` is not active"),
+                _ => format!("none of its profiles `{}` is active", names.join("`, `")),
+            };
+            let message = if let Some(by) = needed_by.get(&i) {
+                format!(
+                    "unitgen has no profiles: kept, though {inactive}, because `{by}` depends on it (compose would refuse the file); it runs in every instance"
+                )
+            } else if enabled[i] {
+                let on = names
+                    .iter()
+                    .find(|n| active.contains(n))
+                    .map_or("*", String::as_str);
+                format!(
+                    "unitgen has no profiles: profile `{on}` is active, so this service runs in every instance"
+                )
+            } else {
+                let first = names.first().map_or("", String::as_str);
+                format!(
+                    "unitgen has no profiles: left out, as `docker compose up` leaves it out while {inactive}; import with `--profile {first}` to make it part of every instance"
+                )
+            };
+            self.warn_about(Some(key.name.clone()), &at, "profiles", message);
+            if enabled[i] {
+                kept.push((key.clone(), def.clone()));
+            }
+        }
+        kept
     }
 
     /// `--app`, else compose's `name:`, else the folder's name, made valid.
@@ -902,6 +986,30 @@ fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
         .collect()
 }
 
+/// The services a service needs to start: those of its `depends_on` and
+/// its `links` (`db` or `db:alias`).
+fn needs(def: &Node) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(depends_on) = def.get("depends_on") {
+        match depends_on.entries() {
+            Some(entries) => names.extend(entries.iter().map(|(k, _)| k.name.clone())),
+            None => names.extend(
+                depends_on
+                    .items()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Node::scalar),
+            ),
+        }
+    }
+    let links = def.get("links").and_then(Node::items).unwrap_or_default();
+    for link in links.iter().filter_map(Node::scalar) {
+        let name = link.split_once(':').map_or(link.as_str(), |(name, _)| name);
+        names.push(name.to_string());
+    }
+    names
+}
+
 /// The variables the file gives more than one default (`${V:-}` here,
 /// `${V:-127.0.0.1:8125}` there): compose applies each at its own use.
 fn varying_defaults(root: &Node) -> HashSet<String> {
@@ -978,6 +1086,7 @@ mod tests {
             dir: PathBuf::from("/srv/shop"),
             home: Some(PathBuf::from("/home/me")),
             dotenv: Vec::new(),
+            profiles: Vec::new(),
             read: |path| std::fs::read_to_string(path),
         }
     }

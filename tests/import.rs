@@ -905,3 +905,129 @@ fn a_boolean_from_dotenv_reaches_the_container_as_written() {
         assert!(render.stdout.contains(env), "{env:?} in {}", render.stdout);
     }
 }
+
+/// Airflow's `${AIRFLOW_PROJ_DIR:-.}/dags` and jitsi's `${CONFIG}/web`
+/// (`CONFIG=./jitsi-cfg` in `.env`): compose resolves the path, once the
+/// variable is replaced, against the compose file's folder. The variable's
+/// value is made absolute, so every path starting with it is carried over.
+#[test]
+fn a_path_starting_with_a_relative_variable_is_made_absolute() {
+    let project = Project::new(
+        r#"services:
+  scheduler:
+    image: apache/airflow:2.7.1
+    volumes:
+      - ${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags
+      - ${CONFIG}/web:/config:ro
+  init:
+    image: apache/airflow:2.7.1
+    volumes:
+      - ${AIRFLOW_PROJ_DIR:-.}:/sources
+"#,
+    )
+    .file(".env", "CONFIG=./jitsi-cfg\n");
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("not carried over"), "{}", run.stderr);
+    let dir = project.dir.canonicalize().unwrap();
+    let dir = dir.to_str().unwrap();
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: docker-compose.yml:5:9: scheduler: volumes: `./dags` is relative to the compose file: instance value `airflow_proj_dir` is now `{dir}`"
+        )),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    for line in [
+        "      - \"{{ airflow_proj_dir }}/dags:/opt/airflow/dags\"\n".to_string(),
+        "      - \"{{ config }}/web:/config:ro\"\n".to_string(),
+        format!("    airflow_proj_dir: {dir}\n"),
+        format!("    config: {dir}/jitsi-cfg\n"),
+    ] {
+        assert!(template.contains(&line), "{line:?} in {template}");
+    }
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for volume in [
+        format!("--volume {dir}/dags:/opt/airflow/dags "),
+        format!("--volume {dir}/jitsi-cfg/web:/config:ro "),
+        format!("--volume {dir}:/sources "),
+    ] {
+        assert!(
+            render.stdout.contains(&volume),
+            "{volume} in {}",
+            render.stdout
+        );
+    }
+}
+
+/// n8n's AI starter kit: `ollama-cpu` (profile `cpu`) and `ollama-gpu`
+/// (profile `gpu-nvidia`) publish the same port. `docker compose up` runs
+/// neither, `--profile cpu` (or `COMPOSE_PROFILES` in `.env`) the first;
+/// import does the same. A service an enabled one depends on is kept.
+#[test]
+fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
+    let project = Project::new(
+        r#"services:
+  n8n:
+    image: n8nio/n8n:latest
+    depends_on: [qdrant]
+  ollama-cpu:
+    profiles: ["cpu"]
+    image: ollama/ollama:latest
+    ports: ["11434:11434"]
+  ollama-gpu:
+    profiles: ["gpu-nvidia"]
+    image: ollama/ollama:latest
+    ports: ["11434:11434"]
+  ollama-pull-llama-cpu:
+    profiles: ["cpu"]
+    image: ollama/ollama:latest
+    depends_on: [ollama-cpu]
+  qdrant:
+    profiles: [vectors]
+    image: qdrant/qdrant
+"#,
+    );
+    let services = |template: &str| {
+        [
+            "n8n",
+            "ollama-cpu",
+            "ollama-gpu",
+            "ollama-pull-llama-cpu",
+            "qdrant",
+        ]
+        .into_iter()
+        .filter(|s| template.contains(&format!("\n  {s}:\n")))
+        .collect::<Vec<_>>()
+    };
+
+    let run = project.import_ok(&[]);
+    assert_eq!(services(&project.template()), ["n8n", "qdrant"]);
+    for warning in [
+        "warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `cpu` is not active; import with `--profile cpu` to make it part of every instance\n",
+        "warning: docker-compose.yml:18:5: qdrant: profiles: unitgen has no profiles: kept, though profile `vectors` is not active, because `n8n` depends on it",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+    }
+
+    let run = project.import_ok(&["--force", "--profile", "cpu"]);
+    assert_eq!(
+        services(&project.template()),
+        ["n8n", "ollama-cpu", "ollama-pull-llama-cpu", "qdrant"]
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: profile `cpu` is active, so this service runs in every instance\n"),
+        "{}",
+        run.stderr
+    );
+
+    let project = project.file(".env", "COMPOSE_PROFILES=gpu-nvidia,vectors\n");
+    project.import_ok(&["--force"]);
+    assert_eq!(
+        services(&project.template()),
+        ["n8n", "ollama-gpu", "qdrant"]
+    );
+    let run = project.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

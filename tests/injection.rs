@@ -924,6 +924,7 @@ fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), S
         dir: "/srv/imp".into(),
         home: None,
         dotenv: Vec::new(),
+        profiles: Vec::new(),
         read: |path| std::fs::read_to_string(path),
     };
     let imported =

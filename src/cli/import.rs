@@ -39,6 +39,13 @@ pub struct ImportArgs {
     /// The instance to declare; it gets the compose variables' values.
     #[arg(long, value_name = "NAME", default_value = "default", value_parser = parse_name)]
     pub instance: String,
+    /// Also import the services of compose profile NAME (repeatable; `*`
+    /// for all), as `docker compose --profile NAME up` runs them. Without
+    /// it, the profiles of `COMPOSE_PROFILES` in `.env` are active; the
+    /// services of other profiles are left out, as `docker compose up`
+    /// leaves them out.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Vec<String>,
 }
 
 pub fn parse_name(name: &str) -> Result<String, String> {
@@ -82,12 +89,25 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             ));
         }
     };
+    // Compose reads COMPOSE_PROFILES from `.env` too; `--profile` adds to
+    // it, as compose's flag does.
+    let mut profiles = args.profile.clone();
+    if let Some((_, listed)) = dotenv.iter().find(|(name, _)| name == "COMPOSE_PROFILES") {
+        profiles.extend(
+            listed
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        );
+    }
     let options = Options {
         app: args.app.clone(),
         instance: args.instance.clone(),
         dir,
         home: std::env::var_os("HOME").map(PathBuf::from),
         dotenv,
+        profiles,
         read: |path| std::fs::read_to_string(path),
     };
     let file = Arc::new(NamedSource::new(display_path(&path), text));

@@ -44,6 +44,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
             force: args.force,
             app: args.app,
             instance: "default".to_string(),
+            profile: Vec::new(),
         });
     }
     if args.output.exists() && !args.force {

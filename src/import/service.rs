@@ -280,11 +280,8 @@ impl Importer<'_> {
                 name,
                 "not needed: every port of a service is reachable by the others on the instance network",
             ),
-            "profiles" => self.warn(
-                &key.at,
-                name,
-                "unitgen has no profiles: this service is part of every instance; remove it if it should not run",
-            ),
+            // Said when the services are chosen (`select_profiles`).
+            "profiles" => {}
             "secrets" | "configs" => {
                 let top = if name == "secrets" {
                     globals.secrets
@@ -689,6 +686,12 @@ impl Importer<'_> {
         let Some(absolute) = self.absolute(&resolved) else {
             return;
         };
+        // The variable a path starts with, and its value made absolute:
+        // `${DATA}` or `${CONFIG}/web` with CONFIG=`~/.cfg`, or airflow's
+        // `${AIRFLOW_PROJ_DIR:-.}/dags`. Compose resolves the whole path
+        // against the compose folder (or home); the variable's value made
+        // absolute resolves every path that starts with it the same way.
+        let head = self.resolve(&pieces[..1]);
         let new_default = match pieces {
             [Piece::Text(text)] => {
                 *text = absolute.clone();
@@ -698,23 +701,41 @@ impl Importer<'_> {
                 *text = self.absolute(text).unwrap_or_else(|| text.clone());
                 None
             }
-            [Piece::Var { name, .. }] => Some(name.clone()),
+            [Piece::Var { name, .. }] => Some((name.clone(), absolute.clone())),
+            [
+                Piece::Var {
+                    name,
+                    per_use: false,
+                    ..
+                },
+                Piece::Text(rest),
+                ..,
+            ] if rest.starts_with('/') && head.starts_with(['.', '~']) => {
+                let Some(head) = self.absolute(&head) else {
+                    return;
+                };
+                Some((name.clone(), head))
+            }
             _ => {
-                self.warn(
-                    at,
-                    key,
-                    format!("`{resolved}` is relative: unitgen needs an absolute host path"),
-                );
+                // A volume with a relative source is refused, and said so,
+                // by `volume`.
+                if key != "volumes" {
+                    self.warn(
+                        at,
+                        key,
+                        format!("`{resolved}` is relative: unitgen needs an absolute host path"),
+                    );
+                }
                 return;
             }
         };
         let detail = match new_default {
-            Some(variable) => {
+            Some((variable, value)) => {
                 let value_name = interpolate::value_name(&variable);
                 if let Some(v) = self.values.get_mut(&value_name) {
-                    v.value = Some(absolute.clone());
+                    v.value = Some(value.clone());
                 }
-                format!("instance value `{value_name}` is now `{absolute}`")
+                format!("instance value `{value_name}` is now `{value}`")
             }
             None => format!("written as `{absolute}`"),
         };
