@@ -19,7 +19,8 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::escape::{
-    MAX_SERVICE_BYTES, check_environment_words, check_raw_value, check_size, check_specifiers,
+    MAX_SERVICE_BYTES, check_command_words, check_environment_words, check_raw_value, check_size,
+    check_specifiers,
 };
 use crate::model::{
     Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
@@ -1511,6 +1512,15 @@ impl<'a> ServiceCompiler<'a> {
                                         "or pass it through `environment`, which unitgen quotes",
                                     )
                                 }),
+                                // An unclosed quote in a command line:
+                                // systemd does not load the unit at all.
+                                key if key.starts_with("Exec") => check_command_words(&v, key)
+                                    .map_err(|msg| {
+                                        (
+                                            msg,
+                                            "a `systemd:` command line is systemd syntax: close each quote, and write `\\\\` for a backslash",
+                                        )
+                                    }),
                                 _ => Ok(()),
                             })
                     });

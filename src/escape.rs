@@ -410,6 +410,40 @@ pub fn check_specifiers(value: &str) -> Result<(), String> {
 /// with a valid name and a value without control characters (a line feed
 /// aside). `Environment: "GREETING=hi there"` sets `GREETING=hi` only.
 pub fn check_environment_words(value: &str) -> Result<(), String> {
+    for word in systemd_words(value, "Environment")? {
+        let assignment = word.split_once('=').filter(|(name, value)| {
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !value.chars().any(|c| c.is_ascii_control() && c != '\n')
+        });
+        if assignment.is_none() {
+            return Err(format!(
+                "systemd would ignore `{word}` here: each word of an `Environment=` is one `NAME=value` (quote a value with spaces: `\"NAME=a b\"`), without control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether systemd can split a raw `Exec*=` value (`ExecStartPre`, …) into
+/// words: an unclosed quote is a fatal error there (the whole unit is not
+/// loaded), an escape it does not know a warning. The words themselves, `$VAR`,
+/// `;` and the `-@:+!` prefixes keep the meaning systemd gives them.
+pub fn check_command_words(value: &str, key: &str) -> Result<(), String> {
+    systemd_words(value, key).map(drop)
+}
+
+/// The words systemd reads from a raw value of `key` (`Environment`, an
+/// `Exec*` key): split at blanks, quotes group (also mid-word), C escapes
+/// are read. An unclosed quote makes systemd ignore the directive (in a
+/// command line, refuse the whole unit); an unknown escape (`\d`, `\ `)
+/// makes it ignore an `Environment=`, and keep the backslash of a command
+/// line with a warning, which is refused too: `C:\dir` is not what it means.
+/// Escapes stand for a character of their class only: a control character
+/// for `\x01`, `\0` or `\x7f`, which is what the callers look for.
+fn systemd_words(value: &str, key: &str) -> Result<Vec<String>, String> {
+    let command = key.starts_with("Exec");
+    let mut words = Vec::new();
     let mut chars = value.chars().peekable();
     loop {
         while chars
@@ -417,7 +451,7 @@ pub fn check_environment_words(value: &str) -> Result<(), String> {
             .is_some()
         {}
         if chars.peek().is_none() {
-            return Ok(());
+            return Ok(words);
         }
         let mut word = String::new();
         let mut quote = None;
@@ -446,8 +480,13 @@ pub fn check_environment_words(value: &str) -> Result<(), String> {
                     // escape makes it ignore the whole directive.
                     Some(c @ ('\\' | '"' | '\'' | 's' | 'u' | 'U' | '1'..='7')) => c,
                     Some(other) => {
+                        let what = if command {
+                            "keep it as written, with a warning"
+                        } else {
+                            "ignore this"
+                        };
                         return Err(format!(
-                            "`\\{other}` is no escape systemd knows: it would ignore this `Environment=` (write `\\\\` for a backslash)"
+                            "`\\{other}` is no escape systemd knows: it would {what} `{key}=` (write `\\\\` for a backslash)"
                         ));
                     }
                     None => return Err("a value cannot end in a lone backslash".into()),
@@ -459,20 +498,16 @@ pub fn check_environment_words(value: &str) -> Result<(), String> {
             }
         }
         if quote.is_some() {
+            let what = if command {
+                "would not load the unit, for this"
+            } else {
+                "would ignore this"
+            };
             return Err(format!(
-                "an unclosed quote: systemd would ignore this `Environment=` ({value})"
+                "an unclosed quote: systemd {what} `{key}=` ({value})"
             ));
         }
-        let assignment = word.split_once('=').filter(|(name, value)| {
-            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !value.chars().any(|c| c.is_ascii_control() && c != '\n')
-        });
-        if assignment.is_none() {
-            return Err(format!(
-                "systemd would ignore `{word}` here: each word of an `Environment=` is one `NAME=value` (quote a value with spaces: `\"NAME=a b\"`), without control characters"
-            ));
-        }
+        words.push(word);
     }
 }
 
@@ -812,6 +847,33 @@ pub(crate) mod tests {
             "\"A=unclosed",
         ] {
             assert!(check_environment_words(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_command_lines_must_be_words_systemd_can_split() {
+        for good in [
+            "/bin/echo hi",
+            "-/bin/echo \"a b\" 'c d' $HOME ; /bin/true",
+            "/bin/echo a\\\\b \\x41 \\u00e9",
+            "",
+        ] {
+            assert_eq!(check_command_words(good, "ExecStartPre"), Ok(()), "{good}");
+        }
+        // systemd 252: "Unbalanced quoting" (and the unit is not loaded at
+        // all), or "Ignoring unknown escape sequences".
+        for bad in [
+            "/bin/echo \"unclosed",
+            "/bin/echo it's",
+            "/bin/echo C:\\dir",
+            "/bin/echo a\\ b",
+            "/bin/echo \\",
+        ] {
+            let err = check_command_words(bad, "ExecStartPre").unwrap_err();
+            assert!(
+                err.contains("ExecStartPre") || err.contains("backslash"),
+                "{err}"
+            );
         }
     }
 

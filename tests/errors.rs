@@ -577,6 +577,15 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: Some("through `environment`"),
         },
         Case {
+            // An unclosed quote in a command line: systemd 252 does not
+            // load the unit at all ("Unbalanced quoting").
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {ExecStartPre: \"/bin/echo {{ v }}\"}}\n",
+            args: &["render", "live", "--set", "v=it's"],
+            message: "an unclosed quote: systemd would not load the unit",
+            at: "unitgen.yaml:5:39",
+            hint: Some("close each quote"),
+        },
+        Case {
             // Nor can it resolve `%z` ("Invalid slot"): the line is dropped.
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Unit: {Description: \"zone %z\"}}\n",
             args: &[],

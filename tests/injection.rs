@@ -44,6 +44,11 @@ enum Kind {
     /// inside systemd's quoting, so it is not compared word for word here;
     /// `render::env_file`'s tests run that round trip through a real `sh`.
     ShellWord,
+    /// Checked against a syntax so strict (a duration, a signal, a size)
+    /// that the placeholder is no valid value: the value is put after a
+    /// valid one, and the units of the valid one alone are the comparison.
+    /// A hostile value must be refused, or add, drop or reorder no directive.
+    Strict,
 }
 
 /// One place a value can come from, as a template with `{{ v }}` there.
@@ -393,6 +398,310 @@ const SOURCES: &[Source] = &[
         entry: "",
         literal: true,
     },
+    Source {
+        name: "environment name",
+        kind: Kind::Checked,
+        web: "    environment: {\"{{ v }}\": x}\n",
+        top: "",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "environment list entry",
+        kind: Kind::Escaped,
+        web: "    environment: [\"GREETING={{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "label name (map)",
+        kind: Kind::Checked,
+        web: "    labels: {\"{{ v }}\": x}\n",
+        top: "",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "command string",
+        kind: Kind::Checked,
+        web: "    command: \"echo '{{ v }}'\"\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "healthcheck CMD word",
+        kind: Kind::ShellWord,
+        web: "    healthcheck: {test: [CMD, /bin/check, \"{{ v }}\"]}\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "healthcheck string",
+        kind: Kind::Escaped,
+        web: "    healthcheck: {test: \"{{ v }}\"}\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "healthcheck interval",
+        kind: Kind::Strict,
+        web: "    healthcheck: {test: [CMD, true], interval: \"1s{{ v }}\"}\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "port",
+        kind: Kind::Strict,
+        web: "    ports: [\"127.0.0.1:9{{ v }}:80\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "restart",
+        kind: Kind::Strict,
+        web: "    restart: \"on-failure{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "mem_limit",
+        kind: Kind::Strict,
+        web: "    mem_limit: \"512m{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "cpus",
+        kind: Kind::Strict,
+        web: "    cpus: \"1{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "cap_add",
+        kind: Kind::Strict,
+        web: "    cap_add: [\"NET_ADMIN{{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "stop_grace_period",
+        kind: Kind::Strict,
+        web: "    stop_grace_period: \"5s{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "stop_signal",
+        kind: Kind::Strict,
+        web: "    stop_signal: \"SIGINT{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "volume options",
+        kind: Kind::Strict,
+        web: "    volumes: [\"data:/data:ro{{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "volume target",
+        kind: Kind::Checked,
+        web: "    volumes: [\"data:/data/{{ v }}\"]\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "systemd: section name",
+        kind: Kind::Checked,
+        web: "    systemd: {\"X-{{ v }}\": {Note: x}}\n",
+        top: "",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "systemd: key name",
+        kind: Kind::Checked,
+        web: "    systemd: {Service: {\"X-{{ v }}\": x}}\n",
+        top: "",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "systemd: ExecStartPre",
+        kind: Kind::Raw,
+        web: "    systemd: {Service: {ExecStartPre: \"/bin/echo {{ v }}\", ProtectSystem: strict}}\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "systemd: list value",
+        kind: Kind::Raw,
+        web: "    systemd: {Service: {Environment: [\"GREETING={{ v }}\", B=c], ProtectSystem: strict}}\n",
+        top: "",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "instance map value",
+        kind: Kind::Escaped,
+        web: "    environment: {GREETING: \"{{ deep.inner[0] }}\"}\n",
+        top: "",
+        entry: "{deep: {inner: [\"{{ v }}\"]}}",
+        literal: true,
+    },
+    Source {
+        name: "etcd ttl",
+        kind: Kind::Strict,
+        web: "",
+        top: "etcd: {endpoints: \"http://127.0.0.1:2379\", ttl: \"3s{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "etcd wait",
+        kind: Kind::Strict,
+        web: "",
+        top: "etcd: {endpoints: \"http://127.0.0.1:2379\", wait: \"3s{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "fleet metadata name",
+        kind: Kind::Checked,
+        web: "",
+        top: "fleet: {metadata: {\"{{ v }}\": eu}}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "fleet global",
+        kind: Kind::Strict,
+        web: "",
+        top: "fleet: {metadata: {region: eu}, global: [\"web{{ v }}\"]}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "backup schedule",
+        kind: Kind::Strict,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, schedule: \"daily{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup check",
+        kind: Kind::Strict,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, check: \"Sun{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup randomized_delay",
+        kind: Kind::Strict,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, randomized_delay: \"3s{{ v }}\"}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup keep name",
+        kind: Kind::Strict,
+        web: BACKED_UP,
+        top: "backup: {repository: /srv/b, password_file: /etc/pw, keep: {\"daily{{ v }}\": 3}}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "backup restore",
+        kind: Kind::ShellWord,
+        web: "    volumes: [\"data:/data\"]\n    backup: {dump: cat, restore: \"{{ v }}\"}\n",
+        top: "backup: {repository: /srv/b, password_file: /etc/pw}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "backup consistency",
+        kind: Kind::Strict,
+        web: "    volumes: [\"data:/data\"]\n    backup: {consistency: \"pause{{ v }}\"}\n",
+        top: "backup: {repository: /srv/b, password_file: /etc/pw}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "backup volume name",
+        kind: Kind::Strict,
+        web: "    volumes: [\"data:/data\"]\n    backup: {volumes: [\"data{{ v }}\"]}\n",
+        top: "backup: {repository: /srv/b, password_file: /etc/pw}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "secret environment",
+        kind: Kind::Checked,
+        web: "    secrets: {PW: pw}\n",
+        top: "secrets: {pw: {environment: \"PW{{ v }}\"}}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "secret command",
+        kind: Kind::Checked,
+        web: "    secrets: {PW: pw}\n",
+        top: "secrets: {pw: {command: [pass, \"{{ v }}\"]}}\n",
+        entry: "",
+        literal: false,
+    },
+    Source {
+        name: "secret variable",
+        kind: Kind::Checked,
+        web: "    secrets: {\"PW{{ v }}\": pw}\n",
+        top: "secrets: {pw: {file: /etc/pw}}\n",
+        entry: "",
+        literal: true,
+    },
+    Source {
+        name: "router address",
+        kind: Kind::Strict,
+        web: "",
+        top: "router: {address: \"127.0.0.1{{ v }}\"}\n",
+        entry: ROUTED,
+        literal: true,
+    },
+    Source {
+        name: "route tls mode",
+        kind: Kind::Strict,
+        web: "",
+        top: "",
+        entry: "{routes: [{hosts: a.example.com, tls: \"acme{{ v }}\", service: web, port: 80}]}",
+        literal: true,
+    },
+    Source {
+        name: "route service",
+        kind: Kind::Strict,
+        web: "",
+        top: "",
+        entry: "{routes: [{hosts: a.example.com, service: \"web{{ v }}\", port: 80}]}",
+        literal: true,
+    },
 ];
 
 /// An instance entry with a route to `web`, for sources of the router.
@@ -428,7 +737,7 @@ fn template_text(source: &Source) -> String {
         "app: inj\n\
          services:\n\
          \x20 web:\n{web_image}{web}\
-         \x20   ports: [\"8080:80\"]\n\
+         {ports}\
          \x20 api:\n\
          \x20   image: busybox:1\n\
          \x20   depends_on: [web]\n\
@@ -436,6 +745,11 @@ fn template_text(source: &Source) -> String {
          instances:\n\
          \x20 live: {entry}\n",
         web = source.web,
+        ports = if source.web.contains("ports:") {
+            ""
+        } else {
+            "    ports: [\"8080:80\"]\n"
+        },
         top = source.top,
     )
 }
@@ -455,7 +769,7 @@ fn render_app(source: &Source, value: &str, app: &str) -> Result<Units, String> 
     let mut text = template_text(source).replacen("app: inj\n", &format!("app: {app}\n"), 1);
     let mut overrides = Overrides::default();
     if source.literal {
-        let quoted = serde_json::to_string(value).unwrap();
+        let quoted = yaml_string(value);
         text = text.replace("{{ v }}", &quoted[1..quoted.len() - 1]);
     } else {
         overrides.set.push(("v".into(), value.into()));
@@ -536,16 +850,25 @@ fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The value the hostile ones are compared with.
+fn benign_value(source: &Source) -> &'static str {
+    match source.kind {
+        Kind::Strict => "",
+        _ => PLACEHOLDER,
+    }
+}
+
 /// The check itself, for one source and one value. Returns whether the
 /// value was accepted.
 fn check(source: &Source, value: &str) -> bool {
+    let strict = source.kind == Kind::Strict;
     let benign = BENIGN
         .lock()
         // A failed check (panicked while holding it) leaves the map whole.
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(source.name)
         .or_insert_with(|| {
-            render_with(source, PLACEHOLDER)
+            render_with(source, benign_value(source))
                 .unwrap_or_else(|e| panic!("{}: the placeholder is refused: {e}", source.name))
         })
         .clone();
@@ -564,23 +887,23 @@ fn check(source: &Source, value: &str) -> bool {
     let raw = source.kind == Kind::Raw;
     for ((flavour, benign), (_, hostile)) in benign.iter().zip(&hostile) {
         assert_eq!(benign.name, hostile.name);
-        if !benign.text.contains(PLACEHOLDER) {
+        if !strict && !benign.text.contains(PLACEHOLDER) {
             // A unit the value does not reach stays as it was, byte for byte.
             assert_eq!(benign.text, hostile.text, "{}: {value:?}", source.name);
             continue;
         }
+        // A name (a section's, a key's) may be the value's place too.
+        let put = |text: &[u8]| replace(text, PLACEHOLDER.as_bytes(), value.as_bytes());
+        let put_name = |name: String| String::from_utf8(put(name.as_bytes())).unwrap();
         let expected: Vec<_> = meanings(benign, raw)
             .into_iter()
             .map(|(section, key, words)| {
-                let words = words
-                    .iter()
-                    .map(|w| replace(w, PLACEHOLDER.as_bytes(), value.as_bytes()))
-                    .collect::<Vec<_>>();
-                (section, key, words)
+                let words = words.iter().map(|w| put(w)).collect::<Vec<_>>();
+                (put_name(section), put_name(key), words)
             })
             .collect();
         let got = meanings(hostile, raw);
-        if matches!(source.kind, Kind::Checked | Kind::ShellWord) {
+        if matches!(source.kind, Kind::Checked | Kind::ShellWord | Kind::Strict) {
             // A checked value may be normalised (`/prefix/` → `/prefix`):
             // it must still add, drop or reorder no directive.
             let shape = |m: &[(String, String, Vec<Vec<u8>>)]| {
@@ -636,6 +959,20 @@ const HOSTILE: &[&str] = &[
     "ünïcödé 日本語 🚀",
     ".include /etc/shadow",
     "",
+    "{{ 7 * 7 }} {% if true %}x{% endif %} {# c #}",
+    "-dash",
+    "@at",
+    "+plus",
+    "!bang",
+    ":colon",
+    "%h/%n",
+    "para\u{2029}sep",
+    "null",
+    "~",
+    "*alias &anchor !!binary",
+    "- item",
+    "key: value",
+    "ctl\u{1}\u{1f}\u{8}",
 ];
 
 #[test]
@@ -752,7 +1089,8 @@ fn hostile_app_and_instance_names_are_refused() {
         compile(&template, "live", &with_v).is_ok(),
         "the control compiles"
     );
-    for value in HOSTILE {
+    // `null` is a name like any other: quoted, it is no YAML null.
+    for value in HOSTILE.iter().filter(|v| **v != "null") {
         assert!(compile(&template, value, &with_v).is_err(), "{value:?}");
         let app = text.replace(
             "app: inj",
