@@ -89,17 +89,12 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             ));
         }
     };
-    // Compose reads COMPOSE_PROFILES from `.env` too; `--profile` adds to
-    // it, as compose's flag does.
+    // Compose reads COMPOSE_PROFILES from `.env` too, split at commas as
+    // written (an empty one activates dify's `profiles: [""]`); `--profile`
+    // adds to it.
     let mut profiles = args.profile.clone();
     if let Some((_, listed)) = dotenv.iter().find(|(name, _)| name == "COMPOSE_PROFILES") {
-        profiles.extend(
-            listed
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string),
-        );
+        profiles.extend(listed.split(',').map(str::to_string));
     }
     let options = Options {
         app: args.app.clone(),

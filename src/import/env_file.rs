@@ -78,7 +78,9 @@ fn closing_quote(text: &str, quote: char) -> Option<usize> {
     None
 }
 
-/// The variables `$NAME` and `${NAME…}` in a value (not `\$`).
+/// The variables `$NAME` and `${NAME…}` in a value (not `\$`), but those
+/// with a default (`${NAME:-x}`, `${NAME-x}`): the unit applies it where
+/// compose, without NAME in its environment, would too.
 fn references(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let bytes = value.as_bytes();
@@ -90,11 +92,14 @@ fn references(value: &str) -> Vec<String> {
         }
         if bytes[i] == b'$' {
             let rest = &value[i + 1..];
-            let rest = rest.strip_prefix('{').unwrap_or(rest);
+            let braced = rest.strip_prefix('{');
+            let rest = braced.unwrap_or(rest);
             let len = rest
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(rest.len());
-            if len > 0 && !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            let defaulted =
+                braced.is_some() && (rest[len..].starts_with(":-") || rest[len..].starts_with('-'));
+            if len > 0 && !defaulted && !rest.starts_with(|c: char| c.is_ascii_digit()) {
                 out.push(rest[..len].to_string());
             }
         }
@@ -109,7 +114,9 @@ mod tests {
 
     #[test]
     fn what_a_unit_cannot_deliver_is_found_by_line() {
-        let text = "# comment\nA=1\nB=${A}/x\nC=\"$HOME/y\"\nD='$HOME'\nINHERITED\nCERT=\"-----BEGIN\nabc\n-----END\"\nE=\"x\\ny\"\nF=ok\n";
+        // G: dify's `COMPOSE_PROFILES=${VECTOR_STORE:-weaviate}`, whose
+        // default applies in the unit as in compose.
+        let text = "# comment\nA=1\nB=${A}/x\nC=\"$HOME/y\"\nD='$HOME'\nINHERITED\nCERT=\"-----BEGIN\nabc\n-----END\"\nE=\"x\\ny\"\nF=ok\nG=${VECTOR_STORE:-weaviate},${DB-pg}\n";
         let found = differences(text);
         let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [4, 6, 7, 10], "{found:?}");
