@@ -1031,3 +1031,33 @@ fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
     let run = project.run(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// A guacamole stack behind gluetun (`network_mode: container:gluetun`,
+/// reaching guacd on localhost, going out through the VPN) and a
+/// home-assistant style `network_mode: host` (no `ports:`, listening on the
+/// host): each warning says what the service loses.
+#[test]
+fn network_mode_warnings_say_what_is_lost() {
+    let project = Project::new(
+        r#"services:
+  guacamole:
+    image: guacamole/guacamole
+    environment:
+      - GUACD_HOSTNAME=localhost
+    network_mode: container:gluetun
+  gluetun:
+    image: qmcgaw/gluetun:latest
+    cap_add: [NET_ADMIN]
+  homeassistant:
+    image: ghcr.io/home-assistant/home-assistant:stable
+    network_mode: host
+"#,
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:6:5: guacamole: network_mode: not carried over: the container shared `gluetun`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `gluetun` by its name, and know that its traffic no longer goes through `gluetun`\n",
+        "warning: docker-compose.yml:12:5: homeassistant: network_mode: not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+    }
+}

@@ -248,11 +248,22 @@ impl Importer<'_> {
                 self.warn(&key.at, name, message);
             }
             "networks" => self.service_networks(value, out),
-            "network_mode" => self.warn(
-                &key.at,
-                name,
-                "not carried over: every service runs on its instance's network, where the others find it by name",
-            ),
+            "network_mode" => {
+                // What the mode meant is what the warning must say is lost.
+                let mode = value.scalar().unwrap_or_default();
+                let shared = mode
+                    .strip_prefix("service:")
+                    .or_else(|| mode.strip_prefix("container:"));
+                let message = match (mode.as_str(), shared) {
+                    ("host", _) => "not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`".to_string(),
+                    ("none", _) => "not carried over: the container had no network; here it runs on its instance's network".to_string(),
+                    (_, Some(other)) => format!(
+                        "not carried over: the container shared `{other}`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `{other}` by its name, and know that its traffic no longer goes through `{other}`"
+                    ),
+                    _ => "not carried over: every service runs on its instance's network, where the others find it by name".to_string(),
+                };
+                self.warn(&key.at, name, message);
+            }
             "links" => {
                 let aliased: Vec<String> = value
                     .items()
