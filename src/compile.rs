@@ -1185,11 +1185,27 @@ impl<'a> ServiceCompiler<'a> {
                 }
                 discovery.prefix = prefix;
             }
-            discovery.address = decl
-                .address
-                .as_ref()
-                .and_then(|a| self.expand_spanned(a))
-                .map(|a| a.0);
+            if let Some((address, at)) = decl.address.as_ref().and_then(|a| self.expand_spanned(a))
+            {
+                // Announced as `host:port` (in etcd, then in consumers' env
+                // files and the router's backend URLs): an address or a
+                // name, nothing else.
+                match address.parse::<std::net::IpAddr>() {
+                    // As Docker shows an IPv6 host: `[::1]:8080`.
+                    Ok(std::net::IpAddr::V6(ip)) => discovery.address = Some(format!("[{ip}]")),
+                    Ok(_) => discovery.address = Some(address),
+                    Err(_) => match crate::dns::check_name(&address) {
+                        Ok(()) => discovery.address = Some(address),
+                        Err(why) => self.problems.push(
+                            Problem::new(format!(
+                                "etcd address `{address}` is neither an IP address nor a host name: {why}"
+                            ))
+                            .at(&at)
+                            .help("the address other hosts reach this one's published ports at, e.g. `10.0.0.5`"),
+                        ),
+                    },
+                }
+            }
             self.file = saved;
         }
         if let Some(endpoints) = &overrides.etcd {
@@ -1851,6 +1867,40 @@ mod tests {
             }]
         );
         assert!(instance.services[0].environment.is_empty());
+    }
+
+    #[test]
+    fn the_etcd_address_is_an_address_or_a_host_name() {
+        let address = |address: &str| {
+            let text = format!(
+                "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"80\"]\n\
+                 etcd: {{endpoints: \"http://127.0.0.1:2379\", address: {}}}\ninstances:\n  live: {{}}\n",
+                serde_json::to_string(address).unwrap()
+            );
+            let app = crate::template::parse(std::path::Path::new("u.yaml"), text).unwrap();
+            let template = Template {
+                app,
+                deployments: None,
+            };
+            compile(&template, "live", &Overrides::default())
+                .map(|i| i.discovery.unwrap().address.unwrap())
+        };
+        assert_eq!(address("10.0.0.5").unwrap(), "10.0.0.5");
+        assert_eq!(address("node-1.example.com").unwrap(), "node-1.example.com");
+        // Written as Docker writes a published IPv6 address, `[::1]:8080`.
+        assert_eq!(address("2001:db8::5").unwrap(), "[2001:db8::5]");
+        // It is announced in etcd, and from there written into consumers'
+        // env files and the router's backend URLs.
+        for bad in ["10.0.0.5\nPATH=/tmp", "a b", "evil.example/x", "$(id)", ""] {
+            let problems = address(bad).unwrap_err();
+            assert!(
+                problems.0[0]
+                    .message
+                    .contains("neither an IP address nor a host name")
+                    && problems.0[0].at.is_some(),
+                "{bad:?}: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,9 @@ enum Kind {
     /// valid one, and the units of the valid one alone are the comparison.
     /// A hostile value must be refused, or add, drop or reorder no directive.
     Strict,
+    /// Checked, so refusing is fine, and passed on as one argument: a value
+    /// accepted must arrive exactly, as with `Escaped`.
+    Exact,
 }
 
 /// One place a value can come from, as a template with `{{ v }}` there.
@@ -86,7 +89,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "label name",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    labels: [\"{{ v }}=x\"]\n",
         top: "",
         entry: "",
@@ -152,7 +155,7 @@ const SOURCES: &[Source] = &[
         name: "tmpfs",
         // After its first `:` come Docker's tmpfs options, checked as Docker
         // and the kernel read them (`syntax::check_tmpfs`).
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    tmpfs: \"/run/{{ v }}\"\n",
         top: "",
         entry: "",
@@ -200,7 +203,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "volume",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    volumes: [\"/srv/{{ v }}:/data\"]\n",
         top: "",
         entry: "",
@@ -224,7 +227,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "etcd address",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "",
         top: "etcd: {endpoints: \"http://127.0.0.1:2379\", address: \"{{ v }}\"}\n",
         entry: "",
@@ -400,7 +403,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "environment name",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    environment: {\"{{ v }}\": x}\n",
         top: "",
         entry: "",
@@ -416,7 +419,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "label name (map)",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    labels: {\"{{ v }}\": x}\n",
         top: "",
         entry: "",
@@ -520,7 +523,7 @@ const SOURCES: &[Source] = &[
     },
     Source {
         name: "volume target",
-        kind: Kind::Checked,
+        kind: Kind::Exact,
         web: "    volumes: [\"data:/data/{{ v }}\"]\n",
         top: "",
         entry: "",
@@ -701,6 +704,15 @@ const SOURCES: &[Source] = &[
         top: "",
         entry: "{routes: [{hosts: a.example.com, service: \"web{{ v }}\", port: 80}]}",
         literal: true,
+    },
+    Source {
+        name: "image, whole",
+        // Last before the command: one starting with `-` would be a flag.
+        kind: Kind::Checked,
+        web: "    image: \"{{ v }}\"\n",
+        top: "",
+        entry: "",
+        literal: false,
     },
 ];
 
@@ -1509,3 +1521,4 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
         assert!(problem.at.is_some());
     }
 }
+

@@ -186,14 +186,12 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
     let mut script = Vec::new();
     let files = std::iter::once(&backup.password_file).chain(&backup.environment_file);
     for file in files {
-        let file = sh_quote(file);
-        script.push(format!("case $(stat -L -c %a {file}) in"));
+        script.push(format!("case $(stat -L -c %a {}) in", sh_quote(file)));
         script.push("  *00) ;;".into());
         script.push(format!(
             "  *) echo {} >&2; exit 1;;",
             sh_quote(&format!(
-                "{} is readable by others than its owner: chmod 600 it",
-                file.trim_matches('\'')
+                "{file} is readable by others than its owner: chmod 600 it"
             ))
         ));
         script.push("esac;".into());
@@ -446,4 +444,38 @@ fn snapshot_script(instance: &Instance, backup: &Backup) -> Vec<String> {
         "echo \"snapshot $snapshot saved (revision $rev)\"".into(),
     ]);
     script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_of_a_readable_secret_file_names_it_as_written() {
+        let backup = Backup {
+            repository: "/srv/b".into(),
+            password_file: "/etc/it's here".into(),
+            environment_file: None,
+            schedule: "daily".into(),
+            check: "weekly".into(),
+            randomized_delay_seconds: 0,
+            keep: Vec::new(),
+            on_failure: None,
+            helper_image: "busybox:1.36".into(),
+            services: Vec::new(),
+        };
+        let script = prepare_script(&backup);
+        let refusal = (script.iter())
+            .find(|line| line.contains("readable by others"))
+            .unwrap();
+        let echoed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(refusal.trim_start().trim_start_matches("*) ").split(" >&2").next().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(echoed.stdout).unwrap(),
+            "/etc/it's here is readable by others than its owner: chmod 600 it\n"
+        );
+    }
 }
