@@ -1061,3 +1061,43 @@ fn network_mode_warnings_say_what_is_lost() {
         assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
     }
 }
+
+/// Firezone's `deploy.restart_policy` (from an `x-deploy` anchor) says
+/// `condition: unless-stopped`, which `docker compose up` maps as it maps
+/// `restart:`. And compose applies `deploy.restart_policy` after `restart`:
+/// where both are set, the deploy condition wins.
+#[test]
+fn deploy_restart_conditions_map_as_compose_maps_them() {
+    let project = Project::new(
+        r#"x-deploy: &default-deploy
+  restart_policy:
+    condition: unless-stopped
+    delay: 5s
+services:
+  firezone:
+    image: firezone/firezone
+    deploy:
+      <<: *default-deploy
+  postgres:
+    image: postgres:15
+    restart: "no"
+    deploy:
+      restart_policy:
+        condition: any
+"#,
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    for part in [
+        "  firezone:\n    image: firezone/firezone\n    restart: unless-stopped\n",
+        "  postgres:\n    image: postgres:15\n    restart: always\n",
+    ] {
+        assert!(template.contains(part), "{part}not in\n{template}");
+    }
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:12:5: postgres: restart: `deploy.restart_policy` is set too: compose applies that one, and so does the template\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("unknown condition"), "{}", run.stderr);
+}

@@ -185,7 +185,7 @@ impl Importer<'_> {
                     out.set(name, Value::text(text));
                 }
             }
-            "restart" => self.restart(key, value, out),
+            "restart" => self.restart(key, value, def, out),
             "stop_grace_period" => {
                 if let Some(duration) = self.checked(value, name, syntax::parse_duration) {
                     out.set(name, Value::Scalar(duration));
@@ -791,10 +791,24 @@ impl Importer<'_> {
         Some(text)
     }
 
-    fn restart(&mut self, key: &Key, node: &Node, out: &mut Map) {
+    fn restart(&mut self, key: &Key, node: &Node, def: &Node, out: &mut Map) {
         let Some(policy) = self.plain_text(node, "restart") else {
             return;
         };
+        // Compose applies `deploy.restart_policy` after `restart`: its
+        // condition is the policy (compose's getRestartPolicy).
+        let deploy_condition = def
+            .get("deploy")
+            .and_then(|d| d.get("restart_policy"))
+            .and_then(|p| p.get("condition"));
+        if deploy_condition.is_some() {
+            self.warn(
+                &key.at,
+                "restart",
+                "`deploy.restart_policy` is set too: compose applies that one, and so does the template",
+            );
+            return;
+        }
         let known = matches!(
             policy.as_str(),
             "no" | "always" | "unless-stopped" | "on-failure"
@@ -997,7 +1011,7 @@ impl Importer<'_> {
             let key = format!("deploy.{}", k.name);
             match k.name.as_str() {
                 "resources" => self.resources(v, out),
-                "restart_policy" => self.restart_policy(k, v, out),
+                "restart_policy" => self.restart_policy(v, out),
                 "replicas" if v.scalar().as_deref() == Some("1") => {}
                 "replicas" => self.warn(
                     &k.at,
@@ -1029,16 +1043,19 @@ impl Importer<'_> {
         }
     }
 
-    fn restart_policy(&mut self, key: &Key, node: &Node, out: &mut Map) {
+    fn restart_policy(&mut self, node: &Node, out: &mut Map) {
         let path = |k: &Key| format!("deploy.restart_policy.{}", k.name);
         let mut policy = None;
         let mut max_attempts = None;
         for (k, v) in node.entries().unwrap_or_default() {
             match k.name.as_str() {
+                // As compose maps them for `docker compose up`, its own
+                // policy names too (firezone's `condition: unless-stopped`).
                 "condition" => match v.scalar().as_deref() {
-                    Some("none") => policy = Some("no"),
+                    Some("none" | "no") => policy = Some("no"),
                     Some("on-failure") => policy = Some("on-failure"),
-                    Some("any") => policy = Some("always"),
+                    Some("any" | "always") => policy = Some("always"),
+                    Some("unless-stopped") => policy = Some("unless-stopped"),
                     _ => self.warn(&v.at, &path(k), "unknown condition: not carried over"),
                 },
                 "max_attempts" => match v.scalar().map(|n| n.parse::<u32>()) {
@@ -1064,15 +1081,8 @@ impl Importer<'_> {
         let Some(policy) = policy else {
             return;
         };
-        if out.get("restart").is_some() {
-            self.warn(
-                &key.at,
-                "deploy.restart_policy",
-                "`restart` is set too: it is kept",
-            );
-        } else {
-            out.set("restart", Value::text(policy));
-        }
+        // Before or after `restart` in the file, this one wins (see `restart`).
+        out.set("restart", Value::text(policy));
     }
 
     fn service_networks(&mut self, node: &Node, out: &mut Map) {
