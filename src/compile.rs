@@ -401,6 +401,14 @@ const TEMPLATE_RECURSION: usize = 64;
 
 fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
+    // A value's last line break is part of it, templated or not (a
+    // `command: |` script that uses a value kept it only without one).
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .expect("static syntax config"),
+    );
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
     env.add_filter("required", required);

@@ -1011,7 +1011,9 @@ fn needs(def: &Node) -> Vec<String> {
 }
 
 /// The variables the file gives more than one default (`${V:-}` here,
-/// `${V:-127.0.0.1:8125}` there): compose applies each at its own use.
+/// `${V:-127.0.0.1:8125}` there): compose applies each at its own use. A
+/// use without default counts as `${V:-}`: airflow's `${AIRFLOW_UID}` is
+/// empty where `${AIRFLOW_UID:-50000}` is 50000.
 fn varying_defaults(root: &Node) -> HashSet<String> {
     fn walk(node: &Node, defaults: &mut HashMap<String, HashSet<String>>) {
         match &node.kind {
@@ -1020,15 +1022,29 @@ fn varying_defaults(root: &Node) -> HashSet<String> {
             Kind::Text(text) => {
                 let pieces = interpolate::parse(text).unwrap_or_default();
                 for piece in interpolate::variables(&pieces) {
-                    if let Piece::Var {
-                        name,
-                        default: Some(default),
-                        ..
-                    } = piece
-                    {
-                        let text =
-                            interpolate::literal(default).unwrap_or_else(|| format!("{default:?}"));
-                        defaults.entry(name.clone()).or_default().insert(text);
+                    match piece {
+                        Piece::Var {
+                            name,
+                            default: Some(default),
+                            ..
+                        } => {
+                            let text = interpolate::literal(default)
+                                .unwrap_or_else(|| format!("{default:?}"));
+                            defaults.entry(name.clone()).or_default().insert(text);
+                        }
+                        // `${V:?message}` is no default: unset, compose fails.
+                        Piece::Var {
+                            name,
+                            default: None,
+                            required: None,
+                            ..
+                        } => {
+                            defaults
+                                .entry(name.clone())
+                                .or_default()
+                                .insert(String::new());
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -1101,3 +1101,32 @@ services:
     );
     assert!(!run.stderr.contains("unknown condition"), "{}", run.stderr);
 }
+
+/// Airflow's init script uses `${AIRFLOW_UID}` bare where `user:` says
+/// `${AIRFLOW_UID:-50000}`: unset, compose gives the script an empty value
+/// and the user 50000. The script, a `|` block, keeps its last line break
+/// though it uses a value.
+#[test]
+fn a_bare_use_is_empty_where_another_use_has_a_default() {
+    let project = Project::new(
+        r#"services:
+  airflow-init:
+    image: apache/airflow:2.7.1
+    user: "${AIRFLOW_UID:-50000}:0"
+    entrypoint: /bin/bash
+    command:
+      - -c
+      - |
+        chown -R "${AIRFLOW_UID}:0" /sources
+"#,
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for part in [
+        "--user 50000:0 ",
+        "apache/airflow:2.7.1 -c \"chown -R \\\":0\\\" /sources\\n\"\n",
+    ] {
+        assert!(render.stdout.contains(part), "{part} in {}", render.stdout);
+    }
+}
