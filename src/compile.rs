@@ -1468,6 +1468,30 @@ impl<'a> ServiceCompiler<'a> {
                 );
                 continue;
             }
+            // unitgen's record of what it wrote (`[X-Unitgen]`: owner,
+            // image, secrets, routes file), which it reads back from the
+            // first such section, and fleet's scheduling, which unitgen
+            // writes from `fleet:`: a section of the user's by these names
+            // would be read as theirs.
+            if let Some(reserved) = ["X-Unitgen", "X-Fleet"]
+                .into_iter()
+                .find(|name| name.eq_ignore_ascii_case(&section.value))
+            {
+                self.problems.push(
+                    Problem::new(format!(
+                        "`[{}]` is {}'s section, not one of your own",
+                        section.value,
+                        if reserved == "X-Fleet" { "fleet" } else { "unitgen" }
+                    ))
+                    .at(&section_at)
+                    .help(if reserved == "X-Fleet" {
+                        "set fleet's scheduling with the top-level `fleet:` (metadata, global, copies)"
+                    } else {
+                        "unitgen records what it wrote there and reads it back; name a section of your own differently, e.g. `X-Mine`"
+                    }),
+                );
+                continue;
+            }
             if own && !is_systemd_name(&section.value) {
                 self.problems.push(
                     Problem::new(format!("`{}` is not a unit section name", section.value))

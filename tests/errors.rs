@@ -577,6 +577,15 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: Some("through `environment`"),
         },
         Case {
+            // unitgen reads whose unit it is from the first `[X-Unitgen]`:
+            // this one would make it another app's.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {X-Unitgen: {App: other, Instance: live}}\n",
+            args: &[],
+            message: "`[X-Unitgen]` is unitgen's section, not one of your own",
+            at: "unitgen.yaml:5:15",
+            hint: Some("reads it back"),
+        },
+        Case {
             // An unclosed quote in a command line: systemd 252 does not
             // load the unit at all ("Unbalanced quoting").
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {ExecStartPre: \"/bin/echo {{ v }}\"}}\n",

@@ -899,6 +899,18 @@ fn check(source: &Source, value: &str) -> bool {
     let raw = source.kind == Kind::Raw;
     for ((flavour, benign), (_, hostile)) in benign.iter().zip(&hostile) {
         assert_eq!(benign.name, hostile.name);
+        // What unitgen reads back from the unit (whose it is, its image,
+        // secrets and routes file) is as it wrote it.
+        let owner =
+            |text: &str| unitgen::render::owner(text).map(|o| (o.app, o.instance, o.service));
+        assert_eq!(
+            owner(&hostile.text),
+            owner(&benign.text),
+            "{} ({flavour:?}, {}): {value:?} changed whose unit it is:\n{}",
+            source.name,
+            hostile.name,
+            hostile.text
+        );
         if !strict && !benign.text.contains(PLACEHOLDER) {
             // A unit the value does not reach stays as it was, byte for byte.
             assert_eq!(benign.text, hostile.text, "{}: {value:?}", source.name);
@@ -985,6 +997,9 @@ const HOSTILE: &[&str] = &[
     "- item",
     "key: value",
     "ctl\u{1}\u{1f}\u{8}",
+    // After `X-` (a section name): unitgen's and fleet's own.
+    "Unitgen",
+    "Fleet",
 ];
 
 #[test]
@@ -1399,6 +1414,41 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// compose import: keys that become `docker_args` (`dns`, `extra_hosts`,
+    /// `sysctls`, `logging` options, `devices`, `ulimits`, `security_opt`)
+    /// and `user` carry the value exactly, each as one flag.
+    #[test]
+    fn compose_flags_mean_themselves_after_import(
+        text in prop_oneof![compose_value(), template_like()],
+    ) {
+        let compose = format!(
+            "services:\n  web:\n    image: busybox:1\n    user: {v}\n    dns: {v}\n    \
+             dns_search: [{v}]\n    extra_hosts: [{v}]\n    sysctls: {{net.core.somaxconn: {v}}}\n    \
+             logging: {{driver: json-file, options: {{tag: {v}}}}}\n    devices: [{v}]\n    \
+             ulimits: {{nofile: {v}}}\n    security_opt: [{v}]\n",
+            v = yaml_string(&text),
+        );
+        let (instance, _) = import_compose(&compose).map_err(TestCaseError::fail)?;
+        let web = &instance.services[0];
+        prop_assert_eq!(web.user.as_deref(), Some(text.as_str()));
+        let mut args = web.docker_args.clone();
+        args.sort();
+        let mut expected: Vec<String> = [
+            "--dns=", "--dns-search=", "--add-host=", "--sysctl=net.core.somaxconn=",
+            "--log-opt=tag=", "--device=", "--ulimit=nofile=", "--security-opt=",
+        ]
+        .iter()
+        .map(|flag| format!("{flag}{text}"))
+        .chain(["--log-driver=json-file".to_string()])
+        .collect();
+        expected.sort();
+        prop_assert_eq!(args, expected);
+    }
+}
+
 /// Found by the property above: `{% endraw %}` in a value ended the import's
 /// raw block; a default's control character was written in Rust's escape
 /// syntax, which the template language cannot read; a container name went
@@ -1521,4 +1571,3 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
         assert!(problem.at.is_some());
     }
 }
-

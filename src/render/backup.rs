@@ -470,7 +470,14 @@ mod tests {
             .unwrap();
         let echoed = std::process::Command::new("sh")
             .arg("-c")
-            .arg(refusal.trim_start().trim_start_matches("*) ").split(" >&2").next().unwrap())
+            .arg(
+                refusal
+                    .trim_start()
+                    .trim_start_matches("*) ")
+                    .split(" >&2")
+                    .next()
+                    .unwrap(),
+            )
             .output()
             .unwrap();
         assert_eq!(
