@@ -1548,6 +1548,22 @@ impl<'a> ServiceCompiler<'a> {
                     // systemd expands specifiers in its own keys (not in
                     // `X-` ones): one it cannot resolve loses the directive.
                     let own_key = !section.value.starts_with("X-") && !key.value.starts_with("X-");
+                    // An empty assignment resets the key: after unitgen's
+                    // own `ExecStartPre=` (env files, health image),
+                    // `ExecStopPost=` (container removal), `Requires=`, …,
+                    // it would silently drop them.
+                    if own_key && v.is_empty() {
+                        self.problems.push(
+                            Problem::new(format!(
+                                "an empty `{}=` makes systemd forget every earlier `{}=` of the unit, unitgen's own too",
+                                key.value, key.value
+                            ))
+                            .at(&value_at)
+                            .label("value")
+                            .help("leave the key out, or give it a value"),
+                        );
+                        continue;
+                    }
                     let specifiers_help = "write `%%` for a literal `%`; specifiers such as `%n` and `%i` are systemd's (see `man systemd.unit`)";
                     let checked = own_key.then(|| {
                         check_specifiers(&v)

@@ -586,6 +586,15 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: Some("reads it back"),
         },
         Case {
+            // After unitgen's own `ExecStartPre=` (the env file's reader),
+            // an empty one would drop it.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    env_file: /etc/a.env\n    systemd: {Service: {ExecStartPre: \"{{ pre }}\"}}\n",
+            args: &["render", "live", "--set", "pre="],
+            message: "an empty `ExecStartPre=` makes systemd forget every earlier",
+            at: "unitgen.yaml:6:39",
+            hint: Some("leave the key out"),
+        },
+        Case {
             // An unclosed quote in a command line: systemd 252 does not
             // load the unit at all ("Unbalanced quoting").
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {ExecStartPre: \"/bin/echo {{ v }}\"}}\n",
