@@ -1130,3 +1130,58 @@ fn a_bare_use_is_empty_where_another_use_has_a_default() {
         assert!(render.stdout.contains(part), "{part} in {}", render.stdout);
     }
 }
+
+/// GPU reservations of ollama (n8n's AI starter kit) and immich's machine
+/// learning (`hwaccel.ml.yml`): `docker compose up` asks Docker for the
+/// same devices as `docker run --gpus` with these values. Without a count,
+/// compose reserves every matching device, so `count=all` is written.
+#[test]
+fn gpu_reservations_become_gpus_flags() {
+    let project = Project::new(
+        r#"services:
+  ollama:
+    image: ollama/ollama:latest
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              count: 1
+              capabilities: [gpu]
+  immich-machine-learning:
+    image: ghcr.io/immich-app/immich-machine-learning:release-cuda
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              capabilities:
+                - gpu
+                - compute
+                - video
+  tpu:
+    image: example/tpu:1
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - capabilities: [tpu]
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:28:15: tpu: deploy.resources.reservations.devices: not carried over: `docker run` asks for devices by capability only for GPUs"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("warning: ").count(), 1, "{}", run.stderr);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for flag in [
+        "    --gpus=driver=nvidia,count=1 \\\n",
+        // One argument: --gpus=driver=nvidia,count=all,"capabilities=compute,video"
+        "    \"--gpus=driver=nvidia,count=all,\\\"capabilities=compute,video\\\"\" \\\n",
+    ] {
+        assert!(render.stdout.contains(flag), "{flag} in {}", render.stdout);
+    }
+}

@@ -1037,6 +1037,7 @@ impl Importer<'_> {
                     ("reservations", "memory") => {
                         self.flag_value("--memory-reservation", lv, &key, out)
                     }
+                    ("reservations", "devices") => self.gpus(lv, &key, out),
                     _ => self.warn(&lk.at, &key, "not carried over"),
                 }
             }
@@ -1263,6 +1264,80 @@ impl Importer<'_> {
     }
 
     /// `--flag=value` into `docker_args`.
+    /// `deploy.resources.reservations.devices`: what `docker compose up`
+    /// asks Docker for (a device request per entry) is what `docker run
+    /// --gpus` asks for, for GPUs (ollama's, immich's machine learning).
+    fn gpus(&mut self, node: &Node, key: &str, out: &mut Map) {
+        let Some(items) = node.items() else {
+            self.expected(node, key, "a list");
+            return;
+        };
+        for item in items {
+            let text_list = |this: &mut Self, name: &str| -> Vec<String> {
+                let Some(list) = item.get(name) else {
+                    return Vec::new();
+                };
+                let scalars = list.items().unwrap_or_default();
+                scalars
+                    .iter()
+                    .filter_map(|n| this.plain_text(n, key))
+                    .collect()
+            };
+            let capabilities = text_list(self, "capabilities");
+            let device_ids = text_list(self, "device_ids");
+            if !capabilities.iter().any(|c| c == "gpu") {
+                self.warn(
+                    &item.at,
+                    key,
+                    "not carried over: `docker run` asks for devices by capability only for GPUs (`capabilities: [gpu]`)",
+                );
+                continue;
+            }
+            if item.get("options").is_some() {
+                self.warn(&item.at, &format!("{key}.options"), "not carried over");
+            }
+            // docker run's --gpus value is one CSV record; it adds the
+            // `gpu` capability itself.
+            let mut fields = Vec::new();
+            if let Some(driver) = item.get("driver").and_then(|d| self.plain_text(d, key)) {
+                fields.push(format!("driver={driver}"));
+            }
+            match item.get("count").and_then(|c| self.plain_text(c, key)) {
+                Some(count) => fields.push(format!("count={count}")),
+                // Compose reserves every device that matches; --gpus
+                // without a count, one.
+                None if device_ids.is_empty() => fields.push("count=all".into()),
+                None => {}
+            }
+            if !device_ids.is_empty() {
+                fields.push(format!("device={}", device_ids.join(",")));
+            }
+            let others: Vec<&str> = capabilities
+                .iter()
+                .map(String::as_str)
+                .filter(|c| *c != "gpu")
+                .collect();
+            if !others.is_empty() {
+                fields.push(format!("capabilities={}", others.join(",")));
+            }
+            let record = fields
+                .iter()
+                .map(|f| {
+                    if f.contains([',', '"']) {
+                        format!("\"{}\"", f.replace('"', "\"\""))
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push(
+                "docker_args",
+                Scalar::Text(format!("--gpus={}", interpolate::verbatim(&record))),
+            );
+        }
+    }
+
     fn flag_value(&mut self, flag: &str, node: &Node, key: &str, out: &mut Map) {
         if let Some(value) = self.text(node, key) {
             out.push("docker_args", Scalar::Text(format!("{flag}={value}")));
