@@ -1185,3 +1185,40 @@ fn gpu_reservations_become_gpus_flags() {
         assert!(render.stdout.contains(flag), "{flag} in {}", render.stdout);
     }
 }
+
+/// `extends` of a file in another folder: compose resolves that file's
+/// relative paths (`env_file`, bind mounts) against its own folder, not
+/// against the compose file extending it.
+#[test]
+fn extends_resolves_the_base_files_paths_against_its_folder() {
+    let project = Project::new(
+        r#"services:
+  web:
+    extends:
+      file: common/services.yml
+      service: rails
+    command: bundle exec puma
+"#,
+    );
+    fs::create_dir(project.dir.join("common")).unwrap();
+    let project = project.file(
+        "common/services.yml",
+        "services:\n  rails:\n    image: ghcr.io/mastodon/mastodon:v4.3\n    env_file: .env.production\n    volumes:\n      - ./public/system:/mastodon/public/system\n      - type: bind\n        source: ../certs\n        target: /certs\n      - assets:/assets\n",
+    );
+    let run = project.import_ok(&[]);
+    let dir = project.dir.canonicalize().unwrap();
+    let dir = dir.to_str().unwrap();
+    let template = project.template();
+    for part in [
+        format!("    env_file: [{dir}/common/.env.production]\n"),
+        format!("      - {dir}/common/public/system:/mastodon/public/system\n"),
+        format!("      - {dir}/certs:/certs\n"),
+        "      - assets:/assets\n".to_string(),
+    ] {
+        assert!(
+            template.contains(&part),
+            "{part}not in\n{template}\n{}",
+            run.stderr
+        );
+    }
+}

@@ -135,21 +135,111 @@ impl Importer<'_> {
             return None;
         };
         let base_dir = path.parent().unwrap_or(dir).to_path_buf();
-        if base_dir != self.options.dir {
-            self.warn(
-                at,
-                "extends",
-                format!(
-                    "relative paths in `{name}` of {file} are taken relative to this compose file, not to {}",
-                    base_dir.display()
-                ),
-            );
-        }
         let mut base = self
             .extended(base, services, &base_dir, depth + 1)
             .unwrap_or_else(|| base.clone());
+        // Compose resolves the base's relative paths against its own file's
+        // folder; written relative to this compose file instead, they mean
+        // the same and are then made absolute (and said so) as this file's.
+        if let Some(prefix) = rebase_prefix(&base_dir, &self.options.dir) {
+            rebase_paths(&mut base, &prefix);
+        }
         relocate(&mut base, at);
         Some(base)
+    }
+}
+
+/// What to put before a path relative to `base_dir` to make it relative to
+/// `dir` (`./sub/`), or absolute when `base_dir` is outside `dir`; `None`
+/// when they are the same folder.
+fn rebase_prefix(base_dir: &Path, dir: &Path) -> Option<String> {
+    let base_dir = normalize(base_dir);
+    if base_dir == normalize(dir) {
+        return None;
+    }
+    Some(match base_dir.strip_prefix(normalize(dir)) {
+        Ok(inner) => format!("./{}/", inner.display()),
+        Err(_) => format!("{}/", base_dir.display()),
+    })
+}
+
+/// `a/./b/../c` → `a/c`, lexically, as compose joins paths.
+fn normalize(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The base's relative host paths (bind mount sources, `env_file`s, a
+/// `build` context) with `prefix` put before them.
+fn rebase_paths(base: &mut Node, prefix: &str) {
+    let Kind::Map(entries) = &mut base.kind else {
+        return;
+    };
+    let rebase = |text: &mut String| {
+        let relative = !text.starts_with(['/', '~', '$']) && !text.is_empty();
+        if relative {
+            let rest = text.strip_prefix("./").unwrap_or(text);
+            *text = format!("{prefix}{rest}");
+        }
+    };
+    for (key, value) in entries {
+        match (key.name.as_str(), &mut value.kind) {
+            ("volumes", Kind::List(items)) => {
+                for item in items {
+                    match &mut item.kind {
+                        // Only `.`-relative sources are paths: `data:/x` is a
+                        // named volume.
+                        Kind::Text(text) if text.starts_with('.') => rebase(text),
+                        Kind::Map(_) => {
+                            let is_bind =
+                                item.get("type").and_then(Node::scalar).as_deref() == Some("bind");
+                            if let (true, Kind::Map(fields)) = (is_bind, &mut item.kind)
+                                && let Some((_, source)) =
+                                    fields.iter_mut().find(|(k, _)| k.name == "source")
+                                && let Kind::Text(text) = &mut source.kind
+                            {
+                                rebase(text);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ("env_file", Kind::Text(text)) | ("build", Kind::Text(text)) => rebase(text),
+            ("env_file", Kind::List(items)) => {
+                for item in items {
+                    match &mut item.kind {
+                        Kind::Text(text) => rebase(text),
+                        Kind::Map(fields) => {
+                            if let Some((_, path)) =
+                                fields.iter_mut().find(|(k, _)| k.name == "path")
+                                && let Kind::Text(text) = &mut path.kind
+                            {
+                                rebase(text);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ("build", Kind::Map(fields)) => {
+                if let Some((_, context)) = fields.iter_mut().find(|(k, _)| k.name == "context")
+                    && let Kind::Text(text) = &mut context.kind
+                {
+                    rebase(text);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
