@@ -1222,3 +1222,26 @@ fn extends_resolves_the_base_files_paths_against_its_folder() {
         );
     }
 }
+
+/// Plane: `ports: [${NGINX_PORT}:80]` where another use says
+/// `${NGINX_PORT:-84}`. Unset, compose publishes `:80` (any free host
+/// port) and sets NGINX_PORT=84; the import failed to compile.
+#[test]
+fn an_empty_host_port_is_any_free_port() {
+    let project = Project::new(
+        r#"services:
+  proxy:
+    image: makeplane/plane-proxy:latest
+    environment:
+      - NGINX_PORT=${NGINX_PORT:-84}
+    ports:
+      - ${NGINX_PORT}:80
+"#,
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for part in ["--env NGINX_PORT=84 ", "--publish 80 "] {
+        assert!(render.stdout.contains(part), "{part} in {}", render.stdout);
+    }
+}

@@ -112,7 +112,8 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (host_ip, host_port, container) = match parts.as_slice() {
         [c] => (None, None, *c),
-        [h, c] => (None, Some(*h), *c),
+        // `:80`, as Docker and compose read it: any free host port.
+        [h, c] => (None, Some(*h).filter(|h| !h.is_empty()), *c),
         [ip, h, c] => (Some(*ip), Some(*h).filter(|h| !h.is_empty()), *c),
         _ => {
             return Err(format!(
@@ -707,6 +708,9 @@ mod tests {
             (p.host_ip.clone(), p.publish_arg()),
             (None, "2283:2283".into())
         );
+        // Plane's `${NGINX_PORT}:80` with NGINX_PORT unset: any free port.
+        let p = parse_port(":80").unwrap();
+        assert_eq!((p.host_port, p.publish_arg()), (None, "80".into()));
         let p = parse_port("53/udp").unwrap();
         assert_eq!(
             (p.protocol, p.publish_arg()),

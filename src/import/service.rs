@@ -445,7 +445,22 @@ impl Importer<'_> {
                 },
             };
             let resolved = self.resolve(&pieces);
-            let valid = syntax::parse_port(&resolved);
+            // `${WEB_PORT}:80` without a value would be `:80`, any free
+            // host port: the value is asked for instead, as for a port that
+            // is not one. A variable other uses give defaults to stays in
+            // the instance (they need it): plane's `${NGINX_PORT}:80` is
+            // `:80` there, as in compose.
+            let unvalued = interpolate::variables(&pieces).into_iter().any(|piece| {
+                matches!(piece, Piece::Var { name, .. }
+                    if !self.varying_defaults.contains(name)
+                        && self.values.get(&interpolate::value_name(name)).is_some_and(|v| v.value.is_none()))
+            });
+            let valid = match syntax::parse_port(&resolved) {
+                Ok(port) if port.host_port.is_none() && resolved.contains(':') && unvalued => {
+                    Err(format!("`{resolved}` has no host port"))
+                }
+                other => other.map(|_| ()),
+            };
             if self.usable(valid, &pieces, &item.at, "ports") {
                 let port = match &item.kind {
                     Kind::Number(n) => Scalar::Plain(n.clone()),
