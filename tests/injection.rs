@@ -1162,6 +1162,8 @@ fn hostile_char() -> impl Strategy<Value = char> {
         3 => prop::sample::select(vec![
             '\n', '\r', '\0', '\\', '%', '$', '"', '\'', ' ', '\t', ';', '#', '[', ']', '=',
             '{', '}', '\u{85}', '\u{9f}', '\u{7f}', '\u{1b}', '\u{feff}', '\u{2028}', 'x',
+            // sh, Markdown, Mermaid and YAML syntax; ExecStart prefixes.
+            '`', '|', '&', '(', ')', '<', '>', '*', '!', '@', '+', '-', ':', '\u{2029}', '\u{a0}',
         ]),
         1 => any::<char>(),
     ]

@@ -206,22 +206,16 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         .map_err(|e| miette!("{e}"))?;
     // Not held while a person reads the question.
     drop(lock);
-    let snapshot = match args.snapshot.as_str() {
-        "latest" => snapshots.last(),
-        id => snapshots
-            .iter()
-            .find(|s| s.id.starts_with(id) || s.short_id == id),
-    }
-    .ok_or_else(|| {
-        miette!(
-            "no snapshot `{}` of {} in {} (see `unitgen backups {}`)",
-            args.snapshot,
-            source.prefix(),
-            backup.repository,
-            source.instance
-        )
-    })?
-    .clone();
+    let snapshot = pick_snapshot(&snapshots, &args.snapshot)
+        .map_err(|why| {
+            miette!(
+                "{why} of {} in {} (see `unitgen backups {}`)",
+                source.prefix(),
+                backup.repository,
+                source.instance
+            )
+        })?
+        .clone();
 
     let volumes: Vec<&str> = parts
         .iter()
@@ -317,6 +311,35 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// The snapshot `given` names: `latest`, or one whose id starts with it.
+/// An empty id (an unset variable in a script) or one that starts several
+/// ids would otherwise pick whichever is listed first: the oldest.
+fn pick_snapshot<'a>(snapshots: &'a [Snapshot], given: &str) -> Result<&'a Snapshot, String> {
+    if given == "latest" {
+        return snapshots.last().ok_or_else(|| "no snapshot".to_string());
+    }
+    if given.is_empty() {
+        return Err("an empty snapshot id names no snapshot: give an id, or `latest`,".into());
+    }
+    let matching: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| s.id.starts_with(given))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!("no snapshot `{given}`")),
+        several => Err(format!(
+            "`{given}` starts {} snapshot ids ({}): give more of the one you mean",
+            several.len(),
+            several
+                .iter()
+                .map(|s| s.short_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// On a terminal, the user types the instance's name; elsewhere `--yes`
 /// is required.
 fn confirm(target: &str) -> Result<()> {
@@ -336,5 +359,43 @@ fn confirm(target: &str) -> Result<()> {
         Ok(())
     } else {
         Err(miette!("not confirmed: nothing was changed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: &str) -> Snapshot {
+        Snapshot {
+            id: id.into(),
+            short_id: id[..8].into(),
+            time: String::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_named_by_a_prefix_of_one_id_only() {
+        let snapshots = [snapshot("abc12345aaaa"), snapshot("abd12345bbbb")];
+        assert_eq!(pick_snapshot(&snapshots, "abc").unwrap().id, "abc12345aaaa");
+        assert_eq!(
+            pick_snapshot(&snapshots, "abd12345").unwrap().id,
+            "abd12345bbbb"
+        );
+        assert_eq!(
+            pick_snapshot(&snapshots, "latest").unwrap().id,
+            "abd12345bbbb"
+        );
+        // Each of these picked the oldest.
+        assert!(pick_snapshot(&snapshots, "").unwrap_err().contains("empty"));
+        let ambiguous = pick_snapshot(&snapshots, "ab").unwrap_err();
+        assert!(ambiguous.contains("abc12345, abd12345"), "{ambiguous}");
+        assert!(
+            pick_snapshot(&snapshots, "abe")
+                .unwrap_err()
+                .contains("no snapshot `abe`")
+        );
+        assert!(pick_snapshot(&[], "latest").is_err());
     }
 }
