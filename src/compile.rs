@@ -728,11 +728,10 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(command) = &def.command {
             service.command = self.words(command, true);
         }
+        // `[]` or `""`: none, the image's is not run either (compose's
+        // and `docker run --entrypoint ""`'s meaning).
         if let Some(entrypoint) = &def.entrypoint {
             service.entrypoint = self.words(entrypoint, true);
-            if service.entrypoint.as_ref().is_some_and(|e| e.is_empty()) {
-                self.problem(&self.at(&entrypoint.referenced), "the entrypoint is empty");
-            }
         }
         if let Some(env) = &def.environment {
             service.environment =

@@ -239,7 +239,7 @@ pub struct Service {
     /// Replaces the image's command (`CMD`).
     pub command: Option<Vec<String>>,
     /// Replaces the image's entrypoint: the first word is the program, the
-    /// rest are placed before the command.
+    /// rest are placed before the command. Empty: no entrypoint at all.
     pub entrypoint: Option<Vec<String>>,
     pub environment: Vec<(String, String)>,
     /// Variables set from secrets, through a root-only env file.

@@ -1245,3 +1245,29 @@ fn an_empty_host_port_is_any_free_port() {
         assert!(render.stdout.contains(part), "{part} in {}", render.stdout);
     }
 }
+
+/// `entrypoint: []` (frappe-style init jobs, `entrypoint: ""` likewise):
+/// compose runs the command without the image's entrypoint, as `docker run
+/// --entrypoint ""` does; it was warned and the image's entrypoint kept.
+#[test]
+fn an_empty_entrypoint_runs_none() {
+    let project = Project::new(
+        r#"services:
+  worker:
+    image: busybox:1
+    entrypoint: []
+    command: sh -c 'echo "a b" && sleep 1'
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("entrypoint"), "{}", run.stderr);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains(
+            "    --entrypoint \"\" \\\n    busybox:1 sh -c \"echo \\\"a b\\\" && sleep 1\"\n"
+        ),
+        "{}",
+        render.stdout
+    );
+}

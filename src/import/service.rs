@@ -128,18 +128,9 @@ impl Importer<'_> {
                 }
             }
             "command" | "entrypoint" => {
+                // An empty entrypoint is none at all, in unitgen as in compose.
                 if let Some(words) = self.words(value, name) {
-                    let empty = matches!(&words, Value::List(l) if l.is_empty())
-                        || words == Value::text("");
-                    if name == "entrypoint" && empty {
-                        self.warn(
-                            &key.at,
-                            name,
-                            "an empty entrypoint (reset to none) is not carried over: the image's own is used",
-                        );
-                    } else {
-                        out.set(name, words);
-                    }
+                    out.set(name, words);
                 }
             }
             "environment" => self.environment(value, out),

@@ -113,9 +113,14 @@ pub fn push_run_args(
         run.line(&[arg]);
     }
     let mut entry_args: &[String] = &[];
-    if let Some((program, args)) = service.entrypoint.as_ref().and_then(|e| e.split_first()) {
-        run.line(&["--entrypoint", program]);
-        entry_args = args;
+    match service.entrypoint.as_ref().map(|e| e.split_first()) {
+        Some(Some((program, args))) => {
+            run.line(&["--entrypoint", program]);
+            entry_args = args;
+        }
+        // Docker's way to run no entrypoint, not the image's.
+        Some(None) => run.line(&["--entrypoint", ""]),
+        None => {}
     }
     let health_tag = health_image(instance, service).map(|(tag, _)| tag);
     let mut last = vec![health_tag.as_deref().unwrap_or(&service.image)];
