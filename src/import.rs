@@ -98,6 +98,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
         varying_defaults: HashSet::new(),
+        static_addresses: HashMap::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -277,6 +278,9 @@ struct Importer<'a> {
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
+    /// The fixed addresses services had on compose networks
+    /// (`ipv4_address`), which unitgen does not give them: address → service.
+    static_addresses: HashMap<String, String>,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -386,6 +390,7 @@ impl<'a> Importer<'a> {
         let all_entries = service_entries;
         let service_entries = &self.select_profiles(all_entries);
         self.name_services(service_entries);
+        self.static_addresses = self.static_addresses(service_entries);
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
@@ -506,6 +511,43 @@ impl<'a> Importer<'a> {
             }
         }
         kept
+    }
+
+    /// Each service's `ipv4_address` on its compose networks, as compose
+    /// resolves it (`${IPV4_NETWORK:-172.22.1}.254`): mailcow points every
+    /// service's `dns` at one of them.
+    fn static_addresses(&self, entries: &[(Key, Node)]) -> HashMap<String, String> {
+        let mut addresses = HashMap::new();
+        for (key, def) in entries {
+            let networks = def
+                .get("networks")
+                .and_then(Node::entries)
+                .unwrap_or_default();
+            for (_, network) in networks {
+                let Some(address) = network.get("ipv4_address").and_then(Node::scalar) else {
+                    continue;
+                };
+                if let Some(resolved) = self.as_compose_resolves(&address) {
+                    addresses.insert(resolved, key.name.clone());
+                }
+            }
+        }
+        addresses
+    }
+
+    /// `text` with its variables replaced as compose replaces them (from
+    /// `.env`, else their defaults), without recording them as values.
+    fn as_compose_resolves(&self, text: &str) -> Option<String> {
+        let pieces = interpolate::parse(text).ok()?;
+        let dotenv = |name: &str| {
+            self.options
+                .dotenv
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Some(interpolate::resolve(&pieces, &dotenv))
     }
 
     /// `--app`, else compose's `name:`, else the folder's name, made valid.

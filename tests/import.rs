@@ -1271,3 +1271,44 @@ fn an_empty_entrypoint_runs_none() {
         render.stdout
     );
 }
+
+/// Mailcow: unbound has a fixed address on the compose network
+/// (`${IPV4_NETWORK:-172.22.1}.254`) and every other service uses it as its
+/// `dns`. unitgen does not give the address, so that `dns` would leave the
+/// container with no DNS at all: it is left out, and said so.
+#[test]
+fn dns_at_a_fixed_compose_address_is_left_out() {
+    let project = Project::new(
+        r#"services:
+  unbound-mailcow:
+    image: mailcow/unbound:1.19
+    networks:
+      mailcow-network:
+        ipv4_address: ${IPV4_NETWORK:-172.22.1}.254
+        aliases:
+          - unbound
+  clamd-mailcow:
+    image: mailcow/clamd:1.63
+    dns:
+      - ${IPV4_NETWORK:-172.22.1}.254
+      - 9.9.9.9
+networks:
+  mailcow-network:
+"#,
+    )
+    .file(".env", "IPV4_NETWORK=172.30.1\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:12:9: clamd-mailcow: dns: `172.30.1.254` not carried over: it was `unbound-mailcow`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so no DNS server would answer there; the container uses Docker's DNS, which finds `unbound-mailcow` by name\n"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains("--dns=9.9.9.9 "),
+        "{}",
+        render.stdout
+    );
+    assert!(!render.stdout.contains("172.30.1.254"), "{}", render.stdout);
+}

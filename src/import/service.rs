@@ -1239,9 +1239,16 @@ impl Importer<'_> {
         match &node.kind {
             Kind::Bool(true) => out.push("docker_args", Scalar::Text(flag.to_string())),
             Kind::Bool(false) | Kind::Null => {}
-            Kind::Text(_) | Kind::Number(_) => self.flag_value(flag, node, name, out),
+            Kind::Text(_) | Kind::Number(_) => {
+                if !(name == "dns" && self.dns_at_static_address(node)) {
+                    self.flag_value(flag, node, name, out);
+                }
+            }
             Kind::List(items) => {
                 for item in items {
+                    if name == "dns" && self.dns_at_static_address(item) {
+                        continue;
+                    }
                     if item.scalar().is_some() {
                         self.flag_value(flag, item, name, out);
                     } else {
@@ -1342,6 +1349,27 @@ impl Importer<'_> {
                 Scalar::Text(format!("--gpus={}", interpolate::verbatim(&record))),
             );
         }
+    }
+
+    /// Whether `item` of `dns` is another service's fixed compose address
+    /// (mailcow's unbound), which unitgen does not give it: nothing would
+    /// answer there, so the server is left out (and said so) and the
+    /// container uses Docker's DNS, which finds that service by name.
+    fn dns_at_static_address(&mut self, item: &Node) -> bool {
+        let Some(address) = item.scalar().and_then(|t| self.as_compose_resolves(&t)) else {
+            return false;
+        };
+        let Some(server) = self.static_addresses.get(&address).cloned() else {
+            return false;
+        };
+        self.warn(
+            &item.at,
+            "dns",
+            format!(
+                "`{address}` not carried over: it was `{server}`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so no DNS server would answer there; the container uses Docker's DNS, which finds `{server}` by name"
+            ),
+        );
+        true
     }
 
     fn flag_value(&mut self, flag: &str, node: &Node, key: &str, out: &mut Map) {
