@@ -804,6 +804,9 @@ impl<'a> Importer<'a> {
 
     fn top_networks(&mut self, key: &Key, node: &Node) {
         let mut custom = Vec::new();
+        // `internal: true` kept its services from reaching anything outside
+        // the host (mastodon's database, dify's sandbox): lost too.
+        let mut internal = Vec::new();
         for (net, def) in node.entries().unwrap_or_default() {
             let external = def.get("external").and_then(Node::boolean) == Some(true);
             if external {
@@ -827,17 +830,23 @@ impl<'a> Importer<'a> {
                 );
             } else if net.name != "default" || def.entries().is_some_and(|e| !e.is_empty()) {
                 custom.push(format!("`{}`", net.name));
+                if def.get("internal").and_then(Node::boolean) == Some(true) {
+                    internal.push(format!("`{}`", net.name));
+                }
             }
         }
         if !custom.is_empty() {
-            self.warn(
-                &key.at,
-                "networks",
-                format!(
-                    "{} not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other",
-                    custom.join(", ")
-                ),
+            let mut message = format!(
+                "{} not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other",
+                custom.join(", ")
             );
+            if !internal.is_empty() {
+                message.push_str(&format!(
+                    ", and those only on {} (`internal: true`) can now reach outside the host",
+                    internal.join(", ")
+                ));
+            }
+            self.warn(&key.at, "networks", message);
         }
     }
 

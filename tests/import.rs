@@ -1312,3 +1312,29 @@ networks:
     );
     assert!(!render.stdout.contains("172.30.1.254"), "{}", render.stdout);
 }
+
+/// Mastodon keeps its database on `internal_network` (`internal: true`): no
+/// way out of the host. The instance network has one, which is said.
+#[test]
+fn an_internal_network_lost_is_said() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:14-alpine
+    networks: [internal_network]
+  web:
+    image: ghcr.io/mastodon/mastodon:v4.3.17
+    networks: [external_network, internal_network]
+networks:
+  external_network:
+  internal_network:
+    internal: true
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:8:1: networks: `external_network`, `internal_network` not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other, and those only on `internal_network` (`internal: true`) can now reach outside the host\n"),
+        "{}",
+        run.stderr
+    );
+}
