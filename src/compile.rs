@@ -1273,7 +1273,10 @@ impl<'a> ServiceCompiler<'a> {
                 (&key.value, &key.referenced),
                 (&value.value.0, &value.referenced),
             ] {
-                if !plain(text) {
+                // `MachineMetadata=` is one line of every unit.
+                if let Err(msg) = check_size(text) {
+                    self.problems.push(Problem::new(msg).at(&file.at(at)));
+                } else if !plain(text) {
                     self.problems.push(
                         Problem::new(format!(
                             "fleet metadata `{}` is not a plain word",

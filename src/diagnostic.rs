@@ -46,6 +46,40 @@ impl Location {
     }
 }
 
+/// Past this column, a problem's snippet is not drawn: a line that wide
+/// shows nothing one can read, and miette's renderer panics on a column
+/// past 65535 ("Formatting argument out of range"), which a one-line file
+/// or a long value reaches. Such a problem says `file:line:column` in its
+/// message instead.
+const WIDEST_SHOWN: usize = 10_000;
+
+impl Location {
+    /// The 1-based line and column (in characters) where this location
+    /// starts, when it reaches past [`WIDEST_SHOWN`] on its line.
+    fn too_wide(&self) -> Option<(usize, usize)> {
+        let text = self.file.inner().as_bytes();
+        let start = self.span.offset().min(text.len());
+        let end = (start + self.span.len()).min(text.len());
+        let line_start = |at: usize| {
+            text[..at]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+        };
+        // UTF-8 continuation bytes are no characters of their own.
+        let column = |at: usize| {
+            (text[line_start(at)..at].iter())
+                .filter(|&&b| b & 0xC0 != 0x80)
+                .count()
+        };
+        if column(start).max(column(end)) <= WIDEST_SHOWN {
+            return None;
+        }
+        let line = text[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+        Some((line, column(start) + 1))
+    }
+}
+
 /// The byte offset of a 1-based line and column (counted in characters),
 /// clamped to the text.
 fn byte_offset(text: &str, line: usize, column: usize) -> usize {
@@ -118,9 +152,23 @@ fn printable(text: String) -> String {
         .collect()
 }
 
+impl Problem {
+    /// Where the problem is, when its snippet is drawn.
+    fn shown_at(&self) -> Option<&Location> {
+        self.at.as_ref().filter(|at| at.too_wide().is_none())
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        match &self.at {
+            Some(at) => match at.too_wide() {
+                Some((line, column)) => write!(f, "\n  at {}:{line}:{column}", at.file.name()),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
     }
 }
 
@@ -134,13 +182,12 @@ impl Diagnostic for Problem {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.at
-            .as_ref()
+        self.shown_at()
             .map(|at| at.file.as_ref() as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let at = self.at.as_ref()?;
+        let at = self.shown_at()?;
         let label = self.label.clone().or_else(|| Some(String::from("here")));
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             label, at.span,
@@ -272,6 +319,34 @@ mod tests {
         );
         assert_eq!(problem.help.as_deref(), Some("x\\u{8}"));
         assert_eq!(problem.label.as_deref(), Some("\\u{7}"));
+    }
+
+    #[test]
+    fn a_problem_far_along_a_long_line_says_where_without_a_snippet() {
+        // miette's renderer panicked on a column past 65535.
+        let text = format!("a: [{}, oops]\nb: 1\n", "\"é\"".repeat(30_000));
+        let file: SourceFile = Arc::new(NamedSource::new("u.yaml", text.clone()));
+        let far = text.find("oops").unwrap();
+        let problem = Problem::new("bad").at(&Location {
+            file: file.clone(),
+            span: (far, 4).into(),
+        });
+        let mut shown = String::new();
+        miette::GraphicalReportHandler::new()
+            .render_report(&mut shown, &problem)
+            .unwrap();
+        assert!(shown.contains("at u.yaml:1:90007"), "{shown}");
+        // Near the start of a line, the snippet is drawn as before.
+        let near = Problem::new("bad").at(&Location {
+            file,
+            span: (text.find("b: 1").unwrap(), 1).into(),
+        });
+        let mut shown = String::new();
+        miette::GraphicalReportHandler::new()
+            .render_report(&mut shown, &near)
+            .unwrap();
+        assert!(shown.contains("[u.yaml:2:1]"), "{shown}");
+        assert_eq!(near.to_string(), "bad");
     }
 
     #[test]

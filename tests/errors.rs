@@ -1295,3 +1295,47 @@ fn mistakes_in_a_big_template_are_located_in_either_half() {
     let second = err.find(&format!("unitgen.yaml:{}:", image_line(990)));
     assert!(first.is_some() && first < second, "{err}");
 }
+
+/// Values too long for a unit line, in keys read as written (not through a
+/// template expression) and on one long line of a flow-style file: each is
+/// refused where it is written, the ones past column 65535 too (miette
+/// panicked drawing their snippet: they say `file:line:column` instead).
+#[test]
+fn values_too_long_for_a_unit_are_refused_where_written_on_any_column() {
+    let long = "d".repeat(40_000);
+    for (top, at) in [
+        (
+            format!("router: {{directory: /srv/{long}}}\n"),
+            "unitgen.yaml:6:21",
+        ),
+        (
+            format!("fleet: {{metadata: {{region: r{long}}}}}\n"),
+            "unitgen.yaml:6:28",
+        ),
+        (
+            format!(
+                "router: {{acme: {{email: a{long}@example.com, ca_server: https://{long}}}}}\n"
+            ),
+            "at unitgen.yaml:6:40050",
+        ),
+    ] {
+        let yaml = format!(
+            "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"127.0.0.1:8080:80\"]\n{top}\
+             instances:\n  live: {{routes: [{{hosts: a.example.com, service: web, port: 80}}]}}\n"
+        );
+        let (out, dir) = run(&yaml, &[]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.contains("unitgen writes at most 32 KiB per value"),
+            "{err:.2000}"
+        );
+        assert!(err.contains(at), "expected {at:?} in {err:.2000}");
+        assert!(!dir.path().join("units").exists());
+    }
+}

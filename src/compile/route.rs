@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ServiceCompiler;
 use crate::diagnostic::{Location, Problem, did_you_mean};
+use crate::escape::check_size;
 use crate::model::route::{
     Acme, Backend, DEFAULT_ACME_CA_SERVER, DEFAULT_ROUTER_DIRECTORY, DEFAULT_ROUTER_IMAGE, Route,
     RouteFile, Router, Tls,
@@ -367,7 +368,20 @@ impl ServiceCompiler<'_> {
                 ),
             }
         }
+        // The router's unit writes each of these on a line of its own
+        // command: systemd refuses a unit with a line over 1 MiB.
+        let sized = |this: &mut Self, value: &Spanned<String>| match check_size(&value.value) {
+            Ok(()) => true,
+            Err(msg) => {
+                this.problems
+                    .push(Problem::new(msg).at(&file.at(&value.referenced)));
+                false
+            }
+        };
         let absolute = |this: &mut Self, value: &Spanned<String>, what: &str| {
+            if !sized(this, value) {
+                return None;
+            }
             let ok = value.value.starts_with('/') && plain_text(&value.value);
             if !ok {
                 this.problems.push(
@@ -384,7 +398,9 @@ impl ServiceCompiler<'_> {
             router.directory = PathBuf::from(dir);
         }
         if let Some(acme) = &decl.acme {
-            if let Some(email) = &acme.email {
+            if let Some(email) = &acme.email
+                && sized(self, email)
+            {
                 let ok = email.value.contains('@') && plain_text(&email.value);
                 if ok {
                     router.acme.email = Some(email.value.clone());
@@ -395,7 +411,9 @@ impl ServiceCompiler<'_> {
                     );
                 }
             }
-            if let Some(server) = &acme.ca_server {
+            if let Some(server) = &acme.ca_server
+                && sized(self, server)
+            {
                 let ok = server.value.starts_with("https://") && plain_text(&server.value);
                 if ok {
                     router.acme.ca_server = server.value.clone();
