@@ -228,7 +228,8 @@ fn unescape(text: &str) -> String {
 /// expands them in `.env` (`$$` is a `$`); a value it cannot read stays as
 /// written.
 fn expand(value: &str, vars: &[(String, String)]) -> String {
-    match interpolate::parse(value) {
+    let set = |name: &str| vars.iter().any(|(n, _)| n == name);
+    match interpolate::parse_with(value, &set) {
         Ok(pieces) => interpolate::resolve(&pieces, &|name| {
             vars.iter()
                 .find(|(n, _)| n == name)
@@ -337,7 +338,7 @@ impl<'a> Importer<'a> {
             self.expected(root, "the compose file", "a map with `services:`");
             return None;
         };
-        self.varying_defaults = varying_defaults(root);
+        self.varying_defaults = varying_defaults(root, &self.options.dotenv);
         let mut globals = Globals::default();
         let mut compose_name = None;
         let mut services_node = None;
@@ -538,7 +539,8 @@ impl<'a> Importer<'a> {
     /// `text` with its variables replaced as compose replaces them (from
     /// `.env`, else their defaults), without recording them as values.
     fn as_compose_resolves(&self, text: &str) -> Option<String> {
-        let pieces = interpolate::parse(text).ok()?;
+        let set = |name: &str| self.options.dotenv.iter().any(|(n, _)| n == name);
+        let pieces = interpolate::parse_with(text, &set).ok()?;
         let dotenv = |name: &str| {
             self.options
                 .dotenv
@@ -590,7 +592,9 @@ impl<'a> Importer<'a> {
 
     /// A string's pieces, its variables recorded as instance values.
     fn pieces(&mut self, text: &str, at: &YamlLocation, key: &str) -> Vec<Piece> {
-        match interpolate::parse(text) {
+        let dotenv = &self.options.dotenv;
+        let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
+        match interpolate::parse_with(text, &set) {
             Ok(mut pieces) => {
                 interpolate::keep_defaults(&mut pieces, &self.varying_defaults);
                 self.record(&pieces, at);
@@ -1065,13 +1069,14 @@ fn needs(def: &Node) -> Vec<String> {
 /// `${V:-127.0.0.1:8125}` there): compose applies each at its own use. A
 /// use without default counts as `${V:-}`: airflow's `${AIRFLOW_UID}` is
 /// empty where `${AIRFLOW_UID:-50000}` is 50000.
-fn varying_defaults(root: &Node) -> HashSet<String> {
-    fn walk(node: &Node, defaults: &mut HashMap<String, HashSet<String>>) {
+fn varying_defaults(root: &Node, dotenv: &[(String, String)]) -> HashSet<String> {
+    type Defaults = HashMap<String, HashSet<String>>;
+    fn walk(node: &Node, set: &dyn Fn(&str) -> bool, defaults: &mut Defaults) {
         match &node.kind {
-            Kind::List(items) => items.iter().for_each(|i| walk(i, defaults)),
-            Kind::Map(entries) => entries.iter().for_each(|(_, v)| walk(v, defaults)),
+            Kind::List(items) => items.iter().for_each(|i| walk(i, set, defaults)),
+            Kind::Map(entries) => entries.iter().for_each(|(_, v)| walk(v, set, defaults)),
             Kind::Text(text) => {
-                let pieces = interpolate::parse(text).unwrap_or_default();
+                let pieces = interpolate::parse_with(text, set).unwrap_or_default();
                 for piece in interpolate::variables(&pieces) {
                     match piece {
                         Piece::Var {
@@ -1102,8 +1107,9 @@ fn varying_defaults(root: &Node) -> HashSet<String> {
             _ => {}
         }
     }
+    let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
     let mut defaults = HashMap::new();
-    walk(root, &mut defaults);
+    walk(root, &set, &mut defaults);
     defaults
         .into_iter()
         .filter(|(_, d)| d.len() > 1)

@@ -1338,3 +1338,27 @@ networks:
         run.stderr
     );
 }
+
+/// `.env` sets `X=` (empty): compose's `${X-dflt}` is then empty (the
+/// default is for an unset X only) and `${X+set}` is `set`, while
+/// `${X:-dflt}` and `${X:+set}` look at emptiness. They used to be read as
+/// their `:` forms.
+#[test]
+fn operators_without_a_colon_look_at_whether_the_variable_is_set() {
+    let project = Project::new(
+        "services:\n  a:\n    image: nginx:1\n    environment:\n      A: ${X-dflt}\n      B: ${X:-dflt}\n      C: ${X+set}\n      D: ${X:+set}\n      E: ${UNSET-dflt}\n",
+    )
+    .file(".env", "X=\n");
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for env in [
+        "--env A= ",
+        "--env B=dflt ",
+        "--env C=set ",
+        "--env D= ",
+        "--env E=dflt ",
+    ] {
+        assert!(render.stdout.contains(env), "{env} in {}", render.stdout);
+    }
+}

@@ -31,8 +31,18 @@ pub enum Piece {
     },
 }
 
-/// Splits `text` into literal text and variables; `$$` is a literal `$`.
+/// [`parse_with`], no variable known to be set.
+#[cfg(test)]
 pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
+    parse_with(text, &|_| false)
+}
+
+/// Splits `text` into literal text and variables (`$$` is a literal `$`),
+/// knowing which variables are set (in `.env`), perhaps empty:
+/// for those, the forms without `:` mean what compose makes of a set
+/// variable. `${V-default}` is V (the default is for an unset V only),
+/// `${V+alternative}` the alternative, `${V?message}` V.
+pub fn parse_with(text: &str, set: &dyn Fn(&str) -> bool) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
     let mut rest = text;
@@ -48,7 +58,17 @@ pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
         if let Some(inner) = after.strip_prefix('{') {
             let end =
                 closing_brace(inner).ok_or_else(|| format!("`${{` without `}}` in `{text}`"))?;
-            piece = braced(&inner[..end])?;
+            let found = braced(&inner[..end], set)?;
+            if let Some(alternative) = found.1 {
+                // `${V+alternative}` of a set V: just the alternative.
+                if !literal.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut literal)));
+                }
+                pieces.extend(alternative);
+                rest = &inner[end + 1..];
+                continue;
+            }
+            piece = found.0;
             rest = &inner[end + 1..];
         } else {
             let len = name_len(after);
@@ -107,8 +127,9 @@ fn closing_brace(text: &str) -> Option<usize> {
     None
 }
 
-/// The inside of `${…}`.
-fn braced(inner: &str) -> Result<Piece, String> {
+/// The inside of `${…}`; with the pieces it stands for instead, when that
+/// is known already (`${V+alternative}` of a set V).
+fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<Piece>>), String> {
     let len = name_len(inner);
     if len == 0 {
         return Err(format!(
@@ -118,32 +139,36 @@ fn braced(inner: &str) -> Result<Piece, String> {
     let name = inner[..len].to_string();
     let op = &inner[len..];
     let arg = |prefix: &str| op.strip_prefix(':').unwrap_or(op).strip_prefix(prefix);
-    if op.is_empty() {
-        Ok(Piece::Var {
+    // Without `:`, the operator looks at whether V is set, not empty.
+    let set_counts = !op.starts_with(':') && set(&name);
+    let var = |piece: Piece| Ok((piece, None));
+    if op.is_empty() || (set_counts && (op.starts_with('-') || op.starts_with('?'))) {
+        var(Piece::Var {
             name,
             default: None,
             required: None,
             per_use: false,
         })
     } else if let Some(default) = arg("-") {
-        Ok(Piece::Var {
+        var(Piece::Var {
             name,
-            default: Some(parse(default)?),
+            default: Some(parse_with(default, set)?),
             required: None,
             per_use: false,
         })
     } else if let Some(message) = arg("?") {
-        Ok(Piece::Var {
+        var(Piece::Var {
             name,
             default: None,
             required: Some(message.to_string()),
             per_use: false,
         })
     } else if let Some(then) = arg("+") {
-        Ok(Piece::IfSet {
-            name,
-            then: parse(then)?,
-        })
+        let then = parse_with(then, set)?;
+        if set_counts {
+            return Ok((Piece::Text(String::new()), Some(then)));
+        }
+        var(Piece::IfSet { name, then })
     } else {
         Err(format!(
             "`${{{inner}}}`: unknown operator `{op}` (compose knows `:-`, `-`, `:?`, `?`, `:+`, `+`)"
