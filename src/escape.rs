@@ -410,7 +410,7 @@ pub fn check_specifiers(value: &str) -> Result<(), String> {
 /// with a valid name and a value without control characters (a line feed
 /// aside). `Environment: "GREETING=hi there"` sets `GREETING=hi` only.
 pub fn check_environment_words(value: &str) -> Result<(), String> {
-    for word in systemd_words(value, "Environment")? {
+    for (word, _) in systemd_words(value, "Environment")? {
         let assignment = word.split_once('=').filter(|(name, value)| {
             name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -425,12 +425,34 @@ pub fn check_environment_words(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether systemd can split a raw `Exec*=` value (`ExecStartPre`, …) into
-/// words: an unclosed quote is a fatal error there (the whole unit is not
-/// loaded), an escape it does not know a warning. The words themselves, `$VAR`,
-/// `;` and the `-@:+!` prefixes keep the meaning systemd gives them.
+/// Whether systemd can read a raw `Exec*=` value (`ExecStartPre`, …) as
+/// commands: an unclosed quote, a command of prefixes only (`-`, `@`, `+`
+/// with no program after them) or `@` without the argv[0] after the program
+/// is a fatal error there (the whole unit is not loaded; with `-`, the line
+/// is dropped), an escape it does not know a warning. The words themselves,
+/// `$VAR`, a lone `;` between commands and the `-@:+!` prefixes keep the
+/// meaning systemd gives them.
 pub fn check_command_words(value: &str, key: &str) -> Result<(), String> {
-    systemd_words(value, key).map(drop)
+    let words = systemd_words(value, key)?;
+    // A lone unquoted `;` separates commands (`\;` is the word `;`).
+    for command in words.split(|(word, plain)| *plain && word == ";") {
+        let Some(((first, _), rest)) = command.split_first() else {
+            continue;
+        };
+        let program = first.trim_start_matches(['-', '@', ':', '+', '!']);
+        let prefixes = &first[..first.len() - program.len()];
+        if program.is_empty() {
+            return Err(format!(
+                "`{first}` names no program: systemd would not load the unit (or, after `-`, drop the line), for this `{key}=`"
+            ));
+        }
+        if prefixes.contains('@') && rest.is_empty() {
+            return Err(format!(
+                "after `@{program}` comes the argv[0] to run it with, and there is none: systemd would not load the unit (or, after `-`, drop the line), for this `{key}=`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The words systemd reads from a raw value of `key` (`Environment`, an
@@ -441,7 +463,8 @@ pub fn check_command_words(value: &str, key: &str) -> Result<(), String> {
 /// line with a warning, which is refused too: `C:\dir` is not what it means.
 /// Escapes stand for a character of their class only: a control character
 /// for `\x01`, `\0` or `\x7f`, which is what the callers look for.
-fn systemd_words(value: &str, key: &str) -> Result<Vec<String>, String> {
+/// Each word comes with whether it was written plain (no quote, no escape).
+fn systemd_words(value: &str, key: &str) -> Result<Vec<(String, bool)>, String> {
     let command = key.starts_with("Exec");
     let mut words = Vec::new();
     let mut chars = value.chars().peekable();
@@ -455,7 +478,11 @@ fn systemd_words(value: &str, key: &str) -> Result<Vec<String>, String> {
         }
         let mut word = String::new();
         let mut quote = None;
+        let mut plain = true;
         while let Some(c) = chars.next() {
+            if matches!(c, '\\' | '"' | '\'') {
+                plain = false;
+            }
             match (quote, c) {
                 (_, '\\') => word.push(match chars.next() {
                     Some('a') => '\u{7}',
@@ -479,6 +506,15 @@ fn systemd_words(value: &str, key: &str) -> Result<Vec<String>, String> {
                     // `\u…` and octal stand for characters); any other
                     // escape makes it ignore the whole directive.
                     Some(c @ ('\\' | '"' | '\'' | 's' | 'u' | 'U' | '1'..='7')) => c,
+                    // A command line's word `\;`: a `;` that separates
+                    // nothing.
+                    Some(';')
+                        if command
+                            && word.is_empty()
+                            && chars.peek().is_none_or(|c| matches!(c, ' ' | '\t')) =>
+                    {
+                        ';'
+                    }
                     Some(other) => {
                         let what = if command {
                             "keep it as written, with a warning"
@@ -507,7 +543,7 @@ fn systemd_words(value: &str, key: &str) -> Result<Vec<String>, String> {
                 "an unclosed quote: systemd {what} `{key}=` ({value})"
             ));
         }
-        words.push(word);
+        words.push((word, plain));
     }
 }
 
@@ -857,6 +893,8 @@ pub(crate) mod tests {
             "-/bin/echo \"a b\" 'c d' $HOME ; /bin/true",
             "/bin/echo a\\\\b \\x41 \\u00e9",
             "",
+            "@/bin/busybox sh -c true",
+            "/bin/true ; -/bin/false \\; ;",
         ] {
             assert_eq!(check_command_words(good, "ExecStartPre"), Ok(()), "{good}");
         }
@@ -868,11 +906,19 @@ pub(crate) mod tests {
             "/bin/echo C:\\dir",
             "/bin/echo a\\ b",
             "/bin/echo \\",
+            // systemd 252: "Empty path in command line", "Empty executable
+            // name or zeroeth argument".
+            "-",
+            "@",
+            "+",
+            "\"\" x",
+            "@/bin/true",
+            "/bin/true ; !!",
         ] {
             let err = check_command_words(bad, "ExecStartPre").unwrap_err();
             assert!(
-                err.contains("ExecStartPre") || err.contains("backslash"),
-                "{err}"
+                err.contains("ExecStartPre=") || err.contains("backslash"),
+                "{bad}: {err}"
             );
         }
     }

@@ -595,6 +595,15 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: Some("leave the key out"),
         },
         Case {
+            // `@` takes the word after the program as its argv[0]: without
+            // one, systemd 252 does not load the unit.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {ExecStartPre: \"{{ how }}/bin/true\"}}\n",
+            args: &["render", "live", "--set", "how=@"],
+            message: "after `@/bin/true` comes the argv[0] to run it with, and there is none",
+            at: "unitgen.yaml:5:39",
+            hint: None,
+        },
+        Case {
             // An unclosed quote in a command line: systemd 252 does not
             // load the unit at all ("Unbalanced quoting").
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    systemd: {Service: {ExecStartPre: \"/bin/echo {{ v }}\"}}\n",
