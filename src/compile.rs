@@ -781,7 +781,28 @@ impl<'a> ServiceCompiler<'a> {
                 continue;
             };
             match syntax::parse_volume(&text) {
-                Ok(spec) => service.volumes.push(self.volume(spec)),
+                Ok(spec) => {
+                    let volume = self.volume(spec);
+                    // Docker refuses to create the container ("Duplicate
+                    // mount point"): said here, where it is written.
+                    let target = volume.target.trim_end_matches('/');
+                    if service
+                        .volumes
+                        .iter()
+                        .any(|v| v.target.trim_end_matches('/') == target)
+                    {
+                        self.problems.push(
+                            Problem::new(format!(
+                                "two volumes mount at `{}`: Docker refuses to start the container",
+                                volume.target
+                            ))
+                            .at(&at)
+                            .label("second mount")
+                            .help("keep one of them"),
+                        );
+                    }
+                    service.volumes.push(volume);
+                }
                 Err(msg) => self
                     .problems
                     .push(Problem::new(msg).at(&at).label("volume")),

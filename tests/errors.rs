@@ -52,6 +52,13 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: Some("did you mean `services`?"),
         },
         Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    volumes: [\"/srv/prom:/prometheus\", \"data:/prometheus/\"]\n",
+            args: &[],
+            message: "two volumes mount at `/prometheus/`: Docker refuses to start the container",
+            at: "unitgen.yaml:5:40",
+            hint: Some("keep one of them"),
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: 8080\n",
             args: &[],
             message: "expected a list",

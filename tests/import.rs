@@ -1362,3 +1362,35 @@ fn operators_without_a_colon_look_at_whether_the_variable_is_set() {
         assert!(render.stdout.contains(env), "{env} in {}", render.stdout);
     }
 }
+
+/// awesome-compose's prometheus-grafana mounts `./etc/prometheus` and the
+/// `prom_data` volume both at `/prometheus`. Compose mounts one volume per
+/// target, the last listed; Docker refuses two.
+#[test]
+fn of_two_volumes_at_one_target_the_last_is_kept() {
+    let project = Project::new(
+        r#"services:
+  prometheus:
+    image: prom/prometheus
+    volumes:
+      - ./etc/prometheus:/prometheus
+      - prom_data:/prometheus/
+volumes:
+  prom_data:
+"#,
+    );
+    let run = project.import_ok(&[]);
+    let dir = project.dir.canonicalize().unwrap();
+    assert!(
+        run.stderr.contains(&format!("warning: docker-compose.yml:5:9: prometheus: volumes: `{}/etc/prometheus:/prometheus` not carried over: a later volume mounts at `/prometheus` too, and compose mounts only the last\n", dir.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        project
+            .template()
+            .contains("    volumes: [\"prom_data:/prometheus/\"]\n"),
+        "{}",
+        project.template()
+    );
+}

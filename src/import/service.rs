@@ -505,6 +505,8 @@ impl Importer<'_> {
             self.expected(node, "volumes", "a list");
             return;
         };
+        // (target as compose cleans it, the volume, where it is written)
+        let mut kept: Vec<(String, String, YamlLocation)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -522,8 +524,28 @@ impl Importer<'_> {
                     }
                 },
             };
+            let target = match parts.as_slice() {
+                [target] | [_, target, ..] => self.resolve(target),
+                [] => String::new(),
+            };
             if let Some(volume) = self.volume(parts, &item.at) {
-                out.push("volumes", Scalar::Text(volume));
+                kept.push((clean_target(&target), volume, item.at));
+            }
+        }
+        // Compose mounts one volume per target, the last one listed
+        // (prometheus-grafana's bind and named volume at /prometheus);
+        // Docker refuses two.
+        for (i, (target, volume, at)) in kept.iter().enumerate() {
+            if kept[i + 1..].iter().any(|(later, _, _)| later == target) {
+                self.warn(
+                    at,
+                    "volumes",
+                    format!(
+                        "`{volume}` not carried over: a later volume mounts at `{target}` too, and compose mounts only the last"
+                    ),
+                );
+            } else {
+                out.push("volumes", Scalar::Text(volume.clone()));
             }
         }
     }
@@ -1418,6 +1440,17 @@ const DOCKER_FLAGS: &[(&str, &str)] = &[
     ("gpus", "--gpus"),
     ("pull_policy", "--pull"),
 ];
+
+/// A mount target as compose compares them (`path.Clean`): `/data/` is
+/// `/data`.
+fn clean_target(target: &str) -> String {
+    let cleaned = target.trim_end_matches('/');
+    if cleaned.is_empty() && target.starts_with('/') {
+        "/".into()
+    } else {
+        cleaned.to_string()
+    }
+}
 
 /// Joins neighbouring literal pieces.
 fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
