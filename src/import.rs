@@ -99,6 +99,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         healthchecked: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
+        bind_volumes: HashMap::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -282,6 +283,9 @@ struct Importer<'a> {
     /// The fixed addresses services had on compose networks
     /// (`ipv4_address`), which unitgen does not give them: address → service.
     static_addresses: HashMap<String, String>,
+    /// Named volumes that are host folders (`driver_opts: {type: none, o:
+    /// bind, device: /srv/x}`): volume name → the folder.
+    bind_volumes: HashMap<String, String>,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -392,6 +396,7 @@ impl<'a> Importer<'a> {
         let service_entries = &self.select_profiles(all_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
+        self.bind_volumes = volumes_node.map(bind_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
@@ -862,6 +867,10 @@ impl<'a> Importer<'a> {
         let mut out = Map::default();
         let mut scoped = Vec::new();
         for (name, def) in entries {
+            // Mounted as its folder where it is used (`Importer::volume`).
+            if self.bind_volumes.contains_key(&name.name) {
+                continue;
+            }
             let mut decl = Map::default();
             let external = def.get("external");
             let exact_name = def.get("name").and_then(Node::scalar).or_else(|| {
@@ -1039,6 +1048,29 @@ fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
         })
         .map(|(name, _)| name.name.clone())
         .collect()
+}
+
+/// The named volumes the local driver makes a bind mount of a host folder
+/// (n8n's AI starter kit: `driver_opts: {type: none, o: bind, device:
+/// /storage/n8n_storage}`): name → folder.
+fn bind_volumes(volumes: &Node) -> HashMap<String, String> {
+    let mut binds = HashMap::new();
+    for (name, def) in volumes.entries().unwrap_or_default() {
+        let Some(opts) = def.get("driver_opts") else {
+            continue;
+        };
+        let text = |key: &str| opts.get(key).and_then(Node::scalar).unwrap_or_default();
+        let local = def
+            .get("driver")
+            .and_then(Node::scalar)
+            .is_none_or(|d| d == "local");
+        let bind = text("o").split(',').any(|o| o == "bind");
+        let device = text("device");
+        if local && text("type") == "none" && bind && device.starts_with('/') {
+            binds.insert(name.name.clone(), device);
+        }
+    }
+    binds
 }
 
 /// The services a service needs to start: those of its `depends_on` and

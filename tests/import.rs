@@ -1394,3 +1394,46 @@ volumes:
         project.template()
     );
 }
+
+/// n8n's AI starter kit: named volumes the local driver binds to host
+/// folders (`driver_opts: {type: none, o: bind, device: …}`). The data is in
+/// those folders; an instance-scoped volume would start empty elsewhere.
+#[test]
+fn a_named_volume_bound_to_a_host_folder_is_that_folder() {
+    let project = Project::new(
+        r#"volumes:
+  n8n_storage:
+    driver: local
+    driver_opts:
+      type: none
+      device: /storage/n8n_storage
+      o: bind
+  cache:
+services:
+  n8n:
+    image: n8nio/n8n:latest
+    volumes:
+      - n8n_storage:/home/node/.n8n
+      - cache:/cache
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:13:9: n8n: volumes: `n8n_storage` is the host folder `/storage/n8n_storage` (its `driver_opts` bind it): mounted as that folder, which must exist on every host that runs the units\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("driver_opts: not carried over"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains(
+            "    volumes: [\"/storage/n8n_storage:/home/node/.n8n\", \"cache:/cache\"]\n"
+        ),
+        "{template}"
+    );
+    assert!(template.contains("volumes:\n  cache: {}\n"), "{template}");
+}

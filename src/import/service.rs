@@ -576,6 +576,19 @@ impl Importer<'_> {
                 parts.pop();
             }
         }
+        if parts.len() >= 2
+            && let Some(folder) = self.bind_volumes.get(&self.resolve(&parts[0])).cloned()
+        {
+            self.warn(
+                at,
+                "volumes",
+                format!(
+                    "`{}` is the host folder `{folder}` (its `driver_opts` bind it): mounted as that folder, which must exist on every host that runs the units",
+                    self.resolve(&parts[0])
+                ),
+            );
+            parts[0] = vec![Piece::Text(folder)];
+        }
         if parts.len() >= 2 {
             let source = self.resolve(&parts[0]);
             if source.starts_with(['.', '~', '/']) {
