@@ -331,8 +331,10 @@ pub(crate) fn keep_scalar_text(decl: &mut schema::InstanceDecl, text: &str) {
             let plain = !written.is_empty()
                 && !written.starts_with(['"', '\'', '|', '>', '!', '&', '*'])
                 && !written.contains('\n');
+            // YAML trims spaces and tabs only: a no-break space or any other
+            // Unicode space at either end belongs to the value.
             if plain && let schema::Value::Scalar(s) = &mut scalar.value {
-                s.0 = written.trim().to_string();
+                s.0 = written.trim_matches([' ', '\t']).to_string();
             }
         });
     }

@@ -48,6 +48,22 @@ instances:
     services: {worker: {enabled: false}}
 "#;
 
+/// A plain value is read as YAML reads it: it ends where the spaces and
+/// tabs before the line's end begin, and any other space (no-break, ideographic)
+/// is part of it (a compose default `${X:-;\u{a0}}` imported as one lost its
+/// no-break space).
+#[test]
+fn a_plain_value_keeps_unicode_spaces_at_its_ends() {
+    let dir = project(
+        "app: shop\nservices:\n  web:\n    image: x\n    environment: {A: \"[{{ a }}]\", B: \"[{{ b }}]\"}\ninstances:\n  live:\n    a: ;\u{a0} \t\n    b: \u{3000}x\n",
+    );
+    let out = unitgen(dir.path(), &["render", "live"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let units = text(&out.stdout);
+    assert!(units.contains("A=[;\u{a0}]"), "{units}");
+    assert!(units.contains("B=[\u{3000}x]"), "{units}");
+}
+
 #[test]
 fn lists_maps_defaults_and_extends_reach_the_units() {
     let dir = project(SHOP);
