@@ -6,6 +6,7 @@
 mod backup;
 mod calendar;
 pub mod directives;
+mod docker_args;
 pub(crate) mod route;
 pub mod syntax;
 pub mod values;
@@ -944,11 +945,19 @@ impl<'a> ServiceCompiler<'a> {
                 Err(msg) => self.problem(&at, msg),
             }
         }
-        for arg in def.docker_args.iter().flatten() {
-            if let Some((a, _)) = self.expand_spanned(arg) {
-                service.docker_args.push(a);
-            }
+        let (docker_args, places): (Vec<String>, Vec<Location>) = (def.docker_args.iter())
+            .flatten()
+            .filter_map(|arg| self.expand_spanned(arg))
+            .unzip();
+        for (index, msg) in docker_args::supervision_conflicts(&docker_args) {
+            self.problems.push(
+                Problem::new(msg)
+                    .at(&places[index])
+                    .label("this flag")
+                    .help("`docker_args` adds to what unitgen gives `docker run`; these flags are how the unit supervises its container"),
+            );
         }
+        service.docker_args = docker_args;
         if let Some(depends) = &def.depends_on {
             (service.depends_on, service.restarts_with) = self.depends_on(depends);
         }

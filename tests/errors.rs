@@ -543,6 +543,22 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
         Case {
+            // docker run -d would end the unit's main process at once; a
+            // unitgen. label would make the container another app's.
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    docker_args: [--shm-size=1g, \"{{ flags }}\"]\n",
+            args: &["render", "live", "--set", "flags=-dit"],
+            message: "`--detach` (`-d`) would end the unit's `docker run` at once",
+            at: "unitgen.yaml:5:34",
+            hint: Some("`docker_args` adds to what unitgen gives `docker run`"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    docker_args: [--label, unitgen.app=other]\n",
+            args: &[],
+            message: "the label `unitgen.app=other` is unitgen's",
+            at: "unitgen.yaml:5:28",
+            hint: None,
+        },
+        Case {
             yaml: "app: shop\nservices:\n  web:\n    image: x\n    labels: [\"a b=c\"]\n",
             args: &[],
             message: "`a b` is not a label name Docker reads back",

@@ -242,8 +242,10 @@ const SOURCES: &[Source] = &[
         literal: true,
     },
     Source {
+        // The flags the unit supervises its container by are refused
+        // (`-d…`, `--rm`, …); any other word arrives as written.
         name: "docker_args flag",
-        kind: Kind::Escaped,
+        kind: Kind::Exact,
         web: "    docker_args: [\"{{ v }}\"]\n",
         top: "",
         entry: "",

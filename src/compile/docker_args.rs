@@ -1,0 +1,196 @@
+//! `docker_args`: extra `docker run` flags, passed on as written, except
+//! those that would take the container out of its unit's hands. A unit
+//! supervises its container by name (`ExecStop=docker stop NAME`, the
+//! removal after it, `status`), runs it attached and removed on exit (the
+//! unit's main process is `docker run --rm`, whose end is the container's),
+//! and finds an instance's containers by their `unitgen.` labels (`status`,
+//! `destroy`, the image they were made from); systemd restarts it, not
+//! Docker.
+
+/// The flags a unit's `docker run` depends on, with why, as `(index of the
+/// offending word, message)`. Words are read as the Docker CLI reads them
+/// (pflag): `--flag=value` or `--flag value`, and short flags that may be
+/// joined (`-dit`) or take their value in the same word (`-lkey=value`).
+pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut words = args.iter().enumerate();
+    while let Some((index, word)) = words.next() {
+        // What follows `--` or a word that is not a flag is not read as
+        // flags by Docker either: it is the image and its command, which
+        // unitgen puts after these words anyway.
+        if word == "--" || !word.starts_with('-') {
+            break;
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (long, None),
+            };
+            match name {
+                "detach" => found.push((index, detach())),
+                "rm" => found.push((index, removal())),
+                "name" => found.push((index, name_flag())),
+                "restart" => found.push((index, restart())),
+                "label" => {
+                    if let Some((at, label)) =
+                        value_of(index, "--label", inline, &mut words, &mut found)
+                    {
+                        found.extend(own_label(&label).map(|m| (at, m)));
+                    }
+                }
+                _ if takes_value(name) && inline.is_none() => {
+                    // Its value is the next word, whatever it looks like.
+                    words.next();
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let shorts = &word[1..];
+        for (offset, flag) in shorts.char_indices() {
+            match flag {
+                'd' => found.push((index, detach())),
+                'i' | 't' | 'P' => {}
+                'l' => {
+                    let rest = &shorts[offset + 1..];
+                    let inline = (!rest.is_empty()).then(|| rest.strip_prefix('=').unwrap_or(rest));
+                    if let Some((at, label)) = value_of(index, "-l", inline, &mut words, &mut found)
+                    {
+                        found.extend(own_label(&label).map(|m| (at, m)));
+                    }
+                    break;
+                }
+                // Any other short flag takes a value: the rest of the word,
+                // or the next one.
+                _ => {
+                    if offset + flag.len_utf8() == shorts.len() {
+                        words.next();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The value of the flag at `index`: written in its word (`inline`), or
+/// the next word; a flag without one is reported.
+fn value_of<'a>(
+    index: usize,
+    flag: &str,
+    inline: Option<&str>,
+    words: &mut impl Iterator<Item = (usize, &'a String)>,
+    found: &mut Vec<(usize, String)>,
+) -> Option<(usize, String)> {
+    if let Some(value) = inline {
+        return Some((index, value.to_owned()));
+    }
+    let next = words.next().map(|(at, value)| (at, value.clone()));
+    if next.is_none() {
+        found.push((index, format!("`{flag}` needs a value")));
+    }
+    next
+}
+
+fn detach() -> String {
+    "`--detach` (`-d`) would end the unit's `docker run` at once, and the unit with it: the unit runs the container attached, as its main process".into()
+}
+
+fn removal() -> String {
+    "`--rm` is unitgen's: each start makes a fresh container, removed when it ends, and a kept one would block the next start by its name".into()
+}
+
+fn name_flag() -> String {
+    "`--name` is unitgen's: the unit stops, removes and looks at its container by the name unitgen gives it (`container_name` in compose terms is the service's alias)".into()
+}
+
+fn restart() -> String {
+    "`--restart` would make Docker restart the container behind systemd's back: use the service's `restart:` key, which systemd carries out".into()
+}
+
+/// A `unitgen.` label names the app, instance and service a container
+/// belongs to, for `status` and `destroy`.
+fn own_label(label: &str) -> Option<String> {
+    label.starts_with("unitgen.").then(|| {
+        format!(
+            "the label `{label}` is unitgen's: it tells which app, instance and service a container is, for `status` and `destroy`; use `labels:` with a name of your own"
+        )
+    })
+}
+
+/// Long flags of `docker run` that take a value (Docker 20.10 to 28): the
+/// word after one is its value, not a flag. Bool flags (`--init`,
+/// `--privileged`, `--read-only`, …) are left out: they take none unless
+/// written `--flag=value`.
+fn takes_value(name: &str) -> bool {
+    !matches!(
+        name,
+        "init"
+            | "interactive"
+            | "tty"
+            | "privileged"
+            | "publish-all"
+            | "read-only"
+            | "no-healthcheck"
+            | "oom-kill-disable"
+            | "sig-proxy"
+            | "disable-content-trust"
+            | "quiet"
+            | "help"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conflicts(words: &[&str]) -> Vec<usize> {
+        let args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        supervision_conflicts(&args)
+            .into_iter()
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    #[test]
+    fn flags_the_unit_depends_on_are_found_in_every_form_docker_reads() {
+        for (words, at) in [
+            (&["-d"][..], vec![0]),
+            (&["--detach"], vec![0]),
+            (&["--detach=true"], vec![0]),
+            (&["-dit"], vec![0]),
+            (&["--init", "-td"], vec![1]),
+            (&["--rm=false"], vec![0]),
+            (&["--name", "other"], vec![0]),
+            (&["--name=other"], vec![0]),
+            (&["--restart", "always"], vec![0]),
+            (&["--label", "unitgen.app=other"], vec![1]),
+            (&["--label=unitgen.instance=live"], vec![0]),
+            (&["-l", "unitgen.service=api"], vec![1]),
+            (&["-lunitgen.app=x"], vec![0]),
+            (&["-il=unitgen.app=x"], vec![0]),
+            (&["--shm-size=1g", "--label"], vec![1]),
+        ] {
+            assert_eq!(conflicts(words), at, "{words:?}");
+        }
+    }
+
+    #[test]
+    fn other_flags_and_values_that_look_like_flags_pass() {
+        for words in [
+            &["--shm-size=1g"][..],
+            &["--label", "team=web", "-l", "tier=db"],
+            // Values, not flags: a host name `-d`, an env value `--rm`.
+            &["--hostname", "-d"],
+            &["-e", "--rm"],
+            &["-e--name"],
+            &["--add-host=db:10.0.0.2", "--cap-add", "NET_ADMIN"],
+            &["--init", "--privileged", "-it"],
+            // After the flags, Docker reads the image and its command.
+            &["--", "-d"],
+        ] {
+            assert_eq!(conflicts(words), Vec::<usize>::new(), "{words:?}");
+        }
+    }
+}
