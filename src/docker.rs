@@ -47,13 +47,16 @@ pub struct Container {
     pub started_at: String,
     /// `healthy`, `starting` or `unhealthy`; None without a healthcheck.
     pub health: Option<String>,
+    /// The networks it is connected to.
+    pub networks: Vec<String>,
 }
 
 /// `docker inspect --format` of a [`Container`], after its name. `index`:
 /// a container without a healthcheck has no `Health` key, and naming a
 /// missing key fails the whole template in Docker's inspect.
 const CONTAINER_FORMAT: &str = "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t\
-     {{.State.StartedAt}}\t{{with index .State \"Health\"}}{{.Status}}{{end}}";
+     {{.State.StartedAt}}\t{{with index .State \"Health\"}}{{.Status}}{{end}}\t\
+     {{range $name, $_ := .NetworkSettings.Networks}}{{$name}},{{end}}";
 
 /// The container of that name, if one exists.
 pub fn inspect(name: &str) -> Option<Container> {
@@ -73,6 +76,10 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
                 status: fields.next()?.to_string(),
                 started_at: fields.next()?.to_string(),
                 health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
+                networks: (fields.next().unwrap_or_default().split(','))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             };
             Some((name, container))
         })
@@ -156,10 +163,19 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
     .collect()
 }
 
+/// A running container, as `docker ps` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// `docker pause` froze it: it runs no code, but `docker ps` lists it.
+    pub paused: bool,
+    /// The networks it is connected to (`docker network disconnect` takes
+    /// one away while it runs).
+    pub networks: Vec<String>,
+}
+
 /// An instance's containers that Docker runs (found by the labels its
-/// units give them), each with whether it is paused (`docker pause`: it
-/// runs no code, but `docker ps` lists it), in one call.
-pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, bool>, String> {
+/// units give them), by name, in one call.
+pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, Running>, String> {
     let listed = run(
         "docker ps",
         &[
@@ -169,14 +185,36 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, b
             "--filter",
             &format!("label=unitgen.instance={instance}"),
             "--format",
-            "{{.Names}}\t{{.State}}",
+            "{{.Names}}\t{{.State}}\t{{.Networks}}",
         ],
     )?;
     Ok(listed
         .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .map(|(name, state)| (name.to_owned(), state == "paused"))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let name = fields.next()?.to_owned();
+            let paused = fields.next()? == "paused";
+            let networks = (fields.next().unwrap_or_default().split(','))
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Some((name, Running { paused, networks }))
+        })
         .collect())
+}
+
+/// Removes containers by force (running or not); one that is already
+/// gone is not an error.
+pub fn remove_containers(names: &[String]) -> Result<(), String> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["rm", "--force"];
+    args.extend(names.iter().map(String::as_str));
+    match run("docker rm", &args) {
+        Err(e) if !e.contains("No such container") => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Resumes a container `docker pause` froze.

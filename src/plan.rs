@@ -102,6 +102,9 @@ pub struct Plan {
     /// router's folder that are missing or hold something else: the router
     /// serves or checks with them. Apply copies them again.
     pub stale_route_files: Vec<String>,
+    /// Running containers with the instance's labels that no unit of it
+    /// runs (see [`Observation`]): apply removes them.
+    pub stray_containers: Vec<String>,
 }
 
 /// Units that are down because a backup stopped them for its copies: not
@@ -131,6 +134,17 @@ pub struct Observed {
     pub container_missing: bool,
     /// The container it runs (named), which Docker lists as paused.
     pub container_paused: Option<String>,
+    /// The instance network its running container is not connected to
+    /// (`docker network disconnect`).
+    pub container_off_network: Option<String>,
+}
+
+/// What the host makes of an instance: its units (see [`Observed`]), and
+/// the running containers with its labels that none of them runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    pub units: Vec<Observed>,
+    pub stray_containers: Vec<String>,
 }
 
 /// One way a unit on the host differs from its applied file.
@@ -149,6 +163,10 @@ pub enum Fault {
     /// The unit is active but its container is paused (`docker pause`):
     /// it answers nothing, though Docker lists it as up.
     ContainerPaused { container: String },
+    /// The unit is active but its container is not on the instance's
+    /// network (`docker network disconnect`): the other services cannot
+    /// reach it by name.
+    ContainerOffNetwork { network: String },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -170,6 +188,9 @@ impl std::fmt::Display for Fault {
             Fault::ContainerMissing => f.write_str("its container is not running"),
             Fault::ContainerPaused { container } => {
                 write!(f, "its container {container} is paused")
+            }
+            Fault::ContainerOffNetwork { network } => {
+                write!(f, "its container is not on network {network}")
             }
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
@@ -212,7 +233,10 @@ impl Repair {
             && self.faults.iter().any(|f| {
                 matches!(
                     f,
-                    Fault::NotReloaded | Fault::OldConfiguration | Fault::ContainerMissing
+                    Fault::NotReloaded
+                        | Fault::OldConfiguration
+                        | Fault::ContainerMissing
+                        | Fault::ContainerOffNetwork { .. }
                 )
             })
     }
@@ -333,6 +357,7 @@ impl Plan {
             && self.restore.is_none()
             && self.stale_secrets.is_empty()
             && self.stale_route_files.is_empty()
+            && self.stray_containers.is_empty()
     }
 
     /// Takes the units `backup` stopped or paused (and will resume) out of
@@ -401,6 +426,10 @@ impl Plan {
                     faults.push(Fault::OldConfiguration);
                 } else if seen.container_missing {
                     faults.push(Fault::ContainerMissing);
+                } else if let Some(network) = &seen.container_off_network {
+                    faults.push(Fault::ContainerOffNetwork {
+                        network: network.clone(),
+                    });
                 }
                 // Resumed whatever else is done: a restart too needs it.
                 if let Some(container) = &seen.container_paused
@@ -616,6 +645,14 @@ impl Plan {
                 out,
                 "{} secrets file {file} is missing or was changed by hand: applying writes it \
                  again (the running containers read it at their start; their next start needs it)",
+                paint("31", "!")
+            );
+        }
+        for container in &self.stray_containers {
+            let _ = writeln!(
+                out,
+                "{} container {container} runs with the instance's labels, but no unit of it \
+                 runs it (started by hand?): applying removes it",
                 paint("31", "!")
             );
         }

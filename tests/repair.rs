@@ -175,6 +175,81 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert_eq!(world.id("live", "web"), started, "resumed, not restarted");
     assert_eq!(plan(&world).0, Some(0));
 
+    // Disconnected from the instance network by hand: api runs and its unit
+    // is active, but web can no longer reach it by name.
+    let api = world.container("live", "api");
+    // (Not busybox wget's -T: it crashes this busybox.)
+    let reaches_api = |world: &World| {
+        let out = support::docker::docker(["exec", &web, "wget", "-qO-", "http://api/"]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == greeting(world) + "\n"
+    };
+    assert!(reaches_api(&world), "web reaches api by name");
+    let cut = support::docker::docker(["network", "disconnect", "ugfix-live", &api]);
+    assert!(cut.status.success(), "{}", text(&cut));
+    assert!(!reaches_api(&world), "disconnected");
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "* ugfix-live-api.service (its container is not on network ugfix-live: restart)"
+        ),
+        "{shown}"
+    );
+    let out = world.unitgen(&["status", "live"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).lines().any(|l| l.starts_with("! api")),
+        "{}",
+        text(&out)
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(reaches_api(&world), "apply joined it again");
+    assert_eq!(plan(&world).0, Some(0));
+
+    // A container started by hand with the instance's labels, on its
+    // network under api's alias: it answers for api, no unit runs it.
+    let stray = world.container("live", "stray");
+    let started_by_hand = support::docker::docker([
+        "run",
+        "-d",
+        "--name",
+        &stray,
+        "--network",
+        "ugfix-live",
+        "--network-alias",
+        "api",
+        "--label",
+        "unitgen.app=ugfix",
+        "--label",
+        "unitgen.instance=live",
+        "unitgen-test/busybox:1",
+        "sleep",
+        "1000000",
+    ]);
+    assert!(
+        started_by_hand.status.success(),
+        "{}",
+        text(&started_by_hand)
+    );
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "! container {stray} runs with the instance's labels, but no unit of it runs it"
+        )),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("removed {stray}")),
+        "{}",
+        text(&out)
+    );
+    assert!(!is_running(&stray), "the stray container is gone");
+    assert_eq!(plan(&world).0, Some(0));
+
     // A stopped container left with web's name (a `docker run` killed after
     // creating it), whose network was then removed by hand: the network
     // unit looked for leftovers only when the network was there already,

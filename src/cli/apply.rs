@@ -215,7 +215,7 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
                 let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
                 let observed =
                     observe(&systemd, &present, &router_plan, None).map_err(|e| miette!("{e}"))?;
-                router_plan.observe(&observed);
+                router_plan.observe(&observed.units);
                 if router::restart_pending(&host, &unit) {
                     router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
                 }
@@ -266,7 +266,8 @@ pub fn host_plan(
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
         let observed =
             observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
-        plan.observe(&observed);
+        plan.observe(&observed.units);
+        plan.stray_containers = observed.stray_containers;
     }
     // What the routes unit wrote is the router's input: deleted or edited,
     // the instance is not routed as applied.
@@ -324,6 +325,25 @@ fn resume_paused(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan
             .retain(|f| !matches!(f, crate::plan::Fault::ContainerPaused { .. }));
     }
     plan.repair.retain(|repair| !repair.faults.is_empty());
+    Ok(plan)
+}
+
+/// Removes the running containers with the instance's labels that none of
+/// its units runs (see [`Plan::stray_containers`]): the instance's network
+/// unit removes them at its start too, and under a service's alias they
+/// would answer for it.
+fn remove_strays(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan> {
+    let strays = std::mem::take(&mut plan.stray_containers);
+    if strays.is_empty() {
+        return Ok(plan);
+    }
+    crate::docker::remove_containers(&strays).map_err(|e| {
+        miette!("apply of {name} failed: {e}\nnothing else on the host was changed")
+    })?;
+    progress.line(&format!(
+        "{name}: removed {}, which no unit of it runs (started by hand?)",
+        strays.join(", ")
+    ));
     Ok(plan)
 }
 
@@ -780,6 +800,7 @@ pub fn converge_and_record(
     // (and a unit restarted for another reason needs it to act on its stop
     // signal).
     let plan = resume_paused(name, plan, &progress)?;
+    let plan = remove_strays(name, plan, &progress)?;
     if plan.is_empty() && plan.repair.is_empty() && plan.unfinished.is_none() {
         // The units are as applied; only secrets files to write again.
         if let Some((store, files)) = secrets.filter(|_| !plan.stale_secrets.is_empty()) {

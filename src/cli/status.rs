@@ -233,8 +233,8 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     }
     if status.units.iter().any(|row| !row.as_applied) {
         outln!(
-            "! not as applied: not active, its container not running (gone, or paused), or its \
-             unit file is not the recorded revision's (edited, or an apply did not finish): \
+            "! not as applied: not active, its container not running (gone, or paused) or off the \
+             instance network, or its unit file is not the recorded revision's (edited, or an apply did not finish): \
              `unitgen plan`, `unitgen apply`"
         )?;
     }
@@ -358,11 +358,14 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
             let container = owner.container().and_then(|c| containers.remove(&c));
             // A running service unit runs its container: one that is gone,
-            // or paused (`docker pause`: listed as up, answers nothing), is
-            // not as applied.
+            // paused (`docker pause`: listed as up, answers nothing), or
+            // disconnected from the instance network (the other services
+            // cannot reach it) is not as applied.
             let container_runs = owner.service.is_none()
                 || state.sub_state != "running"
-                || container.as_ref().is_some_and(|c| c.status == "running");
+                || container
+                    .as_ref()
+                    .is_some_and(|c| c.status == "running" && c.networks.contains(&prefix));
             let as_applied = state.active_state == "active"
                 && container_runs
                 && render::digest_matches(&unit.text)

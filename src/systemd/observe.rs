@@ -1,11 +1,12 @@
 //! What the host makes of an instance's installed units, for `plan` and
 //! `apply` to compare with the template: systemd's view of each unit
 //! (enabled, loaded as on disk, running, drop-ins), Docker's of each
-//! container, and, after an interrupted apply, which units may still run
-//! the configuration from before it.
+//! container (running, paused, on the instance network) and of containers
+//! of the instance that no unit runs, and, after an interrupted apply,
+//! which units may still run the configuration from before it.
 
 use crate::docker;
-use crate::plan::{Observed, Plan};
+use crate::plan::{Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
 use crate::systemd::{Error, Systemd};
@@ -18,7 +19,7 @@ pub fn observe(
     installed: &[UnitFile],
     plan: &Plan,
     intent: Option<&Intent>,
-) -> Result<Vec<Observed>, Error> {
+) -> Result<Observation, Error> {
     let mut names: Vec<&String> = plan.keep.iter().collect();
     names.extend(plan.change.iter().map(|c| &c.new.name));
     let manager_started = match intent {
@@ -69,20 +70,44 @@ pub fn observe(
             old_configuration,
             container_missing: false,
             container_paused: None,
+            container_off_network: None,
         });
     }
     // One question to Docker, and only if some active unit runs a container.
+    let mut stray_containers = Vec::new();
     if let Some((_, owner, _)) = with_container.first() {
         let running = docker::running_containers(&owner.app, &owner.instance).map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
+        let network = crate::model::prefix(&owner.app, &owner.instance);
         for (index, _, container) in &with_container {
             match running.get(container) {
                 None => observed[*index].container_missing = true,
-                Some(true) => observed[*index].container_paused = Some(container.clone()),
-                Some(false) => {}
+                Some(seen) if seen.paused => {
+                    observed[*index].container_paused = Some(container.clone());
+                }
+                // Disconnected by hand: it runs, but the instance's other
+                // services cannot reach it, nor it them.
+                Some(seen) if !seen.networks.contains(&network) => {
+                    observed[*index].container_off_network = Some(network.clone());
+                }
+                Some(_) => {}
             }
         }
+        // Containers with the instance's labels that no installed unit
+        // runs (started by hand, or left by a unit removed without
+        // systemd): on the instance network under a service's alias, they
+        // answer for it.
+        let ours: Vec<String> = (installed.iter())
+            .filter_map(|u| render::owner(&u.text)?.container())
+            .collect();
+        stray_containers = (running.into_keys())
+            .filter(|name| !ours.contains(name))
+            .collect();
+        stray_containers.sort();
     }
-    Ok(observed)
+    Ok(Observation {
+        units: observed,
+        stray_containers,
+    })
 }
