@@ -203,6 +203,22 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
         .collect())
 }
 
+/// Whether a network of exactly this name exists.
+pub fn network_exists(name: &str) -> Result<bool, String> {
+    let listed = run(
+        "docker network ls",
+        &[
+            "network",
+            "ls",
+            "--filter",
+            &format!("name=^{name}$"),
+            "--format",
+            "{{.Name}}",
+        ],
+    )?;
+    Ok(listed.lines().any(|line| line == name))
+}
+
 /// Removes containers by force (running or not); one that is already
 /// gone is not an error.
 pub fn remove_containers(names: &[String]) -> Result<(), String> {

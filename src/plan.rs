@@ -137,6 +137,9 @@ pub struct Observed {
     /// The instance network its running container is not connected to
     /// (`docker network disconnect`).
     pub container_off_network: Option<String>,
+    /// The Docker network an active network unit made, which is gone
+    /// (`docker network rm`).
+    pub network_missing: Option<String>,
 }
 
 /// What the host makes of an instance: its units (see [`Observed`]), and
@@ -167,6 +170,10 @@ pub enum Fault {
     /// network (`docker network disconnect`): the other services cannot
     /// reach it by name.
     ContainerOffNetwork { network: String },
+    /// An active network unit whose network is gone (`docker network rm`):
+    /// no service of the instance can start. Its restart makes it again,
+    /// and restarts the services, which require it.
+    NetworkMissing { network: String },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -192,6 +199,7 @@ impl std::fmt::Display for Fault {
             Fault::ContainerOffNetwork { network } => {
                 write!(f, "its container is not on network {network}")
             }
+            Fault::NetworkMissing { network } => write!(f, "its network {network} is gone"),
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
             }
@@ -237,6 +245,7 @@ impl Repair {
                         | Fault::OldConfiguration
                         | Fault::ContainerMissing
                         | Fault::ContainerOffNetwork { .. }
+                        | Fault::NetworkMissing { .. }
                 )
             })
     }
@@ -428,6 +437,10 @@ impl Plan {
                     faults.push(Fault::ContainerMissing);
                 } else if let Some(network) = &seen.container_off_network {
                     faults.push(Fault::ContainerOffNetwork {
+                        network: network.clone(),
+                    });
+                } else if let Some(network) = &seen.network_missing {
+                    faults.push(Fault::NetworkMissing {
                         network: network.clone(),
                     });
                 }

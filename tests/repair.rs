@@ -250,6 +250,35 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert!(!is_running(&stray), "the stray container is gone");
     assert_eq!(plan(&world).0, Some(0));
 
+    // The instance network removed by hand (its containers disconnected
+    // first, as Docker demands): everything runs, nothing reaches anything,
+    // and the network unit, a oneshot, stays active.
+    for service in ["api", "web", "extra"] {
+        let container = world.container("live", service);
+        let cut = support::docker::docker(["network", "disconnect", "ugfix-live", &container]);
+        assert!(cut.status.success(), "{}", text(&cut));
+    }
+    let removed = support::docker::docker(["network", "rm", "ugfix-live"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("* ugfix-live-network.service (its network ugfix-live is gone: restart)"),
+        "{shown}"
+    );
+    let out = world.unitgen(&["status", "live"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).lines().any(|l| l.starts_with("! (network)")),
+        "{}",
+        text(&out)
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(reaches_api(&world), "apply made the network again");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+
     // A stopped container left with web's name (a `docker run` killed after
     // creating it), whose network was then removed by hand: the network
     // unit looked for leftovers only when the network was there already,

@@ -234,7 +234,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if status.units.iter().any(|row| !row.as_applied) {
         outln!(
             "! not as applied: not active, its container not running (gone, or paused) or off the \
-             instance network, or its unit file is not the recorded revision's (edited, or an apply did not finish): \
+             instance network, its network gone, or its unit file is not the recorded revision's (edited, or an apply did not finish): \
              `unitgen plan`, `unitgen apply`"
         )?;
     }
@@ -355,6 +355,12 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 .filter_map(render::Owner::container)
                 .collect::<Vec<_>>(),
         );
+        // The network unit stays active when its network is removed by
+        // hand: a container on it shows it is there, a second question to
+        // Docker only when none is.
+        let network_gone = !containers.values().any(|c| c.networks.contains(&prefix))
+            && owners.iter().any(|o| o.network.is_some())
+            && !docker::network_exists(&prefix).unwrap_or(true);
         for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
             let container = owner.container().and_then(|c| containers.remove(&c));
             // A running service unit runs its container: one that is gone,
@@ -368,6 +374,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     .is_some_and(|c| c.status == "running" && c.networks.contains(&prefix));
             let as_applied = state.active_state == "active"
                 && container_runs
+                && !(owner.network.is_some() && network_gone)
                 && render::digest_matches(&unit.text)
                 && recorded_units.get(&unit.name) == Some(&unit.text);
             units.push(Row {

@@ -30,6 +30,8 @@ pub fn observe(
     // (index in `observed`, owner, container name) of the running units
     // that run a container.
     let mut with_container = Vec::new();
+    // (index in `observed`, network) of the active network unit.
+    let mut network_unit = None;
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
         // its own: only its instances do, and systemd refuses to load it.
@@ -45,6 +47,11 @@ pub fn observe(
             .iter()
             .find(|u| &u.name == name)
             .and_then(|u| render::owner(&u.text));
+        if state.is_active()
+            && let Some(network) = owner.as_ref().and_then(|o| o.network.clone())
+        {
+            network_unit = Some((observed.len(), network));
+        }
         // A oneshot's container is done once the unit is active (exited).
         if state.is_active()
             && state.sub_state == "running"
@@ -71,10 +78,12 @@ pub fn observe(
             container_missing: false,
             container_paused: None,
             container_off_network: None,
+            network_missing: None,
         });
     }
     // One question to Docker, and only if some active unit runs a container.
     let mut stray_containers = Vec::new();
+    let mut networks_in_use = Vec::new();
     if let Some((_, owner, _)) = with_container.first() {
         let running = docker::running_containers(&owner.app, &owner.instance).map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
@@ -101,10 +110,28 @@ pub fn observe(
         let ours: Vec<String> = (installed.iter())
             .filter_map(|u| render::owner(&u.text)?.container())
             .collect();
+        networks_in_use = (running.values())
+            .flat_map(|c| c.networks.iter().cloned())
+            .collect();
         stray_containers = (running.into_keys())
             .filter(|name| !ours.contains(name))
             .collect();
         stray_containers.sort();
+    }
+    // The network unit is a oneshot that stays active: removed by hand
+    // (`docker network rm`), its network is not made again, and no service
+    // can start. A container on it shows it is there; a second question
+    // only when none is.
+    if let Some((index, network)) = network_unit
+        && !networks_in_use.contains(&network)
+        && !docker::network_exists(&network).map_err(|e| {
+            Error::new(
+                "looking for the instance's network",
+                zbus::Error::Failure(e),
+            )
+        })?
+    {
+        observed[index].network_missing = Some(network);
     }
     Ok(Observation {
         units: observed,
