@@ -228,14 +228,23 @@ impl Repair {
         self.faults.contains(&Fault::NotReloaded)
     }
 
+    /// Not running (stopped, failed, or waiting to be restarted).
+    fn not_running(&self) -> bool {
+        (self.faults.iter()).any(|f| matches!(f, Fault::NotRunning { .. }))
+    }
+
     /// Not running: a start (after any reload) runs the file as it is.
     pub fn start(&self) -> bool {
         self.faults
             .iter()
-            .any(|f| matches!(f, Fault::NotRunning { .. }))
+            .any(|f| matches!(f, Fault::NotRunning { sub, .. } if sub != "auto-restart"))
     }
 
-    /// Running, but not what its file says: only a restart fixes that.
+    /// Running, but not what its file says: only a restart fixes that. Or
+    /// waiting out its `RestartSec=` after it went down (`activating
+    /// (auto-restart)`): systemd holds a start job until its own restart,
+    /// which then counts as one more restart (apply would take the repaired
+    /// unit for one that did not stay up); a restart starts it at once.
     pub fn restart(&self) -> bool {
         !self.start()
             && self.faults.iter().any(|f| {
@@ -246,7 +255,7 @@ impl Repair {
                         | Fault::ContainerMissing
                         | Fault::ContainerOffNetwork { .. }
                         | Fault::NetworkMissing { .. }
-                )
+                ) || matches!(f, Fault::NotRunning { sub, .. } if sub == "auto-restart")
             })
     }
 
@@ -526,7 +535,7 @@ impl Plan {
             return;
         }
         match self.repair.iter_mut().find(|r| r.unit == unit) {
-            Some(repair) if repair.start() || repair.faults.contains(&fault) => {}
+            Some(repair) if repair.not_running() || repair.faults.contains(&fault) => {}
             Some(repair) => repair.faults.push(fault),
             None => self.repair.push(Repair {
                 unit: unit.to_string(),
@@ -990,6 +999,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("3 to repair, 0 unchanged"), "{text}");
+    }
+
+    #[test]
+    fn a_unit_waiting_to_be_restarted_by_systemd_is_restarted_not_started() {
+        let units = [unit("a", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[Observed {
+            active_state: "activating".into(),
+            sub_state: "auto-restart".into(),
+            ..seen("a")
+        }]);
+        assert!(plan.to_start().is_empty());
+        assert_eq!(plan.to_restart(), ["a"]);
+        let text = plan.describe(false);
+        assert!(
+            text.contains("* a (activating (auto-restart): restart)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -279,6 +279,32 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert_eq!(serves(port).as_deref(), Some("web\n"));
     assert_eq!(plan(&world).0, Some(0));
 
+    // Its container killed (`docker kill`, the OOM killer): systemd waits
+    // out `RestartSec=` before it runs the unit again. An apply meanwhile
+    // started it, a start systemd holds until its own restart, which the
+    // apply then counted against it: "did not stay up", and a restore.
+    let killed = support::docker::docker(["kill", &api]);
+    assert!(killed.status.success(), "{}", text(&killed));
+    let waiting = wait_for(Duration::from_secs(10), || {
+        let out = world.sandbox.systemctl([
+            "show",
+            "--property=SubState",
+            "--value",
+            "ugfix-live-api.service",
+        ]);
+        (String::from_utf8_lossy(&out.stdout).trim() == "auto-restart").then_some(())
+    });
+    assert!(waiting.is_some(), "systemd waits to restart api");
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("restart ugfix-live-api.service"),
+        "{}",
+        text(&out)
+    );
+    assert!(reaches_api(&world), "api runs again");
+    assert_eq!(plan(&world).0, Some(0));
+
     // A stopped container left with web's name (a `docker run` killed after
     // creating it), whose network was then removed by hand: the network
     // unit looked for leftovers only when the network was there already,
