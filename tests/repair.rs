@@ -137,6 +137,14 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     let out = world.apply("live");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("drop-ins that change its meaning, left in place"));
+    assert!(
+        text(&out).contains(
+            "ugfix-live: its units are revision 1, but drop-ins change \
+             ugfix-live-web.service: not up to date"
+        ),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(&drop_in_dir).unwrap();
     world.sandbox.systemctl(["daemon-reload"]);
     assert_eq!(plan(&world).0, Some(0));

@@ -825,8 +825,14 @@ pub fn converge_and_record(
             let _ = state.finish::<Intent>();
         }
         let number = latest.map_or(0, |l| l.number);
+        let with_drop_ins: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
         progress.line(&match &plan.restore {
-            None => format!("{name} is up to date (revision {number})"),
+            None if with_drop_ins.is_empty() => format!("{name} is up to date (revision {number})"),
+            // Left in place, they keep the host from running the template.
+            None => format!(
+                "{name}: its units are revision {number}, but drop-ins change {}: not up to date",
+                with_drop_ins.join(", ")
+            ),
             // Not up to date: its data may not be what it should.
             Some(restore) => format!("{name}: its units are revision {number}, but {restore}"),
         });
