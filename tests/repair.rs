@@ -572,7 +572,20 @@ fn an_apply_killed_at_any_moment_leaves_plan_truthful_and_is_finished_by_the_nex
                 _ => panic!("{at}: plan said\n{shown}"),
             }
 
-            // The next apply of a good template finishes the job.
+            // The next apply of a good template finishes the job, once the
+            // jobs the killed one left with systemd are done (as when an
+            // operator looks, then applies again).
+            let idle = wait_for(Duration::from_secs(60), || {
+                let jobs = world.sandbox.systemctl(["list-jobs", "--no-legend"]);
+                String::from_utf8_lossy(&jobs.stdout)
+                    .trim()
+                    .is_empty()
+                    .then_some(())
+            });
+            assert!(
+                idle.is_some(),
+                "{at}: systemd still has jobs after a minute"
+            );
             version += 1;
             world.write(&good(version));
             let next = world.unitgen(&apply);
