@@ -112,7 +112,8 @@ fn restart() -> String {
 /// A `unitgen.` label names the app, instance and service a container
 /// belongs to, for `status` and `destroy`.
 fn own_label(label: &str) -> Option<String> {
-    label.starts_with("unitgen.").then(|| {
+    let name = label.split_once('=').map_or(label, |(name, _)| name);
+    super::syntax::is_unitgen_label(name).then(|| {
         format!(
             "the label `{label}` is unitgen's: it tells which app, instance and service a container is, for `status` and `destroy`; use `labels:` with a name of your own"
         )

@@ -571,12 +571,18 @@ pub fn check_label_name(name: &str) -> Result<(), String> {
             "`{name}` is not a label name Docker reads back: no `=`, no whitespace, not empty"
         ));
     }
-    if name.starts_with("unitgen.") {
+    if is_unitgen_label(name) {
         return Err(format!(
             "`{name}` is unitgen's: labels under `unitgen.` say which app, instance and service a container is, and which image it runs"
         ));
     }
     Ok(())
+}
+
+/// Whether a label name is one of unitgen's own (`unitgen.app`, …), which
+/// no service may set (see [`check_label_name`]).
+pub fn is_unitgen_label(name: &str) -> bool {
+    name.starts_with("unitgen.")
 }
 
 /// A name Docker's local volume driver takes (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`).
