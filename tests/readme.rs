@@ -84,6 +84,14 @@ const NOT_WALKED: &[(&str, &str)] = &[
     ),
     ("scripts/deb", "tests/deb.rs builds the package"),
     (
+        "cargo install --locked cargo-fuzz",
+        "installs a fuzzing tool once; fuzzing runs until its time is up, outside the suite",
+    ),
+    (
+        "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none template -- -max_total_time=600",
+        "fuzzing runs until its time is up, outside the suite; tests/injection.rs mutates templates in the suite",
+    ),
+    (
         "apt-get install ./target/debian/unitgen_*.deb",
         "tests/deb.rs installs the package with apt-get",
     ),

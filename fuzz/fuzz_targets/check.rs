@@ -1,0 +1,57 @@
+//! What every fuzz target asks of the units it gets: systemd reads each one
+//! (`tests/support/systemd_syntax.rs`, written from systemd's C code) as
+//! unitgen's own parser does, every directive's value means something to
+//! systemd, and the unit says it belongs to the app and instance it was
+//! compiled for, once.
+
+#[path = "../../tests/support/systemd_syntax.rs"]
+#[allow(dead_code)]
+mod systemd_syntax;
+
+use unitgen::compile::{Overrides, compile};
+use unitgen::render::{Flavour, Renderer};
+use unitgen::template::Template;
+
+pub fn render_every_instance(template: &Template) {
+    for instance in template.instance_names() {
+        let Ok(model) = compile(template, &instance, &Overrides::default()) else {
+            continue;
+        };
+        for flavour in [Flavour::System, Flavour::User, Flavour::Fleet] {
+            for unit in Renderer::new(flavour).render(&model) {
+                check_unit(&unit.text, &model.app, &model.instance);
+            }
+        }
+    }
+}
+
+fn check_unit(text: &str, app: &str, instance: &str) {
+    let systemd: Vec<(String, String, String)> = systemd_syntax::parse(text)
+        .unwrap_or_else(|e| panic!("systemd would not read this unit: {e}\n{text}"))
+        .into_iter()
+        .map(|d| (d.section, d.key, d.value))
+        .collect();
+    let ours: Vec<(String, String, String)> = unitgen::unit_file::parse(text)
+        .unwrap_or_else(|e| panic!("unitgen would not read its own unit: {e}\n{text}"))
+        .into_iter()
+        .map(|o| (o.section, o.name, o.value))
+        .collect();
+    assert_eq!(
+        systemd, ours,
+        "systemd and unitgen read the unit differently:\n{text}"
+    );
+    for d in systemd_syntax::parse(text).unwrap() {
+        if let Err(e) = systemd_syntax::meaning(&d) {
+            panic!("{}={}: {e}\n{text}", d.key, d.value);
+        }
+    }
+    let owner = |key: &str| -> Vec<&str> {
+        systemd
+            .iter()
+            .filter(|(s, k, _)| s.starts_with("X-Unitgen") && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(owner("App"), [app], "owner app:\n{text}");
+    assert_eq!(owner("Instance"), [instance], "owner instance:\n{text}");
+}
