@@ -1437,3 +1437,39 @@ services:
     );
     assert!(template.contains("volumes:\n  cache: {}\n"), "{template}");
 }
+
+/// Compose variables named like an instance entry's own keys (`HOST`, a
+/// common one, `SERVICES`, `ROUTES`, `EXTENDS`) become values with a `_`:
+/// written as they were, `host: db` would have said which host runs the
+/// instance, and `services:`/`routes:` were refused as no switches or routes.
+/// (Found by the `import` fuzz target.)
+#[test]
+fn variables_named_like_instance_keys_stay_values() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx:1.27\n    environment:\n      DB: ${HOST}\n      S: ${SERVICES:-all}\n      R: ${ROUTES:-none}\n      E: ${EXTENDS-base}\n",
+    )
+    .file(".env", "HOST=db\n");
+    project.import_ok(&[]);
+    let template = project.template();
+    for value in [
+        "host_: db",
+        "services_: all",
+        "routes_: none",
+        "extends_: base",
+    ] {
+        assert!(
+            template.contains(&format!("    {value}\n")),
+            "{value} in {template}"
+        );
+    }
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for env in [
+        "--env DB=db ",
+        "--env S=all ",
+        "--env R=none ",
+        "--env E=base ",
+    ] {
+        assert!(render.stdout.contains(env), "{env:?} in {}", render.stdout);
+    }
+}

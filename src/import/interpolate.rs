@@ -177,15 +177,17 @@ fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<
 }
 
 /// The instance value a compose variable becomes: `DB_PASSWORD` → `db_password`.
-/// Names the template language reserves get a `_` (`APP` → `app_`).
+/// Names that could not be an instance value get a `_` (`APP` → `app_`):
+/// those unitgen sets itself, the instance entry's own keys (`SERVICES`
+/// would be read as the entry's `services:` switches) and the words of the
+/// expression language.
 pub fn value_name(variable: &str) -> String {
-    let name = variable.to_ascii_lowercase();
-    const RESERVED: &[&str] = &[
-        // Set by unitgen for every instance.
-        "app", "instance", // Words of the expression language.
+    use crate::template::schema::instance::{BUILT_IN, RESERVED};
+    const WORDS: &[&str] = &[
         "true", "false", "none", "and", "or", "not", "in", "is", "if", "else",
     ];
-    if RESERVED.contains(&name.as_str()) {
+    let name = variable.to_ascii_lowercase();
+    if (BUILT_IN.iter().chain(&RESERVED).chain(WORDS)).any(|r| *r == name) {
         name + "_"
     } else {
         name
@@ -488,6 +490,9 @@ mod tests {
         assert_eq!(value_name("DB_PASSWORD"), "db_password");
         assert_eq!(value_name("APP"), "app_");
         assert_eq!(value_name("instance"), "instance_");
+        for entry_key in ["SERVICES", "extends", "Routes", "HOST"] {
+            assert_eq!(value_name(entry_key), entry_key.to_ascii_lowercase() + "_");
+        }
     }
 
     #[test]
