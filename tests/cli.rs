@@ -177,6 +177,68 @@ fn init_from_a_compose_file_imports_it() {
     );
 }
 
+/// `-o` names where the output goes, not a file to put in its place: a
+/// pipe (as `/dev/null` is a device) is written into and stays a pipe, and
+/// a symbolic link stays, its file replaced with the file's mode kept. Renaming
+/// over them replaced `/dev/null` itself with a regular file on a test machine.
+#[test]
+fn init_and_import_write_through_a_pipe_or_a_link_without_replacing_it() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let init = unitgen_in(dir.path(), &["init", "-o", "out.fifo", "--app", "piped"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(reader.join().unwrap().contains("app: piped"));
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "{kind:?}");
+
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx:1.27\n",
+    )
+    .unwrap();
+    let real = dir.path().join("real.yaml");
+    std::fs::write(&real, "app: old\n").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("real.yaml", dir.path().join("link.yaml")).unwrap();
+    let args = [
+        "import",
+        "docker-compose.yml",
+        "-o",
+        "link.yaml",
+        "--app",
+        "linked",
+    ];
+    let refused = unitgen_in(dir.path(), &args);
+    assert_eq!(refused.status.code(), Some(1), "replacing needs --force");
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "app: old\n");
+    let import = unitgen_in(dir.path(), &[&args[..], &["--force"]].concat());
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let link = std::fs::symlink_metadata(dir.path().join("link.yaml")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("app: linked")
+    );
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
 /// Validates a YAML file's data against a JSON Schema with Python's
 /// `jsonschema` (a real, independent validator); the errors, if any.
 fn schema_errors(schema: &std::path::Path, yaml: &str) -> Vec<String> {

@@ -7,11 +7,10 @@ use clap::Args;
 use miette::{IntoDiagnostic, NamedSource, Result, WrapErr, miette};
 
 use super::Outcome;
-use super::output::out;
+use super::output::{self, out};
 use crate::compile::{compile, syntax};
 use crate::import::{Options, import, parse_dotenv};
 use crate::template::{Template, display_path, parse};
-use crate::unit_dir::write_atomic;
 
 /// The files compose looks for, in its order.
 const COMPOSE_FILES: &[&str] = &[
@@ -29,7 +28,8 @@ pub struct ImportArgs {
     /// Write the template to FILE instead of printing it.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// With --output: replace FILE if it exists.
+    /// With --output: replace FILE if it exists (atomically; a link stays a
+    /// link). A device or a pipe is written into without --force.
     #[arg(long, requires = "output")]
     pub force: bool,
     /// The app name [default: the compose file's `name:`, else its folder's
@@ -60,7 +60,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         None => find_compose_file()?,
     };
     if let Some(output) = &args.output
-        && output.exists()
+        && output::would_replace(output)
         && !args.force
     {
         return Err(miette!(
@@ -131,7 +131,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     });
 
     match &args.output {
-        Some(output) => write_atomic(output, imported.yaml.as_bytes())
+        Some(output) => output::write_named_file(output, imported.yaml.as_bytes())
             .into_diagnostic()
             .wrap_err_with(|| format!("writing {}", output.display()))?,
         None => out!("{}", imported.yaml)?,

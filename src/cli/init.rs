@@ -8,8 +8,8 @@ use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::Outcome;
 use super::import::{self, ImportArgs};
+use super::output;
 use crate::compile::syntax;
-use crate::unit_dir::write_atomic;
 
 /// The starting template; `{APP}` becomes the app's name.
 const STARTER: &str = include_str!("../../templates/init/unitgen.yaml");
@@ -28,7 +28,8 @@ pub struct InitArgs {
         default_value = "unitgen.yaml"
     )]
     pub output: PathBuf,
-    /// Replace FILE if it exists.
+    /// Replace FILE if it exists (atomically; a link stays a link). A device
+    /// or a pipe is written into without --force.
     #[arg(long)]
     pub force: bool,
     /// The app name [default: this folder's name, made a valid app name].
@@ -47,7 +48,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
             profile: Vec::new(),
         });
     }
-    if args.output.exists() && !args.force {
+    if output::would_replace(&args.output) && !args.force {
         return Err(miette!(
             help = "pass --force to replace it",
             "{} exists already",
@@ -58,7 +59,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
         Some(app) => app,
         None => folder_app_name()?,
     };
-    write_atomic(&args.output, STARTER.replace("{APP}", &app).as_bytes())
+    output::write_named_file(&args.output, STARTER.replace("{APP}", &app).as_bytes())
         .into_diagnostic()
         .wrap_err_with(|| format!("writing {}", args.output.display()))?;
     eprintln!(

@@ -9,7 +9,10 @@
 //! write error (a full disk behind `>`) is reported.
 
 use std::fmt;
+use std::fs;
 use std::io::{self, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use miette::{IntoDiagnostic as _, Result, WrapErr as _};
@@ -54,4 +57,31 @@ pub fn write(args: fmt::Arguments<'_>) -> Result<()> {
 /// (`logs --follow`) stops.
 pub fn closed() -> bool {
     CLOSED.load(Ordering::Relaxed)
+}
+
+/// Writes a file the user named (`import -o`, `init -o`). A regular file is
+/// replaced atomically (a failed write leaves the old one whole) and keeps
+/// its mode; through a symbolic link it is the file linked to that is
+/// replaced, so the link stays. A device or a pipe (`-o /dev/null`, a FIFO)
+/// is written into: renaming a file over it would put a regular file in its
+/// place (`/dev/null` among them, for every program on the host).
+pub fn write_named_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => crate::unit_dir::write_atomic_mode(
+            &fs::canonicalize(path)?,
+            contents,
+            meta.permissions().mode() & 0o7777,
+        ),
+        Ok(meta) if !meta.is_dir() => fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(contents),
+        _ => crate::unit_dir::write_atomic(path, contents),
+    }
+}
+
+/// Whether writing `path` would replace a file the user has, which takes
+/// `--force`; writing into a device or a pipe replaces nothing.
+pub fn would_replace(path: &Path) -> bool {
+    path.is_file()
 }
