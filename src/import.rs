@@ -14,6 +14,7 @@ mod extends;
 mod interpolate;
 mod node;
 mod service;
+mod volumes_from;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -100,6 +101,8 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         bind_volumes: HashMap::new(),
+        volumes_of: HashMap::new(),
+        volumes_from: Vec::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -286,6 +289,27 @@ struct Importer<'a> {
     /// Named volumes that are host folders (`driver_opts: {type: none, o:
     /// bind, device: /srv/x}`): volume name → the folder.
     bind_volumes: HashMap<String, String>,
+    /// Each compose service's volumes as carried over, for the services
+    /// that mount them too (`volumes_from`).
+    volumes_of: HashMap<String, Vec<Mounted>>,
+    /// `volumes_from`: the service, and each service it takes the volumes of.
+    volumes_from: Vec<(String, Vec<VolumesFrom>)>,
+}
+
+/// One service of a `volumes_from`, with the mode it forces (`:ro` is
+/// `Some(true)`, `:rw` `Some(false)`) and where it is written.
+type VolumesFrom = (String, Option<bool>, YamlLocation);
+
+/// A volume a service mounts, as written into the template.
+#[derive(Clone)]
+struct Mounted {
+    /// The target as compose compares targets.
+    target: String,
+    /// The volume without its `:ro`.
+    volume: String,
+    read_only: bool,
+    /// An anonymous volume: no other container can mount it.
+    anonymous: bool,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -414,6 +438,7 @@ impl<'a> Importer<'a> {
             }
         }
         self.service = None;
+        self.mount_volumes_from(&mut services);
         if let Some((key, networks)) = globals.networks {
             self.top_networks(key, networks);
         }

@@ -43,7 +43,9 @@ impl Project {
     }
 
     fn file(self, name: &str, text: &str) -> Project {
-        fs::write(self.dir.join(name), text).unwrap();
+        let path = self.dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
         self
     }
 
@@ -1436,4 +1438,129 @@ services:
         "{template}"
     );
     assert!(template.contains("volumes:\n  cache: {}\n"), "{template}");
+}
+
+/// nginx-proxy's acme-companion (nginx-proxy/acme-companion's
+/// docs/Docker-Compose.md) and redash's worker take the volumes of another
+/// service with `volumes_from`: without them the companion wrote
+/// certificates nginx never saw. Docker gives the container the other's
+/// mounts at the same paths, its own volumes winning at theirs, in the mode
+/// `:ro`/`:rw` forces or the other's.
+#[test]
+fn volumes_from_mounts_the_other_services_volumes() {
+    let project = Project::new(
+        r#"services:
+  nginx-proxy:
+    image: nginx:alpine
+    volumes:
+      - conf:/etc/nginx/conf.d
+      - certs:/etc/nginx/certs:ro
+      - /srv/html:/usr/share/nginx/html
+      - /var/cache/nginx
+  acme-companion:
+    image: nginxproxy/acme-companion
+    volumes_from:
+      - nginx-proxy
+    volumes:
+      - certs:/etc/nginx/certs:rw
+      - acme:/etc/acme.sh
+  reader:
+    image: busybox
+    volumes_from: ["nginx-proxy:ro", "container:other"]
+volumes:
+  conf:
+  certs:
+  acme:
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:12:9: acme-companion: volumes_from: `nginx-proxy`'s anonymous volume at `/var/cache/nginx` is not carried over: another container cannot mount it here; give it a name in both\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:18:38: reader: volumes_from: `container:other` not carried over: a container outside the compose file; mount its volumes with `volumes`\n"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |service: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{service}.service <=="))
+            .unwrap();
+        render.stdout[start..]
+            .split("\n\n# ==>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let companion = unit("acme-companion");
+    for volume in [
+        "--volume shop-default-certs:/etc/nginx/certs \\",
+        "--volume shop-default-acme:/etc/acme.sh \\",
+        "--volume shop-default-conf:/etc/nginx/conf.d \\",
+        "--volume /srv/html:/usr/share/nginx/html \\",
+    ] {
+        assert!(companion.contains(volume), "{volume}: {companion}");
+    }
+    assert!(!companion.contains("/etc/nginx/certs:ro"), "{companion}");
+    assert!(!companion.contains("/var/cache/nginx"), "{companion}");
+    let reader = unit("reader");
+    for volume in [
+        "--volume shop-default-conf:/etc/nginx/conf.d:ro \\",
+        "--volume shop-default-certs:/etc/nginx/certs:ro \\",
+        "--volume /srv/html:/usr/share/nginx/html:ro \\",
+    ] {
+        assert!(reader.contains(volume), "{volume}: {reader}");
+    }
+}
+
+/// superset's services read `docker/.env-local` with `required: false`
+/// (apache/superset's docker-compose-non-dev.yml): compose skips it when it
+/// is missing, where the unit failed to start on it.
+#[test]
+fn a_missing_optional_env_file_is_left_out() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:16
+    env_file:
+      - path: docker/.env
+        required: true
+      - path: docker/.env-local
+        required: false
+      - path: docker/.env-extra
+        required: false
+"#,
+    )
+    .file("docker/.env", "POSTGRES_USER=superset\n")
+    .file("docker/.env-extra", "POSTGRES_DB=superset\n");
+    let run = project.import_ok(&[]);
+    let dir = project.dir.display();
+    assert!(
+        run.stderr.contains(&format!("warning: docker-compose.yml:7:9: db: env_file: `{dir}/docker/.env-local` (`required: false`) does not exist: left out, as compose leaves it out; add it to env_file once it exists\n")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:9:9: db: env_file: `required: false` is not carried over: the unit fails to start if the file is missing\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("`docker/.env-local` is relative"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        services.contains(&format!("{dir}/docker/.env\n"))
+            && services.contains(&format!("{dir}/docker/.env-extra\n"))
+            && !services.contains(".env-local"),
+        "{template}"
+    );
 }

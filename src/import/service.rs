@@ -299,11 +299,7 @@ impl Importer<'_> {
                 name,
                 "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
             ),
-            "volumes_from" => self.warn(
-                &key.at,
-                name,
-                "not carried over: mount the same named volumes in both services instead",
-            ),
+            "volumes_from" => self.volumes_from_key(value),
             "develop" => self.warn(&key.at, name, "for development only: not carried over"),
             other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
                 Some((_, flag)) => self.docker_flag(key, flag, value, out),
@@ -377,19 +373,13 @@ impl Importer<'_> {
             _ => vec![node],
         };
         for item in items {
+            let optional = item.get("required").and_then(Node::boolean) == Some(false);
             let path_node = match &item.kind {
                 Kind::Map(entries) => {
                     for (k, _) in entries {
                         if !["path", "required"].contains(&k.name.as_str()) {
                             self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over");
                         }
-                    }
-                    if item.get("required").and_then(Node::boolean) == Some(false) {
-                        self.warn(
-                            &item.at,
-                            "env_file",
-                            "`required: false` is not carried over: the unit fails to start if the file is missing",
-                        );
                     }
                     match item.get("path") {
                         Some(path) => path,
@@ -406,14 +396,37 @@ impl Importer<'_> {
                 continue;
             };
             let mut pieces = self.pieces(&text, &path_node.at, "env_file");
+            let warned = self.warnings.len();
             self.host_path(&mut pieces, &path_node.at, "env_file");
             // Read here, as compose would: what a unit cannot deliver the
             // same way is said at this `env_file`.
             let path = self.resolve(&pieces);
-            if let Ok(content) = (self.options.read)(std::path::Path::new(&path)) {
-                for (line, why) in super::env_file::differences(&content) {
-                    self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
+            match (self.options.read)(std::path::Path::new(&path)) {
+                Ok(content) => {
+                    for (line, why) in super::env_file::differences(&content) {
+                        self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
+                    }
                 }
+                // Compose skips a missing optional file (superset's
+                // docker/.env-local); the unit would fail to start on it.
+                Err(_) if optional => {
+                    // Not where it must exist on every host: not at all.
+                    self.warnings.truncate(warned);
+                    self.warn(
+                        &item.at,
+                        "env_file",
+                        format!("`{path}` (`required: false`) does not exist: left out, as compose leaves it out; add it to env_file once it exists"),
+                    );
+                    continue;
+                }
+                Err(_) => {}
+            }
+            if optional {
+                self.warn(
+                    &item.at,
+                    "env_file",
+                    "`required: false` is not carried over: the unit fails to start if the file is missing",
+                );
             }
             out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
         }
@@ -506,7 +519,7 @@ impl Importer<'_> {
             return;
         };
         // (target as compose cleans it, the volume, where it is written)
-        let mut kept: Vec<(String, String, YamlLocation)> = Vec::new();
+        let mut kept: Vec<(String, String, YamlLocation, bool)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -528,15 +541,17 @@ impl Importer<'_> {
                 [target] | [_, target, ..] => self.resolve(target),
                 [] => String::new(),
             };
+            let anonymous = parts.len() == 1;
             if let Some(volume) = self.volume(parts, &item.at) {
-                kept.push((clean_target(&target), volume, item.at));
+                kept.push((clean_target(&target), volume, item.at, anonymous));
             }
         }
         // Compose mounts one volume per target, the last one listed
         // (prometheus-grafana's bind and named volume at /prometheus);
         // Docker refuses two.
-        for (i, (target, volume, at)) in kept.iter().enumerate() {
-            if kept[i + 1..].iter().any(|(later, _, _)| later == target) {
+        let service = self.service.clone().unwrap_or_default();
+        for (i, (target, volume, at, anonymous)) in kept.iter().enumerate() {
+            if kept[i + 1..].iter().any(|(later, ..)| later == target) {
                 self.warn(
                     at,
                     "volumes",
@@ -546,6 +561,19 @@ impl Importer<'_> {
                 );
             } else {
                 out.push("volumes", Scalar::Text(volume.clone()));
+                let (volume, read_only) = match volume.strip_suffix(":ro") {
+                    Some(base) => (base.to_string(), true),
+                    None => (volume.clone(), false),
+                };
+                self.volumes_of
+                    .entry(service.clone())
+                    .or_default()
+                    .push(super::Mounted {
+                        target: target.clone(),
+                        volume,
+                        read_only,
+                        anonymous: *anonymous,
+                    });
             }
         }
     }
