@@ -101,6 +101,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         bind_volumes: HashMap::new(),
+        tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
     };
@@ -289,6 +290,10 @@ struct Importer<'a> {
     /// Named volumes that are host folders (`driver_opts: {type: none, o:
     /// bind, device: /srv/x}`): volume name → the folder.
     bind_volumes: HashMap<String, String>,
+    /// Named volumes the local driver makes a tmpfs (`driver_opts: {type:
+    /// tmpfs, device: tmpfs}`: kong's prefix): volume name → its mount
+    /// options (`o`), maybe none.
+    tmpfs_volumes: HashMap<String, String>,
     /// Each compose service's volumes as carried over, for the services
     /// that mount them too (`volumes_from`).
     volumes_of: HashMap<String, Vec<Mounted>>,
@@ -421,6 +426,7 @@ impl<'a> Importer<'a> {
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
         self.bind_volumes = volumes_node.map(bind_volumes).unwrap_or_default();
+        self.tmpfs_volumes = volumes_node.map(tmpfs_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
@@ -892,8 +898,11 @@ impl<'a> Importer<'a> {
         let mut out = Map::default();
         let mut scoped = Vec::new();
         for (name, def) in entries {
-            // Mounted as its folder where it is used (`Importer::volume`).
-            if self.bind_volumes.contains_key(&name.name) {
+            // Mounted as its folder, or as a tmpfs, where it is used
+            // (`Importer::volume`, `Importer::volumes`).
+            if self.bind_volumes.contains_key(&name.name)
+                || self.tmpfs_volumes.contains_key(&name.name)
+            {
                 continue;
             }
             let mut decl = Map::default();
@@ -1078,6 +1087,27 @@ fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
 /// The named volumes the local driver makes a bind mount of a host folder
 /// (n8n's AI starter kit: `driver_opts: {type: none, o: bind, device:
 /// /storage/n8n_storage}`): name → folder.
+/// The named volumes that are a tmpfs the local driver mounts when a
+/// container uses the volume (`driver_opts: {type: tmpfs, device: tmpfs, o:
+/// size=64m}`), with their mount options.
+fn tmpfs_volumes(volumes: &Node) -> HashMap<String, String> {
+    let mut tmpfs = HashMap::new();
+    for (name, def) in volumes.entries().unwrap_or_default() {
+        let Some(opts) = def.get("driver_opts") else {
+            continue;
+        };
+        let text = |key: &str| opts.get(key).and_then(Node::scalar).unwrap_or_default();
+        let local = def
+            .get("driver")
+            .and_then(Node::scalar)
+            .is_none_or(|d| d == "local");
+        if local && text("type") == "tmpfs" {
+            tmpfs.insert(name.name.clone(), text("o"));
+        }
+    }
+    tmpfs
+}
+
 fn bind_volumes(volumes: &Node) -> HashMap<String, String> {
     let mut binds = HashMap::new();
     for (name, def) in volumes.entries().unwrap_or_default() {

@@ -1564,3 +1564,62 @@ fn a_missing_optional_env_file_is_left_out() {
         "{template}"
     );
 }
+
+/// Kong's compose file (Kong/docker-kong's compose/docker-compose.yml) runs
+/// read-only with its prefix and /tmp on named volumes the local driver makes
+/// a tmpfs: they were instance volumes on disk, kept from start to start,
+/// with `driver_opts` warned as not carried over. A tmpfs volume is a new,
+/// empty tmpfs at each start (checked with Docker), as `--tmpfs` is.
+#[test]
+fn a_tmpfs_volume_is_a_tmpfs_mount() {
+    let project = Project::new(
+        r#"volumes:
+  kong_data: {}
+  kong_prefix_vol:
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+  kong_tmp_vol:
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+      o: size=64m
+services:
+  kong:
+    image: kong:latest
+    read_only: true
+    volumes:
+      - kong_prefix_vol:${KONG_PREFIX:-/var/run/kong}
+      - type: volume
+        source: kong_tmp_vol
+        target: /tmp
+      - kong_data:/data
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:17:9: kong: volumes: `kong_prefix_vol` is a tmpfs (its `driver_opts`): mounted as the container's own tmpfs, empty at each start as the volume was; other services no longer share it\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("driver_opts: not carried over"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("volumes:\n  kong_data: {}\n\n"),
+        "{template}"
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--tmpfs /var/run/kong \\",
+        "--tmpfs /tmp:size=64m \\",
+        "--volume shop-default-kong_data:/data \\",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+    assert!(!render.stdout.contains("kong_tmp_vol"), "{}", render.stdout);
+}

@@ -541,6 +541,12 @@ impl Importer<'_> {
                 [target] | [_, target, ..] => self.resolve(target),
                 [] => String::new(),
             };
+            if let [source, target, ..] = parts.as_slice()
+                && let Some(options) = self.tmpfs_volumes.get(&self.resolve(source)).cloned()
+            {
+                self.tmpfs_volume(&self.resolve(source), target, &options, &item.at, out);
+                continue;
+            }
             let anonymous = parts.len() == 1;
             if let Some(volume) = self.volume(parts, &item.at) {
                 kept.push((clean_target(&target), volume, item.at, anonymous));
@@ -576,6 +582,29 @@ impl Importer<'_> {
                     });
             }
         }
+    }
+
+    /// A named volume that is a tmpfs (kong's `kong_prefix_vol`) is one: the
+    /// local driver mounts a new, empty tmpfs when a container starts using
+    /// it, as `--tmpfs` does.
+    fn tmpfs_volume(
+        &mut self,
+        volume: &str,
+        target: &[Piece],
+        options: &str,
+        at: &YamlLocation,
+        out: &mut Map,
+    ) {
+        let mut text = interpolate::template(target);
+        if !options.is_empty() {
+            text = format!("{text}:{}", interpolate::verbatim(options));
+        }
+        self.warn(
+            at,
+            "volumes",
+            format!("`{volume}` is a tmpfs (its `driver_opts`): mounted as the container's own tmpfs, empty at each start as the volume was; other services no longer share it"),
+        );
+        out.push("tmpfs", Scalar::Text(text));
     }
 
     /// `SOURCE:TARGET[:MODE]`, split at `:` → the unitgen volume: relative
