@@ -86,9 +86,19 @@ impl fmt::Display for Warning {
 /// Converts the compose file `file` into a unitgen template.
 pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems> {
     let root = node::read(file)?;
+    // `${PWD}` is the folder compose ran in, which its shell sets and a
+    // unit has not: most often the compose file's (`$PWD:/app`).
+    let pwd_is_dir = !options.dotenv.iter().any(|(name, _)| name == "PWD");
+    let mut with_pwd = options.clone();
+    if pwd_is_dir {
+        let dir = options.dir.display().to_string();
+        with_pwd.dotenv.insert(0, ("PWD".to_string(), dir));
+    }
+    let options = &with_pwd;
     let mut importer = Importer {
         file,
         options,
+        pwd_is_dir,
         values: IndexMap::new(),
         warnings: Vec::new(),
         problems: Problems::default(),
@@ -294,6 +304,8 @@ struct Importer<'a> {
     /// tmpfs, device: tmpfs}`: kong's prefix): volume name → its mount
     /// options (`o`), maybe none.
     tmpfs_volumes: HashMap<String, String>,
+    /// `${PWD}` is given the compose file's folder (no `.env` sets it).
+    pwd_is_dir: bool,
     /// Each compose service's volumes as carried over, for the services
     /// that mount them too (`volumes_from`).
     volumes_of: HashMap<String, Vec<Mounted>>,
@@ -670,18 +682,26 @@ impl<'a> Importer<'a> {
                 .find(|(k, _)| k == variable)
                 .map(|(_, v)| v.clone());
             let service = self.service.clone();
-            let entry = self
-                .values
-                .entry(interpolate::value_name(variable))
-                .or_insert_with(|| InstanceValue {
-                    variable: variable.clone(),
-                    value: from_env,
-                    needed: false,
-                    undeclared: false,
-                    required: None,
-                    at: *at,
-                    service,
-                });
+            let name = interpolate::value_name(variable);
+            if variable == "PWD" && self.pwd_is_dir && !self.values.contains_key(&name) {
+                self.warn(
+                    at,
+                    "variables",
+                    format!(
+                        "`${{PWD}}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
+                        self.options.dir.display()
+                    ),
+                );
+            }
+            let entry = self.values.entry(name).or_insert_with(|| InstanceValue {
+                variable: variable.clone(),
+                value: from_env,
+                needed: false,
+                undeclared: false,
+                required: None,
+                at: *at,
+                service,
+            });
             entry.needed |= needed;
             if required.is_some() && entry.required.is_none() {
                 entry.required = required;

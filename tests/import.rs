@@ -1623,3 +1623,42 @@ services:
     }
     assert!(!render.stdout.contains("kong_tmp_vol"), "{}", render.stdout);
 }
+
+/// `$PWD:/usr/src/app` (a devcontainer compose file's bind of the project)
+/// is the folder compose ran in, which its shell sets: the import asked for
+/// a value and the template did not compile. It is the compose file's folder
+/// now, said so; a `.env` value still wins.
+#[test]
+fn pwd_is_the_compose_files_folder() {
+    let compose = r#"services:
+  deploy-fedora:
+    image: "fedora:39"
+    working_dir: "/usr/src/app/bin"
+    volumes: ["$PWD:/usr/src/app", "${PWD}/data:/data"]
+"#;
+    let project = Project::new(compose);
+    let run = project.import_ok(&[]);
+    let dir = project.dir.display();
+    assert!(
+        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `${{PWD}}` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains(&format!("--volume {dir}:/usr/src/app \\"))
+            && render
+                .stdout
+                .contains(&format!("--volume {dir}/data:/data \\")),
+        "{}",
+        render.stdout
+    );
+
+    let project = Project::new(compose).file(".env", "PWD=/srv/fedora\n");
+    let run = project.import_ok(&["--force"]);
+    assert!(!run.stderr.contains("`${PWD}`"), "{}", run.stderr);
+    assert!(project.template().contains("    pwd: /srv/fedora\n"));
+}
