@@ -322,9 +322,11 @@ type VolumesFrom = (String, Option<bool>, YamlLocation);
 struct Mounted {
     /// The target as compose compares targets.
     target: String,
-    /// The volume without its `:ro`.
+    /// The volume without its mode.
     volume: String,
     read_only: bool,
+    /// A bind's propagation (`rslave`).
+    propagation: Option<String>,
     /// An anonymous volume: no other container can mount it.
     anonymous: bool,
 }

@@ -1662,3 +1662,61 @@ fn pwd_is_the_compose_files_folder() {
     assert!(!run.stderr.contains("`${PWD}`"), "{}", run.stderr);
     assert!(project.template().contains("    pwd: /srv/fedora\n"));
 }
+
+/// node-exporter's compose file (its README, copied into many stacks)
+/// mounts the host's root `/:/host:ro,rslave`, so that mounts made later on
+/// the host show inside; cadvisor's long form says `bind: {propagation:
+/// rslave}`. The propagation was dropped with a warning; Docker takes it on
+/// a bind (`-v /:/host:ro,rslave`), and so do unitgen's volumes now. Its
+/// `container_name` is also its old name: one network alias, not two.
+#[test]
+fn a_bind_keeps_its_mount_propagation() {
+    let project = Project::new(
+        r#"services:
+  node_exporter:
+    image: quay.io/prometheus/node-exporter:latest
+    container_name: node_exporter
+    command:
+      - '--path.rootfs=/host'
+    pid: host
+    restart: unless-stopped
+    volumes:
+      - '/:/host:ro,rslave'
+  cadvisor:
+    image: gcr.io/cadvisor/cadvisor:latest
+    volumes:
+      - type: bind
+        source: /var/lib/docker
+        target: /var/lib/docker
+        read_only: true
+        bind:
+          propagation: rslave
+      - data:/data:rslave
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, and binds with a propagation\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("mode `").count(), 1, "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--volume /:/host:ro,rslave \\",
+        "--volume /var/lib/docker:/var/lib/docker:ro,rslave \\",
+        "--volume shop-default-data:/data \\",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+    assert_eq!(
+        render
+            .stdout
+            .matches("--network-alias=node_exporter")
+            .count(),
+        1,
+        "{}",
+        render.stdout
+    );
+}

@@ -228,13 +228,8 @@ impl Importer<'_> {
                     message.push_str(&format!(
                         "; a network alias keeps `{container}` reachable by that name from the other services"
                     ));
-                    out.push(
-                        "docker_args",
-                        Scalar::Text(format!(
-                            "--network-alias={}",
-                            interpolate::template(&pieces)
-                        )),
-                    );
+                    let alias = interpolate::template(&pieces);
+                    self.network_alias(out, &alias);
                 }
                 self.warn(&key.at, name, message);
             }
@@ -567,10 +562,16 @@ impl Importer<'_> {
                 );
             } else {
                 out.push("volumes", Scalar::Text(volume.clone()));
-                let (volume, read_only) = match volume.strip_suffix(":ro") {
-                    Some(base) => (base.to_string(), true),
-                    None => (volume.clone(), false),
+                // `volume` wrote its mode last, `ro` first in it.
+                let (volume, mode) = match volume.rsplit_once(':') {
+                    Some((base, mode)) if base.contains(':') => (base.to_string(), mode),
+                    _ => (volume.clone(), ""),
                 };
+                let read_only = mode.starts_with("ro");
+                let propagation = mode
+                    .split(',')
+                    .find(|f| !f.is_empty() && *f != "ro")
+                    .map(str::to_string);
                 self.volumes_of
                     .entry(service.clone())
                     .or_default()
@@ -578,6 +579,7 @@ impl Importer<'_> {
                         target: target.clone(),
                         volume,
                         read_only,
+                        propagation,
                         anonymous: *anonymous,
                     });
             }
@@ -612,25 +614,33 @@ impl Importer<'_> {
     fn volume(&mut self, mut parts: Vec<Vec<Piece>>, at: &YamlLocation) -> Option<String> {
         if parts.len() == 3 {
             let mode = self.resolve(&parts[2]);
+            // A host path, or a volume the local driver binds to one.
+            let source = self.resolve(&parts[0]);
+            let bind =
+                source.starts_with(['/', '.', '~']) || self.bind_volumes.contains_key(&source);
             let mut kept = Vec::new();
             for flag in mode.split(',') {
                 match flag {
-                    "ro" | "rw" => kept.push(flag),
+                    "ro" => kept.insert(0, flag),
+                    "rw" => {}
+                    "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" if bind => {
+                        kept.push(flag)
+                    }
                     // Only meaningful on macOS.
                     "cached" | "delegated" | "consistent" => {}
                     other => self.warn(
                         at,
                         "volumes",
                         format!(
-                            "mode `{other}` is not carried over: unitgen mounts with ro or rw only"
+                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, and binds with a propagation"
                         ),
                     ),
                 }
             }
-            if kept.contains(&"ro") {
-                parts[2] = vec![Piece::Text("ro".into())];
-            } else {
+            if kept.is_empty() {
                 parts.pop();
+            } else {
+                parts[2] = vec![Piece::Text(kept.join(","))];
             }
         }
         if parts.len() >= 2
@@ -731,8 +741,8 @@ impl Importer<'_> {
             let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
-                "bind" if v.get("propagation").is_some() || v.get("selinux").is_some() => {
-                    self.warn(&k.at, &key, "propagation and selinux options are not carried over")
+                "bind" if v.get("selinux").is_some() => {
+                    self.warn(&k.at, &key, "the selinux option is not carried over")
                 }
                 "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
                     .warn(
@@ -746,6 +756,10 @@ impl Importer<'_> {
             }
         }
         let read_only = item.get("read_only").and_then(Node::boolean) == Some(true);
+        let propagation = item
+            .get("bind")
+            .and_then(|b| b.get("propagation"))
+            .and_then(Node::scalar);
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
@@ -753,8 +767,14 @@ impl Importer<'_> {
                     parts.push(source);
                 }
                 parts.push(target);
-                if read_only {
-                    parts.push(vec![Piece::Text("ro".into())]);
+                // Read as the short form's mode (`volume` checks it).
+                let mode: Vec<String> = read_only
+                    .then(|| "ro".to_string())
+                    .into_iter()
+                    .chain(propagation)
+                    .collect();
+                if !mode.is_empty() && parts.len() == 2 {
+                    parts.push(vec![Piece::Text(mode.join(","))]);
                 }
                 Some(parts)
             }
@@ -1198,10 +1218,7 @@ impl Importer<'_> {
                             "aliases" => {
                                 for alias in self.string_list(v, &key) {
                                     if let Some(alias) = self.text(alias, &key) {
-                                        out.push(
-                                            "docker_args",
-                                            Scalar::Text(format!("--network-alias={alias}")),
-                                        );
+                                        self.network_alias(out, &alias);
                                     }
                                 }
                             }
@@ -1217,6 +1234,19 @@ impl Importer<'_> {
                 .entry(net)
                 .or_default()
                 .push(service.clone());
+        }
+    }
+
+    /// `--network-alias=ALIAS` once: not the service's own name, which
+    /// unitgen gives it, nor one already given (node-exporter's
+    /// `container_name: node_exporter` is also its old name).
+    fn network_alias(&mut self, out: &mut Map, alias: &str) {
+        let service = self.service.clone().unwrap_or_default();
+        let arg = Scalar::Text(format!("--network-alias={alias}"));
+        let given =
+            matches!(out.get("docker_args"), Some(Value::List(args)) if args.contains(&arg));
+        if !given && self.names.get(&service).map(String::as_str) != Some(alias) {
+            out.push("docker_args", arg);
         }
     }
 

@@ -83,9 +83,14 @@ impl Importer<'_> {
                         continue;
                     }
                     let read_only = mode.unwrap_or(mount.read_only);
-                    let text = match read_only {
-                        true => format!("{}:ro", mount.volume),
-                        false => mount.volume.clone(),
+                    let flags: Vec<&str> = read_only
+                        .then_some("ro")
+                        .into_iter()
+                        .chain(mount.propagation.as_deref())
+                        .collect();
+                    let text = match flags.is_empty() {
+                        true => mount.volume.clone(),
+                        false => format!("{}:{}", mount.volume, flags.join(",")),
                     };
                     added.push(text);
                     own.push(Mounted { read_only, ..mount });
