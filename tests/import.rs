@@ -1720,3 +1720,41 @@ fn a_bind_keeps_its_mount_propagation() {
         render.stdout
     );
 }
+
+/// coturn's relay ports, as a stack publishes them
+/// (`"49160-49200:49160-49200/udp"` beside `3478:3478/udp`): a port range
+/// was warned and left out, so no relay could be reached. Docker publishes a
+/// range as one binding per port: so does the imported template.
+#[test]
+fn a_port_range_is_published_port_by_port() {
+    let project = Project::new(
+        r#"services:
+  coturn:
+    image: coturn/coturn
+    restart: always
+    ports:
+      - "3478:3478"
+      - "3478:3478/udp"
+      - "49160-49200:49160-49200/udp"
+      - "8000-8010:80"
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:9:9: coturn: ports: not carried over: `8000-8010:80` lets Docker pick one host port of `8000-8010`; give one (`HOST:80`)\n"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for port in 49160..=49200 {
+        let arg = format!("--publish {port}:{port}/udp \\");
+        assert!(render.stdout.contains(&arg), "{arg}: {}", render.stdout);
+    }
+    assert_eq!(
+        render.stdout.matches("--publish ").count(),
+        43,
+        "{}",
+        render.stdout
+    );
+}

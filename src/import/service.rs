@@ -443,6 +443,20 @@ impl Importer<'_> {
                     }
                 },
             };
+            // Docker publishes a range as one binding per port.
+            if let Some(text) = interpolate::literal(&pieces)
+                && let Some(expanded) = expand_port_range(&text)
+            {
+                match expanded {
+                    Ok(ports) => {
+                        for port in ports {
+                            out.push("ports", Scalar::Text(port));
+                        }
+                    }
+                    Err(why) => self.warn(&item.at, "ports", format!("not carried over: {why}")),
+                }
+                continue;
+            }
             let resolved = self.resolve(&pieces);
             // `${WEB_PORT}:80` without a value would be `:80`, any free
             // host port: the value is asked for instead, as for a port that
@@ -1552,6 +1566,63 @@ fn clean_target(target: &str) -> String {
     }
 }
 
+/// The ports a range (`49160-49200:49160-49200/udp`: coturn's relay ports)
+/// stands for, one per port as Docker publishes them (`nat.ParsePortSpec`);
+/// `None` for a port that is no range.
+fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
+    if !text.contains('-') {
+        return None;
+    }
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, protocol)) => (spec, format!("/{protocol}")),
+        None => (text, String::new()),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => (None, "", *c),
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(*ip), *h, *c),
+        _ => return None,
+    };
+    let range = |r: &str| -> Option<(u16, u16)> {
+        let (start, end) = r.split_once('-').unwrap_or((r, r));
+        let (start, end) = (start.parse().ok()?, end.parse().ok()?);
+        (0 < start && start <= end).then_some((start, end))
+    };
+    let (Some((first, last)), host_range) = (range(container), range(host)) else {
+        return None;
+    };
+    let count = usize::from(last - first) + 1;
+    let host_first = match host_range {
+        None if host.is_empty() => None,
+        None => return None,
+        Some((h_first, h_last)) if usize::from(h_last - h_first) + 1 == count => Some(h_first),
+        Some(_) if count == 1 => {
+            return Some(Err(format!(
+                "`{text}` lets Docker pick one host port of `{host}`; give one (`HOST:{first}`)"
+            )));
+        }
+        Some(_) => {
+            return Some(Err(format!(
+                "`{text}`: the host and container ranges differ in length, which Docker refuses"
+            )));
+        }
+    };
+    if count > 1024 {
+        return Some(Err(format!(
+            "`{text}` is {count} ports: list those the service needs"
+        )));
+    }
+    let prefix = ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+    Some(Ok((0..count as u16)
+        .map(|i| match host_first {
+            Some(h) => format!("{prefix}{}:{}{protocol}", h + i, first + i),
+            None if ip.is_some() => format!("{prefix}:{}{protocol}", first + i),
+            None => format!("{}{protocol}", first + i),
+        })
+        .collect()))
+}
+
 /// Joins neighbouring literal pieces.
 fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
     let mut out: Vec<Piece> = Vec::new();
@@ -1562,4 +1633,58 @@ fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_port_range;
+
+    #[test]
+    fn a_port_range_is_each_of_its_ports() {
+        let ports = |text: &str| expand_port_range(text).map(|r| r.map_err(|e| e.to_string()));
+        assert_eq!(ports("3478/udp"), None);
+        assert_eq!(ports("${RELAY}:3478"), None);
+        assert_eq!(
+            ports("49160-49162:49160-49162/udp"),
+            Some(Ok(vec![
+                "49160:49160/udp".into(),
+                "49161:49161/udp".into(),
+                "49162:49162/udp".into()
+            ]))
+        );
+        // Shifted, on one address, without host ports.
+        assert_eq!(
+            ports("127.0.0.1:8000-8001:9000-9001"),
+            Some(Ok(vec![
+                "127.0.0.1:8000:9000".into(),
+                "127.0.0.1:8001:9001".into()
+            ]))
+        );
+        assert_eq!(
+            ports("127.0.0.1::5000-5001"),
+            Some(Ok(vec!["127.0.0.1::5000".into(), "127.0.0.1::5001".into()]))
+        );
+        assert_eq!(
+            ports("5000-5001"),
+            Some(Ok(vec!["5000".into(), "5001".into()]))
+        );
+        assert!(
+            ports("8000-8010:80")
+                .unwrap()
+                .unwrap_err()
+                .contains("pick one host port")
+        );
+        assert!(
+            ports("8000-8010:80-81")
+                .unwrap()
+                .unwrap_err()
+                .contains("differ in length")
+        );
+        assert!(
+            ports("1-2000:1-2000")
+                .unwrap()
+                .unwrap_err()
+                .contains("2000 ports")
+        );
+    }
 }
