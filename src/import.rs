@@ -419,7 +419,18 @@ impl<'a> Importer<'a> {
         let project = project_name(compose_name.as_deref(), &self.options.dir, &app);
 
         let Some(services_node) = services_node else {
-            self.error(&root.at, "the compose file has no `services:`");
+            // Compose's first file format (Rocket.Chat's and zulip's old
+            // files): services at the top, which docker compose no longer reads.
+            let version_one = entries
+                .iter()
+                .any(|(_, def)| def.get("image").is_some() || def.get("build").is_some());
+            let message = match version_one {
+                true => {
+                    "the compose file has no `services:`: its services are at the top, as in compose's first file format, which docker compose no longer reads; indent them under `services:`"
+                }
+                false => "the compose file has no `services:`",
+            };
+            self.error(&root.at, message);
             return None;
         };
         let Some(service_entries) = services_node.entries() else {

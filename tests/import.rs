@@ -1758,3 +1758,28 @@ fn a_port_range_is_published_port_by_port() {
         render.stdout
     );
 }
+
+/// Rocket.Chat's and zulip's old compose files list their services at the
+/// top, compose's first file format, which docker compose no longer reads:
+/// refused where it starts, saying so, with nothing written.
+#[test]
+fn a_first_format_compose_file_is_refused_saying_why() {
+    let project = Project::new(
+        "db:\n  image: mongo\n  command: mongod --smallfiles\n\nrocketchat:\n  image: rocketchat/rocket.chat\n  links:\n    - db:db\n  ports:\n    - 8818:3000\n",
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // The message as one line, without the report's wrapping.
+    let message = run.stderr.replace("\n  │ ", " ");
+    assert!(
+        message.contains("the compose file has no `services:`: its services are at the top, as in compose's first file format, which docker compose no longer reads; indent them under `services:`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:1:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(!project.dir.join("unitgen.yaml").exists());
+}
