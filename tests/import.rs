@@ -1783,3 +1783,34 @@ fn a_first_format_compose_file_is_refused_saying_why() {
     );
     assert!(!project.dir.join("unitgen.yaml").exists());
 }
+
+/// marzban's mariadb (its install script's compose file) probes every 3s
+/// during its start period (`start_interval`, Docker 25): not carried over,
+/// and the warning says what that costs, not only that the key is unknown.
+#[test]
+fn a_start_interval_warning_says_what_is_lost() {
+    let project = Project::new(
+        r#"services:
+  mariadb:
+    image: mariadb:lts
+    healthcheck:
+      test: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+      start_period: 10s
+      start_interval: 3s
+      interval: 10s
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:7:7: mariadb: healthcheck.start_interval: not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        project
+            .template()
+            .contains("      start_period: 10s\n      interval: 10s\n"),
+        "{}",
+        project.template()
+    );
+}

@@ -993,6 +993,13 @@ impl Importer<'_> {
                         check.set("disable", Value::plain("true"));
                     }
                 }
+                // Docker 25's probes during start_period (marzban's
+                // mariadb); Docker 20.10 has no such option.
+                "start_interval" => self.warn(
+                    &k.at,
+                    &key,
+                    "not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later",
+                ),
                 _ => self.warn(
                     &k.at,
                     &key,
