@@ -136,7 +136,7 @@ fn warnings_name_the_service_and_the_key() {
         aliases: [www]
     links: [db]
     expose: ["8000"]
-    ports: ["8000-8001:8000-8001"]
+    ports: ["8000-8010:80"]
     volumes: ["./static:/static"]
     secrets: [api_key]
     deploy:
@@ -171,7 +171,7 @@ secrets:
         ("9:5", "web: expose: not needed"),
         (
             "10:13",
-            "web: ports: not carried over: port ranges like `8000-8001` are not supported",
+            "web: ports: not carried over: `8000-8010:80` lets Docker pick one host port of `8000-8010`",
         ),
         (
             "11:15",
