@@ -1814,3 +1814,37 @@ fn a_start_interval_warning_says_what_is_lost() {
         project.template()
     );
 }
+
+/// zabbix's services reserve CPUs (zabbix/zabbix-docker's compose files),
+/// which `docker compose up` does not use (a swarm option, in compose's
+/// setReservations): the warning said only "not carried over", as if the
+/// template lost something compose gives; the memory reservation is kept.
+#[test]
+fn a_cpu_reservation_is_said_to_be_swarm_only() {
+    let project = Project::new(
+        r#"services:
+  zabbix-server:
+    image: zabbix/zabbix-server-mysql:alpine-4.0-latest
+    deploy:
+      resources:
+        limits:
+          cpus: '0.70'
+          memory: 1G
+        reservations:
+          cpus: '0.5'
+          memory: 512M
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:10:11: zabbix-server: deploy.resources.reservations.cpus: swarm only: `docker compose up` does not use it either\n"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("    cpus: \"0.70\"\n    mem_limit: 1G\n"),
+        "{template}"
+    );
+    assert!(template.contains("--memory-reservation=512M"), "{template}");
+}

@@ -1177,6 +1177,13 @@ impl Importer<'_> {
                         self.flag_value("--memory-reservation", lv, &key, out)
                     }
                     ("reservations", "devices") => self.gpus(lv, &key, out),
+                    // compose's setReservations: "Cpu reservation is a swarm
+                    // option" (zabbix's services all have one).
+                    ("reservations", "cpus") => self.warn(
+                        &lk.at,
+                        &key,
+                        "swarm only: `docker compose up` does not use it either",
+                    ),
                     _ => self.warn(&lk.at, &key, "not carried over"),
                 }
             }
