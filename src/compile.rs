@@ -1381,21 +1381,25 @@ impl<'a> ServiceCompiler<'a> {
                     },
                     target: target.to_string(),
                     read_only,
+                    propagation: None,
                 }
             }
             VolumeSpec::Bind {
                 path,
                 target,
                 read_only,
+                propagation,
             } => Volume {
                 source: VolumeSource::Bind(path.to_string()),
                 target: target.to_string(),
                 read_only,
+                propagation: propagation.map(str::to_string),
             },
             VolumeSpec::Anonymous { target } => Volume {
                 source: VolumeSource::Anonymous,
                 target: target.to_string(),
                 read_only: false,
+                propagation: None,
             },
         }
     }

@@ -14,6 +14,7 @@ mod extends;
 mod interpolate;
 mod node;
 mod service;
+mod volumes_from;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -85,9 +86,19 @@ impl fmt::Display for Warning {
 /// Converts the compose file `file` into a unitgen template.
 pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems> {
     let root = node::read(file)?;
+    // `${PWD}` is the folder compose ran in, which its shell sets and a
+    // unit has not: most often the compose file's (`$PWD:/app`).
+    let pwd_is_dir = !options.dotenv.iter().any(|(name, _)| name == "PWD");
+    let mut with_pwd = options.clone();
+    if pwd_is_dir {
+        let dir = options.dir.display().to_string();
+        with_pwd.dotenv.insert(0, ("PWD".to_string(), dir));
+    }
+    let options = &with_pwd;
     let mut importer = Importer {
         file,
         options,
+        pwd_is_dir,
         values: IndexMap::new(),
         warnings: Vec::new(),
         problems: Problems::default(),
@@ -100,6 +111,9 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         bind_volumes: HashMap::new(),
+        tmpfs_volumes: HashMap::new(),
+        volumes_of: HashMap::new(),
+        volumes_from: Vec::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -286,6 +300,35 @@ struct Importer<'a> {
     /// Named volumes that are host folders (`driver_opts: {type: none, o:
     /// bind, device: /srv/x}`): volume name → the folder.
     bind_volumes: HashMap<String, String>,
+    /// Named volumes the local driver makes a tmpfs (`driver_opts: {type:
+    /// tmpfs, device: tmpfs}`: kong's prefix): volume name → its mount
+    /// options (`o`), maybe none.
+    tmpfs_volumes: HashMap<String, String>,
+    /// `${PWD}` is given the compose file's folder (no `.env` sets it).
+    pwd_is_dir: bool,
+    /// Each compose service's volumes as carried over, for the services
+    /// that mount them too (`volumes_from`).
+    volumes_of: HashMap<String, Vec<Mounted>>,
+    /// `volumes_from`: the service, and each service it takes the volumes of.
+    volumes_from: Vec<(String, Vec<VolumesFrom>)>,
+}
+
+/// One service of a `volumes_from`, with the mode it forces (`:ro` is
+/// `Some(true)`, `:rw` `Some(false)`) and where it is written.
+type VolumesFrom = (String, Option<bool>, YamlLocation);
+
+/// A volume a service mounts, as written into the template.
+#[derive(Clone)]
+struct Mounted {
+    /// The target as compose compares targets.
+    target: String,
+    /// The volume without its mode.
+    volume: String,
+    read_only: bool,
+    /// A bind's propagation (`rslave`).
+    propagation: Option<String>,
+    /// An anonymous volume: no other container can mount it.
+    anonymous: bool,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -376,7 +419,18 @@ impl<'a> Importer<'a> {
         let project = project_name(compose_name.as_deref(), &self.options.dir, &app);
 
         let Some(services_node) = services_node else {
-            self.error(&root.at, "the compose file has no `services:`");
+            // Compose's first file format (Rocket.Chat's and zulip's old
+            // files): services at the top, which docker compose no longer reads.
+            let version_one = entries
+                .iter()
+                .any(|(_, def)| def.get("image").is_some() || def.get("build").is_some());
+            let message = match version_one {
+                true => {
+                    "the compose file has no `services:`: its services are at the top, as in compose's first file format, which docker compose no longer reads; indent them under `services:`"
+                }
+                false => "the compose file has no `services:`",
+            };
+            self.error(&root.at, message);
             return None;
         };
         let Some(service_entries) = services_node.entries() else {
@@ -397,6 +451,7 @@ impl<'a> Importer<'a> {
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
         self.bind_volumes = volumes_node.map(bind_volumes).unwrap_or_default();
+        self.tmpfs_volumes = volumes_node.map(tmpfs_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
@@ -414,6 +469,7 @@ impl<'a> Importer<'a> {
             }
         }
         self.service = None;
+        self.mount_volumes_from(&mut services);
         if let Some((key, networks)) = globals.networks {
             self.top_networks(key, networks);
         }
@@ -639,18 +695,26 @@ impl<'a> Importer<'a> {
                 .find(|(k, _)| k == variable)
                 .map(|(_, v)| v.clone());
             let service = self.service.clone();
-            let entry = self
-                .values
-                .entry(interpolate::value_name(variable))
-                .or_insert_with(|| InstanceValue {
-                    variable: variable.clone(),
-                    value: from_env,
-                    needed: false,
-                    undeclared: false,
-                    required: None,
-                    at: *at,
-                    service,
-                });
+            let name = interpolate::value_name(variable);
+            if variable == "PWD" && self.pwd_is_dir && !self.values.contains_key(&name) {
+                self.warn(
+                    at,
+                    "variables",
+                    format!(
+                        "`${{PWD}}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
+                        self.options.dir.display()
+                    ),
+                );
+            }
+            let entry = self.values.entry(name).or_insert_with(|| InstanceValue {
+                variable: variable.clone(),
+                value: from_env,
+                needed: false,
+                undeclared: false,
+                required: None,
+                at: *at,
+                service,
+            });
             entry.needed |= needed;
             if required.is_some() && entry.required.is_none() {
                 entry.required = required;
@@ -867,8 +931,11 @@ impl<'a> Importer<'a> {
         let mut out = Map::default();
         let mut scoped = Vec::new();
         for (name, def) in entries {
-            // Mounted as its folder where it is used (`Importer::volume`).
-            if self.bind_volumes.contains_key(&name.name) {
+            // Mounted as its folder, or as a tmpfs, where it is used
+            // (`Importer::volume`, `Importer::volumes`).
+            if self.bind_volumes.contains_key(&name.name)
+                || self.tmpfs_volumes.contains_key(&name.name)
+            {
                 continue;
             }
             let mut decl = Map::default();
@@ -1053,6 +1120,27 @@ fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
 /// The named volumes the local driver makes a bind mount of a host folder
 /// (n8n's AI starter kit: `driver_opts: {type: none, o: bind, device:
 /// /storage/n8n_storage}`): name → folder.
+/// The named volumes that are a tmpfs the local driver mounts when a
+/// container uses the volume (`driver_opts: {type: tmpfs, device: tmpfs, o:
+/// size=64m}`), with their mount options.
+fn tmpfs_volumes(volumes: &Node) -> HashMap<String, String> {
+    let mut tmpfs = HashMap::new();
+    for (name, def) in volumes.entries().unwrap_or_default() {
+        let Some(opts) = def.get("driver_opts") else {
+            continue;
+        };
+        let text = |key: &str| opts.get(key).and_then(Node::scalar).unwrap_or_default();
+        let local = def
+            .get("driver")
+            .and_then(Node::scalar)
+            .is_none_or(|d| d == "local");
+        if local && text("type") == "tmpfs" {
+            tmpfs.insert(name.name.clone(), text("o"));
+        }
+    }
+    tmpfs
+}
+
 fn bind_volumes(volumes: &Node) -> HashMap<String, String> {
     let mut binds = HashMap::new();
     for (name, def) in volumes.entries().unwrap_or_default() {

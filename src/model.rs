@@ -421,6 +421,8 @@ pub struct Volume {
     pub source: VolumeSource,
     pub target: String,
     pub read_only: bool,
+    /// A bind mount's propagation (`rslave`), as written.
+    pub propagation: Option<String>,
 }
 
 impl Volume {
@@ -431,8 +433,15 @@ impl Volume {
             VolumeSource::Bind(path) => format!("{path}:{}", self.target),
             VolumeSource::Anonymous => self.target.clone(),
         };
-        if self.read_only {
-            arg.push_str(":ro");
+        let mode: Vec<&str> = self
+            .read_only
+            .then_some("ro")
+            .into_iter()
+            .chain(self.propagation.as_deref())
+            .collect();
+        if !mode.is_empty() {
+            arg.push(':');
+            arg.push_str(&mode.join(","));
         }
         arg
     }

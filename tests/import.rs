@@ -43,7 +43,9 @@ impl Project {
     }
 
     fn file(self, name: &str, text: &str) -> Project {
-        fs::write(self.dir.join(name), text).unwrap();
+        let path = self.dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
         self
     }
 
@@ -134,7 +136,7 @@ fn warnings_name_the_service_and_the_key() {
         aliases: [www]
     links: [db]
     expose: ["8000"]
-    ports: ["8000-8001:8000-8001"]
+    ports: ["8000-8010:80"]
     volumes: ["./static:/static"]
     secrets: [api_key]
     deploy:
@@ -169,7 +171,7 @@ secrets:
         ("9:5", "web: expose: not needed"),
         (
             "10:13",
-            "web: ports: not carried over: port ranges like `8000-8001` are not supported",
+            "web: ports: not carried over: `8000-8010:80` lets Docker pick one host port of `8000-8010`",
         ),
         (
             "11:15",
@@ -1472,4 +1474,413 @@ fn variables_named_like_instance_keys_stay_values() {
     ] {
         assert!(render.stdout.contains(env), "{env:?} in {}", render.stdout);
     }
+}
+
+/// nginx-proxy's acme-companion (nginx-proxy/acme-companion's
+/// docs/Docker-Compose.md) and redash's worker take the volumes of another
+/// service with `volumes_from`: without them the companion wrote
+/// certificates nginx never saw. Docker gives the container the other's
+/// mounts at the same paths, its own volumes winning at theirs, in the mode
+/// `:ro`/`:rw` forces or the other's.
+#[test]
+fn volumes_from_mounts_the_other_services_volumes() {
+    let project = Project::new(
+        r#"services:
+  nginx-proxy:
+    image: nginx:alpine
+    volumes:
+      - conf:/etc/nginx/conf.d
+      - certs:/etc/nginx/certs:ro
+      - /srv/html:/usr/share/nginx/html
+      - /var/cache/nginx
+  acme-companion:
+    image: nginxproxy/acme-companion
+    volumes_from:
+      - nginx-proxy
+    volumes:
+      - certs:/etc/nginx/certs:rw
+      - acme:/etc/acme.sh
+  reader:
+    image: busybox
+    volumes_from: ["nginx-proxy:ro", "container:other"]
+volumes:
+  conf:
+  certs:
+  acme:
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:12:9: acme-companion: volumes_from: `nginx-proxy`'s anonymous volume at `/var/cache/nginx` is not carried over: another container cannot mount it here; give it a name in both\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:18:38: reader: volumes_from: `container:other` not carried over: a container outside the compose file; mount its volumes with `volumes`\n"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |service: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{service}.service <=="))
+            .unwrap();
+        render.stdout[start..]
+            .split("\n\n# ==>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let companion = unit("acme-companion");
+    for volume in [
+        "--volume shop-default-certs:/etc/nginx/certs \\",
+        "--volume shop-default-acme:/etc/acme.sh \\",
+        "--volume shop-default-conf:/etc/nginx/conf.d \\",
+        "--volume /srv/html:/usr/share/nginx/html \\",
+    ] {
+        assert!(companion.contains(volume), "{volume}: {companion}");
+    }
+    assert!(!companion.contains("/etc/nginx/certs:ro"), "{companion}");
+    assert!(!companion.contains("/var/cache/nginx"), "{companion}");
+    let reader = unit("reader");
+    for volume in [
+        "--volume shop-default-conf:/etc/nginx/conf.d:ro \\",
+        "--volume shop-default-certs:/etc/nginx/certs:ro \\",
+        "--volume /srv/html:/usr/share/nginx/html:ro \\",
+    ] {
+        assert!(reader.contains(volume), "{volume}: {reader}");
+    }
+}
+
+/// superset's services read `docker/.env-local` with `required: false`
+/// (apache/superset's docker-compose-non-dev.yml): compose skips it when it
+/// is missing, where the unit failed to start on it.
+#[test]
+fn a_missing_optional_env_file_is_left_out() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:16
+    env_file:
+      - path: docker/.env
+        required: true
+      - path: docker/.env-local
+        required: false
+      - path: docker/.env-extra
+        required: false
+"#,
+    )
+    .file("docker/.env", "POSTGRES_USER=superset\n")
+    .file("docker/.env-extra", "POSTGRES_DB=superset\n");
+    let run = project.import_ok(&[]);
+    let dir = project.dir.display();
+    assert!(
+        run.stderr.contains(&format!("warning: docker-compose.yml:7:9: db: env_file: `{dir}/docker/.env-local` (`required: false`) does not exist: left out, as compose leaves it out; add it to env_file once it exists\n")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:9:9: db: env_file: `required: false` is not carried over: the unit fails to start if the file is missing\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("`docker/.env-local` is relative"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        services.contains(&format!("{dir}/docker/.env\n"))
+            && services.contains(&format!("{dir}/docker/.env-extra\n"))
+            && !services.contains(".env-local"),
+        "{template}"
+    );
+}
+
+/// Kong's compose file (Kong/docker-kong's compose/docker-compose.yml) runs
+/// read-only with its prefix and /tmp on named volumes the local driver makes
+/// a tmpfs: they were instance volumes on disk, kept from start to start,
+/// with `driver_opts` warned as not carried over. A tmpfs volume is a new,
+/// empty tmpfs at each start (checked with Docker), as `--tmpfs` is.
+#[test]
+fn a_tmpfs_volume_is_a_tmpfs_mount() {
+    let project = Project::new(
+        r#"volumes:
+  kong_data: {}
+  kong_prefix_vol:
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+  kong_tmp_vol:
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+      o: size=64m
+services:
+  kong:
+    image: kong:latest
+    read_only: true
+    volumes:
+      - kong_prefix_vol:${KONG_PREFIX:-/var/run/kong}
+      - type: volume
+        source: kong_tmp_vol
+        target: /tmp
+      - kong_data:/data
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:17:9: kong: volumes: `kong_prefix_vol` is a tmpfs (its `driver_opts`): mounted as the container's own tmpfs, empty at each start as the volume was; other services no longer share it\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("driver_opts: not carried over"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("volumes:\n  kong_data: {}\n\n"),
+        "{template}"
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--tmpfs /var/run/kong \\",
+        "--tmpfs /tmp:size=64m \\",
+        "--volume shop-default-kong_data:/data \\",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+    assert!(!render.stdout.contains("kong_tmp_vol"), "{}", render.stdout);
+}
+
+/// `$PWD:/usr/src/app` (a devcontainer compose file's bind of the project)
+/// is the folder compose ran in, which its shell sets: the import asked for
+/// a value and the template did not compile. It is the compose file's folder
+/// now, said so; a `.env` value still wins.
+#[test]
+fn pwd_is_the_compose_files_folder() {
+    let compose = r#"services:
+  deploy-fedora:
+    image: "fedora:39"
+    working_dir: "/usr/src/app/bin"
+    volumes: ["$PWD:/usr/src/app", "${PWD}/data:/data"]
+"#;
+    let project = Project::new(compose);
+    let run = project.import_ok(&[]);
+    let dir = project.dir.display();
+    assert!(
+        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `${{PWD}}` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains(&format!("--volume {dir}:/usr/src/app \\"))
+            && render
+                .stdout
+                .contains(&format!("--volume {dir}/data:/data \\")),
+        "{}",
+        render.stdout
+    );
+
+    let project = Project::new(compose).file(".env", "PWD=/srv/fedora\n");
+    let run = project.import_ok(&["--force"]);
+    assert!(!run.stderr.contains("`${PWD}`"), "{}", run.stderr);
+    assert!(project.template().contains("    pwd: /srv/fedora\n"));
+}
+
+/// node-exporter's compose file (its README, copied into many stacks)
+/// mounts the host's root `/:/host:ro,rslave`, so that mounts made later on
+/// the host show inside; cadvisor's long form says `bind: {propagation:
+/// rslave}`. The propagation was dropped with a warning; Docker takes it on
+/// a bind (`-v /:/host:ro,rslave`), and so do unitgen's volumes now. Its
+/// `container_name` is also its old name: one network alias, not two.
+#[test]
+fn a_bind_keeps_its_mount_propagation() {
+    let project = Project::new(
+        r#"services:
+  node_exporter:
+    image: quay.io/prometheus/node-exporter:latest
+    container_name: node_exporter
+    command:
+      - '--path.rootfs=/host'
+    pid: host
+    restart: unless-stopped
+    volumes:
+      - '/:/host:ro,rslave'
+  cadvisor:
+    image: gcr.io/cadvisor/cadvisor:latest
+    volumes:
+      - type: bind
+        source: /var/lib/docker
+        target: /var/lib/docker
+        read_only: true
+        bind:
+          propagation: rslave
+      - data:/data:rslave
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, and binds with a propagation\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("mode `").count(), 1, "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--volume /:/host:ro,rslave \\",
+        "--volume /var/lib/docker:/var/lib/docker:ro,rslave \\",
+        "--volume shop-default-data:/data \\",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+    assert_eq!(
+        render
+            .stdout
+            .matches("--network-alias=node_exporter")
+            .count(),
+        1,
+        "{}",
+        render.stdout
+    );
+}
+
+/// coturn's relay ports, as a stack publishes them
+/// (`"49160-49200:49160-49200/udp"` beside `3478:3478/udp`): a port range
+/// was warned and left out, so no relay could be reached. Docker publishes a
+/// range as one binding per port: so does the imported template.
+#[test]
+fn a_port_range_is_published_port_by_port() {
+    let project = Project::new(
+        r#"services:
+  coturn:
+    image: coturn/coturn
+    restart: always
+    ports:
+      - "3478:3478"
+      - "3478:3478/udp"
+      - "49160-49200:49160-49200/udp"
+      - "8000-8010:80"
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:9:9: coturn: ports: not carried over: `8000-8010:80` lets Docker pick one host port of `8000-8010`; give one (`HOST:80`)\n"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for port in 49160..=49200 {
+        let arg = format!("--publish {port}:{port}/udp \\");
+        assert!(render.stdout.contains(&arg), "{arg}: {}", render.stdout);
+    }
+    assert_eq!(
+        render.stdout.matches("--publish ").count(),
+        43,
+        "{}",
+        render.stdout
+    );
+}
+
+/// Rocket.Chat's and zulip's old compose files list their services at the
+/// top, compose's first file format, which docker compose no longer reads:
+/// refused where it starts, saying so, with nothing written.
+#[test]
+fn a_first_format_compose_file_is_refused_saying_why() {
+    let project = Project::new(
+        "db:\n  image: mongo\n  command: mongod --smallfiles\n\nrocketchat:\n  image: rocketchat/rocket.chat\n  links:\n    - db:db\n  ports:\n    - 8818:3000\n",
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // The message as one line, without the report's wrapping.
+    let message = run.stderr.replace("\n  │ ", " ");
+    assert!(
+        message.contains("the compose file has no `services:`: its services are at the top, as in compose's first file format, which docker compose no longer reads; indent them under `services:`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:1:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(!project.dir.join("unitgen.yaml").exists());
+}
+
+/// marzban's mariadb (its install script's compose file) probes every 3s
+/// during its start period (`start_interval`, Docker 25): not carried over,
+/// and the warning says what that costs, not only that the key is unknown.
+#[test]
+fn a_start_interval_warning_says_what_is_lost() {
+    let project = Project::new(
+        r#"services:
+  mariadb:
+    image: mariadb:lts
+    healthcheck:
+      test: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+      start_period: 10s
+      start_interval: 3s
+      interval: 10s
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:7:7: mariadb: healthcheck.start_interval: not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        project
+            .template()
+            .contains("      start_period: 10s\n      interval: 10s\n"),
+        "{}",
+        project.template()
+    );
+}
+
+/// zabbix's services reserve CPUs (zabbix/zabbix-docker's compose files),
+/// which `docker compose up` does not use (a swarm option, in compose's
+/// setReservations): the warning said only "not carried over", as if the
+/// template lost something compose gives; the memory reservation is kept.
+#[test]
+fn a_cpu_reservation_is_said_to_be_swarm_only() {
+    let project = Project::new(
+        r#"services:
+  zabbix-server:
+    image: zabbix/zabbix-server-mysql:alpine-4.0-latest
+    deploy:
+      resources:
+        limits:
+          cpus: '0.70'
+          memory: 1G
+        reservations:
+          cpus: '0.5'
+          memory: 512M
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:10:11: zabbix-server: deploy.resources.reservations.cpus: swarm only: `docker compose up` does not use it either\n"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("    cpus: \"0.70\"\n    mem_limit: 1G\n"),
+        "{template}"
+    );
+    assert!(template.contains("--memory-reservation=512M"), "{template}");
 }

@@ -157,6 +157,9 @@ pub enum VolumeSpec<'a> {
         path: &'a str,
         target: &'a str,
         read_only: bool,
+        /// Mount propagation (`rslave`: node-exporter's `/:/host:ro,rslave`
+        /// sees the host's later mounts); Docker takes it on binds only.
+        propagation: Option<&'a str>,
     },
     Anonymous {
         target: &'a str,
@@ -178,17 +181,37 @@ pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
             ));
         }
     };
-    let read_only = match mode {
-        None | Some("rw") => false,
-        Some("ro") => true,
-        Some(other) => return Err(format!("unknown volume mode `{other}`: use ro or rw")),
-    };
+    let mut read_only = false;
+    let mut propagation = None;
+    // Docker reads the mode as a comma-separated list: `ro,rslave`.
+    for flag in mode.map(|m| m.split(',')).into_iter().flatten() {
+        match flag {
+            "rw" => read_only = false,
+            "ro" => read_only = true,
+            "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => {
+                propagation = Some(flag)
+            }
+            other => {
+                return Err(format!(
+                    "unknown volume mode `{other}`: use ro or rw, and on a bind mount a propagation (rslave, rshared, rprivate, slave, shared, private)"
+                ));
+            }
+        }
+    }
     check_container_path(target)?;
+    if let Some(propagation) = propagation
+        && !source.starts_with('/')
+    {
+        return Err(format!(
+            "mount propagation `{propagation}` is for bind mounts (an absolute host path) only: Docker refuses it on a volume"
+        ));
+    }
     if source.starts_with('/') {
         Ok(VolumeSpec::Bind {
             path: source,
             target,
             read_only,
+            propagation,
         })
     } else if source.starts_with('.') || source.starts_with('~') {
         Err(format!(
@@ -760,8 +783,26 @@ mod tests {
             VolumeSpec::Bind {
                 path: "/srv/conf",
                 target: "/etc/app",
-                read_only: true
+                read_only: true,
+                propagation: None,
             }
+        );
+        // node-exporter's root filesystem, as Docker reads either order.
+        for text in ["/:/host:ro,rslave", "/:/host:rslave,ro"] {
+            assert_eq!(
+                parse_volume(text).unwrap(),
+                VolumeSpec::Bind {
+                    path: "/",
+                    target: "/host",
+                    read_only: true,
+                    propagation: Some("rslave"),
+                }
+            );
+        }
+        assert!(
+            parse_volume("data:/x:rslave")
+                .unwrap_err()
+                .contains("for bind mounts")
         );
         assert_eq!(
             parse_volume("/cache").unwrap(),

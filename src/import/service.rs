@@ -228,13 +228,8 @@ impl Importer<'_> {
                     message.push_str(&format!(
                         "; a network alias keeps `{container}` reachable by that name from the other services"
                     ));
-                    out.push(
-                        "docker_args",
-                        Scalar::Text(format!(
-                            "--network-alias={}",
-                            interpolate::template(&pieces)
-                        )),
-                    );
+                    let alias = interpolate::template(&pieces);
+                    self.network_alias(out, &alias);
                 }
                 self.warn(&key.at, name, message);
             }
@@ -299,11 +294,7 @@ impl Importer<'_> {
                 name,
                 "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
             ),
-            "volumes_from" => self.warn(
-                &key.at,
-                name,
-                "not carried over: mount the same named volumes in both services instead",
-            ),
+            "volumes_from" => self.volumes_from_key(value),
             "develop" => self.warn(&key.at, name, "for development only: not carried over"),
             other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
                 Some((_, flag)) => self.docker_flag(key, flag, value, out),
@@ -377,19 +368,13 @@ impl Importer<'_> {
             _ => vec![node],
         };
         for item in items {
+            let optional = item.get("required").and_then(Node::boolean) == Some(false);
             let path_node = match &item.kind {
                 Kind::Map(entries) => {
                     for (k, _) in entries {
                         if !["path", "required"].contains(&k.name.as_str()) {
                             self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over");
                         }
-                    }
-                    if item.get("required").and_then(Node::boolean) == Some(false) {
-                        self.warn(
-                            &item.at,
-                            "env_file",
-                            "`required: false` is not carried over: the unit fails to start if the file is missing",
-                        );
                     }
                     match item.get("path") {
                         Some(path) => path,
@@ -406,14 +391,37 @@ impl Importer<'_> {
                 continue;
             };
             let mut pieces = self.pieces(&text, &path_node.at, "env_file");
+            let warned = self.warnings.len();
             self.host_path(&mut pieces, &path_node.at, "env_file");
             // Read here, as compose would: what a unit cannot deliver the
             // same way is said at this `env_file`.
             let path = self.resolve(&pieces);
-            if let Ok(content) = (self.options.read)(std::path::Path::new(&path)) {
-                for (line, why) in super::env_file::differences(&content) {
-                    self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
+            match (self.options.read)(std::path::Path::new(&path)) {
+                Ok(content) => {
+                    for (line, why) in super::env_file::differences(&content) {
+                        self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
+                    }
                 }
+                // Compose skips a missing optional file (superset's
+                // docker/.env-local); the unit would fail to start on it.
+                Err(_) if optional => {
+                    // Not where it must exist on every host: not at all.
+                    self.warnings.truncate(warned);
+                    self.warn(
+                        &item.at,
+                        "env_file",
+                        format!("`{path}` (`required: false`) does not exist: left out, as compose leaves it out; add it to env_file once it exists"),
+                    );
+                    continue;
+                }
+                Err(_) => {}
+            }
+            if optional {
+                self.warn(
+                    &item.at,
+                    "env_file",
+                    "`required: false` is not carried over: the unit fails to start if the file is missing",
+                );
             }
             out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
         }
@@ -435,6 +443,20 @@ impl Importer<'_> {
                     }
                 },
             };
+            // Docker publishes a range as one binding per port.
+            if let Some(text) = interpolate::literal(&pieces)
+                && let Some(expanded) = expand_port_range(&text)
+            {
+                match expanded {
+                    Ok(ports) => {
+                        for port in ports {
+                            out.push("ports", Scalar::Text(port));
+                        }
+                    }
+                    Err(why) => self.warn(&item.at, "ports", format!("not carried over: {why}")),
+                }
+                continue;
+            }
             let resolved = self.resolve(&pieces);
             // `${WEB_PORT}:80` without a value would be `:80`, any free
             // host port: the value is asked for instead, as for a port that
@@ -506,7 +528,7 @@ impl Importer<'_> {
             return;
         };
         // (target as compose cleans it, the volume, where it is written)
-        let mut kept: Vec<(String, String, YamlLocation)> = Vec::new();
+        let mut kept: Vec<(String, String, YamlLocation, bool)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -528,15 +550,23 @@ impl Importer<'_> {
                 [target] | [_, target, ..] => self.resolve(target),
                 [] => String::new(),
             };
+            if let [source, target, ..] = parts.as_slice()
+                && let Some(options) = self.tmpfs_volumes.get(&self.resolve(source)).cloned()
+            {
+                self.tmpfs_volume(&self.resolve(source), target, &options, &item.at, out);
+                continue;
+            }
+            let anonymous = parts.len() == 1;
             if let Some(volume) = self.volume(parts, &item.at) {
-                kept.push((clean_target(&target), volume, item.at));
+                kept.push((clean_target(&target), volume, item.at, anonymous));
             }
         }
         // Compose mounts one volume per target, the last one listed
         // (prometheus-grafana's bind and named volume at /prometheus);
         // Docker refuses two.
-        for (i, (target, volume, at)) in kept.iter().enumerate() {
-            if kept[i + 1..].iter().any(|(later, _, _)| later == target) {
+        let service = self.service.clone().unwrap_or_default();
+        for (i, (target, volume, at, anonymous)) in kept.iter().enumerate() {
+            if kept[i + 1..].iter().any(|(later, ..)| later == target) {
                 self.warn(
                     at,
                     "volumes",
@@ -546,8 +576,51 @@ impl Importer<'_> {
                 );
             } else {
                 out.push("volumes", Scalar::Text(volume.clone()));
+                // `volume` wrote its mode last, `ro` first in it.
+                let (volume, mode) = match volume.rsplit_once(':') {
+                    Some((base, mode)) if base.contains(':') => (base.to_string(), mode),
+                    _ => (volume.clone(), ""),
+                };
+                let read_only = mode.starts_with("ro");
+                let propagation = mode
+                    .split(',')
+                    .find(|f| !f.is_empty() && *f != "ro")
+                    .map(str::to_string);
+                self.volumes_of
+                    .entry(service.clone())
+                    .or_default()
+                    .push(super::Mounted {
+                        target: target.clone(),
+                        volume,
+                        read_only,
+                        propagation,
+                        anonymous: *anonymous,
+                    });
             }
         }
+    }
+
+    /// A named volume that is a tmpfs (kong's `kong_prefix_vol`) is one: the
+    /// local driver mounts a new, empty tmpfs when a container starts using
+    /// it, as `--tmpfs` does.
+    fn tmpfs_volume(
+        &mut self,
+        volume: &str,
+        target: &[Piece],
+        options: &str,
+        at: &YamlLocation,
+        out: &mut Map,
+    ) {
+        let mut text = interpolate::template(target);
+        if !options.is_empty() {
+            text = format!("{text}:{}", interpolate::verbatim(options));
+        }
+        self.warn(
+            at,
+            "volumes",
+            format!("`{volume}` is a tmpfs (its `driver_opts`): mounted as the container's own tmpfs, empty at each start as the volume was; other services no longer share it"),
+        );
+        out.push("tmpfs", Scalar::Text(text));
     }
 
     /// `SOURCE:TARGET[:MODE]`, split at `:` → the unitgen volume: relative
@@ -555,25 +628,33 @@ impl Importer<'_> {
     fn volume(&mut self, mut parts: Vec<Vec<Piece>>, at: &YamlLocation) -> Option<String> {
         if parts.len() == 3 {
             let mode = self.resolve(&parts[2]);
+            // A host path, or a volume the local driver binds to one.
+            let source = self.resolve(&parts[0]);
+            let bind =
+                source.starts_with(['/', '.', '~']) || self.bind_volumes.contains_key(&source);
             let mut kept = Vec::new();
             for flag in mode.split(',') {
                 match flag {
-                    "ro" | "rw" => kept.push(flag),
+                    "ro" => kept.insert(0, flag),
+                    "rw" => {}
+                    "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" if bind => {
+                        kept.push(flag)
+                    }
                     // Only meaningful on macOS.
                     "cached" | "delegated" | "consistent" => {}
                     other => self.warn(
                         at,
                         "volumes",
                         format!(
-                            "mode `{other}` is not carried over: unitgen mounts with ro or rw only"
+                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, and binds with a propagation"
                         ),
                     ),
                 }
             }
-            if kept.contains(&"ro") {
-                parts[2] = vec![Piece::Text("ro".into())];
-            } else {
+            if kept.is_empty() {
                 parts.pop();
+            } else {
+                parts[2] = vec![Piece::Text(kept.join(","))];
             }
         }
         if parts.len() >= 2
@@ -674,8 +755,8 @@ impl Importer<'_> {
             let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
-                "bind" if v.get("propagation").is_some() || v.get("selinux").is_some() => {
-                    self.warn(&k.at, &key, "propagation and selinux options are not carried over")
+                "bind" if v.get("selinux").is_some() => {
+                    self.warn(&k.at, &key, "the selinux option is not carried over")
                 }
                 "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
                     .warn(
@@ -689,6 +770,10 @@ impl Importer<'_> {
             }
         }
         let read_only = item.get("read_only").and_then(Node::boolean) == Some(true);
+        let propagation = item
+            .get("bind")
+            .and_then(|b| b.get("propagation"))
+            .and_then(Node::scalar);
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
@@ -696,8 +781,14 @@ impl Importer<'_> {
                     parts.push(source);
                 }
                 parts.push(target);
-                if read_only {
-                    parts.push(vec![Piece::Text("ro".into())]);
+                // Read as the short form's mode (`volume` checks it).
+                let mode: Vec<String> = read_only
+                    .then(|| "ro".to_string())
+                    .into_iter()
+                    .chain(propagation)
+                    .collect();
+                if !mode.is_empty() && parts.len() == 2 {
+                    parts.push(vec![Piece::Text(mode.join(","))]);
                 }
                 Some(parts)
             }
@@ -902,6 +993,13 @@ impl Importer<'_> {
                         check.set("disable", Value::plain("true"));
                     }
                 }
+                // Docker 25's probes during start_period (marzban's
+                // mariadb); Docker 20.10 has no such option.
+                "start_interval" => self.warn(
+                    &k.at,
+                    &key,
+                    "not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later",
+                ),
                 _ => self.warn(
                     &k.at,
                     &key,
@@ -1079,6 +1177,13 @@ impl Importer<'_> {
                         self.flag_value("--memory-reservation", lv, &key, out)
                     }
                     ("reservations", "devices") => self.gpus(lv, &key, out),
+                    // compose's setReservations: "Cpu reservation is a swarm
+                    // option" (zabbix's services all have one).
+                    ("reservations", "cpus") => self.warn(
+                        &lk.at,
+                        &key,
+                        "swarm only: `docker compose up` does not use it either",
+                    ),
                     _ => self.warn(&lk.at, &key, "not carried over"),
                 }
             }
@@ -1141,10 +1246,7 @@ impl Importer<'_> {
                             "aliases" => {
                                 for alias in self.string_list(v, &key) {
                                     if let Some(alias) = self.text(alias, &key) {
-                                        out.push(
-                                            "docker_args",
-                                            Scalar::Text(format!("--network-alias={alias}")),
-                                        );
+                                        self.network_alias(out, &alias);
                                     }
                                 }
                             }
@@ -1160,6 +1262,19 @@ impl Importer<'_> {
                 .entry(net)
                 .or_default()
                 .push(service.clone());
+        }
+    }
+
+    /// `--network-alias=ALIAS` once: not the service's own name, which
+    /// unitgen gives it, nor one already given (node-exporter's
+    /// `container_name: node_exporter` is also its old name).
+    fn network_alias(&mut self, out: &mut Map, alias: &str) {
+        let service = self.service.clone().unwrap_or_default();
+        let arg = Scalar::Text(format!("--network-alias={alias}"));
+        let given =
+            matches!(out.get("docker_args"), Some(Value::List(args)) if args.contains(&arg));
+        if !given && self.names.get(&service).map(String::as_str) != Some(alias) {
+            out.push("docker_args", arg);
         }
     }
 
@@ -1465,6 +1580,63 @@ fn clean_target(target: &str) -> String {
     }
 }
 
+/// The ports a range (`49160-49200:49160-49200/udp`: coturn's relay ports)
+/// stands for, one per port as Docker publishes them (`nat.ParsePortSpec`);
+/// `None` for a port that is no range.
+fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
+    if !text.contains('-') {
+        return None;
+    }
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, protocol)) => (spec, format!("/{protocol}")),
+        None => (text, String::new()),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => (None, "", *c),
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(*ip), *h, *c),
+        _ => return None,
+    };
+    let range = |r: &str| -> Option<(u16, u16)> {
+        let (start, end) = r.split_once('-').unwrap_or((r, r));
+        let (start, end) = (start.parse().ok()?, end.parse().ok()?);
+        (0 < start && start <= end).then_some((start, end))
+    };
+    let (Some((first, last)), host_range) = (range(container), range(host)) else {
+        return None;
+    };
+    let count = usize::from(last - first) + 1;
+    let host_first = match host_range {
+        None if host.is_empty() => None,
+        None => return None,
+        Some((h_first, h_last)) if usize::from(h_last - h_first) + 1 == count => Some(h_first),
+        Some(_) if count == 1 => {
+            return Some(Err(format!(
+                "`{text}` lets Docker pick one host port of `{host}`; give one (`HOST:{first}`)"
+            )));
+        }
+        Some(_) => {
+            return Some(Err(format!(
+                "`{text}`: the host and container ranges differ in length, which Docker refuses"
+            )));
+        }
+    };
+    if count > 1024 {
+        return Some(Err(format!(
+            "`{text}` is {count} ports: list those the service needs"
+        )));
+    }
+    let prefix = ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+    Some(Ok((0..count as u16)
+        .map(|i| match host_first {
+            Some(h) => format!("{prefix}{}:{}{protocol}", h + i, first + i),
+            None if ip.is_some() => format!("{prefix}:{}{protocol}", first + i),
+            None => format!("{}{protocol}", first + i),
+        })
+        .collect()))
+}
+
 /// Joins neighbouring literal pieces.
 fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
     let mut out: Vec<Piece> = Vec::new();
@@ -1475,4 +1647,58 @@ fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_port_range;
+
+    #[test]
+    fn a_port_range_is_each_of_its_ports() {
+        let ports = |text: &str| expand_port_range(text).map(|r| r.map_err(|e| e.to_string()));
+        assert_eq!(ports("3478/udp"), None);
+        assert_eq!(ports("${RELAY}:3478"), None);
+        assert_eq!(
+            ports("49160-49162:49160-49162/udp"),
+            Some(Ok(vec![
+                "49160:49160/udp".into(),
+                "49161:49161/udp".into(),
+                "49162:49162/udp".into()
+            ]))
+        );
+        // Shifted, on one address, without host ports.
+        assert_eq!(
+            ports("127.0.0.1:8000-8001:9000-9001"),
+            Some(Ok(vec![
+                "127.0.0.1:8000:9000".into(),
+                "127.0.0.1:8001:9001".into()
+            ]))
+        );
+        assert_eq!(
+            ports("127.0.0.1::5000-5001"),
+            Some(Ok(vec!["127.0.0.1::5000".into(), "127.0.0.1::5001".into()]))
+        );
+        assert_eq!(
+            ports("5000-5001"),
+            Some(Ok(vec!["5000".into(), "5001".into()]))
+        );
+        assert!(
+            ports("8000-8010:80")
+                .unwrap()
+                .unwrap_err()
+                .contains("pick one host port")
+        );
+        assert!(
+            ports("8000-8010:80-81")
+                .unwrap()
+                .unwrap_err()
+                .contains("differ in length")
+        );
+        assert!(
+            ports("1-2000:1-2000")
+                .unwrap()
+                .unwrap_err()
+                .contains("2000 ports")
+        );
+    }
 }
