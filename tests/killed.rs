@@ -197,3 +197,203 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
     assert_eq!(routes_now(), routes);
 }
+
+/// An app of the site: `web` serves its version on a host port, `worker`
+/// just runs.
+fn site_app(app: &str) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "$VERSION" > /www/index.html && exec httpd -f -p 80 -h /www']
+    environment: {{VERSION: "{{{{ version }}}}"}}
+    init: true
+    ports: ["127.0.0.1:{{{{ port }}}}:80"]
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+"#
+    )
+}
+
+/// A site of two apps, each with instance `live` on host h1.
+fn site(ports: (u16, u16), version: &str) -> String {
+    format!(
+        "hosts:\n  h1: {{address: 192.0.2.1}}\napps:\n  ugkilla:\n    template: a.yaml\n    instances:\n      live: {{host: h1, port: {}, version: {version}}}\n  ugkillb:\n    template: b.yaml\n    instances:\n      live: {{host: h1, port: {}, version: {version}}}\n",
+        ports.0, ports.1
+    )
+}
+
+/// The other commands that change a host, each killed (SIGKILL) at a
+/// moment in its work: a site's apply between its apps, a rollback and a
+/// restart with a container replaced, a stop and a start halfway, a
+/// destroy while it stops. After each, `plan`, `status` and `ls` tell
+/// what is there, and running the command again finishes it. A destroy
+/// killed halfway was "not installed (revisions kept)" in `ls`, as if it
+/// had finished.
+#[test]
+fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finished_by_the_next() {
+    let mut world = World::new("ugkilla");
+    world.also_own("ugkillb");
+    std::fs::write(world.dir().join("a.yaml"), site_app("ugkilla")).unwrap();
+    std::fs::write(world.dir().join("b.yaml"), site_app("ugkillb")).unwrap();
+    let ports = (free_port(), free_port());
+    let a = "ugkilla/live";
+    let web = "ugkilla-live-web";
+    let units = ["ugkilla-live-web.service", "ugkilla-live-worker.service"];
+    let serves = |port: u16, version: &str, at: &str| {
+        assert_eq!(
+            support::world::serves(port).as_deref().map(str::trim),
+            Some(version),
+            "{at}"
+        );
+    };
+    let plan = |args: &[&str]| {
+        let out = world.unitgen(&[&["plan"], args].concat());
+        (out.status.code(), text(&out))
+    };
+    let ok = |args: &[&str], at: &str| {
+        let out = world.unitgen(args);
+        assert!(out.status.success(), "{at}: {args:?}: {}", text(&out));
+        text(&out)
+    };
+    // `ls` takes no template.
+    let ls = |at: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .arg("ls")
+            .arg("--root")
+            .arg(world.sandbox.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{at}: ls: {}", text(&out));
+        text(&out)
+    };
+    let apply = ["apply", "--host", "h1", "--settle", "1"];
+    world.write(&site(ports, "v1"));
+    ok(&apply, "the first apply");
+    let replaced = |old: &str| container_id(web).is_none_or(|id| id != old);
+
+    // A site's apply killed while it replaces the first app's container:
+    // the host differs until the next apply, which brings both apps up.
+    world.write(&site(ports, "v2"));
+    let old = container_id(web).unwrap();
+    kill_when(
+        &world,
+        &apply,
+        "the first app's container is replaced",
+        || replaced(&old),
+    );
+    let (code, shown) = plan(&["--host", "h1"]);
+    assert_eq!(code, Some(2), "site apply killed: plan said\n{shown}");
+    ok(&apply, "after a killed site apply");
+    serves(ports.0, "v2", "ugkilla after the next site apply");
+    serves(ports.1, "v2", "ugkillb after the next site apply");
+    assert_eq!(plan(&["--host", "h1"]).0, Some(0));
+
+    // A rollback killed while it replaces the container: plan says so,
+    // and running it again finishes it (back to v1, not forward to v2).
+    let old = container_id(web).unwrap();
+    kill_when(
+        &world,
+        &["rollback", a],
+        "the container is replaced",
+        || replaced(&old),
+    );
+    let (code, shown) = plan(&[a]);
+    assert_eq!(code, Some(2), "rollback killed: plan said\n{shown}");
+    assert!(
+        shown.contains("an earlier rollback to revision 1 did not finish"),
+        "{shown}"
+    );
+    let said = ok(&["rollback", a], "rollback again");
+    assert!(
+        said.contains("finishing the rollback to revision 1"),
+        "{said}"
+    );
+    serves(ports.0, "v1", "after the rollback");
+    ok(&apply, "apply after the rollback");
+    serves(ports.0, "v2", "applied again");
+
+    // A restart killed while it replaces the container: systemd finishes
+    // the job it was given; plan says "up to date" only once it has.
+    let old = container_id(web).unwrap();
+    kill_when(&world, &["restart", a], "the container is replaced", || {
+        replaced(&old)
+    });
+    if plan(&[a]).0 == Some(0) {
+        for unit in units {
+            assert_eq!(world.active(unit), "active", "restart killed: {unit}");
+        }
+    }
+    ok(&["restart", a], "restart again");
+    serves(ports.0, "v2", "after the restart");
+    assert_eq!(plan(&[a]).0, Some(0));
+
+    // A stop killed halfway, then a start killed halfway: each finishes
+    // when run again; plan says the instance differs while it is down.
+    kill_when(&world, &["stop", a], "a unit is stopped", || {
+        units.iter().any(|u| world.active(u) != "active")
+    });
+    assert_eq!(plan(&[a]).0, Some(2), "stop killed");
+    ok(&["stop", a], "stop again");
+    for unit in units {
+        assert_eq!(world.active(unit), "inactive", "stopped: {unit}");
+    }
+    assert_eq!(plan(&[a]).0, Some(2), "stopped");
+    kill_when(&world, &["start", a], "a unit is started", || {
+        units.iter().any(|u| world.active(u) != "inactive")
+    });
+    ok(&["start", a], "start again");
+    serves(ports.0, "v2", "after the start");
+    assert_eq!(plan(&[a]).0, Some(0));
+
+    // A destroy killed while it stops the units (killed once its unit
+    // files are gone: see repair.rs): plan, status and ls say it did not
+    // finish, the next destroy finishes it, and an apply brings the
+    // instance back.
+    let destroy_note = "an earlier destroy of ugkilla-live did not finish";
+    let moments: [(&str, &dyn Fn() -> bool); 1] = [("a unit is stopped", &|| {
+        units.iter().any(|u| world.active(u) != "active")
+    })];
+    for (moment, holds) in moments {
+        let at = format!("destroy killed when {moment}");
+        kill_when(&world, &["destroy", a], moment, holds);
+        let (code, shown) = plan(&[a]);
+        assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
+        assert!(shown.contains(destroy_note), "{at}: plan said\n{shown}");
+        let status = world.unitgen(&["status", a]);
+        assert_ne!(status.status.code(), Some(0), "{at}: {}", text(&status));
+        let listed = ls(&at);
+        let row = (listed.lines())
+            .find(|l| l.starts_with("ugkilla "))
+            .unwrap_or("");
+        assert!(
+            row.contains("destroy did not finish"),
+            "{at}: ls said\n{listed}"
+        );
+
+        let said = ok(&["destroy", a], &at);
+        assert!(said.contains("finishing the destroy"), "{at}: {said}");
+        assert_eq!(running("ugkilla-"), Vec::<String>::new(), "{at}");
+        for unit in units {
+            assert!(!world.unit_file(unit).exists(), "{at}: {unit}");
+        }
+        let networks = docker(["network", "ls", "-q", "--filter", "name=ugkilla-"]);
+        assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "", "{at}");
+        let (code, shown) = plan(&[a]);
+        assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
+        assert!(!shown.contains(destroy_note), "{at}: plan said\n{shown}");
+        let listed = ls(&at);
+        assert!(
+            listed.contains("not installed (revisions kept)"),
+            "{at}: ls said\n{listed}"
+        );
+        serves(ports.1, "v2", "the other app runs on");
+
+        ok(&apply, &format!("{at}: apply after the destroy"));
+        serves(ports.0, "v2", &at);
+        assert_eq!(plan(&[a]).0, Some(0), "{at}");
+    }
+}
