@@ -214,6 +214,7 @@ services:
     image: unitgen-test/busybox:1
     command: [sleep, "1000000"]
     init: true
+    volumes: ["data:/data"]
 "#
     )
 }
@@ -396,4 +397,17 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
         serves(ports.0, "v2", &at);
         assert_eq!(plan(&[a]).0, Some(0), "{at}");
     }
+
+    // A `destroy --volumes` killed once its volumes are gone, finished by
+    // a plain destroy (as plan says): it called the removed volumes kept.
+    let killed = world.unitgen_with(
+        &["destroy", a, "--volumes"],
+        &[("UNITGEN_FAULT", "after-remove-volumes")],
+    );
+    assert!(!killed.status.success(), "{}", text(&killed));
+    let said = ok(&["destroy", a], "destroy after destroy --volumes");
+    assert!(said.contains("finishing the destroy"), "{said}");
+    assert!(!said.contains("volumes kept"), "{said}");
+    // Its units were gone already: nothing failed.
+    assert!(!said.contains("FAILED"), "{said}");
 }

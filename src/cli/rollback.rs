@@ -226,6 +226,9 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             .map_err(|e| miette!("forgetting {name}'s revisions: {e}"))?;
         return Ok(Outcome::Clean);
     }
+    // Only those still there: a `destroy --volumes` killed after it removed
+    // them is finished by a plain destroy, which must not call them kept.
+    let volumes = crate::docker::existing_volumes(&volumes);
     if !volumes.is_empty() {
         progress.line(&format!(
             "{name}: volumes kept: {} (destroy again with --volumes to delete them)",
