@@ -33,9 +33,11 @@
 //! Crash safety: before the stand-in starts, `handover.json` in the
 //! instance's state folder records the routes file as it was, the
 //! stand-ins and (once known) the routes file that names them. The next
-//! apply finishes an interrupted handover before anything else:
-//! if the router still reads the stand-in's file, the service's own port
-//! is waited for and the file put back, then the stand-ins go. A reboot
+//! apply (or rollback) finishes an interrupted handover before anything
+//! else: if the router still reads the stand-in's file, the service's own
+//! port is waited for and the file put back, then the stand-ins drain and
+//! go; if the file was put back already, they get what is left of their
+//! drain since it was written. A reboot
 //! needs none of it: the stand-in is not enabled, and the routes unit
 //! writes its own file at boot.
 //!
