@@ -219,6 +219,21 @@ pub fn network_exists(name: &str) -> Result<bool, String> {
     Ok(listed.lines().any(|line| line == name))
 }
 
+/// Those of `names` that are volumes on this host; all of them when
+/// Docker cannot be asked (a listing must not hide data that may be there).
+pub fn existing_volumes(names: &[String]) -> Vec<String> {
+    match run(
+        "docker volume ls",
+        &["volume", "ls", "--format", "{{.Name}}"],
+    ) {
+        Ok(listed) => (names.iter())
+            .filter(|name| listed.lines().any(|line| line == name.as_str()))
+            .cloned()
+            .collect(),
+        Err(_) => names.to_vec(),
+    }
+}
+
 /// Removes containers by force (running or not); one that is already
 /// gone is not an error.
 pub fn remove_containers(names: &[String]) -> Result<(), String> {

@@ -82,6 +82,10 @@ pub struct Plan {
     /// or the state directory could not be written): why this plan cannot
     /// say "up to date" even if everything else matches.
     pub unfinished: Option<String>,
+    /// A routed service's zero-downtime switch that a killed apply left
+    /// (see `systemd::handover`): its stand-in may still run, or the router
+    /// still send it the traffic, whatever the units are.
+    pub handover_left: Option<String>,
     /// A restore that did not finish (see [`crate::state::Restoring`]): the
     /// instance's data may be half restored, whatever its units run. Apply
     /// cannot mend that, only the restore run again: the plan is not up to
@@ -372,6 +376,7 @@ impl Plan {
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
             && self.unfinished.is_none()
+            && self.handover_left.is_none()
             && self.restore.is_none()
             && self.stale_secrets.is_empty()
             && self.stale_route_files.is_empty()
@@ -686,7 +691,10 @@ impl Plan {
                 paint("31", "!")
             );
         }
-        for why in self.unfinished.iter().chain(&self.restore) {
+        for why in (self.unfinished.iter())
+            .chain(&self.handover_left)
+            .chain(&self.restore)
+        {
             let _ = writeln!(out, "{} {why}", paint("31", "!"));
         }
         for (unit, paths) in &self.drop_ins {

@@ -1164,7 +1164,8 @@ fn is_alive(pid: u32) -> bool {
 
 /// A restore killed with SIGKILL left its processes running: restic still
 /// dumping, and `docker exec` still feeding the dump to the database, with
-/// unitgen gone and the next command free to start. Now they die with it.
+/// unitgen gone and the next command free to start. Now they die with it,
+/// and the next apply starts what the restore had stopped.
 #[test]
 fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
     let world = World::new("ugrd");
@@ -1209,4 +1210,24 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
         gone.is_some(),
         "restic and docker exec ({pids:?}) outlived the restore"
     );
+
+    // What a user sees then: the restore told by plan and status, and the
+    // services it stopped left stopped (not run on half-restored data)
+    // until an apply starts them all, on the data as it is, still telling
+    // the restore that did not finish.
+    let told = "a restore of snapshot";
+    let plan = world.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(shown.contains(told), "{shown}");
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(3));
+    assert_eq!(world.active("ugrd-live-files.service"), "inactive");
+    let applied = world.apply("live");
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(said.contains(told), "{said}");
+    for unit in ["files.service", "db.service", "backup.timer"] {
+        let unit = format!("ugrd-live-{unit}");
+        assert_eq!(world.active(&unit), "active", "{unit}");
+    }
 }

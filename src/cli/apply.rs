@@ -258,6 +258,16 @@ pub fn host_plan(
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
     plan.unfinished = unfinished(state, intent.as_ref(), latest.as_ref(), installed);
+    // A zero-downtime switch that a killed apply left (see `handover`): its
+    // stand-in may still run, or the router still send it the traffic, even
+    // when the units are as recorded. Apply (and rollback) finish it first.
+    if state.dir().join(handover::RECORD).exists() {
+        plan.handover_left = Some(
+            "an earlier apply's zero-downtime switch did not finish (its stand-in may still \
+             run, or serve the traffic): applying finishes it"
+                .to_string(),
+        );
+    }
     plan.restore = state
         .restoring()
         .map_err(|e| miette!("{e}"))?

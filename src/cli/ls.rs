@@ -37,6 +37,10 @@ struct Row {
     services: usize,
     /// Services whose unit is active; None when systemd could not be asked.
     services_up: Option<usize>,
+    /// A destroy was killed (or failed) halfway: what is left of the
+    /// instance (its router's copies, secrets, network) is not "not
+    /// installed" until `destroy` runs again.
+    destroy_unfinished: bool,
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {
@@ -92,10 +96,15 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
 
     let mut rows = Vec::new();
     for ((app, instance), units) in instances {
-        let last = InstanceState::new(&state_dir, &app, &instance)
-            .revisions()
-            .ok()
-            .and_then(|r| r.last().cloned());
+        let state = InstanceState::new(&state_dir, &app, &instance);
+        let destroy_unfinished = matches!(
+            state.intent(),
+            Ok(Some(state::Intent {
+                command: state::Command::Destroy { .. },
+                ..
+            }))
+        );
+        let last = state.revisions().ok().and_then(|r| r.last().cloned());
         let services: Vec<&String> = units
             .iter()
             .filter(|(_, is_service)| *is_service)
@@ -109,6 +118,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             services_up: active
                 .as_ref()
                 .map(|active| services.iter().filter(|u| active[u.as_str()]).count()),
+            destroy_unfinished,
             app,
             instance,
         });
@@ -143,6 +153,10 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             None => "-".to_string(),
         };
         let services = match (row.units, row.services_up) {
+            _ if row.destroy_unfinished => format!(
+                "destroy did not finish: `unitgen destroy {}/{}` finishes it",
+                row.app, row.instance
+            ),
             (0, _) => "not installed (revisions kept)".to_string(),
             (_, Some(up)) => format!("{up}/{} up", row.services),
             (_, None) => format!("?/{}", row.services),

@@ -87,9 +87,20 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         )
     })?;
     eprintln!("rolling {name} back to revision {target}");
+    let host = args.host.host()?;
+    // A zero-downtime switch that a killed apply left goes first, as apply
+    // does: its router may still send the traffic to that apply's new
+    // version (its stand-in), which this rollback would leave serving.
+    let record = state.dir().join(crate::systemd::handover::RECORD);
+    crate::systemd::handover::repair(&host, &record, &Progress::default()).map_err(|f| {
+        miette!(
+            "rollback of {name} failed: {}\nnothing else on the host was changed",
+            f.message
+        )
+    })?;
     let installed = args.host.installed(&app, &instance)?;
     converge_and_record(
-        &args.host.host()?,
+        &host,
         &state,
         &installed,
         &revision.units,
@@ -215,6 +226,9 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             .map_err(|e| miette!("forgetting {name}'s revisions: {e}"))?;
         return Ok(Outcome::Clean);
     }
+    // Only those still there: a `destroy --volumes` killed after it removed
+    // them is finished by a plain destroy, which must not call them kept.
+    let volumes = crate::docker::existing_volumes(&volumes);
     if !volumes.is_empty() {
         progress.line(&format!(
             "{name}: volumes kept: {} (destroy again with --volumes to delete them)",

@@ -289,6 +289,12 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             Command::Apply => "a later apply did not finish".to_string(),
             Command::Rollback { to } => format!("a rollback to revision {to} did not finish"),
             Command::Destroy { .. } => "a destroy did not finish".to_string(),
+        })
+        // A routed service's stand-in that a killed apply left (see
+        // `systemd::handover`) may be what the router sends traffic to.
+        .or_else(|| {
+            (state.dir().join(crate::systemd::handover::RECORD).exists())
+                .then(|| "a later apply's zero-downtime switch did not finish".to_string())
         });
     let restore_unfinished = state
         .restoring()

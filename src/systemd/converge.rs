@@ -471,10 +471,12 @@ fn watched(
                 Some(JobKind::ReloadOrRestart) => "reload",
                 _ => "stop",
             };
-            let mark = if outcome.result == JobResult::Done {
-                "ok"
-            } else {
-                "FAILED"
+            // A stop of a unit systemd no longer knows (`failures` agrees):
+            // already gone, as after a destroy or stand-in killed halfway.
+            let mark = match outcome.result {
+                JobResult::Done => "ok",
+                JobResult::NotLoaded if verb == "stop" => "ok",
+                _ => "FAILED",
             };
             progress.line(&format!(
                 "  {verb:<7} {:<40} {mark} ({})",

@@ -33,9 +33,11 @@
 //! Crash safety: before the stand-in starts, `handover.json` in the
 //! instance's state folder records the routes file as it was, the
 //! stand-ins and (once known) the routes file that names them. The next
-//! apply finishes an interrupted handover before anything else:
-//! if the router still reads the stand-in's file, the service's own port
-//! is waited for and the file put back, then the stand-ins go. A reboot
+//! apply (or rollback) finishes an interrupted handover before anything
+//! else: if the router still reads the stand-in's file, the service's own
+//! port is waited for and the file put back, then the stand-ins drain and
+//! go; if the file was put back already, they get what is left of their
+//! drain since it was written. A reboot
 //! needs none of it: the stand-in is not enabled, and the routes unit
 //! writes its own file at boot.
 //!
@@ -335,6 +337,25 @@ fn switch_back(
             DRAIN.as_secs()
         ));
         std::thread::sleep(DRAIN);
+    } else if record.switched.is_some() {
+        // Put back already, by an apply killed while the stand-ins drained
+        // (or by the routes unit): the router may not have read the file
+        // yet, and requests under way still reach the stand-ins. They get
+        // what is left of their drain since the file was written.
+        let written = fs::metadata(&record.routes_file).and_then(|m| m.modified());
+        if let Some(left) = written.ok().and_then(|at| {
+            (at + DRAIN)
+                .duration_since(std::time::SystemTime::now())
+                .ok()
+        }) {
+            progress.line(&format!(
+                "zero-downtime: the router was switched back {}s ago; {} drains for {}s more",
+                (DRAIN - left).as_secs(),
+                record.standins.join(", "),
+                left.as_secs_f32().ceil()
+            ));
+            std::thread::sleep(left);
+        }
     }
     remove_standins(host, &record.standins, progress)?;
     match fs::remove_file(record_path) {

@@ -1,0 +1,413 @@
+//! "A kill at any moment is repaired by the next apply", beyond a plain
+//! apply: unitgen killed (SIGKILL, as `kill -9`) at moments a reviewer
+//! would pick, seen from outside (a container up, a file switched), in a
+//! sandboxed systemd with real containers and a real router. After each
+//! kill, what a user checks tells the truth, the router serves, and the
+//! next command finishes the job.
+
+#[path = "support/lib.rs"]
+mod support;
+
+use std::process::{Child, Output};
+use std::time::Duration;
+
+use support::docker::{container_id, docker, is_running};
+use support::net::free_port;
+use support::traefik::{self, Load, bodies, get, wait_until};
+use support::wait_for;
+use support::world::World;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `args`, and kills it (SIGKILL) as soon as `moment` holds; panics
+/// if it ended before.
+fn kill_when(world: &World, args: &[&str], what: &str, moment: impl Fn() -> bool) {
+    let mut child: Child = world.spawn(args);
+    let seen = wait_for(Duration::from_secs(90), || {
+        if moment() {
+            return Some(true);
+        }
+        child.try_wait().unwrap().map(|_| false)
+    });
+    assert_eq!(seen, Some(true), "{args:?} ended before {what}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The names of the running containers whose name starts with `prefix`.
+fn running(prefix: &str) -> Vec<String> {
+    let out = docker(["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A moment of a routed apply, given the old version's container id.
+type Moment<'a> = dyn Fn(&str) -> bool + 'a;
+
+const ROUTED: &str = "ugkillroute";
+const DOMAIN: &str = "live.killroute.test";
+
+/// `web`, routed by the host's router, answers with its version.
+fn routed(world: &World, version: &str, (http, https, port): (u16, u16, u16)) -> String {
+    format!(
+        r#"app: {ROUTED}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{version}" > /www/index.html && echo ok > /www/healthz && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{port}:8000"]
+    health_path: /healthz
+    healthcheck: {{test: [CMD-SHELL, "test -f /www/healthz"], interval: 1s, retries: 2}}
+instances:
+  live:
+    routes:
+      - hosts: {DOMAIN}
+        service: web
+        port: 8000
+        tls: off
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+"#,
+        image = traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+    )
+}
+
+/// A routed apply (the new version started beside the old as a stand-in,
+/// the router switched to it, the old one replaced, the router switched
+/// back) killed at each of its moments: the router keeps answering from a
+/// live version throughout, `plan` never says "up to date" before the
+/// apply's work is done, and the next apply finishes it: the stand-in gone,
+/// one version serving. A rollback after a kill does the same.
+#[test]
+fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_next() {
+    let mut world = World::new(ROUTED);
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    world.write(&routed(&world, "v0", ports));
+    world.apply_ok("live");
+    let served = |version: &str| {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("the router serves {version}"),
+            || get("http", DOMAIN, ports.0, "/", None),
+            |a| a.status == 200 && a.body.trim() == version,
+        );
+    };
+    served("v0");
+    let web = format!("{ROUTED}-live-web");
+    let standin = format!("{web}.next");
+    let standin_unit = world.unit_file(&format!("{standin}.service"));
+    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let routes = std::fs::read_to_string(&routes_file).unwrap();
+    let record = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live/handover.json");
+    let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
+    let apply = ["apply", "live", "--settle", "1"];
+
+    // (Killed once the traffic is switched to the new version: see
+    // zero_downtime.rs, and the rollback below.)
+    let moments: [(&str, &Moment); 3] = [
+        (
+            "the new version runs beside the old, not yet routed",
+            &|_| is_running(&standin) && routes_now() == routes,
+        ),
+        ("the old version is replaced behind the stand-in", &|old| {
+            container_id(&web).is_none_or(|id| id != old)
+        }),
+        (
+            "the traffic is switched back, the stand-in drains",
+            &|old| routes_now() == routes && container_id(&web).is_some_and(|id| id != old),
+        ),
+    ];
+    for (i, (moment, holds)) in moments.iter().enumerate() {
+        let version = format!("v{}", i + 1);
+        let at = format!("{version} killed when {moment}");
+        world.write(&routed(&world, &version, ports));
+        let old = container_id(&web).unwrap();
+        let load = Load::start(ports.0, DOMAIN);
+        kill_when(&world, &apply, moment, || holds(&old));
+
+        let plan = world.unitgen(&["plan", "live"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(2),
+            "{at}: plan said\n{}",
+            text(&plan)
+        );
+        assert!(
+            text(&plan).contains("an earlier apply's zero-downtime switch did not finish"),
+            "{at}: plan said\n{}",
+            text(&plan)
+        );
+
+        let status = world.unitgen(&["status", "live"]);
+        assert_eq!(status.status.code(), Some(3), "{at}: {}", text(&status));
+        assert!(
+            text(&status).contains("did not finish"),
+            "{at}: {}",
+            text(&status)
+        );
+
+        let next = world.unitgen(&apply);
+        assert!(next.status.success(), "{at}: {}", text(&next));
+        let answers = load.stop();
+        let seen = bodies(&answers);
+        assert_eq!(seen.last(), Some(&version), "{at}: {answers:?}");
+        assert!(!is_running(&standin), "{at}: the stand-in still runs");
+        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
+        assert!(!record.exists(), "{at}: the handover's record is left");
+        assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()], "{at}");
+        assert_eq!(routes_now(), routes, "{at}: the routes file");
+        let plan = world.unitgen(&["plan", "live"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{at}: plan said\n{}",
+            text(&plan)
+        );
+    }
+
+    // Killed with the traffic on the stand-in, then rolled back: the router
+    // serves the revision rolled back to, not the killed apply's stand-in.
+    world.write(&routed(&world, "v9", ports));
+    let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-switch")]);
+    assert!(!killed.status.success());
+    served("v9");
+    let out = world.unitgen(&["rollback", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    served("v2");
+    assert!(!is_running(&standin), "the stand-in outlived the rollback");
+    assert!(!standin_unit.exists());
+    assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
+    assert_eq!(routes_now(), routes);
+}
+
+/// An app of the site: `web` serves its version on a host port, `worker`
+/// just runs.
+fn site_app(app: &str) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "$VERSION" > /www/index.html && exec httpd -f -p 80 -h /www']
+    environment: {{VERSION: "{{{{ version }}}}"}}
+    init: true
+    ports: ["127.0.0.1:{{{{ port }}}}:80"]
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    volumes: ["data:/data"]
+"#
+    )
+}
+
+/// A site of two apps, each with instance `live` on host h1.
+fn site(ports: (u16, u16), version: &str) -> String {
+    format!(
+        "hosts:\n  h1: {{address: 192.0.2.1}}\napps:\n  ugkilla:\n    template: a.yaml\n    instances:\n      live: {{host: h1, port: {}, version: {version}}}\n  ugkillb:\n    template: b.yaml\n    instances:\n      live: {{host: h1, port: {}, version: {version}}}\n",
+        ports.0, ports.1
+    )
+}
+
+/// The other commands that change a host, each killed (SIGKILL) at a
+/// moment in its work: a site's apply between its apps, a rollback and a
+/// restart with a container replaced, a stop and a start halfway, a
+/// destroy while it stops. After each, `plan`, `status` and `ls` tell
+/// what is there, and running the command again finishes it. A destroy
+/// killed halfway was "not installed (revisions kept)" in `ls`, as if it
+/// had finished.
+#[test]
+fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finished_by_the_next() {
+    let mut world = World::new("ugkilla");
+    world.also_own("ugkillb");
+    std::fs::write(world.dir().join("a.yaml"), site_app("ugkilla")).unwrap();
+    std::fs::write(world.dir().join("b.yaml"), site_app("ugkillb")).unwrap();
+    let ports = (free_port(), free_port());
+    let a = "ugkilla/live";
+    let web = "ugkilla-live-web";
+    let units = ["ugkilla-live-web.service", "ugkilla-live-worker.service"];
+    let serves = |port: u16, version: &str, at: &str| {
+        assert_eq!(
+            support::world::serves(port).as_deref().map(str::trim),
+            Some(version),
+            "{at}"
+        );
+    };
+    let plan = |args: &[&str]| {
+        let out = world.unitgen(&[&["plan"], args].concat());
+        (out.status.code(), text(&out))
+    };
+    let ok = |args: &[&str], at: &str| {
+        let out = world.unitgen(args);
+        assert!(out.status.success(), "{at}: {args:?}: {}", text(&out));
+        text(&out)
+    };
+    // `ls` takes no template.
+    let ls = |at: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .arg("ls")
+            .arg("--root")
+            .arg(world.sandbox.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{at}: ls: {}", text(&out));
+        text(&out)
+    };
+    let apply = ["apply", "--host", "h1", "--settle", "1"];
+    world.write(&site(ports, "v1"));
+    ok(&apply, "the first apply");
+    let replaced = |old: &str| container_id(web).is_none_or(|id| id != old);
+
+    // A site's apply killed while it replaces the first app's container:
+    // the host differs until the next apply, which brings both apps up.
+    world.write(&site(ports, "v2"));
+    let old = container_id(web).unwrap();
+    kill_when(
+        &world,
+        &apply,
+        "the first app's container is replaced",
+        || replaced(&old),
+    );
+    let (code, shown) = plan(&["--host", "h1"]);
+    assert_eq!(code, Some(2), "site apply killed: plan said\n{shown}");
+    ok(&apply, "after a killed site apply");
+    serves(ports.0, "v2", "ugkilla after the next site apply");
+    serves(ports.1, "v2", "ugkillb after the next site apply");
+    assert_eq!(plan(&["--host", "h1"]).0, Some(0));
+
+    // A rollback killed while it replaces the container: plan says so,
+    // and running it again finishes it (back to v1, not forward to v2).
+    let old = container_id(web).unwrap();
+    kill_when(
+        &world,
+        &["rollback", a],
+        "the container is replaced",
+        || replaced(&old),
+    );
+    let (code, shown) = plan(&[a]);
+    assert_eq!(code, Some(2), "rollback killed: plan said\n{shown}");
+    assert!(
+        shown.contains("an earlier rollback to revision 1 did not finish"),
+        "{shown}"
+    );
+    let said = ok(&["rollback", a], "rollback again");
+    assert!(
+        said.contains("finishing the rollback to revision 1"),
+        "{said}"
+    );
+    serves(ports.0, "v1", "after the rollback");
+    ok(&apply, "apply after the rollback");
+    serves(ports.0, "v2", "applied again");
+
+    // A restart killed while it replaces the container: systemd finishes
+    // the job it was given; plan says "up to date" only once it has.
+    let old = container_id(web).unwrap();
+    kill_when(&world, &["restart", a], "the container is replaced", || {
+        replaced(&old)
+    });
+    if plan(&[a]).0 == Some(0) {
+        for unit in units {
+            assert_eq!(world.active(unit), "active", "restart killed: {unit}");
+        }
+    }
+    ok(&["restart", a], "restart again");
+    serves(ports.0, "v2", "after the restart");
+    assert_eq!(plan(&[a]).0, Some(0));
+
+    // A stop killed halfway, then a start killed halfway: each finishes
+    // when run again; plan says the instance differs while it is down.
+    kill_when(&world, &["stop", a], "a unit is stopped", || {
+        units.iter().any(|u| world.active(u) != "active")
+    });
+    assert_eq!(plan(&[a]).0, Some(2), "stop killed");
+    ok(&["stop", a], "stop again");
+    for unit in units {
+        assert_eq!(world.active(unit), "inactive", "stopped: {unit}");
+    }
+    assert_eq!(plan(&[a]).0, Some(2), "stopped");
+    kill_when(&world, &["start", a], "a unit is started", || {
+        units.iter().any(|u| world.active(u) != "inactive")
+    });
+    ok(&["start", a], "start again");
+    serves(ports.0, "v2", "after the start");
+    assert_eq!(plan(&[a]).0, Some(0));
+
+    // A destroy killed while it stops the units (killed once its unit
+    // files are gone: see repair.rs): plan, status and ls say it did not
+    // finish, the next destroy finishes it, and an apply brings the
+    // instance back.
+    let destroy_note = "an earlier destroy of ugkilla-live did not finish";
+    let moments: [(&str, &dyn Fn() -> bool); 1] = [("a unit is stopped", &|| {
+        units.iter().any(|u| world.active(u) != "active")
+    })];
+    for (moment, holds) in moments {
+        let at = format!("destroy killed when {moment}");
+        kill_when(&world, &["destroy", a], moment, holds);
+        let (code, shown) = plan(&[a]);
+        assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
+        assert!(shown.contains(destroy_note), "{at}: plan said\n{shown}");
+        let status = world.unitgen(&["status", a]);
+        assert_ne!(status.status.code(), Some(0), "{at}: {}", text(&status));
+        let listed = ls(&at);
+        let row = (listed.lines())
+            .find(|l| l.starts_with("ugkilla "))
+            .unwrap_or("");
+        assert!(
+            row.contains("destroy did not finish"),
+            "{at}: ls said\n{listed}"
+        );
+
+        let said = ok(&["destroy", a], &at);
+        assert!(said.contains("finishing the destroy"), "{at}: {said}");
+        assert_eq!(running("ugkilla-"), Vec::<String>::new(), "{at}");
+        for unit in units {
+            assert!(!world.unit_file(unit).exists(), "{at}: {unit}");
+        }
+        let networks = docker(["network", "ls", "-q", "--filter", "name=ugkilla-"]);
+        assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "", "{at}");
+        let (code, shown) = plan(&[a]);
+        assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
+        assert!(!shown.contains(destroy_note), "{at}: plan said\n{shown}");
+        let listed = ls(&at);
+        assert!(
+            listed.contains("not installed (revisions kept)"),
+            "{at}: ls said\n{listed}"
+        );
+        serves(ports.1, "v2", "the other app runs on");
+
+        ok(&apply, &format!("{at}: apply after the destroy"));
+        serves(ports.0, "v2", &at);
+        assert_eq!(plan(&[a]).0, Some(0), "{at}");
+    }
+
+    // A `destroy --volumes` killed once its volumes are gone, finished by
+    // a plain destroy (as plan says): it called the removed volumes kept.
+    let killed = world.unitgen_with(
+        &["destroy", a, "--volumes"],
+        &[("UNITGEN_FAULT", "after-remove-volumes")],
+    );
+    assert!(!killed.status.success(), "{}", text(&killed));
+    let said = ok(&["destroy", a], "destroy after destroy --volumes");
+    assert!(said.contains("finishing the destroy"), "{said}");
+    assert!(!said.contains("volumes kept"), "{said}");
+    // Its units were gone already: nothing failed.
+    assert!(!said.contains("FAILED"), "{said}");
+}
