@@ -1403,3 +1403,29 @@ fn a_global_unit_is_not_taken_for_one_that_does_not_run() {
     let planned = plan(&client, PREFIX, &[cache], 1).unwrap();
     assert!(!planned.has_changes(), "{planned:#?}");
 }
+
+// A unit whose MachineMetadata no machine has (live: a service pinned to a
+// machine that left the cluster) would stay unplaced for the whole wait and
+// be rolled back, with no word why: plan says it, apply refuses it at once.
+#[test]
+fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
+    let (fake, client) = started(1);
+    let (name, text) = web("nginx:1.27");
+    let pinned = (name, text + "MachineMetadata=sandbox=1\n");
+    let planned = plan(&client, PREFIX, &[pinned, announce()], 1).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    let why = "no machine of the cluster has MachineMetadata sandbox=1 (its machines: \
+               machine-1 (no metadata); machine-2 (no metadata); machine-3 (no metadata))";
+    assert_eq!(web_plan.unplaceable.as_deref(), Some(why));
+    let err = apply(&client, &planned, &opts(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "applying blog-staging: {WEB} cannot run: {why}; fleet places it once such a \
+             machine joins. Nothing was changed"
+        )
+    );
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}

@@ -103,6 +103,9 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             Action::Unchanged => continue,
         };
         outln!("{line}")?;
+        if let Some(why) = &unit.unplaceable {
+            outln!("    ! it cannot run: {why}")?;
+        }
         for copy in &unit.copies {
             if let Some(why) = &copy.not_running {
                 outln!("    {} is not running: {why}", copy.name)?;

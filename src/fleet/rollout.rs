@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::api::{FleetClient, JobState, Unit, UnitState, unit_hash};
+use super::api::{FleetClient, JobState, Machine, Unit, UnitState, unit_hash};
 use super::{ErrorKind, FleetError};
 use crate::unit_file::{self, UnitOption};
 
@@ -78,6 +78,9 @@ pub struct PlannedUnit {
     /// of a new service, of a service left with none (destroyed by hand, an
     /// apply killed mid-roll), or a copy of its service a sidekick lacks.
     pub missing: Vec<String>,
+    /// Why no machine of the cluster may run it (no machine has the
+    /// `MachineMetadata=` it requires), if so: fleet would never place it.
+    pub unplaceable: Option<String>,
 }
 
 impl PlannedUnit {
@@ -265,6 +268,44 @@ fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
     }
 }
 
+/// Why no machine of the cluster meets the unit's `MachineMetadata=`, if
+/// none does (a machine that left, metadata no machine has).
+fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<String> {
+    let wanted: Vec<&str> = options
+        .iter()
+        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
+        .map(|o| o.value.as_str())
+        .collect();
+    if wanted.is_empty() || machines.iter().any(|m| has_metadata(&m.metadata, &wanted)) {
+        return None;
+    }
+    let seen: Vec<String> = machines
+        .iter()
+        .map(|m| {
+            let metadata: Vec<String> =
+                m.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} ({})",
+                m.id,
+                if metadata.is_empty() {
+                    "no metadata".to_owned()
+                } else {
+                    metadata.join(", ")
+                }
+            )
+        })
+        .collect();
+    Some(format!(
+        "no machine of the cluster has MachineMetadata {} (its machines: {})",
+        wanted.join(", "),
+        if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join("; ")
+        }
+    ))
+}
+
 fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
@@ -305,6 +346,7 @@ pub fn plan(
     let mut current: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
+    let machines = client.list_machines()?;
     let states: Vec<UnitState> = client
         .list_state(None)?
         .into_iter()
@@ -364,6 +406,9 @@ pub fn plan(
                 }
                 Some(_) => Action::Unchanged,
             };
+            let unplaceable = desired
+                .as_deref()
+                .and_then(|options| why_unplaceable(options, &machines));
             PlannedUnit {
                 name,
                 action,
@@ -372,6 +417,7 @@ pub fn plan(
                 copies,
                 sidekick_of: None,
                 missing: Vec::new(),
+                unplaceable,
             }
         })
         .collect();
@@ -484,6 +530,22 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), FleetError> {
+    // fleet would hold such a unit unplaced until the wait times out, and
+    // the roll back again: say so before anything changes.
+    if let Some((unit, why)) = plan
+        .units
+        .iter()
+        .filter(|u| u.action != Action::Unchanged)
+        .find_map(|u| Some((u, u.unplaceable.as_ref()?)))
+    {
+        return Err(rollout_error(
+            format!("applying {}", plan.prefix.trim_end_matches('-')),
+            format!(
+                "{} cannot run: {why}; fleet places it once such a machine joins. Nothing was changed",
+                unit.name
+            ),
+        ));
+    }
     let mut run = Run {
         client,
         options,
@@ -717,7 +779,7 @@ impl Run<'_, '_> {
         let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
-        let mut told = false;
+        let (mut told, mut told_unplaced) = (false, false);
         loop {
             let unit = self.client.get_unit(name)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
@@ -748,6 +810,10 @@ impl Run<'_, '_> {
             if !told && state.is_some_and(|s| s.systemd_active_state == "deactivating") {
                 (self.progress)(&format!("waiting for the old {name} to stop"));
                 told = true;
+            }
+            if !told_unplaced && unit.is_some() && placed.is_empty() {
+                (self.progress)(&format!("waiting for fleet to place {name} on a machine"));
+                told_unplaced = true;
             }
             let now = Instant::now();
             if now >= deadline {
