@@ -370,3 +370,25 @@ fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() 
     assert_eq!(run("plan").0, Some(0));
     assert_eq!(run("status").0, Some(0));
 }
+
+// fleet keeps no revisions: history and rollback with --fleet say so (they
+// were "unexpected argument '--fleet'", with a tip to use --file).
+#[test]
+fn history_and_rollback_say_fleet_keeps_no_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hi", false);
+    for verb in ["history", "rollback"] {
+        let out = unitgen(dir.path(), &[verb, "live", "--fleet"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        let said = text(&out.stderr)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            said.contains(&format!(
+                "`unitgen {verb} --fleet`: unitgen records no revisions on fleet"
+            )),
+            "{said}"
+        );
+    }
+}

@@ -39,6 +39,17 @@ impl FleetArgs {
     }
 }
 
+/// `history` and `rollback` read the revisions `apply` records on a host;
+/// fleet keeps none, so with `--fleet` they say so rather than read this
+/// host's (or clap's "unexpected argument").
+pub fn refuse_revisions(command: &str) -> miette::Report {
+    miette!(
+        help = "to go back on fleet, apply the earlier template: `unitgen apply INSTANCE --fleet` \
+                (a failed apply already puts the last good units back)",
+        "`unitgen {command} --fleet`: unitgen records no revisions on fleet, so there is no history to show or roll back to"
+    )
+}
+
 fn prefix(app: &str, instance: &str) -> String {
     format!("{}-", crate::model::prefix(app, instance))
 }
