@@ -1429,3 +1429,22 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
     );
     assert_eq!(fake.writes(), Vec::<String>::new());
 }
+
+// Live: a fleetd SIGKILLed and restarted by systemd answers every request
+// 503 "fleet server unable to communicate with etcd" until its old machine
+// entry expires (it logs "register machine failed: Key already exists").
+#[test]
+fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
+    let fake = fake();
+    fake.set_etcd_unreachable(true);
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let err = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(
+        err.to_string(),
+        "listing fleet units: fleet answered 503: fleet server unable to communicate with etcd; \
+         fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and waits \
+         (about 30 s) for its old machine entry to expire; try again, or another machine's \
+         endpoint"
+    );
+}
