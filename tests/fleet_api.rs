@@ -52,20 +52,29 @@ fn announce() -> (String, String) {
     (ANNOUNCE.to_owned(), text.to_owned())
 }
 
-fn opts(copies: u32) -> ApplyOptions {
+fn opts() -> ApplyOptions {
     ApplyOptions {
-        copies_for_new: copies,
         wait_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(5),
     }
 }
 
+/// Plans (`copies` for a service with none) and applies.
 fn run(
     client: &FleetClient,
     desired: &[(String, String)],
+    copies: u32,
+) -> Result<Vec<String>, FleetError> {
+    run_with(client, desired, copies, &opts())
+}
+
+fn run_with(
+    client: &FleetClient,
+    desired: &[(String, String)],
+    copies: u32,
     options: &ApplyOptions,
 ) -> Result<Vec<String>, FleetError> {
-    let plan = plan(client, PREFIX, desired)?;
+    let plan = plan(client, PREFIX, desired, copies)?;
     let mut progress = Vec::new();
     apply(client, &plan, options, &mut |line| {
         progress.push(line.to_owned())
@@ -84,7 +93,7 @@ fn fake() -> FakeFleet {
 fn started(copies: u32) -> (FakeFleet, FleetClient) {
     let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
-    run(&client, &[web("nginx:1.25"), announce()], &opts(copies)).unwrap();
+    run(&client, &[web("nginx:1.25"), announce()], copies).unwrap();
     fake.clear_log();
     (fake, client)
 }
@@ -511,7 +520,7 @@ fn the_client_speaks_over_a_unix_socket() {
     let fake = FakeFleet::start_unix(&dir.path().join("fleet.sock"));
     assert!(fake.endpoint().starts_with("unix:///"));
     let client = FleetClient::new(fake.endpoint()).unwrap();
-    run(&client, &[web("nginx:1.25"), announce()], &opts(2)).unwrap();
+    run(&client, &[web("nginx:1.25"), announce()], 2).unwrap();
     let names: Vec<String> = client
         .list_units()
         .unwrap()
@@ -553,7 +562,7 @@ fn an_unreachable_fleet_says_what_was_being_done_and_where() {
     let client = FleetClient::new(&endpoint)
         .unwrap()
         .with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
-    let err = plan(&client, PREFIX, &[web("nginx")]).unwrap_err();
+    let err = plan(&client, PREFIX, &[web("nginx")], 1).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Io { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -571,7 +580,7 @@ fn apply_submits_new_templates_and_starts_copies() {
     let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let desired = [web("nginx:1.25"), announce()];
-    let plan = plan(&client, PREFIX, &desired).unwrap();
+    let plan = plan(&client, PREFIX, &desired, 2).unwrap();
     assert_eq!(plan.with_action(Action::Add).count(), 2);
     let sidekick = plan.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
     assert_eq!(sidekick.sidekick_of.as_deref(), Some(WEB));
@@ -579,7 +588,7 @@ fn apply_submits_new_templates_and_starts_copies() {
     // systemd reports each copy "activating" three times before "active".
     fake.set_activation_polls(3);
 
-    apply(&client, &plan, &opts(2), &mut |_| {}).unwrap();
+    apply(&client, &plan, &opts(), &mut |_| {}).unwrap();
     assert_eq!(
         fake.writes(),
         [
@@ -646,7 +655,7 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
         .collect();
 
     let desired = [web("nginx:1.27"), announce()];
-    let plan = plan(&client, PREFIX, &desired).unwrap();
+    let plan = plan(&client, PREFIX, &desired, 1).unwrap();
     let web_plan = plan.units.iter().find(|u| u.name == WEB).unwrap();
     assert_eq!(web_plan.action, Action::Change);
     assert_eq!(web_plan.copies.len(), 3);
@@ -658,7 +667,7 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
             .action,
         Action::Unchanged
     );
-    apply(&client, &plan, &opts(1), &mut |_| {}).unwrap();
+    apply(&client, &plan, &opts(), &mut |_| {}).unwrap();
 
     // The units now hold the NEW options: same copies, all launched.
     let new_options = options_json(&parse(&web("nginx:1.27").1).unwrap());
@@ -740,7 +749,7 @@ fn a_changed_sidekick_alone_rolls_only_the_sidekick() {
     let (fake, client) = started(2);
     let (name, text) = announce();
     let changed = (name, text.replace("--ttl 60", "--ttl 90"));
-    run(&client, &[web("nginx:1.25"), changed], &opts(1)).unwrap();
+    run(&client, &[web("nginx:1.25"), changed], 1).unwrap();
     assert!(
         fake.writes()
             .iter()
@@ -751,38 +760,120 @@ fn a_changed_sidekick_alone_rolls_only_the_sidekick() {
     assert!(exec_start(&fake, "blog-staging-web-announce@2.service").contains("--ttl 90"));
 }
 
+// fleetctl stop leaves a copy loaded, fleetctl unload inactive: it does
+// not run, so plan says so and apply launches it again.
 #[test]
-fn copies_keep_their_desired_state_through_a_roll() {
+fn a_copy_stopped_or_unloaded_by_hand_is_not_running_and_apply_launches_it() {
     let (fake, client) = started(2);
     client
-        .put_unit("blog-staging-web-announce@2.service", JobState::Loaded, &[])
+        .put_unit("blog-staging-web@1.service", JobState::Inactive, &[])
         .unwrap();
     client
         .put_unit("blog-staging-web@2.service", JobState::Loaded, &[])
         .unwrap();
-    run(&client, &[web("nginx:1.27"), announce()], &opts(1)).unwrap();
-    let second = fake.unit("blog-staging-web@2.service").unwrap();
-    assert_eq!(second.desired_state, "loaded");
-    assert!(exec_start(&fake, "blog-staging-web@2.service").ends_with("nginx:1.27"));
+    let desired = [web("nginx:1.25"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    assert_eq!(web_plan.action, Action::Change);
+    let why: Vec<&str> = web_plan
+        .copies
+        .iter()
+        .map(|c| c.not_running.as_deref().unwrap_or("running"))
+        .collect();
     assert_eq!(
-        fake.unit("blog-staging-web@1.service")
-            .unwrap()
-            .desired_state,
-        "launched"
+        why,
+        [
+            "fleet is told to keep it inactive (as `fleetctl unload` or `fleetctl submit` leaves it), not launched",
+            "fleet is told to keep it loaded (as `fleetctl stop` or `fleetctl load` leaves it), not launched",
+        ]
     );
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    for i in 1..=2 {
+        let name = format!("blog-staging-web@{i}.service");
+        assert_eq!(fake.unit(&name).unwrap().desired_state, "launched");
+        assert!(fake.process(&name).is_some(), "{name} does not run");
+    }
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+}
+
+// A service left with no copy (destroyed by hand, or by an apply killed
+// between destroying a copy and submitting the new one) runs nowhere: it
+// is not up to date. It gets the instance's copies again.
+#[test]
+fn a_service_whose_copies_were_destroyed_by_hand_gets_copies_again() {
+    let (fake, client) = started(2);
+    for name in [
+        "blog-staging-web-announce@1.service",
+        "blog-staging-web-announce@2.service",
+        "blog-staging-web@1.service",
+        "blog-staging-web@2.service",
+    ] {
+        client.delete_unit(name).unwrap();
+    }
+    let desired = [web("nginx:1.25"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
+    for unit in &planned.units {
+        assert_eq!(
+            (unit.action, unit.missing.clone()),
+            (Action::Change, vec!["1".to_owned(), "2".to_owned()]),
+            "{}",
+            unit.name
+        );
+    }
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    for name in [
+        "blog-staging-web@1.service",
+        "blog-staging-web@2.service",
+        "blog-staging-web-announce@1.service",
+        "blog-staging-web-announce@2.service",
+    ] {
+        assert!(fake.process(name).is_some(), "{name} does not run");
+    }
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
+}
+
+// A sidekick copy destroyed by hand is started again with its service's
+// copy left running.
+#[test]
+fn a_sidekick_copy_destroyed_by_hand_is_started_again_alone() {
+    let (fake, client) = started(2);
+    client
+        .delete_unit("blog-staging-web-announce@2.service")
+        .unwrap();
+    let desired = [web("nginx:1.25"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    let sidekick = planned.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
+    assert_eq!(
+        (sidekick.action, sidekick.missing.clone()),
+        (Action::Change, vec!["2".to_owned()])
+    );
+    fake.clear_log();
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    assert!(
+        fake.process("blog-staging-web-announce@2.service")
+            .is_some()
+    );
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|w| !w.contains("blog-staging-web@")),
+        "{:#?}",
+        fake.writes()
+    );
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
 }
 
 #[test]
 fn apply_destroys_removed_units() {
     let (fake, client) = started(2);
-    let plan = plan(&client, PREFIX, &[web("nginx:1.25")]).unwrap();
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap();
     assert_eq!(
         plan.with_action(Action::Remove)
             .map(|u| u.name.as_str())
             .collect::<Vec<_>>(),
         [ANNOUNCE]
     );
-    apply(&client, &plan, &opts(1), &mut |_| {}).unwrap();
+    apply(&client, &plan, &opts(), &mut |_| {}).unwrap();
     assert_eq!(
         fake.writes(),
         [
@@ -805,9 +896,9 @@ fn apply_destroys_removed_units() {
 #[test]
 fn unchanged_units_are_not_touched() {
     let (fake, client) = started(2);
-    let plan = plan(&client, PREFIX, &[web("nginx:1.25"), announce()]).unwrap();
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25"), announce()], 5).unwrap();
     assert!(!plan.has_changes());
-    apply(&client, &plan, &opts(5), &mut |_| {}).unwrap();
+    apply(&client, &plan, &opts(), &mut |_| {}).unwrap();
     assert_eq!(fake.writes(), Vec::<String>::new());
     assert!(fake.log().iter().all(|r| r.method == "GET"));
 }
@@ -826,10 +917,10 @@ fn plain_units_are_replaced_whole() {
         "blog-staging-db.service".to_owned(),
         "[Service]\nExecStart=/usr/bin/docker run postgres:16\n".to_owned(),
     );
-    run(&client, &[db.clone(), timer("daily")], &opts(3)).unwrap();
+    run(&client, &[db.clone(), timer("daily")], 3).unwrap();
     assert_eq!(fake.units().len(), 2, "a plain unit has no copies");
     fake.clear_log();
-    run(&client, &[db, timer("hourly")], &opts(3)).unwrap();
+    run(&client, &[db, timer("hourly")], 3).unwrap();
     assert_eq!(
         fake.writes(),
         [
@@ -884,7 +975,7 @@ fn status_and_destroy_cover_one_instance_only() {
     );
 
     fake.clear_log();
-    let destroyed = destroy(&client, PREFIX, &opts(1), &mut |_| {})
+    let destroyed = destroy(&client, PREFIX, &opts(), &mut |_| {})
         .unwrap()
         .units;
     assert_eq!(destroyed.len(), 6);
@@ -906,7 +997,7 @@ fn status_and_destroy_cover_one_instance_only() {
     let names: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
     assert_eq!(names, ["blog-live-web@1.service"]);
     assert!(
-        destroy(&client, PREFIX, &opts(1), &mut |_| {})
+        destroy(&client, PREFIX, &opts(), &mut |_| {})
             .unwrap()
             .units
             .is_empty()
@@ -939,7 +1030,7 @@ fn plan_rejects_what_it_cannot_submit() {
         ),
     ];
     for ((name, text), message) in cases {
-        let err = plan(&client, PREFIX, &[(name.to_owned(), text.to_owned())]).unwrap_err();
+        let err = plan(&client, PREFIX, &[(name.to_owned(), text.to_owned())], 1).unwrap_err();
         assert!(err.to_string().contains(message), "{name}: {err}");
     }
     assert!(fake.log().is_empty(), "rejected before asking fleet");
@@ -955,7 +1046,7 @@ fn a_template_fleet_rejects_is_reported_and_the_old_copy_restored() {
         name,
         text.replace("[X-Fleet]\n", "[X-Fleet]\nMachineID=machine-1\n"),
     );
-    let err = run(&client, &[invalid, announce()], &opts(1)).unwrap_err();
+    let err = run(&client, &[invalid, announce()], 1).unwrap_err();
     let message = err.to_string();
     assert_eq!(err.status(), Some(400));
     assert!(
@@ -990,7 +1081,7 @@ fn a_template_fleet_rejects_is_reported_and_the_old_copy_restored() {
 fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
     let (fake, client) = started(3);
     fake.fail_units_containing("nginx:broken");
-    let err = run(&client, &[web("nginx:broken"), announce()], &opts(1)).unwrap_err();
+    let err = run(&client, &[web("nginx:broken"), announce()], 1).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("waiting for blog-staging-web@1.service to run: blog-staging-web@1.service failed on machine"),
@@ -1027,9 +1118,9 @@ fn a_roll_waits_for_fleet_to_forget_the_old_copy_and_says_so_on_timeout() {
     fake.set_forget_delay(Duration::from_secs(600));
     let options = ApplyOptions {
         wait_timeout: Duration::from_millis(300),
-        ..opts(1)
+        ..opts()
     };
-    let err = run(&client, &[web("nginx:1.27"), announce()], &options).unwrap_err();
+    let err = run_with(&client, &[web("nginx:1.27"), announce()], 1, &options).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("waiting for fleet to forget blog-staging-web@1.service: its machines still report it after 300ms: blog-staging-web@1.service is still active/running on machine machine-"),
@@ -1057,7 +1148,7 @@ fn a_rollback_checks_every_restored_copy_and_names_those_not_running() {
     let (fake, client) = started(2);
     // Every announce copy fails from now on, the restored one too.
     fake.fail_units_containing("announce blog staging web");
-    let err = run(&client, &[web("nginx:1.27"), announce()], &opts(1)).unwrap_err();
+    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("waiting for blog-staging-web-announce@1.service to run: blog-staging-web-announce@1.service failed on machine"),
@@ -1081,7 +1172,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     let (fake, client) = started(2);
     fake.stop_process("blog-staging-web-announce@2.service");
     let desired = [web("nginx:1.25"), announce()];
-    let planned = plan(&client, PREFIX, &desired).unwrap();
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
     let sidekick = planned.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
     assert_eq!(sidekick.action, Action::Change);
     let stopped = &sidekick.copies[1];
@@ -1093,7 +1184,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     );
     assert_eq!(sidekick.copies[0].not_running, None);
 
-    apply(&client, &planned, &opts(1), &mut |_| {}).unwrap();
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
     assert_eq!(
         fake.writes(),
         [
@@ -1106,7 +1197,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
         fake.process("blog-staging-web-announce@2.service")
             .is_some()
     );
-    assert!(!plan(&client, PREFIX, &desired).unwrap().has_changes());
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
 }
 
 #[test]
@@ -1115,9 +1206,9 @@ fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
     let client = FleetClient::new(fake.endpoint()).unwrap();
     let options = ApplyOptions {
         wait_timeout: Duration::from_millis(200),
-        ..opts(4)
+        ..opts()
     };
-    let err = run(&client, &[web("nginx:1.25")], &options).unwrap_err();
+    let err = run_with(&client, &[web("nginx:1.25")], 4, &options).unwrap_err();
     let message = err.to_string();
     assert!(message.starts_with("waiting for blog-staging-web@4.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
     assert!(
@@ -1159,11 +1250,12 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
         &client,
         PREFIX,
         &[web("nginx:1.25"), announce(), logs.clone()],
+        2,
     )
     .unwrap();
     let logs_plan = p.units.iter().find(|u| u.name == logs.0).unwrap();
     assert_eq!(logs_plan.sidekick_of.as_deref(), Some(ANNOUNCE));
-    apply(&client, &p, &opts(2), &mut |_| {}).unwrap();
+    apply(&client, &p, &opts(), &mut |_| {}).unwrap();
     for i in 1..=2 {
         let machine = fake
             .unit(&format!("blog-staging-web@{i}.service"))
@@ -1179,12 +1271,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     }
 
     fake.clear_log();
-    run(
-        &client,
-        &[web("nginx:1.27"), announce(), logs.clone()],
-        &opts(1),
-    )
-    .unwrap();
+    run(&client, &[web("nginx:1.27"), announce(), logs.clone()], 1).unwrap();
     let first: Vec<String> = fake
         .writes()
         .into_iter()
@@ -1210,12 +1297,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     fake.clear_log();
     let (name, text) = announce();
     let changed = (name, text.replace("--ttl 60", "--ttl 90"));
-    run(
-        &client,
-        &[web("nginx:1.27"), changed, logs.clone()],
-        &opts(1),
-    )
-    .unwrap();
+    run(&client, &[web("nginx:1.27"), changed, logs.clone()], 1).unwrap();
     let first: Vec<String> = fake
         .writes()
         .into_iter()
@@ -1234,7 +1316,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     );
 
     fake.clear_log();
-    run(&client, &[web("nginx:1.27")], &opts(1)).unwrap();
+    run(&client, &[web("nginx:1.27")], 1).unwrap();
     let writes = fake.writes();
     assert_eq!(writes.len(), 6);
     assert!(
@@ -1255,7 +1337,7 @@ fn sidekicks_following_each_other_in_a_circle_get_a_leader() {
             ),
         )
     };
-    let p = plan(&client, PREFIX, &[unit("a", "b"), unit("b", "a")]).unwrap();
+    let p = plan(&client, PREFIX, &[unit("a", "b"), unit("b", "a")], 1).unwrap();
     let leaders: Vec<Option<&str>> = p.units.iter().map(|u| u.sidekick_of.as_deref()).collect();
     assert_eq!(leaders, [None, Some("blog-staging-a@.service")]);
 }
@@ -1273,7 +1355,7 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
         &client,
         "blog-staging-network-cleanup.service",
         &cleanup,
-        &opts(1),
+        &opts(),
         &mut |l| progress.push(l.to_owned()),
     )
     .unwrap();
@@ -1297,7 +1379,7 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
         &client,
         "blog-staging-network-cleanup.service",
         &cleanup,
-        &opts(1),
+        &opts(),
         &mut |_| {},
     )
     .unwrap_err()
@@ -1317,7 +1399,52 @@ fn a_global_unit_is_not_taken_for_one_that_does_not_run() {
         "blog-staging-cache@.service".to_owned(),
         "[Service]\nExecStart=/usr/bin/docker run redis\n\n[X-Fleet]\nGlobal=true\n".to_owned(),
     );
-    run(&client, std::slice::from_ref(&cache), &opts(1)).unwrap();
-    let planned = plan(&client, PREFIX, &[cache]).unwrap();
+    run(&client, std::slice::from_ref(&cache), 1).unwrap();
+    let planned = plan(&client, PREFIX, &[cache], 1).unwrap();
     assert!(!planned.has_changes(), "{planned:#?}");
+}
+
+// A unit whose MachineMetadata no machine has (live: a service pinned to a
+// machine that left the cluster) would stay unplaced for the whole wait and
+// be rolled back, with no word why: plan says it, apply refuses it at once.
+#[test]
+fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
+    let (fake, client) = started(1);
+    let (name, text) = web("nginx:1.27");
+    let pinned = (name, text + "MachineMetadata=sandbox=1\n");
+    let planned = plan(&client, PREFIX, &[pinned, announce()], 1).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    let why = "no machine of the cluster has MachineMetadata sandbox=1 (its machines: \
+               machine-1 (no metadata); machine-2 (no metadata); machine-3 (no metadata))";
+    assert_eq!(web_plan.unplaceable.as_deref(), Some(why));
+    let err = apply(&client, &planned, &opts(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "applying blog-staging: {WEB} cannot run: {why}; fleet places it once such a \
+             machine joins. Nothing was changed"
+        )
+    );
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+// Live: a fleetd SIGKILLed and restarted by systemd answers every request
+// 503 "fleet server unable to communicate with etcd" until its old machine
+// entry expires (it logs "register machine failed: Key already exists").
+#[test]
+fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
+    let fake = fake();
+    fake.set_etcd_unreachable(true);
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let err = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(
+        err.to_string(),
+        "listing fleet units: fleet answered 503: fleet server unable to communicate with etcd; \
+         fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and waits \
+         (about 30 s) for its old machine entry to expire; try again, or another machine's \
+         endpoint"
+    );
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use support::etcd::Etcd;
 use support::fake_fleet::FakeFleet;
+use unitgen::fleet::JobState;
 
 /// `metadata`: require machine metadata the fake's machines do not have,
 /// so only for rendering.
@@ -304,4 +305,90 @@ fn status_fleet_shows_what_the_sidekicks_announced() {
     let out = unitgen(dir.path(), &status);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["announced"]["web"]["hosts"]["fleet2"], "10.1.2.3:8080");
+}
+
+// What an operator does behind unitgen's back with fleetctl (stop a copy,
+// destroy every copy of a service) is named by plan (exit 2) and status
+// (exit 3), never "up to date", and apply runs them again.
+#[test]
+fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() {
+    let fleet = FakeFleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hello", false);
+    let run = |verb: &str| {
+        let out = unitgen(
+            dir.path(),
+            &[verb, "live", "--fleet", "--endpoint", fleet.endpoint()],
+        );
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    assert_eq!(run("status").0, Some(4), "nothing in fleet yet");
+    assert_eq!(run("apply").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+
+    let client = unitgen::fleet::FleetClient::new(fleet.endpoint()).unwrap();
+    // fleetctl stop shop-live-web@2.service; fleetctl destroy shop-live-db@{1,2}
+    client
+        .put_unit("shop-live-web@2.service", JobState::Loaded, &[])
+        .unwrap();
+    for name in ["shop-live-db@1.service", "shop-live-db@2.service"] {
+        client.delete_unit(name).unwrap();
+    }
+    let (code, plan) = run("plan");
+    assert_eq!(code, Some(2), "{plan}");
+    for line in [
+        "    shop-live-web@2.service is not running: fleet is told to keep it loaded (as `fleetctl stop` or `fleetctl load` leaves it), not launched",
+        "    shop-live-db@1.service is missing: fleet has no such copy",
+        "    shop-live-db@2.service is missing: fleet has no such copy",
+    ] {
+        assert!(plan.contains(line), "{line}\nnot in:\n{plan}");
+    }
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains("! shop-live-db@.service is not running: fleet has no copy of it")
+            && status.contains(
+                "! shop-live-web@2.service is not running: fleet is told to keep it loaded"
+            ),
+        "{status}"
+    );
+
+    let (code, applied) = run("apply");
+    assert_eq!(code, Some(0), "{applied}");
+    for name in [
+        "shop-live-web@2.service",
+        "shop-live-db@1.service",
+        "shop-live-db@2.service",
+    ] {
+        assert_eq!(
+            fleet.unit(name).unwrap().desired_state,
+            "launched",
+            "{name}"
+        );
+        assert!(fleet.process(name).is_some(), "{name} does not run");
+    }
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+}
+
+// fleet keeps no revisions: history and rollback with --fleet say so (they
+// were "unexpected argument '--fleet'", with a tip to use --file).
+#[test]
+fn history_and_rollback_say_fleet_keeps_no_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hi", false);
+    for verb in ["history", "rollback"] {
+        let out = unitgen(dir.path(), &[verb, "live", "--fleet"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        let said = text(&out.stderr)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            said.contains(&format!(
+                "`unitgen {verb} --fleet`: unitgen records no revisions on fleet"
+            )),
+            "{said}"
+        );
+    }
 }

@@ -39,6 +39,17 @@ impl FleetArgs {
     }
 }
 
+/// `history` and `rollback` read the revisions `apply` records on a host;
+/// fleet keeps none, so with `--fleet` they say so rather than read this
+/// host's (or clap's "unexpected argument").
+pub fn refuse_revisions(command: &str) -> miette::Report {
+    miette!(
+        help = "to go back on fleet, apply the earlier template: `unitgen apply INSTANCE --fleet` \
+                (a failed apply already puts the last good units back)",
+        "`unitgen {command} --fleet`: unitgen records no revisions on fleet, so there is no history to show or roll back to"
+    )
+}
+
 fn prefix(app: &str, instance: &str) -> String {
     format!("{}-", crate::model::prefix(app, instance))
 }
@@ -51,6 +62,7 @@ fn fleet_plan(args: &FleetArgs, instance: &Instance) -> Result<(FleetClient, Fle
         &client,
         &prefix(&instance.app, &instance.instance),
         &desired,
+        instance.fleet.copies,
     )
     .map_err(|e| miette!("{e}"))?;
     Ok((client, plan))
@@ -84,11 +96,16 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
                         .iter()
                         .all(|c| Some(&c.options) == unit.desired.as_ref()) =>
             {
-                format!("~ {} (not running: replace the copies below)", unit.name)
+                format!("~ {} (not running: start the copies below)", unit.name)
             }
             Action::Change => format!(
-                "~ {} (changed: roll {copies} running copies one at a time)",
-                unit.name
+                "~ {} (changed: roll {copies} running copies one at a time{})",
+                unit.name,
+                if unit.missing.is_empty() {
+                    ""
+                } else {
+                    ", start the missing ones"
+                }
             ),
             Action::Remove => format!(
                 "- {} (removed: destroy it and its {copies} copies)",
@@ -97,9 +114,20 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             Action::Unchanged => continue,
         };
         outln!("{line}")?;
+        if let Some(why) = &unit.unplaceable {
+            outln!("    ! it cannot run: {why}")?;
+        }
         for copy in &unit.copies {
             if let Some(why) = &copy.not_running {
                 outln!("    {} is not running: {why}", copy.name)?;
+            }
+        }
+        if unit.action == Action::Change {
+            for instance in &unit.missing {
+                outln!(
+                    "    {} is missing: fleet has no such copy",
+                    unit.name.replacen("@.", &format!("@{instance}."), 1)
+                )?;
             }
         }
     }
@@ -111,7 +139,11 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
         count(Action::Remove),
         count(Action::Unchanged)
     )?;
-    for unit in plan.with_action(Action::Change) {
+    // A unit changed only in what runs has no diff to show.
+    for unit in plan
+        .with_action(Action::Change)
+        .filter(|u| u.current != u.desired)
+    {
         outln!()?;
         out!(
             "{}",
@@ -141,7 +173,6 @@ pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Ou
         return Ok(Outcome::Clean);
     }
     let options = ApplyOptions {
-        copies_for_new: instance.fleet.copies,
         wait_timeout: wait,
         ..ApplyOptions::default()
     };
@@ -159,6 +190,15 @@ pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Ou
 pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result<Outcome> {
     let client = args.client()?;
     let units = fleet::status(&client, &prefix(app, instance)).map_err(|e| miette!("{e}"))?;
+    // As the host target's status: 4 when fleet has nothing of the
+    // instance, 3 when some of it does not run.
+    let outcome = if units.is_empty() {
+        Outcome::NotInstalled
+    } else if units.iter().any(|u| u.not_running.is_some()) {
+        Outcome::NotRunning
+    } else {
+        Outcome::Clean
+    };
     // What each sidekick template says it announces, read from etcd as the
     // host target's status does.
     let announced: Vec<(String, Announced)> = units
@@ -177,6 +217,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
                     "current_state": u.current_state,
                     "machine_id": u.machine_id,
                     "systemd": u.systemd,
+                    "not_running": u.not_running,
                 })
             })
             .collect();
@@ -197,7 +238,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
             }))
             .expect("status serializes")
         )?;
-        return Ok(Outcome::Clean);
+        return Ok(outcome);
     }
     outln!(
         "{:<40} {:<10} {:<10} {:<32} SYSTEMD",
@@ -223,7 +264,12 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         outln!("{service}:")?;
         print_announced(announcement)?;
     }
-    Ok(Outcome::Clean)
+    for unit in &units {
+        if let Some(why) = &unit.not_running {
+            outln!("! {} is not running: {why}", unit.name)?;
+        }
+    }
+    Ok(outcome)
 }
 
 pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {

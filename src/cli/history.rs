@@ -9,6 +9,7 @@ use clap::Args;
 use miette::{Result, miette};
 use serde::Serialize;
 
+use super::fleet::FleetArgs;
 use super::host::HostArgs;
 use super::output::outln;
 use super::{FileArgs, Outcome, when};
@@ -22,6 +23,9 @@ pub struct HistoryArgs {
     pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    // Refused: revisions are recorded per host, not on fleet.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Print JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,9 @@ struct Entry {
 }
 
 pub fn run(args: HistoryArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(super::fleet::refuse_revisions("history"));
+    }
     let (app, instance) = args.template.app_and_instance(&args.instance)?;
     let name = crate::model::prefix(&app, &instance);
     let state = args.host.state(&app, &instance)?;

@@ -25,6 +25,9 @@ pub struct RollbackArgs {
     pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    // Refused: revisions are recorded per host, not on fleet.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Seconds every restarted unit must stay up (see `apply --settle`).
     #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     pub settle: u64,
@@ -47,6 +50,9 @@ pub struct DestroyArgs {
 }
 
 pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(fleet::refuse_revisions("rollback"));
+    }
     let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     let name = crate::model::prefix(&app, &instance);
     let (state, _lock) = args.host.lock(&app, &instance)?;

@@ -477,13 +477,24 @@ fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
             }
         }
     };
-    Err(FleetError::new(
+    let mut error = FleetError::new(
         doing,
         ErrorKind::Api {
             status: response.status,
             message,
         },
-    ))
+    );
+    if response.status == 503 {
+        // Seen live: a fleetd restarted within its machine TTL answers so
+        // until its old machine entry in etcd expires.
+        error.notes.push(
+            "fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
+             waits (about 30 s) for its old machine entry to expire; try again, or another \
+             machine's endpoint"
+                .to_owned(),
+        );
+    }
+    Err(error)
 }
 
 fn encode_request(method: &str, target: &str, host: &str, body: Option<&[u8]>) -> Vec<u8> {

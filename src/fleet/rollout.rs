@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::api::{FleetClient, JobState, Unit, UnitState, unit_hash};
+use super::api::{FleetClient, JobState, Machine, Unit, UnitState, unit_hash};
 use super::{ErrorKind, FleetError};
 use crate::unit_file::{self, UnitOption};
 
@@ -74,6 +74,13 @@ pub struct PlannedUnit {
     pub copies: Vec<UnitCopy>,
     /// The service template this one is a sidekick of.
     pub sidekick_of: Option<String>,
+    /// Copies (instance names) it should have but fleet has not: every copy
+    /// of a new service, of a service left with none (destroyed by hand, an
+    /// apply killed mid-roll), or a copy of its service a sidekick lacks.
+    pub missing: Vec<String>,
+    /// Why no machine of the cluster may run it (no machine has the
+    /// `MachineMetadata=` it requires), if so: fleet would never place it.
+    pub unplaceable: Option<String>,
 }
 
 impl PlannedUnit {
@@ -101,8 +108,6 @@ impl FleetPlan {
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Copies started for a service that has none yet in fleet.
-    pub copies_for_new: u32,
     /// How long one copy may take to be launched and active.
     pub wait_timeout: Duration,
     pub poll_interval: Duration,
@@ -111,7 +116,6 @@ pub struct ApplyOptions {
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
-            copies_for_new: 1,
             wait_timeout: Duration::from_secs(120),
             // fleetctl polls every 500ms when it waits for a unit.
             poll_interval: Duration::from_millis(500),
@@ -129,6 +133,9 @@ pub struct UnitStatus {
     /// What systemd reports, if the unit is loaded on a machine.
     pub systemd: Option<UnitState>,
     pub options: Vec<UnitOption>,
+    /// Why it does not run as an instance's unit should (a copy stopped,
+    /// failed, unplaced; a template with no copy at all), if so.
+    pub not_running: Option<String>,
 }
 
 enum Name<'a> {
@@ -240,16 +247,77 @@ fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
     }
 }
 
+/// Why a copy (or plain unit) fleet holds does not run as the instance's
+/// units should, if so.
+fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
+    match unit.desired_state.unwrap_or(JobState::Inactive) {
+        // A global unit has no one machine: not checked here.
+        JobState::Launched if is_global(&unit.options) => None,
+        JobState::Launched => why_not_running(unit, states),
+        // The instance's units run: a copy told to stay loaded or inactive
+        // (fleetctl stop, load, unload) does not.
+        other => Some(format!(
+            "fleet is told to keep it {} (as `fleetctl {}` leaves it), not launched",
+            other.as_str(),
+            if other == JobState::Loaded {
+                "stop` or `fleetctl load"
+            } else {
+                "unload` or `fleetctl submit"
+            }
+        )),
+    }
+}
+
+/// Why no machine of the cluster meets the unit's `MachineMetadata=`, if
+/// none does (a machine that left, metadata no machine has).
+fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<String> {
+    let wanted: Vec<&str> = options
+        .iter()
+        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
+        .map(|o| o.value.as_str())
+        .collect();
+    if wanted.is_empty() || machines.iter().any(|m| has_metadata(&m.metadata, &wanted)) {
+        return None;
+    }
+    let seen: Vec<String> = machines
+        .iter()
+        .map(|m| {
+            let metadata: Vec<String> =
+                m.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} ({})",
+                m.id,
+                if metadata.is_empty() {
+                    "no metadata".to_owned()
+                } else {
+                    metadata.join(", ")
+                }
+            )
+        })
+        .collect();
+    Some(format!(
+        "no machine of the cluster has MachineMetadata {} (its machines: {})",
+        wanted.join(", "),
+        if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join("; ")
+        }
+    ))
+}
+
 fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
 
 /// Compares the instance's desired units (file name, unit text) with what
-/// fleet holds under `prefix`.
+/// fleet holds under `prefix`. A service template with no copy in fleet is
+/// to get `copies_for_new` of them.
 pub fn plan(
     client: &FleetClient,
     prefix: &str,
     desired: &[(String, String)],
+    copies_for_new: u32,
 ) -> Result<FleetPlan, FleetError> {
     let mut wanted: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
     for (name, text) in desired {
@@ -278,6 +346,7 @@ pub fn plan(
     let mut current: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
+    let machines = client.list_machines()?;
     let states: Vec<UnitState> = client
         .list_state(None)?
         .into_iter()
@@ -299,10 +368,7 @@ pub fn plan(
             }
             Name::Instance { template, instance } => (template, instance.to_owned()),
         };
-        // A global unit has no one machine: not checked here.
-        let not_running = (desired_state == JobState::Launched && !is_global(&unit.options))
-            .then(|| why_not_running(&unit, &states))
-            .flatten();
+        let not_running = why_copy_not_running(&unit, &states);
         copies.entry(owner).or_default().push(UnitCopy {
             name: unit.name,
             instance,
@@ -340,6 +406,9 @@ pub fn plan(
                 }
                 Some(_) => Action::Unchanged,
             };
+            let unplaceable = desired
+                .as_deref()
+                .and_then(|options| why_unplaceable(options, &machines));
             PlannedUnit {
                 name,
                 action,
@@ -347,6 +416,8 @@ pub fn plan(
                 desired,
                 copies,
                 sidekick_of: None,
+                missing: Vec::new(),
+                unplaceable,
             }
         })
         .collect();
@@ -389,10 +460,48 @@ pub fn plan(
                 .and_then(|u| u.sidekick_of.clone());
         }
     }
-    Ok(FleetPlan {
+    // The copies each desired template should have: a service the ones it
+    // has (or `copies_for_new` when it has none: it would run nowhere), a sidekick
+    // its service's (one it has beyond those is destroyed by apply).
+    let mut plan = FleetPlan {
         prefix: prefix.to_owned(),
         units,
-    })
+    };
+    for i in 0..plan.units.len() {
+        let unit = &plan.units[i];
+        if unit.desired.is_none() || !unit.is_template() {
+            continue;
+        }
+        let service = services_of(&plan, unit)
+            .last()
+            .and_then(|s| plan.units.iter().find(|u| &u.name == s))
+            .unwrap_or(unit);
+        let wanted: Vec<String> = if service.copies.is_empty() {
+            (1..=copies_for_new).map(|n| n.to_string()).collect()
+        } else {
+            service.copies.iter().map(|c| c.instance.clone()).collect()
+        };
+        let unit = &mut plan.units[i];
+        unit.missing = wanted
+            .iter()
+            .filter(|w| !unit.copies.iter().any(|c| &c.instance == *w))
+            .cloned()
+            .collect();
+        for copy in &mut unit.copies {
+            if !wanted.contains(&copy.instance) {
+                copy.not_running = Some(format!(
+                    "its service has no copy {}: destroy it",
+                    copy.instance
+                ));
+            }
+        }
+        if unit.action == Action::Unchanged
+            && (!unit.missing.is_empty() || unit.copies.iter().any(|c| c.not_running.is_some()))
+        {
+            unit.action = Action::Change;
+        }
+    }
+    Ok(plan)
 }
 
 /// The services above a unit, nearest first (a sidekick of a sidekick has
@@ -411,7 +520,7 @@ fn services_of<'a>(plan: &'a FleetPlan, unit: &'a PlannedUnit) -> Vec<&'a str> {
     chain
 }
 
-/// Converges fleet to the plan: new units submitted and `copies_for_new`
+/// Converges fleet to the plan: new units submitted and their missing
 /// copies started, changed ones rolled copy by copy, removed ones destroyed,
 /// unchanged ones not touched. If a roll fails, the copies it touched and
 /// the template are put back as they were, and the error says so.
@@ -421,6 +530,22 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), FleetError> {
+    // fleet would hold such a unit unplaced until the wait times out, and
+    // the roll back again: say so before anything changes.
+    if let Some((unit, why)) = plan
+        .units
+        .iter()
+        .filter(|u| u.action != Action::Unchanged)
+        .find_map(|u| Some((u, u.unplaceable.as_ref()?)))
+    {
+        return Err(rollout_error(
+            format!("applying {}", plan.prefix.trim_end_matches('-')),
+            format!(
+                "{} cannot run: {why}; fleet places it once such a machine joins. Nothing was changed",
+                unit.name
+            ),
+        ));
+    }
     let mut run = Run {
         client,
         options,
@@ -512,12 +637,15 @@ impl Run<'_, '_> {
             .collect();
         let instances: Vec<String> = if !main.is_template() {
             vec![String::new()]
-        } else if main.action == Action::Add {
-            (1..=self.options.copies_for_new)
-                .map(|n| n.to_string())
-                .collect()
         } else {
-            main.copies.iter().map(|c| c.instance.clone()).collect()
+            let mut instances: Vec<String> = main
+                .copies
+                .iter()
+                .map(|c| c.instance.clone())
+                .chain(main.missing.iter().cloned())
+                .collect();
+            instances.sort_by(|a, b| instance_key(a).cmp(&instance_key(b)));
+            instances
         };
 
         let mut replaced: Vec<usize> = Vec::new();
@@ -579,8 +707,9 @@ impl Run<'_, '_> {
             }
         }
         // Their machines stop them while the new ones are prepared; each
-        // start below waits until its name is forgotten.
-        let main_state = members[0].copies.get(instance).map(|c| c.desired_state);
+        // start below waits until its name is forgotten. Every copy is
+        // launched: the instance's services run (one stopped by hand is
+        // started, as plan says).
         for &m in rolling {
             let member = &members[m];
             if member.template_differs() && !replaced.contains(&m) {
@@ -588,16 +717,10 @@ impl Run<'_, '_> {
                 replaced.push(m);
                 self.replace_template(member)?;
             }
-            let state = member
-                .copies
-                .get(instance)
-                .map(|c| c.desired_state)
-                .or(main_state)
-                .unwrap_or(JobState::Launched);
             self.start(
                 &copy_name(&member.unit.name, instance),
                 member.desired,
-                state,
+                JobState::Launched,
             )?;
         }
         Ok(())
@@ -656,7 +779,7 @@ impl Run<'_, '_> {
         let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
-        let mut told = false;
+        let (mut told, mut told_unplaced) = (false, false);
         loop {
             let unit = self.client.get_unit(name)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
@@ -687,6 +810,10 @@ impl Run<'_, '_> {
             if !told && state.is_some_and(|s| s.systemd_active_state == "deactivating") {
                 (self.progress)(&format!("waiting for the old {name} to stop"));
                 told = true;
+            }
+            if !told_unplaced && unit.is_some() && placed.is_empty() {
+                (self.progress)(&format!("waiting for fleet to place {name} on a machine"));
+                told_unplaced = true;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -904,23 +1031,42 @@ fn wait_forgotten(
 
 /// Every unit fleet holds under `prefix`, with what systemd reports for it.
 pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, FleetError> {
-    let mut states: BTreeMap<String, UnitState> = client
+    let states: Vec<UnitState> = client
         .list_state(None)?
         .into_iter()
         .filter(|s| s.name.starts_with(prefix))
-        .map(|s| (s.name.clone(), s))
         .collect();
-    let mut units: Vec<UnitStatus> = client
+    let fleet_units: Vec<Unit> = client
         .list_units()?
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
+        .collect();
+    let has_copy = |template: &str| {
+        fleet_units.iter().any(
+            |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template),
+        )
+    };
+    let mut units: Vec<UnitStatus> = fleet_units
+        .iter()
         .map(|u| UnitStatus {
-            systemd: states.remove(&u.name),
-            name: u.name,
+            systemd: states
+                .iter()
+                .find(|s| {
+                    s.name == u.name && (u.machine_id.is_empty() || s.machine_id == u.machine_id)
+                })
+                .cloned(),
+            not_running: match classify(&u.name) {
+                Name::Template if !has_copy(&u.name) => {
+                    Some("fleet has no copy of it: it runs nowhere".to_owned())
+                }
+                Name::Template => None,
+                _ => why_copy_not_running(u, &states),
+            },
+            name: u.name.clone(),
             desired_state: u.desired_state,
             current_state: u.current_state,
-            machine_id: u.machine_id,
-            options: u.options,
+            machine_id: u.machine_id.clone(),
+            options: u.options.clone(),
         })
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));

@@ -164,6 +164,10 @@ struct Cluster {
     /// fleet unloads the file first, so `SuccessExitStatus=` is gone. A unit
     /// loaded under the name there shows that until it is started.
     failed_stops: Vec<(String, String)>,
+    /// Every request answers 503, as a live fleetd does while it cannot
+    /// use etcd (etcd down; or just restarted, until its old machine entry
+    /// has expired: about 30 s).
+    etcd_unreachable: bool,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -226,6 +230,7 @@ impl FakeFleet {
             forget_delay: Duration::from_secs(1),
             leftovers: Vec::new(),
             failed_stops: Vec::new(),
+            etcd_unreachable: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Box<dyn Fn() + Send> = match &listener {
@@ -281,6 +286,10 @@ impl FakeFleet {
 
     fn cluster(&self) -> MutexGuard<'_, Cluster> {
         self.cluster.lock().unwrap()
+    }
+
+    pub fn set_etcd_unreachable(&self, unreachable: bool) {
+        self.cluster().etcd_unreachable = unreachable;
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -567,6 +576,10 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
     // Go's net/http rejects an HTTP/1.1 request without Host.
     if !request.headers.iter().any(|(n, _)| n == "host") {
         return error(400, "missing required Host header");
+    }
+    // Live fleet v1.0's body, on every resource.
+    if cluster.etcd_unreachable {
+        return error(503, "fleet server unable to communicate with etcd");
     }
     let method = request.method.as_str();
     match request.path.as_str() {
