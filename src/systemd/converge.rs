@@ -528,6 +528,10 @@ fn failures(systemd: &Systemd, outcomes: &[JobOutcome], what: &str) -> Result<()
 /// run.
 const SETTLE_POLL: Duration = Duration::from_millis(250);
 
+/// How long systemd may take, at the end of the settle time, to see the
+/// end of a `docker run` whose container is gone already.
+const VANISHED_GRACE: Duration = Duration::from_secs(5);
+
 /// Every unit just started or restarted must stay active, without systemd
 /// restarting it, for the settle time counted from the end of its own job;
 /// every unit that does not is reported.
@@ -638,13 +642,44 @@ fn settle(
         .filter(|(unit, _)| !failed.iter().any(|f| &f.unit == *unit))
         .filter_map(|(unit, container)| Some((unit, container?)))
         .collect();
-    for unit in containers_ended(&waited) {
+    let (ended, mut vanished) = containers_ended(&waited);
+    for unit in ended {
         failed.push(Evidence {
             unit: unit.clone(),
             job: None,
             state: systemd.unit_state(unit).map_err(bus)?,
             restarted: false,
         });
+    }
+    // A container already removed (`--rm`) whose unit still looks active:
+    // the engine removed it before `docker run` ended or systemd saw it end,
+    // which on a busy host takes a while. systemd is given that while to
+    // tell (the unit leaves active, or its restart count grows); one that
+    // stays active with no container is left to systemd's states, as above.
+    let grace = Instant::now() + VANISHED_GRACE;
+    while !vanished.is_empty() && Instant::now() < grace {
+        std::thread::sleep(SETTLE_POLL);
+        let names: Vec<String> = vanished.iter().map(|u| (*u).clone()).collect();
+        let summaries = systemd.summaries(&names).map_err(bus)?;
+        let mut still = Vec::new();
+        for (unit, summary) in vanished.into_iter().zip(summaries) {
+            let before = touched
+                .iter()
+                .find(|(u, _)| u == unit)
+                .map(|(_, e)| e.restarts);
+            if summary.active_state == "active" && before.is_none_or(|b| summary.n_restarts <= b) {
+                still.push(unit);
+                continue;
+            }
+            let state = systemd.unit_state(unit).map_err(bus)?;
+            failed.push(Evidence {
+                unit: unit.clone(),
+                job: None,
+                restarted: state.is_active(),
+                state,
+            });
+        }
+        vanished = still;
     }
     if failed.is_empty() {
         return Ok(());
@@ -659,16 +694,20 @@ fn settle(
 }
 
 /// The units among `units` (each with its container) whose container
-/// exists and is not running (exited, being removed). A container that is
-/// missing is left to systemd's states: a `docker` that cannot reach the
-/// engine lists none.
-fn containers_ended<'u>(units: &[(&'u String, String)]) -> Vec<&'u String> {
+/// exists and is not running (exited, being removed), then those whose
+/// container is missing, which `settle` gives systemd a while to explain:
+/// a `docker` that cannot reach the engine lists none, so a missing
+/// container alone fails nothing.
+fn containers_ended<'u>(units: &[(&'u String, String)]) -> (Vec<&'u String>, Vec<&'u String>) {
     let names: Vec<String> = units.iter().map(|(_, name)| name.clone()).collect();
     let found = docker::inspect_all(&names);
-    (units.iter())
-        .filter(|(_, name)| found.get(name).is_some_and(|c| c.status != "running"))
-        .map(|&(unit, _)| unit)
-        .collect()
+    let (ended, missing): (Vec<_>, Vec<_>) = (units.iter())
+        .filter(|(_, name)| found.get(name).is_none_or(|c| c.status != "running"))
+        .partition(|(_, name)| found.contains_key(name));
+    (
+        ended.into_iter().map(|&(unit, _)| unit).collect(),
+        missing.into_iter().map(|&(unit, _)| unit).collect(),
+    )
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the
