@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read as _};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,31 +103,58 @@ fn read_problem(secret: &Secret, why: String) -> Problem {
         .help(help)
 }
 
+/// The most bytes read from a source: the longest value, its line break
+/// (`\r\n`) and one more, which tells that it is too long. A source that
+/// never ends (`/dev/zero`, a command that keeps writing) is not read to
+/// its end.
+const READ_LIMIT: u64 = MAX_VALUE_BYTES as u64 + 3;
+
 fn read_source(source: &SecretSource) -> Result<Vec<u8>, String> {
     match source {
         SecretSource::File(path) => {
-            fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            let mut bytes = Vec::new();
+            fs::File::open(path)
+                .and_then(|file| file.take(READ_LIMIT).read_to_end(&mut bytes))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(bytes)
         }
         SecretSource::Environment(variable) => std::env::var_os(variable)
             .map(OsStringExt::into_vec)
             .ok_or_else(|| format!("`{variable}` is not set in unitgen's environment")),
-        SecretSource::Command(words) => {
-            let shown = shlex::try_join(words.iter().map(String::as_str))
-                .unwrap_or_else(|_| words.join(" "));
-            // A password manager may ask for a passphrase: it gets the
-            // terminal; only its standard output is taken.
-            let out = Command::new(&words[0])
-                .args(&words[1..])
-                .stdin(Stdio::inherit())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
-            if !out.status.success() {
-                return Err(format!("`{shown}` failed ({})", out.status));
-            }
-            Ok(out.stdout)
-        }
+        SecretSource::Command(words) => command_output(words),
     }
+}
+
+/// The standard output of a `command:` source, up to [`READ_LIMIT`].
+fn command_output(words: &[String]) -> Result<Vec<u8>, String> {
+    let shown =
+        shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "));
+    // A password manager may ask for a passphrase: it gets the terminal;
+    // only its standard output is taken.
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut bytes = Vec::new();
+    let read = (child.stdout.take().expect("piped"))
+        .take(READ_LIMIT)
+        .read_to_end(&mut bytes);
+    let too_long = bytes.len() as u64 == READ_LIMIT;
+    if too_long {
+        // What else it writes is not wanted (and may never end).
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for `{shown}`: {e}"))?;
+    read.map_err(|e| format!("reading the output of `{shown}`: {e}"))?;
+    if !status.success() && !too_long {
+        return Err(format!("`{shown}` failed ({status})"));
+    }
+    Ok(bytes)
 }
 
 /// The value as it goes into an env file, or why it cannot. Messages never
@@ -138,6 +165,13 @@ fn check_value(mut bytes: Vec<u8>) -> Result<String, String> {
         if bytes.ends_with(b"\r") {
             bytes.pop();
         }
+    }
+    // First: a value read only up to [`READ_LIMIT`] may end inside a
+    // character.
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "the value is longer than {MAX_VALUE_BYTES} bytes, the most Docker's --env-file takes"
+        ));
     }
     let value = String::from_utf8(bytes).map_err(|_| {
         "the value is not UTF-8 text, which Docker's --env-file requires".to_string()
@@ -152,12 +186,6 @@ fn check_value(mut bytes: Vec<u8>) -> Result<String, String> {
         return Err(
             "the value ends with a carriage return, which Docker's --env-file drops".into(),
         );
-    }
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(format!(
-            "the value is {} bytes long; Docker's --env-file takes at most {MAX_VALUE_BYTES}",
-            value.len()
-        ));
     }
     Ok(value)
 }
@@ -406,6 +434,12 @@ mod tests {
         }
         assert!(check_value(vec![b'x'; MAX_VALUE_BYTES]).is_ok());
         assert!(check_value(vec![b'x'; MAX_VALUE_BYTES + 1]).is_err());
+        // Read up to the limit, a long value may end inside a character:
+        // it is too long, not "not UTF-8".
+        let mut cut = "é".repeat(MAX_VALUE_BYTES).into_bytes();
+        cut.truncate(READ_LIMIT as usize);
+        assert!(cut.ends_with(&[0xc3]));
+        assert!(check_value(cut).unwrap_err().contains("longer than"));
     }
 
     #[test]

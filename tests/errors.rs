@@ -755,6 +755,33 @@ secrets:
     );
 }
 
+// Regression: a source that never ends (a device, a command that keeps
+// writing) was read to its end, until unitgen ran out of memory.
+#[test]
+fn a_secret_source_that_never_ends_is_refused_after_60_kib() {
+    let yaml = r#"app: shop
+services:
+  db:
+    image: x
+    secrets: {A: zeros, B: endless}
+secrets:
+  zeros: {file: /dev/zero}
+  endless: {command: [yes, "Yz5endless"]}
+"#;
+    let (out, _dir) = run(yaml, &["plan", "live"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for secret in ["zeros", "endless"] {
+        assert!(
+            err.contains(&format!(
+                "secret `{secret}`: the value is longer than 61440 bytes"
+            )),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("Yz5endless\nYz5"), "{err}");
+}
+
 #[test]
 fn secrets_are_refused_with_fleet() {
     let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
