@@ -782,6 +782,34 @@ secrets:
     assert!(!err.contains("Yz5endless\nYz5"), "{err}");
 }
 
+// Regression: the hint for a secret's name used in a template suggested
+// `--set NAME=VALUE`, which writes the value into the units.
+#[test]
+fn a_secret_used_in_a_template_is_refused_with_a_hint_that_keeps_it_secret() {
+    let yaml = r#"app: shop
+services:
+  db:
+    image: x
+    environment: {A: "{{ db_password }}", B: "{{ secrets.db_password }}"}
+secrets:
+  db_password: {file: pw}
+instances:
+  live: {}
+"#;
+    let (out, _dir) = run(yaml, &["render", "live"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`db_password` is a secret: its value never goes into a unit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the values of `secrets:` never go into a unit"),
+        "{err}"
+    );
+    assert!(!err.contains("--set"), "{err}");
+}
+
 #[test]
 fn secrets_are_refused_with_fleet() {
     let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
