@@ -257,6 +257,8 @@ impl Key {
 #[derive(Clone, PartialEq, Eq)]
 pub struct EnvFile {
     pub name: String,
+    /// The unit of the service that reads it.
+    pub unit: String,
     text: String,
 }
 
@@ -270,7 +272,10 @@ impl fmt::Debug for EnvFile {
 /// units) and returns the env file of every service that has secrets.
 pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile> {
     let mut files = Vec::new();
-    for service in &mut instance.services {
+    let units: Vec<String> = (instance.services.iter())
+        .map(|s| instance.service_unit(&s.name))
+        .collect();
+    for (service, unit) in instance.services.iter_mut().zip(units) {
         if service.secrets.is_empty() {
             continue;
         }
@@ -283,6 +288,7 @@ pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile>
         }
         files.push(EnvFile {
             name: env_file_name(&service.name),
+            unit,
             text,
         });
     }
@@ -335,7 +341,10 @@ impl Store {
 
     /// The files of `files` that are missing here or hold something else
     /// (see [`crate::plan::Plan::stale_secrets`]).
-    pub fn stale(&self, files: &[EnvFile]) -> io::Result<Vec<String>> {
+    pub fn stale<'f>(
+        &self,
+        files: impl IntoIterator<Item = &'f EnvFile>,
+    ) -> io::Result<Vec<String>> {
         let mut stale = Vec::new();
         for file in files {
             match fs::read(self.dir.join(&file.name)) {

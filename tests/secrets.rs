@@ -249,6 +249,8 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
         !shown.contains("-Secret=API_TOKEN") && !shown.contains("+Secret=API_TOKEN"),
         "only the changed secret shows as changed:\n{shown}"
     );
+    // Regression: plan also said the file was "missing or changed by hand".
+    assert!(!shown.contains("changed by hand"), "{shown}");
 
     let watch = CmdlineWatch::start();
     let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
