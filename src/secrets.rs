@@ -369,7 +369,10 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the env files of services that no longer have secrets.
+    /// Removes the env files of services that no longer have secrets, and
+    /// the temporary files of writes a kill interrupted (each holds a value,
+    /// perhaps one replaced since). Called with the instance's lock held, so
+    /// no write is under way.
     pub fn prune(&self, keep: &[EnvFile]) -> io::Result<()> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -378,7 +381,8 @@ impl Store {
         };
         for entry in entries {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".env") && !keep.iter().any(|f| f.name == name) {
+            let stale_env = name.ends_with(".env") && !keep.iter().any(|f| f.name == name);
+            if stale_env || name.starts_with(crate::unit_dir::TEMP_PREFIX) {
                 crate::unit_dir::remove_if_exists(&self.dir.join(name))?;
             }
         }

@@ -58,6 +58,11 @@ const SLEEP: &str = r#"[sleep, "1000000"]"#;
 /// `unitgen ARGS` against the world's sandbox (but `render`, which knows
 /// no host), with the token in its environment (the `environment:` source).
 fn unitgen(world: &World, args: &[&str]) -> Output {
+    unitgen_with(world, args, &[])
+}
+
+/// [`unitgen`] with more environment variables.
+fn unitgen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
     cmd.args(args).arg("-f").arg(world.file());
     if args[0] != "render" {
@@ -66,6 +71,7 @@ fn unitgen(world: &World, args: &[&str]) -> Output {
     let out = cmd
         .env("NO_COLOR", "1")
         .env("SEKRET_API_TOKEN", hostile(TOKEN_CORE))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     eprintln!(
@@ -152,6 +158,19 @@ fn cmdlines_with_secrets() -> Vec<String> {
         }
     }
     leaks
+}
+
+/// The temporary files of atomic writes in `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".unitgen-")
+        })
+        .collect()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -252,6 +271,25 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     // Regression: plan also said the file was "missing or changed by hand".
     assert!(!shown.contains("changed by hand"), "{shown}");
 
+    // An apply killed between writing the new env file's temporary copy
+    // and renaming it over the file: the copy, holding the new value, was
+    // root-only from its first byte, and the next apply removes it.
+    let out = unitgen_with(
+        &world,
+        &["apply", "live"],
+        &[("UNITGEN_FAULT", "before-rename:db.env")],
+    );
+    assert!(!out.status.success(), "the fault aborts apply");
+    let leftovers = temp_files(&instance_dir.join("secrets"));
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    let meta = std::fs::metadata(&leftovers[0]).unwrap();
+    assert_eq!((meta.uid(), mode(&leftovers[0])), (0, 0o600));
+    assert!(
+        std::fs::read_to_string(&leftovers[0])
+            .unwrap()
+            .contains(NEW_DB_CORE)
+    );
+
     let watch = CmdlineWatch::start();
     let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
     let leaks = watch.leaks();
@@ -261,6 +299,10 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(world.id("live", "web"), web_before, "web untouched");
     assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
     assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
+    assert_eq!(
+        temp_files(&instance_dir.join("secrets")),
+        Vec::<PathBuf>::new()
+    );
 
     // A failed apply puts the previous secret back with the previous unit.
     std::fs::write(dir.join("db_password"), hostile(FAILED_DB_CORE) + "\n").unwrap();
