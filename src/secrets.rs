@@ -35,6 +35,7 @@ use sha2::Sha256;
 
 use crate::diagnostic::{Problem, Problems};
 use crate::model::{Instance, Secret, SecretSource};
+use crate::render::UnitFile;
 use crate::state::create_private_dir;
 
 /// Docker's `--env-file` reader takes lines of less than 64 KiB
@@ -300,6 +301,16 @@ pub struct Store {
     dir: PathBuf,
 }
 
+/// A variable a unit gives its service that the secrets file does not
+/// hold as the unit was applied with (see [`Store::compare`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub unit: String,
+    pub variable: String,
+    /// Not in the file at all (else: another value).
+    pub missing: bool,
+}
+
 /// What a secrets folder held before [`Store::install`]: file name and
 /// bytes, or None where there was no file.
 pub struct Previous(Vec<(String, Option<Vec<u8>>)>);
@@ -355,6 +366,58 @@ impl Store {
             }
         }
         Ok(stale)
+    }
+
+    /// For `rollback`, which restores units, never values: the variables
+    /// that `units` (an instance's, named `<prefix>-<service>.service`)
+    /// give their services from a secrets file (their `Secret=VARIABLE
+    /// SECRET DIGEST` lines) and that the file here does not hold, or holds
+    /// with another value than the digest says.
+    pub fn compare(&self, prefix: &str, units: &[UnitFile]) -> io::Result<Vec<Mismatch>> {
+        let key = Key::load(&self.dir)?;
+        let mut found = Vec::new();
+        for unit in units {
+            let Some(service) = (unit.name.strip_prefix(prefix))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.strip_suffix(".service"))
+            else {
+                continue;
+            };
+            let given: Vec<(&str, &str)> = (unit.text.lines())
+                .filter_map(|line| line.strip_prefix("Secret="))
+                .filter_map(|rest| {
+                    let mut words = rest.split(' ');
+                    Some((words.next()?, words.nth(1)?))
+                })
+                .collect();
+            if given.is_empty() {
+                continue;
+            }
+            let text = match fs::read_to_string(self.dir.join(env_file_name(service))) {
+                Ok(text) => text,
+                Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+            let held: BTreeMap<&str, &str> = text
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .collect();
+            for (variable, digest) in given {
+                let value = held.get(variable);
+                let same = match (&key, value) {
+                    (Some(key), Some(value)) => key.digest(service, variable, value) == digest,
+                    _ => false,
+                };
+                if !same {
+                    found.push(Mismatch {
+                        unit: unit.name.clone(),
+                        variable: variable.to_string(),
+                        missing: value.is_none(),
+                    });
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Puts back what [`Store::install`] replaced (after a failed apply).

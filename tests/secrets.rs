@@ -353,6 +353,47 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(mode(&env_file), 0o600);
     assert_eq!(unitgen(&world, &["plan", "live"]).status.code(), Some(0));
 
+    // Rollback restores units, never values. A revision that gives db a
+    // variable its secrets file no longer holds (an apply since removed
+    // the secret) would start db without it: refused, nothing changed.
+    let without_smtp = yaml(&dir, SLEEP).replace(", SMTP_PASSWORD: smtp}", "}");
+    world.write(&without_smtp);
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    assert!(
+        !std::fs::read_to_string(&env_file)
+            .unwrap()
+            .contains("SMTP_PASSWORD")
+    );
+    let db_before = world.id("live", "db");
+    let out = unitgen(&world, &["rollback", "live", "--to", "2"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_no_secret("a refused rollback", &shown);
+    // (miette wraps the message: its parts, one by one.)
+    for part in [
+        "cannot roll sekret-live back to revision 2: its units give SMTP_PASSWORD",
+        "to sekret-live-db.service, which no secrets file holds any more",
+        "nothing on the host was changed",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in:\n{shown}");
+    }
+    assert_eq!(world.id("live", "db"), db_before, "nothing changed");
+    // Otherwise the services get the current values, and rollback says so.
+    world.write(&yaml(&dir, SLEEP));
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    let out = unitgen(&world, &["rollback", "live", "--to", "1", "--settle", "2"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "rollback failed: {shown}");
+    assert_no_secret("rollback", &shown);
+    assert!(
+        shown.contains("note: sekret-live-db.service gets the current value of DB_PASSWORD, not the one of revision 1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("of API_TOKEN"), "{shown}");
+    assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
+
     // destroy takes the secrets with the units.
     let out = unitgen(&world, &["destroy", "live"]);
     assert!(out.status.success(), "destroy failed: {}", text(&out));
