@@ -813,13 +813,18 @@ instances:
 #[test]
 fn secrets_are_refused_with_fleet() {
     let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
-    let (out, _dir) = run(yaml, &["render", "live", "--fleet"]);
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("service `db` has secrets, which unitgen cannot deliver to fleet machines"),
-        "{err}"
-    );
+    // Before any fleet is asked (there is none here) or a secret is read.
+    for command in ["render", "plan", "apply"] {
+        let (out, _dir) = run(yaml, &[command, "live", "--fleet"]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains(
+                "service `db` has secrets, which unitgen cannot deliver to fleet machines"
+            ),
+            "{command}: {err}"
+        );
+    }
 }
 
 // Regression (issue 7): "stream did not contain valid UTF-8", with no place.
