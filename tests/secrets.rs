@@ -37,7 +37,7 @@ services:
     command: {db_command}
     init: true
     environment: {{PLAIN: visible}}
-    secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, SMTP_PASSWORD: smtp}}
+    secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, EMPTY: empty, SMTP_PASSWORD: smtp}}
   web:
     image: unitgen-test/busybox:1
     command: [sleep, "1000000"]
@@ -46,6 +46,7 @@ secrets:
   db_password: {{file: db_password}}
   api_token: {{environment: SEKRET_API_TOKEN}}
   smtp: {{command: [cat, "{smtp}"]}}
+  empty: {{command: [printf, ""]}}
 instances:
   live: {{}}
 "#,
@@ -202,6 +203,9 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
     assert_eq!(seen("SMTP_PASSWORD"), hostile(SMTP_CORE));
     assert_eq!(seen("PLAIN"), "visible");
+    // An empty value is a variable set to "", not one left out.
+    let empty = world.exec("live", "db", "printf '%s' \"${EMPTY+set:}$EMPTY\"");
+    assert_eq!(empty, "set:");
 
     // Nowhere a local user can look.
     let unit = "sekret-live-db.service";
@@ -237,8 +241,12 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
 
     // The one place the values are: root-only, written by apply.
     let env_file = instance_dir.join("secrets/db.env");
-    let meta = std::fs::metadata(&env_file).unwrap();
-    assert_eq!((meta.uid(), mode(&env_file)), (0, 0o600));
+    // The key of the digests, which would let a dictionary find the values
+    // from the units' digests, is as private as the values.
+    for file in [&env_file, &instance_dir.join("secrets/digest.key")] {
+        let meta = std::fs::metadata(file).unwrap();
+        assert_eq!((meta.uid(), mode(file)), (0, 0o600), "{}", file.display());
+    }
     for dir in [&state_dir, &instance_dir, &instance_dir.join("secrets")] {
         assert_eq!(mode(dir), 0o700, "{}", dir.display());
     }
