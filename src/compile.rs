@@ -545,6 +545,11 @@ impl<'a> ServiceCompiler<'a> {
             let mut known: Vec<&str> = self.values.keys().map(String::as_str).collect();
             known.sort();
             let help = match did_you_mean(&var, known.iter().copied()) {
+                // Not `--set`: that would write the value into the units.
+                None if self.secret_names.contains(&var) => format!(
+                    "`{var}` is a secret: its value never goes into a unit, so no template can use it; give it to a service as an environment variable with `secrets: {{VARIABLE: {var}}}`"
+                ),
+                None if var == "secrets" && !self.secret_names.is_empty() => "the values of `secrets:` never go into a unit, so no template can use them; give one to a service as an environment variable with `secrets: {VARIABLE: SECRET_NAME}`".to_string(),
                 Some(hint) => hint,
                 None if self.instance_declared => format!(
                     "add `{var}` to instance `{}` under `instances:`, or pass `--set {var}=VALUE`; known values: {}",

@@ -23,6 +23,9 @@
 //! volume refilled, the first one first), `after-restore-dump` (after each
 //! dump read back), `after-start` (everything started again, its record not
 //! yet removed).
+//!
+//! Any atomic write: `before-rename:<file name>` (its temporary file
+//! written, not yet renamed over the file), e.g. `before-rename:db.env`.
 
 /// The variable that names the point to abort at.
 pub const VAR: &str = "UNITGEN_FAULT";
@@ -32,5 +35,21 @@ pub fn point(name: &str) {
     if std::env::var_os(VAR).is_some_and(|v| v == name) {
         eprintln!("{VAR}={name}: aborting here (test-only fault injection)");
         std::process::abort();
+    }
+}
+
+/// The point between writing `path`'s temporary file and renaming it over
+/// `path`: `before-rename:<file name>`.
+pub fn before_rename(path: &std::path::Path) {
+    if let (Some(fault), Some(name)) = (std::env::var_os(VAR), path.file_name()) {
+        let mut point = std::ffi::OsString::from("before-rename:");
+        point.push(name);
+        if fault == point {
+            eprintln!(
+                "{VAR}={}: aborting here (test-only fault injection)",
+                point.display()
+            );
+            std::process::abort();
+        }
     }
 }

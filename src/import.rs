@@ -658,7 +658,7 @@ impl<'a> Importer<'a> {
         match interpolate::parse_with(text, &set) {
             Ok(mut pieces) => {
                 interpolate::keep_defaults(&mut pieces, &self.varying_defaults);
-                self.record(&pieces, at);
+                self.record(&pieces, at, key);
                 pieces
             }
             Err(msg) => {
@@ -668,7 +668,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn record(&mut self, pieces: &[Piece], at: &YamlLocation) {
+    fn record(&mut self, pieces: &[Piece], at: &YamlLocation, key: &str) {
         for piece in interpolate::variables(pieces) {
             let (variable, default, needed, required) = match piece {
                 Piece::Var {
@@ -694,8 +694,20 @@ impl<'a> Importer<'a> {
                 .rev()
                 .find(|(k, _)| k == variable)
                 .map(|(_, v)| v.clone());
-            let service = self.service.clone();
             let name = interpolate::value_name(variable);
+            if from_env.as_deref().is_some_and(|v| !v.is_empty())
+                && looks_like_a_secret(variable)
+                && !self.values.contains_key(&name)
+            {
+                self.warn(
+                    at,
+                    key,
+                    format!(
+                        "`${{{variable}}}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
+                    ),
+                );
+            }
+            let service = self.service.clone();
             if variable == "PWD" && self.pwd_is_dir && !self.values.contains_key(&name) {
                 self.warn(
                     at,
@@ -1262,6 +1274,26 @@ fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
     }
     lines.push(line);
     lines
+}
+
+/// A compose variable whose name says it holds a password, a token or a
+/// key: its value from `.env` should not become an instance value.
+fn looks_like_a_secret(variable: &str) -> bool {
+    let name = variable.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "SECRET",
+        "TOKEN",
+        "APIKEY",
+        "API_KEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|part| name.contains(part))
 }
 
 #[cfg(test)]

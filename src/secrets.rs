@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read as _};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,6 +35,7 @@ use sha2::Sha256;
 
 use crate::diagnostic::{Problem, Problems};
 use crate::model::{Instance, Secret, SecretSource};
+use crate::render::UnitFile;
 use crate::state::create_private_dir;
 
 /// Docker's `--env-file` reader takes lines of less than 64 KiB
@@ -103,31 +104,58 @@ fn read_problem(secret: &Secret, why: String) -> Problem {
         .help(help)
 }
 
+/// The most bytes read from a source: the longest value, its line break
+/// (`\r\n`) and one more, which tells that it is too long. A source that
+/// never ends (`/dev/zero`, a command that keeps writing) is not read to
+/// its end.
+const READ_LIMIT: u64 = MAX_VALUE_BYTES as u64 + 3;
+
 fn read_source(source: &SecretSource) -> Result<Vec<u8>, String> {
     match source {
         SecretSource::File(path) => {
-            fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            let mut bytes = Vec::new();
+            fs::File::open(path)
+                .and_then(|file| file.take(READ_LIMIT).read_to_end(&mut bytes))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(bytes)
         }
         SecretSource::Environment(variable) => std::env::var_os(variable)
             .map(OsStringExt::into_vec)
             .ok_or_else(|| format!("`{variable}` is not set in unitgen's environment")),
-        SecretSource::Command(words) => {
-            let shown = shlex::try_join(words.iter().map(String::as_str))
-                .unwrap_or_else(|_| words.join(" "));
-            // A password manager may ask for a passphrase: it gets the
-            // terminal; only its standard output is taken.
-            let out = Command::new(&words[0])
-                .args(&words[1..])
-                .stdin(Stdio::inherit())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
-            if !out.status.success() {
-                return Err(format!("`{shown}` failed ({})", out.status));
-            }
-            Ok(out.stdout)
-        }
+        SecretSource::Command(words) => command_output(words),
     }
+}
+
+/// The standard output of a `command:` source, up to [`READ_LIMIT`].
+fn command_output(words: &[String]) -> Result<Vec<u8>, String> {
+    let shown =
+        shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "));
+    // A password manager may ask for a passphrase: it gets the terminal;
+    // only its standard output is taken.
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut bytes = Vec::new();
+    let read = (child.stdout.take().expect("piped"))
+        .take(READ_LIMIT)
+        .read_to_end(&mut bytes);
+    let too_long = bytes.len() as u64 == READ_LIMIT;
+    if too_long {
+        // What else it writes is not wanted (and may never end).
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for `{shown}`: {e}"))?;
+    read.map_err(|e| format!("reading the output of `{shown}`: {e}"))?;
+    if !status.success() && !too_long {
+        return Err(format!("`{shown}` failed ({status})"));
+    }
+    Ok(bytes)
 }
 
 /// The value as it goes into an env file, or why it cannot. Messages never
@@ -138,6 +166,13 @@ fn check_value(mut bytes: Vec<u8>) -> Result<String, String> {
         if bytes.ends_with(b"\r") {
             bytes.pop();
         }
+    }
+    // First: a value read only up to [`READ_LIMIT`] may end inside a
+    // character.
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "the value is longer than {MAX_VALUE_BYTES} bytes, the most Docker's --env-file takes"
+        ));
     }
     let value = String::from_utf8(bytes).map_err(|_| {
         "the value is not UTF-8 text, which Docker's --env-file requires".to_string()
@@ -152,12 +187,6 @@ fn check_value(mut bytes: Vec<u8>) -> Result<String, String> {
         return Err(
             "the value ends with a carriage return, which Docker's --env-file drops".into(),
         );
-    }
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(format!(
-            "the value is {} bytes long; Docker's --env-file takes at most {MAX_VALUE_BYTES}",
-            value.len()
-        ));
     }
     Ok(value)
 }
@@ -229,6 +258,8 @@ impl Key {
 #[derive(Clone, PartialEq, Eq)]
 pub struct EnvFile {
     pub name: String,
+    /// The unit of the service that reads it.
+    pub unit: String,
     text: String,
 }
 
@@ -242,7 +273,10 @@ impl fmt::Debug for EnvFile {
 /// units) and returns the env file of every service that has secrets.
 pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile> {
     let mut files = Vec::new();
-    for service in &mut instance.services {
+    let units: Vec<String> = (instance.services.iter())
+        .map(|s| instance.service_unit(&s.name))
+        .collect();
+    for (service, unit) in instance.services.iter_mut().zip(units) {
         if service.secrets.is_empty() {
             continue;
         }
@@ -255,6 +289,7 @@ pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile>
         }
         files.push(EnvFile {
             name: env_file_name(&service.name),
+            unit,
             text,
         });
     }
@@ -264,6 +299,16 @@ pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile>
 /// The env files of one instance on this host.
 pub struct Store {
     dir: PathBuf,
+}
+
+/// A variable a unit gives its service that the secrets file does not
+/// hold as the unit was applied with (see [`Store::compare`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub unit: String,
+    pub variable: String,
+    /// Not in the file at all (else: another value).
+    pub missing: bool,
 }
 
 /// What a secrets folder held before [`Store::install`]: file name and
@@ -307,7 +352,10 @@ impl Store {
 
     /// The files of `files` that are missing here or hold something else
     /// (see [`crate::plan::Plan::stale_secrets`]).
-    pub fn stale(&self, files: &[EnvFile]) -> io::Result<Vec<String>> {
+    pub fn stale<'f>(
+        &self,
+        files: impl IntoIterator<Item = &'f EnvFile>,
+    ) -> io::Result<Vec<String>> {
         let mut stale = Vec::new();
         for file in files {
             match fs::read(self.dir.join(&file.name)) {
@@ -318,6 +366,58 @@ impl Store {
             }
         }
         Ok(stale)
+    }
+
+    /// For `rollback`, which restores units, never values: the variables
+    /// that `units` (an instance's, named `<prefix>-<service>.service`)
+    /// give their services from a secrets file (their `Secret=VARIABLE
+    /// SECRET DIGEST` lines) and that the file here does not hold, or holds
+    /// with another value than the digest says.
+    pub fn compare(&self, prefix: &str, units: &[UnitFile]) -> io::Result<Vec<Mismatch>> {
+        let key = Key::load(&self.dir)?;
+        let mut found = Vec::new();
+        for unit in units {
+            let Some(service) = (unit.name.strip_prefix(prefix))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.strip_suffix(".service"))
+            else {
+                continue;
+            };
+            let given: Vec<(&str, &str)> = (unit.text.lines())
+                .filter_map(|line| line.strip_prefix("Secret="))
+                .filter_map(|rest| {
+                    let mut words = rest.split(' ');
+                    Some((words.next()?, words.nth(1)?))
+                })
+                .collect();
+            if given.is_empty() {
+                continue;
+            }
+            let text = match fs::read_to_string(self.dir.join(env_file_name(service))) {
+                Ok(text) => text,
+                Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+            let held: BTreeMap<&str, &str> = text
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .collect();
+            for (variable, digest) in given {
+                let value = held.get(variable);
+                let same = match (&key, value) {
+                    (Some(key), Some(value)) => key.digest(service, variable, value) == digest,
+                    _ => false,
+                };
+                if !same {
+                    found.push(Mismatch {
+                        unit: unit.name.clone(),
+                        variable: variable.to_string(),
+                        missing: value.is_none(),
+                    });
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Puts back what [`Store::install`] replaced (after a failed apply).
@@ -332,7 +432,10 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the env files of services that no longer have secrets.
+    /// Removes the env files of services that no longer have secrets, and
+    /// the temporary files of writes a kill interrupted (each holds a value,
+    /// perhaps one replaced since). Called with the instance's lock held, so
+    /// no write is under way.
     pub fn prune(&self, keep: &[EnvFile]) -> io::Result<()> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -341,7 +444,8 @@ impl Store {
         };
         for entry in entries {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".env") && !keep.iter().any(|f| f.name == name) {
+            let stale_env = name.ends_with(".env") && !keep.iter().any(|f| f.name == name);
+            if stale_env || name.starts_with(crate::unit_dir::TEMP_PREFIX) {
                 crate::unit_dir::remove_if_exists(&self.dir.join(name))?;
             }
         }
@@ -406,6 +510,12 @@ mod tests {
         }
         assert!(check_value(vec![b'x'; MAX_VALUE_BYTES]).is_ok());
         assert!(check_value(vec![b'x'; MAX_VALUE_BYTES + 1]).is_err());
+        // Read up to the limit, a long value may end inside a character:
+        // it is too long, not "not UTF-8".
+        let mut cut = "é".repeat(MAX_VALUE_BYTES).into_bytes();
+        cut.truncate(READ_LIMIT as usize);
+        assert!(cut.ends_with(&[0xc3]));
+        assert!(check_value(cut).unwrap_err().contains("longer than"));
     }
 
     #[test]

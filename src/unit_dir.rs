@@ -93,17 +93,22 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     write_atomic_mode(path, contents, 0o644)
 }
 
+/// How the temporary files of [`write_atomic_mode`] start: one a kill left
+/// behind is known by it.
+pub const TEMP_PREFIX: &str = ".unitgen-";
+
 /// [`write_atomic`] with the file's mode. The temporary file is created
 /// 0600 (tempfile's default) and gets `mode` before anything is written.
 pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".unitgen-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
+    crate::fault::before_rename(path);
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -114,7 +119,7 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Re
 pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     tempfile::Builder::new()
-        .prefix(".unitgen-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map(drop)
 }

@@ -755,16 +755,76 @@ secrets:
     );
 }
 
+// Regression: a source that never ends (a device, a command that keeps
+// writing) was read to its end, until unitgen ran out of memory.
 #[test]
-fn secrets_are_refused_with_fleet() {
-    let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
-    let (out, _dir) = run(yaml, &["render", "live", "--fleet"]);
+fn a_secret_source_that_never_ends_is_refused_after_60_kib() {
+    let yaml = r#"app: shop
+services:
+  db:
+    image: x
+    secrets: {A: zeros, B: endless}
+secrets:
+  zeros: {file: /dev/zero}
+  endless: {command: [yes, "Yz5endless"]}
+"#;
+    let (out, _dir) = run(yaml, &["plan", "live"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for secret in ["zeros", "endless"] {
+        assert!(
+            err.contains(&format!(
+                "secret `{secret}`: the value is longer than 61440 bytes"
+            )),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("Yz5endless\nYz5"), "{err}");
+}
+
+// Regression: the hint for a secret's name used in a template suggested
+// `--set NAME=VALUE`, which writes the value into the units.
+#[test]
+fn a_secret_used_in_a_template_is_refused_with_a_hint_that_keeps_it_secret() {
+    let yaml = r#"app: shop
+services:
+  db:
+    image: x
+    environment: {A: "{{ db_password }}", B: "{{ secrets.db_password }}"}
+secrets:
+  db_password: {file: pw}
+instances:
+  live: {}
+"#;
+    let (out, _dir) = run(yaml, &["render", "live"]);
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("service `db` has secrets, which unitgen cannot deliver to fleet machines"),
+        err.contains("`db_password` is a secret: its value never goes into a unit"),
         "{err}"
     );
+    assert!(
+        err.contains("the values of `secrets:` never go into a unit"),
+        "{err}"
+    );
+    assert!(!err.contains("--set"), "{err}");
+}
+
+#[test]
+fn secrets_are_refused_with_fleet() {
+    let yaml = "app: shop\nservices:\n  db:\n    image: x\n    secrets: {KEY: key}\nsecrets:\n  key: {file: k}\n";
+    // Before any fleet is asked (there is none here) or a secret is read.
+    for command in ["render", "plan", "apply"] {
+        let (out, _dir) = run(yaml, &[command, "live", "--fleet"]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains(
+                "service `db` has secrets, which unitgen cannot deliver to fleet machines"
+            ),
+            "{command}: {err}"
+        );
+    }
 }
 
 // Regression (issue 7): "stream did not contain valid UTF-8", with no place.

@@ -229,6 +229,15 @@ services:
     .file(".env", "DB_PASSWORD=s3cret\n");
     let run = project.import_ok(&["--instance", "live"]);
     assert!(run.stderr.contains("as app `web_shop`, instance `live`"));
+    // Regression: a password from .env became an instance value (in the
+    // template and the units) without a word.
+    assert!(
+        run.stderr
+            .contains("web: environment: `${DB_PASSWORD}` looks like a secret: its value from .env is an instance value now"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("`${TAG}` looks like"));
     let template = project.template();
     for line in [
         "    image: \"ghcr.io/acme/shop:{{ tag }}\"\n",

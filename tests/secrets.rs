@@ -37,7 +37,7 @@ services:
     command: {db_command}
     init: true
     environment: {{PLAIN: visible}}
-    secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, SMTP_PASSWORD: smtp}}
+    secrets: {{DB_PASSWORD: db_password, API_TOKEN: api_token, EMPTY: empty, SMTP_PASSWORD: smtp}}
   web:
     image: unitgen-test/busybox:1
     command: [sleep, "1000000"]
@@ -46,6 +46,7 @@ secrets:
   db_password: {{file: db_password}}
   api_token: {{environment: SEKRET_API_TOKEN}}
   smtp: {{command: [cat, "{smtp}"]}}
+  empty: {{command: [printf, ""]}}
 instances:
   live: {{}}
 "#,
@@ -58,6 +59,11 @@ const SLEEP: &str = r#"[sleep, "1000000"]"#;
 /// `unitgen ARGS` against the world's sandbox (but `render`, which knows
 /// no host), with the token in its environment (the `environment:` source).
 fn unitgen(world: &World, args: &[&str]) -> Output {
+    unitgen_with(world, args, &[])
+}
+
+/// [`unitgen`] with more environment variables.
+fn unitgen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
     cmd.args(args).arg("-f").arg(world.file());
     if args[0] != "render" {
@@ -66,6 +72,7 @@ fn unitgen(world: &World, args: &[&str]) -> Output {
     let out = cmd
         .env("NO_COLOR", "1")
         .env("SEKRET_API_TOKEN", hostile(TOKEN_CORE))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     eprintln!(
@@ -154,6 +161,19 @@ fn cmdlines_with_secrets() -> Vec<String> {
     leaks
 }
 
+/// The temporary files of atomic writes in `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".unitgen-")
+        })
+        .collect()
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -183,6 +203,9 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
     assert_eq!(seen("SMTP_PASSWORD"), hostile(SMTP_CORE));
     assert_eq!(seen("PLAIN"), "visible");
+    // An empty value is a variable set to "", not one left out.
+    let empty = world.exec("live", "db", "printf '%s' \"${EMPTY+set:}$EMPTY\"");
+    assert_eq!(empty, "set:");
 
     // Nowhere a local user can look.
     let unit = "sekret-live-db.service";
@@ -218,8 +241,12 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
 
     // The one place the values are: root-only, written by apply.
     let env_file = instance_dir.join("secrets/db.env");
-    let meta = std::fs::metadata(&env_file).unwrap();
-    assert_eq!((meta.uid(), mode(&env_file)), (0, 0o600));
+    // The key of the digests, which would let a dictionary find the values
+    // from the units' digests, is as private as the values.
+    for file in [&env_file, &instance_dir.join("secrets/digest.key")] {
+        let meta = std::fs::metadata(file).unwrap();
+        assert_eq!((meta.uid(), mode(file)), (0, 0o600), "{}", file.display());
+    }
     for dir in [&state_dir, &instance_dir, &instance_dir.join("secrets")] {
         assert_eq!(mode(dir), 0o700, "{}", dir.display());
     }
@@ -249,6 +276,27 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
         !shown.contains("-Secret=API_TOKEN") && !shown.contains("+Secret=API_TOKEN"),
         "only the changed secret shows as changed:\n{shown}"
     );
+    // Regression: plan also said the file was "missing or changed by hand".
+    assert!(!shown.contains("changed by hand"), "{shown}");
+
+    // An apply killed between writing the new env file's temporary copy
+    // and renaming it over the file: the copy, holding the new value, was
+    // root-only from its first byte, and the next apply removes it.
+    let out = unitgen_with(
+        &world,
+        &["apply", "live"],
+        &[("UNITGEN_FAULT", "before-rename:db.env")],
+    );
+    assert!(!out.status.success(), "the fault aborts apply");
+    let leftovers = temp_files(&instance_dir.join("secrets"));
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    let meta = std::fs::metadata(&leftovers[0]).unwrap();
+    assert_eq!((meta.uid(), mode(&leftovers[0])), (0, 0o600));
+    assert!(
+        std::fs::read_to_string(&leftovers[0])
+            .unwrap()
+            .contains(NEW_DB_CORE)
+    );
 
     let watch = CmdlineWatch::start();
     let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
@@ -259,6 +307,10 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert_eq!(world.id("live", "web"), web_before, "web untouched");
     assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
     assert_eq!(seen("API_TOKEN"), hostile(TOKEN_CORE));
+    assert_eq!(
+        temp_files(&instance_dir.join("secrets")),
+        Vec::<PathBuf>::new()
+    );
 
     // A failed apply puts the previous secret back with the previous unit.
     std::fs::write(dir.join("db_password"), hostile(FAILED_DB_CORE) + "\n").unwrap();
@@ -308,6 +360,47 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     );
     assert_eq!(mode(&env_file), 0o600);
     assert_eq!(unitgen(&world, &["plan", "live"]).status.code(), Some(0));
+
+    // Rollback restores units, never values. A revision that gives db a
+    // variable its secrets file no longer holds (an apply since removed
+    // the secret) would start db without it: refused, nothing changed.
+    let without_smtp = yaml(&dir, SLEEP).replace(", SMTP_PASSWORD: smtp}", "}");
+    world.write(&without_smtp);
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    assert!(
+        !std::fs::read_to_string(&env_file)
+            .unwrap()
+            .contains("SMTP_PASSWORD")
+    );
+    let db_before = world.id("live", "db");
+    let out = unitgen(&world, &["rollback", "live", "--to", "2"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_no_secret("a refused rollback", &shown);
+    // (miette wraps the message: its parts, one by one.)
+    for part in [
+        "cannot roll sekret-live back to revision 2: its units give SMTP_PASSWORD",
+        "to sekret-live-db.service, which no secrets file holds any more",
+        "nothing on the host was changed",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in:\n{shown}");
+    }
+    assert_eq!(world.id("live", "db"), db_before, "nothing changed");
+    // Otherwise the services get the current values, and rollback says so.
+    world.write(&yaml(&dir, SLEEP));
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    let out = unitgen(&world, &["rollback", "live", "--to", "1", "--settle", "2"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "rollback failed: {shown}");
+    assert_no_secret("rollback", &shown);
+    assert!(
+        shown.contains("note: sekret-live-db.service gets the current value of DB_PASSWORD, not the one of revision 1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("of API_TOKEN"), "{shown}");
+    assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
 
     // destroy takes the secrets with the units.
     let out = unitgen(&world, &["destroy", "live"]);

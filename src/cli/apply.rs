@@ -304,8 +304,16 @@ pub fn host_plan(
             plan.found(&routes.unit, crate::plan::Fault::RoutesNotInEtcd);
         }
     }
-    // The secrets files apply wrote: the units' next start reads them.
+    // The secrets files apply wrote: the units' next start reads them. The
+    // file of a unit apply adds or changes is written with that change (a
+    // new value, a secret added or removed): only the others' can be
+    // missing or changed by hand.
     if let Some((store, files)) = secrets.filter(|_| !installed.is_empty()) {
+        let written_with_unit = |unit: &str| {
+            plan.add.iter().any(|u| u.name == unit)
+                || plan.change.iter().any(|c| c.new.name == unit)
+        };
+        let files = files.iter().filter(|f| !written_with_unit(&f.unit));
         plan.stale_secrets = store.stale(files).map_err(|e| {
             miette!(
                 "reading the secrets in {} (root-only): {e}",

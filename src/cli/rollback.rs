@@ -92,7 +92,37 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             known.join(", ")
         )
     })?;
+    // Secret values are never recorded: the revision's services get the
+    // values the secrets files hold now. One the files no longer hold at
+    // all (an apply since removed it) would be silently missing.
+    let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);
+    let mismatches = store.compare(&name, &revision.units).map_err(|e| {
+        miette!(
+            "reading {name}'s secrets in {} (root-only): {e}",
+            store.dir().display()
+        )
+    })?;
+    let (missing, other_values): (Vec<_>, Vec<_>) = mismatches.into_iter().partition(|m| m.missing);
+    if !missing.is_empty() {
+        let named: Vec<String> = (missing.iter())
+            .map(|m| format!("{} to {}", m.variable, m.unit))
+            .collect();
+        return Err(miette!(
+            help = "apply a template that gives these secrets instead",
+            "cannot roll {name} back to revision {target}: its units give {}, which no secrets \
+             file holds any more (an apply since removed them), and rollback restores units, \
+             never secret values\nnothing on the host was changed",
+            named.join(", ")
+        ));
+    }
     eprintln!("rolling {name} back to revision {target}");
+    for m in &other_values {
+        eprintln!(
+            "note: {} gets the current value of {}, not the one of revision {target} \
+             (rollback restores units, never secret values)",
+            m.unit, m.variable
+        );
+    }
     let host = args.host.host()?;
     // A zero-downtime switch that a killed apply left goes first, as apply
     // does: its router may still send the traffic to that apply's new

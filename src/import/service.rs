@@ -330,7 +330,7 @@ impl Importer<'_> {
                     required: None,
                     per_use: false,
                 }];
-                self.record(&pieces, &node.at);
+                self.record(&pieces, &node.at, "environment");
                 let value_name = interpolate::value_name(&name);
                 let mut message = format!(
                     "`{name}` has no value: compose takes it from the environment it runs in; it is now the instance value `{value_name}`"
