@@ -847,6 +847,18 @@ pub fn converge_and_record(
             faults.join(", ")
         ));
     }
+    for repair in &plan.repair {
+        for fault in &repair.faults {
+            if let crate::plan::Fault::VolumeMissing { volumes } = fault {
+                progress.line(&format!(
+                    "warning: {} is started with {} made again EMPTY: the data that was there \
+                     is gone (a backup's `unitgen restore` puts it back)",
+                    repair.unit,
+                    volumes.join(", ")
+                ));
+            }
+        }
+    }
 
     let digest = units_digest(desired);
     // A target runs nothing of its own: only units that run a process can
