@@ -156,7 +156,9 @@ impl Observed {
     pub fn faults(&self, triggered: bool) -> Vec<Fault> {
         let mut faults = Vec::new();
         // `static`: no [Install] section, nothing to enable.
-        if !matches!(self.unit_file_state.as_str(), "enabled" | "static") {
+        if self.unit_file_state.starts_with("masked") {
+            faults.push(Fault::Masked(self.unit_file_state.clone()));
+        } else if !matches!(self.unit_file_state.as_str(), "enabled" | "static") {
             faults.push(Fault::NotEnabled(self.unit_file_state.clone()));
         }
         if self.need_daemon_reload {
@@ -219,6 +221,9 @@ pub struct Observation {
 pub enum Fault {
     /// Not enabled: it would not start at boot.
     NotEnabled(String),
+    /// Masked (`masked` or `masked-runtime`): systemd will not start it.
+    /// An admin's hand, which apply does not undo (it refuses).
+    Masked(String),
     /// The file on disk is not what systemd loaded (`daemon-reload` pending).
     NotReloaded,
     /// Present but not running: stopped, failed, or never started.
@@ -259,6 +264,10 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::NotEnabled(state) if state.is_empty() => f.write_str("not enabled"),
             Fault::NotEnabled(state) => write!(f, "not enabled ({state})"),
+            Fault::Masked(state) => write!(
+                f,
+                "{state}: systemd will not start it; apply does not undo a mask (`systemctl unmask`)"
+            ),
             Fault::NotReloaded => f.write_str("file changed since systemd loaded it"),
             Fault::NotRunning { active, sub } => write!(f, "{active} ({sub})"),
             Fault::OldConfiguration => {
@@ -511,7 +520,12 @@ impl Plan {
                 // Restarted anyway: only what its restart does not mend,
                 // and what it does that should be told.
                 (Observed::faults(seen, true).into_iter())
-                    .filter(|f| matches!(f, Fault::NotEnabled(_) | Fault::VolumeMissing { .. }))
+                    .filter(|f| {
+                        matches!(
+                            f,
+                            Fault::NotEnabled(_) | Fault::Masked(_) | Fault::VolumeMissing { .. }
+                        )
+                    })
                     .collect()
             };
             if !faults.is_empty() {
@@ -525,6 +539,14 @@ impl Plan {
                     .push((seen.unit.clone(), seen.drop_ins.clone()));
             }
         }
+    }
+
+    /// The units that are masked (see [`Fault::Masked`]): apply refuses.
+    pub fn masked(&self) -> Vec<String> {
+        (self.repair.iter())
+            .filter(|r| r.faults.iter().any(|f| matches!(f, Fault::Masked(_))))
+            .map(|r| r.unit.clone())
+            .collect()
     }
 
     /// Units apply enables: the new ones and those found not enabled.
@@ -1044,6 +1066,7 @@ mod tests {
         assert_eq!(plan.to_enable(), ["a"]);
         assert_eq!(plan.to_start(), ["b"]);
         assert_eq!(plan.to_restart(), ["c"]);
+        assert!(plan.masked().is_empty());
         let text = plan.describe(false);
         assert!(
             text.contains("* a (not enabled (disabled): enable)"),
@@ -1055,6 +1078,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("3 to repair, 0 unchanged"), "{text}");
+    }
+
+    #[test]
+    fn a_masked_unit_is_told_and_left_to_the_admin() {
+        let units = [unit("a", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[Observed {
+            unit_file_state: "masked".into(),
+            ..seen("a")
+        }]);
+        assert_eq!(plan.masked(), ["a"]);
+        assert!(plan.to_enable().is_empty(), "systemd refuses it");
+        assert!(!plan.is_up_to_date());
     }
 
     #[test]

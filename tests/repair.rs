@@ -181,6 +181,36 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert_eq!(plan(&world).0, Some(0));
     assert_eq!(status(&world).0, Some(0));
 
+    // Masked by hand (`systemctl mask` refuses a unit whose file is in
+    // /etc/systemd/system; a link in system.control, which comes first,
+    // masks it): apply tried to enable it, failed on systemd's refusal, and
+    // said it restored the revision it had not changed.
+    let control = world.sandbox.root().join("etc/systemd/system.control");
+    std::fs::create_dir_all(&control).unwrap();
+    let mask = control.join("ugfix-live-web.service");
+    std::os::unix::fs::symlink("/dev/null", &mask).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("* ugfix-live-web.service (masked: systemd will not start it;"),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "web", "masked"), "{shown}");
+    let out = world.apply("live");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("ugfix-live-web.service is masked")
+            && text(&out).contains("nothing on the host was changed"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&mask).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+
     // Limits changed in place (`docker update`): web ran without limits
     // its unit never asked for, and plan said up to date.
     let web = world.container("live", "web");
@@ -209,6 +239,46 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert!(marked(&shown, "web", differs), "{shown}");
     world.apply_ok("live");
     assert_ne!(world.id("live", "web"), started, "a new container");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Renamed away, and another run by hand under its name with its labels:
+    // the unit is active (its `docker run` still runs the renamed one), the
+    // name answers with a container the unit did not make.
+    let renamed = world.container("live", "renamed");
+    let out = support::docker::docker(["rename", &web, &renamed]);
+    assert!(out.status.success(), "{}", text(&out));
+    let by_hand = support::docker::docker([
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        "ugfix-live",
+        "--label",
+        "unitgen.app=ugfix",
+        "--label",
+        "unitgen.instance=live",
+        "unitgen-test/busybox:1",
+        "sleep",
+        "1000000",
+    ]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "* ugfix-live-web.service (its container differs: it was made after its unit \
+             started (replaced by hand?): restart)"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("! container {renamed} runs")),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    assert!(!is_running(&renamed));
     assert_eq!(serves(port).as_deref(), Some("web\n"));
     assert_eq!(plan(&world).0, Some(0));
 

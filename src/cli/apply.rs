@@ -781,6 +781,21 @@ pub fn converge_and_record(
         secrets,
     )
     .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
+    // A mask is an admin's word that a unit must not start: not undone
+    // here, and nothing else done around it (systemd refuses to enable it).
+    let masked = plan.masked();
+    if !masked.is_empty() {
+        return Err(miette!(
+            help = "`systemctl unmask` it (a runtime mask or a link to /dev/null in \
+                    /etc/systemd/system.control), then apply again",
+            "apply of {name} refused: {} masked\nnothing on the host was changed",
+            if masked.len() == 1 {
+                format!("{} is", masked[0])
+            } else {
+                format!("{} are", masked.join(", "))
+            }
+        ));
+    }
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
