@@ -670,6 +670,29 @@ impl Systemd {
         Ok(details)
     }
 
+    /// Each service's first `ExecStart=` command line as systemd parsed it
+    /// (program first), in the order given: one `ListUnitsByNames`, then
+    /// one read each, all sent at once.
+    pub fn exec_starts(&self, services: &[String]) -> Result<Vec<Vec<String>>, Error> {
+        let listed = self.list_by_names(services)?;
+        let read = ("org.freedesktop.systemd1.Service", "ExecStart");
+        let calls: Vec<(&str, &str, &str, (&str, &str))> = (listed.iter())
+            .map(|listed| (listed.6.as_str(), PROPERTIES, "Get", read))
+            .collect();
+        type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+        (services.iter().zip(self.call_all(&calls)))
+            .map(|(unit, reply)| {
+                let doing = || format!("reading ExecStart of {unit}");
+                let value = reply
+                    .and_then(|reply| reply.body().deserialize::<OwnedValue>())
+                    .map_err(|e| Error::new(doing(), e))?;
+                let commands = Vec::<Command>::try_from(value)
+                    .map_err(|e| Error::new(doing(), zbus::Error::Variant(e)))?;
+                Ok(commands.into_iter().next().map(|c| c.1).unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// Each unit as `ListUnitsByNames` lists it, in the order given, in one
     /// call; a unit systemd leaves out is an error that names it.
     fn list_by_names(&self, units: &[String]) -> Result<Vec<ListedUnit>, Error> {

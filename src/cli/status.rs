@@ -404,26 +404,29 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         }
         // One systemd call and one engine call for all units, not one each.
         let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
-        let states = systemd
-            .summaries(&names)
-            .map_err(|e| miette::miette!("{e}"))?;
-        let mut containers = docker::inspect_all(
-            &owners
-                .iter()
-                .filter_map(render::Owner::container)
-                .collect::<Vec<_>>(),
-        );
+        // The engine is asked while systemd answers.
+        let container_names: Vec<String> =
+            owners.iter().filter_map(render::Owner::container).collect();
+        let (states, details, mut containers) = std::thread::scope(|scope| {
+            let inspected = scope.spawn(|| docker::inspect_all(&container_names));
+            let states = systemd.summaries(&names);
+            // What `plan` compares beyond the state: enabled, reloaded,
+            // drop-ins, and what each service's `docker run` asks.
+            let details = systemd.details(&names);
+            (
+                states,
+                details,
+                inspected.join().expect("docker inspect does not panic"),
+            )
+        });
+        let states = states.map_err(|e| miette::miette!("{e}"))?;
+        let details = details.map_err(|e| miette::miette!("{e}"))?;
         // The network unit stays active when its network is removed by
         // hand: a container on it shows it is there, a second question to
         // Docker only when none is.
         let network_gone = !containers.values().any(|c| c.networks.contains(&prefix))
             && owners.iter().any(|o| o.network.is_some())
             && !docker::network_exists(&prefix).unwrap_or(true);
-        // What `plan` compares beyond the state: enabled, reloaded,
-        // drop-ins, and what each service's `docker run` asks.
-        let details = systemd
-            .details(&names)
-            .map_err(|e| miette::miette!("{e}"))?;
         let asked: Vec<Option<run_args::RunArgs>> = (details.iter())
             .map(|d| run_args::read(&d.exec_start))
             .collect();

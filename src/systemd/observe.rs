@@ -34,7 +34,8 @@ pub fn observe(
     let mut with_container = Vec::new();
     // (index in `observed`, network) of the active network unit.
     let mut network_unit = None;
-    // (index in `observed`, unit) of every unit that runs a container.
+    // (index in `observed`, unit, when it became active) of every unit
+    // that runs a container.
     let mut services = Vec::new();
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
@@ -57,7 +58,7 @@ pub fn observe(
             network_unit = Some((observed.len(), network));
         }
         if owner.as_ref().is_some_and(|o| o.container().is_some()) {
-            services.push((observed.len(), name.clone()));
+            services.push((observed.len(), name.clone(), state.active_enter_timestamp));
         }
         // A oneshot's container is done once the unit is active (exited).
         if state.is_active()
@@ -91,21 +92,23 @@ pub fn observe(
         });
     }
     // What each service's `docker run` asks, as systemd runs it.
-    let names: Vec<String> = services.iter().map(|(_, unit)| unit.clone()).collect();
-    let details = systemd.details(&names)?;
-    let asked: Vec<(usize, Option<run_args::RunArgs>, u64)> = (services.iter().zip(details))
-        .map(|((index, _), details)| {
-            let args = run_args::read(&details.exec_start);
-            (*index, args, details.active_enter_timestamp)
-        })
-        .collect();
+    let names: Vec<String> = services.iter().map(|(_, unit, _)| unit.clone()).collect();
+    let asked: Vec<(usize, Option<run_args::RunArgs>, u64)> =
+        (services.iter().zip(systemd.exec_starts(&names)?))
+            .map(|((index, _, started), argv)| (*index, run_args::read(&argv), *started))
+            .collect();
     // Two questions to Docker, and only if some active unit runs a
     // container: its containers, and the instance's (for strays).
     let mut stray_containers = Vec::new();
     let mut networks_in_use = Vec::new();
     if let Some((_, owner, _)) = with_container.first() {
         let names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
-        let containers = docker::inspect_all(&names);
+        // Both mostly wait for the engine: asked side by side.
+        let (containers, running) = std::thread::scope(|scope| {
+            let listed = scope.spawn(|| docker::running_containers(&owner.app, &owner.instance));
+            let containers = docker::inspect_all(&names);
+            (containers, listed.join().expect("docker ps does not panic"))
+        });
         let network = crate::model::prefix(&owner.app, &owner.instance);
         for (index, _, name) in &with_container {
             let seen = &mut observed[*index];
@@ -126,7 +129,7 @@ pub fn observe(
                 }
             }
         }
-        let running = docker::running_containers(&owner.app, &owner.instance).map_err(|e| {
+        let running = running.map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
         // Containers with the instance's labels that no installed unit
