@@ -25,7 +25,7 @@ mod schema;
 mod site;
 mod status;
 mod validate;
-mod when;
+pub(crate) mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,11 +109,13 @@ enum Command {
     ///
     /// Exits as `systemctl status` does, so scripts can use it: 0 when every
     /// unit is active and the installed units are the latest revision as
-    /// applied; 3 when a unit is not active (stopped, failed, restarting), a
-    /// service's container is not running (removed, or paused), or the
-    /// units are not as applied (an apply did not finish, a file was
-    /// changed, the revisions cannot be read); 4 when the instance is not
-    /// installed; 1 on error.
+    /// applied; 3 when a unit is not as `plan` wants it (not active, not
+    /// enabled, not reloaded, changed by drop-ins; a service's container
+    /// not running, paused, off the instance network or changed by `docker
+    /// update`; a stopped service's volume gone: the reasons are printed
+    /// under its row), or the units are not as applied (an apply did not
+    /// finish, a file was changed, the revisions cannot be read); 4 when the
+    /// instance is not installed; 1 on error.
     ///
     /// Works from the installed units and the state directory alone: if the
     /// template is broken or gone, the app is found from what is installed.

@@ -6,7 +6,7 @@
 mod backup;
 mod calendar;
 pub mod directives;
-mod docker_args;
+pub(crate) mod docker_args;
 pub(crate) mod route;
 pub mod syntax;
 pub mod values;

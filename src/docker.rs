@@ -4,6 +4,7 @@
 //! environment the units get ([`environment`]).
 
 pub mod environment;
+pub mod run_args;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -49,6 +50,12 @@ pub struct Container {
     pub health: Option<String>,
     /// The networks it is connected to.
     pub networks: Vec<String>,
+    /// When Docker made it (RFC 3339, nanoseconds).
+    #[serde(skip)]
+    pub created: String,
+    /// The settings `docker update` changes, as Docker records them now.
+    #[serde(skip)]
+    pub limits: Option<run_args::Limits>,
 }
 
 /// `docker inspect --format` of a [`Container`], after its name. `index`:
@@ -66,7 +73,11 @@ pub fn inspect(name: &str) -> Option<Container> {
 /// The containers of these names that exist, by name, in one `docker
 /// inspect` (one engine call for all: status of an instance stays fast).
 pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
-    inspect_containers(names, CONTAINER_FORMAT)
+    let format = format!(
+        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{}",
+        run_args::INSPECT_FORMAT
+    );
+    inspect_containers(names, &format)
         .into_iter()
         .filter_map(|(name, rest)| {
             let mut fields = rest.split('\t');
@@ -80,6 +91,8 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
                     .filter(|n| !n.is_empty())
                     .map(str::to_string)
                     .collect(),
+                created: fields.next().unwrap_or_default().to_string(),
+                limits: fields.next().and_then(run_args::Limits::from_inspect),
             };
             Some((name, container))
         })
@@ -201,6 +214,15 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
             Some((name, Running { paused, networks }))
         })
         .collect())
+}
+
+/// The names of Docker's volumes, in one call.
+pub fn volumes() -> Result<Vec<String>, String> {
+    let listed = run(
+        "docker volume ls",
+        &["volume", "ls", "--format", "{{.Name}}"],
+    )?;
+    Ok(listed.lines().map(str::to_owned).collect())
 }
 
 /// Whether a network of exactly this name exists.

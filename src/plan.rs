@@ -144,6 +144,72 @@ pub struct Observed {
     /// The Docker network an active network unit made, which is gone
     /// (`docker network rm`).
     pub network_missing: Option<String>,
+    /// How its running container differs from what its unit's `docker run`
+    /// asks (`docker update`, replaced by hand), one phrase each.
+    pub container_differs: Vec<String>,
+    /// The named volumes its `docker run` mounts that are gone, while it
+    /// does not run: its start makes them again, empty.
+    pub volumes_missing: Vec<String>,
+}
+
+impl Observed {
+    /// How a unit whose file is as applied differs from it on the host
+    /// (drop-ins aside, which apply does not mend): what `plan` repairs and
+    /// `status` marks. `triggered`: a timer or a failure starts it, so not
+    /// running is its normal state.
+    pub fn faults(&self, triggered: bool) -> Vec<Fault> {
+        let mut faults = Vec::new();
+        // `static`: no [Install] section, nothing to enable.
+        if self.unit_file_state.starts_with("masked") {
+            faults.push(Fault::Masked(self.unit_file_state.clone()));
+        } else if !matches!(self.unit_file_state.as_str(), "enabled" | "static") {
+            faults.push(Fault::NotEnabled(self.unit_file_state.clone()));
+        }
+        if self.need_daemon_reload {
+            faults.push(Fault::NotReloaded);
+        }
+        // Not running is how a unit a timer starts should be found.
+        if !triggered {
+            if self.active_state != "active" {
+                faults.push(Fault::NotRunning {
+                    active: self.active_state.clone(),
+                    sub: self.sub_state.clone(),
+                });
+            } else if self.old_configuration {
+                faults.push(Fault::OldConfiguration);
+            } else if self.container_missing {
+                faults.push(Fault::ContainerMissing);
+            } else if let Some(network) = &self.container_off_network {
+                faults.push(Fault::ContainerOffNetwork {
+                    network: network.clone(),
+                });
+            } else if let Some(network) = &self.network_missing {
+                faults.push(Fault::NetworkMissing {
+                    network: network.clone(),
+                });
+            } else if !self.container_differs.is_empty() {
+                faults.push(Fault::ContainerDiffers {
+                    differences: self.container_differs.clone(),
+                });
+            }
+        }
+        // Resumed whatever else is done: a restart too needs it.
+        if let Some(container) = &self.container_paused
+            && self.active_state == "active"
+            && !triggered
+        {
+            faults.push(Fault::ContainerPaused {
+                container: container.clone(),
+            });
+        }
+        // Its start or restart makes them.
+        if !self.volumes_missing.is_empty() {
+            faults.push(Fault::VolumeMissing {
+                volumes: self.volumes_missing.clone(),
+            });
+        }
+        faults
+    }
 }
 
 /// What the host makes of an instance: its units (see [`Observed`]), and
@@ -159,6 +225,9 @@ pub struct Observation {
 pub enum Fault {
     /// Not enabled: it would not start at boot.
     NotEnabled(String),
+    /// Masked (`masked` or `masked-runtime`): systemd will not start it.
+    /// An admin's hand, which apply does not undo (it refuses).
+    Masked(String),
     /// The file on disk is not what systemd loaded (`daemon-reload` pending).
     NotReloaded,
     /// Present but not running: stopped, failed, or never started.
@@ -178,6 +247,14 @@ pub enum Fault {
     /// no service of the instance can start. Its restart makes it again,
     /// and restarts the services, which require it.
     NetworkMissing { network: String },
+    /// The unit is active but its container is not what its `docker run`
+    /// asks: its limits changed (`docker update`), or it was replaced by
+    /// hand. A restart gives it a new container.
+    ContainerDiffers { differences: Vec<String> },
+    /// Named volumes of a service that does not run are gone (`docker
+    /// volume rm`, `docker volume prune`): its start makes them again,
+    /// empty. Told, not mended: the data is gone.
+    VolumeMissing { volumes: Vec<String> },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -191,6 +268,10 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::NotEnabled(state) if state.is_empty() => f.write_str("not enabled"),
             Fault::NotEnabled(state) => write!(f, "not enabled ({state})"),
+            Fault::Masked(state) => write!(
+                f,
+                "{state}: systemd will not start it; apply does not undo a mask (`systemctl unmask`)"
+            ),
             Fault::NotReloaded => f.write_str("file changed since systemd loaded it"),
             Fault::NotRunning { active, sub } => write!(f, "{active} ({sub})"),
             Fault::OldConfiguration => {
@@ -204,6 +285,17 @@ impl std::fmt::Display for Fault {
                 write!(f, "its container is not on network {network}")
             }
             Fault::NetworkMissing { network } => write!(f, "its network {network} is gone"),
+            Fault::ContainerDiffers { differences } => {
+                write!(f, "its container differs: {}", differences.join("; "))
+            }
+            Fault::VolumeMissing { volumes } => write!(
+                f,
+                "its volume{} {} {} gone: its start makes {} again, EMPTY",
+                if volumes.len() == 1 { "" } else { "s" },
+                volumes.join(", "),
+                if volumes.len() == 1 { "is" } else { "are" },
+                if volumes.len() == 1 { "it" } else { "them" }
+            ),
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
             }
@@ -258,6 +350,7 @@ impl Repair {
                         | Fault::OldConfiguration
                         | Fault::ContainerMissing
                         | Fault::ContainerOffNetwork { .. }
+                        | Fault::ContainerDiffers { .. }
                         | Fault::NetworkMissing { .. }
                 ) || matches!(f, Fault::NotRunning { sub, .. } if sub == "auto-restart")
             })
@@ -426,47 +519,20 @@ impl Plan {
             if !kept && !changed {
                 continue;
             }
-            let mut faults = Vec::new();
-            // `static`: no [Install] section, nothing to enable.
-            if !matches!(seen.unit_file_state.as_str(), "enabled" | "static") {
-                faults.push(Fault::NotEnabled(seen.unit_file_state.clone()));
-            }
-            // Not running is how a unit a timer starts should be found.
-            if kept && self.triggered.contains(&seen.unit) {
-                if seen.need_daemon_reload {
-                    faults.push(Fault::NotReloaded);
-                }
-            } else if kept {
-                if seen.need_daemon_reload {
-                    faults.push(Fault::NotReloaded);
-                }
-                if seen.active_state != "active" {
-                    faults.push(Fault::NotRunning {
-                        active: seen.active_state.clone(),
-                        sub: seen.sub_state.clone(),
-                    });
-                } else if seen.old_configuration {
-                    faults.push(Fault::OldConfiguration);
-                } else if seen.container_missing {
-                    faults.push(Fault::ContainerMissing);
-                } else if let Some(network) = &seen.container_off_network {
-                    faults.push(Fault::ContainerOffNetwork {
-                        network: network.clone(),
-                    });
-                } else if let Some(network) = &seen.network_missing {
-                    faults.push(Fault::NetworkMissing {
-                        network: network.clone(),
-                    });
-                }
-                // Resumed whatever else is done: a restart too needs it.
-                if let Some(container) = &seen.container_paused
-                    && seen.active_state == "active"
-                {
-                    faults.push(Fault::ContainerPaused {
-                        container: container.clone(),
-                    });
-                }
-            }
+            let faults = if kept {
+                Observed::faults(seen, self.triggered.contains(&seen.unit))
+            } else {
+                // Restarted anyway: only what its restart does not mend,
+                // and what it does that should be told.
+                (Observed::faults(seen, true).into_iter())
+                    .filter(|f| {
+                        matches!(
+                            f,
+                            Fault::NotEnabled(_) | Fault::Masked(_) | Fault::VolumeMissing { .. }
+                        )
+                    })
+                    .collect()
+            };
             if !faults.is_empty() {
                 self.repair.push(Repair {
                     unit: seen.unit.clone(),
@@ -478,6 +544,14 @@ impl Plan {
                     .push((seen.unit.clone(), seen.drop_ins.clone()));
             }
         }
+    }
+
+    /// The units that are masked (see [`Fault::Masked`]): apply refuses.
+    pub fn masked(&self) -> Vec<String> {
+        (self.repair.iter())
+            .filter(|r| r.faults.iter().any(|f| matches!(f, Fault::Masked(_))))
+            .map(|r| r.unit.clone())
+            .collect()
     }
 
     /// Units apply enables: the new ones and those found not enabled.
@@ -646,13 +720,17 @@ impl Plan {
         }
         for repair in &self.repair {
             let faults: Vec<String> = repair.faults.iter().map(ToString::to_string).collect();
+            // (A changed unit's missing volume: its restart is above.)
+            let actions = match repair.actions() {
+                actions if actions.is_empty() => String::new(),
+                actions => format!(": {actions}"),
+            };
             let _ = writeln!(
                 out,
-                "{} {} ({}: {})",
+                "{} {} ({}{actions})",
                 paint("33", "*"),
                 repair.unit,
                 faults.join(", "),
-                repair.actions()
             );
         }
         let _ = writeln!(out, "{}", self.summary());
@@ -996,6 +1074,7 @@ mod tests {
         assert_eq!(plan.to_enable(), ["a"]);
         assert_eq!(plan.to_start(), ["b"]);
         assert_eq!(plan.to_restart(), ["c"]);
+        assert!(plan.masked().is_empty());
         let text = plan.describe(false);
         assert!(
             text.contains("* a (not enabled (disabled): enable)"),
@@ -1007,6 +1086,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("3 to repair, 0 unchanged"), "{text}");
+    }
+
+    #[test]
+    fn a_masked_unit_is_told_and_left_to_the_admin() {
+        let units = [unit("a", "1\n")];
+        let mut plan = Plan::new(&units, &units);
+        plan.observe(&[Observed {
+            unit_file_state: "masked".into(),
+            ..seen("a")
+        }]);
+        assert_eq!(plan.masked(), ["a"]);
+        assert!(plan.to_enable().is_empty(), "systemd refuses it");
+        assert!(!plan.is_up_to_date());
     }
 
     #[test]
@@ -1064,6 +1156,56 @@ mod tests {
                 "! c has drop-ins that change its meaning: /etc/systemd/system/c.d/override.conf"
             ),
             "{text}"
+        );
+    }
+
+    // `docker update --memory` on a running container, and a named volume
+    // removed while its service was stopped: plan said up to date, and
+    // only "start" (the start made the volume again, empty, unsaid).
+    #[test]
+    fn a_container_not_as_asked_is_restarted_and_a_missing_volume_is_told() {
+        let units = [unit("a", "1\n"), unit("b", "1\n"), unit("c", "1\n")];
+        let mut plan = Plan::new(&units[..2], &units[..2]);
+        plan.observe(&[
+            Observed {
+                container_differs: vec!["memory 64 MiB, the unit asks for none".into()],
+                ..seen("a")
+            },
+            Observed {
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                volumes_missing: vec!["x-live-data".into()],
+                ..seen("b")
+            },
+        ]);
+        assert_eq!(plan.to_restart(), ["a"]);
+        assert_eq!(plan.to_start(), ["b"]);
+        let text = plan.describe(false);
+        assert!(
+            text.contains(
+                "* a (its container differs: memory 64 MiB, the unit asks for none: restart)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "* b (inactive (dead), its volume x-live-data is gone: its start makes it again, \
+                 EMPTY: start)"
+            ),
+            "{text}"
+        );
+        // A changed unit is restarted anyway: the volume is still told.
+        let mut changed = Plan::new(&[units[2].clone()], &[unit("c", "2\n")]);
+        changed.observe(&[Observed {
+            active_state: "failed".into(),
+            volumes_missing: vec!["x-live-data".into()],
+            ..seen("c")
+        }]);
+        assert_eq!(changed.to_restart(), ["c"]);
+        assert!(
+            (changed.describe(false)).contains(
+                "* c (its volume x-live-data is gone: its start makes it again, EMPTY)\n"
+            )
         );
     }
 

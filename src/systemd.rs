@@ -137,6 +137,21 @@ pub struct UnitSummary {
     pub n_restarts: u32,
 }
 
+/// What `plan` and `status` compare of a unit beyond its state: whether it
+/// is enabled, loaded as on disk, changed by drop-ins, and, for a service,
+/// the command line it runs (see [`Systemd::details`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitDetails {
+    pub unit_file_state: String,
+    pub need_daemon_reload: bool,
+    pub drop_in_paths: Vec<String>,
+    /// The first `ExecStart=` command line as systemd parsed it, program
+    /// first (empty for other units).
+    pub exec_start: Vec<String>,
+    /// When the unit last became active, in microseconds since the epoch.
+    pub active_enter_timestamp: u64,
+}
+
 /// A unit's state as systemd sees it. The service fields are zero or empty
 /// for units that are not services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -585,6 +600,95 @@ impl Systemd {
                     sub_state: listed.4,
                     n_restarts,
                 })
+            })
+            .collect()
+    }
+
+    /// Each unit's [`UnitDetails`], in the order given: one
+    /// `ListUnitsByNames`, then its property reads, all sent at once.
+    pub fn details(&self, units: &[String]) -> Result<Vec<UnitDetails>, Error> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        let listed = self.list_by_names(units)?;
+        let per_unit = [
+            (UNIT, "UnitFileState"),
+            (UNIT, "NeedDaemonReload"),
+            (UNIT, "DropInPaths"),
+            (UNIT, "ActiveEnterTimestamp"),
+            ("org.freedesktop.systemd1.Service", "ExecStart"),
+        ];
+        let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
+            .flat_map(|(unit, listed)| {
+                let reads = if unit.ends_with(".service") { 5 } else { 4 };
+                (per_unit.iter().take(reads))
+                    .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
+            })
+            .collect();
+        let mut replies = self.call_all(&calls).into_iter();
+        let mut next = |unit: &str, property: &str| -> Result<OwnedValue, Error> {
+            replies
+                .next()
+                .expect("one reply per read")
+                .and_then(|reply| reply.body().deserialize::<OwnedValue>())
+                .map_err(|e| Error::new(format!("reading {property} of {unit}"), e))
+        };
+        fn typed<T: TryFrom<OwnedValue, Error = zbus::zvariant::Error>>(
+            unit: &str,
+            property: &str,
+            value: OwnedValue,
+        ) -> Result<T, Error> {
+            T::try_from(value).map_err(|e| {
+                Error::new(
+                    format!("reading {property} of {unit}"),
+                    zbus::Error::Variant(e),
+                )
+            })
+        }
+        let mut details = Vec::new();
+        for unit in units {
+            let mut read = UnitDetails {
+                unit_file_state: typed(unit, "UnitFileState", next(unit, "UnitFileState")?)?,
+                need_daemon_reload: typed(
+                    unit,
+                    "NeedDaemonReload",
+                    next(unit, "NeedDaemonReload")?,
+                )?,
+                drop_in_paths: typed(unit, "DropInPaths", next(unit, "DropInPaths")?)?,
+                active_enter_timestamp: typed(
+                    unit,
+                    "ActiveEnterTimestamp",
+                    next(unit, "ActiveEnterTimestamp")?,
+                )?,
+                exec_start: Vec::new(),
+            };
+            if unit.ends_with(".service") {
+                type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+                let commands: Vec<Command> = typed(unit, "ExecStart", next(unit, "ExecStart")?)?;
+                read.exec_start = commands.into_iter().next().map(|c| c.1).unwrap_or_default();
+            }
+            details.push(read);
+        }
+        Ok(details)
+    }
+
+    /// Each service's first `ExecStart=` command line as systemd parsed it
+    /// (program first), in the order given: one `ListUnitsByNames`, then
+    /// one read each, all sent at once.
+    pub fn exec_starts(&self, services: &[String]) -> Result<Vec<Vec<String>>, Error> {
+        let listed = self.list_by_names(services)?;
+        let read = ("org.freedesktop.systemd1.Service", "ExecStart");
+        let calls: Vec<(&str, &str, &str, (&str, &str))> = (listed.iter())
+            .map(|listed| (listed.6.as_str(), PROPERTIES, "Get", read))
+            .collect();
+        type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+        (services.iter().zip(self.call_all(&calls)))
+            .map(|(unit, reply)| {
+                let doing = || format!("reading ExecStart of {unit}");
+                let value = reply
+                    .and_then(|reply| reply.body().deserialize::<OwnedValue>())
+                    .map_err(|e| Error::new(doing(), e))?;
+                let commands = Vec::<Command>::try_from(value)
+                    .map_err(|e| Error::new(doing(), zbus::Error::Variant(e)))?;
+                Ok(commands.into_iter().next().map(|c| c.1).unwrap_or_default())
             })
             .collect()
     }

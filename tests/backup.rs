@@ -264,6 +264,40 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
     );
     assert!(status.contains("next"), "{status}");
 
+    // The backup timer disabled and stopped by hand: no backup would run,
+    // and status, whose rows leave the timer out, exited 0 while plan
+    // said the host differs.
+    let timer = "ugbk-live-backup.timer";
+    for verb in ["disable", "stop"] {
+        let out = world.sandbox.systemctl([verb, timer]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = world.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* {timer} (not enabled (disabled), inactive (dead): enable, start)"
+        )),
+        "{shown}"
+    );
+    let out = world.unitgen(&["status", "live"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "! {timer}: not enabled (disabled), inactive (dead)"
+        )),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    assert_eq!(world.active(timer), "active");
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+
     // Nothing secret in units, render output, revisions, status or listings.
     let mut seen = vec![
         status,

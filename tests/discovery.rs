@@ -212,6 +212,17 @@ fn a_killed_sidekick_is_replaced_and_a_host_killed_hard_lets_its_key_expire_with
     let sidekick = "ugdkill-live-api-announce.service";
     let address = announced(&world, sidekick, || etcd.get(&key));
 
+    // The announcement deleted by hand in etcd: the sidekick writes it
+    // again on its next round (every 10 s), as it does after an etcd
+    // outage; plan does not read etcd for announcements.
+    let deleted = etcd.etcdctl(3, &["del", &key]);
+    assert_eq!(stdout(&deleted).trim(), "1", "{}", stdout(&deleted));
+    assert_eq!(
+        announced(&world, sidekick, || etcd.get(&key)),
+        address,
+        "announced again"
+    );
+
     // kill -9 of the service's docker client and of the sidekick, systemd
     // alive: systemd withdraws the key (ExecStopPost), restarts both
     // (Restart=always), and the key comes back.

@@ -89,6 +89,28 @@ fn examples_render_as_reviewed() {
     }
 }
 
+// The router's backend in a sidekick asked `docker port` of the first
+// `docker` on systemd's PATH, where every other line names /usr/bin/docker,
+// the CLI unitgen itself asks (see `docker::DOCKER`).
+#[test]
+fn units_run_docker_by_its_path_only() {
+    for (_, file) in examples() {
+        for instance in instances(&file) {
+            let units = render(&file, &instance);
+            // Where a command starts: a line, `$(`, after `|`, `;`, `&&`,
+            // `=` or an opening quote (prose and messages say "docker" too).
+            for (at, _) in units.match_indices("docker ") {
+                let before = units[..at].trim_end_matches(' ');
+                assert!(
+                    !before.ends_with(['\n', '(', '|', ';', '&', '=', '"']),
+                    "{instance}: bare docker in {}",
+                    &units[at.saturating_sub(60)..at + 30]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn rendering_is_deterministic() {
     for (_, file) in examples() {

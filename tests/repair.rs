@@ -15,8 +15,9 @@ use support::net::free_port;
 use support::wait_for;
 use support::world::{World, serves};
 
-/// `api` serves its greeting, `web` a page on a host port, and an optional
-/// `extra` service just runs (tests add and remove it).
+/// `api` serves its greeting (with limits: plan compares them with what
+/// Docker records), `web` a page on a host port, and an optional `extra`
+/// service just runs, with a named volume (tests add and remove it).
 fn yaml(app: &str, greeting: &str, extra: Option<&str>, port: u16) -> String {
     let mut yaml = format!(
         "app: {app}
@@ -26,6 +27,9 @@ services:
     command: [sh, -c, 'mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p 80 -h /www']
     init: true
     environment: {{GREETING: \"{greeting}\"}}
+    mem_limit: 128m
+    cpus: 0.5
+    docker_args: [--pids-limit=100]
   web:
     image: unitgen-test/busybox:1
     command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www']
@@ -35,7 +39,7 @@ services:
     );
     if let Some(extra) = extra {
         yaml.push_str(&format!(
-            "  {extra}:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    init: true\n"
+            "  {extra}:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    init: true\n    volumes: [\"data:/data\"]\n"
         ));
     }
     yaml.push_str(&format!("instances:\n  live: {{port: {port}}}\n"));
@@ -63,6 +67,23 @@ fn is_enabled(world: &World, unit: &str) -> String {
 fn plan(world: &World) -> (Option<i32>, String) {
     let out = world.unitgen(&["plan", "live"]);
     (out.status.code(), text(&out))
+}
+
+fn status(world: &World) -> (Option<i32>, String) {
+    let out = world.unitgen(&["status", "live"]);
+    (out.status.code(), text(&out))
+}
+
+/// Whether `status` marks `service`'s row as not as applied, giving `why`
+/// under it.
+fn marked(shown: &str, service: &str, why: &str) -> bool {
+    let mut lines = shown.lines().skip_while(|l| {
+        !(l.starts_with("! ") && l[2..].split_whitespace().next() == Some(service))
+    });
+    lines.next().is_some()
+        && lines
+            .take_while(|l| l.starts_with("    ! "))
+            .any(|l| l.contains(why))
 }
 
 #[test]
@@ -109,6 +130,10 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
         ),
         "{shown}"
     );
+    // status agrees with plan: it exited 0 with a disabled unit.
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "web", "not enabled (disabled)"), "{shown}");
 
     world.apply_ok("live");
     assert_eq!(is_enabled(&world, "ugfix-live-web.service"), "enabled");
@@ -134,6 +159,12 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
         ),
         "{shown}"
     );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        marked(&shown, "web", "drop-ins change its meaning"),
+        "{shown}"
+    );
     let out = world.apply("live");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("drop-ins that change its meaning, left in place"));
@@ -147,6 +178,193 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     );
     std::fs::remove_dir_all(&drop_in_dir).unwrap();
     world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+
+    // Masked by hand (`systemctl mask` refuses a unit whose file is in
+    // /etc/systemd/system; a link in system.control, which comes first,
+    // masks it): apply tried to enable it, failed on systemd's refusal, and
+    // said it restored the revision it had not changed.
+    let control = world.sandbox.root().join("etc/systemd/system.control");
+    std::fs::create_dir_all(&control).unwrap();
+    let mask = control.join("ugfix-live-web.service");
+    std::os::unix::fs::symlink("/dev/null", &mask).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("* ugfix-live-web.service (masked: systemd will not start it;"),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "web", "masked"), "{shown}");
+    let out = world.apply("live");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("ugfix-live-web.service is masked")
+            && text(&out).contains("nothing on the host was changed"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&mask).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Limits changed in place (`docker update`): web ran without limits
+    // its unit never asked for, and plan said up to date.
+    let web = world.container("live", "web");
+    let started = world.id("live", "web");
+    let updated = support::docker::docker([
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "50",
+        &web,
+    ]);
+    assert!(updated.status.success(), "{}", text(&updated));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    let differs = "its container differs: memory 64 MiB, the unit asks for none; \
+                   pids limit 50, the unit asks for none";
+    assert!(
+        shown.contains(&format!("* ugfix-live-web.service ({differs}: restart)")),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "web", differs), "{shown}");
+    world.apply_ok("live");
+    assert_ne!(world.id("live", "web"), started, "a new container");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Renamed away, and another run by hand under its name with its labels:
+    // the unit is active (its `docker run` still runs the renamed one), the
+    // name answers with a container the unit did not make.
+    let renamed = world.container("live", "renamed");
+    let out = support::docker::docker(["rename", &web, &renamed]);
+    assert!(out.status.success(), "{}", text(&out));
+    let by_hand = support::docker::docker([
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        "ugfix-live",
+        "--label",
+        "unitgen.app=ugfix",
+        "--label",
+        "unitgen.instance=live",
+        "unitgen-test/busybox:1",
+        "sleep",
+        "1000000",
+    ]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(
+            "* ugfix-live-web.service (its container differs: it was made after its unit \
+             started (replaced by hand?): restart)"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("! container {renamed} runs")),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    assert!(!is_running(&renamed));
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+
+    // extra's named volume removed while it was stopped (`docker volume
+    // prune` does that too): its start makes it again, empty, and plan
+    // said only "start".
+    let extra = world.container("live", "extra");
+    world.exec("live", "extra", "echo kept > /data/file");
+    world
+        .sandbox
+        .systemctl(["stop", "ugfix-live-extra.service"]);
+    let removed = support::docker::docker(["volume", "rm", "ugfix-live-data"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    let gone = "its volume ugfix-live-data is gone: its start makes it again, EMPTY";
+    assert!(
+        shown.contains(&format!(
+            "* ugfix-live-extra.service (inactive (dead), {gone}: start)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "extra", gone), "{shown}");
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "warning: ugfix-live-extra.service is started with ugfix-live-data made again EMPTY"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(is_running(&extra));
+    assert_eq!(
+        world.exec("live", "extra", "ls /data"),
+        "",
+        "empty, as told"
+    );
+    assert_eq!(plan(&world).0, Some(0));
+
+    // Its container replaced by hand while its unit was down (`docker run
+    // --name` with the labels copied): plan said only "start", whose
+    // `docker run` then failed on the name taken, and apply with it.
+    world
+        .sandbox
+        .systemctl(["stop", "ugfix-live-extra.service"]);
+    let by_hand = support::docker::docker([
+        "run",
+        "-d",
+        "--name",
+        &extra,
+        "--network",
+        "ugfix-live",
+        "--label",
+        "unitgen.app=ugfix",
+        "--label",
+        "unitgen.instance=live",
+        "--label",
+        "unitgen.service=extra",
+        "unitgen-test/busybox:1",
+        "sleep",
+        "1000000",
+    ]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand));
+    let by_hand = String::from_utf8_lossy(&by_hand.stdout).trim().to_string();
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("* ugfix-live-extra.service (inactive (dead): start)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "! container {extra} runs with the instance's labels, but no unit of it runs it"
+        )),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(
+        world.id("live", "extra"),
+        by_hand,
+        "the unit's own container"
+    );
     assert_eq!(plan(&world).0, Some(0));
 
     // Paused by hand (`docker pause`): Docker still lists it as up and the

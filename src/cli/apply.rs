@@ -799,6 +799,21 @@ pub fn converge_and_record(
         secrets,
     )
     .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
+    // A mask is an admin's word that a unit must not start: not undone
+    // here, and nothing else done around it (systemd refuses to enable it).
+    let masked = plan.masked();
+    if !masked.is_empty() {
+        return Err(miette!(
+            help = "`systemctl unmask` it (a runtime mask or a link to /dev/null in \
+                    /etc/systemd/system.control), then apply again",
+            "apply of {name} refused: {} masked\nnothing on the host was changed",
+            if masked.len() == 1 {
+                format!("{} is", masked[0])
+            } else {
+                format!("{} are", masked.join(", "))
+            }
+        ));
+    }
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
@@ -864,6 +879,18 @@ pub fn converge_and_record(
             repair.unit,
             faults.join(", ")
         ));
+    }
+    for repair in &plan.repair {
+        for fault in &repair.faults {
+            if let crate::plan::Fault::VolumeMissing { volumes } = fault {
+                progress.line(&format!(
+                    "warning: {} is started with {} made again EMPTY: the data that was there \
+                     is gone (a backup's `unitgen restore` puts it back)",
+                    repair.unit,
+                    volumes.join(", ")
+                ));
+            }
+        }
     }
 
     let digest = units_digest(desired);

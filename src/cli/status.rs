@@ -13,10 +13,13 @@ use super::host::HostArgs;
 use super::output::outln;
 use super::{FileArgs, Outcome, when};
 use crate::backup::status::{self as backup_status, BackupStatus};
+use crate::docker::run_args;
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
+use crate::plan::Observed;
 use crate::router::status::{self as route_status, RouteStatus};
 use crate::state::Command;
+use crate::systemd::observe;
 use crate::{etcd, render};
 
 #[derive(Debug, Args)]
@@ -47,8 +50,12 @@ pub(super) struct Row {
     restarts: u32,
     pub(super) container: Option<Container>,
     /// Whether the unit is as the latest revision applied it: its file is
-    /// that revision's, unedited, and it is active.
+    /// that revision's, unedited, and the host runs it as `plan` wants it
+    /// (see `not_as_applied`).
     as_applied: bool,
+    /// Why it is not as applied, as `plan` says it (empty when it is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_as_applied: Vec<String>,
     /// For a service with a sidekick: what etcd holds for it now.
     announced: Option<Announced>,
 }
@@ -92,6 +99,13 @@ impl Announced {
     }
 }
 
+/// A unit without a row of its own that is not as applied, and why.
+#[derive(Debug, Serialize)]
+pub(super) struct NotAsApplied {
+    unit: String,
+    why: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub(super) struct Status {
     app: String,
@@ -110,6 +124,10 @@ pub(super) struct Status {
     pub(super) units: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) backup: Option<BackupStatus>,
+    /// The units summed up under `backup` (its timer and service) that are
+    /// not as applied, with why, as for a row.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_units: Vec<NotAsApplied>,
     /// The routes the host's router serves for the instance.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) routes: Vec<RouteStatus>,
@@ -132,6 +150,7 @@ impl Status {
             Outcome::NotInstalled
         } else if self.as_applied
             && self.restore_unfinished.is_none()
+            && self.other_units.is_empty()
             && self
                 .units
                 .iter()
@@ -227,15 +246,17 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             format!("{} ({})", row.active_state, row.sub_state),
             row.restarts,
         )?;
+        for why in &row.not_as_applied {
+            outln!("    ! {why}")?;
+        }
         if let Some(announced) = &row.announced {
             print_announced(announced)?;
         }
     }
     if status.units.iter().any(|row| !row.as_applied) {
         outln!(
-            "! not as applied: not active, its container not running (gone, or paused) or off the \
-             instance network, its network gone, or its unit file is not the recorded revision's (edited, or an apply did not finish): \
-             `unitgen plan`, `unitgen apply`"
+            "! not as applied (the rows marked !, for the reasons under them): `unitgen plan` \
+             shows what `unitgen apply` does about it"
         )?;
     }
     if let Some(restore) = &status.restore_unfinished {
@@ -243,6 +264,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     }
     if let Some(backup) = &status.backup {
         backup_status::print(backup);
+    }
+    for other in &status.other_units {
+        outln!("! {}: {}", other.unit, other.why.join(", "))?;
     }
     if let Some(error) = &status.routes_error {
         outln!("routes: unknown: {error}")?;
@@ -311,6 +335,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let applied_at = revision.as_ref().map(|r| r.applied_at);
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
+    let mut other_units = Vec::new();
     let mut backup = None;
     let (routes, routes_error) = match installed.iter().find_map(super::apply::routes_file) {
         Some(file) => {
@@ -344,45 +369,130 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             &host.state_dir()?.join(&prefix),
         )
         .map_err(|e| miette::miette!("{e}"))?;
-        // Backup units and timers are summed up under `backup`.
-        let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) = installed
-            .iter()
-            .zip(owners)
-            .filter(|(unit, owner)| owner.started_by.is_none() && !unit.name.ends_with(".timer"))
-            .unzip();
+        // Backup units and timers are summed up under `backup`; what
+        // `plan` would repair in them is told below it.
+        let (summed, rows): (Vec<_>, Vec<_>) = (installed.iter().zip(owners))
+            .partition(|(unit, owner)| owner.started_by.is_some() || unit.name.ends_with(".timer"));
+        let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) =
+            rows.into_iter().unzip();
+        // (A template, `x@.service`, has no state: systemd does not load it.)
+        let summed: Vec<_> = (summed.into_iter())
+            .filter(|(unit, _)| !unit.name.contains("@."))
+            .collect();
+        if !summed.is_empty() {
+            let names: Vec<String> = summed.iter().map(|(u, _)| u.name.clone()).collect();
+            let bus = |e: crate::systemd::Error| miette::miette!("{e}");
+            let states = systemd.summaries(&names).map_err(bus)?;
+            let details = systemd.details(&names).map_err(bus)?;
+            for (((unit, owner), state), details) in summed.iter().zip(states).zip(details) {
+                let seen = Observed {
+                    unit_file_state: details.unit_file_state,
+                    need_daemon_reload: details.need_daemon_reload,
+                    active_state: state.active_state,
+                    sub_state: state.sub_state,
+                    ..Observed::default()
+                };
+                let mut why: Vec<String> = (seen.faults(owner.started_by.is_some()).iter())
+                    .map(ToString::to_string)
+                    .collect();
+                why.extend(not_as_written(
+                    unit,
+                    &details.drop_in_paths,
+                    &recorded_units,
+                ));
+                if !why.is_empty() {
+                    other_units.push(NotAsApplied {
+                        unit: unit.name.clone(),
+                        why,
+                    });
+                }
+            }
+        }
         // One systemd call and one engine call for all units, not one each.
         let names: Vec<String> = installed.iter().map(|u| u.name.clone()).collect();
-        let states = systemd
-            .summaries(&names)
-            .map_err(|e| miette::miette!("{e}"))?;
-        let mut containers = docker::inspect_all(
-            &owners
-                .iter()
-                .filter_map(render::Owner::container)
-                .collect::<Vec<_>>(),
-        );
+        // The engine is asked while systemd answers.
+        let container_names: Vec<String> =
+            owners.iter().filter_map(render::Owner::container).collect();
+        let (states, details, mut containers) = std::thread::scope(|scope| {
+            let inspected = scope.spawn(|| docker::inspect_all(&container_names));
+            let states = systemd.summaries(&names);
+            // What `plan` compares beyond the state: enabled, reloaded,
+            // drop-ins, and what each service's `docker run` asks.
+            let details = systemd.details(&names);
+            (
+                states,
+                details,
+                inspected.join().expect("docker inspect does not panic"),
+            )
+        });
+        let states = states.map_err(|e| miette::miette!("{e}"))?;
+        let details = details.map_err(|e| miette::miette!("{e}"))?;
         // The network unit stays active when its network is removed by
         // hand: a container on it shows it is there, a second question to
         // Docker only when none is.
         let network_gone = !containers.values().any(|c| c.networks.contains(&prefix))
             && owners.iter().any(|o| o.network.is_some())
             && !docker::network_exists(&prefix).unwrap_or(true);
-        for ((unit, owner), state) in installed.iter().zip(owners).zip(states) {
+        let asked: Vec<Option<run_args::RunArgs>> = (details.iter())
+            .map(|d| run_args::read(&d.exec_start))
+            .collect();
+        // Named volumes of services that do not run: one more question to
+        // Docker, only if there are any.
+        let unstarted_volumes: Vec<&String> = (states.iter().zip(&asked))
+            .filter(|(state, _)| state.active_state != "active")
+            .filter_map(|(_, args)| args.as_ref())
+            .flat_map(|args| &args.named_volumes)
+            .collect();
+        let volumes = match unstarted_volumes.is_empty() {
+            true => Vec::new(),
+            false => docker::volumes().map_err(|e| miette::miette!("{e}"))?,
+        };
+        for ((((unit, owner), state), details), args) in (installed.iter().zip(owners).zip(states))
+            .zip(details)
+            .zip(asked)
+        {
             let container = owner.container().and_then(|c| containers.remove(&c));
-            // A running service unit runs its container: one that is gone,
-            // paused (`docker pause`: listed as up, answers nothing), or
-            // disconnected from the instance network (the other services
-            // cannot reach it) is not as applied.
-            let container_runs = owner.service.is_none()
-                || state.sub_state != "running"
-                || container
-                    .as_ref()
-                    .is_some_and(|c| c.status == "running" && c.networks.contains(&prefix));
-            let as_applied = state.active_state == "active"
-                && container_runs
-                && !(owner.network.is_some() && network_gone)
-                && render::digest_matches(&unit.text)
-                && recorded_units.get(&unit.name) == Some(&unit.text);
+            // Seen as `plan` sees it (`systemd::observe`).
+            let active = state.active_state == "active";
+            let runs_container = owner.service.is_some() && active && state.sub_state == "running";
+            let mut seen = Observed {
+                unit: unit.name.clone(),
+                unit_file_state: details.unit_file_state,
+                need_daemon_reload: details.need_daemon_reload,
+                active_state: state.active_state.clone(),
+                sub_state: state.sub_state.clone(),
+                network_missing: (owner.network.is_some() && network_gone && active)
+                    .then(|| prefix.clone()),
+                ..Observed::default()
+            };
+            match container.as_ref().filter(|_| runs_container) {
+                None if runs_container => seen.container_missing = true,
+                None => {}
+                Some(c) if c.status == "paused" => seen.container_paused = owner.container(),
+                Some(c) if c.status != "running" => seen.container_missing = true,
+                Some(c) if !c.networks.contains(&prefix) => {
+                    seen.container_off_network = Some(prefix.clone());
+                }
+                Some(c) => {
+                    if let Some(args) = &args {
+                        seen.container_differs =
+                            observe::differences(c, args, details.active_enter_timestamp);
+                    }
+                }
+            }
+            if !active && let Some(args) = &args {
+                seen.volumes_missing = (args.named_volumes.iter())
+                    .filter(|v| !volumes.contains(v))
+                    .cloned()
+                    .collect();
+            }
+            let mut not_as_applied: Vec<String> =
+                seen.faults(false).iter().map(ToString::to_string).collect();
+            not_as_applied.extend(not_as_written(
+                unit,
+                &details.drop_in_paths,
+                &recorded_units,
+            ));
             units.push(Row {
                 unit: unit.name.clone(),
                 announced: owner.service.as_ref().and_then(|s| announced.remove(s)),
@@ -392,7 +502,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 active_state: state.active_state,
                 sub_state: state.sub_state,
                 restarts: state.n_restarts,
-                as_applied,
+                as_applied: not_as_applied.is_empty(),
+                not_as_applied,
             });
         }
     }
@@ -405,12 +516,35 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         as_applied,
         units,
         backup,
+        other_units,
         routes,
         routes_error,
         unfinished,
         restore_unfinished,
     };
     Ok(status)
+}
+
+/// How a unit's text differs from what the latest revision applied: drop-ins,
+/// edited by hand, or another revision's.
+fn not_as_written(
+    unit: &render::UnitFile,
+    drop_ins: &[String],
+    recorded_units: &HashMap<String, String>,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if !drop_ins.is_empty() {
+        why.push(format!(
+            "drop-ins change its meaning: {}",
+            drop_ins.join(", ")
+        ));
+    }
+    if !render::digest_matches(&unit.text) {
+        why.push("its file was edited by hand".to_string());
+    } else if recorded_units.get(&unit.name) != Some(&unit.text) {
+        why.push("its file is not the recorded revision's".to_string());
+    }
+    why
 }
 
 /// The lines under a service: each host's address, or why there is none.

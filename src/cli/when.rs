@@ -68,6 +68,15 @@ pub fn parse_iso(text: &str) -> Option<u64> {
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
+/// An RFC 3339 UTC time as Docker writes it (`2026-11-30T11:09:33.103010852Z`)
+/// in microseconds since the epoch, as systemd counts.
+pub fn parse_iso_micros(text: &str) -> Option<u64> {
+    let seconds = parse_iso(text)?;
+    let fraction = (text.strip_suffix('Z')?.split_once('.')).map_or("", |(_, fraction)| fraction);
+    let micros: String = fraction.chars().chain("000000".chars()).take(6).collect();
+    Some(seconds * 1_000_000 + micros.parse::<u64>().ok()?)
+}
+
 /// Days since 1970-01-01 of a date on or after it (Howard Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {

@@ -123,11 +123,13 @@ fn own_label(label: &str) -> Option<String> {
 /// Long flags of `docker run` that take a value (Docker 20.10 to 28): the
 /// word after one is its value, not a flag. Bool flags (`--init`,
 /// `--privileged`, `--read-only`, …) are left out: they take none unless
-/// written `--flag=value`.
-fn takes_value(name: &str) -> bool {
+/// written `--flag=value`. (`--rm` and `--detach` are refused in
+/// `docker_args`, but read here too: a unit's own `docker run` has `--rm`.)
+pub(crate) fn takes_value(name: &str) -> bool {
     !matches!(
         name,
-        "init"
+        "rm" | "detach"
+            | "init"
             | "interactive"
             | "tty"
             | "privileged"

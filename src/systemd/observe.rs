@@ -1,11 +1,13 @@
 //! What the host makes of an instance's installed units, for `plan` and
 //! `apply` to compare with the template: systemd's view of each unit
 //! (enabled, loaded as on disk, running, drop-ins), Docker's of each
-//! container (running, paused, on the instance network) and of containers
-//! of the instance that no unit runs, and, after an interrupted apply,
-//! which units may still run the configuration from before it.
+//! container (running, paused, on the instance network, its limits as the
+//! unit asks, made by its unit) and of containers of the instance that no
+//! unit runs, the named volumes a stopped service's start would make empty,
+//! and, after an interrupted apply, which units may still run the
+//! configuration from before it.
 
-use crate::docker;
+use crate::docker::{self, Container, run_args};
 use crate::plan::{Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
@@ -32,6 +34,9 @@ pub fn observe(
     let mut with_container = Vec::new();
     // (index in `observed`, network) of the active network unit.
     let mut network_unit = None;
+    // (index in `observed`, unit, when it became active) of every unit
+    // that runs a container.
+    let mut services = Vec::new();
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
         // its own: only its instances do, and systemd refuses to load it.
@@ -51,6 +56,9 @@ pub fn observe(
             && let Some(network) = owner.as_ref().and_then(|o| o.network.clone())
         {
             network_unit = Some((observed.len(), network));
+        }
+        if owner.as_ref().is_some_and(|o| o.container().is_some()) {
+            services.push((observed.len(), name.clone(), state.active_enter_timestamp));
         }
         // A oneshot's container is done once the unit is active (exited).
         if state.is_active()
@@ -79,35 +87,64 @@ pub fn observe(
             container_paused: None,
             container_off_network: None,
             network_missing: None,
+            container_differs: Vec::new(),
+            volumes_missing: Vec::new(),
         });
     }
-    // One question to Docker, and only if some active unit runs a container.
+    // What each service's `docker run` asks, as systemd runs it.
+    let names: Vec<String> = services.iter().map(|(_, unit, _)| unit.clone()).collect();
+    let asked: Vec<(usize, Option<run_args::RunArgs>, u64)> =
+        (services.iter().zip(systemd.exec_starts(&names)?))
+            .map(|((index, _, started), argv)| (*index, run_args::read(&argv), *started))
+            .collect();
+    // Two questions to Docker, and only if some active unit runs a
+    // container: its containers, and the instance's (for strays).
     let mut stray_containers = Vec::new();
     let mut networks_in_use = Vec::new();
     if let Some((_, owner, _)) = with_container.first() {
-        let running = docker::running_containers(&owner.app, &owner.instance).map_err(|e| {
-            Error::new("listing the instance's containers", zbus::Error::Failure(e))
-        })?;
+        let names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
+        // Both mostly wait for the engine: asked side by side.
+        let (containers, running) = std::thread::scope(|scope| {
+            let listed = scope.spawn(|| docker::running_containers(&owner.app, &owner.instance));
+            let containers = docker::inspect_all(&names);
+            (containers, listed.join().expect("docker ps does not panic"))
+        });
         let network = crate::model::prefix(&owner.app, &owner.instance);
-        for (index, _, container) in &with_container {
-            match running.get(container) {
-                None => observed[*index].container_missing = true,
-                Some(seen) if seen.paused => {
-                    observed[*index].container_paused = Some(container.clone());
-                }
+        for (index, _, name) in &with_container {
+            let seen = &mut observed[*index];
+            match containers.get(name) {
+                Some(c) if c.status == "paused" => seen.container_paused = Some(name.clone()),
+                Some(c) if c.status != "running" => seen.container_missing = true,
+                None => seen.container_missing = true,
                 // Disconnected by hand: it runs, but the instance's other
                 // services cannot reach it, nor it them.
-                Some(seen) if !seen.networks.contains(&network) => {
-                    observed[*index].container_off_network = Some(network.clone());
+                Some(c) if !c.networks.contains(&network) => {
+                    seen.container_off_network = Some(network.clone());
                 }
-                Some(_) => {}
+                Some(c) => {
+                    let asked = asked.iter().find(|(i, ..)| i == index);
+                    if let Some((_, Some(args), started)) = asked {
+                        seen.container_differs = differences(c, args, *started);
+                    }
+                }
             }
         }
+        let running = running.map_err(|e| {
+            Error::new("listing the instance's containers", zbus::Error::Failure(e))
+        })?;
         // Containers with the instance's labels that no installed unit
         // runs (started by hand, or left by a unit removed without
         // systemd): on the instance network under a service's alias, they
-        // answer for it.
+        // answer for it. One under the name of a service whose unit is
+        // down (stopped, or failed: its `docker run` ended) is not its
+        // unit's either (`docker rm -f`, then `docker run --name` by hand),
+        // and would make the unit's start fail on its name.
+        let down: Vec<&str> = (observed.iter())
+            .filter(|o| matches!(o.active_state.as_str(), "inactive" | "failed"))
+            .map(|o| o.unit.as_str())
+            .collect();
         let ours: Vec<String> = (installed.iter())
+            .filter(|u| !down.contains(&u.name.as_str()))
             .filter_map(|u| render::owner(&u.text)?.container())
             .collect();
         networks_in_use = (running.values())
@@ -117,6 +154,23 @@ pub fn observe(
             .filter(|name| !ours.contains(name))
             .collect();
         stray_containers.sort();
+    }
+    // A service that does not run makes the named volumes it mounts at its
+    // start: one removed meanwhile (`docker volume rm`, `docker volume
+    // prune` while it was stopped) comes back empty. One question to
+    // Docker, only if such a service mounts one.
+    let stopped: Vec<(usize, Vec<String>)> = (asked.iter())
+        .filter(|(index, ..)| observed[*index].active_state != "active")
+        .filter_map(|(index, args, _)| Some((*index, args.as_ref()?.named_volumes.clone())))
+        .filter(|(_, volumes)| !volumes.is_empty())
+        .collect();
+    if !stopped.is_empty() {
+        let volumes = docker::volumes()
+            .map_err(|e| Error::new("listing Docker's volumes", zbus::Error::Failure(e)))?;
+        for (index, named) in stopped {
+            observed[index].volumes_missing =
+                named.into_iter().filter(|v| !volumes.contains(v)).collect();
+        }
     }
     // The network unit is a oneshot that stays active: removed by hand
     // (`docker network rm`), its network is not made again, and no service
@@ -137,4 +191,19 @@ pub fn observe(
         units: observed,
         stray_containers,
     })
+}
+
+/// How a running container differs from what its unit's `docker run`
+/// asks (`args`; the unit became active at `started`, in microseconds):
+/// settings changed by `docker update`, or a container made after its unit
+/// started it, which the unit did not make (replaced by hand, `docker rm
+/// -f` then `docker run --name` with other arguments).
+pub fn differences(container: &Container, args: &run_args::RunArgs, started: u64) -> Vec<String> {
+    let made = crate::cli::when::parse_iso_micros(&container.created);
+    if started > 0 && made.is_some_and(|made| made > started) {
+        return vec!["it was made after its unit started (replaced by hand?)".to_string()];
+    }
+    (container.limits.as_ref())
+        .map(|recorded| args.limits.differences(recorded))
+        .unwrap_or_default()
 }

@@ -25,6 +25,7 @@
 use serde_json::Value;
 
 use super::Dynamic;
+use crate::docker::DOCKER;
 use crate::escape::{sh_quote, txn_quote};
 use crate::model::route::Route;
 
@@ -184,7 +185,7 @@ pub fn announce_lines(routes: &[&Route], container: &str, wildcard_host: &str) -
         let key = format!("{}/$(hostname)/url", sh_quote(&servers_folder(route)));
         script.extend([
             format!(
-                "        published=$(docker port {container} {}/tcp | head -n 1);",
+                "        published=$({DOCKER} port {container} {}/tcp | head -n 1);",
                 route.port
             ),
             "        if [ -n \"$published\" ]; then".to_string(),

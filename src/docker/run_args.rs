@@ -1,0 +1,411 @@
+//! What a unit's `docker run` asks of Docker that Docker can change (or
+//! lose) behind the unit's back: the resource limits and restart policy
+//! `docker update` rewrites in a running container ([`Limits`]), and the
+//! named volumes a container's start makes empty when they are gone. Read
+//! from the command line systemd runs (its `ExecStart=` as systemd parsed
+//! it), as the Docker CLI reads it, to compare with what Docker records.
+
+/// The settings `docker update` changes in a running container, as numbers
+/// Docker records (`docker inspect`'s `HostConfig`); 0 or empty is unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: i64,
+    /// None: not asked for, Docker's default (see [`Limits::differences`]).
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: i64,
+    pub kernel_memory: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpu_rt_period: i64,
+    pub cpu_rt_runtime: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub blkio_weight: i64,
+    /// 0: no limit (Docker records none, 0 or -1 for that).
+    pub pids_limit: i64,
+    /// Docker's restart policy (`no` when none; a unit never asks for one:
+    /// systemd restarts the container).
+    pub restart: String,
+}
+
+/// `docker inspect --format` of a container's [`Limits`], fields separated
+/// by spaces, in the order [`Limits::from_inspect`] reads them. `with`:
+/// Docker records no pids limit as null, which prints `<no value>`.
+pub const INSPECT_FORMAT: &str = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} \
+     {{.HostConfig.MemoryReservation}} {{.HostConfig.KernelMemory}} {{.HostConfig.NanoCpus}} \
+     {{.HostConfig.CpuShares}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} \
+     {{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}} \
+     {{.HostConfig.BlkioWeight}} {{with .HostConfig.PidsLimit}}{{.}}{{else}}0{{end}} \
+     {{if .HostConfig.RestartPolicy.Name}}{{.HostConfig.RestartPolicy.Name}}{{else}}no{{end}} \
+     cpus={{.HostConfig.CpusetCpus}} mems={{.HostConfig.CpusetMems}}";
+
+impl Limits {
+    /// Reads [`INSPECT_FORMAT`]'s output.
+    pub fn from_inspect(text: &str) -> Option<Limits> {
+        let mut words = text.split(' ');
+        let mut number = || words.next()?.parse::<i64>().ok();
+        let mut limits = Limits {
+            memory: number()?,
+            memory_swap: Some(number()?),
+            memory_reservation: number()?,
+            kernel_memory: number()?,
+            nano_cpus: number()?,
+            cpu_shares: number()?,
+            cpu_period: number()?,
+            cpu_quota: number()?,
+            cpu_rt_period: number()?,
+            cpu_rt_runtime: number()?,
+            blkio_weight: number()?,
+            pids_limit: number()?.max(0),
+            ..Limits::default()
+        };
+        limits.restart = words.next()?.to_string();
+        limits.cpuset_cpus = words.next()?.strip_prefix("cpus=")?.to_string();
+        limits.cpuset_mems = words.next()?.strip_prefix("mems=")?.to_string();
+        Some(limits)
+    }
+
+    /// How the container's settings (`recorded`, from Docker) differ from
+    /// these (asked for by the unit), one phrase each: `memory 128 MiB, the
+    /// unit asks for 64 MiB`.
+    pub fn differences(&self, recorded: &Limits) -> Vec<String> {
+        // (what, asked for, recorded), in words.
+        let mut pairs: Vec<(&str, String, String)> = Vec::new();
+        let mut compare = |what, asked, is| pairs.push((what, asked, is));
+        let bytes = |n: i64| match n {
+            0 => "none".to_string(),
+            -1 => "unlimited".to_string(),
+            n if n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+            n => format!("{n} bytes"),
+        };
+        let plain = |n: i64| match n {
+            0 => "none".to_string(),
+            n => n.to_string(),
+        };
+        compare("memory", bytes(self.memory), bytes(recorded.memory));
+        // Unasked, Docker gives twice the memory limit as memory + swap, or
+        // no swap limit (-1) where the kernel cannot limit swap.
+        let swap = recorded.memory_swap.unwrap_or(0);
+        let swap_as_asked = match self.memory_swap {
+            Some(asked) => asked == swap,
+            // (Or twice the memory `docker update` set: only memory differs.)
+            None => [2 * self.memory, 2 * recorded.memory, -1].contains(&swap),
+        };
+        if !swap_as_asked {
+            let asked = self
+                .memory_swap
+                .map_or_else(|| "Docker's default".to_string(), bytes);
+            compare("memory + swap", asked, bytes(swap));
+        }
+        for (what, asked, is) in [
+            (
+                "memory reservation",
+                self.memory_reservation,
+                recorded.memory_reservation,
+            ),
+            ("kernel memory", self.kernel_memory, recorded.kernel_memory),
+        ] {
+            compare(what, bytes(asked), bytes(is));
+        }
+        let cpus = |n: i64| match n {
+            0 => "none".to_string(),
+            n => format!("{}", n as f64 / 1e9),
+        };
+        compare("cpus", cpus(self.nano_cpus), cpus(recorded.nano_cpus));
+        for (what, asked, is) in [
+            ("cpu shares", self.cpu_shares, recorded.cpu_shares),
+            ("cpu period", self.cpu_period, recorded.cpu_period),
+            ("cpu quota", self.cpu_quota, recorded.cpu_quota),
+            ("cpu rt period", self.cpu_rt_period, recorded.cpu_rt_period),
+            (
+                "cpu rt runtime",
+                self.cpu_rt_runtime,
+                recorded.cpu_rt_runtime,
+            ),
+            ("blkio weight", self.blkio_weight, recorded.blkio_weight),
+            ("pids limit", self.pids_limit, recorded.pids_limit),
+        ] {
+            compare(what, plain(asked), plain(is));
+        }
+        let set = |s: &str| if s.is_empty() { "any" } else { s }.to_string();
+        compare(
+            "cpuset cpus",
+            set(&self.cpuset_cpus),
+            set(&recorded.cpuset_cpus),
+        );
+        compare(
+            "cpuset mems",
+            set(&self.cpuset_mems),
+            set(&recorded.cpuset_mems),
+        );
+        compare(
+            "Docker restart policy",
+            self.restart.clone(),
+            recorded.restart.clone(),
+        );
+        (pairs.into_iter())
+            .filter(|(_, asked, is)| asked != is)
+            .map(|(what, asked, is)| format!("{what} {is}, the unit asks for {asked}"))
+            .collect()
+    }
+}
+
+/// What a `docker run` command line asks for, of [`Limits`] and volumes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    pub limits: Limits,
+    /// The named volumes it mounts (`--volume NAME:/path`, `--mount
+    /// type=volume,source=NAME,...`): Docker makes a missing one, empty.
+    pub named_volumes: Vec<String>,
+}
+
+/// Reads `argv`, a unit's `docker run` command line (program first); None
+/// when it is not one, or asks for a value Docker would refuse.
+pub fn read(argv: &[String]) -> Option<RunArgs> {
+    let (program, rest) = argv.split_first()?;
+    if !program.ends_with("/docker") && program != "docker" {
+        return None;
+    }
+    let (run, flags) = rest.split_first()?;
+    if run != "run" {
+        return None;
+    }
+    let mut read = RunArgs {
+        limits: Limits {
+            restart: "no".into(),
+            ..Limits::default()
+        },
+        ..RunArgs::default()
+    };
+    let limits = &mut read.limits;
+    for (name, value) in flag_values(flags) {
+        let value = value.as_str();
+        match name.as_str() {
+            "memory" => limits.memory = ram_in_bytes(value)?,
+            "memory-swap" => {
+                limits.memory_swap = Some(match value {
+                    "-1" => -1,
+                    _ => ram_in_bytes(value)?,
+                });
+            }
+            "memory-reservation" => limits.memory_reservation = ram_in_bytes(value)?,
+            "kernel-memory" => limits.kernel_memory = ram_in_bytes(value)?,
+            "cpus" => limits.nano_cpus = nano_cpus(value)?,
+            "cpu-shares" => limits.cpu_shares = value.parse().ok()?,
+            "cpu-period" => limits.cpu_period = value.parse().ok()?,
+            "cpu-quota" => limits.cpu_quota = value.parse().ok()?,
+            "cpu-rt-period" => limits.cpu_rt_period = value.parse().ok()?,
+            "cpu-rt-runtime" => limits.cpu_rt_runtime = value.parse().ok()?,
+            "blkio-weight" => limits.blkio_weight = value.parse().ok()?,
+            "pids-limit" => limits.pids_limit = value.parse::<i64>().ok()?.max(0),
+            "cpuset-cpus" => limits.cpuset_cpus = value.to_string(),
+            "cpuset-mems" => limits.cpuset_mems = value.to_string(),
+            "restart" => limits.restart = value.split(':').next()?.to_string(),
+            "volume" => {
+                // NAME:/path[:mode]; a bind mount's source is a path, an
+                // anonymous volume has no source.
+                if let Some((source, _)) = value.split_once(':')
+                    && !source.starts_with(['/', '.', '~'])
+                    && !source.is_empty()
+                {
+                    read.named_volumes.push(source.to_string());
+                }
+            }
+            "mount" => {
+                let fields: Vec<(&str, &str)> = (value.split(','))
+                    .filter_map(|field| field.split_once('='))
+                    .collect();
+                let field = |names: &[&str]| {
+                    (fields.iter()).find_map(|(k, v)| names.contains(k).then_some(*v))
+                };
+                if field(&["type"]).is_none_or(|kind| kind == "volume")
+                    && let Some(source) = field(&["source", "src"])
+                {
+                    read.named_volumes.push(source.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(read)
+}
+
+/// The flags of a `docker run` command line (after `run`) that take a
+/// value, by their long name, with the value: `--flag=value`, `--flag
+/// value`, and the short forms (`-m 64m`, `-m64m`, `-v a:/b`). Stops at
+/// the image (the first word that is not a flag) or `--`.
+fn flag_values(words: &[String]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        if word == "--" || !word.starts_with('-') || word == "-" {
+            break;
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((name, value)) => found.push((name.to_string(), value.to_string())),
+                None if crate::compile::docker_args::takes_value(long) => {
+                    if let Some(value) = words.next() {
+                        found.push((long.to_string(), value.clone()));
+                    }
+                }
+                None => {}
+            }
+            continue;
+        }
+        let shorts = &word[1..];
+        for (offset, flag) in shorts.char_indices() {
+            if matches!(flag, 'd' | 'i' | 't' | 'P') {
+                continue;
+            }
+            let rest = &shorts[offset + flag.len_utf8()..];
+            let value = match rest {
+                "" => words.next().cloned(),
+                rest => Some(rest.strip_prefix('=').unwrap_or(rest).to_string()),
+            };
+            let name = match flag {
+                'm' => "memory",
+                'c' => "cpu-shares",
+                'v' => "volume",
+                _ => "",
+            };
+            if let Some(value) = value
+                && !name.is_empty()
+            {
+                found.push((name.to_string(), value));
+            }
+            break;
+        }
+    }
+    found
+}
+
+/// A size as the Docker CLI reads `--memory` (go-units' RAMInBytes): a
+/// number, optionally decimal, then an optional unit `b`, `k`, `m`, `g`,
+/// `t` or `p` (powers of 1024), optionally followed by `b` or `ib`.
+fn ram_in_bytes(text: &str) -> Option<i64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim_start();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
+        .unwrap_or(unit);
+    let power = match unit {
+        "" | "b" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return None,
+    };
+    Some((number * 1024f64.powi(power)) as i64)
+}
+
+/// `--cpus` as Docker records it: billionths of a CPU.
+fn nano_cpus(text: &str) -> Option<i64> {
+    let cpus: f64 = text.trim().parse().ok()?;
+    Some((cpus * 1e9).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        ["/usr/bin/docker", "run"]
+            .iter()
+            .chain(words)
+            .map(|w| w.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn limits_and_volumes_are_read_in_every_form_docker_reads() {
+        let read = read(&argv(&[
+            "--rm",
+            "--name",
+            "a-live-db",
+            "--env",
+            "--memory=1g",
+            "-m64m",
+            "--cpus",
+            "1.5",
+            "--pids-limit=100",
+            "-c",
+            "512",
+            "--volume",
+            "a-live-data:/data",
+            "-v",
+            "/srv/x:/x:ro",
+            "-v/tmp:/tmp",
+            "--mount",
+            "type=volume,src=a-live-cache,dst=/cache",
+            "--mount=type=bind,source=/etc,target=/e",
+            "image",
+            "--memory",
+            "2g",
+        ]))
+        .unwrap();
+        assert_eq!(read.limits.memory, 64 << 20, "--env's value is not a flag");
+        assert_eq!(read.limits.nano_cpus, 1_500_000_000);
+        assert_eq!(read.limits.pids_limit, 100);
+        assert_eq!(read.limits.cpu_shares, 512);
+        assert_eq!(read.limits.restart, "no");
+        assert_eq!(read.named_volumes, ["a-live-data", "a-live-cache"]);
+        assert!(super::read(&["/bin/sh".into(), "-c".into()]).is_none());
+    }
+
+    #[test]
+    fn sizes_are_read_as_the_docker_cli_reads_them() {
+        for (text, bytes) in [
+            ("64m", 64 << 20),
+            ("64MB", 64 << 20),
+            ("1.5g", 3 << 29),
+            ("2GiB", 2 << 30),
+            ("1024", 1024),
+            ("10b", 10),
+        ] {
+            assert_eq!(ram_in_bytes(text), Some(bytes), "{text}");
+        }
+        assert_eq!(ram_in_bytes("1x"), None);
+    }
+
+    #[test]
+    fn a_container_updated_by_hand_differs_where_it_was_changed() {
+        let asked = read(&argv(&["--memory", "64m", "--cpus", "0.5", "i"]))
+            .unwrap()
+            .limits;
+        let recorded = |text: &str| Limits::from_inspect(text).unwrap();
+        let as_run = "67108864 134217728 0 0 500000000 0 0 0 0 0 0 0 no cpus= mems=";
+        assert!(asked.differences(&recorded(as_run)).is_empty());
+        // No swap limit where the kernel has none.
+        let no_swap = "67108864 -1 0 0 500000000 0 0 0 0 0 0 0 no cpus= mems=";
+        assert!(asked.differences(&recorded(no_swap)).is_empty());
+        let updated = "134217728 268435456 0 0 1000000000 0 0 0 0 0 0 50 on-failure cpus= mems=";
+        let unlimited = read(&argv(&["i"])).unwrap().limits;
+        assert_eq!(
+            unlimited.differences(&recorded(updated))[..2],
+            [
+                "memory 128 MiB, the unit asks for none",
+                "cpus 1, the unit asks for none"
+            ]
+        );
+        assert_eq!(
+            asked.differences(&recorded(updated)),
+            [
+                "memory 128 MiB, the unit asks for 64 MiB",
+                "cpus 1, the unit asks for 0.5",
+                "pids limit 50, the unit asks for none",
+                "Docker restart policy on-failure, the unit asks for no",
+            ]
+        );
+    }
+}
