@@ -450,8 +450,8 @@ impl<'a> Importer<'a> {
         let service_entries = &self.select_profiles(all_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
-        self.bind_volumes = volumes_node.map(bind_volumes).unwrap_or_default();
-        self.tmpfs_volumes = volumes_node.map(tmpfs_volumes).unwrap_or_default();
+        (self.bind_volumes, self.tmpfs_volumes) =
+            volumes_node.map(local_driver_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
@@ -1129,14 +1129,13 @@ fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
         .collect()
 }
 
-/// The named volumes the local driver makes a bind mount of a host folder
-/// (n8n's AI starter kit: `driver_opts: {type: none, o: bind, device:
-/// /storage/n8n_storage}`): name → folder.
-/// The named volumes that are a tmpfs the local driver mounts when a
-/// container uses the volume (`driver_opts: {type: tmpfs, device: tmpfs, o:
-/// size=64m}`), with their mount options.
-fn tmpfs_volumes(volumes: &Node) -> HashMap<String, String> {
-    let mut tmpfs = HashMap::new();
+/// The named volumes the local driver mounts from its `driver_opts`, both
+/// name → something: a bind mount of a host folder (n8n's AI starter kit:
+/// `{type: none, o: bind, device: /storage/n8n_storage}`) → the folder, and
+/// a tmpfs made when a container uses the volume (`{type: tmpfs, device:
+/// tmpfs, o: size=64m}`) → its mount options.
+fn local_driver_volumes(volumes: &Node) -> (HashMap<String, String>, HashMap<String, String>) {
+    let (mut binds, mut tmpfs) = (HashMap::new(), HashMap::new());
     for (name, def) in volumes.entries().unwrap_or_default() {
         let Some(opts) = def.get("driver_opts") else {
             continue;
@@ -1146,31 +1145,21 @@ fn tmpfs_volumes(volumes: &Node) -> HashMap<String, String> {
             .get("driver")
             .and_then(Node::scalar)
             .is_none_or(|d| d == "local");
-        if local && text("type") == "tmpfs" {
-            tmpfs.insert(name.name.clone(), text("o"));
+        if !local {
+            continue;
         }
-    }
-    tmpfs
-}
-
-fn bind_volumes(volumes: &Node) -> HashMap<String, String> {
-    let mut binds = HashMap::new();
-    for (name, def) in volumes.entries().unwrap_or_default() {
-        let Some(opts) = def.get("driver_opts") else {
-            continue;
-        };
-        let text = |key: &str| opts.get(key).and_then(Node::scalar).unwrap_or_default();
-        let local = def
-            .get("driver")
-            .and_then(Node::scalar)
-            .is_none_or(|d| d == "local");
-        let bind = text("o").split(',').any(|o| o == "bind");
         let device = text("device");
-        if local && text("type") == "none" && bind && device.starts_with('/') {
-            binds.insert(name.name.clone(), device);
+        match text("type").as_str() {
+            "tmpfs" => {
+                tmpfs.insert(name.name.clone(), text("o"));
+            }
+            "none" if text("o").split(',').any(|o| o == "bind") && device.starts_with('/') => {
+                binds.insert(name.name.clone(), device);
+            }
+            _ => {}
         }
     }
-    binds
+    (binds, tmpfs)
 }
 
 /// The services a service needs to start: those of its `depends_on` and
