@@ -624,14 +624,8 @@ fn settle(
         if failed.iter().any(|f| &f.unit == unit) {
             continue;
         }
-        if summary.n_restarts > ended.restarts || summary.active_state != "active" {
-            let state = systemd.unit_state(unit).map_err(bus)?;
-            failed.push(Evidence {
-                unit: unit.clone(),
-                job: None,
-                restarted: state.is_active(),
-                state,
-            });
+        if went_down(&summary, ended) {
+            failed.push(went_down_evidence(systemd, unit)?);
         }
     }
     // A container that ended inside its window, whose unit still looks
@@ -642,7 +636,7 @@ fn settle(
         .filter(|(unit, _)| !failed.iter().any(|f| &f.unit == *unit))
         .filter_map(|(unit, container)| Some((unit, container?)))
         .collect();
-    let (ended, mut vanished) = containers_ended(&waited);
+    let (ended, mut vanished) = containers_ended(&waited, touched);
     for unit in ended {
         failed.push(Evidence {
             unit: unit.clone(),
@@ -659,25 +653,15 @@ fn settle(
     let grace = Instant::now() + VANISHED_GRACE;
     while !vanished.is_empty() && Instant::now() < grace {
         std::thread::sleep(SETTLE_POLL);
-        let names: Vec<String> = vanished.iter().map(|u| (*u).clone()).collect();
+        let names: Vec<String> = vanished.iter().map(|(u, _)| (*u).clone()).collect();
         let summaries = systemd.summaries(&names).map_err(bus)?;
         let mut still = Vec::new();
-        for (unit, summary) in vanished.into_iter().zip(summaries) {
-            let before = touched
-                .iter()
-                .find(|(u, _)| u == unit)
-                .map(|(_, e)| e.restarts);
-            if summary.active_state == "active" && before.is_none_or(|b| summary.n_restarts <= b) {
-                still.push(unit);
-                continue;
+        for ((unit, ended), summary) in vanished.into_iter().zip(summaries) {
+            if went_down(&summary, ended) {
+                failed.push(went_down_evidence(systemd, unit)?);
+            } else {
+                still.push((unit, ended));
             }
-            let state = systemd.unit_state(unit).map_err(bus)?;
-            failed.push(Evidence {
-                unit: unit.clone(),
-                job: None,
-                restarted: state.is_active(),
-                state,
-            });
         }
         vanished = still;
     }
@@ -698,16 +682,41 @@ fn settle(
 /// container is missing, which `settle` gives systemd a while to explain:
 /// a `docker` that cannot reach the engine lists none, so a missing
 /// container alone fails nothing.
-fn containers_ended<'u>(units: &[(&'u String, String)]) -> (Vec<&'u String>, Vec<&'u String>) {
+/// The missing ones come with how their job ended (from `touched`).
+fn containers_ended<'u>(
+    units: &[(&'u String, String)],
+    touched: &'u [(String, Ended)],
+) -> (Vec<&'u String>, Vec<(&'u String, &'u Ended)>) {
     let names: Vec<String> = units.iter().map(|(_, name)| name.clone()).collect();
     let found = docker::inspect_all(&names);
     let (ended, missing): (Vec<_>, Vec<_>) = (units.iter())
         .filter(|(_, name)| found.get(name).is_none_or(|c| c.status != "running"))
         .partition(|(_, name)| found.contains_key(name));
+    let ended_job = |unit: &String| touched.iter().find(|(u, _)| u == unit).map(|(_, e)| e);
     (
         ended.into_iter().map(|&(unit, _)| unit).collect(),
-        missing.into_iter().map(|&(unit, _)| unit).collect(),
+        (missing.into_iter())
+            .filter_map(|&(unit, _)| Some((unit, ended_job(unit)?)))
+            .collect(),
     )
+}
+
+/// Whether systemd says a unit went down since its job ended: not active,
+/// or restarted by systemd (`Restart=`) in between.
+fn went_down(summary: &crate::systemd::UnitSummary, ended: &Ended) -> bool {
+    summary.n_restarts > ended.restarts || summary.active_state != "active"
+}
+
+/// What a unit that [`went_down`] is now: `restarted` when systemd has it
+/// active again.
+fn went_down_evidence(systemd: &Systemd, unit: &str) -> Result<Evidence, Failure> {
+    let state = systemd.unit_state(unit).map_err(bus)?;
+    Ok(Evidence {
+        unit: unit.to_string(),
+        job: None,
+        restarted: state.is_active(),
+        state,
+    })
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the
