@@ -556,22 +556,23 @@ impl Plan {
 
     /// Units apply enables: the new ones and those found not enabled.
     pub fn to_enable(&self) -> Vec<String> {
-        let repaired = self.repair.iter().filter(|r| r.enable());
-        let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
-        units.extend(repaired.map(|r| r.unit.clone()));
-        units.extend(
-            (self.change.iter())
-                .filter(|c| starts_on_change(&c.new.text))
-                .map(|c| c.new.name.clone()),
-        );
-        self.started_by_apply(&units)
+        self.new_and_repaired(Repair::enable)
     }
 
     /// Units apply starts: the new ones and those found not running.
     pub fn to_start(&self) -> Vec<String> {
-        let repaired = self.repair.iter().filter(|r| r.start());
+        self.new_and_repaired(Repair::start)
+    }
+
+    /// The new units, the changed ones a change starts rather than restarts
+    /// and the units whose repair `needs`, of those apply starts itself.
+    fn new_and_repaired(&self, needs: fn(&Repair) -> bool) -> Vec<String> {
         let mut units: Vec<String> = self.add.iter().map(|u| u.name.clone()).collect();
-        units.extend(repaired.map(|r| r.unit.clone()));
+        units.extend(
+            (self.repair.iter())
+                .filter(|r| needs(r))
+                .map(|r| r.unit.clone()),
+        );
         units.extend(
             (self.change.iter())
                 .filter(|c| starts_on_change(&c.new.text))
