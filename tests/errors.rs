@@ -11,6 +11,32 @@ struct Case {
     hint: Option<&'static str>,
 }
 
+impl Case {
+    fn assert_refused(&self) {
+        assert_refused(self.yaml, self.args, self.message, self.at, self.hint);
+    }
+}
+
+/// unitgen ARGS on YAML exits 1 saying `message` at `at` (with the hint),
+/// and writes nothing.
+fn assert_refused(yaml: &str, args: &[&str], message: &str, at: &str, hint: Option<&str>) {
+    let (out, dir) = run(yaml, args);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{message}: {err}");
+    assert!(err.contains(message), "expected {message:?} in:\n{err}");
+    assert!(
+        err.contains(at),
+        "expected location {at:?} for {message:?} in:\n{err}"
+    );
+    if let Some(hint) = hint {
+        assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
+    }
+    assert!(
+        !dir.path().join("units").exists(),
+        "nothing is written on error"
+    );
+}
+
 fn run(yaml: &str, args: &[&str]) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("unitgen.yaml");
@@ -388,28 +414,7 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
     ];
-    for case in cases {
-        let (out, dir) = run(case.yaml, case.args);
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}: {err}", case.message);
-        assert!(
-            err.contains(case.message),
-            "expected {:?} in:\n{err}",
-            case.message
-        );
-        assert!(
-            err.contains(case.at),
-            "expected location {:?} in:\n{err}",
-            case.at
-        );
-        if let Some(hint) = case.hint {
-            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
-        }
-        assert!(
-            !dir.path().join("units").exists(),
-            "nothing is written on error"
-        );
-    }
+    cases.iter().for_each(Case::assert_refused);
 }
 
 #[test]
@@ -708,25 +713,7 @@ fn each_unsafe_value_is_refused_where_it_is_written() {
             hint: None,
         },
     ];
-    for case in cases {
-        let (out, dir) = run(case.yaml, case.args);
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}: {err}", case.message);
-        assert!(
-            err.contains(case.message),
-            "expected {:?} in:\n{err}",
-            case.message
-        );
-        assert!(
-            err.contains(case.at),
-            "expected location {:?} in:\n{err}",
-            case.at
-        );
-        if let Some(hint) = case.hint {
-            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
-        }
-        assert!(!dir.path().join("units").exists());
-    }
+    cases.iter().for_each(Case::assert_refused);
 }
 
 #[test]
@@ -1091,16 +1078,7 @@ fn backup_keys_are_checked() {
         ),
     ];
     for (yaml, message, at, hint) in cases {
-        let (out, dir) = run(&yaml, &[]);
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{message}: {err}");
-        assert!(err.contains(message), "expected {message:?} in:\n{err}");
-        assert!(err.contains(at), "expected location {at:?} in:\n{err}");
-        assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
-        assert!(
-            !dir.path().join("units").exists(),
-            "nothing is written on error"
-        );
+        assert_refused(&yaml, &[], message, at, Some(hint));
     }
 }
 
@@ -1216,17 +1194,7 @@ fn bad_routes_are_located_and_explained() {
         ),
     ];
     for (yaml, message, at, hint) in cases {
-        let (out, _dir) = run(&yaml, &["validate"]);
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{message}: {err}");
-        assert!(err.contains(message), "expected {message:?} in:\n{err}");
-        assert!(
-            err.contains(at),
-            "expected location {at:?} for {message:?} in:\n{err}"
-        );
-        if let Some(hint) = hint {
-            assert!(err.contains(hint), "expected hint {hint:?} in:\n{err}");
-        }
+        assert_refused(&yaml, &["validate"], message, at, hint);
     }
 }
 
@@ -1368,11 +1336,7 @@ fn mistakes_in_a_big_template_are_located_in_either_half() {
     ];
     for (yaml, message, at) in cases {
         assert!(yaml.len() > 64 * 1024, "big enough to be read in halves");
-        let (out, _dir) = run(&yaml, &[]);
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains(&message), "expected {message:?} in:\n{err}");
-        assert!(err.contains(&at), "expected location {at:?} in:\n{err}");
+        assert_refused(&yaml, &[], &message, &at, None);
     }
     // Both halves' problems, in file order.
     let (out, _dir) = run(
