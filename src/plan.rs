@@ -79,8 +79,9 @@ pub struct Plan {
     /// run exactly the template while they exist.
     pub drop_ins: Vec<(String, Vec<String>)>,
     /// An earlier apply stopped before it recorded its revision (killed,
-    /// or the state directory could not be written): why this plan cannot
-    /// say "up to date" even if everything else matches.
+    /// or the state directory could not be written), or another command is
+    /// changing the instance right now ([`Plan::changing_now`]): why this
+    /// plan cannot say "up to date" even if everything else matches.
     pub unfinished: Option<String>,
     /// A routed service's zero-downtime switch that a killed apply left
     /// (see `systemd::handover`): its stand-in may still run, or the router
@@ -434,6 +435,15 @@ impl Plan {
             .retain(|unit| !moved.iter().any(|m| &m.unit == unit));
         self.moved = moved;
         self
+    }
+
+    /// Another command holds the instance's lock (see
+    /// [`crate::state::InstanceState::changing_now`]): the records of a
+    /// command under way are not told as left unfinished, only `note`.
+    pub fn changing_now(&mut self, note: String) {
+        self.unfinished = Some(note);
+        self.handover_left = None;
+        self.restore = None;
     }
 
     /// Of `units`, those apply starts or restarts itself.

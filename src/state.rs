@@ -287,6 +287,26 @@ impl InstanceState {
         Ok(Lock { _file: file })
     }
 
+    /// Whether another process holds the instance's lock: an apply,
+    /// rollback, destroy or restore is changing the instance right now, so
+    /// its record is of a command under way, not of one that did not
+    /// finish. For the commands that only read (`plan`, `status`, `ls`),
+    /// which take no lock; false when the lock file cannot be opened
+    /// (none yet, or not root).
+    pub fn changing_now(&self) -> bool {
+        File::open(self.dir.join("lock"))
+            .is_ok_and(|file| matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
+    }
+
+    /// What the reading commands say while [`InstanceState::changing_now`].
+    pub fn changing_now_note(&self) -> String {
+        format!(
+            "another unitgen command (apply, rollback, destroy or restore) is changing {} \
+             right now: what is shown is the host midway; look again when it has ended",
+            self.name()
+        )
+    }
+
     fn revisions_dir(&self) -> PathBuf {
         self.dir.join("revisions")
     }

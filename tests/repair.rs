@@ -856,6 +856,52 @@ fn umount(world: &World, path: &str) {
     assert!(out.status.success(), "umount {path}: {}", text(&out));
 }
 
+/// While an apply runs, its record is of a command under way: `plan`,
+/// `status` and `ls` (which take no lock) say another command is changing
+/// the instance, not that an apply "did not finish", which sent users to
+/// run a second apply beside the first. Once it is killed, it did not.
+#[test]
+fn a_command_under_way_is_told_as_such_not_as_unfinished() {
+    let world = World::new("ugbusy");
+    let port = free_port();
+    world.write(&yaml("ugbusy", "v1", None, port));
+    world.apply_ok("live");
+    world.write(&yaml("ugbusy", "v2", None, port));
+    // An apply that waits out a long settle window after its starts.
+    let mut apply = world.spawn(&["apply", "live", "--settle", "120"]);
+    let api = world.unit_file("ugbusy-live-api.service");
+    let written = wait_for(Duration::from_secs(60), || {
+        (std::fs::read_to_string(&api).ok()?.contains("GREETING=v2")).then_some(())
+    });
+    assert!(written.is_some(), "the apply wrote the new unit");
+
+    let changing = "another unitgen command (apply, rollback, destroy or restore) is changing \
+                    ugbusy-live right now";
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains(changing), "{shown}");
+    assert!(!shown.contains("did not finish"), "{shown}");
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains(changing), "{shown}");
+    assert!(!shown.contains("did not finish"), "{shown}");
+    let listed = text(&world.ls());
+    let row = listed
+        .lines()
+        .find(|l| l.contains("ugbusy"))
+        .unwrap_or_default();
+    assert!(row.contains("being changed now"), "{listed}");
+
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("an earlier apply did not finish"), "{shown}");
+    assert!(!shown.contains(changing), "{shown}");
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+}
+
 /// Issue 7 item 8: with a read-only unit directory apply said the previous
 /// revision could NOT be restored (nothing had been changed); with a full
 /// state directory the host was changed, apply said only "recording the

@@ -197,6 +197,9 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         Some((&store, &env_files)),
     )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
+    if state.changing_now() {
+        plan.changing_now(state.changing_now_note());
+    }
     let held = crate::backup::held_for_copies(&host, &instance.prefix());
     if !held.is_empty() {
         plan.held_by_backup(&instance.backup_unit(), &held);

@@ -41,6 +41,9 @@ struct Row {
     /// instance (its router's copies, secrets, network) is not "not
     /// installed" until `destroy` runs again.
     destroy_unfinished: bool,
+    /// An apply, rollback, destroy or restore is changing the instance right
+    /// now (it holds the instance's lock): the counts are midway.
+    changing_now: bool,
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {
@@ -97,13 +100,15 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     for ((app, instance), units) in instances {
         let state = InstanceState::new(&state_dir, &app, &instance);
-        let destroy_unfinished = matches!(
-            state.intent(),
-            Ok(Some(state::Intent {
-                command: state::Command::Destroy { .. },
-                ..
-            }))
-        );
+        let changing_now = state.changing_now();
+        let destroy_unfinished = !changing_now
+            && matches!(
+                state.intent(),
+                Ok(Some(state::Intent {
+                    command: state::Command::Destroy { .. },
+                    ..
+                }))
+            );
         let last = state.revisions().ok().and_then(|r| r.last().cloned());
         let services: Vec<&String> = units
             .iter()
@@ -119,6 +124,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
                 .as_ref()
                 .map(|active| services.iter().filter(|u| active[u.as_str()]).count()),
             destroy_unfinished,
+            changing_now,
             app,
             instance,
         });
@@ -153,6 +159,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             None => "-".to_string(),
         };
         let services = match (row.units, row.services_up) {
+            _ if row.changing_now => "being changed now by another unitgen command".to_string(),
             _ if row.destroy_unfinished => format!(
                 "destroy did not finish: `unitgen destroy {}/{}` finishes it",
                 row.app, row.instance

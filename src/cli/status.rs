@@ -324,6 +324,12 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         .restoring()
         .map_err(|e| miette::miette!("{e}"))?
         .map(|restoring| restoring.describe());
+    // Records of a command under way, not of one that did not finish.
+    let (unfinished, restore_unfinished) = if state.changing_now() {
+        (Some(state.changing_now_note()), None)
+    } else {
+        (unfinished, restore_unfinished)
+    };
     let as_applied = unfinished.is_none() && recorded;
     // The units as the latest revision recorded them, to mark each one
     // that is not as applied.

@@ -69,6 +69,17 @@ impl World {
         self.run(cwd, file, args, &[])
     }
 
+    /// `unitgen ls --root SANDBOX` (`ls` takes no template).
+    pub fn ls(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .arg("ls")
+            .arg("--root")
+            .arg(self.sandbox.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
     /// `unitgen ARGS --file FILE --root SANDBOX` started, not waited for
     /// (its output discarded): for tests that kill it.
     pub fn spawn(&self, args: &[&str]) -> Child {
