@@ -100,10 +100,14 @@ pub enum Command {
     Rollback { to: u64 },
     /// `destroy`: every unit it removes and the routes file its routes unit
     /// wrote, kept because their files go one by one, so that the next
-    /// destroy finishes the job even when nothing is left installed.
+    /// destroy finishes the job even when nothing is left installed; and
+    /// whether it was to remove the volumes and revisions too
+    /// (`--volumes`), so that what finishes it is said with the flag.
     Destroy {
         units: Vec<String>,
         routes: Option<PathBuf>,
+        #[serde(default)]
+        volumes: bool,
     },
 }
 
@@ -119,13 +123,30 @@ impl Intent {
     }
 
     /// A destroy of these units (see [`Command::Destroy`]).
-    pub fn destroy(units: Vec<String>, routes: Option<PathBuf>) -> Intent {
+    pub fn destroy(units: Vec<String>, routes: Option<PathBuf>, volumes: bool) -> Intent {
         Intent {
-            command: Command::Destroy { units, routes },
+            command: Command::Destroy {
+                units,
+                routes,
+                volumes,
+            },
             digest: String::new(),
             started_at: now_micros(),
             restart: Vec::new(),
             loaded_at: None,
+        }
+    }
+
+    /// The command line that finishes this record's destroy (with
+    /// `--volumes` when the interrupted one had it), if it is one; the
+    /// instance named `APP/INSTANCE`.
+    pub fn finishing_destroy(&self, instance: &str) -> Option<String> {
+        match self.command {
+            Command::Destroy { volumes, .. } => Some(format!(
+                "unitgen destroy {instance}{}",
+                if volumes { " --volumes" } else { "" }
+            )),
+            _ => None,
         }
     }
 
@@ -552,7 +573,7 @@ mod tests {
         };
         assert!(rollback("sha256:three").left_nothing_to_do(Some(&latest), true));
         assert!(!rollback("sha256:one").left_nothing_to_do(Some(&latest), true));
-        let destroy = Intent::destroy(Vec::new(), None);
+        let destroy = Intent::destroy(Vec::new(), None, false);
         assert!(!destroy.left_nothing_to_do(Some(&latest), true));
     }
 
@@ -642,7 +663,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(state.intent().unwrap().unwrap().command, Command::Apply);
-        let destroy = Intent::destroy(vec!["blog-live-web.service".into()], None);
+        let destroy = Intent::destroy(vec!["blog-live-web.service".into()], None, false);
         state.begin(&destroy).unwrap();
         let restoring = Restoring {
             snapshot: "4f3a9c1e0123".into(),

@@ -398,13 +398,21 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
         assert_eq!(plan(&[a]).0, Some(0), "{at}");
     }
 
-    // A `destroy --volumes` killed once its volumes are gone, finished by
-    // a plain destroy (as plan says): it called the removed volumes kept.
+    // A `destroy --volumes` killed once its volumes are gone: plan and ls
+    // say it is finished with --volumes (they said a plain destroy, which
+    // keeps the revisions the user meant to remove). Finished by a plain
+    // destroy all the same, it called the removed volumes kept.
     let killed = world.unitgen_with(
         &["destroy", a, "--volumes"],
         &[("UNITGEN_FAULT", "after-remove-volumes")],
     );
     assert!(!killed.status.success(), "{}", text(&killed));
+    let finish = "`unitgen destroy ugkilla/live --volumes` finishes it";
+    let (code, shown) = plan(&[a]);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains(finish), "plan said\n{shown}");
+    let listed = ls("destroy --volumes killed");
+    assert!(listed.contains(finish), "ls said\n{listed}");
     let said = ok(&["destroy", a], "destroy after destroy --volumes");
     assert!(said.contains("finishing the destroy"), "{said}");
     assert!(!said.contains("volumes kept"), "{said}");

@@ -383,26 +383,22 @@ fn unfinished(
     // with a site file (app names have no `-`).
     let instance = name.replacen('-', "/", 1);
     let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
-    match intent.filter(|i| !i.left_nothing_to_do(latest, recorded)) {
-        Some(Intent {
-            command: Command::Destroy { .. },
-            ..
-        }) => {
-            return Some(format!(
-                "an earlier destroy of {name} did not finish: `unitgen destroy {instance}` \
-                 finishes it; applying brings the instance back"
-            ));
-        }
-        Some(Intent {
-            command: Command::Rollback { to },
-            ..
-        }) => {
-            return Some(format!(
-                "an earlier rollback to revision {to} did not finish: `unitgen rollback \
-                 {instance}` finishes it; applying brings the template's units instead"
-            ));
-        }
-        _ => {}
+    let left = intent.filter(|i| !i.left_nothing_to_do(latest, recorded));
+    if let Some(destroy) = left.and_then(|i| i.finishing_destroy(&instance)) {
+        return Some(format!(
+            "an earlier destroy of {name} did not finish: `{destroy}` finishes it; applying \
+             brings the instance back"
+        ));
+    }
+    if let Some(Intent {
+        command: Command::Rollback { to },
+        ..
+    }) = left
+    {
+        return Some(format!(
+            "an earlier rollback to revision {to} did not finish: `unitgen rollback \
+             {instance}` finishes it; applying brings the template's units instead"
+        ));
     }
     if installed.is_empty() || recorded {
         return None;

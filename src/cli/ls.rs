@@ -41,6 +41,9 @@ struct Row {
     /// instance (its router's copies, secrets, network) is not "not
     /// installed" until `destroy` runs again.
     destroy_unfinished: bool,
+    /// The command line that finishes that destroy.
+    #[serde(skip)]
+    finishing_destroy: Option<String>,
     /// An apply, rollback, destroy or restore is changing the instance right
     /// now (it holds the instance's lock): the counts are midway.
     changing_now: bool,
@@ -101,14 +104,9 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     for ((app, instance), units) in instances {
         let state = InstanceState::new(&state_dir, &app, &instance);
         let changing_now = state.changing_now();
-        let destroy_unfinished = !changing_now
-            && matches!(
-                state.intent(),
-                Ok(Some(state::Intent {
-                    command: state::Command::Destroy { .. },
-                    ..
-                }))
-            );
+        let finishing_destroy = (state.intent().ok().flatten())
+            .filter(|_| !changing_now)
+            .and_then(|intent| intent.finishing_destroy(&format!("{app}/{instance}")));
         let last = state.revisions().ok().and_then(|r| r.last().cloned());
         let services: Vec<&String> = units
             .iter()
@@ -123,7 +121,8 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             services_up: active
                 .as_ref()
                 .map(|active| services.iter().filter(|u| active[u.as_str()]).count()),
-            destroy_unfinished,
+            destroy_unfinished: finishing_destroy.is_some(),
+            finishing_destroy,
             changing_now,
             app,
             instance,
@@ -160,10 +159,9 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         };
         let services = match (row.units, row.services_up) {
             _ if row.changing_now => "being changed now by another unitgen command".to_string(),
-            _ if row.destroy_unfinished => format!(
-                "destroy did not finish: `unitgen destroy {}/{}` finishes it",
-                row.app, row.instance
-            ),
+            _ if let Some(destroy) = &row.finishing_destroy => {
+                format!("destroy did not finish: `{destroy}` finishes it")
+            }
             (0, _) => "not installed (revisions kept)".to_string(),
             (_, Some(up)) => format!("{up}/{} up", row.services),
             (_, None) => format!("?/{}", row.services),

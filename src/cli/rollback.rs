@@ -183,7 +183,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     // one by one, and the routes file names the router's folder.
     let (mut units, routes) = match state.intent().map_err(|e| miette!("{e}"))? {
         Some(Intent {
-            command: Command::Destroy { units, routes },
+            command: Command::Destroy { units, routes, .. },
             ..
         }) => {
             progress.line(&format!(
@@ -205,7 +205,11 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     // Before the host changes: a kill from here on is seen by `plan` and
     // finished by the next destroy (see `Intent`).
     state
-        .begin(&Intent::destroy(units.clone(), routes.clone()))
+        .begin(&Intent::destroy(
+            units.clone(),
+            routes.clone(),
+            args.volumes,
+        ))
         .map_err(|e| miette!("destroying {name}: recording what it is about to do: {e}"))?;
     fault::point("after-intent");
     let host = args.host.host()?;
