@@ -229,6 +229,7 @@ enum Command {
     /// template; nothing is dropped silently. Exits with 0 when the template
     /// was written, 1 when the compose file cannot be read or the template
     /// needs fixing before it validates.
+    Import(import::ImportArgs),
     /// Write a commented starting template (or one from a compose file).
     ///
     /// `unitgen init` writes `unitgen.yaml`: two services and two instances,
@@ -237,7 +238,6 @@ enum Command {
     /// file instead (see `unitgen import`). An existing file is kept unless
     /// --force is given.
     Init(init::InitArgs),
-    Import(import::ImportArgs),
     /// Print the JSON Schema of unitgen's YAML files, for editors.
     ///
     /// Generated from the types the parser reads templates and deployments

@@ -70,6 +70,37 @@ fn completion_scripts_for_zsh_and_fish_name_every_command() {
     assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown shell");
 }
 
+/// `unitgen --help` lists every command with its summary, and each
+/// command's own `--help` begins with that summary: a doc comment put above
+/// the wrong command (`init` once showed `import`'s text, and `import` none)
+/// shows here.
+#[test]
+fn every_command_has_its_own_summary_in_the_help() {
+    let help = stdout(&unitgen(&["--help"]));
+    let listed: Vec<(&str, &str)> = (help.lines())
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .map(|l| match l.trim().split_once(' ') {
+            Some((command, summary)) => (command, summary.trim()),
+            None => (l.trim(), ""),
+        })
+        .filter(|(command, _)| *command != "help")
+        .collect();
+    assert!(listed.len() > 20, "{help}");
+    for (command, summary) in listed {
+        assert!(!summary.is_empty(), "`{command}` has no summary:\n{help}");
+        let own = stdout(&unitgen(&[command, "--help"]));
+        // The list cuts a long summary where the terminal width ends.
+        let start: String = summary.chars().take(40).collect();
+        assert!(
+            own.starts_with(&start),
+            "`unitgen {command} --help` begins otherwise than its summary {summary:?}:\n{own}"
+        );
+    }
+}
+
 #[test]
 fn man_pages_render_with_man() {
     let dir = tempfile::tempdir().unwrap();
