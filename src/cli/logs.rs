@@ -38,9 +38,16 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(short, long)]
     pub timestamps: bool,
-    /// The app template or deployments file (`-f` is --follow here, as in
-    /// `journalctl` and `docker logs`).
-    #[arg(long = "file", value_name = "FILE", default_value = "unitgen.yaml")]
+    /// The app template, deployments file or site file [default:
+    /// unitgen.yaml, or site.yaml when there is no unitgen.yaml]. With a
+    /// site file, name instances APP/INSTANCE. `-f` is --follow here, as in
+    /// `journalctl` and `docker logs`.
+    #[arg(
+        long = "file",
+        value_name = "FILE",
+        default_value = super::DEFAULT_FILE,
+        hide_default_value = true
+    )]
     pub file: PathBuf,
     #[command(flatten)]
     pub host: HostArgs,
