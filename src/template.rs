@@ -75,7 +75,7 @@ impl Template {
         }
         let app_path = dir.join(&template_ref.value);
         let read = template_path(dir, &template_ref.value).and_then(|()| {
-            std::fs::read(&app_path).map_err(|e| {
+            read_capped(&app_path).map_err(|e| {
                 Problem::new(format!("cannot read template {}: {e}", app_path.display()))
             })
         });
@@ -202,9 +202,39 @@ fn load_file(path: &Path) -> Result<Loaded, Problems> {
     parse(path, read_text(path)?)
 }
 
+/// The most unitgen reads of a file the user names (a template, site,
+/// deployments or compose file, and the files they name): far above any
+/// real one (the YAML readers stop at 250,000 values), and a bound on what
+/// a device (`/dev/zero`), a pipe that never ends or a wrong path to a huge
+/// file makes unitgen hold in memory: it stops reading there.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// A file the user named, up to [`MAX_FILE_BYTES`]: longer is an error.
+pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    (std::fs::File::open(path)?)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "longer than {} MiB, the most unitgen reads of a file (a device, or a pipe that \
+             does not end?)",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_capped`] as UTF-8 text.
+pub fn read_capped_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_capped(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
 /// A file the user named, as UTF-8 text.
 pub(crate) fn read_text(path: &Path) -> Result<String, Problems> {
-    match std::fs::read(path) {
+    match read_capped(path) {
         Ok(bytes) => utf8(path, bytes),
         Err(e) => Err(Problem::new(format!("cannot read {}: {e}", path.display()))
             .help("run unitgen in the folder that holds unitgen.yaml (or site.yaml), or pass `-f FILE`")

@@ -814,6 +814,61 @@ fn secrets_are_refused_with_fleet() {
     }
 }
 
+/// A file that never ends (a device, a pipe fed forever) named as the
+/// template, a compose file or a compose file's `.env` is refused once it
+/// passes 64 MiB: unitgen read it to the end and held it in memory until it
+/// ran out (`validate -f /dev/zero` never returned).
+#[test]
+fn a_file_that_never_ends_is_refused_after_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web: {image: nginx}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join(".env")).unwrap();
+    let unitgen = env!("CARGO_BIN_EXE_unitgen");
+    let command = |args: &[&str]| {
+        let mut command = Command::new(unitgen);
+        command.args(args);
+        command
+    };
+    let mut endless_stdin = Command::new("sh");
+    (endless_stdin.arg("-c"))
+        .arg("yes x | exec \"$0\" validate -f /dev/stdin")
+        .arg(unitgen);
+    for (what, mut command) in [
+        (
+            "validate -f /dev/zero",
+            command(&["validate", "-f", "/dev/zero"]),
+        ),
+        ("yes | validate -f /dev/stdin", endless_stdin),
+        ("import /dev/zero", command(&["import", "/dev/zero"])),
+        (
+            "import with .env -> /dev/zero",
+            command(&["import", "compose.yaml"]),
+        ),
+    ] {
+        command.current_dir(dir.path()).env("NO_COLOR", "1");
+        let mut child = (command.stdout(std::process::Stdio::null()))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{what}: still reading after 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("longer than 64 MiB"), "{what}: {err}");
+    }
+}
+
 // Regression (issue 7): "stream did not contain valid UTF-8", with no place.
 #[test]
 fn a_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {

@@ -69,7 +69,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             output.display()
         ));
     }
-    let bytes = std::fs::read(&path)
+    let bytes = crate::template::read_capped(&path)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot read {}", path.display()))?;
     // Not UTF-8: said where, as for templates.
@@ -79,7 +79,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         .into_diagnostic()
         .wrap_err("cannot resolve the compose file's folder")?;
     // Compose reads `.env` beside the compose file for its variables.
-    let dotenv = match std::fs::read_to_string(dir.join(".env")) {
+    let dotenv = match crate::template::read_capped_text(&dir.join(".env")) {
         Ok(text) => parse_dotenv(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
@@ -103,7 +103,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         home: std::env::var_os("HOME").map(PathBuf::from),
         dotenv,
         profiles,
-        read: |path| std::fs::read_to_string(path),
+        read: crate::template::read_capped_text,
     };
     let file = Arc::new(NamedSource::new(display_path(&path), text));
     let imported = import(&file, &options)?;
