@@ -600,11 +600,24 @@ fn check_host_name(name: &str) -> Result<(), (String, String)> {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
-    if labels_ok {
-        Ok(())
-    } else {
-        Err((format!("`{name}` is not a host name"), help))
+    if !labels_ok {
+        let help = if name.is_ascii() {
+            help
+        } else {
+            "an internationalized name is written in its ASCII (punycode) form, as DNS, certificates and the router's `Host()` have it: `bücher.example` is `xn--bcher-kva.example` (`idn2 bücher.example` prints it)".into()
+        };
+        return Err((format!("`{name}` is not a host name"), help));
     }
+    // A top-level label of digits only is no domain's: the name is an
+    // IPv4 address (routed as it is, with no DNS record), or a typo.
+    let numeric = |label: &str| label.bytes().all(|b| b.is_ascii_digit());
+    if name.rsplit('.').next().is_some_and(numeric) && name.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err((
+            format!("`{name}` is neither a domain nor an IPv4 address"),
+            "a domain's last label is not all digits: `blog.example.com`".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A path prefix: starts with `/`, plain characters only.
@@ -679,6 +692,12 @@ mod tests {
         assert!(check_host_name("-a.b").is_err());
         assert!(check_host_name("a b").is_err());
         assert!(check_host_name("a`b").is_err());
+        assert!(check_host_name("203.0.113.10").is_ok());
+        for not_an_address in ["1.2.3.999", "1.2.3", "a.123", "01.2.3.4"] {
+            assert!(check_host_name(not_an_address).is_err(), "{not_an_address}");
+        }
+        let (_, help) = check_host_name("bücher.example").unwrap_err();
+        assert!(help.contains("xn--bcher-kva.example"), "{help}");
     }
 
     #[test]
