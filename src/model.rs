@@ -454,7 +454,7 @@ pub enum Restart {
     #[default]
     Always,
     /// Restart when it fails; with Docker's `on-failure:N`, at most N times
-    /// after each start.
+    /// after each start (N below `u32::MAX`: the unit's start counts too).
     OnFailure {
         max_restarts: Option<u32>,
     },
@@ -474,7 +474,7 @@ impl Restart {
         match self {
             Restart::OnFailure {
                 max_restarts: Some(n),
-            } => Some(n.saturating_add(1)),
+            } => Some(n + 1),
             _ => None,
         }
     }

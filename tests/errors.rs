@@ -387,6 +387,15 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:7:17",
             hint: None,
         },
+        // on-failure:4294967295 saturated the unit's StartLimitBurst (the
+        // restarts plus the start) and its comment named one restart less.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    restart: on-failure:4294967295\n",
+            args: &[],
+            message: "`on-failure:4294967295`: systemd counts at most 4294967294 restarts",
+            at: "unitgen.yaml:5:14",
+            hint: Some("for no limit, leave the number out: `on-failure`"),
+        },
     ];
     for case in cases {
         let (out, dir) = run(case.yaml, case.args);
