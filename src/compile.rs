@@ -913,7 +913,10 @@ impl<'a> ServiceCompiler<'a> {
             && let Some((text, at)) = self.expand_scalar(cpus)
         {
             match syntax::check_cpus(&text) {
-                Ok(()) => service.cpus = Some(text),
+                Ok(()) => {
+                    service.cpus = Some(text);
+                    service.cpus_at = Some(at);
+                }
                 Err(msg) => self.problem(&at, msg),
             }
         }

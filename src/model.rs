@@ -258,6 +258,9 @@ pub struct Service {
     pub labels: Vec<(String, String)>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
+    /// Where `cpus` was written: only the host that runs the service knows
+    /// whether it has that many (see `docker::check_cpus_on_this_host`).
+    pub cpus_at: Option<Location>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub read_only: bool,

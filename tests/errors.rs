@@ -387,6 +387,15 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:7:17",
             hint: None,
         },
+        // More CPUs than the host has: Docker refused the container at its
+        // start, after apply had changed the host.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cpus: 100000\n",
+            args: &["plan", "live"],
+            message: "service `web` asks for 100000 CPUs, and this host has",
+            at: "unitgen.yaml:5:11",
+            hint: Some("give it at most"),
+        },
         // on-failure:4294967295 saturated the unit's StartLimitBurst (the
         // restarts plus the start) and its comment named one restart less.
         Case {
