@@ -180,7 +180,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         secrets::seal(&mut instance, &values, &key)
     };
     // Their digests are in the routes unit: a renewed certificate shows.
-    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let route_files =
+        router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let host = args.host.host()?;
     // Not etcd's claims: plan reads the host only (etcd may be out of reach).
     refuse_claimed_routes(&host, &instance, EtcdClaims::Skip)?;
@@ -444,7 +445,8 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     // Read before taking the lock: a password manager may ask for a passphrase.
     let values = secrets::read(&instance)?;
-    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let route_files =
+        router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;

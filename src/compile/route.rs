@@ -141,8 +141,8 @@ impl ServiceCompiler<'_> {
                         Tls::Off
                     }
                     TlsDecl::Files(files) => Tls::Files {
-                        certificate: route_file(&base, &files.certificate.value, "crt"),
-                        key: route_file(&base, &files.key.value, "key"),
+                        certificate: self.route_file(file, &base, &files.certificate, "crt"),
+                        key: self.route_file(file, &base, &files.key, "key"),
                     },
                 },
             };
@@ -158,10 +158,8 @@ impl ServiceCompiler<'_> {
                 Some(redirect) => redirect.value,
                 None => tls.is_on(),
             };
-            let basic_auth = decl
-                .basic_auth
-                .as_ref()
-                .map(|file| route_file(&base, &file.value, "htpasswd"));
+            let basic_auth = (decl.basic_auth.as_ref())
+                .map(|path| self.route_file(file, &base, path, "htpasswd"));
             let (Some(backend), Some(service)) = (backend, service) else {
                 continue;
             };
@@ -305,6 +303,35 @@ impl ServiceCompiler<'_> {
             address: address.to_string(),
             port: host_port,
         })
+    }
+
+    /// A file of the user's the router reads, relative to the file that
+    /// names it (or absolute); its name gets the route's name in front once
+    /// that is known. A path that names no file (empty, a folder's, or with
+    /// a control character) is refused here: apply would fail on it.
+    fn route_file(
+        &mut self,
+        file: &Loaded,
+        base: &Path,
+        given: &Spanned<String>,
+        extension: &str,
+    ) -> RouteFile {
+        let at = file.at(&given.referenced);
+        let path = &given.value;
+        if path.is_empty() || path.ends_with('/') || path.chars().any(char::is_control) {
+            self.problems.push(
+                Problem::new(format!("`{path}` is not a file's path"))
+                    .at(&at)
+                    .label("file")
+                    .help("the file's path, relative to this file or absolute: `./site.crt`"),
+            );
+        }
+        RouteFile {
+            source: base.join(path),
+            name: extension.to_string(),
+            digest: None,
+            at: Some(at),
+        }
     }
 
     /// The host's router settings (`router:`), or the defaults.
@@ -540,16 +567,6 @@ fn route_name(prefix: &str, service: &str, earlier: &[Route]) -> String {
     match same {
         0 => format!("{prefix}-{service}"),
         n => format!("{prefix}-{service}-{}", n + 1),
-    }
-}
-
-/// A file of the user's the router reads; its name gets the route's name
-/// in front once that is known.
-fn route_file(base: &Path, given: &str, extension: &str) -> RouteFile {
-    RouteFile {
-        source: base.join(given),
-        name: extension.to_string(),
-        digest: None,
     }
 }
 
