@@ -858,9 +858,26 @@ impl<'a> ServiceCompiler<'a> {
                 "no" => Restart::No,
                 "always" | "unless-stopped" => Restart::Always,
                 "on-failure" => Restart::OnFailure { max_restarts: None },
-                other => match other.strip_prefix("on-failure:").map(|n| n.parse::<u32>()) {
-                    Some(Ok(n)) => Restart::OnFailure {
-                        max_restarts: Some(n),
+                other => match other.strip_prefix("on-failure:").map(|n| n.parse::<u64>()) {
+                    // Docker's `on-failure:0` sets no maximum.
+                    Some(Ok(0)) => Restart::OnFailure { max_restarts: None },
+                    Some(Ok(n)) => match u32::try_from(n) {
+                        // The unit's `StartLimitBurst=` is the restarts
+                        // plus the start, in systemd's 32 bits.
+                        Ok(n) if n < u32::MAX => Restart::OnFailure {
+                            max_restarts: Some(n),
+                        },
+                        _ => {
+                            self.problems.push(
+                                Problem::new(format!(
+                                    "`{other}`: systemd counts at most {} restarts",
+                                    u32::MAX - 1
+                                ))
+                                .at(&at)
+                                .help("for no limit, leave the number out: `on-failure`"),
+                            );
+                            Restart::OnFailure { max_restarts: None }
+                        }
                     },
                     _ => {
                         self.problems.push(
@@ -896,7 +913,10 @@ impl<'a> ServiceCompiler<'a> {
             && let Some((text, at)) = self.expand_scalar(cpus)
         {
             match syntax::check_cpus(&text) {
-                Ok(()) => service.cpus = Some(text),
+                Ok(()) => {
+                    service.cpus = Some(text);
+                    service.cpus_at = Some(at);
+                }
                 Err(msg) => self.problem(&at, msg),
             }
         }

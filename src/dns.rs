@@ -61,6 +61,10 @@ pub fn needs(site: &SiteView) -> Result<Vec<Need>, Problems> {
         };
         for domain in domains {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            // A route for an address (`Host(`203.0.113.10`)`) needs no record.
+            if domain.parse::<IpAddr>().is_ok() {
+                continue;
+            }
             if let Err(why) = check_name(&domain) {
                 problems.push(Problem::new(format!(
                     "instance {name} routes `{domain}`, which is not a DNS name: {why}"
@@ -150,6 +154,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err("a label does not start or end with `-`".into());
         }
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("its last label is all digits: it is an address, not a domain".into());
     }
     Ok(())
 }
@@ -397,6 +408,18 @@ mod tests {
         };
         let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
         assert_eq!(addresses, ["203.0.113.10", "203.0.113.11", "2001:db8::10"]);
+    }
+
+    /// A route for `1.2.3.4` (routes match the Host header, which may be
+    /// an address) was given the record `1.2 300 IN A …` in a zone `3.4`.
+    #[test]
+    fn a_route_for_an_address_needs_no_record() {
+        let mut site = site();
+        site.apps[0].instances[0].instance.routes = vec![route(&["203.0.113.99"])];
+        let needs = needs(&site).unwrap();
+        let domains: Vec<&str> = needs.iter().map(|n| n.domain.as_str()).collect();
+        assert_eq!(domains, ["example.com", "staging.example.com"]);
+        assert!(check_name("a.example.123").is_err());
     }
 
     #[test]

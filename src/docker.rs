@@ -294,3 +294,60 @@ fn run(what: &str, args: &[&str]) -> Result<String, String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Docker refuses to start a container with more `--cpus` than the host
+/// has ("Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs
+/// available"), as docker-compose's `up` then fails: the template is
+/// wrong for this host, so `plan` and `apply` refuse it before anything
+/// changes, where it is written. Counted as the CPUs online: Docker counts
+/// those its daemon may run on, never more, so this refuses only what
+/// Docker would. Nothing is refused when the host does not say.
+pub fn check_cpus_on_this_host(instance: &crate::model::Instance) -> crate::diagnostic::Problems {
+    let mut problems = crate::diagnostic::Problems::default();
+    let Some(online) = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| count_cpu_list(&list))
+    else {
+        return problems;
+    };
+    for service in &instance.services {
+        let (Some(cpus), Some(at)) = (&service.cpus, &service.cpus_at) else {
+            continue;
+        };
+        if cpus.parse::<f64>().is_ok_and(|n| n > f64::from(online)) {
+            problems.push(
+                crate::diagnostic::Problem::new(format!(
+                    "service `{}` asks for {cpus} CPUs, and this host has {online}: Docker would refuse to start it",
+                    service.name
+                ))
+                .at(at)
+                .label("cpus")
+                .help(format!("give it at most {online} here, or run the instance on a host with more CPUs")),
+            );
+        }
+    }
+    problems
+}
+
+/// The number of CPUs in a kernel CPU list (`0-3,6,8-9`).
+fn count_cpu_list(list: &str) -> Option<u32> {
+    let mut count = 0;
+    for part in list.trim().split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+        count += last.checked_sub(first)? + 1;
+    }
+    Some(count)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cpu_list_is_counted_as_the_kernel_writes_it() {
+        assert_eq!(super::count_cpu_list("0-1\n"), Some(2));
+        assert_eq!(super::count_cpu_list("0-3,6,8-9"), Some(7));
+        assert_eq!(super::count_cpu_list("0"), Some(1));
+        assert_eq!(super::count_cpu_list(""), None);
+        assert_eq!(super::count_cpu_list("3-1"), None);
+    }
+}

@@ -463,7 +463,7 @@ fn escape(text: &str) -> String {
 /// A code span in a table cell: fenced by more backticks than the text
 /// holds in a row, `|` escaped (GitHub ends the cell at it even in code).
 pub fn code(text: &str) -> String {
-    let text = text.replace(['\n', '\r'], " ").replace('|', "\\|");
+    let text = cell_pipes(&text.replace(['\n', '\r'], " "));
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     if longest > 0 || text.starts_with(' ') || text.ends_with(' ') {
@@ -471,6 +471,24 @@ pub fn code(text: &str) -> String {
     } else {
         format!("{fence}{text}{fence}")
     }
+}
+
+/// Every `|` escaped for a table cell, as GitHub splits a row: at each
+/// `|` that no backslash escapes, where a backslash escapes a backslash
+/// too. After an odd run of backslashes (`a\|b`) the added `\` would be
+/// escaped itself, so such a `|` gets two: the cell shows one backslash
+/// more, the only way to keep it whole (a code span shows `\` as it is).
+fn cell_pipes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut backslashes = 0;
+    for c in text.chars() {
+        if c == '|' {
+            out.push_str(if backslashes % 2 == 0 { "\\" } else { "\\\\" });
+        }
+        backslashes = if c == '\\' { backslashes + 1 } else { 0 };
+        out.push(c);
+    }
+    out
 }
 
 /// Text inside a heading's single-backtick code span.
@@ -552,6 +570,16 @@ mod tests {
     fn code_spans_survive_backticks_and_pipes() {
         assert_eq!(code("a|b"), "`a\\|b`");
         assert_eq!(code("x`y"), "`` x`y ``");
+    }
+
+    /// A bind path `/srv/a\|b` ended its table cell at the `|` (the
+    /// backslash before it escaped the one code() added), which shifted
+    /// every later cell of the row into the wrong column.
+    #[test]
+    fn a_backslash_before_a_pipe_does_not_end_the_cell() {
+        assert_eq!(code("a\\|b"), "`a\\\\\\|b`");
+        assert_eq!(code("a\\\\|b"), "`a\\\\\\|b`");
+        assert_eq!(code("a\\b|"), "`a\\b\\|`");
     }
 
     #[test]

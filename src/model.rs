@@ -258,6 +258,9 @@ pub struct Service {
     pub labels: Vec<(String, String)>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
+    /// Where `cpus` was written: only the host that runs the service knows
+    /// whether it has that many (see `docker::check_cpus_on_this_host`).
+    pub cpus_at: Option<Location>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub read_only: bool,
@@ -454,7 +457,7 @@ pub enum Restart {
     #[default]
     Always,
     /// Restart when it fails; with Docker's `on-failure:N`, at most N times
-    /// after each start.
+    /// after each start (N below `u32::MAX`: the unit's start counts too).
     OnFailure {
         max_restarts: Option<u32>,
     },
@@ -474,7 +477,7 @@ impl Restart {
         match self {
             Restart::OnFailure {
                 max_restarts: Some(n),
-            } => Some(n.saturating_add(1)),
+            } => Some(n + 1),
             _ => None,
         }
     }

@@ -33,13 +33,22 @@ pub fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
 /// Reads the users' files the routes have the router read, and records a
 /// digest of each in the model (it goes into the routes file, so that a
 /// renewed certificate changes it). Their contents, for [`install_files`].
-pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, Problem> {
     let mut contents = Vec::new();
     for route in &mut instance.routes {
         let host = route.hosts.first().cloned().unwrap_or_default();
         for file in route.files_mut() {
-            let bytes = fs::read(&file.source)
-                .map_err(|e| format!("route {host}: cannot read {}: {e}", file.source.display()))?;
+            let bytes = fs::read(&file.source).map_err(|e| {
+                let problem = Problem::new(format!(
+                    "route {host}: cannot read {}: {e}",
+                    file.source.display()
+                ))
+                .help("the path is relative to the file that names it, or absolute; apply reads it on this machine");
+                match &file.at {
+                    Some(at) => problem.at(at).label("this file"),
+                    None => problem,
+                }
+            })?;
             file.digest = Some(content_digest(&String::from_utf8_lossy(&bytes)));
             contents.push((file.name.clone(), bytes));
         }

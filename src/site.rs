@@ -89,6 +89,17 @@ impl Site {
 
         let mut hosts = Vec::new();
         for (name, decl) in doc.hosts.iter().flat_map(|h| &h.value) {
+            if let Err(why) = check_host_key(&name.value) {
+                problems.push(
+                    Problem::new(format!(
+                        "`{}` is not a host name: {why}",
+                        name.value.escape_debug()
+                    ))
+                        .at(&at(&name.referenced))
+                        .label("host name")
+                        .help("name a host as its machine is named (`hostname`, what `--host` matches): `web1`, `web1.example.net`"),
+                );
+            }
             let mut addresses = Vec::new();
             let cname = decl.value.cname.as_ref().and_then(|cname| {
                 let name = cname.value.trim_end_matches('.').to_ascii_lowercase();
@@ -328,6 +339,25 @@ impl Site {
     pub fn placed(&self, app: &str, instance: &str) -> Option<&Placed> {
         let app = self.apps.iter().find(|a| a.name == app)?;
         app.instances.iter().find(|p| p.instance == instance)
+    }
+}
+
+/// A host's name under `hosts:`: what `--host` and the machine's host
+/// name are matched against, and what messages, `status` and the docs
+/// print, so no character that would start markup or a new line.
+fn check_host_key(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("a host name has 1 to 253 characters".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        Some(c) => Err(format!(
+            "`{}` is not a letter, digit, `-`, `_` or `.`",
+            c.escape_debug()
+        )),
+        None => Ok(()),
     }
 }
 

@@ -129,6 +129,19 @@ fn on_failure_keeps_its_count() {
     }
 }
 
+/// Docker's `on-failure:0` sets no maximum (its restart manager enforces
+/// a count only above 0); it became `StartLimitBurst=1`, which let the
+/// unit start and never restart.
+#[test]
+fn on_failure_0_restarts_without_a_limit_as_docker_does() {
+    let units = render(
+        "app: shop\nservices:\n  worker:\n    image: busybox:1\n    restart: on-failure:0\ninstances:\n  live: {}\n",
+    );
+    let worker = unit(&units, "shop-live-worker.service");
+    assert!(worker.contains("\nRestart=on-failure\n"), "{worker}");
+    assert!(!worker.contains("StartLimitBurst="), "{worker}");
+}
+
 /// `depends_on: {db: {restart: true}}`: restarting db restarts the app.
 #[test]
 fn restart_true_on_a_dependency_is_part_of() {

@@ -413,6 +413,41 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:7:17",
             hint: None,
         },
+        // A route's file that is not there: plan and apply said so with no
+        // place in the file.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8080:80\"]\ninstances:\n  live:\n    routes:\n      - {hosts: shop.example.com, service: web, port: 80, basic_auth: ./admins.htpasswd}\n",
+            args: &["plan", "live"],
+            message: "route shop.example.com: cannot read ./admins.htpasswd",
+            at: "unitgen.yaml:9:71",
+            hint: Some("relative to the file that names it, or absolute"),
+        },
+        // A path that names no file (empty, a folder's, a line break in it).
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8080:80\"]\ninstances:\n  live:\n    routes:\n      - {hosts: shop.example.com, service: web, port: 80, tls: {certificate: \"\", key: ./k}}\n",
+            args: &["validate"],
+            message: "`` is not a file's path",
+            at: "unitgen.yaml:9:78",
+            hint: Some("relative to this file or absolute"),
+        },
+        // More CPUs than the host has: Docker refused the container at its
+        // start, after apply had changed the host.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cpus: 100000\n",
+            args: &["plan", "live"],
+            message: "service `web` asks for 100000 CPUs, and this host has",
+            at: "unitgen.yaml:5:11",
+            hint: Some("give it at most"),
+        },
+        // on-failure:4294967295 saturated the unit's StartLimitBurst (the
+        // restarts plus the start) and its comment named one restart less.
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    restart: on-failure:4294967295\n",
+            args: &[],
+            message: "`on-failure:4294967295`: systemd counts at most 4294967294 restarts",
+            at: "unitgen.yaml:5:14",
+            hint: Some("for no limit, leave the number out: `on-failure`"),
+        },
     ];
     cases.iter().for_each(Case::assert_refused);
 }

@@ -1669,6 +1669,28 @@ services:
     assert!(!render.stdout.contains("kong_tmp_vol"), "{}", render.stdout);
 }
 
+/// A tmpfs mount's `size: 0` (and `mode: 0`) is Docker's "not given"
+/// (its mount API adds `size=` only when it is not 0): the kernel's
+/// default, half the RAM. The import wrote `size=0`, which `--tmpfs` passes
+/// to the kernel as no limit at all, and the template it wrote failed to
+/// compile for it.
+#[test]
+fn a_tmpfs_size_of_0_is_left_out_as_docker_does() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx:1\n    volumes:\n      - type: tmpfs\n        target: /cache\n        tmpfs: {size: 0, mode: 0}\n      - type: tmpfs\n        target: /run\n        tmpfs: {size: 0m}\n      - type: tmpfs\n        target: /tmp\n        tmpfs: {size: 64m}\n",
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--tmpfs /cache \\",
+        "--tmpfs /run \\",
+        "--tmpfs /tmp:size=64m \\",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+}
+
 /// `$PWD:/usr/src/app` (a devcontainer compose file's bind of the project)
 /// is the folder compose ran in, which its shell sets: the import asked for
 /// a value and the template did not compile. It is the compose file's folder

@@ -102,6 +102,33 @@ fn site_mistakes_are_located_in_the_site_file() {
     });
 }
 
+/// A host named `"web1\n## Owned"` was taken: `validate` printed the
+/// line break as it is, and every message, `status` and the docs' tables
+/// carried it. A host is named as a machine is.
+#[test]
+fn a_host_name_that_is_no_machines_name_is_refused_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web: nginx:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  \"web1\\n## Owned\": {address: 203.0.113.10}\n  web.2: {address: 203.0.113.11}\napps:\n  shop:\n    template: shop.yaml\n    instances:\n      live: {host: web.2}\n",
+    )
+    .unwrap();
+    let out = unitgen(dir.path(), &["validate"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`web1\\n## Owned` is not a host name: `\\n` is not a letter"),
+        "{err}"
+    );
+    assert!(err.contains("site.yaml:2:3"), "{err}");
+    assert_eq!(err.matches("is not a host name").count(), 1, "{err}");
+}
+
 /// An app on the test image: `web` serves a page naming its app and
 /// instance on a host port; `worker` just runs.
 fn app_template(app: &str) -> String {

@@ -12,20 +12,43 @@ use unitgen::compile::{Overrides, compile};
 use unitgen::render::{Flavour, Renderer};
 use unitgen::template::Template;
 
+pub const FLAVOURS: [Flavour; 3] = [Flavour::System, Flavour::User, Flavour::Fleet];
+
+#[allow(dead_code)]
 pub fn render_every_instance(template: &Template) {
     for instance in template.instance_names() {
         let Ok(model) = compile(template, &instance, &Overrides::default()) else {
             continue;
         };
-        for flavour in [Flavour::System, Flavour::User, Flavour::Fleet] {
-            for unit in Renderer::new(flavour).render(&model) {
-                check_unit(&unit.text, &model.app, &model.instance);
-            }
+        render_every_flavour(&model);
+    }
+}
+
+/// Every unit of `model`, for systemd, user systemd and fleet.
+pub fn render_every_flavour(model: &unitgen::model::Instance) {
+    for flavour in FLAVOURS {
+        for unit in Renderer::new(flavour).render(model) {
+            check_unit(&unit.text, &model.app, &model.instance);
         }
     }
 }
 
 fn check_unit(text: &str, app: &str, instance: &str) {
+    let systemd = check_syntax(text);
+    let owner = |key: &str| -> Vec<&str> {
+        systemd
+            .iter()
+            .filter(|(s, k, _)| s.starts_with("X-Unitgen") && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(owner("App"), [app], "owner app:\n{text}");
+    assert_eq!(owner("Instance"), [instance], "owner instance:\n{text}");
+}
+
+/// A unit of no one instance (the host's router): read alike by systemd
+/// and unitgen, every value one systemd accepts.
+pub fn check_syntax(text: &str) -> Vec<(String, String, String)> {
     let systemd: Vec<(String, String, String)> = systemd_syntax::parse(text)
         .unwrap_or_else(|e| panic!("systemd would not read this unit: {e}\n{text}"))
         .into_iter()
@@ -45,13 +68,5 @@ fn check_unit(text: &str, app: &str, instance: &str) {
             panic!("{}={}: {e}\n{text}", d.key, d.value);
         }
     }
-    let owner = |key: &str| -> Vec<&str> {
-        systemd
-            .iter()
-            .filter(|(s, k, _)| s.starts_with("X-Unitgen") && k == key)
-            .map(|(_, _, v)| v.as_str())
-            .collect()
-    };
-    assert_eq!(owner("App"), [app], "owner app:\n{text}");
-    assert_eq!(owner("Instance"), [instance], "owner instance:\n{text}");
+    systemd
 }

@@ -168,6 +168,7 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         super::refuse_secrets_on_fleet(&instance)?;
         return fleet::plan(&args.fleet, &instance, color).map(|o| matches!(o, Outcome::Clean));
     }
+    crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let env_files = if instance.secrets.is_empty() {
         Vec::new()
@@ -179,7 +180,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
         secrets::seal(&mut instance, &values, &key)
     };
     // Their digests are in the routes unit: a renewed certificate shows.
-    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let route_files =
+        router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let host = args.host.host()?;
     // Not etcd's claims: plan reads the host only (etcd may be out of reach).
     refuse_claimed_routes(&host, &instance, EtcdClaims::Skip)?;
@@ -439,9 +441,11 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait))
             .map(|_| ());
     }
+    crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     // Read before taking the lock: a password manager may ask for a passphrase.
     let values = secrets::read(&instance)?;
-    let route_files = router::read_files(&mut instance).map_err(|e| miette!("{e}"))?;
+    let route_files =
+        router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;

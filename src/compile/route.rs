@@ -141,8 +141,8 @@ impl ServiceCompiler<'_> {
                         Tls::Off
                     }
                     TlsDecl::Files(files) => Tls::Files {
-                        certificate: route_file(&base, &files.certificate.value, "crt"),
-                        key: route_file(&base, &files.key.value, "key"),
+                        certificate: self.route_file(file, &base, &files.certificate, "crt"),
+                        key: self.route_file(file, &base, &files.key, "key"),
                     },
                 },
             };
@@ -158,10 +158,8 @@ impl ServiceCompiler<'_> {
                 Some(redirect) => redirect.value,
                 None => tls.is_on(),
             };
-            let basic_auth = decl
-                .basic_auth
-                .as_ref()
-                .map(|file| route_file(&base, &file.value, "htpasswd"));
+            let basic_auth = (decl.basic_auth.as_ref())
+                .map(|path| self.route_file(file, &base, path, "htpasswd"));
             let (Some(backend), Some(service)) = (backend, service) else {
                 continue;
             };
@@ -305,6 +303,35 @@ impl ServiceCompiler<'_> {
             address: address.to_string(),
             port: host_port,
         })
+    }
+
+    /// A file of the user's the router reads, relative to the file that
+    /// names it (or absolute); its name gets the route's name in front once
+    /// that is known. A path that names no file (empty, a folder's, or with
+    /// a control character) is refused here: apply would fail on it.
+    fn route_file(
+        &mut self,
+        file: &Loaded,
+        base: &Path,
+        given: &Spanned<String>,
+        extension: &str,
+    ) -> RouteFile {
+        let at = file.at(&given.referenced);
+        let path = &given.value;
+        if path.is_empty() || path.ends_with('/') || path.chars().any(char::is_control) {
+            self.problems.push(
+                Problem::new(format!("`{path}` is not a file's path"))
+                    .at(&at)
+                    .label("file")
+                    .help("the file's path, relative to this file or absolute: `./site.crt`"),
+            );
+        }
+        RouteFile {
+            source: base.join(path),
+            name: extension.to_string(),
+            digest: None,
+            at: Some(at),
+        }
     }
 
     /// The host's router settings (`router:`), or the defaults.
@@ -543,16 +570,6 @@ fn route_name(prefix: &str, service: &str, earlier: &[Route]) -> String {
     }
 }
 
-/// A file of the user's the router reads; its name gets the route's name
-/// in front once that is known.
-fn route_file(base: &Path, given: &str, extension: &str) -> RouteFile {
-    RouteFile {
-        source: base.join(given),
-        name: extension.to_string(),
-        digest: None,
-    }
-}
-
 /// The folder of the file that declared something: relative paths start there.
 fn file_folder(file: &Loaded) -> PathBuf {
     Path::new(file.file.name())
@@ -600,11 +617,24 @@ fn check_host_name(name: &str) -> Result<(), (String, String)> {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
-    if labels_ok {
-        Ok(())
-    } else {
-        Err((format!("`{name}` is not a host name"), help))
+    if !labels_ok {
+        let help = if name.is_ascii() {
+            help
+        } else {
+            "an internationalized name is written in its ASCII (punycode) form, as DNS, certificates and the router's `Host()` have it: `bücher.example` is `xn--bcher-kva.example` (`idn2 bücher.example` prints it)".into()
+        };
+        return Err((format!("`{name}` is not a host name"), help));
     }
+    // A top-level label of digits only is no domain's: the name is an
+    // IPv4 address (routed as it is, with no DNS record), or a typo.
+    let numeric = |label: &str| label.bytes().all(|b| b.is_ascii_digit());
+    if name.rsplit('.').next().is_some_and(numeric) && name.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err((
+            format!("`{name}` is neither a domain nor an IPv4 address"),
+            "a domain's last label is not all digits: `blog.example.com`".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A path prefix: starts with `/`, plain characters only.
@@ -679,6 +709,12 @@ mod tests {
         assert!(check_host_name("-a.b").is_err());
         assert!(check_host_name("a b").is_err());
         assert!(check_host_name("a`b").is_err());
+        assert!(check_host_name("203.0.113.10").is_ok());
+        for not_an_address in ["1.2.3.999", "1.2.3", "a.123", "01.2.3.4"] {
+            assert!(check_host_name(not_an_address).is_err(), "{not_an_address}");
+        }
+        let (_, help) = check_host_name("bücher.example").unwrap_err();
+        assert!(help.contains("xn--bcher-kva.example"), "{help}");
     }
 
     #[test]

@@ -797,7 +797,17 @@ impl Importer<'_> {
                 let options = item.get("tmpfs");
                 let mut opts = Vec::new();
                 for opt in ["size", "mode"] {
-                    if let Some(v) = options.and_then(|o| o.get(opt)).and_then(Node::scalar) {
+                    let Some(v) = options.and_then(|o| o.get(opt)).and_then(Node::scalar) else {
+                        continue;
+                    };
+                    // Docker's mount API reads a size or mode of 0 as not
+                    // given (the kernel's default, half the RAM), where
+                    // `--tmpfs …:size=0` would be no limit at all.
+                    let zero = v
+                        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                        .parse::<u64>()
+                        .is_ok_and(|n| n == 0);
+                    if !zero {
                         opts.push(format!("{opt}={v}"));
                     }
                 }

@@ -135,7 +135,7 @@ impl Tls {
 /// A file of the user's that the router reads: apply copies it into the
 /// router's folder (`files/<app>-<instance>/<name>`), so that the router
 /// container needs no access to where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RouteFile {
     /// On the machine running unitgen (relative paths already joined to
     /// the folder of the file that named it).
@@ -146,7 +146,19 @@ pub struct RouteFile {
     /// dynamic file, so that a new certificate changes the file and
     /// Traefik reloads it.
     pub digest: Option<String>,
+    /// Where its path was written: apply reads it, and says where a file
+    /// it cannot read was named.
+    pub at: Option<Location>,
 }
+
+/// The same file, wherever it was named.
+impl PartialEq for RouteFile {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.source, &self.name, &self.digest) == (&other.source, &other.name, &other.digest)
+    }
+}
+
+impl Eq for RouteFile {}
 
 /// The host's router: one Traefik for every app and instance with routes.
 #[derive(Debug, Clone)]
