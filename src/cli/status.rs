@@ -477,7 +477,12 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     .filter(|(_, s)| matches!(s.active_state.as_str(), "inactive" | "failed"))
                     .map(|(unit, _)| unit.name.as_str())
                     .collect();
-                stray_containers = observe::strays(running.into_keys(), all_units, &down);
+                // A handover's stand-ins are told once, as `unfinished`.
+                let standins = crate::systemd::handover::standin_containers(
+                    &state.dir().join(crate::systemd::handover::RECORD),
+                );
+                let running = running.into_keys().filter(|c| !standins.contains(c));
+                stray_containers = observe::strays(running, all_units, &down);
             }
             Err(e) => containers_error = Some(e),
         }
