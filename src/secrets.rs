@@ -481,12 +481,15 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the folder: every env file and the key (`destroy`).
-    pub fn remove(&self) -> io::Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+    /// Removes every value: the env files and the temporary files of
+    /// writes a kill interrupted (`destroy`). The key stays, as the
+    /// revisions do (`destroy --volumes` forgets both): the digests in
+    /// their units are of this key, and with another one a rollback to
+    /// them would tell every secret as changed. It holds no value; with
+    /// the digests it could test guesses, which the revisions' digests
+    /// and it did as well before, both root-only.
+    pub fn remove_values(&self) -> io::Result<()> {
+        self.prune(&[])
     }
 }
 
@@ -663,7 +666,9 @@ mod tests {
         let created = Key::load_or_create(store.dir()).unwrap();
         assert_eq!(mode(&store.dir().join(KEY_FILE)), 0o600);
         assert_eq!(Key::load_or_ephemeral(store.dir()).unwrap().0, created.0);
-        store.remove().unwrap();
-        assert!(!store.dir().exists());
+        store.install(&first).unwrap();
+        store.remove_values().unwrap();
+        assert!(!path.exists());
+        assert_eq!(Key::load_or_ephemeral(store.dir()).unwrap().0, created.0);
     }
 }

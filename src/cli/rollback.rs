@@ -236,7 +236,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     }
     // Secrets go with the units that used them, whatever happens to volumes.
     let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);
-    store.remove().map_err(|e| {
+    store.remove_values().map_err(|e| {
         miette!(
             "removing {name}'s secrets from {}: {e}",
             store.dir().display()
