@@ -282,6 +282,36 @@ instances:
     world.apply_ok("live");
     assert_eq!(status(&world).0, Some(0));
 
+    // A network joined by hand: the container reaches what is there, and
+    // is reached from it. plan and status call it drift; apply gives the
+    // service a new container on its own network only.
+    let extra = "ugseen-extra";
+    let network = support::docker::docker(["network", "create", extra]);
+    assert!(network.status.success(), "{}", text(&network));
+    let worker = world.container("live", "worker");
+    let connected = support::docker::docker(["network", "connect", extra, &worker]);
+    assert!(connected.status.success(), "{}", text(&connected));
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    let told = format!("network {extra}, which the unit does not ask for");
+    assert!(said.contains(&told), "{said}");
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains(&told), "{}", text(&plan));
+    world.apply_ok("live");
+    let networks = support::docker::docker([
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        &worker,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&networks.stdout).trim(),
+        "ugseen-live"
+    );
+    assert_eq!(status(&world).0, Some(0));
+    support::docker::docker(["network", "rm", extra]);
+
     // The tag moved onto another image on this host (a build, a pull).
     let committed = support::docker::docker([
         "commit",

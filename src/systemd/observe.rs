@@ -204,15 +204,35 @@ pub fn strays(
 
 /// How a running container differs from what its unit's `docker run`
 /// asks (`args`; the unit became active at `started`, in microseconds):
-/// settings changed by `docker update`, or a container made after its unit
-/// started it, which the unit did not make (replaced by hand, `docker rm
-/// -f` then `docker run --name` with other arguments).
+/// settings changed by `docker update`, a network joined by hand (`docker
+/// network connect`: it reaches, and is reached from, what is there), or
+/// a container made after its unit started it, which the unit did not make
+/// (replaced by hand, `docker rm -f` then `docker run --name` with other
+/// arguments).
 pub fn differences(container: &Container, args: &run_args::RunArgs, started: u64) -> Vec<String> {
     let made = crate::cli::when::parse_iso_micros(&container.created);
     if started > 0 && made.is_some_and(|made| made > started) {
         return vec!["it was made after its unit started (replaced by hand?)".to_string()];
     }
-    (container.limits.as_ref())
+    let mut found: Vec<String> = (container.limits.as_ref())
         .map(|recorded| args.limits.differences(recorded))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // (`--network container:NAME` shares another's: Docker lists none.)
+    let asked: Vec<&str> = match args.networks.as_slice() {
+        [] => vec!["bridge"],
+        networks => networks.iter().map(String::as_str).collect(),
+    };
+    if !asked.iter().any(|n| n.starts_with("container:")) {
+        found.extend(
+            (container.networks.iter())
+                .filter(|network| !asked.contains(&network.as_str()))
+                .map(|network| {
+                    format!(
+                        "network {network}, which the unit does not ask for (`docker network \
+                         connect` by hand?)"
+                    )
+                }),
+        );
+    }
+    found
 }
