@@ -56,7 +56,17 @@ pub struct Container {
     /// The settings `docker update` changes, as Docker records them now.
     #[serde(skip)]
     pub limits: Option<run_args::Limits>,
+    /// The ID of the image it was created from (see [`IMAGE_ID_FORMAT`]).
+    #[serde(skip)]
+    pub image_id: String,
 }
+
+/// `docker inspect --format` of the ID of the image a container was
+/// created from. A container run from the image an exec-form healthcheck is
+/// built into (see `render::docker::health_image`) gives the ID of the
+/// service's own image, which that image records in a label.
+const IMAGE_ID_FORMAT: &str =
+    "{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}";
 
 /// `docker inspect --format` of a [`Container`], after its name. `index`:
 /// a container without a healthcheck has no `Health` key, and naming a
@@ -74,7 +84,7 @@ pub fn inspect(name: &str) -> Option<Container> {
 /// inspect` (one engine call for all: status of an instance stays fast).
 pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
     let format = format!(
-        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{}",
+        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{IMAGE_ID_FORMAT}\t{}",
         run_args::INSPECT_FORMAT
     );
     inspect_containers(names, &format)
@@ -92,6 +102,7 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
                     .map(str::to_string)
                     .collect(),
                 created: fields.next().unwrap_or_default().to_string(),
+                image_id: fields.next().unwrap_or_default().to_string(),
                 limits: fields.next().and_then(run_args::Limits::from_inspect),
             };
             Some((name, container))
@@ -163,17 +174,47 @@ pub fn pull(image: &str) -> Result<(), String> {
 }
 
 /// The ID of the image each existing container (by name) was created
-/// from, in one `docker inspect`; containers that do not exist are left out.
-/// A container run from the image an exec-form healthcheck is built into
-/// (see `render::docker::health_image`) gives the ID of the service's own
-/// image, which that image records in a label.
+/// from (see [`IMAGE_ID_FORMAT`]), in one `docker inspect`; containers that
+/// do not exist are left out.
 pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
-    inspect_containers(
-        names,
-        "{{.Name}}\t{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}",
-    )
-    .into_iter()
-    .collect()
+    inspect_containers(names, &format!("{{{{.Name}}}}\t{IMAGE_ID_FORMAT}"))
+        .into_iter()
+        .collect()
+}
+
+/// The ID of the image each reference names on this host, by reference, in
+/// one `docker image inspect`; references the host has no image for are
+/// left out. Docker answers in the order asked, and skips a missing one:
+/// then each is asked on its own (the lines no longer say which is which).
+pub fn image_ids(references: &[String]) -> HashMap<String, String> {
+    if references.is_empty() {
+        return HashMap::new();
+    }
+    let out = command()
+        .args(["image", "inspect", "--format", "{{.Id}}"])
+        .args(references)
+        .output();
+    if let Ok(out) = &out
+        && out.status.success()
+    {
+        let ids: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
+            .map(str::to_string)
+            .collect();
+        if ids.len() == references.len() {
+            return references.iter().cloned().zip(ids).collect();
+        }
+    }
+    std::thread::scope(|scope| {
+        let asked: Vec<_> = (references.iter())
+            .map(|reference| scope.spawn(move || (reference.clone(), image_id(reference))))
+            .collect();
+        (asked.into_iter())
+            .filter_map(|asked| {
+                let (reference, id) = asked.join().expect("docker image inspect does not panic");
+                Some((reference, id?))
+            })
+            .collect()
+    })
 }
 
 /// A running container, as `docker ps` lists it.

@@ -9,7 +9,7 @@
 //! (the tag was pulled since), the unit's text is unchanged but a restart
 //! would run another image: plan shows it, apply restarts it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 
 use crate::docker;
@@ -156,26 +156,33 @@ pub fn describe(unavailable: &[Unavailable]) -> String {
 pub fn moved(units: &BTreeMap<String, ServiceImage>) -> Vec<Moved> {
     let containers: Vec<String> = units.values().map(|s| s.container.clone()).collect();
     let running = docker::container_image_ids(&containers);
-    let images: BTreeSet<String> = units
-        .values()
+    let images: Vec<String> = (units.values())
         .filter(|s| running.contains_key(&s.container))
         .map(|s| s.image.clone())
+        .collect::<BTreeSet<String>>()
+        .into_iter()
         .collect();
-    let current: HashMap<String, Option<String>> =
-        at_once(images, docker::image_id).into_iter().collect();
+    let named_now = docker::image_ids(&images);
     units
         .iter()
-        .filter(
-            |(_, s)| match (running.get(&s.container), current.get(&s.image)) {
-                (Some(created_from), Some(Some(named_now))) => created_from != named_now,
-                _ => false,
-            },
-        )
+        .filter(|(_, s)| {
+            tag_moved(
+                running.get(&s.container).map(String::as_str),
+                named_now.get(&s.image).map(String::as_str),
+            )
+        })
         .map(|(unit, s)| Moved {
             unit: unit.clone(),
             image: s.image.clone(),
         })
         .collect()
+}
+
+/// Whether a container created from image `created_from` runs another
+/// image than its reference names now (`named_now`): false without a
+/// container, or when the reference names no image on this host.
+pub fn tag_moved(created_from: Option<&str>, named_now: Option<&str>) -> bool {
+    matches!((created_from, named_now), (Some(from), Some(now)) if from != now)
 }
 
 /// `work` on every item at once (each is a `docker` call that mostly

@@ -384,7 +384,7 @@ impl Renderer {
                 .filter(|d| discovery::announced_port(d).is_some())
                 .collect();
             if !announced.is_empty() {
-                let env_file = format!("/run/unitgen/{container}.env");
+                let env_file = discovery_env_path(&container);
                 exec_start_pre.push((
                     "Read the addresses of dependencies from etcd (waiting for them to be announced).",
                     shell(&discovery::resolve_script(instance, discovery, &announced, &env_file)),
@@ -943,6 +943,30 @@ pub fn digest_matches(text: &str) -> bool {
     };
     let recorded = text[pos + DIGEST_KEY.len()..].trim_end();
     content_digest(&text[..pos]) == recorded
+}
+
+/// Where a service's unit keeps what its start makes for its `docker run`,
+/// each file named after its container: its `env_file:`s rewritten as
+/// compose reads them ([`env_file::converted_path`], 0600: they may hold
+/// secrets) and its dependencies' addresses read from etcd
+/// ([`discovery_env_path`]). The names are those of units anyone can read.
+pub const RUN_DIR: &str = "/run/unitgen";
+
+/// Where a service's unit writes the addresses of its dependencies.
+pub fn discovery_env_path(container: &str) -> String {
+    format!("{RUN_DIR}/{container}.env")
+}
+
+/// The files a service's unit makes in [`RUN_DIR`] for its container, and
+/// the temporary files they are written through (left by a kill).
+pub fn run_files(container: &str) -> Vec<String> {
+    let made = [
+        env_file::converted_path(container),
+        discovery_env_path(container),
+    ];
+    (made.iter())
+        .flat_map(|path| [path.clone(), format!("{path}.tmp")])
+        .collect()
 }
 
 /// Whose unit a file is, read from its `[X-Unitgen]` section.

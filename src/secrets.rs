@@ -377,27 +377,10 @@ impl Store {
         let key = Key::load(&self.dir)?;
         let mut found = Vec::new();
         for unit in units {
-            let Some(service) = (unit.name.strip_prefix(prefix))
-                .and_then(|rest| rest.strip_prefix('-'))
-                .and_then(|rest| rest.strip_suffix(".service"))
-            else {
+            let Some((service, given)) = given_secrets(prefix, unit) else {
                 continue;
             };
-            let given: Vec<(&str, &str)> = (unit.text.lines())
-                .filter_map(|line| line.strip_prefix("Secret="))
-                .filter_map(|rest| {
-                    let mut words = rest.split(' ');
-                    Some((words.next()?, words.nth(1)?))
-                })
-                .collect();
-            if given.is_empty() {
-                continue;
-            }
-            let text = match fs::read_to_string(self.dir.join(env_file_name(service))) {
-                Ok(text) => text,
-                Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(e),
-            };
+            let text = self.held(service)?.unwrap_or_default();
             let held: BTreeMap<&str, &str> = text
                 .lines()
                 .filter_map(|line| line.split_once('='))
@@ -418,6 +401,52 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// For `status`, which reads the host only: the units of `units` whose
+    /// secrets file is not as they were applied with: missing, a value
+    /// other than its digest says, or a line their `Secret=` lines do not
+    /// give (added by hand: their next start would pass it on too). By unit
+    /// name, with the file's path.
+    pub fn differing(
+        &self,
+        prefix: &str,
+        units: &[UnitFile],
+    ) -> io::Result<Vec<(String, PathBuf)>> {
+        // Nothing to read (the folder is root-only) when no unit has secrets.
+        if !units
+            .iter()
+            .any(|unit| given_secrets(prefix, unit).is_some())
+        {
+            return Ok(Vec::new());
+        }
+        let mismatched: Vec<String> = (self.compare(prefix, units)?.into_iter())
+            .map(|m| m.unit)
+            .collect();
+        let mut found = Vec::new();
+        for unit in units {
+            let Some((service, given)) = given_secrets(prefix, unit) else {
+                continue;
+            };
+            let held = self.held(service)?.unwrap_or_default();
+            let added = held.lines().any(|line| {
+                let variable = line.split_once('=').map_or(line, |(variable, _)| variable);
+                !given.iter().any(|(given, _)| *given == variable)
+            });
+            if added || mismatched.contains(&unit.name) {
+                found.push((unit.name.clone(), self.dir.join(env_file_name(service))));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The text of a service's secrets file; None when there is none.
+    fn held(&self, service: &str) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.dir.join(env_file_name(service))) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Puts back what [`Store::install`] replaced (after a failed apply).
@@ -452,13 +481,36 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the folder: every env file and the key (`destroy`).
-    pub fn remove(&self) -> io::Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+    /// Removes every value: the env files and the temporary files of
+    /// writes a kill interrupted (`destroy`). The key stays, as the
+    /// revisions do (`destroy --volumes` forgets both): the digests in
+    /// their units are of this key, and with another one a rollback to
+    /// them would tell every secret as changed. It holds no value; with
+    /// the digests it could test guesses, which the revisions' digests
+    /// and it did as well before, both root-only.
+    pub fn remove_values(&self) -> io::Result<()> {
+        self.prune(&[])
     }
+}
+
+/// The service of an instance's unit (named `<prefix>-<service>.service`)
+/// and the variables its `Secret=VARIABLE SECRET DIGEST` lines give it from
+/// its secrets file, with their digests; None for a unit that gives none.
+fn given_secrets<'u>(
+    prefix: &str,
+    unit: &'u UnitFile,
+) -> Option<(&'u str, Vec<(&'u str, &'u str)>)> {
+    let service = (unit.name.strip_prefix(prefix))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix(".service"))?;
+    let given: Vec<(&str, &str)> = (unit.text.lines())
+        .filter_map(|line| line.strip_prefix("Secret="))
+        .filter_map(|rest| {
+            let mut words = rest.split(' ');
+            Some((words.next()?, words.nth(1)?))
+        })
+        .collect();
+    (!given.is_empty()).then_some((service, given))
 }
 
 /// Atomic, and 0600 from the start: the temporary file is created 0600
@@ -614,7 +666,9 @@ mod tests {
         let created = Key::load_or_create(store.dir()).unwrap();
         assert_eq!(mode(&store.dir().join(KEY_FILE)), 0o600);
         assert_eq!(Key::load_or_ephemeral(store.dir()).unwrap().0, created.0);
-        store.remove().unwrap();
-        assert!(!store.dir().exists());
+        store.install(&first).unwrap();
+        store.remove_values().unwrap();
+        assert!(!path.exists());
+        assert_eq!(Key::load_or_ephemeral(store.dir()).unwrap().0, created.0);
     }
 }

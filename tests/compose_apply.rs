@@ -275,3 +275,57 @@ instances:
     );
     assert_eq!(world.active(unit), "active");
 }
+
+/// A unit's `env_file:` copy in /run/unitgen (0600: env files hold
+/// passwords) outlived its service: `destroy` and an apply that removed
+/// the service left it, with its values, until the next boot. Now what a
+/// stopped unit made there goes with it (a kill's temporary file too), and
+/// another instance's copy stays.
+#[test]
+fn destroy_and_removing_a_service_take_its_env_file_copy_away() {
+    let world = World::new("ugenvd");
+    let env_file = world.dir().join("app.env");
+    std::fs::write(&env_file, "PASSWORD='hunter2'\n").unwrap();
+    let service = |name: &str| {
+        format!(
+            "  {name}:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    \
+             init: true\n    env_file: {env_file:?}\n"
+        )
+    };
+    let app = |services: &str| {
+        format!("app: ugenvd\nservices:\n{services}instances:\n  live: {{}}\n  other: {{}}\n")
+    };
+    world.write(&app(&(service("web") + &service("worker"))));
+    world.apply_ok("live");
+    world.apply_ok("other");
+    let run = world.sandbox.root().join("run/unitgen");
+    let copy = |container: &str| run.join(format!("{container}.env-files"));
+    for container in ["ugenvd-live-web", "ugenvd-live-worker", "ugenvd-other-web"] {
+        let text = std::fs::read_to_string(copy(container)).unwrap();
+        assert_eq!(text, "PASSWORD=hunter2\n", "{container}");
+    }
+
+    world.write(&app(&service("web")));
+    world.apply_ok("live");
+    assert!(
+        !copy("ugenvd-live-worker").exists(),
+        "the removed service's"
+    );
+    assert!(copy("ugenvd-live-web").exists());
+
+    // A kill between the copy's write and its rename leaves this.
+    let temporary = run.join("ugenvd-live-web.env-files.tmp");
+    std::fs::write(&temporary, "PASSWORD=hunter2\n").unwrap();
+    let out = world.unitgen(&["destroy", "live"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!copy("ugenvd-live-web").exists());
+    assert!(!temporary.exists());
+    assert!(
+        copy("ugenvd-other-web").exists(),
+        "another instance's stays"
+    );
+}

@@ -183,12 +183,16 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
         );
     }
 
-    // Killed with the traffic on the stand-in, then rolled back: the router
-    // serves the revision rolled back to, not the killed apply's stand-in.
+    // Killed with the traffic on the stand-in, the service then stopped by
+    // hand, then rolled back: the rollback starts the service (before, it
+    // waited 30 s for its port and failed), and the router serves the
+    // revision rolled back to, not the killed apply's stand-in.
     world.write(&routed(&world, "v9", ports));
     let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-switch")]);
     assert!(!killed.status.success());
     served("v9");
+    let stopped = world.sandbox.systemctl(["stop", &format!("{web}.service")]);
+    assert!(stopped.status.success());
     let out = world.unitgen(&["rollback", "live"]);
     assert!(out.status.success(), "{}", text(&out));
     served("v2");

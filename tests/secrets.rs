@@ -402,8 +402,27 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     assert!(!shown.contains("of API_TOKEN"), "{shown}");
     assert_eq!(seen("DB_PASSWORD"), hostile(NEW_DB_CORE));
 
-    // destroy takes the secrets with the units.
+    // destroy takes the secrets with the units. The digests' key stays
+    // with the revisions, whose units hold digests of it: before, a new
+    // key made every secret of an older revision look changed, and a
+    // rollback to it after destroy and apply noted each as a new value.
     let out = unitgen(&world, &["destroy", "live"]);
     assert!(out.status.success(), "destroy failed: {}", text(&out));
-    assert!(!instance_dir.join("secrets").exists());
+    let key = instance_dir.join("secrets/digest.key");
+    let left: Vec<PathBuf> = (std::fs::read_dir(instance_dir.join("secrets")).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(left, std::slice::from_ref(&key), "no value is left");
+    assert_eq!(mode(&key), 0o600);
+    let out = unitgen(&world, &["apply", "live", "--settle", "2"]);
+    assert!(out.status.success(), "apply failed: {}", text(&out));
+    let out = unitgen(&world, &["rollback", "live", "--to", "1", "--settle", "2"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "rollback failed: {shown}");
+    assert!(shown.contains("current value of DB_PASSWORD"), "{shown}");
+    assert!(!shown.contains("of API_TOKEN"), "{shown}");
+    // With --volumes, the instance is forgotten: revisions and key too.
+    let out = unitgen(&world, &["destroy", "live", "--volumes"]);
+    assert!(out.status.success(), "destroy failed: {}", text(&out));
+    assert!(!instance_dir.exists());
 }

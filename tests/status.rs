@@ -188,3 +188,148 @@ fn apply_status_and_exec_follow_the_units_docker_environment_not_the_shells() {
         text(&out)
     );
 }
+
+/// What `plan` sees only by reading the template, status now sees from the
+/// host alone: a container started by hand with the instance's labels, a
+/// secrets file changed or deleted by hand, and a tag moved onto another
+/// image than its running container's. Each is told and exits 3; apply
+/// repairs it. Before, status said all fine (exit 0) for each.
+#[test]
+fn status_tells_strays_stale_secrets_files_and_moved_tags() {
+    let world = World::new("ugseen");
+    let image = "ugseen-image/busybox:1";
+    support::docker::docker(["rmi", image]);
+    assert!(
+        support::docker::docker(["tag", "unitgen-test/busybox:1", image])
+            .status
+            .success()
+    );
+    std::fs::write(world.dir().join("token"), "first\n").unwrap();
+    world.write(&format!(
+        "app: ugseen
+services:
+  api:
+    image: {image}
+    command: [sleep, \"1000000\"]
+    init: true
+    secrets: {{TOKEN: token}}
+  worker:
+    image: unitgen-test/busybox:1
+    command: [sleep, \"1000000\"]
+    init: true
+secrets:
+  token: {{file: token}}
+instances:
+  live: {{}}
+"
+    ));
+    world.apply_ok("live");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    let plan_code = |world: &World| world.unitgen(&["plan", "live"]).status.code();
+
+    // A container run by hand with the instance's labels.
+    let stray = world.container("live", "stray");
+    let started = support::docker::docker([
+        "run",
+        "-d",
+        "--name",
+        &stray,
+        "--label",
+        "unitgen.app=ugseen",
+        "--label",
+        "unitgen.instance=live",
+        "unitgen-test/busybox:1",
+        "sleep",
+        "1000000",
+    ]);
+    assert!(started.status.success(), "{}", text(&started));
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains(&format!(
+            "! container {stray} runs with the instance's labels, but no unit of it runs it"
+        )),
+        "{said}"
+    );
+    let json = world.unitgen(&["status", "live", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["stray_containers"][0], stray.as_str());
+    world.apply_ok("live");
+    assert_eq!(status(&world).0, Some(0));
+
+    // The secrets file: a variable added by hand, then the file deleted.
+    let secrets = (world.sandbox.root()).join("var/lib/unitgen/ugseen-live/secrets/api.env");
+    let held = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::write(&secrets, format!("{held}LD_PRELOAD=/tmp/x.so\n")).unwrap();
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    let told = format!(
+        "! its secrets file {} is missing or was changed by hand",
+        secrets.display()
+    );
+    assert!(said.contains(&told), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("! api")), "{said}");
+    assert!(!said.contains("first"), "no value shown: {said}");
+    assert_eq!(plan_code(&world), Some(2));
+    world.apply_ok("live");
+    assert_eq!(std::fs::read_to_string(&secrets).unwrap(), held);
+    assert_eq!(status(&world).0, Some(0));
+    std::fs::remove_file(&secrets).unwrap();
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains(&told), "{said}");
+    world.apply_ok("live");
+    assert_eq!(status(&world).0, Some(0));
+
+    // A network joined by hand: the container reaches what is there, and
+    // is reached from it. plan and status call it drift; apply gives the
+    // service a new container on its own network only.
+    let extra = "ugseen-extra";
+    let network = support::docker::docker(["network", "create", extra]);
+    assert!(network.status.success(), "{}", text(&network));
+    let worker = world.container("live", "worker");
+    let connected = support::docker::docker(["network", "connect", extra, &worker]);
+    assert!(connected.status.success(), "{}", text(&connected));
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    let told = format!("network {extra}, which the unit does not ask for");
+    assert!(said.contains(&told), "{said}");
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains(&told), "{}", text(&plan));
+    world.apply_ok("live");
+    let networks = support::docker::docker([
+        "inspect",
+        "--format",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        &worker,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&networks.stdout).trim(),
+        "ugseen-live"
+    );
+    assert_eq!(status(&world).0, Some(0));
+    support::docker::docker(["network", "rm", extra]);
+
+    // The tag moved onto another image on this host (a build, a pull).
+    let committed = support::docker::docker([
+        "commit",
+        "--change",
+        "LABEL moved=yes",
+        &world.container("live", "api"),
+        image,
+    ]);
+    assert!(committed.status.success(), "{}", text(&committed));
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains(&format!("! its image {image} moved")),
+        "{said}"
+    );
+    assert_eq!(plan_code(&world), Some(2));
+    world.apply_ok("live");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    support::docker::docker(["rmi", "--force", image]);
+}

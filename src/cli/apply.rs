@@ -282,12 +282,18 @@ pub fn host_plan(
         let observed =
             observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
         plan.observe(&observed.units);
-        plan.stray_containers = observed.stray_containers;
+        // A handover's stand-ins are told once, as `handover_left`.
+        let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
+        plan.stray_containers = (observed.stray_containers.into_iter())
+            .filter(|container| !standins.contains(container))
+            .collect();
     }
     // What the routes unit wrote is the router's input: deleted or edited,
-    // the instance is not routed as applied.
+    // the instance is not routed as applied. (A killed apply's switch to
+    // its stand-ins is no edit: finishing its handover puts it back.)
     if let Some(routes) = routes
         && std::fs::read_to_string(&routes.path).ok().as_deref() != Some(routes.text.as_str())
+        && !handover::routes_switched(&state.dir().join(handover::RECORD))
     {
         plan.found(&routes.unit, crate::plan::Fault::RoutesNotWritten);
     }
@@ -480,12 +486,17 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         secrets::seal(&mut instance, &values, &key)
     };
     let desired = renderer.render(&instance);
-    // A handover an earlier apply left half done goes first: its stand-in
-    // may be what the router sends traffic to.
+    // A handover an earlier apply left half done: its stand-in may be what
+    // the router sends traffic to (see `handover::resume`).
     let record = state.dir().join(handover::RECORD);
-    handover::repair(&host, &record, &Progress::default())
+    let resumed = handover::resume(&host, &record, &Progress::default())
         .map_err(|f| failure_report(&instance.prefix(), f))?;
-    let handover = handover_of(&renderer, &instance, &host, record);
+    // While the stand-ins keep the traffic, the services restart behind
+    // them: no new switch.
+    let handover = match resumed {
+        Some(_) => None,
+        None => handover_of(&renderer, &instance, &host, record),
+    };
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
     if let Some(router) = &instance.router {
@@ -517,6 +528,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             settle,
             pull: args.pull.policy(),
             handover,
+            resumed,
             routes: written_routes(&host, &instance),
         },
         Some((&store, &env_files)),
@@ -635,6 +647,9 @@ pub struct How {
     pub pull: PullPolicy,
     /// The instance's routed services, replaced without downtime (apply).
     pub handover: Option<Handover>,
+    /// A handover an earlier apply left with the traffic on its stand-ins
+    /// ([`handover::resume`]): switched back once the services converged.
+    pub resumed: Option<handover::Switched>,
     /// The instance's routes file as its routes unit writes it (apply):
     /// one found otherwise is written again.
     pub routes: Option<WrittenRoutes>,
@@ -768,6 +783,7 @@ pub fn converge_and_record(
         settle,
         pull,
         handover,
+        resumed,
         routes: how_routes,
     } = how;
     let name = &state.name();
@@ -859,6 +875,11 @@ pub fn converge_and_record(
         if intent.is_some() {
             // Killed after its revision was recorded: nothing left to do.
             let _ = state.finish::<Intent>();
+        }
+        if let Some(resumed) = resumed {
+            resumed
+                .finish(host, &progress)
+                .map_err(|f| failure_report(name, f))?;
         }
         let number = latest.map_or(0, |l| l.number);
         let with_drop_ins: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
@@ -969,6 +990,7 @@ pub fn converge_and_record(
     // A routed service's new version starts beside the old one and takes
     // the traffic over before anything else changes (see `handover`).
     let switched = match &handover {
+        _ if resumed.is_some() => resumed,
         Some(handover) => {
             let changed: BTreeSet<String> = (handover.services.iter())
                 .filter(|s| plan.change.iter().any(|c| c.new.name == s.unit))

@@ -124,16 +124,18 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         );
     }
     let host = args.host.host()?;
-    // A zero-downtime switch that a killed apply left goes first, as apply
+    // A zero-downtime switch that a killed apply left is finished, as apply
     // does: its router may still send the traffic to that apply's new
-    // version (its stand-in), which this rollback would leave serving.
+    // version (its stand-in), which this rollback would leave serving. The
+    // stand-in keeps it while the revision's units converge behind it.
     let record = state.dir().join(crate::systemd::handover::RECORD);
-    crate::systemd::handover::repair(&host, &record, &Progress::default()).map_err(|f| {
-        miette!(
-            "rollback of {name} failed: {}\nnothing else on the host was changed",
-            f.message
-        )
-    })?;
+    let resumed =
+        crate::systemd::handover::resume(&host, &record, &Progress::default()).map_err(|f| {
+            miette!(
+                "rollback of {name} failed: {}\nnothing else on the host was changed",
+                f.message
+            )
+        })?;
     let installed = args.host.installed(&app, &instance)?;
     converge_and_record(
         &host,
@@ -153,6 +155,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // A rollback restarts routed services as any other: it has
             // no template to render their stand-ins from.
             handover: None,
+            resumed,
             // Nor the routes file's expected text: its unit's start or
             // reload writes it.
             routes: None,
@@ -237,7 +240,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     }
     // Secrets go with the units that used them, whatever happens to volumes.
     let store = crate::secrets::Store::new(&args.host.state_dir()?, &name);
-    store.remove().map_err(|e| {
+    store.remove_values().map_err(|e| {
         miette!(
             "removing {name}'s secrets from {}: {e}",
             store.dir().display()

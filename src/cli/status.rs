@@ -17,6 +17,7 @@ use crate::docker::run_args;
 use crate::docker::{self, Container};
 use crate::model::{self, EtcdApi};
 use crate::plan::Observed;
+use crate::pull;
 use crate::router::status::{self as route_status, RouteStatus};
 use crate::state::Command;
 use crate::systemd::observe;
@@ -128,6 +129,16 @@ pub(super) struct Status {
     /// not as applied, with why, as for a row.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     other_units: Vec<NotAsApplied>,
+    /// Running containers with the instance's labels that no unit of it
+    /// runs (started by hand?), as `plan` finds them: apply removes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stray_containers: Vec<String>,
+    /// Why the instance's containers could not be listed, if they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    containers_error: Option<String>,
+    /// Why the secrets files could not be checked (they are root-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets_error: Option<String>,
     /// The routes the host's router serves for the instance.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) routes: Vec<RouteStatus>,
@@ -151,6 +162,8 @@ impl Status {
         } else if self.as_applied
             && self.restore_unfinished.is_none()
             && self.other_units.is_empty()
+            && self.stray_containers.is_empty()
+            && self.containers_error.is_none()
             && self
                 .units
                 .iter()
@@ -259,6 +272,18 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
              shows what `unitgen apply` does about it"
         )?;
     }
+    for container in &status.stray_containers {
+        outln!(
+            "! container {container} runs with the instance's labels, but no unit of it runs \
+             it (started by hand?): `unitgen apply` removes it"
+        )?;
+    }
+    if let Some(error) = &status.containers_error {
+        outln!("! the instance's containers: unknown: {error}")?;
+    }
+    if let Some(error) = &status.secrets_error {
+        outln!("secrets files: not checked: {error}")?;
+    }
     if let Some(restore) = &status.restore_unfinished {
         outln!("! {restore}")?;
     }
@@ -343,6 +368,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let mut units = Vec::new();
     let mut other_units = Vec::new();
     let mut backup = None;
+    let mut stray_containers = Vec::new();
+    let mut containers_error = None;
+    let mut secrets_error = None;
     let (routes, routes_error) = match installed.iter().find_map(super::apply::routes_file) {
         Some(file) => {
             let prefix = model::prefix(app, instance);
@@ -375,6 +403,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             &host.state_dir()?.join(&prefix),
         )
         .map_err(|e| miette::miette!("{e}"))?;
+        let all_units = installed.as_slice();
         // Backup units and timers are summed up under `backup`; what
         // `plan` would repair in them is told below it.
         let (summed, rows): (Vec<_>, Vec<_>) = (installed.iter().zip(owners))
@@ -419,8 +448,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         // The engine is asked while systemd answers.
         let container_names: Vec<String> =
             owners.iter().filter_map(render::Owner::container).collect();
-        let (states, details, mut containers) = std::thread::scope(|scope| {
+        // The images the services' references name now: a tag moved since
+        // a container was made from it (pulled, built, `docker tag`) makes
+        // its next start run another image.
+        let references: Vec<String> = (owners.iter())
+            .filter_map(|o| o.image.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (states, details, mut containers, running, named_now) = std::thread::scope(|scope| {
             let inspected = scope.spawn(|| docker::inspect_all(&container_names));
+            // The instance's containers by its labels, for those no unit runs.
+            let listed = scope.spawn(|| docker::running_containers(app, instance));
+            let named_now = scope.spawn(|| docker::image_ids(&references));
             let states = systemd.summaries(&names);
             // What `plan` compares beyond the state: enabled, reloaded,
             // drop-ins, and what each service's `docker run` asks.
@@ -429,10 +469,42 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 states,
                 details,
                 inspected.join().expect("docker inspect does not panic"),
+                listed.join().expect("docker ps does not panic"),
+                named_now
+                    .join()
+                    .expect("docker image inspect does not panic"),
             )
         });
         let states = states.map_err(|e| miette::miette!("{e}"))?;
         let details = details.map_err(|e| miette::miette!("{e}"))?;
+        match running {
+            Ok(running) => {
+                let down: Vec<&str> = (installed.iter().zip(&states))
+                    .filter(|(_, s)| matches!(s.active_state.as_str(), "inactive" | "failed"))
+                    .map(|(unit, _)| unit.name.as_str())
+                    .collect();
+                // A handover's stand-ins are told once, as `unfinished`.
+                let standins = crate::systemd::handover::standin_containers(
+                    &state.dir().join(crate::systemd::handover::RECORD),
+                );
+                let running = running.into_keys().filter(|c| !standins.contains(c));
+                stray_containers = observe::strays(running, all_units, &down);
+            }
+            Err(e) => containers_error = Some(e),
+        }
+        // The secrets files the units' next start reads (root-only: read
+        // by root alone, which apply needs too).
+        let store = crate::secrets::Store::new(&host.state_dir()?, &prefix);
+        let secrets_differ = match store.differing(&prefix, all_units) {
+            Ok(differing) => differing,
+            Err(e) => {
+                secrets_error = Some(format!(
+                    "reading them in {} (root-only): {e}",
+                    store.dir().display()
+                ));
+                Vec::new()
+            }
+        };
         // The network unit stays active when its network is removed by
         // hand: a container on it shows it is there, a second question to
         // Docker only when none is.
@@ -494,6 +566,25 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
+            if let (Some(c), Some(image)) = (&container, &owner.image)
+                && c.status == "running"
+                && pull::tag_moved(
+                    Some(c.image_id.as_str()),
+                    named_now.get(image).map(String::as_str),
+                )
+            {
+                not_as_applied.push(format!(
+                    "its image {image} moved: the tag names another image than its container \
+                     runs, which its next start runs"
+                ));
+            }
+            if let Some((_, file)) = secrets_differ.iter().find(|(u, _)| *u == unit.name) {
+                not_as_applied.push(format!(
+                    "its secrets file {} is missing or was changed by hand (its container read \
+                     it at its start; its next start reads it as it is)",
+                    file.display()
+                ));
+            }
             not_as_applied.extend(not_as_written(
                 unit,
                 &details.drop_in_paths,
@@ -523,6 +614,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         units,
         backup,
         other_units,
+        stray_containers,
+        containers_error,
+        secrets_error,
         routes,
         routes_error,
         unfinished,

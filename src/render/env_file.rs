@@ -18,7 +18,7 @@
 
 /// Where the rewritten variables go (mode 0600, in /run).
 pub fn converted_path(container: &str) -> String {
-    format!("/run/unitgen/{container}.env-files")
+    format!("{}/{container}.env-files", super::RUN_DIR)
 }
 
 /// The awk program, one statement group per line: systemd joins the lines
@@ -57,7 +57,7 @@ const READER: &[&str] = &[
 pub fn convert_script(files: &[String], container: &str) -> Vec<String> {
     use crate::escape::sh_quote;
     let out = converted_path(container);
-    let mut script = vec!["umask 077 && mkdir -p /run/unitgen &&".to_string()];
+    let mut script = vec![format!("umask 077 && mkdir -p {} &&", super::RUN_DIR)];
     let program = READER.join("\n");
     let quoted = sh_quote(&program);
     let mut lines = quoted.lines();

@@ -251,6 +251,7 @@ fn run(
         let removed = names(&plan.remove);
         *touched = true;
         stop(systemd, &removed, progress)?;
+        remove_run_files(host, &removed)?;
         systemd.disable(&removed).map_err(bus)?;
         outcome.removed = removed;
         fault::point("after-stop");
@@ -853,6 +854,7 @@ pub fn control(
 pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     stop(&systemd, units, progress)?;
+    remove_run_files(host, units)?;
     // A file an interrupted destroy removed was disabled before: systemd
     // refuses to disable a unit it has no file of.
     let present: Vec<String> = (units.iter())
@@ -870,5 +872,19 @@ pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<
     systemd.reload().map_err(bus)?;
     // A unit that failed stays listed until its failed state is reset.
     systemd.reset_failed_all(units);
+    Ok(())
+}
+
+/// Removes what stopped service units made in `/run/unitgen` for their
+/// containers (see [`crate::render::run_files`]): their `env_file:` copies may hold
+/// secrets, and nothing starts them again. A service unit is named after
+/// its container (`<container>.service`); a file that is not there is fine.
+pub fn remove_run_files(host: &Host, units: &[String]) -> Result<(), Failure> {
+    let root = host.root.as_deref().unwrap_or(Path::new("/"));
+    for container in units.iter().filter_map(|u| u.strip_suffix(".service")) {
+        for file in crate::render::run_files(container) {
+            unit_dir::remove_if_exists(&root.join(file.trim_start_matches('/')))?;
+        }
+    }
     Ok(())
 }

@@ -33,11 +33,13 @@
 //! Crash safety: before the stand-in starts, `handover.json` in the
 //! instance's state folder records the routes file as it was, the
 //! stand-ins and (once known) the routes file that names them. The next
-//! apply (or rollback) finishes an interrupted handover before anything
-//! else: if the router still reads the stand-in's file, the service's own
-//! port is waited for and the file put back, then the stand-ins drain and
-//! go; if the file was put back already, they get what is left of their
-//! drain since it was written. A reboot
+//! apply (or rollback) finishes an interrupted handover: if the router
+//! still reads the stand-in's file, the stand-ins keep the traffic while
+//! it converges the services as always (starting one stopped by hand
+//! since), then their own ports are waited for and the file put back, and
+//! the stand-ins drain and go; if the file was put back already (or never
+//! switched), they drain for what is left since it was written and go
+//! before anything else. A reboot
 //! needs none of it: the stand-in is not enabled, and the routes unit
 //! writes its own file at boot.
 //!
@@ -365,16 +367,59 @@ fn switch_back(
 }
 
 /// Finishes a handover an earlier apply left (killed): see the module's
-/// comment. Nothing to do without a record.
-pub fn repair(host: &Host, record_path: &Path, progress: &Progress) -> Result<(), Failure> {
+/// comment. Nothing to do without a record. While the router still sends
+/// the traffic to the stand-ins, they keep it: that is returned, to be
+/// finished ([`Switched::finish`]) once apply or rollback has converged the
+/// services behind them (started one stopped by hand since, replaced one
+/// as the template now says). Otherwise the stand-ins drain and go now.
+pub fn resume(
+    host: &Host,
+    record_path: &Path,
+    progress: &Progress,
+) -> Result<Option<Switched>, Failure> {
     let Some(record) = read_record(record_path)? else {
-        return Ok(());
+        return Ok(None);
     };
     progress.line(&format!(
         "zero-downtime: finishing the handover an earlier apply left ({})",
         record.standins.join(", ")
     ));
-    switch_back(host, record_path, &record, progress)
+    let current = fs::read_to_string(&record.routes_file).ok();
+    if record.switched.is_some() && current == record.switched {
+        progress.line(&format!(
+            "zero-downtime: {} keeps the traffic while the services converge",
+            record.standins.join(", ")
+        ));
+        return Ok(Some(Switched {
+            record_path: record_path.to_path_buf(),
+            record,
+        }));
+    }
+    switch_back(host, record_path, &record, progress)?;
+    Ok(None)
+}
+
+/// Whether the routes file is a handover's switch to its stand-ins (one a
+/// killed apply left): not a hand change, and finishing the handover puts
+/// the file back.
+pub fn routes_switched(record_path: &Path) -> bool {
+    read_record(record_path)
+        .ok()
+        .flatten()
+        .is_some_and(|record| {
+            record.switched.is_some()
+                && fs::read_to_string(&record.routes_file).ok() == record.switched
+        })
+}
+
+/// The containers of the stand-ins a handover under way runs (see
+/// [`RECORD`]): no unit of the instance runs them, yet they are no strays.
+pub fn standin_containers(record_path: &Path) -> Vec<String> {
+    let record = read_record(record_path).ok().flatten();
+    (record.iter().flat_map(|r| &r.standins))
+        .filter_map(|unit| unit.strip_suffix(".service"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Removes the stand-ins of a handover an earlier apply left, without
@@ -403,6 +448,7 @@ fn read_record(path: &Path) -> Result<Option<Record>, Failure> {
 fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     super::converge::stop(&systemd, names, progress)?;
+    super::converge::remove_run_files(host, names)?;
     for name in names {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
     }

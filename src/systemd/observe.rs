@@ -132,28 +132,14 @@ pub fn observe(
         let running = running.map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
-        // Containers with the instance's labels that no installed unit
-        // runs (started by hand, or left by a unit removed without
-        // systemd): on the instance network under a service's alias, they
-        // answer for it. One under the name of a service whose unit is
-        // down (stopped, or failed: its `docker run` ended) is not its
-        // unit's either (`docker rm -f`, then `docker run --name` by hand),
-        // and would make the unit's start fail on its name.
         let down: Vec<&str> = (observed.iter())
             .filter(|o| matches!(o.active_state.as_str(), "inactive" | "failed"))
             .map(|o| o.unit.as_str())
             .collect();
-        let ours: Vec<String> = (installed.iter())
-            .filter(|u| !down.contains(&u.name.as_str()))
-            .filter_map(|u| render::owner(&u.text)?.container())
-            .collect();
         networks_in_use = (running.values())
             .flat_map(|c| c.networks.iter().cloned())
             .collect();
-        stray_containers = (running.into_keys())
-            .filter(|name| !ours.contains(name))
-            .collect();
-        stray_containers.sort();
+        stray_containers = strays(running.into_keys(), installed, &down);
     }
     // A service that does not run makes the named volumes it mounts at its
     // start: one removed meanwhile (`docker volume rm`, `docker volume
@@ -193,17 +179,60 @@ pub fn observe(
     })
 }
 
+/// Of the instance's running containers (found by its labels), those no
+/// installed unit runs, sorted: started by hand, or left by a unit removed
+/// without systemd; on the instance network under a service's alias, they
+/// answer for it. One under the name of a service whose unit is `down`
+/// (stopped, or failed: its `docker run` ended) is not its unit's either
+/// (`docker rm -f`, then `docker run --name` by hand), and would make the
+/// unit's start fail on its name.
+pub fn strays(
+    running: impl IntoIterator<Item = String>,
+    installed: &[UnitFile],
+    down: &[&str],
+) -> Vec<String> {
+    let ours: Vec<String> = (installed.iter())
+        .filter(|u| !down.contains(&u.name.as_str()))
+        .filter_map(|u| render::owner(&u.text)?.container())
+        .collect();
+    let mut strays: Vec<String> = (running.into_iter())
+        .filter(|name| !ours.contains(name))
+        .collect();
+    strays.sort();
+    strays
+}
+
 /// How a running container differs from what its unit's `docker run`
 /// asks (`args`; the unit became active at `started`, in microseconds):
-/// settings changed by `docker update`, or a container made after its unit
-/// started it, which the unit did not make (replaced by hand, `docker rm
-/// -f` then `docker run --name` with other arguments).
+/// settings changed by `docker update`, a network joined by hand (`docker
+/// network connect`: it reaches, and is reached from, what is there), or
+/// a container made after its unit started it, which the unit did not make
+/// (replaced by hand, `docker rm -f` then `docker run --name` with other
+/// arguments).
 pub fn differences(container: &Container, args: &run_args::RunArgs, started: u64) -> Vec<String> {
     let made = crate::cli::when::parse_iso_micros(&container.created);
     if started > 0 && made.is_some_and(|made| made > started) {
         return vec!["it was made after its unit started (replaced by hand?)".to_string()];
     }
-    (container.limits.as_ref())
+    let mut found: Vec<String> = (container.limits.as_ref())
         .map(|recorded| args.limits.differences(recorded))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // (`--network container:NAME` shares another's: Docker lists none.)
+    let asked: Vec<&str> = match args.networks.as_slice() {
+        [] => vec!["bridge"],
+        networks => networks.iter().map(String::as_str).collect(),
+    };
+    if !asked.iter().any(|n| n.starts_with("container:")) {
+        found.extend(
+            (container.networks.iter())
+                .filter(|network| !asked.contains(&network.as_str()))
+                .map(|network| {
+                    format!(
+                        "network {network}, which the unit does not ask for (`docker network \
+                         connect` by hand?)"
+                    )
+                }),
+        );
+    }
+    found
 }
