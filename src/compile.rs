@@ -1371,6 +1371,8 @@ impl<'a> ServiceCompiler<'a> {
                 name,
                 target,
                 read_only,
+                relabel,
+                nocopy,
             } => {
                 let decl = self.volume_decls.get(name);
                 let external = decl.is_some_and(|d| d.external);
@@ -1387,6 +1389,8 @@ impl<'a> ServiceCompiler<'a> {
                     target: target.to_string(),
                     read_only,
                     propagation: None,
+                    relabel: relabel.map(str::to_string),
+                    nocopy,
                 }
             }
             VolumeSpec::Bind {
@@ -1394,17 +1398,22 @@ impl<'a> ServiceCompiler<'a> {
                 target,
                 read_only,
                 propagation,
+                relabel,
             } => Volume {
                 source: VolumeSource::Bind(path.to_string()),
                 target: target.to_string(),
                 read_only,
                 propagation: propagation.map(str::to_string),
+                relabel: relabel.map(str::to_string),
+                nocopy: false,
             },
             VolumeSpec::Anonymous { target } => Volume {
                 source: VolumeSource::Anonymous,
                 target: target.to_string(),
                 read_only: false,
                 propagation: None,
+                relabel: None,
+                nocopy: false,
             },
         }
     }

@@ -423,6 +423,10 @@ pub struct Volume {
     pub read_only: bool,
     /// A bind mount's propagation (`rslave`), as written.
     pub propagation: Option<String>,
+    /// SELinux relabelling: `z` (shared) or `Z` (private).
+    pub relabel: Option<String>,
+    /// A named volume's `nocopy`: the image's files are not copied in.
+    pub nocopy: bool,
 }
 
 impl Volume {
@@ -438,6 +442,8 @@ impl Volume {
             .then_some("ro")
             .into_iter()
             .chain(self.propagation.as_deref())
+            .chain(self.relabel.as_deref())
+            .chain(self.nocopy.then_some("nocopy"))
             .collect();
         if !mode.is_empty() {
             arg.push(':');

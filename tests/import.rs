@@ -1741,7 +1741,7 @@ fn a_bind_keeps_its_mount_propagation() {
     );
     let run = project.import_ok(&[]);
     assert!(
-        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, and binds with a propagation\n"),
+        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, z or Z, volumes with nocopy, and binds with a propagation\n"),
         "{}",
         run.stderr
     );
@@ -1892,4 +1892,67 @@ fn a_cpu_reservation_is_said_to_be_swarm_only() {
         "{template}"
     );
     assert!(template.contains("--memory-reservation=512M"), "{template}");
+}
+
+/// supabase's and jitsi's binds relabelled for SELinux (`:z`, `:Z`,
+/// `ro,z`, `bind: {selinux: Z}`) and a volume mounted `nocopy`: the modes
+/// were warned and dropped, so on an SELinux host the containers could not
+/// read their own configuration. Docker takes each on `--volume`; a bind
+/// `nocopy` is refused by Docker, so by compose, and so by import.
+#[test]
+fn selinux_relabelling_and_nocopy_are_carried_over() {
+    let project = Project::new(
+        r#"services:
+  kong:
+    image: kong:2.8.1
+    volumes:
+      - ./volumes/api/kong.yml:/home/kong/temp.yml:ro,z
+      - ./volumes/functions:/home/deno/functions:Z
+      - type: bind
+        source: /srv/web
+        target: /config
+        bind:
+          selinux: z
+      - deno-cache:/root/.cache/deno:nocopy
+      - type: volume
+        source: cache
+        target: /cache
+        read_only: true
+        volume:
+          nocopy: true
+volumes:
+  deno-cache:
+  cache:
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("mode `"), "{}", run.stderr);
+    assert!(!run.stderr.contains("selinux"), "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let dir = project.dir.display();
+    for arg in [
+        format!("--volume {dir}/volumes/api/kong.yml:/home/kong/temp.yml:ro,z \\"),
+        format!("--volume {dir}/volumes/functions:/home/deno/functions:Z \\"),
+        "--volume /srv/web:/config:z \\".to_string(),
+        "--volume shop-default-deno-cache:/root/.cache/deno:nocopy \\".to_string(),
+        "--volume shop-default-cache:/cache:ro,nocopy \\".to_string(),
+    ] {
+        assert!(render.stdout.contains(&arg), "{arg}: {}", render.stdout);
+    }
+
+    let refused =
+        Project::new("services:\n  web:\n    image: nginx\n    volumes:\n      - ./x:/x:nocopy\n")
+            .import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("mode `nocopy` is for volumes"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("docker-compose.yml:5:9"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -582,9 +582,10 @@ impl Importer<'_> {
                     _ => (volume.clone(), ""),
                 };
                 let read_only = mode.starts_with("ro");
+                // Relabelling and nocopy were done for the first container.
                 let propagation = mode
                     .split(',')
-                    .find(|f| !f.is_empty() && *f != "ro")
+                    .find(|f| f.contains("shared") || f.contains("slave") || f.contains("private"))
                     .map(str::to_string);
                 self.volumes_of
                     .entry(service.clone())
@@ -640,13 +641,24 @@ impl Importer<'_> {
                     "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" if bind => {
                         kept.push(flag)
                     }
+                    // SELinux relabelling; Docker ignores it where SELinux is off.
+                    "z" | "Z" => kept.push(flag),
+                    "nocopy" if !bind => kept.push(flag),
                     // Only meaningful on macOS.
                     "cached" | "delegated" | "consistent" => {}
+                    // Docker refuses the container, and so `compose up`.
+                    "nocopy" => self.error(
+                        at,
+                        format!(
+                            "`volumes` of service `{}`: mode `nocopy` is for volumes: Docker refuses it on a bind mount (`{source}`)",
+                            self.service.clone().unwrap_or_default()
+                        ),
+                    ),
                     other => self.warn(
                         at,
                         "volumes",
                         format!(
-                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, and binds with a propagation"
+                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, z or Z, volumes with nocopy, and binds with a propagation"
                         ),
                     ),
                 }
@@ -755,9 +767,6 @@ impl Importer<'_> {
             let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
-                "bind" if v.get("selinux").is_some() => {
-                    self.warn(&k.at, &key, "the selinux option is not carried over")
-                }
                 "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
                     .warn(
                         &k.at,
@@ -765,6 +774,12 @@ impl Importer<'_> {
                         "`create_host_path: false` is not carried over: Docker creates a missing host folder",
                     ),
                 "bind" => {}
+                "volume" if kind == "volume" && is_only(v, "nocopy") && source.is_some() => {}
+                "volume" if kind == "volume" && is_only(v, "nocopy") => self.warn(
+                    &k.at,
+                    &key,
+                    "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
+                ),
                 "tmpfs" if kind == "tmpfs" => {}
                 other => self.warn(&k.at, &format!("volumes.{other}"), "not carried over"),
             }
@@ -774,6 +789,15 @@ impl Importer<'_> {
             .get("bind")
             .and_then(|b| b.get("propagation"))
             .and_then(Node::scalar);
+        let relabel = item
+            .get("bind")
+            .and_then(|b| b.get("selinux"))
+            .and_then(Node::scalar);
+        let nocopy = item
+            .get("volume")
+            .and_then(|b| b.get("nocopy"))
+            .and_then(Node::boolean)
+            == Some(true);
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
@@ -786,6 +810,8 @@ impl Importer<'_> {
                     .then(|| "ro".to_string())
                     .into_iter()
                     .chain(propagation)
+                    .chain(relabel)
+                    .chain(nocopy.then(|| "nocopy".to_string()))
                     .collect();
                 if !mode.is_empty() && parts.len() == 2 {
                     parts.push(vec![Piece::Text(mode.join(","))]);
@@ -1635,6 +1661,12 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
             None => format!("{}{protocol}", first + i),
         })
         .collect()))
+}
+
+/// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
+fn is_only(node: &Node, key: &str) -> bool {
+    node.entries()
+        .is_some_and(|entries| entries.iter().all(|(k, _)| k.name == key))
 }
 
 /// Joins neighbouring literal pieces.
