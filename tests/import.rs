@@ -154,7 +154,8 @@ secrets:
     environment: API_KEY
 "#,
     );
-    let run = project.import_ok(&[]);
+    // `web` links to `db`: compose refuses the file while `debug` is off.
+    let run = project.import_ok(&["--profile", "debug"]);
     let expected = [
         (
             "3:5",
@@ -975,7 +976,9 @@ fn a_path_starting_with_a_relative_variable_is_made_absolute() {
 /// n8n's AI starter kit: `ollama-cpu` (profile `cpu`) and `ollama-gpu`
 /// (profile `gpu-nvidia`) publish the same port. `docker compose up` runs
 /// neither, `--profile cpu` (or `COMPOSE_PROFILES` in `.env`) the first;
-/// import does the same. A service an enabled one depends on is kept.
+/// import does the same. A service an enabled one depends on must be
+/// enabled too: compose refuses the file otherwise ("depends on undefined
+/// service"), and so does import, where the dependency is named.
 #[test]
 fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
     let project = Project::new(
@@ -1013,16 +1016,29 @@ fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
         .collect::<Vec<_>>()
     };
 
-    let run = project.import_ok(&[]);
-    assert_eq!(services(&project.template()), ["n8n", "qdrant"]);
-    for warning in [
-        "warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `cpu` is not active; import with `--profile cpu` to make it part of every instance\n",
-        "warning: docker-compose.yml:18:5: qdrant: profiles: unitgen has no profiles: kept, though profile `vectors` is not active, because `n8n` depends on it",
+    let refused = project.import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    for part in [
+        "service `n8n` depends on `qdrant`, which `docker compose up` leaves out",
+        "while profile `vectors` is not active",
+        "docker-compose.yml:4:18",
     ] {
-        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+        assert!(
+            refused.stderr.replace("\n  │ ", " ").contains(part),
+            "{part} in {}",
+            refused.stderr
+        );
     }
 
-    let run = project.import_ok(&["--force", "--profile", "cpu"]);
+    let run = project.import_ok(&["--profile", "vectors"]);
+    assert_eq!(services(&project.template()), ["n8n", "qdrant"]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `cpu` is not active; import with `--profile cpu` to make it part of every instance\n"),
+        "{}",
+        run.stderr
+    );
+
+    let run = project.import_ok(&["--force", "--profile", "cpu", "--profile", "vectors"]);
     assert_eq!(
         services(&project.template()),
         ["n8n", "ollama-cpu", "ollama-pull-llama-cpu", "qdrant"]
@@ -1954,5 +1970,55 @@ volumes:
         refused.stderr.contains("docker-compose.yml:5:9"),
         "{}",
         refused.stderr
+    );
+}
+
+/// What compose refuses to run, import refuses, saying where and what: an
+/// unclosed `${B:-x` (was kept literally, with a warning), a `depends_on` of
+/// a service the file does not have (was warned and left out), and a
+/// service that depends on one that extends a base of an inactive profile:
+/// compose merges the base's `profiles` in, so leaves the service out
+/// (import kept it, as its own definition has no profiles).
+#[test]
+fn what_compose_refuses_is_refused_where_it_is_written() {
+    for (compose, place, part) in [
+        (
+            "services:\n  web:\n    image: nginx\n    environment:\n      B: ${B:-x\n",
+            "docker-compose.yml:5:10",
+            "`${` without `}` in `${B:-x`",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    depends_on: [db]\n",
+            "docker-compose.yml:4:18",
+            "service `web` depends on `db`, which is not a service of this file",
+        ),
+        (
+            "services:\n  debugger:\n    image: busybox\n    profiles: [debug]\n  tools:\n    extends: debugger\n    command: sleep 1d\n  web:\n    image: nginx\n    depends_on:\n      tools:\n        condition: service_started\n",
+            "docker-compose.yml:11:7",
+            "service `web` depends on `tools`, which `docker compose up` leaves out while profile `debug` is not active",
+        ),
+    ] {
+        let run = Project::new(compose).import(&["-o", "unitgen.yaml"]);
+        assert_eq!(run.code, 1, "{compose}: {}", run.stderr);
+        let said = run.stderr.replace("\n  │ ", " ");
+        assert!(said.contains(part), "{part} in {}", run.stderr);
+        assert!(said.contains(place), "{place} in {}", run.stderr);
+        assert!(!said.contains("imported"), "{}", run.stderr);
+    }
+
+    // Without the dependent, the extending service is left out with its
+    // base's profile, as compose leaves it out; `required: false` lets
+    // compose skip a missing dependency, and import too.
+    let project = Project::new(
+        "services:\n  debugger:\n    image: busybox\n    profiles: [debug]\n  tools:\n    extends: debugger\n  web:\n    image: nginx\n    depends_on:\n      tools:\n        condition: service_started\n        required: false\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(!template.contains("\n  tools:"), "{template}");
+    assert!(!template.contains("\n    depends_on"), "{template}");
+    assert!(
+        run.stderr.contains("web: depends_on: `tools` is not imported (not in this file, or left out with its profile) and `required: false`: left out, as compose leaves it"),
+        "{}",
+        run.stderr
     );
 }

@@ -1082,22 +1082,25 @@ impl Importer<'_> {
         }
         let mut targets = Vec::new();
         for (name, detail) in names {
-            let Some(target) = self.names.get(&name.name).cloned() else {
-                self.warn(
-                    &name.at,
-                    "depends_on",
-                    format!(
-                        "`{}` is not a service of this file: not carried over",
-                        name.name
-                    ),
-                );
-                continue;
-            };
-            if detail
+            let optional = detail
                 .and_then(|d| d.get("required"))
                 .and_then(Node::boolean)
-                == Some(false)
-            {
+                == Some(false);
+            let Some(target) = self.names.get(&name.name).cloned() else {
+                // A required one refuses the file (`select_profiles`).
+                if optional {
+                    self.warn(
+                        &name.at,
+                        "depends_on",
+                        format!(
+                            "`{}` is not imported (not in this file, or left out with its profile) and `required: false`: left out, as compose leaves it",
+                            name.name
+                        ),
+                    );
+                }
+                continue;
+            };
+            if optional {
                 self.warn(
                     &name.at,
                     "depends_on",
