@@ -2022,3 +2022,52 @@ fn what_compose_refuses_is_refused_where_it_is_written() {
         run.stderr
     );
 }
+
+/// sentry's `environment:` passes `SENTRY_EVENT_RETENTION_DAYS:` (set in
+/// .env) and `SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:` and `OPENAI_API_KEY:`
+/// (set nowhere) from compose's environment. Compose gives the container
+/// the first and leaves the others unset; import gave them an empty value,
+/// and the sourcemap size the `1M` another use's `${…:-1M}` defaults to.
+#[test]
+fn a_variable_passed_through_without_a_value_stays_unset() {
+    let project = Project::new(
+        r#"services:
+  memcached:
+    image: memcached:1.6.26-alpine
+    command: ["-I", "${SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:-1M}"]
+  web:
+    image: sentry:nightly
+    environment:
+      SENTRY_EVENT_RETENTION_DAYS:
+      SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:
+      OPENAI_API_KEY:
+"#,
+    )
+    .file(".env", "SENTRY_EVENT_RETENTION_DAYS=90\n");
+    let run = project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains("--env SENTRY_EVENT_RETENTION_DAYS=90 \\"),
+        "{}",
+        render.stdout
+    );
+    assert!(
+        render.stdout.contains("memcached:1.6.26-alpine -I 1M"),
+        "{}",
+        render.stdout
+    );
+    for name in ["SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE", "OPENAI_API_KEY"] {
+        assert!(
+            !render.stdout.contains(&format!("--env {name}")),
+            "{}",
+            render.stdout
+        );
+        let warning = format!(
+            "web: environment: `{name}` has no value, here nor in .env: compose passes it from the shell it runs in, and without one the container has no `{name}`; not carried over"
+        );
+        assert!(run.stderr.contains(&warning), "{warning} in {}", run.stderr);
+    }
+}

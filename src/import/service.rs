@@ -321,9 +321,23 @@ impl Importer<'_> {
                 );
                 continue;
             }
+            // Compose passes the variable of the shell it runs in, or of
+            // .env; where neither sets it, the container has no such
+            // variable (sentry's `OPENAI_API_KEY:`), which is not an empty
+            // one, nor a default other uses of `${NAME:-…}` give.
+            if value.is_none() && !self.options.dotenv.iter().any(|(n, _)| *n == name) {
+                self.warn(
+                    &node.at,
+                    "environment",
+                    format!(
+                        "`{name}` has no value, here nor in .env: compose passes it from the shell it runs in, and without one the container has no `{name}`; not carried over: add `{name}` to `environment` where an instance needs it"
+                    ),
+                );
+                continue;
+            }
             let value = value.unwrap_or_else(|| {
-                // Compose passes the variable of its own environment: the
-                // instance's value of that name now.
+                // Compose passes the variable of .env: the instance's value
+                // of that name now.
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
                     default: None,
@@ -332,20 +346,17 @@ impl Importer<'_> {
                 }];
                 self.record(&pieces, &node.at, "environment");
                 let value_name = interpolate::value_name(&name);
-                let mut message = format!(
-                    "`{name}` has no value: compose takes it from the environment it runs in; it is now the instance value `{value_name}`"
-                );
                 if let Some(v) = self.values.get_mut(&value_name) {
                     // Said here, not again as a variable without default.
                     v.needed = false;
-                    if v.value.is_none() {
-                        message.push_str(&format!(
-                            ", empty in `{}`: set it for each instance",
-                            self.options.instance
-                        ));
-                    }
                 }
-                self.warn(&node.at, "environment", message);
+                self.warn(
+                    &node.at,
+                    "environment",
+                    format!(
+                        "`{name}` has no value: compose takes it from the shell it runs in, else from .env; it is now the instance value `{value_name}`, set in .env"
+                    ),
+                );
                 Scalar::Text(interpolate::template(&pieces))
             });
             if valid {
