@@ -110,6 +110,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         healthchecked: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
+        container_names: HashMap::new(),
         bind_volumes: HashMap::new(),
         tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
@@ -306,6 +307,9 @@ struct Importer<'a> {
     tmpfs_volumes: HashMap<String, String>,
     /// `${PWD}` is given the compose file's folder (no `.env` sets it).
     pwd_is_dir: bool,
+    /// Services' `container_name`s, as compose resolves them → the service:
+    /// `network_mode: container:NAME` of one is its service's network.
+    container_names: HashMap<String, String>,
     /// Each compose service's volumes as carried over, for the services
     /// that mount them too (`volumes_from`).
     volumes_of: HashMap<String, Vec<Mounted>>,
@@ -459,6 +463,13 @@ impl<'a> Importer<'a> {
         let service_entries = &self.select_profiles(&extended_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
+        self.container_names = service_entries
+            .iter()
+            .filter_map(|(key, def)| {
+                let name = def.get("container_name")?.scalar()?;
+                Some((self.as_compose_resolves(&name)?, key.name.clone()))
+            })
+            .collect();
         (self.bind_volumes, self.tmpfs_volumes) =
             volumes_node.map(local_driver_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);

@@ -1060,33 +1060,105 @@ fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
 }
 
 /// A guacamole stack behind gluetun (`network_mode: container:gluetun`,
-/// reaching guacd on localhost, going out through the VPN) and a
-/// home-assistant style `network_mode: host` (no `ports:`, listening on the
-/// host): each warning says what the service loses.
+/// gluetun's `container_name`: reaching guacd on localhost, going out
+/// through the VPN), qbittorrent's `service:gluetun`, a home-assistant style
+/// `network_mode: host` and a `none`: each was warned and run on the
+/// instance network instead. `docker run --network` takes each; what Docker
+/// refuses beside a shared network fails compose, and import.
 #[test]
-fn network_mode_warnings_say_what_is_lost() {
+fn network_mode_is_carried_over_as_docker_run_takes_it() {
     let project = Project::new(
         r#"services:
   guacamole:
     image: guacamole/guacamole
+    container_name: guac
     environment:
       - GUACD_HOSTNAME=localhost
     network_mode: container:gluetun
+  qbittorrent:
+    image: lscr.io/linuxserver/qbittorrent:latest
+    network_mode: "service:gluetun"
   gluetun:
     image: qmcgaw/gluetun:latest
+    container_name: gluetun
     cap_add: [NET_ADMIN]
+    ports: ["8080:8080"]
   homeassistant:
     image: ghcr.io/home-assistant/home-assistant:stable
     network_mode: host
+    ports: ["8123:8123"]
+  isolated:
+    image: busybox
+    network_mode: none
+  outside:
+    image: busybox
+    network_mode: container:vpn
 "#,
     );
     let run = project.import_ok(&[]);
-    for warning in [
-        "warning: docker-compose.yml:6:5: guacamole: network_mode: not carried over: the container shared `gluetun`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `gluetun` by its name, and know that its traffic no longer goes through `gluetun`\n",
-        "warning: docker-compose.yml:12:5: homeassistant: network_mode: not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`\n",
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:18:5: homeassistant: network_mode: `ports` are not carried over: Docker discards them with `network_mode: host`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("guacamole: network_mode: the names others would reach this service by"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |name: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{name}.service <=="))
+            .unwrap_or_else(|| panic!("no unit {name}: {}", render.stdout));
+        let text = &render.stdout[start..];
+        let end = text[1..].find("# ==> ").map_or(text.len(), |e| e + 1);
+        text[..end].to_string()
+    };
+    for (service, network) in [
+        ("guacamole", "container:shop-default-gluetun"),
+        ("qbittorrent", "container:shop-default-gluetun"),
+        ("homeassistant", "host"),
+        ("isolated", "none"),
+        ("outside", "container:vpn"),
     ] {
-        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+        let unit = unit(service);
+        assert!(
+            unit.contains(&format!("    --network {network} \\\n")),
+            "{unit}"
+        );
+        assert!(!unit.contains("--network-alias"), "{unit}");
+        assert!(!unit.contains("--publish"), "{unit}");
     }
+    // It starts after the service whose network it shares, and with it.
+    let qbittorrent = unit("qbittorrent");
+    assert!(
+        qbittorrent.contains(
+            "After=docker.service shop-default-network.service shop-default-gluetun.service\n"
+        ),
+        "{qbittorrent}"
+    );
+    assert!(
+        qbittorrent.contains("PartOf=shop-default-gluetun.service\n"),
+        "{qbittorrent}"
+    );
+
+    let refused = Project::new(
+        "services:\n  vpn:\n    image: gluetun\n  app:\n    image: nginx\n    network_mode: service:vpn\n    ports: [\"80:80\"]\n",
+    )
+    .import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let said = refused.stderr.replace("\n  │ ", " ");
+    assert!(
+        said.contains(
+            "`ports` of service `app` with `network_mode: service:vpn`: Docker refuses it"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("docker-compose.yml:7:5"), "{said}");
 }
 
 /// Firezone's `deploy.restart_policy` (from an `x-deploy` anchor) says

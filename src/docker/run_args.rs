@@ -159,6 +159,9 @@ pub struct RunArgs {
     /// The named volumes it mounts (`--volume NAME:/path`, `--mount
     /// type=volume,source=NAME,...`): Docker makes a missing one, empty.
     pub named_volumes: Vec<String>,
+    /// The network it joins (`--network`): the instance's, or another
+    /// (`host`, `container:NAME`) that has no instance network to check.
+    pub network: Option<String>,
 }
 
 /// Reads `argv`, a unit's `docker run` command line (program first); None
@@ -203,6 +206,7 @@ pub fn read(argv: &[String]) -> Option<RunArgs> {
             "cpuset-cpus" => limits.cpuset_cpus = value.to_string(),
             "cpuset-mems" => limits.cpuset_mems = value.to_string(),
             "restart" => limits.restart = value.split(':').next()?.to_string(),
+            "network" | "net" => read.network = Some(value.to_string()),
             "volume" => {
                 // NAME:/path[:mode]; a bind mount's source is a path, an
                 // anonymous volume has no source.

@@ -54,6 +54,13 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
+            // Said at `network_mode` (`Importer::network_mode`).
+            if ["host", "none"].contains(&mode.as_str()) {
+                out.entries.retain(|e| e.key != "ports");
+            }
+            self.without_aliases(def, &mut out);
+        }
         if self.oneshots.contains(&key.name) {
             self.oneshot(&mut out, def);
         } else if out.get("restart").is_none() {
@@ -234,22 +241,7 @@ impl Importer<'_> {
                 self.warn(&key.at, name, message);
             }
             "networks" => self.service_networks(value, out),
-            "network_mode" => {
-                // What the mode meant is what the warning must say is lost.
-                let mode = value.scalar().unwrap_or_default();
-                let shared = mode
-                    .strip_prefix("service:")
-                    .or_else(|| mode.strip_prefix("container:"));
-                let message = match (mode.as_str(), shared) {
-                    ("host", _) => "not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`".to_string(),
-                    ("none", _) => "not carried over: the container had no network; here it runs on its instance's network".to_string(),
-                    (_, Some(other)) => format!(
-                        "not carried over: the container shared `{other}`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `{other}` by its name, and know that its traffic no longer goes through `{other}`"
-                    ),
-                    _ => "not carried over: every service runs on its instance's network, where the others find it by name".to_string(),
-                };
-                self.warn(&key.at, name, message);
-            }
+            "network_mode" => self.network_mode(key, value, def, out),
             "links" => {
                 let aliased: Vec<String> = value
                     .items()
@@ -1290,6 +1282,16 @@ impl Importer<'_> {
                                     }
                                 }
                             }
+                            // Kept a warning: `docker run --ip` needs a
+                            // network whose subnet is given by hand, and an
+                            // instance network has Docker's own, another for
+                            // each instance; one fixed address in every
+                            // instance would collide, or be refused.
+                            "ipv4_address" | "ipv6_address" => self.warn(
+                                &k.at,
+                                &key,
+                                "not carried over: the instance network's subnet is Docker's choice, another for each instance, so no fixed address is given; others reach the service by name",
+                            ),
                             _ => self.warn(&k.at, &key, "not carried over"),
                         }
                     }
@@ -1303,6 +1305,101 @@ impl Importer<'_> {
                 .or_default()
                 .push(service.clone());
         }
+    }
+
+    /// `network_mode`: the network the container runs on instead of the
+    /// instance's, as `docker run --network` takes it. What Docker refuses
+    /// beside a network shared with another container (ports, a hostname,
+    /// DNS servers, hosts entries) fails `compose up`, and is refused; the
+    /// ports of a container on the host's network or on none are
+    /// discarded by Docker, and left out.
+    fn network_mode(&mut self, key: &Key, node: &Node, def: &Node, out: &mut Map) {
+        let Some(mode) = self.plain_text(node, "network_mode") else {
+            return;
+        };
+        let service = self.service.clone().unwrap_or_default();
+        let written = match mode.split_once(':') {
+            None if ["host", "none", "bridge"].contains(&mode.as_str()) => mode.clone(),
+            Some(("service", other)) => match self.names.get(other) {
+                Some(name) => format!("service:{name}"),
+                None => {
+                    self.error(
+                        &node.at,
+                        format!("`network_mode` of service `{service}`: `{other}` is not a service of this file: compose refuses the file"),
+                    );
+                    return;
+                }
+            },
+            // A container of this file, by its `container_name`: the
+            // service's, whose container unitgen names itself.
+            Some(("container", other)) => match self.container_names.get(other) {
+                Some(compose_service) => format!("service:{}", self.names[compose_service]),
+                None => mode.clone(),
+            },
+            _ => {
+                self.warn(
+                    &node.at,
+                    "network_mode",
+                    format!("`{mode}` is not carried over: unitgen knows host, none, bridge, service:NAME and container:NAME"),
+                );
+                return;
+            }
+        };
+        let shared = mode.contains(':');
+        // compose-go refuses `networks` beside `network_mode` itself.
+        let refused: &[&str] = if shared {
+            &[
+                "ports",
+                "hostname",
+                "dns",
+                "extra_hosts",
+                "mac_address",
+                "networks",
+            ]
+        } else {
+            &["networks"]
+        };
+        for (k, _) in def.entries().unwrap_or_default() {
+            if refused.contains(&k.name.as_str()) {
+                self.error(
+                    &k.at,
+                    format!("`{}` of service `{service}` with `network_mode: {mode}`: Docker refuses it for a container in another's network, so compose fails to create it", k.name),
+                );
+            }
+        }
+        if !shared && mode != "bridge" && def.get("ports").is_some() {
+            self.warn(
+                &key.at,
+                "network_mode",
+                format!("`ports` are not carried over: Docker discards them with `network_mode: {mode}`, where the service listens on the host's ports itself (host) or on none"),
+            );
+        }
+        out.set("network_mode", Value::text(written));
+    }
+
+    /// Network aliases (of `container_name`, a renamed service, `networks`)
+    /// are for the instance network, which a service with `network_mode`
+    /// is not on: Docker refuses them there.
+    fn without_aliases(&mut self, def: &Node, out: &mut Map) {
+        let Some(Value::List(args)) = out.get("docker_args") else {
+            return;
+        };
+        let is_alias =
+            |a: &Scalar| matches!(a, Scalar::Text(t) if t.starts_with("--network-alias="));
+        if !args.iter().any(is_alias) {
+            return;
+        }
+        let args: Vec<Scalar> = args.iter().filter(|a| !is_alias(a)).cloned().collect();
+        out.entries.retain(|e| e.key != "docker_args");
+        for arg in args {
+            out.push("docker_args", arg);
+        }
+        let at = def.get("network_mode").map_or(def.at, |n| n.at);
+        self.warn(
+            &at,
+            "network_mode",
+            "the names others would reach this service by (its old name, `container_name`, aliases) are not carried over: it is not on the instance network, where names are given",
+        );
     }
 
     /// `--network-alias=ALIAS` once: not the service's own name, which
@@ -1350,6 +1447,10 @@ impl Importer<'_> {
                 (_, Some(t)) => format!("/{t}"),
                 (_, None) => format!("/{source}"),
             };
+            // Kept a warning for `content:` and `environment:`: `docker
+            // run` has no flag that writes a file into the container, and
+            // the unit would have to write it onto the host first (for a
+            // secret, out of a world-readable unit).
             let file = top.and_then(|t| t.get(&source)).and_then(|d| d.get("file"));
             let Some((path, path_at)) = file.and_then(|f| Some((f.scalar()?, f.at))) else {
                 self.warn(
