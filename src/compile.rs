@@ -24,8 +24,8 @@ use crate::escape::{
     check_specifiers,
 };
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, Protocol, Restart, Secret,
-    SecretEnv, SecretSource, Service, Volume, VolumeSource,
+    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, NetworkMode, Protocol,
+    Restart, Secret, SecretEnv, SecretSource, Service, Volume, VolumeSource,
 };
 use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{
@@ -986,6 +986,9 @@ impl<'a> ServiceCompiler<'a> {
         if let Some(depends) = &def.depends_on {
             (service.depends_on, service.restarts_with) = self.depends_on(depends);
         }
+        if let Some(mode) = &def.network_mode {
+            service.network_mode = self.network_mode(mode, def, &mut service);
+        }
         service.oneshot = def.oneshot.unwrap_or(false);
         if service.oneshot {
             match (&def.restart, service.restart) {
@@ -1391,6 +1394,8 @@ impl<'a> ServiceCompiler<'a> {
                 name,
                 target,
                 read_only,
+                relabel,
+                nocopy,
             } => {
                 let decl = self.volume_decls.get(name);
                 let external = decl.is_some_and(|d| d.external);
@@ -1407,6 +1412,8 @@ impl<'a> ServiceCompiler<'a> {
                     target: target.to_string(),
                     read_only,
                     propagation: None,
+                    relabel: relabel.map(str::to_string),
+                    nocopy,
                 }
             }
             VolumeSpec::Bind {
@@ -1414,17 +1421,22 @@ impl<'a> ServiceCompiler<'a> {
                 target,
                 read_only,
                 propagation,
+                relabel,
             } => Volume {
                 source: VolumeSource::Bind(path.to_string()),
                 target: target.to_string(),
                 read_only,
                 propagation: propagation.map(str::to_string),
+                relabel: relabel.map(str::to_string),
+                nocopy: false,
             },
             VolumeSpec::Anonymous { target } => Volume {
                 source: VolumeSource::Anonymous,
                 target: target.to_string(),
                 read_only: false,
                 propagation: None,
+                relabel: None,
+                nocopy: false,
             },
         }
     }
@@ -1478,6 +1490,72 @@ impl<'a> ServiceCompiler<'a> {
     }
 
     /// The services this one depends on, and those whose restart restarts it.
+    /// `network_mode`, with what Docker refuses beside it (ports published
+    /// from another container's network, a hostname of its own). A service
+    /// sharing another's network starts after it and restarts with it: a
+    /// new container of that service is a new network, which the old one
+    /// no longer reaches.
+    fn network_mode(
+        &mut self,
+        mode: &Spanned<String>,
+        def: &ServiceDef,
+        service: &mut Service,
+    ) -> Option<NetworkMode> {
+        let (text, at) = self.expand_spanned(mode)?;
+        let network = match text.as_str() {
+            "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            "bridge" => NetworkMode::Bridge,
+            other => match other.split_once(':') {
+                Some(("service", name)) if !name.is_empty() => NetworkMode::Service(name.into()),
+                Some(("container", name)) if syntax::is_docker_name(name) => {
+                    NetworkMode::Container(name.into())
+                }
+                _ => {
+                    self.problems.push(
+                        Problem::new(format!("unknown network_mode `{other}`"))
+                            .at(&at)
+                            .help("use host, none, bridge, service:NAME (another service's network) or container:NAME (a container's outside the instance)"),
+                    );
+                    return None;
+                }
+            },
+        };
+        // Docker discards the ports of a container on the host's network
+        // or on none, and refuses them (and a hostname) in another's.
+        if let Some(port) = def.ports.as_ref().and_then(|p| p.first())
+            && network != NetworkMode::Bridge
+        {
+            self.problems.push(
+                Problem::new(format!("`ports` with network_mode `{text}`: Docker publishes none"))
+                    .at(&self.at(&port.referenced))
+                    .help(match network {
+                        NetworkMode::Host => "on the host's network the service listens on the host's ports itself: leave `ports` out",
+                        NetworkMode::None => "a container without a network has no port to publish: leave `ports` out",
+                        _ => "publish the port on the service whose network this one shares",
+                    }),
+            );
+        }
+        if network.is_shared()
+            && let Some(hostname) = &def.hostname
+        {
+            self.problems.push(
+                Problem::new(format!("`hostname` with network_mode `{text}`: Docker refuses it (conflicting options: hostname and the network mode)"))
+                    .at(&self.at(&hostname.referenced))
+                    .help("the container has the hostname of the one whose network it shares: leave `hostname` out"),
+            );
+        }
+        if let NetworkMode::Service(name) = &network {
+            if !service.depends_on.contains(name) {
+                service.depends_on.push(name.clone());
+            }
+            if !service.restarts_with.contains(name) {
+                service.restarts_with.push(name.clone());
+            }
+        }
+        Some(network)
+    }
+
     fn depends_on(&mut self, depends: &Spanned<DependsOn>) -> (Vec<String>, Vec<String>) {
         match &depends.value {
             DependsOn::List(names) => (names.iter().map(|n| n.value.clone()).collect(), Vec::new()),
@@ -1705,12 +1783,36 @@ fn check_depends_on(
         let ServiceEntry::Full(def) = &entry.value else {
             continue;
         };
-        let Some(depends) = &def.depends_on else {
-            continue;
-        };
         if left_out.contains_key(&name.value) {
             continue;
         }
+        // `network_mode: service:NAME` needs NAME running in this instance.
+        if let Some(mode) = &def.network_mode
+            && let Some(target) = mode.value.strip_prefix("service:")
+        {
+            let why = if target == name.value {
+                Some("its own".to_string())
+            } else if left_out.contains_key(target) {
+                Some(format!("`{target}`, which this instance leaves out"))
+            } else if !known.contains(target) {
+                Some(format!("`{target}`, which is not a service"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                problems.push(
+                    Problem::new(format!("`{}` shares the network of {why}", name.value))
+                        .at(&file.at(&mode.referenced))
+                        .help(
+                            did_you_mean(target, names.iter().copied())
+                                .unwrap_or_else(|| format!("services are: {}", names.join(", "))),
+                        ),
+                );
+            }
+        }
+        let Some(depends) = &def.depends_on else {
+            continue;
+        };
         let targets: Vec<&Spanned<String>> = match &depends.value {
             DependsOn::List(names) => names.iter().collect(),
             DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).collect(),

@@ -110,6 +110,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         healthchecked: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
+        container_names: HashMap::new(),
         bind_volumes: HashMap::new(),
         tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
@@ -288,8 +289,8 @@ struct Importer<'a> {
     /// Compose services others wait for with
     /// `condition: service_completed_successfully`: oneshots.
     oneshots: HashSet<String>,
-    /// Compose services with a healthcheck of their own (or extending one,
-    /// which may bring it).
+    /// Compose services with a healthcheck (their own, or their `extends`
+    /// base's).
     healthchecked: HashSet<String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
@@ -306,6 +307,9 @@ struct Importer<'a> {
     tmpfs_volumes: HashMap<String, String>,
     /// `${PWD}` is given the compose file's folder (no `.env` sets it).
     pwd_is_dir: bool,
+    /// Services' `container_name`s, as compose resolves them → the service:
+    /// `network_mode: container:NAME` of one is its service's network.
+    container_names: HashMap<String, String>,
     /// Each compose service's volumes as carried over, for the services
     /// that mount them too (`volumes_from`).
     volumes_of: HashMap<String, Vec<Mounted>>,
@@ -445,25 +449,38 @@ impl<'a> Importer<'a> {
             self.error(&services_node.at, "the compose file has no services");
             return None;
         }
-        // `extends` may name any service of the file, even one left out.
-        let all_entries = service_entries;
-        let service_entries = &self.select_profiles(all_entries);
+        // `extends` may name any service of the file, even one left out;
+        // compose merges it in first, the base's `profiles` too, and then
+        // picks the services of the active profiles.
+        let dir = self.options.dir.clone();
+        let mut extended_entries = Vec::with_capacity(service_entries.len());
+        for (key, def) in service_entries {
+            self.service = Some(key.name.clone());
+            let extended = self.extended(def, service_entries, &dir, 0);
+            extended_entries.push((key.clone(), extended.unwrap_or_else(|| def.clone())));
+        }
+        self.service = None;
+        let service_entries = &self.select_profiles(&extended_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
+        self.container_names = service_entries
+            .iter()
+            .filter_map(|(key, def)| {
+                let name = def.get("container_name")?.scalar()?;
+                Some((self.as_compose_resolves(&name)?, key.name.clone()))
+            })
+            .collect();
         (self.bind_volumes, self.tmpfs_volumes) =
             volumes_node.map(local_driver_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
         self.healthchecked = service_entries
             .iter()
-            .filter(|(_, def)| def.get("healthcheck").is_some() || def.get("extends").is_some())
+            .filter(|(_, def)| def.get("healthcheck").is_some())
             .map(|(name, _)| name.name.clone())
             .collect();
         let mut services = Map::default();
-        let dir = self.options.dir.clone();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
-            let extended = self.extended(def, all_entries, &dir, 0);
-            let def = extended.as_ref().unwrap_or(def);
             if let Some(value) = self.service_def(key, def, &globals, &project) {
                 services.set(&self.names[&key.name].clone(), value);
             }
@@ -497,12 +514,11 @@ impl<'a> Importer<'a> {
         Some((text, app, count))
     }
 
-    /// The services `docker compose up` runs: those without `profiles`,
-    /// those of an active profile, and those these depend on or link to.
-    /// Compose refuses a file whose enabled service depends on a disabled
-    /// one; here the dependency is kept instead, and said so. Every
-    /// `profiles` is warned about: an instance has no profiles, it runs
-    /// every service of its template.
+    /// The services `docker compose up` runs: those without `profiles` and
+    /// those of an active profile. Every `profiles` is warned about: an
+    /// instance has no profiles, it runs every service of its template. As
+    /// compose does ("depends on undefined service"), a file whose service
+    /// depends on one that is not there or left out is refused.
     fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
         let active = &self.options.profiles;
         let profiles_of = |def: &Node| -> Option<(YamlLocation, Vec<String>)> {
@@ -515,7 +531,7 @@ impl<'a> Importer<'a> {
                 .collect::<Vec<_>>();
             Some((key.at, names))
         };
-        let enabled_alone = |def: &Node| match profiles_of(def) {
+        let enabled = |def: &Node| match profiles_of(def) {
             None => true,
             Some((_, names)) => {
                 names.is_empty()
@@ -523,37 +539,41 @@ impl<'a> Importer<'a> {
                     || names.iter().any(|n| active.contains(n))
             }
         };
-        let mut enabled: Vec<bool> = entries.iter().map(|(_, def)| enabled_alone(def)).collect();
-        // Why a disabled service is kept after all: who needs it.
-        let mut needed_by: HashMap<usize, String> = HashMap::new();
-        let mut todo: Vec<usize> = (0..entries.len()).filter(|&i| enabled[i]).collect();
-        while let Some(i) = todo.pop() {
-            for dep in needs(&entries[i].1) {
-                let Some(j) = entries.iter().position(|(k, _)| k.name == dep) else {
-                    continue;
+        let inactive = |names: &[String]| match names {
+            [one] => format!("profile `{one}` is not active"),
+            _ => format!("none of its profiles `{}` is active", names.join("`, `")),
+        };
+        let mut kept = Vec::new();
+        for (key, def) in entries {
+            if !enabled(def) {
+                continue;
+            }
+            for (dep, at) in needs(def) {
+                let message = match entries.iter().find(|(k, _)| k.name == dep) {
+                    None => format!(
+                        "service `{}` depends on `{dep}`, which is not a service of this file: compose refuses the file (\"depends on undefined service\")",
+                        key.name
+                    ),
+                    Some((_, other)) if !enabled(other) => {
+                        let names = profiles_of(other).map(|(_, n)| n).unwrap_or_default();
+                        let first = names.first().map_or("", String::as_str);
+                        format!(
+                            "service `{}` depends on `{dep}`, which `docker compose up` leaves out while {}: compose refuses the file (\"depends on undefined service\"); import with `--profile {first}`, or mark the dependency `required: false`",
+                            key.name,
+                            inactive(&names)
+                        )
+                    }
+                    Some(_) => continue,
                 };
-                if !enabled[j] {
-                    enabled[j] = true;
-                    needed_by.insert(j, entries[i].0.name.clone());
-                    todo.push(j);
-                }
+                self.error(&at, message);
             }
         }
-        let mut kept = Vec::new();
-        for (i, (key, def)) in entries.iter().enumerate() {
+        for (key, def) in entries {
             let Some((at, names)) = profiles_of(def) else {
                 kept.push((key.clone(), def.clone()));
                 continue;
             };
-            let inactive = match names.as_slice() {
-                [one] => format!("profile `{one}` is not active"),
-                _ => format!("none of its profiles `{}` is active", names.join("`, `")),
-            };
-            let message = if let Some(by) = needed_by.get(&i) {
-                format!(
-                    "unitgen has no profiles: kept, though {inactive}, because `{by}` depends on it (compose would refuse the file); it runs in every instance"
-                )
-            } else if enabled[i] {
+            let message = if enabled(def) {
                 let on = names
                     .iter()
                     .find(|n| active.contains(n))
@@ -564,11 +584,12 @@ impl<'a> Importer<'a> {
             } else {
                 let first = names.first().map_or("", String::as_str);
                 format!(
-                    "unitgen has no profiles: left out, as `docker compose up` leaves it out while {inactive}; import with `--profile {first}` to make it part of every instance"
+                    "unitgen has no profiles: left out, as `docker compose up` leaves it out while {}; import with `--profile {first}` to make it part of every instance",
+                    inactive(&names)
                 )
             };
             self.warn_about(Some(key.name.clone()), &at, "profiles", message);
-            if enabled[i] {
+            if enabled(def) {
                 kept.push((key.clone(), def.clone()));
             }
         }
@@ -661,8 +682,18 @@ impl<'a> Importer<'a> {
                 self.record(&pieces, at, key);
                 pieces
             }
+            // compose refuses the file ("invalid interpolation format").
             Err(msg) => {
-                self.warn(at, key, format!("kept as written: {msg}"));
+                let whose = match &self.service {
+                    Some(service) => format!(" of service `{service}`"),
+                    None => String::new(),
+                };
+                self.error(
+                    at,
+                    format!(
+                        "`{key}`{whose}: {msg}: compose refuses the file (invalid interpolation)"
+                    ),
+                );
                 vec![Piece::Text(text.to_string())]
             }
         }
@@ -1162,26 +1193,35 @@ fn local_driver_volumes(volumes: &Node) -> (HashMap<String, String>, HashMap<Str
     (binds, tmpfs)
 }
 
-/// The services a service needs to start: those of its `depends_on` and
-/// its `links` (`db` or `db:alias`).
-fn needs(def: &Node) -> Vec<String> {
+/// The services a service needs to start, each where it is named: those
+/// of its `depends_on` (but `required: false`) and its `links` (`db` or
+/// `db:alias`).
+fn needs(def: &Node) -> Vec<(String, YamlLocation)> {
     let mut names = Vec::new();
     if let Some(depends_on) = def.get("depends_on") {
         match depends_on.entries() {
-            Some(entries) => names.extend(entries.iter().map(|(k, _)| k.name.clone())),
+            Some(entries) => names.extend(
+                entries
+                    .iter()
+                    .filter(|(_, detail)| {
+                        detail.get("required").and_then(Node::boolean) != Some(false)
+                    })
+                    .map(|(k, _)| (k.name.clone(), k.at)),
+            ),
             None => names.extend(
                 depends_on
                     .items()
                     .unwrap_or_default()
                     .iter()
-                    .filter_map(Node::scalar),
+                    .filter_map(|item| Some((item.scalar()?, item.at))),
             ),
         }
     }
     let links = def.get("links").and_then(Node::items).unwrap_or_default();
-    for link in links.iter().filter_map(Node::scalar) {
-        let name = link.split_once(':').map_or(link.as_str(), |(name, _)| name);
-        names.push(name.to_string());
+    for link in links {
+        let Some(text) = link.scalar() else { continue };
+        let name = text.split_once(':').map_or(text.as_str(), |(name, _)| name);
+        names.push((name.to_string(), link.at));
     }
     names
 }

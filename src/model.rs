@@ -250,6 +250,8 @@ pub struct Service {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub hostname: Option<String>,
+    /// Another network than the instance's (compose's `network_mode`).
+    pub network_mode: Option<NetworkMode>,
     pub restart: Restart,
     pub healthcheck: Option<Healthcheck>,
     /// The path the router polls (`GET`, 2xx or 3xx is healthy) on a
@@ -319,6 +321,10 @@ impl Service {
             texts.extend([key.as_str(), value.as_str()]);
         }
         texts.extend(self.systemd.keys().map(String::as_str));
+        if let Some(NetworkMode::Service(name) | NetworkMode::Container(name)) = &self.network_mode
+        {
+            texts.push(name);
+        }
         let optional = [
             &self.user,
             &self.working_dir,
@@ -426,6 +432,10 @@ pub struct Volume {
     pub read_only: bool,
     /// A bind mount's propagation (`rslave`), as written.
     pub propagation: Option<String>,
+    /// SELinux relabelling: `z` (shared) or `Z` (private).
+    pub relabel: Option<String>,
+    /// A named volume's `nocopy`: the image's files are not copied in.
+    pub nocopy: bool,
 }
 
 impl Volume {
@@ -441,12 +451,50 @@ impl Volume {
             .then_some("ro")
             .into_iter()
             .chain(self.propagation.as_deref())
+            .chain(self.relabel.as_deref())
+            .chain(self.nocopy.then_some("nocopy"))
             .collect();
         if !mode.is_empty() {
             arg.push(':');
             arg.push_str(&mode.join(","));
         }
         arg
+    }
+}
+
+/// The network a service's container runs on instead of its instance's,
+/// where the others find it by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The host's own: the container listens on the host's ports.
+    Host,
+    /// No network but loopback.
+    None,
+    /// Docker's default bridge, outside the instance.
+    Bridge,
+    /// The network of another service of the instance: it reaches that
+    /// service on localhost, and goes out through it (a VPN container).
+    Service(String),
+    /// The network of a container outside the instance, by its name.
+    Container(String),
+}
+
+impl NetworkMode {
+    /// The `docker run --network` value.
+    pub fn network_arg(&self, instance: &Instance) -> String {
+        match self {
+            NetworkMode::Host => "host".into(),
+            NetworkMode::None => "none".into(),
+            NetworkMode::Bridge => "bridge".into(),
+            NetworkMode::Service(name) => format!("container:{}", instance.container(name)),
+            NetworkMode::Container(name) => format!("container:{name}"),
+        }
+    }
+
+    /// Whether the container runs in another container's network
+    /// namespace, whose ports, hostname and DNS it shares.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, NetworkMode::Service(_) | NetworkMode::Container(_))
     }
 }
 

@@ -329,3 +329,69 @@ fn destroy_and_removing_a_service_take_its_env_file_copy_away() {
         "another instance's stays"
     );
 }
+
+/// qbittorrent behind gluetun (`network_mode: service:gluetun`): the
+/// container runs in the other's network, reaching it on localhost; one on
+/// `network_mode: none` has loopback only. plan and status see them as
+/// applied, though neither is on the instance network. A restart of the
+/// service whose network is shared restarts the other with it, into the new
+/// network.
+#[test]
+fn a_service_in_another_services_network_reaches_it_on_localhost() {
+    let world = World::new("ugnetm");
+    world.write(
+        r#"app: ugnetm
+services:
+  vpn:
+    image: unitgen-test/busybox:1
+    command: [httpd, -f, -p, "8080", -h, /bin]
+  torrent:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    network_mode: service:vpn
+  isolated:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    network_mode: none
+instances:
+  live: {}
+"#,
+    );
+    world.apply_ok("live");
+    let fetch = "wget -q -O- http://localhost:8080/busybox | wc -c";
+    assert!(
+        world
+            .exec("live", "torrent", fetch)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        inspect(
+            &world.container("live", "isolated"),
+            "{{.HostConfig.NetworkMode}}"
+        ),
+        "none"
+    );
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+
+    let restart = world.unitgen(&["restart", "live", "vpn"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    assert!(
+        world
+            .exec("live", "torrent", fetch)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}

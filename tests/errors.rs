@@ -122,6 +122,36 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    network_mode: vpn\n",
+            args: &[],
+            message: "unknown network_mode `vpn`",
+            at: "unitgen.yaml:5:19",
+            hint: Some("service:NAME"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n  web:\n    image: shop:1\n    network_mode: service:vnp\n",
+            args: &[],
+            message: "`web` shares the network of `vnp`, which is not a service",
+            at: "unitgen.yaml:7:19",
+            hint: Some("services are: vpn, web"),
+        },
+        Case {
+            // Docker refuses it: "conflicting options: port publishing and
+            // the container type network mode".
+            yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n  web:\n    image: shop:1\n    network_mode: service:vpn\n    ports: [\"80:80\"]\n",
+            args: &[],
+            message: "`ports` with network_mode `service:vpn`: Docker publishes none",
+            at: "unitgen.yaml:8:13",
+            hint: Some("publish the port on the service whose network this one shares"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n  web:\n    image: shop:1\n    network_mode: service:vpn\n    hostname: web\n",
+            args: &[],
+            message: "`hostname` with network_mode `service:vpn`: Docker refuses it",
+            at: "unitgen.yaml:8:15",
+            hint: None,
+        },
+        Case {
             // Docker refuses it at the start: "unknown capability".
             yaml: "app: shop\nservices:\n  web:\n    image: shop:1\n    cap_add: [NET_BIND_SERVCE]\n",
             args: &[],

@@ -154,7 +154,8 @@ secrets:
     environment: API_KEY
 "#,
     );
-    let run = project.import_ok(&[]);
+    // `web` links to `db`: compose refuses the file while `debug` is off.
+    let run = project.import_ok(&["--profile", "debug"]);
     let expected = [
         (
             "3:5",
@@ -975,7 +976,9 @@ fn a_path_starting_with_a_relative_variable_is_made_absolute() {
 /// n8n's AI starter kit: `ollama-cpu` (profile `cpu`) and `ollama-gpu`
 /// (profile `gpu-nvidia`) publish the same port. `docker compose up` runs
 /// neither, `--profile cpu` (or `COMPOSE_PROFILES` in `.env`) the first;
-/// import does the same. A service an enabled one depends on is kept.
+/// import does the same. A service an enabled one depends on must be
+/// enabled too: compose refuses the file otherwise ("depends on undefined
+/// service"), and so does import, where the dependency is named.
 #[test]
 fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
     let project = Project::new(
@@ -1013,16 +1016,29 @@ fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
         .collect::<Vec<_>>()
     };
 
-    let run = project.import_ok(&[]);
-    assert_eq!(services(&project.template()), ["n8n", "qdrant"]);
-    for warning in [
-        "warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `cpu` is not active; import with `--profile cpu` to make it part of every instance\n",
-        "warning: docker-compose.yml:18:5: qdrant: profiles: unitgen has no profiles: kept, though profile `vectors` is not active, because `n8n` depends on it",
+    let refused = project.import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    for part in [
+        "service `n8n` depends on `qdrant`, which `docker compose up` leaves out",
+        "while profile `vectors` is not active",
+        "docker-compose.yml:4:18",
     ] {
-        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+        assert!(
+            refused.stderr.replace("\n  │ ", " ").contains(part),
+            "{part} in {}",
+            refused.stderr
+        );
     }
 
-    let run = project.import_ok(&["--force", "--profile", "cpu"]);
+    let run = project.import_ok(&["--profile", "vectors"]);
+    assert_eq!(services(&project.template()), ["n8n", "qdrant"]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:6:5: ollama-cpu: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `cpu` is not active; import with `--profile cpu` to make it part of every instance\n"),
+        "{}",
+        run.stderr
+    );
+
+    let run = project.import_ok(&["--force", "--profile", "cpu", "--profile", "vectors"]);
     assert_eq!(
         services(&project.template()),
         ["n8n", "ollama-cpu", "ollama-pull-llama-cpu", "qdrant"]
@@ -1044,33 +1060,105 @@ fn services_of_inactive_profiles_are_left_out_as_compose_up_does() {
 }
 
 /// A guacamole stack behind gluetun (`network_mode: container:gluetun`,
-/// reaching guacd on localhost, going out through the VPN) and a
-/// home-assistant style `network_mode: host` (no `ports:`, listening on the
-/// host): each warning says what the service loses.
+/// gluetun's `container_name`: reaching guacd on localhost, going out
+/// through the VPN), qbittorrent's `service:gluetun`, a home-assistant style
+/// `network_mode: host` and a `none`: each was warned and run on the
+/// instance network instead. `docker run --network` takes each; what Docker
+/// refuses beside a shared network fails compose, and import.
 #[test]
-fn network_mode_warnings_say_what_is_lost() {
+fn network_mode_is_carried_over_as_docker_run_takes_it() {
     let project = Project::new(
         r#"services:
   guacamole:
     image: guacamole/guacamole
+    container_name: guac
     environment:
       - GUACD_HOSTNAME=localhost
     network_mode: container:gluetun
+  qbittorrent:
+    image: lscr.io/linuxserver/qbittorrent:latest
+    network_mode: "service:gluetun"
   gluetun:
     image: qmcgaw/gluetun:latest
+    container_name: gluetun
     cap_add: [NET_ADMIN]
+    ports: ["8080:8080"]
   homeassistant:
     image: ghcr.io/home-assistant/home-assistant:stable
     network_mode: host
+    ports: ["8123:8123"]
+  isolated:
+    image: busybox
+    network_mode: none
+  outside:
+    image: busybox
+    network_mode: container:vpn
 "#,
     );
     let run = project.import_ok(&[]);
-    for warning in [
-        "warning: docker-compose.yml:6:5: guacamole: network_mode: not carried over: the container shared `gluetun`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `gluetun` by its name, and know that its traffic no longer goes through `gluetun`\n",
-        "warning: docker-compose.yml:12:5: homeassistant: network_mode: not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`\n",
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:18:5: homeassistant: network_mode: `ports` are not carried over: Docker discards them with `network_mode: host`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("guacamole: network_mode: the names others would reach this service by"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |name: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{name}.service <=="))
+            .unwrap_or_else(|| panic!("no unit {name}: {}", render.stdout));
+        let text = &render.stdout[start..];
+        let end = text[1..].find("# ==> ").map_or(text.len(), |e| e + 1);
+        text[..end].to_string()
+    };
+    for (service, network) in [
+        ("guacamole", "container:shop-default-gluetun"),
+        ("qbittorrent", "container:shop-default-gluetun"),
+        ("homeassistant", "host"),
+        ("isolated", "none"),
+        ("outside", "container:vpn"),
     ] {
-        assert!(run.stderr.contains(warning), "{warning} in {}", run.stderr);
+        let unit = unit(service);
+        assert!(
+            unit.contains(&format!("    --network {network} \\\n")),
+            "{unit}"
+        );
+        assert!(!unit.contains("--network-alias"), "{unit}");
+        assert!(!unit.contains("--publish"), "{unit}");
     }
+    // It starts after the service whose network it shares, and with it.
+    let qbittorrent = unit("qbittorrent");
+    assert!(
+        qbittorrent.contains(
+            "After=docker.service shop-default-network.service shop-default-gluetun.service\n"
+        ),
+        "{qbittorrent}"
+    );
+    assert!(
+        qbittorrent.contains("PartOf=shop-default-gluetun.service\n"),
+        "{qbittorrent}"
+    );
+
+    let refused = Project::new(
+        "services:\n  vpn:\n    image: gluetun\n  app:\n    image: nginx\n    network_mode: service:vpn\n    ports: [\"80:80\"]\n",
+    )
+    .import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let said = refused.stderr.replace("\n  │ ", " ");
+    assert!(
+        said.contains(
+            "`ports` of service `app` with `network_mode: service:vpn`: Docker refuses it"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("docker-compose.yml:7:5"), "{said}");
 }
 
 /// Firezone's `deploy.restart_policy` (from an `x-deploy` anchor) says
@@ -1763,7 +1851,7 @@ fn a_bind_keeps_its_mount_propagation() {
     );
     let run = project.import_ok(&[]);
     assert!(
-        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, and binds with a propagation\n"),
+        run.stderr.contains("warning: docker-compose.yml:20:9: cadvisor: volumes: mode `rslave` is not carried over: unitgen mounts with ro or rw, z or Z, volumes with nocopy, and binds with a propagation\n"),
         "{}",
         run.stderr
     );
@@ -1914,4 +2002,166 @@ fn a_cpu_reservation_is_said_to_be_swarm_only() {
         "{template}"
     );
     assert!(template.contains("--memory-reservation=512M"), "{template}");
+}
+
+/// supabase's and jitsi's binds relabelled for SELinux (`:z`, `:Z`,
+/// `ro,z`, `bind: {selinux: Z}`) and a volume mounted `nocopy`: the modes
+/// were warned and dropped, so on an SELinux host the containers could not
+/// read their own configuration. Docker takes each on `--volume`; a bind
+/// `nocopy` is refused by Docker, so by compose, and so by import.
+#[test]
+fn selinux_relabelling_and_nocopy_are_carried_over() {
+    let project = Project::new(
+        r#"services:
+  kong:
+    image: kong:2.8.1
+    volumes:
+      - ./volumes/api/kong.yml:/home/kong/temp.yml:ro,z
+      - ./volumes/functions:/home/deno/functions:Z
+      - type: bind
+        source: /srv/web
+        target: /config
+        bind:
+          selinux: z
+      - deno-cache:/root/.cache/deno:nocopy
+      - type: volume
+        source: cache
+        target: /cache
+        read_only: true
+        volume:
+          nocopy: true
+volumes:
+  deno-cache:
+  cache:
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("mode `"), "{}", run.stderr);
+    assert!(!run.stderr.contains("selinux"), "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let dir = project.dir.display();
+    for arg in [
+        format!("--volume {dir}/volumes/api/kong.yml:/home/kong/temp.yml:ro,z \\"),
+        format!("--volume {dir}/volumes/functions:/home/deno/functions:Z \\"),
+        "--volume /srv/web:/config:z \\".to_string(),
+        "--volume shop-default-deno-cache:/root/.cache/deno:nocopy \\".to_string(),
+        "--volume shop-default-cache:/cache:ro,nocopy \\".to_string(),
+    ] {
+        assert!(render.stdout.contains(&arg), "{arg}: {}", render.stdout);
+    }
+
+    let refused =
+        Project::new("services:\n  web:\n    image: nginx\n    volumes:\n      - ./x:/x:nocopy\n")
+            .import(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("mode `nocopy` is for volumes"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("docker-compose.yml:5:9"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// What compose refuses to run, import refuses, saying where and what: an
+/// unclosed `${B:-x` (was kept literally, with a warning), a `depends_on` of
+/// a service the file does not have (was warned and left out), and a
+/// service that depends on one that extends a base of an inactive profile:
+/// compose merges the base's `profiles` in, so leaves the service out
+/// (import kept it, as its own definition has no profiles).
+#[test]
+fn what_compose_refuses_is_refused_where_it_is_written() {
+    for (compose, place, part) in [
+        (
+            "services:\n  web:\n    image: nginx\n    environment:\n      B: ${B:-x\n",
+            "docker-compose.yml:5:10",
+            "`${` without `}` in `${B:-x`",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    depends_on: [db]\n",
+            "docker-compose.yml:4:18",
+            "service `web` depends on `db`, which is not a service of this file",
+        ),
+        (
+            "services:\n  debugger:\n    image: busybox\n    profiles: [debug]\n  tools:\n    extends: debugger\n    command: sleep 1d\n  web:\n    image: nginx\n    depends_on:\n      tools:\n        condition: service_started\n",
+            "docker-compose.yml:11:7",
+            "service `web` depends on `tools`, which `docker compose up` leaves out while profile `debug` is not active",
+        ),
+    ] {
+        let run = Project::new(compose).import(&["-o", "unitgen.yaml"]);
+        assert_eq!(run.code, 1, "{compose}: {}", run.stderr);
+        let said = run.stderr.replace("\n  │ ", " ");
+        assert!(said.contains(part), "{part} in {}", run.stderr);
+        assert!(said.contains(place), "{place} in {}", run.stderr);
+        assert!(!said.contains("imported"), "{}", run.stderr);
+    }
+
+    // Without the dependent, the extending service is left out with its
+    // base's profile, as compose leaves it out; `required: false` lets
+    // compose skip a missing dependency, and import too.
+    let project = Project::new(
+        "services:\n  debugger:\n    image: busybox\n    profiles: [debug]\n  tools:\n    extends: debugger\n  web:\n    image: nginx\n    depends_on:\n      tools:\n        condition: service_started\n        required: false\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(!template.contains("\n  tools:"), "{template}");
+    assert!(!template.contains("\n    depends_on"), "{template}");
+    assert!(
+        run.stderr.contains("web: depends_on: `tools` is not imported (not in this file, or left out with its profile) and `required: false`: left out, as compose leaves it"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// sentry's `environment:` passes `SENTRY_EVENT_RETENTION_DAYS:` (set in
+/// .env) and `SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:` and `OPENAI_API_KEY:`
+/// (set nowhere) from compose's environment. Compose gives the container
+/// the first and leaves the others unset; import gave them an empty value,
+/// and the sourcemap size the `1M` another use's `${…:-1M}` defaults to.
+#[test]
+fn a_variable_passed_through_without_a_value_stays_unset() {
+    let project = Project::new(
+        r#"services:
+  memcached:
+    image: memcached:1.6.26-alpine
+    command: ["-I", "${SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:-1M}"]
+  web:
+    image: sentry:nightly
+    environment:
+      SENTRY_EVENT_RETENTION_DAYS:
+      SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE:
+      OPENAI_API_KEY:
+"#,
+    )
+    .file(".env", "SENTRY_EVENT_RETENTION_DAYS=90\n");
+    let run = project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains("--env SENTRY_EVENT_RETENTION_DAYS=90 \\"),
+        "{}",
+        render.stdout
+    );
+    assert!(
+        render.stdout.contains("memcached:1.6.26-alpine -I 1M"),
+        "{}",
+        render.stdout
+    );
+    for name in ["SENTRY_MAX_EXTERNAL_SOURCEMAP_SIZE", "OPENAI_API_KEY"] {
+        assert!(
+            !render.stdout.contains(&format!("--env {name}")),
+            "{}",
+            render.stdout
+        );
+        let warning = format!(
+            "web: environment: `{name}` has no value, here nor in .env: compose passes it from the shell it runs in, and without one the container has no `{name}`; not carried over"
+        );
+        assert!(run.stderr.contains(&warning), "{warning} in {}", run.stderr);
+    }
 }

@@ -548,7 +548,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 None => {}
                 Some(c) if c.status == "paused" => seen.container_paused = owner.container(),
                 Some(c) if c.status != "running" => seen.container_missing = true,
-                Some(c) if !c.networks.contains(&prefix) => {
+                // Not on another network its unit asks for (`network_mode`).
+                Some(c)
+                    if !c.networks.contains(&prefix)
+                        && args
+                            .as_ref()
+                            .is_none_or(|a| a.networks.iter().all(|n| *n == prefix)) =>
+                {
                     seen.container_off_network = Some(prefix.clone());
                 }
                 Some(c) => {

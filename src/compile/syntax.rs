@@ -152,6 +152,10 @@ pub enum VolumeSpec<'a> {
         name: &'a str,
         target: &'a str,
         read_only: bool,
+        relabel: Option<&'a str>,
+        /// `nocopy`: the image's files at the target are not copied into a
+        /// new, empty volume (Docker takes it on volumes only).
+        nocopy: bool,
     },
     Bind {
         path: &'a str,
@@ -160,6 +164,7 @@ pub enum VolumeSpec<'a> {
         /// Mount propagation (`rslave`: node-exporter's `/:/host:ro,rslave`
         /// sees the host's later mounts); Docker takes it on binds only.
         propagation: Option<&'a str>,
+        relabel: Option<&'a str>,
     },
     Anonymous {
         target: &'a str,
@@ -183,6 +188,10 @@ pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
     };
     let mut read_only = false;
     let mut propagation = None;
+    // SELinux relabelling (supabase's and jitsi's `:z`, `:Z`): shared by
+    // containers or private to one; Docker ignores it where SELinux is off.
+    let mut relabel = None;
+    let mut nocopy = false;
     // Docker reads the mode as a comma-separated list: `ro,rslave`.
     for flag in mode.map(|m| m.split(',')).into_iter().flatten() {
         match flag {
@@ -191,9 +200,17 @@ pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
             "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => {
                 propagation = Some(flag)
             }
+            "z" | "Z" if relabel.is_some_and(|r| r != flag) => {
+                return Err(format!(
+                    "volume modes `z` and `Z` together: Docker refuses `{}`; `z` shares the relabelled content between containers, `Z` keeps it to this one",
+                    mode.unwrap_or_default()
+                ));
+            }
+            "z" | "Z" => relabel = Some(flag),
+            "nocopy" => nocopy = true,
             other => {
                 return Err(format!(
-                    "unknown volume mode `{other}`: use ro or rw, and on a bind mount a propagation (rslave, rshared, rprivate, slave, shared, private)"
+                    "unknown volume mode `{other}`: use ro or rw, z or Z (SELinux relabelling), on a volume nocopy, and on a bind mount a propagation (rslave, rshared, rprivate, slave, shared, private)"
                 ));
             }
         }
@@ -206,12 +223,18 @@ pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
             "mount propagation `{propagation}` is for bind mounts (an absolute host path) only: Docker refuses it on a volume"
         ));
     }
+    if nocopy && source.starts_with('/') {
+        return Err(
+            "volume mode `nocopy` is for volumes only: Docker refuses it on a bind mount (an absolute host path), which copies nothing anyway".to_string(),
+        );
+    }
     if source.starts_with('/') {
         Ok(VolumeSpec::Bind {
             path: source,
             target,
             read_only,
             propagation,
+            relabel,
         })
     } else if source.starts_with('.') || source.starts_with('~') {
         Err(format!(
@@ -222,6 +245,8 @@ pub fn parse_volume(text: &str) -> Result<VolumeSpec<'_>, String> {
             name: source,
             target,
             read_only,
+            relabel,
+            nocopy,
         })
     } else {
         Err(format!(
@@ -775,7 +800,9 @@ mod tests {
             VolumeSpec::Named {
                 name: "data",
                 target: "/var/lib/pg",
-                read_only: false
+                read_only: false,
+                relabel: None,
+                nocopy: false,
             }
         );
         assert_eq!(
@@ -785,6 +812,7 @@ mod tests {
                 target: "/etc/app",
                 read_only: true,
                 propagation: None,
+                relabel: None,
             }
         );
         // node-exporter's root filesystem, as Docker reads either order.
@@ -796,9 +824,43 @@ mod tests {
                     target: "/host",
                     read_only: true,
                     propagation: Some("rslave"),
+                    relabel: None,
                 }
             );
         }
+        // SELinux relabelling (supabase's `:z`, jitsi's `ro,z`) and a
+        // volume's nocopy, in any order, as Docker reads them.
+        assert_eq!(
+            parse_volume("/srv/kong.yml:/home/kong/temp.yml:z,ro").unwrap(),
+            VolumeSpec::Bind {
+                path: "/srv/kong.yml",
+                target: "/home/kong/temp.yml",
+                read_only: true,
+                propagation: None,
+                relabel: Some("z"),
+            }
+        );
+        assert_eq!(
+            parse_volume("cache:/x:nocopy,Z").unwrap(),
+            VolumeSpec::Named {
+                name: "cache",
+                target: "/x",
+                read_only: false,
+                relabel: Some("Z"),
+                nocopy: true,
+            }
+        );
+        // Docker refuses both.
+        assert!(
+            parse_volume("/srv:/x:z,Z")
+                .unwrap_err()
+                .contains("`z` and `Z` together")
+        );
+        assert!(
+            parse_volume("/srv:/x:nocopy")
+                .unwrap_err()
+                .contains("volumes only")
+        );
         assert!(
             parse_volume("data:/x:rslave")
                 .unwrap_err()

@@ -31,6 +31,8 @@ const JOINED_LISTS: &[&str] = &[
     "group_add",
     "links",
     "ports",
+    // A base's profiles are the service's too (compose-go merges them).
+    "profiles",
     "secrets",
     "security_opt",
     "tmpfs",

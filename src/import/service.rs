@@ -54,6 +54,13 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
+            // Said at `network_mode` (`Importer::network_mode`).
+            if ["host", "none"].contains(&mode.as_str()) {
+                out.entries.retain(|e| e.key != "ports");
+            }
+            self.without_aliases(def, &mut out);
+        }
         if self.oneshots.contains(&key.name) {
             self.oneshot(&mut out, def);
         } else if out.get("restart").is_none() {
@@ -234,22 +241,7 @@ impl Importer<'_> {
                 self.warn(&key.at, name, message);
             }
             "networks" => self.service_networks(value, out),
-            "network_mode" => {
-                // What the mode meant is what the warning must say is lost.
-                let mode = value.scalar().unwrap_or_default();
-                let shared = mode
-                    .strip_prefix("service:")
-                    .or_else(|| mode.strip_prefix("container:"));
-                let message = match (mode.as_str(), shared) {
-                    ("host", _) => "not carried over: the container used the host's network, listening on the host's ports itself; here it runs on its instance's network: publish the ports it listens on with `ports`".to_string(),
-                    ("none", _) => "not carried over: the container had no network; here it runs on its instance's network".to_string(),
-                    (_, Some(other)) => format!(
-                        "not carried over: the container shared `{other}`'s network (reaching it on localhost, and going out through it, as through a VPN container); here it has its own on the instance network: reach `{other}` by its name, and know that its traffic no longer goes through `{other}`"
-                    ),
-                    _ => "not carried over: every service runs on its instance's network, where the others find it by name".to_string(),
-                };
-                self.warn(&key.at, name, message);
-            }
+            "network_mode" => self.network_mode(key, value, def, out),
             "links" => {
                 let aliased: Vec<String> = value
                     .items()
@@ -321,9 +313,23 @@ impl Importer<'_> {
                 );
                 continue;
             }
+            // Compose passes the variable of the shell it runs in, or of
+            // .env; where neither sets it, the container has no such
+            // variable (sentry's `OPENAI_API_KEY:`), which is not an empty
+            // one, nor a default other uses of `${NAME:-…}` give.
+            if value.is_none() && !self.options.dotenv.iter().any(|(n, _)| *n == name) {
+                self.warn(
+                    &node.at,
+                    "environment",
+                    format!(
+                        "`{name}` has no value, here nor in .env: compose passes it from the shell it runs in, and without one the container has no `{name}`; not carried over: add `{name}` to `environment` where an instance needs it"
+                    ),
+                );
+                continue;
+            }
             let value = value.unwrap_or_else(|| {
-                // Compose passes the variable of its own environment: the
-                // instance's value of that name now.
+                // Compose passes the variable of .env: the instance's value
+                // of that name now.
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
                     default: None,
@@ -332,20 +338,17 @@ impl Importer<'_> {
                 }];
                 self.record(&pieces, &node.at, "environment");
                 let value_name = interpolate::value_name(&name);
-                let mut message = format!(
-                    "`{name}` has no value: compose takes it from the environment it runs in; it is now the instance value `{value_name}`"
-                );
                 if let Some(v) = self.values.get_mut(&value_name) {
                     // Said here, not again as a variable without default.
                     v.needed = false;
-                    if v.value.is_none() {
-                        message.push_str(&format!(
-                            ", empty in `{}`: set it for each instance",
-                            self.options.instance
-                        ));
-                    }
                 }
-                self.warn(&node.at, "environment", message);
+                self.warn(
+                    &node.at,
+                    "environment",
+                    format!(
+                        "`{name}` has no value: compose takes it from the shell it runs in, else from .env; it is now the instance value `{value_name}`, set in .env"
+                    ),
+                );
                 Scalar::Text(interpolate::template(&pieces))
             });
             if valid {
@@ -582,9 +585,10 @@ impl Importer<'_> {
                     _ => (volume.clone(), ""),
                 };
                 let read_only = mode.starts_with("ro");
+                // Relabelling and nocopy were done for the first container.
                 let propagation = mode
                     .split(',')
-                    .find(|f| !f.is_empty() && *f != "ro")
+                    .find(|f| f.contains("shared") || f.contains("slave") || f.contains("private"))
                     .map(str::to_string);
                 self.volumes_of
                     .entry(service.clone())
@@ -640,13 +644,24 @@ impl Importer<'_> {
                     "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" if bind => {
                         kept.push(flag)
                     }
+                    // SELinux relabelling; Docker ignores it where SELinux is off.
+                    "z" | "Z" => kept.push(flag),
+                    "nocopy" if !bind => kept.push(flag),
                     // Only meaningful on macOS.
                     "cached" | "delegated" | "consistent" => {}
+                    // Docker refuses the container, and so `compose up`.
+                    "nocopy" => self.error(
+                        at,
+                        format!(
+                            "`volumes` of service `{}`: mode `nocopy` is for volumes: Docker refuses it on a bind mount (`{source}`)",
+                            self.service.clone().unwrap_or_default()
+                        ),
+                    ),
                     other => self.warn(
                         at,
                         "volumes",
                         format!(
-                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, and binds with a propagation"
+                            "mode `{other}` is not carried over: unitgen mounts with ro or rw, z or Z, volumes with nocopy, and binds with a propagation"
                         ),
                     ),
                 }
@@ -755,9 +770,6 @@ impl Importer<'_> {
             let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
-                "bind" if v.get("selinux").is_some() => {
-                    self.warn(&k.at, &key, "the selinux option is not carried over")
-                }
                 "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
                     .warn(
                         &k.at,
@@ -765,6 +777,12 @@ impl Importer<'_> {
                         "`create_host_path: false` is not carried over: Docker creates a missing host folder",
                     ),
                 "bind" => {}
+                "volume" if kind == "volume" && is_only(v, "nocopy") && source.is_some() => {}
+                "volume" if kind == "volume" && is_only(v, "nocopy") => self.warn(
+                    &k.at,
+                    &key,
+                    "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
+                ),
                 "tmpfs" if kind == "tmpfs" => {}
                 other => self.warn(&k.at, &format!("volumes.{other}"), "not carried over"),
             }
@@ -774,6 +792,15 @@ impl Importer<'_> {
             .get("bind")
             .and_then(|b| b.get("propagation"))
             .and_then(Node::scalar);
+        let relabel = item
+            .get("bind")
+            .and_then(|b| b.get("selinux"))
+            .and_then(Node::scalar);
+        let nocopy = item
+            .get("volume")
+            .and_then(|b| b.get("nocopy"))
+            .and_then(Node::boolean)
+            == Some(true);
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
@@ -786,6 +813,8 @@ impl Importer<'_> {
                     .then(|| "ro".to_string())
                     .into_iter()
                     .chain(propagation)
+                    .chain(relabel)
+                    .chain(nocopy.then(|| "nocopy".to_string()))
                     .collect();
                 if !mode.is_empty() && parts.len() == 2 {
                     parts.push(vec![Piece::Text(mode.join(","))]);
@@ -1066,22 +1095,25 @@ impl Importer<'_> {
         }
         let mut targets = Vec::new();
         for (name, detail) in names {
-            let Some(target) = self.names.get(&name.name).cloned() else {
-                self.warn(
-                    &name.at,
-                    "depends_on",
-                    format!(
-                        "`{}` is not a service of this file: not carried over",
-                        name.name
-                    ),
-                );
-                continue;
-            };
-            if detail
+            let optional = detail
                 .and_then(|d| d.get("required"))
                 .and_then(Node::boolean)
-                == Some(false)
-            {
+                == Some(false);
+            let Some(target) = self.names.get(&name.name).cloned() else {
+                // A required one refuses the file (`select_profiles`).
+                if optional {
+                    self.warn(
+                        &name.at,
+                        "depends_on",
+                        format!(
+                            "`{}` is not imported (not in this file, or left out with its profile) and `required: false`: left out, as compose leaves it",
+                            name.name
+                        ),
+                    );
+                }
+                continue;
+            };
+            if optional {
                 self.warn(
                     &name.at,
                     "depends_on",
@@ -1260,6 +1292,16 @@ impl Importer<'_> {
                                     }
                                 }
                             }
+                            // Kept a warning: `docker run --ip` needs a
+                            // network whose subnet is given by hand, and an
+                            // instance network has Docker's own, another for
+                            // each instance; one fixed address in every
+                            // instance would collide, or be refused.
+                            "ipv4_address" | "ipv6_address" => self.warn(
+                                &k.at,
+                                &key,
+                                "not carried over: the instance network's subnet is Docker's choice, another for each instance, so no fixed address is given; others reach the service by name",
+                            ),
                             _ => self.warn(&k.at, &key, "not carried over"),
                         }
                     }
@@ -1273,6 +1315,101 @@ impl Importer<'_> {
                 .or_default()
                 .push(service.clone());
         }
+    }
+
+    /// `network_mode`: the network the container runs on instead of the
+    /// instance's, as `docker run --network` takes it. What Docker refuses
+    /// beside a network shared with another container (ports, a hostname,
+    /// DNS servers, hosts entries) fails `compose up`, and is refused; the
+    /// ports of a container on the host's network or on none are
+    /// discarded by Docker, and left out.
+    fn network_mode(&mut self, key: &Key, node: &Node, def: &Node, out: &mut Map) {
+        let Some(mode) = self.plain_text(node, "network_mode") else {
+            return;
+        };
+        let service = self.service.clone().unwrap_or_default();
+        let written = match mode.split_once(':') {
+            None if ["host", "none", "bridge"].contains(&mode.as_str()) => mode.clone(),
+            Some(("service", other)) => match self.names.get(other) {
+                Some(name) => format!("service:{name}"),
+                None => {
+                    self.error(
+                        &node.at,
+                        format!("`network_mode` of service `{service}`: `{other}` is not a service of this file: compose refuses the file"),
+                    );
+                    return;
+                }
+            },
+            // A container of this file, by its `container_name`: the
+            // service's, whose container unitgen names itself.
+            Some(("container", other)) => match self.container_names.get(other) {
+                Some(compose_service) => format!("service:{}", self.names[compose_service]),
+                None => mode.clone(),
+            },
+            _ => {
+                self.warn(
+                    &node.at,
+                    "network_mode",
+                    format!("`{mode}` is not carried over: unitgen knows host, none, bridge, service:NAME and container:NAME"),
+                );
+                return;
+            }
+        };
+        let shared = mode.contains(':');
+        // compose-go refuses `networks` beside `network_mode` itself.
+        let refused: &[&str] = if shared {
+            &[
+                "ports",
+                "hostname",
+                "dns",
+                "extra_hosts",
+                "mac_address",
+                "networks",
+            ]
+        } else {
+            &["networks"]
+        };
+        for (k, _) in def.entries().unwrap_or_default() {
+            if refused.contains(&k.name.as_str()) {
+                self.error(
+                    &k.at,
+                    format!("`{}` of service `{service}` with `network_mode: {mode}`: Docker refuses it for a container in another's network, so compose fails to create it", k.name),
+                );
+            }
+        }
+        if !shared && mode != "bridge" && def.get("ports").is_some() {
+            self.warn(
+                &key.at,
+                "network_mode",
+                format!("`ports` are not carried over: Docker discards them with `network_mode: {mode}`, where the service listens on the host's ports itself (host) or on none"),
+            );
+        }
+        out.set("network_mode", Value::text(written));
+    }
+
+    /// Network aliases (of `container_name`, a renamed service, `networks`)
+    /// are for the instance network, which a service with `network_mode`
+    /// is not on: Docker refuses them there.
+    fn without_aliases(&mut self, def: &Node, out: &mut Map) {
+        let Some(Value::List(args)) = out.get("docker_args") else {
+            return;
+        };
+        let is_alias =
+            |a: &Scalar| matches!(a, Scalar::Text(t) if t.starts_with("--network-alias="));
+        if !args.iter().any(is_alias) {
+            return;
+        }
+        let args: Vec<Scalar> = args.iter().filter(|a| !is_alias(a)).cloned().collect();
+        out.entries.retain(|e| e.key != "docker_args");
+        for arg in args {
+            out.push("docker_args", arg);
+        }
+        let at = def.get("network_mode").map_or(def.at, |n| n.at);
+        self.warn(
+            &at,
+            "network_mode",
+            "the names others would reach this service by (its old name, `container_name`, aliases) are not carried over: it is not on the instance network, where names are given",
+        );
     }
 
     /// `--network-alias=ALIAS` once: not the service's own name, which
@@ -1320,6 +1457,10 @@ impl Importer<'_> {
                 (_, Some(t)) => format!("/{t}"),
                 (_, None) => format!("/{source}"),
             };
+            // Kept a warning for `content:` and `environment:`: `docker
+            // run` has no flag that writes a file into the container, and
+            // the unit would have to write it onto the host first (for a
+            // secret, out of a world-readable unit).
             let file = top.and_then(|t| t.get(&source)).and_then(|d| d.get("file"));
             let Some((path, path_at)) = file.and_then(|f| Some((f.scalar()?, f.at))) else {
                 self.warn(
@@ -1645,6 +1786,12 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
             None => format!("{}{protocol}", first + i),
         })
         .collect()))
+}
+
+/// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
+fn is_only(node: &Node, key: &str) -> bool {
+    node.entries()
+        .is_some_and(|entries| entries.iter().all(|(k, _)| k.name == key))
 }
 
 /// Joins neighbouring literal pieces.

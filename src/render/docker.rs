@@ -22,8 +22,14 @@ pub fn push_run_args(
     secrets_file: Option<&str>,
 ) {
     run.line(&["--name", container]);
-    run.line(&["--network", &instance.network()]);
-    run.line(&["--network-alias", &service.name]);
+    match &service.network_mode {
+        // Not on the instance network: no alias to find it by.
+        Some(mode) => run.line(&["--network", &mode.network_arg(instance)]),
+        None => {
+            run.line(&["--network", &instance.network()]);
+            run.line(&["--network-alias", &service.name]);
+        }
+    }
     if let Some(hostname) = &service.hostname {
         run.line(&["--hostname", hostname]);
     }

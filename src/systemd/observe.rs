@@ -112,18 +112,23 @@ pub fn observe(
         let network = crate::model::prefix(&owner.app, &owner.instance);
         for (index, _, name) in &with_container {
             let seen = &mut observed[*index];
+            let asked_args = asked.iter().find(|(i, ..)| i == index);
+            // A service on another network (`network_mode`) is not on the
+            // instance's.
+            let on_instance_network = asked_args
+                .and_then(|(_, args, _)| args.as_ref())
+                .is_none_or(|args| args.networks.iter().all(|n| *n == network));
             match containers.get(name) {
                 Some(c) if c.status == "paused" => seen.container_paused = Some(name.clone()),
                 Some(c) if c.status != "running" => seen.container_missing = true,
                 None => seen.container_missing = true,
                 // Disconnected by hand: it runs, but the instance's other
                 // services cannot reach it, nor it them.
-                Some(c) if !c.networks.contains(&network) => {
+                Some(c) if on_instance_network && !c.networks.contains(&network) => {
                     seen.container_off_network = Some(network.clone());
                 }
                 Some(c) => {
-                    let asked = asked.iter().find(|(i, ..)| i == index);
-                    if let Some((_, Some(args), started)) = asked {
+                    if let Some((_, Some(args), started)) = asked_args {
                         seen.container_differs = differences(c, args, *started);
                     }
                 }

@@ -145,6 +145,11 @@ pub struct ServiceDef {
     pub working_dir: Option<Spanned<String>>,
     #[schemars(with = "Option<String>")]
     pub hostname: Option<Spanned<String>>,
+    /// Another network than the instance's: `host`, `none`, `bridge`,
+    /// `service:NAME` (another service's, as localhost) or
+    /// `container:NAME` (a container outside the instance).
+    #[schemars(with = "Option<String>")]
+    pub network_mode: Option<Spanned<String>>,
     #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
     pub healthcheck: Option<Healthcheck>,
