@@ -538,12 +538,10 @@ pub fn apply(
         .filter(|u| u.action != Action::Unchanged)
         .find_map(|u| Some((u, u.unplaceable.as_ref()?)))
     {
+        // Said as `placing UNIT`: the command line says it was an apply.
         return Err(rollout_error(
-            format!("applying {}", plan.prefix.trim_end_matches('-')),
-            format!(
-                "{} cannot run: {why}; fleet places it once such a machine joins. Nothing was changed",
-                unit.name
-            ),
+            format!("placing {}", unit.name),
+            format!("{why}; fleet places it once such a machine joins. Nothing was changed"),
         ));
     }
     let mut run = Run {
@@ -864,7 +862,7 @@ impl Run<'_, '_> {
                     return Err(rollout_error(
                         doing,
                         format!(
-                            "{name} failed on machine {} (systemd: {}/{})",
+                            "it failed on machine {} (systemd: {}/{})",
                             s.machine_id, s.systemd_active_state, s.systemd_sub_state
                         ),
                     ));
