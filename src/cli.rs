@@ -125,16 +125,20 @@ enum Command {
     /// Every unit of the instance (or the named services' units and
     /// sidekicks) is started in one batch, in dependency order; each job is
     /// awaited and its result printed. A service's dependencies start with it.
+    /// With --fleet, the copies fleet has are launched, each awaited on its
+    /// machine.
     Start(control::ControlArgs),
     /// Stop an installed instance, or some of its services.
     ///
     /// Stopped units stay installed and enabled: they start again at boot,
-    /// with `unitgen start`, or with the next apply.
+    /// with `unitgen start`, or with the next apply. With --fleet, the
+    /// copies are set `loaded` (as `fleetctl stop` does) and awaited.
     Stop(control::ControlArgs),
     /// Restart an installed instance, or some of its services.
     ///
     /// Only the named services get new containers; their dependencies and
-    /// dependents keep running.
+    /// dependents keep running. With --fleet, each copy is stopped and
+    /// started again, one copy number at a time.
     Restart(control::ControlArgs),
     /// Show the journal of an instance's services, interleaved.
     ///
