@@ -125,16 +125,20 @@ enum Command {
     /// Every unit of the instance (or the named services' units and
     /// sidekicks) is started in one batch, in dependency order; each job is
     /// awaited and its result printed. A service's dependencies start with it.
+    /// With --fleet, the copies fleet has are launched, each awaited on its
+    /// machine.
     Start(control::ControlArgs),
     /// Stop an installed instance, or some of its services.
     ///
     /// Stopped units stay installed and enabled: they start again at boot,
-    /// with `unitgen start`, or with the next apply.
+    /// with `unitgen start`, or with the next apply. With --fleet, the
+    /// copies are set `loaded` (as `fleetctl stop` does) and awaited.
     Stop(control::ControlArgs),
     /// Restart an installed instance, or some of its services.
     ///
     /// Only the named services get new containers; their dependencies and
-    /// dependents keep running.
+    /// dependents keep running. With --fleet, each copy is stopped and
+    /// started again, one copy number at a time.
     Restart(control::ControlArgs),
     /// Show the journal of an instance's services, interleaved.
     ///
@@ -522,6 +526,59 @@ pub enum Outcome {
     NotInstalled,
 }
 
+/// Prints clap's error for the command line and says how unitgen ends.
+///
+/// clap quotes the arguments as given: a control character in one (an
+/// escape sequence, a carriage return, a line feed) would reach the
+/// terminal, which every other unitgen message escapes. The error is made
+/// again from the arguments with their control characters escaped, so it
+/// keeps clap's own colours (on a terminal, as unitgen's errors have).
+///
+/// A wrong command line exits 1, as any other error: clap's own 2 is what
+/// `plan`, `render --check` and `docs --check` say for "differs", which a CI
+/// job would read as drift.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        // What was asked for, on stdout: nothing of the arguments in it.
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let escaped: Vec<String> = std::env::args_os()
+        .map(|arg| escape_control(&arg.to_string_lossy()))
+        .collect();
+    match Cli::try_parse_from(&escaped) {
+        Err(again) if again.kind() == error.kind() => {
+            let _ = again.print();
+        }
+        // Escaping changed the outcome (an argument was refused for its
+        // control character): clap's first error, as plain text, escaped.
+        _ => {
+            let text = error.render().to_string();
+            let lines: Vec<String> = text.lines().map(escape_control).collect();
+            eprintln!("{}", lines.join("\n"));
+        }
+    }
+    ExitCode::FAILURE
+}
+
+/// `text` with every control character written as an escape (`\n`,
+/// `\u{1b}`), as unitgen's messages show the user's values.
+fn escape_control(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// fleet starts units on machines unitgen never writes to, so the env file
 /// a unit with secrets reads would not be there.
 fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
@@ -537,7 +594,10 @@ fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let result = match cli.command {
         Command::Render(args) => render::run(args),
         Command::Validate(args) => validate::run(args),

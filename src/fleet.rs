@@ -2,17 +2,20 @@
 //! fleet's HTTP API (`/fleet/v1`, the API fleetctl uses), as templates whose
 //! copies the cluster runs.
 //!
-//! `api` is the client (a small HTTP/1.1 over TCP or a unix socket), and
+//! `api` is the client (a small HTTP/1.1 over TCP or a unix socket),
 //! `rollout` plans and applies an instance's templates, rolling changed ones
-//! one copy at a time because fleet cannot change a unit in place.
+//! one copy at a time because fleet cannot change a unit in place, and
+//! `control` starts, stops and restarts the copies there are.
 
 use std::fmt;
 use std::io;
 
 pub mod api;
+pub mod control;
 pub mod rollout;
 
 pub use api::{FleetClient, JobState, Unit, UnitState};
+pub use control::{Control, Controlled, control};
 pub use rollout::{
     Action, ApplyOptions, Destroyed, FleetPlan, PlannedUnit, UnitCopy, UnitStatus, apply, destroy,
     plan, run_everywhere, status,

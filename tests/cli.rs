@@ -1,5 +1,6 @@
 //! The command line as a shell and `man` see it: completion scripts and
-//! manual pages generated from the clap definitions.
+//! manual pages generated from the clap definitions, and what a command
+//! line clap refuses prints.
 
 use std::process::{Command, Output};
 
@@ -67,7 +68,7 @@ fn completion_scripts_for_zsh_and_fish_name_every_command() {
         }
     }
     let bad = unitgen(&["completions", "tcsh"]);
-    assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown shell");
+    assert_eq!(bad.status.code(), Some(1), "clap refuses an unknown shell");
 }
 
 /// `unitgen --help` lists every command with its summary, and each
@@ -353,4 +354,48 @@ fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
             "{expected:?} in {errors:?}"
         );
     }
+}
+
+// clap's errors echoed the arguments raw: an escape sequence in one was
+// played by the terminal, a line feed faked a line of the error. Escaped
+// now, as unitgen's own messages show the user's values.
+#[test]
+fn a_refused_command_line_shows_control_characters_escaped() {
+    let out = unitgen(&["completions", "\x1b[2J\x1b]0;owned\x07zsh\nerror: fake\r"]);
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        said.contains(
+            r"invalid value '\u{1b}[2J\u{1b}]0;owned\u{7}zsh\nerror: fake\r' for '<SHELL>'"
+        ),
+        "{said}"
+    );
+    assert!(
+        !said.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reaches the terminal: {said:?}"
+    );
+    assert!(!said.contains("\nerror: fake"), "{said}");
+    let out = unitgen(&["\x1b[31mapply"]);
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        said.contains(r"unrecognized subcommand '\u{1b}[31mapply'"),
+        "{said}"
+    );
+}
+
+// A typo on a `plan` line in CI exited 2, which `plan` says for "the host
+// differs": a wrong command line is an error (1), as any other.
+#[test]
+fn a_refused_command_line_exits_1_not_plans_2() {
+    let out = unitgen(&["plan", "live", "--colr", "never"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(said.contains("unexpected argument '--colr'"), "{said}");
+    assert!(
+        said.contains("a similar argument exists: '--color'"),
+        "{said}"
+    );
+    let help = unitgen(&["plan", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Usage: unitgen plan"));
+    assert_eq!(unitgen(&["--version"]).status.code(), Some(0));
 }

@@ -1084,7 +1084,7 @@ fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
     let err = run(&client, &[web("nginx:broken"), announce()], 1).unwrap_err();
     let message = err.to_string();
     assert!(
-        message.starts_with("waiting for blog-staging-web@1.service to run: blog-staging-web@1.service failed on machine"),
+        message.starts_with("waiting for blog-staging-web@1.service to run: it failed on machine"),
         "{message}"
     );
     assert!(message.contains("rolled back: restored"), "{message}");
@@ -1151,7 +1151,9 @@ fn a_rollback_checks_every_restored_copy_and_names_those_not_running() {
     let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
     let message = err.to_string();
     assert!(
-        message.starts_with("waiting for blog-staging-web-announce@1.service to run: blog-staging-web-announce@1.service failed on machine"),
+        message.starts_with(
+            "waiting for blog-staging-web-announce@1.service to run: it failed on machine"
+        ),
         "{message}"
     );
     assert!(
@@ -1159,7 +1161,7 @@ fn a_rollback_checks_every_restored_copy_and_names_those_not_running() {
         "a copy that does not run is not called restored: {message}"
     );
     assert!(
-        message.contains("rollback incomplete: waiting for blog-staging-web-announce@1.service to run: blog-staging-web-announce@1.service failed on machine"),
+        message.contains("rollback incomplete: waiting for blog-staging-web-announce@1.service to run: it failed on machine"),
         "{message}"
     );
     // The service's copy is back, running its old unit file.
@@ -1423,8 +1425,8 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
     assert_eq!(
         err,
         format!(
-            "applying blog-staging: {WEB} cannot run: {why}; fleet places it once such a \
-             machine joins. Nothing was changed"
+            "placing {WEB}: {why}; fleet places it once such a machine joins. Nothing was \
+             changed"
         )
     );
     assert_eq!(fake.writes(), Vec::<String>::new());

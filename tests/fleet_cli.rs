@@ -47,6 +47,14 @@ fn unitgen(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// What was said, on one line: miette wraps an error's lines (`│`).
+fn flat(said: &str) -> String {
+    said.split_whitespace()
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -391,4 +399,250 @@ fn history_and_rollback_say_fleet_keeps_no_revisions() {
             "{said}"
         );
     }
+}
+
+// start, stop and restart --fleet were "unexpected argument '--fleet'";
+// they act on the copies fleet holds, through their desired state, and
+// wait for their machines as apply does.
+#[test]
+fn start_stop_and_restart_act_on_the_copies_in_fleet() {
+    let fleet = FakeFleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hello", false);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
+        let out = unitgen(dir.path(), &all);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    assert_eq!(run(&["apply", "live"]).0, Some(0));
+    let desired = |name: &str| fleet.unit(name).unwrap().desired_state;
+    let runs = |name: &str| fleet.process(name).is_some();
+    let web = [
+        "shop-live-web@1.service",
+        "shop-live-web@2.service",
+        "shop-live-web-announce@1.service",
+        "shop-live-web-announce@2.service",
+    ];
+    let db = ["shop-live-db@1.service", "shop-live-db@2.service"];
+
+    // stop web: its copies and their sidekicks, not db.
+    fleet.clear_log();
+    let (code, said) = run(&["stop", "live", "web"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("shop-live: 4 units stopped in fleet"),
+        "{said}"
+    );
+    for name in web {
+        assert_eq!(desired(name), "loaded", "{name}");
+        assert!(!runs(name), "{name} still runs");
+    }
+    for name in db {
+        assert!(desired(name) == "launched" && runs(name), "{name}");
+    }
+    assert!(
+        fleet.writes().iter().all(|w| w.ends_with(" loaded")),
+        "a stop only sets copies loaded: {:?}",
+        fleet.writes()
+    );
+    let (code, plan) = run(&["plan", "live"]);
+    assert_eq!(code, Some(2), "plan sees them stopped: {plan}");
+    assert_eq!(run(&["status", "live"]).0, Some(3));
+
+    // start db only: nothing to do; start web: web and its sidekicks.
+    let (code, said) = run(&["start", "live", "db"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("0 units started in fleet")
+            && said.contains(
+                "2 units already running (shop-live-db@1.service, shop-live-db@2.service)"
+            ),
+        "{said}"
+    );
+    let (code, said) = run(&["start", "live", "web"]);
+    assert_eq!(code, Some(0), "{said}");
+    for name in web.iter().chain(&db) {
+        assert!(desired(name) == "launched" && runs(name), "{name}");
+    }
+    assert_eq!(run(&["plan", "live"]).0, Some(0));
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    // Stopped db: starting web starts what web wants, as systemd would on
+    // its machine (fleet would then say loaded for a running db).
+    assert_eq!(run(&["stop", "live", "db"]).0, Some(0));
+    assert!(web.iter().all(|name| runs(name)), "web does not require db");
+    let (code, said) = run(&["start", "live", "web"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("2 units started"), "{said}");
+    for name in db {
+        assert!(desired(name) == "launched" && runs(name), "{name}");
+    }
+
+    // restart web: each copy stopped and started again, one at a time; db
+    // untouched.
+    let starts = |name: &str| fleet.unit(name).unwrap().starts;
+    let before: Vec<u32> = web.iter().chain(&db).map(|n| starts(n)).collect();
+    fleet.clear_log();
+    let (code, said) = run(&["restart", "live", "web"]);
+    assert_eq!(code, Some(0), "{said}");
+    let after: Vec<u32> = web.iter().chain(&db).map(|n| starts(n)).collect();
+    assert_eq!(
+        after,
+        [
+            before[0] + 1,
+            before[1] + 1,
+            before[2] + 1,
+            before[3] + 1,
+            before[4],
+            before[5]
+        ],
+        "web's copies and sidekicks started again, db's not"
+    );
+    let writes = fleet.writes();
+    let pos = |needle: &str| {
+        (writes.iter())
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{needle} not in {writes:?}"))
+    };
+    assert!(
+        pos("SET shop-live-web@1.service launched") < pos("SET shop-live-web@2.service loaded"),
+        "copy 2 stops only once copy 1 runs again: {writes:?}"
+    );
+    assert!(
+        pos("SET shop-live-web-announce@1.service loaded")
+            < pos("SET shop-live-web@1.service loaded")
+            && pos("SET shop-live-web@1.service launched")
+                < pos("SET shop-live-web-announce@1.service launched"),
+        "a sidekick stops before its service and starts after it: {writes:?}"
+    );
+    assert!(web.iter().chain(&db).all(|name| runs(name)));
+    assert_eq!(run(&["plan", "live"]).0, Some(0));
+
+    // A service fleet does not have, and one whose copies were destroyed by
+    // hand: said, and nothing written.
+    fleet.clear_log();
+    let (code, said) = run(&["restart", "live", "cache"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        flat(&said).contains("fleet has no such service of this instance; it has db, web"),
+        "{said}"
+    );
+    let client = unitgen::fleet::FleetClient::new(fleet.endpoint()).unwrap();
+    for name in db {
+        client.delete_unit(name).unwrap();
+    }
+    fleet.clear_log();
+    let (code, said) = run(&["start", "live"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        flat(&said).contains("fleet has no copy of it (destroyed by hand?): `unitgen apply INSTANCE --fleet` makes them. Nothing was changed"),
+        "{said}"
+    );
+    assert!(fleet.writes().is_empty(), "{:?}", fleet.writes());
+}
+
+// A copy that fails to start: the error names it and its machine once.
+#[test]
+fn a_copy_that_fails_to_start_is_named_with_its_machine() {
+    let fleet = FakeFleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hello", false);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--fleet",
+            "--endpoint",
+            fleet.endpoint(),
+            "--fleet-wait",
+            "10",
+        ]);
+        let out = unitgen(dir.path(), &all);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    assert_eq!(run(&["apply", "live"]).0, Some(0));
+    fleet.fail_units_containing("GREETING=hello");
+    let (code, said) = run(&["restart", "live", "web"]);
+    assert_eq!(code, Some(1), "{said}");
+    let said = flat(&said);
+    assert!(
+        said.contains("restart of shop-live in fleet failed: waiting for shop-live-web@1.service to run: it failed on machine machine-"),
+        "{said}"
+    );
+}
+
+// logs, exec, backup, backups, restore and pull with --fleet were clap's
+// "unexpected argument '--fleet'" (tip: --file). fleet's API has no
+// journal, no way into a container, no image fetch and no backups: each
+// says so, and logs and exec name the machine of each copy and what to run
+// there.
+#[test]
+fn commands_fleet_cannot_do_say_where_to_do_them() {
+    let fleet = FakeFleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hello", false);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
+        let out = unitgen(dir.path(), &all);
+        (
+            out.status.code(),
+            flat(&(text(&out.stdout) + &text(&out.stderr))),
+        )
+    };
+    assert_eq!(run(&["apply", "live"]).0, Some(0));
+    let machine = |name: &str| fleet.unit(name).unwrap().machine_id;
+    fleet.clear_log();
+
+    let (code, said) = run(&["logs", "live", "web"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("`unitgen logs --fleet`: fleet's API has no journals"),
+        "{said}"
+    );
+    for copy in [
+        "shop-live-web@1.service",
+        "shop-live-web@2.service",
+        "shop-live-web-announce@2.service",
+    ] {
+        let line = format!(
+            "{copy} runs on machine {} (127.0.0.1): there, `journalctl -u {copy}`",
+            machine(copy)
+        );
+        assert!(said.contains(&line), "{line}\nnot in: {said}");
+    }
+    assert!(!said.contains("shop-live-db@"), "only web's: {said}");
+
+    let mut exec = vec![
+        "exec",
+        "live",
+        "db",
+        "--fleet",
+        "--endpoint",
+        fleet.endpoint(),
+    ];
+    exec.extend(["--", "psql", "-U", "a b"]);
+    let out = unitgen(dir.path(), &exec);
+    let said = flat(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let line = format!(
+        "shop-live-db@2.service runs on machine {} (127.0.0.1): there, `docker exec -it shop-live-db psql -U 'a b'`",
+        machine("shop-live-db@2.service")
+    );
+    assert!(said.contains(&line), "{line}\nnot in: {said}");
+
+    for (verb, why) in [
+        ("backup", "backups are per host"),
+        ("backups", "backups are per host"),
+        ("restore", "backups are per host"),
+        ("pull", "fleet's API cannot fetch images on its machines"),
+    ] {
+        let (code, said) = run(&[verb, "live"]);
+        assert_eq!(code, Some(1), "{verb}: {said}");
+        assert!(
+            said.contains(&format!("`unitgen {verb} --fleet`: {why}")),
+            "{verb}: {said}"
+        );
+    }
+    assert!(fleet.writes().is_empty(), "{:?}", fleet.writes());
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use miette::{Result, miette};
 use serde::Serialize;
 
+use super::fleet::{NotOnFleetArgs, refuse_host_only};
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::backup::restore::{self, Restore};
@@ -26,6 +27,8 @@ pub struct BackupArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +39,8 @@ pub struct BackupsArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
     /// Print JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -59,6 +64,8 @@ pub struct RestoreArgs {
     pub template: TemplateArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
 }
 
 /// The instance and its backup settings, or why there are none.
@@ -78,6 +85,9 @@ fn repository(host: &HostArgs, backup: &Backup) -> Result<Repository> {
 }
 
 pub fn backup(args: BackupArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(refuse_host_only("backup"));
+    }
     let (instance, _) = with_backup(&args.template, &args.instance)?;
     // The unit refuses it too (for its timer); said here without a run.
     let state = args.host.state(&instance.app, &instance.instance)?;
@@ -139,6 +149,9 @@ struct Listed {
 }
 
 pub fn backups(args: BackupsArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(refuse_host_only("backups"));
+    }
     let (instance, backup) = with_backup(&args.template, &args.instance)?;
     let repo = repository(&args.host, &backup)?;
     let _lock = repo.lock().map_err(|e| miette!("{e}"))?;
@@ -190,6 +203,9 @@ fn short_time(time: &str) -> String {
 }
 
 pub fn restore(args: RestoreArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(refuse_host_only("restore"));
+    }
     let (source, backup) = with_backup(&args.template, &args.instance)?;
     let target = match &args.into {
         Some(other) if other == &args.instance => {

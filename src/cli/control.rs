@@ -1,9 +1,11 @@
 //! `unitgen start|stop|restart INSTANCE [SERVICE...]`: systemd jobs for an
-//! installed instance, over D-Bus, awaited and reported as apply's are.
+//! installed instance, over D-Bus, awaited and reported as apply's are; with
+//! `--fleet`, the instance's copies in fleet (see `fleet::control`).
 
 use clap::Args;
 use miette::{Result, miette};
 
+use super::fleet::FleetArgs;
 use super::host::HostArgs;
 use super::installed::Installed;
 use super::{FileArgs, Outcome};
@@ -24,9 +26,25 @@ pub struct ControlArgs {
     pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// With --fleet: seconds one copy may take to stop, or to be launched
+    /// and active.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 120,
+        requires = "fleet"
+    )]
+    pub fleet_wait: u64,
 }
 
 pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        let (app, instance) = args.template.app_and_instance(&args.instance)?;
+        let wait = std::time::Duration::from_secs(args.fleet_wait);
+        return super::fleet::control(&args.fleet, kind, &app, &instance, &args.services, wait);
+    }
     let installed = Installed::read(&args.template, &args.host, &args.instance)?;
     let name = installed.name();
     // Not interleaved with an apply, rollback or destroy of the instance.

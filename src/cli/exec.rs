@@ -7,6 +7,7 @@ use std::os::unix::process::CommandExt as _;
 use clap::Args;
 use miette::{Result, miette};
 
+use super::fleet::{NotOnFleetArgs, OnMachine};
 use super::host::HostArgs;
 use super::installed::Installed;
 use super::{FileArgs, Outcome};
@@ -24,6 +25,8 @@ pub struct ExecArgs {
     pub template: FileArgs,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
 }
 
 /// Looks for bash, else sh: most images have one of them.
@@ -34,6 +37,19 @@ const SHELL: [&str; 3] = [
 ];
 
 pub fn run(args: ExecArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        let (app, instance) = args.template.app_and_instance(&args.instance)?;
+        let wanted = OnMachine::Exec {
+            service: &args.service,
+            command: &args.command,
+        };
+        return Err(super::fleet::refuse_on_machine(
+            &args.fleet,
+            &app,
+            &instance,
+            wanted,
+        ));
+    }
     let installed = Installed::read(&args.template, &args.host, &args.instance)?;
     installed.select(std::slice::from_ref(&args.service))?;
     let container = crate::model::prefix(&installed.app, &installed.instance);

@@ -1,5 +1,6 @@
-//! The fleet target of `plan`, `apply`, `status` and `destroy` (`--fleet`):
-//! the same commands, against fleet's HTTP API instead of one host's systemd.
+//! The fleet target of `plan`, `apply`, `status`, `start`, `stop`, `restart`
+//! and `destroy` (`--fleet`): the same commands, against fleet's HTTP API
+//! instead of one host's systemd.
 
 use std::time::Duration;
 
@@ -9,11 +10,12 @@ use miette::{Result, miette};
 use super::Outcome;
 use super::output::{out, outln};
 use super::status::{Announced, print_announced};
-use crate::fleet::{self, Action, ApplyOptions, FleetClient, FleetPlan};
+use crate::fleet::{self, Action, ApplyOptions, Control, FleetClient, FleetPlan};
 use crate::model::Instance;
 use crate::plan::unified_diff;
-use crate::progress::Progress;
+use crate::progress::{Progress, count};
 use crate::render::{Flavour, Renderer, UnitFile};
+use crate::systemd::JobKind;
 use crate::unit_file;
 
 #[derive(Debug, Clone, Args)]
@@ -27,10 +29,168 @@ pub struct FleetArgs {
     #[arg(
         long,
         value_name = "URL",
-        default_value = "unix:///var/run/fleet.sock",
+        default_value = DEFAULT_ENDPOINT,
         requires = "fleet"
     )]
     pub endpoint: String,
+}
+
+/// fleet's own default (fleetctl's `--endpoint`).
+const DEFAULT_ENDPOINT: &str = "unix:///var/run/fleet.sock";
+
+/// `--fleet` and `--endpoint` on a command fleet's API cannot do (`logs`,
+/// `exec`, `backup`, `backups`, `restore`, `pull`): accepted but not shown
+/// in --help, so that the command says what to do instead, where clap said
+/// "unexpected argument '--fleet'" with a tip for --file.
+#[derive(Debug, Clone, Args)]
+pub struct NotOnFleetArgs {
+    #[arg(long, hide = true)]
+    pub fleet: bool,
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = DEFAULT_ENDPOINT,
+        requires = "fleet",
+        hide = true
+    )]
+    pub endpoint: String,
+}
+
+/// What `logs` and `exec` need the machine for.
+pub enum OnMachine<'a> {
+    /// The journal of the copies of these services (every one when empty).
+    Journal(&'a [String]),
+    /// A command in this service's container.
+    Exec {
+        service: &'a str,
+        command: &'a [String],
+    },
+}
+
+/// `logs` and `exec` with --fleet: fleet's API has no journal and no way
+/// into a container, so they are refused with the machine that runs each
+/// copy (from fleet, when it answers) and the command to run there.
+pub fn refuse_on_machine(
+    args: &NotOnFleetArgs,
+    app: &str,
+    instance: &str,
+    wanted: OnMachine,
+) -> miette::Report {
+    let (message, elsewhere) = match wanted {
+        OnMachine::Journal(_) => (
+            "`unitgen logs --fleet`: fleet's API has no journals; read them on the machine \
+             that runs each copy",
+            "`fleetctl journal COPY` reads it there over ssh",
+        ),
+        OnMachine::Exec { .. } => (
+            "`unitgen exec --fleet`: fleet's API cannot reach a container; run docker on the \
+             machine that runs it",
+            "`fleetctl ssh COPY` logs in there",
+        ),
+    };
+    let there = |copy: &str, owner: &crate::render::Owner| -> Option<String> {
+        match &wanted {
+            OnMachine::Journal(services) => {
+                let of = owner.service.as_ref().or(owner.announces.as_ref())?;
+                (services.is_empty() || services.contains(of))
+                    .then(|| format!("journalctl -u {copy}"))
+            }
+            OnMachine::Exec { service, command } => {
+                let container = owner
+                    .container()
+                    .filter(|_| owner.service.as_deref() == Some(service))?;
+                let command = if command.is_empty() {
+                    "sh".to_owned()
+                } else {
+                    command
+                        .iter()
+                        .map(|word| shell_word(word))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                Some(format!("docker exec -it {container} {command}"))
+            }
+        }
+    };
+    let lines = where_copies_run(args, app, instance, &there);
+    let help = match lines {
+        Ok(lines) if lines.is_empty() => format!(
+            "fleet at {} runs no copy of that in {}: `unitgen status {instance} --fleet` shows what it runs",
+            args.endpoint,
+            crate::model::prefix(app, instance)
+        ),
+        Ok(lines) => format!("{}\n({elsewhere})", lines.join("\n")),
+        Err(e) => format!(
+            "fleet could not be asked where the copies run ({e}); `fleetctl list-units` shows it, \
+             and {elsewhere}"
+        ),
+    };
+    miette::Report::new(crate::diagnostic::Problem::new(message).help(help))
+}
+
+/// For each copy `there` names a command for: on which machine it runs,
+/// and that command.
+fn where_copies_run(
+    args: &NotOnFleetArgs,
+    app: &str,
+    instance: &str,
+    there: &dyn Fn(&str, &crate::render::Owner) -> Option<String>,
+) -> Result<Vec<String>, crate::fleet::FleetError> {
+    let client = FleetClient::new(&args.endpoint)?;
+    let machines = client.list_machines()?;
+    let units = fleet::status(&client, &prefix(app, instance))?;
+    Ok(units
+        .iter()
+        .filter(|u| !u.name.contains("@."))
+        .filter_map(|u| {
+            let owner = crate::render::owner(&unit_file::to_text(&u.options))?;
+            let command = there(&u.name, &owner)?;
+            let machine = match machines.iter().find(|m| m.id == u.machine_id) {
+                Some(m) if !m.primary_ip.is_empty() => {
+                    format!("machine {} ({})", m.id, m.primary_ip)
+                }
+                _ if u.machine_id.is_empty() => {
+                    return Some(format!("{} runs on no machine now", u.name));
+                }
+                _ => format!("machine {}", u.machine_id),
+            };
+            Some(format!("{} runs on {machine}: there, `{command}`", u.name))
+        })
+        .collect())
+}
+
+/// A word as a shell reads it back: quoted unless it is plain.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `backup`, `backups`, `restore` and `pull` with --fleet: what a cluster
+/// has instead.
+pub fn refuse_host_only(command: &str) -> miette::Report {
+    if command == "pull" {
+        return miette::miette!(
+            help = "each copy's `docker run` fetches an image its machine lacks as it starts; \
+                    for a moved tag (`redis:7`), `docker pull IMAGE` on each machine \
+                    (`fleetctl list-machines`), then `unitgen restart INSTANCE SERVICE --fleet`",
+            "`unitgen pull --fleet`: fleet's API cannot fetch images on its machines"
+        );
+    }
+    miette::miette!(
+        help = format!(
+            "run `unitgen {command}` on a host that runs the instance, applied there without \
+             --fleet (which installs its backup units and timer)"
+        ),
+        "`unitgen {command} --fleet`: backups are per host, and an instance on fleet gets no \
+         backup units"
+    )
 }
 
 impl FleetArgs {
@@ -270,6 +430,53 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         }
     }
     Ok(outcome)
+}
+
+/// `unitgen start|stop|restart --fleet`.
+pub fn control(
+    args: &FleetArgs,
+    kind: JobKind,
+    app: &str,
+    instance: &str,
+    services: &[String],
+    wait: Duration,
+) -> Result<Outcome> {
+    let (control, verb, done, left) = match kind {
+        JobKind::Start => (Control::Start, "start", "started", "already running"),
+        JobKind::Stop => (Control::Stop, "stop", "stopped", "not running"),
+        JobKind::Restart => (Control::Restart, "restart", "restarted", ""),
+        JobKind::ReloadOrRestart => unreachable!("no command reloads"),
+    };
+    let client = args.client()?;
+    let name = crate::model::prefix(app, instance);
+    let progress = Progress::default();
+    let options = ApplyOptions {
+        wait_timeout: wait,
+        ..ApplyOptions::default()
+    };
+    let controlled = fleet::control(
+        &client,
+        &prefix(app, instance),
+        control,
+        services,
+        &options,
+        &mut |step: &str| progress.line(&format!("  {step}")),
+    )
+    .map_err(|e| miette!("{verb} of {name} in fleet failed: {e}"))?;
+    let mut said = format!(
+        "{name}: {} {done} in fleet ({})",
+        count(controlled.acted.len(), "unit"),
+        client.endpoint()
+    );
+    if !controlled.left.is_empty() {
+        said.push_str(&format!(
+            ", {} {left} ({})",
+            count(controlled.left.len(), "unit"),
+            controlled.left.join(", ")
+        ));
+    }
+    progress.line(&said);
+    Ok(Outcome::Clean)
 }
 
 pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use clap::Args;
 use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
+use super::fleet::{NotOnFleetArgs, OnMachine};
 use super::host::HostArgs;
 use super::installed::Installed;
 use super::output::{self, outln};
@@ -51,12 +52,24 @@ pub struct LogsArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
 }
 
 pub fn run(args: LogsArgs) -> Result<Outcome> {
     let template = FileArgs {
         file: args.file.clone(),
     };
+    if args.fleet.fleet {
+        let (app, instance) = template.app_and_instance(&args.instance)?;
+        let wanted = OnMachine::Journal(&args.services);
+        return Err(super::fleet::refuse_on_machine(
+            &args.fleet,
+            &app,
+            &instance,
+            wanted,
+        ));
+    }
     let installed = Installed::read(&template, &args.host, &args.instance)?;
     let selected = installed.select(&args.services)?;
     let prefixes: Vec<(String, String)> = selected

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use clap::Args;
 use miette::{Result, miette};
 
+use super::fleet::NotOnFleetArgs;
 use super::host::HostArgs;
 use super::{Outcome, TemplateArgs};
 use crate::progress::{Progress, count};
@@ -22,9 +23,14 @@ pub struct PullArgs {
     // one `plan` and `apply` look at.
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub fleet: NotOnFleetArgs,
 }
 
 pub fn run(args: PullArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return Err(super::fleet::refuse_host_only("pull"));
+    }
     let instance = args.template.compile(&args.instance)?;
     args.host.host()?;
     let images: BTreeSet<String> = instance

@@ -138,7 +138,7 @@ pub struct UnitStatus {
     pub not_running: Option<String>,
 }
 
-enum Name<'a> {
+pub(super) enum Name<'a> {
     Plain,
     Template,
     Instance { template: String, instance: &'a str },
@@ -146,7 +146,7 @@ enum Name<'a> {
 
 // As fleet's unit.NewUnitNameInfo: everything between the first `@` and
 // the last `.` is the instance.
-fn classify(name: &str) -> Name<'_> {
+pub(super) fn classify(name: &str) -> Name<'_> {
     let Some(dot) = name.rfind('.') else {
         return Name::Plain;
     };
@@ -170,7 +170,7 @@ fn copy_name(unit: &str, instance: &str) -> String {
 }
 
 // Copies in numeric order (2 before 10), then any named ones.
-fn instance_key(instance: &str) -> (u8, u64, &str) {
+pub(super) fn instance_key(instance: &str) -> (u8, u64, &str) {
     match instance.parse::<u64>() {
         Ok(n) => (0, n, instance),
         Err(_) => (1, 0, instance),
@@ -249,7 +249,7 @@ fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
 
 /// Why a copy (or plain unit) fleet holds does not run as the instance's
 /// units should, if so.
-fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
+pub(super) fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
     match unit.desired_state.unwrap_or(JobState::Inactive) {
         // A global unit has no one machine: not checked here.
         JobState::Launched if is_global(&unit.options) => None,
@@ -306,7 +306,7 @@ fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<Strin
     ))
 }
 
-fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
+pub(super) fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
 
@@ -538,12 +538,10 @@ pub fn apply(
         .filter(|u| u.action != Action::Unchanged)
         .find_map(|u| Some((u, u.unplaceable.as_ref()?)))
     {
+        // Said as `placing UNIT`: the command line says it was an apply.
         return Err(rollout_error(
-            format!("applying {}", plan.prefix.trim_end_matches('-')),
-            format!(
-                "{} cannot run: {why}; fleet places it once such a machine joins. Nothing was changed",
-                unit.name
-            ),
+            format!("placing {}", unit.name),
+            format!("{why}; fleet places it once such a machine joins. Nothing was changed"),
         ));
     }
     let mut run = Run {
@@ -611,10 +609,10 @@ impl Member<'_> {
     }
 }
 
-struct Run<'a, 'p> {
-    client: &'a FleetClient,
-    options: &'a ApplyOptions,
-    progress: &'p mut dyn FnMut(&str),
+pub(super) struct Run<'a, 'p> {
+    pub(super) client: &'a FleetClient,
+    pub(super) options: &'a ApplyOptions,
+    pub(super) progress: &'p mut dyn FnMut(&str),
 }
 
 impl Run<'_, '_> {
@@ -775,7 +773,11 @@ impl Run<'_, '_> {
     /// process of an earlier unit of the same name has ended. Says whether
     /// that one ended `failed` (as a destroyed copy does: fleet unloads its
     /// file first, so its `SuccessExitStatus=` is gone when it stops).
-    fn wait_loaded(&mut self, name: &str, options: &[UnitOption]) -> Result<bool, FleetError> {
+    pub(super) fn wait_loaded(
+        &mut self,
+        name: &str,
+        options: &[UnitOption],
+    ) -> Result<bool, FleetError> {
         let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
@@ -830,7 +832,7 @@ impl Run<'_, '_> {
     /// machine reports this unit file (by its hash) active. When the unit
     /// was `failed` before this start, `failed` counts only once the start
     /// has been seen under way (any other state first).
-    fn wait_running(
+    pub(super) fn wait_running(
         &mut self,
         name: &str,
         options: &[UnitOption],
@@ -864,7 +866,7 @@ impl Run<'_, '_> {
                     return Err(rollout_error(
                         doing,
                         format!(
-                            "{name} failed on machine {} (systemd: {}/{})",
+                            "it failed on machine {} (systemd: {}/{})",
                             s.machine_id, s.systemd_active_state, s.systemd_sub_state
                         ),
                     ));

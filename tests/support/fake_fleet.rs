@@ -84,6 +84,8 @@ pub struct FakeUnit {
     activating_seen: u32,
     /// The hash of the unit file the running process was started from.
     process: Option<String>,
+    /// How many processes were started for it (a restart makes one more).
+    pub starts: u32,
     /// Stopped by systemd while fleet still has it launched.
     stopped: bool,
     /// `/state` answers still showing the failed stop of the unit this one
@@ -729,6 +731,7 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
                 machine_id: String::new(),
                 activating_seen: 0,
                 process: None,
+                starts: 0,
                 stopped: false,
                 stale_failed: 0,
             },
@@ -1050,7 +1053,9 @@ fn reconcile(cluster: &mut Cluster) {
             } else {
                 unit.desired_state.clone()
             };
-            let started = current == "launched" && unit.process.is_none();
+            // One systemd stopped on its own stays stopped until fleet
+            // tells its machine to stop it and start it again.
+            let started = current == "launched" && unit.process.is_none() && !unit.stopped;
             // The agent's stop of the destroyed unit and start of this one in
             // one pass: the start cancels the stop, the old process runs on.
             let inherited = started
@@ -1089,14 +1094,57 @@ fn reconcile(cluster: &mut Cluster) {
                 // An inherited process is already up: no "activating".
                 if inherited.is_some() {
                     entry.activating_seen = u32::MAX;
+                } else {
+                    entry.starts += 1;
                 }
                 entry.process = Some(inherited.unwrap_or_else(|| unit_hash(&entry.options)));
-            } else if current != "launched" {
+            } else if current != "launched"
+                && (unit.current_state == "launched" || entry.machine_id != unit.machine_id)
+            {
+                // Told to stop: what systemd had stopped on its own is
+                // moot, the next launch starts it.
                 entry.process = None;
+                entry.stopped = false;
+            }
+            if started {
+                start_wanted(cluster, name);
             }
         }
         if !changed {
             return;
+        }
+    }
+}
+
+/// systemd on a machine starts what a unit it starts wants, requires or is
+/// bound to, where that machine has the unit file: a copy fleet has there
+/// `loaded` then runs while fleet still says loaded (seen live: a sidekick
+/// stopped with `fleetctl stop` ran again once its service started).
+fn start_wanted(cluster: &mut Cluster, name: &str) {
+    let unit = &cluster.units[name];
+    let machine = unit.machine_id.clone();
+    let wanted: Vec<String> = (unit.options.iter())
+        .filter(|o| {
+            o.section == "Unit" && ["Wants", "Requires", "BindsTo"].contains(&o.name.as_str())
+        })
+        .flat_map(|o| {
+            o.value
+                .split_whitespace()
+                .map(|v| unit_printf(v, name))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for other in wanted {
+        if let Some(entry) = cluster.units.get_mut(&other)
+            && entry.machine_id == machine
+            && entry.current_state == "loaded"
+            && entry.process.is_none()
+        {
+            entry.process = Some(unit_hash(&entry.options));
+            entry.starts += 1;
+            cluster
+                .failed_stops
+                .retain(|(n, m)| !(*n == other && *m == machine));
         }
     }
 }
@@ -1196,6 +1244,8 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                 ("failed", "failed")
             }
             "launched" if unit.stopped => ("inactive", "dead"),
+            // Started on its machine by a unit that wants it.
+            "loaded" if unit.process.is_some() => ("active", "running"),
             // A start that fails goes through activating too.
             "launched" if unit.activating_seen < polls => {
                 unit.activating_seen += 1;
