@@ -38,7 +38,7 @@ pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, Pro
     for route in &mut instance.routes {
         let host = route.hosts.first().cloned().unwrap_or_default();
         for file in route.files_mut() {
-            let bytes = fs::read(&file.source).map_err(|e| {
+            let bytes = crate::template::read_capped(&file.source).map_err(|e| {
                 let problem = Problem::new(format!(
                     "route {host}: cannot read {}: {e}",
                     file.source.display()

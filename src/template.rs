@@ -203,7 +203,8 @@ fn load_file(path: &Path) -> Result<Loaded, Problems> {
 }
 
 /// The most unitgen reads of a file the user names (a template, site,
-/// deployments or compose file, and the files they name): far above any
+/// deployments or compose file, the files they name, a route's
+/// certificate, key or htpasswd file): far above any
 /// real one (the YAML readers stop at 250,000 values), and a bound on what
 /// a device (`/dev/zero`), a pipe that never ends or a wrong path to a huge
 /// file makes unitgen hold in memory: it stops reading there.

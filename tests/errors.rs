@@ -880,7 +880,8 @@ fn secrets_are_refused_with_fleet() {
 }
 
 /// A file that never ends (a device, a pipe fed forever) named as the
-/// template, a compose file or a compose file's `.env` is refused once it
+/// template, a compose file, a compose file's `.env` or a route's htpasswd
+/// file is refused once it
 /// passes 64 MiB: unitgen read it to the end and held it in memory until it
 /// ran out (`validate -f /dev/zero` never returned).
 #[test]
@@ -892,6 +893,13 @@ fn a_file_that_never_ends_is_refused_after_64_mib() {
     )
     .unwrap();
     std::os::unix::fs::symlink("/dev/zero", dir.path().join(".env")).unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8080:80\"]\n\
+         instances:\n  live:\n    routes:\n      - {hosts: shop.example.com, service: web, port: \
+         80, basic_auth: /dev/zero}\n",
+    )
+    .unwrap();
     let unitgen = env!("CARGO_BIN_EXE_unitgen");
     let command = |args: &[&str]| {
         let mut command = Command::new(unitgen);
@@ -909,6 +917,10 @@ fn a_file_that_never_ends_is_refused_after_64_mib() {
         ),
         ("yes | validate -f /dev/stdin", endless_stdin),
         ("import /dev/zero", command(&["import", "/dev/zero"])),
+        (
+            "a route's basic_auth: /dev/zero",
+            command(&["plan", "live"]),
+        ),
         (
             "import with .env -> /dev/zero",
             command(&["import", "compose.yaml"]),
