@@ -266,12 +266,7 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
     };
     // `ls` takes no template.
     let ls = |at: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
-            .arg("ls")
-            .arg("--root")
-            .arg(world.sandbox.root())
-            .output()
-            .unwrap();
+        let out = world.ls();
         assert!(out.status.success(), "{at}: ls: {}", text(&out));
         text(&out)
     };
