@@ -22,6 +22,16 @@ pub fn render_every_instance(template: &Template) {
         };
         render_every_flavour(&model);
     }
+    if let Ok(view) = unitgen::site_view::SiteView::from_template(template, &Overrides::default()) {
+        check_docs(&view);
+    }
+}
+
+/// The documentation `unitgen docs` writes of `view`.
+pub fn check_docs(view: &unitgen::site_view::SiteView) {
+    for page in unitgen::docs::pages(view, None) {
+        check_markdown(&page.text);
+    }
 }
 
 /// Every unit of `model`, for systemd, user systemd and fleet.
@@ -69,4 +79,53 @@ pub fn check_syntax(text: &str) -> Vec<(String, String, String)> {
         }
     }
     systemd
+}
+
+/// Every table row has as many cells as its header, as GitHub splits
+/// them (a `|` ends a cell unless a backslash escapes it, and a backslash
+/// escapes a backslash too); no line outside the diagram's fence starts
+/// a block the page did not mean.
+fn check_markdown(page: &str) {
+    let mut columns = None;
+    let mut in_fence = false;
+    for line in page.lines() {
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            assert!(
+                line.starts_with("  ") || line == "flowchart LR",
+                "a diagram line that is not the diagram's: {line:?}\n{page}"
+            );
+            continue;
+        }
+        if !line.starts_with('|') {
+            columns = None;
+            continue;
+        }
+        let cells = cells(line);
+        match columns {
+            None => columns = Some(cells),
+            Some(n) => assert_eq!(
+                cells, n,
+                "a row of {cells} cells in a table of {n}: {line:?}\n{page}"
+            ),
+        }
+    }
+}
+
+fn cells(line: &str) -> usize {
+    let bytes = line.trim_end().as_bytes();
+    let mut pipes = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if i + 1 < bytes.len() && bytes[i + 1].is_ascii_punctuation() => i += 1,
+            b'|' => pipes += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    pipes - 1
 }

@@ -101,9 +101,7 @@ fuzz_target!(|data: &[u8]| {
             check_octodns(zone, &unitgen::dns::octodns::zone(zone, 300));
         }
     }
-    for page in unitgen::docs::pages(&view, None) {
-        check_markdown(&page.text);
-    }
+    check::check_docs(&view);
 });
 
 /// Traefik's KV layout: keys of plain path segments, values on one line
@@ -192,53 +190,4 @@ fn check_octodns(zone: &unitgen::dns::Zone, text: &str) {
         })
         .collect();
     assert_eq!(found, expected, "{text}");
-}
-
-/// Every table row has as many cells as its header, as GitHub splits
-/// them (a `|` ends a cell unless a backslash escapes it, and a backslash
-/// escapes a backslash too); no line outside the diagram's fence starts
-/// a block the page did not mean.
-fn check_markdown(page: &str) {
-    let mut columns = None;
-    let mut in_fence = false;
-    for line in page.lines() {
-        if line.starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            assert!(
-                line.starts_with("  ") || line == "flowchart LR",
-                "a diagram line that is not the diagram's: {line:?}\n{page}"
-            );
-            continue;
-        }
-        if !line.starts_with('|') {
-            columns = None;
-            continue;
-        }
-        let cells = cells(line);
-        match columns {
-            None => columns = Some(cells),
-            Some(n) => assert_eq!(
-                cells, n,
-                "a row of {cells} cells in a table of {n}: {line:?}\n{page}"
-            ),
-        }
-    }
-}
-
-fn cells(line: &str) -> usize {
-    let bytes = line.trim_end().as_bytes();
-    let mut pipes = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if i + 1 < bytes.len() && bytes[i + 1].is_ascii_punctuation() => i += 1,
-            b'|' => pipes += 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    pipes - 1
 }
