@@ -878,12 +878,16 @@ pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<
 /// Removes what stopped service units made in `/run/unitgen` for their
 /// containers (see [`crate::render::run_files`]): their `env_file:` copies may hold
 /// secrets, and nothing starts them again. A service unit is named after
-/// its container (`<container>.service`); a file that is not there is fine.
+/// its container (`<container>.service`). Only files that are there are
+/// touched: unitgen writes nowhere else unless its units made something.
 pub fn remove_run_files(host: &Host, units: &[String]) -> Result<(), Failure> {
     let root = host.root.as_deref().unwrap_or(Path::new("/"));
     for container in units.iter().filter_map(|u| u.strip_suffix(".service")) {
         for file in crate::render::run_files(container) {
-            unit_dir::remove_if_exists(&root.join(file.trim_start_matches('/')))?;
+            let path = root.join(file.trim_start_matches('/'));
+            if path.symlink_metadata().is_ok() {
+                unit_dir::remove_if_exists(&path)?;
+            }
         }
     }
     Ok(())
