@@ -107,7 +107,11 @@ instances:
     let built = "unitgen-health/ugnosh-live-api";
     assert!(docker(["image", "inspect", built]).status.success());
     let out = world.unitgen(&["destroy", "live"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!docker(["image", "inspect", built]).status.success());
     assert!(docker(["image", "inspect", NO_SHELL]).status.success());
 }

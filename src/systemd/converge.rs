@@ -251,7 +251,7 @@ fn run(
         let removed = names(&plan.remove);
         *touched = true;
         stop(systemd, &removed, progress)?;
-        remove_run_files(host, &removed, progress)?;
+        remove_what_units_made(host, &removed, progress)?;
         systemd.disable(&removed).map_err(bus)?;
         outcome.removed = removed;
         fault::point("after-stop");
@@ -854,7 +854,7 @@ pub fn control(
 pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     stop(&systemd, units, progress)?;
-    remove_run_files(host, units, progress)?;
+    remove_what_units_made(host, units, progress)?;
     // A file an interrupted destroy removed was disabled before: systemd
     // refuses to disable a unit it has no file of.
     let present: Vec<String> = (units.iter())
@@ -883,7 +883,11 @@ pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<
 /// service unit is named after its container (`<container>.service`).
 /// Only files that are there are touched: unitgen writes nowhere else
 /// unless its units made something.
-pub fn remove_run_files(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
+pub fn remove_what_units_made(
+    host: &Host,
+    units: &[String],
+    progress: &Progress,
+) -> Result<(), Failure> {
     let root = host.root.as_deref().unwrap_or(Path::new("/"));
     let containers: Vec<&str> = (units.iter())
         .filter_map(|u| u.strip_suffix(".service"))
