@@ -311,6 +311,20 @@ pub fn remove_containers(names: &[String]) -> Result<(), String> {
     }
 }
 
+/// Removes images by reference, in one call; one that does not exist is
+/// not an error. (An image that other tags name too only loses this one.)
+pub fn remove_images(references: &[String]) -> Result<(), String> {
+    if references.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["image", "rm"];
+    args.extend(references.iter().map(String::as_str));
+    match run("docker image rm", &args) {
+        Err(e) if (e.lines()).any(|l| !l.is_empty() && !l.contains("No such image")) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Resumes a container `docker pause` froze.
 pub fn unpause(container: &str) -> Result<(), String> {
     run(

@@ -101,6 +101,19 @@ instances:
     // A second apply changes nothing: the image build is part of the start,
     // not of the units' text.
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+
+    // destroy takes the image built for the check away (it was left, one
+    // per service); the service's own image stays.
+    let built = "unitgen-health/ugnosh-live-api";
+    assert!(docker(["image", "inspect", built]).status.success());
+    let out = world.unitgen(&["destroy", "live"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!docker(["image", "inspect", built]).status.success());
+    assert!(docker(["image", "inspect", NO_SHELL]).status.success());
 }
 
 fn init_app(init_script: &str) -> String {

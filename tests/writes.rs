@@ -3,7 +3,9 @@
 //! under `strace` against a sandboxed systemd, and every file system call
 //! that writes (an open for writing, a rename, mkdir, unlink, chmod ...) by
 //! unitgen itself must name a path in one of those. The programs it starts
-//! (docker, journalctl) are not unitgen: their calls are left out.
+//! (docker, journalctl) are not unitgen: their calls are left out. (One
+//! more place when its units made files there: what a removed service's
+//! unit wrote in /run/unitgen goes with it, see tests/compose_apply.rs.)
 
 #[path = "support/lib.rs"]
 mod support;

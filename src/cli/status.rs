@@ -580,8 +580,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 )
             {
                 not_as_applied.push(format!(
-                    "its image {image} moved: the tag names another image than its container \
-                     runs, which its next start runs"
+                    "its image {image} moved: the tag now names another image than its \
+                     container runs (its next start runs that one)"
                 ));
             }
             if let Some((_, file)) = secrets_differ.iter().find(|(u, _)| *u == unit.name) {

@@ -135,6 +135,12 @@ pub fn push_run_args(
     run.line(&last);
 }
 
+/// The local image a container with an exec-form healthcheck runs (see
+/// [`health_image`]).
+pub fn health_tag(container: &str) -> String {
+    format!("unitgen-health/{container}")
+}
+
 /// For an exec-form healthcheck (`[CMD, program, args…]`): the local image
 /// the service runs instead of its own, and the script that builds it. It is
 /// the service's image plus a `HEALTHCHECK CMD [...]` (JSON: no shell), since
@@ -152,7 +158,7 @@ pub fn health_image(instance: &Instance, service: &Service) -> Option<(String, V
     else {
         return None;
     };
-    let tag = format!("unitgen-health/{}", instance.container(&service.name));
+    let tag = health_tag(&instance.container(&service.name));
     let json = serde_json::to_string(argv).expect("strings serialize");
     let image = sh_quote(&service.image);
     // The label names the image it was built on, so that a moved tag of

@@ -251,7 +251,7 @@ fn run(
         let removed = names(&plan.remove);
         *touched = true;
         stop(systemd, &removed, progress)?;
-        remove_run_files(host, &removed)?;
+        remove_what_units_made(host, &removed, progress)?;
         systemd.disable(&removed).map_err(bus)?;
         outcome.removed = removed;
         fault::point("after-stop");
@@ -854,7 +854,7 @@ pub fn control(
 pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     stop(&systemd, units, progress)?;
-    remove_run_files(host, units)?;
+    remove_what_units_made(host, units, progress)?;
     // A file an interrupted destroy removed was disabled before: systemd
     // refuses to disable a unit it has no file of.
     let present: Vec<String> = (units.iter())
@@ -875,15 +875,36 @@ pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<
     Ok(())
 }
 
-/// Removes what stopped service units made in `/run/unitgen` for their
-/// containers (see [`crate::render::run_files`]): their `env_file:` copies may hold
-/// secrets, and nothing starts them again. A service unit is named after
-/// its container (`<container>.service`); a file that is not there is fine.
-pub fn remove_run_files(host: &Host, units: &[String]) -> Result<(), Failure> {
+/// Removes what stopped service units made for their containers, which
+/// nothing starts again: their files in `/run/unitgen` (see
+/// [`crate::render::run_files`]; `env_file:` copies may hold secrets), and
+/// the images built for exec-form healthchecks (see
+/// [`crate::render::docker::health_tag`]; one Docker call for all). A
+/// service unit is named after its container (`<container>.service`).
+/// Only files that are there are touched: unitgen writes nowhere else
+/// unless its units made something.
+pub fn remove_what_units_made(
+    host: &Host,
+    units: &[String],
+    progress: &Progress,
+) -> Result<(), Failure> {
     let root = host.root.as_deref().unwrap_or(Path::new("/"));
-    for container in units.iter().filter_map(|u| u.strip_suffix(".service")) {
+    let containers: Vec<&str> = (units.iter())
+        .filter_map(|u| u.strip_suffix(".service"))
+        .collect();
+    let health_images: Vec<String> = (containers.iter())
+        .map(|c| crate::render::docker::health_tag(c))
+        .collect();
+    // Not worth failing for: one a leftover container still uses stays.
+    if let Err(e) = docker::remove_images(&health_images) {
+        progress.line(&format!("warning: {e}"));
+    }
+    for container in containers {
         for file in crate::render::run_files(container) {
-            unit_dir::remove_if_exists(&root.join(file.trim_start_matches('/')))?;
+            let path = root.join(file.trim_start_matches('/'));
+            if path.symlink_metadata().is_ok() {
+                unit_dir::remove_if_exists(&path)?;
+            }
         }
     }
     Ok(())

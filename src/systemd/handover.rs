@@ -448,7 +448,7 @@ fn read_record(path: &Path) -> Result<Option<Record>, Failure> {
 fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     super::converge::stop(&systemd, names, progress)?;
-    super::converge::remove_run_files(host, names)?;
+    super::converge::remove_what_units_made(host, names, progress)?;
     for name in names {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
     }
