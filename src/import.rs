@@ -1467,19 +1467,13 @@ mod tests {
         let imported = run(compose, &options());
         assert!(
             imported.yaml.contains(
-                "    docker_args:\n      - --privileged\n      - --shm-size=1g\n      - --dns=1.1.1.1\n      - --add-host=db:10.0.0.2\n      - --sysctl=net.core.somaxconn=1024\n      - --device=/dev/fuse\n"
+                "    docker_args:\n      - --privileged\n      - --shm-size=1g\n      - --dns=1.1.1.1\n      - --add-host=db:10.0.0.2\n      - --sysctl=net.core.somaxconn=1024\n      - --device=/dev/fuse\n      - --device=/dev/sda:/dev/xvda\n"
             ),
             "{}",
             imported.yaml
         );
         let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
-        assert_eq!(
-            warnings,
-            [
-                "web: devices: the long form is not carried over",
-                "web: pid: `service:db` is not carried over",
-            ]
-        );
+        assert_eq!(warnings, ["web: pid: `service:db` is not carried over"]);
     }
 
     #[test]

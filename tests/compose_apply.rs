@@ -408,3 +408,36 @@ instances:
     );
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
 }
+
+/// A shell kept up by compose's `stdin_open: true` and `tty: true`,
+/// imported: the unit's `docker run --tty` starts (with `--interactive`
+/// too, Docker refused: "the input device is not a TTY") and the shell
+/// waits on its terminal, as under compose.
+#[test]
+fn an_imported_shell_with_a_tty_stays_up() {
+    let world = World::new("ugtty");
+    let compose = world.dir().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        "name: ugtty\nservices:\n  shell:\n    image: unitgen-test/busybox:1\n    command: sh\n    stdin_open: true\n    tty: true\n",
+    )
+    .unwrap();
+    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["import", "--instance", "live", "-o"])
+        .arg(world.file())
+        .arg(&compose)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    world.apply_ok("live");
+    let shell = world.container("live", "shell");
+    assert_eq!(
+        inspect(&shell, "{{.State.Status}} {{.Config.Tty}}"),
+        "running true"
+    );
+    assert_eq!(world.active("ugtty-live-shell.service"), "active");
+}

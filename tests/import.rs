@@ -2165,3 +2165,39 @@ fn a_variable_passed_through_without_a_value_stays_unset() {
         assert!(run.stderr.contains(&warning), "{warning} in {}", run.stderr);
     }
 }
+
+/// `stdin_open: true` with `tty: true` (a shell or REPL kept up, in many
+/// compose files) became `--interactive --tty`: a unit's `docker run` has
+/// no terminal, and Docker refused to start ("the input device is not a
+/// TTY"). `--tty` alone gives what compose gives, a terminal whose reads
+/// wait; `stdin_open` alone cannot be given and is said so.
+#[test]
+fn stdin_open_with_a_tty_is_a_tty_alone() {
+    let project = Project::new(
+        "services:\n  shell:\n    image: busybox\n    command: sh\n    stdin_open: true\n    tty: true\n  repl:\n    image: python:3\n    stdin_open: true\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:9:5: repl: stdin_open: not carried over: compose keeps the container's stdin open"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("stdin_open").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains("    --tty \\\n    busybox sh\n"),
+        "{}",
+        render.stdout
+    );
+    assert!(
+        !render.stdout.contains("--interactive"),
+        "{}",
+        render.stdout
+    );
+}

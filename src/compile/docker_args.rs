@@ -13,6 +13,8 @@
 /// joined (`-dit`) or take their value in the same word (`-lkey=value`).
 pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
     let mut found = Vec::new();
+    // Where `--interactive` and `--tty` are, if given.
+    let (mut interactive, mut tty) = (None, None);
     let mut words = args.iter().enumerate();
     while let Some((index, word)) = words.next() {
         // What follows `--` or a word that is not a flag is not read as
@@ -27,6 +29,8 @@ pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
                 None => (long, None),
             };
             match name {
+                "interactive" if inline != Some("false") => interactive = Some(index),
+                "tty" if inline != Some("false") => tty = Some(index),
                 "detach" => found.push((index, detach())),
                 "rm" => found.push((index, removal())),
                 "name" => found.push((index, name_flag())),
@@ -50,7 +54,9 @@ pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
         for (offset, flag) in shorts.char_indices() {
             match flag {
                 'd' => found.push((index, detach())),
-                'i' | 't' | 'P' => {}
+                'i' => interactive = Some(index),
+                't' => tty = Some(index),
+                'P' => {}
                 'l' => {
                     let rest = &shorts[offset + 1..];
                     let inline = (!rest.is_empty()).then(|| rest.strip_prefix('=').unwrap_or(rest));
@@ -70,6 +76,9 @@ pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
                 }
             }
         }
+    }
+    if let (Some(i), Some(t)) = (interactive, tty) {
+        found.push((i.max(t), interactive_tty()));
     }
     found
 }
@@ -103,6 +112,10 @@ fn removal() -> String {
 
 fn name_flag() -> String {
     "`--name` is unitgen's: the unit stops, removes and looks at its container by the name unitgen gives it (`container_name` in compose terms is the service's alias)".into()
+}
+
+fn interactive_tty() -> String {
+    "`--interactive` with `--tty`: a unit's `docker run` has no terminal, and Docker refuses to start (\"the input device is not a TTY\"); `--tty` alone gives the container a terminal whose reads wait, as compose's `stdin_open` with `tty` does".into()
 }
 
 fn restart() -> String {
@@ -162,7 +175,7 @@ mod tests {
             (&["-d"][..], vec![0]),
             (&["--detach"], vec![0]),
             (&["--detach=true"], vec![0]),
-            (&["-dit"], vec![0]),
+            (&["-dit"], vec![0, 0]),
             (&["--init", "-td"], vec![1]),
             (&["--rm=false"], vec![0]),
             (&["--name", "other"], vec![0]),
@@ -174,6 +187,9 @@ mod tests {
             (&["-lunitgen.app=x"], vec![0]),
             (&["-il=unitgen.app=x"], vec![0]),
             (&["--shm-size=1g", "--label"], vec![1]),
+            // No terminal to read from: Docker refuses both together.
+            (&["-it"], vec![0]),
+            (&["--interactive", "--init", "--tty"], vec![2]),
         ] {
             assert_eq!(conflicts(words), at, "{words:?}");
         }
@@ -189,7 +205,9 @@ mod tests {
             &["-e", "--rm"],
             &["-e--name"],
             &["--add-host=db:10.0.0.2", "--cap-add", "NET_ADMIN"],
-            &["--init", "--privileged", "-it"],
+            &["--init", "--privileged", "-t"],
+            &["-i"],
+            &["--interactive", "--tty=false"],
             // After the flags, Docker reads the image and its command.
             &["--", "-d"],
         ] {

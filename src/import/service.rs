@@ -287,6 +287,7 @@ impl Importer<'_> {
                 "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
             ),
             "volumes_from" => self.volumes_from_key(value),
+            "stdin_open" => self.stdin_open(key, value, def),
             "develop" => self.warn(&key.at, name, "for development only: not carried over"),
             other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
                 Some((_, flag)) => self.docker_flag(key, flag, value, out),
@@ -1387,6 +1388,26 @@ impl Importer<'_> {
         out.set("network_mode", Value::text(written));
     }
 
+    /// `stdin_open`: compose keeps the container's stdin open, and nothing
+    /// writes to it, so reads wait (a shell or REPL stays up). A unit's
+    /// `docker run` has no terminal: with `--interactive` the container
+    /// reads end of file at once, and with `--tty` too Docker refuses to
+    /// start ("the input device is not a TTY"). With `tty: true`, `--tty`
+    /// alone gives what compose gives: a terminal whose reads wait.
+    fn stdin_open(&mut self, key: &Key, node: &Node, def: &Node) {
+        if self.boolean(node, "stdin_open") != Some(true) {
+            return;
+        }
+        let tty = def.get("tty").and_then(Node::boolean) == Some(true);
+        if !tty {
+            self.warn(
+                &key.at,
+                "stdin_open",
+                "not carried over: compose keeps the container's stdin open, where reads wait; a unit has no input to give it (`--interactive` would read end of file at once): add `tty: true`, whose terminal's reads wait, if the service needs it",
+            );
+        }
+    }
+
     /// Network aliases (of `container_name`, a renamed service, `networks`)
     /// are for the instance network, which a service with `network_mode`
     /// is not on: Docker refuses them there.
@@ -1552,6 +1573,8 @@ impl Importer<'_> {
                     }
                     if item.scalar().is_some() {
                         self.flag_value(flag, item, name, out);
+                    } else if name == "devices" && item.get("source").is_some() {
+                        self.long_device(item, out);
                     } else {
                         // `devices: [{source: …}]`, `gpus: [{driver: …}]`.
                         self.warn(&item.at, name, "the long form is not carried over");
@@ -1575,6 +1598,36 @@ impl Importer<'_> {
                 }
             }
         }
+    }
+
+    /// `devices: [{source: /dev/ttyUSB0, target: /dev/ttyACM0, permissions:
+    /// rw}]` (zigbee2mqtt's): `--device=SOURCE[:TARGET[:PERMISSIONS]]`, as
+    /// compose hands them to Docker (target defaults to the source).
+    fn long_device(&mut self, item: &Node, out: &mut Map) {
+        let mut parts = Vec::new();
+        for key in ["source", "target", "permissions"] {
+            let Some(node) = item.get(key) else { continue };
+            match self.text(node, "devices") {
+                Some(text) => parts.push((key, text)),
+                None => return,
+            }
+        }
+        for (k, _) in item.entries().unwrap_or_default() {
+            if !["source", "target", "permissions"].contains(&k.name.as_str()) {
+                self.warn(&k.at, &format!("devices.{}", k.name), "not carried over");
+            }
+        }
+        let source = parts[0].1.clone();
+        let target = parts
+            .iter()
+            .find(|(k, _)| *k == "target")
+            .map_or(source.clone(), |(_, t)| t.clone());
+        let mut arg = format!("--device={source}:{target}");
+        if let Some((_, permissions)) = parts.iter().find(|(k, _)| *k == "permissions") {
+            arg.push(':');
+            arg.push_str(permissions);
+        }
+        out.push("docker_args", Scalar::Text(arg));
     }
 
     /// `--flag=value` into `docker_args`.
@@ -1683,7 +1736,6 @@ impl Importer<'_> {
 /// Compose keys that are one `docker run` flag: carried over in `docker_args`.
 const DOCKER_FLAGS: &[(&str, &str)] = &[
     ("privileged", "--privileged"),
-    ("stdin_open", "--interactive"),
     ("tty", "--tty"),
     ("oom_kill_disable", "--oom-kill-disable"),
     ("shm_size", "--shm-size"),
