@@ -449,6 +449,21 @@ fn start_stop_and_restart_act_on_the_copies_in_fleet() {
     let (code, plan) = run(&["plan", "live"]);
     assert_eq!(code, Some(2), "plan sees them stopped: {plan}");
     assert_eq!(run(&["status", "live"]).0, Some(3));
+    let ls = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
+        text(&unitgen(dir.path(), &all).stdout)
+    };
+    let listed = ls(&["ls"]);
+    assert!(
+        listed.contains("\nshop             live             2         2/4 running\n"),
+        "{listed}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&ls(&["ls", "--json"])).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"app": "shop", "instance": "live", "services": 2, "copies": 4, "copies_running": 2}])
+    );
 
     // start db only: nothing to do; start web: web and its sidekicks.
     let (code, said) = run(&["start", "live", "db"]);

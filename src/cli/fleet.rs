@@ -432,6 +432,47 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
     Ok(outcome)
 }
 
+/// `unitgen ls --fleet`: the instances fleet has, and how many of their
+/// services' copies run.
+pub fn ls(args: &FleetArgs, json: bool) -> Result<Outcome> {
+    let client = args.client()?;
+    let instances = fleet::instances(&client).map_err(|e| miette!("{e}"))?;
+    if json {
+        let rows: Vec<serde_json::Value> = (instances.iter())
+            .map(|i| {
+                serde_json::json!({
+                    "app": i.app,
+                    "instance": i.instance,
+                    "services": i.services,
+                    "copies": i.copies,
+                    "copies_running": i.copies_running,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        )?;
+        return Ok(Outcome::Clean);
+    }
+    if instances.is_empty() {
+        outln!("no instance in fleet ({})", client.endpoint())?;
+        return Ok(Outcome::Clean);
+    }
+    outln!("{:<16} {:<16} {:<9} COPIES", "APP", "INSTANCE", "SERVICES")?;
+    for i in &instances {
+        outln!(
+            "{:<16} {:<16} {:<9} {}/{} running",
+            i.app,
+            i.instance,
+            i.services,
+            i.copies_running,
+            i.copies
+        )?;
+    }
+    Ok(Outcome::Clean)
+}
+
 /// `unitgen start|stop|restart --fleet`.
 pub fn control(
     args: &FleetArgs,
