@@ -163,7 +163,11 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
-    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
+    let (app, instance) = if args.fleet.fleet {
+        fleet::app_of(&args.fleet, &args.template, &args.instance)?
+    } else {
+        args.host.app_of(&args.template, &args.instance)?
+    };
     if args.fleet.fleet && args.volumes {
         // fleet's API cannot reach the Docker engines of its machines.
         return Err(miette!(
