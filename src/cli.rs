@@ -157,7 +157,8 @@ enum Command {
     /// List every app and instance on this host.
     ///
     /// From the installed units and the state directory: the last revision
-    /// applied, when, and how many services are up.
+    /// applied, when, and how many services are up. With --fleet, the
+    /// instances fleet has: their services, and how many copies run.
     Ls(ls::LsArgs),
     /// Show the revisions of an instance and what each changed.
     ///

@@ -17,8 +17,8 @@ pub mod rollout;
 pub use api::{FleetClient, JobState, Unit, UnitState};
 pub use control::{Control, Controlled, control};
 pub use rollout::{
-    Action, ApplyOptions, Destroyed, FleetPlan, PlannedUnit, UnitCopy, UnitStatus, apply, destroy,
-    plan, run_everywhere, status,
+    Action, ApplyOptions, Destroyed, FleetInstance, FleetPlan, PlannedUnit, UnitCopy, UnitStatus,
+    apply, destroy, instances, plan, run_everywhere, status,
 };
 
 /// Something that went wrong talking to fleet, with what unitgen was doing

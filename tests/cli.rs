@@ -399,3 +399,112 @@ fn a_refused_command_line_exits_1_not_plans_2() {
     assert!(stdout(&help).contains("Usage: unitgen plan"));
     assert_eq!(unitgen(&["--version"]).status.code(), Some(0));
 }
+
+// Host options a command would have ignored: `logs --bus` read this
+// machine's journal, `--user --root` mixed a user's units with the root's
+// system manager, `destroy --fleet --volumes` left the volumes. Each is
+// refused; `docs` without --live, which reads no host, says so.
+#[test]
+fn host_options_a_command_would_ignore_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    let root = dir.path().to_str().unwrap();
+    let example = "examples/blog/unitgen.yaml";
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "logs",
+                "live",
+                "--file",
+                example,
+                "--bus",
+                "unix:path=/run/other",
+            ],
+            "`unitgen logs --bus unix:path=/run/other`: the journal is read from files, not over D-Bus",
+        ),
+        (
+            &["status", "live", "-f", example, "--user", "--root", root],
+            "the argument '--user' cannot be used with '--root <DIR>'",
+        ),
+        (
+            &[
+                "destroy",
+                "blog/live",
+                "--fleet",
+                "--volumes",
+                "--endpoint",
+                "http://127.0.0.1:1",
+            ],
+            "`unitgen destroy --fleet --volumes`: the volumes are on each machine's Docker engine, which unitgen cannot reach through fleet; nothing was changed",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = unitgen(args);
+        let said: String = String::from_utf8_lossy(&out.stderr)
+            .split_whitespace()
+            .filter(|w| *w != "│")
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.contains(message), "{args:?}: {said}");
+    }
+    // docs reads no host without --live: it says so, and writes the pages.
+    let out = unitgen(&[
+        "docs",
+        "-f",
+        example,
+        "--out",
+        docs.to_str().unwrap(),
+        "--root",
+        root,
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "warning: --root read a host only with --live: these pages come from the files alone"
+        ),
+        "{said}"
+    );
+}
+
+// `--unit-dir` with `--root` was a path of this machine, where the root's
+// systemd never looks, while `--state-dir` was inside the root: both are
+// paths inside the root now.
+#[test]
+fn unit_dir_with_root_is_inside_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join("srv/units");
+    let out = unitgen(&[
+        "render",
+        "live",
+        "-f",
+        "examples/blog/unitgen.yaml",
+        "--out",
+        units.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bus = format!("unix:path={}/no-bus", root.path().display());
+    let out = unitgen(&[
+        "ls",
+        "--json",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--unit-dir",
+        "/srv/units",
+        "--bus",
+        &bus,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["app"], "blog", "{rows}");
+    assert_eq!(rows[0]["instance"], "live", "{rows}");
+}

@@ -449,6 +449,21 @@ fn start_stop_and_restart_act_on_the_copies_in_fleet() {
     let (code, plan) = run(&["plan", "live"]);
     assert_eq!(code, Some(2), "plan sees them stopped: {plan}");
     assert_eq!(run(&["status", "live"]).0, Some(3));
+    let ls = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
+        text(&unitgen(dir.path(), &all).stdout)
+    };
+    let listed = ls(&["ls"]);
+    assert!(
+        listed.contains("\nshop             live             2         2/4 running\n"),
+        "{listed}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&ls(&["ls", "--json"])).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"app": "shop", "instance": "live", "services": 2, "copies": 4, "copies_running": 2}])
+    );
 
     // start db only: nothing to do; start web: web and its sidekicks.
     let (code, said) = run(&["start", "live", "db"]);
@@ -645,4 +660,51 @@ fn commands_fleet_cannot_do_say_where_to_do_them() {
         );
     }
     assert!(fleet.writes().is_empty(), "{:?}", fleet.writes());
+}
+
+// status and destroy --fleet with no readable template found the app from
+// THIS host's installed units: another app's instance of the same name
+// there, and destroy --fleet removed that app's instance from fleet. They
+// ask fleet now, and want APP/INSTANCE when fleet has several.
+#[test]
+fn without_a_template_status_and_destroy_find_the_app_in_fleet() {
+    let fleet = FakeFleet::start();
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "hello", false);
+    let at = ["--fleet", "--endpoint", fleet.endpoint()];
+    let run = |dir: &Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(at);
+        let out = unitgen(dir, &all);
+        (out.status.code(), flat(&(text(&out.stdout) + &text(&out.stderr))))
+    };
+    assert_eq!(run(dir.path(), &["apply", "live"]).0, Some(0));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, said) = run(elsewhere.path(), &["status", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("could not be read; acting on fleet's units of app shop"),
+        "{said}"
+    );
+
+    // A second app with an instance `live`: which one is not guessed.
+    let other = tempfile::tempdir().unwrap();
+    template(other.path(), "hi", false);
+    let yaml = std::fs::read_to_string(other.path().join("unitgen.yaml")).unwrap();
+    std::fs::write(
+        other.path().join("unitgen.yaml"),
+        yaml.replace("app: shop", "app: mall"),
+    )
+    .unwrap();
+    assert_eq!(run(other.path(), &["apply", "live"]).0, Some(0));
+    let (code, said) = run(elsewhere.path(), &["destroy", "live"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("fleet has instance `live` of several apps (mall, shop): name it APP/INSTANCE"),
+        "{said}"
+    );
+    assert!(fleet.unit("shop-live-web@.service").is_some());
+    assert_eq!(run(elsewhere.path(), &["destroy", "mall/live"]).0, Some(0));
+    assert!(fleet.unit("mall-live-web@.service").is_none());
+    assert!(fleet.unit("shop-live-web@.service").is_some());
 }

@@ -42,6 +42,16 @@ pub struct DocsArgs {
 }
 
 pub fn run(args: DocsArgs) -> Result<Outcome> {
+    // Without --live the pages come from the files alone: said, so that
+    // they are not taken for that host's (a wrapper that passes the host
+    // options to every command still works).
+    let given = args.host.given();
+    if !given.is_empty() && !args.live {
+        eprintln!(
+            "warning: {} read a host only with --live: these pages come from the files alone",
+            given.join(", ")
+        );
+    }
     let site = super::site_view(&args.file)?;
     let live = match args.live {
         true => Some(read_live(&site, &args)?),

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use miette::{Result, miette};
 
-use super::Outcome;
 use super::output::{out, outln};
 use super::status::{Announced, print_announced};
+use super::{FileArgs, Outcome};
 use crate::fleet::{self, Action, ApplyOptions, Control, FleetClient, FleetPlan};
 use crate::model::Instance;
 use crate::plan::unified_diff;
@@ -430,6 +430,87 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         }
     }
     Ok(outcome)
+}
+
+/// The app an instance belongs to, for `status` and `destroy` with --fleet:
+/// from the template if it can be read, else from the instances fleet has
+/// (never from this host's units, which may be another app's instance of
+/// the same name: destroy would have removed that one from fleet).
+pub fn app_of(args: &FleetArgs, file: &FileArgs, target: &str) -> Result<(String, String)> {
+    let problem = match file.app_and_instance(target) {
+        Ok(found) => return Ok(found),
+        Err(problem) => miette::Report::new(problem),
+    };
+    let client = args.client()?;
+    let instances = match fleet::instances(&client) {
+        Ok(instances) => instances,
+        Err(e) => {
+            return Err(
+                problem.wrap_err(format!("the template cannot be read, nor fleet asked: {e}"))
+            );
+        }
+    };
+    let mut apps: Vec<String> = (instances.into_iter())
+        .filter(|i| i.instance == target)
+        .map(|i| i.app)
+        .collect();
+    apps.dedup();
+    match apps.as_slice() {
+        [app] => {
+            eprintln!(
+                "warning: {} could not be read; acting on fleet's units of app {app}",
+                file.path().display()
+            );
+            Ok((app.clone(), target.to_string()))
+        }
+        [] => Err(problem),
+        several => Err(problem.wrap_err(format!(
+            "the template cannot be read, and fleet has instance `{target}` of several apps \
+             ({}): name it APP/INSTANCE",
+            several.join(", ")
+        ))),
+    }
+}
+
+/// `unitgen ls --fleet`: the instances fleet has, and how many of their
+/// services' copies run.
+pub fn ls(args: &FleetArgs, json: bool) -> Result<Outcome> {
+    let client = args.client()?;
+    let instances = fleet::instances(&client).map_err(|e| miette!("{e}"))?;
+    if json {
+        let rows: Vec<serde_json::Value> = (instances.iter())
+            .map(|i| {
+                serde_json::json!({
+                    "app": i.app,
+                    "instance": i.instance,
+                    "services": i.services,
+                    "copies": i.copies,
+                    "copies_running": i.copies_running,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        )?;
+        return Ok(Outcome::Clean);
+    }
+    if instances.is_empty() {
+        outln!("no instance in fleet ({})", client.endpoint())?;
+        return Ok(Outcome::Clean);
+    }
+    outln!("{:<16} {:<16} {:<9} COPIES", "APP", "INSTANCE", "SERVICES")?;
+    for i in &instances {
+        outln!(
+            "{:<16} {:<16} {:<9} {}/{} running",
+            i.app,
+            i.instance,
+            i.services,
+            i.copies_running,
+            i.copies
+        )?;
+    }
+    Ok(Outcome::Clean)
 }
 
 /// `unitgen start|stop|restart --fleet`.

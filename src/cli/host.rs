@@ -21,7 +21,7 @@ pub struct HostArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Where unit files are written [default: /etc/systemd/system, or
-    /// ~/.config/systemd/user with --user].
+    /// ~/.config/systemd/user with --user]; with --root, a path inside DIR.
     #[arg(long, value_name = "DIR")]
     pub unit_dir: Option<PathBuf>,
     /// Where revisions are recorded [default: /var/lib/unitgen, or
@@ -35,15 +35,35 @@ pub struct HostArgs {
     /// Talk to your user's systemd instead of the system's. Either way,
     /// unitgen's docker calls take DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG,
     /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH from that manager's environment
-    /// (where the units take them), not from yours.
-    #[arg(long)]
+    /// (where the units take them), not from yours. Not with --root, whose
+    /// systemd is a system manager.
+    #[arg(long, conflicts_with = "root")]
     pub user: bool,
 }
 
 impl HostArgs {
+    /// The host options given, as the command line names them: for the
+    /// commands that use them only in one mode (`docs --live`), to refuse
+    /// them otherwise rather than ignore them.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (self.root.is_some(), "--root"),
+            (self.unit_dir.is_some(), "--unit-dir"),
+            (self.state_dir.is_some(), "--state-dir"),
+            (self.bus.is_some(), "--bus"),
+            (self.user, "--user"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect()
+    }
+
     pub fn host(&self) -> Result<Host> {
         let unit_dir = match (&self.unit_dir, &self.root, self.user) {
-            (Some(dir), _, _) => dir.clone(),
+            // As the root's systemd sees it, as --state-dir: a path of this
+            // machine's there was written where that systemd never looks.
+            (Some(dir), Some(root), _) => root.join(dir.strip_prefix("/").unwrap_or(dir)),
+            (Some(dir), None, _) => dir.clone(),
             (None, Some(root), _) => root.join("etc/systemd/system"),
             (None, None, true) => home()?.join(".config/systemd/user"),
             (None, None, false) => PathBuf::from("/etc/systemd/system"),

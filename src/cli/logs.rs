@@ -60,6 +60,18 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
     let template = FileArgs {
         file: args.file.clone(),
     };
+    // journalctl reads a journal from files, this machine's or --root's:
+    // a D-Bus address names no journal, and the lines shown would be
+    // another systemd's than the one --bus names.
+    if let Some(bus) = &args.host.bus {
+        let problem = crate::diagnostic::Problem::new(format!(
+            "`unitgen logs --bus {bus}`: the journal is read from files, not over D-Bus"
+        ))
+        .help(
+            "run `unitgen logs` where that systemd runs, or give its root file system with --root",
+        );
+        return Err(miette::Report::new(problem));
+    }
     if args.fleet.fleet {
         let (app, instance) = template.app_and_instance(&args.instance)?;
         let wanted = OnMachine::Journal(&args.services);

@@ -8,6 +8,7 @@ use clap::Args;
 use miette::{IntoDiagnostic as _, Result, WrapErr as _};
 use serde::Serialize;
 
+use super::fleet::FleetArgs;
 use super::host::HostArgs;
 use super::output::outln;
 use super::{Outcome, when};
@@ -21,6 +22,8 @@ pub struct LsArgs {
     /// Print JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +53,9 @@ struct Row {
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {
+    if args.fleet.fleet {
+        return super::fleet::ls(&args.fleet, args.json);
+    }
     let host = args.host.host()?;
     let installed = unit_dir::read_all(&host.unit_dir)
         .into_diagnostic()

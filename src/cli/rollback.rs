@@ -166,7 +166,24 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
-    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
+    let (app, instance) = if args.fleet.fleet {
+        fleet::app_of(&args.fleet, &args.template, &args.instance)?
+    } else {
+        args.host.app_of(&args.template, &args.instance)?
+    };
+    if args.fleet.fleet && args.volumes {
+        // fleet's API cannot reach the Docker engines of its machines.
+        return Err(miette!(
+            help = format!(
+                "destroy without --volumes, then on each machine that ran it \
+                 (`fleetctl list-machines`): `docker volume ls --filter name={}-` lists \
+                 them, `docker volume rm NAME` removes one",
+                crate::model::prefix(&app, &instance)
+            ),
+            "`unitgen destroy --fleet --volumes`: the volumes are on each machine's Docker \
+             engine, which unitgen cannot reach through fleet; nothing was changed"
+        ));
+    }
     if args.fleet.fleet {
         return fleet::destroy(&args.fleet, &app, &instance);
     }

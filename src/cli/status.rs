@@ -177,10 +177,11 @@ impl Status {
 }
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
-    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     if args.fleet.fleet {
+        let (app, instance) = fleet::app_of(&args.fleet, &args.template, &args.instance)?;
         return fleet::status(&args.fleet, &app, &instance, args.json);
     }
+    let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     let status = read(&args.host, &app, &instance)?;
     let (revision, as_applied) = (status.revision, status.as_applied);
     let unfinished = status.unfinished.clone();

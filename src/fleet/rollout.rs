@@ -1075,6 +1075,56 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
     Ok(units)
 }
 
+/// An instance unitgen put in fleet, as `ls --fleet` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetInstance {
+    pub app: String,
+    pub instance: String,
+    /// Its service templates (not sidekicks).
+    pub services: usize,
+    /// Their copies, and how many of them run.
+    pub copies: usize,
+    pub copies_running: usize,
+}
+
+/// Every instance whose units fleet holds, found by their `[X-Unitgen]`
+/// sections, sorted by app and instance.
+pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError> {
+    let units = client.list_units()?;
+    let states = client.list_state(None)?;
+    let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
+    for template in units
+        .iter()
+        .filter(|u| matches!(classify(&u.name), Name::Template))
+    {
+        let Some(owner) = crate::render::owner(&unit_file::to_text(&template.options)) else {
+            continue;
+        };
+        let entry = found
+            .entry((owner.app.clone(), owner.instance.clone()))
+            .or_insert_with(|| FleetInstance {
+                app: owner.app.clone(),
+                instance: owner.instance.clone(),
+                services: 0,
+                copies: 0,
+                copies_running: 0,
+            });
+        if owner.service.is_none() {
+            continue;
+        }
+        entry.services += 1;
+        for copy in units.iter().filter(
+            |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name),
+        ) {
+            entry.copies += 1;
+            if why_copy_not_running(copy, &states).is_none() {
+                entry.copies_running += 1;
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
 /// What `destroy` did: the units destroyed, and the `MachineMetadata=`
 /// they required (where the instance ran).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

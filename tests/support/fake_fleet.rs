@@ -34,6 +34,10 @@
 //!   and placed on the same machine is the agent's stop and start in one
 //!   pass: the start cancels the stop, the OLD process keeps running with
 //!   the NEW unit file loaded, and systemd reports it active;
+//! - a copy fleet has `loaded` on a machine runs there once a unit that
+//!   wants, requires or is bound to it starts (systemd starts it; fleet
+//!   still says loaded): a sidekick stopped with its service comes back
+//!   with it;
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
