@@ -543,6 +543,18 @@ fn start_stop_and_restart_act_on_the_copies_in_fleet() {
         flat(&said).contains("fleet has no such service of this instance; it has db, web"),
         "{said}"
     );
+    let (code, said) = run(&["stop", "live", "\x1b[2Jweb"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("looking for service `\\u{1b}[2Jweb`") && !said.contains('\x1b'),
+        "{said:?}"
+    );
+    let (code, said) = run(&["start", "nothing"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        flat(&said).contains("fleet has no unit of this instance (apply it first)"),
+        "{said}"
+    );
     let client = unitgen::fleet::FleetClient::new(fleet.endpoint()).unwrap();
     for name in db {
         client.delete_unit(name).unwrap();
@@ -676,7 +688,10 @@ fn without_a_template_status_and_destroy_find_the_app_in_fleet() {
         let mut all = args.to_vec();
         all.extend(at);
         let out = unitgen(dir, &all);
-        (out.status.code(), flat(&(text(&out.stdout) + &text(&out.stderr))))
+        (
+            out.status.code(),
+            flat(&(text(&out.stdout) + &text(&out.stderr))),
+        )
     };
     assert_eq!(run(dir.path(), &["apply", "live"]).0, Some(0));
     let elsewhere = tempfile::tempdir().unwrap();
@@ -700,7 +715,9 @@ fn without_a_template_status_and_destroy_find_the_app_in_fleet() {
     let (code, said) = run(elsewhere.path(), &["destroy", "live"]);
     assert_eq!(code, Some(1), "{said}");
     assert!(
-        said.contains("fleet has instance `live` of several apps (mall, shop): name it APP/INSTANCE"),
+        said.contains(
+            "fleet has instance `live` of several apps (mall, shop): name it APP/INSTANCE"
+        ),
         "{said}"
     );
     assert!(fleet.unit("shop-live-web@.service").is_some());

@@ -319,7 +319,7 @@ fn the_app_name_is_chosen_or_derived() {
     assert!(run.stderr.contains("as app `store`"));
     assert!(project.template().contains("\napp: store\n"));
     let run = project.import(&["--app", "My-Store"]);
-    assert_eq!(run.code, 2, "a usage error");
+    assert_eq!(run.code, 1, "a usage error: 1, as any error");
     assert!(run.stderr.contains("try `my_store`"), "{}", run.stderr);
 }
 

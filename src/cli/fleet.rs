@@ -543,7 +543,12 @@ pub fn control(
         &options,
         &mut |step: &str| progress.line(&format!("  {step}")),
     )
-    .map_err(|e| miette!("{verb} of {name} in fleet failed: {e}"))?;
+    // A Problem: it escapes what the command line gave (a service name).
+    .map_err(|e| {
+        miette::Report::new(crate::diagnostic::Problem::new(format!(
+            "{verb} of {name} in fleet failed: {e}"
+        )))
+    })?;
     let mut said = format!(
         "{name}: {} {done} in fleet ({})",
         count(controlled.acted.len(), "unit"),

@@ -102,19 +102,21 @@ pub fn control(
             t.copies.push(unit);
         }
     }
+    if templates.is_empty() {
+        return Err(rollout_error(
+            format!("reading the units under {prefix}"),
+            "fleet has no unit of this instance (apply it first)",
+        ));
+    }
     let known: BTreeSet<&str> = templates.iter().map(|t| t.service.as_str()).collect();
     if let Some(unknown) = services.iter().find(|s| !known.contains(s.as_str())) {
         let known: Vec<&str> = known.into_iter().collect();
         return Err(rollout_error(
             format!("looking for service `{unknown}`"),
-            if known.is_empty() {
-                "fleet has no unit of this instance (apply it first)".to_owned()
-            } else {
-                format!(
-                    "fleet has no such service of this instance; it has {}",
-                    known.join(", ")
-                )
-            },
+            format!(
+                "fleet has no such service of this instance; it has {}",
+                known.join(", ")
+            ),
         ));
     }
     let chosen = chosen(&templates, control, services);
