@@ -92,6 +92,18 @@ const NOT_WALKED: &[(&str, &str)] = &[
         "fuzzing runs until its time is up, outside the suite; tests/injection.rs mutates templates in the suite",
     ),
     (
+        "mkdir -p fuzz/corpus/site",
+        "seeds the site target's corpus (gitignored) before fuzzing, outside the suite",
+    ),
+    (
+        "cp examples/site/site.yaml fuzz/corpus/site/",
+        "seeds the site target's corpus (gitignored) before fuzzing, outside the suite",
+    ),
+    (
+        "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none site -- -max_total_time=600",
+        "fuzzing runs until its time is up, outside the suite; tests/site.rs checks site files in the suite",
+    ),
+    (
         "apt-get install ./target/debian/unitgen_*.deb",
         "tests/deb.rs installs the package with apt-get",
     ),
