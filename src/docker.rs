@@ -285,12 +285,9 @@ pub fn network_exists(name: &str) -> Result<bool, String> {
 /// Those of `names` that are volumes on this host; all of them when
 /// Docker cannot be asked (a listing must not hide data that may be there).
 pub fn existing_volumes(names: &[String]) -> Vec<String> {
-    match run(
-        "docker volume ls",
-        &["volume", "ls", "--format", "{{.Name}}"],
-    ) {
+    match volumes() {
         Ok(listed) => (names.iter())
-            .filter(|name| listed.lines().any(|line| line == name.as_str()))
+            .filter(|name| listed.contains(name))
             .cloned()
             .collect(),
         Err(_) => names.to_vec(),
