@@ -544,26 +544,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     .then(|| prefix.clone()),
                 ..Observed::default()
             };
-            match container.as_ref().filter(|_| runs_container) {
-                None if runs_container => seen.container_missing = true,
-                None => {}
-                Some(c) if c.status == "paused" => seen.container_paused = owner.container(),
-                Some(c) if c.status != "running" => seen.container_missing = true,
-                // Not on another network its unit asks for (`network_mode`).
-                Some(c)
-                    if !c.networks.contains(&prefix)
-                        && args
-                            .as_ref()
-                            .is_none_or(|a| a.networks.iter().all(|n| *n == prefix)) =>
-                {
-                    seen.container_off_network = Some(prefix.clone());
-                }
-                Some(c) => {
-                    if let Some(args) = &args {
-                        seen.container_differs =
-                            observe::differences(c, args, details.active_enter_timestamp);
-                    }
-                }
+            if runs_container && let Some(name) = owner.container() {
+                observe::see_container(
+                    &mut seen,
+                    &name,
+                    container.as_ref(),
+                    args.as_ref(),
+                    details.active_enter_timestamp,
+                    &prefix,
+                );
             }
             if !active && let Some(args) = &args {
                 seen.volumes_missing = (args.named_volumes.iter())

@@ -111,28 +111,12 @@ pub fn observe(
         });
         let network = crate::model::prefix(&owner.app, &owner.instance);
         for (index, _, name) in &with_container {
+            let (args, started) = match asked.iter().find(|(i, ..)| i == index) {
+                Some((_, args, started)) => (args.as_ref(), *started),
+                None => (None, 0),
+            };
             let seen = &mut observed[*index];
-            let asked_args = asked.iter().find(|(i, ..)| i == index);
-            // A service on another network (`network_mode`) is not on the
-            // instance's.
-            let on_instance_network = asked_args
-                .and_then(|(_, args, _)| args.as_ref())
-                .is_none_or(|args| args.networks.iter().all(|n| *n == network));
-            match containers.get(name) {
-                Some(c) if c.status == "paused" => seen.container_paused = Some(name.clone()),
-                Some(c) if c.status != "running" => seen.container_missing = true,
-                None => seen.container_missing = true,
-                // Disconnected by hand: it runs, but the instance's other
-                // services cannot reach it, nor it them.
-                Some(c) if on_instance_network && !c.networks.contains(&network) => {
-                    seen.container_off_network = Some(network.clone());
-                }
-                Some(c) => {
-                    if let Some((_, Some(args), started)) = asked_args {
-                        seen.container_differs = differences(c, args, *started);
-                    }
-                }
-            }
+            see_container(seen, name, containers.get(name), args, started, &network);
         }
         let running = running.map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
@@ -207,6 +191,37 @@ pub fn strays(
     strays
 }
 
+/// What the container `name` of a running service unit tells of it
+/// (`plan` and `status` both read it so): gone or stopped, paused (`docker
+/// pause`: listed as up, answers nothing), disconnected from the instance
+/// `network` when its unit asks for no other (`network_mode`) — it runs,
+/// but the instance's other services cannot reach it, nor it them —, or
+/// not as its unit's `docker run` (`args`; the unit active since
+/// `started`) asks ([`differences`]).
+pub fn see_container(
+    seen: &mut Observed,
+    name: &str,
+    container: Option<&Container>,
+    args: Option<&run_args::RunArgs>,
+    started: u64,
+    network: &str,
+) {
+    let on_instance_network = args.is_none_or(|args| args.networks.iter().all(|n| n == network));
+    match container {
+        Some(c) if c.status == "paused" => seen.container_paused = Some(name.to_string()),
+        Some(c) if c.status != "running" => seen.container_missing = true,
+        None => seen.container_missing = true,
+        Some(c) if on_instance_network && !c.networks.iter().any(|n| n == network) => {
+            seen.container_off_network = Some(network.to_string());
+        }
+        Some(c) => {
+            if let Some(args) = args {
+                seen.container_differs = differences(c, args, started);
+            }
+        }
+    }
+}
+
 /// How a running container differs from what its unit's `docker run`
 /// asks (`args`; the unit became active at `started`, in microseconds):
 /// settings changed by `docker update`, a network joined by hand (`docker
@@ -214,7 +229,7 @@ pub fn strays(
 /// a container made after its unit started it, which the unit did not make
 /// (replaced by hand, `docker rm -f` then `docker run --name` with other
 /// arguments).
-pub fn differences(container: &Container, args: &run_args::RunArgs, started: u64) -> Vec<String> {
+fn differences(container: &Container, args: &run_args::RunArgs, started: u64) -> Vec<String> {
     let made = crate::cli::when::parse_iso_micros(&container.created);
     if started > 0 && made.is_some_and(|made| made > started) {
         return vec!["it was made after its unit started (replaced by hand?)".to_string()];
