@@ -24,8 +24,8 @@ use crate::escape::{
     check_specifiers,
 };
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, NetworkMode, Protocol,
-    Restart, Secret, SecretEnv, SecretSource, Service, Volume, VolumeSource,
+    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, MAX_FLEET_COPIES,
+    NetworkMode, Protocol, Restart, Secret, SecretEnv, SecretSource, Service, Volume, VolumeSource,
 };
 use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{
@@ -63,9 +63,6 @@ const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
 /// A service compiles in some 8µs, a thread starts in some 50µs: only apps
 /// with many services are worth splitting over cores.
 const SERVICES_PER_THREAD: usize = 64;
-
-/// The most copies of a service fleet is asked to run (see `fleet.copies`).
-const MAX_FLEET_COPIES: u32 = 1000;
 
 /// Compiles `instance` of `template`, with the command line's overrides
 /// (`--set` values over the instance's declared ones, `--etcd`, `--etcd-api`).

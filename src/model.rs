@@ -107,6 +107,9 @@ impl EtcdApi {
     }
 }
 
+/// The most copies of a service fleet is asked to run (see `fleet.copies`).
+pub const MAX_FLEET_COPIES: u32 = 1000;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetOptions {
     /// `MachineMetadata=` values, `key=value`.

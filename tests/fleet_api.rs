@@ -655,7 +655,7 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
         .collect();
 
     let desired = [web("nginx:1.27"), announce()];
-    let plan = plan(&client, PREFIX, &desired, 1).unwrap();
+    let plan = plan(&client, PREFIX, &desired, 3).unwrap();
     let web_plan = plan.units.iter().find(|u| u.name == WEB).unwrap();
     assert_eq!(web_plan.action, Action::Change);
     assert_eq!(web_plan.copies.len(), 3);
@@ -749,7 +749,7 @@ fn a_changed_sidekick_alone_rolls_only_the_sidekick() {
     let (fake, client) = started(2);
     let (name, text) = announce();
     let changed = (name, text.replace("--ttl 60", "--ttl 90"));
-    run(&client, &[web("nginx:1.25"), changed], 1).unwrap();
+    run(&client, &[web("nginx:1.25"), changed], 2).unwrap();
     assert!(
         fake.writes()
             .iter()
@@ -772,7 +772,7 @@ fn a_copy_stopped_or_unloaded_by_hand_is_not_running_and_apply_launches_it() {
         .put_unit("blog-staging-web@2.service", JobState::Loaded, &[])
         .unwrap();
     let desired = [web("nginx:1.25"), announce()];
-    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
     let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
     assert_eq!(web_plan.action, Action::Change);
     let why: Vec<&str> = web_plan
@@ -793,7 +793,7 @@ fn a_copy_stopped_or_unloaded_by_hand_is_not_running_and_apply_launches_it() {
         assert_eq!(fake.unit(&name).unwrap().desired_state, "launched");
         assert!(fake.process(&name).is_some(), "{name} does not run");
     }
-    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
 // A service left with no copy (destroyed by hand, or by an apply killed
@@ -841,7 +841,7 @@ fn a_sidekick_copy_destroyed_by_hand_is_started_again_alone() {
         .delete_unit("blog-staging-web-announce@2.service")
         .unwrap();
     let desired = [web("nginx:1.25"), announce()];
-    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
     let sidekick = planned.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
     assert_eq!(
         (sidekick.action, sidekick.missing.clone()),
@@ -860,13 +860,13 @@ fn a_sidekick_copy_destroyed_by_hand_is_started_again_alone() {
         "{:#?}",
         fake.writes()
     );
-    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
 #[test]
 fn apply_destroys_removed_units() {
     let (fake, client) = started(2);
-    let plan = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap();
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25")], 2).unwrap();
     assert_eq!(
         plan.with_action(Action::Remove)
             .map(|u| u.name.as_str())
@@ -896,11 +896,87 @@ fn apply_destroys_removed_units() {
 #[test]
 fn unchanged_units_are_not_touched() {
     let (fake, client) = started(2);
-    let plan = plan(&client, PREFIX, &[web("nginx:1.25"), announce()], 5).unwrap();
+    let plan = plan(&client, PREFIX, &[web("nginx:1.25"), announce()], 2).unwrap();
     assert!(!plan.has_changes());
     apply(&client, &plan, &opts(), &mut |_| {}).unwrap();
     assert_eq!(fake.writes(), Vec::<String>::new());
     assert!(fake.log().iter().all(|r| r.method == "GET"));
+}
+
+// How many copies a service has is the instance's `fleet.copies`, as any
+// other setting: a middle copy destroyed by hand is missing, one started by
+// hand beyond the count is one too many, and a raised or lowered count is
+// applied (sidekick copies with their service's, destroyed first).
+#[test]
+fn the_copies_are_as_many_as_fleet_copies_says() {
+    let (fake, client) = started(3);
+    let desired = [web("nginx:1.25"), announce()];
+    let copy = |n: u32| format!("blog-staging-web@{n}.service");
+    let announcer = |n: u32| format!("blog-staging-web-announce@{n}.service");
+
+    // Copy 2 and its sidekick destroyed by hand; a copy 4 started by hand.
+    client.delete_unit(&announcer(2)).unwrap();
+    client.delete_unit(&copy(2)).unwrap();
+    let options = (client.list_units().unwrap().into_iter())
+        .find(|u| u.name == copy(1))
+        .unwrap()
+        .options;
+    client
+        .put_unit(&copy(4), JobState::Launched, &options)
+        .unwrap();
+    let planned = plan(&client, PREFIX, &desired, 3).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    assert_eq!(web_plan.action, Action::Change);
+    assert_eq!(web_plan.missing, ["2"]);
+    assert_eq!(
+        web_plan.extra,
+        [(
+            "4".to_owned(),
+            "the instance's fleet.copies is 3".to_owned()
+        )]
+    );
+    fake.clear_log();
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    for n in 1..=3 {
+        assert!(fake.process(&copy(n)).is_some(), "{} does not run", copy(n));
+        assert!(
+            fake.process(&announcer(n)).is_some(),
+            "{} does not run",
+            announcer(n)
+        );
+    }
+    assert!(fake.unit(&copy(4)).is_none(), "{:#?}", fake.writes());
+    // Copies 1 and 3 ran as they were: not touched.
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|w| !w.contains("@1.") && !w.contains("@3.")),
+        "{:#?}",
+        fake.writes()
+    );
+    assert!(!plan(&client, PREFIX, &desired, 3).unwrap().has_changes());
+
+    // Lowered to 1: copies 3 and 2 go, each sidekick before its service.
+    fake.clear_log();
+    run(&client, &desired, 1).unwrap();
+    let destroyed: Vec<String> = (fake.writes().into_iter())
+        .filter(|w| w.starts_with("DESTROY"))
+        .collect();
+    assert_eq!(
+        destroyed,
+        [
+            format!("DESTROY {}", announcer(2)),
+            format!("DESTROY {}", announcer(3)),
+            format!("DESTROY {}", copy(2)),
+            format!("DESTROY {}", copy(3)),
+        ]
+    );
+    assert!(fake.process(&copy(1)).is_some() && fake.process(&announcer(1)).is_some());
+
+    // Raised to 2: copy 2 and its sidekick are started again.
+    run(&client, &desired, 2).unwrap();
+    assert!(fake.process(&copy(2)).is_some() && fake.process(&announcer(2)).is_some());
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
 #[test]
@@ -1046,7 +1122,7 @@ fn a_template_fleet_rejects_is_reported_and_the_old_copy_restored() {
         name,
         text.replace("[X-Fleet]\n", "[X-Fleet]\nMachineID=machine-1\n"),
     );
-    let err = run(&client, &[invalid, announce()], 1).unwrap_err();
+    let err = run(&client, &[invalid, announce()], 2).unwrap_err();
     let message = err.to_string();
     assert_eq!(err.status(), Some(400));
     assert!(
@@ -1081,7 +1157,7 @@ fn a_template_fleet_rejects_is_reported_and_the_old_copy_restored() {
 fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
     let (fake, client) = started(3);
     fake.fail_units_containing("nginx:broken");
-    let err = run(&client, &[web("nginx:broken"), announce()], 1).unwrap_err();
+    let err = run(&client, &[web("nginx:broken"), announce()], 3).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with("waiting for blog-staging-web@1.service to run: it failed on machine"),
@@ -1148,7 +1224,7 @@ fn a_rollback_checks_every_restored_copy_and_names_those_not_running() {
     let (fake, client) = started(2);
     // Every announce copy fails from now on, the restored one too.
     fake.fail_units_containing("announce blog staging web");
-    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
+    let err = run(&client, &[web("nginx:1.27"), announce()], 2).unwrap_err();
     let message = err.to_string();
     assert!(
         message.starts_with(
@@ -1174,7 +1250,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     let (fake, client) = started(2);
     fake.stop_process("blog-staging-web-announce@2.service");
     let desired = [web("nginx:1.25"), announce()];
-    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
     let sidekick = planned.units.iter().find(|u| u.name == ANNOUNCE).unwrap();
     assert_eq!(sidekick.action, Action::Change);
     let stopped = &sidekick.copies[1];
@@ -1199,7 +1275,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
         fake.process("blog-staging-web-announce@2.service")
             .is_some()
     );
-    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
 #[test]
@@ -1273,7 +1349,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     }
 
     fake.clear_log();
-    run(&client, &[web("nginx:1.27"), announce(), logs.clone()], 1).unwrap();
+    run(&client, &[web("nginx:1.27"), announce(), logs.clone()], 2).unwrap();
     let first: Vec<String> = fake
         .writes()
         .into_iter()
@@ -1299,7 +1375,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     fake.clear_log();
     let (name, text) = announce();
     let changed = (name, text.replace("--ttl 60", "--ttl 90"));
-    run(&client, &[web("nginx:1.27"), changed, logs.clone()], 1).unwrap();
+    run(&client, &[web("nginx:1.27"), changed, logs.clone()], 2).unwrap();
     let first: Vec<String> = fake
         .writes()
         .into_iter()
@@ -1318,7 +1394,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     );
 
     fake.clear_log();
-    run(&client, &[web("nginx:1.27")], 1).unwrap();
+    run(&client, &[web("nginx:1.27")], 2).unwrap();
     let writes = fake.writes();
     assert_eq!(writes.len(), 6);
     assert!(

@@ -316,8 +316,9 @@ fn status_fleet_shows_what_the_sidekicks_announced() {
 }
 
 // What an operator does behind unitgen's back with fleetctl (stop a copy,
-// destroy every copy of a service) is named by plan (exit 2) and status
-// (exit 3), never "up to date", and apply runs them again.
+// destroy every copy of a service, destroy one of several, start one
+// beyond `fleet.copies`) is named by plan (exit 2) and status (exit 3),
+// never "up to date", and apply runs the instance as its template says.
 #[test]
 fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() {
     let fleet = FakeFleet::start();
@@ -342,12 +343,22 @@ fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() 
     for name in ["shop-live-db@1.service", "shop-live-db@2.service"] {
         client.delete_unit(name).unwrap();
     }
+    // fleetctl start shop-live-web@3.service
+    let options = (client.list_units().unwrap().into_iter())
+        .find(|u| u.name == "shop-live-web@.service")
+        .unwrap()
+        .options;
+    client
+        .put_unit("shop-live-web@3.service", JobState::Launched, &options)
+        .unwrap();
     let (code, plan) = run("plan");
     assert_eq!(code, Some(2), "{plan}");
     for line in [
         "    shop-live-web@2.service is not running: fleet is told to keep it loaded (as `fleetctl stop` or `fleetctl load` leaves it), not launched",
         "    shop-live-db@1.service is missing: fleet has no such copy",
         "    shop-live-db@2.service is missing: fleet has no such copy",
+        "~ shop-live-web@.service (copies: replace 1, 2, destroy 3)",
+        "    shop-live-web@3.service is one too many: the instance's fleet.copies is 2",
     ] {
         assert!(plan.contains(line), "{line}\nnot in:\n{plan}");
     }
@@ -375,8 +386,28 @@ fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() 
         );
         assert!(fleet.process(name).is_some(), "{name} does not run");
     }
+    assert!(fleet.unit("shop-live-web@3.service").is_none());
     assert_eq!(run("plan").0, Some(0));
     assert_eq!(run("status").0, Some(0));
+
+    // One copy of two destroyed by hand: a gap status sees from fleet alone.
+    client.delete_unit("shop-live-db@1.service").unwrap();
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains(
+            "! shop-live-db@.service is not running: fleet has no copy 1 (destroyed by hand?)"
+        ),
+        "{status}"
+    );
+    let (code, plan) = run("plan");
+    assert!(
+        code == Some(2) && plan.contains("    shop-live-db@1.service is missing"),
+        "{plan}"
+    );
+    assert_eq!(run("apply").0, Some(0));
+    assert!(fleet.process("shop-live-db@1.service").is_some());
+    assert_eq!(run("plan").0, Some(0));
 }
 
 // fleet keeps no revisions: history and rollback with --fleet say so (they

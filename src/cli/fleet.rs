@@ -256,15 +256,21 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
                         .iter()
                         .all(|c| Some(&c.options) == unit.desired.as_ref()) =>
             {
-                format!("~ {} (not running: start the copies below)", unit.name)
+                format!("~ {} (copies: {})", unit.name, copies_to_converge(unit))
             }
             Action::Change => format!(
-                "~ {} (changed: roll {copies} running copies one at a time{})",
+                "~ {} (changed: roll {} running copies one at a time{}{})",
                 unit.name,
+                copies - unit.extra.len(),
                 if unit.missing.is_empty() {
                     ""
                 } else {
                     ", start the missing ones"
+                },
+                if unit.extra.is_empty() {
+                    ""
+                } else {
+                    ", destroy the ones too many"
                 }
             ),
             Action::Remove => format!(
@@ -277,17 +283,18 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
         if let Some(why) = &unit.unplaceable {
             outln!("    ! it cannot run: {why}")?;
         }
-        for copy in &unit.copies {
+        for copy in unit.copies.iter().filter(|c| !unit.is_extra(&c.instance)) {
             if let Some(why) = &copy.not_running {
                 outln!("    {} is not running: {why}", copy.name)?;
             }
         }
         if unit.action == Action::Change {
+            let copy = |instance: &str| unit.name.replacen("@.", &format!("@{instance}."), 1);
             for instance in &unit.missing {
-                outln!(
-                    "    {} is missing: fleet has no such copy",
-                    unit.name.replacen("@.", &format!("@{instance}."), 1)
-                )?;
+                outln!("    {} is missing: fleet has no such copy", copy(instance))?;
+            }
+            for (instance, why) in &unit.extra {
+                outln!("    {} is one too many: {why}", copy(instance))?;
             }
         }
     }
@@ -319,6 +326,33 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
     } else {
         Outcome::Clean
     })
+}
+
+/// What apply does to the copies of a unit whose options fleet has as
+/// desired: `start 1, destroy 3`.
+fn copies_to_converge(unit: &fleet::PlannedUnit) -> String {
+    let not_running =
+        (unit.copies.iter()).filter(|c| c.not_running.is_some() && !unit.is_extra(&c.instance));
+    let list = |instances: Vec<&str>| instances.join(", ");
+    [
+        (
+            "start",
+            list(unit.missing.iter().map(String::as_str).collect()),
+        ),
+        (
+            "replace",
+            list(not_running.map(|c| c.instance.as_str()).collect()),
+        ),
+        (
+            "destroy",
+            list(unit.extra.iter().map(|(i, _)| i.as_str()).collect()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, instances)| !instances.is_empty())
+    .map(|(what, instances)| format!("{what} {instances}"))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Outcome> {

@@ -8,8 +8,15 @@
 //! (before the first copy only), wait until fleet has forgotten the old copy
 //! N, submit the new one loaded, wait until its machine reports the NEW unit
 //! file (by hash) loaded and not running, launch it, wait until fleet reports
-//! it launched and that machine reports it active, then copy N+1. Which
-//! copies exist is never changed by a roll.
+//! it launched and that machine reports it active, then copy N+1. A roll
+//! never changes which copies exist.
+//!
+//! How many copies a service has is the instance's `fleet.copies`, numbered
+//! 1 to N (one for a global service, which fleet runs on every machine), as
+//! every other setting: changed by editing it and applying. A copy fleet
+//! lacks (destroyed by hand, an apply killed mid-roll) is started, one
+//! beyond them (`fleetctl start web@3.service` by hand, a count lowered) is
+//! destroyed, sidekick first.
 //!
 //! Why the waits: a destroyed copy's process outlives it by as long as its
 //! container takes to stop, and its state by a second or more, or not at all
@@ -75,9 +82,12 @@ pub struct PlannedUnit {
     /// The service template this one is a sidekick of.
     pub sidekick_of: Option<String>,
     /// Copies (instance names) it should have but fleet has not: every copy
-    /// of a new service, of a service left with none (destroyed by hand, an
-    /// apply killed mid-roll), or a copy of its service a sidekick lacks.
+    /// of a new service, one destroyed by hand or by an apply killed
+    /// mid-roll, one of a count raised.
     pub missing: Vec<String>,
+    /// Copies fleet has beyond the ones it should have, and why each is one
+    /// too many: apply destroys them.
+    pub extra: Vec<(String, String)>,
     /// Why no machine of the cluster may run it (no machine has the
     /// `MachineMetadata=` it requires), if so: fleet would never place it.
     pub unplaceable: Option<String>,
@@ -86,6 +96,11 @@ pub struct PlannedUnit {
 impl PlannedUnit {
     pub fn is_template(&self) -> bool {
         matches!(classify(&self.name), Name::Template)
+    }
+
+    /// Whether its copy `instance` is one too many (apply destroys it).
+    pub fn is_extra(&self, instance: &str) -> bool {
+        self.extra.iter().any(|(extra, _)| extra == instance)
     }
 }
 
@@ -311,13 +326,13 @@ pub(super) fn rollout_error(doing: impl Into<String>, detail: impl Into<String>)
 }
 
 /// Compares the instance's desired units (file name, unit text) with what
-/// fleet holds under `prefix`. A service template with no copy in fleet is
-/// to get `copies_for_new` of them.
+/// fleet holds under `prefix`. Each service template is to have
+/// `fleet_copies` copies (see the module's comment), its sidekicks the same.
 pub fn plan(
     client: &FleetClient,
     prefix: &str,
     desired: &[(String, String)],
-    copies_for_new: u32,
+    fleet_copies: u32,
 ) -> Result<FleetPlan, FleetError> {
     let mut wanted: BTreeMap<String, Vec<UnitOption>> = BTreeMap::new();
     for (name, text) in desired {
@@ -417,6 +432,7 @@ pub fn plan(
                 copies,
                 sidekick_of: None,
                 missing: Vec::new(),
+                extra: Vec::new(),
                 unplaceable,
             }
         })
@@ -460,9 +476,7 @@ pub fn plan(
                 .and_then(|u| u.sidekick_of.clone());
         }
     }
-    // The copies each desired template should have: a service the ones it
-    // has (or `copies_for_new` when it has none: it would run nowhere), a sidekick
-    // its service's (one it has beyond those is destroyed by apply).
+    // The copies each desired template should have: its service's.
     let mut plan = FleetPlan {
         prefix: prefix.to_owned(),
         units,
@@ -476,10 +490,13 @@ pub fn plan(
             .last()
             .and_then(|s| plan.units.iter().find(|u| &u.name == s))
             .unwrap_or(unit);
-        let wanted: Vec<String> = if service.copies.is_empty() {
-            (1..=copies_for_new).map(|n| n.to_string()).collect()
+        let global = service.desired.as_deref().is_some_and(is_global);
+        let count = if global { 1 } else { fleet_copies };
+        let wanted: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
+        let why_extra = if global {
+            "a global service has one copy, which runs on every machine".to_owned()
         } else {
-            service.copies.iter().map(|c| c.instance.clone()).collect()
+            format!("the instance's fleet.copies is {count}")
         };
         let unit = &mut plan.units[i];
         unit.missing = wanted
@@ -487,16 +504,14 @@ pub fn plan(
             .filter(|w| !unit.copies.iter().any(|c| &c.instance == *w))
             .cloned()
             .collect();
-        for copy in &mut unit.copies {
-            if !wanted.contains(&copy.instance) {
-                copy.not_running = Some(format!(
-                    "its service has no copy {}: destroy it",
-                    copy.instance
-                ));
-            }
-        }
+        unit.extra = (unit.copies.iter())
+            .filter(|c| !wanted.contains(&c.instance))
+            .map(|c| (c.instance.clone(), why_extra.clone()))
+            .collect();
         if unit.action == Action::Unchanged
-            && (!unit.missing.is_empty() || unit.copies.iter().any(|c| c.not_running.is_some()))
+            && (!unit.missing.is_empty()
+                || !unit.extra.is_empty()
+                || unit.copies.iter().any(|c| c.not_running.is_some()))
         {
             unit.action = Action::Change;
         }
@@ -636,9 +651,8 @@ impl Run<'_, '_> {
         let instances: Vec<String> = if !main.is_template() {
             vec![String::new()]
         } else {
-            let mut instances: Vec<String> = main
-                .copies
-                .iter()
+            let mut instances: Vec<String> = (main.copies.iter())
+                .filter(|c| !main.is_extra(&c.instance))
                 .map(|c| c.instance.clone())
                 .chain(main.missing.iter().cloned())
                 .collect();
@@ -646,6 +660,16 @@ impl Run<'_, '_> {
             instances
         };
 
+        // Copies beyond those it should have go first, freeing their
+        // machines (`Conflicts=`) for the missing ones: a sidekick's before
+        // its service's (farthest first, as removed units), bound to it.
+        for member in members.iter().rev() {
+            for (instance, copy) in &member.copies {
+                if !instances.iter().any(|i| i == instance) {
+                    self.destroy(&copy.name)?;
+                }
+            }
+        }
         let mut replaced: Vec<usize> = Vec::new();
         let mut touched: Vec<(&str, Vec<usize>)> = Vec::new();
         for instance in &instances {
@@ -677,14 +701,6 @@ impl Run<'_, '_> {
                 replaced.push(m);
                 if let Err(e) = self.replace_template(&members[m]) {
                     return Err(self.roll_back(&members, &touched, &replaced, e));
-                }
-            }
-        }
-        // A sidekick has the copies its service has, no others.
-        for member in &members[1..] {
-            for (instance, copy) in &member.copies {
-                if !instances.iter().any(|i| i == instance) {
-                    self.destroy(&copy.name)?;
                 }
             }
         }
@@ -1043,10 +1059,16 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
-    let has_copy = |template: &str| {
-        fleet_units.iter().any(
-            |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template),
-        )
+    let copies_of = |template: &str| -> Vec<&str> {
+        (fleet_units.iter())
+            .filter_map(|u| match classify(&u.name) {
+                Name::Instance {
+                    template: t,
+                    instance,
+                } if t == template => Some(instance),
+                _ => None,
+            })
+            .collect()
     };
     let mut units: Vec<UnitStatus> = fleet_units
         .iter()
@@ -1058,10 +1080,7 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
                 })
                 .cloned(),
             not_running: match classify(&u.name) {
-                Name::Template if !has_copy(&u.name) => {
-                    Some("fleet has no copy of it: it runs nowhere".to_owned())
-                }
-                Name::Template => None,
+                Name::Template => why_copies_lack(&copies_of(&u.name)),
                 _ => why_copy_not_running(u, &states),
             },
             name: u.name.clone(),
@@ -1073,6 +1092,32 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// Why a template's copies (their instance names) fall short, if they do:
+/// none at all, or a gap below the highest (copies are numbered from 1; a
+/// missing last one, or a count lowered, only `plan` can tell: it knows
+/// the instance's `fleet.copies`).
+fn why_copies_lack(copies: &[&str]) -> Option<String> {
+    let numbers: Vec<u32> = (copies.iter())
+        .filter_map(|c| c.parse().ok().filter(|n: &u32| n.to_string() == *c))
+        .collect();
+    let highest = numbers.iter().copied().max().unwrap_or(0);
+    // A number far beyond any count (`web@99999` by hand) names no gap.
+    let gaps: Vec<String> = (1..highest.min(crate::model::MAX_FLEET_COPIES))
+        .filter(|n| !numbers.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    if copies.is_empty() {
+        Some("fleet has no copy of it: it runs nowhere".to_owned())
+    } else if gaps.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "fleet has no copy {} (destroyed by hand?): `unitgen apply INSTANCE --fleet` starts it",
+            gaps.join(", ")
+        ))
+    }
 }
 
 /// An instance unitgen put in fleet, as `ls --fleet` lists it.
