@@ -219,6 +219,8 @@ impl Observed {
 pub struct Observation {
     pub units: Vec<Observed>,
     pub stray_containers: Vec<String>,
+    /// Kept units whose image tag moved (see [`Plan::with_moved`]).
+    pub moved: Vec<Moved>,
 }
 
 /// One way a unit on the host differs from its applied file.

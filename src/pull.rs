@@ -7,13 +7,13 @@
 //! reference (`redis:7`, in `[X-Unitgen] Image=`); its container was created
 //! from one image ID. When the reference names another ID on this host now
 //! (the tag was pulled since), the unit's text is unchanged but a restart
-//! would run another image: plan shows it, apply restarts it.
+//! would run another image: plan shows it, apply restarts it (what the
+//! host runs is read with the rest of it, in `systemd::observe`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 
 use crate::docker;
-use crate::plan::Moved;
 use crate::progress::{Progress, count};
 use crate::render::{UnitFile, owner};
 
@@ -148,34 +148,6 @@ pub fn describe(unavailable: &[Unavailable]) -> String {
         text.push_str(&format!("\n  {}: {}", item.image, item.why));
     }
     text
-}
-
-/// Of these service units, those whose container runs another image than
-/// their reference names on this host now (the tag moved). Units without a
-/// container are not listed: they are started anyway.
-pub fn moved(units: &BTreeMap<String, ServiceImage>) -> Vec<Moved> {
-    let containers: Vec<String> = units.values().map(|s| s.container.clone()).collect();
-    let running = docker::container_image_ids(&containers);
-    let images: Vec<String> = (units.values())
-        .filter(|s| running.contains_key(&s.container))
-        .map(|s| s.image.clone())
-        .collect::<BTreeSet<String>>()
-        .into_iter()
-        .collect();
-    let named_now = docker::image_ids(&images);
-    units
-        .iter()
-        .filter(|(_, s)| {
-            tag_moved(
-                running.get(&s.container).map(String::as_str),
-                named_now.get(&s.image).map(String::as_str),
-            )
-        })
-        .map(|(unit, s)| Moved {
-            unit: unit.clone(),
-            image: s.image.clone(),
-        })
-        .collect()
 }
 
 /// Whether a container created from image `created_from` runs another

@@ -1,7 +1,7 @@
 //! `unitgen plan` and `unitgen apply`: show and make the changes that bring
 //! a host to an instance's template.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::fault;
 use crate::model::route::{ROUTER_UNIT, Router};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::pull::{self, PullPolicy, ServiceImage};
+use crate::pull::{self, PullPolicy};
 use crate::render::UnitFile;
 use crate::router;
 use crate::secrets;
@@ -256,7 +256,7 @@ pub fn host_plan(
     routes: Option<&WrittenRoutes>,
     secrets: Option<(&secrets::Store, &[secrets::EnvFile])>,
 ) -> Result<(Plan, Option<Intent>)> {
-    let mut plan = plan_for_host(installed, desired);
+    let mut plan = Plan::new(installed, desired);
     let intent = state.intent().map_err(|e| miette!("{e}"))?;
     let latest = state
         .revisions()
@@ -281,6 +281,8 @@ pub fn host_plan(
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
         let observed =
             observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
+        // A kept service whose tag moved is restarted onto the new image.
+        plan = plan.with_moved(observed.moved);
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
@@ -626,18 +628,6 @@ fn refuse_claimed_routes(
              every host's router serves the routes in etcd: each host name and path may go to one instance"
         )),
     }
-}
-
-/// The plan, with the unchanged services whose image tag has moved on this
-/// host since their container was created (they are restarted).
-fn plan_for_host(installed: &[UnitFile], desired: &[UnitFile]) -> Plan {
-    let plan = Plan::new(installed, desired);
-    let kept: BTreeMap<String, ServiceImage> = pull::service_images(desired)
-        .into_iter()
-        .filter(|(unit, _)| plan.keep.contains(unit))
-        .collect();
-    let moved = pull::moved(&kept);
-    plan.with_moved(moved)
 }
 
 /// How apply and rollback bring units up.

@@ -4,11 +4,12 @@
 //! container (running, paused, on the instance network, its limits as the
 //! unit asks, made by its unit) and of containers of the instance that no
 //! unit runs, the named volumes a stopped service's start would make empty,
-//! and, after an interrupted apply, which units may still run the
-//! configuration from before it.
+//! the kept services whose image tag moved (see [`crate::pull`]), and,
+//! after an interrupted apply, which units may still run the configuration
+//! from before it.
 
 use crate::docker::{self, Container, run_args};
-use crate::plan::{Observation, Observed, Plan};
+use crate::plan::{Moved, Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
 use crate::systemd::{Error, Systemd};
@@ -37,6 +38,12 @@ pub fn observe(
     // (index in `observed`, unit, when it became active) of every unit
     // that runs a container.
     let mut services = Vec::new();
+    // (unit, container, image) of the active kept units that run one
+    // (oneshots' included: theirs stays, exited), for moved tags.
+    let mut kept_images = Vec::new();
+    // The instance's app and instance name, from any unit that runs a
+    // container.
+    let mut whose = None;
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
         // its own: only its instances do, and systemd refuses to load it.
@@ -57,8 +64,16 @@ pub fn observe(
         {
             network_unit = Some((observed.len(), network));
         }
-        if owner.as_ref().is_some_and(|o| o.container().is_some()) {
+        if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
             services.push((observed.len(), name.clone(), state.active_enter_timestamp));
+            whose.get_or_insert_with(|| (o.app.clone(), o.instance.clone()));
+        }
+        if state.is_active()
+            && plan.keep.contains(name)
+            && let Some(owner) = &owner
+            && let (Some(container), Some(image)) = (owner.container(), owner.image.clone())
+        {
+            kept_images.push((name.clone(), container, image));
         }
         // A oneshot's container is done once the unit is active (exited).
         if state.is_active()
@@ -97,19 +112,50 @@ pub fn observe(
         (services.iter().zip(systemd.exec_starts(&names)?))
             .map(|((index, _, started), argv)| (*index, run_args::read(&argv), *started))
             .collect();
-    // Two questions to Docker, and only if some active unit runs a
-    // container: its containers, and the instance's (for strays).
+    // Three questions to Docker, and only if some active unit runs (or
+    // ran, a oneshot) a container: its containers, the instance's (for
+    // strays), and the images the kept ones' references name now (for
+    // moved tags).
     let mut stray_containers = Vec::new();
     let mut networks_in_use = Vec::new();
-    if let Some((_, owner, _)) = with_container.first() {
-        let names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
-        // Both mostly wait for the engine: asked side by side.
-        let (containers, running) = std::thread::scope(|scope| {
-            let listed = scope.spawn(|| docker::running_containers(&owner.app, &owner.instance));
+    let mut moved = Vec::new();
+    if let Some((app, instance)) =
+        whose.filter(|_| !with_container.is_empty() || !kept_images.is_empty())
+    {
+        let mut names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
+        names.extend(
+            (kept_images.iter())
+                .map(|(_, container, _)| container.clone())
+                .filter(|c| !with_container.iter().any(|(_, _, running)| running == c)),
+        );
+        let references: Vec<String> = (kept_images.iter())
+            .map(|(_, _, image)| image.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // They mostly wait for the engine: asked side by side.
+        let (containers, running, named_now) = std::thread::scope(|scope| {
+            let listed = scope.spawn(|| docker::running_containers(&app, &instance));
+            let named_now = scope.spawn(|| docker::image_ids(&references));
             let containers = docker::inspect_all(&names);
-            (containers, listed.join().expect("docker ps does not panic"))
+            (
+                containers,
+                listed.join().expect("docker ps does not panic"),
+                named_now
+                    .join()
+                    .expect("docker image inspect does not panic"),
+            )
         });
-        let network = crate::model::prefix(&owner.app, &owner.instance);
+        moved = (kept_images.into_iter())
+            .filter(|(_, container, image)| {
+                crate::pull::tag_moved(
+                    containers.get(container).map(|c| c.image_id.as_str()),
+                    named_now.get(image).map(String::as_str),
+                )
+            })
+            .map(|(unit, _, image)| Moved { unit, image })
+            .collect();
+        let network = crate::model::prefix(&app, &instance);
         for (index, _, name) in &with_container {
             let (args, started) = match asked.iter().find(|(i, ..)| i == index) {
                 Some((_, args, started)) => (args.as_ref(), *started),
@@ -165,6 +211,7 @@ pub fn observe(
     Ok(Observation {
         units: observed,
         stray_containers,
+        moved,
     })
 }
 
