@@ -59,6 +59,38 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The `shop` template (instance `live`) in a folder of its own, and a fake
+/// fleet to run it on.
+struct FleetApp {
+    fleet: FakeFleet,
+    dir: tempfile::TempDir,
+}
+
+impl FleetApp {
+    fn new() -> FleetApp {
+        let app = FleetApp {
+            fleet: FakeFleet::start(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        template(app.dir.path(), "hello", false);
+        app
+    }
+
+    /// `unitgen ARGS --fleet --endpoint …` in the app's folder.
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        self.run_in(self.dir.path(), args)
+    }
+
+    /// The same in folder `dir`: its exit code, and what it said (stdout,
+    /// then stderr).
+    fn run_in(&self, dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+        let mut all = args.to_vec();
+        all.extend(["--fleet", "--endpoint", self.fleet.endpoint()]);
+        let out = unitgen(dir, &all);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    }
+}
+
 #[test]
 fn render_fleet_gives_template_units_with_x_fleet() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,16 +353,9 @@ fn status_fleet_shows_what_the_sidekicks_announced() {
 // never "up to date", and apply runs the instance as its template says.
 #[test]
 fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() {
-    let fleet = FakeFleet::start();
-    let dir = tempfile::tempdir().unwrap();
-    template(dir.path(), "hello", false);
-    let run = |verb: &str| {
-        let out = unitgen(
-            dir.path(),
-            &[verb, "live", "--fleet", "--endpoint", fleet.endpoint()],
-        );
-        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
-    };
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let run = |verb: &str| app.run(&[verb, "live"]);
     assert_eq!(run("status").0, Some(4), "nothing in fleet yet");
     assert_eq!(run("apply").0, Some(0));
     assert_eq!(run("status").0, Some(0));
@@ -437,15 +462,9 @@ fn history_and_rollback_say_fleet_keeps_no_revisions() {
 // wait for their machines as apply does.
 #[test]
 fn start_stop_and_restart_act_on_the_copies_in_fleet() {
-    let fleet = FakeFleet::start();
-    let dir = tempfile::tempdir().unwrap();
-    template(dir.path(), "hello", false);
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
-        let out = unitgen(dir.path(), &all);
-        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
-    };
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let run = |args: &[&str]| app.run(args);
     assert_eq!(run(&["apply", "live"]).0, Some(0));
     let desired = |name: &str| fleet.unit(name).unwrap().desired_state;
     let runs = |name: &str| fleet.process(name).is_some();
@@ -483,7 +502,7 @@ fn start_stop_and_restart_act_on_the_copies_in_fleet() {
     let ls = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
-        text(&unitgen(dir.path(), &all).stdout)
+        text(&unitgen(app.dir.path(), &all).stdout)
     };
     let listed = ls(&["ls"]);
     assert!(
@@ -603,24 +622,11 @@ fn start_stop_and_restart_act_on_the_copies_in_fleet() {
 // A copy that fails to start: the error names it and its machine once.
 #[test]
 fn a_copy_that_fails_to_start_is_named_with_its_machine() {
-    let fleet = FakeFleet::start();
-    let dir = tempfile::tempdir().unwrap();
-    template(dir.path(), "hello", false);
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend([
-            "--fleet",
-            "--endpoint",
-            fleet.endpoint(),
-            "--fleet-wait",
-            "10",
-        ]);
-        let out = unitgen(dir.path(), &all);
-        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
-    };
-    assert_eq!(run(&["apply", "live"]).0, Some(0));
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    assert_eq!(app.run(&["apply", "live"]).0, Some(0));
     fleet.fail_units_containing("GREETING=hello");
-    let (code, said) = run(&["restart", "live", "web"]);
+    let (code, said) = app.run(&["restart", "live", "web", "--fleet-wait", "10"]);
     assert_eq!(code, Some(1), "{said}");
     let said = flat(&said);
     assert!(
@@ -636,17 +642,11 @@ fn a_copy_that_fails_to_start_is_named_with_its_machine() {
 // there.
 #[test]
 fn commands_fleet_cannot_do_say_where_to_do_them() {
-    let fleet = FakeFleet::start();
-    let dir = tempfile::tempdir().unwrap();
-    template(dir.path(), "hello", false);
+    let app = FleetApp::new();
+    let (fleet, dir) = (&app.fleet, &app.dir);
     let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--fleet", "--endpoint", fleet.endpoint()]);
-        let out = unitgen(dir.path(), &all);
-        (
-            out.status.code(),
-            flat(&(text(&out.stdout) + &text(&out.stderr))),
-        )
+        let (code, said) = app.run(args);
+        (code, flat(&said))
     };
     assert_eq!(run(&["apply", "live"]).0, Some(0));
     let machine = |name: &str| fleet.unit(name).unwrap().machine_id;
@@ -711,18 +711,11 @@ fn commands_fleet_cannot_do_say_where_to_do_them() {
 // ask fleet now, and want APP/INSTANCE when fleet has several.
 #[test]
 fn without_a_template_status_and_destroy_find_the_app_in_fleet() {
-    let fleet = FakeFleet::start();
-    let dir = tempfile::tempdir().unwrap();
-    template(dir.path(), "hello", false);
-    let at = ["--fleet", "--endpoint", fleet.endpoint()];
+    let app = FleetApp::new();
+    let (fleet, dir) = (&app.fleet, &app.dir);
     let run = |dir: &Path, args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(at);
-        let out = unitgen(dir, &all);
-        (
-            out.status.code(),
-            flat(&(text(&out.stdout) + &text(&out.stderr))),
-        )
+        let (code, said) = app.run_in(dir, args);
+        (code, flat(&said))
     };
     assert_eq!(run(dir.path(), &["apply", "live"]).0, Some(0));
     let elsewhere = tempfile::tempdir().unwrap();
