@@ -113,7 +113,8 @@ enum Command {
     /// enabled, not reloaded, changed by drop-ins; a service's container
     /// not running, paused, off the instance network or changed by `docker
     /// update`; a stopped service's volume gone: the reasons are printed
-    /// under its row), or the units are not as applied (an apply did not
+    /// under its row), a service's container fails its healthcheck
+    /// (`unhealthy`), or the units are not as applied (an apply did not
     /// finish, a file was changed, the revisions cannot be read); 4 when the
     /// instance is not installed; 1 on error.
     ///

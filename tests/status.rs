@@ -84,6 +84,64 @@ fn status_exits_as_systemctl_status_does() {
     assert_eq!(status(&world).0, Some(0));
 }
 
+// A service whose container runs but fails its healthcheck is not serving:
+// status said all fine (exit 0). It is marked and exits 3; plan has nothing
+// to change (the host is as applied), and once the probe passes again,
+// status is clean.
+#[test]
+fn an_unhealthy_container_makes_status_exit_3() {
+    let world = World::new("ugsick");
+    world.write(
+        "app: ugsick
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'touch /ok; exec sleep 1000000']
+    init: true
+    healthcheck: {test: [CMD, test, -f, /ok], interval: 1s, retries: 1}
+instances:
+  live: {}
+",
+    );
+    world.apply_ok("live");
+    let health = || {
+        let out = support::docker::docker([
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
+            "ugsick-live-api",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let until = |wanted: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while health() != wanted {
+            assert!(std::time::Instant::now() < deadline, "never {wanted}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    until("healthy");
+    assert_eq!(status(&world).0, Some(0));
+
+    world.exec("live", "api", "rm /ok");
+    until("unhealthy");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains("! api ") && said.contains(" unhealthy "),
+        "the row is marked: {said}"
+    );
+    assert!(
+        said.contains("! its container fails its healthcheck: `unitgen logs live api`"),
+        "{said}"
+    );
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+
+    world.exec("live", "api", "touch /ok");
+    until("healthy");
+    assert_eq!(status(&world).0, Some(0));
+}
+
 // Issue 15 item 7: status and destroy refused to work with a broken template
 // ("unknown key"), so what ran could be neither inspected nor removed.
 #[test]

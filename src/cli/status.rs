@@ -100,6 +100,17 @@ impl Announced {
     }
 }
 
+impl Row {
+    /// Its container runs but fails its healthcheck: as applied, yet not
+    /// serving. (Docker does not restart it, nor does apply: the service's
+    /// own health is not the host's configuration.)
+    fn unhealthy(&self) -> bool {
+        self.container
+            .as_ref()
+            .is_some_and(|c| c.status == "running" && c.health.as_deref() == Some("unhealthy"))
+    }
+}
+
 /// A unit without a row of its own that is not as applied, and why.
 #[derive(Debug, Serialize)]
 pub(super) struct NotAsApplied {
@@ -167,7 +178,7 @@ impl Status {
             && self
                 .units
                 .iter()
-                .all(|u| u.active_state == "active" && u.as_applied)
+                .all(|u| u.active_state == "active" && u.as_applied && !u.unhealthy())
         {
             Outcome::Clean
         } else {
@@ -254,7 +265,11 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             (None, None) if row.unit.ends_with("-routes.service") => "(routes)".to_string(),
             (None, None) => "(network)".to_string(),
         };
-        let mark = if row.as_applied { ' ' } else { '!' };
+        let mark = if row.as_applied && !row.unhealthy() {
+            ' '
+        } else {
+            '!'
+        };
         outln!(
             "{mark} {name:<16} {:<20} {health:<9} {:<8} {id:<12} {image:<28} {started}",
             format!("{} ({})", row.active_state, row.sub_state),
@@ -262,6 +277,13 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         )?;
         for why in &row.not_as_applied {
             outln!("    ! {why}")?;
+        }
+        if row.unhealthy() {
+            outln!(
+                "    ! its container fails its healthcheck: `unitgen logs {instance} {name}` \
+                 shows the service's lines, `docker inspect --format '{{{{json .State.Health}}}}' \
+                 {id}` the probes'"
+            )?;
         }
         if let Some(announced) = &row.announced {
             print_announced(announced)?;
