@@ -31,6 +31,23 @@ impl UnitOption {
             value: value.to_owned(),
         }
     }
+
+    /// The option as systemd reads it. fleetctl keeps a continued value's
+    /// physical lines (`a \\` newline `  b`) where [`parse`] joins them as
+    /// systemd does (`a   b`): the same unit, submitted one way or the
+    /// other, compares equal this way.
+    pub fn into_systemd_reading(self) -> UnitOption {
+        if !self.value.contains('\n') {
+            return self;
+        }
+        let text = format!("[{}]\n{}={}\n", self.section, self.name, self.value);
+        match parse(&text).as_deref() {
+            Ok([joined]) if joined.section == self.section && joined.name == self.name => {
+                joined.clone()
+            }
+            _ => self,
+        }
+    }
 }
 
 /// A line the parser could not make sense of (1-based line number, where the
@@ -229,6 +246,22 @@ mod tests {
             )
         );
         assert_eq!(options[1], opt("Service", "Restart", "always"));
+    }
+
+    #[test]
+    fn a_value_fleetctl_kept_continued_reads_as_systemd_joins_it() {
+        let fleetctl = UnitOption::new(
+            "Service",
+            "ExecStart",
+            "/usr/bin/docker run \\\n    --name web \\\n# a comment\n    nginx",
+        );
+        let text = "[Service]\nExecStart=/usr/bin/docker run \\\n    --name web \\\n# a comment\n    nginx\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            [fleetctl.clone().into_systemd_reading()]
+        );
+        let plain = UnitOption::new("Service", "ExecStart", "/bin/true");
+        assert_eq!(plain.clone().into_systemd_reading(), plain);
     }
 
     #[test]

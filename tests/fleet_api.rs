@@ -979,6 +979,34 @@ fn the_copies_are_as_many_as_fleet_copies_says() {
     assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
+// fleetctl keeps a continued line's physical lines in the options it
+// submits (`run \` newline `    --name web`); unitgen joins them as systemd
+// reads them. The same unit submitted either way is unchanged: moving from
+// `render --fleet` + `fleetctl submit/start` to apply rolled every service
+// once, for nothing (seen live).
+#[test]
+fn a_unit_fleetctl_submitted_is_not_taken_for_a_changed_one() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let text = "[Service]\nExecStart=/usr/bin/docker run \\\n    --name web \\\n    nginx:1.25\n";
+    let desired = [(WEB.to_owned(), text.to_owned())];
+    let as_fleetctl_submits = [opt(
+        "Service",
+        "ExecStart",
+        "/usr/bin/docker run \\\n    --name web \\\n    nginx:1.25",
+    )];
+    let copy = "blog-staging-web@1.service";
+    client
+        .put_unit(WEB, JobState::Inactive, &as_fleetctl_submits)
+        .unwrap();
+    client
+        .put_unit(copy, JobState::Launched, &as_fleetctl_submits)
+        .unwrap();
+    assert!(fake.process(copy).is_some());
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+}
+
 #[test]
 fn plain_units_are_replaced_whole() {
     let fake = fake();

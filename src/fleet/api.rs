@@ -50,6 +50,25 @@ pub struct Unit {
     pub current_state: Option<JobState>,
     #[serde(default, rename = "machineID")]
     pub machine_id: String,
+    /// fleet's hash of the unit file as submitted (see [`unit_hash`]),
+    /// which its machines report: read before `options` are taken as
+    /// systemd reads them (see [`Unit::into_systemd_reading`]).
+    #[serde(skip)]
+    pub hash: String,
+}
+
+impl Unit {
+    /// The unit with its options as systemd reads them, so that one
+    /// submitted by fleetctl (continued lines kept) compares equal to the
+    /// same unit submitted by unitgen (joined); `hash` stays the submitted
+    /// file's.
+    fn into_systemd_reading(mut self) -> Unit {
+        self.hash = unit_hash(&self.options);
+        self.options = (self.options.into_iter())
+            .map(UnitOption::into_systemd_reading)
+            .collect();
+        self
+    }
 }
 
 /// fleet's UnitState entity: what systemd reports for a unit on a machine.
@@ -252,7 +271,7 @@ impl FleetClient {
         let mut units = Vec::new();
         self.pages(doing, "/units", &[], |body| {
             let page: UnitPage = decode(doing, body)?;
-            units.extend(page.units);
+            units.extend(page.units.into_iter().map(Unit::into_systemd_reading));
             Ok(page.next_page_token)
         })?;
         Ok(units)
@@ -266,7 +285,7 @@ impl FleetClient {
             return Ok(None);
         }
         let body = check(&doing, response)?;
-        decode(&doing, &body).map(Some)
+        decode(&doing, &body).map(|unit: Unit| Some(unit.into_systemd_reading()))
     }
 
     /// `PUT /fleet/v1/units/NAME`. With options this creates the unit, or

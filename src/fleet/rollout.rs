@@ -233,7 +233,7 @@ fn is_global(options: &[UnitOption]) -> bool {
 /// Why a launched copy is not running its unit file, from fleet's unit and
 /// the states its machines report; `None` when it runs (or is starting).
 fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
-    let hash = unit_hash(&unit.options);
+    let hash = &unit.hash;
     let state = states
         .iter()
         .find(|s| s.name == unit.name && s.machine_id == unit.machine_id);
@@ -243,7 +243,7 @@ fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
             "machine {} reports no state for it",
             unit.machine_id
         )),
-        Some(s) if s.hash != hash => Some(format!(
+        Some(s) if &s.hash != hash => Some(format!(
             "machine {} runs another unit file under its name (hash {})",
             s.machine_id, s.hash
         )),
