@@ -553,6 +553,7 @@ pub fn sync(dir: &Path, pages: &[Page], check: bool) -> std::io::Result<Changes>
         return Ok(changes);
     }
     std::fs::create_dir_all(dir)?;
+    crate::unit_dir::sweep_leftovers(dir)?;
     for page in pages.iter().filter(|p| changes.written.contains(&p.name)) {
         crate::unit_dir::write_atomic(&dir.join(&page.name), page.text.as_bytes())?;
     }

@@ -24,8 +24,10 @@
 //! dump read back), `after-start` (everything started again, its record not
 //! yet removed).
 //!
-//! Any atomic write: `before-rename:<file name>` (its temporary file
-//! written, not yet renamed over the file), e.g. `before-rename:db.env`.
+//! Any atomic write that replaces a file: `before-rename:<file name>` (the
+//! new text whole under a temporary name, not yet renamed over the file),
+//! e.g. `before-rename:db.env`. A new file has no such moment: it is linked
+//! whole under its own name.
 
 /// The variable that names the point to abort at.
 pub const VAR: &str = "UNITGEN_FAULT";

@@ -4,7 +4,8 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use crate::plan::Plan;
@@ -69,6 +70,7 @@ pub fn read_all(dir: &Path) -> std::io::Result<Vec<(UnitFile, render::Owner)>> {
 /// removed ones deleted. Untouched files keep their bytes and mtime.
 pub fn write_plan(dir: &Path, plan: &Plan) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
+    sweep_leftovers(dir)?;
     for unit in plan.add.iter().chain(plan.change.iter().map(|c| &c.new)) {
         write_atomic(&dir.join(&unit.name), unit.text.as_bytes())?;
     }
@@ -97,10 +99,60 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// behind is known by it.
 pub const TEMP_PREFIX: &str = ".unitgen-";
 
-/// [`write_atomic`] with the file's mode. The temporary file is created
-/// 0600 (tempfile's default) and gets `mode` before anything is written.
+/// [`write_atomic`] with the file's mode. The file is written without a
+/// name (`O_TMPFILE`), made `mode` before anything is written, and only
+/// linked into the folder once whole: a kill while it is written leaves
+/// nothing behind, not a `.unitgen-*` file the user could take for theirs
+/// (and commit, out of `render --out`'s folder). A new file is linked under
+/// its own name; one replaced is linked under a temporary name and renamed
+/// over it, which a kill can split: [`sweep_leftovers`] removes what that
+/// left. Where the folder's file system has no `O_TMPFILE`, the temporary
+/// file is named from the start.
 pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let file = match fs::OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(file) => file,
+        // No O_TMPFILE here (EOPNOTSUPP; EISDIR before Linux 3.11).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+            return write_named(dir, path, contents, mode);
+        }
+        Err(e) => return Err(e),
+    };
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    (&file).write_all(contents)?;
+    file.sync_all()?;
+    // Writers of one folder take turns, so that a sweep never takes the
+    // temporary file of a write under way.
+    let _turn = folder_lock(dir)?;
+    let unnamed = Path::new("/proc/self/fd").join(file.as_raw_fd().to_string());
+    match link(&unnamed, path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // No /proc: written again, named from the start.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !unnamed.exists() => {
+            drop(_turn);
+            return write_named(dir, path, contents, mode);
+        }
+        Err(e) => return Err(e),
+    }
+    let temporary = dir.join(format!("{TEMP_PREFIX}{}", random_suffix()));
+    link(&unnamed, &temporary)?;
+    crate::fault::before_rename(path);
+    fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+/// The temporary file named from the start, renamed over `path`.
+fn write_named(dir: &Path, path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
@@ -109,7 +161,69 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Re
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     crate::fault::before_rename(path);
+    let _turn = folder_lock(dir)?;
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `linkat(2)` through `/proc/self/fd`, which gives an `O_TMPFILE` file a
+/// name without the privilege `AT_EMPTY_PATH` needs.
+fn link(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated strings that outlive the call.
+    let done = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An exclusive lock on the folder itself (`flock` on it), held while a
+/// file is linked or renamed into it, or leftovers swept.
+fn folder_lock(dir: &Path) -> std::io::Result<fs::File> {
+    let folder = fs::File::open(dir)?;
+    folder.lock()?;
+    Ok(folder)
+}
+
+/// Removes the temporary files that writes killed between linking and
+/// renaming left in `dir` (each a whole copy of a file, under a name of
+/// ours). Called by the commands that write a folder of files, before
+/// they write it.
+pub fn sweep_leftovers(dir: &Path) -> std::io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let _turn = folder_lock(dir)?;
+    for entry in entries {
+        let entry = entry?;
+        let ours = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if ours && entry.file_type()?.is_file() {
+            remove_if_exists(&entry.path())?;
+        }
+    }
     Ok(())
 }
 

@@ -708,12 +708,14 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
         .collect();
     assert_eq!(before, after, "each copy came back where its slot was free");
 
-    // destroy copy N, submit the new template (once), start copy N, wait
-    // until it runs, and only then copy N+1.
+    // unload copy N (kept in fleet until replaced), submit the new template
+    // (once), start copy N, wait until it runs, and only then copy N+1.
     let mut expected = Vec::new();
     for i in 1..=3 {
-        expected.push(format!("DESTROY blog-staging-web-announce@{i}.service"));
-        expected.push(format!("DESTROY blog-staging-web@{i}.service"));
+        expected.push(format!(
+            "SET blog-staging-web-announce@{i}.service inactive"
+        ));
+        expected.push(format!("SET blog-staging-web@{i}.service inactive"));
         if i == 1 {
             expected.push("DESTROY blog-staging-web@.service".to_owned());
             expected.push("SUBMIT blog-staging-web@.service".to_owned());
@@ -734,7 +736,7 @@ fn apply_replaces_a_changed_service_one_copy_at_a_time() {
             .unwrap();
         let next = log
             .iter()
-            .position(|l| *l == format!("DESTROY blog-staging-web-announce@{}.service", i + 1))
+            .position(|l| *l == format!("SET blog-staging-web-announce@{}.service inactive", i + 1))
             .unwrap();
         assert!(
             log[started..next].contains(&format!("STATE blog-staging-web@{i}.service")),
@@ -1028,7 +1030,7 @@ fn plain_units_are_replaced_whole() {
     assert_eq!(
         fake.writes(),
         [
-            "DESTROY blog-staging-backup.timer",
+            "SET blog-staging-backup.timer inactive",
             "SUBMIT blog-staging-backup.timer",
             "SET blog-staging-backup.timer launched",
         ]
@@ -1294,7 +1296,7 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     assert_eq!(
         fake.writes(),
         [
-            "DESTROY blog-staging-web-announce@2.service",
+            "SET blog-staging-web-announce@2.service inactive",
             "SUBMIT blog-staging-web-announce@2.service",
             "SET blog-staging-web-announce@2.service launched",
         ]
@@ -1386,9 +1388,9 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     assert_eq!(
         first,
         [
-            "DESTROY blog-staging-web-a-logs@1.service",
-            "DESTROY blog-staging-web-announce@1.service",
-            "DESTROY blog-staging-web@1.service",
+            "SET blog-staging-web-a-logs@1.service inactive",
+            "SET blog-staging-web-announce@1.service inactive",
+            "SET blog-staging-web@1.service inactive",
             "SUBMIT blog-staging-web@1.service",
             "SET blog-staging-web@1.service launched",
             "SUBMIT blog-staging-web-announce@1.service",
@@ -1399,7 +1401,7 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     );
 
     // The middle of the chain changes alone: what follows it rolls too
-    // (destroying its copy stops and unschedules theirs), not what it follows.
+    // (unloading its copy stops and unschedules theirs), not what it follows.
     fake.clear_log();
     let (name, text) = announce();
     let changed = (name, text.replace("--ttl 60", "--ttl 90"));
@@ -1412,8 +1414,8 @@ fn a_sidekick_of_a_sidekick_follows_its_chain() {
     assert_eq!(
         first,
         [
-            "DESTROY blog-staging-web-a-logs@1.service",
-            "DESTROY blog-staging-web-announce@1.service",
+            "SET blog-staging-web-a-logs@1.service inactive",
+            "SET blog-staging-web-announce@1.service inactive",
             "SUBMIT blog-staging-web-announce@1.service",
             "SET blog-staging-web-announce@1.service launched",
             "SUBMIT blog-staging-web-a-logs@1.service",

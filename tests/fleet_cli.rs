@@ -258,9 +258,9 @@ fn apply_replaces_a_changed_service_copy_by_copy() {
             .position(|w| w == needle)
             .unwrap_or_else(|| panic!("{needle} not in {writes:?}"))
     };
-    assert!(pos("DESTROY shop-live-web@1.service") < pos("SUBMIT shop-live-web@1.service"));
+    assert!(pos("SET shop-live-web@1.service inactive") < pos("SUBMIT shop-live-web@1.service"));
     assert!(
-        pos("SUBMIT shop-live-web@1.service") < pos("DESTROY shop-live-web@2.service"),
+        pos("SUBMIT shop-live-web@1.service") < pos("SET shop-live-web@2.service inactive"),
         "one copy at a time"
     );
 
@@ -748,4 +748,168 @@ fn without_a_template_status_and_destroy_find_the_app_in_fleet() {
     assert_eq!(run(elsewhere.path(), &["destroy", "mall/live"]).0, Some(0));
     assert!(fleet.unit("mall-live-web@.service").is_none());
     assert!(fleet.unit("shop-live-web@.service").is_some());
+}
+
+/// One service of two copies with its sidekick, on its own: no other
+/// service's copies tell how many it has (in `template`, web is placed
+/// with db's copies).
+fn lone_web(dir: &Path, greeting: &str) {
+    let yaml = format!(
+        "app: shop\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: shop:1\n\
+         \x20   ports: [\"8080:80\"]\n\
+         \x20   environment: {{GREETING: \"{greeting}\"}}\n\
+         instances:\n\
+         \x20 live: {{}}\n\
+         etcd:\n\
+         \x20 endpoints: http://10.0.0.1:2379\n\
+         fleet:\n\
+         \x20 copies: 2\n"
+    );
+    std::fs::write(dir.join("unitgen.yaml"), yaml).unwrap();
+}
+
+/// What fleet runs of `lone_web` that is not the template's as `greeting`
+/// says: copies 1 and 2 of web and its sidekick, launched, each running its
+/// unit file, web's with `greeting`.
+fn runs_exactly(fleet: &FakeFleet, greeting: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let copies: Vec<String> = (fleet.units().into_iter())
+        .map(|u| u.name)
+        .filter(|n| !n.contains("@."))
+        .collect();
+    let expected: Vec<String> = ["web", "web-announce"]
+        .iter()
+        .flat_map(|s| (1..=2).map(move |i| format!("shop-live-{s}@{i}.service")))
+        .collect();
+    let (mut sorted, mut want) = (copies.clone(), expected.clone());
+    sorted.sort();
+    want.sort();
+    if sorted != want {
+        wrong.push(format!("copies {sorted:?}, not {want:?}"));
+    }
+    for name in &copies {
+        let unit = fleet.unit(name).unwrap();
+        if unit.desired_state != "launched" || !fleet.runs_its_unit_file(name) {
+            wrong.push(format!("{name} is {} and does not run", unit.desired_state));
+        }
+        if name.starts_with("shop-live-web@")
+            && !unit
+                .option("Service", "ExecStart")
+                .is_some_and(|e| e.contains(&format!("GREETING={greeting}")))
+        {
+            wrong.push(format!("{name} runs another template"));
+        }
+    }
+    wrong
+}
+
+/// An `apply --fleet` killed between two of its requests to fleet (after
+/// destroying copy 1 of 2, before submitting it again) lost that copy for
+/// good: plan counted the copies fleet had, and the next apply rolled the
+/// other one and said up to date with one copy of two. A `restart --fleet`
+/// killed halfway leaves copies stopped. Walked at every write of each: plan
+/// and status say the instance is not as its template, and the next apply
+/// brings back every copy, running the template.
+#[test]
+fn an_apply_or_restart_killed_between_fleet_requests_is_told_and_finished_by_the_next_apply() {
+    let run = |fleet: &FakeFleet, dir: &Path, verb: &str| {
+        let out = unitgen(
+            dir,
+            &[verb, "live", "--fleet", "--endpoint", fleet.endpoint()],
+        );
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    // One instance running `hello` in fleet, `greeting` in its template.
+    let setup = |greeting: &str| {
+        let fleet = FakeFleet::start();
+        fleet.set_forget_delay(std::time::Duration::from_millis(300));
+        let dir = tempfile::tempdir().unwrap();
+        lone_web(dir.path(), "hello");
+        let (code, said) = run(&fleet, dir.path(), "apply");
+        assert_eq!(code, Some(0), "{said}");
+        lone_web(dir.path(), greeting);
+        fleet.clear_log();
+        (fleet, dir)
+    };
+    // How many writes each command makes when nothing stops it.
+    let writes = |verb: &str, greeting: &str| {
+        let (fleet, dir) = setup(greeting);
+        let (code, said) = run(&fleet, dir.path(), verb);
+        assert_eq!(code, Some(0), "{said}");
+        fleet.writes().len()
+    };
+    let walk: Vec<(&str, &str, usize)> = [("apply", "bonjour"), ("restart", "hello")]
+        .into_iter()
+        .flat_map(|(verb, greeting)| (1..writes(verb, greeting)).map(move |k| (verb, greeting, k)))
+        .collect();
+    assert!(walk.len() > 10, "{walk:?}");
+    // Each kill point in its own fake fleet, all at once: mostly waiting.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let walkers: Vec<_> = (walk.iter())
+            .map(|&(verb, greeting, k)| {
+                scope.spawn(move || {
+                    let (fleet, dir) = setup(greeting);
+                    fleet.hold_after_writes(k);
+                    let mut child = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+                        .args([verb, "live", "--fleet", "--endpoint", fleet.endpoint()])
+                        .current_dir(dir.path())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    while !fleet.holding() {
+                        if let Some(status) = child.try_wait().unwrap() {
+                            return Some(format!("{verb} ended ({status}) before write {k}"));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    fleet.release();
+                    let at = format!(
+                        "{verb} killed after write {k} ({:?})",
+                        fleet.writes().last()
+                    );
+                    // A roll killed before its last write has copies to
+                    // replace; a restart's copies may all be launched again,
+                    // which is what the template asks (a restart is no state
+                    // to reach), but then they must run it.
+                    let (code, plan) = run(&fleet, dir.path(), "plan");
+                    let done = code == Some(0) && verb == "restart";
+                    if code != Some(2) && !done {
+                        return Some(format!("{at}: plan exits {code:?}, not 2:\n{plan}"));
+                    }
+                    let wrong = runs_exactly(&fleet, greeting);
+                    if done && !wrong.is_empty() {
+                        return Some(format!("{at}: plan says up to date, but {wrong:?}"));
+                    }
+                    // Whether each copy runs, not whether it runs the template.
+                    let (code, status) = run(&fleet, dir.path(), "status");
+                    let stopped = wrong.iter().any(|w| w.contains("does not run"));
+                    if code != Some(if stopped { 3 } else { 0 }) {
+                        return Some(format!(
+                            "{at}: status exits {code:?} ({wrong:?}):\n{status}"
+                        ));
+                    }
+                    let (code, said) = run(&fleet, dir.path(), "apply");
+                    if code != Some(0) {
+                        return Some(format!("{at}: the next apply failed:\n{said}"));
+                    }
+                    let wrong = runs_exactly(&fleet, greeting);
+                    if !wrong.is_empty() {
+                        return Some(format!("{at}: after the next apply: {wrong:?}"));
+                    }
+                    let (code, plan) = run(&fleet, dir.path(), "plan");
+                    (code != Some(0)).then(|| format!("{at}: plan after the next apply:\n{plan}"))
+                })
+            })
+            .collect();
+        (walkers.into_iter())
+            .filter_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

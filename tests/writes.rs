@@ -101,6 +101,11 @@ fn written_paths(cwd: &Path, root: &str, args: &[&str]) -> Vec<String> {
             if is_open {
                 break;
             }
+            // A link's first path is its source (a file written without a
+            // name, `/proc/self/fd/N`): only the last is written.
+            if call.starts_with("link") && rest.contains('"') {
+                paths.pop();
+            }
         }
     }
     paths
@@ -179,4 +184,113 @@ instances:
     );
     assert!(!paths.is_empty(), "render --out wrote its units");
     assert_only_under(&paths, &[out_dir], "render --out");
+}
+
+/// Runs `unitgen ARGS` in `cwd` under strace, which kills it (SIGKILL) at
+/// the `when`-th call of `syscall`.
+fn killed_at(cwd: &Path, syscall: &str, when: u32, args: &[&str]) {
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject={syscall}:signal=KILL:when={when}"))
+        .arg(env!("CARGO_BIN_EXE_unitgen"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("running strace: {e}"));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "unitgen {args:?} was to be killed at {syscall} #{when}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every entry of `dir` (hidden ones too), with its text, sorted.
+fn entries(dir: &Path) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// `render --out` and `init -o` killed between writing a file and naming it
+/// left a `.unitgen-XXXXXX` file in the user's folder (a whole unit under a
+/// name of ours, which `git add .` takes), and nothing ever removed it.
+/// Files are now written without a name and linked once whole; a kill
+/// between linking under a temporary name and renaming it over the old file
+/// leaves one, which the next write of the folder removes.
+#[test]
+fn files_written_by_a_killed_command_are_whole_or_absent() {
+    let blog = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/blog/unitgen.yaml");
+    let cwd = tempdir("killed-writes-");
+    let render = |out: &Path, version: &str| -> Vec<String> {
+        let (out, set) = (out.display().to_string(), format!("version={version}"));
+        ["render", "live", "-f", blog, "--out", &out, "--set", &set]
+            .map(String::from)
+            .to_vec()
+    };
+    let run = |args: &[String]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let kill = |syscall: &str, when: u32, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed_at(cwd.path(), syscall, when, &args);
+    };
+    // What whole renders of 1.0 and 2.0 write.
+    let (one, two) = (tempdir("whole-1-"), tempdir("whole-2-"));
+    run(&render(one.path(), "1.0"));
+    run(&render(two.path(), "2.0"));
+    let (one, two) = (entries(one.path()), entries(two.path()));
+    assert!(one.len() > 2 && one != two, "{one:?}");
+    let whole = |file: &(String, String)| one.contains(file) || two.contains(file);
+
+    // Into an empty folder, killed once its second file is written (and
+    // synced), not yet in place: the first is there, whole, nothing else.
+    let out = tempdir("out-");
+    kill("fsync", 2, &render(out.path(), "1.0"));
+    let left = entries(out.path());
+    assert!(!left.is_empty() && left.iter().all(whole), "{left:?}");
+    // Finished; then 2.0 killed as it puts its first file in place of a
+    // 1.0 one: every unit is whole, 1.0 or 2.0 (what is left beside them
+    // goes with the next render).
+    run(&render(out.path(), "1.0"));
+    assert_eq!(entries(out.path()), one);
+    kill("rename", 1, &render(out.path(), "2.0"));
+    let left = entries(out.path());
+    let units: Vec<_> = (left.iter())
+        .filter(|(name, _)| !name.starts_with(".unitgen-"))
+        .collect();
+    assert!(
+        units.len() == one.len() && units.iter().all(|f| whole(f)),
+        "{left:?}"
+    );
+    run(&render(out.path(), "2.0"));
+    assert_eq!(entries(out.path()), two, "finished, and nothing else");
+
+    // `init -o` killed before its file is in place: no file at all.
+    let folder = tempdir("init-");
+    let file = folder.path().join("unitgen.yaml").display().to_string();
+    kill(
+        "fsync",
+        1,
+        &["init", "-o", &file, "--app", "shop"].map(String::from),
+    );
+    assert_eq!(entries(folder.path()), [], "nothing of a killed init");
+    run(&["init", "-o", &file, "--app", "shop"].map(String::from));
+    assert_eq!(entries(folder.path()).len(), 1);
 }

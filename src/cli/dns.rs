@@ -88,6 +88,7 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     };
     std::fs::create_dir_all(dir)
+        .and_then(|()| crate::unit_dir::sweep_leftovers(dir))
         .into_diagnostic()
         .wrap_err_with(|| format!("creating {}", dir.display()))?;
     for (name, text) in &files {

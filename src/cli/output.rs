@@ -66,17 +66,25 @@ pub fn closed() -> bool {
 /// is written into: renaming a file over it would put a regular file in its
 /// place (`/dev/null` among them, for every program on the host).
 pub fn write_named_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    // What an earlier write killed halfway left beside the file goes.
+    let sweep = |file: &Path| match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => crate::unit_dir::sweep_leftovers(dir),
+        _ => crate::unit_dir::sweep_leftovers(Path::new(".")),
+    };
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => crate::unit_dir::write_atomic_mode(
-            &fs::canonicalize(path)?,
-            contents,
-            meta.permissions().mode() & 0o7777,
-        ),
+        Ok(meta) if meta.is_file() => {
+            let file = fs::canonicalize(path)?;
+            sweep(&file)?;
+            crate::unit_dir::write_atomic_mode(&file, contents, meta.permissions().mode() & 0o7777)
+        }
         Ok(meta) if !meta.is_dir() => fs::OpenOptions::new()
             .write(true)
             .open(path)?
             .write_all(contents),
-        _ => crate::unit_dir::write_atomic(path, contents),
+        _ => {
+            sweep(path)?;
+            crate::unit_dir::write_atomic(path, contents)
+        }
     }
 }
 

@@ -4,21 +4,25 @@
 //! runs copies of them (`blog-staging-web@1.service`, ...), each created from
 //! the template's options as fleetctl does (fleetctl/fleetctl.go
 //! `lazyCreateUnits`). A changed template is replaced and its running
-//! copies rolled one at a time: destroy copy N, submit the new template
-//! (before the first copy only), wait until fleet has forgotten the old copy
-//! N, submit the new one loaded, wait until its machine reports the NEW unit
-//! file (by hash) loaded and not running, launch it, wait until fleet reports
-//! it launched and that machine reports it active, then copy N+1. A roll
-//! never changes which copies exist.
+//! copies rolled one at a time: unload copy N (desired state `inactive`),
+//! submit the new template (before the first copy only), wait until fleet
+//! has forgotten the old copy N's state, submit the new options under its
+//! name, loaded (fleet replaces a unit whose options differ), wait until its
+//! machine reports the NEW unit file (by hash) loaded and not running,
+//! launch it, wait until fleet reports it launched and that machine reports
+//! it active, then copy N+1. Which copies exist is never changed by a roll,
+//! nor by a roll killed halfway: the copy being replaced stays in fleet,
+//! unloaded, where plan names it as not running and the next apply replaces
+//! it (a destroyed one would be gone, and one of several not known to be
+//! missing).
 //!
 //! How many copies a service has is the instance's `fleet.copies`, numbered
 //! 1 to N (one for a global service, which fleet runs on every machine), as
 //! every other setting: changed by editing it and applying. A copy fleet
-//! lacks (destroyed by hand, an apply killed mid-roll) is started, one
-//! beyond them (`fleetctl start web@3.service` by hand, a count lowered) is
-//! destroyed, sidekick first.
+//! lacks (destroyed by hand) is started, one beyond them (`fleetctl start
+//! web@3.service` by hand, a count lowered) is destroyed, sidekick first.
 //!
-//! Why the waits: a destroyed copy's process outlives it by as long as its
+//! Why the waits: an unloaded copy's process outlives it by as long as its
 //! container takes to stop, and its state by a second or more, or not at all
 //! (fleet drops it once it has asked systemd to stop the unit). A start of
 //! the same name issued meanwhile cancels the pending stop: the new unit file
@@ -35,7 +39,7 @@
 //! sidekick joins the same service, started after the one it follows.
 //!
 //! Units without `@` (a timer, a global unit) are handled as one copy of
-//! themselves: replaced by destroy + submit + start. One that names another
+//! themselves: replaced by unload + submit + start. One that names another
 //! such unit in `MachineOf=` is its sidekick in the same way.
 
 use std::collections::BTreeMap;
@@ -82,8 +86,7 @@ pub struct PlannedUnit {
     /// The service template this one is a sidekick of.
     pub sidekick_of: Option<String>,
     /// Copies (instance names) it should have but fleet has not: every copy
-    /// of a new service, one destroyed by hand or by an apply killed
-    /// mid-roll, one of a count raised.
+    /// of a new service, one destroyed by hand, one of a count raised.
     pub missing: Vec<String>,
     /// Copies fleet has beyond the ones it should have, and why each is one
     /// too many: apply destroys them.
@@ -673,7 +676,7 @@ impl Run<'_, '_> {
         let mut replaced: Vec<usize> = Vec::new();
         let mut touched: Vec<(&str, Vec<usize>)> = Vec::new();
         for instance in &instances {
-            // A unit rolls with the one it follows: destroying that copy
+            // A unit rolls with the one it follows: unloading that copy
             // stops (BindsTo=) and unschedules (MachineOf=) its own. Members
             // come nearer-first, so the one followed is decided before.
             let mut rolling: Vec<usize> = Vec::new();
@@ -717,7 +720,7 @@ impl Run<'_, '_> {
         // Sidekicks first: they are bound to their service's copy.
         for &m in rolling.iter().rev() {
             if let Some(copy) = members[m].copies.get(instance) {
-                self.destroy(&copy.name)?;
+                self.unload(&copy.name)?;
             }
         }
         // Their machines stop them while the new ones are prepared; each
@@ -753,8 +756,8 @@ impl Run<'_, '_> {
     }
 
     /// Creates a copy and brings it to `state`, waiting until it runs if
-    /// launched. A copy destroyed under the same name must be forgotten by
-    /// fleet first (see the module's comment).
+    /// launched. A copy unloaded (or destroyed) under the same name must be
+    /// forgotten by fleet first (see the module's comment).
     fn start(
         &mut self,
         name: &str,
@@ -771,7 +774,7 @@ impl Run<'_, '_> {
             return self.client.put_unit(name, state, options);
         }
         // Loaded first, launched only once its machine has stopped whatever
-        // ran under the name: fleet drops a destroyed copy's state as soon as
+        // ran under the name: fleet drops an unloaded copy's state as soon as
         // it has asked systemd to stop it, and a start issued while that stop
         // is pending cancels it (the old container runs on).
         self.client.put_unit(name, JobState::Loaded, options)?;
@@ -919,6 +922,18 @@ impl Run<'_, '_> {
         self.client.delete_unit(name)
     }
 
+    /// Stops a copy that is to be replaced, and has its machine unload it
+    /// (desired state `inactive`, as `fleetctl unload` sets), keeping it
+    /// in fleet until its new options are submitted under its name. A
+    /// destroyed one would leave nothing behind if unitgen were killed
+    /// before that submit: a copy of several lost for good, as plan and
+    /// the next apply count the copies fleet has. Kept, it is named as not
+    /// running, and the next apply replaces it.
+    fn unload(&mut self, name: &str) -> Result<(), FleetError> {
+        (self.progress)(&format!("stopping and unloading {name}"));
+        self.client.put_unit(name, JobState::Inactive, &[])
+    }
+
     /// Waits until no machine reports a state for any of `names`: their
     /// machines have stopped and unloaded them.
     fn wait_forgotten(&mut self, names: &[String]) -> Result<(), FleetError> {
@@ -963,7 +978,12 @@ impl Run<'_, '_> {
             for &m in rolling.iter().rev() {
                 let name = copy_name(&members[m].unit.name, instance);
                 (self.progress)(&format!("rolling back {name}"));
-                attempt(self.client.delete_unit(&name));
+                // One it had before is kept (see `unload`); a new one goes.
+                attempt(if members[m].copies.contains_key(instance) {
+                    self.client.put_unit(&name, JobState::Inactive, &[])
+                } else {
+                    self.client.delete_unit(&name)
+                });
             }
             // The service's copy before its sidekicks, each running before
             // the next: a sidekick is placed with, and bound to, its service.

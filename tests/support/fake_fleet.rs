@@ -23,7 +23,8 @@
 //! does too:
 //! - a PUT of different options under an existing name replaces the unit
 //!   (201); a running copy keeps its process with the new file loaded;
-//! - after a DELETE, the unit's process runs on while systemd stops it
+//! - after a DELETE (or a PUT of desired state `inactive`: its machine
+//!   unloads it alike), the unit's process runs on while systemd stops it
 //!   (seconds; `set_forget_delay` here), and its last state shows in
 //!   `/fleet/v1/state` for part of that time only (the first half here);
 //!   a unit loaded under the name meanwhile reports `deactivating`, then
@@ -170,6 +171,11 @@ struct Cluster {
     /// fleet unloads the file first, so `SuccessExitStatus=` is gone. A unit
     /// loaded under the name there shows that until it is started.
     failed_stops: Vec<(String, String)>,
+    /// Requests after this many writes (PUT, DELETE) are held unanswered
+    /// (see `FakeFleet::hold_after_writes`).
+    hold_after: Option<usize>,
+    /// Whether a request is being held.
+    holding: bool,
     /// Every request answers 503, as a live fleetd does while it cannot
     /// use etcd (etcd down; or just restarted, until its old machine entry
     /// has expired: about 30 s).
@@ -237,6 +243,8 @@ impl FakeFleet {
             leftovers: Vec::new(),
             failed_stops: Vec::new(),
             etcd_unreachable: false,
+            hold_after: None,
+            holding: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let wake: Box<dyn Fn() + Send> = match &listener {
@@ -314,6 +322,35 @@ impl FakeFleet {
     /// default; live fleet took 1-3 s).
     pub fn set_forget_delay(&self, delay: Duration) {
         self.cluster().forget_delay = delay;
+    }
+
+    /// From now on, the request that follows the `writes`-th PUT or DELETE
+    /// of the log is held unanswered; `release` drops it unanswered (and
+    /// answers those after it): a client killed meanwhile has made exactly
+    /// those writes.
+    pub fn hold_after_writes(&self, writes: usize) {
+        let mut cluster = self.cluster();
+        cluster.hold_after = Some(writes);
+        cluster.holding = false;
+    }
+
+    /// Whether a request is held (see `hold_after_writes`).
+    pub fn holding(&self) -> bool {
+        self.cluster().holding
+    }
+
+    /// Drops the held request (fleet never had it) and answers those after.
+    pub fn release(&self) {
+        let mut cluster = self.cluster();
+        cluster.hold_after = None;
+        cluster.holding = false;
+    }
+
+    /// Whether `name` runs a process started from the unit file fleet holds
+    /// under its name now.
+    pub fn runs_its_unit_file(&self, name: &str) -> bool {
+        let hash = self.unit(name).map(|u| unit_hash(&u.options));
+        hash.is_some() && self.process(name) == hash
     }
 
     /// The hash of the unit file the process running under `name` was
@@ -420,6 +457,7 @@ impl FakeFleet {
 
 impl Drop for FakeFleet {
     fn drop(&mut self) {
+        self.release();
         self.stop.store(true, Ordering::SeqCst);
         (self.wake)();
         if let Some(thread) = self.thread.take() {
@@ -446,7 +484,22 @@ fn handle_connection(stream: Box<dyn Stream>, cluster: &Mutex<Cluster>) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
-    let mut cluster = cluster.lock().unwrap();
+    let mut was_held = false;
+    let mut cluster = loop {
+        let mut held = cluster.lock().unwrap();
+        let writes = held.log.iter().filter(|r| r.is_write()).count();
+        if held.hold_after.is_none_or(|after| writes < after) {
+            break held;
+        }
+        held.holding = true;
+        was_held = true;
+        drop(held);
+        thread::sleep(Duration::from_millis(10));
+    };
+    // Released: its client was killed before fleet had it.
+    if was_held {
+        return;
+    }
     let (status, body) = route(&mut cluster, &request);
     cluster.log.push(Request {
         method: request.method.clone(),
@@ -620,19 +673,7 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                 },
                 (Some(item), "DELETE") => match cluster.units.remove(item) {
                     Some(unit) => {
-                        // The machine stops the unit a little later.
-                        if let Some(process) = unit.process {
-                            let until = Instant::now() + cluster.forget_delay;
-                            let state_until = Instant::now() + cluster.forget_delay / 2;
-                            cluster.leftovers.push(Leftover {
-                                state_until,
-                                hash: unit_hash(&unit.options),
-                                name: unit.name,
-                                machine_id: unit.machine_id,
-                                process,
-                                until,
-                            });
-                        }
+                        leave_stopping(&mut cluster.leftovers, cluster.forget_delay, unit);
                         reconcile(cluster);
                         (204, None)
                     }
@@ -645,6 +686,23 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                 ),
             }
         }
+    }
+}
+
+/// A unit its machine no longer has (destroyed, or unscheduled: desired
+/// `inactive`): the agent stops and unloads it alike, a little later.
+fn leave_stopping(leftovers: &mut Vec<Leftover>, forget_delay: Duration, unit: FakeUnit) {
+    if let Some(process) = unit.process {
+        let until = Instant::now() + forget_delay;
+        let state_until = Instant::now() + forget_delay / 2;
+        leftovers.push(Leftover {
+            state_until,
+            hash: unit_hash(&unit.options),
+            name: unit.name,
+            machine_id: unit.machine_id,
+            process,
+            until,
+        });
     }
 }
 
@@ -746,6 +804,12 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
 
     if body.desired_state.is_empty() {
         return error(409, "must provide DesiredState to update existing unit");
+    }
+    if body.desired_state == "inactive" && existing.process.is_some() {
+        let unloaded = existing.clone();
+        existing.process = None;
+        existing.stopped = false;
+        leave_stopping(&mut cluster.leftovers, cluster.forget_delay, unloaded);
     }
     if is_template(name) && body.desired_state != "inactive" {
         return error(400, &format!("cannot activate template {name:?}"));
