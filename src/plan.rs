@@ -30,6 +30,12 @@ pub fn reloads_on_change(text: &str) -> bool {
     crate::render::owner(text).is_some_and(|o| o.routes.is_some())
 }
 
+/// What a unit loaded from another file than unitgen's means (see
+/// [`Observed::loaded_elsewhere`]), after that file's path.
+pub const LOADED_ELSEWHERE: &str = "a file of its name that systemd reads before unitgen's, \
+     so it runs that file, not the template (apply leaves it in place; move what it changes \
+     into the template and delete it)";
+
 /// How `plan` describes a changed network unit (see [`starts_on_change`]).
 pub const NETWORK_REWRITE: &str =
     "changed: rewrite: the network stays, its next start runs the new text";
@@ -78,6 +84,10 @@ pub struct Plan {
     /// change its meaning. Apply leaves them in place, so the host does not
     /// run exactly the template while they exist.
     pub drop_ins: Vec<(String, Vec<String>)>,
+    /// Units systemd loads from another file than unitgen's, with that
+    /// file (see [`Observed::loaded_elsewhere`]): it runs that one. Apply
+    /// leaves it in place, as it does drop-ins.
+    pub loaded_elsewhere: Vec<(String, String)>,
     /// An earlier apply stopped before it recorded its revision (killed,
     /// or the state directory could not be written), or another command is
     /// changing the instance right now ([`Plan::changing_now`]): why this
@@ -131,6 +141,9 @@ pub struct Observed {
     pub active_state: String,
     pub sub_state: String,
     pub drop_ins: Vec<String>,
+    /// The file systemd loaded it from, when that is not unitgen's (see
+    /// `Host::loaded_elsewhere`).
+    pub loaded_from: Option<String>,
     /// It was started before an interrupted apply changed its file, so it
     /// may run the old configuration.
     pub old_configuration: bool,
@@ -154,6 +167,15 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The file systemd runs the unit from instead of unitgen's: one of
+    /// the same name that an admin (or `systemctl edit --full` of a
+    /// runtime unit, a generator) put in a directory systemd reads first.
+    /// Not a mask's link to /dev/null, which is told as
+    /// [`Fault::Masked`].
+    pub fn loaded_elsewhere(&self) -> Option<&str> {
+        (self.loaded_from.as_deref()).filter(|_| !self.unit_file_state.starts_with("masked"))
+    }
+
     /// How a unit whose file is as applied differs from it on the host
     /// (drop-ins aside, which apply does not mend): what `plan` repairs and
     /// `status` marks. `triggered`: a timer or a failure starts it, so not
@@ -161,9 +183,12 @@ impl Observed {
     pub fn faults(&self, triggered: bool) -> Vec<Fault> {
         let mut faults = Vec::new();
         // `static`: no [Install] section, nothing to enable.
+        // (Loaded from another file, its enablement is that file's.)
         if self.unit_file_state.starts_with("masked") {
             faults.push(Fault::Masked(self.unit_file_state.clone()));
-        } else if !matches!(self.unit_file_state.as_str(), "enabled" | "static") {
+        } else if self.loaded_elsewhere().is_none()
+            && !matches!(self.unit_file_state.as_str(), "enabled" | "static")
+        {
             faults.push(Fault::NotEnabled(self.unit_file_state.clone()));
         }
         if self.need_daemon_reload {
@@ -478,6 +503,7 @@ impl Plan {
         self.is_empty()
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
+            && self.loaded_elsewhere.is_empty()
             && self.unfinished.is_none()
             && self.handover_left.is_none()
             && self.restore.is_none()
@@ -552,6 +578,10 @@ impl Plan {
             if !seen.drop_ins.is_empty() {
                 self.drop_ins
                     .push((seen.unit.clone(), seen.drop_ins.clone()));
+            }
+            if let Some(file) = seen.loaded_elsewhere() {
+                self.loaded_elsewhere
+                    .push((seen.unit.clone(), file.to_string()));
             }
         }
     }
@@ -793,6 +823,13 @@ impl Plan {
                  apply leaves them in place; move the setting into the template and delete them)",
                 paint("31", "!"),
                 paths.join(", ")
+            );
+        }
+        for (unit, file) in &self.loaded_elsewhere {
+            let _ = writeln!(
+                out,
+                "{} {unit} is loaded from {file}: {LOADED_ELSEWHERE}",
+                paint("31", "!"),
             );
         }
         for name in &self.hand_edited {

@@ -145,6 +145,8 @@ pub struct UnitDetails {
     pub unit_file_state: String,
     pub need_daemon_reload: bool,
     pub drop_in_paths: Vec<String>,
+    /// The file systemd loaded the unit from (see [`UnitState::fragment_path`]).
+    pub fragment_path: String,
     /// The first `ExecStart=` command line as systemd parsed it, program
     /// first (empty for other units).
     pub exec_start: Vec<String>,
@@ -190,6 +192,11 @@ pub struct UnitState {
     /// Drop-in files (`systemctl edit`, `set-property` ...) that systemd
     /// merged into the unit.
     pub drop_in_paths: Vec<String>,
+    /// The unit file systemd loaded, as its file system names it (empty:
+    /// none). Of several files of the unit's name, the one in the
+    /// directory systemd reads first (`/etc/systemd/system.control`,
+    /// `/run/systemd/transient`, ... before `/etc/systemd/system`).
+    pub fragment_path: String,
 }
 
 impl UnitState {
@@ -524,6 +531,7 @@ impl Systemd {
             unit_file_state: props.unit_file_state().map_err(bus)?,
             need_daemon_reload: props.need_daemon_reload().map_err(bus)?,
             drop_in_paths: props.drop_in_paths().map_err(bus)?,
+            fragment_path: props.fragment_path().map_err(bus)?,
         };
         // Also for a service whose unit file is gone: it may still run.
         if unit.ends_with(".service") {
@@ -613,12 +621,13 @@ impl Systemd {
             (UNIT, "UnitFileState"),
             (UNIT, "NeedDaemonReload"),
             (UNIT, "DropInPaths"),
+            (UNIT, "FragmentPath"),
             (UNIT, "ActiveEnterTimestamp"),
             ("org.freedesktop.systemd1.Service", "ExecStart"),
         ];
         let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
             .flat_map(|(unit, listed)| {
-                let reads = if unit.ends_with(".service") { 5 } else { 4 };
+                let reads = if unit.ends_with(".service") { 6 } else { 5 };
                 (per_unit.iter().take(reads))
                     .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
             })
@@ -653,6 +662,7 @@ impl Systemd {
                     next(unit, "NeedDaemonReload")?,
                 )?,
                 drop_in_paths: typed(unit, "DropInPaths", next(unit, "DropInPaths")?)?,
+                fragment_path: typed(unit, "FragmentPath", next(unit, "FragmentPath")?)?,
                 active_enter_timestamp: typed(
                     unit,
                     "ActiveEnterTimestamp",

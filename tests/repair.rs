@@ -623,6 +623,71 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert_eq!(plan(&world).0, Some(0));
 }
 
+/// A file of a unit's name in a directory systemd reads before the unit
+/// directory (`/etc/systemd/system.control`, where `systemctl
+/// set-property` and `systemctl edit --full` of a runtime unit write;
+/// `/run/systemd/transient`) is what systemd runs: web served another page
+/// while plan, status and apply said "up to date".
+#[test]
+fn a_file_systemd_reads_before_unitgens_is_told_and_left_in_place() {
+    let world = World::new("ugelse");
+    let port = free_port();
+    world.write(&yaml("ugelse", "v1", None, port));
+    world.apply_ok("live");
+    let unit = "ugelse-live-web.service";
+    let applied = std::fs::read_to_string(world.unit_file(unit)).unwrap();
+    let other_page = applied.replace("echo web >", "echo other >");
+    assert_ne!(other_page, applied);
+
+    for dir in ["etc/systemd/system.control", "run/systemd/transient"] {
+        let other = world.sandbox.root().join(dir);
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join(unit), &other_page).unwrap();
+        world.sandbox.systemctl(["daemon-reload"]);
+        world.sandbox.systemctl(["restart", unit]);
+        assert_eq!(serves(port).as_deref(), Some("other\n"), "{dir} wins");
+        let file = format!("/{dir}/{unit}");
+
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "! {unit} is loaded from {file}: {}",
+                unitgen::plan::LOADED_ELSEWHERE
+            )),
+            "{shown}"
+        );
+        // Its enablement is the other file's: not a fault of unitgen's.
+        assert!(!shown.contains("not enabled"), "{shown}");
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            marked(&shown, "web", &format!("loaded from {file}")),
+            "{shown}"
+        );
+        // Not unitgen's to delete: told, left in place, not up to date.
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("warning: systemd loads {unit} from {file}"))
+                && text(&out).contains(&format!(
+                    "ugelse-live: its units are revision 1, but systemd runs {unit} from \
+                     other files: not up to date"
+                )),
+            "{}",
+            text(&out)
+        );
+        assert!(other.join(unit).exists(), "left in place");
+
+        std::fs::remove_file(other.join(unit)).unwrap();
+        world.sandbox.systemctl(["daemon-reload"]);
+        world.sandbox.systemctl(["restart", unit]);
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0), "{dir}");
+        assert_eq!(status(&world).0, Some(0), "{dir}");
+    }
+}
+
 /// Issue 7 item 3: killed right after writing unit files, the next apply
 /// started them but never enabled them (nothing ran after a reboot), or
 /// restarted nothing (the old container kept serving) while `plan` said

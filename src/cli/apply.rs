@@ -218,8 +218,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
             // restarts one an apply was killed before it restarted.
             if !router_plan.keep.is_empty() {
                 let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-                let observed =
-                    observe(&systemd, &present, &router_plan, None).map_err(|e| miette!("{e}"))?;
+                let observed = observe(&systemd, &host, &present, &router_plan, None)
+                    .map_err(|e| miette!("{e}"))?;
                 router_plan.observe(&observed.units);
                 if router::restart_pending(&host, &unit) {
                     router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
@@ -279,8 +279,8 @@ pub fn host_plan(
         .map(|restoring| restoring.describe());
     if !plan.keep.is_empty() || !plan.change.is_empty() {
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-        let observed =
-            observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
+        let observed = observe(&systemd, host, installed, &plan, intent.as_ref())
+            .map_err(|e| miette!("{e}"))?;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
@@ -848,6 +848,12 @@ pub fn converge_and_record(
             paths.join(", ")
         ));
     }
+    for (unit, file) in &plan.loaded_elsewhere {
+        progress.line(&format!(
+            "warning: systemd loads {unit} from {file}, a file of its name that it reads before \
+             unitgen's: left in place, so {unit} runs that file, not the template"
+        ));
+    }
     // A paused container is resumed where it is: nothing restarts for it
     // (and a unit restarted for another reason needs it to act on its stop
     // signal).
@@ -882,13 +888,27 @@ pub fn converge_and_record(
                 .map_err(|f| failure_report(name, f))?;
         }
         let number = latest.map_or(0, |l| l.number);
-        let with_drop_ins: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
+        // Left in place, drop-ins and files systemd reads first keep the
+        // host from running the template.
+        let mut left = Vec::new();
+        if !plan.drop_ins.is_empty() {
+            let units: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
+            left.push(format!("drop-ins change {}", units.join(", ")));
+        }
+        if !plan.loaded_elsewhere.is_empty() {
+            let units: Vec<&str> = (plan.loaded_elsewhere.iter())
+                .map(|(u, _)| u.as_str())
+                .collect();
+            left.push(format!(
+                "systemd runs {} from other files",
+                units.join(", ")
+            ));
+        }
         progress.line(&match &plan.restore {
-            None if with_drop_ins.is_empty() => format!("{name} is up to date (revision {number})"),
-            // Left in place, they keep the host from running the template.
+            None if left.is_empty() => format!("{name} is up to date (revision {number})"),
             None => format!(
-                "{name}: its units are revision {number}, but drop-ins change {}: not up to date",
-                with_drop_ins.join(", ")
+                "{name}: its units are revision {number}, but {}: not up to date",
+                left.join(" and ")
             ),
             // Not up to date: its data may not be what it should.
             Some(restore) => format!("{name}: its units are revision {number}, but {restore}"),

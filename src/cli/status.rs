@@ -384,8 +384,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     };
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
-        let systemd = host
-            .host()?
+        let target = host.host()?;
+        let systemd = target
             .connect()
             .map_err(|f| miette::miette!("{}", f.message))?;
         let owners: Vec<render::Owner> = installed
@@ -422,6 +422,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             let details = systemd.details(&names).map_err(bus)?;
             for (((unit, owner), state), details) in summed.iter().zip(states).zip(details) {
                 let seen = Observed {
+                    loaded_from: target.loaded_elsewhere(&unit.name, &details.fragment_path),
                     unit_file_state: details.unit_file_state,
                     need_daemon_reload: details.need_daemon_reload,
                     active_state: state.active_state,
@@ -433,6 +434,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     .collect();
                 why.extend(not_as_written(
                     unit,
+                    &seen,
                     &details.drop_in_paths,
                     &recorded_units,
                 ));
@@ -536,6 +538,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             let runs_container = owner.service.is_some() && active && state.sub_state == "running";
             let mut seen = Observed {
                 unit: unit.name.clone(),
+                loaded_from: target.loaded_elsewhere(&unit.name, &details.fragment_path),
                 unit_file_state: details.unit_file_state,
                 need_daemon_reload: details.need_daemon_reload,
                 active_state: state.active_state.clone(),
@@ -583,6 +586,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             not_as_applied.extend(not_as_written(
                 unit,
+                &seen,
                 &details.drop_in_paths,
                 &recorded_units,
             ));
@@ -621,14 +625,22 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     Ok(status)
 }
 
-/// How a unit's text differs from what the latest revision applied: drop-ins,
-/// edited by hand, or another revision's.
+/// How what systemd runs of a unit (`seen`) differs from what the latest
+/// revision applied: loaded from another file, drop-ins, its file edited
+/// by hand or another revision's.
 fn not_as_written(
     unit: &render::UnitFile,
+    seen: &Observed,
     drop_ins: &[String],
     recorded_units: &HashMap<String, String>,
 ) -> Vec<String> {
     let mut why = Vec::new();
+    if let Some(file) = seen.loaded_elsewhere() {
+        why.push(format!(
+            "loaded from {file}: {}",
+            crate::plan::LOADED_ELSEWHERE
+        ));
+    }
     if !drop_ins.is_empty() {
         why.push(format!(
             "drop-ins change its meaning: {}",

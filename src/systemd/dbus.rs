@@ -102,6 +102,9 @@ pub(crate) trait Unit {
 
     #[zbus(property)]
     fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+
+    #[zbus(property)]
+    fn fragment_path(&self) -> zbus::Result<String>;
 }
 
 #[zbus::proxy(

@@ -204,6 +204,7 @@ mod tests {
                 unit_file_state: "enabled".into(),
                 need_daemon_reload: false,
                 drop_in_paths: Vec::new(),
+                fragment_path: String::new(),
             },
             restarted: false,
         }

@@ -11,13 +11,15 @@ use crate::docker::{self, Container, run_args};
 use crate::plan::{Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
+use crate::systemd::converge::Host;
 use crate::systemd::{Error, Systemd};
 
 /// Observes every unit of `plan` that is installed and stays (kept or
-/// changed). `installed`: the unit files found on the host; `intent`: the
-/// record of an apply that did not finish.
+/// changed) on `host`. `installed`: the unit files found on the host;
+/// `intent`: the record of an apply that did not finish.
 pub fn observe(
     systemd: &Systemd,
+    host: &Host,
     installed: &[UnitFile],
     plan: &Plan,
     intent: Option<&Intent>,
@@ -82,6 +84,7 @@ pub fn observe(
             active_state: state.active_state,
             sub_state: state.sub_state,
             drop_ins: state.drop_in_paths,
+            loaded_from: host.loaded_elsewhere(name, &state.fragment_path),
             old_configuration,
             container_missing: false,
             container_paused: None,
