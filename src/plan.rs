@@ -113,6 +113,12 @@ pub struct Plan {
     /// containers run with what they read at their start, but their next
     /// start (a reboot) would not. Apply writes them again.
     pub stale_secrets: Vec<String>,
+    /// Images the next start of a running service, or the backup, needs
+    /// that this host no longer has (see [`crate::pull::Seen::missing`]):
+    /// a reboot would have to pull them, and one that cannot be had (a
+    /// registry out of reach, a local build) keeps the service down. Apply
+    /// pulls them.
+    pub missing_images: Vec<String>,
     /// The copies of the routes' certificate, key and htpasswd files in the
     /// router's folder that are missing or hold something else: the router
     /// serves or checks with them. Apply copies them again.
@@ -508,6 +514,7 @@ impl Plan {
             && self.handover_left.is_none()
             && self.restore.is_none()
             && self.stale_secrets.is_empty()
+            && self.missing_images.is_empty()
             && self.stale_route_files.is_empty()
             && self.stray_containers.is_empty()
     }
@@ -791,6 +798,14 @@ impl Plan {
                 out,
                 "{} secrets file {file} is missing or was changed by hand: applying writes it \
                  again (the running containers read it at their start; their next start needs it)",
+                paint("31", "!")
+            );
+        }
+        for image in &self.missing_images {
+            let _ = writeln!(
+                out,
+                "{} image {image} is not on this host any more (removed by hand?): the next \
+                 start of what runs it must pull it; applying pulls it",
                 paint("31", "!")
             );
         }

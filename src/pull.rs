@@ -150,20 +150,37 @@ pub fn describe(unavailable: &[Unavailable]) -> String {
     text
 }
 
+/// What the host's images say of an instance's unchanged units (see
+/// [`moved`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The services whose container runs another image than their
+    /// reference names now (the tag moved).
+    pub moved: Vec<Moved>,
+    /// The images their next start needs that this host does not have any
+    /// more: a running service's (its container keeps its image by ID;
+    /// `docker rmi` of the tag, a prune, took the reference) and the
+    /// backup's `helpers`.
+    pub missing: Vec<String>,
+}
+
 /// Of these service units, those whose container runs another image than
-/// their reference names on this host now (the tag moved). Units without a
-/// container are not listed: they are started anyway.
-pub fn moved(units: &BTreeMap<String, ServiceImage>) -> Vec<Moved> {
+/// their reference names on this host now (the tag moved), and the images
+/// of running services and the `helpers` that this host no longer has.
+/// Units without a container are not listed: they are started anyway. One
+/// question to Docker for the containers, one for the images.
+pub fn moved(units: &BTreeMap<String, ServiceImage>, helpers: &BTreeSet<String>) -> Seen {
     let containers: Vec<String> = units.values().map(|s| s.container.clone()).collect();
     let running = docker::container_image_ids(&containers);
     let images: Vec<String> = (units.values())
         .filter(|s| running.contains_key(&s.container))
         .map(|s| s.image.clone())
+        .chain(helpers.iter().cloned())
         .collect::<BTreeSet<String>>()
         .into_iter()
         .collect();
     let named_now = docker::image_ids(&images);
-    units
+    let moved = units
         .iter()
         .filter(|(_, s)| {
             tag_moved(
@@ -175,7 +192,13 @@ pub fn moved(units: &BTreeMap<String, ServiceImage>) -> Vec<Moved> {
             unit: unit.clone(),
             image: s.image.clone(),
         })
-        .collect()
+        .collect();
+    // (Told only when the engine listed a running container: one that
+    // cannot be asked names no image at all.)
+    let missing = (images.into_iter())
+        .filter(|image| !running.is_empty() && !named_now.contains_key(image))
+        .collect();
+    Seen { moved, missing }
 }
 
 /// Whether a container created from image `created_from` runs another

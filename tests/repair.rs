@@ -688,6 +688,101 @@ fn a_file_systemd_reads_before_unitgens_is_told_and_left_in_place() {
     }
 }
 
+/// An image removed from the host while its container runs (`docker rmi`
+/// of the tag, `docker image prune -a` of the backup's helper): all runs,
+/// but the next start (a reboot, the night's backup) must pull it, and
+/// fails where it cannot be had; plan, status and apply said "up to date".
+/// Now told, and apply pulls it, restarting nothing.
+#[test]
+fn an_image_removed_from_under_a_running_service_is_pulled_again() {
+    let registry = support::registry::Registry::start();
+    registry.push_new("ugimg/web:1", "ugimg-web");
+    registry.push_new("ugimg/helper:1", "ugimg-helper");
+    let (web_image, helper) = (
+        registry.image("ugimg/web:1"),
+        registry.image("ugimg/helper:1"),
+    );
+    let world = World::new("ugimg");
+    let password = world.sandbox.root().join("etc/ugimg/restic-password");
+    std::fs::create_dir_all(password.parent().unwrap()).unwrap();
+    std::fs::write(&password, "restic\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    world.write(&format!(
+        "app: ugimg
+services:
+  web:
+    image: {web_image}
+    command: [sleep, \"1000000\"]
+    init: true
+    volumes: [\"data:/data\"]
+    backup: {{}}
+backup:
+  repository: /var/backups/ugimg
+  password_file: /etc/ugimg/restic-password
+  helper_image: {helper}
+instances:
+  live: {{}}
+"
+    ));
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+    let running = world.id("live", "web");
+
+    // (The tag of an image a container uses goes only with --force.)
+    for image in [&web_image, &helper] {
+        let removed = support::docker::docker(["rmi", "--force", image.as_str()]);
+        assert!(removed.status.success(), "{}", text(&removed));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    for image in [&web_image, &helper] {
+        assert!(
+            shown.contains(&format!(
+                "! image {image} is not on this host any more (removed by hand?): the next \
+                 start of what runs it must pull it; applying pulls it"
+            )),
+            "{shown}"
+        );
+    }
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        marked(
+            &shown,
+            "web",
+            &format!("its image {web_image} is not on this host any more")
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "its helper image {helper} is not on this host any more"
+        )),
+        "{shown}"
+    );
+
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "ugimg-live: pulled {helper}, {web_image}, which this host no longer had"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.id("live", "web"), running, "nothing restarted");
+    for image in [&web_image, &helper] {
+        let back = support::docker::docker(["image", "inspect", image.as_str()]);
+        assert!(back.status.success(), "{image} is back");
+    }
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}
+
 /// Issue 7 item 3: killed right after writing unit files, the next apply
 /// started them but never enabled them (nothing ran after a reboot), or
 /// restarted nothing (the old container kept serving) while `plan` said

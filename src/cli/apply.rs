@@ -629,15 +629,23 @@ fn refuse_claimed_routes(
 }
 
 /// The plan, with the unchanged services whose image tag has moved on this
-/// host since their container was created (they are restarted).
+/// host since their container was created (they are restarted), and the
+/// images unchanged units need that the host no longer has (pulled).
 fn plan_for_host(installed: &[UnitFile], desired: &[UnitFile]) -> Plan {
     let plan = Plan::new(installed, desired);
     let kept: BTreeMap<String, ServiceImage> = pull::service_images(desired)
         .into_iter()
         .filter(|(unit, _)| plan.keep.contains(unit))
         .collect();
-    let moved = pull::moved(&kept);
-    plan.with_moved(moved)
+    // (Those of new or changed units are fetched with their change.)
+    let kept_units: Vec<UnitFile> = (desired.iter())
+        .filter(|unit| plan.keep.contains(&unit.name))
+        .cloned()
+        .collect();
+    let seen = pull::moved(&kept, &pull::helper_images(&kept_units));
+    let mut plan = plan.with_moved(seen.moved);
+    plan.missing_images = seen.missing;
+    plan
 }
 
 /// How apply and rollback bring units up.
@@ -831,6 +839,25 @@ pub fn converge_and_record(
             } else {
                 format!("{} are", masked.join(", "))
             }
+        ));
+    }
+    // Images a running service's next start (a reboot) or the backup needs
+    // that were removed from the host: fetched now, as for a change.
+    let mut plan = plan;
+    if !plan.missing_images.is_empty() {
+        let missing: BTreeSet<String> = std::mem::take(&mut plan.missing_images)
+            .into_iter()
+            .collect();
+        let policy = match pull {
+            PullPolicy::Always => PullPolicy::Missing,
+            other => other,
+        };
+        pull::fetch(&missing, policy, &progress).map_err(|unavailable| {
+            failure_report(name, Failure::untouched(pull::describe(&unavailable)))
+        })?;
+        progress.line(&format!(
+            "{name}: pulled {}, which this host no longer had",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     let latest = state

@@ -454,8 +454,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         // The images the services' references name now: a tag moved since
         // a container was made from it (pulled, built, `docker tag`) makes
         // its next start run another image.
+        // The backup's helper image too: the night's backup needs it.
+        let helpers: Vec<(&str, String)> = (summed.iter())
+            .filter_map(|(unit, owner)| Some((unit.name.as_str(), owner.helper_image.clone()?)))
+            .collect();
         let references: Vec<String> = (owners.iter())
             .filter_map(|o| o.image.clone())
+            .chain(helpers.iter().map(|(_, image)| image.clone()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -480,6 +485,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         });
         let states = states.map_err(|e| miette::miette!("{e}"))?;
         let details = details.map_err(|e| miette::miette!("{e}"))?;
+        // (Only when the engine listed a container: one that cannot be
+        // asked names no image at all.)
+        if !containers.is_empty() {
+            for (unit, image) in helpers.iter().filter(|(_, i)| !named_now.contains_key(i)) {
+                other_units.push(NotAsApplied {
+                    unit: unit.to_string(),
+                    why: vec![format!(
+                        "its helper image {image} is not on this host any more (removed by \
+                         hand?): the next backup must pull it"
+                    )],
+                });
+            }
+        }
         match running {
             Ok(running) => {
                 let down: Vec<&str> = (installed.iter().zip(&states))
@@ -575,6 +593,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 not_as_applied.push(format!(
                     "its image {image} moved: the tag now names another image than its \
                      container runs (its next start runs that one)"
+                ));
+            }
+            if let (Some(c), Some(image)) = (&container, &owner.image)
+                && c.status == "running"
+                && !named_now.contains_key(image)
+            {
+                not_as_applied.push(format!(
+                    "its image {image} is not on this host any more (removed by hand?): its \
+                     next start must pull it"
                 ));
             }
             if let Some((_, file)) = secrets_differ.iter().find(|(u, _)| *u == unit.name) {
