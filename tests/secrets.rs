@@ -20,6 +20,8 @@ const TOKEN_CORE: &str = "Tk7api-t0ken";
 const SMTP_CORE: &str = "Mx4smtp-pw";
 const NEW_DB_CORE: &str = "Rn2db-r0tated";
 const FAILED_DB_CORE: &str = "Fb8db-n3ver";
+/// In an `env_file:`, which the unit reads at its start.
+const ENV_FILE_CORE: &str = "Ev5file-pw";
 
 /// Around each core, what quoting gets wrong: spaces at both ends, quotes,
 /// `$`, `%`, a backslash, `#`, `=`, a tab, non-ASCII and a C1 control.
@@ -466,9 +468,16 @@ fn holds_secret(path: &Path) -> bool {
     };
     let _ = file.take(1 << 20).read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
-    [DB_CORE, TOKEN_CORE, SMTP_CORE, NEW_DB_CORE, FAILED_DB_CORE]
-        .iter()
-        .any(|core| text.contains(core))
+    [
+        DB_CORE,
+        TOKEN_CORE,
+        SMTP_CORE,
+        NEW_DB_CORE,
+        FAILED_DB_CORE,
+        ENV_FILE_CORE,
+    ]
+    .iter()
+    .any(|core| text.contains(core))
 }
 
 /// A planted secret is looked for on every surface a local user, a log
@@ -485,6 +494,8 @@ fn a_planted_secret_shows_on_no_surface() {
     let dir = world.file().parent().unwrap().to_path_buf();
     std::fs::write(dir.join("db_password"), hostile(DB_CORE) + "\n").unwrap();
     std::fs::write(dir.join("smtp"), hostile(SMTP_CORE) + "\n").unwrap();
+    let env_file = dir.join("app.env");
+    std::fs::write(&env_file, format!("FROM_FILE={ENV_FILE_CORE}\n")).unwrap();
     let password = world.sandbox.root().join("etc/sekswp/restic-password");
     std::fs::create_dir_all(password.parent().unwrap()).unwrap();
     std::fs::write(&password, "restic\n").unwrap();
@@ -493,7 +504,11 @@ fn a_planted_secret_shows_on_no_surface() {
         .replace("app: sekret", "app: sekswp")
         .replace(
             "    environment: {PLAIN: visible}\n",
-            "    environment: {PLAIN: visible}\n    volumes: [\"data:/data\"]\n    backup: {}\n",
+            &format!(
+                "    environment: {{PLAIN: visible}}\n    env_file: [\"{}\"]\n    \
+                 volumes: [\"data:/data\"]\n    backup: {{}}\n",
+                env_file.display()
+            ),
         )
         + "backup:\n  repository: /var/backups/sekswp\n  password_file: /etc/sekswp/restic-password\n  \
            helper_image: unitgen-test/busybox:1\n";
@@ -543,10 +558,9 @@ fn a_planted_secret_shows_on_no_surface() {
         let out = run(args);
         assert!(out.status.success(), "unitgen {args:?}: {}", text(&out));
     }
-    for file in files_below(
-        &dir,
-        &[dir.join("db_password").as_path(), &dir.join("smtp")],
-    ) {
+    let sources = [dir.join("db_password"), dir.join("smtp"), env_file.clone()];
+    let sources: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+    for file in files_below(&dir, &sources) {
         assert!(!holds_secret(&file), "{} holds a secret", file.display());
     }
     // --fleet refuses secrets, without them.
@@ -624,11 +638,22 @@ fn a_planted_secret_shows_on_no_surface() {
             );
         }
     }
-    holding.retain(|file| !file.starts_with(&secrets_dir));
+    // The unit's copy of its env_file (its values read as compose reads
+    // them), root-only.
+    let env_file_copy = root.join("run/unitgen/sekswp-live-db.env-files");
+    assert_eq!(mode(&env_file_copy), 0o600);
+    holding.retain(|file| !file.starts_with(&secrets_dir) && *file != env_file_copy);
     assert!(holding.is_empty(), "files hold a secret: {holding:#?}");
     for file in files_below(&secrets_dir, &[]) {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
+    // destroy takes them all.
+    assert!(run(&["destroy", "live"]).status.success());
+    let left: Vec<PathBuf> = (files_below(&written, &[]).into_iter())
+        .chain(files_below(&root.join("run"), &[]))
+        .filter(|file| holds_secret(file))
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "destroy leaves values behind");
     eprintln!("looked at: {seen:#?}");
 }
 
