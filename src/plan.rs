@@ -170,6 +170,9 @@ pub struct Observed {
     /// The named volumes its `docker run` mounts that are gone, while it
     /// does not run: its start makes them again, empty.
     pub volumes_missing: Vec<String>,
+    /// The named volumes its `docker run` mounts that were made after it
+    /// last stopped, while it does not run: not the ones it ran with.
+    pub volumes_made_again: Vec<String>,
 }
 
 impl Observed {
@@ -240,6 +243,11 @@ impl Observed {
                 volumes: self.volumes_missing.clone(),
             });
         }
+        if !self.volumes_made_again.is_empty() {
+            faults.push(Fault::VolumeMadeAgain {
+                volumes: self.volumes_made_again.clone(),
+            });
+        }
         faults
     }
 }
@@ -287,6 +295,11 @@ pub enum Fault {
     /// volume rm`, `docker volume prune`): its start makes them again,
     /// empty. Told, not mended: the data is gone.
     VolumeMissing { volumes: Vec<String> },
+    /// Named volumes of a service that does not run were made after it
+    /// last stopped (`docker volume rm`, then `docker volume create` or
+    /// another container's start): its start mounts them as they are, not
+    /// the data it ran with. Told, not mended.
+    VolumeMadeAgain { volumes: Vec<String> },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -327,6 +340,20 @@ impl std::fmt::Display for Fault {
                 volumes.join(", "),
                 if volumes.len() == 1 { "is" } else { "are" },
                 if volumes.len() == 1 { "it" } else { "them" }
+            ),
+            Fault::VolumeMadeAgain { volumes } => write!(
+                f,
+                "its volume{} {} {} made again since it last stopped: its start mounts {} as \
+                 {}, not the data it ran with",
+                if volumes.len() == 1 { "" } else { "s" },
+                volumes.join(", "),
+                if volumes.len() == 1 { "was" } else { "were" },
+                if volumes.len() == 1 { "it" } else { "them" },
+                if volumes.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
             ),
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
@@ -571,7 +598,10 @@ impl Plan {
                     .filter(|f| {
                         matches!(
                             f,
-                            Fault::NotEnabled(_) | Fault::Masked(_) | Fault::VolumeMissing { .. }
+                            Fault::NotEnabled(_)
+                                | Fault::Masked(_)
+                                | Fault::VolumeMissing { .. }
+                                | Fault::VolumeMadeAgain { .. }
                         )
                     })
                     .collect()

@@ -152,6 +152,8 @@ pub struct UnitDetails {
     pub exec_start: Vec<String>,
     /// When the unit last became active, in microseconds since the epoch.
     pub active_enter_timestamp: u64,
+    /// When it last stopped (or failed), in microseconds since the epoch.
+    pub inactive_enter_timestamp: u64,
 }
 
 /// A unit's state as systemd sees it. The service fields are zero or empty
@@ -168,6 +170,9 @@ pub struct UnitState {
     /// When the unit last became active, in microseconds since the epoch
     /// (0: never).
     pub active_enter_timestamp: u64,
+    /// When it last stopped or failed, in microseconds since the epoch (0:
+    /// never, since the manager started).
+    pub inactive_enter_timestamp: u64,
     /// How often systemd restarted the service (`Restart=`).
     pub n_restarts: u32,
     /// The service's main process (0: none).
@@ -516,6 +521,7 @@ impl Systemd {
             active_state: props.active_state().map_err(bus)?,
             sub_state: props.sub_state().map_err(bus)?,
             active_enter_timestamp: props.active_enter_timestamp().map_err(bus)?,
+            inactive_enter_timestamp: props.inactive_enter_timestamp().map_err(bus)?,
             n_restarts: 0,
             main_pid: 0,
             result: String::new(),
@@ -623,11 +629,12 @@ impl Systemd {
             (UNIT, "DropInPaths"),
             (UNIT, "FragmentPath"),
             (UNIT, "ActiveEnterTimestamp"),
+            (UNIT, "InactiveEnterTimestamp"),
             ("org.freedesktop.systemd1.Service", "ExecStart"),
         ];
         let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
             .flat_map(|(unit, listed)| {
-                let reads = if unit.ends_with(".service") { 6 } else { 5 };
+                let reads = if unit.ends_with(".service") { 7 } else { 6 };
                 (per_unit.iter().take(reads))
                     .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
             })
@@ -667,6 +674,11 @@ impl Systemd {
                     unit,
                     "ActiveEnterTimestamp",
                     next(unit, "ActiveEnterTimestamp")?,
+                )?,
+                inactive_enter_timestamp: typed(
+                    unit,
+                    "InactiveEnterTimestamp",
+                    next(unit, "InactiveEnterTimestamp")?,
                 )?,
                 exec_start: Vec::new(),
             };

@@ -783,6 +783,70 @@ instances:
     assert_eq!(status(&world).0, Some(0));
 }
 
+/// A stopped service's named volume removed and made again by hand
+/// (`docker volume rm`, then `docker volume create`, or a compose file's
+/// `up` with the same name): it exists, so plan said only "start", whose
+/// container then mounted the new, empty volume instead of its data.
+#[test]
+fn a_volume_made_again_while_its_service_is_stopped_is_told() {
+    let world = World::new("ugvol");
+    let port = free_port();
+    world.write(&yaml("ugvol", "v1", Some("extra"), port));
+    world.apply_ok("live");
+    world.exec("live", "extra", "echo kept > /data/file");
+    let stopped = world
+        .sandbox
+        .systemctl(["stop", "ugvol-live-extra.service"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(!shown.contains("made again"), "the same volume: {shown}");
+
+    // Docker counts a volume's time in whole seconds: made in a later
+    // second than the stop.
+    let after_stop = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    wait_for(Duration::from_secs(5), || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        (now.unwrap().as_secs() > after_stop).then_some(())
+    })
+    .unwrap();
+    for args in [
+        ["volume", "rm", "ugvol-live-data"],
+        ["volume", "create", "ugvol-live-data"],
+    ] {
+        let out = support::docker::docker(args);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    let again = "its volume ugvol-live-data was made again since it last stopped: its start \
+                 mounts it as it is, not the data it ran with";
+    assert!(
+        shown.contains(&format!(
+            "* ugvol-live-extra.service (inactive (dead), {again}: start)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "extra", again), "{shown}");
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "warning: ugvol-live-extra.service is started with ugvol-live-data as made again \
+             since it stopped"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.exec("live", "extra", "ls /data"), "", "as told");
+    assert_eq!(plan(&world).0, Some(0));
+}
+
 /// Issue 7 item 3: killed right after writing unit files, the next apply
 /// started them but never enabled them (nothing ran after a reboot), or
 /// restarted nothing (the old container kept serving) while `plan` said

@@ -961,6 +961,14 @@ pub fn converge_and_record(
                     volumes.join(", ")
                 ));
             }
+            if let crate::plan::Fault::VolumeMadeAgain { volumes } = fault {
+                progress.line(&format!(
+                    "warning: {} is started with {} as made again since it stopped: the data \
+                     it ran with is gone (a backup's `unitgen restore` puts it back)",
+                    repair.unit,
+                    volumes.join(", ")
+                ));
+            }
         }
     }
 

@@ -537,15 +537,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .collect();
         // Named volumes of services that do not run: one more question to
         // Docker, only if there are any.
-        let unstarted_volumes: Vec<&String> = (states.iter().zip(&asked))
+        let unstarted_volumes: Vec<String> = (states.iter().zip(&asked))
             .filter(|(state, _)| state.active_state != "active")
             .filter_map(|(_, args)| args.as_ref())
-            .flat_map(|args| &args.named_volumes)
+            .flat_map(|args| args.named_volumes.iter().cloned())
             .collect();
-        let volumes = match unstarted_volumes.is_empty() {
-            true => Vec::new(),
-            false => docker::volumes().map_err(|e| miette::miette!("{e}"))?,
-        };
+        let volumes =
+            docker::volumes_made(&unstarted_volumes).map_err(|e| miette::miette!("{e}"))?;
         for ((((unit, owner), state), details), args) in (installed.iter().zip(owners).zip(states))
             .zip(details)
             .zip(asked)
@@ -577,9 +575,14 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             if !active && let Some(args) = &args {
                 seen.volumes_missing = (args.named_volumes.iter())
-                    .filter(|v| !volumes.contains(v))
+                    .filter(|v| !volumes.contains_key(*v))
                     .cloned()
                     .collect();
+                seen.volumes_made_again = observe::made_since(
+                    &args.named_volumes,
+                    &volumes,
+                    details.inactive_enter_timestamp,
+                );
             }
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();

@@ -194,6 +194,7 @@ mod tests {
                 active_state: "activating".into(),
                 sub_state: "auto-restart".into(),
                 active_enter_timestamp: 0,
+                inactive_enter_timestamp: 0,
                 n_restarts: 0,
                 main_pid: 0,
                 result: "exit-code".into(),

@@ -36,8 +36,8 @@ pub fn observe(
     let mut with_container = Vec::new();
     // (index in `observed`, network) of the active network unit.
     let mut network_unit = None;
-    // (index in `observed`, unit, when it became active) of every unit
-    // that runs a container.
+    // (index in `observed`, unit, when it became active, when it stopped)
+    // of every unit that runs a container.
     let mut services = Vec::new();
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
@@ -60,7 +60,12 @@ pub fn observe(
             network_unit = Some((observed.len(), network));
         }
         if owner.as_ref().is_some_and(|o| o.container().is_some()) {
-            services.push((observed.len(), name.clone(), state.active_enter_timestamp));
+            services.push((
+                observed.len(),
+                name.clone(),
+                state.active_enter_timestamp,
+                state.inactive_enter_timestamp,
+            ));
         }
         // A oneshot's container is done once the unit is active (exited).
         if state.is_active()
@@ -92,14 +97,16 @@ pub fn observe(
             network_missing: None,
             container_differs: Vec::new(),
             volumes_missing: Vec::new(),
+            volumes_made_again: Vec::new(),
         });
     }
     // What each service's `docker run` asks, as systemd runs it.
-    let names: Vec<String> = services.iter().map(|(_, unit, _)| unit.clone()).collect();
-    let asked: Vec<(usize, Option<run_args::RunArgs>, u64)> =
-        (services.iter().zip(systemd.exec_starts(&names)?))
-            .map(|((index, _, started), argv)| (*index, run_args::read(&argv), *started))
-            .collect();
+    let names: Vec<String> = services.iter().map(|(_, unit, ..)| unit.clone()).collect();
+    let asked: Vec<(usize, Option<run_args::RunArgs>, u64, u64)> = (services
+        .iter()
+        .zip(systemd.exec_starts(&names)?))
+    .map(|((index, _, started, stopped), argv)| (*index, run_args::read(&argv), *started, *stopped))
+    .collect();
     // Two questions to Docker, and only if some active unit runs a
     // container: its containers, and the instance's (for strays).
     let mut stray_containers = Vec::new();
@@ -115,7 +122,7 @@ pub fn observe(
         let network = crate::model::prefix(&owner.app, &owner.instance);
         for (index, _, name) in &with_container {
             let (args, started) = match asked.iter().find(|(i, ..)| i == index) {
-                Some((_, args, started)) => (args.as_ref(), *started),
+                Some((_, args, started, _)) => (args.as_ref(), *started),
                 None => (None, 0),
             };
             let seen = &mut observed[*index];
@@ -135,19 +142,29 @@ pub fn observe(
     }
     // A service that does not run makes the named volumes it mounts at its
     // start: one removed meanwhile (`docker volume rm`, `docker volume
-    // prune` while it was stopped) comes back empty. One question to
+    // prune` while it was stopped) comes back empty, and one made again
+    // since it stopped is not the one it ran with. One question to
     // Docker, only if such a service mounts one.
-    let stopped: Vec<(usize, Vec<String>)> = (asked.iter())
+    let stopped: Vec<(usize, Vec<String>, u64)> = (asked.iter())
         .filter(|(index, ..)| observed[*index].active_state != "active")
-        .filter_map(|(index, args, _)| Some((*index, args.as_ref()?.named_volumes.clone())))
-        .filter(|(_, volumes)| !volumes.is_empty())
+        .filter_map(|(index, args, _, stopped)| {
+            Some((*index, args.as_ref()?.named_volumes.clone(), *stopped))
+        })
+        .filter(|(_, volumes, _)| !volumes.is_empty())
         .collect();
     if !stopped.is_empty() {
-        let volumes = docker::volumes()
-            .map_err(|e| Error::new("listing Docker's volumes", zbus::Error::Failure(e)))?;
-        for (index, named) in stopped {
-            observed[index].volumes_missing =
-                named.into_iter().filter(|v| !volumes.contains(v)).collect();
+        let named: Vec<String> = (stopped.iter())
+            .flat_map(|(_, volumes, _)| volumes.iter().cloned())
+            .collect();
+        let volumes = docker::volumes_made(&named)
+            .map_err(|e| Error::new("reading Docker's volumes", zbus::Error::Failure(e)))?;
+        for (index, named, stopped) in stopped {
+            let seen = &mut observed[index];
+            seen.volumes_missing = (named.iter())
+                .filter(|v| !volumes.contains_key(*v))
+                .cloned()
+                .collect();
+            seen.volumes_made_again = made_since(&named, &volumes, stopped);
         }
     }
     // The network unit is a oneshot that stays active: removed by hand
@@ -169,6 +186,25 @@ pub fn observe(
         units: observed,
         stray_containers,
     })
+}
+
+/// Of a stopped service's named volumes (`volumes`: those that exist, with
+/// when each was made), those made after it `stopped` (microseconds since
+/// the epoch; 0: not since its manager started, when nothing is told).
+/// Docker counts a volume's time in whole seconds: one made in the second
+/// the service stopped is not told.
+pub fn made_since(
+    named: &[String],
+    volumes: &std::collections::HashMap<String, Option<u64>>,
+    stopped: u64,
+) -> Vec<String> {
+    (named.iter())
+        .filter(|v| {
+            let made = volumes.get(*v).copied().flatten();
+            stopped > 0 && made.is_some_and(|made| made > stopped)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Of the instance's running containers (found by its labels), those no
