@@ -596,6 +596,7 @@ fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
 }
 
 pub fn main() -> ExitCode {
+    crate::secrets::no_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),

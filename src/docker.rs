@@ -266,6 +266,29 @@ pub fn volumes() -> Result<Vec<String>, String> {
     Ok(listed.lines().map(str::to_owned).collect())
 }
 
+/// Of the volumes `names`, those that exist, each with when it was made
+/// (microseconds since the epoch; None when Docker's time cannot be read),
+/// in one call.
+pub fn volumes_made(names: &[String]) -> Result<HashMap<String, Option<u64>>, String> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let out = command()
+        .args(["volume", "inspect", "--format", "{{.Name}}\t{{.CreatedAt}}"])
+        .args(names)
+        .output()
+        .map_err(|e| format!("running docker volume inspect: {e}"))?;
+    // It lists those that exist, and fails on the others.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !(stderr.lines()).all(|l| l.contains("No such volume")) {
+        return Err(format!("docker volume inspect failed: {}", stderr.trim()));
+    }
+    Ok((String::from_utf8_lossy(&out.stdout).lines())
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, made)| (name.to_string(), crate::cli::when::parse_iso_micros(made)))
+        .collect())
+}
+
 /// Whether a network of exactly this name exists.
 pub fn network_exists(name: &str) -> Result<bool, String> {
     let listed = run(

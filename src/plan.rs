@@ -30,6 +30,12 @@ pub fn reloads_on_change(text: &str) -> bool {
     crate::render::owner(text).is_some_and(|o| o.routes.is_some())
 }
 
+/// What a unit loaded from another file than unitgen's means (see
+/// [`Observed::loaded_elsewhere`]), after that file's path.
+pub const LOADED_ELSEWHERE: &str = "a file of its name that systemd reads before unitgen's, \
+     so it runs that file, not the template (apply leaves it in place; move what it changes \
+     into the template and delete it)";
+
 /// How `plan` describes a changed network unit (see [`starts_on_change`]).
 pub const NETWORK_REWRITE: &str =
     "changed: rewrite: the network stays, its next start runs the new text";
@@ -78,6 +84,10 @@ pub struct Plan {
     /// change its meaning. Apply leaves them in place, so the host does not
     /// run exactly the template while they exist.
     pub drop_ins: Vec<(String, Vec<String>)>,
+    /// Units systemd loads from another file than unitgen's, with that
+    /// file (see [`Observed::loaded_elsewhere`]): it runs that one. Apply
+    /// leaves it in place, as it does drop-ins.
+    pub loaded_elsewhere: Vec<(String, String)>,
     /// An earlier apply stopped before it recorded its revision (killed,
     /// or the state directory could not be written), or another command is
     /// changing the instance right now ([`Plan::changing_now`]): why this
@@ -103,6 +113,13 @@ pub struct Plan {
     /// containers run with what they read at their start, but their next
     /// start (a reboot) would not. Apply writes them again.
     pub stale_secrets: Vec<String>,
+    /// Images the next start of a running service, or the backup, needs
+    /// that this host no longer has (a `docker rmi` of a running service's
+    /// tag, a prune of the backup's helper; see `systemd::observe`):
+    /// a reboot would have to pull them, and one that cannot be had (a
+    /// registry out of reach, a local build) keeps the service down. Apply
+    /// pulls them.
+    pub missing_images: Vec<String>,
     /// The copies of the routes' certificate, key and htpasswd files in the
     /// router's folder that are missing or hold something else: the router
     /// serves or checks with them. Apply copies them again.
@@ -131,6 +148,9 @@ pub struct Observed {
     pub active_state: String,
     pub sub_state: String,
     pub drop_ins: Vec<String>,
+    /// The file systemd loaded it from, when that is not unitgen's (see
+    /// `Host::loaded_elsewhere`).
+    pub loaded_from: Option<String>,
     /// It was started before an interrupted apply changed its file, so it
     /// may run the old configuration.
     pub old_configuration: bool,
@@ -151,9 +171,21 @@ pub struct Observed {
     /// The named volumes its `docker run` mounts that are gone, while it
     /// does not run: its start makes them again, empty.
     pub volumes_missing: Vec<String>,
+    /// The named volumes its `docker run` mounts that were made after it
+    /// last stopped, while it does not run: not the ones it ran with.
+    pub volumes_made_again: Vec<String>,
 }
 
 impl Observed {
+    /// The file systemd runs the unit from instead of unitgen's: one of
+    /// the same name that an admin (or `systemctl edit --full` of a
+    /// runtime unit, a generator) put in a directory systemd reads first.
+    /// Not a mask's link to /dev/null, which is told as
+    /// [`Fault::Masked`].
+    pub fn loaded_elsewhere(&self) -> Option<&str> {
+        (self.loaded_from.as_deref()).filter(|_| !self.unit_file_state.starts_with("masked"))
+    }
+
     /// How a unit whose file is as applied differs from it on the host
     /// (drop-ins aside, which apply does not mend): what `plan` repairs and
     /// `status` marks. `triggered`: a timer or a failure starts it, so not
@@ -161,9 +193,12 @@ impl Observed {
     pub fn faults(&self, triggered: bool) -> Vec<Fault> {
         let mut faults = Vec::new();
         // `static`: no [Install] section, nothing to enable.
+        // (Loaded from another file, its enablement is that file's.)
         if self.unit_file_state.starts_with("masked") {
             faults.push(Fault::Masked(self.unit_file_state.clone()));
-        } else if !matches!(self.unit_file_state.as_str(), "enabled" | "static") {
+        } else if self.loaded_elsewhere().is_none()
+            && !matches!(self.unit_file_state.as_str(), "enabled" | "static")
+        {
             faults.push(Fault::NotEnabled(self.unit_file_state.clone()));
         }
         if self.need_daemon_reload {
@@ -209,6 +244,11 @@ impl Observed {
                 volumes: self.volumes_missing.clone(),
             });
         }
+        if !self.volumes_made_again.is_empty() {
+            faults.push(Fault::VolumeMadeAgain {
+                volumes: self.volumes_made_again.clone(),
+            });
+        }
         faults
     }
 }
@@ -221,6 +261,9 @@ pub struct Observation {
     pub stray_containers: Vec<String>,
     /// Kept units whose image tag moved (see [`Plan::with_moved`]).
     pub moved: Vec<Moved>,
+    /// Images kept units need that the host no longer has (see
+    /// [`Plan::missing_images`]).
+    pub missing_images: Vec<String>,
 }
 
 /// One way a unit on the host differs from its applied file.
@@ -258,6 +301,11 @@ pub enum Fault {
     /// volume rm`, `docker volume prune`): its start makes them again,
     /// empty. Told, not mended: the data is gone.
     VolumeMissing { volumes: Vec<String> },
+    /// Named volumes of a service that does not run were made after it
+    /// last stopped (`docker volume rm`, then `docker volume create` or
+    /// another container's start): its start mounts them as they are, not
+    /// the data it ran with. Told, not mended.
+    VolumeMadeAgain { volumes: Vec<String> },
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -298,6 +346,20 @@ impl std::fmt::Display for Fault {
                 volumes.join(", "),
                 if volumes.len() == 1 { "is" } else { "are" },
                 if volumes.len() == 1 { "it" } else { "them" }
+            ),
+            Fault::VolumeMadeAgain { volumes } => write!(
+                f,
+                "its volume{} {} {} made again since it last stopped: its start mounts {} as \
+                 {}, not the data it ran with",
+                if volumes.len() == 1 { "" } else { "s" },
+                volumes.join(", "),
+                if volumes.len() == 1 { "was" } else { "were" },
+                if volumes.len() == 1 { "it" } else { "them" },
+                if volumes.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
             ),
             Fault::RoutesNotWritten => {
                 f.write_str("its routes file is missing or was changed by hand")
@@ -480,10 +542,12 @@ impl Plan {
         self.is_empty()
             && self.repair.is_empty()
             && self.drop_ins.is_empty()
+            && self.loaded_elsewhere.is_empty()
             && self.unfinished.is_none()
             && self.handover_left.is_none()
             && self.restore.is_none()
             && self.stale_secrets.is_empty()
+            && self.missing_images.is_empty()
             && self.stale_route_files.is_empty()
             && self.stray_containers.is_empty()
     }
@@ -540,7 +604,10 @@ impl Plan {
                     .filter(|f| {
                         matches!(
                             f,
-                            Fault::NotEnabled(_) | Fault::Masked(_) | Fault::VolumeMissing { .. }
+                            Fault::NotEnabled(_)
+                                | Fault::Masked(_)
+                                | Fault::VolumeMissing { .. }
+                                | Fault::VolumeMadeAgain { .. }
                         )
                     })
                     .collect()
@@ -554,6 +621,10 @@ impl Plan {
             if !seen.drop_ins.is_empty() {
                 self.drop_ins
                     .push((seen.unit.clone(), seen.drop_ins.clone()));
+            }
+            if let Some(file) = seen.loaded_elsewhere() {
+                self.loaded_elsewhere
+                    .push((seen.unit.clone(), file.to_string()));
             }
         }
     }
@@ -766,6 +837,14 @@ impl Plan {
                 paint("31", "!")
             );
         }
+        for image in &self.missing_images {
+            let _ = writeln!(
+                out,
+                "{} image {image} is not on this host any more (removed by hand?): the next \
+                 start of what runs it must pull it; applying pulls it",
+                paint("31", "!")
+            );
+        }
         for container in &self.stray_containers {
             let _ = writeln!(
                 out,
@@ -795,6 +874,13 @@ impl Plan {
                  apply leaves them in place; move the setting into the template and delete them)",
                 paint("31", "!"),
                 paths.join(", ")
+            );
+        }
+        for (unit, file) in &self.loaded_elsewhere {
+            let _ = writeln!(
+                out,
+                "{} {unit} is loaded from {file}: {LOADED_ELSEWHERE}",
+                paint("31", "!"),
             );
         }
         for name in &self.hand_edited {

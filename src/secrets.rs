@@ -104,6 +104,21 @@ fn read_problem(secret: &Secret, why: String) -> Problem {
         .help(help)
 }
 
+/// Keeps this process's memory, which holds the secrets `plan`, `apply`,
+/// `status` and `rollback` read, out of core dumps: with the kernel's
+/// default core pattern (`core`, in the working directory) and cores
+/// allowed (`ulimit -c unlimited`, a CI runner's service), an abort or a
+/// crash wrote them next to the template, where `git add .` takes them.
+/// As ssh-agent does (`PR_SET_DUMPABLE` 0, which also keeps other users'
+/// debuggers out). The programs unitgen runs are dumpable again: exec
+/// resets it.
+pub fn no_core_dumps() {
+    // SAFETY: prctl with integer arguments only reads them.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 /// The most bytes read from a source: the longest value, its line break
 /// (`\r\n`) and one more, which tells that it is too long. A source that
 /// never ends (`/dev/zero`, a command that keeps writing) is not read to

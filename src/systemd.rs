@@ -145,11 +145,15 @@ pub struct UnitDetails {
     pub unit_file_state: String,
     pub need_daemon_reload: bool,
     pub drop_in_paths: Vec<String>,
+    /// The file systemd loaded the unit from (see [`UnitState::fragment_path`]).
+    pub fragment_path: String,
     /// The first `ExecStart=` command line as systemd parsed it, program
     /// first (empty for other units).
     pub exec_start: Vec<String>,
     /// When the unit last became active, in microseconds since the epoch.
     pub active_enter_timestamp: u64,
+    /// When it last stopped (or failed), in microseconds since the epoch.
+    pub inactive_enter_timestamp: u64,
 }
 
 /// A unit's state as systemd sees it. The service fields are zero or empty
@@ -166,6 +170,9 @@ pub struct UnitState {
     /// When the unit last became active, in microseconds since the epoch
     /// (0: never).
     pub active_enter_timestamp: u64,
+    /// When it last stopped or failed, in microseconds since the epoch (0:
+    /// never, since the manager started).
+    pub inactive_enter_timestamp: u64,
     /// How often systemd restarted the service (`Restart=`).
     pub n_restarts: u32,
     /// The service's main process (0: none).
@@ -190,6 +197,11 @@ pub struct UnitState {
     /// Drop-in files (`systemctl edit`, `set-property` ...) that systemd
     /// merged into the unit.
     pub drop_in_paths: Vec<String>,
+    /// The unit file systemd loaded, as its file system names it (empty:
+    /// none). Of several files of the unit's name, the one in the
+    /// directory systemd reads first (`/etc/systemd/system.control`,
+    /// `/run/systemd/transient`, ... before `/etc/systemd/system`).
+    pub fragment_path: String,
 }
 
 impl UnitState {
@@ -509,6 +521,7 @@ impl Systemd {
             active_state: props.active_state().map_err(bus)?,
             sub_state: props.sub_state().map_err(bus)?,
             active_enter_timestamp: props.active_enter_timestamp().map_err(bus)?,
+            inactive_enter_timestamp: props.inactive_enter_timestamp().map_err(bus)?,
             n_restarts: 0,
             main_pid: 0,
             result: String::new(),
@@ -524,6 +537,7 @@ impl Systemd {
             unit_file_state: props.unit_file_state().map_err(bus)?,
             need_daemon_reload: props.need_daemon_reload().map_err(bus)?,
             drop_in_paths: props.drop_in_paths().map_err(bus)?,
+            fragment_path: props.fragment_path().map_err(bus)?,
         };
         // Also for a service whose unit file is gone: it may still run.
         if unit.ends_with(".service") {
@@ -613,12 +627,14 @@ impl Systemd {
             (UNIT, "UnitFileState"),
             (UNIT, "NeedDaemonReload"),
             (UNIT, "DropInPaths"),
+            (UNIT, "FragmentPath"),
             (UNIT, "ActiveEnterTimestamp"),
+            (UNIT, "InactiveEnterTimestamp"),
             ("org.freedesktop.systemd1.Service", "ExecStart"),
         ];
         let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
             .flat_map(|(unit, listed)| {
-                let reads = if unit.ends_with(".service") { 5 } else { 4 };
+                let reads = if unit.ends_with(".service") { 7 } else { 6 };
                 (per_unit.iter().take(reads))
                     .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
             })
@@ -653,10 +669,16 @@ impl Systemd {
                     next(unit, "NeedDaemonReload")?,
                 )?,
                 drop_in_paths: typed(unit, "DropInPaths", next(unit, "DropInPaths")?)?,
+                fragment_path: typed(unit, "FragmentPath", next(unit, "FragmentPath")?)?,
                 active_enter_timestamp: typed(
                     unit,
                     "ActiveEnterTimestamp",
                     next(unit, "ActiveEnterTimestamp")?,
+                )?,
+                inactive_enter_timestamp: typed(
+                    unit,
+                    "InactiveEnterTimestamp",
+                    next(unit, "InactiveEnterTimestamp")?,
                 )?,
                 exec_start: Vec::new(),
             };

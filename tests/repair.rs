@@ -623,6 +623,230 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     assert_eq!(plan(&world).0, Some(0));
 }
 
+/// A file of a unit's name in a directory systemd reads before the unit
+/// directory (`/etc/systemd/system.control`, where `systemctl
+/// set-property` and `systemctl edit --full` of a runtime unit write;
+/// `/run/systemd/transient`) is what systemd runs: web served another page
+/// while plan, status and apply said "up to date".
+#[test]
+fn a_file_systemd_reads_before_unitgens_is_told_and_left_in_place() {
+    let world = World::new("ugelse");
+    let port = free_port();
+    world.write(&yaml("ugelse", "v1", None, port));
+    world.apply_ok("live");
+    let unit = "ugelse-live-web.service";
+    let applied = std::fs::read_to_string(world.unit_file(unit)).unwrap();
+    let other_page = applied.replace("echo web >", "echo other >");
+    assert_ne!(other_page, applied);
+
+    for dir in ["etc/systemd/system.control", "run/systemd/transient"] {
+        let other = world.sandbox.root().join(dir);
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join(unit), &other_page).unwrap();
+        world.sandbox.systemctl(["daemon-reload"]);
+        world.sandbox.systemctl(["restart", unit]);
+        assert_eq!(serves(port).as_deref(), Some("other\n"), "{dir} wins");
+        let file = format!("/{dir}/{unit}");
+
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "! {unit} is loaded from {file}: {}",
+                unitgen::plan::LOADED_ELSEWHERE
+            )),
+            "{shown}"
+        );
+        // Its enablement is the other file's: not a fault of unitgen's.
+        assert!(!shown.contains("not enabled"), "{shown}");
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            marked(&shown, "web", &format!("loaded from {file}")),
+            "{shown}"
+        );
+        // Not unitgen's to delete: told, left in place, not up to date.
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("warning: systemd loads {unit} from {file}"))
+                && text(&out).contains(&format!(
+                    "ugelse-live: its units are revision 1, but systemd runs {unit} from \
+                     other files: not up to date"
+                )),
+            "{}",
+            text(&out)
+        );
+        assert!(other.join(unit).exists(), "left in place");
+
+        std::fs::remove_file(other.join(unit)).unwrap();
+        world.sandbox.systemctl(["daemon-reload"]);
+        world.sandbox.systemctl(["restart", unit]);
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0), "{dir}");
+        assert_eq!(status(&world).0, Some(0), "{dir}");
+    }
+}
+
+/// An image removed from the host while its container runs (`docker rmi`
+/// of the tag, `docker image prune -a` of the backup's helper): all runs,
+/// but the next start (a reboot, the night's backup) must pull it, and
+/// fails where it cannot be had; plan, status and apply said "up to date".
+/// Now told, and apply pulls it, restarting nothing.
+#[test]
+fn an_image_removed_from_under_a_running_service_is_pulled_again() {
+    let registry = support::registry::Registry::start();
+    registry.push_new("ugimg/web:1", "ugimg-web");
+    registry.push_new("ugimg/helper:1", "ugimg-helper");
+    let (web_image, helper) = (
+        registry.image("ugimg/web:1"),
+        registry.image("ugimg/helper:1"),
+    );
+    let world = World::new("ugimg");
+    let password = world.sandbox.root().join("etc/ugimg/restic-password");
+    std::fs::create_dir_all(password.parent().unwrap()).unwrap();
+    std::fs::write(&password, "restic\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    world.write(&format!(
+        "app: ugimg
+services:
+  web:
+    image: {web_image}
+    command: [sleep, \"1000000\"]
+    init: true
+    volumes: [\"data:/data\"]
+    backup: {{}}
+backup:
+  repository: /var/backups/ugimg
+  password_file: /etc/ugimg/restic-password
+  helper_image: {helper}
+instances:
+  live: {{}}
+"
+    ));
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+    let running = world.id("live", "web");
+
+    // (The tag of an image a container uses goes only with --force.)
+    for image in [&web_image, &helper] {
+        let removed = support::docker::docker(["rmi", "--force", image.as_str()]);
+        assert!(removed.status.success(), "{}", text(&removed));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    for image in [&web_image, &helper] {
+        assert!(
+            shown.contains(&format!(
+                "! image {image} is not on this host any more (removed by hand?): the next \
+                 start of what runs it must pull it; applying pulls it"
+            )),
+            "{shown}"
+        );
+    }
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        marked(
+            &shown,
+            "web",
+            &format!("its image {web_image} is not on this host any more")
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "its helper image {helper} is not on this host any more"
+        )),
+        "{shown}"
+    );
+
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "ugimg-live: pulled {helper}, {web_image}, which this host no longer had"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.id("live", "web"), running, "nothing restarted");
+    for image in [&web_image, &helper] {
+        let back = support::docker::docker(["image", "inspect", image.as_str()]);
+        assert!(back.status.success(), "{image} is back");
+    }
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}
+
+/// A stopped service's named volume removed and made again by hand
+/// (`docker volume rm`, then `docker volume create`, or a compose file's
+/// `up` with the same name): it exists, so plan said only "start", whose
+/// container then mounted the new, empty volume instead of its data.
+#[test]
+fn a_volume_made_again_while_its_service_is_stopped_is_told() {
+    let world = World::new("ugvol");
+    let port = free_port();
+    world.write(&yaml("ugvol", "v1", Some("extra"), port));
+    world.apply_ok("live");
+    world.exec("live", "extra", "echo kept > /data/file");
+    let stopped = world
+        .sandbox
+        .systemctl(["stop", "ugvol-live-extra.service"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(!shown.contains("made again"), "the same volume: {shown}");
+
+    // Docker counts a volume's time in whole seconds: made in a later
+    // second than the stop.
+    let after_stop = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    wait_for(Duration::from_secs(5), || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        (now.unwrap().as_secs() > after_stop).then_some(())
+    })
+    .unwrap();
+    for args in [
+        ["volume", "rm", "ugvol-live-data"],
+        ["volume", "create", "ugvol-live-data"],
+    ] {
+        let out = support::docker::docker(args);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    let again = "its volume ugvol-live-data was made again since it last stopped: its start \
+                 mounts it as it is, not the data it ran with";
+    assert!(
+        shown.contains(&format!(
+            "* ugvol-live-extra.service (inactive (dead), {again}: start)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "extra", again), "{shown}");
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "warning: ugvol-live-extra.service is started with ugvol-live-data as made again \
+             since it stopped"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.exec("live", "extra", "ls /data"), "", "as told");
+    assert_eq!(plan(&world).0, Some(0));
+}
+
 /// Issue 7 item 3: killed right after writing unit files, the next apply
 /// started them but never enabled them (nothing ran after a reboot), or
 /// restarted nothing (the old container kept serving) while `plan` said

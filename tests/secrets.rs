@@ -20,6 +20,8 @@ const TOKEN_CORE: &str = "Tk7api-t0ken";
 const SMTP_CORE: &str = "Mx4smtp-pw";
 const NEW_DB_CORE: &str = "Rn2db-r0tated";
 const FAILED_DB_CORE: &str = "Fb8db-n3ver";
+/// In an `env_file:`, which the unit reads at its start.
+const ENV_FILE_CORE: &str = "Ev5file-pw";
 
 /// Around each core, what quoting gets wrong: spaces at both ends, quotes,
 /// `$`, `%`, a backslash, `#`, `=`, a tab, non-ASCII and a C1 control.
@@ -65,8 +67,15 @@ fn unitgen(world: &World, args: &[&str]) -> Output {
 /// [`unitgen`] with more environment variables.
 fn unitgen_with(world: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
-    cmd.args(args).arg("-f").arg(world.file());
-    if args[0] != "render" {
+    cmd.args(args);
+    // (`ls` takes no template; what reads no host takes no --root.)
+    if args[0] != "ls" {
+        // (The long form: `logs` takes -f for --follow.)
+        cmd.arg("--file").arg(world.file());
+    }
+    let reads_no_host = ["render", "validate"].contains(&args[0])
+        || (args[0] == "docs" && !args.contains(&"--live"));
+    if !reads_no_host {
         cmd.arg("--root").arg(world.sandbox.root());
     }
     let out = cmd
@@ -425,4 +434,300 @@ fn secrets_reach_the_container_byte_for_byte_and_no_local_user() {
     let out = unitgen(&world, &["destroy", "live", "--volumes"]);
     assert!(out.status.success(), "destroy failed: {}", text(&out));
     assert!(!instance_dir.exists());
+}
+
+/// Every file under `dir` (not following links), skipping `skip`.
+fn files_below(dir: &Path, skip: &[&Path]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if skip.contains(&path.as_path()) {
+            continue;
+        }
+        if kind.is_dir() {
+            files.extend(files_below(&path, skip));
+        } else if kind.is_file() {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Whether `path`'s bytes (its first MiB) hold a secret's core.
+fn holds_secret(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let _ = file.take(1 << 20).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    [
+        DB_CORE,
+        TOKEN_CORE,
+        SMTP_CORE,
+        NEW_DB_CORE,
+        FAILED_DB_CORE,
+        ENV_FILE_CORE,
+    ]
+    .iter()
+    .any(|core| text.contains(core))
+}
+
+/// A planted secret is looked for on every surface a local user, a log
+/// collector or a reviewer sees: each command's output (also as JSON, and
+/// its errors), the docs, the journal of every unit (every field: a
+/// process's command line is one), `systemctl show` of every unit, the
+/// command line of every process while apply and a backup run, and every
+/// file the sandbox's systemd, its units and unitgen wrote (world-readable
+/// or not: only the secrets files may hold a value).
+#[test]
+fn a_planted_secret_shows_on_no_surface() {
+    let mut world = World::new("sekswp");
+    world.sandbox.own_containers("sekswp-");
+    let dir = world.file().parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("db_password"), hostile(DB_CORE) + "\n").unwrap();
+    std::fs::write(dir.join("smtp"), hostile(SMTP_CORE) + "\n").unwrap();
+    let env_file = dir.join("app.env");
+    std::fs::write(&env_file, format!("FROM_FILE={ENV_FILE_CORE}\n")).unwrap();
+    let password = world.sandbox.root().join("etc/sekswp/restic-password");
+    std::fs::create_dir_all(password.parent().unwrap()).unwrap();
+    std::fs::write(&password, "restic\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let yaml = yaml(&dir, SLEEP)
+        .replace("app: sekret", "app: sekswp")
+        .replace(
+            "    environment: {PLAIN: visible}\n",
+            &format!(
+                "    environment: {{PLAIN: visible}}\n    env_file: [\"{}\"]\n    \
+                 volumes: [\"data:/data\"]\n    backup: {{}}\n",
+                env_file.display()
+            ),
+        )
+        + "backup:\n  repository: /var/backups/sekswp\n  password_file: /etc/sekswp/restic-password\n  \
+           helper_image: unitgen-test/busybox:1\n";
+    world.write(&yaml);
+    let mut seen = Vec::new();
+    let mut run = |args: &[&str]| {
+        let out = unitgen(&world, args);
+        assert_no_secret(&format!("unitgen {}", args.join(" ")), &text(&out));
+        seen.push(args.join(" "));
+        out
+    };
+
+    let watch = CmdlineWatch::start();
+    assert!(run(&["apply", "live", "--settle", "2"]).status.success());
+    // A new value: plan's diff, apply's restart.
+    std::fs::write(dir.join("db_password"), hostile(NEW_DB_CORE) + "\n").unwrap();
+    assert_eq!(run(&["plan", "live"]).status.code(), Some(2));
+    assert!(run(&["apply", "live", "--settle", "2"]).status.success());
+    assert!(run(&["backup", "live"]).status.success());
+    let leaks = watch.leaks();
+    assert!(leaks.is_empty(), "command lines showed secrets: {leaks:#?}");
+
+    let docs = dir.join("docs");
+    for args in [
+        &["plan", "live"][..],
+        &["status", "live"],
+        &["status", "live", "--json"],
+        &["ls"],
+        &["ls", "--json"],
+        &["history", "live"],
+        &["history", "live", "--json"],
+        &["backups", "live"],
+        &["backups", "live", "--json"],
+        &["validate"],
+        &["render", "live"],
+        &["render", "live", "--values"],
+        &[
+            "render",
+            "live",
+            "--out",
+            dir.join("units").to_str().unwrap(),
+        ],
+        &["docs", "--out", docs.to_str().unwrap()],
+        &["docs", "--live", "--out", docs.to_str().unwrap()],
+        &["logs", "live", "-n", "1000"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "unitgen {args:?}: {}", text(&out));
+    }
+    let sources = [dir.join("db_password"), dir.join("smtp"), env_file.clone()];
+    let sources: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+    for file in files_below(&dir, &sources) {
+        assert!(!holds_secret(&file), "{} holds a secret", file.display());
+    }
+    // --fleet refuses secrets, without them.
+    let out = run(&["render", "live", "--fleet"]);
+    assert!(!out.status.success(), "{}", text(&out));
+
+    // Values refused for their bytes: the error points at the source and
+    // never quotes the value.
+    for bad in [
+        format!("{DB_CORE}\nsecond line\n"),
+        format!("{DB_CORE}\0"),
+        format!("{DB_CORE}\r\r\n"),
+    ] {
+        std::fs::write(dir.join("db_password"), &bad).unwrap();
+        let out = run(&["plan", "live"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    }
+    let mut not_utf8 = DB_CORE.as_bytes().to_vec();
+    not_utf8.extend([0xff, 0xfe]);
+    std::fs::write(dir.join("db_password"), &not_utf8).unwrap();
+    assert_eq!(run(&["plan", "live"]).status.code(), Some(1));
+    // A command source that prints the value, then fails.
+    let failing = yaml.replace(
+        &format!("{{command: [cat, \"{}\"]}}", dir.join("smtp").display()),
+        &format!(
+            "{{command: [sh, -c, 'cat \"{}\"; exit 3']}}",
+            dir.join("smtp").display()
+        ),
+    );
+    assert_ne!(failing, yaml);
+    world.write(&failing);
+    std::fs::write(dir.join("db_password"), hostile(NEW_DB_CORE) + "\n").unwrap();
+    assert_eq!(run(&["plan", "live"]).status.code(), Some(1));
+    world.write(&yaml);
+
+    // The journal, every field of every entry (units' command lines among
+    // them), and what systemd shows of every unit.
+    let journal = world
+        .sandbox
+        .exec("journalctl", ["--no-pager", "--output=json", "--all"]);
+    assert!(journal.status.success());
+    assert_no_secret("the journal", &text(&journal));
+    let units =
+        world
+            .sandbox
+            .systemctl(["list-units", "--all", "--plain", "--no-legend", "sekswp-*"]);
+    let units: Vec<String> = String::from_utf8_lossy(&units.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(units.len() >= 4, "{units:?}");
+    let show = world
+        .sandbox
+        .systemctl(std::iter::once("show".to_string()).chain(units.iter().cloned()));
+    assert_no_secret("systemctl show", &text(&show));
+
+    // Every file written in the sandbox, whoever may read it: its root file
+    // system's writes (the overlay's upper layer) and its own /run and /tmp
+    // (file systems of their own, when they are). Only the secrets files
+    // hold values.
+    let root = world.sandbox.root();
+    let written = world.sandbox.written();
+    let secrets_dir = written.join("var/lib/unitgen/sekswp-live/secrets");
+    let mut holding: Vec<PathBuf> = files_below(&written, &[])
+        .into_iter()
+        .filter(|file| holds_secret(file))
+        .collect();
+    let device = |path: &Path| std::fs::metadata(path).unwrap().dev();
+    for mounted in ["run", "tmp"].map(|dir| root.join(dir)) {
+        if device(&mounted) != device(&root.join("etc")) {
+            holding.extend(
+                files_below(&mounted, &[])
+                    .into_iter()
+                    .filter(|f| holds_secret(f)),
+            );
+        }
+    }
+    // The unit's copy of its env_file (its values read as compose reads
+    // them), root-only.
+    let env_file_copy = root.join("run/unitgen/sekswp-live-db.env-files");
+    assert_eq!(mode(&env_file_copy), 0o600);
+    holding.retain(|file| !file.starts_with(&secrets_dir) && *file != env_file_copy);
+    assert!(holding.is_empty(), "files hold a secret: {holding:#?}");
+    for file in files_below(&secrets_dir, &[]) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    // destroy takes them all.
+    assert!(run(&["destroy", "live"]).status.success());
+    let left: Vec<PathBuf> = (files_below(&written, &[]).into_iter())
+        .chain(files_below(&root.join("run"), &[]))
+        .filter(|file| holds_secret(file))
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "destroy leaves values behind");
+    eprintln!("looked at: {seen:#?}");
+}
+
+/// A unitgen that dumps core while it holds secrets (SIGABRT, Ctrl-\ in a
+/// terminal, a crash): with the kernel's default core pattern (`core`, in
+/// the working directory) and cores allowed (`ulimit -c unlimited`;
+/// systemd's `DefaultLimitCORE=infinity` for a CI runner's service), the
+/// core, holding every value read so far, landed beside the template,
+/// where `git add .` takes it. unitgen makes no core at all (as
+/// ssh-agent: `PR_SET_DUMPABLE` 0).
+#[test]
+fn a_unitgen_killed_while_it_holds_secrets_leaves_no_core() {
+    use std::os::unix::process::CommandExt as _;
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert_eq!(
+        pattern.trim(),
+        "core",
+        "this test needs the kernel's default core pattern (as on this project's machines)"
+    );
+    let dir = support::tempdir("core-");
+    let mark = dir.path().join("reading");
+    std::fs::write(dir.path().join("db_password"), hostile(DB_CORE) + "\n").unwrap();
+    // The file is read first; the command then waits, with the value in
+    // unitgen's memory, and tells its shell's PID.
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        format!(
+            "app: sekcore\nservices:\n  db:\n    image: unitgen-test/busybox:1\n    \
+             secrets: {{A: aa_password, B: zz_slow}}\nsecrets:\n  aa_password: {{file: db_password}}\n  \
+             zz_slow: {{command: [sh, -c, 'echo $$ > {mark}; sleep 60']}}\ninstances:\n  live: {{}}\n",
+            mark = mark.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+    command
+        .args(["plan", "live"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let unlimited = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &unlimited) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let shell = support::wait_for(std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(&mark)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+    })
+    .expect("the command source runs");
+    // SAFETY: plain kill(2) of processes this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGABRT) };
+    let status = child.wait().unwrap();
+    unsafe { libc::kill(shell, libc::SIGKILL) };
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGABRT)
+    );
+    let cores: Vec<PathBuf> = files_under(dir.path())
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with("core"))
+        .collect();
+    assert_eq!(cores, Vec::<PathBuf>::new(), "a core with the secrets");
 }

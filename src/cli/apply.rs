@@ -218,8 +218,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
             // restarts one an apply was killed before it restarted.
             if !router_plan.keep.is_empty() {
                 let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-                let observed =
-                    observe(&systemd, &present, &router_plan, None).map_err(|e| miette!("{e}"))?;
+                let observed = observe(&systemd, &host, &present, &router_plan, None)
+                    .map_err(|e| miette!("{e}"))?;
                 router_plan.observe(&observed.units);
                 if router::restart_pending(&host, &unit) {
                     router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
@@ -279,10 +279,12 @@ pub fn host_plan(
         .map(|restoring| restoring.describe());
     if !plan.keep.is_empty() || !plan.change.is_empty() {
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-        let observed =
-            observe(&systemd, installed, &plan, intent.as_ref()).map_err(|e| miette!("{e}"))?;
-        // A kept service whose tag moved is restarted onto the new image.
+        let observed = observe(&systemd, host, installed, &plan, intent.as_ref())
+            .map_err(|e| miette!("{e}"))?;
+        // A kept service whose tag moved is restarted onto the new image;
+        // images the host lost are pulled.
         plan = plan.with_moved(observed.moved);
+        plan.missing_images = observed.missing_images;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
@@ -823,6 +825,25 @@ pub fn converge_and_record(
             }
         ));
     }
+    // Images a running service's next start (a reboot) or the backup needs
+    // that were removed from the host: fetched now, as for a change.
+    let mut plan = plan;
+    if !plan.missing_images.is_empty() {
+        let missing: BTreeSet<String> = std::mem::take(&mut plan.missing_images)
+            .into_iter()
+            .collect();
+        let policy = match pull {
+            PullPolicy::Always => PullPolicy::Missing,
+            other => other,
+        };
+        pull::fetch(&missing, policy, &progress).map_err(|unavailable| {
+            failure_report(name, Failure::untouched(pull::describe(&unavailable)))
+        })?;
+        progress.line(&format!(
+            "{name}: pulled {}, which this host no longer had",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let latest = state
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
@@ -836,6 +857,12 @@ pub fn converge_and_record(
         progress.line(&format!(
             "warning: {unit} has drop-ins that change its meaning, left in place: {}",
             paths.join(", ")
+        ));
+    }
+    for (unit, file) in &plan.loaded_elsewhere {
+        progress.line(&format!(
+            "warning: systemd loads {unit} from {file}, a file of its name that it reads before \
+             unitgen's: left in place, so {unit} runs that file, not the template"
         ));
     }
     // A paused container is resumed where it is: nothing restarts for it
@@ -872,13 +899,27 @@ pub fn converge_and_record(
                 .map_err(|f| failure_report(name, f))?;
         }
         let number = latest.map_or(0, |l| l.number);
-        let with_drop_ins: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
+        // Left in place, drop-ins and files systemd reads first keep the
+        // host from running the template.
+        let mut left = Vec::new();
+        if !plan.drop_ins.is_empty() {
+            let units: Vec<&str> = plan.drop_ins.iter().map(|(u, _)| u.as_str()).collect();
+            left.push(format!("drop-ins change {}", units.join(", ")));
+        }
+        if !plan.loaded_elsewhere.is_empty() {
+            let units: Vec<&str> = (plan.loaded_elsewhere.iter())
+                .map(|(u, _)| u.as_str())
+                .collect();
+            left.push(format!(
+                "systemd runs {} from other files",
+                units.join(", ")
+            ));
+        }
         progress.line(&match &plan.restore {
-            None if with_drop_ins.is_empty() => format!("{name} is up to date (revision {number})"),
-            // Left in place, they keep the host from running the template.
+            None if left.is_empty() => format!("{name} is up to date (revision {number})"),
             None => format!(
-                "{name}: its units are revision {number}, but drop-ins change {}: not up to date",
-                with_drop_ins.join(", ")
+                "{name}: its units are revision {number}, but {}: not up to date",
+                left.join(" and ")
             ),
             // Not up to date: its data may not be what it should.
             Some(restore) => format!("{name}: its units are revision {number}, but {restore}"),
@@ -900,6 +941,14 @@ pub fn converge_and_record(
                 progress.line(&format!(
                     "warning: {} is started with {} made again EMPTY: the data that was there \
                      is gone (a backup's `unitgen restore` puts it back)",
+                    repair.unit,
+                    volumes.join(", ")
+                ));
+            }
+            if let crate::plan::Fault::VolumeMadeAgain { volumes } = fault {
+                progress.line(&format!(
+                    "warning: {} is started with {} as made again since it stopped: the data \
+                     it ran with is gone (a backup's `unitgen restore` puts it back)",
                     repair.unit,
                     volumes.join(", ")
                 ));

@@ -406,8 +406,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     };
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
-        let systemd = host
-            .host()?
+        let target = host.host()?;
+        let systemd = target
             .connect()
             .map_err(|f| miette::miette!("{}", f.message))?;
         let owners: Vec<render::Owner> = installed
@@ -444,6 +444,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             let details = systemd.details(&names).map_err(bus)?;
             for (((unit, owner), state), details) in summed.iter().zip(states).zip(details) {
                 let seen = Observed {
+                    loaded_from: target.loaded_elsewhere(&unit.name, &details.fragment_path),
                     unit_file_state: details.unit_file_state,
                     need_daemon_reload: details.need_daemon_reload,
                     active_state: state.active_state,
@@ -455,6 +456,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     .collect();
                 why.extend(not_as_written(
                     unit,
+                    &seen,
                     &details.drop_in_paths,
                     &recorded_units,
                 ));
@@ -474,8 +476,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         // The images the services' references name now: a tag moved since
         // a container was made from it (pulled, built, `docker tag`) makes
         // its next start run another image.
+        // The backup's helper image too: the night's backup needs it.
+        let helpers: Vec<(&str, String)> = (summed.iter())
+            .filter_map(|(unit, owner)| Some((unit.name.as_str(), owner.helper_image.clone()?)))
+            .collect();
         let references: Vec<String> = (owners.iter())
             .filter_map(|o| o.image.clone())
+            .chain(helpers.iter().map(|(_, image)| image.clone()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -500,6 +507,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         });
         let states = states.map_err(|e| miette::miette!("{e}"))?;
         let details = details.map_err(|e| miette::miette!("{e}"))?;
+        // (Only when the engine listed a container: one that cannot be
+        // asked names no image at all.)
+        if !containers.is_empty() {
+            for (unit, image) in helpers.iter().filter(|(_, i)| !named_now.contains_key(i)) {
+                other_units.push(NotAsApplied {
+                    unit: unit.to_string(),
+                    why: vec![format!(
+                        "its helper image {image} is not on this host any more (removed by \
+                         hand?): the next backup must pull it"
+                    )],
+                });
+            }
+        }
         match running {
             Ok(running) => {
                 let down: Vec<&str> = (installed.iter().zip(&states))
@@ -539,15 +559,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .collect();
         // Named volumes of services that do not run: one more question to
         // Docker, only if there are any.
-        let unstarted_volumes: Vec<&String> = (states.iter().zip(&asked))
+        let unstarted_volumes: Vec<String> = (states.iter().zip(&asked))
             .filter(|(state, _)| state.active_state != "active")
             .filter_map(|(_, args)| args.as_ref())
-            .flat_map(|args| &args.named_volumes)
+            .flat_map(|args| args.named_volumes.iter().cloned())
             .collect();
-        let volumes = match unstarted_volumes.is_empty() {
-            true => Vec::new(),
-            false => docker::volumes().map_err(|e| miette::miette!("{e}"))?,
-        };
+        let volumes =
+            docker::volumes_made(&unstarted_volumes).map_err(|e| miette::miette!("{e}"))?;
         for ((((unit, owner), state), details), args) in (installed.iter().zip(owners).zip(states))
             .zip(details)
             .zip(asked)
@@ -558,6 +576,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             let runs_container = owner.service.is_some() && active && state.sub_state == "running";
             let mut seen = Observed {
                 unit: unit.name.clone(),
+                loaded_from: target.loaded_elsewhere(&unit.name, &details.fragment_path),
                 unit_file_state: details.unit_file_state,
                 need_daemon_reload: details.need_daemon_reload,
                 active_state: state.active_state.clone(),
@@ -578,9 +597,14 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             if !active && let Some(args) = &args {
                 seen.volumes_missing = (args.named_volumes.iter())
-                    .filter(|v| !volumes.contains(v))
+                    .filter(|v| !volumes.contains_key(*v))
                     .cloned()
                     .collect();
+                seen.volumes_made_again = observe::made_since(
+                    &args.named_volumes,
+                    &volumes,
+                    details.inactive_enter_timestamp,
+                );
             }
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
@@ -596,6 +620,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                      container runs (its next start runs that one)"
                 ));
             }
+            if let (Some(c), Some(image)) = (&container, &owner.image)
+                && c.status == "running"
+                && !named_now.contains_key(image)
+            {
+                not_as_applied.push(format!(
+                    "its image {image} is not on this host any more (removed by hand?): its \
+                     next start must pull it"
+                ));
+            }
             if let Some((_, file)) = secrets_differ.iter().find(|(u, _)| *u == unit.name) {
                 not_as_applied.push(format!(
                     "its secrets file {} is missing or was changed by hand (its container read \
@@ -605,6 +638,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             not_as_applied.extend(not_as_written(
                 unit,
+                &seen,
                 &details.drop_in_paths,
                 &recorded_units,
             ));
@@ -643,14 +677,22 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     Ok(status)
 }
 
-/// How a unit's text differs from what the latest revision applied: drop-ins,
-/// edited by hand, or another revision's.
+/// How what systemd runs of a unit (`seen`) differs from what the latest
+/// revision applied: loaded from another file, drop-ins, its file edited
+/// by hand or another revision's.
 fn not_as_written(
     unit: &render::UnitFile,
+    seen: &Observed,
     drop_ins: &[String],
     recorded_units: &HashMap<String, String>,
 ) -> Vec<String> {
     let mut why = Vec::new();
+    if let Some(file) = seen.loaded_elsewhere() {
+        why.push(format!(
+            "loaded from {file}: {}",
+            crate::plan::LOADED_ELSEWHERE
+        ));
+    }
     if !drop_ins.is_empty() {
         why.push(format!(
             "drop-ins change its meaning: {}",

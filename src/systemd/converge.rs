@@ -47,6 +47,30 @@ impl Host {
         Systemd::connect(self.bus.as_deref(), self.user).map_err(|e| Failure::new(e.to_string()))
     }
 
+    /// The file systemd loaded `unit` from (`fragment_path`, as the host's
+    /// file system names it), when it is not the one in the unit directory:
+    /// a file of the same name in a directory systemd reads first
+    /// (`/etc/systemd/system.control`, `/run/systemd/transient`, a
+    /// generator's), which it runs instead of unitgen's. None when systemd
+    /// loaded unitgen's file, or none.
+    pub fn loaded_elsewhere(&self, unit: &str, fragment_path: &str) -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        if fragment_path.is_empty() {
+            return None;
+        }
+        let ours = self.unit_dir.join(unit);
+        let loaded = match &self.root {
+            Some(root) => root.join(fragment_path.trim_start_matches('/')),
+            None => PathBuf::from(fragment_path),
+        };
+        // The same file by another path (a linked unit directory) is ours.
+        let same_file = || match (std::fs::metadata(&loaded), std::fs::metadata(&ours)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        };
+        (loaded != ours && !same_file()).then(|| fragment_path.to_string())
+    }
+
     /// The Docker environment this host's units get from their manager, as
     /// unitgen reaches it (see [`docker::environment`]), after a warning
     /// for each variable unitgen's own environment sets otherwise. None,

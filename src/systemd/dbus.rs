@@ -91,6 +91,9 @@ pub(crate) trait Unit {
     #[zbus(property)]
     fn active_enter_timestamp(&self) -> zbus::Result<u64>;
 
+    #[zbus(property)]
+    fn inactive_enter_timestamp(&self) -> zbus::Result<u64>;
+
     #[zbus(property, name = "InvocationID")]
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
 
@@ -102,6 +105,9 @@ pub(crate) trait Unit {
 
     #[zbus(property)]
     fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+
+    #[zbus(property)]
+    fn fragment_path(&self) -> zbus::Result<String>;
 }
 
 #[zbus::proxy(

@@ -194,6 +194,7 @@ mod tests {
                 active_state: "activating".into(),
                 sub_state: "auto-restart".into(),
                 active_enter_timestamp: 0,
+                inactive_enter_timestamp: 0,
                 n_restarts: 0,
                 main_pid: 0,
                 result: "exit-code".into(),
@@ -204,6 +205,7 @@ mod tests {
                 unit_file_state: "enabled".into(),
                 need_daemon_reload: false,
                 drop_in_paths: Vec::new(),
+                fragment_path: String::new(),
             },
             restarted: false,
         }

@@ -12,13 +12,15 @@ use crate::docker::{self, Container, run_args};
 use crate::plan::{Moved, Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
+use crate::systemd::converge::Host;
 use crate::systemd::{Error, Systemd};
 
 /// Observes every unit of `plan` that is installed and stays (kept or
-/// changed). `installed`: the unit files found on the host; `intent`: the
-/// record of an apply that did not finish.
+/// changed) on `host`. `installed`: the unit files found on the host;
+/// `intent`: the record of an apply that did not finish.
 pub fn observe(
     systemd: &Systemd,
+    host: &Host,
     installed: &[UnitFile],
     plan: &Plan,
     intent: Option<&Intent>,
@@ -35,8 +37,8 @@ pub fn observe(
     let mut with_container = Vec::new();
     // (index in `observed`, network) of the active network unit.
     let mut network_unit = None;
-    // (index in `observed`, unit, when it became active) of every unit
-    // that runs a container.
+    // (index in `observed`, unit, when it became active, when it stopped)
+    // of every unit that runs a container.
     let mut services = Vec::new();
     // (unit, container, image) of the active kept units that run one
     // (oneshots' included: theirs stays, exited), for moved tags.
@@ -65,7 +67,12 @@ pub fn observe(
             network_unit = Some((observed.len(), network));
         }
         if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
-            services.push((observed.len(), name.clone(), state.active_enter_timestamp));
+            services.push((
+                observed.len(),
+                name.clone(),
+                state.active_enter_timestamp,
+                state.inactive_enter_timestamp,
+            ));
             whose.get_or_insert_with(|| (o.app.clone(), o.instance.clone()));
         }
         if state.is_active()
@@ -97,6 +104,7 @@ pub fn observe(
             active_state: state.active_state,
             sub_state: state.sub_state,
             drop_ins: state.drop_in_paths,
+            loaded_from: host.loaded_elsewhere(name, &state.fragment_path),
             old_configuration,
             container_missing: false,
             container_paused: None,
@@ -104,21 +112,24 @@ pub fn observe(
             network_missing: None,
             container_differs: Vec::new(),
             volumes_missing: Vec::new(),
+            volumes_made_again: Vec::new(),
         });
     }
     // What each service's `docker run` asks, as systemd runs it.
-    let names: Vec<String> = services.iter().map(|(_, unit, _)| unit.clone()).collect();
-    let asked: Vec<(usize, Option<run_args::RunArgs>, u64)> =
-        (services.iter().zip(systemd.exec_starts(&names)?))
-            .map(|((index, _, started), argv)| (*index, run_args::read(&argv), *started))
-            .collect();
+    let names: Vec<String> = services.iter().map(|(_, unit, ..)| unit.clone()).collect();
+    let asked: Vec<(usize, Option<run_args::RunArgs>, u64, u64)> = (services
+        .iter()
+        .zip(systemd.exec_starts(&names)?))
+    .map(|((index, _, started, stopped), argv)| (*index, run_args::read(&argv), *started, *stopped))
+    .collect();
     // Three questions to Docker, and only if some active unit runs (or
     // ran, a oneshot) a container: its containers, the instance's (for
     // strays), and the images the kept ones' references name now (for
-    // moved tags).
+    // moved tags; with the backup's helper images, for those gone).
     let mut stray_containers = Vec::new();
     let mut networks_in_use = Vec::new();
     let mut moved = Vec::new();
+    let mut missing_images = Vec::new();
     if let Some((app, instance)) =
         whose.filter(|_| !with_container.is_empty() || !kept_images.is_empty())
     {
@@ -128,8 +139,13 @@ pub fn observe(
                 .map(|(_, container, _)| container.clone())
                 .filter(|c| !with_container.iter().any(|(_, _, running)| running == c)),
         );
+        let kept_units: Vec<UnitFile> = (installed.iter())
+            .filter(|unit| plan.keep.contains(&unit.name))
+            .cloned()
+            .collect();
         let references: Vec<String> = (kept_images.iter())
             .map(|(_, _, image)| image.clone())
+            .chain(crate::pull::helper_images(&kept_units))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -155,10 +171,20 @@ pub fn observe(
             })
             .map(|(unit, _, image)| Moved { unit, image })
             .collect();
+        // The images their next start needs that the host no longer has
+        // (`docker rmi` of a running service's tag: its container keeps
+        // its image by ID; a prune of the backup's helper). Told only when
+        // the engine answered for some container: one that cannot be
+        // asked names no image at all.
+        if !containers.is_empty() {
+            missing_images = (references.into_iter())
+                .filter(|image| !named_now.contains_key(image))
+                .collect();
+        }
         let network = crate::model::prefix(&app, &instance);
         for (index, _, name) in &with_container {
             let (args, started) = match asked.iter().find(|(i, ..)| i == index) {
-                Some((_, args, started)) => (args.as_ref(), *started),
+                Some((_, args, started, _)) => (args.as_ref(), *started),
                 None => (None, 0),
             };
             let seen = &mut observed[*index];
@@ -178,19 +204,29 @@ pub fn observe(
     }
     // A service that does not run makes the named volumes it mounts at its
     // start: one removed meanwhile (`docker volume rm`, `docker volume
-    // prune` while it was stopped) comes back empty. One question to
+    // prune` while it was stopped) comes back empty, and one made again
+    // since it stopped is not the one it ran with. One question to
     // Docker, only if such a service mounts one.
-    let stopped: Vec<(usize, Vec<String>)> = (asked.iter())
+    let stopped: Vec<(usize, Vec<String>, u64)> = (asked.iter())
         .filter(|(index, ..)| observed[*index].active_state != "active")
-        .filter_map(|(index, args, _)| Some((*index, args.as_ref()?.named_volumes.clone())))
-        .filter(|(_, volumes)| !volumes.is_empty())
+        .filter_map(|(index, args, _, stopped)| {
+            Some((*index, args.as_ref()?.named_volumes.clone(), *stopped))
+        })
+        .filter(|(_, volumes, _)| !volumes.is_empty())
         .collect();
     if !stopped.is_empty() {
-        let volumes = docker::volumes()
-            .map_err(|e| Error::new("listing Docker's volumes", zbus::Error::Failure(e)))?;
-        for (index, named) in stopped {
-            observed[index].volumes_missing =
-                named.into_iter().filter(|v| !volumes.contains(v)).collect();
+        let named: Vec<String> = (stopped.iter())
+            .flat_map(|(_, volumes, _)| volumes.iter().cloned())
+            .collect();
+        let volumes = docker::volumes_made(&named)
+            .map_err(|e| Error::new("reading Docker's volumes", zbus::Error::Failure(e)))?;
+        for (index, named, stopped) in stopped {
+            let seen = &mut observed[index];
+            seen.volumes_missing = (named.iter())
+                .filter(|v| !volumes.contains_key(*v))
+                .cloned()
+                .collect();
+            seen.volumes_made_again = made_since(&named, &volumes, stopped);
         }
     }
     // The network unit is a oneshot that stays active: removed by hand
@@ -212,6 +248,7 @@ pub fn observe(
         units: observed,
         stray_containers,
         moved,
+        missing_images,
     })
 }
 
@@ -236,6 +273,25 @@ pub fn strays(
         .collect();
     strays.sort();
     strays
+}
+
+/// Of a stopped service's named volumes (`volumes`: those that exist, with
+/// when each was made), those made after it `stopped` (microseconds since
+/// the epoch; 0: not since its manager started, when nothing is told).
+/// Docker counts a volume's time in whole seconds: one made in the second
+/// the service stopped is not told.
+pub fn made_since(
+    named: &[String],
+    volumes: &std::collections::HashMap<String, Option<u64>>,
+    stopped: u64,
+) -> Vec<String> {
+    (named.iter())
+        .filter(|v| {
+            let made = volumes.get(*v).copied().flatten();
+            stopped > 0 && made.is_some_and(|made| made > stopped)
+        })
+        .cloned()
+        .collect()
 }
 
 /// What the container `name` of a running service unit tells of it

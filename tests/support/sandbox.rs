@@ -92,6 +92,13 @@ impl Sandbox {
         self.path("shared")
     }
 
+    /// The overlay's writable layer: every file written in the sandbox's
+    /// root file system (not in the file systems mounted over it, such as
+    /// its /run), seen from the host.
+    pub fn written(&self) -> PathBuf {
+        self.path("upper")
+    }
+
     /// `/etc/systemd/system` of the sandbox, seen from the host.
     pub fn unit_dir(&self) -> PathBuf {
         self.root().join("etc/systemd/system")
