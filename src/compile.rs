@@ -314,6 +314,7 @@ fn declared_value_names(template: &Template) -> HashSet<String> {
 /// An instance name that is not declared: most likely a typo.
 pub fn undeclared_instance(template: &Template, instance: &str) -> Problem {
     let names = template.instance_names();
+    let instance = &crate::diagnostic::shown(instance);
     let problem = Problem::new(format!(
         "instance `{instance}` is not declared under `instances:`"
     ));
@@ -332,6 +333,7 @@ pub fn undeclared_instance(template: &Template, instance: &str) -> Problem {
 
 /// A `--set` key no instance declares and no expression uses: most likely a typo.
 fn undeclared_set(key: &str, declared: &HashSet<String>, used: &HashSet<String>) -> Problem {
+    let key = &crate::diagnostic::shown(key);
     let mut known: Vec<&str> = declared.iter().chain(used).map(String::as_str).collect();
     known.sort();
     known.dedup();
@@ -1338,7 +1340,7 @@ impl<'a> ServiceCompiler<'a> {
                     self.problems.push(
                         Problem::new(format!(
                             "fleet metadata `{}` is not a plain word",
-                            text.escape_debug()
+                            crate::diagnostic::shown(text)
                         ))
                         .at(&file.at(at))
                         .help("use letters, digits and `.`, `_`, `-`, `:`, `/`"),

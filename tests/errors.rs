@@ -1527,3 +1527,107 @@ fn values_too_long_for_a_unit_are_refused_where_written_on_any_column() {
         assert!(!dir.path().join("units").exists());
     }
 }
+
+/// Characters a terminal obeys rather than shows (as `diagnostic::shown`
+/// lists them).
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// A value on the command line (an instance, a service, a file, a `--set`
+/// key or value) that holds an escape sequence, a carriage return, a bell,
+/// a C1 control, a bidirectional override or a line feed is shown escaped in
+/// whatever unitgen says back, for every command that echoes it; it changes
+/// nothing on the host either.
+#[test]
+fn hostile_command_line_values_are_shown_escaped() {
+    let hostile = [
+        "a\u{1b}[2Jb",
+        "a\rb",
+        "a\u{7}b",
+        "a\u{9b}31mb",
+        "a\u{202e}b",
+        "a\u{8}b",
+        "a\nFAKE: all good",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web:\n    image: shop:1\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let unitgen = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // An installed instance, to ask for services it does not have.
+    let out = unitgen(&["render", "live", "--out", "units"]);
+    assert!(out.status.success(), "{out:?}");
+    let installed = support_files(&dir.path().join("units"));
+    for value in hostile {
+        let shop_value = format!("shop/{value}");
+        let set = format!("{value}=1");
+        let set_value = format!("web={value}");
+        let host = ["--unit-dir", "units", "--state-dir", "state"];
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["render", value],
+            vec!["plan", value],
+            vec!["status", value],
+            vec!["status", &shop_value],
+            vec!["destroy", value],
+            vec!["logs", value],
+            vec!["history", value],
+            vec!["rollback", value],
+            vec!["start", "live", value],
+            vec!["stop", "live", "web", value],
+            vec!["logs", "live", value],
+            vec!["exec", "live", value, "sh"],
+            vec!["render", "live", "--set", &set],
+            vec!["render", "live", "--set", &set_value],
+            vec!["render", "live", "-f", value],
+            vec!["validate", "-f", value],
+            vec!["import", value],
+            vec!["render", "live", "--out", value, "--check"],
+        ];
+        for command in commands {
+            let mut args = command.clone();
+            if !matches!(command[0], "render" | "validate" | "import") {
+                args.extend(host);
+            }
+            let out = unitgen(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let said = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+            assert!(!out.status.success(), "{command:?} succeeded: {said}");
+            assert!(
+                !said.chars().any(|c| acts_on_terminal(c) && c != '\n'),
+                "{command:?}: raw control in:\n{said:?}"
+            );
+            assert!(
+                !said.lines().any(|l| l.starts_with("FAKE")),
+                "{command:?}: a value's line feed made a line:\n{said}"
+            );
+            assert!(said.len() > 10, "{command:?}: says why: {said:?}");
+        }
+    }
+    assert_eq!(support_files(&dir.path().join("units")), installed);
+    assert!(!dir.path().join("state").exists());
+}
+
+fn support_files(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    files.sort();
+    files
+}
