@@ -1225,6 +1225,26 @@ fn routed(route: &str, more: &str) -> String {
 #[test]
 fn bad_routes_are_located_and_explained() {
     let cases = [
+        // An address with ACME (by default, or said): Let's Encrypt gives
+        // one only a 6-day certificate Traefik does not renew as such.
+        (
+            routed(
+                "hosts: 203.0.113.7\n        service: web\n        port: 80",
+                "",
+            ),
+            "`203.0.113.7` is an IP address: the router gets ACME certificates for",
+            "unitgen.yaml:9:16",
+            Some("`tls: off`"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        aliases: [203.0.113.7]\n        service: web\n        port: 80\n        tls: acme",
+                "",
+            ),
+            "`203.0.113.7` is an IP address",
+            "unitgen.yaml:13:14",
+            Some("route a domain that points at the host"),
+        ),
         (
             routed(
                 "hosts: a.example\n        service: webb\n        port: 80",
