@@ -9,7 +9,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
 mod report;
-pub use report::install as install_report_hook;
+pub use report::{Printable, install as install_report_hook};
 
 /// `eprintln!` for unitgen's own lines (warnings, progress, notes): the line
 /// goes through [`printable`], as every error does (see `report`).
@@ -338,14 +338,27 @@ impl Diagnostic for Problems {
 /// one, and drawing each snippet of a big file costs time.
 const MAX_SHOWN: usize = 50;
 
-/// "did you mean `environment`?" for a misspelt name, when one is close.
+/// "did you mean `environment`?" for a misspelt name, when one is close:
+/// few edits away (a swap of two neighbours is one edit, as in `imgae` or
+/// `bd` for `db`, which a likeness score alone misses in short names), or
+/// else much alike (a name shortened or lengthened: `env`).
 pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let length = wrong.chars().count();
+    let most_edits = match length {
+        0..=4 => 1,
+        5..=8 => 2,
+        _ => 3,
+    };
     known
         .into_iter()
-        .map(|k| (strsim::jaro_winkler(wrong, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean `{k}`?"))
+        .filter_map(|k| {
+            let edits = strsim::osa_distance(wrong, k);
+            let alike = strsim::jaro_winkler(wrong, k);
+            let close = edits <= most_edits && edits < length;
+            (close || alike > 0.8).then_some((edits, alike, k))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, k)| format!("did you mean `{k}`?"))
 }
 
 #[cfg(test)]
@@ -391,6 +404,33 @@ mod tests {
             .unwrap();
         assert!(shown.contains("[u.yaml:2:1]"), "{shown}");
         assert_eq!(near.to_string(), "bad");
+    }
+
+    #[test]
+    fn a_swap_of_two_letters_is_one_edit_away() {
+        let keys = [
+            "image",
+            "environment",
+            "healthcheck",
+            "db",
+            "web",
+            "volumes",
+        ];
+        for (wrong, meant) in [
+            ("imgae", "image"),
+            ("bd", "db"),
+            ("ewb", "web"),
+            ("enviroment", "environment"),
+            ("healtcheck", "healthcheck"),
+            ("env", "environment"),
+            ("volumse", "volumes"),
+        ] {
+            let hint = did_you_mean(wrong, keys);
+            assert_eq!(hint, Some(format!("did you mean `{meant}`?")), "{wrong}");
+        }
+        for unlike in ["x", "zz", "network_mode"] {
+            assert_eq!(did_you_mean(unlike, keys), None, "{unlike}");
+        }
     }
 
     #[test]

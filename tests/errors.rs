@@ -133,7 +133,7 @@ fn each_class_of_bad_input_is_located_and_explained() {
             args: &[],
             message: "`web` shares the network of `vnp`, which is not a service",
             at: "unitgen.yaml:7:19",
-            hint: Some("services are: vpn, web"),
+            hint: Some("did you mean `vpn`?"),
         },
         Case {
             // Docker refuses it: "conflicting options: port publishing and
