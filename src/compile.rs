@@ -1940,12 +1940,19 @@ fn depends_location(
     let ServiceEntry::Full(def) = &entry.value else {
         return None;
     };
-    let depends = def.depends_on.as_ref()?;
-    let found = match &depends.value {
-        DependsOn::List(names) => names.iter().find(|n| n.value == target),
-        DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).find(|n| n.value == target),
-    }?;
-    Some(file.at(&found.referenced))
+    let listed = def
+        .depends_on
+        .as_ref()
+        .and_then(|depends| match &depends.value {
+            DependsOn::List(names) => names.iter().find(|n| n.value == target),
+            DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).find(|n| n.value == target),
+        });
+    if let Some(found) = listed {
+        return Some(file.at(&found.referenced));
+    }
+    // A dependency `network_mode: service:NAME` makes.
+    let mode = def.network_mode.as_ref()?;
+    (mode.value.strip_prefix("service:") == Some(target)).then(|| file.at(&mode.referenced))
 }
 
 /// Two services of one instance cannot publish the same host port. Each

@@ -128,6 +128,14 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:5:19",
             hint: Some("service:NAME"),
         },
+        // A cycle only through network_mode is placed at the one closing it.
+        Case {
+            yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n    network_mode: service:web\n  web:\n    image: shop:1\n    network_mode: service:vpn\n",
+            args: &[],
+            message: "dependency cycle: vpn → web → vpn",
+            at: "unitgen.yaml:8:19",
+            hint: Some("a cycle can never start"),
+        },
         Case {
             yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n  web:\n    image: shop:1\n    network_mode: service:vnp\n",
             args: &[],
