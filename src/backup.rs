@@ -152,7 +152,7 @@ impl Repository {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                eprintln!(
+                crate::say!(
                     "waiting for a backup or check of {} to finish...",
                     self.repository
                 );

@@ -410,11 +410,24 @@ impl FileArgs {
     /// The app and instance `target` names, for commands that act on what
     /// is installed: `APP/INSTANCE` needs no file at all.
     pub fn app_and_instance(&self, target: &str) -> Result<(String, String), Problems> {
-        if let Some((app, instance)) = target.split_once('/') {
-            return Ok((app.to_string(), instance.to_string()));
+        let (app, instance) = match target.split_once('/') {
+            Some((app, instance)) => (app.to_string(), instance.to_string()),
+            None => {
+                let (template, instance) = self.select(target)?;
+                (app_name(&template)?, instance)
+            }
+        };
+        // They name units, containers and state files: a name unitgen never
+        // installs under is refused before anything is looked up by it.
+        for name in [&app, &instance] {
+            crate::compile::syntax::check_app_or_instance_name(name).map_err(|why| {
+                Problem::new(why).help(format!(
+                    "give `INSTANCE` or `APP/INSTANCE` (given: `{}`)",
+                    crate::diagnostic::shown(target)
+                ))
+            })?;
         }
-        let (template, instance) = self.select(target)?;
-        Ok((app_name(&template)?, instance))
+        Ok((app, instance))
     }
 }
 
@@ -550,7 +563,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let escaped: Vec<String> = std::env::args_os()
-        .map(|arg| escape_control(&arg.to_string_lossy()))
+        .map(|arg| crate::diagnostic::shown(&arg.to_string_lossy()))
         .collect();
     match Cli::try_parse_from(&escaped) {
         Err(again) if again.kind() == error.kind() => {
@@ -560,25 +573,11 @@ fn usage_error(error: clap::Error) -> ExitCode {
         // control character): clap's first error, as plain text, escaped.
         _ => {
             let text = error.render().to_string();
-            let lines: Vec<String> = text.lines().map(escape_control).collect();
+            let lines: Vec<String> = text.lines().map(crate::diagnostic::shown).collect();
             eprintln!("{}", lines.join("\n"));
         }
     }
     ExitCode::FAILURE
-}
-
-/// `text` with every control character written as an escape (`\n`,
-/// `\u{1b}`), as unitgen's messages show the user's values.
-fn escape_control(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => "\\n".to_owned(),
-            '\r' => "\\r".to_owned(),
-            '\t' => "\\t".to_owned(),
-            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 /// fleet starts units on machines unitgen never writes to, so the env file
@@ -597,6 +596,7 @@ fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
 
 pub fn main() -> ExitCode {
     crate::secrets::no_core_dumps();
+    crate::diagnostic::install_report_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),

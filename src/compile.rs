@@ -311,6 +311,7 @@ fn declared_value_names(template: &Template) -> HashSet<String> {
 /// An instance name that is not declared: most likely a typo.
 pub fn undeclared_instance(template: &Template, instance: &str) -> Problem {
     let names = template.instance_names();
+    let instance = &crate::diagnostic::shown(instance);
     let problem = Problem::new(format!(
         "instance `{instance}` is not declared under `instances:`"
     ));
@@ -329,6 +330,7 @@ pub fn undeclared_instance(template: &Template, instance: &str) -> Problem {
 
 /// A `--set` key no instance declares and no expression uses: most likely a typo.
 fn undeclared_set(key: &str, declared: &HashSet<String>, used: &HashSet<String>) -> Problem {
+    let key = &crate::diagnostic::shown(key);
     let mut known: Vec<&str> = declared.iter().chain(used).map(String::as_str).collect();
     known.sort();
     known.dedup();
@@ -1335,7 +1337,7 @@ impl<'a> ServiceCompiler<'a> {
                     self.problems.push(
                         Problem::new(format!(
                             "fleet metadata `{}` is not a plain word",
-                            text.escape_debug()
+                            crate::diagnostic::shown(text)
                         ))
                         .at(&file.at(at))
                         .help("use letters, digits and `.`, `_`, `-`, `:`, `/`"),
@@ -1935,12 +1937,19 @@ fn depends_location(
     let ServiceEntry::Full(def) = &entry.value else {
         return None;
     };
-    let depends = def.depends_on.as_ref()?;
-    let found = match &depends.value {
-        DependsOn::List(names) => names.iter().find(|n| n.value == target),
-        DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).find(|n| n.value == target),
-    }?;
-    Some(file.at(&found.referenced))
+    let listed = def
+        .depends_on
+        .as_ref()
+        .and_then(|depends| match &depends.value {
+            DependsOn::List(names) => names.iter().find(|n| n.value == target),
+            DependsOn::Map(pairs) => pairs.iter().map(|(n, _)| n).find(|n| n.value == target),
+        });
+    if let Some(found) = listed {
+        return Some(file.at(&found.referenced));
+    }
+    // A dependency `network_mode: service:NAME` makes.
+    let mode = def.network_mode.as_ref()?;
+    (mode.value.strip_prefix("service:") == Some(target)).then(|| file.at(&mode.referenced))
 }
 
 /// Two services of one instance cannot publish the same host port. Each

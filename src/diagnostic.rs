@@ -8,6 +8,18 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
+mod report;
+pub use report::{Printable, install as install_report_hook};
+
+/// `eprintln!` for unitgen's own lines (warnings, progress, notes): the line
+/// goes through [`printable`], as every error does (see `report`).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::diagnostic::printable(&format!($($arg)*)))
+    };
+}
+
 /// A loaded input file: its name as shown to the user and its text.
 pub type SourceFile = Arc<NamedSource<String>>;
 
@@ -108,7 +120,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(message: impl Into<String>) -> Self {
         Problem {
-            message: printable(message.into()),
+            message: printable(&message.into()),
             at: None,
             label: None,
             help: None,
@@ -121,35 +133,67 @@ impl Problem {
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(printable(label.into()));
+        self.label = Some(printable(&label.into()));
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(printable(help.into()));
+        self.help = Some(printable(&help.into()));
         self
     }
 }
 
-/// `text` with its control characters (but line feeds and tabs) written as
-/// escapes: messages quote the user's values, and a carriage return, an
-/// escape sequence or a backspace in one would rewrite what the terminal
-/// shows of the error.
-fn printable(text: String) -> String {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return text;
+/// `value` as a message quotes it: every character that would act on the
+/// terminal rather than be seen is written as an escape (`\n`, `\r`, `\t`,
+/// `\u{1b}`). A value is one piece of text: a line feed in it is shown, not
+/// obeyed, or a name could add lines of its own to an error. Every message
+/// that shows a value the user (or a file, Docker, etcd or fleet) gave goes
+/// through this or through [`printable`].
+pub fn shown(value: &str) -> String {
+    escaped(value, false)
+}
+
+/// A path as a message quotes it (see [`shown`]).
+pub fn shown_path(path: &std::path::Path) -> String {
+    shown(&path.display().to_string())
+}
+
+/// `text` (a whole message, which may have lines of its own) with every
+/// character that would act on the terminal but line feeds and tabs written
+/// as an escape: a carriage return, an escape sequence, a backspace or a
+/// bidirectional override in a value would rewrite what the terminal shows.
+/// The net under every message unitgen prints (see `report` and `say!`).
+pub fn printable(text: &str) -> String {
+    escaped(text, true)
+}
+
+/// Characters a terminal obeys rather than shows: controls (C0, DEL, C1)
+/// and the Unicode formatting characters that reorder or break what follows
+/// them (bidirectional embeddings, overrides, isolates and marks; line and
+/// paragraph separators).
+pub(crate) fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+fn escaped(text: &str, keep_lines: bool) -> String {
+    if !text.chars().any(acts_on_terminal) {
+        return text.to_string();
     }
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c.to_string(),
-            '\r' => "\\r".to_string(),
-            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' if keep_lines => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if acts_on_terminal(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Problem {
@@ -294,14 +338,27 @@ impl Diagnostic for Problems {
 /// one, and drawing each snippet of a big file costs time.
 const MAX_SHOWN: usize = 50;
 
-/// "did you mean `environment`?" for a misspelt name, when one is close.
+/// "did you mean `environment`?" for a misspelt name, when one is close:
+/// few edits away (a swap of two neighbours is one edit, as in `imgae` or
+/// `bd` for `db`, which a likeness score alone misses in short names), or
+/// else much alike (a name shortened or lengthened: `env`).
 pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let length = wrong.chars().count();
+    let most_edits = match length {
+        0..=4 => 1,
+        5..=8 => 2,
+        _ => 3,
+    };
     known
         .into_iter()
-        .map(|k| (strsim::jaro_winkler(wrong, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean `{k}`?"))
+        .filter_map(|k| {
+            let edits = strsim::osa_distance(wrong, k);
+            let alike = strsim::jaro_winkler(wrong, k);
+            let close = edits <= most_edits && edits < length;
+            (close || alike > 0.8).then_some((edits, alike, k))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, k)| format!("did you mean `{k}`?"))
 }
 
 #[cfg(test)]
@@ -347,6 +404,33 @@ mod tests {
             .unwrap();
         assert!(shown.contains("[u.yaml:2:1]"), "{shown}");
         assert_eq!(near.to_string(), "bad");
+    }
+
+    #[test]
+    fn a_swap_of_two_letters_is_one_edit_away() {
+        let keys = [
+            "image",
+            "environment",
+            "healthcheck",
+            "db",
+            "web",
+            "volumes",
+        ];
+        for (wrong, meant) in [
+            ("imgae", "image"),
+            ("bd", "db"),
+            ("ewb", "web"),
+            ("enviroment", "environment"),
+            ("healtcheck", "healthcheck"),
+            ("env", "environment"),
+            ("volumse", "volumes"),
+        ] {
+            let hint = did_you_mean(wrong, keys);
+            assert_eq!(hint, Some(format!("did you mean `{meant}`?")), "{wrong}");
+        }
+        for unlike in ["x", "zz", "network_mode"] {
+            assert_eq!(did_you_mean(unlike, keys), None, "{unlike}");
+        }
     }
 
     #[test]

@@ -1473,7 +1473,12 @@ mod tests {
             imported.yaml
         );
         let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
-        assert_eq!(warnings, ["web: pid: `service:db` is not carried over"]);
+        assert_eq!(
+            warnings,
+            [
+                "web: pid: `service:db` is not carried over: a template shares another service's network only (`network_mode: service:NAME`)"
+            ]
+        );
     }
 
     #[test]

@@ -1114,7 +1114,7 @@ mod tests {
         let good = UnitFile {
             name: "a.service".into(),
             text: format!("[Unit]\n{}", crate::render::DIGEST_KEY)
-                + &crate::render::content_digest("[Unit]\n")
+                + &crate::render::content_digest(b"[Unit]\n")
                 + "\n",
         };
         let mut edited = good.clone();

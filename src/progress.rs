@@ -100,6 +100,7 @@ impl Progress {
     /// A finished step or a message: always printed on its own line (on a
     /// terminal, above the status line, which is drawn again below it).
     pub fn line(&self, text: &str) {
+        let text = &crate::diagnostic::printable(text);
         let mut printed = false;
         self.with_status(|status| {
             let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}\n");
@@ -122,8 +123,9 @@ impl Progress {
                 Some((_, since)) => *since,
                 None => Instant::now(),
             };
-            status.current = Some((text.to_string(), since));
-            draw(text, since.elapsed());
+            let text = crate::diagnostic::shown(text);
+            draw(&text, since.elapsed());
+            status.current = Some((text, since));
         });
     }
 

@@ -910,9 +910,9 @@ fn with_digest(text: String) -> String {
 /// `sha256:` and 64 hex digits.
 const DIGEST_TEXT_LEN: usize = "sha256:".len() + 64;
 
-pub fn content_digest(text: &str) -> String {
+pub fn content_digest(bytes: &[u8]) -> String {
     let mut digest = String::with_capacity(DIGEST_TEXT_LEN);
-    push_digest(&mut digest, &Sha256::digest(text.as_bytes()));
+    push_digest(&mut digest, &Sha256::digest(bytes));
     digest
 }
 
@@ -942,7 +942,7 @@ pub fn digest_matches(text: &str) -> bool {
         return false;
     };
     let recorded = text[pos + DIGEST_KEY.len()..].trim_end();
-    content_digest(&text[..pos]) == recorded
+    content_digest(&text.as_bytes()[..pos]) == recorded
 }
 
 /// Where a service's unit keeps what its start makes for its `docker run`,

@@ -41,7 +41,7 @@ pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, Pro
             let bytes = crate::template::read_capped(&file.source).map_err(|e| {
                 let problem = Problem::new(format!(
                     "route {host}: cannot read {}: {e}",
-                    file.source.display()
+                    crate::diagnostic::shown_path(&file.source)
                 ))
                 .help("the path is relative to the file that names it, or absolute; apply reads it on this machine");
                 match &file.at {
@@ -49,7 +49,9 @@ pub fn read_files(instance: &mut Instance) -> Result<Vec<(String, Vec<u8>)>, Pro
                     None => problem,
                 }
             })?;
-            file.digest = Some(content_digest(&String::from_utf8_lossy(&bytes)));
+            // The bytes, as the router reads them: a file that changes only
+            // where it is not UTF-8 (a DER certificate, a hash) is a change.
+            file.digest = Some(content_digest(&bytes));
             contents.push((file.name.clone(), bytes));
         }
     }

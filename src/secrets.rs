@@ -594,7 +594,7 @@ mod tests {
         assert_ne!(a, key(1).digest("db", "OTHER", "1234"), "per variable");
         assert!(a.starts_with("hmac-sha256:") && a.len() == 12 + 32, "{a}");
         // Not a plain hash of the value that a dictionary would find.
-        assert!(!a.contains(&crate::render::content_digest("1234")[7..39]));
+        assert!(!a.contains(&crate::render::content_digest(b"1234")[7..39]));
     }
 
     fn instance() -> Instance {

@@ -93,7 +93,7 @@ impl Site {
                 problems.push(
                     Problem::new(format!(
                         "`{}` is not a host name: {why}",
-                        name.value.escape_debug()
+                        crate::diagnostic::shown(&name.value)
                     ))
                         .at(&at(&name.referenced))
                         .label("host name")
@@ -355,7 +355,7 @@ fn check_host_key(name: &str) -> Result<(), String> {
     {
         Some(c) => Err(format!(
             "`{}` is not a letter, digit, `-`, `_` or `.`",
-            c.escape_debug()
+            crate::diagnostic::shown(c.encode_utf8(&mut [0; 4]))
         )),
         None => Ok(()),
     }

@@ -546,7 +546,7 @@ pub fn units_digest(units: &[UnitFile]) -> String {
         all.push_str(&unit.text);
         all.push('\0');
     }
-    crate::render::content_digest(&all)
+    crate::render::content_digest(all.as_bytes())
 }
 
 #[cfg(test)]

@@ -76,7 +76,10 @@ impl Template {
         let app_path = dir.join(&template_ref.value);
         let read = template_path(dir, &template_ref.value).and_then(|()| {
             read_capped(&app_path).map_err(|e| {
-                Problem::new(format!("cannot read template {}: {e}", app_path.display()))
+                Problem::new(format!(
+                    "cannot read template {}: {e}",
+                    crate::diagnostic::shown_path(&app_path)
+                ))
             })
         });
         let bytes = match read {
@@ -96,10 +99,13 @@ impl Template {
             Err(errors) if !looks_like_a_template(&app_path) => {
                 drop(errors);
                 problems.push(
-                    Problem::new(format!("{} is not an app template", app_path.display()))
-                        .at(&at)
-                        .label("this file")
-                        .help("an app template is a YAML file with `app:` and `services:`"),
+                    Problem::new(format!(
+                        "{} is not an app template",
+                        crate::diagnostic::shown_path(&app_path)
+                    ))
+                    .at(&at)
+                    .label("this file")
+                    .help("an app template is a YAML file with `app:` and `services:`"),
                 );
                 return Err(problems);
             }
@@ -184,7 +190,7 @@ impl Template {
             all.push('\0');
         }
         all.push_str(&format!("{instance}\0{overrides:?}"));
-        crate::render::content_digest(&all)
+        crate::render::content_digest(all.as_bytes())
     }
 
     /// Names of the declared instances, in file order.
@@ -237,9 +243,12 @@ pub fn read_capped_text(path: &Path) -> std::io::Result<String> {
 pub(crate) fn read_text(path: &Path) -> Result<String, Problems> {
     match read_capped(path) {
         Ok(bytes) => utf8(path, bytes),
-        Err(e) => Err(Problem::new(format!("cannot read {}: {e}", path.display()))
-            .help("run unitgen in the folder that holds unitgen.yaml (or site.yaml), or pass `-f FILE`")
-            .into()),
+        Err(e) => Err(Problem::new(format!(
+            "cannot read {}: {e}",
+            crate::diagnostic::shown_path(path)
+        ))
+        .help("run unitgen in the folder that holds unitgen.yaml (or site.yaml), or pass `-f FILE`")
+        .into()),
     }
 }
 

@@ -128,12 +128,20 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:5:19",
             hint: Some("service:NAME"),
         },
+        // A cycle only through network_mode is placed at the one closing it.
+        Case {
+            yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n    network_mode: service:web\n  web:\n    image: shop:1\n    network_mode: service:vpn\n",
+            args: &[],
+            message: "dependency cycle: vpn → web → vpn",
+            at: "unitgen.yaml:8:19",
+            hint: Some("a cycle can never start"),
+        },
         Case {
             yaml: "app: shop\nservices:\n  vpn:\n    image: gluetun:1\n  web:\n    image: shop:1\n    network_mode: service:vnp\n",
             args: &[],
             message: "`web` shares the network of `vnp`, which is not a service",
             at: "unitgen.yaml:7:19",
-            hint: Some("services are: vpn, web"),
+            hint: Some("did you mean `vpn`?"),
         },
         Case {
             // Docker refuses it: "conflicting options: port publishing and
@@ -1225,6 +1233,26 @@ fn routed(route: &str, more: &str) -> String {
 #[test]
 fn bad_routes_are_located_and_explained() {
     let cases = [
+        // An address with ACME (by default, or said): Let's Encrypt gives
+        // one only a 6-day certificate Traefik does not renew as such.
+        (
+            routed(
+                "hosts: 203.0.113.7\n        service: web\n        port: 80",
+                "",
+            ),
+            "`203.0.113.7` is an IP address: the router gets ACME certificates for",
+            "unitgen.yaml:9:16",
+            Some("`tls: off`"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        aliases: [203.0.113.7]\n        service: web\n        port: 80\n        tls: acme",
+                "",
+            ),
+            "`203.0.113.7` is an IP address",
+            "unitgen.yaml:13:14",
+            Some("route a domain that points at the host"),
+        ),
         (
             routed(
                 "hosts: a.example\n        service: webb\n        port: 80",
@@ -1526,4 +1554,108 @@ fn values_too_long_for_a_unit_are_refused_where_written_on_any_column() {
         assert!(err.contains(at), "expected {at:?} in {err:.2000}");
         assert!(!dir.path().join("units").exists());
     }
+}
+
+/// Characters a terminal obeys rather than shows (as `diagnostic::shown`
+/// lists them).
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// A value on the command line (an instance, a service, a file, a `--set`
+/// key or value) that holds an escape sequence, a carriage return, a bell,
+/// a C1 control, a bidirectional override or a line feed is shown escaped in
+/// whatever unitgen says back, for every command that echoes it; it changes
+/// nothing on the host either.
+#[test]
+fn hostile_command_line_values_are_shown_escaped() {
+    let hostile = [
+        "a\u{1b}[2Jb",
+        "a\rb",
+        "a\u{7}b",
+        "a\u{9b}31mb",
+        "a\u{202e}b",
+        "a\u{8}b",
+        "a\nFAKE: all good",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web:\n    image: shop:1\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let unitgen = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unitgen"))
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // An installed instance, to ask for services it does not have.
+    let out = unitgen(&["render", "live", "--out", "units"]);
+    assert!(out.status.success(), "{out:?}");
+    let installed = support_files(&dir.path().join("units"));
+    for value in hostile {
+        let shop_value = format!("shop/{value}");
+        let set = format!("{value}=1");
+        let set_value = format!("web={value}");
+        let host = ["--unit-dir", "units", "--state-dir", "state"];
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["render", value],
+            vec!["plan", value],
+            vec!["status", value],
+            vec!["status", &shop_value],
+            vec!["destroy", value],
+            vec!["logs", value],
+            vec!["history", value],
+            vec!["rollback", value],
+            vec!["start", "live", value],
+            vec!["stop", "live", "web", value],
+            vec!["logs", "live", value],
+            vec!["exec", "live", value, "sh"],
+            vec!["render", "live", "--set", &set],
+            vec!["render", "live", "--set", &set_value],
+            vec!["render", "live", "-f", value],
+            vec!["validate", "-f", value],
+            vec!["import", value],
+            vec!["render", "live", "--out", value, "--check"],
+        ];
+        for command in commands {
+            let mut args = command.clone();
+            if !matches!(command[0], "render" | "validate" | "import") {
+                args.extend(host);
+            }
+            let out = unitgen(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let said = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+            assert!(!out.status.success(), "{command:?} succeeded: {said}");
+            assert!(
+                !said.chars().any(|c| acts_on_terminal(c) && c != '\n'),
+                "{command:?}: raw control in:\n{said:?}"
+            );
+            assert!(
+                !said.lines().any(|l| l.starts_with("FAKE")),
+                "{command:?}: a value's line feed made a line:\n{said}"
+            );
+            assert!(said.len() > 10, "{command:?}: says why: {said:?}");
+        }
+    }
+    assert_eq!(support_files(&dir.path().join("units")), installed);
+    assert!(!dir.path().join("state").exists());
+}
+
+fn support_files(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    files.sort();
+    files
 }

@@ -600,3 +600,32 @@ fn folder_files(dir: &Path) -> Vec<(String, String)> {
     assert!(!files.is_empty(), "{} is empty", dir.display());
     files
 }
+
+/// A route's htpasswd (or certificate) file that changes only in bytes that
+/// are not UTF-8 changes the routes unit, so that apply reloads the router:
+/// the file's digest is of its bytes, not of a lossy text of them.
+#[test]
+fn a_route_file_changed_only_in_non_utf8_bytes_changes_the_routes_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8001:80\"]\n\
+         instances:\n  live:\n    routes:\n      - {hosts: a.example.com, service: web, port: 80, basic_auth: ./pw}\n",
+    )
+    .unwrap();
+    let routes_unit = |password: &[u8]| {
+        std::fs::write(dir.path().join("pw"), password).unwrap();
+        let template = Template::load(&file).unwrap();
+        let mut instance =
+            unitgen::compile::compile(&template, "live", &Default::default()).unwrap();
+        unitgen::router::read_files(&mut instance).unwrap();
+        let units =
+            unitgen::render::Renderer::new(unitgen::render::Flavour::System).render(&instance);
+        let routes = units.into_iter().find(|u| u.name.contains("routes"));
+        routes.expect("a routes unit").text
+    };
+    let before = routes_unit(b"user:\xff\xfe$apr1$x\n");
+    assert_ne!(before, routes_unit(b"user:\xfe\xff$apr1$x\n"));
+    assert_eq!(before, routes_unit(b"user:\xff\xfe$apr1$x\n"));
+}

@@ -550,7 +550,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
                 for explanation in &f.explained {
                     eprintln!();
                     for line in explanation.lines() {
-                        eprintln!("{line}");
+                        crate::say!("{line}");
                     }
                 }
                 miette!(

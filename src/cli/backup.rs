@@ -242,7 +242,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         .filter(|p| p.restore.is_some())
         .map(|p| p.service.as_str())
         .collect();
-    eprintln!(
+    crate::say!(
         "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n  its services are stopped meanwhile",
         snapshot.short_id,
         source.prefix(),
@@ -364,7 +364,7 @@ fn confirm(target: &str) -> Result<()> {
             "restore replaces the data of {target}: pass --yes to confirm when not on a terminal"
         ));
     }
-    eprint!("type `{target}` to go on: ");
+    eprint!("type `{}` to go on: ", crate::diagnostic::shown(target));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

@@ -47,6 +47,9 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     }
     let installed = Installed::read(&args.template, &args.host, &args.instance)?;
     let name = installed.name();
+    // A service it does not have is refused before the lock (which makes
+    // the state directory) is taken: a mistake changes nothing.
+    installed.select(&args.services)?;
     // Not interleaved with an apply, rollback or destroy of the instance.
     let (_state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
     let selected: Vec<_> = installed
@@ -89,7 +92,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         for explanation in &failure.explained {
             eprintln!();
             for line in explanation.lines() {
-                eprintln!("{line}");
+                crate::say!("{line}");
             }
         }
         miette!("{name}: {}", failure.message)

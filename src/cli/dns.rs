@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use miette::{IntoDiagnostic, Result, WrapErr};
 
-use super::output::{out, outln};
+use super::output::{out, outln, showln};
 use super::{FileArgs, Outcome};
 use crate::dns::{self, bind, check, octodns, resolve};
 
@@ -62,7 +62,7 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
     let site = super::site_view(&args.file)?;
     let needs = dns::needs(&site)?;
     if needs.is_empty() {
-        eprintln!(
+        crate::say!(
             "{}: no instance routes a domain: no record is needed",
             site.source
         );
@@ -73,7 +73,7 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
     }
     let (zones, outside) = dns::zones(&needs, &args.zones)?;
     for domain in &outside {
-        eprintln!("warning: {domain} is in none of the zones given with --zone: left out");
+        crate::say!("warning: {domain} is in none of the zones given with --zone: left out");
     }
     let files: Vec<(String, String)> = zones
         .iter()
@@ -114,12 +114,12 @@ fn check(args: &DnsArgs, needs: &[dns::Need]) -> Result<Outcome> {
     let wrong = check::check(needs, server, timeout);
     for need in needs {
         match wrong.iter().find(|w| w.domain == need.domain) {
-            Some(w) => outln!("wrong  {} {}", w.domain, w.why)?,
-            None => outln!("ok     {} ({})", need.domain, need.hosts.join(", "))?,
+            Some(w) => showln!("wrong  {} {}", w.domain, w.why)?,
+            None => showln!("ok     {} ({})", need.domain, need.hosts.join(", "))?,
         }
     }
     if wrong.is_empty() {
-        eprintln!(
+        crate::say!(
             "{} point at their hosts (asked {server})",
             crate::progress::count(needs.len(), "domain")
         );
@@ -149,7 +149,7 @@ pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
         return;
     }
     let name = format!("{}/{}", instance.app, instance.instance);
-    let not_checked = |why: &str| eprintln!("dns: {name}: domains not checked: {why}");
+    let not_checked = |why: &str| crate::say!("dns: {name}: domains not checked: {why}");
     let Ok(site) = super::site_view(file) else {
         return not_checked("the file does not compile as a whole");
     };
@@ -182,9 +182,10 @@ pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
         },
     };
     for wrong in check::check(&mine, server, PLAN_TIMEOUT) {
-        eprintln!(
+        crate::say!(
             "warning: dns: {} {} (asked {server}; `unitgen dns` prints the records)",
-            wrong.domain, wrong.why
+            wrong.domain,
+            wrong.why
         );
     }
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
 use super::host::HostArgs;
-use super::output::outln;
+use super::output::showln;
 use super::site::SiteHostArgs;
 use super::{FileArgs, Outcome, status, when};
 use crate::docker;
@@ -47,7 +47,7 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
     // options to every command still works).
     let given = args.host.given();
     if !given.is_empty() && !args.live {
-        eprintln!(
+        crate::say!(
             "warning: {} read a host only with --live: these pages come from the files alone",
             given.join(", ")
         );
@@ -64,30 +64,35 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
         .wrap_err_with(|| format!("writing the docs into {}", dir.display()))?;
     if args.check {
         for name in &changes.written {
-            outln!("out of date: {}", dir.join(name).display())?;
+            showln!(
+                "out of date: {}",
+                crate::diagnostic::shown_path(&dir.join(name))
+            )?;
         }
         for name in &changes.removed {
-            outln!("stale: {}", dir.join(name).display())?;
+            showln!("stale: {}", crate::diagnostic::shown_path(&dir.join(name)))?;
         }
         if changes.is_empty() {
-            eprintln!(
+            crate::say!(
                 "{} in {} up to date",
                 crate::progress::count(pages.len(), "page"),
-                dir.display()
+                crate::diagnostic::shown_path(dir)
             );
             return Ok(Outcome::Clean);
         }
-        eprintln!(
+        crate::say!(
             "the docs in {} are out of date: run `unitgen docs -f {} --out {}`",
-            dir.display(),
-            crate::escape::sh_quote(&args.file.file.display().to_string()),
-            crate::escape::sh_quote(&dir.display().to_string()),
+            crate::diagnostic::shown_path(dir),
+            crate::diagnostic::shown(&crate::escape::sh_quote(
+                &args.file.file.display().to_string()
+            )),
+            crate::diagnostic::shown(&crate::escape::sh_quote(&dir.display().to_string())),
         );
         return Ok(Outcome::Differs);
     }
-    eprintln!(
+    crate::say!(
         "{}: {} written, {} removed, {} unchanged",
-        dir.display(),
+        crate::diagnostic::shown_path(dir),
         changes.written.len(),
         changes.removed.len(),
         changes.unchanged

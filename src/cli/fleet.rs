@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use miette::{Result, miette};
 
-use super::output::{out, outln};
+use super::output::{outln, show, showln};
 use super::status::{Announced, print_announced};
 use super::{FileArgs, Outcome};
 use crate::fleet::{self, Action, ApplyOptions, Control, FleetClient, FleetPlan};
@@ -279,27 +279,27 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             ),
             Action::Unchanged => continue,
         };
-        outln!("{line}")?;
+        showln!("{line}")?;
         if let Some(why) = &unit.unplaceable {
-            outln!("    ! it cannot run: {why}")?;
+            showln!("    ! it cannot run: {why}")?;
         }
         for copy in unit.copies.iter().filter(|c| !unit.is_extra(&c.instance)) {
             if let Some(why) = &copy.not_running {
-                outln!("    {} is not running: {why}", copy.name)?;
+                showln!("    {} is not running: {why}", copy.name)?;
             }
         }
         if unit.action == Action::Change {
             let copy = |instance: &str| unit.name.replacen("@.", &format!("@{instance}."), 1);
             for instance in &unit.missing {
-                outln!("    {} is missing: fleet has no such copy", copy(instance))?;
+                showln!("    {} is missing: fleet has no such copy", copy(instance))?;
             }
             for (instance, why) in &unit.extra {
-                outln!("    {} is one too many: {why}", copy(instance))?;
+                showln!("    {} is one too many: {why}", copy(instance))?;
             }
         }
     }
     let count = |a| plan.with_action(a).count();
-    outln!(
+    showln!(
         "{} to add, {} to change, {} to remove, {} unchanged",
         count(Action::Add),
         count(Action::Change),
@@ -312,7 +312,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
         .filter(|u| u.current != u.desired)
     {
         outln!()?;
-        out!(
+        show!(
             "{}",
             unified_diff(
                 &text_of(&unit.current, &unit.name),
@@ -424,7 +424,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
                 )
             })
             .collect();
-        outln!(
+        showln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "units": rows,
@@ -434,7 +434,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         )?;
         return Ok(outcome);
     }
-    outln!(
+    showln!(
         "{:<40} {:<10} {:<10} {:<32} SYSTEMD",
         "UNIT",
         "DESIRED",
@@ -446,7 +446,7 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         let systemd = unit.systemd.as_ref().map_or("-".to_string(), |s| {
             format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
         });
-        outln!(
+        showln!(
             "{:<40} {:<10} {:<10} {:<32} {systemd}",
             unit.name,
             state(unit.desired_state),
@@ -455,12 +455,12 @@ pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result
         )?;
     }
     for (service, announcement) in &announced {
-        outln!("{service}:")?;
+        showln!("{service}:")?;
         print_announced(announcement)?;
     }
     for unit in &units {
         if let Some(why) = &unit.not_running {
-            outln!("! {} is not running: {why}", unit.name)?;
+            showln!("! {} is not running: {why}", unit.name)?;
         }
     }
     Ok(outcome)
@@ -491,7 +491,7 @@ pub fn app_of(args: &FleetArgs, file: &FileArgs, target: &str) -> Result<(String
     apps.dedup();
     match apps.as_slice() {
         [app] => {
-            eprintln!(
+            crate::say!(
                 "warning: {} could not be read; acting on fleet's units of app {app}",
                 file.path().display()
             );
@@ -523,19 +523,19 @@ pub fn ls(args: &FleetArgs, json: bool) -> Result<Outcome> {
                 })
             })
             .collect();
-        outln!(
+        showln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialize")
         )?;
         return Ok(Outcome::Clean);
     }
     if instances.is_empty() {
-        outln!("no instance in fleet ({})", client.endpoint())?;
+        showln!("no instance in fleet ({})", client.endpoint())?;
         return Ok(Outcome::Clean);
     }
-    outln!("{:<16} {:<16} {:<9} COPIES", "APP", "INSTANCE", "SERVICES")?;
+    showln!("{:<16} {:<16} {:<9} COPIES", "APP", "INSTANCE", "SERVICES")?;
     for i in &instances {
-        outln!(
+        showln!(
             "{:<16} {:<16} {:<9} {}/{} running",
             i.app,
             i.instance,

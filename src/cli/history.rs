@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::fleet::FleetArgs;
 use super::host::HostArgs;
-use super::output::outln;
+use super::output::{outln, showln};
 use super::{FileArgs, Outcome, when};
 use crate::render::{self, UnitFile};
 
@@ -94,12 +94,12 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     if entries.is_empty() {
-        outln!("{name} has no recorded revision on this host")?;
+        showln!("{name} has no recorded revision on this host")?;
         return Ok(Outcome::Clean);
     }
     let terminal = std::io::stdout().is_terminal();
     let now = when::now();
-    outln!("{:<9} {:<21} CHANGES", "REVISION", "APPLIED")?;
+    showln!("{:<9} {:<21} CHANGES", "REVISION", "APPLIED")?;
     for entry in &entries {
         let applied = if terminal {
             when::ago(entry.applied_at, now)
@@ -125,7 +125,7 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
         if entry.current {
             what.push("(current)".to_string());
         }
-        outln!("{:<9} {applied:<21} {}", entry.revision, what.join(" "))?;
+        showln!("{:<9} {applied:<21} {}", entry.revision, what.join(" "))?;
     }
     Ok(Outcome::Clean)
 }

@@ -127,7 +127,7 @@ impl HostArgs {
         let dir = self.state_dir()?;
         let lock = state
             .lock(|| {
-                eprintln!("waiting for another unitgen working on {app}-{instance} to finish...")
+                crate::say!("waiting for another unitgen working on {app}-{instance} to finish...")
             })
             .into_diagnostic()
             .wrap_err_with(|| format!("locking {app}-{instance} in {}", dir.display()))?;
@@ -185,7 +185,7 @@ impl HostArgs {
         match apps.as_slice() {
             [app] => {
                 let first = format!("{problem}");
-                eprintln!(
+                crate::say!(
                     "warning: {} could not be read ({}); acting on what is installed for app {app}",
                     file.path().display(),
                     first.lines().next().unwrap_or_default()

@@ -108,7 +108,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     let file = Arc::new(NamedSource::new(display_path(&path), text));
     let imported = import(&file, &options)?;
     for warning in &imported.warnings {
-        eprintln!(
+        crate::say!(
             "warning: {}:{}:{}: {warning}",
             file.name(),
             warning.line,
@@ -149,14 +149,14 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         Some(output) => format!(" into {}", output.display()),
         None => String::new(),
     };
-    eprintln!(
+    crate::say!(
         "imported {services} from {}{into} as app `{}`, instance `{}`: {warnings}",
         file.name(),
         imported.app,
         args.instance
     );
     if let Err(problems) = check {
-        eprintln!(
+        crate::say!(
             "the imported template does not compile yet: fix these, then run `unitgen validate`"
         );
         return Err(problems.into());

@@ -62,7 +62,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
     output::write_named_file(&args.output, STARTER.replace("{APP}", &app).as_bytes())
         .into_diagnostic()
         .wrap_err_with(|| format!("writing {}", args.output.display()))?;
-    eprintln!(
+    crate::say!(
         "wrote {} (app `{app}`, instances staging and live): edit it, then `unitgen validate`",
         args.output.display()
     );

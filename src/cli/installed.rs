@@ -64,8 +64,9 @@ impl Installed {
         let known = self.services();
         if let Some(unknown) = services.iter().find(|s| !known.contains(&s.as_str())) {
             return Err(miette!(
-                "{} has no service `{unknown}`; installed: {}",
+                "{} has no service `{}`; installed: {}",
                 self.name(),
+                crate::diagnostic::shown(unknown),
                 known.join(", ")
             ));
         }

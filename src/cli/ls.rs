@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::fleet::FleetArgs;
 use super::host::HostArgs;
-use super::output::outln;
+use super::output::{outln, showln};
 use super::{Outcome, when};
 use crate::state::{self, InstanceState};
 use crate::unit_dir;
@@ -95,12 +95,12 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
                         .collect(),
                 ),
                 Err(e) => {
-                    eprintln!("warning: services up unknown: {e}");
+                    crate::say!("warning: services up unknown: {e}");
                     None
                 }
             },
             Err(failure) => {
-                eprintln!("warning: services up unknown: {}", failure.message);
+                crate::say!("warning: services up unknown: {}", failure.message);
                 None
             }
         }
@@ -141,7 +141,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     if rows.is_empty() {
-        outln!(
+        showln!(
             "no instance on this host (units in {}, state in {})",
             host.unit_dir.display(),
             state_dir.display()
@@ -150,7 +150,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     }
     let terminal = std::io::stdout().is_terminal();
     let now = when::now();
-    outln!(
+    showln!(
         "{:<16} {:<16} {:<9} {:<21} SERVICES",
         "APP",
         "INSTANCE",
@@ -172,7 +172,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             (_, Some(up)) => format!("{up}/{} up", row.services),
             (_, None) => format!("?/{}", row.services),
         };
-        outln!(
+        showln!(
             "{:<16} {:<16} {:<9} {applied:<21} {services}",
             row.app,
             row.instance,

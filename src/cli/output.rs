@@ -36,7 +36,31 @@ macro_rules! outln {
     };
 }
 
-pub(crate) use {out, outln};
+/// `outln!` for what a command reports in words or a table (status, ls,
+/// history): the line shows values that Docker, systemd, etcd, fleet or a
+/// unit file gave, and goes through [`crate::diagnostic::printable`] as every
+/// message does. Not for what is a file's text (units, zones, docs, JSON),
+/// which is written as it is.
+macro_rules! showln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!(
+            "{}\n",
+            $crate::diagnostic::printable(&format!($($arg)*))
+        ))
+    };
+}
+
+/// `out!` with [`showln!`]'s escaping.
+macro_rules! show {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!(
+            "{}",
+            $crate::diagnostic::printable(&format!($($arg)*))
+        ))
+    };
+}
+
+pub(crate) use {out, outln, show, showln};
 
 pub fn write(args: fmt::Arguments<'_>) -> Result<()> {
     if CLOSED.load(Ordering::Relaxed) {

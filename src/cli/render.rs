@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use miette::{IntoDiagnostic, Result, WrapErr};
 
-use super::output::{out, outln};
+use super::output::{out, showln};
 use super::{Outcome, TemplateArgs};
 use crate::plan::Plan;
 use crate::render::{Flavour, Renderer, UnitFile};
@@ -123,7 +123,10 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
                 ];
                 for (label, names) in names {
                     for name in names {
-                        outln!("{label}: {}", dir.join(name).display())?;
+                        showln!(
+                            "{label}: {}",
+                            crate::diagnostic::shown_path(&dir.join(name))
+                        )?;
                     }
                 }
                 up_to_date &= plan.is_empty();
@@ -139,24 +142,24 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         },
     )?;
     if !args.check {
-        eprintln!(
+        crate::say!(
             "{}: {written} written, {removed} removed, {unchanged} unchanged",
-            dir.display()
+            crate::diagnostic::shown_path(dir)
         );
         return Ok(Outcome::Clean);
     }
     if up_to_date {
-        eprintln!(
+        crate::say!(
             "{} in {} up to date",
             crate::progress::count(units, "unit"),
-            dir.display()
+            crate::diagnostic::shown_path(dir)
         );
         return Ok(Outcome::Clean);
     }
-    eprintln!(
+    crate::say!(
         "units in {} are out of date: run `{}`",
-        dir.display(),
-        render_again(&args, dir)
+        crate::diagnostic::shown_path(dir),
+        crate::diagnostic::shown(&render_again(&args, dir))
     );
     Ok(Outcome::Differs)
 }

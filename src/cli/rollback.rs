@@ -75,7 +75,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     let target = match (args.to, interrupted) {
         (Some(n), _) => n,
         (None, Some(to)) => {
-            eprintln!("{name}: finishing the rollback to revision {to} that was interrupted");
+            crate::say!("{name}: finishing the rollback to revision {to} that was interrupted");
             to
         }
         (None, None) => revisions
@@ -115,12 +115,13 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             named.join(", ")
         ));
     }
-    eprintln!("rolling {name} back to revision {target}");
+    crate::say!("rolling {name} back to revision {target}");
     for m in &other_values {
-        eprintln!(
+        crate::say!(
             "note: {} gets the current value of {}, not the one of revision {target} \
              (rollback restores units, never secret values)",
-            m.unit, m.variable
+            m.unit,
+            m.variable
         );
     }
     let host = args.host.host()?;

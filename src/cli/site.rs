@@ -94,7 +94,7 @@ pub fn each_target(
     let listed: Vec<String> = (targets.iter())
         .map(|(app, placed)| format!("{}/{}", app.name, placed.instance))
         .collect();
-    eprintln!(
+    crate::say!(
         "{}: host {name} runs {}",
         site.file.name(),
         if listed.is_empty() {
@@ -113,14 +113,14 @@ pub fn each_target(
     let left = left_alone(&site, &listed, host)?;
     let file_arg = file.path().display().to_string();
     for label in &left {
-        eprintln!(
+        crate::say!(
             "left alone: {label} is installed here, but {} does not assign it to host {name}; \
              `unitgen destroy {label} -f {file_arg}` removes it",
             site.file.name()
         );
     }
     let done = listed.len() - failed.len();
-    eprintln!(
+    crate::say!(
         "host {name}: {done} of {} {done_word}{}{}",
         crate::progress::count(listed.len(), "instance"),
         if failed.is_empty() {

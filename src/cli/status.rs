@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::fleet::{self, FleetArgs};
 use super::host::HostArgs;
-use super::output::outln;
+use super::output::showln;
 use super::{FileArgs, Outcome, when};
 use crate::backup::status::{self as backup_status, BackupStatus};
 use crate::docker::run_args;
@@ -197,20 +197,20 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     let (revision, as_applied) = (status.revision, status.as_applied);
     let unfinished = status.unfinished.clone();
     if args.json {
-        outln!(
+        showln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         )?;
         return Ok(status.outcome());
     }
     if status.units.is_empty() {
-        outln!(
+        showln!(
             "{app}-{} is not installed in {}",
             instance,
             args.host.host()?.unit_dir.display()
         )?;
         if let Some(unfinished) = &unfinished {
-            outln!("! {unfinished} (see `unitgen plan`)")?;
+            showln!("! {unfinished} (see `unitgen plan`)")?;
         }
         return Ok(status.outcome());
     }
@@ -228,11 +228,11 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             )
         }
     };
-    outln!("{app}-{}: {recorded}", instance)?;
+    showln!("{app}-{}: {recorded}", instance)?;
     // "3 min ago" for a person at a terminal; the time itself otherwise.
     let terminal = std::io::stdout().is_terminal();
     let now = when::now();
-    outln!(
+    showln!(
         "  {:<16} {:<20} {:<9} {:<8} {:<12} {:<28} STARTED",
         "SERVICE",
         "STATE",
@@ -270,16 +270,16 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         } else {
             '!'
         };
-        outln!(
+        showln!(
             "{mark} {name:<16} {:<20} {health:<9} {:<8} {id:<12} {image:<28} {started}",
             format!("{} ({})", row.active_state, row.sub_state),
             row.restarts,
         )?;
         for why in &row.not_as_applied {
-            outln!("    ! {why}")?;
+            showln!("    ! {why}")?;
         }
         if row.unhealthy() {
-            outln!(
+            showln!(
                 "    ! its container fails its healthcheck: `unitgen logs {instance} {name}` \
                  shows the service's lines, `docker inspect --format '{{{{json .State.Health}}}}' \
                  {id}` the probes'"
@@ -290,37 +290,37 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         }
     }
     if status.units.iter().any(|row| !row.as_applied) {
-        outln!(
+        showln!(
             "! not as applied (the rows marked !, for the reasons under them): `unitgen plan` \
              shows what `unitgen apply` does about it"
         )?;
     }
     for container in &status.stray_containers {
-        outln!(
+        showln!(
             "! container {container} runs with the instance's labels, but no unit of it runs \
              it (started by hand?): `unitgen apply` removes it"
         )?;
     }
     if let Some(error) = &status.containers_error {
-        outln!("! the instance's containers: unknown: {error}")?;
+        showln!("! the instance's containers: unknown: {error}")?;
     }
     if let Some(error) = &status.secrets_error {
-        outln!("secrets files: not checked: {error}")?;
+        showln!("secrets files: not checked: {error}")?;
     }
     if let Some(restore) = &status.restore_unfinished {
-        outln!("! {restore}")?;
+        showln!("! {restore}")?;
     }
     if let Some(backup) = &status.backup {
         backup_status::print(backup);
     }
     for other in &status.other_units {
-        outln!("! {}: {}", other.unit, other.why.join(", "))?;
+        showln!("! {}: {}", other.unit, other.why.join(", "))?;
     }
     if let Some(error) = &status.routes_error {
-        outln!("routes: unknown: {error}")?;
+        showln!("routes: unknown: {error}")?;
     }
     if !status.routes.is_empty() {
-        outln!("  {:<44} {:<28} CERTIFICATE", "ROUTE", "BACKEND")?;
+        showln!("  {:<44} {:<28} CERTIFICATE", "ROUTE", "BACKEND")?;
         for route in &status.routes {
             let certificate = match (route.tls.as_str(), &route.expires) {
                 ("off", _) => "-".to_string(),
@@ -328,7 +328,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                 ("acme", None) => "acme, not issued yet".to_string(),
                 (tls, None) => format!("{tls}, unreadable"),
             };
-            outln!(
+            showln!(
                 "  {:<44} {:<28} {certificate}",
                 route.url,
                 route.backends.join(" ")
@@ -714,12 +714,12 @@ pub(super) fn print_announced(announced: &Announced) -> Result<()> {
         announced.key, announced.etcd_api, announced.endpoints
     );
     if let Some(error) = &announced.error {
-        outln!("  announced: unknown, reading {at} failed: {error}")?;
+        showln!("  announced: unknown, reading {at} failed: {error}")?;
     } else if announced.hosts.is_empty() {
-        outln!("  announced: nothing under {at}")?;
+        showln!("  announced: nothing under {at}")?;
     } else {
         for (host, address) in &announced.hosts {
-            outln!("  announced: {address} by {host}, under {at}")?;
+            showln!("  announced: {address} by {host}, under {at}")?;
         }
     }
     Ok(())

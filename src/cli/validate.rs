@@ -40,7 +40,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         return Err(problems.into());
     }
     let instances = site.apps.iter().map(|a| a.instances.len()).sum();
-    eprintln!(
+    crate::say!(
         "{}: {}, {}, {} valid",
         site.file.name(),
         crate::progress::count(site.hosts.len(), "host"),
@@ -56,7 +56,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         } else {
             placed.join(", ")
         };
-        eprintln!("  {}: {placed}", host.name);
+        crate::say!("  {}: {placed}", host.name);
     }
     Ok(Outcome::Clean)
 }
@@ -68,10 +68,10 @@ fn app(template: &Template, overrides: &Overrides) -> Result<Outcome> {
         return Err(problems.into());
     }
     for warning in shared_host_ports(&compiled) {
-        eprintln!("warning: {warning}");
+        crate::say!("warning: {warning}");
     }
     let names: Vec<&str> = compiled.iter().map(|i| i.instance.as_str()).collect();
-    eprintln!(
+    crate::say!(
         "{}: {}, {} {} {} valid",
         template.source_name(),
         crate::progress::count(compiled.first().map_or(0, |i| i.services.len()), "service"),

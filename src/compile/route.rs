@@ -146,6 +146,9 @@ impl ServiceCompiler<'_> {
                     },
                 },
             };
+            if matches!(tls, Tls::Acme) {
+                self.no_acme_for_addresses(file, decl);
+            }
             let https_redirect = match &decl.https_redirect {
                 Some(redirect) if redirect.value && !tls.is_on() => {
                     self.problems.push(
@@ -228,6 +231,32 @@ impl ServiceCompiler<'_> {
             .filter(|(name, at)| self.host_name(name, at))
             .map(|(name, _)| name)
             .collect()
+    }
+
+    /// An IPv4 address routed with `tls: acme` (said or by default) is
+    /// refused. Traefik 3.7 does order a certificate for an address (it did
+    /// from pebble), but Let's Encrypt issues one only with its 6-day
+    /// `shortlived` profile, which the router does not ask for and which
+    /// Traefik drops when it renews (traefik#12462): the route would serve a
+    /// certificate no browser trusts, or none after six days.
+    fn no_acme_for_addresses(&mut self, file: &Loaded, decl: &RouteDecl) {
+        for (name, host_at) in named_places(file, decl) {
+            if name.parse::<std::net::Ipv4Addr>().is_err() {
+                continue;
+            }
+            let (at, label) = match &decl.tls {
+                Some(tls) => (file.at(&tls.referenced), "tls: acme"),
+                None => (host_at, "an address, with tls: acme by default"),
+            };
+            self.problems.push(
+                Problem::new(format!(
+                    "`{name}` is an IP address: the router gets ACME certificates for domains only"
+                ))
+                .at(&at)
+                .label(label)
+                .help("route a domain that points at the host, or give this route `tls: {certificate: FILE, key: FILE}` (a certificate for the address) or `tls: off`"),
+            );
+        }
     }
 
     /// Whether `name` is a host name a router can match and a CA can

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use crate::diagnostic::shown;
 use crate::model::{Port, Protocol};
 
 /// App and instance names: lowercase letters, digits and `_`. No `-`, since
@@ -19,6 +20,7 @@ pub fn check_app_or_instance_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        let name = shown(name);
         Err(format!(
             "`{name}` is not a valid name: use 1 to 48 lowercase letters, digits and `_`, starting with a letter or digit"
         ))
@@ -36,6 +38,7 @@ pub fn check_service_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let name = &shown(name);
     if !label {
         return Err(format!(
             "`{name}` is not a valid service name: use 1 to 63 lowercase letters, digits and `-` (it is the service's host name on the instance network)"
@@ -65,7 +68,7 @@ pub fn check_etcd_endpoint(endpoint: &str) -> Result<(), String> {
     let rest = endpoint
         .strip_prefix("http://")
         .or_else(|| endpoint.strip_prefix("https://"));
-    let shown = endpoint.escape_debug();
+    let shown = shown(endpoint);
     match rest {
         None => Err(format!("etcd endpoint `{shown}` is not an http(s) URL")),
         Some("") => Err(format!("etcd endpoint `{shown}` has no host")),

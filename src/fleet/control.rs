@@ -112,7 +112,10 @@ pub fn control(
     if let Some(unknown) = services.iter().find(|s| !known.contains(s.as_str())) {
         let known: Vec<&str> = known.into_iter().collect();
         return Err(rollout_error(
-            format!("looking for service `{unknown}`"),
+            format!(
+                "looking for service `{}`",
+                crate::diagnostic::shown(unknown)
+            ),
             format!(
                 "fleet has no such service of this instance; it has {}",
                 known.join(", ")

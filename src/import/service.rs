@@ -1549,12 +1549,20 @@ impl Importer<'_> {
     fn docker_flag(&mut self, key: &Key, flag: &str, node: &Node, out: &mut Map) {
         let name = key.name.as_str();
         let value = node.scalar().unwrap_or_default();
-        let unsupported = match name {
-            "pid" | "ipc" => value.starts_with("service:"),
-            "pull_policy" => !matches!(value.as_str(), "always" | "missing" | "never"),
-            _ => false,
-        };
-        if unsupported {
+        // Sharing another service's process or IPC namespace is left out:
+        // `docker run --pid=container:X` takes the container as it is when
+        // this one starts, and what keeps them together across restarts
+        // (the order, a restart with it) unitgen gives only to
+        // `network_mode: service:NAME`, which compose files use far more.
+        if matches!(name, "pid" | "ipc") && value.starts_with("service:") {
+            self.warn(
+                &key.at,
+                name,
+                format!("`{value}` is not carried over: a template shares another service's network only (`network_mode: service:NAME`)"),
+            );
+            return;
+        }
+        if name == "pull_policy" && !matches!(value.as_str(), "always" | "missing" | "never") {
             self.warn(&key.at, name, format!("`{value}` is not carried over"));
             return;
         }

@@ -86,7 +86,7 @@ impl Host {
             Ok(entries) => entries,
             Err(why) => {
                 let why = why.lines().next().unwrap_or_default().to_owned();
-                eprintln!(
+                crate::say!(
                     "warning: could not read the Docker environment of the units from \
                      systemd ({why}); unitgen's docker calls use unitgen's own environment"
                 );
@@ -95,7 +95,7 @@ impl Host {
         };
         let units = docker::environment::Environment::of_manager(&entries);
         for disagreement in units.disagreements(|name| std::env::var(name).ok()) {
-            eprintln!("{}", disagreement.warning(self.user));
+            crate::say!("{}", disagreement.warning(self.user));
         }
         Some(match &self.root {
             Some(root) => units.seen_from(root),
