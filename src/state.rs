@@ -477,12 +477,29 @@ impl InstanceState {
         &self.dir
     }
 
-    /// Forgets the instance (after destroy): its revisions and lock.
+    /// Forgets the instance (after destroy): its revisions and lock. The
+    /// folder is first renamed to a hidden name, out of `instances`: its
+    /// files go one by one, and a kill among them left a folder with part
+    /// of its revisions (and its intent perhaps gone) that `ls` listed as
+    /// an instance with revisions kept. The next forget of the instance
+    /// removes what a kill left of the hidden one.
     pub fn remove(&self) -> std::io::Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let forgotten = self
+            .dir
+            .with_file_name(format!(".{}.forgotten", self.name()));
+        remove_dir_if_exists(&forgotten)?;
+        match fs::rename(&self.dir, &forgotten) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            result => result?,
         }
+        remove_dir_if_exists(&forgotten)
+    }
+}
+
+fn remove_dir_if_exists(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -507,6 +524,10 @@ pub fn instances(state_dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     };
     for entry in entries {
         let name = entry?.file_name().to_string_lossy().into_owned();
+        // Hidden: one being forgotten (`InstanceState::remove`).
+        if name.starts_with('.') {
+            continue;
+        }
         // App names have no `-`: the first one ends the app.
         if let Some((app, instance)) = name.split_once('-') {
             found.push((app.to_string(), instance.to_string()));
@@ -708,6 +729,30 @@ mod tests {
         assert_eq!(mode(&state.dir().join("revisions/0001")), 0o700);
         assert_eq!(mode(&old), 0o600);
         assert_eq!(mode(&state.dir().join("lock")), 0o600);
+    }
+
+    /// A kill while a forgotten instance's files went left a folder with
+    /// part of them, which `ls` listed; one hidden first is not listed,
+    /// and the next forget removes what is left of it.
+    #[test]
+    fn an_instance_being_forgotten_is_no_instance_and_is_forgotten_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(root.path(), "blog", "live");
+        drop(state.lock(|| {}).unwrap());
+        state.record(&[], Provenance::default()).unwrap();
+        // What a kill right after hiding it leaves.
+        let hidden = root.path().join(".blog-live.forgotten");
+        std::fs::rename(state.dir(), &hidden).unwrap();
+        assert_eq!(instances(root.path()).unwrap(), []);
+
+        // Applied again, then forgotten again: nothing of either is left.
+        state.record(&[], Provenance::default()).unwrap();
+        assert_eq!(
+            instances(root.path()).unwrap(),
+            [("blog".to_owned(), "live".to_owned())]
+        );
+        state.remove().unwrap();
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     }
 
     #[test]
