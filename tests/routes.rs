@@ -552,3 +552,95 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     assert!(!is_running("unitgen-router"));
     docker(["rmi", alias]);
 }
+
+/// The host's router stopped, or an instance's routes file deleted: the
+/// instance's domains answer nothing (or 404), and `plan` said so, but
+/// `status` exited 0 (its "routes: unknown" line aside). Now it marks the
+/// router and exits 3 for both, as `plan` exits 2.
+#[test]
+fn status_tells_a_stopped_router_and_a_missing_routes_file() {
+    let mut world = World::new("ugrtst");
+    world.sandbox.own_containers("unitgen-router");
+    let (web, http, https) = (free_port(), free_port(), free_port());
+    world.write(&format!(
+        r#"app: ugrtst
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{web}:8000"]
+instances:
+  live:
+    routes:
+      - hosts: live.example.test
+        service: web
+        port: 8000
+        tls: off
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+"#,
+        image = traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+    ));
+    world.apply_ok("live");
+    let served = |answer: &Answer| answer.status == 200 && answer.body.trim() == "web";
+    wait_until(
+        ROUTED,
+        "live.example.test",
+        || get("http", "live.example.test", http, "/", None),
+        served,
+    );
+    let status = |world: &World| {
+        let out = world.unitgen(&["status", "live"]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), shown)
+    };
+    assert_eq!(status(&world).0, Some(0));
+
+    let stopped = world.sandbox.systemctl(["stop", "unitgen-router.service"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        get("http", "live.example.test", http, "/", None).is_none(),
+        "nothing answers"
+    );
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(2));
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains(
+            "! unitgen-router.service: inactive (dead): the host's router does not run, so it \
+             serves none of the instance's routes"
+        ),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    wait_until(
+        ROUTED,
+        "routed again",
+        || get("http", "live.example.test", http, "/", None),
+        served,
+    );
+    assert_eq!(status(&world).0, Some(0));
+
+    let routes_file = world
+        .sandbox
+        .shared_dir()
+        .join("router/dynamic/ugrtst-live.yaml");
+    std::fs::remove_file(&routes_file).unwrap();
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(2));
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains("routes: unknown: reading"), "{shown}");
+    world.apply_ok("live");
+    assert!(routes_file.exists());
+    assert_eq!(status(&world).0, Some(0));
+}

@@ -173,6 +173,7 @@ impl Status {
         } else if self.as_applied
             && self.restore_unfinished.is_none()
             && self.other_units.is_empty()
+            && self.routes_error.is_none()
             && self.stray_containers.is_empty()
             && self.containers_error.is_none()
             && self
@@ -394,6 +395,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let mut stray_containers = Vec::new();
     let mut containers_error = None;
     let mut secrets_error = None;
+    let routed = installed
+        .iter()
+        .any(|u| super::apply::routes_file(u).is_some());
     let (routes, routes_error) = match installed.iter().find_map(super::apply::routes_file) {
         Some(file) => {
             let prefix = model::prefix(app, instance);
@@ -466,6 +470,24 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                         why,
                     });
                 }
+            }
+        }
+        // The host's router serves the routes: stopped, it serves none (as
+        // `plan` tells, which starts it).
+        if routed {
+            let router = crate::model::route::ROUTER_UNIT.to_string();
+            let state = (systemd.summaries(std::slice::from_ref(&router)))
+                .map_err(|e| miette::miette!("{e}"))?
+                .remove(0);
+            if state.active_state != "active" {
+                other_units.push(NotAsApplied {
+                    unit: router,
+                    why: vec![format!(
+                        "{} ({}): the host's router does not run, so it serves none of the \
+                         instance's routes",
+                        state.active_state, state.sub_state
+                    )],
+                });
             }
         }
         // One systemd call and one engine call for all units, not one each.
