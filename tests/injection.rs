@@ -1575,3 +1575,152 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
         assert!(problem.at.is_some());
     }
 }
+
+/// Places in a site file whose values reach a DNS zone (`unitgen dns`), a
+/// Traefik rule (the routes unit's etcd keys) or the docs (`unitgen
+/// docs`), with `{{ v }}` where the hostile value goes.
+const SITE_PLACES: &[(&str, &str)] = &[
+    (
+        "host address",
+        "hosts:\n  web1: {address: \"203.0.113.10{{ v }}\"}\n",
+    ),
+    (
+        "host cname",
+        "hosts:\n  web1: {address: 203.0.113.10, cname: \"lb.example.net{{ v }}\"}\n",
+    ),
+    (
+        "host name",
+        "hosts:\n  \"web1{{ v }}\": {address: 203.0.113.10}\n",
+    ),
+    ("route host", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("route alias", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("route path", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("domain", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+];
+
+/// Zone, rule and Markdown syntax: a record's end and a new one, a comment,
+/// a directive, a rule's quote and operators, a table's cell and a
+/// diagram's label.
+const SITE_HOSTILE: &[&str] = &[
+    "\nevil 300 IN A 198.51.100.1",
+    " ; comment",
+    "\n$ORIGIN evil.example.",
+    "`) || Host(`evil.example",
+    "`) || PathPrefix(`/",
+    ")",
+    " | x | y |",
+    "\"] --> X[\"",
+    "\\",
+    "%n",
+    "\u{202e}",
+    "\r",
+];
+
+#[test]
+fn hostile_site_values_never_reach_a_zone_a_router_rule_or_the_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8001:80\"]\n",
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    for (place, hosts) in SITE_PLACES {
+        // The first value is the control: harmless, accepted, and
+        // reaching the zone, the rule and the docs.
+        for (i, value) in [""].iter().chain(SITE_HOSTILE).chain(HOSTILE).enumerate() {
+            if value.contains('\0') {
+                continue;
+            }
+            let v = yaml_string(value);
+            let v = &v[1..v.len() - 1];
+            let put = |text: &str, at: &str| match *place == at {
+                true => text.replace("{{ v }}", v),
+                false => text.replace("{{ v }}", ""),
+            };
+            let site = format!(
+                "{}apps:\n  shop:\n    template: shop.yaml\n    instances:\n      live:\n        host: web1\n        domains: [{}]\n        routes:\n          - {{hosts: \"{}\", aliases: [\"{}\"], path: \"{}\", service: web, port: 80, tls: off}}\n",
+                hosts.replace("{{ v }}", if place.starts_with("host") { v } else { "" }),
+                put("\"shop.example.com{{ v }}\"", "domain"),
+                put("shop.example.com{{ v }}", "route host"),
+                put("www.example.com{{ v }}", "route alias"),
+                put("/shop{{ v }}", "route path"),
+            );
+            let site = if *place == "host name" {
+                site.replace("host: web1", &format!("host: \"web1{v}\""))
+            } else {
+                site
+            };
+            let file = dir.path().join("site.yaml");
+            std::fs::write(&file, &site).unwrap();
+            let run = |args: &[&str]| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+                    .env("NO_COLOR", "1")
+                    .current_dir(dir.path())
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            let validated = run(&["validate", "-f", "site.yaml"]);
+            let said = String::from_utf8_lossy(&validated.stderr).to_string();
+            if i == 0 {
+                assert!(validated.status.success(), "{place}: the control: {said}");
+            }
+            if !validated.status.success() {
+                // Refused where written.
+                if !said.contains("site.yaml:") {
+                    failures.push(format!("{place} {value:?}: refused with no place:\n{said}"));
+                }
+                continue;
+            }
+            let zone =
+                String::from_utf8_lossy(&run(&["dns", "-f", "site.yaml"]).stdout).to_string();
+            if i == 0 {
+                assert!(
+                    zone.contains("shop 300 IN "),
+                    "{place}: the control: {zone}"
+                );
+            }
+            let records = (zone.lines()).filter(|l| !l.is_empty() && !l.starts_with([';', '$']));
+            for line in records {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if !matches!(fields.as_slice(), [_, _, "IN", "A" | "AAAA" | "CNAME", _]) {
+                    failures.push(format!("{place} {value:?}: zone line {line:?}"));
+                }
+            }
+            let units =
+                String::from_utf8_lossy(&run(&["render", "shop/live", "-f", "site.yaml"]).stdout)
+                    .to_string();
+            if i == 0 {
+                assert!(
+                    units.contains("Host(`shop.example.com"),
+                    "{place}: the control: {units}"
+                );
+            }
+            for rule in units.lines().filter(|l| l.contains("rule")) {
+                let quotes = rule.matches('`').count();
+                if quotes % 2 != 0 || rule.contains("||") || rule.contains("evil") {
+                    failures.push(format!("{place} {value:?}: rule {rule:?}"));
+                }
+            }
+            let docs = dir.path().join("docs");
+            let _ = std::fs::remove_dir_all(&docs);
+            run(&["docs", "-f", "site.yaml", "--out", "docs"]);
+            let pages: Vec<String> = (std::fs::read_dir(&docs).into_iter().flatten())
+                .map(|page| std::fs::read_to_string(page.unwrap().path()).unwrap())
+                .collect();
+            if i == 0 {
+                assert!(
+                    pages.iter().any(|p| p.contains("shop.example.com")),
+                    "{place}: the control"
+                );
+            }
+            for text in pages {
+                if text.contains("evil") || text.contains("--> X[") || text.contains('\u{202e}') {
+                    failures.push(format!("{place} {value:?}: docs carry it:\n{text}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
