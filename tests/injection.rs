@@ -1724,3 +1724,67 @@ fn hostile_site_values_never_reach_a_zone_a_router_rule_or_the_docs() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The longest names unitgen takes (app and instance 48 characters, a
+/// service 63) make units whose names fit systemd's 255 bytes and hold only
+/// the characters of a unit name (none `systemd-escape --unit` would have
+/// to escape but the `-` unitgen joins them with), and containers Docker
+/// names; one character more is refused.
+#[test]
+fn the_longest_names_fit_systemd_and_docker_and_one_more_is_refused() {
+    let (app, instance, service) = ("a".repeat(48), "i".repeat(48), "s".repeat(63));
+    let text = |app: &str, service: &str| {
+        format!(
+            "app: {app}\nservices:\n  {service}:\n    image: busybox:1\n    ports: [\"127.0.0.1:8080:80\"]\n    volumes: [\"data:/data\"]\n    backup: {{}}\n    healthcheck: {{test: [CMD, \"true\"]}}\n\
+             backup: {{repository: /srv/b, password_file: /etc/pw}}\n\
+             etcd: {{endpoints: \"http://127.0.0.1:2379\"}}\n\
+             instances:\n  {instance}:\n    routes: [{{hosts: a.example.com, service: {service}, port: 80}}]\n"
+        )
+    };
+    let loaded = template::parse(Path::new("unitgen.yaml"), text(&app, &service)).unwrap();
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    let model = compile(&template, &instance, &Overrides::default()).unwrap();
+    let mut names = Vec::new();
+    for (_, renderer) in RENDERERS.iter() {
+        names.extend(renderer.render(&model).into_iter().map(|u| u.name));
+    }
+    assert!(names.len() > 6, "{names:?}");
+    for name in &names {
+        assert!(name.len() <= 255, "{name}: {} bytes", name.len());
+        let (stem, _) = name.rsplit_once('.').unwrap();
+        let stem = stem.trim_end_matches('@');
+        for part in stem.split('-') {
+            let escaped = std::process::Command::new("systemd-escape")
+                .arg(part)
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&escaped.stdout).trim(),
+                part,
+                "{name}"
+            );
+        }
+    }
+    let container = model.container(&service);
+    let docker_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    assert!(container.chars().all(docker_name), "{container}");
+
+    for (app, service) in [
+        (format!("{app}a"), service.clone()),
+        (app.clone(), format!("{service}s")),
+    ] {
+        let loaded = template::parse(Path::new("unitgen.yaml"), text(&app, &service)).unwrap();
+        let template = Template {
+            app: loaded,
+            deployments: None,
+        };
+        let problems = compile(&template, &instance, &Overrides::default()).unwrap_err();
+        let shown = format!("{problems:?}");
+        assert!(problems.0.iter().any(|p| p.at.is_some()), "{shown}");
+    }
+    let long_instance = format!("{instance}i");
+    assert!(compile(&template, &long_instance, &Overrides::default()).is_err());
+}
