@@ -1283,6 +1283,14 @@ proptest! {
 /// The template `unitgen import` makes of `compose`, compiled for its
 /// instance `default`, with its text; or why not.
 fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), String> {
+    import_compose_with(compose, "")
+}
+
+/// [`import_compose`], with `dotenv` as the `.env` beside the compose file.
+fn import_compose_with(
+    compose: &str,
+    dotenv: &str,
+) -> Result<(unitgen::model::Instance, String), String> {
     let file = std::sync::Arc::new(miette::NamedSource::new(
         "docker-compose.yml",
         compose.to_string(),
@@ -1292,7 +1300,7 @@ fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), S
         instance: "default".into(),
         dir: "/srv/imp".into(),
         home: None,
-        dotenv: Vec::new(),
+        dotenv: unitgen::import::parse_dotenv(dotenv),
         profiles: Vec::new(),
         read: |path| std::fs::read_to_string(path),
     };
@@ -1483,6 +1491,59 @@ fn template_syntax_and_controls_in_compose_values_stay_literal() {
     assert_eq!(web.docker_args, ["--network-alias={{ instance }}"]);
     let header = yaml.split("\napp:").next().unwrap();
     assert!(header.lines().all(|l| l.starts_with('#')), "{yaml}");
+}
+
+/// A `.env` value that compose puts into the file (`${X}`) is a value like
+/// any other: template syntax, specifiers, variables, quotes and controls
+/// in it reach the container exactly, through units systemd reads as meant.
+#[test]
+fn hostile_dotenv_values_reach_the_container_exactly() {
+    let compose = "services:\n  web:\n    image: busybox:1\n    \
+                   environment: {A: \"${X}\"}\n    labels: {l: \"${X}\"}\n    \
+                   command: [echo, \"${X}\"]\n";
+    for value in HOSTILE {
+        if value.contains(['\0', '\n', '\r']) {
+            continue;
+        }
+        // Single quotes in `.env` keep the value as written, but for a
+        // backslash before a quote.
+        if value.contains(['\'', '\\']) {
+            continue;
+        }
+        let dotenv = format!("X='{value}'\n");
+        let (instance, yaml) =
+            import_compose_with(compose, &dotenv).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+        let web = &instance.services[0];
+        assert_eq!(
+            web.environment,
+            [("A".to_string(), value.to_string())],
+            "{yaml}"
+        );
+        for (_, renderer) in RENDERERS.iter() {
+            for unit in renderer.render(&instance) {
+                let argv: Vec<Vec<u8>> = parse(&unit.text)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|d| d.key == "ExecStart" && unit.name.ends_with("-web.service"))
+                    .flat_map(|d| meaning(&d).unwrap())
+                    .collect();
+                if argv.is_empty() {
+                    continue;
+                }
+                let want = format!("A={value}");
+                assert!(
+                    argv.iter().any(|w| *w == want.as_bytes()),
+                    "{value:?}:\n{}",
+                    unit.text
+                );
+                assert!(
+                    argv.last().is_some_and(|w| *w == value.as_bytes()),
+                    "{value:?}:\n{}",
+                    unit.text
+                );
+            }
+        }
+    }
 }
 
 /// A template whose instance `live` has `routes` routes of the largest
