@@ -117,7 +117,7 @@ impl Repository {
         if let Some(file) = &backup.environment_file {
             let path = on_host(file);
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                .map_err(|e| format!("reading {}: {e}", crate::diagnostic::shown_path(&path)))?;
             for line in text.lines().map(str::trim) {
                 if line.is_empty() || line.starts_with('#') {
                     continue;

@@ -114,6 +114,9 @@ pub fn compile(
                 .label("instance name");
         }
         problems.push(problem);
+        // Every later message would name the instance by it (and a name
+        // from the command line may hold anything): the name is the problem.
+        return Err(problems);
     }
 
     let merged = template.entries().merge(instance, &mut problems);

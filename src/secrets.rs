@@ -131,7 +131,9 @@ fn read_source(source: &SecretSource) -> Result<Vec<u8>, String> {
             let mut bytes = Vec::new();
             fs::File::open(path)
                 .and_then(|file| file.take(READ_LIMIT).read_to_end(&mut bytes))
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                .map_err(|e| {
+                    format!("cannot read {}: {e}", crate::diagnostic::shown_path(path))
+                })?;
             Ok(bytes)
         }
         SecretSource::Environment(variable) => std::env::var_os(variable)
@@ -234,14 +236,16 @@ impl Key {
     fn load(dir: &Path) -> io::Result<Option<Key>> {
         let path = dir.join(KEY_FILE);
         match fs::read(&path) {
-            Ok(bytes) => bytes
-                .try_into()
-                .map(|k| Some(Key(k)))
-                .map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display()))),
+            Ok(bytes) => bytes.try_into().map(|k| Some(Key(k))).map_err(|_| {
+                io::Error::other(format!(
+                    "{} is not a 32-byte key",
+                    crate::diagnostic::shown_path(&path)
+                ))
+            }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io::Error::new(
                 e.kind(),
-                format!("reading {}: {e}", path.display()),
+                format!("reading {}: {e}", crate::diagnostic::shown_path(&path)),
             )),
         }
     }

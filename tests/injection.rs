@@ -1283,6 +1283,14 @@ proptest! {
 /// The template `unitgen import` makes of `compose`, compiled for its
 /// instance `default`, with its text; or why not.
 fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), String> {
+    import_compose_with(compose, "")
+}
+
+/// [`import_compose`], with `dotenv` as the `.env` beside the compose file.
+fn import_compose_with(
+    compose: &str,
+    dotenv: &str,
+) -> Result<(unitgen::model::Instance, String), String> {
     let file = std::sync::Arc::new(miette::NamedSource::new(
         "docker-compose.yml",
         compose.to_string(),
@@ -1292,7 +1300,7 @@ fn import_compose(compose: &str) -> Result<(unitgen::model::Instance, String), S
         instance: "default".into(),
         dir: "/srv/imp".into(),
         home: None,
-        dotenv: Vec::new(),
+        dotenv: unitgen::import::parse_dotenv(dotenv),
         profiles: Vec::new(),
         read: |path| std::fs::read_to_string(path),
     };
@@ -1485,6 +1493,59 @@ fn template_syntax_and_controls_in_compose_values_stay_literal() {
     assert!(header.lines().all(|l| l.starts_with('#')), "{yaml}");
 }
 
+/// A `.env` value that compose puts into the file (`${X}`) is a value like
+/// any other: template syntax, specifiers, variables, quotes and controls
+/// in it reach the container exactly, through units systemd reads as meant.
+#[test]
+fn hostile_dotenv_values_reach_the_container_exactly() {
+    let compose = "services:\n  web:\n    image: busybox:1\n    \
+                   environment: {A: \"${X}\"}\n    labels: {l: \"${X}\"}\n    \
+                   command: [echo, \"${X}\"]\n";
+    for value in HOSTILE {
+        if value.contains(['\0', '\n', '\r']) {
+            continue;
+        }
+        // Single quotes in `.env` keep the value as written, but for a
+        // backslash before a quote.
+        if value.contains(['\'', '\\']) {
+            continue;
+        }
+        let dotenv = format!("X='{value}'\n");
+        let (instance, yaml) =
+            import_compose_with(compose, &dotenv).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+        let web = &instance.services[0];
+        assert_eq!(
+            web.environment,
+            [("A".to_string(), value.to_string())],
+            "{yaml}"
+        );
+        for (_, renderer) in RENDERERS.iter() {
+            for unit in renderer.render(&instance) {
+                let argv: Vec<Vec<u8>> = parse(&unit.text)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|d| d.key == "ExecStart" && unit.name.ends_with("-web.service"))
+                    .flat_map(|d| meaning(&d).unwrap())
+                    .collect();
+                if argv.is_empty() {
+                    continue;
+                }
+                let want = format!("A={value}");
+                assert!(
+                    argv.iter().any(|w| *w == want.as_bytes()),
+                    "{value:?}:\n{}",
+                    unit.text
+                );
+                assert!(
+                    argv.last().is_some_and(|w| *w == value.as_bytes()),
+                    "{value:?}:\n{}",
+                    unit.text
+                );
+            }
+        }
+    }
+}
+
 /// A template whose instance `live` has `routes` routes of the largest
 /// shape (TLS files, an alias, a path, basic auth, a health check), each
 /// with `aliases` more aliases of 253 characters; with etcd, the routes
@@ -1574,4 +1635,217 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
         );
         assert!(problem.at.is_some());
     }
+}
+
+/// Places in a site file whose values reach a DNS zone (`unitgen dns`), a
+/// Traefik rule (the routes unit's etcd keys) or the docs (`unitgen
+/// docs`), with `{{ v }}` where the hostile value goes.
+const SITE_PLACES: &[(&str, &str)] = &[
+    (
+        "host address",
+        "hosts:\n  web1: {address: \"203.0.113.10{{ v }}\"}\n",
+    ),
+    (
+        "host cname",
+        "hosts:\n  web1: {address: 203.0.113.10, cname: \"lb.example.net{{ v }}\"}\n",
+    ),
+    (
+        "host name",
+        "hosts:\n  \"web1{{ v }}\": {address: 203.0.113.10}\n",
+    ),
+    ("route host", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("route alias", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("route path", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+    ("domain", "hosts:\n  web1: {address: 203.0.113.10}\n"),
+];
+
+/// Zone, rule and Markdown syntax: a record's end and a new one, a comment,
+/// a directive, a rule's quote and operators, a table's cell and a
+/// diagram's label.
+const SITE_HOSTILE: &[&str] = &[
+    "\nevil 300 IN A 198.51.100.1",
+    " ; comment",
+    "\n$ORIGIN evil.example.",
+    "`) || Host(`evil.example",
+    "`) || PathPrefix(`/",
+    ")",
+    " | x | y |",
+    "\"] --> X[\"",
+    "\\",
+    "%n",
+    "\u{202e}",
+    "\r",
+];
+
+#[test]
+fn hostile_site_values_never_reach_a_zone_a_router_rule_or_the_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"127.0.0.1:8001:80\"]\n",
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    for (place, hosts) in SITE_PLACES {
+        // The first value is the control: harmless, accepted, and
+        // reaching the zone, the rule and the docs.
+        for (i, value) in [""].iter().chain(SITE_HOSTILE).chain(HOSTILE).enumerate() {
+            if value.contains('\0') {
+                continue;
+            }
+            let v = yaml_string(value);
+            let v = &v[1..v.len() - 1];
+            let put = |text: &str, at: &str| match *place == at {
+                true => text.replace("{{ v }}", v),
+                false => text.replace("{{ v }}", ""),
+            };
+            let site = format!(
+                "{}apps:\n  shop:\n    template: shop.yaml\n    instances:\n      live:\n        host: web1\n        domains: [{}]\n        routes:\n          - {{hosts: \"{}\", aliases: [\"{}\"], path: \"{}\", service: web, port: 80, tls: off}}\n",
+                hosts.replace("{{ v }}", if place.starts_with("host") { v } else { "" }),
+                put("\"shop.example.com{{ v }}\"", "domain"),
+                put("shop.example.com{{ v }}", "route host"),
+                put("www.example.com{{ v }}", "route alias"),
+                put("/shop{{ v }}", "route path"),
+            );
+            let site = if *place == "host name" {
+                site.replace("host: web1", &format!("host: \"web1{v}\""))
+            } else {
+                site
+            };
+            let file = dir.path().join("site.yaml");
+            std::fs::write(&file, &site).unwrap();
+            let run = |args: &[&str]| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))
+                    .env("NO_COLOR", "1")
+                    .current_dir(dir.path())
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            let validated = run(&["validate", "-f", "site.yaml"]);
+            let said = String::from_utf8_lossy(&validated.stderr).to_string();
+            if i == 0 {
+                assert!(validated.status.success(), "{place}: the control: {said}");
+            }
+            if !validated.status.success() {
+                // Refused where written.
+                if !said.contains("site.yaml:") {
+                    failures.push(format!("{place} {value:?}: refused with no place:\n{said}"));
+                }
+                continue;
+            }
+            let zone =
+                String::from_utf8_lossy(&run(&["dns", "-f", "site.yaml"]).stdout).to_string();
+            if i == 0 {
+                assert!(
+                    zone.contains("shop 300 IN "),
+                    "{place}: the control: {zone}"
+                );
+            }
+            let records = (zone.lines()).filter(|l| !l.is_empty() && !l.starts_with([';', '$']));
+            for line in records {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if !matches!(fields.as_slice(), [_, _, "IN", "A" | "AAAA" | "CNAME", _]) {
+                    failures.push(format!("{place} {value:?}: zone line {line:?}"));
+                }
+            }
+            let units =
+                String::from_utf8_lossy(&run(&["render", "shop/live", "-f", "site.yaml"]).stdout)
+                    .to_string();
+            if i == 0 {
+                assert!(
+                    units.contains("Host(`shop.example.com"),
+                    "{place}: the control: {units}"
+                );
+            }
+            for rule in units.lines().filter(|l| l.contains("rule")) {
+                let quotes = rule.matches('`').count();
+                if quotes % 2 != 0 || rule.contains("||") || rule.contains("evil") {
+                    failures.push(format!("{place} {value:?}: rule {rule:?}"));
+                }
+            }
+            let docs = dir.path().join("docs");
+            let _ = std::fs::remove_dir_all(&docs);
+            run(&["docs", "-f", "site.yaml", "--out", "docs"]);
+            let pages: Vec<String> = (std::fs::read_dir(&docs).into_iter().flatten())
+                .map(|page| std::fs::read_to_string(page.unwrap().path()).unwrap())
+                .collect();
+            if i == 0 {
+                assert!(
+                    pages.iter().any(|p| p.contains("shop.example.com")),
+                    "{place}: the control"
+                );
+            }
+            for text in pages {
+                if text.contains("evil") || text.contains("--> X[") || text.contains('\u{202e}') {
+                    failures.push(format!("{place} {value:?}: docs carry it:\n{text}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The longest names unitgen takes (app and instance 48 characters, a
+/// service 63) make units whose names fit systemd's 255 bytes and hold only
+/// the characters of a unit name (none `systemd-escape --unit` would have
+/// to escape but the `-` unitgen joins them with), and containers Docker
+/// names; one character more is refused.
+#[test]
+fn the_longest_names_fit_systemd_and_docker_and_one_more_is_refused() {
+    let (app, instance, service) = ("a".repeat(48), "i".repeat(48), "s".repeat(63));
+    let text = |app: &str, service: &str| {
+        format!(
+            "app: {app}\nservices:\n  {service}:\n    image: busybox:1\n    ports: [\"127.0.0.1:8080:80\"]\n    volumes: [\"data:/data\"]\n    backup: {{}}\n    healthcheck: {{test: [CMD, \"true\"]}}\n\
+             backup: {{repository: /srv/b, password_file: /etc/pw}}\n\
+             etcd: {{endpoints: \"http://127.0.0.1:2379\"}}\n\
+             instances:\n  {instance}:\n    routes: [{{hosts: a.example.com, service: {service}, port: 80}}]\n"
+        )
+    };
+    let loaded = template::parse(Path::new("unitgen.yaml"), text(&app, &service)).unwrap();
+    let template = Template {
+        app: loaded,
+        deployments: None,
+    };
+    let model = compile(&template, &instance, &Overrides::default()).unwrap();
+    let mut names = Vec::new();
+    for (_, renderer) in RENDERERS.iter() {
+        names.extend(renderer.render(&model).into_iter().map(|u| u.name));
+    }
+    assert!(names.len() > 6, "{names:?}");
+    for name in &names {
+        assert!(name.len() <= 255, "{name}: {} bytes", name.len());
+        let (stem, _) = name.rsplit_once('.').unwrap();
+        let stem = stem.trim_end_matches('@');
+        for part in stem.split('-') {
+            let escaped = std::process::Command::new("systemd-escape")
+                .arg(part)
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&escaped.stdout).trim(),
+                part,
+                "{name}"
+            );
+        }
+    }
+    let container = model.container(&service);
+    let docker_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    assert!(container.chars().all(docker_name), "{container}");
+
+    for (app, service) in [
+        (format!("{app}a"), service.clone()),
+        (app.clone(), format!("{service}s")),
+    ] {
+        let loaded = template::parse(Path::new("unitgen.yaml"), text(&app, &service)).unwrap();
+        let template = Template {
+            app: loaded,
+            deployments: None,
+        };
+        let problems = compile(&template, &instance, &Overrides::default()).unwrap_err();
+        let shown = format!("{problems:?}");
+        assert!(problems.0.iter().any(|p| p.at.is_some()), "{shown}");
+    }
+    let long_instance = format!("{instance}i");
+    assert!(compile(&template, &long_instance, &Overrides::default()).is_err());
 }

@@ -124,3 +124,66 @@ fn the_issue_injections_change_nothing_in_real_systemd() {
     assert_eq!(show(&world.sandbox, unit, "ProtectSystem"), "strict");
     assert!(!world.sandbox.root().join("pwned").exists());
 }
+
+/// Values with systemd's specifiers and variables, shell and Traefik-rule
+/// syntax, quotes, backslashes and a bidirectional override, from each
+/// place a user gives them (the deployments file, `--set`) and into each
+/// kind of `docker run` argument (environment, label, healthcheck word),
+/// reach the container exactly when applied to a real systemd.
+#[test]
+fn hostile_values_from_the_deployments_file_and_the_command_line_reach_docker_exactly() {
+    let world = World::new("ugvals");
+    let from_file = "100% %n %i %% $HOME ${HOME} $$ \\x \\\\ \"q\" 'q' ;#` || ) \u{202e}ü";
+    let from_set = "%h%%$USER ${X:-y} \\ \" a;b `id` $(id)";
+    std::fs::write(
+        world.dir().join("app.yaml"),
+        "app: ugvals\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: unitgen-test/busybox:1\n\
+         \x20   command: [sleep, \"3600\"]\n\
+         \x20   init: true\n\
+         \x20   environment: {FROM_FILE: \"{{ greeting }}\", FROM_SET: \"{{ extra }}\"}\n\
+         \x20   labels: {note: \"{{ greeting }}\"}\n\
+         \x20   healthcheck: {test: [CMD, echo, \"{{ extra }}\"], interval: 1s}\n",
+    )
+    .unwrap();
+    world.write(&format!(
+        "template: ./app.yaml\ninstances:\n  live: {{greeting: {}, extra: x}}\n",
+        serde_json::to_string(from_file).unwrap()
+    ));
+    let set = format!("extra={from_set}");
+    let out = world.unitgen(&["apply", "live", "--set", &set]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        world.exec("live", "web", "printf %s \"$FROM_FILE\""),
+        from_file
+    );
+    assert_eq!(
+        world.exec("live", "web", "printf %s \"$FROM_SET\""),
+        from_set
+    );
+    let inspect = |format: &str| {
+        let out = support::docker::docker([
+            "inspect",
+            "--format",
+            format,
+            &world.container("live", "web"),
+        ]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    };
+    assert_eq!(inspect("{{index .Config.Labels \"note\"}}"), from_file);
+    let test: Vec<String> =
+        serde_json::from_str(&inspect("{{json .Config.Healthcheck.Test}}")).unwrap();
+    assert_eq!(test, ["CMD", "echo", from_set]);
+    let unit = "ugvals-live-web.service";
+    assert_eq!(show(&world.sandbox, unit, "NeedDaemonReload"), "no");
+    assert_eq!(show(&world.sandbox, unit, "ActiveState"), "active");
+}

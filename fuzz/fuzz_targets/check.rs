@@ -27,6 +27,22 @@ pub fn render_every_instance(template: &Template) {
     }
 }
 
+/// A refusal as the user sees it (the report unitgen prints): no character
+/// of it but line feeds and tabs (its layout) is one a terminal would obey
+/// rather than show.
+pub fn check_report(problems: &dyn miette::Diagnostic) {
+    let mut shown = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .render_report(&mut shown, &unitgen::diagnostic::Printable::of(problems))
+        .unwrap();
+    let obeyed = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    };
+    assert!(!shown.chars().any(obeyed), "a raw character in:\n{shown:?}");
+}
+
 /// The documentation `unitgen docs` writes of `view`.
 pub fn check_docs(view: &unitgen::site_view::SiteView) {
     for page in unitgen::docs::pages(view, None) {

@@ -1,5 +1,7 @@
-//! Any text as a compose file: `unitgen import` does not panic, and what it
-//! writes parses, and compiles to units systemd reads as intended.
+//! Any text as a compose file, and after a NUL byte, as the `.env` beside it
+//! (whose values compose's `${VAR}` take): `unitgen import` does not panic,
+//! and what it writes parses, and compiles to units systemd reads as
+//! intended; a refusal is a report with no character a terminal obeys.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,21 +13,23 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let (compose, dotenv) = text.split_once('\0').unwrap_or((text, ""));
     let file = std::sync::Arc::new(miette::NamedSource::new(
         "docker-compose.yml",
-        text.to_string(),
+        compose.to_string(),
     ));
     let options = unitgen::import::Options {
         app: Some("imp".into()),
         instance: "default".into(),
         dir: "/srv/imp".into(),
         home: None,
-        dotenv: Vec::new(),
+        dotenv: unitgen::import::parse_dotenv(dotenv),
         profiles: Vec::new(),
         read: |_| Err(std::io::ErrorKind::NotFound.into()),
     };
-    let Ok(imported) = unitgen::import::import(&file, &options) else {
-        return;
+    let imported = match unitgen::import::import(&file, &options) {
+        Ok(imported) => imported,
+        Err(problems) => return check::check_report(&problems),
     };
     let app = template::parse(std::path::Path::new("unitgen.yaml"), imported.yaml.clone())
         .unwrap_or_else(|e| {

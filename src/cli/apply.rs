@@ -332,7 +332,7 @@ pub fn host_plan(
         plan.stale_secrets = store.stale(files).map_err(|e| {
             miette!(
                 "reading the secrets in {} (root-only): {e}",
-                store.dir().display()
+                crate::diagnostic::shown_path(store.dir())
             )
         })?;
     }
@@ -509,7 +509,10 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         router::install_files(root, router, &prefix, &route_files)
             .into_diagnostic()
             .wrap_err_with(|| {
-                format!("copying route files into {}", router.files_dir().display())
+                format!(
+                    "copying route files into {}",
+                    crate::diagnostic::shown_path(&router.files_dir())
+                )
             })?;
         if !repaired.is_empty() {
             Progress::default().line(&format!(
@@ -540,7 +543,12 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     store
         .prune(&env_files)
         .into_diagnostic()
-        .wrap_err_with(|| format!("removing stale secrets from {}", store.dir().display()))?;
+        .wrap_err_with(|| {
+            format!(
+                "removing stale secrets from {}",
+                crate::diagnostic::shown_path(store.dir())
+            )
+        })?;
     let progress = Progress::default();
     let name = instance.prefix();
     match &instance.router {
@@ -876,7 +884,7 @@ pub fn converge_and_record(
             store.install(files).map_err(|e| {
                 miette!(
                     "apply of {name} failed: writing secrets into {}: {e}",
-                    store.dir().display()
+                    crate::diagnostic::shown_path(store.dir())
                 )
             })?;
             progress.line(&format!(
@@ -1010,7 +1018,7 @@ pub fn converge_and_record(
                     name,
                     Failure::untouched(format!(
                         "writing secrets into {}: {e}",
-                        store.dir().display()
+                        crate::diagnostic::shown_path(store.dir())
                     )),
                 )
             })?,
@@ -1021,7 +1029,7 @@ pub fn converge_and_record(
         Some((store, previous)) => store.restore(previous).map_err(|e| {
             Failure::untouched(format!(
                 "putting the previous secrets back into {}: {e}",
-                store.dir().display()
+                crate::diagnostic::shown_path(store.dir())
             ))
         }),
         None => Ok(()),

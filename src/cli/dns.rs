@@ -90,12 +90,12 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
     std::fs::create_dir_all(dir)
         .and_then(|()| crate::unit_dir::sweep_leftovers(dir))
         .into_diagnostic()
-        .wrap_err_with(|| format!("creating {}", dir.display()))?;
+        .wrap_err_with(|| format!("creating {}", crate::diagnostic::shown_path(dir)))?;
     for (name, text) in &files {
         let path = dir.join(name);
         crate::unit_dir::write_atomic(&path, text.as_bytes())
             .into_diagnostic()
-            .wrap_err_with(|| format!("writing {}", path.display()))?;
+            .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(&path)))?;
         outln!("{}", path.display())?;
     }
     Ok(Outcome::Clean)

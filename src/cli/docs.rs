@@ -61,7 +61,12 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
     let dir = &args.out;
     let changes = docs::sync(dir, &pages, args.check)
         .into_diagnostic()
-        .wrap_err_with(|| format!("writing the docs into {}", dir.display()))?;
+        .wrap_err_with(|| {
+            format!(
+                "writing the docs into {}",
+                crate::diagnostic::shown_path(dir)
+            )
+        })?;
     if args.check {
         for name in &changes.written {
             showln!(

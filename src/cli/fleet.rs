@@ -493,7 +493,7 @@ pub fn app_of(args: &FleetArgs, file: &FileArgs, target: &str) -> Result<(String
         [app] => {
             crate::say!(
                 "warning: {} could not be read; acting on fleet's units of app {app}",
-                file.path().display()
+                crate::diagnostic::shown_path(&file.path())
             );
             Ok((app.clone(), target.to_string()))
         }

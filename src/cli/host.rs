@@ -130,7 +130,12 @@ impl HostArgs {
                 crate::say!("waiting for another unitgen working on {app}-{instance} to finish...")
             })
             .into_diagnostic()
-            .wrap_err_with(|| format!("locking {app}-{instance} in {}", dir.display()))?;
+            .wrap_err_with(|| {
+                format!(
+                    "locking {app}-{instance} in {}",
+                    crate::diagnostic::shown_path(&dir)
+                )
+            })?;
         Ok((state, lock))
     }
 
@@ -138,7 +143,12 @@ impl HostArgs {
         let host = self.host()?;
         unit_dir::read_installed(&host.unit_dir, app, instance)
             .into_diagnostic()
-            .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))
+            .wrap_err_with(|| {
+                format!(
+                    "reading units in {}",
+                    crate::diagnostic::shown_path(&host.unit_dir)
+                )
+            })
     }
 }
 
@@ -148,7 +158,7 @@ pub fn default_state_dir(given: Option<&std::path::Path>, user: bool) -> Result<
         // Absolute: units (the backup's, secrets' env files) name it.
         (Some(dir), _) => std::path::absolute(dir)
             .into_diagnostic()
-            .wrap_err_with(|| format!("--state-dir {}", dir.display()))?,
+            .wrap_err_with(|| format!("--state-dir {}", crate::diagnostic::shown_path(dir)))?,
         (None, true) => home()?.join(".local/state/unitgen"),
         (None, false) => PathBuf::from(DEFAULT_STATE_DIR),
     };
@@ -187,7 +197,7 @@ impl HostArgs {
                 let first = format!("{problem}");
                 crate::say!(
                     "warning: {} could not be read ({}); acting on what is installed for app {app}",
-                    file.path().display(),
+                    crate::diagnostic::shown_path(&file.path()),
                     first.lines().next().unwrap_or_default()
                 );
                 Ok((app.clone(), instance.to_string()))

@@ -66,12 +66,12 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         return Err(miette!(
             help = "pass --force to replace it",
             "{} exists already",
-            output.display()
+            crate::diagnostic::shown_path(output)
         ));
     }
     let bytes = crate::template::read_capped(&path)
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        .wrap_err_with(|| format!("cannot read {}", crate::diagnostic::shown_path(&path)))?;
     // Not UTF-8: said where, as for templates.
     let text = crate::template::utf8(&path, bytes)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -85,7 +85,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         Err(e) => {
             return Err(miette::miette!(
                 "cannot read {}: {e}",
-                dir.join(".env").display()
+                crate::diagnostic::shown_path(&dir.join(".env"))
             ));
         }
     };
@@ -133,7 +133,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     match &args.output {
         Some(output) => output::write_named_file(output, imported.yaml.as_bytes())
             .into_diagnostic()
-            .wrap_err_with(|| format!("writing {}", output.display()))?,
+            .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(output)))?,
         None => out!("{}", imported.yaml)?,
     }
     let services = match imported.services {
@@ -146,7 +146,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         n => format!("{n} warnings, also listed at the top of the template"),
     };
     let into = match &args.output {
-        Some(output) => format!(" into {}", output.display()),
+        Some(output) => format!(" into {}", crate::diagnostic::shown_path(output)),
         None => String::new(),
     };
     crate::say!(

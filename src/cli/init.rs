@@ -52,7 +52,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
         return Err(miette!(
             help = "pass --force to replace it",
             "{} exists already",
-            args.output.display()
+            crate::diagnostic::shown_path(&args.output)
         ));
     }
     let app = match args.app {
@@ -61,10 +61,10 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
     };
     output::write_named_file(&args.output, STARTER.replace("{APP}", &app).as_bytes())
         .into_diagnostic()
-        .wrap_err_with(|| format!("writing {}", args.output.display()))?;
+        .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(&args.output)))?;
     crate::say!(
         "wrote {} (app `{app}`, instances staging and live): edit it, then `unitgen validate`",
-        args.output.display()
+        crate::diagnostic::shown_path(&args.output)
     );
     Ok(Outcome::Clean)
 }

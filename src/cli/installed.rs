@@ -34,7 +34,7 @@ impl Installed {
             return Err(miette!(
                 "{} is not installed in {} (apply it first)",
                 crate::model::prefix(&app, instance),
-                host.host()?.unit_dir.display()
+                crate::diagnostic::shown_path(&host.host()?.unit_dir)
             ));
         }
         Ok(Installed {

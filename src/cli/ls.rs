@@ -59,12 +59,17 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     let host = args.host.host()?;
     let installed = unit_dir::read_all(&host.unit_dir)
         .into_diagnostic()
-        .wrap_err_with(|| format!("reading units in {}", host.unit_dir.display()))?;
+        .wrap_err_with(|| {
+            format!(
+                "reading units in {}",
+                crate::diagnostic::shown_path(&host.unit_dir)
+            )
+        })?;
     let state_dir = args.host.state_dir()?;
     let mut instances: BTreeMap<(String, String), Vec<(String, bool)>> = BTreeMap::new();
     for (app, instance) in state::instances(&state_dir)
         .into_diagnostic()
-        .wrap_err_with(|| format!("reading {}", state_dir.display()))?
+        .wrap_err_with(|| format!("reading {}", crate::diagnostic::shown_path(&state_dir)))?
     {
         instances.entry((app, instance)).or_default();
     }
@@ -143,8 +148,8 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     if rows.is_empty() {
         showln!(
             "no instance on this host (units in {}, state in {})",
-            host.unit_dir.display(),
-            state_dir.display()
+            crate::diagnostic::shown_path(&host.unit_dir),
+            crate::diagnostic::shown_path(&state_dir)
         )?;
         return Ok(Outcome::Clean);
     }

@@ -25,7 +25,12 @@ pub fn run(args: ManArgs) -> Result<Outcome> {
             std::fs::create_dir_all(dir)
                 .and_then(|()| clap_mangen::generate_to(command, dir))
                 .into_diagnostic()
-                .wrap_err_with(|| format!("writing manual pages to {}", dir.display()))?;
+                .wrap_err_with(|| {
+                    format!(
+                        "writing manual pages to {}",
+                        crate::diagnostic::shown_path(dir)
+                    )
+                })?;
         }
         None => {
             let mut page = Vec::new();

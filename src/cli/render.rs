@@ -106,7 +106,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
         |(app, instance, rendered)| -> Result<()> {
             let present = unit_dir::read_installed(dir, &app, &instance)
                 .into_diagnostic()
-                .wrap_err_with(|| format!("reading {}", dir.display()))?;
+                .wrap_err_with(|| format!("reading {}", crate::diagnostic::shown_path(dir)))?;
             let plan = Plan::new(&present, &rendered);
             units += rendered.len();
             if args.check {
@@ -134,7 +134,9 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
             }
             unit_dir::write_plan(dir, &plan)
                 .into_diagnostic()
-                .wrap_err_with(|| format!("writing units to {}", dir.display()))?;
+                .wrap_err_with(|| {
+                    format!("writing units to {}", crate::diagnostic::shown_path(dir))
+                })?;
             written += plan.add.len() + plan.change.len();
             removed += plan.remove.len();
             unchanged += plan.keep.len();

@@ -99,7 +99,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     let mismatches = store.compare(&name, &revision.units).map_err(|e| {
         miette!(
             "reading {name}'s secrets in {} (root-only): {e}",
-            store.dir().display()
+            crate::diagnostic::shown_path(store.dir())
         )
     })?;
     let (missing, other_values): (Vec<_>, Vec<_>) = mismatches.into_iter().partition(|m| m.missing);
@@ -261,7 +261,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     store.remove_values().map_err(|e| {
         miette!(
             "removing {name}'s secrets from {}: {e}",
-            store.dir().display()
+            crate::diagnostic::shown_path(store.dir())
         )
     })?;
     fault::point("after-remove-secrets");

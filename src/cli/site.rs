@@ -147,7 +147,12 @@ fn left_alone(site: &Site, assigned: &[String], host: &HostArgs) -> Result<Vec<S
     let unit_dir = host.host()?.unit_dir;
     let installed = crate::unit_dir::read_all(&unit_dir)
         .into_diagnostic()
-        .wrap_err_with(|| format!("reading units in {}", unit_dir.display()))?;
+        .wrap_err_with(|| {
+            format!(
+                "reading units in {}",
+                crate::diagnostic::shown_path(&unit_dir)
+            )
+        })?;
     let apps = site.app_names();
     let left: BTreeSet<String> = (installed.into_iter())
         .filter(|(_, owner)| apps.contains(&owner.app.as_str()))

@@ -208,7 +208,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         showln!(
             "{app}-{} is not installed in {}",
             instance,
-            args.host.host()?.unit_dir.display()
+            crate::diagnostic::shown_path(&args.host.host()?.unit_dir)
         )?;
         if let Some(unfinished) = &unfinished {
             showln!("! {unfinished} (see `unitgen plan`)")?;
@@ -565,7 +565,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             Err(e) => {
                 secrets_error = Some(format!(
                     "reading them in {} (root-only): {e}",
-                    store.dir().display()
+                    crate::diagnostic::shown_path(store.dir())
                 ));
                 Vec::new()
             }
@@ -655,7 +655,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 not_as_applied.push(format!(
                     "its secrets file {} is missing or was changed by hand (its container read \
                      it at its start; its next start reads it as it is)",
-                    file.display()
+                    crate::diagnostic::shown_path(file)
                 ));
             }
             not_as_applied.extend(not_as_written(

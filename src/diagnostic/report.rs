@@ -220,25 +220,30 @@ impl SourceCode for Window {
 /// `data` with each character a terminal obeys (but line ends and tabs)
 /// replaced by as many bytes: `?` for one byte (a C0 control, DEL), and for
 /// more (a C1 control, a bidirectional override) U+FFFD padded with `?` to
-/// the same length. The message says which character it was.
+/// the same length; a carriage return alone (a line end for YAML and for
+/// miette's count of lines, but printed as it is) by a line feed. The
+/// message says which character it was.
 fn shown_in_place(data: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(data);
-    if text.len() != data.len() {
+    let Ok(text) = std::str::from_utf8(data) else {
         // Not UTF-8: miette would show it as replacement characters anyway.
-        return data
-            .iter()
-            .map(|&b| match b {
-                b'\n' | b'\r' | b'\t' => b,
+        return (data.iter().enumerate())
+            .map(|(i, &b)| match b {
+                b'\r' if data.get(i + 1) == Some(&b'\n') => b,
+                b'\r' => b'\n',
+                b'\n' | b'\t' => b,
                 b if b < 0x20 || b == 0x7f => b'?',
                 b => b,
             })
             .collect();
-    }
+    };
     let mut out = Vec::with_capacity(data.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         let obeyed = acts_on_terminal(c);
         match c {
-            '\n' | '\r' | '\t' => out.push(c as u8),
+            '\n' | '\t' => out.push(c as u8),
+            '\r' if chars.peek() == Some(&'\n') => out.push(b'\r'),
+            '\r' => out.push(b'\n'),
             c if obeyed && c.len_utf8() == 1 => out.push(b'?'),
             c if obeyed && c.len_utf8() == 2 => out.extend_from_slice(b"??"),
             c if obeyed => {
@@ -270,7 +275,8 @@ mod tests {
 
     #[test]
     fn no_text_of_a_report_reaches_the_terminal_raw() {
-        let text = "a: 1\nimage: \"x\u{1b}[2J\u{202e}y\"\nb: 2\n".to_string();
+        // A carriage return alone ends a line, for YAML as for miette.
+        let text = "a: 1\rz: 0\nimage: \"x\u{1b}[2J\u{202e}y\"\nb: 2\n".to_string();
         let file = Arc::new(NamedSource::new("t\u{7}.yaml", text.clone()));
         let at = text.find('\u{1b}').unwrap();
         let problem = Problem::new("bad").at(&Location {
@@ -278,13 +284,10 @@ mod tests {
             span: (at, 1).into(),
         });
         let shown = rendered(&problem);
-        assert!(
-            !shown
-                .chars()
-                .any(|c| c == '\u{1b}' || c == '\u{202e}' || c == '\u{7}')
-        );
-        // The place is the file's own: line 2, byte column 10.
-        assert!(shown.contains("[t\\u{7}.yaml:2:10]"), "{shown}");
+        let raw = |c: char| (c.is_control() && c != '\n') || c == '\u{202e}';
+        assert!(!shown.chars().any(raw), "{shown:?}");
+        // The place is the file's own: line 3, byte column 10.
+        assert!(shown.contains("[t\\u{7}.yaml:3:10]"), "{shown}");
         assert!(shown.contains("image: \"x?[2J\u{fffd}y\""), "{shown}");
 
         // An error made anywhere else, with a cause chain.

@@ -110,7 +110,10 @@ impl Importer<'_> {
             Err(e) => {
                 self.error(
                     at,
-                    format!("`extends`: cannot read {}: {e}", path.display()),
+                    format!(
+                        "`extends`: cannot read {}: {e}",
+                        crate::diagnostic::shown_path(&path)
+                    ),
                 );
                 return None;
             }
@@ -132,7 +135,10 @@ impl Importer<'_> {
         let Some((_, base)) = services.iter().find(|(k, _)| k.name == name) else {
             self.error(
                 at,
-                format!("`extends`: {} has no service `{name}`", path.display()),
+                format!(
+                    "`extends`: {} has no service `{name}`",
+                    crate::diagnostic::shown_path(&path)
+                ),
             );
             return None;
         };
