@@ -107,7 +107,7 @@ pub struct FleetDecl {
     /// Services that run one copy on every machine.
     #[schemars(with = "Option<Vec<String>>")]
     pub global: Option<Vec<Name>>,
-    /// Copies started for a service new to the cluster (default 1, at most 1000).
+    /// Copies of each service, numbered 1 to N: apply starts missing ones and destroys ones beyond (default 1, at most 1000).
     #[schemars(with = "Option<u32>", range(min = 1, max = 1000))]
     pub copies: Option<Spanned<u32>>,
 }
