@@ -1056,7 +1056,7 @@ fn status_and_destroy_cover_one_instance_only() {
     )
     .unwrap();
 
-    let units = status(&client, PREFIX).unwrap();
+    let units = status(&client, PREFIX, Some(2)).unwrap();
     assert_eq!(units.len(), 6);
     let copy = units
         .iter()

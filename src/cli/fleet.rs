@@ -138,7 +138,7 @@ fn where_copies_run(
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
     let client = FleetClient::new(&args.endpoint)?;
     let machines = client.list_machines()?;
-    let units = fleet::status(&client, &prefix(app, instance))?;
+    let units = fleet::status(&client, &prefix(app, instance), None)?;
     Ok(units
         .iter()
         .filter(|u| !u.name.contains("@."))
@@ -381,9 +381,18 @@ pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Ou
     Ok(Outcome::Clean)
 }
 
-pub fn status(args: &FleetArgs, app: &str, instance: &str, json: bool) -> Result<Outcome> {
+/// `fleet_copies`: the instance's `fleet.copies`, if its template can be
+/// read (see [`fleet::status`]).
+pub fn status(
+    args: &FleetArgs,
+    app: &str,
+    instance: &str,
+    fleet_copies: Option<u32>,
+    json: bool,
+) -> Result<Outcome> {
     let client = args.client()?;
-    let units = fleet::status(&client, &prefix(app, instance)).map_err(|e| miette!("{e}"))?;
+    let units =
+        fleet::status(&client, &prefix(app, instance), fleet_copies).map_err(|e| miette!("{e}"))?;
     // As the host target's status: 4 when fleet has nothing of the
     // instance, 3 when some of it does not run.
     let outcome = if units.is_empty() {

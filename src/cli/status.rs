@@ -191,7 +191,14 @@ impl Status {
 pub fn run(args: StatusArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         let (app, instance) = fleet::app_of(&args.fleet, &args.template, &args.instance)?;
-        return fleet::status(&args.fleet, &app, &instance, args.json);
+        // The count of copies is the template's: without it (unreadable,
+        // or its values given only by --set), only gaps are told.
+        let fleet_copies = (args.template.select(&args.instance).ok())
+            .and_then(|(template, name)| {
+                crate::compile::compile(&template, &name, &Default::default()).ok()
+            })
+            .map(|compiled| compiled.fleet.copies);
+        return fleet::status(&args.fleet, &app, &instance, fleet_copies, args.json);
     }
     let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     let status = read(&args.host, &app, &instance)?;

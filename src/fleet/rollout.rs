@@ -1068,7 +1068,14 @@ fn wait_forgotten(
 }
 
 /// Every unit fleet holds under `prefix`, with what systemd reports for it.
-pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, FleetError> {
+/// `fleet_copies`: the instance's `fleet.copies`, when its template could
+/// be read: copies missing or beyond it are told (without, only a gap in
+/// the copies' numbers is).
+pub fn status(
+    client: &FleetClient,
+    prefix: &str,
+    fleet_copies: Option<u32>,
+) -> Result<Vec<UnitStatus>, FleetError> {
     let states: Vec<UnitState> = client
         .list_state(None)?
         .into_iter()
@@ -1090,6 +1097,19 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
             })
             .collect()
     };
+    // The copies a template should have: one for a global service (and
+    // its sidekicks), else the instance's count.
+    let wanted = |template: &str| -> Option<u32> {
+        let options = |name: &str| {
+            (fleet_units.iter())
+                .find(|u| u.name == name)
+                .map(|u| u.options.as_slice())
+        };
+        let own = options(template).unwrap_or_default();
+        let service = followed(template, own);
+        let global = is_global(own) || service.as_deref().and_then(options).is_some_and(is_global);
+        fleet_copies.map(|n| if global { 1 } else { n })
+    };
     let mut units: Vec<UnitStatus> = fleet_units
         .iter()
         .map(|u| UnitStatus {
@@ -1100,8 +1120,12 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
                 })
                 .cloned(),
             not_running: match classify(&u.name) {
-                Name::Template => why_copies_lack(&copies_of(&u.name)),
-                _ => why_copy_not_running(u, &states),
+                Name::Template => why_copies_lack(&copies_of(&u.name), wanted(&u.name)),
+                Name::Instance { template, instance } => {
+                    why_one_too_many(instance, wanted(&template))
+                        .or_else(|| why_copy_not_running(u, &states))
+                }
+                Name::Plain => why_copy_not_running(u, &states),
             },
             name: u.name.clone(),
             desired_state: u.desired_state,
@@ -1115,16 +1139,19 @@ pub fn status(client: &FleetClient, prefix: &str) -> Result<Vec<UnitStatus>, Fle
 }
 
 /// Why a template's copies (their instance names) fall short, if they do:
-/// none at all, or a gap below the highest (copies are numbered from 1; a
-/// missing last one, or a count lowered, only `plan` can tell: it knows
-/// the instance's `fleet.copies`).
-fn why_copies_lack(copies: &[&str]) -> Option<String> {
+/// none at all, or some of the `wanted` copies 1 to N missing. Without
+/// `wanted` (the template could not be read), a gap below the highest
+/// copy (copies are numbered from 1).
+fn why_copies_lack(copies: &[&str], wanted: Option<u32>) -> Option<String> {
     let numbers: Vec<u32> = (copies.iter())
         .filter_map(|c| c.parse().ok().filter(|n: &u32| n.to_string() == *c))
         .collect();
-    let highest = numbers.iter().copied().max().unwrap_or(0);
     // A number far beyond any count (`web@99999` by hand) names no gap.
-    let gaps: Vec<String> = (1..highest.min(crate::model::MAX_FLEET_COPIES))
+    let up_to = match wanted {
+        Some(n) => n,
+        None => numbers.iter().copied().max().unwrap_or(0).saturating_sub(1),
+    };
+    let gaps: Vec<String> = (1..=up_to.min(crate::model::MAX_FLEET_COPIES))
         .filter(|n| !numbers.contains(n))
         .map(|n| n.to_string())
         .collect();
@@ -1138,6 +1165,21 @@ fn why_copies_lack(copies: &[&str]) -> Option<String> {
             gaps.join(", ")
         ))
     }
+}
+
+/// Why copy `instance` of a template that should have `wanted` copies
+/// (numbered 1 to N) is one too many, if it is.
+fn why_one_too_many(instance: &str, wanted: Option<u32>) -> Option<String> {
+    let wanted = wanted?;
+    let within = instance
+        .parse::<u32>()
+        .is_ok_and(|n| n.to_string() == instance && (1..=wanted).contains(&n));
+    (!within).then(|| {
+        format!(
+            "one too many: the instance's fleet.copies is {wanted} (started by hand?): \
+             `unitgen apply INSTANCE --fleet` destroys it"
+        )
+    })
 }
 
 /// An instance unitgen put in fleet, as `ls --fleet` lists it.
