@@ -2241,3 +2241,43 @@ fn expose_and_ipv6_host_addresses_reach_docker_run() {
         assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
     }
 }
+
+/// compose makes a service's file-backed `secrets` and `configs` binds, and
+/// `volumes_from` that service mounts them too (docker inspect of compose's
+/// worker showed them); import left them out of the worker.
+#[test]
+fn volumes_from_mounts_the_others_secrets_and_configs_too() {
+    let project = Project::new(
+        r#"services:
+  web:
+    image: nginx
+    volumes: ["data:/data"]
+    secrets: [api_key]
+    configs: [{source: conf, target: /etc/app.ini}]
+  worker:
+    image: nginx
+    volumes_from: [web]
+volumes:
+  data:
+secrets:
+  api_key:
+    file: ./api_key.txt
+configs:
+  conf:
+    file: ./app.ini
+"#,
+    )
+    .file("api_key.txt", "k")
+    .file("app.ini", "[x]");
+    project.import_ok(&[]);
+    let template = project.template();
+    let dir = project.dir.to_str().unwrap();
+    let worker = template.split("  worker:").nth(1).unwrap();
+    for mount in [
+        "data:/data".to_string(),
+        format!("{dir}/api_key.txt:/run/secrets/api_key:ro"),
+        format!("{dir}/app.ini:/etc/app.ini:ro"),
+    ] {
+        assert!(worker.contains(&mount), "{mount} not in\n{worker}");
+    }
+}

@@ -1493,10 +1493,20 @@ impl Importer<'_> {
             };
             let mut pieces = self.pieces(&path, &path_at, kind);
             self.host_path(&mut pieces, &item.at, kind);
-            out.push(
-                "volumes",
-                Scalar::Text(format!("{}:{target}:ro", interpolate::template(&pieces))),
-            );
+            let volume = format!("{}:{target}", interpolate::template(&pieces));
+            out.push("volumes", Scalar::Text(format!("{volume}:ro")));
+            // A bind like any other: `volumes_from` this service mounts it too.
+            let service = self.service.clone().unwrap_or_default();
+            self.volumes_of
+                .entry(service)
+                .or_default()
+                .push(super::Mounted {
+                    target: clean_target(&target),
+                    volume,
+                    read_only: true,
+                    propagation: None,
+                    anonymous: false,
+                });
         }
     }
 
