@@ -24,8 +24,9 @@ use crate::escape::{
     check_specifiers,
 };
 use crate::model::{
-    Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck, Instance, MAX_FLEET_COPIES,
-    NetworkMode, Protocol, Restart, Secret, SecretEnv, SecretSource, Service, Volume, VolumeSource,
+    DEFAULT_STOP_GRACE_SECONDS, Discovery, EtcdApi, FleetOptions, HealthTest, Healthcheck,
+    Instance, MAX_FLEET_COPIES, NetworkMode, Protocol, Restart, Secret, SecretEnv, SecretSource,
+    Service, Volume, VolumeSource,
 };
 use crate::template::schema::route::RouteDecls;
 use crate::template::schema::{
@@ -55,10 +56,6 @@ const DEFAULT_ETCD_TTL_SECONDS: u64 = 30;
 const ETCD_MAX_TTL_SECONDS: u64 = 9_000_000_000;
 const DEFAULT_ETCD_WAIT_SECONDS: u64 = 60;
 const DEFAULT_ETCD_PREFIX: &str = "/unitgen";
-
-/// Seconds Docker waits for a container to stop before killing it, as
-/// `docker stop` does by default.
-const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
 
 /// A service compiles in some 8µs, a thread starts in some 50µs: only apps
 /// with many services are worth splitting over cores.

@@ -1373,6 +1373,16 @@ mod tests {
             out.contains(r#"ports: ["127.0.0.1:8080:80", 53/udp, "127.0.0.1::443", 9000]"#),
             "{out}"
         );
+        // An IPv6 host address (keycloak's `host_ip: "::1"`) in Docker's
+        // brackets; the short forms as written (element-web's `[::1]:8081:80`
+        // was warned and left out).
+        let out = body(
+            "services:\n  web:\n    image: nginx\n    ports:\n      - {target: 8443, published: 8444, host_ip: \"::1\"}\n      - \"[::1]:8081:80\"\n",
+        );
+        assert!(
+            out.contains(r#"ports: ["[::1]:8444:8443", "[::1]:8081:80"]"#),
+            "{out}"
+        );
     }
 
     #[test]

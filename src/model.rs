@@ -280,7 +280,8 @@ pub struct Service {
     /// Runs to completion once per start of the instance (an init job):
     /// its dependents start only after it exited 0.
     pub oneshot: bool,
-    /// Seconds Docker waits after the stop signal before it kills.
+    /// Seconds Docker waits after the stop signal before it kills
+    /// (`stop_grace_period`; default [`DEFAULT_STOP_GRACE_SECONDS`]).
     pub stop_grace_seconds: u64,
     /// `--stop-signal` as written and its number: the container's exit
     /// status after a clean stop is 128 + that number.
@@ -371,6 +372,10 @@ impl Service {
     }
 }
 
+/// Seconds Docker waits for a container to stop before killing it, as
+/// `docker stop` does by default.
+pub const DEFAULT_STOP_GRACE_SECONDS: u64 = 10;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
     Tcp,
@@ -386,7 +391,8 @@ impl Protocol {
     }
 }
 
-/// A published port: `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `53/udp`.
+/// A published port: `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `[::1]:8080:8000`,
+/// `53/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub host_ip: Option<String>,
@@ -401,7 +407,11 @@ impl Port {
     pub fn publish_arg(&self) -> String {
         let mut arg = String::new();
         if let Some(ip) = &self.host_ip {
-            arg.push_str(ip);
+            // Docker's form of an IPv6 address beside a port.
+            match ip.contains(':') {
+                true => arg.push_str(&format!("[{ip}]")),
+                false => arg.push_str(ip),
+            }
             arg.push(':');
             if self.host_port.is_none() {
                 arg.push(':');

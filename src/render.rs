@@ -365,7 +365,16 @@ impl Renderer {
         if !service.env_files.is_empty() {
             exec_start_pre.push((
                 "Read the env files as compose does (quotes, export, comments, ${VAR}) into the form docker run takes.",
-                shell(&env_file::convert_script(&service.env_files, &container)),
+                shell(&env_file::convert_script(
+                    &service.env_files,
+                    &container,
+                    &service
+                        .environment
+                        .iter()
+                        .map(|(name, _)| name.as_str())
+                        .chain(service.secrets.iter().map(|s| s.variable.as_str()))
+                        .collect::<Vec<_>>(),
+                )),
             ));
         }
         if let Some((_, build)) = docker::health_image(instance, service) {

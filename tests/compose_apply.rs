@@ -183,7 +183,8 @@ fn a_oneshot_init_runs_before_its_dependent_and_its_failure_fails_the_apply() {
 
 /// Outline's and Netbox's env files quote their secrets:
 /// `SECRET_KEY='r(m)9...'`. `docker run --env-file` alone passed the quotes
-/// on; compose strips them, and so does unitgen now.
+/// on; compose strips them, and so does unitgen now. A variable set twice
+/// (by two lines or files, or by the file and `environment`) is set once.
 #[test]
 fn an_env_file_delivers_what_compose_would() {
     let world = World::new("ugenvf");
@@ -197,6 +198,7 @@ URL=https://wiki.example.com # the public address
 FORCE_HTTPS=false
   REDIS_URL = redis://cache:6379
 CALLBACK="${URL}/auth"
+URL=https://docs.example.com
 "#,
     )
     .unwrap();
@@ -219,13 +221,22 @@ instances:
     for line in [
         "SECRET_KEY=r(m)9$x \"q\" %n",
         "DATABASE_URL=postgres://outline:pass@db/outline",
-        "URL=https://wiki.example.com",
+        // The last of two lines wins, as in compose.
+        "URL=https://docs.example.com",
         // `environment` wins over the env file, as in compose.
         "FORCE_HTTPS=true",
         "REDIS_URL=redis://cache:6379",
         "CALLBACK=https://wiki.example.com/auth",
     ] {
         assert!(env.lines().any(|l| l == line), "{line} not in\n{env}");
+    }
+    // The container's config lists each once, as compose's does: it listed
+    // both URLs and both FORCE_HTTPS (the process saw the last of each).
+    let config = inspect(&world.container("live", "outline"), "{{json .Config.Env}}");
+    let config: Vec<String> = serde_json::from_str(&config).unwrap();
+    for name in ["URL=", "FORCE_HTTPS="] {
+        let set: Vec<&String> = config.iter().filter(|e| e.starts_with(name)).collect();
+        assert_eq!(set.len(), 1, "{name} in {config:?}");
     }
 
     // A value on several lines cannot be given to docker run: the start
@@ -440,4 +451,66 @@ fn an_imported_shell_with_a_tty_stays_up() {
         "running true"
     );
     assert_eq!(world.active("ugtty-live-shell.service"), "active");
+}
+
+/// What `docker inspect` showed differently from compose's container, for
+/// real files: the monitoring stacks' `expose` (left out), element-web's
+/// IPv6 `[::1]:8081:80` (refused), keycloak's `stop_grace_period` (only the
+/// unit's `docker stop --time` had it: a `docker stop` by hand, or the
+/// engine's shutdown, gave the container 10 s) and a variable two env
+/// files set (listed twice). Each is now as compose has it.
+#[test]
+fn an_imported_container_is_configured_as_compose_configures_it() {
+    let world = World::new("ugsame");
+    let dir = world.dir();
+    std::fs::write(dir.join("a.env"), "SHARED=from a\nA=1\n").unwrap();
+    std::fs::write(dir.join("b.env"), "SHARED=from b\n").unwrap();
+    let compose = dir.join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        r#"name: ugsame
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [httpd, -f, -p, "80", -h, /bin]
+    init: true
+    expose: ["9090", "9100-9101"]
+    ports: ["[::1]::80", "127.0.0.1::80"]
+    env_file: [./a.env, ./b.env]
+    stop_grace_period: 1m30s
+"#,
+    )
+    .unwrap();
+    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["import", "--instance", "live", "-o"])
+        .arg(world.file())
+        .arg(&compose)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    world.apply_ok("live");
+    let web = world.container("live", "web");
+    assert_eq!(
+        inspect(&web, "{{json .Config.ExposedPorts}}"),
+        r#"{"80/tcp":{},"9090/tcp":{},"9100/tcp":{},"9101/tcp":{}}"#
+    );
+    assert_eq!(
+        inspect(
+            &web,
+            "{{range (index .HostConfig.PortBindings \"80/tcp\")}}{{.HostIp}} {{end}}"
+        ),
+        "::1 127.0.0.1"
+    );
+    assert_eq!(inspect(&web, "{{.Config.StopTimeout}}"), "90");
+    let env: Vec<String> = serde_json::from_str(&inspect(&web, "{{json .Config.Env}}")).unwrap();
+    let shared: Vec<&String> = env.iter().filter(|e| e.starts_with("SHARED=")).collect();
+    assert_eq!(shared, ["SHARED=from b"], "{env:?}");
+    // Published on the IPv6 loopback too, where compose published it.
+    let v6 = docker(["port", &web, "80/tcp"]);
+    let v6 = String::from_utf8_lossy(&v6.stdout);
+    assert!(v6.contains("[::1]:"), "{v6}");
 }

@@ -99,7 +99,7 @@ fn every_example_compose_file_imports_validates_and_renders() {
 
 #[test]
 fn prints_to_stdout_and_warns_on_stderr() {
-    let project = Project::new("services:\n  web:\n    image: nginx:1.27\n    expose: [80]\n");
+    let project = Project::new("services:\n  web:\n    image: nginx:1.27\n    scale: 2\n");
     let run = project.import(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -112,7 +112,7 @@ fn prints_to_stdout_and_warns_on_stderr() {
     );
     assert!(
         run.stderr.contains(
-            "warning: docker-compose.yml:4:5: web: expose: not needed: every port of a service is reachable by the others on the instance network\n"
+            "warning: docker-compose.yml:4:5: web: scale: not carried over: an instance runs one container per service; deploy more instances, or use fleet\n"
         ),
         "{}",
         run.stderr
@@ -169,7 +169,6 @@ secrets:
             "8:5",
             "web: links: not needed: services find each other by name",
         ),
-        ("9:5", "web: expose: not needed"),
         (
             "10:13",
             "web: ports: not carried over: `8000-8010:80` lets Docker pick one host port of `8000-8010`",
@@ -209,7 +208,11 @@ secrets:
     let template = project.template();
     assert!(template.contains("    # TODO: compose built this image from ./web"));
     assert!(template.contains("    image: shop-web\n"));
-    assert!(template.contains("docker_args: [--network-alias=shop_web, --network-alias=www]"));
+    assert!(
+        template.contains(
+            "docker_args: [--network-alias=shop_web, --network-alias=www, --expose=8000]"
+        )
+    );
     let run = project.run(&["validate", "-f", "unitgen.yaml"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -2200,4 +2203,81 @@ fn stdin_open_with_a_tty_is_a_tty_alone() {
         "{}",
         render.stdout
     );
+}
+
+/// The monitoring stacks' `expose:` was warned as not needed and left out,
+/// so the containers' config had no exposed ports where compose's had them
+/// (what nginx-proxy and Traefik's Docker provider read for a port); an
+/// IPv6 host address (element-web's `[::1]:8081:80`, a long-form `host_ip:
+/// "::1"`) was refused and the port not published. Both reach `docker run`.
+#[test]
+fn expose_and_ipv6_host_addresses_reach_docker_run() {
+    let project = Project::new(
+        r#"services:
+  prometheus:
+    image: prom/prometheus
+    expose:
+      - 9090
+      - "9091-9092"
+  element:
+    image: vectorim/element-web
+    ports:
+      - "[::1]:8081:80"
+      - target: 8443
+        published: "8444"
+        host_ip: "::1"
+"#,
+    );
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--expose=9090 \\",
+        "--expose=9091-9092 \\",
+        r#"--publish "[::1]:8081:80" \"#,
+        r#"--publish "[::1]:8444:8443" \"#,
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+}
+
+/// compose makes a service's file-backed `secrets` and `configs` binds, and
+/// `volumes_from` that service mounts them too (docker inspect of compose's
+/// worker showed them); import left them out of the worker.
+#[test]
+fn volumes_from_mounts_the_others_secrets_and_configs_too() {
+    let project = Project::new(
+        r#"services:
+  web:
+    image: nginx
+    volumes: ["data:/data"]
+    secrets: [api_key]
+    configs: [{source: conf, target: /etc/app.ini}]
+  worker:
+    image: nginx
+    volumes_from: [web]
+volumes:
+  data:
+secrets:
+  api_key:
+    file: ./api_key.txt
+configs:
+  conf:
+    file: ./app.ini
+"#,
+    )
+    .file("api_key.txt", "k")
+    .file("app.ini", "[x]");
+    project.import_ok(&[]);
+    let template = project.template();
+    let dir = project.dir.to_str().unwrap();
+    let worker = template.split("  worker:").nth(1).unwrap();
+    for mount in [
+        "data:/data".to_string(),
+        format!("{dir}/api_key.txt:/run/secrets/api_key:ro"),
+        format!("{dir}/app.ini:/etc/app.ini:ro"),
+    ] {
+        assert!(worker.contains(&mount), "{mount} not in\n{worker}");
+    }
 }

@@ -102,9 +102,11 @@ pub fn suggest_name(name: &str, separator: char) -> String {
         .to_string()
 }
 
-/// `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `127.0.0.1::8000`, `53/udp`.
-/// An empty IP (`:8080:8000`, what compose's `${IP-}:8080:8000` gives) means
-/// all interfaces, as in compose.
+/// `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `127.0.0.1::8000`, `53/udp`,
+/// and an IPv6 host address as Docker and compose read it, in brackets
+/// (`[::1]:8080:8000`) or not (`::1:8080:8000`: the last two fields are the
+/// ports). An empty IP (`:8080:8000`, what compose's `${IP-}:8080:8000`
+/// gives) means all interfaces, as in compose.
 pub fn parse_port(text: &str) -> Result<Port, String> {
     let (spec, protocol) = match text.rsplit_once('/') {
         Some((spec, "tcp")) => (spec, Protocol::Tcp),
@@ -112,17 +114,22 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
         Some((_, other)) => return Err(format!("unknown protocol `{other}`: use tcp or udp")),
         None => (text, Protocol::Tcp),
     };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host_ip, host_port, container) = match parts.as_slice() {
-        [c] => (None, None, *c),
+    // As Docker's nat.ParsePortSpec splits it: the container port last, the
+    // host port before it, and everything before those the address.
+    let (host_ip, host_port, container) = match spec.rsplitn(3, ':').collect::<Vec<_>>()[..] {
+        [c] => (None, None, c),
         // `:80`, as Docker and compose read it: any free host port.
-        [h, c] => (None, Some(*h).filter(|h| !h.is_empty()), *c),
-        [ip, h, c] => (Some(*ip), Some(*h).filter(|h| !h.is_empty()), *c),
-        _ => {
-            return Err(format!(
-                "`{text}` is not a port: write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER (IPv6 addresses are not supported here)"
-            ));
+        [c, h] => (None, Some(h).filter(|h| !h.is_empty()), c),
+        [c, h, ip] => {
+            let ip = match ip.strip_prefix('[') {
+                Some(bracketed) => bracketed.strip_suffix(']').ok_or_else(|| {
+                    format!("`{text}` is not a port: an IPv6 address is written in brackets, `[::1]:8080:80`")
+                })?,
+                None => ip,
+            };
+            (Some(ip), Some(h).filter(|h| !h.is_empty()), c)
         }
+        _ => unreachable!("rsplitn(3) gives one to three parts"),
     };
     let host_ip = host_ip.filter(|ip| !ip.is_empty());
     if let Some(ip) = host_ip {
@@ -773,10 +780,38 @@ mod tests {
             (p.protocol, p.publish_arg()),
             (Protocol::Udp, "53/udp".into())
         );
+        // IPv6 addresses, as Docker takes them: in brackets or bare, written
+        // in brackets (element-web's `[::1]:8081:80` was refused).
+        for (text, ip, arg) in [
+            ("[::1]:8081:80", "::1", "[::1]:8081:80"),
+            ("::1:8081:80", "::1", "[::1]:8081:80"),
+            (
+                "[2001:db8::5]::53/udp",
+                "2001:db8::5",
+                "[2001:db8::5]::53/udp",
+            ),
+            ("[::]:8080:80", "::", "[::]:8080:80"),
+        ] {
+            let p = parse_port(text).unwrap();
+            assert_eq!(
+                (p.host_ip.as_deref(), p.publish_arg()),
+                (Some(ip), arg.into())
+            );
+        }
     }
 
     #[test]
     fn bad_ports_say_why() {
+        assert!(
+            parse_port("[::1:8080:80")
+                .unwrap_err()
+                .contains("in brackets")
+        );
+        assert!(
+            parse_port("::1::8080:80")
+                .unwrap_err()
+                .contains("not an IP address")
+        );
         assert!(
             parse_port("80:http")
                 .unwrap_err()

@@ -264,11 +264,6 @@ impl Importer<'_> {
                 name,
                 "not carried over: containers outside the instance are not on its network",
             ),
-            "expose" => self.warn(
-                &key.at,
-                name,
-                "not needed: every port of a service is reachable by the others on the instance network",
-            ),
             // Said when the services are chosen (`select_profiles`).
             "profiles" => {}
             "secrets" | "configs" => {
@@ -509,8 +504,13 @@ impl Importer<'_> {
         }
         let mut pieces = Vec::new();
         if !host_ip.is_empty() {
+            // `host_ip: "::1"` is `[::1]:…`, Docker's form beside the ports.
+            let ipv6 = interpolate::literal(&host_ip).is_some_and(|ip| ip.contains(':'));
+            if ipv6 {
+                pieces.push(Piece::Text("[".into()));
+            }
             pieces.extend(host_ip);
-            pieces.push(Piece::Text(":".into()));
+            pieces.push(Piece::Text(if ipv6 { "]:" } else { ":" }.into()));
         }
         if !published.is_empty() {
             pieces.extend(published);
@@ -1493,10 +1493,20 @@ impl Importer<'_> {
             };
             let mut pieces = self.pieces(&path, &path_at, kind);
             self.host_path(&mut pieces, &item.at, kind);
-            out.push(
-                "volumes",
-                Scalar::Text(format!("{}:{target}:ro", interpolate::template(&pieces))),
-            );
+            let volume = format!("{}:{target}", interpolate::template(&pieces));
+            out.push("volumes", Scalar::Text(format!("{volume}:ro")));
+            // A bind like any other: `volumes_from` this service mounts it too.
+            let service = self.service.clone().unwrap_or_default();
+            self.volumes_of
+                .entry(service)
+                .or_default()
+                .push(super::Mounted {
+                    target: clean_target(&target),
+                    volume,
+                    read_only: true,
+                    propagation: None,
+                    anonymous: false,
+                });
         }
     }
 
@@ -1778,6 +1788,11 @@ const DOCKER_FLAGS: &[(&str, &str)] = &[
     ("storage_opt", "--storage-opt"),
     ("gpus", "--gpus"),
     ("pull_policy", "--pull"),
+    // Every port is reachable on the instance network without it, but
+    // the container's config shows it (Config.ExposedPorts), which
+    // proxies that discover containers read for their port (nginx-proxy,
+    // Traefik's Docker provider).
+    ("expose", "--expose"),
 ];
 
 /// A mount target as compose compares them (`path.Clean`): `/data/` is
@@ -1802,11 +1817,11 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
         Some((spec, protocol)) => (spec, format!("/{protocol}")),
         None => (text, String::new()),
     };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (ip, host, container) = match parts.as_slice() {
-        [c] => (None, "", *c),
-        [h, c] => (None, *h, *c),
-        [ip, h, c] => (Some(*ip), *h, *c),
+    // Split as `syntax::parse_port` splits it: an IPv6 address has colons.
+    let (ip, host, container) = match spec.rsplitn(3, ':').collect::<Vec<_>>()[..] {
+        [c] => (None, "", c),
+        [c, h] => (None, h, c),
+        [c, h, ip] => (Some(ip), h, c),
         _ => return None,
     };
     let range = |r: &str| -> Option<(u16, u16)> {
@@ -1890,6 +1905,10 @@ mod tests {
                 "127.0.0.1:8000:9000".into(),
                 "127.0.0.1:8001:9001".into()
             ]))
+        );
+        assert_eq!(
+            ports("[::1]:8000-8001:9000-9001"),
+            Some(Ok(vec!["[::1]:8000:9000".into(), "[::1]:8001:9001".into()]))
         );
         assert_eq!(
             ports("127.0.0.1::5000-5001"),

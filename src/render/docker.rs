@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use crate::escape::{CommandLines, PreparedBash, sh_quote};
-use crate::model::{HealthTest, Healthcheck, Instance, Service};
+use crate::model::{DEFAULT_STOP_GRACE_SECONDS, HealthTest, Healthcheck, Instance, Service};
 
 /// The Docker CLI every line of a unit names (see there why a fixed path).
 pub use crate::docker::DOCKER;
@@ -79,6 +79,12 @@ pub fn push_run_args(
     }
     if let Some((signal, _)) = &service.stop_signal {
         run.line(&["--stop-signal", signal]);
+    }
+    // The container's own, as compose sets it (`docker inspect` shows it): a
+    // `docker stop` by hand, or the engine's own shutdown, waits as long as
+    // the unit's stop does.
+    if service.stop_grace_seconds != DEFAULT_STOP_GRACE_SECONDS {
+        run.line(&["--stop-timeout", &service.stop_grace_seconds.to_string()]);
     }
     match &service.healthcheck {
         Some(Healthcheck::Disabled) => run.line(&["--no-healthcheck"]),

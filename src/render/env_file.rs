@@ -13,6 +13,12 @@
 //! that spans lines (`\n`, or quotes closed on a later line) cannot be given
 //! to `docker run`: the start fails, naming the file and line.
 //!
+//! Each variable is written once, with its last value, and none that the
+//! service sets itself (`environment`, `secrets`), which win as compose has
+//! them win: `docker run` would pass every copy, so the container's config
+//! (`docker inspect`) listed `SHARED=from a` beside `SHARED=from b`, and an
+//! env file's value beside the `environment` one that replaces it.
+//!
 //! The reader is an awk program (`awk` is on every Debian host, as `sh`
 //! is); `tests` run it against compose's own cases.
 
@@ -24,7 +30,7 @@ pub fn converted_path(container: &str) -> String {
 /// The awk program, one statement group per line: systemd joins the lines
 /// of a unit's command into one, so every line ends where awk may go on.
 const READER: &[&str] = &[
-    "function fail(msg) { printf \"%s:%d: %s\\n\", FILENAME, FNR, msg > \"/dev/stderr\"; exit 1 };",
+    "function fail(msg) { printf \"%s:%d: %s\\n\", FILENAME, FNR, msg > \"/dev/stderr\"; failed = 1; exit 1 };",
     "function expand(v,    out, ref, dflt, p) { out = \"\";",
     "  while (match(v, /\\$(\\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\\}|[A-Za-z_][A-Za-z0-9_]*)/)) {",
     "    ref = substr(v, RSTART + 1, RLENGTH - 1); dflt = \"\";",
@@ -49,16 +55,34 @@ const READER: &[&str] = &[
     "      v = v c };",
     "    if (!closed) fail(several); v = expand(v); gsub(/\\001/, \"$\", v) }",
     "  else { sub(/[ \\t]+#.*$/, \"\", v); sub(/[ \\t]+$/, \"\", v); v = expand(v) };",
-    "  val[key] = v; print key \"=\" v }",
+    "  if (!(key in val)) order[++n] = key; val[key] = v }",
+    "END { if (failed) exit 1; for (i = 1; i <= n; i++) if (!(order[i] in given)) print order[i] \"=\" val[order[i]] }",
 ];
 
+/// The awk program, with `given`: the variables the service sets itself.
+fn reader(given: &[&str]) -> String {
+    // Names are checked (`syntax::check_env_name`: letters, digits, `_`),
+    // so they are awk string literals as they are.
+    let names: Vec<String> = given
+        .iter()
+        .map(|name| format!("given[\"{name}\"] = 1;"))
+        .collect();
+    let mut lines = Vec::new();
+    if !names.is_empty() {
+        lines.push(format!("BEGIN {{ {} }};", names.join(" ")));
+    }
+    lines.extend(READER.iter().map(|line| line.to_string()));
+    lines.join("\n")
+}
+
 /// The `ExecStartPre` script: the files, read as compose reads them, into
-/// `converted_path`. One statement per element (see `escape::systemd_shell`).
-pub fn convert_script(files: &[String], container: &str) -> Vec<String> {
+/// `converted_path`, but for the variables in `given`, which the service
+/// sets itself. One statement per element (see `escape::systemd_shell`).
+pub fn convert_script(files: &[String], container: &str, given: &[&str]) -> Vec<String> {
     use crate::escape::sh_quote;
     let out = converted_path(container);
     let mut script = vec![format!("umask 077 && mkdir -p {} &&", super::RUN_DIR)];
-    let program = READER.join("\n");
+    let program = reader(given);
     let quoted = sh_quote(&program);
     let mut lines = quoted.lines();
     if let Some(first) = lines.next() {
@@ -82,17 +106,38 @@ mod tests {
     /// The reader as the unit runs it (one line, as systemd joins it), on
     /// `text`: its output, or its error.
     fn read(text: &str) -> Result<String, String> {
+        read_files(&[text], &[])
+    }
+
+    /// The reader on several files, with the variables the service sets.
+    fn read_files(texts: &[&str], given: &[&str]) -> Result<String, String> {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("app.env");
-        std::fs::write(&file, text).unwrap();
+        let files: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let file = dir.path().join(if i == 0 {
+                    "app.env".into()
+                } else {
+                    format!("app{i}.env")
+                });
+                std::fs::write(&file, text).unwrap();
+                file
+            })
+            .collect();
         let out = Command::new("awk")
-            .arg(READER.join(" "))
-            .arg(&file)
+            .arg(reader(given).replace('\n', " "))
+            .args(&files)
             .output()
             .expect("awk runs");
         if out.status.success() {
             Ok(String::from_utf8(out.stdout).unwrap())
         } else {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "",
+                "written on a failure"
+            );
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
     }
@@ -144,10 +189,14 @@ FROM_ENVIRONMENT
         let file = dir.path().join("it's 100% $HOME.env");
         std::fs::write(
             &file,
-            "SECRET='r(m)9 $x'\nexport URL=\"http://a/$SECRET\"\n",
+            "SECRET='r(m)9 $x'\nexport URL=\"http://a/$SECRET\"\nGIVEN=set by the service\n",
         )
         .unwrap();
-        let script = convert_script(&[file.to_str().unwrap().to_string()], "shop-live-web");
+        let script = convert_script(
+            &[file.to_str().unwrap().to_string()],
+            "shop-live-web",
+            &["GIVEN"],
+        );
         let lines: Vec<&str> = script.iter().map(String::as_str).collect();
         let words = crate::escape::tests::systemd_split(&crate::escape::systemd_shell(&lines));
         assert_eq!(words[..2], ["/bin/sh", "-c"]);
@@ -161,6 +210,25 @@ FROM_ENVIRONMENT
         assert_eq!(
             std::fs::read_to_string(dir.path().join("shop-live-web.env-files")).unwrap(),
             "SECRET=r(m)9 $x\nURL=http://a/r(m)9 $x\n"
+        );
+    }
+
+    /// As compose merges them: a later file's value replaces an earlier
+    /// one's (and a later line's), and `environment` replaces both; each
+    /// variable once, so the container's config lists it once.
+    #[test]
+    fn each_variable_once_with_the_value_compose_gives_it() {
+        let a = "SHARED=from a\nA=1\nOWN=from a\nA=2\n";
+        let b = "B=${A}\nSHARED=from b\n";
+        assert_eq!(
+            read_files(&[a, b], &["OWN", "NOT_IN_FILES"]).unwrap(),
+            "SHARED=from b\nA=2\nB=2\n"
+        );
+        // A failure writes nothing but the message.
+        let err = read_files(&["A=1\n", "B=\"x\n"], &[]).unwrap_err();
+        assert!(
+            err.contains("app1.env:1: B: a value on several lines"),
+            "{err}"
         );
     }
 
