@@ -1624,10 +1624,14 @@ fn hostile_command_line_values_are_shown_escaped() {
             vec!["import", value],
             vec!["render", "live", "--out", value, "--check"],
             vec!["render", value, "--allow-undeclared"],
+            vec!["render", "live", "--etcd", value],
+            vec!["status", "live", "--root", value],
+            vec!["start", "live", "--unit-dir", value],
         ];
         for command in commands {
             let mut args = command.clone();
-            if !matches!(command[0], "render" | "validate" | "import") {
+            let own_host = command.contains(&"--root") || command.contains(&"--unit-dir");
+            if !matches!(command[0], "render" | "validate" | "import") && !own_host {
                 args.extend(host);
             }
             let out = unitgen(&args);

@@ -42,6 +42,9 @@ pub struct Printable {
     source: Option<Window>,
     related: Vec<Printable>,
     cause: Option<Box<Printable>>,
+    /// Whether the cause was a diagnostic (drawn as one) or an error only
+    /// (drawn as a line of the chain), as miette draws the original.
+    cause_is_diagnostic: bool,
 }
 
 impl Printable {
@@ -59,6 +62,7 @@ impl Printable {
         let source = error
             .source_code()
             .and_then(|code| Window::around(code, &labels));
+        let cause_is_diagnostic = error.diagnostic_source().is_some();
         let cause = match error.diagnostic_source() {
             Some(inner) => Some(Box::new(Printable::of(inner))),
             None => std::error::Error::source(error).map(|e| Box::new(Printable::plain(e))),
@@ -75,6 +79,7 @@ impl Printable {
                 .map(Printable::of)
                 .collect(),
             cause,
+            cause_is_diagnostic,
         }
     }
 
@@ -90,6 +95,7 @@ impl Printable {
             source: None,
             related: Vec::new(),
             cause: error.source().map(|e| Box::new(Printable::plain(e))),
+            cause_is_diagnostic: false,
         }
     }
 }
@@ -150,7 +156,9 @@ impl Diagnostic for Printable {
     }
 
     fn diagnostic_source(&self) -> Option<&dyn Diagnostic> {
-        self.cause.as_deref().map(|c| c as &dyn Diagnostic)
+        (self.cause.as_deref())
+            .filter(|_| self.cause_is_diagnostic)
+            .map(|c| c as &dyn Diagnostic)
     }
 }
 
