@@ -116,9 +116,7 @@ fn read_source(source: &SecretSource) -> Result<Vec<u8>, String> {
             let mut bytes = Vec::new();
             fs::File::open(path)
                 .and_then(|file| file.take(READ_LIMIT).read_to_end(&mut bytes))
-                .map_err(|e| {
-                    format!("cannot read {}: {e}", crate::diagnostic::shown_path(path))
-                })?;
+                .map_err(|e| format!("cannot read {}: {e}", crate::diagnostic::shown_path(path)))?;
             Ok(bytes)
         }
         SecretSource::Environment(variable) => std::env::var_os(variable)
