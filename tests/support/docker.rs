@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 /// Runs `scripts/testbed.sh` once per test process: installs what is
 /// missing, starts dockerd, builds the test image. So `cargo test` alone
@@ -58,15 +58,16 @@ fn hold_testbed_lock() -> Result<(), String> {
     Ok(())
 }
 
-/// Makes this test process the only one on the machine that owns container
-/// names starting with `prefix`, for the rest of its life: waits while
-/// another owns them. `scripts/test` runs test binaries side by side, and a
-/// name that several tests use (the host router's `unitgen-router`) must not
-/// be removed under one test by another. A name only one test uses costs one
-/// lock no one waits for.
-pub fn claim_names(prefix: &str) {
-    // The prefixes this process owns, and their locked files (kept open).
-    static HELD: Mutex<Vec<(String, File)>> = Mutex::new(Vec::new());
+/// Makes the caller the only one on the machine that owns container names
+/// starting with `prefix`, while the returned lock lives: waits while
+/// another test owns them, in another process or in this one (another
+/// thread: a lock is its open file's, so two opens of one file wait for
+/// each other even in one process). `scripts/test` runs test binaries side
+/// by side, and cargo runs a binary's tests on threads: a name several
+/// tests use (the host router's `unitgen-router`) must not be removed under
+/// one test by another. A name only one test uses costs one lock no one
+/// waits for.
+pub fn claim_names(prefix: &str) -> File {
     const DIR: &str = "/var/tmp/unitgen-testbed-names";
     assert!(
         !prefix.is_empty()
@@ -75,15 +76,8 @@ pub fn claim_names(prefix: &str) {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
         "a container name prefix, not {prefix:?}"
     );
-    // Held while waiting: a second lock of the same file by this process
-    // (another thread) would wait for the first forever.
-    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-    if held.iter().any(|(p, _)| p == prefix) {
-        return;
-    }
     std::fs::create_dir_all(DIR).unwrap_or_else(|e| panic!("creating {DIR}: {e}"));
-    let file = lock_file(&format!("{DIR}/{prefix}.lock")).unwrap_or_else(|e| panic!("{e}"));
-    held.push((prefix.to_owned(), file));
+    lock_file(&format!("{DIR}/{prefix}.lock")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Opens (creating it) and exclusively locks the file at `path`, waiting

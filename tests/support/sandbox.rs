@@ -24,6 +24,9 @@ pub struct Sandbox {
     launcher: Option<Launcher>,
     pid: u32,
     container_prefixes: Vec<String>,
+    /// The locks on those names ([`docker::claim_names`]), released when
+    /// the sandbox is dropped, after its containers are removed.
+    name_claims: Vec<std::fs::File>,
 }
 
 /// The running boot script. Closing its stdin stops the sandbox.
@@ -43,6 +46,7 @@ impl Sandbox {
             launcher: None,
             pid: 0,
             container_prefixes: Vec::new(),
+            name_claims: Vec::new(),
         };
         // On a panic from here on, Drop still stops what was started.
         sandbox.start();
@@ -53,10 +57,13 @@ impl Sandbox {
     /// leftovers of an earlier, killed run are removed now, and they go away
     /// on `reboot()` (as a real reboot would take them) and when the sandbox
     /// is dropped. Otherwise they would outlive the sandbox's systemd: the
-    /// engine is the host's. Waits while another test process owns them
+    /// engine is the host's. Waits while another test owns them
     /// ([`docker::claim_names`]).
     pub fn own_containers(&mut self, prefix: &str) {
-        docker::claim_names(prefix);
+        if self.container_prefixes.iter().any(|p| p == prefix) {
+            return;
+        }
+        self.name_claims.push(docker::claim_names(prefix));
         docker::remove_containers(prefix);
         self.container_prefixes.push(prefix.to_owned());
     }
