@@ -28,6 +28,12 @@ const JOB_SIGNAL_QUEUE: usize = 4096;
 
 const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 
+/// The most calls [`Systemd::call_all`] leaves unanswered at once. The
+/// system bus refuses more than `max_replies_per_connection` (128 in
+/// dbus-daemon's system.conf) with `LimitsExceeded`: `status` of an
+/// instance of 20 services, seven reads each, failed so.
+const MAX_PENDING_CALLS: usize = 64;
+
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
@@ -764,22 +770,27 @@ impl Systemd {
         self.call_all(&calls)
     }
 
-    /// Makes the calls `(object path, interface, method, arguments)`, each
-    /// sent before any answer is awaited; the answers, in the order of the
-    /// calls. One call after the other, each waiting for its answer, costs
-    /// a round trip through the bus per call: on a loaded host, while
-    /// systemd forks the units it starts, 22 `StartUnit`s took three
-    /// seconds that way, and the last unit started that much later.
+    /// Makes the calls `(object path, interface, method, arguments)`, up to
+    /// [`MAX_PENDING_CALLS`] sent before any answer is awaited; the answers,
+    /// in the order of the calls. One call after the other, each waiting
+    /// for its answer, costs a round trip through the bus per call: on a
+    /// loaded host, while systemd forks the units it starts, 22 `StartUnit`s
+    /// took three seconds that way, and the last unit started that much
+    /// later.
     fn call_all<B>(&self, calls: &[(&str, &str, &str, B)]) -> Vec<zbus::Result<zbus::Message>>
     where
         B: serde::Serialize + zbus::zvariant::Type,
     {
         let conn = self.conn.inner();
-        zbus::block_on(join_all(calls.iter().map(
-            |(path, interface, method, body)| {
-                conn.call_method(Some(SYSTEMD), *path, Some(*interface), *method, body)
-            },
-        )))
+        let mut answers = Vec::with_capacity(calls.len());
+        for batch in calls.chunks(MAX_PENDING_CALLS) {
+            answers.extend(zbus::block_on(join_all(batch.iter().map(
+                |(path, interface, method, body)| {
+                    conn.call_method(Some(SYSTEMD), *path, Some(*interface), *method, body)
+                },
+            ))));
+        }
+        answers
     }
 }
 

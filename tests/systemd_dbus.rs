@@ -187,6 +187,38 @@ fn start_restart_stop_enable_and_reboot_a_container_unit() {
     );
 }
 
+// The system bus keeps at most 128 calls of one connection waiting for
+// their answers (`max_replies_per_connection`) and refuses the rest: on a
+// busy host, `status` of an instance of 20 services, seven reads each,
+// failed with `LimitsExceeded`. Reads of many units all come back while
+// systemd is kept busy (daemon-reloads, one after the other).
+#[test]
+fn reads_of_many_units_stay_within_the_bus_limits() {
+    let sandbox = Sandbox::boot();
+    let systemd = sandbox.systemd();
+    let many: Vec<String> = vec!["systemd-journald.service".to_string(); 60];
+    let busy = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                sandbox.exec("systemctl", ["daemon-reload"]);
+            }
+        });
+        for _ in 0..10 {
+            let details = systemd.details(&many);
+            let summaries = systemd.summaries(&many);
+            // The reloads stop before a failed read panics (the scope would
+            // wait for them forever), and go on for the next round.
+            busy.store(false, std::sync::atomic::Ordering::Relaxed);
+            let details = details.unwrap();
+            assert!(details.iter().all(|d| !d.fragment_path.is_empty()));
+            assert_eq!(summaries.unwrap().len(), 60);
+            busy.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 #[test]
 fn units_without_unit_file_and_failed_units() {
     let sandbox = Sandbox::boot();
