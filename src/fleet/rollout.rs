@@ -494,7 +494,7 @@ pub fn plan(
             .and_then(|s| plan.units.iter().find(|u| &u.name == s))
             .unwrap_or(unit);
         let global = service.desired.as_deref().is_some_and(is_global);
-        let count = if global { 1 } else { fleet_copies };
+        let count = copy_count(global, fleet_copies);
         let wanted: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
         let why_extra = if global {
             "a global service has one copy, which runs on every machine".to_owned()
@@ -1108,7 +1108,7 @@ pub fn status(
         let own = options(template).unwrap_or_default();
         let service = followed(template, own);
         let global = is_global(own) || service.as_deref().and_then(options).is_some_and(is_global);
-        fleet_copies.map(|n| if global { 1 } else { n })
+        fleet_copies.map(|n| copy_count(global, n))
     };
     let mut units: Vec<UnitStatus> = fleet_units
         .iter()
@@ -1143,9 +1143,7 @@ pub fn status(
 /// `wanted` (the template could not be read), a gap below the highest
 /// copy (copies are numbered from 1).
 fn why_copies_lack(copies: &[&str], wanted: Option<u32>) -> Option<String> {
-    let numbers: Vec<u32> = (copies.iter())
-        .filter_map(|c| c.parse().ok().filter(|n: &u32| n.to_string() == *c))
-        .collect();
+    let numbers: Vec<u32> = copies.iter().filter_map(|c| copy_number(c)).collect();
     // A number far beyond any count (`web@99999` by hand) names no gap.
     let up_to = match wanted {
         Some(n) => n,
@@ -1167,13 +1165,27 @@ fn why_copies_lack(copies: &[&str], wanted: Option<u32>) -> Option<String> {
     }
 }
 
+/// How many copies a service (or its sidekick) has: the instance's
+/// `fleet_copies`, or one for a global service, which fleet runs on every
+/// machine.
+fn copy_count(global: bool, fleet_copies: u32) -> u32 {
+    if global { 1 } else { fleet_copies }
+}
+
+/// The number of copy `instance` as unitgen names copies (`1`, `2`, …;
+/// not `01`, not a name given by hand).
+fn copy_number(instance: &str) -> Option<u32> {
+    instance
+        .parse()
+        .ok()
+        .filter(|n: &u32| n.to_string() == instance)
+}
+
 /// Why copy `instance` of a template that should have `wanted` copies
 /// (numbered 1 to N) is one too many, if it is.
 fn why_one_too_many(instance: &str, wanted: Option<u32>) -> Option<String> {
     let wanted = wanted?;
-    let within = instance
-        .parse::<u32>()
-        .is_ok_and(|n| n.to_string() == instance && (1..=wanted).contains(&n));
+    let within = copy_number(instance).is_some_and(|n| (1..=wanted).contains(&n));
     (!within).then(|| {
         format!(
             "one too many: the instance's fleet.copies is {wanted} (started by hand?): \
