@@ -29,27 +29,15 @@ pub enum PullPolicy {
     Never,
 }
 
-/// A service unit's container and the image it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceImage {
-    pub container: String,
-    pub image: String,
-}
-
 /// The image of each service unit, by unit name, read from `[X-Unitgen]`.
 /// Other units (network, sidekicks) run no image of their own.
-pub fn service_images(units: &[UnitFile]) -> BTreeMap<String, ServiceImage> {
+pub fn service_images(units: &[UnitFile]) -> BTreeMap<String, String> {
     units
         .iter()
         .filter_map(|unit| {
             let owner = owner(&unit.text)?;
-            let container = format!(
-                "{}-{}",
-                crate::model::prefix(&owner.app, &owner.instance),
-                owner.service?
-            );
-            let image = owner.image?;
-            Some((unit.name.clone(), ServiceImage { container, image }))
+            owner.service?;
+            Some((unit.name.clone(), owner.image?))
         })
         .collect()
 }
@@ -186,7 +174,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_units_name_their_image_and_container() {
+    fn service_units_name_their_image() {
         let unit = |name: &str, section: &str| UnitFile {
             name: name.into(),
             text: format!("[Service]\nExecStart=x\n\n[X-Unitgen]\n{section}"),
@@ -202,10 +190,7 @@ mod tests {
             images.into_iter().collect::<Vec<_>>(),
             [(
                 "blog-live-web.service".to_string(),
-                ServiceImage {
-                    container: "blog-live-web".into(),
-                    image: "ghcr.io/acme/blog:1.4".into()
-                }
+                "ghcr.io/acme/blog:1.4".to_string()
             )]
         );
     }

@@ -796,7 +796,7 @@ pub fn converge_and_record(
         // Before the plan: what was fetched decides which tags moved.
         let all = images
             .values()
-            .map(|s| s.image.clone())
+            .cloned()
             .chain(helpers.iter().cloned())
             .collect();
         pull::fetch(&all, pull, &progress).map_err(|unavailable| {
@@ -983,7 +983,7 @@ pub fn converge_and_record(
     let prepare = |units: &[String]| {
         let needed: BTreeSet<String> = units
             .iter()
-            .filter_map(|unit| images.get(unit).map(|s| s.image.clone()))
+            .filter_map(|unit| images.get(unit).cloned())
             .chain(helpers.iter().cloned())
             .collect();
         let policy = match pull {
@@ -1041,7 +1041,7 @@ pub fn converge_and_record(
         Some(handover) => {
             let changed: BTreeSet<String> = (handover.services.iter())
                 .filter(|s| plan.change.iter().any(|c| c.new.name == s.unit))
-                .filter_map(|s| images.get(&s.unit).map(|i| i.image.clone()))
+                .filter_map(|s| images.get(&s.unit).cloned())
                 .collect();
             let policy = match pull {
                 PullPolicy::Always => PullPolicy::Missing,
