@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
-use super::fleet::{self, FleetArgs};
+use super::fleet::{self, FleetArgs, FleetWaitArgs};
 use super::host::HostArgs;
 use super::output::out;
 use super::site::{self, SiteHostArgs};
@@ -115,14 +115,8 @@ pub struct ApplyArgs {
     pub pull: PullArg,
     #[command(flatten)]
     pub fleet: FleetArgs,
-    /// With --fleet: seconds one copy may take to be launched and active.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 120,
-        requires = "fleet"
-    )]
-    pub fleet_wait: u64,
+    #[command(flatten)]
+    pub fleet_wait: FleetWaitArgs,
     /// Change the host's router to this file's `router:` settings even
     /// though it serves other instances (whose files may say otherwise).
     /// Without it, such an apply is refused and changes nothing.
@@ -448,8 +442,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let mut instance = compile(template, instance, &overrides)?;
     if args.fleet.fleet {
         super::refuse_secrets_on_fleet(&instance)?;
-        return fleet::apply(&args.fleet, &instance, Duration::from_secs(args.fleet_wait))
-            .map(|_| ());
+        return fleet::apply(&args.fleet, &instance, args.fleet_wait.duration()).map(|_| ());
     }
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     // Read before taking the lock: a password manager may ask for a passphrase.

@@ -5,7 +5,7 @@
 use clap::Args;
 use miette::{Result, miette};
 
-use super::fleet::FleetArgs;
+use super::fleet::{FleetArgs, FleetWaitArgs};
 use super::host::HostArgs;
 use super::installed::Installed;
 use super::{FileArgs, Outcome};
@@ -28,21 +28,14 @@ pub struct ControlArgs {
     pub host: HostArgs,
     #[command(flatten)]
     pub fleet: FleetArgs,
-    /// With --fleet: seconds one copy may take to stop, or to be launched
-    /// and active.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 120,
-        requires = "fleet"
-    )]
-    pub fleet_wait: u64,
+    #[command(flatten)]
+    pub fleet_wait: FleetWaitArgs,
 }
 
 pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         let (app, instance) = args.template.app_and_instance(&args.instance)?;
-        let wait = std::time::Duration::from_secs(args.fleet_wait);
+        let wait = args.fleet_wait.duration();
         return super::fleet::control(&args.fleet, kind, &app, &instance, &args.services, wait);
     }
     let installed = Installed::read(&args.template, &args.host, &args.instance)?;

@@ -35,6 +35,27 @@ pub struct FleetArgs {
     pub endpoint: String,
 }
 
+/// How long `apply` and `start`/`stop`/`restart` wait for each copy in
+/// fleet (a roll stops copies too).
+#[derive(Debug, Clone, Args)]
+pub struct FleetWaitArgs {
+    /// With --fleet: seconds one copy may take to stop, or to be launched
+    /// and active.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 120,
+        requires = "fleet"
+    )]
+    fleet_wait: u64,
+}
+
+impl FleetWaitArgs {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.fleet_wait)
+    }
+}
+
 /// fleet's own default (fleetctl's `--endpoint`).
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/fleet.sock";
 
