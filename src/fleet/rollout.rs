@@ -802,12 +802,9 @@ impl Run<'_, '_> {
         let deadline = Instant::now() + self.options.wait_timeout;
         let (mut told, mut told_unplaced) = (false, false);
         loop {
-            let unit = self.client.get_unit(name)?;
+            let (unit, state) = placed_state(self.client, name)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
-            let states = self.client.list_state(Some(name))?;
-            let state = states
-                .iter()
-                .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
+            let state = state.as_ref();
             let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
             let seen = match state {
                 Some(s)
@@ -862,12 +859,9 @@ impl Run<'_, '_> {
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
-            let unit = self.client.get_unit(name)?;
+            let (unit, state) = placed_state(self.client, name)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
-            let states = self.client.list_state(Some(name))?;
-            let state = states
-                .iter()
-                .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
+            let state = state.as_ref();
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
             if state.is_some_and(|s| s.hash == hash && s.systemd_active_state != "failed") {
                 stale_failed = false;
@@ -1408,6 +1402,22 @@ fn has_metadata(metadata: &BTreeMap<String, String>, wanted: &[&str]) -> bool {
             .get(*key)
             .is_some_and(|v| values.contains(&v.as_str()))
     })
+}
+
+/// `name` as fleet has it, and the state the machine fleet placed it on
+/// reports for it (none while it is not placed, or that machine has not
+/// reported it yet): a state another machine still reports is of a copy
+/// fleet has moved away.
+fn placed_state(
+    client: &FleetClient,
+    name: &str,
+) -> Result<(Option<Unit>, Option<UnitState>), FleetError> {
+    let unit = client.get_unit(name)?;
+    let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
+    let state = (client.list_state(Some(name))?)
+        .into_iter()
+        .find(|s| s.name == name && s.machine_id == placed && !placed.is_empty());
+    Ok((unit, state))
 }
 
 #[cfg(test)]
