@@ -43,6 +43,9 @@ pub struct Options {
     pub home: Option<PathBuf>,
     /// Variables from the `.env` file beside the compose file.
     pub dotenv: Vec<(String, String)>,
+    /// What of `.env` compose completes from the shell it runs in
+    /// ([`dotenv_warnings`]), warned about first.
+    pub dotenv_notes: Vec<Warning>,
     /// The active compose profiles (`--profile`, `COMPOSE_PROFILES`); `*`
     /// activates all.
     pub profiles: Vec<String>,
@@ -65,6 +68,8 @@ pub struct Imported {
 /// did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Warning {
+    /// The file it is in, when not the compose file (`.env`).
+    pub file: Option<String>,
     pub line: u64,
     pub column: u64,
     /// The compose service it is about, if any.
@@ -76,6 +81,9 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:{}: ", self.line)?;
+        }
         if let Some(service) = &self.service {
             write!(f, "{service}: ")?;
         }
@@ -116,6 +124,8 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
     };
+    // `.env`'s first: the compose file's values come from it.
+    importer.warnings = options.dotenv_notes.clone();
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
             yaml,
@@ -184,6 +194,23 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
         }
     }
     vars
+}
+
+/// The lines of a `.env` (`text`, shown as `file`) whose values compose
+/// completes from the shell it runs in (`$HOME`, a bare `NAME`), which
+/// import does not read, for [`Options::dotenv_notes`].
+pub fn dotenv_warnings(text: &str, file: &str) -> Vec<Warning> {
+    env_file::shell_values(text)
+        .into_iter()
+        .map(|(line, message)| Warning {
+            file: Some(file.to_string()),
+            line: line as u64,
+            column: 1,
+            service: None,
+            key: "variables".to_string(),
+            message,
+        })
+        .collect()
 }
 
 /// The text of a quoted value up to its closing `quote` (a backslash keeps
@@ -358,6 +385,7 @@ impl<'a> Importer<'a> {
         message: String,
     ) {
         self.warnings.push(Warning {
+            file: None,
             line: at.line(),
             column: at.column(),
             service,
@@ -508,7 +536,8 @@ impl<'a> Importer<'a> {
         instances.set(&self.options.instance, Value::Map(values));
         doc.set("instances", Value::Map(instances));
 
-        self.warnings.sort_by_key(|w| (w.line, w.column));
+        self.warnings
+            .sort_by_key(|w| (w.file.is_none(), w.line, w.column));
         let mut text = self.header();
         doc.write(&mut text);
         Some((text, app, count))
@@ -1340,6 +1369,7 @@ mod tests {
             dir: PathBuf::from("/srv/shop"),
             home: Some(PathBuf::from("/home/me")),
             dotenv: Vec::new(),
+            dotenv_notes: Vec::new(),
             profiles: Vec::new(),
             read: |path| std::fs::read_to_string(path),
         }
@@ -1600,6 +1630,51 @@ mod tests {
         assert_eq!(get("DEFAULT"), Some("fallback"));
         assert_eq!(get("HOST"), Some("later"), "a later line wins");
         assert_eq!(vars.len(), 9);
+    }
+
+    /// A `.env` value that compose completes from its shell (`P=x\$HOME`,
+    /// unquoted: the backslash is kept and escapes nothing, HOME is the
+    /// shell's) imported as `x\` without a word. Now each such line is
+    /// warned at `.env:LINE`, first, and listed in the template's header.
+    #[test]
+    fn dotenv_values_from_the_shell_are_warned_at_their_line() {
+        let dotenv = "TAG=1\nP=x\\$HOME\nQ=\"y\\$HOME\"\nR=$$HOME\nS=${HOME}/s # $NOT\nINHERITED\nT=${TAG}\n";
+        let options = Options {
+            dotenv: parse_dotenv(dotenv),
+            dotenv_notes: dotenv_warnings(dotenv, "app/.env"),
+            ..options()
+        };
+        let imported = run(
+            "services:\n  web:\n    image: nginx\n    environment:\n      P: ${P}\n      Q: ${Q}\n      R: ${R}\n      S: ${S}\n",
+            &options,
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("app/.env:2: variables: `P` uses `$HOME`, which compose takes from the shell it runs in; import does not read the shell, so it is empty in `P`'s value (unquoted, a backslash does not escape `$`"), "{warnings:?}");
+        assert!(
+            warnings[1].starts_with("app/.env:5: variables: `S` uses `$HOME`"),
+            "{warnings:?}"
+        );
+        assert!(!warnings[1].contains("backslash"), "{warnings:?}");
+        assert!(
+            warnings[2]
+                .starts_with("app/.env:6: variables: `INHERITED` takes its value from the shell"),
+            "{warnings:?}"
+        );
+        assert!(
+            imported
+                .yaml
+                .contains("# - app/.env:2: variables: `P` uses `$HOME`"),
+            "{}",
+            imported.yaml
+        );
+        // The values are compose's with an empty HOME.
+        assert!(imported.yaml.contains("    p: x\\\n"), "{}", imported.yaml);
+        assert!(
+            imported.yaml.contains("    q: y$HOME\n"),
+            "{}",
+            imported.yaml
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, NamedSource, Result, WrapErr, miette};
 use super::Outcome;
 use super::output::{self, out};
 use crate::compile::{compile, syntax};
-use crate::import::{Options, import, parse_dotenv};
+use crate::import::{Options, dotenv_warnings, import, parse_dotenv};
 use crate::template::{Template, display_path, parse};
 
 /// The files compose looks for, in its order.
@@ -79,9 +79,11 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         .into_diagnostic()
         .wrap_err("cannot resolve the compose file's folder")?;
     // Compose reads `.env` beside the compose file for its variables.
-    let dotenv = match crate::template::read_capped_text(&dir.join(".env")) {
-        Ok(text) => parse_dotenv(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    // Shown beside the compose file as the user named it.
+    let shown_dotenv = display_path(&path.with_file_name(".env"));
+    let (dotenv, dotenv_notes) = match crate::template::read_capped_text(&dir.join(".env")) {
+        Ok(text) => (parse_dotenv(&text), dotenv_warnings(&text, &shown_dotenv)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
         Err(e) => {
             return Err(miette::miette!(
                 "cannot read {}: {e}",
@@ -102,12 +104,18 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         dir,
         home: std::env::var_os("HOME").map(PathBuf::from),
         dotenv,
+        dotenv_notes,
         profiles,
         read: crate::template::read_capped_text,
     };
     let file = Arc::new(NamedSource::new(display_path(&path), text));
     let imported = import(&file, &options)?;
     for warning in &imported.warnings {
+        if warning.file.is_some() {
+            // Its place is part of it.
+            crate::say!("warning: {warning}");
+            continue;
+        }
         crate::say!(
             "warning: {}:{}:{}: {warning}",
             file.name(),

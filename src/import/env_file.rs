@@ -2,9 +2,29 @@
 //! `render::env_file`): found at import, where the file is at hand, and
 //! warned about at the `env_file` that names it.
 
-/// Each line of `text` whose value the unit would not give the container as
-/// compose would, with why: `(line number, message)`.
-pub fn differences(text: &str) -> Vec<(usize, String)> {
+/// What a line of an env file needs that a file alone does not give.
+enum Note {
+    /// A bare `NAME`: compose's own environment gives its value.
+    Inherited { line: usize, name: String },
+    /// A quoted value closed on a later line.
+    SeveralLines { line: usize, name: String },
+    /// A double-quoted `\n` or `\r`.
+    LineBreak { line: usize, name: String },
+    /// `$VARIABLE` of no line before, without a default: compose takes it
+    /// from its own environment. `backslash`: written `\$VARIABLE` unquoted,
+    /// where the backslash is kept and escapes nothing (compose-go escapes
+    /// `$` only in double quotes), most likely meant as a literal `$`.
+    Uses {
+        line: usize,
+        name: String,
+        variable: String,
+        backslash: bool,
+    },
+}
+
+/// Each line of `text`, read as compose's dotenv reads it, that needs more
+/// than the file.
+fn notes(text: &str) -> Vec<Note> {
     let mut out = Vec::new();
     let mut defined: Vec<String> = Vec::new();
     let mut lines = text.lines().enumerate();
@@ -15,11 +35,8 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
         let Some(split) = line.find(['=', ':']) else {
-            let name = line.trim();
-            out.push((
-                i + 1,
-                format!("`{name}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file"),
-            ));
+            let name = line.trim().to_string();
+            out.push(Note::Inherited { line: i + 1, name });
             continue;
         };
         let name = line[..split].trim().to_string();
@@ -29,10 +46,10 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
             Some(q) => {
                 let rest = &value[1..];
                 if closing_quote(rest, q).is_none() {
-                    out.push((
-                        i + 1,
-                        format!("`{name}` spans several lines: docker run takes one line per variable, so the unit fails to start"),
-                    ));
+                    out.push(Note::SeveralLines {
+                        line: i + 1,
+                        name: name.clone(),
+                    });
                     // Skip the rest of the value, as compose reads it.
                     for (_, more) in lines.by_ref() {
                         if closing_quote(more, q).is_some() {
@@ -43,26 +60,91 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
                     continue;
                 }
                 if q == '"' && (rest.contains("\\n") || rest.contains("\\r")) {
-                    out.push((
-                        i + 1,
-                        format!("`{name}` holds a line break (`\\n`): docker run takes one line per variable, so the unit fails to start"),
-                    ));
+                    out.push(Note::LineBreak {
+                        line: i + 1,
+                        name: name.clone(),
+                    });
                 }
-                (q == '"').then_some(rest)
+                (q == '"').then(|| references(rest, true))
             }
-            None => Some(value),
+            // Unquoted: up to a ` #` comment.
+            None => Some(references(value.split(" #").next().unwrap_or(value), false)),
         };
-        for variable in body.map(references).unwrap_or_default() {
+        for (variable, backslash) in body.unwrap_or_default() {
             if !defined.contains(&variable) {
-                out.push((
-                    i + 1,
-                    format!("`{name}` uses `${variable}`, which compose takes from its environment; a unit has none, so it is empty there"),
-                ));
+                out.push(Note::Uses {
+                    line: i + 1,
+                    name: name.clone(),
+                    variable,
+                    backslash,
+                });
             }
         }
         defined.push(name);
     }
     out
+}
+
+/// Each line of `text` whose value the unit would not give the container as
+/// compose would, with why: `(line number, message)`.
+pub fn differences(text: &str) -> Vec<(usize, String)> {
+    notes(text)
+        .into_iter()
+        .map(|note| match note {
+            Note::Inherited { line, name } => (
+                line,
+                format!("`{name}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file"),
+            ),
+            Note::SeveralLines { line, name } => (
+                line,
+                format!("`{name}` spans several lines: docker run takes one line per variable, so the unit fails to start"),
+            ),
+            Note::LineBreak { line, name } => (
+                line,
+                format!("`{name}` holds a line break (`\\n`): docker run takes one line per variable, so the unit fails to start"),
+            ),
+            Note::Uses { line, name, variable, backslash } => (
+                line,
+                format!(
+                    "`{name}` uses `${variable}`, which compose takes from its environment; a unit has none, so it is empty there{}",
+                    literal_hint(&variable, backslash)
+                ),
+            ),
+        })
+        .collect()
+}
+
+/// Each line of the project's `.env` whose value compose completes from the
+/// shell it runs in, which import does not read: `(line number, message)`.
+pub fn shell_values(text: &str) -> Vec<(usize, String)> {
+    notes(text)
+        .into_iter()
+        .filter_map(|note| match note {
+            Note::Inherited { line, name } => Some((
+                line,
+                format!("`{name}` takes its value from the shell compose runs in, which import does not read: it is not set"),
+            )),
+            Note::Uses { line, name, variable, backslash } => Some((
+                line,
+                format!(
+                    "`{name}` uses `${variable}`, which compose takes from the shell it runs in; import does not read the shell, so it is empty in `{name}`'s value{}",
+                    literal_hint(&variable, backslash)
+                ),
+            )),
+            Note::SeveralLines { .. } | Note::LineBreak { .. } => None,
+        })
+        .collect()
+}
+
+/// For `\$VARIABLE` unquoted: what compose makes of it, and how to write a
+/// literal `$`.
+fn literal_hint(variable: &str, backslash: bool) -> String {
+    match backslash {
+        true => format!(
+            " (unquoted, a backslash does not escape `$`: compose keeps the `\\` and puts `${variable}`'s value after it; for a literal `${variable}` write `$${variable}`, or the value in double quotes)"
+        ),
+        false => String::new(),
+    }
 }
 
 /// Where an unescaped `quote` closes the value in `text`.
@@ -78,15 +160,20 @@ fn closing_quote(text: &str, quote: char) -> Option<usize> {
     None
 }
 
-/// The variables `$NAME` and `${NAME…}` in a value (not `\$`), but those
-/// with a default (`${NAME:-x}`, `${NAME-x}`): the unit applies it where
-/// compose, without NAME in its environment, would too.
-fn references(value: &str) -> Vec<String> {
+/// The variables `$NAME` and `${NAME…}` in a value, each with whether a
+/// backslash is before it, but `$$` (a literal `$`), `\$` in double quotes
+/// (one too) and those with a default (`${NAME:-x}`, `${NAME-x}`): the unit
+/// applies it where compose, without NAME in its environment, would too.
+fn references(value: &str, double_quoted: bool) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let bytes = value.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' {
+        if bytes[i] == b'\\' && double_quoted {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'$') {
             i += 2;
             continue;
         }
@@ -100,7 +187,8 @@ fn references(value: &str) -> Vec<String> {
             let defaulted =
                 braced.is_some() && (rest[len..].starts_with(":-") || rest[len..].starts_with('-'));
             if len > 0 && !defaulted && !rest.starts_with(|c: char| c.is_ascii_digit()) {
-                out.push(rest[..len].to_string());
+                let backslash = i > 0 && bytes[i - 1] == b'\\';
+                out.push((rest[..len].to_string(), backslash));
             }
         }
         i += 1;
@@ -116,10 +204,13 @@ mod tests {
     fn what_a_unit_cannot_deliver_is_found_by_line() {
         // G: dify's `COMPOSE_PROFILES=${VECTOR_STORE:-weaviate}`, whose
         // default applies in the unit as in compose.
-        let text = "# comment\nA=1\nB=${A}/x\nC=\"$HOME/y\"\nD='$HOME'\nINHERITED\nCERT=\"-----BEGIN\nabc\n-----END\"\nE=\"x\\ny\"\nF=ok\nG=${VECTOR_STORE:-weaviate},${DB-pg}\n";
+        // H: unquoted, the backslash escapes nothing (compose-go's dotenv
+        // escapes `$` only in double quotes); I, J, K: no variable at all.
+        let text = "# comment\nA=1\nB=${A}/x\nC=\"$HOME/y\"\nD='$HOME'\nINHERITED\nCERT=\"-----BEGIN\nabc\n-----END\"\nE=\"x\\ny\"\nF=ok\nG=${VECTOR_STORE:-weaviate},${DB-pg}\nH=x\\$HOME\nI=$$HOME\nJ=j # $HOME\nK=\"\\$HOME\"\n";
         let found = differences(text);
         let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
-        assert_eq!(lines, [4, 6, 7, 10], "{found:?}");
+        assert_eq!(lines, [4, 6, 7, 10, 13], "{found:?}");
+        assert!(found[4].1.starts_with("`H` uses `$HOME`, which compose takes from its environment; a unit has none, so it is empty there (unquoted, a backslash does not escape `$`"), "{found:?}");
         assert!(found[0].1.contains("`C` uses `$HOME`"));
         assert!(
             found[1]

@@ -8,7 +8,11 @@
 //! double quotes with `\"`, `\\` and `\$` escapes and `${VAR}` expanded; an
 //! unquoted value up to a ` #` comment, `${VAR}` expanded. Variables are
 //! those the files set before (compose also looks in its own environment,
-//! which a unit does not have); `${VAR:-default}` and `${VAR-default}` work.
+//! which a unit does not have); `$$` is a `$`, and `${VAR:-default}`,
+//! `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`, `${VAR:?message}` and
+//! `${VAR?message}` work as in compose (the last two fail the start). An
+//! unquoted `\$VAR` is a backslash and VAR's value: compose-go escapes `$`
+//! only in double quotes.
 //! A bare `NAME` line (compose: "from my environment") sets nothing. A value
 //! that spans lines (`\n`, or quotes closed on a later line) cannot be given
 //! to `docker run`: the start fails, naming the file and line.
@@ -31,13 +35,16 @@ pub fn converted_path(container: &str) -> String {
 /// of a unit's command into one, so every line ends where awk may go on.
 const READER: &[&str] = &[
     "function fail(msg) { printf \"%s:%d: %s\\n\", FILENAME, FNR, msg > \"/dev/stderr\"; failed = 1; exit 1 };",
-    "function expand(v,    out, ref, dflt, p) { out = \"\";",
-    "  while (match(v, /\\$(\\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\\}|[A-Za-z_][A-Za-z0-9_]*)/)) {",
-    "    ref = substr(v, RSTART + 1, RLENGTH - 1); dflt = \"\";",
-    "    if (substr(ref, 1, 1) == \"{\") { ref = substr(ref, 2, length(ref) - 2); p = index(ref, \"-\");",
-    "      if (p) { dflt = substr(ref, p + 1); ref = substr(ref, 1, p - 1); sub(/:$/, \"\", ref) } };",
-    "    out = out substr(v, 1, RSTART - 1) ((ref in val && val[ref] != \"\") ? val[ref] : dflt);",
-    "    v = substr(v, RSTART + RLENGTH) };",
+    "function expand(v,    out, ref, op, arg, set, got) { out = \"\";",
+    "  while (match(v, /\\$(\\$|\\{[A-Za-z_][A-Za-z0-9_]*(:?[-+?][^}]*)?\\}|[A-Za-z_][A-Za-z0-9_]*)/)) {",
+    "    ref = substr(v, RSTART + 1, RLENGTH - 1); out = out substr(v, 1, RSTART - 1); v = substr(v, RSTART + RLENGTH);",
+    "    if (ref == \"$\") { out = out \"$\"; continue };",
+    "    op = \"\"; arg = \"\";",
+    "    if (substr(ref, 1, 1) == \"{\") { ref = substr(ref, 2, length(ref) - 2);",
+    "      if (match(ref, /:?[-+?]/)) { op = substr(ref, RSTART, RLENGTH); arg = substr(ref, RSTART + RLENGTH); ref = substr(ref, 1, RSTART - 1) } };",
+    "    set = (ref in val) && (val[ref] != \"\" || substr(op, 1, 1) != \":\"); got = (ref in val) ? val[ref] : \"\";",
+    "    if (op == \"\") out = out got; else if (op ~ /-/) out = out (set ? got : arg); else if (op ~ /[+]/) out = out (set ? arg : \"\");",
+    "    else if (set) out = out got; else fail(ref \": \" (arg == \"\" ? \"required\" : arg)) };",
     "  return out v };",
     "{ line = $0; sub(/\\r$/, \"\", line); sub(/^[ \\t]+/, \"\", line);",
     "  if (line == \"\" || substr(line, 1, 1) == \"#\") next;",
@@ -161,6 +168,16 @@ DEFAULT=${NOPE:-fallback}
 LITERAL='${PLAIN}'
 DOLLAR="\$HOME"
 FROM_ENVIRONMENT
+TWO_DOLLARS=$$PLAIN and $${PLAIN}
+QUOTED_TWO_DOLLARS="$$PLAIN"
+UNQUOTED_BACKSLASH=x\$PLAIN
+EMPTY_OR=${EMPTY:-or}
+EMPTY_DASH=${EMPTY-unused}
+UNSET_DASH=${NOPE-dash}
+PLUS=${PLAIN:+alt}
+EMPTY_PLUS=${EMPTY:+alt}
+EMPTY_DASH_PLUS=${EMPTY+alt}
+REQUIRED=${PLAIN:?set}
 "#;
         assert_eq!(
             read(text).unwrap(),
@@ -177,8 +194,23 @@ FROM_ENVIRONMENT
              REF2=value/y\n\
              DEFAULT=fallback\n\
              LITERAL=${PLAIN}\n\
-             DOLLAR=$HOME\n"
+             DOLLAR=$HOME\n\
+             TWO_DOLLARS=$PLAIN and ${PLAIN}\n\
+             QUOTED_TWO_DOLLARS=$PLAIN\n\
+             UNQUOTED_BACKSLASH=x\\value\n\
+             EMPTY_OR=or\n\
+             EMPTY_DASH=\n\
+             UNSET_DASH=dash\n\
+             PLUS=alt\n\
+             EMPTY_PLUS=\n\
+             EMPTY_DASH_PLUS=alt\n\
+             REQUIRED=value\n"
         );
+        // `${VAR:?message}` of a variable not set: compose refuses to start.
+        let err = read("A=${NOPE:?must be set}\n").unwrap_err();
+        assert!(err.contains("app.env:1: NOPE: must be set"), "{err}");
+        assert!(read("A=\nB=${A?unset}\n").is_ok());
+        assert!(read("A=\nB=${A:?empty}\n").is_err());
     }
 
     /// The script as the unit line holds it (systemd's quoting, then sh's)
