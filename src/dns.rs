@@ -202,8 +202,9 @@ pub struct Zone {
 /// The needs cut into zones. Each domain goes to the longest of `zones`
 /// it is in (or is); with no `zones`, to its last two labels
 /// (`blog.example.com` → `example.com`), which is wrong under a public
-/// suffix of two labels (`example.co.uk`): name the zone there. Domains in
-/// none of the named zones are returned apart, for the caller to report.
+/// suffix of two labels (`example.co.uk`): name the zone there. Every
+/// named zone is in the result, one without records too. Domains in none
+/// of the named zones are returned apart, for the caller to report.
 pub fn zones(needs: &[Need], zones: &[String]) -> Result<(Vec<Zone>, Vec<String>), Problems> {
     let mut problems = Problems::default();
     let named: Vec<String> = zones
@@ -217,7 +218,12 @@ pub fn zones(needs: &[Need], zones: &[String]) -> Result<(Vec<Zone>, Vec<String>
             )));
         }
     }
-    let mut by_zone: BTreeMap<String, Vec<RecordSet>> = BTreeMap::new();
+    // Every zone named is printed, one no route needs a record in too: its
+    // records are all gone (a domain removed), which its DNS must hear of.
+    let mut by_zone: BTreeMap<String, Vec<RecordSet>> = named
+        .iter()
+        .map(|zone| (zone.clone(), Vec::new()))
+        .collect();
     let mut outside = Vec::new();
     for need in needs {
         let origin = if named.is_empty() {

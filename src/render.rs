@@ -28,7 +28,7 @@ use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUF
 use docker::DOCKER;
 
 /// One generated unit file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnitFile {
     pub name: String,
     pub text: String,

@@ -11,6 +11,7 @@
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied
+//!     standins.json         its routed services' stand-ins: `systemd::handover::STORED`
 //! ```
 //!
 //! Revisions may hold what a unit file holds, so the folder is root's alone:
@@ -408,8 +409,14 @@ impl InstanceState {
         Ok(infos)
     }
 
+    /// The folder of revision `number`: its units, and what else was kept
+    /// with them.
+    pub fn revision_dir(&self, number: u64) -> PathBuf {
+        self.revisions_dir().join(format!("{number:04}"))
+    }
+
     pub fn load(&self, number: u64) -> std::io::Result<Revision> {
-        let dir = self.revisions_dir().join(format!("{number:04}"));
+        let dir = self.revision_dir(number);
         let info: RevisionInfo =
             serde_json::from_str(&fs::read_to_string(dir.join("revision.json"))?)
                 .map_err(std::io::Error::other)?;

@@ -309,3 +309,118 @@ fn plan_warns_about_domains_that_do_not_point_at_the_host() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("dns"), "{}", text(&out.stderr));
 }
+
+/// A domain removed from the site leaves DNS: `--out` into the folder an
+/// earlier run wrote gives the zone of the removed domain (its last one) a
+/// file with no record, rather than leaving its old file, which octoDNS
+/// would keep syncing and a zone file would keep `$INCLUDE`-ing. Before,
+/// `dns --out` wrote only the zones that still had records, and said "no
+/// record is needed" (writing nothing) once no domain was left.
+#[test]
+fn a_removed_domain_leaves_the_files_out_writes() {
+    let dir = support::tempdir("dns-removed");
+    for file in ["blog.yaml", "wiki.yaml"] {
+        std::fs::copy(format!("examples/site/{file}"), dir.path().join(file)).unwrap();
+    }
+    let site = dir.path().join("site.yaml");
+    let full = std::fs::read_to_string(SITE).unwrap();
+    let globex =
+        "        routes:\n          - {hosts: docs.globex.example, service: outline, port: 3000}\n";
+    assert!(full.contains(globex));
+    let (octo, bind) = (dir.path().join("zones"), dir.path().join("bind"));
+    let write = |yaml: &str| {
+        std::fs::write(&site, yaml).unwrap();
+        for (format, out) in [("octodns", &octo), ("bind", &bind)] {
+            let args = ["dns", "-f", site.to_str().unwrap(), "--format", format];
+            let done = unitgen(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+            assert!(done.status.success(), "{}", text(&done.stderr));
+        }
+    };
+
+    // octoDNS syncs the folder into a YAML "DNS host" (its dump folder).
+    let dns_host = dir.path().join("dns-host");
+    let config = dir.path().join("config.yaml");
+    let mut yaml = format!(
+        "providers:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    directory: {}\n  dns_host:\n    class: octodns.provider.yaml.YamlProvider\n    directory: {}\nzones:\n",
+        octo.display(),
+        dns_host.display()
+    );
+    for zone in ["acme.example.", "example.com.", "globex.example."] {
+        yaml.push_str(&format!(
+            "  {zone}:\n    sources: [config]\n    targets: [dns_host]\n"
+        ));
+    }
+    std::fs::write(&config, yaml).unwrap();
+    let sync = || {
+        for tool in ["octodns-validate", "octodns-sync"] {
+            let out = Command::new(tools::path(&format!("octodns/bin/{tool}")))
+                .arg("--config-file")
+                .arg(&config)
+                .args((tool == "octodns-sync").then_some("--doit"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+        }
+        std::fs::read_to_string(dns_host.join("globex.example.yaml")).unwrap_or_default()
+    };
+    write(&full);
+    assert!(sync().contains("docs"), "the record was never synced");
+
+    // globex's only domain goes: its zone has no record any more.
+    write(&full.replace(globex, ""));
+    let served = sync();
+    assert!(!served.contains("docs"), "{served}");
+    let lines = std::fs::read_to_string(bind.join("globex.example.zone")).unwrap();
+    assert!(!lines.contains("docs"), "{lines}");
+    // The zone that $INCLUDEs the file still loads.
+    let zone = dir.path().join("db.globex.example");
+    std::fs::write(
+        &zone,
+        format!(
+            "$TTL 3600\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n$INCLUDE {}\n",
+            bind.join("globex.example.zone").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(tools::system("named-checkzone"))
+        .args(["-k", "fail", "-n", "fail", "globex.example"])
+        .arg(&zone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // Every domain gone: none of the files keeps a record.
+    let mut none = full.replace(globex, "");
+    for routes in [
+        "          - hosts: blog.example.com\n            aliases: [www.blog.example.com]\n            service: web\n            port: 8000\n",
+        "          - {hosts: staging.blog.example.com, service: web, port: 8000}\n",
+        "          - {hosts: wiki.acme.example, service: outline, port: 3000}\n",
+    ] {
+        assert!(none.contains(routes));
+        none = none.replace(&format!("        routes:\n{routes}"), "");
+    }
+    assert!(!none.contains("routes:"), "{none}");
+    write(&none);
+    let served = sync();
+    assert!(!served.contains("docs"), "{served}");
+    for (name, lines) in support::files_in(&bind) {
+        assert!(!lines.contains(" IN "), "{name}:\n{lines}");
+    }
+}
+
+/// A TTL DNS cannot carry is refused: RFC 2181 makes one above 2^31 - 1
+/// read as 0 (BIND loaded `--ttl 2147483648` records with TTL 0, saying
+/// so only in a warning).
+#[test]
+fn a_ttl_above_what_dns_keeps_is_refused() {
+    let out = unitgen(&["dns", "-f", SITE, "--ttl", "2147483648"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("2147483648 is not in 0..=2147483647"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let out = unitgen(&["dns", "-f", SITE, "--ttl", "2147483647"]);
+    assert!(text(&out.stdout).contains(" 2147483647 IN A "));
+}

@@ -2,8 +2,9 @@
 //! systemd runs the instance and the host's router (real Traefik), and a
 //! load loop sends requests through the router by domain, the way users
 //! would, while apply deploys new versions: a good one, one killed in the
-//! middle of its switch (repaired by the next apply), and a broken one.
-//! Every request must succeed. One sandbox and one router serve it all.
+//! middle of its switch (repaired by the next apply), and a broken one;
+//! then while the instance is restarted and rolled back. Every request
+//! must succeed. One sandbox and one router serve it all.
 
 #[path = "support/lib.rs"]
 mod support;
@@ -208,6 +209,27 @@ fn routed_service_is_replaced_without_a_failed_request() {
     assert!(!is_running(&standin));
     assert!(!standin_unit.exists());
     let plan = world.unitgen(&["plan", "live", "--set", "version=v3"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+
+    // `restart` of the whole instance, and `rollback`, replace the routed
+    // service as apply does, with the stand-ins kept with the revision.
+    // Before, they restarted it (and restart the network too), and the
+    // router answered 502 and 503 for a second or two.
+    let load = Load::start(http, DOMAIN);
+    let out = world.unitgen(&["restart", "live"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.unitgen(&["rollback", "live", "--settle", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answers = load.stop();
+    assert_eq!(bodies(&answers), ["v3", "v2"], "{answers:?}");
+    assert!(!is_running(&standin));
+    assert!(!standin_unit.exists());
+    let plan = world.unitgen(&["plan", "live", "--set", "version=v2"]);
     assert_eq!(
         plan.status.code(),
         Some(0),

@@ -489,11 +489,9 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let resumed = handover::resume(&host, &record, &Progress::default())
         .map_err(|f| failure_report(&instance.prefix(), f))?;
     // While the stand-ins keep the traffic, the services restart behind
-    // them: no new switch.
-    let handover = match resumed {
-        Some(_) => None,
-        None => handover_of(&renderer, &instance, &host, record),
-    };
+    // them: no new switch (`converge_and_record` takes the resumed one
+    // first); the handover is still kept with the revision.
+    let handover = handover_of(&renderer, &instance, &host, record);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
     let settle = Duration::from_secs(args.settle);
     if let Some(router) = &instance.router {
@@ -638,7 +636,9 @@ pub struct How {
     /// See `apply --settle`.
     pub settle: Duration,
     pub pull: PullPolicy,
-    /// The instance's routed services, replaced without downtime (apply).
+    /// The instance's routed services, replaced without downtime (unless
+    /// `resumed` keeps the traffic), and kept with the revision recorded
+    /// for `restart` and `rollback` (`handover::STORED`).
     pub handover: Option<Handover>,
     /// A handover an earlier apply left with the traffic on its stand-ins
     /// ([`handover::resume`]): switched back once the services converged.
@@ -1099,6 +1099,16 @@ pub fn converge_and_record(
             revision.number
         }
     };
+    // Its stand-ins, for `restart` and `rollback` (see `handover::STORED`):
+    // without them they restart the routed services as any other.
+    if let Some(handover) = &handover
+        && let Err(e) = handover.store(&state.revision_dir(number), host.root.as_deref())
+    {
+        crate::say!(
+            "warning: {name}: keeping the stand-ins of revision {number} failed ({e}): \
+             `restart` and `rollback` to it restart its routed services with downtime"
+        );
+    }
     fault::point("after-record");
     if let Err(e) = state.finish::<Intent>() {
         progress.line(&format!("warning: {e}"));

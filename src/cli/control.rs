@@ -44,7 +44,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     // the state directory) is taken: a mistake changes nothing.
     installed.select(&args.services)?;
     // Not interleaved with an apply, rollback or destroy of the instance.
-    let (_state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
+    let (state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
     let selected: Vec<_> = installed
         .select(&args.services)?
         .into_iter()
@@ -65,6 +65,10 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     // and with routes in etcd every host's router did, for every host the
     // instance runs on. A reload writes them over the old ones (and starts
     // the unit if it is not running).
+    let networks: Vec<String> = (selected.iter())
+        .filter(|(_, owner)| owner.network.is_some())
+        .map(|(unit, _)| unit.name.clone())
+        .collect();
     let (reloads, units): (Vec<_>, Vec<_>) = (selected.into_iter())
         .partition(|(_, owner)| kind == JobKind::Restart && owner.routes.is_some());
     let names = |units: Vec<&(UnitFile, Owner)>| -> Vec<String> {
@@ -76,11 +80,8 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     let (reloads, units) = (names(reloads), names(units));
     let progress = Progress::default();
     let settle = std::time::Duration::from_secs(super::apply::DEFAULT_SETTLE);
-    let jobs = [
-        (kind, units.as_slice()),
-        (JobKind::ReloadOrRestart, reloads.as_slice()),
-    ];
-    converge::control(&args.host.host()?, &jobs, settle, &progress).map_err(|failure| {
+    let host = args.host.host()?;
+    let report = |failure: converge::Failure| {
         // As apply reports it: each failed unit explained, in plain lines.
         for explanation in &failure.explained {
             eprintln!();
@@ -89,7 +90,76 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
             }
         }
         miette!("{name}: {}", failure.message)
-    })?;
+    };
+    // Routed services restart as apply replaces them: the stand-ins kept
+    // with the revision take the traffic first (see `handover`), so the
+    // router never sends a request to a container that is stopping.
+    let handover = match kind {
+        JobKind::Restart => kept_handover(&state, &host, &units),
+        _ => None,
+    };
+    let Some(handover) = handover else {
+        let jobs = [
+            (kind, units.as_slice()),
+            (JobKind::ReloadOrRestart, reloads.as_slice()),
+        ];
+        converge::control(&host, &jobs, settle, &progress).map_err(report)?;
+        return done(kind, &name, &units, &reloads, &progress);
+    };
+    // The stand-ins are on the instance's network: restarting its unit
+    // would restart them too (they require it) while they have the
+    // traffic, and it cannot remove a network they are attached to.
+    let units: Vec<String> = (units.into_iter())
+        .filter(|unit| !networks.contains(unit))
+        .collect();
+    // The routes first: the switch keeps the file as it is then, and puts
+    // it back after.
+    let only_reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
+    converge::control(&host, &only_reloads, settle, &progress).map_err(report)?;
+    let routed: Vec<&str> = handover.services.iter().map(|s| s.unit.as_str()).collect();
+    let switched = handover
+        .switch_units(&host, &routed, &progress)
+        .map_err(|mut failure| {
+            failure.message = format!("restart failed: {}", failure.message);
+            report(failure)
+        })?;
+    let restarted = converge::control(&host, &[(kind, units.as_slice())], settle, &progress);
+    // Back to the services' own units, restarted or not (if not, this
+    // waits for them and leaves the traffic on the stand-ins, for the
+    // next apply to finish).
+    let back = switched.map_or(Ok(()), |switched| switched.finish(&host, &progress));
+    restarted.map_err(report)?;
+    back.map_err(report)?;
+    done(kind, &name, &units, &reloads, &progress)
+}
+
+/// The stand-ins the installed revision's apply kept (`handover::STORED`)
+/// for those of `units` that are routed services; None when there are
+/// none, or while a killed apply's handover is left to finish (the next
+/// apply or rollback finishes it).
+fn kept_handover(
+    state: &crate::state::InstanceState,
+    host: &converge::Host,
+    units: &[String],
+) -> Option<crate::systemd::handover::Handover> {
+    use crate::systemd::handover::{self, Handover};
+    let record = state.dir().join(handover::RECORD);
+    if record.exists() {
+        return None;
+    }
+    let latest = state.revisions().ok()?.last()?.number;
+    let handover =
+        Handover::stored(&state.revision_dir(latest), host.root.as_deref(), record)?.only(units);
+    (!handover.services.is_empty()).then_some(handover)
+}
+
+fn done(
+    kind: JobKind,
+    name: &str,
+    units: &[String],
+    reloads: &[String],
+    progress: &Progress,
+) -> Result<Outcome> {
     let done = match kind {
         JobKind::Start => "started",
         JobKind::Stop => "stopped",

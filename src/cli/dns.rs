@@ -27,11 +27,15 @@ pub struct DnsArgs {
     /// `example.com`): name the zone under suffixes such as `co.uk`.
     #[arg(long = "zone", value_name = "ZONE")]
     pub zones: Vec<String>,
-    /// The records' time to live, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    /// The records' time to live, in seconds (at most 2147483647: DNS
+    /// takes a larger one as 0, RFC 2181).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(i32::MAX)))]
     pub ttl: u32,
     /// Write one file per zone into DIR (`ZONE.zone` or `ZONE.yaml`)
-    /// instead of printing them.
+    /// instead of printing them. A zone whose file an earlier run wrote
+    /// there and that needs no record now gets a file with none (without
+    /// --zone), so that its removed records leave DNS too.
     #[arg(long, value_name = "DIR", conflicts_with = "check")]
     pub out: Option<PathBuf>,
     /// Print nothing; resolve every routed domain instead and list those
@@ -66,20 +70,47 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
             "{}: no instance routes a domain: no record is needed",
             site.source
         );
-        return Ok(Outcome::Clean);
+        // With --out, the folder may hold records that must now go.
+        if args.out.is_none() {
+            return Ok(Outcome::Clean);
+        }
     }
     if args.check {
         return check(&args, &needs);
     }
-    let (zones, outside) = dns::zones(&needs, &args.zones)?;
+    let (mut zones, outside) = dns::zones(&needs, &args.zones)?;
     for domain in &outside {
         crate::say!("warning: {domain} is in none of the zones given with --zone: left out");
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| crate::unit_dir::sweep_leftovers(dir))
+            .into_diagnostic()
+            .wrap_err_with(|| format!("creating {}", crate::diagnostic::shown_path(dir)))?;
+        // Given zones are printed whole, empty ones too; without --zone, a
+        // zone an earlier run wrote whose last domain went is written
+        // empty, or its old records would stay at the DNS host.
+        if args.zones.is_empty() {
+            for origin in written_zones(dir, args.format)? {
+                if !zones.iter().any(|z| z.origin == origin) {
+                    crate::say!("zone {origin}: no route needs a record in it any more");
+                    zones.push(dns::Zone {
+                        origin,
+                        records: Vec::new(),
+                    });
+                }
+            }
+            zones.sort_by(|a, b| a.origin.cmp(&b.origin));
+        }
     }
     let files: Vec<(String, String)> = zones
         .iter()
         .map(|zone| match args.format {
-            Format::Bind => (bind::file_name(zone), bind::zone(zone, args.ttl)),
-            Format::Octodns => (octodns::file_name(zone), octodns::zone(zone, args.ttl)),
+            Format::Bind => (bind::file_name(&zone.origin), bind::zone(zone, args.ttl)),
+            Format::Octodns => (
+                octodns::file_name(&zone.origin),
+                octodns::zone(zone, args.ttl),
+            ),
         })
         .collect();
     let Some(dir) = &args.out else {
@@ -87,10 +118,6 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         out!("{}", texts.join("\n"))?;
         return Ok(Outcome::Clean);
     };
-    std::fs::create_dir_all(dir)
-        .and_then(|()| crate::unit_dir::sweep_leftovers(dir))
-        .into_diagnostic()
-        .wrap_err_with(|| format!("creating {}", crate::diagnostic::shown_path(dir)))?;
     for (name, text) in &files {
         let path = dir.join(name);
         crate::unit_dir::write_atomic(&path, text.as_bytes())
@@ -99,6 +126,41 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         outln!("{}", path.display())?;
     }
     Ok(Outcome::Clean)
+}
+
+/// The zones whose files in `dir` an earlier `--out` of this format wrote:
+/// named as it names them, and starting with its first line.
+fn written_zones(dir: &std::path::Path, format: Format) -> Result<Vec<String>> {
+    let listing = std::fs::read_dir(dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", crate::diagnostic::shown_path(dir)))?;
+    let mut origins = Vec::new();
+    for entry in listing {
+        let path = entry.into_diagnostic()?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let (origin, header) = match format {
+            Format::Bind => {
+                let Some(origin) = name.strip_suffix(".zone") else {
+                    continue;
+                };
+                (origin, bind::header(origin))
+            }
+            Format::Octodns => {
+                let Some(origin) = name.strip_suffix(".yaml") else {
+                    continue;
+                };
+                (origin, octodns::header(origin))
+            }
+        };
+        // Not ours (or not readable as text): left alone.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.lines().next() == Some(header.as_str()) {
+            origins.push(origin.to_string());
+        }
+    }
+    Ok(origins)
 }
 
 fn check(args: &DnsArgs, needs: &[dns::Need]) -> Result<Outcome> {

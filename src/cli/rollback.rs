@@ -153,9 +153,14 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // A revision's images were on this host when it ran: fetch
             // only what has been removed since.
             pull: crate::pull::PullPolicy::Missing,
-            // A rollback restarts routed services as any other: it has
-            // no template to render their stand-ins from.
-            handover: None,
+            // The stand-ins the revision's apply kept: its routed
+            // services take the traffic over without downtime, as in that
+            // apply (a resumed handover's stand-ins keep it instead).
+            handover: crate::systemd::handover::Handover::stored(
+                &state.revision_dir(target),
+                host.root.as_deref(),
+                record,
+            ),
             resumed,
             // Nor the routes file's expected text: its unit's start or
             // reload writes it.

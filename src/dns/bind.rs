@@ -19,10 +19,7 @@ pub fn zone(zone: &Zone, ttl: u32) -> String {
         .map(|r| name(&r.name).len())
         .max()
         .unwrap_or(1);
-    let mut text = format!(
-        "; the records unitgen's routes need in zone {origin}\n$ORIGIN {origin}.\n",
-        origin = zone.origin
-    );
+    let mut text = format!("{}\n$ORIGIN {}.\n", header(&zone.origin), zone.origin);
     for set in &zone.records {
         for value in &set.values {
             text.push_str(&format!(
@@ -35,9 +32,15 @@ pub fn zone(zone: &Zone, ttl: u32) -> String {
     text
 }
 
+/// The first line of zone `origin`'s lines: how `--out` knows the files
+/// it wrote.
+pub fn header(origin: &str) -> String {
+    format!("; the records unitgen's routes need in zone {origin}")
+}
+
 /// The file name `--out` writes a zone's lines to.
-pub fn file_name(zone: &Zone) -> String {
-    format!("{}.zone", zone.origin)
+pub fn file_name(origin: &str) -> String {
+    format!("{origin}.zone")
 }
 
 #[cfg(test)]

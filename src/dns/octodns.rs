@@ -7,10 +7,11 @@ use super::{Kind, Zone};
 /// One zone's file. Every scalar is quoted: a name such as `123` or `on`
 /// would otherwise be read as a number or a boolean.
 pub fn zone(zone: &Zone, ttl: u32) -> String {
-    let mut text = format!(
-        "# the records unitgen's routes need in zone {}.\n---\n",
-        zone.origin
-    );
+    let mut text = format!("{}\n---\n", header(&zone.origin));
+    if zone.records.is_empty() {
+        // An empty mapping: the zone has none of unitgen's records.
+        text.push_str("{}\n");
+    }
     let mut last_name = None;
     for set in &zone.records {
         if last_name != Some(&set.name) {
@@ -32,8 +33,14 @@ pub fn zone(zone: &Zone, ttl: u32) -> String {
     text
 }
 
+/// The first line of the file of zone `origin`: how `--out` knows the
+/// files it wrote.
+pub fn header(origin: &str) -> String {
+    format!("# the records unitgen's routes need in zone {origin}.")
+}
+
 /// The file name octoDNS's YamlProvider looks for: the zone's name with
 /// its trailing dot, then `yaml`.
-pub fn file_name(zone: &Zone) -> String {
-    format!("{}.yaml", zone.origin)
+pub fn file_name(origin: &str) -> String {
+    format!("{origin}.yaml")
 }

@@ -80,7 +80,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub const RECORD: &str = "handover.json";
 
 /// A routed service that apply may replace without downtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Routed {
     /// The service's unit (`blog-live-web.service`).
     pub unit: String,
@@ -112,6 +112,55 @@ pub struct Handover {
     /// [`RECORD`] in the instance's state folder.
     pub record: PathBuf,
     pub services: Vec<Routed>,
+}
+
+/// A revision's stand-ins, kept with its units: `restart` and `rollback`
+/// render nothing (they act on what is installed, or on a recorded
+/// revision), yet replace its routed services without downtime as apply
+/// does, with these.
+pub const STORED: &str = "standins.json";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// The routes file as the router's settings name it (without --root).
+    routes_file: PathBuf,
+    services: Vec<Routed>,
+}
+
+impl Handover {
+    /// Keeps what this handover needs in `revision_dir` ([`STORED`]); its
+    /// routes file is on the host under `root`.
+    pub fn store(&self, revision_dir: &Path, root: Option<&Path>) -> std::io::Result<()> {
+        let routes_file = match root.map(|root| self.routes_file.strip_prefix(root)) {
+            Some(Ok(inside)) => Path::new("/").join(inside),
+            _ => self.routes_file.clone(),
+        };
+        let stored = Stored {
+            routes_file,
+            services: self.services.clone(),
+        };
+        let json = serde_json::to_string_pretty(&stored).map_err(std::io::Error::other)?;
+        unit_dir::write_atomic_mode(&revision_dir.join(STORED), json.as_bytes(), 0o600)
+    }
+
+    /// The handover a revision's apply stored (None: the revision has no
+    /// routed service, or was recorded before stand-ins were kept), its
+    /// routes file on the host under `root`, recorded at `record`.
+    pub fn stored(revision_dir: &Path, root: Option<&Path>, record: PathBuf) -> Option<Handover> {
+        let text = fs::read_to_string(revision_dir.join(STORED)).ok()?;
+        let stored: Stored = serde_json::from_str(&text).ok()?;
+        Some(Handover {
+            routes_file: crate::router::on_host(root, &stored.routes_file),
+            record,
+            services: stored.services,
+        })
+    }
+
+    /// Only the routed services whose units are `units`.
+    pub fn only(mut self, units: &[String]) -> Handover {
+        self.services.retain(|s| units.contains(&s.unit));
+        self
+    }
 }
 
 /// A handover under way, as recorded (see the module's comment).
@@ -153,13 +202,24 @@ impl Handover {
         plan: &Plan,
         progress: &Progress,
     ) -> Result<Option<Switched>, Failure> {
+        let changed: Vec<&str> = plan.change.iter().map(|c| c.new.name.as_str()).collect();
+        self.switch_units(host, &changed, progress)
+    }
+
+    /// [`Handover::switch`] for the routed services whose units are
+    /// `units` (those `restart` restarts).
+    pub fn switch_units(
+        &self,
+        host: &Host,
+        units: &[&str],
+        progress: &Progress,
+    ) -> Result<Option<Switched>, Failure> {
         let Ok(previous) = fs::read_to_string(&self.routes_file) else {
             // Not routed yet: nothing to keep serving.
             return Ok(None);
         };
-        let changed: Vec<&str> = plan.change.iter().map(|c| c.new.name.as_str()).collect();
         let candidates: Vec<&Routed> = (self.services.iter())
-            .filter(|s| changed.contains(&s.unit.as_str()))
+            .filter(|s| units.contains(&s.unit.as_str()))
             .collect();
         if candidates.is_empty() {
             return Ok(None);
