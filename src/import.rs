@@ -908,10 +908,14 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// A map, or a list of `KEY=value` strings (`environment`, `labels`). A
-    /// value is `None` where compose takes it from its own environment (`KEY:`
-    /// or a bare `KEY`).
-    fn key_values(&mut self, node: &Node, key: &str) -> Vec<(String, Option<Scalar>)> {
+    /// A map, or a list of `KEY=value` strings (`environment`, `labels`), each
+    /// with its place, for what is said about it. A value is `None` where
+    /// compose takes it from its own environment (`KEY:` or a bare `KEY`).
+    fn key_values(
+        &mut self,
+        node: &Node,
+        key: &str,
+    ) -> Vec<(String, Option<Scalar>, YamlLocation)> {
         let mut out = Vec::new();
         match &node.kind {
             Kind::Map(entries) => {
@@ -920,7 +924,7 @@ impl<'a> Importer<'a> {
                         Kind::Null => None,
                         _ => self.scalar(v, key),
                     };
-                    out.push((k.name.clone(), value));
+                    out.push((k.name.clone(), value, k.at));
                 }
             }
             Kind::List(items) => {
@@ -933,9 +937,9 @@ impl<'a> Importer<'a> {
                         Some((k, v)) => {
                             let pieces = self.pieces(v, &item.at, key);
                             let template = interpolate::template(&pieces);
-                            out.push((k.to_string(), Some(Scalar::Text(template))));
+                            out.push((k.to_string(), Some(Scalar::Text(template)), item.at));
                         }
-                        None => out.push((text, None)),
+                        None => out.push((text, None, item.at)),
                     }
                 }
             }

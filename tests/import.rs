@@ -2281,3 +2281,38 @@ configs:
         assert!(worker.contains(&mount), "{mount} not in\n{worker}");
     }
 }
+
+/// The OpenTelemetry demo passes a hundred `.env` values through bare
+/// (`- FLAGD_HOST`): each became an instance value, as `${FLAGD_HOST}` does,
+/// but each was also warned ("it is now the instance value…"), drowning the
+/// few warnings that mattered. And what was said of one item of a list
+/// (plausible's `- TOTP_VAULT_KEY`, set nowhere) pointed at the list's first.
+#[test]
+fn a_variable_passed_through_from_dotenv_is_carried_silently_and_warnings_point_at_their_item() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    environment:\n      - PORT=80\n      - FLAGD_HOST\n      - TOTP_VAULT_KEY\n    labels:\n      - ok=1\n      - \"bad label=2\"\n",
+    )
+    .file(".env", "FLAGD_HOST=flagd\n");
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("FLAGD_HOST"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:7:9: web: environment: `TOTP_VAULT_KEY` has no value, here nor in .env"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("warning: docker-compose.yml:10:9: web: labels: not carried over"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains("--env FLAGD_HOST=flagd \\"),
+        "{}",
+        render.stdout
+    );
+}

@@ -191,9 +191,9 @@ impl Importer<'_> {
             }
             "healthcheck" => self.healthcheck(value, out),
             "labels" => {
-                for (k, v) in self.key_values(value, name) {
+                for (k, v, at) in self.key_values(value, name) {
                     if let Err(msg) = syntax::check_label_name(&k) {
-                        self.warn(&value.at, name, format!("not carried over: {msg}"));
+                        self.warn(&at, name, format!("not carried over: {msg}"));
                         continue;
                     }
                     let v = v.unwrap_or_else(|| Scalar::Text(String::new()));
@@ -299,11 +299,11 @@ impl Importer<'_> {
     }
 
     fn environment(&mut self, node: &Node, out: &mut Map) {
-        for (name, value) in self.key_values(node, "environment") {
+        for (name, value, at) in self.key_values(node, "environment") {
             let valid = syntax::check_env_name(&name).is_ok();
             if value.is_none() && !valid {
                 self.warn(
-                    &node.at,
+                    &at,
                     "environment",
                     format!("`{name}` has no value, and no instance value can stand for it: not carried over"),
                 );
@@ -315,7 +315,7 @@ impl Importer<'_> {
             // one, nor a default other uses of `${NAME:-…}` give.
             if value.is_none() && !self.options.dotenv.iter().any(|(n, _)| *n == name) {
                 self.warn(
-                    &node.at,
+                    &at,
                     "environment",
                     format!(
                         "`{name}` has no value, here nor in .env: compose passes it from the shell it runs in, and without one the container has no `{name}`; not carried over: add `{name}` to `environment` where an instance needs it"
@@ -325,26 +325,15 @@ impl Importer<'_> {
             }
             let value = value.unwrap_or_else(|| {
                 // Compose passes the variable of .env: the instance's value
-                // of that name now.
+                // of that name now, as `${NAME}` would be, and as silently:
+                // the template says `{{ name }}` and the instance its value.
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
                     default: None,
                     required: None,
                     per_use: false,
                 }];
-                self.record(&pieces, &node.at, "environment");
-                let value_name = interpolate::value_name(&name);
-                if let Some(v) = self.values.get_mut(&value_name) {
-                    // Said here, not again as a variable without default.
-                    v.needed = false;
-                }
-                self.warn(
-                    &node.at,
-                    "environment",
-                    format!(
-                        "`{name}` has no value: compose takes it from the shell it runs in, else from .env; it is now the instance value `{value_name}`, set in .env"
-                    ),
-                );
+                self.record(&pieces, &at, "environment");
                 Scalar::Text(interpolate::template(&pieces))
             });
             if valid {
