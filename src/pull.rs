@@ -68,11 +68,12 @@ pub fn fetch(
     let wanted: Vec<String> = match policy {
         PullPolicy::Always => images.iter().cloned().collect(),
         PullPolicy::Missing | PullPolicy::Never => {
-            let present = at_once(images.iter().cloned(), |i| docker::image_id(i).is_some());
-            present
-                .into_iter()
-                .filter(|(_, present)| !present)
-                .map(|(image, _)| image)
+            // One `docker image inspect` for all (not one process per image
+            // at once: an app of many images started that many clients).
+            let present = docker::image_ids(&images.iter().cloned().collect::<Vec<_>>());
+            (images.iter())
+                .filter(|image| !present.contains_key(*image))
+                .cloned()
                 .collect()
         }
     };
@@ -143,30 +144,6 @@ pub fn describe(unavailable: &[Unavailable]) -> String {
 /// container, or when the reference names no image on this host.
 pub fn tag_moved(created_from: Option<&str>, named_now: Option<&str>) -> bool {
     matches!((created_from, named_now), (Some(from), Some(now)) if from != now)
-}
-
-/// `work` on every item at once (each is a `docker` call that mostly
-/// waits), results in the items' order.
-fn at_once<T: Send>(
-    items: impl IntoIterator<Item = String>,
-    work: impl Fn(&str) -> T + Sync,
-) -> Vec<(String, T)> {
-    let items: Vec<String> = items.into_iter().collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .iter()
-            .map(|item| scope.spawn(|| work(item)))
-            .collect();
-        items
-            .iter()
-            .cloned()
-            .zip(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a docker call panicked")),
-            )
-            .collect()
-    })
 }
 
 #[cfg(test)]

@@ -143,11 +143,15 @@ pub struct UnitSummary {
     pub n_restarts: u32,
 }
 
-/// What `plan` and `status` compare of a unit beyond its state: whether it
-/// is enabled, loaded as on disk, changed by drop-ins, and, for a service,
-/// the command line it runs (see [`Systemd::details`]).
+/// What `plan` and `status` compare of a unit: its state, whether it is
+/// enabled, loaded as on disk, changed by drop-ins, and, for a service, the
+/// command line it runs (see [`Systemd::details`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitDetails {
+    /// See [`UnitState::active_state`].
+    pub active_state: String,
+    /// See [`UnitState::sub_state`].
+    pub sub_state: String,
     pub unit_file_state: String,
     pub need_daemon_reload: bool,
     pub drop_in_paths: Vec<String>,
@@ -499,16 +503,6 @@ impl Systemd {
             .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
     }
 
-    /// Whether a unit's file is enabled, as its symlinks on disk say now
-    /// (`GetUnitFileState`): the unit's `UnitFileState` is what systemd read
-    /// before its last reload, so a unit disabled since (by a destroy
-    /// killed before its reload) still reads as enabled there.
-    pub fn unit_file_state(&self, unit: &str) -> Result<String, Error> {
-        self.manager
-            .get_unit_file_state(unit)
-            .map_err(|e| Error::new(format!("reading whether {unit} is enabled"), e))
-    }
-
     /// Reads a unit's state. A unit without a unit file reads as
     /// `load_state == "not-found"`, inactive.
     pub fn unit_state(&self, unit: &str) -> Result<UnitState, Error> {
@@ -666,8 +660,10 @@ impl Systemd {
             })
         }
         let mut details = Vec::new();
-        for unit in units {
+        for (unit, listed) in units.iter().zip(listed) {
             let mut read = UnitDetails {
+                active_state: listed.3,
+                sub_state: listed.4,
                 unit_file_state: typed(unit, "UnitFileState", next(unit, "UnitFileState")?)?,
                 need_daemon_reload: typed(
                     unit,
@@ -698,25 +694,20 @@ impl Systemd {
         Ok(details)
     }
 
-    /// Each service's first `ExecStart=` command line as systemd parsed it
-    /// (program first), in the order given: one `ListUnitsByNames`, then
-    /// one read each, all sent at once.
-    pub fn exec_starts(&self, services: &[String]) -> Result<Vec<Vec<String>>, Error> {
-        let listed = self.list_by_names(services)?;
-        let read = ("org.freedesktop.systemd1.Service", "ExecStart");
-        let calls: Vec<(&str, &str, &str, (&str, &str))> = (listed.iter())
-            .map(|listed| (listed.6.as_str(), PROPERTIES, "Get", read))
+    /// Whether each unit's file is enabled, as its symlinks on disk say now
+    /// (`GetUnitFileState`), in the order given, one call each, all sent at
+    /// once (see [`Systemd::call_all`]): the unit's `UnitFileState` is what
+    /// systemd read before its last reload, so a unit disabled since (by a
+    /// destroy killed before its reload) still reads as enabled there.
+    pub fn unit_file_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
+        let calls: Vec<(&str, &str)> = (units.iter())
+            .map(|unit| ("GetUnitFileState", unit.as_str()))
             .collect();
-        type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
-        (services.iter().zip(self.call_all(&calls)))
+        (units.iter().zip(self.call_manager_all(&calls)))
             .map(|(unit, reply)| {
-                let doing = || format!("reading ExecStart of {unit}");
-                let value = reply
-                    .and_then(|reply| reply.body().deserialize::<OwnedValue>())
-                    .map_err(|e| Error::new(doing(), e))?;
-                let commands = Vec::<Command>::try_from(value)
-                    .map_err(|e| Error::new(doing(), zbus::Error::Variant(e)))?;
-                Ok(commands.into_iter().next().map(|c| c.1).unwrap_or_default())
+                reply
+                    .and_then(|reply| reply.body().deserialize::<String>())
+                    .map_err(|e| Error::new(format!("reading whether {unit} is enabled"), e))
             })
             .collect()
     }

@@ -178,6 +178,40 @@ fn unit_files(world: &World, app: &str) -> Vec<String> {
     names
 }
 
+/// `status` reads each sidekick's announcement from etcd (an `etcdctl`
+/// that waits up to its timeouts when etcd does not answer) side by side:
+/// one after the other, an instance of many announced services waited that
+/// long for each. Seen through an `etcdctl` that takes a second.
+fn sidekicks_are_read_side_by_side(world: &World) {
+    let bin = support::tempdir("slow-etcdctl-");
+    let log = bin.path().join("calls");
+    let slow = bin.path().join("etcdctl");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\necho start >> {log}\nsleep 1\n/usr/bin/etcdctl \"$@\"\nstatus=$?\n\
+             echo end >> {log}\nexit $status\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let status = world.unitgen_with(&["status", "live"], &[("PATH", &path)]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let starts = PUBLISHED.len();
+    assert_eq!(
+        calls,
+        format!("{}{}", "start\n".repeat(starts), "end\n".repeat(starts)),
+        "one read after the other"
+    );
+}
+
 #[test]
 fn an_instance_of_forty_services_is_applied_changed_repaired_restarted_and_destroyed() {
     let app = "ugscale";
@@ -236,6 +270,7 @@ fn an_instance_of_forty_services_is_applied_changed_repaired_restarted_and_destr
     for i in PUBLISHED {
         assert_eq!(row("announces", i)["active_state"], "active", "{json}");
     }
+    sidekicks_are_read_side_by_side(&world);
 
     // A change to five services replaces only their containers.
     let before = ids(&world);

@@ -207,12 +207,14 @@ fn reads_of_many_units_stay_within_the_bus_limits() {
         for _ in 0..10 {
             let details = systemd.details(&many);
             let summaries = systemd.summaries(&many);
+            let on_disk = systemd.unit_file_states(&many);
             // The reloads stop before a failed read panics (the scope would
             // wait for them forever), and go on for the next round.
             busy.store(false, std::sync::atomic::Ordering::Relaxed);
             let details = details.unwrap();
             assert!(details.iter().all(|d| !d.fragment_path.is_empty()));
             assert_eq!(summaries.unwrap().len(), 60);
+            assert!(on_disk.unwrap().iter().all(|state| state == "static"));
             busy.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         busy.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -425,12 +425,11 @@ pub fn status(
     };
     // What each sidekick template says it announces, read from etcd as the
     // host target's status does.
-    let announced: Vec<(String, Announced)> = units
-        .iter()
+    let owners: Vec<crate::render::Owner> = (units.iter())
         .filter(|u| u.name.contains("@."))
         .filter_map(|u| crate::render::owner(&unit_file::to_text(&u.options)))
-        .filter_map(|owner| Some((owner.announces.clone()?, Announced::read(&owner)?)))
         .collect();
+    let announced = Announced::read_all(&owners);
     if json {
         let rows: Vec<serde_json::Value> = units
             .iter()

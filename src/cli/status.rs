@@ -76,8 +76,27 @@ pub(super) struct Announced {
 }
 
 impl Announced {
+    /// What each sidekick among `owners` (units' owners) announced, by the
+    /// service it announces. Read side by side: each read is an `etcdctl`
+    /// that mostly waits, up to its timeouts when etcd does not answer, and
+    /// one after the other an instance of many announced services would
+    /// wait that long for each.
+    pub(super) fn read_all<'o>(
+        owners: impl IntoIterator<Item = &'o render::Owner>,
+    ) -> Vec<(String, Announced)> {
+        std::thread::scope(|scope| {
+            let reads: Vec<_> = (owners.into_iter())
+                .filter_map(|owner| Some((owner.announces.clone()?, owner)))
+                .map(|(service, owner)| scope.spawn(move || Some((service, Self::read(owner)?))))
+                .collect();
+            (reads.into_iter())
+                .filter_map(|read| read.join().expect("reading etcd does not panic"))
+                .collect()
+        })
+    }
+
     /// Reads what a sidekick (described by its unit's owner) announced.
-    pub(super) fn read(owner: &render::Owner) -> Option<Announced> {
+    fn read(owner: &render::Owner) -> Option<Announced> {
         let key = owner.key.clone()?;
         let endpoints = owner.endpoints.clone()?;
         let etcd_api = owner.etcd_api.clone()?;
@@ -425,10 +444,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .iter()
             .map(|unit| render::owner(&unit.text).unwrap_or_default())
             .collect();
-        let mut announced: HashMap<String, Announced> = owners
-            .iter()
-            .filter_map(|o| Some((o.announces.clone()?, Announced::read(o)?)))
-            .collect();
+        let mut announced: HashMap<String, Announced> =
+            Announced::read_all(&owners).into_iter().collect();
         let prefix = model::prefix(app, instance);
         backup = backup_status::read(
             &systemd,

@@ -54,10 +54,6 @@ pub(crate) trait Manager {
         runtime: bool,
     ) -> zbus::Result<Vec<UnitFileChange>>;
 
-    /// Read from the unit file's symlinks on disk now, unlike a unit's
-    /// `UnitFileState`, which keeps what was read before the last reload.
-    fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
-
     #[zbus(property)]
     fn system_state(&self) -> zbus::Result<String>;
 

@@ -25,11 +25,27 @@ pub fn observe(
     plan: &Plan,
     intent: Option<&Intent>,
 ) -> Result<Observation, Error> {
-    let mut names: Vec<&String> = plan.keep.iter().collect();
-    names.extend(plan.change.iter().map(|c| &c.new.name));
+    // A template (`x@.service`, e.g. a failure hook) has no state of its
+    // own: only its instances do, and systemd refuses to load it.
+    let names: Vec<String> = (plan.keep.iter())
+        .chain(plan.change.iter().map(|c| &c.new.name))
+        .filter(|name| !name.contains("@."))
+        .cloned()
+        .collect();
     let manager_started = match intent {
         Some(_) => systemd.started_at()?,
         None => 0,
+    };
+    // All read at once, not unit by unit: a plan of a hundred units
+    // otherwise waits for some two thousand answers one after the other,
+    // each the slower for a systemd busy starting units.
+    let details = systemd.details(&names)?;
+    // A unit's own UnitFileState is what systemd read before its last
+    // reload: a unit a killed destroy (or apply) disabled and did not
+    // reload reads as enabled there. After one, read it from disk.
+    let on_disk = match intent {
+        Some(_) => Some(systemd.unit_file_states(&names)?),
+        None => None,
     };
     let mut observed = Vec::new();
     // (index in `observed`, owner, container name) of the running units
@@ -37,45 +53,39 @@ pub fn observe(
     let mut with_container = Vec::new();
     // (index in `observed`, network) of the active network unit.
     let mut network_unit = None;
-    // (index in `observed`, unit, when it became active, when it stopped)
-    // of every unit that runs a container.
-    let mut services = Vec::new();
+    // (index in `observed`, what its `docker run` asks, when it became
+    // active, when it stopped) of every unit that runs a container.
+    let mut asked = Vec::new();
     // (unit, container, image) of the active kept units that run one
     // (oneshots' included: theirs stays, exited), for moved tags.
     let mut kept_images = Vec::new();
     // The instance's app and instance name, from any unit that runs a
     // container.
     let mut whose = None;
-    for name in names {
-        // A template (`x@.service`, e.g. a failure hook) has no state of
-        // its own: only its instances do, and systemd refuses to load it.
-        if name.contains("@.") {
-            continue;
-        }
-        let state = systemd.unit_state(name)?;
-        let old_configuration = state.is_active()
-            && intent.is_some_and(|i| {
-                i.may_run_old(name, state.active_enter_timestamp, manager_started)
+    for (at, (name, state)) in names.iter().zip(details).enumerate() {
+        let is_active = state.active_state == "active";
+        let old_configuration = is_active
+            && intent.is_some_and(|intent| {
+                intent.may_run_old(name, state.active_enter_timestamp, manager_started)
             });
         let owner = installed
             .iter()
             .find(|u| &u.name == name)
             .and_then(|u| render::owner(&u.text));
-        if state.is_active()
-            && let Some(network) = owner.as_ref().and_then(|o| o.network.clone())
-        {
+        if is_active && let Some(network) = owner.as_ref().and_then(|o| o.network.clone()) {
             network_unit = Some((observed.len(), network));
         }
         if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
-            services.push((
+            // What its `docker run` asks, as systemd runs it.
+            asked.push((
                 observed.len(),
-                name.clone(),
+                run_args::read(&state.exec_start),
                 state.active_enter_timestamp,
                 state.inactive_enter_timestamp,
             ));
             whose.get_or_insert_with(|| (o.app.clone(), o.instance.clone()));
         }
-        if state.is_active()
+        if is_active
             && plan.keep.contains(name)
             && let Some(owner) = &owner
             && let (Some(container), Some(image)) = (owner.container(), owner.image.clone())
@@ -83,18 +93,15 @@ pub fn observe(
             kept_images.push((name.clone(), container, image));
         }
         // A oneshot's container is done once the unit is active (exited).
-        if state.is_active()
+        if is_active
             && state.sub_state == "running"
             && let Some(owner) = owner
             && let Some(container) = owner.container()
         {
             with_container.push((observed.len(), owner, container));
         }
-        // A unit's own UnitFileState is what systemd read before its last
-        // reload: a unit a killed destroy (or apply) disabled and did not
-        // reload reads as enabled there. After one, read it from disk.
-        let unit_file_state = match intent {
-            Some(_) => systemd.unit_file_state(name)?,
+        let unit_file_state = match &on_disk {
+            Some(on_disk) => on_disk[at].clone(),
             None => state.unit_file_state,
         };
         observed.push(Observed {
@@ -115,13 +122,6 @@ pub fn observe(
             volumes_made_again: Vec::new(),
         });
     }
-    // What each service's `docker run` asks, as systemd runs it.
-    let names: Vec<String> = services.iter().map(|(_, unit, ..)| unit.clone()).collect();
-    let asked: Vec<(usize, Option<run_args::RunArgs>, u64, u64)> = (services
-        .iter()
-        .zip(systemd.exec_starts(&names)?))
-    .map(|((index, _, started, stopped), argv)| (*index, run_args::read(&argv), *started, *stopped))
-    .collect();
     // Three questions to Docker, and only if some active unit runs (or
     // ran, a oneshot) a container: its containers, the instance's (for
     // strays), and the images the kept ones' references name now (for
