@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
 use crate::plan::{Plan, reloads_on_change, starts_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
@@ -599,7 +600,15 @@ fn settle(
             if crate::render::docker::start_waits_for_health(&text) {
                 return None;
             }
-            let container = crate::render::owner(&text).and_then(|o| o.container());
+            // The router's start waits for nothing (its job ends when its
+            // `docker run` is executed): on a loaded host, a router that
+            // cannot start may not have failed yet when the window ends,
+            // so its container is looked at too.
+            let container = if unit == ROUTER_UNIT {
+                Some(ROUTER_CONTAINER.to_owned())
+            } else {
+                crate::render::owner(&text).and_then(|o| o.container())
+            };
             Some(((unit, container), ended.at + window))
         })
         .unzip();
