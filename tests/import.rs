@@ -2281,3 +2281,44 @@ configs:
         assert!(worker.contains(&mount), "{mount} not in\n{worker}");
     }
 }
+
+/// plausible's community edition publishes its port from a
+/// `compose.override.yml`, which `docker compose up` merges over the
+/// compose file it finds; import read the compose file alone and said
+/// "everything carried over". The override file is warned about, on stderr
+/// and in the template, with the `.env` lines compose completes from its
+/// shell (`P=x\$HOME` unquoted keeps the backslash: compose-go escapes `$`
+/// only in double quotes).
+#[test]
+fn an_override_file_and_shell_values_in_dotenv_are_warned() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      P: ${P}\n",
+    )
+    .file(
+        "docker-compose.override.yml",
+        "services:\n  web:\n    ports: [\"8000:80\"]\n",
+    )
+    .file(".env", "TAG=1.27\nP=x\\$HOME\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.override.yml:1: override: `docker compose up` merges `docker-compose.override.yml` over docker-compose.yml here, and import reads one file: its settings are not in the template"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: .env:2: variables: `P` uses `$HOME`, which compose takes from the shell it runs in"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(": 2 warnings, also listed"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("# - docker-compose.override.yml:1: override:"),
+        "{template}"
+    );
+    assert!(template.contains("    p: x\\\n"), "{template}");
+}

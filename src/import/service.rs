@@ -276,6 +276,7 @@ impl Importer<'_> {
             }
             "logging" => self.logging(value, out),
             "ulimits" => self.ulimits(value, out),
+            "blkio_config" => self.blkio_config(value, out),
             "scale" => self.warn(
                 &key.at,
                 name,
@@ -1551,6 +1552,49 @@ impl Importer<'_> {
                     )),
                 ),
                 None => self.expected(v, "ulimits", "a number or `{soft, hard}`"),
+            }
+        }
+    }
+
+    /// `blkio_config`: each of its keys is a `docker run` flag, the
+    /// per-device ones `PATH:VALUE` (a rate in bytes keeps compose's unit,
+    /// `12mb`, which Docker reads alike).
+    fn blkio_config(&mut self, node: &Node, out: &mut Map) {
+        let Some(entries) = node.entries() else {
+            self.expected(node, "blkio_config", "a map");
+            return;
+        };
+        for (k, v) in entries {
+            let key = format!("blkio_config.{}", k.name);
+            let (flag, field) = match k.name.as_str() {
+                "weight" => {
+                    self.flag_value("--blkio-weight", v, &key, out);
+                    continue;
+                }
+                "weight_device" => ("--blkio-weight-device", "weight"),
+                "device_read_bps" => ("--device-read-bps", "rate"),
+                "device_write_bps" => ("--device-write-bps", "rate"),
+                "device_read_iops" => ("--device-read-iops", "rate"),
+                "device_write_iops" => ("--device-write-iops", "rate"),
+                _ => {
+                    self.warn(&k.at, &key, "not carried over");
+                    continue;
+                }
+            };
+            let Some(devices) = v.items() else {
+                self.expected(v, &key, "a list of `{path, …}`");
+                continue;
+            };
+            for device in devices {
+                let path = device.get("path").and_then(|p| self.text(p, &key));
+                let value = device.get(field).and_then(|r| self.text(r, &key));
+                match path.zip(value) {
+                    Some((path, value)) => out.push(
+                        "docker_args",
+                        Scalar::Text(format!("{flag}={path}:{value}")),
+                    ),
+                    None => self.expected(device, &key, &format!("`path` and `{field}`")),
+                }
             }
         }
     }
