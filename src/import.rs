@@ -1539,6 +1539,52 @@ mod tests {
         assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
     }
 
+    /// A named volume's `subpath` was warned as `volumes.volume: not
+    /// carried over`, which did not say that the whole volume is mounted.
+    #[test]
+    fn a_volume_subpath_is_warned_as_the_whole_volume() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume:\n          subpath: sub\n          nocopy: true\nvolumes:\n  data:\n",
+        );
+        assert!(
+            warnings.contains(&"web: volumes.volume.subpath: `sub` is not carried over: the whole volume is mounted at the target (`docker run --volume` takes no sub-path, and Docker 26's `--mount volume-subpath=` is not used)".to_string()),
+            "{warnings:?}"
+        );
+    }
+
+    /// zitadel's `test: ["CMD-SHELL", "pg_isready", "-d", "zitadel", "-U",
+    /// "postgres"]` became a template that did not compile (a CMD-SHELL
+    /// test is one string), so the import failed. Docker runs `/bin/sh -c
+    /// pg_isready -d zitadel …`: the words after the command are the
+    /// shell's `$0`, `$1`…; the command is carried over as it runs.
+    #[test]
+    fn a_shell_test_with_more_words_runs_as_docker_runs_it() {
+        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\", \"-d\", \"zitadel\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
+        let imported = run(compose, &options());
+        assert!(
+            imported
+                .yaml
+                .contains("      test: [CMD-SHELL, pg_isready]\n"),
+            "{}",
+            imported.yaml
+        );
+        // Reading `$1`: inside the `sh -c` Docker would run.
+        assert!(
+            imported
+                .yaml
+                .contains("      test: [CMD-SHELL, /bin/sh -c 'test \"$1\" = ok' zero ok]\n"),
+            "{}",
+            imported.yaml
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "db: healthcheck.test: `-d zitadel` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready` does not read; carried over as `pg_isready` alone, as Docker runs it (write them into the command to pass them)"
+            ]
+        );
+    }
+
     #[test]
     fn values_are_quoted_only_where_yaml_needs_it() {
         let out = body(

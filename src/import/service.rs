@@ -785,6 +785,14 @@ impl Importer<'_> {
                     &key,
                     "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
                 ),
+                "volume" if let Some(sub) = v.get("subpath") => self.warn(
+                    &sub.at,
+                    "volumes.volume.subpath",
+                    format!(
+                        "`{}` is not carried over: the whole volume is mounted at the target (`docker run --volume` takes no sub-path, and Docker 26's `--mount volume-subpath=` is not used)",
+                        sub.scalar().unwrap_or_default()
+                    ),
+                ),
                 "tmpfs" if kind == "tmpfs" => {}
                 other => self.warn(&k.at, &format!("volumes.{other}"), "not carried over"),
             }
@@ -1009,8 +1017,18 @@ impl Importer<'_> {
                 "test" => {
                     let is_none = v.items().and_then(|i| i.first()).and_then(Node::scalar)
                         == Some("NONE".into());
+                    let shell_with_more = match v.items() {
+                        Some([head, command, more @ ..])
+                            if head.scalar().as_deref() == Some("CMD-SHELL") && !more.is_empty() =>
+                        {
+                            Some((command, more))
+                        }
+                        _ => None,
+                    };
                     if is_none {
                         check.set("disable", Value::plain("true"));
+                    } else if let Some((command, more)) = shell_with_more {
+                        self.shell_test_with_more(command, more, &key, &mut check);
                     } else if let Some(words) = self.words(v, &key) {
                         check.set("test", words);
                     }
@@ -1052,6 +1070,46 @@ impl Importer<'_> {
     }
 
     /// `mem_limit` or `cpus`, from the key of that name or from `deploy`.
+    /// `[CMD-SHELL, "pg_isready", "-d", "zitadel"]` (zitadel's): Docker runs
+    /// `/bin/sh -c pg_isready -d zitadel`, where the words after the command
+    /// are the shell's `$0`, `$1`…, not the command's arguments, and
+    /// `--health-cmd` takes one string. The command is carried over alone,
+    /// as it runs, or, when it reads those parameters, inside the same
+    /// `sh -c` Docker would run.
+    fn shell_test_with_more(&mut self, command: &Node, more: &[Node], key: &str, check: &mut Map) {
+        let Some(text) = self.text(command, key) else {
+            return;
+        };
+        let reads_parameters = text.match_indices('$').any(|(i, _)| {
+            let next = text[i + 1..].trim_start_matches('{');
+            next.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '@' | '*' | '#'))
+        });
+        let mut words = Vec::new();
+        for word in more {
+            words.extend(self.text(word, key));
+        }
+        let shown = words.join(" ");
+        let test = if reads_parameters {
+            let quoted: Vec<String> = words.iter().map(|w| crate::escape::sh_quote(w)).collect();
+            format!(
+                "/bin/sh -c {} {}",
+                crate::escape::sh_quote(&text),
+                quoted.join(" ")
+            )
+        } else {
+            self.warn(
+                &command.at,
+                key,
+                format!("`{shown}` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `{text}` does not read; carried over as `{text}` alone, as Docker runs it (write them into the command to pass them)"),
+            );
+            text
+        };
+        check.set(
+            "test",
+            Value::List(vec![Scalar::Text("CMD-SHELL".into()), Scalar::Text(test)]),
+        );
+    }
+
     fn limit<T>(
         &mut self,
         node: &Node,
