@@ -54,6 +54,7 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        self.distinct_limits(def);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
             // Said at `network_mode` (`Importer::network_mode`).
             if ["host", "none"].contains(&mode.as_str()) {
@@ -1653,6 +1654,55 @@ impl Importer<'_> {
                     ),
                     None => self.expected(device, &key, &format!("`path` and `{field}`")),
                 }
+            }
+        }
+    }
+
+    /// compose refuses a service whose `cpus`, `mem_limit`,
+    /// `mem_reservation` or `pids_limit` differs from its
+    /// `deploy.resources` counterpart when that block is there (one left
+    /// out of it counts as 0: compose-go's validation); import took the
+    /// last of the two.
+    fn distinct_limits(&mut self, def: &Node) {
+        let resources = def.get("deploy").and_then(|d| d.get("resources"));
+        const PAIRS: &[(&str, &str, &str)] = &[
+            ("cpus", "limits", "cpus"),
+            ("mem_limit", "limits", "memory"),
+            ("mem_reservation", "reservations", "memory"),
+            ("pids_limit", "limits", "pids"),
+        ];
+        for (top_key, group, field) in PAIRS {
+            let (Some(top), Some(block)) = (def.get(top_key), resources.and_then(|r| r.get(group)))
+            else {
+                continue;
+            };
+            let amount = |this: &mut Self, node: &Node, key: &str| -> Option<f64> {
+                let text = this.plain_text(node, key)?;
+                match *field {
+                    "memory" => syntax::memory_bytes(&text),
+                    _ => text.trim().parse::<f64>().ok(),
+                }
+            };
+            let Some(top_amount) = amount(self, top, top_key) else {
+                continue;
+            };
+            let deploy_key = format!("deploy.resources.{group}.{field}");
+            let deploy_amount = match block.get(field) {
+                Some(node) => amount(self, node, &deploy_key),
+                None => Some(0.0),
+            };
+            if top_amount != 0.0 && deploy_amount != Some(top_amount) {
+                let other = match block.get(field) {
+                    Some(node) => format!("`{deploy_key}: {}`", node.scalar().unwrap_or_default()),
+                    None => format!("`deploy.resources.{group}` without `{field}` (0)"),
+                };
+                self.error(
+                    &top.at,
+                    format!(
+                        "`{top_key}: {}` and {other} differ: compose refuses the file (\"can't set distinct values on '{top_key}' and '{deploy_key}'\"); keep one of them",
+                        top.scalar().unwrap_or_default()
+                    ),
+                );
             }
         }
     }
