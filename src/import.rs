@@ -43,9 +43,10 @@ pub struct Options {
     pub home: Option<PathBuf>,
     /// Variables from the `.env` file beside the compose file.
     pub dotenv: Vec<(String, String)>,
-    /// What of `.env` compose completes from the shell it runs in
-    /// ([`dotenv_warnings`]), warned about first.
-    pub dotenv_notes: Vec<Warning>,
+    /// Warnings about the files beside the compose file, given first: what
+    /// of `.env` compose completes from the shell it runs in
+    /// ([`dotenv_warnings`]), an override file compose would merge in.
+    pub beside_notes: Vec<Warning>,
     /// The active compose profiles (`--profile`, `COMPOSE_PROFILES`); `*`
     /// activates all.
     pub profiles: Vec<String>,
@@ -125,7 +126,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         volumes_from: Vec::new(),
     };
     // `.env`'s first: the compose file's values come from it.
-    importer.warnings = options.dotenv_notes.clone();
+    importer.warnings = options.beside_notes.clone();
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
             yaml,
@@ -198,7 +199,7 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 
 /// The lines of a `.env` (`text`, shown as `file`) whose values compose
 /// completes from the shell it runs in (`$HOME`, a bare `NAME`), which
-/// import does not read, for [`Options::dotenv_notes`].
+/// import does not read, for [`Options::beside_notes`].
 pub fn dotenv_warnings(text: &str, file: &str) -> Vec<Warning> {
     env_file::shell_values(text)
         .into_iter()
@@ -1373,7 +1374,7 @@ mod tests {
             dir: PathBuf::from("/srv/shop"),
             home: Some(PathBuf::from("/home/me")),
             dotenv: Vec::new(),
-            dotenv_notes: Vec::new(),
+            beside_notes: Vec::new(),
             profiles: Vec::new(),
             read: |path| std::fs::read_to_string(path),
         }
@@ -1525,6 +1526,69 @@ mod tests {
         );
     }
 
+    /// `blkio_config` (a database's I/O weight, a worker's throttled disk)
+    /// was warned as a key unitgen has not, so the container ran without
+    /// compose's weights and limits. Each of its keys is a `docker run` flag.
+    #[test]
+    fn blkio_config_is_docker_run_flags() {
+        let compose = "services:\n  db:\n    image: postgres\n    blkio_config:\n      weight: 300\n      weight_device:\n        - {path: /dev/sda, weight: 400}\n      device_read_bps:\n        - {path: /dev/sda, rate: 12mb}\n      device_write_bps:\n        - {path: /dev/sdb, rate: 1048576}\n      device_read_iops:\n        - {path: /dev/sda, rate: 120}\n      device_write_iops:\n        - {path: /dev/sda, rate: 30}\n";
+        let imported = run(compose, &options());
+        assert!(
+            imported.yaml.contains(
+                "    docker_args:\n      - --blkio-weight=300\n      - --blkio-weight-device=/dev/sda:400\n      - --device-read-bps=/dev/sda:12mb\n      - --device-write-bps=/dev/sdb:1048576\n      - --device-read-iops=/dev/sda:120\n      - --device-write-iops=/dev/sda:30\n"
+            ),
+            "{}",
+            imported.yaml
+        );
+        assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+    }
+
+    /// A named volume's `subpath` was warned as `volumes.volume: not
+    /// carried over`, which did not say that the whole volume is mounted.
+    #[test]
+    fn a_volume_subpath_is_warned_as_the_whole_volume() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume:\n          subpath: sub\n          nocopy: true\nvolumes:\n  data:\n",
+        );
+        assert!(
+            warnings.contains(&"web: volumes.volume.subpath: `sub` is not carried over: the whole volume is mounted at the target (`docker run --volume` takes no sub-path, and Docker 26's `--mount volume-subpath=` is not used)".to_string()),
+            "{warnings:?}"
+        );
+    }
+
+    /// zitadel's `test: ["CMD-SHELL", "pg_isready", "-d", "zitadel", "-U",
+    /// "postgres"]` became a template that did not compile (a CMD-SHELL
+    /// test is one string), so the import failed. Docker runs `/bin/sh -c
+    /// pg_isready -d zitadel …`: the words after the command are the
+    /// shell's `$0`, `$1`…; the command is carried over as it runs.
+    #[test]
+    fn a_shell_test_with_more_words_runs_as_docker_runs_it() {
+        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\", \"-d\", \"zitadel\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
+        let imported = run(compose, &options());
+        assert!(
+            imported
+                .yaml
+                .contains("      test: [CMD-SHELL, pg_isready]\n"),
+            "{}",
+            imported.yaml
+        );
+        // Reading `$1`: inside the `sh -c` Docker would run.
+        assert!(
+            imported
+                .yaml
+                .contains("      test: [CMD-SHELL, /bin/sh -c 'test \"$1\" = ok' zero ok]\n"),
+            "{}",
+            imported.yaml
+        );
+        let warnings: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "db: healthcheck.test: `-d zitadel` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready` does not read; carried over as `pg_isready` alone, as Docker runs it (write them into the command to pass them)"
+            ]
+        );
+    }
+
     #[test]
     fn values_are_quoted_only_where_yaml_needs_it() {
         let out = body(
@@ -1645,7 +1709,7 @@ mod tests {
         let dotenv = "TAG=1\nP=x\\$HOME\nQ=\"y\\$HOME\"\nR=$$HOME\nS=${HOME}/s # $NOT\nINHERITED\nT=${TAG}\n";
         let options = Options {
             dotenv: parse_dotenv(dotenv),
-            dotenv_notes: dotenv_warnings(dotenv, "app/.env"),
+            beside_notes: dotenv_warnings(dotenv, "app/.env"),
             ..options()
         };
         let imported = run(

@@ -2094,6 +2094,19 @@ fn what_compose_refuses_is_refused_where_it_is_written() {
             "docker-compose.yml:11:7",
             "service `web` depends on `tools`, which `docker compose up` leaves out while profile `debug` is not active",
         ),
+        // compose-go's validation: a top-level limit beside its deploy
+        // counterpart must be the same (one left out of a limits block is
+        // 0); import took the last of the two.
+        (
+            "services:\n  web:\n    image: nginx\n    pids_limit: 64\n    deploy:\n      resources:\n        limits:\n          pids: 50\n",
+            "docker-compose.yml:4:17",
+            "`pids_limit: 64` and `deploy.resources.limits.pids: 50` differ: compose refuses the file",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n    deploy:\n      resources:\n        limits:\n          cpus: '0.5'\n",
+            "docker-compose.yml:4:16",
+            "`mem_limit: 1g` and `deploy.resources.limits` without `memory` (0) differ",
+        ),
     ] {
         let run = Project::new(compose).import(&["-o", "unitgen.yaml"]);
         assert_eq!(run.code, 1, "{compose}: {}", run.stderr);
@@ -2102,6 +2115,12 @@ fn what_compose_refuses_is_refused_where_it_is_written() {
         assert!(said.contains(place), "{place} in {}", run.stderr);
         assert!(!said.contains("imported"), "{}", run.stderr);
     }
+
+    // The same limit said twice alike is fine, in any unit.
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n    mem_reservation: 512m\n    cpus: 0.5\n    deploy:\n      resources:\n        limits: {memory: 1024M, cpus: '0.50'}\n        reservations: {memory: 512M}\n",
+    );
+    project.import_ok(&[]);
 
     // Without the dependent, the extending service is left out with its
     // base's profile, as compose leaves it out; `required: false` lets
@@ -2315,4 +2334,45 @@ fn a_variable_passed_through_from_dotenv_is_carried_silently_and_warnings_point_
         "{}",
         render.stdout
     );
+}
+
+/// plausible's community edition publishes its port from a
+/// `compose.override.yml`, which `docker compose up` merges over the
+/// compose file it finds; import read the compose file alone and said
+/// "everything carried over". The override file is warned about, on stderr
+/// and in the template, with the `.env` lines compose completes from its
+/// shell (`P=x\$HOME` unquoted keeps the backslash: compose-go escapes `$`
+/// only in double quotes).
+#[test]
+fn an_override_file_and_shell_values_in_dotenv_are_warned() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      P: ${P}\n",
+    )
+    .file(
+        "docker-compose.override.yml",
+        "services:\n  web:\n    ports: [\"8000:80\"]\n",
+    )
+    .file(".env", "TAG=1.27\nP=x\\$HOME\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.override.yml:1: override: `docker compose up` merges `docker-compose.override.yml` over docker-compose.yml here, and import reads one file: its settings are not in the template"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: .env:2: variables: `P` uses `$HOME`, which compose takes from the shell it runs in"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(": 2 warnings, also listed"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("# - docker-compose.override.yml:1: override:"),
+        "{template}"
+    );
+    assert!(template.contains("    p: x\\\n"), "{template}");
 }

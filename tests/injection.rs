@@ -1301,7 +1301,7 @@ fn import_compose_with(
         dir: "/srv/imp".into(),
         home: None,
         dotenv: unitgen::import::parse_dotenv(dotenv),
-        dotenv_notes: unitgen::import::dotenv_warnings(dotenv, ".env"),
+        beside_notes: unitgen::import::dotenv_warnings(dotenv, ".env"),
         profiles: Vec::new(),
         read: |path| std::fs::read_to_string(path),
     };

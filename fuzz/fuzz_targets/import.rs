@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         dir: "/srv/imp".into(),
         home: None,
         dotenv: unitgen::import::parse_dotenv(dotenv),
-        dotenv_notes: unitgen::import::dotenv_warnings(dotenv, ".env"),
+        beside_notes: unitgen::import::dotenv_warnings(dotenv, ".env"),
         profiles: Vec::new(),
         read: |_| Err(std::io::ErrorKind::NotFound.into()),
     };

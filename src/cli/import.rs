@@ -20,6 +20,15 @@ const COMPOSE_FILES: &[&str] = &[
     "docker-compose.yml",
 ];
 
+/// The override files compose merges over the file it finds, in its order
+/// (the first one there).
+const OVERRIDE_FILES: &[&str] = &[
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The compose file [default: the first of compose.yaml, compose.yml,
@@ -81,7 +90,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     // Compose reads `.env` beside the compose file for its variables.
     // Shown beside the compose file as the user named it.
     let shown_dotenv = display_path(&path.with_file_name(".env"));
-    let (dotenv, dotenv_notes) = match crate::template::read_capped_text(&dir.join(".env")) {
+    let (dotenv, mut beside_notes) = match crate::template::read_capped_text(&dir.join(".env")) {
         Ok(text) => (parse_dotenv(&text), dotenv_warnings(&text, &shown_dotenv)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
         Err(e) => {
@@ -91,6 +100,25 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             ));
         }
     };
+    // Run without -f, compose merges an override file over the file it
+    // finds (plausible's ports, sentry's and mailcow's local settings).
+    let default_name = path
+        .file_name()
+        .is_some_and(|name| COMPOSE_FILES.iter().any(|f| name == *f));
+    if default_name && let Some(over) = OVERRIDE_FILES.iter().find(|f| dir.join(f).exists()) {
+        let name = display_path(&path.with_file_name(over));
+        beside_notes.push(crate::import::Warning {
+            file: Some(name.clone()),
+            line: 1,
+            column: 1,
+            service: None,
+            key: "override".into(),
+            message: format!(
+                "`docker compose up` merges `{name}` over {} here, and import reads one file: its settings are not in the template; merge them into the compose file and import that",
+                display_path(&path)
+            ),
+        });
+    }
     // Compose reads COMPOSE_PROFILES from `.env` too, split at commas as
     // written (an empty one activates dify's `profiles: [""]`); `--profile`
     // adds to it.
@@ -104,7 +132,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         dir,
         home: std::env::var_os("HOME").map(PathBuf::from),
         dotenv,
-        dotenv_notes,
+        beside_notes,
         profiles,
         read: crate::template::read_capped_text,
     };

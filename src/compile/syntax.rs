@@ -413,6 +413,22 @@ pub fn signal_number(text: &str) -> Result<u8, String> {
         .ok_or_else(err)
 }
 
+/// The bytes a memory size `check_memory` takes stands for (`1g` and
+/// `1024m` alike), as compose compares two sizes; `None` if it is none.
+pub fn memory_bytes(text: &str) -> Option<f64> {
+    let normal = check_memory(text).ok()?;
+    let digits = normal.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale = match normal[digits.len()..].chars().next() {
+        Some('k') => 1024f64,
+        Some('m') => 1024f64.powi(2),
+        Some('g') => 1024f64.powi(3),
+        Some('t') => 1024f64.powi(4),
+        Some('p') => 1024f64.powi(5),
+        _ => 1.0,
+    };
+    Some(digits.trim_end().parse::<f64>().ok()? * scale)
+}
+
 /// `512m`, `1g`, `1.5G`, `2GiB`, `1073741824`: what `docker run --memory`
 /// takes (Docker's and compose's `RAMInBytes`: a number, an optional unit
 /// b/k/m/g/t/p, an optional `i` and `b`). Written lowercase.

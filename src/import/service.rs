@@ -54,6 +54,7 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        self.distinct_limits(def);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
             // Said at `network_mode` (`Importer::network_mode`).
             if ["host", "none"].contains(&mode.as_str()) {
@@ -276,6 +277,7 @@ impl Importer<'_> {
             }
             "logging" => self.logging(value, out),
             "ulimits" => self.ulimits(value, out),
+            "blkio_config" => self.blkio_config(value, out),
             "scale" => self.warn(
                 &key.at,
                 name,
@@ -773,6 +775,14 @@ impl Importer<'_> {
                     &key,
                     "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
                 ),
+                "volume" if let Some(sub) = v.get("subpath") => self.warn(
+                    &sub.at,
+                    "volumes.volume.subpath",
+                    format!(
+                        "`{}` is not carried over: the whole volume is mounted at the target (`docker run --volume` takes no sub-path, and Docker 26's `--mount volume-subpath=` is not used)",
+                        sub.scalar().unwrap_or_default()
+                    ),
+                ),
                 "tmpfs" if kind == "tmpfs" => {}
                 other => self.warn(&k.at, &format!("volumes.{other}"), "not carried over"),
             }
@@ -997,8 +1007,18 @@ impl Importer<'_> {
                 "test" => {
                     let is_none = v.items().and_then(|i| i.first()).and_then(Node::scalar)
                         == Some("NONE".into());
+                    let shell_with_more = match v.items() {
+                        Some([head, command, more @ ..])
+                            if head.scalar().as_deref() == Some("CMD-SHELL") && !more.is_empty() =>
+                        {
+                            Some((command, more))
+                        }
+                        _ => None,
+                    };
                     if is_none {
                         check.set("disable", Value::plain("true"));
+                    } else if let Some((command, more)) = shell_with_more {
+                        self.shell_test_with_more(command, more, &key, &mut check);
                     } else if let Some(words) = self.words(v, &key) {
                         check.set("test", words);
                     }
@@ -1040,6 +1060,46 @@ impl Importer<'_> {
     }
 
     /// `mem_limit` or `cpus`, from the key of that name or from `deploy`.
+    /// `[CMD-SHELL, "pg_isready", "-d", "zitadel"]` (zitadel's): Docker runs
+    /// `/bin/sh -c pg_isready -d zitadel`, where the words after the command
+    /// are the shell's `$0`, `$1`…, not the command's arguments, and
+    /// `--health-cmd` takes one string. The command is carried over alone,
+    /// as it runs, or, when it reads those parameters, inside the same
+    /// `sh -c` Docker would run.
+    fn shell_test_with_more(&mut self, command: &Node, more: &[Node], key: &str, check: &mut Map) {
+        let Some(text) = self.text(command, key) else {
+            return;
+        };
+        let reads_parameters = text.match_indices('$').any(|(i, _)| {
+            let next = text[i + 1..].trim_start_matches('{');
+            next.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '@' | '*' | '#'))
+        });
+        let mut words = Vec::new();
+        for word in more {
+            words.extend(self.text(word, key));
+        }
+        let shown = words.join(" ");
+        let test = if reads_parameters {
+            let quoted: Vec<String> = words.iter().map(|w| crate::escape::sh_quote(w)).collect();
+            format!(
+                "/bin/sh -c {} {}",
+                crate::escape::sh_quote(&text),
+                quoted.join(" ")
+            )
+        } else {
+            self.warn(
+                &command.at,
+                key,
+                format!("`{shown}` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `{text}` does not read; carried over as `{text}` alone, as Docker runs it (write them into the command to pass them)"),
+            );
+            text
+        };
+        check.set(
+            "test",
+            Value::List(vec![Scalar::Text("CMD-SHELL".into()), Scalar::Text(test)]),
+        );
+    }
+
     fn limit<T>(
         &mut self,
         node: &Node,
@@ -1540,6 +1600,98 @@ impl Importer<'_> {
                     )),
                 ),
                 None => self.expected(v, "ulimits", "a number or `{soft, hard}`"),
+            }
+        }
+    }
+
+    /// `blkio_config`: each of its keys is a `docker run` flag, the
+    /// per-device ones `PATH:VALUE` (a rate in bytes keeps compose's unit,
+    /// `12mb`, which Docker reads alike).
+    fn blkio_config(&mut self, node: &Node, out: &mut Map) {
+        let Some(entries) = node.entries() else {
+            self.expected(node, "blkio_config", "a map");
+            return;
+        };
+        for (k, v) in entries {
+            let key = format!("blkio_config.{}", k.name);
+            let (flag, field) = match k.name.as_str() {
+                "weight" => {
+                    self.flag_value("--blkio-weight", v, &key, out);
+                    continue;
+                }
+                "weight_device" => ("--blkio-weight-device", "weight"),
+                "device_read_bps" => ("--device-read-bps", "rate"),
+                "device_write_bps" => ("--device-write-bps", "rate"),
+                "device_read_iops" => ("--device-read-iops", "rate"),
+                "device_write_iops" => ("--device-write-iops", "rate"),
+                _ => {
+                    self.warn(&k.at, &key, "not carried over");
+                    continue;
+                }
+            };
+            let Some(devices) = v.items() else {
+                self.expected(v, &key, "a list of `{path, …}`");
+                continue;
+            };
+            for device in devices {
+                let path = device.get("path").and_then(|p| self.text(p, &key));
+                let value = device.get(field).and_then(|r| self.text(r, &key));
+                match path.zip(value) {
+                    Some((path, value)) => out.push(
+                        "docker_args",
+                        Scalar::Text(format!("{flag}={path}:{value}")),
+                    ),
+                    None => self.expected(device, &key, &format!("`path` and `{field}`")),
+                }
+            }
+        }
+    }
+
+    /// compose refuses a service whose `cpus`, `mem_limit`,
+    /// `mem_reservation` or `pids_limit` differs from its
+    /// `deploy.resources` counterpart when that block is there (one left
+    /// out of it counts as 0: compose-go's validation); import took the
+    /// last of the two.
+    fn distinct_limits(&mut self, def: &Node) {
+        let resources = def.get("deploy").and_then(|d| d.get("resources"));
+        const PAIRS: &[(&str, &str, &str)] = &[
+            ("cpus", "limits", "cpus"),
+            ("mem_limit", "limits", "memory"),
+            ("mem_reservation", "reservations", "memory"),
+            ("pids_limit", "limits", "pids"),
+        ];
+        for (top_key, group, field) in PAIRS {
+            let (Some(top), Some(block)) = (def.get(top_key), resources.and_then(|r| r.get(group)))
+            else {
+                continue;
+            };
+            let amount = |this: &mut Self, node: &Node, key: &str| -> Option<f64> {
+                let text = this.plain_text(node, key)?;
+                match *field {
+                    "memory" => syntax::memory_bytes(&text),
+                    _ => text.trim().parse::<f64>().ok(),
+                }
+            };
+            let Some(top_amount) = amount(self, top, top_key) else {
+                continue;
+            };
+            let deploy_key = format!("deploy.resources.{group}.{field}");
+            let deploy_amount = match block.get(field) {
+                Some(node) => amount(self, node, &deploy_key),
+                None => Some(0.0),
+            };
+            if top_amount != 0.0 && deploy_amount != Some(top_amount) {
+                let other = match block.get(field) {
+                    Some(node) => format!("`{deploy_key}: {}`", node.scalar().unwrap_or_default()),
+                    None => format!("`deploy.resources.{group}` without `{field}` (0)"),
+                };
+                self.error(
+                    &top.at,
+                    format!(
+                        "`{top_key}: {}` and {other} differ: compose refuses the file (\"can't set distinct values on '{top_key}' and '{deploy_key}'\"); keep one of them",
+                        top.scalar().unwrap_or_default()
+                    ),
+                );
             }
         }
     }
