@@ -644,3 +644,63 @@ router:
     assert!(routes_file.exists());
     assert_eq!(status(&world).0, Some(0));
 }
+
+/// A route whose certificate the router could not get (its name resolves
+/// elsewhere, so the CA's HTTP-01 check never reaches the router): status
+/// said `acme, not issued yet` for as long as it lasted, the same as for
+/// an order still under way. It now gives the router's last failure, in
+/// the CA's words, and the route that did get one its expiry.
+#[test]
+fn status_tells_a_certificate_the_router_could_not_get() {
+    let mut world = World::new("ugacmefail");
+    world.sandbox.own_containers("unitgen-router");
+    let (web, http, https) = (free_port(), free_port(), free_port());
+    let pebble = Pebble::start(http);
+    pebble.resolve("fail.acmefail.test", "127.0.0.2");
+    world.write(&format!(
+        r#"app: ugacmefail
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{web}:8000"]
+instances:
+  live:
+    routes:
+      - {{hosts: ok.acmefail.test, service: web, port: 8000}}
+      - {{hosts: fail.acmefail.test, service: web, port: 8000}}
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+  acme:
+    email: ops@example.test
+    ca_server: {ca_server}
+    ca_certificate: {ca_certificate}
+"#,
+        image = traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+        ca_server = pebble.directory_url(),
+        ca_certificate = pebble.tls_certificate().display(),
+    ));
+    world.apply_ok("live");
+    let status = wait_for(ROUTED, || {
+        let out = world.unitgen(&["status", "live"]);
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        (shown.contains("acme, expires 20") && shown.contains("could not get it")).then_some(shown)
+    })
+    .unwrap_or_else(|| panic!("status never told both certificates:\n{}", pebble.log()));
+    let line = |url: &str| {
+        (status.lines())
+            .find(|l| l.trim_start().starts_with(url))
+            .unwrap_or_else(|| panic!("no {url} in:\n{status}"))
+    };
+    assert!(line("https://ok.acmefail.test/ ").contains("acme, expires 20"));
+    assert!(line("https://fail.acmefail.test/ ").contains("acme, NOT OBTAINED"));
+    let told = line("certificate of https://fail.acmefail.test/: the router could not get it");
+    assert!(told.contains("127.0.0.2"), "{told}");
+    assert!(!status.contains("certificate of https://ok."), "{status}");
+}

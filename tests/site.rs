@@ -225,6 +225,22 @@ fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
         text(&out.stderr)
     );
     assert_eq!(serves(p3).as_deref(), Some("ugsiteb three\n"));
+
+    // An app taken out of the site keeps running, and plan says so (it
+    // said nothing: only instances of the site's apps were looked for).
+    let without_b = site(false, "");
+    let without_b = &without_b[..without_b.find("  ugsiteb:\n").unwrap()];
+    std::fs::write(dir.join("site.yaml"), without_b).unwrap();
+    let plan = run(&["plan", "--host", "h1"]);
+    let said = text(&plan.stderr);
+    assert!(
+        said.contains(
+            "left alone: ugsiteb/three is installed here, but its app ugsiteb is not in site.yaml; \
+             `unitgen destroy ugsiteb/three -f site.yaml` removes it"
+        ),
+        "{said}"
+    );
+    assert_eq!(serves(p3).as_deref(), Some("ugsiteb three\n"));
 }
 
 #[test]

@@ -106,12 +106,6 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         converge::control(&host, &jobs, settle, &progress).map_err(report)?;
         return done(kind, &name, &units, &reloads, &progress);
     };
-    // The stand-ins are on the instance's network: restarting its unit
-    // would restart them too (they require it) while they have the
-    // traffic, and it cannot remove a network they are attached to.
-    let units: Vec<String> = (units.into_iter())
-        .filter(|unit| !networks.contains(unit))
-        .collect();
     // The routes first: the switch keeps the file as it is then, and puts
     // it back after.
     let only_reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
@@ -123,6 +117,12 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
             failure.message = format!("restart failed: {}", failure.message);
             report(failure)
         })?;
+    // The stand-ins are on the instance's network: restarting its unit
+    // would restart them too (they require it) while they have the
+    // traffic, and it cannot remove a network they are attached to.
+    let units: Vec<String> = (units.into_iter())
+        .filter(|unit| switched.is_none() || !networks.contains(unit))
+        .collect();
     let restarted = converge::control(&host, &[(kind, units.as_slice())], settle, &progress);
     // Back to the services' own units, restarted or not (if not, this
     // waits for them and leaves the traffic on the stand-ins, for the

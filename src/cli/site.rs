@@ -8,7 +8,6 @@ use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::host::HostArgs;
 use super::{FileArgs, Opened};
-use crate::site::Site;
 use crate::template::Template;
 
 #[derive(Debug, Clone, Args)]
@@ -37,8 +36,8 @@ impl SiteHostArgs {
 
 /// Runs `act` on the instance named, or, without one, on every instance the
 /// site assigns to this host; then says what was done, what failed, and
-/// which instances of the site's apps are installed here but no longer
-/// assigned to it (left alone: destroying is said, never done silently).
+/// which instances are installed here but not assigned to it (left alone:
+/// destroying is said, never done silently).
 pub fn each_target(
     file: &FileArgs,
     instance: Option<&str>,
@@ -110,13 +109,19 @@ pub fn each_target(
             failed.push(label.clone());
         }
     }
-    let left = left_alone(&site, &listed, host)?;
+    let left = left_alone(&listed, host)?;
     let file_arg = file.path().display().to_string();
+    let apps = site.app_names();
     for label in &left {
+        let app = label.split('/').next().unwrap_or_default();
+        let why = if apps.contains(&app) {
+            format!("{} does not assign it to host {name}", site.file.name())
+        } else {
+            format!("its app {app} is not in {}", site.file.name())
+        };
         crate::say!(
-            "left alone: {label} is installed here, but {} does not assign it to host {name}; \
-             `unitgen destroy {label} -f {file_arg}` removes it",
-            site.file.name()
+            "left alone: {label} is installed here, but {why}; \
+             `unitgen destroy {label} -f {file_arg}` removes it"
         );
     }
     let done = listed.len() - failed.len();
@@ -141,9 +146,10 @@ pub fn each_target(
     }
 }
 
-/// Instances of the site's apps installed on this host that the site does
-/// not assign to it (any more), as `APP/INSTANCE`.
-fn left_alone(site: &Site, assigned: &[String], host: &HostArgs) -> Result<Vec<String>> {
+/// Instances installed on this host that the site does not assign to it
+/// (any more), as `APP/INSTANCE`: of its apps, and of apps it no longer
+/// lists (an app taken out of the site keeps running until destroyed).
+fn left_alone(assigned: &[String], host: &HostArgs) -> Result<Vec<String>> {
     let unit_dir = host.host()?.unit_dir;
     let installed = crate::unit_dir::read_all(&unit_dir)
         .into_diagnostic()
@@ -153,9 +159,9 @@ fn left_alone(site: &Site, assigned: &[String], host: &HostArgs) -> Result<Vec<S
                 crate::diagnostic::shown_path(&unit_dir)
             )
         })?;
-    let apps = site.app_names();
     let left: BTreeSet<String> = (installed.into_iter())
-        .filter(|(_, owner)| apps.contains(&owner.app.as_str()))
+        // The host's router is no instance's.
+        .filter(|(_, owner)| !owner.app.is_empty() && !owner.instance.is_empty())
         .map(|(_, owner)| format!("{}/{}", owner.app, owner.instance))
         .filter(|label| !assigned.contains(label))
         .collect();

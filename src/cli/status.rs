@@ -352,6 +352,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
             let certificate = match (route.tls.as_str(), &route.expires) {
                 ("off", _) => "-".to_string(),
                 (tls, Some(expires)) => format!("{tls}, expires {expires}"),
+                ("acme", None) if route.acme_failure.is_some() => {
+                    "acme, NOT OBTAINED (below)".to_string()
+                }
                 ("acme", None) => "acme, not issued yet".to_string(),
                 (tls, None) => format!("{tls}, unreadable"),
             };
@@ -360,6 +363,18 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                 route.url,
                 route.backends.join(" ")
             )?;
+        }
+        for route in &status.routes {
+            if let Some(failure) = &route.acme_failure {
+                // Not a unit's state (status still exits 0 for it): the
+                // names' DNS or the CA, which no apply repairs.
+                showln!(
+                    "certificate of {}: the router could not get it (last try {}): {}",
+                    route.url,
+                    crate::diagnostic::shown(&failure.at),
+                    crate::diagnostic::shown(&failure.error)
+                )?;
+            }
         }
     }
     Ok(status.outcome())

@@ -24,6 +24,21 @@ pub struct RouteStatus {
     /// When the served certificate expires, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// With `acme` and no certificate yet: the router's last failure to
+    /// get one for the route's names (from its log), if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_failure: Option<AcmeFailure>,
+}
+
+/// The router's last failed ACME order for some names, as it logged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeFailure {
+    /// When, as logged (RFC 3339).
+    pub at: String,
+    /// Why, in the CA's words (the router's `error=`).
+    pub error: String,
+    #[serde(skip)]
+    domains: Vec<String>,
 }
 
 /// The routes in `routes_file` (a path on the host), for instance `prefix`.
@@ -87,9 +102,105 @@ pub fn read(
                 .collect(),
             tls: tls.to_string(),
             expires,
+            acme_failure: None,
         });
     }
+    // A certificate that never comes is the router's to say: it logs each
+    // failed order (the names do not resolve to the host, port 80 is not
+    // reached, the CA refuses). Read only when one is missing.
+    if routes
+        .iter()
+        .any(|r| r.tls == "acme" && r.expires.is_none())
+    {
+        let failures = acme_failures(&router_log());
+        for route in routes.iter_mut() {
+            if route.tls != "acme" || route.expires.is_some() {
+                continue;
+            }
+            let main = hosts_of(&route.url);
+            route.acme_failure = (failures.iter().rev())
+                .find(|f| f.domains.contains(&main))
+                .cloned();
+        }
+    }
     Ok(routes)
+}
+
+/// The host name of a route's URL.
+fn hosts_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or_default().to_string()
+}
+
+/// The router container's recent log (empty when it cannot be read: then
+/// nothing is said of failures, as before).
+fn router_log() -> String {
+    let out = crate::docker::command()
+        .args([
+            "logs",
+            "--tail",
+            "2000",
+            crate::model::route::ROUTER_CONTAINER,
+        ])
+        .output();
+    match out {
+        // Traefik logs to stdout; docker's own errors go to stderr.
+        Ok(out) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        }
+        _ => String::new(),
+    }
+}
+
+/// Traefik v3's lines `… ERR Unable to obtain ACME certificate for domains
+/// error="…" … domains=["a","b"] …` (colored or not), in order.
+fn acme_failures(log: &str) -> Vec<AcmeFailure> {
+    log.lines()
+        .map(strip_colors)
+        .filter(|line| line.contains("Unable to obtain ACME certificate for domains"))
+        .filter_map(|line| {
+            let at = line.split_whitespace().next()?.to_string();
+            let error = quoted_after(&line, "error=\"")?;
+            let list = line.split_once("domains=[")?.1.split_once(']')?.0;
+            let domains = (list.split(','))
+                .map(|d| d.trim().trim_matches('"').to_string())
+                .collect();
+            Some(AcmeFailure { at, error, domains })
+        })
+        .collect()
+}
+
+/// The text after `start` up to the next unescaped `"`, unescaped.
+fn quoted_after(line: &str, start: &str) -> Option<String> {
+    let mut text = String::new();
+    let mut chars = line.split_once(start)?.1.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?),
+            '"' => return Some(text),
+            c => text.push(c),
+        }
+    }
+    None
+}
+
+/// A line without its terminal color codes (`ESC [ … m`).
+fn strip_colors(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The certificate (PEM) Traefik's ACME storage holds for `host`.
@@ -160,6 +271,23 @@ struct Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line Traefik 3.7 logged when pebble could not validate a name
+    /// (its DNS pointed elsewhere), colors and all.
+    #[test]
+    fn acme_failures_are_read_from_traefiks_log() {
+        let line = "\u{1b}[90m2026-11-30T20:25:04Z\u{1b}[0m \u{1b}[31mERR\u{1b}[0m \u{1b}[1mUnable to obtain ACME certificate for domains\u{1b}[0m \u{1b}[36merror=\u{1b}[0m\u{1b}[31m\u{1b}[1m\"unable to generate a certificate for the domains [fail.test]: acme: error: 400 :: urn:ietf:params:acme:error:connection :: Get \\\"http://fail.test/.well-known/acme-challenge/x\\\": dial tcp 127.0.0.2:80: connect: connection refused]\"\u{1b}[0m\u{1b}[0m \u{1b}[36mACME CA=\u{1b}[0mhttps://127.0.0.1:34000/dir \u{1b}[36mdomains=\u{1b}[0m[\"fail.test\",\"www.fail.test\"] \u{1b}[36mproviderName=\u{1b}[0munitgen.acme";
+        let log = format!("2026-11-30T20:24:00Z INF starting\n{line}\n");
+        assert_eq!(
+            acme_failures(&log),
+            [AcmeFailure {
+                at: "2026-11-30T20:25:04Z".into(),
+                error: "unable to generate a certificate for the domains [fail.test]: acme: error: 400 :: urn:ietf:params:acme:error:connection :: Get \"http://fail.test/.well-known/acme-challenge/x\": dial tcp 127.0.0.2:80: connect: connection refused]".into(),
+                domains: vec!["fail.test".into(), "www.fail.test".into()],
+            }]
+        );
+        assert_eq!(hosts_of("https://fail.test/api"), "fail.test");
+    }
 
     #[test]
     fn rule_words() {

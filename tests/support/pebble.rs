@@ -17,6 +17,7 @@ pub struct Pebble {
     dir: tempfile::TempDir,
     listen_port: u16,
     management_port: u16,
+    dns_management: u16,
 }
 
 impl Pebble {
@@ -90,12 +91,29 @@ impl Pebble {
             dir,
             listen_port,
             management_port,
+            dns_management,
         };
         let up = wait_for(Duration::from_secs(20), || {
             pebble.curl_ok(&pebble.directory_url()).then_some(())
         });
         assert!(up.is_some(), "pebble did not answer:\n{}", pebble.log());
         pebble
+    }
+
+    /// Makes pebble's DNS answer `address` for `name` (every other name
+    /// is 127.0.0.1): its HTTP-01 check then goes there.
+    pub fn resolve(&self, name: &str, address: &str) {
+        let body = serde_json::json!({"host": format!("{name}."), "addresses": [address]});
+        let out = Command::new("curl")
+            .args(["-sSf", "-X", "POST", "-d", &body.to_string()])
+            .arg(format!("http://127.0.0.1:{}/add-a", self.dns_management))
+            .output()
+            .unwrap_or_else(|e| panic!("running curl: {e}"));
+        assert!(
+            out.status.success(),
+            "pebble-challtestsrv add-a: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The ACME directory URL (the router's `acme.ca_server`).
