@@ -953,6 +953,7 @@ impl<'a> Importer<'a> {
                 if def.get("internal").and_then(Node::boolean) == Some(true) {
                     internal.push(format!("`{}`", net.name));
                 }
+                self.network_subnets(&net.name, def);
             }
         }
         if !custom.is_empty() {
@@ -967,6 +968,31 @@ impl<'a> Importer<'a> {
                 ));
             }
             self.warn(&key.at, "networks", message);
+        }
+    }
+
+    /// A subnet given by hand (bunkerweb's `10.20.30.0/24`) is often named
+    /// again elsewhere: an allow list (`API_WHITELIST_IP`), a fixed address.
+    /// The instance network's subnet is Docker's choice, another for each
+    /// instance, so what names the old one no longer matches: said at it.
+    fn network_subnets(&mut self, net: &str, def: &Node) {
+        let configs = def
+            .get("ipam")
+            .and_then(|ipam| ipam.get("config"))
+            .and_then(Node::items)
+            .unwrap_or_default();
+        for config in configs {
+            if let Some(subnet) = config.get("subnet")
+                && let Some(text) = subnet.scalar()
+            {
+                self.warn(
+                    &subnet.at,
+                    &format!("networks.{net}.ipam"),
+                    format!(
+                        "subnet `{text}` not kept: the instance network's subnet is Docker's choice, another for each instance; settings that name addresses in `{text}` (allow lists, fixed addresses) no longer match"
+                    ),
+                );
+            }
         }
     }
 

@@ -2316,3 +2316,22 @@ fn a_variable_passed_through_from_dotenv_is_carried_silently_and_warnings_point_
         render.stdout
     );
 }
+
+/// bunkerweb's compose gives its network the subnet `10.20.30.0/24` and
+/// names it again in `API_WHITELIST_IP`: the instance network gets another
+/// subnet, so the scheduler is refused, and import said only that the
+/// network was not carried over. The subnet is now warned at its place.
+#[test]
+fn a_subnet_given_by_hand_is_warned_as_not_kept() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    environment:\n      API_WHITELIST_IP: 10.20.30.0/24\n    networks: [universe]\nnetworks:\n  universe:\n    ipam:\n      config:\n        - subnet: 10.20.30.0/24\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:11:19: networks.universe.ipam: subnet `10.20.30.0/24` not kept: the instance network's subnet is Docker's choice"
+        ),
+        "{}",
+        run.stderr
+    );
+}
