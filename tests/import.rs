@@ -2335,3 +2335,50 @@ fn a_subnet_given_by_hand_is_warned_as_not_kept() {
         run.stderr
     );
 }
+
+/// shlink's and zammad's services reach others through `links` alone:
+/// compose starts the linked services first (links are dependencies, as
+/// `depends_on` are), but import dropped the links as not needed for names,
+/// and with them the order: nginx started before the PHP backend it proxies.
+#[test]
+fn links_stay_dependencies() {
+    let project = Project::new(
+        r#"services:
+  nginx:
+    image: nginx
+    links: [php, "cache:memo"]
+  php:
+    image: php:8
+    depends_on:
+      db:
+        restart: true
+    links: [db, cache]
+  db:
+    image: postgres:16
+  cache:
+    image: redis:7
+"#,
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |name: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{name}.service <=="))
+            .unwrap();
+        let rest = &render.stdout[start..];
+        rest[..rest.find("[Service]").unwrap()].to_string()
+    };
+    let nginx = unit("nginx");
+    assert!(
+        nginx.contains("After=docker.service shop-default-network.service shop-default-php.service shop-default-cache.service"),
+        "{nginx}"
+    );
+    let php = unit("php");
+    assert!(
+        php.contains("shop-default-db.service shop-default-cache.service"),
+        "{php}"
+    );
+    assert!(php.contains("PartOf=shop-default-db.service"), "{php}");
+}

@@ -54,6 +54,7 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        self.links_as_dependencies(def, &mut out);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
             // Said at `network_mode` (`Importer::network_mode`).
             if ["host", "none"].contains(&mode.as_str()) {
@@ -250,7 +251,7 @@ impl Importer<'_> {
                     .filter_map(Node::scalar)
                     .filter(|l| l.contains(':'))
                     .collect();
-                let mut message = "not needed: services find each other by name on the instance network".to_string();
+                let mut message = "not needed: services find each other by name on the instance network; the linked services are dependencies (`depends_on`), as compose starts them first".to_string();
                 if !aliased.is_empty() {
                     message.push_str(&format!(
                         "; the aliases in {} are not carried over: use the services' names",
@@ -1149,6 +1150,29 @@ impl Importer<'_> {
         } else {
             for (target, _) in targets {
                 out.push("depends_on", Scalar::Text(target));
+            }
+        }
+    }
+
+    /// Compose starts the services a service links to before it, and with
+    /// it (`links` are dependencies as `depends_on` are): so here too,
+    /// though the names need no link.
+    fn links_as_dependencies(&mut self, def: &Node, out: &mut Map) {
+        let links = def.get("links").and_then(Node::items).unwrap_or_default();
+        for link in links {
+            let Some(text) = link.scalar() else { continue };
+            let name = text.split_once(':').map_or(text.as_str(), |(name, _)| name);
+            // One the file does not import refuses it (`select_profiles`).
+            let Some(target) = self.names.get(name).cloned() else {
+                continue;
+            };
+            match out.get("depends_on") {
+                Some(Value::Map(map)) if map.get(&target).is_some() => {}
+                Some(Value::Map(_)) => out
+                    .map("depends_on")
+                    .set(&target, Value::Map(Map::default())),
+                Some(Value::List(list)) if list.contains(&Scalar::Text(target.clone())) => {}
+                _ => out.push("depends_on", Scalar::Text(target)),
             }
         }
     }
