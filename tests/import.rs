@@ -2382,3 +2382,28 @@ fn links_stay_dependencies() {
     );
     assert!(php.contains("PartOf=shop-default-db.service"), "{php}");
 }
+
+/// nginx-proxy's acme-companion takes nginx-proxy's volumes
+/// (`volumes_from`): compose starts nginx-proxy first, so a volume holds
+/// what nginx-proxy's image put in it; the units started both at once.
+#[test]
+fn volumes_from_is_a_dependency() {
+    let project = Project::new(
+        "services:\n  proxy:\n    image: nginxproxy/nginx-proxy\n    volumes: [\"certs:/etc/nginx/certs\"]\n  acme:\n    image: nginxproxy/acme-companion\n    volumes_from: [\"proxy:rw\"]\nvolumes:\n  certs:\n",
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let start = render
+        .stdout
+        .find("# ==> shop-default-acme.service <==")
+        .unwrap();
+    let acme = &render.stdout[start..];
+    let acme = &acme[..acme.find("[Service]").unwrap()];
+    assert!(
+        acme.contains(
+            "After=docker.service shop-default-network.service shop-default-proxy.service"
+        ),
+        "{acme}"
+    );
+}

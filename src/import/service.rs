@@ -54,7 +54,7 @@ impl Importer<'_> {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
-        self.links_as_dependencies(def, &mut out);
+        self.implied_dependencies(def, &mut out);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
             // Said at `network_mode` (`Importer::network_mode`).
             if ["host", "none"].contains(&mode.as_str()) {
@@ -1154,16 +1154,26 @@ impl Importer<'_> {
         }
     }
 
-    /// Compose starts the services a service links to before it, and with
-    /// it (`links` are dependencies as `depends_on` are): so here too,
-    /// though the names need no link.
-    fn links_as_dependencies(&mut self, def: &Node, out: &mut Map) {
+    /// Compose starts the services a service links to, or takes volumes
+    /// from, before it (`links` and `volumes_from` are dependencies as
+    /// `depends_on` are: a volume then holds what its first container's image
+    /// put there): so here too, though the names need no link.
+    fn implied_dependencies(&mut self, def: &Node, out: &mut Map) {
         let links = def.get("links").and_then(Node::items).unwrap_or_default();
-        for link in links {
-            let Some(text) = link.scalar() else { continue };
-            let name = text.split_once(':').map_or(text.as_str(), |(name, _)| name);
-            // One the file does not import refuses it (`select_profiles`).
-            let Some(target) = self.names.get(name).cloned() else {
+        let volumes_from = def
+            .get("volumes_from")
+            .and_then(Node::items)
+            .unwrap_or_default();
+        // `db:alias`, `data:ro`; `volumes_from: [container:x]` names no
+        // service (warned).
+        let sources = links.iter().chain(volumes_from).filter_map(|item| {
+            let text = item.scalar()?;
+            (!text.starts_with("container:"))
+                .then(|| text.split(':').next().unwrap_or_default().to_string())
+        });
+        for name in sources.collect::<Vec<_>>() {
+            // One the file does not import is refused or warned elsewhere.
+            let Some(target) = self.names.get(&name).cloned() else {
                 continue;
             };
             match out.get("depends_on") {
