@@ -115,6 +115,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
+        relative_paths_said: HashSet::new(),
     };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
@@ -315,6 +316,9 @@ struct Importer<'a> {
     volumes_of: HashMap<String, Vec<Mounted>>,
     /// `volumes_from`: the service, and each service it takes the volumes of.
     volumes_from: Vec<(String, Vec<VolumesFrom>)>,
+    /// Relative host paths already said to be made absolute: said once, at
+    /// the first use, however many services mount the same folder.
+    relative_paths_said: HashSet<String>,
 }
 
 /// One service of a `volumes_from`, with the mode it forces (`:ro` is

@@ -2407,3 +2407,39 @@ fn volumes_from_is_a_dependency() {
         "{acme}"
     );
 }
+
+/// invoiceninja mounts `./docker/app/public` in three services, authentik
+/// `./media` in two, each with the same `env_file`: each was said relative
+/// at every use, the same sentence again and again. Said once now, at the
+/// first use; every use is still made absolute.
+#[test]
+fn a_relative_path_used_by_several_services_is_said_once() {
+    let project = Project::new(
+        "services:\n  server:\n    image: nginx\n    env_file: env\n    volumes: [\"./public:/srv/public\"]\n  app:\n    image: php:8\n    env_file: env\n    volumes: [\"./public:/var/www/public:ro\"]\n",
+    )
+    .file("env", "A=1\n");
+    let run = project.import_ok(&[]);
+    for path in ["`./public`", "`env`"] {
+        assert_eq!(
+            run.stderr
+                .matches(&format!("{path} is relative to the compose file"))
+                .count(),
+            1,
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:5:15: server: volumes: `./public` is relative to the compose file"
+        ),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let dir = project.dir.display();
+    assert!(
+        template.contains(&format!("{dir}/public:/var/www/public:ro")),
+        "{template}"
+    );
+}

@@ -917,6 +917,13 @@ impl Importer<'_> {
         } else {
             "the compose file"
         };
+        // shlink mounts `./` in five services: the first says it.
+        if !self
+            .relative_paths_said
+            .insert(format!("{resolved} {detail}"))
+        {
+            return;
+        }
         self.warn(
             at,
             key,
