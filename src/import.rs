@@ -124,6 +124,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
+        relative_paths_said: HashSet::new(),
     };
     // `.env`'s first: the compose file's values come from it.
     importer.warnings = options.beside_notes.clone();
@@ -343,6 +344,9 @@ struct Importer<'a> {
     volumes_of: HashMap<String, Vec<Mounted>>,
     /// `volumes_from`: the service, and each service it takes the volumes of.
     volumes_from: Vec<(String, Vec<VolumesFrom>)>,
+    /// Relative host paths already said to be made absolute: said once, at
+    /// the first use, however many services mount the same folder.
+    relative_paths_said: HashSet<String>,
 }
 
 /// One service of a `volumes_from`, with the mode it forces (`:ro` is
@@ -983,6 +987,7 @@ impl<'a> Importer<'a> {
                 if def.get("internal").and_then(Node::boolean) == Some(true) {
                     internal.push(format!("`{}`", net.name));
                 }
+                self.network_subnets(&net.name, def);
             }
         }
         if !custom.is_empty() {
@@ -997,6 +1002,31 @@ impl<'a> Importer<'a> {
                 ));
             }
             self.warn(&key.at, "networks", message);
+        }
+    }
+
+    /// A subnet given by hand (bunkerweb's `10.20.30.0/24`) is often named
+    /// again elsewhere: an allow list (`API_WHITELIST_IP`), a fixed address.
+    /// The instance network's subnet is Docker's choice, another for each
+    /// instance, so what names the old one no longer matches: said at it.
+    fn network_subnets(&mut self, net: &str, def: &Node) {
+        let configs = def
+            .get("ipam")
+            .and_then(|ipam| ipam.get("config"))
+            .and_then(Node::items)
+            .unwrap_or_default();
+        for config in configs {
+            if let Some(subnet) = config.get("subnet")
+                && let Some(text) = subnet.scalar()
+            {
+                self.warn(
+                    &subnet.at,
+                    &format!("networks.{net}.ipam"),
+                    format!(
+                        "subnet `{text}` not kept: the instance network's subnet is Docker's choice, another for each instance; settings that name addresses in `{text}` (allow lists, fixed addresses) no longer match"
+                    ),
+                );
+            }
         }
     }
 

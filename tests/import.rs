@@ -2376,3 +2376,130 @@ fn an_override_file_and_shell_values_in_dotenv_are_warned() {
     );
     assert!(template.contains("    p: x\\\n"), "{template}");
 }
+
+/// bunkerweb's compose gives its network the subnet `10.20.30.0/24` and
+/// names it again in `API_WHITELIST_IP`: the instance network gets another
+/// subnet, so the scheduler is refused, and import said only that the
+/// network was not carried over. The subnet is now warned at its place.
+#[test]
+fn a_subnet_given_by_hand_is_warned_as_not_kept() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    environment:\n      API_WHITELIST_IP: 10.20.30.0/24\n    networks: [universe]\nnetworks:\n  universe:\n    ipam:\n      config:\n        - subnet: 10.20.30.0/24\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:11:19: networks.universe.ipam: subnet `10.20.30.0/24` not kept: the instance network's subnet is Docker's choice"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// shlink's and zammad's services reach others through `links` alone:
+/// compose starts the linked services first (links are dependencies, as
+/// `depends_on` are), but import dropped the links as not needed for names,
+/// and with them the order: nginx started before the PHP backend it proxies.
+#[test]
+fn links_stay_dependencies() {
+    let project = Project::new(
+        r#"services:
+  nginx:
+    image: nginx
+    links: [php, "cache:memo"]
+  php:
+    image: php:8
+    depends_on:
+      db:
+        restart: true
+    links: [db, cache]
+  db:
+    image: postgres:16
+  cache:
+    image: redis:7
+"#,
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let unit = |name: &str| {
+        let start = render
+            .stdout
+            .find(&format!("# ==> shop-default-{name}.service <=="))
+            .unwrap();
+        let rest = &render.stdout[start..];
+        rest[..rest.find("[Service]").unwrap()].to_string()
+    };
+    let nginx = unit("nginx");
+    assert!(
+        nginx.contains("After=docker.service shop-default-network.service shop-default-php.service shop-default-cache.service"),
+        "{nginx}"
+    );
+    let php = unit("php");
+    assert!(
+        php.contains("shop-default-db.service shop-default-cache.service"),
+        "{php}"
+    );
+    assert!(php.contains("PartOf=shop-default-db.service"), "{php}");
+}
+
+/// nginx-proxy's acme-companion takes nginx-proxy's volumes
+/// (`volumes_from`): compose starts nginx-proxy first, so a volume holds
+/// what nginx-proxy's image put in it; the units started both at once.
+#[test]
+fn volumes_from_is_a_dependency() {
+    let project = Project::new(
+        "services:\n  proxy:\n    image: nginxproxy/nginx-proxy\n    volumes: [\"certs:/etc/nginx/certs\"]\n  acme:\n    image: nginxproxy/acme-companion\n    volumes_from: [\"proxy:rw\"]\nvolumes:\n  certs:\n",
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let start = render
+        .stdout
+        .find("# ==> shop-default-acme.service <==")
+        .unwrap();
+    let acme = &render.stdout[start..];
+    let acme = &acme[..acme.find("[Service]").unwrap()];
+    assert!(
+        acme.contains(
+            "After=docker.service shop-default-network.service shop-default-proxy.service"
+        ),
+        "{acme}"
+    );
+}
+
+/// invoiceninja mounts `./docker/app/public` in three services, authentik
+/// `./media` in two, each with the same `env_file`: each was said relative
+/// at every use, the same sentence again and again. Said once now, at the
+/// first use; every use is still made absolute.
+#[test]
+fn a_relative_path_used_by_several_services_is_said_once() {
+    let project = Project::new(
+        "services:\n  server:\n    image: nginx\n    env_file: env\n    volumes: [\"./public:/srv/public\"]\n  app:\n    image: php:8\n    env_file: env\n    volumes: [\"./public:/var/www/public:ro\"]\n",
+    )
+    .file("env", "A=1\n");
+    let run = project.import_ok(&[]);
+    for path in ["`./public`", "`env`"] {
+        assert_eq!(
+            run.stderr
+                .matches(&format!("{path} is relative to the compose file"))
+                .count(),
+            1,
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains(
+            "warning: docker-compose.yml:5:15: server: volumes: `./public` is relative to the compose file"
+        ),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let dir = project.dir.display();
+    assert!(
+        template.contains(&format!("{dir}/public:/var/www/public:ro")),
+        "{template}"
+    );
+}

@@ -55,6 +55,7 @@ impl Importer<'_> {
             self.service_key(k, value, def, &mut out, globals, project);
         }
         self.distinct_limits(def);
+        self.implied_dependencies(def, &mut out);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
             // Said at `network_mode` (`Importer::network_mode`).
             if ["host", "none"].contains(&mode.as_str()) {
@@ -251,7 +252,7 @@ impl Importer<'_> {
                     .filter_map(Node::scalar)
                     .filter(|l| l.contains(':'))
                     .collect();
-                let mut message = "not needed: services find each other by name on the instance network".to_string();
+                let mut message = "not needed: services find each other by name on the instance network; the linked services are dependencies (`depends_on`), as compose starts them first".to_string();
                 if !aliased.is_empty() {
                     message.push_str(&format!(
                         "; the aliases in {} are not carried over: use the services' names",
@@ -926,6 +927,13 @@ impl Importer<'_> {
         } else {
             "the compose file"
         };
+        // shlink mounts `./` in five services: the first says it.
+        if !self
+            .relative_paths_said
+            .insert(format!("{resolved} {detail}"))
+        {
+            return;
+        }
         self.warn(
             at,
             key,
@@ -1209,6 +1217,39 @@ impl Importer<'_> {
         } else {
             for (target, _) in targets {
                 out.push("depends_on", Scalar::Text(target));
+            }
+        }
+    }
+
+    /// Compose starts the services a service links to, or takes volumes
+    /// from, before it (`links` and `volumes_from` are dependencies as
+    /// `depends_on` are: a volume then holds what its first container's image
+    /// put there): so here too, though the names need no link.
+    fn implied_dependencies(&mut self, def: &Node, out: &mut Map) {
+        let links = def.get("links").and_then(Node::items).unwrap_or_default();
+        let volumes_from = def
+            .get("volumes_from")
+            .and_then(Node::items)
+            .unwrap_or_default();
+        // `db:alias`, `data:ro`; `volumes_from: [container:x]` names no
+        // service (warned).
+        let sources = links.iter().chain(volumes_from).filter_map(|item| {
+            let text = item.scalar()?;
+            (!text.starts_with("container:"))
+                .then(|| text.split(':').next().unwrap_or_default().to_string())
+        });
+        for name in sources.collect::<Vec<_>>() {
+            // One the file does not import is refused or warned elsewhere.
+            let Some(target) = self.names.get(&name).cloned() else {
+                continue;
+            };
+            match out.get("depends_on") {
+                Some(Value::Map(map)) if map.get(&target).is_some() => {}
+                Some(Value::Map(_)) => out
+                    .map("depends_on")
+                    .set(&target, Value::Map(Map::default())),
+                Some(Value::List(list)) if list.contains(&Scalar::Text(target.clone())) => {}
+                _ => out.push("depends_on", Scalar::Text(target)),
             }
         }
     }
