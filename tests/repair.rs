@@ -1244,6 +1244,69 @@ fn a_full_unit_dir_names_the_file_restarts_nothing_and_the_next_apply_completes(
     assert_eq!(plan(&world).0, Some(0));
 }
 
+/// The backup's failure hook (a template, `…-backup-failed@.service`, whose
+/// instances `OnFailure=` starts) masked by hand: no failed backup would
+/// ever be told, while plan and status said up to date (a template has no
+/// state of its own, so they skipped it). Now told as any masked unit.
+/// A hook instance started by hand, which runs once and ends, is nothing
+/// to tell.
+#[test]
+fn a_masked_failure_hook_is_told() {
+    let world = World::new("ughook");
+    let yaml = "app: ughook
+services:
+  db:
+    image: unitgen-test/busybox:1
+    command: [sleep, \"1000000\"]
+    init: true
+    volumes: [\"data:/data\"]
+    backup: {}
+backup:
+  repository: /var/backups/ughook
+  password_file: /etc/ughook/password
+  helper_image: unitgen-test/busybox:1
+  schedule: monthly
+  on_failure: 'echo \"$FAILED_UNIT\" >> /var/tmp/ughook-hook'
+instances:
+  live: {}
+";
+    world.write(yaml);
+    world.apply_ok("live");
+    let hook = "ughook-live-backup-failed@.service";
+    let by_hand = world
+        .sandbox
+        .systemctl(["start", "ughook-live-backup-failed@by-hand.service"]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand));
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+
+    let control = world.sandbox.root().join("etc/systemd/system.control");
+    std::fs::create_dir_all(&control).unwrap();
+    std::os::unix::fs::symlink("/dev/null", control.join(hook)).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("* {hook} (masked: systemd will not start it;")),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains(&format!("! {hook}: masked")), "{shown}");
+    let out = world.apply("live");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{hook} is masked")),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::remove_file(control.join(hook)).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}
+
 /// `web` routed by the host's router (plain HTTP, behind basic auth, so the
 /// router holds a copy of the htpasswd file), `api` with a greeting and a
 /// secret.

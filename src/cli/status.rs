@@ -463,10 +463,20 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .partition(|(unit, owner)| owner.started_by.is_some() || unit.name.ends_with(".timer"));
         let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) =
             rows.into_iter().unzip();
-        // (A template, `x@.service`, has no state: systemd does not load it.)
-        let summed: Vec<_> = (summed.into_iter())
-            .filter(|(unit, _)| !unit.name.contains("@."))
-            .collect();
+        // A template (`x@.service`) has no state, systemd does not load
+        // it: only whether its file is masked (then no instance starts).
+        let (templates, summed): (Vec<_>, Vec<_>) =
+            (summed.into_iter()).partition(|(unit, _)| unit.name.contains("@."));
+        for (unit, _) in templates {
+            let state =
+                (systemd.unit_file_state(&unit.name)).map_err(|e| miette::miette!("{e}"))?;
+            if state.starts_with("masked") {
+                other_units.push(NotAsApplied {
+                    unit: unit.name.clone(),
+                    why: vec![crate::plan::Fault::Masked(state).to_string()],
+                });
+            }
+        }
         if !summed.is_empty() {
             let names: Vec<String> = summed.iter().map(|(u, _)| u.name.clone()).collect();
             let bus = |e: crate::systemd::Error| miette::miette!("{e}");

@@ -49,7 +49,16 @@ pub fn observe(
     for name in names {
         // A template (`x@.service`, e.g. a failure hook) has no state of
         // its own: only its instances do, and systemd refuses to load it.
+        // Its file's state is read from disk: masked, no instance starts
+        // (a backup's failure hook never runs).
         if name.contains("@.") {
+            observed.push(Observed {
+                unit: name.clone(),
+                unit_file_state: systemd.unit_file_state(name)?,
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                ..Observed::default()
+            });
             continue;
         }
         let state = systemd.unit_state(name)?;
