@@ -638,6 +638,8 @@ impl Renderer {
                 instance_target => instance.target(),
                 file => &file,
                 write => shell(&route::write_script(&dir, &file, &yaml)),
+                routes_digest => content_digest(route::written(&yaml).as_bytes()),
+                etcd_digest => etcd.map(|_| route::etcd_digest(&route::etcd_pairs(instance).unwrap_or_default())),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
                 etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default()))),
                 etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix))),
@@ -998,6 +1000,10 @@ pub struct Owner {
     pub routed: Vec<u16>,
     /// The routes file a routes unit writes (`templates/units/routes.j2`).
     pub routes: Option<String>,
+    /// The digest of that file as written ([`content_digest`]).
+    pub routes_digest: Option<String>,
+    /// The digest of the keys it writes in etcd ([`route::etcd_digest`]).
+    pub routes_in_etcd: Option<String>,
     /// The Docker network a network unit makes (`templates/units/network.j2`).
     pub network: Option<String>,
 }
@@ -1032,6 +1038,8 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("Schedule", v)) => owner.schedule = Some(v.to_string()),
             Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
             Some(("Routes", v)) => owner.routes = Some(v.to_string()),
+            Some(("RoutesDigest", v)) => owner.routes_digest = Some(v.to_string()),
+            Some(("RoutesInEtcd", v)) => owner.routes_in_etcd = Some(v.to_string()),
             Some(("Network", v)) => owner.network = Some(v.to_string()),
             Some(("Routed", v)) => {
                 owner.routed = v.split(' ').filter_map(|p| p.parse().ok()).collect();

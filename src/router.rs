@@ -76,7 +76,8 @@ pub fn install_files(
         .create(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
     for (name, bytes) in contents {
-        unit_dir::write_atomic_mode(&dir.join(name), bytes, 0o600)?;
+        let path = dir.join(name);
+        unit_dir::write_atomic_mode(&path, bytes, 0o600).map_err(|e| unit_dir::at(&path, e))?;
     }
     for entry in fs::read_dir(&dir)? {
         let entry = entry?;
@@ -226,10 +227,11 @@ pub fn ensure(
         if let Some(dir) = marker.parent() {
             fs::create_dir_all(dir)?;
         }
-        unit_dir::write_atomic(marker, b"")?;
+        unit_dir::write_atomic(marker, b"").map_err(|e| unit_dir::at(marker, e))?;
     }
     if change != RouterChange::Unchanged {
-        unit_dir::write_atomic(&host.unit_dir.join(ROUTER_UNIT), unit.text.as_bytes())?;
+        let path = host.unit_dir.join(ROUTER_UNIT);
+        unit_dir::write_atomic(&path, unit.text.as_bytes()).map_err(|e| unit_dir::at(&path, e))?;
         systemd
             .reload()
             .map_err(|e| Failure::untouched(e.to_string()))?;

@@ -456,27 +456,35 @@ impl InstanceState {
         // leaves a half-recorded revision.
         let tmp = self.revisions_dir().join(format!(".{number:04}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp)?;
-        fs::set_permissions(
-            self.revisions_dir(),
-            fs::Permissions::from_mode(PRIVATE_DIR),
-        )?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(PRIVATE_DIR))?;
-        for unit in units {
-            write_atomic_mode(&tmp.join(&unit.name), unit.text.as_bytes(), PRIVATE_FILE)?;
-        }
-        let info = RevisionInfo {
-            number,
-            applied_at: now_micros() / 1_000_000,
-            digest: units_digest(units),
-            inputs: provenance.inputs,
-            volumes: provenance.volumes,
-            rollback_of: provenance.rollback_of,
+        // On a full disk, the error names the folder and what was written
+        // of it goes: it would take the room the next apply needs.
+        let written = || -> std::io::Result<RevisionInfo> {
+            fs::create_dir_all(&tmp)?;
+            fs::set_permissions(
+                self.revisions_dir(),
+                fs::Permissions::from_mode(PRIVATE_DIR),
+            )?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(PRIVATE_DIR))?;
+            for unit in units {
+                write_atomic_mode(&tmp.join(&unit.name), unit.text.as_bytes(), PRIVATE_FILE)?;
+            }
+            let info = RevisionInfo {
+                number,
+                applied_at: now_micros() / 1_000_000,
+                digest: units_digest(units),
+                inputs: provenance.inputs,
+                volumes: provenance.volumes,
+                rollback_of: provenance.rollback_of,
+            };
+            let json = serde_json::to_string_pretty(&info).map_err(std::io::Error::other)?;
+            write_atomic_mode(&tmp.join("revision.json"), json.as_bytes(), PRIVATE_FILE)?;
+            fs::rename(&tmp, &dir)?;
+            Ok(info)
         };
-        let json = serde_json::to_string_pretty(&info).map_err(std::io::Error::other)?;
-        write_atomic_mode(&tmp.join("revision.json"), json.as_bytes(), PRIVATE_FILE)?;
-        fs::rename(&tmp, &dir)?;
-        Ok(info)
+        written().map_err(|e| {
+            let _ = fs::remove_dir_all(&tmp);
+            crate::unit_dir::at(&dir, e)
+        })
     }
 
     /// The instance's folder, for messages.

@@ -255,6 +255,42 @@ impl Error {
             cause: Cause::Bus(Box::new(cause)),
         }
     }
+
+    /// The bus's answer for a call whose recipient left the bus before
+    /// answering it: systemd re-executed (or died) while it had the call.
+    fn is_lost_reply(&self) -> bool {
+        match &self.cause {
+            Cause::Bus(e) => refusal(e).is_some_and(|(name, _)| name == NO_REPLY),
+            _ => false,
+        }
+    }
+}
+
+const NO_REPLY: &str = "org.freedesktop.DBus.Error.NoReply";
+
+/// How often a call lost to systemd re-executing is sent again: once it
+/// is back, one more suffices; a systemd that keeps leaving is failing.
+const REEXEC_RETRIES: u32 = 5;
+
+/// `call`, made again when systemd left the bus while it had the call.
+/// systemd re-executing (`systemctl daemon-reexec`, which Debian's systemd
+/// package runs on each upgrade) leaves the bus for a moment: the calls it
+/// was answering come back as NoReply ("Message recipient disconnected from
+/// message bus without replying"), and calls sent meanwhile wait until it
+/// is back. An apply failed so, and restarted the previous revision. Only
+/// calls that may be made twice are: reads, reloads, enabling and disabling
+/// unit files; not jobs (a lost job may have been enqueued).
+fn again_if_reexecuted<T>(mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let mut retries = 0;
+    loop {
+        match call() {
+            Err(e) if e.is_lost_reply() && retries < REEXEC_RETRIES => {
+                retries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -355,40 +391,48 @@ impl Systemd {
             .build()
             .map_err(|e| Error::new(doing, e))?;
         // Without a subscription systemd emits no JobRemoved to this client.
-        manager
-            .subscribe()
-            .map_err(|e| Error::new("subscribing to systemd's job signals", e))?;
+        again_if_reexecuted(|| {
+            (manager.subscribe()).map_err(|e| Error::new("subscribing to systemd's job signals", e))
+        })?;
         Ok(Systemd { conn, manager })
     }
 
     /// Makes systemd re-read all unit files (`daemon-reload`); returns once
     /// the reload is complete.
     pub fn reload(&self) -> Result<(), Error> {
-        self.manager
-            .reload()
-            .map_err(|e| Error::new("reloading systemd's unit files", e))
+        again_if_reexecuted(|| {
+            self.manager
+                .reload()
+                .map_err(|e| Error::new("reloading systemd's unit files", e))
+        })
     }
 
     /// When the manager started, in microseconds since the epoch.
     pub fn started_at(&self) -> Result<u64, Error> {
-        self.manager
-            .userspace_timestamp()
-            .map_err(|e| Error::new("reading systemd's UserspaceTimestamp", e))
+        again_if_reexecuted(|| {
+            self.manager
+                .userspace_timestamp()
+                .map_err(|e| Error::new("reading systemd's UserspaceTimestamp", e))
+        })
     }
 
     /// The manager's state: `running`, `degraded`, `starting`, `stopping` ...
     pub fn system_state(&self) -> Result<String, Error> {
-        self.manager
-            .system_state()
-            .map_err(|e| Error::new("reading systemd's SystemState", e))
+        again_if_reexecuted(|| {
+            self.manager
+                .system_state()
+                .map_err(|e| Error::new("reading systemd's SystemState", e))
+        })
     }
 
     /// The environment the manager gives every unit before the unit's own
     /// `Environment=`: `KEY=VALUE` entries.
     pub fn environment(&self) -> Result<Vec<String>, Error> {
-        self.manager
-            .environment()
-            .map_err(|e| Error::new("reading systemd's Environment", e))
+        again_if_reexecuted(|| {
+            self.manager
+                .environment()
+                .map_err(|e| Error::new("reading systemd's Environment", e))
+        })
     }
 
     /// One job of the same kind per unit, as one batch (see [`Systemd::run_batch`]).
@@ -486,100 +530,110 @@ impl Systemd {
     /// in the way). Unlike `systemctl enable` it does not reload: call
     /// [`Systemd::reload`] for the running manager to see the new wants.
     pub fn enable(&self, unit_files: &[String]) -> Result<(), Error> {
-        let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
-        self.manager
-            .enable_unit_files(&files, false, true)
-            .map(drop)
-            .map_err(|e| Error::new(format!("enabling {}", unit_files.join(", ")), e))
+        again_if_reexecuted(|| {
+            let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
+            self.manager
+                .enable_unit_files(&files, false, true)
+                .map(drop)
+                .map_err(|e| Error::new(format!("enabling {}", unit_files.join(", ")), e))
+        })
     }
 
     /// Disables unit files (`DisableUnitFiles`, persistent). See
     /// [`Systemd::enable`] about reloading.
     pub fn disable(&self, unit_files: &[String]) -> Result<(), Error> {
-        let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
-        self.manager
-            .disable_unit_files(&files, false)
-            .map(drop)
-            .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
+        again_if_reexecuted(|| {
+            let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
+            self.manager
+                .disable_unit_files(&files, false)
+                .map(drop)
+                .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
+        })
     }
 
     /// Reads a unit's state. A unit without a unit file reads as
     /// `load_state == "not-found"`, inactive.
     pub fn unit_state(&self, unit: &str) -> Result<UnitState, Error> {
-        let doing = format!("reading the state of {unit}");
-        let bus = |e| Error::new(&doing, e);
-        // LoadUnit, unlike GetUnit, also answers for units systemd has not
-        // loaded (yet, or any more).
-        let path = self.manager.load_unit(unit).map_err(bus)?;
-        let props = UnitProxy::builder(&self.conn)
-            .path(path.clone())
-            .and_then(|b| b.cache_properties(CacheProperties::No).build())
-            .map_err(bus)?;
-        let mut state = UnitState {
-            unit: unit.to_owned(),
-            load_state: props.load_state().map_err(bus)?,
-            active_state: props.active_state().map_err(bus)?,
-            sub_state: props.sub_state().map_err(bus)?,
-            active_enter_timestamp: props.active_enter_timestamp().map_err(bus)?,
-            inactive_enter_timestamp: props.inactive_enter_timestamp().map_err(bus)?,
-            n_restarts: 0,
-            main_pid: 0,
-            result: String::new(),
-            exec_main_status: 0,
-            exec_main_code: 0,
-            exec_main_pid: 0,
-            invocation_id: props
-                .invocation_id()
-                .map_err(bus)?
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect(),
-            unit_file_state: props.unit_file_state().map_err(bus)?,
-            need_daemon_reload: props.need_daemon_reload().map_err(bus)?,
-            drop_in_paths: props.drop_in_paths().map_err(bus)?,
-            fragment_path: props.fragment_path().map_err(bus)?,
-        };
-        // Also for a service whose unit file is gone: it may still run.
-        if unit.ends_with(".service") {
-            let service = ServiceProxy::builder(&self.conn)
-                .path(path)
+        again_if_reexecuted(|| {
+            let doing = format!("reading the state of {unit}");
+            let bus = |e| Error::new(&doing, e);
+            // LoadUnit, unlike GetUnit, also answers for units systemd has not
+            // loaded (yet, or any more).
+            let path = self.manager.load_unit(unit).map_err(bus)?;
+            let props = UnitProxy::builder(&self.conn)
+                .path(path.clone())
                 .and_then(|b| b.cache_properties(CacheProperties::No).build())
                 .map_err(bus)?;
-            state.n_restarts = service.n_restarts().map_err(bus)?;
-            state.main_pid = service.main_pid().map_err(bus)?;
-            state.result = service.result().map_err(bus)?;
-            state.exec_main_status = service.exec_main_status().map_err(bus)?;
-            state.exec_main_code = service.exec_main_code().map_err(bus)?;
-            state.exec_main_pid = service.exec_main_pid().map_err(bus)?;
-        }
-        Ok(state)
+            let mut state = UnitState {
+                unit: unit.to_owned(),
+                load_state: props.load_state().map_err(bus)?,
+                active_state: props.active_state().map_err(bus)?,
+                sub_state: props.sub_state().map_err(bus)?,
+                active_enter_timestamp: props.active_enter_timestamp().map_err(bus)?,
+                inactive_enter_timestamp: props.inactive_enter_timestamp().map_err(bus)?,
+                n_restarts: 0,
+                main_pid: 0,
+                result: String::new(),
+                exec_main_status: 0,
+                exec_main_code: 0,
+                exec_main_pid: 0,
+                invocation_id: props
+                    .invocation_id()
+                    .map_err(bus)?
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect(),
+                unit_file_state: props.unit_file_state().map_err(bus)?,
+                need_daemon_reload: props.need_daemon_reload().map_err(bus)?,
+                drop_in_paths: props.drop_in_paths().map_err(bus)?,
+                fragment_path: props.fragment_path().map_err(bus)?,
+            };
+            // Also for a service whose unit file is gone: it may still run.
+            if unit.ends_with(".service") {
+                let service = ServiceProxy::builder(&self.conn)
+                    .path(path)
+                    .and_then(|b| b.cache_properties(CacheProperties::No).build())
+                    .map_err(bus)?;
+                state.n_restarts = service.n_restarts().map_err(bus)?;
+                state.main_pid = service.main_pid().map_err(bus)?;
+                state.result = service.result().map_err(bus)?;
+                state.exec_main_status = service.exec_main_status().map_err(bus)?;
+                state.exec_main_code = service.exec_main_code().map_err(bus)?;
+                state.exec_main_pid = service.exec_main_pid().map_err(bus)?;
+            }
+            Ok(state)
+        })
     }
 
     /// A timer's next and last elapse, in microseconds since the epoch
     /// (0: none).
     pub fn timer_times(&self, timer: &str) -> Result<(u64, u64), Error> {
-        let doing = format!("reading the times of {timer}");
-        let bus = |e| Error::new(&doing, e);
-        let path = self.manager.load_unit(timer).map_err(bus)?;
-        let props = TimerProxy::builder(&self.conn)
-            .path(path)
-            .and_then(|b| b.cache_properties(CacheProperties::No).build())
-            .map_err(bus)?;
-        Ok((
-            props.next_elapse_usec_realtime().map_err(bus)?,
-            props.last_trigger_usec().map_err(bus)?,
-        ))
+        again_if_reexecuted(|| {
+            let doing = format!("reading the times of {timer}");
+            let bus = |e| Error::new(&doing, e);
+            let path = self.manager.load_unit(timer).map_err(bus)?;
+            let props = TimerProxy::builder(&self.conn)
+                .path(path)
+                .and_then(|b| b.cache_properties(CacheProperties::No).build())
+                .map_err(bus)?;
+            Ok((
+                props.next_elapse_usec_realtime().map_err(bus)?,
+                props.last_trigger_usec().map_err(bus)?,
+            ))
+        })
     }
 
     /// The `ActiveState` of each unit, in the order given, in one call
     /// (`ListUnitsByNames`) where [`Systemd::unit_state`] takes twelve per
     /// unit. A unit without a unit file reads as `inactive`.
     pub fn active_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
-        Ok(self
-            .list_by_names(units)?
-            .into_iter()
-            .map(|listed| listed.3)
-            .collect())
+        again_if_reexecuted(|| {
+            Ok(self
+                .list_by_names(units)?
+                .into_iter()
+                .map(|listed| listed.3)
+                .collect())
+        })
     }
 
     /// What `status` shows of each unit, in the order given: one call for
@@ -587,111 +641,116 @@ impl Systemd {
     /// sent at once (see [`Systemd::call_all`]), where
     /// [`Systemd::unit_state`] takes twelve calls per unit, one after the other.
     pub fn summaries(&self, units: &[String]) -> Result<Vec<UnitSummary>, Error> {
-        let listed = self.list_by_names(units)?;
-        let get = ("org.freedesktop.systemd1.Service", "NRestarts");
-        let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
-            .filter(|(unit, _)| unit.ends_with(".service"))
-            .map(|(_, listed)| (listed.6.as_str(), PROPERTIES, "Get", get))
-            .collect();
-        let mut counts = self.call_all(&calls).into_iter();
-        units
-            .iter()
-            .zip(listed)
-            .map(|(unit, listed)| {
-                let n_restarts = if unit.ends_with(".service") {
-                    let reply = counts.next().expect("one read per service");
-                    reply
-                        .and_then(|reply| reply.body().deserialize::<OwnedValue>())
-                        .and_then(|value| u32::try_from(value).map_err(zbus::Error::Variant))
-                        .map_err(|e| {
-                            Error::new(format!("reading the restart count of {unit}"), e)
-                        })?
-                } else {
-                    0
-                };
-                Ok(UnitSummary {
-                    active_state: listed.3,
-                    sub_state: listed.4,
-                    n_restarts,
+        again_if_reexecuted(|| {
+            let listed = self.list_by_names(units)?;
+            let get = ("org.freedesktop.systemd1.Service", "NRestarts");
+            let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
+                .filter(|(unit, _)| unit.ends_with(".service"))
+                .map(|(_, listed)| (listed.6.as_str(), PROPERTIES, "Get", get))
+                .collect();
+            let mut counts = self.call_all(&calls).into_iter();
+            units
+                .iter()
+                .zip(listed)
+                .map(|(unit, listed)| {
+                    let n_restarts = if unit.ends_with(".service") {
+                        let reply = counts.next().expect("one read per service");
+                        reply
+                            .and_then(|reply| reply.body().deserialize::<OwnedValue>())
+                            .and_then(|value| u32::try_from(value).map_err(zbus::Error::Variant))
+                            .map_err(|e| {
+                                Error::new(format!("reading the restart count of {unit}"), e)
+                            })?
+                    } else {
+                        0
+                    };
+                    Ok(UnitSummary {
+                        active_state: listed.3,
+                        sub_state: listed.4,
+                        n_restarts,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Each unit's [`UnitDetails`], in the order given: one
     /// `ListUnitsByNames`, then its property reads, all sent at once.
     pub fn details(&self, units: &[String]) -> Result<Vec<UnitDetails>, Error> {
-        const UNIT: &str = "org.freedesktop.systemd1.Unit";
-        let listed = self.list_by_names(units)?;
-        let per_unit = [
-            (UNIT, "UnitFileState"),
-            (UNIT, "NeedDaemonReload"),
-            (UNIT, "DropInPaths"),
-            (UNIT, "FragmentPath"),
-            (UNIT, "ActiveEnterTimestamp"),
-            (UNIT, "InactiveEnterTimestamp"),
-            ("org.freedesktop.systemd1.Service", "ExecStart"),
-        ];
-        let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
-            .flat_map(|(unit, listed)| {
-                let reads = if unit.ends_with(".service") { 7 } else { 6 };
-                (per_unit.iter().take(reads))
-                    .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
-            })
-            .collect();
-        let mut replies = self.call_all(&calls).into_iter();
-        let mut next = |unit: &str, property: &str| -> Result<OwnedValue, Error> {
-            replies
-                .next()
-                .expect("one reply per read")
-                .and_then(|reply| reply.body().deserialize::<OwnedValue>())
-                .map_err(|e| Error::new(format!("reading {property} of {unit}"), e))
-        };
-        fn typed<T: TryFrom<OwnedValue, Error = zbus::zvariant::Error>>(
-            unit: &str,
-            property: &str,
-            value: OwnedValue,
-        ) -> Result<T, Error> {
-            T::try_from(value).map_err(|e| {
-                Error::new(
-                    format!("reading {property} of {unit}"),
-                    zbus::Error::Variant(e),
-                )
-            })
-        }
-        let mut details = Vec::new();
-        for (unit, listed) in units.iter().zip(listed) {
-            let mut read = UnitDetails {
-                active_state: listed.3,
-                sub_state: listed.4,
-                unit_file_state: typed(unit, "UnitFileState", next(unit, "UnitFileState")?)?,
-                need_daemon_reload: typed(
-                    unit,
-                    "NeedDaemonReload",
-                    next(unit, "NeedDaemonReload")?,
-                )?,
-                drop_in_paths: typed(unit, "DropInPaths", next(unit, "DropInPaths")?)?,
-                fragment_path: typed(unit, "FragmentPath", next(unit, "FragmentPath")?)?,
-                active_enter_timestamp: typed(
-                    unit,
-                    "ActiveEnterTimestamp",
-                    next(unit, "ActiveEnterTimestamp")?,
-                )?,
-                inactive_enter_timestamp: typed(
-                    unit,
-                    "InactiveEnterTimestamp",
-                    next(unit, "InactiveEnterTimestamp")?,
-                )?,
-                exec_start: Vec::new(),
+        again_if_reexecuted(|| {
+            const UNIT: &str = "org.freedesktop.systemd1.Unit";
+            let listed = self.list_by_names(units)?;
+            let per_unit = [
+                (UNIT, "UnitFileState"),
+                (UNIT, "NeedDaemonReload"),
+                (UNIT, "DropInPaths"),
+                (UNIT, "FragmentPath"),
+                (UNIT, "ActiveEnterTimestamp"),
+                (UNIT, "InactiveEnterTimestamp"),
+                ("org.freedesktop.systemd1.Service", "ExecStart"),
+            ];
+            let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
+                .flat_map(|(unit, listed)| {
+                    let reads = if unit.ends_with(".service") { 7 } else { 6 };
+                    (per_unit.iter().take(reads))
+                        .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
+                })
+                .collect();
+            let mut replies = self.call_all(&calls).into_iter();
+            let mut next = |unit: &str, property: &str| -> Result<OwnedValue, Error> {
+                replies
+                    .next()
+                    .expect("one reply per read")
+                    .and_then(|reply| reply.body().deserialize::<OwnedValue>())
+                    .map_err(|e| Error::new(format!("reading {property} of {unit}"), e))
             };
-            if unit.ends_with(".service") {
-                type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
-                let commands: Vec<Command> = typed(unit, "ExecStart", next(unit, "ExecStart")?)?;
-                read.exec_start = commands.into_iter().next().map(|c| c.1).unwrap_or_default();
+            fn typed<T: TryFrom<OwnedValue, Error = zbus::zvariant::Error>>(
+                unit: &str,
+                property: &str,
+                value: OwnedValue,
+            ) -> Result<T, Error> {
+                T::try_from(value).map_err(|e| {
+                    Error::new(
+                        format!("reading {property} of {unit}"),
+                        zbus::Error::Variant(e),
+                    )
+                })
             }
-            details.push(read);
-        }
-        Ok(details)
+            let mut details = Vec::new();
+            for (unit, listed) in units.iter().zip(listed) {
+                let mut read = UnitDetails {
+                    active_state: listed.3,
+                    sub_state: listed.4,
+                    unit_file_state: typed(unit, "UnitFileState", next(unit, "UnitFileState")?)?,
+                    need_daemon_reload: typed(
+                        unit,
+                        "NeedDaemonReload",
+                        next(unit, "NeedDaemonReload")?,
+                    )?,
+                    drop_in_paths: typed(unit, "DropInPaths", next(unit, "DropInPaths")?)?,
+                    fragment_path: typed(unit, "FragmentPath", next(unit, "FragmentPath")?)?,
+                    active_enter_timestamp: typed(
+                        unit,
+                        "ActiveEnterTimestamp",
+                        next(unit, "ActiveEnterTimestamp")?,
+                    )?,
+                    inactive_enter_timestamp: typed(
+                        unit,
+                        "InactiveEnterTimestamp",
+                        next(unit, "InactiveEnterTimestamp")?,
+                    )?,
+                    exec_start: Vec::new(),
+                };
+                if unit.ends_with(".service") {
+                    type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+                    let commands: Vec<Command> =
+                        typed(unit, "ExecStart", next(unit, "ExecStart")?)?;
+                    read.exec_start = commands.into_iter().next().map(|c| c.1).unwrap_or_default();
+                }
+                details.push(read);
+            }
+            Ok(details)
+        })
     }
 
     /// Whether each unit's file is enabled, as its symlinks on disk say now
@@ -700,16 +759,18 @@ impl Systemd {
     /// systemd read before its last reload, so a unit disabled since (by a
     /// destroy killed before its reload) still reads as enabled there.
     pub fn unit_file_states(&self, units: &[String]) -> Result<Vec<String>, Error> {
-        let calls: Vec<(&str, &str)> = (units.iter())
-            .map(|unit| ("GetUnitFileState", unit.as_str()))
-            .collect();
-        (units.iter().zip(self.call_manager_all(&calls)))
-            .map(|(unit, reply)| {
-                reply
-                    .and_then(|reply| reply.body().deserialize::<String>())
-                    .map_err(|e| Error::new(format!("reading whether {unit} is enabled"), e))
-            })
-            .collect()
+        again_if_reexecuted(|| {
+            let calls: Vec<(&str, &str)> = (units.iter())
+                .map(|unit| ("GetUnitFileState", unit.as_str()))
+                .collect();
+            (units.iter().zip(self.call_manager_all(&calls)))
+                .map(|(unit, reply)| {
+                    reply
+                        .and_then(|reply| reply.body().deserialize::<String>())
+                        .map_err(|e| Error::new(format!("reading whether {unit} is enabled"), e))
+                })
+                .collect()
+        })
     }
 
     /// Each unit as `ListUnitsByNames` lists it, in the order given, in one

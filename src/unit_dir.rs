@@ -68,16 +68,25 @@ pub fn read_all(dir: &Path) -> std::io::Result<Vec<(UnitFile, render::Owner)>> {
 
 /// Makes `dir` hold what the plan wants: added and changed units written,
 /// removed ones deleted. Untouched files keep their bytes and mtime.
+/// An error names the file (a full or read-only folder fails on one).
 pub fn write_plan(dir: &Path, plan: &Plan) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    sweep_leftovers(dir)?;
+    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    sweep_leftovers(dir).map_err(|e| at(dir, e))?;
     for unit in plan.add.iter().chain(plan.change.iter().map(|c| &c.new)) {
-        write_atomic(&dir.join(&unit.name), unit.text.as_bytes())?;
+        let path = dir.join(&unit.name);
+        write_atomic(&path, unit.text.as_bytes()).map_err(|e| at(&path, e))?;
     }
     for unit in &plan.remove {
-        remove_if_exists(&dir.join(&unit.name))?;
+        let path = dir.join(&unit.name);
+        remove_if_exists(&path).map_err(|e| at(&path, e))?;
     }
     Ok(())
+}
+
+/// `e` as it happened to `path`: "writing PATH: No space left on device".
+pub fn at(path: &Path, e: std::io::Error) -> std::io::Error {
+    let shown = crate::diagnostic::shown_path(path);
+    std::io::Error::new(e.kind(), format!("writing {shown}: {e}"))
 }
 
 pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {

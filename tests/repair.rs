@@ -1181,6 +1181,132 @@ fn a_read_only_unit_dir_and_a_full_state_dir_are_told_truthfully() {
     assert_eq!(greeting(&world), "v2");
 }
 
+/// A full unit directory (ENOSPC while the new unit files are written):
+/// apply said "No space left on device" without the file, and its restore
+/// restarted every changed service of the last good revision, whose
+/// processes the failed apply had never touched. Now the error names the
+/// file, nothing is restarted or left half-installed, and the apply after
+/// space is freed completes.
+#[test]
+fn a_full_unit_dir_names_the_file_restarts_nothing_and_the_next_apply_completes() {
+    let world = World::new("ugnospace");
+    let port = free_port();
+    world.write(&yaml("ugnospace", "v1", None, port));
+    world.apply_ok("live");
+    let (api, web) = (world.id("live", "api"), world.id("live", "web"));
+    // api changes, extra is new.
+    world.write(&yaml("ugnospace", "v2", Some("extra"), port));
+
+    // The unit directory on a small tmpfs of its own, filled up.
+    const UNITS: &str = "/etc/systemd/system";
+    let fill = format!(
+        "mkdir -p /run/full && mount -t tmpfs -o size=2m tmpfs /run/full \
+         && cp -a {UNITS}/. /run/full/ && mount --bind /run/full {UNITS} \
+         && (dd if=/dev/zero of={UNITS}/filler bs=4096 2>/dev/null; true)"
+    );
+    let out = world.sandbox.exec("sh", ["-c", &fill]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = world.apply("live");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("No space left on device"), "{said}");
+    // (The first file written: extra's, new, or api's, changed.)
+    let file = world.unit_file("ugnospace-live-");
+    assert!(
+        said.replace("\n  │ ", "")
+            .contains(&file.display().to_string()),
+        "the error names the file: {said}"
+    );
+    assert!(
+        said.contains("the previous revision was restored"),
+        "{said}"
+    );
+    assert_eq!(world.id("live", "api"), api, "api was restarted");
+    assert_eq!(world.id("live", "web"), web, "web was restarted");
+    assert_eq!(greeting(&world), "v1");
+    assert!(!world.unit_file("ugnospace-live-extra.service").exists());
+    let units = std::fs::read_dir(world.sandbox.unit_dir()).unwrap();
+    let names: Vec<String> = units
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with(".unitgen")),
+        "{names:?}"
+    );
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert_eq!(status(&world).0, Some(0));
+
+    std::fs::remove_file(world.unit_file("filler")).unwrap();
+    world.apply_ok("live");
+    assert_eq!(greeting(&world), "v2");
+    assert_eq!(world.active("ugnospace-live-extra.service"), "active");
+    assert_eq!(plan(&world).0, Some(0));
+}
+
+/// The backup's failure hook (a template, `…-backup-failed@.service`, whose
+/// instances `OnFailure=` starts) masked by hand: no failed backup would
+/// ever be told, while plan and status said up to date (a template has no
+/// state of its own, so they skipped it). Now told as any masked unit.
+/// A hook instance started by hand, which runs once and ends, is nothing
+/// to tell.
+#[test]
+fn a_masked_failure_hook_is_told() {
+    let world = World::new("ughook");
+    let yaml = "app: ughook
+services:
+  db:
+    image: unitgen-test/busybox:1
+    command: [sleep, \"1000000\"]
+    init: true
+    volumes: [\"data:/data\"]
+    backup: {}
+backup:
+  repository: /var/backups/ughook
+  password_file: /etc/ughook/password
+  helper_image: unitgen-test/busybox:1
+  schedule: monthly
+  on_failure: 'echo \"$FAILED_UNIT\" >> /var/tmp/ughook-hook'
+instances:
+  live: {}
+";
+    world.write(yaml);
+    world.apply_ok("live");
+    let hook = "ughook-live-backup-failed@.service";
+    let by_hand = world
+        .sandbox
+        .systemctl(["start", "ughook-live-backup-failed@by-hand.service"]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand));
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+
+    let control = world.sandbox.root().join("etc/systemd/system.control");
+    std::fs::create_dir_all(&control).unwrap();
+    std::os::unix::fs::symlink("/dev/null", control.join(hook)).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("* {hook} (masked: systemd will not start it;")),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains(&format!("! {hook}: masked")), "{shown}");
+    let out = world.apply("live");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{hook} is masked")),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::remove_file(control.join(hook)).unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}
+
 /// `web` routed by the host's router (plain HTTP, behind basic auth, so the
 /// router holds a copy of the htpasswd file), `api` with a greeting and a
 /// secret.

@@ -556,9 +556,11 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
 /// The host's router stopped, or an instance's routes file deleted: the
 /// instance's domains answer nothing (or 404), and `plan` said so, but
 /// `status` exited 0 (its "routes: unknown" line aside). Now it marks the
-/// router and exits 3 for both, as `plan` exits 2.
+/// router and exits 3 for both, as `plan` exits 2. The same for a routes
+/// file edited by hand (status compares it with the digest its routes unit
+/// carries).
 #[test]
-fn status_tells_a_stopped_router_and_a_missing_routes_file() {
+fn status_tells_a_stopped_router_and_a_missing_or_edited_routes_file() {
     let mut world = World::new("ugrtst");
     world.sandbox.own_containers("unitgen-router");
     let (web, http, https) = (free_port(), free_port(), free_port());
@@ -642,6 +644,25 @@ router:
     assert!(shown.contains("routes: unknown: reading"), "{shown}");
     world.apply_ok("live");
     assert!(routes_file.exists());
+    assert_eq!(status(&world).0, Some(0));
+
+    // Edited by hand (here, another name routed): the router serves the
+    // edit, and status said 0 while plan said 2.
+    let applied = std::fs::read_to_string(&routes_file).unwrap();
+    let edited = applied.replace("live.example.test", "edited.example.test");
+    assert_ne!(edited, applied);
+    std::fs::write(&routes_file, edited).unwrap();
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(2));
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains(
+            "! ugrtst-live-routes.service: its routes file is missing or was changed by hand"
+        ),
+        "{shown}"
+    );
+    world.apply_ok("live");
+    assert_eq!(std::fs::read_to_string(&routes_file).unwrap(), applied);
     assert_eq!(status(&world).0, Some(0));
 }
 

@@ -236,6 +236,19 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     };
     let (code, shown) = plan(&a);
     assert_eq!(code, Some(0), "the keys as written are no drift: {shown}");
+    // status said "routes: unknown" (it parsed the routes file, comments
+    // only with routes in etcd) and exited 3 for any such instance.
+    let status = |world: &World| {
+        let out = world.unitgen(&["status", "live"]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), shown)
+    };
+    let (code, shown) = status(&a);
+    assert_eq!(code, Some(0), "{shown}");
     let rule = "traefik/http/routers/ugrxfront-live-web/rule";
     ok(&etcd.etcdctl(3, &["del", rule]), "etcdctl del");
     let (code, shown) = plan(&a);
@@ -244,6 +257,16 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         shown.contains(
             "* ugrxfront-live-routes.service (its routes in etcd are missing or were changed \
              by hand: reload: write the routes again)"
+        ),
+        "{shown}"
+    );
+    // status did not read the keys (only the routes file, as written).
+    let (code, shown) = status(&a);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains(
+            "! ugrxfront-live-routes.service: its routes in etcd are missing or were changed \
+             by hand"
         ),
         "{shown}"
     );
@@ -265,6 +288,7 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         body("ugrxfront of live"),
     );
     assert_eq!(plan(&a).0, Some(0));
+    assert_eq!(status(&a).0, Some(0));
 
     // `unitgen restart` reloads the routes unit, as apply does: a restart's
     // stop deleted the instance's routers from etcd, and every host's router

@@ -221,6 +221,62 @@ fn reads_of_many_units_stay_within_the_bus_limits() {
     });
 }
 
+/// systemd re-executing (`systemctl daemon-reexec`, as Debian's systemd
+/// package does on each upgrade) leaves the bus for a moment, and a call it
+/// had then came back as NoReply: an apply whose settle-time read met it
+/// failed and restarted the previous revision. Reads made across re-execs
+/// now all answer, and a job awaited across one is told done.
+#[test]
+fn reads_and_jobs_outlast_systemd_reexecuting() {
+    let sandbox = Sandbox::boot();
+    let systemd = sandbox.systemd();
+    let many: Vec<String> = vec!["systemd-journald.service".to_string(); 60];
+    let reexecs = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..6 {
+                let out = sandbox.systemctl(["daemon-reexec"]);
+                assert!(out.status.success(), "{out:?}");
+                reexecs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {
+            let details = systemd.details(&many);
+            let summaries = systemd.summaries(&many);
+            let state = systemd.unit_state("systemd-journald.service");
+            if details.is_err() || summaries.is_err() || state.is_err() {
+                // The re-execs end before the panic (the scope waits for them).
+                while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {}
+            }
+            assert!(details.unwrap().iter().all(|d| !d.fragment_path.is_empty()));
+            assert_eq!(summaries.unwrap().len(), 60);
+            assert!(state.unwrap().is_active());
+        }
+    });
+
+    // A job that takes two seconds, systemd re-executed while it runs.
+    let slow = "ug-dbus-test-slow.service";
+    std::fs::write(
+        sandbox.unit_dir().join(slow),
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 2\n",
+    )
+    .unwrap();
+    systemd.reload().unwrap();
+    std::thread::scope(|scope| {
+        let job = scope.spawn(|| systemd.run_jobs(JobKind::Start, &units(&[slow])));
+        let running = wait_for(Duration::from_secs(10), || {
+            let jobs = sandbox.systemctl(["list-jobs"]);
+            String::from_utf8_lossy(&jobs.stdout)
+                .contains(slow)
+                .then_some(())
+        });
+        assert!(running.is_some(), "the job was not enqueued");
+        assert!(sandbox.systemctl(["daemon-reexec"]).status.success());
+        let outcomes = job.join().unwrap().unwrap();
+        assert_eq!(outcomes, [outcome(slow, JobResult::Done)]);
+    });
+}
+
 #[test]
 fn units_without_unit_file_and_failed_units() {
     let sandbox = Sandbox::boot();

@@ -439,16 +439,35 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let routed = installed
         .iter()
         .any(|u| super::apply::routes_file(u).is_some());
-    let (routes, routes_error) = match installed.iter().find_map(super::apply::routes_file) {
-        Some(file) => {
+    let routes_unit =
+        (installed.iter()).find_map(|unit| Some((unit, super::apply::routes_file(unit)?)));
+    let (routes, routes_error) = match &routes_unit {
+        Some((_, file)) => {
             let prefix = model::prefix(app, instance);
-            match route_status::read(host.host()?.root.as_deref(), &file, &prefix) {
+            match route_status::read(host.host()?.root.as_deref(), file, &prefix) {
                 Ok(routes) => (routes, None),
                 Err(e) => (Vec::new(), Some(e)),
             }
         }
         None => (Vec::new(), None),
     };
+    // The routes as the router reads them, edited since (by hand, another
+    // tool): not as applied, as `plan` tells.
+    if let Some((unit, file)) = &routes_unit
+        && routes_error.is_none()
+        && let Some(why) = routes_edited(
+            host.host()?.root.as_deref(),
+            state.dir(),
+            &model::prefix(app, instance),
+            unit,
+            file,
+        )
+    {
+        other_units.push(NotAsApplied {
+            unit: unit.name.clone(),
+            why: vec![why],
+        });
+    }
     // Nothing installed: say so without needing systemd at all.
     if !installed.is_empty() {
         let target = host.host()?;
@@ -476,10 +495,20 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .partition(|(unit, owner)| owner.started_by.is_some() || unit.name.ends_with(".timer"));
         let (installed, owners): (Vec<&render::UnitFile>, Vec<render::Owner>) =
             rows.into_iter().unzip();
-        // (A template, `x@.service`, has no state: systemd does not load it.)
-        let summed: Vec<_> = (summed.into_iter())
-            .filter(|(unit, _)| !unit.name.contains("@."))
-            .collect();
+        // A template (`x@.service`) has no state, systemd does not load
+        // it: only whether its file is masked (then no instance starts).
+        let (templates, summed): (Vec<_>, Vec<_>) =
+            (summed.into_iter()).partition(|(unit, _)| unit.name.contains("@."));
+        let templates: Vec<String> = templates.iter().map(|(u, _)| u.name.clone()).collect();
+        let states = (systemd.unit_file_states(&templates)).map_err(|e| miette::miette!("{e}"))?;
+        for (unit, state) in templates.into_iter().zip(states) {
+            if state.starts_with("masked") {
+                other_units.push(NotAsApplied {
+                    unit,
+                    why: vec![crate::plan::Fault::Masked(state).to_string()],
+                });
+            }
+        }
         if !summed.is_empty() {
             let names: Vec<String> = summed.iter().map(|(u, _)| u.name.clone()).collect();
             let bus = |e: crate::systemd::Error| miette::miette!("{e}");
@@ -736,6 +765,44 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         restore_unfinished,
     };
     Ok(status)
+}
+
+/// Why the instance's routes are not as its routes unit wrote them, if
+/// they are not (from the digests it carries): the routes file (`file`,
+/// read under `root`) edited or, with routes in etcd, its keys there. A
+/// killed apply's switch to its stand-ins is no edit (told as unfinished).
+fn routes_edited(
+    root: Option<&std::path::Path>,
+    state_dir: &std::path::Path,
+    prefix: &str,
+    unit: &render::UnitFile,
+    file: &std::path::Path,
+) -> Option<String> {
+    use crate::plan::Fault;
+    if crate::systemd::handover::routes_switched(&state_dir.join(crate::systemd::handover::RECORD))
+    {
+        return None;
+    }
+    let owner = render::owner(&unit.text)?;
+    if let Some(digest) = &owner.routes_digest {
+        // (A file that cannot be read is told as the routes' error.)
+        let bytes = std::fs::read(crate::router::on_host(root, file)).ok()?;
+        if render::content_digest(&bytes) != *digest {
+            return Some(Fault::RoutesNotWritten.to_string());
+        }
+    }
+    let (Some(endpoints), Some(digest)) = (&owner.endpoints, &owner.routes_in_etcd) else {
+        return None;
+    };
+    match crate::etcd::instance_routes(endpoints, prefix) {
+        Ok(found) if render::route::etcd_digest(&found) != *digest => {
+            Some(Fault::RoutesNotInEtcd.to_string())
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "its routes in etcd are unknown: reading them at {endpoints}: {e}"
+        )),
+    }
 }
 
 /// How what systemd runs of a unit (`seen`) differs from what the latest

@@ -61,6 +61,22 @@ pub fn etcd_pairs(instance: &Instance) -> Option<Vec<(String, String)>> {
     Some(etcd::pairs(&dynamic(instance)?, &instance.prefix()))
 }
 
+/// A digest of routes' etcd keys and values, in any order: what a routes
+/// unit wrote, compared by `status` with what etcd holds.
+pub fn etcd_digest(pairs: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+    sorted.sort();
+    let mut bytes = Vec::new();
+    for (key, value) in sorted {
+        // NUL is in no key or value: the pairs cannot run into each other.
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.push(0);
+    }
+    crate::render::content_digest(&bytes)
+}
+
 /// Traefik's dynamic configuration of `instance`'s routes.
 fn dynamic(instance: &Instance) -> Option<Dynamic> {
     let router = instance.router.as_ref()?;

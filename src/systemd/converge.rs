@@ -204,11 +204,11 @@ pub fn converge(
     starting.extend(plan.to_restart());
     starting.extend(plan.to_reload());
     (options.prepare)(&starting)?;
-    let mut touched = false;
-    match run(host, &systemd, plan, options, progress, &mut touched) {
+    let mut reached = Reached::Nothing;
+    match run(host, &systemd, plan, options, progress, &mut reached) {
         Ok(outcome) => Ok(outcome),
         // Nothing was changed: nothing to restore.
-        Err(failure) if !touched => Err(failure),
+        Err(failure) if reached == Reached::Nothing => Err(failure),
         Err(mut failure) => {
             failure.explained = failure
                 .evidence
@@ -227,8 +227,10 @@ pub fn converge(
                 .filter(|unit| !idle.contains(unit))
                 .cloned()
                 .collect();
-            let restored = (options.before_restore)()
-                .and_then(|()| restore(host, &systemd, plan, &running_before, progress));
+            let restored = (options.before_restore)().and_then(|()| {
+                let jobs_sent = reached == Reached::Jobs;
+                restore(host, &systemd, plan, &running_before, jobs_sent, progress)
+            });
             failure.host = match restored {
                 Ok(()) if plan.installs_from_nothing() => HostAfter::Cleared,
                 Ok(()) => HostAfter::Restored,
@@ -253,15 +255,27 @@ fn bus(e: crate::systemd::Error) -> Failure {
     Failure::new(e.to_string())
 }
 
-/// `touched` turns true before the first change to the host, so that a
-/// failure before it is reported as one that changed nothing.
+/// How far an apply got before it failed: what its restore must undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    Nothing,
+    /// Removed units stopped, unit files written, enabled or reloaded: no
+    /// process of a kept unit was touched yet.
+    Files,
+    /// The starts, restarts and reloads were sent.
+    Jobs,
+}
+
+/// `reached` moves on before each kind of change to the host, so that a
+/// failure before any is reported as one that changed nothing, and one
+/// before the jobs restarts nothing on its restore.
 fn run(
     host: &Host,
     systemd: &Systemd,
     plan: &Plan,
     options: &Options,
     progress: &Progress,
-    touched: &mut bool,
+    reached: &mut Reached,
 ) -> Result<Outcome, Failure> {
     let mut outcome = Outcome::default();
     if !plan.is_empty() {
@@ -274,7 +288,7 @@ fn run(
     }
     if !plan.remove.is_empty() {
         let removed = names(&plan.remove);
-        *touched = true;
+        *reached = Reached::Files;
         stop(systemd, &removed, progress)?;
         remove_what_units_made(host, &removed, progress)?;
         systemd.disable(&removed).map_err(bus)?;
@@ -289,7 +303,7 @@ fn run(
     // first named: a unit started before a reload loses its start count at
     // it, so `restart: on-failure:N` restarted once more than N (tests/
     // compose_apply.rs on_failure_n_...).
-    *touched = true;
+    *reached = Reached::Files;
     unit_dir::write_plan(&host.unit_dir, plan)?;
     fault::point("after-write-units");
     let enable = plan.to_enable();
@@ -343,6 +357,7 @@ fn run(
     // them against each other; several calls would serialize the groups.
     let mut ended = HashMap::new();
     let watch = (!options.settle.is_zero()).then_some(&mut ended);
+    *reached = Reached::Jobs;
     let jobs = start_and_restart(
         systemd,
         &Jobs {
@@ -758,11 +773,15 @@ fn went_down_evidence(systemd: &Systemd, unit: &str) -> Result<Evidence, Failure
 /// restarted with their old text, removed ones started again, and unchanged
 /// ones that ran before (`running_before`) started if the failure took them
 /// down (the dependents of a oneshot that failed, which `Require` it).
+/// Without `jobs_sent` (the apply failed before its starts and restarts,
+/// on a full unit directory, say), no changed unit ran its new text: the
+/// old files go back and nothing of the last good revision is restarted.
 fn restore(
     host: &Host,
     systemd: &Systemd,
     plan: &Plan,
     running_before: &[String],
+    jobs_sent: bool,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let added = names(&plan.add);
@@ -770,9 +789,18 @@ fn restore(
         // A new unit that cannot be stopped means the old revision is not
         // what runs: that must surface as a failed restore.
         stop(systemd, &added, progress)?;
-        systemd.disable(&added).map_err(bus)?;
+        // One whose file was never written (a full unit directory) was
+        // never enabled either, and systemd refuses to disable it.
+        let written: Vec<String> = (added.iter())
+            .filter(|name| host.unit_dir.join(name).exists())
+            .cloned()
+            .collect();
+        if !written.is_empty() {
+            systemd.disable(&written).map_err(bus)?;
+        }
         for name in &added {
-            unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
+            let path = host.unit_dir.join(name);
+            unit_dir::remove_if_exists(&path).map_err(|e| unit_dir::at(&path, e))?;
         }
         // One that failed (its container killed at stop, say) would stay
         // listed as failed with its file gone: `systemctl --failed` and the
@@ -784,7 +812,8 @@ fn restore(
     for unit in plan.change.iter().map(|c| &c.old).chain(&plan.remove) {
         let path = host.unit_dir.join(&unit.name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(unit.text.as_str()) {
-            unit_dir::write_atomic(&path, unit.text.as_bytes())?;
+            unit_dir::write_atomic(&path, unit.text.as_bytes())
+                .map_err(|e| unit_dir::at(&path, e))?;
         }
     }
     let removed = plan.started_by_apply(&names(&plan.remove));
@@ -804,6 +833,12 @@ fn restore(
     let (reloads, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {
         (plan.change.iter()).any(|c| &c.old.name == name && reloads_on_change(&c.old.text))
     });
+    // No job was sent: what runs is the old text already.
+    let (changed, reloads) = if jobs_sent {
+        (changed, reloads)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let states = systemd.active_states(running_before).map_err(bus)?;
     let mut starts: Vec<String> = removed.into_iter().chain(targets).collect();
     starts.extend(

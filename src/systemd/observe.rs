@@ -122,6 +122,22 @@ pub fn observe(
             volumes_made_again: Vec::new(),
         });
     }
+    // A template's file state is read from disk: masked, no instance of it
+    // starts (a backup's failure hook never runs).
+    let templates: Vec<String> = (plan.keep.iter())
+        .chain(plan.change.iter().map(|c| &c.new.name))
+        .filter(|name| name.contains("@."))
+        .cloned()
+        .collect();
+    for (unit, unit_file_state) in templates.iter().zip(systemd.unit_file_states(&templates)?) {
+        observed.push(Observed {
+            unit: unit.clone(),
+            unit_file_state,
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            ..Observed::default()
+        });
+    }
     // Three questions to Docker, and only if some active unit runs (or
     // ran, a oneshot) a container: its containers, the instance's (for
     // strays), and the images the kept ones' references name now (for
