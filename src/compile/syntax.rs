@@ -418,15 +418,21 @@ pub fn signal_number(text: &str) -> Result<u8, String> {
 pub fn memory_bytes(text: &str) -> Option<f64> {
     let normal = check_memory(text).ok()?;
     let digits = normal.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let scale = match normal[digits.len()..].chars().next() {
+    let scale = unit_scale(&normal[digits.len()..]);
+    Some(digits.trim_end().parse::<f64>().ok()? * scale)
+}
+
+/// How many bytes one of a memory size's unit (lowercase: `k`, `mib`,
+/// `g`...) is; 1 for bytes.
+fn unit_scale(unit: &str) -> f64 {
+    match unit.chars().next() {
         Some('k') => 1024f64,
         Some('m') => 1024f64.powi(2),
         Some('g') => 1024f64.powi(3),
         Some('t') => 1024f64.powi(4),
         Some('p') => 1024f64.powi(5),
         _ => 1.0,
-    };
-    Some(digits.trim_end().parse::<f64>().ok()? * scale)
+    }
 }
 
 /// `512m`, `1g`, `1.5G`, `2GiB`, `1073741824`: what `docker run --memory`
@@ -444,14 +450,7 @@ pub fn check_memory(text: &str) -> Result<String, String> {
     let unit_ok = rest.is_empty() || rest == "b";
     // Docker counts bytes in a signed 64-bit number: past it, it refuses
     // the size at the container's start.
-    let scale = match unit.chars().next() {
-        Some('k') => 1024f64,
-        Some('m') => 1024f64.powi(2),
-        Some('g') => 1024f64.powi(3),
-        Some('t') => 1024f64.powi(4),
-        Some('p') => 1024f64.powi(5),
-        _ => 1.0,
-    };
+    let scale = unit_scale(unit);
     let fits = |n: f64| n * scale <= i64::MAX as f64;
     if all_digits(whole) && all_digits(fraction) && unit_ok {
         let Some(bytes) = number.parse::<f64>().ok().filter(|&n| fits(n)) else {

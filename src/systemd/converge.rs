@@ -790,14 +790,8 @@ fn restore(
         // what runs: that must surface as a failed restore.
         stop(systemd, &added, progress)?;
         // One whose file was never written (a full unit directory) was
-        // never enabled either, and systemd refuses to disable it.
-        let written: Vec<String> = (added.iter())
-            .filter(|name| host.unit_dir.join(name).exists())
-            .cloned()
-            .collect();
-        if !written.is_empty() {
-            systemd.disable(&written).map_err(bus)?;
-        }
+        // never enabled either.
+        disable_present(host, systemd, &added)?;
         for name in &added {
             let path = host.unit_dir.join(name);
             unit_dir::remove_if_exists(&path).map_err(|e| unit_dir::at(&path, e))?;
@@ -917,21 +911,27 @@ pub fn control(
     settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)
 }
 
+/// Disables those of `units` whose file is in the unit directory: systemd
+/// refuses to disable a unit it has no file of.
+fn disable_present(host: &Host, systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
+    let present: Vec<String> = (units.iter())
+        .filter(|name| host.unit_dir.join(name).exists())
+        .cloned()
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    systemd.disable(&present).map_err(bus)
+}
+
 /// Stops, disables and deletes units: every unit of an instance (`destroy`;
 /// files an interrupted destroy removed already are fine), or the router.
 pub fn remove_all(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     stop(&systemd, units, progress)?;
     remove_what_units_made(host, units, progress)?;
-    // A file an interrupted destroy removed was disabled before: systemd
-    // refuses to disable a unit it has no file of.
-    let present: Vec<String> = (units.iter())
-        .filter(|name| host.unit_dir.join(name).exists())
-        .cloned()
-        .collect();
-    if !present.is_empty() {
-        systemd.disable(&present).map_err(bus)?;
-    }
+    // A file an interrupted destroy removed was disabled before.
+    disable_present(host, &systemd, units)?;
     fault::point("after-stop");
     for name in units {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
