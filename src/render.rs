@@ -774,29 +774,39 @@ template_values! {
 /// hand, or by the network unit's stop: a stopped container does not keep
 /// it), so the leftovers are found by the instance's labels alone, which
 /// only its own containers carry (`unitgen.app` and `unitgen.instance`,
-/// matched exactly): never another app's or instance's. Two engine calls
+/// matched exactly): never another app's or instance's. A few engine calls
 /// before any service can start; a `docker rm` before each service's start
 /// cost a call per service (a service's own `ExecStopPost=` removes its
 /// container whenever it stops).
 fn network_script(instance: &Instance) -> Vec<String> {
     let network = sh_quote(&instance.network());
     let (app, name) = (sh_quote(&instance.app), sh_quote(&instance.instance));
-    vec![
+    // Under the lock fleet's copies take (see `fleet::one_network_lines`):
+    // Docker allows two networks of one name (two creates at once, one of
+    // them left running by a killed client), and then every service's
+    // `docker run --network` fails as ambiguous; the start repairs it.
+    let (lock_and_list, keep_one) = fleet::one_network_lines(instance);
+    let mut script = lock_and_list;
+    script.extend([
+        "if [ -z \"$ids\" ]; then".into(),
         format!(
-            "if ! out=$({DOCKER} network create --label unitgen.app={app} --label unitgen.instance={name} {network} 2>&1); then"
-        ),
-        // Not created: fine when it exists; else why the create failed.
-        format!(
-            "  {DOCKER} network inspect {network} >/dev/null 2>&1 || {{ echo \"$out\" >&2; exit 1; }};"
+            "  {DOCKER} network create --label unitgen.app={app} --label unitgen.instance={name} {network} >/dev/null || exit 1;"
         ),
         "fi;".into(),
+    ]);
+    script.extend(keep_one);
+    if let Some(last) = script.last_mut() {
+        last.push(';');
+    }
+    script.extend([
         format!(
             "ids=$({DOCKER} ps --all --quiet --filter label=unitgen.app={app} --filter label=unitgen.instance={name});"
         ),
         // A leftover that cannot be removed makes its service's start fail,
         // which says why; the network itself is there.
         format!("[ -z \"$ids\" ] || {DOCKER} rm --force $ids >/dev/null || :"),
-    ]
+    ]);
+    script
 }
 
 fn shell(script: &[String]) -> Value {

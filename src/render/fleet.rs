@@ -19,14 +19,32 @@ fn lock_file(network: &str) -> String {
 /// of several services start at once (a `fleetctl start`, a reboot): without
 /// the lock, each would see no network and create one, and Docker allows two
 /// networks of one name, after which every `docker run --network NAME`
-/// fails as ambiguous. Duplicates made earlier are repaired: the empty
-/// extras are removed; two in use cannot be merged and fail the start with
-/// a message saying so. One statement per element (see
+/// fails as ambiguous. Duplicates made earlier are repaired (see
+/// [`one_network_lines`]). One statement per element (see
 /// `escape::systemd_shell`).
 pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
+    let (lock_and_list, keep_one) = one_network_lines(instance);
+    let quoted = sh_quote(&instance.network());
+    let mut script = lock_and_list;
+    script.push(format!(
+        "if [ -z \"$ids\" ]; then exec {DOCKER} network create --label unitgen.app={} --label unitgen.instance={} {quoted} >/dev/null; fi;",
+        sh_quote(&instance.app),
+        sh_quote(&instance.instance)
+    ));
+    script.extend(keep_one);
+    script
+}
+
+/// The statements that make sure of one network of the instance, in two
+/// parts around its creation: the machine's lock on the instance network's
+/// changes (held until the script ends) and the IDs of the networks of its
+/// name in `$ids`; then, of several, the empty extras removed (two in use
+/// cannot be merged: that fails with a message saying so). The last
+/// statement ends without `;`.
+pub fn one_network_lines(instance: &Instance) -> (Vec<String>, Vec<String>) {
     let network = instance.network();
     let quoted = sh_quote(&network);
-    vec![
+    let lock_and_list = vec![
         format!("exec 9>>{};", lock_file(&network)),
         format!(
             "flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"
@@ -34,11 +52,8 @@ pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
         format!(
             "ids=$({DOCKER} network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}');"
         ),
-        format!(
-            "if [ -z \"$ids\" ]; then exec {DOCKER} network create --label unitgen.app={} --label unitgen.instance={} {quoted} >/dev/null; fi;",
-            sh_quote(&instance.app),
-            sh_quote(&instance.instance)
-        ),
+    ];
+    let keep_one = vec![
         format!(
             "busy=$(for id in $ids; do if [ -n \"$({DOCKER} network inspect --format '{{{{range .Containers}}}}x{{{{end}}}}' $id)\" ]; then echo $id; fi; done);"
         ),
@@ -49,7 +64,8 @@ pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
         format!(
             "for id in $ids; do if [ \"$id\" != \"$keep\" ]; then echo \"removing a duplicate Docker network {network} ($id)\" >&2; {DOCKER} network rm $id >/dev/null; fi; done"
         ),
-    ]
+    ];
+    (lock_and_list, keep_one)
 }
 
 /// Removes the instance network from this machine once no container of
