@@ -9,7 +9,7 @@ mod support;
 use std::process::{Command, Output};
 use std::thread;
 
-use support::docker::{docker, ensure_testbed};
+use support::docker::{create_duplicate, docker, ensure_testbed, networks, remove_networks};
 use unitgen::render::{Flavour, Renderer};
 use unitgen::unit_file;
 
@@ -74,41 +74,6 @@ fn sh(script: &str) -> Output {
         .args(["-c", script])
         .output()
         .unwrap()
-}
-
-fn networks(network: &str) -> Vec<String> {
-    let out = docker([
-        "network",
-        "ls",
-        "--no-trunc",
-        "--format",
-        "{{.ID}} {{.Name}}",
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, name)| *name == network)
-        .map(|(id, _)| id.to_owned())
-        .collect()
-}
-
-fn remove_networks(network: &str) {
-    for id in networks(network) {
-        docker(["network", "rm", &id]);
-    }
-}
-
-/// A second network of the same name, as two racing creates leave (the CLI
-/// refuses, the engine's API does not when asked not to check).
-fn create_duplicate(network: &str) {
-    let body = format!(r#"{{"Name":"{network}","CheckDuplicate":false}}"#);
-    let out = Command::new("curl")
-        .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-XPOST"])
-        .args(["-H", "Content-Type: application/json", "-d", &body])
-        .arg("http://localhost/networks/create")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::docker::is_running;
+use support::docker::{create_duplicate, is_running, networks, remove_networks};
 use support::net::free_port;
 use support::wait_for;
 use support::world::{World, serves};
@@ -1494,23 +1494,6 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// The IDs of the engine's networks named exactly `name`.
-fn networks_named(name: &str) -> Vec<String> {
-    let out = support::docker::docker([
-        "network",
-        "ls",
-        "--no-trunc",
-        "--format",
-        "{{.ID}} {{.Name}}",
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, n)| *n == name)
-        .map(|(id, _)| id.to_owned())
-        .collect()
-}
-
 /// Docker allows two networks of one name (two creates at once; a create
 /// whose client was killed goes on in the engine), and then every
 /// service's `docker run --network` failed as ambiguous, start after start
@@ -1524,26 +1507,14 @@ fn a_duplicated_instance_network_is_repaired_by_the_next_start() {
     world.apply_ok("live");
     let out = world.unitgen(&["stop", "live"]);
     assert!(out.status.success(), "{}", text(&out));
-    for id in networks_named("ugdupnet-live") {
-        support::docker::docker(["network", "rm", &id]);
-    }
-    // As two racing creates leave them: the CLI refuses a second, the
-    // engine's API does not when asked not to check.
-    for _ in 0..2 {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-XPOST"])
-            .args(["-H", "Content-Type: application/json"])
-            .args(["-d", r#"{"Name":"ugdupnet-live","CheckDuplicate":false}"#])
-            .arg("http://localhost/networks/create")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-    assert_eq!(networks_named("ugdupnet-live").len(), 2);
+    remove_networks("ugdupnet-live");
+    create_duplicate("ugdupnet-live");
+    create_duplicate("ugdupnet-live");
+    assert_eq!(networks("ugdupnet-live").len(), 2);
 
     let out = world.unitgen(&["start", "live"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(serves(port).as_deref().map(str::trim), Some("web"));
-    assert_eq!(networks_named("ugdupnet-live").len(), 1);
+    assert_eq!(networks("ugdupnet-live").len(), 1);
     assert_eq!(plan(&world).0, Some(0));
 }

@@ -137,3 +137,39 @@ pub fn remove_containers(prefix: &str) {
         docker(["rm", "--force"].into_iter().map(String::from).chain(names));
     }
 }
+
+/// The IDs of the engine's networks named exactly `network`.
+pub fn networks(network: &str) -> Vec<String> {
+    let out = docker([
+        "network",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Name}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, name)| *name == network)
+        .map(|(id, _)| id.to_owned())
+        .collect()
+}
+
+pub fn remove_networks(network: &str) {
+    for id in networks(network) {
+        docker(["network", "rm", &id]);
+    }
+}
+
+/// A second network of the same name, as two racing creates leave (the CLI
+/// refuses, the engine's API does not when asked not to check).
+pub fn create_duplicate(network: &str) {
+    let body = format!(r#"{{"Name":"{network}","CheckDuplicate":false}}"#);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-XPOST"])
+        .args(["-H", "Content-Type: application/json", "-d", &body])
+        .arg("http://localhost/networks/create")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
