@@ -202,7 +202,7 @@ fn routed_service_is_replaced_without_a_failed_request() {
     assert!(!out.status.success());
     let said = stderr(&out);
     assert!(
-        said.contains("the old version kept serving all along; the new one was removed"),
+        said.contains("the old version kept serving all along; the new version was removed"),
         "{said}"
     );
     assert_eq!(bodies(&answers), ["v3"], "{answers:?}");
@@ -223,8 +223,21 @@ fn routed_service_is_replaced_without_a_failed_request() {
     let load = Load::start(http, DOMAIN);
     let out = world.unitgen(&["restart", "live"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Each says what it starts: not "the new version" of an unchanged one.
+    assert!(
+        stderr(&out).contains(
+            "starting the fresh copy of ugbluegreen-live-web.service beside the running copy"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let out = world.unitgen(&["rollback", "live", "--settle", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("starting the rolled-back version of ugbluegreen-live-web.service beside the current version"),
+        "{}",
+        stderr(&out)
+    );
     let answers = load.stop();
     assert_eq!(bodies(&answers), ["v3", "v2"], "{answers:?}");
     assert!(!is_running(&standin));

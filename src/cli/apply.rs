@@ -751,6 +751,7 @@ fn handover_of(
         routes_file: router::on_host(host.root.as_deref(), &file),
         record,
         services,
+        replacement: crate::systemd::handover::Replacement::NewVersion,
     })
 }
 

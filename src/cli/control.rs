@@ -142,14 +142,19 @@ fn kept_handover(
     host: &converge::Host,
     units: &[String],
 ) -> Option<crate::systemd::handover::Handover> {
-    use crate::systemd::handover::{self, Handover};
+    use crate::systemd::handover::{self, Handover, Replacement};
     let record = state.dir().join(handover::RECORD);
     if record.exists() {
         return None;
     }
     let latest = state.revisions().ok()?.last()?.number;
-    let handover =
-        Handover::stored(&state.revision_dir(latest), host.root.as_deref(), record)?.only(units);
+    let handover = Handover::stored(
+        &state.revision_dir(latest),
+        host.root.as_deref(),
+        record,
+        Replacement::FreshCopy,
+    )?
+    .only(units);
     (!handover.services.is_empty()).then_some(handover)
 }
 

@@ -160,6 +160,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
                 &state.revision_dir(target),
                 host.root.as_deref(),
                 record,
+                crate::systemd::handover::Replacement::RolledBack,
             ),
             resumed,
             // Nor the routes file's expected text: its unit's start or

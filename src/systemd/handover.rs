@@ -112,6 +112,31 @@ pub struct Handover {
     /// [`RECORD`] in the instance's state folder.
     pub record: PathBuf,
     pub services: Vec<Routed>,
+    /// What the stand-ins are, for what the handover says.
+    pub replacement: Replacement,
+}
+
+/// What replaces the running containers: what progress and failures call
+/// the stand-in and the container it takes over from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// apply: the template or instance changed.
+    NewVersion,
+    /// restart: the same units, started again.
+    FreshCopy,
+    /// rollback: a recorded revision's units.
+    RolledBack,
+}
+
+impl Replacement {
+    /// The stand-in, then the container it takes over from.
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Replacement::NewVersion => ("the new version", "the old version"),
+            Replacement::FreshCopy => ("the fresh copy", "the running copy"),
+            Replacement::RolledBack => ("the rolled-back version", "the current version"),
+        }
+    }
 }
 
 /// A revision's stand-ins, kept with its units: `restart` and `rollback`
@@ -146,13 +171,19 @@ impl Handover {
     /// The handover a revision's apply stored (None: the revision has no
     /// routed service, or was recorded before stand-ins were kept), its
     /// routes file on the host under `root`, recorded at `record`.
-    pub fn stored(revision_dir: &Path, root: Option<&Path>, record: PathBuf) -> Option<Handover> {
+    pub fn stored(
+        revision_dir: &Path,
+        root: Option<&Path>,
+        record: PathBuf,
+        replacement: Replacement,
+    ) -> Option<Handover> {
         let text = fs::read_to_string(revision_dir.join(STORED)).ok()?;
         let stored: Stored = serde_json::from_str(&text).ok()?;
         Some(Handover {
             routes_file: crate::router::on_host(root, &stored.routes_file),
             record,
             services: stored.services,
+            replacement,
         })
     }
 
@@ -264,9 +295,10 @@ impl Handover {
                 .collect(),
         };
         write_record(&self.record, &record)?;
+        let (standin, running) = self.replacement.words();
         let names: Vec<&str> = services.iter().map(|s| s.unit.as_str()).collect();
         progress.line(&format!(
-            "zero-downtime: starting the new version of {} beside the old",
+            "zero-downtime: starting {standin} of {} beside {running}",
             names.join(", ")
         ));
         let started = self.start_standins(host, &services, progress);
@@ -286,15 +318,15 @@ impl Handover {
             Err(mut failure) => {
                 if let Err(e) = remove_standins(host, &record.standins, progress) {
                     failure.message.push_str(&format!(
-                        "; removing the new version's stand-in failed too: {}",
+                        "; removing {standin}'s stand-in failed too: {}",
                         e.message
                     ));
                 } else {
                     let _ = fs::remove_file(&self.record);
                 }
-                failure
-                    .message
-                    .push_str("\nthe old version kept serving all along; the new one was removed");
+                failure.message.push_str(&format!(
+                    "\n{running} kept serving all along; {standin} was removed"
+                ));
                 return Err(failure);
             }
         };
@@ -302,7 +334,7 @@ impl Handover {
         write_record(&self.record, &record)?;
         unit_dir::write_atomic(&self.routes_file, switched.as_bytes())?;
         progress.line(&format!(
-            "zero-downtime: traffic switched to {}; the old version drains for {}s",
+            "zero-downtime: traffic switched to {}; {running} drains for {}s",
             record.standins.join(", "),
             DRAIN.as_secs()
         ));
@@ -345,7 +377,7 @@ impl Handover {
         )
         .map_err(|mut failure| {
             failure.explain(host);
-            failure.message = format!("the new version {}", failure.message);
+            failure.message = format!("{} {}", self.replacement.words().0, failure.message);
             failure
         })?;
         services
@@ -536,7 +568,7 @@ fn published_port(container: &str, port: u16) -> Result<u16, Failure> {
         .find_map(|line| line.rsplit_once(':')?.1.trim().parse().ok())
         .ok_or_else(|| {
             Failure::untouched(format!(
-                "the new version's container {container} publishes no port for {port}: {}",
+                "the stand-in's container {container} publishes no port for {port}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         })
