@@ -536,11 +536,22 @@ impl<'a> ServiceCompiler<'a> {
             let expr = range
                 .map(|r| text[r].trim().to_string())
                 .unwrap_or_else(|| "a value".into());
-            let var = expr
+            let mut var = expr
                 .split(|c: char| !c.is_alphanumeric() && c != '_')
                 .find(|s| !s.is_empty())
                 .unwrap_or(&expr)
                 .to_string();
+            // minijinja points where the undefined value was used: in
+            // `{{ tag | upper }}`, at the filter. Name the variable that
+            // has no value instead, where it is first read.
+            let missing = self.missing_variables(text);
+            let mut here = here;
+            if !missing.iter().any(|(name, _)| *name == var)
+                && let (Some((name, offset)), Some(inner)) = (missing.first(), &inner)
+            {
+                here = inner.narrow(*offset, name.len());
+                var = name.clone();
+            }
             let mut known: Vec<&str> = self.values.keys().map(String::as_str).collect();
             known.sort();
             let help = match did_you_mean(&var, known.iter().copied()) {
@@ -583,6 +594,26 @@ impl<'a> ServiceCompiler<'a> {
                 .at(&here)
                 .label("in this expression")
         }
+    }
+
+    /// The variables `text`'s template reads that have no value (neither
+    /// an instance value nor a global such as `range`), each with the
+    /// offset of its first whole-word occurrence, in that order.
+    fn missing_variables(&self, text: &str) -> Vec<(String, usize)> {
+        let Ok(template) = self.env.template_from_str(text) else {
+            return Vec::new();
+        };
+        let globals: HashSet<&str> = self.env.globals().map(|(name, _)| name).collect();
+        let mut missing: Vec<(String, usize)> = (template.undeclared_variables(false))
+            .into_iter()
+            .filter(|name| !self.values.contains_key(name) && !globals.contains(name.as_str()))
+            .filter_map(|name| {
+                let offset = word_offset(text, &name)?;
+                Some((name, offset))
+            })
+            .collect();
+        missing.sort_by_key(|(_, offset)| *offset);
+        missing
     }
 
     fn expand_spanned(&mut self, value: &Spanned<String>) -> Option<(String, Location)> {
@@ -1752,6 +1783,14 @@ fn is_systemd_name(name: &str) -> bool {
 
 /// Where a scalar's own text starts in the file, if it can be mapped one to
 /// one (plain or simply quoted), so errors can underline a part of it.
+/// Where `word` first stands alone in `text` (not inside a longer name).
+fn word_offset(text: &str, word: &str) -> Option<usize> {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .map(|(at, _)| at)
+        .find(|&at| !text[..at].ends_with(is_name) && !text[at + word.len()..].starts_with(is_name))
+}
+
 fn value_location(at: &Location, value: &str) -> Option<Location> {
     let text = at.file.inner().as_str();
     let start = at.span.offset();

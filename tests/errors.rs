@@ -261,6 +261,22 @@ fn each_class_of_bad_input_is_located_and_explained() {
             at: "unitgen.yaml:4:21",
             hint: Some("pass `--set version=VALUE`"),
         },
+        // minijinja points at the filter the undefined value reached; the
+        // message names the variable, at its place (it said `upper`).
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ versoin | upper }}\"\ninstances:\n  live: {version: 1}\n",
+            args: &[],
+            message: "undefined variable `versoin` in instance `live`",
+            at: "unitgen.yaml:4:21",
+            hint: Some("did you mean `version`?"),
+        },
+        Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ app | replace('s', suffix) }}-{% for i in range(2) %}{{ i }}{% endfor %}\"\n",
+            args: &[],
+            message: "undefined variable `suffix` in instance `live`",
+            at: "unitgen.yaml:4:40",
+            hint: Some("or pass `--set suffix=VALUE`"),
+        },
         Case {
             yaml: "app: shop\nservices:\n  web:\n    image: \"shop:{{ version | nope }}\"\n",
             args: &["render", "x", "--set", "version=1"],
