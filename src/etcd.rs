@@ -87,6 +87,14 @@ pub fn route_claims(endpoints: &str, skip: &str) -> Result<Vec<(String, String)>
 /// lines; a value holding a line break (which unitgen never writes) reads
 /// as something else, which is what it is.
 pub fn instance_routes(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = instance_route_keys(endpoints, prefix)?;
+    pairs.retain(|(key, _)| !route_etcd::is_server_key(key));
+    Ok(pairs)
+}
+
+/// [`instance_routes`] with the sidekicks' backends: every key of the
+/// instance's routes in etcd, sorted.
+pub fn instance_route_keys(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     for owned in route_etcd::owned_prefixes(prefix) {
         let out = etcdctl(EtcdApi::V3, endpoints, &["get", "--prefix", &owned])?;
@@ -94,7 +102,6 @@ pub fn instance_routes(endpoints: &str, prefix: &str) -> Result<Vec<(String, Str
         let lines: Vec<&str> = text.lines().collect();
         for pair in lines.chunks(2) {
             match pair {
-                [key, _] if route_etcd::is_server_key(key) => {}
                 [key, value] => pairs.push((key.to_string(), value.to_string())),
                 [key] => pairs.push((key.to_string(), String::new())),
                 _ => {}

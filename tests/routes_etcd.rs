@@ -249,6 +249,15 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     };
     let (code, shown) = status(&a);
     assert_eq!(code, Some(0), "{shown}");
+    // Its route, as etcd has it: where it answers and the backend the
+    // sidekick announced (status showed no route at all).
+    let row = (shown.lines())
+        .find(|line| line.trim_start().starts_with("http://front.example.test/ "))
+        .unwrap_or_else(|| panic!("no route row: {shown}"));
+    assert!(
+        row.contains(&format!("http://127.0.0.1:{front_port}")),
+        "{row}"
+    );
     let rule = "traefik/http/routers/ugrxfront-live-web/rule";
     ok(&etcd.etcdctl(3, &["del", rule]), "etcdctl del");
     let (code, shown) = plan(&a);

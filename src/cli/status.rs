@@ -441,10 +441,24 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         .any(|u| super::apply::routes_file(u).is_some());
     let routes_unit =
         (installed.iter()).find_map(|unit| Some((unit, super::apply::routes_file(unit)?)));
+    // Routes in etcd: the instance's keys, read once for its rows and for
+    // whether they are as written.
+    let in_etcd = (routes_unit.as_ref())
+        .and_then(|(unit, _)| render::owner(&unit.text))
+        .filter(|owner| owner.routes_in_etcd.is_some())
+        .and_then(|owner| owner.endpoints)
+        .map(|endpoints| RoutesInEtcd {
+            keys: etcd::instance_route_keys(&endpoints, &model::prefix(app, instance)),
+            endpoints,
+        });
     let (routes, routes_error) = match &routes_unit {
         Some((_, file)) => {
             let prefix = model::prefix(app, instance);
-            match route_status::read(host.host()?.root.as_deref(), file, &prefix) {
+            let pairs = match &in_etcd {
+                Some(RoutesInEtcd { keys: Ok(keys), .. }) => Some(keys.as_slice()),
+                _ => None,
+            };
+            match route_status::read(host.host()?.root.as_deref(), file, &prefix, pairs) {
                 Ok(routes) => (routes, None),
                 Err(e) => (Vec::new(), Some(e)),
             }
@@ -458,9 +472,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         && let Some(why) = routes_edited(
             host.host()?.root.as_deref(),
             state.dir(),
-            &model::prefix(app, instance),
             unit,
             file,
+            in_etcd.as_ref(),
         )
     {
         other_units.push(NotAsApplied {
@@ -771,12 +785,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
 /// they are not (from the digests it carries): the routes file (`file`,
 /// read under `root`) edited or, with routes in etcd, its keys there. A
 /// killed apply's switch to its stand-ins is no edit (told as unfinished).
+/// An instance's routes in etcd, as read once by `status`.
+struct RoutesInEtcd {
+    endpoints: String,
+    /// Every key under the instance's prefixes, backends included.
+    keys: Result<Vec<(String, String)>, String>,
+}
+
 fn routes_edited(
     root: Option<&std::path::Path>,
     state_dir: &std::path::Path,
-    prefix: &str,
     unit: &render::UnitFile,
     file: &std::path::Path,
+    in_etcd: Option<&RoutesInEtcd>,
 ) -> Option<String> {
     use crate::plan::Fault;
     if crate::systemd::handover::routes_switched(&state_dir.join(crate::systemd::handover::RECORD))
@@ -791,14 +812,20 @@ fn routes_edited(
             return Some(Fault::RoutesNotWritten.to_string());
         }
     }
-    let (Some(endpoints), Some(digest)) = (&owner.endpoints, &owner.routes_in_etcd) else {
+    let (Some(RoutesInEtcd { endpoints, keys }), Some(digest)) = (in_etcd, &owner.routes_in_etcd)
+    else {
         return None;
     };
-    match crate::etcd::instance_routes(endpoints, prefix) {
-        Ok(found) if render::route::etcd_digest(&found) != *digest => {
-            Some(Fault::RoutesNotInEtcd.to_string())
+    match keys {
+        Ok(pairs) => {
+            // What the routes unit wrote: the sidekicks' backends are theirs.
+            let written: Vec<(String, String)> = (pairs.iter())
+                .filter(|(key, _)| !render::route::etcd::is_server_key(key))
+                .cloned()
+                .collect();
+            (render::route::etcd_digest(&written) != *digest)
+                .then(|| Fault::RoutesNotInEtcd.to_string())
         }
-        Ok(_) => None,
         Err(e) => Some(format!(
             "its routes in etcd are unknown: reading them at {endpoints}: {e}"
         )),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{certificate, on_host};
 use crate::model::route::ACME_RESOLVER;
+use crate::render::route::etcd::ROOT_KEY;
 
 #[derive(Debug, Serialize)]
 pub struct RouteStatus {
@@ -42,22 +43,31 @@ pub struct AcmeFailure {
 }
 
 /// The routes in `routes_file` (a path on the host), for instance `prefix`.
+/// With routes in etcd the file only says so, in comments: the routes are
+/// then `in_etcd`'s, when given (the instance's keys, backends included).
 pub fn read(
     root: Option<&Path>,
     routes_file: &Path,
     prefix: &str,
+    in_etcd: Option<&[(String, String)]>,
 ) -> Result<Vec<RouteStatus>, String> {
     let path = on_host(root, routes_file);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("reading {}: {e}", routes_file.display()))?;
-    // With routes in etcd, the file only says so, in comments: no YAML
-    // document at all (status said "routes: unknown: unexpected end of
-    // input" and exited 3 for every such instance).
-    if (text.lines()).all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
-        return Ok(Vec::new());
-    }
-    let dynamic: Dynamic = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("reading {}: {e}", routes_file.display()))?;
+    // (A comments-only file is no YAML document at all: status said
+    // "routes: unknown: unexpected end of input" and exited 3 for every
+    // instance with routes in etcd.)
+    let dynamic = if (text.lines())
+        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+    {
+        match in_etcd {
+            Some(pairs) => from_etcd(pairs),
+            None => return Ok(Vec::new()),
+        }
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|e| format!("reading {}: {e}", routes_file.display()))?
+    };
     let router_dir = routes_file
         .parent()
         .and_then(Path::parent)
@@ -234,6 +244,55 @@ fn words_of(rule: &str, matcher: &str) -> Vec<String> {
         .collect()
 }
 
+/// The routers and services of Traefik's KV layout (`traefik/http/routers/
+/// NAME/rule`, `…/tls/certresolver`, `traefik/http/services/NAME/
+/// loadbalancer/servers/N/url`: keys lower-cased, as the routes unit and
+/// the sidekicks write them), as a routes file would have them. A route
+/// whose service no sidekick announces yet has no backend.
+fn from_etcd(pairs: &[(String, String)]) -> Dynamic {
+    let mut http = Http {
+        routers: IndexMap::new(),
+        services: IndexMap::new(),
+    };
+    let routers = format!("{ROOT_KEY}/http/routers/");
+    let services = format!("{ROOT_KEY}/http/services/");
+    for (key, value) in pairs {
+        if let Some((name, field)) = key.strip_prefix(&routers).and_then(|k| k.split_once('/')) {
+            let router = (http.routers.entry(name.to_string())).or_insert_with(|| RouterEntry {
+                rule: String::new(),
+                tls: None,
+            });
+            match field {
+                "rule" => router.rule = value.clone(),
+                "service" => {
+                    http.services.entry(value.clone()).or_default();
+                }
+                "tls" => router.tls = router.tls.take().or(Some(TlsEntry::default())),
+                "tls/certresolver" => {
+                    router.tls = Some(TlsEntry {
+                        cert_resolver: Some(value.clone()),
+                    })
+                }
+                _ if field.starts_with("tls/") => {
+                    router.tls = router.tls.take().or(Some(TlsEntry::default()))
+                }
+                _ => {}
+            }
+        } else if let Some((name, field)) =
+            key.strip_prefix(&services).and_then(|k| k.split_once('/'))
+            && field.starts_with("loadbalancer/servers/")
+            && field.ends_with("/url")
+        {
+            let service = http.services.entry(name.to_string()).or_default();
+            service
+                .load_balancer
+                .servers
+                .push(Server { url: value.clone() });
+        }
+    }
+    Dynamic { http }
+}
+
 /// What status reads of a routes file.
 #[derive(Deserialize)]
 struct Dynamic {
@@ -252,19 +311,19 @@ struct RouterEntry {
     tls: Option<TlsEntry>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct TlsEntry {
     #[serde(rename = "certResolver")]
     cert_resolver: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ServiceEntry {
     #[serde(rename = "loadBalancer")]
     load_balancer: LoadBalancer,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct LoadBalancer {
     servers: Vec<Server>,
 }
@@ -293,6 +352,54 @@ mod tests {
             }]
         );
         assert_eq!(hosts_of("https://fail.test/api"), "fail.test");
+    }
+
+    /// The keys as the routes unit and a sidekick write them: a route
+    /// with ACME, its HTTP redirect (no service of its name), and a route
+    /// no sidekick announces yet.
+    #[test]
+    fn routes_are_read_from_traefiks_kv_layout() {
+        let pairs: Vec<(String, String)> = [
+            (
+                "traefik/http/routers/a-live-web-http/rule",
+                "Host(`a.test`)",
+            ),
+            ("traefik/http/routers/a-live-web-http/service", "a-live-web"),
+            (
+                "traefik/http/routers/a-live-web/rule",
+                "Host(`a.test`) && PathPrefix(`/api`)",
+            ),
+            ("traefik/http/routers/a-live-web/service", "a-live-web"),
+            (
+                "traefik/http/routers/a-live-web/tls/certresolver",
+                "unitgen",
+            ),
+            ("traefik/http/routers/a-live-db/rule", "Host(`db.test`)"),
+            ("traefik/http/routers/a-live-db/service", "a-live-db"),
+            (
+                "traefik/http/services/a-live-web/loadbalancer/servers/h1/url",
+                "http://10.0.0.1:80",
+            ),
+            (
+                "traefik/http/services/a-live-web/loadbalancer/servers/h2/url",
+                "http://10.0.0.2:80",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let http = from_etcd(&pairs).http;
+        let web = &http.routers["a-live-web"];
+        assert_eq!(web.rule, "Host(`a.test`) && PathPrefix(`/api`)");
+        let resolver = web.tls.as_ref().and_then(|t| t.cert_resolver.as_deref());
+        assert_eq!(resolver, Some("unitgen"));
+        assert!(http.routers["a-live-db"].tls.is_none());
+        let urls: Vec<&str> = (http.services["a-live-web"].load_balancer.servers.iter())
+            .map(|s| s.url.as_str())
+            .collect();
+        assert_eq!(urls, ["http://10.0.0.1:80", "http://10.0.0.2:80"]);
+        assert!(http.services["a-live-db"].load_balancer.servers.is_empty());
+        assert!(!http.services.contains_key("a-live-web-http"));
     }
 
     #[test]
