@@ -14,6 +14,7 @@ use std::time::Duration;
 use support::docker::{container_id, docker, is_running};
 use support::net::free_port;
 use support::pebble::Pebble;
+use support::registry;
 use support::traefik::{self, Answer, get, get_as, served_certificate, wait_until};
 use support::wait_for;
 use support::world::World;
@@ -342,6 +343,38 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap(),
         router_unit
     );
+    assert_eq!(world.active("unitgen-router.service"), "active");
+    wait_until(
+        ROUTED,
+        "https://one.example.test/ from the router put back",
+        || get("https", "one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
+
+    // A changed router that exits a moment after its container started
+    // (as Traefik does on a setting it reads once running) is caught too:
+    // its window runs from its container's start. It ran from its unit's
+    // job, which ends before the container exists (the router waits for no
+    // readiness): with the container started a few tenths later, the
+    // window ended first, apply succeeded and the host had no router.
+    let late = "unitgen-test/router-exits-late:1";
+    let image = registry::build_from_busybox(
+        late,
+        "ENTRYPOINT [\"sh\", \"-c\", \"sleep 0.8; echo giving up; exit 1\", \"--\"]\n",
+    );
+    world.write(
+        &template(&world, &ports, &pebble, "www.two.example.test").replace(traefik::IMAGE, late),
+    );
+    let out = world.unitgen(&["apply", "two", "--replace-router", "--settle", "1"]);
+    let err = squeezed(&String::from_utf8_lossy(&out.stderr));
+    docker(["rmi", "--force", &image]);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for said in [
+        "its router (unitgen-router.service) did not start: did not stay up: unitgen-router.service",
+        "the router that ran before was put back and runs",
+    ] {
+        assert!(err.contains(&squeezed(said)), "{said:?} in {err}");
+    }
     assert_eq!(world.active("unitgen-router.service"), "active");
     wait_until(
         ROUTED,

@@ -569,6 +569,10 @@ fn failures(systemd: &Systemd, outcomes: &[JobOutcome], what: &str) -> Result<()
 /// run.
 const SETTLE_POLL: Duration = Duration::from_millis(250);
 
+/// How long the settle time waits for the router's container to run
+/// (see `settle`): a started router's image is on the host already.
+const ROUTER_RUNNING_WITHIN: Duration = Duration::from_secs(30);
+
 /// How long systemd may take, at the end of the settle time, to see the
 /// end of a `docker run` whose container is gone already.
 const VANISHED_GRACE: Duration = Duration::from_secs(5);
@@ -645,8 +649,17 @@ fn settle(
         now.iter().map(|s| s.active_state.clone()).collect(),
         &mut failed,
     )?;
-    let deadline = windows.iter().max().filter(|d| **d > Instant::now());
-    if let Some(&deadline) = deadline {
+    // The router's job ended when its `docker run` was executed, before
+    // its container existed (it waits for no readiness, so that a new
+    // router's text need not restart every host's router): its window
+    // runs from its container's start, once it is seen running, which a
+    // loaded host may take seconds to get to (the window ended first, and
+    // a router that exited a moment later passed).
+    let mut router_unseen = (waited.iter().any(|(unit, _)| *unit == ROUTER_UNIT))
+        .then(|| Instant::now() + ROUTER_RUNNING_WITHIN);
+    let mut router_window = None;
+    let deadline = windows.iter().max().copied();
+    if deadline.is_some_and(|d| d > Instant::now()) || router_unseen.is_some() {
         let waiting = windows.len();
         progress.waiting(&format!(
             "checking that {} {} up for {}s after {} start",
@@ -656,9 +669,35 @@ fn settle(
             if waiting == 1 { "its" } else { "their" },
         ));
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(give_up) = router_unseen {
+                let seen = docker::inspect(ROUTER_CONTAINER).filter(|c| c.status == "running");
+                let running = seen.is_some();
+                if let Some(container) = seen {
+                    // Counted from its start, as Docker has it (from now,
+                    // when that cannot be read).
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    let age = crate::cli::when::parse_iso_micros(&container.started_at)
+                        .map(|started| now.saturating_sub(Duration::from_micros(started)))
+                        .unwrap_or_default();
+                    router_window = Some(Instant::now() + window.saturating_sub(age));
+                }
+                // Not running in time: the looks below tell why (its unit
+                // failed or restarted, its container ended or is missing).
+                if running
+                    || Instant::now() >= give_up
+                    || failed.iter().any(|f| f.unit == ROUTER_UNIT)
+                {
+                    router_unseen = None;
+                }
+            }
+            let end = deadline.max(router_window);
+            let left = end.map_or(Duration::ZERO, |end| {
+                end.saturating_duration_since(Instant::now())
+            });
             // The look at the deadline is the last one, below.
-            if left <= SETTLE_POLL {
+            if left <= SETTLE_POLL && router_unseen.is_none() {
                 std::thread::sleep(left);
                 break;
             }

@@ -91,6 +91,12 @@ impl Drop for Registry {
 
 /// `FROM unitgen-test/busybox:1` plus a label, tagged `reference`; its ID.
 pub fn build_labelled(reference: &str, label: &str) -> String {
+    build_from_busybox(reference, &format!("LABEL unitgen.test={label}\n"))
+}
+
+/// `FROM unitgen-test/busybox:1` plus the Dockerfile `lines`, tagged
+/// `reference`; its ID.
+pub fn build_from_busybox(reference: &str, lines: &str) -> String {
     let mut build = Command::new("docker")
         .args(["build", "--quiet", "--tag", reference, "-"])
         .stdin(Stdio::piped())
@@ -103,7 +109,7 @@ pub fn build_labelled(reference: &str, label: &str) -> String {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("FROM unitgen-test/busybox:1\nLABEL unitgen.test={label}\n").as_bytes())
+        .write_all(format!("FROM unitgen-test/busybox:1\n{lines}").as_bytes())
         .unwrap();
     let out = build.wait_with_output().unwrap();
     assert!(
