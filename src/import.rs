@@ -443,10 +443,18 @@ impl<'a> Importer<'a> {
     }
 
     /// A compose file as compose reads it before merging it with others
-    /// (compose-go's `loadYamlFile`): its services extended, then the
-    /// projects it includes added. `dir` is the folder its relative paths
+    /// (compose-go's `loadYamlFile`): the projects it includes added, then
+    /// its services extended. `dir` is the folder its relative paths
     /// start from; `chain` the files including it, for cycles.
     fn load(&mut self, mut root: Node, dir: &Path, chain: &mut Vec<PathBuf>) -> Node {
+        // Includes first, so that a service may extend an included one
+        // (compose-go's loadYamlFile).
+        if let Kind::Map(entries) = &mut root.kind
+            && let Some(i) = entries.iter().position(|(k, _)| k.name == "include")
+        {
+            let (key, list) = entries.remove(i);
+            self.include(&mut root, &key, &list, dir, chain);
+        }
         // `extends` may name any service of the file, even one left out;
         // compose merges it in first, the base's `profiles` too, and then
         // picks the services of the active profiles.
@@ -470,12 +478,6 @@ impl<'a> Importer<'a> {
             {
                 services.kind = Kind::Map(extended);
             }
-        }
-        if let Kind::Map(entries) = &mut root.kind
-            && let Some(i) = entries.iter().position(|(k, _)| k.name == "include")
-        {
-            let (key, list) = entries.remove(i);
-            self.include(&mut root, &key, &list, dir, chain);
         }
         root
     }

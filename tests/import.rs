@@ -2497,21 +2497,27 @@ fn files_given_with_f_are_merged_in_order_without_the_override_file() {
 #[test]
 fn included_projects_are_added_with_their_paths() {
     let project = Project::new(
-        "include:\n  - db/compose.yaml\n  - path: cache/compose.yaml\n    env_file: cache/cache.env\nservices:\n  web:\n    image: nginx\n    depends_on: [db, cache]\n",
+        "include:\n  - db/compose.yaml\n  - path: cache/compose.yaml\n    env_file: cache/cache.env\nservices:\n  web:\n    image: nginx\n    depends_on: [db, cache]\n  copy:\n    extends: db\n    image: postgres:17\n",
     )
     .file(
         "db/compose.yaml",
-        "services:\n  db:\n    image: postgres:16\n    volumes: [\"./pgdata:/var/lib/postgresql/data\", \"dbdata:/x\"]\n    build: ./img\nvolumes:\n  dbdata:\n",
+        "services:\n  db:\n    image: postgres:16\n    volumes: [\"./pgdata:/var/lib/postgresql/data\", \"dbdata:/x\"]\n    secrets: [pw]\n    build: ./img\nvolumes:\n  dbdata:\nsecrets:\n  pw:\n    file: ./pw.txt\n",
     )
     .file("cache/compose.yaml", "services:\n  cache:\n    image: redis:7\n")
-    .file("cache/cache.env", "REDIS_TAG=6\n");
+    .file("cache/cache.env", "REDIS_TAG=6\n")
+    .file("db/pw.txt", "secret\n");
     let run = project.import_ok(&[]);
     let template = project.template();
     let dir = fs::canonicalize(&project.dir).unwrap();
     for line in [
         "  db:\n    image: postgres:16\n".to_string(),
         format!(
-            "    volumes:\n      - {}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n",
+            "  db:\n    image: postgres:16\n    volumes:\n      - {0}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n      - {0}/db/pw.txt:/run/secrets/pw:ro\n",
+            dir.display()
+        ),
+        // A service may extend an included one (compose-go includes first).
+        format!(
+            "  copy:\n    image: postgres:17\n    volumes:\n      - {0}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n      - {0}/db/pw.txt:/run/secrets/pw:ro\n",
             dir.display()
         ),
         "  cache:\n    image: redis:7\n".to_string(),
@@ -2521,7 +2527,7 @@ fn included_projects_are_added_with_their_paths() {
         assert!(template.contains(&line), "{line} in\n{template}");
     }
     for warning in [
-        "warning: db/compose.yaml:5: db: build: unitgen runs images, it does not build them: build ./db/img",
+        "warning: db/compose.yaml:6: db: build: unitgen runs images, it does not build them: build ./db/img",
         "warning: docker-compose.yml:3:5: include: compose gives the included files' variables the values of cache/cache.env too",
     ] {
         assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);

@@ -167,13 +167,7 @@ pub(super) fn rebase_paths(base: &mut Node, prefix: &str) {
     let Kind::Map(entries) = &mut base.kind else {
         return;
     };
-    let rebase = |text: &mut String| {
-        let relative = !text.starts_with(['/', '~', '$']) && !text.is_empty();
-        if relative {
-            let rest = text.strip_prefix("./").unwrap_or(text);
-            *text = format!("{prefix}{rest}");
-        }
-    };
+    let rebase = |text: &mut String| rebase_path(text, prefix);
     for (key, value) in entries {
         match (key.name.as_str(), &mut value.kind) {
             ("volumes", Kind::List(items)) => {
@@ -223,6 +217,15 @@ pub(super) fn rebase_paths(base: &mut Node, prefix: &str) {
             }
             _ => {}
         }
+    }
+}
+
+/// A relative host path with `prefix` put before it.
+pub(super) fn rebase_path(text: &mut String, prefix: &str) {
+    let relative = !text.starts_with(['/', '~', '$']) && !text.is_empty();
+    if relative {
+        let rest = text.strip_prefix("./").unwrap_or(text);
+        *text = format!("{prefix}{rest}");
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use miette::NamedSource;
 
 use super::Importer;
-use super::extends::{normalize, rebase_paths, rebase_prefix};
+use super::extends::{normalize, rebase_path, rebase_paths, rebase_prefix};
 use super::node::{self, Key, Kind, Node, Place};
 
 /// The top-level sections an included project adds to.
@@ -166,12 +166,28 @@ impl Importer<'_> {
         // project's folder; written relative to the including file's folder,
         // they mean the same (as for `extends`).
         if let Some(prefix) = rebase_prefix(project_dir, including_dir)
-            && let Kind::Map(entries) = &mut project.kind
-            && let Some((_, services)) = entries.iter_mut().find(|(k, _)| k.name == "services")
-            && let Kind::Map(services) = &mut services.kind
+            && let Kind::Map(sections) = &mut project.kind
         {
-            for (_, service) in services {
-                rebase_paths(service, &prefix);
+            for (section, entries) in sections {
+                let Kind::Map(entries) = &mut entries.kind else {
+                    continue;
+                };
+                for (_, def) in entries {
+                    match section.name.as_str() {
+                        "services" => rebase_paths(def, &prefix),
+                        // A secret or config backed by a file.
+                        "secrets" | "configs" => {
+                            if let Kind::Map(fields) = &mut def.kind
+                                && let Some((_, file)) =
+                                    fields.iter_mut().find(|(k, _)| k.name == "file")
+                                && let Kind::Text(text) = &mut file.kind
+                            {
+                                rebase_path(text, &prefix);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
         Some(project)
