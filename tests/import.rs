@@ -2443,7 +2443,8 @@ fn the_override_file_beside_the_compose_file_is_merged_as_compose_up_merges_it()
 }
 
 /// `-f a -f b`, as compose takes it: the files merged in order, and no
-/// override file looked for; a fault in a later file is shown in it.
+/// override file looked for (nor with `COMPOSE_FILE=a:b` in `.env`); a
+/// fault in a later file is shown in it.
 #[test]
 fn files_given_with_f_are_merged_in_order_without_the_override_file() {
     let project = Project::new("services:\n  web:\n    image: nginx\n")
@@ -2475,6 +2476,17 @@ fn files_given_with_f_are_merged_in_order_without_the_override_file() {
         "{}",
         run.stdout
     );
+
+    // Given no file, compose takes its files from `COMPOSE_FILE` in `.env`.
+    let project = project.file(".env", "COMPOSE_FILE=base.yml:prod.yml\n");
+    let run = project.run(&["import"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("    image: nginx:2\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ports"), "{}", run.stdout);
 
     let project = project.file("bad.yml", "services:\n  web:\n    ports: 80\n");
     let run = project.run(&["import", "-f", "base.yml", "-f", "bad.yml"]);
@@ -2574,6 +2586,19 @@ fn included_projects_are_added_with_their_paths() {
     );
     assert!(
         run.stderr.contains("[db/compose.yaml:1:11]"),
+        "{}",
+        run.stderr
+    );
+
+    let remote = cycle.file(
+        "docker-compose.yml",
+        "include: [\"oci://example.org/app:1\"]\nservices:\n  web:\n    image: nginx\n",
+    );
+    let run = remote.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("oci://example.org/app:1 is remote: import reads files only"),
         "{}",
         run.stderr
     );

@@ -83,7 +83,10 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     let paths = match (&args.compose, args.files.is_empty()) {
         (None, false) => args.files.clone(),
         (Some(path), _) => with_override(path.clone()),
-        (None, true) => with_override(find_compose_file()?),
+        (None, true) => match compose_file_variable()? {
+            Some(paths) => paths,
+            None => with_override(find_compose_file()?),
+        },
     };
     let path = paths[0].clone();
     if let Some(output) = &args.output
@@ -214,6 +217,32 @@ fn with_override(path: PathBuf) -> Vec<PathBuf> {
         .map(|name| path.with_file_name(name))
         .find(|over| default_name && over.is_file());
     std::iter::once(path).chain(over).collect()
+}
+
+/// The files `COMPOSE_FILE` in `.env` here names (`a.yml:b.yml`, split at
+/// `COMPOSE_PATH_SEPARATOR`, else `:`), which compose reads instead of
+/// looking for its files when given none (import does not read the
+/// shell's variables, here as for the compose variables).
+fn compose_file_variable() -> Result<Option<Vec<PathBuf>>> {
+    let text = match crate::template::read_capped_text(Path::new(".env")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(miette!("cannot read .env: {e}")),
+    };
+    let vars = parse_dotenv(&text);
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(files) = get("COMPOSE_FILE") else {
+        return Ok(None);
+    };
+    let separator = get("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
+    Ok(Some(
+        files.split(separator.as_str()).map(PathBuf::from).collect(),
+    ))
 }
 
 fn find_compose_file() -> Result<PathBuf> {

@@ -52,6 +52,14 @@ impl Importer<'_> {
                     .unwrap_or_else(|| text.to_string());
                 normalize(&dir.join(text))
             };
+            // compose reads these with its resource loaders (git, OCI).
+            if let Some((path, at)) = entry.paths.iter().find(|(p, _)| is_remote(p)) {
+                self.error(
+                    at,
+                    format!("`include`: {path} is remote: import reads files only; download it and include it by its path"),
+                );
+                continue;
+            }
             let paths: Vec<(PathBuf, Place)> = entry
                 .paths
                 .iter()
@@ -285,6 +293,11 @@ impl Importer<'_> {
             Err(_) => crate::template::display_path(path),
         }
     }
+}
+
+/// A path compose loads from elsewhere: `oci://…`, `git@…`, `https://…`.
+fn is_remote(path: &str) -> bool {
+    path.contains("://") || path.starts_with("git@")
 }
 
 /// The same YAML, wherever it is written.
