@@ -11,7 +11,9 @@
 mod emit;
 mod env_file;
 mod extends;
+mod include;
 mod interpolate;
+mod merge;
 mod node;
 mod service;
 mod volumes_from;
@@ -21,13 +23,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde_saphyr::Location as YamlLocation;
 
 use crate::compile::syntax;
 use crate::diagnostic::{Location, Problem, Problems, SourceFile};
 use emit::{Map, Scalar, Value};
 use interpolate::Piece;
-use node::{Key, Kind, Node};
+use node::{Key, Kind, Node, Place};
 
 /// What the importer needs besides the compose file.
 #[derive(Debug, Clone)]
@@ -50,7 +51,7 @@ pub struct Options {
     /// The active compose profiles (`--profile`, `COMPOSE_PROFILES`); `*`
     /// activates all.
     pub profiles: Vec<String>,
-    /// Reads another compose file (`extends: {file: …}`).
+    /// Reads another compose file (`extends: {file: …}`, `include`).
     pub read: fn(&Path) -> std::io::Result<String>,
 }
 
@@ -69,7 +70,8 @@ pub struct Imported {
 /// did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Warning {
-    /// The file it is in, when not the compose file (`.env`).
+    /// The file it is in, when not the compose file named first (`.env`,
+    /// an override file, an included file).
     pub file: Option<String>,
     pub line: u64,
     pub column: u64,
@@ -92,9 +94,16 @@ impl fmt::Display for Warning {
     }
 }
 
-/// Converts the compose file `file` into a unitgen template.
+/// Converts the compose file `file` (with the files it includes) into a
+/// unitgen template.
 pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems> {
-    let root = node::read(file)?;
+    import_files(std::slice::from_ref(file), options)
+}
+
+/// Converts a compose project into a unitgen template: `files` merged as
+/// compose merges them (`-f files[0] -f files[1] …`; the first names the
+/// project), each with the files it includes.
+pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported, Problems> {
     // `${PWD}` is the folder compose ran in, which its shell sets and a
     // unit has not: most often the compose file's (`$PWD:/app`).
     let pwd_is_dir = !options.dotenv.iter().any(|(name, _)| name == "PWD");
@@ -105,7 +114,9 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
     }
     let options = &with_pwd;
     let mut importer = Importer {
-        file,
+        files: Vec::new(),
+        merged: Vec::new(),
+        included: Vec::new(),
         options,
         pwd_is_dir,
         values: IndexMap::new(),
@@ -128,6 +139,27 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
     };
     // `.env`'s first: the compose file's values come from it.
     importer.warnings = options.beside_notes.clone();
+    let mut root: Option<Node> = None;
+    for file in files {
+        let id = importer.add_file(file.clone());
+        // Its path, for include cycles (`-f` files are read from the cwd,
+        // shown relative to it, most often in the project's folder).
+        let path = Path::new(file.name())
+            .file_name()
+            .map(|name| options.dir.join(name));
+        let mut chain: Vec<PathBuf> = path.into_iter().collect();
+        let node = importer.load(node::read(file, id)?, &options.dir.clone(), &mut chain);
+        root = Some(match root {
+            None => node,
+            Some(base) => {
+                importer.merged.push(file.name().to_string());
+                importer.merging(|merger| merger.files(base, node))
+            }
+        });
+    }
+    let Some(root) = root.map(merge::without_resets) else {
+        return Err(Problem::new("no compose file given").into());
+    };
     match importer.document(&root) {
         Some((yaml, app, services)) if importer.problems.is_empty() => Ok(Imported {
             yaml,
@@ -296,12 +328,17 @@ struct InstanceValue {
     /// `${V:?message}`: the message.
     required: Option<String>,
     /// Where it was first used.
-    at: YamlLocation,
+    at: Place,
     service: Option<String>,
 }
 
 struct Importer<'a> {
-    file: &'a SourceFile,
+    /// Every file read, by its number in [`Place::file`]: the compose files
+    /// given, in their order, then those they include or extend from.
+    files: Vec<SourceFile>,
+    /// The files merged over the first, and those included, as shown.
+    merged: Vec<String>,
+    included: Vec<String>,
     options: &'a Options,
     /// Instance values by unitgen name, in order of first use.
     values: IndexMap<String, InstanceValue>,
@@ -351,7 +388,7 @@ struct Importer<'a> {
 
 /// One service of a `volumes_from`, with the mode it forces (`:ro` is
 /// `Some(true)`, `:rw` `Some(false)`) and where it is written.
-type VolumesFrom = (String, Option<bool>, YamlLocation);
+type VolumesFrom = (String, Option<bool>, Place);
 
 /// A volume a service mounts, as written into the template.
 #[derive(Clone)]
@@ -377,20 +414,15 @@ struct Globals<'n> {
 
 impl<'a> Importer<'a> {
     /// Warns about `key` of the service being converted (or of the file).
-    fn warn(&mut self, at: &YamlLocation, key: &str, message: impl Into<String>) {
+    fn warn(&mut self, at: &Place, key: &str, message: impl Into<String>) {
         let service = self.service.clone();
         self.warn_about(service, at, key, message.into());
     }
 
-    fn warn_about(
-        &mut self,
-        service: Option<String>,
-        at: &YamlLocation,
-        key: &str,
-        message: String,
-    ) {
+    fn warn_about(&mut self, service: Option<String>, at: &Place, key: &str, message: String) {
+        let file = (at.file > 0).then(|| self.files[at.file].name().to_string());
         self.warnings.push(Warning {
-            file: None,
+            file,
             line: at.line(),
             column: at.column(),
             service,
@@ -399,9 +431,73 @@ impl<'a> Importer<'a> {
         });
     }
 
-    fn error(&mut self, at: &YamlLocation, message: impl Into<String>) {
-        let location = Location::from_yaml(self.file, &at.into());
+    fn error(&mut self, at: &Place, message: impl Into<String>) {
+        let location = Location::from_yaml(&self.files[at.file], &at.at);
         self.problems.push(Problem::new(message).at(&location));
+    }
+
+    /// Numbers a file read, for the places of its nodes.
+    fn add_file(&mut self, file: SourceFile) -> usize {
+        self.files.push(file);
+        self.files.len() - 1
+    }
+
+    /// A compose file as compose reads it before merging it with others
+    /// (compose-go's `loadYamlFile`): the projects it includes added, then
+    /// its services extended. `dir` is the folder its relative paths
+    /// start from; `chain` the files including it, for cycles.
+    fn load(&mut self, mut root: Node, dir: &Path, chain: &mut Vec<PathBuf>) -> Node {
+        // Includes first, so that a service may extend an included one
+        // (compose-go's loadYamlFile).
+        if let Kind::Map(entries) = &mut root.kind
+            && let Some(i) = entries.iter().position(|(k, _)| k.name == "include")
+        {
+            let (key, list) = entries.remove(i);
+            self.include(&mut root, &key, &list, dir, chain);
+        }
+        // `extends` may name any service of the file, even one left out;
+        // compose merges it in first, the base's `profiles` too, and then
+        // picks the services of the active profiles.
+        if let Kind::Map(entries) = &root.kind
+            && let Some(services) = entries
+                .iter()
+                .find(|(k, _)| k.name == "services")
+                .and_then(|(_, v)| v.entries())
+        {
+            let mut extended = Vec::with_capacity(services.len());
+            for (key, def) in services {
+                self.service = Some(key.name.clone());
+                let def = self
+                    .extended(def, services, dir, 0)
+                    .unwrap_or_else(|| def.clone());
+                extended.push((key.clone(), def));
+            }
+            self.service = None;
+            if let Kind::Map(entries) = &mut root.kind
+                && let Some((_, services)) = entries.iter_mut().find(|(k, _)| k.name == "services")
+            {
+                services.kind = Kind::Map(extended);
+            }
+        }
+        root
+    }
+
+    /// Runs `merge` with what it needs of the importer; what compose refuses
+    /// to merge is an error at its place.
+    fn merging(&mut self, merge: impl FnOnce(&mut merge::Merger) -> Node) -> Node {
+        let resolve = |text: &str| {
+            self.as_compose_resolves(text)
+                .unwrap_or_else(|| text.to_string())
+        };
+        let mut merger = merge::Merger {
+            resolve: &resolve,
+            refused: Vec::new(),
+        };
+        let out = merge(&mut merger);
+        for refused in merger.refused {
+            self.error(&refused.at, refused.message);
+        }
+        out
     }
 
     /// Reports a node of the wrong shape.
@@ -437,11 +533,6 @@ impl<'a> Importer<'a> {
                 "secrets" => globals.secrets = Some(value),
                 "configs" => globals.configs = Some(value),
                 "networks" => globals.networks = Some((key, value)),
-                "include" => self.warn(
-                    &key.at,
-                    "include",
-                    "other compose files are not imported: import each one and merge the services by hand",
-                ),
                 // Extension fields hold YAML anchors; their content is
                 // carried over where it is merged in.
                 name if name.starts_with("x-") => {}
@@ -482,18 +573,7 @@ impl<'a> Importer<'a> {
             self.error(&services_node.at, "the compose file has no services");
             return None;
         }
-        // `extends` may name any service of the file, even one left out;
-        // compose merges it in first, the base's `profiles` too, and then
-        // picks the services of the active profiles.
-        let dir = self.options.dir.clone();
-        let mut extended_entries = Vec::with_capacity(service_entries.len());
-        for (key, def) in service_entries {
-            self.service = Some(key.name.clone());
-            let extended = self.extended(def, service_entries, &dir, 0);
-            extended_entries.push((key.clone(), extended.unwrap_or_else(|| def.clone())));
-        }
-        self.service = None;
-        let service_entries = &self.select_profiles(&extended_entries);
+        let service_entries = &self.select_profiles(service_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
         self.container_names = service_entries
@@ -541,8 +621,13 @@ impl<'a> Importer<'a> {
         instances.set(&self.options.instance, Value::Map(values));
         doc.set("instances", Value::Map(instances));
 
-        self.warnings
-            .sort_by_key(|w| (w.file.is_none(), w.line, w.column));
+        // `.env`'s first, then each file's in its order.
+        let rank = |w: &Warning| {
+            let file = w.file.as_deref();
+            let compose = self.files.iter().position(|f| Some(f.name()) == file);
+            (compose.is_some() || file.is_none(), compose.unwrap_or(0))
+        };
+        self.warnings.sort_by_key(|w| (rank(w), w.line, w.column));
         let mut text = self.header();
         doc.write(&mut text);
         Some((text, app, count))
@@ -555,7 +640,7 @@ impl<'a> Importer<'a> {
     /// depends on one that is not there or left out is refused.
     fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
         let active = &self.options.profiles;
-        let profiles_of = |def: &Node| -> Option<(YamlLocation, Vec<String>)> {
+        let profiles_of = |def: &Node| -> Option<(Place, Vec<String>)> {
             let (key, list) = def.entries()?.iter().find(|(k, _)| k.name == "profiles")?;
             let names = list
                 .items()
@@ -707,7 +792,7 @@ impl<'a> Importer<'a> {
     // ---- Scalars, with compose variables ----
 
     /// A string's pieces, its variables recorded as instance values.
-    fn pieces(&mut self, text: &str, at: &YamlLocation, key: &str) -> Vec<Piece> {
+    fn pieces(&mut self, text: &str, at: &Place, key: &str) -> Vec<Piece> {
         let dotenv = &self.options.dotenv;
         let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
         match interpolate::parse_with(text, &set) {
@@ -733,7 +818,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn record(&mut self, pieces: &[Piece], at: &YamlLocation, key: &str) {
+    fn record(&mut self, pieces: &[Piece], at: &Place, key: &str) {
         for piece in interpolate::variables(pieces) {
             let (variable, default, needed, required) = match piece {
                 Piece::Var {
@@ -916,11 +1001,7 @@ impl<'a> Importer<'a> {
     /// A map, or a list of `KEY=value` strings (`environment`, `labels`), each
     /// with its place, for what is said about it. A value is `None` where
     /// compose takes it from its own environment (`KEY:` or a bare `KEY`).
-    fn key_values(
-        &mut self,
-        node: &Node,
-        key: &str,
-    ) -> Vec<(String, Option<Scalar>, YamlLocation)> {
+    fn key_values(&mut self, node: &Node, key: &str) -> Vec<(String, Option<Scalar>, Place)> {
         let mut out = Vec::new();
         match &node.kind {
             Kind::Map(entries) => {
@@ -1152,11 +1233,22 @@ impl<'a> Importer<'a> {
     /// Comments at the top: where the template came from, and what was not
     /// carried over.
     fn header(&self) -> String {
-        let mut lines = vec![
-            format!("Imported by `unitgen import` from {}.", self.file.name()),
+        let mut from = format!("Imported by `unitgen import` from {}", self.files[0].name());
+        if !self.merged.is_empty() {
+            from.push_str(&format!(
+                ", with {} merged over it",
+                self.merged.join(", then ")
+            ));
+        }
+        if !self.included.is_empty() {
+            from.push_str(&format!(", including {}", self.included.join(", ")));
+        }
+        from.push('.');
+        let mut lines = wrap(&from, 76, "");
+        lines.extend([
             "Each service runs as a systemd unit (`docker run`); the services of an".into(),
             "instance share one network, where they find each other by name.".into(),
-        ];
+        ]);
         lines.push(
             "Services compose would not restart say `restart: \"no\"` (compose's default;".into(),
         );
@@ -1260,7 +1352,7 @@ fn local_driver_volumes(volumes: &Node) -> (HashMap<String, String>, HashMap<Str
 /// The services a service needs to start, each where it is named: those
 /// of its `depends_on` (but `required: false`) and its `links` (`db` or
 /// `db:alias`).
-fn needs(def: &Node) -> Vec<(String, YamlLocation)> {
+fn needs(def: &Node) -> Vec<(String, Place)> {
     let mut names = Vec::new();
     if let Some(depends_on) = def.get("depends_on") {
         match depends_on.entries() {

@@ -2338,24 +2338,83 @@ fn a_variable_passed_through_from_dotenv_is_carried_silently_and_warnings_point_
 
 /// plausible's community edition publishes its port from a
 /// `compose.override.yml`, which `docker compose up` merges over the
-/// compose file it finds; import read the compose file alone and said
-/// "everything carried over". The override file is warned about, on stderr
-/// and in the template, with the `.env` lines compose completes from its
-/// shell (`P=x\$HOME` unquoted keeps the backslash: compose-go escapes `$`
-/// only in double quotes).
+/// compose file it finds; import read the compose file alone (and only
+/// warned), so the template published nothing. The override file is now
+/// merged as compose merges it: mappings key by key, `command` and the
+/// health test replaced, ports joined, environment by name, volumes by
+/// target, `depends_on` joined, `!reset` and `!override` (compose 2.18).
+/// Warnings about its keys point at it; the header names both files.
 #[test]
-fn an_override_file_and_shell_values_in_dotenv_are_warned() {
+fn the_override_file_beside_the_compose_file_is_merged_as_compose_up_merges_it() {
     let project = Project::new(
-        "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      P: ${P}\n",
+        "services:\n  web:\n    image: nginx:${TAG}\n    command: [nginx, -g, daemon off;]\n    ports: [\"8080:80\"]\n    environment:\n      A: \"1\"\n      B: \"2\"\n      P: ${P}\n    volumes: [\"./data:/data\", \"logs:/var/log/nginx\"]\n    depends_on: [db]\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: 10s\n    labels: [x=1]\n  db:\n    image: postgres:16\nvolumes:\n  logs:\n",
     )
     .file(
         "docker-compose.override.yml",
-        "services:\n  web:\n    ports: [\"8000:80\"]\n",
+        "services:\n  web:\n    command: [nginx-debug, -g, daemon off;]\n    ports: [\"8443:443\"]\n    environment: [B=3, C=4]\n    volumes: [\"/srv/data:/data\"]\n    depends_on: {cache: {condition: service_started}}\n    healthcheck:\n      test: [CMD, \"false\"]\n    labels: !reset []\n  cache:\n    image: redis:7\n    build: ./cache\n",
     )
     .file(".env", "TAG=1.27\nP=x\\$HOME\n");
+    // The fixture means to compose what the assertions below say (Debian's
+    // docker-compose 1.29 merges override files as compose v2 does, but
+    // reads no `!reset`: checked without it).
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok()
+    {
+        let plain =
+            Project::new(&fs::read_to_string(project.dir.join("docker-compose.yml")).unwrap())
+                .file(
+                    "docker-compose.override.yml",
+                    &fs::read_to_string(project.dir.join("docker-compose.override.yml"))
+                        .unwrap()
+                        .replace("    labels: !reset []\n", ""),
+                )
+                .file(".env", "TAG=1.27\n")
+                .file("cache/Dockerfile", "FROM redis:7\n");
+        let out = Command::new("docker-compose")
+            .args(["config"])
+            .current_dir(&plain.dir)
+            .output()
+            .unwrap();
+        let config = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for merged in [
+            "    command:\n    - nginx-debug\n",
+            "      cache:\n        condition: service_started\n      db:\n        condition: service_started\n",
+            "      A: '1'\n      B: '3'\n      C: '4'\n",
+            "      test:\n      - CMD\n      - \"false\"\n",
+            "    - published: 8080\n      target: 80\n    - published: 8443\n      target: 443\n",
+            "    - /srv/data:/data:rw\n    - logs:/var/log/nginx:rw\n",
+        ] {
+            assert!(config.contains(merged), "{merged} in\n{config}");
+        }
+    }
     let run = project.import_ok(&[]);
+    let template = project.template();
+    for merged in [
+        "    command: [nginx-debug, -g, daemon off;]\n",
+        "    ports: [\"8080:80\", \"8443:443\"]\n",
+        "      A: \"1\"\n      B: \"3\"\n",
+        "      C: \"4\"\n",
+        "    volumes: [\"/srv/data:/data\", \"logs:/var/log/nginx\"]\n",
+        "    depends_on: [db, cache]\n",
+        "      test: [CMD, \"false\"]\n      interval: 10s\n",
+    ] {
+        assert!(template.contains(merged), "{merged} in\n{template}");
+    }
+    assert!(!template.contains("labels"), "{template}");
     assert!(
-        run.stderr.contains("warning: docker-compose.override.yml:1: override: `docker compose up` merges `docker-compose.override.yml` over docker-compose.yml here, and import reads one file: its settings are not in the template"),
+        template.starts_with("# Imported by `unitgen import` from docker-compose.yml, with\n# docker-compose.override.yml merged over it.\n"),
+        "{template}"
+    );
+    assert!(
+        run.stderr
+            .contains("warning: docker-compose.override.yml:13: cache: build: unitgen runs images"),
         "{}",
         run.stderr
     );
@@ -2365,16 +2424,184 @@ fn an_override_file_and_shell_values_in_dotenv_are_warned() {
         run.stderr
     );
     assert!(
-        run.stderr.contains(": 2 warnings, also listed"),
+        run.stderr
+            .contains("imported 3 services from docker-compose.yml + docker-compose.override.yml"),
         "{}",
         run.stderr
     );
-    let template = project.template();
     assert!(
-        template.contains("# - docker-compose.override.yml:1: override:"),
+        template.contains("# - docker-compose.override.yml:13: cache: build:"),
         "{template}"
     );
-    assert!(template.contains("    p: x\\\n"), "{template}");
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains("--publish 8443:443"),
+        "{}",
+        render.stdout
+    );
+}
+
+/// `-f a -f b`, as compose takes it: the files merged in order, and no
+/// override file looked for (nor with `COMPOSE_FILE=a:b` in `.env`); a
+/// fault in a later file is shown in it.
+#[test]
+fn files_given_with_f_are_merged_in_order_without_the_override_file() {
+    let project = Project::new("services:\n  web:\n    image: nginx\n")
+        .file(
+            "base.yml",
+            "services:\n  web:\n    image: nginx:1\n    environment: {MODE: base}\n",
+        )
+        .file(
+            "prod.yml",
+            "services:\n  web:\n    image: nginx:2\n    environment: {MODE: prod}\n",
+        )
+        .file(
+            "docker-compose.override.yml",
+            "services:\n  web:\n    ports: [\"80:80\"]\n",
+        );
+    let run = project.run(&["import", "-f", "base.yml", "-f", "prod.yml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("    image: nginx:2\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("      MODE: prod\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("ports"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with(
+            "# Imported by `unitgen import` from base.yml, with prod.yml merged over it.\n"
+        ),
+        "{}",
+        run.stdout
+    );
+
+    // Given no file, compose takes its files from `COMPOSE_FILE` in `.env`.
+    let project = project.file(".env", "COMPOSE_FILE=base.yml:prod.yml\n");
+    let run = project.run(&["import"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("    image: nginx:2\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ports"), "{}", run.stdout);
+
+    let project = project.file("bad.yml", "services:\n  web:\n    ports: 80\n");
+    let run = project.run(&["import", "-f", "base.yml", "-f", "bad.yml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`ports` of service `web`: expected a list, found a number"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("[bad.yml:3:12]"), "{}", run.stderr);
+    let run = project.run(&["import", "docker-compose.yml", "-f", "base.yml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+/// `include` was warned and its services left out. Now each included
+/// project's services, networks and volumes are added, its relative paths
+/// from its own folder; a service both define is refused as compose 2
+/// refuses it, at the including file's definition; an include cycle too.
+#[test]
+fn included_projects_are_added_with_their_paths() {
+    let project = Project::new(
+        "include:\n  - db/compose.yaml\n  - path: cache/compose.yaml\n    env_file: cache/cache.env\nservices:\n  web:\n    image: nginx\n    depends_on: [db, cache]\n  copy:\n    extends: db\n    image: postgres:17\n",
+    )
+    .file(
+        "db/compose.yaml",
+        "services:\n  db:\n    image: postgres:16\n    volumes: [\"./pgdata:/var/lib/postgresql/data\", \"dbdata:/x\"]\n    secrets: [pw]\n    build: ./img\nvolumes:\n  dbdata:\nsecrets:\n  pw:\n    file: ./pw.txt\n",
+    )
+    .file("cache/compose.yaml", "services:\n  cache:\n    image: redis:7\n")
+    .file("cache/cache.env", "REDIS_TAG=6\n")
+    .file("db/pw.txt", "secret\n");
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    let dir = fs::canonicalize(&project.dir).unwrap();
+    for line in [
+        "  db:\n    image: postgres:16\n".to_string(),
+        format!(
+            "  db:\n    image: postgres:16\n    volumes:\n      - {0}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n      - {0}/db/pw.txt:/run/secrets/pw:ro\n",
+            dir.display()
+        ),
+        // A service may extend an included one (compose-go includes first).
+        format!(
+            "  copy:\n    image: postgres:17\n    volumes:\n      - {0}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n      - {0}/db/pw.txt:/run/secrets/pw:ro\n",
+            dir.display()
+        ),
+        "  cache:\n    image: redis:7\n".to_string(),
+        "volumes:\n  dbdata: {}\n".to_string(),
+        "# Imported by `unitgen import` from docker-compose.yml, including\n# db/compose.yaml, cache/compose.yaml.\n".to_string(),
+    ] {
+        assert!(template.contains(&line), "{line} in\n{template}");
+    }
+    for warning in [
+        "warning: db/compose.yaml:6: db: build: unitgen runs images, it does not build them: build ./db/img",
+        "warning: docker-compose.yml:3:5: include: compose gives the included files' variables the values of cache/cache.env too",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+
+    let conflict = project.file(
+        "docker-compose.yml",
+        "include: [db/compose.yaml]\nservices:\n  db:\n    image: mysql\n",
+    );
+    let run = conflict.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`services.db` is defined here and in the included db/compose.yaml")
+            && run
+                .stderr
+                .contains("(\"services.db conflicts with imported resource\")"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[docker-compose.yml:3:3]"),
+        "{}",
+        run.stderr
+    );
+
+    let cycle = conflict
+        .file(
+            "docker-compose.yml",
+            "include: [db/compose.yaml]\nservices:\n  web:\n    image: nginx\n",
+        )
+        .file(
+            "db/compose.yaml",
+            "include: [../docker-compose.yml]\nservices:\n  db:\n    image: postgres\n",
+        );
+    let run = cycle.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`include`: docker-compose.yml includes this file already")
+            && run.stderr.contains("(\"include cycle detected\")"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[db/compose.yaml:1:11]"),
+        "{}",
+        run.stderr
+    );
+
+    let remote = cycle.file(
+        "docker-compose.yml",
+        "include: [\"oci://example.org/app:1\"]\nservices:\n  web:\n    image: nginx\n",
+    );
+    let run = remote.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("oci://example.org/app:1 is remote: import reads files only"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// bunkerweb's compose gives its network the subnet `10.20.30.0/24` and

@@ -9,19 +9,21 @@ use miette::{IntoDiagnostic, NamedSource, Result, WrapErr, miette};
 use super::Outcome;
 use super::output::{self, out};
 use crate::compile::{compile, syntax};
-use crate::import::{Options, dotenv_warnings, import, parse_dotenv};
+use crate::import::{Options, dotenv_warnings, import_files, parse_dotenv};
 use crate::template::{Template, display_path, parse};
 
-/// The files compose looks for, in its order.
+/// The files compose looks for, in its order (compose-go's
+/// `DefaultFileNames`).
 const COMPOSE_FILES: &[&str] = &[
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
 ];
 
 /// The override files compose merges over the file it finds, in its order
-/// (the first one there).
+/// (compose-go's `DefaultOverrideFileNames`: the first one there, whichever
+/// of the names above the compose file has).
 const OVERRIDE_FILES: &[&str] = &[
     "compose.override.yml",
     "compose.override.yaml",
@@ -32,8 +34,22 @@ const OVERRIDE_FILES: &[&str] = &[
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The compose file [default: the first of compose.yaml, compose.yml,
-    /// docker-compose.yaml and docker-compose.yml found here].
+    /// docker-compose.yml and docker-compose.yaml found here]. As
+    /// `docker compose up` run in its folder, the override file there
+    /// (compose.override.yml, compose.override.yaml,
+    /// docker-compose.override.yml or docker-compose.override.yaml) is merged
+    /// over it, when the compose file has one of those names.
     pub compose: Option<PathBuf>,
+    /// Compose files merged in order, as compose's `-f FILE -f FILE…`
+    /// (repeatable): exactly these, no override file looked for. The first
+    /// one's folder is the project's.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "compose"
+    )]
+    pub files: Vec<PathBuf>,
     /// Write the template to FILE instead of printing it.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -64,10 +80,15 @@ pub fn parse_name(name: &str) -> Result<String, String> {
 }
 
 pub fn run(args: ImportArgs) -> Result<Outcome> {
-    let path = match &args.compose {
-        Some(path) => path.clone(),
-        None => find_compose_file()?,
+    let paths = match (&args.compose, args.files.is_empty()) {
+        (None, false) => args.files.clone(),
+        (Some(path), _) => with_override(path.clone()),
+        (None, true) => match compose_file_variable()? {
+            Some(paths) => paths,
+            None => with_override(find_compose_file()?),
+        },
     };
+    let path = paths[0].clone();
     if let Some(output) = &args.output
         && output::would_replace(output)
         && !args.force
@@ -78,11 +99,15 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             crate::diagnostic::shown_path(output)
         ));
     }
-    let bytes = crate::template::read_capped(&path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read {}", crate::diagnostic::shown_path(&path)))?;
-    // Not UTF-8: said where, as for templates.
-    let text = crate::template::utf8(&path, bytes)?;
+    let mut files = Vec::with_capacity(paths.len());
+    for path in &paths {
+        let bytes = crate::template::read_capped(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", crate::diagnostic::shown_path(path)))?;
+        // Not UTF-8: said where, as for templates.
+        let text = crate::template::utf8(path, bytes)?;
+        files.push(Arc::new(NamedSource::new(display_path(path), text)));
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))
         .into_diagnostic()
@@ -90,7 +115,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     // Compose reads `.env` beside the compose file for its variables.
     // Shown beside the compose file as the user named it.
     let shown_dotenv = display_path(&path.with_file_name(".env"));
-    let (dotenv, mut beside_notes) = match crate::template::read_capped_text(&dir.join(".env")) {
+    let (dotenv, beside_notes) = match crate::template::read_capped_text(&dir.join(".env")) {
         Ok(text) => (parse_dotenv(&text), dotenv_warnings(&text, &shown_dotenv)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
         Err(e) => {
@@ -100,25 +125,6 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             ));
         }
     };
-    // Run without -f, compose merges an override file over the file it
-    // finds (plausible's ports, sentry's and mailcow's local settings).
-    let default_name = path
-        .file_name()
-        .is_some_and(|name| COMPOSE_FILES.iter().any(|f| name == *f));
-    if default_name && let Some(over) = OVERRIDE_FILES.iter().find(|f| dir.join(f).exists()) {
-        let name = display_path(&path.with_file_name(over));
-        beside_notes.push(crate::import::Warning {
-            file: Some(name.clone()),
-            line: 1,
-            column: 1,
-            service: None,
-            key: "override".into(),
-            message: format!(
-                "`docker compose up` merges `{name}` over {} here, and import reads one file: its settings are not in the template; merge them into the compose file and import that",
-                display_path(&path)
-            ),
-        });
-    }
     // Compose reads COMPOSE_PROFILES from `.env` too, split at commas as
     // written (an empty one activates dify's `profiles: [""]`); `--profile`
     // adds to it.
@@ -136,8 +142,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         profiles,
         read: crate::template::read_capped_text,
     };
-    let file = Arc::new(NamedSource::new(display_path(&path), text));
-    let imported = import(&file, &options)?;
+    let imported = import_files(&files, &options)?;
     for warning in &imported.warnings {
         if warning.file.is_some() {
             // Its place is part of it.
@@ -146,7 +151,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         }
         crate::say!(
             "warning: {}:{}:{}: {warning}",
-            file.name(),
+            files[0].name(),
             warning.line,
             warning.column
         );
@@ -185,9 +190,10 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         Some(output) => format!(" into {}", crate::diagnostic::shown_path(output)),
         None => String::new(),
     };
+    let names: Vec<&str> = files.iter().map(|f| f.name()).collect();
     crate::say!(
         "imported {services} from {}{into} as app `{}`, instance `{}`: {warnings}",
-        file.name(),
+        names.join(" + "),
         imported.app,
         args.instance
     );
@@ -198,6 +204,45 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         return Err(problems.into());
     }
     Ok(Outcome::Clean)
+}
+
+/// The compose file, and the override file beside it that `docker compose
+/// up` run in its folder merges over it, if any.
+fn with_override(path: PathBuf) -> Vec<PathBuf> {
+    let default_name = path
+        .file_name()
+        .is_some_and(|name| COMPOSE_FILES.iter().any(|f| name == *f));
+    let over = OVERRIDE_FILES
+        .iter()
+        .map(|name| path.with_file_name(name))
+        .find(|over| default_name && over.is_file());
+    std::iter::once(path).chain(over).collect()
+}
+
+/// The files `COMPOSE_FILE` in `.env` here names (`a.yml:b.yml`, split at
+/// `COMPOSE_PATH_SEPARATOR`, else `:`), which compose reads instead of
+/// looking for its files when given none (import does not read the
+/// shell's variables, here as for the compose variables).
+fn compose_file_variable() -> Result<Option<Vec<PathBuf>>> {
+    let text = match crate::template::read_capped_text(Path::new(".env")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(miette!("cannot read .env: {e}")),
+    };
+    let vars = parse_dotenv(&text);
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(files) = get("COMPOSE_FILE") else {
+        return Ok(None);
+    };
+    let separator = get("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
+    Ok(Some(
+        files.split(separator.as_str()).map(PathBuf::from).collect(),
+    ))
 }
 
 fn find_compose_file() -> Result<PathBuf> {

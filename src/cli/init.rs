@@ -41,6 +41,7 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
     if let Some(compose) = args.from {
         return import::run(ImportArgs {
             compose: Some(compose),
+            files: Vec::new(),
             output: Some(args.output),
             force: args.force,
             app: args.app,

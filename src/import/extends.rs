@@ -7,40 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use miette::NamedSource;
-use serde_saphyr::Location as YamlLocation;
 
 use super::Importer;
-use super::node::{self, Key, Kind, Node};
+use super::node::{self, Key, Kind, Node, Place};
 
 /// How deep `extends` may chain (a → b → c …) before it is taken for a loop.
 const MAX_DEPTH: usize = 16;
-
-/// Lists that compose joins (the service's items after the base's) rather
-/// than replaces.
-const JOINED_LISTS: &[&str] = &[
-    "cap_add",
-    "cap_drop",
-    "configs",
-    "devices",
-    "dns",
-    "dns_search",
-    "env_file",
-    "expose",
-    "external_links",
-    "extra_hosts",
-    "group_add",
-    "links",
-    "ports",
-    // A base's profiles are the service's too (compose-go merges them).
-    "profiles",
-    "secrets",
-    "security_opt",
-    "tmpfs",
-    "volumes",
-];
-
-/// Lists of `NAME=value` that compose merges by name, as maps.
-const NAMED_LISTS: &[&str] = &["environment", "labels", "sysctls"];
 
 impl Importer<'_> {
     /// The service with everything it extends merged in; `None` when it
@@ -90,7 +62,8 @@ impl Importer<'_> {
             }
             Some(file) => self.base_from_file(file, &base_name, dir, &at, depth)?,
         };
-        Some(merge(base, without_extends(def), None))
+        let own = without_extends(def);
+        Some(self.merging(|merger| merger.service(base, own)))
     }
 
     /// Service `name` of the compose file `file` (relative to `dir`),
@@ -101,7 +74,7 @@ impl Importer<'_> {
         file: &str,
         name: &str,
         dir: &Path,
-        at: &YamlLocation,
+        at: &Place,
         depth: usize,
     ) -> Option<Node> {
         let path = dir.join(file);
@@ -119,7 +92,8 @@ impl Importer<'_> {
             }
         };
         let source = Arc::new(NamedSource::new(path.display().to_string(), text));
-        let root = match node::read(&source) {
+        let id = self.add_file(source.clone());
+        let root = match node::read(&source, id) {
             Ok(root) => root,
             Err(problems) => {
                 for problem in problems.0 {
@@ -147,9 +121,10 @@ impl Importer<'_> {
             .extended(base, services, &base_dir, depth + 1)
             .unwrap_or_else(|| base.clone());
         // Compose resolves the base's relative paths against its own file's
-        // folder; written relative to this compose file instead, they mean
-        // the same and are then made absolute (and said so) as this file's.
-        if let Some(prefix) = rebase_prefix(&base_dir, &self.options.dir) {
+        // folder; written relative to the extending file's folder instead
+        // (the compose file's, or an included file's, itself rebased), they
+        // mean the same and are then made absolute (and said so).
+        if let Some(prefix) = rebase_prefix(&base_dir, dir) {
             rebase_paths(&mut base, &prefix);
         }
         relocate(&mut base, at);
@@ -160,7 +135,7 @@ impl Importer<'_> {
 /// What to put before a path relative to `base_dir` to make it relative to
 /// `dir` (`./sub/`), or absolute when `base_dir` is outside `dir`; `None`
 /// when they are the same folder.
-fn rebase_prefix(base_dir: &Path, dir: &Path) -> Option<String> {
+pub(super) fn rebase_prefix(base_dir: &Path, dir: &Path) -> Option<String> {
     let base_dir = normalize(base_dir);
     if base_dir == normalize(dir) {
         return None;
@@ -172,7 +147,7 @@ fn rebase_prefix(base_dir: &Path, dir: &Path) -> Option<String> {
 }
 
 /// `a/./b/../c` → `a/c`, lexically, as compose joins paths.
-fn normalize(path: &Path) -> std::path::PathBuf {
+pub(super) fn normalize(path: &Path) -> std::path::PathBuf {
     let mut out = std::path::PathBuf::new();
     for component in path.components() {
         match component {
@@ -188,17 +163,11 @@ fn normalize(path: &Path) -> std::path::PathBuf {
 
 /// The base's relative host paths (bind mount sources, `env_file`s, a
 /// `build` context) with `prefix` put before them.
-fn rebase_paths(base: &mut Node, prefix: &str) {
+pub(super) fn rebase_paths(base: &mut Node, prefix: &str) {
     let Kind::Map(entries) = &mut base.kind else {
         return;
     };
-    let rebase = |text: &mut String| {
-        let relative = !text.starts_with(['/', '~', '$']) && !text.is_empty();
-        if relative {
-            let rest = text.strip_prefix("./").unwrap_or(text);
-            *text = format!("{prefix}{rest}");
-        }
-    };
+    let rebase = |text: &mut String| rebase_path(text, prefix);
     for (key, value) in entries {
         match (key.name.as_str(), &mut value.kind) {
             ("volumes", Kind::List(items)) => {
@@ -251,6 +220,15 @@ fn rebase_paths(base: &mut Node, prefix: &str) {
     }
 }
 
+/// A relative host path with `prefix` put before it.
+pub(super) fn rebase_path(text: &mut String, prefix: &str) {
+    let relative = !text.starts_with(['/', '~', '$']) && !text.is_empty();
+    if relative {
+        let rest = text.strip_prefix("./").unwrap_or(text);
+        *text = format!("{prefix}{rest}");
+    }
+}
+
 fn without_extends(def: &Node) -> Node {
     let mut def = def.clone();
     if let Kind::Map(entries) = &mut def.kind {
@@ -259,81 +237,7 @@ fn without_extends(def: &Node) -> Node {
     def
 }
 
-/// `over` on top of `base`, as compose merges a service onto the one it
-/// extends: maps key by key, joined lists joined, anything else replaced.
-fn merge(base: Node, over: Node, key: Option<&str>) -> Node {
-    if key.is_some_and(|k| NAMED_LISTS.contains(&k))
-        && let (Some(base_entries), Some(over_entries)) = (named(&base), named(&over))
-    {
-        return Node {
-            at: over.at,
-            kind: Kind::Map(merge_entries(base_entries, over_entries)),
-        };
-    }
-    match (base.kind, over.kind) {
-        (Kind::Map(base_entries), Kind::Map(over_entries)) => Node {
-            at: over.at,
-            kind: Kind::Map(merge_entries(base_entries, over_entries)),
-        },
-        (Kind::List(mut base_items), Kind::List(over_items))
-            if key.is_some_and(|k| JOINED_LISTS.contains(&k)) =>
-        {
-            for item in over_items {
-                let text = item.scalar();
-                if text.is_none() || base_items.iter().all(|b| b.scalar() != text) {
-                    base_items.push(item);
-                }
-            }
-            Node {
-                at: over.at,
-                kind: Kind::List(base_items),
-            }
-        }
-        (_, kind) => Node { at: over.at, kind },
-    }
-}
-
-fn merge_entries(base: Vec<(Key, Node)>, over: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
-    let mut out = base;
-    for (key, value) in over {
-        match out.iter().position(|(k, _)| k.name == key.name) {
-            Some(i) => {
-                let (_, old) = out.remove(i);
-                let merged = merge(old, value, Some(&key.name));
-                out.insert(i, (key, merged));
-            }
-            None => out.push((key, value)),
-        }
-    }
-    out
-}
-
-/// A map, or a list of `NAME=value` (or bare `NAME`) as map entries.
-fn named(node: &Node) -> Option<Vec<(Key, Node)>> {
-    match &node.kind {
-        Kind::Map(entries) => Some(entries.clone()),
-        Kind::List(items) => items
-            .iter()
-            .map(|item| {
-                let text = item.scalar()?;
-                let (name, value) = match text.split_once('=') {
-                    Some((name, value)) => (name.to_string(), Kind::Text(value.to_string())),
-                    None => (text, Kind::Null),
-                };
-                Some((
-                    Key { name, at: item.at },
-                    Node {
-                        at: item.at,
-                        kind: value,
-                    },
-                ))
-            })
-            .collect(),
-        _ => None,
-    }
-}
-
-fn relocate(node: &mut Node, at: &YamlLocation) {
+fn relocate(node: &mut Node, at: &Place) {
     node.at = *at;
     match &mut node.kind {
         Kind::List(items) => items.iter_mut().for_each(|i| relocate(i, at)),

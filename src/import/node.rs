@@ -5,14 +5,43 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::{Spanned, Tagged};
 
 use crate::diagnostic::{Problems, SourceFile};
+use crate::template::spanned::At;
+
+/// Where a node was written: which of the files read (an index into the
+/// importer's list: 0 is the compose file named first) and where in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub file: usize,
+    pub at: At,
+}
+
+impl Place {
+    pub fn line(&self) -> u64 {
+        u64::from(self.at.line())
+    }
+
+    pub fn column(&self) -> u64 {
+        u64::from(self.at.column())
+    }
+}
 
 #[derive(Clone)]
 pub struct Node {
-    pub at: Location,
+    pub at: Place,
     pub kind: Kind,
+    /// Compose's merge tags (2.18+), on a value of a later file.
+    pub tag: Option<Tag>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tag {
+    /// `!reset`: the key is removed, with what the files before said.
+    Reset,
+    /// `!override`: the value replaces what the files before said, unmerged.
+    Override,
 }
 
 #[derive(Clone)]
@@ -29,24 +58,43 @@ pub enum Kind {
 #[derive(Clone)]
 pub struct Key {
     pub name: String,
-    pub at: Location,
+    pub at: Place,
 }
 
-/// Parses the compose file. YAML 1.2 booleans only, as compose reads them:
-/// `yes` and `on` stay text.
-pub fn read(file: &SourceFile) -> Result<Node, Problems> {
+/// Parses a compose file, the importer's file number `id`. YAML 1.2
+/// booleans only, as compose reads them: `yes` and `on` stay text.
+pub fn read(file: &SourceFile, id: usize) -> Result<Node, Problems> {
     let text = file.inner().as_str();
     let mut options = crate::template::yaml_options();
     options.strict_booleans = true;
-    match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
-        Ok(raw) => Ok(Node::from_raw(raw, text)),
+    match serde_saphyr::from_str_with_options::<Spanned<Tagged<Raw>>>(text, options) {
+        Ok(raw) => Ok(Node::from_raw(raw, text, id)),
         Err(err) => Err(crate::template::yaml_problem(&err, file).into()),
     }
 }
 
 impl Node {
-    fn from_raw(raw: Spanned<Raw>, text: &str) -> Node {
-        let kind = match raw.value {
+    /// A node made by a merge, untagged.
+    pub fn new(at: Place, kind: Kind) -> Node {
+        Node {
+            at,
+            kind,
+            tag: None,
+        }
+    }
+
+    fn from_raw(raw: Spanned<Tagged<Raw>>, text: &str, file: usize) -> Node {
+        let place = |at: &serde_saphyr::Location| Place {
+            file,
+            at: At::from(at),
+        };
+        let Tagged(value, tag) = raw.value;
+        let tag = match tag.as_deref() {
+            Some("!reset") => Some(Tag::Reset),
+            Some("!override") => Some(Tag::Override),
+            _ => None,
+        };
+        let kind = match value {
             Raw::Null => Kind::Null,
             Raw::Bool(b) => Kind::Bool(b),
             // Serde hands numbers over parsed; their text is in the source.
@@ -59,25 +107,29 @@ impl Node {
                 Kind::Number(written.map_or(parsed, str::to_string))
             }
             Raw::Text(s) => Kind::Text(s),
-            Raw::List(items) => {
-                Kind::List(items.into_iter().map(|i| Node::from_raw(i, text)).collect())
-            }
+            Raw::List(items) => Kind::List(
+                items
+                    .into_iter()
+                    .map(|i| Node::from_raw(i, text, file))
+                    .collect(),
+            ),
             Raw::Map(entries) => Kind::Map(
                 entries
                     .into_iter()
                     .map(|(k, v)| {
                         let key = Key {
                             name: k.value,
-                            at: k.referenced,
+                            at: place(&k.referenced),
                         };
-                        (key, Node::from_raw(v, text))
+                        (key, Node::from_raw(v, text, file))
                     })
                     .collect(),
             ),
         };
         Node {
-            at: raw.referenced,
+            at: place(&raw.referenced),
             kind,
+            tag,
         }
     }
 
@@ -153,8 +205,8 @@ enum Raw {
     Bool(bool),
     Number(String),
     Text(String),
-    List(Vec<Spanned<Raw>>),
-    Map(Vec<(Spanned<String>, Spanned<Raw>)>),
+    List(Vec<Spanned<Tagged<Raw>>>),
+    Map(Vec<(Spanned<String>, Spanned<Tagged<Raw>>)>),
 }
 
 impl<'de> Deserialize<'de> for Raw {

@@ -2,11 +2,9 @@
 
 use std::path::{Component, PathBuf};
 
-use serde_saphyr::Location as YamlLocation;
-
 use super::emit::{Map, Scalar, Value};
 use super::interpolate::{self, Piece};
-use super::node::{Key, Kind, Node};
+use super::node::{Key, Kind, Node, Place};
 use super::{Globals, Importer};
 use crate::compile::syntax;
 
@@ -524,7 +522,7 @@ impl Importer<'_> {
             return;
         };
         // (target as compose cleans it, the volume, where it is written)
-        let mut kept: Vec<(String, String, YamlLocation, bool)> = Vec::new();
+        let mut kept: Vec<(String, String, Place, bool)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -605,7 +603,7 @@ impl Importer<'_> {
         volume: &str,
         target: &[Piece],
         options: &str,
-        at: &YamlLocation,
+        at: &Place,
         out: &mut Map,
     ) {
         let mut text = interpolate::template(target);
@@ -622,7 +620,7 @@ impl Importer<'_> {
 
     /// `SOURCE:TARGET[:MODE]`, split at `:` → the unitgen volume: relative
     /// host paths made absolute, modes unitgen lacks dropped with a warning.
-    fn volume(&mut self, mut parts: Vec<Vec<Piece>>, at: &YamlLocation) -> Option<String> {
+    fn volume(&mut self, mut parts: Vec<Vec<Piece>>, at: &Place) -> Option<String> {
         if parts.len() == 3 {
             let mode = self.resolve(&parts[2]);
             // A host path, or a volume the local driver binds to one.
@@ -709,7 +707,7 @@ impl Importer<'_> {
         &mut self,
         valid: Result<T, String>,
         pieces: &[Piece],
-        at: &YamlLocation,
+        at: &Place,
         key: &str,
     ) -> bool {
         let Err(msg) = valid else {
@@ -860,7 +858,7 @@ impl Importer<'_> {
 
     /// Makes a relative or `~` host path absolute, as compose resolves it,
     /// and says so: unitgen's units run on a host, not in the checkout.
-    fn host_path(&mut self, pieces: &mut [Piece], at: &YamlLocation, key: &str) {
+    fn host_path(&mut self, pieces: &mut [Piece], at: &Place, key: &str) {
         let resolved = self.resolve(pieces);
         // Empty: a variable without value, warned about as such.
         if resolved.is_empty() || resolved.starts_with('/') {

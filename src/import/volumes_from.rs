@@ -111,7 +111,7 @@ impl Importer<'_> {
         }
     }
 
-    fn warn_at_service(&mut self, service: &str, at: &serde_saphyr::Location, message: String) {
+    fn warn_at_service(&mut self, service: &str, at: &super::node::Place, message: String) {
         self.warn_about(Some(service.to_string()), at, "volumes_from", message);
     }
 }
