@@ -117,6 +117,7 @@ pub fn import(file: &SourceFile, options: &Options) -> Result<Imported, Problems
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
+        scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
@@ -321,6 +322,9 @@ struct Importer<'a> {
     /// Compose services with a healthcheck (their own, or their `extends`
     /// base's).
     healthchecked: HashSet<String>,
+    /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
+    /// `docker compose up` runs no container of: left out.
+    scaled_to_zero: HashSet<String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -494,6 +498,7 @@ impl<'a> Importer<'a> {
         }
         self.service = None;
         let service_entries = &self.select_profiles(&extended_entries);
+        let service_entries = &self.leave_out_scaled_to_zero(service_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
         self.container_names = service_entries

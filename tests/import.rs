@@ -2503,3 +2503,47 @@ fn a_relative_path_used_by_several_services_is_said_once() {
         "{template}"
     );
 }
+
+/// Windmill's indexer (`deploy.replicas: 0 # set to 1 to enable`) and a
+/// `scale: 0` service: `docker compose up` runs no container of them, and a
+/// service depending on one does not wait for it. Both ran in every instance.
+#[test]
+fn a_service_scaled_to_zero_is_left_out() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:16
+  windmill_indexer:
+    image: ghcr.io/windmill-labs/windmill:main
+    deploy:
+      replicas: 0 # set to 1 to enable full-text job and log search
+    depends_on: [db]
+  spare:
+    image: nginx
+    scale: 0
+  web:
+    image: nginx
+    depends_on:
+      db:
+        condition: service_started
+      spare:
+        condition: service_healthy
+"#,
+    );
+    let run = project.import_ok(&[]);
+    for expected in [
+        "warning: docker-compose.yml:7:7: windmill_indexer: deploy.replicas: `deploy.replicas: 0`: left out, as `docker compose up` runs no container of it;",
+        "warning: docker-compose.yml:11:5: spare: scale: `scale: 0`: left out,",
+        "warning: docker-compose.yml:17:7: web: depends_on: `spare` is left out (scaled to 0): compose starts none of it and does not wait for it, so neither does this service\n",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        !services.contains("windmill") && !services.contains("spare"),
+        "{template}"
+    );
+    assert!(services.contains("depends_on: [db]"), "{template}");
+    assert_eq!(project.run(&["validate"]).code, 0);
+}
