@@ -559,14 +559,18 @@ impl<'a> Importer<'a> {
     /// compose does ("depends on undefined service"), a file whose service
     /// depends on one that is not there or left out is refused.
     fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
-        let active = &self.options.profiles;
+        let options = self.options;
+        let active = &options.profiles;
         let profiles_of = |def: &Node| -> Option<(YamlLocation, Vec<String>)> {
             let (key, list) = def.entries()?.iter().find(|(k, _)| k.name == "profiles")?;
+            // Compose replaces variables in profile names too
+            // (`profiles: [${COMPOSE_PROFILES:-}]`).
             let names = list
                 .items()
                 .unwrap_or_default()
                 .iter()
                 .filter_map(Node::scalar)
+                .map(|name| resolve_as_compose(&name, &options.dotenv).unwrap_or(name))
                 .collect::<Vec<_>>();
             Some((key.at, names))
         };
@@ -660,17 +664,7 @@ impl<'a> Importer<'a> {
     /// `text` with its variables replaced as compose replaces them (from
     /// `.env`, else their defaults), without recording them as values.
     fn as_compose_resolves(&self, text: &str) -> Option<String> {
-        let set = |name: &str| self.options.dotenv.iter().any(|(n, _)| n == name);
-        let pieces = interpolate::parse_with(text, &set).ok()?;
-        let dotenv = |name: &str| {
-            self.options
-                .dotenv
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Some(interpolate::resolve(&pieces, &dotenv))
+        resolve_as_compose(text, &self.options.dotenv)
     }
 
     /// `--app`, else compose's `name:`, else the folder's name, made valid.
@@ -1191,6 +1185,21 @@ impl<'a> Importer<'a> {
         }
         out
     }
+}
+
+/// `text` with its variables replaced as compose replaces them, from `.env`
+/// (`dotenv`), else their defaults; `None` where it is not valid.
+fn resolve_as_compose(text: &str, dotenv: &[(String, String)]) -> Option<String> {
+    let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
+    let pieces = interpolate::parse_with(text, &set).ok()?;
+    let value = |name: &str| {
+        dotenv
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Some(interpolate::resolve(&pieces, &value))
 }
 
 /// The compose project name, as compose derives it: the name it gives the

@@ -2547,3 +2547,36 @@ fn a_service_scaled_to_zero_is_left_out() {
     assert!(services.contains("depends_on: [db]"), "{template}");
     assert_eq!(project.run(&["validate"]).code, 0);
 }
+
+/// compose-anything's debian-dind: `profiles: [${COMPOSE_PROFILES:-}]`.
+/// Compose replaces variables in profile names as everywhere else, so with
+/// `COMPOSE_PROFILES=gpu` in `.env` both services run; the profile was
+/// compared as the text `${COMPOSE_PROFILES:-}` and `dind` left out.
+#[test]
+fn profile_names_are_interpolated_as_compose_does() {
+    let project = Project::new(
+        r#"services:
+  dind:
+    image: alexsuntop/debian-dind:0.1.2
+    profiles:
+      - ${COMPOSE_PROFILES:-}
+  dind-gpu:
+    image: alexsuntop/debian-dind:0.1.2-gpu
+    profiles:
+      - gpu
+"#,
+    )
+    .file(".env", "COMPOSE_PROFILES=gpu\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:4:5: dind: profiles: unitgen has no profiles: profile `gpu` is active, so this service runs in every instance\n"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        services.contains("\n  dind:\n") && services.contains("\n  dind-gpu:\n"),
+        "{template}"
+    );
+}
