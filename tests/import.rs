@@ -2546,6 +2546,19 @@ fn a_service_scaled_to_zero_is_left_out() {
     );
     assert!(services.contains("depends_on: [db]"), "{template}");
     assert_eq!(project.run(&["validate"]).code, 0);
+
+    // Sharing its network is impossible: refused, saying why.
+    let project = Project::new(
+        "services:\n  vpn:\n    image: gluetun\n    scale: 0\n  app:\n    image: nginx\n    network_mode: service:vpn\n",
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`network_mode` of service `app`: `vpn` is scaled to 0"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// compose-anything's debian-dind: `profiles: [${COMPOSE_PROFILES:-}]`.

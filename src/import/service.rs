@@ -1466,9 +1466,14 @@ impl Importer<'_> {
             Some(("service", other)) => match self.names.get(other) {
                 Some(name) => format!("service:{name}"),
                 None => {
+                    let why = if self.scaled_to_zero.contains(other) {
+                        "is scaled to 0, so there is no container whose network it could share: compose fails to start it"
+                    } else {
+                        "is not a service of this file: compose refuses the file"
+                    };
                     self.error(
                         &node.at,
-                        format!("`network_mode` of service `{service}`: `{other}` is not a service of this file: compose refuses the file"),
+                        format!("`network_mode` of service `{service}`: `{other}` {why}"),
                     );
                     return;
                 }
