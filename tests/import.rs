@@ -2593,3 +2593,32 @@ fn profile_names_are_interpolated_as_compose_does() {
         "{template}"
     );
 }
+
+/// A config's `mode` and `uid` (prometheus set-ups, wazuh's secrets) are
+/// warned at their own lines: both were warned at the item's first line,
+/// `source:`, two and three lines above.
+#[test]
+fn a_file_mounts_owner_and_mode_are_warned_where_written() {
+    let project = Project::new(
+        r#"services:
+  prom:
+    image: prom/prometheus
+    configs:
+      - source: prom_cfg
+        target: /etc/prometheus/prometheus.yml
+        mode: 0440
+        uid: "65534"
+configs:
+  prom_cfg:
+    file: ./prom.yml
+"#,
+    )
+    .file("prom.yml", "global: {}\n");
+    let run = project.import_ok(&[]);
+    for expected in [
+        "warning: docker-compose.yml:7:9: prom: configs.mode: not carried over: the mount keeps the host file's owner and mode\n",
+        "warning: docker-compose.yml:8:9: prom: configs.uid: not carried over: the mount keeps the host file's owner and mode\n",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}

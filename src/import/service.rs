@@ -1599,14 +1599,15 @@ impl Importer<'_> {
                 self.expected(item, kind, "a name, or a map with `source`");
                 continue;
             };
-            for extra in ["uid", "gid", "mode"] {
-                if item.get(extra).is_some() {
-                    self.warn(
-                        &item.at,
-                        &format!("{kind}.{extra}"),
-                        "not carried over: the mount keeps the host file's owner and mode",
-                    );
-                }
+            let extras = item.entries().unwrap_or_default().iter();
+            for (extra, _) in
+                extras.filter(|(k, _)| ["uid", "gid", "mode"].contains(&k.name.as_str()))
+            {
+                self.warn(
+                    &extra.at,
+                    &format!("{kind}.{}", extra.name),
+                    "not carried over: the mount keeps the host file's owner and mode",
+                );
             }
             let target = match (kind, target) {
                 (_, Some(t)) if t.starts_with('/') => t,
