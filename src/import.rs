@@ -128,6 +128,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
+        scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
@@ -358,6 +359,9 @@ struct Importer<'a> {
     /// Compose services with a healthcheck (their own, or their `extends`
     /// base's).
     healthchecked: HashSet<String>,
+    /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
+    /// `docker compose up` runs no container of: left out.
+    scaled_to_zero: HashSet<String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -574,6 +578,7 @@ impl<'a> Importer<'a> {
             return None;
         }
         let service_entries = &self.select_profiles(service_entries);
+        let service_entries = &self.leave_out_scaled_to_zero(service_entries);
         self.name_services(service_entries);
         self.static_addresses = self.static_addresses(service_entries);
         self.container_names = service_entries
@@ -639,14 +644,18 @@ impl<'a> Importer<'a> {
     /// compose does ("depends on undefined service"), a file whose service
     /// depends on one that is not there or left out is refused.
     fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
-        let active = &self.options.profiles;
+        let options = self.options;
+        let active = &options.profiles;
         let profiles_of = |def: &Node| -> Option<(Place, Vec<String>)> {
             let (key, list) = def.entries()?.iter().find(|(k, _)| k.name == "profiles")?;
+            // Compose replaces variables in profile names too
+            // (`profiles: [${COMPOSE_PROFILES:-}]`).
             let names = list
                 .items()
                 .unwrap_or_default()
                 .iter()
                 .filter_map(Node::scalar)
+                .map(|name| resolve_as_compose(&name, &options.dotenv).unwrap_or(name))
                 .collect::<Vec<_>>();
             Some((key.at, names))
         };
@@ -740,17 +749,7 @@ impl<'a> Importer<'a> {
     /// `text` with its variables replaced as compose replaces them (from
     /// `.env`, else their defaults), without recording them as values.
     fn as_compose_resolves(&self, text: &str) -> Option<String> {
-        let set = |name: &str| self.options.dotenv.iter().any(|(n, _)| n == name);
-        let pieces = interpolate::parse_with(text, &set).ok()?;
-        let dotenv = |name: &str| {
-            self.options
-                .dotenv
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Some(interpolate::resolve(&pieces, &dotenv))
+        resolve_as_compose(text, &self.options.dotenv)
     }
 
     /// `--app`, else compose's `name:`, else the folder's name, made valid.
@@ -1278,6 +1277,21 @@ impl<'a> Importer<'a> {
         }
         out
     }
+}
+
+/// `text` with its variables replaced as compose replaces them, from `.env`
+/// (`dotenv`), else their defaults; `None` where it is not valid.
+fn resolve_as_compose(text: &str, dotenv: &[(String, String)]) -> Option<String> {
+    let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
+    let pieces = interpolate::parse_with(text, &set).ok()?;
+    let value = |name: &str| {
+        dotenv
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Some(interpolate::resolve(&pieces, &value))
 }
 
 /// The compose project name, as compose derives it: the name it gives the

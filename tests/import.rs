@@ -2730,3 +2730,122 @@ fn a_relative_path_used_by_several_services_is_said_once() {
         "{template}"
     );
 }
+
+/// Windmill's indexer (`deploy.replicas: 0 # set to 1 to enable`) and a
+/// `scale: 0` service: `docker compose up` runs no container of them, and a
+/// service depending on one does not wait for it. Both ran in every instance.
+#[test]
+fn a_service_scaled_to_zero_is_left_out() {
+    let project = Project::new(
+        r#"services:
+  db:
+    image: postgres:16
+  windmill_indexer:
+    image: ghcr.io/windmill-labs/windmill:main
+    deploy:
+      replicas: 0 # set to 1 to enable full-text job and log search
+    depends_on: [db]
+  spare:
+    image: nginx
+    scale: 0
+  web:
+    image: nginx
+    depends_on:
+      db:
+        condition: service_started
+      spare:
+        condition: service_healthy
+"#,
+    );
+    let run = project.import_ok(&[]);
+    for expected in [
+        "warning: docker-compose.yml:7:7: windmill_indexer: deploy.replicas: `deploy.replicas: 0`: left out, as `docker compose up` runs no container of it;",
+        "warning: docker-compose.yml:11:5: spare: scale: `scale: 0`: left out,",
+        "warning: docker-compose.yml:17:7: web: depends_on: `spare` is left out (scaled to 0): compose starts none of it and does not wait for it, so neither does this service\n",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        !services.contains("windmill") && !services.contains("spare"),
+        "{template}"
+    );
+    assert!(services.contains("depends_on: [db]"), "{template}");
+    assert_eq!(project.run(&["validate"]).code, 0);
+
+    // Sharing its network is impossible: refused, saying why.
+    let project = Project::new(
+        "services:\n  vpn:\n    image: gluetun\n    scale: 0\n  app:\n    image: nginx\n    network_mode: service:vpn\n",
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`network_mode` of service `app`: `vpn` is scaled to 0"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// compose-anything's debian-dind: `profiles: [${COMPOSE_PROFILES:-}]`.
+/// Compose replaces variables in profile names as everywhere else, so with
+/// `COMPOSE_PROFILES=gpu` in `.env` both services run; the profile was
+/// compared as the text `${COMPOSE_PROFILES:-}` and `dind` left out.
+#[test]
+fn profile_names_are_interpolated_as_compose_does() {
+    let project = Project::new(
+        r#"services:
+  dind:
+    image: alexsuntop/debian-dind:0.1.2
+    profiles:
+      - ${COMPOSE_PROFILES:-}
+  dind-gpu:
+    image: alexsuntop/debian-dind:0.1.2-gpu
+    profiles:
+      - gpu
+"#,
+    )
+    .file(".env", "COMPOSE_PROFILES=gpu\n");
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:4:5: dind: profiles: unitgen has no profiles: profile `gpu` is active, so this service runs in every instance\n"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("services:").unwrap()..];
+    assert!(
+        services.contains("\n  dind:\n") && services.contains("\n  dind-gpu:\n"),
+        "{template}"
+    );
+}
+
+/// A config's `mode` and `uid` (prometheus set-ups, wazuh's secrets) are
+/// warned at their own lines: both were warned at the item's first line,
+/// `source:`, two and three lines above.
+#[test]
+fn a_file_mounts_owner_and_mode_are_warned_where_written() {
+    let project = Project::new(
+        r#"services:
+  prom:
+    image: prom/prometheus
+    configs:
+      - source: prom_cfg
+        target: /etc/prometheus/prometheus.yml
+        mode: 0440
+        uid: "65534"
+configs:
+  prom_cfg:
+    file: ./prom.yml
+"#,
+    )
+    .file("prom.yml", "global: {}\n");
+    let run = project.import_ok(&[]);
+    for expected in [
+        "warning: docker-compose.yml:7:9: prom: configs.mode: not carried over: the mount keeps the host file's owner and mode\n",
+        "warning: docker-compose.yml:8:9: prom: configs.uid: not carried over: the mount keeps the host file's owner and mode\n",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}

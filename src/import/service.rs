@@ -1157,7 +1157,16 @@ impl Importer<'_> {
                 == Some(false);
             let Some(target) = self.names.get(&name.name).cloned() else {
                 // A required one refuses the file (`select_profiles`).
-                if optional {
+                if self.scaled_to_zero.contains(&name.name) {
+                    self.warn(
+                        &name.at,
+                        "depends_on",
+                        format!(
+                            "`{}` is left out (scaled to 0): compose starts none of it and does not wait for it, so neither does this service",
+                            name.name
+                        ),
+                    );
+                } else if optional {
                     self.warn(
                         &name.at,
                         "depends_on",
@@ -1270,6 +1279,39 @@ impl Importer<'_> {
             out.entries.retain(|e| e.key != "restart");
         }
         out.set("oneshot", Value::plain("true"));
+    }
+
+    /// The services `docker compose up` runs a container of: those of
+    /// `deploy.replicas: 0` or `scale: 0` (windmill's indexer, "set to 1 to
+    /// enable") it creates none of, and waits for none of, so they are left
+    /// out, said at the key.
+    pub(super) fn leave_out_scaled_to_zero(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
+        let mut kept = Vec::new();
+        for (key, def) in entries {
+            // The key's place, where its value is 0.
+            let zero = |map: Option<&Node>, name: &str| {
+                let entries = map?.entries()?;
+                let (key, value) = entries.iter().find(|(k, _)| k.name == name)?;
+                (value.scalar()?.trim() == "0").then_some(key.at)
+            };
+            let found = zero(def.get("deploy"), "replicas")
+                .map(|at| (at, "deploy.replicas"))
+                .or_else(|| zero(Some(def), "scale").map(|at| (at, "scale")));
+            let Some((at, what)) = found else {
+                kept.push((key.clone(), def.clone()));
+                continue;
+            };
+            self.scaled_to_zero.insert(key.name.clone());
+            self.warn_about(
+                Some(key.name.clone()),
+                &at,
+                what,
+                format!(
+                    "`{what}: 0`: left out, as `docker compose up` runs no container of it; set it to 1 in the compose file and import again to make it part of every instance"
+                ),
+            );
+        }
+        kept
     }
 
     fn deploy(&mut self, node: &Node, out: &mut Map) {
@@ -1422,9 +1464,14 @@ impl Importer<'_> {
             Some(("service", other)) => match self.names.get(other) {
                 Some(name) => format!("service:{name}"),
                 None => {
+                    let why = if self.scaled_to_zero.contains(other) {
+                        "is scaled to 0, so there is no container whose network it could share: compose fails to start it"
+                    } else {
+                        "is not a service of this file: compose refuses the file"
+                    };
                     self.error(
                         &node.at,
-                        format!("`network_mode` of service `{service}`: `{other}` is not a service of this file: compose refuses the file"),
+                        format!("`network_mode` of service `{service}`: `{other}` {why}"),
                     );
                     return;
                 }
@@ -1550,14 +1597,15 @@ impl Importer<'_> {
                 self.expected(item, kind, "a name, or a map with `source`");
                 continue;
             };
-            for extra in ["uid", "gid", "mode"] {
-                if item.get(extra).is_some() {
-                    self.warn(
-                        &item.at,
-                        &format!("{kind}.{extra}"),
-                        "not carried over: the mount keeps the host file's owner and mode",
-                    );
-                }
+            let extras = item.entries().unwrap_or_default().iter();
+            for (extra, _) in
+                extras.filter(|(k, _)| ["uid", "gid", "mode"].contains(&k.name.as_str()))
+            {
+                self.warn(
+                    &extra.at,
+                    &format!("{kind}.{}", extra.name),
+                    "not carried over: the mount keeps the host file's owner and mode",
+                );
             }
             let target = match (kind, target) {
                 (_, Some(t)) if t.starts_with('/') => t,
