@@ -10,6 +10,8 @@
 
 use std::fmt::Write as _;
 
+use crate::diagnostic::acts_on_terminal;
+
 /// The longest value unitgen writes into a unit: systemd reads at most
 /// 1 MiB per (joined) line (`LONG_LINE_MAX`) and refuses to load a unit with
 /// a longer one; escaping can grow a value up to four times, and one
@@ -118,11 +120,11 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
             b'\r' => "\\r",
             // `\xNN` is one byte: right for ASCII controls only.
             0..=0x1f | 0x7f => "",
-            // A C1 control (U+0080-U+009F, `0xC2 0x80-0x9F` in UTF-8) as
-            // `\x85` would reach the process as a lone byte that is not
-            // UTF-8; `\u0085` is the character.
-            0xc2 if matches!(bytes.get(at + 1), Some(0x80..=0x9f)) => "",
-            // `$` kept, or another character starting with 0xC2.
+            // The first byte of a character that may act on a terminal
+            // (a C1 control, a bidirectional override, a line separator):
+            // see below.
+            0xc2 | 0xd8 | 0xe2 => "",
+            // `$` kept.
             _ => {
                 at += 1;
                 continue;
@@ -132,9 +134,22 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
         if !escape.is_empty() {
             out.push_str(escape);
             at += 1;
-        } else if byte == 0xc2 {
-            let _ = write!(out, "\\u{:04x}", bytes[at + 1]);
-            at += 2;
+        } else if byte >= 0x80 {
+            // `at` is a character's first byte (0xC2, 0xD8 and 0xE2 are no
+            // continuation bytes). A C1 control as `\x85` would reach the
+            // process as a lone byte that is not UTF-8: `\u0085` is the
+            // character. A bidirectional override (U+202E) or isolate
+            // written as it is would reorder what a reviewer's terminal or
+            // pull request shows of the unit, hiding what it runs; as
+            // `\u202e` the process gets the same character. Other
+            // characters with these first bytes are kept.
+            let c = text[at..].chars().next().expect("a character starts here");
+            if acts_on_terminal(c) {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+            at += c.len_utf8();
         } else {
             let _ = write!(out, "\\x{byte:02x}");
             at += 1;
@@ -145,8 +160,10 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
 }
 
 /// The bytes [`push_quoted`] stops at: the characters it escapes, ASCII
-/// controls, `$` (escaped in `Exec*=` lines only) and 0xC2, the first byte
-/// of the C1 controls (and of other characters, which are kept).
+/// controls, `$` (escaped in `Exec*=` lines only) and the first bytes of the
+/// other characters that act on a terminal ([`acts_on_terminal`]: 0xC2 for
+/// the C1 controls, 0xD8 for U+061C, 0xE2 for U+200E-U+2069), and of other
+/// characters, which are kept.
 const MAY_NEED_ESCAPE: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -154,7 +171,7 @@ const MAY_NEED_ESCAPE: [bool; 256] = {
         table[byte] = true;
         byte += 1;
     }
-    with_bytes(table, b"%$\\\"\x7f\xc2")
+    with_bytes(table, b"%$\\\"\x7f\xc2\xd8\xe2")
 };
 
 /// A `/bin/sh -c` command line whose script is shown one statement per
@@ -354,6 +371,17 @@ pub fn check_raw_value(value: &str) -> Result<(), String> {
                 '\r' => "a carriage return (\\r)",
                 _ => "a NUL byte",
             }
+        ));
+    }
+    // Written as it is, such a character would act on the terminal of
+    // whoever reads the unit (`render`, `plan`, `cat`, a pull request): an
+    // escape sequence, a backspace or a bidirectional override can hide or
+    // reorder what the unit says. A tab is only space.
+    if let Some(c) = value.chars().find(|&c| c != '\t' && acts_on_terminal(c)) {
+        return Err(format!(
+            "a unit value cannot contain the character U+{:04X} as it is: it would act on the terminal of whoever reads the unit rather than be seen (in a quoted `Environment=` or `Exec*=` word, write it as `\\u{:04x}`)",
+            u32::from(c),
+            u32::from(c)
         ));
     }
     if ends_in_continuation(value) {
@@ -585,7 +613,11 @@ pub fn systemd_environment(name: &str, value: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            // As in `push_quoted`: `\x85` would be a byte that is not UTF-8
+            // (systemd drops the assignment), and a bidirectional override
+            // written as it is would reorder what a reviewer sees.
+            c if acts_on_terminal(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -745,6 +777,8 @@ pub(crate) mod tests {
         "bell\u{7}",
         "c1\u{85}\u{9f}",
         "héllo wörld ✓",
+        "\u{202e}rtl\u{202c} \u{2066}iso\u{2069} \u{200f}\u{61c}\u{2028}\u{2029}",
+        "‘quotes’ – … €",
         "--flag=value with space",
         "'single' and \"double\" and \\ and $ and %",
         "-dash-first",
@@ -764,6 +798,10 @@ pub(crate) mod tests {
             assert!(
                 !line.contains('\n'),
                 "a unit line must stay one line: {line:?}"
+            );
+            assert!(
+                !line.chars().any(acts_on_terminal),
+                "a unit is read on terminals: {line:?}"
             );
         }
     }
@@ -831,6 +869,27 @@ pub(crate) mod tests {
             systemd_environment("R", r#"/srv/$x "50%"\"#),
             r#""R=/srv/$x \"50%%\"\\""#
         );
+        // A C1 control as `\x85` would be a byte that is not UTF-8.
+        assert_eq!(
+            systemd_environment("R", "a\u{85}\u{202e}b€"),
+            r#""R=a\u0085\u202eb€""#
+        );
+    }
+
+    #[test]
+    fn raw_values_that_would_act_on_a_terminal_are_refused() {
+        for bad in [
+            "a\u{1b}[31m",
+            "a\u{8}",
+            "a\u{85}",
+            "\u{202e}x",
+            "a\u{2028}b",
+        ] {
+            assert!(check_raw_value(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a\tb", "ünï 日本 🚀", "‘q’"] {
+            assert!(check_raw_value(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
@@ -955,14 +1014,7 @@ pub(crate) mod tests {
         ] {
             assert!(check_raw_value(bad).is_err(), "{bad:?}");
         }
-        for good in [
-            "",
-            "plain",
-            "a\\\\",
-            "GREETING=hi there",
-            "100%",
-            "a\u{85}b",
-        ] {
+        for good in ["", "plain", "a\\\\", "GREETING=hi there", "100%"] {
             assert_eq!(check_raw_value(good), Ok(()), "{good:?}");
         }
         assert!(check_raw_value(&"x".repeat(MAX_VALUE_BYTES + 1)).is_err());

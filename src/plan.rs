@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::diagnostic::{printable, shown};
 use crate::render::{UnitFile, digest_matches, started_by_apply};
 
 /// How `plan` describes a changed routed service (see `systemd::handover`).
@@ -752,13 +753,19 @@ impl Plan {
             }
         };
         let mut out = String::new();
+        // Unit names, container names, images, paths and faults come from
+        // the host (Docker, systemd, the unit folder): the text after the
+        // sign is shown as every message is, never obeyed by the terminal.
+        let line = |out: &mut String, code: &str, sign: &str, text: String| {
+            let _ = writeln!(out, "{} {}", paint(code, sign), printable(&text));
+        };
         for unit in &self.add {
             let what = if self.triggered.contains(&unit.name) {
                 "new: install; started by its trigger"
             } else {
                 "new: enable and start"
             };
-            let _ = writeln!(out, "{} {} ({what})", paint("32", "+"), unit.name);
+            line(&mut out, "32", "+", format!("{} ({what})", unit.name));
         }
         for change in &self.change {
             let secrets = changed_secrets(&change.old.text, &change.new.text);
@@ -778,28 +785,30 @@ impl Plan {
             } else {
                 "changed: restart"
             };
-            let _ = writeln!(
-                out,
-                "{} {} ({what}{because})",
-                paint("33", "~"),
-                change.new.name
+            line(
+                &mut out,
+                "33",
+                "~",
+                format!("{} ({what}{because})", change.new.name),
             );
         }
         for moved in &self.moved {
-            let _ = writeln!(
-                out,
-                "{} {} (image {} moved: restart onto it)",
-                paint("33", "~"),
-                moved.unit,
-                moved.image
+            line(
+                &mut out,
+                "33",
+                "~",
+                format!(
+                    "{} (image {} moved: restart onto it)",
+                    moved.unit, moved.image
+                ),
             );
         }
         for unit in &self.remove {
-            let _ = writeln!(
-                out,
-                "{} {} (removed: stop, disable, delete)",
-                paint("31", "-"),
-                unit.name
+            line(
+                &mut out,
+                "31",
+                "-",
+                format!("{} (removed: stop, disable, delete)", unit.name),
             );
         }
         for repair in &self.repair {
@@ -809,85 +818,106 @@ impl Plan {
                 actions if actions.is_empty() => String::new(),
                 actions => format!(": {actions}"),
             };
-            let _ = writeln!(
-                out,
-                "{} {} ({}{actions})",
-                paint("33", "*"),
-                repair.unit,
-                faults.join(", "),
+            line(
+                &mut out,
+                "33",
+                "*",
+                format!("{} ({}{actions})", repair.unit, faults.join(", "),),
             );
         }
         let _ = writeln!(out, "{}", self.summary());
         if let Some(held) = &self.held {
-            let _ = writeln!(
-                out,
-                "{} {} stopped or paused by the running backup ({}) for its copies: it \
+            line(
+                &mut out,
+                "36",
+                "i",
+                format!(
+                    "{} stopped or paused by the running backup ({}) for its copies: it \
                  resumes {} when it ends, and apply waits for it",
-                paint("36", "i"),
-                held.units.join(", "),
-                held.backup,
-                if held.units.len() == 1 { "it" } else { "them" },
+                    held.units.join(", "),
+                    held.backup,
+                    if held.units.len() == 1 { "it" } else { "them" },
+                ),
             );
         }
         for file in &self.stale_secrets {
-            let _ = writeln!(
-                out,
-                "{} secrets file {file} is missing or was changed by hand: applying writes it \
-                 again (the running containers read it at their start; their next start needs it)",
-                paint("31", "!")
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "secrets file {file} is missing or was changed by hand: applying writes it \
+                 again (the running containers read it at their start; their next start needs it)"
+                ),
             );
         }
         for image in &self.missing_images {
-            let _ = writeln!(
-                out,
-                "{} image {image} is not on this host any more (removed by hand?): the next \
-                 start of what runs it must pull it; applying pulls it",
-                paint("31", "!")
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "image {image} is not on this host any more (removed by hand?): the next \
+                 start of what runs it must pull it; applying pulls it"
+                ),
             );
         }
         for container in &self.stray_containers {
-            let _ = writeln!(
-                out,
-                "{} container {container} runs with the instance's labels, but no unit of it \
-                 runs it (started by hand?): applying removes it",
-                paint("31", "!")
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "container {container} runs with the instance's labels, but no unit of it \
+                 runs it (started by hand?): applying removes it"
+                ),
             );
         }
         for file in &self.stale_route_files {
-            let _ = writeln!(
-                out,
-                "{} the router's copy of {file} is missing or was changed by hand: applying \
-                 copies it again",
-                paint("31", "!")
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "the router's copy of {file} is missing or was changed by hand: applying \
+                 copies it again"
+                ),
             );
         }
         for why in (self.unfinished.iter())
             .chain(&self.handover_left)
             .chain(&self.restore)
         {
-            let _ = writeln!(out, "{} {why}", paint("31", "!"));
+            line(&mut out, "31", "!", why.to_string());
         }
         for (unit, paths) in &self.drop_ins {
-            let _ = writeln!(
-                out,
-                "{} {unit} has drop-ins that change its meaning: {} (hand edits, e.g. `systemctl edit`: \
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "{unit} has drop-ins that change its meaning: {} (hand edits, e.g. `systemctl edit`: \
                  apply leaves them in place; move the setting into the template and delete them)",
-                paint("31", "!"),
-                paths.join(", ")
+                    paths.join(", ")
+                ),
             );
         }
         for (unit, file) in &self.loaded_elsewhere {
-            let _ = writeln!(
-                out,
-                "{} {unit} is loaded from {file}: {LOADED_ELSEWHERE}",
-                paint("31", "!"),
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!("{unit} is loaded from {file}: {LOADED_ELSEWHERE}"),
             );
         }
         for name in &self.hand_edited {
-            let _ = writeln!(
-                out,
-                "{} {name} was edited by hand since unitgen wrote it: applying overwrites the edit",
-                paint("31", "!")
+            line(
+                &mut out,
+                "31",
+                "!",
+                format!(
+                    "{name} was edited by hand since unitgen wrote it: applying overwrites the edit"
+                ),
             );
         }
         for change in &self.change {
@@ -922,7 +952,7 @@ pub fn unified_diff(old: &UnitFile, new: &UnitFile, color: bool) -> String {
     let (old_text, new_text) = (without_digest(&old.text), without_digest(&new.text));
     let diff = TextDiff::from_lines(old_text, new_text);
     let mut out = String::new();
-    let header = format!("--- {}\n+++ {}\n", old.name, new.name);
+    let header = format!("--- {}\n+++ {}\n", shown(&old.name), shown(&new.name));
     out.push_str(&if color {
         format!("\x1b[1m{header}\x1b[0m")
     } else {
@@ -945,7 +975,10 @@ pub fn unified_diff(old: &UnitFile, new: &UnitFile, color: bool) -> String {
                 ChangeTag::Insert => ("+", "32"),
                 ChangeTag::Equal => (" ", ""),
             };
-            let line = format!("{sign}{}", change.value().trim_end_matches('\n'));
+            // The host's text may be a hand edit, or a unit an earlier
+            // unitgen wrote with a character a terminal obeys: shown, not
+            // obeyed (tabs kept).
+            let line = format!("{sign}{}", printable(change.value().trim_end_matches('\n')));
             if color && !code.is_empty() {
                 let _ = writeln!(out, "\x1b[{code}m{line}\x1b[0m");
             } else {
@@ -1377,6 +1410,44 @@ mod tests {
             &[unit("db.service", "A=2\n")],
         );
         assert!(other.describe(false).contains("(changed: restart)\n"));
+    }
+
+    /// The host's text (a unit an earlier unitgen wrote with a raw
+    /// bidirectional override, a hand edit with an escape sequence) and
+    /// names read from the host reached the terminal as they were: plan
+    /// printed them raw, and the terminal redrew or reordered the diff.
+    #[test]
+    fn what_the_host_holds_is_shown_not_obeyed() {
+        let installed = [unit(
+            "web.service",
+            "[Service]\nEnvironment=\"A=x\u{202e}y\"\nB=\u{1b}[2J\u{85}\n",
+        )];
+        let desired = [unit(
+            "web.service",
+            "[Service]\nEnvironment=\"A=x\\u202ey\"\nB=\t\n",
+        )];
+        let mut plan = Plan::new(&installed, &desired);
+        plan.hand_edited
+            .push("web\u{1b}]0;owned\u{7}.service".into());
+        plan.drop_ins
+            .push(("web.service".into(), vec!["/etc/x\u{2066}.conf".into()]));
+        for color in [false, true] {
+            let text = plan.describe(color);
+            let obeyed: Vec<char> = (text.chars())
+                .filter(|&c| crate::diagnostic::acts_on_terminal(c) && !matches!(c, '\n' | '\t'))
+                .filter(|&c| !(color && c == '\u{1b}'))
+                .collect();
+            assert!(obeyed.is_empty(), "{obeyed:?} in:\n{text}");
+            assert!(text.contains("-Environment=\"A=x\\u{202e}y\""), "{text}");
+            assert!(text.contains("\\u{1b}[2J\\u{85}"), "{text}");
+            assert!(text.contains("+B=\t"), "tabs kept: {text}");
+        }
+        // With colour, the only escape sequences are unitgen's own.
+        let colored = plan.describe(true);
+        assert!(
+            !colored.contains("\u{1b}[2J") && !colored.contains("\u{1b}]0;"),
+            "{colored}"
+        );
     }
 
     #[test]

@@ -1265,3 +1265,77 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
         assert_eq!(world.active(&unit), "active", "{unit}");
     }
 }
+
+/// `unitgen backups` printed a snapshot's revision tag as restic gave it:
+/// anyone who can write to the repository (another host, another instance
+/// sharing it) could tag a snapshot `revision:7\e[2J\e]0;…\a`, and the
+/// listing cleared the terminal and retitled it. What the repository says
+/// is shown escaped now.
+#[test]
+fn a_hostile_tag_in_the_repository_is_shown_not_obeyed_by_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    // `--root` is the host's `/`: the repository and password file named
+    // in the template are looked for under it.
+    let root = dir.path().join("root");
+    let (repository, password) = ("/srv/ugbkt-repo", "/etc/ugbkt/restic-password");
+    let at = |path: &str| root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(at("/etc/ugbkt")).unwrap();
+    std::fs::write(at(password), PASSWORD).unwrap();
+    std::fs::set_permissions(at(password), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/f"), "hi").unwrap();
+    let restic = |args: &[&str]| {
+        let out = Command::new("restic")
+            .env("RESTIC_REPOSITORY", at(repository))
+            .env("RESTIC_PASSWORD_FILE", at(password))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        ok(&out, "restic");
+    };
+    restic(&["init"]);
+    let hostile = "7\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}";
+    restic(&[
+        "backup",
+        "data",
+        "--tag",
+        "app:ugbkt,instance:live",
+        "--tag",
+        &format!("revision:{hostile}"),
+    ]);
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "app: ugbkt\nservices:\n  web:\n    image: {IMAGE}\n    volumes: [\"data:/data\"]\n    backup: {{}}\n\
+             backup:\n  repository: {repository}\n  password_file: {password}\ninstances:\n  live: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["backups", "live", "-f"])
+        .arg(dir.path().join("app.yaml"))
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let listed = ok(&out, "backups");
+    assert!(
+        listed.contains("7\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{202e}"),
+        "the tag is shown, escaped: {listed}"
+    );
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{7}') && !listed.contains('\u{202e}'),
+        "the terminal obeyed the repository: {listed:?}"
+    );
+    // `--json` carries the tag as it is: JSON escapes it.
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["backups", "live", "--json", "-f"])
+        .arg(dir.path().join("app.yaml"))
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&out, "backups --json")).unwrap();
+    assert_eq!(json[0]["revision"], hostile);
+}

@@ -1401,6 +1401,13 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     )
     .unwrap();
     std::fs::write(dynamic.join("blog-live.yaml"), "# claim: blog.example\n").unwrap();
+    // A file of any name in the router's folder is named back, shown and
+    // not obeyed by the terminal.
+    std::fs::write(
+        dynamic.join("x\u{1b}[2J\u{202e}.yaml"),
+        "# claim: x.example\n",
+    )
+    .unwrap();
     let unitgen = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_unitgen"))
             .env("NO_COLOR", "1")
@@ -1418,7 +1425,7 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     for expected in [
         "shop-live's router settings differ from those of unitgen-router.service",
-        "which serves blog-live on this host; nothing was changed",
+        "which serves blog-live, x\\u{1b}[2J\\u{202e} on this host; nothing was",
         "unitgen.yaml:14:14",
         "this apply's router",
         "the installed router: image traefik:v3.7, ports 80 and 443",
@@ -1435,6 +1442,10 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("! apply refuses this router change without --replace-router"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("x\\u{1b}[2J\\u{202e}") && !shown.contains(['\u{1b}', '\u{202e}']),
         "{shown}"
     );
 

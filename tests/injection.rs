@@ -901,6 +901,20 @@ fn check(source: &Source, value: &str) -> bool {
     let raw = source.kind == Kind::Raw;
     for ((flavour, benign), (_, hostile)) in benign.iter().zip(&hostile) {
         assert_eq!(benign.name, hostile.name);
+        // Units are read on terminals and in pull requests: no character
+        // of the value acts there (an escape sequence, a C1 control, a
+        // bidirectional override that reorders what a reviewer sees).
+        if let Some(c) =
+            (hostile.text.chars()).find(|&c| !matches!(c, '\n' | '\t') && acts_on_terminal(c))
+        {
+            panic!(
+                "{} ({flavour:?}, {}): {value:?} put U+{:04X} into the unit as it is:\n{}",
+                source.name,
+                hostile.name,
+                u32::from(c),
+                hostile.text
+            );
+        }
         // What unitgen reads back from the unit (whose it is, its image,
         // secrets and routes file) is as it wrote it.
         let owner =
@@ -956,6 +970,14 @@ fn check(source: &Source, value: &str) -> bool {
     true
 }
 
+/// Characters a terminal obeys rather than shows (as `diagnostic::shown`
+/// lists them).
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
 /// Values from the issue and from systemd's syntax: every line end, line
 /// continuation, comment and section syntax, quoting, specifiers, variables,
 /// C0 and C1 controls.
@@ -982,6 +1004,8 @@ const HOSTILE: &[&str] = &[
     "\u{feff}bom",
     "bell\u{7} esc\u{1b} del\u{7f}",
     "line\u{2028}sep",
+    // Trojan Source: what follows is shown reversed, or out of order.
+    "\u{202e}desrever\u{202c} \u{2066}isolate\u{2069} \u{200f}mark \u{61c}",
     "ünïcödé 日本語 🚀",
     ".include /etc/shadow",
     "",

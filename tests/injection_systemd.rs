@@ -133,7 +133,9 @@ fn the_issue_injections_change_nothing_in_real_systemd() {
 #[test]
 fn hostile_values_from_the_deployments_file_and_the_command_line_reach_docker_exactly() {
     let world = World::new("ugvals");
-    let from_file = "100% %n %i %% $HOME ${HOME} $$ \\x \\\\ \"q\" 'q' ;#` || ) \u{202e}ü";
+    // The bidirectional characters and the C1 control are written into the
+    // unit as `\u` escapes (a reviewer's terminal would obey them).
+    let from_file = "100% %n %i %% $HOME ${HOME} $$ \\x \\\\ \"q\" 'q' ;#` || ) \u{202e}ü \u{2066}i\u{2069}\u{200f} \u{85}.";
     let from_set = "%h%%$USER ${X:-y} \\ \" a;b `id` $(id)";
     std::fs::write(
         world.dir().join("app.yaml"),

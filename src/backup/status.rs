@@ -102,8 +102,9 @@ impl BackupStatus {
     }
 }
 
-/// The lines `status` prints under the services.
-pub fn print(status: &BackupStatus) {
+/// The lines `status` prints under the services (the command shows them
+/// as it shows every value read back: escaped, never obeyed).
+pub fn lines(status: &BackupStatus) -> Vec<String> {
     let last = match &status.last_good {
         Some(last) => format!(
             "{}, snapshot {} (revision {})",
@@ -113,25 +114,28 @@ pub fn print(status: &BackupStatus) {
         ),
         None => "none yet".to_string(),
     };
-    println!(
-        "backup: last good {last}; last run: {}",
-        status.last_run_text()
-    );
-    println!(
-        "  next {} (schedule `{}`{})",
-        match (status.next, status.last_run.as_str()) {
-            (Some(next), _) => format_utc(next),
-            (None, "running") => "after this run".to_string(),
-            (None, _) => "not scheduled".to_string(),
-        },
-        status.schedule,
-        status
-            .interval
-            .map_or(String::new(), |i| format!(", every {}", format_interval(i)))
-    );
+    let mut lines = vec![
+        format!(
+            "backup: last good {last}; last run: {}",
+            status.last_run_text()
+        ),
+        format!(
+            "  next {} (schedule `{}`{})",
+            match (status.next, status.last_run.as_str()) {
+                (Some(next), _) => format_utc(next),
+                (None, "running") => "after this run".to_string(),
+                (None, _) => "not scheduled".to_string(),
+            },
+            status.schedule,
+            status
+                .interval
+                .map_or(String::new(), |i| format!(", every {}", format_interval(i)))
+        ),
+    ];
     if status.overdue {
-        println!("  {OVERDUE}");
+        lines.push(format!("  {OVERDUE}"));
     }
+    lines
 }
 
 /// The time between the next two elapses of a calendar expression, as

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::fleet::{NotOnFleetArgs, refuse_host_only};
 use super::host::HostArgs;
+use super::output::{outln, showln};
 use super::{Outcome, TemplateArgs};
 use crate::backup::restore::{self, Restore};
 use crate::backup::{LastBackup, Repository, Snapshot, human_size};
@@ -128,13 +129,13 @@ pub fn backup(args: BackupArgs) -> Result<Outcome> {
     }
     let state = args.host.state_dir()?.join(instance.prefix());
     match LastBackup::read(&state) {
-        Some(last) => println!(
+        Some(last) => showln!(
             "{}: snapshot {} saved (revision {})",
             instance.prefix(),
             last.snapshot,
             last.revision
-        ),
-        None => println!("{}: backup done", instance.prefix()),
+        )?,
+        None => showln!("{}: backup done", instance.prefix())?,
     }
     Ok(Outcome::Clean)
 }
@@ -167,32 +168,36 @@ pub fn backups(args: BackupsArgs) -> Result<Outcome> {
         })
         .collect();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&listed).expect("snapshots serialize")
-        );
+        )?;
         return Ok(Outcome::Clean);
     }
     if listed.is_empty() {
-        println!(
+        showln!(
             "{}: no snapshots in {}",
             instance.prefix(),
             backup.repository
-        );
+        )?;
         return Ok(Outcome::Clean);
     }
-    println!(
+    outln!(
         "{:<10} {:<20} {:<10} SIZE",
-        "SNAPSHOT", "TIME (UTC)", "REVISION"
-    );
+        "SNAPSHOT",
+        "TIME (UTC)",
+        "REVISION"
+    )?;
+    // Ids, times and revision tags are what the repository says: anyone
+    // who can write to it can tag a snapshot with an escape sequence.
     for item in &listed {
-        println!(
+        showln!(
             "{:<10} {:<20} {:<10} {}",
             item.snapshot.short_id,
             short_time(&item.snapshot.time),
             item.revision.as_deref().unwrap_or("-"),
             item.size.map_or("?".into(), human_size)
-        );
+        )?;
     }
     Ok(Outcome::Clean)
 }

@@ -338,7 +338,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         showln!("! {restore}")?;
     }
     if let Some(backup) = &status.backup {
-        backup_status::print(backup);
+        for line in backup_status::lines(backup) {
+            showln!("{line}")?;
+        }
     }
     for other in &status.other_units {
         showln!("! {}: {}", other.unit, other.why.join(", "))?;
