@@ -9,7 +9,8 @@
 //! `after-start`, `before-record`, `after-record`; with a routed service
 //! (`systemd::handover`), `after-switch` comes before `after-intent`; with
 //! a changed router, `after-router-write` comes after `after-record`. A
-//! rollback passes the same points (no handover, no router).
+//! rollback passes the same points (no handover, no router); a `restart`
+//! of a routed service passes `after-switch` alone.
 //!
 //! A destroy's: `after-intent` (its intent recorded, nothing changed),
 //! `after-stop` (its units stopped and disabled, their files still there),

@@ -134,6 +134,17 @@ impl fmt::Display for JobResult {
     }
 }
 
+/// What became of a job whose enqueue call was lost (see
+/// [`Systemd::lost_jobs`]).
+enum LostJob {
+    /// It is queued or running: this job.
+    Enqueued(OwnedObjectPath),
+    /// It ran already: its result, as the unit's state tells it.
+    Ran(JobResult),
+    /// Nothing was done: to be sent again.
+    NotSent,
+}
+
 /// The part of a unit's state `status` shows (see [`Systemd::summaries`]).
 #[derive(Debug, Clone)]
 pub struct UnitSummary {
@@ -279,7 +290,8 @@ const REEXEC_RETRIES: u32 = 5;
 /// message bus without replying"), and calls sent meanwhile wait until it
 /// is back. An apply failed so, and restarted the previous revision. Only
 /// calls that may be made twice are: reads, reloads, enabling and disabling
-/// unit files; not jobs (a lost job may have been enqueued).
+/// unit files. Jobs are seen to in [`Systemd::run_batch`]
+/// ([`Systemd::lost_jobs`]): a restart made twice restarts twice.
 fn again_if_reexecuted<T>(mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
     let mut retries = 0;
     loop {
@@ -466,29 +478,59 @@ impl Systemd {
         let mut results: Vec<Option<JobResult>> = vec![None; jobs.len()];
         // One job can stand for several units: systemd merges jobs.
         let mut pending: HashMap<OwnedObjectPath, Vec<usize>> = HashMap::new();
-        let calls: Vec<(&str, (&str, &str))> = jobs
-            .iter()
-            .map(|(kind, unit)| (kind.method(), (unit.as_str(), "replace")))
-            .collect();
-        let replies = self.call_manager_all(&calls);
-        for (i, ((kind, unit), reply)) in jobs.iter().zip(replies).enumerate() {
-            let enqueued = reply.and_then(|reply| reply.body().deserialize::<OwnedObjectPath>());
-            let refused = match enqueued {
-                Ok(job) => {
-                    pending.entry(job).or_default().push(i);
-                    continue;
+        let sent_at = crate::state::now_micros();
+        let mut to_send: Vec<usize> = (0..jobs.len()).collect();
+        let mut resends = 0;
+        while !to_send.is_empty() {
+            let calls: Vec<(&str, (&str, &str))> = (to_send.iter())
+                .map(|&i| (jobs[i].0.method(), (jobs[i].1.as_str(), "replace")))
+                .collect();
+            let replies = self.call_manager_all(&calls);
+            let mut lost = Vec::new();
+            for (&i, reply) in to_send.iter().zip(replies) {
+                let (kind, unit) = &jobs[i];
+                let enqueued =
+                    reply.and_then(|reply| reply.body().deserialize::<OwnedObjectPath>());
+                let refused = match enqueued {
+                    Ok(job) => {
+                        pending.entry(job).or_default().push(i);
+                        continue;
+                    }
+                    Err(e) => match refusal(&e) {
+                        Some((name, _)) if name == NO_REPLY && resends < REEXEC_RETRIES => {
+                            lost.push(i);
+                            continue;
+                        }
+                        Some((name, _)) if name == NO_SUCH_UNIT => JobResult::NotLoaded,
+                        Some((name, message)) => JobResult::Rejected(format!("{name}: {message}")),
+                        None => return Err(Error::new(format!("{} {unit}", kind.doing()), e)),
+                    },
+                };
+                on_done(&JobOutcome {
+                    unit: unit.clone(),
+                    result: refused.clone(),
+                });
+                results[i] = Some(refused);
+            }
+            if !lost.is_empty() {
+                resends += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let found = self.lost_jobs(jobs, &lost, sent_at)?;
+            to_send = Vec::new();
+            for (i, found) in lost.into_iter().zip(found) {
+                match found {
+                    LostJob::Enqueued(job) => pending.entry(job).or_default().push(i),
+                    LostJob::Ran(result) => {
+                        on_done(&JobOutcome {
+                            unit: jobs[i].1.clone(),
+                            result: result.clone(),
+                        });
+                        results[i] = Some(result);
+                    }
+                    LostJob::NotSent => to_send.push(i),
                 }
-                Err(e) => match refusal(&e) {
-                    Some((name, _)) if name == NO_SUCH_UNIT => JobResult::NotLoaded,
-                    Some((name, message)) => JobResult::Rejected(format!("{name}: {message}")),
-                    None => return Err(Error::new(format!("{} {unit}", kind.doing()), e)),
-                },
-            };
-            on_done(&JobOutcome {
-                unit: unit.clone(),
-                result: refused.clone(),
-            });
-            results[i] = Some(refused);
+            }
         }
 
         while !pending.is_empty() {
@@ -524,6 +566,53 @@ impl Systemd {
                 result: result.expect("every job was enqueued, refused or awaited"),
             })
             .collect())
+    }
+
+    /// What became of the jobs `lost` (indices into `jobs`) whose enqueue
+    /// call systemd left unanswered (NoReply: it re-executed, see
+    /// [`again_if_reexecuted`]), now that it answers again. A call it had
+    /// not read yet is gone with nothing done (what was seen each time); one
+    /// it had acted on may have left a job. A start or stop is sent again
+    /// either way: sent again in mode `replace`, it merges with a job of its
+    /// kind still queued, and is done at once on a unit already in its
+    /// state. A restart twice restarts twice: it is sent again only when
+    /// the unit has no job of its own and has neither started nor stopped
+    /// since it was first sent (`sent_at`, µs since the epoch).
+    fn lost_jobs(
+        &self,
+        jobs: &[(JobKind, String)],
+        lost: &[usize],
+        sent_at: u64,
+    ) -> Result<Vec<LostJob>, Error> {
+        let units: Vec<String> = lost.iter().map(|&i| jobs[i].1.clone()).collect();
+        let listed = again_if_reexecuted(|| self.list_by_names(&units))?;
+        (lost.iter().zip(listed))
+            .map(|(&i, (_, _, _, _, _, _, _, job_id, job_type, job))| {
+                let (kind, unit) = &jobs[i];
+                if matches!(kind, JobKind::Start | JobKind::Stop) {
+                    return Ok(LostJob::NotSent);
+                }
+                // A restart's job turns into a start once the unit stopped;
+                // a reload-or-restart's is a reload or a restart.
+                if job_id != 0 && ["restart", "start", "reload"].contains(&job_type.as_str()) {
+                    return Ok(LostJob::Enqueued(job));
+                }
+                let state = self.unit_state(unit)?;
+                Ok(
+                    if state.active_enter_timestamp >= sent_at
+                        || state.inactive_enter_timestamp >= sent_at
+                    {
+                        LostJob::Ran(if state.is_active() {
+                            JobResult::Done
+                        } else {
+                            JobResult::Failed
+                        })
+                    } else {
+                        LostJob::NotSent
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Enables unit files (`EnableUnitFiles`, persistent, replacing symlinks

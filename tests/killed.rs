@@ -202,6 +202,57 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     assert_eq!(routes_now(), routes);
 }
 
+/// A restart of a routed service killed with the traffic on its stand-in,
+/// then run again: the second restart restarted the network unit too, and
+/// with it the stand-in (it requires the network) on a new host port, so
+/// the router, still sending it the traffic, answered 503 ("no available
+/// server") until the next apply, while restart said "2 units restarted".
+/// Now it finishes the switch first: the stand-in keeps the traffic while
+/// the service restarts, then goes; every request is answered throughout.
+#[test]
+fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
+    let mut world = World::new(ROUTED);
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    world.write(&routed(&world, "v0", ports));
+    world.apply_ok("live");
+    wait_until(
+        Duration::from_secs(30),
+        "the router serves v0",
+        || get("http", DOMAIN, ports.0, "/", None),
+        |a| a.status == 200 && a.body.trim() == "v0",
+    );
+    let web = format!("{ROUTED}-live-web");
+    let standin = format!("{web}.next");
+    let killed = world.unitgen_with(&["restart", "live"], &[("UNITGEN_FAULT", "after-switch")]);
+    assert!(!killed.status.success(), "{}", text(&killed));
+    assert!(is_running(&standin), "the stand-in has the traffic");
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+
+    let load = Load::start(ports.0, DOMAIN);
+    let again = world.unitgen(&["restart", "live"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let answers = load.stop();
+    eprintln!(
+        "ANSWERS {:?}",
+        answers
+            .iter()
+            .map(|a| a.as_ref().map(|_| "ok").unwrap_or("ERR"))
+            .collect::<Vec<_>>()
+            .join("")
+    );
+    assert_eq!(bodies(&answers), ["v0"]);
+    assert_eq!(
+        get("http", DOMAIN, ports.0, "/", None).map(|a| (a.status, a.body)),
+        Some((200, "v0\n".to_string()))
+    );
+    assert!(!is_running(&standin), "the stand-in outlived the restart");
+    assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
+
 /// An app of the site: `web` serves its version on a host port, `worker`
 /// just runs.
 fn site_app(app: &str) -> String {

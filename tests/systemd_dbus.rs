@@ -343,3 +343,60 @@ fn connecting_to_a_missing_bus_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+/// systemd re-executing while jobs are enqueued: the enqueue calls it had
+/// not read yet came back as NoReply, and unitgen took each as refused
+/// ("rejected: ... Message recipient disconnected from message bus without
+/// replying"), so an apply met by a `daemon-reexec` (Debian's systemd
+/// package runs one on each upgrade) failed and put the previous revision
+/// back. Every start, restart and stop enqueued across re-execs is now
+/// done, and each unit ends in the state asked.
+#[test]
+fn jobs_enqueued_while_systemd_reexecutes_are_all_done() {
+    let sandbox = Sandbox::boot();
+    let systemd = sandbox.systemd();
+    let names: Vec<String> = (0..30)
+        .map(|i| format!("ug-dbus-test-reexec-{i}.service"))
+        .collect();
+    for name in &names {
+        std::fs::write(
+            sandbox.unit_dir().join(name),
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+        )
+        .unwrap();
+    }
+    systemd.reload().unwrap();
+    let reexecs = std::sync::atomic::AtomicU32::new(0);
+    let done = |kind| {
+        let outcomes = systemd.run_jobs(kind, &names).unwrap();
+        let not_done: Vec<&JobOutcome> = (outcomes.iter())
+            .filter(|o| o.result != JobResult::Done)
+            .collect();
+        (not_done.is_empty(), format!("{kind:?}: {not_done:?}"))
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..6 {
+                let out = sandbox.systemctl(["daemon-reexec"]);
+                assert!(out.status.success(), "{out:?}");
+                reexecs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {
+            for (kind, state) in [
+                (JobKind::Start, "active"),
+                (JobKind::Restart, "active"),
+                (JobKind::Stop, "inactive"),
+            ] {
+                let (all_done, said) = done(kind);
+                let states = systemd.active_states(&names).unwrap();
+                if !all_done || states.iter().any(|s| s != state) {
+                    // The re-execs end before the panic (the scope waits for them).
+                    while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {}
+                }
+                assert!(all_done, "{said}");
+                assert!(states.iter().all(|s| s == state), "{kind:?}: {states:?}");
+            }
+        }
+    });
+}

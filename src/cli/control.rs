@@ -91,14 +91,48 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         }
         miette!("{name}: {}", failure.message)
     };
+    // A zero-downtime switch that a killed apply, rollback or restart left
+    // is finished first, as apply does: while the router sends the traffic
+    // to its stand-ins, they keep it until the services are restarted
+    // behind them. A plain restart then restarted the network unit too,
+    // and with it the stand-ins (they require it) on new host ports: the
+    // router, still sending them the traffic, answered 503 until the next
+    // apply, and restart said all was well.
+    let record = state.dir().join(crate::systemd::handover::RECORD);
+    let resumed = match kind {
+        JobKind::Restart => {
+            crate::systemd::handover::resume(&host, &record, &progress).map_err(|mut failure| {
+                failure.message = format!("restart failed: {}", failure.message);
+                report(failure)
+            })?
+        }
+        _ => None,
+    };
     // Routed services restart as apply replaces them: the stand-ins kept
     // with the revision take the traffic first (see `handover`), so the
     // router never sends a request to a container that is stopping.
-    let handover = match kind {
-        JobKind::Restart => kept_handover(&state, &host, &units),
+    let resuming = resumed.is_some();
+    let switched = match (kind, resumed) {
+        (_, Some(resumed)) => Some(resumed),
+        (JobKind::Restart, None) => match kept_handover(&state, &host, &units) {
+            Some(handover) => {
+                // The routes first: the switch keeps the file as it is
+                // then, and puts it back after.
+                let only_reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
+                converge::control(&host, &only_reloads, settle, &progress).map_err(report)?;
+                let routed: Vec<&str> = handover.services.iter().map(|s| s.unit.as_str()).collect();
+                handover
+                    .switch_units(&host, &routed, &progress)
+                    .map_err(|mut failure| {
+                        failure.message = format!("restart failed: {}", failure.message);
+                        report(failure)
+                    })?
+            }
+            None => None,
+        },
         _ => None,
     };
-    let Some(handover) = handover else {
+    let Some(switched) = switched else {
         let jobs = [
             (kind, units.as_slice()),
             (JobKind::ReloadOrRestart, reloads.as_slice()),
@@ -106,37 +140,32 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         converge::control(&host, &jobs, settle, &progress).map_err(report)?;
         return done(kind, &name, &units, &reloads, &progress);
     };
-    // The routes first: the switch keeps the file as it is then, and puts
-    // it back after.
-    let only_reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
-    converge::control(&host, &only_reloads, settle, &progress).map_err(report)?;
-    let routed: Vec<&str> = handover.services.iter().map(|s| s.unit.as_str()).collect();
-    let switched = handover
-        .switch_units(&host, &routed, &progress)
-        .map_err(|mut failure| {
-            failure.message = format!("restart failed: {}", failure.message);
-            report(failure)
-        })?;
     // The stand-ins are on the instance's network: restarting its unit
     // would restart them too (they require it) while they have the
     // traffic, and it cannot remove a network they are attached to.
     let units: Vec<String> = (units.into_iter())
-        .filter(|unit| switched.is_none() || !networks.contains(unit))
+        .filter(|unit| !networks.contains(unit))
         .collect();
     let restarted = converge::control(&host, &[(kind, units.as_slice())], settle, &progress);
     // Back to the services' own units, restarted or not (if not, this
     // waits for them and leaves the traffic on the stand-ins, for the
     // next apply to finish).
-    let back = switched.map_or(Ok(()), |switched| switched.finish(&host, &progress));
+    let back = switched.finish(&host, &progress);
     restarted.map_err(report)?;
     back.map_err(report)?;
+    // A resumed switch's routes are reloaded once it is switched back: a
+    // reload before would have written the routes to the services over
+    // the switch while they restart.
+    if resuming {
+        let reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
+        converge::control(&host, &reloads, settle, &progress).map_err(report)?;
+    }
     done(kind, &name, &units, &reloads, &progress)
 }
 
 /// The stand-ins the installed revision's apply kept (`handover::STORED`)
 /// for those of `units` that are routed services; None when there are
-/// none, or while a killed apply's handover is left to finish (the next
-/// apply or rollback finishes it).
+/// none, or while a killed command's handover is left to finish.
 fn kept_handover(
     state: &crate::state::InstanceState,
     host: &converge::Host,

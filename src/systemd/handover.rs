@@ -436,12 +436,7 @@ fn switch_back(
         // (or by the routes unit): the router may not have read the file
         // yet, and requests under way still reach the stand-ins. They get
         // what is left of their drain since the file was written.
-        let written = fs::metadata(&record.routes_file).and_then(|m| m.modified());
-        if let Some(left) = written.ok().and_then(|at| {
-            (at + DRAIN)
-                .duration_since(std::time::SystemTime::now())
-                .ok()
-        }) {
+        if let Some(left) = drain_left(&record.routes_file) {
             progress.line(&format!(
                 "zero-downtime: the router was switched back {}s ago; {} drains for {}s more",
                 (DRAIN - left).as_secs(),
@@ -482,6 +477,19 @@ pub fn resume(
             "zero-downtime: {} keeps the traffic while the services converge",
             record.standins.join(", ")
         ));
+        // Switched by a command killed before the old version had drained
+        // (just after it wrote the file): the router may not have read the
+        // switch yet, and the services converging now are what it still
+        // sent the requests to (502s and 503s, seen when a killed restart
+        // was run again at once). They drain for what is left first.
+        if let Some(left) = drain_left(&record.routes_file) {
+            progress.line(&format!(
+                "zero-downtime: the traffic was switched {}s ago; the old version drains for {}s more",
+                (DRAIN - left).as_secs(),
+                left.as_secs_f32().ceil()
+            ));
+            std::thread::sleep(left);
+        }
         return Ok(Some(Switched {
             record_path: record_path.to_path_buf(),
             record,
@@ -489,6 +497,14 @@ pub fn resume(
     }
     switch_back(host, record_path, &record, progress)?;
     Ok(None)
+}
+
+/// What is left of [`DRAIN`] since the routes file was written, if any.
+fn drain_left(routes_file: &Path) -> Option<Duration> {
+    let written = fs::metadata(routes_file).and_then(|m| m.modified()).ok()?;
+    (written + DRAIN)
+        .duration_since(std::time::SystemTime::now())
+        .ok()
 }
 
 /// Whether the routes file is a handover's switch to its stand-ins (one a
