@@ -55,6 +55,12 @@ fn flat(said: &str) -> String {
         .join(" ")
 }
 
+/// The ExecStart fleet holds for unit `name`.
+fn exec_start(fleet: &FakeFleet, name: &str) -> String {
+    let unit = fleet.unit(name).unwrap();
+    unit.option("Service", "ExecStart").unwrap().to_owned()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -434,6 +440,86 @@ fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() 
     let (code, status) = app.run_in(elsewhere.path(), &["status", "shop/live"]);
     let line = "! shop-live-db@.service is not running: fleet has no copy 1 (destroyed by hand?)";
     assert!(code == Some(3) && status.contains(line), "{status}");
+}
+
+// A copy whose text was changed in fleet by hand (a PUT of other options
+// under its name, which live fleet answers 201: it loads the new file and
+// leaves the old process running) was "up to date" for status (exit 0)
+// and "changed: roll 1 running copies" for plan, with no diff and no word
+// of which copy or why. Each now names the copy and plan shows its diff;
+// apply replaces it, so that it runs its template's text again.
+#[test]
+fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() {
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let run = |verb: &str| app.run(&[verb, "live"]);
+    assert_eq!(run("apply").0, Some(0));
+    let client = unitgen::fleet::FleetClient::new(fleet.endpoint()).unwrap();
+    let hacked = |name: &str| -> Vec<unitgen::unit_file::UnitOption> {
+        let mut options = client.get_unit(name).unwrap().unwrap().options;
+        for option in &mut options {
+            option.value = option.value.replace("GREETING=hello", "GREETING=hacked");
+        }
+        options
+    };
+    client
+        .put_unit(
+            "shop-live-web@2.service",
+            JobState::Launched,
+            &hacked("shop-live-web@2.service"),
+        )
+        .unwrap();
+    assert!(!fleet.runs_its_unit_file("shop-live-web@2.service"));
+    let why = "is not as applied: fleet holds other unit text under its name than its template \
+               shop-live-web@.service's (changed by hand?)";
+    let (code, plan) = run("plan");
+    assert_eq!(code, Some(2), "{plan}");
+    for line in [
+        "~ shop-live-web@.service (copies: replace 2)\n".to_owned(),
+        format!("    shop-live-web@2.service {why}"),
+        "--- shop-live-web@2.service".to_owned(),
+        "-ExecStart=/usr/bin/docker run".to_owned(),
+        "GREETING=hacked".to_owned(),
+    ] {
+        assert!(plan.contains(&line), "{line}\nnot in:\n{plan}");
+    }
+    assert!(!plan.contains("shop-live-web@1.service"), "{plan}");
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    let line = format!("! shop-live-web@2.service {why}");
+    assert!(status.contains(&line), "{line}\nnot in:\n{status}");
+    assert!(!status.contains("! shop-live-web@1.service"), "{status}");
+    let (code, applied) = run("apply");
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(fleet.runs_its_unit_file("shop-live-web@2.service"));
+    assert!(!exec_start(fleet, "shop-live-web@2.service").contains("hacked"));
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+
+    // The template changed by hand: its copies are not its text any more.
+    client
+        .put_unit(
+            "shop-live-web@.service",
+            JobState::Inactive,
+            &hacked("shop-live-web@.service"),
+        )
+        .unwrap();
+    let (code, plan) = run("plan");
+    assert!(
+        code == Some(2) && plan.contains("-ExecStart=") && plan.contains("GREETING=hacked"),
+        "{plan}"
+    );
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    for copy in ["shop-live-web@1.service", "shop-live-web@2.service"] {
+        assert!(
+            status.contains(&format!("! {copy} is not as applied")),
+            "{status}"
+        );
+    }
+    assert_eq!(run("apply").0, Some(0));
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
 }
 
 // fleet keeps no revisions: history and rollback with --fleet say so (they
@@ -887,10 +973,23 @@ fn an_apply_or_restart_killed_between_fleet_requests_is_told_and_finished_by_the
                     if done && !wrong.is_empty() {
                         return Some(format!("{at}: plan says up to date, but {wrong:?}"));
                     }
-                    // Whether each copy runs, not whether it runs the template.
+                    // Whether each copy runs and is its template in fleet
+                    // (a roll killed between copies leaves some of each),
+                    // not whether it runs the template file.
                     let (code, status) = run(&fleet, dir.path(), "status");
                     let stopped = wrong.iter().any(|w| w.contains("does not run"));
-                    if code != Some(if stopped { 3 } else { 0 }) {
+                    let mixed = fleet.units().iter().any(|copy| {
+                        let template = match copy.name.split_once('@') {
+                            Some((service, _)) if !copy.name.contains("@.") => {
+                                format!("{service}@.service")
+                            }
+                            _ => return false,
+                        };
+                        fleet
+                            .unit(&template)
+                            .is_some_and(|t| t.options != copy.options)
+                    });
+                    if code != Some(if stopped || mixed { 3 } else { 0 }) {
                         return Some(format!(
                             "{at}: status exits {code:?} ({wrong:?}):\n{status}"
                         ));

@@ -154,6 +154,9 @@ pub struct UnitStatus {
     /// Why it does not run as an instance's unit should (a copy stopped,
     /// failed, unplaced; a template with no copy at all), if so.
     pub not_running: Option<String>,
+    /// Why a copy is not its template (fleet holds other options under its
+    /// name: changed by hand), if so. Its process may run the old ones.
+    pub not_as_applied: Option<String>,
 }
 
 pub(super) enum Name<'a> {
@@ -1121,6 +1124,13 @@ pub fn status(
                 }
                 Name::Plain => why_copy_not_running(u, &states),
             },
+            not_as_applied: match classify(&u.name) {
+                Name::Instance { template, .. } => (fleet_units.iter())
+                    .find(|t| t.name == template)
+                    .filter(|t| t.options != u.options)
+                    .map(|_| why_not_its_template(&template)),
+                _ => None,
+            },
             name: u.name.clone(),
             desired_state: u.desired_state,
             current_state: u.current_state,
@@ -1130,6 +1140,16 @@ pub fn status(
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// Why a copy whose options are not its template's is not as applied:
+/// unitgen submits each copy with its template's options, so fleet holds
+/// another unit under the copy's name (a PUT or `fleetctl submit` by hand).
+pub fn why_not_its_template(template: &str) -> String {
+    format!(
+        "fleet holds other unit text under its name than its template {template}'s \
+         (changed by hand?): `unitgen apply INSTANCE --fleet` replaces it"
+    )
 }
 
 /// Why a template's copies (their instance names) fall short, if they do:
