@@ -522,6 +522,102 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     assert_eq!(run("status").0, Some(0));
 }
 
+// A global service stopped on its machines behind fleet's back (live:
+// `systemctl stop` there; fleet still says launched, and gives a global
+// unit no machine and no current state) was "up to date" for plan, status
+// and apply; `restart --fleet` of a global service waited --fleet-wait for
+// a placement that never comes and failed, leaving it stopped. Each
+// machine's state is read now: plan and status name it, apply runs it
+// again, and start/stop/restart await it on every machine.
+#[test]
+fn a_global_service_is_seen_and_awaited_on_every_machine() {
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let yaml = std::fs::read_to_string(app.dir.path().join("unitgen.yaml")).unwrap();
+    std::fs::write(
+        app.dir.path().join("unitgen.yaml"),
+        yaml.replace("  copies: 2\n", "  global: [db]\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| app.run(args);
+    let (code, said) = run(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("shop-live-db@1.service is running on every machine"),
+        "{said}"
+    );
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    fleet.stop_process("shop-live-db@1.service");
+    let why = "is not running: systemd reports inactive/dead on machine machine-1; \
+               systemd reports inactive/dead on machine machine-2";
+    let (code, plan) = run(&["plan", "live"]);
+    assert_eq!(code, Some(2), "{plan}");
+    assert!(
+        plan.contains("~ shop-live-db@.service (copies: replace 1)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("    shop-live-db@1.service {why}")),
+        "{plan}"
+    );
+    let (code, status) = run(&["status", "live"]);
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains(&format!("! shop-live-db@1.service {why}")),
+        "{status}"
+    );
+    let (code, said) = run(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["plan", "live"]).0, Some(0));
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    // Stopped behind fleet's back again, then restarted; stopped and
+    // started with unitgen.
+    fleet.stop_process("shop-live-db@1.service");
+    let (code, said) = run(&["restart", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+    let (code, said) = run(&["stop", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, status) = run(&["status", "live"]);
+    assert!(
+        code == Some(3)
+            && status.contains(
+                "! shop-live-db@1.service is not running: fleet is told to keep it loaded"
+            ),
+        "{status}"
+    );
+    let (code, said) = run(&["start", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    // A change whose start fails on the machines is not taken as done: the
+    // last good unit is put back and runs.
+    fleet.fail_units_containing("postgres:17");
+    std::fs::write(
+        app.dir.path().join("unitgen.yaml"),
+        std::fs::read_to_string(app.dir.path().join("unitgen.yaml"))
+            .unwrap()
+            .replace("postgres:16", "postgres:17"),
+    )
+    .unwrap();
+    let (code, said) = run(&["apply", "live", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        flat(&said).contains("waiting for shop-live-db@1.service to run on every machine: it failed on machine machine-1"),
+        "{said}"
+    );
+    let db = fleet.unit("shop-live-db@1.service").unwrap();
+    assert!(
+        db.option("Service", "ExecStart")
+            .unwrap()
+            .contains("postgres:16")
+    );
+    let (code, status) = run(&["status", "live"]);
+    assert_eq!(code, Some(0), "{status}");
+}
+
 // fleet keeps no revisions: history and rollback with --fleet say so (they
 // were "unexpected argument '--fleet'", with a tip to use --file).
 #[test]
