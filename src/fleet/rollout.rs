@@ -310,10 +310,16 @@ pub(super) fn why_copy_not_running(
 ) -> Option<String> {
     match unit.desired_state.unwrap_or(JobState::Inactive) {
         JobState::Launched if is_global(&unit.options) => {
-            let not_running: Vec<String> = global_states(unit, states, machines)
-                .into_iter()
-                .filter_map(|(_, why)| why)
-                .collect();
+            let on_machines = global_states(unit, states, machines);
+            if on_machines.is_empty() {
+                // Its machines left (or none has its metadata): runs nowhere.
+                return Some(
+                    why_unplaceable(&unit.options, machines)
+                        .unwrap_or_else(|| "fleet has no machine to run it on".to_owned()),
+                );
+            }
+            let not_running: Vec<String> =
+                on_machines.into_iter().filter_map(|(_, why)| why).collect();
             (!not_running.is_empty()).then(|| not_running.join("; "))
         }
         JobState::Launched => why_not_running(unit, states),

@@ -1273,8 +1273,13 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         .map(|l| (l.name.clone(), l.machine_id.clone(), l.state_until > now))
         .collect();
     for unit in cluster.units.values() {
-        let global = requirements(&unit.name, &unit.options).is_global();
-        if !global || is_template(&unit.name) || unit.desired_state == "inactive" {
+        let wants = requirements(&unit.name, &unit.options);
+        // No fake machine has metadata: one that requires some runs nowhere.
+        if !wants.is_global()
+            || wants.wants_metadata()
+            || is_template(&unit.name)
+            || unit.desired_state == "inactive"
+        {
             continue;
         }
         let failing = marker
