@@ -520,6 +520,34 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     assert_eq!(run("apply").0, Some(0));
     assert_eq!(run("plan").0, Some(0));
     assert_eq!(run("status").0, Some(0));
+
+    // The template destroyed by hand (`fleetctl destroy web@.service`): its
+    // copies run on, as applied; the template is submitted again.
+    let starts = fleet.unit("shop-live-web@1.service").unwrap().starts;
+    client.delete_unit("shop-live-web@.service").unwrap();
+    let (code, plan) = run("plan");
+    assert_eq!(code, Some(2), "{plan}");
+    assert!(
+        plan.contains(
+            "~ shop-live-web@.service (fleet has no such template, destroyed by hand?: submit it)\n"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("is not as applied"), "{plan}");
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand?)"),
+        "{status}"
+    );
+    assert_eq!(run("apply").0, Some(0));
+    assert!(fleet.unit("shop-live-web@.service").is_some());
+    assert_eq!(
+        fleet.unit("shop-live-web@1.service").unwrap().starts,
+        starts
+    );
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
 }
 
 // A global service stopped on its machines behind fleet's back (live:

@@ -270,6 +270,14 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
                     ""
                 }
             ),
+            Action::Change if unit.current.is_none() && unit.is_template() => {
+                let copies = copies_to_converge(unit);
+                format!(
+                    "~ {} (fleet has no such template, destroyed by hand?: submit it{}{copies})",
+                    unit.name,
+                    if copies.is_empty() { "" } else { "; copies: " }
+                )
+            }
             Action::Change if unit.current == unit.desired => {
                 format!("~ {} (copies: {})", unit.name, copies_to_converge(unit))
             }
@@ -302,7 +310,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             if let Some(why) = &copy.not_running {
                 showln!("    {} is not running: {why}", copy.name)?;
             }
-            if unit.is_template() && unit.current.as_ref() != Some(&copy.options) {
+            if unit.is_template() && unit.current.as_ref().is_some_and(|t| t != &copy.options) {
                 showln!(
                     "    {} is not as applied: {}",
                     copy.name,
@@ -348,7 +356,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
     for unit in plan.with_action(Action::Change) {
         for copy in (unit.copies.iter())
             .filter(|c| unit.is_template() && !unit.is_extra(&c.instance))
-            .filter(|c| unit.current.as_ref() != Some(&c.options))
+            .filter(|c| unit.current.as_ref().is_some_and(|t| t != &c.options))
         {
             outln!()?;
             show!(

@@ -1256,10 +1256,16 @@ pub fn status(
                 Name::Plain => why_copy_not_running(u, &states, &machines),
             },
             not_as_applied: match classify(&u.name) {
-                Name::Instance { template, .. } => (fleet_units.iter())
-                    .find(|t| t.name == template)
-                    .filter(|t| t.options != u.options)
-                    .map(|_| why_not_its_template(&template)),
+                Name::Instance { template, .. } => {
+                    match fleet_units.iter().find(|t| t.name == template) {
+                        Some(t) if t.options != u.options => Some(why_not_its_template(&template)),
+                        Some(_) => None,
+                        None => Some(format!(
+                            "fleet has no template {template} (destroyed by hand?): \
+                             `unitgen apply INSTANCE --fleet` submits it"
+                        )),
+                    }
+                }
                 _ => None,
             },
             name: u.name.clone(),
