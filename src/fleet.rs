@@ -18,7 +18,7 @@ pub use api::{FleetClient, JobState, Unit, UnitState};
 pub use control::{Control, Controlled, control};
 pub use rollout::{
     Action, ApplyOptions, Destroyed, FleetInstance, FleetPlan, PlannedUnit, UnitCopy, UnitStatus,
-    apply, destroy, instances, plan, run_everywhere, status,
+    apply, destroy, instances, plan, run_everywhere, status, why_not_its_template,
 };
 
 /// Something that went wrong talking to fleet, with what unitgen was doing

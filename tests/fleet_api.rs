@@ -1512,6 +1512,44 @@ fn a_global_unit_is_not_taken_for_one_that_does_not_run() {
     assert!(!planned.has_changes(), "{planned:#?}");
 }
 
+// A global copy whose machines all left (live: machine 2's fleetd stopped,
+// the only one with the metadata it requires) was counted as running by
+// plan, status and `ls --fleet`: fleet keeps it launched, and no machine
+// reports anything. It runs nowhere, and is said so.
+#[test]
+fn a_global_unit_no_machine_may_run_is_not_running() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let text = "[Service]\nExecStart=/usr/bin/docker run redis\n\n[X-Fleet]\nGlobal=true\n\
+                MachineMetadata=sandbox=2\n";
+    let options = parse(text).unwrap();
+    let (template, copy) = (
+        "blog-staging-cache@.service",
+        "blog-staging-cache@1.service",
+    );
+    client
+        .put_unit(template, JobState::Inactive, &options)
+        .unwrap();
+    client.put_unit(copy, JobState::Launched, &options).unwrap();
+    let why = "no machine of the cluster has MachineMetadata sandbox=2 (its machines: \
+               machine-1 (no metadata); machine-2 (no metadata); machine-3 (no metadata))";
+    let planned = plan(
+        &client,
+        PREFIX,
+        &[(template.to_owned(), text.to_owned())],
+        1,
+    )
+    .unwrap();
+    let cache = planned.units.iter().find(|u| u.name == template).unwrap();
+    assert_eq!(cache.copies[0].not_running.as_deref(), Some(why));
+    assert_eq!(cache.action, Action::Change);
+    let units = status(&client, PREFIX, Some(1)).unwrap();
+    let cache = units.iter().find(|u| u.name == copy).unwrap();
+    assert_eq!(cache.not_running.as_deref(), Some(why));
+    let listed = unitgen::fleet::instances(&client).unwrap();
+    assert!(listed.iter().all(|i| i.copies_running == 0), "{listed:?}");
+}
+
 // A unit whose MachineMetadata no machine has (live: a service pinned to a
 // machine that left the cluster) would stay unplaced for the whole wait and
 // be rolled back, with no word why: plan says it, apply refuses it at once.

@@ -55,6 +55,12 @@ fn flat(said: &str) -> String {
         .join(" ")
 }
 
+/// The ExecStart fleet holds for unit `name`.
+fn exec_start(fleet: &FakeFleet, name: &str) -> String {
+    let unit = fleet.unit(name).unwrap();
+    unit.option("Service", "ExecStart").unwrap().to_owned()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -434,6 +440,210 @@ fn copies_stopped_or_destroyed_by_hand_are_not_up_to_date_and_apply_runs_them() 
     let (code, status) = app.run_in(elsewhere.path(), &["status", "shop/live"]);
     let line = "! shop-live-db@.service is not running: fleet has no copy 1 (destroyed by hand?)";
     assert!(code == Some(3) && status.contains(line), "{status}");
+}
+
+// A copy whose text was changed in fleet by hand (a PUT of other options
+// under its name, which live fleet answers 201: it loads the new file and
+// leaves the old process running) was "up to date" for status (exit 0)
+// and "changed: roll 1 running copies" for plan, with no diff and no word
+// of which copy or why. Each now names the copy and plan shows its diff;
+// apply replaces it, so that it runs its template's text again.
+#[test]
+fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() {
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let run = |verb: &str| app.run(&[verb, "live"]);
+    assert_eq!(run("apply").0, Some(0));
+    let client = unitgen::fleet::FleetClient::new(fleet.endpoint()).unwrap();
+    let hacked = |name: &str| -> Vec<unitgen::unit_file::UnitOption> {
+        let mut options = client.get_unit(name).unwrap().unwrap().options;
+        for option in &mut options {
+            option.value = option.value.replace("GREETING=hello", "GREETING=hacked");
+        }
+        options
+    };
+    client
+        .put_unit(
+            "shop-live-web@2.service",
+            JobState::Launched,
+            &hacked("shop-live-web@2.service"),
+        )
+        .unwrap();
+    assert!(!fleet.runs_its_unit_file("shop-live-web@2.service"));
+    let why = "is not as applied: fleet holds other unit text under its name than its template \
+               shop-live-web@.service's (changed by hand?)";
+    let (code, plan) = run("plan");
+    assert_eq!(code, Some(2), "{plan}");
+    for line in [
+        "~ shop-live-web@.service (copies: replace 2)\n".to_owned(),
+        format!("    shop-live-web@2.service {why}"),
+        "--- shop-live-web@2.service".to_owned(),
+        "-ExecStart=/usr/bin/docker run".to_owned(),
+        "GREETING=hacked".to_owned(),
+    ] {
+        assert!(plan.contains(&line), "{line}\nnot in:\n{plan}");
+    }
+    assert!(!plan.contains("shop-live-web@1.service"), "{plan}");
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    let line = format!("! shop-live-web@2.service {why}");
+    assert!(status.contains(&line), "{line}\nnot in:\n{status}");
+    assert!(!status.contains("! shop-live-web@1.service"), "{status}");
+    let (code, applied) = run("apply");
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(fleet.runs_its_unit_file("shop-live-web@2.service"));
+    assert!(!exec_start(fleet, "shop-live-web@2.service").contains("hacked"));
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+
+    // The template changed by hand: its copies are not its text any more.
+    client
+        .put_unit(
+            "shop-live-web@.service",
+            JobState::Inactive,
+            &hacked("shop-live-web@.service"),
+        )
+        .unwrap();
+    let (code, plan) = run("plan");
+    assert!(
+        code == Some(2) && plan.contains("-ExecStart=") && plan.contains("GREETING=hacked"),
+        "{plan}"
+    );
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    for copy in ["shop-live-web@1.service", "shop-live-web@2.service"] {
+        assert!(
+            status.contains(&format!("! {copy} is not as applied")),
+            "{status}"
+        );
+    }
+    assert_eq!(run("apply").0, Some(0));
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+
+    // The template destroyed by hand (`fleetctl destroy web@.service`): its
+    // copies run on, as applied; the template is submitted again.
+    let starts = fleet.unit("shop-live-web@1.service").unwrap().starts;
+    client.delete_unit("shop-live-web@.service").unwrap();
+    let (code, plan) = run("plan");
+    assert_eq!(code, Some(2), "{plan}");
+    assert!(
+        plan.contains(
+            "~ shop-live-web@.service (fleet has no such template, destroyed by hand?: submit it)\n"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("is not as applied"), "{plan}");
+    let (code, status) = run("status");
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand?)"),
+        "{status}"
+    );
+    assert_eq!(run("apply").0, Some(0));
+    assert!(fleet.unit("shop-live-web@.service").is_some());
+    assert_eq!(
+        fleet.unit("shop-live-web@1.service").unwrap().starts,
+        starts
+    );
+    assert_eq!(run("plan").0, Some(0));
+    assert_eq!(run("status").0, Some(0));
+}
+
+// A global service stopped on its machines behind fleet's back (live:
+// `systemctl stop` there; fleet still says launched, and gives a global
+// unit no machine and no current state) was "up to date" for plan, status
+// and apply; `restart --fleet` of a global service waited --fleet-wait for
+// a placement that never comes and failed, leaving it stopped. Each
+// machine's state is read now: plan and status name it, apply runs it
+// again, and start/stop/restart await it on every machine.
+#[test]
+fn a_global_service_is_seen_and_awaited_on_every_machine() {
+    let app = FleetApp::new();
+    let fleet = &app.fleet;
+    let yaml = std::fs::read_to_string(app.dir.path().join("unitgen.yaml")).unwrap();
+    std::fs::write(
+        app.dir.path().join("unitgen.yaml"),
+        yaml.replace("  copies: 2\n", "  global: [db]\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| app.run(args);
+    let (code, said) = run(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("shop-live-db@1.service is running on every machine"),
+        "{said}"
+    );
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    fleet.stop_process("shop-live-db@1.service");
+    let why = "is not running: systemd reports inactive/dead on machine machine-1; \
+               systemd reports inactive/dead on machine machine-2";
+    let (code, plan) = run(&["plan", "live"]);
+    assert_eq!(code, Some(2), "{plan}");
+    assert!(
+        plan.contains("~ shop-live-db@.service (copies: replace 1)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("    shop-live-db@1.service {why}")),
+        "{plan}"
+    );
+    let (code, status) = run(&["status", "live"]);
+    assert_eq!(code, Some(3), "{status}");
+    assert!(
+        status.contains(&format!("! shop-live-db@1.service {why}")),
+        "{status}"
+    );
+    let (code, said) = run(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["plan", "live"]).0, Some(0));
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    // Stopped behind fleet's back again, then restarted; stopped and
+    // started with unitgen.
+    fleet.stop_process("shop-live-db@1.service");
+    let (code, said) = run(&["restart", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+    let (code, said) = run(&["stop", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, status) = run(&["status", "live"]);
+    assert!(
+        code == Some(3)
+            && status.contains(
+                "! shop-live-db@1.service is not running: fleet is told to keep it loaded"
+            ),
+        "{status}"
+    );
+    let (code, said) = run(&["start", "live", "db", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(run(&["status", "live"]).0, Some(0));
+
+    // A change whose start fails on the machines is not taken as done: the
+    // last good unit is put back and runs.
+    fleet.fail_units_containing("postgres:17");
+    std::fs::write(
+        app.dir.path().join("unitgen.yaml"),
+        std::fs::read_to_string(app.dir.path().join("unitgen.yaml"))
+            .unwrap()
+            .replace("postgres:16", "postgres:17"),
+    )
+    .unwrap();
+    let (code, said) = run(&["apply", "live", "--fleet-wait", "5"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        flat(&said).contains("waiting for shop-live-db@1.service to run on every machine: it failed on machine machine-1"),
+        "{said}"
+    );
+    let db = fleet.unit("shop-live-db@1.service").unwrap();
+    assert!(
+        db.option("Service", "ExecStart")
+            .unwrap()
+            .contains("postgres:16")
+    );
+    let (code, status) = run(&["status", "live"]);
+    assert_eq!(code, Some(0), "{status}");
 }
 
 // fleet keeps no revisions: history and rollback with --fleet say so (they
@@ -887,10 +1097,23 @@ fn an_apply_or_restart_killed_between_fleet_requests_is_told_and_finished_by_the
                     if done && !wrong.is_empty() {
                         return Some(format!("{at}: plan says up to date, but {wrong:?}"));
                     }
-                    // Whether each copy runs, not whether it runs the template.
+                    // Whether each copy runs and is its template in fleet
+                    // (a roll killed between copies leaves some of each),
+                    // not whether it runs the template file.
                     let (code, status) = run(&fleet, dir.path(), "status");
                     let stopped = wrong.iter().any(|w| w.contains("does not run"));
-                    if code != Some(if stopped { 3 } else { 0 }) {
+                    let mixed = fleet.units().iter().any(|copy| {
+                        let template = match copy.name.split_once('@') {
+                            Some((service, _)) if !copy.name.contains("@.") => {
+                                format!("{service}@.service")
+                            }
+                            _ => return false,
+                        };
+                        fleet
+                            .unit(&template)
+                            .is_some_and(|t| t.options != copy.options)
+                    });
+                    if code != Some(if stopped || mixed { 3 } else { 0 }) {
                         return Some(format!(
                             "{at}: status exits {code:?} ({wrong:?}):\n{status}"
                         ));

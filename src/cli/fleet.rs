@@ -270,13 +270,15 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
                     ""
                 }
             ),
-            Action::Change
-                if unit.current == unit.desired
-                    && unit
-                        .copies
-                        .iter()
-                        .all(|c| Some(&c.options) == unit.desired.as_ref()) =>
-            {
+            Action::Change if unit.current.is_none() && unit.is_template() => {
+                let copies = copies_to_converge(unit);
+                format!(
+                    "~ {} (fleet has no such template, destroyed by hand?: submit it{}{copies})",
+                    unit.name,
+                    if copies.is_empty() { "" } else { "; copies: " }
+                )
+            }
+            Action::Change if unit.current == unit.desired => {
                 format!("~ {} (copies: {})", unit.name, copies_to_converge(unit))
             }
             Action::Change => format!(
@@ -307,6 +309,13 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
         for copy in unit.copies.iter().filter(|c| !unit.is_extra(&c.instance)) {
             if let Some(why) = &copy.not_running {
                 showln!("    {} is not running: {why}", copy.name)?;
+            }
+            if unit.is_template() && unit.current.as_ref().is_some_and(|t| t != &copy.options) {
+                showln!(
+                    "    {} is not as applied: {}",
+                    copy.name,
+                    fleet::why_not_its_template(&unit.name)
+                )?;
             }
         }
         if unit.action == Action::Change {
@@ -342,6 +351,24 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             )
         )?;
     }
+    // A copy fleet holds with other text than its template's: what apply
+    // puts back under its name.
+    for unit in plan.with_action(Action::Change) {
+        for copy in (unit.copies.iter())
+            .filter(|c| unit.is_template() && !unit.is_extra(&c.instance))
+            .filter(|c| unit.current.as_ref().is_some_and(|t| t != &c.options))
+        {
+            outln!()?;
+            show!(
+                "{}",
+                unified_diff(
+                    &text_of(&Some(copy.options.clone()), &copy.name),
+                    &text_of(&unit.desired, &copy.name),
+                    color
+                )
+            )?;
+        }
+    }
     Ok(if plan.has_changes() {
         Outcome::Differs
     } else {
@@ -352,8 +379,10 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
 /// What apply does to the copies of a unit whose options fleet has as
 /// desired: `start 1, destroy 3`.
 fn copies_to_converge(unit: &fleet::PlannedUnit) -> String {
-    let not_running =
-        (unit.copies.iter()).filter(|c| c.not_running.is_some() && !unit.is_extra(&c.instance));
+    let not_running = (unit.copies.iter()).filter(|c| {
+        (c.not_running.is_some() || unit.desired.as_ref() != Some(&c.options))
+            && !unit.is_extra(&c.instance)
+    });
     let list = |instances: Vec<&str>| instances.join(", ");
     [
         (
@@ -418,7 +447,7 @@ pub fn status(
     // instance, 3 when some of it does not run.
     let outcome = if units.is_empty() {
         Outcome::NotInstalled
-    } else if units.iter().any(|u| u.not_running.is_some()) {
+    } else if (units.iter()).any(|u| u.not_running.is_some() || u.not_as_applied.is_some()) {
         Outcome::NotRunning
     } else {
         Outcome::Clean
@@ -441,6 +470,7 @@ pub fn status(
                     "machine_id": u.machine_id,
                     "systemd": u.systemd,
                     "not_running": u.not_running,
+                    "not_as_applied": u.not_as_applied,
                 })
             })
             .collect();
@@ -490,6 +520,9 @@ pub fn status(
     for unit in &units {
         if let Some(why) = &unit.not_running {
             showln!("! {} is not running: {why}", unit.name)?;
+        }
+        if let Some(why) = &unit.not_as_applied {
+            showln!("! {} is not as applied: {why}", unit.name)?;
         }
     }
     Ok(outcome)

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use super::FleetError;
 use super::api::{FleetClient, JobState, Unit, UnitState};
 use super::rollout::{
-    ApplyOptions, Name, Run, classify, instance_key, rollout_error, why_copy_not_running,
+    ApplyOptions, Name, Run, classify, instance_key, is_global, rollout_error, why_copy_not_running,
 };
 use crate::unit_file::{self, UnitOption};
 
@@ -147,6 +147,7 @@ pub fn control(
     let states: Vec<UnitState> = (client.list_state(None)?.into_iter())
         .filter(|s| s.name.starts_with(prefix))
         .collect();
+    let machines = client.list_machines()?;
     let mut run = Run {
         client,
         options,
@@ -163,7 +164,8 @@ pub fn control(
             })
             .collect();
         let launched = |c: &Unit| c.desired_state == Some(JobState::Launched);
-        let running = |c: &Unit| launched(c) && why_copy_not_running(c, &states).is_none();
+        let running =
+            |c: &Unit| launched(c) && why_copy_not_running(c, &states, &machines).is_none();
         let to_stop: Vec<&Unit> = match control {
             Control::Stop | Control::Restart => {
                 group.iter().copied().filter(|c| launched(c)).collect()
@@ -175,15 +177,32 @@ pub fn control(
                 .filter(|c| launched(c) && !running(c))
                 .collect(),
         };
+        // A global copy that does not run is unloaded instead, to be
+        // started: fleet gives it no current state, and when it has stopped
+        // already nothing shows that its machines have taken `loaded` in
+        // before it is launched again (seen live: launched too soon, fleet
+        // did not start it). Its state leaving every machine shows it.
+        let unloaded = |c: &Unit| control != Control::Stop && is_global(&c.options) && !running(c);
         for copy in to_stop.iter().rev() {
             (run.progress)(&format!("stopping {}", copy.name));
-            client.put_unit(&copy.name, JobState::Loaded, &[])?;
+            let state = if unloaded(copy) {
+                JobState::Inactive
+            } else {
+                JobState::Loaded
+            };
+            client.put_unit(&copy.name, state, &[])?;
         }
         // Whether each stopped copy's stop ended `failed`: a start is
         // awaited past that.
         let mut stopped_failed: Vec<(&str, bool)> = Vec::new();
         for copy in to_stop.iter().rev() {
-            stopped_failed.push((&copy.name, run.wait_loaded(&copy.name, &copy.options)?));
+            let failed = if unloaded(copy) {
+                run.wait_forgotten(std::slice::from_ref(&copy.name))?;
+                false
+            } else {
+                run.wait_loaded(&copy.name, &copy.options)?
+            };
+            stopped_failed.push((&copy.name, failed));
         }
         if control == Control::Stop {
             done.acted.extend(to_stop.iter().map(|c| c.name.clone()));

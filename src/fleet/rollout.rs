@@ -154,6 +154,9 @@ pub struct UnitStatus {
     /// Why it does not run as an instance's unit should (a copy stopped,
     /// failed, unplaced; a template with no copy at all), if so.
     pub not_running: Option<String>,
+    /// Why a copy is not its template (fleet holds other options under its
+    /// name: changed by hand), if so. Its process may run the old ones.
+    pub not_as_applied: Option<String>,
 }
 
 pub(super) enum Name<'a> {
@@ -224,7 +227,7 @@ fn followed(unit: &str, options: &[UnitOption]) -> Option<String> {
 }
 
 /// `[X-Fleet] Global=` as job/job.go reads it.
-fn is_global(options: &[UnitOption]) -> bool {
+pub(super) fn is_global(options: &[UnitOption]) -> bool {
     unit_file::section_value(options, "X-Fleet", "Global").is_some_and(|v| {
         matches!(
             v.to_ascii_lowercase().as_str(),
@@ -265,12 +268,60 @@ fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
     }
 }
 
+/// A launched global unit on each machine that may run it (by its
+/// `MachineMetadata=`), with why it does not run its unit file there, if it
+/// does not. fleet gives a global unit no machine and no current state of
+/// its own: only the machines' states tell whether it runs (seen live: one
+/// stopped on its machine stays `launched` in fleet, and fleet does not
+/// start it again).
+fn global_states(
+    unit: &Unit,
+    states: &[UnitState],
+    machines: &[Machine],
+) -> Vec<(String, Option<String>)> {
+    let wanted = metadata_wanted(&unit.options);
+    (machines.iter())
+        .filter(|m| has_metadata(&m.metadata, &wanted))
+        .map(|m| {
+            let on_machine = Unit {
+                machine_id: m.id.clone(),
+                ..unit.clone()
+            };
+            (m.id.clone(), why_not_running(&on_machine, states))
+        })
+        .collect()
+}
+
+/// `[X-Fleet] MachineMetadata=` requirements (`key=value`).
+fn metadata_wanted(options: &[UnitOption]) -> Vec<&str> {
+    options
+        .iter()
+        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
+        .map(|o| o.value.as_str())
+        .collect()
+}
+
 /// Why a copy (or plain unit) fleet holds does not run as the instance's
 /// units should, if so.
-pub(super) fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
+pub(super) fn why_copy_not_running(
+    unit: &Unit,
+    states: &[UnitState],
+    machines: &[Machine],
+) -> Option<String> {
     match unit.desired_state.unwrap_or(JobState::Inactive) {
-        // A global unit has no one machine: not checked here.
-        JobState::Launched if is_global(&unit.options) => None,
+        JobState::Launched if is_global(&unit.options) => {
+            let on_machines = global_states(unit, states, machines);
+            if on_machines.is_empty() {
+                // Its machines left (or none has its metadata): runs nowhere.
+                return Some(
+                    why_unplaceable(&unit.options, machines)
+                        .unwrap_or_else(|| "fleet has no machine to run it on".to_owned()),
+                );
+            }
+            let not_running: Vec<String> =
+                on_machines.into_iter().filter_map(|(_, why)| why).collect();
+            (!not_running.is_empty()).then(|| not_running.join("; "))
+        }
         JobState::Launched => why_not_running(unit, states),
         // The instance's units run: a copy told to stay loaded or inactive
         // (fleetctl stop, load, unload) does not.
@@ -289,11 +340,7 @@ pub(super) fn why_copy_not_running(unit: &Unit, states: &[UnitState]) -> Option<
 /// Why no machine of the cluster meets the unit's `MachineMetadata=`, if
 /// none does (a machine that left, metadata no machine has).
 fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<String> {
-    let wanted: Vec<&str> = options
-        .iter()
-        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
-        .map(|o| o.value.as_str())
-        .collect();
+    let wanted = metadata_wanted(options);
     if wanted.is_empty() || machines.iter().any(|m| has_metadata(&m.metadata, &wanted)) {
         return None;
     }
@@ -386,7 +433,7 @@ pub fn plan(
             }
             Name::Instance { template, instance } => (template, instance.to_owned()),
         };
-        let not_running = why_copy_not_running(&unit, &states);
+        let not_running = why_copy_not_running(&unit, &states, &machines);
         copies.entry(owner).or_default().push(UnitCopy {
             name: unit.name,
             instance,
@@ -769,9 +816,15 @@ impl Run<'_, '_> {
         if state == JobState::Inactive {
             return self.client.put_unit(name, JobState::Inactive, options);
         }
-        // A global unit runs everywhere and has no single state to wait for.
+        // A global unit has no one machine: fleet starts it on each at
+        // once, and each machine's state is awaited (whatever ran under its
+        // name is forgotten already).
         if is_global(options) {
-            return self.client.put_unit(name, state, options);
+            self.client.put_unit(name, state, options)?;
+            if state == JobState::Launched {
+                self.wait_global(name, options, state)?;
+            }
+            return Ok(());
         }
         // Loaded first, launched only once its machine has stopped whatever
         // ran under the name: fleet drops an unloaded copy's state as soon as
@@ -797,6 +850,10 @@ impl Run<'_, '_> {
         name: &str,
         options: &[UnitOption],
     ) -> Result<bool, FleetError> {
+        if is_global(options) {
+            self.wait_global(name, options, JobState::Loaded)?;
+            return Ok(false);
+        }
         let doing = format!("waiting for {name} to be loaded, with nothing running under its name");
         let hash = unit_hash(options);
         let deadline = Instant::now() + self.options.wait_timeout;
@@ -854,6 +911,9 @@ impl Run<'_, '_> {
         options: &[UnitOption],
         mut stale_failed: bool,
     ) -> Result<(), FleetError> {
+        if is_global(options) {
+            return self.wait_global(name, options, JobState::Launched);
+        }
         (self.progress)(&format!("waiting for {name}"));
         let doing = format!("waiting for {name} to run");
         let hash = unit_hash(options);
@@ -911,6 +971,79 @@ impl Run<'_, '_> {
         }
     }
 
+    /// Waits until every machine that may run global unit `name` reports
+    /// this unit file (by its hash) active (`Launched`), or loaded and not
+    /// running (`Loaded`). A machine where it fails is an error at once.
+    fn wait_global(
+        &mut self,
+        name: &str,
+        options: &[UnitOption],
+        want: JobState,
+    ) -> Result<(), FleetError> {
+        (self.progress)(&format!("waiting for {name} on every machine"));
+        let doing = match want {
+            JobState::Launched => format!("waiting for {name} to run on every machine"),
+            _ => format!("waiting for {name} to stop on every machine"),
+        };
+        let unit = Unit {
+            name: name.to_owned(),
+            options: options.to_vec(),
+            desired_state: Some(want),
+            current_state: None,
+            machine_id: String::new(),
+            hash: unit_hash(options),
+        };
+        let deadline = Instant::now() + self.options.wait_timeout;
+        loop {
+            let machines = self.client.list_machines()?;
+            let states = self.client.list_state(Some(name))?;
+            let state = |m: &str| states.iter().find(|s| s.name == name && s.machine_id == m);
+            let mut pending = Vec::new();
+            for (machine, why) in global_states(&unit, &states, &machines) {
+                let seen = state(&machine).filter(|s| s.hash == unit.hash);
+                match (want, seen) {
+                    (JobState::Launched, Some(s)) if s.systemd_active_state == "failed" => {
+                        return Err(rollout_error(
+                            doing,
+                            format!(
+                                "it failed on machine {machine} (systemd: {}/{})",
+                                s.systemd_active_state, s.systemd_sub_state
+                            ),
+                        ));
+                    }
+                    (JobState::Launched, _) => pending.extend(why),
+                    (_, Some(s))
+                        if matches!(s.systemd_active_state.as_str(), "inactive" | "failed") => {}
+                    (_, Some(s)) => pending.push(format!(
+                        "systemd reports {}/{} on machine {machine}",
+                        s.systemd_active_state, s.systemd_sub_state
+                    )),
+                    (_, None) => pending.push(format!(
+                        "machine {machine} reports no state of this unit file for it yet"
+                    )),
+                }
+            }
+            if pending.is_empty() {
+                if want == JobState::Launched {
+                    (self.progress)(&format!("{name} is running on every machine"));
+                }
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(rollout_error(
+                    doing,
+                    format!(
+                        "not done after {:?}: {}",
+                        self.options.wait_timeout,
+                        pending.join("; ")
+                    ),
+                ));
+            }
+            thread::sleep(self.options.poll_interval.min(deadline - now));
+        }
+    }
+
     fn destroy(&mut self, name: &str) -> Result<(), FleetError> {
         (self.progress)(&format!("destroying {name}"));
         self.client.delete_unit(name)
@@ -930,7 +1063,7 @@ impl Run<'_, '_> {
 
     /// Waits until no machine reports a state for any of `names`: their
     /// machines have stopped and unloaded them.
-    fn wait_forgotten(&mut self, names: &[String]) -> Result<(), FleetError> {
+    pub(super) fn wait_forgotten(&mut self, names: &[String]) -> Result<(), FleetError> {
         wait_forgotten(
             self.client,
             names,
@@ -1080,6 +1213,7 @@ pub fn status(
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
+    let machines = client.list_machines()?;
     let copies_of = |template: &str| -> Vec<&str> {
         (fleet_units.iter())
             .filter_map(|u| match classify(&u.name) {
@@ -1117,9 +1251,22 @@ pub fn status(
                 Name::Template => why_copies_lack(&copies_of(&u.name), wanted(&u.name)),
                 Name::Instance { template, instance } => {
                     why_one_too_many(instance, wanted(&template))
-                        .or_else(|| why_copy_not_running(u, &states))
+                        .or_else(|| why_copy_not_running(u, &states, &machines))
                 }
-                Name::Plain => why_copy_not_running(u, &states),
+                Name::Plain => why_copy_not_running(u, &states, &machines),
+            },
+            not_as_applied: match classify(&u.name) {
+                Name::Instance { template, .. } => {
+                    match fleet_units.iter().find(|t| t.name == template) {
+                        Some(t) if t.options != u.options => Some(why_not_its_template(&template)),
+                        Some(_) => None,
+                        None => Some(format!(
+                            "fleet has no template {template} (destroyed by hand?): \
+                             `unitgen apply INSTANCE --fleet` submits it"
+                        )),
+                    }
+                }
+                _ => None,
             },
             name: u.name.clone(),
             desired_state: u.desired_state,
@@ -1130,6 +1277,16 @@ pub fn status(
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// Why a copy whose options are not its template's is not as applied:
+/// unitgen submits each copy with its template's options, so fleet holds
+/// another unit under the copy's name (a PUT or `fleetctl submit` by hand).
+pub fn why_not_its_template(template: &str) -> String {
+    format!(
+        "fleet holds other unit text under its name than its template {template}'s \
+         (changed by hand?): `unitgen apply INSTANCE --fleet` replaces it"
+    )
 }
 
 /// Why a template's copies (their instance names) fall short, if they do:
@@ -1205,6 +1362,7 @@ pub struct FleetInstance {
 pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError> {
     let units = client.list_units()?;
     let states = client.list_state(None)?;
+    let machines = client.list_machines()?;
     let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
     for template in units
         .iter()
@@ -1230,7 +1388,7 @@ pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError>
             |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name),
         ) {
             entry.copies += 1;
-            if why_copy_not_running(copy, &states).is_none() {
+            if why_copy_not_running(copy, &states, &machines).is_none() {
                 entry.copies_running += 1;
             }
         }
@@ -1311,11 +1469,7 @@ pub fn run_everywhere(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), FleetError> {
     let doing = format!("running {name} on every machine");
-    let wanted: Vec<&str> = unit
-        .iter()
-        .filter(|o| o.section == "X-Fleet" && o.name == "MachineMetadata")
-        .map(|o| o.value.as_str())
-        .collect();
+    let wanted = metadata_wanted(unit);
     let machines: Vec<String> = client
         .list_machines()?
         .into_iter()

@@ -48,7 +48,10 @@
 //!
 //! Global units run on every machine at once (each reports a state; fleet
 //! itself never schedules them), as one-shot units that stay
-//! `active/exited`. `/machines` lists the three machines.
+//! `active/exited`; `loaded`, each machine reports `inactive/dead`, as when
+//! `stop_process` stopped them behind fleet's back. As live, fleet gives
+//! them no machine and no current state (`inactive` in the list, none in a
+//! unit's own answer). `/machines` lists the three machines.
 //!
 //! Not simulated: machine metadata (the fake machines have none, so a unit
 //! requiring metadata never schedules), `Replaces=`, go-systemd's
@@ -375,6 +378,7 @@ impl FakeFleet {
     /// systemd on its machine stops a launched unit behind fleet's back (a
     /// sidekick stopped by `BindsTo=` when its service restarted): fleet
     /// still says launched, the state says inactive/dead.
+    /// A global unit is stopped on every machine.
     pub fn stop_process(&self, name: &str) {
         let mut cluster = self.cluster();
         let unit = cluster.units.get_mut(name).expect("a unit to stop");
@@ -668,7 +672,7 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             match (item, method) {
                 (None, _) => error(404, ""),
                 (Some(item), "GET") => match cluster.units.get(item) {
-                    Some(unit) => (200, Some(unit_json(unit))),
+                    Some(unit) => (200, Some(unit_json(unit, false))),
                     None => error(404, "unit does not exist"),
                 },
                 (Some(item), "DELETE") => match cluster.units.remove(item) {
@@ -706,14 +710,21 @@ fn leave_stopping(leftovers: &mut Vec<Leftover>, forget_delay: Duration, unit: F
     }
 }
 
-fn unit_json(unit: &FakeUnit) -> Value {
-    json!({
+/// `listed`: as `GET /fleet/v1/units` lists it. Live, a global unit has
+/// no machine and its current state is `inactive` in the list, while
+/// `GET /fleet/v1/units/NAME` leaves the current state out.
+fn unit_json(unit: &FakeUnit, listed: bool) -> Value {
+    let mut json = json!({
         "name": unit.name,
         "options": unit.options,
         "desiredState": unit.desired_state,
         "currentState": unit.current_state,
         "machineID": unit.machine_id,
-    })
+    });
+    if !listed && !is_template(&unit.name) && requirements(&unit.name, &unit.options).is_global() {
+        json.as_object_mut().unwrap().remove("currentState");
+    }
+    json
 }
 
 #[derive(Deserialize)]
@@ -1089,12 +1100,15 @@ fn reconcile(cluster: &mut Cluster) {
                 continue;
             };
             if requirements(&unit.name, &unit.options).is_global() {
+                // Live: fleet keeps no current state of a global unit (its
+                // list says `inactive`); only the machines' states tell.
                 let entry = cluster.units.get_mut(name).unwrap();
-                entry.current_state = if is_template(name) {
-                    "inactive".to_owned()
-                } else {
-                    entry.desired_state.clone()
-                };
+                entry.current_state = "inactive".to_owned();
+                // Stopped on its machines behind fleet's back: stays so
+                // until fleet tells them to stop and start it again.
+                if entry.desired_state != "launched" {
+                    entry.stopped = false;
+                }
                 continue;
             }
             let wants_machine = unit.desired_state != "inactive" && !is_template(&unit.name);
@@ -1218,7 +1232,7 @@ fn start_wanted(cluster: &mut Cluster, name: &str) {
 }
 
 fn list_units(cluster: &Cluster, request: &HttpRequest) -> Answer {
-    let units: Vec<Value> = cluster.units.values().map(unit_json).collect();
+    let units: Vec<Value> = cluster.units.values().map(|u| unit_json(u, true)).collect();
     page(cluster, request, "units", units)
 }
 
@@ -1259,13 +1273,23 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         .map(|l| (l.name.clone(), l.machine_id.clone(), l.state_until > now))
         .collect();
     for unit in cluster.units.values() {
-        let global = requirements(&unit.name, &unit.options).is_global();
-        if !global || unit.current_state != "launched" {
+        let wants = requirements(&unit.name, &unit.options);
+        // No fake machine has metadata: one that requires some runs nowhere.
+        if !wants.is_global()
+            || wants.wants_metadata()
+            || is_template(&unit.name)
+            || unit.desired_state == "inactive"
+        {
             continue;
         }
         let failing = marker
             .as_ref()
             .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m)));
+        let (active, sub) = match unit.desired_state.as_str() {
+            "launched" if failing => ("failed", "failed"),
+            "launched" if !unit.stopped => ("active", "exited"),
+            _ => ("inactive", "dead"),
+        };
         for m in MACHINES {
             if machine.as_ref().is_some_and(|f| f != m)
                 || unit_name.as_ref().is_some_and(|n| n != &unit.name)
@@ -1277,8 +1301,8 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                 "hash": unit_hash(&unit.options),
                 "machineID": m,
                 "systemdLoadState": "loaded",
-                "systemdActiveState": if failing { "failed" } else { "active" },
-                "systemdSubState": if failing { "failed" } else { "exited" },
+                "systemdActiveState": active,
+                "systemdSubState": sub,
             }));
         }
     }
