@@ -223,6 +223,12 @@ enum Command {
     /// read-only bind mounts; relative host paths are resolved against the
     /// compose file's folder.
     ///
+    /// The files read are those `docker compose up` reads, merged by
+    /// compose's rules: the override file beside the compose file
+    /// (compose.override.yml…), or the files given with `-f` in order (or
+    /// `COMPOSE_FILE` in `.env`), and the projects `include:` names; the
+    /// template's header names them all.
+    ///
     /// Compose variables become instance values: `${TAG:-1.27}` is written
     /// `{{ tag }}`, and the one instance declared (`default`, or --instance)
     /// gets `tag: 1.27`, or the value from the `.env` file beside the compose
