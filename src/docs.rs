@@ -446,6 +446,7 @@ fn join(items: &[String]) -> String {
 /// Text in a Markdown table cell: nothing in it may start markup, end the
 /// cell (`|`) or the row (a line break).
 fn escape(text: &str) -> String {
+    let text = visible(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -453,17 +454,25 @@ fn escape(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
             c => out.push(c),
         }
     }
     out
 }
 
+/// `text` on one line, every character a terminal or a browser would obey
+/// rather than show written as an escape (`\u{202e}`): a page is reviewed
+/// in pull requests, where a bidirectional override in a path or a value
+/// would reorder what the reviewer reads (a line break ends a table's row:
+/// it is a space).
+pub fn visible(text: &str) -> String {
+    crate::diagnostic::shown(&text.replace(['\n', '\r'], " "))
+}
+
 /// A code span in a table cell: fenced by more backticks than the text
 /// holds in a row, `|` escaped (GitHub ends the cell at it even in code).
 pub fn code(text: &str) -> String {
-    let text = cell_pipes(&text.replace(['\n', '\r'], " "));
+    let text = cell_pipes(&visible(text));
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     if longest > 0 || text.starts_with(' ') || text.ends_with(' ') {
@@ -493,7 +502,7 @@ fn cell_pipes(text: &str) -> String {
 
 /// Text inside a heading's single-backtick code span.
 fn inline(text: &str) -> String {
-    text.replace(['`', '\n', '\r'], "'")
+    visible(&text.replace('`', "'"))
 }
 
 /// What `sync` did, or with `check` would do.

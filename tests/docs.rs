@@ -318,3 +318,48 @@ apps:
     let page = std::fs::read_to_string(out_dir.join("ugdocs.md")).unwrap();
     assert!(!page.contains("Live on"), "{page}");
 }
+
+/// A template's values reached the pages as they were: a volume's host
+/// path with a bidirectional override (U+202E) reordered the table a
+/// reviewer reads in a pull request, and an escape sequence in a label of
+/// the diagram or a heading redrew the terminal of whoever ran `cat`.
+/// Every such character is written as an escape now, in cells, code spans,
+/// headings and diagram labels.
+#[test]
+fn template_values_reach_the_pages_visible_never_obeyed() {
+    let dir = support::tempdir("docs");
+    // As YAML escapes: U+202E, U+2066, ESC, U+0085.
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        r#"app: shop
+services:
+  web:
+    image: busybox:1
+    ports: ["127.0.0.1:8001:80"]
+    volumes: ["/srv/a\u202eb\u2066c\e[2J\x85:/data"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  web1: {address: 203.0.113.10}\napps:\n  shop:\n    template: shop.yaml\n    \
+         instances:\n      live:\n        host: web1\n        domains: [shop.example.com]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("docs");
+    let pages = docs(dir.path().join("site.yaml").to_str().unwrap(), &out);
+    let shop = &pages.iter().find(|(name, _)| name == "shop.md").unwrap().1;
+    assert!(
+        shop.contains("/srv/a\\u{202e}b\\u{2066}c\\u{1b}[2J\\u{85}:/data"),
+        "{shop}"
+    );
+    for (name, text) in &pages {
+        let obeyed: Vec<char> = (text.chars())
+            .filter(|&c| {
+                (c.is_control() && c != '\n')
+                    || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
+            .collect();
+        assert!(obeyed.is_empty(), "{name}: {obeyed:?}\n{text}");
+    }
+}

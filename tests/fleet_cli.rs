@@ -240,6 +240,12 @@ fn apply_replaces_a_changed_service_copy_by_copy() {
         "the plan shows the changed line:\n{shown}"
     );
     assert!(!shown.contains("~ shop-live-db@.service"));
+    // With colours, the diff's are colours, not their escapes shown.
+    let colored = text(&unitgen(dir.path(), &[&plan[..], &["--color", "always"]].concat()).stdout);
+    assert!(
+        colored.contains("\u{1b}[32m+") && !colored.contains("\\u{1b}"),
+        "{colored:?}"
+    );
 
     fleet.clear_log();
     let out = unitgen(dir.path(), &args);

@@ -35,12 +35,15 @@ pub fn check_report(problems: &dyn miette::Diagnostic) {
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
         .render_report(&mut shown, &unitgen::diagnostic::Printable::of(problems))
         .unwrap();
-    let obeyed = |c: char| {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
-    };
     assert!(!shown.chars().any(obeyed), "a raw character in:\n{shown:?}");
+}
+
+/// A character a terminal would obey rather than show (line feeds and
+/// tabs, text's own layout, aside).
+fn obeyed(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
 /// The documentation `unitgen docs` writes of `view`.
@@ -60,6 +63,8 @@ pub fn render_every_flavour(model: &unitgen::model::Instance) {
 }
 
 fn check_unit(text: &str, app: &str, instance: &str) {
+    // Units are read on terminals and in pull requests.
+    assert!(!text.chars().any(obeyed), "a raw character in:\n{text:?}");
     let systemd = check_syntax(text);
     let owner = |key: &str| -> Vec<&str> {
         systemd
@@ -102,6 +107,8 @@ pub fn check_syntax(text: &str) -> Vec<(String, String, String)> {
 /// escapes a backslash too); no line outside the diagram's fence starts
 /// a block the page did not mean.
 fn check_markdown(page: &str) {
+    // Pages are reviewed in pull requests and read on terminals.
+    assert!(!page.chars().any(obeyed), "a raw character in:\n{page:?}");
     let mut columns = None;
     let mut in_fence = false;
     for line in page.lines() {

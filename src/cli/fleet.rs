@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use miette::{Result, miette};
 
-use super::output::{outln, show, showln};
+use super::output::{out, outln, showln};
 use super::status::{Announced, print_announced};
 use super::{FileArgs, Outcome};
 use crate::fleet::{self, Action, ApplyOptions, Control, FleetClient, FleetPlan};
@@ -342,7 +342,9 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
         .filter(|u| u.current != u.desired)
     {
         outln!()?;
-        show!(
+        // The diff shows the units' text escaped itself; its colours are
+        // unitgen's own.
+        out!(
             "{}",
             unified_diff(
                 &text_of(&unit.current, &unit.name),
@@ -359,7 +361,8 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             .filter(|c| unit.current.as_ref().is_some_and(|t| t != &c.options))
         {
             outln!()?;
-            show!(
+            // As above: the diff escapes the text, the colours are ours.
+            out!(
                 "{}",
                 unified_diff(
                     &text_of(&Some(copy.options.clone()), &copy.name),

@@ -15,6 +15,7 @@ use super::host::HostArgs;
 use super::installed::Installed;
 use super::output::{self, outln};
 use super::{FileArgs, Outcome};
+use crate::diagnostic::printable;
 use crate::render::{Owner, UnitFile};
 use crate::systemd::journal;
 
@@ -133,7 +134,9 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
             String::new()
         };
         let message = journal::message(&entry).unwrap_or_default();
-        outln!("{prefix:<width$} | {time}{message}")?;
+        for line in message_lines(&message) {
+            outln!("{prefix:<width$} | {time}{line}")?;
+        }
         if output::closed() {
             break;
         }
@@ -146,6 +149,44 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
         return Err(miette!("journalctl failed ({status})"));
     }
     Ok(Outcome::Clean)
+}
+
+/// A journal message as the lines `logs` prints. Containers print what
+/// they like, and a journal entry can hold any bytes: each line of the
+/// message gets its service's prefix (a line break cannot start a line that
+/// seems another service's), colour codes (`ESC [ … m`) are dropped, and
+/// every other character a terminal would obey (a cursor move, a title, a
+/// carriage return, a bidirectional override) is shown as an escape, where
+/// `journalctl` shows such an entry as `[blob data]`.
+fn message_lines(message: &str) -> Vec<String> {
+    let message = message.strip_suffix('\n').unwrap_or(message);
+    message
+        .split('\n')
+        .map(|line| printable(&without_colors(line.strip_suffix('\r').unwrap_or(line))))
+        .collect()
+}
+
+/// `line` without its SGR sequences (`ESC [` digits and `;` `m`), which
+/// only colour text.
+fn without_colors(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("\u{1b}[") {
+        let params = &rest[at + 2..];
+        let digits = params
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(params.len());
+        if params[digits..].starts_with('m') {
+            plain.push_str(&rest[..at]);
+            rest = &params[digits + 1..];
+        } else {
+            // Not a colour: kept, to be shown escaped.
+            plain.push_str(&rest[..at + 2]);
+            rest = params;
+        }
+    }
+    plain.push_str(rest);
+    plain
 }
 
 /// How a unit's lines are prefixed: its service, `web-announce` for a
@@ -182,4 +223,32 @@ fn timestamp(entry: &serde_json::Value) -> String {
         .as_str()
         .and_then(|us| us.parse::<u64>().ok())
         .map_or_else(|| "-".to_string(), |us| super::when::iso(us / 1_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_lines;
+
+    /// Found in the trust sweep: `logs` printed what a container wrote as it
+    /// was, so a container could clear the screen, retitle the terminal,
+    /// overwrite the service prefix with a carriage return, or print a line
+    /// that seemed another service's.
+    #[test]
+    fn what_a_container_prints_is_shown_never_obeyed() {
+        assert_eq!(
+            message_lines("\u{1b}[31mred\u{1b}[0m plain\ttab"),
+            ["red plain\ttab"],
+            "colours dropped, tabs kept"
+        );
+        assert_eq!(
+            message_lines("a\u{1b}[2J\u{1b}]0;owned\u{7}\rdb    | fake\u{202e}"),
+            ["a\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\rdb    | fake\\u{202e}"]
+        );
+        assert_eq!(
+            message_lines("first\r\ndb    | second\n"),
+            ["first", "db    | second"],
+            "each line gets its own prefix"
+        );
+        assert_eq!(message_lines(""), [""]);
+    }
 }

@@ -50,17 +50,7 @@ macro_rules! showln {
     };
 }
 
-/// `out!` with [`showln!`]'s escaping.
-macro_rules! show {
-    ($($arg:tt)*) => {
-        $crate::cli::output::write(format_args!(
-            "{}",
-            $crate::diagnostic::printable(&format!($($arg)*))
-        ))
-    };
-}
-
-pub(crate) use {out, outln, show, showln};
+pub(crate) use {out, outln, showln};
 
 pub fn write(args: fmt::Arguments<'_>) -> Result<()> {
     if CLOSED.load(Ordering::Relaxed) {

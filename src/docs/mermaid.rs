@@ -103,7 +103,7 @@ fn image_name(image: &str) -> &str {
 /// reads as HTML or syntax are written as its entity codes (`#quot;`).
 pub fn label(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in super::visible(text).chars() {
         match c {
             '"' => out.push_str("#quot;"),
             '#' => out.push_str("#35;"),
@@ -112,7 +112,6 @@ pub fn label(text: &str) -> String {
             '&' => out.push_str("#amp;"),
             '|' => out.push_str("#124;"),
             '`' => out.push_str("#96;"),
-            '\n' | '\r' => out.push(' '),
             c => out.push(c),
         }
     }
