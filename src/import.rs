@@ -1475,24 +1475,58 @@ fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
     lines
 }
 
-/// A compose variable whose name says it holds a password, a token or a
-/// key: its value from `.env` should not become an instance value.
-fn looks_like_a_secret(variable: &str) -> bool {
+/// A variable whose name says it holds a password, a token or a key: its
+/// value should come from `secrets:`, not be written into units. Read by
+/// word (`PG_PASS`, `REDIS_PWD`, `AUTH_SALT`, `JWT_SIGNING_KEY`) as well as
+/// by the parts that mean a secret wherever they are (`DBPASSWORD`).
+pub(crate) fn looks_like_a_secret(variable: &str) -> bool {
     let name = variable.to_ascii_uppercase();
-    [
+    // Where a secret is (`POSTGRES_PASSWORD_FILE: /run/secrets/db`).
+    if ["_FILE", "_PATH", "_DIR"]
+        .iter()
+        .any(|end| name.ends_with(end))
+    {
+        return false;
+    }
+    let anywhere = [
         "PASSWORD",
         "PASSWD",
         "PASSPHRASE",
         "SECRET",
         "TOKEN",
         "APIKEY",
-        "API_KEY",
-        "PRIVATE_KEY",
-        "ACCESS_KEY",
         "CREDENTIAL",
-    ]
-    .iter()
-    .any(|part| name.contains(part))
+    ];
+    if anywhere.iter().any(|part| name.contains(part)) {
+        return true;
+    }
+    let words: Vec<&str> = (name.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .collect();
+    // `PWD` alone is the shell's working folder (`${PWD}:/app`).
+    let secret_word = |w: &&str| matches!(*w, "PASS" | "PW" | "PWD" | "SALT" | "HMAC");
+    // A key that opens something, not a key of something (`KEY_PATH`).
+    let keys_something = |pair: &[&str]| {
+        matches!(pair[1], "KEY" | "KEYS")
+            && matches!(
+                pair[0],
+                "API"
+                    | "ACCESS"
+                    | "PRIVATE"
+                    | "SECRET"
+                    | "ENCRYPTION"
+                    | "SIGNING"
+                    | "MASTER"
+                    | "AUTH"
+                    | "JWT"
+                    | "APP"
+                    | "CRYPT"
+                    | "SESSION"
+                    | "COOKIE"
+                    | "LICENSE"
+            )
+    };
+    (name != "PWD" && words.iter().any(secret_word)) || words.windows(2).any(keys_something)
 }
 
 #[cfg(test)]
@@ -1533,6 +1567,52 @@ mod tests {
     fn messages(compose: &str) -> Vec<String> {
         let imported = run(compose, &options());
         imported.warnings.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn secret_looking_names_are_read_by_word() {
+        for name in [
+            "DB_PASSWORD",
+            "dbpassword",
+            "PG_PASS",
+            "SMTP_PASS",
+            "REDIS_PWD",
+            "PASS",
+            "WORDPRESS_AUTH_SALT",
+            "JWT_SIGNING_KEY",
+            "MINIO_ACCESS_KEY",
+            "SECRET_KEY_BASE",
+            "GITHUB_TOKEN",
+            "app-key",
+        ] {
+            assert!(looks_like_a_secret(name), "{name}");
+        }
+        for name in [
+            "PWD",
+            "POSTGRES_PASSWORD_FILE",
+            "SSH_KEY_PATH",
+            "PASSENGER_APP_ENV",
+            "KEYCLOAK_URL",
+            "PRIMARY_KEY",
+            "PASSWORD_DIR",
+            "TAG",
+        ] {
+            assert!(!looks_like_a_secret(name), "{name}");
+        }
+    }
+
+    /// A password written in the compose file is carried over (it is the
+    /// file's), and said to be in every unit; a switch is not a secret.
+    #[test]
+    fn a_secret_written_in_the_compose_file_is_warned_about() {
+        let warnings = messages(
+            "services:\n  db:\n    image: postgres\n    environment:\n      POSTGRES_PASSWORD: hunter2\n      MYSQL_RANDOM_ROOT_PASSWORD: \"yes\"\n      POSTGRES_PASSWORD_FILE: /run/secrets/db\n      POSTGRES_USER: shop\n",
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("db: environment: `POSTGRES_PASSWORD` looks like a secret, and its value is written here"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -337,6 +337,24 @@ impl Importer<'_> {
                 self.record(&pieces, &at, "environment");
                 Scalar::Text(interpolate::template(&pieces))
             });
+            // A password written in the compose file: carried over, but
+            // into units every local user can read.
+            if let Scalar::Text(text) | Scalar::Plain(text) = &value
+                && !text.is_empty()
+                && !text.contains("{{")
+                // A switch (`MYSQL_RANDOM_ROOT_PASSWORD: "yes"`), not a secret.
+                && !["yes", "no", "true", "false", "on", "off", "0", "1"]
+                    .contains(&text.to_ascii_lowercase().as_str())
+                && super::looks_like_a_secret(&name)
+            {
+                self.warn(
+                    &at,
+                    "environment",
+                    format!(
+                        "`{name}` looks like a secret, and its value is written here: it is in the template now, and in units every local user can read; give `{name}` from `secrets:` instead (see Secrets in unitgen's README)"
+                    ),
+                );
+            }
             if valid {
                 out.map("environment").set(&name, Value::Scalar(value));
             } else {
