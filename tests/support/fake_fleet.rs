@@ -1108,6 +1108,7 @@ fn reconcile(cluster: &mut Cluster) {
                 // until fleet tells them to stop and start it again.
                 if entry.desired_state != "launched" {
                     entry.stopped = false;
+                    entry.activating_seen = 0;
                 }
                 continue;
             }
@@ -1272,7 +1273,7 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         .iter()
         .map(|l| (l.name.clone(), l.machine_id.clone(), l.state_until > now))
         .collect();
-    for unit in cluster.units.values() {
+    for unit in cluster.units.values_mut() {
         let wants = requirements(&unit.name, &unit.options);
         // No fake machine has metadata: one that requires some runs nowhere.
         if !wants.is_global()
@@ -1286,6 +1287,11 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             .as_ref()
             .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m)));
         let (active, sub) = match unit.desired_state.as_str() {
+            // A start that fails goes through activating too.
+            "launched" if unit.activating_seen < polls => {
+                unit.activating_seen += 1;
+                ("activating", "start")
+            }
             "launched" if failing => ("failed", "failed"),
             "launched" if !unit.stopped => ("active", "exited"),
             _ => ("inactive", "dead"),
