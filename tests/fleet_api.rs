@@ -277,8 +277,13 @@ fn other_requests_fleet_refuses() {
     assert_eq!(status, 405);
     let (status, _) = fake.raw("GET", "/fleet/v1/units/", None, "");
     assert_eq!(status, 404);
-    let (status, _) = fake.raw("GET", "/fleet/v1/units?nextPageToken=garbage", None, "");
+    // Live fleet's words (Go's base64 error).
+    let (status, body) = fake.raw("GET", "/fleet/v1/units?nextPageToken=garbage", None, "");
     assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "illegal base64 data at input byte 4"
+    );
 }
 
 #[test]

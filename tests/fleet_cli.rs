@@ -581,6 +581,16 @@ fn a_global_service_is_seen_and_awaited_on_every_machine() {
         "{said}"
     );
     assert_eq!(run(&["status", "live"]).0, Some(0));
+    // exec and logs name each machine that runs it (it was "runs on no
+    // machine now": fleet gives a global copy none).
+    let (code, said) = run(&["exec", "live", "db"]);
+    assert_eq!(code, Some(1), "{said}");
+    for machine in ["machine-1", "machine-2", "machine-3"] {
+        let line = format!(
+            "shop-live-db@1.service runs on machine {machine} (127.0.0.1): there, `docker exec -it shop-live-db sh`"
+        );
+        assert!(flat(&said).contains(&line), "{line}\nnot in:\n{said}");
+    }
 
     fleet.stop_process("shop-live-db@1.service");
     let why = "is not running: systemd reports inactive/dead on machine machine-1; \

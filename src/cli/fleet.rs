@@ -159,23 +159,38 @@ fn where_copies_run(
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
     let client = FleetClient::new(&args.endpoint)?;
     let machines = client.list_machines()?;
-    let units = fleet::status(&client, &prefix(app, instance), None)?;
+    let prefix = prefix(app, instance);
+    let units = fleet::status(&client, &prefix, None)?;
+    let states = client.list_state(None)?;
+    let machine = |id: &str| match machines.iter().find(|m| m.id == id) {
+        Some(m) if !m.primary_ip.is_empty() => format!("machine {} ({})", m.id, m.primary_ip),
+        _ => format!("machine {id}"),
+    };
     Ok(units
         .iter()
         .filter(|u| !u.name.contains("@."))
-        .filter_map(|u| {
-            let owner = crate::render::owner(&unit_file::to_text(&u.options))?;
-            let command = there(&u.name, &owner)?;
-            let machine = match machines.iter().find(|m| m.id == u.machine_id) {
-                Some(m) if !m.primary_ip.is_empty() => {
-                    format!("machine {} ({})", m.id, m.primary_ip)
-                }
-                _ if u.machine_id.is_empty() => {
-                    return Some(format!("{} runs on no machine now", u.name));
-                }
-                _ => format!("machine {}", u.machine_id),
+        .flat_map(|u| {
+            let Some(command) = crate::render::owner(&unit_file::to_text(&u.options))
+                .and_then(|owner| there(&u.name, &owner))
+            else {
+                return Vec::new();
             };
-            Some(format!("{} runs on {machine}: there, `{command}`", u.name))
+            // A global copy has no machine in fleet: each machine that
+            // reports it runs it.
+            let on: Vec<&str> = if u.machine_id.is_empty() {
+                (states.iter())
+                    .filter(|s| s.name == u.name)
+                    .map(|s| s.machine_id.as_str())
+                    .collect()
+            } else {
+                vec![u.machine_id.as_str()]
+            };
+            if on.is_empty() {
+                return vec![format!("{} runs on no machine now", u.name)];
+            }
+            (on.into_iter())
+                .map(|id| format!("{} runs on {}: there, `{command}`", u.name, machine(id)))
+                .collect()
         })
         .collect())
 }

@@ -994,6 +994,11 @@ impl Run<'_, '_> {
             hash: unit_hash(options),
         };
         let deadline = Instant::now() + self.options.wait_timeout;
+        // Machines seen starting or running this unit file: `failed` counts
+        // only after that. A machine reports a unit destroyed and submitted
+        // again (the same file) `failed` at first: fleet unloaded its file
+        // before systemd stopped it.
+        let mut under_way: Vec<String> = Vec::new();
         loop {
             let machines = self.client.list_machines()?;
             let states = self.client.list_state(Some(name))?;
@@ -1001,8 +1006,15 @@ impl Run<'_, '_> {
             let mut pending = Vec::new();
             for (machine, why) in global_states(&unit, &states, &machines) {
                 let seen = state(&machine).filter(|s| s.hash == unit.hash);
+                if seen.is_some_and(|s| s.systemd_active_state != "failed")
+                    && !under_way.contains(&machine)
+                {
+                    under_way.push(machine.clone());
+                }
                 match (want, seen) {
-                    (JobState::Launched, Some(s)) if s.systemd_active_state == "failed" => {
+                    (JobState::Launched, Some(s))
+                        if s.systemd_active_state == "failed" && under_way.contains(&machine) =>
+                    {
                         return Err(rollout_error(
                             doing,
                             format!(
@@ -1011,7 +1023,13 @@ impl Run<'_, '_> {
                             ),
                         ));
                     }
-                    (JobState::Launched, _) => pending.extend(why),
+                    (JobState::Launched, Some(s)) if s.systemd_active_state == "active" => {}
+                    // Still starting (`activating`) is not yet running.
+                    (JobState::Launched, Some(s)) => pending.push(format!(
+                        "systemd reports {}/{} on machine {machine}",
+                        s.systemd_active_state, s.systemd_sub_state
+                    )),
+                    (JobState::Launched, None) => pending.extend(why),
                     (_, Some(s))
                         if matches!(s.systemd_active_state.as_str(), "inactive" | "failed") => {}
                     (_, Some(s)) => pending.push(format!(

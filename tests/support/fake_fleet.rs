@@ -1108,6 +1108,7 @@ fn reconcile(cluster: &mut Cluster) {
                 // until fleet tells them to stop and start it again.
                 if entry.desired_state != "launched" {
                     entry.stopped = false;
+                    entry.activating_seen = 0;
                 }
                 continue;
             }
@@ -1272,7 +1273,7 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         .iter()
         .map(|l| (l.name.clone(), l.machine_id.clone(), l.state_until > now))
         .collect();
-    for unit in cluster.units.values() {
+    for unit in cluster.units.values_mut() {
         let wants = requirements(&unit.name, &unit.options);
         // No fake machine has metadata: one that requires some runs nowhere.
         if !wants.is_global()
@@ -1286,6 +1287,11 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             .as_ref()
             .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m)));
         let (active, sub) = match unit.desired_state.as_str() {
+            // A start that fails goes through activating too.
+            "launched" if unit.activating_seen < polls => {
+                unit.activating_seen += 1;
+                ("activating", "start")
+            }
             "launched" if failing => ("failed", "failed"),
             "launched" if !unit.stopped => ("active", "exited"),
             _ => ("inactive", "dead"),
@@ -1420,7 +1426,7 @@ fn page(cluster: &Cluster, request: &HttpRequest, field: &str, items: Vec<Value>
             }
             Some((_, 0)) => return error(400, "token page must be greater than zero"),
             Some((_, page)) => page,
-            None => return error(400, "invalid value of nextPageToken query parameter"),
+            None => return error(400, &token_error(token)),
         },
         _ => return error(400, "too many values for page token"),
     };
@@ -1463,6 +1469,54 @@ fn encode_token(limit: u16, page: u16) -> String {
     out
 }
 
+/// What live fleet answers to a page token that does not decode: Go's
+/// base64 error (`illegal base64 data at input byte N`: a byte outside the
+/// alphabet or a misplaced `=` there, an unfinished group of four where it
+/// starts, anything after the padding where it starts), else
+/// encoding/binary's for fewer than 4 bytes (`EOF`, `unexpected EOF`).
+fn token_error(token: &str) -> String {
+    // As Go's base64 decodeQuantum, group of four by group of four.
+    let src = token.as_bytes();
+    let illegal = |at: usize| format!("illegal base64 data at input byte {at}");
+    let (mut si, mut decoded) = (0, 0);
+    'groups: while si < src.len() {
+        for j in 0..4 {
+            if si == src.len() {
+                if j == 0 {
+                    break 'groups;
+                }
+                return illegal(si - j);
+            }
+            let c = src[si];
+            si += 1;
+            if c == b'=' {
+                match j {
+                    0 | 1 => return illegal(si - 1),
+                    2 if si == src.len() => return illegal(src.len()),
+                    2 if src[si] != b'=' => return illegal(si - 1),
+                    2 => si += 1,
+                    _ => {}
+                }
+                if si < src.len() {
+                    return illegal(si);
+                }
+                decoded += j * 6 / 8;
+                break 'groups;
+            }
+            if !BASE64_URL.contains(&c) {
+                return illegal(si - 1);
+            }
+        }
+        decoded += 3;
+    }
+    if decoded == 0 {
+        "EOF"
+    } else {
+        "unexpected EOF"
+    }
+    .to_owned()
+}
+
 fn decode_token(token: &str) -> Option<(u16, u16)> {
     let mut bits = 0u32;
     let mut count = 0;
@@ -1487,6 +1541,25 @@ fn decode_token(token: &str) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_page_tokens_are_answered_as_live_fleet_does() {
+        for (token, said) in [
+            ("zz", "illegal base64 data at input byte 0"),
+            ("ZAACAA", "illegal base64 data at input byte 4"),
+            ("ZAACAA==ZAACAA==", "illegal base64 data at input byte 8"),
+            ("ZA!CAA==", "illegal base64 data at input byte 2"),
+            ("Z=AA", "illegal base64 data at input byte 1"),
+            ("ZA=A", "illegal base64 data at input byte 2"),
+            ("ZAACAA=", "illegal base64 data at input byte 7"),
+            ("ZAACAA=A", "illegal base64 data at input byte 6"),
+            ("ZAA=", "unexpected EOF"),
+            ("AAAA", "unexpected EOF"),
+            ("", "EOF"),
+        ] {
+            assert_eq!(token_error(token), said, "{token:?}");
+        }
+    }
 
     #[test]
     fn page_tokens_round_trip_like_go() {
