@@ -290,23 +290,36 @@ impl InstanceState {
         if let Some(state_dir) = self.dir.parent() {
             create_private_dir(state_dir)?;
         }
-        create_private_dir(&self.dir)?;
-        tighten(&self.dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(PRIVATE_FILE)
-            .open(self.dir.join("lock"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                waiting();
-                file.lock()?;
+        let mut waiting = Some(waiting);
+        loop {
+            create_private_dir(&self.dir)?;
+            tighten(&self.dir)?;
+            let path = self.dir.join("lock");
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(PRIVATE_FILE)
+                .open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    if let Some(waiting) = waiting.take() {
+                        waiting();
+                    }
+                    file.lock()?;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
+            // The command waited for may have forgotten the instance
+            // (`destroy --volumes`: the folder goes, its lock file with
+            // it): the lock held is then of a file no other command opens,
+            // and the next would make a new one and not wait. The lock is
+            // taken again on the file there now.
+            if is_same_file(&file, &path) {
+                return Ok(Lock { _file: file });
+            }
         }
-        Ok(Lock { _file: file })
     }
 
     /// Whether another process holds the instance's lock: an apply,
@@ -508,6 +521,15 @@ impl InstanceState {
             result => result?,
         }
         remove_dir_if_exists(&forgotten)
+    }
+}
+
+/// Whether `path` names the file `file` has open.
+fn is_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -817,5 +839,39 @@ mod tests {
         assert_eq!(rx.recv().unwrap(), "waiting");
         drop(held);
         waiter.join().unwrap();
+    }
+
+    /// A command that waited for the lock of an instance a `destroy
+    /// --volumes` forgot meanwhile (its folder removed, the lock file with
+    /// it) held the lock of a file no other command would open: the next
+    /// command made the folder and a lock anew and took it at once, and
+    /// the two changed the instance side by side, while `plan` and
+    /// `status` saw no command under way.
+    #[test]
+    fn a_lock_waited_for_across_a_forget_is_the_instances_new_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let held = state.lock(|| {}).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let state = InstanceState::new(&path, "blog", "live");
+            let lock = state.lock(|| tx.send("waiting").unwrap()).unwrap();
+            tx.send("locked").unwrap();
+            done_rx.recv().unwrap();
+            drop(lock);
+        });
+        assert_eq!(rx.recv().unwrap(), "waiting");
+        state.remove().unwrap();
+        drop(held);
+        assert_eq!(rx.recv().unwrap(), "locked");
+        assert!(
+            state.changing_now(),
+            "the waiter's lock is not the instance's"
+        );
+        done_tx.send(()).unwrap();
+        waiter.join().unwrap();
+        assert!(!state.changing_now());
     }
 }

@@ -279,9 +279,12 @@ impl Error {
 
 const NO_REPLY: &str = "org.freedesktop.DBus.Error.NoReply";
 
-/// How often a call lost to systemd re-executing is sent again: once it
-/// is back, one more suffices; a systemd that keeps leaving is failing.
-const REEXEC_RETRIES: u32 = 5;
+/// How long calls lost to systemd re-executing are sent again: once it is
+/// back, one more suffices, but re-execs may follow each other (a package
+/// upgrade, `daemon-reexec` run twice), each losing the call again, and a
+/// loaded host takes seconds for one; a systemd that keeps leaving the bus
+/// this long is failing.
+const REEXEC_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `call`, made again when systemd left the bus while it had the call.
 /// systemd re-executing (`systemctl daemon-reexec`, which Debian's systemd
@@ -293,11 +296,10 @@ const REEXEC_RETRIES: u32 = 5;
 /// unit files. Jobs are seen to in [`Systemd::run_batch`]
 /// ([`Systemd::lost_jobs`]): a restart made twice restarts twice.
 fn again_if_reexecuted<T>(mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    let mut retries = 0;
+    let began = std::time::Instant::now();
     loop {
         match call() {
-            Err(e) if e.is_lost_reply() && retries < REEXEC_RETRIES => {
-                retries += 1;
+            Err(e) if e.is_lost_reply() && began.elapsed() < REEXEC_PATIENCE => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             result => return result,
@@ -480,7 +482,7 @@ impl Systemd {
         let mut pending: HashMap<OwnedObjectPath, Vec<usize>> = HashMap::new();
         let sent_at = crate::state::now_micros();
         let mut to_send: Vec<usize> = (0..jobs.len()).collect();
-        let mut resends = 0;
+        let began = std::time::Instant::now();
         while !to_send.is_empty() {
             let calls: Vec<(&str, (&str, &str))> = (to_send.iter())
                 .map(|&i| (jobs[i].0.method(), (jobs[i].1.as_str(), "replace")))
@@ -497,7 +499,9 @@ impl Systemd {
                         continue;
                     }
                     Err(e) => match refusal(&e) {
-                        Some((name, _)) if name == NO_REPLY && resends < REEXEC_RETRIES => {
+                        Some((name, _))
+                            if name == NO_REPLY && began.elapsed() < REEXEC_PATIENCE =>
+                        {
                             lost.push(i);
                             continue;
                         }
@@ -513,7 +517,6 @@ impl Systemd {
                 results[i] = Some(refused);
             }
             if !lost.is_empty() {
-                resends += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             let found = self.lost_jobs(jobs, &lost, sent_at)?;

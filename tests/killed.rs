@@ -253,6 +253,63 @@ fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
 
+/// An apply that waited for a `destroy --volumes` of its instance: the
+/// destroy forgot the instance (its state folder, the lock file with it)
+/// while the apply waited on that lock, so the apply held the lock of a
+/// file no other command opened: `plan` and `status` saw no command under
+/// way, and a third command would not have waited. The apply now takes the
+/// lock of the folder made anew, brings the instance back, and `plan` says
+/// it is changing meanwhile.
+#[test]
+fn an_apply_that_waited_for_a_destroy_with_volumes_holds_the_instances_new_lock() {
+    let world = World::new("ugkilllock");
+    let port = free_port();
+    world.write(&format!(
+        "app: ugkilllock\nservices:\n  web:\n    image: unitgen-test/busybox:1\n    command: [sh, -c, 'mkdir -p /www && echo v1 > /www/index.html && exec httpd -f -p 80 -h /www']\n    init: true\n    ports: [\"127.0.0.1:{port}:80\"]\n  worker:\n    image: unitgen-test/busybox:1\n    command: [sleep, \"1000000\"]\n    init: true\n    volumes: [\"data:/data\"]\ninstances:\n  live: {{}}\n"
+    ));
+    world.apply_ok("live");
+    let units = [
+        "ugkilllock-live-web.service",
+        "ugkilllock-live-worker.service",
+    ];
+    let mut destroy = world.spawn(&["destroy", "live", "--volumes"]);
+    let under_way = wait_for(Duration::from_secs(60), || {
+        units
+            .iter()
+            .any(|u| world.active(u) != "active")
+            .then_some(())
+    });
+    assert!(under_way.is_some(), "the destroy did not begin");
+    std::thread::scope(|scope| {
+        let apply = scope.spawn(|| world.unitgen(&["apply", "live", "--settle", "5"]));
+        // The apply holds the lock once the destroy is over: plan says a
+        // command is changing the instance.
+        assert!(destroy.wait().unwrap().success(), "the destroy failed");
+        let told = wait_for(Duration::from_secs(60), || {
+            let plan = world.unitgen(&["plan", "live"]);
+            let shown = text(&plan);
+            if shown.contains("another unitgen command") {
+                return Some(true);
+            }
+            apply.is_finished().then_some(false)
+        });
+        let applied = apply.join().unwrap();
+        assert!(applied.status.success(), "{}", text(&applied));
+        assert!(
+            text(&applied).contains("waiting for another unitgen"),
+            "the apply did not wait for the destroy: {}",
+            text(&applied)
+        );
+        assert_eq!(told, Some(true), "plan never saw the apply under way");
+    });
+    assert_eq!(
+        support::world::serves(port).as_deref().map(str::trim),
+        Some("v1")
+    );
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
+
 /// An app of the site: `web` serves its version on a host port, `worker`
 /// just runs.
 fn site_app(app: &str) -> String {

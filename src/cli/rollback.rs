@@ -286,11 +286,16 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
             format!("{name}: volumes removed: {}", volumes.join(", "))
         });
         fault::point("after-remove-volumes");
-        drop(lock);
-        // The intent goes with the rest: the last step.
+        // The intent goes with the rest: the last step, the lock held (it
+        // was let go before, and a command waiting for it went on in the
+        // folder this then removed: an apply failed, "applying.json: No
+        // such file or directory", or lost its record midway). A command
+        // waiting takes the lock of the folder made anew
+        // (`InstanceState::lock`).
         state
             .remove()
             .map_err(|e| miette!("forgetting {name}'s revisions: {e}"))?;
+        drop(lock);
         return Ok(Outcome::Clean);
     }
     // Only those still there: a `destroy --volumes` killed after it removed
