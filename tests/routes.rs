@@ -330,26 +330,29 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         &template(&world, &ports, &pebble, "www.two.example.test")
             .replace(traefik::IMAGE, "unitgen-test/busybox:1"),
     );
-    let out = world.unitgen(&["apply", "two", "--replace-router"]);
-    let err = squeezed(&String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for said in [
-        "its router (unitgen-router.service) did not start: did not stay up: unitgen-router.service",
-        "the router that ran before was put back and runs",
-    ] {
-        assert!(err.contains(&squeezed(said)), "{said:?} in {err}");
-    }
-    assert_eq!(
-        std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap(),
-        router_unit
-    );
-    assert_eq!(world.active("unitgen-router.service"), "active");
-    wait_until(
-        ROUTED,
-        "https://one.example.test/ from the router put back",
-        || get("https", "one.example.test", https, "/", Some(&root)),
-        body_is("web of one"),
-    );
+    // Failed, and the router that ran before serves again.
+    let put_back = |out: &Output| {
+        let err = squeezed(&String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        for said in [
+            "its router (unitgen-router.service) did not start: did not stay up: unitgen-router.service",
+            "the router that ran before was put back and runs",
+        ] {
+            assert!(err.contains(&squeezed(said)), "{said:?} in {err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(world.unit_file("unitgen-router.service")).unwrap(),
+            router_unit
+        );
+        assert_eq!(world.active("unitgen-router.service"), "active");
+        wait_until(
+            ROUTED,
+            "https://one.example.test/ from the router put back",
+            || get("https", "one.example.test", https, "/", Some(&root)),
+            body_is("web of one"),
+        );
+    };
+    put_back(&world.unitgen(&["apply", "two", "--replace-router"]));
 
     // A changed router that exits a moment after its container started
     // (as Traefik does on a setting it reads once running) is caught too:
@@ -366,22 +369,8 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         &template(&world, &ports, &pebble, "www.two.example.test").replace(traefik::IMAGE, late),
     );
     let out = world.unitgen(&["apply", "two", "--replace-router", "--settle", "1"]);
-    let err = squeezed(&String::from_utf8_lossy(&out.stderr));
     docker(["rmi", "--force", &image]);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for said in [
-        "its router (unitgen-router.service) did not start: did not stay up: unitgen-router.service",
-        "the router that ran before was put back and runs",
-    ] {
-        assert!(err.contains(&squeezed(said)), "{said:?} in {err}");
-    }
-    assert_eq!(world.active("unitgen-router.service"), "active");
-    wait_until(
-        ROUTED,
-        "https://one.example.test/ from the router put back",
-        || get("https", "one.example.test", https, "/", Some(&root)),
-        body_is("web of one"),
-    );
+    put_back(&out);
 
     // A router that is not running is not "up to date": plan says apply
     // starts it, and apply does.

@@ -233,13 +233,7 @@ fn reads_and_jobs_outlast_systemd_reexecuting() {
     let many: Vec<String> = vec!["systemd-journald.service".to_string(); 60];
     let reexecs = std::sync::atomic::AtomicU32::new(0);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            for _ in 0..6 {
-                let out = sandbox.systemctl(["daemon-reexec"]);
-                assert!(out.status.success(), "{out:?}");
-                reexecs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        scope.spawn(|| reexec_six_times(&sandbox, &reexecs));
         while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {
             let details = systemd.details(&many);
             let summaries = systemd.summaries(&many);
@@ -375,13 +369,7 @@ fn jobs_enqueued_while_systemd_reexecutes_are_all_done() {
         (not_done.is_empty(), format!("{kind:?}: {not_done:?}"))
     };
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            for _ in 0..6 {
-                let out = sandbox.systemctl(["daemon-reexec"]);
-                assert!(out.status.success(), "{out:?}");
-                reexecs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        scope.spawn(|| reexec_six_times(&sandbox, &reexecs));
         while reexecs.load(std::sync::atomic::Ordering::Relaxed) < 6 {
             for (kind, state) in [
                 (JobKind::Start, "active"),
@@ -399,4 +387,13 @@ fn jobs_enqueued_while_systemd_reexecutes_are_all_done() {
             }
         }
     });
+}
+
+/// `systemctl daemon-reexec` six times in a row, counting each in `done`.
+fn reexec_six_times(sandbox: &Sandbox, done: &std::sync::atomic::AtomicU32) {
+    for _ in 0..6 {
+        let out = sandbox.systemctl(["daemon-reexec"]);
+        assert!(out.status.success(), "{out:?}");
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
