@@ -19,9 +19,21 @@ impl Etcd {
     /// fleet-era clusters use.
     pub fn start(v2: bool) -> Etcd {
         docker::ensure_testbed();
+        // A free port can be taken before etcd binds it: by the engine
+        // publishing a container's port on any free one, or by a process
+        // of another checkout (scripts/fleet-live runs beside the tests).
+        // Then etcd exits at once, and other ports are tried.
+        for _ in 0..5 {
+            if let Some(etcd) = Etcd::start_on(v2, free_port(), free_port()) {
+                return etcd;
+            }
+        }
+        panic!("etcd found its loopback ports taken five times in a row");
+    }
+
+    /// [`Etcd::start`] on these ports; None when one was taken already.
+    fn start_on(v2: bool, client_port: u16, peer_port: u16) -> Option<Etcd> {
         let dir = tempdir("etcd-");
-        let client_port = free_port();
-        let peer_port = free_port();
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         let log = File::create(dir.path().join("etcd.log"))
@@ -49,15 +61,24 @@ impl Etcd {
             client_port,
             dir,
         };
+        let mut port_taken = false;
         let healthy = wait_for(Duration::from_secs(30), || {
             if let Ok(Some(status)) = etcd.child.try_wait() {
-                panic!("etcd exited ({status}) while starting:\n{}", etcd.log());
+                let log = etcd.log();
+                if log.contains("address already in use") {
+                    port_taken = true;
+                    return Some(());
+                }
+                panic!("etcd exited ({status}) while starting:\n{log}");
             }
             etcd.etcdctl(3, &["endpoint", "health"])
                 .status
                 .success()
                 .then_some(())
         });
+        if port_taken {
+            return None;
+        }
         if healthy.is_none() {
             panic!(
                 "etcd at {} was not healthy within 30s:\n{}",
@@ -65,7 +86,7 @@ impl Etcd {
                 etcd.log()
             );
         }
-        etcd
+        Some(etcd)
     }
 
     /// The client URL, `http://127.0.0.1:PORT`.
