@@ -267,14 +267,14 @@ fn from_etcd(pairs: &[(String, String)]) -> Dynamic {
                 "service" => {
                     http.services.entry(value.clone()).or_default();
                 }
-                "tls" => router.tls = router.tls.take().or(Some(TlsEntry::default())),
                 "tls/certresolver" => {
                     router.tls = Some(TlsEntry {
                         cert_resolver: Some(value.clone()),
                     })
                 }
-                _ if field.starts_with("tls/") => {
-                    router.tls = router.tls.take().or(Some(TlsEntry::default()))
+                // `tls` (on, no options) or any other TLS option.
+                _ if field == "tls" || field.starts_with("tls/") => {
+                    router.tls.get_or_insert_with(TlsEntry::default);
                 }
                 _ => {}
             }
