@@ -619,15 +619,7 @@ router:
         || get("http", "live.example.test", http, "/", None),
         served,
     );
-    let status = |world: &World| {
-        let out = world.unitgen(&["status", "live"]);
-        let shown = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), shown)
-    };
+    let status = |world: &World| world.unitgen_said(&["status", "live"]);
     assert_eq!(status(&world).0, Some(0));
 
     let stopped = world.sandbox.systemctl(["stop", "unitgen-router.service"]);

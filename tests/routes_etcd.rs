@@ -238,15 +238,7 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     assert_eq!(code, Some(0), "the keys as written are no drift: {shown}");
     // status said "routes: unknown" (it parsed the routes file, comments
     // only with routes in etcd) and exited 3 for any such instance.
-    let status = |world: &World| {
-        let out = world.unitgen(&["status", "live"]);
-        let shown = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), shown)
-    };
+    let status = |world: &World| world.unitgen_said(&["status", "live"]);
     let (code, shown) = status(&a);
     assert_eq!(code, Some(0), "{shown}");
     // Its route, as etcd has it: where it answers and the backend the

@@ -58,6 +58,18 @@ impl World {
         self.run(self.dir(), &self.file(), args, &[])
     }
 
+    /// [`World::unitgen`]'s exit code and all it printed (stdout, then
+    /// stderr), for a check of what a user reads.
+    pub fn unitgen_said(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.unitgen(args);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    }
+
     /// [`World::unitgen`] with more environment variables.
     pub fn unitgen_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.run(self.dir(), &self.file(), args, env)
