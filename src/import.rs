@@ -446,6 +446,19 @@ impl<'a> Importer<'a> {
         self.files.len() - 1
     }
 
+    /// Reads another file (an included or extended one) as nodes placed in
+    /// it; None, with its problems recorded, when it is not YAML.
+    fn read_other(&mut self, source: SourceFile) -> Option<Node> {
+        let id = self.add_file(source.clone());
+        match node::read(&source, id) {
+            Ok(root) => Some(root),
+            Err(problems) => {
+                self.problems.0.extend(problems.0);
+                None
+            }
+        }
+    }
+
     /// A compose file as compose reads it before merging it with others
     /// (compose-go's `loadYamlFile`): the projects it includes added, then
     /// its services extended. `dir` is the folder its relative paths

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use miette::NamedSource;
 
 use super::Importer;
-use super::node::{self, Key, Kind, Node, Place};
+use super::node::{Key, Kind, Node, Place};
 
 /// How deep `extends` may chain (a → b → c …) before it is taken for a loop.
 const MAX_DEPTH: usize = 16;
@@ -92,16 +92,7 @@ impl Importer<'_> {
             }
         };
         let source = Arc::new(NamedSource::new(path.display().to_string(), text));
-        let id = self.add_file(source.clone());
-        let root = match node::read(&source, id) {
-            Ok(root) => root,
-            Err(problems) => {
-                for problem in problems.0 {
-                    self.problems.push(problem);
-                }
-                return None;
-            }
-        };
+        let root = self.read_other(source)?;
         let services = root
             .get("services")
             .and_then(Node::entries)

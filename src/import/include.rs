@@ -11,7 +11,7 @@ use miette::NamedSource;
 
 use super::Importer;
 use super::extends::{normalize, rebase_path, rebase_paths, rebase_prefix};
-use super::node::{self, Key, Kind, Node, Place};
+use super::node::{Key, Kind, Node, Place};
 
 /// The top-level sections an included project adds to.
 const SECTIONS: &[&str] = &["services", "networks", "volumes", "secrets", "configs"];
@@ -151,16 +151,7 @@ impl Importer<'_> {
             let name = self.shown(path);
             self.included.push(name.clone());
             let source = Arc::new(NamedSource::new(name, text));
-            let id = self.add_file(source.clone());
-            let file = match node::read(&source, id) {
-                Ok(file) => file,
-                Err(problems) => {
-                    for problem in problems.0 {
-                        self.problems.push(problem);
-                    }
-                    return None;
-                }
-            };
+            let file = self.read_other(source)?;
             chain.push(path.clone());
             let file = self.load(file, project_dir, chain);
             chain.pop();
