@@ -19,10 +19,10 @@ impl Etcd {
     /// fleet-era clusters use.
     pub fn start(v2: bool) -> Etcd {
         docker::ensure_testbed();
-        // A free port can be taken before etcd binds it: by the engine
-        // publishing a container's port on any free one, or by a process
-        // of another checkout (scripts/fleet-live runs beside the tests).
-        // Then etcd exits at once, and other ports are tried.
+        // A free port can still be taken before etcd binds it, by a
+        // process that picks ports its own way (another checkout's test
+        // run, before its marks expire). Then etcd exits at once, and
+        // other ports are tried.
         for _ in 0..5 {
             if let Some(etcd) = Etcd::start_on(v2, free_port(), free_port()) {
                 return etcd;
