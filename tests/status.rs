@@ -142,6 +142,48 @@ instances:
     assert_eq!(status(&world).0, Some(0));
 }
 
+// A service with an exec-form healthcheck runs a local image built for the
+// check: status showed `unitgen-health/ugimg-live-api` as its image, so
+// nobody could tell which version ran; and the STARTED column (not on a
+// terminal) carried Docker's nanoseconds where `ls` and `history` show
+// seconds. It shows the service's image, and the time to the second.
+#[test]
+fn status_shows_the_services_image_and_its_start_to_the_second() {
+    let world = World::new("ugimg");
+    world.write(
+        "app: ugimg
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'touch /ok; exec sleep 1000000']
+    init: true
+    healthcheck: {test: [CMD, test, -f, /ok], interval: 1s}
+instances:
+  live: {}
+",
+    );
+    world.apply_ok("live");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    let row = said
+        .lines()
+        .find(|line| line.starts_with("  api "))
+        .unwrap_or_else(|| panic!("a row for api: {said}"));
+    assert!(row.contains(" unitgen-test/busybox:1 "), "{row}");
+    assert!(!said.contains("unitgen-health"), "{said}");
+    let started = row.split_whitespace().last().unwrap();
+    assert!(
+        started.len() == "2026-11-29T10:02:03Z".len() && started.ends_with('Z'),
+        "{row}"
+    );
+    let json = world.unitgen(&["status", "live", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["units"][0]["container"]["image"], "unitgen-test/busybox:1",
+        "{json}"
+    );
+}
+
 // Issue 15 item 7: status and destroy refused to work with a broken template
 // ("unknown key"), so what ran could be neither inspected nor removed.
 #[test]
