@@ -356,6 +356,52 @@ fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
     }
 }
 
+// The parser reads a plain scalar into a text field (`docker_args: [--cpus,
+// 1]`, `stop_signal: 9`), but the schema said `"type": "string"` there: an
+// editor marked files that `unitgen validate` accepts. Both now agree, on
+// these and on a short form that unitgen refuses (`web: 5`).
+#[test]
+fn the_schema_accepts_numbers_in_text_fields_as_unitgen_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("unitgen.schema.json");
+    std::fs::write(&schema, unitgen(&["schema"]).stdout).unwrap();
+    let validate = |yaml: &str| {
+        let file = dir.path().join("unitgen.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        unitgen(&["validate", "-f", file.to_str().unwrap()])
+    };
+    let accepted = "app: shop
+services:
+  web:
+    image: unitgen-test/busybox:1
+    hostname: 5
+    stop_signal: 9
+    docker_args: [--cpus, 1, --init, true]
+router:
+  image: 3
+instances:
+  live: {}
+  staging: {extends: live}
+";
+    let out = validate(accepted);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(schema_errors(&schema, accepted), Vec::<String>::new());
+
+    let refused = "app: shop\nservices:\n  web: 5\ninstances:\n  live: {}\n";
+    let out = validate(refused);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid type: integer `5`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(schema_errors(&schema, refused), Vec::<String>::new());
+}
+
 // clap's errors echoed the arguments raw: an escape sequence in one was
 // played by the terminal, a line feed faked a line of the error. Escaped
 // now, as unitgen's own messages show the user's values.
