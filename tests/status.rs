@@ -1,6 +1,6 @@
 //! `unitgen status` and `destroy` against a sandboxed systemd: exit codes a
 //! script can use, and both working from what is installed when the
-//! template is broken or gone.
+//! template is broken or gone; `plan --json`, what a script reads of a plan.
 
 #[path = "support/lib.rs"]
 mod support;
@@ -82,6 +82,78 @@ fn status_exits_as_systemctl_status_does() {
     );
     std::fs::write(&revision, good).unwrap();
     assert_eq!(status(&world).0, Some(0));
+}
+
+// `plan` had no --json (status, ls and history had): a CI job or a deploy
+// script could learn only that something differs (exit 2), not what, short
+// of scraping the diff. `plan --json` says what apply would do to each unit,
+// with the same exit code.
+#[test]
+fn plan_json_tells_a_script_what_apply_would_do_to_each_unit() {
+    let world = World::new("ugpjson");
+    world.write(&APP.replace("ugstat", "ugpjson"));
+    let plan = || {
+        let out = world.unitgen(&["plan", "live", "--json"]);
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code(), json)
+    };
+    let ops = |json: &serde_json::Value| -> Vec<(String, String)> {
+        (json["units"].as_array().unwrap().iter())
+            .map(|u| {
+                (
+                    u["op"].as_str().unwrap().into(),
+                    u["unit"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert_eq!(json["app"], "ugpjson");
+    assert_eq!(json["instance"], "live");
+    assert_eq!(json["up_to_date"], false);
+    assert!(
+        ops(&json).contains(&("add".into(), "ugpjson-live-api.service".into())),
+        "{json}"
+    );
+
+    world.apply_ok("live");
+    let (code, json) = plan();
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["up_to_date"], true);
+    assert_eq!(ops(&json), Vec::<(String, String)>::new());
+
+    world
+        .sandbox
+        .systemctl(["stop", "ugpjson-live-worker.service"]);
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert_eq!(
+        ops(&json),
+        vec![("repair".into(), "ugpjson-live-worker.service".into())]
+    );
+    assert!(
+        json["units"][0]["what"].as_str().unwrap().contains("start"),
+        "{json}"
+    );
+
+    world.write(&APP.replace("ugstat", "ugpjson").replace(
+        "command: [sleep, \"1000000\"]\n    init: true\n  worker",
+        "command: [sleep, \"2000000\"]\n    init: true\n  worker",
+    ));
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert!(
+        ops(&json).contains(&("change".into(), "ugpjson-live-api.service".into())),
+        "{json}"
+    );
+    let diff = json["diffs"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("+    unitgen-test/busybox:1 sleep 2000000"),
+        "{diff}"
+    );
 }
 
 // A service whose container runs but fails its healthcheck is not serving:
