@@ -58,6 +58,16 @@ use crate::template::Template;
   unitgen render staging --out units/   the units as files, to commit and review
   unitgen apply --host web1             with a site file: every instance it assigns to web1
 
+Exit status (read as systemctl's and terraform's are):
+  0  success; `plan`: the host runs exactly the template
+  1  an error, a refused command line too (the reason is on stderr)
+  2  `plan`: apply would change or repair something;
+     `render --check`, `docs --check`: files out of date
+  3  `status`: a unit is not as applied, or a container is unhealthy
+  4  `status`: the instance is not installed
+  `exec` exits with its command's status; `dns --check` with 1
+  when a domain does not point at its host.
+
 Run `unitgen COMMAND --help` for each command's options."
 )]
 pub struct Cli {

@@ -102,6 +102,39 @@ fn every_command_has_its_own_summary_in_the_help() {
     }
 }
 
+// The exit codes were in the README only: `unitgen --help` and `man unitgen`
+// (what a user on a server has) did not say that plan exits 2 or status 3
+// and 4. Both list them now, and this test checks them against the README's.
+#[test]
+fn help_and_manual_page_list_the_exit_codes() {
+    let help = stdout(&unitgen(&["--help"]));
+    let page = stdout(&unitgen(&["man"]));
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for (code, what) in [
+        ("0", "success"),
+        ("1", "an error"),
+        ("2", "`plan`: apply would change or repair something"),
+        ("3", "`status`: a unit is not as applied"),
+        ("4", "`status`: the instance is not installed"),
+    ] {
+        let line = format!("  {code}  {what}");
+        assert!(help.contains(&line), "{line:?} in:\n{help}");
+        // roff escapes dashes and quotes; the words stay.
+        assert!(
+            page.contains(&format!("{code}  {}", what.replace('-', "\\-"))),
+            "{line:?} in the page"
+        );
+    }
+    // The README says the same (its section is the long form).
+    for said in [
+        "2\n\"differs\": `plan`",
+        "3 when a unit is not as\napplied",
+        "4 when the instance\nis not installed",
+    ] {
+        assert!(readme.contains(said), "README: {said:?}");
+    }
+}
+
 #[test]
 fn man_pages_render_with_man() {
     let dir = tempfile::tempdir().unwrap();
