@@ -273,8 +273,14 @@ enum Command {
     /// bash: `unitgen completions bash > /etc/bash_completion.d/unitgen`;
     /// zsh: into a folder of your `$fpath` as `_unitgen`; fish:
     /// `unitgen completions fish > ~/.config/fish/completions/unitgen.fish`.
-    /// The Debian package installs all three.
+    /// The Debian package installs all three. In bash, instance and service
+    /// names complete too (`unitgen logs st<TAB>`), from the file the
+    /// command line names (`-f`) or the default one.
     Completions(completions::CompletionsArgs),
+    /// The instance or service names the file declares, one a line: what
+    /// the bash completion asks for as you type (nothing on error).
+    #[command(name = "complete-names", hide = true)]
+    CompleteNames(completions::NamesArgs),
     /// Print the manual page (roff), or write every page with --out DIR.
     ///
     /// `unitgen man | man -l -` reads it now. The Debian package installs
@@ -637,6 +643,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::CompleteNames(args) => completions::names(args),
         Command::Man(args) => man::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Backups(args) => backup::backups(args),

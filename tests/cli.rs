@@ -59,6 +59,78 @@ fn bash_completes_commands_and_their_options() {
     }
 }
 
+/// What bash offers after `unitgen WORDS<TAB>` in `dir`, through the
+/// function the script registers (`complete -F`), as bash would call it.
+fn bash_offers(dir: &std::path::Path, words: &str) -> Vec<String> {
+    let script = stdout(&unitgen(&["completions", "bash"]));
+    let function = (script.lines().rev())
+        .find_map(|l| l.trim().strip_prefix("complete -F "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the script registers a function")
+        .to_string();
+    let program = format!(
+        "{script}\nCOMP_WORDS=({} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+         {function} \"${{COMP_WORDS[0]}}\" \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        env!("CARGO_BIN_EXE_unitgen")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+// `unitgen status <TAB>` offered options and file names: instance and
+// service names had to be typed from memory, where `systemctl status <TAB>`
+// completes units and `docker compose logs <TAB>` services. bash completes
+// them now, from the file the command line names (-f) or the default one.
+#[test]
+fn bash_completes_instance_and_service_names_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web: x:1\n  worker: x:1\n  db: x:1\n\
+         instances:\n  live: {}\n  staging: {}\n",
+    )
+    .unwrap();
+    let site = std::fs::canonicalize("examples/site/site.yaml").unwrap();
+    let site = site.to_str().unwrap();
+    let offers = |words: &str| bash_offers(dir.path(), words);
+
+    assert_eq!(offers("status ''"), ["live", "staging"]);
+    assert_eq!(offers("rollback --to 2 s"), ["staging"]);
+    assert_eq!(offers("logs live ''"), ["web", "worker", "db"]);
+    // `logs -f` is --follow, and takes no value.
+    assert_eq!(offers("logs -f live w"), ["web", "worker"]);
+    assert_eq!(offers("restart live web ''"), ["web", "worker", "db"]);
+    assert_eq!(offers("exec live d"), ["db"]);
+    assert_eq!(
+        offers(&format!("status -f {site} ''")),
+        ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"]
+    );
+    assert_eq!(
+        offers(&format!("restart --file={site} blog/live w")),
+        ["web", "worker"]
+    );
+    // Options, and the words of commands without names, stay clap's.
+    assert_eq!(offers("status --js"), ["--json"]);
+    assert!(!offers("status live ''").contains(&"live".to_string()));
+    let commands = offers("''");
+    assert!(commands.contains(&"status".to_string()), "{commands:?}");
+    assert!(
+        !commands.iter().any(|c| c.starts_with("complete-")),
+        "the helper command is not offered: {commands:?}"
+    );
+}
+
 #[test]
 fn completion_scripts_for_zsh_and_fish_name_every_command() {
     for shell in ["zsh", "fish"] {
