@@ -507,6 +507,48 @@ instances:
     assert_ne!(schema_errors(&schema, refused), Vec::<String>::new());
 }
 
+// `unitgen destroy stagign` (a typo) said "has no units installed", but
+// left the instance's state folder with its lock, and `ls` listed
+// `stagign` as "not installed (revisions kept)" from then on, though it
+// never was. Such a folder is not listed.
+#[test]
+fn ls_does_not_list_an_instance_only_a_typo_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (units, state) = (dir.path().join("units"), dir.path().join("state"));
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web: x:1\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let host = [
+        "--unit-dir",
+        units.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--bus",
+        "unix:path=/nonexistent",
+    ];
+    let run = |args: &[&str]| unitgen(&[args, &host[..]].concat());
+    let file = file.to_str().unwrap();
+    assert_eq!(
+        run(&["destroy", "stagign", "-f", file]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["rollback", "lvie", "-f", file]).status.code(),
+        Some(1)
+    );
+    let ls = run(&["ls"]);
+    assert_eq!(ls.status.code(), Some(0));
+    let said = stdout(&ls);
+    assert!(said.starts_with("no instance on this host"), "{said}");
+    let json: serde_json::Value = serde_json::from_slice(&run(&["ls", "--json"]).stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+}
+
 // clap's errors echoed the arguments raw: an escape sequence in one was
 // played by the terminal, a line feed faked a line of the error. Escaped
 // now, as unitgen's own messages show the user's values.
