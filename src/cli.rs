@@ -58,6 +58,16 @@ use crate::template::Template;
   unitgen render staging --out units/   the units as files, to commit and review
   unitgen apply --host web1             with a site file: every instance it assigns to web1
 
+Exit status (read as systemctl's and terraform's are):
+  0  success; `plan`: the host runs exactly the template
+  1  an error, a refused command line too (the reason is on stderr)
+  2  `plan`: apply would change or repair something;
+     `render --check`, `docs --check`: files out of date
+  3  `status`: a unit is not as applied, or a container is unhealthy
+  4  `status`: the instance is not installed
+  `exec` exits with its command's status; `dns --check` with 1
+  when a domain does not point at its host.
+
 Run `unitgen COMMAND --help` for each command's options."
 )]
 pub struct Cli {
@@ -263,8 +273,14 @@ enum Command {
     /// bash: `unitgen completions bash > /etc/bash_completion.d/unitgen`;
     /// zsh: into a folder of your `$fpath` as `_unitgen`; fish:
     /// `unitgen completions fish > ~/.config/fish/completions/unitgen.fish`.
-    /// The Debian package installs all three.
+    /// The Debian package installs all three. In bash, instance and service
+    /// names complete too (`unitgen logs st<TAB>`), from the file the
+    /// command line names (`-f`) or the default one.
     Completions(completions::CompletionsArgs),
+    /// The instance or service names the file declares, one a line: what
+    /// the bash completion asks for as you type (nothing on error).
+    #[command(name = "complete-names", hide = true)]
+    CompleteNames(completions::NamesArgs),
     /// Print the manual page (roff), or write every page with --out DIR.
     ///
     /// `unitgen man | man -l -` reads it now. The Debian package installs
@@ -627,6 +643,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::CompleteNames(args) => completions::names(args),
         Command::Man(args) => man::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Backups(args) => backup::backups(args),

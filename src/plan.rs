@@ -753,19 +753,73 @@ impl Plan {
             }
         };
         let mut out = String::new();
+        let (units, notes) = self.entries();
         // Unit names, container names, images, paths and faults come from
         // the host (Docker, systemd, the unit folder): the text after the
         // sign is shown as every message is, never obeyed by the terminal.
-        let line = |out: &mut String, code: &str, sign: &str, text: String| {
-            let _ = writeln!(out, "{} {}", paint(code, sign), printable(&text));
+        let line = |out: &mut String, entry: &Entry| {
+            let sign = paint(entry.color, entry.sign);
+            let _ = writeln!(out, "{sign} {}", printable(&entry.text()));
         };
-        for unit in &self.add {
-            let what = if self.triggered.contains(&unit.name) {
+        units.iter().for_each(|entry| line(&mut out, entry));
+        let _ = writeln!(out, "{}", self.summary());
+        notes.iter().for_each(|entry| line(&mut out, entry));
+        for change in &self.change {
+            out.push('\n');
+            out.push_str(&unified_diff(&change.old, &change.new, color));
+        }
+        out
+    }
+
+    /// The plan for a script (`plan --json`): whether it is up to date, the
+    /// summary, one entry per unit apply acts on (`op`: add, change, remove,
+    /// repair; `unit`; `what` apply does and why, as `plan` words it), the
+    /// notes (`!` warnings, `i` information) and each changed unit's diff.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (units, notes) = self.entries();
+        serde_json::json!({
+            "up_to_date": self.is_up_to_date(),
+            "summary": self.summary(),
+            "units": units.iter().map(|entry| serde_json::json!({
+                "op": match entry.sign {
+                    "+" => "add",
+                    "-" => "remove",
+                    "*" => "repair",
+                    _ => "change",
+                },
+                "unit": entry.unit,
+                "what": entry.what,
+            })).collect::<Vec<_>>(),
+            "notes": notes.iter().map(|entry| serde_json::json!({
+                "sign": entry.sign,
+                "text": entry.what,
+            })).collect::<Vec<_>>(),
+            "diffs": self.change.iter().map(|change| serde_json::json!({
+                "unit": change.new.name,
+                "diff": unified_diff(&change.old, &change.new, false),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// What `describe` shows before its summary line (the units apply acts
+    /// on) and after it (notes), in that order.
+    fn entries(&self) -> (Vec<Entry>, Vec<Entry>) {
+        let mut units = Vec::new();
+        let mut unit = |color, sign, unit: &str, what: String| {
+            units.push(Entry {
+                sign,
+                color,
+                unit: Some(unit.to_string()),
+                what,
+            });
+        };
+        for added in &self.add {
+            let what = if self.triggered.contains(&added.name) {
                 "new: install; started by its trigger"
             } else {
                 "new: enable and start"
             };
-            line(&mut out, "32", "+", format!("{} ({what})", unit.name));
+            unit("32", "+", &added.name, what.to_string());
         }
         for change in &self.change {
             let secrets = changed_secrets(&change.old.text, &change.new.text);
@@ -785,31 +839,15 @@ impl Plan {
             } else {
                 "changed: restart"
             };
-            line(
-                &mut out,
-                "33",
-                "~",
-                format!("{} ({what}{because})", change.new.name),
-            );
+            unit("33", "~", &change.new.name, format!("{what}{because}"));
         }
         for moved in &self.moved {
-            line(
-                &mut out,
-                "33",
-                "~",
-                format!(
-                    "{} (image {} moved: restart onto it)",
-                    moved.unit, moved.image
-                ),
-            );
+            let what = format!("image {} moved: restart onto it", moved.image);
+            unit("33", "~", &moved.unit, what);
         }
-        for unit in &self.remove {
-            line(
-                &mut out,
-                "31",
-                "-",
-                format!("{} (removed: stop, disable, delete)", unit.name),
-            );
+        for removed in &self.remove {
+            let what = "removed: stop, disable, delete".to_string();
+            unit("31", "-", &removed.name, what);
         }
         for repair in &self.repair {
             let faults: Vec<String> = repair.faults.iter().map(ToString::to_string).collect();
@@ -818,17 +856,25 @@ impl Plan {
                 actions if actions.is_empty() => String::new(),
                 actions => format!(": {actions}"),
             };
-            line(
-                &mut out,
+            unit(
                 "33",
                 "*",
-                format!("{} ({}{actions})", repair.unit, faults.join(", "),),
+                &repair.unit,
+                format!("{}{actions}", faults.join(", ")),
             );
         }
-        let _ = writeln!(out, "{}", self.summary());
+
+        let mut notes = Vec::new();
+        let mut note = |color, sign, what: String| {
+            notes.push(Entry {
+                sign,
+                color,
+                unit: None,
+                what,
+            });
+        };
         if let Some(held) = &self.held {
-            line(
-                &mut out,
+            note(
                 "36",
                 "i",
                 format!(
@@ -841,8 +887,7 @@ impl Plan {
             );
         }
         for file in &self.stale_secrets {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -852,8 +897,7 @@ impl Plan {
             );
         }
         for image in &self.missing_images {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -863,8 +907,7 @@ impl Plan {
             );
         }
         for container in &self.stray_containers {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -874,8 +917,7 @@ impl Plan {
             );
         }
         for file in &self.stale_route_files {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -888,11 +930,10 @@ impl Plan {
             .chain(&self.handover_left)
             .chain(&self.restore)
         {
-            line(&mut out, "31", "!", why.to_string());
+            note("31", "!", why.to_string());
         }
         for (unit, paths) in &self.drop_ins {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -903,16 +944,14 @@ impl Plan {
             );
         }
         for (unit, file) in &self.loaded_elsewhere {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!("{unit} is loaded from {file}: {LOADED_ELSEWHERE}"),
             );
         }
         for name in &self.hand_edited {
-            line(
-                &mut out,
+            note(
                 "31",
                 "!",
                 format!(
@@ -920,11 +959,27 @@ impl Plan {
                 ),
             );
         }
-        for change in &self.change {
-            out.push('\n');
-            out.push_str(&unified_diff(&change.old, &change.new, color));
+        (units, notes)
+    }
+}
+
+/// One line of a plan: a unit apply acts on (`+ NAME (WHAT)`), or a note
+/// (`! WHAT`).
+struct Entry {
+    sign: &'static str,
+    /// Its sign's ANSI colour on a terminal.
+    color: &'static str,
+    unit: Option<String>,
+    what: String,
+}
+
+impl Entry {
+    /// As `plan` prints it after the sign.
+    fn text(&self) -> String {
+        match &self.unit {
+            Some(unit) => format!("{unit} ({})", self.what),
+            None => self.what.clone(),
         }
-        out
     }
 }
 

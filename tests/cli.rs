@@ -59,6 +59,78 @@ fn bash_completes_commands_and_their_options() {
     }
 }
 
+/// What bash offers after `unitgen WORDS<TAB>` in `dir`, through the
+/// function the script registers (`complete -F`), as bash would call it.
+fn bash_offers(dir: &std::path::Path, words: &str) -> Vec<String> {
+    let script = stdout(&unitgen(&["completions", "bash"]));
+    let function = (script.lines().rev())
+        .find_map(|l| l.trim().strip_prefix("complete -F "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the script registers a function")
+        .to_string();
+    let program = format!(
+        "{script}\nCOMP_WORDS=({} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+         {function} \"${{COMP_WORDS[0]}}\" \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        env!("CARGO_BIN_EXE_unitgen")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+// `unitgen status <TAB>` offered options and file names: instance and
+// service names had to be typed from memory, where `systemctl status <TAB>`
+// completes units and `docker compose logs <TAB>` services. bash completes
+// them now, from the file the command line names (-f) or the default one.
+#[test]
+fn bash_completes_instance_and_service_names_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web: x:1\n  worker: x:1\n  db: x:1\n\
+         instances:\n  live: {}\n  staging: {}\n",
+    )
+    .unwrap();
+    let site = std::fs::canonicalize("examples/site/site.yaml").unwrap();
+    let site = site.to_str().unwrap();
+    let offers = |words: &str| bash_offers(dir.path(), words);
+
+    assert_eq!(offers("status ''"), ["live", "staging"]);
+    assert_eq!(offers("rollback --to 2 s"), ["staging"]);
+    assert_eq!(offers("logs live ''"), ["web", "worker", "db"]);
+    // `logs -f` is --follow, and takes no value.
+    assert_eq!(offers("logs -f live w"), ["web", "worker"]);
+    assert_eq!(offers("restart live web ''"), ["web", "worker", "db"]);
+    assert_eq!(offers("exec live d"), ["db"]);
+    assert_eq!(
+        offers(&format!("status -f {site} ''")),
+        ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"]
+    );
+    assert_eq!(
+        offers(&format!("restart --file={site} blog/live w")),
+        ["web", "worker"]
+    );
+    // Options, and the words of commands without names, stay clap's.
+    assert_eq!(offers("status --js"), ["--json"]);
+    assert!(!offers("status live ''").contains(&"live".to_string()));
+    let commands = offers("''");
+    assert!(commands.contains(&"status".to_string()), "{commands:?}");
+    assert!(
+        !commands.iter().any(|c| c.starts_with("complete-")),
+        "the helper command is not offered: {commands:?}"
+    );
+}
+
 #[test]
 fn completion_scripts_for_zsh_and_fish_name_every_command() {
     for shell in ["zsh", "fish"] {
@@ -99,6 +171,39 @@ fn every_command_has_its_own_summary_in_the_help() {
             own.starts_with(&start),
             "`unitgen {command} --help` begins otherwise than its summary {summary:?}:\n{own}"
         );
+    }
+}
+
+// The exit codes were in the README only: `unitgen --help` and `man unitgen`
+// (what a user on a server has) did not say that plan exits 2 or status 3
+// and 4. Both list them now, and this test checks them against the README's.
+#[test]
+fn help_and_manual_page_list_the_exit_codes() {
+    let help = stdout(&unitgen(&["--help"]));
+    let page = stdout(&unitgen(&["man"]));
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for (code, what) in [
+        ("0", "success"),
+        ("1", "an error"),
+        ("2", "`plan`: apply would change or repair something"),
+        ("3", "`status`: a unit is not as applied"),
+        ("4", "`status`: the instance is not installed"),
+    ] {
+        let line = format!("  {code}  {what}");
+        assert!(help.contains(&line), "{line:?} in:\n{help}");
+        // roff escapes dashes and quotes; the words stay.
+        assert!(
+            page.contains(&format!("{code}  {}", what.replace('-', "\\-"))),
+            "{line:?} in the page"
+        );
+    }
+    // The README says the same (its section is the long form).
+    for said in [
+        "2\n\"differs\": `plan`",
+        "3 when a unit is not as\napplied",
+        "4 when the instance\nis not installed",
+    ] {
+        assert!(readme.contains(said), "README: {said:?}");
     }
 }
 
@@ -354,6 +459,94 @@ fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
             "{expected:?} in {errors:?}"
         );
     }
+}
+
+// The parser reads a plain scalar into a text field (`docker_args: [--cpus,
+// 1]`, `stop_signal: 9`), but the schema said `"type": "string"` there: an
+// editor marked files that `unitgen validate` accepts. Both now agree, on
+// these and on a short form that unitgen refuses (`web: 5`).
+#[test]
+fn the_schema_accepts_numbers_in_text_fields_as_unitgen_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("unitgen.schema.json");
+    std::fs::write(&schema, unitgen(&["schema"]).stdout).unwrap();
+    let validate = |yaml: &str| {
+        let file = dir.path().join("unitgen.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        unitgen(&["validate", "-f", file.to_str().unwrap()])
+    };
+    let accepted = "app: shop
+services:
+  web:
+    image: unitgen-test/busybox:1
+    hostname: 5
+    stop_signal: 9
+    docker_args: [--cpus, 1, --init, true]
+router:
+  image: 3
+instances:
+  live: {}
+  staging: {extends: live}
+";
+    let out = validate(accepted);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(schema_errors(&schema, accepted), Vec::<String>::new());
+
+    let refused = "app: shop\nservices:\n  web: 5\ninstances:\n  live: {}\n";
+    let out = validate(refused);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid type: integer `5`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(schema_errors(&schema, refused), Vec::<String>::new());
+}
+
+// `unitgen destroy stagign` (a typo) said "has no units installed", but
+// left the instance's state folder with its lock, and `ls` listed
+// `stagign` as "not installed (revisions kept)" from then on, though it
+// never was. Such a folder is not listed.
+#[test]
+fn ls_does_not_list_an_instance_only_a_typo_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (units, state) = (dir.path().join("units"), dir.path().join("state"));
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    let file = dir.path().join("unitgen.yaml");
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web: x:1\ninstances:\n  live: {}\n",
+    )
+    .unwrap();
+    let host = [
+        "--unit-dir",
+        units.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--bus",
+        "unix:path=/nonexistent",
+    ];
+    let run = |args: &[&str]| unitgen(&[args, &host[..]].concat());
+    let file = file.to_str().unwrap();
+    assert_eq!(
+        run(&["destroy", "stagign", "-f", file]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["rollback", "lvie", "-f", file]).status.code(),
+        Some(1)
+    );
+    let ls = run(&["ls"]);
+    assert_eq!(ls.status.code(), Some(0));
+    let said = stdout(&ls);
+    assert!(said.starts_with("no instance on this host"), "{said}");
+    let json: serde_json::Value = serde_json::from_slice(&run(&["ls", "--json"]).stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]));
 }
 
 // clap's errors echoed the arguments raw: an escape sequence in one was

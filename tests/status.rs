@@ -1,6 +1,6 @@
 //! `unitgen status` and `destroy` against a sandboxed systemd: exit codes a
 //! script can use, and both working from what is installed when the
-//! template is broken or gone.
+//! template is broken or gone; `plan --json`, what a script reads of a plan.
 
 #[path = "support/lib.rs"]
 mod support;
@@ -84,6 +84,78 @@ fn status_exits_as_systemctl_status_does() {
     assert_eq!(status(&world).0, Some(0));
 }
 
+// `plan` had no --json (status, ls and history had): a CI job or a deploy
+// script could learn only that something differs (exit 2), not what, short
+// of scraping the diff. `plan --json` says what apply would do to each unit,
+// with the same exit code.
+#[test]
+fn plan_json_tells_a_script_what_apply_would_do_to_each_unit() {
+    let world = World::new("ugpjson");
+    world.write(&APP.replace("ugstat", "ugpjson"));
+    let plan = || {
+        let out = world.unitgen(&["plan", "live", "--json"]);
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code(), json)
+    };
+    let ops = |json: &serde_json::Value| -> Vec<(String, String)> {
+        (json["units"].as_array().unwrap().iter())
+            .map(|u| {
+                (
+                    u["op"].as_str().unwrap().into(),
+                    u["unit"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert_eq!(json["app"], "ugpjson");
+    assert_eq!(json["instance"], "live");
+    assert_eq!(json["up_to_date"], false);
+    assert!(
+        ops(&json).contains(&("add".into(), "ugpjson-live-api.service".into())),
+        "{json}"
+    );
+
+    world.apply_ok("live");
+    let (code, json) = plan();
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["up_to_date"], true);
+    assert_eq!(ops(&json), Vec::<(String, String)>::new());
+
+    world
+        .sandbox
+        .systemctl(["stop", "ugpjson-live-worker.service"]);
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert_eq!(
+        ops(&json),
+        vec![("repair".into(), "ugpjson-live-worker.service".into())]
+    );
+    assert!(
+        json["units"][0]["what"].as_str().unwrap().contains("start"),
+        "{json}"
+    );
+
+    world.write(&APP.replace("ugstat", "ugpjson").replace(
+        "command: [sleep, \"1000000\"]\n    init: true\n  worker",
+        "command: [sleep, \"2000000\"]\n    init: true\n  worker",
+    ));
+    let (code, json) = plan();
+    assert_eq!(code, Some(2), "{json}");
+    assert!(
+        ops(&json).contains(&("change".into(), "ugpjson-live-api.service".into())),
+        "{json}"
+    );
+    let diff = json["diffs"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("+    unitgen-test/busybox:1 sleep 2000000"),
+        "{diff}"
+    );
+}
+
 // A service whose container runs but fails its healthcheck is not serving:
 // status said all fine (exit 0). It is marked and exits 3; plan has nothing
 // to change (the host is as applied), and once the probe passes again,
@@ -140,6 +212,48 @@ instances:
     world.exec("live", "api", "touch /ok");
     until("healthy");
     assert_eq!(status(&world).0, Some(0));
+}
+
+// A service with an exec-form healthcheck runs a local image built for the
+// check: status showed `unitgen-health/ugimg-live-api` as its image, so
+// nobody could tell which version ran; and the STARTED column (not on a
+// terminal) carried Docker's nanoseconds where `ls` and `history` show
+// seconds. It shows the service's image, and the time to the second.
+#[test]
+fn status_shows_the_services_image_and_its_start_to_the_second() {
+    let world = World::new("ugimg");
+    world.write(
+        "app: ugimg
+services:
+  api:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'touch /ok; exec sleep 1000000']
+    init: true
+    healthcheck: {test: [CMD, test, -f, /ok], interval: 1s}
+instances:
+  live: {}
+",
+    );
+    world.apply_ok("live");
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(0), "{said}");
+    let row = said
+        .lines()
+        .find(|line| line.starts_with("  api "))
+        .unwrap_or_else(|| panic!("a row for api: {said}"));
+    assert!(row.contains(" unitgen-test/busybox:1 "), "{row}");
+    assert!(!said.contains("unitgen-health"), "{said}");
+    let started = row.split_whitespace().last().unwrap();
+    assert!(
+        started.len() == "2026-11-29T10:02:03Z".len() && started.ends_with('Z'),
+        "{row}"
+    );
+    let json = world.unitgen(&["status", "live", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["units"][0]["container"]["image"], "unitgen-test/busybox:1",
+        "{json}"
+    );
 }
 
 // Issue 15 item 7: status and destroy refused to work with a broken template

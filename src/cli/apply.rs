@@ -10,7 +10,7 @@ use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::fleet::{self, FleetArgs, FleetWaitArgs};
 use super::host::HostArgs;
-use super::output::out;
+use super::output::{out, outln};
 use super::site::{self, SiteHostArgs};
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
@@ -47,6 +47,12 @@ pub struct PlanArgs {
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Print JSON (for scripts) instead of the diff: `up_to_date`, the
+    /// summary, each unit apply acts on (`op`: add, change, remove, repair),
+    /// the notes and the diffs; with a site file and no instance, an array of
+    /// one such object per instance. The exit code is the same.
+    #[arg(long, conflicts_with = "fleet")]
+    pub json: bool,
 }
 
 /// `--pull`: when apply fetches images (as compose's `pull_policy`).
@@ -131,6 +137,7 @@ pub const DEFAULT_SETTLE: u64 = 1;
 pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let mut differs = false;
     let fleet = args.fleet.fleet;
+    let mut json = Vec::new();
     site::each_target(
         &args.template.file,
         args.instance.as_deref(),
@@ -139,10 +146,19 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
         fleet,
         ("plan", "planned"),
         |template, instance| {
-            differs |= !plan_one(&args, template, instance)?;
+            let (up_to_date, plan) = plan_one(&args, template, instance)?;
+            differs |= !up_to_date;
+            json.extend(plan);
             Ok(())
         },
     )?;
+    if args.json {
+        let json = match (&args.instance, json.len()) {
+            (Some(_), 1) => json.remove(0),
+            _ => serde_json::Value::Array(json),
+        };
+        outln!("{}", serde_json::to_string_pretty(&json).expect("JSON"))?;
+    }
     Ok(if differs {
         Outcome::Differs
     } else {
@@ -150,8 +166,13 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     })
 }
 
-/// Plans one instance; whether it is up to date.
-fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool> {
+/// Plans one instance; whether it is up to date, and with --json the plan
+/// as JSON (printed by the caller, all instances' together).
+fn plan_one(
+    args: &PlanArgs,
+    template: &Template,
+    instance: &str,
+) -> Result<(bool, Option<serde_json::Value>)> {
     let mut instance = compile(template, instance, &args.template.overrides())?;
     let color = match args.color {
         Color::Always => true,
@@ -160,7 +181,8 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     };
     if args.fleet.fleet {
         super::refuse_secrets_on_fleet(&instance)?;
-        return fleet::plan(&args.fleet, &instance, color).map(|o| matches!(o, Outcome::Clean));
+        return fleet::plan(&args.fleet, &instance, color)
+            .map(|o| (matches!(o, Outcome::Clean), None));
     }
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
@@ -200,7 +222,9 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
     if !held.is_empty() {
         plan.held_by_backup(&instance.backup_unit(), &held);
     }
-    out!("{}", plan.describe(color))?;
+    if !args.json {
+        out!("{}", plan.describe(color))?;
+    }
     // The host's router, which apply installs or updates after the units.
     let router_plan = match &instance.router {
         None => None,
@@ -222,21 +246,40 @@ fn plan_one(args: &PlanArgs, template: &Template, instance: &str) -> Result<bool
             Some(router_plan)
         }
     };
+    let mut router_json = serde_json::Value::Null;
     match &router_plan {
         Some(router_plan) if !router_plan.is_up_to_date() => {
-            out!("the host's router:\n{}", router_plan.describe(color))?;
             let unit = &router_plan.change.first().map(|c| &c.new);
-            if let Some(refused) = unit
+            let refused = unit
                 .and_then(|unit| router::refuse_other_settings(&host, &instance, unit, false).err())
-            {
-                out!("! apply refuses this router change without --replace-router: {refused}")?;
+                .map(|refused| {
+                    format!("apply refuses this router change without --replace-router: {refused}")
+                });
+            if args.json {
+                router_json = router_plan.to_json();
+                router_json["refused"] = refused.into();
+            } else {
+                out!("the host's router:\n{}", router_plan.describe(color))?;
+                if let Some(refused) = refused {
+                    out!("! {refused}\n")?;
+                }
             }
         }
         _ => {}
     }
     // Warns only: DNS is not the host's state, and may lag behind on purpose.
     super::dns::warn_in_plan(&args.template.file, &instance);
-    Ok(plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_up_to_date()))
+    let up_to_date = plan.is_up_to_date() && router_plan.is_none_or(|p| p.is_up_to_date());
+    let json = args.json.then(|| {
+        let mut json = plan.to_json();
+        json["app"] = instance.app.clone().into();
+        json["instance"] = instance.instance.clone().into();
+        // The instance's own plan and its router's, as the exit code.
+        json["up_to_date"] = up_to_date.into();
+        json["router"] = router_json;
+        json
+    });
+    Ok((up_to_date, json))
 }
 
 /// The plan against the host's real state: the unit files, what systemd

@@ -118,7 +118,19 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         let finishing_destroy = (state.intent().ok().flatten())
             .filter(|_| !changing_now)
             .and_then(|intent| intent.finishing_destroy(&format!("{app}/{instance}")));
-        let last = state.revisions().ok().and_then(|r| r.last().cloned());
+        let revisions = state.revisions();
+        // A folder holding nothing but the lock, which `destroy` and
+        // `rollback` of an instance never installed here take (a typo:
+        // `unitgen destroy stagign`): no instance to list. One whose
+        // revisions cannot be read, or with a command's record, is listed.
+        if units.is_empty()
+            && matches!(&revisions, Ok(revisions) if revisions.is_empty())
+            && matches!(state.intent(), Ok(None))
+            && !changing_now
+        {
+            continue;
+        }
+        let last = revisions.ok().and_then(|r| r.last().cloned());
         let services: Vec<&String> = units
             .iter()
             .filter(|(_, is_service)| *is_service)

@@ -278,9 +278,12 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                     ("running", health) => health.unwrap_or("-"),
                     (other, _) => other,
                 },
+                // To the second, as `ls` and `history` show times (Docker's
+                // nanoseconds stay in --json).
                 match when::parse_iso(&c.started_at) {
                     Some(secs) if terminal => when::ago(secs, now),
-                    _ => c.started_at.clone(),
+                    Some(secs) => when::iso(secs),
+                    None => c.started_at.clone(),
                 },
             ),
             None => ("-", "-", "-", "-".to_string()),
@@ -676,7 +679,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .zip(details)
             .zip(asked)
         {
-            let container = owner.container().and_then(|c| containers.remove(&c));
+            let mut container = owner.container().and_then(|c| containers.remove(&c));
+            // A service with an exec-form healthcheck runs a local image
+            // built on its own (`render::docker::health_image`): the user
+            // asked for `redis:7`, not `unitgen-health/blog-live-cache`, and
+            // wants to see which version runs (`docker compose ps` shows the
+            // service's image too). Which image the container was made from
+            // is still checked, by ID (`tag_moved` below).
+            if let (Some(c), Some(name), Some(image)) =
+                (container.as_mut(), owner.container(), &owner.image)
+                && c.image == crate::render::docker::health_tag(&name)
+            {
+                c.image.clone_from(image);
+            }
             // Seen as `plan` sees it (`systemd::observe`).
             let active = state.active_state == "active";
             let runs_container = owner.service.is_some() && active && state.sub_state == "running";
