@@ -235,7 +235,10 @@ pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
         Ok(given) => match given.parse() {
             Ok(server) => server,
             Err(_) => {
-                return not_checked(&format!("${RESOLVER_VARIABLE} is not IP:PORT: `{given}`"));
+                return not_checked(&format!(
+                    "${RESOLVER_VARIABLE} is not IP:PORT: `{}`",
+                    crate::diagnostic::shown(&given)
+                ));
             }
         },
         Err(_) => match resolve::system_resolver() {
