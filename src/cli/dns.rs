@@ -123,7 +123,7 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         crate::unit_dir::write_atomic(&path, text.as_bytes())
             .into_diagnostic()
             .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(&path)))?;
-        outln!("{}", path.display())?;
+        outln!("{}", crate::diagnostic::shown_path(&path))?;
     }
     Ok(Outcome::Clean)
 }
