@@ -22,15 +22,9 @@ pub fn announcements(
     let mut found = BTreeMap::new();
     match api {
         EtcdApi::V3 => {
-            let out = etcdctl(api, endpoints, &["get", "--prefix", &folder])?;
-            // Key and value on alternate lines; an address holds no newline.
-            let text = String::from_utf8_lossy(&out.stdout);
-            let lines: Vec<&str> = text.lines().collect();
-            for pair in lines.chunks(2) {
-                if let [k, v] = pair
-                    && let Some(host) = host_of(k)
-                {
-                    found.insert(host, v.to_string());
+            for (k, v) in get_prefix(endpoints, &folder)? {
+                if let Some(host) = host_of(&k) {
+                    found.insert(host, v);
                 }
             }
         }
@@ -64,18 +58,18 @@ pub fn announcements(
 /// `router::claims` says them. Only the v3 API holds routes.
 pub fn route_claims(endpoints: &str, skip: &str) -> Result<Vec<(String, String)>, String> {
     let folder = format!("{}/http/routers/", route_etcd::ROOT_KEY);
-    let out = etcdctl(EtcdApi::V3, endpoints, &["get", "--prefix", &folder])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
     let mut claims = Vec::new();
-    for pair in lines.chunks(2) {
-        if let [key, rule] = pair
-            && let Some(name) = key
-                .strip_prefix(&folder)
-                .and_then(|k| k.strip_suffix("/rule"))
+    for (key, rule) in get_prefix(endpoints, &folder)? {
+        if let Some(name) = key
+            .strip_prefix(&folder)
+            .and_then(|k| k.strip_suffix("/rule"))
             && !name.starts_with(skip)
         {
-            claims.extend(rule_claims(rule).into_iter().map(|c| (c, name.to_string())));
+            claims.extend(
+                rule_claims(&rule)
+                    .into_iter()
+                    .map(|c| (c, name.to_string())),
+            );
         }
     }
     Ok(claims)
@@ -83,9 +77,7 @@ pub fn route_claims(endpoints: &str, skip: &str) -> Result<Vec<(String, String)>
 
 /// The keys the routes unit of the instance `prefix` writes in etcd (see
 /// `render::route::etcd`), as they are now: everything under its prefixes
-/// but the sidekicks' backends. Keys and values alternate on etcdctl's
-/// lines; a value holding a line break (which unitgen never writes) reads
-/// as something else, which is what it is.
+/// but the sidekicks' backends.
 pub fn instance_routes(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = instance_route_keys(endpoints, prefix)?;
     pairs.retain(|(key, _)| !route_etcd::is_server_key(key));
@@ -97,19 +89,52 @@ pub fn instance_routes(endpoints: &str, prefix: &str) -> Result<Vec<(String, Str
 pub fn instance_route_keys(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     for owned in route_etcd::owned_prefixes(prefix) {
-        let out = etcdctl(EtcdApi::V3, endpoints, &["get", "--prefix", &owned])?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.lines().collect();
-        for pair in lines.chunks(2) {
-            match pair {
-                [key, value] => pairs.push((key.to_string(), value.to_string())),
-                [key] => pairs.push((key.to_string(), String::new())),
-                _ => {}
-            }
-        }
+        pairs.extend(get_prefix(endpoints, &owned)?);
     }
     pairs.sort();
     Ok(pairs)
+}
+
+/// Every key under `prefix` with its value (v3 API). Read as JSON, where
+/// etcd gives each key and value in base64: etcdctl's plain output puts
+/// them on alternate lines, so a value holding a line feed (anyone who can
+/// write to etcd can put one) shifted every pair after it, and its lines
+/// read as keys and values of their own: a host announced at an address
+/// it never wrote, a route claimed by a router that has no such rule.
+fn get_prefix(endpoints: &str, prefix: &str) -> Result<Vec<(String, String)>, String> {
+    let out = etcdctl(
+        EtcdApi::V3,
+        endpoints,
+        &["get", "--prefix", "--write-out=json", prefix],
+    )?;
+    kvs_of(&out.stdout)
+}
+
+/// The keys and values of `etcdctl get -w json`'s answer.
+fn kvs_of(json: &[u8]) -> Result<Vec<(String, String)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        // Absent when nothing is under the prefix.
+        #[serde(default)]
+        kvs: Vec<Kv>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kv {
+        key: String,
+        // Absent for an empty value.
+        #[serde(default)]
+        value: String,
+    }
+    let answer: Answer = serde_json::from_slice(json)
+        .map_err(|e| format!("etcdctl's answer is not what it writes with -w json: {e}"))?;
+    let text = |base64: &str| -> Result<String, String> {
+        crate::router::certificate::base64_decode(base64)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .ok_or_else(|| format!("etcdctl's answer holds `{base64}`, which is not base64"))
+    };
+    (answer.kvs.iter())
+        .map(|kv| Ok((text(&kv.key)?, text(&kv.value)?)))
+        .collect()
 }
 
 /// `host/path` for each ``Host(`…`)`` of a rule unitgen wrote (its names
@@ -155,7 +180,26 @@ fn etcdctl(api: EtcdApi, endpoints: &str, args: &[&str]) -> Result<Output, Strin
 
 #[cfg(test)]
 mod tests {
-    use super::rule_claims;
+    use super::{kvs_of, rule_claims};
+
+    /// A value with line feeds is one value (etcdctl's plain output gave
+    /// its lines as keys and values of their own).
+    #[test]
+    fn a_value_with_line_feeds_is_one_value() {
+        // `etcdctl get --prefix a/ -w json` after `put a/b $'v1\nkey2'`
+        // and `put a/c x`, as etcd 3.4 answers.
+        let json = br#"{"header":{"cluster_id":1,"member_id":2,"revision":3,"raft_term":2},"kvs":[{"key":"YS9i","create_revision":2,"mod_revision":2,"version":1,"value":"djEKa2V5Mg=="},{"key":"YS9j","create_revision":3,"mod_revision":3,"version":1,"value":"eA=="}],"count":2}"#;
+        assert_eq!(
+            kvs_of(json).unwrap(),
+            [
+                ("a/b".to_string(), "v1\nkey2".to_string()),
+                ("a/c".to_string(), "x".to_string())
+            ]
+        );
+        let nothing = br#"{"header":{"cluster_id":1,"member_id":2,"revision":3,"raft_term":2}}"#;
+        assert_eq!(kvs_of(nothing).unwrap(), []);
+        assert!(kvs_of(b"a/b\nv1").is_err());
+    }
 
     #[test]
     fn a_rule_claims_each_of_its_names_with_its_path() {

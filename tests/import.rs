@@ -298,6 +298,73 @@ fn tricky_values_survive_the_round_trip() {
     assert_eq!(environment, values);
 }
 
+/// Text of the compose file that looks like template code, specifiers,
+/// variables or escapes is a literal: each environment value, label and
+/// command word compiles to exactly what compose gives the container. A
+/// value a warning quotes (a container name with a line feed) stays on the
+/// warning's line, and nothing a terminal obeys is printed raw.
+#[test]
+fn hostile_compose_values_stay_literal_and_warnings_stay_on_their_line() {
+    // As written in YAML's double quotes (its escapes are JSON's).
+    let values = [
+        r#"{{ 7*7 }}"#,
+        r#"{% if true %}x{% endif %}"#,
+        r#"{#c#}{{- x -}}"#,
+        r#"{%endraw%}{{ x }}"#,
+        r#"endraw {{"#,
+        r#"a{"#,
+        r#"%n %i %%"#,
+        r#"$HOME ${X} \\$"#,
+        r#"back\\slash \"quote\" 'single'"#,
+        r#"bidi \u202e here \u2066"#,
+        r#"esc \u001b[2J c1 \u0085"#,
+        r#"line\nExecStartPre=/bin/false"#,
+    ];
+    // compose's own `$$` is a literal `$`.
+    let in_compose = |v: &str| format!("\"{}\"", v.replace('$', "$$"));
+    let mut compose = String::from("services:\n  web:\n    image: nginx\n");
+    compose.push_str("    container_name: \"web\\nFAKE: all good\"\n    environment:\n");
+    for (i, v) in values.iter().enumerate() {
+        compose.push_str(&format!("      V{i}: {}\n", in_compose(v)));
+    }
+    compose.push_str("    labels:\n");
+    for (i, v) in values.iter().enumerate() {
+        compose.push_str(&format!("      l{i}: {}\n", in_compose(v)));
+    }
+    let command: Vec<String> = values.iter().map(|v| in_compose(v)).collect();
+    compose.push_str(&format!("    command: [{}]\n", command.join(", ")));
+    let project = Project::new(&compose);
+    let run = project.import_ok(&[]);
+    assert!(
+        !run.stderr.chars().any(|c| c.is_control() && c != '\n'
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')),
+        "{:?}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("FAKE").count(),
+        run.stderr.matches("\\nFAKE").count(),
+        "a value's line feed made a line:\n{}",
+        run.stderr
+    );
+    let literal = |v: &str| -> String {
+        // The compose file's escapes, as YAML reads them.
+        serde_json::from_str(&format!("\"{v}\"")).unwrap()
+    };
+    let expected: Vec<String> = values.iter().map(|v| literal(v)).collect();
+    let template = unitgen::template::Template::load(&project.dir.join("unitgen.yaml")).unwrap();
+    let instance = unitgen::compile::compile(&template, "default", &Default::default()).unwrap();
+    let web = &instance.services[0];
+    let environment: Vec<&str> = web.environment.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(environment, expected);
+    let labels: Vec<&str> = (web.labels.iter())
+        .filter(|(k, _)| k.starts_with('l'))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(labels, expected);
+    assert_eq!(web.command.as_ref().unwrap(), &expected);
+}
+
 #[test]
 fn an_existing_output_file_is_kept_unless_forced() {
     let project =

@@ -250,6 +250,52 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         row.contains(&format!("http://127.0.0.1:{front_port}")),
         "{row}"
     );
+    // A backend written into etcd by anyone who can write there: its line
+    // feed added a row of its own to the table, and an escape sequence
+    // reached the terminal; in --json a C1 control or bidi override was
+    // written raw (or, from status, as `\u{85}`: no longer JSON).
+    let planted = "traefik/http/services/ugrxfront-live-web/loadbalancer/servers/evil/url";
+    let hostile = "http://10.9.9.9:80\n  https://bank.example/ FAKE \u{1b}[2J\u{85}\u{202e}";
+    etcd.put(planted, hostile);
+    let (code, shown) = status(&a);
+    // Read as one value: the instance's own keys read as they are (etcdctl's
+    // plain output, a line each, made the value's lines keys and values of
+    // their own, and the routes "changed by hand"), the sidekick's backend
+    // still listed beside it.
+    assert_eq!(code, Some(0), "{shown}");
+    let row = (shown.lines())
+        .find(|line| line.trim_start().starts_with("http://front.example.test/ "))
+        .unwrap_or_else(|| panic!("no route row: {shown}"));
+    assert!(
+        row.contains(&format!("http://127.0.0.1:{front_port}"))
+            && row.contains("http://10.9.9.9:80\\n  https://bank.example/ FAKE"),
+        "{shown}"
+    );
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+        "{shown:?}"
+    );
+    let json = String::from_utf8(a.unitgen(&["status", "live", "--json"]).stdout).unwrap();
+    assert!(
+        !json
+            .chars()
+            .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+        "{json:?}"
+    );
+    let read: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let front = (read["routes"].as_array().unwrap().iter())
+        .find(|r| r["url"] == "http://front.example.test/")
+        .unwrap_or_else(|| panic!("{read}"));
+    assert!(
+        front["backends"]
+            .as_array()
+            .unwrap()
+            .contains(&hostile.into()),
+        "{front}"
+    );
+    ok(&etcd.etcdctl(3, &["del", planted]), "etcdctl del");
     let rule = "traefik/http/routers/ugrxfront-live-web/rule";
     ok(&etcd.etcdctl(3, &["del", rule]), "etcdctl del");
     let (code, shown) = plan(&a);

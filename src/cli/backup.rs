@@ -168,10 +168,7 @@ pub fn backups(args: BackupsArgs) -> Result<Outcome> {
         })
         .collect();
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&listed).expect("snapshots serialize")
-        )?;
+        super::output::json(&listed)?;
         return Ok(Outcome::Clean);
     }
     if listed.is_empty() {

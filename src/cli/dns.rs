@@ -123,7 +123,7 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         crate::unit_dir::write_atomic(&path, text.as_bytes())
             .into_diagnostic()
             .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(&path)))?;
-        outln!("{}", path.display())?;
+        outln!("{}", crate::diagnostic::shown_path(&path))?;
     }
     Ok(Outcome::Clean)
 }
@@ -235,7 +235,10 @@ pub(super) fn warn_in_plan(file: &FileArgs, instance: &crate::model::Instance) {
         Ok(given) => match given.parse() {
             Ok(server) => server,
             Err(_) => {
-                return not_checked(&format!("${RESOLVER_VARIABLE} is not IP:PORT: `{given}`"));
+                return not_checked(&format!(
+                    "${RESOLVER_VARIABLE} is not IP:PORT: `{}`",
+                    crate::diagnostic::shown(&given)
+                ));
             }
         },
         Err(_) => match resolve::system_resolver() {

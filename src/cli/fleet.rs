@@ -501,14 +501,10 @@ pub fn status(
                 )
             })
             .collect();
-        showln!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "units": rows,
-                "announced": announced,
-            }))
-            .expect("status serializes")
-        )?;
+        super::output::json(&serde_json::json!({
+            "units": rows,
+            "announced": announced,
+        }))?;
         return Ok(outcome);
     }
     showln!(
@@ -603,10 +599,7 @@ pub fn ls(args: &FleetArgs, json: bool) -> Result<Outcome> {
                 })
             })
             .collect();
-        showln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialize")
-        )?;
+        super::output::json(&rows)?;
         return Ok(Outcome::Clean);
     }
     if instances.is_empty() {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::fleet::FleetArgs;
 use super::host::HostArgs;
-use super::output::{outln, showln};
+use super::output::showln;
 use super::{FileArgs, Outcome, when};
 use crate::render::{self, UnitFile};
 
@@ -89,8 +89,7 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
     }
 
     if args.json {
-        let json = serde_json::to_string_pretty(&entries).expect("history serializes");
-        outln!("{json}")?;
+        super::output::json(&entries)?;
         return Ok(Outcome::Clean);
     }
     if entries.is_empty() {

@@ -144,13 +144,17 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     };
     let imported = import_files(&files, &options)?;
     for warning in &imported.warnings {
+        // One line each, as in the template's header: a line feed in a
+        // value it quotes (a container name) is shown as `\n`, so that no
+        // value starts a line of its own on the terminal.
+        let shown = crate::diagnostic::shown(&warning.to_string());
         if warning.file.is_some() {
             // Its place is part of it.
-            crate::say!("warning: {warning}");
+            crate::say!("warning: {shown}");
             continue;
         }
         crate::say!(
-            "warning: {}:{}:{}: {warning}",
+            "warning: {}:{}:{}: {shown}",
             files[0].name(),
             warning.line,
             warning.column

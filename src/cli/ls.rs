@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::fleet::FleetArgs;
 use super::host::HostArgs;
-use super::output::{outln, showln};
+use super::output::showln;
 use super::{Outcome, when};
 use crate::state::{self, InstanceState};
 use crate::unit_dir;
@@ -153,8 +153,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     }
 
     if args.json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        outln!("{json}")?;
+        super::output::json(&rows)?;
         return Ok(Outcome::Clean);
     }
     if rows.is_empty() {

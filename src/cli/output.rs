@@ -38,16 +38,48 @@ macro_rules! outln {
 
 /// `outln!` for what a command reports in words or a table (status, ls,
 /// history): the line shows values that Docker, systemd, etcd, fleet or a
-/// unit file gave, and goes through [`crate::diagnostic::printable`] as every
-/// message does. Not for what is a file's text (units, zones, docs, JSON),
-/// which is written as it is.
+/// unit file gave, and stays one line (see [`one_line`]). Not for what is a
+/// file's text (units, zones, docs), which is written as it is, nor JSON
+/// (see [`json`]).
 macro_rules! showln {
     ($($arg:tt)*) => {
         $crate::cli::output::write(format_args!(
             "{}\n",
-            $crate::diagnostic::printable(&format!($($arg)*))
+            $crate::cli::output::one_line(&format!($($arg)*))
         ))
     };
+}
+
+/// A line of a report or a table as shown: every character that would act
+/// on the terminal, a line feed within it too, is written as an escape, so
+/// that a value read from the host (an etcd key or value, a Docker error)
+/// can neither redraw the terminal nor add a row of its own.
+pub fn one_line(text: &str) -> String {
+    crate::diagnostic::shown(text.trim_end_matches('\n'))
+}
+
+/// Prints `value` as pretty JSON: the same document, with every character
+/// that would act on the terminal (C1 controls, DEL, bidirectional
+/// overrides, which JSON allows raw in strings) written as a `\uXXXX`
+/// escape, which every JSON reader reads back as that character.
+pub fn json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("the report serializes");
+    write(format_args!("{}\n", json_escaped(&text)))
+}
+
+fn json_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // serde_json writes a line feed only between tokens: in a string
+        // it is `\n` already.
+        if c != '\n' && crate::diagnostic::acts_on_terminal(c) {
+            // Every such character is in the Basic Multilingual Plane.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(crate) use {out, outln, showln};
@@ -106,4 +138,51 @@ pub fn write_named_file(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// `--force`; writing into a device or a pipe replaces nothing.
 pub fn would_replace(path: &Path) -> bool {
     path.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value read from the host (a backend's URL in etcd) cannot add a
+    /// row to a table, nor act on the terminal.
+    #[test]
+    fn a_shown_line_stays_one_line() {
+        let row = format!(
+            "  {:<20} {}",
+            "https://a.example/",
+            "http://10.0.0.1:80\n  https://bank.example/  http://evil \u{1b}[2J\u{202e}"
+        );
+        let shown = one_line(&row);
+        assert!(
+            !shown.chars().any(crate::diagnostic::acts_on_terminal),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("http://10.0.0.1:80\\n  https://bank.example/"),
+            "{shown}"
+        );
+        assert_eq!(
+            one_line("routes: unknown: etcd said no\n"),
+            "routes: unknown: etcd said no"
+        );
+    }
+
+    /// JSON output is the same document, with nothing a terminal obeys in it.
+    #[test]
+    fn json_output_reads_back_the_same_and_shows_no_control() {
+        let value = serde_json::json!({
+            "url": "http://a\u{85}b\u{7f}c\u{202e}d\u{2066}e\u{1b}[2J\nf\tg",
+            "rows": [{"name": "x\u{9b}31m"}],
+        });
+        let text = json_escaped(&serde_json::to_string_pretty(&value).unwrap());
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::diagnostic::acts_on_terminal(c)),
+            "{text}"
+        );
+        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, value);
+    }
 }

@@ -224,10 +224,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     let (revision, as_applied) = (status.revision, status.as_applied);
     let unfinished = status.unfinished.clone();
     if args.json {
-        showln!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("status serializes")
-        )?;
+        super::output::json(&status)?;
         return Ok(status.outcome());
     }
     if status.units.is_empty() {

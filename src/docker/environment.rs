@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::escape::sh_quote;
+
 /// The variables by which the Docker CLI chooses its engine, its config
 /// (and with it the current context) and its TLS files.
 pub const VARIABLES: [&str; 5] = [
@@ -124,19 +126,24 @@ impl Disagreement {
         } else {
             ("systemctl", "/etc/systemd/system.conf.d/")
         };
+        // The values come from two environments, not from unitgen: in the
+        // commands suggested they are one shell word each, and what a
+        // terminal would obey is shown escaped.
+        let word = |value: &str| crate::diagnostic::shown(&sh_quote(&format!("{name}={value}")));
         let theirs = match units {
-            Some(value) => format!("{name}={value}"),
+            Some(value) => word(value),
             None => format!("no {name}"),
         };
         let agree = match units {
-            Some(value) => format!("`export {name}={value}`"),
+            Some(value) => format!("`export {}`", word(value)),
             None => format!("`unset {name}`"),
         };
+        let own = word(own);
         format!(
-            "warning: unitgen's environment has {name}={own}, but the units get {theirs} from \
+            "warning: unitgen's environment has {own}, but the units get {theirs} from \
              systemd's manager; unitgen's docker calls follow the units' value, to look at \
              the engine the units run on. To make them agree, give the units yours \
-             (`{systemctl} set-environment {name}={own}`, or DefaultEnvironment= in a \
+             (`{systemctl} set-environment {own}`, or DefaultEnvironment= in a \
              drop-in under {drop_in}), or take theirs ({agree})."
         )
     }
@@ -316,6 +323,27 @@ mod tests {
             "{warning}"
         );
         assert!(warning.ends_with("or take theirs (`unset DOCKER_CONTEXT`)."));
+    }
+
+    /// A value of either environment is one word of the commands the
+    /// warning suggests, and says nothing to the terminal.
+    #[test]
+    fn a_hostile_value_stays_one_word_of_the_suggested_commands() {
+        let warning = Disagreement {
+            name: "DOCKER_HOST",
+            own: "unix:///a.sock; rm -rf ~".into(),
+            units: Some("tcp://x:2375\n\u{1b}[2J`id`".into()),
+        }
+        .warning(false);
+        assert!(
+            warning.contains("set-environment 'DOCKER_HOST=unix:///a.sock; rm -rf ~'`"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("(`export 'DOCKER_HOST=tcp://x:2375\\n\\u{1b}[2J`id`'`)"),
+            "{warning}"
+        );
+        assert!(!warning.chars().any(char::is_control), "{warning}");
     }
 
     #[test]

@@ -166,14 +166,12 @@ pub fn comment_line(pad: &str, line: &str, out: &mut String) {
 
 /// Characters written as escapes: controls (C0 and C1, tab aside), the
 /// byte-order mark and the noncharacters YAML does not allow in a file,
-/// and the line and paragraph separators, which YAML 1.1 readers take for
-/// line breaks.
+/// the line and paragraph separators, which YAML 1.1 readers take for line
+/// breaks, and the bidirectional overrides, isolates and marks, which
+/// reorder what a reviewer reads of the template (Trojan Source).
 fn needs_escape(c: char) -> bool {
-    (c.is_control() && c != '\t')
-        || matches!(
-            c,
-            '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}'
-        )
+    (crate::diagnostic::acts_on_terminal(c) && c != '\t')
+        || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
 fn scalar(s: &Scalar, flow: bool) -> String {
@@ -307,10 +305,13 @@ mod tests {
         let mut out = String::new();
         comment_line(
             "  ",
-            "`front\ninstances: {x: {}}\r\u{2028}\u{85}`",
+            "`front\ninstances: {x: {}}\r\u{2028}\u{85}\u{202e}`",
             &mut out,
         );
-        assert_eq!(out, "  # `front\\ninstances: {x: {}}\\r\\u2028\\u0085`\n");
+        assert_eq!(
+            out,
+            "  # `front\\ninstances: {x: {}}\\r\\u2028\\u0085\\u202E`\n"
+        );
     }
 
     #[test]
@@ -335,6 +336,7 @@ mod tests {
             "\u{7}",
             "\u{feff}bom",
             "line\u{2028}sep\u{85}",
+            "bidi\u{202e}over\u{2066}isolate\u{200f}mark",
             "é ü",
             "- x",
             "? x",
@@ -354,6 +356,20 @@ mod tests {
             }
             let doc: Doc = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
             assert_eq!((doc.k.as_str(), doc.l[0].as_str()), (text, text), "{yaml}");
+            // As a key too, and the file shows every character as it reads.
+            let mut map = Map::default();
+            map.set(text, Value::text("v"));
+            let mut as_key = String::new();
+            map.write(&mut as_key);
+            let doc: indexmap::IndexMap<String, String> =
+                serde_saphyr::from_str(&as_key).unwrap_or_else(|e| panic!("{as_key}: {e}"));
+            assert_eq!(doc.keys().collect::<Vec<_>>(), [text], "{as_key}");
+            assert!(
+                !(yaml + &as_key)
+                    .chars()
+                    .any(|c| crate::diagnostic::acts_on_terminal(c) && c != '\n'),
+                "{text:?}"
+            );
         }
     }
 

@@ -232,8 +232,9 @@ pub fn template(pieces: &[Piece]) -> String {
                     out.push_str(&format!("{{{{ {} or {} }}}}", value_name(name), expr(d)));
                 }
                 (_, Some(message)) => out.push_str(&format!(
-                    "{{{{ {} | required({message:?}) }}}}",
-                    value_name(name)
+                    "{{{{ {} | required({}) }}}}",
+                    value_name(name),
+                    string_literal(message)
                 )),
                 _ => out.push_str(&format!("{{{{ {} }}}}", value_name(name))),
             },
@@ -470,6 +471,59 @@ mod tests {
                 .render_str(&template(&parse(compose).unwrap()), context)
                 .unwrap();
             assert_eq!(out, expected, "{compose}");
+        }
+    }
+
+    /// A `${X:?message}` whose message holds what Rust's `{:?}` writes
+    /// its own way (`\u{202e}`, `\u{1b}`) made a template the expression
+    /// language could not read ("bad string escape"): the message is a
+    /// string literal of that language, and reads back as written.
+    #[test]
+    fn a_required_message_reads_back_as_written() {
+        let mut env = minijinja::Environment::new();
+        env.add_filter("required", |value: String, message: String| {
+            format!("{value}|{message}")
+        });
+        for message in [
+            "set it",
+            "a \u{202e} b",
+            "\u{1b}[2J",
+            "q\"uote\\ \t {% x % {{",
+            "line\nbreak",
+        ] {
+            let compose = format!("${{X:?{message}}}");
+            let out = env
+                .render_str(
+                    &template(&parse(&compose).unwrap()),
+                    [("x", "1")]
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                )
+                .unwrap_or_else(|e| panic!("{compose:?}: {e}"));
+            assert_eq!(out, format!("1|{message}"), "{compose:?}");
+        }
+    }
+
+    /// Literal text of any shape renders as itself: no part of it becomes
+    /// template code.
+    #[test]
+    fn literal_text_renders_as_itself() {
+        let env = minijinja::Environment::new();
+        for text in [
+            "{{ 7*7 }}",
+            "{% raw %}a{% endraw %}",
+            "{%endraw%}{{ x }}",
+            "{#c#} {{- x -}} {%- if 1 -%}",
+            "a{",
+            "}}{%}",
+            "{{ \"\\\u{1b}\u{202e}\" }}",
+            "endraw {{",
+        ] {
+            let compose = text.replace('$', "$$");
+            let out = env
+                .render_str(&template(&parse(&compose).unwrap()), ())
+                .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(out, text);
         }
     }
 
