@@ -128,6 +128,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
+        health_checked: HashSet::new(),
         scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
@@ -360,6 +361,9 @@ struct Importer {
     /// Compose services with a healthcheck (their own, or their `extends`
     /// base's).
     healthchecked: HashSet<String>,
+    /// Those whose `healthcheck` checks (not `disable: true`, not
+    /// `test: [NONE]`): their units' start waits until they are healthy.
+    health_checked: HashSet<String>,
     /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
     /// `docker compose up` runs no container of: left out.
     scaled_to_zero: HashSet<String>,
@@ -608,6 +612,11 @@ impl Importer {
         self.healthchecked = service_entries
             .iter()
             .filter(|(_, def)| def.get("healthcheck").is_some())
+            .map(|(name, _)| name.name.clone())
+            .collect();
+        self.health_checked = service_entries
+            .iter()
+            .filter(|(_, def)| def.get("healthcheck").is_some_and(checks_health))
             .map(|(name, _)| name.name.clone())
             .collect();
         let mut services = Map::default();
@@ -1338,6 +1347,18 @@ fn project_name(compose_name: Option<&str>, dir: &Path, app: &str) -> String {
     } else {
         name
     }
+}
+
+/// Whether a service's `healthcheck` checks: not `disable: true`, not
+/// `test: [NONE]` (either turns the image's own off).
+fn checks_health(check: &Node) -> bool {
+    let disabled = check.get("disable").and_then(Node::boolean) == Some(true);
+    let none = match check.get("test").map(|t| &t.kind) {
+        Some(Kind::List(words)) => words.first().and_then(Node::scalar).as_deref() == Some("NONE"),
+        Some(Kind::Text(text)) => text.is_empty(),
+        _ => false,
+    };
+    !disabled && !none
 }
 
 /// A profile's name as a message shows it: an empty one (dify's

@@ -3031,3 +3031,30 @@ fn warnings_point_where_an_anchor_writes_the_key() {
         assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
     }
 }
+
+/// Round 7. Compose waits for a `service_started` dependency (the list
+/// form's too) only until its container has started
+/// (docker/compose `shouldWaitForDependency`); a unit's start waits until a
+/// dependency with a healthcheck is healthy, and until a oneshot has
+/// completed. Import said nothing of the later start; now each such
+/// dependency is warned at its name (not one whose healthcheck is
+/// disabled, nor one awaited `service_healthy`).
+#[test]
+fn a_dependency_awaited_longer_than_compose_waits_is_warned() {
+    let project = Project::new(
+        "services:\n  db:\n    image: postgres\n    healthcheck: {test: [CMD, pg_isready], interval: 5s}\n  cache:\n    image: redis\n    healthcheck: {disable: true}\n  init:\n    image: busybox\n  migrate:\n    image: busybox\n    depends_on:\n      init: {condition: service_completed_successfully}\n  web:\n    image: nginx\n    depends_on: [db, cache, init]\n  worker:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n      cache: {condition: service_started}\n",
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:16:18: web: depends_on: `db` has a healthcheck: a unit waits until it is healthy (or its start failed) before starting this service, where compose starts this service once `db` has started\n",
+        "warning: docker-compose.yml:16:29: web: depends_on: `init` runs to completion before this service starts (another service waits for it to complete, so it is a oneshot); compose starts this service once `init` has started\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert_eq!(
+        run.stderr.matches("depends_on").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}

@@ -1329,7 +1329,30 @@ impl Importer {
             }
             // Conditions need not be written: unitgen always waits for a
             // dependency to run, be healthy (with a healthcheck), or to
-            // complete (a oneshot).
+            // complete (a oneshot). Compose waits for `service_started`
+            // (the list form's too) only until the container has started
+            // (docker/compose `shouldWaitForDependency`): said where that
+            // makes this service start later.
+            let started_only = matches!(condition.as_deref(), None | Some("service_started"));
+            if started_only && self.oneshots.contains(&name.name) {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}` runs to completion before this service starts (another service waits for it to complete, so it is a oneshot); compose starts this service once `{}` has started",
+                        name.name, name.name
+                    ),
+                );
+            } else if started_only && self.health_checked.contains(&name.name) {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}` has a healthcheck: a unit waits until it is healthy (or its start failed) before starting this service, where compose starts this service once `{}` has started",
+                        name.name, name.name
+                    ),
+                );
+            }
             let restart = detail
                 .and_then(|d| d.get("restart"))
                 .and_then(Node::boolean)
