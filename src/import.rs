@@ -1101,7 +1101,12 @@ impl Importer {
                 if def.get("internal").and_then(Node::boolean) == Some(true) {
                     internal.push(format!("`{}`", net.name));
                 }
-                self.network_subnets(&net.name, def);
+                // Compose creates only the networks its services join
+                // (sonarqube's `dual` serves another NETWORK_TYPE).
+                let joined = net.name == "default" || self.networks_used.contains_key(&net.name);
+                if joined {
+                    self.network_subnets(&net.name, def);
+                }
             }
         }
         if !custom.is_empty() {

@@ -3058,3 +3058,38 @@ fn a_dependency_awaited_longer_than_compose_waits_is_warned() {
         run.stderr
     );
 }
+
+/// Round 7. influxdata's sandbox writes `build.args` as one string
+/// (`INFLUXDB_TAG:${INFLUXDB_TAG}`), which compose refuses as it loads the
+/// file (`args` is a map or a list); import warned only that it does not
+/// build. And sonarqube's network `dual`, which no service joins while
+/// `NETWORK_TYPE` is unset (`networks: [${NETWORK_TYPE:-ipv4}]`), had its
+/// `ipam` subnet warned as not kept, though compose creates no such
+/// network.
+#[test]
+fn build_args_compose_refuses_are_refused_and_unjoined_networks_are_not_warned() {
+    let project = Project::new(
+        "services:\n  influxdb:\n    build:\n      context: ./images/influxdb/\n      args:\n        INFLUXDB_TAG:${INFLUXDB_TAG}\n    image: influxdb\n",
+    );
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`build.args` of service `influxdb` is a string, where compose takes a map")
+            && run.stderr.contains("[docker-compose.yml:6:9]"),
+        "{}",
+        run.stderr
+    );
+
+    let project = Project::new(
+        "services:\n  db:\n    image: postgres:17\n    networks:\n      - ${NETWORK_TYPE:-ipv4}\nnetworks:\n  ipv4:\n    driver: bridge\n    ipam:\n      config:\n        - subnet: 10.9.0.0/24\n  dual:\n    enable_ipv6: true\n    ipam:\n      config:\n        - subnet: \"192.168.2.0/24\"\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr
+            .contains("networks.ipv4.ipam: subnet `10.9.0.0/24` not kept"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("192.168.2.0/24"), "{}", run.stderr);
+}

@@ -104,6 +104,24 @@ impl Importer {
                 }
             }
             "build" => {
+                // unitgen does not build, but compose validates `build` as
+                // it loads the file, and refuses it when `args` or `labels`
+                // is neither a map nor a list (influxdata's sandbox:
+                // `args: INFLUXDB_TAG:${INFLUXDB_TAG}`, one string).
+                for field in ["args", "labels"] {
+                    if let Some(v) = value.get(field)
+                        && !matches!(v.kind, Kind::Map(_) | Kind::List(_) | Kind::Null)
+                    {
+                        self.error(
+                            &v.at,
+                            format!(
+                                "`build.{field}` of service `{}` is {}, where compose takes a map or a list: compose refuses the file",
+                                self.service.clone().unwrap_or_default(),
+                                v.what()
+                            ),
+                        );
+                    }
+                }
                 let context = match &value.kind {
                     Kind::Map(_) => value.get("context").and_then(Node::scalar),
                     _ => value.scalar(),
@@ -1588,6 +1606,8 @@ impl Importer {
             _ => self.expected(node, "networks", "a list or a map"),
         }
         for net in joined {
+            // `networks: [${NETWORK_TYPE:-ipv4}]` (sonarqube's) joins `ipv4`.
+            let net = self.as_compose_resolves(&net).unwrap_or(net);
             self.networks_used
                 .entry(net)
                 .or_default()
