@@ -1096,15 +1096,27 @@ impl Importer {
                         "external network: {users} joined it under compose; unitgen does not connect them to it (add `docker network connect` where needed)"
                     ),
                 );
-            } else if net.name != "default" || def.entries().is_some_and(|e| !e.is_empty()) {
+            } else if net.name == "default" {
+                // The instance network is the default one: nothing is kept
+                // apart, but its own settings are Docker's defaults.
+                self.network_subnets(&net.name, def);
+                for (k, _) in def.entries().unwrap_or_default() {
+                    if k.name != "ipam" {
+                        self.warn(
+                            &k.at,
+                            &format!("networks.default.{}", k.name),
+                            "not carried over: the instance network is made with Docker's defaults",
+                        );
+                    }
+                }
+            } else {
                 custom.push(format!("`{}`", net.name));
                 if def.get("internal").and_then(Node::boolean) == Some(true) {
                     internal.push(format!("`{}`", net.name));
                 }
                 // Compose creates only the networks its services join
                 // (sonarqube's `dual` serves another NETWORK_TYPE).
-                let joined = net.name == "default" || self.networks_used.contains_key(&net.name);
-                if joined {
+                if self.networks_used.contains_key(&net.name) {
                     self.network_subnets(&net.name, def);
                 }
             }

@@ -3092,4 +3092,29 @@ fn build_args_compose_refuses_are_refused_and_unjoined_networks_are_not_warned()
         run.stderr
     );
     assert!(!run.stderr.contains("192.168.2.0/24"), "{}", run.stderr);
+
+    // pterodactyl's and owncloud's `default` network with a subnet (and
+    // nextcloud AIO's MTU): the instance network is the default one, so
+    // nothing compose kept apart is joined; its settings are not kept.
+    let project = Project::new(
+        "services:
+  web:
+    image: nginx
+networks:
+  default:
+    driver_opts:
+      com.docker.network.driver.mtu: 1440
+    ipam:
+      config:
+        - subnet: 172.20.0.0/16
+",
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:6:5: networks.default.driver_opts: not carried over: the instance network is made with Docker's defaults\n",
+        "warning: docker-compose.yml:10:19: networks.default.ipam: subnet `172.20.0.0/16` not kept",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("separate networks"), "{}", run.stderr);
 }
