@@ -117,7 +117,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         files: Vec::new(),
         merged: Vec::new(),
         included: Vec::new(),
-        options,
+        options: options.clone(),
         pwd_is_dir,
         values: IndexMap::new(),
         warnings: Vec::new(),
@@ -128,6 +128,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
+        health_checked: HashSet::new(),
         scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
@@ -333,14 +334,15 @@ struct InstanceValue {
     service: Option<String>,
 }
 
-struct Importer<'a> {
+struct Importer {
     /// Every file read, by its number in [`Place::file`]: the compose files
     /// given, in their order, then those they include or extend from.
     files: Vec<SourceFile>,
     /// The files merged over the first, and those included, as shown.
     merged: Vec<String>,
     included: Vec<String>,
-    options: &'a Options,
+    /// Owned: an included project's `.env` adds to `dotenv`.
+    options: Options,
     /// Instance values by unitgen name, in order of first use.
     values: IndexMap<String, InstanceValue>,
     warnings: Vec<Warning>,
@@ -359,6 +361,9 @@ struct Importer<'a> {
     /// Compose services with a healthcheck (their own, or their `extends`
     /// base's).
     healthchecked: HashSet<String>,
+    /// Those whose `healthcheck` checks (not `disable: true`, not
+    /// `test: [NONE]`): their units' start waits until they are healthy.
+    health_checked: HashSet<String>,
     /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
     /// `docker compose up` runs no container of: left out.
     scaled_to_zero: HashSet<String>,
@@ -416,7 +421,7 @@ struct Globals<'n> {
     networks: Option<(&'n Key, &'n Node)>,
 }
 
-impl<'a> Importer<'a> {
+impl Importer {
     /// Warns about `key` of the service being converted (or of the file).
     fn warn(&mut self, at: &Place, key: &str, message: impl Into<String>) {
         let service = self.service.clone();
@@ -609,6 +614,11 @@ impl<'a> Importer<'a> {
             .filter(|(_, def)| def.get("healthcheck").is_some())
             .map(|(name, _)| name.name.clone())
             .collect();
+        self.health_checked = service_entries
+            .iter()
+            .filter(|(_, def)| def.get("healthcheck").is_some_and(checks_health))
+            .map(|(name, _)| name.name.clone())
+            .collect();
         let mut services = Map::default();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
@@ -657,7 +667,8 @@ impl<'a> Importer<'a> {
     /// compose does ("depends on undefined service"), a file whose service
     /// depends on one that is not there or left out is refused.
     fn select_profiles(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
-        let options = self.options;
+        let options = self.options.clone();
+        let options = &options;
         let active = &options.profiles;
         let profiles_of = |def: &Node| -> Option<(Place, Vec<String>)> {
             let (key, list) = def.entries()?.iter().find(|(k, _)| k.name == "profiles")?;
@@ -681,8 +692,15 @@ impl<'a> Importer<'a> {
             }
         };
         let inactive = |names: &[String]| match names {
-            [one] => format!("profile `{one}` is not active"),
-            _ => format!("none of its profiles `{}` is active", names.join("`, `")),
+            [one] => format!("profile {} is not active", shown_profile(one)),
+            _ => format!(
+                "none of its profiles {} is active",
+                names
+                    .iter()
+                    .map(|n| shown_profile(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         let mut kept = Vec::new();
         for (key, def) in entries {
@@ -699,9 +717,10 @@ impl<'a> Importer<'a> {
                         let names = profiles_of(other).map(|(_, n)| n).unwrap_or_default();
                         let first = names.first().map_or("", String::as_str);
                         format!(
-                            "service `{}` depends on `{dep}`, which `docker compose up` leaves out while {}: compose refuses the file (\"depends on undefined service\"); import with `--profile {first}`, or mark the dependency `required: false`",
+                            "service `{}` depends on `{dep}`, which `docker compose up` leaves out while {}: compose refuses the file (\"depends on undefined service\"); import with `{}`, or mark the dependency `required: false`",
                             key.name,
-                            inactive(&names)
+                            inactive(&names),
+                            profile_flag(first)
                         )
                     }
                     Some(_) => continue,
@@ -720,13 +739,15 @@ impl<'a> Importer<'a> {
                     .find(|n| active.contains(n))
                     .map_or("*", String::as_str);
                 format!(
-                    "unitgen has no profiles: profile `{on}` is active, so this service runs in every instance"
+                    "unitgen has no profiles: profile {} is active, so this service runs in every instance",
+                    shown_profile(on)
                 )
             } else {
                 let first = names.first().map_or("", String::as_str);
                 format!(
-                    "unitgen has no profiles: left out, as `docker compose up` leaves it out while {}; import with `--profile {first}` to make it part of every instance",
-                    inactive(&names)
+                    "unitgen has no profiles: left out, as `docker compose up` leaves it out while {}; import with `{}` to make it part of every instance",
+                    inactive(&names),
+                    profile_flag(first)
                 )
             };
             self.warn_about(Some(key.name.clone()), &at, "profiles", message);
@@ -1075,12 +1096,29 @@ impl<'a> Importer<'a> {
                         "external network: {users} joined it under compose; unitgen does not connect them to it (add `docker network connect` where needed)"
                     ),
                 );
-            } else if net.name != "default" || def.entries().is_some_and(|e| !e.is_empty()) {
+            } else if net.name == "default" {
+                // The instance network is the default one: nothing is kept
+                // apart, but its own settings are Docker's defaults.
+                self.network_subnets(&net.name, def);
+                for (k, _) in def.entries().unwrap_or_default() {
+                    if k.name != "ipam" {
+                        self.warn(
+                            &k.at,
+                            &format!("networks.default.{}", k.name),
+                            "not carried over: the instance network is made with Docker's defaults",
+                        );
+                    }
+                }
+            } else {
                 custom.push(format!("`{}`", net.name));
                 if def.get("internal").and_then(Node::boolean) == Some(true) {
                     internal.push(format!("`{}`", net.name));
                 }
-                self.network_subnets(&net.name, def);
+                // Compose creates only the networks its services join
+                // (sonarqube's `dual` serves another NETWORK_TYPE).
+                if self.networks_used.contains_key(&net.name) {
+                    self.network_subnets(&net.name, def);
+                }
             }
         }
         if !custom.is_empty() {
@@ -1227,7 +1265,7 @@ impl<'a> Importer<'a> {
             };
             out.set(name, Value::Scalar(scalar));
         }
-        let instance = &self.options.instance;
+        let instance = self.options.instance.clone();
         for (name, variable, required, at, service) in missing {
             let message = match required {
                 Some(why) => format!(
@@ -1325,6 +1363,38 @@ fn project_name(compose_name: Option<&str>, dir: &Path, app: &str) -> String {
         app.to_string()
     } else {
         name
+    }
+}
+
+/// Whether a service's `healthcheck` checks: not `disable: true`, not
+/// `test: [NONE]` (either turns the image's own off).
+fn checks_health(check: &Node) -> bool {
+    let disabled = check.get("disable").and_then(Node::boolean) == Some(true);
+    let none = match check.get("test").map(|t| &t.kind) {
+        Some(Kind::List(words)) => words.first().and_then(Node::scalar).as_deref() == Some("NONE"),
+        Some(Kind::Text(text)) => text.is_empty(),
+        _ => false,
+    };
+    !disabled && !none
+}
+
+/// A profile's name as a message shows it: an empty one (dify's
+/// `profiles: [""]`, active when `.env` sets `COMPOSE_PROFILES=`) said so,
+/// not as two backticks.
+fn shown_profile(name: &str) -> String {
+    if name.is_empty() {
+        "`\"\"` (the empty name)".into()
+    } else {
+        format!("`{name}`")
+    }
+}
+
+/// The import option that activates a profile, typed as a shell takes it.
+fn profile_flag(name: &str) -> String {
+    if name.is_empty() {
+        "--profile ''".into()
+    } else {
+        format!("--profile {name}")
     }
 }
 

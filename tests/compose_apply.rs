@@ -514,3 +514,71 @@ services:
     let v6 = String::from_utf8_lossy(&v6.stdout);
     assert!(v6.contains("[::1]:"), "{v6}");
 }
+
+/// Round 7, run for real: a long-syntax tmpfs `mode: 1777` is the mode
+/// compose gives Docker (decimal 1777, `d-wxrwS--t` as Docker's API makes
+/// it) and `0o1777` the sticky, world-writable one; a long-syntax bind with
+/// a `bind:` block (compose's mount API) fails the start while its host
+/// folder is missing, as compose's does, and runs once it is there; one
+/// without the block is created by Docker, as compose's is.
+#[test]
+fn imported_mounts_behave_as_composes() {
+    let world = World::new("ugmnt");
+    let dir = world.dir();
+    let compose = dir.join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        r#"name: ugmnt
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    volumes:
+      - type: tmpfs
+        target: /decimal
+        tmpfs: {mode: 1777}
+      - type: tmpfs
+        target: /octal
+        tmpfs: {mode: 0o1777}
+      - type: bind
+        source: ./conf
+        target: /conf
+        read_only: true
+        bind: {create_host_path: false}
+      - type: bind
+        source: ./made
+        target: /made
+"#,
+    )
+    .unwrap();
+    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["import", "--instance", "live", "-o"])
+        .arg(world.file())
+        .arg(&compose)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let failed = world.apply("live");
+    assert!(!failed.status.success(), "the start failed: no ./conf");
+    assert!(!dir.join("conf").exists(), "nothing made ./conf");
+
+    std::fs::create_dir(dir.join("conf")).unwrap();
+    std::fs::write(dir.join("conf/app.ini"), "x=1\n").unwrap();
+    world.apply_ok("live");
+    assert_eq!(
+        world
+            .exec(
+                "live",
+                "web",
+                "busybox stat -c %A /decimal /octal; cat /conf/app.ini"
+            )
+            .trim(),
+        "d-wxrwS--t\ndrwxrwxrwt\nx=1"
+    );
+    assert!(dir.join("made").is_dir(), "Docker made ./made");
+}

@@ -1930,7 +1930,9 @@ fn a_bind_keeps_its_mount_propagation() {
     assert_eq!(render.code, 0, "{}", render.stderr);
     for arg in [
         "--volume /:/host:ro,rslave \\",
-        "--volume /var/lib/docker:/var/lib/docker:ro,rslave \\",
+        // A `bind:` block without `create_host_path: true`: compose's
+        // mount API, which fails on a missing host path as `--mount` does.
+        "--mount=type=bind,source=/var/lib/docker,target=/var/lib/docker,readonly,bind-propagation=rslave \\",
         "--volume shop-default-data:/data \\",
     ] {
         assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
@@ -2027,7 +2029,7 @@ fn a_start_interval_warning_says_what_is_lost() {
     );
     let run = project.import_ok(&[]);
     assert!(
-        run.stderr.contains("warning: docker-compose.yml:7:7: mariadb: healthcheck.start_interval: not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later\n"),
+        run.stderr.contains("warning: docker-compose.yml:7:7: mariadb: healthcheck.start_interval: `3s` is not carried over: `docker run --health-start-interval` needs Docker 25 (API 1.44) and an older engine refuses the container; the probes during `start_period` come every `interval`, so the service is found healthy later\n"),
         "{}",
         run.stderr
     );
@@ -2582,7 +2584,10 @@ fn included_projects_are_added_with_their_paths() {
         "db/compose.yaml",
         "services:\n  db:\n    image: postgres:16\n    volumes: [\"./pgdata:/var/lib/postgresql/data\", \"dbdata:/x\"]\n    secrets: [pw]\n    build: ./img\nvolumes:\n  dbdata:\nsecrets:\n  pw:\n    file: ./pw.txt\n",
     )
-    .file("cache/compose.yaml", "services:\n  cache:\n    image: redis:7\n")
+    .file(
+        "cache/compose.yaml",
+        "services:\n  cache:\n    image: redis:${REDIS_TAG:-7}\n",
+    )
     .file("cache/cache.env", "REDIS_TAG=6\n")
     .file("db/pw.txt", "secret\n");
     let run = project.import_ok(&[]);
@@ -2599,18 +2604,18 @@ fn included_projects_are_added_with_their_paths() {
             "  copy:\n    image: postgres:17\n    volumes:\n      - {0}/db/pgdata:/var/lib/postgresql/data\n      - dbdata:/x\n      - {0}/db/pw.txt:/run/secrets/pw:ro\n",
             dir.display()
         ),
-        "  cache:\n    image: redis:7\n".to_string(),
+        // The entry's env_file gives the included file its values, as
+        // compose gives them (the including project's `.env` has none).
+        "  cache:\n    image: \"redis:{{ redis_tag }}\"\n".to_string(),
+        "instances:\n  default:\n    redis_tag: 6\n".to_string(),
         "volumes:\n  dbdata: {}\n".to_string(),
         "# Imported by `unitgen import` from docker-compose.yml, including\n# db/compose.yaml, cache/compose.yaml.\n".to_string(),
     ] {
         assert!(template.contains(&line), "{line} in\n{template}");
     }
-    for warning in [
-        "warning: db/compose.yaml:6: db: build: unitgen runs images, it does not build them: build ./db/img",
-        "warning: docker-compose.yml:3:5: include: compose gives the included files' variables the values of cache/cache.env too",
-    ] {
-        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
-    }
+    assert!(!run.stderr.contains("include:"), "{}", run.stderr);
+    let warning = "warning: db/compose.yaml:6: db: build: unitgen runs images, it does not build them: build ./db/img";
+    assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
 
     let conflict = project.file(
         "docker-compose.yml",
@@ -2915,4 +2920,268 @@ configs:
     ] {
         assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
     }
+}
+
+/// Round 7. A long-syntax tmpfs `mode` is a YAML integer to compose, handed
+/// to Docker as the mode's bits: `1777` (decimal) is 0o3361 under compose
+/// (checked through Docker's API: `d-wxrwS--t`), `0o1777` and `01777` are
+/// the sticky, world-writable 1777. Import wrote `mode=1777` for the first
+/// (1777 to the kernel, which reads it as octal) and `mode=0o1777` for the
+/// second, which the kernel refuses.
+#[test]
+fn a_tmpfs_mode_is_the_number_compose_gives_docker() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: tmpfs\n        target: /a\n        tmpfs: {mode: 1777}\n      - type: tmpfs\n        target: /b\n        tmpfs: {mode: 0o1777}\n      - type: tmpfs\n        target: /c\n        tmpfs: {mode: 01777, size: 64m}\n      - type: tmpfs\n        target: /d\n        tmpfs: {mode: 0o77777}\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        project
+            .template()
+            .contains("tmpfs: [\"/a:mode=3361\", \"/b:mode=1777\", \"/c:size=64m,mode=1777\", /d]"),
+        "{}",
+        project.template()
+    );
+    for warning in [
+        "warning: docker-compose.yml:7:23: web: volumes.tmpfs.mode: `1777` is a decimal number to compose, which gives Docker the mode 0o3361: carried over as that; write `0o1777` for the mode 1777 reads as\n",
+        "warning: docker-compose.yml:16:23: web: volumes.tmpfs.mode: `0o77777` is not a file mode compose takes (a number up to 0o7777): not carried over\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert_eq!(
+        run.stderr.matches("tmpfs.mode").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 7. Compose mounts a long-syntax bind with a `bind:` block through
+/// Docker's mount API unless the block says `create_host_path: true`
+/// (docker/compose `requireMountAPI`), and Docker then fails the container
+/// on a missing host path, where `--volume` creates an empty folder (seen
+/// here: "bind source path does not exist"). Import warned
+/// `create_host_path: false` as not carried over and dropped
+/// `bind.recursive` without a word.
+#[test]
+fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: ./conf\n        target: /conf\n        read_only: true\n        bind: {create_host_path: false}\n      - type: bind\n        source: ./made\n        target: /made\n        bind: {create_host_path: true}\n      - type: bind\n        source: ./plain\n        target: /plain\n      - type: bind\n        source: /srv\n        target: /srv\n        bind: {selinux: z}\n      - type: bind\n        source: /opt\n        target: /opt\n        bind: {create_host_path: true, recursive: readonly}\n",
+    );
+    let run = project.import_ok(&[]);
+    let dir = fs::canonicalize(&project.dir).unwrap();
+    let dir = dir.display();
+    let template = project.template();
+    for line in [
+        format!("      - {dir}/made:/made\n"),
+        format!("      - {dir}/plain:/plain\n"),
+        format!("      - --mount=type=bind,source={dir}/conf,target=/conf,readonly\n"),
+        "      - /srv:/srv:z\n".to_string(),
+        "      - --mount=type=bind,source=/opt,target=/opt\n".to_string(),
+    ] {
+        assert!(template.contains(&line), "{line} in\n{template}");
+    }
+    for warning in [
+        "warning: docker-compose.yml:17:9: web: volumes: `/srv:/srv:z` is mounted with `--volume`, which creates the host path when it is missing; compose's mount API fails the start then (its `bind:` options), and `--mount` cannot take this path or SELinux relabelling\n",
+        "warning: docker-compose.yml:24:40: web: volumes.bind.recursive: `readonly` is not carried over: unitgen binds with a propagation and SELinux relabelling only\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("create_host_path"), "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains(&format!(
+            "--mount=type=bind,source={dir}/conf,target=/conf,readonly \\"
+        )),
+        "{}",
+        render.stdout
+    );
+}
+
+/// Round 7. An included project's own `.env` gives its files' variables
+/// their values where the including project's `.env` gives none (compose-go
+/// `ApplyInclude`: the including environment merged with the included
+/// one, its own values kept); import warned and left them empty. An
+/// `include` path starting with `~` is in the home folder, as compose-go
+/// resolves it; an entry's `env_file` that is missing makes compose refuse
+/// the file.
+#[test]
+fn an_included_project_takes_its_own_dotenv_values() {
+    let home = TempDir::new().unwrap();
+    fs::create_dir_all(home.path().join("stacks/mail")).unwrap();
+    fs::write(
+        home.path().join("stacks/mail/compose.yaml"),
+        "services:\n  mail:\n    image: mailpit:${MAIL_TAG:-1}\n",
+    )
+    .unwrap();
+    let project = Project::new(
+        "include:\n  - db/compose.yaml\n  - ~/stacks/mail/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n",
+    )
+    .file(".env", "TAG=1.27\n")
+    .file(
+        "db/compose.yaml",
+        "services:\n  db:\n    image: postgres:${PG_TAG}-${TAG}\n",
+    )
+    .file("db/.env", "PG_TAG=16\nTAG=ignored\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["import", "docker-compose.yml", "-o", "unitgen.yaml"])
+        .env("HOME", home.path())
+        .current_dir(&project.dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let template = project.template();
+    for line in [
+        "    image: \"postgres:{{ pg_tag }}-{{ tag }}\"\n",
+        "    image: \"mailpit:{{ mail_tag }}\"\n",
+        "instances:\n  default:\n    tag: 1.27\n    pg_tag: 16\n    mail_tag: 1\n",
+    ] {
+        assert!(template.contains(line), "{line} in\n{template}");
+    }
+    assert!(!stderr.contains("include:"), "{stderr}");
+
+    let missing = project.file(
+        "docker-compose.yml",
+        "include:\n  - path: db/compose.yaml\n    env_file: db/missing.env\nservices: {}\n",
+    );
+    let run = missing.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`include`: cannot read its env_file db/missing.env"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 7. `docker compose up` in a folder with no compose file takes the
+/// closest one in the folders above (compose-go `WithDefaultConfigPath`),
+/// with its override file and `.env`; import said "no compose file here".
+#[test]
+fn import_finds_the_compose_file_in_a_folder_above() {
+    let project = Project::new("services:\n  web:\n    image: nginx:${TAG}\n")
+        .file(".env", "TAG=1.27\n")
+        .file(
+            "docker-compose.override.yml",
+            "services:\n  web:\n    ports: [\"8080:80\"]\n",
+        );
+    let below = project.dir.join("src/app");
+    fs::create_dir_all(&below).unwrap();
+    let run = unitgen(&below, &["import"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in ["ports: [\"8080:80\"]", "    tag: 1.27\n", "app: shop\n"] {
+        assert!(run.stdout.contains(line), "{line} in\n{}", run.stdout);
+    }
+    assert!(
+        run.stderr.contains("from ../../docker-compose.yml"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 7. A key a `<<: *anchor` merge (or an alias) brings into a service
+/// is warned where it is written, at the anchor, once per service that
+/// uses it; it pointed at the alias, where there is nothing to change.
+/// An empty profile name read "profile `` is not active".
+#[test]
+fn warnings_point_where_an_anchor_writes_the_key() {
+    let project = Project::new(
+        "x-common: &common\n  image: nginx\n  container_name: foo\n\nservices:\n  web:\n    <<: *common\n  api:\n    <<: *common\n    container_name: bar\n  tools:\n    image: busybox\n    profiles: [\"\"]\n",
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:3:3: web: container_name: unitgen names containers itself",
+        "warning: docker-compose.yml:10:5: api: container_name: unitgen names containers itself",
+        "warning: docker-compose.yml:13:5: tools: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `\"\"` (the empty name) is not active; import with `--profile ''` to make it part of every instance\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+}
+
+/// Round 7. Compose waits for a `service_started` dependency (the list
+/// form's too) only until its container has started
+/// (docker/compose `shouldWaitForDependency`); a unit's start waits until a
+/// dependency with a healthcheck is healthy, and until a oneshot has
+/// completed. Import said nothing of the later start; now each such
+/// dependency is warned at its name (not one whose healthcheck is
+/// disabled, nor one awaited `service_healthy`).
+#[test]
+fn a_dependency_awaited_longer_than_compose_waits_is_warned() {
+    let project = Project::new(
+        "services:\n  db:\n    image: postgres\n    healthcheck: {test: [CMD, pg_isready], interval: 5s}\n  cache:\n    image: redis\n    healthcheck: {disable: true}\n  init:\n    image: busybox\n  migrate:\n    image: busybox\n    depends_on:\n      init: {condition: service_completed_successfully}\n  web:\n    image: nginx\n    depends_on: [db, cache, init]\n  worker:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n      cache: {condition: service_started}\n",
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:16:18: web: depends_on: `db` has a healthcheck: a unit waits until it is healthy (or its start failed) before starting this service, where compose starts this service once `db` has started\n",
+        "warning: docker-compose.yml:16:29: web: depends_on: `init` runs to completion before this service starts (another service waits for it to complete, so it is a oneshot); compose starts this service once `init` has started\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert_eq!(
+        run.stderr.matches("depends_on").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 7. influxdata's sandbox writes `build.args` as one string
+/// (`INFLUXDB_TAG:${INFLUXDB_TAG}`), which compose refuses as it loads the
+/// file (`args` is a map or a list); import warned only that it does not
+/// build. And sonarqube's network `dual`, which no service joins while
+/// `NETWORK_TYPE` is unset (`networks: [${NETWORK_TYPE:-ipv4}]`), had its
+/// `ipam` subnet warned as not kept, though compose creates no such
+/// network.
+#[test]
+fn build_args_compose_refuses_are_refused_and_unjoined_networks_are_not_warned() {
+    let project = Project::new(
+        "services:\n  influxdb:\n    build:\n      context: ./images/influxdb/\n      args:\n        INFLUXDB_TAG:${INFLUXDB_TAG}\n    image: influxdb\n",
+    );
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`build.args` of service `influxdb` is a string, where compose takes a map")
+            && run.stderr.contains("[docker-compose.yml:6:9]"),
+        "{}",
+        run.stderr
+    );
+
+    let project = Project::new(
+        "services:\n  db:\n    image: postgres:17\n    networks:\n      - ${NETWORK_TYPE:-ipv4}\nnetworks:\n  ipv4:\n    driver: bridge\n    ipam:\n      config:\n        - subnet: 10.9.0.0/24\n  dual:\n    enable_ipv6: true\n    ipam:\n      config:\n        - subnet: \"192.168.2.0/24\"\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr
+            .contains("networks.ipv4.ipam: subnet `10.9.0.0/24` not kept"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("192.168.2.0/24"), "{}", run.stderr);
+
+    // pterodactyl's and owncloud's `default` network with a subnet (and
+    // nextcloud AIO's MTU): the instance network is the default one, so
+    // nothing compose kept apart is joined; its settings are not kept.
+    let project = Project::new(
+        "services:
+  web:
+    image: nginx
+networks:
+  default:
+    driver_opts:
+      com.docker.network.driver.mtu: 1440
+    ipam:
+      config:
+        - subnet: 172.20.0.0/16
+",
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:6:5: networks.default.driver_opts: not carried over: the instance network is made with Docker's defaults\n",
+        "warning: docker-compose.yml:10:19: networks.default.ipam: subnet `172.20.0.0/16` not kept",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("separate networks"), "{}", run.stderr);
 }

@@ -249,16 +249,23 @@ fn compose_file_variable() -> Result<Option<Vec<PathBuf>>> {
     ))
 }
 
+/// The compose file `docker compose up` finds: the first of its names
+/// here, else in the closest folder above that has one (compose-go's
+/// `WithDefaultConfigPath`). Shown as reached from here (`../compose.yaml`).
 fn find_compose_file() -> Result<PathBuf> {
-    COMPOSE_FILES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            miette!(
-                help = "pass the compose file: `unitgen import path/to/docker-compose.yml`",
-                "no compose file here (looked for {})",
-                COMPOSE_FILES.join(", ")
-            )
-        })
+    let here = std::env::current_dir()
+        .into_diagnostic()
+        .wrap_err("cannot read the current folder")?;
+    let mut up = PathBuf::new();
+    for folder in here.ancestors() {
+        if let Some(name) = COMPOSE_FILES.iter().find(|n| folder.join(n).is_file()) {
+            return Ok(up.join(name));
+        }
+        up.push("..");
+    }
+    Err(miette!(
+        help = "pass the compose file: `unitgen import path/to/docker-compose.yml`",
+        "no compose file here or in any folder above (looked for {})",
+        COMPOSE_FILES.join(", ")
+    ))
 }

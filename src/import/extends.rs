@@ -14,7 +14,7 @@ use super::node::{Key, Kind, Node, Place};
 /// How deep `extends` may chain (a → b → c …) before it is taken for a loop.
 const MAX_DEPTH: usize = 16;
 
-impl Importer<'_> {
+impl Importer {
     /// The service with everything it extends merged in; `None` when it
     /// extends nothing. `services` are the services of the file `def` is in,
     /// `dir` that file's folder.

@@ -27,7 +27,7 @@ struct Entry {
     env_files: Vec<String>,
 }
 
-impl Importer<'_> {
+impl Importer {
     /// Adds the projects of `include` (`list`, under `key`) to `root`, the
     /// file whose relative paths start from `dir`.
     pub(super) fn include(
@@ -50,7 +50,7 @@ impl Importer<'_> {
                 let text = importer
                     .as_compose_resolves(text)
                     .unwrap_or_else(|| text.to_string());
-                normalize(&dir.join(text))
+                normalize(&importer.include_path(dir, &text))
             };
             // compose reads these with its resource loaders (git, OCI).
             if let Some((path, at)) = entry.paths.iter().find(|(p, _)| is_remote(p)) {
@@ -192,25 +192,51 @@ impl Importer<'_> {
         Some(project)
     }
 
+    /// An `include` path (or `project_directory`, `env_file`) as compose-go
+    /// resolves it: `~` is the home folder, a relative path is from the
+    /// including file's folder.
+    fn include_path(&self, dir: &Path, text: &str) -> PathBuf {
+        match (text.strip_prefix('~'), &self.options.home) {
+            (Some(rest), Some(home)) => home.join(rest.trim_start_matches('/')),
+            _ => dir.join(text),
+        }
+    }
+
     /// compose gives the included files' variables the values of their
-    /// project's `.env` (or the entry's `env_file`); import has one set of
-    /// instance values, from the including project's `.env`: said.
+    /// project's `.env` (or the entry's `env_file`) where the including
+    /// project has none (compose-go's `ApplyInclude`: its environment
+    /// merged with theirs, its own values kept). Those values join the
+    /// instance's, as its own `.env`'s do. An `env_file` that is missing
+    /// makes compose refuse the file.
     fn variables_of(&mut self, entry: &Entry, dir: &Path, project_dir: &Path, at: &Place) {
-        // Relative to the including file's folder, as `path` is.
-        let mut files: Vec<PathBuf> = entry.env_files.iter().map(|f| dir.join(f)).collect();
-        if files.is_empty() && normalize(project_dir) != normalize(&self.options.dir) {
+        let mut files: Vec<PathBuf> = entry
+            .env_files
+            .iter()
+            .map(|f| self.include_path(dir, f))
+            .collect();
+        let given = !files.is_empty();
+        if !given && normalize(project_dir) != normalize(&self.options.dir) {
             files.push(project_dir.join(".env"));
         }
         for file in files {
-            if (self.options.read)(&file).is_ok() {
-                self.warn(
-                    at,
-                    "include",
-                    format!(
-                        "compose gives the included files' variables the values of {} too; import takes every variable's value from this project's `.env` alone: copy what they need into it",
-                        self.shown(&file)
-                    ),
-                );
+            let text = match (self.options.read)(&file) {
+                Ok(text) => text,
+                Err(e) if given => {
+                    self.error(
+                        at,
+                        format!(
+                            "`include`: cannot read its env_file {}: {e}: compose refuses the file",
+                            self.shown(&file)
+                        ),
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            for (name, value) in super::parse_dotenv(&text) {
+                if !self.options.dotenv.iter().any(|(n, _)| *n == name) {
+                    self.options.dotenv.push((name, value));
+                }
             }
         }
     }
@@ -272,7 +298,7 @@ impl Importer<'_> {
     }
 }
 
-impl Importer<'_> {
+impl Importer {
     /// A file of the project as the user named the compose file: relative
     /// to its folder as shown (`app/db/compose.yaml`).
     fn shown(&self, path: &Path) -> String {

@@ -117,9 +117,11 @@ impl Node {
                 entries
                     .into_iter()
                     .map(|(k, v)| {
+                        // Where it is written: a key or value an alias or
+                        // a `<<: *anchor` brings in is written at its anchor.
                         let key = Key {
                             name: k.value,
-                            at: place(&k.referenced),
+                            at: place(&k.defined),
                         };
                         (key, Node::from_raw(v, text, file))
                     })
@@ -127,7 +129,7 @@ impl Node {
             ),
         };
         Node {
-            at: place(&raw.referenced),
+            at: place(&raw.defined),
             kind,
             tag,
         }

@@ -8,7 +8,7 @@ use super::node::{Key, Kind, Node, Place};
 use super::{Globals, Importer};
 use crate::compile::syntax;
 
-impl Importer<'_> {
+impl Importer {
     pub(super) fn service_def(
         &mut self,
         key: &Key,
@@ -104,6 +104,24 @@ impl Importer<'_> {
                 }
             }
             "build" => {
+                // unitgen does not build, but compose validates `build` as
+                // it loads the file, and refuses it when `args` or `labels`
+                // is neither a map nor a list (influxdata's sandbox:
+                // `args: INFLUXDB_TAG:${INFLUXDB_TAG}`, one string).
+                for field in ["args", "labels"] {
+                    if let Some(v) = value.get(field)
+                        && !matches!(v.kind, Kind::Map(_) | Kind::List(_) | Kind::Null)
+                    {
+                        self.error(
+                            &v.at,
+                            format!(
+                                "`build.{field}` of service `{}` is {}, where compose takes a map or a list: compose refuses the file",
+                                self.service.clone().unwrap_or_default(),
+                                v.what()
+                            ),
+                        );
+                    }
+                }
                 let context = match &value.kind {
                     Kind::Map(_) => value.get("context").and_then(Node::scalar),
                     _ => value.scalar(),
@@ -544,6 +562,12 @@ impl Importer<'_> {
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
+                    Some(parts) if needs_mount_api(item) => {
+                        if let Some(volume) = self.volume(parts, &item.at) {
+                            self.bind_mount(&volume, item, out);
+                        }
+                        continue;
+                    }
                     Some(parts) => parts,
                     None => continue,
                 },
@@ -779,13 +803,22 @@ impl Importer<'_> {
             let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
-                "bind" if v.get("create_host_path").and_then(Node::boolean) == Some(false) => self
-                    .warn(
-                        &k.at,
-                        &key,
-                        "`create_host_path: false` is not carried over: Docker creates a missing host folder",
-                    ),
-                "bind" => {}
+                "bind" => {
+                    for (option, value) in v.entries().unwrap_or_default() {
+                        if !["create_host_path", "propagation", "selinux"]
+                            .contains(&option.name.as_str())
+                        {
+                            self.warn(
+                                &option.at,
+                                &format!("volumes.bind.{}", option.name),
+                                format!(
+                                    "`{}` is not carried over: unitgen binds with a propagation and SELinux relabelling only",
+                                    value.scalar().unwrap_or_default()
+                                ),
+                            );
+                        }
+                    }
+                }
                 "volume" if kind == "volume" && is_only(v, "nocopy") && source.is_some() => {}
                 "volume" if kind == "volume" && is_only(v, "nocopy") => self.warn(
                     &k.at,
@@ -843,9 +876,18 @@ impl Importer<'_> {
                 let options = item.get("tmpfs");
                 let mut opts = Vec::new();
                 for opt in ["size", "mode"] {
-                    let Some(v) = options.and_then(|o| o.get(opt)).and_then(Node::scalar) else {
+                    let Some(node) = options.and_then(|o| o.get(opt)) else {
                         continue;
                     };
+                    let Some(mut v) = node.scalar() else {
+                        continue;
+                    };
+                    if opt == "mode" {
+                        match self.tmpfs_mode(node, &v) {
+                            Some(octal) => v = octal,
+                            None => continue,
+                        }
+                    }
                     // Docker's mount API reads a size or mode of 0 as not
                     // given (the kernel's default, half the RAM), where
                     // `--tmpfs …:size=0` would be no limit at all.
@@ -872,6 +914,83 @@ impl Importer<'_> {
                 None
             }
         }
+    }
+
+    /// A long-syntax bind compose mounts through Docker's mount API
+    /// ([`needs_mount_api`]): as `--mount`, which fails the container when
+    /// the host path is missing, as compose's start fails, where `--volume`
+    /// would create an empty folder. `volume` is the bind as the short
+    /// syntax writes it (`SOURCE:TARGET[:MODE]`, its source made absolute).
+    fn bind_mount(&mut self, volume: &str, item: &Node, out: &mut Map) {
+        let parts: Vec<&str> = volume.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [source, target] => (*source, *target, ""),
+            [source, target, mode] => (*source, *target, *mode),
+            _ => ("", "", ""),
+        };
+        let relabel = mode.split(',').any(|f| f == "z" || f == "Z");
+        // `--mount` is comma-separated values: a comma or quote in a path
+        // would be read as another option.
+        let plain = |p: &str| !p.is_empty() && !p.contains([',', '"']);
+        if relabel || !plain(source) || !plain(target) {
+            self.warn(
+                &item.at,
+                "volumes",
+                format!(
+                    "`{volume}` is mounted with `--volume`, which creates the host path when it is missing; compose's mount API fails the start then (its `bind:` options), and `--mount` cannot take this path or SELinux relabelling"
+                ),
+            );
+            out.push("volumes", Scalar::Text(volume.to_string()));
+            return;
+        }
+        let mut mount = format!("--mount=type=bind,source={source},target={target}");
+        for flag in mode.split(',').filter(|f| !f.is_empty()) {
+            if flag == "ro" {
+                mount.push_str(",readonly");
+            } else {
+                mount.push_str(&format!(",bind-propagation={flag}"));
+            }
+        }
+        out.push("docker_args", Scalar::Text(mount));
+    }
+
+    /// A long-syntax tmpfs `mode`, in octal as `--tmpfs …:mode=` takes it.
+    /// Compose reads it as a YAML integer (`0o1777` and `01777` octal,
+    /// `1777` decimal) and hands Docker that number as the mode's bits, so
+    /// `mode: 1777` is 0o3361 under compose, not the sticky, world-writable
+    /// 1777 it looks like: carried over as compose gives it, and said.
+    fn tmpfs_mode(&mut self, node: &Node, text: &str) -> Option<String> {
+        let key = "volumes.tmpfs.mode";
+        let digits = text.replace('_', "");
+        let parsed = if let Some(octal) = digits.strip_prefix("0o") {
+            u32::from_str_radix(octal, 8).ok()
+        } else if let Some(hex) = digits.strip_prefix("0x") {
+            u32::from_str_radix(hex, 16).ok()
+        } else if let Some(binary) = digits.strip_prefix("0b") {
+            u32::from_str_radix(binary, 2).ok()
+        } else if digits.len() > 1 && digits.starts_with('0') {
+            u32::from_str_radix(&digits[1..], 8).ok()
+        } else {
+            digits.parse::<u32>().ok()
+        };
+        let Some(mode) = parsed.filter(|m| *m <= 0o7777) else {
+            self.warn(
+                &node.at,
+                key,
+                format!("`{text}` is not a file mode compose takes (a number up to 0o7777): not carried over"),
+            );
+            return None;
+        };
+        let octal = format!("{mode:o}");
+        let decimal = !digits.starts_with('0') || digits == "0";
+        if decimal && mode > 7 && octal != digits {
+            self.warn(
+                &node.at,
+                key,
+                format!("`{text}` is a decimal number to compose, which gives Docker the mode 0o{octal}: carried over as that; write `0o{text}` for the mode {text} reads as"),
+            );
+        }
+        Some(octal)
     }
 
     /// Makes a relative or `~` host path absolute, as compose resolves it,
@@ -1067,11 +1186,16 @@ impl Importer<'_> {
                     }
                 }
                 // Docker 25's probes during start_period (marzban's
-                // mariadb); Docker 20.10 has no such option.
+                // mariadb). An older engine refuses the whole `docker run`
+                // (Docker 20.10, API 1.41: "--health-start-interval
+                // requires API version 1.44").
                 "start_interval" => self.warn(
                     &k.at,
                     &key,
-                    "not carried over: the health probes during `start_period` come every `interval` (Docker 25's `--health-start-interval` is not used), so the service is found healthy later",
+                    format!(
+                        "`{}` is not carried over: `docker run --health-start-interval` needs Docker 25 (API 1.44) and an older engine refuses the container; the probes during `start_period` come every `interval`, so the service is found healthy later",
+                        v.scalar().unwrap_or_default()
+                    ),
                 ),
                 _ => self.warn(
                     &k.at,
@@ -1223,7 +1347,30 @@ impl Importer<'_> {
             }
             // Conditions need not be written: unitgen always waits for a
             // dependency to run, be healthy (with a healthcheck), or to
-            // complete (a oneshot).
+            // complete (a oneshot). Compose waits for `service_started`
+            // (the list form's too) only until the container has started
+            // (docker/compose `shouldWaitForDependency`): said where that
+            // makes this service start later.
+            let started_only = matches!(condition.as_deref(), None | Some("service_started"));
+            if started_only && self.oneshots.contains(&name.name) {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}` runs to completion before this service starts (another service waits for it to complete, so it is a oneshot); compose starts this service once `{}` has started",
+                        name.name, name.name
+                    ),
+                );
+            } else if started_only && self.health_checked.contains(&name.name) {
+                self.warn(
+                    &name.at,
+                    "depends_on",
+                    format!(
+                        "`{}` has a healthcheck: a unit waits until it is healthy (or its start failed) before starting this service, where compose starts this service once `{}` has started",
+                        name.name, name.name
+                    ),
+                );
+            }
             let restart = detail
                 .and_then(|d| d.get("restart"))
                 .and_then(Node::boolean)
@@ -1459,6 +1606,8 @@ impl Importer<'_> {
             _ => self.expected(node, "networks", "a list or a map"),
         }
         for net in joined {
+            // `networks: [${NETWORK_TYPE:-ipv4}]` (sonarqube's) joins `ipv4`.
+            let net = self.as_compose_resolves(&net).unwrap_or(net);
             self.networks_used
                 .entry(net)
                 .or_default()
@@ -2110,6 +2259,21 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
 }
 
 /// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
+/// Whether compose mounts a long-syntax bind through Docker's mount API
+/// rather than as `--volume` does (docker/compose `requireMountAPI`): a
+/// `bind:` block without `create_host_path: true`, or with a propagation.
+/// Docker then refuses a host path that is missing ("bind source path does
+/// not exist"), where `--volume` creates an empty folder.
+fn needs_mount_api(item: &Node) -> bool {
+    let kind = item.get("type").and_then(Node::scalar);
+    let Some(bind) = item.get("bind").filter(|_| kind.as_deref() == Some("bind")) else {
+        return false;
+    };
+    bind.get("create_host_path").and_then(Node::boolean) != Some(true)
+        || bind.get("propagation").is_some()
+        || bind.get("recursive").is_some()
+}
+
 fn is_only(node: &Node, key: &str) -> bool {
     node.entries()
         .is_some_and(|entries| entries.iter().all(|(k, _)| k.name == key))

@@ -9,7 +9,7 @@ use super::emit::{Map, Scalar, Value};
 use super::node::Node;
 use super::{Importer, Mounted};
 
-impl Importer<'_> {
+impl Importer {
     /// Reads `volumes_from: [service[:ro|:rw], container:name]`; the mounts
     /// are added once every service's own volumes are known.
     pub(super) fn volumes_from_key(&mut self, node: &Node) {
