@@ -901,6 +901,26 @@ pub fn converge_and_record(
                 .map_err(|f| failure_report(name, f))?;
         }
         let number = latest.map_or(0, |l| l.number);
+        // The revision's stand-ins, as the template renders them: missing
+        // (an apply killed between recording its revision and keeping
+        // them) or damaged, `restart` and `rollback` would refuse.
+        if let Some(handover) = &handover
+            && number > 0
+        {
+            let dir = state.revision_dir(number);
+            if !handover.is_stored(&dir, host.root.as_deref()) {
+                handover.store(&dir, host.root.as_deref()).map_err(|e| {
+                    miette!(
+                        "{name} is up to date (revision {number}), but keeping its stand-ins                          in {} failed: {e}",
+                        dir.join(handover::STORED).display()
+                    )
+                })?;
+                progress.line(&format!(
+                    "{name}: kept the stand-ins of revision {number} again ({} was missing                      or differed)",
+                    handover::STORED
+                ));
+            }
+        }
         // Left in place, drop-ins and files systemd reads first keep the
         // host from running the template.
         let mut left = Vec::new();
