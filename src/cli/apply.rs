@@ -23,7 +23,8 @@ use crate::render::UnitFile;
 use crate::router;
 use crate::secrets;
 use crate::state::{
-    Command, InstanceState, Intent, Provenance, RevisionInfo, now_micros, units_digest,
+    Command, InstanceState, Intent, Provenance, RevisionInfo, UnderWay as _, now_micros,
+    units_digest,
 };
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
 use crate::systemd::handover::{self, Handover, Routed};
@@ -271,10 +272,25 @@ pub fn host_plan(
         .restoring()
         .map_err(|e| miette!("{e}"))?
         .map(|restoring| restoring.describe());
+    // Installed units no record explains (the record of the command that
+    // wrote them deleted, or its revision moved away): which of them run
+    // what their files said before is read from the host, as for a
+    // record found unreadable.
+    let recorded = latest
+        .as_ref()
+        .is_some_and(|l| l.digest == units_digest(installed));
+    let lost = (intent.is_none() && !installed.is_empty() && !recorded)
+        .then(|| Intent::unreadable("no record".to_string()));
     if !plan.keep.is_empty() || !plan.change.is_empty() {
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-        let observed = observe(&systemd, host, installed, &plan, intent.as_ref())
-            .map_err(|e| miette!("{e}"))?;
+        let observed = observe(
+            &systemd,
+            host,
+            installed,
+            &plan,
+            intent.as_ref().or(lost.as_ref()),
+        )
+        .map_err(|e| miette!("{e}"))?;
         // A kept service whose tag moved is restarted onto the new image;
         // images the host lost are pulled.
         plan = plan.with_moved(observed.moved);
@@ -389,6 +405,15 @@ fn unfinished(
     // with a site file (app names have no `-`).
     let instance = name.replacen('-', "/", 1);
     let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
+    if let Some(why) = intent.and_then(|i| i.unreadable.as_ref()) {
+        return Some(format!(
+            "the record of an earlier command that did not finish is unreadable ({why}): \
+             applying completes it from what the host shows (units whose files were written \
+             since they started are restarted) and keeps the record as {}.unreadable; if it \
+             was a destroy, `unitgen destroy {instance}` finishes that instead",
+            Intent::FILE
+        ));
+    }
     let left = intent.filter(|i| !i.left_nothing_to_do(latest, recorded));
     if let Some(destroy) = left.and_then(|i| i.finishing_destroy(&instance)) {
         return Some(format!(

@@ -11,7 +11,7 @@ use super::host::HostArgs;
 use super::{FileArgs, Outcome};
 use crate::fault;
 use crate::progress::Progress;
-use crate::state::{Command, Intent, Provenance};
+use crate::state::{Command, Intent, Provenance, UnderWay as _};
 use crate::systemd::converge;
 
 #[derive(Debug, Args)]
@@ -66,6 +66,25 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     // finished, not rolled back in turn: the revision before the current
     // one may be the very one it was leaving.
     let interrupted = match state.intent().map_err(|e| miette!("{e}"))? {
+        // It may be a rollback's: going to the revision before the current
+        // one could undo the very revision it recorded.
+        Some(Intent {
+            unreadable: Some(why),
+            ..
+        }) if args.to.is_none() => {
+            let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
+            return Err(miette!(
+                help = format!(
+                    "`unitgen rollback {instance} --to N` goes to revision N (recorded: {}; \
+                     `unitgen history {instance}` shows them), keeping the record as {}.unreadable",
+                    known.join(", "),
+                    Intent::FILE
+                ),
+                "{name}: the record of an earlier command that did not finish is unreadable \
+                 ({why}): it may have been a rollback, so which revision to go back to is \
+                 unknown\nnothing on the host was changed"
+            ));
+        }
         Some(Intent {
             command: Command::Rollback { to },
             ..
