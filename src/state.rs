@@ -59,6 +59,13 @@ pub struct RevisionInfo {
 pub trait UnderWay: Serialize + DeserializeOwned {
     /// Its file in the instance's folder.
     const FILE: &'static str;
+
+    /// What stands for a record found unreadable (damaged on disk or by
+    /// hand): a command under way all the same, of unknown kind. `why`
+    /// names the file and what is wrong with it. The file itself is kept,
+    /// as `FILE.unreadable`, by the next command that writes or removes
+    /// the record.
+    fn unreadable(why: String) -> Self;
 }
 
 /// An apply, rollback or destroy under way, written (atomically) before it
@@ -83,10 +90,22 @@ pub struct Intent {
     /// had: a unit active since then runs them.
     #[serde(default)]
     pub loaded_at: Option<u64>,
+    /// Set when the record could not be read (its path and why): which
+    /// units it restarted is unknown, and is read from the host instead
+    /// (see `observe`).
+    #[serde(skip)]
+    pub unreadable: Option<String>,
 }
 
 impl UnderWay for Intent {
     const FILE: &'static str = "applying.json";
+
+    fn unreadable(why: String) -> Self {
+        Intent {
+            unreadable: Some(why),
+            ..Intent::new(String::new(), Vec::new())
+        }
+    }
 }
 
 /// Which command recorded an [`Intent`].
@@ -120,6 +139,7 @@ impl Intent {
             started_at: now_micros(),
             restart,
             loaded_at: None,
+            unreadable: None,
         }
     }
 
@@ -135,6 +155,7 @@ impl Intent {
             started_at: now_micros(),
             restart: Vec::new(),
             loaded_at: None,
+            unreadable: None,
         }
     }
 
@@ -157,6 +178,9 @@ impl Intent {
     /// rollback, the revision it went to. A destroy is never done while its
     /// record is there. `plan` and `status` both read an intent this way.
     pub fn left_nothing_to_do(&self, latest: Option<&RevisionInfo>, recorded: bool) -> bool {
+        if self.unreadable.is_some() {
+            return false;
+        }
         match self.command {
             Command::Apply => recorded,
             Command::Rollback { .. } => recorded && latest.is_some_and(|l| l.digest == self.digest),
@@ -203,15 +227,40 @@ pub struct Restoring {
     pub dumps: Vec<String>,
     /// When it began, in microseconds since the epoch.
     pub started_at: u64,
+    /// Set when the record could not be read (its path and why).
+    #[serde(skip)]
+    pub unreadable: Option<String>,
 }
 
 impl UnderWay for Restoring {
     const FILE: &'static str = "restoring.json";
+
+    fn unreadable(why: String) -> Self {
+        Restoring {
+            snapshot: String::new(),
+            from: String::new(),
+            into: None,
+            volumes: Vec::new(),
+            dumps: Vec::new(),
+            started_at: 0,
+            unreadable: Some(why),
+        }
+    }
 }
 
 impl Restoring {
     /// What the user reads: what was interrupted, and what finishes it.
     pub fn describe(&self) -> String {
+        if let Some(why) = &self.unreadable {
+            return format!(
+                "the record of a restore that did not finish is unreadable ({why}): the \
+                 instance's data may be half restored; the restore run again (`unitgen backups` \
+                 lists the snapshots) finishes it and keeps the record as {}.unreadable; if \
+                 none was under way, move the record away (`mv {file} {file}.unreadable`)",
+                Self::FILE,
+                file = why.split(": unreadable").next().unwrap_or_default()
+            );
+        }
         let short = self.snapshot.get(..8).unwrap_or(&self.snapshot);
         let into = self
             .into
@@ -348,8 +397,9 @@ impl InstanceState {
 
     /// Records a command under way before it touches the host (or updates
     /// the record as it goes). Atomic: a crash leaves the old record or the
-    /// new one.
+    /// new one. An unreadable record there is kept aside first.
     pub fn begin<T: UnderWay>(&self, record: &T) -> std::io::Result<()> {
+        self.keep_unreadable::<T>()?;
         let path = self.dir.join(T::FILE);
         let json = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
         write_atomic_mode(&path, json.as_bytes(), PRIVATE_FILE)
@@ -358,12 +408,18 @@ impl InstanceState {
 
     /// The record of a command of this kind that did not finish, if one
     /// did not.
+    /// One that cannot be read is one of unknown kind (see
+    /// [`UnderWay::unreadable`]): a record is written whole (atomically),
+    /// so it was damaged since, and a command may have been under way.
     pub fn under_way<T: UnderWay>(&self) -> std::io::Result<Option<T>> {
         let path = self.dir.join(T::FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| std::io::Error::other(format!("{}: unreadable: {e}", path.display()))),
+            Ok(text) => Ok(Some(serde_json::from_str(&text).unwrap_or_else(|e| {
+                T::unreadable(format!("{}: unreadable: {e}", path.display()))
+            }))),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Some(T::unreadable(
+                format!("{}: unreadable: {e}", path.display()),
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(std::io::Error::new(
                 e.kind(),
@@ -385,7 +441,25 @@ impl InstanceState {
     /// The command is over: an apply's revision is recorded, or the host is
     /// back as it was; a destroy or restore is done.
     pub fn finish<T: UnderWay>(&self) -> std::io::Result<()> {
+        self.keep_unreadable::<T>()?;
         crate::unit_dir::remove_if_exists(&self.dir.join(T::FILE))
+    }
+
+    /// Renames a record of this kind that cannot be read to
+    /// `FILE.unreadable`, for whoever wants to know what it held: the
+    /// command that replaces or removes it loses nothing.
+    fn keep_unreadable<T: UnderWay>(&self) -> std::io::Result<()> {
+        let path = self.dir.join(T::FILE);
+        let readable = match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<T>(&text).is_ok(),
+            Err(e) => e.kind() != std::io::ErrorKind::InvalidData,
+        };
+        if readable {
+            return Ok(());
+        }
+        let kept = self.dir.join(format!("{}.unreadable", T::FILE));
+        fs::rename(&path, &kept)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", kept.display())))
     }
 
     /// Every recorded revision, oldest first.
@@ -413,9 +487,8 @@ impl InstanceState {
                     ));
                 }
             };
-            let info: RevisionInfo = serde_json::from_str(&text).map_err(|e| {
-                std::io::Error::other(format!("{}: unreadable: {e}", path.display()))
-            })?;
+            let info: RevisionInfo = serde_json::from_str(&text)
+                .map_err(|e| self.unreadable_revision(&entry.path(), &e.to_string()))?;
             infos.push(info);
         }
         infos.sort_by_key(|i| i.number);
@@ -428,11 +501,30 @@ impl InstanceState {
         self.revisions_dir().join(format!("{number:04}"))
     }
 
+    /// A revision whose record cannot be read, and the way out: its folder
+    /// moved out of the history under a hidden name (`revisions` skips
+    /// those), kept whole for whoever wants to read it. The revisions
+    /// before it stay; an apply then records the installed units anew.
+    fn unreadable_revision(&self, dir: &Path, why: &str) -> std::io::Error {
+        let number = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let aside = self
+            .revisions_dir()
+            .join(format!(".{}.unreadable", number.unwrap_or_default()));
+        std::io::Error::other(format!(
+            "{}: unreadable: {why}\nto go on without that revision and lose nothing, move it \
+             out of the history (its units stay there to read): `mv {} {}`; `unitgen apply` \
+             then records the installed units again",
+            dir.join("revision.json").display(),
+            dir.display(),
+            aside.display()
+        ))
+    }
+
     pub fn load(&self, number: u64) -> std::io::Result<Revision> {
         let dir = self.revision_dir(number);
         let info: RevisionInfo =
             serde_json::from_str(&fs::read_to_string(dir.join("revision.json"))?)
-                .map_err(std::io::Error::other)?;
+                .map_err(|e| self.unreadable_revision(&dir, &e.to_string()))?;
         let mut units = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -701,12 +793,24 @@ mod tests {
         assert_eq!(state.intent().unwrap(), None);
         let intent = Intent::new("sha256:x".into(), vec!["web".into()]);
         state.begin(&intent).unwrap();
-        assert_eq!(state.intent().unwrap(), Some(intent));
+        assert_eq!(state.intent().unwrap(), Some(intent.clone()));
         state.finish::<Intent>().unwrap();
         assert_eq!(state.intent().unwrap(), None);
+        // Damaged: a command of unknown kind, kept aside by the next one.
         std::fs::write(state.dir().join("applying.json"), "garbage").unwrap();
-        let err = state.intent().unwrap_err().to_string();
-        assert!(err.contains("applying.json: unreadable"), "{err}");
+        let damaged = state.intent().unwrap().unwrap();
+        let why = damaged.unreadable.clone().unwrap();
+        assert!(why.contains("applying.json: unreadable"), "{why}");
+        assert!(!damaged.left_nothing_to_do(None, true));
+        state.begin(&intent).unwrap();
+        assert_eq!(state.intent().unwrap(), Some(intent.clone()));
+        let kept = state.dir().join("applying.json.unreadable");
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "garbage");
+        std::fs::write(state.dir().join("applying.json"), [0xff, 0xfe]).unwrap();
+        assert!(state.intent().unwrap().unwrap().unreadable.is_some());
+        state.finish::<Intent>().unwrap();
+        assert_eq!(state.intent().unwrap(), None);
+        assert_eq!(std::fs::read(&kept).unwrap(), [0xff, 0xfe]);
     }
 
     #[test]
@@ -730,6 +834,7 @@ mod tests {
             volumes: vec!["blog-staging-data".into()],
             dumps: vec!["db".into()],
             started_at: 1,
+            unreadable: None,
         };
         state.begin(&restoring).unwrap();
         assert_eq!(state.intent().unwrap(), Some(destroy));

@@ -526,3 +526,86 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
     // Its units were gone already: nothing failed.
     assert!(!said.contains("FAILED"), "{said}");
 }
+
+/// The stand-ins kept with a revision (`standins.json`) damaged, or lost
+/// to a kill between recording the revision and keeping them: `restart`
+/// and `rollback` took them for none and restarted the routed service
+/// under the router (502s) with no more than a missing zero-downtime
+/// line. Now they refuse, naming the file and why, with nothing changed;
+/// `apply` (the template renders the revision) keeps them again, and the
+/// restart then hands over without a failed request. A damaged revision
+/// rolled back to is refused the same way; moved away as the error says,
+/// the rollback goes ahead.
+#[test]
+fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
+    let mut world = World::new(ROUTED);
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    world.write(&routed(&world, "v1", ports));
+    world.apply_ok("live");
+    world.write(&routed(&world, "v2", ports));
+    world.apply_ok("live");
+    let served = |version: &str| {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("the router serves {version}"),
+            || get("http", DOMAIN, ports.0, "/", None),
+            |a| a.status == 200 && a.body.trim() == version,
+        );
+    };
+    served("v2");
+    let web = format!("{ROUTED}-live-web");
+    let revisions = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live/revisions");
+    let stored = |n: u32| revisions.join(format!("{n:04}/standins.json"));
+    let kept = std::fs::read_to_string(stored(2)).unwrap();
+
+    for damage in ["{\"routes_file\": \"/x\", \"serv", ""] {
+        std::fs::write(stored(2), damage).unwrap();
+        let before = container_id(&web).unwrap();
+        let restart = world.unitgen(&["restart", "live"]);
+        let said = text(&restart);
+        assert_eq!(restart.status.code(), Some(1), "{said}");
+        assert!(said.contains("0002/standins.json: unreadable"), "{said}");
+        assert!(said.contains("nothing on the host was changed"), "{said}");
+        assert!(said.contains("`unitgen apply`"), "{said}");
+        assert_eq!(container_id(&web).as_deref(), Some(before.as_str()));
+        let apply = world.unitgen(&["apply", "live"]);
+        assert!(apply.status.success(), "{}", text(&apply));
+        assert!(
+            text(&apply).contains("kept the stand-ins of revision 2 again"),
+            "{}",
+            text(&apply)
+        );
+        assert_eq!(std::fs::read_to_string(stored(2)).unwrap(), kept);
+    }
+    // Lost (killed before it kept them): kept again too.
+    std::fs::remove_file(stored(2)).unwrap();
+    let apply = world.unitgen(&["apply", "live"]);
+    assert!(
+        text(&apply).contains("kept the stand-ins"),
+        "{}",
+        text(&apply)
+    );
+    let load = Load::start(ports.0, DOMAIN);
+    let restart = world.unitgen(&["restart", "live"]);
+    assert!(restart.status.success(), "{}", text(&restart));
+    assert_eq!(bodies(&load.stop()), ["v2"]);
+
+    // Revision 1's damaged: its rollback is refused, then goes ahead once
+    // the file is moved away as the error says.
+    std::fs::write(stored(1), "[1, 2").unwrap();
+    let before = container_id(&web).unwrap();
+    let rollback = world.unitgen(&["rollback", "live"]);
+    let said = text(&rollback);
+    assert_eq!(rollback.status.code(), Some(1), "{said}");
+    assert!(said.contains("0001/standins.json: unreadable"), "{said}");
+    assert!(said.contains("nothing on the host was changed"), "{said}");
+    assert!(said.contains(".unreadable`"), "{said}");
+    assert_eq!(container_id(&web).as_deref(), Some(before.as_str()));
+    let moved = stored(1).with_extension("json.unreadable");
+    std::fs::rename(stored(1), &moved).unwrap();
+    let rollback = world.unitgen(&["rollback", "live"]);
+    assert!(rollback.status.success(), "{}", text(&rollback));
+    served("v1");
+    assert_eq!(std::fs::read_to_string(moved).unwrap(), "[1, 2");
+}

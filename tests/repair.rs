@@ -1518,3 +1518,109 @@ fn a_duplicated_instance_network_is_repaired_by_the_next_start() {
     assert_eq!(networks("ugdupnet-live").len(), 1);
     assert_eq!(plan(&world).0, Some(0));
 }
+
+/// The state folder's records damaged (by hand, a bad disk) or deleted
+/// after an apply killed between loading its new files and restarting
+/// onto them: `plan` and `status` said only "applying.json: unreadable"
+/// (exit 1), every command refused without a way out, and with the record
+/// deleted the next apply recorded the revision while `api` still ran the
+/// old greeting. Now an unreadable record is a command that did not
+/// finish: `plan` says so (exit 2), apply restarts the units whose files
+/// were written since they started, and keeps the damaged record as
+/// `applying.json.unreadable`; a rollback asks which revision to go to. A
+/// damaged `revision.json` is refused with the `mv` that sets it aside, a
+/// damaged `restoring.json` is told and can be moved away.
+#[test]
+fn damaged_or_deleted_records_are_told_and_repaired_by_the_next_apply() {
+    let world = World::new("ugdamage");
+    let port = free_port();
+    world.write(&yaml("ugdamage", "v0", None, port));
+    world.apply_ok("live");
+    let dir = world.sandbox.root().join("var/lib/unitgen/ugdamage-live");
+    let record = dir.join("applying.json");
+    let kept = dir.join("applying.json.unreadable");
+    let damages: [(&str, Option<&[u8]>); 3] = [
+        ("garbage", Some(b"{\"digest\": \"sha256:")),
+        ("not UTF-8", Some(&[0xff, 0x00, 0xfe])),
+        ("deleted", None),
+    ];
+    for (i, (damage, bytes)) in damages.iter().enumerate() {
+        let version = format!("v{}", i + 1);
+        world.write(&yaml("ugdamage", &version, None, port));
+        let killed = world.unitgen_with(&["apply", "live"], &[("UNITGEN_FAULT", "after-reload")]);
+        assert_eq!(killed.status.signal(), Some(6), "{}", text(&killed));
+        match bytes {
+            Some(bytes) => std::fs::write(&record, bytes).unwrap(),
+            None => std::fs::remove_file(&record).unwrap(),
+        }
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{damage}: plan said\n{shown}");
+        if bytes.is_some() {
+            assert!(shown.contains("applying.json: unreadable"), "{shown}");
+        }
+        assert!(shown.contains("api.service"), "{damage}: {shown}");
+        assert_eq!(status(&world).0, Some(3), "{damage}");
+        world.apply_ok("live");
+        assert_eq!(greeting(&world), version, "{damage}: api runs the new file");
+        assert_eq!(plan(&world).0, Some(0), "{damage}");
+        if let Some(bytes) = bytes {
+            assert_eq!(std::fs::read(&kept).unwrap(), *bytes, "{damage}: kept");
+        }
+    }
+
+    // A rollback cannot tell where an unreadable record was going.
+    std::fs::write(&record, "{").unwrap();
+    let (code, said) = world.unitgen_said(&["rollback", "live"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("--to N"), "{said}");
+    assert_eq!(greeting(&world), "v3", "nothing changed");
+    // Revision 2 is v1's.
+    let (code, said) = world.unitgen_said(&["rollback", "live", "--to", "2"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(greeting(&world), "v1");
+    assert_eq!(status(&world).0, Some(0), "the revision runs as applied");
+    world.apply_ok("live");
+
+    // A revision's record: refused with the way out, which then works.
+    let latest = world.unitgen(&["history", "live"]);
+    assert!(latest.status.success(), "{}", text(&latest));
+    let revisions = dir.join("revisions");
+    let last = std::fs::read_dir(&revisions)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .max()
+        .unwrap();
+    std::fs::write(revisions.join(&last).join("revision.json"), "[").unwrap();
+    let (code, said) = plan(&world);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("revision.json: unreadable"), "{said}");
+    assert!(said.contains("`mv "), "{said}");
+    let aside = format!(".{last}.unreadable");
+    assert!(said.contains(&aside), "{said}");
+    std::fs::rename(revisions.join(&last), revisions.join(&aside)).unwrap();
+    assert_eq!(
+        plan(&world).0,
+        Some(2),
+        "the units are recorded by no revision"
+    );
+    world.apply_ok("live");
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(greeting(&world), "v3");
+
+    // A restore's record.
+    std::fs::write(dir.join("restoring.json"), "{\"snapshot\": 1}").unwrap();
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("restoring.json: unreadable"), "{shown}");
+    assert!(
+        shown.contains("if none was under way, move the record away"),
+        "{shown}"
+    );
+    std::fs::rename(
+        dir.join("restoring.json"),
+        dir.join("restoring.json.unreadable"),
+    )
+    .unwrap();
+    assert_eq!(plan(&world).0, Some(0));
+}

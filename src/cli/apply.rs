@@ -23,7 +23,8 @@ use crate::render::UnitFile;
 use crate::router;
 use crate::secrets;
 use crate::state::{
-    Command, InstanceState, Intent, Provenance, RevisionInfo, now_micros, units_digest,
+    Command, InstanceState, Intent, Provenance, RevisionInfo, UnderWay as _, now_micros,
+    units_digest,
 };
 use crate::systemd::converge::{self, Failure, Host, HostAfter};
 use crate::systemd::handover::{self, Handover, Routed};
@@ -314,10 +315,25 @@ pub fn host_plan(
         .restoring()
         .map_err(|e| miette!("{e}"))?
         .map(|restoring| restoring.describe());
+    // Installed units no record explains (the record of the command that
+    // wrote them deleted, or its revision moved away): which of them run
+    // what their files said before is read from the host, as for a
+    // record found unreadable.
+    let recorded = latest
+        .as_ref()
+        .is_some_and(|l| l.digest == units_digest(installed));
+    let lost = (intent.is_none() && !installed.is_empty() && !recorded)
+        .then(|| Intent::unreadable("no record".to_string()));
     if !plan.keep.is_empty() || !plan.change.is_empty() {
         let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-        let observed = observe(&systemd, host, installed, &plan, intent.as_ref())
-            .map_err(|e| miette!("{e}"))?;
+        let observed = observe(
+            &systemd,
+            host,
+            installed,
+            &plan,
+            intent.as_ref().or(lost.as_ref()),
+        )
+        .map_err(|e| miette!("{e}"))?;
         // A kept service whose tag moved is restarted onto the new image;
         // images the host lost are pulled.
         plan = plan.with_moved(observed.moved);
@@ -432,6 +448,15 @@ fn unfinished(
     // with a site file (app names have no `-`).
     let instance = name.replacen('-', "/", 1);
     let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
+    if let Some(why) = intent.and_then(|i| i.unreadable.as_ref()) {
+        return Some(format!(
+            "the record of an earlier command that did not finish is unreadable ({why}): \
+             applying completes it from what the host shows (units whose files were written \
+             since they started are restarted) and keeps the record as {}.unreadable; if it \
+             was a destroy, `unitgen destroy {instance}` finishes that instead",
+            Intent::FILE
+        ));
+    }
     let left = intent.filter(|i| !i.left_nothing_to_do(latest, recorded));
     if let Some(destroy) = left.and_then(|i| i.finishing_destroy(&instance)) {
         return Some(format!(
@@ -944,6 +969,26 @@ pub fn converge_and_record(
                 .map_err(|f| failure_report(name, f))?;
         }
         let number = latest.map_or(0, |l| l.number);
+        // The revision's stand-ins, as the template renders them: missing
+        // (an apply killed between recording its revision and keeping
+        // them) or damaged, `restart` and `rollback` would refuse.
+        if let Some(handover) = &handover
+            && number > 0
+        {
+            let dir = state.revision_dir(number);
+            if !handover.is_stored(&dir, host.root.as_deref()) {
+                handover.store(&dir, host.root.as_deref()).map_err(|e| {
+                    miette!(
+                        "{name} is up to date (revision {number}), but keeping its stand-ins                          in {} failed: {e}",
+                        dir.join(handover::STORED).display()
+                    )
+                })?;
+                progress.line(&format!(
+                    "{name}: kept the stand-ins of revision {number} again ({} was missing                      or differed)",
+                    handover::STORED
+                ));
+            }
+        }
         // Left in place, drop-ins and files systemd reads first keep the
         // host from running the template.
         let mut left = Vec::new();

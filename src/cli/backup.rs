@@ -288,6 +288,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         volumes: volumes.iter().map(ToString::to_string).collect(),
         dumps: dumps.iter().map(ToString::to_string).collect(),
         started_at: now_micros(),
+        unreadable: None,
     };
     state.begin(&restoring).map_err(|e| {
         miette!(

@@ -69,6 +69,10 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         .filter(|(_, owner)| owner.network.is_some())
         .map(|(unit, _)| unit.name.clone())
         .collect();
+    let routed_units: Vec<String> = (selected.iter())
+        .filter(|(_, owner)| !owner.routed.is_empty())
+        .map(|(unit, _)| unit.name.clone())
+        .collect();
     let (reloads, units): (Vec<_>, Vec<_>) = (selected.into_iter())
         .partition(|(_, owner)| kind == JobKind::Restart && owner.routes.is_some());
     let names = |units: Vec<&(UnitFile, Owner)>| -> Vec<String> {
@@ -114,7 +118,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     let resuming = resumed.is_some();
     let switched = match (kind, resumed) {
         (_, Some(resumed)) => Some(resumed),
-        (JobKind::Restart, None) => match kept_handover(&state, &host, &units) {
+        (JobKind::Restart, None) => match kept_handover(&state, &host, &units, &routed_units)? {
             Some(handover) => {
                 // The routes first: the switch keeps the file as it is
                 // then, and puts it back after.
@@ -165,26 +169,44 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
 
 /// The stand-ins the installed revision's apply kept (`handover::STORED`)
 /// for those of `units` that are routed services; None when there are
-/// none, or while a killed command's handover is left to finish.
+/// none, or while a killed command's handover is left to finish. Refused
+/// when they cannot be read and `routed` (the routed services among the
+/// units restarted) is not empty: they would restart under the router.
 fn kept_handover(
     state: &crate::state::InstanceState,
     host: &converge::Host,
     units: &[String],
-) -> Option<crate::systemd::handover::Handover> {
+    routed: &[String],
+) -> Result<Option<crate::systemd::handover::Handover>> {
     use crate::systemd::handover::{self, Handover, Replacement};
     let record = state.dir().join(handover::RECORD);
     if record.exists() {
-        return None;
+        return Ok(None);
     }
-    let latest = state.revisions().ok()?.last()?.number;
-    let handover = Handover::stored(
-        &state.revision_dir(latest),
-        host.root.as_deref(),
-        record,
-        Replacement::FreshCopy,
-    )?
-    .only(units);
-    (!handover.services.is_empty()).then_some(handover)
+    let Some(latest) = state
+        .revisions()
+        .ok()
+        .and_then(|r| r.last().map(|r| r.number))
+    else {
+        return Ok(None);
+    };
+    let dir = state.revision_dir(latest);
+    let stored = match Handover::stored(&dir, host.root.as_deref(), record, Replacement::FreshCopy)
+    {
+        Ok(stored) => stored,
+        Err(e) if !routed.is_empty() => {
+            return Err(super::rollback::standins_unreadable(
+                &state.name(),
+                &e,
+                &dir.join(handover::STORED),
+                &format!("restart {}", routed.join(", ")),
+            ));
+        }
+        Err(_) => None,
+    };
+    Ok(stored
+        .map(|handover| handover.only(units))
+        .filter(|handover| !handover.services.is_empty()))
 }
 
 fn done(

@@ -11,7 +11,7 @@ use super::host::HostArgs;
 use super::{FileArgs, Outcome};
 use crate::fault;
 use crate::progress::Progress;
-use crate::state::{Command, Intent, Provenance};
+use crate::state::{Command, Intent, Provenance, UnderWay as _};
 use crate::systemd::converge;
 
 #[derive(Debug, Args)]
@@ -66,6 +66,25 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     // finished, not rolled back in turn: the revision before the current
     // one may be the very one it was leaving.
     let interrupted = match state.intent().map_err(|e| miette!("{e}"))? {
+        // It may be a rollback's: going to the revision before the current
+        // one could undo the very revision it recorded.
+        Some(Intent {
+            unreadable: Some(why),
+            ..
+        }) if args.to.is_none() => {
+            let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
+            return Err(miette!(
+                help = format!(
+                    "`unitgen rollback {instance} --to N` goes to revision N (recorded: {}; \
+                     `unitgen history {instance}` shows them), keeping the record as {}.unreadable",
+                    known.join(", "),
+                    Intent::FILE
+                ),
+                "{name}: the record of an earlier command that did not finish is unreadable \
+                 ({why}): it may have been a rollback, so which revision to go back to is \
+                 unknown\nnothing on the host was changed"
+            ));
+        }
         Some(Intent {
             command: Command::Rollback { to },
             ..
@@ -115,6 +134,38 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             named.join(", ")
         ));
     }
+    let host = args.host.host()?;
+    let record = state.dir().join(crate::systemd::handover::RECORD);
+    // The stand-ins the revision's apply kept: its routed services take
+    // the traffic over without downtime, as in that apply. Damaged, they
+    // are not taken for none (the services would restart under the
+    // router): refused, before anything changes.
+    let kept = crate::systemd::handover::Handover::stored(
+        &state.revision_dir(target),
+        host.root.as_deref(),
+        record.clone(),
+        crate::systemd::handover::Replacement::RolledBack,
+    );
+    let kept = match kept {
+        Ok(kept) => kept,
+        Err(e)
+            if revision
+                .units
+                .iter()
+                .any(|u| crate::plan::is_routed(&u.text)) =>
+        {
+            let file = state
+                .revision_dir(target)
+                .join(crate::systemd::handover::STORED);
+            return Err(standins_unreadable(
+                &name,
+                &e,
+                &file,
+                &format!("roll back to revision {target}"),
+            ));
+        }
+        Err(_) => None,
+    };
     crate::say!("rolling {name} back to revision {target}");
     for m in &other_values {
         crate::say!(
@@ -124,12 +175,10 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             m.variable
         );
     }
-    let host = args.host.host()?;
     // A zero-downtime switch that a killed apply left is finished, as apply
     // does: its router may still send the traffic to that apply's new
     // version (its stand-in), which this rollback would leave serving. The
     // stand-in keeps it while the revision's units converge behind it.
-    let record = state.dir().join(crate::systemd::handover::RECORD);
     let resumed =
         crate::systemd::handover::resume(&host, &record, &Progress::default()).map_err(|f| {
             miette!(
@@ -153,15 +202,8 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             // A revision's images were on this host when it ran: fetch
             // only what has been removed since.
             pull: crate::pull::PullPolicy::Missing,
-            // The stand-ins the revision's apply kept: its routed
-            // services take the traffic over without downtime, as in that
-            // apply (a resumed handover's stand-ins keep it instead).
-            handover: crate::systemd::handover::Handover::stored(
-                &state.revision_dir(target),
-                host.root.as_deref(),
-                record,
-                crate::systemd::handover::Replacement::RolledBack,
-            ),
+            // (A resumed handover's stand-ins keep the traffic instead.)
+            handover: kept,
             resumed,
             // Nor the routes file's expected text: its unit's start or
             // reload writes it.
@@ -170,6 +212,25 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         None,
     )?;
     Ok(Outcome::Clean)
+}
+
+/// The refusal of `what` (a restart or rollback of routed services) when
+/// the stand-ins kept with the revision (`file`) cannot be read (`why`):
+/// taken for none, the services would restart under the router, which
+/// would answer 502 meanwhile. Two ways out, neither losing anything.
+pub fn standins_unreadable(
+    name: &str,
+    why: &str,
+    file: &std::path::Path,
+    what: &str,
+) -> miette::Report {
+    let file = crate::diagnostic::shown_path(file);
+    miette!(
+        help = format!(
+            "`unitgen apply` keeps them again when the template renders that revision; or move              the file away (`mv {file} {file}.unreadable`) and run the {what} again: its routed              services then restart with downtime, as those of a revision recorded before              stand-ins were kept"
+        ),
+        "{name}: cannot {what} without downtime: the stand-ins of its routed services, kept          with the revision, are unreadable: {why}\nnothing on the host was changed"
+    )
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {

@@ -402,6 +402,10 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         .map_err(|e| miette::miette!("{e}"))?
         .filter(|intent| !intent.left_nothing_to_do(revision.as_ref(), recorded))
         .map(|intent| match intent.command {
+            _ if intent.unreadable.is_some() => format!(
+                "a later command did not finish, its record unreadable ({})",
+                intent.unreadable.unwrap_or_default()
+            ),
             Command::Apply => "a later apply did not finish".to_string(),
             Command::Rollback { to } => format!("a rollback to revision {to} did not finish"),
             Command::Destroy { .. } => "a destroy did not finish".to_string(),

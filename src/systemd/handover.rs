@@ -170,21 +170,41 @@ impl Handover {
 
     /// The handover a revision's apply stored (None: the revision has no
     /// routed service, or was recorded before stand-ins were kept), its
-    /// routes file on the host under `root`, recorded at `record`.
+    /// routes file on the host under `root`, recorded at `record`. A file
+    /// there that cannot be read is an error (its path and why): taken
+    /// for none, the routed services would restart under the router.
     pub fn stored(
         revision_dir: &Path,
         root: Option<&Path>,
         record: PathBuf,
         replacement: Replacement,
-    ) -> Option<Handover> {
-        let text = fs::read_to_string(revision_dir.join(STORED)).ok()?;
-        let stored: Stored = serde_json::from_str(&text).ok()?;
-        Some(Handover {
+    ) -> Result<Option<Handover>, String> {
+        let path = revision_dir.join(STORED);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let stored: Stored = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: unreadable: {e}", path.display()))?;
+        Ok(Some(Handover {
             routes_file: crate::router::on_host(root, &stored.routes_file),
             record,
             services: stored.services,
             replacement,
-        })
+        }))
+    }
+
+    /// Whether `revision_dir` keeps exactly this handover's stand-ins.
+    pub fn is_stored(&self, revision_dir: &Path, root: Option<&Path>) -> bool {
+        Handover::stored(revision_dir, root, self.record.clone(), self.replacement)
+            .ok()
+            .flatten()
+            .is_some_and(|stored| {
+                stored.routes_file == self.routes_file
+                    && serde_json::to_value(&stored.services).ok()
+                        == serde_json::to_value(&self.services).ok()
+            })
     }
 
     /// Only the routed services whose units are `units`.

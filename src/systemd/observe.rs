@@ -15,6 +15,15 @@ use crate::state::Intent;
 use crate::systemd::converge::Host;
 use crate::systemd::{Error, Systemd};
 
+/// Whether `file` was written after `since` (µs since the epoch).
+fn written_since(file: &std::path::Path, since: u64) -> bool {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|t| t.as_micros() > u128::from(since))
+}
+
 /// Observes every unit of `plan` that is installed and stays (kept or
 /// changed) on `host`. `installed`: the unit files found on the host;
 /// `intent`: the record of an apply that did not finish.
@@ -65,8 +74,11 @@ pub fn observe(
     for (at, (name, state)) in names.iter().zip(details).enumerate() {
         let is_active = state.active_state == "active";
         let old_configuration = is_active
-            && intent.is_some_and(|intent| {
-                intent.may_run_old(name, state.active_enter_timestamp, manager_started)
+            && intent.is_some_and(|intent| match intent.unreadable {
+                // Which units it restarted is unknown: one whose file was
+                // written since it started may run what was there before.
+                Some(_) => written_since(&host.unit_dir.join(name), state.active_enter_timestamp),
+                None => intent.may_run_old(name, state.active_enter_timestamp, manager_started),
             });
         let owner = installed
             .iter()
