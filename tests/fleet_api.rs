@@ -1313,22 +1313,67 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
+// More copies than machines, each copy conflicting with the others (live:
+// copy 3 of 3 on two machines stayed unplaced): apply waited for the whole
+// --fleet-wait, then rolled back, with no word why. plan says it, apply
+// refuses it before anything changes.
+#[test]
+fn more_copies_than_machines_are_refused_before_anything_changes() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let planned = plan(&client, PREFIX, &[web("nginx:1.25"), announce()], 4).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    let why = "fleet.copies is 4, but its Conflicts=blog-staging-web@*.service lets each \
+               machine run one copy, and only 3 of the cluster's 3 machines may run it";
+    assert_eq!(web_plan.unplaceable.as_deref(), Some(why));
+    let err = apply(&client, &planned, &opts(), &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("placing {WEB}: {why};")),
+        "{err}"
+    );
+    assert_eq!(fake.writes(), Vec::<String>::new());
+    // As many as the machines are placed, one on each.
+    run(&client, &[web("nginx:1.25"), announce()], 3).unwrap();
+    let mut machines: Vec<String> = (1..=3)
+        .map(|i| {
+            fake.unit(&format!("blog-staging-web@{i}.service"))
+                .unwrap()
+                .machine_id
+        })
+        .collect();
+    machines.sort();
+    machines.dedup();
+    assert_eq!(machines, MACHINES);
+}
+
+// A machine taken by a unit that conflicts with the copies (one plan cannot
+// see coming): the copy that finds no machine times out, and what the apply
+// started is removed.
 #[test]
 fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
     let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
+    let hog = parse(
+        "[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nConflicts=blog-staging-web@*.service\n",
+    )
+    .unwrap();
+    client
+        .put_unit("other.service", JobState::Launched, &hog)
+        .unwrap();
     let options = ApplyOptions {
         wait_timeout: Duration::from_millis(200),
         ..opts()
     };
-    let err = run_with(&client, &[web("nginx:1.25")], 4, &options).unwrap_err();
+    let err = run_with(&client, &[web("nginx:1.25")], 3, &options).unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("waiting for blog-staging-web@4.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
+    assert!(message.starts_with("waiting for blog-staging-web@3.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
     assert!(
         message.ends_with("rolled back: removed what this apply had started"),
         "{message}"
     );
-    assert!(fake.units().is_empty(), "{:#?}", fake.units());
+    let left: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
+    assert_eq!(left, ["other.service"]);
 }
 
 #[test]

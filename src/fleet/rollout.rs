@@ -376,6 +376,54 @@ fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<Strin
     ))
 }
 
+/// Why fleet cannot place all `copies` of a template whose `Conflicts=`
+/// keeps its copies on different machines, if fewer machines of the
+/// cluster may run it (by its `MachineMetadata=`): the copies beyond them
+/// would stay unplaced (seen live: copy 3 of 3 on two machines).
+fn why_too_few_machines(unit: &PlannedUnit, copies: u32, machines: &[Machine]) -> Option<String> {
+    let options = unit.desired.as_deref()?;
+    let spread = (options.iter())
+        .filter(|o| o.section == "X-Fleet" && (o.name == "Conflicts" || o.name == "X-Conflicts"))
+        .any(|o| {
+            glob_match(&o.value, &copy_name(&unit.name, "1"))
+                && glob_match(&o.value, &copy_name(&unit.name, "2"))
+        });
+    let wanted = metadata_wanted(options);
+    let able = (machines.iter())
+        .filter(|m| has_metadata(&m.metadata, &wanted))
+        .count();
+    (spread && copies as usize > able).then(|| {
+        format!(
+            "fleet.copies is {copies}, but its Conflicts={} lets each machine run one copy, \
+             and only {able} of the cluster's {} machines may run it{}",
+            unit_file::section_value(options, "X-Fleet", "Conflicts")
+                .or_else(|| unit_file::section_value(options, "X-Fleet", "X-Conflicts"))
+                .unwrap_or_default(),
+            machines.len(),
+            if wanted.is_empty() {
+                String::new()
+            } else {
+                format!(" (MachineMetadata {})", wanted.join(", "))
+            }
+        )
+    })
+}
+
+/// fleet's glob (Go's path.Match) for the patterns unitgen writes: `*`
+/// and `?` (no `/` in unit names), anything else literal.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    fn at(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| at(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && at(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && at(rest, &n[1..]),
+        }
+    }
+    at(&p, &n)
+}
+
 pub(super) fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
@@ -554,6 +602,9 @@ pub fn plan(
             format!("the instance's fleet.copies is {count}")
         };
         let unit = &mut plan.units[i];
+        if unit.unplaceable.is_none() {
+            unit.unplaceable = why_too_few_machines(unit, count, &machines);
+        }
         unit.missing = wanted
             .iter()
             .filter(|w| !unit.copies.iter().any(|c| &c.instance == *w))
