@@ -1633,14 +1633,60 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
 fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     let fake = fake();
     fake.set_etcd_unreachable(true);
-    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let client = FleetClient::new(fake.endpoint())
+        .unwrap()
+        .with_retry_for(Duration::from_secs(2));
     let err = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap_err();
     assert_eq!(err.status(), Some(503));
+    let said = err.to_string();
+    assert!(
+        said.starts_with(
+            "listing fleet units: fleet answered 503: fleet server unable to communicate with \
+             etcd; fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
+             waits (about 30 s) for its old machine entry to expire; try again, or another \
+             machine's endpoint; fleet answered so for "
+        ) && said.ends_with(" s, each time it was asked again"),
+        "{said}"
+    );
+    // Asked again, a second apart, for the 2 s.
+    assert!(fake.summaries().len() >= 2, "{:?}", fake.summaries());
+    assert!(fake.summaries().iter().all(|r| r == "LIST"));
+}
+
+// Live: with etcd stopped or not answering, fleetd answers every request
+// 500 with no message. An apply failed at the first such answer, midway
+// through a roll, and its rollback failed alike: the copy was left loaded
+// and not running (`{"error":{"code":500,"message":""}}` was all it said).
+// A request is now sent again while fleet answers so; a write fleet did
+// before its answer failed is not done twice (a DELETE found gone is done).
+#[test]
+fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
+    let (fake, client) = started(2);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
+    // The third write is the old template's DESTROY: done, answered 500
+    // twice, then found gone.
+    fake.etcd_outage_after_writes(2, 2);
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    let destroys = (fake.log().iter())
+        .filter(|r| r.summary() == format!("DESTROY {WEB}"))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(destroys, [500, 500, 404]);
+    for i in 1..=2 {
+        let copy = format!("blog-staging-web@{i}.service");
+        assert!(fake.runs_its_unit_file(&copy), "{copy}");
+        assert!(exec_start(&fake, &copy).contains("nginx:1.27"));
+    }
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
+
+    // Still unreachable after the client's wait: said so, with what it is.
+    let client = client.with_retry_for(Duration::ZERO);
+    fake.etcd_outage_after_writes(0, 1);
+    let err = status(&client, PREFIX, Some(2)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "listing fleet units: fleet answered 503: fleet server unable to communicate with etcd; \
-         fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and waits \
-         (about 30 s) for its old machine entry to expire; try again, or another machine's \
-         endpoint"
+        "reading unit states: fleet answered 500: an error with no message; fleetd answers \
+         so while it cannot reach etcd (etcd down, or not answering)"
     );
 }
