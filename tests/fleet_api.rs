@@ -1313,22 +1313,67 @@ fn plan_and_apply_replace_a_copy_that_does_not_run() {
     assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
 }
 
+// More copies than machines, each copy conflicting with the others (live:
+// copy 3 of 3 on two machines stayed unplaced): apply waited for the whole
+// --fleet-wait, then rolled back, with no word why. plan says it, apply
+// refuses it before anything changes.
+#[test]
+fn more_copies_than_machines_are_refused_before_anything_changes() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let planned = plan(&client, PREFIX, &[web("nginx:1.25"), announce()], 4).unwrap();
+    let web_plan = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    let why = "fleet.copies is 4, but its Conflicts=blog-staging-web@*.service lets each \
+               machine run one copy, and only 3 of the cluster's 3 machines may run it";
+    assert_eq!(web_plan.unplaceable.as_deref(), Some(why));
+    let err = apply(&client, &planned, &opts(), &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("placing {WEB}: {why};")),
+        "{err}"
+    );
+    assert_eq!(fake.writes(), Vec::<String>::new());
+    // As many as the machines are placed, one on each.
+    run(&client, &[web("nginx:1.25"), announce()], 3).unwrap();
+    let mut machines: Vec<String> = (1..=3)
+        .map(|i| {
+            fake.unit(&format!("blog-staging-web@{i}.service"))
+                .unwrap()
+                .machine_id
+        })
+        .collect();
+    machines.sort();
+    machines.dedup();
+    assert_eq!(machines, MACHINES);
+}
+
+// A machine taken by a unit that conflicts with the copies (one plan cannot
+// see coming): the copy that finds no machine times out, and what the apply
+// started is removed.
 #[test]
 fn a_copy_the_cluster_cannot_place_times_out_and_new_units_are_removed() {
     let fake = fake();
     let client = FleetClient::new(fake.endpoint()).unwrap();
+    let hog = parse(
+        "[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nConflicts=blog-staging-web@*.service\n",
+    )
+    .unwrap();
+    client
+        .put_unit("other.service", JobState::Launched, &hog)
+        .unwrap();
     let options = ApplyOptions {
         wait_timeout: Duration::from_millis(200),
         ..opts()
     };
-    let err = run_with(&client, &[web("nginx:1.25")], 4, &options).unwrap_err();
+    let err = run_with(&client, &[web("nginx:1.25")], 3, &options).unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("waiting for blog-staging-web@4.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
+    assert!(message.starts_with("waiting for blog-staging-web@3.service to be loaded, with nothing running under its name: not loaded after 200ms: fleet has not scheduled it"), "{message}");
     assert!(
         message.ends_with("rolled back: removed what this apply had started"),
         "{message}"
     );
-    assert!(fake.units().is_empty(), "{:#?}", fake.units());
+    let left: Vec<String> = fake.units().into_iter().map(|u| u.name).collect();
+    assert_eq!(left, ["other.service"]);
 }
 
 #[test]
@@ -1588,14 +1633,60 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
 fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     let fake = fake();
     fake.set_etcd_unreachable(true);
-    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let client = FleetClient::new(fake.endpoint())
+        .unwrap()
+        .with_retry_for(Duration::from_secs(2));
     let err = plan(&client, PREFIX, &[web("nginx:1.25")], 1).unwrap_err();
     assert_eq!(err.status(), Some(503));
+    let said = err.to_string();
+    assert!(
+        said.starts_with(
+            "listing fleet units: fleet answered 503: fleet server unable to communicate with \
+             etcd; fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
+             waits (about 30 s) for its old machine entry to expire; try again, or another \
+             machine's endpoint; fleet answered so for "
+        ) && said.ends_with(" s, each time it was asked again"),
+        "{said}"
+    );
+    // Asked again, a second apart, for the 2 s.
+    assert!(fake.summaries().len() >= 2, "{:?}", fake.summaries());
+    assert!(fake.summaries().iter().all(|r| r == "LIST"));
+}
+
+// Live: with etcd stopped or not answering, fleetd answers every request
+// 500 with no message. An apply failed at the first such answer, midway
+// through a roll, and its rollback failed alike: the copy was left loaded
+// and not running (`{"error":{"code":500,"message":""}}` was all it said).
+// A request is now sent again while fleet answers so; a write fleet did
+// before its answer failed is not done twice (a DELETE found gone is done).
+#[test]
+fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
+    let (fake, client) = started(2);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
+    // The third write is the old template's DESTROY: done, answered 500
+    // twice, then found gone.
+    fake.etcd_outage_after_writes(2, 2);
+    apply(&client, &planned, &opts(), &mut |_| {}).unwrap();
+    let destroys = (fake.log().iter())
+        .filter(|r| r.summary() == format!("DESTROY {WEB}"))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(destroys, [500, 500, 404]);
+    for i in 1..=2 {
+        let copy = format!("blog-staging-web@{i}.service");
+        assert!(fake.runs_its_unit_file(&copy), "{copy}");
+        assert!(exec_start(&fake, &copy).contains("nginx:1.27"));
+    }
+    assert!(!plan(&client, PREFIX, &desired, 2).unwrap().has_changes());
+
+    // Still unreachable after the client's wait: said so, with what it is.
+    let client = client.with_retry_for(Duration::ZERO);
+    fake.etcd_outage_after_writes(0, 1);
+    let err = status(&client, PREFIX, Some(2)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "listing fleet units: fleet answered 503: fleet server unable to communicate with etcd; \
-         fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and waits \
-         (about 30 s) for its old machine entry to expire; try again, or another machine's \
-         endpoint"
+        "reading unit states: fleet answered 500: an error with no message; fleetd answers \
+         so while it cannot reach etcd (etcd down, or not answering)"
     );
 }

@@ -580,7 +580,27 @@ fn a_global_service_is_seen_and_awaited_on_every_machine() {
         said.contains("shop-live-db@1.service is running on every machine"),
         "{said}"
     );
-    assert_eq!(run(&["status", "live"]).0, Some(0));
+    // A row per machine, with what systemd says there: fleet keeps no
+    // current state of a global unit (its list said `inactive`, shown as
+    // if the running copy were not).
+    let (code, status) = run(&["status", "live"]);
+    assert_eq!(code, Some(0), "{status}");
+    let rows: Vec<Vec<&str>> = (status.lines())
+        .filter(|l| l.starts_with("shop-live-db@1.service "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        ["machine-1", "machine-2", "machine-3"].map(|m| vec![
+            "shop-live-db@1.service",
+            "launched",
+            "-",
+            m,
+            "active",
+            "(exited)"
+        ]),
+        "{status}"
+    );
     // exec and logs name each machine that runs it (it was "runs on no
     // machine now": fleet gives a global copy none).
     let (code, said) = run(&["exec", "live", "db"]);

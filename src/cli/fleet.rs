@@ -487,6 +487,13 @@ pub fn status(
                     "current_state": u.current_state,
                     "machine_id": u.machine_id,
                     "systemd": u.systemd,
+                    // A global unit: per machine.
+                    "machines": (u.on_machines.iter())
+                        .map(|(machine, systemd)| serde_json::json!({
+                            "machine_id": machine,
+                            "systemd": systemd,
+                        }))
+                        .collect::<Vec<_>>(),
                     "not_running": u.not_running,
                     "not_as_applied": u.not_as_applied,
                 })
@@ -514,18 +521,31 @@ pub fn status(
         "CURRENT",
         "MACHINE"
     )?;
+    let systemd = |s: Option<&fleet::UnitState>| {
+        s.map_or("-".to_string(), |s| {
+            format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
+        })
+    };
     for unit in &units {
         let state = |s: Option<fleet::JobState>| s.map_or("-", |s| s.as_str());
-        let systemd = unit.systemd.as_ref().map_or("-".to_string(), |s| {
-            format!("{} ({})", s.systemd_active_state, s.systemd_sub_state)
-        });
-        showln!(
-            "{:<40} {:<10} {:<10} {:<32} {systemd}",
-            unit.name,
-            state(unit.desired_state),
-            state(unit.current_state),
-            unit.machine_id,
-        )?;
+        // A global unit has no machine and no current state in fleet: a
+        // row for each of its machines, with what systemd says there.
+        let rows: Vec<(&str, String)> = if unit.on_machines.is_empty() {
+            vec![(&unit.machine_id, systemd(unit.systemd.as_ref()))]
+        } else {
+            (unit.on_machines.iter())
+                .map(|(machine, s)| (machine.as_str(), systemd(s.as_ref())))
+                .collect()
+        };
+        for (machine, systemd) in rows {
+            showln!(
+                "{:<40} {:<10} {:<10} {:<32} {systemd}",
+                unit.name,
+                state(unit.desired_state),
+                state(unit.current_state),
+                machine,
+            )?;
+        }
     }
     for (service, announcement) in &announced {
         showln!("{service}:")?;

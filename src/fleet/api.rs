@@ -10,7 +10,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sha1::{Digest, Sha1};
@@ -197,7 +198,12 @@ pub struct FleetClient {
     base: String,
     connect_timeout: Duration,
     io_timeout: Duration,
+    /// How long a request fleet answers 500 or 503 is sent again.
+    retry_for: Duration,
 }
+
+// Between two tries of a request fleet answered 500 or 503.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 // Guards against a server that keeps handing out page tokens.
 const MAX_PAGES: usize = 10_000;
@@ -251,7 +257,15 @@ impl FleetClient {
             base,
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
+            retry_for: Duration::from_secs(30),
         })
+    }
+
+    /// How long a request fleet answers 500 or 503 (it cannot use etcd)
+    /// is sent again before its error is returned (30 s by default).
+    pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     /// Overrides the connect timeout and the per-read/write timeout.
@@ -387,7 +401,40 @@ impl FleetClient {
         ))
     }
 
+    /// One request, sent again (1 s apart, for `retry_for`) while fleet
+    /// answers 500 or 503: live fleetd answers 500 with no message while
+    /// etcd is down or does not answer, and 503 while it waits to register
+    /// again after a restart. Every request unitgen sends may be sent
+    /// twice: a PUT sets the same unit and state again; a DELETE fleet did
+    /// before its answer failed is found gone (404), and is done.
     fn call(
+        &self,
+        doing: &str,
+        method: &str,
+        target: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, FleetError> {
+        let started = Instant::now();
+        let mut failed_before = false;
+        loop {
+            let mut response = self.call_once(doing, method, target, body)?;
+            let elapsed = started.elapsed();
+            if !matches!(response.status, 500 | 503) || elapsed >= self.retry_for {
+                if failed_before && method == "DELETE" && response.status == 404 {
+                    response.status = 204;
+                    response.body.clear();
+                }
+                if failed_before {
+                    response.tried_for = Some(elapsed);
+                }
+                return Ok(response);
+            }
+            failed_before = true;
+            thread::sleep(RETRY_PAUSE.min(self.retry_for - elapsed));
+        }
+    }
+
+    fn call_once(
         &self,
         doing: &str,
         method: &str,
@@ -484,8 +531,15 @@ fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
     if (200..300).contains(&response.status) {
         return Ok(response.body);
     }
-    let message = match serde_json::from_slice::<ErrorBody>(&response.body) {
+    let entity = serde_json::from_slice::<ErrorBody>(&response.body);
+    // Live fleetd's answer while etcd is down or does not answer.
+    let etcd_gone = response.status == 500
+        && entity
+            .as_ref()
+            .is_ok_and(|body| body.error.message.is_empty());
+    let message = match entity {
         Ok(body) if !body.error.message.is_empty() => body.error.message,
+        Ok(_) if etcd_gone => "an error with no message".to_owned(),
         _ => {
             let text = String::from_utf8_lossy(&response.body);
             let text = text.trim();
@@ -503,6 +557,11 @@ fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
             message,
         },
     );
+    if etcd_gone {
+        error.notes.push(
+            "fleetd answers so while it cannot reach etcd (etcd down, or not answering)".to_owned(),
+        );
+    }
     if response.status == 503 {
         // Seen live: a fleetd restarted within its machine TTL answers so
         // until its old machine entry in etcd expires.
@@ -512,6 +571,12 @@ fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
              machine's endpoint"
                 .to_owned(),
         );
+    }
+    if let Some(tried) = response.tried_for {
+        error.notes.push(format!(
+            "fleet answered so for {} s, each time it was asked again",
+            tried.as_secs_f64().ceil()
+        ));
     }
     Err(error)
 }
@@ -538,6 +603,9 @@ struct Response {
     status: u16,
     reason: String,
     body: Vec<u8>,
+    /// How long the request was sent again while fleet answered 500 or
+    /// 503, if it was.
+    tried_for: Option<Duration>,
 }
 
 // fleet's largest answer is a page of 100 units; this only stops a broken
@@ -618,6 +686,7 @@ fn read_response(reader: &mut impl BufRead, method: &str) -> io::Result<Response
         status,
         reason,
         body,
+        tried_for: None,
     })
 }
 
@@ -762,6 +831,7 @@ mod tests {
             body:
                 br#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#
                     .to_vec(),
+            tried_for: None,
         };
         let err = check("submitting x@.service", response).unwrap_err();
         assert_eq!(err.status(), Some(409));
@@ -773,6 +843,7 @@ mod tests {
             status: 502,
             reason: "Bad Gateway".into(),
             body: Vec::new(),
+            tried_for: None,
         };
         assert_eq!(
             check("x", plain).unwrap_err().to_string(),

@@ -148,8 +148,13 @@ pub struct UnitStatus {
     pub desired_state: Option<JobState>,
     pub current_state: Option<JobState>,
     pub machine_id: String,
-    /// What systemd reports, if the unit is loaded on a machine.
+    /// What systemd reports, if the unit is loaded on a machine (not for
+    /// a global unit: see `on_machines`).
     pub systemd: Option<UnitState>,
+    /// A global unit (fleet gives it no machine and keeps no current state
+    /// of it): each machine that may run it (by its `MachineMetadata=`) or
+    /// reports it, with what systemd reports there, if anything.
+    pub on_machines: Vec<(String, Option<UnitState>)>,
     pub options: Vec<UnitOption>,
     /// Why it does not run as an instance's unit should (a copy stopped,
     /// failed, unplaced; a template with no copy at all), if so.
@@ -371,6 +376,54 @@ fn why_unplaceable(options: &[UnitOption], machines: &[Machine]) -> Option<Strin
     ))
 }
 
+/// Why fleet cannot place all `copies` of a template whose `Conflicts=`
+/// keeps its copies on different machines, if fewer machines of the
+/// cluster may run it (by its `MachineMetadata=`): the copies beyond them
+/// would stay unplaced (seen live: copy 3 of 3 on two machines).
+fn why_too_few_machines(unit: &PlannedUnit, copies: u32, machines: &[Machine]) -> Option<String> {
+    let options = unit.desired.as_deref()?;
+    let spread = (options.iter())
+        .filter(|o| o.section == "X-Fleet" && (o.name == "Conflicts" || o.name == "X-Conflicts"))
+        .any(|o| {
+            glob_match(&o.value, &copy_name(&unit.name, "1"))
+                && glob_match(&o.value, &copy_name(&unit.name, "2"))
+        });
+    let wanted = metadata_wanted(options);
+    let able = (machines.iter())
+        .filter(|m| has_metadata(&m.metadata, &wanted))
+        .count();
+    (spread && copies as usize > able).then(|| {
+        format!(
+            "fleet.copies is {copies}, but its Conflicts={} lets each machine run one copy, \
+             and only {able} of the cluster's {} machines may run it{}",
+            unit_file::section_value(options, "X-Fleet", "Conflicts")
+                .or_else(|| unit_file::section_value(options, "X-Fleet", "X-Conflicts"))
+                .unwrap_or_default(),
+            machines.len(),
+            if wanted.is_empty() {
+                String::new()
+            } else {
+                format!(" (MachineMetadata {})", wanted.join(", "))
+            }
+        )
+    })
+}
+
+/// fleet's glob (Go's path.Match) for the patterns unitgen writes: `*`
+/// and `?` (no `/` in unit names), anything else literal.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    fn at(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| at(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && at(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && at(rest, &n[1..]),
+        }
+    }
+    at(&p, &n)
+}
+
 pub(super) fn rollout_error(doing: impl Into<String>, detail: impl Into<String>) -> FleetError {
     FleetError::new(doing, ErrorKind::Rollout(detail.into()))
 }
@@ -549,6 +602,9 @@ pub fn plan(
             format!("the instance's fleet.copies is {count}")
         };
         let unit = &mut plan.units[i];
+        if unit.unplaceable.is_none() {
+            unit.unplaceable = why_too_few_machines(unit, count, &machines);
+        }
         unit.missing = wanted
             .iter()
             .filter(|w| !unit.copies.iter().any(|c| &c.instance == *w))
@@ -1261,10 +1317,16 @@ pub fn status(
         .map(|u| UnitStatus {
             systemd: states
                 .iter()
+                .filter(|_| !is_global_copy(u))
                 .find(|s| {
                     s.name == u.name && (u.machine_id.is_empty() || s.machine_id == u.machine_id)
                 })
                 .cloned(),
+            on_machines: if is_global_copy(u) {
+                global_machines(u, &states, &machines)
+            } else {
+                Vec::new()
+            },
             not_running: match classify(&u.name) {
                 Name::Template => why_copies_lack(&copies_of(&u.name), wanted(&u.name)),
                 Name::Instance { template, instance } => {
@@ -1288,13 +1350,47 @@ pub fn status(
             },
             name: u.name.clone(),
             desired_state: u.desired_state,
-            current_state: u.current_state,
+            // fleet's list says `inactive` for a global unit wherever it
+            // runs: it keeps no current state of one.
+            current_state: u.current_state.filter(|_| !is_global_copy(u)),
             machine_id: u.machine_id.clone(),
             options: u.options.clone(),
         })
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// A global unit fleet runs (not a template, which runs nowhere).
+fn is_global_copy(unit: &Unit) -> bool {
+    is_global(&unit.options) && !matches!(classify(&unit.name), Name::Template)
+}
+
+/// Each machine that may run global unit `unit` (by its metadata) or
+/// reports a state of it, with that state.
+fn global_machines(
+    unit: &Unit,
+    states: &[UnitState],
+    machines: &[Machine],
+) -> Vec<(String, Option<UnitState>)> {
+    let wanted = metadata_wanted(&unit.options);
+    let mut ids: Vec<&str> = (machines.iter())
+        .filter(|m| has_metadata(&m.metadata, &wanted))
+        .map(|m| m.id.as_str())
+        .collect();
+    ids.extend(
+        (states.iter())
+            .filter(|s| s.name == unit.name)
+            .map(|s| s.machine_id.as_str()),
+    );
+    ids.sort();
+    ids.dedup();
+    (ids.into_iter())
+        .map(|id| {
+            let state = (states.iter()).find(|s| s.name == unit.name && s.machine_id == id);
+            (id.to_owned(), state.cloned())
+        })
+        .collect()
 }
 
 /// Why a copy whose options are not its template's is not as applied:

@@ -39,6 +39,9 @@
 //!   wants, requires or is bound to it starts (systemd starts it; fleet
 //!   still says loaded): a sidekick stopped with its service comes back
 //!   with it;
+//! - with etcd stopped or not answering, fleetd answers every request 500
+//!   with no message (`{"error":{"code":500,"message":""}}`); a write may
+//!   be done all the same (`etcd_outage_after_writes`);
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
@@ -183,6 +186,11 @@ struct Cluster {
     /// use etcd (etcd down; or just restarted, until its old machine entry
     /// has expired: about 30 s).
     etcd_unreachable: bool,
+    /// (writes, requests): once the log holds this many writes, this many
+    /// requests answer 500 with no message, as a live fleetd while etcd
+    /// is down or does not answer; a write among them is done first (etcd
+    /// may take it before fleetd's wait for it ends).
+    outage: Option<(usize, u32)>,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -246,6 +254,7 @@ impl FakeFleet {
             leftovers: Vec::new(),
             failed_stops: Vec::new(),
             etcd_unreachable: false,
+            outage: None,
             hold_after: None,
             holding: false,
         }));
@@ -307,6 +316,13 @@ impl FakeFleet {
 
     pub fn set_etcd_unreachable(&self, unreachable: bool) {
         self.cluster().etcd_unreachable = unreachable;
+    }
+
+    /// Once `writes` PUTs and DELETEs are in the log, the next `requests`
+    /// requests answer 500 with no message (etcd briefly unreachable); the
+    /// writes among them are done all the same.
+    pub fn etcd_outage_after_writes(&self, writes: usize, requests: u32) {
+        self.cluster().outage = Some((writes, requests));
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -644,6 +660,20 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
     if cluster.etcd_unreachable {
         return error(503, "fleet server unable to communicate with etcd");
     }
+    let writes = cluster.log.iter().filter(|r| r.is_write()).count();
+    if let Some((after, left)) = cluster.outage
+        && writes >= after
+    {
+        cluster.outage = (left > 1).then_some((after, left - 1));
+        if matches!(request.method.as_str(), "PUT" | "DELETE") {
+            answer(cluster, request);
+        }
+        return error(500, "");
+    }
+    answer(cluster, request)
+}
+
+fn answer(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
     let method = request.method.as_str();
     match request.path.as_str() {
         "/fleet/v1/units" => match method {
