@@ -542,6 +542,14 @@ pub(crate) fn claimed_places(file: &Loaded, decls: &RouteDecls) -> Vec<(Claim, L
     claimed
 }
 
+/// Every name an instance's routes answer for (hosts and aliases), each
+/// where it was written: for problems found past compiling (`dns`).
+pub(crate) fn names_at(file: &Loaded, decls: &RouteDecls) -> Vec<(String, Location)> {
+    (decls.value.iter())
+        .flat_map(|decl| named_places(file, &decl.value))
+        .collect()
+}
+
 /// Every name a route answers for, each where it was written.
 fn named_places(file: &Loaded, decl: &RouteDecl) -> Vec<(String, Location)> {
     let mut names = match &decl.hosts {
