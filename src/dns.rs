@@ -11,7 +11,8 @@ pub mod resolve;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::diagnostic::{Problem, Problems};
+use crate::diagnostic::{Location, Problem, Problems};
+use crate::model::route::Tls;
 use crate::site_view::SiteView;
 
 /// What a domain must resolve to.
@@ -24,7 +25,7 @@ pub enum Answer {
 }
 
 /// One routed domain and where it must point.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Need {
     /// Lower case, no trailing dot.
     pub domain: String,
@@ -33,6 +34,9 @@ pub struct Need {
     /// `app/instance` of each instance routed from it, for messages.
     pub instances: Vec<String>,
     pub answer: Answer,
+    /// Where the last instance routing it names it: a record that cannot
+    /// be made is refused there.
+    pub at: Option<Location>,
 }
 
 /// Every routed domain of the site and where it must point, sorted by
@@ -41,21 +45,40 @@ pub struct Need {
 /// points nowhere, or the wrong way.
 pub fn needs(site: &SiteView) -> Result<Vec<Need>, Problems> {
     let mut problems = Problems::default();
-    // domain -> (hosts, instances)
-    let mut served: BTreeMap<String, (BTreeSet<String>, Vec<String>)> = BTreeMap::new();
+    // domain -> (hosts, instances, where named)
+    type Served = (BTreeSet<String>, Vec<String>, Option<Location>);
+    let mut served: BTreeMap<String, Served> = BTreeMap::new();
+    // domain -> whether every route naming it is served by every host's
+    // router (in etcd) with no certificate to get (`tls: off`)
+    let mut any_router: BTreeMap<String, bool> = BTreeMap::new();
     for (app, deployed) in site.deployed() {
         let name = format!("{}/{}", app.name, deployed.instance.instance);
+        let at = |domain: &str| {
+            (deployed.names_at.iter())
+                .find(|(named, _)| named.eq_ignore_ascii_case(domain))
+                .map(|(_, at)| at.clone())
+        };
+        let in_etcd = deployed.instance.routes_in_etcd().is_some();
+        for route in &deployed.instance.routes {
+            for domain in route.hosts.iter().chain(&route.aliases) {
+                let anywhere = in_etcd && route.tls == Tls::Off;
+                *any_router
+                    .entry(domain.to_ascii_lowercase())
+                    .or_insert(true) &= anywhere;
+            }
+        }
         // Aliases too: the router answers them with a redirect.
         let domains =
             (deployed.instance.routes.iter()).flat_map(|r| r.hosts.iter().chain(&r.aliases));
         let Some(host) = &deployed.host else {
             if let Some(domain) = domains.into_iter().next() {
-                problems.push(
+                problems.push(located(
                     Problem::new(format!(
                         "instance {name} routes {domain} but runs on no named host, so its address is unknown"
                     ))
                     .help("assign the instance to a host (with its public address) in the site file"),
-                );
+                    at(domain),
+                ));
             }
             continue;
         };
@@ -66,32 +89,66 @@ pub fn needs(site: &SiteView) -> Result<Vec<Need>, Problems> {
                 continue;
             }
             if let Err(why) = check_name(&domain) {
-                problems.push(Problem::new(format!(
-                    "instance {name} routes `{domain}`, which is not a DNS name: {why}"
-                )));
+                problems.push(located(
+                    Problem::new(format!(
+                        "instance {name} routes `{domain}`, which is not a DNS name: {why}"
+                    )),
+                    at(&domain),
+                ));
                 continue;
             }
+            let named_at = at(&domain);
             let entry = served.entry(domain).or_default();
             entry.0.insert(host.clone());
             if !entry.1.contains(&name) {
                 entry.1.push(name.clone());
             }
+            entry.2 = named_at.or(entry.2.take());
         }
     }
     let mut needs = Vec::new();
-    for (domain, (hosts, instances)) in served {
+    for (domain, (hosts, instances, at)) in served {
         let hosts: Vec<String> = hosts.into_iter().collect();
+        if hosts.len() > 1 && !any_router.get(&domain).copied().unwrap_or(true) {
+            problems.push(located(split_domain(&domain, &hosts, &instances), at));
+            continue;
+        }
         match answer(site, &domain, &hosts) {
             Ok(answer) => needs.push(Need {
                 domain,
                 hosts,
                 instances,
                 answer,
+                at,
             }),
-            Err(problem) => problems.push(problem),
+            Err(problem) => problems.push(located(problem, at)),
         }
     }
     problems.into_result(needs)
+}
+
+/// A domain routed (by path) to instances on several hosts, which DNS
+/// sends each request to one of: the other hosts' routers must serve it
+/// too. Only routers that read etcd know every host's routes, and only
+/// without TLS can each serve them: a certificate's files are copied to
+/// the applying host's router alone, and an ACME CA checks the HTTP-01
+/// challenge on one of the domain's addresses, so every other router's
+/// order fails.
+fn split_domain(domain: &str, hosts: &[String], instances: &[String]) -> Problem {
+    Problem::new(format!(
+        "{domain} is routed to instances on several hosts ({}: {}), and DNS sends each request to one of them, whose router would answer 404 or fail its certificate",
+        hosts.join(", "),
+        instances.join(", ")
+    ))
+    .help("route the domain's paths to instances on one host; or, with routes in etcd (every host's router reads them), give its routes `tls: off`: each router gets an ACME certificate only if the CA asks it, and certificate files are copied to one host")
+}
+
+/// `problem` at `at`, when known (a site made up in a test has no text).
+fn located(problem: Problem, at: Option<Location>) -> Problem {
+    match at {
+        Some(at) => problem.at(&at).label("routed here"),
+        None => problem,
+    }
 }
 
 fn answer(site: &SiteView, domain: &str, hosts: &[String]) -> Result<Answer, Problem> {
@@ -245,13 +302,14 @@ pub fn zones(needs: &[Need], zones: &[String]) -> Result<(Vec<Zone>, Vec<String>
         let name = relative(&need.domain, &origin);
         let sets = by_zone.entry(origin.clone()).or_default();
         match &need.answer {
-            Answer::Alias(_) if name.is_empty() => problems.push(
+            Answer::Alias(_) if name.is_empty() => problems.push(located(
                 Problem::new(format!(
                     "{} is the apex of zone {origin}, which cannot be a CNAME (it holds the zone's SOA and NS records)",
                     need.domain
                 ))
                 .help("give the serving host a public address, or route a name below the apex"),
-            ),
+                need.at.clone(),
+            )),
             Answer::Alias(alias) => sets.push(RecordSet {
                 name,
                 kind: Kind::Cname,
@@ -384,8 +442,9 @@ mod tests {
                 router: None,
             },
             host: Some(host.into()),
+            names_at: Vec::new(),
         };
-        SiteView {
+        let mut site = SiteView {
             source: "site.yaml".into(),
             hosts: vec![
                 host("web1", &["203.0.113.10", "2001:db8::10"], None),
@@ -400,11 +459,65 @@ mod tests {
                     deployed("staging", "edge", &["staging.example.com"]),
                 ],
             }],
+        };
+        // example.com, on two hosts, is routed by every host's router.
+        for deployed in &mut site.apps[0].instances[..2] {
+            across_hosts(&mut deployed.instance);
+        }
+        site
+    }
+
+    /// `instance`'s routes in etcd, where every host's router reads them,
+    /// with no certificate to get.
+    fn across_hosts(instance: &mut crate::model::Instance) {
+        let endpoints = vec!["http://127.0.0.1:2379".to_string()];
+        instance.router = Some(crate::model::route::Router {
+            image: "traefik:v3.7".into(),
+            http_port: 80,
+            https_port: 443,
+            address: None,
+            directory: "/var/lib/unitgen/router".into(),
+            acme: crate::model::route::Acme {
+                email: None,
+                ca_server: "https://ca.example/dir".into(),
+                ca_certificate: None,
+            },
+            etcd: Some(endpoints.clone()),
+            declared_at: None,
+        });
+        instance.discovery = Some(crate::model::Discovery {
+            endpoints,
+            api: crate::model::EtcdApi::V3,
+            ttl_seconds: 30,
+            prefix: "/services".into(),
+            address: None,
+            wait_seconds: 30,
+        });
+        for route in &mut instance.routes {
+            route.tls = Tls::Off;
+        }
+    }
+
+    /// blog.example.com/ on web1 and blog.example.com/beta on web2 got an
+    /// A record for each host: DNS sent half the requests for / to web2,
+    /// whose router (reading its own folder) answered 404.
+    #[test]
+    fn a_domain_split_across_hosts_needs_routers_that_know_every_route() {
+        let mut files = site();
+        files.apps[0].instances[1].instance.router = None;
+        let mut acme = site();
+        acme.apps[0].instances[1].instance.routes[0].tls = Tls::Acme;
+        for site in [files, acme] {
+            let err = needs(&site).unwrap_err();
+            assert!(
+                err.0[0].message.contains("several hosts (web1, web2"),
+                "{err:?}"
+            );
         }
     }
 
     #[test]
-    fn a_domain_served_by_two_hosts_gets_both_addresses() {
+    fn a_domain_served_by_two_hosts_routing_it_gets_both_addresses() {
         let needs = needs(&site()).unwrap();
         let apex = needs.iter().find(|n| n.domain == "example.com").unwrap();
         assert_eq!(apex.hosts, ["web1", "web2"]);

@@ -149,7 +149,11 @@ impl Site {
                 cname,
             });
         }
-        let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        // Every host written, one refused above too: an instance assigned
+        // to it is not also "assigned to a host that is not declared".
+        let host_names: Vec<&str> = (doc.hosts.iter().flat_map(|h| &h.value))
+            .map(|(name, _)| name.value.as_str())
+            .collect();
         let host_etcd: IndexMap<String, EtcdDecl> = (doc.hosts.iter().flat_map(|h| &h.value))
             .filter_map(|(name, decl)| Some((name.value.clone(), decl.value.etcd.clone()?)))
             .collect();

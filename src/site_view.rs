@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use crate::compile::{Overrides, compile};
-use crate::diagnostic::Problems;
+use crate::diagnostic::{Location, Problems};
 use crate::model;
 use crate::template::Template;
 
@@ -43,6 +43,9 @@ pub struct Deployed {
     /// The host that runs it; None when the file does not say (a single
     /// app's deployments file runs wherever it is applied).
     pub host: Option<String>,
+    /// Every name its routes answer for, where it was written: a record
+    /// that cannot be made is refused there.
+    pub names_at: Vec<(String, Location)>,
 }
 
 impl SiteView {
@@ -58,6 +61,7 @@ impl SiteView {
                 Ok(instance) => {
                     name.get_or_insert_with(|| instance.app.clone());
                     instances.push(Deployed {
+                        names_at: template.route_names_at(&instance.instance),
                         instance,
                         host: None,
                     });
@@ -86,6 +90,7 @@ impl SiteView {
             for placed in &app.instances {
                 match compile(&app.template, &placed.instance, overrides) {
                     Ok(instance) => instances.push(Deployed {
+                        names_at: app.template.route_names_at(&placed.instance),
                         instance,
                         host: Some(placed.host.clone()),
                     }),

@@ -175,6 +175,17 @@ impl Template {
         }
     }
 
+    /// Every name `instance`'s routes answer for, each where it was
+    /// written (problems of its entries are the compiler's to report).
+    pub fn route_names_at(&self, instance: &str) -> Vec<(String, crate::diagnostic::Location)> {
+        let merged = self
+            .entries()
+            .merge(instance, &mut crate::diagnostic::Problems::default());
+        (merged.routes.as_ref())
+            .map(|decls| crate::compile::route::names_at(self.instances_file(), decls))
+            .unwrap_or_default()
+    }
+
     /// The file the user passed, as typed: for messages only, never for
     /// unit text (units must not depend on where they were rendered from).
     pub fn source_name(&self) -> String {

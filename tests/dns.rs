@@ -424,3 +424,113 @@ fn a_ttl_above_what_dns_keeps_is_refused() {
     let out = unitgen(&["dns", "-f", SITE, "--ttl", "2147483647"]);
     assert!(text(&out.stdout).contains(" 2147483647 IN A "));
 }
+
+/// Records no DNS can hold were refused with no place to look: a domain
+/// sent to two hosts known by name (a name has one CNAME), and a CNAME at
+/// a zone's apex (BIND refuses it beside the SOA and NS records). Each is
+/// now refused at the route that names it in the site file, by `dns` with
+/// nothing written, and the first by `validate` too.
+#[test]
+fn records_no_dns_can_hold_are_refused_where_they_are_routed() {
+    let dir = support::tempdir("dns-refused");
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: nginx:1\n    ports: [\"127.0.0.1:{{ port }}:80\"]\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site.yaml");
+    let write = |routes: [&str; 2]| {
+        let text = format!(
+            "hosts:\n  edge1: {{cname: lb-1.provider.example}}\n  edge2: {{cname: lb-2.provider.example}}\n\
+             apps:\n  shop:\n    template: shop.yaml\n    etcd: {{endpoints: \"http://127.0.0.1:2379\"}}\n    instances:\n\
+             \x20     live:\n        host: edge1\n        port: 8080\n        routes:\n          - {}\n\
+             \x20     staging:\n        host: edge2\n        port: 8081\n        routes:\n          - {}\n",
+            routes[0], routes[1]
+        );
+        std::fs::write(&site, text).unwrap();
+    };
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-f", site.to_str().unwrap()]);
+        let out = unitgen(&all);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        text(&out.stderr)
+    };
+    let out_dir = dir.path().join("zones");
+    let out = out_dir.to_str().unwrap();
+
+    // (Line 13 is live's route, 18 staging's.) Every host's router serves
+    // both routes (in etcd, no certificate to get), and yet a name has
+    // one CNAME.
+    write([
+        "{hosts: shop.example.com, service: web, port: 80, tls: off}",
+        "{hosts: shop.example.com, path: /beta, service: web, port: 80, tls: off}",
+    ]);
+    for args in [&["dns", "--out", out][..], &["validate"]] {
+        let err = run(args);
+        assert!(err.contains("can point at one host only"), "{err}");
+        assert!(err.contains("site.yaml:18:21"), "{args:?}: {err}");
+    }
+    write([
+        "{hosts: example.com, service: web, port: 80}",
+        "{hosts: beta.example.com, service: web, port: 80}",
+    ]);
+    let err = run(&["dns", "--format", "octodns", "--out", out]);
+    assert!(
+        err.contains("example.com is the apex of zone example.com"),
+        "{err}"
+    );
+    assert!(err.contains("site.yaml:13:21"), "{err}");
+    assert!(!out_dir.exists(), "nothing written");
+}
+
+/// shop.example.com/ on web1 and shop.example.com/beta on web2 got an A
+/// record for each host, and DNS sent half the requests for / to web2,
+/// whose router (reading its own folder) answered 404. Refused where the
+/// second host's route names it; taken when every host's router serves
+/// both routes (in etcd) with no certificate to get.
+#[test]
+fn a_domain_split_across_hosts_is_refused_unless_every_router_serves_it() {
+    let dir = support::tempdir("dns-split");
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: nginx:1\n    ports: [\"{{ port }}:80\"]\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site.yaml");
+    let write = |etcd: &str, tls: &str| {
+        let text = format!(
+            "hosts:\n  web1: {{address: 192.0.2.1}}\n  web2: {{address: 192.0.2.2}}\n\
+             apps:\n  shop:\n    template: shop.yaml\n{etcd}    instances:\n\
+             \x20     live:\n        host: web1\n        port: 8080\n        routes:\n          - {{hosts: shop.example.com, service: web, port: 80{tls}}}\n\
+             \x20     staging:\n        host: web2\n        port: 8081\n        routes:\n          - {{hosts: shop.example.com, path: /beta, service: web, port: 80{tls}}}\n"
+        );
+        std::fs::write(&site, text).unwrap();
+    };
+    let dns = || unitgen(&["dns", "-f", site.to_str().unwrap()]);
+    let etcd = "    etcd: {endpoints: \"http://127.0.0.1:2379\"}\n";
+    for (etcd, tls, line) in [("", "", 17), ("", ", tls: off", 17), (etcd, "", 18)] {
+        write(etcd, tls);
+        let out = dns();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{etcd}{tls}: {err}");
+        assert!(
+            err.contains("routed to instances on several hosts (web1, web2"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("site.yaml:{line}:21")),
+            "{etcd}{tls}: {err}"
+        );
+    }
+    write(etcd, ", tls: off");
+    let out = dns();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for address in ["192.0.2.1", "192.0.2.2"] {
+        assert!(
+            said.contains(&format!("shop 300 IN A     {address}\n")),
+            "{said}"
+        );
+    }
+}

@@ -1249,6 +1249,26 @@ fn routed(route: &str, more: &str) -> String {
 #[test]
 fn bad_routes_are_located_and_explained() {
     let cases = [
+        // Traefik 3.7 matched no request to these prefixes (it compares
+        // the decoded, cleaned path): the routes answered 404 forever.
+        (
+            routed(
+                "hosts: a.example\n        path: /caf%C3%A9\n        service: web\n        port: 80",
+                "",
+            ),
+            "the path `/caf%C3%A9` has a `%` escape, which no request matches",
+            "unitgen.yaml:10:15",
+            Some("write the characters themselves"),
+        ),
+        (
+            routed(
+                "hosts: a.example\n        path: /x/../y\n        service: web\n        port: 80",
+                "",
+            ),
+            "the path `/x/../y` has an empty, `.` or `..` segment",
+            "unitgen.yaml:10:15",
+            Some("the router cleans a request's path"),
+        ),
         // An address with ACME (by default, or said): Let's Encrypt gives
         // one only a 6-day certificate Traefik does not renew as such.
         (

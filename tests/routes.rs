@@ -53,7 +53,7 @@ instances:
     web_port: {one_web}
     api_port: {one_api}
     routes:
-      - hosts: one.example.test
+      - hosts: [one.example.test, web.one.example.test]
         aliases: [www.one.example.test]
         service: web
         port: 8000
@@ -215,6 +215,14 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         let refused = get_as(user, "http", "plain.two.example.test", http, "/", None).unwrap();
         assert_eq!(refused.status, 401, "{user:?}: {refused:?}");
     }
+    // The route for every path of two names has the longer rule: by
+    // Traefik's default priority (the rule's length), it took /api/ too.
+    wait_until(
+        ROUTED,
+        "https://web.one.example.test/, the web route's second name",
+        || get("https", "web.one.example.test", https, "/", Some(&root)),
+        body_is("web of one"),
+    );
     let api = get("https", "one.example.test", https, "/api/", Some(&root));
     assert_eq!(
         api.map(|a| a.body.trim().to_string()).as_deref(),

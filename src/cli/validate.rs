@@ -36,6 +36,16 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         problems = crate::site::host_port_clashes(&site, &compiled);
         problems.0.extend(crate::site::route_clashes(&site).0);
     }
+    if problems.is_empty() {
+        // A domain no DNS record can send to the hosts that serve it
+        // (split across hosts, or two hosts known by name): `unitgen dns`
+        // would refuse it.
+        let records = crate::site_view::SiteView::from_site(&site, &overrides)
+            .and_then(|view| crate::dns::needs(&view));
+        if let Err(found) = records {
+            problems = found;
+        }
+    }
     if !problems.is_empty() {
         return Err(problems.into());
     }

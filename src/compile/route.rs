@@ -62,10 +62,11 @@ impl ServiceCompiler<'_> {
                 .collect();
             let path = decl.path.as_ref().and_then(|p| {
                 let at = file.at(&p.referenced);
-                match check_path(&p.value) {
+                match check_route_path(&p.value) {
                     Ok(()) => Some(p.value.clone()),
-                    Err(msg) => {
-                        self.problems.push(Problem::new(msg).at(&at).label("path"));
+                    Err((msg, help)) => {
+                        self.problems
+                            .push(Problem::new(msg).at(&at).label("path").help(help));
                         None
                     }
                 }
@@ -541,6 +542,14 @@ pub(crate) fn claimed_places(file: &Loaded, decls: &RouteDecls) -> Vec<(Claim, L
     claimed
 }
 
+/// Every name an instance's routes answer for (hosts and aliases), each
+/// where it was written: for problems found past compiling (`dns`).
+pub(crate) fn names_at(file: &Loaded, decls: &RouteDecls) -> Vec<(String, Location)> {
+    (decls.value.iter())
+        .flat_map(|decl| named_places(file, &decl.value))
+        .collect()
+}
+
 /// Every name a route answers for, each where it was written.
 fn named_places(file: &Loaded, decl: &RouteDecl) -> Vec<(String, Location)> {
     let mut names = match &decl.hosts {
@@ -666,7 +675,32 @@ fn check_host_name(name: &str) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// A path prefix: starts with `/`, plain characters only.
+/// A route's path prefix: a path (see [`check_path`]) that Traefik can
+/// match. Traefik 3.7 matches `PathPrefix` against the request's path
+/// decoded and cleaned (tried): a prefix with an escape (`/caf%C3%A9`), an
+/// empty segment (`//a`) or a `.`/`..` segment never matched a request, so
+/// such a route would answer 404 forever.
+fn check_route_path(path: &str) -> Result<(), (String, String)> {
+    let help = "write the path as the service sees it: letters, digits and `/-_.~`, e.g. `/api/v1`";
+    check_path(path).map_err(|msg| (msg, help.to_string()))?;
+    if path.contains('%') {
+        return Err((
+            format!("the path `{path}` has a `%` escape, which no request matches"),
+            "the router compares a path prefix with the request's decoded path (`%41` arrives as `A`): write the characters themselves, letters, digits and `/-_.~`".into(),
+        ));
+    }
+    let inner = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
+    if path != "/" && inner.split('/').any(|s| matches!(s, "" | "." | "..")) {
+        return Err((
+            format!("the path `{path}` has an empty, `.` or `..` segment, which no request matches"),
+            "the router cleans a request's path before it compares it (`/a/../b` arrives as `/b`, `//a` as `/a`): write the path as it arrives".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A path: starts with `/`, plain characters only (a health path may hold
+/// `%` escapes: it is sent as written).
 pub(super) fn check_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!("the path `{path}` does not start with `/`"));
@@ -755,6 +789,35 @@ mod tests {
         assert!(check_path("/caf%C3%A9").is_ok());
         for lone in ["/100%", "/a%zz", "/a%2"] {
             assert!(check_path(lone).is_err(), "{lone}");
+        }
+    }
+
+    /// `/caf%C3%A9`, `/x/../y` and `//z` were taken as route paths, and
+    /// Traefik matched no request to them (it compares the decoded,
+    /// cleaned path): the route answered 404 to every request.
+    #[test]
+    fn route_paths_the_router_cannot_match_are_refused() {
+        for ok in [
+            "/",
+            "/api",
+            "/api/",
+            "/a.b/~c_d-e/",
+            "/.well-known",
+            "/a..b",
+        ] {
+            assert!(check_route_path(ok).is_ok(), "{ok}");
+        }
+        for never in [
+            "/caf%C3%A9",
+            "/a%2Fb",
+            "//z",
+            "/x/../y",
+            "/w/./v",
+            "/a//",
+            "/..",
+            "/./",
+        ] {
+            assert!(check_route_path(never).is_err(), "{never}");
         }
     }
 

@@ -310,6 +310,16 @@ fn add_route(
         }
     };
     let rule = hosts_rule(&route.hosts);
+    // Traefik tries the routers of a request in order of priority, by
+    // default the rule's length: a route with more or longer host names
+    // took the requests of another's longer path prefix (`/api/v1` went
+    // to the route for `/api` of `a.example` and `long-name.example`).
+    // The longest path prefix goes first; no two routes claim one host +
+    // path, so routers of one name never tie.
+    let priority = 1 + route
+        .path
+        .as_ref()
+        .map_or(0, |p| p.trim_end_matches('/').len());
     let mut middlewares = Vec::new();
     if let Some(file) = &route.basic_auth {
         let auth = format!("{name}-auth");
@@ -342,6 +352,7 @@ fn add_route(
     let serve = |entry_point: &'static str, tls: Option<RouterTls>| RouterConfig {
         entry_points: vec![entry_point],
         rule: rule.clone(),
+        priority,
         service: name.clone(),
         middlewares: middlewares.clone(),
         tls,
@@ -386,6 +397,7 @@ fn add_route(
         let alias = |entry_point: &'static str, tls: Option<RouterTls>| RouterConfig {
             entry_points: vec![entry_point],
             rule: hosts_rule(&route.aliases),
+            priority,
             service: name.clone(),
             middlewares: vec![to_main.clone()],
             tls,
@@ -438,6 +450,7 @@ struct Http {
 struct RouterConfig {
     entry_points: Vec<&'static str>,
     rule: String,
+    priority: usize,
     service: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     middlewares: Vec<String>,
