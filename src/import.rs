@@ -129,6 +129,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
         health_checked: HashSet::new(),
+        included_values: HashMap::new(),
         scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
@@ -364,6 +365,9 @@ struct Importer {
     /// Those whose `healthcheck` checks (not `disable: true`, not
     /// `test: [NONE]`): their units' start waits until they are healthy.
     health_checked: HashSet<String>,
+    /// Variables whose value only an included project's `.env` gives: that
+    /// file, as shown, and the numbers of the files the project is made of.
+    included_values: HashMap<String, (String, std::ops::Range<usize>)>,
     /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
     /// `docker compose up` runs no container of: left out.
     scaled_to_zero: HashSet<String>,
@@ -889,6 +893,16 @@ impl Importer {
                         "`${{{variable}}}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
                     ),
                 );
+            }
+            // A value only an included project's `.env` gives: compose
+            // gives it to that project's files alone.
+            if let Some((env_file, files)) = self.included_values.get(variable.as_str())
+                && !files.contains(&at.file)
+            {
+                let message = format!(
+                    "`${{{variable}}}` has its value from {env_file}, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `{name}` serves both"
+                );
+                self.warn(at, "variables", message);
             }
             let service = self.service.clone();
             if variable == "PWD" && self.pwd_is_dir && !self.values.contains_key(&name) {

@@ -3001,7 +3001,9 @@ fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
 /// Round 7. An included project's own `.env` gives its files' variables
 /// their values where the including project's `.env` gives none (compose-go
 /// `ApplyInclude`: the including environment merged with the included
-/// one, its own values kept); import warned and left them empty. An
+/// one, its own values kept); import warned and left them empty. A use of
+/// such a variable in the including project's own files, which compose
+/// leaves unset, is warned (an instance has one value for both). An
 /// `include` path starting with `~` is in the home folder, as compose-go
 /// resolves it; an entry's `env_file` that is missing makes compose refuse
 /// the file.
@@ -3015,7 +3017,7 @@ fn an_included_project_takes_its_own_dotenv_values() {
     )
     .unwrap();
     let project = Project::new(
-        "include:\n  - db/compose.yaml\n  - ~/stacks/mail/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n",
+        "include:\n  - db/compose.yaml\n  - ~/stacks/mail/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n  tools:\n    image: busybox:${PG_TAG}\n",
     )
     .file(".env", "TAG=1.27\n")
     .file(
@@ -3040,6 +3042,11 @@ fn an_included_project_takes_its_own_dotenv_values() {
         assert!(template.contains(line), "{line} in\n{template}");
     }
     assert!(!stderr.contains("include:"), "{stderr}");
+    // This project's own files get no value from db/.env under compose.
+    assert!(
+        stderr.contains("warning: docker-compose.yml:8:12: tools: variables: `${PG_TAG}` has its value from db/.env, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `pg_tag` serves both\n"),
+        "{stderr}"
+    );
 
     let missing = project.file(
         "docker-compose.yml",

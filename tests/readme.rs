@@ -343,8 +343,11 @@ fn the_readme_walked_through() {
     let out = walk.ok("unitgen pull staging", "");
     assert!(stderr(&out).contains("1 image pulled"), "{}", stderr(&out));
     let out = walk.ok("unitgen status staging", "");
+    // Each service's row: its state and the image the template names.
     assert!(
-        stdout(&out).contains("ugreadme-staging-api"),
+        (stdout(&out).lines()).any(|row| row.starts_with("  api ")
+            && row.contains("active (running)")
+            && row.contains("/ugreadme/busybox:1 ")),
         "{}",
         stdout(&out)
     );

@@ -69,10 +69,12 @@ impl Importer {
                 Some(folder) => resolve(self, folder),
                 None => paths[0].0.parent().unwrap_or(dir).to_path_buf(),
             };
+            let first_file = self.files.len();
             let Some(included) = self.included_project(&paths, &project_dir, dir, chain) else {
                 continue;
             };
-            self.variables_of(&entry, dir, &project_dir, &item.at);
+            let files = first_file..self.files.len();
+            self.variables_of(&entry, dir, &project_dir, &item.at, files);
             self.add_resources(root, &key.at, included, &paths[0].0);
         }
     }
@@ -208,7 +210,14 @@ impl Importer {
     /// merged with theirs, its own values kept). Those values join the
     /// instance's, as its own `.env`'s do. An `env_file` that is missing
     /// makes compose refuse the file.
-    fn variables_of(&mut self, entry: &Entry, dir: &Path, project_dir: &Path, at: &Place) {
+    fn variables_of(
+        &mut self,
+        entry: &Entry,
+        dir: &Path,
+        project_dir: &Path,
+        at: &Place,
+        project_files: std::ops::Range<usize>,
+    ) {
         let mut files: Vec<PathBuf> = entry
             .env_files
             .iter()
@@ -233,8 +242,11 @@ impl Importer {
                 }
                 Err(_) => continue,
             };
+            let shown = self.shown(&file);
             for (name, value) in super::parse_dotenv(&text) {
                 if !self.options.dotenv.iter().any(|(n, _)| *n == name) {
+                    self.included_values
+                        .insert(name.clone(), (shown.clone(), project_files.clone()));
                     self.options.dotenv.push((name, value));
                 }
             }
