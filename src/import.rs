@@ -128,7 +128,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         named_volumes: Vec::new(),
         oneshots: HashSet::new(),
         healthchecked: HashSet::new(),
-        health_checked: HashSet::new(),
+        health_awaited: HashSet::new(),
         included_values: HashMap::new(),
         scaled_to_zero: HashSet::new(),
         varying_defaults: HashSet::new(),
@@ -364,7 +364,7 @@ struct Importer {
     healthchecked: HashSet<String>,
     /// Those whose `healthcheck` checks (not `disable: true`, not
     /// `test: [NONE]`): their units' start waits until they are healthy.
-    health_checked: HashSet<String>,
+    health_awaited: HashSet<String>,
     /// Variables whose value only an included project's `.env` gives: that
     /// file, as shown, and the numbers of the files the project is made of.
     included_values: HashMap<String, (String, std::ops::Range<usize>)>,
@@ -618,7 +618,7 @@ impl Importer {
             .filter(|(_, def)| def.get("healthcheck").is_some())
             .map(|(name, _)| name.name.clone())
             .collect();
-        self.health_checked = service_entries
+        self.health_awaited = service_entries
             .iter()
             .filter(|(_, def)| def.get("healthcheck").is_some_and(checks_health))
             .map(|(name, _)| name.name.clone())

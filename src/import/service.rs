@@ -1361,7 +1361,7 @@ impl Importer {
                         name.name, name.name
                     ),
                 );
-            } else if started_only && self.health_checked.contains(&name.name) {
+            } else if started_only && self.health_awaited.contains(&name.name) {
                 self.warn(
                     &name.at,
                     "depends_on",
