@@ -182,11 +182,12 @@ fn overview(site: &SiteView, records: &[dns::Need], live: Option<&live::Live>) -
                         ]),
                     ));
                 }
+                // An alias of a path's route redirects that path only.
                 for alias in &route.aliases {
                     rows.push((
                         alias.clone(),
                         row(&[
-                            code(alias),
+                            code(&format!("{alias}{path}")),
                             instance_link(app, deployed),
                             format!(
                                 "redirect to {}",
