@@ -10,6 +10,7 @@ pub mod mermaid;
 
 use std::path::Path;
 
+use crate::dns;
 use crate::model::route::{Route, Tls};
 use crate::model::{self, Instance, VolumeSource};
 use crate::site_view::{App, Deployed, SiteView};
@@ -26,12 +27,13 @@ pub struct Page {
     pub text: String,
 }
 
-/// Every page, sorted by name. With `live`, each page ends with what the
-/// host reports now.
-pub fn pages(site: &SiteView, live: Option<&live::Live>) -> Vec<Page> {
+/// Every page, sorted by name. `records`: the DNS records the site needs
+/// (`dns::needs`). With `live`, each page ends with what the host reports
+/// now.
+pub fn pages(site: &SiteView, records: &[dns::Need], live: Option<&live::Live>) -> Vec<Page> {
     let mut pages = vec![Page {
         name: OVERVIEW.into(),
-        text: overview(site, live),
+        text: overview(site, records, live),
     }];
     for app in &site.apps {
         pages.push(Page {
@@ -63,7 +65,32 @@ fn file_name(site: &SiteView) -> &str {
         .unwrap_or(&site.source)
 }
 
-fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
+/// The records the domains need, as `unitgen dns` prints them (names
+/// absolute: the zones are its `--zone`'s to say).
+fn dns_records(records: &[dns::Need]) -> String {
+    let mut section = "\n## DNS records\n\nWhat `unitgen dns` prints for the domains: each points at the host that serves it.\n\n| Name | Type | Value | Served by |\n| --- | --- | --- | --- |\n".to_string();
+    for need in records {
+        let name = code(&format!("{}.", need.domain));
+        let hosts = join(&need.hosts.iter().map(|h| code(h)).collect::<Vec<_>>());
+        let answers: Vec<(&str, String)> = match &need.answer {
+            dns::Answer::Alias(alias) => vec![("CNAME", format!("{alias}."))],
+            dns::Answer::Addresses(addresses) => (addresses.iter())
+                .map(|a| (if a.is_ipv4() { "A" } else { "AAAA" }, a.to_string()))
+                .collect(),
+        };
+        for (kind, value) in answers {
+            section.push_str(&row(&[
+                name.clone(),
+                kind.into(),
+                code(&value),
+                hosts.clone(),
+            ]));
+        }
+    }
+    section
+}
+
+fn overview(site: &SiteView, records: &[dns::Need], live: Option<&live::Live>) -> String {
     let mut page = header(site);
     page.push_str(&format!("# Site `{}`\n\n", inline(file_name(site))));
     let mut counts = vec![
@@ -155,11 +182,12 @@ fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
                         ]),
                     ));
                 }
+                // An alias of a path's route redirects that path only.
                 for alias in &route.aliases {
                     rows.push((
                         alias.clone(),
                         row(&[
-                            code(alias),
+                            code(&format!("{alias}{path}")),
                             instance_link(app, deployed),
                             format!(
                                 "redirect to {}",
@@ -181,6 +209,9 @@ fn overview(site: &SiteView, live: Option<&live::Live>) -> String {
         }
         rows.sort();
         page.extend(rows.into_iter().map(|(_, r)| r));
+    }
+    if !records.is_empty() {
+        page.push_str(&dns_records(records));
     }
     if let Some(live) = live {
         page.push_str(&live::overview_section(live));

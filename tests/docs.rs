@@ -363,3 +363,68 @@ services:
         assert!(obeyed.is_empty(), "{name}: {obeyed:?}\n{text}");
     }
 }
+
+/// The overview listed every domain but not the records DNS needs for
+/// them, which the site is meant to say: each record `unitgen dns` prints
+/// is now a row of its "DNS records", and no other.
+#[test]
+fn the_overview_lists_the_records_dns_prints() {
+    let dir = support::tempdir("docs-dns");
+    let pages = docs(EXAMPLES[0].1, dir.path());
+    let overview = &pages.iter().find(|(n, _)| n == "README.md").unwrap().1;
+    let out = unitgen(&["dns", "-f", EXAMPLES[0].1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut origin = String::new();
+    let mut records = 0;
+    for line in stdout(&out).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["$ORIGIN", name] => origin = name.to_string(),
+            [name, _ttl, "IN", kind, value] => {
+                let name = match *name {
+                    "@" => origin.clone(),
+                    name => format!("{name}.{origin}"),
+                };
+                let row = format!("| `{name}` | {kind} | `{value}` |");
+                assert!(overview.contains(&row), "{row} not in:\n{overview}");
+                records += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(records > 0);
+    let section = overview.split("## DNS records").nth(1).unwrap();
+    let rows = section.lines().filter(|l| l.starts_with("| `")).count();
+    assert_eq!(rows, records, "{section}");
+}
+
+/// The alias of a route for `/admin` was listed as the whole name
+/// redirected, but its router redirects `/admin` only (its rule has the
+/// route's path): the overview names the path now, as for the route.
+#[test]
+fn an_alias_of_a_paths_route_is_listed_with_the_path() {
+    let dir = support::tempdir("docs-alias");
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: busybox:1\n    ports: [\"127.0.0.1:8001:80\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  web1: {address: 203.0.113.10}\napps:\n  shop:\n    template: shop.yaml\n    \
+         instances:\n      live:\n        host: web1\n        routes:\n          - {hosts: shop.example.com, \
+         path: /admin, aliases: [old.example.com], service: web, port: 80}\n",
+    )
+    .unwrap();
+    let pages = docs(
+        dir.path().join("site.yaml").to_str().unwrap(),
+        &dir.path().join("docs"),
+    );
+    let overview = &pages.iter().find(|(n, _)| n == "README.md").unwrap().1;
+    assert!(
+        overview.contains(
+            "| `old.example.com/admin` | [shop/live](shop.md) | redirect to `shop.example.com` |"
+        ),
+        "{overview}"
+    );
+}

@@ -57,7 +57,14 @@ pub fn run(args: DocsArgs) -> Result<Outcome> {
         true => Some(read_live(&site, &args)?),
         false => None,
     };
-    let pages = docs::pages(&site, live.as_ref());
+    // The records the site needs, as `unitgen dns` prints them: a site
+    // that needs records DNS cannot hold is refused, as there. A single
+    // app's file names no host, and so no record.
+    let records = match site.hosts.is_empty() {
+        true => Vec::new(),
+        false => crate::dns::needs(&site)?,
+    };
+    let pages = docs::pages(&site, &records, live.as_ref());
     let dir = &args.out;
     let changes = docs::sync(dir, &pages, args.check)
         .into_diagnostic()
