@@ -25,14 +25,11 @@ pub struct FleetArgs {
     /// README).
     #[arg(long, conflicts_with_all = ["root", "unit_dir", "state_dir", "bus", "user"])]
     pub fleet: bool,
-    /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = DEFAULT_ENDPOINT,
-        requires = "fleet"
-    )]
-    pub endpoint: String,
+    /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`
+    /// [default: the instance's `fleet.endpoint`, else
+    /// unix:///var/run/fleet.sock].
+    #[arg(long, value_name = "URL", requires = "fleet")]
+    pub endpoint: Option<String>,
 }
 
 /// How long `apply` and `start`/`stop`/`restart` wait for each copy in
@@ -231,7 +228,38 @@ pub fn refuse_host_only(command: &str) -> miette::Report {
 
 impl FleetArgs {
     fn client(&self) -> Result<FleetClient> {
-        FleetClient::new(&self.endpoint).map_err(|e| miette!("{e}"))
+        let endpoint = self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
+        FleetClient::new(endpoint).map_err(|e| miette!("{e}"))
+    }
+
+    /// These arguments with the instance's `fleet.endpoint` unless
+    /// --endpoint gave one: an instance of one template may live on
+    /// another cluster than the next (`live` and `staging`), and without
+    /// it an apply went to whichever fleet the default endpoint reached.
+    pub fn of_instance(&self, instance: &Instance) -> FleetArgs {
+        FleetArgs {
+            fleet: self.fleet,
+            endpoint: self.endpoint.clone().or(instance.fleet.endpoint.clone()),
+        }
+    }
+
+    /// As `of_instance`, for an instance named on the command line: its
+    /// template compiled when it can be (else fleet's default endpoint).
+    pub fn of_named(&self, file: &FileArgs, target: &str) -> FleetArgs {
+        if !self.fleet {
+            return self.clone();
+        }
+        let endpoint = (self.endpoint.clone()).or_else(|| {
+            let (template, name) = file.select(target).ok()?;
+            crate::compile::compile(&template, &name, &Default::default())
+                .ok()?
+                .fleet
+                .endpoint
+        });
+        FleetArgs {
+            fleet: self.fleet,
+            endpoint,
+        }
     }
 }
 
@@ -253,7 +281,7 @@ fn prefix(app: &str, instance: &str) -> String {
 fn fleet_plan(args: &FleetArgs, instance: &Instance) -> Result<(FleetClient, FleetPlan)> {
     let units = Renderer::new(Flavour::Fleet).render(instance);
     let desired: Vec<(String, String)> = units.into_iter().map(|u| (u.name, u.text)).collect();
-    let client = args.client()?;
+    let client = args.of_instance(instance).client()?;
     let plan = fleet::plan(
         &client,
         &prefix(&instance.app, &instance.instance),
