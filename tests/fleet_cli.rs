@@ -535,7 +535,7 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     assert_eq!(code, Some(2), "{plan}");
     assert!(
         plan.contains(
-            "~ shop-live-web@.service (fleet has no such template, destroyed by hand?: submit it)\n"
+            "~ shop-live-web@.service (fleet has no such template, destroyed by hand or by an apply cut short?: submit it)\n"
         ),
         "{plan}"
     );
@@ -543,7 +543,7 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     let (code, status) = run("status");
     assert_eq!(code, Some(3), "{status}");
     assert!(
-        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand?)"),
+        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand, or by an apply cut short?)"),
         "{status}"
     );
     assert_eq!(run("apply").0, Some(0));

@@ -316,7 +316,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             Action::Change if unit.current.is_none() && unit.is_template() => {
                 let copies = copies_to_converge(unit);
                 format!(
-                    "~ {} (fleet has no such template, destroyed by hand?: submit it{}{copies})",
+                    "~ {} (fleet has no such template, destroyed by hand or by an apply cut short?: submit it{}{copies})",
                     unit.name,
                     if copies.is_empty() { "" } else { "; copies: " }
                 )
