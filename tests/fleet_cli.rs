@@ -1217,6 +1217,18 @@ fn each_instance_goes_to_its_own_fleet() {
         assert_eq!(code, Some(0), "{said}");
         assert!(said.contains(fleet.endpoint()), "{said}");
     }
+    // exec and logs ask the instance's fleet where its copies run.
+    for command in [
+        &["exec", "live", "web", "--fleet"][..],
+        &["logs", "live", "--fleet"],
+    ] {
+        let (code, said) = run(command);
+        assert_eq!(code, Some(1), "{said}");
+        assert!(
+            flat(&said).contains("shop-live-web@1.service runs on machine machine-"),
+            "{said}"
+        );
+    }
     // --endpoint overrides it: live's instance is not in staging's fleet.
     let (code, said) = run(&[
         "status",

@@ -64,14 +64,8 @@ const DEFAULT_ENDPOINT: &str = "unix:///var/run/fleet.sock";
 pub struct NotOnFleetArgs {
     #[arg(long, hide = true)]
     pub fleet: bool,
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = DEFAULT_ENDPOINT,
-        requires = "fleet",
-        hide = true
-    )]
-    pub endpoint: String,
+    #[arg(long, value_name = "URL", requires = "fleet", hide = true)]
+    pub endpoint: Option<String>,
 }
 
 /// What `logs` and `exec` need the machine for.
@@ -88,12 +82,22 @@ pub enum OnMachine<'a> {
 /// `logs` and `exec` with --fleet: fleet's API has no journal and no way
 /// into a container, so they are refused with the machine that runs each
 /// copy (from fleet, when it answers) and the command to run there.
+/// `target` names the instance on the command line: fleet is asked at its
+/// endpoint (see [`FleetArgs::of_named`]).
 pub fn refuse_on_machine(
     args: &NotOnFleetArgs,
-    app: &str,
-    instance: &str,
+    file: &FileArgs,
+    target: &str,
+    (app, instance): (&str, &str),
     wanted: OnMachine,
 ) -> miette::Report {
+    let endpoint = FleetArgs {
+        fleet: true,
+        endpoint: args.endpoint.clone(),
+    }
+    .of_named(file, target)
+    .endpoint()
+    .to_owned();
     let (message, elsewhere) = match wanted {
         OnMachine::Journal(_) => (
             "`unitgen logs --fleet`: fleet's API has no journals; read them on the machine \
@@ -130,11 +134,11 @@ pub fn refuse_on_machine(
             }
         }
     };
-    let lines = where_copies_run(args, app, instance, &there);
+    let lines = where_copies_run(&endpoint, app, instance, &there);
     let help = match lines {
         Ok(lines) if lines.is_empty() => format!(
             "fleet at {} runs no copy of that in {}: `unitgen status {instance} --fleet` shows what it runs",
-            args.endpoint,
+            endpoint,
             crate::model::prefix(app, instance)
         ),
         Ok(lines) => format!("{}\n({elsewhere})", lines.join("\n")),
@@ -149,12 +153,12 @@ pub fn refuse_on_machine(
 /// For each copy `there` names a command for: on which machine it runs,
 /// and that command.
 fn where_copies_run(
-    args: &NotOnFleetArgs,
+    endpoint: &str,
     app: &str,
     instance: &str,
     there: &dyn Fn(&str, &crate::render::Owner) -> Option<String>,
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
-    let client = FleetClient::new(&args.endpoint)?;
+    let client = FleetClient::new(endpoint)?;
     let machines = client.list_machines()?;
     let prefix = prefix(app, instance);
     let units = fleet::status(&client, &prefix, None)?;
@@ -227,9 +231,13 @@ pub fn refuse_host_only(command: &str) -> miette::Report {
 }
 
 impl FleetArgs {
+    /// --endpoint, or fleet's default.
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT)
+    }
+
     fn client(&self) -> Result<FleetClient> {
-        let endpoint = self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
-        FleetClient::new(endpoint).map_err(|e| miette!("{e}"))
+        FleetClient::new(self.endpoint()).map_err(|e| miette!("{e}"))
     }
 
     /// These arguments with the instance's `fleet.endpoint` unless
