@@ -1341,7 +1341,7 @@ impl<'a> ServiceCompiler<'a> {
     }
 
     /// The `fleet:` block of the instances file.
-    fn fleet(&mut self, file: &Loaded, services: &[Service]) -> FleetOptions {
+    fn fleet(&mut self, file: &'a Loaded, services: &[Service]) -> FleetOptions {
         let mut fleet = FleetOptions {
             copies: 1,
             ..FleetOptions::default()
@@ -1414,6 +1414,24 @@ impl<'a> ServiceCompiler<'a> {
                 );
             }
             fleet.copies = copies.value;
+        }
+        let saved = std::mem::replace(&mut self.file, file);
+        let endpoint = decl.endpoint.as_ref().and_then(|e| self.expand_spanned(e));
+        self.file = saved;
+        if let Some((endpoint, at)) = endpoint {
+            match crate::fleet::FleetClient::new(&endpoint) {
+                Ok(_) => fleet.endpoint = Some(endpoint),
+                Err(e) => self.problems.push(
+                    Problem::new(match e.kind {
+                        crate::fleet::ErrorKind::Endpoint(detail) => {
+                            format!("fleet endpoint {detail}")
+                        }
+                        _ => e.to_string(),
+                    })
+                    .at(&at)
+                    .help("write e.g. `http://10.0.0.1:49153` or `unix:///var/run/fleet.sock`"),
+                ),
+            }
         }
         fleet
     }

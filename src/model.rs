@@ -117,6 +117,8 @@ pub struct FleetOptions {
     /// Services that run on every machine (`Global=true`).
     pub global: Vec<String>,
     pub copies: u32,
+    /// fleet's API for the instance (`fleet.endpoint`), if the file gives it.
+    pub endpoint: Option<String>,
 }
 
 impl Instance {

@@ -535,7 +535,7 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     assert_eq!(code, Some(2), "{plan}");
     assert!(
         plan.contains(
-            "~ shop-live-web@.service (fleet has no such template, destroyed by hand?: submit it)\n"
+            "~ shop-live-web@.service (fleet has no such template, destroyed by hand or by an apply cut short?: submit it)\n"
         ),
         "{plan}"
     );
@@ -543,7 +543,7 @@ fn a_copy_or_template_changed_in_fleet_by_hand_is_named_and_apply_replaces_it() 
     let (code, status) = run("status");
     assert_eq!(code, Some(3), "{status}");
     assert!(
-        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand?)"),
+        status.contains("! shop-live-web@1.service is not as applied: fleet has no template shop-live-web@.service (destroyed by hand, or by an apply cut short?)"),
         "{status}"
     );
     assert_eq!(run("apply").0, Some(0));
@@ -1172,4 +1172,93 @@ fn an_apply_or_restart_killed_between_fleet_requests_is_told_and_finished_by_the
             .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// One template, two instances on two clusters: without --endpoint, every
+// command went to fleet's default socket, whichever cluster that was (an
+// apply of `live` on a `staging` node went to staging's fleet). Each
+// instance's `fleet.endpoint` (from its values) is where its commands go;
+// --endpoint still overrides it; a bad one is refused at its line.
+#[test]
+fn each_instance_goes_to_its_own_fleet() {
+    let (live, staging) = (FakeFleet::start(), FakeFleet::start());
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "app: shop\n\
+         services:\n\
+         \x20 web: {{image: shop:1}}\n\
+         instances:\n\
+         \x20 live: {{fleet: \"{}\"}}\n\
+         \x20 staging: {{fleet: \"{}\"}}\n\
+         fleet:\n\
+         \x20 endpoint: \"{{{{ fleet }}}}\"\n",
+        live.endpoint(),
+        staging.endpoint()
+    );
+    std::fs::write(dir.path().join("unitgen.yaml"), &yaml).unwrap();
+    let run = |args: &[&str]| {
+        let out = unitgen(dir.path(), args);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    for (instance, fleet, other) in [("live", &live, &staging), ("staging", &staging, &live)] {
+        let (code, said) = run(&["apply", instance, "--fleet"]);
+        assert_eq!(code, Some(0), "{said}");
+        assert!(
+            said.contains(&format!("is up to date in fleet ({})", fleet.endpoint())),
+            "{said}"
+        );
+        let copy = format!("shop-{instance}-web@1.service");
+        assert!(fleet.unit(&copy).is_some() && other.unit(&copy).is_none());
+        for command in ["status", "plan"] {
+            let (code, said) = run(&[command, instance, "--fleet"]);
+            assert_eq!(code, Some(0), "{command}: {said}");
+        }
+        let (code, said) = run(&["restart", instance, "--fleet"]);
+        assert_eq!(code, Some(0), "{said}");
+        assert!(said.contains(fleet.endpoint()), "{said}");
+    }
+    // exec and logs ask the instance's fleet where its copies run.
+    for command in [
+        &["exec", "live", "web", "--fleet"][..],
+        &["logs", "live", "--fleet"],
+    ] {
+        let (code, said) = run(command);
+        assert_eq!(code, Some(1), "{said}");
+        assert!(
+            flat(&said).contains("shop-live-web@1.service runs on machine machine-"),
+            "{said}"
+        );
+    }
+    // --endpoint overrides it: live's instance is not in staging's fleet.
+    let (code, said) = run(&[
+        "status",
+        "live",
+        "--fleet",
+        "--endpoint",
+        staging.endpoint(),
+    ]);
+    assert_eq!(code, Some(4), "{said}");
+    let (code, said) = run(&["destroy", "staging", "--fleet"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        staging
+            .units()
+            .iter()
+            .all(|u| !u.name.starts_with("shop-staging-web"))
+    );
+    assert!(live.unit("shop-live-web@1.service").is_some());
+
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        yaml.replace("{{ fleet }}", "https://fleet.example:49153"),
+    )
+    .unwrap();
+    let (code, said) = run(&["plan", "live", "--fleet"]);
+    assert_eq!(code, Some(1), "{said}");
+    let said = flat(&said);
+    assert!(
+        said.contains("fleet endpoint `https://fleet.example:49153`: unsupported scheme `https` (use http:// or unix://)")
+            && said.contains("unitgen.yaml:8:"),
+        "{said}"
+    );
 }

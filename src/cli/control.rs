@@ -36,7 +36,9 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         let (app, instance) = args.template.app_and_instance(&args.instance)?;
         let wait = args.fleet_wait.duration();
-        return super::fleet::control(&args.fleet, kind, &app, &instance, &args.services, wait);
+        // The endpoint is the instance's, if its template names one.
+        let on_fleet = args.fleet.of_named(&args.template, &args.instance);
+        return super::fleet::control(&on_fleet, kind, &app, &instance, &args.services, wait);
     }
     let installed = Installed::read(&args.template, &args.host, &args.instance)?;
     let name = installed.name();

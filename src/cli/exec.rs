@@ -45,8 +45,9 @@ pub fn run(args: ExecArgs) -> Result<Outcome> {
         };
         return Err(super::fleet::refuse_on_machine(
             &args.fleet,
-            &app,
-            &instance,
+            &args.template,
+            &args.instance,
+            (&app, &instance),
             wanted,
         ));
     }

@@ -25,14 +25,11 @@ pub struct FleetArgs {
     /// README).
     #[arg(long, conflicts_with_all = ["root", "unit_dir", "state_dir", "bus", "user"])]
     pub fleet: bool,
-    /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = DEFAULT_ENDPOINT,
-        requires = "fleet"
-    )]
-    pub endpoint: String,
+    /// fleet's API endpoint: `unix:///var/run/fleet.sock` or `http://HOST:PORT`
+    /// [default: the instance's `fleet.endpoint`, else
+    /// unix:///var/run/fleet.sock].
+    #[arg(long, value_name = "URL", requires = "fleet")]
+    pub endpoint: Option<String>,
 }
 
 /// How long `apply` and `start`/`stop`/`restart` wait for each copy in
@@ -67,14 +64,8 @@ const DEFAULT_ENDPOINT: &str = "unix:///var/run/fleet.sock";
 pub struct NotOnFleetArgs {
     #[arg(long, hide = true)]
     pub fleet: bool,
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = DEFAULT_ENDPOINT,
-        requires = "fleet",
-        hide = true
-    )]
-    pub endpoint: String,
+    #[arg(long, value_name = "URL", requires = "fleet", hide = true)]
+    pub endpoint: Option<String>,
 }
 
 /// What `logs` and `exec` need the machine for.
@@ -91,12 +82,22 @@ pub enum OnMachine<'a> {
 /// `logs` and `exec` with --fleet: fleet's API has no journal and no way
 /// into a container, so they are refused with the machine that runs each
 /// copy (from fleet, when it answers) and the command to run there.
+/// `target` names the instance on the command line: fleet is asked at its
+/// endpoint (see [`FleetArgs::of_named`]).
 pub fn refuse_on_machine(
     args: &NotOnFleetArgs,
-    app: &str,
-    instance: &str,
+    file: &FileArgs,
+    target: &str,
+    (app, instance): (&str, &str),
     wanted: OnMachine,
 ) -> miette::Report {
+    let endpoint = FleetArgs {
+        fleet: true,
+        endpoint: args.endpoint.clone(),
+    }
+    .of_named(file, target)
+    .endpoint()
+    .to_owned();
     let (message, elsewhere) = match wanted {
         OnMachine::Journal(_) => (
             "`unitgen logs --fleet`: fleet's API has no journals; read them on the machine \
@@ -133,11 +134,11 @@ pub fn refuse_on_machine(
             }
         }
     };
-    let lines = where_copies_run(args, app, instance, &there);
+    let lines = where_copies_run(&endpoint, app, instance, &there);
     let help = match lines {
         Ok(lines) if lines.is_empty() => format!(
             "fleet at {} runs no copy of that in {}: `unitgen status {instance} --fleet` shows what it runs",
-            args.endpoint,
+            endpoint,
             crate::model::prefix(app, instance)
         ),
         Ok(lines) => format!("{}\n({elsewhere})", lines.join("\n")),
@@ -152,12 +153,12 @@ pub fn refuse_on_machine(
 /// For each copy `there` names a command for: on which machine it runs,
 /// and that command.
 fn where_copies_run(
-    args: &NotOnFleetArgs,
+    endpoint: &str,
     app: &str,
     instance: &str,
     there: &dyn Fn(&str, &crate::render::Owner) -> Option<String>,
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
-    let client = FleetClient::new(&args.endpoint)?;
+    let client = FleetClient::new(endpoint)?;
     let machines = client.list_machines()?;
     let prefix = prefix(app, instance);
     let units = fleet::status(&client, &prefix, None)?;
@@ -230,8 +231,43 @@ pub fn refuse_host_only(command: &str) -> miette::Report {
 }
 
 impl FleetArgs {
+    /// --endpoint, or fleet's default.
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT)
+    }
+
     fn client(&self) -> Result<FleetClient> {
-        FleetClient::new(&self.endpoint).map_err(|e| miette!("{e}"))
+        FleetClient::new(self.endpoint()).map_err(|e| miette!("{e}"))
+    }
+
+    /// These arguments with the instance's `fleet.endpoint` unless
+    /// --endpoint gave one: an instance of one template may live on
+    /// another cluster than the next (`live` and `staging`), and without
+    /// it an apply went to whichever fleet the default endpoint reached.
+    pub fn of_instance(&self, instance: &Instance) -> FleetArgs {
+        FleetArgs {
+            fleet: self.fleet,
+            endpoint: self.endpoint.clone().or(instance.fleet.endpoint.clone()),
+        }
+    }
+
+    /// As `of_instance`, for an instance named on the command line: its
+    /// template compiled when it can be (else fleet's default endpoint).
+    pub fn of_named(&self, file: &FileArgs, target: &str) -> FleetArgs {
+        if !self.fleet {
+            return self.clone();
+        }
+        let endpoint = (self.endpoint.clone()).or_else(|| {
+            let (template, name) = file.select(target).ok()?;
+            crate::compile::compile(&template, &name, &Default::default())
+                .ok()?
+                .fleet
+                .endpoint
+        });
+        FleetArgs {
+            fleet: self.fleet,
+            endpoint,
+        }
     }
 }
 
@@ -253,7 +289,7 @@ fn prefix(app: &str, instance: &str) -> String {
 fn fleet_plan(args: &FleetArgs, instance: &Instance) -> Result<(FleetClient, FleetPlan)> {
     let units = Renderer::new(Flavour::Fleet).render(instance);
     let desired: Vec<(String, String)> = units.into_iter().map(|u| (u.name, u.text)).collect();
-    let client = args.client()?;
+    let client = args.of_instance(instance).client()?;
     let plan = fleet::plan(
         &client,
         &prefix(&instance.app, &instance.instance),
@@ -288,7 +324,7 @@ pub fn plan(args: &FleetArgs, instance: &Instance, color: bool) -> Result<Outcom
             Action::Change if unit.current.is_none() && unit.is_template() => {
                 let copies = copies_to_converge(unit);
                 format!(
-                    "~ {} (fleet has no such template, destroyed by hand?: submit it{}{copies})",
+                    "~ {} (fleet has no such template, destroyed by hand or by an apply cut short?: submit it{}{copies})",
                     unit.name,
                     if copies.is_empty() { "" } else { "; copies: " }
                 )

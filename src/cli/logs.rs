@@ -78,8 +78,9 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
         let wanted = OnMachine::Journal(&args.services);
         return Err(super::fleet::refuse_on_machine(
             &args.fleet,
-            &app,
-            &instance,
+            &template,
+            &args.instance,
+            (&app, &instance),
             wanted,
         ));
     }

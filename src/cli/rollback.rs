@@ -234,8 +234,10 @@ pub fn standins_unreadable(
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
+    // The endpoint is the instance's, if its template names one.
+    let on_fleet = args.fleet.of_named(&args.template, &args.instance);
     let (app, instance) = if args.fleet.fleet {
-        fleet::app_of(&args.fleet, &args.template, &args.instance)?
+        fleet::app_of(&on_fleet, &args.template, &args.instance)?
     } else {
         args.host.app_of(&args.template, &args.instance)?
     };
@@ -253,7 +255,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         ));
     }
     if args.fleet.fleet {
-        return fleet::destroy(&args.fleet, &app, &instance);
+        return fleet::destroy(&on_fleet, &app, &instance);
     }
     let name = crate::model::prefix(&app, &instance);
     let (state, lock) = args.host.lock(&app, &instance)?;

@@ -209,7 +209,9 @@ impl Status {
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
     if args.fleet.fleet {
-        let (app, instance) = fleet::app_of(&args.fleet, &args.template, &args.instance)?;
+        // The endpoint is the instance's, if its template names one.
+        let on_fleet = args.fleet.of_named(&args.template, &args.instance);
+        let (app, instance) = fleet::app_of(&on_fleet, &args.template, &args.instance)?;
         // The count of copies is the template's: without it (unreadable,
         // or its values given only by --set), only gaps are told.
         let fleet_copies = (args.template.select(&args.instance).ok())
@@ -217,7 +219,7 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                 crate::compile::compile(&template, &name, &Default::default()).ok()
             })
             .map(|compiled| compiled.fleet.copies);
-        return fleet::status(&args.fleet, &app, &instance, fleet_copies, args.json);
+        return fleet::status(&on_fleet, &app, &instance, fleet_copies, args.json);
     }
     let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     let status = read(&args.host, &app, &instance)?;

@@ -1341,7 +1341,7 @@ pub fn status(
                         Some(t) if t.options != u.options => Some(why_not_its_template(&template)),
                         Some(_) => None,
                         None => Some(format!(
-                            "fleet has no template {template} (destroyed by hand?): \
+                            "fleet has no template {template} (destroyed by hand, or by an apply cut short?): \
                              `unitgen apply INSTANCE --fleet` submits it"
                         )),
                     }

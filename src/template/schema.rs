@@ -110,6 +110,11 @@ pub struct FleetDecl {
     /// Copies of each service, numbered 1 to N: apply starts missing ones and destroys ones beyond (default 1, at most 1000).
     #[schemars(with = "Option<u32>", range(min = 1, max = 1000))]
     pub copies: Option<Spanned<u32>>,
+    /// fleet's API for the instance: `http://10.0.0.1:49153` or a
+    /// `unix://` socket; may use the instance's values (`{{ fleet }}`).
+    /// `--endpoint` overrides it (default: `unix:///var/run/fleet.sock`).
+    #[schemars(with = "Option<String>")]
+    pub endpoint: Option<Spanned<String>>,
 }
 
 /// `cache: redis:7` (just an image) or a full service definition.

@@ -58,7 +58,13 @@
 //!
 //! Not simulated: machine metadata (the fake machines have none, so a unit
 //! requiring metadata never schedules), `Replaces=`, go-systemd's
-//! line-length sanity check, the `/discovery` resource.
+//! line-length sanity check, the `/discovery` resource; and the 1-3 s a
+//! live fleet keeps a copy it has just placed at `currentState: inactive`
+//! with no state on its machine, and a launched one at `loaded` (here both
+//! follow the desired state at once): unitgen reads the current state only
+//! to wait for the one it set, which such a lag makes longer and no
+//! different, and `status` meanwhile names the copy not running ("machine
+//! … reports no state for it"), which it is not yet.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
