@@ -15,6 +15,22 @@ use support::world::World;
 /// like distroless and scratch images.
 const NO_SHELL: &str = "unitgen-test/noshell:1";
 
+/// `unitgen import --instance live -o TEMPLATE COMPOSE` into the world's
+/// template file, which must succeed.
+fn import_live(world: &World, compose: &std::path::Path) {
+    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["import", "--instance", "live", "-o"])
+        .arg(world.file())
+        .arg(compose)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+}
+
 fn build_image_without_a_shell() {
     ensure_testbed();
     if docker(["image", "inspect", NO_SHELL]).status.success() {
@@ -433,17 +449,7 @@ fn an_imported_shell_with_a_tty_stays_up() {
         "name: ugtty\nservices:\n  shell:\n    image: unitgen-test/busybox:1\n    command: sh\n    stdin_open: true\n    tty: true\n",
     )
     .unwrap();
-    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(["import", "--instance", "live", "-o"])
-        .arg(world.file())
-        .arg(&compose)
-        .output()
-        .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    import_live(&world, &compose);
     world.apply_ok("live");
     let shell = world.container("live", "shell");
     assert_eq!(
@@ -481,17 +487,7 @@ services:
 "#,
     )
     .unwrap();
-    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(["import", "--instance", "live", "-o"])
-        .arg(world.file())
-        .arg(&compose)
-        .output()
-        .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    import_live(&world, &compose);
     world.apply_ok("live");
     let web = world.container("live", "web");
     assert_eq!(
@@ -552,17 +548,7 @@ services:
 "#,
     )
     .unwrap();
-    let imported = Command::new(env!("CARGO_BIN_EXE_unitgen"))
-        .args(["import", "--instance", "live", "-o"])
-        .arg(world.file())
-        .arg(&compose)
-        .output()
-        .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    import_live(&world, &compose);
     let failed = world.apply("live");
     assert!(!failed.status.success(), "the start failed: no ./conf");
     assert!(!dir.join("conf").exists(), "nothing made ./conf");
