@@ -8,7 +8,7 @@
 //! become instance values (`{{ tag }}`), their defaults the values of the one
 //! instance declared.
 
-mod emit;
+pub(crate) mod emit;
 mod env_file;
 mod extends;
 mod include;

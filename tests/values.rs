@@ -142,6 +142,43 @@ instances:
     );
 }
 
+/// `--values` is YAML that reads back as the entry, and shows nothing a
+/// terminal obeys: a bidirectional override or isolate in a value or a key
+/// was printed as it is (serde-saphyr writes them raw), reordering what the
+/// terminal showed; controls are escapes.
+#[test]
+fn render_values_shows_hostile_values_escaped_and_reads_back() {
+    let dir = project(
+        "app: shop\nservices:\n  web: \"nginx:{{ v }}\"\ninstances:\n  live:\n    v: \"1\"\n    \
+         bidi: \"a\\u202eb\\u2066c\"\n    esc: \"\\e[2J\\u0085\\nFAKE: 1\"\n    \
+         deep: {\"k\\u202e\": [\"x\\u200fy\", {n: 1, t: true, s: \"1.10\"}], e: {}, l: []}\n",
+    );
+    let out = unitgen(
+        dir.path(),
+        &["render", "live", "--values", "--set", "w=\u{202e}"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c != '\n' && (c.is_control() || ('\u{200e}'..='\u{2069}').contains(&c))),
+        "{shown:?}"
+    );
+    let read: serde_json::Value = serde_saphyr::from_str(&shown).unwrap();
+    assert_eq!(
+        read,
+        serde_json::json!({
+            "v": 1,
+            "bidi": "a\u{202e}b\u{2066}c",
+            "esc": "\u{1b}[2J\u{85}\nFAKE: 1",
+            "deep": {"k\u{202e}": ["x\u{200f}y", {"n": 1, "t": true, "s": "1.10"}], "e": {}, "l": []},
+            "w": "\u{202e}",
+        }),
+        "{shown}"
+    );
+}
+
 #[test]
 fn files_without_the_new_keys_read_as_before() {
     let dir = project(

@@ -38,6 +38,12 @@ pub fn check_report(problems: &dyn miette::Diagnostic) {
     assert!(!shown.chars().any(obeyed), "a raw character in:\n{shown:?}");
 }
 
+/// Text unitgen writes for people to read (an imported template): nothing
+/// in it a terminal or a pull request's view would obey rather than show.
+pub fn check_shown(text: &str) {
+    assert!(!text.chars().any(obeyed), "a raw character in:\n{text:?}");
+}
+
 /// A character a terminal would obey rather than show (line feeds and
 /// tabs, text's own layout, aside).
 fn obeyed(c: char) -> bool {

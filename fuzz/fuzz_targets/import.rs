@@ -1,7 +1,8 @@
 //! Any text as a compose file, and after a NUL byte, as the `.env` beside it
 //! (whose values compose's `${VAR}` take): `unitgen import` does not panic,
-//! and what it writes parses, and compiles to units systemd reads as
-//! intended; a refusal is a report with no character a terminal obeys.
+//! and what it writes parses, holds no character a terminal obeys, and
+//! compiles to units systemd reads as intended; a refusal is a report with
+//! no character a terminal obeys.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(imported) => imported,
         Err(problems) => return check::check_report(&problems),
     };
+    check::check_shown(&imported.yaml);
     let app = template::parse(std::path::Path::new("unitgen.yaml"), imported.yaml.clone())
         .unwrap_or_else(|e| {
             panic!(

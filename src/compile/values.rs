@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use indexmap::IndexMap;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::diagnostic::{Location, Problem, Problems, did_you_mean};
 use crate::template::Loaded;
 use crate::template::schema::instance::{BUILT_IN, RESERVED};
 use crate::template::schema::route::RouteDecls;
-use crate::template::schema::{DependsOn, InstanceDecl, Name, ServiceEntry, ServiceSwitch, Value};
+use crate::template::schema::{
+    DependsOn, InstanceDecl, Name, Scalar, ServiceEntry, ServiceSwitch, Value,
+};
 use crate::template::spanned::Spanned;
 
 type ServiceDefs = IndexMap<Name, Spanned<ServiceEntry>>;
@@ -304,10 +305,8 @@ pub fn to_yaml(merged: &Merged, set: &[(String, String)]) -> String {
     for (key, value) in set {
         values.insert(key.clone(), Shown::Set(value));
     }
-    let mut text = serde_saphyr::to_string(&values).unwrap_or_default();
-    if text.trim() == "{}" {
-        text.clear();
-    }
+    let mut text = String::new();
+    write_map(values.iter().map(|(k, v)| (k.as_str(), v)), 0, &mut text);
     let disabled: Vec<&str> = merged
         .services
         .iter()
@@ -315,45 +314,79 @@ pub fn to_yaml(merged: &Merged, set: &[(String, String)]) -> String {
         .map(|(name, _)| name.value.as_str())
         .collect();
     if !disabled.is_empty() {
-        let mut services = IndexMap::new();
+        text.push_str("services:\n");
         for name in disabled {
-            services.insert(name, IndexMap::from([("enabled", false)]));
+            text.push_str(&format!("  {}:\n    enabled: false\n", yaml_text(name)));
         }
-        let block = IndexMap::from([("services", services)]);
-        text.push_str(&serde_saphyr::to_string(&block).unwrap_or_default());
     }
     if let Some(host) = &merged.host {
-        let block = IndexMap::from([("host", &host.value)]);
-        text.push_str(&serde_saphyr::to_string(&block).unwrap_or_default());
+        text.push_str(&format!("host: {}\n", yaml_text(&host.value)));
     }
     text
+}
+
+/// Text as a YAML scalar that reads back as itself, with every character
+/// that acts on a terminal (a control, a bidirectional override) written
+/// as an escape: `--values` is read on a terminal, where such a character
+/// would redraw or reorder what it shows.
+fn yaml_text(text: &str) -> String {
+    crate::import::emit::quote(text, false)
+}
+
+/// A scalar as templates type it: `true`, `false` and whole numbers plain,
+/// any other text as text (`"1.10"`).
+fn yaml_scalar(text: &str) -> String {
+    let value = scalar_value(text);
+    match value.kind() {
+        minijinja::value::ValueKind::Bool | minijinja::value::ValueKind::Number => {
+            value.to_string().to_lowercase()
+        }
+        _ => yaml_text(text),
+    }
+}
+
+fn write_map<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a str, &'a Shown<'a>)>,
+    indent: usize,
+    out: &mut String,
+) {
+    let pad = " ".repeat(indent);
+    for (key, value) in entries {
+        out.push_str(&format!("{pad}{}:", yaml_text(key)));
+        write_value(value, indent, out);
+    }
+}
+
+/// `value` after its key (or list dash) at `indent`: a scalar or an empty
+/// collection on the same line, else its lines below.
+fn write_value(value: &Shown, indent: usize, out: &mut String) {
+    match value {
+        Shown::Set(text) => out.push_str(&format!(" {}\n", yaml_scalar(text))),
+        Shown::Value(Value::Scalar(Scalar(text))) => {
+            out.push_str(&format!(" {}\n", yaml_scalar(text)));
+        }
+        Shown::Value(Value::List(items)) if items.is_empty() => out.push_str(" []\n"),
+        Shown::Value(Value::Map(entries)) if entries.is_empty() => out.push_str(" {}\n"),
+        Shown::Value(Value::List(items)) => {
+            out.push('\n');
+            let pad = " ".repeat(indent);
+            for item in items {
+                out.push_str(&format!("{pad}-"));
+                write_value(&Shown::Value(&item.value), indent + 2, out);
+            }
+        }
+        Shown::Value(Value::Map(entries)) => {
+            out.push('\n');
+            let shown: Vec<(&str, Shown)> = (entries.iter())
+                .map(|(k, v)| (k.value.as_str(), Shown::Value(&v.value)))
+                .collect();
+            write_map(shown.iter().map(|(k, v)| (*k, v)), indent + 2, out);
+        }
+    }
 }
 
 /// A value shown by `--values`: from the files, or from `--set`.
 enum Shown<'a> {
     Value(&'a Value),
     Set(&'a str),
-}
-
-impl Serialize for Shown<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Shown::Set(text) => scalar_value(text).serialize(s),
-            Shown::Value(Value::Scalar(scalar)) => scalar_value(&scalar.0).serialize(s),
-            Shown::Value(Value::List(items)) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&Shown::Value(&item.value))?;
-                }
-                seq.end()
-            }
-            Shown::Value(Value::Map(entries)) => {
-                let mut map = s.serialize_map(Some(entries.len()))?;
-                for (key, value) in entries {
-                    map.serialize_entry(&key.value, &Shown::Value(&value.value))?;
-                }
-                map.end()
-            }
-        }
-    }
 }
