@@ -323,11 +323,28 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         || get("http", "front.example.test", shared.http, "/", None),
         |answer| answer.status == 404,
     );
+    // Keys planted under A's own prefix by anyone who can write to etcd:
+    // one holding `"`, which the routes unit's delete wrote into etcdctl's
+    // transaction as it was (a broken or ranged `del "a" "b"`), and one
+    // holding a line feed, whose second line, B's rule, was deleted as a
+    // stale key of A's. A's own stale key goes; B's keys stay.
+    let quoted = "traefik/http/routers/ugrxfront-live-x\"y";
+    let split = "traefik/http/routers/ugrxfront-live-y\ntraefik/http/routers/ugrxback-live-web/rule";
+    etcd.put(quoted, "planted");
+    etcd.put(split, "planted");
     a.apply_ok("live");
     assert_eq!(
         etcd.get(rule).as_deref(),
         Some("Host(`front.example.test`)")
     );
+    assert_eq!(etcd.get(quoted), None, "A's stale key is deleted");
+    assert_eq!(
+        etcd.get("traefik/http/routers/ugrxback-live-web/rule")
+            .as_deref(),
+        Some("Host(`back.example.test`)"),
+        "B's rule stays"
+    );
+    ok(&etcd.etcdctl(3, &["del", split]), "etcdctl del");
     wait_until(
         ROUTED,
         "front.example.test routed again",

@@ -119,8 +119,14 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
     // Not at the start of the next line: systemd drops a continued line
     // that starts with `;` (a comment).
     script.last_mut().expect("the printf").push(';');
+    // A key a line (not `for key in $keys`, which split keys at spaces and
+    // expanded globs). Only the instance's own keys are deleted, each as
+    // one Go string: a line of a key that holds a line feed, or a key
+    // holding `"` (anyone who can write to etcd can plant one), could
+    // otherwise delete another instance's key, or a whole range of keys
+    // (`del "a" "b"`).
     script.extend([
-        "for key in $keys; do case \"$key\" in".to_string(),
+        "printf '%s\\n' \"$keys\" | while IFS= read -r key; do case \"$key\" in".to_string(),
         // The backends are the sidekicks'.
         "  */loadbalancer/servers/*) ;;".to_string(),
     ]);
@@ -129,8 +135,14 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
         script.extend(rest.iter().map(|key| format!("  {key} |")));
         script.push(format!("  {last}) ;;"));
     }
+    let owned: Vec<String> = (owned_prefixes(prefix).iter())
+        .map(|p| format!("{}*", sh_quote(p)))
+        .collect();
     script.extend([
-        "  *) printf 'del \"%s\"\\n' \"$key\";;".to_string(),
+        format!(
+            "  {}) printf 'del \"%s\"\\n' \"$(printf '%s' \"$key\" | sed 's/[\\\\\"]/\\\\&/g')\";;",
+            owned.join(" | ")
+        ),
         "esac; done);".to_string(),
         // No comparisons (the empty first part): the operations always run.
         "if ! said=$(printf '\\n%s\\n\\n\\n' \"$ops\" | etcdctl txn 2>&1); then".to_string(),
@@ -169,7 +181,11 @@ pub fn remove_script(prefix: &str) -> Vec<String> {
             "etcdctl get --prefix --keys-only {} | grep -v -e '^$' -e '/loadbalancer/servers/' |",
             sh_quote(&format!("{ROOT_KEY}/http/services/{prefix}-"))
         ),
-        "  while read -r key; do etcdctl del \"$key\" >/dev/null; done;".to_string(),
+        // A line of a key holding a line feed may be another's key.
+        format!(
+            "  while IFS= read -r key; do case \"$key\" in {}*) etcdctl del \"$key\" >/dev/null;; esac; done;",
+            sh_quote(&format!("{ROOT_KEY}/http/services/{prefix}-"))
+        ),
     ]);
     script
 }
@@ -268,6 +284,16 @@ mod tests {
         // transaction that puts and deletes one key), nor the backends.
         assert!(script.contains(&format!("  {key}) ;;")));
         assert!(script.contains(&"  */loadbalancer/servers/*) ;;".to_string()));
+        // Only the instance's own keys are deleted, each one Go string.
+        let deletes: Vec<&String> = script.iter().filter(|l| l.contains("'del ")).collect();
+        assert_eq!(deletes.len(), 1, "{script:#?}");
+        assert!(
+            deletes[0].starts_with("  traefik/http/routers/blog-live-* | ")
+                && !deletes[0].contains(" *)")
+                && deletes[0].contains(r#"sed 's/[\\"]/\\&/g'"#),
+            "{}",
+            deletes[0]
+        );
         let txns = script
             .iter()
             .filter(|l| l.contains("| etcdctl txn"))
