@@ -9,7 +9,7 @@ pub mod certificate;
 pub mod status;
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +27,49 @@ pub fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
     match root {
         Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
         None => path.to_path_buf(),
+    }
+}
+
+/// Held while a command decides about the host's router and changes it
+/// ([`ensure`], [`after_destroy`]): one router serves every instance, and
+/// the instance locks do not keep two instances' commands apart. Without
+/// it, a destroy that found no other instance's routes removed the router
+/// while another instance's apply, which had just found it there (or
+/// stopping, and started it), said it was up to date.
+pub struct RouterLock {
+    _file: fs::File,
+}
+
+impl RouterLock {
+    /// The file locked, in the state directory (no instance's name: it has
+    /// no `-`).
+    pub const FILE: &str = "router.lock";
+
+    /// Takes the lock (flock on [`RouterLock::FILE`] in `state_dir`),
+    /// saying so if another command holds it, and waiting for it.
+    pub fn take(state_dir: &Path, progress: &Progress) -> std::io::Result<RouterLock> {
+        let path = state_dir.join(Self::FILE);
+        let at =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        crate::state::create_private_dir(state_dir).map_err(at)?;
+        let file = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(at)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                progress.line(&format!(
+                    "waiting for another unitgen command that is changing {ROUTER_UNIT}"
+                ));
+                file.lock().map_err(at)?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(at(e)),
+        }
+        Ok(RouterLock { _file: file })
     }
 }
 
@@ -201,8 +244,9 @@ pub fn refuse_other_settings(
 /// was not running; either way it must stay up for `settle`, as apply's
 /// units must. A changed router that does not is replaced by the one that
 /// ran before: it serves every instance of the host. Traefik reads each
-/// instance's routes file itself.
+/// instance's routes file itself. Under the [`RouterLock`].
 pub fn ensure(
+    _held: &RouterLock,
     host: &Host,
     unit: &UnitFile,
     settle: Duration,
@@ -365,8 +409,10 @@ pub fn reads_etcd(unit: &UnitFile) -> bool {
 /// After an instance's routes unit was removed (`destroy`): its copied
 /// files go, and so does the router when no other instance on the host has
 /// routes and it does not read etcd (see [`reads_etcd`]: DNS may send any
-/// routed name to it, and only the one who points DNS knows).
+/// routed name to it, and only the one who points DNS knows). Under the
+/// [`RouterLock`].
 pub fn after_destroy(
+    _held: &RouterLock,
     host: &Host,
     routes_file: &Path,
     prefix: &str,
@@ -388,7 +434,29 @@ pub fn after_destroy(
              (on a host DNS does not point at: systemctl disable --now {ROUTER_UNIT})"
         ));
     } else if others.is_empty() {
-        converge::remove_all(host, std::slice::from_ref(&unit.name), progress)?;
+        let names = std::slice::from_ref(&unit.name);
+        if let Err(failure) = converge::remove_all(host, names, progress) {
+            // Another instance's apply, starting its routes unit (which
+            // wants the router) before its routes file was written, sent a
+            // start that canceled this stop: the router is wanted again.
+            // The start is waited for; that apply makes sure of the
+            // router once it has this lock.
+            let state = host.connect()?.active_states(names).ok();
+            let state = state.as_ref().and_then(|s| s.first()).map(String::as_str);
+            let restarted = matches!(
+                state,
+                Some("active" | "activating" | "deactivating" | "reloading")
+            );
+            if !restarted || installed(host).is_none_or(|now| now.text != unit.text) {
+                return Err(failure);
+            }
+            converge::control(host, &[(JobKind::Start, names)], Duration::ZERO, progress)
+                .map_err(|_| failure)?;
+            progress.line(&format!(
+                "{ROUTER_UNIT} stays: another instance's routes started it again while it stopped"
+            ));
+            return Ok(());
+        }
         progress.line(&format!(
             "{ROUTER_UNIT}: no instance has routes any more: stopped and removed"
         ));

@@ -3,6 +3,7 @@
 //! one instance from interleaving.
 //!
 //! ```text
+//! /var/lib/unitgen/router.lock     held while a command changes the host's router: `router::RouterLock`
 //! /var/lib/unitgen/blog-staging/
 //!   lock                    held (flock) while a command changes the instance
 //!   applying.json           an apply, rollback or destroy under way (or killed): see `Intent`

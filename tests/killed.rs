@@ -609,3 +609,94 @@ fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
     served("v1");
     assert_eq!(std::fs::read_to_string(moved).unwrap(), "[1, 2");
 }
+
+/// Two instances of a host's router: `a` and `b` route their own names.
+fn two_routed(world: &World, (http, https): (u16, u16), ports: (u16, u16)) -> String {
+    format!(
+        r#"app: ugrace
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{{{{ name }}}}" > /www/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{{{{ port }}}}:8000"]
+instances:
+  a:
+    name: a
+    port: {a}
+    routes:
+      - {{hosts: a.race.test, service: web, port: 8000, tls: off}}
+  b:
+    name: b
+    port: {b}
+    routes:
+      - {{hosts: b.race.test, service: web, port: 8000, tls: off}}
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+"#,
+        a = ports.0,
+        b = ports.1,
+        image = traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+    )
+}
+
+/// One instance's destroy and another's apply at once, both rewriting the
+/// host's router: the destroy found no other instance's routes (the
+/// apply's were not written yet) and removed the router, while the apply,
+/// finding it still there, said "unitgen-router.service: up to date" (or
+/// started it, to be removed under it): `b` applied, its name unrouted.
+/// The router is now changed under a host-wide lock, its decision taken
+/// again under it: whichever comes second sees what the first left. The
+/// destroy's router stop is made slow (a drop-in) and the apply is run
+/// inside it.
+#[test]
+fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
+    let mut world = World::new("ugrace");
+    world.sandbox.own_containers("unitgen-router");
+    let router_ports = (free_port(), free_port());
+    world.write(&two_routed(
+        &world,
+        router_ports,
+        (free_port(), free_port()),
+    ));
+    world.apply_ok("a");
+    let router = "unitgen-router.service";
+    let drop_in = world.unit_file(&format!("{router}.d"));
+    std::fs::create_dir_all(&drop_in).unwrap();
+    std::fs::write(
+        drop_in.join("slow-stop.conf"),
+        "[Service]\nExecStopPost=/bin/sleep 8\n",
+    )
+    .unwrap();
+    assert!(world.sandbox.systemctl(["daemon-reload"]).status.success());
+
+    let (destroyed, applied) = std::thread::scope(|scope| {
+        let destroy = scope.spawn(|| world.unitgen(&["destroy", "a"]));
+        let stopping = wait_for(Duration::from_secs(90), || {
+            (world.active(router) == "deactivating").then_some(())
+        });
+        assert!(stopping.is_some(), "the destroy never stopped the router");
+        let applied = world.unitgen(&["apply", "b", "--settle", "0"]);
+        (destroy.join().unwrap(), applied)
+    });
+    assert!(destroyed.status.success(), "{}", text(&destroyed));
+    std::fs::remove_dir_all(&drop_in).unwrap();
+    assert!(world.sandbox.systemctl(["daemon-reload"]).status.success());
+
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert_eq!(world.active(router), "active", "{}", text(&applied));
+    assert!(world.unit_file(router).exists());
+    wait_until(
+        Duration::from_secs(30),
+        "the router serves b",
+        || get("http", "b.race.test", router_ports.0, "/", None),
+        |a| a.status == 200 && a.body.trim() == "b",
+    );
+    let plan = world.unitgen(&["plan", "b"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}

@@ -613,7 +613,9 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     match &instance.router {
         Some(router) => {
             let unit = renderer.router_unit(router);
-            let change = router::ensure(&host, &unit, settle, &progress).map_err(|f| {
+            let held = router::RouterLock::take(&args.host.state_dir()?, &progress)
+                .map_err(|e| miette!("{name} is applied, but locking its router failed: {e}"))?;
+            let change = router::ensure(&held, &host, &unit, settle, &progress).map_err(|f| {
                 for explanation in &f.explained {
                     eprintln!();
                     for line in explanation.lines() {
@@ -637,7 +639,9 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         None => {
             // Routes this instance had are gone with its routes unit.
             if let Some(file) = installed.iter().find_map(routes_file) {
-                router::after_destroy(&host, &file, &name, &progress)
+                let held = router::RouterLock::take(&args.host.state_dir()?, &progress)
+                    .map_err(|e| miette!("removing {name}'s routes: {e}"))?;
+                router::after_destroy(&held, &host, &file, &name, &progress)
                     .map_err(|f| miette!("removing {name}'s routes: {}", f.message))?;
             }
         }

@@ -321,7 +321,9 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     // Stopping the routes unit removed the routes file; the router goes
     // too when it serves no other instance.
     if let Some(file) = &routes {
-        crate::router::after_destroy(&host, file, &name, &progress)
+        let held = crate::router::RouterLock::take(&args.host.state_dir()?, &progress)
+            .map_err(|e| miette!("destroying {name}'s routes: {e}"))?;
+        crate::router::after_destroy(&held, &host, file, &name, &progress)
             .map_err(|f| miette!("destroying {name}'s routes: {}", f.message))?;
         fault::point("after-unroute");
     }
