@@ -329,7 +329,8 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     // holding a line feed, whose second line, B's rule, was deleted as a
     // stale key of A's. A's own stale key goes; B's keys stay.
     let quoted = "traefik/http/routers/ugrxfront-live-x\"y";
-    let split = "traefik/http/routers/ugrxfront-live-y\ntraefik/http/routers/ugrxback-live-web/rule";
+    let split =
+        "traefik/http/routers/ugrxfront-live-y\ntraefik/http/routers/ugrxback-live-web/rule";
     etcd.put(quoted, "planted");
     etcd.put(split, "planted");
     a.apply_ok("live");
