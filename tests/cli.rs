@@ -15,25 +15,11 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// What bash offers after `unitgen WORDS<TAB>`, from the generated script.
+/// What bash offers for a new word after `unitgen WORDS`, where no
+/// template is (see [`bash_offers`]).
 fn bash_completes(words: &str) -> Vec<String> {
-    let script = stdout(&unitgen(&["completions", "bash"]));
-    let program = format!(
-        "{script}\nCOMP_WORDS=(unitgen {words}); COMP_CWORD=${{#COMP_WORDS[@]}}; \
-         COMP_WORDS+=(''); _unitgen unitgen '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
-         printf '%s\\n' \"${{COMPREPLY[@]}}\""
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(program)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out).lines().map(str::to_string).collect()
+    let dir = tempfile::tempdir().unwrap();
+    bash_offers(dir.path(), &format!("{words} ''"))
 }
 
 #[test]

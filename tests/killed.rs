@@ -89,6 +89,27 @@ router:
     )
 }
 
+/// A world whose routed app is applied at `version`, the host's router
+/// its own, and the ports `routed` gave it.
+fn applied_routed(version: &str) -> (World, (u16, u16, u16)) {
+    let mut world = World::new(ROUTED);
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    world.write(&routed(&world, version, ports));
+    world.apply_ok("live");
+    (world, ports)
+}
+
+/// Waits until the router on `routed`'s ports serves `version`.
+fn served((http, _, _): (u16, u16, u16), version: &str) {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("the router serves {version}"),
+        || get("http", DOMAIN, http, "/", None),
+        |a| a.status == 200 && a.body.trim() == version,
+    );
+}
+
 /// A routed apply (the new version started beside the old as a stand-in,
 /// the router switched to it, the old one replaced, the router switched
 /// back) killed at each of its moments: the router keeps answering from a
@@ -97,20 +118,8 @@ router:
 /// one version serving. A rollback after a kill does the same.
 #[test]
 fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_next() {
-    let mut world = World::new(ROUTED);
-    world.sandbox.own_containers("unitgen-router");
-    let ports = (free_port(), free_port(), free_port());
-    world.write(&routed(&world, "v0", ports));
-    world.apply_ok("live");
-    let served = |version: &str| {
-        wait_until(
-            Duration::from_secs(30),
-            &format!("the router serves {version}"),
-            || get("http", DOMAIN, ports.0, "/", None),
-            |a| a.status == 200 && a.body.trim() == version,
-        );
-    };
-    served("v0");
+    let (world, ports) = applied_routed("v0");
+    served(ports, "v0");
     let web = format!("{ROUTED}-live-web");
     let standin = format!("{web}.next");
     let standin_unit = world.unit_file(&format!("{standin}.service"));
@@ -190,12 +199,12 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     world.write(&routed(&world, "v9", ports));
     let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-switch")]);
     assert!(!killed.status.success());
-    served("v9");
+    served(ports, "v9");
     let stopped = world.sandbox.systemctl(["stop", &format!("{web}.service")]);
     assert!(stopped.status.success());
     let out = world.unitgen(&["rollback", "live"]);
     assert!(out.status.success(), "{}", text(&out));
-    served("v2");
+    served(ports, "v2");
     assert!(!is_running(&standin), "the stand-in outlived the rollback");
     assert!(!standin_unit.exists());
     assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
@@ -211,17 +220,8 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
 /// the service restarts, then goes; every request is answered throughout.
 #[test]
 fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
-    let mut world = World::new(ROUTED);
-    world.sandbox.own_containers("unitgen-router");
-    let ports = (free_port(), free_port(), free_port());
-    world.write(&routed(&world, "v0", ports));
-    world.apply_ok("live");
-    wait_until(
-        Duration::from_secs(30),
-        "the router serves v0",
-        || get("http", DOMAIN, ports.0, "/", None),
-        |a| a.status == 200 && a.body.trim() == "v0",
-    );
+    let (world, ports) = applied_routed("v0");
+    served(ports, "v0");
     let web = format!("{ROUTED}-live-web");
     let standin = format!("{web}.next");
     let killed = world.unitgen_with(&["restart", "live"], &[("UNITGEN_FAULT", "after-switch")]);
@@ -538,22 +538,10 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
 /// the rollback goes ahead.
 #[test]
 fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
-    let mut world = World::new(ROUTED);
-    world.sandbox.own_containers("unitgen-router");
-    let ports = (free_port(), free_port(), free_port());
-    world.write(&routed(&world, "v1", ports));
-    world.apply_ok("live");
+    let (world, ports) = applied_routed("v1");
     world.write(&routed(&world, "v2", ports));
     world.apply_ok("live");
-    let served = |version: &str| {
-        wait_until(
-            Duration::from_secs(30),
-            &format!("the router serves {version}"),
-            || get("http", DOMAIN, ports.0, "/", None),
-            |a| a.status == 200 && a.body.trim() == version,
-        );
-    };
-    served("v2");
+    served(ports, "v2");
     let web = format!("{ROUTED}-live-web");
     let revisions = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live/revisions");
     let stored = |n: u32| revisions.join(format!("{n:04}/standins.json"));
@@ -606,7 +594,7 @@ fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
     std::fs::rename(stored(1), &moved).unwrap();
     let rollback = world.unitgen(&["rollback", "live"]);
     assert!(rollback.status.success(), "{}", text(&rollback));
-    served("v1");
+    served(ports, "v1");
     assert_eq!(std::fs::read_to_string(moved).unwrap(), "[1, 2");
 }
 
