@@ -10,7 +10,7 @@ use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::fleet::{self, FleetArgs, FleetWaitArgs};
 use super::host::HostArgs;
-use super::output::{out, outln};
+use super::output::out;
 use super::site::{self, SiteHostArgs};
 use super::{Outcome, TemplateArgs};
 use crate::compile::compile;
@@ -158,7 +158,7 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
             (Some(_), 1) => json.remove(0),
             _ => serde_json::Value::Array(json),
         };
-        outln!("{}", serde_json::to_string_pretty(&json).expect("JSON"))?;
+        super::output::json(&json)?;
     }
     Ok(if differs {
         Outcome::Differs
