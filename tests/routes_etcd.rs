@@ -23,6 +23,7 @@ use std::time::Duration;
 use support::etcd::Etcd;
 use support::net::{free_port, http_get};
 use support::traefik::{self, Load, bodies, get, wait_until};
+use support::wait_for;
 use support::world::World;
 
 const FRONT: &str = "ugrxfront";
@@ -141,11 +142,15 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         &b.sandbox.systemctl(["stop", "unitgen-router.service"]),
         "stopping B's router",
     );
+    // The sidekick writes the backend from its loop, after its start job
+    // (and so apply) has ended: waited for, as a user watching etcd would.
     let back = "traefik/http/services/ugrxback-live-web/loadbalancer/servers/ugrx-b/url";
+    let written = wait_for(ROUTED, || etcd.get(back));
     assert_eq!(
-        etcd.get(back).as_deref(),
+        written.as_deref(),
         Some(format!("http://127.0.0.1:{back_port}").as_str()),
-        "B's sidekick writes its backend",
+        "B's sidekick writes its backend; its journal:\n{}",
+        b.sandbox.journal("ugrxback-live-web-announce.service"),
     );
     assert_eq!(
         etcd.get("traefik/http/routers/ugrxback-live-web/rule")
