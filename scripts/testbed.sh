@@ -17,7 +17,9 @@
 # under $TOOLS; a running dockerd; and the local test images
 # unitgen-test/busybox:1 and unitgen-test/traefik:3 (no outside registry is
 # reachable); tzdata (backup schedules may name a time zone, which
-# `systemd-analyze calendar` checks against it in the calendar test).
+# `systemd-analyze calendar` checks against it in the calendar test);
+# zsh and fish (tests/cli.rs completes in every shell unitgen writes a
+# completion script for).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -31,7 +33,8 @@ say() { printf 'testbed: %s\n' "$*"; }
 
 missing=()
 for pkg in docker.io busybox-static etcd-server etcd-client systemd dbus restic rclone docker-registry \
-  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv pebble tzdata; do
+  python3-jsonschema man-db strace curl procps bind9-utils dnsmasq-base python3-venv pebble tzdata \
+  zsh fish; do
   # Installed, or installed with triggers pending (man-db's, while another
   # apt-get, e.g. tests/deb.rs's, is at work).
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -Eq 'ok (installed|triggers-pending|triggers-awaited)$'; then

@@ -273,12 +273,13 @@ enum Command {
     /// bash: `unitgen completions bash > /etc/bash_completion.d/unitgen`;
     /// zsh: into a folder of your `$fpath` as `_unitgen`; fish:
     /// `unitgen completions fish > ~/.config/fish/completions/unitgen.fish`.
-    /// The Debian package installs all three. In bash, instance and service
-    /// names complete too (`unitgen logs st<TAB>`), from the file the
-    /// command line names (`-f`) or the default one.
+    /// The Debian package installs all three. Instance and service names
+    /// complete too (`unitgen logs live <TAB>`), from the file the command
+    /// line names (`-f`) or the default one.
     Completions(completions::CompletionsArgs),
-    /// The instance or service names the file declares, one a line: what
-    /// the bash completion asks for as you type (nothing on error).
+    /// The instance or service names the word being completed can be, one
+    /// a line: what the completion scripts ask for as you type (nothing
+    /// when the word is not a name, or on error).
     #[command(name = "complete-names", hide = true)]
     CompleteNames(completions::NamesArgs),
     /// Print the manual page (roff), or write every page with --out DIR.

@@ -15,71 +15,152 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// What bash offers for a new word after `unitgen WORDS`, where no
-/// template is (see [`bash_offers`]).
-fn bash_completes(words: &str) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    bash_offers(dir.path(), &format!("{words} ''"))
+#[derive(Debug, Clone, Copy)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
-#[test]
-fn bash_completes_commands_and_their_options() {
-    let commands = bash_completes("");
-    for command in [
-        "apply",
-        "plan",
-        "logs",
-        "restart",
-        "history",
-        "completions",
-        "man",
-    ] {
-        assert!(
-            commands.contains(&command.to_string()),
-            "{command} in {commands:?}"
-        );
-    }
-    let logs = bash_completes("logs live");
-    for option in ["--follow", "--since", "--lines", "--file"] {
-        assert!(logs.contains(&option.to_string()), "{option} in {logs:?}");
-    }
+const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
+
+/// What `shell` offers when the user types `unitgen LINE` and TAB in
+/// `dir` (a trailing space starts a new word), with unitgen's completion
+/// script loaded as its `--help` says to install it, sorted.
+fn offers(shell: Shell, dir: &std::path::Path, line: &str) -> Vec<String> {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_unitgen"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell_name = format!("{shell:?}").to_lowercase();
+    let script = stdout(&unitgen(&["completions", &shell_name]));
+    let installed = tempfile::tempdir().unwrap();
+    let mut command = match shell {
+        Shell::Bash => bash_completing(&script, line),
+        Shell::Zsh => {
+            // zsh loads `_unitgen` from a folder of its $fpath.
+            std::fs::write(installed.path().join("_unitgen"), &script).unwrap();
+            let mut zsh = Command::new("zsh");
+            zsh.args(["-f", "-c", ZSH_TAB])
+                .env("FPATH_DIR", installed.path())
+                .env("LINE", format!("unitgen {line}"));
+            zsh
+        }
+        Shell::Fish => {
+            let file = installed.path().join("unitgen.fish");
+            std::fs::write(&file, &script).unwrap();
+            let mut fish = Command::new("fish");
+            fish.args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
+                .arg(&file)
+                .arg(format!("unitgen {line}"));
+            fish
+        }
+    };
+    let out = command
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {shell_name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shell_name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // fish: a match, a tab, its description.
+    let mut offered: Vec<String> = (stdout(&out).lines())
+        .map(|l| l.split('\t').next().unwrap_or(l).to_string())
+        .collect();
+    offered.sort();
+    offered.dedup();
+    offered
 }
 
-/// What bash offers after `unitgen WORDS<TAB>` in `dir`, through the
-/// function the script registers (`complete -F`), as bash would call it.
-fn bash_offers(dir: &std::path::Path, words: &str) -> Vec<String> {
-    let script = stdout(&unitgen(&["completions", "bash"]));
+/// bash calls the function the script registers (`complete -F`) with the
+/// words of the line, as it does on TAB.
+fn bash_completing(script: &str, line: &str) -> Command {
     let function = (script.lines().rev())
         .find_map(|l| l.trim().strip_prefix("complete -F "))
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the script registers a function")
         .to_string();
+    let words: Vec<String> = (line.split(' '))
+        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+        .collect();
     let program = format!(
-        "{script}\nCOMP_WORDS=({} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+        "{script}\nCOMP_WORDS=(unitgen {}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
          {function} \"${{COMP_WORDS[0]}}\" \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
          printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-        env!("CARGO_BIN_EXE_unitgen")
+        words.join(" ")
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(program)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out).lines().map(str::to_string).collect()
+    let mut bash = Command::new("bash");
+    bash.arg("-c").arg(program);
+    bash
+}
+
+/// An interactive zsh on a pseudo-terminal (zpty) with compinit and
+/// `_unitgen` from $FPATH_DIR: it types $LINE and TAB, and prints each
+/// match completion offers (compadd, through which every match goes, is
+/// wrapped to print them, \x01 before each; \x02 once completion is done).
+const ZSH_TAB: &str = r#"
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=(${(q)FPATH_DIR} \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z 'compadd() { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi; local -a m; builtin compadd -O m "$@"; for x in $m; print -r -- $'"'"'\x01'"'"'"$x" >/dev/tty; builtin compadd "$@" }'
+zpty -w z 'comppostfuncs=(__done); __done() { print -r -- $'"'"'\x02'"'"' >/dev/tty }'
+zpty -n -w z "$LINE"$'\t'
+while zpty -r -t z line || { sleep 0.05; (( SECONDS < 30 )) }; do
+  [[ $line == *$'\x02'* ]] && break
+  [[ $line == *$'\x01'* ]] && print -r -- "${${line#*$'\x01'}%%$'\r'*}"
+  line=
+done
+zpty -d z
+"#;
+
+#[test]
+fn every_shell_completes_commands_and_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in SHELLS {
+        let commands = offers(shell, dir.path(), "");
+        for command in [
+            "apply",
+            "plan",
+            "logs",
+            "restart",
+            "history",
+            "completions",
+            "man",
+        ] {
+            assert!(
+                commands.contains(&command.to_string()),
+                "{shell:?}: {command} in {commands:?}"
+            );
+        }
+        assert!(
+            !commands.iter().any(|c| c.starts_with("complete-")),
+            "{shell:?}: the helper command is not offered: {commands:?}"
+        );
+        // Before the positions: zsh offers options only there (clap's script).
+        let logs = offers(shell, dir.path(), "logs --");
+        for option in ["--follow", "--since", "--lines", "--file"] {
+            assert!(
+                logs.contains(&option.to_string()),
+                "{shell:?}: {option} in {logs:?}"
+            );
+        }
+    }
 }
 
 // `unitgen status <TAB>` offered options and file names: instance and
 // service names had to be typed from memory, where `systemctl status <TAB>`
-// completes units and `docker compose logs <TAB>` services. bash completes
-// them now, from the file the command line names (-f) or the default one.
+// completes units and `docker compose logs <TAB>` services. bash completed
+// them from stop 21; zsh and fish offered only commands and options. Every
+// shell completes them now, from the file the command line names (-f) or
+// the default one, as one reading of the command line (`complete-names`)
+// finds them.
 #[test]
-fn bash_completes_instance_and_service_names_from_the_file() {
+fn every_shell_completes_instance_and_service_names_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("unitgen.yaml"),
@@ -89,41 +170,35 @@ fn bash_completes_instance_and_service_names_from_the_file() {
     .unwrap();
     let site = std::fs::canonicalize("examples/site/site.yaml").unwrap();
     let site = site.to_str().unwrap();
-    let offers = |words: &str| bash_offers(dir.path(), words);
-
-    assert_eq!(offers("status ''"), ["live", "staging"]);
-    assert_eq!(offers("rollback --to 2 s"), ["staging"]);
-    assert_eq!(offers("logs live ''"), ["web", "worker", "db"]);
-    // `logs -f` is --follow, and takes no value.
-    assert_eq!(offers("logs -f live w"), ["web", "worker"]);
-    assert_eq!(offers("restart live web ''"), ["web", "worker", "db"]);
-    assert_eq!(offers("exec live d"), ["db"]);
-    assert_eq!(
-        offers(&format!("status -f {site} ''")),
-        ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"]
-    );
-    assert_eq!(
-        offers(&format!("restart --file={site} blog/live w")),
-        ["web", "worker"]
-    );
-    // Options, and the words of commands without names, stay clap's.
-    assert_eq!(offers("status --js"), ["--json"]);
-    assert!(!offers("status live ''").contains(&"live".to_string()));
-    let commands = offers("''");
-    assert!(commands.contains(&"status".to_string()), "{commands:?}");
-    assert!(
-        !commands.iter().any(|c| c.starts_with("complete-")),
-        "the helper command is not offered: {commands:?}"
-    );
-}
-
-#[test]
-fn completion_scripts_for_zsh_and_fish_name_every_command() {
-    for shell in ["zsh", "fish"] {
-        let script = stdout(&unitgen(&["completions", shell]));
-        for command in ["apply", "rollback", "exec", "ls"] {
-            assert!(script.contains(command), "{shell}: {command}");
-        }
+    for shell in SHELLS {
+        let offers = |line: &str| offers(shell, dir.path(), line);
+        assert_eq!(offers("status "), ["live", "staging"], "{shell:?}");
+        assert_eq!(offers("rollback --to 2 s"), ["staging"], "{shell:?}");
+        assert_eq!(offers("logs live "), ["db", "web", "worker"], "{shell:?}");
+        // `logs -f` is --follow, and takes no value.
+        assert_eq!(offers("logs -f live w"), ["web", "worker"], "{shell:?}");
+        assert_eq!(
+            offers("restart live web "),
+            ["db", "web", "worker"],
+            "{shell:?}"
+        );
+        assert_eq!(offers("exec live d"), ["db"], "{shell:?}");
+        assert_eq!(
+            offers(&format!("status -f {site} ")),
+            ["blog/live", "blog/staging", "wiki/acme", "wiki/globex"],
+            "{shell:?}"
+        );
+        assert_eq!(
+            offers(&format!("restart --file={site} blog/live w")),
+            ["web", "worker"],
+            "{shell:?}"
+        );
+        // Options, and the words of commands without names, stay clap's.
+        assert_eq!(offers("status --js"), ["--json"], "{shell:?}");
+        assert!(
+            !offers("status live ").contains(&"live".to_string()),
+            "{shell:?}"
+        );
     }
     let bad = unitgen(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(1), "clap refuses an unknown shell");
