@@ -113,9 +113,11 @@ fn apply_starts_every_service_serves_and_resolves_names_on_the_instance_network(
         assert_eq!(world.active(&format!("{unit}.service")), "active", "{unit}");
     }
     assert!(serves(port).is_some(), "web answers on its published port");
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
 
     // 9. plan: nothing to do right after apply, exit 2 after an edit.
@@ -184,13 +186,17 @@ fn two_instances_side_by_side_each_reach_their_own_peers() {
     world.write(&App::new("ugtwo").yaml(&[("live", live_port), ("staging", staging_port)]));
     world.apply_ok("live");
     world.apply_ok("staging");
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
-    assert_eq!(
-        world.exec("staging", "web", "wget -qO- http://api/"),
-        "api of staging says hello\n"
+    world.exec_until(
+        "staging",
+        "web",
+        "wget -qO- http://api/",
+        "api of staging says hello\n",
     );
     assert!(serves(live_port).is_some() && serves(staging_port).is_some());
     assert_ne!(world.id("live", "api"), world.id("staging", "api"));
@@ -220,9 +226,11 @@ fn a_change_replaces_only_its_container_and_a_removal_only_its_unit() {
         world.exec("live", "api", "printf %s \"$GREETING\""),
         "bonjour"
     );
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says bonjour\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says bonjour\n",
     );
 
     // A no-op apply touches nothing.
@@ -273,9 +281,11 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
         good_units
     );
     assert_eq!(world.active("ugbad-live-api.service"), "active");
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
     assert!(serves(port).is_some());
 
@@ -288,9 +298,11 @@ fn a_bad_change_fails_names_the_unit_and_leaves_the_last_good_revision_serving()
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("ugbad-live-api.service"), "{err}");
     assert!(err.contains("previous revision was restored"), "{err}");
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
 
     // A new service whose first container exits and which systemd restarts
@@ -450,9 +462,11 @@ fn an_applied_instance_comes_back_after_a_reboot() {
     });
     assert!(up.is_some(), "web runs again after reboot");
     assert!(serves(port).is_some(), "and serves");
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
     // State survived too: nothing to apply.
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
@@ -479,9 +493,11 @@ fn an_applied_instance_comes_back_after_a_reboot() {
             .systemctl(["show", "--value", "-p", "NRestarts", &unit]);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{unit}");
     }
-    assert_eq!(
-        world.exec("live", "web", "wget -qO- http://api/"),
-        "api of live says hello\n"
+    world.exec_until(
+        "live",
+        "web",
+        "wget -qO- http://api/",
+        "api of live says hello\n",
     );
 }
 
@@ -510,7 +526,7 @@ fn the_readme_example_comes_up_and_serves() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let page = wait_for(Duration::from_secs(20), || {
+    let page = wait_for(Duration::from_secs(60), || {
         http_get(port.parse().unwrap(), "/")
             .filter(|(s, b)| *s == 200 && !b.is_empty())
             .map(|(_, b)| b)

@@ -592,7 +592,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     assert!(
         world
             .sandbox
-            .journal("ugbkf-timed-backup.service")
+            .journal_with("ugbkf-timed-backup.service", "wrong password")
             .contains("wrong password"),
         "restic's own reason is logged"
     );
@@ -601,7 +601,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
             .sandbox
             .root()
             .join(format!("var/tmp/ugbkf-hook-{instance}"));
-        wait_for(Duration::from_secs(20), || {
+        wait_for(Duration::from_secs(60), || {
             std::fs::read_to_string(&file).ok()
         })
     };
@@ -643,7 +643,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     world.exec("broken", "files", "touch /srv/.fail-backup");
     let out = world.unitgen(&["backup", "broken"]);
     assert_eq!(out.status.code(), Some(1));
-    let journal = world.sandbox.journal("ugbkf-broken-backup.service");
+    let journal = (world.sandbox).journal_with("ugbkf-broken-backup.service", "refusing");
     assert!(
         journal.contains("refusing"),
         "failed on the copy:\n{journal}"
@@ -666,7 +666,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     assert!(
         world
             .sandbox
-            .journal("ugbkf-broken-backup.service")
+            .journal_with("ugbkf-broken-backup.service", "refusing /data")
             .contains("refusing /data"),
         "failed on the copy of cache"
     );
@@ -850,7 +850,7 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
             .spawn()
             .expect("running rclone"),
     );
-    let up = wait_for(Duration::from_secs(20), || {
+    let up = wait_for(Duration::from_secs(60), || {
         std::net::TcpStream::connect(("127.0.0.1", rest_port)).ok()
     });
     assert!(up.is_some(), "rclone serve restic did not listen");
@@ -957,7 +957,7 @@ fn a_rest_repository_served_by_rclone_works_retention_keeps_what_keep_says_and_r
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let locked = wait_for(Duration::from_secs(20), || {
+    let locked = wait_for(Duration::from_secs(60), || {
         let locks = std::fs::read_dir(dir.path().join("locks")).ok()?;
         (locks.count() > 0).then_some(())
     });
@@ -1135,11 +1135,12 @@ fn a_restore_killed_halfway_is_told_until_running_it_again_finishes_it() {
         .sandbox
         .systemctl(["start", "ugrk-live-backup.service"]);
     assert!(!started.status.success());
+    let refusal = "a restore of this instance did not finish";
     assert!(
         world
             .sandbox
-            .journal("ugrk-live-backup.service")
-            .contains("a restore of this instance did not finish")
+            .journal_with("ugrk-live-backup.service", refusal)
+            .contains(refusal)
     );
     assert_eq!(snapshots(&world, "live").len(), 1);
 

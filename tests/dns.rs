@@ -181,7 +181,7 @@ fn dnsmasq(records: &[&str]) -> Resolver {
         .unwrap();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let resolver = Resolver { child, addr };
-    let up = support::wait_for(Duration::from_secs(10), || {
+    let up = support::wait_for(Duration::from_secs(30), || {
         unitgen::dns::resolve::query(
             addr,
             "ready.example",

@@ -54,7 +54,7 @@ fn announce() -> (String, String) {
 
 fn opts() -> ApplyOptions {
     ApplyOptions {
-        wait_timeout: Duration::from_secs(5),
+        wait_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_millis(5),
     }
 }

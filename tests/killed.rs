@@ -103,7 +103,7 @@ fn applied_routed(version: &str) -> (World, (u16, u16, u16)) {
 /// Waits until the router on `routed`'s ports serves `version`.
 fn served((http, _, _): (u16, u16, u16), version: &str) {
     wait_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         &format!("the router serves {version}"),
         || get("http", DOMAIN, http, "/", None),
         |a| a.status == 200 && a.body.trim() == version,
@@ -680,7 +680,7 @@ fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
     assert_eq!(world.active(router), "active", "{}", text(&applied));
     assert!(world.unit_file(router).exists());
     wait_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "the router serves b",
         || get("http", "b.race.test", router_ports.0, "/", None),
         |a| a.status == 200 && a.body.trim() == "b",

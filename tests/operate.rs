@@ -292,7 +292,7 @@ fn logs_show_what_the_containers_printed_and_exec_runs_in_the_right_container() 
     let file = world.file();
 
     // A few ticks, then every service's lines, each under its name.
-    let ticked = wait_for(Duration::from_secs(20), || {
+    let ticked = wait_for(Duration::from_secs(60), || {
         let out = world.unitgen(&["logs", "live", "worker"]);
         stdout(&out).contains("worker tick 3").then_some(())
     });

@@ -263,7 +263,7 @@ fn stderr(out: &Output) -> String {
 
 /// The page `curl http://127.0.0.1:PORT/` would print, once it is there.
 fn curl(port: u16, expected: &str) -> Option<String> {
-    wait_for(Duration::from_secs(20), || {
+    wait_for(Duration::from_secs(60), || {
         http_get(port, "/")
             .filter(|(s, b)| *s == 200 && b == expected)
             .map(|(_, b)| b)

@@ -215,15 +215,15 @@ instances:
 }
 
 // A service with an exec-form healthcheck runs a local image built for the
-// check: status showed `unitgen-health/ugimg-live-api` as its image, so
+// check: status showed `unitgen-health/ugstimg-live-api` as its image, so
 // nobody could tell which version ran; and the STARTED column (not on a
 // terminal) carried Docker's nanoseconds where `ls` and `history` show
 // seconds. It shows the service's image, and the time to the second.
 #[test]
 fn status_shows_the_services_image_and_its_start_to_the_second() {
-    let world = World::new("ugimg");
+    let world = World::new("ugstimg");
     world.write(
-        "app: ugimg
+        "app: ugstimg
 services:
   api:
     image: unitgen-test/busybox:1

@@ -151,7 +151,7 @@ fn start_restart_stop_enable_and_reboot_a_container_unit() {
         sandbox.journal(WEB)
     );
     assert!(
-        wait_for(Duration::from_secs(10), || (!is_running(CONTAINER))
+        wait_for(Duration::from_secs(60), || (!is_running(CONTAINER))
             .then_some(()))
         .is_some(),
         "the container still runs after stop"
@@ -258,7 +258,7 @@ fn reads_and_jobs_outlast_systemd_reexecuting() {
     systemd.reload().unwrap();
     std::thread::scope(|scope| {
         let job = scope.spawn(|| systemd.run_jobs(JobKind::Start, &units(&[slow])));
-        let running = wait_for(Duration::from_secs(10), || {
+        let running = wait_for(Duration::from_secs(60), || {
             let jobs = sandbox.systemctl(["list-jobs"]);
             String::from_utf8_lossy(&jobs.stdout)
                 .contains(slow)

@@ -156,6 +156,18 @@ impl Sandbox {
         )
     }
 
+    /// `unit`'s journal once it holds `text`, or after a minute without:
+    /// journald writes a line a moment after it was printed, so a line a
+    /// unit printed before its job ended (the reason it failed) may not be
+    /// there yet when the command that ran the job returns.
+    pub fn journal_with(&self, unit: &str, text: &str) -> String {
+        wait_for(Duration::from_secs(60), || {
+            let journal = self.journal(unit);
+            journal.contains(text).then_some(journal)
+        })
+        .unwrap_or_else(|| self.journal(unit))
+    }
+
     /// Kills the sandbox's systemd (power off: no unit is stopped) and
     /// boots it again on the same overlay, so installed and enabled units
     /// persist. Owned containers are removed in between, as a reboot of

@@ -175,6 +175,31 @@ impl World {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs `sh -c script` inside a service's container until it prints
+    /// `wanted`, for at most a minute: for what a container does after its
+    /// start (its server listening, a file its command writes), which the
+    /// command that started it does not wait for and a loaded machine may
+    /// not have done yet. Panics with the last answer and the unit's
+    /// journal.
+    pub fn exec_until(&self, instance: &str, service: &str, script: &str, wanted: &str) {
+        let container = self.container(instance, service);
+        let mut last = String::new();
+        let got = wait_for(Duration::from_secs(60), || {
+            let out = docker(["exec", &container, "sh", "-c", script]);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success() && out.stdout == wanted.as_bytes()).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "`{script}` in {service} never printed {wanted:?}; last: {last:?}; its journal:\n{}",
+            self.sandbox.journal(&format!("{container}.service"))
+        );
+    }
+
     pub fn unit_file(&self, name: &str) -> PathBuf {
         self.sandbox.unit_dir().join(name)
     }
@@ -203,9 +228,11 @@ impl Drop for World {
     }
 }
 
-/// The body of `GET /` on 127.0.0.1:`port` once it answers 200, within 10s.
+/// The body of `GET /` on 127.0.0.1:`port` once it answers 200, within a
+/// minute: a server a unit just started may take seconds to listen on a
+/// loaded machine (CI runs the suite beside fleet-live on two cores).
 pub fn serves(port: u16) -> Option<String> {
-    wait_for(Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(60), || {
         http_get(port, "/")
             .filter(|(s, _)| *s == 200)
             .map(|(_, b)| b)
