@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
+mod layout;
 mod report;
 pub use report::{Printable, install as install_report_hook};
 
@@ -151,6 +152,18 @@ impl Problem {
 /// through this or through [`printable`].
 pub fn shown(value: &str) -> String {
     escaped(value, false)
+}
+
+/// A command a message tells the user to run, as a line of its own (the
+/// message puts it between line breaks): indented, so that no report
+/// breaks it at any width (see `layout`) and it is copied whole, as cargo
+/// and git print theirs. Each of `words` is one word for the shell,
+/// quoted as sh needs it, and what a terminal would obey is shown escaped.
+pub fn command_line<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    let words: Vec<String> = (words.into_iter())
+        .map(|word| crate::escape::sh_quote(word.as_ref()))
+        .collect();
+    format!("    {}", shown(&words.join(" ")))
 }
 
 /// A path as a message quotes it (see [`shown`]).

@@ -253,13 +253,14 @@ impl Restoring {
     /// What the user reads: what was interrupted, and what finishes it.
     pub fn describe(&self) -> String {
         if let Some(why) = &self.unreadable {
+            let file = why.split(": unreadable").next().unwrap_or_default();
             return format!(
                 "the record of a restore that did not finish is unreadable ({why}): the \
                  instance's data may be half restored; the restore run again (`unitgen backups` \
                  lists the snapshots) finishes it and keeps the record as {}.unreadable; if \
-                 none was under way, move the record away (`mv {file} {file}.unreadable`)",
+                 none was under way, move the record away:\n{}",
                 Self::FILE,
-                file = why.split(": unreadable").next().unwrap_or_default()
+                crate::diagnostic::command_line(["mv", file, &format!("{file}.unreadable")])
             );
         }
         let short = self.snapshot.get(..8).unwrap_or(&self.snapshot);
@@ -513,11 +514,14 @@ impl InstanceState {
             .join(format!(".{}.unreadable", number.unwrap_or_default()));
         std::io::Error::other(format!(
             "{}: unreadable: {why}\nto go on without that revision and lose nothing, move it \
-             out of the history (its units stay there to read): `mv {} {}`; `unitgen apply` \
-             then records the installed units again",
+             out of the history (its units stay there to read):\n{}\n`unitgen apply` then \
+             records the installed units again",
             dir.join("revision.json").display(),
-            dir.display(),
-            aside.display()
+            crate::diagnostic::command_line([
+                "mv",
+                &dir.to_string_lossy(),
+                &aside.to_string_lossy()
+            ])
         ))
     }
 

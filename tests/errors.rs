@@ -1714,3 +1714,70 @@ fn support_files(dir: &std::path::Path) -> Vec<(String, String)> {
     files.sort();
     files
 }
+
+/// A command an error tells the user to run came out cut where miette
+/// wrapped the line, after a `/` or a `-` of its paths, with the report's
+/// margin (`│`) drawn into the cut: the `mv` that sets a damaged revision
+/// aside could not be copied in one piece. It is on a line of its own now,
+/// whole at any width, its paths quoted for the shell: copied from the
+/// output (from `mv` to the line's end) and run, it does what it says.
+#[test]
+fn a_suggested_command_is_whole_at_any_width_and_runs_as_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("unitgen.yaml"), GOOD_WEB).unwrap();
+    let state = dir
+        .path()
+        .join("a state folder/with-a-name-longer-than-a-narrow-terminal-is-wide/var/lib/unitgen");
+    let revisions = state.join("shop-live/revisions");
+    std::fs::create_dir_all(revisions.join("0001")).unwrap();
+    std::fs::write(revisions.join("0001/revision.json"), "[").unwrap();
+    let history = |columns: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+        cmd.env("NO_COLOR", "1")
+            .env_remove("COLUMNS")
+            .current_dir(dir.path())
+            .args(["history", "live", "--state-dir"])
+            .arg(&state);
+        if let Some(columns) = columns {
+            cmd.env("COLUMNS", columns);
+        }
+        cmd.output().unwrap()
+    };
+    let mut copied = Vec::new();
+    for columns in [Some("40"), Some("80"), None] {
+        let out = history(columns);
+        let said = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("0001/revision.json:"), "{said}");
+        let lines: Vec<&str> = said.lines().filter(|l| l.contains("mv ")).collect();
+        let [line] = lines[..] else {
+            panic!("COLUMNS={columns:?}: one line with the command in\n{said}")
+        };
+        copied.push(line[line.find("mv ").unwrap()..].to_string());
+        // Wrapped prose, not a cut command: the words after it are on
+        // lines of their own.
+        let width: usize = columns.map_or(usize::MAX, |c| c.parse().unwrap());
+        assert!(
+            (said.lines())
+                .filter(|l| l.chars().count() > width)
+                .all(|l| l == line || !l.trim_start_matches([' ', '│']).contains(' ')),
+            "COLUMNS={columns:?}: a line is longer than the terminal:\n{said}"
+        );
+    }
+    assert!(
+        copied.iter().all(|c| *c == copied[0]),
+        "the same at every width: {copied:#?}"
+    );
+    let run = Command::new("sh")
+        .args(["-c", &copied[0]])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}: {run:?}", copied[0]);
+    assert!(revisions.join(".0001.unreadable/revision.json").exists());
+    let out = history(Some("40"));
+    assert!(
+        out.status.success(),
+        "the revision set aside, history reads: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

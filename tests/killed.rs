@@ -14,8 +14,8 @@ use std::time::Duration;
 use support::docker::{container_id, docker, is_running};
 use support::net::free_port;
 use support::traefik::{self, Load, bodies, get, wait_until};
-use support::wait_for;
 use support::world::World;
+use support::{run_as_copied, wait_for};
 
 fn text(out: &Output) -> String {
     format!(
@@ -583,15 +583,15 @@ fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
     // the file is moved away as the error says.
     std::fs::write(stored(1), "[1, 2").unwrap();
     let before = container_id(&web).unwrap();
-    let rollback = world.unitgen(&["rollback", "live"]);
+    // Laid out for 40 columns, the `mv` the error suggests stays whole.
+    let rollback = world.unitgen_with(&["rollback", "live"], &[("COLUMNS", "40")]);
     let said = text(&rollback);
     assert_eq!(rollback.status.code(), Some(1), "{said}");
-    assert!(said.contains("0001/standins.json: unreadable"), "{said}");
+    assert!(said.contains("0001/standins.json:"), "{said}");
     assert!(said.contains("nothing on the host was changed"), "{said}");
-    assert!(said.contains(".unreadable`"), "{said}");
     assert_eq!(container_id(&web).as_deref(), Some(before.as_str()));
+    run_as_copied(&said, "mv");
     let moved = stored(1).with_extension("json.unreadable");
-    std::fs::rename(stored(1), &moved).unwrap();
     let rollback = world.unitgen(&["rollback", "live"]);
     assert!(rollback.status.success(), "{}", text(&rollback));
     served(ports, "v1");

@@ -983,12 +983,14 @@ pub fn converge_and_record(
             if !handover.is_stored(&dir, host.root.as_deref()) {
                 handover.store(&dir, host.root.as_deref()).map_err(|e| {
                     miette!(
-                        "{name} is up to date (revision {number}), but keeping its stand-ins                          in {} failed: {e}",
+                        "{name} is up to date (revision {number}), but keeping its stand-ins \
+                         in {} failed: {e}",
                         dir.join(handover::STORED).display()
                     )
                 })?;
                 progress.line(&format!(
-                    "{name}: kept the stand-ins of revision {number} again ({} was missing                      or differed)",
+                    "{name}: kept the stand-ins of revision {number} again ({} was missing \
+                     or differed)",
                     handover::STORED
                 ));
             }

@@ -224,12 +224,16 @@ pub fn standins_unreadable(
     file: &std::path::Path,
     what: &str,
 ) -> miette::Report {
-    let file = crate::diagnostic::shown_path(file);
+    let file = file.to_string_lossy();
+    let move_away = crate::diagnostic::command_line(["mv", &file, &format!("{file}.unreadable")]);
     miette!(
         help = format!(
-            "`unitgen apply` keeps them again when the template renders that revision; or move              the file away (`mv {file} {file}.unreadable`) and run the {what} again: its routed              services then restart with downtime, as those of a revision recorded before              stand-ins were kept"
+            "`unitgen apply` keeps them again when the template renders that revision; or move \
+             the file away:\n{move_away}\nand run the {what} again: its routed services then \
+             restart with downtime, as those of a revision recorded before stand-ins were kept"
         ),
-        "{name}: cannot {what} without downtime: the stand-ins of its routed services, kept          with the revision, are unreadable: {why}\nnothing on the host was changed"
+        "{name}: cannot {what} without downtime: the stand-ins of its routed services, kept \
+         with the revision, are unreadable: {why}\nnothing on the host was changed"
     )
 }
 

@@ -110,7 +110,7 @@ pub fn each_target(
         }
     }
     let left = left_alone(&listed, host)?;
-    let file_arg = file.path().display().to_string();
+    let file_arg = crate::escape::sh_quote(&file.path().to_string_lossy());
     let apps = site.app_names();
     for label in &left {
         let app = label.split('/').next().unwrap_or_default();

@@ -5,21 +5,25 @@
 //! terminal obeys written as escapes (see [`super::printable`]). Then no
 //! value in any error, whatever made it and however its message was
 //! formatted, can move the cursor, clear the screen or reorder the line.
-//! miette's own colours are added after, by its handler, so they stay.
+//! miette's own colours are added after, by its handler, so they stay,
+//! and its lines are laid out to be copied from (see [`super::layout`]).
 
 use std::fmt;
 
 use miette::{
-    Diagnostic, LabeledSpan, MietteError, MietteHandler, MietteSpanContents, ReportHandler,
-    Severity, SourceCode, SourceSpan, SpanContents,
+    Diagnostic, LabeledSpan, MietteError, MietteHandler, MietteHandlerOpts, MietteSpanContents,
+    ReportHandler, Severity, SourceCode, SourceSpan, SpanContents,
 };
 
-use super::{acts_on_terminal, printable};
+use super::{acts_on_terminal, layout, printable};
 
 /// Installs the handler that prints every report as a [`Printable`].
 pub fn install() {
     // Only fails if one is installed already, which is then this one.
-    let _ = miette::set_hook(Box::new(|_| Box::new(Escaping(MietteHandler::new()))));
+    let _ = miette::set_hook(Box::new(|_| {
+        let handler = layout::laid_out(MietteHandlerOpts::new(), layout::width());
+        Box::new(Escaping(handler.build()))
+    }));
 }
 
 struct Escaping(MietteHandler);

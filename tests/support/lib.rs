@@ -42,6 +42,23 @@ pub fn unitgen(args: &[&str]) -> std::process::Output {
         .expect("run unitgen")
 }
 
+/// Runs the command `said` suggests (on the one line where `program` and
+/// a space appear) as a user copies it: from `program` to the line's end,
+/// pasted into a shell.
+pub fn run_as_copied(said: &str, program: &str) {
+    let start = format!("{program} ");
+    let lines: Vec<&str> = said.lines().filter(|l| l.contains(&start)).collect();
+    let [line] = lines[..] else {
+        panic!("one line with `{program}` in\n{said}")
+    };
+    let command = &line[line.find(&start).unwrap()..];
+    let run = std::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .expect("run sh");
+    assert!(run.status.success(), "{command}: {run:?}");
+}
+
 /// Every file in `dir` as (name, text), sorted by name: what a command
 /// that writes a folder (`dns --out`, `docs --out`) left there.
 pub fn files_in(dir: &std::path::Path) -> Vec<(String, String)> {
