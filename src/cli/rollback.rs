@@ -229,7 +229,7 @@ pub fn standins_unreadable(
     miette!(
         help = format!(
             "`unitgen apply` keeps them again when the template renders that revision; or move \
-             the file away:\n{move_away}\nand run the {what} again: its routed services then \
+             the file away:\n{move_away}\nand {what} again: its routed services then \
              restart with downtime, as those of a revision recorded before stand-ins were kept"
         ),
         "{name}: cannot {what} without downtime: the stand-ins of its routed services, kept \
