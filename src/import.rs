@@ -180,6 +180,13 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
 /// `\\`, `\$`) and over several lines; unquoted up to a ` #` comment; in
 /// both but single quotes, `${VAR}` of the lines before expanded.
 pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    parse_dotenv_within(text, &[])
+}
+
+/// [`parse_dotenv`] of an included project's `.env`, whose `${VAR}` compose
+/// looks up in the including project's variables (`outer`) before the
+/// file's own lines (compose-go's dotenv: its lookup first).
+fn parse_dotenv_within(text: &str, outer: &[(String, String)]) -> Vec<(String, String)> {
     // Where in `text` a slice of it starts.
     let start = |part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
     // Just after the line break that ends the line `from` is in.
@@ -215,14 +222,14 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
                 };
                 pos = after_line(start(after));
                 if quote == '"' {
-                    expand(&unescape(&inner), &vars)
+                    expand(&unescape(&inner), outer, &vars)
                 } else {
                     inner
                 }
             }
             _ => {
                 let value = source.split_once(" #").map_or(source, |(v, _)| v);
-                expand(value.trim_end(), &vars)
+                expand(value.trim_end(), outer, &vars)
             }
         };
         match vars.iter_mut().find(|(n, _)| n == name) {
@@ -237,7 +244,14 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 /// completes from the shell it runs in (`$HOME`, a bare `NAME`), which
 /// import does not read, for [`Options::beside_notes`].
 pub fn dotenv_warnings(text: &str, file: &str) -> Vec<Warning> {
-    env_file::shell_values(text)
+    dotenv_warnings_within(text, file, &[])
+}
+
+/// [`dotenv_warnings`] of an included project's `.env`: a variable the
+/// including project's (`outer`) gives is not the shell's.
+fn dotenv_warnings_within(text: &str, file: &str, outer: &[(String, String)]) -> Vec<Warning> {
+    let given = |name: &str| outer.iter().any(|(n, _)| n == name);
+    env_file::shell_values(text, &given)
         .into_iter()
         .map(|(line, message)| Warning {
             file: Some(file.to_string()),
@@ -307,15 +321,17 @@ fn unescape(text: &str) -> String {
 /// `${VAR}`, `$VAR`, `${VAR:-default}`… of the lines before, as compose
 /// expands them in `.env` (`$$` is a `$`); a value it cannot read stays as
 /// written.
-fn expand(value: &str, vars: &[(String, String)]) -> String {
-    let set = |name: &str| vars.iter().any(|(n, _)| n == name);
+fn expand(value: &str, outer: &[(String, String)], vars: &[(String, String)]) -> String {
+    let find = |name: &str| {
+        outer
+            .iter()
+            .chain(vars)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let set = |name: &str| find(name).is_some();
     match interpolate::parse_with(value, &set) {
-        Ok(pieces) => interpolate::resolve(&pieces, &|name| {
-            vars.iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        }),
+        Ok(pieces) => interpolate::resolve(&pieces, &|name| find(name).unwrap_or_default()),
         Err(_) => value.to_string(),
     }
 }

@@ -2961,11 +2961,13 @@ fn a_tmpfs_mode_is_the_number_compose_gives_docker() {
 /// on a missing host path, where `--volume` creates an empty folder (seen
 /// here: "bind source path does not exist"). Import warned
 /// `create_host_path: false` as not carried over and dropped
-/// `bind.recursive` without a word.
+/// `bind.recursive` without a word. Round 8: with `create_host_path: true`
+/// and a propagation, compose's mount asks Docker to create the path
+/// (`CreateMountpoint`); it was `--mount`, failing where compose creates.
 #[test]
 fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
     let project = Project::new(
-        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: ./conf\n        target: /conf\n        read_only: true\n        bind: {create_host_path: false}\n      - type: bind\n        source: ./made\n        target: /made\n        bind: {create_host_path: true}\n      - type: bind\n        source: ./plain\n        target: /plain\n      - type: bind\n        source: /srv\n        target: /srv\n        bind: {selinux: z}\n      - type: bind\n        source: /opt\n        target: /opt\n        bind: {create_host_path: true, recursive: readonly}\n",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: ./conf\n        target: /conf\n        read_only: true\n        bind: {create_host_path: false}\n      - type: bind\n        source: ./made\n        target: /made\n        bind: {create_host_path: true}\n      - type: bind\n        source: ./plain\n        target: /plain\n      - type: bind\n        source: /srv\n        target: /srv\n        bind: {selinux: z}\n      - type: bind\n        source: /opt\n        target: /opt\n        bind: {create_host_path: true, recursive: readonly}\n      - type: bind\n        source: /mnt/disks\n        target: /disks\n        bind: {create_host_path: true, propagation: rslave}\n      - type: bind\n        source: /mnt/usb\n        target: /usb\n        bind: {propagation: rshared}\n",
     );
     let run = project.import_ok(&[]);
     let dir = fs::canonicalize(&project.dir).unwrap();
@@ -2976,7 +2978,12 @@ fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
         format!("      - {dir}/plain:/plain\n"),
         format!("      - --mount=type=bind,source={dir}/conf,target=/conf,readonly\n"),
         "      - /srv:/srv:z\n".to_string(),
-        "      - --mount=type=bind,source=/opt,target=/opt\n".to_string(),
+        // `create_host_path: true`: compose's mount creates the path
+        // (a propagation or `recursive` beside it changes nothing there).
+        "      - /opt:/opt\n".to_string(),
+        "      - /mnt/disks:/disks:rslave\n".to_string(),
+        "      - --mount=type=bind,source=/mnt/usb,target=/usb,bind-propagation=rshared\n"
+            .to_string(),
     ] {
         assert!(template.contains(&line), "{line} in\n{template}");
     }
@@ -3060,6 +3067,91 @@ fn an_included_project_takes_its_own_dotenv_values() {
         "{}",
         run.stderr
     );
+}
+
+/// Round 8. The lines of an included project's `.env` that compose
+/// completes from the shell (`$HOME`, a bare `NAME`) were not warned, where
+/// the project's own `.env`'s are; and its `${VAR}` of a variable the
+/// including project's `.env` sets was empty, where compose-go's dotenv
+/// looks the including values up first (`ApplyInclude`'s lookup).
+#[test]
+fn an_included_projects_dotenv_is_read_as_compose_reads_it() {
+    let project = Project::new(
+        "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n",
+    )
+    .file(".env", "TAG=1.27\n")
+    .file(
+        "db/compose.yaml",
+        "services:\n  db:\n    image: postgres:16\n    environment: [\"URL=${DB_URL}\", \"DATA=${DATA_DIR}\", \"TZ=${TZ}\"]\n",
+    )
+    .file(
+        "db/.env",
+        "# from the including project\nDB_URL=postgres://db/${TAG}\nDATA_DIR=$HOME/data\nTZ\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("    db_url: postgres://db/1.27\n"),
+        "{template}"
+    );
+    for warning in [
+        "warning: db/.env:3: variables: `DATA_DIR` uses `$HOME`, which compose takes from the shell it runs in; import does not read the shell, so it is empty in `DATA_DIR`'s value\n",
+        "warning: db/.env:4: variables: `TZ` takes its value from the shell compose runs in, which import does not read: it is not set\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    // `${TAG}` is the including project's: no shell in it.
+    assert!(!run.stderr.contains("db/.env:2"), "{}", run.stderr);
+}
+
+/// Round 8. A tag compose's YAML reader (go-yaml v3) does not know
+/// (`!custom`, `!!python/str`, `!`) it ignores, and the scalar is the text
+/// written: `!custom ~` the text `~`, where import read a null (the
+/// variable left out); `!!int "12"` is the number 12, where import kept
+/// the quotes in the value; `!!null x` compose refuses, import read a null.
+#[test]
+fn yaml_tags_are_read_as_compose_reads_them() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: !custom nginx:1.27\n    environment:\n",
+        "      TILDE: !custom ~\n      EMPTY: !custom\n      SWITCH: !custom true\n",
+        "      QUOTED: !!int \"12\"\n      RATIO: !!float \"1.50\"\n      VERSION: !custom 1.10\n",
+        "      OCTAL: !!python/str 010\n      BARE: ! 12\n",
+        "    command: !!python/tuple [echo, hi]\n    labels: !custom {a: b}\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains(concat!(
+            "    image: nginx:1.27\n    environment:\n",
+            "      TILDE: \"~\"\n      EMPTY: \"\"\n      SWITCH: \"true\"\n",
+            "      QUOTED: 12\n      RATIO: 1.5\n      VERSION: \"1.10\"\n",
+            "      OCTAL: \"010\"\n      BARE: \"12\"\n",
+            "    command: [echo, hi]\n    labels:\n      a: b\n",
+        )),
+        "{template}"
+    );
+    for (value, message) in [
+        ("!!null x", "`x` is not a null, which its tag `!!null` says"),
+        (
+            "!!binary aGk=",
+            "a `!!binary` value (base64, which compose decodes)",
+        ),
+    ] {
+        fs::write(
+            project.dir.join("docker-compose.yml"),
+            format!("services:\n  web:\n    image: nginx\n    environment:\n      E: {value}\n"),
+        )
+        .unwrap();
+        let run = project.import(&[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(message), "{message} in\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("docker-compose.yml:5:"),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 /// Round 7. `docker compose up` in a folder with no compose file takes the

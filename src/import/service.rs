@@ -2259,19 +2259,19 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
 }
 
 /// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
-/// Whether compose mounts a long-syntax bind through Docker's mount API
-/// rather than as `--volume` does (docker/compose `requireMountAPI`): a
-/// `bind:` block without `create_host_path: true`, or with a propagation.
-/// Docker then refuses a host path that is missing ("bind source path does
-/// not exist"), where `--volume` creates an empty folder.
+/// Whether compose mounts a long-syntax bind so that a missing host path
+/// fails the start: a `bind:` block without `create_host_path: true`
+/// (docker/compose `requireMountAPI`, whose mount Docker refuses: "bind
+/// source path does not exist"), where `--volume` creates an empty folder.
+/// With `create_host_path: true` compose's mount (a propagation or
+/// `recursive` takes the mount API too) asks Docker to create the path
+/// (`BindOptions.CreateMountpoint`), as `--volume` does.
 fn needs_mount_api(item: &Node) -> bool {
     let kind = item.get("type").and_then(Node::scalar);
     let Some(bind) = item.get("bind").filter(|_| kind.as_deref() == Some("bind")) else {
         return false;
     };
     bind.get("create_host_path").and_then(Node::boolean) != Some(true)
-        || bind.get("propagation").is_some()
-        || bind.get("recursive").is_some()
 }
 
 fn is_only(node: &Node, key: &str) -> bool {
