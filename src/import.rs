@@ -139,6 +139,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
         relative_paths_said: HashSet::new(),
+        invalid_said: HashSet::new(),
     };
     // `.env`'s first: the compose file's values come from it.
     importer.warnings = options.beside_notes.clone();
@@ -413,6 +414,8 @@ struct Importer {
     /// Relative host paths already said to be made absolute: said once, at
     /// the first use, however many services mount the same folder.
     relative_paths_said: HashSet<String>,
+    /// Values whose `${…}` compose cannot read, refused once each.
+    invalid_said: HashSet<String>,
 }
 
 /// One service of a `volumes_from`, with the mode it forces (`:ro` is
@@ -615,6 +618,7 @@ impl Importer {
             self.error(&services_node.at, "the compose file has no services");
             return None;
         }
+        self.interpolates_everywhere(root, "");
         let service_entries = &self.select_profiles(service_entries);
         let service_entries = &self.leave_out_scaled_to_zero(service_entries);
         self.name_services(service_entries);
@@ -855,7 +859,9 @@ impl Importer {
                 pieces
             }
             // compose refuses the file ("invalid interpolation format").
+            Err(_) if self.invalid_said.contains(text) => vec![Piece::Text(text.to_string())],
             Err(msg) => {
+                self.invalid_said.insert(text.to_string());
                 let whose = match &self.service {
                     Some(service) => format!(" of service `{service}`"),
                     None => String::new(),
@@ -868,6 +874,44 @@ impl Importer {
                 );
                 vec![Piece::Text(text.to_string())]
             }
+        }
+    }
+
+    /// Compose interpolates every value of the file as it loads it
+    /// (compose-go's `Interpolate`), those of services it leaves out with
+    /// their profile and of `x-` fields too, and refuses the file at any
+    /// `${…}` it cannot read (mayan's `${MAYAN_TRAEFIK_RABBITMQ_ENABLE;-false}`
+    /// in a service of an inactive profile). Refused where it is written;
+    /// [`Importer::pieces`] does not say it again.
+    fn interpolates_everywhere(&mut self, node: &Node, path: &str) {
+        match &node.kind {
+            Kind::Text(text) if text.contains('$') => {
+                let dotenv = &self.options.dotenv;
+                let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
+                if let Err(msg) = interpolate::parse_with(text, &set)
+                    && self.invalid_said.insert(text.clone())
+                {
+                    self.error(
+                        &node.at,
+                        format!("`{path}`: {msg}: compose refuses the file (invalid interpolation), whether or not the service runs"),
+                    );
+                }
+            }
+            Kind::List(items) => {
+                for item in items {
+                    self.interpolates_everywhere(item, path);
+                }
+            }
+            Kind::Map(entries) => {
+                for (key, value) in entries {
+                    let path = match path {
+                        "" => key.name.clone(),
+                        _ => format!("{path}.{}", key.name),
+                    };
+                    self.interpolates_everywhere(value, &path);
+                }
+            }
+            _ => {}
         }
     }
 

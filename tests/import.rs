@@ -3154,6 +3154,33 @@ fn yaml_tags_are_read_as_compose_reads_them() {
     }
 }
 
+/// Round 8. compose interpolates every value as it loads the file, and
+/// refuses it at a `${…}` it cannot read wherever it is: mayan's
+/// `${MAYAN_TRAEFIK_RABBITMQ_ENABLE;-false}` sits in a service of an
+/// inactive profile, which import left out without a word.
+#[test]
+fn an_invalid_interpolation_anywhere_is_refused() {
+    for (compose, place, path) in [
+        (
+            "services:\n  web:\n    image: nginx\n  queue:\n    image: rabbitmq\n    profiles: [rabbitmq]\n    labels:\n      - \"traefik.enable=${ENABLE;-false}\"\n",
+            "docker-compose.yml:8:9",
+            "`services.queue.labels`: `${ENABLE;-false}`",
+        ),
+        (
+            "x-env: &env\n  A: ${A:-x\nservices:\n  web:\n    image: nginx\n",
+            "docker-compose.yml:2:6",
+            "`x-env.A`: `${` without `}`",
+        ),
+    ] {
+        let project = Project::new(compose);
+        let run = project.import(&[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(path), "{path} in\n{}", run.stderr);
+        assert!(run.stderr.contains(place), "{place} in\n{}", run.stderr);
+        assert_eq!(run.stderr.matches(" × ").count(), 1, "{}", run.stderr);
+    }
+}
+
 /// Round 7. `docker compose up` in a folder with no compose file takes the
 /// closest one in the folders above (compose-go `WithDefaultConfigPath`),
 /// with its override file and `.env`; import said "no compose file here".
