@@ -1482,6 +1482,58 @@ networks:
     assert!(!render.stdout.contains("172.30.1.254"), "{}", render.stdout);
 }
 
+/// Round 8, bitmagnet: gluetun's `extra_hosts: ["postgres:192.168.55.11"]`
+/// names postgres's fixed compose address (`ipv4_address`). unitgen does
+/// not give the address, so `--add-host` sent the name to an address
+/// nothing has, in front of the Docker DNS that finds postgres: left out,
+/// and said so, in the list and the map forms; other hosts stay.
+#[test]
+fn extra_hosts_at_a_fixed_compose_address_are_left_out() {
+    let project = Project::new(
+        r#"services:
+  gluetun:
+    image: qmcgaw/gluetun
+    extra_hosts:
+      - "postgres:192.168.55.11"
+      - "host.docker.internal:host-gateway"
+    networks:
+      bitmagnet:
+        ipv4_address: 192.168.55.10
+  postgres:
+    image: postgres:16-alpine
+    networks:
+      bitmagnet:
+        ipv4_address: ${NET:-192.168.55}.11
+  agent:
+    image: grafana/agent
+    extra_hosts:
+      gluetun: 192.168.55.10
+networks:
+  bitmagnet:
+    ipam:
+      config:
+        - subnet: 192.168.55.0/24
+"#,
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:5:9: gluetun: extra_hosts: `postgres:192.168.55.11` not carried over: `192.168.55.11` was `postgres`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so the name would lead nowhere; the services reach `postgres` by that name on the instance network\n",
+        "warning: docker-compose.yml:18:16: agent: extra_hosts: `gluetun: 192.168.55.10` not carried over",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains("--add-host=host.docker.internal:host-gateway"),
+        "{}",
+        render.stdout
+    );
+    assert!(!render.stdout.contains("192.168.55."), "{}", render.stdout);
+}
+
 /// Mastodon keeps its database on `internal_network` (`internal: true`): no
 /// way out of the host. The instance network has one, which is said.
 #[test]

@@ -1984,6 +1984,14 @@ impl Importer {
                     if name == "dns" && self.dns_at_static_address(item) {
                         continue;
                     }
+                    if name == "extra_hosts"
+                        && let Some(entry) = item.scalar()
+                        && let Some((_, address)) =
+                            entry.split_once('=').or_else(|| entry.split_once(':'))
+                        && self.host_at_static_address(&entry, address, &item.at)
+                    {
+                        continue;
+                    }
                     if item.scalar().is_some() {
                         self.flag_value(flag, item, name, out);
                     } else if name == "devices" && item.get("source").is_some() {
@@ -1998,6 +2006,16 @@ impl Importer {
                 // `extra_hosts: {db: 10.0.0.2}` is `--add-host db:10.0.0.2`.
                 let separator = if name == "extra_hosts" { ":" } else { "=" };
                 for (k, v) in entries {
+                    if name == "extra_hosts"
+                        && let Some(address) = v.scalar()
+                        && self.host_at_static_address(
+                            &format!("{}: {address}", k.name),
+                            &address,
+                            &v.at,
+                        )
+                    {
+                        continue;
+                    }
                     let arg = match v.kind {
                         Kind::Null => format!("{flag}={}", interpolate::verbatim(&k.name)),
                         _ => match self.text(v, name) {
@@ -2134,6 +2152,30 @@ impl Importer {
             "dns",
             format!(
                 "`{address}` not carried over: it was `{server}`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so no DNS server would answer there; the container uses Docker's DNS, which finds `{server}` by name"
+            ),
+        );
+        true
+    }
+
+    /// An `extra_hosts` entry (`entry`, written at `at`) whose `address` is
+    /// another service's fixed compose address (bitmagnet's
+    /// `postgres:192.168.55.11`, its postgres's `ipv4_address`), which
+    /// unitgen does not give it: the name would lead to an address nothing
+    /// has, and hide the service Docker's DNS finds by that name. Left out
+    /// and said so.
+    fn host_at_static_address(&mut self, entry: &str, address: &str, at: &Place) -> bool {
+        let Some(address) = self.as_compose_resolves(address.trim()) else {
+            return false;
+        };
+        let address = address.trim_start_matches('[').trim_end_matches(']');
+        let Some(server) = self.static_addresses.get(address).cloned() else {
+            return false;
+        };
+        self.warn(
+            at,
+            "extra_hosts",
+            format!(
+                "`{entry}` not carried over: `{address}` was `{server}`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so the name would lead nowhere; the services reach `{server}` by that name on the instance network"
             ),
         );
         true
