@@ -3233,6 +3233,30 @@ fn an_invalid_interpolation_anywhere_is_refused() {
     }
 }
 
+/// Round 8. `cpu_rt_runtime` and `cpu_rt_period` (microseconds, or a
+/// duration compose gives Docker in microseconds) were warned as keys
+/// unitgen has not, so the container ran without compose's real-time CPU
+/// budget: they are `--cpu-rt-runtime` and `--cpu-rt-period` now.
+#[test]
+fn realtime_cpu_limits_are_docker_run_flags() {
+    let project = Project::new(
+        "services:\n  audio:\n    image: pipewire\n    cpu_rt_runtime: 400ms\n    cpu_rt_period: 1000000\n  bad:\n    image: busybox\n    cpu_rt_runtime: soon\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("    docker_args: [--cpu-rt-runtime=400000, --cpu-rt-period=1000000]\n")
+            || template
+                .contains("      - --cpu-rt-runtime=400000\n      - --cpu-rt-period=1000000\n"),
+        "{template}"
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:8:21: bad: cpu_rt_runtime: not carried over: `soon` is not a duration"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Round 7. `docker compose up` in a folder with no compose file takes the
 /// closest one in the folders above (compose-go `WithDefaultConfigPath`),
 /// with its override file and `.env`; import said "no compose file here".

@@ -295,6 +295,7 @@ impl Importer {
             "logging" => self.logging(value, out),
             "ulimits" => self.ulimits(value, out),
             "blkio_config" => self.blkio_config(value, out),
+            "cpu_rt_runtime" | "cpu_rt_period" => self.realtime_cpu(name, value, out),
             "scale" => self.warn(
                 &key.at,
                 name,
@@ -1861,6 +1862,26 @@ impl Importer {
     /// `blkio_config`: each of its keys is a `docker run` flag, the
     /// per-device ones `PATH:VALUE` (a rate in bytes keeps compose's unit,
     /// `12mb`, which Docker reads alike).
+    /// `cpu_rt_runtime` and `cpu_rt_period`: microseconds, or a duration
+    /// (`400ms`) compose gives Docker in microseconds, as
+    /// `--cpu-rt-runtime` and `--cpu-rt-period` take them.
+    fn realtime_cpu(&mut self, key: &str, node: &Node, out: &mut Map) {
+        let Some(text) = self.plain_text(node, key) else {
+            return;
+        };
+        let micros = match text.parse::<u64>() {
+            Ok(n) => Ok(n),
+            Err(_) => syntax::duration_micros(&text),
+        };
+        match micros {
+            Ok(n) => {
+                let flag = key.replace('_', "-");
+                out.push("docker_args", Scalar::Text(format!("--{flag}={n}")));
+            }
+            Err(msg) => self.warn(&node.at, key, format!("not carried over: {msg}")),
+        }
+    }
+
     fn blkio_config(&mut self, node: &Node, out: &mut Map) {
         let Some(entries) = node.entries() else {
             self.expected(node, "blkio_config", "a map");
