@@ -1534,6 +1534,31 @@ networks:
     assert!(!render.stdout.contains("192.168.55."), "{}", render.stdout);
 }
 
+/// Round 8. Compose reads `extra_hosts` as `HOST=IP` too (the form its
+/// reference now shows) and an IPv6 address in brackets, and hands Docker
+/// `HOST:IP`; import wrote `--add-host=somehost=162.242.195.82`, which the
+/// CLI of Debian 12's Docker (20.10) refuses ("bad format for add-host"),
+/// so the unit never started there. Written as compose hands it now.
+#[test]
+fn extra_hosts_are_written_as_compose_hands_them_to_docker() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    extra_hosts:\n      - \"somehost=162.242.195.82\"\n      - \"myhostv6=[::1]\"\n      - \"old:10.0.0.1\"\n      - \"gw=host-gateway\"\n  api:\n    image: nginx\n    extra_hosts:\n      v6: \"[::1]\"\n",
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for flag in [
+        "--add-host=somehost:162.242.195.82 ",
+        "--add-host=myhostv6:::1 ",
+        "--add-host=old:10.0.0.1 ",
+        "--add-host=gw:host-gateway ",
+        "--add-host=v6:::1 ",
+    ] {
+        assert!(render.stdout.contains(flag), "{flag} in\n{}", render.stdout);
+    }
+    assert!(!render.stdout.contains("[::1]"), "{}", render.stdout);
+}
+
 /// Mastodon keeps its database on `internal_network` (`internal: true`): no
 /// way out of the host. The instance network has one, which is said.
 #[test]

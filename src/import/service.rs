@@ -2013,7 +2013,13 @@ impl Importer {
                     {
                         continue;
                     }
-                    if item.scalar().is_some() {
+                    if name == "extra_hosts"
+                        && let Kind::Text(text) = &item.kind
+                    {
+                        let mut entry = item.clone();
+                        entry.kind = Kind::Text(host_entry(text));
+                        self.flag_value(flag, &entry, name, out);
+                    } else if item.scalar().is_some() {
                         self.flag_value(flag, item, name, out);
                     } else if name == "devices" && item.get("source").is_some() {
                         self.long_device(item, out);
@@ -2041,6 +2047,10 @@ impl Importer {
                         Kind::Null => format!("{flag}={}", interpolate::verbatim(&k.name)),
                         _ => match self.text(v, name) {
                             Some(v) => {
+                                let v = match name {
+                                    "extra_hosts" => unbracketed(&v).to_string(),
+                                    _ => v,
+                                };
                                 format!("{flag}={}{separator}{v}", interpolate::verbatim(&k.name))
                             }
                             None => continue,
@@ -2207,6 +2217,24 @@ impl Importer {
             out.push("docker_args", Scalar::Text(format!("{flag}={value}")));
         }
     }
+}
+
+/// An `extra_hosts` entry as compose hands it to Docker, `HOST:IP`. Compose
+/// also reads `HOST=IP` and an IPv6 address in brackets (`[::1]`), which
+/// `--add-host` of Docker's CLI before 25 refuses (Debian 12's 20.10:
+/// "bad format for add-host"); `HOST:::1` it takes.
+fn host_entry(text: &str) -> String {
+    match text.split_once('=').or_else(|| text.split_once(':')) {
+        Some((host, address)) => format!("{host}:{}", unbracketed(address)),
+        None => text.to_string(),
+    }
+}
+
+fn unbracketed(address: &str) -> &str {
+    address
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(address)
 }
 
 /// Compose keys that are one `docker run` flag: carried over in `docker_args`.
