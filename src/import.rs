@@ -139,6 +139,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         volumes_of: HashMap::new(),
         volumes_from: Vec::new(),
         relative_paths_said: HashSet::new(),
+        invalid_said: HashSet::new(),
     };
     // `.env`'s first: the compose file's values come from it.
     importer.warnings = options.beside_notes.clone();
@@ -180,6 +181,13 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
 /// `\\`, `\$`) and over several lines; unquoted up to a ` #` comment; in
 /// both but single quotes, `${VAR}` of the lines before expanded.
 pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    parse_dotenv_within(text, &[])
+}
+
+/// [`parse_dotenv`] of an included project's `.env`, whose `${VAR}` compose
+/// looks up in the including project's variables (`outer`) before the
+/// file's own lines (compose-go's dotenv: its lookup first).
+fn parse_dotenv_within(text: &str, outer: &[(String, String)]) -> Vec<(String, String)> {
     // Where in `text` a slice of it starts.
     let start = |part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
     // Just after the line break that ends the line `from` is in.
@@ -215,14 +223,14 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
                 };
                 pos = after_line(start(after));
                 if quote == '"' {
-                    expand(&unescape(&inner), &vars)
+                    expand(&unescape(&inner), outer, &vars)
                 } else {
                     inner
                 }
             }
             _ => {
                 let value = source.split_once(" #").map_or(source, |(v, _)| v);
-                expand(value.trim_end(), &vars)
+                expand(value.trim_end(), outer, &vars)
             }
         };
         match vars.iter_mut().find(|(n, _)| n == name) {
@@ -237,7 +245,14 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 /// completes from the shell it runs in (`$HOME`, a bare `NAME`), which
 /// import does not read, for [`Options::beside_notes`].
 pub fn dotenv_warnings(text: &str, file: &str) -> Vec<Warning> {
-    env_file::shell_values(text)
+    dotenv_warnings_within(text, file, &[])
+}
+
+/// [`dotenv_warnings`] of an included project's `.env`: a variable the
+/// including project's (`outer`) gives is not the shell's.
+fn dotenv_warnings_within(text: &str, file: &str, outer: &[(String, String)]) -> Vec<Warning> {
+    let given = |name: &str| outer.iter().any(|(n, _)| n == name);
+    env_file::shell_values(text, &given)
         .into_iter()
         .map(|(line, message)| Warning {
             file: Some(file.to_string()),
@@ -307,15 +322,17 @@ fn unescape(text: &str) -> String {
 /// `${VAR}`, `$VAR`, `${VAR:-default}`… of the lines before, as compose
 /// expands them in `.env` (`$$` is a `$`); a value it cannot read stays as
 /// written.
-fn expand(value: &str, vars: &[(String, String)]) -> String {
-    let set = |name: &str| vars.iter().any(|(n, _)| n == name);
+fn expand(value: &str, outer: &[(String, String)], vars: &[(String, String)]) -> String {
+    let find = |name: &str| {
+        outer
+            .iter()
+            .chain(vars)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let set = |name: &str| find(name).is_some();
     match interpolate::parse_with(value, &set) {
-        Ok(pieces) => interpolate::resolve(&pieces, &|name| {
-            vars.iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        }),
+        Ok(pieces) => interpolate::resolve(&pieces, &|name| find(name).unwrap_or_default()),
         Err(_) => value.to_string(),
     }
 }
@@ -397,6 +414,8 @@ struct Importer {
     /// Relative host paths already said to be made absolute: said once, at
     /// the first use, however many services mount the same folder.
     relative_paths_said: HashSet<String>,
+    /// Values whose `${…}` compose cannot read, refused once each.
+    invalid_said: HashSet<String>,
 }
 
 /// One service of a `volumes_from`, with the mode it forces (`:ro` is
@@ -599,6 +618,7 @@ impl Importer {
             self.error(&services_node.at, "the compose file has no services");
             return None;
         }
+        self.interpolates_everywhere(root, "");
         let service_entries = &self.select_profiles(service_entries);
         let service_entries = &self.leave_out_scaled_to_zero(service_entries);
         self.name_services(service_entries);
@@ -839,7 +859,9 @@ impl Importer {
                 pieces
             }
             // compose refuses the file ("invalid interpolation format").
+            Err(_) if self.invalid_said.contains(text) => vec![Piece::Text(text.to_string())],
             Err(msg) => {
+                self.invalid_said.insert(text.to_string());
                 let whose = match &self.service {
                     Some(service) => format!(" of service `{service}`"),
                     None => String::new(),
@@ -852,6 +874,44 @@ impl Importer {
                 );
                 vec![Piece::Text(text.to_string())]
             }
+        }
+    }
+
+    /// Compose interpolates every value of the file as it loads it
+    /// (compose-go's `Interpolate`), those of services it leaves out with
+    /// their profile and of `x-` fields too, and refuses the file at any
+    /// `${…}` it cannot read (mayan's `${MAYAN_TRAEFIK_RABBITMQ_ENABLE;-false}`
+    /// in a service of an inactive profile). Refused where it is written;
+    /// [`Importer::pieces`] does not say it again.
+    fn interpolates_everywhere(&mut self, node: &Node, path: &str) {
+        match &node.kind {
+            Kind::Text(text) if text.contains('$') => {
+                let dotenv = &self.options.dotenv;
+                let set = |name: &str| dotenv.iter().any(|(n, _)| n == name);
+                if let Err(msg) = interpolate::parse_with(text, &set)
+                    && self.invalid_said.insert(text.clone())
+                {
+                    self.error(
+                        &node.at,
+                        format!("`{path}`: {msg}: compose refuses the file (invalid interpolation), whether or not the service runs"),
+                    );
+                }
+            }
+            Kind::List(items) => {
+                for item in items {
+                    self.interpolates_everywhere(item, path);
+                }
+            }
+            Kind::Map(entries) => {
+                for (key, value) in entries {
+                    let path = match path {
+                        "" => key.name.clone(),
+                        _ => format!("{path}.{}", key.name),
+                    };
+                    self.interpolates_everywhere(value, &path);
+                }
+            }
+            _ => {}
         }
     }
 

@@ -535,6 +535,10 @@ services:
       - type: bind
         source: ./made
         target: /made
+      - type: bind
+        source: ./shared
+        target: /shared
+        bind: {create_host_path: true, propagation: private}
 "#,
     )
     .unwrap();
@@ -557,4 +561,15 @@ services:
         "d-wxrwS--t\ndrwxrwxrwt\nx=1"
     );
     assert!(dir.join("made").is_dir(), "Docker made ./made");
+    // Round 8: compose's mount asks Docker to create the path
+    // (`create_host_path: true`), with the propagation given.
+    assert!(dir.join("shared").is_dir(), "Docker made ./shared");
+    let web = world.container("live", "web");
+    assert_eq!(
+        inspect(
+            &web,
+            "{{range .Mounts}}{{if eq .Destination \"/shared\"}}{{.Propagation}}{{end}}{{end}}"
+        ),
+        "private"
+    );
 }

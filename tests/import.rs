@@ -1482,6 +1482,83 @@ networks:
     assert!(!render.stdout.contains("172.30.1.254"), "{}", render.stdout);
 }
 
+/// Round 8, bitmagnet: gluetun's `extra_hosts: ["postgres:192.168.55.11"]`
+/// names postgres's fixed compose address (`ipv4_address`). unitgen does
+/// not give the address, so `--add-host` sent the name to an address
+/// nothing has, in front of the Docker DNS that finds postgres: left out,
+/// and said so, in the list and the map forms; other hosts stay.
+#[test]
+fn extra_hosts_at_a_fixed_compose_address_are_left_out() {
+    let project = Project::new(
+        r#"services:
+  gluetun:
+    image: qmcgaw/gluetun
+    extra_hosts:
+      - "postgres:192.168.55.11"
+      - "host.docker.internal:host-gateway"
+    networks:
+      bitmagnet:
+        ipv4_address: 192.168.55.10
+  postgres:
+    image: postgres:16-alpine
+    networks:
+      bitmagnet:
+        ipv4_address: ${NET:-192.168.55}.11
+  agent:
+    image: grafana/agent
+    extra_hosts:
+      gluetun: 192.168.55.10
+networks:
+  bitmagnet:
+    ipam:
+      config:
+        - subnet: 192.168.55.0/24
+"#,
+    );
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:5:9: gluetun: extra_hosts: `postgres:192.168.55.11` not carried over: `192.168.55.11` was `postgres`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so the name would lead nowhere; the services reach `postgres` by that name on the instance network\n",
+        "warning: docker-compose.yml:18:16: agent: extra_hosts: `gluetun: 192.168.55.10` not carried over",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains("--add-host=host.docker.internal:host-gateway"),
+        "{}",
+        render.stdout
+    );
+    assert!(!render.stdout.contains("192.168.55."), "{}", render.stdout);
+}
+
+/// Round 8. Compose reads `extra_hosts` as `HOST=IP` too (the form its
+/// reference now shows) and an IPv6 address in brackets, and hands Docker
+/// `HOST:IP`; import wrote `--add-host=somehost=162.242.195.82`, which the
+/// CLI of Debian 12's Docker (20.10) refuses ("bad format for add-host"),
+/// so the unit never started there. Written as compose hands it now.
+#[test]
+fn extra_hosts_are_written_as_compose_hands_them_to_docker() {
+    let project = Project::new(
+        "services:\n  web:\n    image: nginx\n    extra_hosts:\n      - \"somehost=162.242.195.82\"\n      - \"myhostv6=[::1]\"\n      - \"old:10.0.0.1\"\n      - \"gw=host-gateway\"\n  api:\n    image: nginx\n    extra_hosts:\n      v6: \"[::1]\"\n",
+    );
+    project.import_ok(&[]);
+    let render = project.run(&["render", "default"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for flag in [
+        "--add-host=somehost:162.242.195.82 ",
+        "--add-host=myhostv6:::1 ",
+        "--add-host=old:10.0.0.1 ",
+        "--add-host=gw:host-gateway ",
+        "--add-host=v6:::1 ",
+    ] {
+        assert!(render.stdout.contains(flag), "{flag} in\n{}", render.stdout);
+    }
+    assert!(!render.stdout.contains("[::1]"), "{}", render.stdout);
+}
+
 /// Mastodon keeps its database on `internal_network` (`internal: true`): no
 /// way out of the host. The instance network has one, which is said.
 #[test]
@@ -2961,11 +3038,13 @@ fn a_tmpfs_mode_is_the_number_compose_gives_docker() {
 /// on a missing host path, where `--volume` creates an empty folder (seen
 /// here: "bind source path does not exist"). Import warned
 /// `create_host_path: false` as not carried over and dropped
-/// `bind.recursive` without a word.
+/// `bind.recursive` without a word. Round 8: with `create_host_path: true`
+/// and a propagation, compose's mount asks Docker to create the path
+/// (`CreateMountpoint`); it was `--mount`, failing where compose creates.
 #[test]
 fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
     let project = Project::new(
-        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: ./conf\n        target: /conf\n        read_only: true\n        bind: {create_host_path: false}\n      - type: bind\n        source: ./made\n        target: /made\n        bind: {create_host_path: true}\n      - type: bind\n        source: ./plain\n        target: /plain\n      - type: bind\n        source: /srv\n        target: /srv\n        bind: {selinux: z}\n      - type: bind\n        source: /opt\n        target: /opt\n        bind: {create_host_path: true, recursive: readonly}\n",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n        source: ./conf\n        target: /conf\n        read_only: true\n        bind: {create_host_path: false}\n      - type: bind\n        source: ./made\n        target: /made\n        bind: {create_host_path: true}\n      - type: bind\n        source: ./plain\n        target: /plain\n      - type: bind\n        source: /srv\n        target: /srv\n        bind: {selinux: z}\n      - type: bind\n        source: /opt\n        target: /opt\n        bind: {create_host_path: true, recursive: readonly}\n      - type: bind\n        source: /mnt/disks\n        target: /disks\n        bind: {create_host_path: true, propagation: rslave}\n      - type: bind\n        source: /mnt/usb\n        target: /usb\n        bind: {propagation: rshared}\n",
     );
     let run = project.import_ok(&[]);
     let dir = fs::canonicalize(&project.dir).unwrap();
@@ -2976,7 +3055,12 @@ fn a_bind_compose_mounts_through_the_mount_api_fails_on_a_missing_path() {
         format!("      - {dir}/plain:/plain\n"),
         format!("      - --mount=type=bind,source={dir}/conf,target=/conf,readonly\n"),
         "      - /srv:/srv:z\n".to_string(),
-        "      - --mount=type=bind,source=/opt,target=/opt\n".to_string(),
+        // `create_host_path: true`: compose's mount creates the path
+        // (a propagation or `recursive` beside it changes nothing there).
+        "      - /opt:/opt\n".to_string(),
+        "      - /mnt/disks:/disks:rslave\n".to_string(),
+        "      - --mount=type=bind,source=/mnt/usb,target=/usb,bind-propagation=rshared\n"
+            .to_string(),
     ] {
         assert!(template.contains(&line), "{line} in\n{template}");
     }
@@ -3057,6 +3141,142 @@ fn an_included_project_takes_its_own_dotenv_values() {
     assert!(
         run.stderr
             .contains("`include`: cannot read its env_file db/missing.env"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 8. The lines of an included project's `.env` that compose
+/// completes from the shell (`$HOME`, a bare `NAME`) were not warned, where
+/// the project's own `.env`'s are; and its `${VAR}` of a variable the
+/// including project's `.env` sets was empty, where compose-go's dotenv
+/// looks the including values up first (`ApplyInclude`'s lookup).
+#[test]
+fn an_included_projects_dotenv_is_read_as_compose_reads_it() {
+    let project = Project::new(
+        "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n",
+    )
+    .file(".env", "TAG=1.27\n")
+    .file(
+        "db/compose.yaml",
+        "services:\n  db:\n    image: postgres:16\n    environment: [\"URL=${DB_URL}\", \"DATA=${DATA_DIR}\", \"TZ=${TZ}\"]\n",
+    )
+    .file(
+        "db/.env",
+        "# from the including project\nDB_URL=postgres://db/${TAG}\nDATA_DIR=$HOME/data\nTZ\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("    db_url: postgres://db/1.27\n"),
+        "{template}"
+    );
+    for warning in [
+        "warning: db/.env:3: variables: `DATA_DIR` uses `$HOME`, which compose takes from the shell it runs in; import does not read the shell, so it is empty in `DATA_DIR`'s value\n",
+        "warning: db/.env:4: variables: `TZ` takes its value from the shell compose runs in, which import does not read: it is not set\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
+    }
+    // `${TAG}` is the including project's: no shell in it.
+    assert!(!run.stderr.contains("db/.env:2"), "{}", run.stderr);
+}
+
+/// Round 8. A tag compose's YAML reader (go-yaml v3) does not know
+/// (`!custom`, `!!python/str`, `!`) it ignores, and the scalar is the text
+/// written: `!custom ~` the text `~`, where import read a null (the
+/// variable left out); `!!int "12"` is the number 12, where import kept
+/// the quotes in the value; `!!null x` compose refuses, import read a null.
+#[test]
+fn yaml_tags_are_read_as_compose_reads_them() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: !custom nginx:1.27\n    environment:\n",
+        "      TILDE: !custom ~\n      EMPTY: !custom\n      SWITCH: !custom true\n",
+        "      QUOTED: !!int \"12\"\n      RATIO: !!float \"1.50\"\n      VERSION: !custom 1.10\n",
+        "      OCTAL: !!python/str 010\n      BARE: ! 12\n",
+        "    command: !!python/tuple [echo, hi]\n    labels: !custom {a: b}\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains(concat!(
+            "    image: nginx:1.27\n    environment:\n",
+            "      TILDE: \"~\"\n      EMPTY: \"\"\n      SWITCH: \"true\"\n",
+            "      QUOTED: 12\n      RATIO: 1.5\n      VERSION: \"1.10\"\n",
+            "      OCTAL: \"010\"\n      BARE: \"12\"\n",
+            "    command: [echo, hi]\n    labels:\n      a: b\n",
+        )),
+        "{template}"
+    );
+    for (value, message) in [
+        ("!!null x", "`x` is not a null, which its tag `!!null` says"),
+        (
+            "!!binary aGk=",
+            "a `!!binary` value (base64, which compose decodes)",
+        ),
+    ] {
+        fs::write(
+            project.dir.join("docker-compose.yml"),
+            format!("services:\n  web:\n    image: nginx\n    environment:\n      E: {value}\n"),
+        )
+        .unwrap();
+        let run = project.import(&[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(message), "{message} in\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("docker-compose.yml:5:"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// Round 8. compose interpolates every value as it loads the file, and
+/// refuses it at a `${…}` it cannot read wherever it is: mayan's
+/// `${MAYAN_TRAEFIK_RABBITMQ_ENABLE;-false}` sits in a service of an
+/// inactive profile, which import left out without a word.
+#[test]
+fn an_invalid_interpolation_anywhere_is_refused() {
+    for (compose, place, path) in [
+        (
+            "services:\n  web:\n    image: nginx\n  queue:\n    image: rabbitmq\n    profiles: [rabbitmq]\n    labels:\n      - \"traefik.enable=${ENABLE;-false}\"\n",
+            "docker-compose.yml:8:9",
+            "`services.queue.labels`: `${ENABLE;-false}`",
+        ),
+        (
+            "x-env: &env\n  A: ${A:-x\nservices:\n  web:\n    image: nginx\n",
+            "docker-compose.yml:2:6",
+            "`x-env.A`: `${` without `}`",
+        ),
+    ] {
+        let project = Project::new(compose);
+        let run = project.import(&[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(path), "{path} in\n{}", run.stderr);
+        assert!(run.stderr.contains(place), "{place} in\n{}", run.stderr);
+        assert_eq!(run.stderr.matches(" × ").count(), 1, "{}", run.stderr);
+    }
+}
+
+/// Round 8. `cpu_rt_runtime` and `cpu_rt_period` (microseconds, or a
+/// duration compose gives Docker in microseconds) were warned as keys
+/// unitgen has not, so the container ran without compose's real-time CPU
+/// budget: they are `--cpu-rt-runtime` and `--cpu-rt-period` now.
+#[test]
+fn realtime_cpu_limits_are_docker_run_flags() {
+    let project = Project::new(
+        "services:\n  audio:\n    image: pipewire\n    cpu_rt_runtime: 400ms\n    cpu_rt_period: 1000000\n  bad:\n    image: busybox\n    cpu_rt_runtime: soon\n",
+    );
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("    docker_args: [--cpu-rt-runtime=400000, --cpu-rt-period=1000000]\n")
+            || template
+                .contains("      - --cpu-rt-runtime=400000\n      - --cpu-rt-period=1000000\n"),
+        "{template}"
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:8:21: bad: cpu_rt_runtime: not carried over: `soon` is not a duration"),
         "{}",
         run.stderr
     );

@@ -1474,15 +1474,31 @@ proptest! {
         let mut args = web.docker_args.clone();
         args.sort();
         let mut expected: Vec<String> = [
-            "--dns=", "--dns-search=", "--add-host=", "--sysctl=net.core.somaxconn=",
+            "--dns=", "--dns-search=", "--sysctl=net.core.somaxconn=",
             "--log-opt=tag=", "--device=", "--ulimit=nofile=", "--security-opt=",
         ]
         .iter()
         .map(|flag| format!("{flag}{text}"))
         .chain(["--log-driver=json-file".to_string()])
+        .chain([format!("--add-host={}", as_docker_takes_a_host(&text))])
         .collect();
         expected.sort();
         prop_assert_eq!(args, expected);
+    }
+}
+
+/// An `extra_hosts` entry as compose hands it to Docker: `HOST=IP` (or
+/// `HOST:IP`) is `HOST:IP`, an address in brackets without them.
+fn as_docker_takes_a_host(entry: &str) -> String {
+    match entry.split_once('=').or_else(|| entry.split_once(':')) {
+        Some((host, address)) => {
+            let address = address
+                .strip_prefix('[')
+                .and_then(|a| a.strip_suffix(']'))
+                .unwrap_or(address);
+            format!("{host}:{address}")
+        }
+        None => entry.to_string(),
     }
 }
 

@@ -287,6 +287,12 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(parse_duration_nanos(text)?.div_ceil(1_000_000_000))
 }
 
+/// A Go-style duration in whole microseconds, rounded up (compose's
+/// `cpu_rt_runtime: 400ms`).
+pub fn duration_micros(text: &str) -> Result<u64, String> {
+    Ok(parse_duration_nanos(text)?.div_ceil(1_000))
+}
+
 /// A healthcheck's `interval`, `timeout` or `start_period`: Docker refuses
 /// one shorter than a millisecond (0 means its default) when it creates the
 /// container, which for a unit is at its start.

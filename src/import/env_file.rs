@@ -114,12 +114,17 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Each line of the project's `.env` whose value compose completes from the
-/// shell it runs in, which import does not read: `(line number, message)`.
-pub fn shell_values(text: &str) -> Vec<(usize, String)> {
+/// Each line of a project's `.env` whose value compose completes from the
+/// shell it runs in, which import does not read: `(line number, message)`;
+/// but a variable `given` names (an including project's, which compose
+/// looks up first for an included project's `.env`).
+pub fn shell_values(text: &str, given: &dyn Fn(&str) -> bool) -> Vec<(usize, String)> {
     notes(text)
         .into_iter()
         .filter_map(|note| match note {
+            Note::Inherited { name, .. } | Note::Uses { variable: name, .. } if given(&name) => {
+                None
+            }
             Note::Inherited { line, name } => Some((
                 line,
                 format!("`{name}` takes its value from the shell compose runs in, which import does not read: it is not set"),

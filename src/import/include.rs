@@ -243,7 +243,11 @@ impl Importer {
                 Err(_) => continue,
             };
             let shown = self.shown(&file);
-            for (name, value) in super::parse_dotenv(&text) {
+            // Its lines compose completes from the shell, as the project's
+            // own `.env`'s are said.
+            let notes = super::dotenv_warnings_within(&text, &shown, &self.options.dotenv);
+            self.warnings.extend(notes);
+            for (name, value) in super::parse_dotenv_within(&text, &self.options.dotenv) {
                 if !self.options.dotenv.iter().any(|(n, _)| *n == name) {
                     self.included_values
                         .insert(name.clone(), (shown.clone(), project_files.clone()));

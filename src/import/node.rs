@@ -68,8 +68,48 @@ pub fn read(file: &SourceFile, id: usize) -> Result<Node, Problems> {
     let mut options = crate::template::yaml_options();
     options.strict_booleans = true;
     match serde_saphyr::from_str_with_options::<Spanned<Tagged<Raw>>>(text, options) {
-        Ok(raw) => Ok(Node::from_raw(raw, text, id)),
+        Ok(raw) => {
+            let mut refused = Vec::new();
+            let node = Node::from_raw(raw, text, id, &mut refused);
+            if refused.is_empty() {
+                return Ok(node);
+            }
+            let problems = refused.into_iter().map(|(at, message)| {
+                let location = crate::diagnostic::Location::from_yaml(file, &at.at);
+                crate::diagnostic::Problem::new(message).at(&location)
+            });
+            Err(Problems(problems.collect()))
+        }
         Err(err) => Err(crate::template::yaml_problem(&err, file).into()),
+    }
+}
+
+/// A scalar's tag as compose's YAML reader (go-yaml v3) reads it: the
+/// core types it resolves a scalar as; any other tag (`!custom`,
+/// `!!python/str`, `!`, `!reset`) it ignores, and the scalar is the text
+/// written, never a number, boolean or null.
+enum ScalarTag {
+    /// No tag, or `!!str`, `!!int`, `!!float`, `!!bool`, `!!timestamp`.
+    Core,
+    /// `!!null`: go-yaml refuses any text but a null's.
+    Null,
+    /// `!!binary`: go-yaml decodes base64.
+    Binary,
+    Unknown,
+}
+
+fn scalar_tag(tag: Option<&str>) -> ScalarTag {
+    let Some(tag) = tag else {
+        return ScalarTag::Core;
+    };
+    let short = tag
+        .strip_prefix("tag:yaml.org,2002:")
+        .map_or_else(|| tag.to_string(), |rest| format!("!!{rest}"));
+    match short.as_str() {
+        "!!str" | "!!int" | "!!float" | "!!bool" | "!!timestamp" => ScalarTag::Core,
+        "!!null" => ScalarTag::Null,
+        "!!binary" => ScalarTag::Binary,
+        _ => ScalarTag::Unknown,
     }
 }
 
@@ -83,37 +123,87 @@ impl Node {
         }
     }
 
-    fn from_raw(raw: Spanned<Tagged<Raw>>, text: &str, file: usize) -> Node {
+    /// `refused`: what compose's YAML reader refuses, where.
+    fn from_raw(
+        raw: Spanned<Tagged<Raw>>,
+        text: &str,
+        file: usize,
+        refused: &mut Vec<(Place, String)>,
+    ) -> Node {
         let place = |at: &serde_saphyr::Location| Place {
             file,
             at: At::from(at),
         };
         let Tagged(value, tag) = raw.value;
+        let span = raw.defined.span();
+        let written = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(at, len)| text.get(at as usize..(at + len) as usize))
+            .map(str::trim_end);
+        let scalar = matches!(
+            value,
+            Raw::Null | Raw::Bool(_) | Raw::Number(_) | Raw::Text(_)
+        );
+        let kind_of_tag = scalar_tag(tag.as_deref());
+        let tag_name = tag.as_deref().unwrap_or_default().to_string();
         let tag = match tag.as_deref() {
             Some("!reset") => Some(Tag::Reset),
             Some("!override") => Some(Tag::Override),
             _ => None,
         };
-        let kind = match value {
-            Raw::Null => Kind::Null,
-            Raw::Bool(b) => Kind::Bool(b),
-            // Serde hands numbers over parsed; their text is in the source.
-            Raw::Number(parsed) => {
-                let span = raw.defined.span();
-                let written = span
-                    .byte_offset()
-                    .zip(span.byte_len())
-                    .and_then(|(at, len)| text.get(at as usize..(at + len) as usize));
-                Kind::Number(written.map_or(parsed, str::to_string))
+        let kind = match (value, kind_of_tag) {
+            // Read as written: `!custom ~` is the text `~`, `!custom 010`
+            // the text `010`.
+            (Raw::Text(s), ScalarTag::Unknown) => Kind::Text(s),
+            (Raw::Null, ScalarTag::Unknown) => Kind::Text(
+                written
+                    .map(|w| w.trim_start_matches(tag_name.as_str()).trim())
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            (Raw::Bool(b), ScalarTag::Unknown) => Kind::Text(b.to_string()),
+            (Raw::Number(parsed), ScalarTag::Unknown) => {
+                Kind::Text(written.map_or(parsed, unquoted_number))
             }
-            Raw::Text(s) => Kind::Text(s),
-            Raw::List(items) => Kind::List(
+            (Raw::Null, ScalarTag::Null)
+                if written.is_some_and(|w| {
+                    !["", "~", "null", "Null", "NULL"]
+                        .contains(&w.trim_start_matches(tag_name.as_str()).trim())
+                }) =>
+            {
+                refused.push((
+                    place(&raw.defined),
+                    format!(
+                        "`{}` is not a null, which its tag `!!null` says: compose refuses the file (\"cannot decode !!str as a !!null\")",
+                        written.unwrap_or_default()
+                    ),
+                ));
+                Kind::Null
+            }
+            (_, ScalarTag::Binary) if scalar => {
+                refused.push((
+                    place(&raw.defined),
+                    "a `!!binary` value (base64, which compose decodes): import does not decode it; write the text itself".to_string(),
+                ));
+                Kind::Null
+            }
+            (Raw::Null, _) => Kind::Null,
+            (Raw::Bool(b), _) => Kind::Bool(b),
+            // Serde hands numbers over parsed; their text is in the source
+            // (but a quoted one, `!!int "12"`, is the number).
+            (Raw::Number(parsed), _) => Kind::Number(match written {
+                Some(w) if !w.starts_with(['"', '\'']) => w.to_string(),
+                _ => parsed,
+            }),
+            (Raw::Text(s), _) => Kind::Text(s),
+            (Raw::List(items), _) => Kind::List(
                 items
                     .into_iter()
-                    .map(|i| Node::from_raw(i, text, file))
+                    .map(|i| Node::from_raw(i, text, file, refused))
                     .collect(),
             ),
-            Raw::Map(entries) => Kind::Map(
+            (Raw::Map(entries), _) => Kind::Map(
                 entries
                     .into_iter()
                     .map(|(k, v)| {
@@ -123,7 +213,7 @@ impl Node {
                             name: k.value,
                             at: place(&k.defined),
                         };
-                        (key, Node::from_raw(v, text, file))
+                        (key, Node::from_raw(v, text, file, refused))
                     })
                     .collect(),
             ),
@@ -190,6 +280,12 @@ impl Node {
             Kind::Map(_) => "a map",
         }
     }
+}
+
+/// A number written with an unknown tag, as text: its quotes taken off.
+fn unquoted_number(written: &str) -> String {
+    let last = written.split_whitespace().last().unwrap_or(written);
+    last.trim_matches(['"', '\'']).to_string()
 }
 
 /// A boolean written as text, in any spelling compose accepts.

@@ -295,6 +295,7 @@ impl Importer {
             "logging" => self.logging(value, out),
             "ulimits" => self.ulimits(value, out),
             "blkio_config" => self.blkio_config(value, out),
+            "cpu_rt_runtime" | "cpu_rt_period" => self.realtime_cpu(name, value, out),
             "scale" => self.warn(
                 &key.at,
                 name,
@@ -1861,6 +1862,26 @@ impl Importer {
     /// `blkio_config`: each of its keys is a `docker run` flag, the
     /// per-device ones `PATH:VALUE` (a rate in bytes keeps compose's unit,
     /// `12mb`, which Docker reads alike).
+    /// `cpu_rt_runtime` and `cpu_rt_period`: microseconds, or a duration
+    /// (`400ms`) compose gives Docker in microseconds, as
+    /// `--cpu-rt-runtime` and `--cpu-rt-period` take them.
+    fn realtime_cpu(&mut self, key: &str, node: &Node, out: &mut Map) {
+        let Some(text) = self.plain_text(node, key) else {
+            return;
+        };
+        let micros = match text.parse::<u64>() {
+            Ok(n) => Ok(n),
+            Err(_) => syntax::duration_micros(&text),
+        };
+        match micros {
+            Ok(n) => {
+                let flag = key.replace('_', "-");
+                out.push("docker_args", Scalar::Text(format!("--{flag}={n}")));
+            }
+            Err(msg) => self.warn(&node.at, key, format!("not carried over: {msg}")),
+        }
+    }
+
     fn blkio_config(&mut self, node: &Node, out: &mut Map) {
         let Some(entries) = node.entries() else {
             self.expected(node, "blkio_config", "a map");
@@ -1984,7 +2005,21 @@ impl Importer {
                     if name == "dns" && self.dns_at_static_address(item) {
                         continue;
                     }
-                    if item.scalar().is_some() {
+                    if name == "extra_hosts"
+                        && let Some(entry) = item.scalar()
+                        && let Some((_, address)) =
+                            entry.split_once('=').or_else(|| entry.split_once(':'))
+                        && self.host_at_static_address(&entry, address, &item.at)
+                    {
+                        continue;
+                    }
+                    if name == "extra_hosts"
+                        && let Kind::Text(text) = &item.kind
+                    {
+                        let mut entry = item.clone();
+                        entry.kind = Kind::Text(host_entry(text));
+                        self.flag_value(flag, &entry, name, out);
+                    } else if item.scalar().is_some() {
                         self.flag_value(flag, item, name, out);
                     } else if name == "devices" && item.get("source").is_some() {
                         self.long_device(item, out);
@@ -1998,10 +2033,24 @@ impl Importer {
                 // `extra_hosts: {db: 10.0.0.2}` is `--add-host db:10.0.0.2`.
                 let separator = if name == "extra_hosts" { ":" } else { "=" };
                 for (k, v) in entries {
+                    if name == "extra_hosts"
+                        && let Some(address) = v.scalar()
+                        && self.host_at_static_address(
+                            &format!("{}: {address}", k.name),
+                            &address,
+                            &v.at,
+                        )
+                    {
+                        continue;
+                    }
                     let arg = match v.kind {
                         Kind::Null => format!("{flag}={}", interpolate::verbatim(&k.name)),
                         _ => match self.text(v, name) {
                             Some(v) => {
+                                let v = match name {
+                                    "extra_hosts" => unbracketed(&v).to_string(),
+                                    _ => v,
+                                };
                                 format!("{flag}={}{separator}{v}", interpolate::verbatim(&k.name))
                             }
                             None => continue,
@@ -2139,11 +2188,53 @@ impl Importer {
         true
     }
 
+    /// An `extra_hosts` entry (`entry`, written at `at`) whose `address` is
+    /// another service's fixed compose address (bitmagnet's
+    /// `postgres:192.168.55.11`, its postgres's `ipv4_address`), which
+    /// unitgen does not give it: the name would lead to an address nothing
+    /// has, and hide the service Docker's DNS finds by that name. Left out
+    /// and said so.
+    fn host_at_static_address(&mut self, entry: &str, address: &str, at: &Place) -> bool {
+        let Some(address) = self.as_compose_resolves(address.trim()) else {
+            return false;
+        };
+        let address = address.trim_start_matches('[').trim_end_matches(']');
+        let Some(server) = self.static_addresses.get(address).cloned() else {
+            return false;
+        };
+        self.warn(
+            at,
+            "extra_hosts",
+            format!(
+                "`{entry}` not carried over: `{address}` was `{server}`'s fixed address on a compose network (`ipv4_address`), which unitgen does not give it, so the name would lead nowhere; the services reach `{server}` by that name on the instance network"
+            ),
+        );
+        true
+    }
+
     fn flag_value(&mut self, flag: &str, node: &Node, key: &str, out: &mut Map) {
         if let Some(value) = self.text(node, key) {
             out.push("docker_args", Scalar::Text(format!("{flag}={value}")));
         }
     }
+}
+
+/// An `extra_hosts` entry as compose hands it to Docker, `HOST:IP`. Compose
+/// also reads `HOST=IP` and an IPv6 address in brackets (`[::1]`), which
+/// `--add-host` of Docker's CLI before 25 refuses (Debian 12's 20.10:
+/// "bad format for add-host"); `HOST:::1` it takes.
+fn host_entry(text: &str) -> String {
+    match text.split_once('=').or_else(|| text.split_once(':')) {
+        Some((host, address)) => format!("{host}:{}", unbracketed(address)),
+        None => text.to_string(),
+    }
+}
+
+fn unbracketed(address: &str) -> &str {
+    address
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(address)
 }
 
 /// Compose keys that are one `docker run` flag: carried over in `docker_args`.
@@ -2259,19 +2350,19 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
 }
 
 /// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
-/// Whether compose mounts a long-syntax bind through Docker's mount API
-/// rather than as `--volume` does (docker/compose `requireMountAPI`): a
-/// `bind:` block without `create_host_path: true`, or with a propagation.
-/// Docker then refuses a host path that is missing ("bind source path does
-/// not exist"), where `--volume` creates an empty folder.
+/// Whether compose mounts a long-syntax bind so that a missing host path
+/// fails the start: a `bind:` block without `create_host_path: true`
+/// (docker/compose `requireMountAPI`, whose mount Docker refuses: "bind
+/// source path does not exist"), where `--volume` creates an empty folder.
+/// With `create_host_path: true` compose's mount (a propagation or
+/// `recursive` takes the mount API too) asks Docker to create the path
+/// (`BindOptions.CreateMountpoint`), as `--volume` does.
 fn needs_mount_api(item: &Node) -> bool {
     let kind = item.get("type").and_then(Node::scalar);
     let Some(bind) = item.get("bind").filter(|_| kind.as_deref() == Some("bind")) else {
         return false;
     };
     bind.get("create_host_path").and_then(Node::boolean) != Some(true)
-        || bind.get("propagation").is_some()
-        || bind.get("recursive").is_some()
 }
 
 fn is_only(node: &Node, key: &str) -> bool {
