@@ -1060,6 +1060,20 @@ pub fn owner(text: &str) -> Option<Owner> {
     (!owner.app.is_empty() && !owner.instance.is_empty()).then_some(owner)
 }
 
+/// The app and instance a stand-in's unit file names (its
+/// `[X-Unitgen-Standin]` section): no unit of the instance's, it lives
+/// for one apply (see `systemd::handover`).
+pub fn standin_owner(text: &str) -> Option<(String, String)> {
+    let section = text.split("\n[X-Unitgen-Standin]\n").nth(1)?;
+    let field = |key: &str| {
+        (section.lines())
+            .take_while(|l| !l.starts_with('['))
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    Some((field("App")?, field("Instance")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -304,13 +304,7 @@ pub fn host_plan(
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even
     // when the units are as recorded. Apply (and rollback) finish it first.
-    if state.dir().join(handover::RECORD).exists() {
-        plan.handover_left = Some(
-            "an earlier apply's zero-downtime switch did not finish (its stand-in may still \
-             run, or serve the traffic): applying finishes it"
-                .to_string(),
-        );
-    }
+    plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply");
     plan.restore = state
         .restoring()
         .map_err(|e| miette!("{e}"))?
@@ -340,7 +334,8 @@ pub fn host_plan(
         plan.missing_images = observed.missing_images;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
-        let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
+        let standins =
+            handover::standin_containers(&state.dir().join(handover::RECORD), &host.unit_dir);
         plan.stray_containers = (observed.stray_containers.into_iter())
             .filter(|container| !standins.contains(container))
             .collect();
