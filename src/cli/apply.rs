@@ -515,6 +515,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
+    refuse_unreachable_engine(&host, &format!("apply of {}", instance.prefix()))?;
     let renderer = args.host.renderer()?;
     if let Some(router) = &instance.router {
         let unit = renderer.router_unit(router);
@@ -651,6 +652,28 @@ pub fn routes_file(unit: &UnitFile) -> Option<std::path::PathBuf> {
         .lines()
         .find_map(|line| line.strip_prefix("Routes="))
         .map(std::path::PathBuf::from)
+}
+
+/// Refuses, before anything changes, a host whose units' Docker engine
+/// does not answer: each container would fail to start, and the engine be
+/// named only in each failed unit's explanation. `what`: "apply of NAME".
+pub fn refuse_unreachable_engine(host: &Host, what: &str) -> Result<()> {
+    let Some(why) = crate::docker::engine_unreachable() else {
+        return Ok(());
+    };
+    let systemctl = if host.user {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    Err(miette!(
+        help = format!(
+            "start the engine (`{systemctl} start docker`); if it listens elsewhere, give the \
+             units its address (`{systemctl} set-environment DOCKER_HOST=unix:///path/to/docker.sock`): \
+             unitgen's docker calls follow the units' DOCKER_HOST"
+        ),
+        "{what} failed: the Docker engine is unreachable: {why}\nnothing on the host was changed"
+    ))
 }
 
 /// Whether [`refuse_claimed_routes`] also reads the claims in etcd.
