@@ -624,6 +624,10 @@ impl Renderer {
             .collect();
         routed.sort();
         routed.dedup();
+        // The backends' folders: the announce sidekicks'.
+        let servers: Vec<String> = (instance.routes.iter())
+            .map(route::etcd::servers_folder)
+            .collect();
         let text = self.fill(
             "routes.j2",
             context! {
@@ -641,8 +645,8 @@ impl Renderer {
                 routes_digest => content_digest(route::written(&yaml).as_bytes()),
                 etcd_digest => etcd.map(|_| route::etcd_digest(&route::etcd_pairs(instance).unwrap_or_default())),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
-                etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default()))),
-                etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix))),
+                etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default(), &servers))),
+                etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix, &servers))),
                 etcd_root => route::etcd::ROOT_KEY,
                 // Compile admits only plain URLs, so they stand as they are.
                 etcd_endpoints => etcd.map(|d| d.endpoints.join(",")),
