@@ -354,6 +354,23 @@ pub fn unpause(container: &str) -> Result<(), String> {
     .map(drop)
 }
 
+/// Why the engine the units use does not answer, if it does not: the
+/// docker CLI's own words, which name the address it tried ("Cannot
+/// connect to the Docker daemon at unix:///var/run/docker.sock. Is the
+/// docker daemon running?").
+pub fn engine_unreachable() -> Option<String> {
+    let out = command()
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match out {
+        Err(e) => Some(format!("running {DOCKER}: {e}")),
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(crate::diagnostic::shown(
+            String::from_utf8_lossy(&out.stderr).trim(),
+        )),
+    }
+}
+
 /// The docker CLI's standard output, or why it failed: `what` (the
 /// command, as messages name it) and Docker's own message.
 fn run(what: &str, args: &[&str]) -> Result<String, String> {

@@ -624,6 +624,10 @@ impl Renderer {
             .collect();
         routed.sort();
         routed.dedup();
+        // The backends' folders: the announce sidekicks'.
+        let servers: Vec<String> = (instance.routes.iter())
+            .map(route::etcd::servers_folder)
+            .collect();
         let text = self.fill(
             "routes.j2",
             context! {
@@ -641,8 +645,8 @@ impl Renderer {
                 routes_digest => content_digest(route::written(&yaml).as_bytes()),
                 etcd_digest => etcd.map(|_| route::etcd_digest(&route::etcd_pairs(instance).unwrap_or_default())),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
-                etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default()))),
-                etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix))),
+                etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default(), &servers))),
+                etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix, &servers))),
                 etcd_root => route::etcd::ROOT_KEY,
                 // Compile admits only plain URLs, so they stand as they are.
                 etcd_endpoints => etcd.map(|d| d.endpoints.join(",")),
@@ -1058,6 +1062,20 @@ pub fn owner(text: &str) -> Option<Owner> {
         }
     }
     (!owner.app.is_empty() && !owner.instance.is_empty()).then_some(owner)
+}
+
+/// The app and instance a stand-in's unit file names (its
+/// `[X-Unitgen-Standin]` section): no unit of the instance's, it lives
+/// for one apply (see `systemd::handover`).
+pub fn standin_owner(text: &str) -> Option<(String, String)> {
+    let section = text.split("\n[X-Unitgen-Standin]\n").nth(1)?;
+    let field = |key: &str| {
+        (section.lines())
+            .take_while(|l| !l.starts_with('['))
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    Some((field("App")?, field("Instance")?))
 }
 
 #[cfg(test)]

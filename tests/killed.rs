@@ -688,3 +688,72 @@ fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
     let plan = world.unitgen(&["plan", "b"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
+
+/// The record of a routed apply's switch (`handover.json`) damaged while
+/// the apply was killed: every command stopped with its path and a parse
+/// error, and nothing got the stand-in off the host. The handover is now
+/// read from the host: `plan` and `status` say it did not finish, its
+/// record unreadable, and `apply` finishes it from the stand-in units it
+/// finds and the routes unit (which writes the routes file back), with
+/// every request answered; the damaged record is kept aside. Killed with
+/// the traffic on the stand-in, and before the switch.
+#[test]
+fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
+    let (world, ports) = applied_routed("v0");
+    served(ports, "v0");
+    let web = format!("{ROUTED}-live-web");
+    let standin = format!("{web}.next");
+    let standin_unit = world.unit_file(&format!("{standin}.service"));
+    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let routes = std::fs::read_to_string(&routes_file).unwrap();
+    let state = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live");
+    let record = state.join("handover.json");
+    let kept = state.join("handover.json.unreadable");
+    let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
+    let apply = ["apply", "live", "--settle", "1"];
+
+    for (version, damage) in [("v1", "{\"routes_file\": \"/x\", \"prev"), ("v2", "")] {
+        world.write(&routed(&world, version, ports));
+        if version == "v1" {
+            let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-switch")]);
+            assert!(!killed.status.success(), "{}", text(&killed));
+            assert_ne!(routes_now(), routes, "the traffic is on the stand-in");
+        } else {
+            kill_when(&world, &apply, "the stand-in runs, not yet routed", || {
+                is_running(&standin) && routes_now() == routes
+            });
+        }
+        let at = format!("{version}, record damaged as {damage:?}");
+        std::fs::write(&record, damage).unwrap();
+
+        let plan = world.unitgen(&["plan", "live"]);
+        let said = text(&plan);
+        assert_eq!(plan.status.code(), Some(2), "{at}: plan said\n{said}");
+        assert!(
+            said.contains("zero-downtime switch did not finish, its record unreadable")
+                && said.contains("handover.json: unreadable"),
+            "{at}: plan said\n{said}"
+        );
+        assert!(!said.contains("no unit of it runs"), "{at}: {said}");
+        let status = world.unitgen(&["status", "live"]);
+        let said = text(&status);
+        assert_eq!(status.status.code(), Some(3), "{at}: {said}");
+        assert!(said.contains("handover.json: unreadable"), "{at}: {said}");
+        assert!(!said.contains("no unit of it runs"), "{at}: {said}");
+
+        let load = Load::start(ports.0, DOMAIN);
+        let next = world.unitgen(&apply);
+        assert!(next.status.success(), "{at}: {}", text(&next));
+        let answers = load.stop();
+        assert_eq!(bodies(&answers).last(), Some(&version.to_string()), "{at}");
+        assert!(!is_running(&standin), "{at}: the stand-in still runs");
+        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
+        assert!(!record.exists(), "{at}: the record is left");
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), damage, "{at}");
+        assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()], "{at}");
+        assert_eq!(routes_now(), routes, "{at}: the routes file");
+        let plan = world.unitgen(&["plan", "live"]);
+        assert_eq!(plan.status.code(), Some(0), "{at}: {}", text(&plan));
+        served(ports, version);
+    }
+}

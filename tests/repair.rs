@@ -1627,3 +1627,70 @@ fn damaged_or_deleted_records_are_told_and_repaired_by_the_next_apply() {
     assert!(dir.join("restoring.json.unreadable").exists());
     assert_eq!(plan(&world).0, Some(0));
 }
+
+/// The Docker engine unreachable (its socket gone, a wrong DOCKER_HOST):
+/// apply's headline said only that a unit failed, the engine named in that
+/// unit's explanation alone, after the old container was stopped. Now the
+/// engine is asked first: apply fails at once, its headline names the
+/// engine's address and the fix, and nothing on the host is changed; also
+/// on a first apply, which asked Docker nothing before its starts.
+#[test]
+fn an_unreachable_docker_engine_is_told_first_and_changes_nothing() {
+    let world = World::new("ugnodocker");
+    let port = free_port();
+    world.write(&yaml("ugnodocker", "v1", None, port));
+    world.apply_ok("live");
+    world.write(&yaml("ugnodocker", "v2", None, port).replace(
+        "instances:\n",
+        &format!("instances:\n  new: {{port: {}}}\n", free_port()),
+    ));
+
+    const NOWHERE: &str = "unix:///run/ugnodocker/docker.sock";
+    let units_env = format!("DOCKER_HOST={NOWHERE}");
+    let set = world.sandbox.systemctl(["set-environment", &units_env]);
+    assert!(set.status.success());
+    let out = world.unitgen_with(&["apply", "live"], &[("DOCKER_HOST", NOWHERE)]);
+    let unset = world
+        .sandbox
+        .systemctl(["unset-environment", "DOCKER_HOST"]);
+    assert!(unset.status.success());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    // The error as one line (the terminal's width wraps it).
+    let flat: String = (said.chars())
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect();
+    assert!(
+        flat.contains("applyofugnodocker-livefailed:theDockerengineisunreachable:")
+            && flat.contains("/run/ugnodocker/docker.sock"),
+        "{said}"
+    );
+    assert!(said.contains("DOCKER_HOST"), "{said}");
+    assert!(said.contains("nothing on the host was changed"), "{said}");
+    assert_eq!(greeting(&world), "v1");
+    assert_eq!(world.active("ugnodocker-live-api.service"), "active");
+
+    // A first apply (nothing to look at before the starts) is refused too,
+    // without a unit file written.
+    let set = world.sandbox.systemctl(["set-environment", &units_env]);
+    assert!(set.status.success());
+    let out = world.unitgen_with(&["apply", "new"], &[("DOCKER_HOST", NOWHERE)]);
+    let unset = world
+        .sandbox
+        .systemctl(["unset-environment", "DOCKER_HOST"]);
+    assert!(unset.status.success());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let flat: String = (said.chars())
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect();
+    assert!(
+        flat.contains("applyofugnodocker-newfailed:theDockerengineisunreachable:"),
+        "{said}"
+    );
+    assert!(!world.unit_file("ugnodocker-new-api.service").exists());
+
+    world.apply_ok("live");
+    assert_eq!(greeting(&world), "v2");
+    assert_eq!(plan(&world).0, Some(0));
+}

@@ -332,25 +332,35 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     // one holding `"`, which the routes unit's delete wrote into etcdctl's
     // transaction as it was (a broken or ranged `del "a" "b"`), and one
     // holding a line feed, whose second line, B's rule, was deleted as a
-    // stale key of A's. A's own stale key goes; B's keys stay.
+    // stale key of A's, and which itself stayed (plan said A's routes were
+    // changed by hand for good). A's own stale keys go; B's keys stay.
     let quoted = "traefik/http/routers/ugrxfront-live-x\"y";
     let split =
         "traefik/http/routers/ugrxfront-live-y\ntraefik/http/routers/ugrxback-live-web/rule";
+    let service = "traefik/http/services/ugrxfront-live-web\n/loadbalancer/x";
     etcd.put(quoted, "planted");
     etcd.put(split, "planted");
+    etcd.put(service, "planted");
     a.apply_ok("live");
     assert_eq!(
         etcd.get(rule).as_deref(),
         Some("Host(`front.example.test`)")
     );
-    assert_eq!(etcd.get(quoted), None, "A's stale key is deleted");
+    for stale in [quoted, split, service] {
+        assert_eq!(etcd.get(stale), None, "A's stale key {stale:?} is deleted");
+    }
     assert_eq!(
         etcd.get("traefik/http/routers/ugrxback-live-web/rule")
             .as_deref(),
         Some("Host(`back.example.test`)"),
         "B's rule stays"
     );
-    ok(&etcd.etcdctl(3, &["del", split]), "etcdctl del");
+    assert!(etcd.get(back).is_some(), "B's backend stays");
+    assert!(
+        etcd.get("traefik/http/services/ugrxfront-live-web/loadbalancer/servers/ugrx-a/url")
+            .is_some(),
+        "A's backend (its sidekick's) stays"
+    );
     wait_until(
         ROUTED,
         "front.example.test routed again",

@@ -304,13 +304,7 @@ pub fn host_plan(
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even
     // when the units are as recorded. Apply (and rollback) finish it first.
-    if state.dir().join(handover::RECORD).exists() {
-        plan.handover_left = Some(
-            "an earlier apply's zero-downtime switch did not finish (its stand-in may still \
-             run, or serve the traffic): applying finishes it"
-                .to_string(),
-        );
-    }
+    plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply");
     plan.restore = state
         .restoring()
         .map_err(|e| miette!("{e}"))?
@@ -340,7 +334,8 @@ pub fn host_plan(
         plan.missing_images = observed.missing_images;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
-        let standins = handover::standin_containers(&state.dir().join(handover::RECORD));
+        let standins =
+            handover::standin_containers(&state.dir().join(handover::RECORD), &host.unit_dir);
         plan.stray_containers = (observed.stray_containers.into_iter())
             .filter(|container| !standins.contains(container))
             .collect();
@@ -520,6 +515,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
+    refuse_unreachable_engine(&host, &format!("apply of {}", instance.prefix()))?;
     let renderer = args.host.renderer()?;
     if let Some(router) = &instance.router {
         let unit = renderer.router_unit(router);
@@ -656,6 +652,28 @@ pub fn routes_file(unit: &UnitFile) -> Option<std::path::PathBuf> {
         .lines()
         .find_map(|line| line.strip_prefix("Routes="))
         .map(std::path::PathBuf::from)
+}
+
+/// Refuses, before anything changes, a host whose units' Docker engine
+/// does not answer: each container would fail to start, and the engine be
+/// named only in each failed unit's explanation. `what`: "apply of NAME".
+pub fn refuse_unreachable_engine(host: &Host, what: &str) -> Result<()> {
+    let Some(why) = crate::docker::engine_unreachable() else {
+        return Ok(());
+    };
+    let systemctl = if host.user {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    Err(miette!(
+        help = format!(
+            "start the engine (`{systemctl} start docker`); if it listens elsewhere, give the \
+             units its address (`{systemctl} set-environment DOCKER_HOST=unix:///path/to/docker.sock`): \
+             unitgen's docker calls follow the units' DOCKER_HOST"
+        ),
+        "{what} failed: the Docker engine is unreachable: {why}\nnothing on the host was changed"
+    ))
 }
 
 /// Whether [`refuse_claimed_routes`] also reads the claims in etcd.

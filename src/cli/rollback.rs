@@ -135,6 +135,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
         ));
     }
     let host = args.host.host()?;
+    super::apply::refuse_unreachable_engine(&host, &format!("rollback of {name}"))?;
     let record = state.dir().join(crate::systemd::handover::RECORD);
     // The stand-ins the revision's apply kept: its routed services take
     // the traffic over without downtime, as in that apply. Damaged, they

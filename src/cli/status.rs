@@ -415,8 +415,10 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         // A routed service's stand-in that a killed apply left (see
         // `systemd::handover`) may be what the router sends traffic to.
         .or_else(|| {
-            (state.dir().join(crate::systemd::handover::RECORD).exists())
-                .then(|| "a later apply's zero-downtime switch did not finish".to_string())
+            crate::systemd::handover::left(
+                &state.dir().join(crate::systemd::handover::RECORD),
+                "a later apply",
+            )
         });
     let restore_unfinished = state
         .restoring()
@@ -641,6 +643,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 // A handover's stand-ins are told once, as `unfinished`.
                 let standins = crate::systemd::handover::standin_containers(
                     &state.dir().join(crate::systemd::handover::RECORD),
+                    &host.host()?.unit_dir,
                 );
                 let running = running.into_keys().filter(|c| !standins.contains(c));
                 stray_containers = observe::strays(running, all_units, &down);

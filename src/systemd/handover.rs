@@ -225,6 +225,22 @@ struct Record {
     standins: Vec<String>,
     /// What must answer before `previous` is put back.
     probes: Vec<Probe>,
+    /// Set when the record could not be read: it was rebuilt from the host
+    /// (see [`rebuild`]).
+    #[serde(skip)]
+    unreadable: Option<Unreadable>,
+}
+
+/// What stands for a record found unreadable (damaged on disk or by hand:
+/// it is written whole, atomically).
+#[derive(Debug, Clone)]
+struct Unreadable {
+    /// Its path and why it cannot be read.
+    why: String,
+    /// The instance's routes unit: reloaded, it writes the routes file as
+    /// installed, naming the services' own ports (the record's `previous`
+    /// is lost).
+    routes_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +329,7 @@ impl Handover {
                     health_path: r.health_path.clone(),
                 })
                 .collect(),
+            unreadable: None,
         };
         write_record(&self.record, &record)?;
         let (standin, running) = self.replacement.words();
@@ -428,7 +445,43 @@ fn switch_back(
     progress: &Progress,
 ) -> Result<(), Failure> {
     let current = fs::read_to_string(&record.routes_file).ok();
-    if record.switched.is_some() && current == record.switched {
+    let routes_unit = record.unreadable.as_ref().map(|u| u.routes_unit.as_ref());
+    if let Some(routes_unit) = routes_unit {
+        // Rebuilt from the host: the routes unit puts the file back.
+        if let Some(unit) = routes_unit.filter(|_| record.switched.is_some())
+            && current == record.switched
+        {
+            for probe in own_addresses(&record.standins) {
+                let route = Route {
+                    name: String::new(),
+                    container_port: 0,
+                    host: "localhost".to_string(),
+                    health_path: None,
+                };
+                wait_healthy(&probe, &route, "the service").map_err(|mut failure| {
+                    failure.message.push_str(&format!(
+                        "\nthe router still sends the traffic to {}: run `unitgen apply` again once the service answers",
+                        record.standins.join(", ")
+                    ));
+                    failure
+                })?;
+            }
+            super::converge::control(
+                host,
+                &[(super::JobKind::ReloadOrRestart, std::slice::from_ref(unit))],
+                Duration::ZERO,
+                progress,
+            )?;
+            progress.line(&format!(
+                "zero-downtime: traffic switched back to the service's own unit ({unit} wrote the routes again); {} drains for {}s",
+                record.standins.join(", "),
+                DRAIN.as_secs()
+            ));
+            std::thread::sleep(DRAIN);
+        } else if let Some(left) = drain_left(&record.routes_file) {
+            std::thread::sleep(left);
+        }
+    } else if record.switched.is_some() && current == record.switched {
         for probe in &record.probes {
             let route = Route {
                 name: String::new(),
@@ -467,10 +520,25 @@ fn switch_back(
         }
     }
     remove_standins(host, &record.standins, progress)?;
-    match fs::remove_file(record_path) {
+    forget_record(record_path, record)
+}
+
+/// Removes the record of a finished handover; one that could not be read
+/// is kept as `handover.json.unreadable`, for whoever wants to know what it
+/// held.
+fn forget_record(record_path: &Path, record: &Record) -> Result<(), Failure> {
+    let gone = match &record.unreadable {
+        Some(_) => fs::rename(record_path, kept_aside(record_path)),
+        None => fs::remove_file(record_path),
+    };
+    match gone {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+fn kept_aside(record_path: &Path) -> PathBuf {
+    record_path.with_extension("json.unreadable")
 }
 
 /// Finishes a handover an earlier apply left (killed): see the module's
@@ -484,13 +552,26 @@ pub fn resume(
     record_path: &Path,
     progress: &Progress,
 ) -> Result<Option<Switched>, Failure> {
-    let Some(record) = read_record(record_path)? else {
+    let Some(record) = read_record(record_path, host)? else {
         return Ok(None);
     };
-    progress.line(&format!(
-        "zero-downtime: finishing the handover an earlier apply left ({})",
-        record.standins.join(", ")
-    ));
+    match &record.unreadable {
+        Some(unreadable) => progress.line(&format!(
+            "zero-downtime: finishing the handover an earlier apply left, from what the host \
+             runs: its record is unreadable ({}; kept as {}); stand-ins found: {}",
+            unreadable.why,
+            kept_aside(record_path).display(),
+            if record.standins.is_empty() {
+                "none".to_string()
+            } else {
+                record.standins.join(", ")
+            }
+        )),
+        None => progress.line(&format!(
+            "zero-downtime: finishing the handover an earlier apply left ({})",
+            record.standins.join(", ")
+        )),
+    }
     let current = fs::read_to_string(&record.routes_file).ok();
     if record.switched.is_some() && current == record.switched {
         progress.line(&format!(
@@ -530,21 +611,58 @@ fn drain_left(routes_file: &Path) -> Option<Duration> {
 /// Whether the routes file is a handover's switch to its stand-ins (one a
 /// killed apply left): not a hand change, and finishing the handover puts
 /// the file back.
+/// An unreadable record's switch is told as the unfinished handover, and
+/// finishing it writes the file as the routes unit does.
 pub fn routes_switched(record_path: &Path) -> bool {
-    read_record(record_path)
-        .ok()
-        .flatten()
-        .is_some_and(|record| {
+    match recorded(record_path) {
+        Ok(Some(Ok(record))) => {
             record.switched.is_some()
                 && fs::read_to_string(&record.routes_file).ok() == record.switched
-        })
+        }
+        Ok(Some(Err(_))) => true,
+        _ => false,
+    }
+}
+
+/// Why the record of a handover under way cannot be read (its path and
+/// what is wrong), if it cannot: what plan and status tell.
+pub fn unreadable(record_path: &Path) -> Option<String> {
+    match recorded(record_path) {
+        Ok(Some(Err(why))) => Some(why),
+        _ => None,
+    }
+}
+
+/// What plan and status say of a handover an earlier command left, if any.
+/// `who`: "an earlier apply" (plan) or "a later apply" (status).
+pub fn left(record_path: &Path, who: &str) -> Option<String> {
+    if !record_path.exists() {
+        return None;
+    }
+    Some(match unreadable(record_path) {
+        None => format!(
+            "{who}'s zero-downtime switch did not finish (its stand-in may still \
+             run, or serve the traffic): applying finishes it"
+        ),
+        Some(why) => format!(
+            "{who}'s zero-downtime switch did not finish, its record unreadable \
+             ({why}): applying finishes it from what the host runs (the stand-ins, the routes \
+             unit) and keeps the record as {}",
+            kept_aside(record_path).display()
+        ),
+    })
 }
 
 /// The containers of the stand-ins a handover under way runs (see
 /// [`RECORD`]): no unit of the instance runs them, yet they are no strays.
-pub fn standin_containers(record_path: &Path) -> Vec<String> {
-    let record = read_record(record_path).ok().flatten();
-    (record.iter().flat_map(|r| &r.standins))
+/// Those of an unreadable record are its stand-in units in `unit_dir`.
+pub fn standin_containers(record_path: &Path, unit_dir: &Path) -> Vec<String> {
+    let standins = match recorded(record_path) {
+        Ok(Some(Ok(record))) => record.standins,
+        Ok(Some(Err(_))) => standin_units(unit_dir, record_path).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    (standins.iter())
         .filter_map(|unit| unit.strip_suffix(".service"))
         .map(str::to_string)
         .collect()
@@ -553,23 +671,168 @@ pub fn standin_containers(record_path: &Path) -> Vec<String> {
 /// Removes the stand-ins of a handover an earlier apply left, without
 /// switching anything back (`destroy`: the routes go with the instance).
 pub fn abandon(host: &Host, record_path: &Path, progress: &Progress) -> Result<(), Failure> {
-    let Some(record) = read_record(record_path)? else {
+    let Some(record) = read_record(record_path, host)? else {
         return Ok(());
     };
     remove_standins(host, &record.standins, progress)?;
-    fs::remove_file(record_path)?;
-    Ok(())
+    forget_record(record_path, &record)
 }
 
-fn read_record(path: &Path) -> Result<Option<Record>, Failure> {
+/// The record at `path` (None: no handover under way); one that cannot be
+/// read is rebuilt from `host` (see [`rebuild`]).
+fn read_record(path: &Path, host: &Host) -> Result<Option<Record>, Failure> {
+    match recorded(path)? {
+        None => Ok(None),
+        Some(Ok(record)) => Ok(Some(record)),
+        Some(Err(why)) => rebuild(host, path, why).map(Some),
+    }
+}
+
+/// The record at `path` as written, or why it cannot be read.
+fn recorded(path: &Path) -> Result<Option<Result<Record, String>>, Failure> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Ok(Some(Err(format!("{}: unreadable: {e}", path.display()))));
+        }
+        Err(e) => {
+            return Err(Failure::untouched(format!(
+                "reading {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    Ok(Some(serde_json::from_str(&text).map_err(|e| {
+        format!("{}: unreadable: {e}", path.display())
+    })))
+}
+
+/// A handover whose record cannot be read, as the host shows it: the
+/// stand-ins are the instance's stand-in units (their files carry
+/// `[X-Unitgen-Standin]`), the routes file is the one the instance's
+/// routes unit writes, switched while it is not what that unit wrote (its
+/// digest); the routes unit, reloaded, puts it back.
+fn rebuild(host: &Host, path: &Path, why: String) -> Result<Record, Failure> {
+    let standins = standin_units(&host.unit_dir, path)?;
+    let instance = instance_of(path);
+    let installed = fs::read_dir(&host.unit_dir)
+        .map(|entries| entries.flatten().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let routes = installed.iter().find_map(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("{instance}-")) || !name.ends_with(".service") {
+            return None;
+        }
+        let owner = crate::render::owner(&fs::read_to_string(entry.path()).ok()?)?;
+        let file = owner.routes.as_ref()?;
+        (crate::model::prefix(&owner.app, &owner.instance) == instance).then(|| {
+            let file = crate::router::on_host(host.root.as_deref(), Path::new(file));
+            (name, file, owner.routes_digest)
+        })
+    });
+    let (routes_unit, routes_file, switched) = match routes {
+        Some((unit, file, digest)) => {
+            let current = fs::read(&file).ok();
+            let as_written = (current.as_deref())
+                .is_some_and(|bytes| Some(crate::render::content_digest(bytes)) == digest);
+            let switched = (current.filter(|_| !as_written))
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            (Some(unit), file, switched)
+        }
+        None => (None, PathBuf::new(), None),
+    };
+    Ok(Record {
+        routes_file,
+        previous: String::new(),
+        switched,
+        standins,
+        probes: Vec::new(),
+        unreadable: Some(Unreadable { why, routes_unit }),
+    })
+}
+
+/// `<app>-<instance>`, the name of the instance's state folder, which
+/// holds its record.
+fn instance_of(record_path: &Path) -> String {
+    (record_path.parent().and_then(Path::file_name))
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The instance's stand-in units in `unit_dir`, by their files.
+fn standin_units(unit_dir: &Path, record_path: &Path) -> Result<Vec<String>, Failure> {
+    let instance = instance_of(record_path);
+    let entries = match fs::read_dir(unit_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Failure::untouched(format!("reading {}: {e}", path.display())))
+    let suffix = format!("{}.service", crate::model::STANDIN_SUFFIX);
+    let mut units = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("{instance}-")) || !name.ends_with(&suffix) {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(unit_dir.join(&name)) else {
+            continue;
+        };
+        if crate::render::standin_owner(&text)
+            .is_some_and(|(app, of)| crate::model::prefix(&app, &of) == instance)
+        {
+            units.push(name);
+        }
+    }
+    units.sort();
+    Ok(units)
+}
+
+/// Where each stand-in's service publishes the ports its stand-in does:
+/// what must answer before the router goes back to it.
+fn own_addresses(standins: &[String]) -> Vec<String> {
+    let mut urls = Vec::new();
+    for standin in standins {
+        let Some(container) = standin.strip_suffix(".service") else {
+            continue;
+        };
+        let Some(service) = container.strip_suffix(crate::model::STANDIN_SUFFIX) else {
+            continue;
+        };
+        for (container_port, _) in published(container) {
+            if let Some((address, port)) = published(service)
+                .into_iter()
+                .find(|(p, _)| *p == container_port)
+                .map(|(_, at)| at)
+            {
+                let address = match address.as_str() {
+                    "0.0.0.0" | "" => "127.0.0.1".to_string(),
+                    "::" => "[::1]".to_string(),
+                    a if a.contains(':') => format!("[{a}]"),
+                    a => a.to_string(),
+                };
+                urls.push(format!("http://{address}:{port}"));
+            }
+        }
+    }
+    urls
+}
+
+/// A container's published TCP ports: container port, then host address
+/// and port (`docker port`); none when it does not run.
+fn published(container: &str) -> Vec<(u16, (String, u16))> {
+    let Ok(out) = crate::docker::command().args(["port", container]).output() else {
+        return Vec::new();
+    };
+    (String::from_utf8_lossy(&out.stdout).lines())
+        .filter_map(|line| {
+            let (inside, outside) = line.split_once(" -> ")?;
+            let port = inside.strip_suffix("/tcp")?.parse().ok()?;
+            let (address, host_port) = outside.rsplit_once(':')?;
+            let address = address.trim_start_matches('[').trim_end_matches(']');
+            Some((port, (address.to_string(), host_port.trim().parse().ok()?)))
+        })
+        .collect()
 }
 
 /// Stops and deletes stand-ins (never enabled: nothing else to undo).

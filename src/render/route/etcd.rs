@@ -97,17 +97,19 @@ fn flatten(value: &Value, key: String, prefix: &str, out: &mut Vec<(String, Stri
 /// The routes unit's start (and reload): one `etcdctl txn` that puts
 /// `pairs` and deletes the instance's other keys (routes it no longer has
 /// must not stay; etcd refuses a transaction that deletes a key it puts).
+/// The deletes are ranges, known when rendered ([`stale_ranges`]): every
+/// key under the instance's prefixes but `pairs` and the backends of
+/// `servers` (its routes' [`servers_folder`]s, the sidekicks'), whatever
+/// the key holds. (Keys read from etcd a line each could not name a key
+/// holding a line feed, planted by anyone who can write to etcd: it
+/// stayed, and plan said the routes were changed by hand for good.)
 /// etcd takes at most `--max-txn-ops` (128 by default) operations in one
 /// transaction: with more, each goes alone, the puts first, so that the
 /// routes are never missing, only briefly mixed. One statement per element
 /// (see `escape::systemd_shell`); fails when etcd does not answer.
-pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
-    let owned: Vec<String> = (owned_prefixes(prefix).iter())
-        .map(|p| format!("etcdctl get --prefix --keys-only {}", sh_quote(p)))
-        .collect();
+pub fn write_script(prefix: &str, pairs: &[(String, String)], servers: &[String]) -> Vec<String> {
     let mut script = vec![
         "set -e;".to_string(),
-        format!("keys=$({});", owned.join(" && ")),
         // The operations, one per line: the puts, then the deletes.
         "ops=$(printf '%s\\n'".to_string(),
     ];
@@ -116,34 +118,15 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
         let op = format!("put -- {} {}", txn_quote(key), txn_quote(value));
         script.push(sh_quote(&op));
     }
+    let wanted: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
+    for (start, end) in stale_ranges(prefix, &wanted, servers) {
+        let op = format!("del -- {} {}", txn_quote(&start), txn_quote(&end));
+        script.push(sh_quote(&op));
+    }
     // Not at the start of the next line: systemd drops a continued line
     // that starts with `;` (a comment).
-    script.last_mut().expect("the printf").push(';');
-    // A key a line (not `for key in $keys`, which split keys at spaces and
-    // expanded globs). Only the instance's own keys are deleted, each as
-    // one Go string: a line of a key that holds a line feed, or a key
-    // holding `"` (anyone who can write to etcd can plant one), could
-    // otherwise delete another instance's key, or a whole range of keys
-    // (`del "a" "b"`).
+    script.last_mut().expect("the printf").push_str(");");
     script.extend([
-        "printf '%s\\n' \"$keys\" | while IFS= read -r key; do case \"$key\" in".to_string(),
-        // The backends are the sidekicks'.
-        "  */loadbalancer/servers/*) ;;".to_string(),
-    ]);
-    let wanted: Vec<String> = pairs.iter().map(|(key, _)| sh_quote(key)).collect();
-    if let Some((last, rest)) = wanted.split_last() {
-        script.extend(rest.iter().map(|key| format!("  {key} |")));
-        script.push(format!("  {last}) ;;"));
-    }
-    let owned: Vec<String> = (owned_prefixes(prefix).iter())
-        .map(|p| format!("{}*", sh_quote(p)))
-        .collect();
-    script.extend([
-        format!(
-            "  {}) printf 'del \"%s\"\\n' \"$(printf '%s' \"$key\" | sed 's/[\\\\\"]/\\\\&/g')\";;",
-            owned.join(" | ")
-        ),
-        "esac; done);".to_string(),
         // No comparisons (the empty first part): the operations always run.
         "if ! said=$(printf '\\n%s\\n\\n\\n' \"$ops\" | etcdctl txn 2>&1); then".to_string(),
         "  case \"$said\" in *'too many operations'*) ;; *) echo \"$said\" >&2; exit 1;; esac;"
@@ -156,6 +139,50 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)]) -> Vec<String> {
     script
 }
 
+/// The key ranges `[start, end)` that hold every key under the instance's
+/// prefixes ([`owned_prefixes`]) but `kept` and the folders `spared` (each
+/// a folder's key without its `/`): what the routes unit deletes.
+fn stale_ranges(prefix: &str, kept: &[&str], spared: &[String]) -> Vec<(String, String)> {
+    // What stays, as ranges: a key is [key, key + NUL), a folder every key
+    // that starts with it.
+    let mut holes: Vec<(String, String)> = (kept.iter())
+        .map(|key| (key.to_string(), format!("{key}\0")))
+        .chain(spared.iter().map(|folder| {
+            let folder = format!("{folder}/");
+            let end = prefix_end(&folder);
+            (folder, end)
+        }))
+        .collect();
+    holes.sort();
+    let mut ranges = Vec::new();
+    for owned in owned_prefixes(prefix) {
+        let (mut from, to) = (owned.clone(), prefix_end(&owned));
+        for (start, end) in &holes {
+            if *end <= from || *start >= to {
+                continue;
+            }
+            if *start > from {
+                ranges.push((from.clone(), start.clone()));
+            }
+            from = from.max(end.clone());
+        }
+        if from < to {
+            ranges.push((from, to));
+        }
+    }
+    ranges
+}
+
+/// The first key after every key that starts with `prefix` (etcd's prefix
+/// range end): its last byte plus one (the prefixes here end in ASCII).
+fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    let last = bytes.last_mut().expect("a prefix");
+    assert!(*last < 0x7f, "prefixes end in ASCII");
+    *last += 1;
+    String::from_utf8(bytes).expect("ASCII stays UTF-8")
+}
+
 /// The key prefixes under which every key is the routes unit's but the
 /// backends: `<folder>/<prefix>-` for each folder of Traefik's layout it
 /// writes.
@@ -166,27 +193,18 @@ pub fn owned_prefixes(prefix: &str) -> Vec<String> {
 }
 
 /// The routes unit's stop: remove the instance's routers, middlewares,
-/// certificates and service options. The backends stay their sidekicks'
+/// certificates and service options, whatever their keys hold. The
+/// backends (in `servers`, as for [`write_script`]) stay their sidekicks'
 /// to remove (a service may outlive its route for a moment).
-pub fn remove_script(prefix: &str) -> Vec<String> {
+pub fn remove_script(prefix: &str, servers: &[String]) -> Vec<String> {
     let mut script = vec!["set -e;".to_string()];
-    for folder in OWNED {
+    for (start, end) in stale_ranges(prefix, &[], servers) {
         script.push(format!(
-            "etcdctl del --prefix {} >/dev/null;",
-            sh_quote(&format!("{ROOT_KEY}/{folder}/{prefix}-"))
+            "etcdctl del -- {} {} >/dev/null;",
+            sh_quote(&start),
+            sh_quote(&end)
         ));
     }
-    script.extend([
-        format!(
-            "etcdctl get --prefix --keys-only {} | grep -v -e '^$' -e '/loadbalancer/servers/' |",
-            sh_quote(&format!("{ROOT_KEY}/http/services/{prefix}-"))
-        ),
-        // A line of a key holding a line feed may be another's key.
-        format!(
-            "  while IFS= read -r key; do case \"$key\" in {}*) etcdctl del \"$key\" >/dev/null;; esac; done;",
-            sh_quote(&format!("{ROOT_KEY}/http/services/{prefix}-"))
-        ),
-    ]);
     script
 }
 
@@ -275,24 +293,30 @@ mod tests {
     #[test]
     fn one_transaction_puts_every_pair_and_deletes_only_keys_no_longer_wanted() {
         let key = "traefik/http/routers/blog-live-web/rule";
-        let script = write_script("blog-live", &[(key.into(), r#"-a' $(reboot) "q""#.into())]);
+        let servers = ["traefik/http/services/blog-live-web/loadbalancer/servers".to_string()];
+        let script = write_script(
+            "blog-live",
+            &[(key.into(), r#"-a' $(reboot) "q""#.into())],
+            &servers,
+        );
         // The put is one word of the shell's `printf`, a Go string for etcdctl.
         let put = format!(r#"'put -- "{key}" "-a'\'' $(reboot) \"q\""'"#);
-        // (The last ends the `printf`.)
-        assert!(script.contains(&format!("{put};")), "{script:#?}");
-        // A key that is still wanted is not deleted (etcd refuses a
-        // transaction that puts and deletes one key), nor the backends.
-        assert!(script.contains(&format!("  {key}) ;;")));
-        assert!(script.contains(&"  */loadbalancer/servers/*) ;;".to_string()));
-        // Only the instance's own keys are deleted, each one Go string.
-        let deletes: Vec<&String> = script.iter().filter(|l| l.contains("'del ")).collect();
-        assert_eq!(deletes.len(), 1, "{script:#?}");
-        assert!(
-            deletes[0].starts_with("  traefik/http/routers/blog-live-* | ")
-                && !deletes[0].contains(" *)")
-                && deletes[0].contains(r#"sed 's/[\\"]/\\&/g'"#),
-            "{}",
-            deletes[0]
+        assert!(script.contains(&put), "{script:#?}");
+        // Every other key of the instance's is deleted, by ranges around
+        // the key still wanted (etcd refuses a transaction that puts and
+        // deletes one key) and the backends.
+        let deletes: Vec<&String> = script.iter().filter(|l| l.starts_with("'del ")).collect();
+        assert_eq!(
+            deletes,
+            [
+                r#"'del -- "traefik/http/routers/blog-live-" "traefik/http/routers/blog-live-web/rule"'"#,
+                r#"'del -- "traefik/http/routers/blog-live-web/rule\x00" "traefik/http/routers/blog-live."'"#,
+                r#"'del -- "traefik/http/middlewares/blog-live-" "traefik/http/middlewares/blog-live."'"#,
+                r#"'del -- "traefik/tls/certificates/blog-live-" "traefik/tls/certificates/blog-live."'"#,
+                r#"'del -- "traefik/http/services/blog-live-" "traefik/http/services/blog-live-web/loadbalancer/servers/"'"#,
+                r#"'del -- "traefik/http/services/blog-live-web/loadbalancer/servers0" "traefik/http/services/blog-live."');"#,
+            ],
+            "{script:#?}"
         );
         let txns = script
             .iter()
@@ -303,5 +327,51 @@ mod tests {
             "one transaction, and one per operation past etcd's limit"
         );
         assert!(!script.iter().any(|l| l.contains("etcdctl put")));
+        // The stop spares the backends alone.
+        let stop = remove_script("blog-live", &servers);
+        assert_eq!(stop.len(), 6, "{stop:#?}");
+        assert!(stop.iter().all(|l| !l.contains("/loadbalancer/servers/'")
+            || l.ends_with(
+                "'traefik/http/services/blog-live-web/loadbalancer/servers/' >/dev/null;"
+            )));
+    }
+
+    #[test]
+    fn the_stale_ranges_leave_exactly_the_kept_keys_and_spared_folders() {
+        let kept = [
+            "traefik/http/routers/a-b-x/rule",
+            "traefik/http/routers/a-b-x/service",
+            "traefik/http/services/a-b-x/loadbalancer/healthcheck/path",
+        ];
+        let spared = ["traefik/http/services/a-b-x/loadbalancer/servers".to_string()];
+        let ranges = stale_ranges("a-b", &kept, &spared);
+        let deleted = |key: &str| {
+            (ranges.iter()).any(|(start, end)| key >= start.as_str() && key < end.as_str())
+        };
+        for key in kept {
+            assert!(!deleted(key), "{key}");
+        }
+        for key in [
+            "traefik/http/services/a-b-x/loadbalancer/servers/h1/url",
+            // Another instance's, and Traefik's others.
+            "traefik/http/routers/a-bc-x/rule",
+            "traefik/http/routers/a-b",
+            "traefik/http/routers/b-b-x/rule",
+        ] {
+            assert!(!deleted(key), "{key}");
+        }
+        for key in [
+            "traefik/http/routers/a-b-x/rule\nx",
+            "traefik/http/routers/a-b-x/rule2",
+            "traefik/http/routers/a-b-\"x",
+            "traefik/http/routers/a-b-x/servicf",
+            "traefik/http/middlewares/a-b-y\n/z",
+            "traefik/tls/certificates/a-b-0/certfile",
+            "traefik/http/services/a-b-old/loadbalancer/servers/h1/url",
+            "traefik/http/services/a-b-x/loadbalancer/servers",
+            "traefik/http/services/a-b-x/loadbalancer/server",
+        ] {
+            assert!(deleted(key), "{key:?}");
+        }
     }
 }
