@@ -7,6 +7,7 @@
 pub mod restore;
 pub mod status;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -221,6 +222,27 @@ impl Repository {
         serde_json::from_slice::<Stats>(&json)
             .map(|s| s.total_size)
             .map_err(|e| format!("reading restic's stats: {e}"))
+    }
+
+    /// The paths of the volume copies and dumps a snapshot holds
+    /// (`/volumes/NAME.tar`, `/dumps/SERVICE`).
+    pub fn paths(&self, snapshot: &str) -> Result<BTreeSet<String>, String> {
+        #[derive(Deserialize)]
+        struct Entry {
+            struct_type: String,
+            #[serde(default)]
+            path: String,
+        }
+        let json = self.output(&["ls", "--json", snapshot, "/volumes", "/dumps"])?;
+        let mut paths = BTreeSet::new();
+        for line in String::from_utf8_lossy(&json).lines() {
+            let entry: Entry = serde_json::from_str(line)
+                .map_err(|e| format!("reading restic's list of {snapshot}: {e}"))?;
+            if entry.struct_type == "node" {
+                paths.insert(entry.path);
+            }
+        }
+        Ok(paths)
     }
 
     /// `restic dump SNAPSHOT PATH`, its standard output to be piped on.

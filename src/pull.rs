@@ -125,7 +125,9 @@ pub fn fetch(
 }
 
 /// One message for images that could not be had, naming each and why.
-pub fn describe(unavailable: &[Unavailable]) -> String {
+/// Those among `helpers` (backup helper images) say which setting names
+/// them: the default one is in no file the user wrote.
+pub fn describe(unavailable: &[Unavailable], helpers: &BTreeSet<String>) -> String {
     let mut text = format!(
         "{} could not be had:",
         match unavailable {
@@ -135,8 +137,21 @@ pub fn describe(unavailable: &[Unavailable]) -> String {
     );
     for item in unavailable {
         text.push_str(&format!("\n  {}: {}", item.image, item.why));
+        if helpers.contains(&item.image) {
+            text.push_str(&format!("\n  {}", helper_hint(&item.image)));
+        }
     }
     text
+}
+
+/// Where a backup helper image comes from, and how to name another.
+pub fn helper_hint(image: &str) -> String {
+    format!(
+        "({image} is the backups' helper image, which copies volumes: set `helper_image` in the \
+         instances file's `backup:` block to an image with sh and tar that this host has or can \
+         pull; the default is {})",
+        crate::model::backup::DEFAULT_HELPER_IMAGE
+    )
 }
 
 /// Whether a container created from image `created_from` runs another
@@ -174,10 +189,13 @@ mod tests {
 
     #[test]
     fn unavailable_images_are_each_named_with_dockers_reason() {
-        let text = describe(&[Unavailable {
-            image: "x:2".into(),
-            why: "manifest unknown".into(),
-        }]);
+        let text = describe(
+            &[Unavailable {
+                image: "x:2".into(),
+                why: "manifest unknown".into(),
+            }],
+            &BTreeSet::new(),
+        );
         assert_eq!(text, "image x:2 could not be had:\n  x:2: manifest unknown");
     }
 }

@@ -1340,3 +1340,157 @@ fn a_hostile_tag_in_the_repository_is_shown_not_obeyed_by_backups() {
     let json: serde_json::Value = serde_json::from_str(&ok(&out, "backups --json")).unwrap();
     assert_eq!(json[0]["revision"], hostile);
 }
+
+/// stderr with miette's wrapping and frame undone: one line of words.
+fn one_line(out: &Output) -> String {
+    (String::from_utf8_lossy(&out.stderr).split_whitespace())
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// When each container of the instance started: equal before and after,
+/// nothing was stopped or restarted.
+fn started(world: &World, instance: &str) -> Vec<String> {
+    ["files", "db"]
+        .iter()
+        .map(|service| {
+            let out = docker([
+                "inspect",
+                "--format",
+                "{{.State.StartedAt}} {{.State.Paused}}",
+                &world.container(instance, service),
+            ]);
+            ok(&out, "docker inspect")
+        })
+        .collect()
+}
+
+/// The default helper image (busybox:1.36) cannot be pulled here, as on a
+/// host whose registry is down. Before: apply said only "image
+/// busybox:1.36 could not be had", an image the user wrote nowhere; a
+/// restore stopped the services, then failed to start the volume writer
+/// and left them stopped, the restore recorded as unfinished; a backup
+/// paused `files` before its copy failed. Then the volume set changes
+/// (`files` renamed `uploads`): the restore of the older snapshot failed
+/// halfway on the volume the snapshot lacks, services down, and asked to be
+/// run again, which failed the same way.
+#[test]
+fn a_helper_image_that_cannot_be_had_stops_nothing_and_a_restore_leaves_what_its_snapshot_lacks() {
+    let world = World::new("ugbkv");
+    let port = free_port();
+    let instances = |helper: &str| format!("instances:\n{}", instance("live", port, helper, 0));
+    let base = app("ugbkv", "  repository: /var/backups/ugbkv\n");
+    secret(&world, "/etc/ugbkv/restic-password", PASSWORD);
+
+    // apply: the default helper, which this host cannot pull.
+    world.write(&(base.clone() + &instances("busybox:1.36")));
+    let out = world.apply("live");
+    let said = one_line(&out);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("image busybox:1.36 could not be had"),
+        "{said}"
+    );
+    assert!(
+        said.contains("is the backups' helper image, which copies volumes: set `helper_image`"),
+        "{said}"
+    );
+    assert!(said.contains("nothing on the host was changed"), "{said}");
+    assert!(!world.unit_file("ugbkv-live-files.service").exists());
+
+    // A helper of its own, removed after apply (as `docker image prune
+    // -a` does: no container uses it between backups).
+    let helper = "ugbkv/helper:1";
+    let _helper_image = LocalImage(helper.into());
+    build_image(helper, &format!("FROM {IMAGE}\n"));
+    world.write(&(base.clone() + &instances(helper)));
+    world.apply_ok("live");
+    seed(&world, "live", "live files");
+    ok(&world.unitgen(&["backup", "live"]), "backup live");
+    let short = snapshots(&world, "live")[0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&docker(["rmi", helper]), "docker rmi");
+    let before = started(&world, "live");
+
+    // restore: refused before anything stops.
+    let out = world.unitgen(&["restore", "live", "--yes"]);
+    let said = one_line(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("image {helper} could not be had")),
+        "{said}"
+    );
+    assert!(said.contains("set `helper_image`"), "{said}");
+    assert!(said.contains("nothing was changed"), "{said}");
+    assert_eq!(started(&world, "live"), before);
+    let state = world.sandbox.root().join("var/lib/unitgen/ugbkv-live");
+    assert!(!state.join("restoring.json").exists());
+    // status names the missing helper (as before), and no restore.
+    let status = world.unitgen(&["status", "live"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("its helper image ugbkv/helper:1 is not on this host any more"),
+        "{shown}"
+    );
+    assert!(!shown.contains("restore"), "{shown}");
+
+    // The backup unit: fails before it pauses `files`, saying why.
+    let since = ok(&Command::new("date").arg("+%s").output().unwrap(), "date");
+    let out = world.unitgen(&["backup", "live"]);
+    let said = one_line(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("{helper} is the backups' helper image")),
+        "{said}"
+    );
+    let paused = docker([
+        "events",
+        "--since",
+        since.trim(),
+        "--until",
+        "0s",
+        "--filter",
+        "event=pause",
+        "--filter",
+        &format!("container={}", world.container("live", "files")),
+    ]);
+    assert_eq!(ok(&paused, "docker events"), "", "files was paused");
+    assert_eq!(started(&world, "live"), before);
+
+    // The volume set changed since the snapshot: `files` is `uploads` now.
+    build_image(helper, &format!("FROM {IMAGE}\n"));
+    let renamed = base.replace(r#"volumes: ["files:/srv"]"#, r#"volumes: ["uploads:/srv"]"#);
+    assert_ne!(renamed, base);
+    world.write(&(renamed + &instances(helper)));
+    world.apply_ok("live");
+    world.exec("live", "files", "echo 'new uploads' > /srv/index.html");
+    world.exec("live", "db", "rm -rf /db/*");
+    let out = world.unitgen(&["restore", "live", "--yes"]);
+    let said = one_line(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "volume ugbkv-live-uploads is left as it is: the snapshot has no copy of volume `uploads`"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("the snapshot's copy of volume `files` is not restored: the instance backs up no volume of that name now"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("restored from snapshot {short}")),
+        "{said}"
+    );
+    // The dump the snapshot has is back; the new volume is as it was.
+    assert_eq!(
+        world.exec("live", "files", "wget -qO- http://db/table"),
+        "row 1\nrow 2\n"
+    );
+    assert_eq!(serves(port).as_deref(), Some("new uploads\n"));
+    assert!(!state.join("restoring.json").exists());
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+}

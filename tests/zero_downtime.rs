@@ -11,8 +11,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::docker::is_running;
+use support::docker::{container_id, is_running};
 use support::net::free_port;
+use support::pebble::Pebble;
 use support::traefik::{self, Load, Presence, bodies, get, wait_until};
 use support::world::World;
 
@@ -249,4 +250,167 @@ fn routed_service_is_replaced_without_a_failed_request() {
         "{}",
         String::from_utf8_lossy(&plan.stdout)
     );
+}
+
+const TLS_APP: &str = "ugbgtls";
+const TLS_DOMAIN: &str = "live.bgtls.test";
+
+/// One state of the TLS instance: `web` answers `VERSION@PORT` on two
+/// container ports (8000 and 8001), both published; the route names one.
+struct Tls<'a> {
+    version: &'a str,
+    healthy: bool,
+    hosts: &'a str,
+    route_port: u16,
+    /// The host ports of 8000 and 8001.
+    published: (u16, u16),
+}
+
+fn tls_template(world: &World, pebble: &Pebble, (http, https): (u16, u16), s: &Tls) -> String {
+    let health = if s.healthy {
+        "&& echo ok > /w8000/healthz && echo ok > /w8001/healthz "
+    } else {
+        ""
+    };
+    format!(
+        r#"app: {TLS_APP}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /w8000 /w8001 && echo "{version}@8000" > /w8000/index.html && echo "{version}@8001" > /w8001/index.html {health}&& httpd -p 8001 -h /w8001 && exec httpd -f -p 8000 -h /w8000']
+    init: true
+    ports: ["127.0.0.1:{p0}:8000", "127.0.0.1:{p1}:8001"]
+    health_path: /healthz
+    healthcheck: {{test: [CMD-SHELL, "test -f /w8000/healthz"], interval: 1s, retries: 2}}
+instances:
+  live:
+    routes:
+      - hosts: {hosts}
+        service: web
+        port: {route_port}
+router:
+  image: {image}
+  directory: {dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+  acme:
+    email: ops@example.test
+    ca_server: {ca_server}
+    ca_certificate: {ca_certificate}
+"#,
+        version = s.version,
+        hosts = s.hosts,
+        route_port = s.route_port,
+        p0 = s.published.0,
+        p1 = s.published.1,
+        image = traefik::IMAGE,
+        dir = world.sandbox.shared_dir().join("router").display(),
+        ca_server = pebble.directory_url(),
+        ca_certificate = pebble.tls_certificate().display(),
+    )
+}
+
+/// With TLS (a certificate from a real ACME CA, every request verified
+/// against its root), the routed service behind HTTPS load through: a host
+/// added to its route (a new certificate ordered), the route moved to
+/// another container port, the service moved to another host port, a new
+/// version, a restart of the service alone, a rollback, and a new version
+/// that never becomes healthy. Not one request may fail.
+#[test]
+fn a_tls_route_and_its_service_change_restart_and_roll_back_under_load() {
+    let mut world = World::new(TLS_APP);
+    world.sandbox.own_containers("unitgen-router");
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http);
+    let mut state = Tls {
+        version: "v1",
+        healthy: true,
+        hosts: TLS_DOMAIN,
+        route_port: 8000,
+        published: (free_port(), free_port()),
+    };
+    let apply = |world: &World, state: &Tls| {
+        world.write(&tls_template(world, &pebble, (http, https), state));
+        let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    apply(&world, &state);
+    let root = pebble.issuing_root();
+    let https_serves = |domain: &str, body: &str| {
+        wait_until(
+            Duration::from_secs(120),
+            &format!("{domain} served over verified HTTPS"),
+            || get("https", domain, https, "/", Some(&root)),
+            |a| a.status == 200 && a.body.trim() == body,
+        );
+    };
+    https_serves(TLS_DOMAIN, "v1@8000");
+    let web = world.container("live", "web");
+
+    // A second host on the route: a certificate is ordered for both names
+    // while the first keeps its own.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    state.hosts = "[live.bgtls.test, www2.bgtls.test]";
+    apply(&world, &state);
+    https_serves("www2.bgtls.test", "v1@8000");
+    assert_eq!(bodies(&load.stop()), ["v1@8000"]);
+
+    // The route to the other container port: a reload of the routes.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    state.route_port = 8001;
+    apply(&world, &state);
+    https_serves(TLS_DOMAIN, "v1@8001");
+    assert_eq!(bodies(&load.stop()), ["v1@8000", "v1@8001"]);
+
+    // The service on other host ports: its unit and the routes change.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    state.published = (free_port(), free_port());
+    apply(&world, &state);
+    assert_eq!(bodies(&load.stop()), ["v1@8001"]);
+
+    // A new version.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    state.version = "v2";
+    apply(&world, &state);
+    assert_eq!(bodies(&load.stop()), ["v1@8001", "v2@8001"]);
+
+    // The routed service restarted alone: a fresh container takes over
+    // from a stand-in.
+    let before = container_id(&web);
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    let out = world.unitgen(&["restart", "live", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(bodies(&load.stop()), ["v2@8001"]);
+    assert_ne!(container_id(&web), before, "web was not restarted");
+
+    // Back to the revision before.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    let out = world.unitgen(&["rollback", "live", "--settle", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(bodies(&load.stop()), ["v2@8001", "v1@8001"]);
+
+    // A version that never becomes healthy: apply fails and says so, the
+    // old one serves throughout, and plan still shows the change.
+    let load = Load::start_https(https, TLS_DOMAIN, &root);
+    state.version = "v3";
+    state.healthy = false;
+    world.write(&tls_template(&world, &pebble, (http, https), &state));
+    let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the old version kept serving all along"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(bodies(&load.stop()), ["v1@8001"]);
+    let plan = world.unitgen(&["plan", "live"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("~ {web}.service (changed: zero-downtime replace")),
+        "{shown}"
+    );
+    assert!(!is_running(&format!("{web}.next")));
 }

@@ -9,6 +9,7 @@
 //! running, or healthy when it has a healthcheck) and its restore command
 //! reads the dump; last, everything that was stopped starts again.
 
+use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
 use super::Repository;
@@ -16,6 +17,7 @@ use crate::fault;
 use crate::model::backup::{Backup, Consistency, dump_path, volume_path};
 use crate::model::{Instance, VolumeSource};
 use crate::progress::Progress;
+use crate::pull::{self, PullPolicy};
 use crate::render::{UnitFile, owner};
 use crate::systemd::converge::Host;
 use crate::systemd::{JobKind, JobResult, Systemd};
@@ -86,6 +88,71 @@ pub fn parts(source: &Backup, target: &Instance) -> Result<Vec<Part>, String> {
         });
     }
     Ok(parts)
+}
+
+/// Fits `parts` to what the snapshot holds (`paths`, see
+/// [`Repository::paths`]): the volume set may have changed since it was
+/// taken. A volume or dump the instance backs up now but the snapshot
+/// lacks (added since) is left as it is; one the snapshot has but the
+/// instance no longer backs up (removed, or renamed: its data is under the
+/// old name) is not restored. Each is said in a note, before anything
+/// stops, rather than the restore failing halfway with the services down.
+pub fn fit(parts: &mut [Part], paths: &BTreeSet<String>) -> Vec<String> {
+    let mut notes = Vec::new();
+    for part in parts.iter_mut() {
+        part.volumes.retain(|(name, volume)| {
+            let held = paths.contains(&volume_path(name));
+            if !held {
+                notes.push(format!(
+                    "volume {volume} is left as it is: the snapshot has no copy of volume `{name}` \
+                     (added to the backup since?)"
+                ));
+            }
+            held
+        });
+        if part.restore.is_some() && !paths.contains(&dump_path(&part.service)) {
+            notes.push(format!(
+                "the data of {} is left as it is: the snapshot has no dump of it (dumped since?)",
+                part.service
+            ));
+            part.restore = None;
+        }
+    }
+    let wanted: BTreeSet<String> = (parts.iter())
+        .flat_map(|p| p.volumes.iter().map(|(name, _)| volume_path(name)))
+        .chain(
+            (parts.iter())
+                .filter(|p| p.restore.is_some())
+                .map(|p| dump_path(&p.service)),
+        )
+        .collect();
+    // These names are the repository's: anyone who can write to it can
+    // plant a path with a line feed or an escape sequence.
+    let shown = crate::diagnostic::shown;
+    for path in paths.difference(&wanted) {
+        if let Some(name) = (path.strip_prefix("/volumes/")).and_then(|p| p.strip_suffix(".tar")) {
+            notes.push(format!(
+                "the snapshot's copy of volume `{}` is not restored: the instance backs up no \
+                 volume of that name now (removed or renamed since?)",
+                shown(name)
+            ));
+        } else if let Some(service) = path.strip_prefix("/dumps/") {
+            notes.push(format!(
+                "the snapshot's dump of {} is not restored: the instance does not dump it now",
+                shown(service)
+            ));
+        }
+    }
+    notes
+}
+
+/// Makes sure the helper image that writes the volumes is on the host
+/// (pulled when missing) before anything is stopped: else each volume's
+/// writer failed to start with the services already down.
+pub fn fetch_helper(image: &str, progress: &Progress) -> Result<(), String> {
+    let images = BTreeSet::from([image.to_string()]);
+    pull::fetch(&images, PullPolicy::Missing, progress)
+        .map_err(|unavailable| pull::describe(&unavailable, &images))
 }
 
 /// Everything the restore needs to know.
@@ -290,5 +357,50 @@ fn dies_with_unitgen(cmd: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(service: &str, volumes: &[&str], dumped: bool) -> Part {
+        Part {
+            service: service.into(),
+            unit: format!("a-i-{service}.service"),
+            container: format!("a-i-{service}"),
+            volumes: (volumes.iter())
+                .map(|v| (v.to_string(), format!("a-i-{v}")))
+                .collect(),
+            restore: dumped.then(|| "read it".to_string()),
+        }
+    }
+
+    #[test]
+    fn what_the_snapshot_lacks_is_left_and_what_the_instance_lacks_is_named() {
+        let mut parts = vec![
+            part("files", &["files", "added"], false),
+            part("db", &[], true),
+        ];
+        let paths = BTreeSet::from(
+            [
+                "/volumes",
+                "/volumes/files.tar",
+                "/volumes/old.tar",
+                "/dumps",
+                "/dumps/cache",
+            ]
+            .map(String::from),
+        );
+        let notes = fit(&mut parts, &paths);
+        assert_eq!(
+            parts,
+            [part("files", &["files"], false), part("db", &[], false)]
+        );
+        assert_eq!(notes.len(), 4, "{notes:#?}");
+        assert!(notes[0].starts_with("volume a-i-added is left as it is"));
+        assert!(notes[1].starts_with("the data of db is left as it is"));
+        assert!(notes[2].contains("the snapshot's dump of cache is not restored"));
+        assert!(notes[3].contains("the snapshot's copy of volume `old` is not restored"));
     }
 }

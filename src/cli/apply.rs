@@ -531,7 +531,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
                     miette!(
                         "apply of {} failed: the router's {}\nnothing on the host was changed",
                         instance.prefix(),
-                        pull::describe(&unavailable)
+                        pull::describe(&unavailable, &BTreeSet::new())
                     )
                 },
             )?;
@@ -884,7 +884,10 @@ pub fn converge_and_record(
             .chain(helpers.iter().cloned())
             .collect();
         pull::fetch(&all, pull, &progress).map_err(|unavailable| {
-            failure_report(name, Failure::untouched(pull::describe(&unavailable)))
+            failure_report(
+                name,
+                Failure::untouched(pull::describe(&unavailable, &helpers)),
+            )
         })?;
     }
     let backup_unit = format!("{name}-backup.service");
@@ -929,7 +932,10 @@ pub fn converge_and_record(
             other => other,
         };
         pull::fetch(&missing, policy, &progress).map_err(|unavailable| {
-            failure_report(name, Failure::untouched(pull::describe(&unavailable)))
+            failure_report(
+                name,
+                Failure::untouched(pull::describe(&unavailable, &helpers)),
+            )
         })?;
         progress.line(&format!(
             "{name}: pulled {}, which this host no longer had",
@@ -1098,7 +1104,7 @@ pub fn converge_and_record(
             other => other,
         };
         pull::fetch(&needed, policy, &progress)
-            .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))?;
+            .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable, &helpers)))?;
         state
             .begin(&intent)
             .map_err(|e| Failure::untouched(format!("recording what it is about to do: {e}")))?;
@@ -1154,7 +1160,9 @@ pub fn converge_and_record(
                 other => other,
             };
             let switch = pull::fetch(&changed, policy, &progress)
-                .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable)))
+                .map_err(|unavailable| {
+                    Failure::untouched(pull::describe(&unavailable, &BTreeSet::new()))
+                })
                 .and_then(|()| handover.switch(host, &plan, &progress));
             match switch {
                 Ok(switched) => switched,

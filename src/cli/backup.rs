@@ -216,14 +216,12 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         Some(other) => args.template.compile(other)?,
         None => source.clone(),
     };
-    let parts = restore::parts(&backup, &target).map_err(|e| miette!("{e}"))?;
+    let mut parts = restore::parts(&backup, &target).map_err(|e| miette!("{e}"))?;
     let repo = repository(&args.host, &backup)?;
     let lock = repo.lock().map_err(|e| miette!("{e}"))?;
     let snapshots = repo
         .snapshots(&source.app, &source.instance)
         .map_err(|e| miette!("{e}"))?;
-    // Not held while a person reads the question.
-    drop(lock);
     let snapshot = pick_snapshot(&snapshots, &args.snapshot)
         .map_err(|why| {
             miette!(
@@ -234,6 +232,34 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
             )
         })?
         .clone();
+    let held = repo.paths(&snapshot.id).map_err(|e| miette!("{e}"))?;
+    // Not held while a person reads the question.
+    drop(lock);
+    let notes = restore::fit(&mut parts, &held);
+    let nothing = parts
+        .iter()
+        .all(|p| p.volumes.is_empty() && p.restore.is_none());
+    if nothing {
+        return Err(miette!(
+            "snapshot {} of {} holds none of what {} backs up now:\n{}\nnothing was changed",
+            snapshot.short_id,
+            source.prefix(),
+            target.prefix(),
+            notes
+                .iter()
+                .map(|n| format!("  {n}\n"))
+                .collect::<String>()
+                .trim_end()
+        ));
+    }
+    if parts.iter().any(|p| !p.volumes.is_empty()) {
+        restore::fetch_helper(&backup.helper_image, &Progress::default()).map_err(|e| {
+            miette!(
+                "restore into {} refused: {e}\nnothing was changed",
+                target.prefix()
+            )
+        })?;
+    }
 
     let volumes: Vec<&str> = parts
         .iter()
@@ -245,7 +271,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         .map(|p| p.service.as_str())
         .collect();
     crate::say!(
-        "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n  its services are stopped meanwhile",
+        "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n{}  its services are stopped meanwhile{}",
         snapshot.short_id,
         source.prefix(),
         short_time(&snapshot.time),
@@ -260,6 +286,12 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
             "none".into()
         } else {
             dumps.join(", ")
+        },
+        notes.iter().map(|n| format!("  {n}\n")).collect::<String>(),
+        if target.routes.is_empty() {
+            ""
+        } else {
+            " (its routes answer with errors until they run again)"
         },
     );
     if !args.yes {

@@ -33,16 +33,19 @@ pub fn run(args: PullArgs) -> Result<Outcome> {
     }
     let instance = args.template.compile(&args.instance)?;
     args.host.host()?;
+    let helpers: BTreeSet<String> = (instance.backup.iter())
+        .map(|b| b.helper_image.clone())
+        .collect();
     let images: BTreeSet<String> = instance
         .services
         .iter()
         .map(|s| s.image.clone())
-        .chain(instance.backup.iter().map(|b| b.helper_image.clone()))
+        .chain(helpers.iter().cloned())
         .chain(instance.router.iter().map(|r| r.image.clone()))
         .collect();
     let progress = Progress::default();
     pull::fetch(&images, PullPolicy::Always, &progress)
-        .map_err(|unavailable| miette!("{}", pull::describe(&unavailable)))?;
+        .map_err(|unavailable| miette!("{}", pull::describe(&unavailable, &helpers)))?;
     progress.line(&format!(
         "{}: {} pulled; `unitgen plan {}` shows the services whose image moved",
         instance.prefix(),

@@ -6,7 +6,9 @@ use indexmap::IndexMap;
 use super::{ServiceCompiler, syntax};
 use crate::diagnostic::{Problem, did_you_mean};
 use crate::escape::check_raw_value;
-use crate::model::backup::{BackedUpVolume, Backup, Consistency, KeepPeriod, ServiceBackup};
+use crate::model::backup::{
+    BackedUpVolume, Backup, Consistency, DEFAULT_HELPER_IMAGE, KeepPeriod, ServiceBackup,
+};
 use crate::model::{Service, VolumeSource};
 use crate::template::Loaded;
 use crate::template::schema::backup::{BackupDecl, ServiceBackupDecl};
@@ -16,8 +18,6 @@ use crate::template::spanned::Spanned;
 const DEFAULT_SCHEDULE: &str = "daily";
 const DEFAULT_CHECK: &str = "weekly";
 const DEFAULT_RANDOMIZED_DELAY_SECONDS: u64 = 30 * 60;
-/// Has `tar`, is small, and is what most hosts already pulled.
-pub const DEFAULT_HELPER_IMAGE: &str = "busybox:1.36";
 
 type ServiceDefs = IndexMap<Name, Spanned<ServiceEntry>>;
 

@@ -2,6 +2,10 @@
 //! backups and checks run, what each service contributes and how it is
 //! kept consistent while it is read.
 
+/// The helper image unless `helper_image` names another: has `sh` and
+/// `tar`, is small, and is what most hosts already pulled.
+pub const DEFAULT_HELPER_IMAGE: &str = "busybox:1.36";
+
 /// The instance's backup settings (the `backup:` block of the deployments
 /// file, with the instance's values filled in).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,8 @@ pub struct Backup {
     pub keep: Vec<(KeepPeriod, u32)>,
     /// A shell command run by the failure hook unit.
     pub on_failure: Option<String>,
+    /// The image whose `sh` and `tar` copy volumes ([`DEFAULT_HELPER_IMAGE`]
+    /// unless set).
     pub helper_image: String,
     /// What each service contributes, in the instance's service order.
     pub services: Vec<ServiceBackup>,

@@ -217,6 +217,17 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
              not backed up until the restore, run again, finishes it (see unitgen status)"
         )
     ));
+    // The helper image copies the volumes: one removed since apply (an
+    // image prune: no container uses it between runs) is pulled, and one
+    // that cannot be had fails the run here, saying which setting names it,
+    // before any service is paused or stopped for a copy that cannot run.
+    if backup.services.iter().any(|s| !s.volumes.is_empty()) {
+        let helper = sh_quote(&backup.helper_image);
+        script.push(format!(
+            "{DOCKER} image inspect {helper} >/dev/null 2>&1 || {DOCKER} pull --quiet {helper} >/dev/null || {{ echo {} >&2; exit 1; }};",
+            sh_quote(&crate::pull::helper_hint(&backup.helper_image))
+        ));
+    }
     script.extend(lock_lines(backup));
     script.push("if ! out=$(restic cat config 2>&1 >/dev/null); then".into());
     script.push("  case $out in".into());

@@ -137,13 +137,28 @@ pub struct Load {
 
 impl Load {
     pub fn start(port: u16, domain: &str) -> Load {
+        let domain = domain.to_string();
+        Load::of(move || request(port, &domain))
+    }
+
+    /// HTTPS requests (curl), verified against `ca` and only it: a
+    /// request the router answers with its default certificate fails.
+    pub fn start_https(port: u16, domain: &str, ca: &Path) -> Load {
+        let (domain, ca) = (domain.to_string(), ca.to_path_buf());
+        Load::of(move || match get("https", &domain, port, "/", Some(&ca)) {
+            Some(answer) if answer.status == 200 => Ok(answer.body.trim().to_string()),
+            Some(answer) => Err(format!("{} {}", answer.status, answer.body.trim())),
+            None => Err("no HTTPS answer that verifies".to_string()),
+        })
+    }
+
+    fn of(request: impl Fn() -> Served + Send + 'static) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let domain = domain.to_string();
         let thread = std::thread::spawn(move || {
             let mut answers = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                answers.push(request(port, &domain));
+                answers.push(request());
                 std::thread::sleep(EVERY);
             }
             answers
