@@ -450,7 +450,8 @@ fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
 // The parser reads a plain scalar into a text field (`docker_args: [--cpus,
 // 1]`, `stop_signal: 9`), but the schema said `"type": "string"` there: an
 // editor marked files that `unitgen validate` accepts. Both now agree, on
-// these and on a short form that unitgen refuses (`web: 5`).
+// these and on a short form that unitgen refuses (`web: 5`). A service
+// named `5` in `depends_on: [5]` was marked too.
 #[test]
 fn the_schema_accepts_numbers_in_text_fields_as_unitgen_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -468,6 +469,9 @@ services:
     hostname: 5
     stop_signal: 9
     docker_args: [--cpus, 1, --init, true]
+    depends_on: [5]
+  \"5\":
+    image: unitgen-test/busybox:1
 router:
   image: 3
 instances:
