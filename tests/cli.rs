@@ -173,7 +173,7 @@ fn help_and_manual_page_list_the_exit_codes() {
         ("1", "an error"),
         ("2", "`plan`: apply would change or repair something"),
         ("3", "`status`: a unit is not as applied"),
-        ("4", "`status`: the instance is not installed"),
+        ("4", "`status`: the instance is not installed;"),
     ] {
         let line = format!("  {code}  {what}");
         assert!(help.contains(&line), "{line:?} in:\n{help}");
@@ -183,11 +183,16 @@ fn help_and_manual_page_list_the_exit_codes() {
             "{line:?} in the page"
         );
     }
+    // history exits 4 as status does (it exited 0).
+    let history = "`history`: it has no recorded revision on this host";
+    assert!(help.contains(&format!("\n     {history}\n")), "{help}");
+    assert!(page.contains(history), "the page");
     // The README says the same (its section is the long form).
     for said in [
         "2\n\"differs\": `plan`",
         "3 when a unit is not as\napplied",
         "4 when the instance\nis not installed",
+        "`history` exits 4, as `status` does",
     ] {
         assert!(readme.contains(said), "README: {said:?}");
     }
