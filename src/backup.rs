@@ -208,7 +208,9 @@ impl Repository {
         let json = self.output(&["snapshots", "--json", "--tag", &tags])?;
         let mut list: Vec<Snapshot> = serde_json::from_slice(&json)
             .map_err(|e| format!("reading restic's snapshot list: {e}"))?;
-        list.sort_by(|a, b| a.time.cmp(&b.time));
+        // By the instant: restic writes local times, whose text sorts
+        // wrongly across offsets (a daylight saving change, another host).
+        list.sort_by_key(|s| crate::cli::when::parse_rfc3339(&s.time));
         Ok(list)
     }
 

@@ -64,7 +64,8 @@ Exit status (read as systemctl's and terraform's are):
   2  `plan`: apply would change or repair something;
      `render --check`, `docs --check`: files out of date
   3  `status`: a unit is not as applied, or a container is unhealthy
-  4  `status`: the instance is not installed
+  4  `status`: the instance is not installed;
+     `history`: it has no recorded revision on this host
   `exec` exits with its command's status; `dns --check` with 1
   when a domain does not point at its host.
 
@@ -176,6 +177,10 @@ enum Command {
     /// One line per apply (or rollback) recorded on this host: its number
     /// (what `rollback --to` takes), when, and the services it added,
     /// changed or removed.
+    ///
+    /// Exits 4 when the instance has no recorded revision on this host
+    /// (never applied here; a destroy keeps them), as `status` does for an
+    /// instance that is not installed; 1 on error.
     History(history::HistoryArgs),
     /// Re-apply an earlier revision (by default the previous one).
     Rollback(rollback::RollbackArgs),

@@ -240,12 +240,14 @@ pub fn compile(
         &services,
         &template.instance_names(),
     );
+    // The `router:` block is checked for every instance, routed or not: a
+    // mistake in it (`directory: 5`) must not wait for the first route.
+    let mut router = compiler.router(instances_file);
     let (routes, router) = match &merged.routes {
         Some(decls) => {
             let others = other_routes(template, instance);
             let others: Vec<_> = others.iter().map(|(n, r)| (n.as_str(), r)).collect();
             let routes = compiler.routes(instances_file, decls, &services, &others);
-            let mut router = compiler.router(instances_file);
             // Traefik's etcd provider speaks the v3 API only: with v2, the
             // routes stay in the host's files.
             router.etcd = (discovery.as_ref())

@@ -263,6 +263,28 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
         "{status}"
     );
     assert!(status.contains("next"), "{status}");
+    // Every command prints a time one way, ISO 8601 in UTC: backups and
+    // status's backup lines said `2026-11-29 10:03:16 UTC` where history,
+    // ls and status's STARTED say `2026-11-29T10:03:16Z`.
+    let iso = |time: &str| {
+        let b = time.as_bytes();
+        b.len() == 20
+            && (b[4], b[7], b[10], b[13], b[16], b[19]) == (b'-', b'-', b'T', b':', b':', b'Z')
+            && time.chars().filter(char::is_ascii_digit).count() == 14
+    };
+    let after = |text: &str, word: &str| -> String {
+        let rest = text.split(word).nth(1).unwrap_or_default();
+        rest.chars().take(20).collect()
+    };
+    assert!(iso(&after(&status, "last good ")), "{status}");
+    assert!(iso(&after(&status, "next ")), "{status}");
+    let backups = ok(&world.unitgen(&["backups", "live"]), "backups");
+    let history = ok(&world.unitgen(&["history", "live"]), "history");
+    for (listing, text) in [("backups", &backups), ("history", &history)] {
+        let row = text.lines().nth(1).unwrap_or_default();
+        let time = row.split_whitespace().nth(1).unwrap_or_default();
+        assert!(iso(time), "{listing}: {text}");
+    }
 
     // The backup timer disabled and stopped by hand: no backup would run,
     // and status, whose rows leave the timer out, exited 0 while plan

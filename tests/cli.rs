@@ -248,7 +248,7 @@ fn help_and_manual_page_list_the_exit_codes() {
         ("1", "an error"),
         ("2", "`plan`: apply would change or repair something"),
         ("3", "`status`: a unit is not as applied"),
-        ("4", "`status`: the instance is not installed"),
+        ("4", "`status`: the instance is not installed;"),
     ] {
         let line = format!("  {code}  {what}");
         assert!(help.contains(&line), "{line:?} in:\n{help}");
@@ -258,11 +258,16 @@ fn help_and_manual_page_list_the_exit_codes() {
             "{line:?} in the page"
         );
     }
+    // history exits 4 as status does (it exited 0).
+    let history = "`history`: it has no recorded revision on this host";
+    assert!(help.contains(&format!("\n     {history}\n")), "{help}");
+    assert!(page.contains(history), "the page");
     // The README says the same (its section is the long form).
     for said in [
         "2\n\"differs\": `plan`",
         "3 when a unit is not as\napplied",
         "4 when the instance\nis not installed",
+        "`history` exits 4, as `status` does",
     ] {
         assert!(readme.contains(said), "README: {said:?}");
     }
@@ -525,7 +530,8 @@ fn every_example_is_valid_against_the_schema_and_a_broken_file_is_not() {
 // The parser reads a plain scalar into a text field (`docker_args: [--cpus,
 // 1]`, `stop_signal: 9`), but the schema said `"type": "string"` there: an
 // editor marked files that `unitgen validate` accepts. Both now agree, on
-// these and on a short form that unitgen refuses (`web: 5`).
+// these and on a short form that unitgen refuses (`web: 5`). A service
+// named `5` in `depends_on: [5]` was marked too.
 #[test]
 fn the_schema_accepts_numbers_in_text_fields_as_unitgen_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -543,6 +549,9 @@ services:
     hostname: 5
     stop_signal: 9
     docker_args: [--cpus, 1, --init, true]
+    depends_on: [5]
+  \"5\":
+    image: unitgen-test/busybox:1
 router:
   image: 3
 instances:

@@ -1394,6 +1394,59 @@ fn bad_routes_are_located_and_explained() {
     }
 }
 
+// `router: {directory: 5}` passed `validate` (and render, plan) while no
+// instance had routes: the block was read only for a routed instance, so
+// its mistakes waited for the first route. It is checked for every one.
+#[test]
+fn the_router_block_is_checked_without_routes() {
+    let app = |router: &str| {
+        format!(
+            "app: shop\nservices:\n  web:\n    image: unitgen-test/busybox:1\n\
+             router:\n  {router}\ninstances:\n  live: {{}}\n"
+        )
+    };
+    for (router, message, at) in [
+        (
+            "directory: 5",
+            "`5` is not an absolute path",
+            "unitgen.yaml:6:14",
+        ),
+        (
+            "address: 8080",
+            "`8080` is not an IP address",
+            "unitgen.yaml:6:12",
+        ),
+        (
+            "acme: {email: true}",
+            "`true` is not an email address",
+            "unitgen.yaml:6:17",
+        ),
+        (
+            "image: \"traefik 3\"",
+            "`traefik 3` is not a valid image",
+            "unitgen.yaml:6:10",
+        ),
+    ] {
+        for args in [&["validate"][..], &[]] {
+            assert_refused(&app(router), args, message, at, None);
+        }
+    }
+    // A good block changes nothing for an instance without routes.
+    let (out, dir) = run(&app("directory: /srv/router"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let units = std::fs::read_dir(dir.path().join("units")).unwrap();
+    assert!(
+        units
+            .map(|u| u.unwrap().file_name())
+            .all(|n| n != "unitgen-router.service"),
+        "no router for an instance without routes"
+    );
+}
+
 /// Issue 11's follow-up: `router:` settings came from whichever app applied
 /// last. An apply whose router differs from the installed one while it
 /// serves another instance is refused, before anything changes, pointing

@@ -189,3 +189,48 @@ fn hostile_values_from_the_deployments_file_and_the_command_line_reach_docker_ex
     assert_eq!(show(&world.sandbox, unit, "NeedDaemonReload"), "no");
     assert_eq!(show(&world.sandbox, unit, "ActiveState"), "active");
 }
+
+// A failed apply reports the container's last lines, which the container
+// writes: they were printed as logged, so a program (or whoever controls
+// its input) could clear the reviewer's terminal, retitle it, hide text
+// behind a bidirectional override, or print a line that reads as
+// unitgen's own. They arrive escaped, one report line each.
+#[test]
+fn a_failed_containers_lines_reach_the_terminal_escaped() {
+    let world = World::new("ugloud");
+    world.write(
+        "app: ugloud\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: unitgen-test/busybox:1\n\
+         \x20   command: [sh, -c, 'printf \"\\033]0;pwned\\007\\033[2Jcleared\\n\"; printf \"over\\rwritten \\342\\200\\256desrever\\n\"; exit 3']\n\
+         instances:\n\
+         \x20 live: {}\n",
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ugloud-live-web.service: the container exited with status 3"),
+        "{err}"
+    );
+    // The lines are there, as escapes.
+    assert!(
+        err.contains("| \\u{1b}]0;pwned\\u{7}\\u{1b}[2Jcleared\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("| over\\rwritten \\u{202e}desrever\n"),
+        "{err}"
+    );
+    let obeyed: Vec<char> = err
+        .chars()
+        .filter(|&c| {
+            c != '\n'
+                && (c.is_control()
+                    || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                        | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'))
+        })
+        .collect();
+    assert_eq!(obeyed, Vec::<char>::new(), "{err}");
+}

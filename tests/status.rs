@@ -38,6 +38,7 @@ fn status(world: &World) -> (Option<i32>, String) {
 }
 
 // Issue 15 item 6: status exited 0 with a unit failed or nothing installed.
+// `history` of an instance never applied exited 0 while status said 4.
 #[test]
 fn status_exits_as_systemctl_status_does() {
     let world = World::new("ugstat");
@@ -45,10 +46,17 @@ fn status_exits_as_systemctl_status_does() {
     let (code, said) = status(&world);
     assert_eq!(code, Some(4), "not installed: {said}");
     assert!(said.contains("ugstat-live is not installed"), "{said}");
+    // history agrees (it exited 0 here while status said 4).
+    for args in [&["history", "live"][..], &["history", "live", "--json"]] {
+        let out = world.unitgen(args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", text(&out));
+    }
 
     world.apply_ok("live");
     let (code, said) = status(&world);
     assert_eq!(code, Some(0), "{said}");
+    let history = world.unitgen(&["history", "live"]);
+    assert_eq!(history.status.code(), Some(0), "{}", text(&history));
     assert!(said.contains("ugstat-live: revision 1\n"), "{said}");
     let json = world.unitgen(&["status", "live", "--json"]);
     assert_eq!(json.status.code(), Some(0));

@@ -52,10 +52,34 @@ fn obeyed(c: char) -> bool {
             | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
-/// The documentation `unitgen docs` writes of `view`.
+/// The documentation `unitgen docs` writes of `view` (with the DNS records
+/// it lists, as `unitgen docs` finds them), and with a `--live` section of a
+/// host whose hostname file holds markup, a line break and an override.
 pub fn check_docs(view: &unitgen::site_view::SiteView) {
-    for page in unitgen::docs::pages(view, None) {
-        check_markdown(&page.text);
+    let records = match view.hosts.is_empty() {
+        true => Vec::new(),
+        // `docs` refuses a site whose records cannot be made, as `dns` does.
+        false => match unitgen::dns::needs(view) {
+            Ok(records) => records,
+            Err(_) => return,
+        },
+    };
+    let live = unitgen::docs::live::Live {
+        host: "web1\n| a | b |\r\u{202e}`x`".into(),
+        read_at: 0,
+        instances: (view.apps.iter())
+            .flat_map(|app| app.instances.iter().map(move |d| (app, d)))
+            .map(|(app, deployed)| unitgen::docs::live::InstanceLive {
+                app: app.name.clone(),
+                instance: deployed.instance.instance.clone(),
+                installed: None,
+            })
+            .collect(),
+    };
+    for live in [None, Some(&live)] {
+        for page in unitgen::docs::pages(view, &records, live) {
+            check_markdown(&page.text);
+        }
     }
 }
 

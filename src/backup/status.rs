@@ -9,6 +9,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use super::{LastBackup, LastRun};
+use crate::cli::when;
 use crate::render::{UnitFile, owner};
 use crate::systemd::Systemd;
 
@@ -92,7 +93,7 @@ impl BackupStatus {
     pub fn last_run_text(&self) -> String {
         match (self.last_run.as_str(), self.last_run_time) {
             ("running" | "never ran", _) | (_, None) => self.last_run.clone(),
-            (_, Some(time)) => format!("{} at {}", self.last_run, format_utc(time)),
+            (_, Some(time)) => format!("{} at {}", self.last_run, when::iso(time)),
         }
     }
 
@@ -108,7 +109,7 @@ pub fn lines(status: &BackupStatus) -> Vec<String> {
     let last = match &status.last_good {
         Some(last) => format!(
             "{}, snapshot {} (revision {})",
-            format_utc(last.time),
+            when::iso(last.time),
             last.snapshot,
             last.revision
         ),
@@ -122,7 +123,7 @@ pub fn lines(status: &BackupStatus) -> Vec<String> {
         format!(
             "  next {} (schedule `{}`{})",
             match (status.next, status.last_run.as_str()) {
-                (Some(next), _) => format_utc(next),
+                (Some(next), _) => when::iso(next),
                 (None, "running") => "after this run".to_string(),
                 (None, _) => "not scheduled".to_string(),
             },
@@ -188,28 +189,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Seconds since the epoch → `2026-11-29 10:03:16 UTC`.
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    // The inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 /// `1d`, `6h`, `10s`: an interval for people.
 pub fn format_interval(secs: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
@@ -225,11 +204,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_convert_both_ways() {
+    fn systemds_calendar_times_parse() {
         let t = parse_utc("Sun 2026-11-29 10:03:16 UTC").unwrap();
-        assert_eq!(format_utc(t as u64), "2026-11-29 10:03:16 UTC");
+        assert_eq!(when::iso(t as u64), "2026-11-29T10:03:16Z");
         assert_eq!(parse_utc("Thu 1970-01-01 00:00:00 UTC"), Some(0));
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 
     #[test]
@@ -246,7 +224,7 @@ mod tests {
         let failed = status("failed (exit-code)", Some(951_782_400));
         assert_eq!(
             failed.last_run_text(),
-            "failed (exit-code) at 2000-02-29 00:00:00 UTC"
+            "failed (exit-code) at 2000-02-29T00:00:00Z"
         );
         assert!(failed.last_run_failed());
         assert!(status("interrupted", Some(0)).last_run_failed());

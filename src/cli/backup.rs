@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::fleet::{NotOnFleetArgs, refuse_host_only};
 use super::host::HostArgs;
 use super::output::{outln, showln};
-use super::{Outcome, TemplateArgs};
+use super::{Outcome, TemplateArgs, when};
 use crate::backup::restore::{self, Restore};
 use crate::backup::{LastBackup, Repository, Snapshot, human_size};
 use crate::fault;
@@ -179,19 +179,14 @@ pub fn backups(args: BackupsArgs) -> Result<Outcome> {
         )?;
         return Ok(Outcome::Clean);
     }
-    outln!(
-        "{:<10} {:<20} {:<10} SIZE",
-        "SNAPSHOT",
-        "TIME (UTC)",
-        "REVISION"
-    )?;
+    outln!("{:<10} {:<20} {:<10} SIZE", "SNAPSHOT", "TIME", "REVISION")?;
     // Ids, times and revision tags are what the repository says: anyone
     // who can write to it can tag a snapshot with an escape sequence.
     for item in &listed {
         showln!(
             "{:<10} {:<20} {:<10} {}",
             item.snapshot.short_id,
-            short_time(&item.snapshot.time),
+            snapshot_time(&item.snapshot.time),
             item.revision.as_deref().unwrap_or("-"),
             item.size.map_or("?".into(), human_size)
         )?;
@@ -199,9 +194,11 @@ pub fn backups(args: BackupsArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// `2026-11-29T10:00:01.123Z` → `2026-11-29 10:00:01`.
-fn short_time(time: &str) -> String {
-    time.get(..19).unwrap_or(time).replace('T', " ")
+/// A snapshot's time as every command prints times (ISO 8601, UTC:
+/// `2026-11-29T10:00:01Z`), from restic's local time with its offset; as
+/// restic wrote it if it is no such time.
+fn snapshot_time(time: &str) -> String {
+    when::parse_rfc3339(time).map_or_else(|| time.to_string(), when::iso)
 }
 
 pub fn restore(args: RestoreArgs) -> Result<Outcome> {
@@ -274,7 +271,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n{}  its services are stopped meanwhile{}",
         snapshot.short_id,
         source.prefix(),
-        short_time(&snapshot.time),
+        snapshot_time(&snapshot.time),
         snapshot.revision().unwrap_or("?"),
         target.prefix(),
         if volumes.is_empty() {

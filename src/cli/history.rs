@@ -88,13 +88,20 @@ pub fn run(args: HistoryArgs) -> Result<Outcome> {
         before = now;
     }
 
+    // No revision: never applied here (a destroy keeps them). Exits 4, as `status`
+    // does for an instance that is not installed.
+    let outcome = if entries.is_empty() {
+        Outcome::NotInstalled
+    } else {
+        Outcome::Clean
+    };
     if args.json {
         super::output::json(&entries)?;
-        return Ok(Outcome::Clean);
+        return Ok(outcome);
     }
     if entries.is_empty() {
         showln!("{name} has no recorded revision on this host")?;
-        return Ok(Outcome::Clean);
+        return Ok(outcome);
     }
     let terminal = std::io::stdout().is_terminal();
     let now = when::now();

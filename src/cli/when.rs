@@ -68,6 +68,34 @@ pub fn parse_iso(text: &str) -> Option<u64> {
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
+/// Seconds since the epoch of an RFC 3339 time with any offset: restic
+/// writes a snapshot's time in the local time of the machine that took it
+/// (`2026-11-29T11:00:01.5+01:00`), Docker in UTC (`…Z`).
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    if text.ends_with('Z') {
+        return parse_iso(text);
+    }
+    let at = text.len().checked_sub(6)?;
+    let (local, offset) = (text.get(..at)?, text.get(at..)?);
+    let east = match offset.as_bytes().first()? {
+        b'+' => true,
+        b'-' => false,
+        _ => return None,
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let (hours, minutes) = (hours.parse::<u64>().ok()?, minutes.parse::<u64>().ok()?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let local = parse_iso(&format!("{local}Z"))?;
+    let shift = hours * 3600 + minutes * 60;
+    if east {
+        local.checked_sub(shift)
+    } else {
+        Some(local + shift)
+    }
+}
+
 /// An RFC 3339 UTC time as Docker writes it (`2026-11-30T11:09:33.103010852Z`)
 /// in microseconds since the epoch, as systemd counts.
 pub fn parse_iso_micros(text: &str) -> Option<u64> {
@@ -124,6 +152,16 @@ mod tests {
         assert_eq!(parse_iso("2000-02-29T00:00:00Z"), Some(951_782_400));
         assert_eq!(parse_iso("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_iso("yesterday"), None);
+    }
+
+    #[test]
+    fn restic_times_with_an_offset_parse_as_the_same_instant() {
+        let utc = Some(1_795_687_323);
+        assert_eq!(parse_rfc3339("2026-11-26T10:02:03.5Z"), utc);
+        assert_eq!(parse_rfc3339("2026-11-26T11:02:03.123456789+01:00"), utc);
+        assert_eq!(parse_rfc3339("2026-11-26T05:32:03-04:30"), utc);
+        assert_eq!(parse_rfc3339("2026-11-26T10:02:03"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T10:02:03+1:00"), None);
     }
 
     #[test]

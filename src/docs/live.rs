@@ -3,7 +3,8 @@
 //! the rest of the docs, it changes with the host and the clock.
 
 use super::{code, escape, row};
-use crate::backup::status::{self, BackupStatus, format_utc};
+use crate::backup::status::{self, BackupStatus};
+use crate::cli::when::iso;
 use crate::site_view::App;
 
 /// The host's report, as read at `read_at`.
@@ -52,10 +53,12 @@ impl Live {
     }
 
     fn heading(&self) -> String {
+        // The name is the machine's own (its hostname file may hold any
+        // text): one code span, on the heading's line.
         format!(
-            "\n## Live on `{}`, {}\n\n",
-            self.host.replace('`', "'"),
-            format_utc(self.read_at)
+            "\n## Live on {}, {}\n\n",
+            code(&self.host),
+            iso(self.read_at)
         )
     }
 }
@@ -68,7 +71,7 @@ fn revision(installed: &Installed) -> String {
             } else {
                 " (not as applied: see `unitgen status`)"
             };
-            format!("revision {number}, applied {}{drift}", format_utc(at))
+            format!("revision {number}, applied {}{drift}", iso(at))
         }
         None => "no revision recorded".into(),
     }
@@ -81,7 +84,7 @@ fn last_backup(installed: &Installed) -> String {
         return "not scheduled".into();
     };
     let mut text = match &backup.last_good {
-        Some(last) => format!("{} ({})", format_utc(last.time), code(&last.snapshot)),
+        Some(last) => format!("{} ({})", iso(last.time), code(&last.snapshot)),
         None => "none yet".into(),
     };
     if backup.last_run_failed() {
@@ -153,4 +156,28 @@ pub fn app_section(app: &App, live: &Live) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The heading wrote the host's name as the host gave it, backticks
+    // aside: a line feed in it (a hostname file with a second line) ended
+    // the heading and made the rest markup of its own.
+    #[test]
+    fn the_hosts_name_stays_on_the_heading() {
+        let live = |host: &str| Live {
+            host: host.into(),
+            read_at: 0,
+            instances: Vec::new(),
+        };
+        assert_eq!(
+            live("web1").heading(),
+            "\n## Live on `web1`, 1970-01-01T00:00:00Z\n\n"
+        );
+        let heading = live("web1\n# Owned\r\u{202e}`x`").heading();
+        assert_eq!(heading.trim_matches('\n').lines().count(), 1, "{heading}");
+        assert!(heading.contains("\\u{202e}"), "{heading}");
+    }
 }

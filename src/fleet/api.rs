@@ -214,6 +214,15 @@ impl FleetClient {
     pub fn new(endpoint: &str) -> Result<Self, FleetError> {
         let invalid =
             |detail: String| FleetError::new("connecting to fleet", ErrorKind::Endpoint(detail));
+        // Its path is written into each request's first line: a space or a
+        // line break there would end that line and start a header of the
+        // endpoint's choosing.
+        if !endpoint.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(format!(
+                "`{}` holds a space, a control or a non-ASCII character: write a URL as typed (`http://10.0.0.1:49153`)",
+                crate::diagnostic::shown(endpoint)
+            )));
+        }
         let (transport, base) = if let Some(path) = endpoint.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(invalid(format!(
@@ -817,7 +826,14 @@ mod tests {
         assert!(
             matches!(c.transport, Transport::Tcp { ref authority } if authority == "127.0.0.1:8080")
         );
-        for bad in ["https://x", "unix://relative.sock", "http://"] {
+        for bad in [
+            "https://x",
+            "unix://relative.sock",
+            "http://",
+            "http://h:1/x HTTP/1.1\r\nX-Injected: 1",
+            "http://h:1/a b",
+            "unix:///run/fleet\n.sock",
+        ] {
             let err = FleetClient::new(bad).unwrap_err();
             assert!(matches!(err.kind, ErrorKind::Endpoint(_)), "{bad}: {err}");
         }

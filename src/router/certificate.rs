@@ -2,7 +2,8 @@
 //! (the first certificate of a chain) with a few lines of DER, rather than
 //! a crate for all of X.509.
 
-/// The first certificate's `notAfter`, as `YYYY-MM-DD HH:MM:SS UTC`.
+/// The first certificate's `notAfter`, as every command prints times
+/// (ISO 8601, UTC: `YYYY-MM-DDTHH:MM:SSZ`).
 pub fn not_after(pem: &str) -> Option<String> {
     let body = pem
         .split("-----BEGIN CERTIFICATE-----")
@@ -35,9 +36,12 @@ pub fn not_after(pem: &str) -> Option<String> {
         0x18 => text.to_string(),
         _ => return None,
     };
+    if !full.get(..14)?.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let d = |range: std::ops::Range<usize>| full.get(range);
     Some(format!(
-        "{}-{}-{} {}:{}:{} UTC",
+        "{}-{}-{}T{}:{}:{}Z",
         d(0..4)?,
         d(4..6)?,
         d(6..8)?,
@@ -128,20 +132,14 @@ Sk4inLRFE9opjnwCIB3OUg74CRIY0O3U5Dcp9sOGl9xUHwAImZnFoMeNkg5m
 
     #[test]
     fn reads_not_after() {
-        assert_eq!(
-            not_after(UTC_TIME).as_deref(),
-            Some("2026-11-30 12:59:14 UTC")
-        );
+        assert_eq!(not_after(UTC_TIME).as_deref(), Some("2026-11-30T12:59:14Z"));
         assert_eq!(
             not_after(GENERALIZED_TIME).as_deref(),
-            Some("2126-11-05 12:59:14 UTC")
+            Some("2126-11-05T12:59:14Z")
         );
         // The leaf of a chain is the first.
         let chain = format!("{UTC_TIME}\n{GENERALIZED_TIME}\n");
-        assert_eq!(
-            not_after(&chain).as_deref(),
-            Some("2026-11-30 12:59:14 UTC")
-        );
+        assert_eq!(not_after(&chain).as_deref(), Some("2026-11-30T12:59:14Z"));
         assert_eq!(not_after("no certificate"), None);
         assert_eq!(not_after(&UTC_TIME.replace("MIIB", "MIIC")), None);
     }

@@ -7,6 +7,7 @@
 
 use std::process::Command;
 
+use crate::diagnostic::printable;
 use crate::render::docker::NOTE;
 use crate::systemd::{JobResult, UnitState};
 
@@ -41,12 +42,17 @@ pub struct Explanation {
 
 impl Explanation {
     /// The explanation as lines for a terminal or a log, never wrapped.
+    /// The reason, notes and log lines are what the container and Docker
+    /// wrote: whatever in them a terminal would obey (an escape sequence,
+    /// a carriage return, a line feed that would start a line of its own)
+    /// is shown escaped. Tabs are kept, as in `unitgen logs`.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = vec![format!("{}: {}", self.unit, self.reason)];
-        lines.extend(self.notes.iter().map(|note| format!("  {note}")));
+        let shown = |text: &str| printable(&text.replace('\n', "\\n"));
+        let mut lines = vec![format!("{}: {}", self.unit, shown(&self.reason))];
+        lines.extend(self.notes.iter().map(|note| format!("  {}", shown(note))));
         if !self.log.is_empty() {
             lines.push("  its container's last lines (this start):".into());
-            lines.extend(self.log.iter().map(|line| format!("  | {line}")));
+            lines.extend(self.log.iter().map(|line| format!("  | {}", shown(line))));
         }
         lines
     }
@@ -239,6 +245,31 @@ mod tests {
             ["health probe exited 1: \"wget: server returned error: HTTP/1.1 404\\n\""]
         );
         assert_eq!(explained.log, ["listening on :80", "GET /health 404"]);
+    }
+
+    // A failed start's report printed the container's lines as they were
+    // logged: a container (or whoever writes into its volumes) could clear
+    // the terminal, retitle it, or print a line of its own that read as
+    // unitgen's ("the previous revision was restored").
+    #[test]
+    fn the_containers_lines_reach_the_terminal_escaped() {
+        let entries = [
+            entry(9, "\u{1b}]0;pwned\u{7}\u{1b}[2Jcleared"),
+            entry(9, "over\rwritten \u{202e}desrever"),
+            entry(9, "one\nunitgen: the previous revision was restored"),
+            entry(9, "\tat Main.run(Main.java:3)"),
+        ];
+        let explained = explain_from(&failed(Some(JobResult::Failed), 9, 1, 3), &entries);
+        let lines = explained.lines();
+        assert_eq!(
+            lines[2..],
+            [
+                "  | \\u{1b}]0;pwned\\u{7}\\u{1b}[2Jcleared",
+                "  | over\\rwritten \\u{202e}desrever",
+                "  | one\\nunitgen: the previous revision was restored",
+                "  | \tat Main.run(Main.java:3)",
+            ]
+        );
     }
 
     #[test]

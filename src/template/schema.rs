@@ -476,7 +476,9 @@ impl JsonSchema for DependsOn {
         json_schema!({
             "description": "A list of service names, or a map of service names to conditions.",
             "anyOf": [
-                {"type": "array", "items": {"type": "string"}},
+                // A name is read as written, `5` as `5`: a service may be
+                // named so.
+                {"type": "array", "items": generator.subschema_for::<Scalar>()},
                 {
                     "type": "object",
                     "additionalProperties": {
