@@ -1656,7 +1656,7 @@ fn hostile_dotenv_values_reach_the_container_exactly() {
 /// shape (TLS files, an alias, a path, basic auth, a health check), each
 /// with `aliases` more aliases of 253 characters; with etcd, the routes
 /// are written there.
-fn many_routes(dir: &Path, routes: usize, aliases: usize, etcd: bool) -> Template {
+fn many_routes(dir: &Path, app: &str, routes: usize, aliases: usize, etcd: bool) -> Template {
     let long = |i: usize, j: usize| {
         let label = "a".repeat(61);
         format!(
@@ -1664,8 +1664,8 @@ fn many_routes(dir: &Path, routes: usize, aliases: usize, etcd: bool) -> Templat
             format!("x{i}-{j}.example")
         )
     };
-    let mut text = String::from(
-        "app: many\nservices:\n  web:\n    image: busybox:1\n    health_path: /healthz\n    \
+    let mut text = format!(
+        "app: {app}\nservices:\n  web:\n    image: busybox:1\n    health_path: /healthz\n    \
          ports: [\"127.0.0.1:8080:80\"]\ninstances:\n  live:\n    routes:\n",
     );
     for i in 0..routes {
@@ -1716,11 +1716,14 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
     for file in ["users", "a.crt", "a.key"] {
         std::fs::write(dir.path().join(file), "x\n").unwrap();
     }
-    let compiled = |routes, aliases, etcd| {
-        let template = many_routes(dir.path(), routes, aliases, etcd);
-        compile(&template, "live", &Overrides::default())
-    };
-    for etcd in [false, true] {
+    // A route's own name (app, instance, service) is in every etcd key it
+    // writes: the longest app name unitgen takes too.
+    let longest_app = "m".repeat(48);
+    for (app, etcd) in [("many", false), ("many", true), (&longest_app[..], true)] {
+        let compiled = |routes, aliases, etcd| {
+            let template = many_routes(dir.path(), app, routes, aliases, etcd);
+            compile(&template, "live", &Overrides::default())
+        };
         let most_routes = largest_accepted(|n| compiled(n, 0, etcd).is_ok(), 1, 300);
         let most_aliases = largest_accepted(|n| compiled(1, n, etcd).is_ok(), 1, 800);
         for (routes, aliases) in [(most_routes, 0), (1, most_aliases)] {
@@ -1730,7 +1733,7 @@ fn the_most_routes_an_instance_may_have_fit_in_a_unit_systemd_loads() {
                 .find(|u| u.name.ends_with("-routes.service"))
                 .unwrap();
             if let Err(e) = parse(&unit.text) {
-                panic!("{routes} routes, {aliases} aliases, etcd {etcd}: {e}");
+                panic!("app {app}: {routes} routes, {aliases} aliases, etcd {etcd}: {e}");
             }
         }
         let problems = compiled(most_routes + 1, 0, etcd).unwrap_err();

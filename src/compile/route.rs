@@ -496,19 +496,28 @@ impl ServiceCompiler<'_> {
 /// Traefik file, or the etcd transaction, its largest).
 const ROUTES_LINE_BUDGET: usize = 960 * 1024;
 
-/// A bound on what one route costs on that line, measured on the largest
-/// shapes (TLS files, an alias, a path, basic auth, a health check; etcd's
-/// keys, about 4.7 KiB), with room to spare.
+/// A bound on what one route costs on that line besides its names,
+/// measured on the largest shapes (TLS files, an alias, a path, basic auth,
+/// a health check; etcd's keys and the ranges that delete stale ones, about
+/// 4.9 KiB), with room to spare.
 const ROUTE_LINE_COST: usize = 6 * 1024;
 
+/// How often a route's own name (`<app>-<instance>-<service>…`) appears on
+/// that line, at most: in every etcd key of its routers, services and
+/// middlewares, each written once and named again by the ranges that
+/// delete the keys around it (about 220 times; in a Traefik file, 60).
+const ROUTE_NAME_MENTIONS: usize = 240;
+
 /// A bound on the bytes `route` adds to its routes unit's command line:
-/// each of its names appears in it up to six times (claims, rules, the
-/// certificate's names, etcd keys), escaped.
+/// each of its host names appears in it up to six times (claims, rules,
+/// the certificate's names, etcd keys), escaped; its own name in every key.
 fn line_cost(route: &Route) -> usize {
     let names: usize = (route.hosts.iter().chain(&route.aliases))
         .map(|n| n.len() + 8)
         .sum();
-    ROUTE_LINE_COST + 8 * (names + route.path.as_ref().map_or(0, String::len))
+    ROUTE_LINE_COST
+        + ROUTE_NAME_MENTIONS * route.name.len()
+        + 8 * (names + route.path.as_ref().map_or(0, String::len))
 }
 
 /// What a route claims on the router: one host name and a path prefix.
