@@ -757,18 +757,114 @@ pub fn check_secret_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Docker image references: registry/path:tag@digest.
+/// Docker image references, by Docker's own grammar (the distribution
+/// `reference` package): `[domain[:port]/]path[:tag][@algorithm:hex]`. The
+/// engine refuses any other at pull or `docker run`, so a reference it
+/// would refuse (`Traefik:3`: a repository must be lowercase) is refused
+/// here, at its line, rather than when the unit starts.
 pub fn check_image(image: &str) -> Result<(), String> {
-    let ok = !image.is_empty()
-        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && image
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{image}` is not a valid image reference"))
+    image_reference(image).map_err(|why| format!("`{image}` is not a valid image reference: {why}"))
+}
+
+fn image_reference(image: &str) -> Result<(), &'static str> {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let (algorithm, hex) = digest
+            .split_once(':')
+            .ok_or("a digest is `algorithm:hex` (`sha256:…`)")?;
+        let algorithm_ok = !algorithm.is_empty()
+            && (algorithm.split(['+', '.', '_', '-'])).all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("a digest is `algorithm:hex` (`sha256:` and 64 hex digits)");
+        }
     }
+    // A tag follows the last `:` after the last `/` (an earlier `:` is a
+    // registry's port).
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let tag_ok = (1..=128).contains(&tag.len())
+            && !tag.starts_with(['.', '-'])
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !tag_ok {
+            return Err(
+                "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
+            );
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    // The first component is a registry when it looks like a host (a `.`
+    // or a port, `localhost`, or capitals, which only a host may have).
+    if components.len() > 1 {
+        let first = components[0];
+        if first.contains(['.', ':'])
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase())
+        {
+            let (host, port) = match first.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            let port_ok =
+                port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if !host_ok || !port_ok {
+                return Err("its registry is not a host name with an optional port");
+            }
+            components.remove(0);
+        }
+    }
+    for component in components {
+        if component.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err("a repository name must be lowercase");
+        }
+        // Lowercase letters and digits, joined by `.`, `_`, `__` or `-`s.
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let mut ok =
+            bytes.first().is_some_and(|&b| alnum(b)) && bytes.last().is_some_and(|&b| alnum(b));
+        let mut i = 0;
+        while ok && i < bytes.len() {
+            if alnum(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !alnum(bytes[i]) {
+                i += 1;
+            }
+            let separator = &component[start..i];
+            ok = separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.chars().all(|c| c == '-');
+        }
+        if !ok {
+            return Err(
+                "a repository path is lowercase letters and digits, joined by `/`, `.`, `_`, `__` or `-`",
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1098,5 +1194,45 @@ mod tests {
         assert!(check_env_name("1X").is_err());
         assert!(check_image("ghcr.io/acme/blog:1.4.2").is_ok());
         assert!(check_image("bad image").is_err());
+    }
+
+    // `Traefik:3` passed and failed only at pull: every reference the
+    // engine takes passes, and what it refuses is refused.
+    #[test]
+    fn image_references_as_docker_reads_them() {
+        for good in [
+            "busybox",
+            "busybox:1.36",
+            "unitgen-test/busybox:1",
+            "library/postgres:16-alpine",
+            "ghcr.io/acme/blog:1.4.2",
+            "localhost:5000/app",
+            "localhost/app:v2",
+            "Registry.Example.com:443/team/app:Latest_1.2",
+            "my_org__x/app-name--2.x:3.7",
+            "postgres@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "postgres:16@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(check_image(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("Traefik:3", "lowercase"),
+            ("acme/Blog", "lowercase"),
+            ("bad image", "repository path"),
+            ("app:", "tag"),
+            ("app:-x", "tag"),
+            ("app/", "repository path"),
+            ("-app", "repository path"),
+            ("app.", "repository path"),
+            ("a..b", "repository path"),
+            ("a___b", "repository path"),
+            ("localhost:port/app", "registry"),
+            ("app@sha256:xyz", "digest"),
+            ("app@sha256", "digest"),
+            ("", "repository path"),
+        ] {
+            let err = check_image(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }
