@@ -766,11 +766,27 @@ pub fn check_image(image: &str) -> Result<(), String> {
     image_reference(image).map_err(|why| format!("`{image}` is not a valid image reference: {why}"))
 }
 
-fn image_reference(image: &str) -> Result<(), &'static str> {
+/// A reference's name, tag and digest: `name[:tag][@digest]`, the tag
+/// after the last `:` that follows the last `/` (an earlier `:` is a
+/// registry's port).
+pub fn image_parts(image: &str) -> (&str, Option<&str>, Option<&str>) {
     let (rest, digest) = match image.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),
         None => (image, None),
     };
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[last_slash..].rfind(':') {
+        Some(i) => (
+            &rest[..last_slash + i],
+            Some(&rest[last_slash + i + 1..]),
+            digest,
+        ),
+        None => (rest, None, digest),
+    }
+}
+
+fn image_reference(image: &str) -> Result<(), &'static str> {
+    let (name, tag, digest) = image_parts(image);
     if let Some(digest) = digest {
         let (algorithm, hex) = digest
             .split_once(':')
@@ -786,13 +802,6 @@ fn image_reference(image: &str) -> Result<(), &'static str> {
             return Err("a digest is `algorithm:hex` (`sha256:` and 64 hex digits)");
         }
     }
-    // A tag follows the last `:` after the last `/` (an earlier `:` is a
-    // registry's port).
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
     if let Some(tag) = tag {
         let tag_ok = (1..=128).contains(&tag.len())
             && !tag.starts_with(['.', '-'])

@@ -90,13 +90,7 @@ pub fn flowchart<'a>(app: &'a App) -> String {
 /// The image without its tag or digest: the tag differs per instance and
 /// is in the tables.
 fn image_name(image: &str) -> &str {
-    let image = image.split('@').next().unwrap_or(image);
-    match image.rfind(':') {
-        // A colon after the last slash starts the tag (one before it is a
-        // registry's port).
-        Some(colon) if !image[colon..].contains('/') => &image[..colon],
-        _ => image,
-    }
+    crate::compile::syntax::image_parts(image).0
 }
 
 /// Text inside a quoted Mermaid label: quotes and the characters Mermaid
