@@ -451,20 +451,8 @@ fn switch_back(
         if let Some(unit) = routes_unit.filter(|_| record.switched.is_some())
             && current == record.switched
         {
-            for probe in own_addresses(&record.standins) {
-                let route = Route {
-                    name: String::new(),
-                    container_port: 0,
-                    host: "localhost".to_string(),
-                    health_path: None,
-                };
-                wait_healthy(&probe, &route, "the service").map_err(|mut failure| {
-                    failure.message.push_str(&format!(
-                        "\nthe router still sends the traffic to {}: run `unitgen apply` again once the service answers",
-                        record.standins.join(", ")
-                    ));
-                    failure
-                })?;
+            for address in own_addresses(&record.standins) {
+                await_service(&address, "localhost", None, &record.standins)?;
             }
             super::converge::control(
                 host,
@@ -483,19 +471,12 @@ fn switch_back(
         }
     } else if record.switched.is_some() && current == record.switched {
         for probe in &record.probes {
-            let route = Route {
-                name: String::new(),
-                container_port: 0,
-                host: probe.host.clone(),
-                health_path: probe.health_path.clone(),
-            };
-            wait_healthy(&probe.url, &route, "the service").map_err(|mut failure| {
-                failure.message.push_str(&format!(
-                    "\nthe router still sends the traffic to {}: run `unitgen apply` again once the service answers",
-                    record.standins.join(", ")
-                ));
-                failure
-            })?;
+            await_service(
+                &probe.url,
+                &probe.host,
+                probe.health_path.clone(),
+                &record.standins,
+            )?;
         }
         unit_dir::write_atomic(&record.routes_file, record.previous.as_bytes())?;
         progress.line(&format!(
@@ -521,6 +502,30 @@ fn switch_back(
     }
     remove_standins(host, &record.standins, progress)?;
     forget_record(record_path, record)
+}
+
+/// Waits until the service answers at `url` (asked as `host`, on
+/// `health_path` or any path) before the router is switched back to it;
+/// failing, says that the traffic stays on the `standins`.
+fn await_service(
+    url: &str,
+    host: &str,
+    health_path: Option<String>,
+    standins: &[String],
+) -> Result<(), Failure> {
+    let route = Route {
+        name: String::new(),
+        container_port: 0,
+        host: host.to_string(),
+        health_path,
+    };
+    wait_healthy(url, &route, "the service").map_err(|mut failure| {
+        failure.message.push_str(&format!(
+            "\nthe router still sends the traffic to {}: run `unitgen apply` again once the service answers",
+            standins.join(", ")
+        ));
+        failure
+    })
 }
 
 /// Removes the record of a finished handover; one that could not be read
