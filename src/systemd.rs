@@ -449,6 +449,21 @@ impl Systemd {
         })
     }
 
+    /// Asks the journal daemon to write out every line it has received, as
+    /// `journalctl --sync` does: SIGRTMIN+1 to its main process through
+    /// `KillUnit`. journald handles the request only after the lines
+    /// already waiting in its sockets, and tells it has by writing the time
+    /// into `/run/systemd/journal/synced` ([`crate::systemd::explain`]
+    /// waits for that).
+    pub fn request_journal_sync(&self) -> Result<(), Error> {
+        let signal = libc::SIGRTMIN() + 1;
+        let call = ("KillUnit", ("systemd-journald.service", "main", signal));
+        match self.call_manager_all(&[call]).pop() {
+            Some(Err(e)) => Err(Error::new("asking journald to sync", e)),
+            _ => Ok(()),
+        }
+    }
+
     /// One job of the same kind per unit, as one batch (see [`Systemd::run_batch`]).
     pub fn run_jobs(&self, kind: JobKind, units: &[String]) -> Result<Vec<JobOutcome>, Error> {
         let jobs: Vec<(JobKind, String)> = units.iter().map(|u| (kind, u.clone())).collect();

@@ -365,3 +365,71 @@ fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
     assert!(err.contains("previous revision was restored"), "{err}");
     assert_eq!(world.exec("live", "api", "cat /www/index.html"), "ok\n");
 }
+
+// journald writes a unit's lines a moment after the unit printed them, on a
+// busy host much later: the report of a failed apply waits for journald to
+// catch up (as `journalctl --sync` does), so that the container's last
+// lines, the reason it died, are in it, even when journald read them only
+// after systemd had begun the unit's next run (`Restart=`). Here the
+// sandbox's journald is held stopped from the container's first line until
+// unitgen asks it to sync (the signal is pending) or apply has ended; the
+// settle window outlasts the container (3 s) and systemd's restart (5 s).
+#[test]
+fn a_failed_containers_last_lines_wait_for_a_busy_journald() {
+    let world = World::new("ugbusy");
+    world.write(
+        "app: ugbusy\n\
+         services:\n\
+         \x20 api:\n\
+         \x20   image: unitgen-test/busybox:1\n\
+         \x20   command: [sh, -c, 'echo \"starting\"; sleep 3; echo \"fatal: the last word\"; exit 3']\n\
+         instances:\n\
+         \x20 live: {}\n",
+    );
+    let journald = world
+        .sandbox
+        .systemctl(["show", "-P", "MainPID", "systemd-journald.service"]);
+    let journald = String::from_utf8_lossy(&journald.stdout).trim().to_string();
+    assert_ne!(journald, "0", "the sandbox's journald runs");
+    let signal = |name: &str| {
+        let out = world.sandbox.exec("kill", [name, journald.as_str()]);
+        assert!(out.status.success(), "kill {name} {journald}: {out:?}");
+    };
+    let apply = world.spawn_kept(&["apply", "live", "--settle", "12"]);
+    let journal = world
+        .sandbox
+        .journal_with("ugbusy-live-api.service", "starting");
+    assert!(journal.contains("starting"), "{journal}");
+    // SIGRTMIN+1 (glibc's SIGRTMIN is 34) pending for the whole process.
+    let sync_asked = || {
+        let status = world
+            .sandbox
+            .exec("cat", [format!("/proc/{journald}/status")]);
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        let pending = status
+            .lines()
+            .find_map(|line| line.strip_prefix("ShdPnd:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        pending & (1 << (35 - 1)) != 0
+    };
+    signal("-STOP");
+    let mut apply = apply;
+    let held_since = std::time::Instant::now();
+    while apply.try_wait().unwrap().is_none()
+        && !sync_asked()
+        && held_since.elapsed() < std::time::Duration::from_secs(120)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    signal("-CONT");
+    let out = apply.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ugbusy-live-api.service: the container exited with status 3"),
+        "{err}"
+    );
+    assert!(err.contains("| starting\n"), "{err}");
+    assert!(err.contains("| fatal: the last word\n"), "{err}");
+}

@@ -26,7 +26,7 @@ use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
 use crate::plan::{Plan, reloads_on_change, starts_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
-use crate::systemd::explain::{Evidence, Explanation, explain};
+use crate::systemd::explain::{Evidence, Explanation, explain_all};
 use crate::systemd::{JobKind, JobOutcome, JobResult, Systemd};
 use crate::unit_dir;
 use crate::{docker, fault};
@@ -138,9 +138,7 @@ impl Failure {
 
     /// Explains each failed unit from what was seen of it.
     pub(super) fn explain(&mut self, host: &Host) {
-        self.explained = (self.evidence.iter())
-            .map(|evidence| explain(host, evidence))
-            .collect();
+        self.explained = explain_all(host, &self.evidence);
     }
 
     fn new(message: impl Into<String>) -> Self {
@@ -210,11 +208,7 @@ pub fn converge(
         // Nothing was changed: nothing to restore.
         Err(failure) if reached == Reached::Nothing => Err(failure),
         Err(mut failure) => {
-            failure.explained = failure
-                .evidence
-                .iter()
-                .map(|evidence| explain(host, evidence))
-                .collect();
+            failure.explain(host);
             progress.line(if plan.installs_from_nothing() {
                 "removing what this apply started (nothing ran before)"
             } else {
@@ -935,9 +929,7 @@ pub fn control(
         .collect();
     what.dedup();
     let explained = |mut failure: Failure| {
-        failure.explained = (failure.evidence.iter())
-            .map(|evidence| explain(host, evidence))
-            .collect();
+        failure.explain(host);
         failure
     };
     failures(&systemd, &outcomes, &what.join(" or ")).map_err(explained)?;

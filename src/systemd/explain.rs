@@ -5,7 +5,9 @@
 //! itself (its main process) are shown: no earlier runs, none of the
 //! housekeeping commands around it.
 
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::diagnostic::printable;
 use crate::render::docker::NOTE;
@@ -58,13 +60,71 @@ impl Explanation {
     }
 }
 
+/// How long a failure report waits for journald to catch up: a journald
+/// that has not in this time is itself in trouble, and the report then
+/// shows what the journal holds.
+const JOURNAL_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// Explains each failed unit from the evidence and its journal, once
+/// journald has written what the units printed before they failed.
+pub fn explain_all(host: &Host, evidence: &[Evidence]) -> Vec<Explanation> {
+    if !evidence.is_empty() {
+        sync_journal(host);
+    }
+    evidence.iter().map(|e| explain(host, e)).collect()
+}
+
+/// Waits until journald has written every line it had received when
+/// asked (`journalctl --sync`). A container's last lines, the reason it
+/// died, reach journald through a socket a moment before systemd reports
+/// the unit failed; on a busy host journald reads them later still, and a
+/// report read at once would miss them. User units log to the system's
+/// journald, which their user may not ask: their report reads at once.
+fn sync_journal(host: &Host) {
+    if host.user {
+        return;
+    }
+    let asked = now_usec();
+    let requested = host
+        .connect()
+        .is_ok_and(|s| s.request_journal_sync().is_ok());
+    if !requested {
+        return;
+    }
+    let synced = host
+        .root
+        .as_deref()
+        .unwrap_or(Path::new("/"))
+        .join("run/systemd/journal/synced");
+    let deadline = Instant::now() + JOURNAL_SYNC_WAIT;
+    // journald writes the time of the sync (microseconds since the epoch,
+    // CLOCK_REALTIME) into the file; a time before the request is an
+    // earlier sync's.
+    let synced_since = || {
+        std::fs::read_to_string(&synced)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .is_some_and(|at| at >= asked)
+    };
+    while !synced_since() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn now_usec() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Explains a failed unit from the evidence and its journal.
-pub fn explain(host: &Host, evidence: &Evidence) -> Explanation {
+fn explain(host: &Host, evidence: &Evidence) -> Explanation {
     let entries = if evidence.state.invocation_id.is_empty() || evidence.restarted {
         // A run systemd has already replaced: its invocation is not known.
         Vec::new()
     } else {
-        journal(host, &evidence.state.invocation_id)
+        journal(host, evidence)
     };
     explain_from(evidence, &entries)
 }
@@ -153,8 +213,12 @@ fn exit_status(status: i32) -> String {
     }
 }
 
-/// Every line the unit's processes logged in one run (`_SYSTEMD_INVOCATION_ID`).
-fn journal(host: &Host, invocation: &str) -> Vec<Entry> {
+/// Every line the unit's processes logged in one run: those of its
+/// invocation (`_SYSTEMD_INVOCATION_ID`), and those of its `docker run`
+/// (the unit's main process). journald names a line's invocation when it
+/// reads the line: one it read after the process had exited, and systemd
+/// had begun the unit's next run, carries the next run's.
+fn journal(host: &Host, evidence: &Evidence) -> Vec<Entry> {
     let mut cmd = Command::new("journalctl");
     cmd.args([
         "--no-pager",
@@ -167,7 +231,17 @@ fn journal(host: &Host, invocation: &str) -> Vec<Entry> {
     if host.user {
         cmd.arg("--user");
     }
-    cmd.arg(format!("_SYSTEMD_INVOCATION_ID={invocation}"));
+    cmd.arg(format!(
+        "_SYSTEMD_INVOCATION_ID={}",
+        evidence.state.invocation_id
+    ));
+    if evidence.state.exec_main_pid != 0 {
+        cmd.args([
+            "+".to_string(),
+            format!("_SYSTEMD_UNIT={}", evidence.unit),
+            format!("_PID={}", evidence.state.exec_main_pid),
+        ]);
+    }
     let Ok(out) = cmd.output() else {
         return Vec::new();
     };

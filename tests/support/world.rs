@@ -102,6 +102,16 @@ impl World {
             .unwrap()
     }
 
+    /// `unitgen ARGS --file FILE --root SANDBOX` started, not waited for,
+    /// its output kept for `wait_with_output`.
+    pub fn spawn_kept(&self, args: &[&str]) -> Child {
+        self.command(self.dir(), &self.file(), args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     fn command(&self, cwd: &Path, file: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_unitgen"));
         command
