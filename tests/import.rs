@@ -3412,3 +3412,63 @@ networks:
     }
     assert!(!run.stderr.contains("separate networks"), "{}", run.stderr);
 }
+
+/// Round 9. `label_file` (compose 2.32) was warned as a key unitgen has
+/// not, and the container lost the labels compose gives it: compose reads
+/// each file as a `.env` when it loads the project (`${VAR}` of the labels
+/// read before), later files over earlier ones, and `labels` over all.
+/// Import reads them as compose does; a missing file is refused, as compose
+/// refuses the project.
+#[test]
+fn label_files_are_read_as_compose_reads_them() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    labels:\n      - tier=from-labels\n",
+        "    label_file: [./a.labels, labels/b.labels]\n",
+        "  base:\n    image: nginx:1.27\n    label_file: ./a.labels\n",
+        "  child:\n    extends: {file: sub/base.yml, service: base}\n",
+    ))
+    .file(
+        "a.labels",
+        "# shared\ntier=from-file\nteam=\"web {{ x }}\"\nurl=${team}/a\n",
+    )
+    .file("labels/b.labels", "team=ops\nrole='$x'\n")
+    .file(
+        "sub/base.yml",
+        "services:\n  base:\n    image: busybox\n    label_file: own.labels\n",
+    )
+    .file("sub/own.labels", "from=sub\n");
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("label_file"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains(concat!(
+            "    labels:\n      tier: from-labels\n      team: ops\n",
+            "      url: \"{% raw %}web {{ x }}/a{% endraw %}\"\n      role: $x\n",
+        )),
+        "{template}"
+    );
+    assert!(template.contains("      from: sub\n"), "{template}");
+    // What the container is given.
+    let units = project
+        .run(&["render", "default", "-f", "unitgen.yaml"])
+        .stdout;
+    for label in [
+        "--label tier=from-labels",
+        "--label team=ops",
+        "--label \"url=web {{ x }}/a\"",
+        "--label role=$$x",
+        "--label tier=from-file",
+        "--label from=sub",
+    ] {
+        assert!(units.contains(label), "{label} in\n{units}");
+    }
+    fs::remove_file(project.dir.join("labels/b.labels")).unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("labels/b.labels") && run.stderr.contains("docker-compose.yml:6:"),
+        "{}",
+        run.stderr
+    );
+}

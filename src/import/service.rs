@@ -218,6 +218,7 @@ impl Importer {
                     out.map("labels").set(&k, Value::Scalar(v));
                 }
             }
+            "label_file" => self.label_files(value, def, out),
             "mem_limit" => self.limit(value, name, name, syntax::check_memory, out),
             "cpus" => self.limit(value, name, name, syntax::check_cpus, out),
             "cap_add" | "cap_drop" => {
@@ -450,6 +451,84 @@ impl Importer {
                 );
             }
             out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
+        }
+    }
+
+    /// `label_file`: compose reads each file as it loads the project
+    /// (compose-go's `WithServicesLabelsResolved`), in order, as a `.env`
+    /// whose `${VAR}` are the labels of the files before, and gives the
+    /// container those labels, but where `labels` sets one. Read here: the
+    /// labels are the template's, and the file need not be on any host.
+    fn label_files(&mut self, node: &Node, def: &Node, out: &mut Map) {
+        // `labels` wins over every file, whatever its place in the service.
+        let own: Vec<String> = match def.get("labels").map(|l| &l.kind) {
+            Some(Kind::Map(entries)) => entries.iter().map(|(k, _)| k.name.clone()).collect(),
+            Some(Kind::List(items)) => items
+                .iter()
+                .filter_map(Node::scalar)
+                .map(|text| {
+                    text.split_once('=')
+                        .map_or(text.clone(), |(k, _)| k.to_string())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut read: Vec<(String, String)> = Vec::new();
+        for item in self.string_list(node, "label_file") {
+            let Some(text) = item.scalar() else {
+                self.expected(item, "label_file", "a path");
+                continue;
+            };
+            // Read now, with the values compose would read it with.
+            let text = self.as_compose_resolves(&text).unwrap_or(text);
+            let path = match text.starts_with('/') {
+                true => Some(text.clone()),
+                false => self.absolute(&text),
+            };
+            let content = path
+                .as_ref()
+                .map(|path| (self.options.read)(std::path::Path::new(path)));
+            let content = match content {
+                Some(Ok(content)) => content,
+                Some(Err(e)) => {
+                    let path = path.unwrap_or_default();
+                    self.error(
+                        &item.at,
+                        format!(
+                            "`label_file` `{path}` cannot be read ({e}): compose refuses the file"
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    self.error(
+                        &item.at,
+                        format!("`label_file` `{text}`: no home folder to find it in"),
+                    );
+                    continue;
+                }
+            };
+            for (name, value) in super::parse_dotenv_within(&content, &read) {
+                match read.iter_mut().find(|(n, _)| *n == name) {
+                    Some(label) => label.1 = value,
+                    None => read.push((name, value)),
+                }
+            }
+        }
+        for (name, value) in read {
+            if own.contains(&name) {
+                continue;
+            }
+            if let Err(msg) = syntax::check_label_name(&name) {
+                self.warn(
+                    &node.at,
+                    "label_file",
+                    format!("`{name}` not carried over: {msg}"),
+                );
+                continue;
+            }
+            out.map("labels")
+                .set(&name, Value::text(interpolate::verbatim(&value)));
         }
     }
 
