@@ -3472,3 +3472,101 @@ fn label_files_are_read_as_compose_reads_them() {
         run.stderr
     );
 }
+
+/// Round 9. `env_file` with `format: raw` was warned as `env_file.format:
+/// not carried over`, saying nothing of what differs, and its lines were
+/// judged as a `.env`'s (`$HOME` "empty there", where compose gives the
+/// text `$HOME`). compose reads such a file as `docker run --env-file` does;
+/// the unit reads compose's default format: each line the two read apart
+/// is said, with the value compose gives; lines they read alike are not. A
+/// format compose does not know is refused, as compose refuses it.
+#[test]
+fn a_raw_env_file_is_said_where_the_unit_reads_it_otherwise() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    env_file:\n      - path: ./raw.env\n        format: raw\n",
+    ))
+    .file(
+        "raw.env",
+        "PLAIN=value\nURL=http://x/?a=b\nHASH=$2y$10$abc\nQUOTED=\"x\"\nTAIL=a #b\n",
+    );
+    let run = project.import_ok(&[]);
+    for line in ["raw.env:1:", "raw.env:2:", "env_file.format"] {
+        assert!(!run.stderr.contains(line), "{line} in\n{}", run.stderr);
+    }
+    for said in [
+        "raw.env:3: `HASH` is `$2y$10$abc` to compose",
+        "raw.env:4: `QUOTED` is `\"x\"` to compose, which reads a `format: raw` file as written; the unit reads env files in compose's default format, which gives `x`; in single quotes (`QUOTED='\"x\"'`)",
+        "raw.env:5: `TAIL` is `a #b` to compose",
+    ] {
+        assert!(run.stderr.contains(said), "{said} in\n{}", run.stderr);
+    }
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n    env_file:\n      - path: ./raw.env\n        format: json\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`env_file.format` `json`")
+            && run.stderr.contains("docker-compose.yml:6:17"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 9. A service's per-network `mac_address` and `link_local_ips`
+/// were warned and left out, and `priority`/`gw_priority` warned too. The
+/// instance network is the service's only one: it gets what compose gives
+/// the main network (highest `priority`, then name), as compose on an
+/// engine before API 1.44 (Debian's 20.10) sets the main network's MAC
+/// address as the container's; another network's are said. A main
+/// network's MAC address other than the service's own is refused, as
+/// compose refuses it.
+#[test]
+fn the_main_networks_addresses_are_the_instance_networks() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n    networks:\n",
+        "      back:\n        mac_address: 02:42:ac:11:00:01\n",
+        "      front:\n        priority: 10\n        gw_priority: 1\n",
+        "        mac_address: 02:42:ac:11:65:43\n        link_local_ips: [169.254.8.8]\n",
+        "networks:\n  front: {}\n  back: {}\n",
+    ));
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("--mac-address=02:42:ac:11:65:43")
+            && template.contains("--link-local-ip=169.254.8.8")
+            && !template.contains("02:42:ac:11:00:01"),
+        "{template}"
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:6:9: web: networks.back.mac_address: not carried over: the service joins one network, the instance's, which takes what compose gives `front`"),
+        "{}",
+        run.stderr
+    );
+    for key in [
+        "networks.front.priority",
+        "gw_priority",
+        "networks.front.mac",
+        "link_local",
+    ] {
+        assert!(!run.stderr.contains(key), "{key} in\n{}", run.stderr);
+    }
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n    mac_address: 02:42:ac:11:00:02\n    networks:\n      front:\n        mac_address: 02:42:ac:11:65:43\nnetworks:\n  front: {}\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("docker-compose.yml:7:22")
+            && run
+                .stderr
+                .contains("compose refuses to create the container"),
+        "{}",
+        run.stderr
+    );
+}

@@ -114,6 +114,66 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Each line of a `format: raw` env file (`text`) whose variable the unit
+/// gives otherwise than compose: compose reads such a file as `docker run
+/// --env-file` does (docker/cli's kvfile: `NAME=` and the rest of the line
+/// as written, quotes, `#` and `$` included), the unit as a `.env` (quotes
+/// taken off, `${VAR}` expanded, a ` #` comment cut). `(line number,
+/// message)` at the line that sets the variable last.
+pub fn raw_differences(text: &str) -> Vec<(usize, String)> {
+    let mut raw: Vec<(String, String, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            out.push((
+                i + 1,
+                format!("`{}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file", line.trim_end()),
+            ));
+            continue;
+        };
+        match raw.iter_mut().find(|(n, _, _)| n == name) {
+            Some(var) => (var.1, var.2) = (value.to_string(), i + 1),
+            None => raw.push((name.to_string(), value.to_string(), i + 1)),
+        }
+    }
+    let read = super::parse_dotenv(text);
+    for (name, value, line) in raw {
+        let unit = read
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str());
+        // A `$` the unit's reader expands (`$$`, `${`, `$NAME`), where
+        // `parse_dotenv` keeps a value compose's dotenv refuses (`$2y$10$…`).
+        let expanded = value.as_bytes().windows(2).any(|pair| {
+            pair[0] == b'$'
+                && (matches!(pair[1], b'$' | b'{' | b'_') || pair[1].is_ascii_alphabetic())
+        });
+        if unit != Some(value.as_str()) || expanded {
+            let unit = match unit {
+                Some(v) if v != value => format!("`{v}`"),
+                Some(_) => "another value: it expands `$`".into(),
+                None => "no value (the start fails on the line)".into(),
+            };
+            let hint = match value.contains('\'') {
+                true => String::new(),
+                false => format!(
+                    "; in single quotes (`{name}='{value}'`) that format gives it as written"
+                ),
+            };
+            out.push((
+                line,
+                format!("`{name}` is `{value}` to compose, which reads a `format: raw` file as written; the unit reads env files in compose's default format, which gives {unit}{hint}"),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Each line of a project's `.env` whose value compose completes from the
 /// shell it runs in, which import does not read: `(line number, message)`;
 /// but a variable `given` names (an including project's, which compose

@@ -259,7 +259,7 @@ impl Importer {
                 }
                 self.warn(&key.at, name, message);
             }
-            "networks" => self.service_networks(value, out),
+            "networks" => self.service_networks(value, def, out),
             "network_mode" => self.network_mode(key, value, def, out),
             "links" => {
                 let aliased: Vec<String> = value
@@ -396,11 +396,24 @@ impl Importer {
         };
         for item in items {
             let optional = item.get("required").and_then(Node::boolean) == Some(false);
+            // `raw`: compose reads the file as `docker run --env-file` does
+            // (docker/cli's kvfile), not as a `.env`.
+            let mut raw = false;
             let path_node = match &item.kind {
                 Kind::Map(entries) => {
-                    for (k, _) in entries {
-                        if !["path", "required"].contains(&k.name.as_str()) {
-                            self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over");
+                    for (k, v) in entries {
+                        match k.name.as_str() {
+                            "path" | "required" => {}
+                            "format" => match v.scalar().as_deref() {
+                                Some("raw") => raw = true,
+                                Some("") => {}
+                                Some(other) => self.error(
+                                    &v.at,
+                                    format!("`env_file.format` `{other}`: compose reads `raw` or the default (no `format`), and refuses the file"),
+                                ),
+                                None => self.expected(v, "env_file.format", "a string"),
+                            },
+                            _ => self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over"),
                         }
                     }
                     match item.get("path") {
@@ -425,7 +438,11 @@ impl Importer {
             let path = self.resolve(&pieces);
             match (self.options.read)(std::path::Path::new(&path)) {
                 Ok(content) => {
-                    for (line, why) in super::env_file::differences(&content) {
+                    let differences = match raw {
+                        true => super::env_file::raw_differences(&content),
+                        false => super::env_file::differences(&content),
+                    };
+                    for (line, why) in differences {
                         self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
                     }
                 }
@@ -1650,12 +1667,13 @@ impl Importer {
         out.set("restart", Value::text(policy));
     }
 
-    fn service_networks(&mut self, node: &Node, out: &mut Map) {
+    fn service_networks(&mut self, node: &Node, def: &Node, out: &mut Map) {
         let service = self.service.clone().unwrap_or_default();
         let mut joined = Vec::new();
         match &node.kind {
             Kind::List(items) => joined.extend(items.iter().filter_map(Node::scalar)),
             Kind::Map(entries) => {
+                let main = main_network(entries);
                 for (net, detail) in entries {
                     joined.push(net.name.clone());
                     for (k, v) in detail.entries().unwrap_or_default() {
@@ -1678,6 +1696,29 @@ impl Importer {
                                 &key,
                                 "not carried over: the instance network's subnet is Docker's choice, another for each instance, so no fixed address is given; others reach the service by name",
                             ),
+                            // The instance network is the service's only
+                            // one: what compose gives its main network
+                            // (highest `priority`, then name: compose-go's
+                            // NetworksByPriority) is given to it; on Debian's
+                            // Docker 20.10 (API 1.41) compose too sets the
+                            // main network's MAC address only.
+                            "mac_address" | "link_local_ips" if main.is_some_and(|m| m.name != net.name) => self.warn(
+                                &k.at,
+                                &key,
+                                format!(
+                                    "not carried over: the service joins one network, the instance's, which takes what compose gives `{}`, its main network (highest `priority`, then name)",
+                                    main.map_or("", |m| m.name.as_str())
+                                ),
+                            ),
+                            "mac_address" => self.network_mac_address(v, def, &key, out),
+                            "link_local_ips" => {
+                                for ip in self.string_list(v, &key) {
+                                    self.flag_value("--link-local-ip", ip, &key, out);
+                                }
+                            }
+                            // Which network is the main one, and the default
+                            // route: the instance network, the only one.
+                            "priority" | "gw_priority" => {}
                             _ => self.warn(&k.at, &key, "not carried over"),
                         }
                     }
@@ -1692,6 +1733,26 @@ impl Importer {
                 .entry(net)
                 .or_default()
                 .push(service.clone());
+        }
+    }
+
+    /// The main network's `mac_address`: the container's (`--mac-address`),
+    /// as compose gives it; one that differs from the service's own
+    /// `mac_address` is refused, as compose refuses it ("the service-level
+    /// mac_address should have the same value as network …").
+    fn network_mac_address(&mut self, node: &Node, def: &Node, key: &str, out: &mut Map) {
+        match def.get("mac_address").and_then(Node::scalar) {
+            None => self.flag_value("--mac-address", node, key, out),
+            Some(own) if node.scalar().as_deref() == Some(own.as_str()) => {}
+            Some(own) => {
+                let service = self.service.clone().unwrap_or_default();
+                self.error(
+                    &node.at,
+                    format!(
+                        "`{key}` of service `{service}` differs from its `mac_address` `{own}`: compose refuses to create the container"
+                    ),
+                );
+            }
         }
     }
 
@@ -2307,6 +2368,23 @@ fn host_entry(text: &str) -> String {
         Some((host, address)) => format!("{host}:{}", unbracketed(address)),
         None => text.to_string(),
     }
+}
+
+/// The network compose connects a service to first, whose settings the
+/// container's own are on an older engine: the highest `priority`, then
+/// the first name (compose-go's `NetworksByPriority`).
+fn main_network(entries: &[(Key, Node)]) -> Option<&Key> {
+    let priority = |detail: &Node| {
+        detail
+            .get("priority")
+            .and_then(Node::scalar)
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    entries
+        .iter()
+        .min_by(|(a, x), (b, y)| priority(y).cmp(&priority(x)).then(a.name.cmp(&b.name)))
+        .map(|(key, _)| key)
 }
 
 fn unbracketed(address: &str) -> &str {
