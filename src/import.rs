@@ -131,6 +131,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         health_awaited: HashSet::new(),
         included_values: HashMap::new(),
         scaled_to_zero: HashSet::new(),
+        providers: HashMap::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
@@ -388,6 +389,9 @@ struct Importer {
     /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
     /// `docker compose up` runs no container of: left out.
     scaled_to_zero: HashSet<String>,
+    /// Compose services a provider plugin runs instead of a container
+    /// (`provider: {type: model}`): left out; service → provider type.
+    providers: HashMap<String, String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -581,6 +585,8 @@ impl Importer {
                 // Extension fields hold YAML anchors; their content is
                 // carried over where it is merged in.
                 name if name.starts_with("x-") => {}
+                // Said at each service that uses one (`service::models`).
+                "models" => {}
                 other => self.warn(
                     &key.at,
                     other,

@@ -3570,3 +3570,52 @@ fn the_main_networks_addresses_are_the_instance_networks() {
         run.stderr
     );
 }
+
+/// Round 9. What compose does beside the container it creates was warned
+/// as "unitgen has no such key; if `docker run` has a flag for it, add that
+/// to `docker_args`", which none has: lifecycle hooks (`docker exec` after
+/// the start, before the stop), annotations (set through the API), models
+/// (Docker Model Runner). Each is said with what compose does, the hooks'
+/// commands and the models' variables named. A service a provider runs
+/// (`provider: {type: model}`: a plugin, no container) was refused for
+/// having no image; it is left out now, as it has no container, and a
+/// dependency on it too, each said with the variables the provider gives.
+#[test]
+fn what_compose_does_beside_the_container_is_said_with_what_it_does() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    post_start:\n      - command: chown -R 1001 /data\n        user: root\n",
+        "    pre_stop:\n      - command: [/bin/sh, -c, echo bye]\n",
+        "    annotations:\n      com.example.a: \"1\"\n",
+        "    models: [llm]\n    depends_on: [ai]\n",
+        "    deploy: {replicas: 3}\n",
+        "  ai:\n    provider:\n      type: model\n      options: {model: ai/smollm2}\n",
+        "models:\n  llm: {model: ai/smollm2}\n",
+    ));
+    let run = project.import_ok(&[]);
+    for said in [
+        "docker-compose.yml:4:5: web: post_start: not carried over: compose runs `chown -R 1001 /data` (as root) in the container (`docker exec`) after starting it",
+        "docker-compose.yml:7:5: web: pre_stop: not carried over: compose runs `/bin/sh -c echo bye` in the container (`docker exec`) before stopping it",
+        "docker-compose.yml:9:5: web: annotations: not carried over: `docker run` has no flag for a container's annotations",
+        "docker-compose.yml:11:5: web: models: not carried over: compose has Docker Model Runner serve these models and gives the service `LLM_URL`, `LLM_MODEL`",
+        "docker-compose.yml:12:18: web: depends_on: `ai` is left out (run by the `model` provider, not a container)",
+        "docker-compose.yml:13:14: web: deploy.replicas: not carried over: compose runs 3 containers of it",
+        "docker-compose.yml:15:5: ai: provider: left out: `docker compose up` runs no container of it, but the `model` provider",
+    ] {
+        assert!(run.stderr.contains(said), "{said} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("no such key"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("models: not a compose key"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("\nservices:").unwrap()..];
+    assert!(
+        !services.contains("ai:") && !services.contains("depends_on"),
+        "{template}"
+    );
+    let units = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(units.code, 0, "{}", units.stderr);
+}

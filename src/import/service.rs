@@ -304,7 +304,21 @@ impl Importer {
             ),
             "volumes_from" => self.volumes_from_key(value),
             "stdin_open" => self.stdin_open(key, value, def),
-            "develop" => self.warn(&key.at, name, "for development only: not carried over"),
+            "develop" => self.warn(
+                &key.at,
+                name,
+                "for `docker compose watch` only (`up` does not read it): not carried over",
+            ),
+            "models" => self.models(key, value),
+            // Not in `docker run`'s flags (20.10's nor 28's): compose sets
+            // them through the API, where an engine before API 1.43
+            // (Debian's 20.10) ignores them.
+            "annotations" => self.warn(
+                &key.at,
+                name,
+                "not carried over: `docker run` has no flag for a container's annotations (compose sets them through Docker's API, which applies them from Docker 24 on)",
+            ),
+            "post_start" | "pre_stop" => self.lifecycle_hooks(key, value),
             other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
                 Some((_, flag)) => self.docker_flag(key, flag, value, out),
                 None if other.starts_with("x-") => {
@@ -1396,7 +1410,17 @@ impl Importer {
                 == Some(false);
             let Some(target) = self.names.get(&name.name).cloned() else {
                 // A required one refuses the file (`select_profiles`).
-                if self.scaled_to_zero.contains(&name.name) {
+                if let Some(kind) = self.providers.get(&name.name) {
+                    self.warn(
+                        &name.at,
+                        "depends_on",
+                        format!(
+                            "`{}` is left out (run by the `{kind}` provider, not a container): this service does not wait for it, and lacks the `{}_…` variables compose would give it",
+                            name.name,
+                            name.name.to_uppercase()
+                        ),
+                    );
+                } else if self.scaled_to_zero.contains(&name.name) {
                     self.warn(
                         &name.at,
                         "depends_on",
@@ -1547,9 +1571,35 @@ impl Importer {
     /// `deploy.replicas: 0` or `scale: 0` (windmill's indexer, "set to 1 to
     /// enable") it creates none of, and waits for none of, so they are left
     /// out, said at the key.
+    ///
+    /// So are services a provider runs (compose 2.36's `provider: {type:
+    /// model}`): `compose up` runs the `docker-TYPE` plugin of the machine
+    /// it runs on, which creates what it stands for and gives the services
+    /// that depend on it variables (`NAME_URL`…); no container, and nothing
+    /// a unit can run.
     pub(super) fn leave_out_scaled_to_zero(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
         let mut kept = Vec::new();
         for (key, def) in entries {
+            if let Some((provider_key, provider)) = def
+                .entries()
+                .and_then(|e| e.iter().find(|(k, _)| k.name == "provider"))
+            {
+                let kind = provider
+                    .get("type")
+                    .and_then(Node::scalar)
+                    .unwrap_or_default();
+                self.providers.insert(key.name.clone(), kind.clone());
+                self.warn_about(
+                    Some(key.name.clone()),
+                    &provider_key.at,
+                    "provider",
+                    format!(
+                        "left out: `docker compose up` runs no container of it, but the `{kind}` provider (the `docker-{kind}` plugin of the machine compose runs on), which a unit cannot run; the services that depend on it lose the variables it gives them (`{}_…`): set what they need in their `environment`",
+                        key.name.to_uppercase()
+                    ),
+                );
+                continue;
+            }
             // The key's place, where its value is 0.
             let zero = |map: Option<&Node>, name: &str| {
                 let entries = map?.entries()?;
@@ -1590,7 +1640,10 @@ impl Importer {
                 "replicas" => self.warn(
                     &k.at,
                     &key,
-                    "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
+                    format!(
+                        "not carried over: compose runs {} containers of it (its name answers with each in turn); an instance runs one container per service: deploy more instances, or use fleet",
+                        v.scalar().unwrap_or_default()
+                    ),
                 ),
                 "mode" if v.scalar().as_deref() == Some("replicated") => {}
                 _ => self.warn(&k.at, &key, "swarm only: not carried over"),
@@ -1736,6 +1789,80 @@ impl Importer {
         }
     }
 
+    /// `post_start` and `pre_stop` (compose 2.30): commands compose runs in
+    /// the container (`docker exec`) once it has started, or before it
+    /// stops it. A unit runs none: each is said, with its command, for the
+    /// image's entrypoint or a hand to run it.
+    fn lifecycle_hooks(&mut self, key: &Key, node: &Node) {
+        let when = match key.name.as_str() {
+            "post_start" => "after starting it",
+            _ => "before stopping it",
+        };
+        let commands: Vec<String> = node
+            .items()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|hook| {
+                let command = hook.get("command")?;
+                let words = match command.items() {
+                    Some(items) => items
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => command.scalar()?,
+                };
+                let user = hook.get("user").and_then(Node::scalar);
+                Some(match user {
+                    Some(user) => format!("`{words}` (as {user})"),
+                    None => format!("`{words}`"),
+                })
+            })
+            .collect();
+        self.warn(
+            &key.at,
+            &key.name,
+            format!(
+                "not carried over: compose runs {} in the container (`docker exec`) {when}; a unit runs no such hook: make it part of the image's entrypoint, or run it with `docker exec` by hand",
+                match commands.is_empty() {
+                    true => "its commands".to_string(),
+                    false => commands.join(", "),
+                }
+            ),
+        );
+    }
+
+    /// `models` (compose 2.38): compose has Docker Model Runner, on the
+    /// machine it runs on, serve each model and gives the service its URL
+    /// and name (`LLM_URL`, `LLM_MODEL`, or the `endpoint_var` and
+    /// `model_var` given); nothing a unit has.
+    fn models(&mut self, key: &Key, node: &Node) {
+        let mut variables = Vec::new();
+        let mut named = |name: &str, detail: Option<&Node>| {
+            let default = name.to_uppercase().replace('-', "_");
+            for (field, suffix) in [("endpoint_var", "URL"), ("model_var", "MODEL")] {
+                let given = detail.and_then(|d| d.get(field)).and_then(Node::scalar);
+                variables.push(given.unwrap_or_else(|| format!("{default}_{suffix}")));
+            }
+        };
+        match &node.kind {
+            Kind::List(items) => items
+                .iter()
+                .filter_map(Node::scalar)
+                .for_each(|n| named(&n, None)),
+            Kind::Map(entries) => entries.iter().for_each(|(k, v)| named(&k.name, Some(v))),
+            _ => {}
+        }
+        self.warn(
+            &key.at,
+            "models",
+            format!(
+                "not carried over: compose has Docker Model Runner serve these models and gives the service {}; a unit has no model runner: run one as a service and set them in `environment`",
+                variables.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+
     /// The main network's `mac_address`: the container's (`--mac-address`),
     /// as compose gives it; one that differs from the service's own
     /// `mac_address` is refused, as compose refuses it ("the service-level
@@ -1772,7 +1899,9 @@ impl Importer {
             Some(("service", other)) => match self.names.get(other) {
                 Some(name) => format!("service:{name}"),
                 None => {
-                    let why = if self.scaled_to_zero.contains(other) {
+                    let why = if self.providers.contains_key(other) {
+                        "is run by a provider, not a container, so there is no network to share: compose fails to start it"
+                    } else if self.scaled_to_zero.contains(other) {
                         "is scaled to 0, so there is no container whose network it could share: compose fails to start it"
                     } else {
                         "is not a service of this file: compose refuses the file"
