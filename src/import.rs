@@ -436,8 +436,6 @@ struct Mounted {
     read_only: bool,
     /// A bind's propagation (`rslave`).
     propagation: Option<String>,
-    /// An anonymous volume: no other container can mount it.
-    anonymous: bool,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -1806,7 +1804,8 @@ mod tests {
         );
         assert!(out.contains("      - /srv/conf:/etc/nginx:ro\n"), "{out}");
         assert!(out.contains("      - cache:/var/cache\n"), "{out}");
-        assert!(out.contains("      - /scratch\n"), "{out}");
+        // Anonymous: the instance's, kept across restarts as compose keeps it.
+        assert!(out.contains("      - web-scratch:/scratch\n"), "{out}");
         assert!(
             out.contains("      - /srv/shop/html:/usr/share/nginx/html:ro\n"),
             "{out}"

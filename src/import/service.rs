@@ -669,7 +669,7 @@ impl Importer {
             return;
         };
         // (target as compose cleans it, the volume, where it is written)
-        let mut kept: Vec<(String, String, Place, bool)> = Vec::new();
+        let mut kept: Vec<(String, String, Place)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -703,16 +703,19 @@ impl Importer {
                 self.tmpfs_volume(&self.resolve(source), target, &options, &item.at, out);
                 continue;
             }
-            let anonymous = parts.len() == 1;
+            let mut parts = parts;
+            if parts.len() == 1 {
+                parts.insert(0, self.anonymous_volume(&target, &item.at));
+            }
             if let Some(volume) = self.volume(parts, &item.at) {
-                kept.push((clean_target(&target), volume, item.at, anonymous));
+                kept.push((clean_target(&target), volume, item.at));
             }
         }
         // Compose mounts one volume per target, the last one listed
         // (prometheus-grafana's bind and named volume at /prometheus);
         // Docker refuses two.
         let service = self.service.clone().unwrap_or_default();
-        for (i, (target, volume, at, anonymous)) in kept.iter().enumerate() {
+        for (i, (target, volume, at)) in kept.iter().enumerate() {
             if kept[i + 1..].iter().any(|(later, ..)| later == target) {
                 self.warn(
                     at,
@@ -742,10 +745,38 @@ impl Importer {
                         volume,
                         read_only,
                         propagation,
-                        anonymous: *anonymous,
                     });
             }
         }
+    }
+
+    /// An anonymous volume (`- /var/lib/postgresql/data`): compose keeps it
+    /// when it restarts or recreates the container (it hands the old
+    /// container's anonymous volumes to the new one), so its data lives
+    /// until `down`; a unit's `docker run --rm` would remove it at every
+    /// stop. It is a volume of the instance's, named after the service and
+    /// the path, kept until `destroy --volumes` (and shared by `volumes_from`,
+    /// as compose shares it).
+    fn anonymous_volume(&mut self, target: &str, at: &Place) -> Vec<Piece> {
+        let service = self.service.clone().unwrap_or_default();
+        let path: String = clean_target(target)
+            .chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    true => c,
+                    false => '-',
+                },
+            )
+            .collect();
+        let name = format!("{}{path}", self.names[&service]);
+        self.warn(
+            at,
+            "volumes",
+            format!(
+                "an anonymous volume: compose keeps it when it restarts or recreates the container (until `down`), where a unit's `docker run --rm` would remove it at every stop; it is the instance's volume `{name}`, kept until `destroy --volumes`"
+            ),
+        );
+        vec![Piece::Text(name)]
     }
 
     /// A named volume that is a tmpfs (kong's `kong_prefix_vol`) is one: the
@@ -911,7 +942,6 @@ impl Importer {
         };
         let source = part(self, "source");
         for (k, v) in item.entries().unwrap_or_default() {
-            let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
                 "bind" => {
@@ -930,12 +960,7 @@ impl Importer {
                         }
                     }
                 }
-                "volume" if kind == "volume" && is_only(v, "nocopy") && source.is_some() => {}
-                "volume" if kind == "volume" && is_only(v, "nocopy") => self.warn(
-                    &k.at,
-                    &key,
-                    "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
-                ),
+                "volume" if kind == "volume" && is_only(v, "nocopy") => {}
                 "volume" if let Some(sub) = v.get("subpath") => self.warn(
                     &sub.at,
                     "volumes.volume.subpath",
@@ -965,8 +990,13 @@ impl Importer {
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
-                if let Some(source) = source {
-                    parts.push(source);
+                match source {
+                    Some(source) => parts.push(source),
+                    None if kind == "volume" => {
+                        let resolved = self.resolve(&target);
+                        parts.push(self.anonymous_volume(&resolved, &item.at));
+                    }
+                    None => {}
                 }
                 parts.push(target);
                 // Read as the short form's mode (`volume` checks it).
@@ -2078,7 +2108,6 @@ impl Importer {
                     volume,
                     read_only: true,
                     propagation: None,
-                    anonymous: false,
                 });
         }
     }
