@@ -3597,7 +3597,7 @@ fn what_compose_does_beside_the_container_is_said_with_what_it_does() {
     let run = project.import_ok(&[]);
     for said in [
         "docker-compose.yml:4:5: web: post_start: not carried over: compose runs `chown -R 1001 /data` (as root) in the container (`docker exec`) after starting it",
-        "docker-compose.yml:7:5: web: pre_stop: not carried over: compose runs `/bin/sh -c echo bye` in the container (`docker exec`) before stopping it",
+        "docker-compose.yml:7:5: web: pre_stop: not carried over: compose runs `/bin/sh -c 'echo bye'` in the container (`docker exec`) before stopping it",
         "docker-compose.yml:9:5: web: annotations: not carried over: `docker run` has no flag for a container's annotations",
         "docker-compose.yml:11:5: web: models: not carried over: compose has Docker Model Runner serve these models and gives the service `LLM_URL`, `LLM_MODEL`",
         "docker-compose.yml:12:18: web: depends_on: `ai` is left out (run by the `model` provider, not a container)",

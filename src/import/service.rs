@@ -1835,9 +1835,11 @@ impl Importer {
             .filter_map(|hook| {
                 let command = hook.get("command")?;
                 let words = match command.items() {
+                    // The exec form as a shell would read it back.
                     Some(items) => items
                         .iter()
                         .filter_map(Node::scalar)
+                        .map(|word| crate::escape::sh_quote(&word))
                         .collect::<Vec<_>>()
                         .join(" "),
                     None => command.scalar()?,
