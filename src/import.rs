@@ -132,6 +132,8 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         included_values: HashMap::new(),
         scaled_to_zero: HashSet::new(),
         providers: HashMap::new(),
+        replicas: HashMap::new(),
+        replica_of: HashMap::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
@@ -392,6 +394,10 @@ struct Importer {
     /// Compose services a provider plugin runs instead of a container
     /// (`provider: {type: model}`): left out; service → provider type.
     providers: HashMap<String, String>,
+    /// Compose services of `deploy.replicas` (or `scale`) above 1: the names
+    /// of their copies, services of their own (`worker-2`…), and back.
+    replicas: HashMap<String, Vec<String>>,
+    replica_of: HashMap<String, String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -650,8 +656,14 @@ impl Importer {
         let mut services = Map::default();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
+            // A copy says nothing its service did not say.
+            let said = (self.warnings.len(), self.problems.0.len());
             if let Some(value) = self.service_def(key, def, &globals, &project) {
                 services.set(&self.names[&key.name].clone(), value);
+            }
+            if self.replica_of.contains_key(&key.name) {
+                self.warnings.truncate(said.0);
+                self.problems.0.truncate(said.1);
             }
         }
         self.service = None;

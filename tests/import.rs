@@ -108,17 +108,19 @@ fn prints_to_stdout_and_warns_on_stderr() {
     );
     assert!(
         run.stdout
-            .ends_with("app: shop\n\nservices:\n  web:\n    image: nginx:1.27\n    restart: \"no\"\n\ninstances:\n  default: {}\n")
+            .ends_with("app: shop\n\nservices:\n  web:\n    image: nginx:1.27\n    restart: \"no\"\n\n  web-2:\n    image: nginx:1.27\n    restart: \"no\"\n    docker_args: [--network-alias=web]\n\ninstances:\n  default: {}\n"),
+        "{}",
+        run.stdout
     );
     assert!(
         run.stderr.contains(
-            "warning: docker-compose.yml:4:5: web: scale: not carried over: an instance runs one container per service; deploy more instances, or use fleet\n"
+            "warning: docker-compose.yml:4:5: web: scale: compose runs 2 containers of it, which its name answers for in turn: the instance runs 2 services, `web` and its copies `web-2`, each with the network alias `web`, and services that depend on it wait for all\n"
         ),
         "{}",
         run.stderr
     );
     assert!(run.stderr.contains(
-        "imported 1 service from docker-compose.yml as app `shop`, instance `default`: 1 warning"
+        "imported 2 services from docker-compose.yml as app `shop`, instance `default`: 1 warning"
     ));
 }
 
@@ -140,7 +142,7 @@ fn warnings_name_the_service_and_the_key() {
     volumes: ["./static:/static"]
     secrets: [api_key]
     deploy:
-      replicas: 3
+      mode: global
     frobnicate: true
   db:
     image: postgres:16
@@ -181,7 +183,7 @@ secrets:
             "12:15",
             "web: secrets: `api_key` is not backed by a `file:`",
         ),
-        ("14:7", "web: deploy.replicas: not carried over"),
+        ("14:7", "web: deploy.mode: swarm only"),
         (
             "15:5",
             "web: frobnicate: not carried over: unitgen has no such key",
@@ -3601,7 +3603,7 @@ fn what_compose_does_beside_the_container_is_said_with_what_it_does() {
         "docker-compose.yml:9:5: web: annotations: not carried over: `docker run` has no flag for a container's annotations",
         "docker-compose.yml:11:5: web: models: not carried over: compose has Docker Model Runner serve these models and gives the service `LLM_URL`, `LLM_MODEL`",
         "docker-compose.yml:12:18: web: depends_on: `ai` is left out (run by the `model` provider, not a container)",
-        "docker-compose.yml:13:14: web: deploy.replicas: not carried over: compose runs 3 containers of it",
+        "docker-compose.yml:13:14: web: deploy.replicas: compose runs 3 containers of it, which its name answers for in turn: the instance runs 3 services, `web` and its copies `web-2`, `web-3`",
         "docker-compose.yml:15:5: ai: provider: left out: `docker compose up` runs no container of it, but the `model` provider",
     ] {
         assert!(run.stderr.contains(said), "{said} in\n{}", run.stderr);
@@ -3620,4 +3622,66 @@ fn what_compose_does_beside_the_container_is_said_with_what_it_does() {
     );
     let units = project.run(&["render", "default", "-f", "unitgen.yaml"]);
     assert_eq!(units.code, 0, "{}", units.stderr);
+}
+
+/// Round 9. `deploy.replicas: 3` (teable's cluster example runs two
+/// `teable`s, thingsboard ten js-executors) was one container, warned:
+/// compose runs three, which the service's name answers for in turn, and
+/// starts a dependent after all of them. The copies are services of their
+/// own now (`worker-2`, `worker-3`), each aliased `worker`, and a dependent
+/// waits for all; each copy's anonymous volume is its own, as each of
+/// compose's containers has its own. Compose refuses `container_name` beside
+/// replicas (a name must be unique); a copy's name another service has
+/// keeps one container, said.
+#[test]
+fn replicas_are_services_of_their_own_under_one_name() {
+    let project = Project::new(concat!(
+        "services:\n  worker:\n    image: busybox\n    deploy:\n      replicas: 3\n",
+        "    volumes: [/cache]\n",
+        "  api:\n    image: busybox\n    depends_on: [worker]\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert_eq!(run.stderr.matches("warning:").count(), 2, "{}", run.stderr);
+    let template = project.template();
+    let services = &template[template.find("\nservices:").unwrap()..];
+    for copy in ["worker-2", "worker-3"] {
+        assert!(
+            services.contains(&format!(
+                "  {copy}:\n    image: busybox\n    volumes: [\"{copy}-cache:/cache\"]\n    restart: \"no\"\n    docker_args: [--network-alias=worker]\n"
+            )),
+            "{template}"
+        );
+    }
+    assert!(
+        services.contains("depends_on: [worker, worker-2, worker-3]"),
+        "{template}"
+    );
+    let validate = project.run(&["validate", "-f", "unitgen.yaml"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  worker:\n    image: busybox\n    container_name: w\n    deploy: {replicas: 2}\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`container_name` of service `worker`, which compose runs 2 containers of: compose refuses the file")
+            && run.stderr.contains("docker-compose.yml:4:5"),
+        "{}",
+        run.stderr
+    );
+
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  worker:\n    image: busybox\n    scale: 2\n  worker-2:\n    image: nginx\n",
+    )
+    .unwrap();
+    let run = project.import_ok(&["--force"]);
+    assert!(
+        run.stderr.contains("worker: scale: not carried over: compose runs 2 containers of it; an instance runs one here (a copy's name is taken"),
+        "{}",
+        run.stderr
+    );
 }

@@ -52,6 +52,11 @@ impl Importer {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        // A copy answers to its service's name, as compose's containers do.
+        if let Some(original) = self.replica_of.get(&key.name).cloned() {
+            let alias = interpolate::verbatim(&self.names[&original]);
+            self.network_alias(&mut out, &alias);
+        }
         self.distinct_limits(def);
         self.implied_dependencies(def, &mut out);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
@@ -297,11 +302,8 @@ impl Importer {
             "ulimits" => self.ulimits(value, out),
             "blkio_config" => self.blkio_config(value, out),
             "cpu_rt_runtime" | "cpu_rt_period" => self.realtime_cpu(name, value, out),
-            "scale" => self.warn(
-                &key.at,
-                name,
-                "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
-            ),
+            "scale" if value.scalar().as_deref() == Some("1") => {}
+            "scale" => self.replicas_said(&key.at, name, value),
             "volumes_from" => self.volumes_from_key(value),
             "stdin_open" => self.stdin_open(key, value, def),
             "develop" => self.warn(
@@ -1527,6 +1529,10 @@ impl Importer {
                 .and_then(Node::boolean)
                 == Some(true);
             targets.push((target, restart));
+            // Compose waits for every container of a replicated service.
+            for copy in self.replicas.get(&name.name).cloned().unwrap_or_default() {
+                targets.push((self.names[&copy].clone(), restart));
+            }
         }
         if targets.iter().any(|(_, restart)| *restart) {
             let map = out.map("depends_on");
@@ -1641,6 +1647,7 @@ impl Importer {
                 .or_else(|| zero(Some(def), "scale").map(|at| (at, "scale")));
             let Some((at, what)) = found else {
                 kept.push((key.clone(), def.clone()));
+                kept.extend(self.replicate(key, def, entries));
                 continue;
             };
             self.scaled_to_zero.insert(key.name.clone());
@@ -1656,6 +1663,61 @@ impl Importer {
         kept
     }
 
+    /// `deploy.replicas: 3` (or `scale: 3`): compose runs three containers
+    /// of the service, which its name answers for in turn (each has it as a
+    /// network alias), and waits for all before its dependents. An instance
+    /// runs one container per service, so the copies are services of their
+    /// own, `worker-2` and `worker-3`, aliased `worker`; said at the key
+    /// (`Importer::deploy`). Compose refuses a `container_name` beside them
+    /// (a name must be unique).
+    fn replicate(&mut self, key: &Key, def: &Node, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
+        let count = |map: Option<&Node>, name: &str| {
+            let text = map?.get(name)?.scalar()?;
+            self.as_compose_resolves(&text)
+                .unwrap_or(text)
+                .trim()
+                .parse::<usize>()
+                .ok()
+        };
+        let count = count(def.get("deploy"), "replicas")
+            .or_else(|| count(Some(def), "scale"))
+            .unwrap_or(1);
+        if count < 2 {
+            return Vec::new();
+        }
+        if let Some((name_key, _)) = def
+            .entries()
+            .and_then(|e| e.iter().find(|(k, _)| k.name == "container_name"))
+        {
+            self.error(
+                &name_key.at,
+                format!(
+                    "`container_name` of service `{}`, which compose runs {count} containers of: compose refuses the file (a container name must be unique)",
+                    key.name
+                ),
+            );
+            return Vec::new();
+        }
+        let copies: Vec<String> = (2..=count).map(|i| format!("{}-{i}", key.name)).collect();
+        // A copy's name taken by a service of the file, or more copies than
+        // an instance should hold: one, said at the key.
+        if count > MAX_REPLICAS
+            || copies
+                .iter()
+                .any(|c| entries.iter().any(|(k, _)| k.name == *c))
+        {
+            return Vec::new();
+        }
+        for copy in &copies {
+            self.replica_of.insert(copy.clone(), key.name.clone());
+        }
+        self.replicas.insert(key.name.clone(), copies.clone());
+        copies
+            .into_iter()
+            .map(|name| (Key { name, at: key.at }, def.clone()))
+            .collect()
+    }
+
     fn deploy(&mut self, node: &Node, out: &mut Map) {
         let Some(entries) = node.entries() else {
             self.expected(node, "deploy", "a map");
@@ -1667,18 +1729,33 @@ impl Importer {
                 "resources" => self.resources(v, out),
                 "restart_policy" => self.restart_policy(v, out),
                 "replicas" if v.scalar().as_deref() == Some("1") => {}
-                "replicas" => self.warn(
-                    &k.at,
-                    &key,
-                    format!(
-                        "not carried over: compose runs {} containers of it (its name answers with each in turn); an instance runs one container per service: deploy more instances, or use fleet",
-                        v.scalar().unwrap_or_default()
-                    ),
-                ),
+                "replicas" => self.replicas_said(&k.at, &key, v),
                 "mode" if v.scalar().as_deref() == Some("replicated") => {}
                 _ => self.warn(&k.at, &key, "swarm only: not carried over"),
             }
         }
+    }
+
+    /// Says how `deploy.replicas` (or `scale`) is carried (`replicate`).
+    fn replicas_said(&mut self, at: &Place, key: &str, node: &Node) {
+        let service = self.service.clone().unwrap_or_default();
+        let count = node.scalar().unwrap_or_default();
+        let message = match self.replicas.get(&service) {
+            Some(copies) => format!(
+                "compose runs {count} containers of it, which its name answers for in turn: the instance runs {count} services, `{}` and its copies {}, each with the network alias `{}`, and services that depend on it wait for all",
+                self.names[&service],
+                copies
+                    .iter()
+                    .map(|c| format!("`{}`", self.names[c]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.names[&service],
+            ),
+            None => format!(
+                "not carried over: compose runs {count} containers of it; an instance runs one here (a copy's name is taken, or more than {MAX_REPLICAS}): deploy more instances, or use fleet"
+            ),
+        };
+        self.warn(at, key, message);
     }
 
     fn resources(&mut self, node: &Node, out: &mut Map) {
@@ -2553,6 +2630,9 @@ fn unbracketed(address: &str) -> &str {
         .and_then(|a| a.strip_suffix(']'))
         .unwrap_or(address)
 }
+
+/// The most containers of one compose service import makes services of.
+const MAX_REPLICAS: usize = 32;
 
 /// Compose keys that are one `docker run` flag: carried over in `docker_args`.
 const DOCKER_FLAGS: &[(&str, &str)] = &[
