@@ -3467,6 +3467,39 @@ fn label_files_are_read_as_compose_reads_them() {
     ] {
         assert!(units.contains(label), "{label} in\n{units}");
     }
+    // The long form (compose-go's LabelFile): `required: false` skips a
+    // missing file; `format: raw` takes each value as written.
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        concat!(
+            "services:\n  web:\n    image: nginx:1.27\n    label_file:\n",
+            "      - ./a.labels\n      - {path: ./gone.labels, required: false}\n",
+            "      - {path: ./raw.labels, format: raw}\n",
+        ),
+    )
+    .unwrap();
+    fs::write(
+        project.dir.join("raw.labels"),
+        "quoted=\"as is\" #kept\ntier\n",
+    )
+    .unwrap();
+    let run = project.import_ok(&["--force"]);
+    assert!(!run.stderr.contains("label"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains("      tier: from-file\n")
+            && template.contains("      quoted: \"\\\"as is\\\" #kept\"\n"),
+        "{template}"
+    );
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        concat!(
+            "services:\n  web:\n    image: nginx:1.27\n",
+            "    labels:\n      - tier=from-labels\n",
+            "    label_file: [./a.labels, labels/b.labels]\n",
+        ),
+    )
+    .unwrap();
     fs::remove_file(project.dir.join("labels/b.labels")).unwrap();
     let run = project.import(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);

@@ -123,21 +123,17 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
 pub fn raw_differences(text: &str) -> Vec<(usize, String)> {
     let mut raw: Vec<(String, String, usize)> = Vec::new();
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((name, value)) = line.split_once('=') else {
+    for (line, name, value) in raw_lines(text) {
+        let Some(value) = value else {
             out.push((
-                i + 1,
-                format!("`{}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file", line.trim_end()),
+                line,
+                format!("`{name}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file"),
             ));
             continue;
         };
-        match raw.iter_mut().find(|(n, _, _)| n == name) {
-            Some(var) => (var.1, var.2) = (value.to_string(), i + 1),
-            None => raw.push((name.to_string(), value.to_string(), i + 1)),
+        match raw.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(var) => (var.1, var.2) = (value, line),
+            None => raw.push((name, value, line)),
         }
     }
     let read = super::parse_dotenv(text);
@@ -172,6 +168,45 @@ pub fn raw_differences(text: &str) -> Vec<(usize, String)> {
     }
     out.sort();
     out
+}
+
+/// A `format: raw` file read as `docker run --env-file` reads it
+/// (docker/cli's kvfile): `NAME=` and the rest of the line as written;
+/// blank and `#` lines skipped. `(line number, name, value)`, `None` for a
+/// bare `NAME`, which compose looks up elsewhere.
+fn raw_lines(text: &str) -> impl Iterator<Item = (usize, String, Option<String>)> + '_ {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        Some(match line.split_once('=') {
+            Some((name, value)) => (i + 1, name.to_string(), Some(value.to_string())),
+            None => (i + 1, line.trim_end().to_string(), None),
+        })
+    })
+}
+
+/// The variables of a `format: raw` file, the last value of each; a bare
+/// `NAME` takes its value from `lookup` (compose's), or sets nothing.
+pub fn parse_raw(text: &str, lookup: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (_, name, value) in raw_lines(text) {
+        let found = || {
+            lookup
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(value) = value.or_else(found) else {
+            continue;
+        };
+        match vars.iter_mut().find(|(n, _)| *n == name) {
+            Some(var) => var.1 = value,
+            None => vars.push((name, value)),
+        }
+    }
+    vars
 }
 
 /// Each line of a project's `.env` whose value compose completes from the

@@ -508,8 +508,18 @@ impl Importer {
         };
         let mut read: Vec<(String, String)> = Vec::new();
         for item in self.string_list(node, "label_file") {
-            let Some(text) = item.scalar() else {
-                self.expected(item, "label_file", "a path");
+            // `{path, required, format}` (compose-go's LabelFile), as
+            // `env_file`'s long form.
+            let (path_node, required, raw) = match &item.kind {
+                Kind::Map(_) => (
+                    item.get("path"),
+                    item.get("required").and_then(Node::boolean) != Some(false),
+                    item.get("format").and_then(Node::scalar).as_deref() == Some("raw"),
+                ),
+                _ => (Some(item), true, false),
+            };
+            let Some(text) = path_node.and_then(Node::scalar) else {
+                self.expected(item, "label_file", "a path, or a map with `path`");
                 continue;
             };
             // Read now, with the values compose would read it with.
@@ -523,6 +533,8 @@ impl Importer {
                 .map(|path| (self.options.read)(std::path::Path::new(path)));
             let content = match content {
                 Some(Ok(content)) => content,
+                // Compose skips a missing optional file.
+                Some(Err(_)) if !required => continue,
                 Some(Err(e)) => {
                     let path = path.unwrap_or_default();
                     self.error(
@@ -541,7 +553,11 @@ impl Importer {
                     continue;
                 }
             };
-            for (name, value) in super::parse_dotenv_within(&content, &read) {
+            let labels = match raw {
+                true => super::env_file::parse_raw(&content, &read),
+                false => super::parse_dotenv_within(&content, &read),
+            };
+            for (name, value) in labels {
                 match read.iter_mut().find(|(n, _)| *n == name) {
                     Some(label) => label.1 = value,
                     None => read.push((name, value)),
