@@ -131,6 +131,9 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         health_awaited: HashSet::new(),
         included_values: HashMap::new(),
         scaled_to_zero: HashSet::new(),
+        providers: HashMap::new(),
+        replicas: HashMap::new(),
+        replica_of: HashMap::new(),
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
@@ -388,6 +391,13 @@ struct Importer {
     /// Compose services of `deploy.replicas: 0` or `scale: 0`, which
     /// `docker compose up` runs no container of: left out.
     scaled_to_zero: HashSet<String>,
+    /// Compose services a provider plugin runs instead of a container
+    /// (`provider: {type: model}`): left out; service → provider type.
+    providers: HashMap<String, String>,
+    /// Compose services of `deploy.replicas` (or `scale`) above 1: the names
+    /// of their copies, services of their own (`worker-2`…), and back.
+    replicas: HashMap<String, Vec<String>>,
+    replica_of: HashMap<String, String>,
     /// Variables given different defaults at different uses: each use keeps
     /// its own.
     varying_defaults: HashSet<String>,
@@ -432,8 +442,6 @@ struct Mounted {
     read_only: bool,
     /// A bind's propagation (`rslave`).
     propagation: Option<String>,
-    /// An anonymous volume: no other container can mount it.
-    anonymous: bool,
 }
 
 /// Top-level compose keys read before the services, which refer to them.
@@ -581,6 +589,8 @@ impl Importer {
                 // Extension fields hold YAML anchors; their content is
                 // carried over where it is merged in.
                 name if name.starts_with("x-") => {}
+                // Said at each service that uses one (`service::models`).
+                "models" => {}
                 other => self.warn(
                     &key.at,
                     other,
@@ -646,8 +656,14 @@ impl Importer {
         let mut services = Map::default();
         for (key, def) in service_entries {
             self.service = Some(key.name.clone());
+            // A copy says nothing its service did not say.
+            let said = (self.warnings.len(), self.problems.0.len());
             if let Some(value) = self.service_def(key, def, &globals, &project) {
                 services.set(&self.names[&key.name].clone(), value);
+            }
+            if self.replica_of.contains_key(&key.name) {
+                self.warnings.truncate(said.0);
+                self.problems.0.truncate(said.1);
             }
         }
         self.service = None;
@@ -1800,7 +1816,8 @@ mod tests {
         );
         assert!(out.contains("      - /srv/conf:/etc/nginx:ro\n"), "{out}");
         assert!(out.contains("      - cache:/var/cache\n"), "{out}");
-        assert!(out.contains("      - /scratch\n"), "{out}");
+        // Anonymous: the instance's, kept across restarts as compose keeps it.
+        assert!(out.contains("      - web-scratch:/scratch\n"), "{out}");
         assert!(
             out.contains("      - /srv/shop/html:/usr/share/nginx/html:ro\n"),
             "{out}"

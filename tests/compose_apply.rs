@@ -573,3 +573,68 @@ services:
         "private"
     );
 }
+
+/// Round 9, run for real. What compose gives a container, imported:
+/// - an anonymous volume (`- /data`) keeps its data when the container is
+///   restarted, as compose keeps it; the unit's `docker run --rm` removed it
+///   at every stop, so the data was lost at the first restart;
+/// - the labels of a `label_file` (warned and lost before);
+/// - the main network's `mac_address` and `link_local_ips` (warned and
+///   lost before).
+#[test]
+fn what_compose_gives_a_container_survives_the_import() {
+    let world = World::new("ugkeep");
+    let dir = world.dir();
+    std::fs::write(dir.join("web.labels"), "team=web\nurl=${team}/a\n").unwrap();
+    let compose = dir.join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        r#"name: ugkeep
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sleep, "1000000"]
+    init: true
+    volumes:
+      - /data
+    label_file: ./web.labels
+    networks:
+      front:
+        priority: 5
+        mac_address: "02:42:ac:11:65:43"
+        link_local_ips: [169.254.8.8]
+networks:
+  front: {}
+"#,
+    )
+    .unwrap();
+    import_live(&world, &compose);
+    world.apply_ok("live");
+    let web = world.container("live", "web");
+    assert_eq!(
+        inspect(
+            &web,
+            "{{index .Config.Labels \"team\"}} {{index .Config.Labels \"url\"}}"
+        ),
+        "web web/a"
+    );
+    let network = inspect(
+        &web,
+        "{{range .NetworkSettings.Networks}}{{.MacAddress}} {{.IPAMConfig.LinkLocalIPs}}{{end}}",
+    );
+    assert_eq!(network, "02:42:ac:11:65:43 [169.254.8.8]");
+    let wrote = docker(["exec", &web, "sh", "-c", "echo kept > /data/file"]);
+    assert!(
+        wrote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    let restart = world.unitgen(&["restart", "live", "web"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    world.exec_until("live", "web", "cat /data/file", "kept\n");
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}

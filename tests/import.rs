@@ -108,17 +108,19 @@ fn prints_to_stdout_and_warns_on_stderr() {
     );
     assert!(
         run.stdout
-            .ends_with("app: shop\n\nservices:\n  web:\n    image: nginx:1.27\n    restart: \"no\"\n\ninstances:\n  default: {}\n")
+            .ends_with("app: shop\n\nservices:\n  web:\n    image: nginx:1.27\n    restart: \"no\"\n\n  web-2:\n    image: nginx:1.27\n    restart: \"no\"\n    docker_args: [--network-alias=web]\n\ninstances:\n  default: {}\n"),
+        "{}",
+        run.stdout
     );
     assert!(
         run.stderr.contains(
-            "warning: docker-compose.yml:4:5: web: scale: not carried over: an instance runs one container per service; deploy more instances, or use fleet\n"
+            "warning: docker-compose.yml:4:5: web: scale: compose runs 2 containers of it, which its name answers for in turn: the instance runs 2 services, `web` and its copies `web-2`, each with the network alias `web`, and services that depend on it wait for all\n"
         ),
         "{}",
         run.stderr
     );
     assert!(run.stderr.contains(
-        "imported 1 service from docker-compose.yml as app `shop`, instance `default`: 1 warning"
+        "imported 2 services from docker-compose.yml as app `shop`, instance `default`: 1 warning"
     ));
 }
 
@@ -140,7 +142,7 @@ fn warnings_name_the_service_and_the_key() {
     volumes: ["./static:/static"]
     secrets: [api_key]
     deploy:
-      replicas: 3
+      mode: global
     frobnicate: true
   db:
     image: postgres:16
@@ -181,7 +183,7 @@ secrets:
             "12:15",
             "web: secrets: `api_key` is not backed by a `file:`",
         ),
-        ("14:7", "web: deploy.replicas: not carried over"),
+        ("14:7", "web: deploy.mode: swarm only"),
         (
             "15:5",
             "web: frobnicate: not carried over: unitgen has no such key",
@@ -1754,8 +1756,10 @@ volumes:
 "#,
     );
     let run = project.import_ok(&[]);
+    // Round 9: an anonymous volume is the instance's, named after the
+    // service and the path, shared as compose shares it.
     assert!(
-        run.stderr.contains("warning: docker-compose.yml:12:9: acme-companion: volumes_from: `nginx-proxy`'s anonymous volume at `/var/cache/nginx` is not carried over: another container cannot mount it here; give it a name in both\n"),
+        run.stderr.contains("warning: docker-compose.yml:8:9: nginx-proxy: volumes: an anonymous volume: compose keeps it when it restarts or recreates the container (until `down`), where a unit's `docker run --rm` would remove it at every stop; it is the instance's volume `nginx-proxy-var-cache-nginx`, kept until `destroy --volumes`\n"),
         "{}",
         run.stderr
     );
@@ -1783,11 +1787,11 @@ volumes:
         "--volume shop-default-acme:/etc/acme.sh \\",
         "--volume shop-default-conf:/etc/nginx/conf.d \\",
         "--volume /srv/html:/usr/share/nginx/html \\",
+        "--volume shop-default-nginx-proxy-var-cache-nginx:/var/cache/nginx \\",
     ] {
         assert!(companion.contains(volume), "{volume}: {companion}");
     }
     assert!(!companion.contains("/etc/nginx/certs:ro"), "{companion}");
-    assert!(!companion.contains("/var/cache/nginx"), "{companion}");
     let reader = unit("reader");
     for volume in [
         "--volume shop-default-conf:/etc/nginx/conf.d:ro \\",
@@ -3411,4 +3415,306 @@ networks:
         assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
     }
     assert!(!run.stderr.contains("separate networks"), "{}", run.stderr);
+}
+
+/// Round 9. `label_file` (compose 2.32) was warned as a key unitgen has
+/// not, and the container lost the labels compose gives it: compose reads
+/// each file as a `.env` when it loads the project (`${VAR}` of the labels
+/// read before), later files over earlier ones, and `labels` over all.
+/// Import reads them as compose does; a missing file is refused, as compose
+/// refuses the project.
+#[test]
+fn label_files_are_read_as_compose_reads_them() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    labels:\n      - tier=from-labels\n",
+        "    label_file: [./a.labels, labels/b.labels]\n",
+        "  base:\n    image: nginx:1.27\n    label_file: ./a.labels\n",
+        "  child:\n    extends: {file: sub/base.yml, service: base}\n",
+    ))
+    .file(
+        "a.labels",
+        "# shared\ntier=from-file\nteam=\"web {{ x }}\"\nurl=${team}/a\n",
+    )
+    .file("labels/b.labels", "team=ops\nrole='$x'\n")
+    .file(
+        "sub/base.yml",
+        "services:\n  base:\n    image: busybox\n    label_file: own.labels\n",
+    )
+    .file("sub/own.labels", "from=sub\n");
+    let run = project.import_ok(&[]);
+    assert!(!run.stderr.contains("label_file"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains(concat!(
+            "    labels:\n      tier: from-labels\n      team: ops\n",
+            "      url: \"{% raw %}web {{ x }}/a{% endraw %}\"\n      role: $x\n",
+        )),
+        "{template}"
+    );
+    assert!(template.contains("      from: sub\n"), "{template}");
+    // What the container is given.
+    let units = project
+        .run(&["render", "default", "-f", "unitgen.yaml"])
+        .stdout;
+    for label in [
+        "--label tier=from-labels",
+        "--label team=ops",
+        "--label \"url=web {{ x }}/a\"",
+        "--label role=$$x",
+        "--label tier=from-file",
+        "--label from=sub",
+    ] {
+        assert!(units.contains(label), "{label} in\n{units}");
+    }
+    // The long form (compose-go's LabelFile): `required: false` skips a
+    // missing file; `format: raw` takes each value as written.
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        concat!(
+            "services:\n  web:\n    image: nginx:1.27\n    label_file:\n",
+            "      - ./a.labels\n      - {path: ./gone.labels, required: false}\n",
+            "      - {path: ./raw.labels, format: raw}\n",
+        ),
+    )
+    .unwrap();
+    fs::write(
+        project.dir.join("raw.labels"),
+        "quoted=\"as is\" #kept\ntier\n",
+    )
+    .unwrap();
+    let run = project.import_ok(&["--force"]);
+    assert!(!run.stderr.contains("label"), "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains("      tier: from-file\n")
+            && template.contains("      quoted: \"\\\"as is\\\" #kept\"\n"),
+        "{template}"
+    );
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        concat!(
+            "services:\n  web:\n    image: nginx:1.27\n",
+            "    labels:\n      - tier=from-labels\n",
+            "    label_file: [./a.labels, labels/b.labels]\n",
+        ),
+    )
+    .unwrap();
+    fs::remove_file(project.dir.join("labels/b.labels")).unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("labels/b.labels") && run.stderr.contains("docker-compose.yml:6:"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 9. `env_file` with `format: raw` was warned as `env_file.format:
+/// not carried over`, saying nothing of what differs, and its lines were
+/// judged as a `.env`'s (`$HOME` "empty there", where compose gives the
+/// text `$HOME`). compose reads such a file as `docker run --env-file` does;
+/// the unit reads compose's default format: each line the two read apart
+/// is said, with the value compose gives; lines they read alike are not. A
+/// format compose does not know is refused, as compose refuses it.
+#[test]
+fn a_raw_env_file_is_said_where_the_unit_reads_it_otherwise() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    env_file:\n      - path: ./raw.env\n        format: raw\n",
+    ))
+    .file(
+        "raw.env",
+        "PLAIN=value\nURL=http://x/?a=b\nHASH=$2y$10$abc\nQUOTED=\"x\"\nTAIL=a #b\n",
+    );
+    let run = project.import_ok(&[]);
+    for line in ["raw.env:1:", "raw.env:2:", "env_file.format"] {
+        assert!(!run.stderr.contains(line), "{line} in\n{}", run.stderr);
+    }
+    for said in [
+        "raw.env:3: `HASH` is `$2y$10$abc` to compose",
+        "raw.env:4: `QUOTED` is `\"x\"` to compose, which reads a `format: raw` file as written; the unit reads env files in compose's default format, which gives `x`; in single quotes (`QUOTED='\"x\"'`)",
+        "raw.env:5: `TAIL` is `a #b` to compose",
+    ] {
+        assert!(run.stderr.contains(said), "{said} in\n{}", run.stderr);
+    }
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n    env_file:\n      - path: ./raw.env\n        format: json\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`env_file.format` `json`")
+            && run.stderr.contains("docker-compose.yml:6:17"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 9. A service's per-network `mac_address` and `link_local_ips`
+/// were warned and left out, and `priority`/`gw_priority` warned too. The
+/// instance network is the service's only one: it gets what compose gives
+/// the main network (highest `priority`, then name), as compose on an
+/// engine before API 1.44 (Debian's 20.10) sets the main network's MAC
+/// address as the container's; another network's are said. A main
+/// network's MAC address other than the service's own is refused, as
+/// compose refuses it.
+#[test]
+fn the_main_networks_addresses_are_the_instance_networks() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n    networks:\n",
+        "      back:\n        mac_address: 02:42:ac:11:00:01\n",
+        "      front:\n        priority: 10\n        gw_priority: 1\n",
+        "        mac_address: 02:42:ac:11:65:43\n        link_local_ips: [169.254.8.8]\n",
+        "networks:\n  front: {}\n  back: {}\n",
+    ));
+    let run = project.import_ok(&[]);
+    let template = project.template();
+    assert!(
+        template.contains("--mac-address=02:42:ac:11:65:43")
+            && template.contains("--link-local-ip=169.254.8.8")
+            && !template.contains("02:42:ac:11:00:01"),
+        "{template}"
+    );
+    assert!(
+        run.stderr.contains("docker-compose.yml:6:9: web: networks.back.mac_address: not carried over: the service joins one network, the instance's, which takes what compose gives `front`"),
+        "{}",
+        run.stderr
+    );
+    for key in [
+        "networks.front.priority",
+        "gw_priority",
+        "networks.front.mac",
+        "link_local",
+    ] {
+        assert!(!run.stderr.contains(key), "{key} in\n{}", run.stderr);
+    }
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n    mac_address: 02:42:ac:11:00:02\n    networks:\n      front:\n        mac_address: 02:42:ac:11:65:43\nnetworks:\n  front: {}\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("docker-compose.yml:7:22")
+            && run
+                .stderr
+                .contains("compose refuses to create the container"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Round 9. What compose does beside the container it creates was warned
+/// as "unitgen has no such key; if `docker run` has a flag for it, add that
+/// to `docker_args`", which none has: lifecycle hooks (`docker exec` after
+/// the start, before the stop), annotations (set through the API), models
+/// (Docker Model Runner). Each is said with what compose does, the hooks'
+/// commands and the models' variables named. A service a provider runs
+/// (`provider: {type: model}`: a plugin, no container) was refused for
+/// having no image; it is left out now, as it has no container, and a
+/// dependency on it too, each said with the variables the provider gives.
+#[test]
+fn what_compose_does_beside_the_container_is_said_with_what_it_does() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: nginx:1.27\n",
+        "    post_start:\n      - command: chown -R 1001 /data\n        user: root\n",
+        "    pre_stop:\n      - command: [/bin/sh, -c, echo bye]\n",
+        "    annotations:\n      com.example.a: \"1\"\n",
+        "    models: [llm]\n    depends_on: [ai]\n",
+        "    deploy: {replicas: 3}\n",
+        "  ai:\n    provider:\n      type: model\n      options: {model: ai/smollm2}\n",
+        "models:\n  llm: {model: ai/smollm2}\n",
+    ));
+    let run = project.import_ok(&[]);
+    for said in [
+        "docker-compose.yml:4:5: web: post_start: not carried over: compose runs `chown -R 1001 /data` (as root) in the container (`docker exec`) after starting it",
+        "docker-compose.yml:7:5: web: pre_stop: not carried over: compose runs `/bin/sh -c 'echo bye'` in the container (`docker exec`) before stopping it",
+        "docker-compose.yml:9:5: web: annotations: not carried over: `docker run` has no flag for a container's annotations",
+        "docker-compose.yml:11:5: web: models: not carried over: compose has Docker Model Runner serve these models and gives the service `LLM_URL`, `LLM_MODEL`",
+        "docker-compose.yml:12:18: web: depends_on: `ai` is left out (run by the `model` provider, not a container)",
+        "docker-compose.yml:13:14: web: deploy.replicas: compose runs 3 containers of it, which its name answers for in turn: the instance runs 3 services, `web` and its copies `web-2`, `web-3`",
+        "docker-compose.yml:15:5: ai: provider: left out: `docker compose up` runs no container of it, but the `model` provider",
+    ] {
+        assert!(run.stderr.contains(said), "{said} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("no such key"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("models: not a compose key"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    let services = &template[template.find("\nservices:").unwrap()..];
+    assert!(
+        !services.contains("ai:") && !services.contains("depends_on"),
+        "{template}"
+    );
+    let units = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(units.code, 0, "{}", units.stderr);
+}
+
+/// Round 9. `deploy.replicas: 3` (teable's cluster example runs two
+/// `teable`s, thingsboard ten js-executors) was one container, warned:
+/// compose runs three, which the service's name answers for in turn, and
+/// starts a dependent after all of them. The copies are services of their
+/// own now (`worker-2`, `worker-3`), each aliased `worker`, and a dependent
+/// waits for all; each copy's anonymous volume is its own, as each of
+/// compose's containers has its own. Compose refuses `container_name` beside
+/// replicas (a name must be unique); a copy's name another service has
+/// keeps one container, said.
+#[test]
+fn replicas_are_services_of_their_own_under_one_name() {
+    let project = Project::new(concat!(
+        "services:\n  worker:\n    image: busybox\n    deploy:\n      replicas: 3\n",
+        "    volumes: [/cache]\n",
+        "  api:\n    image: busybox\n    depends_on: [worker]\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert_eq!(run.stderr.matches("warning:").count(), 2, "{}", run.stderr);
+    let template = project.template();
+    let services = &template[template.find("\nservices:").unwrap()..];
+    for copy in ["worker-2", "worker-3"] {
+        assert!(
+            services.contains(&format!(
+                "  {copy}:\n    image: busybox\n    volumes: [\"{copy}-cache:/cache\"]\n    restart: \"no\"\n    docker_args: [--network-alias=worker]\n"
+            )),
+            "{template}"
+        );
+    }
+    assert!(
+        services.contains("depends_on: [worker, worker-2, worker-3]"),
+        "{template}"
+    );
+    let validate = project.run(&["validate", "-f", "unitgen.yaml"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  worker:\n    image: busybox\n    container_name: w\n    deploy: {replicas: 2}\n",
+    )
+    .unwrap();
+    let run = project.import(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`container_name` of service `worker`, which compose runs 2 containers of: compose refuses the file")
+            && run.stderr.contains("docker-compose.yml:4:5"),
+        "{}",
+        run.stderr
+    );
+
+    fs::write(
+        project.dir.join("docker-compose.yml"),
+        "services:\n  worker:\n    image: busybox\n    scale: 2\n  worker-2:\n    image: nginx\n",
+    )
+    .unwrap();
+    let run = project.import_ok(&["--force"]);
+    assert!(
+        run.stderr.contains("worker: scale: not carried over: compose runs 2 containers of it; an instance runs one here (a copy's name is taken"),
+        "{}",
+        run.stderr
+    );
 }

@@ -114,6 +114,101 @@ pub fn differences(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Each line of a `format: raw` env file (`text`) whose variable the unit
+/// gives otherwise than compose: compose reads such a file as `docker run
+/// --env-file` does (docker/cli's kvfile: `NAME=` and the rest of the line
+/// as written, quotes, `#` and `$` included), the unit as a `.env` (quotes
+/// taken off, `${VAR}` expanded, a ` #` comment cut). `(line number,
+/// message)` at the line that sets the variable last.
+pub fn raw_differences(text: &str) -> Vec<(usize, String)> {
+    let mut raw: Vec<(String, String, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for (line, name, value) in raw_lines(text) {
+        let Some(value) = value else {
+            out.push((
+                line,
+                format!("`{name}` takes its value from compose's environment; a unit has none, so it is not set: give it a value in the file"),
+            ));
+            continue;
+        };
+        match raw.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(var) => (var.1, var.2) = (value, line),
+            None => raw.push((name, value, line)),
+        }
+    }
+    let read = super::parse_dotenv(text);
+    for (name, value, line) in raw {
+        let unit = read
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str());
+        // A `$` the unit's reader expands (`$$`, `${`, `$NAME`), where
+        // `parse_dotenv` keeps a value compose's dotenv refuses (`$2y$10$…`).
+        let expanded = value.as_bytes().windows(2).any(|pair| {
+            pair[0] == b'$'
+                && (matches!(pair[1], b'$' | b'{' | b'_') || pair[1].is_ascii_alphabetic())
+        });
+        if unit != Some(value.as_str()) || expanded {
+            let unit = match unit {
+                Some(v) if v != value => format!("`{v}`"),
+                Some(_) => "another value: it expands `$`".into(),
+                None => "no value (the start fails on the line)".into(),
+            };
+            let hint = match value.contains('\'') {
+                true => String::new(),
+                false => format!(
+                    "; in single quotes (`{name}='{value}'`) that format gives it as written"
+                ),
+            };
+            out.push((
+                line,
+                format!("`{name}` is `{value}` to compose, which reads a `format: raw` file as written; the unit reads env files in compose's default format, which gives {unit}{hint}"),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `format: raw` file read as `docker run --env-file` reads it
+/// (docker/cli's kvfile): `NAME=` and the rest of the line as written;
+/// blank and `#` lines skipped. `(line number, name, value)`, `None` for a
+/// bare `NAME`, which compose looks up elsewhere.
+fn raw_lines(text: &str) -> impl Iterator<Item = (usize, String, Option<String>)> + '_ {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        Some(match line.split_once('=') {
+            Some((name, value)) => (i + 1, name.to_string(), Some(value.to_string())),
+            None => (i + 1, line.trim_end().to_string(), None),
+        })
+    })
+}
+
+/// The variables of a `format: raw` file, the last value of each; a bare
+/// `NAME` takes its value from `lookup` (compose's), or sets nothing.
+pub fn parse_raw(text: &str, lookup: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (_, name, value) in raw_lines(text) {
+        let found = || {
+            lookup
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(value) = value.or_else(found) else {
+            continue;
+        };
+        match vars.iter_mut().find(|(n, _)| *n == name) {
+            Some(var) => var.1 = value,
+            None => vars.push((name, value)),
+        }
+    }
+    vars
+}
+
 /// Each line of a project's `.env` whose value compose completes from the
 /// shell it runs in, which import does not read: `(line number, message)`;
 /// but a variable `given` names (an including project's, which compose

@@ -182,8 +182,10 @@ pub(super) fn rebase_paths(base: &mut Node, prefix: &str) {
                     }
                 }
             }
-            ("env_file", Kind::Text(text)) | ("build", Kind::Text(text)) => rebase(text),
-            ("env_file", Kind::List(items)) => {
+            ("env_file" | "label_file", Kind::Text(text)) | ("build", Kind::Text(text)) => {
+                rebase(text)
+            }
+            ("env_file" | "label_file", Kind::List(items)) => {
                 for item in items {
                     match &mut item.kind {
                         Kind::Text(text) => rebase(text),

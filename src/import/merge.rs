@@ -100,6 +100,7 @@ const RULES: &[(&str, Rule)] = &[
     ),
     ("services.*.configs", Rule::Unique(Index::Mount(""))),
     ("services.*.env_file", Rule::Unique(Index::EnvFile)),
+    ("services.*.label_file", Rule::Unique(Index::KeyValue)),
     ("services.*.expose", Rule::Unique(Index::KeyValue)),
     ("services.*.dns", Rule::Unique(Index::KeyValue)),
     ("services.*.dns_opt", Rule::Unique(Index::KeyValue)),
@@ -122,7 +123,14 @@ const RULES: &[(&str, Rule)] = &[
 ];
 
 /// The lists of which a single string is a list of it.
-const TO_SEQUENCE: &[&str] = &["dns", "dns_opt", "dns_search", "env_file", "tmpfs"];
+const TO_SEQUENCE: &[&str] = &[
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "env_file",
+    "label_file",
+    "tmpfs",
+];
 
 fn rule(path: &[String]) -> Option<Rule> {
     RULES.iter().find_map(|(pattern, rule)| {

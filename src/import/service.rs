@@ -52,6 +52,11 @@ impl Importer {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        // A copy answers to its service's name, as compose's containers do.
+        if let Some(original) = self.replica_of.get(&key.name).cloned() {
+            let alias = interpolate::verbatim(&self.names[&original]);
+            self.network_alias(&mut out, &alias);
+        }
         self.distinct_limits(def);
         self.implied_dependencies(def, &mut out);
         if let Some(Value::Scalar(Scalar::Text(mode))) = out.get("network_mode") {
@@ -218,6 +223,7 @@ impl Importer {
                     out.map("labels").set(&k, Value::Scalar(v));
                 }
             }
+            "label_file" => self.label_files(value, def, out),
             "mem_limit" => self.limit(value, name, name, syntax::check_memory, out),
             "cpus" => self.limit(value, name, name, syntax::check_cpus, out),
             "cap_add" | "cap_drop" => {
@@ -258,7 +264,7 @@ impl Importer {
                 }
                 self.warn(&key.at, name, message);
             }
-            "networks" => self.service_networks(value, out),
+            "networks" => self.service_networks(value, def, out),
             "network_mode" => self.network_mode(key, value, def, out),
             "links" => {
                 let aliased: Vec<String> = value
@@ -296,14 +302,25 @@ impl Importer {
             "ulimits" => self.ulimits(value, out),
             "blkio_config" => self.blkio_config(value, out),
             "cpu_rt_runtime" | "cpu_rt_period" => self.realtime_cpu(name, value, out),
-            "scale" => self.warn(
-                &key.at,
-                name,
-                "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
-            ),
+            "scale" if value.scalar().as_deref() == Some("1") => {}
+            "scale" => self.replicas_said(&key.at, name, value),
             "volumes_from" => self.volumes_from_key(value),
             "stdin_open" => self.stdin_open(key, value, def),
-            "develop" => self.warn(&key.at, name, "for development only: not carried over"),
+            "develop" => self.warn(
+                &key.at,
+                name,
+                "for `docker compose watch` only (`up` does not read it): not carried over",
+            ),
+            "models" => self.models(key, value),
+            // Not in `docker run`'s flags (20.10's nor 28's): compose sets
+            // them through the API, where an engine before API 1.43
+            // (Debian's 20.10) ignores them.
+            "annotations" => self.warn(
+                &key.at,
+                name,
+                "not carried over: `docker run` has no flag for a container's annotations (compose sets them through Docker's API, which applies them from Docker 24 on)",
+            ),
+            "post_start" | "pre_stop" => self.lifecycle_hooks(key, value),
             other => match DOCKER_FLAGS.iter().find(|(k, _)| *k == other) {
                 Some((_, flag)) => self.docker_flag(key, flag, value, out),
                 None if other.starts_with("x-") => {
@@ -395,11 +412,24 @@ impl Importer {
         };
         for item in items {
             let optional = item.get("required").and_then(Node::boolean) == Some(false);
+            // `raw`: compose reads the file as `docker run --env-file` does
+            // (docker/cli's kvfile), not as a `.env`.
+            let mut raw = false;
             let path_node = match &item.kind {
                 Kind::Map(entries) => {
-                    for (k, _) in entries {
-                        if !["path", "required"].contains(&k.name.as_str()) {
-                            self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over");
+                    for (k, v) in entries {
+                        match k.name.as_str() {
+                            "path" | "required" => {}
+                            "format" => match v.scalar().as_deref() {
+                                Some("raw") => raw = true,
+                                Some("") => {}
+                                Some(other) => self.error(
+                                    &v.at,
+                                    format!("`env_file.format` `{other}`: compose reads `raw` or the default (no `format`), and refuses the file"),
+                                ),
+                                None => self.expected(v, "env_file.format", "a string"),
+                            },
+                            _ => self.warn(&k.at, &format!("env_file.{}", k.name), "not carried over"),
                         }
                     }
                     match item.get("path") {
@@ -424,7 +454,11 @@ impl Importer {
             let path = self.resolve(&pieces);
             match (self.options.read)(std::path::Path::new(&path)) {
                 Ok(content) => {
-                    for (line, why) in super::env_file::differences(&content) {
+                    let differences = match raw {
+                        true => super::env_file::raw_differences(&content),
+                        false => super::env_file::differences(&content),
+                    };
+                    for (line, why) in differences {
                         self.warn(&path_node.at, "env_file", format!("{path}:{line}: {why}"));
                     }
                 }
@@ -450,6 +484,100 @@ impl Importer {
                 );
             }
             out.push("env_file", Scalar::Text(interpolate::template(&pieces)));
+        }
+    }
+
+    /// `label_file`: compose reads each file as it loads the project
+    /// (compose-go's `WithServicesLabelsResolved`), in order, as a `.env`
+    /// whose `${VAR}` are the labels of the files before, and gives the
+    /// container those labels, but where `labels` sets one. Read here: the
+    /// labels are the template's, and the file need not be on any host.
+    fn label_files(&mut self, node: &Node, def: &Node, out: &mut Map) {
+        // `labels` wins over every file, whatever its place in the service.
+        let own: Vec<String> = match def.get("labels").map(|l| &l.kind) {
+            Some(Kind::Map(entries)) => entries.iter().map(|(k, _)| k.name.clone()).collect(),
+            Some(Kind::List(items)) => items
+                .iter()
+                .filter_map(Node::scalar)
+                .map(|text| {
+                    text.split_once('=')
+                        .map_or(text.clone(), |(k, _)| k.to_string())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut read: Vec<(String, String)> = Vec::new();
+        for item in self.string_list(node, "label_file") {
+            // `{path, required, format}` (compose-go's LabelFile), as
+            // `env_file`'s long form.
+            let (path_node, required, raw) = match &item.kind {
+                Kind::Map(_) => (
+                    item.get("path"),
+                    item.get("required").and_then(Node::boolean) != Some(false),
+                    item.get("format").and_then(Node::scalar).as_deref() == Some("raw"),
+                ),
+                _ => (Some(item), true, false),
+            };
+            let Some(text) = path_node.and_then(Node::scalar) else {
+                self.expected(item, "label_file", "a path, or a map with `path`");
+                continue;
+            };
+            // Read now, with the values compose would read it with.
+            let text = self.as_compose_resolves(&text).unwrap_or(text);
+            let path = match text.starts_with('/') {
+                true => Some(text.clone()),
+                false => self.absolute(&text),
+            };
+            let content = path
+                .as_ref()
+                .map(|path| (self.options.read)(std::path::Path::new(path)));
+            let content = match content {
+                Some(Ok(content)) => content,
+                // Compose skips a missing optional file.
+                Some(Err(_)) if !required => continue,
+                Some(Err(e)) => {
+                    let path = path.unwrap_or_default();
+                    self.error(
+                        &item.at,
+                        format!(
+                            "`label_file` `{path}` cannot be read ({e}): compose refuses the file"
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    self.error(
+                        &item.at,
+                        format!("`label_file` `{text}`: no home folder to find it in"),
+                    );
+                    continue;
+                }
+            };
+            let labels = match raw {
+                true => super::env_file::parse_raw(&content, &read),
+                false => super::parse_dotenv_within(&content, &read),
+            };
+            for (name, value) in labels {
+                match read.iter_mut().find(|(n, _)| *n == name) {
+                    Some(label) => label.1 = value,
+                    None => read.push((name, value)),
+                }
+            }
+        }
+        for (name, value) in read {
+            if own.contains(&name) {
+                continue;
+            }
+            if let Err(msg) = syntax::check_label_name(&name) {
+                self.warn(
+                    &node.at,
+                    "label_file",
+                    format!("`{name}` not carried over: {msg}"),
+                );
+                continue;
+            }
+            out.map("labels")
+                .set(&name, Value::text(interpolate::verbatim(&value)));
         }
     }
 
@@ -559,7 +687,7 @@ impl Importer {
             return;
         };
         // (target as compose cleans it, the volume, where it is written)
-        let mut kept: Vec<(String, String, Place, bool)> = Vec::new();
+        let mut kept: Vec<(String, String, Place)> = Vec::new();
         for item in items {
             let parts = match &item.kind {
                 Kind::Map(_) => match self.long_volume(item, out) {
@@ -593,16 +721,19 @@ impl Importer {
                 self.tmpfs_volume(&self.resolve(source), target, &options, &item.at, out);
                 continue;
             }
-            let anonymous = parts.len() == 1;
+            let mut parts = parts;
+            if parts.len() == 1 {
+                parts.insert(0, self.anonymous_volume(&target, &item.at));
+            }
             if let Some(volume) = self.volume(parts, &item.at) {
-                kept.push((clean_target(&target), volume, item.at, anonymous));
+                kept.push((clean_target(&target), volume, item.at));
             }
         }
         // Compose mounts one volume per target, the last one listed
         // (prometheus-grafana's bind and named volume at /prometheus);
         // Docker refuses two.
         let service = self.service.clone().unwrap_or_default();
-        for (i, (target, volume, at, anonymous)) in kept.iter().enumerate() {
+        for (i, (target, volume, at)) in kept.iter().enumerate() {
             if kept[i + 1..].iter().any(|(later, ..)| later == target) {
                 self.warn(
                     at,
@@ -632,10 +763,38 @@ impl Importer {
                         volume,
                         read_only,
                         propagation,
-                        anonymous: *anonymous,
                     });
             }
         }
+    }
+
+    /// An anonymous volume (`- /var/lib/postgresql/data`): compose keeps it
+    /// when it restarts or recreates the container (it hands the old
+    /// container's anonymous volumes to the new one), so its data lives
+    /// until `down`; a unit's `docker run --rm` would remove it at every
+    /// stop. It is a volume of the instance's, named after the service and
+    /// the path, kept until `destroy --volumes` (and shared by `volumes_from`,
+    /// as compose shares it).
+    fn anonymous_volume(&mut self, target: &str, at: &Place) -> Vec<Piece> {
+        let service = self.service.clone().unwrap_or_default();
+        let path: String = clean_target(target)
+            .chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    true => c,
+                    false => '-',
+                },
+            )
+            .collect();
+        let name = format!("{}{path}", self.names[&service]);
+        self.warn(
+            at,
+            "volumes",
+            format!(
+                "an anonymous volume: compose keeps it when it restarts or recreates the container (until `down`), where a unit's `docker run --rm` would remove it at every stop; it is the instance's volume `{name}`, kept until `destroy --volumes`"
+            ),
+        );
+        vec![Piece::Text(name)]
     }
 
     /// A named volume that is a tmpfs (kong's `kong_prefix_vol`) is one: the
@@ -801,7 +960,6 @@ impl Importer {
         };
         let source = part(self, "source");
         for (k, v) in item.entries().unwrap_or_default() {
-            let key = format!("volumes.{}", k.name);
             match k.name.as_str() {
                 "type" | "source" | "target" | "read_only" | "consistency" => {}
                 "bind" => {
@@ -820,12 +978,7 @@ impl Importer {
                         }
                     }
                 }
-                "volume" if kind == "volume" && is_only(v, "nocopy") && source.is_some() => {}
-                "volume" if kind == "volume" && is_only(v, "nocopy") => self.warn(
-                    &k.at,
-                    &key,
-                    "`nocopy` is not carried over: an anonymous volume (no `source`) takes no mode in `docker run --volume`",
-                ),
+                "volume" if kind == "volume" && is_only(v, "nocopy") => {}
                 "volume" if let Some(sub) = v.get("subpath") => self.warn(
                     &sub.at,
                     "volumes.volume.subpath",
@@ -855,8 +1008,13 @@ impl Importer {
         match kind.as_str() {
             "volume" | "bind" => {
                 let mut parts = Vec::new();
-                if let Some(source) = source {
-                    parts.push(source);
+                match source {
+                    Some(source) => parts.push(source),
+                    None if kind == "volume" => {
+                        let resolved = self.resolve(&target);
+                        parts.push(self.anonymous_volume(&resolved, &item.at));
+                    }
+                    None => {}
                 }
                 parts.push(target);
                 // Read as the short form's mode (`volume` checks it).
@@ -1300,7 +1458,17 @@ impl Importer {
                 == Some(false);
             let Some(target) = self.names.get(&name.name).cloned() else {
                 // A required one refuses the file (`select_profiles`).
-                if self.scaled_to_zero.contains(&name.name) {
+                if let Some(kind) = self.providers.get(&name.name) {
+                    self.warn(
+                        &name.at,
+                        "depends_on",
+                        format!(
+                            "`{}` is left out (run by the `{kind}` provider, not a container): this service does not wait for it, and lacks the `{}_…` variables compose would give it",
+                            name.name,
+                            name.name.to_uppercase()
+                        ),
+                    );
+                } else if self.scaled_to_zero.contains(&name.name) {
                     self.warn(
                         &name.at,
                         "depends_on",
@@ -1377,6 +1545,10 @@ impl Importer {
                 .and_then(Node::boolean)
                 == Some(true);
             targets.push((target, restart));
+            // Compose waits for every container of a replicated service.
+            for copy in self.replicas.get(&name.name).cloned().unwrap_or_default() {
+                targets.push((self.names[&copy].clone(), restart));
+            }
         }
         if targets.iter().any(|(_, restart)| *restart) {
             let map = out.map("depends_on");
@@ -1451,9 +1623,35 @@ impl Importer {
     /// `deploy.replicas: 0` or `scale: 0` (windmill's indexer, "set to 1 to
     /// enable") it creates none of, and waits for none of, so they are left
     /// out, said at the key.
+    ///
+    /// So are services a provider runs (compose 2.36's `provider: {type:
+    /// model}`): `compose up` runs the `docker-TYPE` plugin of the machine
+    /// it runs on, which creates what it stands for and gives the services
+    /// that depend on it variables (`NAME_URL`…); no container, and nothing
+    /// a unit can run.
     pub(super) fn leave_out_scaled_to_zero(&mut self, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
         let mut kept = Vec::new();
         for (key, def) in entries {
+            if let Some((provider_key, provider)) = def
+                .entries()
+                .and_then(|e| e.iter().find(|(k, _)| k.name == "provider"))
+            {
+                let kind = provider
+                    .get("type")
+                    .and_then(Node::scalar)
+                    .unwrap_or_default();
+                self.providers.insert(key.name.clone(), kind.clone());
+                self.warn_about(
+                    Some(key.name.clone()),
+                    &provider_key.at,
+                    "provider",
+                    format!(
+                        "left out: `docker compose up` runs no container of it, but the `{kind}` provider (the `docker-{kind}` plugin of the machine compose runs on), which a unit cannot run; the services that depend on it lose the variables it gives them (`{}_…`): set what they need in their `environment`",
+                        key.name.to_uppercase()
+                    ),
+                );
+                continue;
+            }
             // The key's place, where its value is 0.
             let zero = |map: Option<&Node>, name: &str| {
                 let entries = map?.entries()?;
@@ -1465,6 +1663,7 @@ impl Importer {
                 .or_else(|| zero(Some(def), "scale").map(|at| (at, "scale")));
             let Some((at, what)) = found else {
                 kept.push((key.clone(), def.clone()));
+                kept.extend(self.replicate(key, def, entries));
                 continue;
             };
             self.scaled_to_zero.insert(key.name.clone());
@@ -1480,6 +1679,61 @@ impl Importer {
         kept
     }
 
+    /// `deploy.replicas: 3` (or `scale: 3`): compose runs three containers
+    /// of the service, which its name answers for in turn (each has it as a
+    /// network alias), and waits for all before its dependents. An instance
+    /// runs one container per service, so the copies are services of their
+    /// own, `worker-2` and `worker-3`, aliased `worker`; said at the key
+    /// (`Importer::deploy`). Compose refuses a `container_name` beside them
+    /// (a name must be unique).
+    fn replicate(&mut self, key: &Key, def: &Node, entries: &[(Key, Node)]) -> Vec<(Key, Node)> {
+        let count = |map: Option<&Node>, name: &str| {
+            let text = map?.get(name)?.scalar()?;
+            self.as_compose_resolves(&text)
+                .unwrap_or(text)
+                .trim()
+                .parse::<usize>()
+                .ok()
+        };
+        let count = count(def.get("deploy"), "replicas")
+            .or_else(|| count(Some(def), "scale"))
+            .unwrap_or(1);
+        if count < 2 {
+            return Vec::new();
+        }
+        if let Some((name_key, _)) = def
+            .entries()
+            .and_then(|e| e.iter().find(|(k, _)| k.name == "container_name"))
+        {
+            self.error(
+                &name_key.at,
+                format!(
+                    "`container_name` of service `{}`, which compose runs {count} containers of: compose refuses the file (a container name must be unique)",
+                    key.name
+                ),
+            );
+            return Vec::new();
+        }
+        let copies: Vec<String> = (2..=count).map(|i| format!("{}-{i}", key.name)).collect();
+        // A copy's name taken by a service of the file, or more copies than
+        // an instance should hold: one, said at the key.
+        if count > MAX_REPLICAS
+            || copies
+                .iter()
+                .any(|c| entries.iter().any(|(k, _)| k.name == *c))
+        {
+            return Vec::new();
+        }
+        for copy in &copies {
+            self.replica_of.insert(copy.clone(), key.name.clone());
+        }
+        self.replicas.insert(key.name.clone(), copies.clone());
+        copies
+            .into_iter()
+            .map(|name| (Key { name, at: key.at }, def.clone()))
+            .collect()
+    }
+
     fn deploy(&mut self, node: &Node, out: &mut Map) {
         let Some(entries) = node.entries() else {
             self.expected(node, "deploy", "a map");
@@ -1491,15 +1745,33 @@ impl Importer {
                 "resources" => self.resources(v, out),
                 "restart_policy" => self.restart_policy(v, out),
                 "replicas" if v.scalar().as_deref() == Some("1") => {}
-                "replicas" => self.warn(
-                    &k.at,
-                    &key,
-                    "not carried over: an instance runs one container per service; deploy more instances, or use fleet",
-                ),
+                "replicas" => self.replicas_said(&k.at, &key, v),
                 "mode" if v.scalar().as_deref() == Some("replicated") => {}
                 _ => self.warn(&k.at, &key, "swarm only: not carried over"),
             }
         }
+    }
+
+    /// Says how `deploy.replicas` (or `scale`) is carried (`replicate`).
+    fn replicas_said(&mut self, at: &Place, key: &str, node: &Node) {
+        let service = self.service.clone().unwrap_or_default();
+        let count = node.scalar().unwrap_or_default();
+        let message = match self.replicas.get(&service) {
+            Some(copies) => format!(
+                "compose runs {count} containers of it, which its name answers for in turn: the instance runs {count} services, `{}` and its copies {}, each with the network alias `{}`, and services that depend on it wait for all",
+                self.names[&service],
+                copies
+                    .iter()
+                    .map(|c| format!("`{}`", self.names[c]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.names[&service],
+            ),
+            None => format!(
+                "not carried over: compose runs {count} containers of it; an instance runs one here (a copy's name is taken, or more than {MAX_REPLICAS}): deploy more instances, or use fleet"
+            ),
+        };
+        self.warn(at, key, message);
     }
 
     fn resources(&mut self, node: &Node, out: &mut Map) {
@@ -1571,12 +1843,13 @@ impl Importer {
         out.set("restart", Value::text(policy));
     }
 
-    fn service_networks(&mut self, node: &Node, out: &mut Map) {
+    fn service_networks(&mut self, node: &Node, def: &Node, out: &mut Map) {
         let service = self.service.clone().unwrap_or_default();
         let mut joined = Vec::new();
         match &node.kind {
             Kind::List(items) => joined.extend(items.iter().filter_map(Node::scalar)),
             Kind::Map(entries) => {
+                let main = main_network(entries);
                 for (net, detail) in entries {
                     joined.push(net.name.clone());
                     for (k, v) in detail.entries().unwrap_or_default() {
@@ -1599,6 +1872,29 @@ impl Importer {
                                 &key,
                                 "not carried over: the instance network's subnet is Docker's choice, another for each instance, so no fixed address is given; others reach the service by name",
                             ),
+                            // The instance network is the service's only
+                            // one: what compose gives its main network
+                            // (highest `priority`, then name: compose-go's
+                            // NetworksByPriority) is given to it; on Debian's
+                            // Docker 20.10 (API 1.41) compose too sets the
+                            // main network's MAC address only.
+                            "mac_address" | "link_local_ips" if main.is_some_and(|m| m.name != net.name) => self.warn(
+                                &k.at,
+                                &key,
+                                format!(
+                                    "not carried over: the service joins one network, the instance's, which takes what compose gives `{}`, its main network (highest `priority`, then name)",
+                                    main.map_or("", |m| m.name.as_str())
+                                ),
+                            ),
+                            "mac_address" => self.network_mac_address(v, def, &key, out),
+                            "link_local_ips" => {
+                                for ip in self.string_list(v, &key) {
+                                    self.flag_value("--link-local-ip", ip, &key, out);
+                                }
+                            }
+                            // Which network is the main one, and the default
+                            // route: the instance network, the only one.
+                            "priority" | "gw_priority" => {}
                             _ => self.warn(&k.at, &key, "not carried over"),
                         }
                     }
@@ -1613,6 +1909,102 @@ impl Importer {
                 .entry(net)
                 .or_default()
                 .push(service.clone());
+        }
+    }
+
+    /// `post_start` and `pre_stop` (compose 2.30): commands compose runs in
+    /// the container (`docker exec`) once it has started, or before it
+    /// stops it. A unit runs none: each is said, with its command, for the
+    /// image's entrypoint or a hand to run it.
+    fn lifecycle_hooks(&mut self, key: &Key, node: &Node) {
+        let when = match key.name.as_str() {
+            "post_start" => "after starting it",
+            _ => "before stopping it",
+        };
+        let commands: Vec<String> = node
+            .items()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|hook| {
+                let command = hook.get("command")?;
+                let words = match command.items() {
+                    // The exec form as a shell would read it back.
+                    Some(items) => items
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .map(|word| crate::escape::sh_quote(&word))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => command.scalar()?,
+                };
+                let user = hook.get("user").and_then(Node::scalar);
+                Some(match user {
+                    Some(user) => format!("`{words}` (as {user})"),
+                    None => format!("`{words}`"),
+                })
+            })
+            .collect();
+        self.warn(
+            &key.at,
+            &key.name,
+            format!(
+                "not carried over: compose runs {} in the container (`docker exec`) {when}; a unit runs no such hook: make it part of the image's entrypoint, or run it with `docker exec` by hand",
+                match commands.is_empty() {
+                    true => "its commands".to_string(),
+                    false => commands.join(", "),
+                }
+            ),
+        );
+    }
+
+    /// `models` (compose 2.38): compose has Docker Model Runner, on the
+    /// machine it runs on, serve each model and gives the service its URL
+    /// and name (`LLM_URL`, `LLM_MODEL`, or the `endpoint_var` and
+    /// `model_var` given); nothing a unit has.
+    fn models(&mut self, key: &Key, node: &Node) {
+        let mut variables = Vec::new();
+        let mut named = |name: &str, detail: Option<&Node>| {
+            let default = name.to_uppercase().replace('-', "_");
+            for (field, suffix) in [("endpoint_var", "URL"), ("model_var", "MODEL")] {
+                let given = detail.and_then(|d| d.get(field)).and_then(Node::scalar);
+                variables.push(given.unwrap_or_else(|| format!("{default}_{suffix}")));
+            }
+        };
+        match &node.kind {
+            Kind::List(items) => items
+                .iter()
+                .filter_map(Node::scalar)
+                .for_each(|n| named(&n, None)),
+            Kind::Map(entries) => entries.iter().for_each(|(k, v)| named(&k.name, Some(v))),
+            _ => {}
+        }
+        self.warn(
+            &key.at,
+            "models",
+            format!(
+                "not carried over: compose has Docker Model Runner serve these models and gives the service {}; a unit has no model runner: run one as a service and set them in `environment`",
+                variables.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+
+    /// The main network's `mac_address`: the container's (`--mac-address`),
+    /// as compose gives it; one that differs from the service's own
+    /// `mac_address` is refused, as compose refuses it ("the service-level
+    /// mac_address should have the same value as network …").
+    fn network_mac_address(&mut self, node: &Node, def: &Node, key: &str, out: &mut Map) {
+        match def.get("mac_address").and_then(Node::scalar) {
+            None => self.flag_value("--mac-address", node, key, out),
+            Some(own) if node.scalar().as_deref() == Some(own.as_str()) => {}
+            Some(own) => {
+                let service = self.service.clone().unwrap_or_default();
+                self.error(
+                    &node.at,
+                    format!(
+                        "`{key}` of service `{service}` differs from its `mac_address` `{own}`: compose refuses to create the container"
+                    ),
+                );
+            }
         }
     }
 
@@ -1632,7 +2024,9 @@ impl Importer {
             Some(("service", other)) => match self.names.get(other) {
                 Some(name) => format!("service:{name}"),
                 None => {
-                    let why = if self.scaled_to_zero.contains(other) {
+                    let why = if self.providers.contains_key(other) {
+                        "is run by a provider, not a container, so there is no network to share: compose fails to start it"
+                    } else if self.scaled_to_zero.contains(other) {
                         "is scaled to 0, so there is no container whose network it could share: compose fails to start it"
                     } else {
                         "is not a service of this file: compose refuses the file"
@@ -1809,7 +2203,6 @@ impl Importer {
                     volume,
                     read_only: true,
                     propagation: None,
-                    anonymous: false,
                 });
         }
     }
@@ -2230,12 +2623,32 @@ fn host_entry(text: &str) -> String {
     }
 }
 
+/// The network compose connects a service to first, whose settings the
+/// container's own are on an older engine: the highest `priority`, then
+/// the first name (compose-go's `NetworksByPriority`).
+fn main_network(entries: &[(Key, Node)]) -> Option<&Key> {
+    let priority = |detail: &Node| {
+        detail
+            .get("priority")
+            .and_then(Node::scalar)
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    entries
+        .iter()
+        .min_by(|(a, x), (b, y)| priority(y).cmp(&priority(x)).then(a.name.cmp(&b.name)))
+        .map(|(key, _)| key)
+}
+
 fn unbracketed(address: &str) -> &str {
     address
         .strip_prefix('[')
         .and_then(|a| a.strip_suffix(']'))
         .unwrap_or(address)
 }
+
+/// The most containers of one compose service import makes services of.
+const MAX_REPLICAS: usize = 32;
 
 /// Compose keys that are one `docker run` flag: carried over in `docker_args`.
 const DOCKER_FLAGS: &[(&str, &str)] = &[

@@ -74,14 +74,6 @@ impl Importer {
                     if own.iter().any(|m| m.target == mount.target) {
                         continue;
                     }
-                    if mount.anonymous {
-                        self.warn_at_service(
-                            &service,
-                            &at,
-                            format!("`{source}`'s anonymous volume at `{}` is not carried over: another container cannot mount it here; give it a name in both", mount.target),
-                        );
-                        continue;
-                    }
                     let read_only = mode.unwrap_or(mount.read_only);
                     let flags: Vec<&str> = read_only
                         .then_some("ro")
