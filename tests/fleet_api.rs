@@ -1690,3 +1690,48 @@ fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
          so while it cannot reach etcd (etcd down, or not answering)"
     );
 }
+
+// Seen live: of two applies of one instance at once (from two machines),
+// one waited --fleet-wait for its copy, which the other had replaced
+// under the same name, then put its old units back over the other's.
+#[test]
+fn a_copy_another_apply_replaces_meanwhile_is_said_at_once_and_left_as_it_is() {
+    let (fake, client) = started(1);
+    // Another client's copy: other options under web@1's name, PUT right
+    // after this apply submitted its own (its fifth write).
+    let theirs = parse(&web("nginx:9.9").1).unwrap();
+    let theirs: Vec<_> = serde_json::from_value(options_json(&theirs)).unwrap();
+    fake.replace_options_after_writes(5, "blog-staging-web@1.service", theirs);
+    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(
+        fake.writes()[4],
+        "SUBMIT blog-staging-web@1.service",
+        "{:#?}",
+        fake.writes()
+    );
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-web@1.service to be loaded, with nothing running under its name: \
+             fleet now holds other unit text under blog-staging-web@1.service than unitgen submitted: \
+             changed while this ran (another apply of the instance at the same time, or a change by hand?)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-web@1.service ("),
+        "{message}"
+    );
+    // The other client's copy stays; this apply's template is put back.
+    assert!(exec_start(&fake, "blog-staging-web@1.service").ends_with("nginx:9.9"));
+    assert!(exec_start(&fake, WEB).ends_with("nginx:1.25"));
+    assert!(
+        !fake
+            .writes()
+            .iter()
+            .skip(5)
+            .any(|w| w.contains("blog-staging-web@1.service")),
+        "nothing written to the other's copy: {:#?}",
+        fake.writes()
+    );
+}

@@ -916,6 +916,7 @@ impl Run<'_, '_> {
         let (mut told, mut told_unplaced) = (false, false);
         loop {
             let (unit, state) = placed_state(self.client, name)?;
+            check_still_ours(&doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
@@ -976,6 +977,7 @@ impl Run<'_, '_> {
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
             let (unit, state) = placed_state(self.client, name)?;
+            check_still_ours(&doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
@@ -1160,11 +1162,46 @@ impl Run<'_, '_> {
     ) -> FleetError {
         let mut restored = Vec::new();
         let mut failed = Vec::new();
+        // Units someone else replaced while this apply ran (another apply
+        // of the instance): putting the old ones back would undo theirs.
+        let mut left_alone: Vec<String> = Vec::new();
+        let mut foreign = |name: &str, ours: &[UnitOption], old: Option<&[UnitOption]>| {
+            let theirs = match self.client.get_unit(name) {
+                Ok(Some(unit)) => unit.options,
+                _ => return false,
+            };
+            let foreign = theirs != ours && Some(theirs.as_slice()) != old;
+            if foreign {
+                left_alone.push(name.to_owned());
+            }
+            foreign
+        };
+        let replaced: Vec<usize> = (replaced.iter().copied())
+            .filter(|&m| {
+                let unit = members[m].unit;
+                !foreign(&unit.name, members[m].desired, unit.current.as_deref())
+            })
+            .collect();
+        let touched: Vec<(&str, Vec<usize>)> = (touched.iter())
+            .map(|(instance, rolling)| {
+                let rolling = (rolling.iter().copied())
+                    .filter(|&m| {
+                        let name = copy_name(&members[m].unit.name, instance);
+                        let old = members[m]
+                            .copies
+                            .get(instance)
+                            .map(|c| c.options.as_slice());
+                        !foreign(&name, members[m].desired, old)
+                    })
+                    .collect();
+                (*instance, rolling)
+            })
+            .collect();
         let mut attempt = |result: Result<(), FleetError>| match result {
             Err(e) if e.status() != Some(404) => failed.push(e.to_string()),
             _ => {}
         };
-        for &m in replaced {
+        for &m in &replaced {
             let unit = members[m].unit;
             attempt(self.client.delete_unit(&unit.name));
             if let Some(old) = &unit.current {
@@ -1199,7 +1236,7 @@ impl Run<'_, '_> {
                 attempt(result);
             }
         }
-        if !touched.is_empty() || !replaced.is_empty() {
+        if touched.iter().any(|(_, rolling)| !rolling.is_empty()) || !replaced.is_empty() {
             error.notes.push(if restored.is_empty() {
                 "rolled back: removed what this apply had started".to_owned()
             } else if failed.is_empty() {
@@ -1210,6 +1247,14 @@ impl Run<'_, '_> {
             } else {
                 format!("rolled back: restored {}", restored.join(", "))
             });
+        }
+        if !left_alone.is_empty() {
+            error.notes.push(format!(
+                "left as fleet has them: {} (fleet holds other unit text under them than this \
+                 apply submitted or found: another apply of the instance at the same time, or a \
+                 change by hand?); `unitgen plan INSTANCE --fleet` shows what differs",
+                left_alone.join(", ")
+            ));
         }
         for failure in failed {
             error.notes.push(format!("rollback incomplete: {failure}"));
@@ -1670,6 +1715,34 @@ fn has_metadata(metadata: &BTreeMap<String, String>, wanted: &[&str]) -> bool {
             .get(*key)
             .is_some_and(|v| values.contains(&v.as_str()))
     })
+}
+
+/// An error when fleet holds other options under `name` than `options`,
+/// which unitgen submitted under it: someone replaced the unit meanwhile
+/// (another apply of the instance, a PUT or `fleetctl submit` by hand).
+/// Its machine would never report this unit file: said at once, rather
+/// than after the wait, and the roll back leaves that unit as it is.
+fn check_still_ours(
+    doing: &str,
+    name: &str,
+    unit: Option<&Unit>,
+    options: &[UnitOption],
+) -> Result<(), FleetError> {
+    match unit {
+        Some(unit) if unit.options != options => {
+            Err(rollout_error(doing, replaced_meanwhile(name)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why unitgen leaves `name` alone: fleet holds other unit text under it
+/// than unitgen submitted, and not the one it had before either.
+fn replaced_meanwhile(name: &str) -> String {
+    format!(
+        "fleet now holds other unit text under {name} than unitgen submitted: changed while \
+         this ran (another apply of the instance at the same time, or a change by hand?)"
+    )
 }
 
 /// `name` as fleet has it, and the state the machine fleet placed it on

@@ -197,6 +197,10 @@ struct Cluster {
     /// is down or does not answer; a write among them is done first (etcd
     /// may take it before fleetd's wait for it ends).
     outage: Option<(usize, u32)>,
+    /// (writes, unit, options): once the log holds this many writes, the
+    /// unit's options are replaced before the next request is answered, as
+    /// a PUT of another client (another apply) would.
+    replace_after: Option<(usize, String, Vec<Opt>)>,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -261,6 +265,7 @@ impl FakeFleet {
             failed_stops: Vec::new(),
             etcd_unreachable: false,
             outage: None,
+            replace_after: None,
             hold_after: None,
             holding: false,
         }));
@@ -329,6 +334,14 @@ impl FakeFleet {
     /// writes among them are done all the same.
     pub fn etcd_outage_after_writes(&self, writes: usize, requests: u32) {
         self.cluster().outage = Some((writes, requests));
+    }
+
+    /// Once `writes` PUTs and DELETEs are in the log, the options of
+    /// `name` are replaced by `options` (its process goes on), as another
+    /// client's PUT of other options under its name: another apply of the
+    /// instance at the same time, from another machine.
+    pub fn replace_options_after_writes(&self, writes: usize, name: &str, options: Vec<Opt>) {
+        self.cluster().replace_after = Some((writes, name.to_owned(), options));
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -667,6 +680,17 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         return error(503, "fleet server unable to communicate with etcd");
     }
     let writes = cluster.log.iter().filter(|r| r.is_write()).count();
+    if cluster
+        .replace_after
+        .as_ref()
+        .is_some_and(|(after, _, _)| writes >= *after)
+    {
+        let (_, name, options) = cluster.replace_after.take().unwrap();
+        if let Some(unit) = cluster.units.get_mut(&name) {
+            unit.options = options;
+        }
+        reconcile(cluster);
+    }
     if let Some((after, left)) = cluster.outage
         && writes >= after
     {
