@@ -1375,3 +1375,49 @@ fn an_apply_whose_units_are_changed_before_it_ends_does_not_say_up_to_date() {
     );
     assert_eq!(app.run(&["plan", "live"]).0, Some(2));
 }
+
+// Routes were left out of fleet's units without a word: plan and apply
+// said "up to date" while no router served the domains (there is none on
+// fleet). They are refused where the route is written, before fleet is
+// asked anything.
+#[test]
+fn an_instance_with_routes_is_refused_on_fleet_at_its_route() {
+    let app = FleetApp::new();
+    std::fs::write(
+        app.dir.path().join("unitgen.yaml"),
+        "app: shop\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: shop:1\n\
+         \x20   ports: [\"8080:80\"]\n\
+         instances:\n\
+         \x20 live:\n\
+         \x20   routes:\n\
+         \x20     - hosts: shop.example.com\n\
+         \x20       service: web\n\
+         \x20       port: 80\n",
+    )
+    .unwrap();
+    let render = unitgen(app.dir.path(), &["render", "live", "--fleet"]);
+    let render = (render.status.code(), text(&render.stderr));
+    for (verb, (code, said)) in [
+        ("render", render),
+        ("plan", app.run(&["plan", "live"])),
+        ("apply", app.run(&["apply", "live"])),
+    ] {
+        assert_eq!(code, Some(1), "{verb}: {said}");
+        assert!(
+            flat(&said).contains(
+                "instance `live` routes shop.example.com to service `web`, and unitgen cannot \
+                 route on fleet: its units would run with no router and no route"
+            ),
+            "{verb}: {said}"
+        );
+        assert!(said.contains("unitgen.yaml:9:9"), "{verb}: {said}");
+        assert!(
+            flat(&said).contains("apply this instance without --fleet to the host whose router"),
+            "{verb}: {said}"
+        );
+    }
+    assert!(app.fleet.log().is_empty(), "{:#?}", app.fleet.summaries());
+}
