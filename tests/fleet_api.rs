@@ -1735,3 +1735,269 @@ fn a_copy_another_apply_replaces_meanwhile_is_said_at_once_and_left_as_it_is() {
         fake.writes()
     );
 }
+
+// Each answer as the live fleet (v1.0.0-15) sent it, status and body, for
+// requests it refuses or that find nothing (checked side by side).
+#[test]
+fn refusals_are_answered_with_live_fleets_bodies() {
+    let fake = FakeFleet::start();
+    let json = Some("application/json");
+    let run = r#""options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}]"#;
+    let template = format!(r#"{{"desiredState":"inactive",{run}}}"#);
+    assert_eq!(
+        fake.raw("PUT", "/fleet/v1/units/t@.service", json, &template)
+            .0,
+        201
+    );
+    let launched = format!(r#"{{"desiredState":"launched",{run}}}"#);
+    for (method, target, content_type, body, status, answer) in [
+        (
+            "GET",
+            "/fleet/v1/units/nosuch.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "DELETE",
+            "/fleet/v1/units/nosuch.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/nosuch.service",
+            json,
+            r#"{"desiredState":"launched"}"#,
+            409,
+            r#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/e.service",
+            json,
+            r#"{"desiredState":"launched","options":[]}"#,
+            409,
+            r#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/t@.service",
+            json,
+            &format!("{{{run}}}"),
+            409,
+            r#"{"error":{"code":409,"message":"must provide DesiredState to update existing unit"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/t@.service",
+            json,
+            r#"{"desiredState":"launched"}"#,
+            400,
+            r#"{"error":{"code":400,"message":"cannot activate template \"t@.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            Some("text/plain"),
+            "{}",
+            415,
+            r#"{"error":{"code":415,"message":"only acceptable Content-Type is application/json"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            None,
+            "{}",
+            415,
+            r#"{"error":{"code":415,"message":"expected 1 Content-Type, got 0"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            json,
+            &format!(r#"{{"name":"y.service","desiredState":"launched",{run}}}"#),
+            400,
+            r#"{"error":{"code":400,"message":"name in URL \"x.service\" differs from unit name in request body \"y.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.foo",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"invalid unit type: \"foo\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/a%20b.service",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"invalid character ' ' in unit name"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/noext",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"unit name must contain \".\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/c.service",
+            json,
+            r#"{"desiredState":"launched","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"},{"section":"X-Fleet","name":"MachineOf","value":"x.service"},{"section":"X-Fleet","name":"Conflicts","value":"x.service"}]}"#,
+            400,
+            r#"{"error":{"code":400,"message":"unresolvable requirements: peer \"x.service\" matches conflict \"x.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/g.service",
+            json,
+            r#"{"desiredState":"launched","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"},{"section":"X-Fleet","name":"Global","value":"true"},{"section":"X-Fleet","name":"MachineOf","value":"x.service"}]}"#,
+            400,
+            r#"{"error":{"code":400,"message":"Global cannot be used with Peers"}}"#,
+        ),
+        // A state outside the enum: fleetd fails writing it, with no word.
+        (
+            "PUT",
+            "/fleet/v1/units/z.service",
+            json,
+            &format!(r#"{{"desiredState":"bogus",{run}}}"#),
+            500,
+            r#"{"error":{"code":500,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units/z.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "POST",
+            "/fleet/v1/units",
+            None,
+            "",
+            405,
+            r#"{"error":{"code":405,"message":"only GET supported against this resource"}}"#,
+        ),
+        (
+            "POST",
+            "/fleet/v1/units/x.service",
+            None,
+            "",
+            405,
+            r#"{"error":{"code":405,"message":"only GET, PUT and DELETE supported against this resource"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/nosuch",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units/a/b",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=zzz",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"illegal base64 data at input byte 0"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=zzzz",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"unexpected EOF"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=a%20b",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"illegal base64 data at input byte 1"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=ZAAAAA==",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"token page must be greater than zero"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=CgABAA==",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"token limit must be 100"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=a&nextPageToken=b",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"too many values for page token"}}"#,
+        ),
+        // Nothing found: an empty object, no empty list.
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=ZAACAA==",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+        (
+            "GET",
+            "/fleet/v1/state?unitName=nosuch.service",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+        (
+            "GET",
+            "/fleet/v1/state?machineID=nosuch",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+    ] {
+        let got = fake.raw(method, target, content_type, body);
+        let want: serde_json::Value = serde_json::from_str(answer).unwrap();
+        assert_eq!(got, (status, want), "{method} {target} {body}");
+    }
+    // Live: `unable to decode body: invalid character 'b' looking for
+    // beginning of object key string` (Go's JSON decoder's words; the
+    // fake's decoder has its own).
+    let (status, body) = fake.raw("PUT", "/fleet/v1/units/x.service", json, "{bad");
+    assert_eq!(status, 400);
+    assert!(
+        (body["error"]["message"].as_str())
+            .is_some_and(|m| m.starts_with("unable to decode body: ")),
+        "{body}"
+    );
+}

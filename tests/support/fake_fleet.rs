@@ -42,6 +42,16 @@
 //! - with etcd stopped or not answering, fleetd answers every request 500
 //!   with no message (`{"error":{"code":500,"message":""}}`); a write may
 //!   be done all the same (`etcd_outage_after_writes`);
+//! - every refusal's status and body (`refusals_are_answered_with_live_
+//!   fleets_bodies` has each, side by side with live's): a missing unit
+//!   404 `unit does not exist`, an unknown path 404 with no message, 405,
+//!   415 (`expected 1 Content-Type, got 0`), 409, 400 for names, X-Fleet
+//!   options and page tokens; a desired state outside the enum 500 with
+//!   no message, nothing stored; a request without `Host` Go's plain-text
+//!   400; an empty list or page `{}` (no empty array); `201 Created` with
+//!   `Content-Length: 0`, 204 with none;
+//! - units and states are paged 100 at a time (`nextPageToken` `ZAACAA==`
+//!   for page 2), a page exactly full still names a next, empty, page;
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
@@ -56,7 +66,11 @@
 //! them no machine and no current state (`inactive` in the list, none in a
 //! unit's own answer). `/machines` lists the three machines.
 //!
-//! Not simulated: machine metadata (the fake machines have none, so a unit
+//! Not simulated: Go's JSON decoder's words for a body that is no JSON
+//! (`unable to decode body: ` and serde's); an agent busy unloading many
+//! units (live: 120 over about two minutes, a few seconds each, while a
+//! copy placed on that machine waited for its turn); machine metadata
+//! (the fake machines have none, so a unit
 //! requiring metadata never schedules), `Replaces=`, go-systemd's
 //! line-length sanity check, the `/discovery` resource; and the 1-3 s a
 //! live fleet keeps a copy it has just placed at `currentState: inactive`
@@ -523,6 +537,16 @@ fn handle_connection(stream: Box<dyn Stream>, cluster: &Mutex<Cluster>) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
+    // Go's net/http rejects an HTTP/1.1 request without Host before fleet
+    // sees it: plain text, not fleet's JSON (as live).
+    if !request.headers.iter().any(|(n, _)| n == "host") {
+        let said = "400 Bad Request: missing required Host header";
+        let answer = format!(
+            "HTTP/1.1 {said}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{said}"
+        );
+        reader.into_inner().write_all(answer.as_bytes()).ok();
+        return;
+    }
     let mut was_held = false;
     let mut cluster = loop {
         let mut held = cluster.lock().unwrap();
@@ -632,6 +656,10 @@ fn write_response(
     };
     let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
     let Some(body) = body else {
+        // Live: `201 Created` with `Content-Length: 0`, 204 with neither.
+        if status != 204 {
+            head.push_str("Content-Length: 0\r\n");
+        }
         head.push_str("\r\n");
         return stream.write_all(head.as_bytes());
     };
@@ -671,10 +699,6 @@ fn error(code: u16, message: &str) -> Answer {
 // ---- API (api/units.go, api/state.go) ------------------------------------
 
 fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
-    // Go's net/http rejects an HTTP/1.1 request without Host.
-    if !request.headers.iter().any(|(n, _)| n == "host") {
-        return error(400, "missing required Host header");
-    }
     // Live fleet v1.0's body, on every resource.
     if cluster.etcd_unreachable {
         return error(503, "fleet server unable to communicate with etcd");
@@ -833,13 +857,10 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
     if let Err(e) = validate_name(name) {
         return error(400, &e);
     }
-    // Stricter than fleet, which stores any string: unitgen must never send
-    // a state outside schema/v1-json.go's enum.
+    // A state outside schema/v1-json.go's enum: live fleetd stores
+    // nothing and answers 500 with no message (as while etcd is down).
     if !["", "inactive", "loaded", "launched"].contains(&body.desired_state.as_str()) {
-        return error(
-            400,
-            &format!("invalid value {:?} for JobState", body.desired_state),
-        );
+        return error(500, "");
     }
 
     let Some(existing) = cluster.units.get_mut(name) else {
