@@ -1421,3 +1421,81 @@ fn an_instance_with_routes_is_refused_on_fleet_at_its_route() {
     }
     assert!(app.fleet.log().is_empty(), "{:#?}", app.fleet.summaries());
 }
+
+/// A `destroy --fleet` killed before its network cleanup ran left the
+/// instance network on the machines, which fleet's API cannot show: a
+/// destroy run again (fleet has nothing of the instance, or some of it, or
+/// the cleanup unit a killed run launched) destroys what is left and runs
+/// the cleanup on every machine, whatever metadata the lost units had.
+/// Walked at every write of a destroy.
+#[test]
+fn a_destroy_killed_at_any_point_is_finished_by_the_next_destroy() {
+    let run = |fleet: &FakeFleet, dir: &Path| {
+        let out = unitgen(
+            dir,
+            &["destroy", "live", "--fleet", "--endpoint", fleet.endpoint()],
+        );
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let setup = || {
+        let fleet = FakeFleet::start();
+        fleet.set_forget_delay(Duration::from_millis(100));
+        let dir = tempfile::tempdir().unwrap();
+        lone_web(dir.path(), "hello");
+        let out = unitgen(
+            dir.path(),
+            &["apply", "live", "--fleet", "--endpoint", fleet.endpoint()],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        fleet.clear_log();
+        (fleet, dir)
+    };
+    let writes = {
+        let (fleet, dir) = setup();
+        let (code, said) = run(&fleet, dir.path());
+        assert_eq!(code, Some(0), "{said}");
+        fleet.writes().len()
+    };
+    let cleanup = "shop-live-network-cleanup.service";
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let walkers: Vec<_> = (1..writes)
+            .map(|k| {
+                scope.spawn(move || {
+                    let (fleet, dir) = setup();
+                    fleet.hold_after_writes(k);
+                    let mut child = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+                        .args(["destroy", "live", "--fleet", "--endpoint", fleet.endpoint()])
+                        .current_dir(dir.path())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    while !fleet.holding() {
+                        if let Some(status) = child.try_wait().unwrap() {
+                            return Some(format!("destroy ended ({status}) before write {k}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    fleet.release();
+                    fleet.clear_log();
+                    let (code, said) = run(&fleet, dir.path());
+                    let left: Vec<String> = fleet.units().into_iter().map(|u| u.name).collect();
+                    let ran = fleet.writes().contains(&format!("SUBMIT {cleanup}"));
+                    (code != Some(0) || !left.is_empty() || !ran).then(|| {
+                        format!(
+                            "killed after write {k}: the next destroy exited {code:?}, left \
+                             {left:?}, cleanup ran: {ran}: {said}"
+                        )
+                    })
+                })
+            })
+            .collect();
+        walkers
+            .into_iter()
+            .filter_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
