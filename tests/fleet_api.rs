@@ -1628,7 +1628,10 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
 
 // Live: a fleetd SIGKILLed and restarted by systemd answers every request
 // 503 "fleet server unable to communicate with etcd" until its old machine
-// entry expires (it logs "register machine failed: Key already exists").
+// entry expires (it logs "register machine failed: Key already exists");
+// one restarted by `systemctl restart` does for a second or two. (With
+// etcd down or stopped, fleetd answers 500 with no message, not 503: the
+// note said "etcd is down" for a 503.)
 #[test]
 fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     let fake = fake();
@@ -1642,9 +1645,9 @@ fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     assert!(
         said.starts_with(
             "listing fleet units: fleet answered 503: fleet server unable to communicate with \
-             etcd; fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
-             waits (about 30 s) for its old machine entry to expire; try again, or another \
-             machine's endpoint; fleet answered so for "
+             etcd; this fleetd has just (re)started and cannot use etcd yet: it waits for \
+             its machine entry there (after a crash, about 30 s, until the old one expires); \
+             try again, or another machine's endpoint; fleet answered so for "
         ) && said.ends_with(" s, each time it was asked again"),
         "{said}"
     );

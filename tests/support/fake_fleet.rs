@@ -202,9 +202,10 @@ struct Cluster {
     hold_after: Option<usize>,
     /// Whether a request is being held.
     holding: bool,
-    /// Every request answers 503, as a live fleetd does while it cannot
-    /// use etcd (etcd down; or just restarted, until its old machine entry
-    /// has expired: about 30 s).
+    /// Every request answers 503, as a live fleetd does just after it
+    /// (re)started, until it has its machine entry in etcd (after a crash,
+    /// until its old entry has expired: about 30 s). With etcd down it
+    /// answers 500 with no message instead (`outage`).
     etcd_unreachable: bool,
     /// (writes, requests): once the log holds this many writes, this many
     /// requests answer 500 with no message, as a live fleetd while etcd
