@@ -1689,7 +1689,7 @@ fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
     let err = status(&client, PREFIX, Some(2)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "reading unit states: fleet answered 500: an error with no message; fleetd answers \
+        "listing fleet units: fleet answered 500: an error with no message; fleetd answers \
          so while it cannot reach etcd (etcd down, or not answering)"
     );
 }
@@ -2002,5 +2002,68 @@ fn refusals_are_answered_with_live_fleets_bodies() {
         (body["error"]["message"].as_str())
             .is_some_and(|m| m.starts_with("unable to decode body: ")),
         "{body}"
+    );
+}
+
+// Seen live right after a roll, under load: a machine's state of a copy it
+// ran was missing for a moment (fleetd's agent deletes a stopped unit's
+// states by name, from a goroutine that can land after the new copy's
+// state, which it publishes again every 5 s). plan named the running copy
+// not running ("reports no state for it") and apply replaced it.
+#[test]
+fn a_state_missing_for_a_moment_is_read_again_and_nothing_is_replaced() {
+    let (fake, client) = started(2);
+    let desired = [web("nginx:1.25"), announce()];
+    fake.hide_state("blog-staging-web@1.service", 3);
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+    fake.hide_state("blog-staging-web@2.service", 3);
+    let units = status(&client, PREFIX, Some(2)).unwrap();
+    assert!(units.iter().all(|u| u.not_running.is_none()), "{units:#?}");
+    fake.hide_state("blog-staging-web@1.service", 3);
+    run(&client, &desired, 2).unwrap();
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+// Seen live: of two applies at once, one waited --fleet-wait for fleet to
+// forget the copy it had unloaded, which the other had meanwhile submitted
+// again under the same name (and ran): it never is forgotten.
+#[test]
+fn a_copy_submitted_by_another_apply_while_the_old_one_is_forgotten_is_said_at_once() {
+    let (fake, client) = started(1);
+    // The old copy's state stays 3 s: the roll waits for it.
+    fake.set_forget_delay(Duration::from_secs(6));
+    let theirs = parse(&web("nginx:9.9").1).unwrap();
+    let err = std::thread::scope(|scope| {
+        let rolling = scope.spawn(|| run(&client, &[web("nginx:1.27"), announce()], 1));
+        let waiting = "STATE blog-staging-web@1.service".to_owned();
+        support::wait_for(Duration::from_secs(60), || {
+            fake.summaries().contains(&waiting).then_some(())
+        })
+        .expect("the roll waits for fleet to forget copy 1");
+        // Another apply's copy, launched under the name.
+        client
+            .put_unit("blog-staging-web@1.service", JobState::Launched, &theirs)
+            .unwrap();
+        rolling.join().unwrap().unwrap_err()
+    });
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for fleet to forget blog-staging-web@1.service: fleet now holds other unit \
+             text under blog-staging-web@1.service than unitgen submitted"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-web@1.service ("),
+        "{message}"
+    );
+    assert!(exec_start(&fake, "blog-staging-web@1.service").ends_with("nginx:9.9"));
+    assert_eq!(
+        fake.unit("blog-staging-web@1.service")
+            .unwrap()
+            .desired_state,
+        "launched"
     );
 }

@@ -465,11 +465,7 @@ pub fn plan(
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
     let machines = client.list_machines()?;
-    let states: Vec<UnitState> = client
-        .list_state(None)?
-        .into_iter()
-        .filter(|s| s.name.starts_with(prefix))
-        .collect();
+    let states = settled_states(client, prefix, &units)?;
     for unit in units {
         if !unit.name.starts_with(prefix) {
             continue;
@@ -867,7 +863,27 @@ impl Run<'_, '_> {
         options: &[UnitOption],
         state: JobState,
     ) -> Result<(), FleetError> {
-        self.wait_forgotten(&[name.to_owned()])?;
+        // As this roll left it (unloaded, destroyed or never there): another
+        // apply's copy submitted under the name meanwhile would never be
+        // forgotten, and is said at once.
+        let as_left = |unit: Option<Unit>| unit.map(|u| (u.options, u.desired_state));
+        let left = as_left(self.client.get_unit(name)?);
+        let doing = format!("waiting for fleet to forget {name}");
+        let still_left = || {
+            if as_left(self.client.get_unit(name)?) == left {
+                Ok(())
+            } else {
+                Err(rollout_error(&doing, replaced_meanwhile(name)))
+            }
+        };
+        wait_forgotten(
+            self.client,
+            &[name.to_owned()],
+            self.options.wait_timeout,
+            self.options.poll_interval,
+            self.progress,
+            &still_left,
+        )?;
         (self.progress)(&format!("submitting {name}"));
         if state == JobState::Inactive {
             return self.client.put_unit(name, JobState::Inactive, options);
@@ -1146,6 +1162,7 @@ impl Run<'_, '_> {
             self.options.wait_timeout,
             self.options.poll_interval,
             self.progress,
+            &|| Ok(()),
         )
     }
 
@@ -1263,17 +1280,54 @@ impl Run<'_, '_> {
     }
 }
 
-/// Waits until no machine reports a state for any of `names`.
+/// How long a machine's state of a copy it runs may be missing: live
+/// fleetd's agent publishes each state as it changes, from a goroutine of
+/// its own, and all of them again every 5 s; a delete of the state of the
+/// copy it stopped under the same name can land after the new copy's
+/// state (it deletes the name's states on every machine), which is then
+/// missing until the next round (seen live right after a roll, under load).
+const STATE_GAP: Duration = Duration::from_secs(6);
+
+/// The states fleet's machines report of the units under `prefix`. While
+/// a copy fleet has launched and placed has no state on its machine, they
+/// are read again, for up to [`STATE_GAP`]: without, plan and status named
+/// a running copy not running for that moment, and apply replaced it
+/// (stopped and started a copy that ran as it should).
+fn settled_states(
+    client: &FleetClient,
+    prefix: &str,
+    units: &[Unit],
+) -> Result<Vec<UnitState>, FleetError> {
+    let deadline = Instant::now() + STATE_GAP;
+    loop {
+        let states: Vec<UnitState> = (client.list_state(None)?.into_iter())
+            .filter(|s| s.name.starts_with(prefix))
+            .collect();
+        let unreported = (units.iter())
+            .filter(|u| u.name.starts_with(prefix) && u.desired_state == Some(JobState::Launched))
+            .filter(|u| !u.machine_id.is_empty() && !is_global(&u.options))
+            .any(|u| !(states.iter()).any(|s| s.name == u.name && s.machine_id == u.machine_id));
+        if !unreported || Instant::now() >= deadline {
+            return Ok(states);
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until no machine reports a state for any of `names`, checking
+/// `unchanged` at each look (an error ends the wait).
 fn wait_forgotten(
     client: &FleetClient,
     names: &[String],
     timeout: Duration,
     poll: Duration,
     progress: &mut dyn FnMut(&str),
+    unchanged: &dyn Fn() -> Result<(), FleetError>,
 ) -> Result<(), FleetError> {
     let deadline = Instant::now() + timeout;
     let mut told = false;
     loop {
+        unchanged()?;
         let left: Vec<UnitState> = client
             .list_state(match names {
                 [one] => Some(one.as_str()),
@@ -1322,16 +1376,12 @@ pub fn status(
     prefix: &str,
     fleet_copies: Option<u32>,
 ) -> Result<Vec<UnitStatus>, FleetError> {
-    let states: Vec<UnitState> = client
-        .list_state(None)?
-        .into_iter()
-        .filter(|s| s.name.starts_with(prefix))
-        .collect();
     let fleet_units: Vec<Unit> = client
         .list_units()?
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
+    let states = settled_states(client, prefix, &fleet_units)?;
     let machines = client.list_machines()?;
     let copies_of = |template: &str| -> Vec<&str> {
         (fleet_units.iter())
@@ -1610,6 +1660,7 @@ pub fn destroy(
         options.wait_timeout,
         options.poll_interval,
         progress,
+        &|| Ok(()),
     )?;
     Ok(Destroyed {
         units: destroyed,
@@ -1646,6 +1697,7 @@ pub fn run_everywhere(
         options.wait_timeout,
         options.poll_interval,
         progress,
+        &|| Ok(()),
     )?;
     progress(&format!("running {name} on {} machines", machines.len()));
     client.put_unit(name, JobState::Launched, unit)?;

@@ -216,6 +216,8 @@ struct Cluster {
     /// unit's options are replaced before the next request is answered, as
     /// a PUT of another client (another apply) would.
     replace_after: Option<(usize, String, Vec<Opt>)>,
+    /// Units whose state the next so many `/state` answers leave out.
+    hidden_states: BTreeMap<String, u32>,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -281,6 +283,7 @@ impl FakeFleet {
             etcd_unreachable: false,
             outage: None,
             replace_after: None,
+            hidden_states: BTreeMap::new(),
             hold_after: None,
             holding: false,
         }));
@@ -357,6 +360,16 @@ impl FakeFleet {
     /// instance at the same time, from another machine.
     pub fn replace_options_after_writes(&self, writes: usize, name: &str, options: Vec<Opt>) {
         self.cluster().replace_after = Some((writes, name.to_owned(), options));
+    }
+
+    /// The next `answers` answers of `/state` leave out `name`'s state, as
+    /// a live fleet did for a running copy right after a roll: its agent's
+    /// delete of the old copy's state (every machine's, by name) landed
+    /// after the new copy's, which came back at its next round (5 s).
+    pub fn hide_state(&self, name: &str, answers: u32) {
+        self.cluster()
+            .hidden_states
+            .insert(name.to_owned(), answers);
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -1450,6 +1463,13 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "systemdSubState": sub,
         }));
     }
+    // Counted per answer, whether it names the unit or not.
+    for left in cluster.hidden_states.values_mut() {
+        *left = left.saturating_sub(1);
+    }
+    let hidden: Vec<String> = cluster.hidden_states.keys().cloned().collect();
+    states.retain(|s| !hidden.iter().any(|h| s["name"] == h.as_str()));
+    cluster.hidden_states.retain(|_, left| *left > 0);
     page(cluster, request, "states", states)
 }
 
