@@ -863,18 +863,19 @@ impl Run<'_, '_> {
         options: &[UnitOption],
         state: JobState,
     ) -> Result<(), FleetError> {
-        // As this roll left it (unloaded, destroyed or never there): another
-        // apply's copy submitted under the name meanwhile would never be
-        // forgotten, and is said at once.
-        let as_left = |unit: Option<Unit>| unit.map(|u| (u.options, u.desired_state));
-        let left = as_left(self.client.get_unit(name)?);
+        // As this roll left it: unloaded (inactive), destroyed or never
+        // there. A copy another apply submitted, launched or put back under
+        // the name meanwhile would never be forgotten: said at once.
+        let left = self.client.get_unit(name)?.map(|u| u.options);
         let doing = format!("waiting for fleet to forget {name}");
-        let still_left = || {
-            if as_left(self.client.get_unit(name)?) == left {
-                Ok(())
-            } else {
+        let still_left = || match self.client.get_unit(name)? {
+            Some(unit)
+                if unit.desired_state != Some(JobState::Inactive)
+                    || left.as_ref() != Some(&unit.options) =>
+            {
                 Err(rollout_error(&doing, replaced_meanwhile(name)))
             }
+            _ => Ok(()),
         };
         wait_forgotten(
             self.client,
