@@ -52,6 +52,10 @@
 //!   `Content-Length: 0`, 204 with none;
 //! - units and states are paged 100 at a time (`nextPageToken` `ZAACAA==`
 //!   for page 2), a page exactly full still names a next, empty, page;
+//! - a machine's state of a running copy may be missing for a moment
+//!   (right after a roll: the agent's delete of the old copy's states
+//!   lands after the new one's, published again within 5 s):
+//!   `hide_state`;
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
