@@ -608,18 +608,40 @@ fn usage_error(error: clap::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// fleet starts units on machines unitgen never writes to, so the env file
-/// a unit with secrets reads would not be there.
-fn refuse_secrets_on_fleet(instance: &Instance) -> miette::Result<()> {
-    match instance.services.iter().find(|s| !s.secrets.is_empty()) {
-        Some(service) => Err(miette::miette!(
+/// What an instance has that unitgen cannot run on fleet, refused before
+/// anything is rendered or asked. fleet starts units on machines unitgen
+/// never writes to, so the env file a unit with secrets reads would not be
+/// there. Routes need a router and the routes unit of a host: fleet's
+/// units would run without them, and plan and apply said "up to date"
+/// while no domain was served.
+fn refuse_what_fleet_cannot_run(instance: &Instance) -> miette::Result<()> {
+    if let Some(service) = instance.services.iter().find(|s| !s.secrets.is_empty()) {
+        return Err(miette::miette!(
             help =
                 "apply this instance to each host without --fleet, or pass the values another way",
             "service `{}` has secrets, which unitgen cannot deliver to fleet machines",
             service.name
-        )),
-        None => Ok(()),
+        ));
     }
+    if let Some(route) = instance.routes.first() {
+        let mut problem = crate::diagnostic::Problem::new(format!(
+            "instance `{}` routes {} to service `{}`, and unitgen cannot route on fleet: \
+             its units would run with no router and no route",
+            instance.instance,
+            route.hosts.join(", "),
+            route.service
+        ))
+        .label("routes")
+        .help(
+            "apply this instance without --fleet to the host whose router serves its \
+             domains, or leave `routes:` out of the instances you run on fleet",
+        );
+        if let Some(at) = &route.at {
+            problem = problem.at(at);
+        }
+        return Err(miette::Report::new(problem));
+    }
+    Ok(())
 }
 
 pub fn main() -> ExitCode {

@@ -420,6 +420,7 @@ mod tests {
             https_redirect: true,
             basic_auth: None,
             health_path: None,
+            at: None,
         }
     }
 

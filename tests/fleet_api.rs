@@ -1628,7 +1628,10 @@ fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
 
 // Live: a fleetd SIGKILLed and restarted by systemd answers every request
 // 503 "fleet server unable to communicate with etcd" until its old machine
-// entry expires (it logs "register machine failed: Key already exists").
+// entry expires (it logs "register machine failed: Key already exists");
+// one restarted by `systemctl restart` does for a second or two. (With
+// etcd down or stopped, fleetd answers 500 with no message, not 503: the
+// note said "etcd is down" for a 503.)
 #[test]
 fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     let fake = fake();
@@ -1642,9 +1645,9 @@ fn a_fleetd_that_cannot_use_etcd_is_said_so_with_what_to_do() {
     assert!(
         said.starts_with(
             "listing fleet units: fleet answered 503: fleet server unable to communicate with \
-             etcd; fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
-             waits (about 30 s) for its old machine entry to expire; try again, or another \
-             machine's endpoint; fleet answered so for "
+             etcd; this fleetd has just (re)started and cannot use etcd yet: it waits for \
+             its machine entry there (after a crash, about 30 s, until the old one expires); \
+             try again, or another machine's endpoint; fleet answered so for "
         ) && said.ends_with(" s, each time it was asked again"),
         "{said}"
     );
@@ -1686,7 +1689,381 @@ fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
     let err = status(&client, PREFIX, Some(2)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "reading unit states: fleet answered 500: an error with no message; fleetd answers \
+        "listing fleet units: fleet answered 500: an error with no message; fleetd answers \
          so while it cannot reach etcd (etcd down, or not answering)"
+    );
+}
+
+// Seen live: of two applies of one instance at once (from two machines),
+// one waited --fleet-wait for its copy, which the other had replaced
+// under the same name, then put its old units back over the other's.
+#[test]
+fn a_copy_another_apply_replaces_meanwhile_is_said_at_once_and_left_as_it_is() {
+    let (fake, client) = started(1);
+    // Another client's copy: other options under web@1's name, PUT right
+    // after this apply submitted its own (its fifth write).
+    let theirs = parse(&web("nginx:9.9").1).unwrap();
+    let theirs: Vec<_> = serde_json::from_value(options_json(&theirs)).unwrap();
+    fake.replace_options_after_writes(5, "blog-staging-web@1.service", theirs);
+    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(
+        fake.writes()[4],
+        "SUBMIT blog-staging-web@1.service",
+        "{:#?}",
+        fake.writes()
+    );
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-web@1.service to be loaded, with nothing running under its name: \
+             fleet now holds other unit text under blog-staging-web@1.service than unitgen submitted: \
+             changed while this ran (another apply of the instance at the same time, or a change by hand?)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-web@1.service ("),
+        "{message}"
+    );
+    // The other client's copy stays; this apply's template is put back.
+    assert!(exec_start(&fake, "blog-staging-web@1.service").ends_with("nginx:9.9"));
+    assert!(exec_start(&fake, WEB).ends_with("nginx:1.25"));
+    assert!(
+        !fake
+            .writes()
+            .iter()
+            .skip(5)
+            .any(|w| w.contains("blog-staging-web@1.service")),
+        "nothing written to the other's copy: {:#?}",
+        fake.writes()
+    );
+}
+
+// Each answer as the live fleet (v1.0.0-15) sent it, status and body, for
+// requests it refuses or that find nothing (checked side by side).
+#[test]
+fn refusals_are_answered_with_live_fleets_bodies() {
+    let fake = FakeFleet::start();
+    let json = Some("application/json");
+    let run = r#""options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}]"#;
+    let template = format!(r#"{{"desiredState":"inactive",{run}}}"#);
+    assert_eq!(
+        fake.raw("PUT", "/fleet/v1/units/t@.service", json, &template)
+            .0,
+        201
+    );
+    let launched = format!(r#"{{"desiredState":"launched",{run}}}"#);
+    for (method, target, content_type, body, status, answer) in [
+        (
+            "GET",
+            "/fleet/v1/units/nosuch.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "DELETE",
+            "/fleet/v1/units/nosuch.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/nosuch.service",
+            json,
+            r#"{"desiredState":"launched"}"#,
+            409,
+            r#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/e.service",
+            json,
+            r#"{"desiredState":"launched","options":[]}"#,
+            409,
+            r#"{"error":{"code":409,"message":"unit does not exist and options field empty"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/t@.service",
+            json,
+            &format!("{{{run}}}"),
+            409,
+            r#"{"error":{"code":409,"message":"must provide DesiredState to update existing unit"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/t@.service",
+            json,
+            r#"{"desiredState":"launched"}"#,
+            400,
+            r#"{"error":{"code":400,"message":"cannot activate template \"t@.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            Some("text/plain"),
+            "{}",
+            415,
+            r#"{"error":{"code":415,"message":"only acceptable Content-Type is application/json"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            None,
+            "{}",
+            415,
+            r#"{"error":{"code":415,"message":"expected 1 Content-Type, got 0"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.service",
+            json,
+            &format!(r#"{{"name":"y.service","desiredState":"launched",{run}}}"#),
+            400,
+            r#"{"error":{"code":400,"message":"name in URL \"x.service\" differs from unit name in request body \"y.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/x.foo",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"invalid unit type: \"foo\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/a%20b.service",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"invalid character ' ' in unit name"}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/noext",
+            json,
+            &launched,
+            400,
+            r#"{"error":{"code":400,"message":"unit name must contain \".\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/c.service",
+            json,
+            r#"{"desiredState":"launched","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"},{"section":"X-Fleet","name":"MachineOf","value":"x.service"},{"section":"X-Fleet","name":"Conflicts","value":"x.service"}]}"#,
+            400,
+            r#"{"error":{"code":400,"message":"unresolvable requirements: peer \"x.service\" matches conflict \"x.service\""}}"#,
+        ),
+        (
+            "PUT",
+            "/fleet/v1/units/g.service",
+            json,
+            r#"{"desiredState":"launched","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"},{"section":"X-Fleet","name":"Global","value":"true"},{"section":"X-Fleet","name":"MachineOf","value":"x.service"}]}"#,
+            400,
+            r#"{"error":{"code":400,"message":"Global cannot be used with Peers"}}"#,
+        ),
+        // A state outside the enum: fleetd fails writing it, with no word.
+        (
+            "PUT",
+            "/fleet/v1/units/z.service",
+            json,
+            &format!(r#"{{"desiredState":"bogus",{run}}}"#),
+            500,
+            r#"{"error":{"code":500,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units/z.service",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":"unit does not exist"}}"#,
+        ),
+        (
+            "POST",
+            "/fleet/v1/units",
+            None,
+            "",
+            405,
+            r#"{"error":{"code":405,"message":"only GET supported against this resource"}}"#,
+        ),
+        (
+            "POST",
+            "/fleet/v1/units/x.service",
+            None,
+            "",
+            405,
+            r#"{"error":{"code":405,"message":"only GET, PUT and DELETE supported against this resource"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/nosuch",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units/a/b",
+            None,
+            "",
+            404,
+            r#"{"error":{"code":404,"message":""}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=zzz",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"illegal base64 data at input byte 0"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=zzzz",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"unexpected EOF"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=a%20b",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"illegal base64 data at input byte 1"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=ZAAAAA==",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"token page must be greater than zero"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=CgABAA==",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"token limit must be 100"}}"#,
+        ),
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=a&nextPageToken=b",
+            None,
+            "",
+            400,
+            r#"{"error":{"code":400,"message":"too many values for page token"}}"#,
+        ),
+        // Nothing found: an empty object, no empty list.
+        (
+            "GET",
+            "/fleet/v1/units?nextPageToken=ZAACAA==",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+        (
+            "GET",
+            "/fleet/v1/state?unitName=nosuch.service",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+        (
+            "GET",
+            "/fleet/v1/state?machineID=nosuch",
+            None,
+            "",
+            200,
+            "{}",
+        ),
+    ] {
+        let got = fake.raw(method, target, content_type, body);
+        let want: serde_json::Value = serde_json::from_str(answer).unwrap();
+        assert_eq!(got, (status, want), "{method} {target} {body}");
+    }
+    // Live: `unable to decode body: invalid character 'b' looking for
+    // beginning of object key string` (Go's JSON decoder's words; the
+    // fake's decoder has its own).
+    let (status, body) = fake.raw("PUT", "/fleet/v1/units/x.service", json, "{bad");
+    assert_eq!(status, 400);
+    assert!(
+        (body["error"]["message"].as_str())
+            .is_some_and(|m| m.starts_with("unable to decode body: ")),
+        "{body}"
+    );
+}
+
+// Seen live right after a roll, under load: a machine's state of a copy it
+// ran was missing for a moment (fleetd's agent deletes a stopped unit's
+// states by name, from a goroutine that can land after the new copy's
+// state, which it publishes again every 5 s). plan named the running copy
+// not running ("reports no state for it") and apply replaced it.
+#[test]
+fn a_state_missing_for_a_moment_is_read_again_and_nothing_is_replaced() {
+    let (fake, client) = started(2);
+    let desired = [web("nginx:1.25"), announce()];
+    fake.hide_state("blog-staging-web@1.service", 3);
+    let planned = plan(&client, PREFIX, &desired, 2).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+    fake.hide_state("blog-staging-web@2.service", 3);
+    let units = status(&client, PREFIX, Some(2)).unwrap();
+    assert!(units.iter().all(|u| u.not_running.is_none()), "{units:#?}");
+    fake.hide_state("blog-staging-web@1.service", 3);
+    run(&client, &desired, 2).unwrap();
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+// Seen live: of two applies at once, one waited --fleet-wait for fleet to
+// forget the copy it had unloaded, which the other had meanwhile submitted
+// again under the same name (and ran): it never is forgotten.
+#[test]
+fn a_copy_submitted_by_another_apply_while_the_old_one_is_forgotten_is_said_at_once() {
+    let (fake, client) = started(1);
+    // The old copy's state stays 3 s: the roll waits for it.
+    fake.set_forget_delay(Duration::from_secs(6));
+    let theirs = parse(&web("nginx:9.9").1).unwrap();
+    let err = std::thread::scope(|scope| {
+        let rolling = scope.spawn(|| run(&client, &[web("nginx:1.27"), announce()], 1));
+        let waiting = "STATE blog-staging-web@1.service".to_owned();
+        support::wait_for(Duration::from_secs(60), || {
+            fake.summaries().contains(&waiting).then_some(())
+        })
+        .expect("the roll waits for fleet to forget copy 1");
+        // Another apply's copy, launched under the name.
+        client
+            .put_unit("blog-staging-web@1.service", JobState::Launched, &theirs)
+            .unwrap();
+        rolling.join().unwrap().unwrap_err()
+    });
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for fleet to forget blog-staging-web@1.service: fleet now holds other unit \
+             text under blog-staging-web@1.service than unitgen submitted"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-web@1.service ("),
+        "{message}"
+    );
+    assert!(exec_start(&fake, "blog-staging-web@1.service").ends_with("nginx:9.9"));
+    assert_eq!(
+        fake.unit("blog-staging-web@1.service")
+            .unwrap()
+            .desired_state,
+        "launched"
     );
 }

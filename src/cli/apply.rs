@@ -181,7 +181,7 @@ fn plan_one(
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     if args.fleet.fleet {
-        super::refuse_secrets_on_fleet(&instance)?;
+        super::refuse_what_fleet_cannot_run(&instance)?;
         return fleet::plan(&args.fleet, &instance, color)
             .map(|o| (matches!(o, Outcome::Clean), None));
     }
@@ -504,7 +504,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let overrides = args.template.overrides();
     let mut instance = compile(template, instance, &overrides)?;
     if args.fleet.fleet {
-        super::refuse_secrets_on_fleet(&instance)?;
+        super::refuse_what_fleet_cannot_run(&instance)?;
         return fleet::apply(&args.fleet, &instance, args.fleet_wait.duration()).map(|_| ());
     }
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;

@@ -460,9 +460,10 @@ fn copies_to_converge(unit: &fleet::PlannedUnit) -> String {
 }
 
 pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Outcome> {
+    let name = instance.prefix();
+    let _lock = lock(args.of_instance(instance).endpoint(), &name)?;
     let (client, plan) = fleet_plan(args, instance)?;
     let progress = Progress::default();
-    let name = instance.prefix();
     if !plan.has_changes() {
         progress.line(&format!(
             "{name} is up to date in fleet ({})",
@@ -478,11 +479,122 @@ pub fn apply(args: &FleetArgs, instance: &Instance, wait: Duration) -> Result<Ou
         progress.line(&format!("  {step}"))
     })
     .map_err(|e| miette!("apply of {name} to fleet failed: {e}"))?;
+    // Another apply of the instance from another machine (the lock is
+    // this machine's), or a hand, may have changed fleet meanwhile: seen
+    // live, one of two applies at once said up to date while the other's
+    // units ran. What fleet holds now is what is said.
+    let (_, after) = fleet_plan(args, instance)?;
+    let differences = not_held(&after);
+    if !differences.is_empty() {
+        return Err(miette!(
+            help = format!(
+                "`unitgen plan {} --fleet` shows what differs, and `unitgen apply {} --fleet` \
+                 applies the template again",
+                instance.instance, instance.instance
+            ),
+            "apply of {name} to fleet: every step was done, but fleet does not hold the \
+             template now (changed while this apply ran: another apply of the instance at \
+             the same time, or a change by hand?): {}",
+            differences.join("; ")
+        ));
+    }
     progress.line(&format!(
         "{name} is up to date in fleet ({})",
         client.endpoint()
     ));
     Ok(Outcome::Clean)
+}
+
+/// Where fleet does not hold what the plan's template says, a phrase a
+/// unit: its units' text, their copies, and the state each is told to
+/// keep. Not whether each runs at this moment: apply has seen each run,
+/// and a machine's state of a running copy was seen missing for a moment
+/// right after (live, under load); `plan` and `status` tell that.
+fn not_held(plan: &FleetPlan) -> Vec<String> {
+    let mut said = Vec::new();
+    for unit in plan.units.iter().filter(|u| u.action != Action::Unchanged) {
+        let mut why: Vec<String> = Vec::new();
+        match unit.action {
+            Action::Add => why.push("fleet does not have it".to_owned()),
+            Action::Remove => why.push("fleet still has it".to_owned()),
+            _ => {}
+        }
+        if unit.action == Action::Change && unit.current != unit.desired {
+            why.push(if unit.current.is_none() {
+                "fleet has no such template".to_owned()
+            } else {
+                "fleet holds other unit text".to_owned()
+            });
+        }
+        for copy in unit.copies.iter().filter(|c| !unit.is_extra(&c.instance)) {
+            if copy.desired_state != fleet::JobState::Launched {
+                why.push(format!(
+                    "{} is told to keep {}",
+                    copy.name,
+                    copy.desired_state.as_str()
+                ));
+            }
+            if unit.desired.as_ref().is_some_and(|d| d != &copy.options) {
+                why.push(format!("{} is not as applied", copy.name));
+            }
+        }
+        if unit.action == Action::Change {
+            for instance in &unit.missing {
+                why.push(format!("copy {instance} is missing"));
+            }
+            for (instance, _) in &unit.extra {
+                why.push(format!("copy {instance} is one too many"));
+            }
+        }
+        if !why.is_empty() {
+            said.push(format!("{} ({})", unit.name, why.join(", ")));
+        }
+    }
+    said
+}
+
+/// Waits for any other unitgen of this machine that changes the instance
+/// `prefix` in the fleet at `endpoint` (an apply, start, stop, restart,
+/// destroy), held until the returned file is dropped: two rolls of one
+/// instance at once undo each other (seen live: an apply said up to date,
+/// then the other's roll back put the old units back). Applies from two
+/// machines are not kept apart by this: `apply` checks what fleet holds
+/// when it is done.
+fn lock(endpoint: &str, prefix: &str) -> Result<std::fs::File> {
+    use sha1::Digest;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = Some(std::path::Path::new("/run/lock"))
+        .filter(|dir| dir.is_dir())
+        .map_or_else(std::env::temp_dir, |dir| dir.to_path_buf());
+    // The endpoint as a short digest: it is a URL, not a file name.
+    let cluster: String = (sha1::Sha1::digest(endpoint.as_bytes()).iter().take(6))
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!("unitgen-fleet-{cluster}-{prefix}.lock"));
+    // Read-only when another user made it: a lock needs no writing.
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(&path)
+        .or_else(|_| std::fs::File::open(&path))
+        .map_err(|e| {
+            miette!(
+                "locking {prefix} for fleet at {endpoint}: {}: {e}",
+                crate::diagnostic::shown_path(&path)
+            )
+        })?;
+    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+        crate::say!("waiting for another unitgen working on {prefix} in this fleet to finish...");
+        file.lock().map_err(|e| {
+            miette!(
+                "locking {prefix} for fleet at {endpoint}: {}: {e}",
+                crate::diagnostic::shown_path(&path)
+            )
+        })?;
+    }
+    Ok(file)
 }
 
 /// `fleet_copies`: the instance's `fleet.copies`, if its template can be
@@ -693,6 +805,7 @@ pub fn control(
     };
     let client = args.client()?;
     let name = crate::model::prefix(app, instance);
+    let _lock = lock(args.endpoint(), &name)?;
     let progress = Progress::default();
     let options = ApplyOptions {
         wait_timeout: wait,
@@ -730,6 +843,7 @@ pub fn control(
 
 pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
     let client = args.client()?;
+    let _lock = lock(args.endpoint(), &crate::model::prefix(app, instance))?;
     let progress = Progress::default();
     let options = ApplyOptions::default();
     let mut step = |step: &str| progress.line(&format!("  {step}"));

@@ -69,7 +69,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     match flavour {
         Flavour::Fleet => {
             for instance in &instances {
-                super::refuse_secrets_on_fleet(instance)?;
+                super::refuse_what_fleet_cannot_run(instance)?;
             }
         }
         // Units that name the state directory: secrets' env files, backups.

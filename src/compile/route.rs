@@ -183,6 +183,7 @@ impl ServiceCompiler<'_> {
                 https_redirect,
                 basic_auth,
                 health_path: service.health_path.clone(),
+                at: Some(item_at.clone()),
             };
             // Files are named after the route, which is unique on the host.
             let route_name = route.name.clone();

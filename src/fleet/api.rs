@@ -572,12 +572,13 @@ fn check(doing: &str, response: Response) -> Result<Vec<u8>, FleetError> {
         );
     }
     if response.status == 503 {
-        // Seen live: a fleetd restarted within its machine TTL answers so
-        // until its old machine entry in etcd expires.
+        // Seen live: a fleetd (re)started answers so until it has its
+        // machine entry in etcd: a few seconds, and after a crash until its
+        // old entry expires. With etcd down, fleetd answers 500 instead.
         error.notes.push(
-            "fleetd cannot use etcd: etcd is down, or this fleetd has just restarted and \
-             waits (about 30 s) for its old machine entry to expire; try again, or another \
-             machine's endpoint"
+            "this fleetd has just (re)started and cannot use etcd yet: it waits for its \
+             machine entry there (after a crash, about 30 s, until the old one expires); try \
+             again, or another machine's endpoint"
                 .to_owned(),
         );
     }

@@ -465,11 +465,7 @@ pub fn plan(
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
     let machines = client.list_machines()?;
-    let states: Vec<UnitState> = client
-        .list_state(None)?
-        .into_iter()
-        .filter(|s| s.name.starts_with(prefix))
-        .collect();
+    let states = settled_states(client, prefix, &units)?;
     for unit in units {
         if !unit.name.starts_with(prefix) {
             continue;
@@ -867,7 +863,28 @@ impl Run<'_, '_> {
         options: &[UnitOption],
         state: JobState,
     ) -> Result<(), FleetError> {
-        self.wait_forgotten(&[name.to_owned()])?;
+        // As this roll left it: unloaded (inactive), destroyed or never
+        // there. A copy another apply submitted, launched or put back under
+        // the name meanwhile would never be forgotten: said at once.
+        let left = self.client.get_unit(name)?.map(|u| u.options);
+        let doing = format!("waiting for fleet to forget {name}");
+        let still_left = || match self.client.get_unit(name)? {
+            Some(unit)
+                if unit.desired_state != Some(JobState::Inactive)
+                    || left.as_ref() != Some(&unit.options) =>
+            {
+                Err(rollout_error(&doing, replaced_meanwhile(name)))
+            }
+            _ => Ok(()),
+        };
+        wait_forgotten(
+            self.client,
+            &[name.to_owned()],
+            self.options.wait_timeout,
+            self.options.poll_interval,
+            self.progress,
+            &still_left,
+        )?;
         (self.progress)(&format!("submitting {name}"));
         if state == JobState::Inactive {
             return self.client.put_unit(name, JobState::Inactive, options);
@@ -916,6 +933,7 @@ impl Run<'_, '_> {
         let (mut told, mut told_unplaced) = (false, false);
         loop {
             let (unit, state) = placed_state(self.client, name)?;
+            check_still_ours(&doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
@@ -976,6 +994,7 @@ impl Run<'_, '_> {
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
             let (unit, state) = placed_state(self.client, name)?;
+            check_still_ours(&doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
@@ -1144,6 +1163,7 @@ impl Run<'_, '_> {
             self.options.wait_timeout,
             self.options.poll_interval,
             self.progress,
+            &|| Ok(()),
         )
     }
 
@@ -1160,11 +1180,46 @@ impl Run<'_, '_> {
     ) -> FleetError {
         let mut restored = Vec::new();
         let mut failed = Vec::new();
+        // Units someone else replaced while this apply ran (another apply
+        // of the instance): putting the old ones back would undo theirs.
+        let mut left_alone: Vec<String> = Vec::new();
+        let mut foreign = |name: &str, ours: &[UnitOption], old: Option<&[UnitOption]>| {
+            let theirs = match self.client.get_unit(name) {
+                Ok(Some(unit)) => unit.options,
+                _ => return false,
+            };
+            let foreign = theirs != ours && Some(theirs.as_slice()) != old;
+            if foreign {
+                left_alone.push(name.to_owned());
+            }
+            foreign
+        };
+        let replaced: Vec<usize> = (replaced.iter().copied())
+            .filter(|&m| {
+                let unit = members[m].unit;
+                !foreign(&unit.name, members[m].desired, unit.current.as_deref())
+            })
+            .collect();
+        let touched: Vec<(&str, Vec<usize>)> = (touched.iter())
+            .map(|(instance, rolling)| {
+                let rolling = (rolling.iter().copied())
+                    .filter(|&m| {
+                        let name = copy_name(&members[m].unit.name, instance);
+                        let old = members[m]
+                            .copies
+                            .get(instance)
+                            .map(|c| c.options.as_slice());
+                        !foreign(&name, members[m].desired, old)
+                    })
+                    .collect();
+                (*instance, rolling)
+            })
+            .collect();
         let mut attempt = |result: Result<(), FleetError>| match result {
             Err(e) if e.status() != Some(404) => failed.push(e.to_string()),
             _ => {}
         };
-        for &m in replaced {
+        for &m in &replaced {
             let unit = members[m].unit;
             attempt(self.client.delete_unit(&unit.name));
             if let Some(old) = &unit.current {
@@ -1199,7 +1254,7 @@ impl Run<'_, '_> {
                 attempt(result);
             }
         }
-        if !touched.is_empty() || !replaced.is_empty() {
+        if touched.iter().any(|(_, rolling)| !rolling.is_empty()) || !replaced.is_empty() {
             error.notes.push(if restored.is_empty() {
                 "rolled back: removed what this apply had started".to_owned()
             } else if failed.is_empty() {
@@ -1211,6 +1266,14 @@ impl Run<'_, '_> {
                 format!("rolled back: restored {}", restored.join(", "))
             });
         }
+        if !left_alone.is_empty() {
+            error.notes.push(format!(
+                "left as fleet has them: {} (fleet holds other unit text under them than this \
+                 apply submitted or found: another apply of the instance at the same time, or a \
+                 change by hand?); `unitgen plan INSTANCE --fleet` shows what differs",
+                left_alone.join(", ")
+            ));
+        }
         for failure in failed {
             error.notes.push(format!("rollback incomplete: {failure}"));
         }
@@ -1218,17 +1281,54 @@ impl Run<'_, '_> {
     }
 }
 
-/// Waits until no machine reports a state for any of `names`.
+/// How long a machine's state of a copy it runs may be missing: live
+/// fleetd's agent publishes each state as it changes, from a goroutine of
+/// its own, and all of them again every 5 s; a delete of the state of the
+/// copy it stopped under the same name can land after the new copy's
+/// state (it deletes the name's states on every machine), which is then
+/// missing until the next round (seen live right after a roll, under load).
+const STATE_GAP: Duration = Duration::from_secs(6);
+
+/// The states fleet's machines report of the units under `prefix`. While
+/// a copy fleet has launched and placed has no state on its machine, they
+/// are read again, for up to [`STATE_GAP`]: without, plan and status named
+/// a running copy not running for that moment, and apply replaced it
+/// (stopped and started a copy that ran as it should).
+fn settled_states(
+    client: &FleetClient,
+    prefix: &str,
+    units: &[Unit],
+) -> Result<Vec<UnitState>, FleetError> {
+    let deadline = Instant::now() + STATE_GAP;
+    loop {
+        let states: Vec<UnitState> = (client.list_state(None)?.into_iter())
+            .filter(|s| s.name.starts_with(prefix))
+            .collect();
+        let unreported = (units.iter())
+            .filter(|u| u.name.starts_with(prefix) && u.desired_state == Some(JobState::Launched))
+            .filter(|u| !u.machine_id.is_empty() && !is_global(&u.options))
+            .any(|u| !(states.iter()).any(|s| s.name == u.name && s.machine_id == u.machine_id));
+        if !unreported || Instant::now() >= deadline {
+            return Ok(states);
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until no machine reports a state for any of `names`, checking
+/// `unchanged` at each look (an error ends the wait).
 fn wait_forgotten(
     client: &FleetClient,
     names: &[String],
     timeout: Duration,
     poll: Duration,
     progress: &mut dyn FnMut(&str),
+    unchanged: &dyn Fn() -> Result<(), FleetError>,
 ) -> Result<(), FleetError> {
     let deadline = Instant::now() + timeout;
     let mut told = false;
     loop {
+        unchanged()?;
         let left: Vec<UnitState> = client
             .list_state(match names {
                 [one] => Some(one.as_str()),
@@ -1277,16 +1377,12 @@ pub fn status(
     prefix: &str,
     fleet_copies: Option<u32>,
 ) -> Result<Vec<UnitStatus>, FleetError> {
-    let states: Vec<UnitState> = client
-        .list_state(None)?
-        .into_iter()
-        .filter(|s| s.name.starts_with(prefix))
-        .collect();
     let fleet_units: Vec<Unit> = client
         .list_units()?
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
+    let states = settled_states(client, prefix, &fleet_units)?;
     let machines = client.list_machines()?;
     let copies_of = |template: &str| -> Vec<&str> {
         (fleet_units.iter())
@@ -1565,6 +1661,7 @@ pub fn destroy(
         options.wait_timeout,
         options.poll_interval,
         progress,
+        &|| Ok(()),
     )?;
     Ok(Destroyed {
         units: destroyed,
@@ -1601,6 +1698,7 @@ pub fn run_everywhere(
         options.wait_timeout,
         options.poll_interval,
         progress,
+        &|| Ok(()),
     )?;
     progress(&format!("running {name} on {} machines", machines.len()));
     client.put_unit(name, JobState::Launched, unit)?;
@@ -1670,6 +1768,34 @@ fn has_metadata(metadata: &BTreeMap<String, String>, wanted: &[&str]) -> bool {
             .get(*key)
             .is_some_and(|v| values.contains(&v.as_str()))
     })
+}
+
+/// An error when fleet holds other options under `name` than `options`,
+/// which unitgen submitted under it: someone replaced the unit meanwhile
+/// (another apply of the instance, a PUT or `fleetctl submit` by hand).
+/// Its machine would never report this unit file: said at once, rather
+/// than after the wait, and the roll back leaves that unit as it is.
+fn check_still_ours(
+    doing: &str,
+    name: &str,
+    unit: Option<&Unit>,
+    options: &[UnitOption],
+) -> Result<(), FleetError> {
+    match unit {
+        Some(unit) if unit.options != options => {
+            Err(rollout_error(doing, replaced_meanwhile(name)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why unitgen leaves `name` alone: fleet holds other unit text under it
+/// than unitgen submitted, and not the one it had before either.
+fn replaced_meanwhile(name: &str) -> String {
+    format!(
+        "fleet now holds other unit text under {name} than unitgen submitted: changed while \
+         this ran (another apply of the instance at the same time, or a change by hand?)"
+    )
 }
 
 /// `name` as fleet has it, and the state the machine fleet placed it on

@@ -74,6 +74,9 @@ pub struct Route {
     /// The service's `health_path`: the router polls it and sends no
     /// request to a backend that fails it.
     pub health_path: Option<String>,
+    /// Where the route was written, for a target that cannot serve it
+    /// (fleet).
+    pub at: Option<Location>,
 }
 
 impl Route {

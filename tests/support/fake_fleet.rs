@@ -42,6 +42,20 @@
 //! - with etcd stopped or not answering, fleetd answers every request 500
 //!   with no message (`{"error":{"code":500,"message":""}}`); a write may
 //!   be done all the same (`etcd_outage_after_writes`);
+//! - every refusal's status and body (`refusals_are_answered_with_live_
+//!   fleets_bodies` has each, side by side with live's): a missing unit
+//!   404 `unit does not exist`, an unknown path 404 with no message, 405,
+//!   415 (`expected 1 Content-Type, got 0`), 409, 400 for names, X-Fleet
+//!   options and page tokens; a desired state outside the enum 500 with
+//!   no message, nothing stored; a request without `Host` Go's plain-text
+//!   400; an empty list or page `{}` (no empty array); `201 Created` with
+//!   `Content-Length: 0`, 204 with none;
+//! - units and states are paged 100 at a time (`nextPageToken` `ZAACAA==`
+//!   for page 2), a page exactly full still names a next, empty, page;
+//! - a machine's state of a running copy may be missing for a moment
+//!   (right after a roll: the agent's delete of the old copy's states
+//!   lands after the new one's, published again within 5 s):
+//!   `hide_state`;
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
@@ -56,7 +70,11 @@
 //! them no machine and no current state (`inactive` in the list, none in a
 //! unit's own answer). `/machines` lists the three machines.
 //!
-//! Not simulated: machine metadata (the fake machines have none, so a unit
+//! Not simulated: Go's JSON decoder's words for a body that is no JSON
+//! (`unable to decode body: ` and serde's); an agent busy unloading many
+//! units (live: 120 over about two minutes, a few seconds each, while a
+//! copy placed on that machine waited for its turn); machine metadata
+//! (the fake machines have none, so a unit
 //! requiring metadata never schedules), `Replaces=`, go-systemd's
 //! line-length sanity check, the `/discovery` resource; and the 1-3 s a
 //! live fleet keeps a copy it has just placed at `currentState: inactive`
@@ -188,15 +206,22 @@ struct Cluster {
     hold_after: Option<usize>,
     /// Whether a request is being held.
     holding: bool,
-    /// Every request answers 503, as a live fleetd does while it cannot
-    /// use etcd (etcd down; or just restarted, until its old machine entry
-    /// has expired: about 30 s).
+    /// Every request answers 503, as a live fleetd does just after it
+    /// (re)started, until it has its machine entry in etcd (after a crash,
+    /// until its old entry has expired: about 30 s). With etcd down it
+    /// answers 500 with no message instead (`outage`).
     etcd_unreachable: bool,
     /// (writes, requests): once the log holds this many writes, this many
     /// requests answer 500 with no message, as a live fleetd while etcd
     /// is down or does not answer; a write among them is done first (etcd
     /// may take it before fleetd's wait for it ends).
     outage: Option<(usize, u32)>,
+    /// (writes, unit, options): once the log holds this many writes, the
+    /// unit's options are replaced before the next request is answered, as
+    /// a PUT of another client (another apply) would.
+    replace_after: Option<(usize, String, Vec<Opt>)>,
+    /// Units whose state the next so many `/state` answers leave out.
+    hidden_states: BTreeMap<String, u32>,
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -261,6 +286,8 @@ impl FakeFleet {
             failed_stops: Vec::new(),
             etcd_unreachable: false,
             outage: None,
+            replace_after: None,
+            hidden_states: BTreeMap::new(),
             hold_after: None,
             holding: false,
         }));
@@ -329,6 +356,24 @@ impl FakeFleet {
     /// writes among them are done all the same.
     pub fn etcd_outage_after_writes(&self, writes: usize, requests: u32) {
         self.cluster().outage = Some((writes, requests));
+    }
+
+    /// Once `writes` PUTs and DELETEs are in the log, the options of
+    /// `name` are replaced by `options` (its process goes on), as another
+    /// client's PUT of other options under its name: another apply of the
+    /// instance at the same time, from another machine.
+    pub fn replace_options_after_writes(&self, writes: usize, name: &str, options: Vec<Opt>) {
+        self.cluster().replace_after = Some((writes, name.to_owned(), options));
+    }
+
+    /// The next `answers` answers of `/state` leave out `name`'s state, as
+    /// a live fleet did for a running copy right after a roll: its agent's
+    /// delete of the old copy's state (every machine's, by name) landed
+    /// after the new copy's, which came back at its next round (5 s).
+    pub fn hide_state(&self, name: &str, answers: u32) {
+        self.cluster()
+            .hidden_states
+            .insert(name.to_owned(), answers);
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -510,6 +555,16 @@ fn handle_connection(stream: Box<dyn Stream>, cluster: &Mutex<Cluster>) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
+    // Go's net/http rejects an HTTP/1.1 request without Host before fleet
+    // sees it: plain text, not fleet's JSON (as live).
+    if !request.headers.iter().any(|(n, _)| n == "host") {
+        let said = "400 Bad Request: missing required Host header";
+        let answer = format!(
+            "HTTP/1.1 {said}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{said}"
+        );
+        reader.into_inner().write_all(answer.as_bytes()).ok();
+        return;
+    }
     let mut was_held = false;
     let mut cluster = loop {
         let mut held = cluster.lock().unwrap();
@@ -619,6 +674,10 @@ fn write_response(
     };
     let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
     let Some(body) = body else {
+        // Live: `201 Created` with `Content-Length: 0`, 204 with neither.
+        if status != 204 {
+            head.push_str("Content-Length: 0\r\n");
+        }
         head.push_str("\r\n");
         return stream.write_all(head.as_bytes());
     };
@@ -658,15 +717,22 @@ fn error(code: u16, message: &str) -> Answer {
 // ---- API (api/units.go, api/state.go) ------------------------------------
 
 fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
-    // Go's net/http rejects an HTTP/1.1 request without Host.
-    if !request.headers.iter().any(|(n, _)| n == "host") {
-        return error(400, "missing required Host header");
-    }
     // Live fleet v1.0's body, on every resource.
     if cluster.etcd_unreachable {
         return error(503, "fleet server unable to communicate with etcd");
     }
     let writes = cluster.log.iter().filter(|r| r.is_write()).count();
+    if cluster
+        .replace_after
+        .as_ref()
+        .is_some_and(|(after, _, _)| writes >= *after)
+    {
+        let (_, name, options) = cluster.replace_after.take().unwrap();
+        if let Some(unit) = cluster.units.get_mut(&name) {
+            unit.options = options;
+        }
+        reconcile(cluster);
+    }
     if let Some((after, left)) = cluster.outage
         && writes >= after
     {
@@ -809,13 +875,10 @@ fn set_unit(cluster: &mut Cluster, request: &HttpRequest, item: &str) -> Answer 
     if let Err(e) = validate_name(name) {
         return error(400, &e);
     }
-    // Stricter than fleet, which stores any string: unitgen must never send
-    // a state outside schema/v1-json.go's enum.
+    // A state outside schema/v1-json.go's enum: live fleetd stores
+    // nothing and answers 500 with no message (as while etcd is down).
     if !["", "inactive", "loaded", "launched"].contains(&body.desired_state.as_str()) {
-        return error(
-            400,
-            &format!("invalid value {:?} for JobState", body.desired_state),
-        );
+        return error(500, "");
     }
 
     let Some(existing) = cluster.units.get_mut(name) else {
@@ -1404,6 +1467,13 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             "systemdSubState": sub,
         }));
     }
+    // Counted per answer, whether it names the unit or not.
+    for left in cluster.hidden_states.values_mut() {
+        *left = left.saturating_sub(1);
+    }
+    let hidden: Vec<String> = cluster.hidden_states.keys().cloned().collect();
+    states.retain(|s| !hidden.iter().any(|h| s["name"] == h.as_str()));
+    cluster.hidden_states.retain(|_, left| *left > 0);
     page(cluster, request, "states", states)
 }
 
