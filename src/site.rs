@@ -365,12 +365,29 @@ fn check_host_key(name: &str) -> Result<(), String> {
     }
 }
 
+/// What no app alone can see: one host name and path routed by two apps,
+/// two instances on one host publishing one port. `validate` reports them
+/// all; `plan` and `apply` refuse, before anything changes, those that
+/// involve an instance they act on.
+pub struct Clash {
+    pub problem: Problem,
+    /// The two instances, as `APP/INSTANCE`.
+    pub between: [String; 2],
+}
+
+/// Every clash of the site, `compiled` being its instances that compile.
+pub fn clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
+    let mut found = host_port_clashes(site, compiled);
+    found.extend(route_clashes(site));
+    found
+}
+
 /// One host name and path routed by instances of two apps: each app sees
-/// only its own instances' routes. Located at the second claim (in the
-/// site file).
-pub fn route_clashes(site: &Site) -> Problems {
-    let mut problems = Problems::default();
-    let mut claimed: Vec<(Claim, String)> = Vec::new();
+/// only its own instances' routes. Located at the second claim, with the
+/// first shown too (both in the site file).
+fn route_clashes(site: &Site) -> Vec<Clash> {
+    let mut clashes = Vec::new();
+    let mut claimed: Vec<(Claim, String, Location)> = Vec::new();
     for app in &site.apps {
         let file = app.template.instances_file();
         let entries = Entries { file, site: true };
@@ -383,29 +400,31 @@ pub fn route_clashes(site: &Site) -> Problems {
             };
             let label = format!("{}/{}", app.name, placed.instance);
             for (claim, at) in crate::compile::route::claimed_places(file, decls) {
-                if let Some((_, other)) = claimed.iter().find(|(c, _)| *c == claim) {
-                    problems.push(
-                        Problem::new(format!("{claim} is routed by {other} and by {label}"))
+                if let Some((_, other, first)) = claimed.iter().find(|(c, _, _)| *c == claim) {
+                    clashes.push(Clash {
+                        problem: Problem::new(format!("{claim} is routed by {other} and by {label}"))
                             .at(&at)
-                            .label("claimed twice")
+                            .label(format!("claimed by {label}"))
+                            .also_at(first, format!("claimed by {other}"))
                             .help("a host name and path go to one instance of one app: give one of them another name or path"),
-                    );
+                        between: [other.clone(), label.clone()],
+                    });
                 }
-                mine.push((claim, label.clone()));
+                mine.push((claim, label.clone(), at));
             }
         }
         // Within an app the compiler says it (at each of its instances).
         claimed.extend(mine);
     }
-    problems
+    clashes
 }
 
 /// Two instances on one host that publish the same host port: neither app
 /// alone can see it. Each clash is located at the `host:` of the instance
-/// that came second (the assignment to change).
-pub fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Problems {
-    let mut problems = Problems::default();
-    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+/// that came second (the assignment to change), with the first's shown too.
+fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
+    let mut clashes = Vec::new();
+    let mut seen: BTreeMap<(String, String), (String, String, &Placed)> = BTreeMap::new();
     for instance in compiled {
         let Some(placed) = site.placed(&instance.app, &instance.instance) else {
             continue;
@@ -419,24 +438,26 @@ pub fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Problems {
                 let key = format!("{host_port}/{}", port.protocol.as_str());
                 let owner = format!("{name} ({})", service.name);
                 match seen.get(&(placed.host.clone(), key.clone())) {
-                    Some(first) if !first.starts_with(&format!("{name} ")) => problems.push(
-                        Problem::new(format!(
+                    Some((first_name, first, first_placed)) if *first_name != name => clashes.push(Clash {
+                        problem: Problem::new(format!(
                             "{first} and {owner} both publish port {key} on host `{}`",
                             placed.host
                         ))
                         .at(&placed.host_at)
-                        .label("assigned here")
+                        .label(format!("{name} assigned here"))
+                        .also_at(&first_placed.host_at, format!("{first_name} assigned here"))
                         .help("one host port serves one instance: assign one of them to another host, or change its port"),
-                    ),
+                        between: [first_name.clone(), name.clone()],
+                    }),
                     Some(_) => {}
                     None => {
-                        seen.insert((placed.host.clone(), key), owner);
+                        seen.insert((placed.host.clone(), key), (name.clone(), owner, placed));
                     }
                 }
             }
         }
     }
-    problems
+    clashes
 }
 
 #[cfg(test)]
