@@ -105,6 +105,54 @@ fn site_mistakes_are_located_in_the_site_file() {
     });
 }
 
+/// An instance publishing the port the host's router listens on (443 by
+/// default) for another instance's routes passed validate; applied, the
+/// router or the container could not bind it. And two instances of a host
+/// publishing one port on two addresses, which Docker allows, were called
+/// a clash (which apply now refuses). Both are told as Docker binds them.
+#[test]
+fn a_host_port_clashes_with_the_router_and_only_on_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: nginx:1\n    ports: [\"{{ ip }}:{{ port }}:80\"]\n",
+    )
+    .unwrap();
+    let site = |ip: &str, port: u16, routes: &str| {
+        format!(
+            "hosts:\n  web1: {{address: 192.0.2.1}}\napps:\n  shop:\n    template: shop.yaml\n    defaults: {{host: web1}}\n    instances:\n      live: {{ip: 127.0.0.1, port: 8080{routes}}}\n      admin: {{ip: '{ip}', port: {port}}}\n"
+        )
+    };
+    let routes = ", routes: [{hosts: shop.example.com, service: web, port: 80}]";
+    let validate = |yaml: &str| {
+        std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+        unitgen(dir.path(), &["validate"])
+    };
+    let out = validate(&site("0.0.0.0", 443, routes));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // (Laid out at 100 columns: the message is on two lines.)
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "the host's router (`https_port` of shop/live's `router:`) and shop/admin (web)"
+        ) && said.contains("port 443/tcp on host `web1`"),
+        "{said}"
+    );
+    // Without routes there is no router to clash with.
+    let out = validate(&site("0.0.0.0", 443, ""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // One port on two addresses is two sockets; on one address, one.
+    let out = validate(&site("127.0.0.2", 8080, ""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = validate(&site("127.0.0.1", 8080, ""));
+    assert!(
+        text(&out.stderr)
+            .contains("shop/live (web) and shop/admin (web) both publish port 8080/tcp"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// A host named `"web1\n## Owned"` was taken: `validate` printed the
 /// line break as it is, and every message, `status` and the docs' tables
 /// carried it. A host is named as a machine is.
