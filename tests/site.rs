@@ -487,12 +487,12 @@ fn a_domain_moved_between_apps_is_served_throughout_with_its_certificate() {
         let load = Load::start_https(https, DOMAIN, &root);
         let said = apply();
         let answers = load.stop();
+        let served = [from, to].map(|label| label.replace('/', " "));
+        assert_eq!(bodies(&answers), served, "{answers:?}");
         assert!(
             said.contains(&format!("{to}: {DOMAIN} moves here from {from}")),
             "{said}"
         );
-        let served = [from, to].map(|label| label.replace('/', " "));
-        assert_eq!(bodies(&answers), served, "{answers:?}");
         assert_eq!(served_certificate(DOMAIN, https), certificate);
         let plan = world.unitgen_in(&dir, file, &["plan", "--host", "h1"]);
         assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
