@@ -116,6 +116,9 @@ pub struct Problem {
     pub at: Option<Location>,
     pub label: Option<String>,
     pub help: Option<String>,
+    /// Other places the problem involves (the first of two claims), drawn
+    /// with `at` when they are in its file.
+    pub also: Vec<(Location, String)>,
 }
 
 impl Problem {
@@ -125,7 +128,14 @@ impl Problem {
             at: None,
             label: None,
             help: None,
+            also: Vec::new(),
         }
+    }
+
+    /// One more place the problem involves, with what it is there.
+    pub fn also_at(mut self, at: &Location, label: impl Into<String>) -> Self {
+        self.also.push((at.clone(), printable(&label.into())));
+        self
     }
 
     pub fn at(mut self, at: &Location) -> Self {
@@ -246,9 +256,16 @@ impl Diagnostic for Problem {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let at = self.shown_at()?;
         let label = self.label.clone().or_else(|| Some(String::from("here")));
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            label, at.span,
-        ))))
+        let first = LabeledSpan::new_with_span(label, at.span);
+        // A snippet shows one file: other places in it are drawn, each once.
+        let also = (self.also.iter())
+            .filter(|(place, _)| {
+                place.file.name() == at.file.name()
+                    && place.span != at.span
+                    && place.too_wide().is_none()
+            })
+            .map(|(place, label)| LabeledSpan::new_with_span(Some(label.clone()), place.span));
+        Some(Box::new(std::iter::once(first).chain(also)))
     }
 }
 

@@ -57,6 +57,37 @@ pub struct Changed {
     pub new: UnitFile,
 }
 
+/// How `plan` describes a change of a service's routing alone (see
+/// [`routing_only`]).
+pub const ROUTING_REWRITE: &str =
+    "changed: rewrite: only whether the router sends it traffic, its container keeps running";
+
+/// Whether `old` and `new` differ only in unitgen's record of whether the
+/// router sends the service traffic (`Routed=`, the comment that says so,
+/// and the unit's digest): systemd runs the same command from both, so
+/// the file is rewritten and the running container kept. A restart would
+/// drop requests just as the router starts (or stops) sending them, as
+/// when a domain moves from one instance to another.
+pub fn routing_only(old: &str, new: &str) -> bool {
+    fn runs(text: &str) -> impl Iterator<Item = &str> {
+        text.lines().filter(|line| {
+            !line.starts_with('#')
+                && !line.starts_with(crate::render::ROUTED_KEY)
+                && !line.starts_with(crate::render::DIGEST_KEY)
+        })
+    }
+    old != new && (is_routed(old) || is_routed(new)) && runs(old).eq(runs(new))
+}
+
+impl Changed {
+    /// Started rather than restarted (a no-op when it runs): a network
+    /// unit ([`starts_on_change`]) or a change of routing alone
+    /// ([`routing_only`]).
+    pub fn only_started(&self) -> bool {
+        starts_on_change(&self.new.text) || routing_only(&self.old.text, &self.new.text)
+    }
+}
+
 /// A unit whose text is unchanged but whose container runs another image
 /// than its image reference names on this host now (the tag moved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -659,7 +690,7 @@ impl Plan {
         );
         units.extend(
             (self.change.iter())
-                .filter(|c| starts_on_change(&c.new.text))
+                .filter(|c| c.only_started())
                 .map(|c| c.new.name.clone()),
         );
         self.started_by_apply(&units)
@@ -670,7 +701,7 @@ impl Plan {
     pub fn to_restart(&self) -> Vec<String> {
         let repaired = self.repair.iter().filter(|r| r.restart());
         let mut units: Vec<String> = (self.change.iter())
-            .filter(|c| !reloads_on_change(&c.new.text) && !starts_on_change(&c.new.text))
+            .filter(|c| !reloads_on_change(&c.new.text) && !c.only_started())
             .map(|c| c.new.name.clone())
             .collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
@@ -830,6 +861,8 @@ impl Plan {
             };
             let what = if self.triggered.contains(&change.new.name) {
                 "changed: rewrite; runs the new text next time"
+            } else if routing_only(&change.old.text, &change.new.text) {
+                ROUTING_REWRITE
             } else if is_routed(&change.new.text) {
                 ROUTED_REPLACE
             } else if reloads_on_change(&change.new.text) {
@@ -1055,6 +1088,30 @@ fn without_digest(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service becoming routed (or giving its route up) changed only
+    /// `Routed=` and its comment, yet apply restarted it, and requests
+    /// through the router failed while a domain moved to it.
+    #[test]
+    fn a_change_of_routing_alone_keeps_the_service_running() {
+        let unit = |routed: &str, exec: &str| UnitFile {
+            name: "blog-live-web.service".into(),
+            text: format!(
+                "[Service]\nExecStart={exec}\n\n[X-Unitgen]\nApp=blog\nInstance=live\n{routed}Digest=sha256:{}\n",
+                routed.len()
+            ),
+        };
+        let routed = "# Routed by the host's router\nRouted=8000\n";
+        for (old, new) in [("", routed), (routed, "")] {
+            let plan = Plan::new(&[unit(old, "run")], &[unit(new, "run")]);
+            assert_eq!(plan.to_restart(), Vec::<String>::new());
+            assert_eq!(plan.to_start(), ["blog-live-web.service"]);
+            assert!(plan.describe(false).contains(ROUTING_REWRITE));
+        }
+        // What it runs changed too: restarted.
+        let plan = Plan::new(&[unit("", "run")], &[unit(routed, "run --new")]);
+        assert_eq!(plan.to_restart(), ["blog-live-web.service"]);
+    }
 
     #[test]
     fn a_routes_file_not_as_written_is_rewritten_by_a_reload_unless_a_start_writes_it() {

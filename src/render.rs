@@ -51,6 +51,9 @@ pub enum Flavour {
 /// Key of the digest line in `[X-Unitgen]`.
 pub const DIGEST_KEY: &str = "Digest=";
 
+/// Key of a service unit's routed ports in `[X-Unitgen]` (service.j2).
+pub const ROUTED_KEY: &str = "Routed=";
+
 /// How long a start may take: it includes pulling the image, and the wait
 /// for dependencies announced in etcd (at most `etcd.wait`, 60 s unless set).
 const TIMEOUT_START: &str = "5min";

@@ -6,6 +6,7 @@
 //! are copied where the router reads them.
 
 pub mod certificate;
+pub mod moves;
 pub mod status;
 
 use std::fs;

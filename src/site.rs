@@ -365,12 +365,29 @@ fn check_host_key(name: &str) -> Result<(), String> {
     }
 }
 
+/// What no app alone can see: one host name and path routed by two apps,
+/// two instances on one host publishing one port. `validate` reports them
+/// all; `plan` and `apply` refuse, before anything changes, those that
+/// involve an instance they act on.
+pub struct Clash {
+    pub problem: Problem,
+    /// The two instances, as `APP/INSTANCE`.
+    pub between: [String; 2],
+}
+
+/// Every clash of the site, `compiled` being its instances that compile.
+pub fn clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
+    let mut found = host_port_clashes(site, compiled);
+    found.extend(route_clashes(site));
+    found
+}
+
 /// One host name and path routed by instances of two apps: each app sees
-/// only its own instances' routes. Located at the second claim (in the
-/// site file).
-pub fn route_clashes(site: &Site) -> Problems {
-    let mut problems = Problems::default();
-    let mut claimed: Vec<(Claim, String)> = Vec::new();
+/// only its own instances' routes. Located at the second claim, with the
+/// first shown too (both in the site file).
+fn route_clashes(site: &Site) -> Vec<Clash> {
+    let mut clashes = Vec::new();
+    let mut claimed: Vec<(Claim, String, Location)> = Vec::new();
     for app in &site.apps {
         let file = app.template.instances_file();
         let entries = Entries { file, site: true };
@@ -383,60 +400,114 @@ pub fn route_clashes(site: &Site) -> Problems {
             };
             let label = format!("{}/{}", app.name, placed.instance);
             for (claim, at) in crate::compile::route::claimed_places(file, decls) {
-                if let Some((_, other)) = claimed.iter().find(|(c, _)| *c == claim) {
-                    problems.push(
-                        Problem::new(format!("{claim} is routed by {other} and by {label}"))
+                if let Some((_, other, first)) = claimed.iter().find(|(c, _, _)| *c == claim) {
+                    clashes.push(Clash {
+                        problem: Problem::new(format!("{claim} is routed by {other} and by {label}"))
                             .at(&at)
-                            .label("claimed twice")
+                            .label(format!("claimed by {label}"))
+                            .also_at(first, format!("claimed by {other}"))
                             .help("a host name and path go to one instance of one app: give one of them another name or path"),
-                    );
+                        between: [other.clone(), label.clone()],
+                    });
                 }
-                mine.push((claim, label.clone()));
+                mine.push((claim, label.clone(), at));
             }
         }
         // Within an app the compiler says it (at each of its instances).
         claimed.extend(mine);
     }
-    problems
+    clashes
 }
 
-/// Two instances on one host that publish the same host port: neither app
-/// alone can see it. Each clash is located at the `host:` of the instance
-/// that came second (the assignment to change).
-pub fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Problems {
-    let mut problems = Problems::default();
-    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+/// Two instances on one host that publish the same host port (on the same
+/// address, or one of them on all), or one that publishes a port the
+/// host's router listens on for another's routes: neither app alone can
+/// see it. Each clash is located at the `host:` of the instance that came
+/// second (the assignment to change), with the first's shown too.
+fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
+    /// Who publishes a host port, on which address (None: all).
+    struct Publisher<'s> {
+        who: String,
+        instance: String,
+        router: bool,
+        ip: Option<&'s str>,
+        placed: &'s Placed,
+    }
+    let everywhere = |ip: Option<&str>| matches!(ip, None | Some("0.0.0.0" | "::"));
+    let overlap = |a: Option<&str>, b: Option<&str>| everywhere(a) || everywhere(b) || a == b;
+    let mut clashes = Vec::new();
+    let mut seen: BTreeMap<(&str, String), Vec<Publisher>> = BTreeMap::new();
     for instance in compiled {
         let Some(placed) = site.placed(&instance.app, &instance.instance) else {
             continue;
         };
         let name = format!("{}/{}", instance.app, instance.instance);
+        let mut publishers = Vec::new();
+        if let Some(router) = instance
+            .router
+            .as_ref()
+            .filter(|_| !instance.routes.is_empty())
+        {
+            for (port, key) in [
+                (router.http_port, "http_port"),
+                (router.https_port, "https_port"),
+            ] {
+                publishers.push((
+                    format!("{port}/tcp"),
+                    Publisher {
+                        who: format!("the host's router (`{key}` of {name}'s `router:`)"),
+                        instance: name.clone(),
+                        router: true,
+                        ip: router.address.as_deref(),
+                        placed,
+                    },
+                ));
+            }
+        }
         for service in &instance.services {
             for port in &service.ports {
                 let Some(host_port) = port.host_port else {
                     continue;
                 };
-                let key = format!("{host_port}/{}", port.protocol.as_str());
-                let owner = format!("{name} ({})", service.name);
-                match seen.get(&(placed.host.clone(), key.clone())) {
-                    Some(first) if !first.starts_with(&format!("{name} ")) => problems.push(
-                        Problem::new(format!(
-                            "{first} and {owner} both publish port {key} on host `{}`",
-                            placed.host
-                        ))
-                        .at(&placed.host_at)
-                        .label("assigned here")
-                        .help("one host port serves one instance: assign one of them to another host, or change its port"),
-                    ),
-                    Some(_) => {}
-                    None => {
-                        seen.insert((placed.host.clone(), key), owner);
-                    }
-                }
+                publishers.push((
+                    format!("{host_port}/{}", port.protocol.as_str()),
+                    Publisher {
+                        who: format!("{name} ({})", service.name),
+                        instance: name.clone(),
+                        router: false,
+                        ip: port.host_ip.as_deref(),
+                        placed,
+                    },
+                ));
+            }
+        }
+        for (key, publisher) in publishers {
+            let taken = seen.entry((placed.host.as_str(), key.clone())).or_default();
+            // One router serves every instance of the host; an instance's
+            // own services the compiler checks against each other.
+            let first = taken.iter().find(|first| {
+                overlap(first.ip, publisher.ip)
+                    && !(first.router && publisher.router)
+                    && (first.instance != publisher.instance || first.router != publisher.router)
+            });
+            if let Some(first) = first {
+                clashes.push(Clash {
+                    problem: Problem::new(format!(
+                        "{} and {} both publish port {key} on host `{}`",
+                        first.who, publisher.who, placed.host
+                    ))
+                    .at(&placed.host_at)
+                    .label(format!("{name} assigned here"))
+                    .also_at(&first.placed.host_at, format!("{} assigned here", first.instance))
+                    .help("one host port serves one instance: assign one of them to another host, or change its port"),
+                    between: [first.instance.clone(), name.clone()],
+                });
+            } else {
+                taken.push(publisher);
             }
         }
     }
-    problems
+    clashes
 }
 
 #[cfg(test)]

@@ -1516,3 +1516,90 @@ fn a_helper_image_that_cannot_be_had_stops_nothing_and_a_restore_leaves_what_its
     assert!(!state.join("restoring.json").exists());
     assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
 }
+
+/// With a site file of two apps, `restore a/live --into staging` (the
+/// README's `--into staging`) was refused as ambiguous ("which one's
+/// `staging`?"), and `--into b/other` was taken: b's volumes of the same
+/// names were emptied and refilled with a's data. `--into` now names an
+/// instance of the snapshot's own app, alone or as APP/INSTANCE; another
+/// app's instance is refused before anything changes.
+#[test]
+fn a_site_restores_live_into_staging_and_never_into_another_apps_instance() {
+    let mut world = World::new("ugbksa");
+    world.also_own("ugbksb");
+    let dir = world.dir().to_path_buf();
+    let template = |name: &str| {
+        let text = app(name, "");
+        text[..text.find("\nbackup:\n").unwrap() + 1].to_string()
+    };
+    std::fs::write(dir.join("a.yaml"), template("ugbksa")).unwrap();
+    std::fs::write(dir.join("b.yaml"), template("ugbksb")).unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let app_entry = |name: &str, file: &str, instances: &[(&str, u16)]| {
+        let mut entry = format!(
+            "  {name}:\n    template: {file}\n    backup: {{repository: /var/backups/{name}, password_file: /etc/{name}/restic-password, helper_image: {IMAGE}}}\n    defaults: {{host: h1, dump: 'tar -c -C /db .', helper: {IMAGE}, ready_after: 0}}\n    instances:\n"
+        );
+        for (instance, port) in instances {
+            entry += &format!("      {instance}: {{port: {port}}}\n");
+        }
+        entry
+    };
+    let site = format!(
+        "hosts:\n  h1: {{address: 192.0.2.1}}\napps:\n{}{}",
+        app_entry(
+            "ugbksa",
+            "a.yaml",
+            &[("live", ports[0]), ("staging", ports[1])]
+        ),
+        app_entry("ugbksb", "b.yaml", &[("other", ports[2])]),
+    );
+    std::fs::write(dir.join("site.yaml"), site).unwrap();
+    secret(&world, "/etc/ugbksa/restic-password", PASSWORD);
+    secret(&world, "/etc/ugbksb/restic-password", PASSWORD);
+    let file = std::path::Path::new("site.yaml");
+    let run = |args: &[&str]| world.unitgen_in(&dir, file, args);
+    ok(&run(&["apply", "--host", "h1", "--settle", "1"]), "apply");
+    let data = |app: &str, instance: &str| {
+        (
+            fingerprint(&format!("{app}-{instance}-dbdata")),
+            fingerprint(&format!("{app}-{instance}-files")),
+        )
+    };
+    for (app, instance) in [
+        ("ugbksa", "live"),
+        ("ugbksa", "staging"),
+        ("ugbksb", "other"),
+    ] {
+        for (service, file) in [("files", "/srv/index.html"), ("db", "/db/table")] {
+            let container = format!("{app}-{instance}-{service}");
+            let script = format!("echo '{app} {instance}' > {file}");
+            let out = docker(["exec", &container, "sh", "-c", &script]);
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+    let live = data("ugbksa", "live");
+    let other = data("ugbksb", "other");
+    ok(&run(&["backup", "ugbksa/live"]), "backup ugbksa/live");
+
+    // Another app's instance: refused, its data and services untouched.
+    let refused = run(&["restore", "ugbksa/live", "--into", "ugbksb/other", "--yes"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("restores into an instance of app ugbksa only")
+            && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert_eq!(data("ugbksb", "other"), other);
+    assert_eq!(serves(ports[2]).as_deref(), Some("ugbksb other\n"));
+
+    // The same app's staging, named alone as the README shows it.
+    ok(
+        &run(&["restore", "ugbksa/live", "--into", "staging", "--yes"]),
+        "restore ugbksa/live --into staging",
+    );
+    assert_eq!(data("ugbksa", "staging"), live);
+    assert_eq!(data("ugbksa", "live"), live);
+    assert_eq!(data("ugbksb", "other"), other);
+    assert_eq!(serves(ports[1]).as_deref(), Some("ugbksa live\n"));
+}

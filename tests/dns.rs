@@ -408,6 +408,56 @@ fn a_removed_domain_leaves_the_files_out_writes() {
     }
 }
 
+/// An app taken out of the site file keeps running where it is installed
+/// (plan and apply name it, left alone), but `dns --out` rewrote its
+/// zone without its records and said nothing: octoDNS then deleted them
+/// at the DNS host, and the still running instance lost its names
+/// unannounced. `--out` now says each name whose records it drops.
+#[test]
+fn an_app_taken_out_of_the_site_is_told_whose_records_go() {
+    let dir = support::tempdir("dns-app-gone");
+    for file in ["blog.yaml", "wiki.yaml"] {
+        std::fs::copy(format!("examples/site/{file}"), dir.path().join(file)).unwrap();
+    }
+    let site = dir.path().join("site.yaml");
+    let full = std::fs::read_to_string(SITE).unwrap();
+    let (blog, wiki) = (
+        full.find("  blog:\n").unwrap(),
+        full.find("  wiki:\n").unwrap(),
+    );
+    let without_blog = format!("{}{}", &full[..blog], &full[wiki..]);
+    for format in ["bind", "octodns"] {
+        let out = dir.path().join(format);
+        let dns = |yaml: &str| {
+            std::fs::write(&site, yaml).unwrap();
+            let args = [
+                "dns",
+                "-f",
+                site.to_str().unwrap(),
+                "--format",
+                format,
+                "--out",
+            ];
+            let done = unitgen(&[&args[..], &[out.to_str().unwrap()]].concat());
+            assert!(done.status.success(), "{}", text(&done.stderr));
+            text(&done.stderr)
+        };
+        assert_eq!(dns(&full), "", "{format}");
+        let said = dns(&without_blog);
+        assert!(
+            said.contains(
+                "zone example.com: drops the records of blog.example.com, staging.blog.example.com, \
+                 www.blog.example.com: no route of "
+            ) && said.contains("site.yaml names them any more"),
+            "{format}: {said}"
+        );
+        assert!(!said.contains("acme.example"), "{format}: {said}");
+        // Once gone, nothing more to say of them.
+        let again = dns(&without_blog);
+        assert!(!again.contains("drops"), "{format}: {again}");
+    }
+}
+
 /// A TTL DNS cannot carry is refused: RFC 2181 makes one above 2^31 - 1
 /// read as 0 (BIND loaded `--ttl 2147483648` records with TTL 0, saying
 /// so only in a warning).

@@ -312,6 +312,34 @@ apps:
         stderr(&out)
     );
 
+    // Taken out of the site, live keeps running here (apply leaves it
+    // alone): the live docs said nothing of it, as if the host ran only
+    // what the file gives it.
+    let site = std::fs::read_to_string(world.file()).unwrap();
+    world.write(&site.replace("      live: {}\n", ""));
+    let out = world.unitgen(&[
+        "docs",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--live",
+        "--host",
+        "here",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(out_dir.join("ugdocs.md")).unwrap();
+    let overview = std::fs::read_to_string(out_dir.join("README.md")).unwrap();
+    assert!(
+        overview.contains(
+            "| `ugdocs/live` (left alone: installed here, not given to this host by the file \
+             (`unitgen destroy` removes it)) | revision 1, applied 20"
+        ),
+        "{overview}"
+    );
+    assert!(
+        page.contains("### `live`\n\nLeft alone: installed here, not given to this host"),
+        "{page}"
+    );
+
     // Without --live, the pages say nothing of the host.
     let out = world.unitgen(&["docs", "--out", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

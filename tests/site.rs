@@ -7,8 +7,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::net::free_port;
+use support::pebble::Pebble;
+use support::traefik::{self, Load, bodies, get, served_certificate, wait_until};
 use support::world::{World, serves};
 
 fn unitgen(dir: &Path, args: &[&str]) -> Output {
@@ -100,6 +103,54 @@ fn site_mistakes_are_located_in_the_site_file() {
     insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("site-route-clash", text(&out.stderr));
     });
+}
+
+/// An instance publishing the port the host's router listens on (443 by
+/// default) for another instance's routes passed validate; applied, the
+/// router or the container could not bind it. And two instances of a host
+/// publishing one port on two addresses, which Docker allows, were called
+/// a clash (which apply now refuses). Both are told as Docker binds them.
+#[test]
+fn a_host_port_clashes_with_the_router_and_only_on_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "app: shop\nservices:\n  web:\n    image: nginx:1\n    ports: [\"{{ ip }}:{{ port }}:80\"]\n",
+    )
+    .unwrap();
+    let site = |ip: &str, port: u16, routes: &str| {
+        format!(
+            "hosts:\n  web1: {{address: 192.0.2.1}}\napps:\n  shop:\n    template: shop.yaml\n    defaults: {{host: web1}}\n    instances:\n      live: {{ip: 127.0.0.1, port: 8080{routes}}}\n      admin: {{ip: '{ip}', port: {port}}}\n"
+        )
+    };
+    let routes = ", routes: [{hosts: shop.example.com, service: web, port: 80}]";
+    let validate = |yaml: &str| {
+        std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+        unitgen(dir.path(), &["validate"])
+    };
+    let out = validate(&site("0.0.0.0", 443, routes));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // (Laid out at 100 columns: the message is on two lines.)
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "the host's router (`https_port` of shop/live's `router:`) and shop/admin (web)"
+        ) && said.contains("port 443/tcp on host `web1`"),
+        "{said}"
+    );
+    // Without routes there is no router to clash with.
+    let out = validate(&site("0.0.0.0", 443, ""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // One port on two addresses is two sockets; on one address, one.
+    let out = validate(&site("127.0.0.2", 8080, ""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = validate(&site("127.0.0.1", 8080, ""));
+    assert!(
+        text(&out.stderr)
+            .contains("shop/live (web) and shop/admin (web) both publish port 8080/tcp"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A host named `"web1\n## Owned"` was taken: `validate` printed the
@@ -300,4 +351,150 @@ fn app_slash_instance_names_one_apps_file_too() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Two apps' instances on one host publishing one port and routing one
+/// name: `validate` said it, but `apply --host` applied the first and
+/// failed on the second (its port taken, its name routed already). Now
+/// plan and apply refuse before anything changes, showing both places.
+#[test]
+fn a_clash_between_two_apps_is_shown_at_both_and_applies_nothing() {
+    let mut world = World::new("ugclasha");
+    world.also_own("ugclashb");
+    let dir = world.dir().to_path_buf();
+    std::fs::write(dir.join("a.yaml"), app_template("ugclasha")).unwrap();
+    std::fs::write(dir.join("b.yaml"), app_template("ugclashb")).unwrap();
+    let port = free_port();
+    let app = |name: &str, instance: &str| {
+        format!(
+            "  {name}:\n    template: {file}.yaml\n    defaults: {{host: h1, image: unitgen-test/busybox:1}}\n    instances:\n      {instance}:\n        port: {port}\n        routes:\n          - {{hosts: shop.clash.test, service: web, port: 80, tls: 'off'}}\n",
+            file = &name[7..],
+        )
+    };
+    let site = format!(
+        "hosts:\n  h1: {{address: 192.0.2.1}}\napps:\n{}{}",
+        app("ugclasha", "one"),
+        app("ugclashb", "two")
+    );
+    std::fs::write(dir.join("site.yaml"), site).unwrap();
+    let file = Path::new("site.yaml");
+    for args in [
+        &["apply", "--host", "h1", "--settle", "1"][..],
+        &["apply", "ugclasha/one", "--settle", "1"][..],
+    ] {
+        let out = world.unitgen_in(&dir, file, args);
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("apply refused: instances of site.yaml clash; nothing was changed"),
+            "{said}"
+        );
+        // Each clash points at both instances in the site file.
+        for shown in [
+            "ugclasha/one (web) and ugclashb/two (web) both publish port",
+            "ugclasha/one assigned here",
+            "ugclashb/two assigned here",
+            "`shop.clash.test` is routed by ugclasha/one and by ugclashb/two",
+            "claimed by ugclasha/one",
+            "claimed by ugclashb/two",
+        ] {
+            assert!(said.contains(shown), "{shown:?} in\n{said}");
+        }
+        for unit in ["ugclasha-one-web.service", "ugclashb-two-web.service"] {
+            assert!(!world.unit_file(unit).exists(), "{unit} was installed");
+        }
+        assert_eq!(serves(port), None);
+    }
+    // plan says the same, and validate too.
+    let plan = world.unitgen_in(&dir, file, &["plan", "--host", "h1"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stderr).contains("plan refused: instances of site.yaml clash"),
+        "{}",
+        text(&plan.stderr)
+    );
+    let validate = unitgen(&dir, &["validate", "-f", "site.yaml"]);
+    assert!(
+        text(&validate.stderr).contains("ugclasha/one assigned here"),
+        "{}",
+        text(&validate.stderr)
+    );
+}
+
+/// A domain moved from one app's instance to another's in the site file,
+/// applied with `apply --host`: the app that gave it up was applied first
+/// (file order) and the name went unrouted until the other's apply wrote
+/// it (404s); moved the other way, the new owner was refused, since the
+/// old one still routed it, and the old one then dropped it. Now the
+/// instance taking the name over is applied first, beside the one giving
+/// it up: every request through the router is answered, over HTTPS with
+/// the certificate the name already had.
+#[test]
+fn a_domain_moved_between_apps_is_served_throughout_with_its_certificate() {
+    const DOMAIN: &str = "shop.move.test";
+    let mut world = World::new("ugmovea");
+    world.also_own("ugmoveb");
+    world.sandbox.own_containers("unitgen-router");
+    let dir = world.dir().to_path_buf();
+    std::fs::write(dir.join("a.yaml"), app_template("ugmovea")).unwrap();
+    std::fs::write(dir.join("b.yaml"), app_template("ugmoveb")).unwrap();
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http);
+    let router = format!(
+        "    router:\n      image: {}\n      directory: {}\n      address: 127.0.0.1\n      http_port: {http}\n      https_port: {https}\n      acme: {{email: ops@example.test, ca_server: {}, ca_certificate: {}}}\n",
+        traefik::IMAGE,
+        world.sandbox.shared_dir().join("router").display(),
+        pebble.directory_url(),
+        pebble.tls_certificate().display(),
+    );
+    let (pa, pb) = (free_port(), free_port());
+    let route = format!("        routes: [{{hosts: {DOMAIN}, service: web, port: 80}}]\n");
+    let site = |a_routes: bool| {
+        let (ra, rb) = if a_routes {
+            (&route[..], "")
+        } else {
+            ("", &route[..])
+        };
+        format!(
+            "hosts:\n  h1: {{address: 127.0.0.1}}\napps:\n  ugmovea:\n    template: a.yaml\n    defaults: {{host: h1, image: unitgen-test/busybox:1}}\n{router}    instances:\n      one:\n        port: {pa}\n{ra}  ugmoveb:\n    template: b.yaml\n    defaults: {{host: h1, image: unitgen-test/busybox:1}}\n{router}    instances:\n      two:\n        port: {pb}\n{rb}"
+        )
+    };
+    let file = Path::new("site.yaml");
+    let apply = || {
+        let out = world.unitgen_in(&dir, file, &["apply", "--host", "h1", "--settle", "1"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    std::fs::write(dir.join("site.yaml"), site(true)).unwrap();
+    apply();
+    let root = pebble.issuing_root();
+    wait_until(
+        Duration::from_secs(60),
+        "https://shop.move.test/ served by ugmovea/one with pebble's certificate",
+        || get("https", DOMAIN, https, "/", Some(&root)),
+        |a| a.status == 200 && a.body.trim() == "ugmovea one",
+    );
+    let certificate = served_certificate(DOMAIN, https);
+    assert!(certificate.contains("serial="), "{certificate}");
+
+    // To the app listed after: it gave the name up first, before.
+    // Back to the app listed first: its apply was refused, before.
+    for (a_routes, from, to) in [
+        (false, "ugmovea/one", "ugmoveb/two"),
+        (true, "ugmoveb/two", "ugmovea/one"),
+    ] {
+        std::fs::write(dir.join("site.yaml"), site(a_routes)).unwrap();
+        let load = Load::start_https(https, DOMAIN, &root);
+        let said = apply();
+        let answers = load.stop();
+        let served = [from, to].map(|label| label.replace('/', " "));
+        assert_eq!(bodies(&answers), served, "{answers:?}");
+        assert!(
+            said.contains(&format!("{to}: {DOMAIN} moves here from {from}")),
+            "{said}"
+        );
+        assert_eq!(served_certificate(DOMAIN, https), certificate);
+        let plan = world.unitgen_in(&dir, file, &["plan", "--host", "h1"]);
+        assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+    }
 }

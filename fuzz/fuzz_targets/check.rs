@@ -73,6 +73,7 @@ pub fn check_docs(view: &unitgen::site_view::SiteView) {
                 app: app.name.clone(),
                 instance: deployed.instance.instance.clone(),
                 installed: None,
+                left_alone: false,
             })
             .collect(),
     };

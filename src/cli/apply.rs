@@ -12,7 +12,7 @@ use super::fleet::{self, FleetArgs, FleetWaitArgs};
 use super::host::HostArgs;
 use super::output::out;
 use super::site::{self, SiteHostArgs};
-use super::{Outcome, TemplateArgs};
+use super::{Opened, Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::fault;
 use crate::model::route::{ROUTER_UNIT, Router};
@@ -21,6 +21,7 @@ use crate::progress::Progress;
 use crate::pull::{self, PullPolicy};
 use crate::render::UnitFile;
 use crate::router;
+use crate::router::moves::Move;
 use crate::secrets;
 use crate::state::{
     Command, InstanceState, Intent, Provenance, RevisionInfo, UnderWay as _, now_micros,
@@ -139,15 +140,26 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let mut differs = false;
     let fleet = args.fleet.fleet;
     let mut json = Vec::new();
+    let moves = if fleet {
+        Vec::new()
+    } else {
+        route_moves(
+            &args.template,
+            args.instance.as_deref(),
+            &args.site_host,
+            &args.host,
+        )?
+    };
     site::each_target(
-        &args.template.file,
+        &args.template,
         args.instance.as_deref(),
         &args.site_host,
         &args.host,
         fleet,
         ("plan", "planned"),
+        &moves,
         |template, instance| {
-            let (up_to_date, plan) = plan_one(&args, template, instance)?;
+            let (up_to_date, plan) = plan_one(&args, template, instance, &moves)?;
             differs |= !up_to_date;
             json.extend(plan);
             Ok(())
@@ -173,6 +185,7 @@ fn plan_one(
     args: &PlanArgs,
     template: &Template,
     instance: &str,
+    moves: &[Move],
 ) -> Result<(bool, Option<serde_json::Value>)> {
     let mut instance = compile(template, instance, &args.template.overrides())?;
     let color = match args.color {
@@ -201,7 +214,7 @@ fn plan_one(
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let host = args.host.host()?;
     // Not etcd's claims: plan reads the host only (etcd may be out of reach).
-    refuse_claimed_routes(&host, &instance, EtcdClaims::Skip)?;
+    refuse_claimed_routes(&host, &instance, EtcdClaims::Skip, moves)?;
     let renderer = args.host.renderer()?;
     let desired = renderer.render(&instance);
     let installed = args.host.installed(&instance.app, &instance.instance)?;
@@ -488,19 +501,67 @@ fn unfinished(
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
+    let moves = if args.fleet.fleet {
+        Vec::new()
+    } else {
+        route_moves(
+            &args.template,
+            args.instance.as_deref(),
+            &args.site_host,
+            &args.host,
+        )?
+    };
     site::each_target(
-        &args.template.file,
+        &args.template,
         args.instance.as_deref(),
         &args.site_host,
         &args.host,
         args.fleet.fleet,
         ("apply", "applied"),
-        |template, instance| apply_one(&args, template, instance),
+        &moves,
+        |template, instance| apply_one(&args, template, instance, &moves),
     )?;
     Ok(Outcome::Clean)
 }
 
-fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()> {
+/// The host names (and paths) the file moves from one instance this host
+/// runs to another ([`router::moves`]). A file that cannot be read or an
+/// instance that does not compile moves nothing: the command reports it.
+fn route_moves(
+    template: &TemplateArgs,
+    target: Option<&str>,
+    site_host: &SiteHostArgs,
+    host: &super::host::HostArgs,
+) -> Result<Vec<Move>> {
+    let overrides = template.overrides();
+    let compiled = |template: &Template, name: &str| compile(template, name, &overrides).ok();
+    let declared: Vec<crate::model::Instance> = match template.file.open() {
+        Err(_) => return Ok(Vec::new()),
+        Ok(Opened::App(template)) => (template.instance_names().iter())
+            .filter_map(|name| compiled(&template, name))
+            .collect(),
+        Ok(Opened::Site(site)) => {
+            // The instances of the host the command acts on.
+            let on = match target {
+                None => site_host.name().ok(),
+                Some(target) => site.select(target).ok().and_then(|(index, instance)| {
+                    let placed = site.placed(&site.apps[index].name, &instance)?;
+                    Some(placed.host.clone())
+                }),
+            };
+            let Some(on) = on else {
+                return Ok(Vec::new());
+            };
+            (site.on_host(&on).into_iter())
+                .filter_map(|(app, placed)| compiled(&app.template, &placed.instance))
+                .collect()
+        }
+    };
+    let host = host.host()?;
+    Ok(router::moves::find(host.root.as_deref(), &declared))
+}
+
+fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Move]) -> Result<()> {
     let overrides = args.template.overrides();
     let mut instance = compile(template, instance, &overrides)?;
     if args.fleet.fleet {
@@ -514,7 +575,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
     let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
     let host = args.host.host()?;
-    refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
+    refuse_claimed_routes(&host, &instance, EtcdClaims::Check, moves)?;
     refuse_unreachable_engine(&host, &format!("apply of {}", instance.prefix()))?;
     let renderer = args.host.renderer()?;
     if let Some(router) = &instance.router {
@@ -689,11 +750,22 @@ fn refuse_claimed_routes(
     host: &Host,
     instance: &crate::model::Instance,
     etcd: EtcdClaims,
+    moves: &[Move],
 ) -> Result<()> {
     let Some(router) = &instance.router else {
         return Ok(());
     };
-    let taken = router::claimed_elsewhere(host.root.as_deref(), router, instance);
+    let me = format!("{}/{}", instance.app, instance.instance);
+    let (moved, taken): (Vec<_>, Vec<_>) =
+        (router::claimed_elsewhere(host.root.as_deref(), router, instance).into_iter())
+            .partition(|(claim, _)| moves.iter().any(|m| m.to == me && m.claim == *claim));
+    for (claim, _) in &moved {
+        let from = moves.iter().find(|m| m.to == me && m.claim == *claim);
+        crate::say!(
+            "{me}: {claim} moves here from {}, which routes it too until it is applied: the router serves it from either meanwhile",
+            from.map_or("", |m| m.from.as_str())
+        );
+    }
     if let Some((claim, file)) = taken.first() {
         return Err(miette!(
             "{} routes {claim}, which {file} on this host routes already; nothing was changed\n\

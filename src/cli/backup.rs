@@ -112,7 +112,8 @@ pub fn backup(args: BackupArgs) -> Result<Outcome> {
         JobResult::Done => {}
         JobResult::NotLoaded => {
             return Err(miette!(
-                "{unit} is not installed: run `unitgen apply {}` first",
+                "{unit} is not installed: run `unitgen apply {}/{}` first",
+                instance.app,
                 instance.instance
             ));
         }
@@ -201,16 +202,44 @@ fn snapshot_time(time: &str) -> String {
     when::parse_rfc3339(time).map_or_else(|| time.to_string(), when::iso)
 }
 
+/// The instance `--into` names, as `APP/INSTANCE`: an instance of the
+/// snapshot's own app, named alone (`--into staging`, also in a site file
+/// of several apps) or with the app. Another app's instance is refused: a
+/// snapshot holds its app's volumes and dumps by their names in the
+/// template, which another app may use for other data.
+fn into_same_app(source: &Instance, into: &str) -> Result<String> {
+    let (app, instance) = into.split_once('/').unwrap_or((&source.app, into));
+    if app != source.app {
+        return Err(miette!(
+            help = format!(
+                "restore into an instance of {}: `--into INSTANCE`",
+                source.app
+            ),
+            "--into {}: a snapshot of {} restores into an instance of app {} only (its volumes \
+             and dumps are that app's); nothing was changed",
+            crate::diagnostic::shown(into),
+            source.prefix(),
+            source.app
+        ));
+    }
+    if instance == source.instance {
+        return Err(miette!("--into names the instance itself: leave it out"));
+    }
+    Ok(format!("{app}/{instance}"))
+}
+
+/// `--into` as the command that finishes an interrupted restore names it.
+fn target_named(source: &Instance, target: &Instance) -> Option<String> {
+    (target.instance != source.instance).then(|| format!("{}/{}", target.app, target.instance))
+}
+
 pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     if args.fleet.fleet {
         return Err(refuse_host_only("restore"));
     }
     let (source, backup) = with_backup(&args.template, &args.instance)?;
     let target = match &args.into {
-        Some(other) if other == &args.instance => {
-            return Err(miette!("--into names the instance itself: leave it out"));
-        }
-        Some(other) => args.template.compile(other)?,
+        Some(other) => args.template.compile(&into_same_app(&source, other)?)?,
         None => source.clone(),
     };
     let mut parts = restore::parts(&backup, &target).map_err(|e| miette!("{e}"))?;
@@ -313,7 +342,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         // As the command line to finish it names it: `APP/INSTANCE` works
         // with a site file and with the app's own.
         from: format!("{}/{}", source.app, source.instance),
-        into: args.into.clone(),
+        into: target_named(&source, &target),
         volumes: volumes.iter().map(ToString::to_string).collect(),
         dumps: dumps.iter().map(ToString::to_string).collect(),
         started_at: now_micros(),
@@ -340,8 +369,9 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         miette!(
             "restore into {} failed: {e}\nits services may be stopped and its volumes half \
              restored: `unitgen restore` again finishes it once the cause is mended; `unitgen \
-             apply {}` starts its services on the data as it is",
+             apply {}/{}` starts its services on the data as it is",
             target.prefix(),
+            target.app,
             target.instance
         )
     })?;

@@ -118,14 +118,47 @@ pub fn run(args: DnsArgs) -> Result<Outcome> {
         out!("{}", texts.join("\n"))?;
         return Ok(Outcome::Clean);
     };
-    for (name, text) in &files {
+    for ((name, text), zone) in files.iter().zip(&zones) {
         let path = dir.join(name);
+        say_dropped(&path, zone, args.format, &site.source);
         crate::unit_dir::write_atomic(&path, text.as_bytes())
             .into_diagnostic()
             .wrap_err_with(|| format!("writing {}", crate::diagnostic::shown_path(&path)))?;
         outln!("{}", crate::diagnostic::shown_path(&path))?;
     }
     Ok(Outcome::Clean)
+}
+
+/// Says which names the file at `path`, as an earlier `--out` wrote it,
+/// had records for that `zone` has none for now: DNS tools that read the
+/// folder delete them, while an instance taken out of the file may still
+/// serve them (plan and apply name it, left alone, until it is destroyed).
+fn say_dropped(path: &std::path::Path, zone: &dns::Zone, format: Format, source: &str) {
+    let Ok(old) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let (header, had) = match format {
+        Format::Bind => (bind::header(&zone.origin), bind::names(&old)),
+        Format::Octodns => (octodns::header(&zone.origin), octodns::names(&old)),
+    };
+    if old.lines().next() != Some(header.as_str()) {
+        return;
+    }
+    let dropped: Vec<String> = (had.iter())
+        .filter(|name| !zone.records.iter().any(|r| &r.name == *name))
+        .map(|name| match name.as_str() {
+            "" => zone.origin.clone(),
+            name => format!("{name}.{}", zone.origin),
+        })
+        .collect();
+    if !dropped.is_empty() {
+        crate::say!(
+            "zone {}: drops the records of {}: no route of {source} names {} any more",
+            zone.origin,
+            dropped.join(", "),
+            if dropped.len() == 1 { "it" } else { "them" }
+        );
+    }
 }
 
 /// The zones whose files in `dir` an earlier `--out` of this format wrote:

@@ -142,43 +142,28 @@ fn read_live(site: &SiteView, args: &DocsArgs) -> Result<live::Live> {
             continue;
         }
         let instance = &deployed.instance;
-        let status = status::read(host, &app.name, &instance.instance)?;
-        if status.units.is_empty() {
-            instances.push(live::InstanceLive {
-                app: app.name.clone(),
-                instance: instance.instance.clone(),
-                installed: None,
-            });
-            continue;
-        }
-        let containers: Vec<String> = instance
-            .services
-            .iter()
-            .map(|s| instance.container(&s.name))
-            .collect();
-        let image_ids = docker::container_image_ids(&containers);
-        let services = status
-            .units
-            .iter()
-            .filter_map(|row| {
-                let service = row.service.clone()?;
-                Some(live::ServiceLive {
-                    image_id: image_ids.get(&instance.container(&service)).cloned(),
-                    image: row.container.as_ref().map(|c| c.image.clone()),
-                    state: format!("{} ({})", row.active_state, row.sub_state),
-                    service,
-                })
-            })
-            .collect();
         instances.push(live::InstanceLive {
             app: app.name.clone(),
             instance: instance.instance.clone(),
-            installed: Some(live::Installed {
-                revision: status.revision.zip(status.applied_at),
-                as_applied: status.as_applied,
-                services,
-                backup: status.backup.clone(),
-            }),
+            installed: installed(host, &app.name, &instance.instance)?,
+            left_alone: false,
+        });
+    }
+    // What this host runs that the file does not give it (an app or
+    // instance taken out of the site, or moved to another host): left
+    // running until destroyed, so documented as running.
+    let listed: Vec<(String, String)> = (instances.iter())
+        .map(|i| (i.app.clone(), i.instance.clone()))
+        .collect();
+    for (app, instance) in installed_instances(host)? {
+        if listed.contains(&(app.clone(), instance.clone())) {
+            continue;
+        }
+        instances.push(live::InstanceLive {
+            installed: installed(host, &app, &instance)?,
+            app,
+            instance,
+            left_alone: true,
         });
     }
     Ok(live::Live {
@@ -186,6 +171,60 @@ fn read_live(site: &SiteView, args: &DocsArgs) -> Result<live::Live> {
         read_at: when::now(),
         instances,
     })
+}
+
+/// What the host reports about `app`'s `instance`; None when no unit of
+/// it is installed.
+fn installed(host: &HostArgs, app: &str, instance: &str) -> Result<Option<live::Installed>> {
+    let status = status::read(host, app, instance)?;
+    if status.units.is_empty() {
+        return Ok(None);
+    }
+    // Named as the instance names its containers (`model::Instance::container`).
+    let container = |service: &str| format!("{}-{service}", crate::model::prefix(app, instance));
+    let services: Vec<&String> = status
+        .units
+        .iter()
+        .filter_map(|row| row.service.as_ref())
+        .collect();
+    let containers: Vec<String> = services.iter().map(|s| container(s)).collect();
+    let image_ids = docker::container_image_ids(&containers);
+    let services = (status.units.iter())
+        .filter_map(|row| {
+            let service = row.service.clone()?;
+            Some(live::ServiceLive {
+                image_id: image_ids.get(&container(&service)).cloned(),
+                image: row.container.as_ref().map(|c| c.image.clone()),
+                state: format!("{} ({})", row.active_state, row.sub_state),
+                service,
+            })
+        })
+        .collect();
+    Ok(Some(live::Installed {
+        revision: status.revision.zip(status.applied_at),
+        as_applied: status.as_applied,
+        services,
+        backup: status.backup.clone(),
+    }))
+}
+
+/// Every instance with units installed on the host, as (app, instance).
+fn installed_instances(host: &HostArgs) -> Result<Vec<(String, String)>> {
+    let unit_dir = host.host()?.unit_dir;
+    let units = crate::unit_dir::read_all(&unit_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| {
+            format!(
+                "reading units in {}",
+                crate::diagnostic::shown_path(&unit_dir)
+            )
+        })?;
+    let found: std::collections::BTreeSet<(String, String)> = (units.into_iter())
+        // The host's router is no instance's.
+        .filter(|(_, owner)| !owner.app.is_empty() && !owner.instance.is_empty())
+        .map(|(_, owner)| (owner.app, owner.instance))
+        .collect();
+    Ok(found.into_iter().collect())
 }
 
 /// The name the host calls itself (with --root, that root's).

@@ -346,7 +346,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         if let Some((volume, why)) = failed.first() {
             return Err(miette!(
                 "could not remove volume {volume}: {why}\n\
-                 everything else of {name} is removed: `unitgen destroy {instance} --volumes` \
+                 everything else of {name} is removed: `unitgen destroy {app}/{instance} --volumes` \
                  finishes the job"
             ));
         }

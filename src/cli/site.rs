@@ -7,7 +7,11 @@ use clap::Args;
 use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::host::HostArgs;
-use super::{FileArgs, Opened};
+use super::{Opened, TemplateArgs};
+use crate::compile::Overrides;
+use crate::diagnostic::Problems;
+use crate::router::moves::Move;
+use crate::site::{App, Placed, Site};
 use crate::template::Template;
 
 #[derive(Debug, Clone, Args)]
@@ -38,15 +42,21 @@ impl SiteHostArgs {
 /// site assigns to this host; then says what was done, what failed, and
 /// which instances are installed here but not assigned to it (left alone:
 /// destroying is said, never done silently).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "plan's and apply's own arguments, passed on as they are"
+)]
 pub fn each_target(
-    file: &FileArgs,
+    template: &TemplateArgs,
     instance: Option<&str>,
     site_host: &SiteHostArgs,
     host: &HostArgs,
     fleet: bool,
     (verb, done_word): (&str, &str),
+    moves: &[Move],
     mut act: impl FnMut(&Template, &str) -> Result<()>,
 ) -> Result<()> {
+    let (file, overrides) = (&template.file, &template.overrides());
     if let Some(target) = instance {
         if site_host.name.is_some() {
             return Err(miette!(
@@ -56,8 +66,17 @@ pub fn each_target(
                 "--host names a site's host, for a {verb} of all its instances: not with `{target}`"
             ));
         }
-        let (template, instance) = file.select(target)?;
-        return act(&template, &instance);
+        let site = match file.open()? {
+            Opened::Site(site) => site,
+            Opened::App(_) => {
+                let (template, instance) = file.select(target)?;
+                return act(&template, &instance);
+            }
+        };
+        let (index, instance) = site.select(target)?;
+        let label = format!("{}/{instance}", site.apps[index].name);
+        refuse_clashes(&site, overrides, &[label], verb)?;
+        return act(&site.apps[index].template, &instance);
     }
     let site = match file.open()? {
         Opened::Site(site) => site,
@@ -89,7 +108,7 @@ pub fn each_target(
             site.file.name()
         ));
     }
-    let targets = site.on_host(&name);
+    let targets = taker_first(site.on_host(&name), moves);
     let listed: Vec<String> = (targets.iter())
         .map(|(app, placed)| format!("{}/{}", app.name, placed.instance))
         .collect();
@@ -102,6 +121,7 @@ pub fn each_target(
             listed.join(", ")
         }
     );
+    refuse_clashes(&site, overrides, &listed, verb)?;
     let mut failed = Vec::new();
     for ((app, placed), label) in targets.iter().zip(&listed) {
         if let Err(report) = act(&app.template, &placed.instance) {
@@ -144,6 +164,62 @@ pub fn each_target(
     } else {
         Err(miette!("{verb} failed for {}", failed.join(", ")))
     }
+}
+
+/// The instances in file order, except that one taking over a host name
+/// from another comes before it ([`crate::router::moves`]); in a cycle
+/// (two instances swapping names), file order.
+fn taker_first<'s>(
+    mut rest: Vec<(&'s App, &'s Placed)>,
+    moves: &[Move],
+) -> Vec<(&'s App, &'s Placed)> {
+    let label = |(app, placed): &(&App, &Placed)| format!("{}/{}", app.name, placed.instance);
+    let mut ordered = Vec::with_capacity(rest.len());
+    while !rest.is_empty() {
+        let waits = |target: &(&App, &Placed)| {
+            let me = label(target);
+            (moves.iter().filter(|m| m.from == me))
+                .any(|m| rest.iter().any(|other| label(other) == m.to))
+        };
+        let next = rest.iter().position(|t| !waits(t)).unwrap_or(0);
+        ordered.push(rest.remove(next));
+    }
+    ordered
+}
+
+/// Refuses, before anything is planned or changed, what no app alone can
+/// see and `validate` reports (one host port published by two instances
+/// of a host, one host name and path routed by two apps) where it involves
+/// an instance in `acting_on` (`APP/INSTANCE`): applied one by one, the
+/// first would take the port or name and the second fail, or both serve
+/// one name. A clash among other instances is theirs (`validate` says it).
+fn refuse_clashes(
+    site: &Site,
+    overrides: &Overrides,
+    acting_on: &[String],
+    verb: &str,
+) -> Result<()> {
+    let mut compiled = Vec::new();
+    for app in &site.apps {
+        // An instance that does not compile fails on its own, if acted on.
+        compiled.extend(super::validate::compile_all(&app.template, overrides).0);
+    }
+    let found: Vec<_> = (crate::site::clashes(site, &compiled).into_iter())
+        .filter(|clash| clash.between.iter().any(|i| acting_on.contains(i)))
+        .map(|clash| clash.problem)
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    let changed = if verb == "plan" {
+        ""
+    } else {
+        "; nothing was changed"
+    };
+    Err(miette::Report::new(Problems(found)).wrap_err(format!(
+        "{verb} refused: instances of {} clash{changed}",
+        site.file.name()
+    )))
 }
 
 /// Instances installed on this host that the site does not assign to it

@@ -33,8 +33,8 @@ pub fn run(args: ValidateArgs) -> Result<Outcome> {
         problems.extend_unique(found);
     }
     if problems.is_empty() {
-        problems = crate::site::host_port_clashes(&site, &compiled);
-        problems.0.extend(crate::site::route_clashes(&site).0);
+        let clashes = crate::site::clashes(&site, &compiled);
+        problems = Problems(clashes.into_iter().map(|c| c.problem).collect());
     }
     if problems.is_empty() {
         // A domain no DNS record can send to the hosts that serve it
@@ -99,7 +99,7 @@ fn app(template: &Template, overrides: &Overrides) -> Result<Outcome> {
 /// Every declared instance compiled (or, when none is declared, the
 /// template as it would render for an instance named `default`), and the
 /// problems found.
-fn compile_all(template: &Template, overrides: &Overrides) -> (Vec<Instance>, Problems) {
+pub(super) fn compile_all(template: &Template, overrides: &Overrides) -> (Vec<Instance>, Problems) {
     let mut names = template.instance_names();
     let mut overrides = overrides.clone();
     if names.is_empty() {

@@ -38,6 +38,17 @@ pub fn header(origin: &str) -> String {
     format!("; the records unitgen's routes need in zone {origin}")
 }
 
+/// The record names (relative, empty at the apex) of lines [`zone`]
+/// wrote: what an earlier `--out` put in DNS.
+pub fn names(text: &str) -> Vec<String> {
+    let records = text.lines().skip(2);
+    let mut names: Vec<String> = (records.filter_map(|line| line.split_whitespace().next()))
+        .map(|name| if name == "@" { "" } else { name }.to_string())
+        .collect();
+    names.dedup();
+    names
+}
+
 /// The file name `--out` writes a zone's lines to.
 pub fn file_name(origin: &str) -> String {
     format!("{origin}.zone")

@@ -39,6 +39,15 @@ pub fn header(origin: &str) -> String {
     format!("# the records unitgen's routes need in zone {origin}.")
 }
 
+/// The record names (relative, empty at the apex) of a file [`zone`]
+/// wrote: what an earlier `--out` put in DNS.
+pub fn names(text: &str) -> Vec<String> {
+    (text.lines())
+        .filter_map(|line| line.strip_prefix('\'')?.strip_suffix("':"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The file name octoDNS's YamlProvider looks for: the zone's name with
 /// its trailing dot, then `yaml`.
 pub fn file_name(origin: &str) -> String {

@@ -23,7 +23,14 @@ pub struct InstanceLive {
     pub instance: String,
     /// None: no unit of the instance is installed on this host.
     pub installed: Option<Installed>,
+    /// Installed here, but the file does not give it to this host (taken
+    /// out of it, or moved to another host): it runs until destroyed.
+    pub left_alone: bool,
 }
+
+/// What the docs say of a [`InstanceLive::left_alone`] instance.
+const LEFT_ALONE: &str =
+    "left alone: installed here, not given to this host by the file (`unitgen destroy` removes it)";
 
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -103,7 +110,10 @@ pub fn overview_section(live: &Live) -> String {
         "| Instance | Revision | Services active | Last backup |\n| --- | --- | --- | --- |\n",
     );
     for instance in &live.instances {
-        let name = code(&format!("{}/{}", instance.app, instance.instance));
+        let mut name = code(&format!("{}/{}", instance.app, instance.instance));
+        if instance.left_alone {
+            name.push_str(&format!(" ({LEFT_ALONE})"));
+        }
         let Some(installed) = &instance.installed else {
             text.push_str(&row(&[
                 name,
@@ -136,6 +146,9 @@ pub fn app_section(app: &App, live: &Live) -> String {
             "### `{}`\n\n",
             instance.instance.replace('`', "'")
         ));
+        if instance.left_alone {
+            text.push_str(&format!("{}.\n\n", capitalized(LEFT_ALONE)));
+        }
         let Some(installed) = &instance.installed else {
             text.push_str("Not installed on this host.\n\n");
             continue;
@@ -156,6 +169,13 @@ pub fn app_section(app: &App, live: &Live) -> String {
         text.push('\n');
     }
     text
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
-use crate::plan::{Plan, reloads_on_change, starts_on_change};
+use crate::plan::{Plan, reloads_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::systemd::explain::{Evidence, Explanation, explain_all};
@@ -854,7 +854,7 @@ fn restore(
     // Only started, as apply starts them (see `plan::starts_on_change`).
     let (targets, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {
         name.ends_with(".target")
-            || (plan.change.iter()).any(|c| &c.old.name == name && starts_on_change(&c.old.text))
+            || (plan.change.iter()).any(|c| &c.old.name == name && c.only_started())
     });
     // The previous routes go back in place, as they were replaced.
     let (reloads, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|name| {

@@ -269,7 +269,11 @@ impl Handover {
         plan: &Plan,
         progress: &Progress,
     ) -> Result<Option<Switched>, Failure> {
-        let changed: Vec<&str> = plan.change.iter().map(|c| c.new.name.as_str()).collect();
+        // A change of routing alone keeps the container: nothing to hand over.
+        let changed: Vec<&str> = (plan.change.iter())
+            .filter(|c| !c.only_started())
+            .map(|c| c.new.name.as_str())
+            .collect();
         self.switch_units(host, &changed, progress)
     }
 
