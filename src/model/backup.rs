@@ -110,10 +110,6 @@ pub fn volume_path(volume: &str) -> String {
     format!("/volumes/{volume}.tar")
 }
 
-/// The backup unit's `RuntimeDirectory=` (under /run, or the user's
-/// runtime folder): where it keeps, while it runs, the marks of what it
-/// paused or stopped (`<consistency>-<service>`), which systemd removes
-/// when it ends.
 /// The variables the backup units set themselves, which their
 /// `environment_file` must leave alone (it would win over them).
 pub const UNIT_VARIABLES: [&str; 4] = [
@@ -123,6 +119,10 @@ pub const UNIT_VARIABLES: [&str; 4] = [
     "UNITGEN_STATE",
 ];
 
+/// The backup unit's `RuntimeDirectory=` (under /run, or the user's
+/// runtime folder): where it keeps, while it runs, the marks of what it
+/// paused or stopped (`<consistency>-<service>`), which systemd removes
+/// when it ends.
 pub fn runtime_directory(prefix: &str) -> String {
     format!("unitgen/{prefix}-backup")
 }

@@ -547,4 +547,61 @@ mod tests {
             "/etc/it's here is readable by others than its owner: chmod 600 it\n"
         );
     }
+
+    /// Each variable the units set is checked, and a script run with the
+    /// unit's values goes on while one with the file's fails, saying which.
+    #[test]
+    fn every_variable_the_unit_sets_is_checked_against_the_file() {
+        let backup = Backup {
+            repository: "/srv/it's".into(),
+            password_file: "/etc/pw".into(),
+            environment_file: Some("/etc/s3 env".into()),
+            schedule: "daily".into(),
+            check: "weekly".into(),
+            randomized_delay_seconds: 0,
+            keep: Vec::new(),
+            on_failure: None,
+            helper_image: "busybox:1.36".into(),
+            services: Vec::new(),
+        };
+        let lines = own_variables_lines(&backup, "blog-live", Some("/var/lib/unitgen/blog-live"));
+        for variable in backup::UNIT_VARIABLES {
+            assert!(
+                lines.iter().any(|l| l.contains(&format!("${variable}"))),
+                "{variable}"
+            );
+        }
+        let run = |repository: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{} echo went on", lines.join(" ")))
+                .env("RESTIC_REPOSITORY", repository)
+                .env("RESTIC_PASSWORD_FILE", "/etc/pw")
+                .env(
+                    "RESTIC_CACHE_DIR",
+                    "/var/cache/unitgen/blog-live-backup/restic",
+                )
+                .env("UNITGEN_STATE", "/var/lib/unitgen/blog-live")
+                .output()
+                .unwrap()
+        };
+        assert_eq!(run("/srv/it's").stdout, b"went on\n");
+        let refused = run("/srv/elsewhere");
+        assert!(!refused.status.success());
+        assert_eq!(
+            String::from_utf8(refused.stderr).unwrap(),
+            "/etc/s3 env sets RESTIC_REPOSITORY, which this unit sets from the template: remove it from the file\n"
+        );
+        assert!(
+            own_variables_lines(
+                &Backup {
+                    environment_file: None,
+                    ..backup
+                },
+                "blog-live",
+                None
+            )
+            .is_empty()
+        );
+    }
 }
