@@ -117,16 +117,19 @@ impl Repository {
         let mut environment = Vec::new();
         if let Some(file) = &backup.environment_file {
             let path = on_host(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("reading {}: {e}", crate::diagnostic::shown_path(&path)))?;
-            for line in text.lines().map(str::trim) {
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                if let Some((name, value)) = line.split_once('=') {
-                    let value = value.trim().trim_matches('"').trim_matches('\'');
-                    environment.push((name.trim().to_string(), value.to_string()));
-                }
+            let shown = crate::diagnostic::shown_path(&path);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("reading {shown}: {e}"))?;
+            // As the units' `EnvironmentFile=` reads it; messages never
+            // quote it: it holds credentials.
+            environment = crate::systemd::environment_file::read(&text)
+                .map_err(|e| format!("{shown}:{}: {}", e.line, e.why))?;
+            if let Some((name, _)) = (environment.iter())
+                .find(|(name, _)| model::UNIT_VARIABLES.contains(&name.as_str()))
+            {
+                return Err(format!(
+                    "{shown} sets {name}, which the backup units set from the template: remove it from the file"
+                ));
             }
         }
         Ok(Repository {

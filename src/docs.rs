@@ -49,10 +49,14 @@ fn app_page_name(app: &str) -> String {
     format!("{app}.md")
 }
 
+/// The first line, an HTML comment naming the site's file: the name is
+/// shown on one line, with no `>` (written `&gt;`, which a comment shows as
+/// it is), so that a file named `a --> <img …>` cannot end the comment and
+/// put markup of its own on every page.
 fn header(site: &SiteView) -> String {
     format!(
         "{MARKER} from {}: edit that file and run it again, not this page. -->\n\n",
-        file_name(site)
+        visible(file_name(site)).replace('>', "&gt;")
     )
 }
 

@@ -5,6 +5,7 @@
 
 pub mod converge;
 mod dbus;
+pub mod environment_file;
 pub mod explain;
 pub mod handover;
 pub mod journal;

@@ -1603,3 +1603,60 @@ fn a_site_restores_live_into_staging_and_never_into_another_apps_instance() {
     assert_eq!(data("ugbksb", "other"), other);
     assert_eq!(serves(ports[1]).as_deref(), Some("ugbksa live\n"));
 }
+
+/// Found in hostile values round 6: systemd lets `EnvironmentFile=` win
+/// over `Environment=`, so a backup's `environment_file` that set
+/// `RESTIC_REPOSITORY` (as restic's guides write such files) sent every
+/// backup to its repository, while `unitgen backups`, `restore`, `status`
+/// and the docs read the template's. The backup unit fails now, naming the
+/// file and the variable (never its value), and `backups` refuses the file
+/// alike; without the line, the same file serves.
+#[test]
+fn an_environment_file_cannot_send_the_backups_elsewhere() {
+    let world = World::new("ugbke");
+    let yaml = app(
+        "ugbke",
+        "  repository: /var/backups/ugbke\n  environment_file: /etc/ugbke/s3.env\n",
+    ) + "instances:\n"
+        + &instance("live", free_port(), IMAGE, 0);
+    world.write(&yaml);
+    secret(&world, "/etc/ugbke/restic-password", PASSWORD);
+    let credentials = format!("AWS_SECRET_ACCESS_KEY=\"{S3_KEY}\\\"x\"\n");
+    secret(
+        &world,
+        "/etc/ugbke/s3.env",
+        &format!("{credentials}RESTIC_REPOSITORY=/var/backups/elsewhere\n"),
+    );
+    world.apply_ok("live");
+    let elsewhere = world.sandbox.root().join("var/backups/elsewhere");
+
+    let out = world.unitgen(&["backup", "live"]);
+    let said = one_line(&out) + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "/etc/ugbke/s3.env sets RESTIC_REPOSITORY, which this unit sets from the template"
+        ),
+        "{said}"
+    );
+    assert!(
+        !elsewhere.exists(),
+        "the backup went to the file's repository"
+    );
+    let out = world.unitgen(&["backups", "live"]);
+    let said = one_line(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("/etc/ugbke/s3.env sets RESTIC_REPOSITORY, which the backup units set"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("elsewhere") && !said.contains(S3_KEY),
+        "{said}"
+    );
+
+    secret(&world, "/etc/ugbke/s3.env", &credentials);
+    ok(&world.unitgen(&["backup", "live"]), "backup live");
+    assert_eq!(snapshots(&world, "live").len(), 1);
+    assert!(!elsewhere.exists());
+}

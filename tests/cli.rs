@@ -204,6 +204,35 @@ fn every_shell_completes_instance_and_service_names_from_the_file() {
     assert_eq!(bad.status.code(), Some(1), "clap refuses an unknown shell");
 }
 
+/// Found in hostile values round 6: bash completed names with `compgen -W
+/// "$names"`, which expands `$(…)` in them, and `complete-names` printed
+/// the file's names as written: in a folder holding a unitgen.yaml from
+/// anyone (a cloned repository) with a service or instance named
+/// `web$(touch PWNED)`, `unitgen logs live <TAB>` ran the command. Only
+/// names a compile takes are offered now, and bash matches them as text.
+#[test]
+fn names_from_a_hostile_file_are_never_run_by_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        "app: shop\nservices:\n  web: x:1\n  \"w$(touch PWNED-service)\": x:1\n  \"w`touch PWNED-tick`\": x:1\n\
+         instances:\n  live: {}\n  \"l$(touch PWNED-instance)\": {}\n  \"l\\nfake\": {}\n",
+    )
+    .unwrap();
+    for shell in SHELLS {
+        let offers = |line: &str| offers(shell, dir.path(), line);
+        assert_eq!(offers("status "), ["live"], "{shell:?}");
+        assert_eq!(offers("status l"), ["live"], "{shell:?}");
+        assert_eq!(offers("logs live "), ["web"], "{shell:?}");
+        assert_eq!(offers("logs live w"), ["web"], "{shell:?}");
+        let run: Vec<String> = (std::fs::read_dir(dir.path()).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("PWNED"))
+            .collect();
+        assert!(run.is_empty(), "{shell:?} ran {run:?}");
+    }
+}
+
 /// `unitgen --help` lists every command with its summary, and each
 /// command's own `--help` begins with that summary: a doc comment put above
 /// the wrong command (`init` once showed `import`'s text, and `import` none)

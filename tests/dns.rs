@@ -584,3 +584,56 @@ fn a_domain_split_across_hosts_is_refused_unless_every_router_serves_it() {
         );
     }
 }
+
+/// Found in hostile values round 6: `dns --out DIR` took the zone of every
+/// file in DIR whose first line was its header, by the file's name, and
+/// wrote that name into the zone's lines: a file `x.example $INCLUDE
+/// secret.zone` (a name no zone has, put there by anyone who can
+/// write the folder) became `$ORIGIN x.example $INCLUDE secret.`, a
+/// directive BIND obeys. A file whose name is no DNS name is left alone.
+#[test]
+fn a_file_in_the_out_folder_named_like_zone_syntax_is_left_alone() {
+    let dir = support::tempdir("dns-hostile-name");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for (format, file, header) in [
+        (
+            "bind",
+            "x.example $INCLUDE secret.zone",
+            "; the records unitgen's routes need in zone x.example $INCLUDE secret",
+        ),
+        (
+            "octodns",
+            "x.example': {evil.yaml",
+            "# the records unitgen's routes need in zone x.example': {evil.",
+        ),
+    ] {
+        let path = out.join(file);
+        std::fs::write(&path, format!("{header}\nkept\n")).unwrap();
+        let done = unitgen(&[
+            "dns",
+            "-f",
+            SITE,
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(done.status.success(), "{}", text(&done.stderr));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{header}\nkept\n"),
+            "{format}: the file was rewritten"
+        );
+        for (name, written) in support::files_in(&out)
+            .into_iter()
+            .filter(|(n, _)| n != file)
+        {
+            assert!(
+                !written.contains("$INCLUDE") && !written.contains("evil"),
+                "{name}: {written}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}

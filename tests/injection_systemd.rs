@@ -234,3 +234,54 @@ fn a_failed_containers_lines_reach_the_terminal_escaped() {
         .collect();
     assert_eq!(obeyed, Vec::<char>::new(), "{err}");
 }
+
+/// Found in hostile values round 6: unitgen read a backup's
+/// `environment_file` (credentials for restic) with a reader of its own,
+/// which took `KEY="a\"b"` as `a\"b`, `'it''s'` as `it''s`, kept a `;`
+/// comment and `export X` as variables and split continued lines: `unitgen
+/// backups` and `restore` ran restic with other credentials than the
+/// units, which systemd gives theirs. Each file here is read by a real
+/// systemd 252 as `EnvironmentFile=` and by unitgen: the same variables.
+#[test]
+fn an_environment_file_is_read_as_systemd_reads_it() {
+    use unitgen::systemd::environment_file;
+    let sandbox = Sandbox::boot();
+    let files: &[&str] = &[
+        "UGT_A=\"x\\\"y\\\\z\\$w\\`v\\q\"\nUGT_B='it''s'\n  UGT_C = spaced out  \n",
+        "; UGT_COMMENT=1\n# UGT_HASH=1\nUGT_D=a\\\nb\nUGT_E=\"one\\\ntwo\"\nUGT_F=tail\\ \n",
+        "export UGT_EXPORTED=1\nUGT_G=first\nUGT_G=second\nUGT_ALONE\n9UGT=x\nUGT_H=\r",
+        "UGT_I='open\nclosed' after\nUGT_J=\"a\" 'b' c\nUGT_K=#not a comment ;nor this\nUGT_L=\"unclosed",
+        "UGT_M=a\tb\u{1b}c\nUGT_N = \u{202e}x\nUGT\u{e9}=1\nUGT_O=\\\\\\'x\n",
+    ];
+    for (i, text) in files.iter().enumerate() {
+        let file = format!("/etc/ugenv-{i}.env");
+        std::fs::write(sandbox.root().join(&file[1..]), text).unwrap();
+        let out_file = format!("/ugenv-{i}.out");
+        let unit = format!(
+            "[Service]\nType=oneshot\nEnvironmentFile={file}\nExecStart=/bin/sh -c 'env -0 > {out_file}'\n"
+        );
+        let name = format!("ugenv-{i}.service");
+        std::fs::write(sandbox.unit_dir().join(&name), unit).unwrap();
+        sandbox.systemctl(["daemon-reload"]);
+        let started = sandbox.systemctl(["start", &name]);
+        assert!(
+            started.status.success(),
+            "{text:?}: {}",
+            sandbox.journal(&name)
+        );
+        let env = std::fs::read(sandbox.root().join(&out_file[1..])).unwrap();
+        let mut systemd: Vec<(String, String)> = (env.split(|b| *b == 0))
+            .filter_map(|pair| {
+                let pair = String::from_utf8(pair.to_vec()).unwrap();
+                let (name, value) = pair.split_once('=')?;
+                name.starts_with("UGT")
+                    .then(|| (name.to_string(), value.to_string()))
+            })
+            .collect();
+        let mut unitgen = environment_file::read(text).unwrap();
+        systemd.sort();
+        unitgen.sort();
+        assert!(!systemd.is_empty(), "file {i}: systemd set nothing");
+        assert_eq!(unitgen, systemd, "file {i}: {text:?}");
+    }
+}

@@ -520,3 +520,39 @@ fn history_lists_what_the_applies_did_and_ls_every_instance() {
     assert_eq!(two[4], "1/2", "web of two was stopped");
     assert!(live[3].ends_with('Z'), "ISO time when not on a terminal");
 }
+
+/// Found in hostile values round 6: `logs` showed each line escaped but
+/// put before it the service as the unit file's `[X-Unitgen]` section
+/// names it, as it was: a unit of the instance whose `Service=` held an
+/// escape sequence (a disk read with `--root`, a user unit dir) cleared
+/// and retitled the terminal at every line. The prefix is shown escaped.
+#[test]
+fn a_units_service_name_is_shown_by_logs_never_obeyed() {
+    let world = World::new("uglogh");
+    world.write("app: uglogh\nservices:\n  web: unitgen-test/busybox:1\ninstances:\n  live: {}\n");
+    let hostile = "web\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}";
+    let unit = "uglogh-live-web.service";
+    std::fs::write(
+        world.sandbox.unit_dir().join(unit),
+        format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/echo hello from the unit\n\n\
+             [X-Unitgen]\nApp=uglogh\nInstance=live\nService={hostile}\n"
+        ),
+    )
+    .unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    world.sandbox.systemctl(["start", unit]);
+    let said = wait_for(Duration::from_secs(60), || {
+        let said = stdout(&world.unitgen(&["logs", "live"]));
+        said.contains("hello from the unit").then_some(said)
+    })
+    .expect("the unit's line reaches its log");
+    assert!(
+        said.contains("web\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e} | hello from the unit"),
+        "{said}"
+    );
+    assert!(
+        !said.contains('\u{1b}') && !said.contains('\u{7}') && !said.contains('\u{202e}'),
+        "{said:?}"
+    );
+}

@@ -86,10 +86,25 @@ pub fn names(args: NamesArgs) -> Result<Outcome> {
         }
         None => Vec::new(),
     };
-    for name in names {
+    // Only names a compile takes: the file may be anyone's (a cloned
+    // repository), and a shell reads what comes back (bash's `compgen -W`
+    // expands `$(…)` in it); a name with a line break would be two.
+    for name in names.iter().filter(|name| is_name(name)) {
         out!("{name}\n")?;
     }
     Ok(Outcome::Clean)
+}
+
+/// An instance (`live`, or `app/instance` of a site), app or service name as
+/// the compile checks them: lowercase letters, digits, `_` and `-` only.
+fn is_name(name: &str) -> bool {
+    use crate::compile::syntax::{check_app_or_instance_name, check_service_name};
+    let one =
+        |part: &str| check_app_or_instance_name(part).is_ok() || check_service_name(part).is_ok();
+    match name.split_once('/') {
+        Some((app, instance)) => one(app) && one(instance),
+        None => one(name),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,7 +234,12 @@ _unitgen_with_names() {
     local names
     names=$("${COMP_WORDS[0]}" complete-names -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
     if [[ -n $names ]]; then
-        COMPREPLY=($(compgen -W "$names" -- "${COMP_WORDS[COMP_CWORD]}"))
+        # Not `compgen -W`, which expands `$(…)` in the names it is given.
+        local name cur=${COMP_WORDS[COMP_CWORD]}
+        COMPREPLY=()
+        while IFS= read -r name; do
+            [[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+        done <<< "$names"
         return 0
     fi
     _unitgen "$@"

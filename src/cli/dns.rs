@@ -185,6 +185,12 @@ fn written_zones(dir: &std::path::Path, format: Format) -> Result<Vec<String>> {
                 (origin, octodns::header(origin))
             }
         };
+        // Its name goes into the zone's lines (`$ORIGIN`, the header): one
+        // that is no DNS name (`x.example $INCLUDE y`, a `;`) was never
+        // written by unitgen, and is left alone.
+        if dns::check_name(origin).is_err() {
+            continue;
+        }
         // Not ours (or not readable as text): left alone.
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;

@@ -15,7 +15,7 @@ use super::host::HostArgs;
 use super::installed::Installed;
 use super::output::{self, outln};
 use super::{FileArgs, Outcome};
-use crate::diagnostic::printable;
+use crate::diagnostic::{printable, shown};
 use crate::render::{Owner, UnitFile};
 use crate::systemd::journal;
 
@@ -89,9 +89,15 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
     let prefixes: Vec<(String, String)> = selected
         .iter()
         .filter(|(unit, _)| !unit.name.ends_with(".target"))
-        .map(|(unit, owner)| (unit.name.clone(), label(unit, owner)))
+        // Read from the unit files (their names and `[X-Unitgen]`), as the
+        // lines are from the journal: shown, never obeyed.
+        .map(|(unit, owner)| (unit.name.clone(), shown(&label(unit, owner))))
         .collect();
-    let width = prefixes.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+    let width = prefixes
+        .iter()
+        .map(|(_, p)| p.chars().count())
+        .max()
+        .unwrap_or(0);
 
     let host = args.host.host()?;
     let mut journalctl = Command::new("journalctl");

@@ -197,12 +197,32 @@ fn read_name(message: &[u8], mut at: usize) -> Option<(String, usize)> {
             }
             l if l < 64 => {
                 let label = message.get(at + 1..at + 1 + usize::from(l))?;
-                labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+                labels.push(presentation(label));
                 at += 1 + usize::from(l);
             }
             _ => return None,
         }
     }
+}
+
+/// A label as `dig` shows it, lower case: a dot or backslash in it
+/// escaped, a byte that is not printable ASCII as `\DDD`. A label holding
+/// a dot (`edge.provider` in one label) is another name than the labels
+/// `edge` and `provider`: joined raw it read the same, and `dns --check`
+/// said "ok" of a CNAME to a name nobody asked for.
+fn presentation(label: &[u8]) -> String {
+    let mut out = String::with_capacity(label.len());
+    for &byte in label {
+        match byte {
+            b'.' | b'\\' => {
+                out.push('\\');
+                out.push(char::from(byte));
+            }
+            b'!'..=b'~' => out.push(char::from(byte.to_ascii_lowercase())),
+            _ => out.push_str(&format!("\\{byte:03}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,6 +256,32 @@ mod tests {
                     address: "203.0.113.10".parse().unwrap()
                 },
             ]))
+        );
+    }
+
+    /// Found in hostile values round 6: a CNAME to the one label
+    /// `edge.example` under `com` read as `edge.example.com`, the name the
+    /// site wanted, and control bytes in a label came through raw.
+    #[test]
+    fn a_label_holding_a_dot_or_a_control_is_not_another_name() {
+        let mut message = question(7, "www.example.com", Kind::Cname).unwrap();
+        message[2] = 0x81;
+        message[3] = 0x80;
+        message[7] = 1;
+        message.extend([0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 22, 12]);
+        message.extend(b"Edge.example");
+        message.extend([3]);
+        message.extend(b"com");
+        message.extend([3, 0x1b, b'\\', b' ', 0]);
+        let Some(Reply::Answer(records)) = parse(&message) else {
+            panic!("not read")
+        };
+        assert_eq!(
+            records,
+            [Record::Cname {
+                name: "www.example.com".into(),
+                target: "edge\\.example.com.\\027\\\\\\032".into()
+            }]
         );
     }
 

@@ -110,6 +110,15 @@ pub fn volume_path(volume: &str) -> String {
     format!("/volumes/{volume}.tar")
 }
 
+/// The variables the backup units set themselves, which their
+/// `environment_file` must leave alone (it would win over them).
+pub const UNIT_VARIABLES: [&str; 4] = [
+    "RESTIC_REPOSITORY",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_CACHE_DIR",
+    "UNITGEN_STATE",
+];
+
 /// The backup unit's `RuntimeDirectory=` (under /run, or the user's
 /// runtime folder): where it keeps, while it runs, the marks of what it
 /// paused or stopped (`<consistency>-<service>`), which systemd removes

@@ -64,7 +64,7 @@ impl Renderer {
                             &self.state_dir.join(&prefix).to_string_lossy(),
                         ),
                         helper_image => systemd_value(&backup.helper_image),
-                        prepare => shell(&prepare_script(backup)),
+                        prepare => shell(&prepare_script(backup, &prefix, &self.state_dir.join(&prefix).to_string_lossy())),
                         steps => backup_steps(instance, backup),
                         resume => escaped(format!("-{}", shell(&resume_script(instance, backup)))),
                         ..common.clone()
@@ -80,7 +80,7 @@ impl Renderer {
                             "{} {}: check the backup repository {}", instance.app, instance.instance, backup.repository
                         )),
                         timer => timer_name(&check_unit),
-                        check => shell(&check_script(backup)),
+                        check => shell(&check_script(backup, &prefix)),
                         ..common.clone()
                     },
                 )),
@@ -167,6 +167,56 @@ fn what_is_saved(backup: &Backup) -> String {
         .join(", ")
 }
 
+/// Fails the run when `environment_file` set a variable the unit sets
+/// itself: systemd lets the file's win over `Environment=`, so a
+/// `RESTIC_REPOSITORY` there (as restic's guides write such files) sent the
+/// backups to another repository than the one `unitgen backups`, `restore`,
+/// `status` and the docs read. `state`: the backup unit's `UNITGEN_STATE`.
+fn own_variables_lines(backup: &Backup, prefix: &str, state: Option<&str>) -> Vec<String> {
+    let Some(file) = &backup.environment_file else {
+        return Vec::new();
+    };
+    let cache = sh_quote(&format!("/{}/restic", backup::runtime_directory(prefix)));
+    let mut checks = vec![
+        (
+            "RESTIC_REPOSITORY",
+            format!(
+                "[ \"$RESTIC_REPOSITORY\" = {} ]",
+                sh_quote(&backup.repository)
+            ),
+        ),
+        (
+            "RESTIC_PASSWORD_FILE",
+            format!(
+                "[ \"$RESTIC_PASSWORD_FILE\" = {} ]",
+                sh_quote(&backup.password_file)
+            ),
+        ),
+        // Under the unit's cache folder, `%C`, which the script cannot name.
+        (
+            "RESTIC_CACHE_DIR",
+            format!("case $RESTIC_CACHE_DIR in *{cache}) true;; *) false;; esac"),
+        ),
+    ];
+    if let Some(state) = state {
+        checks.push((
+            "UNITGEN_STATE",
+            format!("[ \"$UNITGEN_STATE\" = {} ]", sh_quote(state)),
+        ));
+    }
+    checks
+        .into_iter()
+        .map(|(variable, check)| {
+            format!(
+                "{check} || {{ echo {} >&2; exit 1; }};",
+                sh_quote(&format!(
+                    "{file} sets {variable}, which this unit sets from the template: remove it from the file"
+                ))
+            )
+        })
+        .collect()
+}
+
 /// Takes the repository's lock (see [`backup::lock_file`]), waiting for
 /// the backup or check of another unit that holds it, and says so in the
 /// log. Held by the script until it ends.
@@ -182,8 +232,8 @@ fn lock_lines(backup: &Backup) -> Vec<String> {
 /// (only when restic says there is none: a wrong password or an unreachable
 /// server is an error, said as restic says it), and clears stale locks
 /// (left by a restic that was killed).
-fn prepare_script(backup: &Backup) -> Vec<String> {
-    let mut script = Vec::new();
+fn prepare_script(backup: &Backup, prefix: &str, state: &str) -> Vec<String> {
+    let mut script = own_variables_lines(backup, prefix, Some(state));
     let files = std::iter::once(&backup.password_file).chain(&backup.environment_file);
     for file in files {
         script.push(format!("case $(stat -L -c %a {}) in", sh_quote(file)));
@@ -241,8 +291,9 @@ fn prepare_script(backup: &Backup) -> Vec<String> {
 
 /// The check unit's one command: under the repository's lock, clear stale
 /// locks, then `restic check`.
-fn check_script(backup: &Backup) -> Vec<String> {
-    let mut script = lock_lines(backup);
+fn check_script(backup: &Backup, prefix: &str) -> Vec<String> {
+    let mut script = own_variables_lines(backup, prefix, None);
+    script.extend(lock_lines(backup));
     script.push("restic unlock && restic check".into());
     script
 }
@@ -475,7 +526,7 @@ mod tests {
             helper_image: "busybox:1.36".into(),
             services: Vec::new(),
         };
-        let script = prepare_script(&backup);
+        let script = prepare_script(&backup, "blog-live", "/var/lib/unitgen/blog-live");
         let refusal = (script.iter())
             .find(|line| line.contains("readable by others"))
             .unwrap();
@@ -494,6 +545,63 @@ mod tests {
         assert_eq!(
             String::from_utf8(echoed.stdout).unwrap(),
             "/etc/it's here is readable by others than its owner: chmod 600 it\n"
+        );
+    }
+
+    /// Each variable the units set is checked, and a script run with the
+    /// unit's values goes on while one with the file's fails, saying which.
+    #[test]
+    fn every_variable_the_unit_sets_is_checked_against_the_file() {
+        let backup = Backup {
+            repository: "/srv/it's".into(),
+            password_file: "/etc/pw".into(),
+            environment_file: Some("/etc/s3 env".into()),
+            schedule: "daily".into(),
+            check: "weekly".into(),
+            randomized_delay_seconds: 0,
+            keep: Vec::new(),
+            on_failure: None,
+            helper_image: "busybox:1.36".into(),
+            services: Vec::new(),
+        };
+        let lines = own_variables_lines(&backup, "blog-live", Some("/var/lib/unitgen/blog-live"));
+        for variable in backup::UNIT_VARIABLES {
+            assert!(
+                lines.iter().any(|l| l.contains(&format!("${variable}"))),
+                "{variable}"
+            );
+        }
+        let run = |repository: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{} echo went on", lines.join(" ")))
+                .env("RESTIC_REPOSITORY", repository)
+                .env("RESTIC_PASSWORD_FILE", "/etc/pw")
+                .env(
+                    "RESTIC_CACHE_DIR",
+                    "/var/cache/unitgen/blog-live-backup/restic",
+                )
+                .env("UNITGEN_STATE", "/var/lib/unitgen/blog-live")
+                .output()
+                .unwrap()
+        };
+        assert_eq!(run("/srv/it's").stdout, b"went on\n");
+        let refused = run("/srv/elsewhere");
+        assert!(!refused.status.success());
+        assert_eq!(
+            String::from_utf8(refused.stderr).unwrap(),
+            "/etc/s3 env sets RESTIC_REPOSITORY, which this unit sets from the template: remove it from the file\n"
+        );
+        assert!(
+            own_variables_lines(
+                &Backup {
+                    environment_file: None,
+                    ..backup
+                },
+                "blog-live",
+                None
+            )
+            .is_empty()
         );
     }
 }
