@@ -313,7 +313,55 @@ pub struct InstanceState {
 
 /// Held while a command changes an instance; released on drop.
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock {
+    /// Says no one holds it any more (the lock itself goes with the file).
+    /// A holder killed leaves its words behind: [`Holder::running`] tells.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// Who holds an instance's lock, written into the lock file by the command
+/// that took it, so that one that waits for it can say whom it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The unitgen command (`apply`, `rollback`, `destroy`, `restore`, …).
+    pub command: String,
+    pub pid: u32,
+    /// The user behind it: the one `sudo` ran it for, else the process's.
+    pub user: String,
+    /// When it took the lock, in seconds since the epoch.
+    pub since: u64,
+}
+
+impl Holder {
+    /// This process.
+    pub fn this(command: &str) -> Holder {
+        let user = ["SUDO_USER", "USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| format!("uid {}", nix_uid()));
+        Holder {
+            command: command.to_string(),
+            pid: std::process::id(),
+            user,
+            since: now_micros() / 1_000_000,
+        }
+    }
+
+    /// Whether its process still runs: a holder killed left its record in
+    /// the lock file, while the lock itself went with it.
+    pub fn running(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+fn nix_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 impl InstanceState {
@@ -331,11 +379,16 @@ impl InstanceState {
             .unwrap_or_default()
     }
 
-    /// Takes the instance's lock. If another unitgen holds it, says so
-    /// through `waiting` and waits for it: two applies never interleave.
-    /// Also tightens the folder's permissions (see the module doc), for
-    /// folders made by earlier versions.
-    pub fn lock(&self, waiting: impl FnOnce()) -> std::io::Result<Lock> {
+    /// Takes the instance's lock for `holder`. If another process holds it,
+    /// says so through `waiting` (with who, when a running unitgen said so
+    /// in the file) and waits for it: two applies never interleave. Also
+    /// tightens the folder's permissions (see the module doc), for folders
+    /// made by earlier versions.
+    pub fn lock(
+        &self,
+        holder: &Holder,
+        waiting: impl FnOnce(Option<Holder>),
+    ) -> std::io::Result<Lock> {
         // Root-only: revisions show how services are set up, and secrets
         // live here too.
         if let Some(state_dir) = self.dir.parent() {
@@ -346,9 +399,10 @@ impl InstanceState {
             create_private_dir(&self.dir)?;
             tighten(&self.dir)?;
             let path = self.dir.join("lock");
-            let file = File::options()
+            let mut file = File::options()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .mode(PRIVATE_FILE)
                 .open(&path)?;
@@ -356,7 +410,10 @@ impl InstanceState {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
                     if let Some(waiting) = waiting.take() {
-                        waiting();
+                        let said = fs::read_to_string(&path).ok();
+                        let other =
+                            said.and_then(|text| serde_json::from_str::<Holder>(&text).ok());
+                        waiting(other.filter(Holder::running));
                     }
                     file.lock()?;
                 }
@@ -368,7 +425,11 @@ impl InstanceState {
             // and the next would make a new one and not wait. The lock is
             // taken again on the file there now.
             if is_same_file(&file, &path) {
-                return Ok(Lock { _file: file });
+                use std::io::Write as _;
+                let said = serde_json::to_string(holder).map_err(std::io::Error::other)?;
+                file.set_len(0)?;
+                file.write_all(said.as_bytes())?;
+                return Ok(Lock { file });
             }
         }
     }
@@ -794,7 +855,7 @@ mod tests {
     fn the_intent_is_written_read_back_and_finished() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let _lock = state.lock(|| {}).unwrap();
+        let _lock = state.lock(&Holder::this("test"), |_| {}).unwrap();
         assert_eq!(state.intent().unwrap(), None);
         let intent = Intent::new("sha256:x".into(), vec!["web".into()]);
         state.begin(&intent).unwrap();
@@ -822,7 +883,7 @@ mod tests {
     fn each_command_under_way_has_its_own_record() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let _lock = state.lock(|| {}).unwrap();
+        let _lock = state.lock(&Holder::this("test"), |_| {}).unwrap();
         // Written by versions before `command`: an apply's.
         std::fs::write(
             state.dir().join("applying.json"),
@@ -869,7 +930,7 @@ mod tests {
             fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
         }
         fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
-        drop(state.lock(|| {}).unwrap());
+        drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(state.dir()), 0o700);
@@ -885,7 +946,7 @@ mod tests {
     fn an_instance_being_forgotten_is_no_instance_and_is_forgotten_whole() {
         let root = tempfile::tempdir().unwrap();
         let state = InstanceState::new(root.path(), "blog", "live");
-        drop(state.lock(|| {}).unwrap());
+        drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
         state.record(&[], Provenance::default()).unwrap();
         // What a kill right after hiding it leaves.
         let hidden = root.path().join(".blog-live.forgotten");
@@ -935,7 +996,9 @@ mod tests {
         // A state folder left 0755 by an older version is made root-only.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let held = state.lock(|| panic!("nobody holds it yet")).unwrap();
+        let held = state
+            .lock(&Holder::this("apply"), |_| panic!("nobody holds it yet"))
+            .unwrap();
         for dir in [dir.path().to_path_buf(), dir.path().join("blog-live")] {
             let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{} is root-only", dir.display());
@@ -944,11 +1007,23 @@ mod tests {
         let path = dir.path().to_path_buf();
         let waiter = std::thread::spawn(move || {
             let state = InstanceState::new(&path, "blog", "live");
-            let _lock = state.lock(|| tx.send("waiting").unwrap()).unwrap();
+            let _lock = state
+                .lock(&Holder::this("destroy"), |who| tx.send(who).unwrap())
+                .unwrap();
         });
-        assert_eq!(rx.recv().unwrap(), "waiting");
+        // Told who holds it: this process's apply.
+        let who = rx.recv().unwrap().expect("the holder says who it is");
+        assert_eq!(
+            (who.command.as_str(), who.pid),
+            ("apply", std::process::id())
+        );
         drop(held);
         waiter.join().unwrap();
+        // Released, it says no one holds it.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("blog-live/lock")).unwrap(),
+            ""
+        );
     }
 
     /// A command that waited for the lock of an instance a `destroy
@@ -961,13 +1036,15 @@ mod tests {
     fn a_lock_waited_for_across_a_forget_is_the_instances_new_lock() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let held = state.lock(|| {}).unwrap();
+        let held = state.lock(&Holder::this("test"), |_| {}).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let path = dir.path().to_path_buf();
         let waiter = std::thread::spawn(move || {
             let state = InstanceState::new(&path, "blog", "live");
-            let lock = state.lock(|| tx.send("waiting").unwrap()).unwrap();
+            let lock = state
+                .lock(&Holder::this("test"), |_| tx.send("waiting").unwrap())
+                .unwrap();
             tx.send("locked").unwrap();
             done_rx.recv().unwrap();
             drop(lock);

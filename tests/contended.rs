@@ -210,3 +210,93 @@ fn an_apply_and_a_backup_started_while_it_holds_the_lock_both_finish() {
     let (code, plan) = world.unitgen_said(&["plan", "live"]);
     assert_eq!(code, Some(0), "{plan}");
 }
+
+/// A plain app: `web` answers with its version.
+fn plain(app: &str, version: &str) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: {IMAGE}
+    command: [sh, -c, 'mkdir -p /www && echo {version} > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+instances:
+  live: {{}}
+"#
+    )
+}
+
+/// Two users' applies of one instance at once: the second waited saying
+/// only "another unitgen", not which command, whose, or since when, so no
+/// one could tell a colleague's deploy from a hung one. Now it names the
+/// holder (command, user, pid, since); and the holder killed (`kill -9`)
+/// while the other waits lets the waiter through, whose apply finishes the
+/// killed one's work.
+#[test]
+fn a_second_apply_names_the_holder_and_goes_on_when_it_is_killed() {
+    let app = "ugcl";
+    let world = World::new(app);
+    world.write(&plain(app, "one"));
+    world.apply_ok("live");
+    let lock = lock_file(&world, &format!("{app}-live"));
+
+    // Alice's apply of version two, held still (SIGSTOP) once it holds the
+    // lock, wherever it is then.
+    world.write(&plain(app, "two"));
+    let mut alice = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["apply", "live", "--file"])
+        .arg(world.file())
+        .arg("--root")
+        .arg(world.sandbox.root())
+        .env("SUDO_USER", "alice")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock_path = world
+        .sandbox
+        .root()
+        .join(format!("var/lib/unitgen/{app}-live/lock"));
+    let holds = wait_for(Duration::from_secs(60), || {
+        let said = std::fs::read_to_string(&lock_path).unwrap_or_default();
+        (held(&lock) && said.contains(&format!("\"pid\":{},", alice.id()))).then_some(())
+    });
+    assert!(holds.is_some(), "alice's apply never took the lock");
+    signal(alice.id(), "-STOP");
+
+    // Bob's apply of version three waits, naming alice's.
+    world.write(&plain(app, "three"));
+    let log = world.dir().join("bob.log");
+    let mut bob = spawn_logged(&world, &["apply", "live", "--settle", "1"], &log);
+    let named = format!(
+        "waiting for another unitgen working on {app}-live to finish: `unitgen apply` of user \
+         alice, pid {}, since ",
+        alice.id()
+    );
+    let told = wait_for(Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains(&named)
+            .then_some(())
+    });
+    assert!(told.is_some(), "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(
+        bob.try_wait().unwrap().is_none(),
+        "bob's apply did not wait"
+    );
+
+    // Alice's killed while she holds it: bob goes on and finishes.
+    alice.kill().unwrap();
+    alice.wait().unwrap();
+    let status = ended(&mut bob, Duration::from_secs(120));
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{said}");
+    assert_eq!(world.exec("live", "web", "cat /www/index.html"), "three\n");
+    let (code, plan) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(0), "{plan}");
+    // No one holds it now, and no stale holder is named.
+    assert!(!held(&lock));
+    let (code, said) = world.unitgen_said(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("waiting for another"), "{said}");
+}

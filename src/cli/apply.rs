@@ -512,7 +512,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
     let values = secrets::read(&instance)?;
     let route_files =
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
-    let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
+    let (state, _lock) = args.host.lock("apply", &instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check)?;
     refuse_unreachable_engine(&host, &format!("apply of {}", instance.prefix()))?;

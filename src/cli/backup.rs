@@ -295,7 +295,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         confirm(&target.prefix())?;
     }
 
-    let (state, _lock) = args.host.lock(&target.app, &target.instance)?;
+    let (state, _lock) = args.host.lock("restore", &target.app, &target.instance)?;
     let installed = args.host.installed(&target.app, &target.instance)?;
     if installed.is_empty() {
         return Err(miette!(
