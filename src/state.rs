@@ -34,8 +34,11 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitgen";
 const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 
-/// What a revision records beside its unit files.
+/// What a revision records beside its unit files. Every record here
+/// refuses fields it does not know: they come from a newer unitgen (see
+/// [`written_by_newer`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RevisionInfo {
     pub number: u64,
     /// Seconds since the epoch when it was applied.
@@ -75,6 +78,7 @@ pub trait UnderWay: Serialize + DeserializeOwned {
 /// command, it says that command was interrupted, and, for an apply, which
 /// units may still run the configuration from before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intent {
     /// The command, and what finishing it needs.
     #[serde(default)]
@@ -111,7 +115,7 @@ impl UnderWay for Intent {
 
 /// Which command recorded an [`Intent`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Command {
     /// `apply` (and every intent written before this field existed).
     #[default]
@@ -213,6 +217,7 @@ impl Intent {
 /// restore can always be run again, as restic's can). Apply starts what it
 /// stopped, keeps this record, and says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Restoring {
     /// The snapshot's id.
     pub snapshot: String,
@@ -477,9 +482,16 @@ impl InstanceState {
     pub fn under_way<T: UnderWay>(&self) -> std::io::Result<Option<T>> {
         let path = self.dir.join(T::FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).unwrap_or_else(|e| {
-                T::unreadable(format!("{}: unreadable: {e}", path.display()))
-            }))),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(record) => Ok(Some(record)),
+                Err(e) => match written_by_newer(&path, &e) {
+                    Some(newer) => Err(newer),
+                    None => Ok(Some(T::unreadable(format!(
+                        "{}: unreadable: {e}",
+                        path.display()
+                    )))),
+                },
+            },
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Some(T::unreadable(
                 format!("{}: unreadable: {e}", path.display()),
             ))),
@@ -514,7 +526,14 @@ impl InstanceState {
     fn keep_unreadable<T: UnderWay>(&self) -> std::io::Result<()> {
         let path = self.dir.join(T::FILE);
         let readable = match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<T>(&text).is_ok(),
+            Ok(text) => match serde_json::from_str::<T>(&text) {
+                Ok(_) => true,
+                // Not damaged: kept as it is, for the unitgen that wrote it.
+                Err(e) => match written_by_newer(&path, &e) {
+                    Some(newer) => return Err(newer),
+                    None => false,
+                },
+            },
             Err(e) => e.kind() != std::io::ErrorKind::InvalidData,
         };
         if readable {
@@ -550,8 +569,10 @@ impl InstanceState {
                     ));
                 }
             };
-            let info: RevisionInfo = serde_json::from_str(&text)
-                .map_err(|e| self.unreadable_revision(&entry.path(), &e.to_string()))?;
+            let info: RevisionInfo = serde_json::from_str(&text).map_err(|e| {
+                written_by_newer(&path, &e)
+                    .unwrap_or_else(|| self.unreadable_revision(&entry.path(), &e.to_string()))
+            })?;
             infos.push(info);
         }
         infos.sort_by_key(|i| i.number);
@@ -588,9 +609,12 @@ impl InstanceState {
 
     pub fn load(&self, number: u64) -> std::io::Result<Revision> {
         let dir = self.revision_dir(number);
+        let path = dir.join("revision.json");
         let info: RevisionInfo =
-            serde_json::from_str(&fs::read_to_string(dir.join("revision.json"))?)
-                .map_err(|e| self.unreadable_revision(&dir, &e.to_string()))?;
+            serde_json::from_str(&fs::read_to_string(&path)?).map_err(|e| {
+                written_by_newer(&path, &e)
+                    .unwrap_or_else(|| self.unreadable_revision(&dir, &e.to_string()))
+            })?;
         let mut units = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -680,6 +704,25 @@ impl InstanceState {
         }
         remove_dir_if_exists(&forgotten)
     }
+}
+
+/// A record this unitgen cannot read because it holds what it does not
+/// know (a field, a kind of command: a newer unitgen wrote it, on purpose,
+/// not by damage), as the error that refuses it. Taken for damage, it was
+/// set aside and the command went on without what it said; ignored, what
+/// it said was lost with the next write. `None` for any other fault.
+pub fn written_by_newer(path: &Path, e: &serde_json::Error) -> Option<std::io::Error> {
+    let why = e.to_string();
+    if !(why.starts_with("unknown field") || why.starts_with("unknown variant")) {
+        return None;
+    }
+    Some(std::io::Error::other(format!(
+        "{}: written by a newer unitgen than this one ({}): {why}
+use that unitgen (or a newer \
+         one) on this host: this one changes nothing rather than lose what it cannot read",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    )))
 }
 
 /// Whether `path` names the file `file` has open.
@@ -988,6 +1031,73 @@ mod tests {
             err.to_string().contains("is the last number there is"),
             "{err}"
         );
+    }
+
+    /// Records a newer unitgen wrote (a field, a kind of command this one
+    /// does not know) were taken for damage (an intent set aside as
+    /// `.unreadable`, a revision offered to be moved out of the history) or
+    /// read without what this one did not know, lost at the next write.
+    /// Now they are refused as written by a newer unitgen, and kept as
+    /// they are; a damaged one is still told as damaged.
+    #[test]
+    fn records_of_a_newer_unitgen_are_refused_not_taken_for_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let units = vec![UnitFile {
+            name: "blog-live-web.service".into(),
+            text: "[Unit]\n".into(),
+        }];
+        state.record(&units, Provenance::default()).unwrap();
+        let newer = |e: std::io::Error| {
+            let said = e.to_string();
+            assert!(said.contains("written by a newer unitgen"), "{said}");
+            assert!(!said.contains("mv "), "{said}");
+            said
+        };
+
+        let revision = state.revision_dir(1).join("revision.json");
+        let text = fs::read_to_string(&revision).unwrap();
+        let with_format = text.replacen('{', "{\n  \"format\": 2,", 1);
+        fs::write(&revision, &with_format).unwrap();
+        assert!(newer(state.revisions().unwrap_err()).contains("`format`"));
+        assert!(newer(state.load(1).err().unwrap()).contains("`format`"));
+        fs::write(&revision, &text).unwrap();
+
+        let intent = state.dir().join(Intent::FILE);
+        for record in [
+            r#"{"command": {"migrate": {"to": 3}}, "digest": "", "started_at": 1, "restart": []}"#,
+            r#"{"command": "apply", "digest": "", "started_at": 1, "restart": [], "routes_pending": ["a"]}"#,
+            r#"{"command": {"destroy": {"units": [], "routes": null, "secrets": true}}, "digest": "", "started_at": 1, "restart": []}"#,
+        ] {
+            fs::write(&intent, record).unwrap();
+            newer(state.intent().unwrap_err());
+            newer(
+                state
+                    .begin(&Intent::new("d".into(), Vec::new()))
+                    .unwrap_err(),
+            );
+            newer(state.finish::<Intent>().unwrap_err());
+            assert_eq!(
+                fs::read_to_string(&intent).unwrap(),
+                record,
+                "kept as it is"
+            );
+        }
+        let restoring = state.dir().join(Restoring::FILE);
+        let record = r#"{"snapshot": "a", "from": "blog/live", "into": null, "volumes": [], "started_at": 1, "format": 2}"#;
+        fs::write(&restoring, record).unwrap();
+        newer(state.restoring().unwrap_err());
+
+        // Damaged, not newer: still a command of unknown kind.
+        fs::write(&intent, r#"{"command": "apply", "dig"#).unwrap();
+        assert!(state.intent().unwrap().unwrap().unreadable.is_some());
+        // Written by this unitgen or an older one: read.
+        fs::write(
+            &intent,
+            r#"{"digest": "d", "started_at": 1, "restart": []}"#,
+        )
+        .unwrap();
+        assert_eq!(state.intent().unwrap().unwrap().command, Command::Apply);
     }
 
     #[test]
