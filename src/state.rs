@@ -9,6 +9,7 @@
 //!   applying.json           an apply, rollback or destroy under way (or killed): see `Intent`
 //!   restoring.json          a restore under way (or killed): see `Restoring`
 //!   handover.json           a routed service's switch under way: `systemd::handover`
+//!   unrouting               an apply taking the routes away: `InstanceState::unrouting`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied
@@ -30,6 +31,9 @@ use crate::render::UnitFile;
 use crate::unit_dir::write_atomic_mode;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitgen";
+
+/// See [`InstanceState::unrouting`].
+const UNROUTING: &str = "unrouting";
 
 const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
@@ -680,6 +684,33 @@ impl InstanceState {
             let _ = fs::remove_dir_all(&tmp);
             crate::unit_dir::at(&dir, e)
         })
+    }
+
+    /// Records, before an apply takes the instance's routes away, the
+    /// routes file its routes unit wrote: the router's copies and the
+    /// router itself (when it serves no other instance) go only after the
+    /// revision is recorded, and a kill in between left no unit to name
+    /// them. Removed by [`InstanceState::unrouted`].
+    pub fn unrouting(&self, routes_file: &Path) -> std::io::Result<()> {
+        let path = self.dir.join(UNROUTING);
+        write_atomic_mode(
+            &path,
+            routes_file.as_os_str().as_encoded_bytes(),
+            PRIVATE_FILE,
+        )
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// The routes file of a removal of the instance's routes that did not
+    /// finish (see [`InstanceState::unrouting`]).
+    pub fn unrouting_left(&self) -> Option<PathBuf> {
+        let text = fs::read_to_string(self.dir.join(UNROUTING)).ok()?;
+        (!text.is_empty()).then(|| PathBuf::from(text))
+    }
+
+    /// The instance's routes are removed, or routed again.
+    pub fn unrouted(&self) -> std::io::Result<()> {
+        crate::unit_dir::remove_if_exists(&self.dir.join(UNROUTING))
     }
 
     /// The instance's folder, for messages.

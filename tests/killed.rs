@@ -856,3 +856,43 @@ fn a_state_folder_a_newer_unitgen_wrote_is_refused_and_kept() {
     world.apply_ok("live");
     assert_eq!(world.exec("live", "web", "cat /www/index.html"), "two\n");
 }
+
+/// An apply that takes away an instance's routes (and with them the
+/// host's only use of its router), killed once it recorded its revision,
+/// before it removed the router: `plan` said "up to date" while the router
+/// still ran, and no later apply removed it (the routes unit that named
+/// its folder was gone). Now `plan` says the removal is pending, and the
+/// next apply finishes it: the router gone, as after an apply not killed.
+#[test]
+fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by_the_next() {
+    let (world, ports) = applied_routed("one");
+    served(ports, "one");
+    let router = "unitgen-router.service";
+    let unrouted = routed(&world, "two", ports);
+    let unrouted =
+        unrouted[..unrouted.find("instances:").unwrap()].to_string() + "instances:\n  live: {}\n";
+    world.write(&unrouted);
+    let killed = world.unitgen_with(
+        &["apply", "live", "--settle", "1"],
+        &[("UNITGEN_FAULT", "after-record")],
+    );
+    assert!(!killed.status.success(), "{}", text(&killed));
+    assert_eq!(world.active(router), "active");
+
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(
+        text(&plan).contains(&format!(
+            "an earlier apply that took {ROUTED}-live's routes away did not finish"
+        )),
+        "{}",
+        text(&plan)
+    );
+
+    let next = world.unitgen(&["apply", "live", "--settle", "1"]);
+    assert!(next.status.success(), "{}", text(&next));
+    assert_ne!(world.active(router), "active", "{}", text(&next));
+    assert!(!world.unit_file(router).exists());
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}

@@ -216,6 +216,14 @@ fn plan_one(
         Some((&store, &env_files)),
     )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
+    if instance.router.is_none() && state.unrouting_left().is_some() {
+        plan.unrouting = Some(format!(
+            "an earlier apply that took {}'s routes away did not finish: the router's copies of \
+             its files, and {ROUTER_UNIT} when it routes no other instance, are still there; \
+             applying removes them",
+            instance.prefix(),
+        ));
+    }
     if state.changing_now() {
         plan.changing_now(state.changing_now_note());
     }
@@ -576,6 +584,14 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             ));
         }
     }
+    if instance.router.is_none()
+        && let Some(file) = installed.iter().find_map(routes_file)
+    {
+        state
+            .unrouting(&file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("apply of {} failed", instance.prefix()))?;
+    }
     converge_and_record(
         &host,
         &state,
@@ -633,8 +649,10 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             progress.line(&format!("{ROUTER_UNIT} ({}): {said}", router.image));
         }
         None => {
-            // Routes this instance had are gone with its routes unit.
-            if let Some(file) = installed.iter().find_map(routes_file) {
+            // Routes this instance had are gone with its routes unit (or
+            // went with it in an apply killed before this step).
+            let file = (installed.iter().find_map(routes_file)).or_else(|| state.unrouting_left());
+            if let Some(file) = file {
                 let held = router::RouterLock::take(&args.host.state_dir()?, &progress)
                     .map_err(|e| miette!("removing {name}'s routes: {e}"))?;
                 router::after_destroy(&held, &host, &file, &name, &progress)
@@ -642,6 +660,9 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str) -> Result<()
             }
         }
     }
+    state.unrouted().into_diagnostic().wrap_err_with(|| {
+        format!("{name} is applied, but forgetting its routes' removal failed")
+    })?;
     Ok(())
 }
 
