@@ -352,7 +352,7 @@ impl Holder {
         let user = ["SUDO_USER", "USER", "LOGNAME"]
             .iter()
             .find_map(|var| std::env::var(var).ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| format!("uid {}", nix_uid()));
+            .unwrap_or_else(|| format!("uid {}", process_uid()));
         Holder {
             command: command.to_string(),
             pid: std::process::id(),
@@ -368,7 +368,7 @@ impl Holder {
     }
 }
 
-fn nix_uid() -> u32 {
+fn process_uid() -> u32 {
     use std::os::unix::fs::MetadataExt as _;
     fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
