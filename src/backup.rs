@@ -266,18 +266,26 @@ impl Repository {
 /// rather than refusing, is what a deploy pipeline wants: it runs late by
 /// the backup's length instead of failing on the night's schedule; Ctrl-C
 /// leaves everything untouched. A backup the timer starts meanwhile waits
-/// for the lock in turn (see the backup unit's `ExecStartPre=`).
+/// for the lock in turn (see the backup unit's `ExecStartPre=`), and is not
+/// waited for: it has not got past the lock (its runtime folder has no
+/// [`model::PAST_LOCK`] mark) and cannot until the lock is released, so
+/// waiting for it would wait for ever, each for the other.
 pub fn await_running(
+    host: &crate::systemd::converge::Host,
     systemd: &crate::systemd::Systemd,
     unit: &str,
+    prefix: &str,
     progress: &crate::progress::Progress,
 ) -> Result<(), String> {
+    let past_lock = runtime_dir(host, prefix).map(|dir| dir.join(model::PAST_LOCK));
     let running = || -> Result<bool, String> {
         let state = systemd.unit_state(unit).map_err(|e| e.to_string())?;
+        let waits_for_the_lock =
+            state.sub_state == "start-pre" && past_lock.as_ref().is_some_and(|mark| !mark.exists());
         Ok(matches!(
             state.active_state.as_str(),
             "activating" | "deactivating" | "reloading"
-        ))
+        ) && !waits_for_the_lock)
     };
     if !running()? {
         return Ok(());
@@ -297,22 +305,25 @@ pub fn await_running(
     Ok(())
 }
 
+/// The backup unit's runtime folder as unitgen reaches it (see
+/// [`model::runtime_directory`]); none for a user's manager without
+/// `XDG_RUNTIME_DIR`.
+fn runtime_dir(host: &crate::systemd::converge::Host, prefix: &str) -> Option<PathBuf> {
+    let runtime = if host.user {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?)
+    } else {
+        crate::router::on_host(host.root.as_deref(), Path::new("/run"))
+    };
+    Some(runtime.join(model::runtime_directory(prefix)))
+}
+
 /// The units the instance's backup stopped or paused for its copies and
 /// resumes when it ends: its markers in its runtime directory (see
 /// `render::backup`; a stop marker lists the units it stopped, a pause
 /// marker is named after the service), which systemd removes when the
 /// backup ends. Empty when no backup runs.
 pub fn held_for_copies(host: &crate::systemd::converge::Host, prefix: &str) -> Vec<String> {
-    let runtime = if host.user {
-        match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => return Vec::new(),
-        }
-    } else {
-        crate::router::on_host(host.root.as_deref(), Path::new("/run"))
-    };
-    let dir = runtime.join(model::runtime_directory(prefix));
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Some(Ok(entries)) = runtime_dir(host, prefix).map(std::fs::read_dir) else {
         return Vec::new();
     };
     let stop = format!("{}-", model::Consistency::Stop.as_str());

@@ -134,6 +134,10 @@ pub struct Plan {
     /// cannot mend that, only the restore run again: the plan is not up to
     /// date until then.
     pub restore: Option<String>,
+    /// An apply that took the instance's routes away, killed before it
+    /// removed the router's copies and the router (see
+    /// `state::InstanceState::unrouting`): apply finishes it.
+    pub unrouting: Option<String>,
     /// Units that something else starts (a timer, `OnFailure=`): apply
     /// installs, changes and removes them, but never starts them.
     pub triggered: Vec<String>,
@@ -578,6 +582,7 @@ impl Plan {
             && self.unfinished.is_none()
             && self.handover_left.is_none()
             && self.restore.is_none()
+            && self.unrouting.is_none()
             && self.stale_secrets.is_empty()
             && self.missing_images.is_empty()
             && self.stale_route_files.is_empty()
@@ -962,6 +967,7 @@ impl Plan {
         for why in (self.unfinished.iter())
             .chain(&self.handover_left)
             .chain(&self.restore)
+            .chain(&self.unrouting)
         {
             note("31", "!", why.to_string());
         }

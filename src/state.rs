@@ -9,6 +9,7 @@
 //!   applying.json           an apply, rollback or destroy under way (or killed): see `Intent`
 //!   restoring.json          a restore under way (or killed): see `Restoring`
 //!   handover.json           a routed service's switch under way: `systemd::handover`
+//!   unrouting               an apply taking the routes away: `InstanceState::unrouting`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied
@@ -31,11 +32,17 @@ use crate::unit_dir::write_atomic_mode;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitgen";
 
+/// See [`InstanceState::unrouting`].
+const UNROUTING: &str = "unrouting";
+
 const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 
-/// What a revision records beside its unit files.
+/// What a revision records beside its unit files. Every record here
+/// refuses fields it does not know: they come from a newer unitgen (see
+/// [`written_by_newer`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RevisionInfo {
     pub number: u64,
     /// Seconds since the epoch when it was applied.
@@ -75,6 +82,7 @@ pub trait UnderWay: Serialize + DeserializeOwned {
 /// command, it says that command was interrupted, and, for an apply, which
 /// units may still run the configuration from before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intent {
     /// The command, and what finishing it needs.
     #[serde(default)]
@@ -111,7 +119,7 @@ impl UnderWay for Intent {
 
 /// Which command recorded an [`Intent`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Command {
     /// `apply` (and every intent written before this field existed).
     #[default]
@@ -213,6 +221,7 @@ impl Intent {
 /// restore can always be run again, as restic's can). Apply starts what it
 /// stopped, keeps this record, and says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Restoring {
     /// The snapshot's id.
     pub snapshot: String,
@@ -313,7 +322,55 @@ pub struct InstanceState {
 
 /// Held while a command changes an instance; released on drop.
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock {
+    /// Says no one holds it any more (the lock itself goes with the file).
+    /// A holder killed leaves its words behind: [`Holder::running`] tells.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// Who holds an instance's lock, written into the lock file by the command
+/// that took it, so that one that waits for it can say whom it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The unitgen command (`apply`, `rollback`, `destroy`, `restore`, …).
+    pub command: String,
+    pub pid: u32,
+    /// The user behind it: the one `sudo` ran it for, else the process's.
+    pub user: String,
+    /// When it took the lock, in seconds since the epoch.
+    pub since: u64,
+}
+
+impl Holder {
+    /// This process.
+    pub fn this(command: &str) -> Holder {
+        let user = ["SUDO_USER", "USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| format!("uid {}", process_uid()));
+        Holder {
+            command: command.to_string(),
+            pid: std::process::id(),
+            user,
+            since: now_micros() / 1_000_000,
+        }
+    }
+
+    /// Whether its process still runs: a holder killed left its record in
+    /// the lock file, while the lock itself went with it.
+    pub fn running(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+fn process_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 impl InstanceState {
@@ -331,11 +388,16 @@ impl InstanceState {
             .unwrap_or_default()
     }
 
-    /// Takes the instance's lock. If another unitgen holds it, says so
-    /// through `waiting` and waits for it: two applies never interleave.
-    /// Also tightens the folder's permissions (see the module doc), for
-    /// folders made by earlier versions.
-    pub fn lock(&self, waiting: impl FnOnce()) -> std::io::Result<Lock> {
+    /// Takes the instance's lock for `holder`. If another process holds it,
+    /// says so through `waiting` (with who, when a running unitgen said so
+    /// in the file) and waits for it: two applies never interleave. Also
+    /// tightens the folder's permissions (see the module doc), for folders
+    /// made by earlier versions.
+    pub fn lock(
+        &self,
+        holder: &Holder,
+        waiting: impl FnOnce(Option<Holder>),
+    ) -> std::io::Result<Lock> {
         // Root-only: revisions show how services are set up, and secrets
         // live here too.
         if let Some(state_dir) = self.dir.parent() {
@@ -346,9 +408,10 @@ impl InstanceState {
             create_private_dir(&self.dir)?;
             tighten(&self.dir)?;
             let path = self.dir.join("lock");
-            let file = File::options()
+            let mut file = File::options()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .mode(PRIVATE_FILE)
                 .open(&path)?;
@@ -356,7 +419,10 @@ impl InstanceState {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
                     if let Some(waiting) = waiting.take() {
-                        waiting();
+                        let said = fs::read_to_string(&path).ok();
+                        let other =
+                            said.and_then(|text| serde_json::from_str::<Holder>(&text).ok());
+                        waiting(other.filter(Holder::running));
                     }
                     file.lock()?;
                 }
@@ -368,7 +434,11 @@ impl InstanceState {
             // and the next would make a new one and not wait. The lock is
             // taken again on the file there now.
             if is_same_file(&file, &path) {
-                return Ok(Lock { _file: file });
+                use std::io::Write as _;
+                let said = serde_json::to_string(holder).map_err(std::io::Error::other)?;
+                file.set_len(0)?;
+                file.write_all(said.as_bytes())?;
+                return Ok(Lock { file });
             }
         }
     }
@@ -416,9 +486,16 @@ impl InstanceState {
     pub fn under_way<T: UnderWay>(&self) -> std::io::Result<Option<T>> {
         let path = self.dir.join(T::FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).unwrap_or_else(|e| {
-                T::unreadable(format!("{}: unreadable: {e}", path.display()))
-            }))),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(record) => Ok(Some(record)),
+                Err(e) => match written_by_newer(&path, &e) {
+                    Some(newer) => Err(newer),
+                    None => Ok(Some(T::unreadable(format!(
+                        "{}: unreadable: {e}",
+                        path.display()
+                    )))),
+                },
+            },
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Some(T::unreadable(
                 format!("{}: unreadable: {e}", path.display()),
             ))),
@@ -453,7 +530,14 @@ impl InstanceState {
     fn keep_unreadable<T: UnderWay>(&self) -> std::io::Result<()> {
         let path = self.dir.join(T::FILE);
         let readable = match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<T>(&text).is_ok(),
+            Ok(text) => match serde_json::from_str::<T>(&text) {
+                Ok(_) => true,
+                // Not damaged: kept as it is, for the unitgen that wrote it.
+                Err(e) => match written_by_newer(&path, &e) {
+                    Some(newer) => return Err(newer),
+                    None => false,
+                },
+            },
             Err(e) => e.kind() != std::io::ErrorKind::InvalidData,
         };
         if readable {
@@ -489,8 +573,10 @@ impl InstanceState {
                     ));
                 }
             };
-            let info: RevisionInfo = serde_json::from_str(&text)
-                .map_err(|e| self.unreadable_revision(&entry.path(), &e.to_string()))?;
+            let info: RevisionInfo = serde_json::from_str(&text).map_err(|e| {
+                written_by_newer(&path, &e)
+                    .unwrap_or_else(|| self.unreadable_revision(&entry.path(), &e.to_string()))
+            })?;
             infos.push(info);
         }
         infos.sort_by_key(|i| i.number);
@@ -527,9 +613,12 @@ impl InstanceState {
 
     pub fn load(&self, number: u64) -> std::io::Result<Revision> {
         let dir = self.revision_dir(number);
+        let path = dir.join("revision.json");
         let info: RevisionInfo =
-            serde_json::from_str(&fs::read_to_string(dir.join("revision.json"))?)
-                .map_err(|e| self.unreadable_revision(&dir, &e.to_string()))?;
+            serde_json::from_str(&fs::read_to_string(&path)?).map_err(|e| {
+                written_by_newer(&path, &e)
+                    .unwrap_or_else(|| self.unreadable_revision(&dir, &e.to_string()))
+            })?;
         let mut units = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -597,6 +686,33 @@ impl InstanceState {
         })
     }
 
+    /// Records, before an apply takes the instance's routes away, the
+    /// routes file its routes unit wrote: the router's copies and the
+    /// router itself (when it serves no other instance) go only after the
+    /// revision is recorded, and a kill in between left no unit to name
+    /// them. Removed by [`InstanceState::unrouted`].
+    pub fn unrouting(&self, routes_file: &Path) -> std::io::Result<()> {
+        let path = self.dir.join(UNROUTING);
+        write_atomic_mode(
+            &path,
+            routes_file.as_os_str().as_encoded_bytes(),
+            PRIVATE_FILE,
+        )
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// The routes file of a removal of the instance's routes that did not
+    /// finish (see [`InstanceState::unrouting`]).
+    pub fn unrouting_left(&self) -> Option<PathBuf> {
+        let text = fs::read_to_string(self.dir.join(UNROUTING)).ok()?;
+        (!text.is_empty()).then(|| PathBuf::from(text))
+    }
+
+    /// The instance's routes are removed, or routed again.
+    pub fn unrouted(&self) -> std::io::Result<()> {
+        crate::unit_dir::remove_if_exists(&self.dir.join(UNROUTING))
+    }
+
     /// The instance's folder, for messages.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -619,6 +735,25 @@ impl InstanceState {
         }
         remove_dir_if_exists(&forgotten)
     }
+}
+
+/// A record this unitgen cannot read because it holds what it does not
+/// know (a field, a kind of command: a newer unitgen wrote it, on purpose,
+/// not by damage), as the error that refuses it. Taken for damage, it was
+/// set aside and the command went on without what it said; ignored, what
+/// it said was lost with the next write. `None` for any other fault.
+pub fn written_by_newer(path: &Path, e: &serde_json::Error) -> Option<std::io::Error> {
+    let why = e.to_string();
+    if !(why.starts_with("unknown field") || why.starts_with("unknown variant")) {
+        return None;
+    }
+    Some(std::io::Error::other(format!(
+        "{}: written by a newer unitgen than this one ({}): {why}
+use that unitgen (or a newer \
+         one) on this host: this one changes nothing rather than lose what it cannot read",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    )))
 }
 
 /// Whether `path` names the file `file` has open.
@@ -794,7 +929,7 @@ mod tests {
     fn the_intent_is_written_read_back_and_finished() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let _lock = state.lock(|| {}).unwrap();
+        let _lock = state.lock(&Holder::this("test"), |_| {}).unwrap();
         assert_eq!(state.intent().unwrap(), None);
         let intent = Intent::new("sha256:x".into(), vec!["web".into()]);
         state.begin(&intent).unwrap();
@@ -822,7 +957,7 @@ mod tests {
     fn each_command_under_way_has_its_own_record() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let _lock = state.lock(|| {}).unwrap();
+        let _lock = state.lock(&Holder::this("test"), |_| {}).unwrap();
         // Written by versions before `command`: an apply's.
         std::fs::write(
             state.dir().join("applying.json"),
@@ -869,7 +1004,7 @@ mod tests {
             fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
         }
         fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
-        drop(state.lock(|| {}).unwrap());
+        drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(state.dir()), 0o700);
@@ -885,7 +1020,7 @@ mod tests {
     fn an_instance_being_forgotten_is_no_instance_and_is_forgotten_whole() {
         let root = tempfile::tempdir().unwrap();
         let state = InstanceState::new(root.path(), "blog", "live");
-        drop(state.lock(|| {}).unwrap());
+        drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
         state.record(&[], Provenance::default()).unwrap();
         // What a kill right after hiding it leaves.
         let hidden = root.path().join(".blog-live.forgotten");
@@ -929,13 +1064,82 @@ mod tests {
         );
     }
 
+    /// Records a newer unitgen wrote (a field, a kind of command this one
+    /// does not know) were taken for damage (an intent set aside as
+    /// `.unreadable`, a revision offered to be moved out of the history) or
+    /// read without what this one did not know, lost at the next write.
+    /// Now they are refused as written by a newer unitgen, and kept as
+    /// they are; a damaged one is still told as damaged.
+    #[test]
+    fn records_of_a_newer_unitgen_are_refused_not_taken_for_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(dir.path(), "blog", "live");
+        let units = vec![UnitFile {
+            name: "blog-live-web.service".into(),
+            text: "[Unit]\n".into(),
+        }];
+        state.record(&units, Provenance::default()).unwrap();
+        let newer = |e: std::io::Error| {
+            let said = e.to_string();
+            assert!(said.contains("written by a newer unitgen"), "{said}");
+            assert!(!said.contains("mv "), "{said}");
+            said
+        };
+
+        let revision = state.revision_dir(1).join("revision.json");
+        let text = fs::read_to_string(&revision).unwrap();
+        let with_format = text.replacen('{', "{\n  \"format\": 2,", 1);
+        fs::write(&revision, &with_format).unwrap();
+        assert!(newer(state.revisions().unwrap_err()).contains("`format`"));
+        assert!(newer(state.load(1).err().unwrap()).contains("`format`"));
+        fs::write(&revision, &text).unwrap();
+
+        let intent = state.dir().join(Intent::FILE);
+        for record in [
+            r#"{"command": {"migrate": {"to": 3}}, "digest": "", "started_at": 1, "restart": []}"#,
+            r#"{"command": "apply", "digest": "", "started_at": 1, "restart": [], "routes_pending": ["a"]}"#,
+            r#"{"command": {"destroy": {"units": [], "routes": null, "secrets": true}}, "digest": "", "started_at": 1, "restart": []}"#,
+        ] {
+            fs::write(&intent, record).unwrap();
+            newer(state.intent().unwrap_err());
+            newer(
+                state
+                    .begin(&Intent::new("d".into(), Vec::new()))
+                    .unwrap_err(),
+            );
+            newer(state.finish::<Intent>().unwrap_err());
+            assert_eq!(
+                fs::read_to_string(&intent).unwrap(),
+                record,
+                "kept as it is"
+            );
+        }
+        let restoring = state.dir().join(Restoring::FILE);
+        let record = r#"{"snapshot": "a", "from": "blog/live", "into": null, "volumes": [], "started_at": 1, "format": 2}"#;
+        fs::write(&restoring, record).unwrap();
+        newer(state.restoring().unwrap_err());
+
+        // Damaged, not newer: still a command of unknown kind.
+        fs::write(&intent, r#"{"command": "apply", "dig"#).unwrap();
+        assert!(state.intent().unwrap().unwrap().unreadable.is_some());
+        // Written by this unitgen or an older one: read.
+        fs::write(
+            &intent,
+            r#"{"digest": "d", "started_at": 1, "restart": []}"#,
+        )
+        .unwrap();
+        assert_eq!(state.intent().unwrap().unwrap().command, Command::Apply);
+    }
+
     #[test]
     fn a_second_lock_waits_for_the_first() {
         let dir = tempfile::tempdir().unwrap();
         // A state folder left 0755 by an older version is made root-only.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let held = state.lock(|| panic!("nobody holds it yet")).unwrap();
+        let held = state
+            .lock(&Holder::this("apply"), |_| panic!("nobody holds it yet"))
+            .unwrap();
         for dir in [dir.path().to_path_buf(), dir.path().join("blog-live")] {
             let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{} is root-only", dir.display());
@@ -944,11 +1148,23 @@ mod tests {
         let path = dir.path().to_path_buf();
         let waiter = std::thread::spawn(move || {
             let state = InstanceState::new(&path, "blog", "live");
-            let _lock = state.lock(|| tx.send("waiting").unwrap()).unwrap();
+            let _lock = state
+                .lock(&Holder::this("destroy"), |who| tx.send(who).unwrap())
+                .unwrap();
         });
-        assert_eq!(rx.recv().unwrap(), "waiting");
+        // Told who holds it: this process's apply.
+        let who = rx.recv().unwrap().expect("the holder says who it is");
+        assert_eq!(
+            (who.command.as_str(), who.pid),
+            ("apply", std::process::id())
+        );
         drop(held);
         waiter.join().unwrap();
+        // Released, it says no one holds it.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("blog-live/lock")).unwrap(),
+            ""
+        );
     }
 
     /// A command that waited for the lock of an instance a `destroy
@@ -961,13 +1177,15 @@ mod tests {
     fn a_lock_waited_for_across_a_forget_is_the_instances_new_lock() {
         let dir = tempfile::tempdir().unwrap();
         let state = InstanceState::new(dir.path(), "blog", "live");
-        let held = state.lock(|| {}).unwrap();
+        let held = state.lock(&Holder::this("test"), |_| {}).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let path = dir.path().to_path_buf();
         let waiter = std::thread::spawn(move || {
             let state = InstanceState::new(&path, "blog", "live");
-            let lock = state.lock(|| tx.send("waiting").unwrap()).unwrap();
+            let lock = state
+                .lock(&Holder::this("test"), |_| tx.send("waiting").unwrap())
+                .unwrap();
             tx.send("locked").unwrap();
             done_rx.recv().unwrap();
             drop(lock);

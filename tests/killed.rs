@@ -757,3 +757,142 @@ fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
         served(ports, version);
     }
 }
+
+/// `web` answers with its version (no router).
+fn versioned(version: &str) -> String {
+    format!(
+        r#"app: ugnewer
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo {version} > /www/index.html && exec httpd -f -p 80 -h /www']
+    init: true
+instances:
+  live: {{}}
+"#
+    )
+}
+
+/// A state folder a newer unitgen wrote (a revision with a field this one
+/// does not know, a command under way of a kind it does not know): plan
+/// offered a rollback's "move the revision out of the history", apply took
+/// the newer command's record for damage and set it aside, and a field
+/// this one did not know was dropped at its next write. Now every command
+/// refuses, naming the file and the newer unitgen, and changes nothing;
+/// the records stay as they were.
+#[test]
+fn a_state_folder_a_newer_unitgen_wrote_is_refused_and_kept() {
+    let world = World::new("ugnewer");
+    world.write(&versioned("one"));
+    world.apply_ok("live");
+    world.write(&versioned("two"));
+    let folder = world.sandbox.root().join("var/lib/unitgen/ugnewer-live");
+    let revision = folder.join("revisions/0001/revision.json");
+    let as_written = std::fs::read_to_string(&revision).unwrap();
+    let unit = world.sandbox.unit_dir().join("ugnewer-live-web.service");
+    let unit_before = std::fs::read_to_string(&unit).unwrap();
+    let refused = |args: &[&str]| {
+        let (code, said) = world.unitgen_said(args);
+        assert_eq!(code, Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains("written by a newer unitgen"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("up to date"), "{args:?}: {said}");
+        said
+    };
+    let unchanged = |what: &str| {
+        assert_eq!(
+            std::fs::read_to_string(&unit).unwrap(),
+            unit_before,
+            "{what}"
+        );
+        assert_eq!(
+            world.exec("live", "web", "cat /www/index.html"),
+            "one\n",
+            "{what}"
+        );
+        assert_eq!(world.active("ugnewer-live-web.service"), "active", "{what}");
+    };
+
+    let newer = as_written.replacen('{', "{\n  \"format\": 2,", 1);
+    std::fs::write(&revision, &newer).unwrap();
+    for args in [
+        &["plan", "live"][..],
+        &["apply", "live"],
+        &["rollback", "live", "--to", "1"],
+        &["destroy", "live"],
+    ] {
+        let said = refused(args);
+        assert!(said.contains("revisions/0001/revision.json"), "{said}");
+        assert!(!said.contains("mv "), "{said}");
+        unchanged(args[0]);
+    }
+    assert_eq!(std::fs::read_to_string(&revision).unwrap(), newer);
+    std::fs::write(&revision, &as_written).unwrap();
+
+    let intent = folder.join("applying.json");
+    let record =
+        r#"{"command": {"migrate": {"to": 2}}, "digest": "", "started_at": 1, "restart": []}"#;
+    std::fs::write(&intent, record).unwrap();
+    for args in [
+        &["plan", "live"][..],
+        &["apply", "live"],
+        &["destroy", "live"],
+    ] {
+        let said = refused(args);
+        assert!(said.contains("applying.json"), "{said}");
+        unchanged(args[0]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&intent).unwrap(),
+        record,
+        "kept as it is"
+    );
+    assert!(!folder.join("applying.json.unreadable").exists());
+
+    // Its command finished (by the newer unitgen), this one goes on.
+    std::fs::remove_file(&intent).unwrap();
+    world.apply_ok("live");
+    assert_eq!(world.exec("live", "web", "cat /www/index.html"), "two\n");
+}
+
+/// An apply that takes away an instance's routes (and with them the
+/// host's only use of its router), killed once it recorded its revision,
+/// before it removed the router: `plan` said "up to date" while the router
+/// still ran, and no later apply removed it (the routes unit that named
+/// its folder was gone). Now `plan` says the removal is pending, and the
+/// next apply finishes it: the router gone, as after an apply not killed.
+#[test]
+fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by_the_next() {
+    let (world, ports) = applied_routed("one");
+    served(ports, "one");
+    let router = "unitgen-router.service";
+    let unrouted = routed(&world, "two", ports);
+    let unrouted =
+        unrouted[..unrouted.find("instances:").unwrap()].to_string() + "instances:\n  live: {}\n";
+    world.write(&unrouted);
+    let killed = world.unitgen_with(
+        &["apply", "live", "--settle", "1"],
+        &[("UNITGEN_FAULT", "after-record")],
+    );
+    assert!(!killed.status.success(), "{}", text(&killed));
+    assert_eq!(world.active(router), "active");
+
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(
+        text(&plan).contains(&format!(
+            "an earlier apply that took {ROUTED}-live's routes away did not finish"
+        )),
+        "{}",
+        text(&plan)
+    );
+
+    let next = world.unitgen(&["apply", "live", "--settle", "1"]);
+    assert!(next.status.success(), "{}", text(&next));
+    assert_ne!(world.active(router), "active", "{}", text(&next));
+    assert!(!world.unit_file(router).exists());
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}

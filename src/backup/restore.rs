@@ -180,8 +180,6 @@ impl Restore<'_> {
         let backup_unit = self.target.backup_unit();
         let timer = backup_unit.replace(".service", ".timer");
         let timer_installed = self.installed.iter().any(|u| u.name == timer);
-        // Not stopped halfway: a running backup finishes first.
-        super::await_running(&systemd, &backup_unit, progress)?;
 
         progress.line(&format!("stopping {}", services.join(", ")));
         let mut stops = services.clone();

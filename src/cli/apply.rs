@@ -229,6 +229,14 @@ fn plan_one(
         Some((&store, &env_files)),
     )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
+    if instance.router.is_none() && state.unrouting_left().is_some() {
+        plan.unrouting = Some(format!(
+            "an earlier apply that took {}'s routes away did not finish: the router's copies of \
+             its files, and {ROUTER_UNIT} when it routes no other instance, are still there; \
+             applying removes them",
+            instance.prefix(),
+        ));
+    }
     if state.changing_now() {
         plan.changing_now(state.changing_now_note());
     }
@@ -573,7 +581,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
     let values = secrets::read(&instance)?;
     let route_files =
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
-    let (state, _lock) = args.host.lock(&instance.app, &instance.instance)?;
+    let (state, _lock) = args.host.lock("apply", &instance.app, &instance.instance)?;
     let host = args.host.host()?;
     refuse_claimed_routes(&host, &instance, EtcdClaims::Check, moves)?;
     refuse_unreachable_engine(&host, &format!("apply of {}", instance.prefix()))?;
@@ -637,6 +645,14 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
             ));
         }
     }
+    if instance.router.is_none()
+        && let Some(file) = installed.iter().find_map(routes_file)
+    {
+        state
+            .unrouting(&file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("apply of {} failed", instance.prefix()))?;
+    }
     converge_and_record(
         &host,
         &state,
@@ -694,8 +710,10 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
             progress.line(&format!("{ROUTER_UNIT} ({}): {said}", router.image));
         }
         None => {
-            // Routes this instance had are gone with its routes unit.
-            if let Some(file) = installed.iter().find_map(routes_file) {
+            // Routes this instance had are gone with its routes unit (or
+            // went with it in an apply killed before this step).
+            let file = (installed.iter().find_map(routes_file)).or_else(|| state.unrouting_left());
+            if let Some(file) = file {
                 let held = router::RouterLock::take(&args.host.state_dir()?, &progress)
                     .map_err(|e| miette!("removing {name}'s routes: {e}"))?;
                 router::after_destroy(&held, &host, &file, &name, &progress)
@@ -703,6 +721,9 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
             }
         }
     }
+    state.unrouted().into_diagnostic().wrap_err_with(|| {
+        format!("{name} is applied, but forgetting its routes' removal failed")
+    })?;
     Ok(())
 }
 
@@ -965,7 +986,7 @@ pub fn converge_and_record(
     let backup_unit = format!("{name}-backup.service");
     if installed.iter().any(|u| u.name == backup_unit) {
         let systemd = host.connect().map_err(|f| failure_report(name, f))?;
-        crate::backup::await_running(&systemd, &backup_unit, &progress)
+        crate::backup::await_running(host, &systemd, &backup_unit, name, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
     let (plan, intent) = host_plan(

@@ -324,9 +324,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         confirm(&target.prefix())?;
     }
 
-    let (state, _lock) = args.host.lock(&target.app, &target.instance)?;
-    // Held to the end: no backup or check of the repository runs meanwhile.
-    let _repository_lock = repo.lock().map_err(|e| miette!("{e}"))?;
+    let (state, _lock) = args.host.lock("restore", &target.app, &target.instance)?;
     let installed = args.host.installed(&target.app, &target.instance)?;
     if installed.is_empty() {
         return Err(miette!(
@@ -334,7 +332,27 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
             target.prefix()
         ));
     }
+    let host = args.host.host()?;
     let progress = Progress::default();
+    // Not stopped halfway: a running backup finishes first. Before the
+    // repository's lock is taken: a backup past the instance's lock waits
+    // for that one, and would wait for ever for a restore holding it.
+    let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
+    crate::backup::await_running(
+        &host,
+        &systemd,
+        &target.backup_unit(),
+        &target.prefix(),
+        &progress,
+    )
+    .map_err(|e| {
+        miette!(
+            "restore into {} failed: {e}\nnothing was changed",
+            target.prefix()
+        )
+    })?;
+    // Held to the end: no backup or check of the repository runs meanwhile.
+    let _repository_lock = repo.lock().map_err(|e| miette!("{e}"))?;
     // Before its services stop: a restore killed from here on is seen by
     // `plan`, `status` and `apply`, and finished by running it again.
     let restoring = Restoring {
@@ -356,7 +374,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     })?;
     fault::point("after-intent");
     Restore {
-        host: &args.host.host()?,
+        host: &host,
         repository: &repo,
         snapshot: &snapshot.id,
         helper_image: &backup.helper_image,

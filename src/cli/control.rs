@@ -46,7 +46,14 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
     // the state directory) is taken: a mistake changes nothing.
     installed.select(&args.services)?;
     // Not interleaved with an apply, rollback or destroy of the instance.
-    let (state, _lock) = args.host.lock(&installed.app, &installed.instance)?;
+    let command = match kind {
+        JobKind::Start => "start",
+        JobKind::Stop => "stop",
+        _ => "restart",
+    };
+    let (state, _lock) = args
+        .host
+        .lock(command, &installed.app, &installed.instance)?;
     let selected: Vec<_> = installed
         .select(&args.services)?
         .into_iter()

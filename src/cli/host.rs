@@ -8,7 +8,7 @@ use miette::{IntoDiagnostic, Result, WrapErr};
 
 use super::FileArgs;
 use crate::render::{self, Flavour, Renderer, UnitFile};
-use crate::state::{DEFAULT_STATE_DIR, InstanceState, Lock};
+use crate::state::{DEFAULT_STATE_DIR, Holder, InstanceState, Lock};
 use crate::systemd::converge::Host;
 use crate::unit_dir;
 
@@ -121,13 +121,27 @@ impl HostArgs {
         Ok(InstanceState::new(&self.state_dir()?, app, instance))
     }
 
-    /// Locks an instance for a change, saying so if another unitgen holds it.
-    pub fn lock(&self, app: &str, instance: &str) -> Result<(InstanceState, Lock)> {
+    /// Locks an instance for a change by `command` (`apply`, …), saying so
+    /// if another process holds it, and who when a unitgen does.
+    pub fn lock(&self, command: &str, app: &str, instance: &str) -> Result<(InstanceState, Lock)> {
         let state = self.state(app, instance)?;
         let dir = self.state_dir()?;
         let lock = state
-            .lock(|| {
-                crate::say!("waiting for another unitgen working on {app}-{instance} to finish...")
+            .lock(&Holder::this(command), |holder| match holder {
+                Some(Holder {
+                    command,
+                    pid,
+                    user,
+                    since,
+                }) => crate::say!(
+                    "waiting for another unitgen working on {app}-{instance} to finish: `unitgen \
+                     {command}` of user {}, pid {pid}, since {}...",
+                    crate::diagnostic::shown(&user),
+                    super::when::iso(since)
+                ),
+                None => crate::say!(
+                    "waiting for another unitgen working on {app}-{instance} to finish..."
+                ),
             })
             .into_diagnostic()
             .wrap_err_with(|| {

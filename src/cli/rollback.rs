@@ -55,7 +55,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     }
     let (app, instance) = args.host.app_of(&args.template, &args.instance)?;
     let name = crate::model::prefix(&app, &instance);
-    let (state, _lock) = args.host.lock(&app, &instance)?;
+    let (state, _lock) = args.host.lock("rollback", &app, &instance)?;
     let revisions = state
         .revisions()
         .map_err(|e| miette!("reading revisions of {name}: {e}"))?;
@@ -263,7 +263,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         return fleet::destroy(&on_fleet, &app, &instance);
     }
     let name = crate::model::prefix(&app, &instance);
-    let (state, lock) = args.host.lock(&app, &instance)?;
+    let (state, lock) = args.host.lock("destroy", &app, &instance)?;
     let installed = args.host.installed(&app, &instance)?;
     // The volumes to remove are known only from the recorded revisions:
     // a revision that cannot be read must stop `--volumes`, not shrink it.

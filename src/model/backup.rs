@@ -122,10 +122,16 @@ pub const UNIT_VARIABLES: [&str; 4] = [
 /// The backup unit's `RuntimeDirectory=` (under /run, or the user's
 /// runtime folder): where it keeps, while it runs, the marks of what it
 /// paused or stopped (`<consistency>-<service>`), which systemd removes
-/// when it ends.
+/// when it ends, and [`PAST_LOCK`].
 pub fn runtime_directory(prefix: &str) -> String {
     format!("unitgen/{prefix}-backup")
 }
+
+/// The mark, in the backup unit's runtime folder, that its run got past
+/// the instance's lock: written while it holds that lock, before it pauses
+/// or stops anything. A running backup without it is still waiting for the
+/// lock (see `crate::backup::await_running`).
+pub const PAST_LOCK: &str = "past-lock";
 
 pub fn dump_path(service: &str) -> String {
     format!("/dumps/{service}")

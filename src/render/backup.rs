@@ -247,13 +247,14 @@ fn prepare_script(backup: &Backup, prefix: &str, state: &str) -> Vec<String> {
         script.push("esac;".into());
     }
     // Not while unitgen changes the instance (apply, rollback, restore
-    // hold its lock): wait for it, then go on (see `backup::await_running`
-    // for the other way round).
+    // hold its lock): wait for it, then go on, marked as past it while it
+    // is held (see `backup::await_running` for the other way round).
     script.extend([
         "mkdir -p \"$UNITGEN_STATE\";".into(),
         "exec 8>>\"$UNITGEN_STATE/lock\";".into(),
         "flock -n 8 || { echo 'waiting for unitgen to finish changing this instance'; flock 8; };"
             .into(),
+        format!(": > \"$RUNTIME_DIRECTORY/{}\";", backup::PAST_LOCK),
         "exec 8>&-;".into(),
     ]);
     // A restore that did not finish may have left the data half restored:
