@@ -40,6 +40,7 @@ pub fn check_report(problems: &dyn miette::Diagnostic) {
 
 /// Text unitgen writes for people to read (an imported template): nothing
 /// in it a terminal or a pull request's view would obey rather than show.
+#[allow(dead_code)] // only the import target has such text
 pub fn check_shown(text: &str) {
     assert!(!text.chars().any(obeyed), "a raw character in:\n{text:?}");
 }
