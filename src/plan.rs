@@ -57,6 +57,10 @@ pub struct Changed {
     pub new: UnitFile,
 }
 
+/// How `plan` tells a unit to add that systemd runs without its file.
+pub const RUNNING_WITHOUT_FILE: &str = "its file is gone, but systemd runs it (removed by hand?): \
+     write it, enable, restart";
+
 /// A unit whose text is unchanged but whose container runs another image
 /// than its image reference names on this host now (the tag moved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +132,12 @@ pub struct Plan {
     /// Running containers with the instance's labels that no unit of it
     /// runs (see [`Observation`]): apply removes them.
     pub stray_containers: Vec<String>,
+    /// Units to add that systemd runs all the same: their file was removed
+    /// by hand (with or without a `daemon-reload`), and systemd runs what
+    /// it loaded before. Apply writes the file and restarts them, as it
+    /// does a unit whose file changed since systemd loaded it; a start
+    /// would leave that configuration running.
+    pub running_without_file: Vec<String>,
 }
 
 /// Units that are down because a backup stopped them for its copies: not
@@ -265,6 +275,8 @@ pub struct Observation {
     /// Images kept units need that the host no longer has (see
     /// [`Plan::missing_images`]).
     pub missing_images: Vec<String>,
+    /// Units to add that systemd runs (see [`Plan::running_without_file`]).
+    pub running_without_file: Vec<String>,
 }
 
 /// One way a unit on the host differs from its applied file.
@@ -643,9 +655,12 @@ impl Plan {
         self.new_and_repaired(Repair::enable)
     }
 
-    /// Units apply starts: the new ones and those found not running.
+    /// Units apply starts: the new ones (but those systemd runs without
+    /// their file, restarted) and those found not running.
     pub fn to_start(&self) -> Vec<String> {
-        self.new_and_repaired(Repair::start)
+        let mut units = self.new_and_repaired(Repair::start);
+        units.retain(|unit| !self.running_without_file.contains(unit));
+        units
     }
 
     /// The new units, the changed ones a change starts rather than restarts
@@ -675,6 +690,7 @@ impl Plan {
             .collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
         units.extend(repaired.map(|r| r.unit.clone()));
+        units.extend(self.running_without_file.iter().cloned());
         self.started_by_apply(&units)
     }
 
@@ -816,6 +832,8 @@ impl Plan {
         for added in &self.add {
             let what = if self.triggered.contains(&added.name) {
                 "new: install; started by its trigger"
+            } else if self.running_without_file.contains(&added.name) {
+                RUNNING_WITHOUT_FILE
             } else {
                 "new: enable and start"
             };

@@ -1694,3 +1694,58 @@ fn an_unreachable_docker_engine_is_told_first_and_changes_nothing() {
     assert_eq!(greeting(&world), "v2");
     assert_eq!(plan(&world).0, Some(0));
 }
+
+/// A unit file removed by hand while systemd runs it (with or without a
+/// `daemon-reload`: systemd keeps running what it loaded). plan called it
+/// new ("enable and start") and its container a stray no unit runs; apply
+/// removed that container, "started" the unit (still active: nothing
+/// done), found it restarted by systemd, failed, and stopped it while
+/// "restoring": the service was down, with no file, after the repair.
+#[test]
+fn a_unit_file_removed_while_systemd_runs_it_is_written_back_and_restarted() {
+    let world = World::new("ugrmf");
+    let port = free_port();
+    world.write(&yaml("ugrmf", "v1", None, port));
+    world.apply_ok("live");
+    let web = world.unit_file("ugrmf-live-web.service");
+    let applied = std::fs::read_to_string(&web).unwrap();
+    for reload in [false, true] {
+        let api = world.id("live", "api");
+        let before = world.id("live", "web");
+        std::fs::remove_file(&web).unwrap();
+        if reload {
+            world.sandbox.systemctl(["daemon-reload"]);
+        }
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "+ ugrmf-live-web.service ({})",
+                unitgen::plan::RUNNING_WITHOUT_FILE
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("! container"), "not a stray: {shown}");
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            shown.contains("ugrmf-live-web.service: active (running), but its file is gone"),
+            "{shown}"
+        );
+        assert!(!shown.contains("no unit of it runs it"), "{shown}");
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("restart ugrmf-live-web.service"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(std::fs::read_to_string(&web).unwrap(), applied);
+        assert_eq!(is_enabled(&world, "ugrmf-live-web.service"), "enabled");
+        assert_ne!(world.id("live", "web"), before, "restarted from its file");
+        assert_eq!(world.id("live", "api"), api, "api untouched");
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0));
+        assert_eq!(status(&world).0, Some(0));
+    }
+}

@@ -332,6 +332,7 @@ pub fn host_plan(
         // images the host lost are pulled.
         plan = plan.with_moved(observed.moved);
         plan.missing_images = observed.missing_images;
+        plan.running_without_file = observed.running_without_file;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins =

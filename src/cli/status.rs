@@ -513,6 +513,36 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         )
         .map_err(|e| miette::miette!("{e}"))?;
         let all_units = installed.as_slice();
+        // Units of the revision whose file is gone (removed by hand) that
+        // systemd runs all the same, from what it loaded before: told, and
+        // their containers are theirs, not strays.
+        let gone: Vec<render::UnitFile> = (recorded_units.iter())
+            .filter(|(name, _)| !name.contains("@.") && !all_units.iter().any(|u| &u.name == *name))
+            .map(|(name, text)| render::UnitFile {
+                name: name.clone(),
+                text: text.clone(),
+            })
+            .collect();
+        let gone_names: Vec<String> = gone.iter().map(|u| u.name.clone()).collect();
+        let gone_states = match gone_names.is_empty() {
+            true => Vec::new(),
+            false => (systemd.summaries(&gone_names)).map_err(|e| miette::miette!("{e}"))?,
+        };
+        let mut run_by = installed.clone();
+        for (unit, state) in gone.into_iter().zip(gone_states) {
+            if matches!(state.active_state.as_str(), "inactive" | "failed") {
+                continue;
+            }
+            other_units.push(NotAsApplied {
+                unit: unit.name.clone(),
+                why: vec![format!(
+                    "{} ({}), but its file is gone (removed by hand?): `unitgen apply` writes it \
+                     and restarts it",
+                    state.active_state, state.sub_state
+                )],
+            });
+            run_by.push(unit);
+        }
         // Backup units and timers are summed up under `backup`; what
         // `plan` would repair in them is told below it.
         let (summed, rows): (Vec<_>, Vec<_>) = (installed.iter().zip(owners))
@@ -646,7 +676,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     &host.host()?.unit_dir,
                 );
                 let running = running.into_keys().filter(|c| !standins.contains(c));
-                stray_containers = observe::strays(running, all_units, &down);
+                stray_containers = observe::strays(running, &run_by, &down);
             }
             Err(e) => containers_error = Some(e),
         }

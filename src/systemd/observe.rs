@@ -48,7 +48,18 @@ pub fn observe(
     // All read at once, not unit by unit: a plan of a hundred units
     // otherwise waits for some two thousand answers one after the other,
     // each the slower for a systemd busy starting units.
-    let details = systemd.details(&names)?;
+    // The units to add, in the same call: one whose file was removed by
+    // hand may still run what systemd loaded before.
+    let adding: Vec<String> = (plan.add.iter())
+        .map(|unit| unit.name.clone())
+        .filter(|name| !name.contains("@.") && !plan.triggered.contains(name))
+        .collect();
+    let mut details = systemd.details(&[names.clone(), adding.clone()].concat())?;
+    let running_without_file: Vec<String> = (adding.into_iter())
+        .zip(details.split_off(names.len()))
+        .filter(|(_, state)| !matches!(state.active_state.as_str(), "inactive" | "failed"))
+        .map(|(name, _)| name)
+        .collect();
     // A unit's own UnitFileState is what systemd read before its last
     // reload: a unit a killed destroy (or apply) disabled and did not
     // reload reads as enabled there. After one, read it from disk.
@@ -228,7 +239,15 @@ pub fn observe(
         networks_in_use = (running.values())
             .flat_map(|c| c.networks.iter().cloned())
             .collect();
-        stray_containers = strays(running.into_keys(), installed, &down);
+        // Those systemd runs without their file run their own container.
+        let run_by: Vec<UnitFile> = (installed.iter().cloned())
+            .chain(
+                (plan.add.iter())
+                    .filter(|unit| running_without_file.contains(&unit.name))
+                    .cloned(),
+            )
+            .collect();
+        stray_containers = strays(running.into_keys(), &run_by, &down);
     }
     // A service that does not run makes the named volumes it mounts at its
     // start: one removed meanwhile (`docker volume rm`, `docker volume
@@ -277,6 +296,7 @@ pub fn observe(
         stray_containers,
         moved,
         missing_images,
+        running_without_file,
     })
 }
 
