@@ -1749,3 +1749,178 @@ fn a_unit_file_removed_while_systemd_runs_it_is_written_back_and_restarted() {
         assert_eq!(status(&world).0, Some(0));
     }
 }
+
+/// The instance network made again by hand under its name, with other
+/// settings (`docker network create --internal`, no labels) while the
+/// services were stopped: the network unit, a oneshot, stayed active and
+/// its next start keeps any network of its name, so plan said only
+/// "start" of the services, apply started them on it, and said "up to
+/// date" while web's published port answered nothing.
+#[test]
+fn a_network_made_again_by_hand_with_other_settings_is_made_again_by_apply() {
+    let world = World::new("ugnet");
+    let port = free_port();
+    world.write(&yaml("ugnet", "v1", None, port));
+    world.apply_ok("live");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    let stopped =
+        world
+            .sandbox
+            .systemctl(["stop", "ugnet-live-api.service", "ugnet-live-web.service"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let removed = support::docker::docker(["network", "rm", "ugnet-live"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let made = support::docker::docker(["network", "create", "--internal", "ugnet-live"]);
+    assert!(made.status.success(), "{}", text(&made));
+
+    let differs = "its network ugnet-live is not as it makes it (made again by hand?): \
+                   it has not the instance's labels, internal (no way out, no published port)";
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* ugnet-live-network.service ({differs}: restart)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "(network)", differs), "{shown}");
+    world.apply_ok("live");
+    let inspect = support::docker::docker([
+        "network",
+        "inspect",
+        "--format",
+        "{{.Internal}} {{index .Labels \"unitgen.app\"}}",
+        "ugnet-live",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "false ugnet"
+    );
+    assert_eq!(serves(port).as_deref(), Some("web\n"), "reached again");
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+
+    // The same while they run on it (connected to the one made by hand):
+    // the network unit's restart stops them first, then makes it again,
+    // and starts them again, which apply awaits and tells (it returned
+    // while they were still down, and called them untouched).
+    let api = world.id("live", "api");
+    for service in ["api", "web"] {
+        let cut = support::docker::docker([
+            "network",
+            "disconnect",
+            "ugnet-live",
+            &world.container("live", service),
+        ]);
+        assert!(cut.status.success(), "{}", text(&cut));
+    }
+    let removed = support::docker::docker(["network", "rm", "ugnet-live"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let made = support::docker::docker(["network", "create", "--internal", "ugnet-live"]);
+    assert!(made.status.success(), "{}", text(&made));
+    for service in ["api", "web"] {
+        let joined = support::docker::docker([
+            "network",
+            "connect",
+            "ugnet-live",
+            &world.container("live", service),
+        ]);
+        assert!(joined.status.success(), "{}", text(&joined));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* ugnet-live-network.service ({differs}: restart)"
+        )),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    for service in ["api", "web"] {
+        assert!(
+            text(&out).contains(&format!("restart ugnet-live-{service}.service")),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_ne!(world.id("live", "api"), api, "restarted with its network");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+}
+
+/// A container made by hand under the name of a stopped service's
+/// container without the instance's labels (or with them, but not
+/// running: `docker create`): plan saw only labelled running strays, said
+/// "start", and apply's `docker run --name` failed on the name.
+#[test]
+fn a_container_made_by_hand_under_a_stopped_services_name_is_removed_before_its_start() {
+    let world = World::new("ugname");
+    let port = free_port();
+    world.write(&yaml("ugname", "v1", None, port));
+    world.apply_ok("live");
+    let web = world.container("live", "web");
+    let holders: [&[&str]; 2] = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            &web,
+            "unitgen-test/busybox:1",
+            "sleep",
+            "1000000",
+        ],
+        &[
+            "create",
+            "--name",
+            &web,
+            "--label",
+            "unitgen.app=ugname",
+            "--label",
+            "unitgen.instance=live",
+            "unitgen-test/busybox:1",
+            "true",
+        ],
+    ];
+    for holder in holders {
+        let api = world.id("live", "api");
+        let stopped = world.sandbox.systemctl(["stop", "ugname-live-web.service"]);
+        assert!(stopped.status.success(), "{}", text(&stopped));
+        let made = support::docker::docker(holder);
+        assert!(made.status.success(), "{}", text(&made));
+        let by_hand = support::docker::container_id(&web).unwrap();
+
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains("* ugname-live-web.service (inactive (dead): start)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!(
+                "! container {web} has the name of ugname-live-web.service's container, but the \
+                 unit does not run it (made by hand?), and its start would fail on the name: \
+                 applying removes it"
+            )),
+            "{shown}"
+        );
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            marked(
+                &shown,
+                "web",
+                "has the name of ugname-live-web.service's container"
+            ),
+            "{shown}"
+        );
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert_ne!(world.id("live", "web"), by_hand, "the unit's own container");
+        assert_eq!(world.id("live", "api"), api, "api untouched");
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0));
+    }
+}

@@ -333,6 +333,8 @@ pub fn host_plan(
         plan = plan.with_moved(observed.moved);
         plan.missing_images = observed.missing_images;
         plan.running_without_file = observed.running_without_file;
+        plan.name_holders = observed.name_holders;
+        plan.on_network = observed.on_network;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins =
@@ -415,7 +417,8 @@ fn resume_paused(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan
 /// unit removes them at its start too, and under a service's alias they
 /// would answer for it.
 fn remove_strays(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan> {
-    let strays = std::mem::take(&mut plan.stray_containers);
+    let mut strays = std::mem::take(&mut plan.stray_containers);
+    strays.extend((std::mem::take(&mut plan.name_holders).into_iter()).map(|(c, _)| c));
     if strays.is_empty() {
         return Ok(plan);
     }

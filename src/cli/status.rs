@@ -630,25 +630,32 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (states, details, mut containers, running, named_now) = std::thread::scope(|scope| {
-            let inspected = scope.spawn(|| docker::inspect_all(&container_names));
-            // The instance's containers by its labels, for those no unit runs.
-            let listed = scope.spawn(|| docker::running_containers(app, instance));
-            let named_now = scope.spawn(|| docker::image_ids(&references));
-            let states = systemd.summaries(&names);
-            // What `plan` compares beyond the state: enabled, reloaded,
-            // drop-ins, and what each service's `docker run` asks.
-            let details = systemd.details(&names);
-            (
-                states,
-                details,
-                inspected.join().expect("docker inspect does not panic"),
-                listed.join().expect("docker ps does not panic"),
-                named_now
-                    .join()
-                    .expect("docker image inspect does not panic"),
-            )
-        });
+        let (states, details, mut containers, running, named_now, network) =
+            std::thread::scope(|scope| {
+                let inspected = scope.spawn(|| docker::inspect_all(&container_names));
+                // The instance's containers by its labels, for those no unit runs.
+                let listed = scope.spawn(|| docker::running_containers(app, instance));
+                let named_now = scope.spawn(|| docker::image_ids(&references));
+                // The network as its unit makes it (see `plan`): one question.
+                let network = scope.spawn(|| {
+                    (owners.iter().any(|o| o.network.is_some()))
+                        .then(|| docker::network_differences(&prefix, app, instance))
+                });
+                let states = systemd.summaries(&names);
+                // What `plan` compares beyond the state: enabled, reloaded,
+                // drop-ins, and what each service's `docker run` asks.
+                let details = systemd.details(&names);
+                (
+                    states,
+                    details,
+                    inspected.join().expect("docker inspect does not panic"),
+                    listed.join().expect("docker ps does not panic"),
+                    named_now
+                        .join()
+                        .expect("docker image inspect does not panic"),
+                    network.join().expect("docker network ls does not panic"),
+                )
+            });
         let states = states.map_err(|e| miette::miette!("{e}"))?;
         let details = details.map_err(|e| miette::miette!("{e}"))?;
         // (Only when the engine listed a container: one that cannot be
@@ -667,7 +674,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         match running {
             Ok(running) => {
                 let down: Vec<&str> = (installed.iter().zip(&states))
-                    .filter(|(_, s)| matches!(s.active_state.as_str(), "inactive" | "failed"))
+                    .filter(|(_, s)| observe::is_down(&s.active_state, &s.sub_state))
                     .map(|(unit, _)| unit.name.as_str())
                     .collect();
                 // A handover's stand-ins are told once, as `unfinished`.
@@ -693,12 +700,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 Vec::new()
             }
         };
-        // The network unit stays active when its network is removed by
-        // hand: a container on it shows it is there, a second question to
-        // Docker only when none is.
-        let network_gone = !containers.values().any(|c| c.networks.contains(&prefix))
-            && owners.iter().any(|o| o.network.is_some())
-            && !docker::network_exists(&prefix).unwrap_or(true);
+        // The network unit stays active when its network is removed or
+        // made again by hand. (Not told when Docker cannot be asked.)
+        let (network_gone, network_differs) = match network {
+            Some(Ok(None)) => (true, None),
+            Some(Ok(Some(differences))) if !differences.is_empty() => {
+                (false, Some((prefix.clone(), differences)))
+            }
+            _ => (false, None),
+        };
         let asked: Vec<Option<run_args::RunArgs>> = (details.iter())
             .map(|d| run_args::read(&d.exec_start))
             .collect();
@@ -740,6 +750,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 sub_state: state.sub_state.clone(),
                 network_missing: (owner.network.is_some() && network_gone && active)
                     .then(|| prefix.clone()),
+                network_differs: network_differs
+                    .clone()
+                    .filter(|_| owner.network.is_some() && active),
                 ..Observed::default()
             };
             if runs_container && let Some(name) = owner.container() {
@@ -760,11 +773,24 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 seen.volumes_made_again = observe::made_since(
                     &args.named_volumes,
                     &volumes,
+                    details.active_enter_timestamp,
                     details.inactive_enter_timestamp,
                 );
             }
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
+            // Its unit does not run it: made by hand under its name.
+            if let Some(c) = &container
+                && owner.started_by.is_none()
+                && !(owner.container()).is_some_and(|name| stray_containers.contains(&name))
+                && observe::is_down(&state.active_state, &state.sub_state)
+            {
+                not_as_applied.push(format!(
+                    "container {} {}: `unitgen apply` removes it",
+                    c.id,
+                    crate::plan::NAME_HOLDER.replace("{unit}", &unit.name)
+                ));
+            }
             if let (Some(c), Some(image)) = (&container, &owner.image)
                 && c.status == "running"
                 && pull::tag_moved(
