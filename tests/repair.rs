@@ -1924,3 +1924,70 @@ fn a_container_made_by_hand_under_a_stopped_services_name_is_removed_before_its_
         assert_eq!(plan(&world).0, Some(0));
     }
 }
+
+/// A revision's record edited by hand: its unit copies (which a rollback
+/// installs) or its number. A rollback to it installed the edited copy
+/// ('tampered' served), and plan and no-op apply said up to date over a
+/// latest revision whose copies or number were not as recorded (status
+/// then marked every row against a revision no folder held).
+#[test]
+fn a_revision_edited_since_it_was_recorded_is_refused_with_the_way_out() {
+    let world = World::new("ugrec");
+    let port = free_port();
+    world.write(&yaml("ugrec", "v1", None, port));
+    world.apply_ok("live");
+    world.write(&yaml("ugrec", "v2", None, port));
+    world.apply_ok("live");
+    let revisions = world
+        .sandbox
+        .root()
+        .join("var/lib/unitgen/ugrec-live/revisions");
+    let edit = |file: &std::path::Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(file, text.replace(from, to)).unwrap();
+    };
+
+    let copy = revisions.join("0001/ugrec-live-api.service");
+    edit(&copy, "GREETING=v1", "GREETING=tampered");
+    let (code, said) = world.unitgen_said(&["rollback", "live", "--to", "1"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("unreadable: its unit files are not the ones it records (edited since?)")
+            && said.contains("nothing on the host was changed"),
+        "{said}"
+    );
+    assert_eq!(greeting(&world), "v2", "nothing installed");
+    edit(&copy, "GREETING=tampered", "GREETING=v1");
+
+    let latest = revisions.join("0002/ugrec-live-api.service");
+    edit(&latest, "GREETING=v2", "GREETING=tampered");
+    let (code, said) = plan(&world);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("its unit files are not the ones it records"),
+        "{said}"
+    );
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains("its unit files are not the ones it records"),
+        "{said}"
+    );
+    edit(&latest, "GREETING=tampered", "GREETING=v2");
+    assert_eq!(plan(&world).0, Some(0));
+
+    let record = revisions.join("0002/revision.json");
+    edit(&record, "\"number\": 2", "\"number\": 7");
+    let (code, said) = plan(&world);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("it says revision 7, in another's folder"),
+        "{said}"
+    );
+    edit(&record, "\"number\": 7", "\"number\": 2");
+    assert_eq!(plan(&world).0, Some(0));
+    let (code, said) = world.unitgen_said(&["rollback", "live", "--to", "1"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(greeting(&world), "v1");
+}

@@ -300,6 +300,13 @@ pub fn host_plan(
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
+    // Its unit copies too: edited since, they are not what was applied,
+    // and a rollback to it would install them.
+    if let Some(latest) = &latest {
+        state
+            .load(latest.number)
+            .map_err(|e| miette!("reading revisions: {e}"))?;
+    }
     plan.unfinished = unfinished(state, intent.as_ref(), latest.as_ref(), installed);
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even

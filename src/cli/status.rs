@@ -389,10 +389,20 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
 pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status> {
     let installed = host.installed(app, instance)?;
     let state = host.state(app, instance)?;
+    // The latest revision, with its units (whose copies must be the ones
+    // it records: see `InstanceState::load`).
     let (revision, revision_error) = match state.revisions() {
-        Ok(revisions) => (revisions.last().cloned(), None),
+        Ok(revisions) => match revisions.last().map(|r| state.load(r.number)).transpose() {
+            Ok(loaded) => (loaded, None),
+            Err(e) => (None, Some(e.to_string())),
+        },
         Err(e) => (None, Some(e.to_string())),
     };
+    let recorded_units: HashMap<String, String> = (revision.iter())
+        .flat_map(|r| &r.units)
+        .map(|u| (u.name.clone(), u.text.clone()))
+        .collect();
+    let revision = revision.map(|r| r.info);
     let recorded = revision
         .as_ref()
         .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
@@ -431,13 +441,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         (unfinished, restore_unfinished)
     };
     let as_applied = unfinished.is_none() && recorded;
-    // The units as the latest revision recorded them, to mark each one
-    // that is not as applied.
-    let recorded_units: HashMap<String, String> = revision
-        .as_ref()
-        .and_then(|r| state.load(r.number).ok())
-        .map(|r| r.units.into_iter().map(|u| (u.name, u.text)).collect())
-        .unwrap_or_default();
     let applied_at = revision.as_ref().map(|r| r.applied_at);
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
@@ -773,7 +776,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 seen.volumes_made_again = observe::made_since(
                     &args.named_volumes,
                     &volumes,
-                    details.active_enter_timestamp,
                     details.inactive_enter_timestamp,
                 );
             }

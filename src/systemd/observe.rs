@@ -286,14 +286,10 @@ pub fn observe(
     // prune` while it was stopped) comes back empty, and one made again
     // since it stopped is not the one it ran with. One question to
     // Docker, only if such a service mounts one.
-    let stopped: Vec<(usize, Vec<String>, (u64, u64))> = (asked.iter())
+    let stopped: Vec<(usize, Vec<String>, u64)> = (asked.iter())
         .filter(|(index, ..)| observed[*index].active_state != "active")
-        .filter_map(|(index, args, started, stopped)| {
-            Some((
-                *index,
-                args.as_ref()?.named_volumes.clone(),
-                (*started, *stopped),
-            ))
+        .filter_map(|(index, args, _, stopped)| {
+            Some((*index, args.as_ref()?.named_volumes.clone(), *stopped))
         })
         .filter(|(_, volumes, _)| !volumes.is_empty())
         .collect();
@@ -303,13 +299,13 @@ pub fn observe(
             .collect();
         let volumes = docker::volumes_made(&named)
             .map_err(|e| Error::new("reading Docker's volumes", zbus::Error::Failure(e)))?;
-        for (index, named, (started, stopped)) in stopped {
+        for (index, named, stopped) in stopped {
             let seen = &mut observed[index];
             seen.volumes_missing = (named.iter())
                 .filter(|v| !volumes.contains_key(*v))
                 .cloned()
                 .collect();
-            seen.volumes_made_again = made_since(&named, &volumes, started, stopped);
+            seen.volumes_made_again = made_since(&named, &volumes, stopped);
         }
     }
     let on_network: Vec<String> = match &network_unit {
@@ -381,25 +377,19 @@ pub fn strays(
 }
 
 /// Of a stopped service's named volumes (`volumes`: those that exist, with
-/// when each was made), those made after it last stopped (`stopped`,
-/// microseconds since the epoch; 0: not since its manager started, when
-/// nothing is told). Docker counts a volume's time in whole seconds, so a
-/// volume made in the second the service stopped (`docker volume rm` and
-/// `create` right after a `systemctl stop`) reads as older than the stop:
-/// it is compared with the service's last start (`started`) instead. A
-/// volume made after that start is not the one it ran with, since Docker
-/// removes no volume a container uses; one its `docker run` made reads as
-/// older, since the unit becomes active only once the container runs.
+/// when each was made), those made after it `stopped` (microseconds since
+/// the epoch; 0: not since its manager started, when nothing is told).
+/// Docker counts a volume's time in whole seconds: one made in the second
+/// the service stopped is not told.
 pub fn made_since(
     named: &[String],
     volumes: &std::collections::HashMap<String, Option<u64>>,
-    started: u64,
     stopped: u64,
 ) -> Vec<String> {
     (named.iter())
         .filter(|v| {
             let made = volumes.get(*v).copied().flatten();
-            stopped > 0 && started > 0 && made.is_some_and(|made| made > started)
+            stopped > 0 && made.is_some_and(|made| made > stopped)
         })
         .cloned()
         .collect()
@@ -474,24 +464,6 @@ fn differences(container: &Container, args: &run_args::RunArgs, started: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_volume_made_again_in_the_second_its_service_stopped_is_told() {
-        // Started at 100.5 s, stopped at 200.7 s (µs since the epoch).
-        let (started, stopped) = (100_500_000, 200_700_000);
-        let volumes = std::collections::HashMap::from([
-            // Made at 200.9 s, which Docker writes as 200 s.
-            ("again".to_string(), Some(200_000_000)),
-            // Made by its start, before it became active.
-            ("its_own".to_string(), Some(100_000_000)),
-            ("unknown_time".to_string(), None),
-        ]);
-        let named = ["again", "its_own", "unknown_time", "gone"].map(String::from);
-        assert_eq!(made_since(&named, &volumes, started, stopped), ["again"]);
-        // Not since the manager started: nothing to compare with.
-        assert!(made_since(&named, &volumes, started, 0).is_empty());
-        assert!(made_since(&named, &volumes, 0, stopped).is_empty());
-    }
 
     #[test]
     fn a_unit_waiting_out_its_restart_delay_runs_no_container() {
