@@ -289,8 +289,19 @@ pub fn volumes_made(names: &[String]) -> Result<HashMap<String, Option<u64>>, St
         .collect())
 }
 
-/// Whether a network of exactly this name exists.
-pub fn network_exists(name: &str) -> Result<bool, String> {
+/// How the instance's network `name` differs from what its network unit
+/// makes (`docker network create` with the instance's labels, Docker's
+/// bridge driver, not internal), in one call: None when there is no
+/// network of the name, else one phrase per difference (none: as made).
+/// A network made again by hand under the name (`docker network rm`, then
+/// `docker network create --internal`) lacks the labels; the unit's start
+/// keeps any network of its name, so only a restart of it, which removes
+/// the network once its services stopped, makes it again as it should be.
+pub fn network_differences(
+    name: &str,
+    app: &str,
+    instance: &str,
+) -> Result<Option<Vec<String>>, String> {
     let listed = run(
         "docker network ls",
         &[
@@ -299,10 +310,34 @@ pub fn network_exists(name: &str) -> Result<bool, String> {
             "--filter",
             &format!("name=^{name}$"),
             "--format",
-            "{{.Name}}",
+            "{{.Name}}\t{{.Driver}}\t{{.Internal}}\t{{.Label \"unitgen.app\"}}\t\
+             {{.Label \"unitgen.instance\"}}",
         ],
     )?;
-    Ok(listed.lines().any(|line| line == name))
+    let seen: Vec<Vec<String>> = (listed.lines())
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|fields| fields.first() == Some(&name))
+        .map(|fields| {
+            let field = |i: usize| fields.get(i).copied().unwrap_or_default();
+            let mut differences = Vec::new();
+            if (field(3), field(4)) != (app, instance) {
+                differences.push("it has not the instance's labels".to_string());
+            }
+            if field(1) != "bridge" {
+                differences.push(format!("driver {}, not bridge", field(1)));
+            }
+            if field(2) == "true" {
+                differences.push("internal (no way out, no published port)".to_string());
+            }
+            differences
+        })
+        .collect();
+    // (Two of the name: the unit's next start keeps one, and says so.)
+    Ok((!seen.is_empty()).then(|| {
+        (seen.iter().find(|d| d.is_empty()))
+            .unwrap_or(&seen[0])
+            .clone()
+    }))
 }
 
 /// Those of `names` that are volumes on this host; all of them when

@@ -88,6 +88,15 @@ impl Changed {
     }
 }
 
+/// How `plan` and `status` tell a container that holds the name of `{unit}`'s
+/// container, which that unit does not run (see [`Plan::name_holders`]).
+pub const NAME_HOLDER: &str = "has the name of {unit}'s container, but the unit does not run it \
+     (made by hand?), and its start would fail on the name";
+
+/// How `plan` tells a unit to add that systemd runs without its file.
+pub const RUNNING_WITHOUT_FILE: &str = "its file is gone, but systemd runs it (removed by hand?): \
+     write it, enable, restart";
+
 /// A unit whose text is unchanged but whose container runs another image
 /// than its image reference names on this host now (the tag moved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +172,22 @@ pub struct Plan {
     /// Running containers with the instance's labels that no unit of it
     /// runs (see [`Observation`]): apply removes them.
     pub stray_containers: Vec<String>,
+    /// Units to add that systemd runs all the same: their file was removed
+    /// by hand (with or without a `daemon-reload`), and systemd runs what
+    /// it loaded before. Apply writes the file and restarts them, as it
+    /// does a unit whose file changed since systemd loaded it; a start
+    /// would leave that configuration running.
+    pub running_without_file: Vec<String>,
+    /// Containers under the name of a service's container whose unit does
+    /// not run it (stopped, failed, or waiting out `RestartSec=`), with that
+    /// unit, whatever their labels: `docker rm -f`, then `docker run --name`
+    /// by hand. The unit's start would fail on the name: apply removes
+    /// them first.
+    pub name_holders: Vec<(String, String)>,
+    /// The units whose containers join the instance network: a restart of
+    /// the network unit restarts them (they require it), so apply restarts
+    /// them in the same batch, to await them and tell them as restarted.
+    pub on_network: Vec<String>,
 }
 
 /// Units that are down because a backup stopped them for its copies: not
@@ -201,6 +226,10 @@ pub struct Observed {
     /// The Docker network an active network unit made, which is gone
     /// (`docker network rm`).
     pub network_missing: Option<String>,
+    /// The Docker network of an active network unit that it did not make
+    /// as it makes it (see `docker::network_differences`), with how it
+    /// differs.
+    pub network_differs: Option<(String, Vec<String>)>,
     /// How its running container differs from what its unit's `docker run`
     /// asks (`docker update`, replaced by hand), one phrase each.
     pub container_differs: Vec<String>,
@@ -259,6 +288,11 @@ impl Observed {
                 faults.push(Fault::NetworkMissing {
                     network: network.clone(),
                 });
+            } else if let Some((network, differences)) = &self.network_differs {
+                faults.push(Fault::NetworkDiffers {
+                    network: network.clone(),
+                    differences: differences.clone(),
+                });
             } else if !self.container_differs.is_empty() {
                 faults.push(Fault::ContainerDiffers {
                     differences: self.container_differs.clone(),
@@ -300,6 +334,12 @@ pub struct Observation {
     /// Images kept units need that the host no longer has (see
     /// [`Plan::missing_images`]).
     pub missing_images: Vec<String>,
+    /// Units to add that systemd runs (see [`Plan::running_without_file`]).
+    pub running_without_file: Vec<String>,
+    /// See [`Plan::name_holders`].
+    pub name_holders: Vec<(String, String)>,
+    /// See [`Plan::on_network`].
+    pub on_network: Vec<String>,
 }
 
 /// One way a unit on the host differs from its applied file.
@@ -329,6 +369,14 @@ pub enum Fault {
     /// no service of the instance can start. Its restart makes it again,
     /// and restarts the services, which require it.
     NetworkMissing { network: String },
+    /// An active network unit whose network is not as it makes it: made
+    /// again by hand under its name, with other settings. Its start keeps
+    /// any network of the name; its restart removes it (its services
+    /// stopped first) and makes it again.
+    NetworkDiffers {
+        network: String,
+        differences: Vec<String>,
+    },
     /// The unit is active but its container is not what its `docker run`
     /// asks: its limits changed (`docker update`), or it was replaced by
     /// hand. A restart gives it a new container.
@@ -372,6 +420,14 @@ impl std::fmt::Display for Fault {
                 write!(f, "its container is not on network {network}")
             }
             Fault::NetworkMissing { network } => write!(f, "its network {network} is gone"),
+            Fault::NetworkDiffers {
+                network,
+                differences,
+            } => write!(
+                f,
+                "its network {network} is not as it makes it (made again by hand?): {}",
+                differences.join(", ")
+            ),
             Fault::ContainerDiffers { differences } => {
                 write!(f, "its container differs: {}", differences.join("; "))
             }
@@ -453,6 +509,7 @@ impl Repair {
                         | Fault::ContainerOffNetwork { .. }
                         | Fault::ContainerDiffers { .. }
                         | Fault::NetworkMissing { .. }
+                        | Fault::NetworkDiffers { .. }
                 ) || matches!(f, Fault::NotRunning { sub, .. } if sub == "auto-restart")
             })
     }
@@ -587,6 +644,7 @@ impl Plan {
             && self.missing_images.is_empty()
             && self.stale_route_files.is_empty()
             && self.stray_containers.is_empty()
+            && self.name_holders.is_empty()
     }
 
     /// Takes the units `backup` stopped or paused (and will resume) out of
@@ -679,9 +737,12 @@ impl Plan {
         self.new_and_repaired(Repair::enable)
     }
 
-    /// Units apply starts: the new ones and those found not running.
+    /// Units apply starts: the new ones (but those systemd runs without
+    /// their file, restarted) and those found not running.
     pub fn to_start(&self) -> Vec<String> {
-        self.new_and_repaired(Repair::start)
+        let mut units = self.new_and_repaired(Repair::start);
+        units.retain(|unit| !self.running_without_file.contains(unit));
+        units
     }
 
     /// The new units, the changed ones a change starts rather than restarts
@@ -711,6 +772,27 @@ impl Plan {
             .collect();
         units.extend(self.moved.iter().map(|m| m.unit.clone()));
         units.extend(repaired.map(|r| r.unit.clone()));
+        units.extend(self.running_without_file.iter().cloned());
+        // A network unit restarted for its network (gone, made again by
+        // hand) restarts the services on it: awaited as apply's own.
+        let network_restarted = (self.repair.iter()).any(|r| {
+            r.restart()
+                && r.faults.iter().any(|f| {
+                    matches!(
+                        f,
+                        Fault::NetworkMissing { .. } | Fault::NetworkDiffers { .. }
+                    )
+                })
+        });
+        if network_restarted {
+            let starting = self.to_start();
+            units.extend(
+                (self.on_network.iter())
+                    .filter(|unit| !units.contains(unit) && !starting.contains(unit))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         self.started_by_apply(&units)
     }
 
@@ -852,6 +934,8 @@ impl Plan {
         for added in &self.add {
             let what = if self.triggered.contains(&added.name) {
                 "new: install; started by its trigger"
+            } else if self.running_without_file.contains(&added.name) {
+                RUNNING_WITHOUT_FILE
             } else {
                 "new: enable and start"
             };
@@ -951,6 +1035,16 @@ impl Plan {
                 format!(
                     "container {container} runs with the instance's labels, but no unit of it \
                  runs it (started by hand?): applying removes it"
+                ),
+            );
+        }
+        for (container, unit) in &self.name_holders {
+            note(
+                "31",
+                "!",
+                format!(
+                    "container {container} {}: applying removes it",
+                    NAME_HOLDER.replace("{unit}", unit)
                 ),
             );
         }

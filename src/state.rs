@@ -577,6 +577,15 @@ impl InstanceState {
                 written_by_newer(&path, &e)
                     .unwrap_or_else(|| self.unreadable_revision(&entry.path(), &e.to_string()))
             })?;
+            // Its number is its folder's (`load` finds it by that): one
+            // edited since would be listed as a revision no folder holds.
+            let folder = entry.file_name().to_string_lossy().parse::<u64>();
+            if folder.as_ref().is_ok_and(|folder| *folder != info.number) {
+                return Err(self.unreadable_revision(
+                    &entry.path(),
+                    &format!("it says revision {}, in another's folder", info.number),
+                ));
+            }
             infos.push(info);
         }
         infos.sort_by_key(|i| i.number);
@@ -631,6 +640,14 @@ impl InstanceState {
             }
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
+        // The units as recorded, or a rollback to it would install what
+        // was never applied (a copy edited, added or deleted since).
+        if units_digest(&units) != info.digest {
+            return Err(self.unreadable_revision(
+                &dir,
+                "its unit files are not the ones it records (edited since?)",
+            ));
+        }
         Ok(Revision { info, units })
     }
 

@@ -1694,3 +1694,300 @@ fn an_unreachable_docker_engine_is_told_first_and_changes_nothing() {
     assert_eq!(greeting(&world), "v2");
     assert_eq!(plan(&world).0, Some(0));
 }
+
+/// A unit file removed by hand while systemd runs it (with or without a
+/// `daemon-reload`: systemd keeps running what it loaded). plan called it
+/// new ("enable and start") and its container a stray no unit runs; apply
+/// removed that container, "started" the unit (still active: nothing
+/// done), found it restarted by systemd, failed, and stopped it while
+/// "restoring": the service was down, with no file, after the repair.
+#[test]
+fn a_unit_file_removed_while_systemd_runs_it_is_written_back_and_restarted() {
+    let world = World::new("ugrmf");
+    let port = free_port();
+    world.write(&yaml("ugrmf", "v1", None, port));
+    world.apply_ok("live");
+    let web = world.unit_file("ugrmf-live-web.service");
+    let applied = std::fs::read_to_string(&web).unwrap();
+    for reload in [false, true] {
+        let api = world.id("live", "api");
+        let before = world.id("live", "web");
+        std::fs::remove_file(&web).unwrap();
+        if reload {
+            world.sandbox.systemctl(["daemon-reload"]);
+        }
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "+ ugrmf-live-web.service ({})",
+                unitgen::plan::RUNNING_WITHOUT_FILE
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("! container"), "not a stray: {shown}");
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            shown.contains("ugrmf-live-web.service: active (running), but its file is gone"),
+            "{shown}"
+        );
+        assert!(!shown.contains("no unit of it runs it"), "{shown}");
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("restart ugrmf-live-web.service"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(std::fs::read_to_string(&web).unwrap(), applied);
+        assert_eq!(is_enabled(&world, "ugrmf-live-web.service"), "enabled");
+        assert_ne!(world.id("live", "web"), before, "restarted from its file");
+        assert_eq!(world.id("live", "api"), api, "api untouched");
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0));
+        assert_eq!(status(&world).0, Some(0));
+    }
+}
+
+/// The instance network made again by hand under its name, with other
+/// settings (`docker network create --internal`, no labels) while the
+/// services were stopped: the network unit, a oneshot, stayed active and
+/// its next start keeps any network of its name, so plan said only
+/// "start" of the services, apply started them on it, and said "up to
+/// date" while web's published port answered nothing.
+#[test]
+fn a_network_made_again_by_hand_with_other_settings_is_made_again_by_apply() {
+    let world = World::new("ugnet");
+    let port = free_port();
+    world.write(&yaml("ugnet", "v1", None, port));
+    world.apply_ok("live");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    let stopped =
+        world
+            .sandbox
+            .systemctl(["stop", "ugnet-live-api.service", "ugnet-live-web.service"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let removed = support::docker::docker(["network", "rm", "ugnet-live"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let made = support::docker::docker(["network", "create", "--internal", "ugnet-live"]);
+    assert!(made.status.success(), "{}", text(&made));
+
+    let differs = "its network ugnet-live is not as it makes it (made again by hand?): \
+                   it has not the instance's labels, internal (no way out, no published port)";
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* ugnet-live-network.service ({differs}: restart)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(marked(&shown, "(network)", differs), "{shown}");
+    world.apply_ok("live");
+    let inspect = support::docker::docker([
+        "network",
+        "inspect",
+        "--format",
+        "{{.Internal}} {{index .Labels \"unitgen.app\"}}",
+        "ugnet-live",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "false ugnet"
+    );
+    assert_eq!(serves(port).as_deref(), Some("web\n"), "reached again");
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+
+    // The same while they run on it (connected to the one made by hand):
+    // the network unit's restart stops them first, then makes it again,
+    // and starts them again, which apply awaits and tells (it returned
+    // while they were still down, and called them untouched).
+    let api = world.id("live", "api");
+    for service in ["api", "web"] {
+        let cut = support::docker::docker([
+            "network",
+            "disconnect",
+            "ugnet-live",
+            &world.container("live", service),
+        ]);
+        assert!(cut.status.success(), "{}", text(&cut));
+    }
+    let removed = support::docker::docker(["network", "rm", "ugnet-live"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let made = support::docker::docker(["network", "create", "--internal", "ugnet-live"]);
+    assert!(made.status.success(), "{}", text(&made));
+    for service in ["api", "web"] {
+        let joined = support::docker::docker([
+            "network",
+            "connect",
+            "ugnet-live",
+            &world.container("live", service),
+        ]);
+        assert!(joined.status.success(), "{}", text(&joined));
+    }
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* ugnet-live-network.service ({differs}: restart)"
+        )),
+        "{shown}"
+    );
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    for service in ["api", "web"] {
+        assert!(
+            text(&out).contains(&format!("restart ugnet-live-{service}.service")),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_ne!(world.id("live", "api"), api, "restarted with its network");
+    assert_eq!(serves(port).as_deref(), Some("web\n"));
+    assert_eq!(plan(&world).0, Some(0));
+}
+
+/// A container made by hand under the name of a stopped service's
+/// container without the instance's labels (or with them, but not
+/// running: `docker create`): plan saw only labelled running strays, said
+/// "start", and apply's `docker run --name` failed on the name.
+#[test]
+fn a_container_made_by_hand_under_a_stopped_services_name_is_removed_before_its_start() {
+    let world = World::new("ugname");
+    let port = free_port();
+    world.write(&yaml("ugname", "v1", None, port));
+    world.apply_ok("live");
+    let web = world.container("live", "web");
+    let holders: [&[&str]; 2] = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            &web,
+            "unitgen-test/busybox:1",
+            "sleep",
+            "1000000",
+        ],
+        &[
+            "create",
+            "--name",
+            &web,
+            "--label",
+            "unitgen.app=ugname",
+            "--label",
+            "unitgen.instance=live",
+            "unitgen-test/busybox:1",
+            "true",
+        ],
+    ];
+    for holder in holders {
+        let api = world.id("live", "api");
+        let stopped = world.sandbox.systemctl(["stop", "ugname-live-web.service"]);
+        assert!(stopped.status.success(), "{}", text(&stopped));
+        let made = support::docker::docker(holder);
+        assert!(made.status.success(), "{}", text(&made));
+        let by_hand = support::docker::container_id(&web).unwrap();
+
+        let (code, shown) = plan(&world);
+        assert_eq!(code, Some(2), "{shown}");
+        assert!(
+            shown.contains("* ugname-live-web.service (inactive (dead): start)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!(
+                "! container {web} has the name of ugname-live-web.service's container, but the \
+                 unit does not run it (made by hand?), and its start would fail on the name: \
+                 applying removes it"
+            )),
+            "{shown}"
+        );
+        let (code, shown) = status(&world);
+        assert_eq!(code, Some(3), "{shown}");
+        assert!(
+            marked(
+                &shown,
+                "web",
+                "has the name of ugname-live-web.service's container"
+            ),
+            "{shown}"
+        );
+        let out = world.apply("live");
+        assert!(out.status.success(), "{}", text(&out));
+        assert_ne!(world.id("live", "web"), by_hand, "the unit's own container");
+        assert_eq!(world.id("live", "api"), api, "api untouched");
+        assert_eq!(serves(port).as_deref(), Some("web\n"));
+        assert_eq!(plan(&world).0, Some(0));
+    }
+}
+
+/// A revision's record edited by hand: its unit copies (which a rollback
+/// installs) or its number. A rollback to it installed the edited copy
+/// ('tampered' served), and plan and no-op apply said up to date over a
+/// latest revision whose copies or number were not as recorded (status
+/// then marked every row against a revision no folder held).
+#[test]
+fn a_revision_edited_since_it_was_recorded_is_refused_with_the_way_out() {
+    let world = World::new("ugrec");
+    let port = free_port();
+    world.write(&yaml("ugrec", "v1", None, port));
+    world.apply_ok("live");
+    world.write(&yaml("ugrec", "v2", None, port));
+    world.apply_ok("live");
+    let revisions = world
+        .sandbox
+        .root()
+        .join("var/lib/unitgen/ugrec-live/revisions");
+    let edit = |file: &std::path::Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(file, text.replace(from, to)).unwrap();
+    };
+
+    let copy = revisions.join("0001/ugrec-live-api.service");
+    edit(&copy, "GREETING=v1", "GREETING=tampered");
+    let (code, said) = world.unitgen_said(&["rollback", "live", "--to", "1"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("unreadable: its unit files are not the ones it records (edited since?)")
+            && said.contains("nothing on the host was changed"),
+        "{said}"
+    );
+    assert_eq!(greeting(&world), "v2", "nothing installed");
+    edit(&copy, "GREETING=tampered", "GREETING=v1");
+
+    let latest = revisions.join("0002/ugrec-live-api.service");
+    edit(&latest, "GREETING=v2", "GREETING=tampered");
+    let (code, said) = plan(&world);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("its unit files are not the ones it records"),
+        "{said}"
+    );
+    let (code, said) = status(&world);
+    assert_eq!(code, Some(3), "{said}");
+    assert!(
+        said.contains("its unit files are not the ones it records"),
+        "{said}"
+    );
+    edit(&latest, "GREETING=tampered", "GREETING=v2");
+    assert_eq!(plan(&world).0, Some(0));
+
+    let record = revisions.join("0002/revision.json");
+    edit(&record, "\"number\": 2", "\"number\": 7");
+    let (code, said) = plan(&world);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("it says revision 7, in another's folder"),
+        "{said}"
+    );
+    edit(&record, "\"number\": 7", "\"number\": 2");
+    assert_eq!(plan(&world).0, Some(0));
+    let (code, said) = world.unitgen_said(&["rollback", "live", "--to", "1"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(greeting(&world), "v1");
+}

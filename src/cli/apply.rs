@@ -321,6 +321,13 @@ pub fn host_plan(
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
+    // Its unit copies too: edited since, they are not what was applied,
+    // and a rollback to it would install them.
+    if let Some(latest) = &latest {
+        state
+            .load(latest.number)
+            .map_err(|e| miette!("reading revisions: {e}"))?;
+    }
     plan.unfinished = unfinished(state, intent.as_ref(), latest.as_ref(), installed);
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even
@@ -353,6 +360,9 @@ pub fn host_plan(
         // images the host lost are pulled.
         plan = plan.with_moved(observed.moved);
         plan.missing_images = observed.missing_images;
+        plan.running_without_file = observed.running_without_file;
+        plan.name_holders = observed.name_holders;
+        plan.on_network = observed.on_network;
         plan.observe(&observed.units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins =
@@ -435,7 +445,8 @@ fn resume_paused(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan
 /// unit removes them at its start too, and under a service's alias they
 /// would answer for it.
 fn remove_strays(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan> {
-    let strays = std::mem::take(&mut plan.stray_containers);
+    let mut strays = std::mem::take(&mut plan.stray_containers);
+    strays.extend((std::mem::take(&mut plan.name_holders).into_iter()).map(|(c, _)| c));
     if strays.is_empty() {
         return Ok(plan);
     }

@@ -104,12 +104,16 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
             .map(|r| r.number)
             .ok_or_else(|| miette!("{name} has no earlier revision than {}", current.number))?,
     };
-    let revision = state.load(target).map_err(|_| {
-        let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
-        miette!(
-            "{name} has no revision {target}; recorded: {}",
-            known.join(", ")
-        )
+    let revision = state.load(target).map_err(|e| {
+        if !revisions.iter().any(|r| r.number == target) {
+            let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
+            return miette!(
+                "{name} has no revision {target}; recorded: {}",
+                known.join(", ")
+            );
+        }
+        // Damaged since it was recorded: refused with the way out.
+        miette!("{name}: revision {target}: {e}\nnothing on the host was changed")
     })?;
     // Secret values are never recorded: the revision's services get the
     // values the secrets files hold now. One the files no longer hold at

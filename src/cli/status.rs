@@ -389,10 +389,20 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
 pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status> {
     let installed = host.installed(app, instance)?;
     let state = host.state(app, instance)?;
+    // The latest revision, with its units (whose copies must be the ones
+    // it records: see `InstanceState::load`).
     let (revision, revision_error) = match state.revisions() {
-        Ok(revisions) => (revisions.last().cloned(), None),
+        Ok(revisions) => match revisions.last().map(|r| state.load(r.number)).transpose() {
+            Ok(loaded) => (loaded, None),
+            Err(e) => (None, Some(e.to_string())),
+        },
         Err(e) => (None, Some(e.to_string())),
     };
+    let recorded_units: HashMap<String, String> = (revision.iter())
+        .flat_map(|r| &r.units)
+        .map(|u| (u.name.clone(), u.text.clone()))
+        .collect();
+    let revision = revision.map(|r| r.info);
     let recorded = revision
         .as_ref()
         .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
@@ -431,13 +441,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         (unfinished, restore_unfinished)
     };
     let as_applied = unfinished.is_none() && recorded;
-    // The units as the latest revision recorded them, to mark each one
-    // that is not as applied.
-    let recorded_units: HashMap<String, String> = revision
-        .as_ref()
-        .and_then(|r| state.load(r.number).ok())
-        .map(|r| r.units.into_iter().map(|u| (u.name, u.text)).collect())
-        .unwrap_or_default();
     let applied_at = revision.as_ref().map(|r| r.applied_at);
     let revision = revision.map(|r| r.number);
     let mut units = Vec::new();
@@ -513,6 +516,36 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         )
         .map_err(|e| miette::miette!("{e}"))?;
         let all_units = installed.as_slice();
+        // Units of the revision whose file is gone (removed by hand) that
+        // systemd runs all the same, from what it loaded before: told, and
+        // their containers are theirs, not strays.
+        let gone: Vec<render::UnitFile> = (recorded_units.iter())
+            .filter(|(name, _)| !name.contains("@.") && !all_units.iter().any(|u| &u.name == *name))
+            .map(|(name, text)| render::UnitFile {
+                name: name.clone(),
+                text: text.clone(),
+            })
+            .collect();
+        let gone_names: Vec<String> = gone.iter().map(|u| u.name.clone()).collect();
+        let gone_states = match gone_names.is_empty() {
+            true => Vec::new(),
+            false => (systemd.summaries(&gone_names)).map_err(|e| miette::miette!("{e}"))?,
+        };
+        let mut run_by = installed.clone();
+        for (unit, state) in gone.into_iter().zip(gone_states) {
+            if matches!(state.active_state.as_str(), "inactive" | "failed") {
+                continue;
+            }
+            other_units.push(NotAsApplied {
+                unit: unit.name.clone(),
+                why: vec![format!(
+                    "{} ({}), but its file is gone (removed by hand?): `unitgen apply` writes it \
+                     and restarts it",
+                    state.active_state, state.sub_state
+                )],
+            });
+            run_by.push(unit);
+        }
         // Backup units and timers are summed up under `backup`; what
         // `plan` would repair in them is told below it.
         let (summed, rows): (Vec<_>, Vec<_>) = (installed.iter().zip(owners))
@@ -600,25 +633,32 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (states, details, mut containers, running, named_now) = std::thread::scope(|scope| {
-            let inspected = scope.spawn(|| docker::inspect_all(&container_names));
-            // The instance's containers by its labels, for those no unit runs.
-            let listed = scope.spawn(|| docker::running_containers(app, instance));
-            let named_now = scope.spawn(|| docker::image_ids(&references));
-            let states = systemd.summaries(&names);
-            // What `plan` compares beyond the state: enabled, reloaded,
-            // drop-ins, and what each service's `docker run` asks.
-            let details = systemd.details(&names);
-            (
-                states,
-                details,
-                inspected.join().expect("docker inspect does not panic"),
-                listed.join().expect("docker ps does not panic"),
-                named_now
-                    .join()
-                    .expect("docker image inspect does not panic"),
-            )
-        });
+        let (states, details, mut containers, running, named_now, network) =
+            std::thread::scope(|scope| {
+                let inspected = scope.spawn(|| docker::inspect_all(&container_names));
+                // The instance's containers by its labels, for those no unit runs.
+                let listed = scope.spawn(|| docker::running_containers(app, instance));
+                let named_now = scope.spawn(|| docker::image_ids(&references));
+                // The network as its unit makes it (see `plan`): one question.
+                let network = scope.spawn(|| {
+                    (owners.iter().any(|o| o.network.is_some()))
+                        .then(|| docker::network_differences(&prefix, app, instance))
+                });
+                let states = systemd.summaries(&names);
+                // What `plan` compares beyond the state: enabled, reloaded,
+                // drop-ins, and what each service's `docker run` asks.
+                let details = systemd.details(&names);
+                (
+                    states,
+                    details,
+                    inspected.join().expect("docker inspect does not panic"),
+                    listed.join().expect("docker ps does not panic"),
+                    named_now
+                        .join()
+                        .expect("docker image inspect does not panic"),
+                    network.join().expect("docker network ls does not panic"),
+                )
+            });
         let states = states.map_err(|e| miette::miette!("{e}"))?;
         let details = details.map_err(|e| miette::miette!("{e}"))?;
         // (Only when the engine listed a container: one that cannot be
@@ -637,7 +677,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         match running {
             Ok(running) => {
                 let down: Vec<&str> = (installed.iter().zip(&states))
-                    .filter(|(_, s)| matches!(s.active_state.as_str(), "inactive" | "failed"))
+                    .filter(|(_, s)| observe::is_down(&s.active_state, &s.sub_state))
                     .map(|(unit, _)| unit.name.as_str())
                     .collect();
                 // A handover's stand-ins are told once, as `unfinished`.
@@ -646,7 +686,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     &host.host()?.unit_dir,
                 );
                 let running = running.into_keys().filter(|c| !standins.contains(c));
-                stray_containers = observe::strays(running, all_units, &down);
+                stray_containers = observe::strays(running, &run_by, &down);
             }
             Err(e) => containers_error = Some(e),
         }
@@ -663,12 +703,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 Vec::new()
             }
         };
-        // The network unit stays active when its network is removed by
-        // hand: a container on it shows it is there, a second question to
-        // Docker only when none is.
-        let network_gone = !containers.values().any(|c| c.networks.contains(&prefix))
-            && owners.iter().any(|o| o.network.is_some())
-            && !docker::network_exists(&prefix).unwrap_or(true);
+        // The network unit stays active when its network is removed or
+        // made again by hand. (Not told when Docker cannot be asked.)
+        let (network_gone, network_differs) = match network {
+            Some(Ok(None)) => (true, None),
+            Some(Ok(Some(differences))) if !differences.is_empty() => {
+                (false, Some((prefix.clone(), differences)))
+            }
+            _ => (false, None),
+        };
         let asked: Vec<Option<run_args::RunArgs>> = (details.iter())
             .map(|d| run_args::read(&d.exec_start))
             .collect();
@@ -710,6 +753,9 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 sub_state: state.sub_state.clone(),
                 network_missing: (owner.network.is_some() && network_gone && active)
                     .then(|| prefix.clone()),
+                network_differs: network_differs
+                    .clone()
+                    .filter(|_| owner.network.is_some() && active),
                 ..Observed::default()
             };
             if runs_container && let Some(name) = owner.container() {
@@ -735,6 +781,18 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             }
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
+            // Its unit does not run it: made by hand under its name.
+            if let Some(c) = &container
+                && owner.started_by.is_none()
+                && !(owner.container()).is_some_and(|name| stray_containers.contains(&name))
+                && observe::is_down(&state.active_state, &state.sub_state)
+            {
+                not_as_applied.push(format!(
+                    "container {} {}: `unitgen apply` removes it",
+                    c.id,
+                    crate::plan::NAME_HOLDER.replace("{unit}", &unit.name)
+                ));
+            }
             if let (Some(c), Some(image)) = (&container, &owner.image)
                 && c.status == "running"
                 && pull::tag_moved(

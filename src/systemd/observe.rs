@@ -48,7 +48,18 @@ pub fn observe(
     // All read at once, not unit by unit: a plan of a hundred units
     // otherwise waits for some two thousand answers one after the other,
     // each the slower for a systemd busy starting units.
-    let details = systemd.details(&names)?;
+    // The units to add, in the same call: one whose file was removed by
+    // hand may still run what systemd loaded before.
+    let adding: Vec<String> = (plan.add.iter())
+        .map(|unit| unit.name.clone())
+        .filter(|name| !name.contains("@.") && !plan.triggered.contains(name))
+        .collect();
+    let mut details = systemd.details(&[names.clone(), adding.clone()].concat())?;
+    let running_without_file: Vec<String> = (adding.into_iter())
+        .zip(details.split_off(names.len()))
+        .filter(|(_, state)| !matches!(state.active_state.as_str(), "inactive" | "failed"))
+        .map(|(name, _)| name)
+        .collect();
     // A unit's own UnitFileState is what systemd read before its last
     // reload: a unit a killed destroy (or apply) disabled and did not
     // reload reads as enabled there. After one, read it from disk.
@@ -60,7 +71,8 @@ pub fn observe(
     // (index in `observed`, owner, container name) of the running units
     // that run a container.
     let mut with_container = Vec::new();
-    // (index in `observed`, network) of the active network unit.
+    // (index in `observed`, network, app, instance) of the active network
+    // unit.
     let mut network_unit = None;
     // (index in `observed`, what its `docker run` asks, when it became
     // active, when it stopped) of every unit that runs a container.
@@ -71,6 +83,8 @@ pub fn observe(
     // The instance's app and instance name, from any unit that runs a
     // container.
     let mut whose = None;
+    // (container, unit) of the units that do not run their container now.
+    let mut down_containers = Vec::new();
     for (at, (name, state)) in names.iter().zip(details).enumerate() {
         let is_active = state.active_state == "active";
         let old_configuration = is_active
@@ -84,8 +98,11 @@ pub fn observe(
             .iter()
             .find(|u| &u.name == name)
             .and_then(|u| render::owner(&u.text));
-        if is_active && let Some(network) = owner.as_ref().and_then(|o| o.network.clone()) {
-            network_unit = Some((observed.len(), network));
+        if is_active
+            && let Some(o) = owner.as_ref()
+            && let Some(network) = o.network.clone()
+        {
+            network_unit = Some((observed.len(), network, o.app.clone(), o.instance.clone()));
         }
         if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
             // What its `docker run` asks, as systemd runs it.
@@ -96,6 +113,9 @@ pub fn observe(
                 state.inactive_enter_timestamp,
             ));
             whose.get_or_insert_with(|| (o.app.clone(), o.instance.clone()));
+            if is_down(&state.active_state, &state.sub_state) && !plan.triggered.contains(name) {
+                down_containers.push((o.container().unwrap_or_default(), name.clone()));
+            }
         }
         if is_active
             && plan.keep.contains(name)
@@ -129,6 +149,7 @@ pub fn observe(
             container_paused: None,
             container_off_network: None,
             network_missing: None,
+            network_differs: None,
             container_differs: Vec::new(),
             volumes_missing: Vec::new(),
             volumes_made_again: Vec::new(),
@@ -150,22 +171,36 @@ pub fn observe(
             ..Observed::default()
         });
     }
+    // The network unit is a oneshot that stays active: its network removed
+    // by hand (`docker network rm`) is not made again, and no service can
+    // start; one made again by hand under its name (`docker network create
+    // --internal`) is kept by its next start too. One question to Docker,
+    // asked beside the others.
+    let network_seen = |(_, network, app, instance): &(usize, String, String, String)| {
+        docker::network_differences(network, app, instance)
+    };
+    let mut network = None;
     // Three questions to Docker, and only if some active unit runs (or
     // ran, a oneshot) a container: its containers, the instance's (for
     // strays), and the images the kept ones' references name now (for
     // moved tags; with the backup's helper images, for those gone).
     let mut stray_containers = Vec::new();
-    let mut networks_in_use = Vec::new();
+    let mut name_holders = Vec::new();
     let mut moved = Vec::new();
     let mut missing_images = Vec::new();
-    if let Some((app, instance)) =
-        whose.filter(|_| !with_container.is_empty() || !kept_images.is_empty())
-    {
+    if let Some((app, instance)) = whose.filter(|_| {
+        !with_container.is_empty() || !kept_images.is_empty() || !down_containers.is_empty()
+    }) {
         let mut names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
         names.extend(
             (kept_images.iter())
                 .map(|(_, container, _)| container.clone())
                 .filter(|c| !with_container.iter().any(|(_, _, running)| running == c)),
+        );
+        names.extend(
+            down_containers
+                .iter()
+                .map(|(container, _)| container.clone()),
         );
         let kept_units: Vec<UnitFile> = (installed.iter())
             .filter(|unit| plan.keep.contains(&unit.name))
@@ -181,7 +216,11 @@ pub fn observe(
         let (containers, running, named_now) = std::thread::scope(|scope| {
             let listed = scope.spawn(|| docker::running_containers(&app, &instance));
             let named_now = scope.spawn(|| docker::image_ids(&references));
+            let network_seen = scope.spawn(|| network_unit.as_ref().map(network_seen));
             let containers = docker::inspect_all(&names);
+            network = network_seen
+                .join()
+                .expect("docker network ls does not panic");
             (
                 containers,
                 listed.join().expect("docker ps does not panic"),
@@ -222,13 +261,25 @@ pub fn observe(
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
         let down: Vec<&str> = (observed.iter())
-            .filter(|o| matches!(o.active_state.as_str(), "inactive" | "failed"))
+            .filter(|o| is_down(&o.active_state, &o.sub_state))
             .map(|o| o.unit.as_str())
             .collect();
-        networks_in_use = (running.values())
-            .flat_map(|c| c.networks.iter().cloned())
+        // Those systemd runs without their file run their own container.
+        let run_by: Vec<UnitFile> = (installed.iter().cloned())
+            .chain(
+                (plan.add.iter())
+                    .filter(|unit| running_without_file.contains(&unit.name))
+                    .cloned(),
+            )
             .collect();
-        stray_containers = strays(running.into_keys(), installed, &down);
+        stray_containers = strays(running.into_keys(), &run_by, &down);
+        // Any container of such a name, running or not, labelled or not:
+        // its unit's `docker run --name` would fail on it.
+        name_holders = (down_containers.into_iter())
+            .filter(|(container, _)| {
+                containers.contains_key(container) && !stray_containers.contains(container)
+            })
+            .collect();
     }
     // A service that does not run makes the named volumes it mounts at its
     // start: one removed meanwhile (`docker volume rm`, `docker volume
@@ -257,27 +308,49 @@ pub fn observe(
             seen.volumes_made_again = made_since(&named, &volumes, stopped);
         }
     }
-    // The network unit is a oneshot that stays active: removed by hand
-    // (`docker network rm`), its network is not made again, and no service
-    // can start. A container on it shows it is there; a second question
-    // only when none is.
-    if let Some((index, network)) = network_unit
-        && !networks_in_use.contains(&network)
-        && !docker::network_exists(&network).map_err(|e| {
+    let on_network: Vec<String> = match &network_unit {
+        Some((_, network, ..)) => (asked.iter())
+            .filter(|(_, args, ..)| args.as_ref().is_some_and(|a| a.networks.contains(network)))
+            .map(|(index, ..)| observed[*index].unit.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    // (Asked here when no container was.)
+    if let Some((index, network_name, app, instance)) = network_unit {
+        let seen = match network {
+            Some(seen) => seen,
+            None => network_seen(&(index, network_name.clone(), app, instance)),
+        };
+        match seen.map_err(|e| {
             Error::new(
                 "looking for the instance's network",
                 zbus::Error::Failure(e),
             )
-        })?
-    {
-        observed[index].network_missing = Some(network);
+        })? {
+            None => observed[index].network_missing = Some(network_name),
+            Some(differences) if !differences.is_empty() => {
+                observed[index].network_differs = Some((network_name, differences));
+            }
+            Some(_) => {}
+        }
     }
     Ok(Observation {
         units: observed,
         stray_containers,
         moved,
         missing_images,
+        running_without_file,
+        name_holders,
+        on_network,
     })
+}
+
+/// Whether a unit in this state does not run its container: stopped,
+/// failed, or waiting out `RestartSec=` after its `docker run` ended (its
+/// `ExecStopPost=` removed the container). A container of its name then is
+/// not its own.
+pub fn is_down(active_state: &str, sub_state: &str) -> bool {
+    matches!(active_state, "inactive" | "failed") || sub_state == "auto-restart"
 }
 
 /// Of the instance's running containers (found by its labels), those no
@@ -386,4 +459,19 @@ fn differences(container: &Container, args: &run_args::RunArgs, started: u64) ->
         );
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_waiting_out_its_restart_delay_runs_no_container() {
+        assert!(is_down("inactive", "dead"));
+        assert!(is_down("failed", "failed"));
+        assert!(is_down("activating", "auto-restart"));
+        assert!(!is_down("activating", "start"));
+        assert!(!is_down("active", "running"));
+        assert!(!is_down("deactivating", "stop-sigterm"));
+    }
 }

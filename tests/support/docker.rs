@@ -162,9 +162,13 @@ pub fn remove_networks(network: &str) {
 }
 
 /// A second network of the same name, as two racing creates leave (the CLI
-/// refuses, the engine's API does not when asked not to check).
+/// refuses, the engine's API does not when asked not to check), with the
+/// labels the units' creates give it (network `APP-INSTANCE`).
 pub fn create_duplicate(network: &str) {
-    let body = format!(r#"{{"Name":"{network}","CheckDuplicate":false}}"#);
+    let (app, instance) = network.split_once('-').unwrap();
+    let body = format!(
+        r#"{{"Name":"{network}","CheckDuplicate":false,"Labels":{{"unitgen.app":"{app}","unitgen.instance":"{instance}"}}}}"#
+    );
     let out = std::process::Command::new("curl")
         .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-XPOST"])
         .args(["-H", "Content-Type: application/json", "-d", &body])
