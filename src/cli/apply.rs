@@ -140,16 +140,13 @@ pub fn plan(args: PlanArgs) -> Result<Outcome> {
     let mut differs = false;
     let fleet = args.fleet.fleet;
     let mut json = Vec::new();
-    let moves = if fleet {
-        Vec::new()
-    } else {
-        route_moves(
-            &args.template,
-            args.instance.as_deref(),
-            &args.site_host,
-            &args.host,
-        )?
-    };
+    let moves = route_moves(
+        args.fleet.fleet,
+        &args.template,
+        args.instance.as_deref(),
+        &args.site_host,
+        &args.host,
+    )?;
     site::each_target(
         &args.template,
         args.instance.as_deref(),
@@ -520,16 +517,13 @@ fn unfinished(
 }
 
 pub fn apply(args: ApplyArgs) -> Result<Outcome> {
-    let moves = if args.fleet.fleet {
-        Vec::new()
-    } else {
-        route_moves(
-            &args.template,
-            args.instance.as_deref(),
-            &args.site_host,
-            &args.host,
-        )?
-    };
+    let moves = route_moves(
+        args.fleet.fleet,
+        &args.template,
+        args.instance.as_deref(),
+        &args.site_host,
+        &args.host,
+    )?;
     site::each_target(
         &args.template,
         args.instance.as_deref(),
@@ -546,12 +540,17 @@ pub fn apply(args: ApplyArgs) -> Result<Outcome> {
 /// The host names (and paths) the file moves from one instance this host
 /// runs to another ([`router::moves`]). A file that cannot be read or an
 /// instance that does not compile moves nothing: the command reports it.
+/// Nothing moves on fleet, which has no router (routes are refused there).
 fn route_moves(
+    fleet: bool,
     template: &TemplateArgs,
     target: Option<&str>,
     site_host: &SiteHostArgs,
     host: &super::host::HostArgs,
 ) -> Result<Vec<Move>> {
+    if fleet {
+        return Ok(Vec::new());
+    }
     let overrides = template.overrides();
     let compiled = |template: &Template, name: &str| compile(template, name, &overrides).ok();
     let declared: Vec<crate::model::Instance> = match template.file.open() {

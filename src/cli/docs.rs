@@ -155,7 +155,7 @@ fn read_live(site: &SiteView, args: &DocsArgs) -> Result<live::Live> {
     let listed: Vec<(String, String)> = (instances.iter())
         .map(|i| (i.app.clone(), i.instance.clone()))
         .collect();
-    for (app, instance) in installed_instances(host)? {
+    for (app, instance) in super::installed::instances(host)? {
         if listed.contains(&(app.clone(), instance.clone())) {
             continue;
         }
@@ -206,25 +206,6 @@ fn installed(host: &HostArgs, app: &str, instance: &str) -> Result<Option<live::
         services,
         backup: status.backup.clone(),
     }))
-}
-
-/// Every instance with units installed on the host, as (app, instance).
-fn installed_instances(host: &HostArgs) -> Result<Vec<(String, String)>> {
-    let unit_dir = host.host()?.unit_dir;
-    let units = crate::unit_dir::read_all(&unit_dir)
-        .into_diagnostic()
-        .wrap_err_with(|| {
-            format!(
-                "reading units in {}",
-                crate::diagnostic::shown_path(&unit_dir)
-            )
-        })?;
-    let found: std::collections::BTreeSet<(String, String)> = (units.into_iter())
-        // The host's router is no instance's.
-        .filter(|(_, owner)| !owner.app.is_empty() && !owner.instance.is_empty())
-        .map(|(_, owner)| (owner.app, owner.instance))
-        .collect();
-    Ok(found.into_iter().collect())
 }
 
 /// The name the host calls itself (with --root, that root's).

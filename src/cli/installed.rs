@@ -2,7 +2,7 @@
 //! is, read from their `[X-Unitgen]` sections. What the operating commands
 //! (start, stop, restart, logs, exec) act on: the host, not the template.
 
-use miette::{Result, miette};
+use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
 
 use super::FileArgs;
 use super::host::HostArgs;
@@ -81,4 +81,24 @@ impl Installed {
             })
             .collect())
     }
+}
+
+/// Every instance with units installed on the host, as (app, instance),
+/// sorted.
+pub fn instances(host: &HostArgs) -> Result<Vec<(String, String)>> {
+    let unit_dir = host.host()?.unit_dir;
+    let units = crate::unit_dir::read_all(&unit_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| {
+            format!(
+                "reading units in {}",
+                crate::diagnostic::shown_path(&unit_dir)
+            )
+        })?;
+    let found: std::collections::BTreeSet<(String, String)> = (units.into_iter())
+        // The host's router is no instance's.
+        .filter(|(_, owner)| !owner.app.is_empty() && !owner.instance.is_empty())
+        .map(|(_, owner)| (owner.app, owner.instance))
+        .collect();
+    Ok(found.into_iter().collect())
 }

@@ -1,10 +1,8 @@
 //! `plan` and `apply` without an instance: everything a site file assigns
 //! to this host, app by app (one lock per instance), with one summary.
 
-use std::collections::BTreeSet;
-
 use clap::Args;
-use miette::{IntoDiagnostic as _, Result, WrapErr as _, miette};
+use miette::{Result, miette};
 
 use super::host::HostArgs;
 use super::{Opened, TemplateArgs};
@@ -226,20 +224,9 @@ fn refuse_clashes(
 /// (any more), as `APP/INSTANCE`: of its apps, and of apps it no longer
 /// lists (an app taken out of the site keeps running until destroyed).
 fn left_alone(assigned: &[String], host: &HostArgs) -> Result<Vec<String>> {
-    let unit_dir = host.host()?.unit_dir;
-    let installed = crate::unit_dir::read_all(&unit_dir)
-        .into_diagnostic()
-        .wrap_err_with(|| {
-            format!(
-                "reading units in {}",
-                crate::diagnostic::shown_path(&unit_dir)
-            )
-        })?;
-    let left: BTreeSet<String> = (installed.into_iter())
-        // The host's router is no instance's.
-        .filter(|(_, owner)| !owner.app.is_empty() && !owner.instance.is_empty())
-        .map(|(_, owner)| format!("{}/{}", owner.app, owner.instance))
+    Ok(super::installed::instances(host)?
+        .into_iter()
+        .map(|(app, instance)| format!("{app}/{instance}"))
         .filter(|label| !assigned.contains(label))
-        .collect();
-    Ok(left.into_iter().collect())
+        .collect())
 }
