@@ -208,7 +208,9 @@ pub fn converge(
         // Nothing was changed: nothing to restore.
         Err(failure) if reached == Reached::Nothing => Err(failure),
         Err(mut failure) => {
-            failure.explain(host);
+            // Restored first, explained after: the explanation waits for
+            // journald (up to seconds on a busy host), while the failed
+            // unit would run into systemd's own restart of it.
             progress.line(if plan.installs_from_nothing() {
                 "removing what this apply started (nothing ran before)"
             } else {
@@ -236,6 +238,7 @@ pub fn converge(
                     HostAfter::NotRestored
                 }
             };
+            failure.explain(host);
             Err(failure)
         }
     }
