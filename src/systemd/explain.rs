@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::diagnostic::printable;
 use crate::render::docker::NOTE;
@@ -84,7 +84,7 @@ fn sync_journal(host: &Host) {
     if host.user {
         return;
     }
-    let asked = now_usec();
+    let asked = crate::state::now_micros();
     let requested = host
         .connect()
         .is_ok_and(|s| s.request_journal_sync().is_ok());
@@ -109,13 +109,6 @@ fn sync_journal(host: &Host) {
     while !synced_since() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn now_usec() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Explains a failed unit from the evidence and its journal.
