@@ -8,6 +8,7 @@ pub mod run_args;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Path of the Docker CLI: in every line of a unit (`Exec*=` lines and the
 /// shell scripts in them alike) and in every call unitgen makes itself
@@ -363,6 +364,44 @@ pub fn remove_containers(names: &[String]) -> Result<(), String> {
     match run("docker rm", &args) {
         Err(e) if !e.contains("No such container") => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// Frees container names for a `docker run --name`: removes the
+/// containers holding them and waits until Docker has. `docker rm` returns
+/// at once for a `--rm` container whose removal is already under way
+/// ("removal … is already in progress"), and a removal that failed leaves
+/// a `dead` container: either still holds the name, and the next `docker
+/// run` of it fails ("Conflict. The container name … is already in use").
+pub fn free_names(names: &[String], within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let mut last_removal = None;
+    loop {
+        let held = inspect_containers(names, "{{.Name}}\t{{.State.Status}}");
+        if held.is_empty() {
+            return Ok(());
+        }
+        let holders: Vec<String> = held.iter().map(|(name, _)| name.clone()).collect();
+        // Again each second: a removal that failed can succeed when asked again.
+        if last_removal.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(1)) {
+            last_removal = Some(Instant::now());
+            if let Err(e) = remove_containers(&holders)
+                && !e.contains("already in progress")
+            {
+                return Err(e);
+            }
+        }
+        if started.elapsed() >= within {
+            let described: Vec<String> = (held.iter())
+                .map(|(name, status)| format!("{name} ({status})"))
+                .collect();
+            return Err(format!(
+                "Docker did not remove {} within {}s, and their names are needed",
+                described.join(", "),
+                within.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

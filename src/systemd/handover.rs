@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::converge::{Failure, Host};
+use crate::docker;
 use crate::fault;
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -396,6 +397,13 @@ impl Handover {
         progress: &Progress,
     ) -> Result<Vec<Vec<u16>>, Failure> {
         let systemd = host.connect()?;
+        // A stand-in of an earlier handover (or a container made by hand)
+        // may still hold the name.
+        let containers: Vec<String> = (services.iter())
+            .map(|s| s.standin_container.clone())
+            .collect();
+        docker::free_names(&containers, NAME_RELEASE)
+            .map_err(|e| Failure::untouched(format!("{e} (for the stand-ins)")))?;
         for service in services {
             unit_dir::write_atomic(
                 &host.unit_dir.join(&service.standin.name),
@@ -844,10 +852,21 @@ fn published(container: &str) -> Vec<(u16, (String, u16))> {
         .collect()
 }
 
+/// How long Docker may take to remove a stand-in's container (its
+/// removal runs after `docker run --rm` has returned, on a busy host).
+const NAME_RELEASE: Duration = Duration::from_secs(30);
+
 /// Stops and deletes stand-ins (never enabled: nothing else to undo).
 fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
     super::converge::stop(&systemd, names, progress)?;
+    // Gone when the stop job is done, unless Docker's removal lags: then
+    // the next handover would find the name taken.
+    let containers: Vec<String> = (names.iter())
+        .filter_map(|n| n.strip_suffix(".service"))
+        .map(str::to_string)
+        .collect();
+    docker::free_names(&containers, NAME_RELEASE).map_err(Failure::untouched)?;
     super::converge::remove_what_units_made(host, names, progress)?;
     for name in names {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
