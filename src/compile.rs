@@ -267,6 +267,15 @@ pub fn compile(
     }
     check_depends_on(&app_file.doc, app_file, &services, &left_out, &mut problems);
     check_host_ports(&services, &service_locations, &mut problems);
+    if let Some(router) = router.as_ref().filter(|_| !routes.is_empty()) {
+        check_router_ports(
+            instance,
+            &services,
+            router,
+            &service_locations,
+            &mut problems,
+        );
+    }
     let services = if problems.is_empty() {
         dependency_order(services)
     } else {
@@ -2065,6 +2074,62 @@ fn check_host_ports(
             }
         }
     }
+}
+
+/// A routed instance's services cannot publish a port the host's router
+/// listens on for its routes: one of the two would fail to start, at
+/// apply, with Docker's "address already in use".
+fn check_router_ports(
+    instance: &str,
+    services: &[Service],
+    router: &crate::model::route::Router,
+    locations: &HashMap<String, Location>,
+    problems: &mut Problems,
+) {
+    for service in services {
+        for port in &service.ports {
+            let Some(host_port) = port.host_port else {
+                continue;
+            };
+            let key = if host_port == router.http_port {
+                "http_port"
+            } else if host_port == router.https_port {
+                "https_port"
+            } else {
+                continue;
+            };
+            if port.protocol != Protocol::Tcp
+                || !addresses_overlap(port.host_ip.as_deref(), router.address.as_deref())
+            {
+                continue;
+            }
+            let mut problem = Problem::new(format!(
+                "`{}` of instance `{instance}` publishes host port {host_port}/tcp, where the host's router listens for the instance's routes (its `{key}`)",
+                service.name
+            ))
+            .label("publishes the router's port")
+            .help("let the router serve the service (it already routes its domains), or publish another port; the router's ports are `http_port` and `https_port` in `router:`");
+            if let Some(at) = locations.get(&service.name) {
+                problem = problem.at(at);
+            }
+            if let Some(at) = &router.declared_at {
+                problem = problem.also_at(
+                    at,
+                    format!(
+                        "the router: ports {} and {}",
+                        router.http_port, router.https_port
+                    ),
+                );
+            }
+            problems.push(problem);
+        }
+    }
+}
+
+/// Whether two listeners' addresses (None: every address) share one.
+pub fn addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    let everywhere = |ip: Option<&str>| matches!(ip, None | Some("0.0.0.0" | "::"));
+    everywhere(a) || everywhere(b) || a == b
 }
 
 /// Orders services so that each comes after what it depends on, keeping the

@@ -433,8 +433,7 @@ fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
         ip: Option<&'s str>,
         placed: &'s Placed,
     }
-    let everywhere = |ip: Option<&str>| matches!(ip, None | Some("0.0.0.0" | "::"));
-    let overlap = |a: Option<&str>, b: Option<&str>| everywhere(a) || everywhere(b) || a == b;
+    let overlap = crate::compile::addresses_overlap;
     let mut clashes = Vec::new();
     let mut seen: BTreeMap<(&str, String), Vec<Publisher>> = BTreeMap::new();
     for instance in compiled {

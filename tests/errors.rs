@@ -220,6 +220,13 @@ fn each_class_of_bad_input_is_located_and_explained() {
             hint: None,
         },
         Case {
+            yaml: "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"443:80\"]\ninstances:\n  live:\n    routes:\n      - hosts: shop.example.com\n        service: web\n        port: 80\n",
+            args: &[],
+            message: "`web` of instance `live` publishes host port 443/tcp, where the host's router listens for the instance's routes (its `https_port`)",
+            at: "unitgen.yaml:3:3",
+            hint: Some("let the router serve the service"),
+        },
+        Case {
             yaml: "app: shop\nservices:\n  Web_1: x\n",
             args: &[],
             message: "`Web_1` is not a valid service name",

@@ -390,6 +390,26 @@ fn validate_warns_when_instances_would_share_a_host_port() {
         "{}",
         stderr(&out)
     );
+    // The router a routed instance brings listens on its ports for every
+    // instance of the host; on another address it is no clash.
+    std::fs::write(
+        &file,
+        "app: shop\nservices:\n  web:\n    image: shop:1\n    ports: [\"{{ port }}:80\"]\n\
+         instances:\n  live:\n    port: 127.0.0.1:8080\n    routes:\n      - hosts: shop.example.com\n        service: web\n        port: 80\n\
+         \x20 admin:\n    port: 80\n  spare:\n    port: 127.0.0.2:443\n\
+         router:\n  address: 127.0.0.1\n",
+    )
+    .unwrap();
+    let out = unitgen(&["validate", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: instance `admin` (web) publishes host port 80/tcp, where the host's router listens for `live`'s routes"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("`spare`"), "{}", stderr(&out));
     let examples = unitgen(&["validate", "-f", BLOG]);
     assert!(
         !stderr(&examples).contains("warning"),

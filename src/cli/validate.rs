@@ -143,5 +143,42 @@ fn shared_host_ports(instances: &[Instance]) -> Vec<String> {
             }
         }
     }
+    warnings.extend(router_ports_taken(instances));
+    warnings
+}
+
+/// A routed instance brings the host's router, which listens on its ports
+/// for every instance of the host: another instance publishing one of them
+/// cannot run beside it. (Within one instance, compile refuses it.)
+fn router_ports_taken(instances: &[Instance]) -> Vec<String> {
+    let routers: Vec<(&str, &crate::model::route::Router)> = (instances.iter())
+        .filter(|i| !i.routes.is_empty())
+        .filter_map(|i| Some((i.instance.as_str(), i.router.as_ref()?)))
+        .collect();
+    let mut warnings = Vec::new();
+    for instance in instances {
+        let ports = (instance.services.iter())
+            .flat_map(|s| s.ports.iter().map(move |p| (s, p)))
+            .filter(|(_, p)| p.protocol == crate::model::Protocol::Tcp);
+        for (service, port) in ports {
+            let Some(host_port) = port.host_port else {
+                continue;
+            };
+            let routed_by = routers.iter().find(|(name, router)| {
+                *name != instance.instance
+                    && [router.http_port, router.https_port].contains(&host_port)
+                    && crate::compile::addresses_overlap(
+                        port.host_ip.as_deref(),
+                        router.address.as_deref(),
+                    )
+            });
+            if let Some((routed, _)) = routed_by {
+                warnings.push(format!(
+                    "instance `{}` ({}) publishes host port {host_port}/tcp, where the host's router listens for `{routed}`'s routes: they cannot run on the same host",
+                    instance.instance, service.name
+                ));
+            }
+        }
+    }
     warnings
 }
