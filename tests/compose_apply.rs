@@ -638,3 +638,106 @@ networks:
     world.exec_until("live", "web", "cat /data/file", "kept\n");
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
 }
+
+/// An image that declares `VOLUME /data`, as redis's does.
+const WITH_VOLUME: &str = "unitgen-test/volume:1";
+
+fn build_image_with_a_volume() {
+    ensure_testbed();
+    if docker(["image", "inspect", WITH_VOLUME]).status.success() {
+        return;
+    }
+    let maker = format!("ugvolimg-{}", std::process::id());
+    let made = docker(["create", "--name", &maker, "unitgen-test/busybox:1", "true"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let committed = docker(["commit", "--change", "VOLUME /data", &maker, WITH_VOLUME]);
+    docker(["rm", &maker]);
+    assert!(
+        committed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&committed.stderr)
+    );
+}
+
+/// A compose service whose image declares a volume it does not mount
+/// (`image: redis`, nothing at /data) keeps its data under compose until
+/// `down`; the unit's `docker run --rm` deleted that anonymous volume at
+/// every restart, without a word. plan and apply say so, naming the
+/// service, the image, the path and the line that keeps it; with that line
+/// the data survives the restart, and nothing is said.
+#[test]
+fn an_image_volume_the_template_does_not_mount_is_said_and_kept_once_named() {
+    build_image_with_a_volume();
+    let world = World::new("ugimgvol");
+    let compose = world.dir().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        format!(
+            "name: ugimgvol\nservices:\n  cache:\n    image: {WITH_VOLUME}\n    command: [sleep, \"1000000\"]\n    init: true\n"
+        ),
+    )
+    .unwrap();
+    import_live(&world, &compose);
+    let said = format!("cache: image {WITH_VOLUME} declares VOLUME /data");
+    let fix = "add `- cache-data:/data` to cache's volumes";
+    let (_, plan) = world.unitgen_said(&["plan", "live"]);
+    assert!(plan.contains(&said) && plan.contains(fix), "{plan}");
+    let applied = world.apply("live");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(applied.status.success(), "{output}");
+    assert!(output.contains(&said) && output.contains(fix), "{output}");
+
+    // What the warning says: the file is gone after a restart.
+    world.exec("live", "cache", "echo kept > /data/file");
+    let restart = world.unitgen(&["restart", "live", "cache"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    world.exec_until(
+        "live",
+        "cache",
+        "cat /data/file 2>/dev/null || echo gone",
+        "gone\n",
+    );
+
+    // The fix, as the warning words it: kept, and nothing said.
+    let template = std::fs::read_to_string(world.file()).unwrap();
+    let fixed = template.replace(
+        "    init: true\n",
+        "    init: true\n    volumes:\n      - cache-data:/data\n",
+    );
+    assert_ne!(
+        fixed, template,
+        "the imported template has no `init: true` line:\n{template}"
+    );
+    world.write(&fixed);
+    let applied = world.apply("live");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(applied.status.success(), "{output}");
+    assert!(!output.contains("declares VOLUME"), "{output}");
+    world.exec("live", "cache", "echo kept > /data/file");
+    let restart = world.unitgen(&["restart", "live", "cache"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    world.exec_until("live", "cache", "cat /data/file", "kept\n");
+    let (code, plan) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(0), "{plan}");
+    assert!(!plan.contains("declares VOLUME"), "{plan}");
+}
