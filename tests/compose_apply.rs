@@ -317,6 +317,55 @@ instances:
     assert_eq!(world.active(unit), "active");
 }
 
+/// A container that ends on its own with status 0 is done, as Docker and
+/// compose read it: `restart: on-failure` does not restart it, and with
+/// `restart: "no"` (compose's default, zabbix's busybox data containers)
+/// it is simply stopped. The unit's `docker stop` then found no container
+/// and failed, which made the unit failed: an on-failure service was
+/// restarted every 5 s for ever, a "no" one was listed as failed.
+#[test]
+fn a_container_that_ends_cleanly_on_its_own_is_not_a_failure() {
+    let world = World::new("ugclean");
+    world.write(
+        r#"app: ugclean
+services:
+  task:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'sleep 2']
+    restart: on-failure
+  once:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'sleep 2']
+    restart: "no"
+instances:
+  live: {}
+"#,
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for unit in ["ugclean-live-task.service", "ugclean-live-once.service"] {
+        // Not restarted (`activating (auto-restart)`), not failed: stopped.
+        let stopped = support::wait_for(std::time::Duration::from_secs(60), || {
+            (world.active(unit) == "inactive").then_some(())
+        });
+        let show = world
+            .sandbox
+            .systemctl(["show", "--property=Result,NRestarts", unit]);
+        let show = String::from_utf8_lossy(&show.stdout).to_string();
+        assert!(
+            stopped.is_some(),
+            "{unit} is {} ({show}): {}",
+            world.active(unit),
+            world.sandbox.journal(unit)
+        );
+        assert_eq!(show, "Result=success\nNRestarts=0\n", "{unit}");
+    }
+}
+
 /// A unit's `env_file:` copy in /run/unitgen (0600: env files hold
 /// passwords) outlived its service: `destroy` and an apply that removed
 /// the service left it, with its values, until the next boot. Now what a
