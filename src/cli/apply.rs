@@ -244,8 +244,12 @@ fn plan_one(
     if !args.json {
         out!("{}", plan.describe(color))?;
     }
-    for unkept in unkept_image_volumes(&instance) {
-        crate::say!("warning: {}", unkept.warning());
+    // Asked of the engine the units use: where their systemd cannot be
+    // reached (a unit folder given alone), which one that is is unknown.
+    if host.connect().is_ok() {
+        for unkept in unkept_image_volumes(&instance) {
+            crate::say!("warning: {}", unkept.warning());
+        }
     }
     // The host's router, which apply installs or updates after the units.
     let router_plan = match &instance.router {
