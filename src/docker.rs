@@ -157,12 +157,18 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
 /// The ID of the image a reference names on this host (`docker image
 /// inspect`); None when the host does not have it.
 pub fn image_id(image: &str) -> Option<String> {
+    inspect_image(image, "{{.Id}}")
+}
+
+/// `docker image inspect --format FORMAT` of one image; None when the host
+/// does not have it.
+fn inspect_image(reference: &str, format: &str) -> Option<String> {
     let out = command()
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .args(["image", "inspect", "--format", format, reference])
         .output()
         .ok()?;
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !id.is_empty()).then_some(id)
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !line.is_empty()).then_some(line)
 }
 
 /// Fetches an image from its registry. `Err` is Docker's own message.
@@ -185,34 +191,59 @@ pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
 
 /// The ID of the image each reference names on this host, by reference, in
 /// one `docker image inspect`; references the host has no image for are
-/// left out. Docker answers in the order asked, and skips a missing one:
-/// then each is asked on its own (the lines no longer say which is which).
+/// left out.
 pub fn image_ids(references: &[String]) -> HashMap<String, String> {
+    inspect_images(references, "{{.Id}}")
+}
+
+/// The paths each image (by reference) declares as volumes (`VOLUME` in its
+/// Dockerfile: redis's `/data`), in one `docker image inspect`; references
+/// the host has no image for are left out.
+pub fn image_volumes(references: &[String]) -> HashMap<String, Vec<String>> {
+    (inspect_images(references, "{{json .Config.Volumes}}").into_iter())
+        .map(|(reference, json)| {
+            let declared: Option<std::collections::BTreeMap<String, serde_json::Value>> =
+                serde_json::from_str(&json).unwrap_or_default();
+            (
+                reference,
+                declared.unwrap_or_default().into_keys().collect(),
+            )
+        })
+        .collect()
+}
+
+/// `docker image inspect --format FORMAT` of each reference, by reference,
+/// in one call. Docker answers in the order asked, and skips a missing one:
+/// then each is asked on its own (the lines no longer say which is which).
+/// A format must give one line per image.
+fn inspect_images(references: &[String], format: &str) -> HashMap<String, String> {
     if references.is_empty() {
         return HashMap::new();
     }
     let out = command()
-        .args(["image", "inspect", "--format", "{{.Id}}"])
+        .args(["image", "inspect", "--format", format])
         .args(references)
         .output();
     if let Ok(out) = &out
         && out.status.success()
     {
-        let ids: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
+        let lines: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
             .map(str::to_string)
             .collect();
-        if ids.len() == references.len() {
-            return references.iter().cloned().zip(ids).collect();
+        if lines.len() == references.len() {
+            return references.iter().cloned().zip(lines).collect();
         }
     }
     std::thread::scope(|scope| {
         let asked: Vec<_> = (references.iter())
-            .map(|reference| scope.spawn(move || (reference.clone(), image_id(reference))))
+            .map(|reference| {
+                scope.spawn(move || (reference.clone(), inspect_image(reference, format)))
+            })
             .collect();
         (asked.into_iter())
             .filter_map(|asked| {
-                let (reference, id) = asked.join().expect("docker image inspect does not panic");
-                Some((reference, id?))
+                let (reference, line) = asked.join().expect("docker image inspect does not panic");
+                Some((reference, line?))
             })
             .collect()
     })

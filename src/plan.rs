@@ -2,6 +2,8 @@
 //! installed for it, and against what the host's systemd makes of them.
 //! Pure: comparing texts and observed states, showing diffs.
 
+pub mod image_volumes;
+
 use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};

@@ -317,6 +317,55 @@ instances:
     assert_eq!(world.active(unit), "active");
 }
 
+/// A container that ends on its own with status 0 is done, as Docker and
+/// compose read it: `restart: on-failure` does not restart it, and with
+/// `restart: "no"` (compose's default, zabbix's busybox data containers)
+/// it is simply stopped. The unit's `docker stop` then found no container
+/// and failed, which made the unit failed: an on-failure service was
+/// restarted every 5 s for ever, a "no" one was listed as failed.
+#[test]
+fn a_container_that_ends_cleanly_on_its_own_is_not_a_failure() {
+    let world = World::new("ugclean");
+    world.write(
+        r#"app: ugclean
+services:
+  task:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'sleep 2']
+    restart: on-failure
+  once:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'sleep 2']
+    restart: "no"
+instances:
+  live: {}
+"#,
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for unit in ["ugclean-live-task.service", "ugclean-live-once.service"] {
+        // Not restarted (`activating (auto-restart)`), not failed: stopped.
+        let stopped = support::wait_for(std::time::Duration::from_secs(60), || {
+            (world.active(unit) == "inactive").then_some(())
+        });
+        let show = world
+            .sandbox
+            .systemctl(["show", "--property=Result,NRestarts", unit]);
+        let show = String::from_utf8_lossy(&show.stdout).to_string();
+        assert!(
+            stopped.is_some(),
+            "{unit} is {} ({show}): {}",
+            world.active(unit),
+            world.sandbox.journal(unit)
+        );
+        assert_eq!(show, "Result=success\nNRestarts=0\n", "{unit}");
+    }
+}
+
 /// A unit's `env_file:` copy in /run/unitgen (0600: env files hold
 /// passwords) outlived its service: `destroy` and an apply that removed
 /// the service left it, with its values, until the next boot. Now what a
@@ -637,4 +686,107 @@ networks:
     );
     world.exec_until("live", "web", "cat /data/file", "kept\n");
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+}
+
+/// An image that declares `VOLUME /data`, as redis's does.
+const WITH_VOLUME: &str = "unitgen-test/volume:1";
+
+fn build_image_with_a_volume() {
+    ensure_testbed();
+    if docker(["image", "inspect", WITH_VOLUME]).status.success() {
+        return;
+    }
+    let maker = format!("ugvolimg-{}", std::process::id());
+    let made = docker(["create", "--name", &maker, "unitgen-test/busybox:1", "true"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let committed = docker(["commit", "--change", "VOLUME /data", &maker, WITH_VOLUME]);
+    docker(["rm", &maker]);
+    assert!(
+        committed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&committed.stderr)
+    );
+}
+
+/// A compose service whose image declares a volume it does not mount
+/// (`image: redis`, nothing at /data) keeps its data under compose until
+/// `down`; the unit's `docker run --rm` deleted that anonymous volume at
+/// every restart, without a word. plan and apply say so, naming the
+/// service, the image, the path and the line that keeps it; with that line
+/// the data survives the restart, and nothing is said.
+#[test]
+fn an_image_volume_the_template_does_not_mount_is_said_and_kept_once_named() {
+    build_image_with_a_volume();
+    let world = World::new("ugimgvol");
+    let compose = world.dir().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        format!(
+            "name: ugimgvol\nservices:\n  cache:\n    image: {WITH_VOLUME}\n    command: [sleep, \"1000000\"]\n    init: true\n"
+        ),
+    )
+    .unwrap();
+    import_live(&world, &compose);
+    let said = format!("cache: image {WITH_VOLUME} declares VOLUME /data");
+    let fix = "add `- cache-data:/data` to cache's volumes";
+    let (_, plan) = world.unitgen_said(&["plan", "live"]);
+    assert!(plan.contains(&said) && plan.contains(fix), "{plan}");
+    let applied = world.apply("live");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(applied.status.success(), "{output}");
+    assert!(output.contains(&said) && output.contains(fix), "{output}");
+
+    // What the warning says: the file is gone after a restart.
+    world.exec("live", "cache", "echo kept > /data/file");
+    let restart = world.unitgen(&["restart", "live", "cache"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    world.exec_until(
+        "live",
+        "cache",
+        "cat /data/file 2>/dev/null || echo gone",
+        "gone\n",
+    );
+
+    // The fix, as the warning words it: kept, and nothing said.
+    let template = std::fs::read_to_string(world.file()).unwrap();
+    let fixed = template.replace(
+        "    init: true\n",
+        "    init: true\n    volumes:\n      - cache-data:/data\n",
+    );
+    assert_ne!(
+        fixed, template,
+        "the imported template has no `init: true` line:\n{template}"
+    );
+    world.write(&fixed);
+    let applied = world.apply("live");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(applied.status.success(), "{output}");
+    assert!(!output.contains("declares VOLUME"), "{output}");
+    world.exec("live", "cache", "echo kept > /data/file");
+    let restart = world.unitgen(&["restart", "live", "cache"]);
+    assert!(
+        restart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    world.exec_until("live", "cache", "cat /data/file", "kept\n");
+    let (code, plan) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(0), "{plan}");
+    assert!(!plan.contains("declares VOLUME"), "{plan}");
 }

@@ -16,7 +16,7 @@ use super::{Opened, Outcome, TemplateArgs};
 use crate::compile::compile;
 use crate::fault;
 use crate::model::route::{ROUTER_UNIT, Router};
-use crate::plan::Plan;
+use crate::plan::{Plan, image_volumes};
 use crate::progress::Progress;
 use crate::pull::{self, PullPolicy};
 use crate::render::UnitFile;
@@ -243,6 +243,13 @@ fn plan_one(
     }
     if !args.json {
         out!("{}", plan.describe(color))?;
+    }
+    // Asked of the engine the units use: where their systemd cannot be
+    // reached (a unit folder given alone), which one that is is unknown.
+    if host.connect().is_ok() {
+        for unkept in unkept_image_volumes(&instance) {
+            crate::say!("warning: {}", unkept.warning());
+        }
     }
     // The host's router, which apply installs or updates after the units.
     let router_plan = match &instance.router {
@@ -682,6 +689,10 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         },
         Some((&store, &env_files)),
     )?;
+    // Said once the images are here (pulled by the apply).
+    for unkept in unkept_image_volumes(&instance) {
+        Progress::default().line(&format!("warning: {}", unkept.warning()));
+    }
     store
         .prune(&env_files)
         .into_diagnostic()
@@ -735,6 +746,18 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         format!("{name} is applied, but forgetting its routes' removal failed")
     })?;
     Ok(())
+}
+
+/// The paths the instance's images declare as volumes that its services
+/// get anonymous, lost at each restart (see [`image_volumes`]); images the
+/// host does not have yet say nothing.
+fn unkept_image_volumes(instance: &crate::model::Instance) -> Vec<image_volumes::Unkept> {
+    let images: Vec<String> = (instance.services.iter())
+        .map(|s| s.image.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    image_volumes::unkept(instance, &crate::docker::image_volumes(&images))
 }
 
 /// The routes file an installed routes unit writes (`[X-Unitgen] Routes=`).

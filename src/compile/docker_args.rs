@@ -83,6 +83,57 @@ pub fn supervision_conflicts(args: &[String]) -> Vec<(usize, String)> {
     found
 }
 
+/// The container paths `args` mount something at (`--volume`/`-v`,
+/// `--mount`'s target, `--tmpfs`), words read as Docker reads them; None
+/// when they take another container's mounts (`--volumes-from`), whose
+/// paths only that container knows.
+pub(crate) fn mount_targets(args: &[String]) -> Option<Vec<String>> {
+    let mut targets = Vec::new();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if word == "--" || !word.starts_with('-') {
+            break;
+        }
+        let (name, value) = match word.strip_prefix("--") {
+            Some(long) => match long.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_owned())),
+                None if takes_value(long) => (long, words.next().cloned()),
+                None => continue,
+            },
+            // Joined short flags: the first that takes a value takes the
+            // rest of the word, or the next word.
+            None => {
+                let shorts = &word[1..];
+                let Some((offset, flag)) =
+                    (shorts.char_indices()).find(|(_, f)| !matches!(f, 'd' | 'i' | 't' | 'P'))
+                else {
+                    continue;
+                };
+                let rest = &shorts[offset + flag.len_utf8()..];
+                let value = match rest {
+                    "" => words.next().cloned(),
+                    rest => Some(rest.strip_prefix('=').unwrap_or(rest).to_owned()),
+                };
+                (if flag == 'v' { "volume" } else { "" }, value)
+            }
+        };
+        let value = value.unwrap_or_default();
+        let target = match name {
+            "volumes-from" => return None,
+            // SOURCE:TARGET[:MODE], or only TARGET (anonymous).
+            "volume" => value.split(':').nth(1).or(value.split(':').next()),
+            "tmpfs" => value.split(':').next(),
+            "mount" => (value.split(',')).find_map(|field| {
+                let (key, target) = field.split_once('=')?;
+                matches!(key.trim(), "target" | "dst" | "destination").then_some(target)
+            }),
+            _ => None,
+        };
+        targets.extend(target.map(str::to_owned));
+    }
+    Some(targets)
+}
+
 /// The value of the flag at `index`: written in its word (`inline`), or
 /// the next word; a flag without one is reported.
 fn value_of<'a>(
@@ -193,6 +244,36 @@ mod tests {
         ] {
             assert_eq!(conflicts(words), at, "{words:?}");
         }
+    }
+
+    #[test]
+    fn mount_targets_are_read_in_every_form_docker_reads() {
+        let targets = |words: &[&str]| {
+            mount_targets(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            targets(&[
+                "--volume=/srv:/a:ro",
+                "-v",
+                "name:/b",
+                "-v/c",
+                "-dv=/d",
+                "--tmpfs",
+                "/e:size=1m",
+                "--mount",
+                "type=volume,src=x,dst=/f",
+                "--mount=type=bind,source=/srv,target=/g",
+                "--label",
+                "--volume=/not-a-mount",
+                "--init",
+            ]),
+            Some(
+                ["/a", "/b", "/c", "/d", "/e", "/f", "/g"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(targets(&["--volumes-from", "other"]), None);
     }
 
     #[test]
