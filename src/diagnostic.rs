@@ -138,8 +138,13 @@ impl Problem {
         self
     }
 
+    /// Where the problem is. A located problem is one line, the snippet
+    /// below it showing the value as written: a line feed in a value the
+    /// message quotes (a name, a path from the file) is shown as `\n`, or
+    /// the file could put lines of its own into the error.
     pub fn at(mut self, at: &Location) -> Self {
         self.at = Some(at.clone());
+        self.message = self.message.replace('\n', "\\n");
         self
     }
 

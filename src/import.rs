@@ -471,8 +471,11 @@ impl Importer {
         });
     }
 
+    /// A refusal, one line as the warnings are: it quotes the compose
+    /// file's values (names, paths), whose line feeds are shown as `\n`.
     fn error(&mut self, at: &Place, message: impl Into<String>) {
         let location = Location::from_yaml(&self.files[at.file], &at.at);
+        let message = crate::diagnostic::shown(&message.into());
         self.problems.push(Problem::new(message).at(&location));
     }
 

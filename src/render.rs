@@ -1037,7 +1037,11 @@ impl Owner {
     }
 }
 
-/// The owner of a unit file unitgen wrote; None for any other file.
+/// The owner of a unit file unitgen wrote; None for any other file. Its
+/// app, instance and service are names a compile takes, or the file is
+/// none unitgen wrote (a unit folder read with --root, a user's own
+/// folder): what it names goes into paths, Docker's arguments, messages,
+/// the commands they suggest, and the docs.
 pub fn owner(text: &str) -> Option<Owner> {
     let section = text.split("\n[X-Unitgen]\n").nth(1)?;
     let mut owner = Owner::default();
@@ -1064,7 +1068,12 @@ pub fn owner(text: &str) -> Option<Owner> {
             _ => {}
         }
     }
-    (!owner.app.is_empty() && !owner.instance.is_empty()).then_some(owner)
+    use crate::compile::syntax::{check_app_or_instance_name, check_service_name};
+    let names = [&owner.service, &owner.announces];
+    let valid = check_app_or_instance_name(&owner.app).is_ok()
+        && check_app_or_instance_name(&owner.instance).is_ok()
+        && (names.into_iter().flatten()).all(|name| check_service_name(name).is_ok());
+    valid.then_some(owner)
 }
 
 /// The app and instance a stand-in's unit file names (its

@@ -6,6 +6,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -1289,6 +1290,56 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
     }
 }
 
+/// A repository (under `--root`, as the template names it) holding one
+/// snapshot of app `app`'s instance `live` with the revision tag
+/// `revision:REVISION`, as anyone who can write to the repository (another
+/// host, another instance sharing it) can make one; it holds a copy of
+/// volume `data`, as the backup unit writes one. Returns the folder, the
+/// root and the template (its helper image is the test image, on the host).
+fn repository_tagged(app: &str, revision: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let repository = format!("/srv/{app}-repo");
+    let password = format!("/etc/{app}/restic-password");
+    let at = |path: &str| root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(at(&format!("/etc/{app}"))).unwrap();
+    std::fs::write(at(&password), PASSWORD).unwrap();
+    std::fs::set_permissions(at(&password), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(staging.join("volumes")).unwrap();
+    std::fs::write(staging.join("volumes/data.tar"), "").unwrap();
+    let restic = |args: &[&str]| {
+        let out = Command::new("restic")
+            .env("RESTIC_REPOSITORY", at(&repository))
+            .env("RESTIC_PASSWORD_FILE", at(&password))
+            .current_dir(&staging)
+            .args(args)
+            .output()
+            .unwrap();
+        ok(&out, "restic");
+    };
+    restic(&["init"]);
+    restic(&[
+        "backup",
+        ".",
+        "--tag",
+        &format!("app:{app},instance:live"),
+        "--tag",
+        &format!("revision:{revision}"),
+    ]);
+    let template = dir.path().join("app.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "app: {app}\nservices:\n  web:\n    image: {IMAGE}\n    volumes: [\"data:/data\"]\n    backup: {{}}\n\
+             backup:\n  repository: {repository}\n  password_file: {password}\n  helper_image: {IMAGE}\n\
+             instances:\n  live: {{}}\n"
+        ),
+    )
+    .unwrap();
+    (dir, root, template)
+}
+
 /// `unitgen backups` printed a snapshot's revision tag as restic gave it:
 /// anyone who can write to the repository (another host, another instance
 /// sharing it) could tag a snapshot `revision:7\e[2J\e]0;…\a`, and the
@@ -1296,48 +1347,11 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
 /// is shown escaped now.
 #[test]
 fn a_hostile_tag_in_the_repository_is_shown_not_obeyed_by_backups() {
-    let dir = tempfile::tempdir().unwrap();
-    // `--root` is the host's `/`: the repository and password file named
-    // in the template are looked for under it.
-    let root = dir.path().join("root");
-    let (repository, password) = ("/srv/ugbkt-repo", "/etc/ugbkt/restic-password");
-    let at = |path: &str| root.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(at("/etc/ugbkt")).unwrap();
-    std::fs::write(at(password), PASSWORD).unwrap();
-    std::fs::set_permissions(at(password), std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/f"), "hi").unwrap();
-    let restic = |args: &[&str]| {
-        let out = Command::new("restic")
-            .env("RESTIC_REPOSITORY", at(repository))
-            .env("RESTIC_PASSWORD_FILE", at(password))
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        ok(&out, "restic");
-    };
-    restic(&["init"]);
     let hostile = "7\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}";
-    restic(&[
-        "backup",
-        "data",
-        "--tag",
-        "app:ugbkt,instance:live",
-        "--tag",
-        &format!("revision:{hostile}"),
-    ]);
-    std::fs::write(
-        dir.path().join("app.yaml"),
-        format!(
-            "app: ugbkt\nservices:\n  web:\n    image: {IMAGE}\n    volumes: [\"data:/data\"]\n    backup: {{}}\n\
-             backup:\n  repository: {repository}\n  password_file: {password}\ninstances:\n  live: {{}}\n"
-        ),
-    )
-    .unwrap();
+    let (_dir, root, template) = repository_tagged("ugbkt", hostile);
     let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["backups", "live", "-f"])
-        .arg(dir.path().join("app.yaml"))
+        .arg(&template)
         .arg("--root")
         .arg(&root)
         .output()
@@ -1354,13 +1368,48 @@ fn a_hostile_tag_in_the_repository_is_shown_not_obeyed_by_backups() {
     // `--json` carries the tag as it is: JSON escapes it.
     let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["backups", "live", "--json", "-f"])
-        .arg(dir.path().join("app.yaml"))
+        .arg(&template)
         .arg("--root")
         .arg(&root)
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_str(&ok(&out, "backups --json")).unwrap();
     assert_eq!(json[0]["revision"], hostile);
+}
+
+/// Found in hostile values round 7: `restore` showed the snapshot's
+/// revision tag in the question it asks before replacing an instance's
+/// data with its line feeds: a tag written into the repository added lines
+/// of its own to what the user reads before confirming (here, that nothing
+/// is replaced). The question shows it on its line.
+#[test]
+fn a_hostile_tag_adds_no_line_to_restores_question() {
+    let (_dir, root, template) = repository_tagged(
+        "ugbkq",
+        "7)\nrestore snapshot 00000000 of ugbkq-live into ugbkq-live:\n  replaces volumes: none",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_unitgen"))
+        .args(["restore", "live", "--snapshot", "latest", "-f"])
+        .arg(&template)
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("pass --yes"), "stopped at the question: {err}");
+    assert!(
+        err.contains("revision 7)\\nrestore snapshot 00000000"),
+        "the tag, on its line: {err}"
+    );
+    let starting = |start: &str| err.lines().filter(|l| l.starts_with(start)).count();
+    assert_eq!(starting("restore snapshot "), 1, "{err}");
+    assert_eq!(starting("  replaces volumes: "), 1, "{err}");
+    assert!(
+        err.contains("\n  replaces volumes: ugbkq-live-data\n"),
+        "{err}"
+    );
 }
 
 /// stderr with miette's wrapping and frame undone: one line of words.

@@ -513,6 +513,34 @@ fn each_class_of_bad_input_is_located_and_explained() {
     cases.iter().for_each(Case::assert_refused);
 }
 
+/// Found in hostile values round 7: a refusal quoted the template's value
+/// with its line feeds (a `systemd:` section or key name, a route's file,
+/// a backup path, a secret's name…), so a template from anyone (a cloned
+/// repository) put lines of its own into the error, here ones that read as
+/// other errors. A refusal that points at its place is one line: the
+/// snippet shows the value as written.
+#[test]
+fn a_refusal_quotes_the_templates_values_on_its_line() {
+    let fake = "\\n  × FAKE: all good";
+    let yaml = format!(
+        "app: shop\nservices:\n  web:\n    image: nginx\n    systemd:\n      \"Service{fake}\": {{A: b}}\n      \
+         Unit: {{\"Key{fake}\": x}}\n    environment: [\"NAME{fake}\"]\n    backup: {{volumes: [data]}}\n    \
+         volumes: [\"data:/data\"]\nbackup:\n  repository: /srv/b\n  password_file: \"rel{fake}\"\n"
+    );
+    let (out, _dir) = run(&yaml, &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let said = err.matches("FAKE").count();
+    assert!(said >= 4, "each value is quoted: {err}");
+    for line in err.lines() {
+        let text = line.trim_start_matches([' ', '│', '├', '╰', '─', '·']);
+        assert!(
+            !text.starts_with("× FAKE"),
+            "a line of the value's own:\n{err}"
+        );
+    }
+}
+
 #[test]
 fn all_problems_of_a_file_are_reported_at_once() {
     let yaml = "app: shop\nservices:\n  web:\n    image: x\n    ports: [\"80:http\"]\n    depends_on: [nope]\n  api:\n    image: \"{{ missing }}\"\n";

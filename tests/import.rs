@@ -367,6 +367,40 @@ fn hostile_compose_values_stay_literal_and_warnings_stay_on_their_line() {
     assert_eq!(web.command.as_ref().unwrap(), &expected);
 }
 
+/// Found in hostile values round 7: a refusal quoted the compose file's
+/// value with its line feeds (a `label_file` path, a service's name), so a
+/// compose file from anyone put lines of its own into the error, here one
+/// that reads as a second error. Each refusal is one line, as the warnings
+/// are, its values shown with `\n`.
+#[test]
+fn a_refusal_quotes_compose_values_on_its_line() {
+    let project = Project::new(
+        "services:\n  \"web\\n  × FAKE: the project is fine\":\n    label_file: [\"nope\\n  × FAKE: label files are fine\"]\n",
+    );
+    let run = project.import(&["-o", "unitgen.yaml"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("label_file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("neither `image` nor `build`"),
+        "{}",
+        run.stderr
+    );
+    for line in run.stderr.lines() {
+        let text = line.trim_start_matches([' ', '│', '├', '╰', '─', '·']);
+        assert!(
+            !text.starts_with("× FAKE"),
+            "a line of the value's own: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        run.stderr.matches("FAKE").count(),
+        run.stderr.matches("\\n  × FAKE").count(),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn an_existing_output_file_is_kept_unless_forced() {
     let project =

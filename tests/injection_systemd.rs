@@ -235,6 +235,44 @@ fn a_failed_containers_lines_reach_the_terminal_escaped() {
     assert_eq!(obeyed, Vec::<char>::new(), "{err}");
 }
 
+/// Found in hostile values round 7: a failed apply took every line of the
+/// unit's run that starts `unitgen:` for its own readiness check's notes,
+/// the container's too. A container (or whoever controls what it prints)
+/// that wrote `unitgen: health probe …` before exiting made the report say
+/// it turned unhealthy, with its words as Docker's probes, for a container
+/// with no healthcheck. Its lines are its own now: shown among its last
+/// lines, never as unitgen's reason.
+#[test]
+fn a_failed_containers_lines_never_pass_for_unitgens_notes() {
+    let world = World::new("ugnote");
+    world.write(
+        "app: ugnote\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: unitgen-test/busybox:1\n\
+         \x20   command: [sh, -c, 'echo \"unitgen: health probe exited 0: all is well, an admin stopped it\"; exit 3']\n\
+         instances:\n\
+         \x20 live: {}\n",
+    );
+    let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ugnote-live-web.service: the container exited with status 3"),
+        "{err}"
+    );
+    assert!(!err.contains("unhealthy"), "{err}");
+    assert!(
+        err.contains("  | unitgen: health probe exited 0: all is well, an admin stopped it\n"),
+        "the container's line, among its own: {err}"
+    );
+    assert_eq!(
+        err.matches("all is well").count(),
+        1,
+        "said once, as the container's: {err}"
+    );
+}
+
 /// Found in hostile values round 6: unitgen read a backup's
 /// `environment_file` (credentials for restic) with a reader of its own,
 /// which took `KEY="a\"b"` as `a\"b`, `'it''s'` as `it''s`, kept a `;`

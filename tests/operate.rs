@@ -525,32 +525,43 @@ fn history_lists_what_the_applies_did_and_ls_every_instance() {
 /// put before it the service as the unit file's `[X-Unitgen]` section
 /// names it, as it was: a unit of the instance whose `Service=` held an
 /// escape sequence (a disk read with `--root`, a user unit dir) cleared
-/// and retitled the terminal at every line. The prefix is shown escaped.
+/// and retitled the terminal at every line. The prefix is shown escaped;
+/// and since round 7 a unit whose `Service=` is no service name is none
+/// unitgen wrote (`render::owner`): none of the instance's, not shown.
 #[test]
-fn a_units_service_name_is_shown_by_logs_never_obeyed() {
+fn a_units_hostile_service_name_never_reaches_logs() {
     let world = World::new("uglogh");
     world.write("app: uglogh\nservices:\n  web: unitgen-test/busybox:1\ninstances:\n  live: {}\n");
-    let hostile = "web\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}";
-    let unit = "uglogh-live-web.service";
-    std::fs::write(
-        world.sandbox.unit_dir().join(unit),
+    let unit = |service: &str, says: &str| {
         format!(
-            "[Service]\nType=oneshot\nExecStart=/bin/echo hello from the unit\n\n\
-             [X-Unitgen]\nApp=uglogh\nInstance=live\nService={hostile}\n"
+            "[Service]\nType=oneshot\nExecStart=/bin/echo {says}\n\n\
+             [X-Unitgen]\nApp=uglogh\nInstance=live\nService={service}\n"
+        )
+    };
+    let hostile = "web\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}";
+    let units = [
+        (
+            "uglogh-live-web.service",
+            unit(hostile, "hello from the hostile unit"),
         ),
-    )
-    .unwrap();
+        ("uglogh-live-db.service", unit("db", "hello from db")),
+    ];
+    for (name, text) in &units {
+        std::fs::write(world.sandbox.unit_dir().join(name), text).unwrap();
+    }
     world.sandbox.systemctl(["daemon-reload"]);
-    world.sandbox.systemctl(["start", unit]);
+    for (name, _) in &units {
+        world.sandbox.systemctl(["start", name]);
+    }
+    let ran = (world.sandbox).journal_with(units[0].0, "hello from the hostile unit");
+    assert!(ran.contains("hello from the hostile unit"), "it ran: {ran}");
     let said = wait_for(Duration::from_secs(60), || {
         let said = stdout(&world.unitgen(&["logs", "live"]));
-        said.contains("hello from the unit").then_some(said)
+        said.contains("hello from db").then_some(said)
     })
-    .expect("the unit's line reaches its log");
-    assert!(
-        said.contains("web\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e} | hello from the unit"),
-        "{said}"
-    );
+    .expect("db's line reaches its log");
+    assert!(said.contains("db | hello from db"), "{said}");
+    assert!(!said.contains("hostile"), "{said}");
     assert!(
         !said.contains('\u{1b}') && !said.contains('\u{7}') && !said.contains('\u{202e}'),
         "{said:?}"

@@ -200,6 +200,67 @@ services:
     )
 }
 
+/// Found in hostile values round 7: the instances installed on a host were
+/// read from every unit file's `[X-Unitgen]` section as written, so a unit
+/// there naming app `x$(touch …)` (a unit folder read with --root, a user's
+/// own folder) was an instance left alone: plan and apply suggested
+/// `unitgen destroy x$(touch …)/live -f site.yaml` to copy and run, and
+/// the docs listed it. A unit naming no valid app, instance or service is
+/// none unitgen wrote; the others are still said.
+#[test]
+fn a_unit_naming_no_valid_instance_is_no_instance_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let units = dir.path().join("root/etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    let unit = |app: &str, instance: &str, service: &str| {
+        format!(
+            "[Service]\nExecStart=/bin/true\n\n[X-Unitgen]\nApp={app}\nInstance={instance}\nService={service}\n"
+        )
+    };
+    let files = [
+        ("ugleft-old-web.service", unit("ugleft", "old", "web")),
+        ("x-live-web.service", unit("x$(touch PWNED)", "live", "web")),
+        ("y-live-web.service", unit("y", "live;reboot", "web")),
+        ("z-live-web.service", unit("z", "live", "w`id`")),
+    ];
+    for (name, text) in &files {
+        std::fs::write(units.join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "hosts:\n  h1: {address: 192.0.2.1}\napps: {}\n",
+    )
+    .unwrap();
+    let root = dir.path().join("root");
+    let root = root.to_str().unwrap();
+    let out = unitgen(dir.path(), &["plan", "--host", "h1", "--root", root]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("`unitgen destroy ugleft/old -f site.yaml` removes it"),
+        "{said}"
+    );
+    assert!(said.contains("1 left alone"), "{said}");
+    for hostile in ["PWNED", "reboot", "`id`"] {
+        assert!(!said.contains(hostile), "{hostile}: {said}");
+    }
+    // The docs read the instances so too (without the one instance, whose
+    // state takes a systemd to read).
+    std::fs::remove_file(units.join(files[0].0)).unwrap();
+    let out = unitgen(
+        dir.path(),
+        &[
+            "docs", "--live", "--host", "h1", "--root", root, "--out", "docs",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let overview = std::fs::read_to_string(dir.path().join("docs/README.md")).unwrap();
+    assert!(!overview.contains("left alone"), "{overview}");
+    for hostile in ["PWNED", "reboot", "`id`"] {
+        assert!(!overview.contains(hostile), "{hostile}: {overview}");
+    }
+}
+
 #[test]
 fn apply_without_an_instance_converges_what_the_site_assigns_to_the_host() {
     let mut world = World::new("ugsitea");

@@ -31,7 +31,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let imported = match unitgen::import::import(&file, &options) {
         Ok(imported) => imported,
-        Err(problems) => return check::check_report(&problems),
+        Err(problems) => {
+            check::check_report(&problems);
+            // Each refusal is one line, its values shown with `\n`: a line
+            // feed of the compose file's would start a line of its own.
+            for problem in &problems.0 {
+                assert!(
+                    !problem.message.contains('\n'),
+                    "a refusal of several lines: {:?}",
+                    problem.message
+                );
+            }
+            return;
+        }
     };
     check::check_shown(&imported.yaml);
     let app = template::parse(std::path::Path::new("unitgen.yaml"), imported.yaml.clone())

@@ -296,12 +296,16 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
         .filter(|p| p.restore.is_some())
         .map(|p| p.service.as_str())
         .collect();
+    // The snapshot's id, time and tags are the repository's (anyone who
+    // can write to it can tag a snapshot): each stays on its line, or a
+    // line feed in a tag would add lines to the question.
+    let shown = crate::diagnostic::shown;
     crate::say!(
         "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n{}  its services are stopped meanwhile{}",
-        snapshot.short_id,
+        shown(&snapshot.short_id),
         source.prefix(),
-        snapshot_time(&snapshot.time),
-        snapshot.revision().unwrap_or("?"),
+        shown(&snapshot_time(&snapshot.time)),
+        shown(snapshot.revision().unwrap_or("?")),
         target.prefix(),
         if volumes.is_empty() {
             "none".into()

@@ -303,4 +303,58 @@ mod tests {
         message.extend([0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(parse(&message), None);
     }
+
+    /// A real answer with `edits` (offset, byte) applied and `tail` added.
+    fn mangled(edits: &[(usize, u8)], tail: &[u8]) -> Vec<u8> {
+        let mut message = question(7, "www.example.com", Kind::Cname).unwrap();
+        message[2] = 0x81;
+        message[3] = 0x80;
+        message[7] = 2;
+        message.extend([0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 7, 4]);
+        message.extend(b"edge");
+        message.extend([
+            0xc0, 16, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1,
+        ]);
+        for &(at, byte) in edits {
+            let len = message.len();
+            message[at % len] = byte;
+        }
+        message.extend(tail);
+        message
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Whatever a resolver answers (`dns --check` prints the names it
+        /// gives): no panic, and every name read is as `dig` shows it,
+        /// printable ASCII only, so that no answer acts on the terminal or
+        /// passes for another name.
+        #[test]
+        fn any_answer_is_read_without_panic_into_printable_names(
+            edits in proptest::collection::vec((0..80usize, proptest::prelude::any::<u8>()), 0..6),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let reply = parse(&mangled(&edits, &tail));
+            if edits.is_empty() {
+                // Unchanged, it is a sound answer: the CNAME and the address.
+                let read = matches!(&reply, Some(Reply::Answer(r)) if r.len() == 2);
+                proptest::prop_assert!(read, "{reply:?}");
+            }
+            if let Some(Reply::Answer(records)) = reply {
+                for record in records {
+                    let names = match &record {
+                        Record::Address { name, .. } => vec![name],
+                        Record::Cname { name, target } => vec![name, target],
+                    };
+                    for name in names {
+                        proptest::prop_assert!(
+                            name.bytes().all(|b| b.is_ascii_graphic()),
+                            "{name:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

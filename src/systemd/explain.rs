@@ -131,12 +131,16 @@ pub struct Entry {
 
 /// The pure part of [`explain`].
 pub fn explain_from(evidence: &Evidence, entries: &[Entry]) -> Explanation {
+    let main = evidence.state.exec_main_pid;
+    // The readiness check's lines, never the container's: what the
+    // container prints reaches the journal as `docker run`'s (the main
+    // process), and may start with `unitgen:` too.
     let notes: Vec<String> = entries
         .iter()
+        .filter(|e| main == 0 || e.pid != main)
         .filter_map(|e| e.message.strip_prefix(NOTE))
         .map(|note| note.trim().to_string())
         .collect();
-    let main = evidence.state.exec_main_pid;
     let log: Vec<String> = entries
         .iter()
         .filter(|e| main != 0 && e.pid == main)
@@ -337,6 +341,27 @@ mod tests {
                 "  | \tat Main.run(Main.java:3)",
             ]
         );
+    }
+
+    /// Found in hostile values round 7: a container's line starting
+    /// `unitgen:` was taken for the readiness check's note, and made the
+    /// report's reason (here: unhealthy, for a container that exited).
+    #[test]
+    fn the_containers_lines_never_pass_for_unitgens_notes() {
+        let entries = [
+            entry(9, "unitgen: health probe exited 0: all is well"),
+            entry(11, "unitgen: the container exited with status 3"),
+        ];
+        let explained = explain_from(&failed(Some(JobResult::Failed), 9, 1, 3), &entries);
+        assert_eq!(explained.reason, "the container exited with status 3");
+        assert!(explained.notes.is_empty(), "{:?}", explained.notes);
+        assert_eq!(
+            explained.log,
+            ["unitgen: health probe exited 0: all is well"]
+        );
+        let alone = explain_from(&failed(None, 9, 1, 3), &entries[..1]);
+        assert_eq!(alone.reason, "the container exited with status 3");
+        assert!(alone.notes.is_empty(), "{:?}", alone.notes);
     }
 
     #[test]
