@@ -1329,6 +1329,16 @@ fn two_applies_of_one_instance_from_one_machine_take_turns() {
     assert!(fleet.runs_its_unit_file("shop-live-web@1.service"));
     let (code, plan) = app.run(&["plan", "live", "--set", "greeting=second"]);
     assert_eq!(code, Some(0), "{plan}");
+    // Each turn's lock file was left in /run/lock for good, one an
+    // endpoint and instance: it goes when the last turn ends.
+    use sha1::Digest as _;
+    let cluster: String = (sha1::Sha1::digest(fleet.endpoint().as_bytes())
+        .iter()
+        .take(6))
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let lock = Path::new("/run/lock").join(format!("unitgen-fleet-{cluster}-shop-live.lock"));
+    assert!(!lock.exists(), "{} is left", lock.display());
 }
 
 // An apply from another machine (which this machine's lock does not keep
