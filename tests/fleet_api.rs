@@ -1694,6 +1694,34 @@ fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
     );
 }
 
+// Seen live: fleetd killed on the machine whose API an apply used, as
+// the apply waited for a copy: systemd started it again 5 s later, and it
+// answered 503 for 31 s more, until its old machine entry expired. The
+// apply asked again for 30 s, then rolled back and failed.
+#[test]
+fn a_fleetd_crashed_midway_through_a_roll_is_waited_out() {
+    let (fake, client) = started(1);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    // After the new copy is launched: 35 requests, a second apart.
+    fake.restart_after_writes(6, 35);
+    // (--fleet-wait's default: the wait for the copy outlasts the 503s.)
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(120),
+        ..opts()
+    };
+    apply(&client, &planned, &options, &mut |_| {}).unwrap();
+    let copy = "blog-staging-web@1.service";
+    assert!(fake.runs_its_unit_file(copy));
+    assert!(exec_start(&fake, copy).contains("nginx:1.27"));
+    assert!(
+        fake.log().iter().filter(|r| r.status == 503).count() == 35,
+        "{:?}",
+        fake.summaries()
+    );
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+}
+
 // Seen live: of two applies of one instance at once (from two machines),
 // one waited --fleet-wait for its copy, which the other had replaced
 // under the same name, then put its old units back over the other's.
