@@ -2053,6 +2053,32 @@ fn a_state_missing_for_a_moment_is_read_again_and_nothing_is_replaced() {
     assert_eq!(fake.writes(), Vec::<String>::new());
 }
 
+// As other copies (above), a global one whose states are missing for a
+// moment: plan and status took it for one that does not run, and apply
+// replaced it.
+#[test]
+fn a_global_copys_state_missing_for_a_moment_is_read_again() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cache = global_cache("redis:7");
+    run(&client, std::slice::from_ref(&cache), 1).unwrap();
+    fake.clear_log();
+    fake.hide_state("blog-staging-cache@1.service", 3);
+    let planned = plan(&client, PREFIX, std::slice::from_ref(&cache), 1).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+    fake.hide_state("blog-staging-cache@1.service", 3);
+    let units = status(&client, PREFIX, Some(1)).unwrap();
+    assert!(units.iter().all(|u| u.not_running.is_none()), "{units:#?}");
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+fn global_cache(image: &str) -> (String, String) {
+    (
+        "blog-staging-cache@.service".to_owned(),
+        format!("[Service]\nExecStart=/usr/bin/docker run {image}\n\n[X-Fleet]\nGlobal=true\n"),
+    )
+}
+
 // Seen live: of two applies at once, one waited --fleet-wait for fleet to
 // forget the copy it had unloaded, which the other had meanwhile submitted
 // again under the same name (and ran): it never is forgotten.

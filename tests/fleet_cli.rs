@@ -1509,3 +1509,19 @@ fn a_destroy_killed_at_any_point_is_finished_by_the_next_destroy() {
     });
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+// `ls --fleet` read the machines' states once: a copy whose state was
+// missing for a moment (seen live right after a roll) was counted as not
+// running, where plan and status read them again.
+#[test]
+fn ls_reads_a_state_missing_for_a_moment_again() {
+    let app = FleetApp::new();
+    assert_eq!(app.run(&["apply", "live"]).0, Some(0));
+    app.fleet.hide_state("shop-live-web@1.service", 3);
+    let (code, said) = app.run(&["ls", "--json"]);
+    assert_eq!(code, Some(0), "{said}");
+    let rows: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(rows[0]["instance"], "live", "{said}");
+    assert!(rows[0]["copies"].as_u64() > Some(0), "{said}");
+    assert_eq!(rows[0]["copies"], rows[0]["copies_running"], "{said}");
+}

@@ -465,7 +465,7 @@ pub fn plan(
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
     let machines = client.list_machines()?;
-    let states = settled_states(client, prefix, &units)?;
+    let states = settled_states(client, prefix, &units, &machines)?;
     for unit in units {
         if !unit.name.starts_with(prefix) {
             continue;
@@ -1290,24 +1290,35 @@ impl Run<'_, '_> {
 const STATE_GAP: Duration = Duration::from_secs(6);
 
 /// The states fleet's machines report of the units under `prefix`. While
-/// a copy fleet has launched and placed has no state on its machine, they
-/// are read again, for up to [`STATE_GAP`]: without, plan and status named
-/// a running copy not running for that moment, and apply replaced it
-/// (stopped and started a copy that ran as it should).
+/// a copy fleet has launched has no state on a machine that runs it (its
+/// machine; for a global unit, each machine that may run it), they are
+/// read again, for up to [`STATE_GAP`]: without, plan, status and `ls`
+/// named a running copy not running for that moment, and apply replaced
+/// it (stopped and started a copy that ran as it should).
 fn settled_states(
     client: &FleetClient,
     prefix: &str,
     units: &[Unit],
+    machines: &[Machine],
 ) -> Result<Vec<UnitState>, FleetError> {
     let deadline = Instant::now() + STATE_GAP;
     loop {
         let states: Vec<UnitState> = (client.list_state(None)?.into_iter())
             .filter(|s| s.name.starts_with(prefix))
             .collect();
+        let reported = |name: &str, machine: &str| {
+            (states.iter()).any(|s| s.name == name && s.machine_id == machine)
+        };
         let unreported = (units.iter())
             .filter(|u| u.name.starts_with(prefix) && u.desired_state == Some(JobState::Launched))
-            .filter(|u| !u.machine_id.is_empty() && !is_global(&u.options))
-            .any(|u| !(states.iter()).any(|s| s.name == u.name && s.machine_id == u.machine_id));
+            .any(|u| {
+                if is_global(&u.options) {
+                    (global_states(u, &states, machines).iter())
+                        .any(|(machine, _)| !reported(&u.name, machine))
+                } else {
+                    !u.machine_id.is_empty() && !reported(&u.name, &u.machine_id)
+                }
+            });
         if !unreported || Instant::now() >= deadline {
             return Ok(states);
         }
@@ -1382,8 +1393,8 @@ pub fn status(
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
-    let states = settled_states(client, prefix, &fleet_units)?;
     let machines = client.list_machines()?;
+    let states = settled_states(client, prefix, &fleet_units, &machines)?;
     let copies_of = |template: &str| -> Vec<&str> {
         (fleet_units.iter())
             .filter_map(|u| match classify(&u.name) {
@@ -1571,16 +1582,24 @@ pub struct FleetInstance {
 /// sections, sorted by app and instance.
 pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError> {
     let units = client.list_units()?;
-    let states = client.list_state(None)?;
     let machines = client.list_machines()?;
-    let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
-    for template in units
-        .iter()
+    let templates: Vec<(&Unit, crate::render::Owner)> = (units.iter())
         .filter(|u| matches!(classify(&u.name), Name::Template))
-    {
-        let Some(owner) = crate::render::owner(&unit_file::to_text(&template.options)) else {
-            continue;
-        };
+        .filter_map(|u| Some((u, crate::render::owner(&unit_file::to_text(&u.options))?)))
+        .collect();
+    let copies_of = |template: &Unit| -> Vec<&Unit> {
+        (units.iter())
+            .filter(|u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name))
+            .collect()
+    };
+    // Read again while one of them lacks a state, as plan and status do
+    // (seen live right after a roll: `1/2 running`, where both ran).
+    let ours: Vec<Unit> = (templates.iter())
+        .flat_map(|(template, _)| copies_of(template).into_iter().cloned())
+        .collect();
+    let states = settled_states(client, "", &ours, &machines)?;
+    let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
+    for (template, owner) in templates {
         let entry = found
             .entry((owner.app.clone(), owner.instance.clone()))
             .or_insert_with(|| FleetInstance {
@@ -1594,9 +1613,7 @@ pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError>
             continue;
         }
         entry.services += 1;
-        for copy in units.iter().filter(
-            |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name),
-        ) {
+        for copy in copies_of(template) {
             entry.copies += 1;
             if why_copy_not_running(copy, &states, &machines).is_none() {
                 entry.copies_running += 1;
