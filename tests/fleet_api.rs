@@ -2072,6 +2072,40 @@ fn a_global_copys_state_missing_for_a_moment_is_read_again() {
     assert_eq!(fake.writes(), Vec::<String>::new());
 }
 
+// A global copy another apply (or a hand) replaced while this apply waited
+// for it to run on every machine: it waited --fleet-wait for a unit file
+// no machine would run, where other copies say so at once.
+#[test]
+fn a_global_copy_another_apply_replaces_meanwhile_is_said_at_once() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    run(&client, &[global_cache("redis:7")], 1).unwrap();
+    fake.clear_log();
+    let theirs = parse(&global_cache("redis:9").1).unwrap();
+    let theirs: Vec<_> = serde_json::from_value(options_json(&theirs)).unwrap();
+    // Right after this apply launched its copy (its fourth write).
+    fake.replace_options_after_writes(4, "blog-staging-cache@1.service", theirs);
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(120),
+        ..opts()
+    };
+    let err = run_with(&client, &[global_cache("redis:8")], 1, &options).unwrap_err();
+    assert_eq!(fake.writes()[3], "SUBMIT blog-staging-cache@1.service");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-cache@1.service to run on every machine: fleet now holds \
+             other unit text under blog-staging-cache@1.service than unitgen submitted"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-cache@1.service ("),
+        "{message}"
+    );
+    assert!(exec_start(&fake, "blog-staging-cache@1.service").ends_with("redis:9"));
+}
+
 fn global_cache(image: &str) -> (String, String) {
     (
         "blog-staging-cache@.service".to_owned(),

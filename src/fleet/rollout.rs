@@ -1075,6 +1075,9 @@ impl Run<'_, '_> {
         // before systemd stopped it.
         let mut under_way: Vec<String> = Vec::new();
         loop {
+            // As for other copies: one another apply (or a hand) replaced
+            // meanwhile would never run this unit file.
+            check_still_ours(&doing, name, self.client.get_unit(name)?.as_ref(), options)?;
             let machines = self.client.list_machines()?;
             let states = self.client.list_state(Some(name))?;
             let state = |m: &str| states.iter().find(|s| s.name == name && s.machine_id == m);
