@@ -1603,6 +1603,31 @@ fn a_global_unit_no_machine_may_run_is_not_running() {
 // A unit whose MachineMetadata no machine has (live: a service pinned to a
 // machine that left the cluster) would stay unplaced for the whole wait and
 // be rolled back, with no word why: plan says it, apply refuses it at once.
+// Seen live: the one machine with a copy's metadata left the cluster
+// (fleetd stopped there); status said only that fleet had not placed the
+// copy on a machine, where plan said why.
+#[test]
+fn a_copy_no_machine_may_run_is_said_why_in_status() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    // As fleet holds it once its machine has gone: launched, unplaced.
+    let (name, text) = web("nginx:1.27");
+    let pinned = parse(&(text + "MachineMetadata=sandbox=2\n")).unwrap();
+    client.put_unit(&name, JobState::Inactive, &pinned).unwrap();
+    let copy = "blog-staging-web@1.service";
+    client.put_unit(copy, JobState::Launched, &pinned).unwrap();
+    let units = status(&client, PREFIX, Some(1)).unwrap();
+    let said = units.iter().find(|u| u.name == copy).unwrap();
+    assert_eq!(
+        said.not_running.as_deref(),
+        Some(
+            "fleet has not placed it on a machine: no machine of the cluster has \
+             MachineMetadata sandbox=2 (its machines: machine-1 (no metadata); machine-2 (no \
+             metadata); machine-3 (no metadata))"
+        )
+    );
+}
+
 #[test]
 fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
     let (fake, client) = started(1);

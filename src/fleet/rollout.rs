@@ -1444,7 +1444,11 @@ pub fn status(
                         .or_else(|| why_copy_not_running(u, &states, &machines))
                 }
                 Name::Plain => why_copy_not_running(u, &states, &machines),
-            },
+            }
+            .map(|why| match why_unplaced(u, &machines) {
+                Some(unplaced) => format!("{why}: {unplaced}"),
+                None => why,
+            }),
             not_as_applied: match classify(&u.name) {
                 Name::Instance { template, .. } => {
                     match fleet_units.iter().find(|t| t.name == template) {
@@ -1469,6 +1473,19 @@ pub fn status(
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// Why fleet has not placed a launched copy, when no machine of the
+/// cluster may run it: seen live, a copy whose machine left (fleetd
+/// stopped there) was only 'not placed on a machine'. (`plan` says so of
+/// its template.)
+fn why_unplaced(unit: &Unit, machines: &[Machine]) -> Option<String> {
+    let unplaced = unit.machine_id.is_empty()
+        && unit.desired_state == Some(JobState::Launched)
+        && !is_global(&unit.options);
+    unplaced
+        .then(|| why_unplaceable(&unit.options, machines))
+        .flatten()
 }
 
 /// A global unit fleet runs (not a template, which runs nowhere).
