@@ -1525,3 +1525,21 @@ fn ls_reads_a_state_missing_for_a_moment_again() {
     assert!(rows[0]["copies"].as_u64() > Some(0), "{said}");
     assert_eq!(rows[0]["copies"], rows[0]["copies_running"], "{said}");
 }
+
+// While fleet answered 500 or 503 (etcd down, fleetd just restarted),
+// plan, status and apply asked again for up to a minute without a word.
+#[test]
+fn a_fleet_that_cannot_use_etcd_for_a_moment_is_said_to_be_asked_again() {
+    let app = FleetApp::new();
+    assert_eq!(app.run(&["apply", "live"]).0, Some(0));
+    app.fleet.restart_after_writes(0, 2);
+    let (code, said) = app.run(&["status", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    let asked_again = format!(
+        "listing fleet units: fleet at {} answered 503 `fleet server unable to communicate \
+         with etcd`; asking again each second, for up to 60 s (fleetd answers so while it \
+         cannot use etcd: etcd down, or fleetd just restarted)",
+        app.fleet.endpoint()
+    );
+    assert_eq!(said.matches(&asked_again).count(), 1, "{said}");
+}

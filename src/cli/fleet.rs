@@ -159,7 +159,7 @@ fn where_copies_run(
     instance: &str,
     there: &dyn Fn(&str, &crate::render::Owner) -> Option<String>,
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
-    let client = FleetClient::new(endpoint)?;
+    let client = FleetClient::new(endpoint)?.with_retry_notice(|line| crate::say!("{line}"));
     let machines = client.list_machines()?;
     let prefix = prefix(app, instance);
     let units = fleet::status(&client, &prefix, None)?;
@@ -238,7 +238,9 @@ impl FleetArgs {
     }
 
     fn client(&self) -> Result<FleetClient> {
-        FleetClient::new(self.endpoint()).map_err(|e| miette!("{e}"))
+        FleetClient::new(self.endpoint())
+            .map(|client| client.with_retry_notice(|line| crate::say!("{line}")))
+            .map_err(|e| miette!("{e}"))
     }
 
     /// These arguments with the instance's `fleet.endpoint` unless

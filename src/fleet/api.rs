@@ -200,6 +200,9 @@ pub struct FleetClient {
     io_timeout: Duration,
     /// How long a request fleet answers 500 or 503 is sent again.
     retry_for: Duration,
+    /// Told once a request is sent again: without, a command waited up to
+    /// `retry_for` without a word.
+    on_retry: Option<fn(&str)>,
 }
 
 // Between two tries of a request fleet answered 500 or 503.
@@ -274,6 +277,7 @@ impl FleetClient {
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
             retry_for: RETRY_FOR,
+            on_retry: None,
         })
     }
 
@@ -281,6 +285,13 @@ impl FleetClient {
     /// is sent again before its error is returned (60 s by default).
     pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
+        self
+    }
+
+    /// `tell` is given a line when a request fleet answered 500 or 503
+    /// is to be sent again (once a request).
+    pub fn with_retry_notice(mut self, tell: fn(&str)) -> Self {
+        self.on_retry = Some(tell);
         self
     }
 
@@ -444,6 +455,20 @@ impl FleetClient {
                     response.tried_for = Some(elapsed);
                 }
                 return Ok(response);
+            }
+            if !failed_before && let Some(tell) = self.on_retry {
+                tell(&format!(
+                    "{doing}: fleet at {} answered {}{}; asking again each second, for up to {} s \
+                     (fleetd answers so while it cannot use etcd: etcd down, or fleetd just restarted)",
+                    self.endpoint,
+                    response.status,
+                    match serde_json::from_slice::<ErrorBody>(&response.body) {
+                        Ok(body) if !body.error.message.is_empty() =>
+                            format!(" `{}`", body.error.message),
+                        _ => " with no message".to_owned(),
+                    },
+                    self.retry_for.as_secs()
+                ));
             }
             failed_before = true;
             thread::sleep(RETRY_PAUSE.min(self.retry_for - elapsed));
