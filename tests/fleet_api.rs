@@ -1747,6 +1747,36 @@ fn a_fleetd_crashed_midway_through_a_roll_is_waited_out() {
     assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
 }
 
+// fleetd killed (or restarted) while it had a request: the connection
+// closes with no answer, and the apply failed at once, midway through its
+// roll ("the connection was closed"). Once fleet has answered, such a
+// request is sent again, as a 503 is.
+#[test]
+fn a_request_fleetd_drops_unanswered_midway_through_a_roll_is_sent_again() {
+    let (fake, client) = started(1);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    // The request after the new copy's launch gets no answer.
+    fake.hold_after_writes(6);
+    std::thread::scope(|scope| {
+        let applied = scope.spawn(|| apply(&client, &planned, &opts(), &mut |_| {}));
+        support::wait_for(Duration::from_secs(60), || fake.holding().then_some(()))
+            .expect("a request is held");
+        fake.release();
+        applied.join().unwrap().unwrap();
+    });
+    let copy = "blog-staging-web@1.service";
+    assert!(fake.runs_its_unit_file(copy));
+    assert!(exec_start(&fake, copy).contains("nginx:1.27"));
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+    // A fleet that never answered is said at once (a wrong endpoint).
+    let never = FleetClient::new("http://127.0.0.1:1").unwrap();
+    assert!(matches!(
+        plan(&never, PREFIX, &desired, 1).unwrap_err().kind,
+        ErrorKind::Io { .. }
+    ));
+}
+
 // Seen live: of two applies of one instance at once (from two machines),
 // one waited --fleet-wait for its copy, which the other had replaced
 // under the same name, then put its old units back over the other's.
