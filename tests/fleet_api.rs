@@ -1777,6 +1777,32 @@ fn a_request_fleetd_drops_unanswered_midway_through_a_roll_is_sent_again() {
     ));
 }
 
+// Seen live, of two applies at once: one's roll back put a sidekick copy
+// back while the other's roll back left its service's copy inactive; fleet
+// places a sidekick only beside its service (MachineOf=), and the apply
+// waited --fleet-wait (120 s) for a placement that could not come.
+#[test]
+fn a_sidekick_whose_service_copy_another_apply_unloads_is_said_at_once() {
+    let (fake, client) = started(1);
+    // Right after this roll submitted the sidekick's copy (its seventh
+    // write), another client unloads the service's.
+    fake.unload_after_writes(7, "blog-staging-web@1.service");
+    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
+    assert_eq!(
+        fake.writes()[6],
+        format!("SUBMIT {}", "blog-staging-web-announce@1.service")
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-web-announce@1.service to be loaded, with nothing running \
+             under its name: fleet cannot place it: it goes with blog-staging-web@1.service \
+             (MachineOf=), which fleet is told to keep inactive"
+        ),
+        "{message}"
+    );
+}
+
 // Seen live: of two applies of one instance at once (from two machines),
 // one waited --fleet-wait for its copy, which the other had replaced
 // under the same name, then put its old units back over the other's.

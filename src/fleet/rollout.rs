@@ -934,6 +934,7 @@ impl Run<'_, '_> {
         loop {
             let (unit, state) = placed_state(self.client, name)?;
             check_still_ours(&doing, name, unit.as_ref(), options)?;
+            check_followed(self.client, &doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
@@ -995,6 +996,7 @@ impl Run<'_, '_> {
         loop {
             let (unit, state) = placed_state(self.client, name)?;
             check_still_ours(&doing, name, unit.as_ref(), options)?;
+            check_followed(self.client, &doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
@@ -1824,6 +1826,46 @@ fn check_still_ours(
         }
         _ => Ok(()),
     }
+}
+
+/// An error when copy `name`, not placed yet, is to go with a unit
+/// (`MachineOf=`) that fleet lacks or is told to keep inactive: fleet
+/// places it only on that unit's machine, so never. Seen live, of two
+/// applies at once: one's roll back put the sidekick of a copy back while
+/// the other's roll back left that copy inactive, and it waited
+/// --fleet-wait (120 s) for a placement that could not come.
+fn check_followed(
+    client: &FleetClient,
+    doing: &str,
+    name: &str,
+    unit: Option<&Unit>,
+    options: &[UnitOption],
+) -> Result<(), FleetError> {
+    if unit.is_none_or(|u| !u.machine_id.is_empty()) {
+        return Ok(());
+    }
+    let instance = match classify(name) {
+        Name::Instance { instance, .. } => instance,
+        _ => "",
+    };
+    for followed in machine_of(options).map(|value| value.replace("%i", instance)) {
+        let why = match client.get_unit(&followed)? {
+            None => "which fleet does not have",
+            Some(u) if u.desired_state == Some(JobState::Inactive) => {
+                "which fleet is told to keep inactive"
+            }
+            Some(_) => continue,
+        };
+        return Err(rollout_error(
+            doing,
+            format!(
+                "fleet cannot place it: it goes with {followed} (MachineOf=), {why} (changed \
+                 while this ran: another apply of the instance at the same time, or a change by \
+                 hand?)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Why unitgen leaves `name` alone: fleet holds other unit text under it

@@ -229,6 +229,10 @@ struct Cluster {
     /// unit's options are replaced before the next request is answered, as
     /// a PUT of another client (another apply) would.
     replace_after: Option<(usize, String, Vec<Opt>)>,
+    /// (writes, unit): once the log holds this many writes, the unit is
+    /// set inactive before the next request is answered, as a PUT of
+    /// another client (another apply's roll back) would.
+    unload_after: Option<(usize, String)>,
     /// Units whose state the next so many `/state` answers leave out.
     hidden_states: BTreeMap<String, u32>,
 }
@@ -297,6 +301,7 @@ impl FakeFleet {
             outage: None,
             restart: None,
             replace_after: None,
+            unload_after: None,
             hidden_states: BTreeMap::new(),
             hold_after: None,
             holding: false,
@@ -372,6 +377,13 @@ impl FakeFleet {
     /// `name` are replaced by `options` (its process goes on), as another
     /// client's PUT of other options under its name: another apply of the
     /// instance at the same time, from another machine.
+    /// Once `writes` PUTs and DELETEs are in the log, `name` is set
+    /// inactive (its machine unloads it), as another client's PUT would:
+    /// another apply of the instance at the same time.
+    pub fn unload_after_writes(&self, writes: usize, name: &str) {
+        self.cluster().unload_after = Some((writes, name.to_owned()));
+    }
+
     /// Once `writes` PUTs and DELETEs are in the log, the next `requests`
     /// requests answer 503 `fleet server unable to communicate with etcd`
     /// and are not done: fleetd crashed and was restarted (a second
@@ -749,6 +761,25 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         let (_, name, options) = cluster.replace_after.take().unwrap();
         if let Some(unit) = cluster.units.get_mut(&name) {
             unit.options = options;
+        }
+        reconcile(cluster);
+    }
+    if cluster
+        .unload_after
+        .as_ref()
+        .is_some_and(|(after, _)| writes >= *after)
+    {
+        let (_, name) = cluster.unload_after.take().unwrap();
+        if let Some(unit) = cluster.units.get_mut(&name) {
+            unit.desired_state = "inactive".to_owned();
+            if let Some(process) = unit.process.take() {
+                let unloaded = FakeUnit {
+                    process: Some(process),
+                    ..unit.clone()
+                };
+                unit.stopped = false;
+                leave_stopping(&mut cluster.leftovers, cluster.forget_delay, unloaded);
+            }
         }
         reconcile(cluster);
     }
