@@ -1603,6 +1603,31 @@ fn a_global_unit_no_machine_may_run_is_not_running() {
 // A unit whose MachineMetadata no machine has (live: a service pinned to a
 // machine that left the cluster) would stay unplaced for the whole wait and
 // be rolled back, with no word why: plan says it, apply refuses it at once.
+// Seen live: the one machine with a copy's metadata left the cluster
+// (fleetd stopped there); status said only that fleet had not placed the
+// copy on a machine, where plan said why.
+#[test]
+fn a_copy_no_machine_may_run_is_said_why_in_status() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    // As fleet holds it once its machine has gone: launched, unplaced.
+    let (name, text) = web("nginx:1.27");
+    let pinned = parse(&(text + "MachineMetadata=sandbox=2\n")).unwrap();
+    client.put_unit(&name, JobState::Inactive, &pinned).unwrap();
+    let copy = "blog-staging-web@1.service";
+    client.put_unit(copy, JobState::Launched, &pinned).unwrap();
+    let units = status(&client, PREFIX, Some(1)).unwrap();
+    let said = units.iter().find(|u| u.name == copy).unwrap();
+    assert_eq!(
+        said.not_running.as_deref(),
+        Some(
+            "fleet has not placed it on a machine: no machine of the cluster has \
+             MachineMetadata sandbox=2 (its machines: machine-1 (no metadata); machine-2 (no \
+             metadata); machine-3 (no metadata))"
+        )
+    );
+}
+
 #[test]
 fn a_unit_no_machine_may_run_is_refused_before_anything_changes() {
     let (fake, client) = started(1);
@@ -1691,6 +1716,90 @@ fn a_brief_etcd_outage_midway_through_a_roll_is_waited_out() {
         err.to_string(),
         "listing fleet units: fleet answered 500: an error with no message; fleetd answers \
          so while it cannot reach etcd (etcd down, or not answering)"
+    );
+}
+
+// Seen live: fleetd killed on the machine whose API an apply used, as
+// the apply waited for a copy: systemd started it again 5 s later, and it
+// answered 503 for 31 s more, until its old machine entry expired. The
+// apply asked again for 30 s, then rolled back and failed.
+#[test]
+fn a_fleetd_crashed_midway_through_a_roll_is_waited_out() {
+    let (fake, client) = started(1);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    // After the new copy is launched: 35 requests, a second apart.
+    fake.restart_after_writes(6, 35);
+    // (--fleet-wait's default: the wait for the copy outlasts the 503s.)
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(120),
+        ..opts()
+    };
+    apply(&client, &planned, &options, &mut |_| {}).unwrap();
+    let copy = "blog-staging-web@1.service";
+    assert!(fake.runs_its_unit_file(copy));
+    assert!(exec_start(&fake, copy).contains("nginx:1.27"));
+    assert!(
+        fake.log().iter().filter(|r| r.status == 503).count() == 35,
+        "{:?}",
+        fake.summaries()
+    );
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+}
+
+// fleetd killed (or restarted) while it had a request: the connection
+// closes with no answer, and the apply failed at once, midway through its
+// roll ("the connection was closed"). Once fleet has answered, such a
+// request is sent again, as a 503 is.
+#[test]
+fn a_request_fleetd_drops_unanswered_midway_through_a_roll_is_sent_again() {
+    let (fake, client) = started(1);
+    let desired = [web("nginx:1.27"), announce()];
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    // The request after the new copy's launch gets no answer.
+    fake.hold_after_writes(6);
+    std::thread::scope(|scope| {
+        let applied = scope.spawn(|| apply(&client, &planned, &opts(), &mut |_| {}));
+        support::wait_for(Duration::from_secs(60), || fake.holding().then_some(()))
+            .expect("a request is held");
+        fake.release();
+        applied.join().unwrap().unwrap();
+    });
+    let copy = "blog-staging-web@1.service";
+    assert!(fake.runs_its_unit_file(copy));
+    assert!(exec_start(&fake, copy).contains("nginx:1.27"));
+    assert!(!plan(&client, PREFIX, &desired, 1).unwrap().has_changes());
+    // A fleet that never answered is said at once (a wrong endpoint).
+    let never = FleetClient::new("http://127.0.0.1:1").unwrap();
+    assert!(matches!(
+        plan(&never, PREFIX, &desired, 1).unwrap_err().kind,
+        ErrorKind::Io { .. }
+    ));
+}
+
+// Seen live, of two applies at once: one's roll back put a sidekick copy
+// back while the other's roll back left its service's copy inactive; fleet
+// places a sidekick only beside its service (MachineOf=), and the apply
+// waited --fleet-wait (120 s) for a placement that could not come.
+#[test]
+fn a_sidekick_whose_service_copy_another_apply_unloads_is_said_at_once() {
+    let (fake, client) = started(1);
+    // Right after this roll submitted the sidekick's copy (its seventh
+    // write), another client unloads the service's.
+    fake.unload_after_writes(7, "blog-staging-web@1.service");
+    let err = run(&client, &[web("nginx:1.27"), announce()], 1).unwrap_err();
+    assert_eq!(
+        fake.writes()[6],
+        format!("SUBMIT {}", "blog-staging-web-announce@1.service")
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-web-announce@1.service to be loaded, with nothing running \
+             under its name: fleet cannot place it: it goes with blog-staging-web@1.service \
+             (MachineOf=), which fleet is told to keep inactive"
+        ),
+        "{message}"
     );
 }
 
@@ -2023,6 +2132,66 @@ fn a_state_missing_for_a_moment_is_read_again_and_nothing_is_replaced() {
     fake.hide_state("blog-staging-web@1.service", 3);
     run(&client, &desired, 2).unwrap();
     assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+// As other copies (above), a global one whose states are missing for a
+// moment: plan and status took it for one that does not run, and apply
+// replaced it.
+#[test]
+fn a_global_copys_state_missing_for_a_moment_is_read_again() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cache = global_cache("redis:7");
+    run(&client, std::slice::from_ref(&cache), 1).unwrap();
+    fake.clear_log();
+    fake.hide_state("blog-staging-cache@1.service", 3);
+    let planned = plan(&client, PREFIX, std::slice::from_ref(&cache), 1).unwrap();
+    assert!(!planned.has_changes(), "{planned:#?}");
+    fake.hide_state("blog-staging-cache@1.service", 3);
+    let units = status(&client, PREFIX, Some(1)).unwrap();
+    assert!(units.iter().all(|u| u.not_running.is_none()), "{units:#?}");
+    assert_eq!(fake.writes(), Vec::<String>::new());
+}
+
+// A global copy another apply (or a hand) replaced while this apply waited
+// for it to run on every machine: it waited --fleet-wait for a unit file
+// no machine would run, where other copies say so at once.
+#[test]
+fn a_global_copy_another_apply_replaces_meanwhile_is_said_at_once() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    run(&client, &[global_cache("redis:7")], 1).unwrap();
+    fake.clear_log();
+    let theirs = parse(&global_cache("redis:9").1).unwrap();
+    let theirs: Vec<_> = serde_json::from_value(options_json(&theirs)).unwrap();
+    // Right after this apply launched its copy (its fourth write).
+    fake.replace_options_after_writes(4, "blog-staging-cache@1.service", theirs);
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(120),
+        ..opts()
+    };
+    let err = run_with(&client, &[global_cache("redis:8")], 1, &options).unwrap_err();
+    assert_eq!(fake.writes()[3], "SUBMIT blog-staging-cache@1.service");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-cache@1.service to run on every machine: fleet now holds \
+             other unit text under blog-staging-cache@1.service than unitgen submitted"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left as fleet has them: blog-staging-cache@1.service ("),
+        "{message}"
+    );
+    assert!(exec_start(&fake, "blog-staging-cache@1.service").ends_with("redis:9"));
+}
+
+fn global_cache(image: &str) -> (String, String) {
+    (
+        "blog-staging-cache@.service".to_owned(),
+        format!("[Service]\nExecStart=/usr/bin/docker run {image}\n\n[X-Fleet]\nGlobal=true\n"),
+    )
 }
 
 // Seen live: of two applies at once, one waited --fleet-wait for fleet to

@@ -1329,6 +1329,16 @@ fn two_applies_of_one_instance_from_one_machine_take_turns() {
     assert!(fleet.runs_its_unit_file("shop-live-web@1.service"));
     let (code, plan) = app.run(&["plan", "live", "--set", "greeting=second"]);
     assert_eq!(code, Some(0), "{plan}");
+    // Each turn's lock file was left in /run/lock for good, one an
+    // endpoint and instance: it goes when the last turn ends.
+    use sha1::Digest as _;
+    let cluster: String = (sha1::Sha1::digest(fleet.endpoint().as_bytes())
+        .iter()
+        .take(6))
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let lock = Path::new("/run/lock").join(format!("unitgen-fleet-{cluster}-shop-live.lock"));
+    assert!(!lock.exists(), "{} is left", lock.display());
 }
 
 // An apply from another machine (which this machine's lock does not keep
@@ -1498,4 +1508,38 @@ fn a_destroy_killed_at_any_point_is_finished_by_the_next_destroy() {
             .collect()
     });
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// `ls --fleet` read the machines' states once: a copy whose state was
+// missing for a moment (seen live right after a roll) was counted as not
+// running, where plan and status read them again.
+#[test]
+fn ls_reads_a_state_missing_for_a_moment_again() {
+    let app = FleetApp::new();
+    assert_eq!(app.run(&["apply", "live"]).0, Some(0));
+    app.fleet.hide_state("shop-live-web@1.service", 3);
+    let (code, said) = app.run(&["ls", "--json"]);
+    assert_eq!(code, Some(0), "{said}");
+    let rows: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(rows[0]["instance"], "live", "{said}");
+    assert!(rows[0]["copies"].as_u64() > Some(0), "{said}");
+    assert_eq!(rows[0]["copies"], rows[0]["copies_running"], "{said}");
+}
+
+// While fleet answered 500 or 503 (etcd down, fleetd just restarted),
+// plan, status and apply asked again for up to a minute without a word.
+#[test]
+fn a_fleet_that_cannot_use_etcd_for_a_moment_is_said_to_be_asked_again() {
+    let app = FleetApp::new();
+    assert_eq!(app.run(&["apply", "live"]).0, Some(0));
+    app.fleet.restart_after_writes(0, 2);
+    let (code, said) = app.run(&["status", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    let asked_again = format!(
+        "listing fleet units: fleet at {} answered 503 `fleet server unable to communicate \
+         with etcd`; asking again each second, for up to 60 s (fleetd answers so while it \
+         cannot use etcd: etcd down, or fleetd just restarted)",
+        app.fleet.endpoint()
+    );
+    assert_eq!(said.matches(&asked_again).count(), 1, "{said}");
 }

@@ -2,6 +2,7 @@
 //! and `destroy` (`--fleet`): the same commands, against fleet's HTTP API
 //! instead of one host's systemd.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -158,7 +159,7 @@ fn where_copies_run(
     instance: &str,
     there: &dyn Fn(&str, &crate::render::Owner) -> Option<String>,
 ) -> Result<Vec<String>, crate::fleet::FleetError> {
-    let client = FleetClient::new(endpoint)?;
+    let client = FleetClient::new(endpoint)?.with_retry_notice(|line| crate::say!("{line}"));
     let machines = client.list_machines()?;
     let prefix = prefix(app, instance);
     let units = fleet::status(&client, &prefix, None)?;
@@ -237,7 +238,9 @@ impl FleetArgs {
     }
 
     fn client(&self) -> Result<FleetClient> {
-        FleetClient::new(self.endpoint()).map_err(|e| miette!("{e}"))
+        FleetClient::new(self.endpoint())
+            .map(|client| client.with_retry_notice(|line| crate::say!("{line}")))
+            .map_err(|e| miette!("{e}"))
     }
 
     /// These arguments with the instance's `fleet.endpoint` unless
@@ -555,46 +558,85 @@ fn not_held(plan: &FleetPlan) -> Vec<String> {
 
 /// Waits for any other unitgen of this machine that changes the instance
 /// `prefix` in the fleet at `endpoint` (an apply, start, stop, restart,
-/// destroy), held until the returned file is dropped: two rolls of one
+/// destroy), held until the returned turn is dropped: two rolls of one
 /// instance at once undo each other (seen live: an apply said up to date,
 /// then the other's roll back put the old units back). Applies from two
 /// machines are not kept apart by this: `apply` checks what fleet holds
 /// when it is done.
-fn lock(endpoint: &str, prefix: &str) -> Result<std::fs::File> {
-    use sha1::Digest;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = Some(std::path::Path::new("/run/lock"))
+fn lock(endpoint: &str, prefix: &str) -> Result<Turn> {
+    let dir = Some(Path::new("/run/lock"))
         .filter(|dir| dir.is_dir())
-        .map_or_else(std::env::temp_dir, |dir| dir.to_path_buf());
-    // The endpoint as a short digest: it is a URL, not a file name.
-    let cluster: String = (sha1::Sha1::digest(endpoint.as_bytes()).iter().take(6))
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = dir.join(format!("unitgen-fleet-{cluster}-{prefix}.lock"));
-    // Read-only when another user made it: a lock needs no writing.
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .open(&path)
-        .or_else(|_| std::fs::File::open(&path))
-        .map_err(|e| {
-            miette!(
-                "locking {prefix} for fleet at {endpoint}: {}: {e}",
-                crate::diagnostic::shown_path(&path)
-            )
-        })?;
-    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
-        crate::say!("waiting for another unitgen working on {prefix} in this fleet to finish...");
-        file.lock().map_err(|e| {
-            miette!(
-                "locking {prefix} for fleet at {endpoint}: {}: {e}",
-                crate::diagnostic::shown_path(&path)
-            )
-        })?;
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    Turn::take(&dir, endpoint, prefix, || {
+        crate::say!("waiting for another unitgen working on {prefix} in this fleet to finish...")
+    })
+    .map_err(|(path, e)| {
+        miette!(
+            "locking {prefix} for fleet at {endpoint}: {}: {e}",
+            crate::diagnostic::shown_path(&path)
+        )
+    })
+}
+
+/// One unitgen's turn at an instance in one fleet: an exclusive `flock` on
+/// a file named after both, which is removed when the turn ends (one file
+/// an endpoint and instance, else they pile up in /run/lock).
+struct Turn {
+    path: PathBuf,
+    // Held open (and so locked) until the turn ends.
+    _file: std::fs::File,
+}
+
+impl Turn {
+    /// Takes the turn in `dir`, calling `waiting` once if another unitgen
+    /// has it. A file the last holder removed (its turn ended while this
+    /// one waited on it) is no lock anyone else waits on: the turn is
+    /// taken again on the file at the path, as a unitgen that came after
+    /// made it.
+    fn take(
+        dir: &Path,
+        endpoint: &str,
+        prefix: &str,
+        waiting: impl FnOnce(),
+    ) -> std::result::Result<Turn, (PathBuf, std::io::Error)> {
+        use sha1::Digest;
+        use std::os::unix::fs::OpenOptionsExt;
+        // The endpoint as a short digest: it is a URL, not a file name.
+        let cluster: String = (sha1::Sha1::digest(endpoint.as_bytes()).iter().take(6))
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let path = dir.join(format!("unitgen-fleet-{cluster}-{prefix}.lock"));
+        let mut waiting = Some(waiting);
+        loop {
+            // Read-only when another user made it: a lock needs no writing.
+            let file = std::fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o644)
+                .open(&path)
+                .or_else(|_| std::fs::File::open(&path))
+                .map_err(|e| (path.clone(), e))?;
+            if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+                if let Some(waiting) = waiting.take() {
+                    waiting();
+                }
+                file.lock().map_err(|e| (path.clone(), e))?;
+            }
+            if crate::state::is_same_file(&file, &path) {
+                return Ok(Turn { path, _file: file });
+            }
+        }
     }
-    Ok(file)
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // While still locked: one waiting on this file then finds it gone
+        // (see `take`). Not removable (another user's, in a sticky folder):
+        // left, as before.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// `fleet_copies`: the instance's `fleet.copies`, if its template can be
@@ -866,4 +908,68 @@ pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
         destroyed.units.len()
     ));
     Ok(Outcome::Clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn lock_files(dir: &Path) -> Vec<String> {
+        (std::fs::read_dir(dir).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    // Each turn's file was left in /run/lock for good. Removed, a unitgen
+    // that waited on it must not take it for its turn: one that comes
+    // after makes a new file, and the two would run at once.
+    #[test]
+    fn a_turn_removes_its_file_and_the_next_ones_still_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let take = |tag: &'static str, said: mpsc::Sender<&'static str>| {
+            let dir = dir.path().to_path_buf();
+            let (release, released) = mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let waiting = said.clone();
+                let turn = Turn::take(&dir, "http://h:1", "shop-live", move || {
+                    waiting.send("waiting").unwrap()
+                })
+                .unwrap();
+                said.send(tag).unwrap();
+                released.recv().unwrap();
+                drop(turn);
+            });
+            (release, thread)
+        };
+        let next = |said: &mpsc::Receiver<&'static str>| {
+            said.recv_timeout(Duration::from_secs(60)).unwrap()
+        };
+        let (first_said, first_told) = mpsc::channel();
+        let (first, first_thread) = take("first", first_said);
+        assert_eq!(next(&first_told), "first");
+        assert_eq!(lock_files(dir.path()).len(), 1);
+        // The second waits on the first's file, which goes with its turn.
+        let (second_said, second_told) = mpsc::channel();
+        let (second, second_thread) = take("second", second_said);
+        assert_eq!(next(&second_told), "waiting");
+        first.send(()).unwrap();
+        first_thread.join().unwrap();
+        assert_eq!(next(&second_told), "second");
+        // A third, come while the second has its turn, waits for it.
+        let (third_said, third_told) = mpsc::channel();
+        let (third, third_thread) = take("third", third_said);
+        assert_eq!(
+            next(&third_told),
+            "waiting",
+            "the third ran beside the second"
+        );
+        second.send(()).unwrap();
+        second_thread.join().unwrap();
+        assert_eq!(next(&third_told), "third");
+        third.send(()).unwrap();
+        third_thread.join().unwrap();
+        assert_eq!(lock_files(dir.path()), Vec::<String>::new());
+    }
 }

@@ -10,6 +10,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -200,10 +202,24 @@ pub struct FleetClient {
     io_timeout: Duration,
     /// How long a request fleet answers 500 or 503 is sent again.
     retry_for: Duration,
+    /// Told once a request is sent again: without, a command waited up to
+    /// `retry_for` without a word.
+    on_retry: Option<fn(&str)>,
+    /// Whether fleet has answered this client (or a clone of it) before:
+    /// a connection refused or closed unanswered after that is fleetd
+    /// restarting, and the request is sent again.
+    answered: Arc<AtomicBool>,
 }
 
 // Between two tries of a request fleet answered 500 or 503.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+// How long a request fleet answers 500 or 503 is sent again. A fleetd
+// that crashed answers 503 until its old machine entry in etcd expires
+// (fleet's agent_ttl, 30 s) after systemd has started it again: seen live
+// 36 s after the kill, when 30 s here cut an apply short midway through
+// a roll.
+const RETRY_FOR: Duration = Duration::from_secs(60);
 
 // Guards against a server that keeps handing out page tokens.
 const MAX_PAGES: usize = 10_000;
@@ -266,14 +282,23 @@ impl FleetClient {
             base,
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
-            retry_for: Duration::from_secs(30),
+            retry_for: RETRY_FOR,
+            on_retry: None,
+            answered: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// How long a request fleet answers 500 or 503 (it cannot use etcd)
-    /// is sent again before its error is returned (30 s by default).
+    /// is sent again before its error is returned (60 s by default).
     pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
+        self
+    }
+
+    /// `tell` is given a line when a request fleet answered 500 or 503
+    /// is to be sent again (once a request).
+    pub fn with_retry_notice(mut self, tell: fn(&str)) -> Self {
+        self.on_retry = Some(tell);
         self
     }
 
@@ -413,9 +438,13 @@ impl FleetClient {
     /// One request, sent again (1 s apart, for `retry_for`) while fleet
     /// answers 500 or 503: live fleetd answers 500 with no message while
     /// etcd is down or does not answer, and 503 while it waits to register
-    /// again after a restart. Every request unitgen sends may be sent
-    /// twice: a PUT sets the same unit and state again; a DELETE fleet did
-    /// before its answer failed is found gone (404), and is done.
+    /// again after a restart. So too, once fleet has answered this client,
+    /// while the connection is refused or closed before an answer: fleetd
+    /// ended (killed, restarted) as it had the request, or is not back
+    /// yet (an endpoint that never answered is said at once: a wrong
+    /// one). Every request unitgen sends may be sent twice: a PUT sets
+    /// the same unit and state again; a DELETE fleet did before its answer
+    /// failed is found gone (404), and is done.
     fn call(
         &self,
         doing: &str,
@@ -426,7 +455,27 @@ impl FleetClient {
         let started = Instant::now();
         let mut failed_before = false;
         loop {
-            let mut response = self.call_once(doing, method, target, body)?;
+            let mut response = match self.call_once(doing, method, target, body) {
+                Ok(response) => response,
+                Err(e)
+                    if self.answered.load(Ordering::Relaxed)
+                        && is_restart(&e)
+                        && started.elapsed() < self.retry_for =>
+                {
+                    if !failed_before && let Some(tell) = self.on_retry {
+                        tell(&format!(
+                            "{e}; asking again each second, for up to {} s (fleetd ended or \
+                             restarts)",
+                            self.retry_for.as_secs()
+                        ));
+                    }
+                    failed_before = true;
+                    thread::sleep(RETRY_PAUSE.min(self.retry_for - started.elapsed()));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.answered.store(true, Ordering::Relaxed);
             let elapsed = started.elapsed();
             if !matches!(response.status, 500 | 503) || elapsed >= self.retry_for {
                 if failed_before && method == "DELETE" && response.status == 404 {
@@ -437,6 +486,20 @@ impl FleetClient {
                     response.tried_for = Some(elapsed);
                 }
                 return Ok(response);
+            }
+            if !failed_before && let Some(tell) = self.on_retry {
+                tell(&format!(
+                    "{doing}: fleet at {} answered {}{}; asking again each second, for up to {} s \
+                     (fleetd answers so while it cannot use etcd: etcd down, or fleetd just restarted)",
+                    self.endpoint,
+                    response.status,
+                    match serde_json::from_slice::<ErrorBody>(&response.body) {
+                        Ok(body) if !body.error.message.is_empty() =>
+                            format!(" `{}`", body.error.message),
+                        _ => " with no message".to_owned(),
+                    },
+                    self.retry_for.as_secs()
+                ));
             }
             failed_before = true;
             thread::sleep(RETRY_PAUSE.min(self.retry_for - elapsed));
@@ -503,6 +566,23 @@ impl FleetClient {
             }
         }
         Err(last)
+    }
+}
+
+/// Whether an error is what a fleetd ending or restarting gives its
+/// clients: the connection refused (no socket activation), reset, or
+/// closed before an answer.
+fn is_restart(error: &FleetError) -> bool {
+    match &error.kind {
+        ErrorKind::Io { source, .. } => matches!(
+            source.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
 
@@ -630,6 +710,14 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
     let mut line = Vec::new();
     // Bounded so a garbage stream cannot grow a line without end.
     reader.take(64 * 1024).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        // Closed where a line was to come: fleetd ended (or dropped the
+        // connection) before it answered in full.
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection was closed before fleet answered",
+        ));
+    }
     if !line.ends_with(b"\n") {
         return Err(bad("connection closed in the middle of a line"));
     }

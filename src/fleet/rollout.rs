@@ -465,7 +465,7 @@ pub fn plan(
     let mut copies: BTreeMap<String, Vec<UnitCopy>> = BTreeMap::new();
     let units = client.list_units()?;
     let machines = client.list_machines()?;
-    let states = settled_states(client, prefix, &units)?;
+    let states = settled_states(client, prefix, &units, &machines)?;
     for unit in units {
         if !unit.name.starts_with(prefix) {
             continue;
@@ -934,6 +934,7 @@ impl Run<'_, '_> {
         loop {
             let (unit, state) = placed_state(self.client, name)?;
             check_still_ours(&doing, name, unit.as_ref(), options)?;
+            check_followed(self.client, &doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let loaded = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Loaded);
@@ -995,6 +996,7 @@ impl Run<'_, '_> {
         loop {
             let (unit, state) = placed_state(self.client, name)?;
             check_still_ours(&doing, name, unit.as_ref(), options)?;
+            check_followed(self.client, &doing, name, unit.as_ref(), options)?;
             let placed = unit.as_ref().map_or("", |u| u.machine_id.as_str());
             let state = state.as_ref();
             let launched = unit.as_ref().and_then(|u| u.current_state) == Some(JobState::Launched);
@@ -1075,6 +1077,9 @@ impl Run<'_, '_> {
         // before systemd stopped it.
         let mut under_way: Vec<String> = Vec::new();
         loop {
+            // As for other copies: one another apply (or a hand) replaced
+            // meanwhile would never run this unit file.
+            check_still_ours(&doing, name, self.client.get_unit(name)?.as_ref(), options)?;
             let machines = self.client.list_machines()?;
             let states = self.client.list_state(Some(name))?;
             let state = |m: &str| states.iter().find(|s| s.name == name && s.machine_id == m);
@@ -1290,24 +1295,35 @@ impl Run<'_, '_> {
 const STATE_GAP: Duration = Duration::from_secs(6);
 
 /// The states fleet's machines report of the units under `prefix`. While
-/// a copy fleet has launched and placed has no state on its machine, they
-/// are read again, for up to [`STATE_GAP`]: without, plan and status named
-/// a running copy not running for that moment, and apply replaced it
-/// (stopped and started a copy that ran as it should).
+/// a copy fleet has launched has no state on a machine that runs it (its
+/// machine; for a global unit, each machine that may run it), they are
+/// read again, for up to [`STATE_GAP`]: without, plan, status and `ls`
+/// named a running copy not running for that moment, and apply replaced
+/// it (stopped and started a copy that ran as it should).
 fn settled_states(
     client: &FleetClient,
     prefix: &str,
     units: &[Unit],
+    machines: &[Machine],
 ) -> Result<Vec<UnitState>, FleetError> {
     let deadline = Instant::now() + STATE_GAP;
     loop {
         let states: Vec<UnitState> = (client.list_state(None)?.into_iter())
             .filter(|s| s.name.starts_with(prefix))
             .collect();
+        let reported = |name: &str, machine: &str| {
+            (states.iter()).any(|s| s.name == name && s.machine_id == machine)
+        };
         let unreported = (units.iter())
             .filter(|u| u.name.starts_with(prefix) && u.desired_state == Some(JobState::Launched))
-            .filter(|u| !u.machine_id.is_empty() && !is_global(&u.options))
-            .any(|u| !(states.iter()).any(|s| s.name == u.name && s.machine_id == u.machine_id));
+            .any(|u| {
+                if is_global(&u.options) {
+                    (global_states(u, &states, machines).iter())
+                        .any(|(machine, _)| !reported(&u.name, machine))
+                } else {
+                    !u.machine_id.is_empty() && !reported(&u.name, &u.machine_id)
+                }
+            });
         if !unreported || Instant::now() >= deadline {
             return Ok(states);
         }
@@ -1382,8 +1398,8 @@ pub fn status(
         .into_iter()
         .filter(|u| u.name.starts_with(prefix))
         .collect();
-    let states = settled_states(client, prefix, &fleet_units)?;
     let machines = client.list_machines()?;
+    let states = settled_states(client, prefix, &fleet_units, &machines)?;
     let copies_of = |template: &str| -> Vec<&str> {
         (fleet_units.iter())
             .filter_map(|u| match classify(&u.name) {
@@ -1430,7 +1446,11 @@ pub fn status(
                         .or_else(|| why_copy_not_running(u, &states, &machines))
                 }
                 Name::Plain => why_copy_not_running(u, &states, &machines),
-            },
+            }
+            .map(|why| match why_unplaced(u, &machines) {
+                Some(unplaced) => format!("{why}: {unplaced}"),
+                None => why,
+            }),
             not_as_applied: match classify(&u.name) {
                 Name::Instance { template, .. } => {
                     match fleet_units.iter().find(|t| t.name == template) {
@@ -1455,6 +1475,19 @@ pub fn status(
         .collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(units)
+}
+
+/// Why fleet has not placed a launched copy, when no machine of the
+/// cluster may run it: seen live, a copy whose machine left (fleetd
+/// stopped there) was only 'not placed on a machine'. (`plan` says so of
+/// its template.)
+fn why_unplaced(unit: &Unit, machines: &[Machine]) -> Option<String> {
+    let unplaced = unit.machine_id.is_empty()
+        && unit.desired_state == Some(JobState::Launched)
+        && !is_global(&unit.options);
+    unplaced
+        .then(|| why_unplaceable(&unit.options, machines))
+        .flatten()
 }
 
 /// A global unit fleet runs (not a template, which runs nowhere).
@@ -1571,16 +1604,24 @@ pub struct FleetInstance {
 /// sections, sorted by app and instance.
 pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError> {
     let units = client.list_units()?;
-    let states = client.list_state(None)?;
     let machines = client.list_machines()?;
-    let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
-    for template in units
-        .iter()
+    let templates: Vec<(&Unit, crate::render::Owner)> = (units.iter())
         .filter(|u| matches!(classify(&u.name), Name::Template))
-    {
-        let Some(owner) = crate::render::owner(&unit_file::to_text(&template.options)) else {
-            continue;
-        };
+        .filter_map(|u| Some((u, crate::render::owner(&unit_file::to_text(&u.options))?)))
+        .collect();
+    let copies_of = |template: &Unit| -> Vec<&Unit> {
+        (units.iter())
+            .filter(|u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name))
+            .collect()
+    };
+    // Read again while one of them lacks a state, as plan and status do
+    // (seen live right after a roll: `1/2 running`, where both ran).
+    let ours: Vec<Unit> = (templates.iter())
+        .flat_map(|(template, _)| copies_of(template).into_iter().cloned())
+        .collect();
+    let states = settled_states(client, "", &ours, &machines)?;
+    let mut found: BTreeMap<(String, String), FleetInstance> = BTreeMap::new();
+    for (template, owner) in templates {
         let entry = found
             .entry((owner.app.clone(), owner.instance.clone()))
             .or_insert_with(|| FleetInstance {
@@ -1594,9 +1635,7 @@ pub fn instances(client: &FleetClient) -> Result<Vec<FleetInstance>, FleetError>
             continue;
         }
         entry.services += 1;
-        for copy in units.iter().filter(
-            |u| matches!(classify(&u.name), Name::Instance { template: t, .. } if t == template.name),
-        ) {
+        for copy in copies_of(template) {
             entry.copies += 1;
             if why_copy_not_running(copy, &states, &machines).is_none() {
                 entry.copies_running += 1;
@@ -1787,6 +1826,46 @@ fn check_still_ours(
         }
         _ => Ok(()),
     }
+}
+
+/// An error when copy `name`, not placed yet, is to go with a unit
+/// (`MachineOf=`) that fleet lacks or is told to keep inactive: fleet
+/// places it only on that unit's machine, so never. Seen live, of two
+/// applies at once: one's roll back put the sidekick of a copy back while
+/// the other's roll back left that copy inactive, and it waited
+/// --fleet-wait (120 s) for a placement that could not come.
+fn check_followed(
+    client: &FleetClient,
+    doing: &str,
+    name: &str,
+    unit: Option<&Unit>,
+    options: &[UnitOption],
+) -> Result<(), FleetError> {
+    if unit.is_none_or(|u| !u.machine_id.is_empty()) {
+        return Ok(());
+    }
+    let instance = match classify(name) {
+        Name::Instance { instance, .. } => instance,
+        _ => "",
+    };
+    for followed in machine_of(options).map(|value| value.replace("%i", instance)) {
+        let why = match client.get_unit(&followed)? {
+            None => "which fleet does not have",
+            Some(u) if u.desired_state == Some(JobState::Inactive) => {
+                "which fleet is told to keep inactive"
+            }
+            Some(_) => continue,
+        };
+        return Err(rollout_error(
+            doing,
+            format!(
+                "fleet cannot place it: it goes with {followed} (MachineOf=), {why} (changed \
+                 while this ran: another apply of the instance at the same time, or a change by \
+                 hand?)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Why unitgen leaves `name` alone: fleet holds other unit text under it

@@ -42,6 +42,10 @@
 //! - with etcd stopped or not answering, fleetd answers every request 500
 //!   with no message (`{"error":{"code":500,"message":""}}`); a write may
 //!   be done all the same (`etcd_outage_after_writes`);
+//! - a fleetd killed (a crash) and restarted by systemd answers every
+//!   request 503 `fleet server unable to communicate with etcd` until its
+//!   old machine entry expires: 31 s after its 5 s restart
+//!   (`restart_after_writes`; `set_etcd_unreachable` for good);
 //! - every refusal's status and body (`refusals_are_answered_with_live_
 //!   fleets_bodies` has each, side by side with live's): a missing unit
 //!   404 `unit does not exist`, an unknown path 404 with no message, 405,
@@ -216,10 +220,19 @@ struct Cluster {
     /// is down or does not answer; a write among them is done first (etcd
     /// may take it before fleetd's wait for it ends).
     outage: Option<(usize, u32)>,
+    /// (writes, requests): once the log holds this many writes, this many
+    /// requests answer 503 and are not done, as a live fleetd that crashed
+    /// and was restarted (by systemd, 5 s later) does until its old
+    /// machine entry in etcd expires: 31 s of 503s, seen live.
+    restart: Option<(usize, u32)>,
     /// (writes, unit, options): once the log holds this many writes, the
     /// unit's options are replaced before the next request is answered, as
     /// a PUT of another client (another apply) would.
     replace_after: Option<(usize, String, Vec<Opt>)>,
+    /// (writes, unit): once the log holds this many writes, the unit is
+    /// set inactive before the next request is answered, as a PUT of
+    /// another client (another apply's roll back) would.
+    unload_after: Option<(usize, String)>,
     /// Units whose state the next so many `/state` answers leave out.
     hidden_states: BTreeMap<String, u32>,
 }
@@ -286,7 +299,9 @@ impl FakeFleet {
             failed_stops: Vec::new(),
             etcd_unreachable: false,
             outage: None,
+            restart: None,
             replace_after: None,
+            unload_after: None,
             hidden_states: BTreeMap::new(),
             hold_after: None,
             holding: false,
@@ -362,6 +377,22 @@ impl FakeFleet {
     /// `name` are replaced by `options` (its process goes on), as another
     /// client's PUT of other options under its name: another apply of the
     /// instance at the same time, from another machine.
+    /// Once `writes` PUTs and DELETEs are in the log, `name` is set
+    /// inactive (its machine unloads it), as another client's PUT would:
+    /// another apply of the instance at the same time.
+    pub fn unload_after_writes(&self, writes: usize, name: &str) {
+        self.cluster().unload_after = Some((writes, name.to_owned()));
+    }
+
+    /// Once `writes` PUTs and DELETEs are in the log, the next `requests`
+    /// requests answer 503 `fleet server unable to communicate with etcd`
+    /// and are not done: fleetd crashed and was restarted (a second
+    /// apart, as unitgen asks again, 35 requests are a crashed live
+    /// fleetd's 5 s restart and 31 s of 503s).
+    pub fn restart_after_writes(&self, writes: usize, requests: u32) {
+        self.cluster().restart = Some((writes, requests));
+    }
+
     pub fn replace_options_after_writes(&self, writes: usize, name: &str, options: Vec<Opt>) {
         self.cluster().replace_after = Some((writes, name.to_owned(), options));
     }
@@ -732,6 +763,31 @@ fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             unit.options = options;
         }
         reconcile(cluster);
+    }
+    if cluster
+        .unload_after
+        .as_ref()
+        .is_some_and(|(after, _)| writes >= *after)
+    {
+        let (_, name) = cluster.unload_after.take().unwrap();
+        if let Some(unit) = cluster.units.get_mut(&name) {
+            unit.desired_state = "inactive".to_owned();
+            if let Some(process) = unit.process.take() {
+                let unloaded = FakeUnit {
+                    process: Some(process),
+                    ..unit.clone()
+                };
+                unit.stopped = false;
+                leave_stopping(&mut cluster.leftovers, cluster.forget_delay, unloaded);
+            }
+        }
+        reconcile(cluster);
+    }
+    if let Some((after, left)) = cluster.restart
+        && writes >= after
+    {
+        cluster.restart = (left > 1).then_some((after, left - 1));
+        return error(503, "fleet server unable to communicate with etcd");
     }
     if let Some((after, left)) = cluster.outage
         && writes >= after
