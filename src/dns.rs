@@ -131,16 +131,18 @@ pub fn needs(site: &SiteView) -> Result<Vec<Need>, Problems> {
 /// sends each request to one of: the other hosts' routers must serve it
 /// too. Only routers that read etcd know every host's routes, and only
 /// without TLS can each serve them: a certificate's files are copied to
-/// the applying host's router alone, and an ACME CA checks the HTTP-01
-/// challenge on one of the domain's addresses, so every other router's
-/// order fails.
+/// the applying host's router alone, and an ACME certificate is ordered by
+/// the router of each host that applied one of the domain's routes (its
+/// own certificate resolver), while the CA checks the HTTP-01 challenge on
+/// one of the domain's addresses, so every other such router's order
+/// fails.
 fn split_domain(domain: &str, hosts: &[String], instances: &[String]) -> Problem {
     Problem::new(format!(
         "{domain} is routed to instances on several hosts ({}: {}), and DNS sends each request to one of them, whose router would answer 404 or fail its certificate",
         hosts.join(", "),
         instances.join(", ")
     ))
-    .help("route the domain's paths to instances on one host; or, with routes in etcd (every host's router reads them), give its routes `tls: off`: each router gets an ACME certificate only if the CA asks it, and certificate files are copied to one host")
+    .help("route the domain's paths to instances on one host; or, with routes in etcd (every host's router reads them), give its routes `tls: off`: each host's router orders the ACME certificate of its own routes and only the one DNS points at passes the CA's check, and certificate files are copied to one host")
 }
 
 /// `problem` at `at`, when known (a site made up in a test has no text).

@@ -38,6 +38,33 @@ pub fn systemd_arg(arg: &str) -> String {
     systemd_word(arg, Dollars::Double)
 }
 
+/// [`systemd_arg`] of `own` followed by `arg`, where `own` is unitgen's
+/// own text holding specifiers that systemd is to expand
+/// (`--certificatesResolvers.unitgen-%m.acme.email=`): `own` is written as
+/// it is, `arg` escaped. `own` must be plain word characters and
+/// specifiers systemd resolves (checked).
+pub fn systemd_arg_after_specifiers(own: &str, arg: &str) -> String {
+    assert!(
+        !own.is_empty()
+            && own.bytes().all(|b| b != b'$' && is_plain_word_byte(b))
+            && check_specifiers(own).is_ok(),
+        "{own:?} is no plain text with specifiers"
+    );
+    // Specifiers are expanded on the raw line, before word splitting: they
+    // stand in quotes as well as outside.
+    let mut out = String::with_capacity(own.len() + arg.len() + 2);
+    if arg.bytes().all(is_plain_word_byte) {
+        out.push_str(own);
+        push_doubling(&mut out, arg, Dollars::Double);
+    } else {
+        out.push('"');
+        out.push_str(own);
+        push_quoted(&mut out, arg, Dollars::Double);
+        out.push('"');
+    }
+    out
+}
+
 /// One word as systemd's word splitting reads it back: plain, or quoted.
 fn systemd_word(word: &str, dollars: Dollars) -> String {
     let mut out = String::with_capacity(word.len() + 2);
@@ -693,6 +720,26 @@ pub(crate) mod tests {
             expected.push(systemd_command(&["--label", word]));
         }
         assert_eq!(lines.into_text(), expected.join(" \\\n    "));
+    }
+
+    /// The router's resolver flags: `%m` is systemd's to expand, the
+    /// user's value (an email, a CA's URL) reaches Traefik as written.
+    #[test]
+    fn specifiers_of_unitgens_own_text_stay_and_the_value_is_escaped() {
+        let own = "--certificatesResolvers.unitgen-%m.acme.email=";
+        for value in ["ops@example.com", "a b", "%m $HOME", "\"q\\", "", "é\u{85}"] {
+            let word = systemd_arg_after_specifiers(own, value);
+            // systemd expands specifiers on the raw line first: unitgen's
+            // `%m` is the first `%` of the word that is no `%%`.
+            let expanded = word.replacen("%m", "abc123", 1);
+            assert_eq!(
+                systemd_split(&expanded),
+                [format!(
+                    "--certificatesResolvers.unitgen-abc123.acme.email={value}"
+                )],
+                "{word}"
+            );
+        }
     }
 
     #[test]

@@ -651,6 +651,7 @@ impl Renderer {
                 etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default(), &servers))),
                 etcd_remove => etcd.map(|_| shell(&route::etcd::remove_script(&prefix, &servers))),
                 etcd_root => route::etcd::ROOT_KEY,
+                machine_id_variable => route::etcd::MACHINE_ID_VARIABLE,
                 // Compile admits only plain URLs, so they stand as they are.
                 etcd_endpoints => etcd.map(|d| d.endpoints.join(",")),
                 etcd_endpoints_env => etcd.map(|d| escaped(systemd_env(&format!("ETCDCTL_ENDPOINTS={}", d.endpoints.join(","))))),
@@ -675,6 +676,7 @@ impl Renderer {
                 remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", ROUTER_CONTAINER])),
                 make_folders => route::make_folders_commands(router).map(escaped),
                 docker_run => escaped(route::docker_run(router)),
+                reads_etcd => router.etcd.is_some(),
                 docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", "30", ROUTER_CONTAINER])),
                 wanted_by => self.boot_target(),
                 settings => router.settings(),

@@ -31,6 +31,16 @@ pub fn on_host(root: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
+/// The host's machine ID (`/etc/machine-id`, under its root), which
+/// systemd gives the router and routes units as `%m`: the name of its
+/// certificate resolver for routes in etcd (`model::route::host_resolver`).
+pub fn machine_id(root: Option<&Path>) -> std::io::Result<String> {
+    let path = on_host(root, Path::new("/etc/machine-id"));
+    let text = fs::read_to_string(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok(text.trim().to_string())
+}
+
 /// Held while a command decides about the host's router and changes it
 /// ([`ensure`], [`after_destroy`]): one router serves every instance, and
 /// the instance locks do not keep two instances' commands apart. Without

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use support::etcd::Etcd;
 use support::net::{free_port, http_get};
-use support::traefik::{self, Load, bodies, get, wait_until};
+use support::pebble::Pebble;
+use support::traefik::{self, Load, bodies, get, get_unverified, wait_until};
 use support::wait_for;
 use support::world::World;
 
@@ -445,4 +446,216 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
         "B's container still serves: only the lease took it out of the router"
     );
     assert!(!keys(&etcd, "traefik/http/routers/ugrxback-").is_empty());
+}
+
+/// App `app`'s one web server, routed by `domain` in etcd with a
+/// certificate from pebble.
+fn acme_template(
+    world: &World,
+    app: &str,
+    domain: &str,
+    port: u16,
+    shared: &Shared,
+    pebble: &Pebble,
+) -> String {
+    format!(
+        r#"app: {app}
+services:
+  web:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo "{app} of {{{{ instance }}}}" > /www/index.html && exec httpd -f -p 8000 -h /www']
+    init: true
+    ports: ["127.0.0.1:{port}:8000"]
+instances:
+  live:
+    routes:
+      - hosts: {domain}
+        service: web
+        port: 8000
+etcd:
+  endpoints: {etcd}
+  ttl: {TTL_SECONDS}s
+router:
+  image: {image}
+  directory: {router_dir}
+  address: 127.0.0.1
+  http_port: {http}
+  https_port: {https}
+  acme:
+    ca_server: {ca_server}
+    ca_certificate: {ca_certificate}
+"#,
+        etcd = shared.etcd,
+        image = traefik::IMAGE,
+        router_dir = world.sandbox.shared_dir().join("router").display(),
+        http = shared.http,
+        https = shared.https,
+        ca_server = pebble.directory_url(),
+        ca_certificate = pebble.tls_certificate().display(),
+    )
+}
+
+/// The names of the certificates in a router's `acme.json`, by resolver.
+fn stored_certificates(world: &World) -> Vec<(String, String)> {
+    let path = world.sandbox.shared_dir().join("router/acme/acme.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut names = Vec::new();
+    for (resolver, stored) in json.as_object().unwrap() {
+        for certificate in stored["Certificates"].as_array().into_iter().flatten() {
+            let main = certificate["domain"]["main"].as_str().unwrap();
+            names.push((resolver.clone(), main.to_string()));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The ACME orders pebble has taken.
+fn orders(pebble: &Pebble) -> usize {
+    pebble.log().matches("Added order").count()
+}
+
+/// Every host's router reads every route in etcd, and each used to order
+/// every route's certificate: the orders of hosts DNS does not send the
+/// name to failed, again at every change. A route in etcd now names the
+/// certificate resolver of the host that applied it (`unitgen-<machine
+/// ID>`), which only that host's router has. One router at a time (the
+/// machine has one pair of loopback ports): A's orders and serves its
+/// certificate; B's, with A's keys in etcd, orders only its own, logs the
+/// resolver it lacks, and still routes A's name (with its default
+/// certificate).
+#[test]
+fn only_the_router_of_the_host_that_applied_a_route_orders_its_certificate() {
+    const A_ID: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+    const B_ID: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+    let etcd = Etcd::start(false);
+    let shared = Shared {
+        etcd: etcd.endpoint(),
+        http: free_port(),
+        https: free_port(),
+    };
+    // pebble checks HTTP-01 on the routers' HTTP port; every name is
+    // 127.0.0.1 to it.
+    let pebble = Pebble::start(shared.http);
+    let (a_port, b_port) = (free_port(), free_port());
+    let mut a = World::on_machine("ugacmea", A_ID);
+    a.sandbox.own_containers("unitgen-router");
+    let b = World::on_machine("ugacmeb", B_ID);
+    ok(&a.sandbox.exec("hostname", ["ugacme-a"]), "hostname");
+    ok(&b.sandbox.exec("hostname", ["ugacme-b"]), "hostname");
+
+    // A: its route names A's resolver, which A's router has.
+    a.write(&acme_template(
+        &a,
+        "ugacmea",
+        "a.acme.test",
+        a_port,
+        &shared,
+        &pebble,
+    ));
+    a.apply_ok("live");
+    let resolver_key = "traefik/http/routers/ugacmea-live-web/tls/certresolver";
+    let a_resolver = format!("unitgen-{A_ID}");
+    assert_eq!(etcd.get(resolver_key).as_deref(), Some(a_resolver.as_str()));
+    let root = pebble.issuing_root();
+    wait_until(
+        ROUTED,
+        "a.acme.test over HTTPS through A's router, with pebble's certificate",
+        || get("https", "a.acme.test", shared.https, "/", Some(&root)),
+        |answer| answer.status == 200 && answer.body.trim() == "ugacmea of live",
+    );
+    // Traefik writes its storage a moment after it serves the certificate.
+    let stored = |world: &World, resolver: &str, name: &str| {
+        let want = [(resolver.to_string(), name.to_string())];
+        let found = wait_for(ROUTED, || {
+            let found = stored_certificates(world);
+            (!found.is_empty()).then_some(found)
+        });
+        assert_eq!(found.as_deref(), Some(&want[..]));
+    };
+    stored(&a, &a_resolver, "a.acme.test");
+    // status finds the certificate under the host's resolver, and finds
+    // the keys as written (with the machine ID); plan finds nothing to do.
+    let (code, shown) = a.unitgen_said(&["status", "live"]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("acme, expires 20"), "{shown}");
+    let plan = a.unitgen(&["plan", "live"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    // The resolver as an earlier unitgen wrote it is a change of the
+    // routes in etcd, which apply writes back.
+    etcd.put(resolver_key, "unitgen");
+    let plan = a.unitgen(&["plan", "live"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    a.apply_ok("live");
+    assert_eq!(etcd.get(resolver_key).as_deref(), Some(a_resolver.as_str()));
+    let ordered_by_a = orders(&pebble);
+    assert_eq!(ordered_by_a, 1, "{}", pebble.log());
+
+    // B, A's router stopped: B's apply starts B's router, which reads A's
+    // keys too.
+    ok(
+        &a.sandbox.systemctl(["stop", "unitgen-router.service"]),
+        "stopping A's router",
+    );
+    b.write(&acme_template(
+        &b,
+        "ugacmeb",
+        "b.acme.test",
+        b_port,
+        &shared,
+        &pebble,
+    ));
+    b.apply_ok("live");
+    assert_eq!(b.active("unitgen-router.service"), "active");
+    wait_until(
+        ROUTED,
+        "b.acme.test over HTTPS through B's router, with pebble's certificate",
+        || get("https", "b.acme.test", shared.https, "/", Some(&root)),
+        |answer| answer.status == 200 && answer.body.trim() == "ugacmeb of live",
+    );
+    // B's router read A's route (and said it lacks its resolver) in the
+    // same configuration as B's own, whose certificate it got: A's name
+    // was never ordered, though pebble would have certified it.
+    let logged = wait_for(ROUTED, || {
+        let log = support::docker::docker(["logs", "unitgen-router"]);
+        let log = String::from_utf8_lossy(&log.stdout).into_owned()
+            + &String::from_utf8_lossy(&log.stderr);
+        log.lines()
+            .any(|line| {
+                line.contains("Router uses a nonexistent certificate resolver")
+                    && line.contains(&a_resolver)
+                    && line.contains("ugacmea-live-web@etcd")
+            })
+            .then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "B's router did not say it lacks A's resolver"
+    );
+    stored(&b, &format!("unitgen-{B_ID}"), "b.acme.test");
+    assert_eq!(orders(&pebble), ordered_by_a + 1, "{}", pebble.log());
+    // A's name still reaches A's instance through B's router, with
+    // Traefik's default certificate (DNS sends A's names to A).
+    wait_until(
+        ROUTED,
+        "a.acme.test through B's router",
+        || get_unverified("a.acme.test", shared.https, "/"),
+        |answer| answer.status == 200 && answer.body.trim() == "ugacmea of live",
+    );
+    assert!(
+        traefik::served_certificate("a.acme.test", shared.https).contains("TRAEFIK DEFAULT CERT")
+    );
 }

@@ -398,7 +398,13 @@ pub fn host_plan(
                 etcd.endpoints
             )
         })?;
-        if found != etcd.pairs {
+        // As this host's routes unit wrote them: with its machine ID.
+        let machine_id = router::machine_id(host.root.as_deref())
+            .map_err(|e| miette!("reading the host's machine ID: {e}"))?;
+        let mut wanted = etcd.pairs.clone();
+        crate::render::route::etcd::with_machine_id(&mut wanted, &machine_id);
+        wanted.sort();
+        if found != wanted {
             plan.found(&routes.unit, crate::plan::Fault::RoutesNotInEtcd);
         }
     }

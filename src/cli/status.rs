@@ -900,10 +900,16 @@ fn routes_edited(
     match keys {
         Ok(pairs) => {
             // What the routes unit wrote: the sidekicks' backends are theirs.
-            let written: Vec<(String, String)> = (pairs.iter())
+            let mut written: Vec<(String, String)> = (pairs.iter())
                 .filter(|(key, _)| !render::route::etcd::is_server_key(key))
                 .cloned()
                 .collect();
+            // It wrote this host's machine ID where it rendered systemd's
+            // specifier, of which the digest is.
+            match crate::router::machine_id(root) {
+                Ok(id) => render::route::etcd::without_machine_id(&mut written, &id),
+                Err(e) => return Some(format!("its routes in etcd are unknown: {e}")),
+            }
             (render::route::etcd_digest(&written) != *digest)
                 .then(|| Fault::RoutesNotInEtcd.to_string())
         }

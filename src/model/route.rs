@@ -45,8 +45,24 @@ pub const ROUTER_CONTAINER: &str = "unitgen-router";
 /// Traefik's entry points, as the dynamic files name them.
 pub const HTTP_ENTRY_POINT: &str = "web";
 pub const HTTPS_ENTRY_POINT: &str = "websecure";
-/// The certificate resolver routes with `tls: acme` use.
+/// The certificate resolver of routes with `tls: acme` in the router's
+/// folder: every router has it.
 pub const ACME_RESOLVER: &str = "unitgen";
+
+/// systemd's specifier for the host's machine ID (`/etc/machine-id`),
+/// expanded by systemd in the router's and the routes unit's command lines.
+pub const MACHINE_ID_SPECIFIER: &str = "%m";
+
+/// The certificate resolver of routes with `tls: acme` in etcd, whose
+/// keys every host's router reads: `unitgen-<machine ID>` of the host that
+/// applied the instance, which only that host's router has. The others
+/// order no certificate for those names (which DNS does not point at
+/// them: Traefik logs `Router uses a nonexistent certificate resolver` and
+/// serves the route with its default certificate). In units, with
+/// [`MACHINE_ID_SPECIFIER`] for the ID.
+pub fn host_resolver(machine_id: &str) -> String {
+    format!("{ACME_RESOLVER}-{machine_id}")
+}
 
 /// One route of an instance: requests for `hosts` (and `path`) go to
 /// `service`'s container `port`.

@@ -21,12 +21,12 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::docker::DOCKER;
-use crate::escape::{sh_quote, systemd_command};
+use crate::escape::{sh_quote, systemd_arg, systemd_arg_after_specifiers, systemd_command};
 use crate::model::Instance;
 use crate::model::route::{
     ACME_RESOLVER, CONTAINER_ACME_DIR, CONTAINER_CA_CERTIFICATE, CONTAINER_DYNAMIC_DIR,
-    CONTAINER_FILES_DIR, HTTP_ENTRY_POINT, HTTPS_ENTRY_POINT, ROUTER_CONTAINER, Route, RouteFile,
-    Router, Tls,
+    CONTAINER_FILES_DIR, HTTP_ENTRY_POINT, HTTPS_ENTRY_POINT, MACHINE_ID_SPECIFIER,
+    ROUTER_CONTAINER, Route, RouteFile, Router, Tls, host_resolver,
 };
 
 /// How often the router polls a backend's health path, and how long it waits.
@@ -88,8 +88,19 @@ fn dynamic(instance: &Instance) -> Option<Dynamic> {
     let mut certificates = Vec::new();
     let to_https = format!("{prefix}-to-https");
     let names = certificate_names(instance);
+    // Routes in etcd are read by every host's router: only the router of
+    // the host that applies them (whose machine ID the routes unit writes)
+    // orders their certificates.
+    let resolver = match instance.routes_in_etcd() {
+        Some(_) => host_resolver(MACHINE_ID_SPECIFIER),
+        None => ACME_RESOLVER.to_string(),
+    };
+    let acme = Acme {
+        resolver: &resolver,
+        names: &names,
+    };
     for route in &instance.routes {
-        add_route(&mut http, route, &prefix, &to_https, router, &names);
+        add_route(&mut http, route, &prefix, &to_https, router, &acme);
         if let Tls::Files { certificate, key } = &route.tls {
             certificates.push(Certificate {
                 cert_file: container_path(&prefix, certificate),
@@ -129,6 +140,11 @@ pub fn make_folders_commands(router: &Router) -> [String; 2] {
 }
 
 /// The router's `docker run`: Traefik's static configuration as flags.
+/// Its certificate resolvers: [`ACME_RESOLVER`] for the routes in its
+/// folder and, when it reads etcd, the host's own ([`host_resolver`], the
+/// machine ID's specifier expanded by systemd) for the routes this host's
+/// instances write there. Both keep their certificates in the one
+/// `acme.json`, each under its name.
 pub fn docker_run(router: &Router) -> String {
     let dir = |p: std::path::PathBuf| p.display().to_string();
     let listen = router.address.as_deref().map_or(String::new(), |a| {
@@ -138,7 +154,6 @@ pub fn docker_run(router: &Router) -> String {
             a.to_string()
         }
     });
-    let resolver = format!("--certificatesResolvers.{ACME_RESOLVER}.acme");
     let mut groups: Vec<Vec<String>> = vec![
         vec![DOCKER.into(), "run".into(), "--rm".into()],
         vec!["--name".into(), ROUTER_CONTAINER.into()],
@@ -170,7 +185,7 @@ pub fn docker_run(router: &Router) -> String {
     }
     // `traefik FLAGS…`: the official image's entrypoint runs it as given.
     groups.push(vec![router.image.clone(), "traefik".into()]);
-    let mut flags = vec![
+    let mut flags: Vec<String> = [
         "--global.checkNewVersion=false".to_string(),
         "--global.sendAnonymousUsage=false".into(),
         format!(
@@ -183,12 +198,29 @@ pub fn docker_run(router: &Router) -> String {
         ),
         format!("--providers.file.directory={CONTAINER_DYNAMIC_DIR}"),
         "--providers.file.watch=true".into(),
-        format!("{resolver}.storage={CONTAINER_ACME_DIR}/acme.json"),
-        format!("{resolver}.caServer={}", router.acme.ca_server),
-        format!("{resolver}.httpChallenge.entryPoint={HTTP_ENTRY_POINT}"),
+    ]
+    .iter()
+    .map(|flag| systemd_arg(flag))
+    .collect();
+    let mut resolvers = vec![ACME_RESOLVER.to_string()];
+    if router.etcd.is_some() {
+        resolvers.push(host_resolver(MACHINE_ID_SPECIFIER));
+    }
+    let mut settings = vec![
+        ("storage", format!("{CONTAINER_ACME_DIR}/acme.json")),
+        ("caServer", router.acme.ca_server.clone()),
+        ("httpChallenge.entryPoint", HTTP_ENTRY_POINT.to_string()),
     ];
     if let Some(email) = &router.acme.email {
-        flags.push(format!("{resolver}.email={email}"));
+        settings.push(("email", email.clone()));
+    }
+    for resolver in &resolvers {
+        for (key, value) in &settings {
+            // The resolver's name is unitgen's (its specifier systemd's),
+            // the value may be the user's.
+            let own = format!("--certificatesResolvers.{resolver}.acme.{key}=");
+            flags.push(systemd_arg_after_specifiers(&own, value));
+        }
     }
     if let Some(endpoints) = &router.etcd {
         // Traefik's etcd client takes `host:port`; compile admits only
@@ -196,16 +228,21 @@ pub fn docker_run(router: &Router) -> String {
         let endpoints: Vec<&str> = (endpoints.iter())
             .map(|e| e.strip_prefix("http://").unwrap_or(e).trim_end_matches('/'))
             .collect();
-        flags.push(format!("{ETCD_PROVIDER}{}", endpoints.join(",")));
-        flags.push(format!("--providers.etcd.rootkey={}", etcd::ROOT_KEY));
+        flags.push(systemd_arg(&format!(
+            "{ETCD_PROVIDER}{}",
+            endpoints.join(",")
+        )));
+        flags.push(systemd_arg(&format!(
+            "--providers.etcd.rootkey={}",
+            etcd::ROOT_KEY
+        )));
     }
-    groups.extend(flags.into_iter().map(|flag| vec![flag]));
-    groups
-        .iter()
+    (groups.iter())
         .map(|group| {
             let words: Vec<&str> = group.iter().map(String::as_str).collect();
             systemd_command(&words)
         })
+        .chain(flags)
         .collect::<Vec<_>>()
         .join(" \\\n    ")
 }
@@ -284,13 +321,21 @@ fn certificate_names(instance: &Instance) -> IndexMap<&str, Vec<String>> {
     names
 }
 
+/// How the routes with `tls: acme` get their certificates.
+struct Acme<'a> {
+    /// The certificate resolver they name.
+    resolver: &'a str,
+    /// The names of each certificate, by main host ([`certificate_names`]).
+    names: &'a IndexMap<&'a str, Vec<String>>,
+}
+
 fn add_route(
     http: &mut Http,
     route: &Route,
     prefix: &str,
     to_https: &str,
     router: &Router,
-    certificate_names: &IndexMap<&str, Vec<String>>,
+    acme: &Acme,
 ) {
     let name = &route.name;
     let hosts_rule = |hosts: &[String]| {
@@ -338,9 +383,9 @@ fn add_route(
         Tls::Off => None,
         Tls::Acme => {
             let main = &route.hosts[0];
-            let all = certificate_names.get(main.as_str());
+            let all = acme.names.get(main.as_str());
             Some(RouterTls {
-                cert_resolver: Some(ACME_RESOLVER),
+                cert_resolver: Some(acme.resolver.to_string()),
                 domains: vec![Domain {
                     main: main.clone(),
                     sans: all.into_iter().flatten().skip(1).cloned().collect(),
@@ -462,7 +507,7 @@ struct RouterConfig {
 #[serde(rename_all = "camelCase")]
 struct RouterTls {
     #[serde(skip_serializing_if = "Option::is_none")]
-    cert_resolver: Option<&'static str>,
+    cert_resolver: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     domains: Vec<Domain>,
 }
@@ -542,4 +587,50 @@ struct TlsStore {
 struct Certificate {
     cert_file: String,
     key_file: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::route::Acme as AcmeSettings;
+
+    fn router(etcd: Option<Vec<String>>) -> Router {
+        Router {
+            image: "traefik:v3.7".into(),
+            http_port: 80,
+            https_port: 443,
+            address: None,
+            directory: "/var/lib/unitgen/router".into(),
+            acme: AcmeSettings {
+                email: Some("ops@example.com".into()),
+                ca_server: "https://ca.example/dir".into(),
+                ca_certificate: None,
+            },
+            etcd,
+            declared_at: None,
+        }
+    }
+
+    /// A router that reads etcd has the host's own resolver beside
+    /// `unitgen`, named with systemd's `%m` as it is (not `%%m`, which
+    /// would reach Traefik as the text `%m`); one that does not, only
+    /// `unitgen`.
+    #[test]
+    fn a_router_that_reads_etcd_has_the_hosts_resolver_too() {
+        let with_etcd = docker_run(&router(Some(vec!["http://10.0.0.1:2379".into()])));
+        let without = docker_run(&router(None));
+        for key in [
+            "storage=/etc/unitgen-router/acme/acme.json",
+            "caServer=https://ca.example/dir",
+            "httpChallenge.entryPoint=web",
+            "email=ops@example.com",
+        ] {
+            let own = format!("--certificatesResolvers.unitgen-%m.acme.{key}");
+            let shared = format!("--certificatesResolvers.unitgen.acme.{key}");
+            assert!(with_etcd.contains(&own), "{with_etcd}");
+            assert!(with_etcd.contains(&shared), "{with_etcd}");
+            assert!(without.contains(&shared), "{without}");
+        }
+        assert!(!without.contains("unitgen-%"), "{without}");
+    }
 }

@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::{certificate, on_host};
-use crate::model::route::ACME_RESOLVER;
 use crate::render::route::etcd::ROOT_KEY;
 
 #[derive(Debug, Serialize)]
@@ -92,17 +91,18 @@ pub fn read(
         };
         let main = hosts.first().cloned().unwrap_or_default();
         let expires = match tls {
-            "acme" => acme.as_ref().and_then(|a| acme_certificate(a, &main)),
+            "acme" => acme.as_ref().and_then(|a| acme_expiry(a, &main)),
             "files" => {
                 let copy = router_dir
                     .join("files")
                     .join(prefix)
                     .join(format!("{name}.crt"));
-                std::fs::read_to_string(on_host(root, &copy)).ok()
+                std::fs::read_to_string(on_host(root, &copy))
+                    .ok()
+                    .and_then(|pem| certificate::not_after(&pem))
             }
             _ => None,
-        }
-        .and_then(|pem| certificate::not_after(&pem));
+        };
         routes.push(RouteStatus {
             name: name.clone(),
             url: format!(
@@ -219,20 +219,28 @@ fn strip_colors(line: &str) -> String {
     plain
 }
 
-/// The certificate (PEM) Traefik's ACME storage holds for `host`.
-fn acme_certificate(storage: &serde_json::Value, host: &str) -> Option<String> {
-    let certificates = storage
-        .get(ACME_RESOLVER)?
-        .get("Certificates")?
-        .as_array()?;
-    let found = certificates.iter().find(|c| {
-        c.get("domain")
-            .and_then(|d| d.get("main"))
-            .and_then(|m| m.as_str())
-            == Some(host)
-    })?;
-    let encoded = found.get("certificate")?.as_str()?;
-    String::from_utf8(certificate::base64_decode(encoded)?).ok()
+/// When the certificate Traefik's ACME storage holds for `host` expires,
+/// under whichever resolver ordered it (`unitgen`, or the host's for
+/// routes in etcd, `unitgen-<machine ID>`; an upgrade from one to the
+/// other leaves both): the latest, when there are several.
+fn acme_expiry(storage: &serde_json::Value, host: &str) -> Option<String> {
+    let resolvers = storage.as_object()?.values();
+    let certificates = resolvers
+        .filter_map(|resolver| resolver.get("Certificates")?.as_array())
+        .flatten();
+    (certificates)
+        .filter(|c| {
+            c.get("domain")
+                .and_then(|d| d.get("main"))
+                .and_then(|m| m.as_str())
+                == Some(host)
+        })
+        .filter_map(|c| {
+            let encoded = c.get("certificate")?.as_str()?;
+            let pem = String::from_utf8(certificate::base64_decode(encoded)?).ok()?;
+            certificate::not_after(&pem)
+        })
+        .max()
 }
 
 /// The backquoted arguments of every `Matcher(`…`)` in a rule.

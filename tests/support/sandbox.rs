@@ -40,6 +40,17 @@ impl Sandbox {
     /// `running` or `degraded`) and its system bus answers. Panics, with the
     /// boot logs, if that takes longer than a minute.
     pub fn boot() -> Sandbox {
+        Self::boot_with(None)
+    }
+
+    /// [`Sandbox::boot`] of a machine with its own machine ID (32 hex
+    /// digits, in its `/etc/machine-id`, systemd's `%m`); otherwise every
+    /// sandbox has the machine's.
+    pub fn boot_as_machine(machine_id: &str) -> Sandbox {
+        Self::boot_with(Some(machine_id))
+    }
+
+    fn boot_with(machine_id: Option<&str>) -> Sandbox {
         docker::ensure_testbed();
         let mut sandbox = Sandbox {
             dir: tempdir("sandbox-"),
@@ -48,6 +59,13 @@ impl Sandbox {
             container_prefixes: Vec::new(),
             name_claims: Vec::new(),
         };
+        if let Some(id) = machine_id {
+            assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            // In the overlay's writable layer, over the machine's file.
+            let etc = sandbox.path("upper").join("etc");
+            std::fs::create_dir_all(&etc).unwrap();
+            std::fs::write(etc.join("machine-id"), format!("{id}\n")).unwrap();
+        }
         // On a panic from here on, Drop still stops what was started.
         sandbox.start();
         sandbox

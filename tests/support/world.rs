@@ -23,7 +23,16 @@ impl World {
     /// A fresh sandbox for app `app`, whose containers, networks and volumes
     /// (all named `<app>-…`) this world owns.
     pub fn new(app: &str) -> World {
-        let mut sandbox = Sandbox::boot();
+        Self::in_sandbox(app, Sandbox::boot())
+    }
+
+    /// [`World::new`] on a machine with its own machine ID
+    /// ([`Sandbox::boot_as_machine`]).
+    pub fn on_machine(app: &str, machine_id: &str) -> World {
+        Self::in_sandbox(app, Sandbox::boot_as_machine(machine_id))
+    }
+
+    fn in_sandbox(app: &str, mut sandbox: Sandbox) -> World {
         sandbox.own_containers(&format!("{app}-"));
         World {
             sandbox,

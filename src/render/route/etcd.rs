@@ -27,11 +27,16 @@ use serde_json::Value;
 use super::Dynamic;
 use crate::docker::DOCKER;
 use crate::escape::{sh_quote, txn_quote};
-use crate::model::route::Route;
+use crate::model::route::{ACME_RESOLVER, MACHINE_ID_SPECIFIER, Route, host_resolver};
 
 /// Traefik's root key (`--providers.etcd.rootkey`). No leading `/`:
 /// Traefik v3 does not find keys under `/traefik`.
 pub const ROOT_KEY: &str = "traefik";
+
+/// The variable the routes unit sets to the host's machine ID
+/// (`Environment=UNITGEN_MACHINE_ID=%m`): the certificate resolver of its
+/// routes ([`host_resolver`]) is written with it.
+pub const MACHINE_ID_VARIABLE: &str = "UNITGEN_MACHINE_ID";
 
 /// The folders the routes unit owns, each holding names that start with
 /// `<prefix>-`.
@@ -114,9 +119,7 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)], servers: &[String]
         "ops=$(printf '%s\\n'".to_string(),
     ];
     for (key, value) in pairs {
-        // `--`: a value may start with `-`.
-        let op = format!("put -- {} {}", txn_quote(key), txn_quote(value));
-        script.push(sh_quote(&op));
+        script.push(put_op(key, value));
     }
     let wanted: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
     for (start, end) in stale_ranges(prefix, &wanted, servers) {
@@ -137,6 +140,50 @@ pub fn write_script(prefix: &str, pairs: &[(String, String)], servers: &[String]
         "fi".to_string(),
     ]);
     script
+}
+
+/// One `put` of [`write_script`], as one word of the shell. The host's
+/// certificate resolver is completed at run time with the machine ID
+/// systemd gives the unit ([`MACHINE_ID_VARIABLE`]).
+fn put_op(key: &str, value: &str) -> String {
+    // `--`: a value may start with `-`.
+    let op = format!("put -- {} ", txn_quote(key));
+    if is_resolver_key(key) && value == host_resolver(MACHINE_ID_SPECIFIER) {
+        // A machine ID is hex: nothing in it needs a Go string's escape.
+        return format!(
+            "{}\"${{{MACHINE_ID_VARIABLE}:?}}\"{}",
+            sh_quote(&format!("{op}\"{ACME_RESOLVER}-")),
+            sh_quote("\"")
+        );
+    }
+    sh_quote(&format!("{op}{}", txn_quote(value)))
+}
+
+/// A router's certificate resolver key (`…/tls/certresolver`).
+fn is_resolver_key(key: &str) -> bool {
+    key.starts_with(&format!("{ROOT_KEY}/http/routers/")) && key.ends_with("/tls/certresolver")
+}
+
+/// `pairs` as the routes unit of the host with `machine_id` writes them to
+/// etcd: its certificate resolver named (see [`put_op`]).
+pub fn with_machine_id(pairs: &mut [(String, String)], machine_id: &str) {
+    let unexpanded = host_resolver(MACHINE_ID_SPECIFIER);
+    for (key, value) in pairs.iter_mut() {
+        if is_resolver_key(key) && *value == unexpanded {
+            *value = host_resolver(machine_id);
+        }
+    }
+}
+
+/// The reverse of [`with_machine_id`]: keys read from etcd as the pairs
+/// they were rendered from (whose digest the routes unit records).
+pub fn without_machine_id(pairs: &mut [(String, String)], machine_id: &str) {
+    let expanded = host_resolver(machine_id);
+    for (key, value) in pairs.iter_mut() {
+        if is_resolver_key(key) && *value == expanded {
+            *value = host_resolver(MACHINE_ID_SPECIFIER);
+        }
+    }
 }
 
 /// The key ranges `[start, end)` that hold every key under the instance's
@@ -334,6 +381,46 @@ mod tests {
             || l.ends_with(
                 "'traefik/http/services/blog-live-web/loadbalancer/servers/' >/dev/null;"
             )));
+    }
+
+    /// A route with ACME in etcd names the certificate resolver of the
+    /// host that applies it: the routes unit writes `unitgen-` and the
+    /// machine ID systemd gives it; plan and status compare with it.
+    #[test]
+    fn the_hosts_resolver_is_written_with_its_machine_id() {
+        let resolver = "traefik/http/routers/blog-live-web/tls/certresolver";
+        let rule = "traefik/http/routers/blog-live-web/rule";
+        let rendered = vec![
+            (resolver.to_string(), "unitgen-%m".to_string()),
+            (rule.to_string(), "unitgen-%m".to_string()),
+        ];
+        let script = write_script("blog-live", &rendered, &[]);
+        let put = format!(r#"'put -- "{resolver}" "unitgen-'"${{UNITGEN_MACHINE_ID:?}}"'"'"#);
+        assert!(script.contains(&put), "{script:#?}");
+        // Only a resolver's key: any other value is written as it is.
+        let other = format!(r#"'put -- "{rule}" "unitgen-%m"'"#);
+        assert!(script.contains(&other), "{script:#?}");
+        // The shell makes of it one word, the put etcdctl reads.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("printf '%s' {put}")])
+            .env("UNITGEN_MACHINE_ID", "3d12")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!(r#"put -- "{resolver}" "unitgen-3d12""#)
+        );
+
+        let mut pairs = rendered.clone();
+        with_machine_id(&mut pairs, "3d12");
+        assert_eq!(pairs[0].1, "unitgen-3d12");
+        assert_eq!(pairs[1].1, "unitgen-%m");
+        without_machine_id(&mut pairs, "3d12");
+        assert_eq!(pairs, rendered);
+        // Another host's resolver stays: it is not what this host wrote.
+        let mut theirs = vec![(resolver.to_string(), "unitgen-77aa".to_string())];
+        without_machine_id(&mut theirs, "3d12");
+        assert_eq!(theirs[0].1, "unitgen-77aa");
     }
 
     #[test]
