@@ -407,7 +407,7 @@ impl InstanceState {
         loop {
             create_private_dir(&self.dir)?;
             tighten(&self.dir)?;
-            let path = self.dir.join("lock");
+            let path = self.lock_path();
             let mut file = File::options()
                 .create(true)
                 .truncate(false)
@@ -443,6 +443,12 @@ impl InstanceState {
         }
     }
 
+    /// The file whose lock [`InstanceState::lock`] takes (the backup unit
+    /// takes it too, before it pauses or stops anything).
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
     /// Whether another process holds the instance's lock: an apply,
     /// rollback, destroy or restore is changing the instance right now, so
     /// its record is of a command under way, not of one that did not
@@ -450,7 +456,7 @@ impl InstanceState {
     /// which take no lock; false when the lock file cannot be opened
     /// (none yet, or not root).
     pub fn changing_now(&self) -> bool {
-        File::open(self.dir.join("lock"))
+        File::open(self.lock_path())
             .is_ok_and(|file| matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
     }
 

@@ -1031,7 +1031,7 @@ pub fn converge_and_record(
     let backup_unit = format!("{name}-backup.service");
     if installed.iter().any(|u| u.name == backup_unit) {
         let systemd = host.connect().map_err(|f| failure_report(name, f))?;
-        crate::backup::await_running(host, &systemd, &backup_unit, name, &progress)
+        crate::backup::await_running(host, &systemd, &backup_unit, state, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
     let (plan, intent) = host_plan(
