@@ -267,21 +267,31 @@ impl Repository {
 /// the backup's length instead of failing on the night's schedule; Ctrl-C
 /// leaves everything untouched. A backup the timer starts meanwhile waits
 /// for the lock in turn (see the backup unit's `ExecStartPre=`), and is not
-/// waited for: it has not got past the lock (its runtime folder has no
-/// [`model::PAST_LOCK`] mark) and cannot until the lock is released, so
-/// waiting for it would wait for ever, each for the other.
+/// waited for: it has not got past the lock and cannot until the lock is
+/// released, so waiting for it would wait for ever, each for the other.
+/// Past the lock, its runtime folder has the [`model::PAST_LOCK`] mark; a
+/// unit an earlier unitgen installed writes none (nor can the mark be
+/// found for a user's manager without `XDG_RUNTIME_DIR`): then it waits
+/// for the lock while one of its processes is blocked on the lock's file.
 pub fn await_running(
     host: &crate::systemd::converge::Host,
     systemd: &crate::systemd::Systemd,
     unit: &str,
-    prefix: &str,
+    state: &crate::state::InstanceState,
     progress: &crate::progress::Progress,
 ) -> Result<(), String> {
-    let past_lock = runtime_dir(host, prefix).map(|dir| dir.join(model::PAST_LOCK));
+    let marks = std::fs::read_to_string(host.unit_dir.join(unit))
+        .is_ok_and(|text| text.contains(model::PAST_LOCK));
+    let past_lock =
+        (runtime_dir(host, &state.name()).filter(|_| marks)).map(|dir| dir.join(model::PAST_LOCK));
+    let lock = state.lock_path();
     let running = || -> Result<bool, String> {
         let state = systemd.unit_state(unit).map_err(|e| e.to_string())?;
-        let waits_for_the_lock =
-            state.sub_state == "start-pre" && past_lock.as_ref().is_some_and(|mark| !mark.exists());
+        let waits_for_the_lock = state.sub_state == "start-pre"
+            && match &past_lock {
+                Some(mark) => !mark.exists(),
+                None => blocked_on(unit, &lock),
+            };
         Ok(matches!(
             state.active_state.as_str(),
             "activating" | "deactivating" | "reloading"
@@ -303,6 +313,35 @@ pub fn await_running(
         since.elapsed().as_secs()
     ));
     Ok(())
+}
+
+/// Whether a process of `unit` waits for a lock on `file`: a blocked
+/// request in the kernel's list (`/proc/locks`, a `->` line naming the
+/// file's device and inode), from a process in the unit's control group.
+fn blocked_on(unit: &str, file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(meta), Ok(locks)) = (
+        std::fs::metadata(file),
+        std::fs::read_to_string("/proc/locks"),
+    ) else {
+        return false;
+    };
+    // As the kernel prints it: MAJOR:MINOR:INODE, the numbers in hex.
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let in_unit = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|cgroup| cgroup.lines().any(|l| l.ends_with(&format!("/{unit}"))))
+    };
+    locks.lines().any(|line| {
+        // `1: -> FLOCK  ADVISORY  WRITE 4242 00:2f:1234 0 EOF`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->")
+            && fields.get(6) == Some(&id.as_str())
+            && fields.get(5).is_some_and(|pid| in_unit(pid))
+    })
 }
 
 /// The backup unit's runtime folder as unitgen reaches it (see

@@ -149,12 +149,20 @@ pub struct Plan {
     /// removed the router's copies and the router (see
     /// `state::InstanceState::unrouting`): apply finishes it.
     pub unrouting: Option<String>,
+    /// The latest revision does not keep the stand-ins the template's
+    /// routed services have (`systemd::handover::STORED`): `restart` and
+    /// `rollback` to it would restart them under the router. Apply keeps
+    /// them again.
+    pub standins_unkept: Option<String>,
     /// Units that something else starts (a timer, `OnFailure=`): apply
     /// installs, changes and removes them, but never starts them.
     pub triggered: Vec<String>,
     /// Units the instance's running backup stopped for its copies (see
     /// [`Plan::held_by_backup`]).
     pub held: Option<Held>,
+    /// Files in the instance's state folder this unitgen does not know
+    /// (see `InstanceState::unknown_files`): told, not acted on.
+    pub unknown_state_files: Option<String>,
     /// The instance's secrets env files that are missing on the host or hold
     /// other values than its secrets (deleted or edited by hand): the
     /// containers run with what they read at their start, but their next
@@ -642,6 +650,7 @@ impl Plan {
             && self.handover_left.is_none()
             && self.restore.is_none()
             && self.unrouting.is_none()
+            && self.standins_unkept.is_none()
             && self.stale_secrets.is_empty()
             && self.missing_images.is_empty()
             && self.stale_route_files.is_empty()
@@ -1010,6 +1019,9 @@ impl Plan {
                 ),
             );
         }
+        if let Some(unknown) = &self.unknown_state_files {
+            note("33", "i", unknown.clone());
+        }
         for file in &self.stale_secrets {
             note(
                 "31",
@@ -1064,6 +1076,7 @@ impl Plan {
             .chain(&self.handover_left)
             .chain(&self.restore)
             .chain(&self.unrouting)
+            .chain(&self.standins_unkept)
         {
             note("31", "!", why.to_string());
         }

@@ -27,8 +27,10 @@ use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
 use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUFFIX, Service};
 use docker::DOCKER;
 
-/// One generated unit file.
+/// One generated unit file (kept as JSON in a revision's `standins.json`,
+/// which refuses what it does not know: see `state::written_by_newer`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnitFile {
     pub name: String,
     pub text: String,

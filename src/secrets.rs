@@ -46,8 +46,11 @@ const KEY_FILE: &str = "digest.key";
 
 /// An instance's secrets folder: `<state dir>/<app>-<instance>/secrets`.
 pub fn dir(state_dir: &Path, prefix: &str) -> PathBuf {
-    state_dir.join(prefix).join("secrets")
+    state_dir.join(prefix).join(FOLDER)
 }
+
+/// The secrets' folder in the instance's state folder.
+pub const FOLDER: &str = "secrets";
 
 /// The env file of one service, as its unit names it.
 pub fn env_file(state_dir: &Path, prefix: &str, service: &str) -> PathBuf {

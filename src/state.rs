@@ -407,7 +407,7 @@ impl InstanceState {
         loop {
             create_private_dir(&self.dir)?;
             tighten(&self.dir)?;
-            let path = self.dir.join("lock");
+            let path = self.lock_path();
             let mut file = File::options()
                 .create(true)
                 .truncate(false)
@@ -443,6 +443,12 @@ impl InstanceState {
         }
     }
 
+    /// The file whose lock [`InstanceState::lock`] takes (the backup unit
+    /// takes it too, before it pauses or stops anything).
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
     /// Whether another process holds the instance's lock: an apply,
     /// rollback, destroy or restore is changing the instance right now, so
     /// its record is of a command under way, not of one that did not
@@ -450,7 +456,7 @@ impl InstanceState {
     /// which take no lock; false when the lock file cannot be opened
     /// (none yet, or not root).
     pub fn changing_now(&self) -> bool {
-        File::open(self.dir.join("lock"))
+        File::open(self.lock_path())
             .is_ok_and(|file| matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
     }
 
@@ -651,11 +657,14 @@ impl InstanceState {
         Ok(Revision { info, units })
     }
 
-    /// Records a successful apply as the next revision.
+    /// Records a successful apply as the next revision, with `kept`: files
+    /// (name, text) kept beside its units (its stand-ins), in the same
+    /// atomic step: a revision is never found without them.
     pub fn record(
         &self,
         units: &[UnitFile],
         provenance: Provenance,
+        kept: &[(&str, String)],
     ) -> std::io::Result<RevisionInfo> {
         let number = match self.revisions()?.last() {
             None => 1,
@@ -683,6 +692,9 @@ impl InstanceState {
             fs::set_permissions(&tmp, fs::Permissions::from_mode(PRIVATE_DIR))?;
             for unit in units {
                 write_atomic_mode(&tmp.join(&unit.name), unit.text.as_bytes(), PRIVATE_FILE)?;
+            }
+            for (name, text) in kept {
+                write_atomic_mode(&tmp.join(name), text.as_bytes(), PRIVATE_FILE)?;
             }
             let info = RevisionInfo {
                 number,
@@ -728,6 +740,81 @@ impl InstanceState {
     /// The instance's routes are removed, or routed again.
     pub fn unrouted(&self) -> std::io::Result<()> {
         crate::unit_dir::remove_if_exists(&self.dir.join(UNROUTING))
+    }
+
+    /// The files of the instance's folder, and of its revisions' folders,
+    /// that this unitgen does not know: a newer unitgen's records, or files
+    /// put there by hand. Nothing reads them, so nothing they say is acted
+    /// on: `plan`, `status` and `ls` name them. Hidden ones are temporaries
+    /// of atomic writes, or folders set aside on purpose, not records.
+    pub fn unknown_files(&self) -> Vec<PathBuf> {
+        let handover = crate::systemd::handover::RECORD;
+        let known = [
+            "lock",
+            Intent::FILE,
+            Restoring::FILE,
+            handover,
+            UNROUTING,
+            "revisions",
+            crate::secrets::FOLDER,
+            crate::backup::LastBackup::FILE,
+            crate::backup::LastRun::FILE,
+        ];
+        // Kept aside by the command that replaced or removed them.
+        let kept = [Intent::FILE, Restoring::FILE, handover].map(|f| format!("{f}.unreadable"));
+        let mut unknown = Vec::new();
+        let visible = |dir: &Path| -> Vec<(String, PathBuf)> {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            let mut found: Vec<(String, PathBuf)> = (entries.flatten())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .filter(|(name, _)| !name.starts_with('.'))
+                .collect();
+            found.sort();
+            found
+        };
+        for (name, path) in visible(&self.dir) {
+            if !known.contains(&name.as_str()) && !kept.contains(&name) {
+                unknown.push(path);
+            }
+        }
+        let stored = crate::systemd::handover::STORED;
+        let stored_aside = format!("{stored}.unreadable");
+        for (name, path) in visible(&self.revisions_dir()) {
+            if !path.is_dir() || name.parse::<u64>().is_err() {
+                unknown.push(path);
+                continue;
+            }
+            for (name, path) in visible(&path) {
+                let known = name == "revision.json"
+                    || name == stored
+                    || name == stored_aside
+                    || crate::render::is_unit_file_name(&name);
+                if !known {
+                    unknown.push(path);
+                }
+            }
+        }
+        unknown
+    }
+
+    /// What the commands that read the state say of [`Self::unknown_files`].
+    pub fn unknown_files_note(&self) -> Option<String> {
+        let unknown = self.unknown_files();
+        if unknown.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = unknown.iter().map(|p| p.display().to_string()).collect();
+        Some(format!(
+            "{} in {}'s state folder: unitgen {} does not know {} (a newer unitgen's record, \
+             or put there by hand?): left alone, and nothing {} says is acted on",
+            named.join(", "),
+            self.name(),
+            env!("CARGO_PKG_VERSION"),
+            if unknown.len() == 1 { "it" } else { "them" },
+            if unknown.len() == 1 { "it" } else { "they" },
+        ))
     }
 
     /// The instance's folder, for messages.
@@ -900,6 +987,7 @@ mod tests {
                     volumes,
                     ..Provenance::default()
                 },
+                &[],
             )
             .unwrap();
         let second = state
@@ -909,6 +997,7 @@ mod tests {
                     rollback_of: Some(1),
                     ..Provenance::default()
                 },
+                &[],
             )
             .unwrap();
         assert_eq!((first.number, second.number), (1, 2));
@@ -1038,20 +1127,70 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let state = InstanceState::new(root.path(), "blog", "live");
         drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
-        state.record(&[], Provenance::default()).unwrap();
+        state.record(&[], Provenance::default(), &[]).unwrap();
         // What a kill right after hiding it leaves.
         let hidden = root.path().join(".blog-live.forgotten");
         std::fs::rename(state.dir(), &hidden).unwrap();
         assert_eq!(instances(root.path()).unwrap(), []);
 
         // Applied again, then forgotten again: nothing of either is left.
-        state.record(&[], Provenance::default()).unwrap();
+        state.record(&[], Provenance::default(), &[]).unwrap();
         assert_eq!(
             instances(root.path()).unwrap(),
             [("blog".to_owned(), "live".to_owned())]
         );
         state.remove().unwrap();
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    /// A file in the state folder this unitgen does not know (a newer
+    /// one's record of a command under way, a note put there by hand) was
+    /// passed over in silence. It is named now; the files unitgen and its
+    /// backup units write are not, nor temporaries and folders set aside.
+    #[test]
+    fn files_this_unitgen_does_not_know_are_named() {
+        let root = tempfile::tempdir().unwrap();
+        let state = InstanceState::new(root.path(), "blog", "live");
+        drop(state.lock(&Holder::this("test"), |_| {}).unwrap());
+        let units = vec![UnitFile {
+            name: "blog-live-web.service".into(),
+            text: "[Unit]\n".into(),
+        }];
+        let kept = [(crate::systemd::handover::STORED, "{}".to_string())];
+        state.record(&units, Provenance::default(), &kept).unwrap();
+        state.begin(&Intent::new("d".into(), Vec::new())).unwrap();
+        state.unrouting(Path::new("/srv/routes.yaml")).unwrap();
+        let dir = state.dir();
+        for known in [
+            "handover.json",
+            "handover.json.unreadable",
+            "restoring.json.unreadable",
+            "last-backup.json",
+            "last-backup-run.json",
+            ".last-backup.json",
+            ".unitgen-x1y2",
+        ] {
+            std::fs::write(dir.join(known), "").unwrap();
+        }
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::create_dir_all(dir.join("revisions/.0002.tmp")).unwrap();
+        std::fs::create_dir_all(dir.join("revisions/.0003.unreadable")).unwrap();
+        assert_eq!(state.unknown_files(), Vec::<PathBuf>::new());
+        assert_eq!(state.unknown_files_note(), None);
+
+        std::fs::write(dir.join("migrating.json"), "{}").unwrap();
+        std::fs::write(dir.join("revisions/0001/checks.json"), "{}").unwrap();
+        std::fs::write(dir.join("revisions/README"), "").unwrap();
+        assert_eq!(
+            state.unknown_files(),
+            [
+                dir.join("migrating.json"),
+                dir.join("revisions/0001/checks.json"),
+                dir.join("revisions/README"),
+            ]
+        );
+        let note = state.unknown_files_note().unwrap();
+        assert!(note.contains("migrating.json") && note.contains("does not know them"));
     }
 
     #[test]
@@ -1062,19 +1201,24 @@ mod tests {
             name: "blog-live-web.service".into(),
             text: "[Unit]\n".into(),
         }];
-        let first = state.record(&units, Provenance::default()).unwrap();
+        let first = state.record(&units, Provenance::default(), &[]).unwrap();
         let at = |n: u64| state.dir().join(format!("revisions/{n:04}"));
         let json =
             |n: u64| format!(r#"{{"number": {n}, "applied_at": 0, "digest": "", "volumes": []}}"#);
         std::fs::rename(at(first.number), at(4_294_967_295)).unwrap();
         std::fs::write(at(4_294_967_295).join("revision.json"), json(4_294_967_295)).unwrap();
         assert_eq!(
-            state.record(&units, Provenance::default()).unwrap().number,
+            state
+                .record(&units, Provenance::default(), &[])
+                .unwrap()
+                .number,
             4_294_967_296
         );
         std::fs::create_dir_all(at(u64::MAX)).unwrap();
         std::fs::write(at(u64::MAX).join("revision.json"), json(u64::MAX)).unwrap();
-        let err = state.record(&units, Provenance::default()).unwrap_err();
+        let err = state
+            .record(&units, Provenance::default(), &[])
+            .unwrap_err();
         assert!(
             err.to_string().contains("is the last number there is"),
             "{err}"
@@ -1095,7 +1239,7 @@ mod tests {
             name: "blog-live-web.service".into(),
             text: "[Unit]\n".into(),
         }];
-        state.record(&units, Provenance::default()).unwrap();
+        state.record(&units, Provenance::default(), &[]).unwrap();
         let newer = |e: std::io::Error| {
             let said = e.to_string();
             assert!(said.contains("written by a newer unitgen"), "{said}");

@@ -300,3 +300,124 @@ fn a_second_apply_names_the_holder_and_goes_on_when_it_is_killed() {
     assert_eq!(code, Some(0), "{said}");
     assert!(!said.contains("waiting for another"), "{said}");
 }
+
+/// Makes the instance's backup unit the one an earlier unitgen installed:
+/// the same, but without the line that marks its run past the instance's
+/// lock (see `backup::await_running`), loaded by systemd.
+fn backup_unit_without_mark(world: &World, unit: &str) {
+    let file = world.unit_file(unit);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let older: String = (text.split_inclusive('\n'))
+        .filter(|line| !line.contains("past-lock"))
+        .collect();
+    assert_ne!(older, text, "the unit marks its run");
+    std::fs::write(&file, older).unwrap();
+    assert!(world.sandbox.systemctl(["daemon-reload"]).status.success());
+}
+
+/// A backup unit an earlier unitgen installed writes no mark that its run
+/// got past the instance's lock, which apply and restore read to tell a
+/// backup waiting for their lock (not waited for: each would wait for the
+/// other) from one past it, about to pause or stop services. Without the
+/// mark, every backup still in its `ExecStartPre=` was taken for one
+/// waiting: one past the lock (here waiting for the repository's lock, held
+/// by another backup) was not waited for, and the apply restarted the
+/// service the backup then paused for its copy. Now a backup without the
+/// mark is waited for unless one of its processes is blocked on the
+/// instance's lock: the apply waits for it, and both end; and one waiting
+/// for the apply's lock is not waited for.
+#[test]
+fn a_backup_unit_without_the_past_lock_mark_is_waited_for_only_past_the_lock() {
+    let app = "ugcold";
+    let world = World::new(app);
+    world.write(&backed_up(app, "one"));
+    password(&world, app);
+    world.apply_ok("live");
+    let backup = format!("{app}-live-backup.service");
+    backup_unit_without_mark(&world, &backup);
+
+    // Past the instance's lock, held back in its `ExecStartPre=` by the
+    // repository's lock (as when another instance's backup holds it).
+    let repository_lock = world.sandbox.root().join(
+        unitgen::model::backup::lock_file(&format!("/var/backups/{app}")).trim_start_matches('/'),
+    );
+    std::fs::create_dir_all(repository_lock.parent().unwrap()).unwrap();
+    let repository = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&repository_lock)
+        .unwrap();
+    repository.lock().unwrap();
+    let started = world
+        .sandbox
+        .systemctl(["start", "--no-block", backup.as_str()]);
+    assert!(started.status.success());
+    let waiting = "waiting for another backup or check of this repository to finish";
+    let held_back = wait_for(Duration::from_secs(60), || {
+        (world.sandbox.journal(&backup).contains(waiting) && !in_unit(&backup, "flock").is_empty())
+            .then_some(())
+    });
+    assert!(held_back.is_some(), "{}", world.sandbox.journal(&backup));
+
+    world.write(&backed_up(app, "two"));
+    let log = world.dir().join("apply.log");
+    let mut apply = spawn_logged(&world, &["apply", "live", "--settle", "1"], &log);
+    let told = wait_for(Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("waiting for the running backup")
+            .then_some(())
+    });
+    let said = || std::fs::read_to_string(&log).unwrap();
+    assert!(told.is_some(), "the apply did not wait: {}", said());
+    assert!(apply.try_wait().unwrap().is_none(), "{}", said());
+    assert_eq!(world.exec("live", "files", "echo $GREETING"), "one\n");
+
+    repository.unlock().unwrap();
+    let status = ended(&mut apply, Duration::from_secs(120));
+    assert!(status.is_some_and(|s| s.success()), "{}", said());
+    let journal = world.sandbox.journal_with(&backup, "saved (revision");
+    assert!(journal.contains("saved (revision 1)"), "{journal}");
+    assert_eq!(world.exec("live", "files", "echo $GREETING"), "two\n");
+
+    // Waiting for the apply's lock, it is not waited for.
+    backup_unit_without_mark(&world, &backup);
+    let lock = lock_file(&world, &format!("{app}-live"));
+    lock.lock().unwrap();
+    let started = world
+        .sandbox
+        .systemctl(["start", "--no-block", backup.as_str()]);
+    assert!(started.status.success());
+    let waiting = "waiting for unitgen to finish changing this instance";
+    let blocked = wait_for(Duration::from_secs(60), || {
+        let journal = world.sandbox.journal(&backup);
+        (journal.matches(waiting).count() == 1 && !in_unit(&backup, "flock").is_empty())
+            .then_some(())
+    });
+    assert!(blocked.is_some(), "{}", world.sandbox.journal(&backup));
+    world.write(&backed_up(app, "three"));
+    let mut apply = spawn_logged(&world, &["apply", "live", "--settle", "1"], &log);
+    let told = wait_for(Duration::from_secs(60), || {
+        said().contains("waiting for another unitgen").then_some(())
+    });
+    assert!(told.is_some(), "{}", said());
+    lock.unlock().unwrap();
+    let status = ended(&mut apply, Duration::from_secs(120));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the apply and the backup waited for each other:\n{}\n{}",
+        said(),
+        world.sandbox.journal(&backup)
+    );
+    let done = wait_for(Duration::from_secs(120), || {
+        let state = world.active(&backup);
+        (state == "inactive" || state == "failed").then_some(state)
+    });
+    assert_eq!(
+        done.as_deref(),
+        Some("inactive"),
+        "{}",
+        world.sandbox.journal(&backup)
+    );
+    assert_eq!(world.exec("live", "files", "echo $GREETING"), "three\n");
+}

@@ -896,3 +896,131 @@ fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
+
+/// A newer unitgen's records beside its routed services (a revision's
+/// stand-ins, a handover under way: a field this one does not know), a
+/// file in the state folder this one never writes, and a revision
+/// recorded without its stand-ins (as an older unitgen, or a kill between
+/// the two writes, left it). The newer records were read without what
+/// this one did not know: the handover finished and its record removed,
+/// the stand-ins written again by the next apply, and `ls` showed no
+/// command under way; the unknown file was passed over in silence; the
+/// missing stand-ins left `plan` "up to date" while `restart` would
+/// restart the service under the router. Now every command refuses the
+/// newer records and keeps them, `ls` names them; plan, status and ls
+/// name the unknown file; plan says the stand-ins are not kept, and apply
+/// keeps them again.
+#[test]
+fn a_newer_unitgens_stand_ins_and_handover_are_refused_and_unknown_files_told() {
+    let (world, ports) = applied_routed("v0");
+    served(ports, "v0");
+    let state = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live");
+    let serves_v0 = |what: &str| {
+        let answer = get("http", DOMAIN, ports.0, "/", None);
+        assert!(
+            answer
+                .as_ref()
+                .is_some_and(|a| a.status == 200 && a.body.trim() == "v0"),
+            "{what}: the router answered {:?}",
+            answer.map(|a| (a.status, a.body))
+        );
+    };
+
+    let unknown = state.join("migrating.json");
+    std::fs::write(&unknown, "{}").unwrap();
+    let (code, said) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("migrating.json") && said.contains("does not know it"),
+        "{said}"
+    );
+    let (code, said) = world.unitgen_said(&["status", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("migrating.json"), "{said}");
+    assert!(text(&world.ls()).contains("migrating.json"));
+    std::fs::remove_file(&unknown).unwrap();
+
+    let stored = state.join("revisions/0001/standins.json");
+    let as_written = std::fs::read_to_string(&stored).unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    let (code, said) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("does not keep the stand-ins"), "{said}");
+    let (code, said) = world.unitgen_said(&["apply", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("kept the stand-ins of revision 1 again"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), as_written);
+    let (code, said) = world.unitgen_said(&["plan", "live"]);
+    assert_eq!(code, Some(0), "{said}");
+
+    world.write(&routed(&world, "v1", ports));
+    let refused = |args: &[&str], file: &str| {
+        let (code, said) = world.unitgen_said(args);
+        assert_eq!(code, Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains("written by a newer unitgen") && said.contains(file),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("up to date"), "{args:?}: {said}");
+        serves_v0(args[0]);
+    };
+    let newer = as_written.replacen('{', "{\n  \"format\": 2,", 1);
+    std::fs::write(&stored, &newer).unwrap();
+    for args in [
+        &["plan", "live"][..],
+        &["status", "live"],
+        &["apply", "live"],
+        &["restart", "live"],
+        &["rollback", "live", "--to", "1"],
+    ] {
+        if args[0] == "status" {
+            let (_, said) = world.unitgen_said(args);
+            assert!(said.contains("written by a newer unitgen"), "{said}");
+        } else {
+            refused(args, "standins.json");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), newer);
+    std::fs::write(&stored, &as_written).unwrap();
+
+    let record = state.join("handover.json");
+    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let newer = serde_json::json!({
+        "routes_file": routes_file,
+        "previous": std::fs::read_to_string(&routes_file).unwrap(),
+        "switched": null,
+        "standins": [],
+        "probes": [],
+        "drained_at": 1,
+    })
+    .to_string();
+    std::fs::write(&record, &newer).unwrap();
+    for args in [
+        &["plan", "live"][..],
+        &["status", "live"],
+        &["apply", "live"],
+        &["restart", "live"],
+        &["rollback", "live", "--to", "1"],
+        &["destroy", "live"],
+    ] {
+        refused(args, "handover.json");
+    }
+    let ls = text(&world.ls());
+    assert!(
+        ls.contains("handover.json") && ls.contains("written by a newer unitgen"),
+        "{ls}"
+    );
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), newer);
+    assert!(
+        !state.join("applying.json").exists(),
+        "destroy recorded nothing"
+    );
+
+    // Its command finished (by the newer unitgen), this one goes on.
+    std::fs::remove_file(&record).unwrap();
+    world.apply_ok("live");
+    served(ports, "v1");
+}

@@ -226,6 +226,7 @@ fn plan_one(
         Some((&store, &env_files)),
     )?;
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
+    plan.standins_unkept = standins_unkept(&renderer, &instance, &host, &state, &installed);
     if instance.router.is_none() && state.unrouting_left().is_some() {
         plan.unrouting = Some(format!(
             "an earlier apply that took {}'s routes away did not finish: the router's copies of \
@@ -308,6 +309,36 @@ fn plan_one(
     Ok((up_to_date, json))
 }
 
+/// Why the latest revision, installed as the template renders it, does
+/// not keep its routed services' stand-ins as the template renders them
+/// (`handover::STORED` missing, as an older unitgen or a kill left it, or
+/// differing), if it does not: apply keeps them again (see the no-op path
+/// of [`converge_and_record`]); until then `restart` and `rollback` to it
+/// restart those services under the router.
+fn standins_unkept(
+    renderer: &crate::render::Renderer,
+    instance: &crate::model::Instance,
+    host: &Host,
+    state: &InstanceState,
+    installed: &[UnitFile],
+) -> Option<String> {
+    let handover = handover_of(renderer, instance, host, state.dir().join(handover::RECORD))?;
+    let latest = state.revisions().ok()?.pop()?;
+    if handover.services.is_empty() || latest.digest != units_digest(installed) {
+        return None;
+    }
+    let dir = state.revision_dir(latest.number);
+    (!handover.is_stored(&dir, host.root.as_deref())).then(|| {
+        format!(
+            "revision {} does not keep the stand-ins of its routed services as the template \
+             renders them ({} missing or different): `restart` and `rollback` to it would \
+             restart them with downtime; applying keeps them again",
+            latest.number,
+            dir.join(handover::STORED).display()
+        )
+    })
+}
+
 /// The plan against the host's real state: the unit files, what systemd
 /// (and Docker) make of them, and the state directory's record (a revision
 /// that matches the installed units; an apply that did not finish).
@@ -331,12 +362,16 @@ pub fn host_plan(
         state
             .load(latest.number)
             .map_err(|e| miette!("reading revisions: {e}"))?;
+        handover::refuse_newer_stored(&state.revision_dir(latest.number))
+            .map_err(|e| miette!("{e}"))?;
     }
     plan.unfinished = unfinished(state, intent.as_ref(), latest.as_ref(), installed);
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even
     // when the units are as recorded. Apply (and rollback) finish it first.
-    plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply");
+    plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply")
+        .map_err(|e| miette!("{e}"))?;
+    plan.unknown_state_files = state.unknown_files_note();
     plan.restore = state
         .restoring()
         .map_err(|e| miette!("{e}"))?
@@ -1025,7 +1060,7 @@ pub fn converge_and_record(
     let backup_unit = format!("{name}-backup.service");
     if installed.iter().any(|u| u.name == backup_unit) {
         let systemd = host.connect().map_err(|f| failure_report(name, f))?;
-        crate::backup::await_running(host, &systemd, &backup_unit, name, &progress)
+        crate::backup::await_running(host, &systemd, &backup_unit, state, &progress)
             .map_err(|e| miette!("apply of {name} failed: {e}\nnothing on the host was changed"))?;
     }
     let (plan, intent) = host_plan(
@@ -1078,6 +1113,9 @@ pub fn converge_and_record(
         .revisions()
         .map_err(|e| miette!("reading revisions: {e}"))?
         .pop();
+    if let Some(unknown) = &plan.unknown_state_files {
+        progress.line(&format!("warning: {unknown}"));
+    }
     for unit in &plan.hand_edited {
         progress.line(&format!(
             "warning: {unit} was edited by hand since unitgen wrote it; the edit is overwritten"
@@ -1339,10 +1377,30 @@ pub fn converge_and_record(
         }
     };
     fault::point("before-record");
+    // Its stand-ins, for `restart` and `rollback` (see `handover::STORED`):
+    // without them they restart the routed services as any other. Recorded
+    // with a new revision, in one step (a kill between the two left a
+    // revision without them, and `plan` up to date).
+    let root = host.root.as_deref();
     let number = match latest {
-        Some(latest) if latest.digest == digest => latest.number,
+        Some(latest) if latest.digest == digest => {
+            if let Some(handover) = &handover
+                && !handover.is_stored(&state.revision_dir(latest.number), root)
+                && let Err(e) = handover.store(&state.revision_dir(latest.number), root)
+            {
+                crate::say!(
+                    "warning: {name}: keeping the stand-ins of revision {} failed ({e}): \
+                     `restart` and `rollback` to it restart its routed services with downtime",
+                    latest.number
+                );
+            }
+            latest.number
+        }
         _ => {
-            let revision = state.record(desired, provenance).map_err(|e| {
+            let kept: Vec<(&str, String)> = (handover.iter())
+                .map(|handover| (handover::STORED, handover.stored_text(root)))
+                .collect();
+            let revision = state.record(desired, provenance, &kept).map_err(|e| {
                 miette!(
                     "apply of {name}: the host runs the new units, but recording the revision \
                      failed: {e}\n`unitgen plan` shows the instance as unrecorded until an apply \
@@ -1352,16 +1410,6 @@ pub fn converge_and_record(
             revision.number
         }
     };
-    // Its stand-ins, for `restart` and `rollback` (see `handover::STORED`):
-    // without them they restart the routed services as any other.
-    if let Some(handover) = &handover
-        && let Err(e) = handover.store(&state.revision_dir(number), host.root.as_deref())
-    {
-        crate::say!(
-            "warning: {name}: keeping the stand-ins of revision {number} failed ({e}): \
-             `restart` and `rollback` to it restart its routed services with downtime"
-        );
-    }
     fault::point("after-record");
     if let Err(e) = state.finish::<Intent>() {
         progress.line(&format!("warning: {e}"));

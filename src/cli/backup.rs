@@ -342,19 +342,13 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     // repository's lock is taken: a backup past the instance's lock waits
     // for that one, and would wait for ever for a restore holding it.
     let systemd = host.connect().map_err(|f| miette!("{}", f.message))?;
-    crate::backup::await_running(
-        &host,
-        &systemd,
-        &target.backup_unit(),
-        &target.prefix(),
-        &progress,
-    )
-    .map_err(|e| {
-        miette!(
-            "restore into {} failed: {e}\nnothing was changed",
-            target.prefix()
-        )
-    })?;
+    crate::backup::await_running(&host, &systemd, &target.backup_unit(), &state, &progress)
+        .map_err(|e| {
+            miette!(
+                "restore into {} failed: {e}\nnothing was changed",
+                target.prefix()
+            )
+        })?;
     // Held to the end: no backup or check of the repository runs meanwhile.
     let _repository_lock = repo.lock().map_err(|e| miette!("{e}"))?;
     // Before its services stop: a restore killed from here on is seen by

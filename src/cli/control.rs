@@ -203,10 +203,13 @@ fn kept_handover(
     let stored = match Handover::stored(&dir, host.root.as_deref(), record, Replacement::FreshCopy)
     {
         Ok(stored) => stored,
+        Err(handover::Unusable::Newer(newer)) => {
+            return Err(miette::miette!("{newer}\nnothing on the host was changed"));
+        }
         Err(e) if !routed.is_empty() => {
             return Err(super::rollback::standins_unreadable(
                 &state.name(),
-                &e,
+                &e.to_string(),
                 &dir.join(handover::STORED),
                 &format!("restart {}", routed.join(", ")),
             ));

@@ -50,6 +50,11 @@ struct Row {
     /// An apply, rollback, destroy or restore is changing the instance right
     /// now (it holds the instance's lock): the counts are midway.
     changing_now: bool,
+    /// What in the instance's state folder this unitgen cannot read (a
+    /// record a newer unitgen wrote, a damaged revision) or does not know
+    /// (a file it never writes): the row may not tell the whole truth.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    state_problems: Vec<String>,
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {
@@ -115,17 +120,33 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     for ((app, instance), units) in instances {
         let state = InstanceState::new(&state_dir, &app, &instance);
         let changing_now = state.changing_now();
-        let finishing_destroy = (state.intent().ok().flatten())
+        let intent = state.intent();
+        let finishing_destroy = (intent.as_ref().ok().cloned().flatten())
             .filter(|_| !changing_now)
             .and_then(|intent| intent.finishing_destroy(&format!("{app}/{instance}")));
         let revisions = state.revisions();
+        // Taken for none, a record this unitgen cannot read (a newer
+        // one's: a destroy of a kind it does not know, say) made the row
+        // say that no command was under way.
+        let handover = state.dir().join(crate::systemd::handover::RECORD);
+        let state_problems: Vec<String> = [
+            intent.as_ref().err().map(ToString::to_string),
+            state.restoring().err().map(|e| e.to_string()),
+            revisions.as_ref().err().map(ToString::to_string),
+            crate::systemd::handover::left(&handover, "an earlier apply").err(),
+            state.unknown_files_note(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         // A folder holding nothing but the lock, which `destroy` and
         // `rollback` of an instance never installed here take (a typo:
         // `unitgen destroy stagign`): no instance to list. One whose
         // revisions cannot be read, or with a command's record, is listed.
         if units.is_empty()
             && matches!(&revisions, Ok(revisions) if revisions.is_empty())
-            && matches!(state.intent(), Ok(None))
+            && matches!(intent, Ok(None))
+            && state_problems.is_empty()
             && !changing_now
         {
             continue;
@@ -147,6 +168,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             destroy_unfinished: finishing_destroy.is_some(),
             finishing_destroy,
             changing_now,
+            state_problems,
             app,
             instance,
         });
@@ -194,6 +216,11 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             row.instance,
             row.revision.map_or("-".to_string(), |r| r.to_string()),
         )?;
+    }
+    for row in &rows {
+        for problem in &row.state_problems {
+            crate::say!("warning: {}-{}: {problem}", row.app, row.instance);
+        }
     }
     Ok(Outcome::Clean)
 }

@@ -153,6 +153,9 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     );
     let kept = match kept {
         Ok(kept) => kept,
+        Err(crate::systemd::handover::Unusable::Newer(newer)) => {
+            return Err(miette!("{newer}\nnothing on the host was changed"));
+        }
         Err(e)
             if revision
                 .units
@@ -164,7 +167,7 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
                 .join(crate::systemd::handover::STORED);
             return Err(standins_unreadable(
                 &name,
-                &e,
+                &e.to_string(),
                 &file,
                 &format!("roll back to revision {target}"),
             ));
@@ -301,6 +304,11 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
         .iter()
         .find_map(super::apply::routes_file)
         .or(routes);
+    // A killed apply's handover record that a newer unitgen wrote is
+    // refused before anything changes, as apply refuses it.
+    let record = state.dir().join(crate::systemd::handover::RECORD);
+    crate::systemd::handover::left(&record, "an earlier apply")
+        .map_err(|e| miette!("destroying {name}: {e}\nnothing on the host was changed"))?;
     // Before the host changes: a kill from here on is seen by `plan` and
     // finished by the next destroy (see `Intent`).
     state
@@ -314,7 +322,6 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     let host = args.host.host()?;
     // A stand-in a killed apply left is no unit of the instance's: it goes
     // first (the routes go with the routes unit below).
-    let record = state.dir().join(crate::systemd::handover::RECORD);
     crate::systemd::handover::abandon(&host, &record, &progress)
         .map_err(|f| miette!("destroying {name}: {}", f.message))?;
     if units.is_empty() {

@@ -182,6 +182,10 @@ pub(super) struct Status {
     /// what finishes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     restore_unfinished: Option<String>,
+    /// Files in the state folder this unitgen does not know (see
+    /// `InstanceState::unknown_files`): told, not acted on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_state_files: Option<String>,
 }
 
 impl Status {
@@ -339,6 +343,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if let Some(restore) = &status.restore_unfinished {
         showln!("! {restore}")?;
     }
+    if let Some(unknown) = &status.unknown_state_files {
+        showln!("warning: {unknown}")?;
+    }
     if let Some(backup) = &status.backup {
         for line in backup_status::lines(backup) {
             showln!("{line}")?;
@@ -393,7 +400,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     // it records: see `InstanceState::load`).
     let (revision, revision_error) = match state.revisions() {
         Ok(revisions) => match revisions.last().map(|r| state.load(r.number)).transpose() {
-            Ok(loaded) => (loaded, None),
+            Ok(loaded) => {
+                // Its stand-ins too: a newer unitgen's are refused by every
+                // command that would use them.
+                let newer = (loaded.as_ref()).map(|r| {
+                    crate::systemd::handover::refuse_newer_stored(
+                        &state.revision_dir(r.info.number),
+                    )
+                });
+                match newer {
+                    Some(Err(newer)) => (None, Some(newer)),
+                    _ => (loaded, None),
+                }
+            }
             Err(e) => (None, Some(e.to_string())),
         },
         Err(e) => (None, Some(e.to_string())),
@@ -424,12 +443,16 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         })
         // A routed service's stand-in that a killed apply left (see
         // `systemd::handover`) may be what the router sends traffic to.
-        .or_else(|| {
-            crate::systemd::handover::left(
-                &state.dir().join(crate::systemd::handover::RECORD),
-                "a later apply",
-            )
-        });
+        .map_or_else(
+            || {
+                crate::systemd::handover::left(
+                    &state.dir().join(crate::systemd::handover::RECORD),
+                    "a later apply",
+                )
+                .map_err(|e| miette::miette!("{e}"))
+            },
+            |unfinished| Ok(Some(unfinished)),
+        )?;
     let restore_unfinished = state
         .restoring()
         .map_err(|e| miette::miette!("{e}"))?
@@ -858,6 +881,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         routes_error,
         unfinished,
         restore_unfinished,
+        unknown_state_files: state.unknown_files_note(),
     };
     Ok(status)
 }

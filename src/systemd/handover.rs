@@ -82,6 +82,7 @@ pub const RECORD: &str = "handover.json";
 
 /// A routed service that apply may replace without downtime.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Routed {
     /// The service's unit (`blog-live-web.service`).
     pub unit: String,
@@ -93,6 +94,7 @@ pub struct Routed {
 
 /// One route to a routed service, as the routes file names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Route {
     /// Its service in the routes file (Traefik's name).
     pub name: String,
@@ -146,7 +148,10 @@ impl Replacement {
 /// does, with these.
 pub const STORED: &str = "standins.json";
 
+/// Like every record unitgen keeps, it refuses fields it does not know:
+/// they come from a newer unitgen (see `state::written_by_newer`).
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Stored {
     /// The routes file as the router's settings name it (without --root).
     routes_file: PathBuf,
@@ -157,6 +162,13 @@ impl Handover {
     /// Keeps what this handover needs in `revision_dir` ([`STORED`]); its
     /// routes file is on the host under `root`.
     pub fn store(&self, revision_dir: &Path, root: Option<&Path>) -> std::io::Result<()> {
+        let json = self.stored_text(root);
+        unit_dir::write_atomic_mode(&revision_dir.join(STORED), json.as_bytes(), 0o600)
+    }
+
+    /// [`STORED`]'s text: what [`Handover::store`] writes, and what a new
+    /// revision is recorded with (`state::InstanceState::record`).
+    pub fn stored_text(&self, root: Option<&Path>) -> String {
         let routes_file = match root.map(|root| self.routes_file.strip_prefix(root)) {
             Some(Ok(inside)) => Path::new("/").join(inside),
             _ => self.routes_file.clone(),
@@ -165,29 +177,32 @@ impl Handover {
             routes_file,
             services: self.services.clone(),
         };
-        let json = serde_json::to_string_pretty(&stored).map_err(std::io::Error::other)?;
-        unit_dir::write_atomic_mode(&revision_dir.join(STORED), json.as_bytes(), 0o600)
+        serde_json::to_string_pretty(&stored).expect("stand-ins serialize")
     }
 
     /// The handover a revision's apply stored (None: the revision has no
     /// routed service, or was recorded before stand-ins were kept), its
     /// routes file on the host under `root`, recorded at `record`. A file
-    /// there that cannot be read is an error (its path and why): taken
-    /// for none, the routed services would restart under the router.
+    /// there that cannot be read is an error (see [`Unusable`]): taken for
+    /// none, the routed services would restart under the router.
     pub fn stored(
         revision_dir: &Path,
         root: Option<&Path>,
         record: PathBuf,
         replacement: Replacement,
-    ) -> Result<Option<Handover>, String> {
+    ) -> Result<Option<Handover>, Unusable> {
         let path = revision_dir.join(STORED);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => return Err(Unusable::Damaged(format!("{}: {e}", path.display()))),
         };
-        let stored: Stored = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: unreadable: {e}", path.display()))?;
+        let stored: Stored = serde_json::from_str(&text).map_err(|e| {
+            match crate::state::written_by_newer(&path, &e) {
+                Some(newer) => Unusable::Newer(newer.to_string()),
+                None => Unusable::Damaged(format!("{}: unreadable: {e}", path.display())),
+            }
+        })?;
         Ok(Some(Handover {
             routes_file: crate::router::on_host(root, &stored.routes_file),
             record,
@@ -215,8 +230,39 @@ impl Handover {
     }
 }
 
-/// A handover under way, as recorded (see the module's comment).
+/// Why a revision's [`STORED`] stand-ins cannot be used.
+#[derive(Debug)]
+pub enum Unusable {
+    /// A newer unitgen wrote it: refused whatever the command, and kept as
+    /// it is (rewritten, what this unitgen does not know would be lost).
+    Newer(String),
+    /// Damaged since it was written (by hand, a bad disk): its path and why.
+    Damaged(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Newer(why) | Unusable::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Refuses a revision whose [`STORED`] a newer unitgen wrote, before
+/// anything changes: `apply` would write it again (losing what it says),
+/// `restart` and `rollback` would act without it. A damaged one is told by
+/// the commands that read it (see [`Handover::stored`]).
+pub fn refuse_newer_stored(revision_dir: &Path) -> Result<(), String> {
+    match Handover::stored(revision_dir, None, PathBuf::new(), Replacement::NewVersion) {
+        Err(Unusable::Newer(why)) => Err(why),
+        _ => Ok(()),
+    }
+}
+
+/// A handover under way, as recorded (see the module's comment). Refuses
+/// fields it does not know, as [`Stored`] does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Record {
     routes_file: PathBuf,
     /// The routes file before the switch: it names the services' own ports.
@@ -245,6 +291,7 @@ struct Unreadable {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Probe {
     url: String,
     host: String,
@@ -641,22 +688,17 @@ pub fn routes_switched(record_path: &Path) -> bool {
     }
 }
 
-/// Why the record of a handover under way cannot be read (its path and
-/// what is wrong), if it cannot: what plan and status tell.
-pub fn unreadable(record_path: &Path) -> Option<String> {
-    match recorded(record_path) {
-        Ok(Some(Err(why))) => Some(why),
-        _ => None,
-    }
-}
-
 /// What plan and status say of a handover an earlier command left, if any.
-/// `who`: "an earlier apply" (plan) or "a later apply" (status).
-pub fn left(record_path: &Path, who: &str) -> Option<String> {
-    if !record_path.exists() {
-        return None;
-    }
-    Some(match unreadable(record_path) {
+/// `who`: "an earlier apply" (plan) or "a later apply" (status). A record a
+/// newer unitgen wrote (or one that cannot be opened) is an error, as the
+/// commands that would finish it refuse it.
+pub fn left(record_path: &Path, who: &str) -> Result<Option<String>, String> {
+    let unreadable = match recorded(record_path).map_err(|f| f.message)? {
+        None => return Ok(None),
+        Some(Ok(_)) => None,
+        Some(Err(why)) => Some(why),
+    };
+    Ok(Some(match unreadable {
         None => format!(
             "{who}'s zero-downtime switch did not finish (its stand-in may still \
              run, or serve the traffic): applying finishes it"
@@ -667,7 +709,7 @@ pub fn left(record_path: &Path, who: &str) -> Option<String> {
              unit) and keeps the record as {}",
             kept_aside(record_path).display()
         ),
-    })
+    }))
 }
 
 /// The containers of the stand-ins a handover under way runs (see
@@ -705,7 +747,9 @@ fn read_record(path: &Path, host: &Host) -> Result<Option<Record>, Failure> {
     }
 }
 
-/// The record at `path` as written, or why it cannot be read.
+/// The record at `path` as written, or why it cannot be read. One a newer
+/// unitgen wrote is refused (kept as it is): taken for damage, it would be
+/// finished from the host and set aside, without what it says.
 fn recorded(path: &Path) -> Result<Option<Result<Record, String>>, Failure> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -720,9 +764,13 @@ fn recorded(path: &Path) -> Result<Option<Result<Record, String>>, Failure> {
             )));
         }
     };
-    Ok(Some(serde_json::from_str(&text).map_err(|e| {
-        format!("{}: unreadable: {e}", path.display())
-    })))
+    match serde_json::from_str(&text) {
+        Ok(record) => Ok(Some(Ok(record))),
+        Err(e) => match crate::state::written_by_newer(path, &e) {
+            Some(newer) => Err(Failure::untouched(newer.to_string())),
+            None => Ok(Some(Err(format!("{}: unreadable: {e}", path.display())))),
+        },
+    }
 }
 
 /// A handover whose record cannot be read, as the host shows it: the
@@ -1052,6 +1100,72 @@ mod tests {
         "        servers:\n",
         "        - url: 'http://127.0.0.1:180901'\n",
     );
+
+    /// A newer unitgen's handover record and stand-ins (a field this one
+    /// does not know) were read without it: the record finished and
+    /// removed, the stand-ins written again by apply, what the newer one
+    /// said lost. Both are refused now, as written by a newer unitgen,
+    /// while damaged ones are still told as damaged.
+    #[test]
+    fn records_of_a_newer_unitgen_are_refused_not_taken_for_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let handover = Handover {
+            routes_file: PathBuf::from("/srv/router/dynamic/blog-live.yaml"),
+            record: dir.path().join(RECORD),
+            services: vec![Routed {
+                unit: "blog-live-web.service".into(),
+                standin: UnitFile {
+                    name: "blog-live-web.next.service".into(),
+                    text: "[Unit]\n".into(),
+                },
+                standin_container: "blog-live-web.next".into(),
+                routes: vec![Route {
+                    name: "blog-live-web".into(),
+                    container_port: 80,
+                    host: "blog.example.test".into(),
+                    health_path: None,
+                }],
+            }],
+            replacement: Replacement::NewVersion,
+        };
+        handover.store(dir.path(), None).unwrap();
+        assert!(handover.is_stored(dir.path(), None));
+        assert!(refuse_newer_stored(dir.path()).is_ok());
+        let stored = dir.path().join(STORED);
+        let text = fs::read_to_string(&stored).unwrap();
+        for newer in [
+            text.replacen('{', "{\n  \"format\": 2,", 1),
+            text.replacen("\"health_path\"", "\"health_port\": 81, \"health_path\"", 1),
+        ] {
+            fs::write(&stored, &newer).unwrap();
+            let said = refuse_newer_stored(dir.path()).unwrap_err();
+            assert!(said.contains("written by a newer unitgen"), "{said}");
+            let read = Handover::stored(dir.path(), None, PathBuf::new(), Replacement::FreshCopy);
+            assert!(matches!(read, Err(Unusable::Newer(_))));
+        }
+        fs::write(&stored, "{\"routes_file\": ").unwrap();
+        assert!(
+            refuse_newer_stored(dir.path()).is_ok(),
+            "damaged, not newer"
+        );
+        let read = Handover::stored(dir.path(), None, PathBuf::new(), Replacement::FreshCopy);
+        assert!(matches!(read, Err(Unusable::Damaged(_))));
+
+        let record = dir.path().join(RECORD);
+        let written = r#"{"routes_file": "/x", "previous": "", "switched": null, "standins": [], "probes": []}"#;
+        fs::write(&record, written).unwrap();
+        assert!(left(&record, "an earlier apply").unwrap().is_some());
+        let newer = written.replacen('{', "{\"format\": 2, ", 1);
+        fs::write(&record, &newer).unwrap();
+        let said = left(&record, "an earlier apply").unwrap_err();
+        assert!(said.contains("written by a newer unitgen"), "{said}");
+        assert!(standin_containers(&record, dir.path()).is_empty());
+        assert!(!routes_switched(&record));
+        assert_eq!(fs::read_to_string(&record).unwrap(), newer, "kept as it is");
+        fs::write(&record, "{\"routes_file\"").unwrap();
+        let said = left(&record, "an earlier apply").unwrap().unwrap();
+        assert!(said.contains("its record unreadable"), "{said}");
+    }
 
     #[test]
     fn reads_each_services_backend() {
