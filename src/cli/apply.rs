@@ -716,6 +716,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
                 router::RouterChange::Started => "started",
                 router::RouterChange::Installed => "installed and started",
                 router::RouterChange::Changed => "changed and restarted",
+                router::RouterChange::Repaired(what) => &format!("repaired ({what})"),
             };
             progress.line(&format!("{ROUTER_UNIT} ({}): {said}", router.image));
         }
