@@ -60,6 +60,10 @@ pub struct Container {
     /// The ID of the image it was created from (see [`IMAGE_ID_FORMAT`]).
     #[serde(skip)]
     pub image_id: String,
+    /// Its command (`Config.Cmd`: the words after the image of its `docker
+    /// run`, or the image's own); None when Docker did not say.
+    #[serde(skip)]
+    pub command: Option<Vec<String>>,
 }
 
 /// `docker inspect --format` of the ID of the image a container was
@@ -85,7 +89,7 @@ pub fn inspect(name: &str) -> Option<Container> {
 /// inspect` (one engine call for all: status of an instance stays fast).
 pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
     let format = format!(
-        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{IMAGE_ID_FORMAT}\t{}",
+        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{IMAGE_ID_FORMAT}\t{}\t{{{{json .Config.Cmd}}}}",
         run_args::INSPECT_FORMAT
     );
     inspect_containers(names, &format)
@@ -105,6 +109,10 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
                 created: fields.next().unwrap_or_default().to_string(),
                 image_id: fields.next().unwrap_or_default().to_string(),
                 limits: fields.next().and_then(run_args::Limits::from_inspect),
+                // (JSON: a tab or newline in it is escaped.)
+                command: fields
+                    .next()
+                    .and_then(|json| serde_json::from_str(json).ok()),
             };
             Some((name, container))
         })

@@ -249,6 +249,49 @@ pub struct Observed {
     /// The named volumes its `docker run` mounts that were made after it
     /// last stopped, while it does not run: not the ones it ran with.
     pub volumes_made_again: Vec<String>,
+    /// How the enablement links of it in the unit directory differ from
+    /// its `[Install]` section (see `systemd::observe::links_differ`).
+    pub links_differ: Option<LinksDiffer>,
+}
+
+/// Enablement links (`T.wants/U`, `T.requires/U`, `T.upholds/U`) of a unit
+/// that systemd calls enabled, whichever target links it, each as the
+/// link's folder (`multi-user.target.wants`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinksDiffer {
+    /// The links its `[Install]` section makes that are gone.
+    pub missing: Vec<String>,
+    /// The links of it that its `[Install]` section does not make.
+    pub extra: Vec<String>,
+}
+
+impl std::fmt::Display for LinksDiffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `x.target.wants` -> `wanted by x.target`.
+        fn by(folder: &str) -> String {
+            let (target, kind) = folder.rsplit_once('.').unwrap_or((folder, ""));
+            let verb = match kind {
+                "wants" => "wanted",
+                "requires" => "required",
+                "upholds" => "upheld",
+                other => other,
+            };
+            format!("{verb} by {target}")
+        }
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            let missing: Vec<String> = self.missing.iter().map(|f| by(f)).collect();
+            parts.push(format!("not {} (its link is gone)", missing.join(", ")));
+        }
+        if !self.extra.is_empty() {
+            let extra: Vec<String> = self.extra.iter().map(|f| by(f)).collect();
+            parts.push(format!(
+                "{}, which its file does not say (linked by hand?)",
+                extra.join(", ")
+            ));
+        }
+        write!(f, "enabled, but {}", parts.join("; "))
+    }
 }
 
 impl Observed {
@@ -275,6 +318,12 @@ impl Observed {
             && !matches!(self.unit_file_state.as_str(), "enabled" | "static")
         {
             faults.push(Fault::NotEnabled(self.unit_file_state.clone()));
+        } else if let Some(links) = self
+            .links_differ
+            .clone()
+            .filter(|_| self.loaded_elsewhere().is_none())
+        {
+            faults.push(Fault::LinksDiffer(links));
         }
         if self.need_daemon_reload {
             faults.push(Fault::NotReloaded);
@@ -357,6 +406,12 @@ pub struct Observation {
 pub enum Fault {
     /// Not enabled: it would not start at boot.
     NotEnabled(String),
+    /// Enabled, but not by the links its `[Install]` section makes: one
+    /// moved to another target's folder, or removed while another stays
+    /// (`systemctl is-enabled` says `enabled` all the same). It starts at
+    /// boot with what links it, not with its instance. Re-enabling (disable,
+    /// enable) makes them as the file says.
+    LinksDiffer(LinksDiffer),
     /// Masked (`masked` or `masked-runtime`): systemd will not start it.
     /// An admin's hand, which apply does not undo (it refuses).
     Masked(String),
@@ -413,6 +468,7 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::NotEnabled(state) if state.is_empty() => f.write_str("not enabled"),
             Fault::NotEnabled(state) => write!(f, "not enabled ({state})"),
+            Fault::LinksDiffer(links) => links.fmt(f),
             Fault::Masked(state) => write!(
                 f,
                 "{state}: systemd will not start it; apply does not undo a mask (`systemctl unmask`)"
@@ -491,6 +547,12 @@ impl Repair {
         self.faults.contains(&Fault::NotReloaded)
     }
 
+    /// Enabled by other links than its file says: disabled (every link of
+    /// it goes) and enabled again.
+    pub fn relink(&self) -> bool {
+        (self.faults.iter()).any(|f| matches!(f, Fault::LinksDiffer(_)))
+    }
+
     /// Not running (stopped, failed, or waiting to be restarted).
     fn not_running(&self) -> bool {
         (self.faults.iter()).any(|f| matches!(f, Fault::NotRunning { .. }))
@@ -542,10 +604,13 @@ impl Repair {
     }
 
     /// What apply will do, e.g. `enable, start`.
-    fn actions(&self) -> String {
+    pub fn actions(&self) -> String {
         let mut actions = Vec::new();
         if self.enable() {
             actions.push("enable");
+        }
+        if self.relink() {
+            actions.push("re-enable");
         }
         if self.reload() {
             actions.push("reload");
@@ -746,6 +811,15 @@ impl Plan {
     /// Units apply enables: the new ones and those found not enabled.
     pub fn to_enable(&self) -> Vec<String> {
         self.new_and_repaired(Repair::enable)
+    }
+
+    /// Kept units apply disables and enables again, for their links to be
+    /// as their files say (see [`Fault::LinksDiffer`]).
+    pub fn to_relink(&self) -> Vec<String> {
+        (self.repair.iter())
+            .filter(|r| r.relink())
+            .map(|r| r.unit.clone())
+            .collect()
     }
 
     /// Units apply starts: the new ones (but those systemd runs without

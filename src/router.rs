@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use crate::diagnostic::Problem;
 use crate::model::Instance;
-use crate::model::route::{ROUTER_UNIT, Router};
+use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
+use crate::plan::{Plan, Repair};
 use crate::progress::Progress;
 use crate::render::{UnitFile, content_digest};
 use crate::systemd::JobKind;
@@ -166,7 +167,7 @@ fn remove_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// What [`ensure`] did to the router unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouterChange {
     Unchanged,
     /// Its file changed in what it records only: rewritten, not restarted.
@@ -174,6 +175,26 @@ pub enum RouterChange {
     Started,
     Installed,
     Changed,
+    /// Its file as wanted, but the host not as it says (see [`found`]):
+    /// what apply did about it, after why.
+    Repaired(String),
+}
+
+/// How the running router differs on the host from its installed file
+/// `present`, as `plan` tells it (see `plan::Observed::faults`): its
+/// container replaced by hand (other flags, image, published ports),
+/// paused or gone, its enablement links moved, its file changed since
+/// systemd loaded it. None when it does not.
+pub fn found(
+    host: &Host,
+    systemd: &crate::systemd::Systemd,
+    present: &UnitFile,
+) -> Result<Option<Repair>, crate::systemd::Error> {
+    let present = std::slice::from_ref(present);
+    let mut plan = Plan::new(present, present);
+    let observed = crate::systemd::observe::observe(systemd, host, present, &plan, None)?;
+    plan.observe(&observed.units);
+    Ok(plan.repair.pop())
 }
 
 /// The installed router unit, if any.
@@ -305,8 +326,15 @@ pub fn ensure(
         .map_err(|e| Failure::untouched(e.to_string()))?
         .first()
         .is_some_and(|s| s == "active");
-    match (change, active) {
-        (RouterChange::Unchanged | RouterChange::Recorded, true) => Ok(change),
+    match (change.clone(), active) {
+        // Running its file: as that file says on the host too?
+        (RouterChange::Unchanged | RouterChange::Recorded, true) => {
+            let untouched = |e: crate::systemd::Error| Failure::untouched(e.to_string());
+            match found(host, &systemd, unit).map_err(untouched)? {
+                None => Ok(change),
+                Some(repair) => repair_router(host, &systemd, &repair, settle, progress),
+            }
+        }
         (RouterChange::Unchanged | RouterChange::Recorded, false) => {
             converge::control(host, &[(JobKind::Start, &names)], settle, progress)?;
             Ok(RouterChange::Started)
@@ -337,6 +365,40 @@ pub fn ensure(
             Err(failure)
         }
     }
+}
+
+/// Repairs the running router as `repair` says, touching nothing else:
+/// resumes its paused container, makes its links as its file says, and
+/// restarts it when it runs something else than its file (a container
+/// replaced by hand).
+fn repair_router(
+    host: &Host,
+    systemd: &crate::systemd::Systemd,
+    repair: &Repair,
+    settle: Duration,
+    progress: &Progress,
+) -> Result<RouterChange, Failure> {
+    let bus = |e: crate::systemd::Error| Failure::untouched(e.to_string());
+    let names = [ROUTER_UNIT.to_string()];
+    if repair.paused_container().is_some() {
+        crate::docker::unpause(ROUTER_CONTAINER).map_err(Failure::untouched)?;
+    }
+    if repair.relink() {
+        systemd.disable(&names).map_err(bus)?;
+        systemd.enable(&names).map_err(bus)?;
+    }
+    if repair.relink() || repair.reload() {
+        systemd.reload().map_err(bus)?;
+    }
+    if repair.restart() {
+        converge::control(host, &[(JobKind::Restart, &names)], settle, progress)?;
+    }
+    let why: Vec<String> = repair.faults.iter().map(ToString::to_string).collect();
+    Ok(RouterChange::Repaired(format!(
+        "{}: {}",
+        why.join(", "),
+        repair.actions()
+    )))
 }
 
 /// Where [`ensure`] marks a restart of the router as due, in the router's

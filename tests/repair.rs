@@ -1991,3 +1991,199 @@ fn a_revision_edited_since_it_was_recorded_is_refused_with_the_way_out() {
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(greeting(&world), "v1");
 }
+
+/// The folders of the unit directory that hold an enablement link of
+/// `unit` (`x.target.wants`), sorted.
+fn linked_from(world: &World, unit: &str) -> Vec<String> {
+    let dir = world.sandbox.unit_dir();
+    let mut folders: Vec<String> = (std::fs::read_dir(&dir).unwrap().flatten())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|folder| dir.join(folder).join(unit).symlink_metadata().is_ok())
+        .collect();
+    folders.sort();
+    folders
+}
+
+/// A service's wants-link moved by hand to another target (`mv` from the
+/// instance target's folder to multi-user.target.wants), or one added
+/// beside it: systemd still calls the unit enabled, so plan said "up to
+/// date" and status healthy, while the service started at boot without its
+/// instance (and stayed out of `systemctl stop` of the instance's target
+/// only by its PartOf=). Plan tells it, apply re-enables only those units,
+/// restarting nothing.
+#[test]
+fn a_wants_link_moved_to_another_target_is_told_and_made_again() {
+    let world = World::new("ugwant");
+    let port = free_port();
+    world.write(&yaml("ugwant", "v1", None, port));
+    world.apply_ok("live");
+    let dir = world.sandbox.unit_dir();
+    let (web, api) = ("ugwant-live-web.service", "ugwant-live-api.service");
+    let target_wants = "ugwant-live.target.wants";
+    assert_eq!(linked_from(&world, web), [target_wants]);
+    std::fs::create_dir_all(dir.join("multi-user.target.wants")).unwrap();
+    std::fs::rename(
+        dir.join(target_wants).join(web),
+        dir.join("multi-user.target.wants").join(web),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        format!("/etc/systemd/system/{api}"),
+        dir.join("multi-user.target.wants").join(api),
+    )
+    .unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    // What made plan say "up to date".
+    assert_eq!(is_enabled(&world, web), "enabled");
+    let ids = (world.id("live", "api"), world.id("live", "web"));
+
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* {web} (enabled, but not wanted by ugwant-live.target (its link is gone); wanted \
+             by multi-user.target, which its file does not say (linked by hand?): re-enable)"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "* {api} (enabled, but wanted by multi-user.target, which its file does not say \
+             (linked by hand?): re-enable)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        marked(&shown, "web", "not wanted by ugwant-live.target"),
+        "{shown}"
+    );
+    assert!(
+        marked(&shown, "api", "wanted by multi-user.target"),
+        "{shown}"
+    );
+
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 enabled"), "{}", text(&out));
+    assert_eq!(linked_from(&world, web), [target_wants]);
+    assert_eq!(linked_from(&world, api), [target_wants]);
+    // systemd sees it too: the instance's target wants it again.
+    let wanted_by = world
+        .sandbox
+        .systemctl(["show", "--property=WantedBy", "--value", web]);
+    assert_eq!(
+        String::from_utf8_lossy(&wanted_by.stdout).trim(),
+        "ugwant-live.target"
+    );
+    assert_eq!(
+        (world.id("live", "api"), world.id("live", "web")),
+        ids,
+        "nothing restarted"
+    );
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}
+
+/// The host's router's container replaced by hand under its name (`docker
+/// rename`, then `docker run --name unitgen-router` with another entry
+/// port; a `docker rm -f` instead is mended by the unit's own restart):
+/// plan and apply read only the router unit's systemd state, which was
+/// fine, so both said "up to date" and status healthy while the router's
+/// name ran other flags, and the unit a container under another name.
+/// Plan tells it, status marks it, apply restarts the router alone, and
+/// the domain is served by the router as applied.
+#[test]
+fn a_router_container_replaced_by_hand_is_told_and_restarted() {
+    let mut world = World::new("ugrtr");
+    world.sandbox.own_containers("unitgen-router");
+    let ports = (free_port(), free_port(), free_port());
+    let out = std::process::Command::new("openssl")
+        .args(["passwd", "-apr1", "wonderland"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(world.dir().join("users.htpasswd"), format!("alice:{hash}")).unwrap();
+    std::fs::write(world.dir().join("token.txt"), "s3cr3t-ugrtr\n").unwrap();
+    world.write(&routed_yaml(&world, "ugrtr", "v1", ports));
+    world.apply_ok("live");
+    let routed = || {
+        support::traefik::get_as(
+            Some("alice:wonderland"),
+            "http",
+            "live.example.test",
+            ports.1,
+            "/",
+            None,
+        )
+    };
+    let served = |a: &support::traefik::Answer| a.status == 200 && a.body == "web\n";
+    support::traefik::wait_until(Duration::from_secs(30), "routed", routed, served);
+    assert_eq!(plan(&world).0, Some(0));
+
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let other_port = free_port();
+    docker(&["rename", "unitgen-router", "unitgen-router-by-hand-old"]);
+    let by_hand = docker(&[
+        "run",
+        "-d",
+        "--name",
+        "unitgen-router",
+        "--network",
+        "host",
+        support::traefik::IMAGE,
+        "traefik",
+        &format!("--entryPoints.web.address=127.0.0.1:{other_port}"),
+    ]);
+    let ids = (world.id("live", "api"), world.id("live", "web"));
+
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "the host's router:\n* unitgen-router.service (its container differs: its command \
+             has `--entryPoints.web.address=127.0.0.1:{other_port}` where the unit's has \
+             `--global.checkNewVersion=false` (replaced by hand?): restart)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(&world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        shown.contains("! unitgen-router.service: its container differs: its command has"),
+        "{shown}"
+    );
+
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("unitgen-router.service (unitgen-test/traefik:3): repaired ("),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("ugrtr-live is up to date"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(
+        docker(&["inspect", "--format", "{{.Id}}", "unitgen-router"]),
+        by_hand
+    );
+    support::traefik::wait_until(Duration::from_secs(30), "routed again", routed, served);
+    assert_eq!(
+        (world.id("live", "api"), world.id("live", "web")),
+        ids,
+        "the instance untouched"
+    );
+    assert_eq!(plan(&world).0, Some(0));
+    assert_eq!(status(&world).0, Some(0));
+}

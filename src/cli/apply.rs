@@ -267,6 +267,13 @@ fn plan_one(
                     .map_err(|e| miette!("{e}"))?;
                 router_plan.observe(&observed.units);
                 if router::restart_pending(&host, &unit) {
+                    // Its container runs the file before: that is why it
+                    // differs from the unit's `docker run`, not a hand.
+                    for repair in &mut router_plan.repair {
+                        (repair.faults)
+                            .retain(|f| !matches!(f, crate::plan::Fault::ContainerDiffers { .. }));
+                    }
+                    router_plan.repair.retain(|r| !r.faults.is_empty());
                     router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
                 }
             }
@@ -768,6 +775,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
                 router::RouterChange::Started => "started",
                 router::RouterChange::Installed => "installed and started",
                 router::RouterChange::Changed => "changed and restarted",
+                router::RouterChange::Repaired(what) => &format!("repaired ({what})"),
             };
             progress.line(&format!("{ROUTER_UNIT} ({}): {said}", router.image));
         }

@@ -538,6 +538,13 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             &host.state_dir()?.join(&prefix),
         )
         .map_err(|e| miette::miette!("{e}"))?;
+        // As `plan` reads them: a unit linked by another target than its
+        // file says is still `enabled` to systemd.
+        let links = observe::enablement_links(&target.links_dir());
+        let links_differ = |unit: &render::UnitFile| {
+            let found = links.get(&unit.name).map_or(&[][..], Vec::as_slice);
+            observe::links_differ(&unit.text, found)
+        };
         let all_units = installed.as_slice();
         // Units of the revision whose file is gone (removed by hand) that
         // systemd runs all the same, from what it loaded before: told, and
@@ -601,6 +608,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     need_daemon_reload: details.need_daemon_reload,
                     active_state: state.active_state,
                     sub_state: state.sub_state,
+                    links_differ: links_differ(unit),
                     ..Observed::default()
                 };
                 let mut why: Vec<String> = (seen.faults(owner.started_by.is_some()).iter())
@@ -636,6 +644,17 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                         state.active_state, state.sub_state
                     )],
                 });
+            } else if let Some(unit) = crate::router::installed(&target) {
+                // Running: as `plan` sees it (its container replaced by
+                // hand, its links moved), its file aside.
+                let found = crate::router::found(&target, &systemd, &unit)
+                    .map_err(|e| miette::miette!("{e}"))?;
+                if let Some(repair) = found {
+                    other_units.push(NotAsApplied {
+                        unit: router,
+                        why: repair.faults.iter().map(ToString::to_string).collect(),
+                    });
+                }
             }
         }
         // One systemd call and one engine call for all units, not one each.
@@ -752,18 +771,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             .zip(asked)
         {
             let mut container = owner.container().and_then(|c| containers.remove(&c));
-            // A service with an exec-form healthcheck runs a local image
-            // built on its own (`render::docker::health_image`): the user
-            // asked for `redis:7`, not `unitgen-health/blog-live-cache`, and
-            // wants to see which version runs (`docker compose ps` shows the
-            // service's image too). Which image the container was made from
-            // is still checked, by ID (`tag_moved` below).
-            if let (Some(c), Some(name), Some(image)) =
-                (container.as_mut(), owner.container(), &owner.image)
-                && c.image == crate::render::docker::health_tag(&name)
-            {
-                c.image.clone_from(image);
-            }
             // Seen as `plan` sees it (`systemd::observe`).
             let active = state.active_state == "active";
             let runs_container = owner.service.is_some() && active && state.sub_state == "running";
@@ -779,6 +786,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 network_differs: network_differs
                     .clone()
                     .filter(|_| owner.network.is_some() && active),
+                links_differ: links_differ(unit),
                 ..Observed::default()
             };
             if runs_container && let Some(name) = owner.container() {
@@ -790,6 +798,19 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     details.active_enter_timestamp,
                     &prefix,
                 );
+            }
+            // A service with an exec-form healthcheck runs a local image
+            // built on its own (`render::docker::health_image`): the user
+            // asked for `redis:7`, not `unitgen-health/blog-live-cache`, and
+            // wants to see which version runs (`docker compose ps` shows the
+            // service's image too). Which image the container was made from
+            // is still checked, by ID (`tag_moved` below). (After `see_container`,
+            // which compares the image its unit runs.)
+            if let (Some(c), Some(name), Some(image)) =
+                (container.as_mut(), owner.container(), &owner.image)
+                && c.image == crate::render::docker::health_tag(&name)
+            {
+                c.image.clone_from(image);
             }
             if !active && let Some(args) = &args {
                 seen.volumes_missing = (args.named_volumes.iter())

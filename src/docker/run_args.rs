@@ -156,6 +156,10 @@ impl Limits {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunArgs {
     pub limits: Limits,
+    /// The image it runs, as named (None: no word after the flags).
+    pub image: Option<String>,
+    /// The words after the image: the container's command (its `Cmd`).
+    pub command: Vec<String>,
     /// The named volumes it mounts (`--volume NAME:/path`, `--mount
     /// type=volume,source=NAME,...`): Docker makes a missing one, empty.
     pub named_volumes: Vec<String>,
@@ -182,8 +186,16 @@ pub fn read(argv: &[String]) -> Option<RunArgs> {
         },
         ..RunArgs::default()
     };
+    let (values, image_on) = flag_values(flags);
+    // systemd's ExecStart= keeps `$$` (a `$`) and `$VAR` as written, and
+    // expands them at each start: a word with a `$VAR` is not compared.
+    let as_run: Option<Vec<String>> = image_on.iter().map(|word| dollars_as_run(word)).collect();
+    if let Some((image, command)) = as_run.as_deref().and_then(<[String]>::split_first) {
+        read.image = Some(image.clone());
+        read.command = command.to_vec();
+    }
     let limits = &mut read.limits;
-    for (name, value) in flag_values(flags) {
+    for (name, value) in values {
         let value = value.as_str();
         match name.as_str() {
             "memory" => limits.memory = ram_in_bytes(value)?,
@@ -236,16 +248,38 @@ pub fn read(argv: &[String]) -> Option<RunArgs> {
     Some(read)
 }
 
+/// `word` of an `ExecStart=` as systemd runs it when it holds no variable:
+/// `$$` is one `$`. None when it names one (`$VAR`, `${VAR}`).
+fn dollars_as_run(word: &str) -> Option<String> {
+    let mut run = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.next() != Some('$') {
+            return None;
+        }
+        run.push(c);
+    }
+    Some(run)
+}
+
 /// The flags of a `docker run` command line (after `run`) that take a
 /// value, by their long name, with the value: `--flag=value`, `--flag
 /// value`, and the short forms (`-m 64m`, `-m64m`, `-v a:/b`). Stops at
-/// the image (the first word that is not a flag) or `--`.
-fn flag_values(words: &[String]) -> Vec<(String, String)> {
+/// the image (the first word that is not a flag) or `--`; with the words
+/// from the image on.
+fn flag_values(words: &[String]) -> (Vec<(String, String)>, &[String]) {
     let mut found = Vec::new();
     let mut words = words.iter();
-    while let Some(word) = words.next() {
-        if word == "--" || !word.starts_with('-') || word == "-" {
-            break;
+    loop {
+        let from_here = words.as_slice();
+        let Some(word) = words.next() else {
+            return (found, from_here);
+        };
+        if word == "--" {
+            return (found, words.as_slice());
+        }
+        if !word.starts_with('-') || word == "-" {
+            return (found, from_here);
         }
         if let Some(long) = word.strip_prefix("--") {
             match long.split_once('=') {
@@ -283,7 +317,6 @@ fn flag_values(words: &[String]) -> Vec<(String, String)> {
             break;
         }
     }
-    found
 }
 
 /// A size as the Docker CLI reads `--memory` (go-units' RAMInBytes): a
@@ -365,6 +398,27 @@ mod tests {
         assert_eq!(read.limits.restart, "no");
         assert_eq!(read.named_volumes, ["a-live-data", "a-live-cache"]);
         assert!(super::read(&["/bin/sh".into(), "-c".into()]).is_none());
+    }
+
+    #[test]
+    fn the_image_and_command_are_read_as_docker_gets_them() {
+        let read = read(&argv(&[
+            "--rm", "-m", "1g", "--name=x", "img:1", "sh", "-c", "echo $$A",
+        ]));
+        let read = read.unwrap();
+        assert_eq!(read.image.as_deref(), Some("img:1"));
+        assert_eq!(read.command, ["sh", "-c", "echo $A"]);
+        let after = super::read(&argv(&["--", "img:1", "a"])).unwrap();
+        assert_eq!(
+            (after.image.as_deref(), after.command),
+            (Some("img:1"), vec!["a".to_string()])
+        );
+        // A variable systemd expands at start: what runs is not known here.
+        let expanded = super::read(&argv(&["img:1", "echo", "$HOME"])).unwrap();
+        assert_eq!(
+            (expanded.image, expanded.command),
+            (None, Vec::<String>::new())
+        );
     }
 
     #[test]

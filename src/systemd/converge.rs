@@ -72,6 +72,18 @@ impl Host {
         (loaded != ours && !same_file()).then(|| fragment_path.to_string())
     }
 
+    /// The folder `EnableUnitFiles` writes enablement links into (`T.wants/`
+    /// and the like): the user's configuration folder for a user manager
+    /// (where its units are installed), the system's `/etc/systemd/system`
+    /// otherwise, whatever folder the unit files are in.
+    pub fn links_dir(&self) -> PathBuf {
+        match (&self.root, self.user) {
+            (_, true) => self.unit_dir.clone(),
+            (Some(root), false) => root.join("etc/systemd/system"),
+            (None, false) => PathBuf::from("/etc/systemd/system"),
+        }
+    }
+
     /// The Docker environment this host's units get from their manager, as
     /// unitgen reaches it (see [`docker::environment`]), after a warning
     /// for each variable unitgen's own environment sets otherwise. None,
@@ -308,7 +320,9 @@ fn run(
         systemd.enable(&enable).map_err(bus)?;
     }
     let changed: Vec<String> = plan.change.iter().map(|c| c.new.name.clone()).collect();
-    reenable(systemd, &plan.started_by_apply(&changed))?;
+    let mut relink = plan.started_by_apply(&changed);
+    relink.extend(plan.to_relink());
+    reenable(systemd, &relink)?;
     fault::point("after-enable");
     systemd.reload().map_err(bus)?;
     (options.on_loaded)();
@@ -405,7 +419,7 @@ fn run(
     outcome.enabled = plan
         .repair
         .iter()
-        .filter(|r| r.enable())
+        .filter(|r| r.enable() || r.relink())
         .map(|r| r.unit.clone())
         .collect();
     outcome.started = starts;

@@ -9,7 +9,11 @@
 //! from before it.
 
 use crate::docker::{self, Container, run_args};
-use crate::plan::{Moved, Observation, Observed, Plan};
+use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::plan::{LinksDiffer, Moved, Observation, Observed, Plan};
 use crate::render::{self, UnitFile};
 use crate::state::Intent;
 use crate::systemd::converge::Host;
@@ -22,6 +26,89 @@ fn written_since(file: &std::path::Path, since: u64) -> bool {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .is_some_and(|t| t.as_micros() > u128::from(since))
+}
+
+/// The enablement links in `dir` (see [`Host::links_dir`]), by the unit
+/// they link: the folders (`T.wants`, `T.requires`, `T.upholds`) that hold
+/// a link of its name. One read of the folder for all units.
+pub fn enablement_links(dir: &Path) -> HashMap<String, Vec<String>> {
+    let mut links: HashMap<String, Vec<String>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return links;
+    };
+    for entry in entries.flatten() {
+        let folder = entry.file_name().to_string_lossy().into_owned();
+        if !LINK_FOLDERS.iter().any(|kind| folder.ends_with(kind)) {
+            continue;
+        }
+        for link in std::fs::read_dir(entry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let unit = link.file_name().to_string_lossy().into_owned();
+            links.entry(unit).or_default().push(folder.clone());
+        }
+    }
+    links
+}
+
+/// The folders of the links an `[Install]` key makes, by key.
+const INSTALL_KEYS: [(&str, &str); 3] = [
+    ("WantedBy", ".wants"),
+    ("RequiredBy", ".requires"),
+    ("UpheldBy", ".upholds"),
+];
+const LINK_FOLDERS: [&str; 3] = [".wants", ".requires", ".upholds"];
+
+/// The link folders the `[Install]` section of `text` makes links in
+/// (`WantedBy=x.target`: `x.target.wants`), sorted. None when a target is
+/// named with a specifier (`%i`), which only systemd resolves.
+pub fn install_folders(text: &str) -> Option<Vec<String>> {
+    let mut folders: Vec<String> = Vec::new();
+    let section = (text.lines())
+        .skip_while(|line| line.trim() != "[Install]")
+        .skip(1)
+        .take_while(|line| !line.starts_with('['));
+    for line in section {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let Some((_, suffix)) = INSTALL_KEYS.iter().find(|(k, _)| *k == key.trim()) else {
+            continue;
+        };
+        // An empty assignment resets the list, as systemd reads it.
+        if value.trim().is_empty() {
+            folders.retain(|folder| !folder.ends_with(suffix));
+        }
+        for target in value.split_whitespace() {
+            if target.contains('%') {
+                return None;
+            }
+            folders.push(format!("{target}{suffix}"));
+        }
+    }
+    folders.sort();
+    folders.dedup();
+    Some(folders)
+}
+
+/// How the links of `unit` (`found`: the folders that hold one) differ
+/// from those its file's `[Install]` section makes. None when they match,
+/// or when it cannot be told (see [`install_folders`]).
+pub fn links_differ(text: &str, found: &[String]) -> Option<LinksDiffer> {
+    let wanted = install_folders(text)?;
+    let differ = LinksDiffer {
+        missing: (wanted.iter())
+            .filter(|folder| !found.contains(folder))
+            .cloned()
+            .collect(),
+        extra: (found.iter())
+            .filter(|folder| !wanted.contains(folder))
+            .cloned()
+            .collect(),
+    };
+    (differ != LinksDiffer::default()).then_some(differ)
 }
 
 /// Observes every unit of `plan` that is installed and stays (kept or
@@ -67,6 +154,9 @@ pub fn observe(
         Some(_) => Some(systemd.unit_file_states(&names)?),
         None => None,
     };
+    // A link moved to another target by hand leaves the unit enabled to
+    // systemd: its links are read from disk, all at once.
+    let links = enablement_links(&host.links_dir());
     let mut observed = Vec::new();
     // (index in `observed`, owner, container name) of the running units
     // that run a container.
@@ -94,17 +184,20 @@ pub fn observe(
                 Some(_) => written_since(&host.unit_dir.join(name), state.active_enter_timestamp),
                 None => intent.may_run_old(name, state.active_enter_timestamp, manager_started),
             });
-        let owner = installed
-            .iter()
-            .find(|u| &u.name == name)
-            .and_then(|u| render::owner(&u.text));
+        let text = installed.iter().find(|u| &u.name == name).map(|u| &u.text);
+        let owner = text.and_then(|text| render::owner(text));
+        let links_differ = text
+            .and_then(|text| links_differ(text, links.get(name).map_or(&[][..], Vec::as_slice)));
         if is_active
             && let Some(o) = owner.as_ref()
             && let Some(network) = o.network.clone()
         {
             network_unit = Some((observed.len(), network, o.app.clone(), o.instance.clone()));
         }
-        if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
+        // The host's router runs a container too, of no instance: replaced
+        // by hand (other flags, image, ports) it is seen as a service's is.
+        let is_router = name == ROUTER_UNIT;
+        if is_router || owner.as_ref().is_some_and(|o| o.container().is_some()) {
             // What its `docker run` asks, as systemd runs it.
             asked.push((
                 observed.len(),
@@ -112,6 +205,8 @@ pub fn observe(
                 state.active_enter_timestamp,
                 state.inactive_enter_timestamp,
             ));
+        }
+        if let Some(o) = owner.as_ref().filter(|o| o.container().is_some()) {
             whose.get_or_insert_with(|| (o.app.clone(), o.instance.clone()));
             if is_down(&state.active_state, &state.sub_state) && !plan.triggered.contains(name) {
                 down_containers.push((o.container().unwrap_or_default(), name.clone()));
@@ -125,12 +220,16 @@ pub fn observe(
             kept_images.push((name.clone(), container, image));
         }
         // A oneshot's container is done once the unit is active (exited).
+        let container = match owner {
+            _ if is_router => Some(ROUTER_CONTAINER.to_string()),
+            Some(owner) => owner.container(),
+            None => None,
+        };
         if is_active
             && state.sub_state == "running"
-            && let Some(owner) = owner
-            && let Some(container) = owner.container()
+            && let Some(container) = container
         {
-            with_container.push((observed.len(), owner, container));
+            with_container.push((observed.len(), container));
         }
         let unit_file_state = match &on_disk {
             Some(on_disk) => on_disk[at].clone(),
@@ -153,6 +252,7 @@ pub fn observe(
             container_differs: Vec::new(),
             volumes_missing: Vec::new(),
             volumes_made_again: Vec::new(),
+            links_differ,
         });
     }
     // A template's file state is read from disk: masked, no instance of it
@@ -188,14 +288,12 @@ pub fn observe(
     let mut name_holders = Vec::new();
     let mut moved = Vec::new();
     let mut missing_images = Vec::new();
-    if let Some((app, instance)) = whose.filter(|_| {
-        !with_container.is_empty() || !kept_images.is_empty() || !down_containers.is_empty()
-    }) {
-        let mut names: Vec<String> = with_container.iter().map(|(_, _, c)| c.clone()).collect();
+    if !with_container.is_empty() || !kept_images.is_empty() || !down_containers.is_empty() {
+        let mut names: Vec<String> = with_container.iter().map(|(_, c)| c.clone()).collect();
         names.extend(
             (kept_images.iter())
                 .map(|(_, container, _)| container.clone())
-                .filter(|c| !with_container.iter().any(|(_, _, running)| running == c)),
+                .filter(|c| !with_container.iter().any(|(_, running)| running == c)),
         );
         names.extend(
             down_containers
@@ -214,7 +312,10 @@ pub fn observe(
             .collect();
         // They mostly wait for the engine: asked side by side.
         let (containers, running, named_now) = std::thread::scope(|scope| {
-            let listed = scope.spawn(|| docker::running_containers(&app, &instance));
+            // (The router alone is no instance's: none to list.)
+            let listed = scope.spawn(|| {
+                (whose.as_ref()).map(|(app, instance)| docker::running_containers(app, instance))
+            });
             let named_now = scope.spawn(|| docker::image_ids(&references));
             let network_seen = scope.spawn(|| network_unit.as_ref().map(network_seen));
             let containers = docker::inspect_all(&names);
@@ -248,16 +349,21 @@ pub fn observe(
                 .filter(|image| !named_now.contains_key(image))
                 .collect();
         }
-        let network = crate::model::prefix(&app, &instance);
-        for (index, _, name) in &with_container {
+        let network = (whose.as_ref())
+            .map(|(app, instance)| crate::model::prefix(app, instance))
+            .unwrap_or_default();
+        for (index, name) in &with_container {
             let (args, started) = match asked.iter().find(|(i, ..)| i == index) {
+                // The router's unit (`Type=exec`) is active before its
+                // `docker run` makes the container: when is no clue.
+                Some((_, args, _, _)) if observed[*index].unit == ROUTER_UNIT => (args.as_ref(), 0),
                 Some((_, args, started, _)) => (args.as_ref(), *started),
                 None => (None, 0),
             };
             let seen = &mut observed[*index];
             see_container(seen, name, containers.get(name), args, started, &network);
         }
-        let running = running.map_err(|e| {
+        let running = (running.transpose()).map_err(|e| {
             Error::new("listing the instance's containers", zbus::Error::Failure(e))
         })?;
         let down: Vec<&str> = (observed.iter())
@@ -272,7 +378,11 @@ pub fn observe(
                     .cloned(),
             )
             .collect();
-        stray_containers = strays(running.into_keys(), &run_by, &down);
+        stray_containers = strays(
+            running.into_iter().flat_map(|r| r.into_keys()),
+            &run_by,
+            &down,
+        );
         // Any container of such a name, running or not, labelled or not:
         // its unit's `docker run --name` would fail on it.
         name_holders = (down_containers.into_iter())
@@ -438,9 +548,43 @@ fn differences(container: &Container, args: &run_args::RunArgs, started: u64) ->
     if started > 0 && made.is_some_and(|made| made > started) {
         return vec!["it was made after its unit started (replaced by hand?)".to_string()];
     }
-    let mut found: Vec<String> = (container.limits.as_ref())
-        .map(|recorded| args.limits.differences(recorded))
-        .unwrap_or_default();
+    let mut found = Vec::new();
+    // Run by hand with another image or command (flags after the image):
+    // the router, whose unit is active before its container is made, is
+    // told so.
+    if let Some(image) = args
+        .image
+        .as_deref()
+        .filter(|image| *image != container.image)
+    {
+        found.push(format!(
+            "image {}, the unit runs {image} (replaced by hand?)",
+            container.image
+        ));
+    }
+    if let Some(command) = &container.command
+        && !args.command.is_empty()
+        && *command != args.command
+    {
+        let at = (command.iter().zip(&args.command))
+            .position(|(is, asked)| is != asked)
+            .unwrap_or(command.len().min(args.command.len()));
+        let word = |words: &[String]| {
+            words
+                .get(at)
+                .map_or("(nothing)".to_string(), |w| format!("`{w}`"))
+        };
+        found.push(format!(
+            "its command has {} where the unit's has {} (replaced by hand?)",
+            word(command),
+            word(&args.command)
+        ));
+    }
+    found.extend(
+        (container.limits.as_ref())
+            .map(|recorded| args.limits.differences(recorded))
+            .unwrap_or_default(),
+    );
     // (`--network container:NAME` shares another's: Docker lists none.)
     let asked: Vec<&str> = match args.networks.as_slice() {
         [] => vec!["bridge"],
@@ -464,6 +608,29 @@ fn differences(container: &Container, args: &run_args::RunArgs, started: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn install_links_are_read_as_systemctl_enable_makes_them() {
+        let text = "[Service]\nWantedBy=not.target\n\n[Install]\nWantedBy=a.target b.target\n\
+                    RequiredBy=c.target\nWantedBy=\nWantedBy=d.target\n\n[X-Unitgen]\nApp=x\n";
+        assert_eq!(
+            install_folders(text).unwrap(),
+            ["c.target.requires", "d.target.wants"]
+        );
+        assert_eq!(
+            install_folders("[Service]\nExecStart=/bin/true\n").unwrap(),
+            [""; 0]
+        );
+        assert_eq!(install_folders("[Install]\nWantedBy=x@%i.target\n"), None);
+        let text = "[Install]\nWantedBy=i.target\n";
+        assert_eq!(links_differ(text, &["i.target.wants".to_string()]), None);
+        let moved = links_differ(text, &["multi-user.target.wants".to_string()]).unwrap();
+        assert_eq!(
+            moved.to_string(),
+            "enabled, but not wanted by i.target (its link is gone); wanted by \
+             multi-user.target, which its file does not say (linked by hand?)"
+        );
+    }
 
     #[test]
     fn a_unit_waiting_out_its_restart_delay_runs_no_container() {
