@@ -513,12 +513,12 @@ fn snapshot_script(instance: &Instance, backup: &Backup) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_refusal_of_a_readable_secret_file_names_it_as_written() {
-        let backup = Backup {
-            repository: "/srv/b".into(),
-            password_file: "/etc/it's here".into(),
-            environment_file: None,
+    /// A daily backup to `repository`, with these secret files.
+    fn backup_to(repository: &str, password_file: &str, environment_file: Option<&str>) -> Backup {
+        Backup {
+            repository: repository.into(),
+            password_file: password_file.into(),
+            environment_file: environment_file.map(Into::into),
             schedule: "daily".into(),
             check: "weekly".into(),
             randomized_delay_seconds: 0,
@@ -526,7 +526,12 @@ mod tests {
             on_failure: None,
             helper_image: "busybox:1.36".into(),
             services: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_refusal_of_a_readable_secret_file_names_it_as_written() {
+        let backup = backup_to("/srv/b", "/etc/it's here", None);
         let script = prepare_script(&backup, "blog-live", "/var/lib/unitgen/blog-live");
         let refusal = (script.iter())
             .find(|line| line.contains("readable by others"))
@@ -553,18 +558,7 @@ mod tests {
     /// unit's values goes on while one with the file's fails, saying which.
     #[test]
     fn every_variable_the_unit_sets_is_checked_against_the_file() {
-        let backup = Backup {
-            repository: "/srv/it's".into(),
-            password_file: "/etc/pw".into(),
-            environment_file: Some("/etc/s3 env".into()),
-            schedule: "daily".into(),
-            check: "weekly".into(),
-            randomized_delay_seconds: 0,
-            keep: Vec::new(),
-            on_failure: None,
-            helper_image: "busybox:1.36".into(),
-            services: Vec::new(),
-        };
+        let backup = backup_to("/srv/it's", "/etc/pw", Some("/etc/s3 env"));
         let lines = own_variables_lines(&backup, "blog-live", Some("/var/lib/unitgen/blog-live"));
         for variable in backup::UNIT_VARIABLES {
             assert!(
