@@ -2088,21 +2088,9 @@ fn check_router_ports(
 ) {
     for service in services {
         for port in &service.ports {
-            let Some(host_port) = port.host_port else {
+            let (Some(host_port), Some(key)) = (port.host_port, router.port_taken_by(port)) else {
                 continue;
             };
-            let key = if host_port == router.http_port {
-                "http_port"
-            } else if host_port == router.https_port {
-                "https_port"
-            } else {
-                continue;
-            };
-            if port.protocol != Protocol::Tcp
-                || !addresses_overlap(port.host_ip.as_deref(), router.address.as_deref())
-            {
-                continue;
-            }
             let mut problem = Problem::new(format!(
                 "`{}` of instance `{instance}` publishes host port {host_port}/tcp, where the host's router listens for the instance's routes (its `{key}`)",
                 service.name
@@ -2124,12 +2112,6 @@ fn check_router_ports(
             problems.push(problem);
         }
     }
-}
-
-/// Whether two listeners' addresses (None: every address) share one.
-pub fn addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
-    let everywhere = |ip: Option<&str>| matches!(ip, None | Some("0.0.0.0" | "::"));
-    everywhere(a) || everywhere(b) || a == b
 }
 
 /// Orders services so that each comes after what it depends on, keeping the

@@ -393,6 +393,13 @@ impl Protocol {
     }
 }
 
+/// Whether two listeners' addresses (None: every address) share one, as
+/// Docker binds them.
+pub fn addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    let everywhere = |ip: Option<&str>| matches!(ip, None | Some("0.0.0.0" | "::"));
+    everywhere(a) || everywhere(b) || a == b
+}
+
 /// A published port: `8000`, `8080:8000`, `127.0.0.1:8080:8000`, `[::1]:8080:8000`,
 /// `53/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]

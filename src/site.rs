@@ -433,7 +433,7 @@ fn host_port_clashes(site: &Site, compiled: &[Instance]) -> Vec<Clash> {
         ip: Option<&'s str>,
         placed: &'s Placed,
     }
-    let overlap = crate::compile::addresses_overlap;
+    let overlap = crate::model::addresses_overlap;
     let mut clashes = Vec::new();
     let mut seen: BTreeMap<(&str, String), Vec<Publisher>> = BTreeMap::new();
     for instance in compiled {

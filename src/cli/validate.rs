@@ -157,20 +157,13 @@ fn router_ports_taken(instances: &[Instance]) -> Vec<String> {
         .collect();
     let mut warnings = Vec::new();
     for instance in instances {
-        let ports = (instance.services.iter())
-            .flat_map(|s| s.ports.iter().map(move |p| (s, p)))
-            .filter(|(_, p)| p.protocol == crate::model::Protocol::Tcp);
+        let ports = (instance.services.iter()).flat_map(|s| s.ports.iter().map(move |p| (s, p)));
         for (service, port) in ports {
             let Some(host_port) = port.host_port else {
                 continue;
             };
-            let routed_by = routers.iter().find(|(name, router)| {
-                *name != instance.instance
-                    && [router.http_port, router.https_port].contains(&host_port)
-                    && crate::compile::addresses_overlap(
-                        port.host_ip.as_deref(),
-                        router.address.as_deref(),
-                    )
+            let routed_by = (routers.iter()).find(|(name, router)| {
+                *name != instance.instance && router.port_taken_by(port).is_some()
             });
             if let Some((routed, _)) = routed_by {
                 warnings.push(format!(

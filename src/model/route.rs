@@ -207,6 +207,23 @@ pub struct Acme {
 }
 
 impl Router {
+    /// The `router:` key of the port the router listens on that publishing
+    /// `port` would take too (`http_port` or `https_port`, on an address
+    /// they share); None when it takes neither.
+    pub fn port_taken_by(&self, port: &super::Port) -> Option<&'static str> {
+        let host_port = port.host_port?;
+        let key = if host_port == self.http_port {
+            "http_port"
+        } else if host_port == self.https_port {
+            "https_port"
+        } else {
+            return None;
+        };
+        (port.protocol == super::Protocol::Tcp
+            && super::addresses_overlap(port.host_ip.as_deref(), self.address.as_deref()))
+        .then_some(key)
+    }
+
     /// What makes this router what it is, in one line. The router unit
     /// records it (`[X-Unitgen] Settings=`): an apply whose router differs
     /// from the one that serves other instances is refused (see
