@@ -1222,6 +1222,59 @@ fn a_copy_that_fails_stops_the_roll_and_is_rolled_back() {
     );
 }
 
+// Seen live: a copy whose `docker run` fails under `Restart=always` (as
+// unitgen's units are) never reaches `failed`: systemd starts it again
+// every `RestartSec=`. apply waited --fleet-wait (120 s by default), then
+// said only 'systemd reports activating/start-post'.
+#[test]
+fn a_copy_in_a_restart_loop_is_a_failed_start_and_plan_names_the_loop() {
+    let restarting = |image| {
+        let (name, text) = web(image);
+        let text = text.replace("[Service]\n", "[Service]\nRestart=always\nRestartSec=5s\n");
+        (name, text)
+    };
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    run(&client, &[restarting("nginx:1.25"), announce()], 1).unwrap();
+    fake.fail_units_containing("nginx:broken");
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(20),
+        ..opts()
+    };
+    let message = run_with(
+        &client,
+        &[restarting("nginx:broken"), announce()],
+        1,
+        &options,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.starts_with(
+            "waiting for blog-staging-web@1.service to run: it failed on machine machine-"
+        ) && message.contains(
+            ", and systemd starts it again and again (systemd: activating/auto-restart; \
+             `journalctl -u blog-staging-web@1.service` there says why)"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("rolled back: restored"), "{message}");
+    let old = unit_hash(&parse(&restarting("nginx:1.25").1).unwrap());
+    assert_eq!(fake.process("blog-staging-web@1.service"), Some(old));
+
+    // A copy that starts failing where it ran: plan names the loop.
+    fake.fail_units_containing("nginx:1.25");
+    let planned = plan(&client, PREFIX, &[restarting("nginx:1.25"), announce()], 1).unwrap();
+    let web = planned.units.iter().find(|u| u.name == WEB).unwrap();
+    assert_eq!(web.action, Action::Change);
+    let why = web.copies[0].not_running.as_deref().unwrap();
+    assert!(
+        why.starts_with("it fails on machine machine-")
+            && why.ends_with(", and systemd starts it again and again (activating/auto-restart)"),
+        "{why}"
+    );
+}
+
 #[test]
 fn a_roll_waits_for_fleet_to_forget_the_old_copy_and_says_so_on_timeout() {
     let (fake, client) = started(2);
@@ -1509,7 +1562,7 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
     )
     .unwrap();
     let mut progress = Vec::new();
-    run_everywhere(
+    let left = run_everywhere(
         &client,
         "blog-staging-network-cleanup.service",
         &cleanup,
@@ -1517,6 +1570,7 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
         &mut |l| progress.push(l.to_owned()),
     )
     .unwrap();
+    assert!(left.is_empty());
     assert!(
         progress.contains(&"running blog-staging-network-cleanup.service on 3 machines".to_owned()),
         "{progress:#?}"
@@ -1547,6 +1601,79 @@ fn a_unit_run_everywhere_runs_on_each_machine_and_is_destroyed_after() {
         "{err}"
     );
     assert!(fake.units().is_empty(), "destroyed after a failure too");
+}
+
+// Seen live: destroy with a machine lost (its systemd dead, not yet
+// dropped by fleet) waited --fleet-wait (120 s) for the machine to run
+// the network cleanup, then failed 'machine … did not finish it'. fleet
+// drops the machine once its entry expires: it is no longer waited for.
+#[test]
+fn a_machine_lost_before_a_run_everywhere_is_not_waited_for() {
+    let fake = fake();
+    let client = FleetClient::new(fake.endpoint()).unwrap();
+    let cleanup = parse(
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\n",
+    )
+    .unwrap();
+    fake.lose_machine("machine-2", Duration::from_millis(300));
+    let options = ApplyOptions {
+        wait_timeout: Duration::from_secs(20),
+        ..opts()
+    };
+    let mut progress = Vec::new();
+    let left = run_everywhere(
+        &client,
+        "blog-staging-network-cleanup.service",
+        &cleanup,
+        &options,
+        &mut |l| progress.push(l.to_owned()),
+    )
+    .unwrap();
+    assert_eq!(left, ["machine-2"]);
+    assert!(
+        progress.contains(&"running blog-staging-network-cleanup.service on 3 machines".to_owned())
+            && progress.contains(
+                &"machine machine-2 left the cluster before it ran blog-staging-network-cleanup.service"
+                    .to_owned()
+            ),
+        "{progress:#?}"
+    );
+    assert!(fake.units().is_empty());
+}
+
+// Seen live: a machine lost midway through an apply, as the copy being
+// rolled was placed on it: fleet kept the copy there (no state) until the
+// machine's entry expired, then placed it on the other machine, where it
+// ran; the apply waited for it there and was right to say up to date.
+#[test]
+fn a_machine_lost_midway_through_a_roll_is_waited_out_on_another() {
+    let (fake, client) = started(1);
+    let first = fake.unit("blog-staging-web@1.service").unwrap().machine_id;
+    fake.lose_machine(&first, Duration::from_millis(300));
+    let desired = [web("nginx:1.27"), announce()];
+    let progress = run(&client, &desired, 1).unwrap();
+    // It was placed on the lost machine first, and waited for.
+    assert!(
+        progress.contains(&"waiting for blog-staging-web@1.service".to_owned()),
+        "{progress:#?}"
+    );
+    for copy in [
+        "blog-staging-web@1.service",
+        "blog-staging-web-announce@1.service",
+    ] {
+        let unit = fake.unit(copy).unwrap();
+        assert!(
+            !unit.machine_id.is_empty() && unit.machine_id != first,
+            "{copy} on {}",
+            unit.machine_id
+        );
+        assert!(fake.runs_its_unit_file(copy), "{copy}");
+    }
+    let planned = plan(&client, PREFIX, &desired, 1).unwrap();
+    assert!(
+        planned.units.iter().all(|u| u.action == Action::Unchanged),
+        "{planned:#?}"
+    );
 }
 
 #[test]

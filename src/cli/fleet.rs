@@ -897,16 +897,30 @@ pub fn destroy(args: &FleetArgs, app: &str, instance: &str) -> Result<Outcome> {
     let cleanup =
         Renderer::new(Flavour::Fleet).fleet_cleanup_unit(app, instance, &destroyed.metadata);
     let unit = unit_file::parse(&cleanup.text).expect("the cleanup unit parses");
-    fleet::run_everywhere(&client, &cleanup.name, &unit, &options, &mut step).map_err(|e| {
-        miette!(
-            "{app}-{instance}: {} units destroyed in fleet, but the Docker network may be left: {e}",
+    let left = fleet::run_everywhere(&client, &cleanup.name, &unit, &options, &mut step)
+        .map_err(|e| {
+            miette!(
+                "{app}-{instance}: {} units destroyed in fleet, but the Docker network may be left: {e}",
+                destroyed.units.len()
+            )
+        })?;
+    let network = crate::model::prefix(app, instance);
+    if left.is_empty() {
+        progress.line(&format!(
+            "{network}: {} units destroyed in fleet, its network removed from every machine",
             destroyed.units.len()
-        )
-    })?;
-    progress.line(&format!(
-        "{app}-{instance}: {} units destroyed in fleet, its network removed from every machine",
-        destroyed.units.len()
-    ));
+        ));
+    } else {
+        // A lost machine takes its containers with it; its network stays
+        // on its Docker engine should it come back.
+        progress.line(&format!(
+            "{network}: {} units destroyed in fleet, its network removed from every machine \
+             but {}, which left the cluster first (if it comes back: `docker network rm \
+             {network}` there)",
+            destroyed.units.len(),
+            left.join(", ")
+        ));
+    }
     Ok(Outcome::Clean)
 }
 

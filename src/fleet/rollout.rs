@@ -266,10 +266,38 @@ fn why_not_running(unit: &Unit, states: &[UnitState]) -> Option<String> {
         {
             None
         }
+        Some(s) if is_restart_loop(s) => Some(format!(
+            "it fails on machine {}, and systemd starts it again and again (activating/auto-restart)",
+            s.machine_id
+        )),
         Some(s) => Some(format!(
             "systemd reports {}/{} on machine {}",
             s.systemd_active_state, s.systemd_sub_state, s.machine_id
         )),
+    }
+}
+
+/// A unit whose start failed and that systemd starts again after
+/// `RestartSec=` (`Restart=always`, as unitgen's are): it never reaches
+/// `failed`. Seen live, a copy whose `docker run` fails: activating/start-post
+/// and activating/auto-restart in turn, for as long as anyone waits.
+fn is_restart_loop(state: &UnitState) -> bool {
+    state.systemd_active_state == "activating" && state.systemd_sub_state == "auto-restart"
+}
+
+/// Why a start awaited on `machine` failed: `failed`, or a restart loop.
+fn start_failed(name: &str, state: &UnitState) -> String {
+    if is_restart_loop(state) {
+        format!(
+            "it failed on machine {}, and systemd starts it again and again (systemd: \
+             activating/auto-restart; `journalctl -u {name}` there says why)",
+            state.machine_id
+        )
+    } else {
+        format!(
+            "it failed on machine {} (systemd: {}/{})",
+            state.machine_id, state.systemd_active_state, state.systemd_sub_state
+        )
     }
 }
 
@@ -1012,14 +1040,8 @@ impl Run<'_, '_> {
                     (self.progress)(&format!("{name} is running on machine {}", s.machine_id));
                     return Ok(());
                 }
-                Some(s) if s.systemd_active_state == "failed" && !stale_failed => {
-                    return Err(rollout_error(
-                        doing,
-                        format!(
-                            "it failed on machine {} (systemd: {}/{})",
-                            s.machine_id, s.systemd_active_state, s.systemd_sub_state
-                        ),
-                    ));
+                Some(s) if (s.systemd_active_state == "failed" && !stale_failed) || is_restart_loop(s) => {
+                    return Err(rollout_error(doing, start_failed(name, s)));
                 }
                 Some(s) => format!(
                     "fleet reports it {}, systemd reports {}/{} on machine {}",
@@ -1093,15 +1115,10 @@ impl Run<'_, '_> {
                 }
                 match (want, seen) {
                     (JobState::Launched, Some(s))
-                        if s.systemd_active_state == "failed" && under_way.contains(&machine) =>
+                        if (s.systemd_active_state == "failed" && under_way.contains(&machine))
+                            || is_restart_loop(s) =>
                     {
-                        return Err(rollout_error(
-                            doing,
-                            format!(
-                                "it failed on machine {machine} (systemd: {}/{})",
-                                s.systemd_active_state, s.systemd_sub_state
-                            ),
-                        ));
+                        return Err(rollout_error(doing, start_failed(name, s)));
                     }
                     (JobState::Launched, Some(s)) if s.systemd_active_state == "active" => {}
                     // Still starting (`activating`) is not yet running.
@@ -1710,22 +1727,26 @@ pub fn destroy(
 
 /// Runs a one-shot global unit once on every machine that can run it (by
 /// its `MachineMetadata=`), waits until each reports it done, and destroys
-/// it again. An error names each machine where it failed or never ran.
+/// it again. A machine that leaves the cluster meanwhile (fleet drops a
+/// lost machine's entry once it expires, seen live 15-25 s after its
+/// systemd died) is no longer waited for: it is returned, as one that did
+/// not run it. An error names each machine where it failed or never ran.
 pub fn run_everywhere(
     client: &FleetClient,
     name: &str,
     unit: &[UnitOption],
     options: &ApplyOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<(), FleetError> {
+) -> Result<Vec<String>, FleetError> {
     let doing = format!("running {name} on every machine");
     let wanted = metadata_wanted(unit);
-    let machines: Vec<String> = client
-        .list_machines()?
-        .into_iter()
-        .filter(|m| has_metadata(&m.metadata, &wanted))
-        .map(|m| m.id)
-        .collect();
+    let able = |client: &FleetClient| -> Result<Vec<String>, FleetError> {
+        Ok((client.list_machines()?.into_iter())
+            .filter(|m| has_metadata(&m.metadata, &wanted))
+            .map(|m| m.id)
+            .collect())
+    };
+    let mut machines = able(client)?;
     // One left by an earlier run that was cut short.
     match client.delete_unit(name) {
         Err(e) if e.status() != Some(404) => return Err(e),
@@ -1742,9 +1763,17 @@ pub fn run_everywhere(
     progress(&format!("running {name} on {} machines", machines.len()));
     client.put_unit(name, JobState::Launched, unit)?;
     let deadline = Instant::now() + options.wait_timeout;
+    let mut left: Vec<String> = Vec::new();
     let outcome = loop {
         let states = client.list_state(Some(name))?;
         let state = |m: &str| states.iter().find(|s| s.name == name && s.machine_id == m);
+        let present = able(client)?;
+        for machine in machines.extract_if(.., |m| !present.contains(m) && state(m).is_none()) {
+            progress(&format!(
+                "machine {machine} left the cluster before it ran {name}"
+            ));
+            left.push(machine);
+        }
         let failed: Vec<String> = machines
             .iter()
             .filter_map(|m| state(m).map(|s| (m, s)))
@@ -1790,7 +1819,9 @@ pub fn run_everywhere(
     };
     progress(&format!("destroying {name}"));
     client.delete_unit(name)?;
-    outcome.map_err(|detail| rollout_error(doing, detail))
+    outcome
+        .map(|()| left)
+        .map_err(|detail| rollout_error(doing, detail))
 }
 
 /// Whether a machine's metadata meets `MachineMetadata=` requirements

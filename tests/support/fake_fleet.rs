@@ -60,6 +60,9 @@
 //!   (right after a roll: the agent's delete of the old copy's states
 //!   lands after the new one's, published again within 5 s):
 //!   `hide_state`;
+//! - a unit whose start fails under `Restart=always` or `on-failure`
+//!   (unitgen's) is activating/auto-restart, never `failed`
+//!   (`fail_units_containing`);
 //! - template units report `currentState: "inactive"`;
 //! - the state `hash` is SHA-1 of the unit file as go-systemd serializes it.
 //!
@@ -72,7 +75,10 @@
 //! `active/exited`; `loaded`, each machine reports `inactive/dead`, as when
 //! `stop_process` stopped them behind fleet's back. As live, fleet gives
 //! them no machine and no current state (`inactive` in the list, none in a
-//! unit's own answer). `/machines` lists the three machines.
+//! unit's own answer). `/machines` lists the three machines, but a lost
+//! one once its entry expired (`lose_machine`: seen live, a machine whose
+//! systemd died stayed listed, with the states it last reported, for
+//! 15-25 s; then fleet placed its units on the other machine).
 //!
 //! Not simulated: Go's JSON decoder's words for a body that is no JSON
 //! (`unable to decode body: ` and serde's); an agent busy unloading many
@@ -140,6 +146,18 @@ impl FakeUnit {
             .find(|o| o.section == section && o.name == name)
             .map(|o| o.value.as_str())
     }
+
+    /// What systemd reports of it when its start fails: with `Restart=`
+    /// always or on-failure (unitgen's units), it is started again after
+    /// `RestartSec=` and never reaches `failed` (seen live: a copy whose
+    /// `docker run` failed was activating/auto-restart and
+    /// activating/start-post in turn, for good).
+    fn failed_start(&self) -> (&'static str, &'static str) {
+        match self.option("Service", "Restart") {
+            Some("always" | "on-failure") => ("activating", "auto-restart"),
+            _ => ("failed", "failed"),
+        }
+    }
 }
 
 /// One request the fake answered.
@@ -194,7 +212,8 @@ struct Cluster {
     page_size: u16,
     /// `/state` answers showing a launched unit "activating" before "active".
     activation_polls: u32,
-    /// Launched units with an option value containing this fail in systemd.
+    /// Launched units with an option value containing this fail in systemd
+    /// (a restart loop under `Restart=always`: `FakeUnit::failed_start`).
     failing_marker: Option<String>,
     chunked: bool,
     /// How long a destroyed unit's state (and process) outlives it.
@@ -235,6 +254,27 @@ struct Cluster {
     unload_after: Option<(usize, String)>,
     /// Units whose state the next so many `/state` answers leave out.
     hidden_states: BTreeMap<String, u32>,
+    /// Machines lost (their systemd gone), with when fleet drops each
+    /// one's entry (see `FakeFleet::lose_machine`).
+    lost: Vec<(String, Instant)>,
+    /// Machines whose entry fleet has dropped.
+    gone: Vec<String>,
+}
+
+impl Cluster {
+    /// The machines fleet lists (and schedules on): a lost one until its
+    /// entry expires.
+    fn listed(&self) -> Vec<&'static str> {
+        (MACHINES.iter().copied())
+            .filter(|m| !self.gone.iter().any(|g| g == m))
+            .collect()
+    }
+
+    /// Whether machine `m` was lost: it starts nothing and reports nothing
+    /// new.
+    fn is_lost(&self, m: &str) -> bool {
+        self.lost.iter().any(|(l, _)| l == m) || self.gone.iter().any(|g| g == m)
+    }
 }
 
 /// A destroyed unit the agent of its machine has not stopped yet.
@@ -303,6 +343,8 @@ impl FakeFleet {
             replace_after: None,
             unload_after: None,
             hidden_states: BTreeMap::new(),
+            lost: Vec::new(),
+            gone: Vec::new(),
             hold_after: None,
             holding: false,
         }));
@@ -405,6 +447,18 @@ impl FakeFleet {
         self.cluster()
             .hidden_states
             .insert(name.to_owned(), answers);
+    }
+
+    /// Machine `machine` is lost (its systemd and containers gone, as a
+    /// machine that died): fleet still lists it and shows the states it
+    /// last reported, and places units on it, which never start there,
+    /// until its entry expires after `expires_in` (seen live: 15-25 s);
+    /// then fleet drops it and places its units again on the others.
+    pub fn lose_machine(&self, machine: &str, expires_in: Duration) {
+        let mut cluster = self.cluster();
+        cluster
+            .lost
+            .push((machine.to_owned(), Instant::now() + expires_in));
     }
 
     pub fn set_page_size(&self, size: u16) {
@@ -748,6 +802,7 @@ fn error(code: u16, message: &str) -> Answer {
 // ---- API (api/units.go, api/state.go) ------------------------------------
 
 fn route(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
+    drop_expired_machines(cluster);
     // Live fleet v1.0's body, on every resource.
     if cluster.etcd_unreachable {
         return error(503, "fleet server unable to communicate with etcd");
@@ -810,8 +865,7 @@ fn answer(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         },
         "/fleet/v1/machines" => match method {
             "GET" => {
-                let machines: Vec<Value> = MACHINES
-                    .iter()
+                let machines: Vec<Value> = (cluster.listed().into_iter())
                     .map(|m| json!({"id": m, "primaryIP": "127.0.0.1", "metadata": {}}))
                     .collect();
                 page(cluster, request, "machines", machines)
@@ -1273,8 +1327,7 @@ fn reconcile(cluster: &mut Cluster) {
             } else if !unit.machine_id.is_empty() && able_to_run(cluster, &unit, &unit.machine_id) {
                 unit.machine_id.clone()
             } else {
-                MACHINES
-                    .iter()
+                (cluster.listed().iter())
                     .filter(|m| able_to_run(cluster, &unit, m))
                     .min_by_key(|m| {
                         cluster
@@ -1293,7 +1346,11 @@ fn reconcile(cluster: &mut Cluster) {
             };
             // One systemd stopped on its own stays stopped until fleet
             // tells its machine to stop it and start it again.
-            let started = current == "launched" && unit.process.is_none() && !unit.stopped;
+            // A lost machine starts nothing.
+            let started = current == "launched"
+                && unit.process.is_none()
+                && !unit.stopped
+                && !cluster.is_lost(&machine);
             // The agent's stop of the destroyed unit and start of this one in
             // one pass: the start cancels the stop, the old process runs on.
             let inherited = started
@@ -1422,6 +1479,10 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
         }));
     }
     let failed_stops = cluster.failed_stops.clone();
+    let reporting: Vec<&str> = (cluster.listed().into_iter())
+        .filter(|m| !cluster.is_lost(m))
+        .collect();
+    let lost: Vec<String> = cluster.lost.iter().map(|(m, _)| m.clone()).collect();
     // (name, machine, whether its state still shows)
     let leftovers: Vec<(String, String, bool)> = cluster
         .leftovers
@@ -1447,11 +1508,11 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                 unit.activating_seen += 1;
                 ("activating", "start")
             }
-            "launched" if failing => ("failed", "failed"),
+            "launched" if failing => unit.failed_start(),
             "launched" if !unit.stopped => ("active", "exited"),
             _ => ("inactive", "dead"),
         };
-        for m in MACHINES {
+        for &m in &reporting {
             if machine.as_ref().is_some_and(|f| f != m)
                 || unit_name.as_ref().is_some_and(|n| n != &unit.name)
             {
@@ -1472,6 +1533,10 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
             || machine.as_ref().is_some_and(|m| m != &unit.machine_id)
             || unit_name.as_ref().is_some_and(|n| n != &unit.name)
         {
+            continue;
+        }
+        // A lost machine reports only what it ran before.
+        if lost.contains(&unit.machine_id) && unit.process.is_none() {
             continue;
         }
         // Until its machine has stopped the destroyed unit of the same
@@ -1509,7 +1574,7 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
                     .as_ref()
                     .is_some_and(|m| unit.options.iter().any(|o| o.value.contains(m))) =>
             {
-                ("failed", "failed")
+                unit.failed_start()
             }
             "launched" => ("active", "running"),
             _ => ("inactive", "dead"),
@@ -1531,6 +1596,32 @@ fn list_states(cluster: &mut Cluster, request: &HttpRequest) -> Answer {
     states.retain(|s| !hidden.iter().any(|h| s["name"] == h.as_str()));
     cluster.hidden_states.retain(|_, left| *left > 0);
     page(cluster, request, "states", states)
+}
+
+/// Lost machines whose entry has expired leave the cluster: their units
+/// are placed again on the others (engine/reconciler.go), their states and
+/// processes gone with them.
+fn drop_expired_machines(cluster: &mut Cluster) {
+    let now = Instant::now();
+    let (expired, down): (Vec<_>, Vec<_>) = cluster.lost.drain(..).partition(|(_, at)| *at <= now);
+    cluster.lost = down;
+    if expired.is_empty() {
+        return;
+    }
+    for (machine, _) in expired {
+        for unit in cluster.units.values_mut() {
+            if unit.machine_id == machine {
+                unit.machine_id.clear();
+                unit.process = None;
+                unit.stopped = false;
+                unit.activating_seen = 0;
+            }
+        }
+        cluster.leftovers.retain(|l| l.machine_id != machine);
+        cluster.failed_stops.retain(|(_, m)| *m != machine);
+        cluster.gone.push(machine);
+    }
+    reconcile(cluster);
 }
 
 fn forget_expired(cluster: &mut Cluster) {
