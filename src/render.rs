@@ -23,7 +23,7 @@ use crate::escape::{
     CommandLines, ends_in_continuation, sh_quote, systemd_command, systemd_env, systemd_shell,
     systemd_value,
 };
-use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
+use crate::model::route::{ROUTER_UNIT, Router, router_container};
 use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUFFIX, Service};
 use docker::DOCKER;
 
@@ -675,11 +675,11 @@ impl Renderer {
                 https_port => router.https_port,
                 dynamic_dir => router.dynamic_dir().display().to_string(),
                 requires => self.docker_dependency(),
-                remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", ROUTER_CONTAINER])),
+                remove_container => escaped(systemd_command(&[DOCKER, "rm", "--force", router_container()])),
                 make_folders => route::make_folders_commands(router).map(escaped),
                 docker_run => escaped(route::docker_run(router)),
                 reads_etcd => router.etcd.is_some(),
-                docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", "30", ROUTER_CONTAINER])),
+                docker_stop => escaped(systemd_command(&[DOCKER, "stop", "--time", "30", router_container()])),
                 wanted_by => self.boot_target(),
                 settings => router.settings(),
                 directory => router.directory.display().to_string(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::diagnostic::Problem;
 use crate::model::Instance;
-use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT, Router};
+use crate::model::route::{ROUTER_UNIT, Router, router_container};
 use crate::plan::{Plan, Repair};
 use crate::progress::Progress;
 use crate::render::{UnitFile, content_digest};
@@ -381,7 +381,7 @@ fn repair_router(
     let bus = |e: crate::systemd::Error| Failure::untouched(e.to_string());
     let names = [ROUTER_UNIT.to_string()];
     if repair.paused_container().is_some() {
-        crate::docker::unpause(ROUTER_CONTAINER).map_err(Failure::untouched)?;
+        crate::docker::unpause(router_container()).map_err(Failure::untouched)?;
     }
     if repair.relink() {
         systemd.disable(&names).map_err(bus)?;

@@ -55,13 +55,12 @@ fn running(prefix: &str) -> Vec<String> {
 /// A moment of a routed apply, given the old version's container id.
 type Moment<'a> = dyn Fn(&str) -> bool + 'a;
 
-const ROUTED: &str = "ugkillroute";
 const DOMAIN: &str = "live.killroute.test";
 
 /// `web`, routed by the host's router, answers with its version.
 fn routed(world: &World, version: &str, (http, https, port): (u16, u16, u16)) -> String {
     format!(
-        r#"app: {ROUTED}
+        r#"app: {app}
 services:
   web:
     image: unitgen-test/busybox:1
@@ -84,16 +83,22 @@ router:
   http_port: {http}
   https_port: {https}
 "#,
+        app = world.app(),
         image = traefik::IMAGE,
         dir = world.sandbox.shared_dir().join("router").display(),
     )
 }
 
 /// A world whose routed app is applied at `version`, the host's router
-/// its own, and the ports `routed` gave it.
+/// its own, and the ports `routed` gave it. Its app is the calling test's
+/// own (`ugkr` and a hash of the test's name), so that these tests run
+/// side by side.
 fn applied_routed(version: &str) -> (World, (u16, u16, u16)) {
-    let mut world = World::new(ROUTED);
-    world.sandbox.own_containers("unitgen-router");
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::thread::current().name().hash(&mut hasher);
+    let mut world = World::new(&format!("ugkr{:08x}", hasher.finish() as u32));
+    world.own_router();
     let ports = (free_port(), free_port(), free_port());
     world.write(&routed(&world, version, ports));
     world.apply_ok("live");
@@ -119,13 +124,14 @@ fn served((http, _, _): (u16, u16, u16), version: &str) {
 #[test]
 fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_next() {
     let (world, ports) = applied_routed("v0");
+    let app = world.app();
     served(ports, "v0");
-    let web = format!("{ROUTED}-live-web");
+    let web = format!("{app}-live-web");
     let standin = format!("{web}.next");
     let standin_unit = world.unit_file(&format!("{standin}.service"));
-    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let routes_file = (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
     let routes = std::fs::read_to_string(&routes_file).unwrap();
-    let record = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live/handover.json");
+    let record = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live/handover.json"));
     let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
     let apply = ["apply", "live", "--settle", "1"];
 
@@ -181,7 +187,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
         assert!(!is_running(&standin), "{at}: the stand-in still runs");
         assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
         assert!(!record.exists(), "{at}: the handover's record is left");
-        assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()], "{at}");
+        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
         assert_eq!(routes_now(), routes, "{at}: the routes file");
         let plan = world.unitgen(&["plan", "live"]);
         assert_eq!(
@@ -207,7 +213,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     served(ports, "v2");
     assert!(!is_running(&standin), "the stand-in outlived the rollback");
     assert!(!standin_unit.exists());
-    assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
+    assert_eq!(running(&format!("{app}-")), [web.as_str()]);
     assert_eq!(routes_now(), routes);
 }
 
@@ -221,8 +227,9 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
 #[test]
 fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
     let (world, ports) = applied_routed("v0");
+    let app = world.app();
     served(ports, "v0");
-    let web = format!("{ROUTED}-live-web");
+    let web = format!("{app}-live-web");
     let standin = format!("{web}.next");
     let killed = world.unitgen_with(&["restart", "live"], &[("UNITGEN_FAULT", "after-switch")]);
     assert!(!killed.status.success(), "{}", text(&killed));
@@ -248,7 +255,7 @@ fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
         Some((200, "v0\n".to_string()))
     );
     assert!(!is_running(&standin), "the stand-in outlived the restart");
-    assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()]);
+    assert_eq!(running(&format!("{app}-")), [web.as_str()]);
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
@@ -539,11 +546,12 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
 #[test]
 fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
     let (world, ports) = applied_routed("v1");
+    let app = world.app();
     world.write(&routed(&world, "v2", ports));
     world.apply_ok("live");
     served(ports, "v2");
-    let web = format!("{ROUTED}-live-web");
-    let revisions = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live/revisions");
+    let web = format!("{app}-live-web");
+    let revisions = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live/revisions"));
     let stored = |n: u32| revisions.join(format!("{n:04}/standins.json"));
     let kept = std::fs::read_to_string(stored(2)).unwrap();
 
@@ -645,7 +653,7 @@ router:
 #[test]
 fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
     let mut world = World::new("ugrace");
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let router_ports = (free_port(), free_port());
     world.write(&two_routed(
         &world,
@@ -700,13 +708,14 @@ fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
 #[test]
 fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
     let (world, ports) = applied_routed("v0");
+    let app = world.app();
     served(ports, "v0");
-    let web = format!("{ROUTED}-live-web");
+    let web = format!("{app}-live-web");
     let standin = format!("{web}.next");
     let standin_unit = world.unit_file(&format!("{standin}.service"));
-    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let routes_file = (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
     let routes = std::fs::read_to_string(&routes_file).unwrap();
-    let state = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live");
+    let state = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live"));
     let record = state.join("handover.json");
     let kept = state.join("handover.json.unreadable");
     let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
@@ -750,7 +759,7 @@ fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
         assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
         assert!(!record.exists(), "{at}: the record is left");
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), damage, "{at}");
-        assert_eq!(running(&format!("{ROUTED}-")), [web.as_str()], "{at}");
+        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
         assert_eq!(routes_now(), routes, "{at}: the routes file");
         let plan = world.unitgen(&["plan", "live"]);
         assert_eq!(plan.status.code(), Some(0), "{at}: {}", text(&plan));
@@ -866,6 +875,7 @@ fn a_state_folder_a_newer_unitgen_wrote_is_refused_and_kept() {
 #[test]
 fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by_the_next() {
     let (world, ports) = applied_routed("one");
+    let app = world.app();
     served(ports, "one");
     let router = "unitgen-router.service";
     let unrouted = routed(&world, "two", ports);
@@ -883,7 +893,7 @@ fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(
         text(&plan).contains(&format!(
-            "an earlier apply that took {ROUTED}-live's routes away did not finish"
+            "an earlier apply that took {app}-live's routes away did not finish"
         )),
         "{}",
         text(&plan)
@@ -913,8 +923,9 @@ fn an_apply_that_removes_the_routes_killed_before_the_router_goes_is_finished_by
 #[test]
 fn a_newer_unitgens_stand_ins_and_handover_are_refused_and_unknown_files_told() {
     let (world, ports) = applied_routed("v0");
+    let app = world.app();
     served(ports, "v0");
-    let state = (world.sandbox.root()).join("var/lib/unitgen/ugkillroute-live");
+    let state = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live"));
     let serves_v0 = |what: &str| {
         let answer = get("http", DOMAIN, ports.0, "/", None);
         assert!(
@@ -987,7 +998,7 @@ fn a_newer_unitgens_stand_ins_and_handover_are_refused_and_unknown_files_told() 
     std::fs::write(&stored, &as_written).unwrap();
 
     let record = state.join("handover.json");
-    let routes_file = (world.sandbox.shared_dir()).join("router/dynamic/ugkillroute-live.yaml");
+    let routes_file = (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
     let newer = serde_json::json!({
         "routes_file": routes_file,
         "previous": std::fs::read_to_string(&routes_file).unwrap(),

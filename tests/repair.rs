@@ -1373,7 +1373,7 @@ fn killed_at(world: &World, args: &[&str], point: &str) {
 #[test]
 fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command() {
     let mut world = World::new("ugcrash");
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let ports = (free_port(), free_port(), free_port());
     let out = std::process::Command::new("openssl")
         .args(["passwd", "-apr1", "wonderland"])
@@ -1478,7 +1478,7 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     );
     assert!(said.contains("no instance has routes any more"), "{said}");
     assert!(!world.unit_file("unitgen-router.service").exists());
-    assert!(!is_running("unitgen-router"));
+    assert!(!is_running(world.router()));
     let router_files = world.sandbox.shared_dir().join("router/files/ugcrash-live");
     assert!(!router_files.exists(), "{}", router_files.display());
     let state = world.sandbox.root().join("var/lib/unitgen/ugcrash-live");
@@ -2097,7 +2097,7 @@ fn a_wants_link_moved_to_another_target_is_told_and_made_again() {
 #[test]
 fn a_router_container_replaced_by_hand_is_told_and_restarted() {
     let mut world = World::new("ugrtr");
-    world.sandbox.own_containers("unitgen-router");
+    let router = world.own_router();
     let ports = (free_port(), free_port(), free_port());
     let out = std::process::Command::new("openssl")
         .args(["passwd", "-apr1", "wonderland"])
@@ -2131,12 +2131,12 @@ fn a_router_container_replaced_by_hand_is_told_and_restarted() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let other_port = free_port();
-    docker(&["rename", "unitgen-router", "unitgen-router-by-hand-old"]);
+    docker(&["rename", &router, &format!("{router}-by-hand-old")]);
     let by_hand = docker(&[
         "run",
         "-d",
         "--name",
-        "unitgen-router",
+        &router,
         "--network",
         "host",
         support::traefik::IMAGE,
@@ -2175,7 +2175,7 @@ fn a_router_container_replaced_by_hand_is_told_and_restarted() {
         text(&out)
     );
     assert_ne!(
-        docker(&["inspect", "--format", "{{.Id}}", "unitgen-router"]),
+        docker(&["inspect", "--format", "{{.Id}}", &router]),
         by_hand
     );
     support::traefik::wait_until(Duration::from_secs(30), "routed again", routed, served);

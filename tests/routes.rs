@@ -21,7 +21,9 @@ use support::world::World;
 
 const APP: &str = "ugroute";
 /// Reloading a file takes Traefik about two seconds; an ACME order a few.
-const ROUTED: Duration = Duration::from_secs(60);
+/// Generous: with every test's router its own, several routers, pebbles
+/// and their ACME orders run at once beside the rest of the suite.
+const ROUTED: Duration = Duration::from_secs(120);
 
 struct Ports {
     http: u16,
@@ -164,7 +166,7 @@ fn redirect_to(location: &str) -> impl Fn(&Answer) -> bool + '_ {
 #[test]
 fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_destroy() {
     let mut world = World::new(APP);
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let ports = Ports {
         http: free_port(),
         https: free_port(),
@@ -489,7 +491,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&router_unit, older).unwrap();
-    let router_before = container_id("unitgen-router");
+    let router_before = container_id(world.router());
     let out = world.apply("two");
     let said = ok(&out, "apply two");
     let said = said + &String::from_utf8_lossy(&out.stderr);
@@ -497,7 +499,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         said.contains("up to date (its settings recorded)"),
         "{said}"
     );
-    assert_eq!(container_id("unitgen-router"), router_before);
+    assert_eq!(container_id(world.router()), router_before);
     wait_until(
         ROUTED,
         "the new alias redirects",
@@ -544,7 +546,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     let alias = "unitgen-test/traefik-alias:1";
     docker(["tag", traefik::IMAGE, alias]);
     let running_image = || {
-        let out = docker(["inspect", "--format", "{{.Config.Image}}", "unitgen-router"]);
+        let out = docker(["inspect", "--format", "{{.Config.Image}}", world.router()]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     world.write(
@@ -579,7 +581,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     ok(&destroyed, "destroy two");
     assert!(said.contains("stopped and removed"), "{said}");
     assert!(!world.unit_file("unitgen-router.service").exists());
-    assert!(!is_running("unitgen-router"));
+    assert!(!is_running(world.router()));
     docker(["rmi", alias]);
 }
 
@@ -592,7 +594,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
 #[test]
 fn status_tells_a_stopped_router_and_a_missing_or_edited_routes_file() {
     let mut world = World::new("ugrtst");
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let (web, http, https) = (free_port(), free_port(), free_port());
     world.write(&format!(
         r#"app: ugrtst
@@ -696,7 +698,7 @@ router:
 #[test]
 fn status_tells_a_certificate_the_router_could_not_get() {
     let mut world = World::new("ugacmefail");
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let (web, http, https) = (free_port(), free_port(), free_port());
     let pebble = Pebble::start(http);
     pebble.resolve("fail.acmefail.test", "127.0.0.2");

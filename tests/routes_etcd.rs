@@ -122,8 +122,9 @@ fn a_router_on_one_host_reaches_an_instance_on_another_until_its_lease_expires()
     };
     let (front_port, back_port) = (free_port(), free_port());
     let mut a = host(FRONT, "ugrx-a");
-    a.sandbox.own_containers("unitgen-router");
-    let b = host(BACK, "ugrx-b");
+    a.own_router();
+    let mut b = host(BACK, "ugrx-b");
+    b.own_router();
     b.write(&template(
         &b,
         BACK,
@@ -542,8 +543,9 @@ fn only_the_router_of_the_host_that_applied_a_route_orders_its_certificate() {
     let pebble = Pebble::start(shared.http);
     let (a_port, b_port) = (free_port(), free_port());
     let mut a = World::on_machine("ugacmea", A_ID);
-    a.sandbox.own_containers("unitgen-router");
-    let b = World::on_machine("ugacmeb", B_ID);
+    a.own_router();
+    let mut b = World::on_machine("ugacmeb", B_ID);
+    b.own_router();
     ok(&a.sandbox.exec("hostname", ["ugacme-a"]), "hostname");
     ok(&b.sandbox.exec("hostname", ["ugacme-b"]), "hostname");
 
@@ -630,7 +632,7 @@ fn only_the_router_of_the_host_that_applied_a_route_orders_its_certificate() {
     // same configuration as B's own, whose certificate it got: A's name
     // was never ordered, though pebble would have certified it.
     let logged = wait_for(ROUTED, || {
-        let log = support::docker::docker(["logs", "unitgen-router"]);
+        let log = support::docker::docker(["logs", b.router()]);
         let log = String::from_utf8_lossy(&log.stdout).into_owned()
             + &String::from_utf8_lossy(&log.stderr);
         log.lines()

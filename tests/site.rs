@@ -495,7 +495,7 @@ fn a_domain_moved_between_apps_is_served_throughout_with_its_certificate() {
     const DOMAIN: &str = "shop.move.test";
     let mut world = World::new("ugmovea");
     world.also_own("ugmoveb");
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let dir = world.dir().to_path_buf();
     std::fs::write(dir.join("a.yaml"), app_template("ugmovea")).unwrap();
     std::fs::write(dir.join("b.yaml"), app_template("ugmoveb")).unwrap();

@@ -69,7 +69,7 @@ fn stderr(out: &std::process::Output) -> String {
 #[test]
 fn routed_service_is_replaced_without_a_failed_request() {
     let mut world = World::new(APP);
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let (http, https, port) = (free_port(), free_port(), free_port());
     world.write(&template(&world, http, https, port, ""));
     world.apply_ok("live");
@@ -338,7 +338,7 @@ router:
 #[test]
 fn a_tls_route_and_its_service_change_restart_and_roll_back_under_load() {
     let mut world = World::new(TLS_APP);
-    world.sandbox.own_containers("unitgen-router");
+    world.own_router();
     let (http, https) = (free_port(), free_port());
     let pebble = Pebble::start(http);
     let mut state = Tls {

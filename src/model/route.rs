@@ -38,9 +38,28 @@ pub const DEFAULT_ROUTER_DIRECTORY: &str = "/var/lib/unitgen/router";
 /// Let's Encrypt's production directory (Traefik's own default).
 pub const DEFAULT_ACME_CA_SERVER: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
-/// The unit and container that run the host's router.
+/// The unit that runs the host's router.
 pub const ROUTER_UNIT: &str = "unitgen-router.service";
-pub const ROUTER_CONTAINER: &str = "unitgen-router";
+
+/// The container that runs the host's router: `unitgen-router`, one per
+/// host. For tests only, `UNITGEN_TEST_ROUTER_CONTAINER` names it otherwise
+/// (letters, digits, `_.-`): the suite runs many sandboxed hosts on one
+/// Docker engine, where one name made every routed test wait for the others
+/// (tests/support/world.rs, `World::own_router`).
+pub fn router_container() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("UNITGEN_TEST_ROUTER_CONTAINER")
+            .ok()
+            .filter(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            })
+            .unwrap_or_else(|| "unitgen-router".to_owned())
+    })
+}
 
 /// Traefik's entry points, as the dynamic files name them.
 pub const HTTP_ENTRY_POINT: &str = "web";

@@ -25,8 +25,8 @@ use crate::escape::{sh_quote, systemd_arg, systemd_arg_after_specifiers, systemd
 use crate::model::Instance;
 use crate::model::route::{
     ACME_RESOLVER, CONTAINER_ACME_DIR, CONTAINER_CA_CERTIFICATE, CONTAINER_DYNAMIC_DIR,
-    CONTAINER_FILES_DIR, HTTP_ENTRY_POINT, HTTPS_ENTRY_POINT, MACHINE_ID_SPECIFIER,
-    ROUTER_CONTAINER, Route, RouteFile, Router, Tls, host_resolver,
+    CONTAINER_FILES_DIR, HTTP_ENTRY_POINT, HTTPS_ENTRY_POINT, MACHINE_ID_SPECIFIER, Route,
+    RouteFile, Router, Tls, host_resolver, router_container,
 };
 
 /// How often the router polls a backend's health path, and how long it waits.
@@ -156,7 +156,7 @@ pub fn docker_run(router: &Router) -> String {
     });
     let mut groups: Vec<Vec<String>> = vec![
         vec![DOCKER.into(), "run".into(), "--rm".into()],
-        vec!["--name".into(), ROUTER_CONTAINER.into()],
+        vec!["--name".into(), router_container().into()],
         vec!["--network".into(), "host".into()],
         vec!["--label".into(), "unitgen.role=router".into()],
         vec![

@@ -156,7 +156,7 @@ fn router_log() -> String {
             "logs",
             "--tail",
             "2000",
-            crate::model::route::ROUTER_CONTAINER,
+            crate::model::route::router_container(),
         ])
         .output();
     match out {

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
+use crate::model::route::{ROUTER_UNIT, router_container};
 use crate::plan::{Plan, reloads_on_change};
 use crate::progress::Progress;
 use crate::render::UnitFile;
@@ -635,7 +635,7 @@ fn settle(
             // cannot start may not have failed yet when the window ends,
             // so its container is looked at too.
             let container = if unit == ROUTER_UNIT {
-                Some(ROUTER_CONTAINER.to_owned())
+                Some(router_container().to_owned())
             } else {
                 crate::render::owner(&text).and_then(|o| o.container())
             };
@@ -681,7 +681,7 @@ fn settle(
         ));
         loop {
             if let Some(give_up) = router_unseen {
-                let seen = docker::inspect(ROUTER_CONTAINER).filter(|c| c.status == "running");
+                let seen = docker::inspect(router_container()).filter(|c| c.status == "running");
                 let running = seen.is_some();
                 if let Some(container) = seen {
                     // Counted from its start, as Docker has it (from now,

@@ -9,7 +9,7 @@
 //! from before it.
 
 use crate::docker::{self, Container, run_args};
-use crate::model::route::{ROUTER_CONTAINER, ROUTER_UNIT};
+use crate::model::route::{ROUTER_UNIT, router_container};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -221,7 +221,7 @@ pub fn observe(
         }
         // A oneshot's container is done once the unit is active (exited).
         let container = match owner {
-            _ if is_router => Some(ROUTER_CONTAINER.to_string()),
+            _ if is_router => Some(router_container().to_string()),
             Some(owner) => owner.container(),
             None => None,
         };

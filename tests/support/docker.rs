@@ -64,7 +64,8 @@ fn hold_testbed_lock() -> Result<(), String> {
 /// thread: a lock is its open file's, so two opens of one file wait for
 /// each other even in one process). `scripts/test` runs test binaries side
 /// by side, and cargo runs a binary's tests on threads: a name several
-/// tests use (the host router's `unitgen-router`) must not be removed under
+/// tests use (the host router's `unitgen-router`, unless World::own_router
+/// names it otherwise) must not be removed under
 /// one test by another. A name only one test uses costs one lock no one
 /// waits for.
 pub fn claim_names(prefix: &str) -> File {

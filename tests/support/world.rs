@@ -17,6 +17,8 @@ pub struct World {
     app: String,
     /// Other apps this world deploys (and cleans up after).
     others: Vec<String>,
+    /// The name of this world's router container, once it has its own.
+    router: Option<String>,
 }
 
 impl World {
@@ -39,6 +41,7 @@ impl World {
             dir: tempdir("world-"),
             app: app.to_string(),
             others: Vec::new(),
+            router: None,
         }
     }
 
@@ -47,6 +50,29 @@ impl World {
     pub fn also_own(&mut self, app: &str) {
         self.sandbox.own_containers(&format!("{app}-"));
         self.others.push(app.to_string());
+    }
+
+    /// Gives this world's host router a container name of its own,
+    /// `<app>.router` (unitgen's `UNITGEN_TEST_ROUTER_CONTAINER`, set for
+    /// every command this world runs), and owns it as the sandbox's
+    /// ([`Sandbox::own_containers`]): routed tests then run beside each
+    /// other, where the one `unitgen-router` of every host made them take
+    /// turns. (Not `<app>-…`: the app's containers are listed by that.)
+    pub fn own_router(&mut self) -> String {
+        let name = format!("{}.router", self.app);
+        self.sandbox.own_containers(&name);
+        self.router = Some(name.clone());
+        name
+    }
+
+    /// The app this world was made for.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The name of this world's router container ([`World::own_router`]).
+    pub fn router(&self) -> &str {
+        self.router.as_deref().expect("World::own_router first")
     }
 
     pub fn file(&self) -> PathBuf {
@@ -97,6 +123,11 @@ impl World {
             .arg("--root")
             .arg(self.sandbox.root())
             .env("NO_COLOR", "1")
+            .envs(
+                self.router
+                    .iter()
+                    .map(|r| ("UNITGEN_TEST_ROUTER_CONTAINER", r)),
+            )
             .output()
             .unwrap()
     }
@@ -132,6 +163,9 @@ impl World {
             .arg("--root")
             .arg(self.sandbox.root())
             .env("NO_COLOR", "1");
+        if let Some(router) = &self.router {
+            command.env("UNITGEN_TEST_ROUTER_CONTAINER", router);
+        }
         command
     }
 
