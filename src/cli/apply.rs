@@ -502,7 +502,9 @@ fn remove_strays(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan
     if strays.is_empty() {
         return Ok(plan);
     }
-    crate::docker::remove_containers(&strays).map_err(|e| {
+    // Awaited: a `--rm` container's removal may still be under way when
+    // `docker rm` returns, and its name, alias or port is still taken.
+    crate::docker::free_names(&strays, crate::docker::NAME_RELEASE).map_err(|e| {
         miette!("apply of {name} failed: {e}\nnothing else on the host was changed")
     })?;
     progress.line(&format!(
