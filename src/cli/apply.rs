@@ -1286,7 +1286,8 @@ pub fn converge_and_record(
         pull::fetch(&needed, policy, &progress)
             .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable, &helpers)))?;
         state
-            .begin(&intent)
+            .note_volumes(&provenance.volumes)
+            .and_then(|()| state.begin(&intent))
             .map_err(|e| Failure::untouched(format!("recording what it is about to do: {e}")))?;
         fault::point("after-intent");
         Ok(())
