@@ -449,6 +449,17 @@ pub fn free_names(names: &[String], within: Duration) -> Result<(), String> {
     }
 }
 
+/// Whether a process in `container` has `word` in its command line (`docker
+/// top`); false when Docker cannot say.
+pub fn runs_process_with(container: &str, word: &str) -> bool {
+    command()
+        .args(["top", container])
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(word)
+        })
+}
+
 /// Removes images by reference, in one call; one that does not exist is
 /// not an error. (An image that other tags name too only loses this one.)
 pub fn remove_images(references: &[String]) -> Result<(), String> {
