@@ -394,7 +394,7 @@ pub fn existing_volumes(names: &[String]) -> Vec<String> {
 
 /// Removes containers by force (running or not); one that is already
 /// gone is not an error.
-pub fn remove_containers(names: &[String]) -> Result<(), String> {
+fn remove_containers(names: &[String]) -> Result<(), String> {
     if names.is_empty() {
         return Ok(());
     }
@@ -405,6 +405,11 @@ pub fn remove_containers(names: &[String]) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// How long Docker may take to remove a container whose name is needed
+/// (a `--rm` one's removal runs after its `docker run` has returned, on a
+/// busy host).
+pub const NAME_RELEASE: Duration = Duration::from_secs(30);
 
 /// Frees container names for a `docker run --name`: removes the
 /// containers holding them and waits until Docker has. `docker rm` returns
@@ -442,6 +447,17 @@ pub fn free_names(names: &[String], within: Duration) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether a process in `container` has `word` in its command line (`docker
+/// top`); false when Docker cannot say.
+pub fn runs_process_with(container: &str, word: &str) -> bool {
+    command()
+        .args(["top", container])
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(word)
+        })
 }
 
 /// Removes images by reference, in one call; one that does not exist is

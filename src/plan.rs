@@ -230,6 +230,12 @@ pub struct Observed {
     pub container_missing: bool,
     /// The container it runs (named), which Docker lists as paused.
     pub container_paused: Option<String>,
+    /// A restore that did not finish fed this service its dump (see
+    /// [`crate::state::Restoring`]), and its restore command still runs in
+    /// the container (`backup::restore::READER`): a `docker exec` goes on
+    /// when its client dies, reading the dump as far as it came, however
+    /// long that takes, while the other services start.
+    pub restore_reading: bool,
     /// The instance network its running container is not connected to
     /// (`docker network disconnect`).
     pub container_off_network: Option<String>,
@@ -358,6 +364,11 @@ impl Observed {
                 });
             }
         }
+        // Only its restart ends it (the restore's `docker exec` client
+        // died with unitgen, not what it ran in the container).
+        if self.restore_reading && self.active_state == "active" && !triggered {
+            faults.push(Fault::RestoreReading);
+        }
         // Resumed whatever else is done: a restart too needs it.
         if let Some(container) = &self.container_paused
             && self.active_state == "active"
@@ -455,6 +466,9 @@ pub enum Fault {
     /// another container's start): its start mounts them as they are, not
     /// the data it ran with. Told, not mended.
     VolumeMadeAgain { volumes: Vec<String> },
+    /// A restore that did not finish was feeding its container its dump,
+    /// and its restore command still runs: see [`Observed::restore_reading`].
+    RestoreReading,
     /// A routes unit is active but the routes file it wrote is missing or
     /// was changed: the router does not route as applied.
     RoutesNotWritten,
@@ -485,6 +499,9 @@ impl std::fmt::Display for Fault {
             Fault::ContainerOffNetwork { network } => {
                 write!(f, "its container is not on network {network}")
             }
+            Fault::RestoreReading => f.write_str(
+                "the restore that did not finish still reads its dump into it, cut short",
+            ),
             Fault::NetworkMissing { network } => write!(f, "its network {network} is gone"),
             Fault::NetworkDiffers {
                 network,
@@ -582,6 +599,7 @@ impl Repair {
                         | Fault::ContainerDiffers { .. }
                         | Fault::NetworkMissing { .. }
                         | Fault::NetworkDiffers { .. }
+                        | Fault::RestoreReading
                 ) || matches!(f, Fault::NotRunning { sub, .. } if sub == "auto-restart")
             })
     }

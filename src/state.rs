@@ -10,6 +10,7 @@
 //!   restoring.json          a restore under way (or killed): see `Restoring`
 //!   handover.json           a routed service's switch under way: `systemd::handover`
 //!   unrouting               an apply taking the routes away: `InstanceState::unrouting`
+//!   volumes.json            every named volume an apply may have made: `InstanceState::note_volumes`
 //!   revisions/0003/         one folder per successful apply
 //!     revision.json         number, time, inputs digest, volumes
 //!     blog-staging-web.service ...   the units exactly as applied
@@ -34,6 +35,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitgen";
 
 /// See [`InstanceState::unrouting`].
 const UNROUTING: &str = "unrouting";
+
+/// See [`InstanceState::note_volumes`].
+const VOLUMES: &str = "volumes.json";
 
 const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
@@ -742,6 +746,49 @@ impl InstanceState {
         crate::unit_dir::remove_if_exists(&self.dir.join(UNROUTING))
     }
 
+    /// Adds `volumes` to the named volumes any apply of the instance may
+    /// have made (`volumes.json`), before that apply starts anything: one
+    /// that fails or is killed records no revision, yet its containers made
+    /// their volumes, and `destroy --volumes` removes them too (a first
+    /// apply's were left behind, with their data).
+    pub fn note_volumes(&self, volumes: &[String]) -> std::io::Result<()> {
+        let mut noted = self.noted_volumes()?;
+        if volumes.iter().all(|volume| noted.contains(volume)) {
+            return Ok(());
+        }
+        noted.extend(volumes.iter().cloned());
+        noted.sort();
+        noted.dedup();
+        let path = self.dir.join(VOLUMES);
+        let json = serde_json::to_string_pretty(&noted).map_err(std::io::Error::other)?;
+        write_atomic_mode(&path, json.as_bytes(), PRIVATE_FILE)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// The volumes [`InstanceState::note_volumes`] noted; none before the
+    /// first apply (or before unitgen noted them).
+    pub fn noted_volumes(&self) -> std::io::Result<Vec<String>> {
+        let path = self.dir.join(VOLUMES);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: unreadable: {e}\nit lists the volumes applies of the instance may \
+                         have made (`docker volume ls` shows them); remove the file to go on \
+                         without it",
+                        path.display()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            )),
+        }
+    }
+
     /// The files of the instance's folder, and of its revisions' folders,
     /// that this unitgen does not know: a newer unitgen's records, or files
     /// put there by hand. Nothing reads them, so nothing they say is acted
@@ -755,6 +802,7 @@ impl InstanceState {
             Restoring::FILE,
             handover,
             UNROUTING,
+            VOLUMES,
             "revisions",
             crate::secrets::FOLDER,
             crate::backup::LastBackup::FILE,

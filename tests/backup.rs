@@ -1250,10 +1250,17 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Its restore command runs in the database's container too (a `docker
+    // exec` client may not have asked Docker yet).
+    let reading = || {
+        let top = docker(["top", "ugrd-live-db"]);
+        String::from_utf8_lossy(&top.stdout).contains("sleep 600")
+    };
     let feeding = wait_for(Duration::from_secs(60), || {
         let running = children(restore.id());
         let find = |what: &str| running.iter().find(|(_, line)| line.contains(what));
-        Some([find("restic --no-cache dump")?.0, find("docker exec")?.0])
+        let pids = [find("restic --no-cache dump")?.0, find("docker exec")?.0];
+        reading().then_some(pids)
     });
     let Some(pids) = feeding else {
         let _ = restore.kill();
@@ -1274,11 +1281,32 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
     // until an apply starts them all, on the data as it is, still telling
     // the restore that did not finish.
     let told = "a restore of snapshot";
+    // What the database's `docker exec` ran goes on in its container,
+    // reading the dump as far as it came (here: for 10 minutes), while
+    // the apply below started the other services: plan tells it, and
+    // apply restarts the database, which ends it.
+    assert!(reading(), "its restore command outlived the restore");
     let plan = world.unitgen(&["plan", "live"]);
     let shown = String::from_utf8_lossy(&plan.stdout);
     assert_eq!(plan.status.code(), Some(2), "{shown}");
     assert!(shown.contains(told), "{shown}");
-    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(3));
+    assert!(
+        shown.contains(
+            "* ugrd-live-db.service (the restore that did not finish still reads its dump into \
+             it, cut short: restart)"
+        ),
+        "{shown}"
+    );
+    let status = world.unitgen(&["status", "live"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{shown}");
+    // db's row marked, the reason under it.
+    let mut rows = shown.lines().skip_while(|l| !l.starts_with("! db "));
+    assert!(rows.next().is_some(), "{shown}");
+    assert!(
+        (rows.take_while(|l| l.starts_with("    ! "))).any(|l| l.contains("still reads its dump")),
+        "{shown}"
+    );
     assert_eq!(world.active("ugrd-live-files.service"), "inactive");
     let applied = world.apply("live");
     let said = String::from_utf8_lossy(&applied.stderr);
@@ -1288,6 +1316,7 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
         let unit = format!("ugrd-live-{unit}");
         assert_eq!(world.active(&unit), "active", "{unit}");
     }
+    assert!(!reading(), "its restore command ended with the restart");
 }
 
 /// A repository (under `--root`, as the template names it) holding one

@@ -574,6 +574,23 @@ fn damaged_stand_ins_are_refused_and_kept_again_by_apply() {
         );
         assert_eq!(std::fs::read_to_string(stored(2)).unwrap(), kept);
     }
+    // The revision's own record damaged: which stand-ins it kept is
+    // unknown, and restart refused (it restarted the routed service under
+    // the router), with the way out, until the record is whole again.
+    let record = revisions.join("0002/revision.json");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, &recorded[..recorded.len() / 2]).unwrap();
+    let before = container_id(&web).unwrap();
+    let restart = world.unitgen(&["restart", "live"]);
+    let said = text(&restart);
+    assert_eq!(restart.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot restart"), "{said}");
+    assert!(said.contains("0002/revision.json: unreadable"), "{said}");
+    assert!(said.contains("to go on without that revision"), "{said}");
+    assert!(said.contains("nothing on the host was changed"), "{said}");
+    assert_eq!(container_id(&web).as_deref(), Some(before.as_str()));
+    std::fs::write(&record, recorded).unwrap();
+
     // Lost (killed before it kept them): kept again too.
     std::fs::remove_file(stored(2)).unwrap();
     let apply = world.unitgen(&["apply", "live"]);

@@ -849,6 +849,32 @@ fn a_volume_made_again_while_its_service_is_stopped_is_told() {
     );
     assert_eq!(world.exec("live", "extra", "ls /data"), "", "as told");
     assert_eq!(plan(&world).0, Some(0));
+
+    // A first apply that fails (web ends at once) records no revision, but
+    // extra's container made its volume: `destroy --volumes` found none to
+    // remove ("no named volumes") and left it, with its data.
+    let failing = yaml("ugvol", "v1", Some("extra"), free_port())
+        .replace("echo web > /www/index.html && exec httpd", "exit 3; httpd")
+        .replace("  live: {", "  first: {");
+    world.write(&failing);
+    let out = world.apply("first");
+    assert!(!out.status.success(), "{}", text(&out));
+    let volume = "ugvol-first-data";
+    let exists = |volume: &str| {
+        support::docker::docker(["volume", "inspect", volume])
+            .status
+            .success()
+    };
+    assert!(exists(volume), "made by extra's start: {}", text(&out));
+    let out = world.unitgen(&["destroy", "first", "--volumes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("volumes removed: {volume}")),
+        "{}",
+        text(&out)
+    );
+    assert!(!exists(volume), "removed");
+    assert!(exists("ugvol-live-data"), "not another instance's");
 }
 
 /// Issue 7 item 3: killed right after writing unit files, the next apply

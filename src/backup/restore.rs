@@ -211,8 +211,11 @@ impl Restore<'_> {
             progress.line(&format!("starting {} to restore its dump", part.unit));
             jobs(&systemd, JobKind::Start, std::slice::from_ref(&part.unit))?;
             let mut reader = crate::docker::command();
+            // Named, and kept (not replaced by the restore's last command),
+            // so the next plan finds it if unitgen dies meanwhile.
+            let script = format!("{restore}\n\nexit $?");
             reader
-                .args(["exec", "-i", &part.container, "sh", "-c", restore])
+                .args(["exec", "-i", &part.container, "sh", "-c", &script, READER])
                 .stdout(Stdio::null());
             pipe(
                 self.repository
@@ -258,6 +261,10 @@ impl Restore<'_> {
         cmd
     }
 }
+
+/// The name (`$0`) of the shell that runs a service's restore command in
+/// its container, which `docker top` shows.
+pub const READER: &str = "unitgen-restore-reader";
 
 /// The helper container that writes `volume` (`.` is in no container name
 /// of a service).

@@ -379,10 +379,8 @@ pub fn host_plan(
     plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply")
         .map_err(|e| miette!("{e}"))?;
     plan.unknown_state_files = state.unknown_files_note();
-    plan.restore = state
-        .restoring()
-        .map_err(|e| miette!("{e}"))?
-        .map(|restoring| restoring.describe());
+    let restoring = state.restoring().map_err(|e| miette!("{e}"))?;
+    plan.restore = restoring.as_ref().map(|restoring| restoring.describe());
     // Installed units no record explains (the record of the command that
     // wrote them deleted, or its revision moved away): which of them run
     // what their files said before is read from the host, as for a
@@ -409,7 +407,19 @@ pub fn host_plan(
         plan.running_without_file = observed.running_without_file;
         plan.name_holders = observed.name_holders;
         plan.on_network = observed.on_network;
-        plan.observe(&observed.units);
+        let mut units = observed.units;
+        // The services a killed restore fed its dump (the record names
+        // them; an unreadable one none).
+        if let Some(restoring) = &restoring {
+            for seen in &mut units {
+                let container = seen.unit.strip_suffix(".service").unwrap_or_default();
+                seen.restore_reading = seen.active_state == "active"
+                    && (restoring.dumps.iter())
+                        .any(|service| container == format!("{}-{service}", state.name()))
+                    && crate::docker::runs_process_with(container, crate::backup::restore::READER);
+            }
+        }
+        plan.observe(&units);
         // A handover's stand-ins are told once, as `handover_left`.
         let standins =
             handover::standin_containers(&state.dir().join(handover::RECORD), &host.unit_dir);
@@ -502,7 +512,9 @@ fn remove_strays(name: &str, mut plan: Plan, progress: &Progress) -> Result<Plan
     if strays.is_empty() {
         return Ok(plan);
     }
-    crate::docker::remove_containers(&strays).map_err(|e| {
+    // Awaited: a `--rm` container's removal may still be under way when
+    // `docker rm` returns, and its name, alias or port is still taken.
+    crate::docker::free_names(&strays, crate::docker::NAME_RELEASE).map_err(|e| {
         miette!("apply of {name} failed: {e}\nnothing else on the host was changed")
     })?;
     progress.line(&format!(
@@ -1284,7 +1296,8 @@ pub fn converge_and_record(
         pull::fetch(&needed, policy, &progress)
             .map_err(|unavailable| Failure::untouched(pull::describe(&unavailable, &helpers)))?;
         state
-            .begin(&intent)
+            .note_volumes(&provenance.volumes)
+            .and_then(|()| state.begin(&intent))
             .map_err(|e| Failure::untouched(format!("recording what it is about to do: {e}")))?;
         fault::point("after-intent");
         Ok(())

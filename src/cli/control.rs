@@ -192,11 +192,21 @@ fn kept_handover(
     if record.exists() {
         return Ok(None);
     }
-    let Some(latest) = state
-        .revisions()
-        .ok()
-        .and_then(|r| r.last().map(|r| r.number))
-    else {
+    // A revision record that cannot be read hides which stand-ins it kept:
+    // refused, as the routed services would restart under the router.
+    let revisions = match state.revisions() {
+        Ok(revisions) => revisions,
+        Err(e) if !routed.is_empty() => {
+            return Err(miette::miette!(
+                "{}: cannot restart {} without downtime: reading its revisions: {e}\nnothing \
+                 on the host was changed",
+                state.name(),
+                routed.join(", ")
+            ));
+        }
+        Err(_) => return Ok(None),
+    };
+    let Some(latest) = revisions.last().map(|r| r.number) else {
         return Ok(None);
     };
     let dir = state.revision_dir(latest);

@@ -272,14 +272,25 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     let name = crate::model::prefix(&app, &instance);
     let (state, lock) = args.host.lock("destroy", &app, &instance)?;
     let installed = args.host.installed(&app, &instance)?;
-    // The volumes to remove are known only from the recorded revisions:
-    // a revision that cannot be read must stop `--volumes`, not shrink it.
-    let volumes: Vec<String> = state
+    // The volumes to remove are known only from the state folder: those
+    // every apply noted before it started anything (a failed first apply
+    // records no revision, and its containers made them all the same),
+    // and the latest revision's (recorded before they were noted). A
+    // record that cannot be read must stop `--volumes`, not shrink it.
+    let mut volumes: Vec<String> = state
         .revisions()
         .map_err(|e| miette!("reading revisions of {name}: {e}"))?
         .pop()
         .map(|r| r.volumes)
         .unwrap_or_default();
+    match state.noted_volumes() {
+        Ok(noted) => volumes.extend(noted),
+        Err(e) if args.volumes => return Err(miette!("reading the volumes of {name}: {e}")),
+        // Only told as kept: those the revision names are told still.
+        Err(_) => {}
+    }
+    volumes.sort();
+    volumes.dedup();
     let progress = Progress::default();
     // A destroy killed halfway recorded what it was removing: its files go
     // one by one, and the routes file names the router's folder.

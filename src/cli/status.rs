@@ -453,10 +453,12 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             },
             |unfinished| Ok(Some(unfinished)),
         )?;
-    let restore_unfinished = state
-        .restoring()
-        .map_err(|e| miette::miette!("{e}"))?
-        .map(|restoring| restoring.describe());
+    let restoring = state.restoring().map_err(|e| miette::miette!("{e}"))?;
+    let restore_unfinished = restoring.as_ref().map(|restoring| restoring.describe());
+    // The services whose dump it was reading back (see `Observed::restore_reading`).
+    let restore_dumps = restoring
+        .map(|restoring| restoring.dumps)
+        .unwrap_or_default();
     // Records of a command under way, not of one that did not finish.
     let (unfinished, restore_unfinished) = if state.changing_now() {
         (Some(state.changing_now_note()), None)
@@ -823,6 +825,11 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     details.inactive_enter_timestamp,
                 );
             }
+            seen.restore_reading = runs_container
+                && (owner.service.as_ref()).is_some_and(|service| restore_dumps.contains(service))
+                && (owner.container()).is_some_and(|name| {
+                    crate::docker::runs_process_with(&name, crate::backup::restore::READER)
+                });
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
             // Its unit does not run it: made by hand under its name.

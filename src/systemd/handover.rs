@@ -449,7 +449,7 @@ impl Handover {
         let containers: Vec<String> = (services.iter())
             .map(|s| s.standin_container.clone())
             .collect();
-        docker::free_names(&containers, NAME_RELEASE)
+        docker::free_names(&containers, docker::NAME_RELEASE)
             .map_err(|e| Failure::untouched(format!("{e} (for the stand-ins)")))?;
         for service in services {
             unit_dir::write_atomic(
@@ -900,10 +900,6 @@ fn published(container: &str) -> Vec<(u16, (String, u16))> {
         .collect()
 }
 
-/// How long Docker may take to remove a stand-in's container (its
-/// removal runs after `docker run --rm` has returned, on a busy host).
-const NAME_RELEASE: Duration = Duration::from_secs(30);
-
 /// Stops and deletes stand-ins (never enabled: nothing else to undo).
 fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
@@ -914,7 +910,7 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
         .filter_map(|n| n.strip_suffix(".service"))
         .map(str::to_string)
         .collect();
-    docker::free_names(&containers, NAME_RELEASE).map_err(Failure::untouched)?;
+    docker::free_names(&containers, docker::NAME_RELEASE).map_err(Failure::untouched)?;
     super::converge::remove_what_units_made(host, names, progress)?;
     for name in names {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;

@@ -246,6 +246,7 @@ pub fn observe(
             old_configuration,
             container_missing: false,
             container_paused: None,
+            restore_reading: false,
             container_off_network: None,
             network_missing: None,
             network_differs: None,
