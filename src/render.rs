@@ -437,6 +437,7 @@ impl Renderer {
         };
         let grace = service.stop_grace_seconds.to_string();
         let instance_target = self.instance_target(instance);
+        let ends_when_done = ends_when_done(service, &extra_service);
         let text = self.fill(
             "service.j2",
             Value::from_object(ServiceValues {
@@ -458,7 +459,12 @@ impl Renderer {
                 remove_container: escaped(systemd_command(&[DOCKER, "rm", "--force", &container])),
                 docker_run: escaped(docker_run.into_text()),
                 healthcheck: Value::from(healthcheck),
-                wait_ready: escaped(docker::wait_ready_command(&container, healthcheck)),
+                ends_when_done: Value::from(ends_when_done),
+                wait_ready: escaped(docker::wait_ready_command(
+                    &container,
+                    healthcheck,
+                    ends_when_done,
+                )),
                 docker_stop: escaped(systemd_command(&[
                     DOCKER, "stop", "--time", &grace, &container,
                 ])),
@@ -746,6 +752,7 @@ template_values! {
         remove_container,
         docker_run,
         healthcheck,
+        ends_when_done,
         wait_ready,
         docker_stop,
         clean_stop_status,
@@ -909,6 +916,19 @@ fn words<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
         let _ = write!(text, "{item}");
     }
     text
+}
+
+/// Whether a service that is not a oneshot is done when its container
+/// exits 0, as compose has it for `restart: "no"` and `on-failure` (a data
+/// container, an init job): its unit stays active (exited), so that apply,
+/// plan and status count it converged, and its dependents' starts do not
+/// run it again; it runs again at the instance's next start. Not with
+/// `Restart=` or `RemainAfterExit=` set by the user's `systemd:` section:
+/// those decide.
+fn ends_when_done(service: &Service, extra_service: &[(String, String)]) -> bool {
+    !service.oneshot
+        && service.restart != crate::model::Restart::Always
+        && !(extra_service.iter()).any(|(key, _)| key == "Restart" || key == "RemainAfterExit")
 }
 
 /// The user's extra keys for one section of a service unit.

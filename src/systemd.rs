@@ -172,10 +172,42 @@ pub struct UnitDetails {
     /// The first `ExecStart=` command line as systemd parsed it, program
     /// first (empty for other units).
     pub exec_start: Vec<String>,
+    /// How the service's main process (that command's) last ended, as
+    /// `(code, status)`: code 1 exited (status is its exit code), 2 killed
+    /// and 3 dumped core (status is the signal); 0 not yet.
+    pub exec_main_ended: (i32, i32),
     /// When the unit last became active, in microseconds since the epoch.
     pub active_enter_timestamp: u64,
     /// When it last stopped (or failed), in microseconds since the epoch.
     pub inactive_enter_timestamp: u64,
+}
+
+/// A command of a unit besides its main one that failed (see
+/// [`UnitState::failed_command`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCommand {
+    /// `ExecStartPre`, `ExecStartPost`, `ExecStop` or `ExecStopPost`.
+    pub kind: &'static str,
+    /// Its words, program first.
+    pub argv: Vec<String>,
+    /// 1 exited (`status` is its exit code), 2 killed, 3 dumped core
+    /// (`status` is the signal).
+    pub code: i32,
+    pub status: i32,
+}
+
+/// The first of `commands` (a unit's `kind` commands) whose last run
+/// failed, unless its failure is ignored (`-`).
+fn failed_command(kind: &'static str, commands: Vec<dbus::ExecCommand>) -> Option<FailedCommand> {
+    (commands.into_iter())
+        .filter(|c| !c.2)
+        .find(|c| (c.8 == 1 && c.9 != 0) || matches!(c.8, 2 | 3))
+        .map(|c| FailedCommand {
+            kind,
+            argv: c.1,
+            code: c.8,
+            status: c.9,
+        })
 }
 
 /// A unit's state as systemd sees it. The service fields are zero or empty
@@ -208,6 +240,11 @@ pub struct UnitState {
     pub exec_main_code: i32,
     /// The main process of the last run (kept after it exited; 0: none).
     pub exec_main_pid: u32,
+    /// The first of its other commands (`ExecStartPre=`, `ExecStartPost=`,
+    /// `ExecStop=`, `ExecStopPost=`, in that order) whose last run failed,
+    /// its failure not ignored; read only when the unit's result is not
+    /// `success`.
+    pub failed_command: Option<FailedCommand>,
     /// The current (or last) run of the unit, in hex as the journal's
     /// `_SYSTEMD_INVOCATION_ID` has it; empty if it never ran.
     pub invocation_id: String,
@@ -685,6 +722,7 @@ impl Systemd {
                 exec_main_status: 0,
                 exec_main_code: 0,
                 exec_main_pid: 0,
+                failed_command: None,
                 invocation_id: props
                     .invocation_id()
                     .map_err(bus)?
@@ -708,6 +746,22 @@ impl Systemd {
                 state.exec_main_status = service.exec_main_status().map_err(bus)?;
                 state.exec_main_code = service.exec_main_code().map_err(bus)?;
                 state.exec_main_pid = service.exec_main_pid().map_err(bus)?;
+                // Which of its other commands failed, when one may have.
+                if !matches!(state.result.as_str(), "" | "success") {
+                    let kinds = [
+                        ("ExecStartPre", service.exec_start_pre()),
+                        ("ExecStartPost", service.exec_start_post()),
+                        ("ExecStop", service.exec_stop()),
+                        ("ExecStopPost", service.exec_stop_post()),
+                    ];
+                    for (kind, commands) in kinds {
+                        let commands = commands.map_err(bus)?;
+                        state.failed_command = failed_command(kind, commands);
+                        if state.failed_command.is_some() {
+                            break;
+                        }
+                    }
+                }
             }
             Ok(state)
         })
@@ -796,10 +850,12 @@ impl Systemd {
                 (UNIT, "ActiveEnterTimestamp"),
                 (UNIT, "InactiveEnterTimestamp"),
                 ("org.freedesktop.systemd1.Service", "ExecStart"),
+                ("org.freedesktop.systemd1.Service", "ExecMainCode"),
+                ("org.freedesktop.systemd1.Service", "ExecMainStatus"),
             ];
             let calls: Vec<(&str, &str, &str, (&str, &str))> = (units.iter().zip(&listed))
                 .flat_map(|(unit, listed)| {
-                    let reads = if unit.ends_with(".service") { 7 } else { 6 };
+                    let reads = if unit.ends_with(".service") { 9 } else { 6 };
                     (per_unit.iter().take(reads))
                         .map(|read| (listed.6.as_str(), PROPERTIES, "Get", *read))
                 })
@@ -848,12 +904,19 @@ impl Systemd {
                         next(unit, "InactiveEnterTimestamp")?,
                     )?,
                     exec_start: Vec::new(),
+                    exec_main_ended: (0, 0),
                 };
                 if unit.ends_with(".service") {
                     type Command = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
                     let commands: Vec<Command> =
                         typed(unit, "ExecStart", next(unit, "ExecStart")?)?;
                     read.exec_start = commands.into_iter().next().map(|c| c.1).unwrap_or_default();
+                    // The main process's, which a daemon-reload keeps (the
+                    // command's own status it does not).
+                    read.exec_main_ended = (
+                        typed(unit, "ExecMainCode", next(unit, "ExecMainCode")?)?,
+                        typed(unit, "ExecMainStatus", next(unit, "ExecMainStatus")?)?,
+                    );
                 }
                 details.push(read);
             }

@@ -15,6 +15,15 @@ use support::world::World;
 /// like distroless and scratch images.
 const NO_SHELL: &str = "unitgen-test/noshell:1";
 
+/// What a command printed, stdout then stderr.
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// `unitgen import --instance live -o TEMPLATE COMPOSE` into the world's
 /// template file, which must succeed.
 fn import_live(world: &World, compose: &std::path::Path) {
@@ -319,51 +328,111 @@ instances:
 
 /// A container that ends on its own with status 0 is done, as Docker and
 /// compose read it: `restart: on-failure` does not restart it, and with
-/// `restart: "no"` (compose's default, zabbix's busybox data containers)
-/// it is simply stopped. The unit's `docker stop` then found no container
-/// and failed, which made the unit failed: an on-failure service was
-/// restarted every 5 s for ever, a "no" one was listed as failed.
+/// `restart: "no"` (compose's default) a container that exits 0 at once
+/// (zabbix's busybox data containers, an init job) lets `compose up`
+/// succeed. Its unit stays active (exited): apply succeeds, plan is up to
+/// date, status says how it ended, a dependent's restart does not run it
+/// again. Before, the unit's `docker stop` found no container and made the
+/// unit failed (on-failure restarted every 5 s for ever), and then the
+/// readiness check took the exit for a failed start ("did not stay up").
+/// A service stopped by hand (`docker stop`: 143, clean to systemd) is not
+/// done: plan and apply start it again. A non-zero exit fails the apply,
+/// said with its status.
 #[test]
 fn a_container_that_ends_cleanly_on_its_own_is_not_a_failure() {
     let world = World::new("ugclean");
-    world.write(
-        r#"app: ugclean
+    let template = |data: &str| {
+        format!(
+            r#"app: ugclean
 services:
+  data:
+    image: unitgen-test/busybox:1
+    command: [sh, -c, '{data}']
+    restart: "no"
   task:
     image: unitgen-test/busybox:1
     command: [sh, -c, 'sleep 2']
     restart: on-failure
-  once:
+  web:
     image: unitgen-test/busybox:1
-    command: [sh, -c, 'sleep 2']
+    command: [sh, -c, "trap 'exit 143' TERM; sleep 1000 & wait"]
     restart: "no"
+    depends_on: [data]
 instances:
-  live: {}
-"#,
-    );
-    let out = world.unitgen(&["apply", "live", "--settle", "0"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for unit in ["ugclean-live-task.service", "ugclean-live-once.service"] {
-        // Not restarted (`activating (auto-restart)`), not failed: stopped.
-        let stopped = support::wait_for(std::time::Duration::from_secs(60), || {
-            (world.active(unit) == "inactive").then_some(())
+  live: {{}}
+"#
+        )
+    };
+    world.write(&template("exit 0"));
+    let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // `systemctl show` lists them in its own order: sorted here.
+    let show = |unit: &str| {
+        let out = world.sandbox.systemctl([
+            "show",
+            "--property=ActiveState,SubState,Result,NRestarts,InvocationID",
+            unit,
+        ]);
+        let mut lines: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines.join(" ")
+    };
+    let data = "ugclean-live-data.service";
+    for unit in [data, "ugclean-live-task.service"] {
+        // Not restarted (`activating (auto-restart)`), not failed: done.
+        let done = support::wait_for(std::time::Duration::from_secs(60), || {
+            show(unit).contains("SubState=exited").then_some(())
         });
-        let show = world
-            .sandbox
-            .systemctl(["show", "--property=Result,NRestarts", unit]);
-        let show = String::from_utf8_lossy(&show.stdout).to_string();
+        let shown = show(unit);
+        assert!(done.is_some(), "{unit}: {shown}");
         assert!(
-            stopped.is_some(),
-            "{unit} is {} ({show}): {}",
-            world.active(unit),
-            world.sandbox.journal(unit)
+            shown.starts_with("ActiveState=active ")
+                && shown.contains(" NRestarts=0 Result=success SubState=exited"),
+            "{unit}: {shown}"
         );
-        assert_eq!(show, "Result=success\nNRestarts=0\n", "{unit}");
     }
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+    let status = world.unitgen(&["status", "live"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(
+        text(&status).contains("active (exited 0)"),
+        "{}",
+        text(&status)
+    );
+    // The dependent's restart leaves the done one done.
+    let invocation = show(data);
+    world
+        .sandbox
+        .systemctl(["restart", "ugclean-live-web.service"]);
+    assert_eq!(show(data), invocation);
+
+    // Stopped by hand (143, its stop signal's: clean to systemd): not done.
+    docker(["stop", &world.container("live", "web")]);
+    let stopped = support::wait_for(std::time::Duration::from_secs(60), || {
+        (world.unitgen(&["plan", "live"]).status.code() == Some(2)).then_some(())
+    });
+    let plan = world.unitgen(&["plan", "live"]);
+    assert!(stopped.is_some(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("its container is not running"),
+        "{}",
+        text(&plan)
+    );
+    world.apply_ok("live");
+    assert_eq!(world.active("ugclean-live-web.service"), "active");
+    assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
+
+    // A failing one fails the apply, said with its status.
+    world.write(&template("exit 3"));
+    let out = world.unitgen(&["apply", "live", "--settle", "1"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ugclean-live-data.service: the container exited with status 3"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// A unit's `env_file:` copy in /run/unitgen (0600: env files hold

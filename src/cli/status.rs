@@ -46,6 +46,10 @@ pub(super) struct Row {
     announces: Option<String>,
     pub(super) active_state: String,
     pub(super) sub_state: String,
+    /// For a service done when its container exits 0 (`restart: no` or
+    /// `on-failure`) that is active (exited): its `docker run`'s exit status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_status: Option<i32>,
     /// How often systemd restarted the unit since it was last started
     /// (`NRestarts`).
     restarts: u32,
@@ -305,7 +309,10 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
         };
         showln!(
             "{mark} {name:<16} {:<20} {health:<9} {:<8} {id:<12} {image:<28} {started}",
-            format!("{} ({})", row.active_state, row.sub_state),
+            match row.exit_status {
+                Some(status) => format!("{} ({} {status})", row.active_state, row.sub_state),
+                None => format!("{} ({})", row.active_state, row.sub_state),
+            },
             row.restarts,
         )?;
         for why in &row.not_as_applied {
@@ -776,7 +783,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             // Seen as `plan` sees it (`systemd::observe`).
             let active = state.active_state == "active";
             let runs_container = owner.service.is_some() && active && state.sub_state == "running";
+            // A service done when its container exited 0: how it ended.
+            let exit_status = (owner.service.is_some()
+                && active
+                && state.sub_state == "exited"
+                && details.exec_main_ended.0 == 1
+                && crate::render::docker::done_when_exited(&unit.text))
+            .then_some(details.exec_main_ended.1);
             let mut seen = Observed {
+                container_missing: observe::not_done(&unit.text, &details),
                 unit: unit.name.clone(),
                 loaded_from: target.loaded_elsewhere(&unit.name, &details.fragment_path),
                 unit_file_state: details.unit_file_state,
@@ -886,6 +901,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 announces: owner.announces,
                 active_state: state.active_state,
                 sub_state: state.sub_state,
+                exit_status,
                 restarts: state.n_restarts,
                 as_applied: not_as_applied.is_empty(),
                 not_as_applied,

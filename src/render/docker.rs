@@ -207,19 +207,28 @@ pub fn start_waits_for_health(unit_text: &str) -> bool {
         .any(|line| line.contains(&format!("--filter event={HEALTH_EVENT}")))
 }
 
+/// Whether a service unit's text says its container is done when it
+/// exits 0 (see `render::ends_when_done`): it stays active (exited) then.
+pub fn done_when_exited(unit_text: &str) -> bool {
+    let has = |line: &str| unit_text.lines().any(|l| l == line);
+    has("RemainAfterExit=yes") && !has("Type=oneshot")
+}
+
 /// The `ExecStartPost=` command of a service unit: [`wait_ready_script`],
 /// escaped. The script is the same for every container but for its name,
 /// so it is escaped once per process rather than once per unit.
-pub fn wait_ready_command(container: &str, healthcheck: bool) -> String {
+pub fn wait_ready_command(container: &str, healthcheck: bool, ends_when_done: bool) -> String {
     const CONTAINER: &str = "CONTAINER";
-    static PREPARED: LazyLock<[PreparedBash; 2]> = LazyLock::new(|| {
-        [false, true].map(|healthcheck| {
-            let script = wait_ready_script(CONTAINER, healthcheck);
-            let lines: Vec<&str> = script.iter().map(String::as_str).collect();
-            PreparedBash::new(&lines, CONTAINER)
-        })
+    static PREPARED: LazyLock<[PreparedBash; 4]> = LazyLock::new(|| {
+        [(false, false), (true, false), (false, true), (true, true)].map(
+            |(healthcheck, ends_when_done)| {
+                let script = wait_ready_script(CONTAINER, healthcheck, ends_when_done);
+                let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+                PreparedBash::new(&lines, CONTAINER)
+            },
+        )
     });
-    PREPARED[usize::from(healthcheck)].with(container)
+    PREPARED[usize::from(healthcheck) + 2 * usize::from(ends_when_done)].with(container)
 }
 
 /// Waits until the container runs (and is healthy, when it has a
@@ -257,7 +266,11 @@ pub fn wait_ready_command(container: &str, healthcheck: bool) -> String {
 /// `$EPOCHREALTIME` from bash 5 on, whose decimal point follows the locale;
 /// older ones ask `date`); one statement per element (see
 /// `escape::systemd_shell`).
-pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
+///
+/// A container that `ends_when_done` (see `render::ends_when_done`) and
+/// exits 0 is ready: its job is done. So is one whose `docker run` ended
+/// unseen: systemd has its exit status, which decides.
+pub fn wait_ready_script(container: &str, healthcheck: bool, ends_when_done: bool) -> Vec<String> {
     let health_events = format!("--filter event={HEALTH_EVENT}");
     // Both the current state (`docker inspect`) and the events read as
     // `WORD[/HEALTH] EXIT-CODE`, so one `case` judges either.
@@ -293,13 +306,21 @@ pub fn wait_ready_script(container: &str, healthcheck: bool) -> Vec<String> {
             "    {unhealthy}) {DOCKER} inspect --format '{{{{range .State.Health.Log}}}}{NOTE} health probe exited {{{{.ExitCode}}}}: {{{{json .Output}}}}{{{{println}}}}{{{{end}}}}' {container} >&2; exit 1;;"
         ));
     }
+    if ends_when_done {
+        script.push("    'exited 0'|'dead 0'|'die 0') exit 0;;".into());
+    }
+    let run_ended = if ends_when_done {
+        "exit 0".to_string()
+    } else {
+        format!("{{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }}")
+    };
     script.extend([
         format!("    exited*|dead*|'die '*) echo \"{NOTE} the container exited with status ${{s##* }}\" >&2; exit 1;;"),
         "  esac;".into(),
         "  while :; do".into(),
         "    IFS= read -r -t 1 s <&3 && break;".into(),
         format!("    [ $? -gt 128 ] || {{ echo '{NOTE} docker events ended before the container was ready' >&2; exit 1; }};"),
-        format!("    kill -0 \"$MAINPID\" 2>/dev/null || {{ echo '{NOTE} docker run ended before the container was ready' >&2; exit 1; }};"),
+        format!("    kill -0 \"$MAINPID\" 2>/dev/null || {run_ended};"),
         format!("    s=$({DOCKER} inspect --format '{state}' {container} 2>/dev/null); break;"),
         "  done;".into(),
         "done".into(),
@@ -313,7 +334,7 @@ mod tests {
 
     /// A service unit's lines around its readiness check, as rendered.
     fn unit(healthcheck: bool, command: &str) -> String {
-        let script = wait_ready_script("shop-live-api", healthcheck);
+        let script = wait_ready_script("shop-live-api", healthcheck, false);
         let lines: Vec<&str> = script.iter().map(String::as_str).collect();
         format!(
             "[Service]\nExecStart=/usr/bin/docker run --rm shop/api sh -c {}\nExecStartPost={}\nExecStop=/usr/bin/docker stop shop-live-api\n",
@@ -325,11 +346,12 @@ mod tests {
     #[test]
     fn the_readiness_command_is_its_script_escaped_for_any_container() {
         for container in ["shop-live-api", "a%b$c", "x\"y\\z", "é \u{85}"] {
-            for healthcheck in [false, true] {
-                let script = wait_ready_script(container, healthcheck);
+            for (healthcheck, done) in [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let script = wait_ready_script(container, healthcheck, done);
                 let lines: Vec<&str> = script.iter().map(String::as_str).collect();
                 assert_eq!(
-                    wait_ready_command(container, healthcheck),
+                    wait_ready_command(container, healthcheck, done),
                     crate::escape::systemd_bash(&lines),
                     "{container}"
                 );

@@ -621,12 +621,16 @@ fn settle(
     // The units that must wait out their window: running, not proven by
     // their start (a healthcheck's), with their container if they run one.
     // Read from the files systemd loaded: no engine call.
+    let mut done_when_exited: Vec<&String> = Vec::new();
     let (waited, windows): (Vec<(&String, Option<String>)>, Vec<Instant>) = touched
         .iter()
         .zip(&now)
         .filter(|(_, summary)| summary.sub_state == "running")
         .filter_map(|((unit, ended), _)| {
             let text = std::fs::read_to_string(unit_dir.join(unit)).unwrap_or_default();
+            if crate::render::docker::done_when_exited(&text) {
+                done_when_exited.push(unit);
+            }
             if crate::render::docker::start_waits_for_health(&text) {
                 return None;
             }
@@ -736,6 +740,14 @@ fn settle(
         .filter_map(|(unit, container)| Some((unit, container?)))
         .collect();
     let (ended, mut vanished) = containers_ended(&waited, touched);
+    // One that is done when its container exits 0 is judged by systemd
+    // too: active (exited) once `docker run` has ended 0, failed else.
+    let (done_or_not, ended): (Vec<&String>, Vec<&String>) =
+        (ended.into_iter()).partition(|unit| done_when_exited.contains(unit));
+    vanished.extend(
+        (done_or_not.into_iter())
+            .filter_map(|unit| Some((unit, &touched.iter().find(|(u, _)| u == unit)?.1))),
+    );
     for unit in ended {
         failed.push(Evidence {
             unit: unit.clone(),

@@ -130,7 +130,25 @@ pub(crate) trait Service {
 
     #[zbus(property, name = "ExecMainPID")]
     fn exec_main_pid(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn exec_start_pre(&self) -> zbus::Result<Vec<ExecCommand>>;
+
+    #[zbus(property)]
+    fn exec_start_post(&self) -> zbus::Result<Vec<ExecCommand>>;
+
+    #[zbus(property)]
+    fn exec_stop(&self) -> zbus::Result<Vec<ExecCommand>>;
+
+    #[zbus(property)]
+    fn exec_stop_post(&self) -> zbus::Result<Vec<ExecCommand>>;
 }
+
+/// One command of a service's `ExecStartPre=` (and the like) as systemd
+/// has it: path, argv, whether its failure is ignored (`-`), when its last
+/// run started and ended (realtime, monotonic), its PID, and how it ended
+/// (code: 1 exited, 2 killed, 3 dumped core; status: exit code or signal).
+pub(crate) type ExecCommand = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
 
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Timer",

@@ -192,11 +192,47 @@ fn from_state(evidence: &Evidence) -> String {
         _ if matches!(state.exec_main_code, 2 | 3) => {
             format!("docker run was killed by signal {}", state.exec_main_status)
         }
-        "" | "success" => format!("it is {} ({})", state.active_state, state.sub_state),
-        other => format!(
-            "it is {} ({}), result `{other}`",
+        // Ended cleanly, and still counted down: its restart is `always`.
+        "" | "success" if state.exec_main_code == 1 => format!(
+            "the container exited with status 0, and is restarted (restart `always`); it is {} \
+             ({}): a service that is done when it exits 0 is `restart: \"no\"` or `on-failure`",
             state.active_state, state.sub_state
         ),
+        "" | "success" => format!("it is {} ({})", state.active_state, state.sub_state),
+        other => {
+            let now = format!(
+                "it is {} ({}), result `{other}`",
+                state.active_state, state.sub_state
+            );
+            // What systemd's states leave out: which command failed, and
+            // how `docker run` ended.
+            let main = match (state.exec_main_code, state.exec_main_pid) {
+                (1, _) => format!("docker run exited with status {}", state.exec_main_status),
+                (_, 0) => "docker run did not run".to_string(),
+                _ => "docker run had not ended".to_string(),
+            };
+            match &state.failed_command {
+                Some(failed) => format!(
+                    "its {}= command `{}` {}; {main}; {now}",
+                    failed.kind,
+                    shortened(&failed.argv.join(" ")),
+                    match failed.code {
+                        1 => format!("exited with status {}", failed.status),
+                        _ => format!("was killed by signal {}", failed.status),
+                    }
+                ),
+                None => format!("{now}; {main}"),
+            }
+        }
+    }
+}
+
+/// A command line cut to a length that fits a report's line.
+fn shortened(command: &str) -> String {
+    const MOST: usize = 100;
+    match command.char_indices().nth(MOST) {
+        Some((at, _)) => format!("{}…", &command[..at]),
+        None => command.to_string(),
     }
 }
 
@@ -278,6 +314,7 @@ mod tests {
                 exec_main_status: status,
                 exec_main_code: code,
                 exec_main_pid: main_pid,
+                failed_command: None,
                 invocation_id: "ab12".into(),
                 unit_file_state: "enabled".into(),
                 need_daemon_reload: false,
@@ -377,6 +414,44 @@ mod tests {
             explained.reason.contains("137: SIGKILL"),
             "{}",
             explained.reason
+        );
+    }
+
+    /// Reported as 'it is deactivating (stop-post), result `exit-code`'
+    /// alone: which command failed and how `docker run` ended are said.
+    #[test]
+    fn a_failed_command_besides_docker_run_is_named_with_its_status() {
+        let mut evidence = failed(None, 9, 1, 0);
+        evidence.state.active_state = "deactivating".into();
+        evidence.state.sub_state = "stop-post".into();
+        evidence.state.failed_command = Some(crate::systemd::FailedCommand {
+            kind: "ExecStartPre",
+            argv: vec!["/usr/bin/docker".into(), "build".into(), "-q".into()],
+            code: 1,
+            status: 2,
+        });
+        assert_eq!(
+            explain_from(&evidence, &[]).reason,
+            "its ExecStartPre= command `/usr/bin/docker build -q` exited with status 2; \
+             docker run exited with status 0; it is deactivating (stop-post), result `exit-code`"
+        );
+        evidence.state.failed_command = None;
+        evidence.state.exec_main_code = 0;
+        assert_eq!(
+            explain_from(&evidence, &[]).reason,
+            "it is deactivating (stop-post), result `exit-code`; docker run had not ended"
+        );
+        assert_eq!(shortened(&"x".repeat(150)).chars().count(), 101);
+    }
+
+    #[test]
+    fn a_clean_exit_restarted_always_says_so() {
+        let mut evidence = failed(None, 9, 1, 0);
+        evidence.state.result = "success".into();
+        assert!(
+            explain_from(&evidence, &[])
+                .reason
+                .starts_with("the container exited with status 0, and is restarted (restart `always`); it is activating (auto-restart)"),
         );
     }
 

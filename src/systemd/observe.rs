@@ -231,6 +231,7 @@ pub fn observe(
         {
             with_container.push((observed.len(), container));
         }
+        let not_done = text.is_some_and(|text| not_done(text, &state));
         let unit_file_state = match &on_disk {
             Some(on_disk) => on_disk[at].clone(),
             None => state.unit_file_state,
@@ -244,7 +245,7 @@ pub fn observe(
             drop_ins: state.drop_in_paths,
             loaded_from: host.loaded_elsewhere(name, &state.fragment_path),
             old_configuration,
-            container_missing: false,
+            container_missing: not_done,
             container_paused: None,
             restore_reading: false,
             container_off_network: None,
@@ -460,6 +461,18 @@ pub fn observe(
 /// failed, or waiting out `RestartSec=` after its `docker run` ended (its
 /// `ExecStopPost=` removed the container). A container of its name then is
 /// not its own.
+/// Whether a service unit that is done when its container exits 0 (see
+/// `render::docker::done_when_exited`) is active (exited) with its `docker
+/// run` ended otherwise: a status its `SuccessExitStatus=` counts clean (the
+/// container stopped by hand, `docker stop`), not done. Its container does
+/// not run, as it should.
+pub fn not_done(text: &str, state: &crate::systemd::UnitDetails) -> bool {
+    state.active_state == "active"
+        && state.sub_state == "exited"
+        && state.exec_main_ended != (1, 0)
+        && render::docker::done_when_exited(text)
+}
+
 pub fn is_down(active_state: &str, sub_state: &str) -> bool {
     matches!(active_state, "inactive" | "failed") || sub_state == "auto-restart"
 }
