@@ -426,7 +426,13 @@ fn network_options(ids: &[&str]) -> Result<HashMap<String, Vec<String>>, String>
             let [id, options, ipam_driver, ipam_options] = fields[..] else {
                 return None;
             };
+            // (Newer Dockers may record their defaults for IP versions.)
+            let defaults = [
+                "com.docker.network.enable_ipv4=true",
+                "com.docker.network.enable_ipv6=false",
+            ];
             let mut set = map(options);
+            set.retain(|option| !defaults.contains(&option.as_str()));
             if !matches!(ipam_driver, "default" | "") {
                 set.push(format!("ipam driver={ipam_driver}"));
             }
