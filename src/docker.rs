@@ -331,8 +331,9 @@ pub fn volumes_made(names: &[String]) -> Result<HashMap<String, Option<u64>>, St
 
 /// How the instance's network `name` differs from what its network unit
 /// makes (`docker network create` with the instance's labels, Docker's
-/// bridge driver, not internal), in one call: None when there is no
-/// network of the name, else one phrase per difference (none: as made).
+/// bridge driver, not internal, no IPv6, no options; the subnet is
+/// Docker's to pick), in two calls: None when there is no network of the
+/// name, else one phrase per difference (none: as made).
 /// A network made again by hand under the name (`docker network rm`, then
 /// `docker network create --internal`) lacks the labels; the unit's start
 /// keeps any network of its name, so only a restart of it, which removes
@@ -351,12 +352,19 @@ pub fn network_differences(
             &format!("name=^{name}$"),
             "--format",
             "{{.Name}}\t{{.Driver}}\t{{.Internal}}\t{{.Label \"unitgen.app\"}}\t\
-             {{.Label \"unitgen.instance\"}}",
+             {{.Label \"unitgen.instance\"}}\t{{.IPv6}}\t{{.ID}}",
         ],
     )?;
-    let seen: Vec<Vec<String>> = (listed.lines())
+    let listed: Vec<Vec<&str>> = (listed.lines())
         .map(|line| line.split('\t').collect::<Vec<_>>())
         .filter(|fields| fields.first() == Some(&name))
+        .collect();
+    // Driver and IPAM options (`--opt com.docker.network.bridge.enable_icc=false`:
+    // its containers cannot reach each other), which the unit sets none of.
+    let ids: Vec<&str> = (listed.iter()).filter_map(|f| f.get(6).copied()).collect();
+    // (One removed since it was listed: nothing to tell of its options.)
+    let options = network_options(&ids).unwrap_or_default();
+    let seen: Vec<Vec<String>> = (listed.iter())
         .map(|fields| {
             let field = |i: usize| fields.get(i).copied().unwrap_or_default();
             let mut differences = Vec::new();
@@ -369,6 +377,16 @@ pub fn network_differences(
             if field(2) == "true" {
                 differences.push("internal (no way out, no published port)".to_string());
             }
+            if field(5) == "true" {
+                differences.push("IPv6 enabled, which the unit does not ask for".to_string());
+            }
+            if let Some(set) = options.get(field(6)).filter(|set| !set.is_empty()) {
+                differences.push(format!(
+                    "option{} {}, which the unit does not set",
+                    if set.len() == 1 { "" } else { "s" },
+                    set.join(", ")
+                ));
+            }
             differences
         })
         .collect();
@@ -378,6 +396,51 @@ pub fn network_differences(
             .unwrap_or(&seen[0])
             .clone()
     }))
+}
+
+/// The driver and IPAM options of each network (by ID), `key=value`
+/// (an IPAM driver other than the default as `ipam driver=NAME`), in one
+/// `docker network inspect`.
+fn network_options(ids: &[&str]) -> Result<HashMap<String, Vec<String>>, String> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut args = vec![
+        "network",
+        "inspect",
+        "--format",
+        "{{.Id}}\t{{json .Options}}\t{{.IPAM.Driver}}\t{{json .IPAM.Options}}",
+    ];
+    args.extend(ids);
+    let inspected = run("docker network inspect", &args)?;
+    let map = |json: &str| -> Vec<String> {
+        let map: Option<std::collections::BTreeMap<String, String>> =
+            serde_json::from_str(json).unwrap_or_default();
+        (map.unwrap_or_default().into_iter())
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect()
+    };
+    Ok((inspected.lines())
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [id, options, ipam_driver, ipam_options] = fields[..] else {
+                return None;
+            };
+            // (Newer Dockers may record their defaults for IP versions.)
+            let defaults = [
+                "com.docker.network.enable_ipv4=true",
+                "com.docker.network.enable_ipv6=false",
+            ];
+            let mut set = map(options);
+            set.retain(|option| !defaults.contains(&option.as_str()));
+            if !matches!(ipam_driver, "default" | "") {
+                set.push(format!("ipam driver={ipam_driver}"));
+            }
+            set.extend(map(ipam_options));
+            // `ls` gives the ID cut to 12 characters.
+            Some((id.chars().take(12).collect(), set))
+        })
+        .collect())
 }
 
 /// Those of `names` that are volumes on this host; all of them when

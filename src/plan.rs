@@ -273,8 +273,13 @@ pub struct LinksDiffer {
 
 impl std::fmt::Display for LinksDiffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // `x.target.wants` -> `wanted by x.target`.
+        // `x.target.wants` -> `wanted by x.target`; one in the runtime
+        // folder (`/run/systemd/system/x.target.wants`) says where.
         fn by(folder: &str) -> String {
+            let (dir, folder) = match folder.rsplit_once('/') {
+                Some((dir, folder)) => (Some(dir), folder),
+                None => (None, folder),
+            };
             let (target, kind) = folder.rsplit_once('.').unwrap_or((folder, ""));
             let verb = match kind {
                 "wants" => "wanted",
@@ -282,7 +287,10 @@ impl std::fmt::Display for LinksDiffer {
                 "upholds" => "upheld",
                 other => other,
             };
-            format!("{verb} by {target}")
+            match dir {
+                Some(dir) => format!("{verb} by {target} (a link in {dir})"),
+                None => format!("{verb} by {target}"),
+            }
         }
         let mut parts = Vec::new();
         if !self.missing.is_empty() {

@@ -194,7 +194,23 @@ pub fn found(
     let mut plan = Plan::new(present, present);
     let observed = crate::systemd::observe::observe(systemd, host, present, &plan, None)?;
     plan.observe(&observed.units);
+    told_as_pending(host, &present[0], &mut plan);
     Ok(plan.repair.pop())
+}
+
+/// After an apply killed between writing the router's unit `unit` and
+/// restarting it ([`restart_pending`]), tells that in `plan` (observed):
+/// its container runs the file before, which is why it differs from the
+/// unit's `docker run`, not a hand that replaced it.
+pub fn told_as_pending(host: &Host, unit: &UnitFile, plan: &mut Plan) {
+    if !restart_pending(host, unit) {
+        return;
+    }
+    for repair in &mut plan.repair {
+        (repair.faults).retain(|f| !matches!(f, crate::plan::Fault::ContainerDiffers { .. }));
+    }
+    plan.repair.retain(|r| !r.faults.is_empty());
+    plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
 }
 
 /// The installed router unit, if any.
@@ -384,8 +400,7 @@ fn repair_router(
         crate::docker::unpause(router_container()).map_err(Failure::untouched)?;
     }
     if repair.relink() {
-        systemd.disable(&names).map_err(bus)?;
-        systemd.enable(&names).map_err(bus)?;
+        converge::reenable(systemd, &names)?;
     }
     if repair.relink() || repair.reload() {
         systemd.reload().map_err(bus)?;
@@ -414,7 +429,7 @@ fn pending_marker(host: &Host, unit: &UnitFile) -> Option<PathBuf> {
 
 /// Whether an apply was killed after it changed the router's unit and
 /// before the router ran it (see [`pending_marker`]).
-pub fn restart_pending(host: &Host, unit: &UnitFile) -> bool {
+fn restart_pending(host: &Host, unit: &UnitFile) -> bool {
     pending_marker(host, unit).is_some_and(|marker| marker.exists())
 }
 

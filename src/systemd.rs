@@ -696,6 +696,20 @@ impl Systemd {
         })
     }
 
+    /// Removes the runtime enablement links of unit files
+    /// (`DisableUnitFiles` with `runtime`: those in `/run/systemd/system`,
+    /// as `systemctl disable --runtime`). See [`Systemd::enable`] about
+    /// reloading.
+    pub fn disable_runtime(&self, unit_files: &[String]) -> Result<(), Error> {
+        again_if_reexecuted(|| {
+            let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
+            self.manager
+                .disable_unit_files(&files, true)
+                .map(drop)
+                .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
+        })
+    }
+
     /// Reads a unit's state. A unit without a unit file reads as
     /// `load_state == "not-found"`, inactive.
     pub fn unit_state(&self, unit: &str) -> Result<UnitState, Error> {

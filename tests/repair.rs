@@ -1844,8 +1844,22 @@ fn a_network_made_again_by_hand_with_other_settings_is_made_again_by_apply() {
     }
     let removed = support::docker::docker(["network", "rm", "ugnet-live"]);
     assert!(removed.status.success(), "{}", text(&removed));
-    let made = support::docker::docker(["network", "create", "--internal", "ugnet-live"]);
+    // With the instance's labels this time, and an option that keeps its
+    // containers from reaching each other: told by that option.
+    let made = support::docker::docker([
+        "network",
+        "create",
+        "--label",
+        "unitgen.app=ugnet",
+        "--label",
+        "unitgen.instance=live",
+        "--opt",
+        "com.docker.network.bridge.enable_icc=false",
+        "ugnet-live",
+    ]);
     assert!(made.status.success(), "{}", text(&made));
+    let differs = "its network ugnet-live is not as it makes it (made again by hand?): \
+                   option com.docker.network.bridge.enable_icc=false, which the unit does not set";
     for service in ["api", "web"] {
         let joined = support::docker::docker([
             "network",
@@ -2110,6 +2124,78 @@ fn a_wants_link_moved_to_another_target_is_told_and_made_again() {
     );
     assert_eq!(plan(&world).0, Some(0));
     assert_eq!(status(&world).0, Some(0));
+    runtime_and_alias_links_are_told_and_removed(&world, ids);
+}
+
+/// The same for links systemd reads beside those in /etc/systemd/system:
+/// web linked from the runtime folder (`systemctl enable --runtime` to
+/// another target, a link put in /run/systemd/system by hand), and api by
+/// an alias (a link of another name to its file, wanted by another
+/// target). Neither was read: plan said "up to date" while both started
+/// with multi-user.target. Apply re-enables both, which removes them.
+fn runtime_and_alias_links_are_told_and_removed(world: &World, ids: (String, String)) {
+    let (web, api) = ("ugwant-live-web.service", "ugwant-live-api.service");
+    let runtime = world.sandbox.root().join("run/systemd/system");
+    let runtime_wants = runtime.join("multi-user.target.wants");
+    std::fs::create_dir_all(&runtime_wants).unwrap();
+    std::os::unix::fs::symlink(
+        format!("/etc/systemd/system/{web}"),
+        runtime_wants.join(web),
+    )
+    .unwrap();
+    let dir = world.sandbox.unit_dir();
+    std::fs::create_dir_all(dir.join("multi-user.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("/etc/systemd/system/{api}"),
+        dir.join("multi-user.target.wants/ugwant-alias.service"),
+    )
+    .unwrap();
+    world.sandbox.systemctl(["daemon-reload"]);
+    assert_eq!(is_enabled(world, web), "enabled");
+
+    let (code, shown) = plan(world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "* {web} (enabled, but wanted by multi-user.target (a link in /run/systemd/system), \
+             which its file does not say (linked by hand?): re-enable)"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "* {api} (enabled, but wanted by multi-user.target, which its file does not say \
+             (linked by hand?): re-enable)"
+        )),
+        "{shown}"
+    );
+    let (code, shown) = status(world);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(
+        marked(&shown, "web", "(a link in /run/systemd/system)"),
+        "{shown}"
+    );
+
+    let out = world.apply("live");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 enabled"), "{}", text(&out));
+    assert!(
+        !runtime_wants.join(web).exists(),
+        "the runtime link is gone"
+    );
+    assert!(
+        (dir.join("multi-user.target.wants/ugwant-alias.service")
+            .symlink_metadata())
+        .is_err(),
+        "the alias's link is gone"
+    );
+    assert_eq!(
+        (world.id("live", "api"), world.id("live", "web")),
+        ids,
+        "nothing restarted"
+    );
+    assert_eq!(plan(world).0, Some(0));
+    assert_eq!(status(world).0, Some(0));
 }
 
 /// The host's router's container replaced by hand under its name (`docker

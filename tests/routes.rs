@@ -569,6 +569,18 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         ),
         "{shown}"
     );
+    // status tells it the same way: the restart is pending, not a hand
+    // that replaced the router's container.
+    let status = world.unitgen(&["status", "two"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains(
+            "! unitgen-router.service: may run an old configuration (an apply was interrupted)"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("replaced by hand"), "{shown}");
     let applied = world.unitgen(&["apply", "two"]);
     let said = String::from_utf8_lossy(&applied.stderr);
     assert!(applied.status.success(), "{said}");

@@ -266,16 +266,7 @@ fn plan_one(
                 let observed = observe(&systemd, &host, &present, &router_plan, None)
                     .map_err(|e| miette!("{e}"))?;
                 router_plan.observe(&observed.units);
-                if router::restart_pending(&host, &unit) {
-                    // Its container runs the file before: that is why it
-                    // differs from the unit's `docker run`, not a hand.
-                    for repair in &mut router_plan.repair {
-                        (repair.faults)
-                            .retain(|f| !matches!(f, crate::plan::Fault::ContainerDiffers { .. }));
-                    }
-                    router_plan.repair.retain(|r| !r.faults.is_empty());
-                    router_plan.found(ROUTER_UNIT, crate::plan::Fault::OldConfiguration);
-                }
+                router::told_as_pending(&host, &unit, &mut router_plan);
             }
             Some(router_plan)
         }

@@ -549,7 +549,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         .map_err(|e| miette::miette!("{e}"))?;
         // As `plan` reads them: a unit linked by another target than its
         // file says is still `enabled` to systemd.
-        let links = observe::enablement_links(&target.links_dir());
+        let links = observe::enablement_links(&target);
         let links_differ = |unit: &render::UnitFile| {
             let found = links.get(&unit.name).map_or(&[][..], Vec::as_slice);
             observe::links_differ(&unit.text, found)

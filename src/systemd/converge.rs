@@ -31,6 +31,10 @@ use crate::systemd::{JobKind, JobOutcome, JobResult, Systemd};
 use crate::unit_dir;
 use crate::{docker, fault};
 
+/// The system manager's runtime unit folder: `systemctl --runtime` writes
+/// there, and a reboot empties it.
+const RUNTIME_UNIT_DIR: &str = "/run/systemd/system";
+
 /// Where a host's units live and how to reach its systemd.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -82,6 +86,26 @@ impl Host {
             (Some(root), false) => root.join("etc/systemd/system"),
             (None, false) => PathBuf::from("/etc/systemd/system"),
         }
+    }
+
+    /// The folders whose enablement links systemd reads: [`Host::links_dir`],
+    /// and the runtime one `systemctl enable --runtime` writes (links there
+    /// last until a reboot), each with the path it is named by (None: the
+    /// first). The user manager's runtime folder is under
+    /// `$XDG_RUNTIME_DIR`, when that is set.
+    pub fn link_dirs(&self) -> Vec<(PathBuf, Option<String>)> {
+        let runtime = match (&self.root, self.user) {
+            (_, true) => std::env::var_os("XDG_RUNTIME_DIR")
+                .map(|dir| PathBuf::from(dir).join("systemd/user"))
+                .map(|dir| (dir.clone(), dir.display().to_string())),
+            (root, false) => Some((
+                crate::router::on_host(root.as_deref(), Path::new(RUNTIME_UNIT_DIR)),
+                RUNTIME_UNIT_DIR.to_string(),
+            )),
+        };
+        std::iter::once((self.links_dir(), None))
+            .chain(runtime.map(|(dir, named)| (dir, Some(named))))
+            .collect()
     }
 
     /// The Docker environment this host's units get from their manager, as
@@ -429,10 +453,12 @@ fn run(
 }
 
 /// A changed unit's `[Install]` section may have changed (what it is
-/// wanted by): its enablement symlinks are made anew from the new text.
-fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
+/// wanted by), or its links were moved by hand: its enablement symlinks are
+/// made anew from its text, the runtime ones (`/run/systemd/system`) gone.
+pub fn reenable(systemd: &Systemd, units: &[String]) -> Result<(), Failure> {
     if !units.is_empty() {
         systemd.disable(units).map_err(bus)?;
+        systemd.disable_runtime(units).map_err(bus)?;
         systemd.enable(units).map_err(bus)?;
     }
     Ok(())

@@ -28,29 +28,64 @@ fn written_since(file: &std::path::Path, since: u64) -> bool {
         .is_some_and(|t| t.as_micros() > u128::from(since))
 }
 
-/// The enablement links in `dir` (see [`Host::links_dir`]), by the unit
-/// they link: the folders (`T.wants`, `T.requires`, `T.upholds`) that hold
-/// a link of its name. One read of the folder for all units.
-pub fn enablement_links(dir: &Path) -> HashMap<String, Vec<String>> {
+/// The enablement links of the host (see [`Host::link_dirs`]), by the
+/// unit they link: the folders (`T.wants`, `T.requires`, `T.upholds`) that
+/// hold a link of its name, or a link of another name (an alias) that
+/// leads to its file. A folder in the runtime directory (`systemctl enable
+/// --runtime`, a link put in `/run/systemd/system` by hand) is named with
+/// that directory (`/run/systemd/system/multi-user.target.wants`): systemd
+/// reads it as well, until a reboot. One read of each folder for all units.
+pub fn enablement_links(host: &Host) -> HashMap<String, Vec<String>> {
     let mut links: HashMap<String, Vec<String>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return links;
-    };
-    for entry in entries.flatten() {
-        let folder = entry.file_name().to_string_lossy().into_owned();
-        if !LINK_FOLDERS.iter().any(|kind| folder.ends_with(kind)) {
+    for (dir, shown_as) in host.link_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
-        }
-        for link in std::fs::read_dir(entry.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let unit = link.file_name().to_string_lossy().into_owned();
-            links.entry(unit).or_default().push(folder.clone());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !LINK_FOLDERS.iter().any(|kind| name.ends_with(kind)) {
+                continue;
+            }
+            let folder = match &shown_as {
+                Some(runtime) => format!("{runtime}/{name}"),
+                None => name,
+            };
+            for link in std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let unit = link.file_name().to_string_lossy().into_owned();
+                let leads_to = linked_file_name(host.root.as_deref(), &link.path());
+                for unit in std::iter::once(unit.clone()).chain(leads_to.filter(|t| *t != unit)) {
+                    let folders = links.entry(unit).or_default();
+                    if !folders.contains(&folder) {
+                        folders.push(folder.clone());
+                    }
+                }
+            }
         }
     }
     links
+}
+
+/// The name of the file a link leads to, through links (an alias's: a
+/// link of another name to the unit's file, or to another link to it);
+/// absolute targets are on the host (under `root`). None when it is no
+/// link, or leads nowhere within a few steps.
+fn linked_file_name(root: Option<&Path>, link: &Path) -> Option<String> {
+    let mut at = link.to_path_buf();
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&at) else {
+            return (at != link).then(|| at.file_name()?.to_str().map(str::to_owned))?;
+        };
+        at = match (target.is_absolute(), root) {
+            (true, Some(root)) => crate::router::on_host(Some(root), &target),
+            (true, None) => target,
+            (false, _) => at.parent()?.join(target),
+        };
+    }
+    None
 }
 
 /// The folders of the links an `[Install]` key makes, by key.
@@ -98,13 +133,16 @@ pub fn install_folders(text: &str) -> Option<Vec<String>> {
 /// or when it cannot be told (see [`install_folders`]).
 pub fn links_differ(text: &str, found: &[String]) -> Option<LinksDiffer> {
     let wanted = install_folders(text)?;
+    // A runtime link to a folder its file names wants nothing more (one
+    // there alone leaves the unit `enabled-runtime`: not enabled).
+    let in_folder = |folder: &String| folder.rsplit('/').next().unwrap_or(folder).to_string();
     let differ = LinksDiffer {
         missing: (wanted.iter())
-            .filter(|folder| !found.contains(folder))
+            .filter(|folder| !found.iter().any(|f| f == *folder))
             .cloned()
             .collect(),
         extra: (found.iter())
-            .filter(|folder| !wanted.contains(folder))
+            .filter(|folder| !wanted.contains(&in_folder(folder)))
             .cloned()
             .collect(),
     };
@@ -156,7 +194,7 @@ pub fn observe(
     };
     // A link moved to another target by hand leaves the unit enabled to
     // systemd: its links are read from disk, all at once.
-    let links = enablement_links(&host.links_dir());
+    let links = enablement_links(host);
     let mut observed = Vec::new();
     // (index in `observed`, owner, container name) of the running units
     // that run a container.
@@ -643,6 +681,17 @@ mod tests {
             moved.to_string(),
             "enabled, but not wanted by i.target (its link is gone); wanted by \
              multi-user.target, which its file does not say (linked by hand?)"
+        );
+        // A runtime link to its own target wants nothing more; one to
+        // another target is told with where it is.
+        let runtime = |folder: &str| format!("/run/systemd/system/{folder}");
+        let found = ["i.target.wants".to_string(), runtime("i.target.wants")];
+        assert_eq!(links_differ(text, &found), None);
+        let found = ["i.target.wants".to_string(), runtime("x.target.wants")];
+        assert_eq!(
+            links_differ(text, &found).unwrap().to_string(),
+            "enabled, but wanted by x.target (a link in /run/systemd/system), which its file \
+             does not say (linked by hand?)"
         );
     }
 
