@@ -12,12 +12,13 @@ mod layout;
 mod report;
 pub use report::{Printable, install as install_report_hook};
 
-/// `eprintln!` for unitgen's own lines (warnings, progress, notes): the line
-/// goes through [`printable`], as every error does (see `report`).
+/// `eprintln!` for unitgen's own lines (warnings, progress, notes): one
+/// line, [`shown`] (a line feed too: a Docker or systemd error, a fleet
+/// answer or a file's name it quotes adds no line of its own).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::diagnostic::printable(&format!($($arg)*)))
+        eprintln!("{}", $crate::diagnostic::shown(&format!($($arg)*)))
     };
 }
 
