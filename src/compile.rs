@@ -1281,12 +1281,19 @@ impl<'a> ServiceCompiler<'a> {
                 }
             }
             if let Some((prefix, at)) = decl.prefix.as_ref().and_then(|p| self.expand_spanned(p)) {
+                // Written into the sidekicks' comments as it is: a character
+                // a terminal obeys or draws as nothing would hide there.
                 if !prefix.starts_with('/')
-                    || prefix.contains(|c: char| c.is_whitespace() || c.is_control())
+                    || prefix.contains(|c: char| {
+                        c.is_whitespace() || crate::diagnostic::acts_on_terminal(c)
+                    })
                 {
                     self.problem(
                         &at,
-                        format!("etcd prefix `{prefix}` must start with `/` and contain no spaces"),
+                        format!(
+                            "etcd prefix `{prefix}` must start with `/` and contain no spaces, \
+                             controls or invisible characters"
+                        ),
                     );
                 }
                 discovery.prefix = prefix;

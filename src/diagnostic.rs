@@ -12,12 +12,13 @@ mod layout;
 mod report;
 pub use report::{Printable, install as install_report_hook};
 
-/// `eprintln!` for unitgen's own lines (warnings, progress, notes): the line
-/// goes through [`printable`], as every error does (see `report`).
+/// `eprintln!` for unitgen's own lines (warnings, progress, notes): one
+/// line, [`shown`] (a line feed too: a Docker or systemd error, a fleet
+/// answer or a file's name it quotes adds no line of its own).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::diagnostic::printable(&format!($($arg)*)))
+        eprintln!("{}", $crate::diagnostic::shown(&format!($($arg)*)))
     };
 }
 
@@ -198,12 +199,38 @@ pub fn printable(text: &str) -> String {
 /// Characters a terminal obeys rather than shows: controls (C0, DEL, C1)
 /// and the Unicode formatting characters that reorder or break what follows
 /// them (bidirectional embeddings, overrides, isolates and marks; line and
-/// paragraph separators).
+/// paragraph separators); and those drawn as nothing, which hide in what a
+/// reader is shown (`/srv/da\u{200b}ta` reads as `/srv/data`; tag
+/// characters carry a hidden ASCII text).
 pub(crate) fn acts_on_terminal(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || invisible(c)
+}
+
+/// Unicode's default-ignorable characters, which a font draws as nothing
+/// (zero-width spaces and joiners, the word joiner and invisible operators,
+/// the byte-order mark, fillers, tags), but the variation selectors
+/// U+FE00-FE0F, which choose how the character before them is drawn
+/// (emoji).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2065}'
+        | '\u{206a}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// `\uXXXX`, or `\UXXXXXXXX` past the Basic Multilingual Plane: how
+/// systemd's quoted words and YAML's double-quoted scalars write a
+/// character by its number.
+pub(crate) fn unicode_escape(c: char) -> String {
+    match u32::from(c) {
+        n @ 0..=0xffff => format!("\\u{n:04x}"),
+        n => format!("\\U{n:08x}"),
+    }
 }
 
 fn escaped(text: &str, keep_lines: bool) -> String {

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::diagnostic::acts_on_terminal;
+use crate::diagnostic::{acts_on_terminal, unicode_escape};
 
 /// The longest value unitgen writes into a unit: systemd reads at most
 /// 1 MiB per (joined) line (`LONG_LINE_MAX`) and refuses to load a unit with
@@ -148,9 +148,9 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
             // `\xNN` is one byte: right for ASCII controls only.
             0..=0x1f | 0x7f => "",
             // The first byte of a character that may act on a terminal
-            // (a C1 control, a bidirectional override, a line separator):
-            // see below.
-            0xc2 | 0xd8 | 0xe2 => "",
+            // (a C1 control, a bidirectional override, a line separator,
+            // a zero-width space): see below.
+            0xc2 | 0xcd | 0xd8 | 0xe1 | 0xe2 | 0xe3 | 0xef | 0xf0 | 0xf3 => "",
             // `$` kept.
             _ => {
                 at += 1;
@@ -168,11 +168,12 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
             // character. A bidirectional override (U+202E) or isolate
             // written as it is would reorder what a reviewer's terminal or
             // pull request shows of the unit, hiding what it runs; as
-            // `\u202e` the process gets the same character. Other
-            // characters with these first bytes are kept.
+            // `\u202e` the process gets the same character; so does a
+            // zero-width one as `\u200b`, seen. Other characters with these
+            // first bytes are kept.
             let c = text[at..].chars().next().expect("a character starts here");
             if acts_on_terminal(c) {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
+                out.push_str(&unicode_escape(c));
             } else {
                 out.push(c);
             }
@@ -189,8 +190,9 @@ fn push_quoted(out: &mut String, text: &str, dollars: Dollars) {
 /// The bytes [`push_quoted`] stops at: the characters it escapes, ASCII
 /// controls, `$` (escaped in `Exec*=` lines only) and the first bytes of the
 /// other characters that act on a terminal ([`acts_on_terminal`]: 0xC2 for
-/// the C1 controls, 0xD8 for U+061C, 0xE2 for U+200E-U+2069), and of other
-/// characters, which are kept.
+/// the C1 controls and U+00AD, 0xD8 for U+061C, 0xE2 for U+200B-U+206F,
+/// 0xCD, 0xE1, 0xE3, 0xEF, 0xF0 and 0xF3 for the other characters drawn as
+/// nothing), and of other characters, which are kept.
 const MAY_NEED_ESCAPE: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -198,7 +200,7 @@ const MAY_NEED_ESCAPE: [bool; 256] = {
         table[byte] = true;
         byte += 1;
     }
-    with_bytes(table, b"%$\\\"\x7f\xc2\xd8\xe2")
+    with_bytes(table, b"%$\\\"\x7f\xc2\xcd\xd8\xe1\xe2\xe3\xef\xf0\xf3")
 };
 
 /// A `/bin/sh -c` command line whose script is shown one statement per
@@ -406,9 +408,9 @@ pub fn check_raw_value(value: &str) -> Result<(), String> {
     // reorder what the unit says. A tab is only space.
     if let Some(c) = value.chars().find(|&c| c != '\t' && acts_on_terminal(c)) {
         return Err(format!(
-            "a unit value cannot contain the character U+{:04X} as it is: it would act on the terminal of whoever reads the unit rather than be seen (in a quoted `Environment=` or `Exec*=` word, write it as `\\u{:04x}`)",
+            "a unit value cannot contain the character U+{:04X} as it is: it would act on the terminal of whoever reads the unit rather than be seen (in a quoted `Environment=` or `Exec*=` word, write it as `{}`)",
             u32::from(c),
-            u32::from(c)
+            unicode_escape(c)
         ));
     }
     if ends_in_continuation(value) {
@@ -644,7 +646,7 @@ pub fn systemd_environment(name: &str, value: &str) -> String {
             // As in `push_quoted`: `\x85` would be a byte that is not UTF-8
             // (systemd drops the assignment), and a bidirectional override
             // written as it is would reorder what a reviewer sees.
-            c if acts_on_terminal(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if acts_on_terminal(c) => out.push_str(&unicode_escape(c)),
             c => out.push(c),
         }
     }
@@ -776,8 +778,9 @@ pub(crate) mod tests {
                                 assert!(byte.is_ascii(), "\\x{hex} is not a character");
                                 word.push(byte as char);
                             }
-                            'u' => {
-                                let hex: String = chars.by_ref().take(4).collect();
+                            u @ ('u' | 'U') => {
+                                let digits = if u == 'u' { 4 } else { 8 };
+                                let hex: String = chars.by_ref().take(digits).collect();
                                 word.push(
                                     char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap(),
                                 );
@@ -825,7 +828,9 @@ pub(crate) mod tests {
         "c1\u{85}\u{9f}",
         "héllo wörld ✓",
         "\u{202e}rtl\u{202c} \u{2066}iso\u{2069} \u{200f}\u{61c}\u{2028}\u{2029}",
-        "‘quotes’ – … €",
+        // Drawn as nothing: a path that reads as /srv/data, hidden tag text.
+        "/srv/da\u{200b}t\u{2060}a\u{feff}\u{ad}\u{3164}\u{e0041}\u{e007f}",
+        "‘quotes’ – … € 한국어 日本 👍🏽 ❤\u{fe0f}",
         "--flag=value with space",
         "'single' and \"double\" and \\ and $ and %",
         "-dash-first",

@@ -985,10 +985,11 @@ impl Plan {
         let (units, notes) = self.entries();
         // Unit names, container names, images, paths and faults come from
         // the host (Docker, systemd, the unit folder): the text after the
-        // sign is shown as every message is, never obeyed by the terminal.
+        // sign is shown as every value is, never obeyed by the terminal,
+        // and stays its one line (a drop-in's name can hold a line feed).
         let line = |out: &mut String, entry: &Entry| {
             let sign = paint(entry.color, entry.sign);
-            let _ = writeln!(out, "{sign} {}", printable(&entry.text()));
+            let _ = writeln!(out, "{sign} {}", shown(&entry.text()));
         };
         units.iter().for_each(|entry| line(&mut out, entry));
         let _ = writeln!(out, "{}", self.summary());
@@ -1756,8 +1757,13 @@ mod tests {
         let mut plan = Plan::new(&installed, &desired);
         plan.hand_edited
             .push("web\u{1b}]0;owned\u{7}.service".into());
-        plan.drop_ins
-            .push(("web.service".into(), vec!["/etc/x\u{2066}.conf".into()]));
+        // A line feed in a drop-in's or a fragment's name adds no plan line.
+        plan.drop_ins.push((
+            "web.service".into(),
+            vec!["/etc/x\u{2066}.conf\n+ fake.service (new: enable and start)".into()],
+        ));
+        plan.loaded_elsewhere
+            .push(("web.service".into(), "/run/web.service\nall is well".into()));
         for color in [false, true] {
             let text = plan.describe(color);
             let obeyed: Vec<char> = (text.chars())
@@ -1768,6 +1774,11 @@ mod tests {
             assert!(text.contains("-Environment=\"A=x\\u{202e}y\""), "{text}");
             assert!(text.contains("\\u{1b}[2J\\u{85}"), "{text}");
             assert!(text.contains("+B=\t"), "tabs kept: {text}");
+            assert!(
+                !(text.lines())
+                    .any(|line| line.starts_with("+ fake") || line.starts_with("all is well")),
+                "{text}"
+            );
         }
         // With colour, the only escape sequences are unitgen's own.
         let colored = plan.describe(true);

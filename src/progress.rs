@@ -99,8 +99,10 @@ impl Progress {
 
     /// A finished step or a message: always printed on its own line (on a
     /// terminal, above the status line, which is drawn again below it).
+    /// One line: a line feed in a name it tells (a fleet machine's, a
+    /// Docker error's) is shown, or it would add a step of its own.
     pub fn line(&self, text: &str) {
-        let text = &crate::diagnostic::printable(text);
+        let text = &crate::diagnostic::shown(text);
         let mut printed = false;
         self.with_status(|status| {
             let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}\n");

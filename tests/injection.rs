@@ -1041,6 +1041,11 @@ fn acts_on_terminal(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        // Drawn as nothing: zero-width spaces and joiners, fillers, tags.
+        || matches!(c, '\u{ad}' | '\u{34f}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2065}'
+            | '\u{206a}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+            | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// Values from the issue and from systemd's syntax: every line end, line
@@ -1071,6 +1076,8 @@ const HOSTILE: &[&str] = &[
     "line\u{2028}sep",
     // Trojan Source: what follows is shown reversed, or out of order.
     "\u{202e}desrever\u{202c} \u{2066}isolate\u{2069} \u{200f}mark \u{61c}",
+    // Drawn as nothing: reads as /srv/data; a hidden tag text.
+    "/srv/da\u{200b}t\u{2060}a\u{ad}\u{3164} \u{e0041}\u{e007f}",
     "ünïcödé 日本語 🚀",
     ".include /etc/shadow",
     "",

@@ -46,16 +46,26 @@ pub fn check_shown(text: &str) {
 }
 
 /// A character a terminal would obey rather than show (line feeds and
-/// tabs, text's own layout, aside).
+/// tabs, text's own layout, aside), or one drawn as nothing, which hides
+/// in what a reviewer reads.
 fn obeyed(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{ad}' | '\u{34f}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2065}'
+            | '\u{206a}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+            | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
+
+/// What a host may answer where docs --live shows a value it read: markup,
+/// a line break, a carriage return, an override, a backtick and a pipe.
+const HOSTILE_READ: &str = "web1\n| a | b |\r\u{202e}`x`";
 
 /// The documentation `unitgen docs` writes of `view` (with the DNS records
 /// it lists, as `unitgen docs` finds them), and with a `--live` section of a
-/// host whose hostname file holds markup, a line break and an override.
+/// host whose hostname file, systemd, Docker and backup record answer
+/// [`HOSTILE_READ`] for every instance (or that has none installed).
 pub fn check_docs(view: &unitgen::site_view::SiteView) {
     let records = match view.hosts.is_empty() {
         true => Vec::new(),
@@ -65,20 +75,46 @@ pub fn check_docs(view: &unitgen::site_view::SiteView) {
             Err(_) => return,
         },
     };
-    let live = unitgen::docs::live::Live {
-        host: "web1\n| a | b |\r\u{202e}`x`".into(),
+    use unitgen::docs::live::{Installed, InstanceLive, Live, ServiceLive};
+    let installed = |deployed: &unitgen::site_view::Deployed| Installed {
+        revision: Some((1, 0)),
+        as_applied: false,
+        services: (deployed.instance.services.iter())
+            .map(|service| ServiceLive {
+                service: service.name.clone(),
+                state: HOSTILE_READ.into(),
+                image: Some(HOSTILE_READ.into()),
+                image_id: Some(HOSTILE_READ.into()),
+            })
+            .collect(),
+        backup: Some(unitgen::backup::status::BackupStatus {
+            schedule: HOSTILE_READ.into(),
+            last_good: Some(unitgen::backup::LastBackup {
+                time: 0,
+                snapshot: HOSTILE_READ.into(),
+                revision: HOSTILE_READ.into(),
+            }),
+            last_run: HOSTILE_READ.into(),
+            last_run_time: Some(0),
+            next: None,
+            interval: None,
+            overdue: true,
+        }),
+    };
+    let live = |installed_here: bool| Live {
+        host: HOSTILE_READ.into(),
         read_at: 0,
         instances: (view.apps.iter())
             .flat_map(|app| app.instances.iter().map(move |d| (app, d)))
-            .map(|(app, deployed)| unitgen::docs::live::InstanceLive {
+            .map(|(app, deployed)| InstanceLive {
                 app: app.name.clone(),
                 instance: deployed.instance.instance.clone(),
-                installed: None,
-                left_alone: false,
+                installed: installed_here.then(|| installed(deployed)),
+                left_alone: installed_here,
             })
             .collect(),
     };
-    for live in [None, Some(&live)] {
+    for live in [None, Some(&live(false)), Some(&live(true))] {
         for page in unitgen::docs::pages(view, &records, live) {
             check_markdown(&page.text);
         }

@@ -300,7 +300,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     // can write to it can tag a snapshot): each stays on its line, or a
     // line feed in a tag would add lines to the question.
     let shown = crate::diagnostic::shown;
-    crate::say!(
+    let question = format!(
         "restore snapshot {} of {} ({}, revision {}) into {}:\n  replaces volumes: {}\n  restores dumps into: {}\n{}  its services are stopped meanwhile{}",
         shown(&snapshot.short_id),
         source.prefix(),
@@ -324,6 +324,9 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
             " (its routes answer with errors until they run again)"
         },
     );
+    for line in question.lines() {
+        crate::say!("{line}");
+    }
     if !args.yes {
         confirm(&target.prefix())?;
     }

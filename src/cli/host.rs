@@ -127,21 +127,8 @@ impl HostArgs {
         let state = self.state(app, instance)?;
         let dir = self.state_dir()?;
         let lock = state
-            .lock(&Holder::this(command), |holder| match holder {
-                Some(Holder {
-                    command,
-                    pid,
-                    user,
-                    since,
-                }) => crate::say!(
-                    "waiting for another unitgen working on {app}-{instance} to finish: `unitgen \
-                     {command}` of user {}, pid {pid}, since {}...",
-                    crate::diagnostic::shown(&user),
-                    super::when::iso(since)
-                ),
-                None => crate::say!(
-                    "waiting for another unitgen working on {app}-{instance} to finish..."
-                ),
+            .lock(&Holder::this(command), |holder| {
+                crate::say!("{}", waiting_for(app, instance, holder))
             })
             .into_diagnostic()
             .wrap_err_with(|| {
@@ -274,5 +261,47 @@ fn home() -> Result<PathBuf> {
         _ => Err(miette::miette!(
             "HOME is not set: pass --unit-dir and --state-dir with --user"
         )),
+    }
+}
+
+/// What a command that waits for an instance's lock says: whom it waits
+/// for, as read back from the lock file (whoever wrote it), on one line.
+fn waiting_for(app: &str, instance: &str, holder: Option<Holder>) -> String {
+    let Some(Holder {
+        command,
+        pid,
+        user,
+        since,
+    }) = holder
+    else {
+        return format!("waiting for another unitgen working on {app}-{instance} to finish...");
+    };
+    format!(
+        "waiting for another unitgen working on {app}-{instance} to finish: `unitgen {}` of \
+         user {}, pid {pid}, since {}...",
+        crate::diagnostic::shown(&command),
+        crate::diagnostic::shown(&user),
+        super::when::iso(since)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_holder_is_told_on_one_line() {
+        let holder = Holder {
+            command: "apply\nwaiting for nothing: done\u{1b}[2J".to_string(),
+            pid: 7,
+            user: "al\rice".to_string(),
+            since: 0,
+        };
+        assert_eq!(
+            waiting_for("shop", "live", Some(holder)),
+            "waiting for another unitgen working on shop-live to finish: `unitgen \
+             apply\\nwaiting for nothing: done\\u{1b}[2J` of user al\\rice, pid 7, since \
+             1970-01-01T00:00:00Z..."
+        );
     }
 }

@@ -73,8 +73,11 @@ fn json_escaped(json: &str) -> String {
         // serde_json writes a line feed only between tokens: in a string
         // it is `\n` already.
         if c != '\n' && crate::diagnostic::acts_on_terminal(c) {
-            // Every such character is in the Basic Multilingual Plane.
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            // One past the Basic Multilingual Plane (a tag character) as
+            // its UTF-16 pair, as JSON writes it.
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
         } else {
             out.push(c);
         }
@@ -173,7 +176,7 @@ mod tests {
     fn json_output_reads_back_the_same_and_shows_no_control() {
         let value = serde_json::json!({
             "url": "http://a\u{85}b\u{7f}c\u{202e}d\u{2066}e\u{1b}[2J\nf\tg",
-            "rows": [{"name": "x\u{9b}31m"}],
+            "rows": [{"name": "x\u{9b}31m", "zero width": "a\u{200b}b\u{e0041}c\u{feff}"}],
         });
         let text = json_escaped(&serde_json::to_string_pretty(&value).unwrap());
         assert!(

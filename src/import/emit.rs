@@ -157,18 +157,27 @@ pub fn comment_line(pad: &str, line: &str, out: &mut String) {
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if needs_escape(c) => out.push_str(&yaml_escape(c)),
             c => out.push(c),
         }
     }
     out.push('\n');
 }
 
+/// `\u202E`, or `\U000E0041` past the Basic Multilingual Plane.
+fn yaml_escape(c: char) -> String {
+    match u32::from(c) {
+        n @ 0..=0xffff => format!("\\u{n:04X}"),
+        n => format!("\\U{n:08X}"),
+    }
+}
+
 /// Characters written as escapes: controls (C0 and C1, tab aside), the
 /// byte-order mark and the noncharacters YAML does not allow in a file,
 /// the line and paragraph separators, which YAML 1.1 readers take for line
-/// breaks, and the bidirectional overrides, isolates and marks, which
-/// reorder what a reviewer reads of the template (Trojan Source).
+/// breaks, the bidirectional overrides, isolates and marks, which reorder
+/// what a reviewer reads of the template (Trojan Source), and the
+/// characters drawn as nothing (zero-width spaces, tags), which hide in it.
 fn needs_escape(c: char) -> bool {
     (crate::diagnostic::acts_on_terminal(c) && c != '\t')
         || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}')
@@ -197,7 +206,7 @@ pub fn quote(text: &str, flow: bool) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if needs_escape(c) => out.push_str(&yaml_escape(c)),
             c => out.push(c),
         }
     }
@@ -337,7 +346,8 @@ mod tests {
             "\u{feff}bom",
             "line\u{2028}sep\u{85}",
             "bidi\u{202e}over\u{2066}isolate\u{200f}mark",
-            "é ü",
+            "zero\u{200b}width\u{e0041}tag",
+            "é ü 👍",
             "- x",
             "? x",
             "",
