@@ -687,13 +687,7 @@ impl Systemd {
     /// Disables unit files (`DisableUnitFiles`, persistent). See
     /// [`Systemd::enable`] about reloading.
     pub fn disable(&self, unit_files: &[String]) -> Result<(), Error> {
-        again_if_reexecuted(|| {
-            let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
-            self.manager
-                .disable_unit_files(&files, false)
-                .map(drop)
-                .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
-        })
+        self.disable_unit_files(unit_files, false)
     }
 
     /// Removes the runtime enablement links of unit files
@@ -701,10 +695,14 @@ impl Systemd {
     /// as `systemctl disable --runtime`). See [`Systemd::enable`] about
     /// reloading.
     pub fn disable_runtime(&self, unit_files: &[String]) -> Result<(), Error> {
+        self.disable_unit_files(unit_files, true)
+    }
+
+    fn disable_unit_files(&self, unit_files: &[String], runtime: bool) -> Result<(), Error> {
         again_if_reexecuted(|| {
             let files: Vec<&str> = unit_files.iter().map(String::as_str).collect();
             self.manager
-                .disable_unit_files(&files, true)
+                .disable_unit_files(&files, runtime)
                 .map(drop)
                 .map_err(|e| Error::new(format!("disabling {}", unit_files.join(", ")), e))
         })

@@ -495,10 +495,6 @@ pub fn observe(
     })
 }
 
-/// Whether a unit in this state does not run its container: stopped,
-/// failed, or waiting out `RestartSec=` after its `docker run` ended (its
-/// `ExecStopPost=` removed the container). A container of its name then is
-/// not its own.
 /// Whether a service unit that is done when its container exits 0 (see
 /// `render::docker::done_when_exited`) is active (exited) with its `docker
 /// run` ended otherwise: a status its `SuccessExitStatus=` counts clean (the
@@ -511,6 +507,10 @@ pub fn not_done(text: &str, state: &crate::systemd::UnitDetails) -> bool {
         && render::docker::done_when_exited(text)
 }
 
+/// Whether a unit in this state does not run its container: stopped,
+/// failed, or waiting out `RestartSec=` after its `docker run` ended (its
+/// `ExecStopPost=` removed the container). A container of its name then is
+/// not its own.
 pub fn is_down(active_state: &str, sub_state: &str) -> bool {
     matches!(active_state, "inactive" | "failed") || sub_state == "auto-restart"
 }
