@@ -627,6 +627,7 @@ impl Renderer {
         let router = instance.router.as_ref()?;
         let yaml = route::dynamic_file(instance)?;
         let dir = router.dynamic_dir().display().to_string();
+        let staging = router.directory.display().to_string();
         let prefix = instance.prefix();
         let file = router.dynamic_file(&prefix).display().to_string();
         let etcd = instance.routes_in_etcd();
@@ -652,7 +653,7 @@ impl Renderer {
                 after => routed,
                 instance_target => instance.target(),
                 file => &file,
-                write => shell(&route::write_script(&dir, &file, &yaml)),
+                write => shell(&route::write_script(&dir, &staging, &file, &yaml)),
                 routes_digest => content_digest(route::written(&yaml).as_bytes()),
                 etcd_digest => etcd.map(|_| route::etcd_digest(&route::etcd_pairs(instance).unwrap_or_default())),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),

@@ -122,6 +122,24 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> std::io::Re
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    write_staged(path, dir, contents, mode)
+}
+
+/// [`write_atomic`] for a file in a folder that a program watches: the
+/// temporary file is named in `staging`, a folder on the same file system
+/// outside the watched one (its leftovers swept there), and renamed into
+/// place, so that the watched folder sees one change, the file whole.
+/// Why: Traefik reloads its whole folder at every change and applies at
+/// most one change per 2 s (`providersThrottleDuration`), so a temporary
+/// file appearing there first held the real change back those 2 s (seen:
+/// a switch of the routes applied 2-3 s after it was written, rather than
+/// within half a second).
+pub fn write_atomic_watched(path: &Path, staging: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_staged(path, staging, contents, 0o644)
+}
+
+/// [`write_atomic_mode`], the temporary file in `dir`.
+fn write_staged(path: &Path, dir: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let file = match fs::OpenOptions::new()
         .write(true)
         .mode(0o600)
@@ -245,4 +263,81 @@ pub fn check_writable(dir: &Path) -> std::io::Result<()> {
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map(drop)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    use super::*;
+
+    /// The names in `dir` that `action` created, wrote, moved or removed,
+    /// in order, as inotify tells a program that watches the folder
+    /// (Traefik's file provider is one).
+    pub(crate) fn changes_seen(dir: &Path, action: impl FnOnce()) -> Vec<String> {
+        // SAFETY: plain system calls on a descriptor this function owns.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_CREATE
+            | libc::IN_MODIFY
+            | libc::IN_CLOSE_WRITE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE;
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        let watch = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) };
+        assert!(
+            watch >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        action();
+        let mut names = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: reads at most the buffer's length into it.
+            let read = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            if read <= 0 {
+                break;
+            }
+            // Each event: wd, mask, cookie, len (4 bytes each), then `len`
+            // bytes of NUL-padded name.
+            let mut at = 0;
+            while at + 16 <= read as usize {
+                let len = u32::from_ne_bytes(buffer[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buffer[at + 16..at + 16 + len];
+                let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                names.push(String::from_utf8_lossy(name).into_owned());
+                at += 16 + len;
+            }
+        }
+        // SAFETY: closes the descriptor opened above, once.
+        unsafe { libc::close(fd) };
+        names
+    }
+
+    #[test]
+    fn a_watched_folder_sees_only_the_file_a_staged_write_puts_there() {
+        let router = tempfile::tempdir().unwrap();
+        let watched = router.path().join("dynamic");
+        fs::create_dir(&watched).unwrap();
+        let file = watched.join("blog-live.yaml");
+        let seen = changes_seen(&watched, || {
+            write_atomic_watched(&file, router.path(), b"one\n").unwrap();
+            write_atomic_watched(&file, router.path(), b"two\n").unwrap();
+        });
+        assert!(!seen.is_empty());
+        assert!(seen.iter().all(|name| name == "blog-live.yaml"), "{seen:?}");
+        assert_eq!(fs::read(&file).unwrap(), b"two\n");
+        let left: Vec<_> = (fs::read_dir(router.path()).unwrap())
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["dynamic"]);
+    }
 }

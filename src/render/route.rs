@@ -17,6 +17,8 @@
 
 pub mod etcd;
 
+use std::path::Path;
+
 use indexmap::IndexMap;
 use serde::Serialize;
 
@@ -254,9 +256,15 @@ pub fn written(yaml: &str) -> String {
 
 /// The shell script that writes `yaml` to `file` in `dir` atomically:
 /// every line of the file is one quoted word of a `printf` (see
-/// [`written`]).
-pub fn write_script(dir: &str, file: &str, yaml: &str) -> Vec<String> {
-    let tmp = format!("{file}.tmp");
+/// [`written`]). The temporary file is in `staging`, the router's own
+/// folder, not in `dir`, which Traefik watches: one change there, applied
+/// at once (see `unit_dir::write_atomic_watched`).
+pub fn write_script(dir: &str, staging: &str, file: &str, yaml: &str) -> Vec<String> {
+    let name = Path::new(file).file_name().map_or_else(
+        || file.to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let tmp = format!("{staging}/.{name}.tmp");
     let mut script = vec![
         format!("mkdir -p {} &&", sh_quote(dir)),
         "printf '%s\\n'".to_string(),
@@ -593,6 +601,40 @@ struct Certificate {
 mod tests {
     use super::*;
     use crate::model::route::Acme as AcmeSettings;
+
+    /// The routes unit's script, run as systemd runs it (`sh -c`), writes
+    /// the file whole, and the folder Traefik watches sees that file only:
+    /// a temporary file there first held the change back 2 s.
+    #[test]
+    fn the_routes_script_changes_only_its_file_in_the_watched_folder() {
+        let router = tempfile::tempdir().unwrap();
+        let staging = router.path().display().to_string();
+        let watched = router.path().join("dynamic");
+        let file = watched.join("blog-live.yaml");
+        let run = |yaml: &str| {
+            let script = write_script(
+                &watched.display().to_string(),
+                &staging,
+                &file.display().to_string(),
+                yaml,
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script.join(" ")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        run("http: {}\n");
+        let yaml = "# it's\nhttp:\n  routers: {}\n";
+        let seen = crate::unit_dir::tests::changes_seen(&watched, || run(yaml));
+        assert!(!seen.is_empty());
+        assert!(seen.iter().all(|name| name == "blog-live.yaml"), "{seen:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), yaml);
+        let left: Vec<_> = (std::fs::read_dir(router.path()).unwrap())
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["dynamic"]);
+    }
 
     fn router(etcd: Option<Vec<String>>) -> Router {
         Router {

@@ -67,8 +67,10 @@ use crate::unit_dir;
 
 /// How long the old container keeps running once the router no longer
 /// sends it new requests: Traefik applies a changed file well within a
-/// second (its provider throttle, 2s, only delays a second change that
-/// closely follows one), and requests already under way have the rest.
+/// second (written in one step, see [`write_routes`]; its provider
+/// throttle, 2s, only delays a second change that closely follows one;
+/// a few seconds on a host whose CPU is taken), and requests already under
+/// way have the rest.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a new version may take to answer on its routed port once its
@@ -421,7 +423,7 @@ impl Handover {
         };
         record.switched = Some(switched.clone());
         write_record(&self.record, &record)?;
-        unit_dir::write_atomic(&self.routes_file, switched.as_bytes())?;
+        write_routes(&self.routes_file, &switched)?;
         progress.line(&format!(
             "zero-downtime: traffic switched to {}; {running} drains for {}s",
             record.standins.join(", "),
@@ -537,7 +539,7 @@ fn switch_back(
                 &record.standins,
             )?;
         }
-        unit_dir::write_atomic(&record.routes_file, record.previous.as_bytes())?;
+        write_routes(&record.routes_file, &record.previous)?;
         progress.line(&format!(
             "zero-downtime: traffic switched back to the service's own unit; {} drains for {}s",
             record.standins.join(", "),
@@ -919,6 +921,18 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
         .reload()
         .map_err(|e| Failure::untouched(e.to_string()))?;
     systemd.reset_failed_all(names);
+    Ok(())
+}
+
+/// Writes the routes file the router watches, staged in the router's own
+/// folder (the routes folder's parent), so that Traefik applies the change
+/// at once (see `unit_dir::write_atomic_watched`).
+fn write_routes(routes_file: &Path, text: &str) -> Result<(), Failure> {
+    let staging = (routes_file.parent())
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    unit_dir::sweep_leftovers(staging)?;
+    unit_dir::write_atomic_watched(routes_file, staging, text.as_bytes())?;
     Ok(())
 }
 

@@ -33,6 +33,23 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .unwrap_or_else(|e| panic!("creating a temporary directory: {e}"))
 }
 
+/// The time of day (UTC) to the millisecond, `HH:MM:SS.mmm`: what the
+/// tests' transcripts and failed requests are stamped with, so that a
+/// failure seen in CI's log can be placed among the commands run.
+pub fn clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let of_day = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        now.subsec_millis()
+    )
+}
+
 /// Runs the unitgen binary under test, without colours in its messages.
 pub fn unitgen(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_unitgen"))

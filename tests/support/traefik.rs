@@ -179,7 +179,8 @@ impl Load {
         let thread = std::thread::spawn(move || {
             let mut answers = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                answers.push(request());
+                // A failure is stamped, to be placed among the commands.
+                answers.push(request().map_err(|e| format!("{e} @{}", super::clock())));
                 std::thread::sleep(EVERY);
             }
             answers
@@ -196,14 +197,29 @@ impl Load {
 }
 
 /// The bodies that answered, in order, each once per run of answers;
-/// panics on any failed request.
+/// panics on any failed request, telling each run of failures alike:
+/// how many, when (see [`Load`]) and what.
 pub fn bodies(answers: &[Served]) -> Vec<String> {
-    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    let mut failures: Vec<(usize, String, String, String)> = Vec::new();
+    for failed in answers.iter().filter_map(|a| a.as_ref().err()) {
+        let (what, at) = failed.rsplit_once(" @").unwrap_or((failed, ""));
+        match failures.last_mut() {
+            Some((count, last_what, _, until)) if last_what == what => {
+                *count += 1;
+                *until = at.to_string();
+            }
+            _ => failures.push((1, what.to_string(), at.to_string(), at.to_string())),
+        }
+    }
+    let told: Vec<String> = (failures.iter())
+        .map(|(count, what, from, until)| format!("{count} from {from} to {until}: {what}"))
+        .collect();
     assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        answers.len()
+        told.is_empty(),
+        "{} of {} requests failed: {}",
+        failures.iter().map(|f| f.0).sum::<usize>(),
+        answers.len(),
+        told.join("; ")
     );
     let mut runs: Vec<String> = Vec::new();
     for body in answers.iter().flatten() {

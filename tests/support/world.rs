@@ -170,14 +170,16 @@ impl World {
     }
 
     fn run(&self, cwd: &Path, file: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let started = super::clock();
         let out = self
             .command(cwd, file, args)
             .envs(env.iter().copied())
             .output()
             .unwrap();
         eprintln!(
-            "$ unitgen {}\n{}{}",
+            "$ unitgen {}    [{started} to {}]\n{}{}",
             args.join(" "),
+            super::clock(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
