@@ -588,6 +588,28 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
     assert!(!said.contains("volumes kept"), "{said}");
     // Its units were gone already: nothing failed.
     assert!(!said.contains("FAILED"), "{said}");
+
+    // A site's apply killed between its apps (the first applied and
+    // recorded, the second untouched): the site's plan and the second
+    // app's differ, the first's does not; the next apply finishes the
+    // second and leaves the first as it is.
+    world.write(&site(ports, "v3"));
+    let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-record")]);
+    assert!(!killed.status.success(), "{}", text(&killed));
+    serves(ports.0, "v3", "the first app, applied before the kill");
+    serves(ports.1, "v2", "the second app, not yet applied");
+    let (code, shown) = plan(&["--host", "h1"]);
+    assert_eq!(code, Some(2), "killed between apps: plan said\n{shown}");
+    assert_eq!(plan(&[a]).0, Some(0), "killed between apps: {a}");
+    let (code, shown) = plan(&["ugkillb/live"]);
+    assert_eq!(code, Some(2), "killed between apps: plan said\n{shown}");
+    let first = container_id(web).unwrap();
+    let said = ok(&apply, "after a site apply killed between apps");
+    assert!(said.contains("host h1: 2 of 2 instances"), "{said}");
+    serves(ports.0, "v3", "ugkilla after the next site apply");
+    serves(ports.1, "v3", "ugkillb after the next site apply");
+    assert_eq!(container_id(web), Some(first), "ugkilla was replaced again");
+    assert_eq!(plan(&["--host", "h1"]).0, Some(0));
 }
 
 /// The stand-ins kept with a revision (`standins.json`) damaged, or lost
