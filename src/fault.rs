@@ -9,8 +9,11 @@
 //! `after-start`, `before-record`, `after-record`; with a routed service
 //! (`systemd::handover`), `after-switch` comes before `after-intent`; with
 //! a changed router, `after-router-write` comes after `after-record`. A
-//! rollback passes the same points (no handover, no router); a `restart`
-//! of a routed service passes `after-switch` alone.
+//! rollback passes the same points (with the stand-ins kept with its
+//! revision, `after-switch` too; no router); a `restart` of a routed
+//! service passes `after-switch` alone. A site's apply passes each
+//! instance's points in turn: `after-record` ends it between the first
+//! instance and the next.
 //!
 //! A destroy's: `after-intent` (its intent recorded, nothing changed),
 //! `after-stop` (its units stopped and disabled, their files still there),

@@ -95,6 +95,15 @@ fn fingerprint(volume: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// What a command printed, both streams.
+fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -1230,16 +1239,75 @@ fn the_processes_of_a_restore_killed_with_sigkill_die_with_it() {
     let port = free_port();
     // A database that reads nothing of its dump for 10 minutes: the dump,
     // bigger than every buffer on the way, keeps restic waiting.
+    // Its dump waits for /db/go (then takes it away), so a backup can be
+    // caught halfway.
     let yaml = app("ugrd", "  repository: /var/backups/ugrd\n")
         .replace("rm -rf /db/* && tar -x -C /db\"", "sleep 600\"")
         + "instances:\n"
-        + &instance("live", port, IMAGE, 0);
-    assert!(yaml.contains("sleep 600"));
+        + &instance("live", port, IMAGE, 0).replace(
+            "dump: 'tar",
+            "dump: 'until rm /db/go 2>/dev/null; do sleep 0.2; done; tar",
+        );
+    assert!(yaml.contains("sleep 600") && yaml.contains("/db/go"));
     world.write(&yaml);
     secret(&world, "/etc/ugrd/restic-password", PASSWORD);
     world.apply_ok("live");
     world.exec("live", "db", "head -c 8000000 /dev/urandom > /db/big");
-    ok(&world.unitgen(&["backup", "live"]), "backup live");
+
+    // `unitgen backup` killed while the backup runs: the backup is its
+    // unit's, which goes on; `unitgen backup` run again waits for it and
+    // says its snapshot, and plan and status tell nothing amiss. The
+    // backup itself killed (its unit's processes, SIGKILL) halfway: status
+    // says that run failed, and the next backup is made as if it had not
+    // run (nothing of it is left in the way: staged copies, locks).
+    let unit = "ugrd-live-backup.service";
+    let mut backup = world.spawn(&["backup", "live"]);
+    let running = wait_for(Duration::from_secs(60), || {
+        (world.active(unit) == "activating").then_some(())
+    });
+    backup.kill().unwrap();
+    backup.wait().unwrap();
+    assert!(running.is_some(), "the backup did not start");
+    let plan = world.unitgen(&["plan", "live"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text_of(&plan));
+    let again = world.spawn_kept(&["backup", "live"]);
+    world.exec("live", "db", "echo > /db/go");
+    let again = again.wait_with_output().unwrap();
+    let said = ok(&again, "backup after a killed one");
+    assert!(said.contains("snapshot"), "{said}");
+    assert_eq!(world.active(unit), "inactive");
+    assert_eq!(snapshots(&world, "live").len(), 1);
+    assert_eq!(world.unitgen(&["status", "live"]).status.code(), Some(0));
+
+    let backup = world.spawn(&["backup", "live"]);
+    let running = wait_for(Duration::from_secs(60), || {
+        (world.active(unit) == "activating").then_some(())
+    });
+    assert!(running.is_some(), "the backup did not start");
+    let killed = world.sandbox.systemctl(["kill", "--signal=KILL", unit]);
+    assert!(killed.status.success(), "{}", text_of(&killed));
+    let failed = backup.wait_with_output().unwrap();
+    assert!(!failed.status.success());
+    let status = world.unitgen(&["status", "live"]);
+    let shown = text_of(&status);
+    assert!(shown.contains("failed (signal)"), "{shown}");
+    assert_eq!(world.active("ugrd-live-files.service"), "active");
+    // The killed run's dump goes on in the container (Docker ends no `docker
+    // exec` whose client died; a real dump dies at its next write): ended
+    // here, else it might take /db/go first.
+    let top = docker(["top", "ugrd-live-db", "-o", "pid,args"]);
+    for line in String::from_utf8_lossy(&top.stdout).lines() {
+        if line.contains("/db/go") {
+            let pid = line.split_whitespace().next().unwrap();
+            Command::new("kill").args(["-9", pid]).status().unwrap();
+        }
+    }
+    world.exec("live", "db", "echo > /db/go");
+    ok(
+        &world.unitgen(&["backup", "live"]),
+        "backup after a killed backup",
+    );
+    assert_eq!(snapshots(&world, "live").len(), 2);
 
     let mut restore = Command::new(env!("CARGO_BIN_EXE_unitgen"))
         .args(["restore", "live", "--yes", "--file"])

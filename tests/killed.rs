@@ -215,6 +215,62 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     assert!(!standin_unit.exists());
     assert_eq!(running(&format!("{app}-")), [web.as_str()]);
     assert_eq!(routes_now(), routes);
+
+    // A rollback hands over as an apply does (with the stand-ins kept with
+    // the revision), killed at each of the same moments: the router keeps
+    // answering, plan tells both the rollback and its switch, and the
+    // rollback run again finishes it (to the same revision: each goes back
+    // one from the last, v2 to v3 and back). Killed before its switch, it
+    // has recorded nothing but the handover: run again, it starts over.
+    let mut now = "v2";
+    for (i, (moment, holds)) in moments.iter().enumerate() {
+        let to = if now == "v2" { "v3" } else { "v2" };
+        let at = format!("rollback to {to} killed when {moment}");
+        let old = container_id(&web).unwrap();
+        let load = Load::start(ports.0, DOMAIN);
+        kill_when(&world, &["rollback", "live"], moment, || holds(&old));
+
+        let plan = world.unitgen(&["plan", "live"]);
+        let shown = text(&plan);
+        assert_eq!(plan.status.code(), Some(2), "{at}: plan said\n{shown}");
+        assert!(
+            shown.contains("zero-downtime switch did not finish"),
+            "{at}: plan said\n{shown}"
+        );
+        // Once it recorded its intent, the rollback (not an apply, which
+        // would go to the template's units) is what finishes it.
+        let finisher = format!("`unitgen rollback {app}/live` finishes it");
+        assert_eq!(shown.contains(&finisher), i > 0, "{at}: plan said\n{shown}");
+        let status = world.unitgen(&["status", "live"]);
+        assert_eq!(status.status.code(), Some(3), "{at}: {}", text(&status));
+
+        let again = world.unitgen(&["rollback", "live"]);
+        assert!(again.status.success(), "{at}: {}", text(&again));
+        assert_eq!(
+            text(&again).contains("finishing the rollback to revision"),
+            i > 0,
+            "{at}: {}",
+            text(&again)
+        );
+        let answers = load.stop();
+        assert_eq!(
+            bodies(&answers).last().map(String::as_str),
+            Some(to),
+            "{at}"
+        );
+        served(ports, to);
+        assert!(!is_running(&standin), "{at}: the stand-in still runs");
+        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
+        assert!(!record.exists(), "{at}: the handover's record is left");
+        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
+        assert_eq!(routes_now(), routes, "{at}: the routes file");
+        // As rolled back (plan compares with the template, v9).
+        let status = world.unitgen(&["status", "live"]);
+        assert_eq!(status.status.code(), Some(0), "{at}: {}", text(&status));
+        let plan = text(&world.unitgen(&["plan", "live"]));
+        assert!(!plan.contains("did not finish"), "{at}: plan said\n{plan}");
+        now = to;
+    }
 }
 
 /// A restart of a routed service killed with the traffic on its stand-in,
@@ -523,6 +579,28 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
     assert!(!said.contains("volumes kept"), "{said}");
     // Its units were gone already: nothing failed.
     assert!(!said.contains("FAILED"), "{said}");
+
+    // A site's apply killed between its apps (the first applied and
+    // recorded, the second untouched): the site's plan and the second
+    // app's differ, the first's does not; the next apply finishes the
+    // second and leaves the first as it is.
+    world.write(&site(ports, "v3"));
+    let killed = world.unitgen_with(&apply, &[("UNITGEN_FAULT", "after-record")]);
+    assert!(!killed.status.success(), "{}", text(&killed));
+    serves(ports.0, "v3", "the first app, applied before the kill");
+    serves(ports.1, "v2", "the second app, not yet applied");
+    let (code, shown) = plan(&["--host", "h1"]);
+    assert_eq!(code, Some(2), "killed between apps: plan said\n{shown}");
+    assert_eq!(plan(&[a]).0, Some(0), "killed between apps: {a}");
+    let (code, shown) = plan(&["ugkillb/live"]);
+    assert_eq!(code, Some(2), "killed between apps: plan said\n{shown}");
+    let first = container_id(web).unwrap();
+    let said = ok(&apply, "after a site apply killed between apps");
+    assert!(said.contains("host h1: 2 of 2 instances"), "{said}");
+    serves(ports.0, "v3", "ugkilla after the next site apply");
+    serves(ports.1, "v3", "ugkillb after the next site apply");
+    assert_eq!(container_id(web), Some(first), "ugkilla was replaced again");
+    assert_eq!(plan(&["--host", "h1"]).0, Some(0));
 }
 
 /// The stand-ins kept with a revision (`standins.json`) damaged, or lost

@@ -380,6 +380,13 @@ fn an_instance_of_forty_services_is_applied_changed_repaired_restarted_and_destr
         (String::from_utf8_lossy(&jobs.stdout).trim().is_empty()).then_some(())
     });
     assert!(idle.is_some(), "systemd still has jobs after two minutes");
+    // Every unit may now run what the killed apply wrote: its revision is
+    // not recorded, so neither says the instance is as applied.
+    let (code, shown) = plan(&world);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("an earlier apply did not finish"), "{shown}");
+    let status = world.unitgen(&["status", "live"]);
+    assert_eq!(status.status.code(), Some(3), "{}", text(&status));
     world.apply_ok("live");
     all_serve(&world, app, &ports, &versions);
     assert_eq!(plan(&world).0, Some(0));

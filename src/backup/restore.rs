@@ -211,11 +211,9 @@ impl Restore<'_> {
             progress.line(&format!("starting {} to restore its dump", part.unit));
             jobs(&systemd, JobKind::Start, std::slice::from_ref(&part.unit))?;
             let mut reader = crate::docker::command();
-            // Named, and kept (not replaced by the restore's last command),
-            // so the next plan finds it if unitgen dies meanwhile.
-            let script = format!("{restore}\n\nexit $?");
             reader
-                .args(["exec", "-i", &part.container, "sh", "-c", &script, READER])
+                .args(["exec", "-i", &part.container])
+                .args(reader_command(restore))
                 .stdout(Stdio::null());
             pipe(
                 self.repository
@@ -265,6 +263,17 @@ impl Restore<'_> {
 /// The name (`$0`) of the shell that runs a service's restore command in
 /// its container, which `docker top` shows.
 pub const READER: &str = "unitgen-restore-reader";
+
+/// What `docker exec` runs in the container to read a dump: a shell named
+/// [`READER`] that stays the parent (its `exit $?` comes after), so the
+/// next plan finds it if unitgen dies meanwhile, and that runs `restore`
+/// as `sh -c` runs it alone (as the dump's command runs). The command is
+/// an argument, never joined to the script: joined, a restore ending in
+/// `|`, `&&` or an open here-document took `exit $?` in, and a restore
+/// that could not even be parsed read nothing and was called done.
+fn reader_command(restore: &str) -> [&str; 5] {
+    ["sh", "-c", "sh -c \"$1\"; exit $?", READER, restore]
+}
 
 /// The helper container that writes `volume` (`.` is in no container name
 /// of a service).
@@ -379,6 +388,63 @@ mod tests {
                 .collect(),
             restore: dumped.then(|| "read it".to_string()),
         }
+    }
+
+    /// The reader, run by the host's `sh` as the container's runs it:
+    /// each restore command gets the whole dump and ends as it would alone.
+    #[test]
+    fn a_restore_command_runs_as_it_would_alone_whatever_it_ends_with() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let out = crate::escape::sh_quote(&out.to_string_lossy());
+        let run = |restore: &str| {
+            let mut reader = reader_command(restore).map(String::from);
+            let mut sh = Command::new(&reader[0]);
+            sh.args(&mut reader[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = sh.spawn().unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"the dump\n")
+                .unwrap();
+            child.wait().unwrap().code()
+        };
+        let alone = |restore: &str| {
+            Command::new("sh")
+                .args(["-c", restore])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .code()
+        };
+        for restore in [
+            format!("cat > {out} |"),
+            format!("cat > {out} &&"),
+            format!("cat > {out} \\"),
+            format!("cat > {out} <<EOF"),
+            format!("cat > {out} # comment"),
+            format!("cat > {out}; exit 3"),
+            format!("exec cat > {out}"),
+        ] {
+            assert_eq!(run(&restore), alone(&restore), "{restore}");
+        }
+        // Each could not be parsed, or read no dump: the restore fails.
+        for restore in [format!("cat > {out} |"), format!("cat > {out} &&")] {
+            assert_eq!(run(&restore), Some(2), "{restore}");
+        }
+        let _ = std::fs::remove_file(dir.path().join("out"));
+        assert_eq!(run(&format!("cat > {out}")), Some(0));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "the dump\n"
+        );
     }
 
     #[test]

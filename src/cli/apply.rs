@@ -367,8 +367,25 @@ pub fn host_plan(
     // A zero-downtime switch that a killed apply left (see `handover`): its
     // stand-in may still run, or the router still send it the traffic, even
     // when the units are as recorded. Apply (and rollback) finish it first.
-    plan.handover_left = handover::left(&state.dir().join(handover::RECORD), "an earlier apply")
-        .map_err(|e| miette!("{e}"))?;
+    // A rollback's (killed while its stand-ins drained, its intent left):
+    // applying would not finish it but go to the template's units.
+    let (who, finisher) = match intent.as_ref() {
+        Some(Intent {
+            command: Command::Rollback { .. },
+            unreadable: None,
+            ..
+        }) => (
+            "an earlier rollback",
+            format!(
+                "`unitgen rollback {}` finishes it (applying brings the template's units instead)",
+                state.name().replacen('-', "/", 1)
+            ),
+        ),
+        _ => ("an earlier apply", "applying finishes it".to_string()),
+    };
+    plan.handover_left =
+        handover::left_finished_by(&state.dir().join(handover::RECORD), who, &finisher)
+            .map_err(|e| miette!("{e}"))?;
     plan.unknown_state_files = state.unknown_files_note();
     let restoring = state.restoring().map_err(|e| miette!("{e}"))?;
     plan.restore = restoring.as_ref().map(|restoring| restoring.describe());
@@ -1423,15 +1440,18 @@ pub fn converge_and_record(
         }
     };
     fault::point("after-record");
-    if let Err(e) = state.finish::<Intent>() {
-        progress.line(&format!("warning: {e}"));
-    }
     switch_back(switched).map_err(|failure| {
         miette!(
             "{name} is at revision {number}, but switching its router back failed: {}",
             failure.message
         )
     })?;
+    // Only now: a rollback killed while its stand-ins drained is finished
+    // by the rollback run again, which its intent tells (without it, that
+    // rollback went one revision further back).
+    if let Err(e) = state.finish::<Intent>() {
+        progress.line(&format!("warning: {e}"));
+    }
     let repaired = plan.repair.iter().filter(|r| r.start() || r.restart());
     let untouched = plan.keep.len().saturating_sub(repaired.count());
     let enabled = if done.enabled.is_empty() {

@@ -62,9 +62,9 @@ pub fn rollback(args: RollbackArgs) -> Result<Outcome> {
     let Some(current) = revisions.last() else {
         return Err(miette!("{name} has no recorded revision to roll back from"));
     };
-    // A rollback killed halfway (or after it recorded its revision) is
-    // finished, not rolled back in turn: the revision before the current
-    // one may be the very one it was leaving.
+    // A rollback killed halfway (or after it recorded its revision, while
+    // its stand-ins drained) is finished, not rolled back in turn: the
+    // revision before the current one may be the very one it was leaving.
     let interrupted = match state.intent().map_err(|e| miette!("{e}"))? {
         // It may be a rollback's: going to the revision before the current
         // one could undo the very revision it recorded.

@@ -695,6 +695,16 @@ pub fn routes_switched(record_path: &Path) -> bool {
 /// newer unitgen wrote (or one that cannot be opened) is an error, as the
 /// commands that would finish it refuse it.
 pub fn left(record_path: &Path, who: &str) -> Result<Option<String>, String> {
+    left_finished_by(record_path, who, "applying finishes it")
+}
+
+/// [`left`], saying which command finishes it (`finisher`: "applying
+/// finishes it").
+pub fn left_finished_by(
+    record_path: &Path,
+    who: &str,
+    finisher: &str,
+) -> Result<Option<String>, String> {
     let unreadable = match recorded(record_path).map_err(|f| f.message)? {
         None => return Ok(None),
         Some(Ok(_)) => None,
@@ -703,11 +713,11 @@ pub fn left(record_path: &Path, who: &str) -> Result<Option<String>, String> {
     Ok(Some(match unreadable {
         None => format!(
             "{who}'s zero-downtime switch did not finish (its stand-in may still \
-             run, or serve the traffic): applying finishes it"
+             run, or serve the traffic): {finisher}"
         ),
         Some(why) => format!(
             "{who}'s zero-downtime switch did not finish, its record unreadable \
-             ({why}): applying finishes it from what the host runs (the stand-ins, the routes \
+             ({why}): {finisher} from what the host runs (the stand-ins, the routes \
              unit) and keeps the record as {}",
             kept_aside(record_path).display()
         ),
