@@ -67,18 +67,22 @@ pub struct Container {
 }
 
 /// `docker inspect --format` of the ID of the image a container was
-/// created from. A container run from the image an exec-form healthcheck is
-/// built into (see `render::docker::health_image`) gives the ID of the
-/// service's own image, which that image records in a label.
-const IMAGE_ID_FORMAT: &str =
-    "{{with index .Config.Labels \"unitgen.base-image\"}}{{.}}{{else}}{{.Image}}{{end}}";
+/// created from, as a JSON string. A container run from the image an
+/// exec-form healthcheck is built into (see `render::docker::health_image`)
+/// gives the ID of the service's own image, which that image records in a
+/// label: JSON, as a label is any text (a tab or a line feed in one made
+/// by hand would otherwise start a field or a container of its own).
+const IMAGE_ID_FORMAT: &str = "{{with index .Config.Labels \"unitgen.base-image\"}}{{json .}}\
+     {{else}}{{json .Image}}{{end}}";
 
 /// `docker inspect --format` of a [`Container`], after its name. `index`:
 /// a container without a healthcheck has no `Health` key, and naming a
-/// missing key fails the whole template in Docker's inspect.
+/// missing key fails the whole template in Docker's inspect. Network names
+/// are any text (`docker network create $'a,b\tc'`): each is a JSON
+/// string.
 const CONTAINER_FORMAT: &str = "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t\
      {{.State.StartedAt}}\t{{with index .State \"Health\"}}{{.Status}}{{end}}\t\
-     {{range $name, $_ := .NetworkSettings.Networks}}{{$name}},{{end}}";
+     {{range $name, $_ := .NetworkSettings.Networks}}{{json $name}}{{end}}";
 
 /// The container of that name, if one exists.
 pub fn inspect(name: &str) -> Option<Container> {
@@ -94,28 +98,40 @@ pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
     );
     inspect_containers(names, &format)
         .into_iter()
-        .filter_map(|(name, rest)| {
-            let mut fields = rest.split('\t');
-            let container = Container {
-                id: fields.next()?.chars().take(12).collect(),
-                image: fields.next()?.to_string(),
-                status: fields.next()?.to_string(),
-                started_at: fields.next()?.to_string(),
-                health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
-                networks: (fields.next().unwrap_or_default().split(','))
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                created: fields.next().unwrap_or_default().to_string(),
-                image_id: fields.next().unwrap_or_default().to_string(),
-                limits: fields.next().and_then(run_args::Limits::from_inspect),
-                // (JSON: a tab or newline in it is escaped.)
-                command: fields
-                    .next()
-                    .and_then(|json| serde_json::from_str(json).ok()),
-            };
-            Some((name, container))
-        })
+        .filter_map(|(name, rest)| Some((name, container_of(&rest)?)))
+        .collect()
+}
+
+/// A [`Container`] from the fields of its line of [`inspect_all`]'s
+/// format, after its name.
+fn container_of(fields: &str) -> Option<Container> {
+    let mut fields = fields.split('\t');
+    Some(Container {
+        id: fields.next()?.chars().take(12).collect(),
+        image: fields.next()?.to_string(),
+        status: fields.next()?.to_string(),
+        started_at: fields.next()?.to_string(),
+        health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
+        networks: json_strings(fields.next().unwrap_or_default()),
+        created: fields.next().unwrap_or_default().to_string(),
+        image_id: json_strings(fields.next().unwrap_or_default())
+            .pop()
+            .unwrap_or_default(),
+        limits: fields.next().and_then(run_args::Limits::from_inspect),
+        // (JSON: a tab or newline in it is escaped.)
+        command: fields
+            .next()
+            .and_then(|json| serde_json::from_str(json).ok()),
+    })
+}
+
+/// The JSON strings of `text`, written one after the other (Go's `json`
+/// template function escapes every control character, so none holds a tab
+/// or a line feed); those before anything else.
+fn json_strings(text: &str) -> Vec<String> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<String>()
+        .map_while(Result::ok)
         .collect()
 }
 
@@ -194,6 +210,7 @@ pub fn pull(image: &str) -> Result<(), String> {
 pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
     inspect_containers(names, &format!("{{{{.Name}}}}\t{IMAGE_ID_FORMAT}"))
         .into_iter()
+        .filter_map(|(name, json)| Some((name, json_strings(&json).pop()?)))
         .collect()
 }
 
@@ -279,7 +296,9 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
             "--filter",
             &format!("label=unitgen.instance={instance}"),
             "--format",
-            "{{.Names}}\t{{.State}}\t{{.Networks}}",
+            // (Network names are any text: a line feed in one would list
+            // a container of its own.)
+            "{{.Names}}\t{{.State}}\t{{json .Networks}}",
         ],
     )?;
     Ok(listed
@@ -288,7 +307,8 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
             let mut fields = line.split('\t');
             let name = fields.next()?.to_owned();
             let paused = fields.next()? == "paused";
-            let networks = (fields.next().unwrap_or_default().split(','))
+            let networks = json_strings(fields.next().unwrap_or_default());
+            let networks = (networks.first().map_or("", String::as_str).split(','))
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned)
                 .collect();
@@ -351,22 +371,35 @@ pub fn network_differences(
             "--filter",
             &format!("name=^{name}$"),
             "--format",
-            "{{.Name}}\t{{.Driver}}\t{{.Internal}}\t{{.Label \"unitgen.app\"}}\t\
-             {{.Label \"unitgen.instance\"}}\t{{.IPv6}}\t{{.ID}}",
+            // A name and labels are any text: JSON strings, or a line
+            // feed in a label would list a network of its own.
+            "{{json .Name}}\t{{.Driver}}\t{{.Internal}}\t{{json (.Label \"unitgen.app\")}}\t\
+             {{json (.Label \"unitgen.instance\")}}\t{{.IPv6}}\t{{.ID}}",
         ],
     )?;
-    let listed: Vec<Vec<&str>> = (listed.lines())
-        .map(|line| line.split('\t').collect::<Vec<_>>())
-        .filter(|fields| fields.first() == Some(&name))
+    let text = |json: &str| json_strings(json).pop().unwrap_or_default();
+    let listed: Vec<Vec<String>> = (listed.lines())
+        .map(|line| {
+            let mut fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+            for i in [0, 3, 4] {
+                if let Some(field) = fields.get_mut(i) {
+                    *field = text(field);
+                }
+            }
+            fields
+        })
+        .filter(|fields| fields.first().map(String::as_str) == Some(name))
         .collect();
     // Driver and IPAM options (`--opt com.docker.network.bridge.enable_icc=false`:
     // its containers cannot reach each other), which the unit sets none of.
-    let ids: Vec<&str> = (listed.iter()).filter_map(|f| f.get(6).copied()).collect();
+    let ids: Vec<&str> = (listed.iter())
+        .filter_map(|f| f.get(6).map(String::as_str))
+        .collect();
     // (One removed since it was listed: nothing to tell of its options.)
     let options = network_options(&ids).unwrap_or_default();
     let seen: Vec<Vec<String>> = (listed.iter())
         .map(|fields| {
-            let field = |i: usize| fields.get(i).copied().unwrap_or_default();
+            let field = |i: usize| fields.get(i).map_or("", String::as_str);
             let mut differences = Vec::new();
             if (field(3), field(4)) != (app, instance) {
                 differences.push("it has not the instance's labels".to_string());
@@ -626,6 +659,27 @@ fn count_cpu_list(list: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    /// Found in hostile values round 9: network names and labels are any
+    /// text (`docker network create $'a,b\tc'`), and were read as they
+    /// were between tabs: a tab shifted the fields after it, a comma split
+    /// a name in two, and a line feed (in a label of a container made by
+    /// hand) started a line that `docker inspect` seemed to give for
+    /// another container. As JSON strings they are one field each.
+    #[test]
+    fn names_and_labels_docker_reads_back_are_one_field_each() {
+        let line = "abcdef0123456789\tbusybox:1\trunning\t2026-01-01T00:00:00Z\t\t\
+                    \"a,b\\tc\\nshop-live-db\\u0009x\"\"shop-live\"\t2026-01-01T00:00:00Z\t\
+                    \"sha256:1\\nshop-live-db\\tsha256:0\"\t0 0 0 0 0 0 0 0 0 0 0 0 no cpus= mems=\t\
+                    [\"sleep\",\"1\"]";
+        let container = super::container_of(line).unwrap();
+        assert_eq!(container.networks, ["a,b\tc\nshop-live-db\tx", "shop-live"]);
+        assert_eq!(container.image_id, "sha256:1\nshop-live-db\tsha256:0");
+        assert!(container.limits.is_some());
+        assert_eq!(container.command.unwrap(), ["sleep", "1"]);
+        assert_eq!(super::json_strings("\"sha256:2\""), ["sha256:2"]);
+        assert_eq!(super::json_strings(""), [""; 0]);
+    }
+
     #[test]
     fn a_cpu_list_is_counted_as_the_kernel_writes_it() {
         assert_eq!(super::count_cpu_list("0-1\n"), Some(2));

@@ -13,6 +13,27 @@ const REDRAW: Duration = Duration::from_millis(250);
 pub struct Progress {
     /// Present on a terminal only.
     live: Option<Live>,
+    out: Output,
+}
+
+/// Where progress goes: standard error, or (in tests) a buffer.
+#[derive(Clone)]
+enum Output {
+    Stderr,
+    #[cfg(test)]
+    Buffer(Arc<Mutex<Vec<u8>>>),
+}
+
+impl Output {
+    fn write(&self, text: &str) {
+        match self {
+            Output::Stderr => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+            #[cfg(test)]
+            Output::Buffer(buffer) => buffer.lock().unwrap().extend_from_slice(text.as_bytes()),
+        }
+    }
 }
 
 struct Live {
@@ -29,30 +50,38 @@ struct Status {
 
 impl Default for Progress {
     fn default() -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Progress { live: None };
+        Progress::to(Output::Stderr, std::io::stderr().is_terminal())
+    }
+}
+
+impl Progress {
+    /// Progress written to `out`, with a status line when `live`.
+    fn to(out: Output, live: bool) -> Self {
+        if !live {
+            return Progress { live: None, out };
         }
         let shared = Arc::new((Mutex::new(Status::default()), Condvar::new()));
         let ticker = {
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || tick(&shared))
+            let (shared, out) = (Arc::clone(&shared), out.clone());
+            std::thread::spawn(move || tick(&shared, &out))
         };
         Progress {
             live: Some(Live {
                 shared,
                 ticker: Some(ticker),
             }),
+            out,
         }
     }
 }
 
 /// Redraws the status line until the progress is dropped.
-fn tick(shared: &(Mutex<Status>, Condvar)) {
+fn tick(shared: &(Mutex<Status>, Condvar), out: &Output) {
     let (lock, wake) = shared;
     let mut status = lock.lock().unwrap_or_else(|e| e.into_inner());
     while !status.done {
         if let Some((text, since)) = &status.current {
-            draw(text, since.elapsed());
+            draw(out, text, since.elapsed());
         }
         status = wake
             .wait_timeout(status, REDRAW)
@@ -61,12 +90,8 @@ fn tick(shared: &(Mutex<Status>, Condvar)) {
     }
 }
 
-fn draw(text: &str, elapsed: Duration) {
-    let _ = write!(
-        std::io::stderr().lock(),
-        "\r\x1b[K[{:5.1}s] {text}",
-        elapsed.as_secs_f32()
-    );
+fn draw(out: &Output, text: &str, elapsed: Duration) {
+    out.write(&format!("\r\x1b[K[{:5.1}s] {text}", elapsed.as_secs_f32()));
 }
 
 /// `1 unit`, `3 units`: a count and its noun (regular plurals only).
@@ -105,14 +130,14 @@ impl Progress {
         let text = &crate::diagnostic::shown(text);
         let mut printed = false;
         self.with_status(|status| {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K{text}\n");
+            self.out.write(&format!("\r\x1b[K{text}\n"));
             if let Some((current, since)) = &status.current {
-                draw(current, since.elapsed());
+                draw(&self.out, current, since.elapsed());
             }
             printed = true;
         });
         if !printed {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            self.out.write(&format!("{text}\n"));
         }
     }
 
@@ -126,7 +151,7 @@ impl Progress {
                 None => Instant::now(),
             };
             let text = crate::diagnostic::shown(text);
-            draw(&text, since.elapsed());
+            draw(&self.out, &text, since.elapsed());
             status.current = Some((text, since));
         });
     }
@@ -135,7 +160,7 @@ impl Progress {
     pub fn finish(&self) {
         self.with_status(|status| {
             if status.current.take().is_some() {
-                let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+                self.out.write("\r\x1b[K");
             }
         });
     }
@@ -157,6 +182,56 @@ impl Drop for Progress {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Output, Progress};
+
+    /// What `use_progress` wrote, on a terminal (`live`) or not.
+    fn written(live: bool, use_progress: impl FnOnce(&Progress)) -> String {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let progress = Progress::to(Output::Buffer(Arc::clone(&buffer)), live);
+        use_progress(&progress);
+        drop(progress);
+        String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+    }
+
+    const HOSTILE: &str = "m1\nstep 2 done\r\u{1b}[2J\u{1b}]0;t\u{7}\u{202e}\u{200b}\u{85}";
+    const SHOWN: &str = "m1\\nstep 2 done\\r\\u{1b}[2J\\u{1b}]0;t\\u{7}\\u{202e}\\u{200b}\\u{85}";
+
+    /// Progress lines name what the host and its answers gave (a fleet
+    /// machine, a Docker error, a snapshot's id): each is one line, what
+    /// a terminal would obey in it shown as an escape.
+    #[test]
+    fn a_progress_line_is_one_line_shown_never_obeyed() {
+        let plain = written(false, |p| {
+            p.line(&format!("pulled {HOSTILE}"));
+            p.waiting(&format!("pulling {HOSTILE}"));
+            p.status("not shown off a terminal");
+            p.finish();
+        });
+        assert_eq!(
+            plain,
+            format!("pulled {SHOWN}\npulling {SHOWN} ...\n"),
+            "{plain:?}"
+        );
+
+        // On a terminal, unitgen's own `\r ESC [K` redraws the status line;
+        // nothing else of the text reaches the terminal as it is.
+        let live = written(true, |p| {
+            p.waiting(&format!("pulling {HOSTILE}"));
+            p.line(&format!("pulled {HOSTILE}"));
+            p.finish();
+        });
+        let own = live.replace("\r\u{1b}[K", "");
+        assert!(own.contains(&format!("pulling {SHOWN}")), "{live:?}");
+        assert!(own.contains(&format!("pulled {SHOWN}\n")), "{live:?}");
+        let obeyed: Vec<char> = (own.chars())
+            .filter(|&c| c != '\n' && crate::diagnostic::acts_on_terminal(c))
+            .collect();
+        assert_eq!(obeyed, Vec::<char>::new(), "{live:?}");
+        assert_eq!(own.matches('\n').count(), 1, "{live:?}");
+    }
+
     #[test]
     fn counts_agree_with_their_noun() {
         assert_eq!(super::count(1, "unit"), "1 unit");

@@ -14,7 +14,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::diagnostic::Problem;
+use crate::diagnostic::{Problem, shown};
 use crate::model::Instance;
 use crate::model::route::{ROUTER_UNIT, Router, router_container};
 use crate::plan::{Plan, Repair};
@@ -269,7 +269,12 @@ pub fn refuse_other_settings(
     if others.is_empty() {
         return Ok(());
     }
-    let users: Vec<&str> = others.iter().map(|n| n.trim_end_matches(".yaml")).collect();
+    // File names and the installed unit's record are the host's: a name
+    // with a line feed would add a line of its own to the message.
+    let users: Vec<String> = (others.iter())
+        .map(|n| shown(n.trim_end_matches(".yaml")))
+        .collect();
+    let theirs = shown(theirs);
     let mut problem = Problem::new(format!(
         "{prefix}'s router settings differ from those of {ROUTER_UNIT}, which serves {} on this host; nothing was changed",
         users.join(", ")

@@ -1510,9 +1510,10 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     .unwrap();
     std::fs::write(dynamic.join("blog-live.yaml"), "# claim: blog.example\n").unwrap();
     // A file of any name in the router's folder is named back, shown and
-    // not obeyed by the terminal.
+    // not obeyed by the terminal, on its line (a line feed in a file name
+    // added a line to the message, in plan's output too).
     std::fs::write(
-        dynamic.join("x\u{1b}[2J\u{202e}.yaml"),
+        dynamic.join("x\u{1b}[2J\u{202e}\nz.yaml"),
         "# claim: x.example\n",
     )
     .unwrap();
@@ -1533,7 +1534,7 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     for expected in [
         "shop-live's router settings differ from those of unitgen-router.service",
-        "which serves blog-live, x\\u{1b}[2J\\u{202e} on this host; nothing was",
+        "which serves blog-live, x\\u{1b}[2J\\u{202e}\\nz on this host; nothing was",
         "unitgen.yaml:14:14",
         "this apply's router",
         "the installed router: image traefik:v3.7, ports 80 and 443",
@@ -1553,7 +1554,8 @@ fn router_settings_that_differ_from_the_shared_router_are_refused_at_apply() {
         "{shown}"
     );
     assert!(
-        shown.contains("x\\u{1b}[2J\\u{202e}") && !shown.contains(['\u{1b}', '\u{202e}']),
+        shown.contains("x\\u{1b}[2J\\u{202e}\\nz on this host")
+            && !shown.contains(['\u{1b}', '\u{202e}']),
         "{shown}"
     );
 

@@ -890,10 +890,12 @@ fn refuse_claimed_routes(
         );
     }
     if let Some((claim, file)) = taken.first() {
+        // (The file's name is the host's: shown on its line.)
         return Err(miette!(
-            "{} routes {claim}, which {file} on this host routes already; nothing was changed\n\
+            "{} routes {claim}, which {} on this host routes already; nothing was changed\n\
              one router serves every app of a host: each host name and path may go to one instance",
-            instance.prefix()
+            instance.prefix(),
+            crate::diagnostic::shown(file)
         ));
     }
     // With routes in etcd, every host's router serves every instance's.

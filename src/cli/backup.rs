@@ -268,7 +268,7 @@ pub fn restore(args: RestoreArgs) -> Result<Outcome> {
     if nothing {
         return Err(miette!(
             "snapshot {} of {} holds none of what {} backs up now:\n{}\nnothing was changed",
-            snapshot.short_id,
+            crate::diagnostic::shown(&snapshot.short_id),
             source.prefix(),
             target.prefix(),
             notes
@@ -428,9 +428,10 @@ fn pick_snapshot<'a>(snapshots: &'a [Snapshot], given: &str) -> Result<&'a Snaps
         several => Err(format!(
             "`{given}` starts {} snapshot ids ({}): give more of the one you mean",
             several.len(),
+            // (The repository's: shown, each on the message's line.)
             several
                 .iter()
-                .map(|s| s.short_id.as_str())
+                .map(|s| crate::diagnostic::shown(&s.short_id))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
@@ -494,5 +495,16 @@ mod tests {
                 .contains("no snapshot `abe`")
         );
         assert!(pick_snapshot(&[], "latest").is_err());
+        // Ids are the repository's, which anyone who can write to it
+        // writes: one stays on the message's line.
+        let planted = Snapshot {
+            short_id: "abf\nowned\u{1b}[2J".into(),
+            ..snapshot("abf12345cccc")
+        };
+        let said = pick_snapshot(&[planted, snapshot("abc12345aaaa")], "ab").unwrap_err();
+        assert!(
+            said.contains("abf\\nowned\\u{1b}[2J, abc12345") && !said.contains(['\n', '\u{1b}']),
+            "{said}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::host::HostArgs;
 use super::installed::Installed;
 use super::output::{self, outln};
 use super::{FileArgs, Outcome};
-use crate::diagnostic::{printable, shown};
+use crate::diagnostic::shown;
 use crate::render::{Owner, UnitFile};
 use crate::systemd::journal;
 
@@ -162,15 +162,40 @@ pub fn run(args: LogsArgs) -> Result<Outcome> {
 /// they like, and a journal entry can hold any bytes: each line of the
 /// message gets its service's prefix (a line break cannot start a line that
 /// seems another service's), colour codes (`ESC [ … m`) are dropped, and
-/// every other character a terminal would obey (a cursor move, a title, a
-/// carriage return, a bidirectional override) is shown as an escape, where
-/// `journalctl` shows such an entry as `[blob data]`.
+/// what else a terminal would obey (see [`as_printed`]) is shown as an
+/// escape, where `journalctl` shows such an entry as `[blob data]`.
 fn message_lines(message: &str) -> Vec<String> {
     let message = message.strip_suffix('\n').unwrap_or(message);
     message
         .split('\n')
-        .map(|line| printable(&without_colors(line.strip_suffix('\r').unwrap_or(line))))
+        .map(|line| as_printed(&without_colors(line.strip_suffix('\r').unwrap_or(line))))
         .collect()
+}
+
+/// A line of a container's output as it printed it, as `docker logs` and
+/// `journalctl` show it, but for what would move the cursor or end the
+/// line (controls, but a tab; a line or paragraph separator), which is
+/// written as an escape (`\u{1b}`, `\r`): that is what `journalctl` counts
+/// unprintable. The rest is the program's own text and left whole: a
+/// zero-width joiner holds an emoji sequence together (👩‍💻), marks and
+/// bidirectional controls order Arabic and Hebrew text, and whatever they
+/// do reaches no further than the end of the container's own line, after
+/// its service's prefix. (unitgen's own messages, which quote such lines
+/// in a failure report, escape those too: see `diagnostic::printable`.)
+fn as_printed(line: &str) -> String {
+    let obeyed = |c: char| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}');
+    if !line.chars().any(obeyed) {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if obeyed(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `line` without its SGR sequences (`ESC [` digits and `;` `m`), which
@@ -248,9 +273,19 @@ mod tests {
             "colours dropped, tabs kept"
         );
         assert_eq!(
-            message_lines("a\u{1b}[2J\u{1b}]0;owned\u{7}\rdb    | fake\u{202e}"),
-            ["a\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\rdb    | fake\\u{202e}"]
+            message_lines("a\u{1b}[2J\u{1b}]0;owned\u{7}\rdb    | fake\u{85}x\u{2028}y\u{7f}"),
+            ["a\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\rdb    | fake\\u{85}x\\u{2028}y\\u{7f}"]
         );
+        // What journalctl and docker logs print as it is: a joiner inside
+        // an emoji sequence, a variation selector, right-to-left text with
+        // its marks and isolates. It stays after the service's prefix.
+        for text in [
+            "build done 👩\u{200d}💻 ❤\u{fe0f}",
+            "שלום \u{200f}(1)\u{200f} \u{2067}עולם\u{2069}",
+            "\u{202e}reversed, on its own line only",
+        ] {
+            assert_eq!(message_lines(text), [text]);
+        }
         assert_eq!(
             message_lines("first\r\ndb    | second\n"),
             ["first", "db    | second"],
