@@ -69,6 +69,23 @@ fn unescape(line: &str) -> String {
         .replace("%%", "%")
 }
 
+/// The lock file the scripts of instance `tN`'s network take
+/// (`/run/lock/unitgen-network-NETWORK.lock`), removed when the test ends,
+/// as it ends: the tests leave nothing of theirs on the machine.
+struct NetworkLock(String);
+
+impl NetworkLock {
+    fn of(network: &str) -> NetworkLock {
+        NetworkLock(format!("/run/lock/unitgen-network-{network}.lock"))
+    }
+}
+
+impl Drop for NetworkLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn sh(script: &str) -> Output {
     Command::new("/bin/sh")
         .args(["-c", script])
@@ -79,8 +96,10 @@ fn sh(script: &str) -> Output {
 #[test]
 fn copies_starting_at_once_on_one_host_make_one_network() {
     ensure_testbed();
+    let lock = NetworkLock::of("fltnet-t1");
     remove_networks("fltnet-t1");
     let ensure = script("t1", "ExecStartPre", "flock");
+    assert!(ensure.contains(&lock.0), "{ensure}");
     for round in 0..3 {
         let starts: Vec<_> = (0..6)
             .map(|_| {
@@ -100,8 +119,10 @@ fn copies_starting_at_once_on_one_host_make_one_network() {
 #[test]
 fn a_duplicated_network_is_repaired_or_reported() {
     ensure_testbed();
+    let lock = NetworkLock::of("fltnet-t2");
     remove_networks("fltnet-t2");
     let ensure = script("t2", "ExecStartPre", "flock");
+    assert!(ensure.contains(&lock.0), "{ensure}");
     create_duplicate("fltnet-t2");
     create_duplicate("fltnet-t2");
     assert_eq!(networks("fltnet-t2").len(), 2);
@@ -152,8 +173,10 @@ fn a_duplicated_network_is_repaired_or_reported() {
 #[test]
 fn destroy_s_cleanup_unit_removes_the_network_once_the_containers_are_gone() {
     ensure_testbed();
+    let lock = NetworkLock::of("fltnet-t3");
     remove_networks("fltnet-t3");
     let ensure = script("t3", "ExecStartPre", "flock");
+    assert!(ensure.contains(&lock.0), "{ensure}");
     let unit = Renderer::new(Flavour::Fleet).fleet_cleanup_unit("fltnet", "t3", &[]);
     let options = unit_file::parse(&unit.text).unwrap();
     let cleanup = unescape(unit_file::section_value(&options, "Service", "ExecStart").unwrap());

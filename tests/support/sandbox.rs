@@ -289,8 +289,9 @@ impl Sandbox {
     }
 
     /// Stops the sandbox: closes the launcher's stdin, upon which it kills
-    /// systemd, waits for the namespace to die and removes its cgroups.
-    fn stop(&mut self) {
+    /// systemd, waits for the namespace to die and removes its cgroups; then
+    /// removes the containers it owns.
+    pub(super) fn stop(&mut self) {
         if let Some(Launcher { mut child, stdin }) = self.launcher.take() {
             drop(stdin);
             let _ = child.wait();
@@ -325,7 +326,10 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        self.stop();
+        // Not again after a `stop` (World's drop stops it first).
+        if self.launcher.is_some() {
+            self.stop();
+        }
     }
 }
 

@@ -262,23 +262,54 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        // Containers go with the sandbox; networks and volumes live in the
-        // host's engine and would outlast it.
-        for app in std::iter::once(&self.app).chain(&self.others) {
-            let list = |kind: &str| {
-                let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            };
-            super::docker::remove_containers(&format!("{app}-"));
-            for network in list("network") {
-                docker(["network", "rm", &network]);
+        // Its units first, which could start containers again; the
+        // containers it owns (every app's `<app>-…`) go with it. Networks
+        // and volumes live in the host's engine and would outlast it.
+        self.sandbox.stop();
+        let apps: Vec<&String> = std::iter::once(&self.app).chain(&self.others).collect();
+        let list = |kind: &str| {
+            (apps.iter())
+                .flat_map(|app| {
+                    let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let networks = list("network");
+        if !networks.is_empty() {
+            docker(
+                ["network", "rm"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(networks),
+            );
+        }
+        // `volume rm --force` still refuses a volume a container uses, and
+        // Docker may be removing one that did a moment ago (a test's or a
+        // restore's `docker run --rm`): asked again, as unitgen's
+        // `docker::free_names` does for names, until they are gone.
+        let gone = wait_for(Duration::from_secs(30), || {
+            let volumes = list("volume");
+            if volumes.is_empty() {
+                return Some(());
             }
-            for volume in list("volume") {
-                docker(["volume", "rm", "--force", &volume]);
-            }
+            docker(
+                ["volume", "rm", "--force"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(volumes),
+            );
+            std::thread::sleep(Duration::from_millis(400));
+            None
+        });
+        if gone.is_none() {
+            eprintln!(
+                "World: volumes of {apps:?} left on the engine: {:?}",
+                list("volume")
+            );
         }
     }
 }
