@@ -654,6 +654,39 @@ pub fn systemd_environment(name: &str, value: &str) -> String {
     out
 }
 
+/// The name and value of an assignment [`systemd_environment`] wrote, read
+/// back (`status` reads what an applied unit was given); None for any other
+/// text.
+pub fn read_systemd_environment(quoted: &str) -> Option<(String, String)> {
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    let (name, value) = inner.split_once('=')?;
+    let mut out = String::new();
+    let mut chars = value.chars();
+    let hex = |chars: &mut std::str::Chars, n: usize| -> Option<char> {
+        let digits: String = chars.by_ref().take(n).collect();
+        char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
+    };
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '%' if chars.next()? == '%' => '%',
+            '\\' => match chars.next()? {
+                '\\' => '\\',
+                '"' => '"',
+                'n' => '\n',
+                't' => '\t',
+                'r' => '\r',
+                'x' => hex(&mut chars, 2)?,
+                'u' => hex(&mut chars, 4)?,
+                'U' => hex(&mut chars, 8)?,
+                _ => return None,
+            },
+            '"' | '%' => return None,
+            c => c,
+        });
+    }
+    Some((name.to_string(), out))
+}
+
 /// Quotes one word for POSIX `sh`, e.g. to build a healthcheck command that
 /// Docker runs through `/bin/sh -c`.
 pub fn sh_quote(word: &str) -> String {
@@ -926,6 +959,27 @@ pub(crate) mod tests {
             systemd_environment("R", "a\u{85}\u{202e}b€"),
             r#""R=a\u0085\u202eb€""#
         );
+    }
+
+    #[test]
+    fn environment_assignments_read_back_as_written() {
+        for value in [
+            "/etc/restic/pw",
+            r#"/srv/$x "50%"\"#,
+            "a\u{85}\u{202e}b€\u{200b}\u{e0041}",
+            "line\nbreak",
+            "",
+        ] {
+            let written = systemd_environment("RESTIC_PASSWORD_FILE", value);
+            assert_eq!(
+                read_systemd_environment(&written),
+                Some(("RESTIC_PASSWORD_FILE".to_string(), value.to_string())),
+                "{written}"
+            );
+        }
+        for other in [r#"R=a"#, r#""R=50%""#, r#""R=a\q""#, r#""R=a"b""#] {
+            assert_eq!(read_systemd_environment(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -261,9 +261,18 @@ impl Key {
     /// apart, and the service and variable are in the message so that one
     /// value used twice does not show as the same digest.
     fn digest(&self, service: &str, variable: &str, value: &str) -> String {
+        self.mac(&[
+            b"unitgen secret",
+            service.as_bytes(),
+            variable.as_bytes(),
+            value.as_bytes(),
+        ])
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        for part in ["unitgen secret", service, variable, value] {
-            mac.update(part.as_bytes());
+        for part in parts {
+            mac.update(part);
             mac.update(b"\0");
         }
         let mut out = String::from("hmac-sha256:");
@@ -314,6 +323,55 @@ pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile>
         });
     }
     files
+}
+
+/// What the backups' password file (`file`, on this host) holds, as the
+/// backup unit carries it (`PasswordDigest=`): a keyed digest, as of a
+/// secret, or `missing`. restic reads the file at each run, never apply:
+/// so that one changed or deleted by hand shows in `plan` and `status`
+/// now, not as a failed (`OVERDUE`) backup later, the unit carries what it
+/// held when applied.
+pub fn password_digest(key: &Key, file: &Path) -> io::Result<String> {
+    let failed = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "reading the backups' password file {}: {e}",
+                crate::diagnostic::shown_path(file)
+            ),
+        )
+    };
+    match fs::metadata(file) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(MISSING.to_string()),
+        Err(e) => return Err(failed(e)),
+        // A FIFO or a device (`/dev/zero`) is not read: it could block,
+        // or never end.
+        Ok(meta) if !meta.is_file() => return Ok(NOT_A_FILE.to_string()),
+        Ok(_) => {}
+    }
+    let mut bytes = Vec::new();
+    (fs::File::open(file).and_then(|f| f.take(MAX_PASSWORD_FILE_BYTES).read_to_end(&mut bytes)))
+        .map_err(failed)?;
+    Ok(key.mac(&[b"unitgen restic password file", &bytes]))
+}
+
+/// [`password_digest`] of a password file that is not there.
+const MISSING: &str = "missing";
+/// [`password_digest`] of a password file that is no regular file.
+const NOT_A_FILE: &str = "not-a-file";
+/// What [`password_digest`] reads of a password file at most: a password
+/// is short; a larger file differs in its first bytes too when replaced.
+const MAX_PASSWORD_FILE_BYTES: u64 = 1 << 20;
+
+/// Puts the digest of the backups' password file into the instance (so it
+/// renders into the backup unit; see [`password_digest`]). `root`: the
+/// host's root (`--root`).
+pub fn seal_password(instance: &mut Instance, root: Option<&Path>, key: &Key) -> io::Result<()> {
+    if let Some(backup) = &mut instance.backup {
+        let file = crate::router::on_host(root, Path::new(&backup.password_file));
+        backup.password_digest = Some(password_digest(key, &file)?);
+    }
+    Ok(())
 }
 
 /// The env files of one instance on this host.
@@ -458,6 +516,53 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// For `status`: the password file of the backup unit among `units`
+    /// whose `PasswordDigest=` (see [`password_digest`]) is not what it
+    /// holds now (changed or deleted by hand since apply), with why.
+    /// `root`: the host's root (`--root`).
+    pub fn password_differs(
+        &self,
+        units: &[UnitFile],
+        root: Option<&Path>,
+    ) -> io::Result<Option<(String, String)>> {
+        let Some((unit, applied, file)) = units.iter().find_map(|unit| {
+            let applied = (unit.text.lines()).find_map(|l| l.strip_prefix("PasswordDigest="))?;
+            let file = (unit.text.lines())
+                .filter_map(|l| l.strip_prefix("Environment="))
+                .filter_map(crate::escape::read_systemd_environment)
+                .find_map(|(name, value)| (name == "RESTIC_PASSWORD_FILE").then_some(value))?;
+            Some((unit, applied, file))
+        }) else {
+            return Ok(None);
+        };
+        let Some(key) = Key::load(&self.dir)? else {
+            return Ok(Some((
+                unit.name.clone(),
+                format!(
+                    "its password file {file} cannot be checked: the key of the digests ({}) is gone",
+                    crate::diagnostic::shown_path(&self.dir.join(KEY_FILE))
+                ),
+            )));
+        };
+        let now = password_digest(&key, &crate::router::on_host(root, Path::new(&file)))?;
+        Ok((now != applied).then(|| {
+            let what = match (applied, now.as_str()) {
+                (_, MISSING) => "was deleted",
+                (MISSING, _) => "was made",
+                _ => "was changed",
+            };
+            (
+                unit.name.clone(),
+                format!(
+                    "its password file {} {what} since apply: its next run reads it as it is \
+                     (`unitgen backups` tells whether it opens the repository); `unitgen apply` \
+                     records it",
+                    crate::diagnostic::shown(&file)
+                ),
+            )
+        }))
     }
 
     /// The text of a service's secrets file; None when there is none.
@@ -642,6 +747,26 @@ mod tests {
             ("db_password".into(), "p@ss word=\"x\"".into()),
             ("token".into(), "#not a comment".into()),
         ]))
+    }
+
+    #[test]
+    fn the_password_files_digest_tells_its_content_and_absence_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        assert_eq!(password_digest(&key(1), &file).unwrap(), MISSING);
+        fs::write(&file, "one").unwrap();
+        let one = password_digest(&key(1), &file).unwrap();
+        assert!(one.starts_with("hmac-sha256:"), "{one}");
+        assert!(!one.contains("one"));
+        assert_ne!(one, password_digest(&key(2), &file).unwrap(), "keyed");
+        fs::write(&file, "two").unwrap();
+        assert_ne!(one, password_digest(&key(1), &file).unwrap());
+        // Not read: a device or FIFO could block or never end.
+        assert_eq!(password_digest(&key(1), dir.path()).unwrap(), NOT_A_FILE);
+        assert_eq!(
+            password_digest(&key(1), Path::new("/dev/zero")).unwrap(),
+            NOT_A_FILE
+        );
     }
 
     #[test]

@@ -1805,4 +1805,43 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
     ok(&world.unitgen(&["backup", "live"]), "backup live");
     assert_eq!(snapshots(&world, "live").len(), 1);
     assert!(!elsewhere.exists());
+
+    // The password file changed or deleted by hand (restic reads it at
+    // each run, apply never): plan and status tell it now, not as an
+    // OVERDUE backup later; apply records it.
+    let unit = "ugbke-live-backup.service";
+    let told = |what: &str| {
+        let plan = world.unitgen(&["plan", "live"]);
+        let shown = String::from_utf8_lossy(&plan.stdout).to_string();
+        assert_eq!(plan.status.code(), Some(2), "{what}: {shown}");
+        assert!(
+            shown.contains(unit) && shown.contains("PasswordDigest="),
+            "{what}: {shown}"
+        );
+        let status = world.unitgen(&["status", "live"]);
+        let shown = String::from_utf8_lossy(&status.stdout).to_string();
+        assert!(
+            shown.contains(&format!(
+                "its password file /etc/ugbke/restic-password {what} since apply"
+            )),
+            "{shown}"
+        );
+    };
+    let quiet = || {
+        assert!(ok(&world.unitgen(&["plan", "live"]), "plan live").contains("no changes"));
+        let status = ok(&world.unitgen(&["status", "live"]), "status live");
+        assert!(!status.contains("password file"), "{status}");
+    };
+    quiet();
+    secret(
+        &world,
+        "/etc/ugbke/restic-password",
+        "not-the-repository-password",
+    );
+    told("was changed");
+    world.apply_ok("live");
+    quiet();
+    let password = world.sandbox.root().join("etc/ugbke/restic-password");
+    std::fs::remove_file(&password).unwrap();
+    told("was deleted");
 }

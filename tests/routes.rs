@@ -159,6 +159,15 @@ fn body_is(text: &str) -> impl Fn(&Answer) -> bool + '_ {
     move |a| a.status == 200 && a.body.trim() == text
 }
 
+/// The line of `status` that shows the route at `url`.
+fn line_in(status: &str, url: &str) -> String {
+    status
+        .lines()
+        .find(|l| l.trim_start().starts_with(url))
+        .unwrap_or_else(|| panic!("no route {url} in:\n{status}"))
+        .to_string()
+}
+
 fn redirect_to(location: &str) -> impl Fn(&Answer) -> bool + '_ {
     move |a| matches!(a.status, 301 | 308) && a.location.as_deref() == Some(location)
 }
@@ -271,13 +280,7 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
         stored.then_some(status)
     })
     .unwrap_or_else(|| panic!("status one never showed both certificates' expiry"));
-    let line = |url: &str| {
-        status
-            .lines()
-            .find(|l| l.trim_start().starts_with(url))
-            .unwrap_or_else(|| panic!("no route {url} in:\n{status}"))
-            .to_string()
-    };
+    let line = |url: &str| line_in(&status, url);
     let web = line("https://one.example.test/ ");
     assert!(
         web.contains(&format!("http://127.0.0.1:{}", ports.one.0)),
@@ -300,6 +303,19 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     assert_eq!(served_certificate("one.example.test", https), issued);
     let status_two = ok(&world.unitgen(&["status", "two"]), "status two");
     assert!(status_two.contains("files, expires 20"), "{status_two}");
+    // A certificate store deleted by hand is no certificate "not issued
+    // yet": the router serves the one it holds, and orders it again at its
+    // next start (it makes an empty store when it starts: the restarts
+    // below).
+    std::fs::remove_file(&acme).unwrap();
+    let status = ok(&world.unitgen(&["status", "one"]), "status one");
+    let web = line_in(&status, "https://one.example.test/ ");
+    assert!(
+        web.contains(
+            "acme, NOT STORED (acme.json is gone): ordered again at the router's next start"
+        ),
+        "{web}"
+    );
 
     // A router image that cannot be had fails the apply before anything
     // changes: the router that serves every instance keeps running.

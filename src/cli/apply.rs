@@ -197,19 +197,25 @@ fn plan_one(
     }
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
-    let env_files = if instance.secrets.is_empty() {
-        Vec::new()
-    } else {
-        let values = secrets::read(&instance)?;
-        let key = secrets::Key::load_or_ephemeral(store.dir())
-            .into_diagnostic()
-            .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
-        secrets::seal(&mut instance, &values, &key)
+    let host = args.host.host()?;
+    let key = (!instance.secrets.is_empty() || instance.backup.is_some())
+        .then(|| secrets::Key::load_or_ephemeral(store.dir()))
+        .transpose()
+        .into_diagnostic()
+        .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
+    let env_files = match &key {
+        Some(key) if !instance.secrets.is_empty() => {
+            let values = secrets::read(&instance)?;
+            secrets::seal(&mut instance, &values, key)
+        }
+        _ => Vec::new(),
     };
+    if let Some(key) = &key {
+        secrets::seal_password(&mut instance, host.root.as_deref(), key).into_diagnostic()?;
+    }
     // Their digests are in the routes unit: a renewed certificate shows.
     let route_files =
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
-    let host = args.host.host()?;
     // Not etcd's claims: plan reads the host only (etcd may be out of reach).
     refuse_claimed_routes(&host, &instance, EtcdClaims::Skip, moves)?;
     let renderer = args.host.renderer()?;
@@ -247,7 +253,9 @@ fn plan_one(
     }
     // Asked of the engine the units use: where their systemd cannot be
     // reached (a unit folder given alone), which one that is is unknown.
-    if host.connect().is_ok() {
+    // (`host_plan` reached it already when units stay.)
+    let reached = !plan.keep.is_empty() || !plan.change.is_empty() || host.connect().is_ok();
+    if reached {
         for unkept in unkept_image_volumes(&instance) {
             crate::say!("warning: {}", unkept.warning());
         }
@@ -420,11 +428,14 @@ pub fn host_plan(
         // them; an unreadable one none).
         if let Some(restoring) = &restoring {
             for seen in &mut units {
-                let container = seen.unit.strip_suffix(".service").unwrap_or_default();
-                seen.restore_reading = seen.active_state == "active"
-                    && (restoring.dumps.iter())
-                        .any(|service| container == format!("{}-{service}", state.name()))
-                    && crate::docker::runs_process_with(container, crate::backup::restore::READER);
+                let text = installed.iter().find(|u| u.name == seen.unit);
+                seen.restore_reading = text.is_some_and(|unit| {
+                    crate::systemd::observe::restore_still_reading(
+                        seen,
+                        &unit.text,
+                        &restoring.dumps,
+                    )
+                });
             }
         }
         plan.observe(&units);
@@ -692,14 +703,18 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         }
     }
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
-    let env_files = if instance.secrets.is_empty() {
-        Vec::new()
-    } else {
-        let key = secrets::Key::load_or_create(store.dir())
-            .into_diagnostic()
-            .wrap_err("creating the key of the secrets' digests")?;
-        secrets::seal(&mut instance, &values, &key)
+    let key = (!instance.secrets.is_empty() || instance.backup.is_some())
+        .then(|| secrets::Key::load_or_create(store.dir()))
+        .transpose()
+        .into_diagnostic()
+        .wrap_err("creating the key of the secrets' digests")?;
+    let env_files = match &key {
+        Some(key) if !instance.secrets.is_empty() => secrets::seal(&mut instance, &values, key),
+        _ => Vec::new(),
     };
+    if let Some(key) = &key {
+        secrets::seal_password(&mut instance, host.root.as_deref(), key).into_diagnostic()?;
+    }
     let desired = renderer.render(&instance);
     // A handover an earlier apply left half done: its stand-in may be what
     // the router sends traffic to (see `handover::resume`).
@@ -738,7 +753,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
             .into_diagnostic()
             .wrap_err_with(|| format!("apply of {} failed", instance.prefix()))?;
     }
-    converge_and_record(
+    let changed = converge_and_record(
         &host,
         &state,
         &installed,
@@ -757,9 +772,13 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         },
         Some((&store, &env_files)),
     )?;
-    // Said once the images are here (pulled by the apply).
-    for unkept in unkept_image_volumes(&instance) {
-        Progress::default().line(&format!("warning: {}", unkept.warning()));
+    // Said once the images are here (pulled by the apply), by the apply
+    // that starts them: a no-op apply does not ask Docker about its images
+    // again (`plan` still says it).
+    if changed {
+        for unkept in unkept_image_volumes(&instance) {
+            Progress::default().line(&format!("warning: {}", unkept.warning()));
+        }
     }
     store
         .prune(&env_files)
@@ -1051,6 +1070,8 @@ fn handover_of(
 /// removed once the revision is recorded, so a run killed at any point
 /// leaves a record from which the next `plan` tells the truth and the next
 /// `apply` repairs (see [`crate::state::Intent`]).
+///
+/// Returns whether it changed the units (false: they were up to date).
 pub fn converge_and_record(
     host: &Host,
     state: &InstanceState,
@@ -1059,7 +1080,7 @@ pub fn converge_and_record(
     provenance: Provenance,
     how: How,
     secrets: Option<(&secrets::Store, &[secrets::EnvFile])>,
-) -> Result<()> {
+) -> Result<bool> {
     let How {
         settle,
         pull,
@@ -1244,7 +1265,7 @@ pub fn converge_and_record(
             // Not up to date: its data may not be what it should.
             Some(restore) => format!("{name}: its units are revision {number}, but {restore}"),
         });
-        return Ok(());
+        return Ok(false);
     }
     progress.line(&format!("{name}: {}", plan.summary()));
     for repair in &plan.repair {
@@ -1475,7 +1496,7 @@ pub fn converge_and_record(
     if let Some(restore) = &plan.restore {
         progress.line(&format!("{name}: warning: {restore}"));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The failure as the user reads it: each failed unit explained (printed as

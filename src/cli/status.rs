@@ -373,6 +373,11 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
                 ("acme", None) if route.acme_failure.is_some() => {
                     "acme, NOT OBTAINED (below)".to_string()
                 }
+                // Not "not issued yet": the router may serve one it holds.
+                ("acme", None) if route.acme_store_missing => {
+                    "acme, NOT STORED (acme.json is gone): ordered again at the router's next start"
+                        .to_string()
+                }
                 ("acme", None) => "acme, not issued yet".to_string(),
                 (tls, None) => format!("{tls}, unreadable"),
             };
@@ -605,6 +610,15 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                 });
             }
         }
+        // The backups' password file, which restic reads at each run.
+        let store = crate::secrets::Store::new(&host.state_dir()?, &prefix);
+        let password_differs = match store.password_differs(all_units, target.root.as_deref()) {
+            Ok(differs) => differs,
+            Err(e) => {
+                secrets_error = Some(e.to_string());
+                None
+            }
+        };
         if !summed.is_empty() {
             let names: Vec<String> = summed.iter().map(|(u, _)| u.name.clone()).collect();
             let bus = |e: crate::systemd::Error| miette::miette!("{e}");
@@ -629,6 +643,11 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     &details.drop_in_paths,
                     &recorded_units,
                 ));
+                if let Some((_, differs)) =
+                    (password_differs.as_ref()).filter(|(u, _)| *u == unit.name)
+                {
+                    why.push(differs.clone());
+                }
                 if !why.is_empty() {
                     other_units.push(NotAsApplied {
                         unit: unit.name.clone(),
@@ -743,7 +762,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         }
         // The secrets files the units' next start reads (root-only: read
         // by root alone, which apply needs too).
-        let store = crate::secrets::Store::new(&host.state_dir()?, &prefix);
         let secrets_differ = match store.differing(&prefix, all_units) {
             Ok(differing) => differing,
             Err(e) => {
@@ -840,11 +858,8 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
                     details.inactive_enter_timestamp,
                 );
             }
-            seen.restore_reading = runs_container
-                && (owner.service.as_ref()).is_some_and(|service| restore_dumps.contains(service))
-                && (owner.container()).is_some_and(|name| {
-                    crate::docker::runs_process_with(&name, crate::backup::restore::READER)
-                });
+            seen.restore_reading =
+                observe::restore_still_reading(&seen, &unit.text, &restore_dumps);
             let mut not_as_applied: Vec<String> =
                 seen.faults(false).iter().map(ToString::to_string).collect();
             // Its unit does not run it: made by hand under its name.

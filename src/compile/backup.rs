@@ -195,6 +195,7 @@ impl<'a> ServiceCompiler<'a> {
         Some(Backup {
             repository: repository?.0,
             password_file: password_file?,
+            password_digest: None,
             environment_file,
             schedule: schedule?,
             check: check?,

@@ -15,6 +15,9 @@ pub struct Backup {
     pub repository: String,
     /// Read by restic when it runs; never copied into a unit.
     pub password_file: String,
+    /// Once applied: what the password file held (see
+    /// `secrets::password_digest`); None where nothing was read (`render`).
+    pub password_digest: Option<String>,
     pub environment_file: Option<String>,
     /// systemd calendar expressions (`OnCalendar=`).
     pub schedule: String,

@@ -64,6 +64,8 @@ impl Renderer {
                             &self.state_dir.join(&prefix).to_string_lossy(),
                         ),
                         helper_image => systemd_value(&backup.helper_image),
+                        // (unitgen's own words: `hmac-sha256:<hex>` or `missing`.)
+                        password_digest => backup.password_digest.as_deref().map(systemd_value),
                         prepare => shell(&prepare_script(backup, &prefix, &self.state_dir.join(&prefix).to_string_lossy())),
                         steps => backup_steps(instance, backup),
                         resume => escaped(format!("-{}", shell(&resume_script(instance, backup)))),
@@ -518,6 +520,7 @@ mod tests {
         Backup {
             repository: repository.into(),
             password_file: password_file.into(),
+            password_digest: None,
             environment_file: environment_file.map(Into::into),
             schedule: "daily".into(),
             check: "weekly".into(),

@@ -28,6 +28,11 @@ pub struct RouteStatus {
     /// get one for the route's names (from its log), if it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_failure: Option<AcmeFailure>,
+    /// With `acme`: the router's certificate store (`acme.json`) is gone
+    /// (deleted by hand): the router serves what it holds in memory, and
+    /// orders every certificate again at its next start.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub acme_store_missing: bool,
 }
 
 /// The router's last failed ACME order for some names, as it logged it.
@@ -71,9 +76,9 @@ pub fn read(
         .parent()
         .and_then(Path::parent)
         .unwrap_or(Path::new("/"));
-    let acme = std::fs::read_to_string(on_host(root, &router_dir.join("acme/acme.json")))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let acme = std::fs::read_to_string(on_host(root, &router_dir.join("acme/acme.json")));
+    let acme_store_missing = matches!(&acme, Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let acme = (acme.ok()).and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     let mut routes = Vec::new();
     // Each route's own router is named after its service; the others
     // (`-http`, `-alias`, …) redirect to it.
@@ -119,6 +124,7 @@ pub fn read(
             tls: tls.to_string(),
             expires,
             acme_failure: None,
+            acme_store_missing: tls == "acme" && acme_store_missing,
         });
     }
     // A certificate that never comes is the router's to say: it logs each

@@ -507,6 +507,22 @@ pub fn not_done(text: &str, state: &crate::systemd::UnitDetails) -> bool {
         && render::docker::done_when_exited(text)
 }
 
+/// Whether a restore that did not finish (its record's `dumps`: the
+/// services it fed a dump) still reads one into the service `seen` is, of
+/// the unit `text`: its container runs, and the restore command in it
+/// (`backup::restore::READER`) too (see [`Observed::restore_reading`]).
+/// `plan` and `status` both ask it here, so they cannot disagree.
+pub fn restore_still_reading(seen: &Observed, text: &str, dumps: &[String]) -> bool {
+    let Some(owner) = render::owner(text) else {
+        return false;
+    };
+    seen.active_state == "active"
+        && seen.sub_state == "running"
+        && (owner.service.as_ref()).is_some_and(|service| dumps.contains(service))
+        && (owner.container())
+            .is_some_and(|name| docker::runs_process_with(&name, crate::backup::restore::READER))
+}
+
 /// Whether a unit in this state does not run its container: stopped,
 /// failed, or waiting out `RestartSec=` after its `docker run` ended (its
 /// `ExecStopPost=` removed the container). A container of its name then is
