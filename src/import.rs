@@ -342,7 +342,9 @@ fn expand(value: &str, outer: &[(String, String)], vars: &[(String, String)]) ->
 
 /// An instance value made from a compose variable.
 struct InstanceValue {
-    variable: String,
+    /// Its first use as the compose file writes it (`$V`, `${V:?why}`),
+    /// quoted in warnings.
+    written: String,
     value: Option<String>,
     /// Used somewhere where it needs a value (not only in `${V:+…}`).
     needed: bool,
@@ -936,9 +938,10 @@ impl Importer {
 
     fn record(&mut self, pieces: &[Piece], at: &Place, key: &str) {
         for piece in interpolate::variables(pieces) {
-            let (variable, default, needed, required) = match piece {
+            let (variable, written, default, needed, required) = match piece {
                 Piece::Var {
                     name,
+                    written,
                     default,
                     required,
                     per_use,
@@ -948,9 +951,9 @@ impl Importer {
                         .as_deref()
                         .filter(|_| !per_use)
                         .and_then(interpolate::literal);
-                    (name, literal, default.is_none(), required.clone())
+                    (name, written, literal, default.is_none(), required.clone())
                 }
-                Piece::IfSet { name, .. } => (name, None, false, None),
+                Piece::IfSet { name, written, .. } => (name, written, None, false, None),
                 Piece::Text(_) => continue,
             };
             let from_env = self
@@ -969,7 +972,7 @@ impl Importer {
                     at,
                     key,
                     format!(
-                        "`${{{variable}}}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
+                        "`{written}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
                     ),
                 );
             }
@@ -979,7 +982,7 @@ impl Importer {
                 && !files.contains(&at.file)
             {
                 let message = format!(
-                    "`${{{variable}}}` has its value from {env_file}, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `{name}` serves both"
+                    "`{written}` has its value from {env_file}, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `{name}` serves both"
                 );
                 self.warn(at, "variables", message);
             }
@@ -989,13 +992,13 @@ impl Importer {
                     at,
                     "variables",
                     format!(
-                        "`${{PWD}}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
+                        "`{written}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
                         self.options.dir.display()
                     ),
                 );
             }
             let entry = self.values.entry(name).or_insert_with(|| InstanceValue {
-                variable: variable.clone(),
+                written: written.clone(),
                 value: from_env,
                 needed: false,
                 undeclared: false,
@@ -1339,7 +1342,7 @@ impl Importer {
             if v.value.is_none() && (v.needed || v.required.is_some()) {
                 missing.push((
                     name.clone(),
-                    v.variable.clone(),
+                    v.written.clone(),
                     v.required.clone(),
                     v.at,
                     v.service.clone(),
@@ -1359,13 +1362,22 @@ impl Importer {
             out.set(name, Value::Scalar(scalar));
         }
         let instance = self.options.instance.clone();
-        for (name, variable, required, at, service) in missing {
+        for (name, written, required, at, service) in missing {
             let message = match required {
-                Some(why) => format!(
-                    "`${{{variable}}}` is required (\"{why}\"): instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
-                ),
+                Some(why) => {
+                    // Its message is quoted once: in what the file wrote,
+                    // or after it when another use wrote it.
+                    let why = if written.ends_with(&format!("?{why}}}")) {
+                        String::new()
+                    } else {
+                        format!(" (\"{why}\")")
+                    };
+                    format!(
+                        "`{written}` is required{why}: instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
+                    )
+                }
                 None => format!(
-                    "`${{{variable}}}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
+                    "`{written}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
                 ),
             };
             self.warn_about(service, &at, "variables", message);
@@ -1399,8 +1411,8 @@ impl Importer {
         if let Some((name, value)) = self.values.iter().next() {
             lines.push(String::new());
             lines.push(format!(
-                "Compose variables are instance values now (`${{{}}}` became `{{{{ {name} }}}}`):",
-                value.variable
+                "Compose variables are instance values now (`{}` became `{{{{ {name} }}}}`):",
+                value.written
             ));
             lines.push(format!(
                 "instance `{}` holds their defaults, or their values from .env. Add an",
@@ -1866,11 +1878,29 @@ mod tests {
             yaml.contains(r#"SECRET: "{{ secret | required(\"must be set\") }}""#),
             "{yaml}"
         );
-        assert!(warnings.contains(&"web: variables: `${SECRET}` is required (\"must be set\"): instance `live` has no value `secret`, so it does not render until one is set, as compose refuses to start without it".to_string()), "{warnings:?}");
+        assert!(warnings.contains(&"web: variables: `${SECRET:?must be set}` is required: instance `live` has no value `secret`, so it does not render until one is set, as compose refuses to start without it".to_string()), "{warnings:?}");
         assert!(
             warnings
                 .iter()
                 .any(|w| w.contains("instance value `data` is now `/srv/shop/data`")),
+            "{warnings:?}"
+        );
+    }
+
+    /// Warnings quote a variable as the file writes it: `$PEER` is not
+    /// `${PEER}`, and a message from a later use is said after it.
+    #[test]
+    fn warnings_quote_variables_as_written() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    command: serve $PEER $KEY\n    environment:\n      K: ${KEY:?give a key}\n",
+        );
+        let has = |start: &str| warnings.iter().any(|w| w.starts_with(start));
+        assert!(
+            has("web: variables: `$PEER` has no default: instance value `peer` is empty"),
+            "{warnings:?}"
+        );
+        assert!(
+            has("web: variables: `$KEY` is required (\"give a key\"): instance"),
             "{warnings:?}"
         );
     }

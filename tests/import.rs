@@ -644,7 +644,7 @@ fn a_required_variable_fails_with_its_message() {
     );
     let run = project.import(&["-o", "unitgen.yaml"]);
     assert!(run.stderr.contains(
-        "warning: docker-compose.yml:5:19: outline: variables: `${SECRET_KEY}` is required (\"Generate one with openssl rand -hex 32\")"
+        "warning: docker-compose.yml:5:19: outline: variables: `${SECRET_KEY:?Generate one with openssl rand -hex 32}` is required: instance"
     ), "{}", run.stderr);
     let run = project.run(&["validate", "-f", "unitgen.yaml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);

@@ -366,6 +366,7 @@ impl Importer {
                 // the template says `{{ name }}` and the instance its value.
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
+                    written: name.clone(),
                     default: None,
                     required: None,
                     per_use: false,
