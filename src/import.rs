@@ -1986,12 +1986,12 @@ mod tests {
     /// shell's `$0`, `$1`…; the command is carried over as it runs.
     #[test]
     fn a_shell_test_with_more_words_runs_as_docker_runs_it() {
-        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\", \"-d\", \"zitadel\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
+        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready -U $${USER}\", \"-d\", \"$DB\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
         let imported = run(compose, &options());
         assert!(
             imported
                 .yaml
-                .contains("      test: [CMD-SHELL, pg_isready]\n"),
+                .contains("      test: [CMD-SHELL, \"pg_isready -U ${USER}\"]\n"),
             "{}",
             imported.yaml
         );
@@ -2007,7 +2007,10 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "db: healthcheck.test: `-d zitadel` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready` does not read; carried over as `pg_isready` alone, as Docker runs it (write them into the command to pass them)"
+                // As written (mediacms's `--dbname=$POSTGRES_DB` was shown as
+                // `{{ postgres_db }}`), and the word left out makes no
+                // instance value (nor its warning).
+                "db: healthcheck.test: `-d $DB` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready -U $${USER}` does not read; carried over as `pg_isready -U $${USER}` alone, as Docker runs it (write them into the command to pass them)"
             ]
         );
     }
