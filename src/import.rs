@@ -352,9 +352,10 @@ struct InstanceValue {
     undeclared: bool,
     /// `${V:?message}`: the message.
     required: Option<String>,
-    /// Where it was first used.
-    at: Place,
-    service: Option<String>,
+    /// The use that needs a value (its place, text and service), told
+    /// when there is none: the first required one, else the first
+    /// without a default (`$PORT` where `${PORT:-3000}` came first).
+    needing: Option<(Place, String, Option<String>)>,
 }
 
 struct Importer {
@@ -1003,12 +1004,15 @@ impl Importer {
                 needed: false,
                 undeclared: false,
                 required: None,
-                at: *at,
-                service,
+                needing: None,
             });
             entry.needed |= needed;
+            let this_use = || Some((*at, written.clone(), service.clone()));
             if required.is_some() && entry.required.is_none() {
                 entry.required = required;
+                entry.needing = this_use();
+            } else if needed && entry.needing.is_none() {
+                entry.needing = this_use();
             }
             if let Some(default) = default {
                 entry.value.get_or_insert(default);
@@ -1339,13 +1343,15 @@ impl Importer {
             if v.undeclared {
                 continue;
             }
-            if v.value.is_none() && (v.needed || v.required.is_some()) {
+            if v.value.is_none()
+                && let Some((at, written, service)) = &v.needing
+            {
                 missing.push((
                     name.clone(),
-                    v.written.clone(),
-                    v.required.clone(),
-                    v.at,
-                    v.service.clone(),
+                    written.clone(),
+                    v.required.is_some(),
+                    *at,
+                    service.clone(),
                 ));
             }
             // A required value is left out until given, so that rendering
@@ -1363,22 +1369,15 @@ impl Importer {
         }
         let instance = self.options.instance.clone();
         for (name, written, required, at, service) in missing {
-            let message = match required {
-                Some(why) => {
-                    // Its message is quoted once: in what the file wrote,
-                    // or after it when another use wrote it.
-                    let why = if written.ends_with(&format!("?{why}}}")) {
-                        String::new()
-                    } else {
-                        format!(" (\"{why}\")")
-                    };
-                    format!(
-                        "`{written}` is required{why}: instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
-                    )
-                }
-                None => format!(
+            // A required use says why (`${V:?why}`) in its text.
+            let message = if required {
+                format!(
+                    "`{written}` is required: instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
+                )
+            } else {
+                format!(
                     "`{written}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
-                ),
+                )
             };
             self.warn_about(service, &at, "variables", message);
         }
@@ -1888,7 +1887,7 @@ mod tests {
     }
 
     /// Warnings quote a variable as the file writes it: `$PEER` is not
-    /// `${PEER}`, and a message from a later use is said after it.
+    /// `${PEER}`; a required one at its use that says why.
     #[test]
     fn warnings_quote_variables_as_written() {
         let warnings = messages(
@@ -1900,7 +1899,18 @@ mod tests {
             "{warnings:?}"
         );
         assert!(
-            has("web: variables: `$KEY` is required (\"give a key\"): instance"),
+            has("web: variables: `${KEY:?give a key}` is required: instance"),
+            "{warnings:?}"
+        );
+        // documenso's: the use without a default is the one told, not
+        // the first use, which has one.
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    environment:\n      PORT: ${PORT:-3000}\n      URL: http://localhost:$PORT\n",
+        );
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "web: variables: `$PORT` has no default: instance value `port` is empty"
+            )),
             "{warnings:?}"
         );
     }
