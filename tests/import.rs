@@ -1980,7 +1980,7 @@ fn pwd_is_the_compose_files_folder() {
     let run = project.import_ok(&[]);
     let dir = project.dir.display();
     assert!(
-        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `${{PWD}}` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
+        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `$PWD` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
         "{}",
         run.stderr
     );
