@@ -342,7 +342,9 @@ fn expand(value: &str, outer: &[(String, String)], vars: &[(String, String)]) ->
 
 /// An instance value made from a compose variable.
 struct InstanceValue {
-    variable: String,
+    /// Its first use as the compose file writes it (`$V`, `${V:?why}`),
+    /// quoted in warnings.
+    written: String,
     value: Option<String>,
     /// Used somewhere where it needs a value (not only in `${V:+…}`).
     needed: bool,
@@ -350,9 +352,10 @@ struct InstanceValue {
     undeclared: bool,
     /// `${V:?message}`: the message.
     required: Option<String>,
-    /// Where it was first used.
-    at: Place,
-    service: Option<String>,
+    /// The use that needs a value (its place, text and service), told
+    /// when there is none: the first required one, else the first
+    /// without a default (`$PORT` where `${PORT:-3000}` came first).
+    needing: Option<(Place, String, Option<String>)>,
 }
 
 struct Importer {
@@ -936,9 +939,10 @@ impl Importer {
 
     fn record(&mut self, pieces: &[Piece], at: &Place, key: &str) {
         for piece in interpolate::variables(pieces) {
-            let (variable, default, needed, required) = match piece {
+            let (variable, written, default, needed, required) = match piece {
                 Piece::Var {
                     name,
+                    written,
                     default,
                     required,
                     per_use,
@@ -948,9 +952,9 @@ impl Importer {
                         .as_deref()
                         .filter(|_| !per_use)
                         .and_then(interpolate::literal);
-                    (name, literal, default.is_none(), required.clone())
+                    (name, written, literal, default.is_none(), required.clone())
                 }
-                Piece::IfSet { name, .. } => (name, None, false, None),
+                Piece::IfSet { name, written, .. } => (name, written, None, false, None),
                 Piece::Text(_) => continue,
             };
             let from_env = self
@@ -969,7 +973,7 @@ impl Importer {
                     at,
                     key,
                     format!(
-                        "`${{{variable}}}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
+                        "`{written}` looks like a secret: its value from .env is an instance value now, written into the template and into units every local user can read; give the variable that uses it from `secrets:` instead (see Secrets in unitgen's README)"
                     ),
                 );
             }
@@ -979,7 +983,7 @@ impl Importer {
                 && !files.contains(&at.file)
             {
                 let message = format!(
-                    "`${{{variable}}}` has its value from {env_file}, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `{name}` serves both"
+                    "`{written}` has its value from {env_file}, which compose gives to the included project's files only: here compose leaves it unset (empty, or its default); the instance value `{name}` serves both"
                 );
                 self.warn(at, "variables", message);
             }
@@ -989,23 +993,26 @@ impl Importer {
                     at,
                     "variables",
                     format!(
-                        "`${{PWD}}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
+                        "`{written}` is the folder compose ran in: instance value `{name}` is the compose file's folder, `{}`; set it for each instance that runs elsewhere",
                         self.options.dir.display()
                     ),
                 );
             }
             let entry = self.values.entry(name).or_insert_with(|| InstanceValue {
-                variable: variable.clone(),
+                written: written.clone(),
                 value: from_env,
                 needed: false,
                 undeclared: false,
                 required: None,
-                at: *at,
-                service,
+                needing: None,
             });
             entry.needed |= needed;
+            let this_use = || Some((*at, written.clone(), service.clone()));
             if required.is_some() && entry.required.is_none() {
                 entry.required = required;
+                entry.needing = this_use();
+            } else if needed && entry.needing.is_none() {
+                entry.needing = this_use();
             }
             if let Some(default) = default {
                 entry.value.get_or_insert(default);
@@ -1336,13 +1343,15 @@ impl Importer {
             if v.undeclared {
                 continue;
             }
-            if v.value.is_none() && (v.needed || v.required.is_some()) {
+            if v.value.is_none()
+                && let Some((at, written, service)) = &v.needing
+            {
                 missing.push((
                     name.clone(),
-                    v.variable.clone(),
-                    v.required.clone(),
-                    v.at,
-                    v.service.clone(),
+                    written.clone(),
+                    v.required.is_some(),
+                    *at,
+                    service.clone(),
                 ));
             }
             // A required value is left out until given, so that rendering
@@ -1359,14 +1368,16 @@ impl Importer {
             out.set(name, Value::Scalar(scalar));
         }
         let instance = self.options.instance.clone();
-        for (name, variable, required, at, service) in missing {
-            let message = match required {
-                Some(why) => format!(
-                    "`${{{variable}}}` is required (\"{why}\"): instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
-                ),
-                None => format!(
-                    "`${{{variable}}}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
-                ),
+        for (name, written, required, at, service) in missing {
+            // A required use says why (`${V:?why}`) in its text.
+            let message = if required {
+                format!(
+                    "`{written}` is required: instance `{instance}` has no value `{name}`, so it does not render until one is set, as compose refuses to start without it"
+                )
+            } else {
+                format!(
+                    "`{written}` has no default: instance value `{name}` is empty in `{instance}`; set it for each instance"
+                )
             };
             self.warn_about(service, &at, "variables", message);
         }
@@ -1399,8 +1410,8 @@ impl Importer {
         if let Some((name, value)) = self.values.iter().next() {
             lines.push(String::new());
             lines.push(format!(
-                "Compose variables are instance values now (`${{{}}}` became `{{{{ {name} }}}}`):",
-                value.variable
+                "Compose variables are instance values now (`{}` became `{{{{ {name} }}}}`):",
+                value.written
             ));
             lines.push(format!(
                 "instance `{}` holds their defaults, or their values from .env. Add an",
@@ -1866,11 +1877,40 @@ mod tests {
             yaml.contains(r#"SECRET: "{{ secret | required(\"must be set\") }}""#),
             "{yaml}"
         );
-        assert!(warnings.contains(&"web: variables: `${SECRET}` is required (\"must be set\"): instance `live` has no value `secret`, so it does not render until one is set, as compose refuses to start without it".to_string()), "{warnings:?}");
+        assert!(warnings.contains(&"web: variables: `${SECRET:?must be set}` is required: instance `live` has no value `secret`, so it does not render until one is set, as compose refuses to start without it".to_string()), "{warnings:?}");
         assert!(
             warnings
                 .iter()
                 .any(|w| w.contains("instance value `data` is now `/srv/shop/data`")),
+            "{warnings:?}"
+        );
+    }
+
+    /// Warnings quote a variable as the file writes it: `$PEER` is not
+    /// `${PEER}`; a required one at its use that says why.
+    #[test]
+    fn warnings_quote_variables_as_written() {
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    command: serve $PEER $KEY\n    environment:\n      K: ${KEY:?give a key}\n",
+        );
+        let has = |start: &str| warnings.iter().any(|w| w.starts_with(start));
+        assert!(
+            has("web: variables: `$PEER` has no default: instance value `peer` is empty"),
+            "{warnings:?}"
+        );
+        assert!(
+            has("web: variables: `${KEY:?give a key}` is required: instance"),
+            "{warnings:?}"
+        );
+        // documenso's: the use without a default is the one told, not
+        // the first use, which has one.
+        let warnings = messages(
+            "services:\n  web:\n    image: nginx\n    environment:\n      PORT: ${PORT:-3000}\n      URL: http://localhost:$PORT\n",
+        );
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "web: variables: `$PORT` has no default: instance value `port` is empty"
+            )),
             "{warnings:?}"
         );
     }
@@ -1956,12 +1996,12 @@ mod tests {
     /// shell's `$0`, `$1`…; the command is carried over as it runs.
     #[test]
     fn a_shell_test_with_more_words_runs_as_docker_runs_it() {
-        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\", \"-d\", \"zitadel\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
+        let compose = "services:\n  db:\n    image: postgres\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready -U $${USER}\", \"-d\", \"$DB\"]\n  web:\n    image: nginx\n    healthcheck:\n      test: [\"CMD-SHELL\", 'test \"$$1\" = ok', \"zero\", \"ok\"]\n";
         let imported = run(compose, &options());
         assert!(
             imported
                 .yaml
-                .contains("      test: [CMD-SHELL, pg_isready]\n"),
+                .contains("      test: [CMD-SHELL, \"pg_isready -U ${USER}\"]\n"),
             "{}",
             imported.yaml
         );
@@ -1977,7 +2017,10 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "db: healthcheck.test: `-d zitadel` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready` does not read; carried over as `pg_isready` alone, as Docker runs it (write them into the command to pass them)"
+                // As written (mediacms's `--dbname=$POSTGRES_DB` was shown as
+                // `{{ postgres_db }}`), and the word left out makes no
+                // instance value (nor its warning).
+                "db: healthcheck.test: `-d $DB` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `pg_isready -U $${USER}` does not read; carried over as `pg_isready -U $${USER}` alone, as Docker runs it (write them into the command to pass them)"
             ]
         );
     }

@@ -194,20 +194,30 @@ pub struct FailedCommand {
     /// (`status` is the signal).
     pub code: i32,
     pub status: i32,
+    /// Its process (0: not known).
+    pub pid: u32,
+    /// The processes of the unit's other commands' last runs (not `docker
+    /// run`): a line none of them nor `docker run` wrote is the failed
+    /// command's, or of a program it ran (`sh -c '… awk …'`).
+    pub others: Vec<u32>,
 }
 
-/// The first of `commands` (a unit's `kind` commands) whose last run
+/// The first of a unit's commands (by kind, in order) whose last run
 /// failed, unless its failure is ignored (`-`).
-fn failed_command(kind: &'static str, commands: Vec<dbus::ExecCommand>) -> Option<FailedCommand> {
-    (commands.into_iter())
-        .filter(|c| !c.2)
-        .find(|c| (c.8 == 1 && c.9 != 0) || matches!(c.8, 2 | 3))
-        .map(|c| FailedCommand {
-            kind,
-            argv: c.1,
-            code: c.8,
-            status: c.9,
-        })
+fn failed_command(mut commands: Vec<(&'static str, dbus::ExecCommand)>) -> Option<FailedCommand> {
+    let failed = (commands.iter())
+        .position(|(_, c)| !c.2 && ((c.8 == 1 && c.9 != 0) || matches!(c.8, 2 | 3)))?;
+    let (kind, c) = commands.remove(failed);
+    Some(FailedCommand {
+        kind,
+        argv: c.1,
+        code: c.8,
+        status: c.9,
+        pid: c.7,
+        others: (commands.iter().map(|(_, c)| c.7))
+            .filter(|pid| *pid != 0)
+            .collect(),
+    })
 }
 
 /// A unit's state as systemd sees it. The service fields are zero or empty
@@ -766,13 +776,11 @@ impl Systemd {
                         ("ExecStop", service.exec_stop()),
                         ("ExecStopPost", service.exec_stop_post()),
                     ];
-                    for (kind, commands) in kinds {
-                        let commands = commands.map_err(bus)?;
-                        state.failed_command = failed_command(kind, commands);
-                        if state.failed_command.is_some() {
-                            break;
-                        }
+                    let mut commands = Vec::new();
+                    for (kind, of_kind) in kinds {
+                        commands.extend(of_kind.map_err(bus)?.into_iter().map(|c| (kind, c)));
                     }
+                    state.failed_command = failed_command(commands);
                 }
             }
             Ok(state)

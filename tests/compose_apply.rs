@@ -487,6 +487,20 @@ fn destroy_and_removing_a_service_take_its_env_file_copy_away() {
         copy("ugenvd-other-web").exists(),
         "another instance's stays"
     );
+
+    // An env file the reader refuses fails the start before docker run:
+    // the report shows the reader's own error line, not docker rm's
+    // "No such container" of the cleanup beside it in the journal.
+    std::fs::write(&env_file, "PASSWORD hunter2\n").unwrap();
+    let out = world.unitgen(&["apply", "live"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("that command's last lines:"), "{said}");
+    assert!(
+        said.contains(&format!("| {}:1: not NAME=value", env_file.display())),
+        "{said}"
+    );
+    assert!(!said.contains("No such container"), "{said}");
 }
 
 /// qbittorrent behind gluetun (`network_mode: service:gluetun`): the

@@ -644,7 +644,7 @@ fn a_required_variable_fails_with_its_message() {
     );
     let run = project.import(&["-o", "unitgen.yaml"]);
     assert!(run.stderr.contains(
-        "warning: docker-compose.yml:5:19: outline: variables: `${SECRET_KEY}` is required (\"Generate one with openssl rand -hex 32\")"
+        "warning: docker-compose.yml:5:19: outline: variables: `${SECRET_KEY:?Generate one with openssl rand -hex 32}` is required: instance"
     ), "{}", run.stderr);
     let run = project.run(&["validate", "-f", "unitgen.yaml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -1980,7 +1980,7 @@ fn pwd_is_the_compose_files_folder() {
     let run = project.import_ok(&[]);
     let dir = project.dir.display();
     assert!(
-        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `${{PWD}}` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
+        run.stderr.contains(&format!("warning: docker-compose.yml:5:15: deploy-fedora: variables: `$PWD` is the folder compose ran in: instance value `pwd` is the compose file's folder, `{dir}`; set it for each instance that runs elsewhere\n")),
         "{}",
         run.stderr
     );

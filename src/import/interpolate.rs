@@ -17,6 +17,8 @@ pub enum Piece {
     /// `$VAR`, `${VAR}`, `${VAR:-default}` or `${VAR:?error}`.
     Var {
         name: String,
+        /// As the compose file writes it (`$VAR`, `${VAR:-x}`), for messages.
+        written: String,
         default: Option<Vec<Piece>>,
         /// `${VAR:?message}`: the message (possibly empty).
         required: Option<String>,
@@ -27,6 +29,7 @@ pub enum Piece {
     /// `${VAR:+alternative}`: the alternative when VAR is not empty.
     IfSet {
         name: String,
+        written: String,
         then: Vec<Piece>,
     },
 }
@@ -58,7 +61,7 @@ pub fn parse_with(text: &str, set: &dyn Fn(&str) -> bool) -> Result<Vec<Piece>, 
         if let Some(inner) = after.strip_prefix('{') {
             let end =
                 closing_brace(inner).ok_or_else(|| format!("`${{` without `}}` in `{text}`"))?;
-            let found = braced(&inner[..end], set)?;
+            let found = braced(&inner[..end], &rest[dollar..dollar + end + 3], set)?;
             if let Some(alternative) = found.1 {
                 // `${V+alternative}` of a set V: just the alternative.
                 if !literal.is_empty() {
@@ -79,6 +82,7 @@ pub fn parse_with(text: &str, set: &dyn Fn(&str) -> bool) -> Result<Vec<Piece>, 
             }
             piece = Piece::Var {
                 name: after[..len].to_string(),
+                written: rest[dollar..dollar + 1 + len].to_string(),
                 default: None,
                 required: None,
                 per_use: false,
@@ -129,7 +133,11 @@ fn closing_brace(text: &str) -> Option<usize> {
 
 /// The inside of `${…}`; with the pieces it stands for instead, when that
 /// is known already (`${V+alternative}` of a set V).
-fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<Piece>>), String> {
+fn braced(
+    inner: &str,
+    written: &str,
+    set: &dyn Fn(&str) -> bool,
+) -> Result<(Piece, Option<Vec<Piece>>), String> {
     let len = name_len(inner);
     if len == 0 {
         return Err(format!(
@@ -145,6 +153,7 @@ fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<
     if op.is_empty() || (set_counts && (op.starts_with('-') || op.starts_with('?'))) {
         var(Piece::Var {
             name,
+            written: written.to_string(),
             default: None,
             required: None,
             per_use: false,
@@ -152,6 +161,7 @@ fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<
     } else if let Some(default) = arg("-") {
         var(Piece::Var {
             name,
+            written: written.to_string(),
             default: Some(parse_with(default, set)?),
             required: None,
             per_use: false,
@@ -159,6 +169,7 @@ fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<
     } else if let Some(message) = arg("?") {
         var(Piece::Var {
             name,
+            written: written.to_string(),
             default: None,
             required: Some(message.to_string()),
             per_use: false,
@@ -168,7 +179,11 @@ fn braced(inner: &str, set: &dyn Fn(&str) -> bool) -> Result<(Piece, Option<Vec<
         if set_counts {
             return Ok((Piece::Text(String::new()), Some(then)));
         }
-        var(Piece::IfSet { name, then })
+        var(Piece::IfSet {
+            name,
+            written: written.to_string(),
+            then,
+        })
     } else {
         Err(format!(
             "`${{{inner}}}`: unknown operator `{op}` (compose knows `:-`, `-`, `:?`, `?`, `:+`, `+`)"
@@ -227,6 +242,7 @@ pub fn template(pieces: &[Piece]) -> String {
                 default,
                 required,
                 per_use,
+                ..
             } => match (default, required) {
                 (Some(d), _) if *per_use || literal(d).is_none() => {
                     out.push_str(&format!("{{{{ {} or {} }}}}", value_name(name), expr(d)));
@@ -238,7 +254,7 @@ pub fn template(pieces: &[Piece]) -> String {
                 )),
                 _ => out.push_str(&format!("{{{{ {} }}}}", value_name(name))),
             },
-            Piece::IfSet { name, then } => out.push_str(&format!(
+            Piece::IfSet { name, then, .. } => out.push_str(&format!(
                 "{{% if {} %}}{}{{% endif %}}",
                 value_name(name),
                 template(then)
@@ -291,7 +307,7 @@ fn expr(pieces: &[Piece]) -> String {
                 }
                 _ => value_name(name),
             },
-            Piece::IfSet { name, then } => {
+            Piece::IfSet { name, then, .. } => {
                 format!("({} if {} else \"\")", expr(then), value_name(name))
             }
         })
@@ -316,7 +332,7 @@ pub fn resolve(pieces: &[Piece], value: &dyn Fn(&str) -> String) -> String {
                     _ => out.push_str(&v),
                 }
             }
-            Piece::IfSet { name, then } => {
+            Piece::IfSet { name, then, .. } => {
                 if !value(name).is_empty() {
                     out.push_str(&resolve(then, value));
                 }
@@ -393,9 +409,10 @@ pub fn split(pieces: &[Piece], separator: char) -> Vec<Vec<Piece>> {
 mod tests {
     use super::*;
 
-    fn var(name: &str, default: Option<&str>) -> Piece {
+    fn var(written: &str, name: &str, default: Option<&str>) -> Piece {
         Piece::Var {
             name: name.into(),
+            written: written.into(),
             default: default.map(|d| vec![Piece::Text(d.into())]),
             required: None,
             per_use: false,
@@ -413,14 +430,19 @@ mod tests {
         assert_eq!(convert("nginx:${TAG}"), "nginx:{{ tag }}");
         assert_eq!(
             parse("${TAG:-1.27}").unwrap(),
-            vec![var("TAG", Some("1.27"))]
+            vec![var("${TAG:-1.27}", "TAG", Some("1.27"))]
         );
-        assert_eq!(parse("${TAG-x}").unwrap(), vec![var("TAG", Some("x"))]);
+        assert_eq!(
+            parse("${TAG-x}").unwrap(),
+            vec![var("${TAG-x}", "TAG", Some("x"))]
+        );
+        assert_eq!(parse("$TAG").unwrap(), vec![var("$TAG", "TAG", None)]);
         assert_eq!(convert("${TAG:-1.27}-alpine"), "{{ tag }}-alpine");
         assert_eq!(
             parse("${PW:?set a password}").unwrap(),
             vec![Piece::Var {
                 name: "PW".into(),
+                written: "${PW:?set a password}".into(),
                 default: None,
                 required: Some("set a password".into()),
                 per_use: false,
@@ -574,7 +596,7 @@ mod tests {
     fn splitting_leaves_variables_whole() {
         let parts = split(&parse("${DIR:-./a:b}:/data:ro").unwrap(), ':');
         assert_eq!(parts.len(), 3);
-        assert_eq!(parts[0], vec![var("DIR", Some("./a:b"))]);
+        assert_eq!(parts[0], vec![var("${DIR:-./a:b}", "DIR", Some("./a:b"))]);
         assert_eq!(literal(&parts[1]).as_deref(), Some("/data"));
         assert_eq!(literal(&parts[2]).as_deref(), Some("ro"));
     }

@@ -366,6 +366,7 @@ impl Importer {
                 // the template says `{{ name }}` and the instance its value.
                 let pieces = vec![Piece::Var {
                     name: name.clone(),
+                    written: name.clone(),
                     default: None,
                     required: None,
                     per_use: false,
@@ -1377,16 +1378,16 @@ impl Importer {
         let Some(text) = self.text(command, key) else {
             return;
         };
+        let command_at = command.at;
         let reads_parameters = text.match_indices('$').any(|(i, _)| {
             let next = text[i + 1..].trim_start_matches('{');
             next.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '@' | '*' | '#'))
         });
-        let mut words = Vec::new();
-        for word in more {
-            words.extend(self.text(word, key));
-        }
-        let shown = words.join(" ");
         let test = if reads_parameters {
+            let mut words = Vec::new();
+            for word in more {
+                words.extend(self.text(word, key));
+            }
             let quoted: Vec<String> = words.iter().map(|w| crate::escape::sh_quote(w)).collect();
             format!(
                 "/bin/sh -c {} {}",
@@ -1394,10 +1395,15 @@ impl Importer {
                 quoted.join(" ")
             )
         } else {
+            // Quoted as written; the words left out make no instance values.
+            let written = |node: &Node| node.scalar().unwrap_or_default();
+            let shown: Vec<String> = more.iter().map(written).collect();
+            let shown = shown.join(" ");
+            let command = written(command);
             self.warn(
-                &command.at,
+                &command_at,
                 key,
-                format!("`{shown}` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `{text}` does not read; carried over as `{text}` alone, as Docker runs it (write them into the command to pass them)"),
+                format!("`{shown}` after the command are not its arguments: Docker gives them to the shell as `$0`, `$1`…, which `{command}` does not read; carried over as `{command}` alone, as Docker runs it (write them into the command to pass them)"),
             );
             text
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::diagnostic::printable;
 use crate::render::docker::NOTE;
-use crate::systemd::{JobResult, UnitState};
+use crate::systemd::{FailedCommand, JobResult, UnitState};
 
 use super::converge::Host;
 use super::journal;
@@ -40,6 +40,9 @@ pub struct Explanation {
     pub notes: Vec<String>,
     /// The container's last lines, from this start only.
     pub log: Vec<String>,
+    /// The last lines of the failed command besides `docker run` (its own
+    /// error, apart from what the unit's other commands wrote).
+    pub command_log: Vec<String>,
 }
 
 impl Explanation {
@@ -52,6 +55,10 @@ impl Explanation {
         let shown = |text: &str| printable(&text.replace('\n', "\\n"));
         let mut lines = vec![format!("{}: {}", self.unit, shown(&self.reason))];
         lines.extend(self.notes.iter().map(|note| format!("  {}", shown(note))));
+        if !self.command_log.is_empty() {
+            lines.push("  that command's last lines:".into());
+            lines.extend((self.command_log.iter()).map(|line| format!("  | {}", shown(line))));
+        }
         if !self.log.is_empty() {
             lines.push("  its container's last lines (this start):".into());
             lines.extend(self.log.iter().map(|line| format!("  | {}", shown(line))));
@@ -148,20 +155,34 @@ pub fn explain_from(evidence: &Evidence, entries: &[Entry]) -> Explanation {
         .collect();
     let log = log[log.len().saturating_sub(LOG_LINES)..].to_vec();
     let mut notes_shown = notes.clone();
-    let reason = match (&evidence.job, notes.as_slice()) {
+    let (reason, named) = match (&evidence.job, notes.as_slice()) {
         (Some(JobResult::Dependency), _) => {
             notes_shown.clear();
-            "not started: a unit it requires failed".to_string()
+            ("not started: a unit it requires failed".to_string(), None)
         }
-        (_, [first, ..]) if first.starts_with("health probe") => {
-            "the container turned unhealthy; Docker's last health probes:".to_string()
-        }
+        (_, [first, ..]) if first.starts_with("health probe") => (
+            "the container turned unhealthy; Docker's last health probes:".to_string(),
+            None,
+        ),
         (_, [only]) => {
             notes_shown.clear();
-            only.clone()
+            (only.clone(), None)
         }
         _ => from_state(evidence),
     };
+    // The lines of the failed command the reason names: none of `docker
+    // run`'s, of the unit's other commands' (`docker rm`'s "No such
+    // container" after it) or unitgen's notes.
+    let command_log: Vec<String> = match named {
+        Some(failed) => entries
+            .iter()
+            .filter(|e| e.pid != main && !failed.others.contains(&e.pid))
+            .filter(|e| !e.message.starts_with(NOTE))
+            .map(|e| e.message.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let command_log = command_log[command_log.len().saturating_sub(LOG_LINES)..].to_vec();
     Explanation {
         unit: evidence.unit.clone(),
         reason,
@@ -171,19 +192,21 @@ pub fn explain_from(evidence: &Evidence, entries: &[Entry]) -> Explanation {
         } else {
             log
         },
+        command_log,
     }
 }
 
-/// The reason systemd's own state gives.
-fn from_state(evidence: &Evidence) -> String {
+/// The reason systemd's own state gives, and the failed command it names.
+fn from_state(evidence: &Evidence) -> (String, Option<&FailedCommand>) {
     let state = &evidence.state;
     if evidence.restarted {
-        return format!(
+        let reason = format!(
             "it exited and was restarted by systemd ({} restarts so far)",
             state.n_restarts
         );
+        return (reason, None);
     }
-    match state.result.as_str() {
+    let reason = match state.result.as_str() {
         "timeout" => "it did not become ready within its start timeout (TimeoutStartSec=)".into(),
         "start-limit-hit" => "it was restarted too often (its start limit was hit)".into(),
         _ if state.exec_main_code == 1 && state.exec_main_status != 0 => {
@@ -212,19 +235,23 @@ fn from_state(evidence: &Evidence) -> String {
                 _ => "docker run had not ended".to_string(),
             };
             match &state.failed_command {
-                Some(failed) => format!(
-                    "its {}= command `{}` {}; {main}; {now}",
-                    failed.kind,
-                    shortened(&failed.argv.join(" ")),
-                    match failed.code {
-                        1 => format!("exited with status {}", failed.status),
-                        _ => format!("was killed by signal {}", failed.status),
-                    }
-                ),
+                Some(failed) => {
+                    let reason = format!(
+                        "its {}= command `{}` {}; {main}; {now}",
+                        failed.kind,
+                        shortened(&failed.argv.join(" ")),
+                        match failed.code {
+                            1 => format!("exited with status {}", failed.status),
+                            _ => format!("was killed by signal {}", failed.status),
+                        }
+                    );
+                    return (reason, Some(failed));
+                }
                 None => format!("{now}; {main}"),
             }
         }
-    }
+    };
+    (reason, None)
 }
 
 /// A command line cut to a length that fits a report's line.
@@ -429,7 +456,24 @@ mod tests {
             argv: vec!["/usr/bin/docker".into(), "build".into(), "-q".into()],
             code: 1,
             status: 2,
+            pid: 7,
+            others: vec![12],
         });
+        // Its own error (of awk, which its `sh -c` ran) is shown, not the
+        // cleanup's beside it.
+        let entries = [
+            entry(8, "awk: cannot open /srv/app.env"),
+            entry(12, "Error: No such container: shop-live-api"),
+        ];
+        let explained = explain_from(&evidence, &entries);
+        assert_eq!(explained.command_log, ["awk: cannot open /srv/app.env"]);
+        assert_eq!(
+            explained.lines()[1..],
+            [
+                "  that command's last lines:",
+                "  | awk: cannot open /srv/app.env"
+            ]
+        );
         assert_eq!(
             explain_from(&evidence, &[]).reason,
             "its ExecStartPre= command `/usr/bin/docker build -q` exited with status 2; \
