@@ -554,6 +554,10 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     });
     // From now on restic fails: the repository's password is wrong.
     secret(&world, "/etc/ugbkf/restic-password", "not-the-password");
+    // `broken` shares the file: applied again, it records the new one (as
+    // a user does after changing it), so that its plans below tell only
+    // what they are about. `timed` is left telling the change.
+    world.apply_ok("broken");
     // `cache` was stopped before its volume was copied: the snapshot holds
     // the note it wrote when stopped.
     let first = fired[0]["id"].as_str().unwrap();

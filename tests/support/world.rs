@@ -36,6 +36,7 @@ impl World {
 
     fn in_sandbox(app: &str, mut sandbox: Sandbox) -> World {
         sandbox.own_containers(&format!("{app}-"));
+        remove_leftovers(app);
         World {
             sandbox,
             dir: tempdir("world-"),
@@ -49,6 +50,7 @@ impl World {
     /// volumes this world owns too.
     pub fn also_own(&mut self, app: &str) {
         self.sandbox.own_containers(&format!("{app}-"));
+        remove_leftovers(app);
         self.others.push(app.to_string());
     }
 
@@ -260,6 +262,62 @@ impl World {
     }
 }
 
+/// The networks or volumes (`kind`) of `app` on the host's engine: those
+/// named `<app>-…`.
+fn engine_objects(kind: &str, app: &str) -> Vec<String> {
+    let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
+    (String::from_utf8_lossy(&out.stdout).lines())
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a run of a test with `app` left on the host's engine (killed
+/// before its drop, or an older drop that gave up on a volume still in
+/// use): removed before this run uses the names, which it owns now (see
+/// `Sandbox::own_containers`). A leftover volume's files would pass for
+/// this run's: CI saw a service that "ran before" at its first start.
+fn remove_leftovers(app: &str) {
+    remove_users_of(&engine_objects("volume", app));
+    for kind in ["network", "volume"] {
+        let found = engine_objects(kind, app);
+        if !found.is_empty() {
+            let rm: &[&str] = if kind == "volume" {
+                &["rm", "--force"]
+            } else {
+                &["rm"]
+            };
+            docker(
+                std::iter::once(kind)
+                    .chain(rm.iter().copied())
+                    .map(String::from)
+                    .chain(found),
+            );
+        }
+    }
+}
+
+/// Removes the containers of any name that use `volumes`: a backup's copy
+/// (`docker run --rm` of the helper image, named by Docker) whose backup
+/// was killed with its sandbox keeps running, blocked on its output, and
+/// holds its volume (seen after a failed test in CI).
+fn remove_users_of(volumes: &[String]) {
+    for volume in volumes {
+        let out = docker([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("volume={volume}"),
+        ]);
+        let users: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
+            .map(str::to_string)
+            .collect();
+        if !users.is_empty() {
+            docker(["rm", "--force"].into_iter().map(String::from).chain(users));
+        }
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         // Its units first, which could start containers again; the
@@ -269,13 +327,7 @@ impl Drop for World {
         let apps: Vec<&String> = std::iter::once(&self.app).chain(&self.others).collect();
         let list = |kind: &str| {
             (apps.iter())
-                .flat_map(|app| {
-                    let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
-                    String::from_utf8_lossy(&out.stdout)
-                        .lines()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
+                .flat_map(|app| engine_objects(kind, app))
                 .collect::<Vec<_>>()
         };
         let networks = list("network");
@@ -291,6 +343,7 @@ impl Drop for World {
         // Docker may be removing one that did a moment ago (a test's or a
         // restore's `docker run --rm`): asked again, as unitgen's
         // `docker::free_names` does for names, until they are gone.
+        remove_users_of(&list("volume"));
         let gone = wait_for(Duration::from_secs(30), || {
             let volumes = list("volume");
             if volumes.is_empty() {
