@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::diagnostic::{Problem, shown};
 use crate::model::Instance;
-use crate::model::route::{ROUTER_UNIT, Router, router_container};
+use crate::model::route::{HTTP_ENTRY_POINT, ROUTER_UNIT, Router, router_container};
 use crate::plan::{Plan, Repair};
 use crate::progress::Progress;
 use crate::render::{UnitFile, content_digest};
@@ -220,6 +220,31 @@ pub fn installed(host: &Host) -> Option<UnitFile> {
         name: ROUTER_UNIT.to_string(),
         text,
     })
+}
+
+/// Where the installed router takes plain HTTP (its `web` entry point, as
+/// its `docker run` names it), to ask it what it serves; None without a
+/// router unit. Every address it listens on: asked on loopback.
+pub fn http_address(host: &Host) -> Option<std::net::SocketAddr> {
+    http_address_of(&installed(host)?)
+}
+
+fn http_address_of(unit: &UnitFile) -> Option<std::net::SocketAddr> {
+    let flag = format!("--entryPoints.{HTTP_ENTRY_POINT}.address=");
+    let (_, after) = unit.text.split_once(&flag)?;
+    let value: String = (after.chars())
+        .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '\\'))
+        .collect();
+    let (address, port) = value.rsplit_once(':')?;
+    let address = match address.trim_start_matches('[').trim_end_matches(']') {
+        "" | "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        address => address,
+    };
+    Some(std::net::SocketAddr::new(
+        address.parse().ok()?,
+        port.parse().ok()?,
+    ))
 }
 
 /// A value the router unit records in its `[X-Unitgen]` section.
@@ -564,4 +589,33 @@ pub fn after_destroy(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_is_asked_where_its_http_entry_point_listens() {
+        let unit = |address: &str| UnitFile {
+            name: ROUTER_UNIT.to_string(),
+            text: format!(
+                "[Service]\nExecStart=/usr/bin/docker run --rm traefik:v3.7 traefik \\\n    \
+                 --global.sendAnonymousUsage=false \\\n    \
+                 --entryPoints.web.address={address} \\\n    \
+                 --entryPoints.websecure.address=:443\n"
+            ),
+        };
+        let at = |address: &str| http_address_of(&unit(address)).map(|a| a.to_string());
+        assert_eq!(at(":80").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(at("0.0.0.0:8080").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(at("192.0.2.7:80").as_deref(), Some("192.0.2.7:80"));
+        assert_eq!(at("[::]:80").as_deref(), Some("[::1]:80"));
+        assert_eq!(at("[2001:db8::1]:80").as_deref(), Some("[2001:db8::1]:80"));
+        let none = UnitFile {
+            name: ROUTER_UNIT.to_string(),
+            text: "[Service]\nExecStart=/bin/true\n".to_string(),
+        };
+        assert_eq!(http_address_of(&none), None);
+    }
 }

@@ -268,6 +268,38 @@ fn routed_service_is_replaced_without_a_failed_request() {
         "{}",
         String::from_utf8_lossy(&plan.stdout)
     );
+
+    // A router that takes no change: a file in its folder it cannot read
+    // (Traefik then takes none, and logs why). apply does not stop the old
+    // version on a guess: it asks the router, and waits while v2 keeps
+    // serving; once the file is gone, the switch goes through. Before, it
+    // stopped v2 after its 5 s drain while the router still sent it every
+    // request.
+    let broken = routes_file.with_file_name("by-hand.yaml");
+    std::fs::write(&broken, "http:\n  routers: [\n").unwrap();
+    let load = Load::start(http, DOMAIN);
+    let apply = world.spawn_kept(&["apply", "live", "--settle", "1", "--set", "version=v5"]);
+    let started = support::wait_for(Duration::from_secs(60), || {
+        is_running(&standin).then_some(())
+    });
+    assert!(started.is_some(), "the stand-in never started");
+    // Longer than the drain that used to follow the switch.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        is_running(&web),
+        "the old version stopped while the router could not take the switch"
+    );
+    std::fs::remove_file(&broken).unwrap();
+    let out = apply.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("waiting for the router to serve"),
+        "{}",
+        stderr(&out)
+    );
+    let answers = load.stop();
+    assert_eq!(bodies(&answers), ["v2", "v5"], "{answers:?}");
+    assert!(!is_running(&standin));
 }
 
 const TLS_APP: &str = "ugbgtls";

@@ -31,9 +31,13 @@ use crate::model::route::{
     RouteFile, Router, Tls, host_resolver, router_container,
 };
 
-/// How often the router polls a backend's health path, and how long it waits.
-const HEALTH_INTERVAL: &str = "2s";
-const HEALTH_TIMEOUT: &str = "1s";
+/// How often the router polls a backend's health path, and how long it
+/// waits. Traefik takes a server out at its first failed check (it has no
+/// count of failures, as Docker's and Kubernetes' checks do), so the wait
+/// is long: an answer slowed by a busy host took the only server out and
+/// answered every request 503 until the next check (seen with 1s).
+const HEALTH_INTERVAL: &str = "5s";
+const HEALTH_TIMEOUT: &str = "4s";
 
 /// The start of a header line naming one host + path the file routes.
 pub const CLAIM: &str = "# claim: ";

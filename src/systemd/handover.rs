@@ -14,14 +14,22 @@
 //!    for the container (and its healthcheck), then the router's health
 //!    path (any HTTP answer without one) must answer on its port;
 //! 2. the instance's routes file is rewritten (atomically) with the
-//!    stand-in's address in place of the service's: Traefik reloads the
-//!    file, and the old container gets no new request; it keeps running
-//!    for [`DRAIN`] to finish the requests it has;
+//!    stand-in's address in place of the service's, and a mark (see
+//!    [`marked`]): Traefik reloads the file, and once the router answers
+//!    the mark (it serves the switch: the old container gets no new
+//!    request), the old container keeps running for [`DRAIN`] to finish
+//!    the requests it has;
 //! 3. apply converges as always: the service's own unit restarts onto the
 //!    new version, on the service's own port (nothing routes there now);
 //! 4. once that answers too, the routes file is put back as it was (it
-//!    names the service's own port), the stand-in drains, then it is
-//!    stopped and deleted.
+//!    names the service's own port); once the router no longer answers
+//!    the mark, the stand-in drains, then it is stopped and deleted.
+//!
+//! The router is asked, not trusted to be quick: Traefik takes a change
+//! within a second, but took over 5 s on a busy host, and takes none at
+//! all while a file in its folder cannot be read. Stopping the old
+//! container on a guess sent requests to it (502, then 503 once Traefik's
+//! health check took it out).
 //!
 //! So units and routes files stay exactly what `render` shows: the stand-in
 //! lives for one apply. A failure before the switch (the stand-in does not
@@ -38,8 +46,8 @@
 //! it converges the services as always (starting one stopped by hand
 //! since), then their own ports are waited for and the file put back, and
 //! the stand-ins drain and go; if the file was put back already (or never
-//! switched), they drain for what is left since it was written and go
-//! before anything else. A reboot
+//! switched), they go once the router serves it, after what is left of
+//! their drain, before anything else. A reboot
 //! needs none of it: the stand-in is not enabled, and the routes unit
 //! writes its own file at boot.
 //!
@@ -60,18 +68,27 @@ use serde::{Deserialize, Serialize};
 use super::converge::{Failure, Host};
 use crate::docker;
 use crate::fault;
+use crate::model::route::HTTP_ENTRY_POINT;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
 use crate::unit_dir;
 
-/// How long the old container keeps running once the router no longer
-/// sends it new requests: Traefik applies a changed file well within a
-/// second (written in one step, see [`write_routes`]; its provider
-/// throttle, 2s, only delays a second change that closely follows one;
-/// a few seconds on a host whose CPU is taken), and requests already under
-/// way have the rest.
+/// How long the old container keeps running once the router serves the
+/// switch (asked, see [`await_router`]): the requests it had under way
+/// finish.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long the router may take to serve a routes file as written. Traefik
+/// takes a change well within a second (written in one step, see
+/// [`write_routes`]), seen taking over 5 s on a host whose CPU was taken;
+/// one that takes none for a minute is kept from it: a file in its folder
+/// that it cannot read stops it taking any change.
+pub const ROUTER_TAKES_WITHIN: Duration = Duration::from_secs(60);
+
+/// The `Host` a switched routes file's mark answers for (see [`marked`]):
+/// `.invalid` is no one's name.
+const MARK_HOST: &str = "handover.unitgen.invalid";
 
 /// How long a new version may take to answer on its routed port once its
 /// container runs (and is healthy, with a healthcheck).
@@ -421,15 +438,33 @@ impl Handover {
                 return Err(failure);
             }
         };
+        let switched = marked(&switched, &self.routes_file).unwrap_or(switched);
         record.switched = Some(switched.clone());
         write_record(&self.record, &record)?;
         write_routes(&self.routes_file, &switched)?;
+        fault::point("after-switch");
+        if let Err(mut failure) = await_router(host, &self.routes_file, &switched, true, progress) {
+            // It still sends the traffic to the old version: back as it was.
+            write_routes(&self.routes_file, &previous)?;
+            let put_back = await_router(host, &self.routes_file, &previous, false, progress)
+                .and_then(|_| remove_standins(host, &record.standins, progress))
+                .and_then(|()| forget_record(&self.record, &record));
+            match put_back {
+                Ok(()) => failure.message.push_str(&format!(
+                    "\n{running} kept serving all along; {standin} was removed"
+                )),
+                Err(e) => failure.message.push_str(&format!(
+                    "; the routes file was put back, but {}: run `unitgen apply` again once the router reads its folder",
+                    e.message
+                )),
+            }
+            return Err(failure);
+        }
         progress.line(&format!(
             "zero-downtime: traffic switched to {}; {running} drains for {}s",
             record.standins.join(", "),
             DRAIN.as_secs()
         ));
-        fault::point("after-switch");
         std::thread::sleep(DRAIN);
         Ok(Some(Switched {
             record_path: self.record.clone(),
@@ -507,10 +542,11 @@ fn switch_back(
 ) -> Result<(), Failure> {
     let current = fs::read_to_string(&record.routes_file).ok();
     let routes_unit = record.unreadable.as_ref().map(|u| u.routes_unit.as_ref());
+    let switched_now = record.switched.is_some() && current == record.switched;
     if let Some(routes_unit) = routes_unit {
         // Rebuilt from the host: the routes unit puts the file back.
         if let Some(unit) = routes_unit.filter(|_| record.switched.is_some())
-            && current == record.switched
+            && switched_now
         {
             for address in own_addresses(&record.standins) {
                 await_service(&address, "localhost", None, &record.standins)?;
@@ -521,16 +557,21 @@ fn switch_back(
                 Duration::ZERO,
                 progress,
             )?;
+            let written = fs::read_to_string(&record.routes_file).unwrap_or_default();
+            await_standins_unrouted(host, record, &written, progress)?;
             progress.line(&format!(
                 "zero-downtime: traffic switched back to the service's own unit ({unit} wrote the routes again); {} drains for {}s",
                 record.standins.join(", "),
                 DRAIN.as_secs()
             ));
             std::thread::sleep(DRAIN);
-        } else if let Some(left) = drain_left(&record.routes_file) {
-            std::thread::sleep(left);
+        } else if let Some(written) = &current {
+            let taken = await_standins_unrouted(host, record, written, progress)?;
+            if let Some(left) = taken.drain_left(&record.routes_file) {
+                std::thread::sleep(left);
+            }
         }
-    } else if record.switched.is_some() && current == record.switched {
+    } else if switched_now {
         for probe in &record.probes {
             await_service(
                 &probe.url,
@@ -540,21 +581,22 @@ fn switch_back(
             )?;
         }
         write_routes(&record.routes_file, &record.previous)?;
+        await_standins_unrouted(host, record, &record.previous, progress)?;
         progress.line(&format!(
             "zero-downtime: traffic switched back to the service's own unit; {} drains for {}s",
             record.standins.join(", "),
             DRAIN.as_secs()
         ));
         std::thread::sleep(DRAIN);
-    } else if record.switched.is_some() {
+    } else if let Some(written) = current.as_deref().filter(|_| record.switched.is_some()) {
         // Put back already, by an apply killed while the stand-ins drained
-        // (or by the routes unit): the router may not have read the file
-        // yet, and requests under way still reach the stand-ins. They get
-        // what is left of their drain since the file was written.
-        if let Some(left) = drain_left(&record.routes_file) {
+        // (or by the routes unit): the router may not serve the file yet,
+        // and requests under way still reach the stand-ins. They go once
+        // it does, and what was under way had its drain.
+        let taken = await_standins_unrouted(host, record, written, progress)?;
+        if let Some(left) = taken.drain_left(&record.routes_file) {
             progress.line(&format!(
-                "zero-downtime: the router was switched back {}s ago; {} drains for {}s more",
-                (DRAIN - left).as_secs(),
+                "zero-downtime: the router was switched back; {} drains for {}s more",
                 record.standins.join(", "),
                 left.as_secs_f32().ceil()
             ));
@@ -563,6 +605,23 @@ fn switch_back(
     }
     remove_standins(host, &record.standins, progress)?;
     forget_record(record_path, record)
+}
+
+/// [`await_router`] for a file put back: failing, the stand-ins keep the
+/// traffic, and the next apply finishes.
+fn await_standins_unrouted(
+    host: &Host,
+    record: &Record,
+    written: &str,
+    progress: &Progress,
+) -> Result<Taken, Failure> {
+    await_router(host, &record.routes_file, written, false, progress).map_err(|mut failure| {
+        failure.message.push_str(&format!(
+            "\nthe router may still send the traffic to {}: they keep running; run `unitgen apply` again once the router reads its folder",
+            record.standins.join(", ")
+        ));
+        failure
+    })
 }
 
 /// Waits until the service answers at `url` (asked as `host`, on
@@ -645,14 +704,15 @@ pub fn resume(
             record.standins.join(", ")
         ));
         // Switched by a command killed before the old version had drained
-        // (just after it wrote the file): the router may not have read the
+        // (just after it wrote the file): the router may not serve the
         // switch yet, and the services converging now are what it still
-        // sent the requests to (502s and 503s, seen when a killed restart
+        // sends the requests to (502s and 503s, seen when a killed restart
         // was run again at once). They drain for what is left first.
-        if let Some(left) = drain_left(&record.routes_file) {
+        let written = record.switched.as_deref().unwrap_or_default();
+        let taken = await_router(host, &record.routes_file, written, true, progress)?;
+        if let Some(left) = taken.drain_left(&record.routes_file) {
             progress.line(&format!(
-                "zero-downtime: the traffic was switched {}s ago; the old version drains for {}s more",
-                (DRAIN - left).as_secs(),
+                "zero-downtime: the traffic was switched; the old version drains for {}s more",
                 left.as_secs_f32().ceil()
             ));
             std::thread::sleep(left);
@@ -666,12 +726,162 @@ pub fn resume(
     Ok(None)
 }
 
-/// What is left of [`DRAIN`] since the routes file was written, if any.
-fn drain_left(routes_file: &Path) -> Option<Duration> {
-    let written = fs::metadata(routes_file).and_then(|m| m.modified()).ok()?;
-    (written + DRAIN)
-        .duration_since(std::time::SystemTime::now())
-        .ok()
+/// When the router was seen serving a routes file as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// At the first question: at some moment since the file was written.
+    Already,
+    /// After it was asked again: just now.
+    Now,
+    /// It could not be asked: no router unit, a router not listening (it
+    /// reads the folder as it is when it starts), a switch without a mark
+    /// (written by an older unitgen).
+    Unknown,
+}
+
+impl Taken {
+    /// What is left of [`DRAIN`] for the requests the router sent before:
+    /// all of it when it changed just now, otherwise what is left since the
+    /// file was written (the latest it can have changed).
+    fn drain_left(self, routes_file: &Path) -> Option<Duration> {
+        if self == Taken::Now {
+            return Some(DRAIN);
+        }
+        let written = fs::metadata(routes_file).and_then(|m| m.modified()).ok()?;
+        (written + DRAIN)
+            .duration_since(std::time::SystemTime::now())
+            .ok()
+    }
+}
+
+/// Waits until the host's router serves `routes_file` as `written`, asking
+/// the router itself: a switch (`switched`) by the mark it carries (see
+/// [`marked`]), the file put back by the mark's absence. Until then the
+/// router may still send requests to what the file named before, which
+/// must keep running. Fails after [`ROUTER_TAKES_WITHIN`].
+fn await_router(
+    host: &Host,
+    routes_file: &Path,
+    written: &str,
+    switched: bool,
+    progress: &Progress,
+) -> Result<Taken, Failure> {
+    let Some(address) = crate::router::http_address(host) else {
+        return Ok(Taken::Unknown);
+    };
+    if switched && !written.contains(&mark_rule(routes_file)) {
+        return Ok(Taken::Unknown);
+    }
+    let said = std::cell::Cell::new(false);
+    let waiting = || {
+        if !said.replace(true) {
+            progress.line(&format!(
+                "zero-downtime: waiting for the router to serve {} as written (up to {}s)",
+                routes_file.display(),
+                ROUTER_TAKES_WITHIN.as_secs()
+            ));
+        }
+    };
+    await_mark(address, routes_file, switched, ROUTER_TAKES_WITHIN, waiting).map_err(|seen| {
+        Failure::untouched(format!(
+            "the router (unitgen-router.service, on {address}) did not serve {} as written within {}s \
+             (asked for the file's mark, Host {MARK_HOST}: {seen}); a file in its folder it cannot \
+             read stops it taking any change: its log says which",
+            routes_file.display(),
+            ROUTER_TAKES_WITHIN.as_secs()
+        ))
+    })
+}
+
+/// [`await_router`]'s questions, to the router at `address`: GET the mark's
+/// path until it answers 418 (`marked`) or anything else (not), `waiting`
+/// called once it did not at once. Why it never did, on failure.
+fn await_mark(
+    address: SocketAddr,
+    routes_file: &Path,
+    marked: bool,
+    within: Duration,
+    waiting: impl Fn(),
+) -> Result<Taken, String> {
+    let url = format!("http://{address}");
+    let path = mark_path(routes_file);
+    let deadline = Instant::now() + within;
+    let asked = Instant::now();
+    let mut taken = Taken::Already;
+    loop {
+        let seen = match probe(&url, MARK_HOST, &path) {
+            Ok(status) if (status == MARK_STATUS) == marked => return Ok(taken),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Ok(Taken::Unknown);
+            }
+            Ok(status) => format!("it answered {status}"),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(seen);
+        }
+        if asked.elapsed() >= Duration::from_secs(2) {
+            waiting();
+        }
+        taken = Taken::Now;
+        std::thread::sleep(MARK_POLL);
+    }
+}
+
+/// What Traefik's `noop@internal` answers, to anything: the mark's router.
+const MARK_STATUS: u16 = 418;
+
+const MARK_POLL: Duration = Duration::from_millis(100);
+
+/// The path of `routes_file`'s mark: its name in hex, safe in any rule.
+fn mark_path(routes_file: &Path) -> String {
+    let name = routes_file.file_name().unwrap_or_default();
+    let hex: String = (name.as_encoded_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("/{hex}")
+}
+
+/// The rule of `routes_file`'s mark.
+fn mark_rule(routes_file: &Path) -> String {
+    format!(
+        "rule: Host(`{MARK_HOST}`) && Path(`{}`)",
+        mark_path(routes_file)
+    )
+}
+
+/// `text`, a routes file as unitgen writes it, with the mark of a switch:
+/// a router of its own, for [`MARK_HOST`] and [`mark_path`], on Traefik's
+/// `noop@internal`, which answers 418. So the router tells when it serves
+/// the switch (it answers the mark 418) and when it serves the file put
+/// back (it answers 404): Traefik takes a whole file or none of it. None
+/// when `text` is not in unitgen's layout (changed by hand): the switch
+/// is then not asked about.
+fn marked(text: &str, routes_file: &Path) -> Option<String> {
+    const ROUTERS: &str = "\nhttp:\n  routers:\n";
+    let at = text.find(ROUTERS)? + ROUTERS.len();
+    let name = format!("unitgen-handover-{}", &mark_path(routes_file)[1..]);
+    let router = format!(
+        "    {name}:\n      entryPoints:\n      - {HTTP_ENTRY_POINT}\n      {}\n      priority: 1000000000\n      service: noop@internal\n",
+        mark_rule(routes_file)
+    );
+    let out = format!("{}{router}{}", &text[..at], &text[at..]);
+    // Still the same routes, plus one router.
+    let routers = |text: &str| -> Option<Vec<String>> {
+        #[derive(Deserialize)]
+        struct File {
+            http: Http,
+        }
+        #[derive(Deserialize)]
+        struct Http {
+            routers: indexmap::IndexMap<String, serde::de::IgnoredAny>,
+        }
+        let file: File = serde_saphyr::from_str(text).ok()?;
+        Some(file.http.routers.into_keys().collect())
+    };
+    let mut before = routers(text)?;
+    before.insert(0, name);
+    (routers(&out)? == before && backend_urls(&out) == backend_urls(text)).then_some(out)
 }
 
 /// Whether the routes file is a handover's switch to its stand-ins (one a
@@ -986,7 +1196,7 @@ fn wait_healthy(url: &str, route: &Route, what: &str) -> Result<(), Failure> {
     }
     let seen = match last {
         Ok(status) => format!("it answered {status}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     Err(Failure::untouched(format!(
         "{what} did not become healthy within {}s: GET {path} on {url} (Host: {}): {seen}",
@@ -996,44 +1206,39 @@ fn wait_healthy(url: &str, route: &Route, what: &str) -> Result<(), Failure> {
 }
 
 /// One `GET` over HTTP/1.1: the status, or why there was none.
-fn probe(url: &str, host: &str, path: &str) -> Result<u16, String> {
+fn probe(url: &str, host: &str, path: &str) -> std::io::Result<u16> {
+    let other = std::io::Error::other;
     let authority = url.strip_prefix("http://").unwrap_or(url);
     let (address, port) = authority
         .rsplit_once(':')
-        .ok_or_else(|| format!("no port in {url}"))?;
+        .ok_or_else(|| other(format!("no port in {url}")))?;
     let address = address.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().map_err(|_| format!("bad port in {url}"))?;
+    let port: u16 = (port.parse()).map_err(|_| other(format!("bad port in {url}")))?;
     let socket: SocketAddr = (address, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
+        .to_socket_addrs()?
         .next()
-        .ok_or_else(|| format!("{address} has no address"))?;
+        .ok_or_else(|| other(format!("{address} has no address")))?;
     let timeout = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&socket, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unitgen\r\nConnection: close\r\n\r\n"
     );
     // One write: a server may answer (and close) after the first packet.
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
+    stream.write_all(request.as_bytes())?;
     let mut head = [0u8; 32];
     let mut read = 0;
     while read < 12 {
-        match stream.read(&mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(e.to_string()),
+        match stream.read(&mut head[read..])? {
+            0 => break,
+            n => read += n,
         }
     }
     let line = String::from_utf8_lossy(&head[..read]);
     line.strip_prefix("HTTP/1.")
         .and_then(|rest| rest.get(2..5))
         .and_then(|status| status.parse().ok())
-        .ok_or_else(|| "no HTTP answer (the connection closed)".to_string())
+        .ok_or_else(|| other("no HTTP answer (the connection closed)".to_string()))
 }
 
 /// Each service of a routes file with the URL of its (first) server.
@@ -1223,6 +1428,83 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_carries_a_mark_of_its_file_and_nothing_else_changes() {
+        let file = Path::new("/srv/router/dynamic/blog-live.yaml");
+        let switched = replace_url(FILE, "http://127.0.0.1:18090", "http://127.0.0.1:40001");
+        let with_mark = marked(&switched, file).unwrap();
+        assert!(with_mark.contains(&mark_rule(file)), "{with_mark}");
+        assert!(with_mark.contains("service: noop@internal\n"));
+        assert_eq!(mark_path(file), "/626c6f672d6c6976652e79616d6c");
+        // The rest byte for byte: taking the mark's lines out gives it back.
+        let lines: Vec<&str> = with_mark.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("unitgen-handover-"))
+            .unwrap();
+        let rest: Vec<&str> = [&lines[..at], &lines[at + 6..]].concat();
+        assert_eq!(rest.join("\n") + "\n", switched);
+        // Another instance's file has another mark.
+        assert_ne!(
+            mark_rule(file),
+            mark_rule(Path::new("/srv/router/dynamic/blog-staging.yaml"))
+        );
+        // Not unitgen's layout: no mark (the switch is not asked about).
+        assert_eq!(marked("http:\n  services: {}\n", file), None);
+        assert_eq!(marked("not: [yaml", file), None);
+    }
+
+    /// A server answering `statuses` in turn, one per connection.
+    fn answering(statuses: Vec<u16>) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for status in statuses.iter().cycle() {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buffer = [0u8; 512];
+                let _ = conn.read(&mut buffer);
+                let _ = write!(conn, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        address
+    }
+
+    #[test]
+    fn the_router_is_asked_until_it_serves_the_file_as_written() {
+        let file = Path::new("/srv/router/dynamic/blog-live.yaml");
+        let within = Duration::from_secs(10);
+        // The switch: 404 until Traefik took it, then 418.
+        let router = answering(vec![404, 404, 418]);
+        assert_eq!(
+            await_mark(router, file, true, within, || {}),
+            Ok(Taken::Now)
+        );
+        assert_eq!(
+            await_mark(answering(vec![418]), file, true, within, || {}),
+            Ok(Taken::Already)
+        );
+        // Put back: anything but 418 (an app's catch-all may answer).
+        let router = answering(vec![418, 200]);
+        assert_eq!(
+            await_mark(router, file, false, within, || {}),
+            Ok(Taken::Now)
+        );
+        // Never taken: why, once the time is up.
+        let router = answering(vec![404]);
+        let seen = await_mark(router, file, true, Duration::from_millis(300), || {});
+        assert_eq!(seen, Err("it answered 404".to_string()));
+        // Not listening: it reads the folder as it is when it starts.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = gone.local_addr().unwrap();
+        drop(gone);
+        assert_eq!(
+            await_mark(address, file, true, within, || {}),
+            Ok(Taken::Unknown)
+        );
+    }
+
+    #[test]
     fn probes_speak_http() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -1238,7 +1520,7 @@ mod tests {
                 .unwrap();
             String::from_utf8_lossy(&request).into_owned()
         });
-        assert_eq!(probe(&url, "blog.example.test", "/healthz"), Ok(503));
+        assert_eq!(probe(&url, "blog.example.test", "/healthz").unwrap(), 503);
         let request = server.join().unwrap();
         assert!(request.starts_with("GET /healthz HTTP/1.1\r\nHost: blog.example.test\r\n"));
         // Nobody listens there any more.
