@@ -23,7 +23,7 @@ use crate::escape::{
     CommandLines, ends_in_continuation, sh_quote, systemd_command, systemd_env, systemd_shell,
     systemd_value,
 };
-use crate::model::route::{ROUTER_UNIT, Router, router_container};
+use crate::model::route::{ROUTER_UNIT, Router, router_container, staging_dir};
 use crate::model::{Discovery, Healthcheck, Instance, Port, Protocol, STANDIN_SUFFIX, Service};
 use docker::DOCKER;
 
@@ -627,9 +627,10 @@ impl Renderer {
         let router = instance.router.as_ref()?;
         let yaml = route::dynamic_file(instance)?;
         let dir = router.dynamic_dir().display().to_string();
-        let staging = router.directory.display().to_string();
         let prefix = instance.prefix();
-        let file = router.dynamic_file(&prefix).display().to_string();
+        let routes_file = router.dynamic_file(&prefix);
+        let staging = staging_dir(&routes_file).display().to_string();
+        let file = routes_file.display().to_string();
         let etcd = instance.routes_in_etcd();
         let mut routed: Vec<String> = (instance.routes.iter())
             .map(|r| instance.service_unit(&r.service))

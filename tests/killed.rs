@@ -8,6 +8,7 @@
 #[path = "support/lib.rs"]
 mod support;
 
+use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::Duration;
 
@@ -115,6 +116,58 @@ fn served((http, _, _): (u16, u16, u16), version: &str) {
     );
 }
 
+/// What a test of [`applied_routed`]'s instance looks at: the service's
+/// container, its stand-in's, and the handover's files.
+struct Handover {
+    app: String,
+    web: String,
+    standin: String,
+    standin_unit: PathBuf,
+    routes_file: PathBuf,
+    /// The routes file as the routes unit wrote it.
+    routes: String,
+    record: PathBuf,
+}
+
+impl Handover {
+    fn of(world: &World) -> Handover {
+        let app = world.app().to_string();
+        let web = format!("{app}-live-web");
+        let standin = format!("{web}.next");
+        let routes_file =
+            (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
+        Handover {
+            standin_unit: world.unit_file(&format!("{standin}.service")),
+            routes: std::fs::read_to_string(&routes_file).unwrap(),
+            record: (world.sandbox.root())
+                .join(format!("var/lib/unitgen/{app}-live/handover.json")),
+            routes_file,
+            app,
+            web,
+            standin,
+        }
+    }
+
+    fn routes_now(&self) -> String {
+        std::fs::read_to_string(&self.routes_file).unwrap_or_default()
+    }
+
+    /// Finished: the stand-in gone (its container, unit and the record),
+    /// the service's own container the instance's only one, and the routes
+    /// file as the routes unit wrote it.
+    fn assert_finished(&self, at: &str) {
+        assert!(!is_running(&self.standin), "{at}: the stand-in still runs");
+        assert!(
+            !self.standin_unit.exists(),
+            "{at}: the stand-in's unit is left"
+        );
+        assert!(!self.record.exists(), "{at}: the handover's record is left");
+        let app = &self.app;
+        assert_eq!(running(&format!("{app}-")), [self.web.as_str()], "{at}");
+        assert_eq!(self.routes_now(), self.routes, "{at}: the routes file");
+    }
+}
+
 /// A routed apply (the new version started beside the old as a stand-in,
 /// the router switched to it, the old one replaced, the router switched
 /// back) killed at each of its moments: the router keeps answering from a
@@ -126,13 +179,10 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     let (world, ports) = applied_routed("v0");
     let app = world.app();
     served(ports, "v0");
-    let web = format!("{app}-live-web");
-    let standin = format!("{web}.next");
-    let standin_unit = world.unit_file(&format!("{standin}.service"));
-    let routes_file = (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
-    let routes = std::fs::read_to_string(&routes_file).unwrap();
-    let record = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live/handover.json"));
-    let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
+    let handover = Handover::of(&world);
+    let Handover { web, standin, .. } = &handover;
+    let routes = handover.routes.as_str();
+    let routes_now = || handover.routes_now();
     let apply = ["apply", "live", "--settle", "1"];
 
     // (Killed once the traffic is switched to the new version: see
@@ -140,21 +190,21 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     let moments: [(&str, &Moment); 3] = [
         (
             "the new version runs beside the old, not yet routed",
-            &|_| is_running(&standin) && routes_now() == routes,
+            &|_| is_running(standin) && routes_now() == routes,
         ),
         ("the old version is replaced behind the stand-in", &|old| {
-            container_id(&web).is_none_or(|id| id != old)
+            container_id(web).is_none_or(|id| id != old)
         }),
         (
             "the traffic is switched back, the stand-in drains",
-            &|old| routes_now() == routes && container_id(&web).is_some_and(|id| id != old),
+            &|old| routes_now() == routes && container_id(web).is_some_and(|id| id != old),
         ),
     ];
     for (i, (moment, holds)) in moments.iter().enumerate() {
         let version = format!("v{}", i + 1);
         let at = format!("{version} killed when {moment}");
         world.write(&routed(&world, &version, ports));
-        let old = container_id(&web).unwrap();
+        let old = container_id(web).unwrap();
         let load = Load::start(ports.0, DOMAIN);
         kill_when(&world, &apply, moment, || holds(&old));
 
@@ -184,11 +234,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
         let answers = load.stop();
         let seen = bodies(&answers);
         assert_eq!(seen.last(), Some(&version), "{at}: {answers:?}");
-        assert!(!is_running(&standin), "{at}: the stand-in still runs");
-        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
-        assert!(!record.exists(), "{at}: the handover's record is left");
-        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
-        assert_eq!(routes_now(), routes, "{at}: the routes file");
+        handover.assert_finished(&at);
         let plan = world.unitgen(&["plan", "live"]);
         assert_eq!(
             plan.status.code(),
@@ -211,10 +257,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     let out = world.unitgen(&["rollback", "live"]);
     assert!(out.status.success(), "{}", text(&out));
     served(ports, "v2");
-    assert!(!is_running(&standin), "the stand-in outlived the rollback");
-    assert!(!standin_unit.exists());
-    assert_eq!(running(&format!("{app}-")), [web.as_str()]);
-    assert_eq!(routes_now(), routes);
+    handover.assert_finished("the rollback after a kill");
 
     // A rollback hands over as an apply does (with the stand-ins kept with
     // the revision), killed at each of the same moments: the router keeps
@@ -226,7 +269,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
     for (i, (moment, holds)) in moments.iter().enumerate() {
         let to = if now == "v2" { "v3" } else { "v2" };
         let at = format!("rollback to {to} killed when {moment}");
-        let old = container_id(&web).unwrap();
+        let old = container_id(web).unwrap();
         let load = Load::start(ports.0, DOMAIN);
         kill_when(&world, &["rollback", "live"], moment, || holds(&old));
 
@@ -259,11 +302,7 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
             "{at}"
         );
         served(ports, to);
-        assert!(!is_running(&standin), "{at}: the stand-in still runs");
-        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
-        assert!(!record.exists(), "{at}: the handover's record is left");
-        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
-        assert_eq!(routes_now(), routes, "{at}: the routes file");
+        handover.assert_finished(&at);
         // As rolled back (plan compares with the template, v9).
         let status = world.unitgen(&["status", "live"]);
         assert_eq!(status.status.code(), Some(0), "{at}: {}", text(&status));
@@ -283,13 +322,12 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
 #[test]
 fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
     let (world, ports) = applied_routed("v0");
-    let app = world.app();
     served(ports, "v0");
-    let web = format!("{app}-live-web");
-    let standin = format!("{web}.next");
+    let handover = Handover::of(&world);
+    let standin = &handover.standin;
     let killed = world.unitgen_with(&["restart", "live"], &[("UNITGEN_FAULT", "after-switch")]);
     assert!(!killed.status.success(), "{}", text(&killed));
-    assert!(is_running(&standin), "the stand-in has the traffic");
+    assert!(is_running(standin), "the stand-in has the traffic");
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
 
@@ -301,8 +339,7 @@ fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
         get("http", DOMAIN, ports.0, "/", None).map(|a| (a.status, a.body)),
         Some((200, "v0\n".to_string()))
     );
-    assert!(!is_running(&standin), "the stand-in outlived the restart");
-    assert_eq!(running(&format!("{app}-")), [web.as_str()]);
+    handover.assert_finished("the restart run again");
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
@@ -794,17 +831,14 @@ fn a_destroy_and_another_instances_apply_leave_the_router_serving() {
 #[test]
 fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
     let (world, ports) = applied_routed("v0");
-    let app = world.app();
     served(ports, "v0");
-    let web = format!("{app}-live-web");
-    let standin = format!("{web}.next");
-    let standin_unit = world.unit_file(&format!("{standin}.service"));
-    let routes_file = (world.sandbox.shared_dir()).join(format!("router/dynamic/{app}-live.yaml"));
-    let routes = std::fs::read_to_string(&routes_file).unwrap();
-    let state = (world.sandbox.root()).join(format!("var/lib/unitgen/{app}-live"));
-    let record = state.join("handover.json");
-    let kept = state.join("handover.json.unreadable");
-    let routes_now = || std::fs::read_to_string(&routes_file).unwrap_or_default();
+    let handover = Handover::of(&world);
+    let Handover {
+        standin, record, ..
+    } = &handover;
+    let routes = handover.routes.as_str();
+    let kept = record.with_file_name("handover.json.unreadable");
+    let routes_now = || handover.routes_now();
     let apply = ["apply", "live", "--settle", "1"];
 
     for (version, damage) in [("v1", "{\"routes_file\": \"/x\", \"prev"), ("v2", "")] {
@@ -815,11 +849,11 @@ fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
             assert_ne!(routes_now(), routes, "the traffic is on the stand-in");
         } else {
             kill_when(&world, &apply, "the stand-in runs, not yet routed", || {
-                is_running(&standin) && routes_now() == routes
+                is_running(standin) && routes_now() == routes
             });
         }
         let at = format!("{version}, record damaged as {damage:?}");
-        std::fs::write(&record, damage).unwrap();
+        std::fs::write(record, damage).unwrap();
 
         let plan = world.unitgen(&["plan", "live"]);
         let said = text(&plan);
@@ -841,12 +875,8 @@ fn a_damaged_handover_record_is_told_and_finished_from_the_host() {
         assert!(next.status.success(), "{at}: {}", text(&next));
         let answers = load.stop();
         assert_eq!(bodies(&answers).last(), Some(&version.to_string()), "{at}");
-        assert!(!is_running(&standin), "{at}: the stand-in still runs");
-        assert!(!standin_unit.exists(), "{at}: the stand-in's unit is left");
-        assert!(!record.exists(), "{at}: the record is left");
+        handover.assert_finished(&at);
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), damage, "{at}");
-        assert_eq!(running(&format!("{app}-")), [web.as_str()], "{at}");
-        assert_eq!(routes_now(), routes, "{at}: the routes file");
         let plan = world.unitgen(&["plan", "live"]);
         assert_eq!(plan.status.code(), Some(0), "{at}: {}", text(&plan));
         served(ports, version);

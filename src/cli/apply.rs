@@ -198,21 +198,8 @@ fn plan_one(
     crate::docker::check_cpus_on_this_host(&instance).into_result(())?;
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let host = args.host.host()?;
-    let key = (!instance.secrets.is_empty() || instance.backup.is_some())
-        .then(|| secrets::Key::load_or_ephemeral(store.dir()))
-        .transpose()
-        .into_diagnostic()
-        .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?;
-    let env_files = match &key {
-        Some(key) if !instance.secrets.is_empty() => {
-            let values = secrets::read(&instance)?;
-            secrets::seal(&mut instance, &values, key)
-        }
-        _ => Vec::new(),
-    };
-    if let Some(key) = &key {
-        secrets::seal_password(&mut instance, host.root.as_deref(), key).into_diagnostic()?;
-    }
+    let values = secrets::read(&instance)?;
+    let env_files = seal(&mut instance, &values, &store, &host, KeyUse::Read)?;
     // Their digests are in the routes unit: a renewed certificate shows.
     let route_files =
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
@@ -703,18 +690,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         }
     }
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
-    let key = (!instance.secrets.is_empty() || instance.backup.is_some())
-        .then(|| secrets::Key::load_or_create(store.dir()))
-        .transpose()
-        .into_diagnostic()
-        .wrap_err("creating the key of the secrets' digests")?;
-    let env_files = match &key {
-        Some(key) if !instance.secrets.is_empty() => secrets::seal(&mut instance, &values, key),
-        _ => Vec::new(),
-    };
-    if let Some(key) = &key {
-        secrets::seal_password(&mut instance, host.root.as_deref(), key).into_diagnostic()?;
-    }
+    let env_files = seal(&mut instance, &values, &store, &host, KeyUse::Create)?;
     let desired = renderer.render(&instance);
     // A handover an earlier apply left half done: its stand-in may be what
     // the router sends traffic to (see `handover::resume`).
@@ -839,6 +815,42 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
 /// The paths the instance's images declare as volumes that its services
 /// get anonymous, lost at each restart (see [`image_volumes`]); images the
 /// host does not have yet say nothing.
+/// Whether a command may make the key of the instance's secrets' digests.
+#[derive(Clone, Copy)]
+enum KeyUse {
+    /// plan: an ephemeral one before the first apply (every secret is new).
+    Read,
+    /// apply: made once, kept root-only beside the secrets.
+    Create,
+}
+
+/// Seals the instance's secrets (`values`) and its backup password with
+/// the key of its secrets' digests (see `secrets`): the units then carry
+/// digests, never values. The env files that hold the values, for apply
+/// to write. No key is read or made for an instance with neither.
+fn seal(
+    instance: &mut crate::model::Instance,
+    values: &secrets::Values,
+    store: &secrets::Store,
+    host: &Host,
+    key_use: KeyUse,
+) -> Result<Vec<secrets::EnvFile>> {
+    if instance.secrets.is_empty() && instance.backup.is_none() {
+        return Ok(Vec::new());
+    }
+    let key = match key_use {
+        KeyUse::Read => secrets::Key::load_or_ephemeral(store.dir())
+            .into_diagnostic()
+            .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?,
+        KeyUse::Create => secrets::Key::load_or_create(store.dir())
+            .into_diagnostic()
+            .wrap_err("creating the key of the secrets' digests")?,
+    };
+    let env_files = secrets::seal(instance, values, &key);
+    secrets::seal_password(instance, host.root.as_deref(), &key).into_diagnostic()?;
+    Ok(env_files)
+}
+
 fn unkept_image_volumes(instance: &crate::model::Instance) -> Vec<image_volumes::Unkept> {
     let images: Vec<String> = (instance.services.iter())
         .map(|s| s.image.clone())

@@ -28,7 +28,7 @@
 //! its lease, so that a dead host's backends expire. Every host's router
 //! reads etcd as well as its folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Location;
 
@@ -294,6 +294,17 @@ impl Router {
     pub fn dynamic_file(&self, prefix: &str) -> PathBuf {
         self.dynamic_dir().join(Self::dynamic_file_name(prefix))
     }
+}
+
+/// Where a routes file is made before it is renamed into place: the
+/// router's own folder, the parent of the folder Traefik watches, on the
+/// same file system. A temporary file in the watched folder made Traefik
+/// reload for nothing, and its 2 s provider throttle then held the real
+/// change back (see `unit_dir::write_atomic_watched`).
+pub fn staging_dir(routes_file: &Path) -> &Path {
+    (routes_file.parent())
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"))
 }
 
 /// Where the router container sees its folders (mounted from the host's).

@@ -1148,9 +1148,7 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
 /// folder (the routes folder's parent), so that Traefik applies the change
 /// at once (see `unit_dir::write_atomic_watched`).
 fn write_routes(routes_file: &Path, text: &str) -> Result<(), Failure> {
-    let staging = (routes_file.parent())
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"));
+    let staging = crate::model::route::staging_dir(routes_file);
     unit_dir::sweep_leftovers(staging)?;
     unit_dir::write_atomic_watched(routes_file, staging, text.as_bytes())?;
     Ok(())
