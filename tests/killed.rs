@@ -276,8 +276,9 @@ fn a_routed_apply_killed_during_its_switch_keeps_serving_and_is_finished_by_the_
         let plan = world.unitgen(&["plan", "live"]);
         let shown = text(&plan);
         assert_eq!(plan.status.code(), Some(2), "{at}: plan said\n{shown}");
+        // Named as the rollback it is (before: "an earlier apply's").
         assert!(
-            shown.contains("zero-downtime switch did not finish"),
+            shown.contains("an earlier rollback's zero-downtime switch did not finish"),
             "{at}: plan said\n{shown}"
         );
         // Once it recorded its intent, the rollback (not an apply, which
@@ -330,6 +331,11 @@ fn a_restart_killed_with_the_traffic_on_its_stand_in_is_finished_by_the_next() {
     assert!(is_running(standin), "the stand-in has the traffic");
     let plan = world.unitgen(&["plan", "live"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("an earlier restart's zero-downtime switch did not finish"),
+        "{}",
+        text(&plan)
+    );
 
     let load = Load::start(ports.0, DOMAIN);
     let again = world.unitgen(&["restart", "live"]);

@@ -364,22 +364,19 @@ pub fn host_plan(
     // when the units are as recorded. Apply (and rollback) finish it first.
     // A rollback's (killed while its stand-ins drained, its intent left):
     // applying would not finish it but go to the template's units.
-    let (who, finisher) = match intent.as_ref() {
+    let finisher = match intent.as_ref() {
         Some(Intent {
             command: Command::Rollback { .. },
             unreadable: None,
             ..
-        }) => (
-            "an earlier rollback",
-            format!(
-                "`unitgen rollback {}` finishes it (applying brings the template's units instead)",
-                state.name().replacen('-', "/", 1)
-            ),
+        }) => format!(
+            "`unitgen rollback {}` finishes it (applying brings the template's units instead)",
+            state.name().replacen('-', "/", 1)
         ),
-        _ => ("an earlier apply", "applying finishes it".to_string()),
+        _ => "applying finishes it".to_string(),
     };
     plan.handover_left =
-        handover::left_finished_by(&state.dir().join(handover::RECORD), who, &finisher)
+        handover::left_finished_by(&state.dir().join(handover::RECORD), "an earlier", &finisher)
             .map_err(|e| miette!("{e}"))?;
     plan.unknown_state_files = state.unknown_files_note();
     let restoring = state.restoring().map_err(|e| miette!("{e}"))?;

@@ -133,7 +133,7 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
             intent.as_ref().err().map(ToString::to_string),
             state.restoring().err().map(|e| e.to_string()),
             revisions.as_ref().err().map(ToString::to_string),
-            crate::systemd::handover::left(&handover, "an earlier apply").err(),
+            crate::systemd::handover::left(&handover, "an earlier").err(),
             state.unknown_files_note(),
         ]
         .into_iter()

@@ -318,7 +318,7 @@ pub fn destroy(args: DestroyArgs) -> Result<Outcome> {
     // A killed apply's handover record that a newer unitgen wrote is
     // refused before anything changes, as apply refuses it.
     let record = state.dir().join(crate::systemd::handover::RECORD);
-    crate::systemd::handover::left(&record, "an earlier apply")
+    crate::systemd::handover::left(&record, "an earlier")
         .map_err(|e| miette!("destroying {name}: {e}\nnothing on the host was changed"))?;
     // Before the host changes: a kill from here on is seen by `plan` and
     // finished by the next destroy (see `Intent`).

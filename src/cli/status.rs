@@ -459,7 +459,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
             || {
                 crate::systemd::handover::left(
                     &state.dir().join(crate::systemd::handover::RECORD),
-                    "a later apply",
+                    "a later",
                 )
                 .map_err(|e| miette::miette!("{e}"))
             },

@@ -39,6 +39,9 @@ use crate::model::route::{
 const HEALTH_INTERVAL: &str = "5s";
 const HEALTH_TIMEOUT: &str = "4s";
 
+/// How every routes file unitgen writes begins.
+pub const ROUTES_HEADER: &str = "# unitgen: the routes of ";
+
 /// The start of a header line naming one host + path the file routes.
 pub const CLAIM: &str = "# claim: ";
 
@@ -285,7 +288,7 @@ pub fn write_script(dir: &str, staging: &str, file: &str, yaml: &str) -> Vec<Str
 /// What the file is and what it claims, as YAML comments.
 fn header(instance: &Instance) -> String {
     let mut out = format!(
-        "# unitgen: the routes of {} {}, written by `unitgen apply` (edits are overwritten).\n",
+        "{ROUTES_HEADER}{} {}, written by `unitgen apply` (edits are overwritten).\n",
         instance.app, instance.instance
     );
     for route in &instance.routes {

@@ -139,18 +139,31 @@ pub struct Handover {
 }
 
 /// What replaces the running containers: what progress and failures call
-/// the stand-in and the container it takes over from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the stand-in and the container it takes over from. Recorded as the
+/// command that does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Replacement {
     /// apply: the template or instance changed.
+    #[serde(rename = "apply")]
     NewVersion,
     /// restart: the same units, started again.
+    #[serde(rename = "restart")]
     FreshCopy,
     /// rollback: a recorded revision's units.
+    #[serde(rename = "rollback")]
     RolledBack,
 }
 
 impl Replacement {
+    /// The command that hands over so.
+    fn command(self) -> &'static str {
+        match self {
+            Replacement::NewVersion => "apply",
+            Replacement::FreshCopy => "restart",
+            Replacement::RolledBack => "rollback",
+        }
+    }
+
     /// The stand-in, then the container it takes over from.
     fn words(self) -> (&'static str, &'static str) {
         match self {
@@ -291,10 +304,21 @@ struct Record {
     standins: Vec<String>,
     /// What must answer before `previous` is put back.
     probes: Vec<Probe>,
+    /// The command that started it (none in records of unitgen before 0.1
+    /// stop 27: an apply, as they were told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by: Option<Replacement>,
     /// Set when the record could not be read: it was rebuilt from the host
     /// (see [`rebuild`]).
     #[serde(skip)]
     unreadable: Option<Unreadable>,
+}
+
+impl Record {
+    /// The command that started the handover, as the user knows it.
+    fn command(&self) -> &'static str {
+        self.by.map_or("apply", Replacement::command)
+    }
 }
 
 /// What stands for a record found unreadable (damaged on disk or by hand:
@@ -400,6 +424,7 @@ impl Handover {
                     health_path: r.health_path.clone(),
                 })
                 .collect(),
+            by: Some(self.replacement),
             unreadable: None,
         };
         write_record(&self.record, &record)?;
@@ -682,7 +707,7 @@ pub fn resume(
     };
     match &record.unreadable {
         Some(unreadable) => progress.line(&format!(
-            "zero-downtime: finishing the handover an earlier apply left, from what the host \
+            "zero-downtime: finishing the handover an earlier command left, from what the host \
              runs: its record is unreadable ({}; kept as {}); stand-ins found: {}",
             unreadable.why,
             kept_aside(record_path).display(),
@@ -693,7 +718,8 @@ pub fn resume(
             }
         )),
         None => progress.line(&format!(
-            "zero-downtime: finishing the handover an earlier apply left ({})",
+            "zero-downtime: finishing the handover an earlier {} left ({})",
+            record.command(),
             record.standins.join(", ")
         )),
     }
@@ -783,14 +809,37 @@ fn await_router(
         }
     };
     await_mark(address, routes_file, switched, ROUTER_TAKES_WITHIN, waiting).map_err(|seen| {
+        let folder = routes_file.parent().unwrap_or(Path::new("/"));
+        let foreign = match foreign_files(folder)[..] {
+            [] => String::new(),
+            ref names => format!(" (there, unitgen wrote none of: {})", names.join(", ")),
+        };
         Failure::untouched(format!(
             "the router (unitgen-router.service, on {address}) did not serve {} as written within {}s \
              (asked for the file's mark, Host {MARK_HOST}: {seen}); a file in its folder it cannot \
-             read stops it taking any change: its log says which",
-            routes_file.display(),
+             read stops it taking any change{foreign}: its log says which",
+            crate::diagnostic::shown_path(routes_file),
             ROUTER_TAKES_WITHIN.as_secs()
         ))
     })
+}
+
+/// The files in the routes folder no instance's routes unit wrote (added
+/// by hand), shown escaped: a first suspect when the router takes no
+/// change.
+fn foreign_files(folder: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = (entries.flatten())
+        .filter(|entry| {
+            let text = fs::read_to_string(entry.path()).unwrap_or_default();
+            !text.starts_with(crate::render::route::ROUTES_HEADER)
+        })
+        .map(|entry| crate::diagnostic::shown(&entry.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    names
 }
 
 /// [`await_router`]'s questions, to the router at `address`: GET the mark's
@@ -901,32 +950,33 @@ pub fn routes_switched(record_path: &Path) -> bool {
 }
 
 /// What plan and status say of a handover an earlier command left, if any.
-/// `who`: "an earlier apply" (plan) or "a later apply" (status). A record a
+/// `when`: "an earlier" (plan: than now) or "a later" (status: than the
+/// revision it shows), before the command the record names. A record a
 /// newer unitgen wrote (or one that cannot be opened) is an error, as the
 /// commands that would finish it refuse it.
-pub fn left(record_path: &Path, who: &str) -> Result<Option<String>, String> {
-    left_finished_by(record_path, who, "applying finishes it")
+pub fn left(record_path: &Path, when: &str) -> Result<Option<String>, String> {
+    left_finished_by(record_path, when, "applying finishes it")
 }
 
 /// [`left`], saying which command finishes it (`finisher`: "applying
 /// finishes it").
 pub fn left_finished_by(
     record_path: &Path,
-    who: &str,
+    when: &str,
     finisher: &str,
 ) -> Result<Option<String>, String> {
-    let unreadable = match recorded(record_path).map_err(|f| f.message)? {
+    let record = match recorded(record_path).map_err(|f| f.message)? {
         None => return Ok(None),
-        Some(Ok(_)) => None,
-        Some(Err(why)) => Some(why),
+        Some(record) => record,
     };
-    Ok(Some(match unreadable {
-        None => format!(
-            "{who}'s zero-downtime switch did not finish (its stand-in may still \
-             run, or serve the traffic): {finisher}"
+    Ok(Some(match record {
+        Ok(record) => format!(
+            "{when} {}'s zero-downtime switch did not finish (its stand-in may still \
+             run, or serve the traffic): {finisher}",
+            record.command()
         ),
-        Some(why) => format!(
-            "{who}'s zero-downtime switch did not finish, its record unreadable \
+        Err(why) => format!(
+            "{when} command's zero-downtime switch did not finish, its record unreadable \
              ({why}): {finisher} from what the host runs (the stand-ins, the routes \
              unit) and keeps the record as {}",
             kept_aside(record_path).display()
@@ -1035,6 +1085,7 @@ fn rebuild(host: &Host, path: &Path, why: String) -> Result<Record, Failure> {
         switched,
         standins,
         probes: Vec::new(),
+        by: None,
         unreadable: Some(Unreadable { why, routes_unit }),
     })
 }
@@ -1449,6 +1500,18 @@ mod tests {
         // Not unitgen's layout: no mark (the switch is not asked about).
         assert_eq!(marked("http:\n  services: {}\n", file), None);
         assert_eq!(marked("not: [yaml", file), None);
+    }
+
+    #[test]
+    fn a_router_that_takes_no_change_is_told_with_the_files_unitgen_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("blog-live.yaml"), FILE).unwrap();
+        fs::write(dir.path().join("by-hand.yaml"), "http:\n  routers: [\n").unwrap();
+        fs::write(dir.path().join("x\x1b[2Jy.yaml"), "").unwrap();
+        assert_eq!(
+            foreign_files(dir.path()),
+            ["by-hand.yaml", "x\\u{1b}[2Jy.yaml"]
+        );
     }
 
     /// A server answering `statuses` in turn, one per connection.
