@@ -55,6 +55,28 @@ pub struct Options {
     pub read: fn(&Path) -> std::io::Result<String>,
 }
 
+/// The profiles `docker compose up` activates (compose-go's
+/// `WithDefaultProfiles`, applied after `.env` is read): those of
+/// `--profile`, which replace `COMPOSE_PROFILES`; else `COMPOSE_PROFILES`
+/// split at commas, each name trimmed. Unset, that split gives the empty
+/// name, so `profiles: [""]` (private-gpt's default mode, and
+/// `profiles: [${COMPOSE_PROFILES:-}]`) runs with plain `docker compose up`
+/// and not beside a profile given.
+pub fn active_profiles(flags: &[String], dotenv: &[(String, String)]) -> Vec<String> {
+    if !flags.is_empty() {
+        return flags.to_vec();
+    }
+    let listed = dotenv
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "COMPOSE_PROFILES")
+        .map_or("", |(_, value)| value.as_str());
+    listed
+        .split(',')
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
 /// An imported template.
 #[derive(Debug)]
 pub struct Imported {
@@ -1218,6 +1240,7 @@ impl Importer {
                 // (sonarqube's `dual` serves another NETWORK_TYPE).
                 if self.networks_used.contains_key(&net.name) {
                     self.network_subnets(&net.name, def);
+                    self.network_settings(&net.name, def);
                 }
             }
         }
@@ -1233,6 +1256,35 @@ impl Importer {
                 ));
             }
             self.warn(&key.at, "networks", message);
+        }
+    }
+
+    /// What a joined network gave its containers beyond a name: IPv6
+    /// addresses (firezone's `app`, whose gateway routes IPv6), another
+    /// driver, driver options (an MTU). The instance network is a bridge
+    /// made with Docker's defaults, IPv4 only: said at each such key.
+    fn network_settings(&mut self, net: &str, def: &Node) {
+        for (k, value) in def.entries().unwrap_or_default() {
+            let lost = match k.name.as_str() {
+                "enable_ipv6" if value.boolean() == Some(true) => {
+                    "its services get no IPv6 address on the instance network, which is made with Docker's defaults (IPv4 only)".to_string()
+                }
+                "driver" => match value.scalar() {
+                    Some(driver) if driver != "bridge" => format!(
+                        "the instance network is a bridge network, not `{driver}`"
+                    ),
+                    _ => continue,
+                },
+                "driver_opts" => {
+                    "the instance network is made with Docker's defaults".to_string()
+                }
+                _ => continue,
+            };
+            self.warn(
+                &k.at,
+                &format!("networks.{net}.{}", k.name),
+                format!("not carried over: {lost}"),
+            );
         }
     }
 
@@ -1483,7 +1535,7 @@ fn checks_health(check: &Node) -> bool {
 }
 
 /// A profile's name as a message shows it: an empty one (dify's
-/// `profiles: [""]`, active when `.env` sets `COMPOSE_PROFILES=`) said so,
+/// `profiles: [""]`, active unless a profile is given) said so,
 /// not as two backticks.
 fn shown_profile(name: &str) -> String {
     if name.is_empty() {
@@ -2215,6 +2267,76 @@ mod tests {
         assert_eq!(
             project_name(None, Path::new("/srv/Big_Project"), "app"),
             "big_project"
+        );
+    }
+
+    /// Round 13, firezone: its `app` network has `enable_ipv6: true` (the
+    /// gateway and relay route IPv6), and was only said "not carried
+    /// over" as a network; that its services lose their IPv6 addresses was
+    /// not. Another driver and driver options are said too; a network no
+    /// service joins, and `driver: bridge`, are not.
+    #[test]
+    fn what_a_joined_network_gave_its_containers_is_said_lost() {
+        let warnings = messages(
+            "services:\n  gw:\n    image: firezone-gateway\n    networks: [app]\n  db:\n    image: postgres\n    networks: [back]\nnetworks:\n  app:\n    enable_ipv6: true\n    driver: macvlan\n    driver_opts: {com.docker.network.driver.mtu: \"1400\"}\n  back:\n    driver: bridge\n    enable_ipv6: false\n  unused:\n    enable_ipv6: true\n",
+        );
+        let about = |key: &str| {
+            warnings
+                .iter()
+                .filter(|w| w.starts_with(&format!("{key}: ")))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            about("networks.app.enable_ipv6"),
+            [
+                "networks.app.enable_ipv6: not carried over: its services get no IPv6 address on the instance network, which is made with Docker's defaults (IPv4 only)"
+            ],
+            "{warnings:#?}"
+        );
+        assert_eq!(
+            about("networks.app.driver"),
+            [
+                "networks.app.driver: not carried over: the instance network is a bridge network, not `macvlan`"
+            ]
+        );
+        assert_eq!(about("networks.app.driver_opts").len(), 1, "{warnings:#?}");
+        for quiet in [
+            "networks.back.driver",
+            "networks.back.enable_ipv6",
+            "networks.unused.enable_ipv6",
+        ] {
+            assert!(about(quiet).is_empty(), "{quiet}: {warnings:#?}");
+        }
+    }
+
+    /// Round 13, openproject: `pull_policy: "${PULL_POLICY:-always}"` was
+    /// warned "is not carried over" (the text was compared, not its value)
+    /// and the service pulled only a missing image, where compose, without
+    /// PULL_POLICY, pulls every time. It is read as compose reads it, and
+    /// `if_not_present` is `missing`, as compose takes it; a policy `docker
+    /// run` has not is said with why.
+    #[test]
+    fn pull_policy_is_read_as_compose_reads_it() {
+        let compose = "services:\n  web:\n    image: openproject/openproject:15-slim\n    pull_policy: \"${PULL_POLICY:-always}\"\n  cache:\n    image: memcached\n    pull_policy: if_not_present\n  seeder:\n    image: openproject/openproject:15-slim\n    pull_policy: daily\n";
+        let template = body(compose);
+        assert!(
+            template.contains("  web:\n    image: openproject/openproject:15-slim\n    restart: \"no\"\n    docker_args: [--pull=always]\n"),
+            "{template}"
+        );
+        assert!(
+            template.contains("  cache:\n    image: memcached\n    restart: \"no\"\n    docker_args: [--pull=missing]\n"),
+            "{template}"
+        );
+        assert!(!template.contains("pull_policy"), "{template}");
+        let warnings = messages(compose);
+        assert!(
+            warnings.contains(&"web: pull_policy: `${PULL_POLICY:-always}` is `always` as compose reads it here: written `--pull=always`, the same for every instance".to_string()),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings.contains(&"seeder: pull_policy: `daily` is not carried over: `docker run --pull` takes `always`, `missing` or `never`; apply pulls an image only when the host lacks it".to_string()),
+            "{warnings:#?}"
         );
     }
 }

@@ -3358,10 +3358,73 @@ fn warnings_point_where_an_anchor_writes_the_key() {
     for warning in [
         "warning: docker-compose.yml:3:3: web: container_name: unitgen names containers itself",
         "warning: docker-compose.yml:10:5: api: container_name: unitgen names containers itself",
-        "warning: docker-compose.yml:13:5: tools: profiles: unitgen has no profiles: left out, as `docker compose up` leaves it out while profile `\"\"` (the empty name) is not active; import with `--profile ''` to make it part of every instance\n",
+        "warning: docker-compose.yml:13:5: tools: profiles: unitgen has no profiles: profile `\"\"` (the empty name) is active, so this service runs in every instance\n",
     ] {
         assert!(run.stderr.contains(warning), "{warning} in\n{}", run.stderr);
     }
+}
+
+/// Round 13, private-gpt: its default mode's services are in profile `""`
+/// (beside `ollama-cpu`, …), its other modes in named profiles only. Plain
+/// `docker compose up` runs the first: compose-go's `WithDefaultProfiles`
+/// splits an unset `COMPOSE_PROFILES` at commas, which gives the empty
+/// name. Import left them out (the app had no services) unless `.env` set
+/// `COMPOSE_PROFILES=`. A profile given replaces `COMPOSE_PROFILES` (and so
+/// the empty name), as compose's `--profile` does; names are trimmed.
+#[test]
+fn the_empty_profile_is_active_unless_a_profile_is_given() {
+    let project = Project::new(
+        r#"services:
+  private-gpt-ollama:
+    image: zylonai/private-gpt:0.6.2-ollama
+    profiles: ["", ollama-cpu, ollama-cuda]
+    depends_on: [ollama]
+  private-gpt-llamacpp-cpu:
+    image: zylonai/private-gpt:0.6.2-llamacpp-cpu
+    profiles: [llamacpp-cpu]
+  ollama:
+    image: traefik:v2.10
+    profiles: ["", ollama-cpu, ollama-cuda]
+  debug:
+    image: busybox
+    profiles: [debug]
+"#,
+    );
+    let services = |template: &str| {
+        [
+            "private-gpt-ollama",
+            "private-gpt-llamacpp-cpu",
+            "ollama",
+            "debug",
+        ]
+        .into_iter()
+        .filter(|s| template.contains(&format!("\n  {s}:\n")))
+        .collect::<Vec<_>>()
+    };
+    let run = project.import_ok(&[]);
+    assert_eq!(
+        services(&project.template()),
+        ["private-gpt-ollama", "ollama"],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:4:5: private-gpt-ollama: profiles: unitgen has no profiles: profile `\"\"` (the empty name) is active, so this service runs in every instance\n"),
+        "{}",
+        run.stderr
+    );
+
+    project.import_ok(&["--force", "--profile", "llamacpp-cpu"]);
+    assert_eq!(services(&project.template()), ["private-gpt-llamacpp-cpu"]);
+
+    let project = project.file(".env", "COMPOSE_PROFILES=ollama-cpu, debug\n");
+    project.import_ok(&["--force"]);
+    assert_eq!(
+        services(&project.template()),
+        ["private-gpt-ollama", "ollama", "debug"]
+    );
+    project.import_ok(&["--force", "--profile", "llamacpp-cpu"]);
+    assert_eq!(services(&project.template()), ["private-gpt-llamacpp-cpu"]);
 }
 
 /// Round 7. Compose waits for a `service_started` dependency (the list

@@ -66,9 +66,9 @@ pub struct ImportArgs {
     pub instance: String,
     /// Also import the services of compose profile NAME (repeatable; `*`
     /// for all), as `docker compose --profile NAME up` runs them. Without
-    /// it, the profiles of `COMPOSE_PROFILES` in `.env` are active; the
-    /// services of other profiles are left out, as `docker compose up`
-    /// leaves them out.
+    /// it, the profiles of `COMPOSE_PROFILES` in `.env` are active, or
+    /// else the empty name (`profiles: [""]`); the services of other
+    /// profiles are left out, as `docker compose up` leaves them out.
     #[arg(long, value_name = "NAME")]
     pub profile: Vec<String>,
 }
@@ -125,13 +125,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             ));
         }
     };
-    // Compose reads COMPOSE_PROFILES from `.env` too, split at commas as
-    // written (an empty one activates dify's `profiles: [""]`); `--profile`
-    // adds to it.
-    let mut profiles = args.profile.clone();
-    if let Some((_, listed)) = dotenv.iter().find(|(name, _)| name == "COMPOSE_PROFILES") {
-        profiles.extend(listed.split(',').map(str::to_string));
-    }
+    let profiles = crate::import::active_profiles(&args.profile, &dotenv);
     let options = Options {
         app: args.app.clone(),
         instance: args.instance.clone(),

@@ -2387,8 +2387,8 @@ impl Importer {
             );
             return;
         }
-        if name == "pull_policy" && !matches!(value.as_str(), "always" | "missing" | "never") {
-            self.warn(&key.at, name, format!("`{value}` is not carried over"));
+        if name == "pull_policy" {
+            self.pull_policy(key, &value, out);
             return;
         }
         match &node.kind {
@@ -2609,6 +2609,40 @@ impl Importer {
             ),
         );
         true
+    }
+
+    /// `docker run --pull` takes `always`, `missing` or `never`; compose
+    /// reads `if_not_present` as `missing`. A variable (openproject's
+    /// `${PULL_POLICY:-always}`) is read as compose reads it here: which
+    /// images a service pulls is not an instance value.
+    fn pull_policy(&mut self, key: &Key, value: &str, out: &mut Map) {
+        let resolved = self
+            .as_compose_resolves(value)
+            .unwrap_or_else(|| value.to_string());
+        let policy = match resolved.as_str() {
+            "if_not_present" => "missing",
+            other => other,
+        };
+        if !matches!(policy, "always" | "missing" | "never") {
+            self.warn(
+                &key.at,
+                "pull_policy",
+                format!(
+                    "`{value}` is not carried over: `docker run --pull` takes `always`, `missing` or `never`; apply pulls an image only when the host lacks it"
+                ),
+            );
+            return;
+        }
+        if resolved != value {
+            self.warn(
+                &key.at,
+                "pull_policy",
+                format!(
+                    "`{value}` is `{resolved}` as compose reads it here: written `--pull={policy}`, the same for every instance"
+                ),
+            );
+        }
+        out.push("docker_args", Scalar::Text(format!("--pull={policy}")));
     }
 
     fn flag_value(&mut self, flag: &str, node: &Node, key: &str, out: &mut Map) {
