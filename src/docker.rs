@@ -330,13 +330,10 @@ pub struct Running {
 /// An instance's containers that Docker runs (found by the labels its
 /// units give them), by name, in one call.
 pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, Running>, String> {
-    let app_label = format!("label=unitgen.app={app}");
-    let instance_label = format!("label=unitgen.instance={instance}");
+    let app_label = format!("unitgen.app={app}");
+    let instance_label = format!("unitgen.instance={instance}");
     if let Some(engine) = &engine::local() {
-        let filters = engine::filters(&[
-            ("label", &app_label["label=".len()..]),
-            ("label", &instance_label["label=".len()..]),
-        ]);
+        let filters = engine::filters(&[("label", &app_label), ("label", &instance_label)]);
         let listed = engine.get(&format!("/containers/json?filters={filters}"))?;
         let listed = listed.as_ref().and_then(serde_json::Value::as_array);
         return Ok((listed.into_iter().flatten())
@@ -357,9 +354,9 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
         &[
             "ps",
             "--filter",
-            &app_label,
+            &format!("label={app_label}"),
             "--filter",
-            &instance_label,
+            &format!("label={instance_label}"),
             "--format",
             // (Network names are any text: a line feed in one would list
             // a container of its own.)

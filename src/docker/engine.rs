@@ -374,6 +374,78 @@ mod tests {
         );
     }
 
+    /// A socket that answers one request as `answer`; the request it read.
+    fn serve_once(
+        answer: &'static [u8],
+    ) -> (tempfile::TempDir, Engine, std::thread::JoinHandle<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let served = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(answer).unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (dir, Engine { socket }, served)
+    }
+
+    #[test]
+    fn a_question_goes_over_the_socket_and_its_answer_is_read() {
+        let (_dir, engine, served) = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n[{}]\r\n0\r\n\r\n",
+        );
+        let asked = format!("/containers/json?filters={}", filters(&[("label", "a=b")]));
+        assert_eq!(engine.get(&asked).unwrap(), Some(serde_json::json!([{}])));
+        let request = served.join().unwrap();
+        assert!(
+            request.starts_with(&format!("GET {asked} HTTP/1.1\r\nHost: docker\r\n")),
+            "{request}"
+        );
+        assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
+
+        let (_dir, engine, _) = serve_once(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 34\r\n\r\n{\"message\":\"No such container: x\"}",
+        );
+        assert_eq!(
+            engine.get("/containers/x/json").unwrap(),
+            None,
+            "missing: none"
+        );
+        let (_dir, engine, _) = serve_once(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 20\r\n\r\n{\"message\":\"broken\"}",
+        );
+        let error = engine.get("/volumes").unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "the Docker engine at {} answered GET /volumes with 500: broken",
+                engine.address()
+            )
+        );
+    }
+
+    #[test]
+    fn an_engine_that_does_not_run_is_told_with_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine {
+            socket: dir.path().join("docker.sock"),
+        };
+        let error = engine.ping().unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "Cannot connect to the Docker daemon at unix://{}/docker.sock. Is the docker daemon running?",
+                dir.path().display()
+            )),
+            "{error}"
+        );
+    }
+
     /// The socket is used exactly when the docker CLI would use it.
     #[test]
     fn the_socket_is_used_only_where_the_cli_would_use_it() {
