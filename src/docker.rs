@@ -1,8 +1,12 @@
 //! The few questions unitgen asks Docker directly (images to pull before an
-//! apply, containers for `plan` and `status`, `destroy --volumes`), through
-//! the `docker` CLI the units use too ([`DOCKER`]), in the Docker
-//! environment the units get ([`environment`]).
+//! apply, containers for `plan` and `status`, `destroy --volumes`), in the
+//! Docker environment the units get ([`environment`]). Questions that only
+//! read go to the engine's socket where the `docker` CLI would go there
+//! itself ([`engine`]), and are read from the engine's JSON either way;
+//! the rest, and every question to another engine, through the `docker`
+//! CLI the units use too ([`DOCKER`]).
 
+pub mod engine;
 pub mod environment;
 pub mod run_args;
 
@@ -12,15 +16,17 @@ use std::time::{Duration, Instant};
 
 /// Path of the Docker CLI: in every line of a unit (`Exec*=` lines and the
 /// shell scripts in them alike) and in every call unitgen makes itself
-/// ([`command`]). systemd wants absolute paths in `Exec*=`, and Debian's
-/// `docker.io` and Docker's `docker-ce-cli` both install the CLI here. The
+/// ([`command`]) when it starts one. systemd wants absolute paths in
+/// `Exec*=`, and Debian's `docker.io` and Docker's `docker-ce-cli` both
+/// install the CLI here. The
 /// scripts name it too, rather than take `docker` from systemd's PATH, where
 /// another one (a /usr/local/bin/docker of another version) would come
 /// first: one client for the `docker run` and the readiness check that
 /// judges it.
 ///
-/// unitgen's own calls (pull, plan's and status's look at the containers,
-/// exec, restore) use this path too, not the first `docker` on the user's
+/// unitgen's own calls (pull, exec, restore, and the looks of plan and
+/// status at an engine it does not ask over its socket itself: see
+/// [`engine`]) use this path too, not the first `docker` on the user's
 /// PATH: what unitgen checks must be what systemd runs. A PATH docker (a
 /// wrapper, another version, Podman's shim) could see another engine or
 /// answer otherwise, and `plan` would call a host up to date on the word of
@@ -66,97 +72,134 @@ pub struct Container {
     pub command: Option<Vec<String>>,
 }
 
-/// `docker inspect --format` of the ID of the image a container was
-/// created from, as a JSON string. A container run from the image an
-/// exec-form healthcheck is built into (see `render::docker::health_image`)
-/// gives the ID of the service's own image, which that image records in a
-/// label: JSON, as a label is any text (a tab or a line feed in one made
-/// by hand would otherwise start a field or a container of its own).
-const IMAGE_ID_FORMAT: &str = "{{with index .Config.Labels \"unitgen.base-image\"}}{{json .}}\
-     {{else}}{{json .Image}}{{end}}";
-
-/// `docker inspect --format` of a [`Container`], after its name. `index`:
-/// a container without a healthcheck has no `Health` key, and naming a
-/// missing key fails the whole template in Docker's inspect. Network names
-/// are any text (`docker network create $'a,b\tc'`): each is a JSON
-/// string.
-const CONTAINER_FORMAT: &str = "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.State.Status}}\t\
-     {{.State.StartedAt}}\t{{with index .State \"Health\"}}{{.Status}}{{end}}\t\
-     {{range $name, $_ := .NetworkSettings.Networks}}{{json $name}}{{end}}";
-
 /// The container of that name, if one exists.
 pub fn inspect(name: &str) -> Option<Container> {
     inspect_all(&[name.to_string()]).remove(name)
 }
 
-/// The containers of these names that exist, by name, in one `docker
-/// inspect` (one engine call for all: status of an instance stays fast).
+/// The containers of these names that exist, by name (one question to the
+/// engine for each, or one `docker inspect` for all: status of an
+/// instance stays fast).
 pub fn inspect_all(names: &[String]) -> HashMap<String, Container> {
-    let format = format!(
-        "{CONTAINER_FORMAT}\t{{{{.Created}}}}\t{IMAGE_ID_FORMAT}\t{}\t{{{{json .Config.Cmd}}}}",
-        run_args::INSPECT_FORMAT
-    );
-    inspect_containers(names, &format)
-        .into_iter()
-        .filter_map(|(name, rest)| Some((name, container_of(&rest)?)))
+    (containers_json(names).iter())
+        .filter_map(|json| Some((container_name(json)?, container_of(json)?)))
         .collect()
 }
 
-/// A [`Container`] from the fields of its line of [`inspect_all`]'s
-/// format, after its name.
-fn container_of(fields: &str) -> Option<Container> {
-    let mut fields = fields.split('\t');
-    Some(Container {
-        id: fields.next()?.chars().take(12).collect(),
-        image: fields.next()?.to_string(),
-        status: fields.next()?.to_string(),
-        started_at: fields.next()?.to_string(),
-        health: fields.next().filter(|h| !h.is_empty()).map(str::to_string),
-        networks: json_strings(fields.next().unwrap_or_default()),
-        created: fields.next().unwrap_or_default().to_string(),
-        image_id: json_strings(fields.next().unwrap_or_default())
-            .pop()
-            .unwrap_or_default(),
-        limits: fields.next().and_then(run_args::Limits::from_inspect),
-        // (JSON: a tab or newline in it is escaped.)
-        command: fields
-            .next()
-            .and_then(|json| serde_json::from_str(json).ok()),
-    })
-}
-
-/// The JSON strings of `text`, written one after the other (Go's `json`
-/// template function escapes every control character, so none holds a tab
-/// or a line feed); those before anything else.
-fn json_strings(text: &str) -> Vec<String> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<String>()
-        .map_while(Result::ok)
-        .collect()
-}
-
-/// One `docker inspect --type container` of all `names` with `format`,
-/// which must start with `{{.Name}}\t`: each existing container's name and
-/// the rest of its line. Docker exits 1 when some container is missing,
-/// still listing the others; a docker that cannot run lists none.
-fn inspect_containers(names: &[String], format: &str) -> Vec<(String, String)> {
+/// The engine's record of each of these containers that exists (`docker
+/// inspect`'s JSON, the Engine API's own), asked over the engine's socket
+/// where the CLI would use it ([`engine::local`]), else of the CLI. Values
+/// in it are any text (names, labels): read as JSON, never split.
+fn containers_json(names: &[String]) -> Vec<serde_json::Value> {
     if names.is_empty() {
         return Vec::new();
     }
+    if let Some(engine) = &engine::local() {
+        // (A name asked may be another's ID prefix: each is keyed by the
+        // name it reports, as the CLI's are.)
+        return (names.iter())
+            .filter_map(|name| {
+                (engine.get(&format!("/containers/{}/json", engine::encoded(name))))
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+    }
+    // It exits 1 when some container is missing, still listing the others;
+    // a docker that cannot run lists none.
     let Ok(out) = command()
-        .args(["inspect", "--type", "container", "--format", format])
+        .args(["inspect", "--type", "container"])
         .args(names)
         .output()
     else {
         return Vec::new();
     };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.split_once('\t')?;
-            Some((name.trim_start_matches('/').to_string(), rest.to_string()))
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// A container's name in its record, without Docker's leading `/`.
+fn container_name(json: &serde_json::Value) -> Option<String> {
+    let name = json.get("Name")?.as_str()?;
+    Some(name.trim_start_matches('/').to_string())
+}
+
+/// The text at `path` in a record (`["State", "Status"]`); empty when it
+/// is missing or not text.
+fn text_at(json: &serde_json::Value, path: &[&str]) -> String {
+    (path.iter())
+        .try_fold(json, |json, key| json.get(key))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The keys of the object at `path` (none when missing or null), sorted.
+fn keys_at(json: &serde_json::Value, path: &[&str]) -> Vec<String> {
+    let object = (path.iter())
+        .try_fold(json, |json, key| json.get(key))
+        .and_then(serde_json::Value::as_object);
+    let mut keys: Vec<String> = object.into_iter().flat_map(|o| o.keys().cloned()).collect();
+    keys.sort();
+    keys
+}
+
+/// A [`Container`] from its record.
+fn container_of(json: &serde_json::Value) -> Option<Container> {
+    let config = json.get("Config")?;
+    Some(Container {
+        id: text_at(json, &["Id"]).chars().take(12).collect(),
+        image: text_at(config, &["Image"]),
+        status: text_at(json, &["State", "Status"]),
+        started_at: text_at(json, &["State", "StartedAt"]),
+        health: Some(text_at(json, &["State", "Health", "Status"])).filter(|h| !h.is_empty()),
+        networks: keys_at(json, &["NetworkSettings", "Networks"]),
+        created: text_at(json, &["Created"]),
+        image_id: image_id_of(json),
+        limits: json
+            .get("HostConfig")
+            .and_then(run_args::Limits::from_host_config),
+        command: (config.get("Cmd").cloned()).and_then(|cmd| serde_json::from_value(cmd).ok()),
+    })
+}
+
+/// A container's published TCP ports, as `docker port` lists them:
+/// container port, then host address (`0.0.0.0`, `::` or one address) and
+/// host port; none when it does not exist or publishes none.
+pub fn published_ports(container: &str) -> Vec<(u16, String, u16)> {
+    let records = containers_json(&[container.to_string()]);
+    let ports = (records.first())
+        .and_then(|json| {
+            json.get("NetworkSettings")?
+                .get("Ports")?
+                .as_object()
+                .cloned()
         })
-        .collect()
+        .unwrap_or_default();
+    let mut published = Vec::new();
+    for (key, bindings) in &ports {
+        let Some(port) = key.strip_suffix("/tcp").and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        for binding in bindings.as_array().into_iter().flatten() {
+            if let Ok(host_port) = text_at(binding, &["HostPort"]).parse() {
+                published.push((port, text_at(binding, &["HostIp"]), host_port));
+            }
+        }
+    }
+    published
+}
+
+/// The ID of the image a container was created from. A container run
+/// from the image an exec-form healthcheck is built into (see
+/// `render::docker::health_image`) gives the ID of the service's own image,
+/// which that image records in a label.
+fn image_id_of(container: &serde_json::Value) -> String {
+    let base = text_at(container, &["Config", "Labels", "unitgen.base-image"]);
+    if base.is_empty() {
+        text_at(container, &["Image"])
+    } else {
+        base
+    }
 }
 
 /// Removes named volumes; a volume that does not exist is not an error.
@@ -178,21 +221,10 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
     failed
 }
 
-/// The ID of the image a reference names on this host (`docker image
-/// inspect`); None when the host does not have it.
+/// The ID of the image a reference names on this host; None when the
+/// host does not have it.
 pub fn image_id(image: &str) -> Option<String> {
-    inspect_image(image, "{{.Id}}")
-}
-
-/// `docker image inspect --format FORMAT` of one image; None when the host
-/// does not have it.
-fn inspect_image(reference: &str, format: &str) -> Option<String> {
-    let out = command()
-        .args(["image", "inspect", "--format", format, reference])
-        .output()
-        .ok()?;
-    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !line.is_empty()).then_some(line)
+    image_ids(&[image.to_string()]).remove(image)
 }
 
 /// Fetches an image from its registry. `Err` is Docker's own message.
@@ -205,70 +237,81 @@ pub fn pull(image: &str) -> Result<(), String> {
 }
 
 /// The ID of the image each existing container (by name) was created
-/// from (see [`IMAGE_ID_FORMAT`]), in one `docker inspect`; containers that
-/// do not exist are left out.
+/// from (see [`image_id_of`]); containers that do not exist are left out.
 pub fn container_image_ids(names: &[String]) -> HashMap<String, String> {
-    inspect_containers(names, &format!("{{{{.Name}}}}\t{IMAGE_ID_FORMAT}"))
-        .into_iter()
-        .filter_map(|(name, json)| Some((name, json_strings(&json).pop()?)))
+    (containers_json(names).iter())
+        .filter_map(|json| Some((container_name(json)?, image_id_of(json))))
         .collect()
 }
 
-/// The ID of the image each reference names on this host, by reference, in
-/// one `docker image inspect`; references the host has no image for are
-/// left out.
+/// The ID of the image each reference names on this host, by reference;
+/// references the host has no image for are left out.
 pub fn image_ids(references: &[String]) -> HashMap<String, String> {
-    inspect_images(references, "{{.Id}}")
+    (images_json(references).into_iter())
+        .map(|(reference, json)| (reference, text_at(&json, &["Id"])))
+        .filter(|(_, id)| !id.is_empty())
+        .collect()
 }
 
 /// The paths each image (by reference) declares as volumes (`VOLUME` in its
-/// Dockerfile: redis's `/data`), in one `docker image inspect`; references
-/// the host has no image for are left out.
+/// Dockerfile: redis's `/data`); references the host has no image for are
+/// left out.
 pub fn image_volumes(references: &[String]) -> HashMap<String, Vec<String>> {
-    (inspect_images(references, "{{json .Config.Volumes}}").into_iter())
-        .map(|(reference, json)| {
-            let declared: Option<std::collections::BTreeMap<String, serde_json::Value>> =
-                serde_json::from_str(&json).unwrap_or_default();
-            (
-                reference,
-                declared.unwrap_or_default().into_keys().collect(),
-            )
-        })
+    (images_json(references).into_iter())
+        .map(|(reference, json)| (reference, keys_at(&json, &["Config", "Volumes"])))
         .collect()
 }
 
-/// `docker image inspect --format FORMAT` of each reference, by reference,
-/// in one call. Docker answers in the order asked, and skips a missing one:
-/// then each is asked on its own (the lines no longer say which is which).
-/// A format must give one line per image.
-fn inspect_images(references: &[String], format: &str) -> HashMap<String, String> {
+/// The engine's record of the image each reference names (`docker image
+/// inspect`'s JSON), by reference; references the host has no image for
+/// are left out. Over the engine's socket where the CLI would use it, else
+/// in one `docker image inspect`: Docker answers in the order asked, and
+/// skips a missing one, so then each is asked on its own.
+fn images_json(references: &[String]) -> HashMap<String, serde_json::Value> {
     if references.is_empty() {
         return HashMap::new();
     }
+    let engine = engine::local();
+    let one = |reference: &String| -> Option<serde_json::Value> {
+        match &engine {
+            Some(engine) => (engine
+                .get(&format!("/images/{}/json", engine::path_encoded(reference))))
+            .ok()
+            .flatten(),
+            None => {
+                let out = command()
+                    .args(["image", "inspect", reference])
+                    .output()
+                    .ok()?;
+                let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+                listed.into_iter().next()
+            }
+        }
+    };
+    if engine.is_some() {
+        return (references.iter())
+            .filter_map(|reference| Some((reference.clone(), one(reference)?)))
+            .collect();
+    }
     let out = command()
-        .args(["image", "inspect", "--format", format])
+        .args(["image", "inspect"])
         .args(references)
         .output();
     if let Ok(out) = &out
         && out.status.success()
+        && let Ok(listed) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+        && listed.len() == references.len()
     {
-        let lines: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
-            .map(str::to_string)
-            .collect();
-        if lines.len() == references.len() {
-            return references.iter().cloned().zip(lines).collect();
-        }
+        return references.iter().cloned().zip(listed).collect();
     }
     std::thread::scope(|scope| {
         let asked: Vec<_> = (references.iter())
-            .map(|reference| {
-                scope.spawn(move || (reference.clone(), inspect_image(reference, format)))
-            })
+            .map(|reference| scope.spawn(move || (reference.clone(), one(reference))))
             .collect();
         (asked.into_iter())
             .filter_map(|asked| {
-                let (reference, line) = asked.join().expect("docker image inspect does not panic");
-                Some((reference, line?))
+                let (reference, json) = asked.join().expect("docker image inspect does not panic");
+                Some((reference, json?))
             })
             .collect()
     })
@@ -287,14 +330,33 @@ pub struct Running {
 /// An instance's containers that Docker runs (found by the labels its
 /// units give them), by name, in one call.
 pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, Running>, String> {
+    let app_label = format!("unitgen.app={app}");
+    let instance_label = format!("unitgen.instance={instance}");
+    if let Some(engine) = &engine::local() {
+        let filters = engine::filters(&[("label", &app_label), ("label", &instance_label)]);
+        let listed = engine.get(&format!("/containers/json?filters={filters}"))?;
+        let listed = listed.as_ref().and_then(serde_json::Value::as_array);
+        return Ok((listed.into_iter().flatten())
+            .filter_map(|json| {
+                // Its name, not the `/other/alias` of a link to it.
+                let names = json.get("Names")?.as_array()?;
+                let name = (names.iter().filter_map(serde_json::Value::as_str))
+                    .map(|name| name.trim_start_matches('/'))
+                    .find(|name| !name.contains('/'))?;
+                let paused = text_at(json, &["State"]) == "paused";
+                let networks = keys_at(json, &["NetworkSettings", "Networks"]);
+                Some((name.to_owned(), Running { paused, networks }))
+            })
+            .collect());
+    }
     let listed = run(
         "docker ps",
         &[
             "ps",
             "--filter",
-            &format!("label=unitgen.app={app}"),
+            &format!("label={app_label}"),
             "--filter",
-            &format!("label=unitgen.instance={instance}"),
+            &format!("label={instance_label}"),
             "--format",
             // (Network names are any text: a line feed in one would list
             // a container of its own.)
@@ -317,8 +379,31 @@ pub fn running_containers(app: &str, instance: &str) -> Result<HashMap<String, R
         .collect())
 }
 
+/// The JSON strings of `text`, written one after the other (Go's `json`
+/// template function escapes every control character, so none holds a tab
+/// or a line feed); those before anything else.
+fn json_strings(text: &str) -> Vec<String> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<String>()
+        .map_while(Result::ok)
+        .collect()
+}
+
+/// The engine's records of its volumes (`GET /volumes`), over its socket.
+fn volumes_json(engine: &engine::Engine) -> Result<Vec<serde_json::Value>, String> {
+    let listed = engine.get("/volumes")?;
+    Ok((listed.as_ref())
+        .and_then(|json| json.get("Volumes")?.as_array().cloned())
+        .unwrap_or_default())
+}
+
 /// The names of Docker's volumes, in one call.
 pub fn volumes() -> Result<Vec<String>, String> {
+    if let Some(engine) = &engine::local() {
+        return Ok((volumes_json(engine)?.iter())
+            .map(|json| text_at(json, &["Name"]))
+            .collect());
+    }
     let listed = run(
         "docker volume ls",
         &["volume", "ls", "--format", "{{.Name}}"],
@@ -332,6 +417,14 @@ pub fn volumes() -> Result<Vec<String>, String> {
 pub fn volumes_made(names: &[String]) -> Result<HashMap<String, Option<u64>>, String> {
     if names.is_empty() {
         return Ok(HashMap::new());
+    }
+    if let Some(engine) = &engine::local() {
+        // One list of all, rather than one question per volume.
+        return Ok((volumes_json(engine)?.iter())
+            .map(|json| (text_at(json, &["Name"]), text_at(json, &["CreatedAt"])))
+            .filter(|(name, _)| names.contains(name))
+            .map(|(name, made)| (name, crate::cli::when::parse_iso_micros(&made)))
+            .collect());
     }
     let out = command()
         .args(["volume", "inspect", "--format", "{{.Name}}\t{{.CreatedAt}}"])
@@ -363,57 +456,32 @@ pub fn network_differences(
     app: &str,
     instance: &str,
 ) -> Result<Option<Vec<String>>, String> {
-    let listed = run(
-        "docker network ls",
-        &[
-            "network",
-            "ls",
-            "--filter",
-            &format!("name=^{name}$"),
-            "--format",
-            // A name and labels are any text: JSON strings, or a line
-            // feed in a label would list a network of its own.
-            "{{json .Name}}\t{{.Driver}}\t{{.Internal}}\t{{json (.Label \"unitgen.app\")}}\t\
-             {{json (.Label \"unitgen.instance\")}}\t{{.IPv6}}\t{{.ID}}",
-        ],
-    )?;
-    let text = |json: &str| json_strings(json).pop().unwrap_or_default();
-    let listed: Vec<Vec<String>> = (listed.lines())
-        .map(|line| {
-            let mut fields: Vec<String> = line.split('\t').map(str::to_string).collect();
-            for i in [0, 3, 4] {
-                if let Some(field) = fields.get_mut(i) {
-                    *field = text(field);
-                }
-            }
-            fields
-        })
-        .filter(|fields| fields.first().map(String::as_str) == Some(name))
-        .collect();
-    // Driver and IPAM options (`--opt com.docker.network.bridge.enable_icc=false`:
-    // its containers cannot reach each other), which the unit sets none of.
-    let ids: Vec<&str> = (listed.iter())
-        .filter_map(|f| f.get(6).map(String::as_str))
-        .collect();
-    // (One removed since it was listed: nothing to tell of its options.)
-    let options = network_options(&ids).unwrap_or_default();
+    let listed = networks_json(name)?;
     let seen: Vec<Vec<String>> = (listed.iter())
-        .map(|fields| {
-            let field = |i: usize| fields.get(i).map_or("", String::as_str);
+        .filter(|json| text_at(json, &["Name"]) == name)
+        .map(|json| {
+            let label = |key: &str| text_at(json, &["Labels", key]);
+            let flag = |key: &str| json.get(key).and_then(serde_json::Value::as_bool) == Some(true);
             let mut differences = Vec::new();
-            if (field(3), field(4)) != (app, instance) {
+            if (
+                label("unitgen.app").as_str(),
+                label("unitgen.instance").as_str(),
+            ) != (app, instance)
+            {
                 differences.push("it has not the instance's labels".to_string());
             }
-            if field(1) != "bridge" {
-                differences.push(format!("driver {}, not bridge", field(1)));
+            let driver = text_at(json, &["Driver"]);
+            if driver != "bridge" {
+                differences.push(format!("driver {driver}, not bridge"));
             }
-            if field(2) == "true" {
+            if flag("Internal") {
                 differences.push("internal (no way out, no published port)".to_string());
             }
-            if field(5) == "true" {
+            if flag("EnableIPv6") {
                 differences.push("IPv6 enabled, which the unit does not ask for".to_string());
             }
-            if let Some(set) = options.get(field(6)).filter(|set| !set.is_empty()) {
+            let set = network_options(json);
+            if !set.is_empty() {
                 differences.push(format!(
                     "option{} {}, which the unit does not set",
                     if set.len() == 1 { "" } else { "s" },
@@ -431,49 +499,72 @@ pub fn network_differences(
     }))
 }
 
-/// The driver and IPAM options of each network (by ID), `key=value`
-/// (an IPAM driver other than the default as `ipam driver=NAME`), in one
-/// `docker network inspect`.
-fn network_options(ids: &[&str]) -> Result<HashMap<String, Vec<String>>, String> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
+/// The engine's records of the networks whose name matches `^name$` (a
+/// pattern: the caller keeps those of exactly the name): one list over
+/// the engine's socket, else `docker network ls` and `docker network
+/// inspect` (the list's own lines carry no options).
+fn networks_json(name: &str) -> Result<Vec<serde_json::Value>, String> {
+    let pattern = format!("^{name}$");
+    if let Some(engine) = &engine::local() {
+        let filters = engine::filters(&[("name", &pattern)]);
+        let listed = engine.get(&format!("/networks?filters={filters}"))?;
+        return Ok((listed.as_ref())
+            .and_then(|json| json.as_array().cloned())
+            .unwrap_or_default());
     }
-    let mut args = vec![
-        "network",
-        "inspect",
-        "--format",
-        "{{.Id}}\t{{json .Options}}\t{{.IPAM.Driver}}\t{{json .IPAM.Options}}",
-    ];
+    let ids = run(
+        "docker network ls",
+        &[
+            "network",
+            "ls",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            &format!("name={pattern}"),
+        ],
+    )?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["network", "inspect"];
     args.extend(ids);
-    let inspected = run("docker network inspect", &args)?;
-    let map = |json: &str| -> Vec<String> {
-        let map: Option<std::collections::BTreeMap<String, String>> =
-            serde_json::from_str(json).unwrap_or_default();
-        (map.unwrap_or_default().into_iter())
-            .map(|(key, value)| format!("{key}={value}"))
+    // (One removed since it was listed: nothing to tell of it.)
+    let Ok(inspected) = run("docker network inspect", &args) else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&inspected)
+        .map_err(|e| format!("docker network inspect gave what is not JSON: {e}"))
+}
+
+/// The driver and IPAM options a network was made with, `key=value` (an
+/// IPAM driver other than the default as `ipam driver=NAME`), which the
+/// network unit sets none of (`--opt com.docker.network.bridge.enable_icc=false`:
+/// its containers cannot reach each other).
+fn network_options(json: &serde_json::Value) -> Vec<String> {
+    let map = |path: &[&str]| -> Vec<String> {
+        (keys_at(json, path).into_iter())
+            .map(|key| {
+                let mut at = path.to_vec();
+                at.push(&key);
+                let value = text_at(json, &at);
+                format!("{key}={value}")
+            })
             .collect()
     };
-    Ok((inspected.lines())
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [id, options, ipam_driver, ipam_options] = fields[..] else {
-                return None;
-            };
-            // (Newer Dockers may record their defaults for IP versions.)
-            let defaults = [
-                "com.docker.network.enable_ipv4=true",
-                "com.docker.network.enable_ipv6=false",
-            ];
-            let mut set = map(options);
-            set.retain(|option| !defaults.contains(&option.as_str()));
-            if !matches!(ipam_driver, "default" | "") {
-                set.push(format!("ipam driver={ipam_driver}"));
-            }
-            set.extend(map(ipam_options));
-            // `ls` gives the ID cut to 12 characters.
-            Some((id.chars().take(12).collect(), set))
-        })
-        .collect())
+    // (Newer Dockers may record their defaults for IP versions.)
+    let defaults = [
+        "com.docker.network.enable_ipv4=true",
+        "com.docker.network.enable_ipv6=false",
+    ];
+    let mut set = map(&["Options"]);
+    set.retain(|option| !defaults.contains(&option.as_str()));
+    let ipam_driver = text_at(json, &["IPAM", "Driver"]);
+    if !matches!(ipam_driver.as_str(), "default" | "") {
+        set.push(format!("ipam driver={ipam_driver}"));
+    }
+    set.extend(map(&["IPAM", "Options"]));
+    set
 }
 
 /// Those of `names` that are volumes on this host; all of them when
@@ -517,7 +608,9 @@ pub fn free_names(names: &[String], within: Duration) -> Result<(), String> {
     let started = Instant::now();
     let mut last_removal = None;
     loop {
-        let held = inspect_containers(names, "{{.Name}}\t{{.State.Status}}");
+        let held: Vec<(String, String)> = (containers_json(names).iter())
+            .filter_map(|json| Some((container_name(json)?, text_at(json, &["State", "Status"]))))
+            .collect();
         if held.is_empty() {
             return Ok(());
         }
@@ -548,6 +641,17 @@ pub fn free_names(names: &[String], within: Duration) -> Result<(), String> {
 /// Whether a process in `container` has `word` in its command line (`docker
 /// top`); false when Docker cannot say.
 pub fn runs_process_with(container: &str, word: &str) -> bool {
+    if let Some(engine) = &engine::local() {
+        let top = engine.get(&format!("/containers/{}/top", engine::encoded(container)));
+        let processes = (top.ok().flatten()).and_then(|top| top.get("Processes").cloned());
+        return (processes
+            .iter()
+            .filter_map(serde_json::Value::as_array)
+            .flatten())
+        .filter_map(serde_json::Value::as_array)
+        .flatten()
+        .any(|field| field.as_str().is_some_and(|text| text.contains(word)));
+    }
     command()
         .args(["top", container])
         .output()
@@ -584,6 +688,9 @@ pub fn unpause(container: &str) -> Result<(), String> {
 /// connect to the Docker daemon at unix:///var/run/docker.sock. Is the
 /// docker daemon running?").
 pub fn engine_unreachable() -> Option<String> {
+    if let Some(engine) = &engine::local() {
+        return engine.ping().err();
+    }
     let out = command()
         .args(["version", "--format", "{{.Server.Version}}"])
         .output();
@@ -664,20 +771,48 @@ mod tests {
     /// were between tabs: a tab shifted the fields after it, a comma split
     /// a name in two, and a line feed (in a label of a container made by
     /// hand) started a line that `docker inspect` seemed to give for
-    /// another container. As JSON strings they are one field each.
+    /// another container. Records are now read as the engine's JSON.
     #[test]
     fn names_and_labels_docker_reads_back_are_one_field_each() {
-        let line = "abcdef0123456789\tbusybox:1\trunning\t2026-01-01T00:00:00Z\t\t\
-                    \"a,b\\tc\\nshop-live-db\\u0009x\"\"shop-live\"\t2026-01-01T00:00:00Z\t\
-                    \"sha256:1\\nshop-live-db\\tsha256:0\"\t0 0 0 0 0 0 0 0 0 0 0 0 no cpus= mems=\t\
-                    [\"sleep\",\"1\"]";
-        let container = super::container_of(line).unwrap();
+        let record = serde_json::json!({
+            "Id": "abcdef0123456789",
+            "Name": "/shop-live-web",
+            "Created": "2026-01-01T00:00:00Z",
+            "Image": "sha256:0",
+            "State": {"Status": "running", "StartedAt": "2026-01-01T00:00:01Z"},
+            "Config": {
+                "Image": "busybox:1",
+                "Cmd": ["sleep", "1"],
+                "Labels": {"unitgen.base-image": "sha256:1\nshop-live-db\tsha256:0"},
+            },
+            "HostConfig": {"Memory": 0, "RestartPolicy": {"Name": "no"}},
+            "NetworkSettings": {"Networks": {"shop-live": {}, "a,b\tc\nshop-live-db\tx": {}}},
+        });
+        assert_eq!(super::container_name(&record).unwrap(), "shop-live-web");
+        let container = super::container_of(&record).unwrap();
+        assert_eq!(container.id, "abcdef012345");
+        assert_eq!(container.health, None);
         assert_eq!(container.networks, ["a,b\tc\nshop-live-db\tx", "shop-live"]);
         assert_eq!(container.image_id, "sha256:1\nshop-live-db\tsha256:0");
         assert!(container.limits.is_some());
         assert_eq!(container.command.unwrap(), ["sleep", "1"]);
         assert_eq!(super::json_strings("\"sha256:2\""), ["sha256:2"]);
         assert_eq!(super::json_strings(""), [""; 0]);
+    }
+
+    #[test]
+    fn a_network_made_otherwise_tells_its_options() {
+        let record = serde_json::json!({
+            "Options": {"com.docker.network.enable_ipv4": "true", "com.docker.network.bridge.enable_icc": "false"},
+            "IPAM": {"Driver": "other", "Options": null},
+        });
+        assert_eq!(
+            super::network_options(&record),
+            [
+                "com.docker.network.bridge.enable_icc=false",
+                "ipam driver=other"
+            ]
+        );
     }
 
     #[test]

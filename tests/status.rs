@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Output;
 
-use support::docker::container_id;
+use support::docker::{container_id, docker};
 use support::world::World;
 
 const APP: &str = "app: ugstat
@@ -20,6 +20,7 @@ services:
     image: unitgen-test/busybox:1
     command: [sleep, \"1000000\"]
     init: true
+    volumes: [\"data:/data\"]
 instances:
   live: {}
 ";
@@ -69,6 +70,23 @@ fn status_exits_as_systemctl_status_does() {
     let (code, said) = status(&world);
     assert_eq!(code, Some(3), "a unit is not active: {said}");
     assert!(said.contains("inactive (dead)"), "{said}");
+    // Something for plan and status to find in what Docker records: a
+    // limit changed by hand, and the stopped worker's volume.
+    let updated = docker([
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "ugstat-live-api",
+    ]);
+    assert!(updated.status.success(), "{}", text(&updated));
+    for args in [
+        &["status", "live", "--json"][..],
+        &["plan", "live", "--json"],
+    ] {
+        same_through_the_cli(&world, args);
+    }
     world.apply_ok("live");
     assert_eq!(status(&world).0, Some(0));
 
@@ -90,6 +108,34 @@ fn status_exits_as_systemctl_status_does() {
     );
     std::fs::write(&revision, good).unwrap();
     assert_eq!(status(&world).0, Some(0));
+}
+
+/// unitgen asks a local engine over its socket and any other through the
+/// docker CLI: both must read the same of containers (state, limits,
+/// networks, image ids), the instance's network, volumes and images. A
+/// `currentContext` in the units' DOCKER_CONFIG makes unitgen leave the
+/// engine to the CLI, which itself takes the units' DOCKER_HOST over a
+/// context: both reach this engine.
+fn same_through_the_cli(world: &World, args: &[&str]) {
+    let through_socket = world.unitgen(args);
+    let config = world.sandbox.root().join("etc/ugstat-docker");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"currentContext": "elsewhere"}"#,
+    )
+    .unwrap();
+    let set = (world.sandbox).systemctl(["set-environment", "DOCKER_CONFIG=/etc/ugstat-docker"]);
+    assert!(set.status.success());
+    let through_cli = world.unitgen(args);
+    let unset = (world.sandbox).systemctl(["unset-environment", "DOCKER_CONFIG"]);
+    assert!(unset.status.success());
+    let read = |out: &Output| {
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)));
+        (out.status.code(), json)
+    };
+    assert_eq!(read(&through_socket), read(&through_cli), "{args:?}");
 }
 
 // `plan` had no --json (status, ls and history had): a CI job or a deploy

@@ -25,7 +25,7 @@ pub const VARIABLES: [&str; 5] = [
 ];
 
 /// The engine a unit's `docker` uses when nothing chooses another.
-const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+pub(super) const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// Each of [`VARIABLES`] as a unit's `docker` gets it (None: unset).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

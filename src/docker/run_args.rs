@@ -30,41 +30,46 @@ pub struct Limits {
     pub restart: String,
 }
 
-/// `docker inspect --format` of a container's [`Limits`], fields separated
-/// by spaces, in the order [`Limits::from_inspect`] reads them. `with`:
-/// Docker records no pids limit as null, which prints `<no value>`.
-pub const INSPECT_FORMAT: &str = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} \
-     {{.HostConfig.MemoryReservation}} {{.HostConfig.KernelMemory}} {{.HostConfig.NanoCpus}} \
-     {{.HostConfig.CpuShares}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} \
-     {{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}} \
-     {{.HostConfig.BlkioWeight}} {{with .HostConfig.PidsLimit}}{{.}}{{else}}0{{end}} \
-     {{if .HostConfig.RestartPolicy.Name}}{{.HostConfig.RestartPolicy.Name}}{{else}}no{{end}} \
-     cpus={{.HostConfig.CpusetCpus}} mems={{.HostConfig.CpusetMems}}";
-
 impl Limits {
-    /// Reads [`INSPECT_FORMAT`]'s output.
-    pub fn from_inspect(text: &str) -> Option<Limits> {
-        let mut words = text.split(' ');
-        let mut number = || words.next()?.parse::<i64>().ok();
-        let mut limits = Limits {
-            memory: number()?,
-            memory_swap: Some(number()?),
-            memory_reservation: number()?,
-            kernel_memory: number()?,
-            nano_cpus: number()?,
-            cpu_shares: number()?,
-            cpu_period: number()?,
-            cpu_quota: number()?,
-            cpu_rt_period: number()?,
-            cpu_rt_runtime: number()?,
-            blkio_weight: number()?,
-            pids_limit: number()?.max(0),
-            ..Limits::default()
+    /// From a container's `HostConfig`, as the engine records it (`docker
+    /// inspect`). Numbers it leaves out (or null) are 0: newer engines
+    /// no longer record a kernel memory limit, and an unset pids limit is
+    /// null. None when it is not an object.
+    pub fn from_host_config(host_config: &serde_json::Value) -> Option<Limits> {
+        host_config.as_object()?;
+        let number = |key: &str| {
+            host_config
+                .get(key)
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0)
         };
-        limits.restart = words.next()?.to_string();
-        limits.cpuset_cpus = words.next()?.strip_prefix("cpus=")?.to_string();
-        limits.cpuset_mems = words.next()?.strip_prefix("mems=")?.to_string();
-        Some(limits)
+        let text = |key: &str| {
+            (host_config.get(key))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let restart = (host_config.get("RestartPolicy"))
+            .and_then(|policy| policy.get("Name")?.as_str())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("no");
+        Some(Limits {
+            memory: number("Memory"),
+            memory_swap: Some(number("MemorySwap")),
+            memory_reservation: number("MemoryReservation"),
+            kernel_memory: number("KernelMemory"),
+            nano_cpus: number("NanoCpus"),
+            cpu_shares: number("CpuShares"),
+            cpu_period: number("CpuPeriod"),
+            cpu_quota: number("CpuQuota"),
+            cpu_rt_period: number("CpuRealtimePeriod"),
+            cpu_rt_runtime: number("CpuRealtimeRuntime"),
+            blkio_weight: number("BlkioWeight"),
+            pids_limit: number("PidsLimit").max(0),
+            restart: restart.to_string(),
+            cpuset_cpus: text("CpusetCpus"),
+            cpuset_mems: text("CpusetMems"),
+        })
     }
 
     /// How the container's settings (`recorded`, from Docker) differ from
@@ -441,23 +446,35 @@ mod tests {
         let asked = read(&argv(&["--memory", "64m", "--cpus", "0.5", "i"]))
             .unwrap()
             .limits;
-        let recorded = |text: &str| Limits::from_inspect(text).unwrap();
-        let as_run = "67108864 134217728 0 0 500000000 0 0 0 0 0 0 0 no cpus= mems=";
-        assert!(asked.differences(&recorded(as_run)).is_empty());
+        let recorded = |json: serde_json::Value| Limits::from_host_config(&json).unwrap();
+        let as_run = recorded(serde_json::json!({
+            "Memory": 67108864, "MemorySwap": 134217728, "NanoCpus": 500000000,
+            "PidsLimit": null, "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+            "CpusetCpus": "", "CpusetMems": "",
+        }));
+        assert!(asked.differences(&as_run).is_empty());
         // No swap limit where the kernel has none.
-        let no_swap = "67108864 -1 0 0 500000000 0 0 0 0 0 0 0 no cpus= mems=";
-        assert!(asked.differences(&recorded(no_swap)).is_empty());
-        let updated = "134217728 268435456 0 0 1000000000 0 0 0 0 0 0 50 on-failure cpus= mems=";
+        let no_swap = recorded(serde_json::json!({
+            "Memory": 67108864, "MemorySwap": -1, "NanoCpus": 500000000,
+            "RestartPolicy": {"Name": "no"},
+        }));
+        assert!(asked.differences(&no_swap).is_empty());
+        let updated = recorded(serde_json::json!({
+            "Memory": 134217728, "MemorySwap": 268435456, "NanoCpus": 1000000000,
+            "PidsLimit": 50, "RestartPolicy": {"Name": "on-failure"},
+        }));
+        let updated = &updated;
+        assert_eq!(Limits::from_host_config(&serde_json::Value::Null), None);
         let unlimited = read(&argv(&["i"])).unwrap().limits;
         assert_eq!(
-            unlimited.differences(&recorded(updated))[..2],
+            unlimited.differences(updated)[..2],
             [
                 "memory 128 MiB, the unit asks for none",
                 "cpus 1, the unit asks for none"
             ]
         );
         assert_eq!(
-            asked.differences(&recorded(updated)),
+            asked.differences(updated),
             [
                 "memory 128 MiB, the unit asks for 64 MiB",
                 "cpus 1, the unit asks for 0.5",

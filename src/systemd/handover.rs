@@ -1159,17 +1159,8 @@ fn own_addresses(standins: &[String]) -> Vec<String> {
 /// A container's published TCP ports: container port, then host address
 /// and port (`docker port`); none when it does not run.
 fn published(container: &str) -> Vec<(u16, (String, u16))> {
-    let Ok(out) = crate::docker::command().args(["port", container]).output() else {
-        return Vec::new();
-    };
-    (String::from_utf8_lossy(&out.stdout).lines())
-        .filter_map(|line| {
-            let (inside, outside) = line.split_once(" -> ")?;
-            let port = inside.strip_suffix("/tcp")?.parse().ok()?;
-            let (address, host_port) = outside.rsplit_once(':')?;
-            let address = address.trim_start_matches('[').trim_end_matches(']');
-            Some((port, (address.to_string(), host_port.trim().parse().ok()?)))
-        })
+    (docker::published_ports(container).into_iter())
+        .map(|(port, address, host_port)| (port, (address, host_port)))
         .collect()
 }
 
@@ -1213,17 +1204,12 @@ fn write_record(path: &Path, record: &Record) -> Result<(), Failure> {
 
 /// The host port Docker picked for a stand-in's container port.
 fn published_port(container: &str, port: u16) -> Result<u16, Failure> {
-    let out = crate::docker::command()
-        .args(["port", container, &format!("{port}/tcp")])
-        .output()
-        .map_err(|e| Failure::untouched(format!("running {} port: {e}", crate::docker::DOCKER)))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    (text.lines())
-        .find_map(|line| line.rsplit_once(':')?.1.trim().parse().ok())
+    (docker::published_ports(container).into_iter())
+        .find(|(published, _, _)| *published == port)
+        .map(|(_, _, host_port)| host_port)
         .ok_or_else(|| {
             Failure::untouched(format!(
-                "the stand-in's container {container} publishes no port for {port}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "the stand-in's container {container} publishes no port for {port}"
             ))
         })
 }
