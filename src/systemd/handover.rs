@@ -1174,7 +1174,7 @@ fn published_port(container: &str, port: u16) -> Result<u16, Failure> {
         .ok_or_else(|| {
             Failure::untouched(format!(
                 "the stand-in's container {container} publishes no port for {port}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                crate::diagnostic::quoted_output(&String::from_utf8_lossy(&out.stderr))
             ))
         })
 }
