@@ -14,12 +14,12 @@ pub mod observe;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::diagnostic::quoted_output;
 use futures_util::future::join_all;
 use zbus::blocking::{Connection, MessageIterator, connection};
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use crate::diagnostic::quoted_output;
 use dbus::{ListedUnit, ManagerProxy, ServiceProxy, TimerProxy, UnitProxy};
 
 /// How many `JobRemoved` signals may wait unread while jobs are enqueued.
