@@ -200,7 +200,7 @@ impl Repository {
             Err(format!(
                 "restic {} failed: {}",
                 args.join(" "),
-                stderr.trim()
+                crate::diagnostic::quoted_output(&stderr)
             ))
         }
     }

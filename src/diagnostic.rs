@@ -196,6 +196,24 @@ pub fn printable(text: &str) -> String {
     escaped(text, true)
 }
 
+/// What another program wrote as its error (Docker, restic, etcdctl, a
+/// D-Bus peer, fleet), as one of unitgen's messages quotes it. Such text
+/// may span lines (Docker's and restic's do) and is kept so, but each line
+/// after its first is indented under a margin (`  | `), as a failure
+/// report quotes a command's last lines: a line feed in it cannot start a
+/// line that passes for unitgen's own (`nothing on the host was
+/// changed`). Blank space around it goes; what else a terminal would obey
+/// is escaped (see [`printable`]).
+pub fn quoted_output(text: &str) -> String {
+    let mut lines = (text.trim().lines()).map(|line| escaped(line.trim_end(), true));
+    let mut out = lines.next().unwrap_or_default();
+    for line in lines {
+        out.push_str("\n  | ");
+        out.push_str(&line);
+    }
+    out
+}
+
 /// Characters a terminal obeys rather than shows: controls (C0, DEL, C1)
 /// and the Unicode formatting characters that reorder or break what follows
 /// them (bidirectional embeddings, overrides, isolates and marks; line and
@@ -426,6 +444,32 @@ pub fn did_you_mean<'a>(wrong: &str, known: impl IntoIterator<Item = &'a str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found in round 10: a program's error was put into unitgen's
+    /// messages with its line feeds, so a registry's or a D-Bus peer's
+    /// message could add a line that read as unitgen's own.
+    #[test]
+    fn a_programs_error_cannot_add_a_line_of_unitgens() {
+        let docker = "Error response from daemon: denied\nthe previous revision was restored \
+                      and is running again\r\n\u{1b}[2Kdone\u{2028}x\n\n";
+        let quoted = quoted_output(docker);
+        assert_eq!(
+            quoted,
+            "Error response from daemon: denied\n  | the previous revision was restored and \
+             is running again\n  | \\u{1b}[2Kdone\\u{2028}x"
+        );
+        let message =
+            format!("apply of blog/prod failed: {quoted}\nnothing on the host was changed");
+        // Each line of the program's but its first is under the margin.
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(lines.len(), 4, "{message}");
+        assert!(
+            lines[1..3].iter().all(|l| l.starts_with("  | ")),
+            "{message}"
+        );
+        assert_eq!(quoted_output("  one line\n"), "one line");
+        assert_eq!(quoted_output("a\r\nb"), "a\n  | b");
+    }
 
     #[test]
     fn control_characters_of_quoted_values_are_shown_as_escapes() {

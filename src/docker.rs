@@ -210,7 +210,7 @@ pub fn remove_volumes(names: &[String]) -> Vec<(String, String)> {
         match command().args(["volume", "rm", name]).output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => {
-                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                let why = crate::diagnostic::quoted_output(&String::from_utf8_lossy(&out.stderr));
                 if !why.contains("no such volume") {
                     failed.push((name.clone(), why));
                 }
@@ -231,7 +231,9 @@ pub fn image_id(image: &str) -> Option<String> {
 pub fn pull(image: &str) -> Result<(), String> {
     match command().args(["pull", "--quiet", image]).output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Ok(out) => Err(crate::diagnostic::quoted_output(&String::from_utf8_lossy(
+            &out.stderr,
+        ))),
         Err(e) => Err(format!("running {DOCKER}: {e}")),
     }
 }
@@ -434,7 +436,10 @@ pub fn volumes_made(names: &[String]) -> Result<HashMap<String, Option<u64>>, St
     // It lists those that exist, and fails on the others.
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && !(stderr.lines()).all(|l| l.contains("No such volume")) {
-        return Err(format!("docker volume inspect failed: {}", stderr.trim()));
+        return Err(format!(
+            "docker volume inspect failed: {}",
+            crate::diagnostic::quoted_output(&stderr)
+        ));
     }
     Ok((String::from_utf8_lossy(&out.stdout).lines())
         .filter_map(|line| line.split_once('\t'))
@@ -713,7 +718,7 @@ fn run(what: &str, args: &[&str]) -> Result<String, String> {
     if !out.status.success() {
         return Err(format!(
             "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            crate::diagnostic::quoted_output(&String::from_utf8_lossy(&out.stderr))
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -174,7 +174,9 @@ fn etcdctl(api: EtcdApi, endpoints: &str, args: &[&str]) -> Result<Output, Strin
     if out.status.success() {
         Ok(out)
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(crate::diagnostic::quoted_output(&String::from_utf8_lossy(
+            &out.stderr,
+        )))
     }
 }
 

@@ -76,10 +76,16 @@ impl fmt::Display for FleetError {
             ErrorKind::Api { status, message } => {
                 write!(f, "fleet answered {status}")?;
                 if !message.is_empty() {
-                    write!(f, ": {message}")?;
+                    // fleet's own words: any text a fleetd (or whatever
+                    // answers at the endpoint) sends.
+                    write!(f, ": {}", crate::diagnostic::quoted_output(message))?;
                 }
             }
-            ErrorKind::Protocol(detail) => write!(f, "unexpected answer from fleet: {detail}")?,
+            ErrorKind::Protocol(detail) => write!(
+                f,
+                "unexpected answer from fleet: {}",
+                crate::diagnostic::quoted_output(detail)
+            )?,
             ErrorKind::Rollout(detail) => write!(f, "{detail}")?,
         }
         for note in &self.notes {
@@ -95,5 +101,33 @@ impl std::error::Error for FleetError {
             ErrorKind::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found in round 10: fleet's answer (whatever answers at the
+    /// endpoint) was shown with its line feeds, a line of it passing for
+    /// unitgen's own.
+    #[test]
+    fn fleets_answer_adds_no_line_of_its_own() {
+        let error = FleetError::new(
+            "listing units",
+            ErrorKind::Api {
+                status: 500,
+                message: "busy\nfleet applied every unit".into(),
+            },
+        );
+        assert_eq!(
+            error.to_string(),
+            "listing units: fleet answered 500: busy\n  | fleet applied every unit"
+        );
+        let error = FleetError::new("listing units", ErrorKind::Protocol("a\nb".into()));
+        assert_eq!(
+            error.to_string(),
+            "listing units: unexpected answer from fleet: a\n  | b"
+        );
     }
 }

@@ -19,6 +19,7 @@ use zbus::blocking::{Connection, MessageIterator, connection};
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use crate::diagnostic::quoted_output;
 use dbus::{ListedUnit, ManagerProxy, ServiceProxy, TimerProxy, UnitProxy};
 
 /// How many `JobRemoved` signals may wait unread while jobs are enqueued.
@@ -358,8 +359,12 @@ fn again_if_reexecuted<T>(mut call: impl FnMut() -> Result<T, Error>) -> Result<
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
-            Cause::Bus(e) => write!(f, "{}: {e}", self.doing),
-            Cause::Unreachable(e, hint) => write!(f, "{}: {e}\n{hint}", self.doing),
+            // The bus's error is any text the peer answered with.
+            Cause::Bus(e) => write!(f, "{}: {}", self.doing, quoted_output(&e.to_string())),
+            Cause::Unreachable(e, hint) => {
+                let e = quoted_output(&e.to_string());
+                write!(f, "{}: {e}\n{hint}", self.doing)
+            }
             Cause::Disconnected => write!(f, "{}: the D-Bus connection closed", self.doing),
         }
     }
@@ -1040,6 +1045,18 @@ impl Systemd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found in round 10: a D-Bus error's message (any text the peer
+    /// answered with) was shown with its line feeds.
+    #[test]
+    fn a_bus_errors_message_adds_no_line_of_its_own() {
+        let refused = zbus::fdo::Error::Failed("no\nall units started".into());
+        let error = Error::new("starting web.service", zbus::Error::FDO(Box::new(refused)));
+        assert_eq!(
+            error.to_string(),
+            "starting web.service: org.freedesktop.DBus.Error.Failed: no\n  | all units started"
+        );
+    }
 
     #[test]
     fn job_results_read_systemds_words() {

@@ -291,7 +291,10 @@ fn remove_container(name: &str) -> Result<(), String> {
     if out.status.success() || why.contains("No such container") {
         Ok(())
     } else {
-        Err(format!("removing container {name}: {}", why.trim()))
+        Err(format!(
+            "removing container {name}: {}",
+            crate::diagnostic::quoted_output(&why)
+        ))
     }
 }
 
@@ -330,7 +333,7 @@ fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
     if !source.status.success() {
         return Err(format!(
             "restic dump failed: {}",
-            String::from_utf8_lossy(&source.stderr).trim()
+            crate::diagnostic::quoted_output(&String::from_utf8_lossy(&source.stderr))
         ));
     }
     let sink = sink?;
@@ -338,7 +341,7 @@ fn pipe(mut from: Command, mut to: Command) -> Result<(), String> {
         return Err(format!(
             "writing failed ({}): {}",
             sink.status,
-            String::from_utf8_lossy(&sink.stderr).trim()
+            crate::diagnostic::quoted_output(&String::from_utf8_lossy(&sink.stderr))
         ));
     }
     Ok(())
