@@ -498,8 +498,10 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     push(&helper);
     untag(&helper);
     let (timed_port, broken_port) = (free_port(), free_port());
-    // A dump that fails (after writing half its output) once told to.
-    let dump = "if [ -e /db/.fail-dump ]; then echo partial; exit 3; fi; tar -c -C /db .";
+    // A dump that fails (after writing half its output) once told to, and
+    // that lasts while told to.
+    let dump = "if [ -e /db/.fail-dump ]; then echo partial; exit 3; fi; \
+                while [ -e /db/.hold-dump ]; do sleep 0.1; done; tar -c -C /db .";
     let yaml = app_with(
         "ugbkf",
         "  repository: \"/var/backups/ugbkf-{{ instance }}\"\n  schedule: \"{{ schedule }}\"\n  randomized_delay: 0s\n  \
@@ -818,9 +820,102 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
         );
     }
     assert_eq!(snapshots(&world, "broken").len(), 1, "the backup succeeded");
+    // What the backup unit records is as private as the rest of the state.
+    let state = world.sandbox.root().join("var/lib/unitgen/ugbkf-broken");
+    for record in ["last-backup.json", "last-backup-run.json"] {
+        let mode = std::fs::metadata(state.join(record))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{record}");
+    }
+
+    // A backup killed (SIGKILL to all its processes) while it dumps: the
+    // dump it ran in the database's container (`docker exec`) ends too.
+    // Docker alone leaves it running: killing a `docker exec` client does
+    // not end what it started.
+    world.exec("broken", "db", "touch /db/.hold-dump");
+    let dumping = || {
+        let top = docker(["top", "ugbkf-broken-db"]);
+        let top = String::from_utf8_lossy(&top.stdout).into_owned();
+        top.contains(".hold-dump").then_some(top)
+    };
+    let killed = |moment: &dyn Fn() -> bool, what: &str| {
+        ok(
+            &world
+                .sandbox
+                .systemctl(["start", "--no-block", backup_unit]),
+            "systemctl start",
+        );
+        let reached = wait_for(Duration::from_secs(30), || moment().then_some(()));
+        assert!(
+            reached.is_some(),
+            "no {what}:\n{}",
+            world.sandbox.journal(backup_unit)
+        );
+        ok(
+            &world
+                .sandbox
+                .systemctl(["kill", "--signal=SIGKILL", backup_unit]),
+            "systemctl kill",
+        );
+        let ended = wait_for(Duration::from_secs(30), || {
+            (world.active(backup_unit) == "failed").then_some(())
+        });
+        assert!(ended.is_some(), "{}", world.sandbox.journal(backup_unit));
+    };
+    killed(&|| dumping().is_some(), "dump");
+    let ended = wait_for(Duration::from_secs(30), || {
+        dumping().is_none().then_some(())
+    });
+    assert!(
+        ended.is_some(),
+        "the dump outlived its killed backup:\n{}",
+        dumping().unwrap_or_default()
+    );
+    world.exec("broken", "db", "rm /db/.hold-dump");
+
+    // Killed while it copies `cache`'s volume (stopped for it): no copy
+    // container is left (Docker alone left it running, holding the volume:
+    // it could not be removed), and `cache` and `reader` run again.
+    world.exec("broken", "cache", "touch /data/.hold-backup");
+    let using_cache = || -> Vec<String> {
+        let out = docker([
+            "ps",
+            "--all",
+            "--filter",
+            "volume=ugbkf-broken-cache",
+            "--format",
+            "{{.Names}}",
+        ]);
+        (String::from_utf8_lossy(&out.stdout).lines())
+            .filter(|name| *name != "ugbkf-broken-cache")
+            .map(str::to_string)
+            .collect()
+    };
+    killed(
+        &|| world.active(cache_unit) == "inactive" && !using_cache().is_empty(),
+        "copy of cache",
+    );
+    assert_eq!(
+        using_cache(),
+        Vec::<String>::new(),
+        "left holding the volume"
+    );
+    for service in ["cache", "reader"] {
+        active_again(&world, &format!("ugbkf-broken-{service}.service"));
+    }
+    world.exec("broken", "cache", "rm /data/.hold-backup");
+    // The next backup runs as if nothing had happened.
+    ok(
+        &world.unitgen(&["backup", "broken"]),
+        "backup after the kills",
+    );
+    assert_eq!(snapshots(&world, "broken").len(), 2);
+
     // Restarting the whole instance runs no backup (its timer does).
     ok(&world.unitgen(&["restart", "broken"]), "restart broken");
-    assert_eq!(snapshots(&world, "broken").len(), 1, "restart ran a backup");
+    assert_eq!(snapshots(&world, "broken").len(), 2, "restart ran a backup");
 
     // `unitgen pull` fetches the helper image too.
     let pulled = support::tempdir("ugbkf-pull-");

@@ -113,6 +113,40 @@ pub fn volume_path(volume: &str) -> String {
     format!("/volumes/{volume}.tar")
 }
 
+/// The helper container that copies the Docker volume `docker_volume` for
+/// a backup: named after what it copies (`.` is in no container name of a
+/// service), so that the backup unit removes one a killed run left (before
+/// its copy, and when it stops, whatever stopped it), which would otherwise
+/// go on holding the volume.
+pub fn copy_container(docker_volume: &str) -> String {
+    format!("{docker_volume}.backup")
+}
+
+/// The `$0` of the shell that runs a backup's dump in the service's
+/// container, which `docker top` shows.
+pub const IN_CONTAINER: &str = "unitgen-backup";
+
+/// The `sh -c` arguments that run `command` in a container as `sh -c`
+/// runs it alone, and end it when the `docker exec -i` that started it
+/// ends (its standard input held open by the backup). Docker does not: a
+/// killed client leaves its process running in the container (a dump goes
+/// on for as long as it takes), while it closes that process's standard
+/// input. A shell kept beside the command waits for that end, then sends
+/// SIGTERM to the whole process group (every process Docker started for
+/// it leads its own group), and SIGKILL 5 s later to what ignored it. The
+/// command gets no standard input. `$1` is the command, never joined to
+/// the script (as the restore's reader runs it).
+pub fn ends_with_client(command: &str) -> [&str; 4] {
+    [
+        "-c",
+        "exec 3<&0 </dev/null; \
+         ( while read -r _ <&3; do :; done; trap \"\" TERM; kill -TERM 0; sleep 5; kill -KILL 0 ) & \
+         watcher=$!; exec 3<&-; sh -c \"$1\"; code=$?; kill $watcher; exit $code",
+        IN_CONTAINER,
+        command,
+    ]
+}
+
 /// The variables the backup units set themselves, which their
 /// `environment_file` must leave alone (it would win over them).
 pub const UNIT_VARIABLES: [&str; 4] = [

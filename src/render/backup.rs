@@ -27,6 +27,13 @@ const LAST_RUN_FILE: &str = crate::backup::LastRun::FILE;
 /// Where the units stage dumps and volume copies, under `CacheDirectory=`.
 const STAGING: &str = "\"$CACHE_DIRECTORY/staging\"";
 
+/// A FIFO in the backup unit's runtime folder that nothing writes to: the
+/// standard input of a step's `docker exec -i` (a dump), held
+/// open by the step's shell (fd 7) while it runs. It ends when the shell
+/// or the client dies, which ends what the client runs in the container
+/// (see [`backup::ends_with_client`]).
+const CLIENT_INPUT: &str = "\"$RUNTIME_DIRECTORY/client-input\"";
+
 impl Renderer {
     pub(super) fn backup_units(&self, instance: &Instance, backup: &Backup) -> Vec<UnitFile> {
         let prefix = instance.prefix();
@@ -368,10 +375,10 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
                 "{}: dump (in the container, its exit status checked).",
                 part.service
             );
-            script.push(format!(
-                "{DOCKER} exec {container} sh -c {} > {STAGING}{};",
-                sh_quote(dump),
-                backup::dump_path(&part.service)
+            script.extend(in_container(
+                &format!("{DOCKER} exec -i {container} sh"),
+                dump,
+                &format!("{STAGING}{}", backup::dump_path(&part.service)),
             ));
         }
         Consistency::Live => {
@@ -406,17 +413,49 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
         }
     }
     for volume in &part.volumes {
-        // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
-        // `tar …` as its arguments instead of running it.
+        let copier = sh_quote(&backup::copy_container(&volume.docker_name));
+        // One a killed run left would hold the volume, and the name.
         script.push(format!(
-            "{DOCKER} run --rm --network=none --entrypoint tar --volume {}:/data:ro {} -c -C /data . > {STAGING}{};",
-            volume.docker_name,
+            "{DOCKER} rm --force {copier} >/dev/null 2>&1 || true;"
+        ));
+        // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
+        // `tar …` as its arguments instead of running it. The helper's own
+        // `tar`, run as it is, not through `sh -c` (see
+        // `backup::ends_with_client`), where a busybox `sh` runs its own.
+        // Killed, its client leaves it running: the unit's `ExecStopPost=`
+        // removes it, or else the next run.
+        script.push(format!(
+            "{DOCKER} run --rm --name {copier} --network=none --entrypoint tar --volume {} {} -c -C /data . > {STAGING}{};",
+            sh_quote(&format!("{}:/data:ro", volume.docker_name)),
             sh_quote(&backup.helper_image),
             backup::volume_path(&volume.name)
         ));
     }
     script.extend(resume_lines(&container, &part.consistency, &marker));
     (comment, shell(&script))
+}
+
+/// Runs `command` in a container through `client` (`docker exec -i
+/// CONTAINER sh`), its standard output into `out`,
+/// so that it ends with the client (see [`backup::ends_with_client`]): the
+/// client's standard input is [`CLIENT_INPUT`], held open by this shell
+/// alone, and the client is waited for, its exit status (the command's)
+/// checked by `set -e`.
+fn in_container(client: &str, command: &str, out: &str) -> Vec<String> {
+    let args: Vec<String> = (backup::ends_with_client(command).iter())
+        .map(|word| sh_quote(word))
+        .collect();
+    vec![
+        format!("[ -p {CLIENT_INPUT} ] || mkfifo {CLIENT_INPUT};"),
+        // Read and write: opening it does not wait for a reader.
+        format!("exec 7<>{CLIENT_INPUT};"),
+        format!(
+            "{client} {} < {CLIENT_INPUT} 7>&- > {out} &",
+            args.join(" ")
+        ),
+        "wait $!;".into(),
+        "exec 7>&-;".into(),
+    ]
 }
 
 /// The units a stop of `service`'s unit stops: its own and those of the
@@ -463,6 +502,18 @@ fn marker(part: &ServiceBackup) -> String {
 /// backup even after systemd forgot it (a reboot).
 fn resume_script(instance: &Instance, backup: &Backup) -> Vec<String> {
     let mut script = Vec::new();
+    // First, so that no copy goes on reading a volume that is written
+    // again (a stopped service started) or removed.
+    let copiers: Vec<String> = (backup.services.iter())
+        .flat_map(|part| &part.volumes)
+        .map(|volume| sh_quote(&backup::copy_container(&volume.docker_name)))
+        .collect();
+    if !copiers.is_empty() {
+        script.push(format!(
+            "{DOCKER} rm --force {} >/dev/null 2>&1;",
+            copiers.join(" ")
+        ));
+    }
     for part in &backup.services {
         script.extend(resume_lines(
             &instance.container(&part.service),
