@@ -381,6 +381,21 @@ pub fn systemd_env(assignment: &str) -> String {
     systemd_word(assignment, Dollars::Keep)
 }
 
+/// `text` for a URL (a path segment, or a query value): every byte but the
+/// unreserved ones (RFC 3986) and those in `kept` percent-encoded. The
+/// names put there (units, containers, images) are the user's text.
+pub fn percent_encoded(text: &str, kept: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || kept.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
 /// Escapes a value for a non-command systemd key (`Description=`,
 /// `MachineMetadata=`, …), where only specifiers are expanded. The value
 /// must pass [`check_raw_value`] (compile refuses those that do not).

@@ -255,26 +255,14 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
 /// `text` as one segment of a URL's path, or a value of its query: every
 /// byte but the unreserved ones percent-encoded (a name is the user's text).
 pub fn encoded(text: &str) -> String {
-    encoded_keeping(text, b"")
+    crate::escape::percent_encoded(text, b"")
 }
 
 /// An image reference as the end of a path (`/images/REF/json`): its `/`,
 /// `:` and `@` kept, as Docker's own client sends them (the engine's route
 /// takes the rest of the path as the reference), the rest as [`encoded`].
 pub fn path_encoded(reference: &str) -> String {
-    encoded_keeping(reference, b"/:@")
-}
-
-fn encoded_keeping(text: &str, kept: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || kept.contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::escape::percent_encoded(reference, b"/:@")
 }
 
 /// The `filters` query value of a list call: `{"label": ["a=b"], ...}`.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::{ErrorKind, FleetError};
+use crate::escape::percent_encoded;
 use crate::unit_file::UnitOption;
 
 /// A unit's desired or current state in fleet (`job.JobState`).
@@ -412,7 +413,7 @@ impl FleetClient {
             let mut target = format!("/fleet/v1{resource}");
             for (i, (key, value)) in params.iter().enumerate() {
                 target.push(if i == 0 { '?' } else { '&' });
-                target.push_str(&format!("{key}={}", percent_encode(value, b"")));
+                target.push_str(&format!("{key}={}", percent_encoded(value, b"")));
             }
             let body = check(doing, self.call(doing, "GET", &target, None)?)?;
             let next = take(&body)?;
@@ -591,19 +592,7 @@ impl<T: Read + Write> Stream for T {}
 
 fn unit_path(name: &str) -> String {
     // `@` and `:` are legal in a path segment and common in unit names.
-    format!("/fleet/v1/units/{}", percent_encode(name, b"@:"))
-}
-
-fn percent_encode(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    format!("/fleet/v1/units/{}", percent_encoded(name, b"@:"))
 }
 
 fn decode<'a, T: Deserialize<'a>>(doing: &str, body: &'a [u8]) -> Result<T, FleetError> {
@@ -892,7 +881,7 @@ mod tests {
             unit_path("a\\x b.service"),
             "/fleet/v1/units/a%5Cx%20b.service"
         );
-        assert_eq!(percent_encode("web@1.service", b""), "web%401.service");
+        assert_eq!(percent_encoded("web@1.service", b""), "web%401.service");
     }
 
     #[test]
