@@ -1137,12 +1137,10 @@ fn own_addresses(standins: &[String]) -> Vec<String> {
         let Some(service) = container.strip_suffix(crate::model::STANDIN_SUFFIX) else {
             continue;
         };
-        for (container_port, _) in published(container) {
-            if let Some((address, port)) = published(service)
-                .into_iter()
-                .find(|(p, _)| *p == container_port)
-                .map(|(_, at)| at)
-            {
+        // The service's own ports, asked once, not once per stand-in port.
+        let own = docker::published_ports(service);
+        for (container_port, _, _) in docker::published_ports(container) {
+            if let Some((_, address, port)) = own.iter().find(|(p, _, _)| *p == container_port) {
                 let address = match address.as_str() {
                     "0.0.0.0" | "" => "127.0.0.1".to_string(),
                     "::" => "[::1]".to_string(),
@@ -1154,14 +1152,6 @@ fn own_addresses(standins: &[String]) -> Vec<String> {
         }
     }
     urls
-}
-
-/// A container's published TCP ports: container port, then host address
-/// and port (`docker port`); none when it does not run.
-fn published(container: &str) -> Vec<(u16, (String, u16))> {
-    (docker::published_ports(container).into_iter())
-        .map(|(port, address, host_port)| (port, (address, host_port)))
-        .collect()
 }
 
 /// Stops and deletes stand-ins (never enabled: nothing else to undo).
