@@ -296,6 +296,22 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
         assert!(iso(time), "{listing}: {text}");
     }
 
+    // A container paused by hand is copied as it is and left paused: the
+    // backup neither fails on it nor resumes what it did not pause.
+    support::docker::pause("ugbk-live-files");
+    ok(
+        &world.unitgen(&["backup", "live"]),
+        "backup live, files paused by hand",
+    );
+    let state = docker([
+        "inspect",
+        "--format",
+        "{{.State.Status}}",
+        "ugbk-live-files",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "paused");
+    ok(&docker(["unpause", "ugbk-live-files"]), "docker unpause");
+
     // The backup timer disabled and stopped by hand: no backup would run,
     // and status, whose rows leave the timer out, exited 0 while plan
     // said the host differs.

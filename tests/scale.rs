@@ -315,8 +315,7 @@ fn an_instance_of_forty_services_is_applied_changed_repaired_restarted_and_destr
     let stopped = format!("{app}-live-s31.service");
     world.sandbox.systemctl(["stop", &stopped]);
     let paused = world.container("live", "s33");
-    let out = docker(["pause", &paused]);
-    assert!(out.status.success(), "{}", text(&out));
+    support::docker::pause(&paused);
     let (code, shown) = plan(&world);
     assert_eq!(code, Some(2), "{shown}");
     assert!(

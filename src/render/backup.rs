@@ -389,10 +389,13 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
                 "{}: pause the container, copy its volumes, unpause.",
                 part.service
             );
+            // Only a running container: one paused already (by hand) is
+            // copied as it is and left paused.
             script.push(format!(
-                "if [ \"$({DOCKER} inspect --format '{{{{.State.Running}}}}' {container} 2>/dev/null)\" = true ]; then"
+                "if [ \"$({DOCKER} inspect --format '{{{{.State.Status}}}}' {container} 2>/dev/null)\" = running ]; then"
             ));
-            script.push(format!("  touch {marker}; {DOCKER} pause {container};"));
+            script.push(format!("  touch {marker};"));
+            script.extend(paused_with_retries(&container));
             script.push("fi;".into());
         }
         Consistency::Stop => {
@@ -433,6 +436,30 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
     }
     script.extend(resume_lines(&container, &part.consistency, &marker));
     (comment, shell(&script))
+}
+
+/// How many times a backup asks Docker to pause a container before it
+/// gives up. runc gives a freeze well under a second and then fails
+/// ("OCI runtime pause failed: unable to freeze"), which a busy host's
+/// cgroup v1 freezer misses now and then (moby/moby#48205); runc's own
+/// comment says retrying is what helps. One failed pause must not cost
+/// the night's backup.
+const PAUSE_ATTEMPTS: u32 = 10;
+
+/// `docker pause CONTAINER`, asked again a second later while it fails,
+/// up to [`PAUSE_ATTEMPTS`] times; each failure is logged, the last one
+/// fails the step (`set -e` does not see a failed `until` condition).
+fn paused_with_retries(container: &str) -> Vec<String> {
+    vec![
+        format!("  tries=1; until {DOCKER} pause {container} >/dev/null; do"),
+        format!(
+            "    if [ $tries -ge {PAUSE_ATTEMPTS} ]; then echo \"could not pause {container} ({PAUSE_ATTEMPTS} tries): its volumes were not copied\" >&2; exit 1; fi;"
+        ),
+        format!(
+            "    echo \"pausing {container} failed (try $tries of {PAUSE_ATTEMPTS}): trying again in 1s\" >&2; tries=$((tries + 1)); sleep 1;"
+        ),
+        "  done;".into(),
+    ]
 }
 
 /// Runs `command` in a container through `client` (`docker exec -i
@@ -581,6 +608,69 @@ mod tests {
             helper_image: "busybox:1.36".into(),
             services: Vec::new(),
         }
+    }
+
+    /// A pause Docker fails is asked again, each failure logged, and the
+    /// step goes on once it succeeds; failing every time fails the step,
+    /// before any copy. A fake `docker` fails the first `fails` pauses.
+    #[test]
+    fn a_failed_pause_is_asked_again_and_only_the_last_failure_fails_the_step() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let run = |fails: u32| {
+            let dir = tempfile::tempdir().unwrap();
+            let executable = |name: &str, text: &str| {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                path
+            };
+            let calls = dir.path().join("calls");
+            let docker = executable(
+                "docker",
+                &format!(
+                    "#!/bin/sh\necho \"$*\" >> '{}'\n[ $(wc -l < '{}') -gt {fails} ] || {{ echo 'Error response from daemon: unable to freeze' >&2; exit 1; }}\n",
+                    calls.display(),
+                    calls.display()
+                ),
+            );
+            // The wait between tries: not waited for here.
+            executable("sleep", "#!/bin/sh\n");
+            let mut script = vec!["set -e;".to_string(), "if true; then".into()];
+            script.extend(paused_with_retries("blog-live-files"));
+            script.push("fi; echo copied".into());
+            let script = script.join("\n").replace(DOCKER, &docker.to_string_lossy());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .output()
+                .unwrap();
+            let calls = std::fs::read_to_string(calls).unwrap();
+            (out, calls.lines().count())
+        };
+        let (out, calls) = run(2);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "copied\n");
+        assert_eq!(calls, 3);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains("pausing blog-live-files failed (try 1 of 10): trying again in 1s"),
+            "{log}"
+        );
+        assert!(log.contains("(try 2 of 10)"), "{log}");
+        assert!(!log.contains("try 3"), "{log}");
+
+        let (out, calls) = run(u32::MAX);
+        assert!(!out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+        assert_eq!(calls, PAUSE_ATTEMPTS as usize);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).ends_with(
+                "could not pause blog-live-files (10 tries): its volumes were not copied\n"
+            ),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

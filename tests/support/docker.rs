@@ -106,6 +106,27 @@ where
         .unwrap_or_else(|e| panic!("running docker: {e}"))
 }
 
+/// `docker pause NAME`, as a user would type it: asked again while Docker
+/// fails it, as runc's cgroup v1 freezer does now and then on a busy host
+/// ("OCI runtime pause failed: unable to freeze"; unitgen's backups retry
+/// it too). Panics with Docker's last answer after 30 s.
+pub fn pause(name: &str) {
+    let mut last = None;
+    let paused = super::wait_for(std::time::Duration::from_secs(30), || {
+        let out = docker(["pause", name]);
+        let done = out.status.success();
+        last = Some(out);
+        done.then_some(())
+    });
+    if paused.is_none() {
+        let out = last.expect("asked at least once");
+        panic!(
+            "docker pause {name} kept failing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The full id of the container named `name`, if it exists (running or not).
 pub fn container_id(name: &str) -> Option<String> {
     let out = docker(["container", "inspect", "--format", "{{.Id}}", name]);
