@@ -697,7 +697,8 @@ impl Importer {
         self.service = None;
         self.mount_volumes_from(&mut services);
         if let Some((key, networks)) = globals.networks {
-            self.top_networks(key, networks);
+            let apart = kept_apart(service_entries, &self.networks_used);
+            self.top_networks(key, networks, apart);
         }
         let volumes = volumes_node.and_then(|v| self.top_volumes(v, &app));
 
@@ -1192,7 +1193,9 @@ impl Importer {
 
     // ---- Top level ----
 
-    fn top_networks(&mut self, key: &Key, node: &Node) {
+    /// `apart`: some services shared no network under compose (see
+    /// [`kept_apart`]), which the one instance network now joins.
+    fn top_networks(&mut self, key: &Key, node: &Node, apart: bool) {
         let mut custom = Vec::new();
         // `internal: true` kept its services from reaching anything outside
         // the host (mastodon's database, dify's sandbox): lost too.
@@ -1246,8 +1249,13 @@ impl Importer {
         }
         if !custom.is_empty() {
             let mut message = format!(
-                "{} not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other",
-                custom.join(", ")
+                "{} not carried over: unitgen gives every instance one network, where all its services find each other by name; {}",
+                custom.join(", "),
+                if apart {
+                    "services that compose kept on separate networks can now reach each other"
+                } else {
+                    "under compose too, each service shared a network with every other"
+                }
             );
             if !internal.is_empty() {
                 message.push_str(&format!(
@@ -1552,6 +1560,27 @@ fn profile_flag(name: &str) -> String {
     } else {
         format!("--profile {name}")
     }
+}
+
+/// Whether two of `services` shared no network under compose (`joined`:
+/// each network's services, as `service_networks` found them): a service
+/// with no `networks:` is on `default`; one with a `network_mode` joins
+/// none (it shares a container's network, or the host's, or none).
+fn kept_apart(services: &[(Key, Node)], joined: &IndexMap<String, Vec<String>>) -> bool {
+    let on_networks: Vec<HashSet<&str>> = (services.iter())
+        .filter(|(_, def)| def.get("network_mode").is_none())
+        .map(|(name, def)| {
+            if def.get("networks").is_none() {
+                return HashSet::from(["default"]);
+            }
+            (joined.iter())
+                .filter(|(_, users)| users.contains(&name.name))
+                .map(|(net, _)| net.as_str())
+                .collect()
+        })
+        .collect();
+    (on_networks.iter().enumerate())
+        .any(|(i, a)| on_networks[i + 1..].iter().any(|b| a.is_disjoint(b)))
 }
 
 /// The services some other service waits for with `depends_on: {name:

@@ -1615,10 +1615,45 @@ networks:
     );
     let run = project.import_ok(&[]);
     assert!(
-        run.stderr.contains("warning: docker-compose.yml:8:1: networks: `external_network`, `internal_network` not carried over: unitgen gives every instance one network, where all its services find each other by name; services that compose kept on separate networks can now reach each other, and those only on `internal_network` (`internal: true`) can now reach outside the host\n"),
+        run.stderr.contains("warning: docker-compose.yml:8:1: networks: `external_network`, `internal_network` not carried over: unitgen gives every instance one network, where all its services find each other by name; under compose too, each service shared a network with every other, and those only on `internal_network` (`internal: true`) can now reach outside the host\n"),
         "{}",
         run.stderr
     );
+}
+
+/// The one instance network joins services compose kept apart, which is
+/// said only when some were: here `cache` (on `back`) and `proxy` (on
+/// `default`, having no `networks:`) shared none; `metrics` shares the
+/// host's network and joins none.
+#[test]
+fn networks_lost_say_whether_they_kept_services_apart() {
+    let project = |proxy: &str| {
+        Project::new(&format!(
+            r#"services:
+  cache:
+    image: redis:7
+    networks: [back]
+  web:
+    image: nginx
+    networks: [back, default]
+  proxy:
+    image: traefik:v3
+{proxy}  metrics:
+    image: prom/node-exporter
+    network_mode: host
+networks:
+  back:
+"#
+        ))
+    };
+    let apart = "services that compose kept on separate networks can now reach each other\n";
+    let together = "under compose too, each service shared a network with every other\n";
+    let run = project("").import_ok(&[]);
+    assert!(run.stderr.contains(apart), "{}", run.stderr);
+    assert!(!run.stderr.contains(together), "{}", run.stderr);
+    let run = project("    networks: [back]\n").import_ok(&[]);
+    assert!(run.stderr.contains(together), "{}", run.stderr);
+    assert!(!run.stderr.contains(apart), "{}", run.stderr);
 }
 
 /// `.env` sets `X=` (empty): compose's `${X-dflt}` is then empty (the
