@@ -19,6 +19,7 @@ pub mod escape;
 pub mod etcd;
 pub mod fault;
 pub mod fleet;
+pub mod http;
 pub mod import;
 pub mod model;
 pub mod parallel;

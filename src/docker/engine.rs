@@ -8,9 +8,11 @@
 //! Paths are unversioned (`/containers/json`): the engine answers them in
 //! its own current API version, which every engine accepts (Docker 29 no
 //! longer serves versions below 1.44, Debian's 20.10 none above 1.41). The
-//! fields read here mean the same in all of them.
+//! fields read here mean the same in all of them. Unless the CLI would ask
+//! another: with `DOCKER_API_VERSION` set, it asks that version's paths
+//! (`/v1.41/containers/json`), and so does this ([`path_prefix`]).
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +31,23 @@ pub fn local() -> Option<Engine> {
     };
     let config = || read_config(variable("DOCKER_CONFIG"));
     let socket = socket_of(variable, config)?;
-    Some(Engine { socket })
+    // Not one of the variables a unit's `docker` gets from its manager
+    // (see `environment`): unitgen's own, as its `docker` calls get it.
+    let prefix = path_prefix(std::env::var("DOCKER_API_VERSION").ok().as_deref())?;
+    Some(Engine { socket, prefix })
+}
+
+/// What the CLI puts before each path for `DOCKER_API_VERSION`'s value:
+/// nothing when it is unset or empty, `/v1.41` for `1.41`; None for a
+/// value that is not a version (digits, a dot, digits), which the CLI is
+/// left to refuse in its own words.
+fn path_prefix(api_version: Option<&str>) -> Option<String> {
+    let Some(version) = api_version.filter(|version| !version.is_empty()) else {
+        return Some(String::new());
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let (major, minor) = version.split_once('.')?;
+    (digits(major) && digits(minor)).then(|| format!("/v{version}"))
 }
 
 /// Where the Docker CLI would connect, as it decides (docker/cli's
@@ -82,6 +100,8 @@ fn read_config(docker_config: Option<String>) -> Result<Option<String>, ()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
     socket: PathBuf,
+    /// Put before each path: the API version asked for (see [`path_prefix`]).
+    prefix: String,
 }
 
 /// How long an answer may take: these questions are answered from the
@@ -94,10 +114,11 @@ impl Engine {
         format!("unix://{}", self.socket.display())
     }
 
-    /// `GET path` (with its query, already encoded): the JSON of a 2xx
-    /// answer; Ok(None) for 404 (no such object); Err with what failed and
-    /// where otherwise.
+    /// `GET path` (with its query, already encoded, and unversioned: see
+    /// [`path_prefix`]): the JSON of a 2xx answer; Ok(None) for 404 (no
+    /// such object); Err with what failed and where otherwise.
     pub fn get(&self, path_and_query: &str) -> Result<Option<serde_json::Value>, String> {
+        let path_and_query = &self.target(path_and_query);
         let (status, body) = self.request(path_and_query)?;
         match status {
             200..=299 => serde_json::from_slice(&body).map(Some).map_err(|e| {
@@ -113,6 +134,11 @@ impl Engine {
                 engine_message(&body)
             )),
         }
+    }
+
+    /// `path` as the CLI would ask it.
+    fn target(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
     }
 
     /// One request on a connection of its own: the status and the body.
@@ -133,14 +159,15 @@ impl Engine {
              Connection: close\r\n\r\n"
         )
         .map_err(failed)?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).map_err(failed)?;
-        parse_response(&answer).map_err(|e| {
-            format!(
+        let answer = crate::http::read_response(&mut BufReader::new(stream), "GET");
+        match answer {
+            Ok(answer) => Ok((answer.status, answer.body)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(format!(
                 "the Docker engine at {} answered GET {path_and_query} in a way unitgen cannot read: {e}",
                 self.address()
-            )
-        })
+            )),
+            Err(e) => Err(failed(e)),
+        }
     }
 
     /// Why the socket could not be reached, in the CLI's terms (its
@@ -160,7 +187,7 @@ impl Engine {
 
     /// Whether the engine answers (`GET /_ping`); why not otherwise.
     pub fn ping(&self) -> Result<(), String> {
-        let (status, body) = self.request("/_ping")?;
+        let (status, body) = self.request(&self.target("/_ping"))?;
         match status {
             200..=299 => Ok(()),
             _ => Err(format!(
@@ -181,75 +208,6 @@ fn engine_message(body: &[u8]) -> String {
     let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
     // The engine's text may hold anything (a name asked for, echoed).
     crate::diagnostic::shown(&text)
-}
-
-/// An HTTP/1.1 answer read to its end: the status and the body, with a
-/// chunked body put together (the engine streams longer JSON in chunks).
-fn parse_response(answer: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = (answer.windows(4))
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of the headers")?;
-    let head = std::str::from_utf8(&answer[..end]).map_err(|_| "headers that are not text")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = (status_line.strip_prefix("HTTP/1."))
-        .and_then(|rest| rest.get(2..5))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("a status line {:?}", crate::diagnostic::shown(status_line)))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| "a Content-Length that is not a number")?,
-            );
-        }
-    }
-    let body = &answer[end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else if let Some(length) = length {
-        body.get(..length)
-            .ok_or("a body shorter than its Content-Length")?
-            .to_vec()
-    } else {
-        body.to_vec()
-    };
-    Ok((status, body))
-}
-
-/// A chunked body's data: each chunk is its size in hex (maybe with
-/// extensions after `;`), CRLF, the data, CRLF; a size of 0 ends it.
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut data = Vec::new();
-    loop {
-        let line_end = (body.windows(2))
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk without its size line")?;
-        let size_text =
-            std::str::from_utf8(&body[..line_end]).map_err(|_| "a chunk size that is not text")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| "a chunk size that is not hex")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(data);
-        }
-        let chunk = body.get(..size).ok_or("a chunk cut short")?;
-        data.extend_from_slice(chunk);
-        body = body
-            .get(size..)
-            .and_then(|rest| rest.strip_prefix(b"\r\n"))
-            .ok_or("a chunk not ended by CRLF")?;
-    }
 }
 
 /// `text` as one segment of a URL's path, or a value of its query: every
@@ -281,62 +239,9 @@ pub fn filters(pairs: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
-
-    #[test]
-    fn a_chunked_answer_is_put_together() {
-        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                       Transfer-Encoding: chunked\r\n\r\n\
-                       5\r\n[{\"a\"\r\nb;ext=1\r\n:\"x\\r\\ny\"}]\r\n0\r\n\r\n";
-        let (status, body) = parse_response(answer).unwrap();
-        assert_eq!(status, 200);
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json[0]["a"], "x\r\ny");
-    }
-
-    #[test]
-    fn a_body_of_a_given_length_or_to_the_end_is_read() {
-        let (status, body) = parse_response(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 27\r\n\r\n{\"message\":\"No such image\"}",
-        )
-        .unwrap();
-        assert_eq!(status, 404);
-        assert_eq!(engine_message(&body), "No such image");
-        let (status, body) = parse_response(b"HTTP/1.0 200 OK\r\n\r\nOK").unwrap();
-        assert_eq!((status, &body[..]), (200, &b"OK"[..]));
-    }
-
-    #[test]
-    fn a_broken_answer_is_an_error_not_a_guess() {
-        for (answer, why) in [
-            (
-                &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"[..],
-                "no end of the headers",
-            ),
-            (
-                b"SSH-2.0-OpenSSH\r\n\r\n",
-                "a status line \"SSH-2.0-OpenSSH\"",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n[]",
-                "a body shorter than its Content-Length",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[]",
-                "a chunk cut short",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                "a chunk size that is not hex",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]",
-                "a chunk not ended by CRLF",
-            ),
-        ] {
-            assert_eq!(parse_response(answer).unwrap_err(), why);
-        }
-    }
 
     #[test]
     fn an_engines_error_message_is_shown_as_text() {
@@ -380,7 +285,11 @@ mod tests {
             stream.write_all(answer).unwrap();
             String::from_utf8(request).unwrap()
         });
-        (dir, Engine { socket }, served)
+        let engine = Engine {
+            socket,
+            prefix: String::new(),
+        };
+        (dir, engine, served)
     }
 
     #[test]
@@ -418,11 +327,79 @@ mod tests {
         );
     }
 
+    /// With `DOCKER_API_VERSION`, the paths the CLI would ask; a value
+    /// the CLI would refuse leaves the question to it.
+    #[test]
+    fn the_api_version_asked_for_is_the_one_the_cli_would_ask() {
+        assert_eq!(path_prefix(None).as_deref(), Some(""));
+        assert_eq!(path_prefix(Some("")).as_deref(), Some(""), "empty is unset");
+        assert_eq!(path_prefix(Some("1.41")).as_deref(), Some("/v1.41"));
+        assert_eq!(path_prefix(Some("1.9")).as_deref(), Some("/v1.9"));
+        for invalid in [
+            "1",
+            "1.",
+            ".41",
+            "v1.41",
+            "1.41.0",
+            "1.4a",
+            " 1.41",
+            "1.41/../x",
+            "1.41?a",
+        ] {
+            assert_eq!(path_prefix(Some(invalid)), None, "{invalid:?}");
+        }
+
+        let (_dir, mut engine, served) =
+            serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]");
+        engine.prefix = path_prefix(Some("1.41")).unwrap();
+        assert_eq!(
+            engine.get("/containers/json").unwrap(),
+            Some(serde_json::json!([]))
+        );
+        let request = served.join().unwrap();
+        assert!(
+            request.starts_with("GET /v1.41/containers/json HTTP/1.1\r\n"),
+            "{request}"
+        );
+        let (_dir, mut engine, served) = serve_once(b"HTTP/1.1 200 OK\r\n\r\nOK");
+        engine.prefix = path_prefix(Some("1.44")).unwrap();
+        engine.ping().unwrap();
+        assert!(
+            served
+                .join()
+                .unwrap()
+                .starts_with("GET /v1.44/_ping HTTP/1.1\r\n")
+        );
+    }
+
+    #[test]
+    fn an_answer_the_engine_cuts_short_or_garbles_is_said_so() {
+        let (_dir, engine, _) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n[]");
+        assert_eq!(
+            engine.get("/volumes").unwrap_err(),
+            format!(
+                "asking the Docker engine at {} (GET /volumes): the connection was closed before \
+                 the answer ended",
+                engine.address()
+            )
+        );
+        let (_dir, engine, _) = serve_once(b"SSH-2.0-OpenSSH\r\n\r\n");
+        assert_eq!(
+            engine.get("/volumes").unwrap_err(),
+            format!(
+                "the Docker engine at {} answered GET /volumes in a way unitgen cannot read: a \
+                 status line `SSH-2.0-OpenSSH`",
+                engine.address()
+            )
+        );
+    }
+
     #[test]
     fn an_engine_that_does_not_run_is_told_with_its_address() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine {
             socket: dir.path().join("docker.sock"),
+            prefix: String::new(),
         };
         let error = engine.ping().unwrap_err();
         assert!(

@@ -3,10 +3,10 @@
 //!
 //! fleet listens on a unix socket by default (`unix:///var/run/fleet.sock`),
 //! which no common blocking HTTP crate speaks simply, so this carries its own
-//! minimal HTTP/1.1: one request per connection (`Connection: close`),
-//! responses framed by Content-Length, chunked encoding, or end of stream.
+//! minimal HTTP/1.1: one request per connection (`Connection: close`), its
+//! answer read by [`crate::http`].
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use sha1::{Digest, Sha1};
 
 use super::{ErrorKind, FleetError};
 use crate::escape::percent_encoded;
+use crate::http;
 use crate::unit_file::UnitOption;
 
 /// A unit's desired or current state in fleet (`job.JobState`).
@@ -543,11 +544,29 @@ impl FleetClient {
         let request = encode_request(method, &format!("{}{target}", self.base), host, body);
         stream.write_all(&request).map_err(io_error)?;
         stream.flush().map_err(io_error)?;
-        read_response(&mut BufReader::new(stream), method).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => {
-                FleetError::new(doing, ErrorKind::Protocol(e.to_string()))
+        let http::Response {
+            status,
+            reason,
+            body,
+        } = http::read_response(&mut BufReader::new(stream), method).map_err(|e| {
+            match e.kind() {
+                io::ErrorKind::InvalidData => {
+                    FleetError::new(doing, ErrorKind::Protocol(e.to_string()))
+                }
+                // fleetd ended (or dropped the connection) before it
+                // answered in full: see `is_restart`.
+                io::ErrorKind::UnexpectedEof => io_error(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection was closed before fleet answered",
+                )),
+                _ => io_error(e),
             }
-            _ => io_error(e),
+        })?;
+        Ok(Response {
+            status,
+            reason,
+            body,
+            tried_for: None,
         })
     }
 
@@ -677,6 +696,7 @@ fn encode_request(method: &str, target: &str, host: &str, body: Option<&[u8]>) -
     request
 }
 
+/// fleet's answer to one request (see [`http::Response`]).
 #[derive(Debug)]
 struct Response {
     status: u16,
@@ -687,182 +707,9 @@ struct Response {
     tried_for: Option<Duration>,
 }
 
-// fleet's largest answer is a page of 100 units; this only stops a broken
-// or hostile server from making us allocate without bound.
-const MAX_BODY: usize = 64 << 20;
-
-fn bad(detail: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, detail.into())
-}
-
-fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
-    let mut line = Vec::new();
-    // Bounded so a garbage stream cannot grow a line without end.
-    reader.take(64 * 1024).read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        // Closed where a line was to come: fleetd ended (or dropped the
-        // connection) before it answered in full.
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the connection was closed before fleet answered",
-        ));
-    }
-    if !line.ends_with(b"\n") {
-        return Err(bad("connection closed in the middle of a line"));
-    }
-    let line = String::from_utf8(line).map_err(|_| bad("header is not UTF-8"))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-fn read_response(reader: &mut impl BufRead, method: &str) -> io::Result<Response> {
-    let status_line = read_line(reader)?;
-    let mut parts = status_line.splitn(3, ' ');
-    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
-        return Err(bad(format!("bad status line `{status_line}`")));
-    };
-    let status: u16 = code
-        .parse()
-        .ok()
-        .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| bad(format!("bad status line `{status_line}`")))?;
-    let reason = parts.next().unwrap_or_default().to_owned();
-
-    let mut content_length = None;
-    let mut chunked = false;
-    loop {
-        let line = read_line(reader)?;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| bad(format!("bad header line `{line}`")))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| bad(format!("bad Content-Length `{value}`")))?,
-            );
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .to_ascii_lowercase()
-                .split(',')
-                .any(|c| c.trim() == "chunked");
-        }
-    }
-
-    let mut body = Vec::new();
-    if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
-        // No body by definition (RFC 9112 §6.3).
-    } else if chunked {
-        read_chunked(reader, &mut body)?;
-    } else if let Some(length) = content_length {
-        if length > MAX_BODY {
-            return Err(bad(format!("body of {length} bytes is too large")));
-        }
-        body.resize(length, 0);
-        reader.read_exact(&mut body)?;
-    } else {
-        reader.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
-        if body.len() > MAX_BODY {
-            return Err(bad("body is too large"));
-        }
-    }
-    Ok(Response {
-        status,
-        reason,
-        body,
-        tried_for: None,
-    })
-}
-
-fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> io::Result<()> {
-    loop {
-        let line = read_line(reader)?;
-        let size = line.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size `{line}`")))?;
-        if size == 0 {
-            // Skip trailers up to the blank line that ends the message.
-            while !read_line(reader)?.is_empty() {}
-            return Ok(());
-        }
-        let start = body.len();
-        if size > MAX_BODY - start {
-            return Err(bad("body is too large"));
-        }
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        if !read_line(reader)?.is_empty() {
-            return Err(bad("chunk not followed by CRLF"));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(raw: &str, method: &str) -> io::Result<Response> {
-        read_response(&mut io::Cursor::new(raw.as_bytes().to_vec()), method)
-    }
-
-    #[test]
-    fn content_length_body() {
-        let r = parse(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing",
-            "GET",
-        )
-        .unwrap();
-        assert_eq!(
-            (r.status, r.reason.as_str(), r.body.as_slice()),
-            (200, "OK", &b"{}"[..])
-        );
-    }
-
-    #[test]
-    fn chunked_body_with_extension_and_trailer() {
-        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: 1\r\n\r\n";
-        assert_eq!(parse(raw, "GET").unwrap().body, b"{\"a\":1}");
-    }
-
-    #[test]
-    fn body_until_close_and_no_body_for_204() {
-        assert_eq!(
-            parse("HTTP/1.0 200 OK\r\n\r\nabc", "GET").unwrap().body,
-            b"abc"
-        );
-        assert!(
-            parse("HTTP/1.1 204 No Content\r\n\r\n", "PUT")
-                .unwrap()
-                .body
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn malformed_responses_are_invalid_data() {
-        for raw in [
-            "garbage\r\n\r\n",
-            "HTTP/1.1 abc OK\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
-            "HTTP/1.1 200 OK\r\nContent-Len",
-            "HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
-        ] {
-            let err = parse(raw, "GET").unwrap_err();
-            assert!(
-                matches!(
-                    err.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-                ),
-                "{raw:?}: {err}"
-            );
-        }
-    }
 
     #[test]
     fn request_encoding() {
