@@ -483,6 +483,11 @@ pub enum Fault {
     /// A routes unit is active but the keys it wrote in etcd are missing
     /// or were changed: no host's router routes the instance as applied.
     RoutesNotInEtcd,
+    /// A routes unit is active and its routes file as written, but the
+    /// host's router does not serve it (it serves an older one): it takes
+    /// no change while a file in its folder cannot be read. `why`: what it
+    /// answered, and the files to suspect.
+    RoutesNotServed { why: String },
 }
 
 impl std::fmt::Display for Fault {
@@ -550,6 +555,10 @@ impl std::fmt::Display for Fault {
             Fault::RoutesNotInEtcd => {
                 f.write_str("its routes in etcd are missing or were changed by hand")
             }
+            Fault::RoutesNotServed { why } => write!(
+                f,
+                "the router does not serve its routes file as written ({why})"
+            ),
         }
     }
 }
@@ -625,8 +634,14 @@ impl Repair {
     /// it again (see [`reloads_on_change`]).
     pub fn rewrite(&self) -> bool {
         !self.start()
-            && (self.faults.iter())
-                .any(|f| matches!(f, Fault::RoutesNotWritten | Fault::RoutesNotInEtcd))
+            && (self.faults.iter()).any(|f| {
+                matches!(
+                    f,
+                    Fault::RoutesNotWritten
+                        | Fault::RoutesNotInEtcd
+                        | Fault::RoutesNotServed { .. }
+                )
+            })
     }
 
     /// What apply will do, e.g. `enable, start`.
@@ -1327,6 +1342,29 @@ mod tests {
         // What it runs changed too: restarted.
         let plan = Plan::new(&[unit("", "run")], &[unit(routed, "run --new")]);
         assert_eq!(plan.to_restart(), ["blog-live-web.service"]);
+    }
+
+    /// The router answered the file's mark with anything but 418: not up
+    /// to date, and apply writes the file again (then waits for the router
+    /// to serve it, or fails saying why).
+    #[test]
+    fn routes_the_router_does_not_serve_are_written_again_not_up_to_date() {
+        let routes = "[Service]\nExecReload=/bin/true\n\n[X-Unitgen]\nRoutes=/r/a.yaml\n";
+        let mut plan = Plan::new(
+            &[unit("a-routes.service", routes)],
+            &[unit("a-routes.service", routes)],
+        );
+        assert!(plan.is_up_to_date());
+        let why = "asked for the file's mark on 127.0.0.1:80, it answered 404".to_string();
+        plan.found("a-routes.service", Fault::RoutesNotServed { why });
+        assert!(!plan.is_up_to_date());
+        assert_eq!(plan.to_reload(), ["a-routes.service"]);
+        assert!(plan.to_start().is_empty() && plan.to_restart().is_empty());
+        let said = plan.describe(false);
+        assert!(
+            said.contains("the router does not serve its routes file as written (asked for the file's mark on 127.0.0.1:80, it answered 404): reload: write the routes again"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -656,6 +656,7 @@ impl Renderer {
                 file => &file,
                 write => shell(&route::write_script(&dir, &staging, &file, &yaml)),
                 routes_digest => content_digest(route::written(&yaml).as_bytes()),
+                routes_mark => route::mark_of(&yaml, &Router::dynamic_file_name(&prefix)),
                 etcd_digest => etcd.map(|_| route::etcd_digest(&route::etcd_pairs(instance).unwrap_or_default())),
                 remove => escaped(systemd_command(&["/bin/rm", "-f", &file])),
                 etcd_write => etcd.map(|_| shell(&route::etcd::write_script(&prefix, &route::etcd_pairs(instance).unwrap_or_default(), &servers))),
@@ -1045,6 +1046,10 @@ pub struct Owner {
     pub routes: Option<String>,
     /// The digest of that file as written ([`content_digest`]).
     pub routes_digest: Option<String>,
+    /// The path of that file's mark (`route::mark_path`), which the router
+    /// answers once it serves the file as written; None in files of an
+    /// older unitgen.
+    pub routes_mark: Option<String>,
     /// The digest of the keys it writes in etcd ([`route::etcd_digest`]).
     pub routes_in_etcd: Option<String>,
     /// The Docker network a network unit makes (`templates/units/network.j2`).
@@ -1086,6 +1091,7 @@ pub fn owner(text: &str) -> Option<Owner> {
             Some(("HelperImage", v)) => owner.helper_image = Some(v.to_string()),
             Some(("Routes", v)) => owner.routes = Some(v.to_string()),
             Some(("RoutesDigest", v)) => owner.routes_digest = Some(v.to_string()),
+            Some(("RoutesMark", v)) => owner.routes_mark = Some(v.to_string()),
             Some(("RoutesInEtcd", v)) => owner.routes_in_etcd = Some(v.to_string()),
             Some(("Network", v)) => owner.network = Some(v.to_string()),
             Some(("Routed", v)) => {

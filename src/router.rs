@@ -229,6 +229,40 @@ pub fn http_address(host: &Host) -> Option<std::net::SocketAddr> {
     http_address_of(&installed(host)?)
 }
 
+/// Waits until the router serves the routes files that the routes units
+/// among `units` (just started or reloaded: their files written) write,
+/// as written: asked for each file's mark (see `render::route::marked`).
+/// Traefik takes no change while a file in its folder cannot be read; the
+/// routes written are not served until then, which fails the command.
+pub fn await_routes(host: &Host, units: &[String], progress: &Progress) -> Result<(), Failure> {
+    for unit in units {
+        let Ok(text) = fs::read_to_string(host.unit_dir.join(unit)) else {
+            continue;
+        };
+        let Some(owner) = crate::render::owner(&text) else {
+            continue;
+        };
+        if let (Some(file), Some(mark)) = (&owner.routes, &owner.routes_mark) {
+            let file = on_host(host.root.as_deref(), Path::new(file));
+            crate::systemd::handover::await_served(host, &file, mark, progress)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why the host's router does not serve the routes file `routes_file` (as
+/// the routes unit names it) whose mark is `mark`, if it is listening and
+/// does not: asked once.
+pub fn not_serving(host: &Host, routes_file: &Path, mark: &str) -> Option<String> {
+    let address = http_address(host)?;
+    let seen = crate::systemd::handover::serves_mark(address, mark)?.err()?;
+    let file = on_host(host.root.as_deref(), routes_file);
+    Some(format!(
+        "asked for the file's mark on {address}, {seen}; {}",
+        crate::systemd::handover::takes_no_change(&file)
+    ))
+}
+
 fn http_address_of(unit: &UnitFile) -> Option<std::net::SocketAddr> {
     let flag = format!("--entryPoints.{HTTP_ENTRY_POINT}.address=");
     let (_, after) = unit.text.split_once(&flag)?;

@@ -300,6 +300,53 @@ fn routed_service_is_replaced_without_a_failed_request() {
     let answers = load.stop();
     assert_eq!(bodies(&answers), ["v2", "v5"], "{answers:?}");
     assert!(!is_running(&standin));
+
+    // The same while a change of routes alone is applied (a host added):
+    // apply waits for the router to serve the file, then fails naming the
+    // file to suspect and puts the routes back. The router served the old
+    // routes all along, and plan does not say up to date. Before, apply
+    // wrote the file and said done, and plan then said up to date while
+    // the router still served the old routes.
+    std::fs::write(&broken, "http:\n  routers: [\n").unwrap();
+    let added = "\n      - hosts: new.bluegreen.test\n        service: web\n        port: 8000\n        tls: off";
+    world.write(&template(
+        &world,
+        http,
+        https,
+        port,
+        &format!("{alias}{added}"),
+    ));
+    let v5 = ["--settle", "1", "--set", "version=v5"];
+    let out = world.unitgen_with(
+        &[&["apply", "live"][..], &v5].concat(),
+        // The router never takes it: why wait the full minute.
+        &[("UNITGEN_TEST_ROUTER_TAKES_WITHIN", "3")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("waiting for the router to serve"), "{said}");
+    assert!(
+        said.contains("did not serve") && said.contains("unitgen wrote none of: by-hand.yaml"),
+        "{said}"
+    );
+    assert_eq!(
+        get("http", "new.bluegreen.test", http, "/", None)
+            .unwrap()
+            .status,
+        404
+    );
+    let plan = world.unitgen(&["plan", "live", "--set", "version=v5"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    std::fs::remove_file(&broken).unwrap();
+    let out = world.unitgen(&[&["apply", "live"][..], &v5].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = get("http", "new.bluegreen.test", http, "/", None).unwrap();
+    assert_eq!((new.status, new.body.trim()), (200, "v5"));
 }
 
 const TLS_APP: &str = "ugbgtls";

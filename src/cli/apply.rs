@@ -438,6 +438,16 @@ pub fn host_plan(
         && !handover::routes_switched(&state.dir().join(handover::RECORD))
     {
         plan.found(&routes.unit, crate::plan::Fault::RoutesNotWritten);
+    } else if let Some(routes) = routes
+        && let Some(mark) = &routes.mark
+        && plan.keep.contains(&routes.unit)
+        && !handover::routes_switched(&state.dir().join(handover::RECORD))
+        && let Some(why) = router::not_serving(host, &routes.file, mark)
+    {
+        // As written, yet not what the router serves: one question to it
+        // (see `render::route::marked`). Applying writes the file again
+        // and waits for the router to serve it, or fails saying why.
+        plan.found(&routes.unit, crate::plan::Fault::RoutesNotServed { why });
     }
     // With routes in etcd, the keys are the routers' input: deleted or
     // edited there (etcdctl by hand, another tool), no router routes the
@@ -997,6 +1007,10 @@ pub struct WrittenRoutes {
     /// On the host (under `--root`).
     path: std::path::PathBuf,
     text: String,
+    /// Its path as the routes unit names it.
+    file: std::path::PathBuf,
+    /// The path of its mark (see `render::route::marked`).
+    mark: Option<String>,
     /// With routes in etcd: what the routes unit writes there.
     etcd: Option<EtcdRoutes>,
 }
@@ -1011,12 +1025,12 @@ pub struct EtcdRoutes {
 fn written_routes(host: &Host, instance: &crate::model::Instance) -> Option<WrittenRoutes> {
     let router = instance.router.as_ref()?;
     let yaml = crate::render::route::dynamic_file(instance)?;
+    let file = router.dynamic_file(&instance.prefix());
     Some(WrittenRoutes {
         unit: instance.routes_unit(),
-        path: router::on_host(
-            host.root.as_deref(),
-            &router.dynamic_file(&instance.prefix()),
-        ),
+        path: router::on_host(host.root.as_deref(), &file),
+        mark: crate::render::route::mark_of(&yaml, &Router::dynamic_file_name(&instance.prefix())),
+        file,
         text: crate::render::route::written(&yaml),
         etcd: instance.routes_in_etcd().map(|discovery| {
             let mut pairs = crate::render::route::etcd_pairs(instance).unwrap_or_default();

@@ -519,13 +519,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     // tool): not as applied, as `plan` tells.
     if let Some((unit, file)) = &routes_unit
         && routes_error.is_none()
-        && let Some(why) = routes_edited(
-            host.host()?.root.as_deref(),
-            state.dir(),
-            unit,
-            file,
-            in_etcd.as_ref(),
-        )
+        && let Some(why) = routes_edited(&host.host()?, state.dir(), unit, file, in_etcd.as_ref())
     {
         other_units.push(NotAsApplied {
             unit: unit.name.clone(),
@@ -945,10 +939,6 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     Ok(status)
 }
 
-/// Why the instance's routes are not as its routes unit wrote them, if
-/// they are not (from the digests it carries): the routes file (`file`,
-/// read under `root`) edited or, with routes in etcd, its keys there. A
-/// killed apply's switch to its stand-ins is no edit (told as unfinished).
 /// An instance's routes in etcd, as read once by `status`.
 struct RoutesInEtcd {
     endpoints: String,
@@ -956,8 +946,13 @@ struct RoutesInEtcd {
     keys: Result<Vec<(String, String)>, String>,
 }
 
+/// Why the instance's routes are not as its routes unit wrote them, if
+/// they are not (from the digests it carries): the routes file (`file`,
+/// read on `host`) edited, or as written but not what the host's router
+/// serves (asked for its mark), or, with routes in etcd, its keys there. A
+/// killed apply's switch to its stand-ins is no edit (told as unfinished).
 fn routes_edited(
-    root: Option<&std::path::Path>,
+    host: &crate::systemd::converge::Host,
     state_dir: &std::path::Path,
     unit: &render::UnitFile,
     file: &std::path::Path,
@@ -968,6 +963,7 @@ fn routes_edited(
     {
         return None;
     }
+    let root = host.root.as_deref();
     let owner = render::owner(&unit.text)?;
     if let Some(digest) = &owner.routes_digest {
         // (A file that cannot be read is told as the routes' error.)
@@ -975,6 +971,12 @@ fn routes_edited(
         if render::content_digest(&bytes) != *digest {
             return Some(Fault::RoutesNotWritten.to_string());
         }
+    }
+    // As written: is it what the router serves? (One question to it.)
+    if let Some(mark) = &owner.routes_mark
+        && let Some(why) = crate::router::not_serving(host, file, mark)
+    {
+        return Some(Fault::RoutesNotServed { why }.to_string());
     }
     let (Some(RoutesInEtcd { endpoints, keys }), Some(digest)) = (in_etcd, &owner.routes_in_etcd)
     else {

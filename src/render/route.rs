@@ -61,7 +61,100 @@ pub fn dynamic_file(instance: &Instance) -> Option<String> {
         ));
     }
     let body = serde_saphyr::to_string(&dynamic).expect("the dynamic configuration serializes");
-    Some(format!("{}{body}", header(instance)))
+    let text = format!("{}{MARK_COMMENT}{body}", header(instance));
+    let name = Router::dynamic_file_name(&instance.prefix());
+    Some(marked(&text, &name).unwrap_or(text))
+}
+
+/// The `Host` of a routes file's mark (see [`marked`]): `.invalid` is no
+/// one's name.
+pub const MARK_HOST: &str = "mark.unitgen.invalid";
+
+/// What Traefik's `noop@internal`, the mark's service, answers to anything.
+pub const MARK_STATUS: u16 = 418;
+
+/// The name of a mark's router: then the routes file's name in hex.
+const MARK_ROUTER: &str = "unitgen-mark-";
+
+/// Where [`marked`] puts the mark: first of the file's routers.
+const ROUTERS: &str = "\nhttp:\n  routers:\n";
+
+const MARK_COMMENT: &str = "# Its router unitgen-mark-* answers (418) once the router serves this \
+file as written: unitgen asks it.\n";
+
+/// The path of the mark of the routes file `file_name` whose text, mark
+/// aside, is `unmarked`: the name in hex, then the start of a digest of
+/// the text. Hex only: safe in any rule.
+pub fn mark_path(file_name: &str, unmarked: &str) -> String {
+    let digest = crate::render::content_digest(written(unmarked).as_bytes());
+    let digest = digest.trim_start_matches("sha256:");
+    format!("/{}/{}", hex(file_name.as_bytes()), &digest[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mark_rule(path: &str) -> String {
+    format!("rule: Host(`{MARK_HOST}`) && Path(`{path}`)")
+}
+
+/// `text`, a routes file as unitgen writes it, with its mark (any it had
+/// replaced): a router of its own, for [`MARK_HOST`] and [`mark_path`],
+/// on Traefik's `noop@internal`, which answers 418. Traefik takes a whole
+/// file or none of it: while the router answers the mark 418, it serves
+/// the file as written; a file it cannot take (another file in its folder
+/// broken) leaves it serving the one before, whose mark differs. None when
+/// `text` is not in unitgen's layout (changed by hand).
+pub fn marked(text: &str, file_name: &str) -> Option<String> {
+    let text = unmarked(text);
+    let at = text.find(ROUTERS)? + ROUTERS.len();
+    let router = format!("{MARK_ROUTER}{}", hex(file_name.as_bytes()));
+    let mark = format!(
+        "    {router}:\n      entryPoints:\n      - {HTTP_ENTRY_POINT}\n      {}\n      priority: 1000000000\n      service: noop@internal\n",
+        mark_rule(&mark_path(file_name, &text))
+    );
+    let out = format!("{}{mark}{}", &text[..at], &text[at..]);
+    // Still the same routes, plus one router.
+    let routers = |text: &str| -> Option<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            http: Http,
+        }
+        #[derive(serde::Deserialize)]
+        struct Http {
+            routers: IndexMap<String, serde::de::IgnoredAny>,
+        }
+        let file: File = serde_saphyr::from_str(text).ok()?;
+        Some(file.http.routers.into_keys().collect())
+    };
+    let mut before = routers(&text)?;
+    before.insert(0, router);
+    (routers(&out)? == before).then_some(out)
+}
+
+/// `text` without the mark [`marked`] gave it, if any.
+pub fn unmarked(text: &str) -> String {
+    let mark_at = |text: &str| {
+        let at = text.find(ROUTERS)? + ROUTERS.len();
+        text[at..]
+            .starts_with(&format!("    {MARK_ROUTER}"))
+            .then_some(at)
+    };
+    let end = "      service: noop@internal\n";
+    match mark_at(text).and_then(|at| Some((at, at + text[at..].find(end)? + end.len()))) {
+        Some((at, after)) => format!("{}{}", &text[..at], &text[after..]),
+        None => text.to_string(),
+    }
+}
+
+/// The path of the mark `text` (a routes file named `file_name`) carries,
+/// when it is its own (of its text as it is); None for a file without one
+/// (written by an older unitgen, or with routes in etcd) or
+/// changed by hand since.
+pub fn mark_of(text: &str, file_name: &str) -> Option<String> {
+    let path = mark_path(file_name, &unmarked(text));
+    text.contains(&mark_rule(&path)).then_some(path)
 }
 
 /// `instance`'s routes as etcd keys and values (see [`etcd`]); None when it
@@ -608,6 +701,48 @@ struct Certificate {
 mod tests {
     use super::*;
     use crate::model::route::Acme as AcmeSettings;
+
+    const ROUTES: &str = concat!(
+        "# unitgen: the routes of blog live\n",
+        "http:\n",
+        "  routers:\n",
+        "    blog-live-web:\n",
+        "      rule: Host(`blog.example.test`)\n",
+        "      service: blog-live-web\n",
+        "  services:\n",
+        "    blog-live-web:\n",
+        "      loadBalancer:\n",
+        "        servers:\n",
+        "        - url: http://127.0.0.1:18090\n",
+    );
+
+    /// The mark tells one content from another: it changes with any byte
+    /// of the file, never with the mark itself, and is hex (safe in a rule).
+    #[test]
+    fn a_routes_files_mark_names_its_content() {
+        let name = "blog-live.yaml";
+        let marked_once = marked(ROUTES, name).unwrap();
+        let mark = mark_of(&marked_once, name).unwrap();
+        assert!(marked_once.contains(&format!(
+            "    unitgen-mark-626c6f672d6c6976652e79616d6c:\n      entryPoints:\n      - web\n      rule: Host(`mark.unitgen.invalid`) && Path(`{mark}`)\n      priority: 1000000000\n      service: noop@internal\n    blog-live-web:\n"
+        )));
+        let (hex_name, digest) = mark[1..].split_once('/').unwrap();
+        assert_eq!(hex_name, "626c6f672d6c6976652e79616d6c");
+        assert!(digest.len() == 16 && digest.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Stable: marking again (a marked file) gives the same file.
+        assert_eq!(marked(&marked_once, name).unwrap(), marked_once);
+        assert_eq!(unmarked(&marked_once), ROUTES);
+        // Another content, another mark; another file, another mark.
+        let other = marked(&ROUTES.replace("18090", "18091"), name).unwrap();
+        assert_ne!(mark_of(&other, name), Some(mark.clone()));
+        assert_ne!(mark_path("blog-staging.yaml", ROUTES), mark);
+        // A marked file changed since (by hand) carries no mark of its own.
+        assert_eq!(mark_of(&marked_once.replace("18090", "18091"), name), None);
+        // Unmarked (an older unitgen's) or not unitgen's layout: none.
+        assert_eq!(mark_of(ROUTES, name), None);
+        assert_eq!(marked("http:\n  services: {}\n", name), None);
+        assert_eq!(marked("not: [yaml", name), None);
+    }
 
     /// The routes unit's script, run as systemd runs it (`sh -c`), writes
     /// the file whole, and the folder Traefik watches sees that file only:

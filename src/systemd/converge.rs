@@ -440,6 +440,10 @@ fn run(
             return Err(jobs);
         }
     }
+    // A routes file written is not yet served: the router may take no
+    // change (a broken file beside it). Failing here puts the previous
+    // routes back, as for a reload that failed.
+    crate::router::await_routes(host, &touched, progress)?;
     outcome.enabled = plan
         .repair
         .iter()
@@ -994,7 +998,12 @@ pub fn control(
             Some((unit.clone(), Ended { at, restarts }))
         })
         .collect();
-    settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)
+    settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)?;
+    // A stopped routes unit removed its file: nothing to serve.
+    if stop {
+        return Ok(());
+    }
+    crate::router::await_routes(host, &units, progress)
 }
 
 /// Disables those of `units` whose file is in the unit directory: systemd

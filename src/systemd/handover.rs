@@ -14,16 +14,16 @@
 //!    for the container (and its healthcheck), then the router's health
 //!    path (any HTTP answer without one) must answer on its port;
 //! 2. the instance's routes file is rewritten (atomically) with the
-//!    stand-in's address in place of the service's, and a mark (see
-//!    [`marked`]): Traefik reloads the file, and once the router answers
-//!    the mark (it serves the switch: the old container gets no new
+//!    stand-in's address in place of the service's, and its own mark (see
+//!    [`route::marked`]): Traefik reloads the file, and once the router
+//!    answers the mark (it serves the switch: the old container gets no new
 //!    request), the old container keeps running for [`DRAIN`] to finish
 //!    the requests it has;
 //! 3. apply converges as always: the service's own unit restarts onto the
 //!    new version, on the service's own port (nothing routes there now);
 //! 4. once that answers too, the routes file is put back as it was (it
-//!    names the service's own port); once the router no longer answers
-//!    the mark, the stand-in drains, then it is stopped and deleted.
+//!    names the service's own port); once the router answers that file's
+//!    mark, the stand-in drains, then it is stopped and deleted.
 //!
 //! The router is asked, not trusted to be quick: Traefik takes a change
 //! within a second, but took over 5 s on a busy host, and takes none at
@@ -68,10 +68,11 @@ use serde::{Deserialize, Serialize};
 use super::converge::{Failure, Host};
 use crate::docker;
 use crate::fault;
-use crate::model::route::HTTP_ENTRY_POINT;
+use crate::model::route::ROUTER_UNIT;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::UnitFile;
+use crate::render::route::{self, MARK_HOST, MARK_STATUS};
 use crate::unit_dir;
 
 /// How long the old container keeps running once the router serves the
@@ -85,10 +86,6 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// one that takes none for a minute is kept from it: a file in its folder
 /// that it cannot read stops it taking any change.
 pub const ROUTER_TAKES_WITHIN: Duration = Duration::from_secs(60);
-
-/// The `Host` a switched routes file's mark answers for (see [`marked`]):
-/// `.invalid` is no one's name.
-const MARK_HOST: &str = "handover.unitgen.invalid";
 
 /// How long a new version may take to answer on its routed port once its
 /// container runs (and is healthy, with a healthcheck).
@@ -463,15 +460,16 @@ impl Handover {
                 return Err(failure);
             }
         };
-        let switched = marked(&switched, &self.routes_file).unwrap_or(switched);
+        // Its own mark: the router tells when it serves the switch.
+        let switched = route::marked(&switched, &file_name(&self.routes_file)).unwrap_or(switched);
         record.switched = Some(switched.clone());
         write_record(&self.record, &record)?;
         write_routes(&self.routes_file, &switched)?;
         fault::point("after-switch");
-        if let Err(mut failure) = await_router(host, &self.routes_file, &switched, true, progress) {
+        if let Err(mut failure) = await_router(host, &self.routes_file, &switched, progress) {
             // It still sends the traffic to the old version: back as it was.
             write_routes(&self.routes_file, &previous)?;
-            let put_back = await_router(host, &self.routes_file, &previous, false, progress)
+            let put_back = await_router(host, &self.routes_file, &previous, progress)
                 .and_then(|_| remove_standins(host, &record.standins, progress))
                 .and_then(|()| forget_record(&self.record, &record));
             match put_back {
@@ -640,7 +638,7 @@ fn await_standins_unrouted(
     written: &str,
     progress: &Progress,
 ) -> Result<Taken, Failure> {
-    await_router(host, &record.routes_file, written, false, progress).map_err(|mut failure| {
+    await_router(host, &record.routes_file, written, progress).map_err(|mut failure| {
         failure.message.push_str(&format!(
             "\nthe router may still send the traffic to {}: they keep running; run `unitgen apply` again once the router reads its folder",
             record.standins.join(", ")
@@ -735,7 +733,7 @@ pub fn resume(
         // sends the requests to (502s and 503s, seen when a killed restart
         // was run again at once). They drain for what is left first.
         let written = record.switched.as_deref().unwrap_or_default();
-        let taken = await_router(host, &record.routes_file, written, true, progress)?;
+        let taken = await_router(host, &record.routes_file, written, progress)?;
         if let Some(left) = taken.drain_left(&record.routes_file) {
             progress.line(&format!(
                 "zero-downtime: the traffic was switched; the old version drains for {}s more",
@@ -754,13 +752,13 @@ pub fn resume(
 
 /// When the router was seen serving a routes file as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Taken {
+pub enum Taken {
     /// At the first question: at some moment since the file was written.
     Already,
     /// After it was asked again: just now.
     Now,
     /// It could not be asked: no router unit, a router not listening (it
-    /// reads the folder as it is when it starts), a switch without a mark
+    /// reads the folder as it is when it starts), a file without a mark
     /// (written by an older unitgen).
     Unknown,
 }
@@ -781,47 +779,83 @@ impl Taken {
 }
 
 /// Waits until the host's router serves `routes_file` as `written`, asking
-/// the router itself: a switch (`switched`) by the mark it carries (see
-/// [`marked`]), the file put back by the mark's absence. Until then the
-/// router may still send requests to what the file named before, which
-/// must keep running. Fails after [`ROUTER_TAKES_WITHIN`].
+/// the router itself for the file's mark (see [`route::marked`]). Until
+/// then the router may still send requests to what the file named before,
+/// which must keep running. Fails after [`ROUTER_TAKES_WITHIN`].
 fn await_router(
     host: &Host,
     routes_file: &Path,
     written: &str,
-    switched: bool,
+    progress: &Progress,
+) -> Result<Taken, Failure> {
+    match route::mark_of(written, &file_name(routes_file)) {
+        Some(mark) => await_served(host, routes_file, &mark, progress),
+        None => Ok(Taken::Unknown),
+    }
+}
+
+fn file_name(routes_file: &Path) -> String {
+    let name = routes_file.file_name().unwrap_or_default();
+    name.to_string_lossy().into_owned()
+}
+
+/// Waits until the host's router serves the routes file `routes_file`
+/// (its path on the host) whose mark is `mark` ([`route::mark_path`]),
+/// saying that it waits when it does not at once. Fails after
+/// [`ROUTER_TAKES_WITHIN`], naming the files unitgen did not write in the
+/// router's folder. Nothing to wait for without a router unit, or a router
+/// not listening: it reads the folder as it is when it starts.
+pub fn await_served(
+    host: &Host,
+    routes_file: &Path,
+    mark: &str,
     progress: &Progress,
 ) -> Result<Taken, Failure> {
     let Some(address) = crate::router::http_address(host) else {
         return Ok(Taken::Unknown);
     };
-    if switched && !written.contains(&mark_rule(routes_file)) {
-        return Ok(Taken::Unknown);
-    }
     let said = std::cell::Cell::new(false);
     let waiting = || {
         if !said.replace(true) {
             progress.line(&format!(
-                "zero-downtime: waiting for the router to serve {} as written (up to {}s)",
+                "waiting for the router to serve {} as written (up to {}s)",
                 routes_file.display(),
-                ROUTER_TAKES_WITHIN.as_secs()
+                router_takes_within().as_secs()
             ));
         }
     };
-    await_mark(address, routes_file, switched, ROUTER_TAKES_WITHIN, waiting).map_err(|seen| {
-        let folder = routes_file.parent().unwrap_or(Path::new("/"));
-        let foreign = match foreign_files(folder)[..] {
-            [] => String::new(),
-            ref names => format!(" (there, unitgen wrote none of: {})", names.join(", ")),
-        };
+    await_mark(address, mark, router_takes_within(), waiting).map_err(|seen| {
         Failure::untouched(format!(
-            "the router (unitgen-router.service, on {address}) did not serve {} as written within {}s \
-             (asked for the file's mark, Host {MARK_HOST}: {seen}); a file in its folder it cannot \
-             read stops it taking any change{foreign}: its log says which",
+            "the router ({ROUTER_UNIT}, on {address}) did not serve {} as written within {}s \
+             (asked for the file's mark, Host {MARK_HOST}: {seen}); {}",
             crate::diagnostic::shown_path(routes_file),
-            ROUTER_TAKES_WITHIN.as_secs()
+            router_takes_within().as_secs(),
+            takes_no_change(routes_file)
         ))
     })
+}
+
+/// Why a router may not serve `routes_file` (its path on the host), with
+/// the files of its folder to suspect.
+pub fn takes_no_change(routes_file: &Path) -> String {
+    let folder = routes_file.parent().unwrap_or(Path::new("/"));
+    let foreign = match foreign_files(folder)[..] {
+        [] => String::new(),
+        ref names => format!(" (there, unitgen wrote none of: {})", names.join(", ")),
+    };
+    format!(
+        "a file in its folder it cannot read stops it taking any change{foreign}: its log says which"
+    )
+}
+
+/// [`ROUTER_TAKES_WITHIN`]; for tests only, `UNITGEN_TEST_ROUTER_TAKES_WITHIN`
+/// (seconds) makes it shorter, so that a router that never takes a change
+/// fails its test in seconds.
+fn router_takes_within() -> Duration {
+    std::env::var("UNITGEN_TEST_ROUTER_TAKES_WITHIN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(ROUTER_TAKES_WITHIN, Duration::from_secs)
 }
 
 /// The files in the routes folder no instance's routes unit wrote (added
@@ -842,29 +876,34 @@ fn foreign_files(folder: &Path) -> Vec<String> {
     names
 }
 
-/// [`await_router`]'s questions, to the router at `address`: GET the mark's
-/// path until it answers 418 (`marked`) or anything else (not), `waiting`
-/// called once it did not at once. Why it never did, on failure.
+/// What the router at `address` answers for the mark `mark`, asked once:
+/// whether it serves it (418); None when it does not listen.
+pub fn serves_mark(address: SocketAddr, mark: &str) -> Option<Result<(), String>> {
+    match probe(&format!("http://{address}"), MARK_HOST, mark) {
+        Ok(MARK_STATUS) => Some(Ok(())),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => None,
+        Ok(status) => Some(Err(format!("it answered {status}"))),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// [`await_served`]'s questions, to the router at `address`: GET the mark
+/// until it answers 418, `waiting` called once it did not at once. Why it
+/// never did, on failure.
 fn await_mark(
     address: SocketAddr,
-    routes_file: &Path,
-    marked: bool,
+    mark: &str,
     within: Duration,
     waiting: impl Fn(),
 ) -> Result<Taken, String> {
-    let url = format!("http://{address}");
-    let path = mark_path(routes_file);
     let deadline = Instant::now() + within;
     let asked = Instant::now();
     let mut taken = Taken::Already;
     loop {
-        let seen = match probe(&url, MARK_HOST, &path) {
-            Ok(status) if (status == MARK_STATUS) == marked => return Ok(taken),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Ok(Taken::Unknown);
-            }
-            Ok(status) => format!("it answered {status}"),
-            Err(e) => e.to_string(),
+        let seen = match serves_mark(address, mark) {
+            Some(Ok(())) => return Ok(taken),
+            None => return Ok(Taken::Unknown),
+            Some(Err(seen)) => seen,
         };
         if Instant::now() >= deadline {
             return Err(seen);
@@ -877,61 +916,7 @@ fn await_mark(
     }
 }
 
-/// What Traefik's `noop@internal` answers, to anything: the mark's router.
-const MARK_STATUS: u16 = 418;
-
 const MARK_POLL: Duration = Duration::from_millis(100);
-
-/// The path of `routes_file`'s mark: its name in hex, safe in any rule.
-fn mark_path(routes_file: &Path) -> String {
-    let name = routes_file.file_name().unwrap_or_default();
-    let hex: String = (name.as_encoded_bytes().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("/{hex}")
-}
-
-/// The rule of `routes_file`'s mark.
-fn mark_rule(routes_file: &Path) -> String {
-    format!(
-        "rule: Host(`{MARK_HOST}`) && Path(`{}`)",
-        mark_path(routes_file)
-    )
-}
-
-/// `text`, a routes file as unitgen writes it, with the mark of a switch:
-/// a router of its own, for [`MARK_HOST`] and [`mark_path`], on Traefik's
-/// `noop@internal`, which answers 418. So the router tells when it serves
-/// the switch (it answers the mark 418) and when it serves the file put
-/// back (it answers 404): Traefik takes a whole file or none of it. None
-/// when `text` is not in unitgen's layout (changed by hand): the switch
-/// is then not asked about.
-fn marked(text: &str, routes_file: &Path) -> Option<String> {
-    const ROUTERS: &str = "\nhttp:\n  routers:\n";
-    let at = text.find(ROUTERS)? + ROUTERS.len();
-    let name = format!("unitgen-handover-{}", &mark_path(routes_file)[1..]);
-    let router = format!(
-        "    {name}:\n      entryPoints:\n      - {HTTP_ENTRY_POINT}\n      {}\n      priority: 1000000000\n      service: noop@internal\n",
-        mark_rule(routes_file)
-    );
-    let out = format!("{}{router}{}", &text[..at], &text[at..]);
-    // Still the same routes, plus one router.
-    let routers = |text: &str| -> Option<Vec<String>> {
-        #[derive(Deserialize)]
-        struct File {
-            http: Http,
-        }
-        #[derive(Deserialize)]
-        struct Http {
-            routers: indexmap::IndexMap<String, serde::de::IgnoredAny>,
-        }
-        let file: File = serde_saphyr::from_str(text).ok()?;
-        Some(file.http.routers.into_keys().collect())
-    };
-    let mut before = routers(text)?;
-    before.insert(0, name);
-    (routers(&out)? == before && backend_urls(&out) == backend_urls(text)).then_some(out)
-}
 
 /// Whether the routes file is a handover's switch to its stand-ins (one a
 /// killed apply left): not a hand change, and finishing the handover puts
@@ -1453,29 +1438,27 @@ mod tests {
     }
 
     #[test]
-    fn a_switch_carries_a_mark_of_its_file_and_nothing_else_changes() {
-        let file = Path::new("/srv/router/dynamic/blog-live.yaml");
-        let switched = replace_url(FILE, "http://127.0.0.1:18090", "http://127.0.0.1:40001");
-        let with_mark = marked(&switched, file).unwrap();
-        assert!(with_mark.contains(&mark_rule(file)), "{with_mark}");
-        assert!(with_mark.contains("service: noop@internal\n"));
-        assert_eq!(mark_path(file), "/626c6f672d6c6976652e79616d6c");
-        // The rest byte for byte: taking the mark's lines out gives it back.
-        let lines: Vec<&str> = with_mark.lines().collect();
-        let at = lines
-            .iter()
-            .position(|l| l.contains("unitgen-handover-"))
-            .unwrap();
-        let rest: Vec<&str> = [&lines[..at], &lines[at + 6..]].concat();
-        assert_eq!(rest.join("\n") + "\n", switched);
-        // Another instance's file has another mark.
-        assert_ne!(
-            mark_rule(file),
-            mark_rule(Path::new("/srv/router/dynamic/blog-staging.yaml"))
+    fn a_switch_carries_its_own_mark_and_nothing_else_changes() {
+        let name = "blog-live.yaml";
+        let previous = route::marked(FILE, name).unwrap();
+        let switched = replace_url(
+            &previous,
+            "http://127.0.0.1:18090",
+            "http://127.0.0.1:40001",
         );
-        // Not unitgen's layout: no mark (the switch is not asked about).
-        assert_eq!(marked("http:\n  services: {}\n", file), None);
-        assert_eq!(marked("not: [yaml", file), None);
+        let switched = route::marked(&switched, name).unwrap();
+        // One mark, its own: the router tells the switch from the file put back.
+        assert_eq!(switched.matches("service: noop@internal\n").count(), 1);
+        let (before, after) = (
+            route::mark_of(&previous, name),
+            route::mark_of(&switched, name),
+        );
+        assert!(before.is_some() && after.is_some() && before != after);
+        // The rest is the switch, byte for byte.
+        assert_eq!(
+            route::unmarked(&switched),
+            replace_url(FILE, "http://127.0.0.1:18090", "http://127.0.0.1:40001")
+        );
     }
 
     #[test]
@@ -1509,35 +1492,30 @@ mod tests {
 
     #[test]
     fn the_router_is_asked_until_it_serves_the_file_as_written() {
-        let file = Path::new("/srv/router/dynamic/blog-live.yaml");
+        let mark = "/626c6f672d6c6976652e79616d6c/0123456789abcdef";
         let within = Duration::from_secs(10);
-        // The switch: 404 until Traefik took it, then 418.
+        // 404 until Traefik took the file, then its mark's 418.
         let router = answering(vec![404, 404, 418]);
+        assert_eq!(await_mark(router, mark, within, || {}), Ok(Taken::Now));
         assert_eq!(
-            await_mark(router, file, true, within, || {}),
-            Ok(Taken::Now)
-        );
-        assert_eq!(
-            await_mark(answering(vec![418]), file, true, within, || {}),
+            await_mark(answering(vec![418]), mark, within, || {}),
             Ok(Taken::Already)
-        );
-        // Put back: anything but 418 (an app's catch-all may answer).
-        let router = answering(vec![418, 200]);
-        assert_eq!(
-            await_mark(router, file, false, within, || {}),
-            Ok(Taken::Now)
         );
         // Never taken: why, once the time is up.
         let router = answering(vec![404]);
-        let seen = await_mark(router, file, true, Duration::from_millis(300), || {});
+        let seen = await_mark(router, mark, Duration::from_millis(300), || {});
         assert_eq!(seen, Err("it answered 404".to_string()));
         // Not listening: it reads the folder as it is when it starts.
         let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = gone.local_addr().unwrap();
         drop(gone);
+        assert_eq!(await_mark(address, mark, within, || {}), Ok(Taken::Unknown));
+        assert_eq!(serves_mark(address, mark), None);
+        // plan's and status's one question.
+        assert_eq!(serves_mark(answering(vec![418]), mark), Some(Ok(())));
         assert_eq!(
-            await_mark(address, file, true, within, || {}),
-            Ok(Taken::Unknown)
+            serves_mark(answering(vec![404]), mark),
+            Some(Err("it answered 404".to_string()))
         );
     }
 
