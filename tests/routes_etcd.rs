@@ -29,8 +29,12 @@ use support::world::World;
 
 const FRONT: &str = "ugrxfront";
 const BACK: &str = "ugrxback";
-/// The announcements' lease: short, so that the test waits little.
-const TTL_SECONDS: u64 = 4;
+/// The announcements' lease: short, so that the test waits little, but
+/// not shorter than a sidekick's round (a `docker inspect`, a `docker port`
+/// and three `etcdctl` calls, refreshed each third of it) can take on a
+/// loaded machine: at 4 s, a round past it let a lease lapse for a moment
+/// (A's backend missing just after an apply, at load 30).
+const TTL_SECONDS: u64 = 10;
 /// Traefik applies a change from etcd within about two seconds.
 const ROUTED: Duration = Duration::from_secs(60);
 

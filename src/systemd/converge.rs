@@ -757,8 +757,10 @@ fn settle(
         if failed.iter().any(|f| &f.unit == unit) {
             continue;
         }
-        if went_down(&summary, ended) {
-            failed.push(went_down_evidence(systemd, unit)?);
+        if went_down(&summary, ended)
+            && let Some(evidence) = went_down_evidence(systemd, unit, ended)?
+        {
+            failed.push(evidence);
         }
     }
     // A container that ended inside its window, whose unit still looks
@@ -798,8 +800,10 @@ fn settle(
         let summaries = systemd.summaries(&names).map_err(bus)?;
         let mut still = Vec::new();
         for ((unit, ended), summary) in vanished.into_iter().zip(summaries) {
-            if went_down(&summary, ended) {
-                failed.push(went_down_evidence(systemd, unit)?);
+            if went_down(&summary, ended)
+                && let Some(evidence) = went_down_evidence(systemd, unit, ended)?
+            {
+                failed.push(evidence);
             } else {
                 still.push((unit, ended));
             }
@@ -842,22 +846,45 @@ fn containers_ended<'u>(
     )
 }
 
-/// Whether systemd says a unit went down since its job ended: not active,
-/// or restarted by systemd (`Restart=`) in between.
+/// Whether systemd says a unit may have gone down since its job ended:
+/// not active, or restarted by systemd (`Restart=`) in between, which
+/// [`went_down_evidence`] then makes sure of.
 fn went_down(summary: &crate::systemd::UnitSummary, ended: &Ended) -> bool {
     summary.n_restarts > ended.restarts || summary.active_state != "active"
 }
 
 /// What a unit that [`went_down`] is now: `restarted` when systemd has it
-/// active again.
-fn went_down_evidence(systemd: &Systemd, unit: &str) -> Result<Evidence, Failure> {
+/// active again; None when it did not go down after all: its restart
+/// count rose, but it has been active since before its job ended. That is
+/// a restart of systemd's own before the job took over: a unit waiting out
+/// `RestartSec=` (a crash loop an earlier, killed command left) whose
+/// timer fired between the count's reading and the job. Counted as going
+/// down, a sound change was rolled back on a busy host.
+fn went_down_evidence(
+    systemd: &Systemd,
+    unit: &str,
+    ended: &Ended,
+) -> Result<Option<Evidence>, Failure> {
     let state = systemd.unit_state(unit).map_err(bus)?;
-    Ok(Evidence {
+    if state.is_active() && up_since_before(state.active_enter_timestamp, ended) {
+        return Ok(None);
+    }
+    Ok(Some(Evidence {
         unit: unit.to_string(),
         job: None,
         restarted: state.is_active(),
         state,
-    })
+    }))
+}
+
+/// Whether a unit active since `active_since` (µs since the epoch, as
+/// systemd gives it; 0: never) has been since before `ended`'s job ended.
+fn up_since_before(active_since: u64, ended: &Ended) -> bool {
+    let job_ended = std::time::SystemTime::now()
+        .checked_sub(ended.at.elapsed())
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |at| at.as_micros() as u64);
+    active_since != 0 && active_since <= job_ended
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the
@@ -1071,4 +1098,30 @@ pub fn remove_what_units_made(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart count that rose is a going down only when the unit became
+    /// active after its job ended; one active since before (systemd's own
+    /// restart, then the job) is not, and a unit never active is.
+    #[test]
+    fn only_a_unit_up_again_after_its_job_ended_was_restarted_since() {
+        let ended = Ended {
+            at: Instant::now() - Duration::from_secs(2),
+            restarts: 0,
+        };
+        let micros_ago = |ago: Duration| {
+            (std::time::SystemTime::now() - ago)
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as u64
+        };
+        assert!(up_since_before(micros_ago(Duration::from_secs(3)), &ended));
+        assert!(!up_since_before(micros_ago(Duration::from_secs(1)), &ended));
+        assert!(!up_since_before(micros_ago(Duration::ZERO), &ended));
+        assert!(!up_since_before(0, &ended));
+    }
 }
