@@ -1142,6 +1142,14 @@ fn own_addresses(standins: &[String]) -> Vec<String> {
 /// Stops and deletes stand-ins (never enabled: nothing else to undo).
 fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result<(), Failure> {
     let systemd = host.connect()?;
+    // One being started (systemd restarting a stand-in that failed, once
+    // its `RestartSec=` is over, on a busy host): stopping it kills its
+    // `docker run` mid-way, and the engine may create and start the
+    // container after the unit's `ExecStopPost=` found none to remove.
+    let starting = (systemd.active_states(names))
+        .map_err(|e| Failure::untouched(e.to_string()))?
+        .iter()
+        .any(|state| state == "activating");
     super::converge::stop(&systemd, names, progress)?;
     // Gone when the stop job is done, unless Docker's removal lags: then
     // the next handover would find the name taken.
@@ -1150,6 +1158,9 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
         .map(str::to_string)
         .collect();
     docker::free_names(&containers, docker::NAME_RELEASE).map_err(Failure::untouched)?;
+    if starting {
+        remove_late_containers(&containers)?;
+    }
     super::converge::remove_what_units_made(host, names, progress)?;
     for name in names {
         unit_dir::remove_if_exists(&host.unit_dir.join(name))?;
@@ -1158,6 +1169,24 @@ fn remove_standins(host: &Host, names: &[String], progress: &Progress) -> Result
         .reload()
         .map_err(|e| Failure::untouched(e.to_string()))?;
     systemd.reset_failed_all(names);
+    Ok(())
+}
+
+/// How long a `docker run` killed mid-way may still have its container
+/// created and started by the engine (seen: a stand-in's, running after
+/// its unit was stopped, at load 30).
+const LATE_CREATE: Duration = Duration::from_secs(10);
+
+/// Removes `containers` that appear within [`LATE_CREATE`] (see
+/// [`remove_standins`]), waiting until the engine has.
+fn remove_late_containers(containers: &[String]) -> Result<(), Failure> {
+    let until = Instant::now() + LATE_CREATE;
+    while Instant::now() < until {
+        if !docker::inspect_all(containers).is_empty() {
+            docker::free_names(containers, docker::NAME_RELEASE).map_err(Failure::untouched)?;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     Ok(())
 }
 
