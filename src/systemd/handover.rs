@@ -1182,9 +1182,8 @@ const LATE_CREATE: Duration = Duration::from_secs(10);
 fn remove_late_containers(containers: &[String]) -> Result<(), Failure> {
     let until = Instant::now() + LATE_CREATE;
     while Instant::now() < until {
-        if !docker::inspect_all(containers).is_empty() {
-            docker::free_names(containers, docker::NAME_RELEASE).map_err(Failure::untouched)?;
-        }
+        // One question to the engine when none is there.
+        docker::free_names(containers, docker::NAME_RELEASE).map_err(Failure::untouched)?;
         std::thread::sleep(Duration::from_millis(250));
     }
     Ok(())
