@@ -45,7 +45,7 @@ services:
     # Healthy only `ready_after` seconds after it starts.
     command: [sh, -c, 'mkdir -p /db /tmp; (sleep {{{{ ready_after }}}}; touch /tmp/ready) & exec httpd -f -p 80 -h /db']
     init: true
-    healthcheck: {{test: "test -e /tmp/ready", interval: 300ms, start_period: 60s}}
+    healthcheck: {{test: "test -e /tmp/ready", interval: 1s, start_period: 60s}}
     volumes: ["dbdata:/db"]
     backup:
       dump: "{{{{ dump }}}}"

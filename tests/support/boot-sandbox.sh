@@ -139,6 +139,19 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/true
 UNIT
+  # No generators: what they make from the machine's files (its fstab, its
+  # init.d scripts, the kernel's command line) is not the sandbox's, and
+  # every daemon-reload of every sandbox ran all thirteen of them. A link to
+  # /dev/null disables one.
+  mkdir -p "$root/etc/systemd/system-generators"
+  for u in "$root"/usr/lib/systemd/system-generators/*; do
+    ln -sfn /dev/null "$root/etc/systemd/system-generators/${u##*/}"
+  done
+  # The boot's tmpfiles setup empties /tmp (`D /tmp`): over the overlay,
+  # that walked every test's temporary folder on the machine at each boot.
+  # Nothing in a sandbox needs an empty /tmp at boot.
+  mkdir -p "$root/etc/tmpfiles.d"
+  echo 'd /tmp 1777 root root -' >"$root/etc/tmpfiles.d/tmp.conf"
   mkdir -p "$root/etc/systemd/system.conf.d"
   cat >"$root/etc/systemd/system.conf.d/unitgen-sandbox.conf" <<'CONF'
 [Manager]
