@@ -196,6 +196,17 @@ impl Node {
                 Some(w) if !w.starts_with(['"', '\'']) => w.to_string(),
                 _ => parsed,
             }),
+            // What serde reads as text and go-yaml as a number (`0755`,
+            // `1_000`, `+12`): a number, as compose reads it.
+            (Raw::Text(_), _)
+                if tag_name.is_empty()
+                    && written.is_some_and(|w| {
+                        !w.starts_with(['"', '\'', '|', '>'])
+                            && super::yaml_number::compose_text(w).is_some()
+                    }) =>
+            {
+                Kind::Number(written.unwrap_or_default().to_string())
+            }
             (Raw::Text(s), _) => Kind::Text(s),
             (Raw::List(items), _) => Kind::List(
                 items
