@@ -179,7 +179,8 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
             .file_name()
             .map(|name| options.dir.join(name));
         let mut chain: Vec<PathBuf> = path.into_iter().collect();
-        let node = importer.load(node::read(file, id)?, &options.dir.clone(), &mut chain);
+        let documents = importer.documents(node::read(file, id)?);
+        let node = importer.load(documents, &options.dir.clone(), &mut chain);
         root = Some(match root {
             None => node,
             Some(base) => {
@@ -520,12 +521,23 @@ impl Importer {
     fn read_other(&mut self, source: SourceFile) -> Option<Node> {
         let id = self.add_file(source.clone());
         match node::read(&source, id) {
-            Ok(root) => Some(root),
+            Ok(documents) => Some(self.documents(documents)),
             Err(problems) => {
                 self.problems.0.extend(problems.0);
                 None
             }
         }
+    }
+
+    /// A file's YAML documents merged in order, as compose merges them.
+    fn documents(&mut self, documents: Vec<Node>) -> Node {
+        let mut documents = documents.into_iter();
+        let first = documents
+            .next()
+            .expect("a file is read as one document at least");
+        documents.fold(first, |base, next| {
+            self.merging(|merger| merger.files(base, next))
+        })
     }
 
     /// A compose file as compose reads it before merging it with others

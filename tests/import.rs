@@ -3995,3 +3995,28 @@ fn a_link_alias_is_a_network_alias_of_the_linked_service() {
     );
     assert_eq!(template.matches("--network-alias").count(), 1, "{template}");
 }
+
+/// linuxserver's webtop example writes `version: "2.1"`, then `---` and
+/// its services: two YAML documents, which compose merges in order. Import
+/// refused the file with its YAML reader's advice to call another function.
+/// Each document is merged over the ones before it now, as compose does;
+/// warnings name their lines in the whole file.
+#[test]
+fn the_yaml_documents_of_a_file_are_merged_as_compose_merges_them() {
+    let project = Project::new(concat!(
+        "version: \"2.1\"\n---\nservices:\n  webtop:\n    image: lscr.io/linuxserver/webtop\n",
+        "    environment: [PUID=1000]\n---\n# nothing\n---\n",
+        "services:\n  webtop:\n    environment: [TZ=Etc/UTC]\n    volumes: [./config:/config]\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:13:15: webtop: volumes: `./config` is relative to the compose file"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("    environment:\n      PUID: \"1000\"\n      TZ: Etc/UTC\n"),
+        "{template}"
+    );
+}

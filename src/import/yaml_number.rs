@@ -1,12 +1,14 @@
 //! What compose makes of an unquoted number where it wants text. Its YAML
-//! reader (go-yaml v3) reads `FEED_RELEASE: 24.10` as the float 24.1 and
-//! `ADMIN_PIN: 0123` as the octal 83, and compose turns the number back
-//! into text with Go's `fmt.Sprint` (compose-go's `mappingValue`): the
-//! container gets `24.1` and `83`, not what the file shows.
+//! reader reads `FEED_RELEASE: 24.10` as the float 24.1 and `ADMIN_PIN:
+//! 0123` as the octal 83, and compose turns the number back into text with
+//! Go's `fmt.Sprint` (compose-go's `mappingValue`): the container gets
+//! `24.1` and `83`, not what the file shows. Where compose's readers
+//! differ, compose-go's current one (goccy/go-yaml) is followed: `1e3`
+//! and `08` are text to it, where go-yaml v3 before it read 1000 and 8.
 
 /// The text compose gives the container for an untagged, unquoted scalar
-/// written `written`, when go-yaml reads it as a number (its `resolve`);
-/// `None` when go-yaml reads it as text.
+/// written `written`, when compose's YAML reader reads it as a number;
+/// `None` when it reads it as text.
 pub fn compose_text(written: &str) -> Option<String> {
     match written {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some("+Inf".into()),
@@ -26,7 +28,8 @@ pub fn compose_text(written: &str) -> Option<String> {
             if let Some(n) = go_parse_int(&plain) {
                 return Some(n);
             }
-            is_yaml_float(&plain)
+            // A float has its one decimal point (goccy's toNumber).
+            (plain.contains('.') && is_yaml_float(&plain))
                 .then(|| finite(&plain))
                 .flatten()
                 .map(go_float)
@@ -146,7 +149,7 @@ mod tests {
             ("8.0", Some("8")),
             ("0123", Some("83")),
             ("0755", Some("493")),
-            ("08", Some("8")),
+            ("08", None),
             ("0x1F", Some("31")),
             ("0o17", Some("15")),
             ("0b101", Some("5")),
@@ -154,15 +157,15 @@ mod tests {
             ("+12", Some("12")),
             ("-7", Some("-7")),
             ("-0", Some("0")),
-            ("1e3", Some("1000")),
-            ("1e6", Some("1e+06")),
+            ("1.5e3", Some("1500")),
+            ("1e3", None),
             ("1500000.5", Some("1.5000005e+06")),
             ("123456", Some("123456")),
             (".5", Some("0.5")),
             ("0.00001", Some("1e-05")),
             ("0.0001", Some("0.0001")),
             ("3.14159265358979323846", Some("3.141592653589793")),
-            ("100000000000000000000", Some("1e+20")),
+            ("100000000000000000000.0", Some("1e+20")),
             ("18446744073709551615", Some("18446744073709551615")),
             (".inf", Some("+Inf")),
             ("-.Inf", Some("-Inf")),
