@@ -17,8 +17,9 @@ mod merge;
 mod node;
 mod service;
 mod volumes_from;
+mod yaml_number;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -159,6 +160,7 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
         varying_defaults: HashSet::new(),
         static_addresses: HashMap::new(),
         container_names: HashMap::new(),
+        link_aliases: HashMap::new(),
         bind_volumes: HashMap::new(),
         tmpfs_volumes: HashMap::new(),
         volumes_of: HashMap::new(),
@@ -177,7 +179,8 @@ pub fn import_files(files: &[SourceFile], options: &Options) -> Result<Imported,
             .file_name()
             .map(|name| options.dir.join(name));
         let mut chain: Vec<PathBuf> = path.into_iter().collect();
-        let node = importer.load(node::read(file, id)?, &options.dir.clone(), &mut chain);
+        let documents = importer.documents(node::read(file, id)?);
+        let node = importer.load(documents, &options.dir.clone(), &mut chain);
         root = Some(match root {
             None => node,
             Some(base) => {
@@ -441,6 +444,9 @@ struct Importer {
     /// Services' `container_name`s, as compose resolves them → the service:
     /// `network_mode: container:NAME` of one is its service's network.
     container_names: HashMap<String, String>,
+    /// The aliases `links: [netmaker:api]` give services, which are their
+    /// network aliases: service → aliases (see [`link_aliases`]).
+    link_aliases: HashMap<String, Vec<String>>,
     /// Each compose service's volumes as carried over, for the services
     /// that mount them too (`volumes_from`).
     volumes_of: HashMap<String, Vec<Mounted>>,
@@ -515,12 +521,23 @@ impl Importer {
     fn read_other(&mut self, source: SourceFile) -> Option<Node> {
         let id = self.add_file(source.clone());
         match node::read(&source, id) {
-            Ok(root) => Some(root),
+            Ok(documents) => Some(self.documents(documents)),
             Err(problems) => {
                 self.problems.0.extend(problems.0);
                 None
             }
         }
+    }
+
+    /// A file's YAML documents merged in order, as compose merges them.
+    fn documents(&mut self, documents: Vec<Node>) -> Node {
+        let mut documents = documents.into_iter();
+        let first = documents
+            .next()
+            .expect("a file is read as one document at least");
+        documents.fold(first, |base, next| {
+            self.merging(|merger| merger.files(base, next))
+        })
     }
 
     /// A compose file as compose reads it before merging it with others
@@ -668,6 +685,7 @@ impl Importer {
                 Some((self.as_compose_resolves(&name)?, key.name.clone()))
             })
             .collect();
+        self.link_aliases = link_aliases(service_entries, &self.names, &self.container_names);
         (self.bind_volumes, self.tmpfs_volumes) =
             volumes_node.map(local_driver_volumes).unwrap_or_default();
         self.oneshots = awaited_to_complete(service_entries);
@@ -1104,22 +1122,33 @@ impl Importer {
         })
     }
 
+    /// A value for a key that cannot hold a template (`restart`,
+    /// healthcheck `retries`, `network_mode`): its variables are replaced
+    /// by their values, said where there are any, since the instance value
+    /// (jitsi's `restart: ${RESTART_POLICY:-unless-stopped}`) no longer
+    /// changes it.
+    fn fixed_text(&mut self, node: &Node, key: &str) -> Option<String> {
+        let pieces = self.scalar_pieces(node, key)?;
+        let resolved = self.resolve(&pieces);
+        if !interpolate::variables(&pieces).is_empty() {
+            self.warn(
+                &node.at,
+                key,
+                format!("`{key}` cannot vary by instance in unitgen: written as its value here, `{resolved}`"),
+            );
+        }
+        Some(resolved)
+    }
+
     /// `true`/`false`; a variable is replaced by its value, since these keys
     /// cannot hold a template.
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
         if let Some(b) = node.boolean() {
             return Some(b);
         }
-        let resolved = self.plain_text(node, key)?;
+        let resolved = self.fixed_text(node, key)?;
         match node::parse_bool(&resolved) {
-            Some(b) => {
-                self.warn(
-                    &node.at,
-                    key,
-                    format!("`{key}` cannot vary by instance in unitgen: written as its value here, `{b}`"),
-                );
-                Some(b)
-            }
+            Some(b) => Some(b),
             None => {
                 self.expected(node, key, "true or false");
                 None
@@ -1133,12 +1162,35 @@ impl Importer {
             Kind::List(items) => {
                 let mut out = Vec::new();
                 for item in items {
-                    out.push(self.scalar(item, key)?);
+                    let word = match self.number_as_compose_text(item, key) {
+                        Some(word) => word,
+                        None => self.scalar(item, key)?,
+                    };
+                    out.push(word);
                 }
                 Some(Value::List(out))
             }
             _ => self.text(node, key).map(Value::text),
         }
+    }
+
+    /// An unquoted number where compose wants text, when compose's text
+    /// differs from what is written: compose reads `24.10` as a number and
+    /// gives Docker `24.1` (greenbone's `FEED_RELEASE`), `0123` as octal
+    /// and gives `83`. Carried over as compose gives it, and said.
+    fn number_as_compose_text(&mut self, node: &Node, key: &str) -> Option<Scalar> {
+        let Kind::Number(written) = &node.kind else {
+            return None;
+        };
+        let given = yaml_number::compose_text(written).filter(|given| given != written)?;
+        self.warn(
+            &node.at,
+            key,
+            format!(
+                "`{written}` is a number to compose's YAML reader, which hands Docker `{given}`: carried over as `{given}`; quote it (`\"{written}\"`) in the template if `{written}` was meant"
+            ),
+        );
+        Some(Scalar::Text(given))
     }
 
     /// A string or a list of strings, as the list's nodes.
@@ -1164,7 +1216,9 @@ impl Importer {
                 for (k, v) in entries {
                     let value = match v.kind {
                         Kind::Null => None,
-                        _ => self.scalar(v, key),
+                        _ => self
+                            .number_as_compose_text(v, key)
+                            .or_else(|| self.scalar(v, key)),
                     };
                     out.push((k.name.clone(), value, k.at));
                 }
@@ -1585,6 +1639,48 @@ fn kept_apart(services: &[(Key, Node)], joined: &IndexMap<String, Vec<String>>) 
 
 /// The services some other service waits for with `depends_on: {name:
 /// {condition: service_completed_successfully}}`.
+/// The aliases links give services (`links: [netmaker:api]`: netmaker-ui
+/// reaches netmaker as `api`), as network aliases of the linked services:
+/// service → aliases. Compose gives a link's alias to the linking service
+/// alone; a network alias answers every service of the instance, so an
+/// alias that could then name something else is left out (warned at the
+/// link): another service's name or `container_name`, or an alias links
+/// give two services.
+fn link_aliases(
+    services: &[(Key, Node)],
+    names: &HashMap<String, String>,
+    container_names: &HashMap<String, String>,
+) -> HashMap<String, Vec<String>> {
+    let mut targets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, def) in services {
+        let links = def.get("links").and_then(Node::items).unwrap_or_default();
+        for text in links.iter().filter_map(Node::scalar) {
+            if let Some((target, alias)) = text.split_once(':') {
+                targets
+                    .entry(alias.to_string())
+                    .or_default()
+                    .insert(target.to_string());
+            }
+        }
+    }
+    let names_a_service =
+        |name: &str| names.contains_key(name) || names.values().any(|n| n == name);
+    let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+    for (alias, targets) in targets {
+        let mut targets = targets.into_iter();
+        let (Some(target), None) = (targets.next(), targets.next()) else {
+            continue;
+        };
+        let clash = names_a_service(&alias)
+            || container_names.get(&alias).is_some_and(|s| *s != target)
+            || alias.contains('$');
+        if names.contains_key(&target) && !clash {
+            aliases.entry(target).or_default().push(alias);
+        }
+    }
+    aliases
+}
+
 fn awaited_to_complete(services: &[(Key, Node)]) -> HashSet<String> {
     services
         .iter()
@@ -2117,7 +2213,8 @@ mod tests {
             "      C: \"x #y\"\n",
             "      D: \"*star\"\n",
             "      E: \"{% raw %}{{.Name}}{% endraw %}\"\n",
-            "      F: 1.10\n",
+            // The unquoted 1.10 is the number compose hands Docker as 1.1.
+            "      F: \"1.1\"\n",
             "      G: \"0755\"\n",
             "      H: plain text\n",
         ] {

@@ -3850,3 +3850,173 @@ fn replicas_are_services_of_their_own_under_one_name() {
         run.stderr
     );
 }
+
+/// Round 14 sweep. compose's YAML reader reads an unquoted number as a
+/// number and hands Docker its text as Go prints it: greenbone's
+/// `FEED_RELEASE: 24.10` reaches the container as `24.1`, a PIN `0123` as
+/// octal `83`. Import passed `24.10` and `0123`, which compose never runs.
+/// Compose's values are carried over, each said where it is written; a
+/// quoted value, a number compose prints as written and a tagged string
+/// stay as they are.
+#[test]
+fn an_unquoted_number_is_the_text_compose_makes_of_it() {
+    let project = Project::new(concat!(
+        "services:\n  vt:\n    image: greenbone/vulnerability-tests\n",
+        "    environment:\n      FEED_RELEASE: 24.10\n      ADMIN_PIN: 0123\n",
+        "      QUOTED: '24.10'\n      PORT: 8080\n      TAGGED: !!str 1.10\n",
+        "    labels:\n      version: 1.20\n",
+        "    command: [serve, --ratio, 0.50]\n",
+    ));
+    let run = project.import_ok(&[]);
+    for (place, written, given) in [
+        ("5:21", "24.10", "24.1"),
+        ("6:18", "0123", "83"),
+        ("11:16", "1.20", "1.2"),
+        ("12:31", "0.50", "0.5"),
+    ] {
+        let warning = format!(
+            "docker-compose.yml:{place}: vt: {}: `{written}` is a number to compose's YAML reader, which hands Docker `{given}`",
+            match place {
+                "11:16" => "labels",
+                "12:31" => "command",
+                _ => "environment",
+            }
+        );
+        assert!(run.stderr.contains(&warning), "{warning}\n{}", run.stderr);
+    }
+    assert_eq!(run.stderr.matches("warning:").count(), 4, "{}", run.stderr);
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for arg in [
+        "--env FEED_RELEASE=24.1 \\",
+        "--env ADMIN_PIN=83 \\",
+        "--env QUOTED=24.10 \\",
+        "--env PORT=8080 \\",
+        "--env TAGGED=1.10 \\",
+        "--label version=1.2 \\",
+        "greenbone/vulnerability-tests serve --ratio 0.5\n",
+    ] {
+        assert!(render.stdout.contains(arg), "{arg}: {}", render.stdout);
+    }
+}
+
+/// Firezone's relay publishes 16,384 UDP ports (`49152-65535`), which
+/// import left out (warned: "list those the service needs"), so no relay
+/// was reachable. A range past 1024 ports is one `--publish` flag now, as
+/// compose has Docker publish it, warned for the host-port checks it
+/// escapes; a shorter one stays port by port.
+#[test]
+fn a_large_port_range_is_one_publish_flag() {
+    let project = Project::new(
+        "services:\n  relay:\n    image: firezone/relay\n    ports:\n      - \"3478:3478/udp\"\n      - \"127.0.0.1:49152-65535:49152-65535/udp\"\n",
+    );
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:6:9: relay: ports: `127.0.0.1:49152-65535:49152-65535/udp` is 16384 ports: carried over as one `--publish` flag in `docker_args`"),
+        "{}",
+        run.stderr
+    );
+    let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render
+            .stdout
+            .contains("--publish=127.0.0.1:49152-65535:49152-65535/udp \\"),
+        "{}",
+        render.stdout
+    );
+    assert!(
+        render.stdout.contains("--publish 3478:3478/udp \\"),
+        "{}",
+        render.stdout
+    );
+    assert_eq!(
+        render.stdout.matches("--publish").count(),
+        2,
+        "{}",
+        render.stdout
+    );
+}
+
+/// jitsi's `restart: ${RESTART_POLICY:-unless-stopped}` and sentry's
+/// healthcheck `retries: $HEALTHCHECK_RETRIES`: unitgen's `restart` and
+/// `retries` take no template, so import wrote their values, while the
+/// instance kept `restart_policy` and `healthcheck_retries` as if changing
+/// them did something. Said now at each such key, as for a boolean.
+#[test]
+fn a_variable_in_a_key_without_templates_is_said_to_be_fixed() {
+    let project = Project::new(concat!(
+        "services:\n  web:\n    image: jitsi/web\n",
+        "    restart: ${RESTART_POLICY:-unless-stopped}\n",
+        "    healthcheck:\n      test: curl -f localhost\n      retries: $HEALTHCHECK_RETRIES\n",
+        "  db:\n    image: postgres\n    restart: always\n",
+    ))
+    .file(".env", "HEALTHCHECK_RETRIES=10\n");
+    let run = project.import_ok(&[]);
+    for warning in [
+        "warning: docker-compose.yml:4:14: web: restart: `restart` cannot vary by instance in unitgen: written as its value here, `unless-stopped`\n",
+        "warning: docker-compose.yml:7:16: web: healthcheck.retries: `healthcheck.retries` cannot vary by instance in unitgen: written as its value here, `10`\n",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning}\n{}", run.stderr);
+    }
+    assert_eq!(run.stderr.matches("warning:").count(), 2, "{}", run.stderr);
+    let template = project.template();
+    assert!(
+        template.contains("    restart: unless-stopped\n"),
+        "{template}"
+    );
+    assert!(template.contains("      retries: 10\n"), "{template}");
+}
+
+/// netmaker's UI reaches its API by a link alias (`links:
+/// ["netmaker:api"]`), which import warned and left out, so `api` named
+/// nothing and the UI could not reach the API. The alias is a network
+/// alias of the linked service now; one that would name another service
+/// on the instance network, or that links give two services, stays out,
+/// warned.
+#[test]
+fn a_link_alias_is_a_network_alias_of_the_linked_service() {
+    let project = Project::new(concat!(
+        "services:\n  netmaker:\n    image: gravitl/netmaker\n",
+        "  ui:\n    image: gravitl/netmaker-ui\n    links: [\"netmaker:api\", \"db:netmaker\", \"db:store\"]\n",
+        "  db:\n    image: postgres\n",
+        "  worker:\n    image: busybox\n    links: [\"netmaker:store\"]\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:6:5: ui: links: not needed: services find each other by name on the instance network; the linked services are dependencies (`depends_on`), as compose starts them first; the link alias `api` of `netmaker` is a network alias now, which every service of the instance reaches it by, where compose gave it to this service alone; the aliases in `db:netmaker`, `db:store` are not carried over"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("  netmaker:\n    image: gravitl/netmaker\n    restart: \"no\"\n    docker_args: [--network-alias=api]\n"),
+        "{template}"
+    );
+    assert_eq!(template.matches("--network-alias").count(), 1, "{template}");
+}
+
+/// linuxserver's webtop example writes `version: "2.1"`, then `---` and
+/// its services: two YAML documents, which compose merges in order. Import
+/// refused the file with its YAML reader's advice to call another function.
+/// Each document is merged over the ones before it now, as compose does;
+/// warnings name their lines in the whole file.
+#[test]
+fn the_yaml_documents_of_a_file_are_merged_as_compose_merges_them() {
+    let project = Project::new(concat!(
+        "version: \"2.1\"\n---\nservices:\n  webtop:\n    image: lscr.io/linuxserver/webtop\n",
+        "    environment: [PUID=1000]\n---\n# nothing\n---\n",
+        "services:\n  webtop:\n    environment: [TZ=Etc/UTC]\n    volumes: [./config:/config]\n",
+    ));
+    let run = project.import_ok(&[]);
+    assert!(
+        run.stderr.contains("warning: docker-compose.yml:13:15: webtop: volumes: `./config` is relative to the compose file"),
+        "{}",
+        run.stderr
+    );
+    let template = project.template();
+    assert!(
+        template.contains("    environment:\n      PUID: \"1000\"\n      TZ: Etc/UTC\n"),
+        "{template}"
+    );
+}

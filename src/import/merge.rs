@@ -495,7 +495,10 @@ mod tests {
 
     fn read(file: usize, text: &str) -> Node {
         let source = Arc::new(miette::NamedSource::new("x.yml", text.to_string()));
-        super::super::node::read(&source, file).unwrap_or_else(|_| panic!("{text}"))
+        let mut documents =
+            super::super::node::read(&source, file).unwrap_or_else(|_| panic!("{text}"));
+        assert_eq!(documents.len(), 1, "{text}");
+        documents.remove(0)
     }
 
     /// The merged file, written back as flow YAML with each scalar's file.

@@ -61,18 +61,35 @@ pub struct Key {
     pub at: Place,
 }
 
-/// Parses a compose file, the importer's file number `id`. YAML 1.2
-/// booleans only, as compose reads them: `yes` and `on` stay text.
-pub fn read(file: &SourceFile, id: usize) -> Result<Node, Problems> {
+/// Parses a compose file, the importer's file number `id`: each of its
+/// YAML documents (`---` between them: webtop's `version: "2.1"`, then
+/// `---` and its services), empty ones left out, which compose merges in
+/// order (compose-go's loadYamlFile); an empty file is one null document.
+/// YAML 1.2 booleans only, as compose reads them: `yes` and `on` stay text.
+pub fn read(file: &SourceFile, id: usize) -> Result<Vec<Node>, Problems> {
     let text = file.inner().as_str();
     let mut options = crate::template::yaml_options();
     options.strict_booleans = true;
-    match serde_saphyr::from_str_with_options::<Spanned<Tagged<Raw>>>(text, options) {
-        Ok(raw) => {
+    let documents = serde_saphyr::from_str_multiple_with_options::<Spanned<Tagged<Raw>>, Vec<_>>(
+        text,
+        options.clone(),
+    );
+    let documents = match documents {
+        Ok(documents) if documents.is_empty() => {
+            serde_saphyr::from_str_with_options::<Spanned<Tagged<Raw>>>(text, options)
+                .map(|d| vec![d])
+        }
+        other => other,
+    };
+    match documents {
+        Ok(documents) => {
             let mut refused = Vec::new();
-            let node = Node::from_raw(raw, text, id, &mut refused);
+            let nodes = documents
+                .into_iter()
+                .map(|raw| Node::from_raw(raw, text, id, &mut refused))
+                .collect();
             if refused.is_empty() {
-                return Ok(node);
+                return Ok(nodes);
             }
             let problems = refused.into_iter().map(|(at, message)| {
                 let location = crate::diagnostic::Location::from_yaml(file, &at.at);
@@ -196,6 +213,17 @@ impl Node {
                 Some(w) if !w.starts_with(['"', '\'']) => w.to_string(),
                 _ => parsed,
             }),
+            // What serde reads as text and go-yaml as a number (`0755`,
+            // `1_000`, `+12`): a number, as compose reads it.
+            (Raw::Text(_), _)
+                if tag_name.is_empty()
+                    && written.is_some_and(|w| {
+                        !w.starts_with(['"', '\'', '|', '>'])
+                            && super::yaml_number::compose_text(w).is_some()
+                    }) =>
+            {
+                Kind::Number(written.unwrap_or_default().to_string())
+            }
             (Raw::Text(s), _) => Kind::Text(s),
             (Raw::List(items), _) => Kind::List(
                 items

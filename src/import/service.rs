@@ -52,6 +52,14 @@ impl Importer {
         for (k, value) in entries {
             self.service_key(k, value, def, &mut out, globals, project);
         }
+        for alias in self
+            .link_aliases
+            .get(&key.name)
+            .cloned()
+            .unwrap_or_default()
+        {
+            self.network_alias(&mut out, &interpolate::verbatim(&alias));
+        }
         // A copy answers to its service's name, as compose's containers do.
         if let Some(original) = self.replica_of.get(&key.name).cloned() {
             let alias = interpolate::verbatim(&self.names[&original]);
@@ -267,18 +275,31 @@ impl Importer {
             "networks" => self.service_networks(value, def, out),
             "network_mode" => self.network_mode(key, value, def, out),
             "links" => {
-                let aliased: Vec<String> = value
-                    .items()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(Node::scalar)
-                    .filter(|l| l.contains(':'))
-                    .collect();
+                let (mut carried, mut lost) = (Vec::new(), Vec::new());
+                for link in value.items().unwrap_or_default().iter().filter_map(Node::scalar) {
+                    let Some((target, alias)) = link.split_once(':') else {
+                        continue;
+                    };
+                    let given = self
+                        .link_aliases
+                        .get(target)
+                        .is_some_and(|aliases| aliases.iter().any(|a| a == alias));
+                    match given {
+                        true => carried.push(format!("`{alias}` of `{target}`")),
+                        false => lost.push(format!("`{link}`")),
+                    }
+                }
                 let mut message = "not needed: services find each other by name on the instance network; the linked services are dependencies (`depends_on`), as compose starts them first".to_string();
-                if !aliased.is_empty() {
+                if !carried.is_empty() {
                     message.push_str(&format!(
-                        "; the aliases in {} are not carried over: use the services' names",
-                        aliased.join(", ")
+                        "; the link alias {} is a network alias now, which every service of the instance reaches it by, where compose gave it to this service alone",
+                        carried.join(", ")
+                    ));
+                }
+                if !lost.is_empty() {
+                    message.push_str(&format!(
+                        "; the aliases in {} are not carried over, since on the instance network they would name another service or container too: use the services' names",
+                        lost.join(", ")
                     ));
                 }
                 self.warn(&key.at, name, message);
@@ -603,10 +624,26 @@ impl Importer {
                 && let Some(expanded) = expand_port_range(&text)
             {
                 match expanded {
-                    Ok(ports) => {
+                    Ok(Published::Each(ports)) => {
                         for port in ports {
                             out.push("ports", Scalar::Text(port));
                         }
+                    }
+                    // Thousands of `ports` entries (firezone's 16,384 relay
+                    // ports) would be as many lines and flags: one `-p`
+                    // flag publishes the range, as compose has Docker do.
+                    Ok(Published::Whole(count)) => {
+                        out.push(
+                            "docker_args",
+                            Scalar::Text(format!("--publish={}", interpolate::verbatim(&text))),
+                        );
+                        self.warn(
+                            &item.at,
+                            "ports",
+                            format!(
+                                "`{text}` is {count} ports: carried over as one `--publish` flag in `docker_args`, which `unitgen validate` does not check for host ports another service or instance publishes too"
+                            ),
+                        );
                     }
                     Err(why) => self.warn(&item.at, "ports", format!("not carried over: {why}")),
                 }
@@ -1266,7 +1303,7 @@ impl Importer {
     }
 
     fn restart(&mut self, key: &Key, node: &Node, def: &Node, out: &mut Map) {
-        let Some(policy) = self.plain_text(node, "restart") else {
+        let Some(policy) = self.fixed_text(node, "restart") else {
             return;
         };
         // Compose applies `deploy.restart_policy` after `restart`: its
@@ -1331,7 +1368,7 @@ impl Importer {
                         check.set(&k.name, Value::Scalar(d));
                     }
                 }
-                "retries" => match self.plain_text(v, &key) {
+                "retries" => match self.fixed_text(v, &key) {
                     Some(n) if n.parse::<u32>().is_ok() => check.set("retries", Value::plain(n)),
                     Some(n) => self.warn(
                         &v.at,
@@ -2021,7 +2058,7 @@ impl Importer {
     /// ports of a container on the host's network or on none are
     /// discarded by Docker, and left out.
     fn network_mode(&mut self, key: &Key, node: &Node, def: &Node, out: &mut Map) {
-        let Some(mode) = self.plain_text(node, "network_mode") else {
+        let Some(mode) = self.fixed_text(node, "network_mode") else {
             return;
         };
         let service = self.service.clone().unwrap_or_default();
@@ -2745,10 +2782,19 @@ fn clean_target(target: &str) -> String {
     }
 }
 
+/// How a port range is carried over.
+#[derive(Debug, PartialEq)]
+enum Published {
+    /// One `ports` entry per port.
+    Each(Vec<String>),
+    /// The range as written, in one `--publish` flag: this many ports.
+    Whole(usize),
+}
+
 /// The ports a range (`49160-49200:49160-49200/udp`: coturn's relay ports)
-/// stands for, one per port as Docker publishes them (`nat.ParsePortSpec`);
-/// `None` for a port that is no range.
-fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
+/// stands for, one per port as Docker publishes them (`nat.ParsePortSpec`),
+/// or, past 1024 ports, the range whole; `None` for a port that is no range.
+fn expand_port_range(text: &str) -> Option<Result<Published, String>> {
     if !text.contains('-') {
         return None;
     }
@@ -2788,18 +2834,18 @@ fn expand_port_range(text: &str) -> Option<Result<Vec<String>, String>> {
         }
     };
     if count > 1024 {
-        return Some(Err(format!(
-            "`{text}` is {count} ports: list those the service needs"
-        )));
+        return Some(Ok(Published::Whole(count)));
     }
     let prefix = ip.map(|ip| format!("{ip}:")).unwrap_or_default();
-    Some(Ok((0..count as u16)
-        .map(|i| match host_first {
-            Some(h) => format!("{prefix}{}:{}{protocol}", h + i, first + i),
-            None if ip.is_some() => format!("{prefix}:{}{protocol}", first + i),
-            None => format!("{}{protocol}", first + i),
-        })
-        .collect()))
+    Some(Ok(Published::Each(
+        (0..count as u16)
+            .map(|i| match host_first {
+                Some(h) => format!("{prefix}{}:{}{protocol}", h + i, first + i),
+                None if ip.is_some() => format!("{prefix}:{}{protocol}", first + i),
+                None => format!("{}{protocol}", first + i),
+            })
+            .collect(),
+    )))
 }
 
 /// Whether `node` is a map of `key` alone (`volume: {nocopy: true}`).
@@ -2837,11 +2883,18 @@ fn merge_text(pieces: Vec<Piece>) -> Vec<Piece> {
 
 #[cfg(test)]
 mod tests {
-    use super::expand_port_range;
+    use super::{Published, expand_port_range};
 
     #[test]
     fn a_port_range_is_each_of_its_ports() {
-        let ports = |text: &str| expand_port_range(text).map(|r| r.map_err(|e| e.to_string()));
+        let ports = |text: &str| {
+            expand_port_range(text).map(|r| {
+                r.map(|published| match published {
+                    Published::Each(ports) => ports,
+                    Published::Whole(count) => vec![format!("whole: {count}")],
+                })
+            })
+        };
         assert_eq!(ports("3478/udp"), None);
         assert_eq!(ports("${RELAY}:3478"), None);
         assert_eq!(
@@ -2884,11 +2937,9 @@ mod tests {
                 .unwrap_err()
                 .contains("differ in length")
         );
-        assert!(
-            ports("1-2000:1-2000")
-                .unwrap()
-                .unwrap_err()
-                .contains("2000 ports")
+        assert_eq!(
+            ports("49152-65535:49152-65535/udp"),
+            Some(Ok(vec!["whole: 16384".into()]))
         );
     }
 }
