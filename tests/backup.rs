@@ -909,8 +909,31 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
             .map(str::to_string)
             .collect()
     };
+    // And a copy an earlier unitgen left running (Docker named it then),
+    // which a kill of its backup left holding the volume: removed too.
+    ok(
+        &docker([
+            "run",
+            "--detach",
+            "--rm",
+            "--network=none",
+            "--entrypoint",
+            "tar",
+            "--volume",
+            "ugbkf-broken-cache:/data:ro",
+            &helper,
+            "-c",
+            "-C",
+            "/data",
+            ".",
+        ]),
+        "an earlier unitgen's copy",
+    );
     killed(
-        &|| world.active(cache_unit) == "inactive" && !using_cache().is_empty(),
+        &|| {
+            world.active(cache_unit) == "inactive"
+                && using_cache().contains(&"ugbkf-broken-cache.backup".to_string())
+        },
         "copy of cache",
     );
     assert_eq!(

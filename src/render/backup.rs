@@ -418,9 +418,7 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
     for volume in &part.volumes {
         let copier = sh_quote(&backup::copy_container(&volume.docker_name));
         // One a killed run left would hold the volume, and the name.
-        script.push(format!(
-            "{DOCKER} rm --force {copier} >/dev/null 2>&1 || true;"
-        ));
+        script.extend(copiers_removed(std::slice::from_ref(&volume.docker_name)));
         // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
         // `tar …` as its arguments instead of running it. The helper's own
         // `tar`, run as it is, not through `sh -c` (see
@@ -436,6 +434,48 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
     }
     script.extend(resume_lines(&container, &part.consistency, &marker));
     (comment, shell(&script))
+}
+
+/// Removes the copy containers of `volumes` (Docker names) a killed run
+/// left, which would hold their volume: this unitgen's, by name
+/// ([`backup::copy_container`]), and those of an earlier unitgen, which
+/// Docker named, by what they are: a `--rm` container without network
+/// whose command is `tar -c -C /data .` (through `--entrypoint tar`, or
+/// after the image's own entrypoint) with the volume read-only at `/data`,
+/// which no service's container is. Never fails: nothing left, nothing to do.
+fn copiers_removed(volumes: &[String]) -> Vec<String> {
+    if volumes.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<String> = (volumes.iter())
+        .map(|volume| sh_quote(&backup::copy_container(volume)))
+        .collect();
+    let quoted: Vec<String> = volumes.iter().map(|volume| sh_quote(volume)).collect();
+    let shape = "{{.HostConfig.NetworkMode}} {{.HostConfig.AutoRemove}} \
+                 {{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Name}}:{{.RW}} {{end}}{{end}}\
+                 {{json .Config.Entrypoint}} {{json .Config.Cmd}}";
+    vec![
+        format!(
+            "{DOCKER} rm --force {} >/dev/null 2>&1 || true;",
+            names.join(" ")
+        ),
+        format!("for volume in {}; do", quoted.join(" ")),
+        format!(
+            "  for c in $({DOCKER} ps --all --quiet --no-trunc --filter \"volume=$volume\" 2>/dev/null); do"
+        ),
+        format!(
+            "    case $({DOCKER} inspect --format {} \"$c\" 2>/dev/null) in",
+            sh_quote(shape)
+        ),
+        format!(
+            "      \"none true $volume:false \"{}|\"none true $volume:false \"*{}) {DOCKER} rm --force \"$c\" >/dev/null 2>&1 || true;;",
+            sh_quote(r#"["tar"] ["-c","-C","/data","."]"#),
+            sh_quote(r#" ["tar","-c","-C","/data","."]"#)
+        ),
+        "    esac;".into(),
+        "  done;".into(),
+        "done;".into(),
+    ]
 }
 
 /// How many times a backup asks Docker to pause a container before it
@@ -531,16 +571,11 @@ fn resume_script(instance: &Instance, backup: &Backup) -> Vec<String> {
     let mut script = Vec::new();
     // First, so that no copy goes on reading a volume that is written
     // again (a stopped service started) or removed.
-    let copiers: Vec<String> = (backup.services.iter())
+    let volumes: Vec<String> = (backup.services.iter())
         .flat_map(|part| &part.volumes)
-        .map(|volume| sh_quote(&backup::copy_container(&volume.docker_name)))
+        .map(|volume| volume.docker_name.clone())
         .collect();
-    if !copiers.is_empty() {
-        script.push(format!(
-            "{DOCKER} rm --force {} >/dev/null 2>&1;",
-            copiers.join(" ")
-        ));
-    }
+    script.extend(copiers_removed(&volumes));
     for part in &backup.services {
         script.extend(resume_lines(
             &instance.container(&part.service),
@@ -670,6 +705,59 @@ mod tests {
             ),
             "{}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The copy containers a killed run left are removed whatever unitgen
+    /// made them: by name, and Docker-named ones of an earlier unitgen by
+    /// their shape; other containers on the volume stay. A fake `docker`
+    /// answers as Docker does.
+    #[test]
+    fn copy_containers_of_this_and_earlier_unitgens_are_removed_and_nothing_else() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let removed = dir.path().join("removed");
+        let docker = dir.path().join("docker");
+        let copy = r#"["-c","-C","/data","."]"#;
+        std::fs::write(
+            &docker,
+            format!(
+                "#!/bin/sh\ncase $1 in\n\
+                 rm) shift 2; echo \"$*\" >> '{removed}';;\n\
+                 ps) [ \"$6\" = volume=blog-live-files ] && printf 'old1\\nold2\\nservice\\nmine\\nwritable\\n';;\n\
+                 inspect) case $4 in\n\
+                   old1) echo 'none true blog-live-files:false [\"tar\"] {copy}';;\n\
+                   old2) echo 'none true blog-live-files:false null [\"tar\",\"-c\",\"-C\",\"/data\",\".\"]';;\n\
+                   service) echo 'bridge false blog-live-files:true [\"/init\"] [\"httpd\"]';;\n\
+                   mine) echo 'default true blog-live-files:false [\"tar\"] {copy}';;\n\
+                   writable) echo 'none true blog-live-files:true [\"tar\"] {copy}';;\n\
+                 esac;;\n\
+                 esac\n",
+                removed = removed.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut script = vec!["set -e;".to_string()];
+        script.extend(copiers_removed(&[
+            "blog-live-files".into(),
+            "blog-live-db".into(),
+        ]));
+        script.push("echo went on".into());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.join("\n").replace(DOCKER, &docker.to_string_lossy()))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "went on\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&removed).unwrap(),
+            "blog-live-files.backup blog-live-db.backup\nold1\nold2\n"
         );
     }
 
