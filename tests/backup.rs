@@ -516,7 +516,10 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     let (timed_port, broken_port) = (free_port(), free_port());
     // A dump that fails (after writing half its output) once told to, and
     // that lasts while told to.
+    // While held, it also starts a process in a session of its own (a
+    // `setsid` child), which must end with it too.
     let dump = "if [ -e /db/.fail-dump ]; then echo partial; exit 3; fi; \
+                if [ -e /db/.hold-dump ]; then busybox setsid busybox sleep 86399 & fi; \
                 while [ -e /db/.hold-dump ]; do sleep 0.1; done; tar -c -C /db .";
     let yaml = app_with(
         "ugbkf",
@@ -847,14 +850,15 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     }
 
     // A backup killed (SIGKILL to all its processes) while it dumps: the
-    // dump it ran in the database's container (`docker exec`) ends too.
-    // Docker alone leaves it running: killing a `docker exec` client does
-    // not end what it started.
+    // dump it ran in the database's container (`docker exec`) ends too,
+    // its `setsid` child as well (a kill of the dump's process group left
+    // it running). Docker alone leaves it running: killing a `docker exec`
+    // client does not end what it started.
     world.exec("broken", "db", "touch /db/.hold-dump");
     let dumping = || {
         let top = docker(["top", "ugbkf-broken-db"]);
         let top = String::from_utf8_lossy(&top.stdout).into_owned();
-        top.contains(".hold-dump").then_some(top)
+        (top.contains(".hold-dump") || top.contains("sleep 86399")).then_some(top)
     };
     let killed = |moment: &dyn Fn() -> bool, what: &str| {
         ok(
