@@ -1943,6 +1943,38 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
         "{said}"
     );
 
+    // Nor what systemd sets for the unit's steps, which the file would win
+    // over too: with a CACHE_DIRECTORY there, the backup emptied that
+    // folder's `staging`; with a SERVICE_RESULT, the refused run was
+    // recorded as the file said.
+    let others = world.sandbox.root().join("var/tmp/ugbke-other/staging");
+    std::fs::create_dir_all(&others).unwrap();
+    std::fs::write(others.join("keep"), "not the backup's").unwrap();
+    secret(
+        &world,
+        "/etc/ugbke/s3.env",
+        &format!("{credentials}CACHE_DIRECTORY=/var/tmp/ugbke-other\nSERVICE_RESULT=success\n"),
+    );
+    let out = world.unitgen(&["backup", "live"]);
+    let said = one_line(&out) + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "/etc/ugbke/s3.env sets CACHE_DIRECTORY, which systemd sets for this unit's steps"
+        ),
+        "{said}"
+    );
+    assert!(
+        others.join("keep").exists(),
+        "the backup emptied another folder"
+    );
+    let status = world.unitgen(&["status", "live", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["backup"]["last_run"], "failed (exit-code)",
+        "{status}"
+    );
+
     secret(&world, "/etc/ugbke/s3.env", &credentials);
     ok(&world.unitgen(&["backup", "live"]), "backup live");
     assert_eq!(snapshots(&world, "live").len(), 1);

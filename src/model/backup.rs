@@ -168,13 +168,27 @@ pub fn ends_with_client(command: &str) -> [&str; 4] {
     ]
 }
 
-/// The variables the backup units set themselves, which their
-/// `environment_file` must leave alone (it would win over them).
-pub const UNIT_VARIABLES: [&str; 4] = [
+/// The variables the backup units set themselves, or systemd sets for
+/// their scripts, which their `environment_file` must leave alone (it
+/// would win over them).
+pub const UNIT_VARIABLES: [&str; 8] = [
     "RESTIC_REPOSITORY",
     "RESTIC_PASSWORD_FILE",
     "RESTIC_CACHE_DIR",
+    "CACHE_DIRECTORY",
+    "RUNTIME_DIRECTORY",
     "UNITGEN_STATE",
+    "SERVICE_RESULT",
+    "EXIT_CODE",
+];
+
+/// Of [`UNIT_VARIABLES`], those systemd sets (the unit's folders, and how
+/// its run ended), not the template.
+pub const SYSTEMD_VARIABLES: [&str; 4] = [
+    "CACHE_DIRECTORY",
+    "RUNTIME_DIRECTORY",
+    "SERVICE_RESULT",
+    "EXIT_CODE",
 ];
 
 /// The backup unit's `RuntimeDirectory=` (under /run, or the user's
