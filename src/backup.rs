@@ -127,8 +127,13 @@ impl Repository {
             if let Some((name, _)) = (environment.iter())
                 .find(|(name, _)| model::UNIT_VARIABLES.contains(&name.as_str()))
             {
+                let setter = if model::SYSTEMD_VARIABLES.contains(&name.as_str()) {
+                    "systemd sets for the backup units' steps"
+                } else {
+                    "the backup units set from the template"
+                };
                 return Err(format!(
-                    "{shown} sets {name}, which the backup units set from the template: remove it from the file"
+                    "{shown} sets {name}, which {setter}: remove it from the file"
                 ));
             }
         }

@@ -163,6 +163,10 @@ pub struct Plan {
     /// Files in the instance's state folder this unitgen does not know
     /// (see `InstanceState::unknown_files`): told, not acted on.
     pub unknown_state_files: Option<String>,
+    /// What this plan could not compare, and why (a root-only file, read
+    /// by a plan as another user): told, so that its "no changes" is not
+    /// taken for more than it checked.
+    pub unchecked: Vec<String>,
     /// The instance's secrets env files that are missing on the host or hold
     /// other values than its secrets (deleted or edited by hand): the
     /// containers run with what they read at their start, but their next
@@ -1137,6 +1141,9 @@ impl Plan {
         }
         if let Some(unknown) = &self.unknown_state_files {
             note("33", "i", unknown.clone());
+        }
+        for unchecked in &self.unchecked {
+            note("33", "?", format!("not checked: {unchecked}"));
         }
         for file in &self.stale_secrets {
             note(

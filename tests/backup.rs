@@ -516,7 +516,10 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     let (timed_port, broken_port) = (free_port(), free_port());
     // A dump that fails (after writing half its output) once told to, and
     // that lasts while told to.
+    // While held, it also starts a process in a session of its own (a
+    // `setsid` child), which must end with it too.
     let dump = "if [ -e /db/.fail-dump ]; then echo partial; exit 3; fi; \
+                if [ -e /db/.hold-dump ]; then busybox setsid busybox sleep 86399 & fi; \
                 while [ -e /db/.hold-dump ]; do sleep 0.1; done; tar -c -C /db .";
     let yaml = app_with(
         "ugbkf",
@@ -847,14 +850,15 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     }
 
     // A backup killed (SIGKILL to all its processes) while it dumps: the
-    // dump it ran in the database's container (`docker exec`) ends too.
-    // Docker alone leaves it running: killing a `docker exec` client does
-    // not end what it started.
+    // dump it ran in the database's container (`docker exec`) ends too,
+    // its `setsid` child as well (a kill of the dump's process group left
+    // it running). Docker alone leaves it running: killing a `docker exec`
+    // client does not end what it started.
     world.exec("broken", "db", "touch /db/.hold-dump");
     let dumping = || {
         let top = docker(["top", "ugbkf-broken-db"]);
         let top = String::from_utf8_lossy(&top.stdout).into_owned();
-        top.contains(".hold-dump").then_some(top)
+        (top.contains(".hold-dump") || top.contains("sleep 86399")).then_some(top)
     };
     let killed = |moment: &dyn Fn() -> bool, what: &str| {
         ok(
@@ -909,8 +913,31 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
             .map(str::to_string)
             .collect()
     };
+    // And a copy an earlier unitgen left running (Docker named it then),
+    // which a kill of its backup left holding the volume: removed too.
+    ok(
+        &docker([
+            "run",
+            "--detach",
+            "--rm",
+            "--network=none",
+            "--entrypoint",
+            "tar",
+            "--volume",
+            "ugbkf-broken-cache:/data:ro",
+            &helper,
+            "-c",
+            "-C",
+            "/data",
+            ".",
+        ]),
+        "an earlier unitgen's copy",
+    );
     killed(
-        &|| world.active(cache_unit) == "inactive" && !using_cache().is_empty(),
+        &|| {
+            world.active(cache_unit) == "inactive"
+                && using_cache().contains(&"ugbkf-broken-cache.backup".to_string())
+        },
         "copy of cache",
     );
     assert_eq!(
@@ -1914,6 +1941,38 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
     assert!(
         !said.contains("elsewhere") && !said.contains(S3_KEY),
         "{said}"
+    );
+
+    // Nor what systemd sets for the unit's steps, which the file would win
+    // over too: with a CACHE_DIRECTORY there, the backup emptied that
+    // folder's `staging`; with a SERVICE_RESULT, the refused run was
+    // recorded as the file said.
+    let others = world.sandbox.root().join("var/tmp/ugbke-other/staging");
+    std::fs::create_dir_all(&others).unwrap();
+    std::fs::write(others.join("keep"), "not the backup's").unwrap();
+    secret(
+        &world,
+        "/etc/ugbke/s3.env",
+        &format!("{credentials}CACHE_DIRECTORY=/var/tmp/ugbke-other\nSERVICE_RESULT=success\n"),
+    );
+    let out = world.unitgen(&["backup", "live"]);
+    let said = one_line(&out) + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "/etc/ugbke/s3.env sets CACHE_DIRECTORY, which systemd sets for this unit's steps"
+        ),
+        "{said}"
+    );
+    assert!(
+        others.join("keep").exists(),
+        "the backup emptied another folder"
+    );
+    let status = world.unitgen(&["status", "live", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["backup"]["last_run"], "failed (exit-code)",
+        "{status}"
     );
 
     secret(&world, "/etc/ugbke/s3.env", &credentials);

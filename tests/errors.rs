@@ -648,6 +648,73 @@ fn no_systemd_to_talk_to_is_explained_and_changes_nothing() {
     assert!(!dir.path().join("units").exists(), "no unit written");
 }
 
+// Regression: a plan as another user than root of an instance with
+// backups failed with "reading the backups' password file …: Permission
+// denied (os error 13)" and said nothing of the rest.
+#[test]
+fn a_plan_that_may_not_read_the_backups_password_file_says_the_rest_and_what_it_did_not_check() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let open = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    open(dir.path(), 0o755);
+    let password = dir.path().join("password");
+    std::fs::write(&password, "secret").unwrap();
+    open(&password, 0o600);
+    std::fs::write(
+        dir.path().join("unitgen.yaml"),
+        format!(
+            "app: shop\nservices:\n  db:\n    image: shop:1\n    volumes: [\"data:/d\"]\n    backup: {{}}\n\
+             backup:\n  repository: /srv/backups/shop\n  password_file: {}\ninstances:\n  live: {{}}\n",
+            password.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("units")).unwrap();
+    open(&dir.path().join("units"), 0o755);
+    let plan = |user: Option<u32>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unitgen"));
+        cmd.args([
+            "plan",
+            "live",
+            "--unit-dir",
+            "units",
+            "--state-dir",
+            "state",
+        ])
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path());
+        if let Some(id) = user {
+            cmd.uid(id).gid(id);
+        }
+        cmd.output().unwrap()
+    };
+    let unchecked = "not checked: whether the backups' password file";
+    let out = plan(None);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(!shown.contains(unchecked), "{shown}");
+    // As `nobody`: the same plan, and what it could not check, and why.
+    let out = plan(Some(65534));
+    let (shown, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{shown}{err}");
+    assert!(shown.contains("+ shop-live-backup.service"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "? {unchecked} {} changed since apply: reading the backups' password file {}: \
+             Permission denied (os error 13); a plan as root compares it",
+            password.display(),
+            password.display()
+        )),
+        "{shown}"
+    );
+}
+
 /// Values that would change a unit's lines, or that systemd could not load,
 /// are refused where they are written (issue 7: unit injection, limits).
 #[test]

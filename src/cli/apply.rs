@@ -199,7 +199,15 @@ fn plan_one(
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
     let host = args.host.host()?;
     let values = secrets::read(&instance)?;
-    let env_files = seal(&mut instance, &values, &store, &host, KeyUse::Read)?;
+    let (env_files, unchecked) = seal(&mut instance, &values, &store, &host, KeyUse::Read)?;
+    let installed = args.host.installed(&instance.app, &instance.instance)?;
+    if unchecked.is_some() {
+        // Compared as applied: the rest of the backup unit still is.
+        let applied = installed_password_digest(&installed, &instance.backup_unit());
+        if let Some(backup) = &mut instance.backup {
+            backup.password_digest = applied;
+        }
+    }
     // Their digests are in the routes unit: a renewed certificate shows.
     let route_files =
         router::read_files(&mut instance).map_err(crate::diagnostic::Problems::from)?;
@@ -207,7 +215,6 @@ fn plan_one(
     refuse_claimed_routes(&host, &instance, EtcdClaims::Skip, moves)?;
     let renderer = args.host.renderer()?;
     let desired = renderer.render(&instance);
-    let installed = args.host.installed(&instance.app, &instance.instance)?;
     let state = args.host.state(&instance.app, &instance.instance)?;
     let routes = written_routes(&host, &instance);
     let (mut plan, _) = host_plan(
@@ -218,6 +225,7 @@ fn plan_one(
         routes.as_ref(),
         Some((&store, &env_files)),
     )?;
+    plan.unchecked.extend(unchecked);
     plan.stale_route_files = stale_route_copies(&host, &instance, &installed, &route_files);
     plan.standins_unkept = standins_unkept(&renderer, &instance, &host, &state, &installed);
     if instance.router.is_none() && state.unrouting_left().is_some() {
@@ -697,7 +705,7 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
         }
     }
     let store = secrets::Store::new(&args.host.state_dir()?, &instance.prefix());
-    let env_files = seal(&mut instance, &values, &store, &host, KeyUse::Create)?;
+    let (env_files, _) = seal(&mut instance, &values, &store, &host, KeyUse::Create)?;
     let desired = renderer.render(&instance);
     // A handover an earlier apply left half done: its stand-in may be what
     // the router sends traffic to (see `handover::resume`).
@@ -844,27 +852,67 @@ enum KeyUse {
 /// the key of its secrets' digests (see `secrets`): the units then carry
 /// digests, never values. The env files that hold the values, for apply
 /// to write. No key is read or made for an instance with neither.
+///
+/// For a plan, a backup password file (or, without secrets, the key) that
+/// this user may not read is no error: the backup unit's digest is then
+/// left unset (the caller compares it as applied) and the second value
+/// says what was not checked, and why.
 fn seal(
     instance: &mut crate::model::Instance,
     values: &secrets::Values,
     store: &secrets::Store,
     host: &Host,
     key_use: KeyUse,
-) -> Result<Vec<secrets::EnvFile>> {
+) -> Result<(Vec<secrets::EnvFile>, Option<String>)> {
     if instance.secrets.is_empty() && instance.backup.is_none() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
+    let denied = |e: &std::io::Error| {
+        matches!(key_use, KeyUse::Read) && e.kind() == std::io::ErrorKind::PermissionDenied
+    };
     let key = match key_use {
-        KeyUse::Read => secrets::Key::load_or_ephemeral(store.dir())
-            .into_diagnostic()
-            .wrap_err("reading the key of the secrets' digests (root-only, like the secrets)")?,
+        KeyUse::Read => match secrets::Key::load_or_ephemeral(store.dir()) {
+            Err(e) if denied(&e) && instance.secrets.is_empty() => {
+                return Ok((Vec::new(), Some(unread_password(instance, host, &e))));
+            }
+            read => read.into_diagnostic().wrap_err(
+                "reading the key of the secrets' digests (root-only, like the secrets)",
+            )?,
+        },
         KeyUse::Create => secrets::Key::load_or_create(store.dir())
             .into_diagnostic()
             .wrap_err("creating the key of the secrets' digests")?,
     };
     let env_files = secrets::seal(instance, values, &key);
-    secrets::seal_password(instance, host.root.as_deref(), &key).into_diagnostic()?;
-    Ok(env_files)
+    match secrets::seal_password(instance, host.root.as_deref(), &key) {
+        Err(e) if denied(&e) => Ok((env_files, Some(unread_password(instance, host, &e)))),
+        sealed => sealed.into_diagnostic().map(|()| (env_files, None)),
+    }
+}
+
+/// What a plan says of a backup password file it could not compare with
+/// what apply recorded: a root-only file, or key, read as another user.
+/// A user's manager runs the backup as that user, who must read the file.
+fn unread_password(instance: &crate::model::Instance, host: &Host, e: &std::io::Error) -> String {
+    let file = (instance.backup.as_ref()).map_or("", |b| b.password_file.as_str());
+    let consequence = if host.user {
+        "the backup unit runs as this user too, and cannot read it either: its runs will fail \
+         until it can"
+    } else {
+        "a plan as root compares it"
+    };
+    format!(
+        "whether the backups' password file {} changed since apply: {e}; {consequence}",
+        crate::diagnostic::shown(file)
+    )
+}
+
+/// The `PasswordDigest=` the installed backup unit carries, if any.
+fn installed_password_digest(installed: &[UnitFile], backup_unit: &str) -> Option<String> {
+    let unit = installed.iter().find(|u| u.name == backup_unit)?;
+    (unit.text.lines())
+        .find_map(|line| line.strip_prefix("PasswordDigest="))
+        .map(str::to_string)
 }
 
 fn unkept_image_volumes(instance: &crate::model::Instance) -> Vec<image_volumes::Unkept> {

@@ -173,6 +173,10 @@ pub(super) struct Status {
     /// Why the secrets files could not be checked (they are root-only).
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets_error: Option<String>,
+    /// Why the backups' password file could not be compared with what
+    /// apply recorded (it, or the key, is root-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_error: Option<String>,
     /// The routes the host's router serves for the instance.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) routes: Vec<RouteStatus>,
@@ -347,6 +351,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     if let Some(error) = &status.secrets_error {
         showln!("secrets files: not checked: {error}")?;
     }
+    if let Some(error) = &status.password_error {
+        showln!("backup password file: not checked: {error}")?;
+    }
     if let Some(restore) = &status.restore_unfinished {
         showln!("! {restore}")?;
     }
@@ -486,6 +493,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
     let mut stray_containers = Vec::new();
     let mut containers_error = None;
     let mut secrets_error = None;
+    let mut password_error = None;
     let routed = installed
         .iter()
         .any(|u| super::apply::routes_file(u).is_some());
@@ -609,7 +617,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         let password_differs = match store.password_differs(all_units, target.root.as_deref()) {
             Ok(differs) => differs,
             Err(e) => {
-                secrets_error = Some(e.to_string());
+                password_error = Some(e.to_string());
                 None
             }
         };
@@ -930,6 +938,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         stray_containers,
         containers_error,
         secrets_error,
+        password_error,
         routes,
         routes_error,
         unfinished,

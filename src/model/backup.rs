@@ -131,29 +131,64 @@ pub const IN_CONTAINER: &str = "unitgen-backup";
 /// ends (its standard input held open by the backup). Docker does not: a
 /// killed client leaves its process running in the container (a dump goes
 /// on for as long as it takes), while it closes that process's standard
-/// input. A shell kept beside the command waits for that end, then sends
-/// SIGTERM to the whole process group (every process Docker started for
-/// it leads its own group), and SIGKILL 5 s later to what ignored it. The
-/// command gets no standard input. `$1` is the command, never joined to
-/// the script (as the restore's reader runs it).
+/// input. A shell kept beside the command waits for that end, then kills
+/// (SIGKILL: a dump's output is thrown away, so nothing waits for it to
+/// tidy up) every process the command started: all that descend from the
+/// shell Docker started, whatever their process group or session (a
+/// `setsid` child has its own; killing the group missed it), and those
+/// that left the tree (a double fork hands a daemon to the container's
+/// init) but still carry the run's mark in their environment
+/// (`UNITGEN_BACKUP_DUMP`, unique to the run; readable for processes of
+/// the same user). Each is
+/// stopped (SIGSTOP) as it is found, so that none forks or hands a child
+/// over while the rest are looked for, and all are killed once a look
+/// finds no more. Only `/proc` and shell builtins are used: the image may
+/// have nothing else. Not found: a process that both left the tree and
+/// dropped the mark (`env -i`, another user); in a container nothing else
+/// tells it from the service's own. The command gets no standard input.
+/// `$1` is the command, never joined to the script (as the restore's
+/// reader runs it).
 pub fn ends_with_client(command: &str) -> [&str; 4] {
     [
         "-c",
-        "exec 3<&0 </dev/null; \
-         ( while read -r _ <&3; do :; done; trap \"\" TERM; kill -TERM 0; sleep 5; kill -KILL 0 ) & \
-         watcher=$!; exec 3<&-; sh -c \"$1\"; code=$?; kill $watcher; exit $code",
+        "cmd=$1; exec 3<&0 </dev/null; \
+         read -r s < /proc/$$/stat; set -- ${s##*) }; mark=\"$$.${20}.\"; \
+         ( read -r me s < /proc/self/stat; while read -r _ <&3; do :; done; \
+         found=\" $$ \"; kill -STOP $$ 2>/dev/null; more=1; \
+         while [ $more = 1 ]; do more=0; for d in /proc/[0-9]*; do p=${d#/proc/}; \
+         case $found in *\" $p \"*) continue;; esac; [ \"$p\" != \"$me\" ] || continue; \
+         read -r s 2>/dev/null < \"$d/stat\" || continue; set -- ${s##*) }; \
+         case $found in *\" $2 \"*) ;; *) e=; read -r e 2>/dev/null < \"$d/environ\"; \
+         case $e in *\"UNITGEN_BACKUP_DUMP=$mark\"*) ;; *) continue;; esac;; esac; \
+         kill -STOP \"$p\" 2>/dev/null; found=\"$found$p \"; more=1; done; done; \
+         kill -KILL $found 2>/dev/null ) & \
+         watcher=$!; exec 3<&-; UNITGEN_BACKUP_DUMP=$mark sh -c \"$cmd\"; code=$?; kill $watcher; exit $code",
         IN_CONTAINER,
         command,
     ]
 }
 
-/// The variables the backup units set themselves, which their
-/// `environment_file` must leave alone (it would win over them).
-pub const UNIT_VARIABLES: [&str; 4] = [
+/// The variables the backup units set themselves, or systemd sets for
+/// their scripts, which their `environment_file` must leave alone (it
+/// would win over them).
+pub const UNIT_VARIABLES: [&str; 8] = [
     "RESTIC_REPOSITORY",
     "RESTIC_PASSWORD_FILE",
     "RESTIC_CACHE_DIR",
+    "CACHE_DIRECTORY",
+    "RUNTIME_DIRECTORY",
     "UNITGEN_STATE",
+    "SERVICE_RESULT",
+    "EXIT_CODE",
+];
+
+/// Of [`UNIT_VARIABLES`], those systemd sets (the unit's folders, and how
+/// its run ended), not the template.
+pub const SYSTEMD_VARIABLES: [&str; 4] = [
+    "CACHE_DIRECTORY",
+    "RUNTIME_DIRECTORY",
+    "SERVICE_RESULT",
+    "EXIT_CODE",
 ];
 
 /// The backup unit's `RuntimeDirectory=` (under /run, or the user's
@@ -207,7 +242,82 @@ pub fn lock_file(repository: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_file;
+    use super::{ends_with_client, lock_file};
+
+    /// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+    fn ended(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ").unwrap().1.starts_with('Z')
+        })
+    }
+
+    /// The end of its standard input ends everything the dump started: its
+    /// shell, a `setsid` child (a group and session of its own), and a
+    /// daemon a double fork handed to init, out of the tree; a process it
+    /// did not start goes on. Run by the host's `sh` as the container's
+    /// runs it. A dump that ends by itself keeps its exit status.
+    #[test]
+    fn a_dump_ends_whole_with_its_client_whatever_it_forks() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let note = format!("echo $$ >> '{}'", pids.display());
+        let dump = format!(
+            "setsid sh -c \"{note}; exec sleep 1000\" & \
+             (setsid sh -c \"{note}; exec sleep 1001\" &); \
+             {note}; while :; do sleep 1; done"
+        );
+        let mut bystander = Command::new("sleep").arg("1002").spawn().unwrap();
+        let mut dumping = Command::new("sh")
+            .args(ends_with_client(&dump))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = (0..300).find_map(|_| {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let found: Vec<String> = text.lines().map(String::from).collect();
+            if found.len() == 3 {
+                return Some(found);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            None
+        });
+        let started = started.expect("the dump did not start its three processes");
+        assert!(!started.iter().any(|pid| ended(pid)));
+        // The client goes: its end of the input closes.
+        drop(dumping.stdin.take());
+        dumping.wait().unwrap();
+        let all_ended = (0..300).any(|_| {
+            if started.iter().all(|pid| ended(pid)) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        });
+        let left: Vec<&String> = started.iter().filter(|pid| !ended(pid)).collect();
+        assert!(all_ended, "left running: {left:?}");
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "a bystander was killed"
+        );
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+
+        let mut ending = Command::new("sh")
+            .args(ends_with_client("echo done; exit 3"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = ending.stdin.take();
+        let mut said = String::new();
+        use std::io::Read as _;
+        (ending.stdout.take().unwrap().read_to_string(&mut said)).unwrap();
+        assert_eq!(ending.wait().unwrap().code(), Some(3));
+        assert_eq!(said, "done\n");
+        drop(input);
+    }
 
     #[test]
     fn one_repository_one_lock_however_it_is_written() {

@@ -75,7 +75,7 @@ impl Renderer {
                         password_digest => backup.password_digest.as_deref().map(systemd_value),
                         prepare => shell(&prepare_script(backup, &prefix, &self.state_dir.join(&prefix).to_string_lossy())),
                         steps => backup_steps(instance, backup),
-                        resume => escaped(format!("-{}", shell(&resume_script(instance, backup)))),
+                        resume => escaped(format!("-{}", shell(&resume_script(instance, backup, &prefix, &self.state_dir.join(&prefix).to_string_lossy())))),
                         ..common.clone()
                     },
                 )),
@@ -180,13 +180,20 @@ fn what_is_saved(backup: &Backup) -> String {
 /// itself: systemd lets the file's win over `Environment=`, so a
 /// `RESTIC_REPOSITORY` there (as restic's guides write such files) sent the
 /// backups to another repository than the one `unitgen backups`, `restore`,
-/// `status` and the docs read. `state`: the backup unit's `UNITGEN_STATE`.
+/// `status` and the docs read. Nor may it set what systemd sets for the
+/// scripts, which it would win over as well: the cache and runtime folders
+/// (a `CACHE_DIRECTORY` there made the backup empty another folder's
+/// `staging`) and, unset before `ExecStopPost=`, how the run ended.
+/// `state`: the backup unit's `UNITGEN_STATE` (None: the check unit, which
+/// has neither that nor a runtime folder).
 fn own_variables_lines(backup: &Backup, prefix: &str, state: Option<&str>) -> Vec<String> {
     let Some(file) = &backup.environment_file else {
         return Vec::new();
     };
     let cache = sh_quote(&format!("/{}/restic", backup::runtime_directory(prefix)));
-    let mut checks = vec![
+    let unset = |variable: &str| format!("[ -z \"${{{variable}+set}}\" ]");
+    let mut checks = own_folder_checks(prefix, state.is_some());
+    checks.extend([
         (
             "RESTIC_REPOSITORY",
             format!(
@@ -206,24 +213,58 @@ fn own_variables_lines(backup: &Backup, prefix: &str, state: Option<&str>) -> Ve
             "RESTIC_CACHE_DIR",
             format!("case $RESTIC_CACHE_DIR in *{cache}) true;; *) false;; esac"),
         ),
-    ];
+        ("SERVICE_RESULT", unset("SERVICE_RESULT")),
+        ("EXIT_CODE", unset("EXIT_CODE")),
+    ]);
+    if state.is_none() {
+        checks.push(("RUNTIME_DIRECTORY", unset("RUNTIME_DIRECTORY")));
+    }
     if let Some(state) = state {
         checks.push((
             "UNITGEN_STATE",
             format!("[ \"$UNITGEN_STATE\" = {} ]", sh_quote(state)),
         ));
     }
+    checks.sort_by_key(|(variable, _)| {
+        backup::UNIT_VARIABLES
+            .iter()
+            .position(|v| v == variable)
+            .expect("a variable of UNIT_VARIABLES")
+    });
     checks
         .into_iter()
         .map(|(variable, check)| {
             format!(
                 "{check} || {{ echo {} >&2; exit 1; }};",
                 sh_quote(&format!(
-                    "{file} sets {variable}, which this unit sets from the template: remove it from the file"
+                    "{file} sets {variable}, which {}: remove it from the file",
+                    if backup::SYSTEMD_VARIABLES.contains(&variable) {
+                        "systemd sets for this unit's steps"
+                    } else {
+                        "this unit sets from the template"
+                    }
                 ))
             )
         })
         .collect()
+}
+
+/// The checks that `CACHE_DIRECTORY` (and with `runtime`,
+/// `RUNTIME_DIRECTORY`) are the unit's own folders, which systemd names
+/// under `%C` and `%t` (the script cannot name those: it checks the end).
+fn own_folder_checks(prefix: &str, runtime: bool) -> Vec<(&'static str, String)> {
+    let own = sh_quote(&format!("/{}", backup::runtime_directory(prefix)));
+    let mut checks = vec![(
+        "CACHE_DIRECTORY",
+        format!("case $CACHE_DIRECTORY in *{own}) true;; *) false;; esac"),
+    )];
+    if runtime {
+        checks.push((
+            "RUNTIME_DIRECTORY",
+            format!("case $RUNTIME_DIRECTORY in *{own}) true;; *) false;; esac"),
+        ));
+    }
+    checks
 }
 
 /// Takes the repository's lock (see [`backup::lock_file`]), waiting for
@@ -418,9 +459,7 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
     for volume in &part.volumes {
         let copier = sh_quote(&backup::copy_container(&volume.docker_name));
         // One a killed run left would hold the volume, and the name.
-        script.push(format!(
-            "{DOCKER} rm --force {copier} >/dev/null 2>&1 || true;"
-        ));
+        script.extend(copiers_removed(std::slice::from_ref(&volume.docker_name)));
         // `--entrypoint`: an image with an ENTRYPOINT would otherwise get
         // `tar …` as its arguments instead of running it. The helper's own
         // `tar`, run as it is, not through `sh -c` (see
@@ -436,6 +475,48 @@ fn service_step(instance: &Instance, backup: &Backup, part: &ServiceBackup) -> (
     }
     script.extend(resume_lines(&container, &part.consistency, &marker));
     (comment, shell(&script))
+}
+
+/// Removes the copy containers of `volumes` (Docker names) a killed run
+/// left, which would hold their volume: this unitgen's, by name
+/// ([`backup::copy_container`]), and those of an earlier unitgen, which
+/// Docker named, by what they are: a `--rm` container without network
+/// whose command is `tar -c -C /data .` (through `--entrypoint tar`, or
+/// after the image's own entrypoint) with the volume read-only at `/data`,
+/// which no service's container is. Never fails: nothing left, nothing to do.
+fn copiers_removed(volumes: &[String]) -> Vec<String> {
+    if volumes.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<String> = (volumes.iter())
+        .map(|volume| sh_quote(&backup::copy_container(volume)))
+        .collect();
+    let quoted: Vec<String> = volumes.iter().map(|volume| sh_quote(volume)).collect();
+    let shape = "{{.HostConfig.NetworkMode}} {{.HostConfig.AutoRemove}} \
+                 {{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Name}}:{{.RW}} {{end}}{{end}}\
+                 {{json .Config.Entrypoint}} {{json .Config.Cmd}}";
+    vec![
+        format!(
+            "{DOCKER} rm --force {} >/dev/null 2>&1 || true;",
+            names.join(" ")
+        ),
+        format!("for volume in {}; do", quoted.join(" ")),
+        format!(
+            "  for c in $({DOCKER} ps --all --quiet --no-trunc --filter \"volume=$volume\" 2>/dev/null); do"
+        ),
+        format!(
+            "    case $({DOCKER} inspect --format {} \"$c\" 2>/dev/null) in",
+            sh_quote(shape)
+        ),
+        format!(
+            "      \"none true $volume:false \"{}|\"none true $volume:false \"*{}) {DOCKER} rm --force \"$c\" >/dev/null 2>&1 || true;;",
+            sh_quote(r#"["tar"] ["-c","-C","/data","."]"#),
+            sh_quote(r#" ["tar","-c","-C","/data","."]"#)
+        ),
+        "    esac;".into(),
+        "  done;".into(),
+        "done;".into(),
+    ]
 }
 
 /// How many times a backup asks Docker to pause a container before it
@@ -527,19 +608,26 @@ fn marker(part: &ServiceBackup) -> String {
 /// staged copies, and records how the run ended (systemd's result, e.g.
 /// `exit-code`, with the time) for `status`, which must show a failed
 /// backup even after systemd forgot it (a reboot).
-fn resume_script(instance: &Instance, backup: &Backup) -> Vec<String> {
+fn resume_script(instance: &Instance, backup: &Backup, prefix: &str, state: &str) -> Vec<String> {
     let mut script = Vec::new();
     // First, so that no copy goes on reading a volume that is written
     // again (a stopped service started) or removed.
-    let copiers: Vec<String> = (backup.services.iter())
+    let volumes: Vec<String> = (backup.services.iter())
         .flat_map(|part| &part.volumes)
-        .map(|volume| sh_quote(&backup::copy_container(&volume.docker_name)))
+        .map(|volume| volume.docker_name.clone())
         .collect();
-    if !copiers.is_empty() {
-        script.push(format!(
-            "{DOCKER} rm --force {} >/dev/null 2>&1;",
-            copiers.join(" ")
-        ));
+    script.extend(copiers_removed(&volumes));
+    // An `environment_file` that set the unit's folders had the run refused
+    // before it paused, stopped or staged anything: nothing of theirs is
+    // touched (the staging folder under the file's `CACHE_DIRECTORY` is
+    // another's folder).
+    let own_folders: Vec<String> = (backup.environment_file.iter())
+        .flat_map(|_| own_folder_checks(prefix, true))
+        .map(|(_, check)| check)
+        .collect();
+    let guarded = !own_folders.is_empty();
+    if guarded {
+        script.push(format!("if {}; then", own_folders.join(" && ")));
     }
     for part in &backup.services {
         script.extend(resume_lines(
@@ -549,19 +637,32 @@ fn resume_script(instance: &Instance, backup: &Backup) -> Vec<String> {
         ));
     }
     script.push(format!("rm -rf {STAGING};"));
-    // A clean exit on SIGTERM (a stop job) is no success.
-    script.push("mkdir -p \"$UNITGEN_STATE\";".into());
+    if guarded {
+        script.push("fi;".into());
+    }
+    // Recorded where unitgen reads it, whatever the environment says.
+    let state = sh_quote(state);
+    script.push(format!("mkdir -p {state};"));
     script.push("result=$SERVICE_RESULT;".into());
+    // A clean exit on SIGTERM (a stop job) is no success.
     script.push(
         "if [ \"$result\" = success ] && [ \"$EXIT_CODE\" = killed ]; then result=interrupted; fi;"
             .into(),
     );
+    // Nor is a run refused before it got past the lock, where only an
+    // `environment_file` setting SERVICE_RESULT could have said success.
+    if guarded {
+        script.push(format!(
+            "if [ \"$result\" = success ] && [ ! -e \"$RUNTIME_DIRECTORY/{}\" ]; then result=exit-code; fi;",
+            backup::PAST_LOCK
+        ));
+    }
     script.push(format!(
-        "printf '{{\"time\":%s,\"result\":\"%s\"}}\\n' \"$(date +%s)\" \"$result\" > \"$UNITGEN_STATE/.{run}\" &&",
+        "printf '{{\"time\":%s,\"result\":\"%s\"}}\\n' \"$(date +%s)\" \"$result\" > {state}/.{run} &&",
         run = LAST_RUN_FILE
     ));
     script.push(format!(
-        "mv \"$UNITGEN_STATE/.{run}\" \"$UNITGEN_STATE/{run}\"",
+        "mv {state}/.{run} {state}/{run}",
         run = LAST_RUN_FILE
     ));
     script
@@ -673,6 +774,59 @@ mod tests {
         );
     }
 
+    /// The copy containers a killed run left are removed whatever unitgen
+    /// made them: by name, and Docker-named ones of an earlier unitgen by
+    /// their shape; other containers on the volume stay. A fake `docker`
+    /// answers as Docker does.
+    #[test]
+    fn copy_containers_of_this_and_earlier_unitgens_are_removed_and_nothing_else() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let removed = dir.path().join("removed");
+        let docker = dir.path().join("docker");
+        let copy = r#"["-c","-C","/data","."]"#;
+        std::fs::write(
+            &docker,
+            format!(
+                "#!/bin/sh\ncase $1 in\n\
+                 rm) shift 2; echo \"$*\" >> '{removed}';;\n\
+                 ps) [ \"$6\" = volume=blog-live-files ] && printf 'old1\\nold2\\nservice\\nmine\\nwritable\\n';;\n\
+                 inspect) case $4 in\n\
+                   old1) echo 'none true blog-live-files:false [\"tar\"] {copy}';;\n\
+                   old2) echo 'none true blog-live-files:false null [\"tar\",\"-c\",\"-C\",\"/data\",\".\"]';;\n\
+                   service) echo 'bridge false blog-live-files:true [\"/init\"] [\"httpd\"]';;\n\
+                   mine) echo 'default true blog-live-files:false [\"tar\"] {copy}';;\n\
+                   writable) echo 'none true blog-live-files:true [\"tar\"] {copy}';;\n\
+                 esac;;\n\
+                 esac\n",
+                removed = removed.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut script = vec!["set -e;".to_string()];
+        script.extend(copiers_removed(&[
+            "blog-live-files".into(),
+            "blog-live-db".into(),
+        ]));
+        script.push("echo went on".into());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.join("\n").replace(DOCKER, &docker.to_string_lossy()))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "went on\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&removed).unwrap(),
+            "blog-live-files.backup blog-live-db.backup\nold1\nold2\n"
+        );
+    }
+
     #[test]
     fn the_refusal_of_a_readable_secret_file_names_it_as_written() {
         let backup = backup_to("/srv/b", "/etc/it's here", None);
@@ -706,31 +860,55 @@ mod tests {
         let lines = own_variables_lines(&backup, "blog-live", Some("/var/lib/unitgen/blog-live"));
         for variable in backup::UNIT_VARIABLES {
             assert!(
-                lines.iter().any(|l| l.contains(&format!("${variable}"))),
+                lines
+                    .iter()
+                    .any(|l| l.contains(&format!("{{{variable}+set}}"))
+                        || l.contains(&format!("${variable} "))
+                        || l.contains(&format!("${variable}\""))),
                 "{variable}"
             );
         }
-        let run = |repository: &str| {
-            std::process::Command::new("sh")
-                .arg("-c")
+        // As systemd runs an `ExecStartPre=`: its own folders, no result yet.
+        let run = |changed: (&str, &str)| {
+            let mut sh = std::process::Command::new("sh");
+            sh.arg("-c")
                 .arg(format!("{} echo went on", lines.join(" ")))
-                .env("RESTIC_REPOSITORY", repository)
+                .env("RESTIC_REPOSITORY", "/srv/it's")
                 .env("RESTIC_PASSWORD_FILE", "/etc/pw")
                 .env(
                     "RESTIC_CACHE_DIR",
                     "/var/cache/unitgen/blog-live-backup/restic",
                 )
+                .env("CACHE_DIRECTORY", "/var/cache/unitgen/blog-live-backup")
+                .env("RUNTIME_DIRECTORY", "/run/unitgen/blog-live-backup")
                 .env("UNITGEN_STATE", "/var/lib/unitgen/blog-live")
-                .output()
-                .unwrap()
+                .env_remove("SERVICE_RESULT")
+                .env_remove("EXIT_CODE");
+            if !changed.0.is_empty() {
+                sh.env(changed.0, changed.1);
+            }
+            sh.output().unwrap()
         };
-        assert_eq!(run("/srv/it's").stdout, b"went on\n");
-        let refused = run("/srv/elsewhere");
-        assert!(!refused.status.success());
-        assert_eq!(
-            String::from_utf8(refused.stderr).unwrap(),
-            "/etc/s3 env sets RESTIC_REPOSITORY, which this unit sets from the template: remove it from the file\n"
-        );
+        assert_eq!(run(("", "")).stdout, b"went on\n");
+        for (variable, value) in [
+            ("RESTIC_REPOSITORY", "/srv/elsewhere"),
+            ("CACHE_DIRECTORY", "/home"),
+            ("RUNTIME_DIRECTORY", "/tmp"),
+            ("SERVICE_RESULT", "success"),
+            ("EXIT_CODE", "exited"),
+        ] {
+            let refused = run((variable, value));
+            assert!(!refused.status.success(), "{variable}");
+            let setter = if variable == "RESTIC_REPOSITORY" {
+                "this unit sets from the template"
+            } else {
+                "systemd sets for this unit's steps"
+            };
+            assert_eq!(
+                String::from_utf8(refused.stderr).unwrap(),
+                format!("/etc/s3 env sets {variable}, which {setter}: remove it from the file\n")
+            );
+        }
         assert!(
             own_variables_lines(
                 &Backup {
