@@ -1249,14 +1249,15 @@ pub fn converge_and_record(
                 plan.stale_secrets.join(", ")
             ));
         }
-        if intent.is_some() {
-            // Killed after its revision was recorded: nothing left to do.
-            let _ = state.finish::<Intent>();
-        }
         if let Some(resumed) = resumed {
             resumed
                 .finish(host, &progress)
                 .map_err(|f| failure_report(name, f))?;
+        }
+        // Killed after its revision was recorded: nothing left to do, once
+        // its switch is finished (see the end of this function).
+        if intent.is_some() {
+            let _ = state.finish::<Intent>();
         }
         let number = latest.map_or(0, |l| l.number);
         // The revision's stand-ins, as the template renders them: missing
