@@ -263,9 +263,18 @@ pub fn not_serving(host: &Host, routes_file: &Path, mark: &str) -> Option<String
     ))
 }
 
+/// The address the router unit's Traefik flag gives the HTTP entry point:
+/// read where `render::route::docker_run` puts it, a line of its own in
+/// the command line of `ExecStart=`, never elsewhere in the unit (the
+/// router's folder, a user's path, is named in a comment and in mounts
+/// before it, and may hold the flag's text).
 fn http_address_of(unit: &UnitFile) -> Option<std::net::SocketAddr> {
     let flag = format!("--entryPoints.{HTTP_ENTRY_POINT}.address=");
-    let (_, after) = unit.text.split_once(&flag)?;
+    let after = exec_start_lines(&unit.text).find_map(|line| {
+        let word = line.trim_start();
+        // Quoted when the address is not plain words (`[::]`).
+        word.strip_prefix('"').unwrap_or(word).strip_prefix(&flag)
+    })?;
     let value: String = (after.chars())
         .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '\\'))
         .collect();
@@ -279,6 +288,19 @@ fn http_address_of(unit: &UnitFile) -> Option<std::net::SocketAddr> {
         address.parse().ok()?,
         port.parse().ok()?,
     ))
+}
+
+/// The lines of the unit's `ExecStart=` command line: the first (after
+/// `ExecStart=`) and each continuation line after a line ending in `\`.
+fn exec_start_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut lines = text.lines();
+    let first = lines.find_map(|line| line.strip_prefix("ExecStart="));
+    let mut continued = first.is_some_and(|line| line.ends_with('\\'));
+    first.into_iter().chain(lines.map_while(move |line| {
+        let this = continued.then_some(line);
+        continued = line.ends_with('\\');
+        this
+    }))
 }
 
 /// A value the router unit records in its `[X-Unitgen]` section.
@@ -651,5 +673,41 @@ mod tests {
             text: "[Service]\nExecStart=/bin/true\n".to_string(),
         };
         assert_eq!(http_address_of(&none), None);
+    }
+
+    /// The flag's text elsewhere in the unit (here in the router's folder,
+    /// named in its header comment, its mkdir and its mounts before the
+    /// flag, and a CA certificate's path) was taken for the address: the
+    /// first one in the unit's text was read, wherever it stood.
+    #[test]
+    fn the_http_address_is_read_from_the_flag_alone() {
+        let decoy = "--entryPoints.web.address=192.0.2.99:81";
+        let router = crate::model::route::Router {
+            image: "traefik:v3.7".into(),
+            http_port: 8080,
+            https_port: 8443,
+            address: Some("::1".into()),
+            directory: format!("/srv/{decoy} router").into(),
+            acme: crate::model::route::Acme {
+                email: None,
+                ca_server: "https://ca.example/dir".into(),
+                ca_certificate: Some(format!("/etc/{decoy}.pem")),
+            },
+            etcd: None,
+            declared_at: None,
+        };
+        let unit =
+            crate::render::Renderer::new(crate::render::Flavour::System).router_unit(&router);
+        let first = unit.text.find(decoy).unwrap();
+        let flag = unit.text.find("--entryPoints.web.address=[::1]").unwrap();
+        assert!(
+            first < flag,
+            "the decoy stands before the flag:\n{}",
+            unit.text
+        );
+        assert_eq!(
+            http_address_of(&unit).map(|a| a.to_string()).as_deref(),
+            Some("[::1]:8080")
+        );
     }
 }

@@ -1445,6 +1445,23 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     assert_eq!(greeting(&world), "v2");
     assert_eq!(plan(&world).0, Some(0), "v2 is the template");
 
+    // Killed there again (to revision 3, v1, recording 5), then restarted:
+    // the rollback is done, and the next one goes back from revision 5 (to
+    // 4, v2). Before, the restart left its record, and that rollback said
+    // "finishing the rollback to revision 3" and stayed at v1.
+    killed_at(&world, &["rollback", "live"], "after-record");
+    assert_eq!(greeting(&world), "v1");
+    let out = world.unitgen(&["restart", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = world.unitgen(&["rollback", "live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("rolling ugcrash-live back to revision 4"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(greeting(&world), "v2");
+
     let destroy_note = "an earlier destroy of ugcrash-live did not finish: `unitgen destroy ugcrash/live` finishes it";
     // plan tells the destroy that did not finish, as drift.
     let told = || {

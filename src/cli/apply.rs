@@ -802,12 +802,21 @@ fn apply_one(args: &ApplyArgs, template: &Template, instance: &str, moves: &[Mov
             // A router just started (or restarted) listens before it has
             // read its folder: the routes are served once it answers their
             // mark, which `plan` asks next (as apply asks after writing them).
-            router::await_routes(&host, &[instance.routes_unit()], &progress).map_err(|f| {
-                miette!(
-                    "{name} is applied, but its router ({ROUTER_UNIT}) does not serve its routes: {}",
-                    f.message
-                )
-            })?;
+            // One that ran on was asked already for a routes file the
+            // convergence wrote, and `plan` asked it for one it did not.
+            let ran_on = matches!(
+                change,
+                router::RouterChange::Unchanged | router::RouterChange::Recorded
+            );
+            if !ran_on {
+                router::await_routes(&host, &[instance.routes_unit()], &progress).map_err(|f| {
+                    miette!(
+                        "{name} is applied, but its router ({ROUTER_UNIT}) does not serve its \
+                         routes: {}",
+                        f.message
+                    )
+                })?;
+            }
             let said = match change {
                 router::RouterChange::Unchanged => "up to date",
                 router::RouterChange::Recorded => "up to date (its settings recorded)",
@@ -1288,14 +1297,15 @@ pub fn converge_and_record(
                 plan.stale_secrets.join(", ")
             ));
         }
-        if intent.is_some() {
-            // Killed after its revision was recorded: nothing left to do.
-            let _ = state.finish::<Intent>();
-        }
         if let Some(resumed) = resumed {
             resumed
                 .finish(host, &progress)
                 .map_err(|f| failure_report(name, f))?;
+        }
+        // Killed after its revision was recorded: nothing left to do, once
+        // its switch is finished (see the end of this function).
+        if intent.is_some() {
+            let _ = state.finish::<Intent>();
         }
         let number = latest.map_or(0, |l| l.number);
         // The revision's stand-ins, as the template renders them: missing

@@ -11,6 +11,7 @@ use super::installed::Installed;
 use super::{FileArgs, Outcome};
 use crate::progress::{Progress, count};
 use crate::render::{Owner, UnitFile};
+use crate::state::{InstanceState, Intent};
 use crate::systemd::JobKind;
 use crate::systemd::converge;
 
@@ -151,6 +152,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
             (JobKind::ReloadOrRestart, reloads.as_slice()),
         ];
         converge::control(&host, &jobs, settle, &progress).map_err(report)?;
+        forget_finished(&state, &installed, &progress);
         return done(kind, &name, &units, &reloads, &progress);
     };
     // The stand-ins are on the instance's network: restarting its unit
@@ -173,7 +175,37 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
         let reloads = [(JobKind::ReloadOrRestart, reloads.as_slice())];
         converge::control(&host, &reloads, settle, &progress).map_err(report)?;
     }
+    forget_finished(&state, &installed, &progress);
     done(kind, &name, &units, &reloads, &progress)
+}
+
+/// Drops the record of an apply or rollback killed once it had recorded
+/// its revision (`Intent::left_nothing_to_do`) when this command has
+/// succeeded and no zero-downtime switch is left (a restart finishes one
+/// first): that command is done. Kept, it made the next `rollback` say
+/// "finishing the rollback to revision N" and stay at N, where plan and
+/// status told nothing unfinished, instead of going back one revision.
+fn forget_finished(state: &InstanceState, installed: &Installed, progress: &Progress) {
+    let Ok(Some(intent)) = state.intent() else {
+        return;
+    };
+    if state.dir().join(crate::systemd::handover::RECORD).exists() {
+        return;
+    }
+    let Ok(latest) = state.revisions().map(|mut r| r.pop()) else {
+        return;
+    };
+    let units: Vec<UnitFile> = (installed.units.iter())
+        .map(|(unit, _)| unit.clone())
+        .collect();
+    let recorded = latest
+        .as_ref()
+        .is_some_and(|l| l.digest == crate::state::units_digest(&units));
+    if intent.left_nothing_to_do(latest.as_ref(), recorded)
+        && let Err(e) = state.finish::<Intent>()
+    {
+        progress.line(&format!("warning: {e}"));
+    }
 }
 
 /// The stand-ins the installed revision's apply kept (`handover::STORED`)
@@ -182,7 +214,7 @@ pub fn run(kind: JobKind, args: ControlArgs) -> Result<Outcome> {
 /// when they cannot be read and `routed` (the routed services among the
 /// units restarted) is not empty: they would restart under the router.
 fn kept_handover(
-    state: &crate::state::InstanceState,
+    state: &InstanceState,
     host: &converge::Host,
     units: &[String],
     routed: &[String],

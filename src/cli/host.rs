@@ -34,9 +34,9 @@ pub struct HostArgs {
     pub bus: Option<String>,
     /// Talk to your user's systemd instead of the system's. Either way,
     /// unitgen's docker calls take DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG,
-    /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH from that manager's environment
-    /// (where the units take them), not from yours. Not with --root, whose
-    /// systemd is a system manager.
+    /// DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_API_VERSION from that
+    /// manager's environment (where the units take them), not from yours.
+    /// Not with --root, whose systemd is a system manager.
     #[arg(long, conflicts_with = "root")]
     pub user: bool,
 }

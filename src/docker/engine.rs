@@ -30,10 +30,8 @@ pub fn local() -> Option<Engine> {
         None => std::env::var(name).ok(),
     };
     let config = || read_config(variable("DOCKER_CONFIG"));
+    let prefix = path_prefix(variable("DOCKER_API_VERSION").as_deref())?;
     let socket = socket_of(variable, config)?;
-    // Not one of the variables a unit's `docker` gets from its manager
-    // (see `environment`): unitgen's own, as its `docker` calls get it.
-    let prefix = path_prefix(std::env::var("DOCKER_API_VERSION").ok().as_deref())?;
     Some(Engine { socket, prefix })
 }
 

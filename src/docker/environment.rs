@@ -15,13 +15,16 @@ use std::sync::OnceLock;
 use crate::escape::sh_quote;
 
 /// The variables by which the Docker CLI chooses its engine, its config
-/// (and with it the current context) and its TLS files.
-pub const VARIABLES: [&str; 5] = [
+/// (and with it the current context), its TLS files and the API version it
+/// asks for (which changes what `docker run` may ask and what the engine
+/// answers).
+pub const VARIABLES: [&str; 6] = [
     "DOCKER_HOST",
     "DOCKER_CONTEXT",
     "DOCKER_CONFIG",
     "DOCKER_TLS_VERIFY",
     "DOCKER_CERT_PATH",
+    "DOCKER_API_VERSION",
 ];
 
 /// The engine a unit's `docker` uses when nothing chooses another.
@@ -30,7 +33,7 @@ pub(super) const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// Each of [`VARIABLES`] as a unit's `docker` gets it (None: unset).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Environment {
-    values: [Option<String>; 5],
+    values: [Option<String>; 6],
 }
 
 impl Environment {
@@ -62,7 +65,7 @@ impl Environment {
     pub fn seen_from(&self, root: &Path) -> Environment {
         let mut env = self.clone();
         let in_root = |path: &str| in_root(root, Path::new(path)).display().to_string();
-        let [host, context, config, _, cert_path] = &mut env.values;
+        let [host, context, config, _, cert_path, _] = &mut env.values;
         if host.is_none() && context.is_none() {
             *host = Some(format!("unix://{DEFAULT_SOCKET}"));
         }
@@ -235,6 +238,7 @@ mod tests {
             "DOCKER_CONFIG=/etc/docker-a",
             "DOCKER_CONFIG=/etc/docker-b",
             "DOCKER_TLS_VERIFY=",
+            "DOCKER_API_VERSION=1.41",
             "no equals sign",
         ]));
         assert_eq!(
@@ -246,6 +250,7 @@ mod tests {
         assert_eq!(env.get("DOCKER_TLS_VERIFY"), Some(""));
         assert_eq!(env.get("DOCKER_CONTEXT"), None);
         assert_eq!(env.get("DOCKER_CERT_PATH"), None);
+        assert_eq!(env.get("DOCKER_API_VERSION"), Some("1.41"));
         assert_eq!(env.get("PATH"), None);
     }
 
@@ -262,6 +267,7 @@ mod tests {
             })
             .collect();
         let mut expected: Vec<(String, Option<String>)> = vec![
+            ("DOCKER_API_VERSION".into(), None),
             ("DOCKER_CERT_PATH".into(), None),
             ("DOCKER_CONFIG".into(), None),
             ("DOCKER_CONTEXT".into(), None),
@@ -284,6 +290,7 @@ mod tests {
             "DOCKER_HOST" => Some("unix:///run/user/1000/docker.sock".to_owned()),
             "DOCKER_CONFIG" => Some("/etc/docker-client".to_owned()),
             "DOCKER_CONTEXT" => Some("remote".to_owned()),
+            "DOCKER_API_VERSION" => Some("1.41".to_owned()),
             _ => None,
         };
         let found = units.disagreements(own);
@@ -298,6 +305,11 @@ mod tests {
                 Disagreement {
                     name: "DOCKER_CONTEXT",
                     own: "remote".into(),
+                    units: None,
+                },
+                Disagreement {
+                    name: "DOCKER_API_VERSION",
+                    own: "1.41".into(),
                     units: None,
                 },
             ],
@@ -323,6 +335,11 @@ mod tests {
             "{warning}"
         );
         assert!(warning.ends_with("or take theirs (`unset DOCKER_CONTEXT`)."));
+        let warning = found[2].warning(false);
+        assert!(
+            warning.contains("(`systemctl set-environment DOCKER_API_VERSION=1.41`"),
+            "{warning}"
+        );
     }
 
     /// A value of either environment is one word of the commands the

@@ -172,9 +172,10 @@ impl Failure {
         Failure::new(message)
     }
 
-    /// Explains each failed unit from what was seen of it.
-    pub(super) fn explain(&mut self, host: &Host) {
-        self.explained = explain_all(host, &self.evidence);
+    /// Explains each failed unit from what was seen of it, asking the
+    /// host's manager through `systemd`.
+    pub(super) fn explain(&mut self, host: &Host, systemd: &Systemd) {
+        self.explained = explain_all(host, systemd, &self.evidence);
     }
 
     fn new(message: impl Into<String>) -> Self {
@@ -274,7 +275,7 @@ pub fn converge(
                     HostAfter::NotRestored
                 }
             };
-            failure.explain(host);
+            failure.explain(host, &systemd);
             Err(failure)
         }
     }
@@ -1015,7 +1016,7 @@ pub fn control(
         .collect();
     what.dedup();
     let explained = |mut failure: Failure| {
-        failure.explain(host);
+        failure.explain(host, &systemd);
         failure
     };
     failures(&systemd, &outcomes, &what.join(" or ")).map_err(explained)?;

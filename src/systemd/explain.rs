@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::diagnostic::printable;
 use crate::render::docker::NOTE;
-use crate::systemd::{FailedCommand, JobResult, UnitState};
+use crate::systemd::{FailedCommand, JobResult, Systemd, UnitState};
 
 use super::converge::Host;
 use super::journal;
@@ -73,10 +73,11 @@ impl Explanation {
 const JOURNAL_SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Explains each failed unit from the evidence and its journal, once
-/// journald has written what the units printed before they failed.
-pub fn explain_all(host: &Host, evidence: &[Evidence]) -> Vec<Explanation> {
+/// journald has written what the units printed before they failed
+/// (asked through `systemd`, the host's manager).
+pub fn explain_all(host: &Host, systemd: &Systemd, evidence: &[Evidence]) -> Vec<Explanation> {
     if !evidence.is_empty() {
-        sync_journal(host);
+        sync_journal(host, systemd);
     }
     evidence.iter().map(|e| explain(host, e)).collect()
 }
@@ -87,15 +88,12 @@ pub fn explain_all(host: &Host, evidence: &[Evidence]) -> Vec<Explanation> {
 /// the unit failed; on a busy host journald reads them later still, and a
 /// report read at once would miss them. User units log to the system's
 /// journald, which their user may not ask: their report reads at once.
-fn sync_journal(host: &Host) {
+fn sync_journal(host: &Host, systemd: &Systemd) {
     if host.user {
         return;
     }
     let asked = crate::state::now_micros();
-    let requested = host
-        .connect()
-        .is_ok_and(|s| s.request_journal_sync().is_ok());
-    if !requested {
+    if systemd.request_journal_sync().is_err() {
         return;
     }
     let synced = host

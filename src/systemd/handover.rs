@@ -532,7 +532,7 @@ impl Handover {
             None,
         )
         .map_err(|mut failure| {
-            failure.explain(host);
+            failure.explain(host, &systemd);
             failure.message = format!("{} {}", self.replacement.words().0, failure.message);
             failure
         })?;
