@@ -713,6 +713,22 @@ fn a_plan_that_may_not_read_the_backups_password_file_says_the_rest_and_what_it_
         )),
         "{shown}"
     );
+    // The state folder as apply leaves it on a system host, root's (0700):
+    // said at once, with what to do, not as the first file that could not
+    // be read ("…/applying.json: Permission denied").
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    open(&dir.path().join("state"), 0o700);
+    let out = plan(Some(65534));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "cannot read the state of instance `live` of `shop` in",
+        "Permission denied",
+        "it is root's (mode 0700",
+        "run it as root",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
 }
 
 /// Values that would change a unit's lines, or that systemd could not load,

@@ -117,8 +117,21 @@ impl HostArgs {
         default_state_dir(self.state_dir.as_deref(), self.user)
     }
 
+    /// The instance's state. One this user may not read (a system host's
+    /// is root's, mode 0700: it holds the digests of the secrets) is said
+    /// at once, with what to do, not as the first of its files that could
+    /// not be read.
     pub fn state(&self, app: &str, instance: &str) -> Result<InstanceState> {
-        Ok(InstanceState::new(&self.state_dir()?, app, instance))
+        let state = InstanceState::new(&self.state_dir()?, app, instance);
+        match std::fs::read_dir(state.dir()) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(miette::miette!(
+                help = "run it as root (sudo unitgen …); a --user host keeps its state in your own folder",
+                "cannot read the state of instance `{instance}` of `{app}` in {}: {e}; \
+                 it is root's (mode 0700: it holds the digests of the instance's secrets)",
+                state.dir().display()
+            )),
+            _ => Ok(state),
+        }
     }
 
     /// Locks an instance for a change by `command` (`apply`, …), saying so
