@@ -325,6 +325,14 @@ pub fn seal(instance: &mut Instance, values: &Values, key: &Key) -> Vec<EnvFile>
     files
 }
 
+/// The `PasswordDigest=` a backup unit's text carries (see
+/// [`password_digest`]): what apply recorded of its password file.
+pub fn applied_password_digest(unit_text: &str) -> Option<&str> {
+    unit_text
+        .lines()
+        .find_map(|line| line.strip_prefix("PasswordDigest="))
+}
+
 /// What the backups' password file (`file`, on this host) holds, as the
 /// backup unit carries it (`PasswordDigest=`): a keyed digest, as of a
 /// secret, or `missing`. restic reads the file at each run, never apply:
@@ -528,7 +536,7 @@ impl Store {
         root: Option<&Path>,
     ) -> io::Result<Option<(String, String)>> {
         let Some((unit, applied, file)) = units.iter().find_map(|unit| {
-            let applied = (unit.text.lines()).find_map(|l| l.strip_prefix("PasswordDigest="))?;
+            let applied = applied_password_digest(&unit.text)?;
             let file = (unit.text.lines())
                 .filter_map(|l| l.strip_prefix("Environment="))
                 .filter_map(crate::escape::read_systemd_environment)

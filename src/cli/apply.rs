@@ -919,9 +919,7 @@ fn unread_password(instance: &crate::model::Instance, host: &Host, e: &std::io::
 /// The `PasswordDigest=` the installed backup unit carries, if any.
 fn installed_password_digest(installed: &[UnitFile], backup_unit: &str) -> Option<String> {
     let unit = installed.iter().find(|u| u.name == backup_unit)?;
-    (unit.text.lines())
-        .find_map(|line| line.strip_prefix("PasswordDigest="))
-        .map(str::to_string)
+    secrets::applied_password_digest(&unit.text).map(str::to_string)
 }
 
 fn unkept_image_volumes(instance: &crate::model::Instance) -> Vec<image_volumes::Unkept> {
