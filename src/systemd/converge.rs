@@ -772,44 +772,50 @@ fn settle(
         .filter(|(unit, _)| !failed.iter().any(|f| &f.unit == *unit))
         .filter_map(|(unit, container)| Some((unit, container?)))
         .collect();
-    let (ended, mut vanished) = containers_ended(&waited, touched);
+    let (ended, vanished) = containers_ended(&waited, touched);
     // One that is done when its container exits 0 is judged by systemd
     // too: active (exited) once `docker run` has ended 0, failed else.
-    let (done_or_not, ended): (Vec<&String>, Vec<&String>) =
-        (ended.into_iter()).partition(|unit| done_when_exited.contains(unit));
-    vanished.extend(
-        (done_or_not.into_iter())
-            .filter_map(|unit| Some((unit, &touched.iter().find(|(u, _)| u == unit)?.1))),
-    );
-    for unit in ended {
+    let (done_or_not, ended): (Vec<_>, Vec<_>) =
+        (ended.into_iter()).partition(|(unit, _)| done_when_exited.contains(unit));
+    // Each is given systemd a while to tell (the unit leaves active, or
+    // its restart count grows), so that what is explained is systemd's
+    // account of the end (`docker run` exited with the container's
+    // status), not a unit still `active (running)`:
+    // - a container that exists and has ended (`certain`): `docker run`
+    //   has yet to return, or systemd to see it, on a busy host. It failed,
+    //   whatever systemd says by the end of the while;
+    // - a container already removed (`--rm`): the engine removed it before
+    //   `docker run` ended or systemd saw it end. One that stays active
+    //   with no container is left to systemd's states, as above; so is one
+    //   done when its container exits 0.
+    let mut waiting: Vec<(&String, &Ended, bool)> = (ended.into_iter())
+        .map(|(unit, ended)| (unit, ended, true))
+        .chain((vanished.into_iter().chain(done_or_not)).map(|(unit, ended)| (unit, ended, false)))
+        .collect();
+    let grace = Instant::now() + VANISHED_GRACE;
+    while !waiting.is_empty() && Instant::now() < grace {
+        std::thread::sleep(SETTLE_POLL);
+        let names: Vec<String> = waiting.iter().map(|(u, _, _)| (*u).clone()).collect();
+        let summaries = systemd.summaries(&names).map_err(bus)?;
+        let mut still = Vec::new();
+        for ((unit, ended, certain), summary) in waiting.into_iter().zip(summaries) {
+            if went_down(&summary, ended)
+                && let Some(evidence) = went_down_evidence(systemd, unit, ended)?
+            {
+                failed.push(evidence);
+            } else {
+                still.push((unit, ended, certain));
+            }
+        }
+        waiting = still;
+    }
+    for (unit, _, _) in waiting.into_iter().filter(|(_, _, certain)| *certain) {
         failed.push(Evidence {
             unit: unit.clone(),
             job: None,
             state: systemd.unit_state(unit).map_err(bus)?,
             restarted: false,
         });
-    }
-    // A container already removed (`--rm`) whose unit still looks active:
-    // the engine removed it before `docker run` ended or systemd saw it end,
-    // which on a busy host takes a while. systemd is given that while to
-    // tell (the unit leaves active, or its restart count grows); one that
-    // stays active with no container is left to systemd's states, as above.
-    let grace = Instant::now() + VANISHED_GRACE;
-    while !vanished.is_empty() && Instant::now() < grace {
-        std::thread::sleep(SETTLE_POLL);
-        let names: Vec<String> = vanished.iter().map(|(u, _)| (*u).clone()).collect();
-        let summaries = systemd.summaries(&names).map_err(bus)?;
-        let mut still = Vec::new();
-        for ((unit, ended), summary) in vanished.into_iter().zip(summaries) {
-            if went_down(&summary, ended)
-                && let Some(evidence) = went_down_evidence(systemd, unit, ended)?
-            {
-                failed.push(evidence);
-            } else {
-                still.push((unit, ended));
-            }
-        }
-        vanished = still;
     }
     if failed.is_empty() {
         return Ok(());
@@ -823,28 +829,30 @@ fn settle(
     })
 }
 
+/// Units, each with how its job ended.
+type UnitsWithJobs<'u> = Vec<(&'u String, &'u Ended)>;
+
 /// The units among `units` (each with its container) whose container
 /// exists and is not running (exited, being removed), then those whose
 /// container is missing, which `settle` gives systemd a while to explain:
 /// a `docker` that cannot reach the engine lists none, so a missing
-/// container alone fails nothing.
-/// The missing ones come with how their job ended (from `touched`).
+/// container alone fails nothing. Each comes with how its job ended (from
+/// `touched`).
 fn containers_ended<'u>(
     units: &[(&'u String, String)],
     touched: &'u [(String, Ended)],
-) -> (Vec<&'u String>, Vec<(&'u String, &'u Ended)>) {
+) -> (UnitsWithJobs<'u>, UnitsWithJobs<'u>) {
     let names: Vec<String> = units.iter().map(|(_, name)| name.clone()).collect();
     let found = docker::inspect_all(&names);
     let (ended, missing): (Vec<_>, Vec<_>) = (units.iter())
         .filter(|(_, name)| found.get(name).is_none_or(|c| c.status != "running"))
         .partition(|(_, name)| found.contains_key(name));
-    let ended_job = |unit: &String| touched.iter().find(|(u, _)| u == unit).map(|(_, e)| e);
-    (
-        ended.into_iter().map(|&(unit, _)| unit).collect(),
-        (missing.into_iter())
-            .filter_map(|&(unit, _)| Some((unit, ended_job(unit)?)))
-            .collect(),
-    )
+    let with_job = |list: Vec<&(&'u String, String)>| -> UnitsWithJobs<'u> {
+        (list.into_iter())
+            .filter_map(|&(unit, _)| Some((unit, &touched.iter().find(|(u, _)| u == unit)?.1)))
+            .collect()
+    };
+    (with_job(ended), with_job(missing))
 }
 
 /// Whether systemd says a unit may have gone down since its job ended:
