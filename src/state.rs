@@ -976,6 +976,13 @@ fn tighten(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `installed` are the units `latest` (the latest recorded
+/// revision) recorded: what `plan`, `status` and the control commands read
+/// an interrupted command's record by.
+pub fn is_recorded(latest: Option<&RevisionInfo>, installed: &[UnitFile]) -> bool {
+    latest.is_some_and(|latest| latest.digest == units_digest(installed))
+}
+
 /// One digest over all of an instance's units (names and texts), in any
 /// order.
 pub fn units_digest(units: &[UnitFile]) -> String {

@@ -325,7 +325,7 @@ fn standins_unkept(
 ) -> Option<String> {
     let handover = handover_of(renderer, instance, host, state.dir().join(handover::RECORD))?;
     let latest = state.revisions().ok()?.pop()?;
-    if handover.services.is_empty() || latest.digest != units_digest(installed) {
+    if handover.services.is_empty() || !crate::state::is_recorded(Some(&latest), installed) {
         return None;
     }
     let dir = state.revision_dir(latest.number);
@@ -393,9 +393,7 @@ pub fn host_plan(
     // wrote them deleted, or its revision moved away): which of them run
     // what their files said before is read from the host, as for a
     // record found unreadable.
-    let recorded = latest
-        .as_ref()
-        .is_some_and(|l| l.digest == units_digest(installed));
+    let recorded = crate::state::is_recorded(latest.as_ref(), installed);
     let lost = (intent.is_none() && !installed.is_empty() && !recorded)
         .then(|| Intent::unreadable("no record".to_string()));
     if !plan.keep.is_empty() || !plan.change.is_empty() {
@@ -559,7 +557,7 @@ fn unfinished(
     // `APP/INSTANCE`, which every command takes, with an app's own file as
     // with a site file (app names have no `-`).
     let instance = name.replacen('-', "/", 1);
-    let recorded = latest.is_some_and(|l| l.digest == units_digest(installed));
+    let recorded = crate::state::is_recorded(latest, installed);
     if let Some(why) = intent.and_then(|i| i.unreadable.as_ref()) {
         return Some(format!(
             "the record of an earlier command that did not finish is unreadable ({why}): \

@@ -198,9 +198,7 @@ fn forget_finished(state: &InstanceState, installed: &Installed, progress: &Prog
     let units: Vec<UnitFile> = (installed.units.iter())
         .map(|(unit, _)| unit.clone())
         .collect();
-    let recorded = latest
-        .as_ref()
-        .is_some_and(|l| l.digest == crate::state::units_digest(&units));
+    let recorded = crate::state::is_recorded(latest.as_ref(), &units);
     if intent.left_nothing_to_do(latest.as_ref(), recorded)
         && let Err(e) = state.finish::<Intent>()
     {

@@ -441,9 +441,7 @@ pub(super) fn read(host: &HostArgs, app: &str, instance: &str) -> Result<Status>
         .map(|u| (u.name.clone(), u.text.clone()))
         .collect();
     let revision = revision.map(|r| r.info);
-    let recorded = revision
-        .as_ref()
-        .is_some_and(|r| r.digest == crate::state::units_digest(&installed));
+    let recorded = crate::state::is_recorded(revision.as_ref(), &installed);
     // As `plan` reads it: an apply or rollback killed after it recorded
     // its revision had nothing left to do (the next apply clears its
     // record), so it is not reported as unfinished.
