@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::Duration;
 
-use support::docker::{container_id, docker, is_running};
+use support::docker::{container_id, container_names, is_running, list_networks};
 use support::net::free_port;
 use support::traefik::{self, Load, bodies, get, wait_until};
 use support::world::World;
@@ -43,11 +43,8 @@ fn kill_when(world: &World, args: &[&str], what: &str, moment: impl Fn() -> bool
 
 /// The names of the running containers whose name starts with `prefix`.
 fn running(prefix: &str) -> Vec<String> {
-    let out = docker(["ps", "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let mut names: Vec<String> = (container_names(false).into_iter())
         .filter(|name| name.starts_with(prefix))
-        .map(str::to_owned)
         .collect();
     names.sort();
     names
@@ -585,8 +582,8 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
         for unit in units {
             assert!(!world.unit_file(unit).exists(), "{at}: {unit}");
         }
-        let networks = docker(["network", "ls", "-q", "--filter", "name=ugkilla-"]);
-        assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "", "{at}");
+        let networks = list_networks(&[("name", "ugkilla-")]);
+        assert_eq!(networks, Vec::<serde_json::Value>::new(), "{at}");
         let (code, shown) = plan(&[a]);
         assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
         assert!(!shown.contains(destroy_note), "{at}: plan said\n{shown}");
