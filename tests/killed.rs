@@ -16,7 +16,7 @@ use support::docker::{container_id, container_names, is_running, list_networks};
 use support::net::free_port;
 use support::traefik::{self, Load, bodies, get, wait_until};
 use support::world::World;
-use support::{run_as_copied, wait_for};
+use support::{run_as_copied, wait_for, wait_for_moment};
 
 fn text(out: &Output) -> String {
     format!(
@@ -30,7 +30,8 @@ fn text(out: &Output) -> String {
 /// if it ended before.
 fn kill_when(world: &World, args: &[&str], what: &str, moment: impl Fn() -> bool) {
     let mut child: Child = world.spawn(args);
-    let seen = wait_for(Duration::from_secs(90), || {
+    // Polled fast throughout: some moments last less than a second.
+    let seen = wait_for_moment(Duration::from_secs(90), || {
         if moment() {
             return Some(true);
         }
@@ -367,7 +368,9 @@ fn an_apply_that_waited_for_a_destroy_with_volumes_holds_the_instances_new_lock(
         "ugkilllock-live-worker.service",
     ];
     let mut destroy = world.spawn(&["destroy", "live", "--volumes"]);
-    let under_way = wait_for(Duration::from_secs(60), || {
+    // Polled fast throughout: the apply below must start while the
+    // destroy still runs, and what is left of it after its stops is short.
+    let under_way = wait_for_moment(Duration::from_secs(60), || {
         units
             .iter()
             .any(|u| world.active(u) != "active")
