@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::docker::{container_id, docker, is_running};
+use support::docker::{container_id, docker, inspect_network, inspect_volume, is_running};
 use support::net::{free_port, http_get};
 use support::sandbox::Sandbox;
 use support::wait_for;
@@ -381,16 +381,8 @@ fn rollback_returns_to_the_previous_revision_and_destroy_keeps_volumes_unless_as
         assert!(!world.unit_file(unit).exists(), "{unit} deleted");
     }
     assert!(container_id("ugrb-live-api").is_none());
-    assert!(
-        !docker(["network", "inspect", "ugrb-live"]).status.success(),
-        "network removed"
-    );
-    assert!(
-        docker(["volume", "inspect", "ugrb-live-data"])
-            .status
-            .success(),
-        "volume kept"
-    );
+    assert!(inspect_network("ugrb-live").is_none(), "network removed");
+    assert!(inspect_volume("ugrb-live-data").is_some(), "volume kept");
     assert!(String::from_utf8_lossy(&out.stderr).contains("volumes kept: ugrb-live-data"));
 
     world.apply_ok("live");
@@ -405,12 +397,7 @@ fn rollback_returns_to_the_previous_revision_and_destroy_keeps_volumes_unless_as
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        !docker(["volume", "inspect", "ugrb-live-data"])
-            .status
-            .success(),
-        "volume removed"
-    );
+    assert!(inspect_volume("ugrb-live-data").is_none(), "volume removed");
 }
 
 #[test]

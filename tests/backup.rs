@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use support::docker::docker;
+use support::docker::{docker, inspect_container, list_containers};
 use support::net::free_port;
 use support::registry::{Registry, image_id, push, untag};
 use support::wait_for;
@@ -227,25 +227,18 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
     // Without --yes and off a terminal, restore refuses and changes
     // nothing: staging keeps its data and keeps running.
     let staging_before = staging();
-    let staging_started = docker([
-        "inspect",
-        "--format",
-        "{{.State.StartedAt}}",
-        "ugbk-staging-db",
-    ]);
+    let staging_db_started = || {
+        inspect_container("ugbk-staging-db").expect("staging's db")["State"]["StartedAt"].clone()
+    };
+    let staging_started = staging_db_started();
     let refused = world.unitgen(&["restore", "live", "--into", "staging"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
     assert_eq!(staging(), staging_before);
     assert_eq!(serves(staging_port).as_deref(), Some("staging files\n"));
-    let staging_now = docker([
-        "inspect",
-        "--format",
-        "{{.State.StartedAt}}",
-        "ugbk-staging-db",
-    ]);
     assert_eq!(
-        staging_now.stdout, staging_started.stdout,
+        staging_db_started(),
+        staging_started,
         "staging's database was not restarted"
     );
 
@@ -303,13 +296,7 @@ fn backup_delete_restore_gives_back_identical_data_and_restore_into_another_inst
         &world.unitgen(&["backup", "live"]),
         "backup live, files paused by hand",
     );
-    let state = docker([
-        "inspect",
-        "--format",
-        "{{.State.Status}}",
-        "ugbk-live-files",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "paused");
+    assert_eq!(status_of("ugbk-live-files"), "paused");
     ok(&docker(["unpause", "ugbk-live-files"]), "docker unpause");
 
     // The backup timer disabled and stopped by hand: no backup would run,
@@ -705,13 +692,7 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
         journal.contains("refusing"),
         "failed on the copy:\n{journal}"
     );
-    let paused = docker([
-        "inspect",
-        "--format",
-        "{{.State.Status}}",
-        "ugbkf-broken-files",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&paused.stdout).trim(), "running");
+    assert_eq!(status_of("ugbkf-broken-files"), "running");
     assert_eq!(serves(broken_port).as_deref(), Some("broken files\n"));
     world.exec("broken", "files", "rm /srv/.fail-backup");
 
@@ -900,15 +881,9 @@ fn the_timer_backs_up_by_itself_and_failed_backups_are_recorded_hooked_and_leave
     // it could not be removed), and `cache` and `reader` run again.
     world.exec("broken", "cache", "touch /data/.hold-backup");
     let using_cache = || -> Vec<String> {
-        let out = docker([
-            "ps",
-            "--all",
-            "--filter",
-            "volume=ugbkf-broken-cache",
-            "--format",
-            "{{.Names}}",
-        ]);
-        (String::from_utf8_lossy(&out.stdout).lines())
+        let users = list_containers(true, &[("volume", "ugbkf-broken-cache")]);
+        (users.iter())
+            .filter_map(|json| json["Names"][0].as_str()?.strip_prefix('/'))
             .filter(|name| *name != "ugbkf-broken-cache")
             .map(str::to_string)
             .collect()
@@ -1659,19 +1634,21 @@ fn one_line(out: &Output) -> String {
         .join(" ")
 }
 
+/// The `State.Status` of the container `name` (`running`, `paused`...).
+fn status_of(name: &str) -> String {
+    let json = inspect_container(name).unwrap_or_else(|| panic!("no container {name}"));
+    support::docker::text_at(&json, "/State/Status").to_owned()
+}
+
 /// When each container of the instance started: equal before and after,
 /// nothing was stopped or restarted.
 fn started(world: &World, instance: &str) -> Vec<String> {
     ["files", "db"]
         .iter()
         .map(|service| {
-            let out = docker([
-                "inspect",
-                "--format",
-                "{{.State.StartedAt}} {{.State.Paused}}",
-                &world.container(instance, service),
-            ]);
-            ok(&out, "docker inspect")
+            let name = world.container(instance, service);
+            let json = inspect_container(&name).unwrap_or_else(|| panic!("no container {name}"));
+            format!("{} {}", json["State"]["StartedAt"], json["State"]["Paused"])
         })
         .collect()
 }

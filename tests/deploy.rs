@@ -30,6 +30,13 @@ fn web_app(app: &str, registry: &Registry, version: &str, port: u16) -> String {
     )
 }
 
+/// The id of the image the container `id` runs (`docker inspect`'s `.Image`).
+fn image_of(id: &str) -> String {
+    let json =
+        support::docker::inspect_container(id).unwrap_or_else(|| panic!("no container {id}"));
+    support::docker::text_at(&json, "/Image").to_owned()
+}
+
 fn now() -> String {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
@@ -171,8 +178,7 @@ fn a_moved_tag_is_restarted_onto_with_pull_always() {
     );
     let new = world.id("live", "web");
     assert_ne!(new, old, "restarted");
-    let running = docker(["inspect", "--format", "{{.Image}}", &new]);
-    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), second);
+    assert_eq!(image_of(&new), second);
     assert_eq!(serves(port).as_deref(), Some("version 1\n"));
     assert_eq!(world.unitgen(&["plan", "live"]).status.code(), Some(0));
 
@@ -202,13 +208,7 @@ fn a_moved_tag_is_restarted_onto_with_pull_always() {
         "{shown}"
     );
     world.apply_ok("live");
-    let running = docker([
-        "inspect",
-        "--format",
-        "{{.Image}}",
-        &world.id("live", "web"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), third);
+    assert_eq!(image_of(&world.id("live", "web")), third);
 }
 
 #[test]

@@ -199,7 +199,6 @@ fn check_says_when_the_docs_are_out_of_date() {
 #[test]
 fn live_docs_say_what_the_host_runs() {
     use std::os::unix::fs::PermissionsExt as _;
-    use support::docker::docker;
     use support::world::World;
 
     const IMAGE: &str = "unitgen-test/busybox:1";
@@ -271,8 +270,8 @@ apps:
     assert!(live.contains("revision 1, applied 20"), "{live}");
     for service in ["web", "db"] {
         let container = world.container("live", service);
-        let image_id = docker(["inspect", "--format", "{{.Image}}", &container]);
-        let image_id = String::from_utf8_lossy(&image_id.stdout).trim().to_string();
+        let json = support::docker::inspect_container(&container).expect("it runs");
+        let image_id = support::docker::text_at(&json, "/Image");
         assert!(image_id.starts_with("sha256:"), "{image_id}");
         let row = format!("| `{service}` | active (running) | `{IMAGE}` | `{image_id}` |");
         assert!(live.contains(&row), "{row} not in\n{live}");

@@ -169,21 +169,10 @@ fn hostile_values_from_the_deployments_file_and_the_command_line_reach_docker_ex
         world.exec("live", "web", "printf %s \"$FROM_SET\""),
         from_set
     );
-    let inspect = |format: &str| {
-        let out = support::docker::docker([
-            "inspect",
-            "--format",
-            format,
-            &world.container("live", "web"),
-        ]);
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim_end()
-            .to_string()
-    };
-    assert_eq!(inspect("{{index .Config.Labels \"note\"}}"), from_file);
-    let test: Vec<String> =
-        serde_json::from_str(&inspect("{{json .Config.Healthcheck.Test}}")).unwrap();
+    let web =
+        support::docker::inspect_container(&world.container("live", "web")).expect("web runs");
+    assert_eq!(web["Config"]["Labels"]["note"], from_file);
+    let test: Vec<&str> = support::docker::strings(&web["Config"]["Healthcheck"]["Test"]).collect();
     assert_eq!(test, ["CMD", "echo", from_set]);
     let unit = "ugvals-live-web.service";
     assert_eq!(show(&world.sandbox, unit, "NeedDaemonReload"), "no");

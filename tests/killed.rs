@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::Duration;
 
-use support::docker::{container_id, docker, is_running};
+use support::docker::{container_id, container_names, is_running, list_networks};
 use support::net::free_port;
 use support::traefik::{self, Load, bodies, get, wait_until};
 use support::world::World;
-use support::{run_as_copied, wait_for};
+use support::{run_as_copied, wait_for, wait_for_moment};
 
 fn text(out: &Output) -> String {
     format!(
@@ -30,7 +30,8 @@ fn text(out: &Output) -> String {
 /// if it ended before.
 fn kill_when(world: &World, args: &[&str], what: &str, moment: impl Fn() -> bool) {
     let mut child: Child = world.spawn(args);
-    let seen = wait_for(Duration::from_secs(90), || {
+    // Polled fast throughout: some moments last less than a second.
+    let seen = wait_for_moment(Duration::from_secs(90), || {
         if moment() {
             return Some(true);
         }
@@ -43,11 +44,8 @@ fn kill_when(world: &World, args: &[&str], what: &str, moment: impl Fn() -> bool
 
 /// The names of the running containers whose name starts with `prefix`.
 fn running(prefix: &str) -> Vec<String> {
-    let out = docker(["ps", "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let mut names: Vec<String> = (container_names(false).into_iter())
         .filter(|name| name.starts_with(prefix))
-        .map(str::to_owned)
         .collect();
     names.sort();
     names
@@ -370,7 +368,9 @@ fn an_apply_that_waited_for_a_destroy_with_volumes_holds_the_instances_new_lock(
         "ugkilllock-live-worker.service",
     ];
     let mut destroy = world.spawn(&["destroy", "live", "--volumes"]);
-    let under_way = wait_for(Duration::from_secs(60), || {
+    // Polled fast throughout: the apply below must start while the
+    // destroy still runs, and what is left of it after its stops is short.
+    let under_way = wait_for_moment(Duration::from_secs(60), || {
         units
             .iter()
             .any(|u| world.active(u) != "active")
@@ -585,8 +585,8 @@ fn site_apply_rollback_restart_stop_start_and_destroy_killed_halfway_are_finishe
         for unit in units {
             assert!(!world.unit_file(unit).exists(), "{at}: {unit}");
         }
-        let networks = docker(["network", "ls", "-q", "--filter", "name=ugkilla-"]);
-        assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "", "{at}");
+        let networks = list_networks(&[("name", "ugkilla-")]);
+        assert_eq!(networks, Vec::<serde_json::Value>::new(), "{at}");
         let (code, shown) = plan(&[a]);
         assert_eq!(code, Some(2), "{at}: plan said\n{shown}");
         assert!(!shown.contains(destroy_note), "{at}: plan said\n{shown}");

@@ -554,10 +554,7 @@ fn plan_sees_what_systemd_runs_and_apply_repairs_it() {
     };
     // (The network unit's stop may have left it: its removal is allowed
     // to fail while Docker still detaches the containers.)
-    if !support::docker::docker(["network", "inspect", "ugfix-live"])
-        .status
-        .success()
-    {
+    if support::docker::inspect_network("ugfix-live").is_none() {
         by_hand(&["network", "create", "ugfix-live"]);
     }
     let create = |name: &str, app: &str, instance: &str, network: &str| {
@@ -779,8 +776,8 @@ instances:
     );
     assert_eq!(world.id("live", "web"), running, "nothing restarted");
     for image in [&web_image, &helper] {
-        let back = support::docker::docker(["image", "inspect", image.as_str()]);
-        assert!(back.status.success(), "{image} is back");
+        let back = support::docker::inspect_image(image);
+        assert!(back.is_some(), "{image} is back");
     }
     assert_eq!(plan(&world).0, Some(0));
     assert_eq!(status(&world).0, Some(0));
@@ -859,11 +856,7 @@ fn a_volume_made_again_while_its_service_is_stopped_is_told() {
     let out = world.apply("first");
     assert!(!out.status.success(), "{}", text(&out));
     let volume = "ugvol-first-data";
-    let exists = |volume: &str| {
-        support::docker::docker(["volume", "inspect", volume])
-            .status
-            .success()
-    };
+    let exists = |volume: &str| support::docker::inspect_volume(volume).is_some();
     assert!(exists(volume), "made by extra's start: {}", text(&out));
     let out = world.unitgen(&["destroy", "first", "--volumes"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -1530,8 +1523,8 @@ fn a_rollback_or_destroy_killed_halfway_is_told_and_finished_by_the_next_command
     for service in ["api", "web"] {
         assert!(!is_running(&format!("ugcrash-live-{service}")));
     }
-    let networks = support::docker::docker(["network", "ls", "-q", "--filter", "name=ugcrash-"]);
-    assert_eq!(String::from_utf8_lossy(&networks.stdout).trim(), "");
+    let networks = support::docker::list_networks(&[("name", "ugcrash-")]);
+    assert_eq!(networks, Vec::<serde_json::Value>::new());
     let (code, shown) = plan(&world);
     assert_eq!(code, Some(2), "{shown}");
     assert!(!shown.contains(destroy_note), "{shown}");
@@ -1829,17 +1822,9 @@ fn a_network_made_again_by_hand_with_other_settings_is_made_again_by_apply() {
     assert_eq!(code, Some(3), "{shown}");
     assert!(marked(&shown, "(network)", differs), "{shown}");
     world.apply_ok("live");
-    let inspect = support::docker::docker([
-        "network",
-        "inspect",
-        "--format",
-        "{{.Internal}} {{index .Labels \"unitgen.app\"}}",
-        "ugnet-live",
-    ]);
-    assert_eq!(
-        String::from_utf8_lossy(&inspect.stdout).trim(),
-        "false ugnet"
-    );
+    let network = support::docker::inspect_network("ugnet-live").expect("ugnet-live made again");
+    assert_eq!(network["Internal"], false);
+    assert_eq!(network["Labels"]["unitgen.app"], "ugnet");
     assert_eq!(serves(port).as_deref(), Some("web\n"), "reached again");
     assert_eq!(plan(&world).0, Some(0));
     assert_eq!(status(&world).0, Some(0));
@@ -2303,7 +2288,7 @@ fn a_router_container_replaced_by_hand_is_told_and_restarted() {
         text(&out)
     );
     assert_ne!(
-        docker(&["inspect", "--format", "{{.Id}}", &router]),
+        support::docker::container_id(&router).expect("the router runs"),
         by_hand
     );
     support::traefik::wait_until(Duration::from_secs(30), "routed again", routed, served);

@@ -562,8 +562,8 @@ fn routes_serve_instances_by_name_with_acme_and_file_certificates_and_go_with_de
     let alias = "unitgen-test/traefik-alias:1";
     docker(["tag", traefik::IMAGE, alias]);
     let running_image = || {
-        let out = docker(["inspect", "--format", "{{.Config.Image}}", world.router()]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let router = support::docker::inspect_container(world.router()).expect("the router");
+        support::docker::text_at(&router, "/Config/Image").to_owned()
     };
     world.write(
         &template(&world, &ports, &pebble, "www.two.example.test").replace(traefik::IMAGE, alias),

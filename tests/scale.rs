@@ -14,7 +14,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::Output;
 use std::time::Duration;
 
-use support::docker::{container_id, docker};
+use support::docker::container_id;
 use support::etcd::Etcd;
 use support::net::free_port;
 use support::wait_for;
@@ -118,14 +118,10 @@ fn ids(world: &World) -> Vec<Option<String>> {
 
 /// The names of the app's containers, running or not (by unitgen's labels).
 fn containers(app: &str, running_only: bool) -> Vec<String> {
-    let label = format!("label=unitgen.app={app}");
-    let mut args = vec!["ps", "--filter", &label, "--format", "{{.Names}}"];
-    if !running_only {
-        args.push("--all");
-    }
-    let out = docker(args);
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let label = format!("unitgen.app={app}");
+    let listed = support::docker::list_containers(!running_only, &[("label", &label)]);
+    let mut names: Vec<String> = (listed.iter())
+        .filter_map(|json| json["Names"][0].as_str()?.strip_prefix('/'))
         .map(str::to_string)
         .collect();
     names.sort();

@@ -231,17 +231,12 @@ instances:
     );
     world.apply_ok("live");
     let health = || {
-        let out = support::docker::docker([
-            "inspect",
-            "--format",
-            "{{.State.Health.Status}}",
-            "ugsick-live-api",
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let api = support::docker::inspect_container("ugsick-live-api");
+        api.map(|json| support::docker::text_at(&json, "/State/Health/Status").to_owned())
     };
     let until = |wanted: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while health() != wanted {
+        while health().as_deref() != Some(wanted) {
             assert!(std::time::Instant::now() < deadline, "never {wanted}");
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
@@ -525,16 +520,12 @@ instances:
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(text(&plan).contains(&told), "{}", text(&plan));
     world.apply_ok("live");
-    let networks = support::docker::docker([
-        "inspect",
-        "--format",
-        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-        &worker,
-    ]);
-    assert_eq!(
-        String::from_utf8_lossy(&networks.stdout).trim(),
-        "ugseen-live"
-    );
+    let worker_json = support::docker::inspect_container(&worker).expect("worker runs");
+    let networks: Vec<&String> = (worker_json["NetworkSettings"]["Networks"].as_object())
+        .expect("its networks")
+        .keys()
+        .collect();
+    assert_eq!(networks, ["ugseen-live"]);
     assert_eq!(status(&world).0, Some(0));
     support::docker::docker(["network", "rm", extra]);
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::docker::{container_id, is_running};
 use support::net::{free_port, http_get};
 use support::sandbox::Sandbox;
-use support::wait_for;
+use support::{wait_for, wait_for_moment};
 use unitgen::systemd::{JobKind, JobOutcome, JobResult, Systemd};
 
 const WEB: &str = "ug-dbus-test-web.service";
@@ -258,7 +258,8 @@ fn reads_and_jobs_outlast_systemd_reexecuting() {
     systemd.reload().unwrap();
     std::thread::scope(|scope| {
         let job = scope.spawn(|| systemd.run_jobs(JobKind::Start, &units(&[slow])));
-        let running = wait_for(Duration::from_secs(60), || {
+        // Polled fast throughout: the job is there for its 2 s only.
+        let running = wait_for_moment(Duration::from_secs(60), || {
             let jobs = sandbox.systemctl(["list-jobs"]);
             String::from_utf8_lossy(&jobs.stdout)
                 .contains(slow)

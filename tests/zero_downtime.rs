@@ -119,7 +119,9 @@ fn routed_service_is_replaced_without_a_failed_request() {
     let seen_both = std::thread::spawn({
         let (web, standin) = (web.clone(), standin.clone());
         move || {
-            support::wait_for(Duration::from_secs(60), || {
+            // Polled fast throughout: both run only from the stand-in's
+            // start to the old container's stop, which may be short.
+            support::wait_for_moment(Duration::from_secs(60), || {
                 (is_running(&web) && is_running(&standin)).then_some(())
             })
             .is_some()

@@ -4,6 +4,9 @@ use std::fs::File;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use serde_json::Value;
+use unitgen::docker::engine::{self, Engine};
+
 /// Runs `scripts/testbed.sh` once per test process: installs what is
 /// missing, starts dockerd, builds the test image. So `cargo test` alone
 /// works on a fresh machine.
@@ -127,33 +130,115 @@ pub fn pause(name: &str) {
     }
 }
 
+/// The machine's engine, reached over its unix socket with unitgen's own
+/// client: a read-only question costs no `docker` process (a Go binary's
+/// start, some 30 ms of CPU, which the tests' polls paid up to ten times a
+/// second). State changes (run, rm, exec...) still go through the CLI, as a
+/// user would make them.
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        engine::local().expect(
+            "the tests ask the machine's Docker engine over its unix socket \
+             (DOCKER_HOST unset or unix://, no other context)",
+        )
+    })
+}
+
+/// `GET path` (already encoded) on the engine: its JSON, or None when it
+/// answers 404 (no such object). Panics on any other failure.
+pub fn get(path: &str) -> Option<Value> {
+    engine().get(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What `docker container inspect NAME` shows (NAME: a name or an id), if
+/// that container exists.
+pub fn inspect_container(name: &str) -> Option<Value> {
+    get(&format!("/containers/{}/json", engine::encoded(name)))
+}
+
+/// What `docker network inspect NAME` shows, if that network exists.
+pub fn inspect_network(name: &str) -> Option<Value> {
+    get(&format!("/networks/{}", engine::encoded(name)))
+}
+
+/// What `docker volume inspect NAME` shows, if that volume exists.
+pub fn inspect_volume(name: &str) -> Option<Value> {
+    get(&format!("/volumes/{}", engine::encoded(name)))
+}
+
+/// What `docker image inspect REFERENCE` shows, if the engine has that image.
+pub fn inspect_image(reference: &str) -> Option<Value> {
+    get(&format!("/images/{}/json", engine::path_encoded(reference)))
+}
+
+/// The containers `docker ps` lists (with `--all`: stopped ones too), with
+/// `filters` as its `--filter KEY=VALUE`s (`name=` matches a part of the name).
+pub fn list_containers(all: bool, filters: &[(&str, &str)]) -> Vec<Value> {
+    let all = if all { "all=1&" } else { "" };
+    listed(get(&format!(
+        "/containers/json?{all}filters={}",
+        engine::filters(filters)
+    )))
+}
+
+/// The names of the containers `docker ps` lists (with `--all`: stopped
+/// ones too), as its `{{.Names}}` shows them (without the `/` the engine
+/// puts before them, nor the `/other/alias` names of links).
+pub fn container_names(all: bool) -> Vec<String> {
+    (list_containers(all, &[]).iter())
+        .flat_map(|json| strings(&json["Names"]))
+        .filter_map(|name| name.strip_prefix('/').map(str::to_owned))
+        .filter(|name| !name.contains('/'))
+        .collect()
+}
+
+/// The networks `docker network ls` lists, with `filters` as its `--filter`s.
+pub fn list_networks(filters: &[(&str, &str)]) -> Vec<Value> {
+    listed(get(&format!(
+        "/networks?filters={}",
+        engine::filters(filters)
+    )))
+}
+
+/// The volumes `docker volume ls` lists, with `filters` as its `--filter`s.
+pub fn list_volumes(filters: &[(&str, &str)]) -> Vec<Value> {
+    let answer = get(&format!("/volumes?filters={}", engine::filters(filters)));
+    listed(answer.and_then(|mut json| json.get_mut("Volumes").map(Value::take)))
+}
+
+fn listed(answer: Option<Value>) -> Vec<Value> {
+    match answer {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// The strings in the JSON array `json` (none if it is not one).
+pub fn strings(json: &Value) -> impl Iterator<Item = &str> {
+    (json.as_array().into_iter().flatten()).filter_map(Value::as_str)
+}
+
+/// The text at `pointer` (`/State/Status`) in `json`; "" if there is none.
+pub fn text_at<'a>(json: &'a Value, pointer: &str) -> &'a str {
+    json.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
 /// The full id of the container named `name`, if it exists (running or not).
 pub fn container_id(name: &str) -> Option<String> {
-    let out = docker(["container", "inspect", "--format", "{{.Id}}", name]);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    inspect_container(name).map(|json| text_at(&json, "/Id").to_owned())
 }
 
 /// Whether the container named `name` exists and is running.
 pub fn is_running(name: &str) -> bool {
-    let out = docker([
-        "container",
-        "inspect",
-        "--format",
-        "{{.State.Running}}",
-        name,
-    ]);
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "true"
+    inspect_container(name)
+        .is_some_and(|json| json.pointer("/State/Running") == Some(&Value::Bool(true)))
 }
 
 /// Force-removes every container whose name starts with `prefix`.
 pub fn remove_containers(prefix: &str) {
-    let out = docker(["ps", "--all", "--format", "{{.Names}}"]);
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let names: Vec<String> = (container_names(true).into_iter())
         .filter(|name| name.starts_with(prefix))
-        .map(str::to_owned)
         .collect();
     if !names.is_empty() {
         docker(["rm", "--force"].into_iter().map(String::from).chain(names));
@@ -162,18 +247,9 @@ pub fn remove_containers(prefix: &str) {
 
 /// The IDs of the engine's networks named exactly `network`.
 pub fn networks(network: &str) -> Vec<String> {
-    let out = docker([
-        "network",
-        "ls",
-        "--no-trunc",
-        "--format",
-        "{{.ID}} {{.Name}}",
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, name)| *name == network)
-        .map(|(id, _)| id.to_owned())
+    (list_networks(&[("name", network)]).iter())
+        .filter(|json| json["Name"] == network)
+        .map(|json| text_at(json, "/Id").to_owned())
         .collect()
 }
 

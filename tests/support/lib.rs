@@ -91,19 +91,51 @@ pub fn files_in(dir: &std::path::Path) -> Vec<(String, String)> {
     files
 }
 
-/// Polls `check` every 100 ms until it gives `Some`, for at most `timeout`.
-pub fn wait_for<T>(
+/// Polls `check` until it gives `Some`, for at most `timeout`: every
+/// 100 ms for the first 2 s, which most waits take less than, then ever
+/// less often, up to every 500 ms. A poll often runs a process (`unitgen`,
+/// `systemctl`, `docker exec`), and a test run is short of CPU throughout:
+/// a minute's wait polled every 100 ms was 600 of them.
+///
+/// Not for a state that may last less than a second (a moment to kill a
+/// command at), which a poll every 500 ms could miss: [`wait_for_moment`].
+pub fn wait_for<T>(timeout: std::time::Duration, check: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(timeout, check, std::time::Duration::from_millis(500))
+}
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most `timeout`:
+/// for a state that may not last (a command under way, to be killed in its
+/// middle), which [`wait_for`]'s slower polls after 2 s could miss.
+pub fn wait_for_moment<T>(
+    timeout: std::time::Duration,
+    check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    poll(timeout, check, std::time::Duration::from_millis(100))
+}
+
+/// Polls `check` every 100 ms for 2 s, then at intervals growing by half
+/// up to `slowest`, until it gives `Some` or `timeout` has passed (checked
+/// once more then).
+fn poll<T>(
     timeout: std::time::Duration,
     mut check: impl FnMut() -> Option<T>,
+    slowest: std::time::Duration,
 ) -> Option<T> {
-    let deadline = std::time::Instant::now() + timeout;
+    const FAST_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+    let start = std::time::Instant::now();
+    let deadline = start + timeout;
+    let mut interval = std::time::Duration::from_millis(100);
     loop {
         if let Some(value) = check() {
             return Some(value);
         }
-        if std::time::Instant::now() >= deadline {
+        let now = std::time::Instant::now();
+        if now >= deadline {
             return None;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        if now - start >= FAST_FOR {
+            interval = (interval * 3 / 2).min(slowest);
+        }
+        std::thread::sleep(interval.min(deadline - now));
     }
 }

@@ -141,8 +141,6 @@ pub fn untag(reference: &str) {
 
 /// The ID a local reference names, if the host has it.
 pub fn image_id(reference: &str) -> Option<String> {
-    let out = docker(["image", "inspect", "--format", "{{.Id}}", reference]);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    super::docker::inspect_image(reference)
+        .map(|json| super::docker::text_at(&json, "/Id").to_owned())
 }

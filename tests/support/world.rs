@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use super::docker::{container_id, docker};
+use super::docker::{self, container_id, docker};
 use super::net::http_get;
 use super::sandbox::Sandbox;
 use super::{tempdir, wait_for};
@@ -262,12 +262,18 @@ impl World {
     }
 }
 
-/// The networks or volumes (`kind`) of `app` on the host's engine: those
-/// named `<app>-…`.
+/// The networks (by id) or volumes (by name) (`kind`) of `app` on the
+/// host's engine: those named `<app>-…` (Docker's `name` filter: the text
+/// anywhere in the name, as `docker network ls --filter` matches it).
 fn engine_objects(kind: &str, app: &str) -> Vec<String> {
-    let out = docker([kind, "ls", "--quiet", "--filter", &format!("name={app}-")]);
-    (String::from_utf8_lossy(&out.stdout).lines())
-        .map(str::to_string)
+    let filters = [("name", &*format!("{app}-"))];
+    let (listed, key) = match kind {
+        "network" => (docker::list_networks(&filters), "/Id"),
+        "volume" => (docker::list_volumes(&filters), "/Name"),
+        _ => panic!("a network or a volume, not a {kind}"),
+    };
+    (listed.iter())
+        .map(|json| docker::text_at(json, key).to_owned())
         .collect()
 }
 
@@ -302,15 +308,8 @@ fn remove_leftovers(app: &str) {
 /// holds its volume (seen after a failed test in CI).
 fn remove_users_of(volumes: &[String]) {
     for volume in volumes {
-        let out = docker([
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("volume={volume}"),
-        ]);
-        let users: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
-            .map(str::to_string)
+        let users: Vec<String> = (docker::list_containers(true, &[("volume", volume)]).iter())
+            .map(|json| docker::text_at(json, "/Id").to_owned())
             .collect();
         if !users.is_empty() {
             docker(["rm", "--force"].into_iter().map(String::from).chain(users));
