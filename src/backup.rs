@@ -124,17 +124,10 @@ impl Repository {
             // quote it: it holds credentials.
             environment = crate::systemd::environment_file::read(&text)
                 .map_err(|e| format!("{shown}:{}: {}", e.line, e.why))?;
-            if let Some((name, _)) = (environment.iter())
-                .find(|(name, _)| model::UNIT_VARIABLES.contains(&name.as_str()))
+            if let Some((name, why)) =
+                (environment.iter()).find_map(|(name, _)| Some((name, model::Refused::of(name)?)))
             {
-                let setter = if model::SYSTEMD_VARIABLES.contains(&name.as_str()) {
-                    "systemd sets for the backup units' steps"
-                } else {
-                    "the backup units set from the template"
-                };
-                return Err(format!(
-                    "{shown} sets {name}, which {setter}: remove it from the file"
-                ));
+                return Err(why.message(&shown, name));
             }
         }
         Ok(Repository {

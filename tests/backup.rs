@@ -1900,7 +1900,7 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
     assert!(!out.status.success(), "{said}");
     assert!(
         said.contains(
-            "/etc/ugbke/s3.env sets RESTIC_REPOSITORY, which this unit sets from the template"
+            "/etc/ugbke/s3.env sets RESTIC_REPOSITORY, which the backup units set from the template"
         ),
         "{said}"
     );
@@ -1937,7 +1937,7 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
     assert!(!out.status.success(), "{said}");
     assert!(
         said.contains(
-            "/etc/ugbke/s3.env sets CACHE_DIRECTORY, which systemd sets for this unit's steps"
+            "/etc/ugbke/s3.env sets CACHE_DIRECTORY, which systemd sets for the backup units' steps"
         ),
         "{said}"
     );
@@ -1950,6 +1950,29 @@ fn an_environment_file_cannot_send_the_backups_elsewhere() {
     assert_eq!(
         status["backup"]["last_run"], "failed (exit-code)",
         "{status}"
+    );
+
+    // Nor the engine the unit's docker reaches, which it gets from the
+    // manager as the instance's units do: refused by the unit before it
+    // pauses or copies anything (on either engine), and by `backups`.
+    secret(
+        &world,
+        "/etc/ugbke/s3.env",
+        &format!("{credentials}DOCKER_HOST=unix:///run/ugbke-elsewhere.sock\n"),
+    );
+    let out = world.unitgen(&["backup", "live"]);
+    let said = one_line(&out) + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("/etc/ugbke/s3.env sets DOCKER_HOST, which would have the backup units' docker reach another engine"),
+        "{said}"
+    );
+    assert!(!said.contains("ugbke-elsewhere"), "{said}");
+    let out = world.unitgen(&["backups", "live"]);
+    let said = one_line(&out);
+    assert!(
+        !out.status.success() && said.contains("/etc/ugbke/s3.env sets DOCKER_HOST"),
+        "{said}"
     );
 
     secret(&world, "/etc/ugbke/s3.env", &credentials);

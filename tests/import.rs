@@ -3857,13 +3857,16 @@ fn replicas_are_services_of_their_own_under_one_name() {
 /// octal `83`. Import passed `24.10` and `0123`, which compose never runs.
 /// Compose's values are carried over, each said where it is written; a
 /// quoted value, a number compose prints as written and a tagged string
-/// stay as they are.
+/// stay as they are. Compose's reader is go-yaml's (`go.yaml.in/yaml/v4`):
+/// `0123` is octal to it, `0129` (no octal) the decimal 129, `1e3` the
+/// float 1000.
 #[test]
 fn an_unquoted_number_is_the_text_compose_makes_of_it() {
     let project = Project::new(concat!(
         "services:\n  vt:\n    image: greenbone/vulnerability-tests\n",
         "    environment:\n      FEED_RELEASE: 24.10\n      ADMIN_PIN: 0123\n",
         "      QUOTED: '24.10'\n      PORT: 8080\n      TAGGED: !!str 1.10\n",
+        "      BATCH: 1e3\n      CODE: 0129\n",
         "    labels:\n      version: 1.20\n",
         "    command: [serve, --ratio, 0.50]\n",
     ));
@@ -3871,20 +3874,22 @@ fn an_unquoted_number_is_the_text_compose_makes_of_it() {
     for (place, written, given) in [
         ("5:21", "24.10", "24.1"),
         ("6:18", "0123", "83"),
-        ("11:16", "1.20", "1.2"),
-        ("12:31", "0.50", "0.5"),
+        ("10:14", "1e3", "1000"),
+        ("11:13", "0129", "129"),
+        ("13:16", "1.20", "1.2"),
+        ("14:31", "0.50", "0.5"),
     ] {
         let warning = format!(
             "docker-compose.yml:{place}: vt: {}: `{written}` is a number to compose's YAML reader, which hands Docker `{given}`",
             match place {
-                "11:16" => "labels",
-                "12:31" => "command",
+                "13:16" => "labels",
+                "14:31" => "command",
                 _ => "environment",
             }
         );
         assert!(run.stderr.contains(&warning), "{warning}\n{}", run.stderr);
     }
-    assert_eq!(run.stderr.matches("warning:").count(), 4, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("warning:").count(), 6, "{}", run.stderr);
     let render = project.run(&["render", "default", "-f", "unitgen.yaml"]);
     assert_eq!(render.code, 0, "{}", render.stderr);
     for arg in [
@@ -3893,6 +3898,8 @@ fn an_unquoted_number_is_the_text_compose_makes_of_it() {
         "--env QUOTED=24.10 \\",
         "--env PORT=8080 \\",
         "--env TAGGED=1.10 \\",
+        "--env BATCH=1000 \\",
+        "--env CODE=129 \\",
         "--label version=1.2 \\",
         "greenbone/vulnerability-tests serve --ratio 0.5\n",
     ] {

@@ -2,10 +2,15 @@
 //! reader reads `FEED_RELEASE: 24.10` as the float 24.1 and `ADMIN_PIN:
 //! 0123` as the octal 83, and compose turns the number back into text with
 //! Go's `fmt.Sprint` (compose-go's `mappingValue`): the container gets
-//! `24.1` and `83`, not what the file shows. Where compose's readers
-//! differ, compose-go's current one (goccy/go-yaml) is followed: `1e3`
-//! and `08` are text to it, where go-yaml v3 before it read 1000 and 8.
-
+//! `24.1` and `83`, not what the file shows. The reader is go-yaml's
+//! (`go.yaml.in/yaml/v4` since compose-go's PR #838, Nov. 2025; docker
+//! compose v5 requires compose-go v2.11 and yaml/v4 v4.0.0-rc.4; goccy's
+//! reader was PR #790, never merged), whose `resolve` is followed here: a
+//! few exact words (`.inf`, `-0`, …); else `strconv.ParseInt(s, 0, 64)`
+//! with `_` dropped (so a leading `0` is octal, as YAML 1.1 has it, not
+//! decimal as YAML 1.2's core schema has it), then `ParseUint`, then a
+//! float where its `yamlStyleFloat` pattern matches (`1e3` is 1000, `08`
+//! is 8: no octal, but digits).
 /// The text compose gives the container for an untagged, unquoted scalar
 /// written `written`, when compose's YAML reader reads it as a number;
 /// `None` when it reads it as text.
@@ -14,6 +19,8 @@ pub fn compose_text(written: &str) -> Option<String> {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some("+Inf".into()),
         "-.inf" | "-.Inf" | "-.INF" => return Some("-Inf".into()),
         ".nan" | ".NaN" | ".NAN" => return Some("NaN".into()),
+        // go-yaml's negative zero, a float.
+        "-0" | "-0.0" => return Some("-0".into()),
         _ => {}
     }
     match written.chars().next()? {
@@ -28,8 +35,9 @@ pub fn compose_text(written: &str) -> Option<String> {
             if let Some(n) = go_parse_int(&plain) {
                 return Some(n);
             }
-            // A float has its one decimal point (goccy's toNumber).
-            (plain.contains('.') && is_yaml_float(&plain))
+            // Else a float, where it looks like one: `1e3`, `08`, and an
+            // integer past 64 bits.
+            is_yaml_float(&plain)
                 .then(|| finite(&plain))
                 .flatten()
                 .map(go_float)
@@ -149,16 +157,25 @@ mod tests {
             ("8.0", Some("8")),
             ("0123", Some("83")),
             ("0755", Some("493")),
-            ("08", None),
+            ("0129", Some("129")),
+            ("08", Some("8")),
+            ("09.5", Some("9.5")),
             ("0x1F", Some("31")),
             ("0o17", Some("15")),
             ("0b101", Some("5")),
             ("1_000", Some("1000")),
             ("+12", Some("12")),
             ("-7", Some("-7")),
-            ("-0", Some("0")),
+            ("-0", Some("-0")),
+            ("-0.0", Some("-0")),
+            ("-00", Some("0")),
+            ("+0", Some("0")),
             ("1.5e3", Some("1500")),
-            ("1e3", None),
+            ("1e3", Some("1000")),
+            ("1E-3", Some("0.001")),
+            ("0o123", Some("83")),
+            ("18446744073709551616", Some("1.8446744073709552e+19")),
+            ("-99999999999999999999", Some("-1e+20")),
             ("1500000.5", Some("1.5000005e+06")),
             ("123456", Some("123456")),
             (".5", Some("0.5")),

@@ -168,28 +168,83 @@ pub fn ends_with_client(command: &str) -> [&str; 4] {
     ]
 }
 
-/// The variables the backup units set themselves, or systemd sets for
-/// their scripts, which their `environment_file` must leave alone (it
-/// would win over them).
-pub const UNIT_VARIABLES: [&str; 8] = [
-    "RESTIC_REPOSITORY",
-    "RESTIC_PASSWORD_FILE",
-    "RESTIC_CACHE_DIR",
-    "CACHE_DIRECTORY",
-    "RUNTIME_DIRECTORY",
-    "UNITGEN_STATE",
-    "SERVICE_RESULT",
-    "EXIT_CODE",
+/// Why a backup's `environment_file` may not set a variable: systemd lets
+/// the file win over everything else the units' steps get, and unitgen's
+/// `backups`, `backup` and `restore` refuse what the units refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The units set it from the template (the repository, the state
+    /// folder): the backups would go where nothing else of unitgen looks.
+    Template,
+    /// systemd sets it for the units' steps (their folders, how the run
+    /// ended), and the file would win over that too.
+    Systemd,
+    /// The units' `docker` reads it to choose the engine (and its config,
+    /// context, TLS files, API version, platform): the backup would pause,
+    /// dump and copy on another engine than the instance runs on. The units
+    /// get those from systemd's manager, as the instance's own units do;
+    /// `HOME` is one too (docker's config is `$HOME/.docker`).
+    Engine,
+    /// Which programs the steps run (`restic`, `flock`, … by `PATH`) and
+    /// the libraries every program loads (`LD_PRELOAD`, …).
+    Programs,
+    /// Read by `/bin/sh` at start where it is bash (`SHELLOPTS=noexec` runs
+    /// no step at all, and the run counts as a success). dash and bash both
+    /// ignore `IFS` from the environment, and a non-interactive `sh` reads
+    /// no `ENV` or `BASH_ENV`.
+    Shell,
+}
+
+/// The variables an `environment_file` of the backups may not set; a name
+/// ending in `*` stands for every variable that begins so. The one list of
+/// the units' checks and of unitgen's commands.
+pub const REFUSED_VARIABLES: [(&str, Refused); 14] = [
+    ("RESTIC_REPOSITORY", Refused::Template),
+    ("RESTIC_PASSWORD_FILE", Refused::Template),
+    ("RESTIC_CACHE_DIR", Refused::Template),
+    ("CACHE_DIRECTORY", Refused::Systemd),
+    ("RUNTIME_DIRECTORY", Refused::Systemd),
+    ("UNITGEN_STATE", Refused::Template),
+    ("SERVICE_RESULT", Refused::Systemd),
+    ("EXIT_CODE", Refused::Systemd),
+    ("DOCKER_*", Refused::Engine),
+    ("HOME", Refused::Engine),
+    ("PATH", Refused::Programs),
+    ("LD_*", Refused::Programs),
+    ("SHELLOPTS", Refused::Shell),
+    ("BASHOPTS", Refused::Shell),
 ];
 
-/// Of [`UNIT_VARIABLES`], those systemd sets (the unit's folders, and how
-/// its run ended), not the template.
-pub const SYSTEMD_VARIABLES: [&str; 4] = [
-    "CACHE_DIRECTORY",
-    "RUNTIME_DIRECTORY",
-    "SERVICE_RESULT",
-    "EXIT_CODE",
-];
+impl Refused {
+    /// Why `name` may not be set, if it may not.
+    pub fn of(name: &str) -> Option<Refused> {
+        REFUSED_VARIABLES.iter().find_map(|(pattern, why)| {
+            let matches = match pattern.strip_suffix('*') {
+                Some(start) => name.starts_with(start),
+                None => name == *pattern,
+            };
+            matches.then_some(*why)
+        })
+    }
+
+    /// The refusal of `file` setting `name`: the variable, never its value
+    /// (the file holds credentials).
+    pub fn message(self, file: &str, name: &str) -> String {
+        let which = match self {
+            Refused::Template => "which the backup units set from the template",
+            Refused::Systemd => "which systemd sets for the backup units' steps",
+            Refused::Engine => {
+                "which would have the backup units' docker reach another engine than the \
+                 instance's units (they get the engine from systemd's manager)"
+            }
+            Refused::Programs => {
+                "which changes the programs the backup units run (they get systemd's PATH)"
+            }
+            Refused::Shell => "which changes how the backup units' shell runs their steps",
+        };
+        format!("{file} sets {name}, {which}: remove it from the file")
+    }
+}
 
 /// The backup unit's `RuntimeDirectory=` (under /run, or the user's
 /// runtime folder): where it keeps, while it runs, the marks of what it

@@ -176,16 +176,17 @@ fn what_is_saved(backup: &Backup) -> String {
         .join(", ")
 }
 
-/// Fails the run when `environment_file` set a variable the unit sets
-/// itself: systemd lets the file's win over `Environment=`, so a
-/// `RESTIC_REPOSITORY` there (as restic's guides write such files) sent the
-/// backups to another repository than the one `unitgen backups`, `restore`,
-/// `status` and the docs read. Nor may it set what systemd sets for the
-/// scripts, which it would win over as well: the cache and runtime folders
-/// (a `CACHE_DIRECTORY` there made the backup empty another folder's
-/// `staging`) and, unset before `ExecStopPost=`, how the run ended.
-/// `state`: the backup unit's `UNITGEN_STATE` (None: the check unit, which
-/// has neither that nor a runtime folder).
+/// Fails the run when `environment_file` set a variable it may not (see
+/// [`backup::Refused`]): systemd lets the file's win over `Environment=`,
+/// so a `RESTIC_REPOSITORY` there (as restic's guides write such files)
+/// sent the backups to another repository than the one `unitgen backups`,
+/// `restore`, `status` and the docs read. What the unit or systemd sets is
+/// checked by its value: the cache and runtime folders (a `CACHE_DIRECTORY`
+/// there made the backup empty another folder's `staging`) and, unset
+/// before `ExecStopPost=`, how the run ended. What the manager gives the
+/// unit (`PATH`, `DOCKER_HOST`, …) is refused when the file's lines set it
+/// ([`file_refusal_lines`]). `state`: the backup unit's `UNITGEN_STATE`
+/// (None: the check unit, which has neither that nor a runtime folder).
 fn own_variables_lines(backup: &Backup, prefix: &str, state: Option<&str>) -> Vec<String> {
     let Some(file) = &backup.environment_file else {
         return Vec::new();
@@ -226,27 +227,66 @@ fn own_variables_lines(backup: &Backup, prefix: &str, state: Option<&str>) -> Ve
         ));
     }
     checks.sort_by_key(|(variable, _)| {
-        backup::UNIT_VARIABLES
+        backup::REFUSED_VARIABLES
             .iter()
-            .position(|v| v == variable)
-            .expect("a variable of UNIT_VARIABLES")
+            .position(|(v, _)| v == variable)
+            .expect("a variable of REFUSED_VARIABLES")
     });
-    checks
-        .into_iter()
-        .map(|(variable, check)| {
-            format!(
-                "{check} || {{ echo {} >&2; exit 1; }};",
-                sh_quote(&format!(
-                    "{file} sets {variable}, which {}: remove it from the file",
-                    if backup::SYSTEMD_VARIABLES.contains(&variable) {
-                        "systemd sets for this unit's steps"
-                    } else {
-                        "this unit sets from the template"
-                    }
-                ))
-            )
-        })
-        .collect()
+    let mut lines = file_refusal_lines(file);
+    lines.push("[ -z \"$refused\" ] || { echo \"$refused\" >&2; exit 1; };".into());
+    lines.extend(checks.into_iter().map(|(variable, check)| {
+        let why = backup::Refused::of(variable).expect("a refused variable");
+        format!(
+            "{check} || {{ echo {} >&2; exit 1; }};",
+            sh_quote(&why.message(file, variable))
+        )
+    }));
+    lines
+}
+
+/// Sets `refused` to the refusal of the first line of `file` that assigns
+/// a variable the manager gives the unit and the file may not change
+/// ([`backup::Refused`] but for what the unit or systemd sets, which is
+/// checked by its value), else to nothing. The unit cannot tell the
+/// manager's `PATH` or `DOCKER_HOST` from the file's by its environment, so
+/// it reads the file's lines, as systemd splits them into names: blanks
+/// around the name, `#` and `;` lines no assignment. Shell builtins only:
+/// the file's `PATH` and `LD_PRELOAD` choose no program here.
+fn file_refusal_lines(file: &str) -> Vec<String> {
+    let mut arms: Vec<(backup::Refused, Vec<&str>)> = Vec::new();
+    for (pattern, why) in backup::REFUSED_VARIABLES {
+        if matches!(why, backup::Refused::Template | backup::Refused::Systemd) {
+            continue;
+        }
+        match arms.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, patterns)) => patterns.push(pattern),
+            None => arms.push((why, vec![pattern])),
+        }
+    }
+    let mut lines = vec![
+        "refused=;".to_string(),
+        "while IFS= read -r line || [ -n \"$line\" ]; do".into(),
+        "  name=${line%%=*};".into(),
+        "  [ \"$name\" != \"$line\" ] || continue;".into(),
+        "  name=${name#\"${name%%[![:blank:]]*}\"};".into(),
+        "  name=${name%\"${name##*[![:blank:]]}\"};".into(),
+        "  case $name in ''|[0-9]*|*[!A-Za-z0-9_]*) continue;; esac;".into(),
+        "  case $name in".into(),
+    ];
+    for (why, patterns) in arms {
+        // The name is the one shell word of the message that is not quoted.
+        let message = why.message(file, "\0");
+        let (before, after) = message.split_once('\0').expect("the name in the message");
+        lines.push(format!(
+            "    {}) refused={}\"$name\"{}; break;;",
+            patterns.join("|"),
+            sh_quote(before),
+            sh_quote(after)
+        ));
+    }
+    lines.push("  esac;".into());
+    lines.push(format!("done < {};", sh_quote(file)));
+    lines
 }
 
 /// The checks that `CACHE_DIRECTORY` (and with `runtime`,
@@ -610,25 +650,32 @@ fn marker(part: &ServiceBackup) -> String {
 /// backup even after systemd forgot it (a reboot).
 fn resume_script(instance: &Instance, backup: &Backup, prefix: &str, state: &str) -> Vec<String> {
     let mut script = Vec::new();
-    // First, so that no copy goes on reading a volume that is written
-    // again (a stopped service started) or removed.
+    // The copies go first, so that none goes on reading a volume that is
+    // written again (a stopped service started) or removed.
     let volumes: Vec<String> = (backup.services.iter())
         .flat_map(|part| &part.volumes)
         .map(|volume| volume.docker_name.clone())
         .collect();
+    // An `environment_file` that set the unit's folders, or the engine its
+    // docker reaches, had the run refused before it paused, stopped or
+    // staged anything: nothing of theirs is touched (the staging folder
+    // under the file's `CACHE_DIRECTORY` is another's folder, the
+    // containers of the file's `DOCKER_HOST` another engine's).
+    let guarded = match &backup.environment_file {
+        Some(file) => {
+            script.extend(file_refusal_lines(file));
+            let own_folders = own_folder_checks(prefix, true)
+                .into_iter()
+                .map(|(_, check)| check);
+            let checks: Vec<String> = std::iter::once("[ -z \"$refused\" ]".to_string())
+                .chain(own_folders)
+                .collect();
+            script.push(format!("if {}; then", checks.join(" && ")));
+            true
+        }
+        None => false,
+    };
     script.extend(copiers_removed(&volumes));
-    // An `environment_file` that set the unit's folders had the run refused
-    // before it paused, stopped or staged anything: nothing of theirs is
-    // touched (the staging folder under the file's `CACHE_DIRECTORY` is
-    // another's folder).
-    let own_folders: Vec<String> = (backup.environment_file.iter())
-        .flat_map(|_| own_folder_checks(prefix, true))
-        .map(|(_, check)| check)
-        .collect();
-    let guarded = !own_folders.is_empty();
-    if guarded {
-        script.push(format!("if {}; then", own_folders.join(" && ")));
-    }
     for part in &backup.services {
         script.extend(resume_lines(
             &instance.container(&part.service),
@@ -852,24 +899,60 @@ mod tests {
         );
     }
 
-    /// Each variable the units set is checked, and a script run with the
-    /// unit's values goes on while one with the file's fails, saying which.
+    /// The shell variables the file may set change nothing of the units'
+    /// steps: `/bin/sh` (dash, or bash run as `sh`) takes no `IFS` from the
+    /// environment and, not interactive, reads no `ENV` or `BASH_ENV`.
     #[test]
-    fn every_variable_the_unit_sets_is_checked_against_the_file() {
-        let backup = backup_to("/srv/it's", "/etc/pw", Some("/etc/s3 env"));
+    fn the_units_shell_takes_no_ifs_env_or_bash_env_from_the_file() {
+        use std::os::unix::process::CommandExt as _;
+        let dir = std::env::temp_dir().join(format!("unitgen-sh-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sourced = dir.join("sourced");
+        std::fs::write(&sourced, "echo sourced\n").unwrap();
+        for shell in ["/bin/sh", "/bin/bash", "/usr/bin/bash"] {
+            if !std::path::Path::new(shell).exists() {
+                continue;
+            }
+            let out = std::process::Command::new(shell)
+                .arg0("sh")
+                .args(["-c", "for w in $(printf 'a b'); do echo \"$w\"; done"])
+                .env("IFS", "x")
+                .env("ENV", &sourced)
+                .env("BASH_ENV", &sourced)
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n", "{shell}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Each variable the file may not set is checked, and a script run
+    /// with the unit's values and a file of credentials goes on, while one
+    /// where the file set such a variable fails, saying which, never how.
+    #[test]
+    fn every_variable_the_file_may_not_set_is_refused() {
+        let dir = std::env::temp_dir().join(format!("unitgen-env-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s3 it's.env");
+        let file = path.to_str().unwrap();
+        let backup = backup_to("/srv/it's", "/etc/pw", Some(file));
         let lines = own_variables_lines(&backup, "blog-live", Some("/var/lib/unitgen/blog-live"));
-        for variable in backup::UNIT_VARIABLES {
+        for (variable, _) in backup::REFUSED_VARIABLES {
             assert!(
                 lines
                     .iter()
                     .any(|l| l.contains(&format!("{{{variable}+set}}"))
                         || l.contains(&format!("${variable} "))
-                        || l.contains(&format!("${variable}\""))),
+                        || l.contains(&format!("${variable}\""))
+                        || l.contains(&format!(" {variable}|"))
+                        || l.contains(&format!("|{variable})"))),
                 "{variable}"
             );
         }
+        let credentials = "AWS_SECRET_ACCESS_KEY=\"s3cr3t\"\n# PATH=/tmp\n; DOCKER_HOST=x\nPATHS=1\nHOME_X=1\nX=PATH=1\n";
         // As systemd runs an `ExecStartPre=`: its own folders, no result yet.
-        let run = |changed: (&str, &str)| {
+        let run = |changed: (&str, &str), text: &str| {
+            std::fs::write(&path, text).unwrap();
             let mut sh = std::process::Command::new("sh");
             sh.arg("-c")
                 .arg(format!("{} echo went on", lines.join(" ")))
@@ -882,6 +965,7 @@ mod tests {
                 .env("CACHE_DIRECTORY", "/var/cache/unitgen/blog-live-backup")
                 .env("RUNTIME_DIRECTORY", "/run/unitgen/blog-live-backup")
                 .env("UNITGEN_STATE", "/var/lib/unitgen/blog-live")
+                .env("refused", "preset")
                 .env_remove("SERVICE_RESULT")
                 .env_remove("EXIT_CODE");
             if !changed.0.is_empty() {
@@ -889,7 +973,12 @@ mod tests {
             }
             sh.output().unwrap()
         };
-        assert_eq!(run(("", "")).stdout, b"went on\n");
+        let went_on = run(("", ""), credentials);
+        assert_eq!(went_on.stdout, b"went on\n", "{went_on:?}");
+        let refusal = |variable: &str| {
+            let why = backup::Refused::of(variable).unwrap();
+            format!("{}\n", why.message(file, variable))
+        };
         for (variable, value) in [
             ("RESTIC_REPOSITORY", "/srv/elsewhere"),
             ("CACHE_DIRECTORY", "/home"),
@@ -897,18 +986,36 @@ mod tests {
             ("SERVICE_RESULT", "success"),
             ("EXIT_CODE", "exited"),
         ] {
-            let refused = run((variable, value));
+            let refused = run((variable, value), credentials);
             assert!(!refused.status.success(), "{variable}");
-            let setter = if variable == "RESTIC_REPOSITORY" {
-                "this unit sets from the template"
-            } else {
-                "systemd sets for this unit's steps"
-            };
             assert_eq!(
                 String::from_utf8(refused.stderr).unwrap(),
-                format!("/etc/s3 env sets {variable}, which {setter}: remove it from the file\n")
+                refusal(variable)
             );
         }
+        // What the manager gives the unit is refused by the file's lines.
+        for (variable, line) in [
+            ("PATH", "  PATH = /srv/bin"),
+            ("DOCKER_HOST", "DOCKER_HOST=tcp://elsewhere:2375"),
+            ("DOCKER_CONTEXT", "DOCKER_CONTEXT='other'"),
+            (
+                "DOCKER_DEFAULT_PLATFORM",
+                "DOCKER_DEFAULT_PLATFORM=linux/arm64",
+            ),
+            ("HOME", "\tHOME=/srv"),
+            ("LD_PRELOAD", "LD_PRELOAD=/srv/hook.so"),
+            ("SHELLOPTS", "SHELLOPTS=noexec"),
+        ] {
+            let refused = run(("", ""), &format!("{credentials}{line}"));
+            assert!(!refused.status.success(), "{variable}");
+            assert_eq!(
+                String::from_utf8(refused.stderr).unwrap(),
+                refusal(variable),
+                "{variable}"
+            );
+            assert!(!refusal(variable).contains("/srv"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             own_variables_lines(
                 &Backup {
