@@ -302,8 +302,15 @@ fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
             // No index page: the health probe's wget gets 404.
             "mkdir -p /www && "
         };
+        // Each run counts itself in its volume. It exits once its start
+        // job is done (its container seen running), and systemd starts it
+        // again at once: by the time api's probes have failed, it is in a
+        // later run, and the report must still tell of the first.
         let worker = if worker_exits {
-            format!("echo worker {run}; exit 4")
+            format!(
+                "n=$(cat /runs/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /runs/n; \
+                 echo worker {run} run $n; sleep 2; exit 4"
+            )
         } else {
             format!("echo worker {run}; exec sleep 1000000")
         };
@@ -319,6 +326,8 @@ fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
              \x20   image: unitgen-test/busybox:1\n\
              \x20   command: [sh, -c, '{worker}']\n\
              \x20   init: true\n\
+             \x20   volumes: [\"runs:/runs\"]\n\
+             \x20   systemd: {{Service: {{RestartSec: 100ms}}}}\n\
              instances:\n\
              \x20 live: {{}}\n",
             long = if run == "one" {
@@ -354,9 +363,11 @@ fn a_failed_apply_explains_every_failed_unit_from_this_start_only() {
         err.contains("ugwhy-live-worker.service: the container exited with status 4"),
         "{err}"
     );
-    // The containers' own lines of this start, whole.
+    // The containers' own lines of this start, whole: the worker's first
+    // run's, not those of the runs systemd started after it.
     assert!(err.contains(&format!("| {long_line}\n")), "{err}");
-    assert!(err.contains("| worker two"), "{err}");
+    assert!(err.contains("| worker two run 1\n"), "{err}");
+    assert!(!err.contains("worker two run 2"), "{err}");
     assert!(!err.contains("run one"), "no line of an earlier run: {err}");
     assert!(
         !err.contains("No such container"),

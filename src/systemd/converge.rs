@@ -504,6 +504,17 @@ pub(super) struct Jobs<'a> {
     pub reloads: &'a [String],
 }
 
+impl Ended {
+    /// When its job ended, in microseconds since the epoch (as systemd and
+    /// the journal give times).
+    fn at_micros(&self) -> u64 {
+        std::time::SystemTime::now()
+            .checked_sub(self.at.elapsed())
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |at| at.as_micros() as u64)
+    }
+}
+
 /// `ended`: filled with when the job of each unit whose job succeeded ended.
 pub(super) fn start_and_restart(
     systemd: &Systemd,
@@ -593,7 +604,7 @@ fn failures(systemd: &Systemd, outcomes: &[JobOutcome], what: &str) -> Result<()
             unit: outcome.unit.clone(),
             job: Some(outcome.result.clone()),
             state: systemd.unit_state(&outcome.unit).map_err(bus)?,
-            restarted: false,
+            restarted: None,
         });
     }
     let list: Vec<&str> = failed.iter().map(|o| o.unit.as_str()).collect();
@@ -679,14 +690,9 @@ fn settle(
         .unzip();
     let mut failed: Vec<Evidence> = Vec::new();
     let look = |states: Vec<String>, failed: &mut Vec<Evidence>| -> Result<(), Failure> {
-        for (unit, state) in units.iter().zip(states) {
+        for ((unit, ended), state) in touched.iter().zip(states) {
             if state != "active" && !failed.iter().any(|f| &f.unit == unit) {
-                failed.push(Evidence {
-                    unit: unit.clone(),
-                    job: None,
-                    state: systemd.unit_state(unit).map_err(bus)?,
-                    restarted: false,
-                });
+                failed.push(evidence_now(systemd, unit, ended)?);
             }
         }
         Ok(())
@@ -809,13 +815,8 @@ fn settle(
         }
         waiting = still;
     }
-    for (unit, _, _) in waiting.into_iter().filter(|(_, _, certain)| *certain) {
-        failed.push(Evidence {
-            unit: unit.clone(),
-            job: None,
-            state: systemd.unit_state(unit).map_err(bus)?,
-            restarted: false,
-        });
+    for (unit, ended, _) in waiting.into_iter().filter(|(_, _, certain)| *certain) {
+        failed.push(evidence_now(systemd, unit, ended)?);
     }
     if failed.is_empty() {
         return Ok(());
@@ -881,19 +882,31 @@ fn went_down_evidence(
     Ok(Some(Evidence {
         unit: unit.to_string(),
         job: None,
-        restarted: state.is_active(),
+        restarted: (state.is_active() || state.n_restarts > ended.restarts)
+            .then(|| ended.at_micros()),
         state,
     }))
+}
+
+/// What a unit found down is now, read at once, with whether systemd has
+/// restarted it (`Restart=`) since its job ended: a unit whose job ended
+/// before the batch's others (health probes that took longer than its
+/// `RestartSec=`) may be in a later run by the first look, and its state
+/// then tells of that run, not of the one this command started.
+fn evidence_now(systemd: &Systemd, unit: &str, ended: &Ended) -> Result<Evidence, Failure> {
+    let state = systemd.unit_state(unit).map_err(bus)?;
+    Ok(Evidence {
+        unit: unit.to_string(),
+        job: None,
+        restarted: (state.n_restarts > ended.restarts).then(|| ended.at_micros()),
+        state,
+    })
 }
 
 /// Whether a unit active since `active_since` (µs since the epoch, as
 /// systemd gives it; 0: never) has been since before `ended`'s job ended.
 fn up_since_before(active_since: u64, ended: &Ended) -> bool {
-    let job_ended = std::time::SystemTime::now()
-        .checked_sub(ended.at.elapsed())
-        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |at| at.as_micros() as u64);
-    active_since != 0 && active_since <= job_ended
+    active_since != 0 && active_since <= ended.at_micros()
 }
 
 /// Puts back the unit files found before `plan` was applied and brings the

@@ -27,8 +27,10 @@ pub struct Evidence {
     /// The start or restart job's result, if that job failed.
     pub job: Option<JobResult>,
     pub state: UnitState,
-    /// Found running again after systemd restarted it within the settle time.
-    pub restarted: bool,
+    /// Restarted by systemd (`Restart=`) since its job ended, at this time
+    /// (µs since the epoch): `state` is a later run's than the one the
+    /// command started, which the journal tells of (see [`explain`]).
+    pub restarted: Option<u64>,
 }
 
 /// A failed unit, explained.
@@ -118,13 +120,113 @@ fn sync_journal(host: &Host, systemd: &Systemd) {
 
 /// Explains a failed unit from the evidence and its journal.
 fn explain(host: &Host, evidence: &Evidence) -> Explanation {
-    let entries = if evidence.state.invocation_id.is_empty() || evidence.restarted {
-        // A run systemd has already replaced: its invocation is not known.
+    if let Some(job_ended) = evidence.restarted {
+        // The run the command started has ended, and systemd has begun
+        // another: that run is told from the journal, by how it ended.
+        let Some(earlier) = ended_run(host, evidence, job_ended) else {
+            // Not told there: a later run under way says only that; one
+            // that has ended too is told as the last run.
+            if under_way(&evidence.state) {
+                return explain_from(evidence, &[]);
+            }
+            let last = Evidence {
+                restarted: None,
+                ..evidence.clone()
+            };
+            return explain_from(&last, &journal(host, &last));
+        };
+        let mut explained = explain_from(&earlier, &journal(host, &earlier));
+        explained.reason = format!(
+            "{}; systemd has started it again since ({} restarts so far)",
+            explained.reason, evidence.state.n_restarts
+        );
+        return explained;
+    }
+    let entries = if evidence.state.invocation_id.is_empty() {
         Vec::new()
     } else {
         journal(host, evidence)
     };
     explain_from(evidence, &entries)
+}
+
+/// Whether a run of the unit is under way: started, not yet ended.
+fn under_way(state: &UnitState) -> bool {
+    state.is_active()
+        || state.active_state == "activating" && !state.sub_state.starts_with("auto-restart")
+}
+
+/// The evidence of the first run of `evidence`'s unit that ended after
+/// `job_ended` (µs since the epoch), as the journal has it: systemd's
+/// "Main process exited" entry (`EXIT_CODE=`, `EXIT_STATUS=`, the run's
+/// `INVOCATION_ID=`), and that run's `docker run` (the process of the run
+/// whose command line is it). None when the journal does not tell (a run
+/// that ended cleanly is not logged so; a user manager's journal may not
+/// be the caller's to read).
+fn ended_run(host: &Host, evidence: &Evidence, job_ended: u64) -> Option<Evidence> {
+    if host.user {
+        return None;
+    }
+    let exits = journal_json(
+        host,
+        &["INVOCATION_ID", "EXIT_CODE", "EXIT_STATUS"],
+        &[format!("UNIT={}", evidence.unit)],
+    );
+    let (invocation, code, status) = exits.iter().find_map(|entry| {
+        let field = |name: &str| entry.get(name).and_then(|v| v.as_str());
+        let at: u64 = field("__REALTIME_TIMESTAMP")?.parse().ok()?;
+        let code = match field("EXIT_CODE")? {
+            "exited" => 1,
+            "killed" => 2,
+            "dumped" => 3,
+            _ => return None,
+        };
+        let status: i32 = field("EXIT_STATUS")?.parse().ok()?;
+        let invocation = field("INVOCATION_ID")?.to_string();
+        (at >= job_ended).then_some((invocation, code, status))
+    })?;
+    let lines = journal_json(
+        host,
+        &["_PID", "_CMDLINE"],
+        &[format!("_SYSTEMD_INVOCATION_ID={invocation}")],
+    );
+    let main_pid = lines.iter().find_map(|entry| {
+        let cmdline = entry.get("_CMDLINE")?.as_str()?;
+        let mut words = cmdline.split(' ');
+        let runs_docker = words.next()?.rsplit('/').next() == Some("docker");
+        let pid = entry.get("_PID")?.as_str()?.parse().ok()?;
+        (runs_docker && words.next() == Some("run")).then_some(pid)
+    })?;
+    let mut state = evidence.state.clone();
+    state.invocation_id = invocation;
+    state.exec_main_pid = main_pid;
+    state.exec_main_code = code;
+    state.exec_main_status = status;
+    state.result = if code == 1 { "exit-code" } else { "signal" }.into();
+    state.failed_command = None;
+    Some(Evidence {
+        state,
+        restarted: None,
+        ..evidence.clone()
+    })
+}
+
+/// The journal's entries (as JSON) that match `matches`, with `fields`.
+fn journal_json(host: &Host, fields: &[&str], matches: &[String]) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new("journalctl");
+    cmd.args(["--no-pager", "--output=json"])
+        .arg(format!("--output-fields={}", fields.join(",")));
+    if let Some(root) = &host.root {
+        cmd.arg(format!("--root={}", root.display()));
+    }
+    cmd.args(matches);
+    let Ok(out) = cmd.output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// One journal line of a unit's run: the process that wrote it, and what.
@@ -197,7 +299,7 @@ pub fn explain_from(evidence: &Evidence, entries: &[Entry]) -> Explanation {
 /// The reason systemd's own state gives, and the failed command it names.
 fn from_state(evidence: &Evidence) -> (String, Option<&FailedCommand>) {
     let state = &evidence.state;
-    if evidence.restarted {
+    if evidence.restarted.is_some() {
         let reason = format!(
             "it exited and was restarted by systemd ({} restarts so far)",
             state.n_restarts
@@ -346,7 +448,7 @@ mod tests {
                 drop_in_paths: Vec::new(),
                 fragment_path: String::new(),
             },
-            restarted: false,
+            restarted: None,
         }
     }
 
