@@ -394,6 +394,7 @@ fn run(
     let mut ended = HashMap::new();
     let watch = (!options.settle.is_zero()).then_some(&mut ended);
     *reached = Reached::Jobs;
+    let sent_at = crate::state::now_micros();
     let jobs = start_and_restart(
         systemd,
         &Jobs {
@@ -421,6 +422,7 @@ fn run(
             let ended = Ended {
                 at: ended.remove(unit)?,
                 restarts: restarts_before.get(unit).copied().unwrap_or(0),
+                sent_at,
             };
             Some((unit.clone(), ended))
         })
@@ -493,6 +495,9 @@ pub(super) struct Ended {
     /// systemd's count of its own restarts of the unit (`Restart=`) before
     /// the job: one that rose since is a unit that went down.
     restarts: u32,
+    /// When the job was sent (µs since the epoch): the run it started is
+    /// the first the journal says started after it.
+    sent_at: u64,
 }
 
 /// The units of one batch of jobs, by what is done to each.
@@ -883,7 +888,7 @@ fn went_down_evidence(
         unit: unit.to_string(),
         job: None,
         restarted: (state.is_active() || state.n_restarts > ended.restarts)
-            .then(|| ended.at_micros()),
+            .then_some(ended.sent_at),
         state,
     }))
 }
@@ -898,7 +903,7 @@ fn evidence_now(systemd: &Systemd, unit: &str, ended: &Ended) -> Result<Evidence
     Ok(Evidence {
         unit: unit.to_string(),
         job: None,
-        restarted: (state.n_restarts > ended.restarts).then(|| ended.at_micros()),
+        restarted: (state.n_restarts > ended.restarts).then_some(ended.sent_at),
         state,
     })
 }
@@ -1025,6 +1030,7 @@ pub fn control(
         Vec::new()
     };
     let mut ended = HashMap::new();
+    let sent_at = crate::state::now_micros();
     let outcomes = watched(&systemd, jobs, progress, watch.then_some(&mut ended))?;
     let mut what: Vec<&str> = (jobs.iter())
         .filter(|(_, units)| !units.is_empty())
@@ -1044,7 +1050,14 @@ pub fn control(
     let touched: Vec<(String, Ended)> = (units.iter().zip(restarts_before))
         .filter_map(|(unit, restarts)| {
             let at = ended.remove(unit)?;
-            Some((unit.clone(), Ended { at, restarts }))
+            Some((
+                unit.clone(),
+                Ended {
+                    at,
+                    restarts,
+                    sent_at,
+                },
+            ))
         })
         .collect();
     settle(&systemd, &host.unit_dir, &touched, settle_for, progress).map_err(explained)?;
@@ -1132,6 +1145,7 @@ mod tests {
     #[test]
     fn only_a_unit_up_again_after_its_job_ended_was_restarted_since() {
         let ended = Ended {
+            sent_at: 0,
             at: Instant::now() - Duration::from_secs(2),
             restarts: 0,
         };

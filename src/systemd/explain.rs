@@ -27,9 +27,9 @@ pub struct Evidence {
     /// The start or restart job's result, if that job failed.
     pub job: Option<JobResult>,
     pub state: UnitState,
-    /// Restarted by systemd (`Restart=`) since its job ended, at this time
-    /// (µs since the epoch): `state` is a later run's than the one the
-    /// command started, which the journal tells of (see [`explain`]).
+    /// Restarted by systemd (`Restart=`) since its job ended: when that job
+    /// was sent (µs since the epoch). `state` is a later run's than the one
+    /// the job started, which the journal tells of (see [`ended_run`]).
     pub restarted: Option<u64>,
 }
 
@@ -120,10 +120,10 @@ fn sync_journal(host: &Host, systemd: &Systemd) {
 
 /// Explains a failed unit from the evidence and its journal.
 fn explain(host: &Host, evidence: &Evidence) -> Explanation {
-    if let Some(job_ended) = evidence.restarted {
+    if let Some(job_sent) = evidence.restarted {
         // The run the command started has ended, and systemd has begun
         // another: that run is told from the journal, by how it ended.
-        let Some(earlier) = ended_run(host, evidence, job_ended) else {
+        let Some(earlier) = ended_run(host, evidence, job_sent) else {
             // Not told there: a later run under way says only that; one
             // that has ended too is told as the last run.
             if under_way(&evidence.state) {
@@ -156,34 +156,49 @@ fn under_way(state: &UnitState) -> bool {
         || state.active_state == "activating" && !state.sub_state.starts_with("auto-restart")
 }
 
-/// The evidence of the first run of `evidence`'s unit that ended after
-/// `job_ended` (µs since the epoch), as the journal has it: systemd's
-/// "Main process exited" entry (`EXIT_CODE=`, `EXIT_STATUS=`, the run's
-/// `INVOCATION_ID=`), and that run's `docker run` (the process of the run
-/// whose command line is it). None when the journal does not tell (a run
-/// that ended cleanly is not logged so; a user manager's journal may not
-/// be the caller's to read).
-fn ended_run(host: &Host, evidence: &Evidence, job_ended: u64) -> Option<Evidence> {
+/// The evidence of the run of `evidence`'s unit that the command's job
+/// (sent at `job_sent`, µs since the epoch) started, as the journal tells
+/// of it: the first start job systemd says it completed after that
+/// (`JOB_TYPE=start`, `JOB_RESULT=done`: a restart job's stop half says
+/// `restart`) names the run (`INVOCATION_ID=`), whose "Main process
+/// exited" entry (`EXIT_CODE=`, `EXIT_STATUS=`) tells how it ended; its
+/// `docker run` is the process of the run whose command line is it. None
+/// when the journal does not tell (a run that ended cleanly is not logged
+/// so; a user manager's journal may not be the caller's to read).
+fn ended_run(host: &Host, evidence: &Evidence, job_sent: u64) -> Option<Evidence> {
     if host.user {
         return None;
     }
-    let exits = journal_json(
+    let entries = journal_json(
         host,
-        &["INVOCATION_ID", "EXIT_CODE", "EXIT_STATUS"],
+        &[
+            "INVOCATION_ID",
+            "JOB_TYPE",
+            "JOB_RESULT",
+            "EXIT_CODE",
+            "EXIT_STATUS",
+        ],
         &[format!("UNIT={}", evidence.unit)],
     );
-    let (invocation, code, status) = exits.iter().find_map(|entry| {
-        let field = |name: &str| entry.get(name).and_then(|v| v.as_str());
-        let at: u64 = field("__REALTIME_TIMESTAMP")?.parse().ok()?;
-        let code = match field("EXIT_CODE")? {
+    let field = |entry: &serde_json::Value, name: &str| -> Option<String> {
+        entry.get(name)?.as_str().map(str::to_string)
+    };
+    let invocation = entries.iter().find_map(|entry| {
+        let at: u64 = field(entry, "__REALTIME_TIMESTAMP")?.parse().ok()?;
+        let started = field(entry, "JOB_TYPE")? == "start" && field(entry, "JOB_RESULT")? == "done";
+        (started && at >= job_sent).then(|| field(entry, "INVOCATION_ID"))?
+    })?;
+    let (code, status) = entries.iter().find_map(|entry| {
+        if field(entry, "INVOCATION_ID")? != invocation {
+            return None;
+        }
+        let code = match field(entry, "EXIT_CODE")?.as_str() {
             "exited" => 1,
             "killed" => 2,
             "dumped" => 3,
             _ => return None,
         };
-        let status: i32 = field("EXIT_STATUS")?.parse().ok()?;
-        let invocation = field("INVOCATION_ID")?.to_string();
-        (at >= job_ended).then_some((invocation, code, status))
+        Some((code, field(entry, "EXIT_STATUS")?.parse::<i32>().ok()?))
     })?;
     let lines = journal_json(
         host,
