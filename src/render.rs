@@ -811,7 +811,13 @@ fn network_script(instance: &Instance) -> Vec<String> {
     script.extend([
         "if [ -z \"$ids\" ]; then".into(),
         format!(
-            "  {DOCKER} network create --label unitgen.app={app} --label unitgen.instance={name} {network} >/dev/null || exit 1;"
+            "  {DOCKER} network create --label unitgen.app={app} --label unitgen.instance={name} {network} >/dev/null ||"
+        ),
+        // Made meanwhile: by a create whose client (an earlier start of
+        // this unit's, stopped by a restart job) was killed after asking.
+        format!(
+            "  {{ {}; [ -n \"$ids\" ] || exit 1; }};",
+            fleet::list_networks(instance)
         ),
         "fi;".into(),
     ]);

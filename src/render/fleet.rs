@@ -43,15 +43,12 @@ pub fn ensure_network_script(instance: &Instance) -> Vec<String> {
 /// statement ends without `;`.
 pub fn one_network_lines(instance: &Instance) -> (Vec<String>, Vec<String>) {
     let network = instance.network();
-    let quoted = sh_quote(&network);
     let lock_and_list = vec![
         format!("exec 9>>{};", lock_file(&network)),
         format!(
             "flock --wait 60 9 || {{ echo 'no lock on network {network} after 60s' >&2; exit 1; }};"
         ),
-        format!(
-            "ids=$({DOCKER} network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}');"
-        ),
+        format!("{};", list_networks(instance)),
     ];
     let keep_one = vec![
         format!(
@@ -66,6 +63,15 @@ pub fn one_network_lines(instance: &Instance) -> (Vec<String>, Vec<String>) {
         ),
     ];
     (lock_and_list, keep_one)
+}
+
+/// The statement that puts the IDs of the networks of the instance's name
+/// in `$ids` (without `;`).
+pub fn list_networks(instance: &Instance) -> String {
+    let quoted = sh_quote(&instance.network());
+    format!(
+        "ids=$({DOCKER} network ls --no-trunc --format '{{{{.ID}}}} {{{{.Name}}}}' | awk -v n={quoted} '$2 == n {{ print $1 }}')"
+    )
 }
 
 /// Removes the instance network from this machine once no container of
