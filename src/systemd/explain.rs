@@ -226,13 +226,17 @@ fn ended_run(host: &Host, evidence: &Evidence, job_sent: u64) -> Option<Evidence
     })
 }
 
-/// The journal's entries (as JSON) that match `matches`, with `fields`.
+/// The host's journal entries (as JSON) that match `matches`, with
+/// `fields` (and the entries' times, which journalctl always gives).
 fn journal_json(host: &Host, fields: &[&str], matches: &[String]) -> Vec<serde_json::Value> {
     let mut cmd = Command::new("journalctl");
     cmd.args(["--no-pager", "--output=json"])
         .arg(format!("--output-fields={}", fields.join(",")));
     if let Some(root) = &host.root {
         cmd.arg(format!("--root={}", root.display()));
+    }
+    if host.user {
+        cmd.arg("--user");
     }
     cmd.args(matches);
     let Ok(out) = cmd.output() else {
@@ -394,44 +398,27 @@ fn exit_status(status: i32) -> String {
 /// reads the line: one it read after the process had exited, and systemd
 /// had begun the unit's next run, carries the next run's.
 fn journal(host: &Host, evidence: &Evidence) -> Vec<Entry> {
-    let mut cmd = Command::new("journalctl");
-    cmd.args([
-        "--no-pager",
-        "--output=json",
-        "--output-fields=MESSAGE,_PID",
-    ]);
-    if let Some(root) = &host.root {
-        cmd.arg(format!("--root={}", root.display()));
-    }
-    if host.user {
-        cmd.arg("--user");
-    }
-    cmd.arg(format!(
+    let mut matches = vec![format!(
         "_SYSTEMD_INVOCATION_ID={}",
         evidence.state.invocation_id
-    ));
+    )];
     if evidence.state.exec_main_pid != 0 {
-        cmd.args([
+        matches.extend([
             "+".to_string(),
             format!("_SYSTEMD_UNIT={}", evidence.unit),
             format!("_PID={}", evidence.state.exec_main_pid),
         ]);
     }
-    let Ok(out) = cmd.output() else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    (journal_json(host, &["MESSAGE", "_PID"], &matches).iter())
         .filter_map(parse_entry)
         .collect()
 }
 
-/// One line of `journalctl --output=json`. A message that is not UTF-8 is
-/// an array of bytes there.
-fn parse_entry(line: &str) -> Option<Entry> {
-    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+/// One entry of `journalctl --output=json`. A message that is not UTF-8
+/// is an array of bytes there.
+fn parse_entry(entry: &serde_json::Value) -> Option<Entry> {
     let pid = entry.get("_PID")?.as_str()?.parse().ok()?;
-    let message = journal::message(&entry)?;
+    let message = journal::message(entry)?;
     Some(Entry { pid, message })
 }
 
@@ -626,6 +613,7 @@ mod tests {
 
     #[test]
     fn journal_lines_read_text_and_bytes() {
+        let parse_entry = |line: &str| parse_entry(&serde_json::from_str(line).unwrap());
         assert_eq!(
             parse_entry(r#"{"MESSAGE":"hello","_PID":"42"}"#),
             Some(entry(42, "hello"))
